@@ -1,0 +1,104 @@
+# tally: hand-written Makefile. `make V=1` shows full commands;
+# `make check SANITIZE=1` builds and tests under ASan+UBSan in build-san/;
+# `make WERROR=1` (CI) turns warnings into errors.
+
+PKGS      := sqlite3 yaml-0.1 librrd jansson
+TEST_PKGS := check
+
+ifeq ($(SANITIZE),1)
+B         ?= build-san
+SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT       ?= -O1
+else
+B         ?= build
+SANFLAGS  :=
+OPT       ?= -O2
+endif
+
+CC       ?= cc
+CFLAGS   ?= $(OPT) -g
+# messages are cut to their buffers on purpose, so -Wformat-truncation is off
+WFLAGS   := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wformat=2 -Wstrict-prototypes -Wno-format-truncation
+ifeq ($(WERROR),1)
+WFLAGS   += -Werror
+endif
+CPPFLAGS += -D_GNU_SOURCE -I. -Icommon -Icollectors -Iaggregator -Ibilling -Iexporters
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_LIBS   := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+ALL_CFLAGS = -std=c11 $(WFLAGS) $(SANFLAGS) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP
+LDLIBS_ALL = $(PKG_LIBS) -lm -lpthread
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRC := $(wildcard common/*.c collectors/*.c aggregator/*.c billing/*.c exporters/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+PROGS   := tallyd tally
+PROG_BIN := $(PROGS:%=$(B)/%)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+
+.PHONY: all deps check check-unit check-integration demo bench clean
+all: $(PROG_BIN)
+	@for p in $(PROGS); do ln -sf $(B)/$$p $$p 2>/dev/null || true; done
+
+# Installs the Debian packages the build, tests and demo need; quick no-op
+# when they are all there.
+deps:
+	$(Q)scripts/deps.sh
+
+$(B)/libtally.a: $(LIB_OBJ)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/%: $(B)/cmd/%.o $(B)/libtally.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(SANFLAGS) -o $@ $< $(B)/libtally.a $(LDLIBS_ALL)
+
+$(B)/tests/%.o: tests/unit/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
+
+$(B)/tests/%: $(B)/tests/%.o $(B)/libtally.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(SANFLAGS) -o $@ $< $(B)/libtally.a $(TEST_LIBS) $(LDLIBS_ALL)
+
+$(B)/bench/%: bench/%.c $(B)/libtally.a
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(B)/libtally.a $(LDLIBS_ALL)
+
+# Every unit suite, then every integration script; one summary line at the end.
+check: deps
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN)
+	$(Q)B=$(B) SANITIZE=$(SANITIZE) tests/run.sh $(UNIT_BIN)
+
+check-unit: $(UNIT_BIN)
+	$(Q)B=$(B) tests/run.sh --unit-only $(UNIT_BIN)
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/demo.sh
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_BIN)
+	$(Q)B=$(B) bench/run.sh
+
+clean:
+	rm -rf build build-san $(PROGS)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
+.SECONDARY:

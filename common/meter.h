@@ -1,0 +1,60 @@
+/*
+ * meter.h: the meter table of DESIGN.md, the one place meter names, kinds and
+ * units are defined.
+ *
+ * A meter is referred to in memory by its index in the table (uint16_t) and
+ * in the ledger, on the wire and on the command line by its name. Units are
+ * base units (ns, bytes, requests, packets); the human unit is what
+ * `tally usage` prints: quantity / human_div in human_unit. For a gauge the
+ * ledger holds the time integral (unit-seconds), so the human unit of
+ * `memory` is GiB-hours = bytes * seconds / (2^30 * 3600).
+ */
+#ifndef TALLY_METER_H
+#define TALLY_METER_H
+
+#include <stdint.h>
+
+enum sample_kind {
+	SAMPLE_CUMULATIVE = 0, /* raw counter as read: only the aggregator takes deltas */
+	SAMPLE_GAUGE = 1,      /* level, integrated over time */
+	SAMPLE_DELTA = 2,      /* usage over [origin_ns, time_ns] */
+};
+
+enum meter_id {
+	M_CPU = 0,
+	M_VCPUS,
+	M_MEMORY,
+	M_MEMORY_USAGE,
+	M_MEMORY_RESIDENT,
+	M_DISK_READ_BYTES,
+	M_DISK_WRITE_BYTES,
+	M_DISK_READ_REQUESTS,
+	M_DISK_WRITE_REQUESTS,
+	M_DISK_CAPACITY,
+	M_DISK_ALLOCATION,
+	M_NET_IN_BYTES,
+	M_NET_OUT_BYTES,
+	M_NET_IN_PACKETS,
+	M_NET_OUT_PACKETS,
+	M_INSTANCE,
+	M_IF_IN_BYTES,
+	M_IF_OUT_BYTES,
+	METER_COUNT
+};
+
+struct meter_def {
+	const char *name;       /* Ceilometer name, e.g. "disk.device.read.bytes" */
+	enum sample_kind kind;  /* kind collectors send */
+	const char *unit;       /* base unit of a sample value */
+	const char *human_unit; /* unit `tally usage` prints */
+	double human_div;       /* ledger quantity / human_div = human quantity */
+	const char *rrd_group;  /* RRD file the meter lives in (schemas/rrd.md) */
+	const char *rrd_ds;     /* data source name inside it (<= 19 chars) */
+};
+
+extern const struct meter_def meter_table[METER_COUNT];
+
+/* Index of a meter by name, or -1. */
+int meter_lookup(const char *name);
+
+#endif

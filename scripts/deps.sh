@@ -1,0 +1,21 @@
+#!/bin/sh
+# Install the Debian 12 packages tally's build, tests, demo and benchmarks
+# need. Does nothing (and needs no root) when they are all installed.
+set -eu
+PKGS="build-essential pkg-config libsqlite3-dev sqlite3 libyaml-dev librrd-dev rrdtool
+libjansson-dev check"
+missing=""
+for p in $PKGS; do
+	s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[ "$s" = "installed" ] || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing:$missing"
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: need root to install:$missing (run: sudo apt-get install$missing)" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q || { echo "deps: apt-get update failed" >&2; exit 1; }
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing
