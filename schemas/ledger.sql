@@ -61,15 +61,19 @@ CREATE TABLE resource_attrs (
 --   gauges: a REAL time integral in unit-seconds (byte-seconds, vCPU-seconds).
 -- A delta or integral spanning an hour boundary is split in proportion to
 -- time (integers by cumulative floor, so the parts add up to the whole).
--- covered_ns: nanoseconds of the hour spanned by intervals between readings
--- no longer than the aggregator's max_gap (usage across a longer gap is
--- counted but not "covered"). samples: readings whose time is in the hour.
+-- spanned_ns: nanoseconds of the hour spanned by the intervals usage was
+-- attributed over (the resource existed and was watched then).
+-- covered_ns: the part of spanned_ns in intervals no longer than the
+-- aggregator's max_gap (usage across a longer gap is counted, its hour split
+-- interpolated, but not "covered"); completeness = covered_ns / spanned_ns.
+-- samples: readings whose time is in the hour.
 CREATE TABLE usage (
 	resource_id INTEGER NOT NULL REFERENCES resources (id),
 	meter_id    INTEGER NOT NULL REFERENCES meters (id),
 	device      TEXT NOT NULL DEFAULT '',
 	hour_ns     INTEGER NOT NULL,
 	quantity    NUMERIC NOT NULL DEFAULT 0,
+	spanned_ns  INTEGER NOT NULL DEFAULT 0,
 	covered_ns  INTEGER NOT NULL DEFAULT 0,
 	samples     INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (resource_id, meter_id, device, hour_ns)
