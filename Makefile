@@ -37,7 +37,7 @@ Q := @
 endif
 
 LIB_SRC := $(wildcard common/*.c collectors/*.c aggregator/*.c billing/*.c exporters/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(B)/gen/ledger_schema.o
 PROGS   := tallyd tally
 PROG_BIN := $(PROGS:%=$(B)/%)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -57,6 +57,18 @@ deps:
 $(B)/libtally.a: $(LIB_OBJ)
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
+
+# schemas/ledger.sql is the one source of the schema: compiled in as a string.
+$(B)/gen/ledger_schema.c: schemas/ledger.sql
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	$(Q){ echo '/* generated from schemas/ledger.sql: do not edit */'; \
+	  echo 'const char ledger_schema_sql[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
+
+$(B)/gen/%.o: $(B)/gen/%.c
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)

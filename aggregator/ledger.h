@@ -1,0 +1,95 @@
+/*
+ * ledger.h: the SQLite usage ledger (schemas/ledger.sql), as the aggregator
+ * writes it.
+ *
+ * ledger_open() creates a new ledger or opens an existing one and brings it
+ * to the current schema version by forward migrations. It refuses, and never
+ * touches, a file that is not a tally ledger, is corrupt, or was written by a
+ * newer tally. The ledger runs in WAL mode with synchronous=FULL: a
+ * transaction that ledger_commit() returned 0 for survives a crash of the
+ * process or the machine.
+ *
+ * Writes happen only between ledger_begin() and ledger_commit() (or
+ * ledger_rollback()), through prepared statements. One writer per file: the
+ * aggregator. The ledger owns its statements; ledger_close() frees them.
+ */
+#ifndef TALLY_LEDGER_H
+#define TALLY_LEDGER_H
+
+#include <stdint.h>
+
+#include "sample.h"
+
+struct tally_err;
+struct ledger;
+
+#define LEDGER_SCHEMA_VERSION 1
+#define LEDGER_APP_ID 1952541804 /* 'tall' */
+
+/* The schema text of version 1, built from schemas/ledger.sql. */
+extern const char ledger_schema_sql[];
+
+int ledger_open(struct ledger **out, const char *path, struct tally_err *e);
+void ledger_close(struct ledger *l);
+
+int ledger_begin(struct ledger *l, struct tally_err *e);
+int ledger_commit(struct ledger *l, struct tally_err *e);
+void ledger_rollback(struct ledger *l);
+
+/* meters: id for name, inserting it if new. */
+int ledger_meter_id(struct ledger *l, const char *name, const char *kind, const char *unit,
+		    int64_t *id, struct tally_err *e);
+
+struct ledger_resource {
+	int64_t id;
+	int64_t first_seen_ns, last_seen_ns;
+	char host[TALLY_ID_MAX];
+	struct resource_meta meta;   /* current attributes; meta.time_ns = since */
+};
+/* Insert or replace the resources row (by id). */
+int ledger_put_resource(struct ledger *l, const struct ledger_resource *r, struct tally_err *e);
+int ledger_put_attrs(struct ledger *l, int64_t resource_id, const struct resource_meta *m,
+		     struct tally_err *e);
+
+struct ledger_usage {
+	int64_t resource_id, meter_id;
+	const char *device;
+	int64_t hour_ns;
+	int is_real;                 /* quantity is qty_real (gauge) */
+	int64_t qty;
+	double qty_real;
+	int64_t spanned_ns, covered_ns, samples;
+};
+/* Add to the usage row (creating it). */
+int ledger_add_usage(struct ledger *l, const struct ledger_usage *u, struct tally_err *e);
+
+struct ledger_series {
+	int64_t resource_id, meter_id;
+	const char *device, *agent;
+	int64_t last_ns, origin_ns;
+	int is_real;
+	uint64_t last_counter;
+	double last_gauge;
+	int flags;
+};
+int ledger_put_series(struct ledger *l, const struct ledger_series *s, struct tally_err *e);
+int ledger_put_agent(struct ledger *l, const char *agent, uint64_t last_seq, int64_t last_time_ns,
+		     int64_t batches, struct tally_err *e);
+int ledger_add_event(struct ledger *l, int64_t resource_id, const char *agent,
+		     const struct lifecycle_event *ev, struct tally_err *e);
+
+/* Loaders for start-up: call fn for every row. Return 0 or the error. */
+typedef int (*ledger_resource_fn)(void *ctx, const struct ledger_resource *r);
+typedef int (*ledger_series_fn)(void *ctx, const struct ledger_series *s);
+typedef int (*ledger_agent_fn)(void *ctx, const char *agent, uint64_t last_seq, int64_t last_time_ns,
+			       int64_t batches);
+int ledger_load_resources(struct ledger *l, ledger_resource_fn fn, void *ctx, struct tally_err *e);
+int ledger_load_series(struct ledger *l, ledger_series_fn fn, void *ctx, struct tally_err *e);
+int ledger_load_agents(struct ledger *l, ledger_agent_fn fn, void *ctx, struct tally_err *e);
+
+/* Test seam: when set, ledger_commit() fails with this SQLite result code
+ * (SQLITE_FULL, SQLITE_IOERR, ...) instead of committing, as a full disk
+ * would. Like sqlite3FaultSim: lets tests reach the paths real faults take. */
+extern int ledger_fault_commit;
+
+#endif
