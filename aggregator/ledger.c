@@ -43,7 +43,8 @@ static const char *const stmt_sql[S_COUNT] = {
 			" covered_ns = covered_ns + excluded.covered_ns,"
 			" samples = samples + excluded.samples",
 	[S_SERIES_PUT] = "INSERT OR REPLACE INTO series (resource_id, meter_id, device, agent,"
-			 " last_ns, origin_ns, last_value, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+			 " last_ns, origin_ns, kind, last_value, flags)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	[S_AGENT_PUT] = "INSERT OR REPLACE INTO agents (agent, last_seq, last_time_ns, batches)"
 			" VALUES (?1, ?2, ?3, ?4)",
 	[S_EVENT_ADD] = "INSERT INTO events (resource_id, time_ns, agent, type, reason)"
@@ -341,11 +342,13 @@ int ledger_put_series(struct ledger *l, const struct ledger_series *s, struct ta
 	sqlite3_bind_text(st, 4, s->agent, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, s->last_ns);
 	sqlite3_bind_int64(st, 6, s->origin_ns);
-	if (s->is_real)
-		sqlite3_bind_double(st, 7, s->last_gauge);
+	sqlite3_bind_text(st, 7, s->kind == SAMPLE_GAUGE ? "gauge" : s->kind == SAMPLE_DELTA ? "delta"
+				 : "cumulative", -1, SQLITE_STATIC);
+	if (s->kind == SAMPLE_GAUGE)
+		sqlite3_bind_double(st, 8, s->last_gauge);
 	else
-		sqlite3_bind_int64(st, 7, (int64_t)s->last_counter); /* stored as its bit pattern */
-	sqlite3_bind_int(st, 8, s->flags);
+		sqlite3_bind_int64(st, 8, (int64_t)s->last_counter); /* stored as its bit pattern */
+	sqlite3_bind_int(st, 9, s->flags);
 	return step_done(l, S_SERIES_PUT, "cannot write series state", e);
 }
 
@@ -432,12 +435,14 @@ static int row_series(sqlite3_stmt *st, void *fn, void *ctx)
 	s.agent = (const char *)sqlite3_column_text(st, 3);
 	s.last_ns = sqlite3_column_int64(st, 4);
 	s.origin_ns = sqlite3_column_int64(st, 5);
-	s.is_real = sqlite3_column_type(st, 6) == SQLITE_FLOAT;
-	if (s.is_real)
-		s.last_gauge = sqlite3_column_double(st, 6);
+	const char *kind = (const char *)sqlite3_column_text(st, 6);
+	s.kind = kind && !strcmp(kind, "gauge") ? SAMPLE_GAUGE
+		 : kind && !strcmp(kind, "delta") ? SAMPLE_DELTA : SAMPLE_CUMULATIVE;
+	if (s.kind == SAMPLE_GAUGE)
+		s.last_gauge = sqlite3_column_double(st, 7);
 	else
-		s.last_counter = (uint64_t)sqlite3_column_int64(st, 6);
-	s.flags = sqlite3_column_int(st, 7);
+		s.last_counter = (uint64_t)sqlite3_column_int64(st, 7);
+	s.flags = sqlite3_column_int(st, 8);
 	if (!s.device)
 		s.device = "";
 	if (!s.agent)
@@ -447,8 +452,8 @@ static int row_series(sqlite3_stmt *st, void *fn, void *ctx)
 
 int ledger_load_series(struct ledger *l, ledger_series_fn fn, void *ctx, struct tally_err *e)
 {
-	return load(l, "SELECT resource_id, meter_id, device, agent, last_ns, origin_ns, last_value,"
-		    " flags FROM series", row_series, (void *)fn, ctx, e);
+	return load(l, "SELECT resource_id, meter_id, device, agent, last_ns, origin_ns, kind,"
+		    " last_value, flags FROM series", row_series, (void *)fn, ctx, e);
 }
 
 static int row_agent(sqlite3_stmt *st, void *fn, void *ctx)

@@ -67,7 +67,7 @@ struct ledger_series {
 	int64_t resource_id, meter_id;
 	const char *device, *agent;
 	int64_t last_ns, origin_ns;
-	int is_real;
+	int kind;                    /* enum sample_kind of the series */
 	uint64_t last_counter;
 	double last_gauge;
 	int flags;

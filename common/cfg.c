@@ -52,10 +52,14 @@ static int add_kid(struct cfg_node *parent, struct cfg_node *kid)
 static int next_event(struct builder *b, yaml_event_t *ev)
 {
 	if (!yaml_parser_parse(&b->parser, ev)) {
-		const yaml_mark_t *m = &b->parser.problem_mark;
-		return err_set(b->e, -EINVAL, "%s:%zu:%zu: yaml syntax error: %s%s%s", b->file,
-			       m->line + 1, m->column + 1, b->parser.problem ? b->parser.problem : "unknown",
-			       b->parser.context ? " " : "", b->parser.context ? b->parser.context : "");
+		const yaml_mark_t *m = &b->parser.problem_mark, *c = &b->parser.context_mark;
+		if (b->parser.context)
+			return err_set(b->e, -EINVAL, "%s:%zu:%zu: yaml syntax error: %s %s (begun at"
+				       " line %zu, column %zu)", b->file, m->line + 1, m->column + 1,
+				       b->parser.problem ? b->parser.problem : "unknown", b->parser.context,
+				       c->line + 1, c->column + 1);
+		return err_set(b->e, -EINVAL, "%s:%zu:%zu: yaml syntax error: %s", b->file, m->line + 1,
+			       m->column + 1, b->parser.problem ? b->parser.problem : "unknown");
 	}
 	return 0;
 }

@@ -72,7 +72,7 @@ CREATE TABLE usage (
 	meter_id    INTEGER NOT NULL REFERENCES meters (id),
 	device      TEXT NOT NULL DEFAULT '',
 	hour_ns     INTEGER NOT NULL,
-	quantity    NUMERIC NOT NULL DEFAULT 0,
+	quantity    NOT NULL DEFAULT 0,         -- no type: keeps INTEGER vs REAL as written
 	spanned_ns  INTEGER NOT NULL DEFAULT 0,
 	covered_ns  INTEGER NOT NULL DEFAULT 0,
 	samples     INTEGER NOT NULL DEFAULT 0,
@@ -90,7 +90,8 @@ CREATE TABLE series (
 	agent       TEXT NOT NULL,
 	last_ns     INTEGER NOT NULL,
 	origin_ns   INTEGER NOT NULL DEFAULT 0,
-	last_value  NUMERIC NOT NULL,       -- INTEGER counter or REAL gauge
+	kind        TEXT NOT NULL CHECK (kind IN ('cumulative', 'gauge', 'delta')),
+	last_value  NOT NULL,               -- INTEGER counter (its 64-bit pattern) or REAL gauge
 	flags       INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (resource_id, meter_id, device, agent)
 ) WITHOUT ROWID;

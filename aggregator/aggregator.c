@@ -1,0 +1,795 @@
+/*
+ * aggregator.c: batches -> series state and hourly buckets in memory ->
+ * one ledger transaction per commit (see aggregator.h).
+ *
+ * Memory: one entry per resource and per series (loaded from the ledger at
+ * open, so a restart continues every series exactly), one bucket per
+ * (series, hour) touched since the last commit. Lookups are open-addressing
+ * hash tables of indices into growing arrays; a series remembers the bucket
+ * of its current hour, so the common case (next reading, same hour) costs
+ * one series lookup and no bucket lookup.
+ */
+#include "aggregator.h"
+#include "err.h"
+#include "ledger.h"
+#include "rrdstore.h"
+#include "series.h"
+#include "str.h"
+#include "tallytime.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct res_entry {
+	struct ledger_resource r;
+	uint8_t dirty;
+};
+
+struct ser_entry {
+	uint32_t res;                /* index into resources */
+	uint16_t meter;              /* enum meter_id */
+	uint16_t agent;              /* index into agents */
+	uint8_t dirty;
+	uint32_t gen;                /* commit generation cur_bucket belongs to */
+	uint32_t cur_bucket;         /* bucket of cur_hour in this generation */
+	int64_t cur_hour;
+	char device[TALLY_DEV_MAX];
+	struct series_state st;
+};
+
+struct bucket {
+	uint32_t ser;
+	int64_t hour_ns;
+	uint64_t qty;
+	double qty_real;
+	int64_t spanned_ns, covered_ns;
+	uint32_t samples;
+};
+
+struct agent_entry {
+	char name[TALLY_ID_MAX];
+	uint64_t committed_seq, seq;
+	int64_t committed_time_ns, time_ns;
+	int64_t batches;
+	uint8_t dirty;
+};
+
+struct pending_attrs {
+	uint32_t res;
+	struct resource_meta meta;
+};
+
+struct pending_event {
+	uint32_t res;
+	uint16_t agent;
+	struct lifecycle_event ev;
+};
+
+/* An open-addressing table of uint32 indices (stored + 1; 0 = empty). */
+struct itab {
+	uint32_t *slot;
+	size_t mask;                 /* size - 1, size a power of two */
+	size_t used;
+};
+
+#define VEC(T) struct { T *v; size_t n, cap; }
+
+struct aggregator {
+	struct ledger *ledger;
+	struct rrdstore *rrd;
+	int64_t max_gap_ns;
+	int broken;                  /* a commit failed: reopen */
+	int64_t meter_db_id[METER_COUNT];
+	uint32_t gen;
+
+	VEC(struct res_entry) res;
+	VEC(struct ser_entry) ser;
+	VEC(struct bucket) bkt;
+	VEC(struct agent_entry) agents;
+	VEC(struct pending_attrs) attrs;
+	VEC(struct pending_event) events;
+	struct itab res_tab, ser_tab, bkt_tab;
+	int64_t next_res_id;
+	uint64_t pending;
+	struct agg_stats stats;
+	/* emit context */
+	uint32_t cur_ser;
+};
+
+static int vec_grow(void **v, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = *cap ? *cap * 2 : 256;
+	while (n < need)
+		n *= 2;
+	void *p = realloc(*v, n * elem);
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = n;
+	return 0;
+}
+#define VEC_PUSH(vec) \
+	(vec_grow((void **)&(vec).v, &(vec).cap, (vec).n + 1, sizeof(*(vec).v)) ? NULL : &(vec).v[(vec).n++])
+
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ c[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+static uint64_t mix(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
+}
+
+static int itab_init(struct itab *t, size_t size)
+{
+	t->slot = calloc(size, sizeof(*t->slot));
+	if (!t->slot)
+		return -ENOMEM;
+	t->mask = size - 1;
+	t->used = 0;
+	return 0;
+}
+
+static void itab_reset(struct itab *t)
+{
+	memset(t->slot, 0, (t->mask + 1) * sizeof(*t->slot));
+	t->used = 0;
+}
+
+/* Find the slot for hash h: returns a pointer to the slot holding an index
+ * for which eq() is true, or to the empty slot where it belongs. */
+typedef int (*itab_eq)(const struct aggregator *a, uint32_t idx, const void *key);
+static uint32_t *itab_find(const struct aggregator *a, struct itab *t, uint64_t h, itab_eq eq,
+			   const void *key)
+{
+	size_t i = (size_t)mix(h) & t->mask;
+	for (;;) {
+		uint32_t *s = &t->slot[i];
+		if (*s == 0 || eq(a, *s - 1, key))
+			return s;
+		i = (i + 1) & t->mask;
+	}
+}
+
+/* Insert index idx with hash h; grows the table (rehashing via hash_of). */
+typedef uint64_t (*itab_hash)(const struct aggregator *a, uint32_t idx);
+static int itab_put(struct aggregator *a, struct itab *t, uint32_t *slot, uint32_t idx, itab_hash hash_of)
+{
+	*slot = idx + 1;
+	if (++t->used * 2 <= t->mask + 1)
+		return 0;
+	struct itab nt;
+	if (itab_init(&nt, (t->mask + 1) * 2))
+		return -ENOMEM;
+	for (size_t i = 0; i <= t->mask; i++) {
+		if (!t->slot[i])
+			continue;
+		size_t j = (size_t)mix(hash_of(a, t->slot[i] - 1)) & nt.mask;
+		while (nt.slot[j])
+			j = (j + 1) & nt.mask;
+		nt.slot[j] = t->slot[i];
+	}
+	nt.used = t->used;
+	free(t->slot);
+	*t = nt;
+	return 0;
+}
+
+/* resources, by uuid */
+static uint64_t res_hash_key(const char *uuid)
+{
+	return hash_bytes(0xcbf29ce484222325ULL, uuid, strlen(uuid));
+}
+static uint64_t res_hash(const struct aggregator *a, uint32_t idx)
+{
+	return res_hash_key(a->res.v[idx].r.meta.resource);
+}
+static int res_eq(const struct aggregator *a, uint32_t idx, const void *key)
+{
+	return !strcmp(a->res.v[idx].r.meta.resource, key);
+}
+
+/* series, by (resource, meter, agent, device) */
+struct ser_key {
+	uint32_t res;
+	uint16_t meter, agent;
+	const char *device;
+};
+static uint64_t ser_hash_key(const struct ser_key *k)
+{
+	uint64_t h = 0xcbf29ce484222325ULL ^ ((uint64_t)k->res << 32 | (uint64_t)k->meter << 16 | k->agent);
+	return hash_bytes(h * 0x100000001b3ULL, k->device, strlen(k->device));
+}
+static uint64_t ser_hash(const struct aggregator *a, uint32_t idx)
+{
+	const struct ser_entry *s = &a->ser.v[idx];
+	struct ser_key k = { s->res, s->meter, s->agent, s->device };
+	return ser_hash_key(&k);
+}
+static int ser_eq(const struct aggregator *a, uint32_t idx, const void *key)
+{
+	const struct ser_entry *s = &a->ser.v[idx];
+	const struct ser_key *k = key;
+	return s->res == k->res && s->meter == k->meter && s->agent == k->agent &&
+	       !strcmp(s->device, k->device);
+}
+
+/* buckets, by (series, hour) */
+struct bkt_key {
+	uint32_t ser;
+	int64_t hour_ns;
+};
+static uint64_t bkt_hash_key(const struct bkt_key *k)
+{
+	return (uint64_t)k->ser * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(k->hour_ns / NS_PER_HOUR);
+}
+static uint64_t bkt_hash(const struct aggregator *a, uint32_t idx)
+{
+	struct bkt_key k = { a->bkt.v[idx].ser, a->bkt.v[idx].hour_ns };
+	return bkt_hash_key(&k);
+}
+static int bkt_eq(const struct aggregator *a, uint32_t idx, const void *key)
+{
+	const struct bkt_key *k = key;
+	return a->bkt.v[idx].ser == k->ser && a->bkt.v[idx].hour_ns == k->hour_ns;
+}
+
+static int agent_index(struct aggregator *a, const char *name)
+{
+	for (size_t i = 0; i < a->agents.n; i++)
+		if (!strcmp(a->agents.v[i].name, name))
+			return (int)i;
+	if (a->agents.n >= UINT16_MAX)
+		return -ENOSPC;
+	struct agent_entry *ag = VEC_PUSH(a->agents);
+	if (!ag)
+		return -ENOMEM;
+	memset(ag, 0, sizeof(*ag));
+	str_copy(ag->name, name, sizeof(ag->name));
+	return (int)(a->agents.n - 1);
+}
+
+/* The resource for uuid, created (with empty metadata) if new. */
+static int res_get(struct aggregator *a, const char *uuid, int64_t t_ns, const char *agent,
+		   uint32_t *out)
+{
+	uint32_t *slot = itab_find(a, &a->res_tab, res_hash_key(uuid), res_eq, uuid);
+	if (*slot) {
+		struct res_entry *r = &a->res.v[*slot - 1];
+		if (t_ns > r->r.last_seen_ns) {
+			r->r.last_seen_ns = t_ns;
+			r->dirty = 1;
+		}
+		if (strcmp(r->r.host, agent)) {
+			str_copy(r->r.host, agent, sizeof(r->r.host));
+			r->dirty = 1;
+		}
+		*out = *slot - 1;
+		return 0;
+	}
+	struct res_entry *r = VEC_PUSH(a->res);
+	if (!r)
+		return -ENOMEM;
+	memset(r, 0, sizeof(*r));
+	r->r.id = a->next_res_id++;
+	str_copy(r->r.meta.resource, uuid, sizeof(r->r.meta.resource));
+	str_copy(r->r.host, agent, sizeof(r->r.host));
+	r->r.first_seen_ns = r->r.last_seen_ns = t_ns;
+	r->dirty = 1;
+	*out = (uint32_t)(a->res.n - 1);
+	a->stats.resources = a->res.n;
+	return itab_put(a, &a->res_tab, slot, *out, res_hash);
+}
+
+static int ser_get(struct aggregator *a, uint32_t res, uint16_t meter, uint16_t agent,
+		   const char *device, uint32_t *out)
+{
+	struct ser_key k = { res, meter, agent, device };
+	uint32_t *slot = itab_find(a, &a->ser_tab, ser_hash_key(&k), ser_eq, &k);
+	if (*slot) {
+		*out = *slot - 1;
+		return 0;
+	}
+	struct ser_entry *s = VEC_PUSH(a->ser);
+	if (!s)
+		return -ENOMEM;
+	memset(s, 0, sizeof(*s));
+	s->res = res;
+	s->meter = meter;
+	s->agent = agent;
+	s->gen = UINT32_MAX;
+	str_copy(s->device, device, sizeof(s->device));
+	*out = (uint32_t)(a->ser.n - 1);
+	a->stats.series = a->ser.n;
+	return itab_put(a, &a->ser_tab, slot, *out, ser_hash);
+}
+
+static struct bucket *bucket_get(struct aggregator *a, uint32_t ser, int64_t hour_ns)
+{
+	struct ser_entry *s = &a->ser.v[ser];
+	if (s->gen == a->gen && s->cur_hour == hour_ns)
+		return &a->bkt.v[s->cur_bucket];
+	struct bkt_key k = { ser, hour_ns };
+	uint32_t *slot = itab_find(a, &a->bkt_tab, bkt_hash_key(&k), bkt_eq, &k);
+	uint32_t idx;
+	if (*slot) {
+		idx = *slot - 1;
+	} else {
+		struct bucket *b = VEC_PUSH(a->bkt);
+		if (!b)
+			return NULL;
+		memset(b, 0, sizeof(*b));
+		b->ser = ser;
+		b->hour_ns = hour_ns;
+		idx = (uint32_t)(a->bkt.n - 1);
+		if (itab_put(a, &a->bkt_tab, slot, idx, bkt_hash))
+			return NULL;
+	}
+	s->gen = a->gen;
+	s->cur_hour = hour_ns;
+	s->cur_bucket = idx;
+	return &a->bkt.v[idx];
+}
+
+static void emit(void *ctx, const struct hour_add *ad)
+{
+	struct aggregator *a = ctx;
+	struct bucket *b = bucket_get(a, a->cur_ser, ad->hour_ns);
+	if (!b) {
+		a->broken = 1; /* out of memory mid-sample: state is inconsistent */
+		return;
+	}
+	b->qty += ad->qty;
+	b->qty_real += ad->qty_real;
+	b->spanned_ns += ad->spanned_ns;
+	b->covered_ns += ad->covered_ns;
+	b->samples += ad->samples;
+}
+
+static int load_resource(void *ctx, const struct ledger_resource *lr)
+{
+	struct aggregator *a = ctx;
+	struct res_entry *r = VEC_PUSH(a->res);
+	if (!r)
+		return -ENOMEM;
+	memset(r, 0, sizeof(*r));
+	r->r = *lr;
+	if (lr->id >= a->next_res_id)
+		a->next_res_id = lr->id + 1;
+	uint32_t idx = (uint32_t)(a->res.n - 1);
+	uint32_t *slot = itab_find(a, &a->res_tab, res_hash_key(lr->meta.resource), res_eq, lr->meta.resource);
+	return itab_put(a, &a->res_tab, slot, idx, res_hash);
+}
+
+static int find_res_by_id(struct aggregator *a, int64_t id, uint32_t *out)
+{
+	/* ids are assigned in order, so the index is usually id - 1 */
+	if (id >= 1 && (size_t)(id - 1) < a->res.n && a->res.v[id - 1].r.id == id) {
+		*out = (uint32_t)(id - 1);
+		return 0;
+	}
+	for (size_t i = 0; i < a->res.n; i++)
+		if (a->res.v[i].r.id == id) {
+			*out = (uint32_t)i;
+			return 0;
+		}
+	return -ENOENT;
+}
+
+static int load_series(void *ctx, const struct ledger_series *ls)
+{
+	struct aggregator *a = ctx;
+	uint32_t res, idx;
+	int meter = -1, ag;
+	for (int m = 0; m < METER_COUNT; m++)
+		if (a->meter_db_id[m] == ls->meter_id)
+			meter = m;
+	if (meter < 0 || find_res_by_id(a, ls->resource_id, &res))
+		return 0; /* a meter this build does not know: leave it alone */
+	if ((ag = agent_index(a, ls->agent)) < 0)
+		return ag;
+	int rc = ser_get(a, res, (uint16_t)meter, (uint16_t)ag, ls->device, &idx);
+	if (rc)
+		return rc;
+	struct series_state *st = &a->ser.v[idx].st;
+	st->last_ns = ls->last_ns;
+	st->origin_ns = ls->origin_ns;
+	st->kind = (uint8_t)ls->kind;
+	if (ls->kind == SAMPLE_GAUGE)
+		st->last.gauge = ls->last_gauge;
+	else
+		st->last.counter = ls->last_counter;
+	st->flags = (uint8_t)ls->flags;
+	return 0;
+}
+
+static int load_agent(void *ctx, const char *name, uint64_t seq, int64_t t, int64_t batches)
+{
+	struct aggregator *a = ctx;
+	int i = agent_index(a, name);
+	if (i < 0)
+		return i;
+	struct agent_entry *ag = &a->agents.v[i];
+	ag->committed_seq = ag->seq = seq;
+	ag->committed_time_ns = ag->time_ns = t;
+	ag->batches = batches;
+	return 0;
+}
+
+static const char *kind_name(enum sample_kind k)
+{
+	return k == SAMPLE_GAUGE ? "gauge" : k == SAMPLE_DELTA ? "delta" : "cumulative";
+}
+
+int agg_open(struct aggregator **out, const struct agg_config *cfg, struct tally_err *e)
+{
+	struct aggregator *a = calloc(1, sizeof(*a));
+	int rc;
+
+	*out = NULL;
+	if (!a)
+		return -ENOMEM;
+	a->max_gap_ns = cfg->max_gap_ns > 0 ? cfg->max_gap_ns : 300 * NS_PER_SEC;
+	a->next_res_id = 1;
+	if ((rc = itab_init(&a->res_tab, 1024)) || (rc = itab_init(&a->ser_tab, 4096)) ||
+	    (rc = itab_init(&a->bkt_tab, 4096)))
+		goto fail;
+	if ((rc = ledger_open(&a->ledger, cfg->ledger_path, e)))
+		goto fail;
+	if ((rc = ledger_begin(a->ledger, e)))
+		goto fail;
+	for (int m = 0; m < METER_COUNT; m++)
+		if ((rc = ledger_meter_id(a->ledger, meter_table[m].name, kind_name(meter_table[m].kind),
+					  meter_table[m].unit, &a->meter_db_id[m], e))) {
+			ledger_rollback(a->ledger);
+			goto fail;
+		}
+	if ((rc = ledger_commit(a->ledger, e))) {
+		ledger_rollback(a->ledger);
+		goto fail;
+	}
+	if ((rc = ledger_load_resources(a->ledger, load_resource, a, e)) ||
+	    (rc = ledger_load_agents(a->ledger, load_agent, a, e)) ||
+	    (rc = ledger_load_series(a->ledger, load_series, a, e)))
+		goto fail;
+	for (size_t i = 0; i < a->ser.n; i++)
+		a->ser.v[i].dirty = 0;
+	for (size_t i = 0; i < a->res.n; i++)
+		a->res.v[i].dirty = 0;
+	a->stats.resources = a->res.n;
+	a->stats.series = a->ser.n;
+	if (cfg->rrd_dir && (rc = rrdstore_open(&a->rrd, cfg->rrd_dir, cfg->rrd_step_s > 0 ? cfg->rrd_step_s : 60, e)))
+		goto fail;
+	*out = a;
+	return 0;
+fail:
+	agg_close(a);
+	return rc;
+}
+
+void agg_close(struct aggregator *a)
+{
+	if (!a)
+		return;
+	if (a->rrd)
+		rrdstore_close(a->rrd);
+	ledger_close(a->ledger);
+	free(a->res.v);
+	free(a->ser.v);
+	free(a->bkt.v);
+	free(a->agents.v);
+	free(a->attrs.v);
+	free(a->events.v);
+	free(a->res_tab.slot);
+	free(a->ser_tab.slot);
+	free(a->bkt_tab.slot);
+	free(a);
+}
+
+static int terminated(const char *s, size_t len)
+{
+	return memchr(s, '\0', len) != NULL;
+}
+
+static int meta_differs(const struct resource_meta *x, const struct resource_meta *y)
+{
+	return strcmp(x->type, y->type) || strcmp(x->name, y->name) || strcmp(x->tenant, y->tenant) ||
+	       strcmp(x->project, y->project) || strcmp(x->user, y->user) ||
+	       strcmp(x->flavor, y->flavor) || strcmp(x->labels, y->labels);
+}
+
+static int ingest_meta(struct aggregator *a, const char *agent, const struct resource_meta *m)
+{
+	uint32_t ri;
+	int rc;
+	if (!terminated(m->resource, sizeof(m->resource)) || !m->resource[0] ||
+	    !terminated(m->type, sizeof(m->type)) || !terminated(m->name, sizeof(m->name)) ||
+	    !terminated(m->tenant, sizeof(m->tenant)) || !terminated(m->project, sizeof(m->project)) ||
+	    !terminated(m->user, sizeof(m->user)) || !terminated(m->flavor, sizeof(m->flavor)) ||
+	    !terminated(m->labels, sizeof(m->labels))) {
+		a->stats.invalid++;
+		return 0;
+	}
+	if ((rc = res_get(a, m->resource, m->time_ns, agent, &ri)))
+		return rc;
+	struct res_entry *r = &a->res.v[ri];
+	if (r->r.meta.time_ns && m->time_ns < r->r.meta.time_ns)
+		return 0; /* older than what we have: history is append-only */
+	if (r->r.meta.time_ns && !meta_differs(&r->r.meta, m))
+		return 0;
+	r->r.meta = *m;
+	r->dirty = 1;
+	struct pending_attrs *p = VEC_PUSH(a->attrs);
+	if (!p)
+		return -ENOMEM;
+	p->res = ri;
+	p->meta = *m;
+	return 0;
+}
+
+static void rrd_put(struct aggregator *a, const struct ser_entry *s, const struct sample *smp,
+		    int outcome, double usage, int64_t ival)
+{
+	const struct meter_def *md = &meter_table[s->meter];
+	double v;
+	if (smp->kind == SAMPLE_GAUGE)
+		v = smp->v.gauge;
+	else if (outcome == SERIES_BASELINE || ival <= 0)
+		return;
+	else
+		v = usage / ((double)ival / 1e9);
+	if (rrdstore_put(a->rrd, a->res.v[s->res].r.meta.resource, md->rrd_group, s->device,
+			 md->rrd_ds, smp->time_ns, v))
+		a->stats.rrd_errors++;
+}
+
+int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
+{
+	int rc, ag;
+
+	if (a->broken)
+		return err_set(e, -EIO, "aggregator: a commit failed earlier; restart to reload the ledger");
+	if (!terminated(b->agent, sizeof(b->agent)) || !b->agent[0])
+		return err_set(e, -EINVAL, "batch: agent id missing or not terminated");
+	if ((ag = agent_index(a, b->agent)) < 0)
+		return err_set(e, ag, "batch from '%s': too many agents", b->agent);
+	struct agent_entry *agent = &a->agents.v[ag];
+	if (b->seq <= agent->seq) {
+		a->stats.duplicate_batches++;
+		return 1;
+	}
+	for (size_t i = 0; i < b->n_metas; i++)
+		if ((rc = ingest_meta(a, b->agent, &b->metas[i])))
+			goto nomem;
+	for (size_t i = 0; i < b->n_events; i++) {
+		const struct lifecycle_event *ev = &b->events[i];
+		uint32_t ri;
+		if (!terminated(ev->resource, sizeof(ev->resource)) || !ev->resource[0] ||
+		    !terminated(ev->type, sizeof(ev->type)) || !terminated(ev->reason, sizeof(ev->reason))) {
+			a->stats.invalid++;
+			continue;
+		}
+		if ((rc = res_get(a, ev->resource, ev->time_ns, b->agent, &ri)))
+			goto nomem;
+		struct pending_event *p = VEC_PUSH(a->events);
+		if (!p)
+			goto nomem;
+		p->res = ri;
+		p->agent = (uint16_t)ag;
+		p->ev = *ev;
+	}
+	uint32_t last_res = UINT32_MAX;
+	const char *last_uuid = NULL;
+	for (size_t i = 0; i < b->n_samples; i++) {
+		const struct sample *s = &b->samples[i];
+		uint32_t ri, si;
+		if (s->meter >= METER_COUNT || s->kind > SAMPLE_DELTA ||
+		    !terminated(s->resource, sizeof(s->resource)) || !s->resource[0] ||
+		    !terminated(s->device, sizeof(s->device)) ||
+		    (s->kind == SAMPLE_GAUGE && !(s->v.gauge >= 0 && s->v.gauge < 1e300))) {
+			a->stats.invalid++;
+			continue;
+		}
+		if (last_uuid && !strcmp(last_uuid, s->resource)) {
+			ri = last_res;
+			struct res_entry *r = &a->res.v[ri];
+			if (s->time_ns > r->r.last_seen_ns) {
+				r->r.last_seen_ns = s->time_ns;
+				r->dirty = 1;
+			}
+		} else {
+			if ((rc = res_get(a, s->resource, s->time_ns, b->agent, &ri)))
+				goto nomem;
+			last_res = ri;
+			last_uuid = a->res.v[ri].r.meta.resource;
+		}
+		if ((rc = ser_get(a, ri, s->meter, (uint16_t)ag, s->device, &si)))
+			goto nomem;
+		a->cur_ser = si;
+		double usage = 0;
+		int64_t ival = 0;
+		struct ser_entry *se = &a->ser.v[si];
+		int out = series_apply(&se->st, s, a->max_gap_ns, emit, a, &usage, &ival);
+		switch (out) {
+		case SERIES_DROPPED:
+			a->stats.dropped_old++;
+			continue;
+		case SERIES_BAD_KIND:
+			a->stats.invalid++;
+			continue;
+		case SERIES_BASELINE: a->stats.baselines++; break;
+		case SERIES_FROM_ZERO: a->stats.from_zero++; break;
+		case SERIES_RESET: a->stats.resets++; break;
+		case SERIES_WRAP: a->stats.wraps++; break;
+		default: break;
+		}
+		se = &a->ser.v[si];
+		se->dirty = 1;
+		a->stats.samples++;
+		a->pending++;
+		if (a->rrd)
+			rrd_put(a, se, s, out, usage, ival);
+	}
+	if (a->broken)
+		goto nomem;
+	agent = &a->agents.v[ag];
+	agent->seq = b->seq;
+	agent->time_ns = b->time_ns;
+	agent->batches++;
+	agent->dirty = 1;
+	a->stats.batches++;
+	return 0;
+nomem:
+	a->broken = 1;
+	return err_set(e, -ENOMEM, "aggregator: out of memory ingesting batch %llu from '%s'",
+		       (unsigned long long)b->seq, b->agent);
+}
+
+static int write_all(struct aggregator *a, struct tally_err *e)
+{
+	int rc;
+	for (size_t i = 0; i < a->res.n; i++)
+		if (a->res.v[i].dirty && (rc = ledger_put_resource(a->ledger, &a->res.v[i].r, e)))
+			return rc;
+	for (size_t i = 0; i < a->attrs.n; i++)
+		if ((rc = ledger_put_attrs(a->ledger, a->res.v[a->attrs.v[i].res].r.id, &a->attrs.v[i].meta, e)))
+			return rc;
+	for (size_t i = 0; i < a->bkt.n; i++) {
+		const struct bucket *b = &a->bkt.v[i];
+		const struct ser_entry *s = &a->ser.v[b->ser];
+		struct ledger_usage u = {
+			.resource_id = a->res.v[s->res].r.id,
+			.meter_id = a->meter_db_id[s->meter],
+			.device = s->device,
+			.hour_ns = b->hour_ns,
+			.is_real = s->st.kind == SAMPLE_GAUGE,
+			.qty = (int64_t)b->qty,
+			.qty_real = b->qty_real,
+			.spanned_ns = b->spanned_ns,
+			.covered_ns = b->covered_ns,
+			.samples = b->samples,
+		};
+		if ((rc = ledger_add_usage(a->ledger, &u, e)))
+			return rc;
+	}
+	for (size_t i = 0; i < a->ser.n; i++) {
+		const struct ser_entry *s = &a->ser.v[i];
+		if (!s->dirty)
+			continue;
+		struct ledger_series ls = {
+			.resource_id = a->res.v[s->res].r.id,
+			.meter_id = a->meter_db_id[s->meter],
+			.device = s->device,
+			.agent = a->agents.v[s->agent].name,
+			.last_ns = s->st.last_ns,
+			.origin_ns = s->st.origin_ns,
+			.kind = s->st.kind,
+			.last_counter = s->st.last.counter,
+			.last_gauge = s->st.kind == SAMPLE_GAUGE ? s->st.last.gauge : 0,
+			.flags = s->st.flags,
+		};
+		if ((rc = ledger_put_series(a->ledger, &ls, e)))
+			return rc;
+	}
+	for (size_t i = 0; i < a->agents.n; i++) {
+		const struct agent_entry *ag = &a->agents.v[i];
+		if (ag->dirty && (rc = ledger_put_agent(a->ledger, ag->name, ag->seq, ag->time_ns,
+							ag->batches, e)))
+			return rc;
+	}
+	for (size_t i = 0; i < a->events.n; i++) {
+		const struct pending_event *p = &a->events.v[i];
+		if ((rc = ledger_add_event(a->ledger, a->res.v[p->res].r.id, a->agents.v[p->agent].name,
+					   &p->ev, e)))
+			return rc;
+	}
+	return 0;
+}
+
+int agg_commit(struct aggregator *a, struct tally_err *e)
+{
+	int rc;
+	if (a->broken)
+		return err_set(e, -EIO, "aggregator: a commit failed earlier; restart to reload the ledger");
+	if ((rc = ledger_begin(a->ledger, e)))
+		goto fail;
+	if ((rc = write_all(a, e)) || (rc = ledger_commit(a->ledger, e))) {
+		ledger_rollback(a->ledger);
+		goto fail;
+	}
+	a->stats.commits++;
+	a->stats.rows_written += a->bkt.n;
+	for (size_t i = 0; i < a->res.n; i++)
+		a->res.v[i].dirty = 0;
+	for (size_t i = 0; i < a->ser.n; i++)
+		a->ser.v[i].dirty = 0;
+	for (size_t i = 0; i < a->agents.n; i++) {
+		struct agent_entry *ag = &a->agents.v[i];
+		ag->dirty = 0;
+		ag->committed_seq = ag->seq;
+		ag->committed_time_ns = ag->time_ns;
+	}
+	a->attrs.n = a->events.n = a->bkt.n = 0;
+	itab_reset(&a->bkt_tab);
+	a->gen++;
+	a->pending = 0;
+	if (a->rrd) {
+		struct tally_err re = { 0 };
+		if (rrdstore_flush(a->rrd, &re)) {
+			a->stats.rrd_errors++;
+			/* RRD is for graphs: the ledger is committed, so this is
+			 * reported, not fatal */
+			err_set(e, 1, "%s", re.msg);
+			return 1;
+		}
+	}
+	return 0;
+fail:
+	a->broken = 1;
+	return rc;
+}
+
+uint64_t agg_pending(const struct aggregator *a)
+{
+	return a->pending;
+}
+
+uint64_t agg_agent_seq(const struct aggregator *a, const char *agent)
+{
+	for (size_t i = 0; i < a->agents.n; i++)
+		if (!strcmp(a->agents.v[i].name, agent))
+			return a->agents.v[i].seq;
+	return 0;
+}
+
+int64_t agg_agent_time(const struct aggregator *a, const char *agent)
+{
+	for (size_t i = 0; i < a->agents.n; i++)
+		if (!strcmp(a->agents.v[i].name, agent))
+			return a->agents.v[i].committed_time_ns;
+	return 0;
+}
+
+int64_t agg_last_cycle_ns(const struct aggregator *a)
+{
+	int64_t t = 0;
+	for (size_t i = 0; i < a->agents.n; i++)
+		if (a->agents.v[i].committed_time_ns > t)
+			t = a->agents.v[i].committed_time_ns;
+	return t;
+}
+
+void agg_get_stats(const struct aggregator *a, struct agg_stats *out)
+{
+	*out = a->stats;
+}

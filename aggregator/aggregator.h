@@ -1,0 +1,83 @@
+/*
+ * aggregator.h: the one ingest path from batches to the ledger and RRD.
+ *
+ * agg_ingest() applies a batch to in-memory state: per-series last readings
+ * (series.h does the arithmetic) and hourly buckets not yet written.
+ * agg_commit() writes all of it - usage, series state, resources, events and
+ * each agent's last batch seq - in ONE ledger transaction, so that after a
+ * crash the ledger holds either all of a batch's effects or none, and the
+ * agent's seq says which (DESIGN.md rule 7). A batch is durable, and may be
+ * acknowledged to its sender, only once agg_commit() has returned 0 after it.
+ *
+ * If a commit fails (disk full, I/O error) the transaction is rolled back
+ * and the in-memory state is ahead of the ledger: the aggregator refuses any
+ * further work (-EIO) and must be closed and reopened, which reloads the
+ * committed state. Nothing committed is lost, and the uncommitted batches
+ * are redelivered by their senders because they were never acknowledged.
+ *
+ * The in-process pipeline (all-in-one tallyd) and the network ingest of the
+ * aggregator role both call agg_ingest(): one code path.
+ */
+#ifndef TALLY_AGGREGATOR_H
+#define TALLY_AGGREGATOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "batch.h"
+
+struct tally_err;
+struct aggregator;
+
+struct agg_config {
+	const char *ledger_path;     /* SQLite file, created if missing */
+	const char *rrd_dir;         /* NULL: no RRD files */
+	int rrd_step_s;              /* RRD step, seconds (60) */
+	int64_t max_gap_ns;          /* longer intervals are not "covered" */
+};
+
+struct agg_stats {
+	uint64_t batches;            /* ingested (not counting duplicates) */
+	uint64_t duplicate_batches;  /* seq already ingested: counted once */
+	uint64_t samples;            /* applied */
+	uint64_t baselines;          /* first readings (nothing to count) */
+	uint64_t from_zero;          /* new lives counted from their origin */
+	uint64_t resets;             /* counters that went down */
+	uint64_t wraps;              /* counters that wrapped past 2^64 */
+	uint64_t dropped_old;        /* readings not after the previous one */
+	uint64_t invalid;            /* refused: unknown meter, bad kind, bad id */
+	uint64_t commits;
+	uint64_t rows_written;       /* usage rows added to in commits */
+	uint64_t rrd_errors;
+	uint64_t series;             /* series known */
+	uint64_t resources;          /* resources known */
+};
+
+int agg_open(struct aggregator **out, const struct agg_config *cfg, struct tally_err *e);
+void agg_close(struct aggregator *a);
+
+/* Apply one batch. Returns 0, 1 when the batch was a duplicate (its seq is
+ * not above the agent's last one; nothing changed), or a negative errno. */
+int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e);
+
+/* Write everything ingested since the last commit in one transaction; then
+ * flush RRD. Returns 0, a negative errno (-ENOSPC for a full disk: nothing
+ * of this commit was written), or 1 when the ledger committed but writing
+ * RRD failed (message in e; graphs only, so the caller warns and goes on). */
+int agg_commit(struct aggregator *a, struct tally_err *e);
+
+/* Samples ingested since the last commit. */
+uint64_t agg_pending(const struct aggregator *a);
+
+/* The last seq ingested from agent (0 if none), and the cycle time of its
+ * last committed batch (0 if none). */
+uint64_t agg_agent_seq(const struct aggregator *a, const char *agent);
+int64_t agg_agent_time(const struct aggregator *a, const char *agent);
+
+/* The latest cycle time committed by any agent (0 if none): where a
+ * fast-forward run resumes. */
+int64_t agg_last_cycle_ns(const struct aggregator *a);
+
+void agg_get_stats(const struct aggregator *a, struct agg_stats *out);
+
+#endif

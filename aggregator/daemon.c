@@ -1,0 +1,330 @@
+/*
+ * daemon.c: tallyd's config file -> struct daemon_config, and the
+ * all-in-one pipeline that runs it (see daemon.h, docs/config.md).
+ */
+#include "daemon.h"
+#include "aggregator.h"
+#include "batch.h"
+#include "cfg.h"
+#include "err.h"
+#include "log.h"
+#include "scheduler.h"
+#include "str.h"
+#include "tallytime.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const top_keys[] = { "tallyd", "ledger", "rrd", "collectors", NULL };
+static const char *const tallyd_keys[] = { "role", "agent_id", "data_dir", "interval", "log_level",
+					   "clock", "start", "end", NULL };
+static const char *const ledger_keys[] = { "path", "max_gap", "commit_every", NULL };
+static const char *const rrd_keys[] = { "enabled", "dir", "step", NULL };
+static const char *const roles[] = { "all-in-one", "agent", "aggregator", NULL };
+static const char *const clocks[] = { "realtime", "fast-forward", NULL };
+static const char *const levels[] = { "error", "warning", "info", "debug", NULL };
+
+static int join(char *out, size_t len, const char *dir, const char *name, struct tally_err *e)
+{
+	if ((size_t)snprintf(out, len, "%s/%s", dir, name) >= len)
+		return err_set(e, -ENAMETOOLONG, "path too long: %s/%s", dir, name);
+	return 0;
+}
+
+static int parse(struct daemon_config *c, const struct cfg_node *root, struct tally_err *e)
+{
+	const struct cfg_node *td = NULL, *lg = NULL, *rr = NULL, *co = NULL;
+	int rc, role = ROLE_ALL_IN_ONE, clk = CLOCK_REAL, lvl = LOG_INFO;
+	int64_t end_start = 0;
+
+	if ((rc = cfg_check_keys(root, "top level", top_keys, e)) ||
+	    (rc = cfg_get_map(root, "tallyd", &td, e)) || (rc = cfg_get_map(root, "ledger", &lg, e)) ||
+	    (rc = cfg_get_map(root, "rrd", &rr, e)) || (rc = cfg_get_map(root, "collectors", &co, e)))
+		return rc;
+	if ((rc = cfg_check_keys(td, "tallyd", tallyd_keys, e)) ||
+	    (rc = cfg_get_enum(td, "role", roles, &role, e)) ||
+	    (rc = cfg_get_string(td, "agent_id", c->agent_id, sizeof(c->agent_id), e)) ||
+	    (rc = cfg_get_string(td, "data_dir", c->data_dir, sizeof(c->data_dir), e)) ||
+	    (rc = cfg_get_duration(td, "interval", NS_PER_SEC, 3600 * NS_PER_SEC, &c->interval_ns, e)) ||
+	    (rc = cfg_get_enum(td, "log_level", levels, &lvl, e)) ||
+	    (rc = cfg_get_enum(td, "clock", clocks, &clk, e)) ||
+	    (rc = cfg_get_time(td, "start", &c->start_ns, e)) ||
+	    (rc = cfg_get_time(td, "end", &end_start, e)))
+		return rc;
+	c->role = (enum daemon_role)role;
+	c->clock = (enum daemon_clock)clk;
+	c->log_level = lvl;
+	if (end_start)
+		c->end_ns = end_start;
+	if (c->role != ROLE_ALL_IN_ONE) {
+		const struct cfg_node *n = cfg_get(td, "role");
+		return err_set(e, -ENOTSUP, "%s:%d:%d: key 'role': '%s' needs the network transport, which"
+			       " this build does not have yet (use all-in-one)", n->file, n->line, n->col,
+			       roles[role]);
+	}
+	if (c->interval_ns % NS_PER_SEC) {
+		const struct cfg_node *n = cfg_get(td, "interval");
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'interval': must be whole seconds", n->file,
+			       n->line, n->col);
+	}
+	if (c->clock == CLOCK_FAST_FORWARD) {
+		const struct cfg_node *n = cfg_get(td, "clock");
+		if (!c->start_ns || !c->end_ns || c->end_ns <= c->start_ns)
+			return err_set(e, -EINVAL, "%s:%d:%d: key 'clock': fast-forward needs 'start' and a"
+				       " later 'end' in 'tallyd'", n->file, n->line, n->col);
+		if (c->start_ns % NS_PER_SEC) {
+			n = cfg_get(td, "start");
+			return err_set(e, -EINVAL, "%s:%d:%d: key 'start': must be whole seconds", n->file,
+				       n->line, n->col);
+		}
+	}
+	if ((rc = cfg_check_keys(lg, "ledger", ledger_keys, e)) ||
+	    (rc = cfg_get_string(lg, "path", c->ledger_path, sizeof(c->ledger_path), e)) ||
+	    (rc = cfg_get_duration(lg, "max_gap", NS_PER_SEC, 86400 * NS_PER_SEC, &c->max_gap_ns, e)) ||
+	    (rc = cfg_get_duration(lg, "commit_every", 0, 3600 * NS_PER_SEC, &c->commit_every_ns, e)))
+		return rc;
+	int64_t step = c->rrd_step_ns;
+	if ((rc = cfg_check_keys(rr, "rrd", rrd_keys, e)) ||
+	    (rc = cfg_get_bool(rr, "enabled", &c->rrd_enabled, e)) ||
+	    (rc = cfg_get_string(rr, "dir", c->rrd_dir, sizeof(c->rrd_dir), e)) ||
+	    (rc = cfg_get_duration(rr, "step", NS_PER_SEC, 86400 * NS_PER_SEC, &step, e)))
+		return rc;
+	if (step % NS_PER_SEC) {
+		const struct cfg_node *n = cfg_get(rr, "step");
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'step': must be whole seconds", n->file, n->line,
+			       n->col);
+	}
+	c->rrd_step_ns = step;
+	if (!c->ledger_path[0] && (rc = join(c->ledger_path, sizeof(c->ledger_path), c->data_dir, "ledger.db", e)))
+		return rc;
+	if (!c->rrd_dir[0] && (rc = join(c->rrd_dir, sizeof(c->rrd_dir), c->data_dir, "rrd", e)))
+		return rc;
+
+	/* collectors: each its own map, checked by the collector itself */
+	if (co && co->type != CFG_MAP)
+		return err_set(e, -EINVAL, "%s:%d:%d: 'collectors' must be a map", co->file, co->line, co->col);
+	struct collector_env env = { .agent_id = c->agent_id, .interval_ns = c->interval_ns,
+				     .start_ns = c->clock == CLOCK_FAST_FORWARD ? c->start_ns
+						 : sched_next_tick(time_now_ns(), c->interval_ns) };
+	for (size_t i = 0; co && i < co->n_kids; i++) {
+		const struct cfg_node *k = co->kids[i];
+		const struct collector_ops *ops = collector_find(k->key);
+		if (!ops) {
+			char known[128] = "";
+			size_t used = 0;
+			for (int j = 0; collector_all[j]; j++)
+				used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s", j ? ", " : "",
+							 collector_all[j]->name);
+			return err_set(e, -EINVAL, "%s:%d:%d: unknown collector '%s' (known: %s)", k->file,
+				       k->key_line, k->key_col, k->key, known);
+		}
+		if (c->n_coll == DAEMON_MAX_COLLECTORS)
+			return err_set(e, -ERANGE, "%s:%d:%d: more than %d collectors", k->file, k->key_line,
+				       k->key_col, DAEMON_MAX_COLLECTORS);
+		const struct cfg_node *sub = k->type == CFG_SCALAR && !k->value[0] ? NULL : k;
+		if (sub && sub->type != CFG_MAP)
+			return err_set(e, -EINVAL, "%s:%d:%d: collector '%s' must be a map of keys", k->file,
+				       k->line, k->col, k->key);
+		void *state = NULL;
+		if ((rc = ops->configure(sub, &env, &state, e)))
+			return rc;
+		c->coll[c->n_coll].ops = ops;
+		c->coll[c->n_coll].state = state;
+		c->n_coll++;
+	}
+	if (c->n_coll == 0)
+		return err_set(e, -EINVAL, "%s: no collectors configured (add a 'collectors:' map, e.g."
+			       " 'sim: {}')", c->path);
+	return 0;
+}
+
+int daemon_config_load(struct daemon_config *c, const char *path, const char *text,
+		       struct tally_err *e)
+{
+	struct cfg_node *root = NULL;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	str_copy(c->path, path, sizeof(c->path));
+	if (gethostname(c->agent_id, sizeof(c->agent_id) - 1) || !c->agent_id[0])
+		str_copy(c->agent_id, "localhost", sizeof(c->agent_id));
+	str_copy(c->data_dir, "./var", sizeof(c->data_dir));
+	c->interval_ns = 10 * NS_PER_SEC;
+	c->log_level = LOG_INFO;
+	c->max_gap_ns = 300 * NS_PER_SEC;
+	c->commit_every_ns = NS_PER_SEC;
+	c->rrd_enabled = true;
+	c->rrd_step_ns = 60 * NS_PER_SEC;
+
+	rc = text ? cfg_load_string(path, text, strlen(text), &root, e) : cfg_load_file(path, &root, e);
+	if (rc)
+		return rc;
+	if (!root) {
+		rc = err_set(e, -EINVAL, "%s: empty config (at least 'collectors:' is needed)", path);
+		goto out;
+	}
+	rc = parse(c, root, e);
+out:
+	cfg_free(root);
+	if (rc)
+		daemon_config_release(c);
+	return rc;
+}
+
+void daemon_config_release(struct daemon_config *c)
+{
+	for (size_t i = 0; i < c->n_coll; i++)
+		if (c->coll[i].ops && c->coll[i].state)
+			c->coll[i].ops->free(c->coll[i].state);
+	c->n_coll = 0;
+}
+
+static int mkdirs(const char *path, struct tally_err *e)
+{
+	char buf[PATH_MAX];
+	str_copy(buf, path, sizeof(buf));
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) && errno != EEXIST)
+			return err_set(e, -errno, "%s: cannot create directory: %s", buf, strerror(errno));
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) && errno != EEXIST)
+		return err_set(e, -errno, "%s: cannot create directory: %s", buf, strerror(errno));
+	return 0;
+}
+
+struct run {
+	struct daemon_config *c;
+	struct aggregator *agg;
+	int64_t last_commit_mono;
+	struct complaint rrd_complaint;
+};
+
+static int deliver(void *ctx, struct batch *b)
+{
+	struct run *r = ctx;
+	struct tally_err e = { 0 };
+	int rc = agg_ingest(r->agg, b, &e);
+	if (rc < 0) {
+		log_msg(LOG_ERR, "%s", e.msg);
+		return rc;
+	}
+	return 0;
+}
+
+static uint64_t next_seq(void *ctx, const char *agent)
+{
+	struct run *r = ctx;
+	return agg_agent_seq(r->agg, agent) + 1;
+}
+
+static int commit(struct run *r, struct tally_err *e)
+{
+	int rc = agg_commit(r->agg, e);
+	if (rc == 1) {
+		complain(&r->rrd_complaint, LOG_WARN, "rrd: %s", e->msg);
+		e->msg[0] = '\0';
+		return 0;
+	}
+	if (rc == 0 && r->rrd_complaint.window_ns)
+		complaint_clear(&r->rrd_complaint, "rrd: writing again");
+	r->last_commit_mono = time_mono_ns();
+	return rc;
+}
+
+static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
+{
+	struct run *r = ctx;
+	(void)tick_ns;
+	if (r->c->clock == CLOCK_FAST_FORWARD &&
+	    time_mono_ns() - r->last_commit_mono < r->c->commit_every_ns)
+		return 0;
+	return commit(r, e);
+}
+
+int daemon_run(struct daemon_config *c, volatile sig_atomic_t *stop, struct daemon_summary *sum,
+	       struct tally_err *e)
+{
+	struct run r = { .c = c };
+	struct batcher bt;
+	struct scheduler s;
+	struct sched_collector sc[DAEMON_MAX_COLLECTORS];
+	struct agg_stats st;
+	int rc;
+	int64_t t0 = time_mono_ns();
+
+	memset(sum, 0, sizeof(*sum));
+	log_set_level((enum log_level)c->log_level);
+	if ((rc = mkdirs(c->data_dir, e)))
+		return rc;
+	struct agg_config ac = {
+		.ledger_path = c->ledger_path,
+		.rrd_dir = c->rrd_enabled ? c->rrd_dir : NULL,
+		.rrd_step_s = (int)(c->rrd_step_ns / NS_PER_SEC),
+		.max_gap_ns = c->max_gap_ns,
+	};
+	if ((rc = agg_open(&r.agg, &ac, e)))
+		return rc;
+	int64_t resume = agg_last_cycle_ns(r.agg);
+	int64_t first;
+	if (c->clock == CLOCK_FAST_FORWARD) {
+		first = resume >= c->start_ns ? resume + c->interval_ns : c->start_ns;
+		sum->resumed = resume >= c->start_ns;
+	} else {
+		first = sched_next_tick(time_now_ns(), c->interval_ns);
+		sum->resumed = resume > 0;
+	}
+	if (sum->resumed)
+		log_msg(LOG_INFO, "resuming after the last committed cycle");
+	for (size_t i = 0; i < c->n_coll; i++) {
+		memset(&sc[i], 0, sizeof(sc[i]));
+		sc[i].ops = c->coll[i].ops;
+		sc[i].state = c->coll[i].state;
+		if ((rc = sc[i].ops->init(sc[i].state, resume, e))) {
+			err_prefix(e, "collector %s", sc[i].ops->name);
+			agg_close(r.agg);
+			return rc;
+		}
+	}
+	batcher_init(&bt, c->agent_id, deliver, next_seq, &r);
+	memset(&s, 0, sizeof(s));
+	s.coll = sc;
+	s.n_coll = c->n_coll;
+	s.interval_ns = c->interval_ns;
+	s.fast_forward = c->clock == CLOCK_FAST_FORWARD;
+	s.end_ns = c->end_ns;
+	s.batcher = &bt;
+	s.cycle_done = cycle_done;
+	s.ctx = &r;
+	s.stop = stop;
+	r.last_commit_mono = time_mono_ns();
+
+	rc = sched_run(&s, first, e);
+	if (rc == 0 && agg_pending(r.agg) + 1 > 0)
+		rc = commit(&r, e);
+	agg_get_stats(r.agg, &st);
+	sum->cycles = s.cycles;
+	sum->overruns = s.overruns;
+	sum->batches = st.batches;
+	sum->samples = st.samples;
+	sum->commits = st.commits;
+	sum->duplicate_batches = st.duplicate_batches;
+	sum->resets = st.resets;
+	sum->baselines = st.baselines;
+	sum->from_zero = st.from_zero;
+	sum->dropped_old = st.dropped_old;
+	sum->invalid = st.invalid;
+	sum->rrd_errors = st.rrd_errors;
+	sum->first_tick_ns = first;
+	sum->wall_s = (double)(time_mono_ns() - t0) / 1e9;
+	batcher_release(&bt);
+	agg_close(r.agg);
+	return rc;
+}

@@ -1,0 +1,73 @@
+/*
+ * daemon.h: tallyd's configuration as typed structs, and the all-in-one
+ * pipeline (collectors -> batches -> aggregator -> ledger and RRD).
+ *
+ * The config file is parsed once (daemon_config_load) into struct
+ * daemon_config and its collectors are configured then, so `tallyd -n`
+ * finds every mistake that a start would. Every key, its default and its
+ * unit is documented in docs/config.md; the two must agree.
+ */
+#ifndef TALLY_DAEMON_H
+#define TALLY_DAEMON_H
+
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "collector.h"
+#include "sample.h"
+
+struct tally_err;
+struct cfg_node;
+
+enum daemon_role { ROLE_ALL_IN_ONE, ROLE_AGENT, ROLE_AGGREGATOR };
+enum daemon_clock { CLOCK_REAL, CLOCK_FAST_FORWARD };
+
+#define DAEMON_MAX_COLLECTORS 8
+
+struct daemon_config {
+	char path[PATH_MAX];              /* the config file, for messages */
+	enum daemon_role role;
+	char agent_id[TALLY_ID_MAX];      /* default: the host name */
+	char data_dir[PATH_MAX];          /* default: ./var */
+	int64_t interval_ns;              /* default 10 s */
+	int log_level;                    /* enum log_level, default info */
+	enum daemon_clock clock;          /* default realtime */
+	int64_t start_ns, end_ns;         /* fast-forward period */
+
+	char ledger_path[PATH_MAX];       /* default: data_dir/ledger.db */
+	int64_t max_gap_ns;               /* default 5 min */
+	int64_t commit_every_ns;          /* fast-forward commit period (wall), default 1 s */
+
+	bool rrd_enabled;                 /* default true */
+	char rrd_dir[PATH_MAX];           /* default: data_dir/rrd */
+	int64_t rrd_step_ns;              /* default 60 s */
+
+	struct daemon_collector {
+		const struct collector_ops *ops;
+		void *state;              /* from ops->configure, owned here */
+	} coll[DAEMON_MAX_COLLECTORS];
+	size_t n_coll;
+};
+
+/* Parse and check FILE (or the text, when text is not NULL, named by path).
+ * Returns 0; -EINVAL/-ERANGE with "file:line:col: ..." in e; -ENOENT. */
+int daemon_config_load(struct daemon_config *c, const char *path, const char *text,
+		       struct tally_err *e);
+void daemon_config_release(struct daemon_config *c);
+
+struct daemon_summary {
+	uint64_t cycles, batches, samples, commits, duplicate_batches, overruns;
+	uint64_t resets, baselines, from_zero, dropped_old, invalid, rrd_errors;
+	int64_t first_tick_ns, last_tick_ns;
+	double wall_s;
+	bool resumed;
+};
+
+/* Run the all-in-one pipeline until *stop, the end of a fast-forward
+ * period, or an error. Returns 0 or the error (message in e). */
+int daemon_run(struct daemon_config *c, volatile sig_atomic_t *stop, struct daemon_summary *sum,
+	       struct tally_err *e);
+
+#endif

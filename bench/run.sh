@@ -1,0 +1,43 @@
+#!/bin/sh
+# make bench: prints the figures issue 2 names. Nothing here is asserted;
+# compare medians, and run the peers (../shared/peers) beside it on the
+# same machine for the ratios.
+set -eu
+B=${B:-build}
+work=$(mktemp -d /tmp/tally-bench-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+echo "== aggregator ingest (delta + hourly buckets + ledger commits), one core"
+"$B/bench/bench_ingest" 1000 360 5
+
+if [ -x "$B/bench/bench_rrd" ]; then
+	echo
+	echo "== RRD writes (librrd, many values per rrd_update_r call)"
+	"$B/bench/bench_rrd"
+fi
+
+echo
+echo "== tallyd end to end: 1000 simulated VMs, 10 s interval, 6 h fast-forward, RRD on"
+cat > "$work/tally.yaml" <<EOC
+tallyd:
+  agent_id: bench
+  data_dir: $work/data
+  interval: 10s
+  clock: fast-forward
+  start: 2026-10-01T00:00:00Z
+  end: 2026-10-01T06:00:00Z
+  log_level: warning
+ledger:
+  commit_every: 1s
+rrd:
+  enabled: true
+collectors:
+  sim:
+    vms: 1000
+    tenants: 20
+    hosts: 10
+    seed: 11
+    loss: 0.01
+EOC
+"$B/tallyd" -c "$work/tally.yaml"
+echo "(peak RSS target for 1000 VMs: under 64 MiB)"

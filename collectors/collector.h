@@ -1,0 +1,55 @@
+/*
+ * collector.h: what every source of readings implements.
+ *
+ * A collector is one file exporting one const struct collector_ops and
+ * nothing else. The daemon owns the per-instance state (a void * made by
+ * configure() and released by free()) and calls read() once per interval
+ * with the time the reading is for. read() puts copies of what it read into
+ * the sink it is given; it includes common/ and nothing else, and knows
+ * nothing of batches, the ledger, RRD or HTTP.
+ *
+ * Contract:
+ * - configure(cfg, env, &state, e): cfg is the collector's own map from the
+ *   config file (NULL when the key is given with no value); unknown keys are
+ *   errors with file:line:col (use cfg_check_keys). Returns 0 or -errno.
+ * - init(state, resume_ns, e): open connections. resume_ns is 0 on a fresh
+ *   start, or the time of the last cycle the ledger committed when the
+ *   daemon resumes a fast-forward run (a deterministic source continues from
+ *   there; a live source ignores it).
+ * - read(state, now_ns, sink, e): take one reading of everything due at
+ *   now_ns. A failure of one resource is not a failure of the read: count
+ *   it, complain once per back-off window, go on. Returns 0 or -errno when
+ *   nothing could be read at all.
+ * - free(state): release everything; state may be NULL.
+ */
+#ifndef TALLY_COLLECTOR_H
+#define TALLY_COLLECTOR_H
+
+#include <stdint.h>
+
+#include "sink.h"
+
+struct cfg_node;
+struct tally_err;
+
+struct collector_env {
+	const char *agent_id;    /* this host's agent id */
+	int64_t interval_ns;     /* the daemon's collection interval */
+	int64_t start_ns;        /* first cycle of this run (fast-forward: virtual) */
+};
+
+struct collector_ops {
+	const char *name;        /* key under "collectors:" in the config */
+	int (*configure)(const struct cfg_node *cfg, const struct collector_env *env, void **state,
+			 struct tally_err *e);
+	int (*init)(void *state, int64_t resume_ns, struct tally_err *e);
+	int (*read)(void *state, int64_t now_ns, const struct sink *sink, struct tally_err *e);
+	void (*free)(void *state);
+};
+
+/* The collector named name, or NULL. */
+const struct collector_ops *collector_find(const char *name);
+/* NULL-terminated list of all collectors built in. */
+extern const struct collector_ops *const collector_all[];
+
+#endif

@@ -1,0 +1,21 @@
+/*
+ * registry.c: the table of collectors built into this tally.
+ */
+#include "collector.h"
+
+#include <string.h>
+
+extern const struct collector_ops sim_collector;
+
+const struct collector_ops *const collector_all[] = {
+	&sim_collector,
+	NULL,
+};
+
+const struct collector_ops *collector_find(const char *name)
+{
+	for (int i = 0; collector_all[i]; i++)
+		if (!strcmp(collector_all[i]->name, name))
+			return collector_all[i];
+	return NULL;
+}

@@ -1,0 +1,89 @@
+/*
+ * sim.h: the simulated fleet, the ground truth of tally's exactness tests,
+ * the demo and the benchmarks.
+ *
+ * N VMs in T tenants on H simulated hosts. Every counter is a known function
+ * of time: within one life of a VM (from a boot, migration-in or start to
+ * the next reboot, migration-out or stop) counter m reads
+ *     rate[m] * (t - life_start) / 1 s        (exact: t is whole seconds)
+ * and every gauge is constant (flavor allocations, instance = 1). Events
+ * fall on whole seconds at times drawn from a hash of (seed, vm, hour), so
+ * a schedule depends on nothing but the config: the same config gives the
+ * same readings whether run in fast-forward or in real time, resumed after a
+ * crash or not.
+ *
+ * What the sim sends, per VM, to the agent of the host it runs on:
+ * - at every tick while running: cpu, vcpus, memory, instance, and per disk
+ *   (device "vda", "vdb", ...) read/write bytes and requests and capacity,
+ *   per NIC (device = MAC) incoming/outgoing bytes and packets; origin_ns =
+ *   life start when the life began while the sim watched, else 0;
+ * - at an event (reboot with counter reset, stop, migration): a final
+ *   reading of every meter at the event time with SAMPLE_F_LAST, then the
+ *   lifecycle event(s); the new life's counters start from zero;
+ * - metadata (name, tenant, flavor) at the first tick.
+ * A tick's readings of one VM are lost together with probability `loss`,
+ * except at the first tick of a run; final readings are never lost (the
+ * collector takes them synchronously on the lifecycle edge, rule 4).
+ *
+ * The sim follows the time the daemon gives read(): wall-clock ticks in
+ * real time, or a virtual clock racing through a period in fast-forward.
+ * Counters of device j (0-based) run at rate * (j + 1).
+ *
+ * Lives that began before the sim's start_ns are "before we watched": their
+ * first reading is a baseline (rule 3), so usage is measured from start_ns.
+ */
+#ifndef TALLY_SIM_H
+#define TALLY_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "meter.h"
+
+#define SIM_MAX_DEVS 4
+
+struct sim_config {
+	uint32_t vms, tenants, hosts;
+	uint32_t disks, nics;            /* per VM, 0..SIM_MAX_DEVS */
+	uint64_t seed;
+	double loss;                     /* probability a VM's tick is lost */
+	double reboots_per_day;          /* per VM */
+	double stops_per_day;
+	double migrations_per_day;
+	int64_t start_ns;                /* schedule anchor and first tick; whole seconds */
+	int64_t interval_ns;             /* whole seconds */
+};
+
+enum sim_event { SIM_EV_NONE, SIM_EV_REBOOT, SIM_EV_STOP, SIM_EV_START, SIM_EV_MIGRATE };
+
+struct sim_vm {
+	char uuid[37];
+	char name[16];
+	char tenant[16];
+	const char *flavor;
+	uint32_t vcpus;
+	uint64_t memory_bytes, disk_bytes;
+	uint64_t rate[METER_COUNT];      /* counters: units per second */
+	char dev[SIM_MAX_DEVS * 2][18];  /* disks then NIC MACs */
+};
+
+/* One life: [start_ns, end_ns) on host; origin_known when it began at or
+ * after the sim's start. end_ns is INT64_MAX while it goes on. */
+struct sim_life {
+	int64_t start_ns, end_ns;
+	uint32_t host;
+	bool origin_known;
+	enum sim_event ended_by;
+};
+
+void sim_config_default(struct sim_config *c);
+void sim_vm_describe(const struct sim_config *c, uint32_t vm, struct sim_vm *out);
+
+/* The lives of vm that overlap [c->start_ns, until_ns], in order; writes at
+ * most max and returns how many there are (may exceed max). */
+int sim_lives(const struct sim_config *c, uint32_t vm, int64_t until_ns, struct sim_life *out, int max);
+
+/* True when vm's readings at tick index k (0 = start_ns) are lost. */
+bool sim_tick_lost(const struct sim_config *c, uint32_t vm, int64_t k);
+
+#endif

@@ -1,0 +1,22 @@
+#!/bin/sh
+# make demo: fast-forward the simulated fleet of config/demo.yaml through
+# October 2026 into ./var/demo, then show what the ledger says per tenant.
+set -eu
+B=${B:-build}
+dir=./var/demo
+rm -rf "$dir"
+echo "== tallyd: simulated fleet, October 2026, fast-forward (config/demo.yaml)"
+"$B/tallyd" -c config/demo.yaml
+echo
+echo "== tally usage --from 2026-10 --to 2026-10 (per tenant)"
+"$B/tally" usage --ledger "$dir/ledger.db" --from 2026-10 --to 2026-10
+echo
+n=$(find "$dir/rrd" -name '*.rrd' 2>/dev/null | wc -l)
+echo "== $n RRD files under $dir/rrd; one of them, read back by rrdtool:"
+f=$(find "$dir/rrd" -name 'instance.rrd' 2>/dev/null | head -n 1)
+if [ -n "$f" ]; then
+	echo "$f"
+	rrdtool fetch "$f" AVERAGE -r 3600 -s 1790812800 -e 1790827200 | head -n 6
+fi
+echo
+echo "ledger: $dir/ledger.db (sqlite3 $dir/ledger.db .schema)"

@@ -1,0 +1,112 @@
+#!/bin/sh
+# tallyd -n -c FILE: each kind of config mistake gives its own message with
+# file:line:column and the key, and exit status 2; a good config exits 0.
+set -eu
+B=${B:-build}
+TALLYD=$PWD/$B/tallyd
+work=$(mktemp -d /tmp/tally-config-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+fails=0
+
+# case NAME EXPECTED_STATUS EXPECTED_MESSAGE_FRAGMENT  (config on stdin)
+case_() {
+	name=$1 want=$2 frag=$3
+	f="$work/$name.yaml"
+	cat > "$f"
+	if "$TALLYD" -n -c "$f" > "$work/out" 2>&1; then got=0; else got=$?; fi
+	msg=$(cat "$work/out")
+	if [ "$got" -ne "$want" ]; then
+		echo "FAIL $name: exit $got, expected $want: $msg"; fails=$((fails + 1)); return
+	fi
+	case "$msg" in
+	*"$frag"*) echo "ok   $name: $msg" ;;
+	*) echo "FAIL $name: message '$msg' lacks '$frag'"; fails=$((fails + 1)) ;;
+	esac
+}
+
+case_ good 0 "good.yaml: ok" <<'Y'
+tallyd:
+  interval: 10s
+collectors:
+  sim:
+    vms: 3
+Y
+case_ syntax 2 "syntax.yaml:4:11: yaml syntax error: did not find expected ',' or ']' while parsing a flow sequence (begun at line 3, column 10)" <<'Y'
+tallyd:
+  interval: 10s
+  start: [2026-10
+collectors:
+  sim: {}
+Y
+case_ unknown_key 2 "unknown_key.yaml:2:3: unknown key 'intervall' in 'tallyd'" <<'Y'
+tallyd:
+  intervall: 10s
+collectors:
+  sim: {}
+Y
+case_ unknown_key_collector 2 "unknown_key_collector.yaml:4:5: unknown key 'vm' in 'collectors.sim'" <<'Y'
+tallyd: {}
+collectors:
+  sim:
+    vm: 3
+Y
+case_ wrong_type 2 "wrong_type.yaml:2:13: key 'interval': expected a duration, not a map" <<'Y'
+tallyd:
+  interval: {seconds: 10}
+collectors:
+  sim: {}
+Y
+case_ bad_duration 2 "bad_duration.yaml:2:13: key 'interval': expected a duration like 10s (got 'fast')" <<'Y'
+tallyd:
+  interval: fast
+collectors:
+  sim: {}
+Y
+case_ out_of_range 2 "out_of_range.yaml:4:10: key 'vms': 0 is out of range 1..1000000" <<'Y'
+tallyd: {}
+collectors:
+  sim:
+    vms: 0
+Y
+case_ out_of_range_loss 2 "out_of_range_loss.yaml:4:11: key 'loss': 1.5 is out of range" <<'Y'
+tallyd: {}
+collectors:
+  sim:
+    loss: 1.5
+Y
+case_ bad_enum 2 "bad_enum.yaml:2:10: key 'clock': expected one of realtime, fast-forward (got 'warp')" <<'Y'
+tallyd:
+  clock: warp
+collectors:
+  sim: {}
+Y
+case_ unknown_collector 2 "unknown_collector.yaml:3:3: unknown collector 'xen'" <<'Y'
+tallyd: {}
+collectors:
+  xen: {}
+Y
+case_ fast_forward_needs_end 2 "fast_forward_needs_end.yaml:2:10: key 'clock': fast-forward needs 'start' and a later 'end'" <<'Y'
+tallyd:
+  clock: fast-forward
+  start: 2026-10
+collectors:
+  sim: {}
+Y
+case_ duplicate_key 2 "duplicate_key.yaml:3:3: key 'interval' given twice" <<'Y'
+tallyd:
+  interval: 10s
+  interval: 20s
+collectors:
+  sim: {}
+Y
+case_ no_collectors 2 "no collectors configured" <<'Y'
+tallyd:
+  interval: 10s
+Y
+if "$TALLYD" -n -c "$work/does-not-exist.yaml" > "$work/out" 2>&1; then got=0; else got=$?; fi
+if [ "$got" -eq 2 ] && grep -q "does-not-exist.yaml: cannot open" "$work/out"; then
+	echo "ok   missing file: $(cat "$work/out")"
+else
+	echo "FAIL missing file: exit $got: $(cat "$work/out")"; fails=$((fails + 1))
+fi
+[ "$fails" -eq 0 ]

@@ -1,0 +1,75 @@
+#!/bin/sh
+# A full disk stops ingest with an error and loses nothing already committed.
+# tallyd fast-forwards a fleet into a ledger on a 3 MiB tmpfs until the disk
+# is full: it must exit 1 naming the ledger and the full disk. The ledger it
+# leaves must pass SQLite's integrity check, and when it is moved to a disk
+# with room, tallyd resumes it and ends with exactly the ledger of a run that
+# never hit the wall. Needs root (mount); skips with a message otherwise.
+set -eu
+B=${B:-build}
+TALLYD=$PWD/$B/tallyd
+if [ "$(id -u)" != 0 ]; then echo "skip: needs root to mount a small tmpfs" >&2; exit 77; fi
+work=$(mktemp -d /tmp/tally-diskfull-XXXXXX)
+small=$work/small
+mkdir -p "$small"
+if ! mount -t tmpfs -o size=3m tmpfs "$small" 2>"$work/mount.err"; then
+	echo "skip: cannot mount a tmpfs here: $(cat "$work/mount.err")" >&2; rm -rf "$work"; exit 77
+fi
+trap 'umount "$small" 2>/dev/null; rm -rf "$work"' EXIT
+
+conf() { # $1 = ledger path
+	cat <<EOC
+tallyd:
+  agent_id: diskfull
+  data_dir: $work/data
+  interval: 60s
+  clock: fast-forward
+  start: 2026-10-01T00:00:00Z
+  end: 2026-10-08T00:00:00Z
+  log_level: error
+ledger:
+  path: $1
+  commit_every: 0s
+rrd:
+  enabled: false
+collectors:
+  sim:
+    vms: 20
+    hosts: 2
+    seed: 5
+    loss: 0.02
+    reboots_per_day: 1
+    stops_per_day: 0.5
+    migrations_per_day: 0.5
+EOC
+}
+conf "$small/ledger.db" > "$work/full.yaml"
+conf "$work/ref.db" > "$work/ref.yaml"
+conf "$work/moved.db" > "$work/moved.yaml"
+
+"$TALLYD" -q -c "$work/ref.yaml"
+
+if "$TALLYD" -q -c "$work/full.yaml" 2>"$work/err"; then rc=0; else rc=$?; fi
+cat "$work/err"
+[ "$rc" -eq 1 ] || { echo "tallyd exited $rc on a full disk, expected 1"; exit 1; }
+grep -q "$small/ledger.db" "$work/err" || { echo "the error does not name the ledger"; exit 1; }
+grep -qi "full" "$work/err" || { echo "the error does not say the disk is full"; exit 1; }
+
+# what was committed is intact
+cp "$small/ledger.db" "$work/moved.db"
+[ -f "$small/ledger.db-wal" ] && cp "$small/ledger.db-wal" "$work/moved.db-wal"
+ok=$(sqlite3 "$work/moved.db" "PRAGMA integrity_check")
+[ "$ok" = ok ] || { echo "ledger left by the full disk is damaged: $ok"; exit 1; }
+committed=$(sqlite3 "$work/moved.db" "SELECT count(*) FROM usage")
+[ "$committed" -gt 0 ] || { echo "nothing was committed before the disk filled: test too small"; exit 1; }
+echo "committed before the disk filled: $committed usage rows"
+
+# and it resumes to the same ledger as the run that had room
+"$TALLYD" -q -c "$work/moved.yaml"
+q="SELECT r.uuid, m.name, u.device, u.hour_ns, u.quantity, u.spanned_ns, u.covered_ns, u.samples
+   FROM usage u JOIN resources r ON r.id = u.resource_id JOIN meters m ON m.id = u.meter_id
+   ORDER BY 1, 2, 3, 4;"
+sqlite3 "$work/ref.db" "$q" > "$work/ref.txt"
+sqlite3 "$work/moved.db" "$q" > "$work/moved.txt"
+cmp -s "$work/ref.txt" "$work/moved.txt" || { echo "resumed ledger differs:"; diff "$work/ref.txt" "$work/moved.txt" | head; exit 1; }
+echo "resumed ledger equals the reference: $(wc -l < "$work/ref.txt") usage rows"
