@@ -35,8 +35,8 @@ struct rfile {
 	const struct group *g;
 	int64_t last_s;            /* last update in the file; -1 unknown */
 	int exists;                /* checked on disk */
-	struct row rows[RRDSTORE_MAX_ROWS];
-	int n_rows;
+	struct row *rows;          /* grows up to RRDSTORE_MAX_ROWS */
+	int n_rows, cap_rows;
 };
 
 struct rrdstore {
@@ -51,6 +51,7 @@ struct rrdstore {
 	struct rrdstore_stats st;
 	char *argbuf;              /* reused text of one update call */
 	size_t argcap;
+	const char *argv[RRDSTORE_MAX_ROWS];
 };
 
 static uint64_t hash_str(const char *s)
@@ -106,6 +107,7 @@ void rrdstore_close(struct rrdstore *s)
 		return;
 	for (size_t i = 0; i <= s->mask; i++)
 		if (s->files[i]) {
+			free(s->files[i]->rows);
 			free(s->files[i]->path);
 			free(s->files[i]);
 		}
@@ -281,7 +283,7 @@ static int write_file(struct rrdstore *s, struct rfile *f, struct tally_err *e)
 		s->argbuf = p;
 		s->argcap = need;
 	}
-	const char *argv[RRDSTORE_MAX_ROWS];
+	const char **argv = s->argv;
 	int argc = 0;
 	size_t off = 0;
 	uint64_t values = 0;
@@ -365,6 +367,14 @@ int rrdstore_put(struct rrdstore *s, const char *resource, const char *group, co
 				listed |= s->dirty[i] == f;
 			if (!listed)
 				s->dirty[s->n_dirty++] = f;
+		}
+		if (f->n_rows == f->cap_rows) {
+			int n = f->cap_rows ? f->cap_rows * 2 : 4;
+			struct row *p = realloc(f->rows, (size_t)n * sizeof(*p));
+			if (!p)
+				return -ENOMEM;
+			f->rows = p;
+			f->cap_rows = n;
 		}
 		row = &f->rows[f->n_rows++];
 		row->t_s = t;

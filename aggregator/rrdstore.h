@@ -25,7 +25,7 @@
 struct tally_err;
 struct rrdstore;
 
-#define RRDSTORE_MAX_ROWS 64
+#define RRDSTORE_MAX_ROWS 512
 
 struct rrdstore_stats {
 	uint64_t files_created;
