@@ -18,13 +18,12 @@
 
 #include <stdint.h>
 
+#include "ledger_id.h"
 #include "sample.h"
 
 struct tally_err;
 struct ledger;
 
-#define LEDGER_SCHEMA_VERSION 1
-#define LEDGER_APP_ID 1952541804 /* 'tall' */
 
 /* The schema text of version 1, built from schemas/ledger.sql. */
 extern const char ledger_schema_sql[];

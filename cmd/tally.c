@@ -1,3 +1,166 @@
-/* placeholder, replaced by the usage CLI */
+/*
+ * tally: the operator's command line. Subcommands wire library modules
+ * together; the logic lives in billing/ (and later exporters/).
+ *
+ *   tally usage --from T --to T [--tenant X] [--resource UUID] [--meter M]
+ *               [--by tenant|resource|hour] [--format table|csv|json]
+ *               [--ledger PATH]
+ *
+ * Exit status: 0 ok; 1 runtime error (ledger missing or unreadable);
+ * 2 bad command line (the message names the flag and the value).
+ */
+#include "err.h"
+#include "meter.h"
+#include "tallytime.h"
+#include "usage.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
-int main(void) { fprintf(stderr, "tally: not built yet\n"); return 2; }
+#include <stdlib.h>
+#include <string.h>
+
+static int usage_help(FILE *f)
+{
+	fprintf(f,
+		"usage: tally usage --from T --to T [options]\n"
+		"  --from T, --to T     period: 2026-10 (a month), 2026-10-05 (a day) or\n"
+		"                       2026-10-05T13:00:00Z; --to takes the end of what it names,\n"
+		"                       so --from 2026-10 --to 2026-10 is all of October (UTC)\n"
+		"  --tenant X           only tenant X\n"
+		"  --resource UUID      only this resource\n"
+		"  --meter M            only meter M (cpu, memory, network.incoming.bytes, ...)\n"
+		"  --by tenant|resource|hour   rows per tenant (default), resource, or hour\n"
+		"  --format table|csv|json     output format (default table)\n"
+		"  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n");
+	return 0;
+}
+
+static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "tally usage: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n(tally usage --help for the options)\n");
+	return 2;
+}
+
+static int cmd_usage(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "from", required_argument, NULL, 'f' },   { "to", required_argument, NULL, 't' },
+		{ "tenant", required_argument, NULL, 'T' }, { "resource", required_argument, NULL, 'r' },
+		{ "meter", required_argument, NULL, 'm' },  { "by", required_argument, NULL, 'b' },
+		{ "format", required_argument, NULL, 'F' }, { "ledger", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+	};
+	struct usage_query q = { .meter = -1, .by = USAGE_BY_TENANT };
+	enum usage_format fmt = USAGE_TABLE;
+	const char *from = NULL, *to = NULL;
+	struct tally_err e = { 0 };
+	int64_t s, x;
+	int opt;
+
+	q.ledger = getenv("TALLY_LEDGER");
+	if (!q.ledger || !q.ledger[0])
+		q.ledger = "./var/ledger.db";
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'f': from = optarg; break;
+		case 't': to = optarg; break;
+		case 'T': q.tenant = optarg; break;
+		case 'r': q.resource = optarg; break;
+		case 'l': q.ledger = optarg; break;
+		case 'm':
+			if ((q.meter = meter_lookup(optarg)) < 0) {
+				char known[1024] = "";
+				size_t used = 0;
+				for (int i = 0; i < METER_COUNT && used < sizeof(known); i++)
+					used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s",
+								 i ? ", " : "", meter_table[i].name);
+				return bad("--meter '%s': no such meter (known: %s)", optarg, known);
+			}
+			break;
+		case 'b':
+			if (!strcmp(optarg, "tenant"))
+				q.by = USAGE_BY_TENANT;
+			else if (!strcmp(optarg, "resource"))
+				q.by = USAGE_BY_RESOURCE;
+			else if (!strcmp(optarg, "hour"))
+				q.by = USAGE_BY_HOUR;
+			else
+				return bad("--by '%s': expected tenant, resource or hour", optarg);
+			break;
+		case 'F':
+			if (!strcmp(optarg, "table"))
+				fmt = USAGE_TABLE;
+			else if (!strcmp(optarg, "csv"))
+				fmt = USAGE_CSV;
+			else if (!strcmp(optarg, "json"))
+				fmt = USAGE_JSON;
+			else
+				return bad("--format '%s': expected table, csv or json", optarg);
+			break;
+		case 'h': return usage_help(stdout);
+		default: usage_help(stderr); return 2;
+		}
+	}
+	if (optind != argc)
+		return bad("unexpected argument '%s'", argv[optind]);
+	if (!from || !to)
+		return bad("%s is required", !from ? "--from" : "--to");
+	if (time_parse_range(from, &q.from_ns, &x, &e))
+		return bad("--from %s", e.msg);
+	if (time_parse_range(to, &s, &q.to_ns, &e))
+		return bad("--to %s", e.msg);
+	if (q.from_ns % NS_PER_HOUR || q.to_ns % NS_PER_HOUR)
+		return bad("--from %s / --to %s: usage is kept per UTC hour; give whole hours", from, to);
+	if (q.from_ns >= q.to_ns)
+		return bad("--from %s is not before --to %s", from, to);
+
+	struct usage_result r;
+	int rc = usage_query(&q, &r, &e);
+	if (rc) {
+		fprintf(stderr, "tally usage: %s\n", e.msg);
+		return 1;
+	}
+	rc = usage_render(stdout, &q, &r, fmt);
+	usage_result_release(&r);
+	if (rc || fflush(stdout)) {
+		fprintf(stderr, "tally usage: cannot write the output\n");
+		return 1;
+	}
+	return 0;
+}
+
+static void help(FILE *f)
+{
+	fprintf(f, "usage: tally COMMAND [options]\n"
+		   "commands:\n"
+		   "  usage    usage from the ledger per tenant, resource or hour (docs/usage.md)\n"
+		   "  help     this text\n"
+		   "Run 'tally COMMAND --help' for the options of a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		help(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "usage"))
+		return cmd_usage(argc - 1, argv + 1);
+	/* later: invoice, sla, plan check, graph */
+	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		help(stdout);
+		return 0;
+	}
+	fprintf(stderr, "tally: unknown command '%s'\n", argv[1]);
+	help(stderr);
+	return 2;
+}

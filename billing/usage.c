@@ -1,0 +1,330 @@
+/*
+ * usage.c: the usage report: one grouped SQL query over the ledger and
+ * three renderers (aligned text, RFC 4180 CSV, JSON). See usage.h and
+ * docs/usage.md.
+ */
+#include "usage.h"
+#include "err.h"
+#include "ledger_id.h"
+#include "meter.h"
+#include "str.h"
+#include "tallytime.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int open_ledger(const char *path, sqlite3 **db, struct tally_err *e)
+{
+	struct stat sb;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*db = NULL;
+	if (stat(path, &sb) != 0)
+		return err_set(e, -ENOENT, "%s: no ledger here (tallyd writes it; see ledger.path)", path);
+	if (sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		rc = err_set(e, -EIO, "%s: cannot open: %s", path, sqlite3_errmsg(*db));
+		goto fail;
+	}
+	sqlite3_busy_timeout(*db, 5000);
+	if (sqlite3_prepare_v2(*db, "SELECT (SELECT application_id FROM pragma_application_id),"
+				    " (SELECT user_version FROM pragma_user_version)", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		rc = err_set(e, -EINVAL, "%s: not a tally ledger (%s)", path, sqlite3_errmsg(*db));
+		goto fail;
+	}
+	int64_t app = sqlite3_column_int64(st, 0), ver = sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (app != LEDGER_APP_ID) {
+		rc = err_set(e, -EINVAL, "%s: not a tally ledger", path);
+		goto fail;
+	}
+	if (ver != LEDGER_SCHEMA_VERSION) {
+		rc = err_set(e, -EPROTO, "%s: ledger schema version %lld, this tally reads version %d%s", path,
+			     (long long)ver, LEDGER_SCHEMA_VERSION,
+			     ver > LEDGER_SCHEMA_VERSION ? ": upgrade tally" : ": let tallyd migrate it first");
+		goto fail;
+	}
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	sqlite3_close(*db);
+	*db = NULL;
+	return rc;
+}
+
+/* The tenant of a usage row: the attributes valid at the hour's start, or
+ * the resource's first attributes when it was described only later. */
+#define TENANT_AT_HOUR \
+	"coalesce((SELECT a.tenant FROM resource_attrs a WHERE a.resource_id = u.resource_id" \
+	" AND a.since_ns <= u.hour_ns ORDER BY a.since_ns DESC LIMIT 1)," \
+	" (SELECT a.tenant FROM resource_attrs a WHERE a.resource_id = u.resource_id" \
+	" ORDER BY a.since_ns LIMIT 1), '')"
+
+int usage_query(const struct usage_query *q, struct usage_result *out, struct tally_err *e)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char sql[2048];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (q->from_ns >= q->to_ns)
+		return err_set(e, -EINVAL, "the period is empty: --from must be before --to");
+	if ((rc = open_ledger(q->ledger, &db, e)))
+		return rc;
+	const char *key = q->by == USAGE_BY_RESOURCE ? "r.uuid, r.name" : q->by == USAGE_BY_HOUR ? "x.hour_ns" : "''";
+	snprintf(sql, sizeof(sql),
+		 "WITH x AS (SELECT u.resource_id, u.meter_id, u.hour_ns, u.quantity, u.covered_ns,"
+		 " u.spanned_ns, u.samples, " TENANT_AT_HOUR " AS tenant FROM usage u"
+		 " WHERE u.hour_ns >= ?1 AND u.hour_ns < ?2"
+		 " AND (?3 IS NULL OR u.resource_id = (SELECT id FROM resources WHERE uuid = ?3))"
+		 " AND (?4 IS NULL OR u.meter_id = (SELECT id FROM meters WHERE name = ?4)))"
+		 " SELECT x.tenant, %s, m.name, sum(x.quantity), max(typeof(x.quantity) = 'real'),"
+		 " sum(x.covered_ns), sum(x.spanned_ns), sum(x.samples)"
+		 " FROM x JOIN meters m ON m.id = x.meter_id JOIN resources r ON r.id = x.resource_id"
+		 " WHERE ?5 IS NULL OR x.tenant = ?5"
+		 " GROUP BY x.tenant, %s, m.name",
+		 q->by == USAGE_BY_RESOURCE ? "r.uuid, r.name" : q->by == USAGE_BY_HOUR ? "x.hour_ns, ''" : "'', ''",
+		 key);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		rc = err_set(e, -EIO, "%s: cannot query: %s", q->ledger, sqlite3_errmsg(db));
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, q->from_ns);
+	sqlite3_bind_int64(st, 2, q->to_ns);
+	if (q->resource)
+		sqlite3_bind_text(st, 3, q->resource, -1, SQLITE_STATIC);
+	if (q->meter >= 0)
+		sqlite3_bind_text(st, 4, meter_table[q->meter].name, -1, SQLITE_STATIC);
+	if (q->tenant)
+		sqlite3_bind_text(st, 5, q->tenant, -1, SQLITE_STATIC);
+	size_t cap = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int m = meter_lookup((const char *)sqlite3_column_text(st, 3));
+		if (m < 0)
+			continue; /* a meter this tally does not know */
+		if (out->n == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct usage_row *p = realloc(out->rows, cap * sizeof(*p));
+			if (!p) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			out->rows = p;
+		}
+		struct usage_row *r = &out->rows[out->n++];
+		memset(r, 0, sizeof(*r));
+		const unsigned char *t = sqlite3_column_text(st, 0);
+		str_copy(r->tenant, t ? (const char *)t : "", sizeof(r->tenant));
+		if (q->by == USAGE_BY_RESOURCE) {
+			t = sqlite3_column_text(st, 1);
+			str_copy(r->resource, t ? (const char *)t : "", sizeof(r->resource));
+			t = sqlite3_column_text(st, 2);
+			str_copy(r->name, t ? (const char *)t : "", sizeof(r->name));
+		} else if (q->by == USAGE_BY_HOUR) {
+			r->hour_ns = sqlite3_column_int64(st, 1);
+		}
+		r->meter = m;
+		r->is_real = sqlite3_column_int(st, 5) || meter_table[m].kind == SAMPLE_GAUGE;
+		if (r->is_real)
+			r->qty_real = sqlite3_column_double(st, 4);
+		else
+			r->qty = sqlite3_column_int64(st, 4);
+		r->covered_ns = sqlite3_column_int64(st, 6);
+		r->spanned_ns = sqlite3_column_int64(st, 7);
+		r->samples = sqlite3_column_int64(st, 8);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = err_set(e, -EIO, "%s: query failed: %s", q->ledger, sqlite3_errmsg(db));
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	if (rc) {
+		usage_result_release(out);
+		return rc;
+	}
+	return 0;
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+	const struct usage_row *x = a, *y = b;
+	int c = strcmp(x->tenant, y->tenant);
+	if (c)
+		return c;
+	if ((c = strcmp(x->name, y->name)) || (c = strcmp(x->resource, y->resource)))
+		return c;
+	if (x->hour_ns != y->hour_ns)
+		return x->hour_ns < y->hour_ns ? -1 : 1;
+	return x->meter - y->meter;
+}
+
+void usage_result_release(struct usage_result *r)
+{
+	free(r->rows);
+	r->rows = NULL;
+	r->n = 0;
+}
+
+double usage_human(const struct usage_row *r)
+{
+	double base = r->is_real ? r->qty_real : (double)r->qty;
+	return base / meter_table[r->meter].human_div;
+}
+
+static void completeness(const struct usage_row *r, char *buf, size_t len)
+{
+	if (r->spanned_ns <= 0)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%.1f%%", 100.0 * (double)r->covered_ns / (double)r->spanned_ns);
+}
+
+static void base_text(const struct usage_row *r, char *buf, size_t len)
+{
+	if (r->is_real)
+		snprintf(buf, len, "%.17g", r->qty_real);
+	else
+		snprintf(buf, len, "%lld", (long long)r->qty);
+}
+
+/* RFC 4180: quote a field that holds a comma, quote, CR or LF. */
+static void csv_field(FILE *f, const char *s)
+{
+	if (!strpbrk(s, ",\"\r\n")) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static const char *by_name(enum usage_by by)
+{
+	return by == USAGE_BY_RESOURCE ? "resource" : by == USAGE_BY_HOUR ? "hour" : "tenant";
+}
+
+int usage_render(FILE *f, const struct usage_query *q, const struct usage_result *r,
+		 enum usage_format fmt)
+{
+	char from[48], to[48], pct[16], base[40], hour[48];
+	if (r->n > 1)
+		qsort(r->rows, r->n, sizeof(*r->rows), cmp_row);
+	time_format_iso(q->from_ns, from, sizeof(from));
+	time_format_iso(q->to_ns, to, sizeof(to));
+
+	if (fmt == USAGE_CSV) {
+		fputs("tenant,", f);
+		if (q->by == USAGE_BY_RESOURCE)
+			fputs("resource,name,", f);
+		if (q->by == USAGE_BY_HOUR)
+			fputs("hour,", f);
+		fputs("meter,quantity,unit,base_quantity,base_unit,covered_seconds,spanned_seconds,"
+		      "completeness_pct,samples\r\n", f);
+		for (size_t i = 0; i < r->n; i++) {
+			const struct usage_row *u = &r->rows[i];
+			const struct meter_def *m = &meter_table[u->meter];
+			csv_field(f, u->tenant);
+			fputc(',', f);
+			if (q->by == USAGE_BY_RESOURCE) {
+				csv_field(f, u->resource);
+				fputc(',', f);
+				csv_field(f, u->name);
+				fputc(',', f);
+			}
+			if (q->by == USAGE_BY_HOUR)
+				fprintf(f, "%s,", time_format_iso(u->hour_ns, hour, sizeof(hour)));
+			base_text(u, base, sizeof(base));
+			fprintf(f, "%s,%.9f,%s,%s,%s,%.9f,%.9f,", m->name, usage_human(u), m->human_unit, base,
+				m->unit, (double)u->covered_ns / 1e9, (double)u->spanned_ns / 1e9);
+			if (u->spanned_ns > 0)
+				fprintf(f, "%.3f", 100.0 * (double)u->covered_ns / (double)u->spanned_ns);
+			fprintf(f, ",%lld\r\n", (long long)u->samples);
+		}
+		return ferror(f) ? -EIO : 0;
+	}
+	if (fmt == USAGE_JSON) {
+		json_t *root = json_object(), *rows = json_array();
+		json_object_set_new(root, "from", json_string(from));
+		json_object_set_new(root, "to", json_string(to));
+		json_object_set_new(root, "by", json_string(by_name(q->by)));
+		for (size_t i = 0; i < r->n; i++) {
+			const struct usage_row *u = &r->rows[i];
+			const struct meter_def *m = &meter_table[u->meter];
+			json_t *o = json_object();
+			json_object_set_new(o, "tenant", json_string(u->tenant));
+			if (q->by == USAGE_BY_RESOURCE) {
+				json_object_set_new(o, "resource", json_string(u->resource));
+				json_object_set_new(o, "name", json_string(u->name));
+			}
+			if (q->by == USAGE_BY_HOUR)
+				json_object_set_new(o, "hour", json_string(time_format_iso(u->hour_ns, hour, sizeof(hour))));
+			json_object_set_new(o, "meter", json_string(m->name));
+			json_object_set_new(o, "quantity", json_real(usage_human(u)));
+			json_object_set_new(o, "unit", json_string(m->human_unit));
+			json_object_set_new(o, "base_quantity", u->is_real ? json_real(u->qty_real) : json_integer(u->qty));
+			json_object_set_new(o, "base_unit", json_string(m->unit));
+			json_object_set_new(o, "covered_seconds", json_real((double)u->covered_ns / 1e9));
+			json_object_set_new(o, "spanned_seconds", json_real((double)u->spanned_ns / 1e9));
+			json_object_set_new(o, "completeness_pct", u->spanned_ns > 0
+				? json_real(100.0 * (double)u->covered_ns / (double)u->spanned_ns) : json_null());
+			json_object_set_new(o, "samples", json_integer(u->samples));
+			json_array_append_new(rows, o);
+		}
+		json_object_set_new(root, "rows", rows);
+		int rc = json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+		fputc('\n', f);
+		json_decref(root);
+		return rc || ferror(f) ? -EIO : 0;
+	}
+
+	/* aligned text */
+	int wt = 6, wr = 8, wn = 4;
+	for (size_t i = 0; i < r->n; i++) {
+		int l = (int)strlen(r->rows[i].tenant[0] ? r->rows[i].tenant : "-");
+		wt = l > wt ? l : wt;
+		l = (int)strlen(r->rows[i].resource);
+		wr = l > wr ? l : wr;
+		l = (int)strlen(r->rows[i].name);
+		wn = l > wn ? l : wn;
+	}
+	fprintf(f, "%-*s  ", wt, "TENANT");
+	if (q->by == USAGE_BY_RESOURCE)
+		fprintf(f, "%-*s  %-*s  ", wr, "RESOURCE", wn, "NAME");
+	if (q->by == USAGE_BY_HOUR)
+		fprintf(f, "%-20s  ", "HOUR");
+	fprintf(f, "%-26s %18s  %-14s %12s %9s %8s\n", "METER", "QUANTITY", "UNIT", "COVERED_S", "COMPLETE",
+		"SAMPLES");
+	for (size_t i = 0; i < r->n; i++) {
+		const struct usage_row *u = &r->rows[i];
+		const struct meter_def *m = &meter_table[u->meter];
+		fprintf(f, "%-*s  ", wt, u->tenant[0] ? u->tenant : "-");
+		if (q->by == USAGE_BY_RESOURCE)
+			fprintf(f, "%-*s  %-*s  ", wr, u->resource, wn, u->name);
+		if (q->by == USAGE_BY_HOUR)
+			fprintf(f, "%-20s  ", time_format_iso(u->hour_ns, hour, sizeof(hour)));
+		completeness(u, pct, sizeof(pct));
+		if (!u->is_real && m->human_div == 1.0)   /* requests, packets: whole */
+			fprintf(f, "%-26s %18lld  ", m->name, (long long)u->qty);
+		else
+			fprintf(f, "%-26s %18.3f  ", m->name, usage_human(u));
+		fprintf(f, "%-14s %12.0f %9s %8lld\n", m->human_unit, (double)u->covered_ns / 1e9, pct,
+			(long long)u->samples);
+	}
+	fprintf(f, "%zu row%s, usage from %s to %s (UTC hours)\n", r->n, r->n == 1 ? "" : "s", from, to);
+	return ferror(f) ? -EIO : 0;
+}
