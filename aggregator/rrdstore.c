@@ -253,7 +253,8 @@ static int prepare(struct rrdstore *s, struct rfile *f, struct tally_err *e)
 	argv[argc] = defs[argc]; argc++;
 	snprintf(defs[argc], 64, "RRA:MAX:0.5:%ld:%d", per_hour, 24 * 100);
 	argv[argc] = defs[argc]; argc++;
-	time_t start = (time_t)(f->n_rows ? f->rows[0].t_s - 1 : 0);
+	/* one step before the first value, so that value fills its whole step */
+	time_t start = (time_t)(f->n_rows ? f->rows[0].t_s - step : 0);
 	rrd_clear_error();
 	if (rrd_create_r(f->path, (unsigned long)step, start, argc, argv) != 0) {
 		return err_set(e, -EIO, "%s: cannot create rrd file: %s", f->path, rrd_get_error());
