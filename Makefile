@@ -45,7 +45,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all deps check check-unit check-integration demo bench clean
+.PHONY: all deps check check-unit check-integration demo bench fuzz clean
 all: $(PROG_BIN)
 	@for p in $(PROGS); do ln -sf $(B)/$$p $$p 2>/dev/null || true; done
 
@@ -109,8 +109,17 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BIN)
 	$(Q)B=$(B) bench/run.sh
 
+# libFuzzer targets (tests/fuzz/README.md); clang only.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+fuzz: deps
+	@command -v clang >/dev/null || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@mkdir -p build-fuzz
+	$(Q)for f in $(FUZZ_SRC); do n=$$(basename $$f .c); echo "  FUZZ    build-fuzz/$$n"; \
+	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) $(PKG_CFLAGS) \
+	    -o build-fuzz/$$n $$f $(wildcard common/*.c) $(LDLIBS_ALL) || exit 1; done
+
 clean:
-	rm -rf build build-san $(PROGS)
+	rm -rf build build-san build-fuzz $(PROGS)
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 .SECONDARY:

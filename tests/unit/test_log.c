@@ -1,0 +1,133 @@
+/*
+ * test_log.c: a repeated failure is said once per back-off window: at once
+ * the first time, then after 60 s with the number of repeats, the window
+ * doubling up to one hour; the end of the condition is said once.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "tallytime.h"
+
+static int64_t now;
+static int64_t fake_clock(void) { return now; }
+
+/* Run the calls with stderr going to a temp file; return what was written. */
+static char *captured;
+static int saved_fd = -1;
+static FILE *cap;
+
+static void capture_begin(void)
+{
+	fflush(stderr);
+	cap = tmpfile();
+	saved_fd = dup(2);
+	dup2(fileno(cap), 2);
+}
+
+static void capture_end(void)
+{
+	fflush(stderr);
+	dup2(saved_fd, 2);
+	close(saved_fd);
+	long n = ftell(cap);
+	rewind(cap);
+	free(captured);
+	captured = calloc(1, (size_t)n + 1);
+	ck_assert_uint_eq(fread(captured, 1, (size_t)n, cap), (size_t)n);
+	fclose(cap);
+}
+
+static int lines(const char *s)
+{
+	int n = 0;
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+START_TEST(test_backoff)
+{
+	struct complaint c = { 0 };
+	log_set_clock(fake_clock);
+	log_set_level(LOG_INFO);
+	now = 1000 * NS_PER_SEC;
+	capture_begin();
+	ck_assert_int_eq(complain(&c, LOG_WARN, "libvirt: connection refused"), 1);     /* t=0: said */
+	now += 30 * NS_PER_SEC;
+	ck_assert_int_eq(complain(&c, LOG_WARN, "libvirt: connection refused"), 0);     /* t=30: quiet */
+	now += 29 * NS_PER_SEC;
+	ck_assert_int_eq(complain(&c, LOG_WARN, "libvirt: connection refused"), 0);     /* t=59: quiet */
+	now += 1 * NS_PER_SEC;
+	ck_assert_int_eq(complain(&c, LOG_WARN, "libvirt: connection refused"), 1);     /* t=60: said, 2 repeats */
+	now += 119 * NS_PER_SEC;
+	ck_assert_int_eq(complain(&c, LOG_WARN, "libvirt: connection refused"), 0);     /* window now 120 s */
+	now += 1 * NS_PER_SEC;
+	ck_assert_int_eq(complain(&c, LOG_WARN, "libvirt: connection refused"), 1);     /* t=180 */
+	complaint_clear(&c, "libvirt: connected again");
+	ck_assert_int_eq(complain(&c, LOG_WARN, "libvirt: connection refused"), 1);     /* fresh window */
+	capture_end();
+	ck_assert_int_eq(lines(captured), 5);
+	ck_assert_ptr_nonnull(strstr(captured, "warning: libvirt: connection refused\n"));
+	ck_assert_ptr_nonnull(strstr(captured, "libvirt: connection refused (repeated 2 times since the last report)"));
+	ck_assert_ptr_nonnull(strstr(captured, "(repeated 1 times since the last report)"));
+	ck_assert_ptr_nonnull(strstr(captured, "info: libvirt: connected again"));
+	log_set_clock(NULL);
+}
+END_TEST
+
+START_TEST(test_ceiling)
+{
+	struct complaint c = { 0 };
+	log_set_clock(fake_clock);
+	now = 0;
+	capture_begin();
+	/* windows 60, 120, 240, ... 3840 -> capped at 3600 */
+	for (int i = 0; i < 12; i++) {
+		ck_assert_int_eq(complain(&c, LOG_ERR, "disk full"), 1);
+		now += c.window_ns;
+	}
+	capture_end();
+	ck_assert_int_eq(c.window_ns, COMPLAINT_MAX_NS);
+	ck_assert_int_eq(lines(captured), 12);
+	log_set_clock(NULL);
+	free(captured);
+	captured = NULL;
+}
+END_TEST
+
+START_TEST(test_levels)
+{
+	enum log_level l;
+	ck_assert_int_eq(log_level_parse("debug", &l), 0);
+	ck_assert_int_eq(l, LOG_DEBUG);
+	ck_assert_int_lt(log_level_parse("loud", &l), 0);
+	log_set_level(LOG_ERR);
+	capture_begin();
+	log_msg(LOG_WARN, "not shown");
+	log_msg(LOG_ERR, "shown");
+	capture_end();
+	ck_assert_ptr_null(strstr(captured, "not shown"));
+	ck_assert_ptr_nonnull(strstr(captured, "error: shown"));
+	log_set_level(LOG_INFO);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("log");
+	TCase *tc = tcase_create("log");
+	tcase_add_test(tc, test_backoff);
+	tcase_add_test(tc, test_ceiling);
+	tcase_add_test(tc, test_levels);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	free(captured);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,133 @@
+/*
+ * test_time.c: parsing and formatting of UTC times and durations. Expected
+ * Unix times come from `date -u -d ... +%s` (GNU coreutils, an independent
+ * oracle), e.g. date -u -d 2026-10-01 +%s = 1790812800.
+ */
+#include <check.h>
+#include <errno.h>
+#include <string.h>
+
+#include "err.h"
+#include "tallytime.h"
+
+#define S(x) ((int64_t)(x) * NS_PER_SEC)
+
+static const struct {
+	const char *in;
+	int64_t start_ns, end_ns;
+} ok_cases[] = {
+	/* a month: [first instant, first instant of the next) */
+	{ "2026-10", S(1790812800LL), S(1793491200LL) },
+	/* February of a leap year: 29 days, 2028-02-01 .. 2028-03-01 */
+	{ "2028-02", S(1832976000LL), S(1835481600LL) },
+	/* December rolls into the next year: 2026-12-01 .. 2027-01-01 */
+	{ "2026-12", S(1795996800LL + 86400), S(1798761600LL) },
+	/* a day */
+	{ "2026-10-01", S(1790812800LL), S(1790812800LL + 86400) },
+	/* instants */
+	{ "2026-10-05T13:00:00Z", S(1791205200LL), S(1791205200LL) },
+	{ "2026-10-05T13:00Z", S(1791205200LL), S(1791205200LL) },
+	{ "2026-10-05 13:00:00", S(1791205200LL), S(1791205200LL) },
+	{ "2026-10-05T15:00:00+02:00", S(1791205200LL), S(1791205200LL) },
+	{ "2026-10-05T10:30:00-0230", S(1791205200LL), S(1791205200LL) },
+	{ "2026-10-05T13:00:00.5Z", S(1791205200LL) + 500000000, S(1791205200LL) + 500000000 },
+	{ "2026-10-05T13:00:00.000000001Z", S(1791205200LL) + 1, S(1791205200LL) + 1 },
+	{ "@1791205200", S(1791205200LL), S(1791205200LL) },
+};
+
+static const struct {
+	const char *in, *why;
+} bad_cases[] = {
+	{ "", "not a date" },
+	{ "2026-13", "month must be 01-12" },
+	{ "2026-00", "month must be 01-12" },
+	{ "2026-11-31", "no such day" },
+	{ "2026-02-29", "no such day" },
+	{ "2026-10-05T24:00:00Z", "time of day out of range" },
+	{ "2026-10-05T13:00:00Zjunk", "trailing characters" },
+	{ "2026-10-05T13:00:00.1234567890Z", "more than 9 fractional digits" },
+	{ "2026-10-05X13:00", "expected 'T'" },
+	{ "@12abc", "not a number" },
+	{ "yesterday", "not a date" },
+};
+
+START_TEST(test_parse_ok)
+{
+	int64_t s, t;
+	struct tally_err e = { 0 };
+	ck_assert_msg(time_parse_range(ok_cases[_i].in, &s, &t, &e) == 0, "%s: %s", ok_cases[_i].in, e.msg);
+	ck_assert_msg(s == ok_cases[_i].start_ns && t == ok_cases[_i].end_ns, "%s: got [%lld, %lld]",
+		      ok_cases[_i].in, (long long)s, (long long)t);
+}
+END_TEST
+
+START_TEST(test_parse_bad)
+{
+	int64_t s, t;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(time_parse_range(bad_cases[_i].in, &s, &t, &e), -EINVAL);
+	ck_assert_msg(strstr(e.msg, bad_cases[_i].why) != NULL, "'%s': message '%s' lacks '%s'",
+		      bad_cases[_i].in, e.msg, bad_cases[_i].why);
+}
+END_TEST
+
+START_TEST(test_durations)
+{
+	int64_t ns;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(duration_parse("10s", &ns, &e), 0);
+	ck_assert_int_eq(ns, S(10));
+	ck_assert_int_eq(duration_parse("250ms", &ns, &e), 0);
+	ck_assert_int_eq(ns, 250000000);
+	ck_assert_int_eq(duration_parse("5m", &ns, &e), 0);
+	ck_assert_int_eq(ns, S(300));
+	ck_assert_int_eq(duration_parse("1h", &ns, &e), 0);
+	ck_assert_int_eq(ns, S(3600));
+	ck_assert_int_eq(duration_parse("2d", &ns, &e), 0);
+	ck_assert_int_eq(ns, S(172800));
+	ck_assert_int_eq(duration_parse("7", &ns, &e), 0);
+	ck_assert_int_eq(ns, S(7));
+	ck_assert_int_eq(duration_parse("10 parsecs", &ns, &e), -EINVAL);
+	ck_assert_int_eq(duration_parse("-5s", &ns, &e), -EINVAL);
+	ck_assert_int_eq(duration_parse("fast", &ns, &e), -EINVAL);
+	ck_assert_int_eq(duration_parse("1000000d", &ns, &e), -ERANGE);
+}
+END_TEST
+
+START_TEST(test_format_and_hours)
+{
+	char buf[48];
+	ck_assert_str_eq(time_format_iso(S(1790812800LL), buf, sizeof(buf)), "2026-10-01T00:00:00Z");
+	ck_assert_str_eq(time_format_iso(S(1791205200LL) + 1, buf, sizeof(buf)),
+			 "2026-10-05T13:00:00.000000001Z");
+	ck_assert_str_eq(time_format_iso(-1, buf, sizeof(buf)), "1969-12-31T23:59:59.999999999Z");
+	/* round trip through the parser */
+	int64_t s, t;
+	ck_assert_int_eq(time_parse_range("2028-02-29T23:59:59.25Z", &s, &t, NULL), 0);
+	ck_assert_str_eq(time_format_iso(s, buf, sizeof(buf)), "2028-02-29T23:59:59.250000000Z");
+	/* hours: a boundary is its own hour; before the epoch rounds down */
+	ck_assert_int_eq(hour_floor(S(1790812800LL)), S(1790812800LL));
+	ck_assert_int_eq(hour_floor(S(1790812800LL) + NS_PER_HOUR - 1), S(1790812800LL));
+	ck_assert_int_eq(hour_floor(-1), -NS_PER_HOUR);
+	ck_assert_int_eq(hour_floor(0), 0);
+	ck_assert_int_eq(time_days_from_civil(1970, 1, 1), 0);
+	ck_assert_int_eq(time_days_from_civil(2026, 10, 1), 1790812800LL / 86400);
+	ck_assert_int_eq(time_days_from_civil(1969, 12, 31), -1);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("time");
+	TCase *tc = tcase_create("time");
+	tcase_add_loop_test(tc, test_parse_ok, 0, (int)(sizeof(ok_cases) / sizeof(ok_cases[0])));
+	tcase_add_loop_test(tc, test_parse_bad, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+	tcase_add_test(tc, test_durations);
+	tcase_add_test(tc, test_format_and_hours);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
