@@ -25,6 +25,7 @@
 #ifndef TALLY_COLLECTOR_H
 #define TALLY_COLLECTOR_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "sink.h"
@@ -36,6 +37,7 @@ struct collector_env {
 	const char *agent_id;    /* this host's agent id */
 	int64_t interval_ns;     /* the daemon's collection interval */
 	int64_t start_ns;        /* first cycle of this run (fast-forward: virtual) */
+	bool start_fixed;        /* start_ns is the same in every run (fast-forward) */
 };
 
 struct collector_ops {

@@ -235,6 +235,8 @@ bool sim_tick_lost(const struct sim_config *c, uint32_t vm, int64_t k)
 
 struct sim {
 	struct sim_config c;
+	bool start_fixed;            /* the schedule anchor survives a restart */
+	int64_t first_tick_ns;       /* this run's first tick */
 	struct sim_vm *vm;
 	struct vm_state *st;
 	char (*agent)[TALLY_ID_MAX];
@@ -261,6 +263,8 @@ static int sim_configure(const struct cfg_node *cfg, const struct collector_env 
 	sim_config_default(c);
 	c->interval_ns = env->interval_ns;
 	c->start_ns = env->start_ns / NS_PER_SEC * NS_PER_SEC;
+	s->first_tick_ns = c->start_ns;
+	s->start_fixed = env->start_fixed || cfg_get(cfg, "start") != NULL;
 	if ((rc = cfg_check_keys(cfg, "collectors.sim", sim_keys, e)))
 		goto fail;
 	v = c->vms;
@@ -318,6 +322,10 @@ static int sim_init(void *state, int64_t resume_ns, struct tally_err *e)
 	s->agent = calloc(c->hosts, sizeof(*s->agent));
 	if (!s->vm || !s->st || !s->agent)
 		return err_set(e, -ENOMEM, "sim: out of memory for %u VMs", c->vms);
+	if (resume_ns > 0 && !s->start_fixed)
+		return err_set(e, -EINVAL, "the ledger already has readings from an earlier"
+			       " run; set collectors.sim.start (the instant that run began) so the fleet's schedule"
+			       " continues instead of starting anew");
 	for (uint32_t h = 0; h < c->hosts; h++)
 		snprintf(s->agent[h], sizeof(s->agent[h]), "sim-host-%u", h);
 	for (uint32_t i = 0; i < c->vms; i++) {
@@ -328,6 +336,14 @@ static int sim_init(void *state, int64_t resume_ns, struct tally_err *e)
 		 * committed cycle; its readings are in the ledger already */
 		while (resume_ns > 0 && s->st[i].next_ns <= resume_ns)
 			vm_apply(c, i, &s->st[i]);
+		/* a first run that starts after the anchor: what happened before
+		 * its first tick was not watched, so the lives then running are
+		 * "before we watched" (their first reading is a baseline) */
+		if (resume_ns == 0 && s->first_tick_ns > c->start_ns) {
+			while (s->st[i].next_ns < s->first_tick_ns)
+				vm_apply(c, i, &s->st[i]);
+			s->st[i].origin_known = false;
+		}
 	}
 	if (resume_ns > 0) {
 		s->first_read_done = true;

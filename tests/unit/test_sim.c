@@ -53,7 +53,8 @@ static const char *yaml = "vms: 6\ntenants: 2\nhosts: 3\ndisks: 2\nnics: 1\nseed
 
 static void *make_sim(int64_t resume)
 {
-	struct collector_env env = { .agent_id = "t", .interval_ns = S(60), .start_ns = T0 };
+	struct collector_env env = { .agent_id = "t", .interval_ns = S(60), .start_ns = T0,
+				     .start_fixed = true };
 	struct cfg_node *root;
 	struct tally_err e = { 0 };
 	void *st = NULL;
