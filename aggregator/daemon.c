@@ -308,8 +308,8 @@ int daemon_run(struct daemon_config *c, volatile sig_atomic_t *stop, struct daem
 	r.last_commit_mono = time_mono_ns();
 
 	rc = sched_run(&s, first, e);
-	if (rc == 0 && agg_pending(r.agg) + 1 > 0)
-		rc = commit(&r, e);
+	if (rc == 0)
+		rc = commit(&r, e); /* whatever the last cycles left, on every clean stop */
 	agg_get_stats(r.agg, &st);
 	sum->cycles = s.cycles;
 	sum->overruns = s.overruns;

@@ -168,7 +168,7 @@ int batcher_flush(struct batcher *bt, int64_t time_ns)
 			continue;
 		s->b.seq = s->next_seq;
 		s->b.time_ns = time_ns;
-		int rc = bt->deliver(bt->ctx == NULL ? NULL : bt->ctx, &s->b);
+		int rc = bt->deliver(bt->ctx, &s->b);
 		if (rc < 0) {
 			if (!first_err)
 				first_err = rc;

@@ -11,6 +11,7 @@
 #include "cfg.h"
 #include "err.h"
 #include "tallytime.h"
+#include "testutil.h"
 
 static struct cfg_node *load(const char *text, int want_rc, struct tally_err *e)
 {
@@ -140,9 +141,5 @@ int main(void)
 	tcase_add_test(tc, test_reader_errors);
 	tcase_add_test(tc, test_empty_and_missing);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }

@@ -30,6 +30,7 @@
 #include "meter.h"
 #include "sim.h"
 #include "tallytime.h"
+#include "testutil.h"
 
 #define MAX_LIVES 256
 
@@ -248,9 +249,9 @@ static void check_ledger(const char *path, unsigned vms)
 START_TEST(test_month_exact)
 {
 	const unsigned vms = 8, seed = 7;
-	char dir[] = "/tmp/tally-exact-XXXXXX", path[512];
+	char dir[64], path[512];
 	struct tally_err e = { 0 };
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	tu_mkdtemp(dir, sizeof(dir), "exact");
 
 	sim_config_default(&sc);
 	sc.vms = vms;
@@ -284,9 +285,7 @@ START_TEST(test_month_exact)
 	snprintf(path, sizeof(path), "%s/ledger.db", dir);
 	check_ledger(path, vms);
 	free(truth);
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	tu_rmrf(dir);
 }
 END_TEST
 
@@ -297,9 +296,5 @@ int main(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, test_month_exact);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }

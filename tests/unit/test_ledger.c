@@ -24,6 +24,7 @@
 #include "ledger.h"
 #include "str.h"
 #include "tallytime.h"
+#include "testutil.h"
 
 #define T0 (1790812800LL * NS_PER_SEC)
 
@@ -31,16 +32,13 @@ static char dir[64], path[128];
 
 static void setup(void)
 {
-	str_copy(dir, "/tmp/tally-ledger-XXXXXX", sizeof(dir));
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	tu_mkdtemp(dir, sizeof(dir), "ledger");
 	snprintf(path, sizeof(path), "%s/ledger.db", dir);
 }
 
 static void teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	tu_rmrf(dir);
 	ledger_fault_commit = 0;
 }
 
@@ -300,9 +298,5 @@ int main(void)
 	tcase_add_test(tc, test_failed_commit_loses_nothing_committed);
 	tcase_add_test(tc, test_metadata_history);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "tallytime.h"
+#include "testutil.h"
 
 static int64_t now;
 static int64_t fake_clock(void) { return now; }
@@ -124,10 +125,7 @@ int main(void)
 	tcase_add_test(tc, test_ceiling);
 	tcase_add_test(tc, test_levels);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int rc = tu_run(s);
 	free(captured);
-	return failed ? 1 : 0;
+	return rc;
 }

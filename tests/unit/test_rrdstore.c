@@ -16,6 +16,7 @@
 #include "rrdstore.h"
 #include "str.h"
 #include "tallytime.h"
+#include "testutil.h"
 
 #define T0 1790812800LL   /* 2026-10-01T00:00:00Z, a multiple of 60 */
 #define NS(s) ((int64_t)(s) * NS_PER_SEC)
@@ -24,15 +25,12 @@ static char dir[64];
 
 static void setup(void)
 {
-	str_copy(dir, "/tmp/tally-rrd-XXXXXX", sizeof(dir));
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	tu_mkdtemp(dir, sizeof(dir), "rrd");
 }
 
 static void teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "chmod -R u+w '%s'; rm -rf '%s'", dir, dir);
-	ck_assert_int_eq(system(cmd), 0);
+	tu_rmrf(dir);
 }
 
 /* Run a shell command, return its output (caller frees). */
@@ -238,9 +236,5 @@ int main(void)
 	tcase_add_test(tc, test_names_cannot_escape);
 	tcase_add_test(tc, test_unwritable_dir_names_file);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }

@@ -13,6 +13,7 @@
 #include "scheduler.h"
 #include "str.h"
 #include "tallytime.h"
+#include "testutil.h"
 
 #define T0 (1790812800LL * NS_PER_SEC)
 #define S(x) ((int64_t)(x) * NS_PER_SEC)
@@ -136,9 +137,5 @@ int main(void)
 	tcase_add_test(tc, test_fast_forward_to_end_inclusive);
 	tcase_add_test(tc, test_next_tick);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }

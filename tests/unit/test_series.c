@@ -11,6 +11,7 @@
 
 #include "series.h"
 #include "tallytime.h"
+#include "testutil.h"
 
 #define S(x)  ((int64_t)(x) * NS_PER_SEC)
 #define T0    S(1790812800LL)
@@ -277,9 +278,5 @@ int main(void)
 	tcase_add_test(tc, test_gauge_ns_split);
 	tcase_add_test(tc, test_kind_change_refused);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }

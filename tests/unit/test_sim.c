@@ -14,6 +14,7 @@
 #include "err.h"
 #include "sim.h"
 #include "tallytime.h"
+#include "testutil.h"
 
 #define T0 (1790812800LL * NS_PER_SEC)
 #define S(x) ((int64_t)(x) * NS_PER_SEC)
@@ -161,9 +162,5 @@ int main(void)
 	tcase_add_test(tc, test_resume_continues_exactly);
 	tcase_add_test(tc, test_readings_are_the_closed_form);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }

@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "tallytime.h"
+#include "testutil.h"
 
 #define S(x) ((int64_t)(x) * NS_PER_SEC)
 
@@ -125,9 +126,5 @@ int main(void)
 	tcase_add_test(tc, test_durations);
 	tcase_add_test(tc, test_format_and_hours);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }

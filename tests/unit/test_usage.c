@@ -26,6 +26,7 @@
 #include "str.h"
 #include "tallytime.h"
 #include "usage.h"
+#include "testutil.h"
 
 #define T0 (1790812800LL * NS_PER_SEC)
 #define H NS_PER_HOUR
@@ -65,8 +66,7 @@ static void setup(void)
 	struct tally_err e = { 0 };
 	struct batch b;
 
-	str_copy(dir, "/tmp/tally-usage-XXXXXX", sizeof(dir));
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	tu_mkdtemp(dir, sizeof(dir), "usage");
 	snprintf(path, sizeof(path), "%s/ledger.db", dir);
 	ac.ledger_path = path;
 	ac.max_gap_ns = 2 * H;
@@ -95,9 +95,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	tu_rmrf(dir);
 }
 
 static const struct usage_row *find(const struct usage_result *r, const char *tenant, int meter)
@@ -246,9 +244,5 @@ int main(void)
 	tcase_add_test(tc, test_json);
 	tcase_add_test(tc, test_refusals);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }
