@@ -49,6 +49,7 @@ struct rrdstore {
 	struct rfile **dirty;      /* files with queued rows */
 	size_t n_dirty, cap_dirty;
 	struct rrdstore_stats st;
+	size_t queued;             /* rows queued in all files */
 	char *argbuf;              /* reused text of one update call */
 	size_t argcap;
 	const char *argv[RRDSTORE_MAX_ROWS];
@@ -271,6 +272,7 @@ static int write_file(struct rrdstore *s, struct rfile *f, struct tally_err *e)
 	if (f->n_rows == 0)
 		return 0;
 	if ((rc = prepare(s, f, e))) {
+		s->queued -= (size_t)f->n_rows;
 		f->n_rows = 0;
 		s->st.errors++;
 		return rc;
@@ -308,7 +310,15 @@ static int write_file(struct rrdstore *s, struct rfile *f, struct tally_err *e)
 		off += (size_t)n + 1;
 	}
 	int64_t last = f->rows[f->n_rows - 1].t_s;
+	s->queued -= (size_t)f->n_rows;
 	f->n_rows = 0;
+	if (f->cap_rows > 8) {
+		/* a burst (fast-forward) grew the queue: give it back, so
+		 * thousands of files do not each keep their largest queue */
+		free(f->rows);
+		f->rows = NULL;
+		f->cap_rows = 0;
+	}
 	if (argc == 0)
 		return 0;
 	rrd_clear_error();
@@ -378,6 +388,7 @@ int rrdstore_put(struct rrdstore *s, const char *resource, const char *group, co
 			f->cap_rows = n;
 		}
 		row = &f->rows[f->n_rows++];
+		s->queued++;
 		row->t_s = t;
 		row->present = 0;
 	} else if (row->t_s > t) {
@@ -386,6 +397,11 @@ int rrdstore_put(struct rrdstore *s, const char *resource, const char *group, co
 	}
 	row->v[di] = value;
 	row->present |= 1u << di;
+	if (s->queued >= RRDSTORE_BUDGET_ROWS) {
+		/* bounded memory: a fast-forward burst writes early */
+		struct tally_err e = { 0 };
+		return rrdstore_flush(s, &e);
+	}
 	return 0;
 }
 

@@ -11,8 +11,10 @@
  * heuristics never second-guess a reset.
  *
  * rrdstore_put() queues a value; values of one file are written by one
- * rrd_update_r() call carrying many timestamps, at rrdstore_flush() or when
- * a file has RRDSTORE_MAX_ROWS queued (bounded memory). A value not after
+ * rrd_update_r() call carrying many timestamps, at rrdstore_flush(), when a
+ * file has RRDSTORE_MAX_ROWS queued, or when all files together have
+ * RRDSTORE_BUDGET_ROWS (about 10 MB): memory stays bounded however many
+ * readings arrive between two commits. A value not after
  * the file's last update (a replay after a crash) is skipped and counted.
  * The store owns its queues; rrdstore_close() frees them without writing.
  */
@@ -25,7 +27,8 @@
 struct tally_err;
 struct rrdstore;
 
-#define RRDSTORE_MAX_ROWS 512
+#define RRDSTORE_MAX_ROWS 512       /* rows queued per file before it is written */
+#define RRDSTORE_BUDGET_ROWS 131072 /* rows queued in all files before all are written */
 
 struct rrdstore_stats {
 	uint64_t files_created;
