@@ -6,9 +6,11 @@
 #include <string.h>
 
 extern const struct collector_ops sim_collector;
+extern const struct collector_ops libvirt_collector;
 
 const struct collector_ops *const collector_all[] = {
 	&sim_collector,
+	&libvirt_collector,
 	NULL,
 };
 

@@ -1,0 +1,606 @@
+/*
+ * libvirt.c: every VM on a KVM host through libvirt.
+ *
+ * Per interval one virConnectGetAllDomainStats() call for all active
+ * domains (state, cpu, balloon, vcpu, interface, block) with NOWAIT, so a
+ * domain stuck in a job never stalls the others. A driver that answers the
+ * bulk call without the groups we asked for (libvirt's test driver in
+ * Debian 12 returns `state` alone) is read per domain instead:
+ * virDomainGetInfo, virDomainBlockStats, virDomainGetBlockInfo,
+ * virDomainInterfaceStats, virDomainMemoryStats. Which path ran is counted
+ * (lv_stats) and said once in the log.
+ *
+ * Identity: resource = domain UUID; disks by target plus serial (or a hash
+ * of the source path), NICs by MAC; never vnetN or the domain name. The
+ * domain XML (devices, Nova metadata) is read when a domain is first seen
+ * and again every xml_refresh cycles; metadata is sent when it changes.
+ * Tenant, user and flavor come from Nova's <nova:instance> metadata.
+ *
+ * Meters (DESIGN.md): cpu (cpu.time ns), vcpus, memory (balloon.current KiB
+ * -> bytes), memory.usage (available - unused), memory.resident (rss),
+ * instance (1 while running or blocked, 0 when paused), per disk read/write
+ * bytes and requests, capacity and allocation, per NIC incoming/outgoing
+ * bytes and packets. Network direction is the guest's view: libvirt's
+ * net.N.rx is what the guest received = network.incoming (for the bridge
+ * and ethernet types libvirt 9.0 reports, it swaps the tap's counters).
+ *
+ * First sight: a domain present at the first read started before we
+ * watched (baseline, rule 3). A domain never seen before that appears later
+ * started while we watched: its counters count from zero, attributed from
+ * the previous cycle (the exact start comes with lifecycle events).
+ */
+#include "cfg.h"
+#include "collector.h"
+#include "err.h"
+#include "libvirt_internal.h"
+#include "log.h"
+#include "str.h"
+#include "tallytime.h"
+
+#include <errno.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
+#include <libxml/xpathInternals.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- domain XML ---- */
+
+static void xstr(xmlXPathContextPtr ctx, const char *expr, char *out, size_t len)
+{
+	xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, ctx);
+	out[0] = '\0';
+	if (o && o->type == XPATH_STRING && o->stringval)
+		str_copy(out, (const char *)o->stringval, len);
+	else if (o && o->nodesetval && o->nodesetval->nodeNr > 0) {
+		xmlChar *v = xmlNodeGetContent(o->nodesetval->nodeTab[0]);
+		if (v)
+			str_copy(out, (const char *)v, len);
+		xmlFree(v);
+	}
+	xmlXPathFreeObject(o);
+}
+
+static uint32_t fnv32(const char *s)
+{
+	uint32_t h = 2166136261u;
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h;
+}
+
+static void disk_label(struct lv_disk *d)
+{
+	if (d->serial[0])
+		snprintf(d->label, sizeof(d->label), "%.24s:%.20s", d->target, d->serial);
+	else if (d->source[0])
+		snprintf(d->label, sizeof(d->label), "%.24s:%08x", d->target, fnv32(d->source));
+	else
+		str_copy(d->label, d->target, sizeof(d->label));
+}
+
+static void silent(void *ctx, const char *msg, ...)
+{
+	(void)ctx;
+	(void)msg;
+}
+
+int lv_parse_domain_xml(const char *xml, size_t len, struct lv_domain_info *info, struct tally_err *e)
+{
+	xmlDocPtr doc;
+	xmlXPathContextPtr ctx = NULL;
+	xmlXPathObjectPtr set = NULL;
+	char expr[320];
+	int rc = 0;
+
+	memset(info, 0, sizeof(*info));
+	xmlSetGenericErrorFunc(NULL, silent);
+	if (len > INT32_MAX)
+		return err_set(e, -EINVAL, "domain xml too large");
+	doc = xmlReadMemory(xml, (int)len, "domain.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
+			    XML_PARSE_NOWARNING);
+	if (!doc)
+		return err_set(e, -EINVAL, "domain xml is not well-formed");
+	xmlNodePtr root = xmlDocGetRootElement(doc);
+	if (!root || xmlStrcmp(root->name, (const xmlChar *)"domain")) {
+		rc = err_set(e, -EINVAL, "xml is not a <domain> description");
+		goto out;
+	}
+	if (!(ctx = xmlXPathNewContext(doc))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	xmlXPathRegisterNs(ctx, (const xmlChar *)"nova",
+			   (const xmlChar *)"http://openstack.org/xmlns/libvirt/nova/1.0");
+	xstr(ctx, "string(/domain/uuid)", info->uuid, sizeof(info->uuid));
+	xstr(ctx, "string(/domain/name)", info->name, sizeof(info->name));
+	if (!info->uuid[0]) {
+		rc = err_set(e, -EINVAL, "domain '%s' has no <uuid>", info->name);
+		goto out;
+	}
+
+	set = xmlXPathEvalExpression((const xmlChar *)"/domain/devices/disk[@device='disk' or not(@device)]", ctx);
+	int n = set && set->nodesetval ? set->nodesetval->nodeNr : 0;
+	for (int i = 0; i < n; i++) {
+		struct lv_disk d;
+		memset(&d, 0, sizeof(d));
+		snprintf(expr, sizeof(expr), "string((/domain/devices/disk[@device='disk' or not(@device)])[%d]/target/@dev)", i + 1);
+		xstr(ctx, expr, d.target, sizeof(d.target));
+		snprintf(expr, sizeof(expr), "string((/domain/devices/disk[@device='disk' or not(@device)])[%d]/serial)", i + 1);
+		xstr(ctx, expr, d.serial, sizeof(d.serial));
+		snprintf(expr, sizeof(expr), "string((/domain/devices/disk[@device='disk' or not(@device)])[%d]/source/@*[name()='file' or name()='dev' or name()='name' or name()='volume'])", i + 1);
+		xstr(ctx, expr, d.source, sizeof(d.source));
+		if (!d.target[0] || info->n_disks == LV_MAX_DEVS) {
+			info->skipped_devs++;
+			continue;
+		}
+		disk_label(&d);
+		info->disks[info->n_disks++] = d;
+	}
+	xmlXPathFreeObject(set);
+	set = xmlXPathEvalExpression((const xmlChar *)"/domain/devices/interface", ctx);
+	n = set && set->nodesetval ? set->nodesetval->nodeNr : 0;
+	for (int i = 0; i < n; i++) {
+		struct lv_nic c;
+		memset(&c, 0, sizeof(c));
+		snprintf(expr, sizeof(expr), "string((/domain/devices/interface)[%d]/mac/@address)", i + 1);
+		xstr(ctx, expr, c.mac, sizeof(c.mac));
+		snprintf(expr, sizeof(expr), "string((/domain/devices/interface)[%d]/target/@dev)", i + 1);
+		xstr(ctx, expr, c.target, sizeof(c.target));
+		snprintf(expr, sizeof(expr), "string((/domain/devices/interface)[%d]/@type)", i + 1);
+		xstr(ctx, expr, c.type, sizeof(c.type));
+		if (!c.mac[0] || info->n_nics == LV_MAX_DEVS) {
+			info->skipped_devs++;
+			continue;
+		}
+		info->nics[info->n_nics++] = c;
+	}
+	char probe[8];
+	xstr(ctx, "string(count(/domain/metadata/nova:instance))", probe, sizeof(probe));
+	info->has_nova = probe[0] && strcmp(probe, "0") != 0;
+	if (info->has_nova) {
+		xstr(ctx, "string(/domain/metadata/nova:instance/nova:name)", info->nova_name,
+		     sizeof(info->nova_name));
+		xstr(ctx, "string(/domain/metadata/nova:instance/nova:owner/nova:project/@uuid)", info->project,
+		     sizeof(info->project));
+		xstr(ctx, "string(/domain/metadata/nova:instance/nova:owner/nova:user/@uuid)", info->user,
+		     sizeof(info->user));
+		xstr(ctx, "string(/domain/metadata/nova:instance/nova:flavor/@name)", info->flavor,
+		     sizeof(info->flavor));
+	}
+out:
+	xmlXPathFreeObject(set);
+	xmlXPathFreeContext(ctx);
+	xmlFreeDoc(doc);
+	return rc;
+}
+
+/* ---- the collector ---- */
+
+struct lv_dom {
+	char uuid[37];
+	struct lv_domain_info info;
+	struct resource_meta sent;   /* last metadata sent */
+	int have_info;
+	int seen_cycle;              /* last cycle it was read */
+	int64_t first_seen_ns;
+	int64_t origin_ns;           /* counted from zero since (0: baseline) */
+};
+
+struct lv {
+	char uri[256];
+	int xml_refresh;             /* cycles */
+	virConnectPtr conn;
+	int nowait_ok;               /* the driver accepts NOWAIT */
+	int cycle;
+	int64_t prev_read_ns;
+	struct lv_dom *dom;
+	size_t n_dom, cap_dom;
+	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note;
+	/* figures */
+	uint64_t bulk_domains, fallback_domains, stale, reads;
+};
+
+static const char *const lv_keys[] = { "uri", "xml_refresh", NULL };
+
+static int lv_configure(const struct cfg_node *cfg, const struct collector_env *env, void **state,
+			struct tally_err *e)
+{
+	struct lv *s = calloc(1, sizeof(*s));
+	uint64_t refresh = 60;
+	int rc;
+	if (!s)
+		return -ENOMEM;
+	str_copy(s->uri, "qemu:///system", sizeof(s->uri));
+	if ((rc = cfg_check_keys(cfg, "collectors.libvirt", lv_keys, e)) ||
+	    (rc = cfg_get_string(cfg, "uri", s->uri, sizeof(s->uri), e)) ||
+	    (rc = cfg_get_uint(cfg, "xml_refresh", 1, 100000, &refresh, e))) {
+		free(s);
+		return rc;
+	}
+	s->xml_refresh = (int)refresh;
+	s->nowait_ok = 1;
+	*state = s;
+	return 0;
+}
+
+static void lv_quiet(void *ud, virErrorPtr err)
+{
+	(void)ud;
+	(void)err; /* errors are read with virGetLastError and logged once by us */
+}
+
+static int lv_connect(struct lv *s, struct tally_err *e)
+{
+	if (s->conn)
+		return 0;
+	s->conn = virConnectOpenReadOnly(s->uri);
+	if (!s->conn) {
+		virErrorPtr err = virGetLastError();
+		return err_set(e, -ECONNREFUSED, "libvirt %s: cannot connect: %s", s->uri,
+			       err && err->message ? err->message : "unknown error");
+	}
+	return 0;
+}
+
+static int lv_init(void *state, int64_t resume_ns, struct tally_err *e)
+{
+	struct lv *s = state;
+	virSetErrorFunc(NULL, lv_quiet);
+	xmlInitParser();
+	return lv_connect(s, e);
+}
+
+static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
+{
+	for (size_t i = 0; i < s->n_dom; i++)
+		if (!strcmp(s->dom[i].uuid, uuid)) {
+			*is_new = 0;
+			return &s->dom[i];
+		}
+	if (s->n_dom == s->cap_dom) {
+		size_t n = s->cap_dom ? s->cap_dom * 2 : 64;
+		struct lv_dom *p = realloc(s->dom, n * sizeof(*p));
+		if (!p)
+			return NULL;
+		s->dom = p;
+		s->cap_dom = n;
+	}
+	struct lv_dom *d = &s->dom[s->n_dom++];
+	memset(d, 0, sizeof(*d));
+	str_copy(d->uuid, uuid, sizeof(d->uuid));
+	*is_new = 1;
+	return d;
+}
+
+static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_t now,
+			const struct sink *sink)
+{
+	char *xml = virDomainGetXMLDesc(dom, 0);
+	struct tally_err e = { 0 };
+	if (!xml) {
+		virErrorPtr err = virGetLastError();
+		complain(&s->xml_fail, LOG_WARN, "libvirt: domain %s: cannot read its xml: %s", d->uuid,
+			 err && err->message ? err->message : "unknown error");
+		return;
+	}
+	struct lv_domain_info info;
+	int rc = lv_parse_domain_xml(xml, strlen(xml), &info, &e);
+	free(xml);
+	if (rc) {
+		complain(&s->xml_fail, LOG_WARN, "libvirt: domain %s: %s", d->uuid, e.msg);
+		return;
+	}
+	if (info.skipped_devs)
+		complain(&s->dev_note, LOG_INFO, "libvirt: domain %s: %d device(s) without a target or MAC"
+			 " are not metered", d->uuid, info.skipped_devs);
+	d->info = info;
+	d->have_info = 1;
+
+	struct resource_meta m;
+	memset(&m, 0, sizeof(m));
+	m.time_ns = now;
+	str_copy(m.resource, d->uuid, sizeof(m.resource));
+	str_copy(m.type, "instance", sizeof(m.type));
+	str_copy(m.name, info.has_nova && info.nova_name[0] ? info.nova_name : info.name, sizeof(m.name));
+	str_copy(m.tenant, info.project, sizeof(m.tenant));
+	str_copy(m.project, info.project, sizeof(m.project));
+	str_copy(m.user, info.user, sizeof(m.user));
+	str_copy(m.flavor, info.flavor, sizeof(m.flavor));
+	if (info.flavor[0])
+		snprintf(m.labels, sizeof(m.labels), "flavor=%s,source=%s", info.flavor,
+			 info.has_nova ? "nova" : "libvirt");
+	else
+		snprintf(m.labels, sizeof(m.labels), "source=libvirt");
+	struct resource_meta cmp = m;
+	cmp.time_ns = d->sent.time_ns;
+	if (!d->sent.time_ns || memcmp(&cmp, &d->sent, sizeof(cmp))) {
+		if (sink->meta(sink->ctx, NULL, &m) == 0)
+			d->sent = m;
+	}
+}
+
+struct emit {
+	const struct sink *sink;
+	struct sample smp;
+	int rc;
+};
+
+static void put_c(struct emit *x, int meter, const char *dev, uint64_t v)
+{
+	x->smp.meter = (uint16_t)meter;
+	x->smp.kind = SAMPLE_CUMULATIVE;
+	str_copy(x->smp.device, dev, sizeof(x->smp.device));
+	x->smp.v.counter = v;
+	x->rc |= x->sink->sample(x->sink->ctx, NULL, &x->smp);
+}
+
+static void put_g(struct emit *x, int meter, const char *dev, double v)
+{
+	x->smp.meter = (uint16_t)meter;
+	x->smp.kind = SAMPLE_GAUGE;
+	str_copy(x->smp.device, dev, sizeof(x->smp.device));
+	x->smp.v.gauge = v;
+	x->rc |= x->sink->sample(x->sink->ctx, NULL, &x->smp);
+}
+
+static const struct lv_disk *disk_by_target(const struct lv_dom *d, const char *target)
+{
+	for (int i = 0; i < d->info.n_disks; i++)
+		if (!strcmp(d->info.disks[i].target, target))
+			return &d->info.disks[i];
+	return NULL;
+}
+
+static const struct lv_nic *nic_by_target(const struct lv_dom *d, const char *target)
+{
+	for (int i = 0; i < d->info.n_nics; i++)
+		if (d->info.nics[i].target[0] && !strcmp(d->info.nics[i].target, target))
+			return &d->info.nics[i];
+	return NULL;
+}
+
+static int instance_running(int state)
+{
+	return state == VIR_DOMAIN_RUNNING || state == VIR_DOMAIN_BLOCKED;
+}
+
+/* Readings of one domain from its bulk record. Returns 1 when the record
+ * had the groups we need, 0 when the per-domain calls must be used. */
+static int from_record(struct lv_dom *d, virDomainStatsRecordPtr rec, struct emit *x)
+{
+	virTypedParameterPtr p = rec->params;
+	int np = rec->nparams, state = 0;
+	unsigned long long u = 0, cpu = 0;
+	unsigned int vc = 0, count = 0;
+	char key[64];
+	const char *name;
+
+	if (virTypedParamsGetULLong(p, np, "cpu.time", &cpu) != 1)
+		return 0;
+	virTypedParamsGetInt(p, np, "state.state", &state);
+	put_c(x, M_CPU, "", cpu);
+	if (virTypedParamsGetUInt(p, np, "vcpu.current", &vc) == 1)
+		put_g(x, M_VCPUS, "", vc);
+	if (virTypedParamsGetULLong(p, np, "balloon.current", &u) == 1)
+		put_g(x, M_MEMORY, "", (double)u * 1024.0);
+	if (virTypedParamsGetULLong(p, np, "balloon.rss", &u) == 1)
+		put_g(x, M_MEMORY_RESIDENT, "", (double)u * 1024.0);
+	unsigned long long avail = 0, unused = 0;
+	if (virTypedParamsGetULLong(p, np, "balloon.available", &avail) == 1 &&
+	    virTypedParamsGetULLong(p, np, "balloon.unused", &unused) == 1 && avail >= unused)
+		put_g(x, M_MEMORY_USAGE, "", (double)(avail - unused) * 1024.0);
+	put_g(x, M_INSTANCE, "", instance_running(state));
+	if (virTypedParamsGetUInt(p, np, "block.count", &count) == 1)
+		for (unsigned int i = 0; i < count; i++) {
+			snprintf(key, sizeof(key), "block.%u.name", i);
+			if (virTypedParamsGetString(p, np, key, &name) != 1)
+				continue;
+			const struct lv_disk *dk = disk_by_target(d, name);
+			if (!dk)
+				continue; /* a cdrom, or a disk hot-plugged since the xml was read */
+			static const struct { const char *k; int m; int gauge; } bf[] = {
+				{ "rd.bytes", M_DISK_READ_BYTES, 0 }, { "wr.bytes", M_DISK_WRITE_BYTES, 0 },
+				{ "rd.reqs", M_DISK_READ_REQUESTS, 0 }, { "wr.reqs", M_DISK_WRITE_REQUESTS, 0 },
+				{ "capacity", M_DISK_CAPACITY, 1 }, { "allocation", M_DISK_ALLOCATION, 1 },
+			};
+			for (size_t f = 0; f < sizeof(bf) / sizeof(bf[0]); f++) {
+				snprintf(key, sizeof(key), "block.%u.%s", i, bf[f].k);
+				if (virTypedParamsGetULLong(p, np, key, &u) != 1)
+					continue;
+				if (bf[f].gauge)
+					put_g(x, bf[f].m, dk->label, (double)u);
+				else
+					put_c(x, bf[f].m, dk->label, u);
+			}
+		}
+	if (virTypedParamsGetUInt(p, np, "net.count", &count) == 1)
+		for (unsigned int i = 0; i < count; i++) {
+			snprintf(key, sizeof(key), "net.%u.name", i);
+			if (virTypedParamsGetString(p, np, key, &name) != 1)
+				continue;
+			const struct lv_nic *nc = nic_by_target(d, name);
+			if (!nc)
+				continue;
+			static const struct { const char *k; int m; } nf[] = {
+				{ "rx.bytes", M_NET_IN_BYTES }, { "tx.bytes", M_NET_OUT_BYTES },
+				{ "rx.pkts", M_NET_IN_PACKETS }, { "tx.pkts", M_NET_OUT_PACKETS },
+			};
+			for (size_t f = 0; f < sizeof(nf) / sizeof(nf[0]); f++) {
+				snprintf(key, sizeof(key), "net.%u.%s", i, nf[f].k);
+				if (virTypedParamsGetULLong(p, np, key, &u) == 1)
+					put_c(x, nf[f].m, nc->mac, u);
+			}
+		}
+	return 1;
+}
+
+/* Readings of one domain through the per-domain calls. */
+static void from_calls(struct lv_dom *d, virDomainPtr dom, struct emit *x)
+{
+	virDomainInfo info;
+	if (virDomainGetInfo(dom, &info) == 0) {
+		put_c(x, M_CPU, "", info.cpuTime);
+		put_g(x, M_VCPUS, "", info.nrVirtCpu);
+		put_g(x, M_MEMORY, "", (double)info.memory * 1024.0);
+		put_g(x, M_INSTANCE, "", instance_running(info.state));
+	}
+	virDomainMemoryStatStruct ms[VIR_DOMAIN_MEMORY_STAT_NR];
+	int n = virDomainMemoryStats(dom, ms, VIR_DOMAIN_MEMORY_STAT_NR, 0);
+	unsigned long long avail = 0, unused = 0;
+	int have_avail = 0, have_unused = 0;
+	for (int i = 0; i < n; i++) {
+		if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_RSS)
+			put_g(x, M_MEMORY_RESIDENT, "", (double)ms[i].val * 1024.0);
+		if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_AVAILABLE) {
+			avail = ms[i].val;
+			have_avail = 1;
+		}
+		if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_UNUSED) {
+			unused = ms[i].val;
+			have_unused = 1;
+		}
+	}
+	if (have_avail && have_unused && avail >= unused)
+		put_g(x, M_MEMORY_USAGE, "", (double)(avail - unused) * 1024.0);
+	for (int i = 0; i < d->info.n_disks; i++) {
+		const struct lv_disk *dk = &d->info.disks[i];
+		virDomainBlockStatsStruct bs;
+		if (virDomainBlockStats(dom, dk->target, &bs, sizeof(bs)) == 0) {
+			if (bs.rd_bytes >= 0)
+				put_c(x, M_DISK_READ_BYTES, dk->label, (uint64_t)bs.rd_bytes);
+			if (bs.wr_bytes >= 0)
+				put_c(x, M_DISK_WRITE_BYTES, dk->label, (uint64_t)bs.wr_bytes);
+			if (bs.rd_req >= 0)
+				put_c(x, M_DISK_READ_REQUESTS, dk->label, (uint64_t)bs.rd_req);
+			if (bs.wr_req >= 0)
+				put_c(x, M_DISK_WRITE_REQUESTS, dk->label, (uint64_t)bs.wr_req);
+		}
+		virDomainBlockInfo bi;
+		if (virDomainGetBlockInfo(dom, dk->target, &bi, 0) == 0) {
+			put_g(x, M_DISK_CAPACITY, dk->label, (double)bi.capacity);
+			put_g(x, M_DISK_ALLOCATION, dk->label, (double)bi.allocation);
+		}
+	}
+	for (int i = 0; i < d->info.n_nics; i++) {
+		const struct lv_nic *nc = &d->info.nics[i];
+		virDomainInterfaceStatsStruct is;
+		if (!nc->target[0] || virDomainInterfaceStats(dom, nc->target, &is, sizeof(is)) != 0)
+			continue;
+		if (is.rx_bytes >= 0)
+			put_c(x, M_NET_IN_BYTES, nc->mac, (uint64_t)is.rx_bytes);
+		if (is.tx_bytes >= 0)
+			put_c(x, M_NET_OUT_BYTES, nc->mac, (uint64_t)is.tx_bytes);
+		if (is.rx_packets >= 0)
+			put_c(x, M_NET_IN_PACKETS, nc->mac, (uint64_t)is.rx_packets);
+		if (is.tx_packets >= 0)
+			put_c(x, M_NET_OUT_PACKETS, nc->mac, (uint64_t)is.tx_packets);
+	}
+}
+
+static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct tally_err *e)
+{
+	struct lv *s = state;
+	virDomainStatsRecordPtr *recs = NULL;
+	unsigned int groups = VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON |
+			      VIR_DOMAIN_STATS_VCPU | VIR_DOMAIN_STATS_INTERFACE | VIR_DOMAIN_STATS_BLOCK;
+	unsigned int flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE;
+	int rc;
+
+	if ((rc = lv_connect(s, e))) {
+		complain(&s->conn_fail, LOG_WARN, "%s", e->msg);
+		return rc;
+	}
+	int n = virConnectGetAllDomainStats(s->conn, groups, &recs,
+					    flags | (s->nowait_ok ? VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT : 0));
+	if (n < 0 && s->nowait_ok) {
+		/* an older driver refuses NOWAIT: ask without it from now on */
+		s->nowait_ok = 0;
+		n = virConnectGetAllDomainStats(s->conn, groups, &recs, flags);
+	}
+	if (n < 0) {
+		virErrorPtr err = virGetLastError();
+		int rc2 = err_set(e, -EIO, "libvirt %s: cannot read domain stats: %s", s->uri,
+				  err && err->message ? err->message : "unknown error");
+		if (virConnectIsAlive(s->conn) != 1) {
+			virConnectClose(s->conn);
+			s->conn = NULL; /* reconnect next cycle; series keep their last values */
+		}
+		complain(&s->conn_fail, LOG_WARN, "%s", e->msg);
+		return rc2;
+	}
+	if (s->conn_fail.window_ns)
+		complaint_clear(&s->conn_fail, "libvirt %s: reading again", s->uri);
+	s->cycle++;
+	uint64_t fallback = 0;
+	for (int i = 0; i < n; i++) {
+		virDomainPtr dom = recs[i]->dom;
+		char uuid[VIR_UUID_STRING_BUFLEN];
+		int is_new;
+		if (virDomainGetUUIDString(dom, uuid) != 0)
+			continue;
+		struct lv_dom *d = dom_get(s, uuid, &is_new);
+		if (!d)
+			break;
+		if (is_new) {
+			d->first_seen_ns = now_ns;
+			/* never seen before, after our first read: it started since the
+			 * previous cycle, so its counters started from zero */
+			d->origin_ns = s->cycle > 1 ? s->prev_read_ns : 0;
+		}
+		if (!d->have_info || (s->cycle + (int)(i % s->xml_refresh)) % s->xml_refresh == 0)
+			refresh_xml(s, dom, d, now_ns, sink);
+		struct emit x;
+		memset(&x, 0, sizeof(x));
+		x.sink = sink;
+		str_copy(x.smp.resource, uuid, sizeof(x.smp.resource));
+		x.smp.time_ns = now_ns;
+		x.smp.origin_ns = d->origin_ns;
+		if (from_record(d, recs[i], &x)) {
+			s->bulk_domains++;
+		} else {
+			from_calls(d, dom, &x);
+			s->fallback_domains++;
+			fallback++;
+		}
+		d->seen_cycle = s->cycle;
+	}
+	if (fallback)
+		complain(&s->fallback_note, LOG_INFO, "libvirt %s: the driver answers the bulk stats call"
+			 " without cpu/block/net groups; reading %llu domain(s) with per-domain calls",
+			 s->uri, (unsigned long long)fallback);
+	uint64_t stale = 0;
+	for (size_t i = 0; i < s->n_dom; i++)
+		if (s->dom[i].seen_cycle == s->cycle - 1)
+			stale++; /* read last cycle, not this one: stopped, or stats did not come back */
+	if (stale)
+		complain(&s->stale_note, LOG_INFO, "libvirt %s: %llu domain(s) read last cycle returned no"
+			 " stats this cycle (stopped, or busy)", s->uri, (unsigned long long)stale);
+	s->stale += stale;
+	virDomainStatsRecordListFree(recs);
+	s->prev_read_ns = now_ns;
+	s->reads++;
+	return 0;
+}
+
+static void lv_free(void *state)
+{
+	struct lv *s = state;
+	if (!s)
+		return;
+	if (s->conn)
+		virConnectClose(s->conn);
+	free(s->dom);
+	free(s);
+}
+
+const struct collector_ops libvirt_collector = {
+	.name = "libvirt",
+	.configure = lv_configure,
+	.init = lv_init,
+	.read = lv_read,
+	.free = lv_free,
+};

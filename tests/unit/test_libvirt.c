@@ -1,0 +1,318 @@
+/*
+ * test_libvirt.c: the libvirt collector against libvirt's real test driver,
+ * with virsh as the oracle, and its XML reading on fixtures.
+ *
+ * The test driver's counters grow with the wall clock (cpu time in ns,
+ * block and interface counters in fixed multiples of microseconds), so the
+ * comparison allows for the time between our read and virsh's: virsh's
+ * value must lie between ours and ours plus (elapsed time x the counter's
+ * rate). Gauges (vCPUs, memory) must match exactly.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "collector.h"
+#include "err.h"
+#include "libvirt_internal.h"
+#include "tallytime.h"
+#include "testutil.h"
+
+extern const struct collector_ops libvirt_collector;
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *b = calloc(1, (size_t)n + 1);
+	ck_assert_uint_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return b;
+}
+
+START_TEST(test_parse_nova)
+{
+	size_t len;
+	char *xml = slurp("tests/fixtures/libvirt/nova.xml", &len);
+	struct lv_domain_info d;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(lv_parse_domain_xml(xml, len, &d, &e), 0);
+	ck_assert_str_eq(d.uuid, "1f6f9a0e-3c1b-4c3e-9a57-2d1f3c0b7e11");
+	ck_assert_str_eq(d.name, "instance-0000002a");
+	ck_assert(d.has_nova);
+	ck_assert_str_eq(d.nova_name, "web-frontend-1");
+	ck_assert_str_eq(d.project, "4e1f2a3b5c6d7e8f9a0b1c2d3e4f5a6b");
+	ck_assert_str_eq(d.user, "9b2c6f1d0a7e4e3b8f5a1c2d3e4f5a6b");
+	ck_assert_str_eq(d.flavor, "m1.large");
+	/* the cdrom is not a disk we meter */
+	ck_assert_int_eq(d.n_disks, 2);
+	ck_assert_str_eq(d.disks[0].target, "vda");
+	ck_assert_str_eq(d.disks[0].label, "vda:1f6f9a0e-disk");           /* target + serial */
+	ck_assert_str_eq(d.disks[1].target, "vdb");
+	ck_assert_str_eq(d.disks[1].source, "volumes/volume-77");
+	ck_assert_int_eq((int)strlen(d.disks[1].label), 4 + 8);               /* "vdb:" + 8 hex */
+	ck_assert_int_eq(strncmp(d.disks[1].label, "vdb:", 4), 0);
+	ck_assert_int_eq(d.n_nics, 1);
+	ck_assert_str_eq(d.nics[0].mac, "fa:16:3e:11:22:33");
+	ck_assert_str_eq(d.nics[0].target, "tap1234abcd-ef");
+	ck_assert_str_eq(d.nics[0].type, "bridge");
+	ck_assert_int_eq(d.skipped_devs, 0);
+	free(xml);
+}
+END_TEST
+
+START_TEST(test_parse_plain)
+{
+	size_t len;
+	char *xml = slurp("tests/fixtures/libvirt/plain.xml", &len);
+	struct lv_domain_info d;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(lv_parse_domain_xml(xml, len, &d, &e), 0);
+	ck_assert(!d.has_nova);
+	ck_assert_str_eq(d.project, "");
+	/* sda: no serial, no source: the target alone; the disk without a
+	 * target and the NIC without a MAC cannot be identified: skipped */
+	ck_assert_int_eq(d.n_disks, 1);
+	ck_assert_str_eq(d.disks[0].label, "sda");
+	ck_assert_int_eq(d.n_nics, 1);
+	ck_assert_str_eq(d.nics[0].mac, "52:54:00:aa:bb:cc");
+	ck_assert_str_eq(d.nics[0].target, "");
+	ck_assert_int_eq(d.skipped_devs, 2);
+	free(xml);
+}
+END_TEST
+
+START_TEST(test_parse_bad)
+{
+	size_t len;
+	struct lv_domain_info d;
+	struct tally_err e = { 0 };
+	char *xml = slurp("tests/fixtures/libvirt/malformed.xml", &len);
+	ck_assert_int_eq(lv_parse_domain_xml(xml, len, &d, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.msg, "not well-formed"));
+	free(xml);
+	xml = slurp("tests/fixtures/libvirt/notadomain.xml", &len);
+	ck_assert_int_eq(lv_parse_domain_xml(xml, len, &d, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.msg, "not a <domain>"));
+	free(xml);
+}
+END_TEST
+
+/* ---- against the test driver ---- */
+
+struct rec {
+	struct sample s[8192];
+	int n;
+	struct resource_meta m[1024];
+	int nm;
+};
+
+static int rec_sample(void *ctx, const char *agent, const struct sample *s)
+{
+	struct rec *r = ctx;
+	ck_assert_int_lt(r->n, 8192);
+	r->s[r->n++] = *s;
+	return 0;
+}
+static int rec_meta(void *ctx, const char *agent, const struct resource_meta *m)
+{
+	struct rec *r = ctx;
+	ck_assert_int_lt(r->nm, 1024);
+	r->m[r->nm++] = *m;
+	return 0;
+}
+static int rec_event(void *ctx, const char *agent, const struct lifecycle_event *ev) { return 0; }
+
+static const struct sample *find(const struct rec *r, const char *uuid, int meter, const char *dev)
+{
+	for (int i = 0; i < r->n; i++)
+		if (!strcmp(r->s[i].resource, uuid) && r->s[i].meter == meter &&
+		    (!dev || !strcmp(r->s[i].device, dev)))
+			return &r->s[i];
+	return NULL;
+}
+
+static void *open_collector(const char *uri)
+{
+	char yaml[512];
+	struct cfg_node *root;
+	struct tally_err e = { 0 };
+	struct collector_env env = { .agent_id = "t", .interval_ns = NS_PER_SEC, .start_ns = 0 };
+	void *st = NULL;
+	snprintf(yaml, sizeof(yaml), "uri: '%s'\n", uri);
+	ck_assert_int_eq(cfg_load_string("lv.yaml", yaml, strlen(yaml), &root, &e), 0);
+	ck_assert_msg(libvirt_collector.configure(root, &env, &st, &e) == 0, "%s", e.msg);
+	cfg_free(root);
+	ck_assert_msg(libvirt_collector.init(st, 0, &e) == 0, "%s", e.msg);
+	return st;
+}
+
+/* one number from virsh output: the token after `key` */
+static double virsh_num(const char *out, const char *key)
+{
+	const char *p = strstr(out, key);
+	ck_assert_msg(p != NULL, "virsh printed no '%s'", key);
+	return strtod(p + strlen(key), NULL);
+}
+
+static char *virsh(const char *uri, const char *cmds)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "virsh -q -c '%s' '%s' 2>&1", uri, cmds);
+	FILE *p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	static char buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, p);
+	buf[n] = '\0';
+	ck_assert_int_eq(pclose(p), 0);
+	return buf;
+}
+
+/* virsh's counter v_virsh, read `elapsed` s after ours (v_ours), for a
+ * counter growing `rate` per second: ours <= virsh <= ours + rate * elapsed */
+static void within(const char *what, double ours, double theirs, double rate, double elapsed)
+{
+	ck_assert_msg(theirs >= ours - 0.1 * rate && theirs <= ours + rate * (elapsed + 0.1),
+		      "%s: ours %.0f, virsh %.0f %.3f s later (rate %.0f/s)", what, ours, theirs, elapsed, rate);
+}
+
+START_TEST(test_default_driver_vs_virsh)
+{
+	const char *uri = "test:///default";
+	struct rec *r = calloc(1, sizeof(*r));
+	struct sink sk = { r, rec_sample, rec_meta, rec_event };
+	struct tally_err e = { 0 };
+	void *st = open_collector(uri);
+	int64_t t0 = time_now_ns();
+	ck_assert_int_eq(libvirt_collector.read(st, t0, &sk, &e), 0);
+	char *out = virsh(uri, "dominfo test; domblkstat test vda; domifstat test testnet0; dommemstat test");
+	double elapsed = (double)(time_now_ns() - t0) / 1e9;
+	const char *u = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+
+	ck_assert_int_eq(r->nm, 1);
+	ck_assert_str_eq(r->m[0].resource, u);
+	ck_assert_str_eq(r->m[0].name, "test");
+	/* gauges: exactly what virsh says */
+	ck_assert_double_eq(find(r, u, M_VCPUS, "")->v.gauge, virsh_num(out, "CPU(s):"));
+	ck_assert_double_eq(find(r, u, M_MEMORY, "")->v.gauge, virsh_num(out, "Used memory:") * 1024);
+	ck_assert_double_eq(find(r, u, M_MEMORY_RESIDENT, "")->v.gauge, virsh_num(out, "rss") * 1024);
+	ck_assert_double_eq(find(r, u, M_MEMORY_USAGE, "")->v.gauge,
+			    (virsh_num(out, "available") - virsh_num(out, "\nunused")) * 1024);
+	ck_assert_double_eq(find(r, u, M_INSTANCE, "")->v.gauge, 1);
+	/* counters: cpu time in s with one decimal; the driver's cpu grows 1 s/s */
+	within("cpu", (double)find(r, u, M_CPU, "")->v.counter / 1e9, virsh_num(out, "CPU time:"), 1.0,
+	       elapsed + 0.1);
+	const struct sample *rd = find(r, u, M_DISK_READ_REQUESTS, NULL);
+	ck_assert_ptr_nonnull(rd);
+	ck_assert_int_eq(strncmp(rd->device, "vda:", 4), 0);   /* by target + source hash */
+	within("vda rd_req", (double)rd->v.counter, virsh_num(out, "rd_req"), 1e5, elapsed);
+	within("vda rd_bytes", (double)find(r, u, M_DISK_READ_BYTES, NULL)->v.counter,
+	       virsh_num(out, "rd_bytes"), 5e4, elapsed);
+	/* NICs by MAC, never by the target name; incoming = rx (guest's view) */
+	const struct sample *rx = find(r, u, M_NET_IN_BYTES, "aa:bb:cc:dd:ee:ff");
+	ck_assert_ptr_nonnull(rx);
+	within("rx_bytes", (double)rx->v.counter, virsh_num(out, "rx_bytes"), 1e5, elapsed);
+	within("tx_bytes", (double)find(r, u, M_NET_OUT_BYTES, "aa:bb:cc:dd:ee:ff")->v.counter,
+	       virsh_num(out, "tx_bytes"), 5e4, elapsed);
+	/* first read: a baseline, the domain ran before we watched */
+	ck_assert_int_eq(rx->origin_ns, 0);
+	libvirt_collector.free(st);
+	free(r);
+}
+END_TEST
+
+START_TEST(test_fleet_of_100_vs_virsh)
+{
+	char dir[64], file[128], uri[160], cmd[300];
+	tu_mkdtemp(dir, sizeof(dir), "lvfleet");
+	snprintf(file, sizeof(file), "%s/node.xml", dir);
+	snprintf(cmd, sizeof(cmd), "sh tests/fixtures/libvirt/gen-testnode.sh 100 '%s'", file);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(uri, sizeof(uri), "test://%s", file);
+	struct rec *r = calloc(1, sizeof(*r));
+	struct sink sk = { r, rec_sample, rec_meta, rec_event };
+	struct tally_err e = { 0 };
+	void *st = open_collector(uri);
+	int64_t t0 = time_now_ns();
+	ck_assert_int_eq(libvirt_collector.read(st, t0, &sk, &e), 0);
+	/* every domain reported: a UUID list from virsh, each with our readings */
+	char *list = virsh(uri, "list --uuid");
+	int n = 0;
+	for (char *l = strtok(list, "\n"); l; l = strtok(NULL, "\n")) {
+		if (!l[0])
+			continue;
+		n++;
+		ck_assert_msg(find(r, l, M_CPU, "") != NULL, "no cpu reading for %s", l);
+		ck_assert_msg(find(r, l, M_NET_OUT_BYTES, NULL) != NULL, "no NIC reading for %s", l);
+	}
+	ck_assert_int_eq(n, 100);
+	ck_assert_int_eq(r->nm, 100);
+	/* vm00003: Nova metadata -> tenant proj-0, flavor m1.small, name web-3;
+	 * vm00001: none. Disks: vda by serial, vdb by source hash. */
+	int nova = 0;
+	for (int i = 0; i < r->nm; i++)
+		if (!strcmp(r->m[i].resource, "6b0f3c2a-0000-4000-8000-000000000003")) {
+			ck_assert_str_eq(r->m[i].tenant, "proj-0");
+			ck_assert_str_eq(r->m[i].flavor, "m1.small");
+			ck_assert_str_eq(r->m[i].name, "web-3");
+			ck_assert_str_eq(r->m[i].user, "user-3");
+			nova++;
+		} else if (!strcmp(r->m[i].resource, "6b0f3c2a-0000-4000-8000-000000000001")) {
+			ck_assert_str_eq(r->m[i].tenant, "");
+			ck_assert_str_eq(r->m[i].name, "vm00001");
+			nova++;
+		}
+	ck_assert_int_eq(nova, 2);
+	const char *u7 = "6b0f3c2a-0000-4000-8000-000000000007";
+	ck_assert_ptr_nonnull(find(r, u7, M_DISK_READ_BYTES, "vda:SER7"));
+	char *out = virsh(uri, "dominfo vm00007; domblkstat vm00007 vda; domifstat vm00007 tap00007");
+	double elapsed = (double)(time_now_ns() - t0) / 1e9;
+	ck_assert_double_eq(find(r, u7, M_VCPUS, "")->v.gauge, virsh_num(out, "CPU(s):"));
+	ck_assert_double_eq(find(r, u7, M_MEMORY, "")->v.gauge, virsh_num(out, "Used memory:") * 1024);
+	within("vm00007 rd_req", (double)find(r, u7, M_DISK_READ_REQUESTS, "vda:SER7")->v.counter,
+	       virsh_num(out, "rd_req"), 1e5, elapsed);
+	within("vm00007 rx_bytes", (double)find(r, u7, M_NET_IN_BYTES, "52:54:00:00:00:07")->v.counter,
+	       virsh_num(out, "rx_bytes"), 1e5, elapsed);
+	libvirt_collector.free(st);
+	free(r);
+	tu_rmrf(dir);
+}
+END_TEST
+
+START_TEST(test_unreachable_uri)
+{
+	struct cfg_node *root;
+	struct tally_err e = { 0 };
+	struct collector_env env = { .agent_id = "t", .interval_ns = NS_PER_SEC };
+	void *st = NULL;
+	const char *yaml = "uri: 'test:///nonexistent/node.xml'\n";
+	ck_assert_int_eq(cfg_load_string("lv.yaml", yaml, strlen(yaml), &root, &e), 0);
+	ck_assert_int_eq(libvirt_collector.configure(root, &env, &st, &e), 0);
+	cfg_free(root);
+	ck_assert_int_lt(libvirt_collector.init(st, 0, &e), 0);
+	ck_assert_ptr_nonnull(strstr(e.msg, "test:///nonexistent/node.xml: cannot connect"));
+	libvirt_collector.free(st);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("libvirt");
+	TCase *tc = tcase_create("libvirt");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_parse_nova);
+	tcase_add_test(tc, test_parse_plain);
+	tcase_add_test(tc, test_parse_bad);
+	tcase_add_test(tc, test_default_driver_vs_virsh);
+	tcase_add_test(tc, test_fleet_of_100_vs_virsh);
+	tcase_add_test(tc, test_unreachable_uri);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
