@@ -39,6 +39,7 @@
 
 #include <errno.h>
 #include <libvirt/libvirt.h>
+#include <pthread.h>
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
 #include <libxml/xpath.h>
@@ -188,6 +189,8 @@ struct lv_dom {
 	int seen_cycle;              /* last cycle it was read */
 	int64_t first_seen_ns;
 	int64_t origin_ns;           /* counted from zero since (0: baseline) */
+	int origin_by_event;         /* origin_ns came from a started event */
+	int64_t last_reboot_ns;      /* to fold the 2-3 reboot events of one reboot */
 };
 
 struct lv {
@@ -202,12 +205,119 @@ struct lv {
 	size_t n_dom, cap_dom;
 	uint32_t *slot;              /* open addressing: index + 1 into dom, by uuid */
 	size_t mask;
-	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note;
+	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note, ev_note;
+	/* lifecycle events: filled by libvirt's event thread, drained by read() */
+	pthread_mutex_t ev_lock;
+	struct lv_event {
+		int64_t time_ns;
+		unsigned char uuid[VIR_UUID_BUFLEN];
+		char type[24];
+		char reason[64];
+	} ev[LV_EVENT_QUEUE];
+	size_t ev_n;
+	uint64_t ev_dropped;         /* events lost to a full queue */
+	int cb_lifecycle, cb_reboot, cb_unplug;   /* callback ids, -1 = none */
 	/* figures */
-	uint64_t bulk_domains, fallback_domains, stale, reads;
+	uint64_t bulk_domains, fallback_domains, stale, reads, events;
 };
 
 static const char *const lv_keys[] = { "uri", "xml_refresh", NULL };
+
+/* ---- libvirt's event loop: one thread per process ---- */
+
+static pthread_once_t loop_once = PTHREAD_ONCE_INIT;
+static int loop_ok;
+
+static void loop_tick(int timer, void *opaque)
+{
+	(void)timer;
+	(void)opaque; /* wakes the loop at least once a second */
+}
+
+static void *loop_main(void *arg)
+{
+	(void)arg;
+	for (;;)
+		if (virEventRunDefaultImpl() < 0)
+			break;
+	return NULL;
+}
+
+static void loop_start(void)
+{
+	pthread_t t;
+	if (virEventRegisterDefaultImpl() < 0)
+		return;
+	virEventAddTimeout(1000, loop_tick, NULL, NULL);
+	if (pthread_create(&t, NULL, loop_main, NULL) == 0) {
+		pthread_detach(t);
+		loop_ok = 1;
+	}
+}
+
+static void queue_event(struct lv *s, virDomainPtr dom, const char *type, const char *reason)
+{
+	int64_t now = time_now_ns();
+	pthread_mutex_lock(&s->ev_lock);
+	if (s->ev_n == LV_EVENT_QUEUE) {
+		s->ev_dropped++;
+	} else {
+		struct lv_event *ev = &s->ev[s->ev_n];
+		if (virDomainGetUUID(dom, ev->uuid) == 0) {
+			ev->time_ns = now;
+			str_copy(ev->type, type, sizeof(ev->type));
+			str_copy(ev->reason, reason, sizeof(ev->reason));
+			s->ev_n++;
+		}
+	}
+	pthread_mutex_unlock(&s->ev_lock);
+}
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+{
+	const char *type = NULL, *reason = "";
+	(void)conn;
+	switch (event) {
+	case VIR_DOMAIN_EVENT_STARTED:
+		type = detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED ? "migrated_in" : "started";
+		reason = detail == VIR_DOMAIN_EVENT_STARTED_BOOTED ? "booted"
+			 : detail == VIR_DOMAIN_EVENT_STARTED_RESTORED ? "restored"
+			 : detail == VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT ? "from-snapshot"
+			 : detail == VIR_DOMAIN_EVENT_STARTED_WAKEUP ? "wakeup" : "migrated";
+		break;
+	case VIR_DOMAIN_EVENT_STOPPED:
+		type = detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED ? "migrated_out"
+		       : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? "crashed" : "stopped";
+		reason = detail == VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN ? "shutdown"
+			 : detail == VIR_DOMAIN_EVENT_STOPPED_DESTROYED ? "destroyed"
+			 : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? "crashed"
+			 : detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED ? "migrated"
+			 : detail == VIR_DOMAIN_EVENT_STOPPED_SAVED ? "saved"
+			 : detail == VIR_DOMAIN_EVENT_STOPPED_FAILED ? "failed" : "from-snapshot";
+		break;
+	case VIR_DOMAIN_EVENT_SHUTDOWN: type = "shutdown"; reason = "guest"; break;
+	case VIR_DOMAIN_EVENT_SUSPENDED: type = "suspended"; break;
+	case VIR_DOMAIN_EVENT_RESUMED: type = "resumed"; break;
+	case VIR_DOMAIN_EVENT_CRASHED: type = "crashed"; reason = "panicked"; break;
+	case VIR_DOMAIN_EVENT_DEFINED: type = "defined"; break;
+	case VIR_DOMAIN_EVENT_UNDEFINED: type = "undefined"; break;
+	default: return 0;
+	}
+	queue_event(opaque, dom, type, reason);
+	return 0;
+}
+
+static void on_reboot(virConnectPtr conn, virDomainPtr dom, void *opaque)
+{
+	(void)conn;
+	queue_event(opaque, dom, "rebooted", "");
+}
+
+static void on_unplug(virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque)
+{
+	(void)conn;
+	queue_event(opaque, dom, "device_removed", alias ? alias : "");
+}
 
 static int lv_configure(const struct cfg_node *cfg, const struct collector_env *env, void **state,
 			struct tally_err *e)
@@ -226,6 +336,8 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	}
 	s->xml_refresh = (int)refresh;
 	s->nowait_ok = 1;
+	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = -1;
+	pthread_mutex_init(&s->ev_lock, NULL);
 	*state = s;
 	return 0;
 }
@@ -246,7 +358,36 @@ static int lv_connect(struct lv *s, struct tally_err *e)
 		return err_set(e, -ECONNREFUSED, "libvirt %s: cannot connect: %s", s->uri,
 			       err && err->message ? err->message : "unknown error");
 	}
+	if (loop_ok) {
+		/* notice a dead libvirtd within ~15 s even between reads */
+		virConnectSetKeepAlive(s->conn, 5, 3);
+		s->cb_lifecycle = virConnectDomainEventRegisterAny(s->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+			VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), s, NULL);
+		s->cb_reboot = virConnectDomainEventRegisterAny(s->conn, NULL, VIR_DOMAIN_EVENT_ID_REBOOT,
+			VIR_DOMAIN_EVENT_CALLBACK(on_reboot), s, NULL);
+		s->cb_unplug = virConnectDomainEventRegisterAny(s->conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+			VIR_DOMAIN_EVENT_CALLBACK(on_unplug), s, NULL);
+		if (s->cb_lifecycle < 0)
+			complain(&s->ev_note, LOG_WARN, "libvirt %s: lifecycle events unavailable; starts and"
+				 " stops are seen only at the next read", s->uri);
+	}
 	return 0;
+}
+
+static void lv_disconnect(struct lv *s)
+{
+	if (!s->conn)
+		return;
+	if (s->cb_lifecycle >= 0)
+		virConnectDomainEventDeregisterAny(s->conn, s->cb_lifecycle);
+	if (s->cb_reboot >= 0)
+		virConnectDomainEventDeregisterAny(s->conn, s->cb_reboot);
+	if (s->cb_unplug >= 0)
+		virConnectDomainEventDeregisterAny(s->conn, s->cb_unplug);
+	virConnectClose(s->conn);
+	s->conn = NULL;
+	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = -1;
+	s->bulk_useless = 0;
 }
 
 static int lv_init(void *state, int64_t resume_ns, struct tally_err *e)
@@ -254,6 +395,7 @@ static int lv_init(void *state, int64_t resume_ns, struct tally_err *e)
 	struct lv *s = state;
 	virSetErrorFunc(NULL, lv_quiet);
 	xmlInitParser();
+	pthread_once(&loop_once, loop_start);
 	return lv_connect(s, e);
 }
 
@@ -550,6 +692,52 @@ static void from_calls(struct lv_dom *d, virDomainPtr dom, struct emit *x, int s
 	}
 }
 
+/* Send the events queued since the last read; a start tells when the
+ * domain's counters began (rule 3). */
+static void drain_events(struct lv *s, const struct sink *sink)
+{
+	static struct lv_event batch[LV_EVENT_QUEUE];
+	size_t n;
+	uint64_t dropped;
+	pthread_mutex_lock(&s->ev_lock);
+	n = s->ev_n;
+	memcpy(batch, s->ev, n * sizeof(batch[0]));
+	s->ev_n = 0;
+	dropped = s->ev_dropped;
+	s->ev_dropped = 0;
+	pthread_mutex_unlock(&s->ev_lock);
+	if (dropped)
+		complain(&s->ev_note, LOG_WARN, "libvirt %s: %llu lifecycle event(s) dropped: more than %d"
+			 " between two reads", s->uri, (unsigned long long)dropped, LV_EVENT_QUEUE);
+	for (size_t i = 0; i < n; i++) {
+		struct lifecycle_event le;
+		int is_new;
+		char uuid[VIR_UUID_STRING_BUFLEN];
+		uuid_text(batch[i].uuid, uuid);
+		struct lv_dom *d = dom_get(s, uuid, &is_new);
+		if (!d)
+			return;
+		if (is_new)
+			d->first_seen_ns = batch[i].time_ns;
+		if (!strcmp(batch[i].type, "rebooted")) {
+			if (batch[i].time_ns - d->last_reboot_ns < 100 * 1000000LL)
+				continue; /* the same reboot, said again */
+			d->last_reboot_ns = batch[i].time_ns;
+		}
+		if (!strcmp(batch[i].type, "started") || !strcmp(batch[i].type, "migrated_in")) {
+			d->origin_ns = batch[i].time_ns;
+			d->origin_by_event = 1;
+		}
+		memset(&le, 0, sizeof(le));
+		le.time_ns = batch[i].time_ns;
+		str_copy(le.resource, uuid, sizeof(le.resource));
+		str_copy(le.type, batch[i].type, sizeof(le.type));
+		str_copy(le.reason, batch[i].reason, sizeof(le.reason));
+		sink->event(sink->ctx, NULL, &le);
+		s->events++;
+	}
+}
+
 static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct tally_err *e)
 {
 	struct lv *s = state;
@@ -583,17 +771,15 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		virErrorPtr err = virGetLastError();
 		int rc2 = err_set(e, -EIO, "libvirt %s: cannot read domain stats: %s", s->uri,
 				  err && err->message ? err->message : "unknown error");
-		if (virConnectIsAlive(s->conn) != 1) {
-			virConnectClose(s->conn);
-			s->conn = NULL; /* reconnect next cycle; series keep their last values */
-			s->bulk_useless = 0;
-		}
+		if (virConnectIsAlive(s->conn) != 1)
+			lv_disconnect(s); /* reconnect next cycle; series keep their last values */
 		complain(&s->conn_fail, LOG_WARN, "%s", e->msg);
 		return rc2;
 	}
 	if (s->conn_fail.window_ns)
 		complaint_clear(&s->conn_fail, "libvirt %s: reading again", s->uri);
 	s->cycle++;
+	drain_events(s, sink);
 	uint64_t fallback = 0, bulk = 0;
 	for (int i = 0; i < n; i++) {
 		virDomainPtr dom = list_only ? doms[i] : recs[i]->dom;
@@ -606,11 +792,13 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		struct lv_dom *d = dom_get(s, uuid, &is_new);
 		if (!d)
 			break;
-		if (is_new) {
-			d->first_seen_ns = now_ns;
-			/* never seen before, after our first read: it started since the
-			 * previous cycle, so its counters started from zero */
-			d->origin_ns = s->cycle > 1 ? s->prev_read_ns : 0;
+		if (is_new || (!d->seen_cycle && !d->origin_by_event)) {
+			if (is_new)
+				d->first_seen_ns = now_ns;
+			/* never read before, after our first read, and no start event
+			 * said when: it started since the previous cycle */
+			if (!d->origin_by_event)
+				d->origin_ns = s->cycle > 1 ? s->prev_read_ns : 0;
 		}
 		int refresh = !d->have_info || (s->cycle + (int)(i % s->xml_refresh)) % s->xml_refresh == 0;
 		if (refresh)
@@ -660,8 +848,8 @@ static void lv_free(void *state)
 	struct lv *s = state;
 	if (!s)
 		return;
-	if (s->conn)
-		virConnectClose(s->conn);
+	lv_disconnect(s);
+	pthread_mutex_destroy(&s->ev_lock);
 	free(s->dom);
 	free(s->slot);
 	free(s);

@@ -13,6 +13,7 @@
 struct tally_err;
 
 #define LV_MAX_DEVS 32
+#define LV_EVENT_QUEUE 4096   /* lifecycle events between two reads; more are dropped and counted */
 
 struct lv_disk {
 	char target[32];             /* "vda" */

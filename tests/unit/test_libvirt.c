@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <libvirt/libvirt.h>
 
 #include "cfg.h"
 #include "collector.h"
@@ -112,6 +114,8 @@ struct rec {
 	int n;
 	struct resource_meta m[1024];
 	int nm;
+	struct lifecycle_event ev[64];
+	int nev;
 };
 
 static int rec_sample(void *ctx, const char *agent, const struct sample *s)
@@ -128,7 +132,13 @@ static int rec_meta(void *ctx, const char *agent, const struct resource_meta *m)
 	r->m[r->nm++] = *m;
 	return 0;
 }
-static int rec_event(void *ctx, const char *agent, const struct lifecycle_event *ev) { return 0; }
+static int rec_event(void *ctx, const char *agent, const struct lifecycle_event *ev)
+{
+	struct rec *r = ctx;
+	ck_assert_int_lt(r->nev, 64);
+	r->ev[r->nev++] = *ev;
+	return 0;
+}
 
 static const struct sample *find(const struct rec *r, const char *uuid, int meter, const char *dev)
 {
@@ -286,6 +296,51 @@ START_TEST(test_fleet_of_100_vs_virsh)
 }
 END_TEST
 
+START_TEST(test_lifecycle_events)
+{
+	/* libvirt's default test driver is one per process: a second, read-write
+	 * connection here drives the domain our collector watches */
+	const char *uri = "test:///default", *u = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+	struct rec *r = calloc(1, sizeof(*r));
+	struct sink sk = { r, rec_sample, rec_meta, rec_event };
+	struct tally_err e = { 0 };
+	void *st = open_collector(uri);
+	ck_assert_int_eq(libvirt_collector.read(st, time_now_ns(), &sk, &e), 0);
+	ck_assert_int_eq(find(r, u, M_CPU, "")->origin_ns, 0);       /* baseline */
+	virConnectPtr rw = virConnectOpen(uri);
+	ck_assert_ptr_nonnull(rw);
+	virDomainPtr dom = virDomainLookupByName(rw, "test");
+	ck_assert_ptr_nonnull(dom);
+	ck_assert_int_eq(virDomainSuspend(dom), 0);
+	ck_assert_int_eq(virDomainResume(dom), 0);
+	ck_assert_int_eq(virDomainDestroy(dom), 0);
+	int64_t before = time_now_ns();
+	ck_assert_int_eq(virDomainCreate(dom), 0);
+	int64_t after = time_now_ns();
+	usleep(300 * 1000);   /* the event thread delivers */
+	r->n = r->nev = 0;
+	ck_assert_int_eq(libvirt_collector.read(st, time_now_ns(), &sk, &e), 0);
+	const char *want[][2] = { { "suspended", "" }, { "resumed", "" }, { "stopped", "destroyed" },
+				  { "started", "booted" } };
+	ck_assert_int_eq(r->nev, 4);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_str_eq(r->ev[i].resource, u);
+		ck_assert_str_eq(r->ev[i].type, want[i][0]);
+		ck_assert_str_eq(r->ev[i].reason, want[i][1]);
+	}
+	/* the restarted domain's counters count from its start (rule 3) */
+	const struct sample *cpu = find(r, u, M_CPU, "");
+	ck_assert_ptr_nonnull(cpu);
+	ck_assert_int_ge(cpu->origin_ns, before);
+	ck_assert_int_le(cpu->origin_ns, after + 300 * 1000000LL);
+	ck_assert_int_eq(r->ev[3].time_ns, cpu->origin_ns);
+	virDomainFree(dom);
+	virConnectClose(rw);
+	libvirt_collector.free(st);
+	free(r);
+}
+END_TEST
+
 START_TEST(test_unreachable_uri)
 {
 	struct cfg_node *root;
@@ -312,6 +367,7 @@ int main(void)
 	tcase_add_test(tc, test_parse_bad);
 	tcase_add_test(tc, test_default_driver_vs_virsh);
 	tcase_add_test(tc, test_fleet_of_100_vs_virsh);
+	tcase_add_test(tc, test_lifecycle_events);
 	tcase_add_test(tc, test_unreachable_uri);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
