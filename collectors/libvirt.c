@@ -38,6 +38,7 @@
 #include "tallytime.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <libvirt/libvirt.h>
 #include <pthread.h>
 #include <libvirt/virterror.h>
@@ -179,6 +180,124 @@ out:
 	return rc;
 }
 
+/* ---- the tenant mapping file ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int lv_mapping_load(const char *path, struct lv_mapping *m, struct tally_err *e)
+{
+	static const char *const keys[] = { "uuid", "name", "tenant", "user", "flavor", "labels", NULL };
+	struct cfg_node *root = NULL;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	if ((rc = cfg_load_file(path, &root, e)))
+		return rc;
+	if (!root) {
+		rc = err_set(e, -EINVAL, "%s: empty mapping file (expected a list of rules)", path);
+		goto out;
+	}
+	if (root->type != CFG_SEQ) {
+		rc = err_set(e, -EINVAL, "%s:%d:%d: expected a list of rules ('- uuid: ...' or '- name: ...')",
+			     path, root->line, root->col);
+		goto out;
+	}
+	m->rules = calloc(root->n_kids ? root->n_kids : 1, sizeof(*m->rules));
+	if (!m->rules) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < root->n_kids; i++) {
+		const struct cfg_node *r = root->kids[i];
+		struct lv_rule *rule = &m->rules[m->n];
+		if ((rc = cfg_check_keys(r, "mapping rule", keys, e)) ||
+		    (rc = cfg_get_string(r, "uuid", rule->uuid, sizeof(rule->uuid), e)) ||
+		    (rc = cfg_get_string(r, "name", rule->name, sizeof(rule->name), e)) ||
+		    (rc = cfg_get_string(r, "tenant", rule->tenant, sizeof(rule->tenant), e)) ||
+		    (rc = cfg_get_string(r, "user", rule->user, sizeof(rule->user), e)) ||
+		    (rc = cfg_get_string(r, "flavor", rule->flavor, sizeof(rule->flavor), e)))
+			goto out;
+		if (!rule->uuid[0] == !rule->name[0]) {
+			rc = err_set(e, -EINVAL, "%s:%d:%d: a rule needs exactly one of 'uuid' or 'name'", path,
+				     r->line, r->col);
+			goto out;
+		}
+		if (!rule->tenant[0]) {
+			rc = err_set(e, -EINVAL, "%s:%d:%d: a rule needs a 'tenant'", path, r->line, r->col);
+			goto out;
+		}
+		const struct cfg_node *lb = NULL;
+		if ((rc = cfg_get_map(r, "labels", &lb, e)))
+			goto out;
+		if (lb) {
+			const char *kv[64];
+			char buf[64][96];
+			size_t n = 0;
+			for (size_t k = 0; k < lb->n_kids && n < 64; k++) {
+				const struct cfg_node *l = lb->kids[k];
+				if (l->type != CFG_SCALAR || strpbrk(l->key, ",=") || strpbrk(l->value, ",=")) {
+					rc = err_set(e, -EINVAL, "%s:%d:%d: label '%s': a plain value without ',' or"
+						     " '=' expected", path, l->line, l->col, l->key);
+					goto out;
+				}
+				snprintf(buf[n], sizeof(buf[n]), "%s=%s", l->key, l->value);
+				kv[n] = buf[n];
+				n++;
+			}
+			qsort(kv, n, sizeof(kv[0]), cmp_str);
+			size_t used = 0;
+			for (size_t k = 0; k < n && used < sizeof(rule->labels); k++)
+				used += (size_t)snprintf(rule->labels + used, sizeof(rule->labels) - used, "%s%s",
+							 k ? "," : "", kv[k]);
+		}
+		m->n++;
+	}
+	rc = 0;
+out:
+	cfg_free(root);
+	if (rc)
+		lv_mapping_release(m);
+	return rc;
+}
+
+/* out = labels (sorted "k=v,k=v") with k=v added in its sorted place. */
+static void labels_with(char *out, size_t len, const char *labels, const char *k, const char *v)
+{
+	char copy[512], extra[160];
+	const char *kv[65];
+	size_t n = 0;
+	str_copy(copy, labels, sizeof(copy));
+	for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save))
+		kv[n++] = t;
+	snprintf(extra, sizeof(extra), "%s=%s", k, v);
+	kv[n++] = extra;
+	qsort(kv, n, sizeof(kv[0]), cmp_str);
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < n && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%s", i ? "," : "", kv[i]);
+}
+
+void lv_mapping_release(struct lv_mapping *m)
+{
+	free(m->rules);
+	m->rules = NULL;
+	m->n = 0;
+}
+
+const struct lv_rule *lv_mapping_match(const struct lv_mapping *m, const char *uuid, const char *name)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		const struct lv_rule *r = &m->rules[i];
+		if (r->uuid[0] ? !strcasecmp(r->uuid, uuid) : fnmatch(r->name, name, 0) == 0)
+			return r;
+	}
+	return NULL;
+}
+
 /* ---- the collector ---- */
 
 struct lv_dom {
@@ -196,6 +315,8 @@ struct lv_dom {
 struct lv {
 	char uri[256];
 	int xml_refresh;             /* cycles */
+	char mapping_path[4096];
+	struct lv_mapping mapping;   /* tenants of domains without Nova metadata */
 	virConnectPtr conn;
 	int nowait_ok;               /* the driver accepts NOWAIT */
 	int bulk_useless;            /* the last bulk answer had no domain's groups */
@@ -221,7 +342,7 @@ struct lv {
 	uint64_t bulk_domains, fallback_domains, stale, reads, events;
 };
 
-static const char *const lv_keys[] = { "uri", "xml_refresh", NULL };
+static const char *const lv_keys[] = { "uri", "xml_refresh", "mapping", NULL };
 
 /* ---- libvirt's event loop: one thread per process ---- */
 
@@ -330,7 +451,9 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	str_copy(s->uri, "qemu:///system", sizeof(s->uri));
 	if ((rc = cfg_check_keys(cfg, "collectors.libvirt", lv_keys, e)) ||
 	    (rc = cfg_get_string(cfg, "uri", s->uri, sizeof(s->uri), e)) ||
-	    (rc = cfg_get_uint(cfg, "xml_refresh", 1, 100000, &refresh, e))) {
+	    (rc = cfg_get_uint(cfg, "xml_refresh", 1, 100000, &refresh, e)) ||
+	    (rc = cfg_get_string(cfg, "mapping", s->mapping_path, sizeof(s->mapping_path), e)) ||
+	    (s->mapping_path[0] && (rc = lv_mapping_load(s->mapping_path, &s->mapping, e)))) {
 		free(s);
 		return rc;
 	}
@@ -481,15 +604,24 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 	str_copy(m.resource, d->uuid, sizeof(m.resource));
 	str_copy(m.type, "instance", sizeof(m.type));
 	str_copy(m.name, info.has_nova && info.nova_name[0] ? info.nova_name : info.name, sizeof(m.name));
-	str_copy(m.tenant, info.project, sizeof(m.tenant));
-	str_copy(m.project, info.project, sizeof(m.project));
-	str_copy(m.user, info.user, sizeof(m.user));
-	str_copy(m.flavor, info.flavor, sizeof(m.flavor));
-	if (info.flavor[0])
-		snprintf(m.labels, sizeof(m.labels), "flavor=%s,source=%s", info.flavor,
-			 info.has_nova ? "nova" : "libvirt");
-	else
-		snprintf(m.labels, sizeof(m.labels), "source=libvirt");
+	const struct lv_rule *rule = info.project[0] ? NULL : lv_mapping_match(&s->mapping, d->uuid, info.name);
+	if (rule) {
+		str_copy(m.tenant, rule->tenant, sizeof(m.tenant));
+		str_copy(m.project, rule->tenant, sizeof(m.project));
+		str_copy(m.user, rule->user, sizeof(m.user));
+		str_copy(m.flavor, rule->flavor, sizeof(m.flavor));
+		labels_with(m.labels, sizeof(m.labels), rule->labels, "source", "mapping");
+	} else {
+		str_copy(m.tenant, info.project, sizeof(m.tenant));
+		str_copy(m.project, info.project, sizeof(m.project));
+		str_copy(m.user, info.user, sizeof(m.user));
+		str_copy(m.flavor, info.flavor, sizeof(m.flavor));
+		if (info.flavor[0])
+			snprintf(m.labels, sizeof(m.labels), "flavor=%s,source=%s", info.flavor,
+				 info.has_nova ? "nova" : "libvirt");
+		else
+			snprintf(m.labels, sizeof(m.labels), "source=libvirt");
+	}
 	struct resource_meta cmp = m;
 	cmp.time_ns = d->sent.time_ns;
 	if (!d->sent.time_ns || memcmp(&cmp, &d->sent, sizeof(cmp))) {
@@ -850,6 +982,7 @@ static void lv_free(void *state)
 		return;
 	lv_disconnect(s);
 	pthread_mutex_destroy(&s->ev_lock);
+	lv_mapping_release(&s->mapping);
 	free(s->dom);
 	free(s->slot);
 	free(s);

@@ -43,6 +43,33 @@ struct lv_domain_info {
 	int skipped_devs;            /* disks or NICs we could not identify */
 };
 
+/* The tenant mapping file (collectors.libvirt.mapping): for domains without
+ * Nova metadata, a list of rules matched in order, first match wins:
+ *   - uuid: 6b0f3c2a-0000-4000-8000-000000000001   # exact
+ *     tenant: acme
+ *   - name: "web-*"                                 # shell pattern on the name
+ *     tenant: web-team
+ *     flavor: m1.small
+ *     labels: {region: eu-west, tier: gold}
+ */
+struct lv_rule {
+	char uuid[37];               /* "" = match by name */
+	char name[128];              /* fnmatch pattern */
+	char tenant[64], user[64], flavor[64];
+	char labels[400];            /* "k=v,k=v", sorted by key */
+};
+
+struct lv_mapping {
+	struct lv_rule *rules;
+	size_t n;
+};
+
+/* Load and check a mapping file: errors name file:line:col. 0 or -errno. */
+int lv_mapping_load(const char *path, struct lv_mapping *m, struct tally_err *e);
+void lv_mapping_release(struct lv_mapping *m);
+/* The first rule for (uuid, name), or NULL. */
+const struct lv_rule *lv_mapping_match(const struct lv_mapping *m, const char *uuid, const char *name);
+
 /* Parse a domain XML (virDomainGetXMLDesc) into info. Returns 0, or
  * -EINVAL with a message for XML that is not a domain description. */
 int lv_parse_domain_xml(const char *xml, size_t len, struct lv_domain_info *info,

@@ -107,6 +107,28 @@ START_TEST(test_parse_bad)
 }
 END_TEST
 
+START_TEST(test_mapping_file)
+{
+	struct lv_mapping m;
+	struct tally_err e = { 0 };
+	ck_assert_msg(lv_mapping_load("tests/fixtures/libvirt/mapping.yaml", &m, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(m.n, 3);
+	const struct lv_rule *r = lv_mapping_match(&m, "6b0f3c2a-0000-4000-8000-000000000001", "vm00001");
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(r->tenant, "acme");                         /* uuid matched, case aside */
+	ck_assert_str_eq(r->labels, "region=eu-west,tier=gold");     /* sorted by key */
+	ck_assert_str_eq(lv_mapping_match(&m, "x", "vm00004")->tenant, "globex");
+	ck_assert_str_eq(lv_mapping_match(&m, "x", "vm00004")->flavor, "small");
+	ck_assert_str_eq(lv_mapping_match(&m, "x", "vm00006")->tenant, "unassigned");
+	lv_mapping_release(&m);
+	ck_assert_int_eq(lv_mapping_load("tests/fixtures/libvirt/mapping-bad.yaml", &m, &e), -EINVAL);
+	ck_assert_str_eq(e.msg, "tests/fixtures/libvirt/mapping-bad.yaml:1:3: a rule needs exactly one of"
+				" 'uuid' or 'name'");
+	ck_assert_int_eq(lv_mapping_load("tests/fixtures/libvirt/mapping-typo.yaml", &m, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.msg, "mapping-typo.yaml:2:3: unknown key 'tennant' in 'mapping rule'"));
+}
+END_TEST
+
 /* ---- against the test driver ---- */
 
 struct rec {
@@ -149,19 +171,24 @@ static const struct sample *find(const struct rec *r, const char *uuid, int mete
 	return NULL;
 }
 
-static void *open_collector(const char *uri)
+static void *open_collector_with(const char *uri, const char *extra)
 {
 	char yaml[512];
 	struct cfg_node *root;
 	struct tally_err e = { 0 };
 	struct collector_env env = { .agent_id = "t", .interval_ns = NS_PER_SEC, .start_ns = 0 };
 	void *st = NULL;
-	snprintf(yaml, sizeof(yaml), "uri: '%s'\n", uri);
+	snprintf(yaml, sizeof(yaml), "uri: '%s'\n%s", uri, extra);
 	ck_assert_int_eq(cfg_load_string("lv.yaml", yaml, strlen(yaml), &root, &e), 0);
 	ck_assert_msg(libvirt_collector.configure(root, &env, &st, &e) == 0, "%s", e.msg);
 	cfg_free(root);
 	ck_assert_msg(libvirt_collector.init(st, 0, &e) == 0, "%s", e.msg);
 	return st;
+}
+
+static void *open_collector(const char *uri)
+{
+	return open_collector_with(uri, "");
 }
 
 /* one number from virsh output: the token after `key` */
@@ -249,7 +276,7 @@ START_TEST(test_fleet_of_100_vs_virsh)
 	struct rec *r = calloc(1, sizeof(*r));
 	struct sink sk = { r, rec_sample, rec_meta, rec_event };
 	struct tally_err e = { 0 };
-	void *st = open_collector(uri);
+	void *st = open_collector_with(uri, "mapping: tests/fixtures/libvirt/mapping.yaml\n");
 	int64_t t0 = time_now_ns();
 	ck_assert_int_eq(libvirt_collector.read(st, t0, &sk, &e), 0);
 	/* every domain reported: a UUID list from virsh, each with our readings */
@@ -264,8 +291,9 @@ START_TEST(test_fleet_of_100_vs_virsh)
 	}
 	ck_assert_int_eq(n, 100);
 	ck_assert_int_eq(r->nm, 100);
-	/* vm00003: Nova metadata -> tenant proj-0, flavor m1.small, name web-3;
-	 * vm00001: none. Disks: vda by serial, vdb by source hash. */
+	/* vm00003: Nova metadata -> tenant proj-0, flavor m1.small, name web-3
+	 * (Nova wins over the mapping's catch-all); vm00001, 4, 7: no Nova
+	 * metadata, tenant from the mapping file. Disks: vda by serial. */
 	int nova = 0;
 	for (int i = 0; i < r->nm; i++)
 		if (!strcmp(r->m[i].resource, "6b0f3c2a-0000-4000-8000-000000000003")) {
@@ -275,11 +303,20 @@ START_TEST(test_fleet_of_100_vs_virsh)
 			ck_assert_str_eq(r->m[i].user, "user-3");
 			nova++;
 		} else if (!strcmp(r->m[i].resource, "6b0f3c2a-0000-4000-8000-000000000001")) {
-			ck_assert_str_eq(r->m[i].tenant, "");
+			/* no Nova metadata: the mapping file's uuid rule */
+			ck_assert_str_eq(r->m[i].tenant, "acme");
 			ck_assert_str_eq(r->m[i].name, "vm00001");
+			ck_assert_str_eq(r->m[i].labels, "region=eu-west,source=mapping,tier=gold");
+			nova++;
+		} else if (!strcmp(r->m[i].resource, "6b0f3c2a-0000-4000-8000-000000000004")) {
+			ck_assert_str_eq(r->m[i].tenant, "globex");
+			ck_assert_str_eq(r->m[i].flavor, "small");
+			nova++;
+		} else if (!strcmp(r->m[i].resource, "6b0f3c2a-0000-4000-8000-000000000007")) {
+			ck_assert_str_eq(r->m[i].tenant, "unassigned");
 			nova++;
 		}
-	ck_assert_int_eq(nova, 2);
+	ck_assert_int_eq(nova, 4);
 	const char *u7 = "6b0f3c2a-0000-4000-8000-000000000007";
 	ck_assert_ptr_nonnull(find(r, u7, M_DISK_READ_BYTES, "vda:SER7"));
 	char *out = virsh(uri, "dominfo vm00007; domblkstat vm00007 vda; domifstat vm00007 tap00007");
@@ -365,6 +402,7 @@ int main(void)
 	tcase_add_test(tc, test_parse_nova);
 	tcase_add_test(tc, test_parse_plain);
 	tcase_add_test(tc, test_parse_bad);
+	tcase_add_test(tc, test_mapping_file);
 	tcase_add_test(tc, test_default_driver_vs_virsh);
 	tcase_add_test(tc, test_fleet_of_100_vs_virsh);
 	tcase_add_test(tc, test_lifecycle_events);
