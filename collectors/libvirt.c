@@ -309,6 +309,8 @@ struct lv_dom {
 	int64_t first_seen_ns;
 	int64_t origin_ns;           /* counted from zero since (0: baseline) */
 	int origin_by_event;         /* origin_ns came from a started event */
+	uint64_t capacity[LV_MAX_DEVS], allocation[LV_MAX_DEVS];  /* bytes, last read per disk */
+	uint8_t have_size[LV_MAX_DEVS];
 	int64_t last_reboot_ns;      /* to fold the 2-3 reboot events of one reboot */
 };
 
@@ -595,6 +597,9 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 	if (info.skipped_devs)
 		complain(&s->dev_note, LOG_INFO, "libvirt: domain %s: %d device(s) without a target or MAC"
 			 " are not metered", d->uuid, info.skipped_devs);
+	if (!d->have_info || info.n_disks != d->info.n_disks ||
+	    memcmp(info.disks, d->info.disks, (size_t)info.n_disks * sizeof(info.disks[0])))
+		memset(d->have_size, 0, sizeof(d->have_size)); /* disks moved: sizes per index are stale */
 	d->info = info;
 	d->have_info = 1;
 
@@ -760,8 +765,8 @@ static int from_record(struct lv_dom *d, virDomainStatsRecordPtr rec, struct emi
 }
 
 /* Readings of one domain through the per-domain calls. Disk capacity and
- * allocation (two more calls per disk) are read only when `sizes` is set:
- * they change rarely, and the aggregator holds a gauge's last value. */
+ * allocation (one more call per disk) are read again only when `sizes` is
+ * set: they change rarely; the last values are sent every cycle. */
 static void from_calls(struct lv_dom *d, virDomainPtr dom, struct emit *x, int sizes)
 {
 	virDomainInfo info;
@@ -803,9 +808,16 @@ static void from_calls(struct lv_dom *d, virDomainPtr dom, struct emit *x, int s
 				put_c(x, M_DISK_WRITE_REQUESTS, dk->label, (uint64_t)bs.wr_req);
 		}
 		virDomainBlockInfo bi;
-		if (sizes && virDomainGetBlockInfo(dom, dk->target, &bi, 0) == 0) {
-			put_g(x, M_DISK_CAPACITY, dk->label, (double)bi.capacity);
-			put_g(x, M_DISK_ALLOCATION, dk->label, (double)bi.allocation);
+		if ((sizes || !d->have_size[i]) && virDomainGetBlockInfo(dom, dk->target, &bi, 0) == 0) {
+			d->capacity[i] = bi.capacity;
+			d->allocation[i] = bi.allocation;
+			d->have_size[i] = 1;
+		}
+		/* sent every cycle (from the last reading) so the allocation is
+		 * integrated up to each read, and to the last one before a stop */
+		if (d->have_size[i]) {
+			put_g(x, M_DISK_CAPACITY, dk->label, (double)d->capacity[i]);
+			put_g(x, M_DISK_ALLOCATION, dk->label, (double)d->allocation[i]);
 		}
 	}
 	for (int i = 0; i < d->info.n_nics; i++) {

@@ -19,4 +19,16 @@ if [ -n "$f" ]; then
 	rrdtool fetch "$f" AVERAGE -r 3600 -s 1790812800 -e 1790827200 | head -n 6
 fi
 echo
-echo "ledger: $dir/ledger.db (sqlite3 $dir/ledger.db .schema)"
+echo "== tallyd: libvirt's test driver, live for 5 seconds (config/demo-libvirt.yaml)"
+live=./var/demo-libvirt
+rm -rf "$live"
+"$B/tallyd" -q -c config/demo-libvirt.yaml &
+pid=$!
+sleep 5
+kill -TERM "$pid"
+wait "$pid"
+hour=$(date -u +%Y-%m-%dT%H:00:00Z)
+next=$(date -u -d "$hour + 1 hour" +%Y-%m-%dT%H:00:00Z)
+"$B/tally" usage --ledger "$live/ledger.db" --from "$hour" --to "$next" --by resource
+echo
+echo "ledgers: $dir/ledger.db, $live/ledger.db (sqlite3 FILE .schema)"

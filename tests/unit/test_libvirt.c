@@ -260,6 +260,16 @@ START_TEST(test_default_driver_vs_virsh)
 	       virsh_num(out, "tx_bytes"), 5e4, elapsed);
 	/* first read: a baseline, the domain ran before we watched */
 	ck_assert_int_eq(rx->origin_ns, 0);
+	/* disk sizes are measured now and then but sent with every read, so
+	 * the allocation is integrated up to the last read before a stop */
+	const struct sample *cap = find(r, u, M_DISK_CAPACITY, NULL);
+	ck_assert_ptr_nonnull(cap);
+	double cap1 = cap->v.gauge;
+	r->n = 0;
+	ck_assert_int_eq(libvirt_collector.read(st, time_now_ns(), &sk, &e), 0);
+	cap = find(r, u, M_DISK_CAPACITY, NULL);
+	ck_assert_ptr_nonnull(cap);
+	ck_assert_double_eq(cap->v.gauge, cap1);
 	libvirt_collector.free(st);
 	free(r);
 }
