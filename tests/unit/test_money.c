@@ -1,0 +1,151 @@
+/*
+ * test_money.c: exact money (DESIGN.md rule 8). Every expected amount is
+ * worked out by hand in the comment beside it.
+ */
+#include <check.h>
+#include <errno.h>
+#include <string.h>
+
+#include "err.h"
+#include "money.h"
+#include "testutil.h"
+
+static const struct {
+	const char *in;
+	int64_t nanos;
+} prices[] = {
+	{ "12", 12000000000LL },
+	{ "0.09", 90000000LL },
+	{ "0.000000001", 1 },                 /* the smallest price there is */
+	{ "-0.5", -500000000LL },
+	{ "+3.25", 3250000000LL },
+	{ "9223372036.854775807", INT64_MAX },
+	{ ".5", 500000000LL },
+};
+
+START_TEST(test_parse_ok)
+{
+	int64_t v;
+	struct tally_err e = { 0 };
+	ck_assert_msg(money_parse_price(prices[_i].in, &v, &e) == 0, "%s: %s", prices[_i].in, e.msg);
+	ck_assert_int_eq(v, prices[_i].nanos);
+}
+END_TEST
+
+START_TEST(test_parse_bad)
+{
+	int64_t v;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(money_parse_price("0.0000000001", &v, &e), -EINVAL);   /* 10 decimals */
+	ck_assert_ptr_nonnull(strstr(e.msg, "more precision than the money scale holds"));
+	ck_assert_int_eq(money_parse_price("1e5", &v, &e), -EINVAL);
+	ck_assert_int_eq(money_parse_price("", &v, &e), -EINVAL);
+	ck_assert_int_eq(money_parse_price("-", &v, &e), -EINVAL);
+	ck_assert_int_eq(money_parse_price("12,50", &v, &e), -EINVAL);
+	ck_assert_int_eq(money_parse_price("9223372037", &v, &e), -ERANGE);     /* > 9.2e9 units */
+}
+END_TEST
+
+static const struct {
+	const char *what;
+	__int128 num, den;
+	int64_t price;
+	int digits;
+	int64_t even, up, down;
+} lines[] = {
+	/* 1.5 GB at 0.09/GB = 0.135 = 13.5 cents: even -> 14, up -> 14, down -> 13 */
+	{ "1.5 GB", 1500000000, 1000000000, 90000000, 2, 14, 14, 13 },
+	/* 2.5 units at 0.01 = 2.5 cents: even -> 2 (2 is even), up -> 3, down -> 2 */
+	{ "2.5 x 0.01", 5, 2, 10000000, 2, 2, 3, 2 },
+	/* 3.5 cents: even -> 4 */
+	{ "3.5 x 0.01", 7, 2, 10000000, 2, 4, 4, 3 },
+	/* a credit of -2.5 cents: even -> -2, up (away from zero) -> -3, down (to zero) -> -2 */
+	{ "-2.5 x 0.01", -5, 2, 10000000, 2, -2, -3, -2 },
+	/* 2^50 bytes as GB (2^50 / 10^9 = 1125899.906842624 GB) at 0.05/GB =
+	 * 56294.9953421312 -> 5629499.53421312 cents -> 5629500 (all but down) */
+	{ "2^50 bytes", (__int128)1 << 50, 1000000000, 50000000, 2, 5629500, 5629500, 5629499 },
+	/* one unit at 0.000000001: 1e-7 cents -> 0, the smallest price rounds away */
+	{ "1 x 1e-9", 1, 1, 1, 2, 0, 0, 0 },
+	/* 10^9 units at 0.000000001 = 1.00 */
+	{ "1e9 x 1e-9", 1000000000, 1, 1, 2, 100, 100, 100 },
+	/* a VM living 1 second, at 0.036/instance-hour: 1/3600 h x 0.036 = 0.00001 = 0.001 cents -> 0 */
+	{ "1 s", 1, 3600, 36000000, 2, 0, 0, 0 },
+	/* 90 s of 2 vCPUs at 0.04/vCPU-h: 180/3600 x 0.04 = 0.002 -> 0.2 cents -> 0 */
+	{ "90 s x 2 vCPU", 180, 3600, 40000000, 2, 0, 0, 0 },
+	/* 744 h (31 days) at 0.0125/h = 9.30 exactly */
+	{ "744 h", 744, 1, 12500000, 2, 930, 930, 930 },
+	/* yen (0 minor digits): 10.5 units at 1 JPY = 10.5 -> 10 (even), 11 (up) */
+	{ "JPY", 21, 2, 1000000000, 0, 10, 11, 10 },
+	/* dinar (3 digits): 1 unit at 0.0125 = 12.5 fils -> 12 (even), 13 (up) */
+	{ "BHD", 1, 1, 12500000, 3, 12, 13, 12 },
+};
+
+START_TEST(test_lines)
+{
+	int64_t a;
+	ck_assert_int_eq(money_line(lines[_i].num, lines[_i].den, lines[_i].price, lines[_i].digits,
+				    MONEY_HALF_EVEN, &a), 0);
+	ck_assert_msg(a == lines[_i].even, "%s half-even: %lld", lines[_i].what, (long long)a);
+	ck_assert_int_eq(money_line(lines[_i].num, lines[_i].den, lines[_i].price, lines[_i].digits,
+				    MONEY_HALF_UP, &a), 0);
+	ck_assert_msg(a == lines[_i].up, "%s half-up: %lld", lines[_i].what, (long long)a);
+	ck_assert_int_eq(money_line(lines[_i].num, lines[_i].den, lines[_i].price, lines[_i].digits,
+				    MONEY_DOWN, &a), 0);
+	ck_assert_msg(a == lines[_i].down, "%s down: %lld", lines[_i].what, (long long)a);
+}
+END_TEST
+
+START_TEST(test_overflow_and_args)
+{
+	int64_t a;
+	/* 2^100 units at the largest price: the product does not fit 128 bits */
+	ck_assert_int_eq(money_line((__int128)1 << 100, 1, INT64_MAX, 2, MONEY_HALF_EVEN, &a), -ERANGE);
+	/* fits 128 bits but not an int64 amount: 2^62 units at 10.00 */
+	ck_assert_int_eq(money_line((__int128)1 << 62, 1, 10000000000LL, 2, MONEY_HALF_EVEN, &a), -ERANGE);
+	ck_assert_int_eq(money_line(1, 0, 1, 2, MONEY_HALF_EVEN, &a), -EINVAL);
+	ck_assert_int_eq(money_line(1, 1, 1, 5, MONEY_HALF_EVEN, &a), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_tax)
+{
+	int64_t t;
+	/* 19% of 10.05 = 1.9095 -> 191 cents */
+	ck_assert_int_eq(money_percent(1005, 190000, MONEY_HALF_EVEN, &t), 0);
+	ck_assert_int_eq(t, 191);
+	/* 10% of 0.25 = 2.5 cents -> 2 (even) / 3 (up) */
+	ck_assert_int_eq(money_percent(25, 100000, MONEY_HALF_EVEN, &t), 0);
+	ck_assert_int_eq(t, 2);
+	ck_assert_int_eq(money_percent(25, 100000, MONEY_HALF_UP, &t), 0);
+	ck_assert_int_eq(t, 3);
+}
+END_TEST
+
+START_TEST(test_format)
+{
+	char b[40];
+	ck_assert_str_eq(money_format(1234, 2, b, sizeof(b)), "12.34");
+	ck_assert_str_eq(money_format(-5, 2, b, sizeof(b)), "-0.05");
+	ck_assert_str_eq(money_format(0, 2, b, sizeof(b)), "0.00");
+	ck_assert_str_eq(money_format(1234, 0, b, sizeof(b)), "1234");
+	ck_assert_str_eq(money_format(1234, 3, b, sizeof(b)), "1.234");
+	ck_assert_str_eq(money_format(INT64_MIN, 2, b, sizeof(b)), "-92233720368547758.08");
+	ck_assert_str_eq(money_format_price(90000000, b, sizeof(b)), "0.09");
+	ck_assert_str_eq(money_format_price(1, b, sizeof(b)), "0.000000001");
+	ck_assert_str_eq(money_format_price(12000000000LL, b, sizeof(b)), "12");
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("money");
+	TCase *tc = tcase_create("money");
+	tcase_add_loop_test(tc, test_parse_ok, 0, (int)(sizeof(prices) / sizeof(prices[0])));
+	tcase_add_test(tc, test_parse_bad);
+	tcase_add_loop_test(tc, test_lines, 0, (int)(sizeof(lines) / sizeof(lines[0])));
+	tcase_add_test(tc, test_overflow_and_args);
+	tcase_add_test(tc, test_tax);
+	tcase_add_test(tc, test_format);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
