@@ -310,6 +310,8 @@ struct lv_dom {
 	int64_t origin_ns;           /* counted from zero since (0: baseline) */
 	int origin_by_event;         /* origin_ns came from a started event */
 	uint64_t capacity[LV_MAX_DEVS], allocation[LV_MAX_DEVS];  /* bytes, last read per disk */
+	double mem_resident, mem_usage;   /* bytes, last memory stats; < 0 = not reported */
+	int have_memstats;
 	uint8_t have_size[LV_MAX_DEVS];
 	int64_t last_reboot_ns;      /* to fold the 2-3 reboot events of one reboot */
 };
@@ -765,8 +767,9 @@ static int from_record(struct lv_dom *d, virDomainStatsRecordPtr rec, struct emi
 }
 
 /* Readings of one domain through the per-domain calls. Disk capacity and
- * allocation (one more call per disk) are read again only when `sizes` is
- * set: they change rarely; the last values are sent every cycle. */
+ * allocation (one more call per disk) and the guest's memory stats are read
+ * again only when `sizes` is set: they change slowly; the last values are
+ * sent every cycle. */
 static void from_calls(struct lv_dom *d, virDomainPtr dom, struct emit *x, int sizes)
 {
 	virDomainInfo info;
@@ -776,24 +779,34 @@ static void from_calls(struct lv_dom *d, virDomainPtr dom, struct emit *x, int s
 		put_g(x, M_MEMORY, "", (double)info.memory * 1024.0);
 		put_g(x, M_INSTANCE, "", instance_running(info.state));
 	}
-	virDomainMemoryStatStruct ms[VIR_DOMAIN_MEMORY_STAT_NR];
-	int n = virDomainMemoryStats(dom, ms, VIR_DOMAIN_MEMORY_STAT_NR, 0);
-	unsigned long long avail = 0, unused = 0;
-	int have_avail = 0, have_unused = 0;
-	for (int i = 0; i < n; i++) {
-		if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_RSS)
-			put_g(x, M_MEMORY_RESIDENT, "", (double)ms[i].val * 1024.0);
-		if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_AVAILABLE) {
-			avail = ms[i].val;
-			have_avail = 1;
+	/* guest memory stats change slowly and are not billed by the hour:
+	 * measured with the disk sizes, the last values sent every cycle */
+	if (sizes || !d->have_memstats) {
+		virDomainMemoryStatStruct ms[VIR_DOMAIN_MEMORY_STAT_NR];
+		int n = virDomainMemoryStats(dom, ms, VIR_DOMAIN_MEMORY_STAT_NR, 0);
+		unsigned long long avail = 0, unused = 0;
+		int have_avail = 0, have_unused = 0;
+		d->mem_resident = d->mem_usage = -1;
+		for (int i = 0; i < n; i++) {
+			if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_RSS)
+				d->mem_resident = (double)ms[i].val * 1024.0;
+			if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_AVAILABLE) {
+				avail = ms[i].val;
+				have_avail = 1;
+			}
+			if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_UNUSED) {
+				unused = ms[i].val;
+				have_unused = 1;
+			}
 		}
-		if (ms[i].tag == VIR_DOMAIN_MEMORY_STAT_UNUSED) {
-			unused = ms[i].val;
-			have_unused = 1;
-		}
+		if (have_avail && have_unused && avail >= unused)
+			d->mem_usage = (double)(avail - unused) * 1024.0;
+		d->have_memstats = 1;
 	}
-	if (have_avail && have_unused && avail >= unused)
-		put_g(x, M_MEMORY_USAGE, "", (double)(avail - unused) * 1024.0);
+	if (d->mem_resident >= 0)
+		put_g(x, M_MEMORY_RESIDENT, "", d->mem_resident);
+	if (d->mem_usage >= 0)
+		put_g(x, M_MEMORY_USAGE, "", d->mem_usage);
 	for (int i = 0; i < d->info.n_disks; i++) {
 		const struct lv_disk *dk = &d->info.disks[i];
 		virDomainBlockStatsStruct bs;
