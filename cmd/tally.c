@@ -11,6 +11,7 @@
  */
 #include "err.h"
 #include "meter.h"
+#include "plan.h"
 #include "tallytime.h"
 #include "usage.h"
 
@@ -138,11 +139,41 @@ static int cmd_usage(int argc, char **argv)
 	return 0;
 }
 
+/* tally plan check FILE: every mistake with file:line:col; exit 2 if any. */
+static int cmd_plan(int argc, char **argv)
+{
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("usage: tally plan check FILE   (the format: schemas/plan.md)\n");
+		return 0;
+	}
+	if (argc != 3 || strcmp(argv[1], "check")) {
+		fprintf(stderr, "usage: tally plan check FILE\n");
+		return 2;
+	}
+	struct plan p;
+	struct plan_errors errs;
+	if (plan_load(argv[2], &p, &errs)) {
+		for (int i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.msg[i]);
+		if (errs.total > errs.n)
+			fprintf(stderr, "%s: %d more mistakes not shown\n", argv[2], errs.total - errs.n);
+		return 2;
+	}
+	size_t prices = 0;
+	for (size_t i = 0; i < p.n_versions; i++)
+		prices += p.versions[i].n_prices;
+	printf("%s: ok (plan '%s', %s, %zu version%s, %zu price%s)\n", argv[2], p.name, p.currency,
+	       p.n_versions, p.n_versions == 1 ? "" : "s", prices, prices == 1 ? "" : "s");
+	plan_release(&p);
+	return 0;
+}
+
 static void help(FILE *f)
 {
 	fprintf(f, "usage: tally COMMAND [options]\n"
 		   "commands:\n"
 		   "  usage    usage from the ledger per tenant, resource or hour (docs/usage.md)\n"
+		   "  plan check FILE   check a rate plan (schemas/plan.md)\n"
 		   "  help     this text\n"
 		   "Run 'tally COMMAND --help' for the options of a command.\n");
 }
@@ -155,7 +186,9 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "usage"))
 		return cmd_usage(argc - 1, argv + 1);
-	/* later: invoice, sla, plan check, graph */
+	if (!strcmp(argv[1], "plan"))
+		return cmd_plan(argc - 1, argv + 1);
+	/* later: invoice, sla, graph */
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		help(stdout);
 		return 0;

@@ -1,5 +1,6 @@
 #!/bin/sh
-# tally usage from the command line: exit codes and messages for bad input,
+# tally usage and tally plan check from the command line: exit codes and
+# messages for bad input,
 # and the demo-sized ledger read back with totals cross-checked against the
 # ledger with the sqlite3 CLI (an independent reader).
 set -eu
@@ -44,6 +45,9 @@ expect 2 "is not before" "$TALLY" usage --ledger "$L" --from 2026-11 --to 2026-1
 expect 1 "$work/nope.db: no ledger here" "$TALLY" usage --ledger "$work/nope.db" --from 2026-10 --to 2026-10
 expect 2 "unknown command 'usag'" "$TALLY" usag
 expect 0 "tenant-00" "$TALLY" usage --ledger "$L" --from 2026-10 --to 2026-10
+expect 0 "config/plan-example.yaml: ok" "$TALLY" plan check config/plan-example.yaml
+expect 2 "mistakes.yaml:18:15: unit 'GB' does not fit meter 'cpu'" "$TALLY" plan check tests/fixtures/plans/mistakes.yaml
+expect 2 "nope.yaml: cannot open" "$TALLY" plan check "$work/nope.yaml"
 
 # cpu per tenant from tally (CSV base_quantity) and from sqlite3 directly
 "$TALLY" usage --ledger "$L" --from 2026-10 --to 2026-10 --meter cpu --format csv |

@@ -1,0 +1,450 @@
+/*
+ * plan.c: read and check a rate plan (see plan.h, schemas/plan.md).
+ */
+#include "plan.h"
+#include "cfg.h"
+#include "err.h"
+#include "meter.h"
+#include "str.h"
+#include "tallytime.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GIB ((__int128)1 << 30)
+
+const struct plan_unit_def plan_units[UNIT_COUNT] = {
+	[UNIT_CPU_HOUR] = { "CPU-hour", "ns", SAMPLE_CUMULATIVE, 3600000000000LL, 1 },
+	[UNIT_VCPU_HOUR] = { "vCPU-hour", "vCPU", SAMPLE_GAUGE, 3600, 1 },
+	[UNIT_GIB_HOUR] = { "GiB-hour", "B", SAMPLE_GAUGE, GIB * 3600, 1 },
+	[UNIT_GB] = { "GB", "B", SAMPLE_CUMULATIVE, 1000000000, 1 },
+	[UNIT_GIB] = { "GiB", "B", SAMPLE_CUMULATIVE, GIB, 1 },
+	[UNIT_REQUEST_MILLION] = { "request-million", "request", SAMPLE_CUMULATIVE, 1000000, 1 },
+	[UNIT_PACKET_MILLION] = { "packet-million", "packet", SAMPLE_CUMULATIVE, 1000000, 1 },
+	[UNIT_INSTANCE_HOUR] = { "instance-hour", "instance", SAMPLE_GAUGE, 3600, 1 },
+};
+
+static const struct {
+	const char *code;
+	int digits;
+} currencies[] = {
+	{ "EUR", 2 }, { "USD", 2 }, { "GBP", 2 }, { "CHF", 2 }, { "CAD", 2 }, { "AUD", 2 },
+	{ "SEK", 2 }, { "NOK", 2 }, { "DKK", 2 }, { "PLN", 2 }, { "CZK", 2 }, { "INR", 2 },
+	{ "CNY", 2 }, { "BRL", 2 }, { "JPY", 0 }, { "KRW", 0 }, { "ISK", 0 }, { "BHD", 3 },
+	{ "KWD", 3 }, { "OMR", 3 }, { "TND", 3 }, { "CLF", 4 },
+};
+
+struct ctx {
+	const char *path;
+	struct plan_errors *errs;
+	struct plan *p;
+};
+
+static void add_err(struct ctx *c, const struct cfg_node *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void add_err(struct ctx *c, const struct cfg_node *n, const char *fmt, ...)
+{
+	char what[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	c->errs->total++;
+	if (c->errs->n == PLAN_MAX_ERRORS)
+		return;
+	if (n)
+		snprintf(c->errs->msg[c->errs->n++], sizeof(c->errs->msg[0]), "%s:%d:%d: %s", c->path,
+			 n->line, n->col, what);
+	else
+		snprintf(c->errs->msg[c->errs->n++], sizeof(c->errs->msg[0]), "%s: %s", c->path, what);
+}
+
+/* A cfg reader's error goes into the list as it is (it has file:line:col). */
+static int keep(struct ctx *c, int rc, struct tally_err *e)
+{
+	if (rc) {
+		c->errs->total++;
+		if (c->errs->n < PLAN_MAX_ERRORS)
+			str_copy(c->errs->msg[c->errs->n++], e->msg, sizeof(c->errs->msg[0]));
+	}
+	return rc;
+}
+
+/* A scalar decimal at key as nanos; max_decimals limits precision. */
+static int decimal(struct ctx *c, const struct cfg_node *map, const char *key, int max_decimals,
+		   const char *what, int64_t *out, bool *present)
+{
+	const struct cfg_node *n = cfg_get(map, key);
+	struct tally_err e = { 0 };
+	if (present)
+		*present = n != NULL;
+	if (!n)
+		return 0;
+	if (n->type != CFG_SCALAR) {
+		add_err(c, n, "'%s': expected a decimal %s", key, what);
+		return -EINVAL;
+	}
+	int64_t v;
+	if (money_parse_price(n->value, &v, &e)) {
+		add_err(c, n, "'%s': %s", key, e.msg);
+		return -EINVAL;
+	}
+	int64_t quantum = 1;
+	for (int i = max_decimals; i < MONEY_PRICE_DIGITS; i++)
+		quantum *= 10;
+	if (v % quantum) {
+		add_err(c, n, "'%s': %s has more precision than %s holds (at most %d decimal places)", key,
+			n->value, what, max_decimals);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/* "19%" or "7.5%" -> parts per million. */
+static int percent(struct ctx *c, const struct cfg_node *map, const char *key, int64_t *ppm)
+{
+	const struct cfg_node *n = cfg_get(map, key);
+	struct tally_err e = { 0 };
+	if (!n)
+		return 0;
+	char buf[64];
+	size_t len = n->type == CFG_SCALAR ? strlen(n->value) : 0;
+	if (len < 2 || len >= sizeof(buf) || n->value[len - 1] != '%') {
+		add_err(c, n, "'%s': expected a percentage like 19%% or 7.5%%", key);
+		return -EINVAL;
+	}
+	memcpy(buf, n->value, len - 1);
+	buf[len - 1] = '\0';
+	int64_t v;
+	if (money_parse_price(buf, &v, &e) || v < 0 || v > 100 * MONEY_NANOS || v % 100000) {
+		add_err(c, n, "'%s': expected a percentage 0%%-100%% with at most 4 decimals (got '%s')", key,
+			n->value);
+		return -EINVAL;
+	}
+	*ppm = v / 100000;   /* 1% is 10^9 nanos of a percent and 10^4 ppm */
+	return 0;
+}
+
+static bool selectors_overlap(const struct plan_price *a, const struct plan_price *b)
+{
+	/* disjoint only when some label is required with different values */
+	for (int i = 0; i < a->n_sel; i++)
+		for (int j = 0; j < b->n_sel; j++)
+			if (!strcmp(a->sel_key[i], b->sel_key[j]) && strcmp(a->sel_val[i], b->sel_val[j]))
+				return false;
+	return true;
+}
+
+static const char *const price_keys[] = { "meter", "unit", "select", "price", "tiers", "mode", "block",
+					  "free", NULL };
+
+static void parse_price(struct ctx *c, const struct cfg_node *n, struct plan_price *pp, bool *ok)
+{
+	struct tally_err e = { 0 };
+	char meter[64] = "", unit[32] = "", mode[16] = "";
+	*ok = false;
+	memset(pp, 0, sizeof(*pp));
+	pp->line = n->line;
+	pp->col = n->col;
+	pp->meter = pp->unit = -1;
+	if (keep(c, cfg_check_keys(n, "price", price_keys, &e), &e) ||
+	    keep(c, cfg_get_string(n, "meter", meter, sizeof(meter), &e), &e) ||
+	    keep(c, cfg_get_string(n, "unit", unit, sizeof(unit), &e), &e) ||
+	    keep(c, cfg_get_string(n, "mode", mode, sizeof(mode), &e), &e))
+		return;
+	if (!meter[0]) {
+		add_err(c, n, "a price needs a 'meter'");
+		return;
+	}
+	if ((pp->meter = meter_lookup(meter)) < 0) {
+		add_err(c, cfg_get(n, "meter"), "unknown meter '%s' (meters are named as in DESIGN.md:"
+			" cpu, vcpus, memory, network.outgoing.bytes, ...)", meter);
+		return;
+	}
+	for (int u = 0; u < UNIT_COUNT; u++)
+		if (!strcmp(plan_units[u].name, unit))
+			pp->unit = u;
+	if (pp->unit < 0) {
+		char known[256] = "";
+		size_t used = 0;
+		for (int u = 0; u < UNIT_COUNT; u++)
+			used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s", u ? ", " : "",
+						 plan_units[u].name);
+		add_err(c, cfg_get(n, "unit") ? cfg_get(n, "unit") : n, "unit '%s' is not a billing unit"
+			" (known: %s)", unit, known);
+		return;
+	}
+	const struct meter_def *md = &meter_table[pp->meter];
+	const struct plan_unit_def *ud = &plan_units[pp->unit];
+	if (strcmp(md->unit, ud->base_unit) || (int)md->kind != ud->kind) {
+		add_err(c, cfg_get(n, "unit"), "unit '%s' does not fit meter '%s' (it measures %s, %s)", unit,
+			meter, md->unit, md->kind == SAMPLE_GAUGE ? "a level over time" : "a count");
+		return;
+	}
+	const struct cfg_node *sel = NULL;
+	if (keep(c, cfg_get_map(n, "select", &sel, &e), &e))
+		return;
+	for (size_t i = 0; sel && i < sel->n_kids; i++) {
+		const struct cfg_node *k = sel->kids[i];
+		if (k->type != CFG_SCALAR || pp->n_sel == PLAN_MAX_SELECT) {
+			add_err(c, k, "selector '%s': expected a plain label value", k->key);
+			return;
+		}
+		str_copy(pp->sel_key[pp->n_sel], k->key, sizeof(pp->sel_key[0]));
+		str_copy(pp->sel_val[pp->n_sel], k->value, sizeof(pp->sel_val[0]));
+		pp->n_sel++;
+	}
+	bool has_price, has_block, has_free;
+	const struct cfg_node *tiers = cfg_get(n, "tiers");
+	if (decimal(c, n, "price", MONEY_PRICE_DIGITS, "the money scale", &pp->price_nanos, &has_price) ||
+	    decimal(c, n, "block", MONEY_PRICE_DIGITS, "a quantity", &pp->block_nanos, &has_block) ||
+	    decimal(c, n, "free", MONEY_PRICE_DIGITS, "a quantity", &pp->free_nanos, &has_free))
+		return;
+	if (has_price == (tiers != NULL)) {
+		add_err(c, n, "a price needs exactly one of 'price' or 'tiers'");
+		return;
+	}
+	if (has_block && (!has_price || pp->block_nanos <= 0)) {
+		add_err(c, cfg_get(n, "block"), "'block' needs a positive size and a 'price' per block");
+		return;
+	}
+	pp->model = has_block ? PLAN_BLOCK : PLAN_PER_UNIT;
+	if (tiers) {
+		if (mode[0] && strcmp(mode, "graduated") && strcmp(mode, "volume")) {
+			add_err(c, cfg_get(n, "mode"), "mode '%s': expected graduated or volume", mode);
+			return;
+		}
+		pp->model = !strcmp(mode, "volume") ? PLAN_VOLUME : PLAN_GRADUATED;
+		if (tiers->type != CFG_SEQ || tiers->n_kids == 0 || tiers->n_kids > PLAN_MAX_TIERS) {
+			add_err(c, tiers, "'tiers': expected a list of 1 to %d tiers", PLAN_MAX_TIERS);
+			return;
+		}
+		static const char *const tier_keys[] = { "up_to", "price", NULL };
+		for (size_t i = 0; i < tiers->n_kids; i++) {
+			const struct cfg_node *t = tiers->kids[i];
+			struct plan_tier *pt = &pp->tiers[pp->n_tiers];
+			bool hp, hu;
+			if (keep(c, cfg_check_keys(t, "tier", tier_keys, &e), &e) ||
+			    decimal(c, t, "up_to", MONEY_PRICE_DIGITS, "a quantity", &pt->up_to_nanos, &hu) ||
+			    decimal(c, t, "price", MONEY_PRICE_DIGITS, "the money scale", &pt->price_nanos, &hp))
+				return;
+			pt->has_up_to = hu;
+			if (!hp) {
+				add_err(c, t, "a tier needs a 'price'");
+				return;
+			}
+			bool last = i + 1 == tiers->n_kids;
+			if (hu == last) {
+				add_err(c, t, last ? "the last tier takes what is left: no 'up_to'"
+						   : "every tier but the last needs an 'up_to'");
+				return;
+			}
+			if (hu && pp->n_tiers > 0 && pt->up_to_nanos <= pp->tiers[pp->n_tiers - 1].up_to_nanos) {
+				char a[40], b[40];
+				add_err(c, cfg_get(t, "up_to"), "tier 'up_to' must increase (got %s after %s)",
+					money_format_price(pt->up_to_nanos, a, sizeof(a)),
+					money_format_price(pp->tiers[pp->n_tiers - 1].up_to_nanos, b, sizeof(b)));
+				return;
+			}
+			pp->n_tiers++;
+		}
+	} else if (mode[0]) {
+		add_err(c, cfg_get(n, "mode"), "'mode' applies to 'tiers' only");
+		return;
+	}
+	*ok = true;
+}
+
+/* How a precision error names the currency. */
+static const char *money_what(const struct plan *p)
+{
+	return p->currency[0] ? p->currency : "the currency";
+}
+
+/* An amount checked to hold no more than minor_digits decimals, in minor units. */
+static int64_t nanos_to_minor(int64_t nanos, int minor_digits)
+{
+	int64_t div = MONEY_NANOS;
+	for (int i = 0; i < minor_digits; i++)
+		div /= 10;
+	return nanos / div;
+}
+
+static const char *const version_keys[] = { "from", "prices", "fees", "minimum", NULL };
+static const char *const fee_keys[] = { "name", "amount", "prorate", NULL };
+
+static void parse_version(struct ctx *c, const struct cfg_node *n, struct plan_version *v)
+{
+	struct tally_err e = { 0 };
+	memset(v, 0, sizeof(*v));
+	if (keep(c, cfg_check_keys(n, "version", version_keys, &e), &e) ||
+	    keep(c, cfg_get_time(n, "from", &v->from_ns, &e), &e))
+		return;
+	if (!cfg_get(n, "from"))
+		add_err(c, n, "a version needs 'from' (the instant its prices start)");
+	const struct cfg_node *prices = cfg_get(n, "prices");
+	if (prices && prices->type != CFG_SEQ) {
+		add_err(c, prices, "'prices': expected a list");
+		prices = NULL;
+	}
+	if (prices) {
+		v->prices = calloc(prices->n_kids ? prices->n_kids : 1, sizeof(*v->prices));
+		for (size_t i = 0; v->prices && i < prices->n_kids; i++) {
+			bool ok;
+			parse_price(c, prices->kids[i], &v->prices[v->n_prices], &ok);
+			if (!ok)
+				continue;
+			struct plan_price *np = &v->prices[v->n_prices];
+			for (size_t j = 0; j < v->n_prices; j++) {
+				const struct plan_price *op = &v->prices[j];
+				if (op->meter == np->meter && selectors_overlap(op, np)) {
+					add_err(c, prices->kids[i], "price for '%s' overlaps the one at line %d: a"
+						" resource could match both selectors (make them differ in a"
+						" label's value)", meter_table[np->meter].name, op->line);
+					ok = false;
+					break;
+				}
+			}
+			if (ok)
+				v->n_prices++;
+		}
+	}
+	const struct cfg_node *fees = cfg_get(n, "fees");
+	for (size_t i = 0; fees && fees->type == CFG_SEQ && i < fees->n_kids && v->n_fees < 8; i++) {
+		const struct cfg_node *f = fees->kids[i];
+		struct plan_fee *pf = &v->fees[v->n_fees];
+		int64_t nanos;
+		bool has;
+		if (keep(c, cfg_check_keys(f, "fee", fee_keys, &e), &e) ||
+		    keep(c, cfg_get_string(f, "name", pf->name, sizeof(pf->name), &e), &e) ||
+		    keep(c, cfg_get_bool(f, "prorate", &pf->prorate, &e), &e) ||
+		    decimal(c, f, "amount", c->p->minor_digits, money_what(c->p), &nanos, &has))
+			continue;
+		if (!has) {
+			add_err(c, f, "a fee needs an 'amount'");
+			continue;
+		}
+		pf->amount_minor = nanos_to_minor(nanos, c->p->minor_digits);
+		v->n_fees++;
+	}
+	int64_t nanos;
+	bool has;
+	if (decimal(c, n, "minimum", c->p->minor_digits, money_what(c->p), &nanos, &has) == 0 && has) {
+		v->has_minimum = true;
+		v->minimum_minor = nanos_to_minor(nanos, c->p->minor_digits);
+	}
+}
+
+static const char *const top_keys[] = { "plan", "currency", "minor_digits", "rounding", "tax", "versions",
+					"tenants", NULL };
+
+int plan_load(const char *path, struct plan *p, struct plan_errors *errs)
+{
+	struct cfg_node *root = NULL;
+	struct tally_err e = { 0 };
+	struct ctx c = { path, errs, p };
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	memset(errs, 0, sizeof(*errs));
+	if ((rc = cfg_load_file(path, &root, &e))) {
+		keep(&c, rc, &e);
+		return rc;
+	}
+	if (!root || root->type != CFG_MAP) {
+		add_err(&c, root, "expected a rate plan: a map with currency and versions");
+		goto out;
+	}
+	keep(&c, cfg_check_keys(root, "plan", top_keys, &e), &e);
+	keep(&c, cfg_get_string(root, "plan", p->name, sizeof(p->name), &e), &e);
+	const struct cfg_node *cur = cfg_get(root, "currency");
+	p->minor_digits = -1;
+	if (!cur) {
+		add_err(&c, root, "missing 'currency' (an ISO 4217 code such as EUR)");
+	} else if (cur->type != CFG_SCALAR || strlen(cur->value) != 3 || !isupper((unsigned char)cur->value[0]) ||
+		   !isupper((unsigned char)cur->value[1]) || !isupper((unsigned char)cur->value[2])) {
+		add_err(&c, cur, "'currency': expected an ISO 4217 code of three capital letters");
+	} else {
+		str_copy(p->currency, cur->value, sizeof(p->currency));
+		for (size_t i = 0; i < sizeof(currencies) / sizeof(currencies[0]); i++)
+			if (!strcmp(currencies[i].code, p->currency))
+				p->minor_digits = currencies[i].digits;
+	}
+	uint64_t md = 0;
+	if (cfg_get(root, "minor_digits")) {
+		if (!keep(&c, cfg_get_uint(root, "minor_digits", 0, MONEY_MAX_MINOR_DIGITS, &md, &e), &e))
+			p->minor_digits = (int)md;
+	} else if (p->currency[0] && p->minor_digits < 0) {
+		add_err(&c, cur, "currency '%s': give 'minor_digits' (this tally does not know its minor"
+			" unit)", p->currency);
+	}
+	if (p->minor_digits < 0)
+		p->minor_digits = 2;
+	static const char *const modes[] = { "half-even", "half-up", "down", NULL };
+	int mode = 0;
+	keep(&c, cfg_get_enum(root, "rounding", modes, &mode, &e), &e);
+	p->rounding = (enum money_round)mode;
+
+	const struct cfg_node *tax = cfg_get(root, "tax");
+	static const char *const tax_keys[] = { "name", "rate", NULL };
+	for (size_t i = 0; tax && tax->type == CFG_SEQ && i < tax->n_kids && p->n_taxes < 4; i++) {
+		const struct cfg_node *t = tax->kids[i];
+		struct plan_tax *pt = &p->taxes[p->n_taxes];
+		if (keep(&c, cfg_check_keys(t, "tax", tax_keys, &e), &e) ||
+		    keep(&c, cfg_get_string(t, "name", pt->name, sizeof(pt->name), &e), &e) ||
+		    percent(&c, t, "rate", &pt->ppm))
+			continue;
+		p->n_taxes++;
+	}
+
+	const struct cfg_node *vs = cfg_get(root, "versions");
+	if (!vs || vs->type != CFG_SEQ || vs->n_kids == 0) {
+		add_err(&c, vs, "'versions': expected a list of at least one version with 'from' and 'prices'");
+	} else {
+		p->versions = calloc(vs->n_kids, sizeof(*p->versions));
+		for (size_t i = 0; p->versions && i < vs->n_kids; i++) {
+			parse_version(&c, vs->kids[i], &p->versions[p->n_versions]);
+			if (p->n_versions > 0 &&
+			    p->versions[p->n_versions].from_ns <= p->versions[p->n_versions - 1].from_ns)
+				add_err(&c, cfg_get(vs->kids[i], "from") ? cfg_get(vs->kids[i], "from") : vs->kids[i],
+					"versions must be in increasing 'from' order");
+			p->n_versions++;
+		}
+	}
+	const struct cfg_node *tn = cfg_get(root, "tenants");
+	if (tn && tn->type == CFG_MAP) {
+		p->tenants = calloc(tn->n_kids ? tn->n_kids : 1, sizeof(*p->tenants));
+		static const char *const tenant_keys[] = { "discount", NULL };
+		for (size_t i = 0; p->tenants && i < tn->n_kids; i++) {
+			struct plan_tenant *t = &p->tenants[p->n_tenants];
+			str_copy(t->name, tn->kids[i]->key, sizeof(t->name));
+			if (keep(&c, cfg_check_keys(tn->kids[i], "tenant", tenant_keys, &e), &e) ||
+			    percent(&c, tn->kids[i], "discount", &t->discount_ppm))
+				continue;
+			p->n_tenants++;
+		}
+	}
+out:
+	cfg_free(root);
+	if (errs->total) {
+		plan_release(p);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void plan_release(struct plan *p)
+{
+	for (size_t i = 0; i < p->n_versions; i++)
+		free(p->versions[i].prices);
+	free(p->versions);
+	free(p->tenants);
+	p->versions = NULL;
+	p->tenants = NULL;
+	p->n_versions = p->n_tenants = 0;
+}

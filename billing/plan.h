@@ -1,0 +1,111 @@
+/*
+ * plan.h: rate plans (schemas/plan.md) parsed once into typed structs.
+ *
+ * plan_load() reads the YAML file and checks everything that can be checked
+ * without a ledger: currency, meters, units that fit their meters, tiers,
+ * overlapping selectors, money precision, version order. It collects every
+ * mistake (up to PLAN_MAX_ERRORS) as "file:line:col: what (expected)"
+ * instead of stopping at the first, so `tally plan check` can list them all.
+ * A struct plan owns its arrays; plan_release() frees them.
+ */
+#ifndef TALLY_PLAN_H
+#define TALLY_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "money.h"
+
+#define PLAN_MAX_ERRORS 32
+#define PLAN_MAX_TIERS 16
+#define PLAN_MAX_SELECT 8
+
+struct plan_errors {
+	char msg[PLAN_MAX_ERRORS][512];
+	int n;                       /* recorded */
+	int total;                   /* found (may exceed PLAN_MAX_ERRORS) */
+};
+
+enum plan_unit {
+	UNIT_CPU_HOUR, UNIT_VCPU_HOUR, UNIT_GIB_HOUR, UNIT_GB, UNIT_GIB, UNIT_REQUEST_MILLION,
+	UNIT_PACKET_MILLION, UNIT_INSTANCE_HOUR, UNIT_COUNT
+};
+
+struct plan_unit_def {
+	const char *name;
+	const char *base_unit;       /* meter_def.unit it fits */
+	int kind;                    /* enum sample_kind it fits */
+	/* one billing unit = num/den ledger quantity units (base units, or
+	 * unit-seconds for gauges) */
+	__int128 num, den;
+};
+extern const struct plan_unit_def plan_units[UNIT_COUNT];
+
+enum plan_model { PLAN_PER_UNIT, PLAN_GRADUATED, PLAN_VOLUME, PLAN_BLOCK };
+
+struct plan_tier {
+	bool has_up_to;
+	int64_t up_to_nanos;         /* units x 10^9 */
+	int64_t price_nanos;
+};
+
+struct plan_price {
+	int meter;                   /* enum meter_id */
+	int unit;                    /* enum plan_unit */
+	enum plan_model model;
+	int64_t price_nanos;         /* per unit, or per block */
+	int64_t block_nanos;         /* block size in units x 10^9 */
+	int64_t free_nanos;          /* free allowance in units x 10^9 */
+	struct plan_tier tiers[PLAN_MAX_TIERS];
+	int n_tiers;
+	char sel_key[PLAN_MAX_SELECT][64], sel_val[PLAN_MAX_SELECT][64];
+	int n_sel;
+	int line, col;               /* where the entry starts */
+};
+
+struct plan_fee {
+	char name[64];
+	int64_t amount_minor;
+	bool prorate;
+};
+
+struct plan_version {
+	int64_t from_ns;
+	struct plan_price *prices;
+	size_t n_prices;
+	struct plan_fee fees[8];
+	int n_fees;
+	bool has_minimum;
+	int64_t minimum_minor;
+};
+
+struct plan_tax {
+	char name[32];
+	int64_t ppm;                 /* parts per million */
+};
+
+struct plan_tenant {
+	char name[64];
+	int64_t discount_ppm;
+};
+
+struct plan {
+	char name[64];
+	char currency[4];
+	int minor_digits;
+	enum money_round rounding;
+	struct plan_tax taxes[4];
+	int n_taxes;
+	struct plan_version *versions;
+	size_t n_versions;
+	struct plan_tenant *tenants;
+	size_t n_tenants;
+};
+
+/* 0 when the plan is good; -EINVAL with the mistakes in errs; -ENOENT and
+ * others for an unreadable file (one message in errs). */
+int plan_load(const char *path, struct plan *p, struct plan_errors *errs);
+void plan_release(struct plan *p);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * test_plan.c: rate plans are read exactly (prices to the nano, units that
+ * fit their meters) and every kind of mistake is reported with its place,
+ * all of them in one pass. Fixtures in tests/fixtures/plans/ and the example
+ * config/plan-example.yaml; line:column counted by hand in each file.
+ */
+#include <check.h>
+#include <errno.h>
+#include <string.h>
+
+#include "meter.h"
+#include "plan.h"
+#include "tallytime.h"
+#include "testutil.h"
+
+START_TEST(test_example_plan)
+{
+	struct plan p;
+	struct plan_errors errs;
+	int rc = plan_load("config/plan-example.yaml", &p, &errs);
+	ck_assert_msg(rc == 0, "%s", errs.n ? errs.msg[0] : "?");
+	ck_assert_str_eq(p.name, "standard-2026");
+	ck_assert_str_eq(p.currency, "EUR");
+	ck_assert_int_eq(p.minor_digits, 2);
+	ck_assert_int_eq(p.rounding, MONEY_HALF_EVEN);
+	ck_assert_int_eq(p.n_taxes, 1);
+	ck_assert_int_eq(p.taxes[0].ppm, 190000);               /* 19% */
+	ck_assert_uint_eq(p.n_versions, 2);
+	ck_assert_int_eq(p.versions[0].from_ns, 1767225600LL * NS_PER_SEC);   /* date -u -d 2026-01-01 +%s */
+	ck_assert_int_eq(p.versions[1].from_ns, 1792022400LL * NS_PER_SEC);   /* 2026-10-15 */
+	const struct plan_version *v = &p.versions[0];
+	ck_assert_uint_eq(v->n_prices, 8);
+	ck_assert_int_eq(v->prices[0].meter, M_VCPUS);
+	ck_assert_int_eq(v->prices[0].unit, UNIT_VCPU_HOUR);
+	ck_assert_int_eq(v->prices[0].price_nanos, 12500000);    /* 0.0125 */
+	ck_assert_str_eq(v->prices[0].sel_key[0], "flavor");
+	ck_assert_str_eq(v->prices[0].sel_val[0], "m1.small");
+	const struct plan_price *net = &v->prices[5];
+	ck_assert_int_eq(net->model, PLAN_GRADUATED);
+	ck_assert_int_eq(net->free_nanos, 10 * MONEY_NANOS);
+	ck_assert_int_eq(net->n_tiers, 3);
+	ck_assert_int_eq(net->tiers[0].up_to_nanos, 1000 * MONEY_NANOS);
+	ck_assert_int_eq(net->tiers[1].price_nanos, 70000000);   /* 0.07 */
+	ck_assert(!net->tiers[2].has_up_to);
+	ck_assert_int_eq(v->prices[7].model, PLAN_BLOCK);
+	ck_assert_int_eq(v->prices[7].block_nanos, 24 * MONEY_NANOS);
+	ck_assert_int_eq(v->fees[0].amount_minor, 5000);         /* 50.00 EUR */
+	ck_assert(v->fees[0].prorate);
+	ck_assert_int_eq(v->minimum_minor, 10000);
+	ck_assert_uint_eq(p.n_tenants, 1);
+	ck_assert_int_eq(p.tenants[0].discount_ppm, 100000);     /* 10% */
+	plan_release(&p);
+}
+END_TEST
+
+START_TEST(test_every_mistake_with_its_place)
+{
+	struct plan p;
+	struct plan_errors errs;
+	const char *f = "tests/fixtures/plans/mistakes.yaml";
+	ck_assert_int_eq(plan_load(f, &p, &errs), -EINVAL);
+	static const char *const want[] = {
+		"mistakes.yaml:1:1: missing 'currency' (an ISO 4217 code such as EUR)",
+		"mistakes.yaml:11:20: tier 'up_to' must increase (got 100 after 1000)",
+		"mistakes.yaml:14:16: unknown meter 'cpu.time'",
+		"mistakes.yaml:18:15: unit 'GB' does not fit meter 'cpu' (it measures ns, a count)",
+		"mistakes.yaml:24:9: price for 'vcpus' overlaps the one at line 20",
+		"mistakes.yaml:30:16: 'price': '0.0000000001': more precision than the money scale holds",
+		"mistakes.yaml:31:14: 'minimum': 10.001 has more precision than the currency holds",
+	};
+	ck_assert_int_eq(errs.total, 7);
+	for (int i = 0; i < 7; i++)
+		ck_assert_msg(strstr(errs.msg[i], want[i]) != NULL, "mistake %d: '%s' lacks '%s'", i, errs.msg[i],
+			      want[i]);
+}
+END_TEST
+
+START_TEST(test_disjoint_selectors_and_currency_digits)
+{
+	struct plan p;
+	struct plan_errors errs;
+	int rc = plan_load("tests/fixtures/plans/fine-selectors.yaml", &p, &errs);
+	ck_assert_msg(rc == 0, "%s", errs.n ? errs.msg[0] : "?");
+	ck_assert_int_eq(p.minor_digits, 0);                     /* JPY has no minor unit */
+	ck_assert_int_eq(p.versions[1].minimum_minor, 1000);
+	ck_assert_uint_eq(p.versions[0].n_prices, 2);             /* flavors differ: no overlap */
+	plan_release(&p);
+	ck_assert_int_eq(plan_load("tests/fixtures/plans/none.yaml", &p, &errs), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(errs.msg[0], "none.yaml: cannot open"));
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("plan");
+	TCase *tc = tcase_create("plan");
+	tcase_add_test(tc, test_example_plan);
+	tcase_add_test(tc, test_every_mistake_with_its_place);
+	tcase_add_test(tc, test_disjoint_selectors_and_currency_digits);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
