@@ -312,6 +312,8 @@ struct lv_dom {
 	uint64_t capacity[LV_MAX_DEVS], allocation[LV_MAX_DEVS];  /* bytes, last read per disk */
 	double mem_resident, mem_usage;   /* bytes, last memory stats; < 0 = not reported */
 	int have_memstats;
+	struct sample *last;         /* the last reading of each series, for the final one */
+	int n_last, cap_last;
 	uint8_t have_size[LV_MAX_DEVS];
 	int64_t last_reboot_ns;      /* to fold the 2-3 reboot events of one reboot */
 };
@@ -640,8 +642,23 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 struct emit {
 	const struct sink *sink;
 	struct sample smp;
+	struct lv_dom *d;            /* remembers what was sent */
 	int rc;
 };
+
+static void remember(struct emit *x)
+{
+	struct lv_dom *d = x->d;
+	if (d->n_last == d->cap_last) {
+		int n = d->cap_last ? d->cap_last * 2 : 16;
+		struct sample *p = realloc(d->last, (size_t)n * sizeof(*p));
+		if (!p)
+			return;
+		d->last = p;
+		d->cap_last = n;
+	}
+	d->last[d->n_last++] = x->smp;
+}
 
 static void put_c(struct emit *x, int meter, const char *dev, uint64_t v)
 {
@@ -650,6 +667,7 @@ static void put_c(struct emit *x, int meter, const char *dev, uint64_t v)
 	str_copy(x->smp.device, dev, sizeof(x->smp.device));
 	x->smp.v.counter = v;
 	x->rc |= x->sink->sample(x->sink->ctx, NULL, &x->smp);
+	remember(x);
 }
 
 static void put_g(struct emit *x, int meter, const char *dev, double v)
@@ -659,6 +677,7 @@ static void put_g(struct emit *x, int meter, const char *dev, double v)
 	str_copy(x->smp.device, dev, sizeof(x->smp.device));
 	x->smp.v.gauge = v;
 	x->rc |= x->sink->sample(x->sink->ctx, NULL, &x->smp);
+	remember(x);
 }
 
 static const struct lv_disk *disk_by_target(const struct lv_dom *d, const char *target)
@@ -849,6 +868,25 @@ static void from_calls(struct lv_dom *d, virDomainPtr dom, struct emit *x, int s
 	}
 }
 
+/* Rule 4, as far as libvirt allows: the counters are gone when the stop
+ * event arrives, so the domain's last readings are repeated at the stop
+ * time with SAMPLE_F_LAST. Gauges (vCPUs, memory, disk sizes, instance)
+ * are then integrated to the second of the stop; counters gain nothing
+ * (their use since the last read is not measurable) but their life ends,
+ * so the next start counts from zero. */
+static void final_reading(struct lv_dom *d, int64_t t_ns, const struct sink *sink)
+{
+	for (int i = 0; i < d->n_last; i++) {
+		struct sample f = d->last[i];
+		if (f.time_ns >= t_ns)
+			continue; /* read after the event: that reading was already the last */
+		f.time_ns = t_ns;
+		f.flags |= SAMPLE_F_LAST;
+		sink->sample(sink->ctx, NULL, &f);
+	}
+	d->n_last = 0;
+}
+
 /* Send the events queued since the last read; a start tells when the
  * domain's counters began (rule 3). */
 static void drain_events(struct lv *s, const struct sink *sink)
@@ -885,6 +923,9 @@ static void drain_events(struct lv *s, const struct sink *sink)
 			d->origin_ns = batch[i].time_ns;
 			d->origin_by_event = 1;
 		}
+		if (!strcmp(batch[i].type, "stopped") || !strcmp(batch[i].type, "migrated_out") ||
+		    !strcmp(batch[i].type, "crashed"))
+			final_reading(d, batch[i].time_ns, sink);
 		memset(&le, 0, sizeof(le));
 		le.time_ns = batch[i].time_ns;
 		str_copy(le.resource, uuid, sizeof(le.resource));
@@ -910,6 +951,9 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	}
 	virDomainPtr *doms = NULL;
 	int n;
+	/* events first: a domain stopped since the last read gets its final
+	 * reading before anything newer of it is read */
+	drain_events(s, sink);
 	/* A driver whose bulk answer lacked every group last cycle (the test
 	 * driver) is listed instead: the bulk call would cost without giving
 	 * anything. It is asked again every xml_refresh cycles. */
@@ -936,7 +980,6 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	if (s->conn_fail.window_ns)
 		complaint_clear(&s->conn_fail, "libvirt %s: reading again", s->uri);
 	s->cycle++;
-	drain_events(s, sink);
 	uint64_t fallback = 0, bulk = 0;
 	for (int i = 0; i < n; i++) {
 		virDomainPtr dom = list_only ? doms[i] : recs[i]->dom;
@@ -963,6 +1006,8 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		struct emit x;
 		memset(&x, 0, sizeof(x));
 		x.sink = sink;
+		x.d = d;
+		d->n_last = 0;
 		str_copy(x.smp.resource, uuid, sizeof(x.smp.resource));
 		x.smp.time_ns = now_ns;
 		x.smp.origin_ns = d->origin_ns;
@@ -1008,6 +1053,8 @@ static void lv_free(void *state)
 	lv_disconnect(s);
 	pthread_mutex_destroy(&s->ev_lock);
 	lv_mapping_release(&s->mapping);
+	for (size_t i = 0; i < s->n_dom; i++)
+		free(s->dom[i].last);
 	free(s->dom);
 	free(s->slot);
 	free(s);

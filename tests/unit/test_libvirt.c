@@ -354,6 +354,8 @@ START_TEST(test_lifecycle_events)
 	void *st = open_collector(uri);
 	ck_assert_int_eq(libvirt_collector.read(st, time_now_ns(), &sk, &e), 0);
 	ck_assert_int_eq(find(r, u, M_CPU, "")->origin_ns, 0);       /* baseline */
+	int n_first = r->n;
+	double mem_first = find(r, u, M_MEMORY, "")->v.gauge;
 	virConnectPtr rw = virConnectOpen(uri);
 	ck_assert_ptr_nonnull(rw);
 	virDomainPtr dom = virDomainLookupByName(rw, "test");
@@ -375,8 +377,27 @@ START_TEST(test_lifecycle_events)
 		ck_assert_str_eq(r->ev[i].type, want[i][0]);
 		ck_assert_str_eq(r->ev[i].reason, want[i][1]);
 	}
+	/* rule 4: the stop repeats the last readings at its own time, marked
+	 * final, so gauges are integrated to the second of the stop */
+	int finals = 0, first_read = 0;
+	for (int i = 0; i < r->n; i++)
+		if (r->s[i].flags & SAMPLE_F_LAST) {
+			ck_assert_int_eq(r->s[i].time_ns, r->ev[2].time_ns);
+			finals++;
+		}
+	first_read = n_first;
+	ck_assert_int_eq(finals, first_read);
+	const struct sample *fm = NULL;
+	for (int i = 0; i < r->n; i++)
+		if ((r->s[i].flags & SAMPLE_F_LAST) && r->s[i].meter == M_MEMORY)
+			fm = &r->s[i];
+	ck_assert_ptr_nonnull(fm);
+	ck_assert_double_eq(fm->v.gauge, mem_first);
 	/* the restarted domain's counters count from its start (rule 3) */
-	const struct sample *cpu = find(r, u, M_CPU, "");
+	const struct sample *cpu = NULL;
+	for (int i = 0; i < r->n; i++)
+		if (r->s[i].meter == M_CPU && !(r->s[i].flags & SAMPLE_F_LAST))
+			cpu = &r->s[i];
 	ck_assert_ptr_nonnull(cpu);
 	ck_assert_int_ge(cpu->origin_ns, before);
 	ck_assert_int_le(cpu->origin_ns, after + 300 * 1000000LL);
