@@ -58,19 +58,38 @@ fail:
 	return rc;
 }
 
-/* The tenant of a usage row: the attributes valid at the hour's start, or
- * the resource's first attributes when it was described only later. */
-#define TENANT_AT_HOUR \
-	"coalesce((SELECT a.tenant FROM resource_attrs a WHERE a.resource_id = u.resource_id" \
-	" AND a.since_ns <= u.hour_ns ORDER BY a.since_ns DESC LIMIT 1)," \
-	" (SELECT a.tenant FROM resource_attrs a WHERE a.resource_id = u.resource_id" \
-	" ORDER BY a.since_ns LIMIT 1), '')"
+/* Usage summed by tenant (and resource or hour) and meter, in one pass over
+ * the ledger in primary-key order. The tenant of an hour is the one the
+ * resource had at the hour's start: each resource's metadata history is cut
+ * into intervals [since, next since), the first reaching back to the start
+ * of time (a resource described only after its first usage takes its first
+ * tenant); resources never described have one interval with tenant ''. The
+ * intervals drive the outer loop (CROSS JOIN keeps that order), so usage is
+ * read by its primary-key prefix, resource by resource: a month of 1000 VMs
+ * (9.7 M rows) reads in ~6 s where a lookup per row took 40. */
+static const char usage_sql[] =
+	"WITH iv AS (SELECT r.id AS resource_id, coalesce(a.tenant, '') AS tenant,"
+	"  CASE WHEN lag(a.since_ns) OVER w IS NULL THEN -9223372036854775807 ELSE a.since_ns END AS lo,"
+	"  coalesce(lead(a.since_ns) OVER w, 9223372036854775807) AS hi"
+	"  FROM resources r LEFT JOIN resource_attrs a ON a.resource_id = r.id"
+	"  WHERE ?3 IS NULL OR r.uuid = ?3"
+	"  WINDOW w AS (PARTITION BY r.id ORDER BY a.since_ns)),"
+	" x AS (SELECT iv.tenant AS tenant, %s AS k, u.meter_id AS meter_id, sum(u.quantity) AS q,"
+	"  max(typeof(u.quantity) = 'real') AS isreal, sum(u.covered_ns) AS c, sum(u.spanned_ns) AS s,"
+	"  sum(u.samples) AS n"
+	"  FROM iv CROSS JOIN usage u"
+	"  WHERE (?5 IS NULL OR iv.tenant = ?5) AND u.resource_id = iv.resource_id"
+	"  AND u.hour_ns >= iv.lo AND u.hour_ns < iv.hi AND u.hour_ns >= ?1 AND u.hour_ns < ?2"
+	"  AND (?4 IS NULL OR u.meter_id = (SELECT id FROM meters WHERE name = ?4))"
+	"  GROUP BY iv.tenant, k, u.meter_id)"
+	" SELECT x.tenant, %s, m.name, x.q, x.isreal, x.c, x.s, x.n"
+	" FROM x JOIN meters m ON m.id = x.meter_id %s";
 
 int usage_query(const struct usage_query *q, struct usage_result *out, struct tally_err *e)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	char sql[2048];
+	char sql[2560];
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -78,20 +97,13 @@ int usage_query(const struct usage_query *q, struct usage_result *out, struct ta
 		return err_set(e, -EINVAL, "the period is empty: --from must be before --to");
 	if ((rc = open_ledger(q->ledger, &db, e)))
 		return rc;
-	const char *key = q->by == USAGE_BY_RESOURCE ? "r.uuid, r.name" : q->by == USAGE_BY_HOUR ? "x.hour_ns" : "''";
-	snprintf(sql, sizeof(sql),
-		 "WITH x AS (SELECT u.resource_id, u.meter_id, u.hour_ns, u.quantity, u.covered_ns,"
-		 " u.spanned_ns, u.samples, " TENANT_AT_HOUR " AS tenant FROM usage u"
-		 " WHERE u.hour_ns >= ?1 AND u.hour_ns < ?2"
-		 " AND (?3 IS NULL OR u.resource_id = (SELECT id FROM resources WHERE uuid = ?3))"
-		 " AND (?4 IS NULL OR u.meter_id = (SELECT id FROM meters WHERE name = ?4)))"
-		 " SELECT x.tenant, %s, m.name, sum(x.quantity), max(typeof(x.quantity) = 'real'),"
-		 " sum(x.covered_ns), sum(x.spanned_ns), sum(x.samples)"
-		 " FROM x JOIN meters m ON m.id = x.meter_id JOIN resources r ON r.id = x.resource_id"
-		 " WHERE ?5 IS NULL OR x.tenant = ?5"
-		 " GROUP BY x.tenant, %s, m.name",
-		 q->by == USAGE_BY_RESOURCE ? "r.uuid, r.name" : q->by == USAGE_BY_HOUR ? "x.hour_ns, ''" : "'', ''",
-		 key);
+	if (q->by == USAGE_BY_RESOURCE)
+		snprintf(sql, sizeof(sql), usage_sql, "u.resource_id", "r.uuid, r.name",
+			 "JOIN resources r ON r.id = x.k");
+	else if (q->by == USAGE_BY_HOUR)
+		snprintf(sql, sizeof(sql), usage_sql, "u.hour_ns", "x.k, ''", "");
+	else
+		snprintf(sql, sizeof(sql), usage_sql, "0", "'', ''", "");
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		rc = err_set(e, -EIO, "%s: cannot query: %s", q->ledger, sqlite3_errmsg(db));
 		goto out;
