@@ -4,8 +4,9 @@
  * docs/usage.md.
  */
 #include "usage.h"
+#include "csv.h"
 #include "err.h"
-#include "ledger_id.h"
+#include "ledger_ro.h"
 #include "meter.h"
 #include "str.h"
 #include "tallytime.h"
@@ -15,48 +16,6 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-
-static int open_ledger(const char *path, sqlite3 **db, struct tally_err *e)
-{
-	struct stat sb;
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	*db = NULL;
-	if (stat(path, &sb) != 0)
-		return err_set(e, -ENOENT, "%s: no ledger here (tallyd writes it; see ledger.path)", path);
-	if (sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		rc = err_set(e, -EIO, "%s: cannot open: %s", path, sqlite3_errmsg(*db));
-		goto fail;
-	}
-	sqlite3_busy_timeout(*db, 5000);
-	if (sqlite3_prepare_v2(*db, "SELECT (SELECT application_id FROM pragma_application_id),"
-				    " (SELECT user_version FROM pragma_user_version)", -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_ROW) {
-		rc = err_set(e, -EINVAL, "%s: not a tally ledger (%s)", path, sqlite3_errmsg(*db));
-		goto fail;
-	}
-	int64_t app = sqlite3_column_int64(st, 0), ver = sqlite3_column_int64(st, 1);
-	sqlite3_finalize(st);
-	st = NULL;
-	if (app != LEDGER_APP_ID) {
-		rc = err_set(e, -EINVAL, "%s: not a tally ledger", path);
-		goto fail;
-	}
-	if (ver != LEDGER_SCHEMA_VERSION) {
-		rc = err_set(e, -EPROTO, "%s: ledger schema version %lld, this tally reads version %d%s", path,
-			     (long long)ver, LEDGER_SCHEMA_VERSION,
-			     ver > LEDGER_SCHEMA_VERSION ? ": upgrade tally" : ": let tallyd migrate it first");
-		goto fail;
-	}
-	return 0;
-fail:
-	sqlite3_finalize(st);
-	sqlite3_close(*db);
-	*db = NULL;
-	return rc;
-}
 
 /* Usage summed by tenant (and resource or hour) and meter, in one pass over
  * the ledger in primary-key order. The tenant of an hour is the one the
@@ -95,7 +54,7 @@ int usage_query(const struct usage_query *q, struct usage_result *out, struct ta
 	memset(out, 0, sizeof(*out));
 	if (q->from_ns >= q->to_ns)
 		return err_set(e, -EINVAL, "the period is empty: --from must be before --to");
-	if ((rc = open_ledger(q->ledger, &db, e)))
+	if ((rc = ledger_ro_open(q->ledger, &db, e)))
 		return rc;
 	if (q->by == USAGE_BY_RESOURCE)
 		snprintf(sql, sizeof(sql), usage_sql, "u.resource_id", "r.uuid, r.name",
@@ -207,22 +166,6 @@ static void base_text(const struct usage_row *r, char *buf, size_t len)
 		snprintf(buf, len, "%.17g", r->qty_real);
 	else
 		snprintf(buf, len, "%lld", (long long)r->qty);
-}
-
-/* RFC 4180: quote a field that holds a comma, quote, CR or LF. */
-static void csv_field(FILE *f, const char *s)
-{
-	if (!strpbrk(s, ",\"\r\n")) {
-		fputs(s, f);
-		return;
-	}
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"')
-			fputc('"', f);
-		fputc(*s, f);
-	}
-	fputc('"', f);
 }
 
 static const char *by_name(enum usage_by by)

@@ -1,0 +1,21 @@
+/*
+ * ledger_ro.h: how billing opens the usage ledger to read it.
+ *
+ * The aggregator is the ledger's writer (aggregator/ledger.c); billing only
+ * reads. ledger_ro_open() refuses a missing file, a file that is not a tally
+ * ledger, and a ledger of another schema version (newer: upgrade tally;
+ * older: let tallyd migrate it), so a report never misreads a ledger.
+ */
+#ifndef TALLY_LEDGER_RO_H
+#define TALLY_LEDGER_RO_H
+
+#include <sqlite3.h>
+
+struct tally_err;
+
+/* Open path read-only into *db (the caller closes it with sqlite3_close).
+ * Returns 0; -ENOENT (no file), -EINVAL (not a ledger), -EPROTO (schema
+ * version), -EIO; message in e. *db is NULL on failure. */
+int ledger_ro_open(const char *path, sqlite3 **db, struct tally_err *e);
+
+#endif
