@@ -121,3 +121,32 @@ char *money_format_price(int64_t nanos, char *buf, size_t len)
 	snprintf(buf, len, "%s", tmp);
 	return buf;
 }
+
+char *money_format_ratio(__int128 num, __int128 den, int places, char *buf, size_t len)
+{
+	int neg = (num < 0) != (den < 0) && num != 0;
+	__int128 n = num < 0 ? -num : num, d = den < 0 ? -den : den, p = pow10i(places);
+	if (d == 0) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	__int128 ip = n / d, frac = money_round_div((n % d) * p, d, MONEY_HALF_EVEN);
+	if (frac == p) {
+		ip++;
+		frac = 0;
+	}
+	/* the integer part may exceed 64 bits: print it in two halves */
+	char ib[48];
+	const __int128 e18 = (__int128)1000000000000000000LL;
+	if (ip >= e18)
+		snprintf(ib, sizeof(ib), "%llu%018llu", (unsigned long long)(ip / e18),
+			 (unsigned long long)(ip % e18));
+	else
+		snprintf(ib, sizeof(ib), "%llu", (unsigned long long)ip);
+	if (places > 0)
+		snprintf(buf, len, "%s%s.%0*llu", neg && (ip || frac) ? "-" : "", ib, places,
+			 (unsigned long long)frac);
+	else
+		snprintf(buf, len, "%s%s", neg && ip ? "-" : "", ib);
+	return buf;
+}

@@ -260,6 +260,44 @@ static void parse_price(struct ctx *c, const struct cfg_node *n, struct plan_pri
 	*ok = true;
 }
 
+/* A list of prices, none overlapping another of the list. */
+static void parse_prices(struct ctx *c, const struct cfg_node *prices, struct plan_price **out, size_t *n_out)
+{
+	*out = NULL;
+	*n_out = 0;
+	if (!prices)
+		return;
+	if (prices->type != CFG_SEQ) {
+		add_err(c, prices, "'prices': expected a list");
+		return;
+	}
+	struct plan_price *v = calloc(prices->n_kids ? prices->n_kids : 1, sizeof(*v));
+	size_t n = 0;
+	if (!v) {
+		add_err(c, prices, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < prices->n_kids; i++) {
+		bool ok;
+		parse_price(c, prices->kids[i], &v[n], &ok);
+		if (!ok)
+			continue;
+		for (size_t j = 0; j < n; j++) {
+			if (v[j].meter == v[n].meter && selectors_overlap(&v[j], &v[n])) {
+				add_err(c, prices->kids[i], "price for '%s' overlaps the one at line %d: a"
+					" resource could match both selectors (make them differ in a"
+					" label's value)", meter_table[v[n].meter].name, v[j].line);
+				ok = false;
+				break;
+			}
+		}
+		if (ok)
+			n++;
+	}
+	*out = v;
+	*n_out = n;
+}
+
 /* How a precision error names the currency. */
 static const char *money_what(const struct plan *p)
 {
@@ -287,33 +325,9 @@ static void parse_version(struct ctx *c, const struct cfg_node *n, struct plan_v
 		return;
 	if (!cfg_get(n, "from"))
 		add_err(c, n, "a version needs 'from' (the instant its prices start)");
-	const struct cfg_node *prices = cfg_get(n, "prices");
-	if (prices && prices->type != CFG_SEQ) {
-		add_err(c, prices, "'prices': expected a list");
-		prices = NULL;
-	}
-	if (prices) {
-		v->prices = calloc(prices->n_kids ? prices->n_kids : 1, sizeof(*v->prices));
-		for (size_t i = 0; v->prices && i < prices->n_kids; i++) {
-			bool ok;
-			parse_price(c, prices->kids[i], &v->prices[v->n_prices], &ok);
-			if (!ok)
-				continue;
-			struct plan_price *np = &v->prices[v->n_prices];
-			for (size_t j = 0; j < v->n_prices; j++) {
-				const struct plan_price *op = &v->prices[j];
-				if (op->meter == np->meter && selectors_overlap(op, np)) {
-					add_err(c, prices->kids[i], "price for '%s' overlaps the one at line %d: a"
-						" resource could match both selectors (make them differ in a"
-						" label's value)", meter_table[np->meter].name, op->line);
-					ok = false;
-					break;
-				}
-			}
-			if (ok)
-				v->n_prices++;
-		}
-	}
+	else if (v->from_ns % NS_PER_HOUR)
+		add_err(c, cfg_get(n, "from"), "'from' must be a whole UTC hour (usage is kept per hour)");
+	parse_prices(c, cfg_get(n, "prices"), &v->prices, &v->n_prices);
 	const struct cfg_node *fees = cfg_get(n, "fees");
 	for (size_t i = 0; fees && fees->type == CFG_SEQ && i < fees->n_kids && v->n_fees < 8; i++) {
 		const struct cfg_node *f = fees->kids[i];
@@ -419,13 +433,14 @@ int plan_load(const char *path, struct plan *p, struct plan_errors *errs)
 	const struct cfg_node *tn = cfg_get(root, "tenants");
 	if (tn && tn->type == CFG_MAP) {
 		p->tenants = calloc(tn->n_kids ? tn->n_kids : 1, sizeof(*p->tenants));
-		static const char *const tenant_keys[] = { "discount", NULL };
+		static const char *const tenant_keys[] = { "discount", "prices", NULL };
 		for (size_t i = 0; p->tenants && i < tn->n_kids; i++) {
 			struct plan_tenant *t = &p->tenants[p->n_tenants];
 			str_copy(t->name, tn->kids[i]->key, sizeof(t->name));
 			if (keep(&c, cfg_check_keys(tn->kids[i], "tenant", tenant_keys, &e), &e) ||
 			    percent(&c, tn->kids[i], "discount", &t->discount_ppm))
 				continue;
+			parse_prices(&c, cfg_get(tn->kids[i], "prices"), &t->prices, &t->n_prices);
 			p->n_tenants++;
 		}
 	}
@@ -443,8 +458,26 @@ void plan_release(struct plan *p)
 	for (size_t i = 0; i < p->n_versions; i++)
 		free(p->versions[i].prices);
 	free(p->versions);
+	for (size_t i = 0; i < p->n_tenants; i++)
+		free(p->tenants[i].prices);
 	free(p->tenants);
 	p->versions = NULL;
 	p->tenants = NULL;
 	p->n_versions = p->n_tenants = 0;
+}
+
+const struct plan_tenant *plan_tenant_find(const struct plan *p, const char *tenant)
+{
+	for (size_t i = 0; i < p->n_tenants; i++)
+		if (!strcmp(p->tenants[i].name, tenant))
+			return &p->tenants[i];
+	return NULL;
+}
+
+int plan_version_at(const struct plan *p, int64_t t_ns)
+{
+	int v = -1;
+	for (size_t i = 0; i < p->n_versions && p->versions[i].from_ns <= t_ns; i++)
+		v = (int)i;
+	return v;
 }

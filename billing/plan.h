@@ -85,9 +85,14 @@ struct plan_tax {
 	int64_t ppm;                 /* parts per million */
 };
 
+/* Per-tenant terms. A tenant's own prices come before the version's: a
+ * resource of the tenant whose meter and labels match one of them is rated
+ * by it, in every version of the plan. */
 struct plan_tenant {
 	char name[64];
-	int64_t discount_ppm;
+	int64_t discount_ppm;        /* on every usage line */
+	struct plan_price *prices;
+	size_t n_prices;
 };
 
 struct plan {
@@ -102,6 +107,13 @@ struct plan {
 	struct plan_tenant *tenants;
 	size_t n_tenants;
 };
+
+/* The index of the version in force at t (the last whose from <= t), or
+ * -1 before the first. */
+int plan_version_at(const struct plan *p, int64_t t_ns);
+
+/* The tenant's terms, or NULL. */
+const struct plan_tenant *plan_tenant_find(const struct plan *p, const char *tenant);
 
 /* 0 when the plan is good; -EINVAL with the mistakes in errs; -ENOENT and
  * others for an unreadable file (one message in errs). */

@@ -6,10 +6,16 @@
  *               [--by tenant|resource|hour] [--format table|csv|json]
  *               [--ledger PATH]
  *
+ *   tally invoice --period 2026-10 | --from T --to T [--tenant X] [--plan FILE]
+ *               [--format text|csv|json] [--detail] [--combined] [--ledger PATH]
+ *   tally plan check FILE
+ *
  * Exit status: 0 ok; 1 runtime error (ledger missing or unreadable);
- * 2 bad command line (the message names the flag and the value).
+ * 2 bad command line, plan or input (the message names the flag and the
+ * value, or file:line:col).
  */
 #include "err.h"
+#include "invoice.h"
 #include "meter.h"
 #include "plan.h"
 #include "tallytime.h"
@@ -38,16 +44,51 @@ static int usage_help(FILE *f)
 	return 0;
 }
 
+static const char *cmd_name = "usage";
+
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int bad(const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "tally usage: ");
+	fprintf(stderr, "tally %s: ", cmd_name);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n(tally usage --help for the options)\n");
+	fprintf(stderr, "\n(tally %s --help for the options)\n", cmd_name);
 	return 2;
+}
+
+/* The ledger path: $TALLY_LEDGER, else ./var/ledger.db. */
+static const char *default_ledger(void)
+{
+	const char *l = getenv("TALLY_LEDGER");
+	return l && l[0] ? l : "./var/ledger.db";
+}
+
+/* --from/--to or --period into whole UTC hours [from, to). Returns 0 or
+ * the exit status 2 after saying what is wrong. */
+static int parse_period(const char *period, const char *from, const char *to, int64_t *from_ns, int64_t *to_ns)
+{
+	struct tally_err e = { 0 };
+	int64_t s, x;
+	if (period && (from || to))
+		return bad("give --period or --from/--to, not both");
+	if (period) {
+		if (time_parse_range(period, from_ns, to_ns, &e))
+			return bad("--period %s", e.msg);
+	} else {
+		if (!from || !to)
+			return bad("%s is required", !from ? "--from (or --period)" : "--to");
+		if (time_parse_range(from, from_ns, &x, &e))
+			return bad("--from %s", e.msg);
+		if (time_parse_range(to, &s, to_ns, &e))
+			return bad("--to %s", e.msg);
+	}
+	if (*from_ns % NS_PER_HOUR || *to_ns % NS_PER_HOUR)
+		return bad("the period must be whole UTC hours: usage is kept per hour");
+	if (*from_ns >= *to_ns)
+		return bad("the period is empty: its start is not before its end");
+	return 0;
 }
 
 static int cmd_usage(int argc, char **argv)
@@ -63,12 +104,10 @@ static int cmd_usage(int argc, char **argv)
 	enum usage_format fmt = USAGE_TABLE;
 	const char *from = NULL, *to = NULL;
 	struct tally_err e = { 0 };
-	int64_t s, x;
 	int opt;
 
-	q.ledger = getenv("TALLY_LEDGER");
-	if (!q.ledger || !q.ledger[0])
-		q.ledger = "./var/ledger.db";
+	cmd_name = "usage";
+	q.ledger = default_ledger();
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -113,16 +152,8 @@ static int cmd_usage(int argc, char **argv)
 	}
 	if (optind != argc)
 		return bad("unexpected argument '%s'", argv[optind]);
-	if (!from || !to)
-		return bad("%s is required", !from ? "--from" : "--to");
-	if (time_parse_range(from, &q.from_ns, &x, &e))
-		return bad("--from %s", e.msg);
-	if (time_parse_range(to, &s, &q.to_ns, &e))
-		return bad("--to %s", e.msg);
-	if (q.from_ns % NS_PER_HOUR || q.to_ns % NS_PER_HOUR)
-		return bad("--from %s / --to %s: usage is kept per UTC hour; give whole hours", from, to);
-	if (q.from_ns >= q.to_ns)
-		return bad("--from %s is not before --to %s", from, to);
+	if (parse_period(NULL, from, to, &q.from_ns, &q.to_ns))
+		return 2;
 
 	struct usage_result r;
 	int rc = usage_query(&q, &r, &e);
@@ -134,6 +165,106 @@ static int cmd_usage(int argc, char **argv)
 	usage_result_release(&r);
 	if (rc || fflush(stdout)) {
 		fprintf(stderr, "tally usage: cannot write the output\n");
+		return 1;
+	}
+	return 0;
+}
+
+
+static int invoice_help(FILE *f)
+{
+	fprintf(f,
+		"usage: tally invoice --period 2026-10 [options]\n"
+		"  --period P           a calendar month (2026-10) or day, in UTC\n"
+		"  --from T, --to T     or any whole hours, as for tally usage\n"
+		"  --tenant X           only tenant X (exit 2 when the ledger has no such tenant)\n"
+		"  --plan FILE          the rate plan (default $TALLY_PLAN, else ./plan.yaml)\n"
+		"  --format text|csv|json   output format (default text; JSON: schemas/invoice.schema.json)\n"
+		"  --detail             which resource used what, under each usage line\n"
+		"  --combined           rate all tenants as one account '*'\n"
+		"  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n");
+	return 0;
+}
+
+static int cmd_invoice(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "period", required_argument, NULL, 'p' }, { "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },     { "tenant", required_argument, NULL, 'T' },
+		{ "plan", required_argument, NULL, 'P' },   { "format", required_argument, NULL, 'F' },
+		{ "detail", no_argument, NULL, 'd' },       { "combined", no_argument, NULL, 'c' },
+		{ "ledger", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct rate_query q = { 0 };
+	struct invoice_render_opts ro = { .format = INV_TEXT };
+	const char *period = NULL, *from = NULL, *to = NULL, *plan_path = getenv("TALLY_PLAN");
+	struct tally_err e = { 0 };
+	int opt;
+
+	cmd_name = "invoice";
+	q.ledger = default_ledger();
+	if (!plan_path || !plan_path[0])
+		plan_path = "./plan.yaml";
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'p': period = optarg; break;
+		case 'f': from = optarg; break;
+		case 't': to = optarg; break;
+		case 'T': q.tenant = optarg; break;
+		case 'P': plan_path = optarg; break;
+		case 'l': q.ledger = optarg; break;
+		case 'd': ro.detail = true; break;
+		case 'c': q.combined = true; break;
+		case 'F':
+			if (!strcmp(optarg, "text"))
+				ro.format = INV_TEXT;
+			else if (!strcmp(optarg, "csv"))
+				ro.format = INV_CSV;
+			else if (!strcmp(optarg, "json"))
+				ro.format = INV_JSON;
+			else
+				return bad("--format '%s': expected text, csv or json", optarg);
+			break;
+		case 'h': return invoice_help(stdout);
+		default: invoice_help(stderr); return 2;
+		}
+	}
+	if (optind != argc)
+		return bad("unexpected argument '%s'", argv[optind]);
+	if (q.tenant && q.combined)
+		return bad("--tenant and --combined exclude each other");
+	if (parse_period(period, from, to, &q.from_ns, &q.to_ns))
+		return 2;
+
+	struct plan p;
+	struct plan_errors errs;
+	if (plan_load(plan_path, &p, &errs)) {
+		for (int i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.msg[i]);
+		fprintf(stderr, "tally invoice: the plan %s has mistakes (tally plan check %s): no invoice made\n",
+			plan_path, plan_path);
+		return 2;
+	}
+	struct invoice *invs;
+	size_t n;
+	int rc = invoice_build_all(&p, &q, &invs, &n, &e);
+	plan_release(&p);
+	if (rc) {
+		fprintf(stderr, "tally invoice: %s\n", e.msg);
+		return rc == -ESRCH || rc == -EINVAL ? 2 : 1;
+	}
+	if (ro.format == INV_JSON)
+		rc = invoice_render_json(stdout, invs, n, &ro);
+	for (size_t i = 0; i < n; i++) {
+		if (ro.format != INV_JSON && !rc)
+			rc = invoice_render(stdout, &invs[i], &ro, i == 0);
+		invoice_release(&invs[i]);
+	}
+	free(invs);
+	if (rc || fflush(stdout)) {
+		fprintf(stderr, "tally invoice: cannot write the output\n");
 		return 1;
 	}
 	return 0;
@@ -173,6 +304,7 @@ static void help(FILE *f)
 	fprintf(f, "usage: tally COMMAND [options]\n"
 		   "commands:\n"
 		   "  usage    usage from the ledger per tenant, resource or hour (docs/usage.md)\n"
+		   "  invoice  invoices of a period from the ledger and a rate plan (docs/invoice.md)\n"
 		   "  plan check FILE   check a rate plan (schemas/plan.md)\n"
 		   "  help     this text\n"
 		   "Run 'tally COMMAND --help' for the options of a command.\n");
@@ -186,9 +318,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "usage"))
 		return cmd_usage(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "invoice"))
+		return cmd_invoice(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "plan"))
 		return cmd_plan(argc - 1, argv + 1);
-	/* later: invoice, sla, graph */
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		help(stdout);
 		return 0;

@@ -1,0 +1,405 @@
+/*
+ * invoice.c: the lines of an invoice from rated usage (invoice.h). The
+ * renderers are in invoice_render.c.
+ */
+#include "invoice.h"
+#include "err.h"
+#include "meter.h"
+#include "str.h"
+#include "tallytime.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_PER_DAY (24 * NS_PER_HOUR)
+
+static const char *const groups[] = { "compute", "storage", "network", "other", "fees", NULL };
+
+static const char *meter_group(int m)
+{
+	const char *n = meter_table[m].name;
+	if (!strncmp(n, "disk.", 5))
+		return groups[1];
+	if (!strncmp(n, "network.", 8) || !strncmp(n, "if.", 3))
+		return groups[2];
+	if (m == M_CPU || m == M_VCPUS || m == M_INSTANCE || !strncmp(n, "memory", 6))
+		return groups[0];
+	return groups[3];
+}
+
+static int group_rank(const char *g)
+{
+	for (int i = 0; groups[i]; i++)
+		if (groups[i] == g)
+			return i;
+	return 99;
+}
+
+bool invoice_tenant_in_period(const struct rate_result *r, int t, int64_t from_ns, int64_t to_ns)
+{
+	const struct rate_tenant *rt = &r->tenants[t];
+	return rt->has_usage || (rt->first_ns < to_ns && rt->last_ns >= from_ns);
+}
+
+/* Does the plan price meter m in version v for this tenant at all? */
+static bool plan_prices_meter(const struct plan *p, int v, const struct plan_tenant *pt, int m)
+{
+	for (size_t i = 0; pt && i < pt->n_prices; i++)
+		if (pt->prices[i].meter == m)
+			return true;
+	for (size_t i = 0; v >= 0 && i < p->versions[v].n_prices; i++)
+		if (p->versions[v].prices[i].meter == m)
+			return true;
+	return false;
+}
+
+static void selector_text(const struct plan_price *pp, char *buf, size_t len)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < pp->n_sel && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s=%s", i ? "," : "", pp->sel_key[i],
+					 pp->sel_val[i]);
+}
+
+static int push(void **arr, size_t *n, size_t *cap, size_t size)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		void *p = realloc(*arr, nc * size);
+		if (!p)
+			return -ENOMEM;
+		*arr = p;
+		*cap = nc;
+	}
+	memset((char *)*arr + *n * size, 0, size);
+	(*n)++;
+	return 0;
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+	const struct invoice_line *x = a, *y = b;
+	int gx = group_rank(x->group), gy = group_rank(y->group);
+	if (gx != gy)
+		return gx < gy ? -1 : 1;
+	const int fx[4] = { x->key.version, x->key.override, x->key.price, x->key.meter };
+	const int fy[4] = { y->key.version, y->key.override, y->key.price, y->key.meter };
+	for (int i = 0; i < 4; i++)
+		if (fx[i] != fy[i])
+			return fx[i] < fy[i] ? -1 : 1;
+	return 0;
+}
+
+/* The usage lines (and notes) of tenant t: accs [lo, hi) are its own,
+ * sorted by version, override, price, meter, resource. */
+static int usage_lines(const struct plan *p, const struct rate_result *r, size_t lo, size_t hi,
+		       struct invoice *inv, const struct plan_tenant *pt, struct tally_err *e)
+{
+	size_t cap_l = 0, cap_d = 0, cap_n = 0;
+	for (size_t i = lo; i < hi;) {
+		const struct rate_key *k = &r->accs[i].k;
+		size_t j = i;
+		__int128 qty = 0;
+		int64_t cov = 0, span = 0, rows = 0;
+		while (j < hi && r->accs[j].k.version == k->version && r->accs[j].k.override == k->override &&
+		       r->accs[j].k.price == k->price && (k->price >= 0 || r->accs[j].k.meter == k->meter)) {
+			qty += r->accs[j].qty;
+			cov += r->accs[j].covered_ns;
+			span += r->accs[j].spanned_ns;
+			rows += r->accs[j].rows;
+			j++;
+		}
+		const struct plan_price *pp = rate_price(p, k);
+		if (!pp) {
+			/* usage of a meter the plan prices, but no selector matched */
+			if (qty != 0 && plan_prices_meter(p, k->version, pt, k->meter)) {
+				if (push((void **)&inv->notes, &inv->n_notes, &cap_n, sizeof(*inv->notes)))
+					return err_set(e, -ENOMEM, "out of memory");
+				struct invoice_note *nt = &inv->notes[inv->n_notes - 1];
+				nt->meter = k->meter;
+				nt->qty = qty;
+				nt->rows = rows;
+			}
+			i = j;
+			continue;
+		}
+		if (push((void **)&inv->lines, &inv->n_lines, &cap_l, sizeof(*inv->lines)))
+			return err_set(e, -ENOMEM, "out of memory");
+		struct invoice_line *l = &inv->lines[inv->n_lines - 1];
+		l->type = INV_USAGE;
+		l->key = *k;
+		l->key.resource = -1;
+		l->meter = pp->meter;
+		l->group = meter_group(pp->meter);
+		l->unit = plan_units[pp->unit].name;
+		selector_text(pp, l->selector, sizeof(l->selector));
+		l->tiered = pp->n_tiers > 0;
+		l->price_nanos = l->tiered ? 0 : pp->price_nanos;
+		l->covered_ns = cov;
+		l->spanned_ns = span;
+		l->rows = rows;
+		int64_t vfrom = p->versions[k->version].from_ns;
+		int64_t vto = (size_t)k->version + 1 < p->n_versions ? p->versions[k->version + 1].from_ns : INT64_MAX;
+		l->from_ns = vfrom > inv->from_ns ? vfrom : inv->from_ns;
+		l->to_ns = vto < inv->to_ns ? vto : inv->to_ns;
+		int rc = rate_amount(pp, qty, p->minor_digits, p->rounding, &l->calc, e);
+		if (rc)
+			return err_prefix(e, "tenant '%s'", inv->tenant), rc;
+		l->amount_minor = l->calc.amount_minor;
+		snprintf(l->description, sizeof(l->description), "%s%s", meter_table[pp->meter].name,
+			 k->override >= 0 ? " (tenant price)" : "");
+		if (l->from_ns > inv->from_ns || l->to_ns < inv->to_ns) {
+			/* the plan changed inside the period: say which part this is */
+			char a[48];
+			size_t n = strlen(l->description);
+			bool from = l->from_ns > inv->from_ns;
+			int64_t t = from ? l->from_ns : l->to_ns;
+			time_format_iso(t, a, sizeof(a));
+			if (t % NS_PER_DAY == 0)
+				a[10] = '\0';   /* a whole day: the date says it */
+			snprintf(l->description + n, sizeof(l->description) - n, " %s %s", from ? "from" : "until", a);
+			if (from && l->to_ns < inv->to_ns) {
+				n = strlen(l->description);
+				time_format_iso(l->to_ns, a, sizeof(a));
+				if (l->to_ns % NS_PER_DAY == 0)
+					a[10] = '\0';
+				snprintf(l->description + n, sizeof(l->description) - n, " until %s", a);
+			}
+		}
+		/* per-resource detail: a priced line has one meter, so each
+		 * resource has one acc in it */
+		__int128 num, den;
+		rate_unit_ratio(pp, &num, &den);
+		for (size_t x = i; x < j; x++) {
+			const struct rate_acc *a = &r->accs[x];
+			if (push((void **)&inv->details, &inv->n_details, &cap_d, sizeof(*inv->details)))
+				return err_set(e, -ENOMEM, "out of memory");
+			struct invoice_detail *d = &inv->details[inv->n_details - 1];
+			d->line = inv->n_lines - 1;
+			d->qty_num = a->qty * den;
+			d->qty_den = num;
+			d->covered_ns = a->covered_ns;
+			d->spanned_ns = a->spanned_ns;
+			str_copy(d->resource, r->resources[a->k.resource].uuid, sizeof(d->resource));
+			str_copy(d->name, r->resources[a->k.resource].name, sizeof(d->name));
+		}
+		i = j;
+	}
+	return 0;
+}
+
+static int cmp_detail(const void *a, const void *b)
+{
+	const struct invoice_detail *x = a, *y = b;
+	int c;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	if ((c = strcmp(x->name, y->name)))
+		return c;
+	return strcmp(x->resource, y->resource);
+}
+
+/* Lines into their printed order (group, version, price), and the details
+ * re-pointed at their lines and sorted by resource name. */
+static int sort_lines(struct invoice *inv, struct tally_err *e)
+{
+	size_t *where = malloc((inv->n_lines ? inv->n_lines : 1) * sizeof(*where));
+	if (!where)
+		return err_set(e, -ENOMEM, "out of memory");
+	/* remember each line's place before the sort in key.resource */
+	for (size_t i = 0; i < inv->n_lines; i++)
+		inv->lines[i].key.resource = (int)i;
+	qsort(inv->lines, inv->n_lines, sizeof(*inv->lines), cmp_line);
+	for (size_t i = 0; i < inv->n_lines; i++) {
+		where[inv->lines[i].key.resource] = i;
+		inv->lines[i].key.resource = -1;
+	}
+	for (size_t d = 0; d < inv->n_details; d++)
+		inv->details[d].line = where[inv->details[d].line];
+	if (inv->n_details > 1)
+		qsort(inv->details, inv->n_details, sizeof(*inv->details), cmp_detail);
+	free(where);
+	return 0;
+}
+
+int invoice_build(const struct plan *p, const struct rate_result *r, int tenant, int64_t from_ns,
+		  int64_t to_ns, struct invoice *inv, struct tally_err *e)
+{
+	const struct rate_tenant *rt = &r->tenants[tenant];
+	const struct plan_tenant *pt = plan_tenant_find(p, rt->name);
+	size_t lo = 0, hi, cap_l;
+	int rc;
+
+	memset(inv, 0, sizeof(*inv));
+	str_copy(inv->tenant, rt->name, sizeof(inv->tenant));
+	str_copy(inv->plan, p->name, sizeof(inv->plan));
+	str_copy(inv->currency, p->currency, sizeof(inv->currency));
+	inv->minor_digits = p->minor_digits;
+	inv->from_ns = from_ns;
+	inv->to_ns = to_ns;
+	inv->data_until_ns = r->data_until_ns;
+
+	while (lo < r->n_accs && r->accs[lo].k.tenant < tenant)
+		lo++;
+	for (hi = lo; hi < r->n_accs && r->accs[hi].k.tenant == tenant; hi++)
+		;
+	if ((rc = usage_lines(p, r, lo, hi, inv, pt, e)))
+		goto fail;
+	if ((rc = sort_lines(inv, e)))
+		goto fail;
+	cap_l = inv->n_lines;
+	for (size_t i = 0; i < inv->n_lines; i++) {
+		inv->usage_minor += inv->lines[i].amount_minor;
+		inv->covered_ns += inv->lines[i].covered_ns;
+		inv->spanned_ns += inv->lines[i].spanned_ns;
+	}
+
+	/* days the tenant existed in the period, for prorated fees */
+	inv->days_in_period = (to_ns - from_ns + NS_PER_DAY - 1) / NS_PER_DAY;
+	int64_t s = rt->first_ns > from_ns ? rt->first_ns : from_ns;
+	int64_t t = rt->last_ns < to_ns - 1 ? rt->last_ns : to_ns - 1;
+	if (rt->first_ns == INT64_MAX || t < s)
+		inv->days_existed = rt->has_usage ? inv->days_in_period : 0;
+	else
+		inv->days_existed = t / NS_PER_DAY - s / NS_PER_DAY + 1;
+	if (inv->days_existed > inv->days_in_period)
+		inv->days_existed = inv->days_in_period;
+
+	int v = plan_version_at(p, s);
+	if (v < 0)
+		v = plan_version_at(p, to_ns - 1);
+	const struct plan_version *pv = v >= 0 ? &p->versions[v] : NULL;
+	for (int f = 0; pv && f < pv->n_fees; f++) {
+		if (push((void **)&inv->lines, &inv->n_lines, &cap_l, sizeof(*inv->lines))) {
+			rc = err_set(e, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		struct invoice_line *l = &inv->lines[inv->n_lines - 1];
+		l->type = INV_FEE;
+		l->group = groups[4];
+		l->meter = -1;
+		l->key.version = v;
+		l->from_ns = from_ns;
+		l->to_ns = to_ns;
+		l->price_nanos = 0;
+		if (pv->fees[f].prorate) {
+			l->amount_minor = (int64_t)money_round_div((__int128)pv->fees[f].amount_minor * inv->days_existed,
+								   inv->days_in_period, p->rounding);
+			snprintf(l->description, sizeof(l->description), "%s (%lld of %lld days)", pv->fees[f].name,
+				 (long long)inv->days_existed, (long long)inv->days_in_period);
+		} else {
+			l->amount_minor = pv->fees[f].amount_minor;
+			snprintf(l->description, sizeof(l->description), "%s", pv->fees[f].name);
+		}
+	}
+	int64_t after_discount = inv->usage_minor;
+	if (pt && pt->discount_ppm > 0 && inv->usage_minor != 0) {
+		int64_t d;
+		if (money_percent(inv->usage_minor, pt->discount_ppm, p->rounding, &d)) {
+			rc = err_set(e, -ERANGE, "tenant '%s': the discount is too large", inv->tenant);
+			goto fail;
+		}
+		if (push((void **)&inv->lines, &inv->n_lines, &cap_l, sizeof(*inv->lines))) {
+			rc = err_set(e, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		struct invoice_line *l = &inv->lines[inv->n_lines - 1];
+		l->type = INV_DISCOUNT;
+		l->group = groups[4];
+		l->meter = -1;
+		l->amount_minor = -d;
+		l->from_ns = from_ns;
+		l->to_ns = to_ns;
+		char pct[40];
+		/* 1 % = 10^4 ppm, and a percentage as nanos is ppm * 10^9 / 10^4 */
+		money_format_price(pt->discount_ppm * 100000, pct, sizeof(pct));
+		snprintf(l->description, sizeof(l->description), "discount %s%% of usage", pct);
+		after_discount -= d;
+	}
+	if (pv && pv->has_minimum && after_discount < pv->minimum_minor) {
+		if (push((void **)&inv->lines, &inv->n_lines, &cap_l, sizeof(*inv->lines))) {
+			rc = err_set(e, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		struct invoice_line *l = &inv->lines[inv->n_lines - 1];
+		char m[40];
+		l->type = INV_MINIMUM;
+		l->group = groups[4];
+		l->meter = -1;
+		l->amount_minor = pv->minimum_minor - after_discount;
+		l->from_ns = from_ns;
+		l->to_ns = to_ns;
+		snprintf(l->description, sizeof(l->description), "minimum commitment %s: true-up",
+			 money_format(pv->minimum_minor, p->minor_digits, m, sizeof(m)));
+	}
+	for (size_t i = 0; i < inv->n_lines; i++)
+		inv->subtotal_minor += inv->lines[i].amount_minor;
+	inv->total_minor = inv->subtotal_minor;
+	for (int i = 0; i < p->n_taxes; i++) {
+		struct invoice_tax *tx = &inv->taxes[inv->n_taxes++];
+		str_copy(tx->name, p->taxes[i].name, sizeof(tx->name));
+		tx->ppm = p->taxes[i].ppm;
+		if (money_percent(inv->subtotal_minor, tx->ppm, p->rounding, &tx->amount_minor)) {
+			rc = err_set(e, -ERANGE, "tenant '%s': tax too large", inv->tenant);
+			goto fail;
+		}
+		inv->total_minor += tx->amount_minor;
+	}
+	return 0;
+fail:
+	invoice_release(inv);
+	return rc;
+}
+
+void invoice_release(struct invoice *inv)
+{
+	free(inv->lines);
+	free(inv->details);
+	free(inv->notes);
+	inv->lines = NULL;
+	inv->details = NULL;
+	inv->notes = NULL;
+	inv->n_lines = inv->n_details = inv->n_notes = 0;
+}
+
+int invoice_build_all(const struct plan *p, const struct rate_query *q, struct invoice **out, size_t *n,
+		      struct tally_err *e)
+{
+	struct rate_result r;
+	struct invoice *invs = NULL;
+	size_t k = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = rate_collect(q, p, &r, e)))
+		return rc;
+	invs = calloc(r.n_tenants ? r.n_tenants : 1, sizeof(*invs));
+	if (!invs) {
+		rc = err_set(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t t = 0; t < r.n_tenants; t++) {
+		if (q->tenant && !q->combined && strcmp(r.tenants[t].name, q->tenant))
+			continue;
+		if (!q->tenant && !invoice_tenant_in_period(&r, (int)t, q->from_ns, q->to_ns))
+			continue;
+		if ((rc = invoice_build(p, &r, (int)t, q->from_ns, q->to_ns, &invs[k], e)))
+			goto out;
+		k++;
+	}
+	rc = 0;
+out:
+	rate_result_release(&r);
+	if (rc) {
+		for (size_t i = 0; i < k; i++)
+			invoice_release(&invs[i]);
+		free(invs);
+		return rc;
+	}
+	*out = invs;
+	*n = k;
+	return 0;
+}

@@ -1,0 +1,131 @@
+/*
+ * invoice.h: invoices from rated usage (rate.h) and a rate plan.
+ *
+ * invoice_build() turns the accumulators of one tenant into lines, each
+ * rounded once to the currency's minor unit (DESIGN.md rule 8):
+ *   usage     one per (plan version in force, price): the quantity in the
+ *             billing unit, the price or tiers, the amount, and how complete
+ *             the data behind it is (covered / spanned seconds);
+ *   fee       each recurring fee of the version in force at the start of the
+ *             tenant's part of the period, prorated by days when the plan
+ *             says so;
+ *   discount  the tenant's percentage of the sum of its usage lines;
+ *   minimum   a true-up to the minimum commitment when usage (after the
+ *             discount) is below it.
+ * subtotal = the sum of the lines; each tax is computed on the subtotal and
+ * rounded once; total = subtotal + taxes. Usage no price of the plan
+ * matched, for a meter the plan does price, is listed as a note rather
+ * than billed as nothing without a word.
+ *
+ * The same ledger and plan always give the same invoice: lines come in a
+ * fixed order (group, version, the plan's order of prices) and nothing
+ * depends on the order rows were read.
+ *
+ * A struct invoice owns its arrays; invoice_release() frees them.
+ */
+#ifndef TALLY_INVOICE_H
+#define TALLY_INVOICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "plan.h"
+#include "rate.h"
+
+struct tally_err;
+
+enum invoice_line_type { INV_USAGE, INV_FEE, INV_DISCOUNT, INV_MINIMUM };
+
+struct invoice_line {
+	enum invoice_line_type type;
+	const char *group;           /* "compute", "storage", "network", "other", "fees", "adjustments" */
+	char description[192];
+	int meter;                   /* enum meter_id; -1 for fees and adjustments */
+	char selector[192];          /* "flavor=m1.small", "" */
+	const char *unit;            /* billing unit, NULL when the line has no quantity */
+	int64_t from_ns, to_ns;      /* the part of the period the line prices */
+	struct rate_calc calc;       /* quantity, tiers, amount (usage lines) */
+	int64_t price_nanos;         /* per unit or block; 0 for tiers */
+	bool tiered;
+	int64_t amount_minor;
+	int64_t covered_ns, spanned_ns;
+	int64_t rows;                /* ledger rows behind the line */
+	struct rate_key key;         /* version, override, price of a usage line */
+};
+
+/* Which resource used what of a usage line. */
+struct invoice_detail {
+	size_t line;                 /* index into lines */
+	char resource[64], name[128];
+	__int128 qty_num, qty_den;   /* billing units */
+	int64_t covered_ns, spanned_ns;
+};
+
+struct invoice_note {
+	int meter;
+	__int128 qty;                /* ledger units (rate.h) */
+	int64_t rows;
+};
+
+struct invoice_tax {
+	char name[32];
+	int64_t ppm;
+	int64_t amount_minor;
+};
+
+struct invoice {
+	char tenant[64];
+	char plan[64];
+	char currency[4];
+	int minor_digits;
+	int64_t from_ns, to_ns;
+	int64_t data_until_ns;       /* usage recorded up to here (0: none) */
+	int64_t days_in_period, days_existed;
+	struct invoice_line *lines;
+	size_t n_lines;
+	struct invoice_detail *details;
+	size_t n_details;
+	struct invoice_note *notes;
+	size_t n_notes;
+	int64_t usage_minor;         /* sum of usage lines */
+	int64_t subtotal_minor;
+	struct invoice_tax taxes[4];
+	int n_taxes;
+	int64_t total_minor;
+	int64_t covered_ns, spanned_ns; /* over all usage lines */
+};
+
+/* The invoice of r->tenants[tenant]. Returns 0, -ERANGE (an amount too
+ * large), -ENOMEM; message in e. */
+int invoice_build(const struct plan *p, const struct rate_result *r, int tenant, int64_t from_ns,
+		  int64_t to_ns, struct invoice *inv, struct tally_err *e);
+void invoice_release(struct invoice *inv);
+
+/* Whether tenant t of r owes an invoice for the period: it had usage in
+ * it, or resources alive in it. */
+bool invoice_tenant_in_period(const struct rate_result *r, int t, int64_t from_ns, int64_t to_ns);
+
+/* The invoices of the period: q->tenant's (even without usage: fees and
+ * minimums are owed), or every tenant's that invoice_tenant_in_period(),
+ * in tenant order. All are built before any is returned, so an error
+ * leaves no partial set. *out is an array of *n; free each with
+ * invoice_release() and the array with free(). Errors as rate_collect()
+ * and invoice_build(). */
+int invoice_build_all(const struct plan *p, const struct rate_query *q, struct invoice **out, size_t *n,
+		      struct tally_err *e);
+
+enum invoice_format { INV_TEXT, INV_CSV, INV_JSON };
+
+struct invoice_render_opts {
+	enum invoice_format format;
+	bool detail;                 /* per-resource detail section */
+};
+
+/* Render one invoice; several in a row for text and CSV (CSV writes its
+ * header only when first is true). JSON: invoice_render_json() writes an
+ * array of all of them. Return 0 or -EIO. */
+int invoice_render(FILE *f, const struct invoice *inv, const struct invoice_render_opts *o, bool first);
+int invoice_render_json(FILE *f, const struct invoice *invs, size_t n, const struct invoice_render_opts *o);
+
+#endif

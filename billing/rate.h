@@ -1,0 +1,121 @@
+/*
+ * rate.h: rating: the usage ledger, classified by a rate plan.
+ *
+ * rate_collect() reads every usage row of [from, to) once and adds it to the
+ * price it falls under: the tenant the resource had at the start of the
+ * hour (as `tally usage` attributes it), the plan version in force in that
+ * hour, and the first price of the tenant's own prices, else of the
+ * version's, whose meter is the row's and whose selector matches the
+ * resource's attributes then (flavor, project, user, host, name and its
+ * labels). Rows no price matches are kept apart as unpriced, so an invoice
+ * can say what the plan does not price instead of billing it as nothing.
+ *
+ * Quantities are exact integers: counters in their base unit, gauge
+ * integrals in milli-unit-seconds (each hourly row's unit-seconds rounded
+ * once, half to even, to 1/1000), so sums do not depend on row order.
+ *
+ * rate_amount() prices one such quantity: the free allowance first, then
+ * per unit, graduated or volume tiers, or started blocks, as one exact
+ * rational rounded once to the currency's minor unit (DESIGN.md rule 8).
+ *
+ * A struct rate_result owns its arrays; rate_result_release() frees them.
+ */
+#ifndef TALLY_RATE_H
+#define TALLY_RATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plan.h"
+
+struct tally_err;
+
+/* How many ledger quantity units make one billing unit: num/den. Gauges
+ * count in milli-unit-seconds, so their num carries a factor 1000. */
+#define RATE_GAUGE_SCALE 1000
+
+struct rate_query {
+	const char *ledger;
+	int64_t from_ns, to_ns;      /* whole UTC hours, from < to */
+	const char *tenant;          /* NULL: every tenant */
+	bool combined;               /* rate all tenants as one account named "*" */
+};
+
+/* Where a price comes from: version v's prices[i] (tenant < 0) or tenant
+ * plan->tenants[tenant].prices[i] while version v is in force. meter is
+ * set for unpriced usage (i < 0). */
+struct rate_key {
+	int tenant;                  /* index into rate_result.tenants */
+	int resource;                /* index into rate_result.resources */
+	int version;                 /* plan version in force, -1 before the first */
+	int override;                /* plan->tenants[] index, -1: the version's prices */
+	int price;                   /* index into those prices, -1: unpriced */
+	int meter;                   /* enum meter_id */
+};
+
+struct rate_acc {
+	struct rate_key k;
+	__int128 qty;                /* ledger units (see above) */
+	int64_t covered_ns, spanned_ns;
+	int64_t rows;                /* ledger rows added */
+};
+
+struct rate_resource {
+	char uuid[64];
+	char name[128];
+	int64_t first_seen_ns, last_seen_ns;
+};
+
+struct rate_tenant {
+	char name[64];
+	int64_t first_ns, last_ns;   /* earliest first sight, latest last sight of its resources */
+	bool has_usage;
+};
+
+struct rate_result {
+	struct rate_acc *accs;       /* sorted by tenant, version, override, price, meter, resource */
+	size_t n_accs;
+	struct rate_tenant *tenants; /* sorted by name */
+	size_t n_tenants;
+	struct rate_resource *resources;
+	size_t n_resources;
+	int64_t data_until_ns;       /* latest cycle any agent committed (0: none) */
+	uint64_t rows;               /* ledger rows read */
+};
+
+/* Returns 0; -ENOENT/-EINVAL/-EPROTO/-EIO for the ledger (ledger_ro.h),
+ * -ESRCH when q->tenant never appears in the ledger, -ERANGE when a
+ * quantity does not fit; message in e. */
+int rate_collect(const struct rate_query *q, const struct plan *p, struct rate_result *out,
+		 struct tally_err *e);
+void rate_result_release(struct rate_result *r);
+
+/* The price an acc refers to, or NULL for unpriced usage. */
+const struct plan_price *rate_price(const struct plan *p, const struct rate_key *k);
+
+/* Ledger units per billing unit of pp, as num/den. */
+void rate_unit_ratio(const struct plan_price *pp, __int128 *num, __int128 *den);
+
+/* One tier's share of a priced quantity, for `tally invoice explain`. */
+struct rate_step {
+	__int128 qty_num;            /* billing units = qty_num / qty_den */
+	__int128 qty_den;
+	int64_t price_nanos;         /* per unit, or per block */
+	__int128 blocks;             /* block pricing: blocks started */
+};
+
+struct rate_calc {
+	__int128 qty_num, qty_den;   /* all the usage, in billing units */
+	__int128 free_num;           /* the free allowance used, over qty_den */
+	struct rate_step steps[PLAN_MAX_TIERS];
+	int n_steps;
+	int64_t amount_minor;        /* rounded once */
+};
+
+/* Price qty ledger units under pp. Returns 0 or -ERANGE (too large for
+ * exact arithmetic; message in e). */
+int rate_amount(const struct plan_price *pp, __int128 qty, int minor_digits, enum money_round mode,
+		struct rate_calc *out, struct tally_err *e);
+
+#endif
