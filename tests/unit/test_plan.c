@@ -29,21 +29,21 @@ START_TEST(test_example_plan)
 	ck_assert_int_eq(p.versions[0].from_ns, 1767225600LL * NS_PER_SEC);   /* date -u -d 2026-01-01 +%s */
 	ck_assert_int_eq(p.versions[1].from_ns, 1792022400LL * NS_PER_SEC);   /* 2026-10-15 */
 	const struct plan_version *v = &p.versions[0];
-	ck_assert_uint_eq(v->n_prices, 8);
+	ck_assert_uint_eq(v->n_prices, 9);
 	ck_assert_int_eq(v->prices[0].meter, M_VCPUS);
 	ck_assert_int_eq(v->prices[0].unit, UNIT_VCPU_HOUR);
 	ck_assert_int_eq(v->prices[0].price_nanos, 12500000);    /* 0.0125 */
 	ck_assert_str_eq(v->prices[0].sel_key[0], "flavor");
 	ck_assert_str_eq(v->prices[0].sel_val[0], "m1.small");
-	const struct plan_price *net = &v->prices[5];
+	const struct plan_price *net = &v->prices[6];
 	ck_assert_int_eq(net->model, PLAN_GRADUATED);
 	ck_assert_int_eq(net->free_nanos, 10 * MONEY_NANOS);
 	ck_assert_int_eq(net->n_tiers, 3);
 	ck_assert_int_eq(net->tiers[0].up_to_nanos, 1000 * MONEY_NANOS);
 	ck_assert_int_eq(net->tiers[1].price_nanos, 70000000);   /* 0.07 */
 	ck_assert(!net->tiers[2].has_up_to);
-	ck_assert_int_eq(v->prices[7].model, PLAN_BLOCK);
-	ck_assert_int_eq(v->prices[7].block_nanos, 24 * MONEY_NANOS);
+	ck_assert_int_eq(v->prices[8].model, PLAN_BLOCK);
+	ck_assert_int_eq(v->prices[8].block_nanos, 24 * MONEY_NANOS);
 	ck_assert_int_eq(v->fees[0].amount_minor, 5000);         /* 50.00 EUR */
 	ck_assert(v->fees[0].prorate);
 	ck_assert_int_eq(v->minimum_minor, 10000);
@@ -90,6 +90,22 @@ START_TEST(test_disjoint_selectors_and_currency_digits)
 }
 END_TEST
 
+/* Per-tenant prices are checked like a version's, and a version must start
+ * on a whole hour since usage is kept per hour. Places counted by hand in
+ * tests/fixtures/plans/tenant-prices.yaml. */
+START_TEST(test_tenant_prices_and_whole_hours)
+{
+	struct plan p;
+	struct plan_errors errs;
+	ck_assert_int_eq(plan_load("tests/fixtures/plans/tenant-prices.yaml", &p, &errs), -EINVAL);
+	ck_assert_int_eq(errs.total, 2);
+	ck_assert_msg(strstr(errs.msg[0], "tenant-prices.yaml:4:11: 'from' must be a whole UTC hour") != NULL, "%s",
+		      errs.msg[0]);
+	ck_assert_msg(strstr(errs.msg[1], "tenant-prices.yaml:12:9: price for 'vcpus' overlaps the one at line 11")
+		      != NULL, "%s", errs.msg[1]);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("plan");
@@ -97,6 +113,7 @@ int main(void)
 	tcase_add_test(tc, test_example_plan);
 	tcase_add_test(tc, test_every_mistake_with_its_place);
 	tcase_add_test(tc, test_disjoint_selectors_and_currency_digits);
+	tcase_add_test(tc, test_tenant_prices_and_whole_hours);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

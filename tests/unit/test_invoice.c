@@ -1,0 +1,665 @@
+/*
+ * test_invoice.c: golden invoices. Each test writes a ledger through the
+ * real aggregator from readings chosen so that the usage is a round figure,
+ * writes a rate plan, and checks the invoice's lines and totals against
+ * amounts worked out by hand in the comment above the check.
+ *
+ * Times: T0 = 2026-10-01T00:00:00Z (date -u -d 2026-10-01 +%s = 1790812800).
+ * Gauges are integrated piecewise constant between readings; a counter's
+ * first reading is a baseline. max_gap is 40 days here, so readings far
+ * apart still count (the month tests read once at each end).
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator.h"
+#include "err.h"
+#include "invoice.h"
+#include "meter.h"
+#include "plan.h"
+#include "rate.h"
+#include "str.h"
+#include "tallytime.h"
+#include "testutil.h"
+
+#define T0 (1790812800LL * NS_PER_SEC)
+#define H NS_PER_HOUR
+#define DAY (24 * H)
+#define GB 1000000000ULL
+
+static char dir[64], ledger[128], plan_path[128];
+static struct aggregator *agg;
+static struct batch bt;
+static uint64_t seq;
+
+static void ledger_open(void)
+{
+	struct agg_config ac = { 0 };
+	struct tally_err e = { 0 };
+	tu_mkdtemp(dir, sizeof(dir), "invoice");
+	snprintf(ledger, sizeof(ledger), "%s/ledger.db", dir);
+	snprintf(plan_path, sizeof(plan_path), "%s/plan.yaml", dir);
+	ac.ledger_path = ledger;
+	ac.max_gap_ns = 40 * DAY;
+	ck_assert_int_eq(agg_open(&agg, &ac, &e), 0);
+	batch_init(&bt, "host-1");
+	seq = 0;
+}
+
+static void meta(const char *res, const char *tenant, const char *flavor, int64_t t)
+{
+	struct resource_meta m;
+	memset(&m, 0, sizeof(m));
+	str_copy(m.resource, res, sizeof(m.resource));
+	str_copy(m.name, res, sizeof(m.name));
+	str_copy(m.tenant, tenant, sizeof(m.tenant));
+	str_copy(m.flavor, flavor, sizeof(m.flavor));
+	snprintf(m.labels, sizeof(m.labels), "flavor=%s", flavor);
+	m.time_ns = t;
+	ck_assert_int_eq(batch_add_meta(&bt, &m), 0);
+}
+
+static void reading(const char *res, int meter, int64_t t, double g, uint64_t c, unsigned flags)
+{
+	struct sample s;
+	memset(&s, 0, sizeof(s));
+	str_copy(s.resource, res, sizeof(s.resource));
+	s.meter = (uint16_t)meter;
+	s.kind = meter_table[meter].kind;
+	s.time_ns = t;
+	s.flags = (uint8_t)flags;
+	if (s.kind == SAMPLE_GAUGE)
+		s.v.gauge = g;
+	else
+		s.v.counter = c;
+	ck_assert_int_eq(batch_add_sample(&bt, &s), 0);
+}
+
+/* Ingest what was added since the last flush as one batch. */
+static void flush(void)
+{
+	struct tally_err e = { 0 };
+	bt.seq = ++seq;
+	ck_assert_msg(agg_ingest(agg, &bt, &e) == 0, "%s", e.msg);
+	batch_clear(&bt);
+}
+
+static void ledger_close(void)
+{
+	struct tally_err e = { 0 };
+	flush();
+	ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
+	agg_close(agg);
+	batch_release(&bt);
+}
+
+static void teardown(void)
+{
+	tu_rmrf(dir);
+}
+
+static void write_plan(const char *yaml)
+{
+	FILE *f = fopen(plan_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(yaml, f);
+	fclose(f);
+}
+
+/* The invoices of [from, to) (tenant NULL: all) under the plan in plan_path. */
+static size_t invoices(int64_t from, int64_t to, const char *tenant, bool combined, struct invoice **out)
+{
+	struct plan p;
+	struct plan_errors errs;
+	struct tally_err e = { 0 };
+	int rc = plan_load(plan_path, &p, &errs);
+	ck_assert_msg(rc == 0, "plan: %s", errs.n ? errs.msg[0] : "?");
+	struct rate_query q = { .ledger = ledger, .from_ns = from, .to_ns = to, .tenant = tenant,
+				.combined = combined };
+	size_t n;
+	rc = invoice_build_all(&p, &q, out, &n, &e);
+	ck_assert_msg(rc == 0, "%s", e.msg);
+	plan_release(&p);
+	return n;
+}
+
+static void free_invoices(struct invoice *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		invoice_release(&v[i]);
+	free(v);
+}
+
+static const struct invoice *by_tenant(const struct invoice *v, size_t n, const char *t)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].tenant, t))
+			return &v[i];
+	ck_abort_msg("no invoice for tenant %s", t);
+	return NULL;
+}
+
+static const struct invoice_line *line_of(const struct invoice *inv, enum invoice_line_type type, int n)
+{
+	for (size_t i = 0; i < inv->n_lines; i++)
+		if (inv->lines[i].type == type && n-- == 0)
+			return &inv->lines[i];
+	ck_abort_msg("tenant %s: no line of type %d", inv->tenant, type);
+	return NULL;
+}
+
+static char *qty(const struct invoice_line *l, char *buf)
+{
+	return money_format_ratio(l->calc.qty_num, l->calc.qty_den, 9, buf, 64);
+}
+
+#define PLAN_HEAD "plan: test\ncurrency: EUR\n"
+
+/* Per-unit pricing and a discount. acme's vm-a holds 2 vCPUs from T0 to
+ * T0+3h: 6 vCPU-hours at 0.05 = 0.30 EUR. Discount 12.5 % of 0.30 =
+ * 0.0375 -> 0.04 (half-even: 3.75 cents is nearer 4). Subtotal 0.26; VAT
+ * 19 % of 0.26 = 0.0494 -> 0.05; total 0.31. */
+START_TEST(test_per_unit_and_discount)
+{
+	ledger_open();
+	meta("vm-a", "acme", "m1.small", T0);
+	reading("vm-a", M_VCPUS, T0, 2, 0, 0);
+	flush();
+	reading("vm-a", M_VCPUS, T0 + 3 * H, 2, 0, 0);
+	ledger_close();
+	write_plan(PLAN_HEAD "tax:\n  - name: VAT\n    rate: 19%\n"
+		   "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: vcpus, unit: vCPU-hour, price: 0.05}\n"
+		   "tenants:\n  acme:\n    discount: 12.5%\n");
+	struct invoice *v;
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	char b[64];
+	ck_assert_uint_eq(n, 1);
+	const struct invoice_line *u = line_of(&v[0], INV_USAGE, 0);
+	ck_assert_str_eq(qty(u, b), "6.000000000");
+	ck_assert_int_eq(u->amount_minor, 30);
+	ck_assert_int_eq(line_of(&v[0], INV_DISCOUNT, 0)->amount_minor, -4);
+	ck_assert_int_eq(v[0].subtotal_minor, 26);
+	ck_assert_int_eq(v[0].taxes[0].amount_minor, 5);
+	ck_assert_int_eq(v[0].total_minor, 31);
+	free_invoices(v, n);
+}
+END_TEST
+
+/* Egress of three tenants: exactly 1000 GB, 1001 GB and 2500 GB, each as
+ * one counter delta in hour 0. */
+static void egress_ledger(void)
+{
+	static const struct { const char *vm, *tenant; uint64_t bytes; } t[] = {
+		{ "vm-edge", "edge", 1000 * GB }, { "vm-past", "past", 1001 * GB }, { "vm-big", "big", 2500 * GB },
+	};
+	ledger_open();
+	for (int i = 0; i < 3; i++) {
+		meta(t[i].vm, t[i].tenant, "m1.small", T0);
+		reading(t[i].vm, M_NET_OUT_BYTES, T0, 0, 0, 0);
+	}
+	flush();
+	for (int i = 0; i < 3; i++)
+		reading(t[i].vm, M_NET_OUT_BYTES, T0 + H, 0, t[i].bytes, 0);
+	ledger_close();
+}
+
+#define TIERS "        tiers:\n          - {up_to: 1000, price: 0.09}\n" \
+	      "          - {up_to: 2000, price: 0.07}\n          - {price: 0.05}\n"
+
+/* Graduated: each tier's units at its own price.
+ *   edge 1000 GB: 1000 x 0.09                           =  90.00
+ *   past 1001 GB: 1000 x 0.09 + 1 x 0.07                =  90.07
+ *   big  2500 GB: 1000 x 0.09 + 1000 x 0.07 + 500 x 0.05 = 185.00 */
+START_TEST(test_graduated_tiers_at_the_edge)
+{
+	egress_ledger();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - meter: network.outgoing.bytes\n        unit: GB\n        mode: graduated\n" TIERS);
+	struct invoice *v;
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_int_eq(by_tenant(v, n, "edge")->total_minor, 9000);
+	ck_assert_int_eq(by_tenant(v, n, "past")->total_minor, 9007);
+	const struct invoice_line *big = line_of(by_tenant(v, n, "big"), INV_USAGE, 0);
+	ck_assert_int_eq(big->amount_minor, 18500);
+	ck_assert_int_eq(big->calc.n_steps, 3);
+	char b[64];
+	ck_assert_str_eq(money_format_ratio(big->calc.steps[2].qty_num, big->calc.steps[2].qty_den, 9, b, 64),
+			 "500.000000000");
+	free_invoices(v, n);
+}
+END_TEST
+
+/* Volume: all units at the price of the tier reached (up_to inclusive).
+ *   edge 1000 GB: 1000 x 0.09 =  90.00
+ *   past 1001 GB: 1001 x 0.07 =  70.07
+ *   big  2500 GB: 2500 x 0.05 = 125.00 */
+START_TEST(test_volume_tiers_at_the_edge)
+{
+	egress_ledger();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - meter: network.outgoing.bytes\n        unit: GB\n        mode: volume\n" TIERS);
+	struct invoice *v;
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	ck_assert_int_eq(by_tenant(v, n, "edge")->total_minor, 9000);
+	ck_assert_int_eq(by_tenant(v, n, "past")->total_minor, 7007);
+	ck_assert_int_eq(by_tenant(v, n, "big")->total_minor, 12500);
+	free_invoices(v, n);
+}
+END_TEST
+
+/* Free allowance of 10 GB, then 0.10 per GB: 1000 GB -> 990 x 0.10 =
+ * 99.00; 1001 GB -> 99.10. Package pricing, 1.00 per started block of
+ * 500 GB: 1000 GB -> 2 blocks = 2.00; 1001 GB -> 3 blocks = 3.00;
+ * 2500 GB -> 5 blocks = 5.00. */
+START_TEST(test_free_allowance_and_blocks)
+{
+	egress_ledger();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, free: 10, price: 0.10}\n");
+	struct invoice *v;
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	ck_assert_int_eq(by_tenant(v, n, "edge")->total_minor, 9900);
+	const struct invoice_line *l = line_of(by_tenant(v, n, "past"), INV_USAGE, 0);
+	ck_assert_int_eq(l->amount_minor, 9910);
+	char b[64];
+	ck_assert_str_eq(money_format_ratio(l->calc.free_num, l->calc.qty_den, 9, b, 64), "10.000000000");
+	free_invoices(v, n);
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, block: 500, price: 1.00}\n");
+	n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	ck_assert_int_eq(by_tenant(v, n, "edge")->total_minor, 200);
+	ck_assert_int_eq(by_tenant(v, n, "past")->total_minor, 300);
+	ck_assert_int_eq(by_tenant(v, n, "big")->total_minor, 500);
+	free_invoices(v, n);
+}
+END_TEST
+
+/* A tenant that arrives on 2026-10-22 (its VM first read at 00:00 that day,
+ * last at 2026-10-31T23:00) with a CPU counter that never moves:
+ *   fee 31.00 prorated: 10 of 31 days (22nd..31st) -> 31.00 x 10/31 = 10.00
+ *   usage: 0 CPU-hours at 1.00                              =   0.00
+ *   minimum commitment 100.00, usage 0.00 below it: true-up = 100.00
+ *   subtotal 110.00, no tax. */
+START_TEST(test_zero_usage_minimum_and_prorated_fee)
+{
+	ledger_open();
+	meta("vm-n", "newco", "m1.small", T0 + 21 * DAY);
+	reading("vm-n", M_CPU, T0 + 21 * DAY, 0, 0, 0);
+	flush();
+	reading("vm-n", M_CPU, T0 + 31 * DAY - H, 0, 0, 0);
+	ledger_close();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: cpu, unit: CPU-hour, price: 1.00}\n"
+		   "    fees:\n      - {name: support, amount: 31.00, prorate: true}\n"
+		   "    minimum: 100.00\n");
+	struct invoice *v;
+	size_t n = invoices(T0, T0 + 31 * DAY, "newco", false, &v);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(v[0].days_existed, 10);
+	ck_assert_int_eq(v[0].days_in_period, 31);
+	ck_assert_int_eq(line_of(&v[0], INV_USAGE, 0)->amount_minor, 0);
+	ck_assert_int_eq(line_of(&v[0], INV_FEE, 0)->amount_minor, 1000);
+	ck_assert_int_eq(line_of(&v[0], INV_MINIMUM, 0)->amount_minor, 10000);
+	ck_assert_int_eq(v[0].total_minor, 11000);
+	free_invoices(v, n);
+}
+END_TEST
+
+/* A VM that lives 1 second (first reading with its origin, final reading
+ * 1 s later): 1 instance-second = 1/3600 instance-hour; at 36.00 per
+ * instance-hour that is exactly 0.01. */
+START_TEST(test_vm_living_one_second)
+{
+	ledger_open();
+	meta("vm-s", "acme", "m1.small", T0 + 5 * H);
+	struct sample s;
+	memset(&s, 0, sizeof(s));
+	str_copy(s.resource, "vm-s", sizeof(s.resource));
+	s.meter = M_INSTANCE;
+	s.kind = SAMPLE_GAUGE;
+	s.time_ns = s.origin_ns = T0 + 5 * H;
+	s.v.gauge = 1;
+	ck_assert_int_eq(batch_add_sample(&bt, &s), 0);
+	flush();
+	reading("vm-s", M_INSTANCE, T0 + 5 * H + NS_PER_SEC, 1, 0, SAMPLE_F_LAST);
+	ledger_close();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: instance, unit: instance-hour, price: 36.00}\n");
+	struct invoice *v;
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	char b[64];
+	const struct invoice_line *l = line_of(&v[0], INV_USAGE, 0);
+	ck_assert_str_eq(qty(l, b), "0.000277778");   /* 1/3600 */
+	ck_assert_int_eq(l->amount_minor, 1);
+	free_invoices(v, n);
+}
+END_TEST
+
+/* One vCPU read at the first and last instant of a month: February 2028
+ * (a leap year) has 29 x 24 = 696 hours -> 696.00 at 1.00; October 2026
+ * has 31 x 24 = 744 -> 744.00. A non-prorated fee is owed in full. */
+START_TEST(test_leap_february_and_31_day_month)
+{
+	const int64_t feb = 1832976000LL * NS_PER_SEC;    /* date -u -d 2028-02-01 +%s */
+	const int64_t mar = 1835481600LL * NS_PER_SEC;    /* 2028-03-01 */
+	ledger_open();
+	meta("vm-f", "acme", "m1.small", feb);
+	meta("vm-o", "globex", "m1.small", T0);
+	reading("vm-o", M_VCPUS, T0, 1, 0, 0);
+	flush();
+	reading("vm-o", M_VCPUS, T0 + 31 * DAY, 1, 0, 0);
+	flush();
+	reading("vm-f", M_VCPUS, feb, 1, 0, 0);
+	flush();
+	reading("vm-f", M_VCPUS, mar, 1, 0, 0);
+	ledger_close();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: vcpus, unit: vCPU-hour, price: 1.00}\n"
+		   "    fees:\n      - {name: base, amount: 5.00}\n");
+	struct invoice *v;
+	size_t n = invoices(feb, mar, "acme", false, &v);
+	ck_assert_int_eq(v[0].days_in_period, 29);
+	ck_assert_int_eq(line_of(&v[0], INV_USAGE, 0)->amount_minor, 69600);
+	ck_assert_int_eq(line_of(&v[0], INV_FEE, 0)->amount_minor, 500);
+	free_invoices(v, n);
+	n = invoices(T0, T0 + 31 * DAY, "globex", false, &v);
+	ck_assert_int_eq(v[0].days_in_period, 31);
+	ck_assert_int_eq(line_of(&v[0], INV_USAGE, 0)->amount_minor, 74400);
+	free_invoices(v, n);
+}
+END_TEST
+
+/* A price change on the 16th: one vCPU all October; 1.00 until
+ * 2026-10-16T00:00Z (15 days = 360 h -> 360.00), 2.00 after (16 days =
+ * 384 h -> 768.00): two lines, 1128.00 in all. */
+START_TEST(test_plan_change_mid_month)
+{
+	ledger_open();
+	meta("vm-o", "acme", "m1.small", T0);
+	reading("vm-o", M_VCPUS, T0, 1, 0, 0);
+	flush();
+	reading("vm-o", M_VCPUS, T0 + 31 * DAY, 1, 0, 0);
+	ledger_close();
+	write_plan(PLAN_HEAD "versions:\n"
+		   "  - from: 2026-10-01\n    prices:\n      - {meter: vcpus, unit: vCPU-hour, price: 1.00}\n"
+		   "  - from: 2026-10-16\n    prices:\n      - {meter: vcpus, unit: vCPU-hour, price: 2.00}\n");
+	struct invoice *v;
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	char b[64];
+	ck_assert_uint_eq(v[0].n_lines, 2);
+	ck_assert_str_eq(qty(&v[0].lines[0], b), "360.000000000");
+	ck_assert_int_eq(v[0].lines[0].amount_minor, 36000);
+	ck_assert_str_eq(qty(&v[0].lines[1], b), "384.000000000");
+	ck_assert_int_eq(v[0].lines[1].amount_minor, 76800);
+	ck_assert_int_eq(v[0].total_minor, 112800);
+	ck_assert_ptr_nonnull(strstr(v[0].lines[0].description, "until 2026-10-16"));
+	ck_assert_ptr_nonnull(strstr(v[0].lines[1].description, "from 2026-10-16"));
+	free_invoices(v, n);
+}
+END_TEST
+
+/* 2^50 bytes of egress in one hour:
+ *   per GB at 0.01: 1125899906842624 / 10^9 = 1125899.906842624 GB
+ *     x 0.01 = 11258.99906842624 -> 11259.00
+ *   per GiB at 0.01: 2^50 / 2^30 = 1048576 GiB x 0.01 = 10485.76 exactly
+ *   per GB at 0.000000001 with 4 minor digits: 0.001125899906842624
+ *     -> 0.0011 */
+START_TEST(test_2_50_bytes_and_a_nano_price)
+{
+	ledger_open();
+	meta("vm-x", "acme", "m1.small", T0);
+	meta("vm-y", "globex", "m1.large", T0);
+	reading("vm-x", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	reading("vm-y", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	flush();
+	reading("vm-x", M_NET_OUT_BYTES, T0 + H, 0, 1ULL << 50, 0);
+	reading("vm-y", M_NET_OUT_BYTES, T0 + H, 0, 1ULL << 50, 0);
+	ledger_close();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 0.01, select: {flavor: m1.small}}\n"
+		   "      - {meter: network.outgoing.bytes, unit: GiB, price: 0.01, select: {flavor: m1.large}}\n");
+	struct invoice *v;
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	char b[64];
+	const struct invoice_line *x = line_of(by_tenant(v, n, "acme"), INV_USAGE, 0);
+	ck_assert_str_eq(qty(x, b), "1125899.906842624");
+	ck_assert_int_eq(x->amount_minor, 1125900);
+	const struct invoice_line *y = line_of(by_tenant(v, n, "globex"), INV_USAGE, 0);
+	ck_assert_str_eq(qty(y, b), "1048576.000000000");
+	ck_assert_int_eq(y->amount_minor, 1048576);
+	free_invoices(v, n);
+	write_plan("plan: nano\ncurrency: EUR\nminor_digits: 4\nversions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 0.000000001}\n");
+	n = invoices(T0, T0 + 31 * DAY, "acme", false, &v);
+	ck_assert_int_eq(line_of(&v[0], INV_USAGE, 0)->amount_minor, 11);
+	free_invoices(v, n);
+}
+END_TEST
+
+/* Tax rounded once on the subtotal. 2 vCPU-hours at 0.05 = 0.10; VAT 5 %
+ * of 0.10 = 0.005: half-even -> 0.00 (0 is even), half-up -> 0.01, down
+ * -> 0.00. */
+START_TEST(test_tax_rounding)
+{
+	ledger_open();
+	meta("vm-a", "acme", "m1.small", T0);
+	reading("vm-a", M_VCPUS, T0, 2, 0, 0);
+	flush();
+	reading("vm-a", M_VCPUS, T0 + H, 2, 0, 0);
+	ledger_close();
+	static const struct { const char *mode; int64_t tax; } c[] = {
+		{ "half-even", 0 }, { "half-up", 1 }, { "down", 0 },
+	};
+	for (int i = 0; i < 3; i++) {
+		char yaml[512];
+		snprintf(yaml, sizeof(yaml), PLAN_HEAD "rounding: %s\ntax:\n  - {name: VAT, rate: 5%%}\n"
+			 "versions:\n  - from: 2026-01-01\n    prices:\n"
+			 "      - {meter: vcpus, unit: vCPU-hour, price: 0.05}\n", c[i].mode);
+		write_plan(yaml);
+		struct invoice *v;
+		size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+		ck_assert_int_eq(v[0].subtotal_minor, 10);
+		ck_assert_msg(v[0].taxes[0].amount_minor == c[i].tax, "%s: tax %lld, want %lld", c[i].mode,
+			      (long long)v[0].taxes[0].amount_minor, (long long)c[i].tax);
+		ck_assert_int_eq(v[0].total_minor, 10 + c[i].tax);
+		free_invoices(v, n);
+	}
+}
+END_TEST
+
+/* Selectors and tenant prices: m1.small and m1.large vCPUs priced apart;
+ * a flavor the plan does not price is a note, not silently nothing; a
+ * tenant's own price wins over the version's.
+ *   acme:   small 1 vCPU x 10 h at 0.10 = 1.00; large 4 vCPU x 10 h at 0.05
+ *           = 2.00; m1.tiny 1 vCPU x 10 h: unpriced, one note
+ *   globex: small 1 vCPU x 10 h at its own 0.01 = 0.10 */
+START_TEST(test_selectors_overrides_and_unpriced)
+{
+	ledger_open();
+	meta("vm-s", "acme", "m1.small", T0);
+	meta("vm-l", "acme", "m1.large", T0);
+	meta("vm-t", "acme", "m1.tiny", T0);
+	meta("vm-g", "globex", "m1.small", T0);
+	reading("vm-s", M_VCPUS, T0, 1, 0, 0);
+	reading("vm-l", M_VCPUS, T0, 4, 0, 0);
+	reading("vm-t", M_VCPUS, T0, 1, 0, 0);
+	reading("vm-g", M_VCPUS, T0, 1, 0, 0);
+	flush();
+	reading("vm-s", M_VCPUS, T0 + 10 * H, 1, 0, 0);
+	reading("vm-l", M_VCPUS, T0 + 10 * H, 4, 0, 0);
+	reading("vm-t", M_VCPUS, T0 + 10 * H, 1, 0, 0);
+	reading("vm-g", M_VCPUS, T0 + 10 * H, 1, 0, 0);
+	ledger_close();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: vcpus, unit: vCPU-hour, price: 0.10, select: {flavor: m1.small}}\n"
+		   "      - {meter: vcpus, unit: vCPU-hour, price: 0.05, select: {flavor: m1.large}}\n"
+		   "tenants:\n  globex:\n    prices:\n"
+		   "      - {meter: vcpus, unit: vCPU-hour, price: 0.01}\n");
+	struct invoice *v;
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	const struct invoice *a = by_tenant(v, n, "acme"), *g = by_tenant(v, n, "globex");
+	ck_assert_uint_eq(a->n_lines, 2);
+	ck_assert_str_eq(a->lines[0].selector, "flavor=m1.small");
+	ck_assert_int_eq(a->lines[0].amount_minor, 100);
+	ck_assert_str_eq(a->lines[1].selector, "flavor=m1.large");
+	ck_assert_int_eq(a->lines[1].amount_minor, 200);
+	ck_assert_uint_eq(a->n_notes, 1);
+	ck_assert_int_eq(a->notes[0].meter, M_VCPUS);
+	ck_assert_int_eq((int64_t)a->notes[0].qty, 36000 * RATE_GAUGE_SCALE);   /* 10 vCPU-h in vCPU-ms */
+	ck_assert_int_eq(g->total_minor, 10);
+	ck_assert_ptr_nonnull(strstr(g->lines[0].description, "tenant price"));
+	free_invoices(v, n);
+}
+END_TEST
+
+/* A tenant the ledger never saw is an error naming it, not an empty bill. */
+START_TEST(test_unknown_tenant)
+{
+	ledger_open();
+	meta("vm-a", "acme", "m1.small", T0);
+	reading("vm-a", M_VCPUS, T0, 1, 0, 0);
+	ledger_close();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: vcpus, unit: vCPU-hour, price: 1}\n");
+	struct plan p;
+	struct plan_errors errs;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(plan_load(plan_path, &p, &errs), 0);
+	struct rate_query q = { .ledger = ledger, .from_ns = T0, .to_ns = T0 + DAY, .tenant = "nobody" };
+	struct invoice *v;
+	size_t n;
+	ck_assert_int_eq(invoice_build_all(&p, &q, &v, &n, &e), -ESRCH);
+	ck_assert_ptr_nonnull(strstr(e.msg, "tenant 'nobody' is not in the ledger"));
+	plan_release(&p);
+}
+END_TEST
+
+/* Properties over a fleet of 12 VMs in 4 tenants with pseudo-random hourly
+ * vCPU, CPU and egress readings through October, under per-unit prices:
+ * - the tenants' quantities add up exactly to the combined account's, and
+ *   their amounts to its amount within half a cent per tenant and line
+ *   (each line is rounded once per invoice);
+ * - the two half-months' quantities add up exactly to the whole month's;
+ * - rendering twice gives the same bytes, in every format. */
+static void fleet_ledger(void)
+{
+	uint64_t x = 88172645463325252ULL, cpu[12] = { 0 }, net[12] = { 0 };
+	char vm[12][16];
+	ledger_open();
+	for (int i = 0; i < 12; i++) {
+		char t[16];
+		snprintf(vm[i], sizeof(vm[i]), "vm-%02d", i);
+		snprintf(t, sizeof(t), "t%d", i % 4);
+		meta(vm[i], t, i % 2 ? "m1.small" : "m1.large", T0);
+	}
+	for (int64_t h = 0; h <= 31 * 24; h++) {
+		for (int i = 0; i < 12; i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			cpu[i] += x % 3600000000000ULL;
+			net[i] += x % 7777777777ULL;
+			reading(vm[i], M_VCPUS, T0 + h * H, (double)(1 + x % 4), 0, 0);
+			reading(vm[i], M_CPU, T0 + h * H, 0, cpu[i], 0);
+			reading(vm[i], M_NET_OUT_BYTES, T0 + h * H, 0, net[i], 0);
+		}
+		flush();
+	}
+	ledger_close();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: vcpus, unit: vCPU-hour, price: 0.0123}\n"
+		   "      - {meter: cpu, unit: CPU-hour, price: 0.0377}\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 0.0891}\n");
+}
+
+static __int128 line_qty(const struct invoice *inv, int meter)
+{
+	for (size_t i = 0; i < inv->n_lines; i++)
+		if (inv->lines[i].meter == meter)
+			return inv->lines[i].calc.qty_num;
+	return 0;
+}
+
+START_TEST(test_properties)
+{
+	fleet_ledger();
+	struct invoice *v, *all, *h1, *h2;
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_uint_eq(invoices(T0, T0 + 31 * DAY, NULL, true, &all), 1);
+	ck_assert_str_eq(all[0].tenant, "*");
+	const int meters[3] = { M_VCPUS, M_CPU, M_NET_OUT_BYTES };
+	int64_t sum = 0;
+	for (size_t t = 0; t < n; t++)
+		sum += v[t].total_minor;
+	for (int m = 0; m < 3; m++) {
+		__int128 q = 0;
+		for (size_t t = 0; t < n; t++)
+			q += line_qty(&v[t], meters[m]);
+		ck_assert_msg(q == line_qty(&all[0], meters[m]), "meter %d: tenants' quantities differ", meters[m]);
+	}
+	/* 4 tenants x 3 lines, each off the exact amount by at most half a cent */
+	ck_assert_msg(llabs(sum - all[0].total_minor) * 2 <= 4 * 3, "sum %lld vs combined %lld", (long long)sum,
+		      (long long)all[0].total_minor);
+	ck_assert_uint_eq(invoices(T0, T0 + 15 * DAY, NULL, true, &h1), 1);
+	ck_assert_uint_eq(invoices(T0 + 15 * DAY, T0 + 31 * DAY, NULL, true, &h2), 1);
+	for (int m = 0; m < 3; m++)
+		ck_assert(line_qty(&h1[0], meters[m]) + line_qty(&h2[0], meters[m]) == line_qty(&all[0], meters[m]));
+	ck_assert_msg(llabs(h1[0].total_minor + h2[0].total_minor - all[0].total_minor) * 2 <= 2 * 3,
+		      "halves %lld + %lld vs whole %lld", (long long)h1[0].total_minor, (long long)h2[0].total_minor,
+		      (long long)all[0].total_minor);
+
+	for (int fmt = INV_TEXT; fmt <= INV_JSON; fmt++) {
+		char *buf[2];
+		size_t len[2];
+		for (int run = 0; run < 2; run++) {
+			struct invoice *w;
+			size_t k = invoices(T0, T0 + 31 * DAY, NULL, false, &w);
+			struct invoice_render_opts o = { .format = (enum invoice_format)fmt, .detail = true };
+			FILE *f = open_memstream(&buf[run], &len[run]);
+			if (fmt == INV_JSON)
+				ck_assert_int_eq(invoice_render_json(f, w, k, &o), 0);
+			for (size_t i = 0; fmt != INV_JSON && i < k; i++)
+				ck_assert_int_eq(invoice_render(f, &w[i], &o, i == 0), 0);
+			fclose(f);
+			free_invoices(w, k);
+		}
+		ck_assert_uint_eq(len[0], len[1]);
+		ck_assert_msg(len[0] > 1000 && !memcmp(buf[0], buf[1], len[0]), "format %d differs across runs", fmt);
+		free(buf[0]);
+		free(buf[1]);
+	}
+	free_invoices(v, n);
+	free_invoices(all, 1);
+	free_invoices(h1, 1);
+	free_invoices(h2, 1);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("invoice");
+	TCase *tc = tcase_create("invoice");
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_per_unit_and_discount);
+	tcase_add_test(tc, test_graduated_tiers_at_the_edge);
+	tcase_add_test(tc, test_volume_tiers_at_the_edge);
+	tcase_add_test(tc, test_free_allowance_and_blocks);
+	tcase_add_test(tc, test_zero_usage_minimum_and_prorated_fee);
+	tcase_add_test(tc, test_vm_living_one_second);
+	tcase_add_test(tc, test_leap_february_and_31_day_month);
+	tcase_add_test(tc, test_plan_change_mid_month);
+	tcase_add_test(tc, test_2_50_bytes_and_a_nano_price);
+	tcase_add_test(tc, test_tax_rounding);
+	tcase_add_test(tc, test_selectors_overrides_and_unpriced);
+	tcase_add_test(tc, test_unknown_tenant);
+	tcase_add_test(tc, test_properties);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
