@@ -78,14 +78,14 @@ static int parse_period(const char *period, const char *from, const char *to, in
 			return bad("--period %s", e.msg);
 	} else {
 		if (!from || !to)
-			return bad("%s is required", !from ? "--from (or --period)" : "--to");
+			return bad("%s is required", !from ? "--from" : "--to");
 		if (time_parse_range(from, from_ns, &x, &e))
 			return bad("--from %s", e.msg);
 		if (time_parse_range(to, &s, to_ns, &e))
 			return bad("--to %s", e.msg);
 	}
 	if (*from_ns % NS_PER_HOUR || *to_ns % NS_PER_HOUR)
-		return bad("the period must be whole UTC hours: usage is kept per hour");
+		return bad("%s: usage is kept per UTC hour; give whole hours", period ? period : from);
 	if (*from_ns >= *to_ns)
 		return bad("the period is empty: its start is not before its end");
 	return 0;

@@ -19,6 +19,14 @@ if [ -n "$f" ]; then
 	rrdtool fetch "$f" AVERAGE -r 3600 -s 1790812800 -e 1790827200 | head -n 6
 fi
 echo
+echo "== tally invoice --period 2026-10 --plan config/plan-example.yaml (one per tenant)"
+"$B/tally" invoice --ledger "$dir/ledger.db" --period 2026-10 --plan config/plan-example.yaml
+"$B/tally" invoice --ledger "$dir/ledger.db" --period 2026-10 --plan config/plan-example.yaml \
+	--format csv --detail > "$dir/invoices-2026-10.csv"
+"$B/tally" invoice --ledger "$dir/ledger.db" --period 2026-10 --plan config/plan-example.yaml \
+	--format json --detail > "$dir/invoices-2026-10.json"
+echo "(also as $dir/invoices-2026-10.csv and .json, with the per-VM detail)"
+echo
 echo "== tallyd: libvirt's test driver, live for 5 seconds (config/demo-libvirt.yaml)"
 live=./var/demo-libvirt
 rm -rf "$live"
