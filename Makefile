@@ -58,13 +58,18 @@ $(B)/libtally.a: $(LIB_OBJ)
 	@echo "  AR      $@"
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-# schemas/ledger.sql is the one source of the schema: compiled in as a string.
-$(B)/gen/ledger_schema.c: schemas/ledger.sql
+# schemas/ledger.sql (version 1) and schemas/migrations/NNN-*.sql (version
+# NNN-1 -> NNN, in order) are the one source of the schema: compiled in as
+# strings, ledger_migrations[v] taking a ledger from version v to v + 1.
+MIGRATIONS := schemas/ledger.sql $(sort $(wildcard schemas/migrations/*.sql))
+$(B)/gen/ledger_schema.c: $(MIGRATIONS)
 	@mkdir -p $(dir $@)
 	@echo "  GEN     $@"
-	$(Q){ echo '/* generated from schemas/ledger.sql: do not edit */'; \
-	  echo 'const char ledger_schema_sql[] ='; \
-	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
+	$(Q){ echo '/* generated from $(MIGRATIONS): do not edit */'; \
+	  echo 'const char *const ledger_migrations[] = {'; \
+	  for f in $^; do echo "/* $$f */"; \
+	    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; echo ','; done; \
+	  echo '};'; echo 'const int ledger_n_migrations = $(words $(MIGRATIONS));'; } > $@
 
 $(B)/gen/%.o: $(B)/gen/%.c
 	@echo "  CC      $<"

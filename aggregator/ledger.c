@@ -57,14 +57,6 @@ struct ledger {
 	sqlite3_stmt *st[S_COUNT];
 };
 
-/* Forward migrations: migrations[v] takes a ledger from version v to v + 1.
- * Version 0 -> 1 is the whole schema. */
-static const char *const *migrations_table(void)
-{
-	static const char *m[LEDGER_SCHEMA_VERSION];
-	m[0] = ledger_schema_sql;
-	return m;
-}
 
 static int db_err(struct ledger *l, struct tally_err *e, int rc, const char *what)
 {
@@ -138,10 +130,13 @@ static int check_integrity(struct ledger *l, struct tally_err *e)
 
 static int migrate(struct ledger *l, int64_t from, struct tally_err *e)
 {
-	const char *const *m = migrations_table();
+	const char *const *m = ledger_migrations;
 	char sql[96];
 	int rc;
 
+	if (ledger_n_migrations != LEDGER_SCHEMA_VERSION)
+		return err_set(e, -EPROTO, "built with %d migrations for schema version %d", ledger_n_migrations,
+			       LEDGER_SCHEMA_VERSION);
 	for (int64_t v = from; v < LEDGER_SCHEMA_VERSION; v++) {
 		if ((rc = exec(l, "BEGIN IMMEDIATE", e)))
 			return rc;

@@ -25,8 +25,10 @@ struct tally_err;
 struct ledger;
 
 
-/* The schema text of version 1, built from schemas/ledger.sql. */
-extern const char ledger_schema_sql[];
+/* ledger_migrations[v] takes a ledger from schema version v to v + 1:
+ * [0] is schemas/ledger.sql, the rest schemas/migrations/NNN-*.sql. */
+extern const char *const ledger_migrations[];
+extern const int ledger_n_migrations;
 
 int ledger_open(struct ledger **out, const char *path, struct tally_err *e);
 void ledger_close(struct ledger *l);

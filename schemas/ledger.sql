@@ -1,4 +1,6 @@
--- tally usage ledger, schema version 1 (PRAGMA user_version = 1).
+-- tally usage ledger, schema version 1 (PRAGMA user_version = 1); later
+-- versions are this plus schemas/migrations/NNN-*.sql in order (the
+-- current one: common/ledger_id.h).
 --
 -- The aggregator is the only writer. Everything that makes a bill is here:
 -- usage per (resource, meter, device, UTC hour), the resources and their
@@ -9,8 +11,9 @@
 -- Conventions: times are INTEGER nanoseconds since the Unix epoch, UTC
 -- (columns ending in _ns); an hour is the _ns of its first instant. Strings
 -- that are unknown are '' (never NULL), so they can sit in primary keys.
--- Changes to this file need a migration in aggregator/ledger.c and a bump
--- of user_version; a ledger from a newer version is refused, never altered.
+-- Never change this file: a change is a new schemas/migrations/NNN-*.sql
+-- and a bump of LEDGER_SCHEMA_VERSION; a ledger from a newer version is
+-- refused, never altered.
 
 PRAGMA application_id = 1952541804; -- 'tall'
 

@@ -116,8 +116,38 @@ START_TEST(test_newer_schema_refused)
 	struct tally_err e = { 0 };
 	ck_assert_int_eq(ledger_open(&l, path, &e), 0);
 	ledger_close(l);
-	sql(path, "PRAGMA journal_mode = DELETE; PRAGMA user_version = 2");
-	expect_refused("newer schema", "schema version 2 is newer", -EPROTO);
+	sql(path, "PRAGMA journal_mode = DELETE; PRAGMA user_version = 99");
+	expect_refused("newer schema", "schema version 99 is newer", -EPROTO);
+}
+END_TEST
+
+/* A version 1 ledger (schemas/ledger.sql alone, as the first release
+ * wrote it) with usage in it is migrated forward on open: its rows stay,
+ * the invoice tables appear, and issued invoices refuse to change. */
+START_TEST(test_migrates_version_1)
+{
+	struct ledger *l;
+	struct tally_err e = { 0 };
+	sql(path, ledger_migrations[0]);
+	sql(path, "PRAGMA user_version = 1;"
+		  " INSERT INTO meters (id, name, kind, unit) VALUES (1, 'cpu', 'cumulative', 'ns');"
+		  " INSERT INTO resources (id, uuid, first_seen_ns, last_seen_ns) VALUES (1, 'vm-1', 0, 0);"
+		  " INSERT INTO usage (resource_id, meter_id, hour_ns, quantity) VALUES (1, 1, 0, 12345);");
+	ck_assert_msg(ledger_open(&l, path, &e) == 0, "%s", e.msg);
+	ledger_close(l);
+	ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 12345);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'invoices'"), 1);
+	sql(path, "INSERT INTO invoices (issuer, number, tenant, from_ns, to_ns, issued_ns, currency, base_minor,"
+		  " subtotal_minor, total_minor, plan_text, document, sha256) VALUES ('x', 1, 't', 0, 1, 0, 'EUR',"
+		  " 1, 1, 1, '', '{}', '')");
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_ne(sqlite3_exec(db, "UPDATE invoices SET total_minor = 0", NULL, NULL, NULL), SQLITE_OK);
+	ck_assert_ptr_nonnull(strstr(sqlite3_errmsg(db), "issued invoices never change"));
+	ck_assert_int_ne(sqlite3_exec(db, "DELETE FROM invoices", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(sql_int(path, "SELECT total_minor FROM invoices"), 1);
 }
 END_TEST
 
@@ -291,6 +321,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_create_and_reopen);
 	tcase_add_test(tc, test_newer_schema_refused);
+	tcase_add_test(tc, test_migrates_version_1);
 	tcase_add_test(tc, test_not_sqlite_refused);
 	tcase_add_test(tc, test_foreign_sqlite_refused);
 	tcase_add_test(tc, test_corrupt_refused);
