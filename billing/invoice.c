@@ -14,7 +14,7 @@
 
 #define NS_PER_DAY (24 * NS_PER_HOUR)
 
-static const char *const groups[] = { "compute", "storage", "network", "other", "fees", NULL };
+static const char *const groups[] = { "compute", "storage", "network", "other", "fees", "adjustments", NULL };
 
 static const char *meter_group(int m)
 {
@@ -229,7 +229,7 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 {
 	const struct rate_tenant *rt = &r->tenants[tenant];
 	const struct plan_tenant *pt = plan_tenant_find(p, rt->name);
-	size_t lo = 0, hi, cap_l;
+	size_t lo = 0, hi;
 	int rc;
 
 	memset(inv, 0, sizeof(*inv));
@@ -249,7 +249,6 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 		goto fail;
 	if ((rc = sort_lines(inv, e)))
 		goto fail;
-	cap_l = inv->n_lines;
 	for (size_t i = 0; i < inv->n_lines; i++) {
 		inv->usage_minor += inv->lines[i].amount_minor;
 		inv->covered_ns += inv->lines[i].covered_ns;
@@ -272,11 +271,11 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 		v = plan_version_at(p, to_ns - 1);
 	const struct plan_version *pv = v >= 0 ? &p->versions[v] : NULL;
 	for (int f = 0; pv && f < pv->n_fees; f++) {
-		if (push((void **)&inv->lines, &inv->n_lines, &cap_l, sizeof(*inv->lines))) {
+		struct invoice_line *l = invoice_add_line(inv);
+		if (!l) {
 			rc = err_set(e, -ENOMEM, "out of memory");
 			goto fail;
 		}
-		struct invoice_line *l = &inv->lines[inv->n_lines - 1];
 		l->type = INV_FEE;
 		l->group = groups[4];
 		l->meter = -1;
@@ -301,11 +300,11 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 			rc = err_set(e, -ERANGE, "tenant '%s': the discount is too large", inv->tenant);
 			goto fail;
 		}
-		if (push((void **)&inv->lines, &inv->n_lines, &cap_l, sizeof(*inv->lines))) {
+		struct invoice_line *l = invoice_add_line(inv);
+		if (!l) {
 			rc = err_set(e, -ENOMEM, "out of memory");
 			goto fail;
 		}
-		struct invoice_line *l = &inv->lines[inv->n_lines - 1];
 		l->type = INV_DISCOUNT;
 		l->group = groups[4];
 		l->meter = -1;
@@ -319,11 +318,11 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 		after_discount -= d;
 	}
 	if (pv && pv->has_minimum && after_discount < pv->minimum_minor) {
-		if (push((void **)&inv->lines, &inv->n_lines, &cap_l, sizeof(*inv->lines))) {
+		struct invoice_line *l = invoice_add_line(inv);
+		if (!l) {
 			rc = err_set(e, -ENOMEM, "out of memory");
 			goto fail;
 		}
-		struct invoice_line *l = &inv->lines[inv->n_lines - 1];
 		char m[40];
 		l->type = INV_MINIMUM;
 		l->group = groups[4];
@@ -334,23 +333,44 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 		snprintf(l->description, sizeof(l->description), "minimum commitment %s: true-up",
 			 money_format(pv->minimum_minor, p->minor_digits, m, sizeof(m)));
 	}
-	for (size_t i = 0; i < inv->n_lines; i++)
-		inv->subtotal_minor += inv->lines[i].amount_minor;
-	inv->total_minor = inv->subtotal_minor;
-	for (int i = 0; i < p->n_taxes; i++) {
-		struct invoice_tax *tx = &inv->taxes[inv->n_taxes++];
-		str_copy(tx->name, p->taxes[i].name, sizeof(tx->name));
-		tx->ppm = p->taxes[i].ppm;
-		if (money_percent(inv->subtotal_minor, tx->ppm, p->rounding, &tx->amount_minor)) {
-			rc = err_set(e, -ERANGE, "tenant '%s': tax too large", inv->tenant);
-			goto fail;
-		}
-		inv->total_minor += tx->amount_minor;
-	}
+	if ((rc = invoice_total(inv, p, e)))
+		goto fail;
 	return 0;
 fail:
 	invoice_release(inv);
 	return rc;
+}
+
+int invoice_total(struct invoice *inv, const struct plan *p, struct tally_err *e)
+{
+	inv->base_minor = inv->subtotal_minor = 0;
+	for (size_t i = 0; i < inv->n_lines; i++) {
+		inv->subtotal_minor += inv->lines[i].amount_minor;
+		if (inv->lines[i].type != INV_ADJUSTMENT)
+			inv->base_minor += inv->lines[i].amount_minor;
+	}
+	inv->total_minor = inv->subtotal_minor;
+	inv->n_taxes = 0;
+	for (int i = 0; i < p->n_taxes && i < 4; i++) {
+		struct invoice_tax *tx = &inv->taxes[inv->n_taxes++];
+		str_copy(tx->name, p->taxes[i].name, sizeof(tx->name));
+		tx->ppm = p->taxes[i].ppm;
+		if (money_percent(inv->subtotal_minor, tx->ppm, p->rounding, &tx->amount_minor))
+			return err_set(e, -ERANGE, "tenant '%s': tax too large", inv->tenant);
+		inv->total_minor += tx->amount_minor;
+	}
+	return 0;
+}
+
+struct invoice_line *invoice_add_line(struct invoice *inv)
+{
+	/* lines grow one at a time after the build: realloc to the exact size */
+	struct invoice_line *n = realloc(inv->lines, (inv->n_lines + 1) * sizeof(*n));
+	if (!n)
+		return NULL;
+	inv->lines = n;
+	memset(&n[inv->n_lines], 0, sizeof(*n));
+	return &n[inv->n_lines++];
 }
 
 void invoice_release(struct invoice *inv)

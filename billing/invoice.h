@@ -35,7 +35,7 @@
 
 struct tally_err;
 
-enum invoice_line_type { INV_USAGE, INV_FEE, INV_DISCOUNT, INV_MINIMUM };
+enum invoice_line_type { INV_USAGE, INV_FEE, INV_DISCOUNT, INV_MINIMUM, INV_ADJUSTMENT };
 
 struct invoice_line {
 	enum invoice_line_type type;
@@ -52,6 +52,7 @@ struct invoice_line {
 	int64_t covered_ns, spanned_ns;
 	int64_t rows;                /* ledger rows behind the line */
 	struct rate_key key;         /* version, override, price of a usage line */
+	int64_t adjusts_id;          /* adjustment: the ledger id of the invoice it corrects */
 };
 
 /* Which resource used what of a usage line. */
@@ -75,6 +76,10 @@ struct invoice_tax {
 };
 
 struct invoice {
+	char issuer[64];             /* issued invoices (issue.h): who, which number, when */
+	int64_t number;              /* 0: a draft */
+	int64_t issued_ns;
+	char sha256[65];             /* of the stored JSON document */
 	char tenant[64];
 	char plan[64];
 	char currency[4];
@@ -89,6 +94,7 @@ struct invoice {
 	struct invoice_note *notes;
 	size_t n_notes;
 	int64_t usage_minor;         /* sum of usage lines */
+	int64_t base_minor;          /* sum of the lines of the period itself (all but adjustments) */
 	int64_t subtotal_minor;
 	struct invoice_tax taxes[4];
 	int n_taxes;
@@ -101,6 +107,13 @@ struct invoice {
 int invoice_build(const struct plan *p, const struct rate_result *r, int tenant, int64_t from_ns,
 		  int64_t to_ns, struct invoice *inv, struct tally_err *e);
 void invoice_release(struct invoice *inv);
+
+/* Append a line (zeroed, to be filled) to inv; NULL when out of memory. */
+struct invoice_line *invoice_add_line(struct invoice *inv);
+
+/* Recompute base, subtotal, taxes and total from the lines (after lines
+ * were added). 0 or -ERANGE. */
+int invoice_total(struct invoice *inv, const struct plan *p, struct tally_err *e);
 
 /* Whether tenant t of r owes an invoice for the period: it had usage in
  * it, or resources alive in it. */

@@ -22,6 +22,7 @@ static const char *type_name(enum invoice_line_type t)
 	case INV_FEE: return "fee";
 	case INV_DISCOUNT: return "discount";
 	case INV_MINIMUM: return "minimum";
+	case INV_ADJUSTMENT: return "adjustment";
 	}
 	return "?";
 }
@@ -74,7 +75,12 @@ static void note_text(const struct invoice_note *n, char *buf, size_t len)
 static int render_text(FILE *f, const struct invoice *inv, const struct invoice_render_opts *o)
 {
 	char a[48], b[48], amt[48], q[64], pr[48], pct[16], fr[80];
-	fprintf(f, "INVOICE  tenant %s    plan %s    currency %s\n", inv->tenant[0] ? inv->tenant : "-",
+	if (inv->number > 0)
+		fprintf(f, "INVOICE  %s #%lld    issued %s    sha256 %s\n", inv->issuer, (long long)inv->number,
+			time_format_iso(inv->issued_ns, a, sizeof(a)), inv->sha256);
+	else
+		fprintf(f, "DRAFT    not issued (tally invoice --issue stores and numbers it)\n");
+	fprintf(f, "tenant   %s    plan %s    currency %s\n", inv->tenant[0] ? inv->tenant : "-",
 		inv->plan[0] ? inv->plan : "-", inv->currency);
 	fprintf(f, "period   %s to %s (UTC)\n", time_format_iso(inv->from_ns, a, sizeof(a)),
 		time_format_iso(inv->to_ns, b, sizeof(b)));
@@ -94,7 +100,7 @@ static int render_text(FILE *f, const struct invoice *inv, const struct invoice_
 		int l = 5 + (int)strlen(inv->details[d].name) + (int)strlen(inv->details[d].resource);
 		wd = l > wd ? l : wd;
 	}
-	fprintf(f, "  %-*s %22s %-15s %14s %14s %8s\n", wd, "DESCRIPTION", "QUANTITY", "UNIT", "UNIT PRICE",
+	fprintf(f, "%4s %-*s %22s %-15s %14s %14s %8s\n", "#", wd, "DESCRIPTION", "QUANTITY", "UNIT", "UNIT PRICE",
 		"AMOUNT", "DATA");
 	const char *group = NULL;
 	for (size_t i = 0; i < inv->n_lines; i++) {
@@ -112,17 +118,17 @@ static int render_text(FILE *f, const struct invoice *inv, const struct invoice_
 			pct_text(l->covered_ns, l->spanned_ns, pct, sizeof(pct));
 		else
 			pct[0] = '\0';
-		fprintf(f, "  %-*s %22s %-15s %14s %14s %8s\n", wd, desc, q, l->unit ? l->unit : "", pr,
+		fprintf(f, "%4zu %-*s %22s %-15s %14s %14s %8s\n", i + 1, wd, desc, q, l->unit ? l->unit : "", pr,
 			money_format(l->amount_minor, inv->minor_digits, amt, sizeof(amt)), pct);
 		free_text(l, fr, sizeof(fr));
 		if (fr[0])
-			fprintf(f, "  %-*s %22s\n", wd, "", fr);
+			fprintf(f, "%4s %-*s %22s\n", "", wd, "", fr);
 		if (l->type == INV_USAGE && l->tiered) {
 			for (int s = 0; s < l->calc.n_steps; s++) {
 				money_format_ratio(l->calc.steps[s].qty_num, l->calc.steps[s].qty_den, QTY_PLACES, q,
 						   sizeof(q));
 				money_format_price(l->calc.steps[s].price_nanos, pr, sizeof(pr));
-				fprintf(f, "  %-*s %22s %-15s %14s\n", wd, "  tier", q, l->unit, pr);
+				fprintf(f, "%4s %-*s %22s %-15s %14s\n", "", wd, "  tier", q, l->unit, pr);
 			}
 		}
 		if (!o->detail)
@@ -134,10 +140,10 @@ static int render_text(FILE *f, const struct invoice *inv, const struct invoice_
 			snprintf(who, sizeof(who), "    %s %s", inv->details[d].name, inv->details[d].resource);
 			money_format_ratio(inv->details[d].qty_num, inv->details[d].qty_den, QTY_PLACES, q, sizeof(q));
 			pct_text(inv->details[d].covered_ns, inv->details[d].spanned_ns, pct, sizeof(pct));
-			fprintf(f, "  %-*s %22s %-15s %14s %14s %8s\n", wd, who, q, l->unit, "", "", pct);
+			fprintf(f, "%4s %-*s %22s %-15s %14s %14s %8s\n", "", wd, who, q, l->unit, "", "", pct);
 		}
 	}
-	int w = wd + 2 + 22 + 1 + 15 + 1 + 14;
+	int w = 4 + 1 + wd + 1 + 22 + 1 + 15 + 1 + 14;
 	fprintf(f, "\n%*s %14s\n", w, "Subtotal", money_format(inv->subtotal_minor, inv->minor_digits, amt,
 							      sizeof(amt)));
 	for (int i = 0; i < inv->n_taxes; i++) {
@@ -237,6 +243,11 @@ static json_t *invoice_json(const struct invoice *inv, const struct invoice_rend
 {
 	char a[48], pr[48];
 	json_t *j = json_object(), *lines = json_array(), *taxes = json_array(), *notes = json_array();
+	if (inv->number > 0) {
+		json_object_set_new(j, "issuer", json_string(inv->issuer));
+		json_object_set_new(j, "number", json_integer(inv->number));
+		json_object_set_new(j, "issued", json_string(time_format_iso(inv->issued_ns, a, sizeof(a))));
+	}
 	json_object_set_new(j, "tenant", json_string(inv->tenant));
 	json_object_set_new(j, "plan", json_string(inv->plan));
 	json_object_set_new(j, "currency", json_string(inv->currency));
@@ -251,6 +262,7 @@ static json_t *invoice_json(const struct invoice *inv, const struct invoice_rend
 	for (size_t i = 0; i < inv->n_lines; i++) {
 		const struct invoice_line *l = &inv->lines[i];
 		json_t *o2 = json_object();
+		json_object_set_new(o2, "line", json_integer((json_int_t)i + 1));
 		json_object_set_new(o2, "type", json_string(type_name(l->type)));
 		json_object_set_new(o2, "group", json_string(l->group));
 		json_object_set_new(o2, "description", json_string(l->description));

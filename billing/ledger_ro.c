@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-int ledger_ro_open(const char *path, sqlite3 **db, struct tally_err *e)
+static int open_checked(const char *path, int flags, sqlite3 **db, struct tally_err *e)
 {
 	struct stat sb;
 	sqlite3_stmt *st = NULL;
@@ -18,7 +18,7 @@ int ledger_ro_open(const char *path, sqlite3 **db, struct tally_err *e)
 	*db = NULL;
 	if (stat(path, &sb) != 0)
 		return err_set(e, -ENOENT, "%s: no ledger here (tallyd writes it; see ledger.path)", path);
-	if (sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, db, flags, NULL) != SQLITE_OK) {
 		rc = err_set(e, -EIO, "%s: cannot open: %s", path, sqlite3_errmsg(*db));
 		goto fail;
 	}
@@ -48,4 +48,14 @@ fail:
 	sqlite3_close(*db);
 	*db = NULL;
 	return rc;
+}
+
+int ledger_ro_open(const char *path, sqlite3 **db, struct tally_err *e)
+{
+	return open_checked(path, SQLITE_OPEN_READONLY, db, e);
+}
+
+int ledger_invoices_open(const char *path, sqlite3 **db, struct tally_err *e)
+{
+	return open_checked(path, SQLITE_OPEN_READWRITE, db, e);
 }

@@ -2,7 +2,7 @@
  * ledger_ro.h: how billing opens the usage ledger to read it.
  *
  * The aggregator is the ledger's writer (aggregator/ledger.c); billing only
- * reads. ledger_ro_open() refuses a missing file, a file that is not a tally
+ * reads, but for issued invoices (their own two tables). ledger_ro_open() refuses a missing file, a file that is not a tally
  * ledger, and a ledger of another schema version (newer: upgrade tally;
  * older: let tallyd migrate it), so a report never misreads a ledger.
  */
@@ -17,5 +17,10 @@ struct tally_err;
  * Returns 0; -ENOENT (no file), -EINVAL (not a ledger), -EPROTO (schema
  * version), -EIO; message in e. *db is NULL on failure. */
 int ledger_ro_open(const char *path, sqlite3 **db, struct tally_err *e);
+
+/* The same, read-write, for the one thing billing writes: issued invoices
+ * (issue.h). The aggregator may be writing at the same time; SQLite's WAL
+ * and the busy timeout keep the two apart. */
+int ledger_invoices_open(const char *path, sqlite3 **db, struct tally_err *e);
 
 #endif

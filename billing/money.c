@@ -5,6 +5,7 @@
 #include "err.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -125,16 +126,31 @@ char *money_format_price(int64_t nanos, char *buf, size_t len)
 char *money_format_ratio(__int128 num, __int128 den, int places, char *buf, size_t len)
 {
 	int neg = (num < 0) != (den < 0) && num != 0;
-	__int128 n = num < 0 ? -num : num, d = den < 0 ? -den : den, p = pow10i(places);
-	if (d == 0) {
+	__int128 n = num < 0 ? -num : num, d = den < 0 ? -den : den;
+	char digits[40];
+	if (d == 0 || places < 0 || places > 36) {
 		snprintf(buf, len, "-");
 		return buf;
 	}
-	__int128 ip = n / d, frac = money_round_div((n % d) * p, d, MONEY_HALF_EVEN);
-	if (frac == p) {
-		ip++;
-		frac = 0;
+	/* long division, one digit at a time, so that the remainder never
+	 * grows past 10 * den; then one rounding, half to even */
+	__int128 ip = n / d, r = n % d;
+	for (int i = 0; i < places; i++) {
+		r *= 10;
+		digits[i] = (char)('0' + (int)(r / d));
+		r %= d;
 	}
+	int last_odd = places > 0 ? (digits[places - 1] - '0') % 2 : (int)(ip % 2);
+	if (2 * r > d || (2 * r == d && last_odd)) {
+		int i = places - 1;
+		for (; i >= 0 && digits[i] == '9'; i--)
+			digits[i] = '0';
+		if (i >= 0)
+			digits[i]++;
+		else
+			ip++;
+	}
+	digits[places] = '\0';
 	/* the integer part may exceed 64 bits: print it in two halves */
 	char ib[48];
 	const __int128 e18 = (__int128)1000000000000000000LL;
@@ -143,10 +159,7 @@ char *money_format_ratio(__int128 num, __int128 den, int places, char *buf, size
 			 (unsigned long long)(ip % e18));
 	else
 		snprintf(ib, sizeof(ib), "%llu", (unsigned long long)ip);
-	if (places > 0)
-		snprintf(buf, len, "%s%s.%0*llu", neg && (ip || frac) ? "-" : "", ib, places,
-			 (unsigned long long)frac);
-	else
-		snprintf(buf, len, "%s%s", neg && ip ? "-" : "", ib);
+	bool zero = ip == 0 && strspn(digits, "0") == (size_t)places;
+	snprintf(buf, len, "%s%s%s%s", neg && !zero ? "-" : "", ib, places ? "." : "", digits);
 	return buf;
 }

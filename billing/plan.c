@@ -354,10 +354,46 @@ static void parse_version(struct ctx *c, const struct cfg_node *n, struct plan_v
 	}
 }
 
-static const char *const top_keys[] = { "plan", "currency", "minor_digits", "rounding", "tax", "versions",
+static const char *const top_keys[] = { "plan", "issuer", "currency", "minor_digits", "rounding", "tax", "versions",
 					"tenants", NULL };
 
 int plan_load(const char *path, struct plan *p, struct plan_errors *errs)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		rc = -errno;
+		memset(p, 0, sizeof(*p));
+		memset(errs, 0, sizeof(*errs));
+		snprintf(errs->msg[0], sizeof(errs->msg[0]), "%s: cannot open: %s", path, strerror(-rc));
+		errs->n = errs->total = 1;
+		return rc;
+	}
+	FILE *m = open_memstream(&text, &len);
+	char buf[8192];
+	size_t got;
+	while (m && (got = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, got, m);
+	int bad = ferror(f) || !m;
+	fclose(f);
+	if (m)
+		fclose(m);
+	if (bad) {
+		free(text);
+		memset(p, 0, sizeof(*p));
+		memset(errs, 0, sizeof(*errs));
+		snprintf(errs->msg[0], sizeof(errs->msg[0]), "%s: cannot read", path);
+		errs->n = errs->total = 1;
+		return -EIO;
+	}
+	rc = plan_load_text(path, text, len, p, errs);
+	free(text);
+	return rc;
+}
+
+int plan_load_text(const char *path, const char *text, size_t len, struct plan *p, struct plan_errors *errs)
 {
 	struct cfg_node *root = NULL;
 	struct tally_err e = { 0 };
@@ -366,9 +402,13 @@ int plan_load(const char *path, struct plan *p, struct plan_errors *errs)
 
 	memset(p, 0, sizeof(*p));
 	memset(errs, 0, sizeof(*errs));
-	if ((rc = cfg_load_file(path, &root, &e))) {
+	if ((rc = cfg_load_string(path, text, len, &root, &e))) {
 		keep(&c, rc, &e);
 		return rc;
+	}
+	if (!(p->source = strndup(text, len))) {
+		add_err(&c, NULL, "out of memory");
+		goto out;
 	}
 	if (!root || root->type != CFG_MAP) {
 		add_err(&c, root, "expected a rate plan: a map with currency and versions");
@@ -376,6 +416,9 @@ int plan_load(const char *path, struct plan *p, struct plan_errors *errs)
 	}
 	keep(&c, cfg_check_keys(root, "plan", top_keys, &e), &e);
 	keep(&c, cfg_get_string(root, "plan", p->name, sizeof(p->name), &e), &e);
+	keep(&c, cfg_get_string(root, "issuer", p->issuer, sizeof(p->issuer), &e), &e);
+	if (!p->issuer[0])
+		str_copy(p->issuer, p->name[0] ? p->name : "tally", sizeof(p->issuer));
 	const struct cfg_node *cur = cfg_get(root, "currency");
 	p->minor_digits = -1;
 	if (!cur) {
@@ -461,6 +504,8 @@ void plan_release(struct plan *p)
 	for (size_t i = 0; i < p->n_tenants; i++)
 		free(p->tenants[i].prices);
 	free(p->tenants);
+	free(p->source);
+	p->source = NULL;
 	p->versions = NULL;
 	p->tenants = NULL;
 	p->n_versions = p->n_tenants = 0;

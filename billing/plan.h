@@ -97,6 +97,8 @@ struct plan_tenant {
 
 struct plan {
 	char name[64];
+	char issuer[64];             /* who issues the invoices; default: the plan's name */
+	char *source;                /* the file's text as read (stored with issued invoices) */
 	char currency[4];
 	int minor_digits;
 	enum money_round rounding;
@@ -118,6 +120,9 @@ const struct plan_tenant *plan_tenant_find(const struct plan *p, const char *ten
 /* 0 when the plan is good; -EINVAL with the mistakes in errs; -ENOENT and
  * others for an unreadable file (one message in errs). */
 int plan_load(const char *path, struct plan *p, struct plan_errors *errs);
+/* The same from text in memory (a plan stored with an issued invoice);
+ * name is used in messages. */
+int plan_load_text(const char *name, const char *text, size_t len, struct plan *p, struct plan_errors *errs);
 void plan_release(struct plan *p);
 
 #endif

@@ -347,7 +347,7 @@ static struct interval *interval_at(struct state *s, const struct res *r, int64_
 
 static int stream_usage(struct state *s, sqlite3 *db, struct rate_result *out, struct tally_err *e)
 {
-	static const char sql[] = "SELECT resource_id, meter_id, hour_ns, quantity, covered_ns, spanned_ns"
+	static const char sql[] = "SELECT resource_id, meter_id, hour_ns, quantity, covered_ns, spanned_ns, device"
 				  " FROM usage WHERE hour_ns >= ?1 AND hour_ns < ?2";
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -398,6 +398,14 @@ static int stream_usage(struct state *s, sqlite3 *db, struct rate_result *out, s
 		a->covered_ns += sqlite3_column_int64(st, 4);
 		a->spanned_ns += sqlite3_column_int64(st, 5);
 		a->rows++;
+		if (s->q->on_row) {
+			struct rate_row row = { .k = k, .uuid = r->pub.uuid, .name = r->pub.name,
+						.device = col_text(st, 6), .hour_ns = hour, .qty = q,
+						.covered_ns = sqlite3_column_int64(st, 4),
+						.spanned_ns = sqlite3_column_int64(st, 5) };
+			if ((rc = s->q->on_row(s->q->ctx, &row)))
+				goto out;
+		}
 		s->tenants[iv->tenant].has_usage = true;
 	}
 	rc = rc == SQLITE_DONE ? 0 : err_set(e, -EIO, "cannot read usage: %s", sqlite3_errmsg(db));

@@ -35,11 +35,17 @@ struct tally_err;
  * count in milli-unit-seconds, so their num carries a factor 1000. */
 #define RATE_GAUGE_SCALE 1000
 
+struct rate_row;
+
 struct rate_query {
 	const char *ledger;
 	int64_t from_ns, to_ns;      /* whole UTC hours, from < to */
 	const char *tenant;          /* NULL: every tenant */
 	bool combined;               /* rate all tenants as one account named "*" */
+	/* optional: called for every row added, with the key it went to
+	 * (tally invoice explain); a non-zero return stops with that error */
+	int (*on_row)(void *ctx, const struct rate_row *row);
+	void *ctx;
 };
 
 /* Where a price comes from: version v's prices[i] (tenant < 0) or tenant
@@ -52,6 +58,15 @@ struct rate_key {
 	int override;                /* plan->tenants[] index, -1: the version's prices */
 	int price;                   /* index into those prices, -1: unpriced */
 	int meter;                   /* enum meter_id */
+};
+
+/* One ledger row as rated, for on_row: valid during the call only. */
+struct rate_row {
+	struct rate_key k;
+	const char *uuid, *name, *device;
+	int64_t hour_ns;
+	__int128 qty;                /* ledger units */
+	int64_t covered_ns, spanned_ns;
 };
 
 struct rate_acc {

@@ -8,6 +8,9 @@
  *
  *   tally invoice --period 2026-10 | --from T --to T [--tenant X] [--plan FILE]
  *               [--format text|csv|json] [--detail] [--combined] [--ledger PATH]
+ *               [--issue [--allow-incomplete]]
+ *   tally invoice explain NUMBER LINE | --period P --tenant X [--plan FILE] LINE
+ *   tally invoice show NUMBER
  *   tally plan check FILE
  *
  * Exit status: 0 ok; 1 runtime error (ledger missing or unreadable);
@@ -15,7 +18,9 @@
  * value, or file:line:col).
  */
 #include "err.h"
+#include "explain.h"
 #include "invoice.h"
+#include "issue.h"
 #include "meter.h"
 #include "plan.h"
 #include "tallytime.h"
@@ -182,8 +187,110 @@ static int invoice_help(FILE *f)
 		"  --format text|csv|json   output format (default text; JSON: schemas/invoice.schema.json)\n"
 		"  --detail             which resource used what, under each usage line\n"
 		"  --combined           rate all tenants as one account '*'\n"
-		"  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n");
+		"  --issue              number the invoices and store them in the ledger, never to change\n"
+		"  --allow-incomplete   issue although the ledger's data end before the period does\n"
+		"  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n"
+		"       tally invoice explain NUMBER LINE      the ledger rows and arithmetic behind a line\n"
+		"       tally invoice explain --period P --tenant X [--plan FILE] LINE   (of a draft)\n"
+		"       tally invoice show NUMBER              an issued invoice as stored (JSON), hash checked\n");
 	return 0;
+}
+
+static int load_plan(const char *path, struct plan *p)
+{
+	struct plan_errors errs;
+	if (plan_load(path, p, &errs) == 0)
+		return 0;
+	for (int i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.msg[i]);
+	fprintf(stderr, "tally invoice: the plan %s has mistakes (tally plan check %s): no invoice made\n", path,
+		path);
+	return 2;
+}
+
+static const char *default_plan(void)
+{
+	const char *p = getenv("TALLY_PLAN");
+	return p && p[0] ? p : "./plan.yaml";
+}
+
+/* tally invoice show NUMBER: the stored document, after checking its hash. */
+static int cmd_invoice_show(int argc, char **argv, const char *ledger)
+{
+	struct issued is;
+	struct tally_err e = { 0 };
+	char hex[65];
+	if (argc != 1)
+		return bad("show takes one invoice number");
+	if (issue_find(ledger, argv[0], &is, &e)) {
+		fprintf(stderr, "tally invoice: %s\n", e.msg);
+		return e.code == -ENOENT || e.code == -EINVAL ? 2 : 1;
+	}
+	issue_sha256_hex(is.document, strlen(is.document), hex);
+	int rc = 0;
+	if (strcmp(hex, is.sha256)) {
+		fprintf(stderr, "tally invoice: %s #%lld: the stored document does not match its hash (%s, stored %s):"
+			" the ledger was altered outside tally\n", is.issuer, (long long)is.number, hex, is.sha256);
+		rc = 1;
+	} else {
+		fputs(is.document, stdout);
+	}
+	free(is.plan_text);
+	free(is.document);
+	return rc;
+}
+
+/* tally invoice explain NUMBER LINE, or --period/--tenant/--plan LINE. */
+static int cmd_invoice_explain(int argc, char **argv, const char *ledger, const char *period, const char *from,
+			       const char *to, const char *tenant, const char *plan_path)
+{
+	struct explain_query q = { .ledger = ledger, .tenant = tenant };
+	struct issued is = { 0 };
+	struct tally_err e = { 0 };
+	struct plan p;
+	struct plan_errors errs;
+	char *end;
+	int rc;
+
+	if (argc != (period || from ? 1 : 2))
+		return bad("explain takes an issued invoice's NUMBER and a LINE, or --period, --tenant and a LINE");
+	q.line = (int)strtol(argv[argc - 1], &end, 10);
+	if (*end || q.line < 1)
+		return bad("'%s': expected a line number (the # column)", argv[argc - 1]);
+	if (argc == 2) {
+		if (issue_find(ledger, argv[0], &is, &e)) {
+			fprintf(stderr, "tally invoice: %s\n", e.msg);
+			return e.code == -ENOENT || e.code == -EINVAL ? 2 : 1;
+		}
+		q.tenant = is.tenant;
+		q.from_ns = is.from_ns;
+		q.to_ns = is.to_ns;
+		q.issued_doc = is.document;
+		rc = plan_load_text("stored plan", is.plan_text, strlen(is.plan_text), &p, &errs);
+		if (rc) {
+			fprintf(stderr, "tally invoice: the plan stored with %s #%lld does not load: %s\n", is.issuer,
+				(long long)is.number, errs.msg[0]);
+			rc = 1;
+			goto out;
+		}
+	} else {
+		if (!tenant)
+			return bad("explain of a draft needs --tenant");
+		if (parse_period(period, from, to, &q.from_ns, &q.to_ns))
+			return 2;
+		if ((rc = load_plan(plan_path, &p)))
+			return rc;
+	}
+	rc = explain_line(stdout, &q, &p, &e);
+	plan_release(&p);
+	if (rc) {
+		fprintf(stderr, "tally invoice: %s\n", e.msg);
+		rc = rc == -EINVAL || rc == -ESRCH ? 2 : 1;
+	}
+out:
+	free(is.plan_text);
+	free(is.document);
+	return rc;
 }
 
 static int cmd_invoice(int argc, char **argv)
@@ -194,18 +301,18 @@ static int cmd_invoice(int argc, char **argv)
 		{ "plan", required_argument, NULL, 'P' },   { "format", required_argument, NULL, 'F' },
 		{ "detail", no_argument, NULL, 'd' },       { "combined", no_argument, NULL, 'c' },
 		{ "ledger", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
+		{ "issue", no_argument, NULL, 'i' },        { "allow-incomplete", no_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct rate_query q = { 0 };
+	bool issue = false, incomplete = false;
 	struct invoice_render_opts ro = { .format = INV_TEXT };
-	const char *period = NULL, *from = NULL, *to = NULL, *plan_path = getenv("TALLY_PLAN");
+	const char *period = NULL, *from = NULL, *to = NULL, *plan_path = default_plan();
 	struct tally_err e = { 0 };
 	int opt;
 
 	cmd_name = "invoice";
 	q.ledger = default_ledger();
-	if (!plan_path || !plan_path[0])
-		plan_path = "./plan.yaml";
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -217,6 +324,8 @@ static int cmd_invoice(int argc, char **argv)
 		case 'l': q.ledger = optarg; break;
 		case 'd': ro.detail = true; break;
 		case 'c': q.combined = true; break;
+		case 'i': issue = true; break;
+		case 'a': incomplete = true; break;
 		case 'F':
 			if (!strcmp(optarg, "text"))
 				ro.format = INV_TEXT;
@@ -231,29 +340,51 @@ static int cmd_invoice(int argc, char **argv)
 		default: invoice_help(stderr); return 2;
 		}
 	}
+	if (optind < argc && !strcmp(argv[optind], "show"))
+		return cmd_invoice_show(argc - optind - 1, argv + optind + 1, q.ledger);
+	if (optind < argc && !strcmp(argv[optind], "explain"))
+		return cmd_invoice_explain(argc - optind - 1, argv + optind + 1, q.ledger, period, from, to, q.tenant,
+					   plan_path);
 	if (optind != argc)
 		return bad("unexpected argument '%s'", argv[optind]);
 	if (q.tenant && q.combined)
 		return bad("--tenant and --combined exclude each other");
+	if (issue && q.combined)
+		return bad("--combined is a fleet view, not an invoice to issue");
 	if (parse_period(period, from, to, &q.from_ns, &q.to_ns))
 		return 2;
 
 	struct plan p;
-	struct plan_errors errs;
-	if (plan_load(plan_path, &p, &errs)) {
-		for (int i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.msg[i]);
-		fprintf(stderr, "tally invoice: the plan %s has mistakes (tally plan check %s): no invoice made\n",
-			plan_path, plan_path);
-		return 2;
-	}
+	int rc;
+	if ((rc = load_plan(plan_path, &p)))
+		return rc;
 	struct invoice *invs;
 	size_t n;
-	int rc = invoice_build_all(&p, &q, &invs, &n, &e);
+	rc = invoice_build_all(&p, &q, &invs, &n, &e);
+	for (size_t i = 0; rc == 0 && !q.combined && i < n; i++)
+		rc = issue_adjust(q.ledger, &invs[i], &p, &e);
+	for (size_t i = 0; rc == 0 && issue && !incomplete && i < n; i++)
+		if (invs[i].data_until_ns < invs[i].to_ns) {
+			char t[48];
+			rc = err_set(&e, -EAGAIN, "usage is recorded only up to %s, before the period ends: issue once"
+				     " every agent has reported the whole period, or give --allow-incomplete (usage"
+				     " recorded later then goes on the next invoice as an adjustment)",
+				     invs[i].data_until_ns ? time_format_iso(invs[i].data_until_ns, t, sizeof(t))
+							   : "(nothing)");
+		}
+	if (rc == 0 && issue) {
+		int64_t now = time_now_ns();
+		rc = issue_store(q.ledger, invs, n, &p, now - now % NS_PER_SEC, &e);
+	}
 	plan_release(&p);
 	if (rc) {
-		fprintf(stderr, "tally invoice: %s\n", e.msg);
-		return rc == -ESRCH || rc == -EINVAL ? 2 : 1;
+		fprintf(stderr, "tally invoice: %s%s\n", e.msg, issue ? " (nothing was issued)" : "");
+		if (invs) {
+			for (size_t i = 0; i < n; i++)
+				invoice_release(&invs[i]);
+			free(invs);
+		}
+		return rc == -ESRCH || rc == -EINVAL || rc == -EEXIST || rc == -EAGAIN ? 2 : 1;
 	}
 	if (ro.format == INV_JSON)
 		rc = invoice_render_json(stdout, invs, n, &ro);
@@ -264,7 +395,8 @@ static int cmd_invoice(int argc, char **argv)
 	}
 	free(invs);
 	if (rc || fflush(stdout)) {
-		fprintf(stderr, "tally invoice: cannot write the output\n");
+		fprintf(stderr, "tally invoice: cannot write the output%s\n", issue ? " (the invoices were issued:"
+			" tally invoice show NUMBER prints them)" : "");
 		return 1;
 	}
 	return 0;

@@ -24,82 +24,12 @@
 #include "str.h"
 #include "tallytime.h"
 #include "testutil.h"
+#include "ledger_fixture.h"
 
 #define T0 (1790812800LL * NS_PER_SEC)
 #define H NS_PER_HOUR
 #define DAY (24 * H)
 #define GB 1000000000ULL
-
-static char dir[64], ledger[128], plan_path[128];
-static struct aggregator *agg;
-static struct batch bt;
-static uint64_t seq;
-
-static void ledger_open(void)
-{
-	struct agg_config ac = { 0 };
-	struct tally_err e = { 0 };
-	tu_mkdtemp(dir, sizeof(dir), "invoice");
-	snprintf(ledger, sizeof(ledger), "%s/ledger.db", dir);
-	snprintf(plan_path, sizeof(plan_path), "%s/plan.yaml", dir);
-	ac.ledger_path = ledger;
-	ac.max_gap_ns = 40 * DAY;
-	ck_assert_int_eq(agg_open(&agg, &ac, &e), 0);
-	batch_init(&bt, "host-1");
-	seq = 0;
-}
-
-static void meta(const char *res, const char *tenant, const char *flavor, int64_t t)
-{
-	struct resource_meta m;
-	memset(&m, 0, sizeof(m));
-	str_copy(m.resource, res, sizeof(m.resource));
-	str_copy(m.name, res, sizeof(m.name));
-	str_copy(m.tenant, tenant, sizeof(m.tenant));
-	str_copy(m.flavor, flavor, sizeof(m.flavor));
-	snprintf(m.labels, sizeof(m.labels), "flavor=%s", flavor);
-	m.time_ns = t;
-	ck_assert_int_eq(batch_add_meta(&bt, &m), 0);
-}
-
-static void reading(const char *res, int meter, int64_t t, double g, uint64_t c, unsigned flags)
-{
-	struct sample s;
-	memset(&s, 0, sizeof(s));
-	str_copy(s.resource, res, sizeof(s.resource));
-	s.meter = (uint16_t)meter;
-	s.kind = meter_table[meter].kind;
-	s.time_ns = t;
-	s.flags = (uint8_t)flags;
-	if (s.kind == SAMPLE_GAUGE)
-		s.v.gauge = g;
-	else
-		s.v.counter = c;
-	ck_assert_int_eq(batch_add_sample(&bt, &s), 0);
-}
-
-/* Ingest what was added since the last flush as one batch. */
-static void flush(void)
-{
-	struct tally_err e = { 0 };
-	bt.seq = ++seq;
-	ck_assert_msg(agg_ingest(agg, &bt, &e) == 0, "%s", e.msg);
-	batch_clear(&bt);
-}
-
-static void ledger_close(void)
-{
-	struct tally_err e = { 0 };
-	flush();
-	ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
-	agg_close(agg);
-	batch_release(&bt);
-}
-
-static void teardown(void)
-{
-	tu_rmrf(dir);
-}
 
 static void write_plan(const char *yaml)
 {
@@ -164,12 +94,12 @@ static char *qty(const struct invoice_line *l, char *buf)
  * 19 % of 0.26 = 0.0494 -> 0.05; total 0.31. */
 START_TEST(test_per_unit_and_discount)
 {
-	ledger_open();
-	meta("vm-a", "acme", "m1.small", T0);
-	reading("vm-a", M_VCPUS, T0, 2, 0, 0);
-	flush();
-	reading("vm-a", M_VCPUS, T0 + 3 * H, 2, 0, 0);
-	ledger_close();
+	lf_open();
+	lf_meta("vm-a", "acme", "m1.small", T0);
+	lf_reading("vm-a", M_VCPUS, T0, 2, 0, 0);
+	lf_flush();
+	lf_reading("vm-a", M_VCPUS, T0 + 3 * H, 2, 0, 0);
+	lf_close();
 	write_plan(PLAN_HEAD "tax:\n  - name: VAT\n    rate: 19%\n"
 		   "versions:\n  - from: 2026-01-01\n    prices:\n"
 		   "      - {meter: vcpus, unit: vCPU-hour, price: 0.05}\n"
@@ -196,15 +126,15 @@ static void egress_ledger(void)
 	static const struct { const char *vm, *tenant; uint64_t bytes; } t[] = {
 		{ "vm-edge", "edge", 1000 * GB }, { "vm-past", "past", 1001 * GB }, { "vm-big", "big", 2500 * GB },
 	};
-	ledger_open();
+	lf_open();
 	for (int i = 0; i < 3; i++) {
-		meta(t[i].vm, t[i].tenant, "m1.small", T0);
-		reading(t[i].vm, M_NET_OUT_BYTES, T0, 0, 0, 0);
+		lf_meta(t[i].vm, t[i].tenant, "m1.small", T0);
+		lf_reading(t[i].vm, M_NET_OUT_BYTES, T0, 0, 0, 0);
 	}
-	flush();
+	lf_flush();
 	for (int i = 0; i < 3; i++)
-		reading(t[i].vm, M_NET_OUT_BYTES, T0 + H, 0, t[i].bytes, 0);
-	ledger_close();
+		lf_reading(t[i].vm, M_NET_OUT_BYTES, T0 + H, 0, t[i].bytes, 0);
+	lf_close();
 }
 
 #define TIERS "        tiers:\n          - {up_to: 1000, price: 0.09}\n" \
@@ -287,12 +217,12 @@ END_TEST
  *   subtotal 110.00, no tax. */
 START_TEST(test_zero_usage_minimum_and_prorated_fee)
 {
-	ledger_open();
-	meta("vm-n", "newco", "m1.small", T0 + 21 * DAY);
-	reading("vm-n", M_CPU, T0 + 21 * DAY, 0, 0, 0);
-	flush();
-	reading("vm-n", M_CPU, T0 + 31 * DAY - H, 0, 0, 0);
-	ledger_close();
+	lf_open();
+	lf_meta("vm-n", "newco", "m1.small", T0 + 21 * DAY);
+	lf_reading("vm-n", M_CPU, T0 + 21 * DAY, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-n", M_CPU, T0 + 31 * DAY - H, 0, 0, 0);
+	lf_close();
 	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
 		   "      - {meter: cpu, unit: CPU-hour, price: 1.00}\n"
 		   "    fees:\n      - {name: support, amount: 31.00, prorate: true}\n"
@@ -315,8 +245,8 @@ END_TEST
  * instance-hour that is exactly 0.01. */
 START_TEST(test_vm_living_one_second)
 {
-	ledger_open();
-	meta("vm-s", "acme", "m1.small", T0 + 5 * H);
+	lf_open();
+	lf_meta("vm-s", "acme", "m1.small", T0 + 5 * H);
 	struct sample s;
 	memset(&s, 0, sizeof(s));
 	str_copy(s.resource, "vm-s", sizeof(s.resource));
@@ -325,9 +255,9 @@ START_TEST(test_vm_living_one_second)
 	s.time_ns = s.origin_ns = T0 + 5 * H;
 	s.v.gauge = 1;
 	ck_assert_int_eq(batch_add_sample(&bt, &s), 0);
-	flush();
-	reading("vm-s", M_INSTANCE, T0 + 5 * H + NS_PER_SEC, 1, 0, SAMPLE_F_LAST);
-	ledger_close();
+	lf_flush();
+	lf_reading("vm-s", M_INSTANCE, T0 + 5 * H + NS_PER_SEC, 1, 0, SAMPLE_F_LAST);
+	lf_close();
 	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
 		   "      - {meter: instance, unit: instance-hour, price: 36.00}\n");
 	struct invoice *v;
@@ -347,17 +277,17 @@ START_TEST(test_leap_february_and_31_day_month)
 {
 	const int64_t feb = 1832976000LL * NS_PER_SEC;    /* date -u -d 2028-02-01 +%s */
 	const int64_t mar = 1835481600LL * NS_PER_SEC;    /* 2028-03-01 */
-	ledger_open();
-	meta("vm-f", "acme", "m1.small", feb);
-	meta("vm-o", "globex", "m1.small", T0);
-	reading("vm-o", M_VCPUS, T0, 1, 0, 0);
-	flush();
-	reading("vm-o", M_VCPUS, T0 + 31 * DAY, 1, 0, 0);
-	flush();
-	reading("vm-f", M_VCPUS, feb, 1, 0, 0);
-	flush();
-	reading("vm-f", M_VCPUS, mar, 1, 0, 0);
-	ledger_close();
+	lf_open();
+	lf_meta("vm-f", "acme", "m1.small", feb);
+	lf_meta("vm-o", "globex", "m1.small", T0);
+	lf_reading("vm-o", M_VCPUS, T0, 1, 0, 0);
+	lf_flush();
+	lf_reading("vm-o", M_VCPUS, T0 + 31 * DAY, 1, 0, 0);
+	lf_flush();
+	lf_reading("vm-f", M_VCPUS, feb, 1, 0, 0);
+	lf_flush();
+	lf_reading("vm-f", M_VCPUS, mar, 1, 0, 0);
+	lf_close();
 	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
 		   "      - {meter: vcpus, unit: vCPU-hour, price: 1.00}\n"
 		   "    fees:\n      - {name: base, amount: 5.00}\n");
@@ -379,12 +309,12 @@ END_TEST
  * 384 h -> 768.00): two lines, 1128.00 in all. */
 START_TEST(test_plan_change_mid_month)
 {
-	ledger_open();
-	meta("vm-o", "acme", "m1.small", T0);
-	reading("vm-o", M_VCPUS, T0, 1, 0, 0);
-	flush();
-	reading("vm-o", M_VCPUS, T0 + 31 * DAY, 1, 0, 0);
-	ledger_close();
+	lf_open();
+	lf_meta("vm-o", "acme", "m1.small", T0);
+	lf_reading("vm-o", M_VCPUS, T0, 1, 0, 0);
+	lf_flush();
+	lf_reading("vm-o", M_VCPUS, T0 + 31 * DAY, 1, 0, 0);
+	lf_close();
 	write_plan(PLAN_HEAD "versions:\n"
 		   "  - from: 2026-10-01\n    prices:\n      - {meter: vcpus, unit: vCPU-hour, price: 1.00}\n"
 		   "  - from: 2026-10-16\n    prices:\n      - {meter: vcpus, unit: vCPU-hour, price: 2.00}\n");
@@ -411,15 +341,15 @@ END_TEST
  *     -> 0.0011 */
 START_TEST(test_2_50_bytes_and_a_nano_price)
 {
-	ledger_open();
-	meta("vm-x", "acme", "m1.small", T0);
-	meta("vm-y", "globex", "m1.large", T0);
-	reading("vm-x", M_NET_OUT_BYTES, T0, 0, 0, 0);
-	reading("vm-y", M_NET_OUT_BYTES, T0, 0, 0, 0);
-	flush();
-	reading("vm-x", M_NET_OUT_BYTES, T0 + H, 0, 1ULL << 50, 0);
-	reading("vm-y", M_NET_OUT_BYTES, T0 + H, 0, 1ULL << 50, 0);
-	ledger_close();
+	lf_open();
+	lf_meta("vm-x", "acme", "m1.small", T0);
+	lf_meta("vm-y", "globex", "m1.large", T0);
+	lf_reading("vm-x", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_reading("vm-y", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-x", M_NET_OUT_BYTES, T0 + H, 0, 1ULL << 50, 0);
+	lf_reading("vm-y", M_NET_OUT_BYTES, T0 + H, 0, 1ULL << 50, 0);
+	lf_close();
 	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
 		   "      - {meter: network.outgoing.bytes, unit: GB, price: 0.01, select: {flavor: m1.small}}\n"
 		   "      - {meter: network.outgoing.bytes, unit: GiB, price: 0.01, select: {flavor: m1.large}}\n");
@@ -446,12 +376,12 @@ END_TEST
  * -> 0.00. */
 START_TEST(test_tax_rounding)
 {
-	ledger_open();
-	meta("vm-a", "acme", "m1.small", T0);
-	reading("vm-a", M_VCPUS, T0, 2, 0, 0);
-	flush();
-	reading("vm-a", M_VCPUS, T0 + H, 2, 0, 0);
-	ledger_close();
+	lf_open();
+	lf_meta("vm-a", "acme", "m1.small", T0);
+	lf_reading("vm-a", M_VCPUS, T0, 2, 0, 0);
+	lf_flush();
+	lf_reading("vm-a", M_VCPUS, T0 + H, 2, 0, 0);
+	lf_close();
 	static const struct { const char *mode; int64_t tax; } c[] = {
 		{ "half-even", 0 }, { "half-up", 1 }, { "down", 0 },
 	};
@@ -480,21 +410,21 @@ END_TEST
  *   globex: small 1 vCPU x 10 h at its own 0.01 = 0.10 */
 START_TEST(test_selectors_overrides_and_unpriced)
 {
-	ledger_open();
-	meta("vm-s", "acme", "m1.small", T0);
-	meta("vm-l", "acme", "m1.large", T0);
-	meta("vm-t", "acme", "m1.tiny", T0);
-	meta("vm-g", "globex", "m1.small", T0);
-	reading("vm-s", M_VCPUS, T0, 1, 0, 0);
-	reading("vm-l", M_VCPUS, T0, 4, 0, 0);
-	reading("vm-t", M_VCPUS, T0, 1, 0, 0);
-	reading("vm-g", M_VCPUS, T0, 1, 0, 0);
-	flush();
-	reading("vm-s", M_VCPUS, T0 + 10 * H, 1, 0, 0);
-	reading("vm-l", M_VCPUS, T0 + 10 * H, 4, 0, 0);
-	reading("vm-t", M_VCPUS, T0 + 10 * H, 1, 0, 0);
-	reading("vm-g", M_VCPUS, T0 + 10 * H, 1, 0, 0);
-	ledger_close();
+	lf_open();
+	lf_meta("vm-s", "acme", "m1.small", T0);
+	lf_meta("vm-l", "acme", "m1.large", T0);
+	lf_meta("vm-t", "acme", "m1.tiny", T0);
+	lf_meta("vm-g", "globex", "m1.small", T0);
+	lf_reading("vm-s", M_VCPUS, T0, 1, 0, 0);
+	lf_reading("vm-l", M_VCPUS, T0, 4, 0, 0);
+	lf_reading("vm-t", M_VCPUS, T0, 1, 0, 0);
+	lf_reading("vm-g", M_VCPUS, T0, 1, 0, 0);
+	lf_flush();
+	lf_reading("vm-s", M_VCPUS, T0 + 10 * H, 1, 0, 0);
+	lf_reading("vm-l", M_VCPUS, T0 + 10 * H, 4, 0, 0);
+	lf_reading("vm-t", M_VCPUS, T0 + 10 * H, 1, 0, 0);
+	lf_reading("vm-g", M_VCPUS, T0 + 10 * H, 1, 0, 0);
+	lf_close();
 	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
 		   "      - {meter: vcpus, unit: vCPU-hour, price: 0.10, select: {flavor: m1.small}}\n"
 		   "      - {meter: vcpus, unit: vCPU-hour, price: 0.05, select: {flavor: m1.large}}\n"
@@ -520,10 +450,10 @@ END_TEST
 /* A tenant the ledger never saw is an error naming it, not an empty bill. */
 START_TEST(test_unknown_tenant)
 {
-	ledger_open();
-	meta("vm-a", "acme", "m1.small", T0);
-	reading("vm-a", M_VCPUS, T0, 1, 0, 0);
-	ledger_close();
+	lf_open();
+	lf_meta("vm-a", "acme", "m1.small", T0);
+	lf_reading("vm-a", M_VCPUS, T0, 1, 0, 0);
+	lf_close();
 	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
 		   "      - {meter: vcpus, unit: vCPU-hour, price: 1}\n");
 	struct plan p;
@@ -550,12 +480,12 @@ static void fleet_ledger(void)
 {
 	uint64_t x = 88172645463325252ULL, cpu[12] = { 0 }, net[12] = { 0 };
 	char vm[12][16];
-	ledger_open();
+	lf_open();
 	for (int i = 0; i < 12; i++) {
 		char t[16];
 		snprintf(vm[i], sizeof(vm[i]), "vm-%02d", i);
 		snprintf(t, sizeof(t), "t%d", i % 4);
-		meta(vm[i], t, i % 2 ? "m1.small" : "m1.large", T0);
+		lf_meta(vm[i], t, i % 2 ? "m1.small" : "m1.large", T0);
 	}
 	for (int64_t h = 0; h <= 31 * 24; h++) {
 		for (int i = 0; i < 12; i++) {
@@ -564,13 +494,13 @@ static void fleet_ledger(void)
 			x ^= x << 17;
 			cpu[i] += x % 3600000000000ULL;
 			net[i] += x % 7777777777ULL;
-			reading(vm[i], M_VCPUS, T0 + h * H, (double)(1 + x % 4), 0, 0);
-			reading(vm[i], M_CPU, T0 + h * H, 0, cpu[i], 0);
-			reading(vm[i], M_NET_OUT_BYTES, T0 + h * H, 0, net[i], 0);
+			lf_reading(vm[i], M_VCPUS, T0 + h * H, (double)(1 + x % 4), 0, 0);
+			lf_reading(vm[i], M_CPU, T0 + h * H, 0, cpu[i], 0);
+			lf_reading(vm[i], M_NET_OUT_BYTES, T0 + h * H, 0, net[i], 0);
 		}
-		flush();
+		lf_flush();
 	}
-	ledger_close();
+	lf_close();
 	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
 		   "      - {meter: vcpus, unit: vCPU-hour, price: 0.0123}\n"
 		   "      - {meter: cpu, unit: CPU-hour, price: 0.0377}\n"
@@ -645,7 +575,7 @@ int main(void)
 {
 	Suite *s = suite_create("invoice");
 	TCase *tc = tcase_create("invoice");
-	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_add_checked_fixture(tc, NULL, lf_teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_per_unit_and_discount);
 	tcase_add_test(tc, test_graduated_tiers_at_the_edge);
