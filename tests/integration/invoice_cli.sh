@@ -127,4 +127,24 @@ print("ok  ", lines, "usage lines equal the ledger's sums x price (Decimal, half
 sys.exit(1 if bad else 0)
 EOPY
 then :; else fails=$((fails + 1)); fi
+
+# Issuing: refused while the period's data are incomplete; then issued,
+# the stored document hashes (sha256sum, an independent implementation) to
+# what the invoice says, a second issue is refused, and the ledger's
+# triggers keep the stored invoice from changing.
+expect 2 "usage is recorded only up to 2026-10-03T00:00:00Z" "$TALLY" invoice --ledger "$L" --period 2026-10 --plan "$work/plan.yaml" --issue
+expect 0 "INVOICE  it #1" "$TALLY" invoice --ledger "$L" --period 2026-10 --plan "$work/plan.yaml" --issue --allow-incomplete
+said=$(sed -n 's/^INVOICE  it #1 .*sha256 \([0-9a-f]*\)$/\1/p' "$work/out")
+"$TALLY" invoice --ledger "$L" show 1 > "$work/doc1.json"
+got=$(sha256sum < "$work/doc1.json" | cut -d' ' -f1)
+if [ -n "$said" ] && [ "$said" = "$got" ]; then echo "ok   stored invoice #1 hashes to $got"
+else echo "FAIL stored invoice #1: sha256sum $got, invoice says '$said'"; fails=$((fails + 1)); fi
+expect 2 "already invoiced for 2026-10: it #1" "$TALLY" invoice --ledger "$L" --period 2026-10 --plan "$work/plan.yaml" --issue --allow-incomplete
+expect 0 "ledger rows (" "$TALLY" invoice --ledger "$L" explain 1 1
+expect 2 "no issued invoice '9'" "$TALLY" invoice --ledger "$L" show 9
+if sqlite3 "$L" "UPDATE invoices SET total_minor = 0" 2>"$work/err"; then
+	echo "FAIL an issued invoice could be changed"; fails=$((fails + 1))
+else
+	echo "ok   UPDATE refused: $(cat "$work/err")"
+fi
 [ "$fails" -eq 0 ]

@@ -136,6 +136,40 @@ START_TEST(test_format)
 }
 END_TEST
 
+/* Quantities on invoices: num/den rounded half to even to a number of
+ * places, by long division (no overflow for large denominators). */
+static const struct {
+	__int128 num, den;
+	int places;
+	const char *want;
+} ratios[] = {
+	{ 1, 3, 9, "0.333333333" },
+	{ 2, 3, 9, "0.666666667" },
+	{ 5, 2, 0, "2" },                /* 2.5 -> 2, the even neighbour */
+	{ 7, 2, 0, "4" },                /* 3.5 -> 4 */
+	{ 1, 8, 2, "0.12" },             /* 0.125 -> 0.12 (2 is even) */
+	{ 3, 8, 2, "0.38" },             /* 0.375 -> 0.38 */
+	{ 999999, 1000000, 3, "1.000" }, /* 0.999999: the carry reaches the integer */
+	{ -1, 3, 3, "-0.333" },
+	{ -1, 3000, 2, "0.00" },         /* rounds to zero: no sign */
+	/* 2^50 B in GB: 1125899906842624 / 10^9 */
+	{ 1125899906842624LL, 1000000000, 9, "1125899.906842624" },
+	/* a denominator of 3.6e21 and 18 places: 2060139315954614 ns in
+	 * CPU-hours x 0.001 = 2060139315954614 x 10^6 / (3.6e12 x 10^9)
+	 * = 0.5722609210985038888... -> ...889 */
+	{ (__int128)2060139315954614LL * 1000000, (__int128)3600000000000LL * 1000000000, 18, "0.572260921098503889" },
+	/* an integer part past 2^64: 2^70 = 1180591620717411303424 */
+	{ (__int128)1 << 70, 1, 1, "1180591620717411303424.0" },
+};
+
+START_TEST(test_format_ratio)
+{
+	char b[80];
+	ck_assert_str_eq(money_format_ratio(ratios[_i].num, ratios[_i].den, ratios[_i].places, b, sizeof(b)),
+			 ratios[_i].want);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("money");
@@ -146,6 +180,7 @@ int main(void)
 	tcase_add_test(tc, test_overflow_and_args);
 	tcase_add_test(tc, test_tax);
 	tcase_add_test(tc, test_format);
+	tcase_add_loop_test(tc, test_format_ratio, 0, (int)(sizeof(ratios) / sizeof(ratios[0])));
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
