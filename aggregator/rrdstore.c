@@ -3,6 +3,7 @@
  * rrd_update_r() call (see rrdstore.h, schemas/rrd.md).
  */
 #include "rrdstore.h"
+#include "rrdname.h"
 #include "err.h"
 #include "meter.h"
 #include "str.h"
@@ -121,36 +122,11 @@ void rrdstore_close(struct rrdstore *s)
 /* Escape a name for a path component: [A-Za-z0-9_-] stay, '.' stays except
  * in front, everything else becomes %XX, so distinct ids never share a
  * file and no id can climb out of the directory. */
-static int escape(char *out, size_t len, const char *in)
-{
-	size_t o = 0;
-	for (size_t i = 0; in[i]; i++) {
-		unsigned char c = (unsigned char)in[i];
-		int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			    c == '_' || c == '-' || (c == '.' && i > 0);
-		if (o + (plain ? 1 : 3) >= len)
-			return -ENAMETOOLONG;
-		if (plain) {
-			out[o++] = (char)c;
-		} else {
-			snprintf(out + o, 4, "%%%02X", c);
-			o += 3;
-		}
-	}
-	if (o == 0) {
-		if (len < 2)
-			return -ENAMETOOLONG;
-		out[o++] = '_';
-	}
-	out[o] = '\0';
-	return 0;
-}
-
 int rrdstore_path(const struct rrdstore *s, const char *resource, const char *group,
 		  const char *device, char *buf, size_t len)
 {
 	char r[256], d[256];
-	if (escape(r, sizeof(r), resource) || (device[0] && escape(d, sizeof(d), device)))
+	if (rrd_name_escape(r, sizeof(r), resource) || (device[0] && rrd_name_escape(d, sizeof(d), device)))
 		return -ENAMETOOLONG;
 	int n = device[0] ? snprintf(buf, len, "%s/%s/%s-%s.rrd", s->dir, r, group, d)
 			  : snprintf(buf, len, "%s/%s/%s.rrd", s->dir, r, group);

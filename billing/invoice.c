@@ -211,7 +211,8 @@ static int sort_lines(struct invoice *inv, struct tally_err *e)
 	/* remember each line's place before the sort in key.resource */
 	for (size_t i = 0; i < inv->n_lines; i++)
 		inv->lines[i].key.resource = (int)i;
-	qsort(inv->lines, inv->n_lines, sizeof(*inv->lines), cmp_line);
+	if (inv->n_lines > 1)
+		qsort(inv->lines, inv->n_lines, sizeof(*inv->lines), cmp_line);
 	for (size_t i = 0; i < inv->n_lines; i++) {
 		where[inv->lines[i].key.resource] = i;
 		inv->lines[i].key.resource = -1;

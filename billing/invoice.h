@@ -128,7 +128,7 @@ bool invoice_tenant_in_period(const struct rate_result *r, int t, int64_t from_n
 int invoice_build_all(const struct plan *p, const struct rate_query *q, struct invoice **out, size_t *n,
 		      struct tally_err *e);
 
-enum invoice_format { INV_TEXT, INV_CSV, INV_JSON };
+enum invoice_format { INV_TEXT, INV_CSV, INV_JSON, INV_HTML };
 
 struct invoice_render_opts {
 	enum invoice_format format;
@@ -140,5 +140,10 @@ struct invoice_render_opts {
  * array of all of them. Return 0 or -EIO. */
 int invoice_render(FILE *f, const struct invoice *inv, const struct invoice_render_opts *o, bool first);
 int invoice_render_json(FILE *f, const struct invoice *invs, size_t n, const struct invoice_render_opts *o);
+
+/* All invoices as one self-contained, printable HTML page with a usage
+ * chart per meter billed, drawn from the RRD files under rrd_dir (NULL:
+ * no charts, said on the page). 0 or -EIO. */
+int invoice_render_html(FILE *f, const struct invoice *invs, size_t n, const char *rrd_dir);
 
 #endif

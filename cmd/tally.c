@@ -184,7 +184,9 @@ static int invoice_help(FILE *f)
 		"  --from T, --to T     or any whole hours, as for tally usage\n"
 		"  --tenant X           only tenant X (exit 2 when the ledger has no such tenant)\n"
 		"  --plan FILE          the rate plan (default $TALLY_PLAN, else ./plan.yaml)\n"
-		"  --format text|csv|json   output format (default text; JSON: schemas/invoice.schema.json)\n"
+		"  --format text|csv|json|html   output format (default text; JSON: schemas/invoice.schema.json;\n"
+		"                       HTML: one printable page with a usage chart per meter)\n"
+		"  --rrd DIR            the RRD files for the HTML charts (default: rrd/ beside the ledger)\n"
 		"  --detail             which resource used what, under each usage line\n"
 		"  --combined           rate all tenants as one account '*'\n"
 		"  --issue              number the invoices and store them in the ledger, never to change\n"
@@ -302,10 +304,11 @@ static int cmd_invoice(int argc, char **argv)
 		{ "detail", no_argument, NULL, 'd' },       { "combined", no_argument, NULL, 'c' },
 		{ "ledger", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
 		{ "issue", no_argument, NULL, 'i' },        { "allow-incomplete", no_argument, NULL, 'a' },
-		{ NULL, 0, NULL, 0 },
+		{ "rrd", required_argument, NULL, 'R' },    { NULL, 0, NULL, 0 },
 	};
 	struct rate_query q = { 0 };
 	bool issue = false, incomplete = false;
+	const char *rrd_dir = NULL;
 	struct invoice_render_opts ro = { .format = INV_TEXT };
 	const char *period = NULL, *from = NULL, *to = NULL, *plan_path = default_plan();
 	struct tally_err e = { 0 };
@@ -326,6 +329,7 @@ static int cmd_invoice(int argc, char **argv)
 		case 'c': q.combined = true; break;
 		case 'i': issue = true; break;
 		case 'a': incomplete = true; break;
+		case 'R': rrd_dir = optarg; break;
 		case 'F':
 			if (!strcmp(optarg, "text"))
 				ro.format = INV_TEXT;
@@ -333,8 +337,10 @@ static int cmd_invoice(int argc, char **argv)
 				ro.format = INV_CSV;
 			else if (!strcmp(optarg, "json"))
 				ro.format = INV_JSON;
+			else if (!strcmp(optarg, "html"))
+				ro.format = INV_HTML;
 			else
-				return bad("--format '%s': expected text, csv or json", optarg);
+				return bad("--format '%s': expected text, csv, json or html", optarg);
 			break;
 		case 'h': return invoice_help(stdout);
 		default: invoice_help(stderr); return 2;
@@ -386,10 +392,19 @@ static int cmd_invoice(int argc, char **argv)
 		}
 		return rc == -ESRCH || rc == -EINVAL || rc == -EEXIST || rc == -EAGAIN ? 2 : 1;
 	}
+	char rrd_default[4096];
+	if (!rrd_dir) {
+		const char *slash = strrchr(q.ledger, '/');
+		snprintf(rrd_default, sizeof(rrd_default), "%.*s%srrd", slash ? (int)(slash - q.ledger) : 0, q.ledger,
+			 slash ? "/" : "");
+		rrd_dir = rrd_default;
+	}
 	if (ro.format == INV_JSON)
 		rc = invoice_render_json(stdout, invs, n, &ro);
+	else if (ro.format == INV_HTML)
+		rc = invoice_render_html(stdout, invs, n, rrd_dir);
 	for (size_t i = 0; i < n; i++) {
-		if (ro.format != INV_JSON && !rc)
+		if (ro.format != INV_JSON && ro.format != INV_HTML && !rc)
 			rc = invoice_render(stdout, &invs[i], &ro, i == 0);
 		invoice_release(&invs[i]);
 	}

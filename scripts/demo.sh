@@ -25,7 +25,10 @@ echo "== tally invoice --period 2026-10 --plan config/plan-example.yaml (one per
 	--format csv --detail > "$dir/invoices-2026-10.csv"
 "$B/tally" invoice --ledger "$dir/ledger.db" --period 2026-10 --plan config/plan-example.yaml \
 	--format json --detail > "$dir/invoices-2026-10.json"
-echo "(also as $dir/invoices-2026-10.csv and .json, with the per-VM detail)"
+"$B/tally" invoice --ledger "$dir/ledger.db" --period 2026-10 --plan config/plan-example.yaml \
+	--format html > "$dir/invoices-2026-10.html"
+echo "(also as $dir/invoices-2026-10.csv and .json with the per-VM detail, and"
+echo " $dir/invoices-2026-10.html: printable, with a usage chart per meter from the RRD files)"
 echo
 echo "== tallyd: libvirt's test driver, live for 5 seconds (config/demo-libvirt.yaml)"
 live=./var/demo-libvirt

@@ -1,0 +1,105 @@
+#!/bin/sh
+# The HTML invoice in a real browser: headless Chromium (Debian's package)
+# loads the page tally wrote; a script added to a copy of the page reports,
+# after the load, every chart image's state and the text of every line,
+# subtotal and total. Each must match the same invoice as JSON (its line
+# descriptions and amounts), every image must have loaded (decoded, with a
+# width), and a screenshot is kept as a test artifact in $B/test-artifacts/.
+set -eu
+B=${B:-build}
+TALLY=$PWD/$B/tally
+TALLYD=$PWD/$B/tallyd
+PY=/usr/bin/python3
+CHROMIUM=$(command -v chromium || true)
+if [ -z "$CHROMIUM" ]; then
+	echo "chromium is not installed (scripts/deps.sh installs it): cannot render the HTML invoice" >&2
+	exit 1
+fi
+work=$(mktemp -d /tmp/tally-html-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+art=$PWD/$B/test-artifacts
+mkdir -p "$art"
+cat > "$work/t.yaml" <<EOC
+tallyd:
+  data_dir: $work/d
+  interval: 60s
+  clock: fast-forward
+  start: 2026-10-01T00:00:00Z
+  end: 2026-10-04T00:00:00Z
+  log_level: error
+rrd:
+  enabled: true
+collectors:
+  sim:
+    vms: 6
+    tenants: 2
+    seed: 5
+EOC
+"$TALLYD" -q -c "$work/t.yaml"
+L=$work/d/ledger.db
+"$TALLY" invoice --ledger "$L" --period 2026-10 --plan config/plan-example.yaml --format html > "$work/inv.html"
+"$TALLY" invoice --ledger "$L" --period 2026-10 --plan config/plan-example.yaml --format json > "$work/inv.json"
+
+# the page as tally wrote it, plus a reporter that runs after the load
+sed 's|</body></html>||' "$work/inv.html" > "$work/check.html"
+cat >> "$work/check.html" <<'EOH'
+<script>
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var r = {
+    images: imgs.length,
+    loaded: imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length,
+    invoices: Array.prototype.map.call(document.querySelectorAll('section.invoice'), function (s) {
+      return {
+        tenant: s.querySelector('.tenant').textContent,
+        lines: Array.prototype.map.call(s.querySelectorAll('tr.line'), function (tr) {
+          var td = tr.querySelectorAll('td');
+          return [td[1].textContent, td[5].textContent];
+        }),
+        total: s.querySelector('tr.total td.n').textContent
+      };
+    })
+  };
+  var pre = document.createElement('pre');
+  pre.id = 'tally-check';
+  pre.textContent = JSON.stringify(r);
+  document.body.appendChild(pre);
+});
+</script>
+</body></html>
+EOH
+flags="--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking
+ --disable-component-update --disable-sync --hide-scrollbars --user-data-dir=$work/chromium"
+# shellcheck disable=SC2086
+timeout 120 "$CHROMIUM" $flags --virtual-time-budget=5000 --dump-dom "file://$work/check.html" \
+	> "$work/dom.html" 2> "$work/chromium.log" || { echo "chromium failed:"; tail -n 5 "$work/chromium.log"; exit 1; }
+# shellcheck disable=SC2086
+timeout 120 "$CHROMIUM" $flags --window-size=1100,3000 --screenshot="$art/invoice.png" "file://$work/inv.html" \
+	> /dev/null 2>> "$work/chromium.log" || { echo "chromium screenshot failed"; exit 1; }
+echo "screenshot: $art/invoice.png"
+
+"$PY" - "$work/dom.html" "$work/inv.json" <<'EOPY'
+import html, json, re, sys
+dom = open(sys.argv[1]).read()
+m = re.search(r'<pre id="tally-check">(.*?)</pre>', dom, re.S)
+if not m:
+    print("FAIL the page's reporter did not run"); sys.exit(1)
+got = json.loads(html.unescape(m.group(1)))
+want = json.load(open(sys.argv[2]))["invoices"]
+bad = 0
+if got["images"] == 0 or got["loaded"] != got["images"]:
+    print("FAIL images: %d of %d loaded" % (got["loaded"], got["images"])); bad += 1
+if len(got["invoices"]) != len(want):
+    print("FAIL %d invoices on the page, %d in JSON" % (len(got["invoices"]), len(want))); bad += 1
+for page, inv in zip(got["invoices"], want):
+    if page["tenant"] != inv["tenant"]:
+        print("FAIL tenant", page["tenant"], "vs", inv["tenant"]); bad += 1
+    rows = [(l["description"] + (" [%s]" % l["selector"] if l.get("selector") else ""), l["amount"]) for l in inv["lines"]]
+    if [tuple(x) for x in page["lines"]] != rows:
+        print("FAIL lines of", inv["tenant"], page["lines"], "want", rows); bad += 1
+    if page["total"] != inv["total"]:
+        print("FAIL total of", inv["tenant"], page["total"], "want", inv["total"]); bad += 1
+print("ok   %d invoices, %d lines, %d of %d charts loaded in Chromium" %
+      (len(got["invoices"]), sum(len(i["lines"]) for i in got["invoices"]), got["loaded"], got["images"]))
+sys.exit(1 if bad else 0)
+EOPY
