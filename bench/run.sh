@@ -1,5 +1,5 @@
 #!/bin/sh
-# make bench: prints the figures issue 2 names. Nothing here is asserted;
+# make bench: prints the figures the issues name. Nothing here is asserted;
 # compare medians, and run the peers (../shared/peers) beside it on the
 # same machine for the ratios.
 set -eu
@@ -21,6 +21,12 @@ echo "== libvirt collector: 1000 test-driver domains (2 disks, 1 NIC each), per-
 sh tests/fixtures/libvirt/gen-testnode.sh 1000 "$work/node1000.xml"
 "$B/bench/bench_libvirt" "$work/node1000.xml" 20 2>/dev/null
 echo "(collectd 5.12 virt plugin, block stats off, on this kind of machine: ~28 us per domain per cycle)"
+
+if [ -x "$B/bench/bench_invoice" ]; then
+	echo
+	echo "== invoices: a month of 1000 VMs x 10 meters, hourly rows, every tenant (plan-example.yaml)"
+	"$B/bench/bench_invoice" 1000 3
+fi
 
 echo
 echo "== tallyd end to end: 1000 simulated VMs, 10 s interval, 6 h fast-forward, RRD on"

@@ -347,8 +347,16 @@ static struct interval *interval_at(struct state *s, const struct res *r, int64_
 
 static int stream_usage(struct state *s, sqlite3 *db, struct rate_result *out, struct tally_err *e)
 {
-	static const char sql[] = "SELECT resource_id, meter_id, hour_ns, quantity, covered_ns, spanned_ns, device"
-				  " FROM usage WHERE hour_ns >= ?1 AND hour_ns < ?2";
+	/* Driven by the series table: one primary-key range seek per series
+	 * (resource, meter, device), so exactly the period's rows are read, in
+	 * key order. Every usage row has its series row (the aggregator writes
+	 * both in one transaction and never deletes series); the hour index
+	 * would instead cost a key lookup per row, six times slower. */
+	static const char sql[] =
+		"SELECT u.resource_id, u.meter_id, u.hour_ns, u.quantity, u.covered_ns, u.spanned_ns, u.device"
+		" FROM (SELECT DISTINCT resource_id, meter_id, device FROM series) s CROSS JOIN usage u"
+		" WHERE u.resource_id = s.resource_id AND u.meter_id = s.meter_id AND u.device = s.device"
+		" AND u.hour_ns >= ?1 AND u.hour_ns < ?2";
 	sqlite3_stmt *st = NULL;
 	int rc;
 
