@@ -12,33 +12,8 @@ PY=/usr/bin/python3
 work=$(mktemp -d /tmp/tally-invoice-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 fails=0
-expect() { # status fragment command...
-	want=$1 frag=$2; shift 2
-	if "$@" > "$work/out" 2>"$work/err"; then got=0; else got=$?; fi
-	if [ "$got" -ne "$want" ] || ! grep -qF -- "$frag" "$work/out" "$work/err"; then
-		echo "FAIL: $* -> exit $got (want $want): $(cat "$work/out" "$work/err" | head -n 5)"
-		fails=$((fails + 1))
-	else
-		echo "ok   exit $got: $(cat "$work/err" "$work/out" | head -n 1)"
-	fi
-}
-cat > "$work/t.yaml" <<EOC
-tallyd:
-  data_dir: $work/d
-  interval: 60s
-  clock: fast-forward
-  start: 2026-10-01T00:00:00Z
-  end: 2026-10-03T00:00:00Z
-  log_level: error
-rrd:
-  enabled: false
-collectors:
-  sim:
-    vms: 6
-    tenants: 2
-    seed: 7
-EOC
-"$TALLYD" -q -c "$work/t.yaml"
+. tests/lib/cli.sh
+sim_ledger "$work/d" 2026-10-03T00:00:00Z 6 2 7
 L=$work/d/ledger.db
 cat > "$work/plan.yaml" <<EOP
 plan: it

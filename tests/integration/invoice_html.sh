@@ -19,23 +19,8 @@ work=$(mktemp -d /tmp/tally-html-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 art=$PWD/$B/test-artifacts
 mkdir -p "$art"
-cat > "$work/t.yaml" <<EOC
-tallyd:
-  data_dir: $work/d
-  interval: 60s
-  clock: fast-forward
-  start: 2026-10-01T00:00:00Z
-  end: 2026-10-04T00:00:00Z
-  log_level: error
-rrd:
-  enabled: true
-collectors:
-  sim:
-    vms: 6
-    tenants: 2
-    seed: 5
-EOC
-"$TALLYD" -q -c "$work/t.yaml"
+. tests/lib/cli.sh
+sim_ledger "$work/d" 2026-10-04T00:00:00Z 6 2 5 true
 L=$work/d/ledger.db
 "$TALLY" invoice --ledger "$L" --period 2026-10 --plan config/plan-example.yaml --format html > "$work/inv.html"
 "$TALLY" invoice --ledger "$L" --period 2026-10 --plan config/plan-example.yaml --format json > "$work/inv.json"

@@ -10,31 +10,8 @@ TALLYD=$PWD/$B/tallyd
 work=$(mktemp -d /tmp/tally-usage-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 fails=0
-expect() { # status fragment command...
-	want=$1 frag=$2; shift 2
-	if "$@" > "$work/out" 2>&1; then got=0; else got=$?; fi
-	if [ "$got" -ne "$want" ] || ! grep -qF -- "$frag" "$work/out"; then
-		echo "FAIL: $* -> exit $got (want $want): $(cat "$work/out")"; fails=$((fails + 1))
-	else
-		echo "ok   exit $got: $(head -n 1 "$work/out")"
-	fi
-}
-cat > "$work/t.yaml" <<EOC
-tallyd:
-  data_dir: $work/d
-  interval: 60s
-  clock: fast-forward
-  start: 2026-10-01T00:00:00Z
-  end: 2026-10-02T00:00:00Z
-  log_level: error
-rrd:
-  enabled: false
-collectors:
-  sim:
-    vms: 5
-    tenants: 2
-EOC
-"$TALLYD" -q -c "$work/t.yaml"
+. tests/lib/cli.sh
+sim_ledger "$work/d" 2026-10-02T00:00:00Z 5 2 1
 L=$work/d/ledger.db
 expect 2 "--from is required" "$TALLY" usage --ledger "$L" --to 2026-10
 expect 2 "--from '2026-13': month must be 01-12" "$TALLY" usage --ledger "$L" --from 2026-13 --to 2026-10

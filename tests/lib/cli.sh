@@ -1,0 +1,38 @@
+# tests/lib/cli.sh: shared by the integration scripts (sourced, not run).
+# The caller sets $work (a scratch directory), $TALLYD and fails=0.
+
+# expect STATUS FRAGMENT COMMAND...: COMMAND exits STATUS and FRAGMENT is in
+# what it printed (stdout in $work/out, stderr in $work/err); counts a FAIL.
+expect() {
+	want=$1 frag=$2; shift 2
+	if "$@" > "$work/out" 2>"$work/err"; then got=0; else got=$?; fi
+	if [ "$got" -ne "$want" ] || ! grep -qF -- "$frag" "$work/out" "$work/err"; then
+		echo "FAIL: $* -> exit $got (want $want): $(cat "$work/out" "$work/err" | head -n 5)"
+		fails=$((fails + 1))
+	else
+		echo "ok   exit $got: $(cat "$work/err" "$work/out" | head -n 1)"
+	fi
+}
+
+# sim_ledger DIR END VMS TENANTS SEED [RRD]: tallyd fast-forwards the
+# simulated fleet from 2026-10-01 to END into DIR (ledger DIR/ledger.db,
+# RRD files under DIR/rrd when RRD is true).
+sim_ledger() {
+	cat > "$work/sim-$$.yaml" <<EOC
+tallyd:
+  data_dir: $1
+  interval: 60s
+  clock: fast-forward
+  start: 2026-10-01T00:00:00Z
+  end: $2
+  log_level: error
+rrd:
+  enabled: ${6:-false}
+collectors:
+  sim:
+    vms: $3
+    tenants: $4
+    seed: $5
+EOC
+	"$TALLYD" -q -c "$work/sim-$$.yaml"
+}
