@@ -123,6 +123,7 @@ static enum sim_event hour_event(const struct sim_config *c, uint32_t vm, int64_
 				 uint64_t *arg)
 {
 	double pr = c->reboots_per_day / 24, ps = c->stops_per_day / 24, pm = c->migrations_per_day / 24;
+	double pc = c->crashes_per_day / 24;
 	double u = unit01(h4(c->seed, vm, (uint64_t)k, 0xe1));
 	enum sim_event ev;
 
@@ -132,11 +133,13 @@ static enum sim_event hour_event(const struct sim_config *c, uint32_t vm, int64_
 		ev = SIM_EV_STOP;
 	else if (u < pr + ps + pm)
 		ev = c->hosts > 1 ? SIM_EV_MIGRATE : SIM_EV_REBOOT;
+	else if (u < pr + ps + pm + pc)
+		ev = SIM_EV_CRASH;
 	else
 		return SIM_EV_NONE;
 	uint64_t h = h4(c->seed, vm, (uint64_t)k, 0xe2);
 	*at = k * NS_PER_HOUR + (int64_t)(1 + h % 3599) * NS_PER_SEC;
-	if (ev == SIM_EV_STOP)
+	if (ev == SIM_EV_STOP || ev == SIM_EV_CRASH)
 		*arg = 60 + (h >> 20) % 7141;         /* seconds down */
 	else if (ev == SIM_EV_MIGRATE)
 		*arg = 1 + (h >> 20) % (c->hosts - 1); /* host offset */
@@ -155,7 +158,7 @@ static void vm_next(const struct sim_config *c, uint32_t vm, struct vm_state *s,
 		s->next_ev = SIM_EV_START;
 		return;
 	}
-	if (c->reboots_per_day + c->stops_per_day + c->migrations_per_day <= 0)
+	if (c->reboots_per_day + c->stops_per_day + c->migrations_per_day + c->crashes_per_day <= 0)
 		return;
 	int64_t horizon = after_ns + 400LL * 24 * NS_PER_HOUR;
 	for (int64_t k = hour_floor(after_ns) / NS_PER_HOUR; k * NS_PER_HOUR < horizon; k++) {
@@ -181,6 +184,7 @@ static void vm_apply(const struct sim_config *c, uint32_t vm, struct vm_state *s
 		s->origin_known = true;
 		break;
 	case SIM_EV_STOP:
+	case SIM_EV_CRASH:
 		s->running = false;
 		s->resume_ns = at + (int64_t)s->next_arg * NS_PER_SEC;
 		break;
@@ -246,7 +250,7 @@ struct sim {
 
 static const char *const sim_keys[] = {
 	"vms", "tenants", "hosts", "disks", "nics", "seed", "loss", "reboots_per_day",
-	"stops_per_day", "migrations_per_day", "start", NULL
+	"stops_per_day", "migrations_per_day", "crashes_per_day", "start", NULL
 };
 
 static int sim_configure(const struct cfg_node *cfg, const struct collector_env *env, void **state,
@@ -292,11 +296,12 @@ static int sim_configure(const struct cfg_node *cfg, const struct collector_env 
 	    (rc = cfg_get_double(cfg, "reboots_per_day", 0, 24, &c->reboots_per_day, e)) ||
 	    (rc = cfg_get_double(cfg, "stops_per_day", 0, 24, &c->stops_per_day, e)) ||
 	    (rc = cfg_get_double(cfg, "migrations_per_day", 0, 24, &c->migrations_per_day, e)) ||
+	    (rc = cfg_get_double(cfg, "crashes_per_day", 0, 24, &c->crashes_per_day, e)) ||
 	    (rc = cfg_get_time(cfg, "start", &c->start_ns, e)))
 		goto fail;
-	if (c->reboots_per_day + c->stops_per_day + c->migrations_per_day > 24) {
+	if (c->reboots_per_day + c->stops_per_day + c->migrations_per_day + c->crashes_per_day > 24) {
 		const struct cfg_node *n = cfg_get(cfg, "reboots_per_day");
-		rc = err_set(e, -ERANGE, "%s:%d: collectors.sim: reboots, stops and migrations per day"
+		rc = err_set(e, -ERANGE, "%s:%d: collectors.sim: reboots, stops, migrations and crashes per day"
 			     " add up to more than 24 (one event per VM per hour at most)",
 			     n ? n->file : "config", n ? n->line : 0);
 		goto fail;
@@ -460,6 +465,9 @@ static int sim_read(void *state, int64_t now_ns, const struct sink *sink, struct
 				break;
 			case SIM_EV_STOP:
 				rc |= emit_event(s, i, old_host, at, "stopped", "shutdown", sink);
+				break;
+			case SIM_EV_CRASH:
+				rc |= emit_event(s, i, old_host, at, "crashed", "panicked", sink);
 				break;
 			case SIM_EV_START:
 				rc |= emit_event(s, i, st->host, at, "started", "booted", sink);

@@ -50,11 +50,12 @@ struct sim_config {
 	double reboots_per_day;          /* per VM */
 	double stops_per_day;
 	double migrations_per_day;
+	double crashes_per_day;          /* crashed, then restarted after 1 min - 2 h */
 	int64_t start_ns;                /* schedule anchor and first tick; whole seconds */
 	int64_t interval_ns;             /* whole seconds */
 };
 
-enum sim_event { SIM_EV_NONE, SIM_EV_REBOOT, SIM_EV_STOP, SIM_EV_START, SIM_EV_MIGRATE };
+enum sim_event { SIM_EV_NONE, SIM_EV_REBOOT, SIM_EV_STOP, SIM_EV_START, SIM_EV_MIGRATE, SIM_EV_CRASH };
 
 struct sim_vm {
 	char uuid[37];

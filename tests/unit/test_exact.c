@@ -3,7 +3,7 @@
  * truth.
  *
  * tallyd's all-in-one pipeline fast-forwards a month of a simulated fleet
- * with counter resets (reboots), stops, migrations between hosts and 5%
+ * with counter resets (reboots), stops, crashes, migrations between hosts and 5%
  * lost readings into a fresh ledger. The truth is computed here in closed
  * form from the sim's schedule (sim_lives) and rates alone: within a life,
  * counter m of device j grows by rate[m] * (j + 1) per second and gauges are
@@ -59,7 +59,8 @@
 	"    loss: 0.05\n" \
 	"    reboots_per_day: 0.5\n" \
 	"    stops_per_day: 0.3\n" \
-	"    migrations_per_day: 0.3\n"
+	"    migrations_per_day: 0.3\n" \
+	"    crashes_per_day: 0.3\n"
 
 struct vm_truth {
 	struct sim_vm d;
@@ -264,22 +265,25 @@ START_TEST(test_month_exact)
 	sc.reboots_per_day = 0.5;
 	sc.stops_per_day = 0.3;
 	sc.migrations_per_day = 0.3;
+	sc.crashes_per_day = 0.3;
 	sc.interval_ns = 60 * NS_PER_SEC;
 	int64_t x;
 	ck_assert_int_eq(time_parse_range("2026-10-01T00:00:00Z", &sc.start_ns, &x, &e), 0);
 	ck_assert_int_eq(time_parse_range("2026-11-01T00:00:00Z", &end_ns, &x, &e), 0);
 	build_truth(vms);
-	int resets = 0, migrations = 0, stops = 0;
+	int resets = 0, migrations = 0, stops = 0, crashes = 0;
 	for (unsigned i = 0; i < vms; i++)
 		for (int l = 0; l < truth[i].n; l++) {
 			resets += truth[i].life[l].ended_by == SIM_EV_REBOOT;
 			migrations += truth[i].life[l].ended_by == SIM_EV_MIGRATE;
 			stops += truth[i].life[l].ended_by == SIM_EV_STOP;
+			crashes += truth[i].life[l].ended_by == SIM_EV_CRASH;
 		}
 	/* the month must actually exercise each kind of edge */
 	ck_assert_int_gt(resets, 10);
 	ck_assert_int_gt(migrations, 10);
 	ck_assert_int_gt(stops, 10);
+	ck_assert_int_gt(crashes, 10);
 
 	run_pipeline(dir, vms, seed);
 	snprintf(path, sizeof(path), "%s/ledger.db", dir);
