@@ -18,6 +18,7 @@
 #include "tallytime.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -553,6 +554,25 @@ static void rrd_put(struct aggregator *a, const struct ser_entry *s, const struc
 		a->stats.rrd_errors++;
 }
 
+/* "silent" at the last reading before a gap, "heard" at the first after. */
+static int silence_events(struct aggregator *a, uint32_t ri, uint16_t ag, const struct sample *s, int64_t gap_ns)
+{
+	for (int i = 0; i < 2; i++) {
+		struct pending_event *p = VEC_PUSH(a->events);
+		if (!p)
+			return -ENOMEM;
+		memset(p, 0, sizeof(*p));
+		p->res = ri;
+		p->agent = ag;
+		p->ev.time_ns = i ? s->time_ns : s->time_ns - gap_ns;
+		str_copy(p->ev.resource, s->resource, sizeof(p->ev.resource));
+		str_copy(p->ev.type, i ? "heard" : "silent", sizeof(p->ev.type));
+		snprintf(p->ev.reason, sizeof(p->ev.reason), "%s %lld s without readings", i ? "after" : "then",
+			 (long long)(gap_ns / NS_PER_SEC));
+	}
+	return 0;
+}
+
 int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 {
 	int rc, ag;
@@ -633,6 +653,12 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		case SERIES_WRAP: a->stats.wraps++; break;
 		default: break;
 		}
+		/* Silence inside one life: the VM ran on, but nothing was heard of
+		 * it for longer than max_gap (its host, the network or tally was
+		 * down). Recorded as two events, for the SLA reports. */
+		if (out == SERIES_DELTA && s->meter == M_INSTANCE && ival > a->max_gap_ns &&
+		    (rc = silence_events(a, ri, (uint16_t)ag, s, ival)))
+			goto nomem;
 		se = &a->ser.v[si];
 		se->dirty = 1;
 		a->stats.samples++;

@@ -354,8 +354,116 @@ static void parse_version(struct ctx *c, const struct cfg_node *n, struct plan_v
 	}
 }
 
+/* Published instance-level tables (availability below -> credit of the
+ * monthly charges), as each provider published them; check a provider's
+ * current terms before promising them. */
+const struct plan_sla_preset plan_sla_presets[] = {
+	{ "aws-ec2-instance", "Amazon EC2 instance-level SLA", 995000,
+	  { 995000, 990000, 950000 }, { 100000, 300000, 1000000 } },
+	{ "aws-ec2-region", "Amazon EC2 region-level SLA", 999900,
+	  { 999900, 990000, 950000 }, { 100000, 300000, 1000000 } },
+	{ "gce-instance", "Google Compute Engine single instance", 999000,
+	  { 999000, 990000, 950000 }, { 100000, 250000, 1000000 } },
+	{ "azure-vm-single", "Azure single VM (premium storage)", 999000,
+	  { 999000, 990000, 950000 }, { 100000, 250000, 1000000 } },
+	{ NULL, NULL, 0, { 0 }, { 0 } },
+};
+
+static const char *const sla_keys[] = { "grace", "classes", NULL };
+static const char *const class_keys[] = { "name", "select", "preset", "target", "credits", NULL };
+
+static void parse_sla(struct ctx *c, const struct cfg_node *n)
+{
+	struct plan *p = c->p;
+	struct tally_err e = { 0 };
+	p->has_sla = true;
+	p->sla_grace_ns = 5 * 60 * NS_PER_SEC;
+	if (keep(c, cfg_check_keys(n, "sla", sla_keys, &e), &e) ||
+	    keep(c, cfg_get_duration(n, "grace", 0, 24 * NS_PER_HOUR, &p->sla_grace_ns, &e), &e))
+		return;
+	const struct cfg_node *cl = cfg_get(n, "classes");
+	if (!cl || cl->type != CFG_SEQ || cl->n_kids == 0 || cl->n_kids > PLAN_MAX_SLA_CLASSES) {
+		add_err(c, cl ? cl : n, "'classes': expected a list of 1 to %d SLA classes", PLAN_MAX_SLA_CLASSES);
+		return;
+	}
+	for (size_t i = 0; i < cl->n_kids; i++) {
+		const struct cfg_node *k = cl->kids[i];
+		struct plan_sla_class *s = &p->sla[p->n_sla];
+		memset(s, 0, sizeof(*s));
+		if (keep(c, cfg_check_keys(k, "sla class", class_keys, &e), &e) ||
+		    keep(c, cfg_get_string(k, "name", s->name, sizeof(s->name), &e), &e) ||
+		    keep(c, cfg_get_string(k, "preset", s->preset, sizeof(s->preset), &e), &e))
+			continue;
+		const struct cfg_node *sel = NULL;
+		if (keep(c, cfg_get_map(k, "select", &sel, &e), &e))
+			continue;
+		for (size_t j = 0; sel && j < sel->n_kids && s->n_sel < PLAN_MAX_SELECT; j++) {
+			str_copy(s->sel_key[s->n_sel], sel->kids[j]->key, sizeof(s->sel_key[0]));
+			str_copy(s->sel_val[s->n_sel], sel->kids[j]->type == CFG_SCALAR ? sel->kids[j]->value : "",
+				 sizeof(s->sel_val[0]));
+			s->n_sel++;
+		}
+		bool has_target = cfg_get(k, "target") != NULL;
+		const struct cfg_node *cr = cfg_get(k, "credits");
+		if (s->preset[0]) {
+			const struct plan_sla_preset *ps = plan_sla_presets;
+			for (; ps->name && strcmp(ps->name, s->preset); ps++)
+				;
+			if (!ps->name) {
+				add_err(c, cfg_get(k, "preset"), "unknown SLA preset '%s' (known: aws-ec2-instance,"
+					" aws-ec2-region, gce-instance, azure-vm-single)", s->preset);
+				continue;
+			}
+			if (has_target || cr) {
+				add_err(c, k, "an SLA class takes a 'preset' or its own 'target' and 'credits', not both");
+				continue;
+			}
+			s->target_ppm = ps->target_ppm;
+			for (int t = 0; t < 3; t++) {
+				s->credits[t].below_ppm = ps->below_ppm[t];
+				s->credits[t].credit_ppm = ps->credit_ppm[t];
+			}
+			s->n_credits = 3;
+		} else {
+			if (!has_target || !cr) {
+				add_err(c, k, "an SLA class needs 'target' and 'credits' (or a 'preset')");
+				continue;
+			}
+			if (percent(c, k, "target", &s->target_ppm))
+				continue;
+			if (cr->type != CFG_SEQ || cr->n_kids == 0 || cr->n_kids > PLAN_MAX_CREDITS) {
+				add_err(c, cr, "'credits': expected a list of 1 to %d tiers {below: 99.9%%, credit: 10%%}",
+					PLAN_MAX_CREDITS);
+				continue;
+			}
+			static const char *const credit_keys[] = { "below", "credit", NULL };
+			bool ok = true;
+			for (size_t t = 0; t < cr->n_kids && ok; t++) {
+				const struct cfg_node *ct = cr->kids[t];
+				if (keep(c, cfg_check_keys(ct, "credit", credit_keys, &e), &e) ||
+				    percent(c, ct, "below", &s->credits[t].below_ppm) ||
+				    percent(c, ct, "credit", &s->credits[t].credit_ppm)) {
+					ok = false;
+					break;
+				}
+				if (!cfg_get(ct, "below") || !cfg_get(ct, "credit")) {
+					add_err(c, ct, "a credit tier needs 'below' and 'credit'");
+					ok = false;
+				} else if (t > 0 && s->credits[t].below_ppm >= s->credits[t - 1].below_ppm) {
+					add_err(c, cfg_get(ct, "below"), "credit tiers' 'below' must decrease");
+					ok = false;
+				}
+			}
+			if (!ok)
+				continue;
+			s->n_credits = (int)cr->n_kids;
+		}
+		p->n_sla++;
+	}
+}
+
 static const char *const top_keys[] = { "plan", "issuer", "currency", "minor_digits", "rounding", "tax", "versions",
-					"tenants", NULL };
+					"tenants", "sla", NULL };
 
 int plan_load(const char *path, struct plan *p, struct plan_errors *errs)
 {
@@ -473,6 +581,8 @@ int plan_load_text(const char *path, const char *text, size_t len, struct plan *
 			p->n_versions++;
 		}
 	}
+	if (cfg_get(root, "sla"))
+		parse_sla(&c, cfg_get(root, "sla"));
 	const struct cfg_node *tn = cfg_get(root, "tenants");
 	if (tn && tn->type == CFG_MAP) {
 		p->tenants = calloc(tn->n_kids ? tn->n_kids : 1, sizeof(*p->tenants));
@@ -525,4 +635,47 @@ int plan_version_at(const struct plan *p, int64_t t_ns)
 	for (size_t i = 0; i < p->n_versions && p->versions[i].from_ns <= t_ns; i++)
 		v = (int)i;
 	return v;
+}
+
+/* The value of label key in "k=v,k=v" into buf, or NULL when absent. */
+static const char *label_value(const char *labels, const char *key, char *buf, size_t len)
+{
+	size_t kl = strlen(key);
+	for (const char *p = labels; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (n > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+			size_t vl = n - kl - 1;
+			if (vl >= len)
+				vl = len - 1;
+			memcpy(buf, p + kl + 1, vl);
+			buf[vl] = '\0';
+			return buf;
+		}
+		p += n + (end ? 1 : 0);
+	}
+	return NULL;
+}
+
+bool plan_select(const char (*keys)[64], const char (*vals)[64], int n, const struct plan_attrs *a)
+{
+	char buf[512];
+	for (int i = 0; i < n; i++) {
+		const char *k = keys[i], *have;
+		if (!strcmp(k, "flavor"))
+			have = a->flavor;
+		else if (!strcmp(k, "project"))
+			have = a->project;
+		else if (!strcmp(k, "user"))
+			have = a->user;
+		else if (!strcmp(k, "name"))
+			have = a->name;
+		else if (!strcmp(k, "host"))
+			have = a->host;
+		else
+			have = label_value(a->labels, k, buf, sizeof(buf));
+		if (!have || strcmp(have, vals[i]))
+			return false;
+	}
+	return true;
 }

@@ -95,6 +95,22 @@ struct plan_tenant {
 	size_t n_prices;
 };
 
+#define PLAN_MAX_SLA_CLASSES 8
+#define PLAN_MAX_CREDITS 8
+
+/* An SLA class (docs/sla.md): the VMs whose labels match select get target
+ * availability, and a credit of credit_ppm of their charges when the
+ * period's availability is below below_ppm (the lowest tier reached wins). */
+struct plan_sla_class {
+	char name[64];
+	char sel_key[PLAN_MAX_SELECT][64], sel_val[PLAN_MAX_SELECT][64];
+	int n_sel;
+	int64_t target_ppm;          /* availability promised, parts per million */
+	struct { int64_t below_ppm, credit_ppm; } credits[PLAN_MAX_CREDITS];
+	int n_credits;               /* in decreasing below_ppm */
+	char preset[32];             /* "" or the preset it came from */
+};
+
 struct plan {
 	char name[64];
 	char issuer[64];             /* who issues the invoices; default: the plan's name */
@@ -108,11 +124,34 @@ struct plan {
 	size_t n_versions;
 	struct plan_tenant *tenants;
 	size_t n_tenants;
+	bool has_sla;
+	int64_t sla_grace_ns;        /* silence shorter than this is not downtime */
+	struct plan_sla_class sla[PLAN_MAX_SLA_CLASSES];
+	int n_sla;
 };
+
+/* The SLA presets mirroring the public clouds' published tables, by name;
+ * NULL-terminated. */
+struct plan_sla_preset {
+	const char *name, *what;
+	int64_t target_ppm;
+	int64_t below_ppm[3], credit_ppm[3];
+};
+extern const struct plan_sla_preset plan_sla_presets[];
 
 /* The index of the version in force at t (the last whose from <= t), or
  * -1 before the first. */
 int plan_version_at(const struct plan *p, int64_t t_ns);
+
+/* What a selector is matched against: a resource's attributes. */
+struct plan_attrs {
+	const char *flavor, *project, *user, *name, *host;
+	const char *labels;          /* "k=v,k=v" */
+};
+
+/* Does every key=value of the selector hold for a? Keys flavor, project,
+ * user, name and host name those attributes; any other key is a label. */
+bool plan_select(const char (*keys)[64], const char (*vals)[64], int n, const struct plan_attrs *a);
 
 /* The tenant's terms, or NULL. */
 const struct plan_tenant *plan_tenant_find(const struct plan *p, const char *tenant);

@@ -56,46 +56,11 @@ struct state {
 	size_t cap, used;
 };
 
-static const char *label_value(const char *labels, const char *key, char *buf, size_t len)
-{
-	size_t kl = strlen(key);
-	for (const char *p = labels; *p;) {
-		const char *end = strchr(p, ',');
-		size_t n = end ? (size_t)(end - p) : strlen(p);
-		if (n > kl && !strncmp(p, key, kl) && p[kl] == '=') {
-			size_t vl = n - kl - 1;
-			if (vl >= len)
-				vl = len - 1;
-			memcpy(buf, p + kl + 1, vl);
-			buf[vl] = '\0';
-			return buf;
-		}
-		p += n + (end ? 1 : 0);
-	}
-	return NULL;
-}
-
 static bool selector_matches(const struct plan_price *pp, const struct interval *iv, const struct res *r)
 {
-	char buf[512];
-	for (int i = 0; i < pp->n_sel; i++) {
-		const char *k = pp->sel_key[i], *have;
-		if (!strcmp(k, "flavor"))
-			have = iv->flavor;
-		else if (!strcmp(k, "project"))
-			have = iv->project;
-		else if (!strcmp(k, "user"))
-			have = iv->user;
-		else if (!strcmp(k, "name"))
-			have = iv->name;
-		else if (!strcmp(k, "host"))
-			have = r->host;
-		else
-			have = label_value(iv->labels, k, buf, sizeof(buf));
-		if (!have || strcmp(have, pp->sel_val[i]))
-			return false;
-	}
-	return true;
+	const struct plan_attrs a = { .flavor = iv->flavor, .project = iv->project, .user = iv->user,
+				      .name = iv->name, .host = r->host, .labels = iv->labels };
+	return plan_select(pp->sel_key, pp->sel_val, pp->n_sel, &a);
 }
 
 /* The price of (interval, version, meter), cached: -1 unpriced, else

@@ -11,6 +11,8 @@
  *               [--issue [--allow-incomplete]]
  *   tally invoice explain NUMBER LINE | --period P --tenant X [--plan FILE] LINE
  *   tally invoice show NUMBER
+ *   tally sla --period 2026-10 | --from T --to T [--tenant X] [--plan FILE]
+ *               [--format text|csv|json] [--ledger PATH]
  *   tally plan check FILE
  *
  * Exit status: 0 ok; 1 runtime error (ledger missing or unreadable);
@@ -23,6 +25,7 @@
 #include "issue.h"
 #include "meter.h"
 #include "plan.h"
+#include "sla.h"
 #include "tallytime.h"
 #include "usage.h"
 
@@ -205,7 +208,7 @@ static int load_plan(const char *path, struct plan *p)
 		return 0;
 	for (int i = 0; i < errs.n; i++)
 		fprintf(stderr, "%s\n", errs.msg[i]);
-	fprintf(stderr, "tally invoice: the plan %s has mistakes (tally plan check %s): no invoice made\n", path,
+	fprintf(stderr, "tally %s: the plan %s has mistakes (tally plan check %s): nothing made\n", cmd_name, path,
 		path);
 	return 2;
 }
@@ -417,6 +420,84 @@ static int cmd_invoice(int argc, char **argv)
 	return 0;
 }
 
+static int sla_help(FILE *f)
+{
+	fprintf(f, "usage: tally sla --period 2026-10 [options]\n"
+		   "  --period P, --from T --to T   the period, as for tally invoice\n"
+		   "  --tenant X           only tenant X's VMs\n"
+		   "  --plan FILE          the rate plan with the 'sla' section (default $TALLY_PLAN, else ./plan.yaml)\n"
+		   "  --format text|csv|json   output format (default text)\n"
+		   "  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n"
+		   "Availability per VM, its incidents and credit; definition: docs/sla.md\n");
+	return 0;
+}
+
+static int cmd_sla(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "period", required_argument, NULL, 'p' }, { "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },     { "tenant", required_argument, NULL, 'T' },
+		{ "plan", required_argument, NULL, 'P' },   { "format", required_argument, NULL, 'F' },
+		{ "ledger", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sla_query q = { .ledger = default_ledger() };
+	const char *period = NULL, *from = NULL, *to = NULL, *plan_path = default_plan();
+	enum sla_format fmt = SLA_TEXT;
+	struct tally_err e = { 0 };
+	int opt, rc;
+
+	cmd_name = "sla";
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'p': period = optarg; break;
+		case 'f': from = optarg; break;
+		case 't': to = optarg; break;
+		case 'T': q.tenant = optarg; break;
+		case 'P': plan_path = optarg; break;
+		case 'l': q.ledger = optarg; break;
+		case 'F':
+			if (!strcmp(optarg, "text"))
+				fmt = SLA_TEXT;
+			else if (!strcmp(optarg, "csv"))
+				fmt = SLA_CSV;
+			else if (!strcmp(optarg, "json"))
+				fmt = SLA_JSON;
+			else
+				return bad("--format '%s': expected text, csv or json", optarg);
+			break;
+		case 'h': return sla_help(stdout);
+		default: sla_help(stderr); return 2;
+		}
+	}
+	if (optind != argc)
+		return bad("unexpected argument '%s'", argv[optind]);
+	if (parse_period(period, from, to, &q.from_ns, &q.to_ns))
+		return 2;
+	struct plan p;
+	if ((rc = load_plan(plan_path, &p)))
+		return rc;
+	if (!p.has_sla) {
+		plan_release(&p);
+		return bad("the plan %s has no 'sla' section (schemas/plan.md)", plan_path);
+	}
+	struct sla_report r;
+	if ((rc = sla_compute(&q, &p, &r, &e))) {
+		plan_release(&p);
+		fprintf(stderr, "tally sla: %s\n", e.msg);
+		return rc == -ESRCH ? 2 : 1;
+	}
+	rc = sla_render(stdout, &r, &p, fmt);
+	sla_report_release(&r);
+	plan_release(&p);
+	if (rc || fflush(stdout)) {
+		fprintf(stderr, "tally sla: cannot write the output\n");
+		return 1;
+	}
+	return 0;
+}
+
 /* tally plan check FILE: every mistake with file:line:col; exit 2 if any. */
 static int cmd_plan(int argc, char **argv)
 {
@@ -452,6 +533,7 @@ static void help(FILE *f)
 		   "commands:\n"
 		   "  usage    usage from the ledger per tenant, resource or hour (docs/usage.md)\n"
 		   "  invoice  invoices of a period from the ledger and a rate plan (docs/invoice.md)\n"
+		   "  sla      availability per VM, incidents and credits (docs/sla.md)\n"
 		   "  plan check FILE   check a rate plan (schemas/plan.md)\n"
 		   "  help     this text\n"
 		   "Run 'tally COMMAND --help' for the options of a command.\n");
@@ -467,6 +549,8 @@ int main(int argc, char **argv)
 		return cmd_usage(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "invoice"))
 		return cmd_invoice(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "sla"))
+		return cmd_sla(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "plan"))
 		return cmd_plan(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {

@@ -65,7 +65,9 @@ struct resource_meta {
  * type is one of: started, stopped, shutdown, crashed, suspended, resumed,
  * migrated_in, migrated_out, rebooted, device_added, device_removed,
  * defined, undefined. reason is the source's detail ("destroyed",
- * "booted", "host-reset"), or "". */
+ * "booted", "host-reset", "ioerror" for a suspension), or "". The
+ * aggregator adds "silent" and "heard" (the two ends of a gap in a running
+ * VM's readings longer than max_gap) itself. */
 struct lifecycle_event {
 	int64_t time_ns;
 	char resource[TALLY_ID_MAX];

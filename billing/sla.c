@@ -1,0 +1,421 @@
+/*
+ * sla.c: availability per VM from the ledger's lifecycle events (sla.h,
+ * docs/sla.md), and the report in text, CSV and JSON.
+ *
+ * Each VM's events are walked in time order from its first sight, with a
+ * state (running, off on request, down) that decides for every stretch of
+ * time whether it counts as expected and as down; only the stretches inside
+ * the measured window [max(period start, first sight), min(period end, end
+ * of data)) count.
+ */
+#include "sla.h"
+#include "csv.h"
+#include "err.h"
+#include "ledger_ro.h"
+#include "str.h"
+#include "tallytime.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum vm_state { ST_RUN, ST_OFF, ST_DOWN };
+
+struct walk {
+	struct sla_vm *vm;
+	int64_t lo, hi;              /* measured window */
+	enum vm_state st;
+	int64_t since;               /* when st began */
+	char cause[16], detail[64];  /* of the current downtime */
+	size_t cap;
+};
+
+static int64_t overlap(int64_t a, int64_t b, int64_t lo, int64_t hi)
+{
+	int64_t x = a > lo ? a : lo, y = b < hi ? b : hi;
+	return y > x ? y - x : 0;
+}
+
+static int add_incident(struct walk *w, int64_t start, int64_t end, const char *cause, const char *detail)
+{
+	struct sla_vm *v = w->vm;
+	int64_t counted = overlap(start, end, w->lo, w->hi);
+	if (counted == 0 && (end <= w->lo || start >= w->hi))
+		return 0;
+	if (v->n_incidents == w->cap) {
+		size_t nc = w->cap ? w->cap * 2 : 4;
+		struct sla_incident *n = realloc(v->incidents, nc * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		v->incidents = n;
+		w->cap = nc;
+	}
+	struct sla_incident *i = &v->incidents[v->n_incidents++];
+	i->start_ns = start;
+	i->end_ns = end;
+	i->counted_ns = counted;
+	str_copy(i->cause, cause, sizeof(i->cause));
+	str_copy(i->detail, detail, sizeof(i->detail));
+	v->down_ns += counted;
+	return 0;
+}
+
+/* Leave the current state at t: account for [since, t). */
+static int close_stretch(struct walk *w, int64_t t)
+{
+	if (w->st != ST_OFF)
+		w->vm->expected_ns += overlap(w->since, t, w->lo, w->hi);
+	if (w->st == ST_DOWN)
+		return add_incident(w, w->since, t, w->cause, w->detail);
+	return 0;
+}
+
+static int set_state(struct walk *w, int64_t t, enum vm_state st, const char *cause, const char *detail)
+{
+	if (st == w->st)
+		return 0;
+	int rc = close_stretch(w, t);
+	w->st = st;
+	w->since = t;
+	str_copy(w->cause, cause, sizeof(w->cause));
+	str_copy(w->detail, detail, sizeof(w->detail));
+	return rc;
+}
+
+/* One event. silent_at holds the start of a silence until it is heard. */
+static int on_event(struct walk *w, const struct plan *p, int64_t t, const char *type, const char *reason,
+		    int64_t *silent_at)
+{
+	if (!strcmp(type, "started") || !strcmp(type, "migrated_in") || !strcmp(type, "resumed"))
+		return set_state(w, t, ST_RUN, "", "");
+	if (!strcmp(type, "crashed"))
+		return set_state(w, t, ST_DOWN, "crashed", reason);
+	if (!strcmp(type, "stopped"))
+		return !strcmp(reason, "failed") ? set_state(w, t, ST_DOWN, "failed", reason)
+						  : set_state(w, t, ST_OFF, "", "");
+	if (!strcmp(type, "shutdown") || !strcmp(type, "undefined"))
+		return set_state(w, t, ST_OFF, "", "");
+	if (!strcmp(type, "suspended"))
+		return !strcmp(reason, "ioerror") ? set_state(w, t, ST_DOWN, "ioerror", reason)
+						   : set_state(w, t, ST_OFF, "", "");
+	if (!strcmp(type, "silent")) {
+		*silent_at = t;
+		return 0;
+	}
+	if (!strcmp(type, "heard")) {
+		int rc = 0;
+		if (*silent_at >= 0 && w->st == ST_RUN && t - *silent_at > p->sla_grace_ns)
+			rc = add_incident(w, *silent_at, t, "silent", reason);
+		*silent_at = -1;
+		return rc;
+	}
+	return 0; /* rebooted, migrated_out, defined, device events: no change */
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? (const char *)t : "";
+}
+
+static int cmp_vm(const void *a, const void *b)
+{
+	const struct sla_vm *x = a, *y = b;
+	int c;
+	if ((c = strcmp(x->tenant, y->tenant)) || (c = strcmp(x->name, y->name)))
+		return c;
+	return strcmp(x->uuid, y->uuid);
+}
+
+/* Class and credit of a measured VM. */
+static void classify(struct sla_vm *v, const struct plan *p, const struct plan_attrs *a)
+{
+	v->cls = -1;
+	for (int i = 0; i < p->n_sla && v->cls < 0; i++)
+		if (plan_select(p->sla[i].sel_key, p->sla[i].sel_val, p->sla[i].n_sel, a))
+			v->cls = i;
+	if (v->cls < 0 || v->expected_ns == 0)
+		return;
+	const struct plan_sla_class *c = &p->sla[v->cls];
+	__int128 up = (__int128)(v->expected_ns - v->down_ns) * 1000000, e = v->expected_ns;
+	v->breached = up < (__int128)c->target_ppm * e;
+	for (int t = 0; t < c->n_credits; t++)
+		if (up < (__int128)c->credits[t].below_ppm * e)
+			v->credit_ppm = c->credits[t].credit_ppm;
+}
+
+int sla_compute(const struct sla_query *q, const struct plan *p, struct sla_report *out, struct tally_err *e)
+{
+	static const char res_sql[] =
+		"SELECT r.id, r.uuid, r.name, r.first_seen_ns, r.last_seen_ns, r.host,"
+		" coalesce(a.tenant, r.tenant), coalesce(a.flavor, r.flavor), coalesce(a.labels, r.labels),"
+		" coalesce(a.project, r.project), coalesce(a.user_id, r.user_id), coalesce(a.name, r.name)"
+		" FROM resources r LEFT JOIN resource_attrs a ON a.resource_id = r.id AND a.since_ns = coalesce("
+		"  (SELECT max(since_ns) FROM resource_attrs x WHERE x.resource_id = r.id"
+		"   AND x.since_ns <= max(?1, r.first_seen_ns)),"
+		"  (SELECT min(since_ns) FROM resource_attrs x WHERE x.resource_id = r.id))"
+		" WHERE r.type = 'instance' AND r.first_seen_ns < ?2 ORDER BY r.id";
+	/* every event, also after the period: an incident that runs past its
+	 * end is shown with the end it really had */
+	static const char ev_sql[] = "SELECT time_ns, type, reason FROM events WHERE resource_id = ?1"
+				     " ORDER BY time_ns, id";
+	sqlite3 *db = NULL;
+	sqlite3_stmt *rs = NULL, *es = NULL, *st = NULL;
+	size_t cap = 0;
+	bool tenant_seen = false;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->from_ns = q->from_ns;
+	out->to_ns = q->to_ns;
+	if ((rc = ledger_ro_open(q->ledger, &db, e)))
+		return rc;
+	if (sqlite3_prepare_v2(db, "SELECT coalesce(max(last_time_ns), 0) FROM agents", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		out->data_until_ns = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(db, res_sql, -1, &rs, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, ev_sql, -1, &es, NULL) != SQLITE_OK) {
+		rc = err_set(e, -EIO, "%s: cannot read: %s", q->ledger, sqlite3_errmsg(db));
+		goto out;
+	}
+	sqlite3_bind_int64(rs, 1, q->from_ns);
+	sqlite3_bind_int64(rs, 2, q->to_ns);
+	int64_t end = q->to_ns < out->data_until_ns ? q->to_ns : out->data_until_ns;
+	while ((rc = sqlite3_step(rs)) == SQLITE_ROW) {
+		const char *tenant = col_text(rs, 6);
+		if (q->tenant && strcmp(tenant, q->tenant))
+			continue;
+		tenant_seen = true;
+		if (out->n_vms == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct sla_vm *n = realloc(out->vms, cap * sizeof(*n));
+			if (!n) {
+				rc = err_set(e, -ENOMEM, "out of memory");
+				goto out;
+			}
+			out->vms = n;
+		}
+		struct sla_vm *v = &out->vms[out->n_vms];
+		memset(v, 0, sizeof(*v));
+		str_copy(v->uuid, col_text(rs, 1), sizeof(v->uuid));
+		str_copy(v->name, col_text(rs, 2), sizeof(v->name));
+		str_copy(v->tenant, tenant, sizeof(v->tenant));
+		int64_t first = sqlite3_column_int64(rs, 3), last = sqlite3_column_int64(rs, 4);
+		struct walk w = { .vm = v, .lo = first > q->from_ns ? first : q->from_ns, .hi = end, .st = ST_RUN,
+				  .since = first };
+		v->from_ns = w.lo;
+		v->to_ns = w.hi > w.lo ? w.hi : w.lo;
+		int64_t silent_at = -1;
+		sqlite3_bind_int64(es, 1, sqlite3_column_int64(rs, 0));
+		while ((rc = sqlite3_step(es)) == SQLITE_ROW)
+			if ((rc = on_event(&w, p, sqlite3_column_int64(es, 0), col_text(es, 1), col_text(es, 2),
+					   &silent_at))) {
+				sqlite3_reset(es);
+				rc = err_set(e, rc, "out of memory");
+				goto out;
+			}
+		sqlite3_reset(es);
+		/* gone quiet while it should run, and not heard of since: silent
+		 * from its last reading (or the recorded start of the silence) */
+		if (w.st == ST_RUN) {
+			int64_t s0 = silent_at >= 0 ? silent_at : last;
+			if (s0 < w.since)
+				s0 = w.since;
+			if (s0 < end && end - s0 > p->sla_grace_ns &&
+			    set_state(&w, s0, ST_DOWN, "silent", "no readings since")) {
+				rc = err_set(e, -ENOMEM, "out of memory");
+				goto out;
+			}
+		}
+		bool ongoing = w.st == ST_DOWN;
+		size_t before = v->n_incidents;
+		if (close_stretch(&w, w.since > end ? w.since : end)) {
+			rc = err_set(e, -ENOMEM, "out of memory");
+			goto out;
+		}
+		if (ongoing && v->n_incidents > before)
+			v->incidents[v->n_incidents - 1].end_ns = INT64_MAX;
+		/* VMs that did not exist in the period at all are left out */
+		if (v->expected_ns == 0 && v->n_incidents == 0 && last < q->from_ns) {
+			free(v->incidents);
+			continue;
+		}
+		const struct plan_attrs a = { .flavor = col_text(rs, 7), .labels = col_text(rs, 8),
+					      .project = col_text(rs, 9), .user = col_text(rs, 10),
+					      .name = col_text(rs, 11), .host = col_text(rs, 5) };
+		classify(v, p, &a);
+		out->n_vms++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = err_set(e, -EIO, "%s: cannot read: %s", q->ledger, sqlite3_errmsg(db));
+		goto out;
+	}
+	if (q->tenant && !tenant_seen) {
+		rc = err_set(e, -ESRCH, "tenant '%s' has no VMs in the ledger %s", q->tenant, q->ledger);
+		goto out;
+	}
+	if (out->n_vms > 1)
+		qsort(out->vms, out->n_vms, sizeof(*out->vms), cmp_vm);
+	rc = 0;
+out:
+	sqlite3_finalize(rs);
+	sqlite3_finalize(es);
+	sqlite3_close(db);
+	if (rc)
+		sla_report_release(out);
+	return rc;
+}
+
+void sla_report_release(struct sla_report *r)
+{
+	for (size_t i = 0; i < r->n_vms; i++)
+		free(r->vms[i].incidents);
+	free(r->vms);
+	r->vms = NULL;
+	r->n_vms = 0;
+}
+
+/* a ppm figure as a percentage with 4 decimals */
+static char *ppm_text(int64_t ppm, char *buf, size_t len)
+{
+	snprintf(buf, len, "%lld.%04lld", (long long)(ppm / 10000), (long long)(ppm % 10000));
+	return buf;
+}
+
+char *sla_availability_text(const struct sla_vm *v, char *buf, size_t len)
+{
+	if (v->expected_ns == 0)
+		return ppm_text(1000000, buf, len);
+	int64_t ppm = (int64_t)((__int128)(v->expected_ns - v->down_ns) * 1000000 / v->expected_ns);
+	return ppm_text(ppm, buf, len);
+}
+
+static char *dur_text(int64_t ns, char *buf, size_t len)
+{
+	int64_t s = ns / NS_PER_SEC;
+	snprintf(buf, len, "%lldh%02lldm%02llds", (long long)(s / 3600), (long long)(s / 60 % 60), (long long)(s % 60));
+	return buf;
+}
+
+static const char *end_text(const struct sla_incident *i, char *buf, size_t len)
+{
+	return i->end_ns == INT64_MAX ? "(ongoing)" : time_format_iso(i->end_ns, buf, len);
+}
+
+int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum sla_format fmt)
+{
+	char a[48], b[48], av[24], tg[24], d[32], cr[24];
+	int64_t exp_sum = 0, down_sum = 0;
+	size_t breached = 0, credited = 0;
+	for (size_t i = 0; i < r->n_vms; i++) {
+		exp_sum += r->vms[i].expected_ns;
+		down_sum += r->vms[i].down_ns;
+		breached += r->vms[i].breached;
+		credited += r->vms[i].credit_ppm > 0;
+	}
+	struct sla_vm fleet = { .expected_ns = exp_sum, .down_ns = down_sum };
+	if (fmt == SLA_JSON) {
+		json_t *root = json_object(), *vms = json_array();
+		json_object_set_new(root, "period_from", json_string(time_format_iso(r->from_ns, a, sizeof(a))));
+		json_object_set_new(root, "period_to", json_string(time_format_iso(r->to_ns, a, sizeof(a))));
+		json_object_set_new(root, "data_until", r->data_until_ns ? json_string(time_format_iso(r->data_until_ns, a,
+												      sizeof(a)))
+									 : json_null());
+		for (size_t i = 0; i < r->n_vms; i++) {
+			const struct sla_vm *v = &r->vms[i];
+			json_t *o = json_object(), *inc = json_array();
+			json_object_set_new(o, "tenant", json_string(v->tenant));
+			json_object_set_new(o, "resource", json_string(v->uuid));
+			json_object_set_new(o, "name", json_string(v->name));
+			json_object_set_new(o, "class", v->cls >= 0 ? json_string(p->sla[v->cls].name) : json_null());
+			json_object_set_new(o, "expected_seconds", json_integer(v->expected_ns / NS_PER_SEC));
+			json_object_set_new(o, "downtime_seconds", json_integer(v->down_ns / NS_PER_SEC));
+			json_object_set_new(o, "availability_percent", json_string(sla_availability_text(v, av, sizeof(av))));
+			json_object_set_new(o, "target_percent", v->cls >= 0 ? json_string(ppm_text(p->sla[v->cls].target_ppm,
+												   tg, sizeof(tg)))
+									     : json_null());
+			json_object_set_new(o, "breached", json_boolean(v->breached));
+			json_object_set_new(o, "credit_percent", json_string(ppm_text(v->credit_ppm, cr, sizeof(cr))));
+			for (size_t k = 0; k < v->n_incidents; k++) {
+				const struct sla_incident *x = &v->incidents[k];
+				json_t *j = json_object();
+				json_object_set_new(j, "start", json_string(time_format_iso(x->start_ns, a, sizeof(a))));
+				json_object_set_new(j, "end", x->end_ns == INT64_MAX ? json_null()
+							      : json_string(time_format_iso(x->end_ns, b, sizeof(b))));
+				json_object_set_new(j, "cause", json_string(x->cause));
+				json_object_set_new(j, "detail", json_string(x->detail));
+				json_object_set_new(j, "counted_seconds", json_integer(x->counted_ns / NS_PER_SEC));
+				json_array_append_new(inc, j);
+			}
+			json_object_set_new(o, "incidents", inc);
+			json_array_append_new(vms, o);
+		}
+		json_object_set_new(root, "vms", vms);
+		json_t *fl = json_object();
+		json_object_set_new(fl, "vms", json_integer((json_int_t)r->n_vms));
+		json_object_set_new(fl, "availability_percent", json_string(sla_availability_text(&fleet, av, sizeof(av))));
+		json_object_set_new(fl, "downtime_seconds", json_integer(down_sum / NS_PER_SEC));
+		json_object_set_new(fl, "breached", json_integer((json_int_t)breached));
+		json_object_set_new(fl, "credited", json_integer((json_int_t)credited));
+		json_object_set_new(root, "fleet", fl);
+		int rc = json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', f);
+		json_decref(root);
+		return rc || ferror(f) ? -EIO : 0;
+	}
+	if (fmt == SLA_CSV) {
+		fputs("tenant,resource,name,class,availability_percent,target_percent,downtime_seconds,"
+		      "expected_seconds,credit_percent,incident_start,incident_end,cause,counted_seconds\r\n", f);
+		for (size_t i = 0; i < r->n_vms; i++) {
+			const struct sla_vm *v = &r->vms[i];
+			for (size_t k = 0; k == 0 || k < v->n_incidents; k++) {
+				const struct sla_incident *x = v->n_incidents ? &v->incidents[k] : NULL;
+				csv_field(f, v->tenant);
+				fputc(',', f);
+				csv_field(f, v->uuid);
+				fputc(',', f);
+				csv_field(f, v->name);
+				fputc(',', f);
+				csv_field(f, v->cls >= 0 ? p->sla[v->cls].name : "");
+				fprintf(f, ",%s,%s,%lld,%lld,%s,", sla_availability_text(v, av, sizeof(av)),
+					v->cls >= 0 ? ppm_text(p->sla[v->cls].target_ppm, tg, sizeof(tg)) : "",
+					(long long)(v->down_ns / NS_PER_SEC), (long long)(v->expected_ns / NS_PER_SEC),
+					ppm_text(v->credit_ppm, cr, sizeof(cr)));
+				if (x)
+					fprintf(f, "%s,%s,%s,%lld\r\n", time_format_iso(x->start_ns, a, sizeof(a)),
+						x->end_ns == INT64_MAX ? "" : time_format_iso(x->end_ns, b, sizeof(b)),
+						x->cause, (long long)(x->counted_ns / NS_PER_SEC));
+				else
+					fputs(",,,\r\n", f);
+			}
+		}
+		return ferror(f) ? -EIO : 0;
+	}
+	fprintf(f, "SLA      %s to %s (UTC)\n", time_format_iso(r->from_ns, a, sizeof(a)),
+		time_format_iso(r->to_ns, b, sizeof(b)));
+	if (r->data_until_ns < r->to_ns)
+		fprintf(f, "NOTE     data only up to %s: availability is measured up to there\n",
+			r->data_until_ns ? time_format_iso(r->data_until_ns, a, sizeof(a)) : "(no data)");
+	fprintf(f, "\n%-10s %-20s %-36s %-12s %9s %9s %12s %7s\n", "TENANT", "NAME", "RESOURCE", "CLASS", "AVAIL%",
+		"TARGET%", "DOWNTIME", "CREDIT%");
+	for (size_t i = 0; i < r->n_vms; i++) {
+		const struct sla_vm *v = &r->vms[i];
+		fprintf(f, "%-10s %-20s %-36s %-12s %9s %9s %12s %7s%s\n", v->tenant[0] ? v->tenant : "-", v->name,
+			v->uuid, v->cls >= 0 ? p->sla[v->cls].name : "-", sla_availability_text(v, av, sizeof(av)),
+			v->cls >= 0 ? ppm_text(p->sla[v->cls].target_ppm, tg, sizeof(tg)) : "-",
+			dur_text(v->down_ns, d, sizeof(d)), ppm_text(v->credit_ppm, cr, sizeof(cr)),
+			v->breached ? "  BREACHED" : "");
+		for (size_t k = 0; k < v->n_incidents; k++) {
+			const struct sla_incident *x = &v->incidents[k];
+			fprintf(f, "%10s   %-7s %s .. %s  %s counted  %s\n", "", x->cause,
+				time_format_iso(x->start_ns, a, sizeof(a)), end_text(x, b, sizeof(b)),
+				dur_text(x->counted_ns, d, sizeof(d)), x->detail);
+		}
+	}
+	fprintf(f, "\nfleet    %zu VMs, availability %s%%, downtime %s, %zu below target, %zu with a credit\n", r->n_vms,
+		sla_availability_text(&fleet, av, sizeof(av)), dur_text(down_sum, d, sizeof(d)), breached, credited);
+	return ferror(f) ? -EIO : 0;
+}
