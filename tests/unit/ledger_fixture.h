@@ -2,8 +2,9 @@
  * ledger_fixture.h: a ledger written by the real aggregator from readings a
  * test chooses, for the billing suites. One ledger per test: lf_open()
  * makes it in a fresh directory (dir), lf_meta()/lf_reading() add to the
- * current batch, lf_flush() ingests it, lf_close() commits and closes.
- * max_gap is 40 days, so readings far apart still count as covered.
+ * current batch (lf_event() an event), lf_flush() ingests it, lf_close()
+ * commits and closes. max_gap is 40 days unless lf_max_gap_ns says else,
+ * so readings far apart still count as covered.
  */
 #ifndef TALLY_LEDGER_FIXTURE_H
 #define TALLY_LEDGER_FIXTURE_H
@@ -21,11 +22,13 @@
 #include "testutil.h"
 
 static char dir[64], ledger[128], plan_path[128];
+static int64_t lf_max_gap_ns = 40 * 24 * NS_PER_HOUR;   /* set before lf_open() to change */
 static struct aggregator *agg;
 static struct batch bt;
 static uint64_t seq;
+static int64_t lf_cycle_ns;            /* the latest reading ingested */
 
-static void lf_open(void)
+static inline void lf_open(void)
 {
 	struct agg_config ac = { 0 };
 	struct tally_err e = { 0 };
@@ -33,13 +36,14 @@ static void lf_open(void)
 	snprintf(ledger, sizeof(ledger), "%s/ledger.db", dir);
 	snprintf(plan_path, sizeof(plan_path), "%s/plan.yaml", dir);
 	ac.ledger_path = ledger;
-	ac.max_gap_ns = 40 * 24 * NS_PER_HOUR;
+	ac.max_gap_ns = lf_max_gap_ns;
 	ck_assert_int_eq(agg_open(&agg, &ac, &e), 0);
 	batch_init(&bt, "host-1");
 	seq = 0;
+	lf_cycle_ns = 0;
 }
 
-static void lf_meta(const char *res, const char *tenant, const char *flavor, int64_t t)
+static inline void lf_meta(const char *res, const char *tenant, const char *flavor, int64_t t)
 {
 	struct resource_meta m;
 	memset(&m, 0, sizeof(m));
@@ -47,12 +51,13 @@ static void lf_meta(const char *res, const char *tenant, const char *flavor, int
 	str_copy(m.name, res, sizeof(m.name));
 	str_copy(m.tenant, tenant, sizeof(m.tenant));
 	str_copy(m.flavor, flavor, sizeof(m.flavor));
+	str_copy(m.type, "instance", sizeof(m.type));
 	snprintf(m.labels, sizeof(m.labels), "flavor=%s", flavor);
 	m.time_ns = t;
 	ck_assert_int_eq(batch_add_meta(&bt, &m), 0);
 }
 
-static void lf_reading(const char *res, int meter, int64_t t, double g, uint64_t c, unsigned flags)
+static inline void lf_reading(const char *res, int meter, int64_t t, double g, uint64_t c, unsigned flags)
 {
 	struct sample s;
 	memset(&s, 0, sizeof(s));
@@ -68,16 +73,33 @@ static void lf_reading(const char *res, int meter, int64_t t, double g, uint64_t
 	ck_assert_int_eq(batch_add_sample(&bt, &s), 0);
 }
 
-/* Ingest what was added since the last flush as one batch. */
-static void lf_flush(void)
+/* A lifecycle event, as a collector reports it. */
+static inline void lf_event(const char *res, int64_t t, const char *type, const char *reason)
+{
+	struct lifecycle_event ev;
+	memset(&ev, 0, sizeof(ev));
+	str_copy(ev.resource, res, sizeof(ev.resource));
+	str_copy(ev.type, type, sizeof(ev.type));
+	str_copy(ev.reason, reason, sizeof(ev.reason));
+	ev.time_ns = t;
+	ck_assert_int_eq(batch_add_event(&bt, &ev), 0);
+}
+
+/* Ingest what was added since the last flush as one batch, closing the
+ * cycle at its latest reading (the ledger's "data until"). */
+static inline void lf_flush(void)
 {
 	struct tally_err e = { 0 };
+	for (size_t i = 0; i < bt.n_samples; i++)
+		if (bt.samples[i].time_ns > lf_cycle_ns)
+			lf_cycle_ns = bt.samples[i].time_ns;
+	bt.time_ns = lf_cycle_ns;
 	bt.seq = ++seq;
 	ck_assert_msg(agg_ingest(agg, &bt, &e) == 0, "%s", e.msg);
 	batch_clear(&bt);
 }
 
-static void lf_close(void)
+static inline void lf_close(void)
 {
 	struct tally_err e = { 0 };
 	lf_flush();
@@ -86,7 +108,7 @@ static void lf_close(void)
 	batch_release(&bt);
 }
 
-static void lf_teardown(void)
+static inline void lf_teardown(void)
 {
 	tu_rmrf(dir);
 }

@@ -1,0 +1,330 @@
+/*
+ * test_sla.c: availability, incidents and credits of the SLA scenarios,
+ * each worked out by hand in its comment. The ledger is written by the real
+ * aggregator (tests/unit/ledger_fixture.h) from readings and events as the
+ * collectors send them: a VM's "instance" gauge, a final reading
+ * (SAMPLE_F_LAST) before a crash or stop, the restart counted from its
+ * origin.
+ *
+ * The plan's classes: "gold" (flavor m1.large) target 99.95 %, credits below
+ * 99.95 %: 10 %, below 99 %: 25 %, below 95 %: 100 %; "std" (the rest)
+ * target 99.99 %, credits below 99.99 %: 10 %, below 99.9 %: 25 %. Grace
+ * for silences: 10 minutes.
+ *
+ * Times: NOV = 2026-11-01T00:00:00Z (1793491200), DEC = 2026-12-01
+ * (1796083200): November has 30 days = 2,592,000 s. OCT = 2026-10-01
+ * (1790812800): October has 31 days = 2,678,400 s.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan.h"
+#include "sla.h"
+#include "testutil.h"
+#include "ledger_fixture.h"
+
+#define OCT (1790812800LL * NS_PER_SEC)
+#define NOV (1793491200LL * NS_PER_SEC)
+#define DEC (1796083200LL * NS_PER_SEC)
+#define S NS_PER_SEC
+#define M (60 * NS_PER_SEC)
+#define H NS_PER_HOUR
+#define D (24 * NS_PER_HOUR)
+
+static const char plan_yaml[] =
+	"plan: sla\ncurrency: EUR\nversions:\n  - from: 2026-01-01\n    prices:\n"
+	"      - {meter: instance, unit: instance-hour, price: 1}\n"
+	"sla:\n  grace: 10m\n  classes:\n"
+	"    - name: gold\n      select: {flavor: m1.large}\n      target: 99.95%\n      credits:\n"
+	"        - {below: 99.95%, credit: 10%}\n        - {below: 99%, credit: 25%}\n"
+	"        - {below: 95%, credit: 100%}\n"
+	"    - name: std\n      target: 99.99%\n      credits:\n"
+	"        - {below: 99.99%, credit: 10%}\n        - {below: 99.9%, credit: 25%}\n";
+
+/* vm's first reading of a life at t, counted from there; flavor (first
+ * sight only) describes it */
+static void born(const char *vm, const char *flavor, int64_t t)
+{
+	if (flavor)
+		lf_meta(vm, "acme", flavor, t);
+	struct sample s;
+	memset(&s, 0, sizeof(s));
+	str_copy(s.resource, vm, sizeof(s.resource));
+	s.meter = M_INSTANCE;
+	s.kind = SAMPLE_GAUGE;
+	s.time_ns = s.origin_ns = t;
+	s.v.gauge = 1;
+	ck_assert_int_eq(batch_add_sample(&bt, &s), 0);
+	lf_flush();
+}
+
+static void alive(const char *vm, int64_t t)
+{
+	lf_reading(vm, M_INSTANCE, t, 1, 0, 0);
+	lf_flush();
+}
+
+/* down at t (final reading and the event), up again at u */
+static void outage(const char *vm, int64_t t, int64_t u, const char *type, const char *reason)
+{
+	lf_reading(vm, M_INSTANCE, t, 1, 0, SAMPLE_F_LAST);
+	lf_event(vm, t, type, reason);
+	lf_flush();
+	lf_event(vm, u, "started", "booted");
+	born(vm, NULL, u);
+}
+
+static void report(int64_t from, int64_t to, struct sla_report *r, struct plan *p)
+{
+	struct plan_errors errs;
+	struct tally_err e = { 0 };
+	FILE *f = fopen(plan_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(plan_yaml, f);
+	fclose(f);
+	ck_assert_msg(plan_load(plan_path, p, &errs) == 0, "%s", errs.msg[0]);
+	struct sla_query q = { .ledger = ledger, .from_ns = from, .to_ns = to };
+	ck_assert_msg(sla_compute(&q, p, r, &e) == 0, "%s", e.msg);
+}
+
+static const struct sla_vm *vm_of(const struct sla_report *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_vms; i++)
+		if (!strcmp(r->vms[i].name, name))
+			return &r->vms[i];
+	ck_abort_msg("no VM %s in the report", name);
+	return NULL;
+}
+
+static void avail_is(const struct sla_vm *v, const char *want)
+{
+	char b[24];
+	ck_assert_str_eq(sla_availability_text(v, b, sizeof(b)), want);
+}
+
+/* A crash at 2026-11-10T10:00:00Z, restarted at 10:07:30: 450 s down of
+ * the 2,592,000 expected. (2592000 - 450) / 2592000 = 99.98263...%: below
+ * std's 99.99 % (credit 10 %), not below 99.9 %.
+ * A user shutdown at 11-20T10:00 restarted at 12:00 is no downtime: vm-u
+ * is expected 2592000 - 7200 s and is 100 %. */
+START_TEST(test_crash_and_user_shutdown)
+{
+	lf_open();
+	born("vm-c", "m1.small", NOV);
+	born("vm-u", "m1.small", NOV);
+	outage("vm-c", NOV + 9 * D + 10 * H, NOV + 9 * D + 10 * H + 7 * M + 30 * S, "crashed", "panicked");
+	outage("vm-u", NOV + 19 * D + 10 * H, NOV + 19 * D + 12 * H, "stopped", "shutdown");
+	alive("vm-c", DEC);
+	alive("vm-u", DEC);
+	lf_close();
+	struct sla_report r;
+	struct plan p;
+	report(NOV, DEC, &r, &p);
+	const struct sla_vm *c = vm_of(&r, "vm-c"), *u = vm_of(&r, "vm-u");
+	ck_assert_int_eq(c->expected_ns, 2592000 * S);
+	ck_assert_int_eq(c->down_ns, 450 * S);
+	avail_is(c, "99.9826");
+	ck_assert_str_eq(p.sla[c->cls].name, "std");
+	ck_assert(c->breached);
+	ck_assert_int_eq(c->credit_ppm, 100000);
+	ck_assert_uint_eq(c->n_incidents, 1);
+	ck_assert_str_eq(c->incidents[0].cause, "crashed");
+	ck_assert_int_eq(c->incidents[0].start_ns, NOV + 9 * D + 10 * H);
+	ck_assert_int_eq(c->incidents[0].end_ns, NOV + 9 * D + 10 * H + 450 * S);
+	ck_assert_int_eq(u->expected_ns, (2592000 - 7200) * S);
+	ck_assert_int_eq(u->down_ns, 0);
+	avail_is(u, "100.0000");
+	ck_assert_int_eq(u->credit_ppm, 0);
+	ck_assert(!u->breached);
+	sla_report_release(&r);
+	plan_release(&p);
+}
+END_TEST
+
+/* Silence on 2026-11-10 (a one-day period, 86,400 s), readings every 5 min
+ * and max_gap 5 min: vm-l goes 20 min without readings (10:00 -> 10:20),
+ * longer than the 10 min grace: 1200 s down, (86400 - 1200) / 86400 =
+ * 98.6111 %. vm-s goes 8 min (10:00 -> 10:08): a gap past max_gap, so the
+ * aggregator records it, but within the grace: no downtime. */
+START_TEST(test_host_silent_longer_and_shorter_than_grace)
+{
+	const int64_t day = NOV + 9 * D;
+	lf_max_gap_ns = 5 * M;
+	lf_open();
+	born("vm-l", "m1.small", day);
+	born("vm-s", "m1.small", day);
+	for (int64_t t = day + 5 * M; t <= day + D; t += 5 * M) {
+		if (t > day + 10 * H && t < day + 10 * H + 20 * M)
+			;       /* vm-l silent */
+		else
+			lf_reading("vm-l", M_INSTANCE, t, 1, 0, 0);
+		if (t == day + 10 * H + 5 * M)
+			lf_reading("vm-s", M_INSTANCE, day + 10 * H + 8 * M, 1, 0, 0);
+		else
+			lf_reading("vm-s", M_INSTANCE, t, 1, 0, 0);
+		lf_flush();
+	}
+	lf_close();
+	lf_max_gap_ns = 40 * D;
+	struct sla_report r;
+	struct plan p;
+	report(day, day + D, &r, &p);
+	const struct sla_vm *l = vm_of(&r, "vm-l"), *s = vm_of(&r, "vm-s");
+	ck_assert_int_eq(l->expected_ns, 86400 * S);
+	ck_assert_int_eq(l->down_ns, 1200 * S);
+	avail_is(l, "98.6111");
+	ck_assert_uint_eq(l->n_incidents, 1);
+	ck_assert_str_eq(l->incidents[0].cause, "silent");
+	ck_assert_int_eq(l->incidents[0].start_ns, day + 10 * H);
+	ck_assert_int_eq(l->incidents[0].end_ns, day + 10 * H + 20 * M);
+	ck_assert_int_eq(l->credit_ppm, 250000);       /* 98.61 < 99.9: 25 % */
+	ck_assert_int_eq(s->down_ns, 0);
+	ck_assert_uint_eq(s->n_incidents, 0);
+	sla_report_release(&r);
+	plan_release(&p);
+}
+END_TEST
+
+/* A crash at 2026-10-31T23:50:00Z, restarted 2026-11-01T00:20:00Z: 600 s of
+ * it in October, 1200 s in November, one incident with its real start and
+ * end in both reports. vm-b (m1.large, "gold") lives from 2026-10-01.
+ *   October:  (2678400 - 600) / 2678400 = 99.97759...%  -> 99.9775, >= 99.95
+ *   November: (2592000 - 1200) / 2592000 = 99.95370...% -> 99.9537, >= 99.95 */
+START_TEST(test_incident_across_the_month_boundary)
+{
+	lf_open();
+	born("vm-b", "m1.large", OCT);
+	outage("vm-b", NOV - 10 * M, NOV + 20 * M, "crashed", "panicked");
+	alive("vm-b", DEC);
+	lf_close();
+	struct sla_report r;
+	struct plan p;
+	report(OCT, NOV, &r, &p);
+	const struct sla_vm *v = vm_of(&r, "vm-b");
+	ck_assert_str_eq(p.sla[v->cls].name, "gold");
+	ck_assert_int_eq(v->down_ns, 600 * S);
+	avail_is(v, "99.9775");
+	ck_assert_int_eq(v->incidents[0].start_ns, NOV - 10 * M);
+	ck_assert_int_eq(v->incidents[0].end_ns, NOV + 20 * M);
+	ck_assert_int_eq(v->incidents[0].counted_ns, 600 * S);
+	ck_assert(!v->breached);
+	sla_report_release(&r);
+	plan_release(&p);
+	report(NOV, DEC, &r, &p);
+	v = vm_of(&r, "vm-b");
+	ck_assert_int_eq(v->down_ns, 1200 * S);
+	avail_is(v, "99.9537");
+	ck_assert_int_eq(v->incidents[0].start_ns, NOV - 10 * M);
+	ck_assert_int_eq(v->incidents[0].counted_ns, 1200 * S);
+	ck_assert_int_eq(v->credit_ppm, 0);
+	sla_report_release(&r);
+	plan_release(&p);
+}
+END_TEST
+
+/* Created on 2026-11-16T00:00Z: measured over its own 15 days (1,296,000 s).
+ * A 30 min crash: (1296000 - 1800) / 1296000 = 99.86111...% -> 99.8611. */
+START_TEST(test_vm_created_mid_month)
+{
+	lf_open();
+	born("vm-n", "m1.small", NOV + 15 * D);
+	outage("vm-n", NOV + 20 * D, NOV + 20 * D + 30 * M, "crashed", "panicked");
+	alive("vm-n", DEC);
+	lf_close();
+	struct sla_report r;
+	struct plan p;
+	report(NOV, DEC, &r, &p);
+	const struct sla_vm *v = vm_of(&r, "vm-n");
+	ck_assert_int_eq(v->from_ns, NOV + 15 * D);
+	ck_assert_int_eq(v->expected_ns, 1296000 * S);
+	ck_assert_int_eq(v->down_ns, 1800 * S);
+	avail_is(v, "99.8611");
+	ck_assert_int_eq(v->credit_ppm, 250000);       /* below 99.9 % */
+	sla_report_release(&r);
+	plan_release(&p);
+}
+END_TEST
+
+/* Credit tiers at their edges, "gold", one day (86,400 s) each:
+ *   vm-e: down 43.2 s: exactly 99.95 %: not below it, no credit
+ *   vm-f: down 43.2 s + 1 ns: below 99.95 %: 10 %
+ *   vm-g: down 864 s: exactly 99 %: not below 99 %, so 10 %
+ *   vm-h: down 4320 s: exactly 95 %: 25 %; vm-i: 4320 s + 1 ns: 100 % */
+START_TEST(test_credit_tier_edges)
+{
+	static const struct { const char *vm; int64_t down; int64_t credit; bool breached; } c[] = {
+		{ "vm-e", 43200 * NS_PER_SEC / 1000, 0, false },
+		{ "vm-f", 43200 * NS_PER_SEC / 1000 + 1, 100000, true },
+		{ "vm-g", 864 * S, 100000, true },
+		{ "vm-h", 4320 * S, 250000, true },
+		{ "vm-i", 4320 * S + 1, 1000000, true },
+	};
+	const int64_t day = NOV + 9 * D;
+	lf_open();
+	for (int i = 0; i < 5; i++) {
+		born(c[i].vm, "m1.large", day);
+		outage(c[i].vm, day + H, day + H + c[i].down, "crashed", "panicked");
+		alive(c[i].vm, day + D);
+	}
+	lf_close();
+	struct sla_report r;
+	struct plan p;
+	report(day, day + D, &r, &p);
+	for (int i = 0; i < 5; i++) {
+		const struct sla_vm *v = vm_of(&r, c[i].vm);
+		ck_assert_int_eq(v->down_ns, c[i].down);
+		ck_assert_msg(v->credit_ppm == c[i].credit, "%s: credit %lld ppm, want %lld", c[i].vm,
+			      (long long)v->credit_ppm, (long long)c[i].credit);
+		ck_assert_msg(v->breached == c[i].breached, "%s: breached %d", c[i].vm, v->breached);
+	}
+	sla_report_release(&r);
+	plan_release(&p);
+}
+END_TEST
+
+/* Presets are the published tables: AWS EC2 instance-level 99.5 % with 10 /
+ * 30 / 100 % below 99.5 / 99.0 / 95.0 %. An unknown preset is an error with
+ * its place. */
+START_TEST(test_presets)
+{
+	struct plan p;
+	struct plan_errors errs;
+	lf_open();
+	lf_close();
+	FILE *f = fopen(plan_path, "w");
+	fputs("plan: x\ncurrency: EUR\nversions:\n  - from: 2026-01-01\n    prices: []\n"
+	      "sla:\n  classes:\n    - {name: a, preset: aws-ec2-instance}\n", f);
+	fclose(f);
+	ck_assert_msg(plan_load(plan_path, &p, &errs) == 0, "%s", errs.msg[0]);
+	ck_assert_int_eq(p.sla[0].target_ppm, 995000);
+	ck_assert_int_eq(p.sla[0].credits[1].below_ppm, 990000);
+	ck_assert_int_eq(p.sla[0].credits[1].credit_ppm, 300000);
+	ck_assert_int_eq(p.sla_grace_ns, 5 * M);
+	plan_release(&p);
+	f = fopen(plan_path, "w");
+	fputs("plan: x\ncurrency: EUR\nversions:\n  - from: 2026-01-01\n    prices: []\n"
+	      "sla:\n  classes:\n    - {name: a, preset: aws-ec3}\n", f);
+	fclose(f);
+	ck_assert_int_eq(plan_load(plan_path, &p, &errs), -EINVAL);
+	ck_assert_msg(strstr(errs.msg[0], ":8:25: unknown SLA preset 'aws-ec3'") != NULL, "%s", errs.msg[0]);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("sla");
+	TCase *tc = tcase_create("sla");
+	tcase_add_checked_fixture(tc, NULL, lf_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_crash_and_user_shutdown);
+	tcase_add_test(tc, test_host_silent_longer_and_shorter_than_grace);
+	tcase_add_test(tc, test_incident_across_the_month_boundary);
+	tcase_add_test(tc, test_vm_created_mid_month);
+	tcase_add_test(tc, test_credit_tier_edges);
+	tcase_add_test(tc, test_presets);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
