@@ -160,9 +160,7 @@ int explain_line(FILE *f, const struct explain_query *q, const struct plan *p, s
 		str_copy(desc, l->description, sizeof(desc));
 		str_copy(sel, l->selector, sizeof(sel));
 		money_format(l->amount_minor, inv->minor_digits, issued_amount, sizeof(issued_amount));
-		if (l->type != INV_USAGE)
-			str_copy(type, l->type == INV_FEE ? "fee" : l->type == INV_DISCOUNT ? "discount"
-				 : l->type == INV_MINIMUM ? "minimum" : "adjustment", sizeof(type));
+		str_copy(type, invoice_line_type_name(l->type), sizeof(type));
 	}
 	fprintf(f, "line %d of the %s invoice of tenant %s, %s to %s: %s%s%s%s\n", q->line,
 		q->issued_doc ? "issued" : "draft", inv->tenant, time_format_iso(inv->from_ns, a, sizeof(a)),

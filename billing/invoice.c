@@ -5,6 +5,7 @@
 #include "invoice.h"
 #include "err.h"
 #include "meter.h"
+#include "sla.h"
 #include "str.h"
 #include "tallytime.h"
 
@@ -14,7 +15,8 @@
 
 #define NS_PER_DAY (24 * NS_PER_HOUR)
 
-static const char *const groups[] = { "compute", "storage", "network", "other", "fees", "adjustments", NULL };
+static const char *const groups[] = { "compute", "storage", "network", "other", "fees", "credits", "adjustments",
+				      NULL };
 
 static const char *meter_group(int m)
 {
@@ -140,6 +142,7 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		l->covered_ns = cov;
 		l->spanned_ns = span;
 		l->rows = rows;
+		l->qty = qty;
 		int64_t vfrom = p->versions[k->version].from_ns;
 		int64_t vto = (size_t)k->version + 1 < p->n_versions ? p->versions[k->version + 1].from_ns : INT64_MAX;
 		l->from_ns = vfrom > inv->from_ns ? vfrom : inv->from_ns;
@@ -180,6 +183,7 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 			d->line = inv->n_lines - 1;
 			d->qty_num = a->qty * den;
 			d->qty_den = num;
+			d->qty = a->qty;
 			d->covered_ns = a->covered_ns;
 			d->spanned_ns = a->spanned_ns;
 			str_copy(d->resource, r->resources[a->k.resource].uuid, sizeof(d->resource));
@@ -393,10 +397,19 @@ int invoice_build_all(const struct plan *p, const struct rate_query *q, struct i
 	size_t k = 0;
 	int rc;
 
+	struct sla_report sr = { 0 };
 	*out = NULL;
 	*n = 0;
 	if ((rc = rate_collect(q, p, &r, e)))
 		return rc;
+	if (p->has_sla && !q->combined) {
+		struct sla_query sq = { .ledger = q->ledger, .from_ns = q->from_ns, .to_ns = q->to_ns,
+					.tenant = q->tenant };
+		if ((rc = sla_compute(&sq, p, &sr, e)) == -ESRCH)
+			rc = 0;   /* a tenant without VMs has no SLA */
+		if (rc)
+			goto out;
+	}
 	invs = calloc(r.n_tenants ? r.n_tenants : 1, sizeof(*invs));
 	if (!invs) {
 		rc = err_set(e, -ENOMEM, "out of memory");
@@ -410,10 +423,14 @@ int invoice_build_all(const struct plan *p, const struct rate_query *q, struct i
 		if ((rc = invoice_build(p, &r, (int)t, q->from_ns, q->to_ns, &invs[k], e)))
 			goto out;
 		k++;
+		if (sr.n_vms && ((rc = sla_credit_lines(&invs[k - 1], &sr, p, e)) ||
+				 (rc = invoice_total(&invs[k - 1], p, e))))
+			goto out;
 	}
 	rc = 0;
 out:
 	rate_result_release(&r);
+	sla_report_release(&sr);
 	if (rc) {
 		for (size_t i = 0; i < k; i++)
 			invoice_release(&invs[i]);

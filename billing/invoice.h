@@ -11,7 +11,10 @@
  *             says so;
  *   discount  the tenant's percentage of the sum of its usage lines;
  *   minimum   a true-up to the minimum commitment when usage (after the
- *             discount) is below it.
+ *             discount) is below it;
+ *   credit    when the plan has an SLA (sla.h): per VM below its target
+ *             with a credit, that share of the VM's charges (its part of
+ *             each usage line, by quantity), naming its incidents.
  * subtotal = the sum of the lines; each tax is computed on the subtotal and
  * rounded once; total = subtotal + taxes. Usage no price of the plan
  * matched, for a meter the plan does price, is listed as a note rather
@@ -35,7 +38,7 @@
 
 struct tally_err;
 
-enum invoice_line_type { INV_USAGE, INV_FEE, INV_DISCOUNT, INV_MINIMUM, INV_ADJUSTMENT };
+enum invoice_line_type { INV_USAGE, INV_FEE, INV_DISCOUNT, INV_MINIMUM, INV_ADJUSTMENT, INV_CREDIT };
 
 struct invoice_line {
 	enum invoice_line_type type;
@@ -51,6 +54,7 @@ struct invoice_line {
 	int64_t amount_minor;
 	int64_t covered_ns, spanned_ns;
 	int64_t rows;                /* ledger rows behind the line */
+	__int128 qty;                /* usage: the ledger quantity (rate.h units) */
 	struct rate_key key;         /* version, override, price of a usage line */
 	int64_t adjusts_id;          /* adjustment: the ledger id of the invoice it corrects */
 };
@@ -60,6 +64,7 @@ struct invoice_detail {
 	size_t line;                 /* index into lines */
 	char resource[64], name[128];
 	__int128 qty_num, qty_den;   /* billing units */
+	__int128 qty;                /* ledger units, for apportioning the line's amount */
 	int64_t covered_ns, spanned_ns;
 };
 
@@ -127,6 +132,9 @@ bool invoice_tenant_in_period(const struct rate_result *r, int t, int64_t from_n
  * and invoice_build(). */
 int invoice_build_all(const struct plan *p, const struct rate_query *q, struct invoice **out, size_t *n,
 		      struct tally_err *e);
+
+/* "usage", "fee", "discount", "minimum", "adjustment", "credit". */
+const char *invoice_line_type_name(enum invoice_line_type t);
 
 enum invoice_format { INV_TEXT, INV_CSV, INV_JSON, INV_HTML };
 

@@ -15,7 +15,7 @@
 
 #define QTY_PLACES 9
 
-static const char *type_name(enum invoice_line_type t)
+const char *invoice_line_type_name(enum invoice_line_type t)
 {
 	switch (t) {
 	case INV_USAGE: return "usage";
@@ -23,6 +23,7 @@ static const char *type_name(enum invoice_line_type t)
 	case INV_DISCOUNT: return "discount";
 	case INV_MINIMUM: return "minimum";
 	case INV_ADJUSTMENT: return "adjustment";
+	case INV_CREDIT: return "credit";
 	}
 	return "?";
 }
@@ -196,7 +197,7 @@ static int render_csv(FILE *f, const struct invoice *inv, const struct invoice_r
 		const struct invoice_line *l = &inv->lines[i];
 		qty_text(l, q, sizeof(q));
 		price_text(l, pr, sizeof(pr));
-		csv_row(f, inv, type_name(l->type), l->group, l->description, l->meter >= 0 ? meter_table[l->meter].name : "",
+		csv_row(f, inv, invoice_line_type_name(l->type), l->group, l->description, l->meter >= 0 ? meter_table[l->meter].name : "",
 			l->selector, q, l->unit ? l->unit : "", pr, l->amount_minor, l->covered_ns, l->spanned_ns, "");
 		for (size_t d = 0; o->detail && d < inv->n_details; d++) {
 			const struct invoice_detail *x = &inv->details[d];
@@ -263,7 +264,7 @@ static json_t *invoice_json(const struct invoice *inv, const struct invoice_rend
 		const struct invoice_line *l = &inv->lines[i];
 		json_t *o2 = json_object();
 		json_object_set_new(o2, "line", json_integer((json_int_t)i + 1));
-		json_object_set_new(o2, "type", json_string(type_name(l->type)));
+		json_object_set_new(o2, "type", json_string(invoice_line_type_name(l->type)));
 		json_object_set_new(o2, "group", json_string(l->group));
 		json_object_set_new(o2, "description", json_string(l->description));
 		json_object_set_new(o2, "from", json_string(time_format_iso(l->from_ns, a, sizeof(a))));

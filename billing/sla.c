@@ -11,6 +11,7 @@
 #include "sla.h"
 #include "csv.h"
 #include "err.h"
+#include "invoice.h"
 #include "ledger_ro.h"
 #include "str.h"
 #include "tallytime.h"
@@ -418,4 +419,52 @@ int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum s
 	fprintf(f, "\nfleet    %zu VMs, availability %s%%, downtime %s, %zu below target, %zu with a credit\n", r->n_vms,
 		sla_availability_text(&fleet, av, sizeof(av)), dur_text(down_sum, d, sizeof(d)), breached, credited);
 	return ferror(f) ? -EIO : 0;
+}
+
+int sla_credit_lines(struct invoice *inv, const struct sla_report *r, const struct plan *p, struct tally_err *e)
+{
+	for (size_t i = 0; i < r->n_vms; i++) {
+		const struct sla_vm *v = &r->vms[i];
+		if (v->credit_ppm <= 0 || strcmp(v->tenant, inv->tenant))
+			continue;
+		/* the VM's charges, in millionths of a minor unit */
+		__int128 charges = 0;
+		for (size_t d = 0; d < inv->n_details; d++) {
+			const struct invoice_detail *x = &inv->details[d];
+			const struct invoice_line *l = &inv->lines[x->line];
+			if (strcmp(x->resource, v->uuid) || l->qty == 0)
+				continue;
+			__int128 num;
+			if (__builtin_mul_overflow((__int128)l->amount_minor * 1000000, x->qty, &num))
+				return err_set(e, -ERANGE, "%s: charges too large to apportion", v->uuid);
+			charges += money_round_div(num, l->qty, MONEY_HALF_EVEN);
+		}
+		int64_t credit = (int64_t)money_round_div(charges * v->credit_ppm, (__int128)1000000 * 1000000,
+							  p->rounding);
+		if (credit == 0)
+			continue;
+		struct invoice_line *l = invoice_add_line(inv);
+		if (!l)
+			return err_set(e, -ENOMEM, "out of memory");
+		char av[24], pct[24], ch[48], a[48], d[32];
+		int64_t chm = (int64_t)money_round_div(charges, 1000000, MONEY_HALF_EVEN);
+		l->type = INV_CREDIT;
+		l->group = "credits";
+		l->meter = -1;
+		l->from_ns = v->from_ns;
+		l->to_ns = v->to_ns;
+		l->amount_minor = -credit;
+		money_format_price(v->credit_ppm * 100000, pct, sizeof(pct));   /* ppm -> % as nanos */
+		int n = snprintf(l->description, sizeof(l->description), "SLA credit %s: %s%% of %s (%s%% available",
+				 v->name[0] ? v->name : v->uuid, pct, money_format(chm, inv->minor_digits, ch, sizeof(ch)),
+				 sla_availability_text(v, av, sizeof(av)));
+		if (v->n_incidents && n > 0 && (size_t)n < sizeof(l->description))
+			snprintf(l->description + n, sizeof(l->description) - (size_t)n, "; %s %s, %s%s)",
+				 v->incidents[0].cause, time_format_iso(v->incidents[0].start_ns, a, sizeof(a)),
+				 dur_text(v->incidents[0].counted_ns, d, sizeof(d)),
+				 v->n_incidents > 1 ? ", more in tally sla" : "");
+		else if (n > 0 && (size_t)n < sizeof(l->description))
+			snprintf(l->description + n, sizeof(l->description) - (size_t)n, ")");
+	}
+	return 0;
 }

@@ -70,6 +70,15 @@ void sla_report_release(struct sla_report *r);
  * better than it was): "99.9832". */
 char *sla_availability_text(const struct sla_vm *v, char *buf, size_t len);
 
+struct invoice;
+
+/* Credit lines on inv for its tenant's VMs in r that earned a credit: the
+ * VM's charges are its share of each usage line (its ledger quantity over
+ * the line's, to a millionth of a minor unit), the credit that percentage
+ * of them rounded once; the line names the VM, its availability and its
+ * incidents. The caller recomputes the totals (invoice_total). 0, -ENOMEM. */
+int sla_credit_lines(struct invoice *inv, const struct sla_report *r, const struct plan *p, struct tally_err *e);
+
 enum sla_format { SLA_TEXT, SLA_CSV, SLA_JSON };
 int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum sla_format fmt);
 

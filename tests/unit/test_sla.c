@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "invoice.h"
 #include "plan.h"
 #include "sla.h"
 #include "testutil.h"
@@ -285,6 +286,45 @@ START_TEST(test_credit_tier_edges)
 }
 END_TEST
 
+/* The credit on the invoice: the crash scenario of the first test, priced
+ * 1.00 per instance-hour. vm-c ran 2,592,000 - 450 = 2,591,550 s, vm-u
+ * 2,592,000 - 7,200 = 2,584,800 s: one line of 5,176,350 s = 1437.875
+ * instance-hours -> 1437.88 (half-even). vm-c's share of it: 143788 cents
+ * x 2591550 / 5176350 = 71987.7503... cents; its 10 % credit 7198.775...
+ * -> 71.99. Total 1437.88 - 71.99 = 1365.89. */
+START_TEST(test_credit_on_the_invoice)
+{
+	lf_open();
+	born("vm-c", "m1.small", NOV);
+	born("vm-u", "m1.small", NOV);
+	outage("vm-c", NOV + 9 * D + 10 * H, NOV + 9 * D + 10 * H + 7 * M + 30 * S, "crashed", "panicked");
+	outage("vm-u", NOV + 19 * D + 10 * H, NOV + 19 * D + 12 * H, "stopped", "shutdown");
+	alive("vm-c", DEC);
+	alive("vm-u", DEC);
+	lf_close();
+	struct sla_report r;
+	struct plan p;
+	report(NOV, DEC, &r, &p);
+	sla_report_release(&r);
+	struct rate_query q = { .ledger = ledger, .from_ns = NOV, .to_ns = DEC };
+	struct invoice *v;
+	size_t n;
+	struct tally_err e = { 0 };
+	ck_assert_msg(invoice_build_all(&p, &q, &v, &n, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(v[0].n_lines, 2);
+	ck_assert_int_eq(v[0].lines[0].amount_minor, 143788);
+	ck_assert_int_eq(v[0].lines[1].type, INV_CREDIT);
+	ck_assert_int_eq(v[0].lines[1].amount_minor, -7199);
+	ck_assert_msg(strstr(v[0].lines[1].description, "SLA credit vm-c: 10% of 719.88 (99.9826% available;"
+				" crashed 2026-11-10T10:00:00Z, 0h07m30s)") != NULL, "%s", v[0].lines[1].description);
+	ck_assert_int_eq(v[0].total_minor, 136589);
+	invoice_release(&v[0]);
+	free(v);
+	plan_release(&p);
+}
+END_TEST
+
 /* Presets are the published tables: AWS EC2 instance-level 99.5 % with 10 /
  * 30 / 100 % below 99.5 / 99.0 / 95.0 %. An unknown preset is an error with
  * its place. */
@@ -324,6 +364,7 @@ int main(void)
 	tcase_add_test(tc, test_incident_across_the_month_boundary);
 	tcase_add_test(tc, test_vm_created_mid_month);
 	tcase_add_test(tc, test_credit_tier_edges);
+	tcase_add_test(tc, test_credit_on_the_invoice);
 	tcase_add_test(tc, test_presets);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
