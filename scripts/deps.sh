@@ -3,7 +3,8 @@
 # need. Does nothing (and needs no root) when they are all installed.
 set -eu
 PKGS="build-essential pkg-config libsqlite3-dev sqlite3 libyaml-dev librrd-dev rrdtool
-libjansson-dev check libvirt-dev libvirt-clients libxml2-dev"
+libjansson-dev check libvirt-dev libvirt-clients libxml2-dev
+libmicrohttpd-dev libcurl4-openssl-dev prometheus"
 missing=""
 for p in $PKGS; do
 	s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
