@@ -70,7 +70,9 @@ int nagios_range_parse(const char *s, struct nagios_range *r, char *err, size_t 
 			r->start_inf = true;
 		else if (colon > s && parse_num(s, (size_t)(colon - s), &r->start))
 			goto bad;
-		/* colon == s: an empty start is 0 */
+		/* colon == s: an empty start is 0; ":" alone says nothing */
+		if (colon == s && !colon[1])
+			goto bad;
 		if (!colon[1])
 			r->end_inf = true;
 		else if (parse_num(colon + 1, strlen(colon + 1), &r->end))
