@@ -250,7 +250,7 @@ static int judge(FILE *f, const struct opts *o, const char *what, const char *la
 		st = NAGIOS_CRITICAL;
 	else if (o->have_w && nagios_range_alert(&o->w, v))
 		st = NAGIOS_WARNING;
-	return finish(f, st, "%.300s %s is %.10g%s | '%s'=%.10g%s;%s;%s;0;", what, label, v, unit_text,
+	return finish(f, st, "%.300s %s is %.15g%s | '%s'=%.15g%s;%s;%s;0;", what, label, v, unit_text,
 		      label, v, uom, o->warn ? o->warn : "", o->crit ? o->crit : "");
 }
 

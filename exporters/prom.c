@@ -242,6 +242,10 @@ int prom_render(const struct live_state *st, enum prom_format fmt, const char *t
 			const struct live_resource *lr = &st->resources[s->res];
 			if (lr->stale || (tenant && strcmp(lr->tenant, tenant)))
 				continue;
+			/* a series the resource left behind (a host it migrated
+			 * away from, an unplugged device) goes stale on its own */
+			if (st->stale_after_ns > 0 && s->last_ns < st->tick_ns - st->stale_after_ns)
+				continue;
 			if (!any) {
 				header(out, fmt, f->name, f->counter ? "counter" : "gauge", f->help);
 				any = true;
