@@ -214,8 +214,10 @@ int prom_render(const struct live_state *st, enum prom_format fmt, const char *t
 	struct sbuf lab = { 0 };
 	size_t *off = calloc(st->n_resources + 1, sizeof(*off));
 	int rc = 0;
-	if (!off)
+	if (!off || !sbuf_reserve(out, 0)) {   /* an empty answer is still a string */
+		free(off);
 		return -ENOMEM;
+	}
 	for (size_t r = 0; r < st->n_resources; r++) {
 		const struct live_resource *lr = &st->resources[r];
 		off[r] = lab.len;

@@ -8,7 +8,8 @@
  * (the aggregator already turned the reset into usage). No timestamps.
  * Labels: uuid, name, tenant, flavor, host (the series' source agent) and,
  * for disk and NIC meters, device. Resources without a reading within the
- * snapshot's stale_after are left out; the self-metrics (tally_ingest_*,
+ * snapshot's stale_after are left out, and so are the series a fresh
+ * resource left behind (a host it migrated away from); the self-metrics (tally_ingest_*,
  * tally_collector_*, tally_ledger_*) follow the per-VM families.
  *
  * prom_render is a pure function of the snapshot: it never calls libvirt,
