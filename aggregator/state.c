@@ -169,6 +169,7 @@ fail:
 int live_store_init(struct live_store *s)
 {
 	s->cur = NULL;
+	s->gen = 0;
 	return -pthread_mutex_init(&s->lock, NULL);
 }
 
@@ -186,6 +187,8 @@ void live_publish(struct live_store *s, struct live_state *st)
 	pthread_mutex_lock(&s->lock);
 	old = s->cur;
 	s->cur = st;
+	if (st)
+		st->gen = ++s->gen;
 	int last = old && --old->refs == 0;
 	pthread_mutex_unlock(&s->lock);
 	if (last)

@@ -56,6 +56,7 @@ struct live_series {
 
 struct live_state {
 	int refs;                      /* under the store's lock */
+	uint64_t gen;                  /* 1, 2, ... in the order published (a cache key) */
 	int64_t tick_ns;               /* the cycle the snapshot closes (virtual in fast-forward) */
 	int64_t built_ns;              /* wall clock when it was built */
 	int64_t stale_after_ns;
@@ -82,6 +83,7 @@ struct live_state {
 struct live_store {
 	pthread_mutex_t lock;
 	struct live_state *cur;        /* NULL until the first publish */
+	uint64_t gen;                  /* of the last publish */
 };
 
 /* What live_build reads besides the aggregator. */

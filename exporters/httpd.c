@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +31,21 @@
 #define HTTPD_MAX_URL 2048
 #define HTTPD_CONN_MEMORY (16 * 1024)
 
+/* A rendered admin /metrics page, shared by every scrape of the same
+ * snapshot: with several Prometheus servers scraping, the snapshot is
+ * rendered once and each scrape only sends the bytes. */
+struct page {
+	int refs;                    /* under httpd.cache_lock: the cache's and each response's */
+	struct httpd *h;
+	uint64_t gen;                /* live_state.gen it was rendered from */
+	char *text;
+	size_t len;
+};
+
 struct httpd {
 	struct MHD_Daemon *mhd;
+	pthread_mutex_t cache_lock;
+	struct page *page[2];        /* by enum prom_format */
 	struct live_store *store;
 	struct httpd_token *tokens;
 	size_t n_tokens;
@@ -327,6 +341,73 @@ static enum MHD_Result get_usage(struct httpd *h, struct MHD_Connection *c, cons
 	return send_buf(c, MHD_HTTP_OK, "application/json", buf, len);
 }
 
+static void page_put(void *cls)
+{
+	struct page *p = cls;
+	struct httpd *h = p->h;
+	pthread_mutex_lock(&h->cache_lock);
+	int last = --p->refs == 0;
+	pthread_mutex_unlock(&h->cache_lock);
+	if (last) {
+		free(p->text);
+		free(p);
+	}
+}
+
+static enum MHD_Result send_page(struct MHD_Connection *c, struct page *p, enum prom_format fmt)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+		p->len, p->text, page_put, p);
+	if (!r) {
+		page_put(p);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				fmt == PROM_OPENMETRICS ? PROM_OPENMETRICS_TYPE : PROM_TEXT_TYPE);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* The admin page of st in format fmt with a reference for the caller:
+ * the cached one when it was rendered from st, else a new one, cached
+ * unless a newer one got there first. NULL when out of memory. */
+static struct page *admin_page(struct httpd *h, const struct live_state *st, enum prom_format fmt)
+{
+	pthread_mutex_lock(&h->cache_lock);
+	struct page *p = h->page[fmt];
+	if (p && p->gen == st->gen) {
+		p->refs++;
+		pthread_mutex_unlock(&h->cache_lock);
+		return p;
+	}
+	pthread_mutex_unlock(&h->cache_lock);
+
+	struct sbuf b = { 0 };
+	if (!(p = calloc(1, sizeof(*p))) || prom_render(st, fmt, NULL, &b)) {
+		free(p);
+		sbuf_release(&b);
+		return NULL;
+	}
+	p->h = h;
+	p->gen = st->gen;
+	p->text = b.p;
+	p->len = b.len;
+	p->refs = 1;
+	struct page *old = NULL;
+	pthread_mutex_lock(&h->cache_lock);
+	if (!h->page[fmt] || h->page[fmt]->gen < p->gen) {
+		old = h->page[fmt];
+		h->page[fmt] = p;
+		p->refs++;
+	}
+	pthread_mutex_unlock(&h->cache_lock);
+	if (old)
+		page_put(old);
+	return p;
+}
+
 static enum MHD_Result get_metrics(struct httpd *h, struct MHD_Connection *c, const struct who *w)
 {
 	static const char *const known[] = { NULL };
@@ -338,8 +419,15 @@ static enum MHD_Result get_metrics(struct httpd *h, struct MHD_Connection *c, co
 	struct live_state *st = live_acquire(h->store);
 	if (!st)
 		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no data yet: the first cycle is not committed");
+	if (w->admin) {
+		struct page *p = admin_page(h, st, fmt);
+		live_put(h->store, st);
+		if (!p)
+			return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		return send_page(c, p, fmt);
+	}
 	struct sbuf b = { 0 };
-	int rc = prom_render(st, fmt, w->admin ? NULL : w->tenant, &b);
+	int rc = prom_render(st, fmt, w->tenant, &b);
 	live_put(h->store, st);
 	if (rc) {
 		sbuf_release(&b);
@@ -391,6 +479,10 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 	*out = NULL;
 	if (!h)
 		return -ENOMEM;
+	if (pthread_mutex_init(&h->cache_lock, NULL)) {
+		free(h);
+		return -ENOMEM;
+	}
 	memset(&ss, 0, sizeof(ss));
 	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
@@ -447,7 +539,11 @@ void httpd_stop(struct httpd *h)
 	if (!h)
 		return;
 	if (h->mhd)
-		MHD_stop_daemon(h->mhd);
+		MHD_stop_daemon(h->mhd);   /* every response, and so every page reference, is gone */
+	for (int i = 0; i < 2; i++)
+		if (h->page[i])
+			page_put(h->page[i]);
+	pthread_mutex_destroy(&h->cache_lock);
 	if (h->tokens)
 		memset(h->tokens, 0, h->n_tokens * sizeof(*h->tokens));
 	free(h->tokens);
