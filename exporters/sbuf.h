@@ -36,6 +36,7 @@ static inline bool sbuf_reserve(struct sbuf *b, size_t more)
 	}
 	b->p = p;
 	b->cap = cap;
+	b->p[b->len] = '\0';
 	return true;
 }
 
