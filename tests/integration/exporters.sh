@@ -316,6 +316,21 @@ mem=$(q "SELECT CAST(s.last_value AS INTEGER) FROM series s JOIN resources r ON 
 chk 2 "memory below $((mem + 1)):" -r "$t1_uuid" -m memory -c "$((mem + 1)):"
 grep -q "'memory'=${mem}B;;$((mem + 1)):;0;" "$work/chk" && ok "perfdata 'memory'=${mem}B;;$((mem + 1)):;0;" ||
 	bad "perfdata: $(cat "$work/chk")"
+# a counter's rate: for a VM without any event in the last hour, the sim's
+# constant cpu rate is the ledger's cpu usage of that hour / 3600 s, and the
+# API's rate over the last interval must be the same number
+H1=$(( (END_S - 3600) * 1000000000 ))
+calm=$(q "SELECT r.uuid FROM resources r WHERE r.last_seen_ns >= $fresh_since AND NOT EXISTS
+  (SELECT 1 FROM events e WHERE e.resource_id = r.id AND e.time_ns >= $H1 - 60000000000) LIMIT 1")
+rate=$(q "SELECT u.quantity / 3600 FROM usage u JOIN resources r ON r.id = u.resource_id JOIN meters m
+  ON m.id = u.meter_id WHERE r.uuid = '$calm' AND m.name = 'cpu' AND u.hour_ns = $H1 AND u.quantity % 3600 = 0")
+if [ -n "$rate" ]; then
+	cores=$(awk -v r="$rate" 'BEGIN { printf "%.9f", r / 1e9 }')
+	chk 0 "cpu rate exactly on the edges of $cores:$cores cores" -r "$calm" -m cpu -w "$cores:$cores" -c "$cores:$cores"
+	chk 2 "cpu rate inside @$cores:$cores" -r "$calm" -m cpu -c "@$cores:$cores"
+else
+	bad "no VM without events in the last hour, or its hour's cpu is not a whole rate: cannot check rates"
+fi
 now=$(date +%s)
 age=$((now - END_S))
 chk 2 "data age (~${age} s) over 60 s" -m age -w 30 -c 60
