@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -97,7 +98,10 @@ static void put_double(struct sbuf *b, double v)
 		sbuf_u64(b, (uint64_t)v);
 		return;
 	}
-	int n = snprintf(t, sizeof(t), "%.17g", v);
+	/* the shortest of 15 or 17 digits that reads back as v */
+	int n = snprintf(t, sizeof(t), "%.15g", v);
+	if (strtod(t, NULL) != v)
+		n = snprintf(t, sizeof(t), "%.17g", v);
 	sbuf_add(b, t, (size_t)n);
 }
 
