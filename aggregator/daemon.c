@@ -13,6 +13,7 @@
 #include "str.h"
 #include "tallytime.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,15 +94,21 @@ static int parse_http(struct daemon_config *c, const struct cfg_node *root, stru
 				return err_set(e, -EINVAL, "%s:%d:%d: key 'token': at least 16 characters"
 					       " (a guessable token is no access control)", t->file, t->line, t->col);
 			if (dt->admin == !!dt->tenant[0])
-				return err_set(e, -EINVAL, "%s:%d:%d: a token has either 'admin: true' or a"
-					       " 'tenant', not %s", t->file, t->line, t->col,
-					       dt->admin ? "both" : "neither");
+				return err_set(e, -EINVAL, "%s:%d:%d: a token needs %s", t->file, t->line,
+					       t->col, dt->admin ? "'admin: true' or a 'tenant', not both"
+					       : "'admin: true' or a 'tenant'");
 			for (size_t j = 0; j < h->n_tokens; j++)
 				if (!strcmp(h->tokens[j].token, dt->token))
 					return err_set(e, -EINVAL, "%s:%d:%d: key 'token': given twice", t->file,
 						       t->line, t->col);
 			h->n_tokens++;
 		}
+	}
+	unsigned char a[16];
+	if (inet_pton(AF_INET, h->address, a) != 1 && inet_pton(AF_INET6, h->address, a) != 1) {
+		const struct cfg_node *n = cfg_get(hs, "address");
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'address': '%s' is not a numeric IPv4 or IPv6"
+			       " address (127.0.0.1, ::1)", n->file, n->line, n->col, h->address);
 	}
 	if (h->enabled && !h->n_tokens && !loopback(h->address)) {
 		const struct cfg_node *n = cfg_get(hs, "address");

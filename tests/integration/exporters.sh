@@ -367,6 +367,26 @@ kill -TERM "$tpid"
 if wait "$tpid"; then ok "tallyd stopped cleanly on SIGTERM"; else bad "tallyd exited $? on SIGTERM"; fi
 tpid=""
 
+# ---- the http section of the config: mistakes named with file:line:col ----
+for c in "address: 0.0.0.0|'0.0.0.0' is not loopback; outside loopback the API needs 'tokens'" \
+	 "address: localhost|'localhost' is not a numeric IPv4 or IPv6 address" \
+	 "port: 70000|key 'port': 70000 is out of range" \
+	 "tokens: [{token: short, admin: true}]|key 'token': at least 16 characters" \
+	 "tokens: [{token: 0123456789abcdef0, admin: true, tenant: x}]|not both" \
+	 "tokens: [{token: 0123456789abcdef0}]|a token needs 'admin: true' or a 'tenant'" \
+	 "tokens: [{token: 0123456789abcdef0, admin: true}, {token: 0123456789abcdef0, tenant: x}]|given twice" \
+	 "prot: 1|unknown key 'prot' in 'http'"; do
+	printf 'collectors:\n  sim: {}\nhttp:\n  %s\n' "${c%%|*}" > "$work/n.yaml"
+	if "$TALLYD" -n -c "$work/n.yaml" > "$work/n.out" 2>&1; then got=0; else got=$?; fi
+	if [ "$got" -eq 2 ] && grep -qF "n.yaml:4:" "$work/n.out" && grep -qF -- "${c#*|}" "$work/n.out"; then
+		ok "tallyd -n refuses http '${c%%|*}': $(cat "$work/n.out")"
+	else
+		bad "tallyd -n with http '${c%%|*}': exit $got: $(cat "$work/n.out")"
+	fi
+done
+printf 'collectors:\n  sim: {}\nhttp:\n  address: "::1"\n  port: 9999\n' > "$work/n.yaml"
+"$TALLYD" -n -c "$work/n.yaml" > /dev/null 2>&1 && ok "tallyd -n accepts http on ::1 without tokens" || bad "::1 refused"
+
 # ---- real time: fresh data is OK for check_tally's age, the snapshot follows each cycle ----
 cat > "$work/rt.yaml" <<EOC
 tallyd:
