@@ -37,6 +37,10 @@ struct ser_entry {
 	int64_t cur_hour;
 	char device[TALLY_DEV_MAX];
 	struct series_state st;
+	/* live view for the exporters (agg_visit_series) */
+	uint8_t live;                /* a reading was applied by this process */
+	uint64_t total;              /* counters: usage since agg_open, base units */
+	double rate;                 /* counters: base units/s over the last interval */
 };
 
 struct bucket {
@@ -355,6 +359,7 @@ static void emit(void *ctx, const struct hour_add *ad)
 	b->spanned_ns += ad->spanned_ns;
 	b->covered_ns += ad->covered_ns;
 	b->samples += ad->samples;
+	a->ser.v[a->cur_ser].total += ad->qty;
 }
 
 static int load_resource(void *ctx, const struct ledger_resource *lr)
@@ -661,6 +666,9 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 			goto nomem;
 		se = &a->ser.v[si];
 		se->dirty = 1;
+		se->live = 1;
+		if (se->st.kind != SAMPLE_GAUGE)
+			se->rate = ival > 0 && out != SERIES_BASELINE ? usage / ((double)ival / 1e9) : 0;
 		a->stats.samples++;
 		a->pending++;
 		if (a->rrd)
@@ -818,4 +826,30 @@ int64_t agg_last_cycle_ns(const struct aggregator *a)
 void agg_get_stats(const struct aggregator *a, struct agg_stats *out)
 {
 	*out = a->stats;
+}
+
+int agg_visit_series(const struct aggregator *a, agg_series_fn fn, void *ctx)
+{
+	for (size_t i = 0; i < a->ser.n; i++) {
+		const struct ser_entry *s = &a->ser.v[i];
+		if (!s->live)
+			continue;
+		struct agg_series_view v = {
+			.res = &a->res.v[s->res].r,
+			.res_index = s->res,
+			.agent = a->agents.v[s->agent].name,
+			.meter = s->meter,
+			.device = s->device,
+			.kind = s->st.kind,
+			.ended = !!(s->st.flags & SERIES_ENDED),
+			.last_ns = s->st.last_ns,
+			.total = s->total,
+			.gauge = s->st.kind == SAMPLE_GAUGE ? s->st.last.gauge : 0,
+			.rate = s->rate,
+		};
+		int rc = fn(ctx, &v);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }

@@ -80,4 +80,27 @@ int64_t agg_last_cycle_ns(const struct aggregator *a);
 
 void agg_get_stats(const struct aggregator *a, struct agg_stats *out);
 
+/* The live view the exporters read (through aggregator/state.h): one call
+ * of fn per series that received a reading since agg_open, in no
+ * particular order. The pointers are valid during the call only; call it
+ * from the thread that ingests. total is the sum of the series' deltas since
+ * agg_open (so it never goes down, whatever the source counter does); it
+ * restarts from 0 with the process. Returns 0 or the first non-zero fn(). */
+struct ledger_resource;
+struct agg_series_view {
+	const struct ledger_resource *res;  /* metadata, host, first/last seen */
+	uint32_t res_index;                  /* stable while the aggregator is open */
+	const char *agent;                   /* source host of the series */
+	uint16_t meter;                      /* enum meter_id */
+	const char *device;
+	uint8_t kind;                        /* enum sample_kind */
+	bool ended;                          /* its last reading was a final one */
+	int64_t last_ns;                     /* time of its last reading */
+	uint64_t total;                      /* counters: base units since agg_open */
+	double gauge;                        /* gauges: last value, base units */
+	double rate;                         /* counters: base units/s, last interval */
+};
+typedef int (*agg_series_fn)(void *ctx, const struct agg_series_view *v);
+int agg_visit_series(const struct aggregator *a, agg_series_fn fn, void *ctx);
+
 #endif

@@ -9,9 +9,11 @@
 #include "err.h"
 #include "log.h"
 #include "scheduler.h"
+#include "state.h"
 #include "str.h"
 #include "tallytime.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const top_keys[] = { "tallyd", "ledger", "rrd", "collectors", NULL };
+static const char *const top_keys[] = { "tallyd", "ledger", "rrd", "collectors", "http", NULL };
 static const char *const tallyd_keys[] = { "role", "agent_id", "data_dir", "interval", "log_level",
 					   "clock", "start", "end", NULL };
 static const char *const ledger_keys[] = { "path", "max_gap", "commit_every", NULL };
@@ -32,6 +34,87 @@ static int join(char *out, size_t len, const char *dir, const char *name, struct
 {
 	if ((size_t)snprintf(out, len, "%s/%s", dir, name) >= len)
 		return err_set(e, -ENAMETOOLONG, "path too long: %s/%s", dir, name);
+	return 0;
+}
+
+static const char *const http_keys[] = { "enabled", "address", "port", "stale_after",
+					 "serve_after_end", "tokens", NULL };
+static const char *const token_keys[] = { "token", "tenant", "admin", NULL };
+
+static bool loopback(const char *addr)
+{
+	return !strncmp(addr, "127.", 4) || !strcmp(addr, "::1");
+}
+
+/* The `http:` section (docs/config.md). Tokens are a list of maps, each
+ * with a token and either admin: true or a tenant. */
+static int parse_http(struct daemon_config *c, const struct cfg_node *root, struct tally_err *e)
+{
+	const struct cfg_node *hs = NULL, *tk;
+	struct daemon_http *h = &c->http;
+	uint64_t port = 9464;
+	int rc;
+
+	str_copy(h->address, "127.0.0.1", sizeof(h->address));
+	h->port = 9464;
+	h->stale_after_ns = 3 * c->interval_ns;
+	if ((rc = cfg_get_map(root, "http", &hs, e)))
+		return rc;
+	if (!hs)
+		return 0;
+	h->enabled = true;
+	if ((rc = cfg_check_keys(hs, "http", http_keys, e)) ||
+	    (rc = cfg_get_bool(hs, "enabled", &h->enabled, e)) ||
+	    (rc = cfg_get_string(hs, "address", h->address, sizeof(h->address), e)) ||
+	    (rc = cfg_get_uint(hs, "port", 0, 65535, &port, e)) ||
+	    (rc = cfg_get_duration(hs, "stale_after", NS_PER_SEC, 30 * 86400 * NS_PER_SEC,
+				   &h->stale_after_ns, e)) ||
+	    (rc = cfg_get_bool(hs, "serve_after_end", &h->serve_after_end, e)))
+		return rc;
+	h->port = (int)port;
+	if ((tk = cfg_get(hs, "tokens"))) {
+		if (tk->type != CFG_SEQ)
+			return err_set(e, -EINVAL, "%s:%d:%d: key 'tokens': expected a list of {token, tenant}"
+				       " or {token, admin: true}", tk->file, tk->line, tk->col);
+		for (size_t i = 0; i < tk->n_kids; i++) {
+			const struct cfg_node *t = tk->kids[i];
+			struct daemon_token *dt = &h->tokens[h->n_tokens];
+			if (h->n_tokens == DAEMON_MAX_TOKENS)
+				return err_set(e, -ERANGE, "%s:%d:%d: more than %d tokens", t->file, t->line,
+					       t->col, DAEMON_MAX_TOKENS);
+			if (t->type != CFG_MAP)
+				return err_set(e, -EINVAL, "%s:%d:%d: a token is a map with 'token' and"
+					       " 'tenant' or 'admin: true'", t->file, t->line, t->col);
+			if ((rc = cfg_check_keys(t, "tokens", token_keys, e)) ||
+			    (rc = cfg_get_string(t, "token", dt->token, sizeof(dt->token), e)) ||
+			    (rc = cfg_get_string(t, "tenant", dt->tenant, sizeof(dt->tenant), e)) ||
+			    (rc = cfg_get_bool(t, "admin", &dt->admin, e)))
+				return rc;
+			if (strlen(dt->token) < 16)
+				return err_set(e, -EINVAL, "%s:%d:%d: key 'token': at least 16 characters"
+					       " (a guessable token is no access control)", t->file, t->line, t->col);
+			if (dt->admin == !!dt->tenant[0])
+				return err_set(e, -EINVAL, "%s:%d:%d: a token needs %s", t->file, t->line,
+					       t->col, dt->admin ? "'admin: true' or a 'tenant', not both"
+					       : "'admin: true' or a 'tenant'");
+			for (size_t j = 0; j < h->n_tokens; j++)
+				if (!strcmp(h->tokens[j].token, dt->token))
+					return err_set(e, -EINVAL, "%s:%d:%d: key 'token': given twice", t->file,
+						       t->line, t->col);
+			h->n_tokens++;
+		}
+	}
+	unsigned char a[16];
+	if (inet_pton(AF_INET, h->address, a) != 1 && inet_pton(AF_INET6, h->address, a) != 1) {
+		const struct cfg_node *n = cfg_get(hs, "address");
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'address': '%s' is not a numeric IPv4 or IPv6"
+			       " address (127.0.0.1, ::1)", n->file, n->line, n->col, h->address);
+	}
+	if (h->enabled && !h->n_tokens && !loopback(h->address)) {
+		const struct cfg_node *n = cfg_get(hs, "address");
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'address': '%s' is not loopback; outside"
+			       " loopback the API needs 'tokens'", n->file, n->line, n->col, h->address);
+	}
 	return 0;
 }
 
@@ -140,7 +223,7 @@ static int parse(struct daemon_config *c, const struct cfg_node *root, struct ta
 	if (c->n_coll == 0)
 		return err_set(e, -EINVAL, "%s: no collectors configured (add a 'collectors:' map, e.g."
 			       " 'sim: {}')", c->path);
-	return 0;
+	return parse_http(c, root, e);
 }
 
 int daemon_config_load(struct daemon_config *c, const char *path, const char *text,
@@ -206,7 +289,45 @@ struct run {
 	struct aggregator *agg;
 	int64_t last_commit_mono;
 	struct complaint rrd_complaint;
+	/* for the live snapshots (NULL live: none) */
+	struct live_store *live;
+	struct scheduler *sched;
+	struct batcher *bt;
+	int64_t tick_ns;             /* the last cycle delivered */
+	int64_t commit_wall_ns;      /* wall clock of the last successful commit */
+	struct complaint live_complaint;
 };
+
+/* Publish what the exporters see; a failure (out of memory) keeps the
+ * previous snapshot and is said once per back-off window. */
+static void publish(struct run *r)
+{
+	struct live_collector lc[LIVE_MAX_COLLECTORS];
+	size_t n = 0;
+	memset(lc, 0, sizeof(lc));
+	for (size_t i = 0; r->sched && i < r->sched->n_coll && n < LIVE_MAX_COLLECTORS; i++, n++) {
+		str_copy(lc[n].name, r->sched->coll[i].ops->name, sizeof(lc[n].name));
+		lc[n].read_s = (double)r->sched->coll[i].read_ns / 1e9;
+		lc[n].errors = r->sched->coll[i].errors;
+	}
+	struct live_inputs in = {
+		.tick_ns = r->tick_ns,
+		.stale_after_ns = r->c->http.stale_after_ns,
+		.last_commit_ns = r->commit_wall_ns,
+		.batcher_dropped = r->bt ? r->bt->dropped : 0,
+		.cycles = r->sched ? r->sched->cycles : 0,
+		.overruns = r->sched ? r->sched->overruns : 0,
+		.coll = lc,
+		.n_coll = n,
+	};
+	struct live_state *st = live_build(r->agg, &in);
+	if (!st) {
+		complain(&r->live_complaint, LOG_WARN, "http: out of memory building the live state;"
+			 " serving the previous one");
+		return;
+	}
+	live_publish(r->live, st);
+}
 
 static int deliver(void *ctx, struct batch *b)
 {
@@ -237,13 +358,18 @@ static int commit(struct run *r, struct tally_err *e)
 	if (rc == 0 && r->rrd_complaint.window_ns)
 		complaint_clear(&r->rrd_complaint, "rrd: writing again");
 	r->last_commit_mono = time_mono_ns();
+	if (rc == 0) {
+		r->commit_wall_ns = time_now_ns();
+		if (r->live)
+			publish(r);
+	}
 	return rc;
 }
 
 static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 {
 	struct run *r = ctx;
-	(void)tick_ns;
+	r->tick_ns = tick_ns;
 	if (r->c->clock == CLOCK_FAST_FORWARD &&
 	    time_mono_ns() - r->last_commit_mono < r->c->commit_every_ns)
 		return 0;
@@ -253,7 +379,13 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 int daemon_run(struct daemon_config *c, volatile sig_atomic_t *stop, struct daemon_summary *sum,
 	       struct tally_err *e)
 {
-	struct run r = { .c = c };
+	return daemon_run_live(c, stop, sum, NULL, e);
+}
+
+int daemon_run_live(struct daemon_config *c, volatile sig_atomic_t *stop, struct daemon_summary *sum,
+		    struct live_store *live, struct tally_err *e)
+{
+	struct run r = { .c = c, .live = live };
 	struct batcher bt;
 	struct scheduler s;
 	struct sched_collector sc[DAEMON_MAX_COLLECTORS];
@@ -306,6 +438,8 @@ int daemon_run(struct daemon_config *c, volatile sig_atomic_t *stop, struct daem
 	s.ctx = &r;
 	s.stop = stop;
 	r.last_commit_mono = time_mono_ns();
+	r.sched = &s;
+	r.bt = &bt;
 
 	rc = sched_run(&s, first, e);
 	if (rc == 0)

@@ -25,6 +25,22 @@ enum daemon_role { ROLE_ALL_IN_ONE, ROLE_AGENT, ROLE_AGGREGATOR };
 enum daemon_clock { CLOCK_REAL, CLOCK_FAST_FORWARD };
 
 #define DAEMON_MAX_COLLECTORS 8
+#define DAEMON_MAX_TOKENS 64
+
+/* The `http:` section: the exporters' listener (cmd/tallyd.c starts it). */
+struct daemon_http {
+	bool enabled;                     /* default: true when the section is given */
+	char address[64];                 /* numeric, default 127.0.0.1 */
+	int port;                         /* default 9464 */
+	int64_t stale_after_ns;           /* default 3 intervals */
+	bool serve_after_end;             /* fast-forward: keep serving until a signal */
+	struct daemon_token {
+		char token[128];
+		char tenant[64];          /* "" for admin */
+		bool admin;
+	} tokens[DAEMON_MAX_TOKENS];
+	size_t n_tokens;
+};
 
 struct daemon_config {
 	char path[PATH_MAX];              /* the config file, for messages */
@@ -49,6 +65,8 @@ struct daemon_config {
 		void *state;              /* from ops->configure, owned here */
 	} coll[DAEMON_MAX_COLLECTORS];
 	size_t n_coll;
+
+	struct daemon_http http;
 };
 
 /* Parse and check FILE (or the text, when text is not NULL, named by path).
@@ -69,5 +87,12 @@ struct daemon_summary {
  * period, or an error. Returns 0 or the error (message in e). */
 int daemon_run(struct daemon_config *c, volatile sig_atomic_t *stop, struct daemon_summary *sum,
 	       struct tally_err *e);
+
+/* daemon_run that also publishes a snapshot of the live state into live
+ * (aggregator/state.h) after every successful commit, for the exporters.
+ * live may be NULL. */
+struct live_store;
+int daemon_run_live(struct daemon_config *c, volatile sig_atomic_t *stop, struct daemon_summary *sum,
+		    struct live_store *live, struct tally_err *e);
 
 #endif

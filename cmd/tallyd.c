@@ -10,7 +10,10 @@
  */
 #include "daemon.h"
 #include "err.h"
+#include "httpd.h"
 #include "log.h"
+#include "state.h"
+#include "str.h"
 #include "tallytime.h"
 
 #include <errno.h>
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 static volatile sig_atomic_t stop_flag;
 
@@ -73,9 +77,40 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	int rc = daemon_run(&cfg, &stop_flag, &sum, &e);
+	struct live_store live;
+	struct httpd *http = NULL;
+	if (cfg.http.enabled) {
+		struct httpd_token tok[DAEMON_MAX_TOKENS];
+		for (size_t i = 0; i < cfg.http.n_tokens; i++) {
+			str_copy(tok[i].token, cfg.http.tokens[i].token, sizeof(tok[i].token));
+			str_copy(tok[i].tenant, cfg.http.tokens[i].tenant, sizeof(tok[i].tenant));
+			tok[i].admin = cfg.http.tokens[i].admin;
+		}
+		struct httpd_config hc = { .address = cfg.http.address, .port = (uint16_t)cfg.http.port,
+					   .tokens = tok, .n_tokens = cfg.http.n_tokens,
+					   .ledger_path = cfg.ledger_path };
+		if (live_store_init(&live) || httpd_start(&http, &hc, &live, &e)) {
+			fprintf(stderr, "tallyd: %s\n", e.msg[0] ? e.msg : "cannot start the HTTP listener");
+			daemon_config_release(&cfg);
+			return 1;
+		}
+		log_msg(LOG_INFO, "http: listening on %s port %u", cfg.http.address,
+			(unsigned)httpd_port(http));
+	}
+
+	int rc = daemon_run_live(&cfg, &stop_flag, &sum, http ? &live : NULL, &e);
 	if (rc)
 		log_msg(LOG_ERR, "%s", e.msg);
+	if (http && rc == 0 && cfg.http.serve_after_end && !stop_flag) {
+		log_msg(LOG_INFO, "http: the period is done; serving until SIGTERM");
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		while (!stop_flag)
+			nanosleep(&ts, NULL);
+	}
+	if (http) {
+		httpd_stop(http);
+		live_store_release(&live);
+	}
 	if (rc == -ENOSPC)
 		log_msg(LOG_ERR, "ingest stopped: free some space and start tallyd again; it continues"
 			" after the last commit, and nothing committed was lost");

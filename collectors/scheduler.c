@@ -31,7 +31,10 @@ static int one_cycle(struct scheduler *s, int64_t tick, struct tally_err *e)
 	for (size_t i = 0; i < s->n_coll; i++) {
 		struct sched_collector *c = &s->coll[i];
 		struct tally_err ce = { 0 };
-		if (c->ops->read(c->state, tick, &sink, &ce)) {
+		int64_t r0 = time_mono_ns();
+		int rrc = c->ops->read(c->state, tick, &sink, &ce);
+		c->read_ns = time_mono_ns() - r0;
+		if (rrc) {
 			c->errors++;
 			complain(&c->fail, LOG_WARN, "collector %s: %s", c->ops->name, ce.msg);
 		} else if (c->fail.window_ns) {

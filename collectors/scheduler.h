@@ -31,6 +31,7 @@ struct sched_collector {
 	const struct collector_ops *ops;
 	void *state;                 /* owned by the caller */
 	uint64_t errors;             /* reads that failed */
+	int64_t read_ns;             /* duration of the last read (monotonic) */
 	struct complaint fail;
 };
 

@@ -1,0 +1,557 @@
+/*
+ * httpd.c: the HTTP listener of tallyd: /metrics and the read-only JSON
+ * API (see httpd.h for the routes and the access rules).
+ *
+ * libmicrohttpd runs a small pool of threads; every request is answered
+ * from its first callback (a GET has no body to wait for). A request takes
+ * a reference to the current live snapshot, renders from it without any
+ * lock and gives it back, so ingest is never held up by a scrape.
+ */
+#include "httpd.h"
+#include "err.h"
+#include "meter.h"
+#include "prom.h"
+#include "sbuf.h"
+#include "str.h"
+#include "tallytime.h"
+#include "usage.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define HTTPD_MAX_URL 2048
+#define HTTPD_CONN_MEMORY (16 * 1024)
+
+/* A rendered admin /metrics page, shared by every scrape of the same
+ * snapshot: with several Prometheus servers scraping, the snapshot is
+ * rendered once and each scrape only sends the bytes. */
+struct page {
+	int refs;                    /* under httpd.cache_lock: the cache's and each response's */
+	struct httpd *h;
+	uint64_t gen;                /* live_state.gen it was rendered from */
+	char *text;
+	size_t len;
+};
+
+struct httpd {
+	struct MHD_Daemon *mhd;
+	pthread_mutex_t cache_lock;
+	struct page *page[2];        /* by enum prom_format */
+	struct live_store *store;
+	struct httpd_token *tokens;
+	size_t n_tokens;
+	char *ledger_path;
+	uint16_t port;
+};
+
+/* who is asking: admin, or one tenant */
+struct who {
+	bool admin;
+	const char *tenant;
+};
+
+static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *type,
+				char *body, size_t len)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tally\"");
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+	json_decref(j);
+	if (!s)
+		return MHD_NO;
+	size_t n = strlen(s);
+	/* jansson allocates with malloc by default, so MHD may free() it */
+	return send_buf(c, status, "application/json", s, n);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg)
+{
+	json_t *j = json_object();
+	json_object_set_new(j, "error", json_string(msg));
+	return send_json(c, status, j);
+}
+
+/* Constant-time comparison, so a token cannot be guessed byte by byte from
+ * response times. */
+static bool token_eq(const char *given, const char *want)
+{
+	size_t a = strlen(given), b = strlen(want);
+	unsigned char d = a != b;
+	for (size_t i = 0; i < b; i++)
+		d |= (unsigned char)(given[i < a ? i : 0] ^ want[i]);
+	return d == 0;
+}
+
+/* 0 and *w filled, or an HTTP status to refuse with. */
+static unsigned authenticate(const struct httpd *h, struct MHD_Connection *c, struct who *w)
+{
+	w->admin = false;
+	w->tenant = NULL;
+	if (!h->n_tokens) {
+		w->admin = true;
+		return 0;
+	}
+	const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (!a || strncasecmp(a, "Bearer ", 7))
+		return MHD_HTTP_UNAUTHORIZED;
+	a += 7;
+	while (*a == ' ')
+		a++;
+	if (!*a || strlen(a) >= sizeof(h->tokens[0].token))
+		return MHD_HTTP_UNAUTHORIZED;
+	const struct httpd_token *found = NULL;
+	for (size_t i = 0; i < h->n_tokens; i++)
+		if (token_eq(a, h->tokens[i].token) && !found)
+			found = &h->tokens[i];
+	if (!found)
+		return MHD_HTTP_UNAUTHORIZED;
+	w->admin = found->admin;
+	w->tenant = found->admin ? NULL : found->tenant;
+	return 0;
+}
+
+/* Refuse query parameters a route does not know: a typo must not silently
+ * widen or narrow an answer. */
+struct argcheck {
+	const char *const *known;
+	char bad[64];
+};
+
+static enum MHD_Result arg_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct argcheck *ac = cls;
+	(void)kind;
+	(void)value;
+	for (size_t i = 0; ac->known[i]; i++)
+		if (!strcmp(key, ac->known[i]))
+			return MHD_YES;
+	str_copy(ac->bad, key, sizeof(ac->bad));
+	return MHD_NO;
+}
+
+static bool args_ok(struct MHD_Connection *c, const char *const *known, char *bad, size_t len)
+{
+	struct argcheck ac = { .known = known };
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_iter, &ac);
+	if (ac.bad[0]) {
+		str_copy(bad, ac.bad, len);
+		return false;
+	}
+	return true;
+}
+
+static json_t *iso(int64_t t_ns)
+{
+	char b[48];
+	return t_ns ? json_string(time_format_iso(t_ns, b, sizeof(b))) : json_null();
+}
+
+static json_t *resource_json(const struct live_resource *r)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "uuid", json_string(r->uuid));
+	json_object_set_new(o, "name", json_string(r->name));
+	json_object_set_new(o, "tenant", json_string(r->tenant));
+	json_object_set_new(o, "flavor", json_string(r->flavor));
+	json_object_set_new(o, "host", json_string(r->host));
+	json_object_set_new(o, "first_seen", iso(r->first_seen_ns));
+	json_object_set_new(o, "last_seen", iso(r->last_seen_ns));
+	json_object_set_new(o, "stale", json_boolean(r->stale));
+	return o;
+}
+
+/* The envelope every live-state answer shares: when it was true. */
+static json_t *live_envelope(const struct live_state *st)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "now", iso(time_now_ns()));
+	json_object_set_new(o, "data_time", iso(st ? st->tick_ns : 0));
+	json_object_set_new(o, "stale_after_seconds",
+			    json_real(st ? (double)st->stale_after_ns / 1e9 : 0.0));
+	return o;
+}
+
+static enum MHD_Result get_resources(struct httpd *h, struct MHD_Connection *c, const struct who *w)
+{
+	static const char *const known[] = { "tenant", NULL };
+	char bad[64];
+	if (!args_ok(c, known, bad, sizeof(bad))) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "unknown query parameter '%s' (known: tenant)", bad);
+		return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+	}
+	const char *tenant = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tenant");
+	if (!w->admin) {
+		if (tenant && strcmp(tenant, w->tenant))
+			return send_error(c, MHD_HTTP_NOT_FOUND, "no such tenant");
+		tenant = w->tenant;
+	}
+	struct live_state *st = live_acquire(h->store);
+	json_t *root = live_envelope(st), *arr = json_array();
+	for (size_t i = 0; st && i < st->n_resources; i++) {
+		const struct live_resource *r = &st->resources[i];
+		if (tenant && strcmp(r->tenant, tenant))
+			continue;
+		json_array_append_new(arr, resource_json(r));
+	}
+	live_put(h->store, st);
+	json_object_set_new(root, "resources", arr);
+	return send_json(c, MHD_HTTP_OK, root);
+}
+
+static enum MHD_Result get_resource(struct httpd *h, struct MHD_Connection *c, const struct who *w,
+				    const char *uuid)
+{
+	static const char *const known[] = { NULL };
+	char bad[64];
+	if (!args_ok(c, known, bad, sizeof(bad)))
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "this resource takes no query parameters");
+	struct live_state *st = live_acquire(h->store);
+	long i = st ? live_find_resource(st, uuid) : -1;
+	if (i < 0 || (!w->admin && strcmp(st->resources[i].tenant, w->tenant))) {
+		live_put(h->store, st);
+		return send_error(c, MHD_HTTP_NOT_FOUND, "no such resource");
+	}
+	const struct live_resource *r = &st->resources[i];
+	json_t *root = live_envelope(st);
+	json_object_set_new(root, "resource", resource_json(r));
+	json_t *ser = json_array();
+	for (uint32_t k = r->first_series; k < r->first_series + r->n_series; k++) {
+		const struct live_series *s = &st->series[k];
+		const struct meter_def *m = &meter_table[s->meter];
+		json_t *o = json_object();
+		json_object_set_new(o, "meter", json_string(m->name));
+		json_object_set_new(o, "device", json_string(s->device));
+		json_object_set_new(o, "host", json_string(s->host));
+		json_object_set_new(o, "unit", json_string(m->unit));
+		json_object_set_new(o, "last", iso(s->last_ns));
+		json_object_set_new(o, "ended", json_boolean(s->ended));
+		if (s->kind == SAMPLE_GAUGE) {
+			json_object_set_new(o, "kind", json_string("gauge"));
+			json_object_set_new(o, "value", json_real(s->gauge));
+		} else {
+			json_object_set_new(o, "kind", json_string("counter"));
+			json_object_set_new(o, "total", json_integer((json_int_t)s->total));
+			json_object_set_new(o, "rate", json_real(s->rate));
+		}
+		json_array_append_new(ser, o);
+	}
+	json_object_set_new(root, "series", ser);
+	live_put(h->store, st);
+	return send_json(c, MHD_HTTP_OK, root);
+}
+
+static enum MHD_Result get_usage(struct httpd *h, struct MHD_Connection *c, const struct who *w)
+{
+	static const char *const known[] = { "from", "to", "tenant", "resource", "meter", "by", NULL };
+	char bad[64], msg[600];
+	struct tally_err e = { 0 };
+	int64_t x;
+	if (!args_ok(c, known, bad, sizeof(bad))) {
+		snprintf(msg, sizeof(msg), "unknown query parameter '%s' (known: from, to, tenant, resource,"
+			 " meter, by)", bad);
+		return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+	}
+#define ARG(n) MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, n)
+	const char *from = ARG("from"), *to = ARG("to"), *tenant = ARG("tenant"),
+		   *resource = ARG("resource"), *meter = ARG("meter"), *by = ARG("by");
+#undef ARG
+	struct usage_query q = { .ledger = h->ledger_path, .meter = -1, .by = USAGE_BY_TENANT };
+	if (!from || !to)
+		return send_error(c, MHD_HTTP_BAD_REQUEST, !from ? "'from' is required" : "'to' is required");
+	if (time_parse_range(from, &q.from_ns, &x, &e)) {
+		snprintf(msg, sizeof(msg), "from: %s", e.msg);
+		return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+	}
+	if (time_parse_range(to, &x, &q.to_ns, &e)) {
+		snprintf(msg, sizeof(msg), "to: %s", e.msg);
+		return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+	}
+	if (q.from_ns % NS_PER_HOUR || q.to_ns % NS_PER_HOUR)
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "usage is kept per UTC hour: give whole hours");
+	if (q.from_ns >= q.to_ns)
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "'from' is not before 'to'");
+	if (meter && (q.meter = meter_lookup(meter)) < 0)
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "no such meter");
+	if (by) {
+		if (!strcmp(by, "tenant"))
+			q.by = USAGE_BY_TENANT;
+		else if (!strcmp(by, "resource"))
+			q.by = USAGE_BY_RESOURCE;
+		else if (!strcmp(by, "hour"))
+			q.by = USAGE_BY_HOUR;
+		else
+			return send_error(c, MHD_HTTP_BAD_REQUEST, "'by' must be tenant, resource or hour");
+	}
+	if (!w->admin) {
+		if (tenant && strcmp(tenant, w->tenant))
+			return send_error(c, MHD_HTTP_NOT_FOUND, "no such tenant");
+		tenant = w->tenant;
+	}
+	q.tenant = tenant;
+	q.resource = resource;
+	struct usage_result res = { 0 };
+	int rc = usage_query(&q, &res, &e);
+	if (rc) {
+		/* the ledger, not the request, is at fault */
+		return send_error(c, rc == -EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_SERVICE_UNAVAILABLE,
+				  e.msg);
+	}
+	if (!w->admin && resource && res.n == 0) {
+		/* another tenant's resource and one of ours without usage look alike */
+		usage_result_release(&res);
+		return send_error(c, MHD_HTTP_NOT_FOUND, "no such resource");
+	}
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f) {
+		usage_result_release(&res);
+		return MHD_NO;
+	}
+	rc = usage_render(f, &q, &res, USAGE_JSON);
+	usage_result_release(&res);
+	if (fclose(f) || rc) {
+		free(buf);
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot render the usage");
+	}
+	return send_buf(c, MHD_HTTP_OK, "application/json", buf, len);
+}
+
+static void page_put(void *cls)
+{
+	struct page *p = cls;
+	struct httpd *h = p->h;
+	pthread_mutex_lock(&h->cache_lock);
+	int last = --p->refs == 0;
+	pthread_mutex_unlock(&h->cache_lock);
+	if (last) {
+		free(p->text);
+		free(p);
+	}
+}
+
+static enum MHD_Result send_page(struct MHD_Connection *c, struct page *p, enum prom_format fmt)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+		p->len, p->text, page_put, p);
+	if (!r) {
+		page_put(p);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				fmt == PROM_OPENMETRICS ? PROM_OPENMETRICS_TYPE : PROM_TEXT_TYPE);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* The admin page of st in format fmt with a reference for the caller:
+ * the cached one when it was rendered from st, else a new one, cached
+ * unless a newer one got there first. NULL when out of memory. */
+static struct page *admin_page(struct httpd *h, const struct live_state *st, enum prom_format fmt)
+{
+	pthread_mutex_lock(&h->cache_lock);
+	struct page *p = h->page[fmt];
+	if (p && p->gen == st->gen) {
+		p->refs++;
+		pthread_mutex_unlock(&h->cache_lock);
+		return p;
+	}
+	pthread_mutex_unlock(&h->cache_lock);
+
+	struct sbuf b = { 0 };
+	if (!(p = calloc(1, sizeof(*p))) || prom_render(st, fmt, NULL, &b)) {
+		free(p);
+		sbuf_release(&b);
+		return NULL;
+	}
+	p->h = h;
+	p->gen = st->gen;
+	p->text = b.p;
+	p->len = b.len;
+	p->refs = 1;
+	struct page *old = NULL;
+	pthread_mutex_lock(&h->cache_lock);
+	if (!h->page[fmt] || h->page[fmt]->gen < p->gen) {
+		old = h->page[fmt];
+		h->page[fmt] = p;
+		p->refs++;
+	}
+	pthread_mutex_unlock(&h->cache_lock);
+	if (old)
+		page_put(old);
+	return p;
+}
+
+static enum MHD_Result get_metrics(struct httpd *h, struct MHD_Connection *c, const struct who *w)
+{
+	static const char *const known[] = { NULL };
+	char bad[64];
+	if (!args_ok(c, known, bad, sizeof(bad)))
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "/metrics takes no query parameters");
+	enum prom_format fmt = prom_negotiate(
+		MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
+	struct live_state *st = live_acquire(h->store);
+	if (!st)
+		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no data yet: the first cycle is not committed");
+	if (w->admin) {
+		struct page *p = admin_page(h, st, fmt);
+		live_put(h->store, st);
+		if (!p)
+			return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		return send_page(c, p, fmt);
+	}
+	struct sbuf b = { 0 };
+	int rc = prom_render(st, fmt, w->tenant, &b);
+	live_put(h->store, st);
+	if (rc) {
+		sbuf_release(&b);
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	}
+	return send_buf(c, MHD_HTTP_OK, fmt == PROM_OPENMETRICS ? PROM_OPENMETRICS_TYPE : PROM_TEXT_TYPE,
+			b.p, b.len);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+			      const char *version, const char *upload_data, size_t *upload_data_size,
+			      void **con_cls)
+{
+	struct httpd *h = cls;
+	struct who w;
+	(void)version;
+	(void)upload_data;
+	(void)con_cls;
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+		return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "read-only: only GET and HEAD");
+	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if ((cl && strcmp(cl, "0")) || *upload_data_size ||
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "a GET takes no body");
+	if (strlen(url) > HTTPD_MAX_URL)
+		return send_error(c, MHD_HTTP_URI_TOO_LONG, "URL too long");
+	unsigned st = authenticate(h, c, &w);
+	if (st)
+		return send_error(c, st, "a valid bearer token is required");
+	if (!strcmp(url, "/metrics"))
+		return get_metrics(h, c, &w);
+	if (!strcmp(url, "/api/v1/resources"))
+		return get_resources(h, c, &w);
+	if (!strncmp(url, "/api/v1/resources/", 18) && url[18] && !strchr(url + 18, '/') &&
+	    strlen(url + 18) < TALLY_ID_MAX)
+		return get_resource(h, c, &w, url + 18);
+	if (!strcmp(url, "/api/v1/usage"))
+		return get_usage(h, c, &w);
+	return send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+}
+
+int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_store *store,
+		struct tally_err *e)
+{
+	struct httpd *h = calloc(1, sizeof(*h));
+	struct sockaddr_storage ss;
+	int rc;
+
+	*out = NULL;
+	if (!h)
+		return -ENOMEM;
+	if (pthread_mutex_init(&h->cache_lock, NULL)) {
+		free(h);
+		return -ENOMEM;
+	}
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+	if (inet_pton(AF_INET, cfg->address, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(cfg->port);
+	} else if (inet_pton(AF_INET6, cfg->address, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(cfg->port);
+		flags |= MHD_USE_IPv6;
+	} else {
+		rc = err_set(e, -EINVAL, "http: address '%s' is not a numeric IPv4 or IPv6 address",
+			     cfg->address);
+		goto fail;
+	}
+	h->store = store;
+	h->n_tokens = cfg->n_tokens;
+	if (cfg->n_tokens) {
+		h->tokens = malloc(cfg->n_tokens * sizeof(*h->tokens));
+		if (!h->tokens) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		memcpy(h->tokens, cfg->tokens, cfg->n_tokens * sizeof(*h->tokens));
+	}
+	if (!(h->ledger_path = strdup(cfg->ledger_path ? cfg->ledger_path : ""))) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	h->mhd = MHD_start_daemon(flags, cfg->port, NULL, NULL, handle, h,
+				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads ? cfg->threads : 2),
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTPD_CONN_MEMORY,
+				  MHD_OPTION_CONNECTION_LIMIT, 256u,
+				  MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+				  MHD_OPTION_END);
+	if (!h->mhd) {
+		rc = err_set(e, -EADDRINUSE, "http: cannot listen on %s port %u (in use, or not an address"
+			     " of this host)", cfg->address, (unsigned)cfg->port);
+		goto fail;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	h->port = di ? di->port : cfg->port;
+	*out = h;
+	return 0;
+fail:
+	httpd_stop(h);
+	return rc;
+}
+
+void httpd_stop(struct httpd *h)
+{
+	if (!h)
+		return;
+	if (h->mhd)
+		MHD_stop_daemon(h->mhd);   /* every response, and so every page reference, is gone */
+	for (int i = 0; i < 2; i++)
+		if (h->page[i])
+			page_put(h->page[i]);
+	pthread_mutex_destroy(&h->cache_lock);
+	if (h->tokens)
+		memset(h->tokens, 0, h->n_tokens * sizeof(*h->tokens));
+	free(h->tokens);
+	free(h->ledger_path);
+	free(h);
+}
+
+uint16_t httpd_port(const struct httpd *h)
+{
+	return h->port;
+}

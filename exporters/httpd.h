@@ -1,0 +1,60 @@
+/*
+ * httpd.h: tallyd's read-only HTTP listener (libmicrohttpd): Prometheus
+ * /metrics and the JSON API.
+ *
+ *   GET /metrics                          exposition of the live state (prom.h)
+ *   GET /api/v1/resources[?tenant=T]      resources seen since tallyd started
+ *   GET /api/v1/resources/UUID            one resource and its series
+ *   GET /api/v1/usage?from=&to=[&tenant=&resource=&meter=&by=]
+ *                                         hourly usage from the ledger (billing/usage.h)
+ *
+ * Everything else is a 404. Only GET and HEAD are served, with no body;
+ * the request head is limited by the connection memory (16 KiB) and the URL
+ * to 2 KiB. Errors are JSON {"error": "..."} with a 4xx status.
+ *
+ * Access: with tokens configured every request needs "Authorization: Bearer
+ * TOKEN". An admin token sees everything; a tenant token sees its tenant
+ * only: another tenant's resource, or a tenant= naming another tenant, is a
+ * 404 (never a 403: the answer must not tell that it exists), and /metrics
+ * shows only its resources and no self-metrics. Without tokens everything
+ * is open, which tallyd allows on a loopback address only.
+ *
+ * Reads never touch the aggregator or a collector: the live state comes
+ * from the snapshot store, usage from the ledger opened read-only per
+ * request (SQLite WAL lets it read beside the writer).
+ */
+#ifndef TALLY_HTTPD_H
+#define TALLY_HTTPD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "state.h"
+
+struct tally_err;
+struct httpd;
+
+struct httpd_token {
+	char token[128];
+	char tenant[64];             /* "" with admin */
+	bool admin;
+};
+
+struct httpd_config {
+	const char *address;         /* numeric IPv4 or IPv6 */
+	uint16_t port;               /* 0: any free port (httpd_port tells which) */
+	const struct httpd_token *tokens;  /* copied */
+	size_t n_tokens;
+	const char *ledger_path;     /* for /api/v1/usage */
+	unsigned threads;            /* worker threads, default 2 */
+};
+
+/* Start listening. Returns 0, or -errno with a message in e (address in
+ * use, bad address). The server reads store until httpd_stop. */
+int httpd_start(struct httpd **out, const struct httpd_config *c, struct live_store *store,
+		struct tally_err *e);
+/* Stop listening, wait for the requests in flight, free everything. */
+void httpd_stop(struct httpd *h);
+uint16_t httpd_port(const struct httpd *h);
+
+#endif

@@ -1,0 +1,403 @@
+/*
+ * nagios.c: check_tally's logic (see nagios.h): the monitoring-plugins
+ * range syntax, the question to tallyd's JSON API (libcurl, jansson), and
+ * the one status line with perfdata.
+ *
+ * What it measures, from GET /api/v1/resources/UUID:
+ * - -m METER: a gauge's current value (summed over devices unless -d
+ *   names one), or a counter's rate over the last interval in base units
+ *   per second (cpu in seconds per second, i.e. cores busy);
+ * - -m age: seconds from the resource's last reading to tallyd's clock
+ *   (both times from tallyd, so the two hosts' clocks need not agree);
+ *   without -r, the age of the newest reading of any resource the token
+ *   may see (from GET /api/v1/resources).
+ */
+#include "nagios.h"
+#include "meter.h"
+#include "str.h"
+#include "tallytime.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK_VERSION "check_tally (tally) 0.1"
+#define STATUS_MAX 1024              /* the whole output, guidelines: keep it short */
+#define BODY_MAX (8 * 1024 * 1024)   /* a bigger answer is not tallyd's */
+
+static int parse_num(const char *s, size_t n, double *out)
+{
+	char buf[64];
+	if (n == 0 || n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	/* strtod also takes "inf", "nan" and hex; a threshold is a plain decimal */
+	if (strspn(buf, "0123456789.+-eE") != n)
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	double v = strtod(buf, &end);
+	if (*end || errno || !isfinite(v))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int nagios_range_parse(const char *s, struct nagios_range *r, char *err, size_t len)
+{
+	const char *orig = s;
+	memset(r, 0, sizeof(*r));
+	if (!s || !*s)
+		goto bad;
+	if (*s == '@') {
+		r->inside = true;
+		s++;
+	}
+	const char *colon = strchr(s, ':');
+	if (!colon) {
+		/* "N": 0..N */
+		if (parse_num(s, strlen(s), &r->end))
+			goto bad;
+	} else {
+		if (colon == s + 1 && *s == '~')
+			r->start_inf = true;
+		else if (colon > s && parse_num(s, (size_t)(colon - s), &r->start))
+			goto bad;
+		/* colon == s: an empty start is 0; ":" alone says nothing */
+		if (colon == s && !colon[1])
+			goto bad;
+		if (!colon[1])
+			r->end_inf = true;
+		else if (parse_num(colon + 1, strlen(colon + 1), &r->end))
+			goto bad;
+	}
+	if (!r->start_inf && !r->end_inf && r->start > r->end) {
+		snprintf(err, len, "range '%s': start is above end", orig);
+		return -EINVAL;
+	}
+	return 0;
+bad:
+	snprintf(err, len, "range '%s': expected N, N:, ~:N, N:M or @N:M", orig ? orig : "");
+	return -EINVAL;
+}
+
+bool nagios_range_alert(const struct nagios_range *r, double v)
+{
+	bool in = (r->start_inf || v >= r->start) && (r->end_inf || v <= r->end);
+	return r->inside ? in : !in;
+}
+
+/* ---- the plugin ---- */
+
+struct body {
+	char *p;
+	size_t n;
+	bool too_big;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct body *b = ud;
+	size_t n = size * nmemb;
+	if (b->n + n > BODY_MAX) {
+		b->too_big = true;
+		return 0;
+	}
+	char *p = realloc(b->p, b->n + n + 1);
+	if (!p)
+		return 0;
+	memcpy(p + b->n, ptr, n);
+	b->n += n;
+	p[b->n] = '\0';
+	b->p = p;
+	return n;
+}
+
+struct opts {
+	const char *host, *token, *resource, *meter, *device, *warn, *crit;
+	unsigned port;
+	long timeout_s;
+	struct nagios_range w, c;
+	bool have_w, have_c;
+};
+
+static const char *const state_name[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
+
+static int finish(FILE *out, int state, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int finish(FILE *out, int state, const char *fmt, ...)
+{
+	char line[STATUS_MAX];
+	int n = snprintf(line, sizeof(line), "TALLY %s - ", state_name[state]);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	/* one line: nothing from the server may add another */
+	for (char *p = line; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	fprintf(out, "%s\n", line);
+	return state;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "%s\n"
+		"Checks a VM's metrics or the age of its data in a running tallyd.\n\n"
+		"usage: check_tally [-H HOST] [-p PORT] [-T TOKEN] [-r UUID] -m METER|age\n"
+		"                   [-d DEVICE] [-w RANGE] [-c RANGE] [-t SECONDS]\n"
+		"  -H HOST     tallyd's HTTP address (default 127.0.0.1)\n"
+		"  -p PORT     its port (default 9464)\n"
+		"  -T TOKEN    bearer token (default: $TALLY_TOKEN)\n"
+		"  -r UUID     the VM (resource id); required but for -m age\n"
+		"  -m METER    a meter: a gauge's value (vcpus, memory, disk.device.capacity, ...) or a\n"
+		"              counter's rate per second (cpu in cores busy, network.incoming.bytes\n"
+		"              in bytes/s, ...), summed over devices unless -d names one;\n"
+		"              age: seconds since the VM's (or, without -r, any VM's) last reading\n"
+		"  -d DEVICE   only this device (disk target, MAC)\n"
+		"  -w RANGE    warning when the value is outside RANGE\n"
+		"  -c RANGE    critical when the value is outside RANGE\n"
+		"              RANGE: 10 (0..10), 10: (>= 10), ~:10 (<= 10), 10:20, @10:20 (alert inside)\n"
+		"  -t SECONDS  give up after this long: UNKNOWN (default 10)\n"
+		"  -h, -V      this help, the version\n"
+		"Exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n", CHECK_VERSION);
+}
+
+/* GET path: 0 and the parsed JSON in *out, or an UNKNOWN already printed. */
+static int fetch(const struct opts *o, const char *path, json_t **out, FILE *f, int *state)
+{
+	char url[1024], auth[300];
+	struct body b = { 0 };
+	struct curl_slist *hdr = NULL;
+	long code = 0;
+	int rc = -1;
+	CURL *c = curl_easy_init();
+
+	*out = NULL;
+	if (!c) {
+		*state = finish(f, NAGIOS_UNKNOWN, "cannot start libcurl");
+		return -1;
+	}
+	bool v6 = strchr(o->host, ':') != NULL;
+	snprintf(url, sizeof(url), "http://%s%s%s:%u%s", v6 ? "[" : "", o->host, v6 ? "]" : "", o->port, path);
+	if (o->token && *o->token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", o->token);
+		hdr = curl_slist_append(hdr, auth);
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout_s);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_USERAGENT, CHECK_VERSION);
+	CURLcode cc = curl_easy_perform(c);
+	if (cc == CURLE_OPERATION_TIMEDOUT) {
+		*state = finish(f, NAGIOS_UNKNOWN, "no answer from %s:%u within %ld s", o->host, o->port,
+				o->timeout_s);
+		goto out;
+	}
+	if (cc != CURLE_OK) {
+		*state = finish(f, NAGIOS_UNKNOWN, "%s:%u: %s", o->host, o->port,
+				b.too_big ? "answer too big" : curl_easy_strerror(cc));
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	json_error_t je;
+	json_t *j = b.p ? json_loadb(b.p, b.n, 0, &je) : NULL;
+	if (code != 200) {
+		const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
+		*state = finish(f, NAGIOS_UNKNOWN, "tallyd answered %ld: %.200s", code, msg ? msg : "(no message)");
+		json_decref(j);
+		goto out;
+	}
+	if (!j) {
+		*state = finish(f, NAGIOS_UNKNOWN, "tallyd's answer is not JSON");
+		goto out;
+	}
+	*out = j;
+	rc = 0;
+out:
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(c);
+	free(b.p);
+	return rc;
+}
+
+static int64_t json_time(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	int64_t a, b;
+	if (!s || time_parse_range(s, &a, &b, NULL))
+		return 0;
+	return a;
+}
+
+/* Judge value against -c then -w and print the line with perfdata. */
+static int judge(FILE *f, const struct opts *o, const char *what, const char *label, double v,
+		 const char *uom, const char *unit_text)
+{
+	int st = NAGIOS_OK;
+	if (o->have_c && nagios_range_alert(&o->c, v))
+		st = NAGIOS_CRITICAL;
+	else if (o->have_w && nagios_range_alert(&o->w, v))
+		st = NAGIOS_WARNING;
+	return finish(f, st, "%.300s %s is %.15g%s | '%s'=%.15g%s;%s;%s;0;", what, label, v, unit_text,
+		      label, v, uom, o->warn ? o->warn : "", o->crit ? o->crit : "");
+}
+
+static int check_age_all(FILE *f, const struct opts *o)
+{
+	json_t *j;
+	int state = NAGIOS_UNKNOWN;
+	if (fetch(o, "/api/v1/resources", &j, f, &state))
+		return state;
+	int64_t now = json_time(j, "now"), newest = 0;
+	json_t *arr = json_object_get(j, "resources"), *r;
+	size_t i;
+	json_array_foreach(arr, i, r) {
+		int64_t t = json_time(r, "last_seen");
+		if (t > newest)
+			newest = t;
+	}
+	if (!now || !newest)
+		state = finish(f, NAGIOS_UNKNOWN, "tallyd has no readings yet");
+	else
+		state = judge(f, o, "newest reading", "age", (double)(now - newest) / 1e9, "s", " s");
+	json_decref(j);
+	return state;
+}
+
+static int check_resource(FILE *f, const struct opts *o, int meter)
+{
+	char path[160];
+	json_t *j;
+	int state = NAGIOS_UNKNOWN;
+	snprintf(path, sizeof(path), "/api/v1/resources/%s", o->resource);
+	if (fetch(o, path, &j, f, &state))
+		return state;
+	json_t *res = json_object_get(j, "resource");
+	const char *name = json_string_value(json_object_get(res, "name"));
+	char what[200];
+	snprintf(what, sizeof(what), "%s", name && *name ? name : o->resource);
+	if (meter < 0) {
+		int64_t now = json_time(j, "now"), last = json_time(res, "last_seen");
+		state = !now || !last ? finish(f, NAGIOS_UNKNOWN, "%s: no reading time", what)
+				      : judge(f, o, what, "age", (double)(now - last) / 1e9, "s", " s");
+		json_decref(j);
+		return state;
+	}
+	const struct meter_def *md = &meter_table[meter];
+	double sum = 0;
+	int n = 0;
+	bool gauge = md->kind == SAMPLE_GAUGE;
+	json_t *arr = json_object_get(j, "series"), *s;
+	size_t i;
+	json_array_foreach(arr, i, s) {
+		const char *m = json_string_value(json_object_get(s, "meter"));
+		const char *d = json_string_value(json_object_get(s, "device"));
+		if (!m || strcmp(m, md->name) || (o->device && (!d || strcmp(d, o->device))))
+			continue;
+		sum += json_number_value(json_object_get(s, gauge ? "value" : "rate"));
+		n++;
+	}
+	if (!n) {
+		state = finish(f, NAGIOS_UNKNOWN, "%s has no %s series%s%s", what, md->name,
+			       o->device ? " for device " : "", o->device ? o->device : "");
+		json_decref(j);
+		return state;
+	}
+	char label[96];
+	const char *uom = "", *unit_text = "";
+	if (meter == M_CPU) {
+		sum /= 1e9;                       /* ns/s -> cores busy */
+		snprintf(label, sizeof(label), "cpu");
+		unit_text = " cores";
+	} else if (gauge) {
+		snprintf(label, sizeof(label), "%s%s%s", md->name, o->device ? ":" : "", o->device ? o->device : "");
+		if (!strcmp(md->unit, "B")) {
+			uom = "B";
+			unit_text = " B";
+		}
+	} else {
+		snprintf(label, sizeof(label), "%s%s%s/s", md->name, o->device ? ":" : "",
+			 o->device ? o->device : "");
+		unit_text = !strcmp(md->unit, "B") ? " B/s" : "/s";
+	}
+	state = judge(f, o, what, label, sum, uom, unit_text);
+	json_decref(j);
+	return state;
+}
+
+int nagios_check_main(int argc, char **argv, FILE *out)
+{
+	struct opts o = { .host = "127.0.0.1", .port = 9464, .timeout_s = 10 };
+	char err[160];
+	int opt, meter = -1;
+	const char *env = getenv("TALLY_TOKEN");
+	o.token = env;
+
+	optind = 1;
+	while ((opt = getopt(argc, argv, "H:p:T:r:m:d:w:c:t:hV")) != -1) {
+		char *end;
+		long v;
+		switch (opt) {
+		case 'H': o.host = optarg; break;
+		case 'p':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 65535)
+				return finish(out, NAGIOS_UNKNOWN, "-p '%.40s': a port is 1-65535", optarg);
+			o.port = (unsigned)v;
+			break;
+		case 'T': o.token = optarg; break;
+		case 'r': o.resource = optarg; break;
+		case 'm': o.meter = optarg; break;
+		case 'd': o.device = optarg; break;
+		case 'w': o.warn = optarg; break;
+		case 'c': o.crit = optarg; break;
+		case 't':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 3600)
+				return finish(out, NAGIOS_UNKNOWN, "-t '%.40s': seconds, 1-3600", optarg);
+			o.timeout_s = v;
+			break;
+		case 'h': usage(out); return NAGIOS_UNKNOWN;
+		case 'V': fprintf(out, "%s\n", CHECK_VERSION); return NAGIOS_UNKNOWN;
+		default: return finish(out, NAGIOS_UNKNOWN, "bad option (check_tally -h lists them)");
+		}
+	}
+	if (optind != argc)
+		return finish(out, NAGIOS_UNKNOWN, "unexpected argument '%.60s'", argv[optind]);
+	if (!o.meter)
+		return finish(out, NAGIOS_UNKNOWN, "-m METER or -m age is required");
+	if (strcmp(o.meter, "age") && (meter = meter_lookup(o.meter)) < 0)
+		return finish(out, NAGIOS_UNKNOWN, "-m '%.60s': no such meter", o.meter);
+	if (meter >= 0 && !o.resource)
+		return finish(out, NAGIOS_UNKNOWN, "-m %s needs -r UUID", o.meter);
+	if (o.resource && (strlen(o.resource) >= 64 || strspn(o.resource, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_:.") !=
+				strlen(o.resource)))
+		return finish(out, NAGIOS_UNKNOWN, "-r '%.70s': not a resource id", o.resource);
+	if (o.warn) {
+		if (nagios_range_parse(o.warn, &o.w, err, sizeof(err)))
+			return finish(out, NAGIOS_UNKNOWN, "-w %s", err);
+		o.have_w = true;
+	}
+	if (o.crit) {
+		if (nagios_range_parse(o.crit, &o.c, err, sizeof(err)))
+			return finish(out, NAGIOS_UNKNOWN, "-c %s", err);
+		o.have_c = true;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT))
+		return finish(out, NAGIOS_UNKNOWN, "cannot start libcurl");
+	int st = !o.resource ? check_age_all(out, &o) : check_resource(out, &o, meter);
+	curl_global_cleanup();
+	return st;
+}
