@@ -100,6 +100,8 @@ struct aggregator {
 	struct agg_stats stats;
 	/* emit context */
 	uint32_t cur_ser;
+	agg_commit_hook hook;        /* agg_set_commit_hook */
+	void *hook_ctx;
 };
 
 static int vec_grow(void **v, size_t *cap, size_t need, size_t elem)
@@ -757,7 +759,8 @@ int agg_commit(struct aggregator *a, struct tally_err *e)
 		return err_set(e, -EIO, "aggregator: a commit failed earlier; restart to reload the ledger");
 	if ((rc = ledger_begin(a->ledger, e)))
 		goto fail;
-	if ((rc = write_all(a, e)) || (rc = ledger_commit(a->ledger, e))) {
+	if ((rc = write_all(a, e)) || (a->hook && (rc = a->hook(a->hook_ctx, a->ledger, e))) ||
+	    (rc = ledger_commit(a->ledger, e))) {
 		ledger_rollback(a->ledger);
 		goto fail;
 	}
@@ -852,4 +855,15 @@ int agg_visit_series(const struct aggregator *a, agg_series_fn fn, void *ctx)
 			return rc;
 	}
 	return 0;
+}
+
+void agg_set_commit_hook(struct aggregator *a, agg_commit_hook fn, void *ctx)
+{
+	a->hook = fn;
+	a->hook_ctx = ctx;
+}
+
+struct ledger *agg_ledger(struct aggregator *a)
+{
+	return a->ledger;
 }

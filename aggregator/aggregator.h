@@ -78,6 +78,18 @@ int64_t agg_agent_time(const struct aggregator *a, const char *agent);
  * fast-forward run resumes. */
 int64_t agg_last_cycle_ns(const struct aggregator *a);
 
+/* A hook agg_commit calls inside its transaction, after the aggregator's
+ * own writes: a module that keeps its own table in the ledger (alert state,
+ * aggregator/alerting.h) writes it there, so it commits or rolls back with
+ * the data it was computed from. A non-zero return aborts the commit. fn
+ * NULL removes the hook. */
+struct ledger;
+typedef int (*agg_commit_hook)(void *ctx, struct ledger *l, struct tally_err *e);
+void agg_set_commit_hook(struct aggregator *a, agg_commit_hook fn, void *ctx);
+/* The ledger, for such a module's loader at start-up (read before the first
+ * ingest); the aggregator stays its owner and only writer. */
+struct ledger *agg_ledger(struct aggregator *a);
+
 void agg_get_stats(const struct aggregator *a, struct agg_stats *out);
 
 /* The live view the exporters read (through aggregator/state.h): one call

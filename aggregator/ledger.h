@@ -79,6 +79,19 @@ int ledger_put_agent(struct ledger *l, const char *agent, uint64_t last_seq, int
 int ledger_add_event(struct ledger *l, int64_t resource_id, const char *agent,
 		     const struct lifecycle_event *ev, struct tally_err *e);
 
+/* Alert state (schemas/migrations/003-alerts.sql; aggregator/alerting.h
+ * writes it through agg_set_commit_hook, inside the commit transaction).
+ * state is "pending", "firing" or "resolved". Strings are borrowed. */
+struct ledger_alert {
+	const char *labels, *annotations, *rule, *tenant, *subject, *device, *state;
+	int64_t active_ns, fired_ns, resolved_ns;
+	double value;
+};
+int ledger_put_alert(struct ledger *l, const struct ledger_alert *a, struct tally_err *e);
+int ledger_del_alert(struct ledger *l, const char *labels, struct tally_err *e);
+typedef int (*ledger_alert_fn)(void *ctx, const struct ledger_alert *a);
+int ledger_load_alerts(struct ledger *l, ledger_alert_fn fn, void *ctx, struct tally_err *e);
+
 /* Loaders for start-up: call fn for every row. Return 0 or the error. */
 typedef int (*ledger_resource_fn)(void *ctx, const struct ledger_resource *r);
 typedef int (*ledger_series_fn)(void *ctx, const struct ledger_series *s);
