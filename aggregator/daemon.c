@@ -21,7 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const top_keys[] = { "tallyd", "ledger", "rrd", "collectors", "http", NULL };
+static const char *const top_keys[] = { "tallyd", "ledger", "rrd", "collectors", "http", "alerts",
+					NULL };
 static const char *const tallyd_keys[] = { "role", "agent_id", "data_dir", "interval", "log_level",
 					   "clock", "start", "end", NULL };
 static const char *const ledger_keys[] = { "path", "max_gap", "commit_every", NULL };
@@ -115,6 +116,19 @@ static int parse_http(struct daemon_config *c, const struct cfg_node *root, stru
 		return err_set(e, -EINVAL, "%s:%d:%d: key 'address': '%s' is not loopback; outside"
 			       " loopback the API needs 'tokens'", n->file, n->line, n->col, h->address);
 	}
+	return 0;
+}
+
+/* The `alerts:` section (aggregator/alerting.c); generatorURL defaults to
+ * this tallyd's own /api/v1/alerts. */
+static int parse_alerts(struct daemon_config *c, const struct cfg_node *root, struct tally_err *e)
+{
+	int rc = alerting_config_parse(&c->alerts, cfg_get(root, "alerts"), c->interval_ns, e);
+	if (rc || c->alerts.generator_url[0])
+		return rc;
+	const char *a = c->http.address;
+	snprintf(c->alerts.generator_url, sizeof(c->alerts.generator_url), "http://%s%s%s:%d/api/v1/alerts",
+		 strchr(a, ':') ? "[" : "", a, strchr(a, ':') ? "]" : "", c->http.port);
 	return 0;
 }
 
@@ -223,7 +237,9 @@ static int parse(struct daemon_config *c, const struct cfg_node *root, struct ta
 	if (c->n_coll == 0)
 		return err_set(e, -EINVAL, "%s: no collectors configured (add a 'collectors:' map, e.g."
 			       " 'sim: {}')", c->path);
-	return parse_http(c, root, e);
+	if ((rc = parse_http(c, root, e)))
+		return rc;
+	return parse_alerts(c, root, e);
 }
 
 int daemon_config_load(struct daemon_config *c, const char *path, const char *text,
@@ -296,6 +312,10 @@ struct run {
 	int64_t tick_ns;             /* the last cycle delivered */
 	int64_t commit_wall_ns;      /* wall clock of the last successful commit */
 	struct complaint live_complaint;
+	/* alerts (NULL al: the config has no `alerts:` section) */
+	struct alerting *al;
+	struct alert_store *astore;
+	struct complaint alert_complaint;
 };
 
 /* Publish what the exporters see; a failure (out of memory) keeps the
@@ -333,6 +353,8 @@ static int deliver(void *ctx, struct batch *b)
 {
 	struct run *r = ctx;
 	struct tally_err e = { 0 };
+	if (r->al)
+		alerting_note_batch(r->al, b);
 	int rc = agg_ingest(r->agg, b, &e);
 	if (rc < 0) {
 		log_msg(LOG_ERR, "%s", e.msg);
@@ -362,6 +384,11 @@ static int commit(struct run *r, struct tally_err *e)
 		r->commit_wall_ns = time_now_ns();
 		if (r->live)
 			publish(r);
+		if (r->al)
+			alerting_committed(r->al);
+		if (r->al && alerting_publish(r->al, r->astore))
+			complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory publishing the alerts;"
+				 " serving the previous ones");
 	}
 	return rc;
 }
@@ -370,6 +397,13 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 {
 	struct run *r = ctx;
 	r->tick_ns = tick_ns;
+	if (r->al) {
+		struct agg_stats st;
+		agg_get_stats(r->agg, &st);
+		if (alerting_eval(r->al, r->agg, tick_ns, r->bt->dropped + st.invalid))
+			complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory evaluating the rules;"
+				 " alerts may be missing");
+	}
 	if (r->c->clock == CLOCK_FAST_FORWARD &&
 	    time_mono_ns() - r->last_commit_mono < r->c->commit_every_ns)
 		return 0;
@@ -385,7 +419,13 @@ int daemon_run(struct daemon_config *c, volatile sig_atomic_t *stop, struct daem
 int daemon_run_live(struct daemon_config *c, volatile sig_atomic_t *stop, struct daemon_summary *sum,
 		    struct live_store *live, struct tally_err *e)
 {
-	struct run r = { .c = c, .live = live };
+	return daemon_run_alerts(c, stop, sum, live, NULL, e);
+}
+
+int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, struct daemon_summary *sum,
+		      struct live_store *live, struct alert_store *alerts, struct tally_err *e)
+{
+	struct run r = { .c = c, .live = live, .astore = alerts };
 	struct batcher bt;
 	struct scheduler s;
 	struct sched_collector sc[DAEMON_MAX_COLLECTORS];
@@ -405,6 +445,18 @@ int daemon_run_live(struct daemon_config *c, volatile sig_atomic_t *stop, struct
 	};
 	if ((rc = agg_open(&r.agg, &ac, e)))
 		return rc;
+	if (c->alerts.enabled) {
+		if ((rc = alerting_new(&r.al, &c->alerts, c->agent_id, c->interval_ns)) ||
+		    (rc = alerting_attach(r.al, r.agg, e))) {
+			if (rc == -ENOMEM)
+				err_set(e, rc, "alerts: out of memory");
+			alerting_free(r.al);
+			agg_close(r.agg);
+			return rc;
+		}
+		/* what the ledger held is what Alertmanager is told first */
+		alerting_publish(r.al, r.astore);
+	}
 	int64_t resume = agg_last_cycle_ns(r.agg);
 	int64_t first;
 	if (c->clock == CLOCK_FAST_FORWARD) {
@@ -422,6 +474,7 @@ int daemon_run_live(struct daemon_config *c, volatile sig_atomic_t *stop, struct
 		sc[i].state = c->coll[i].state;
 		if ((rc = sc[i].ops->init(sc[i].state, resume, e))) {
 			err_prefix(e, "collector %s", sc[i].ops->name);
+			alerting_free(r.al);
 			agg_close(r.agg);
 			return rc;
 		}
@@ -461,5 +514,6 @@ int daemon_run_live(struct daemon_config *c, volatile sig_atomic_t *stop, struct
 	sum->wall_s = (double)(time_mono_ns() - t0) / 1e9;
 	batcher_release(&bt);
 	agg_close(r.agg);
+	alerting_free(r.al);
 	return rc;
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "alerting.h"
 #include "collector.h"
 #include "sample.h"
 
@@ -67,6 +68,7 @@ struct daemon_config {
 	size_t n_coll;
 
 	struct daemon_http http;
+	struct alerting_config alerts;    /* the `alerts:` section (aggregator/alerting.h) */
 };
 
 /* Parse and check FILE (or the text, when text is not NULL, named by path).
@@ -94,5 +96,13 @@ int daemon_run(struct daemon_config *c, volatile sig_atomic_t *stop, struct daem
 struct live_store;
 int daemon_run_live(struct daemon_config *c, volatile sig_atomic_t *stop, struct daemon_summary *sum,
 		    struct live_store *live, struct tally_err *e);
+
+/* daemon_run_live that also evaluates the alert rules every cycle, keeps
+ * their state in the ledger and publishes the committed alerts into
+ * alerts (aggregator/alerting.h) after every commit. alerts may be NULL
+ * (alerts are still evaluated and kept when c->alerts.enabled). */
+struct alert_store;
+int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, struct daemon_summary *sum,
+		      struct live_store *live, struct alert_store *alerts, struct tally_err *e);
 
 #endif

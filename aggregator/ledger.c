@@ -49,10 +49,10 @@ static const char *const stmt_sql[S_COUNT] = {
 			" VALUES (?1, ?2, ?3, ?4)",
 	[S_EVENT_ADD] = "INSERT INTO events (resource_id, time_ns, agent, type, reason)"
 			" VALUES (?1, ?2, ?3, ?4, ?5)",
-	[S_ALERT_PUT] = "INSERT OR REPLACE INTO alerts (labels, annotations, rule, tenant, subject, device,"
-			" state, active_ns, fired_ns, resolved_ns, value)"
-			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-	[S_ALERT_DEL] = "DELETE FROM alerts WHERE labels = ?1",
+	[S_ALERT_PUT] = "INSERT OR REPLACE INTO alerts (key, labels, annotations, rule, tenant, subject,"
+			" device, state, active_ns, fired_ns, resolved_ns, value)"
+			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[S_ALERT_DEL] = "DELETE FROM alerts WHERE key = ?1",
 };
 
 struct ledger {
@@ -471,24 +471,25 @@ int ledger_load_agents(struct ledger *l, ledger_agent_fn fn, void *ctx, struct t
 int ledger_put_alert(struct ledger *l, const struct ledger_alert *a, struct tally_err *e)
 {
 	sqlite3_stmt *st = l->st[S_ALERT_PUT];
-	sqlite3_bind_text(st, 1, a->labels, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, a->annotations, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, a->rule, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, a->tenant, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, a->subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, a->device, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, a->state, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 8, a->active_ns);
-	sqlite3_bind_int64(st, 9, a->fired_ns);
-	sqlite3_bind_int64(st, 10, a->resolved_ns);
-	sqlite3_bind_double(st, 11, a->value);
+	sqlite3_bind_text(st, 1, a->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, a->labels, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, a->annotations, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, a->rule, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, a->tenant, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, a->subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, a->device, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, a->state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 9, a->active_ns);
+	sqlite3_bind_int64(st, 10, a->fired_ns);
+	sqlite3_bind_int64(st, 11, a->resolved_ns);
+	sqlite3_bind_double(st, 12, a->value);
 	return step_done(l, S_ALERT_PUT, "cannot write an alert", e);
 }
 
-int ledger_del_alert(struct ledger *l, const char *labels, struct tally_err *e)
+int ledger_del_alert(struct ledger *l, const char *key, struct tally_err *e)
 {
 	sqlite3_stmt *st = l->st[S_ALERT_DEL];
-	sqlite3_bind_text(st, 1, labels, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	return step_done(l, S_ALERT_DEL, "cannot delete an alert", e);
 }
 
@@ -501,18 +502,18 @@ static const char *col_text(sqlite3_stmt *st, int i)
 static int row_alert(sqlite3_stmt *st, void *fn, void *ctx)
 {
 	struct ledger_alert a = {
-		.labels = col_text(st, 0), .annotations = col_text(st, 1), .rule = col_text(st, 2),
-		.tenant = col_text(st, 3), .subject = col_text(st, 4), .device = col_text(st, 5),
-		.state = col_text(st, 6), .active_ns = sqlite3_column_int64(st, 7),
-		.fired_ns = sqlite3_column_int64(st, 8), .resolved_ns = sqlite3_column_int64(st, 9),
-		.value = sqlite3_column_double(st, 10),
+		.key = col_text(st, 0), .labels = col_text(st, 1), .annotations = col_text(st, 2),
+		.rule = col_text(st, 3), .tenant = col_text(st, 4), .subject = col_text(st, 5),
+		.device = col_text(st, 6), .state = col_text(st, 7),
+		.active_ns = sqlite3_column_int64(st, 8), .fired_ns = sqlite3_column_int64(st, 9),
+		.resolved_ns = sqlite3_column_int64(st, 10), .value = sqlite3_column_double(st, 11),
 	};
 	return ((ledger_alert_fn)fn)(ctx, &a);
 }
 
 int ledger_load_alerts(struct ledger *l, ledger_alert_fn fn, void *ctx, struct tally_err *e)
 {
-	return load(l, "SELECT labels, annotations, rule, tenant, subject, device, state, active_ns,"
-		    " fired_ns, resolved_ns, value FROM alerts ORDER BY labels", row_alert, (void *)fn,
+	return load(l, "SELECT key, labels, annotations, rule, tenant, subject, device, state,"
+		    " active_ns, fired_ns, resolved_ns, value FROM alerts ORDER BY key", row_alert, (void *)fn,
 		    ctx, e);
 }

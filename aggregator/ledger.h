@@ -83,12 +83,12 @@ int ledger_add_event(struct ledger *l, int64_t resource_id, const char *agent,
  * writes it through agg_set_commit_hook, inside the commit transaction).
  * state is "pending", "firing" or "resolved". Strings are borrowed. */
 struct ledger_alert {
-	const char *labels, *annotations, *rule, *tenant, *subject, *device, *state;
+	const char *key, *labels, *annotations, *rule, *tenant, *subject, *device, *state;
 	int64_t active_ns, fired_ns, resolved_ns;
 	double value;
 };
 int ledger_put_alert(struct ledger *l, const struct ledger_alert *a, struct tally_err *e);
-int ledger_del_alert(struct ledger *l, const char *labels, struct tally_err *e);
+int ledger_del_alert(struct ledger *l, const char *key, struct tally_err *e);
 typedef int (*ledger_alert_fn)(void *ctx, const struct ledger_alert *a);
 int ledger_load_alerts(struct ledger *l, ledger_alert_fn fn, void *ctx, struct tally_err *e);
 

@@ -7,12 +7,14 @@
 -- from: a firing alert keeps its startsAt (no second page) and is still
 -- resolved when its condition ends (no forgotten alert).
 --
--- labels is the alert's label set as "name=value" lines sorted by name;
--- it is also the alert's identity. Times are ns since the epoch (data time:
+-- key is the instance's identity (rule, subject, device, host: labels such
+-- as a VM's name may change under it); labels is the label set sent to
+-- Alertmanager, "name=value" lines sorted by name. Times are ns since the epoch (data time:
 -- virtual in fast-forward), 0 = not yet.
 
 CREATE TABLE alerts (
-	labels       TEXT PRIMARY KEY,
+	key          TEXT PRIMARY KEY,
+	labels       TEXT NOT NULL,
 	annotations  TEXT NOT NULL,       -- "name=value" lines
 	rule         TEXT NOT NULL,       -- the rule's name (alertname)
 	tenant       TEXT NOT NULL,       -- "" for alerts about tallyd itself

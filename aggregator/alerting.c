@@ -1,0 +1,1096 @@
+/*
+ * alerting.c: the `alerts:` config, the alert state machine, the engine that
+ * evaluates rules once per cycle on the ingest thread, its ledger table and
+ * the snapshots the exporters read (see alerting.h for the contract).
+ *
+ * Instances are kept in one vector with an open-addressing index on their
+ * key (rule, subject, device, host); the vector is compacted and the index
+ * rebuilt after each evaluation, so finding an instance costs O(1) and a
+ * cycle costs O(series + instances).
+ */
+#include "alerting.h"
+#include "aggregator.h"
+#include "cfg.h"
+#include "err.h"
+#include "ledger.h"
+#include "meter.h"
+#include "str.h"
+#include "tallytime.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define KEY_MAX 256
+#define DROPPED_WINDOW_INTERVALS 10   /* SamplesDropped stays firing this long after a drop */
+
+static const char *const alerts_keys[] = { "alertmanager", "resend", "timeout", "resolved_keep",
+					   "backoff_max", "generator_url", "stale_intervals", "vm_down",
+					   "samples_dropped", "max_alerts", "rules", NULL };
+static const char *const rule_keys[] = { "name", "meter", "rate_above", "rate_below", "above", "below",
+					 "for", "severity", "labels", "annotations", NULL };
+static const char *const severities[] = { "critical", "warning", "info", NULL };
+/* labels tally sets itself; a rule may not override them */
+static const char *const reserved[] = { "alertname", "severity", "uuid", "name", "tenant", "host",
+					"meter", "device", NULL };
+static const char *const builtin_names[] = { "VMDown", "StaleData", "SamplesDropped", NULL };
+
+static bool label_name_ok(const char *s)
+{
+	if (!*s || !(isalpha((unsigned char)*s) || *s == '_'))
+		return false;
+	for (; *s; s++)
+		if (!(isalnum((unsigned char)*s) || *s == '_'))
+			return false;
+	return true;
+}
+
+static bool in_list(const char *const *l, const char *s)
+{
+	for (; *l; l++)
+		if (!strcmp(*l, s))
+			return true;
+	return false;
+}
+
+struct pair {
+	char k[48];
+	char v[256];
+};
+
+static int pair_cmp(const void *x, const void *y)
+{
+	return strcmp(((const struct pair *)x)->k, ((const struct pair *)y)->k);
+}
+
+/* Sort pairs and join them as "k=v\n" lines into out. Newlines in values
+ * become spaces (a line is one label). Returns 0 or -ERANGE (too long). */
+static int join_pairs(struct pair *p, size_t n, char *out, size_t len)
+{
+	size_t used = 0;
+	qsort(p, n, sizeof(*p), pair_cmp);
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (!p[i].v[0])
+			continue;   /* Alertmanager treats an empty label as absent */
+		for (char *c = p[i].v; *c; c++)
+			if (*c == '\n' || *c == '\r')
+				*c = ' ';
+		int w = snprintf(out + used, len - used, "%s=%s\n", p[i].k, p[i].v);
+		if (w < 0 || (size_t)w >= len - used)
+			return -ERANGE;
+		used += (size_t)w;
+	}
+	return 0;
+}
+
+/* A map of plain names to plain values (a rule's labels or annotations). */
+static int parse_pairs(const struct cfg_node *m, const char *what, bool check_reserved, char *out,
+		       size_t len, struct tally_err *e)
+{
+	struct pair p[32];
+	size_t n = 0;
+	if (!m)
+		return 0;
+	if (m->type != CFG_MAP)
+		return err_set(e, -EINVAL, "%s:%d:%d: key '%s': expected a map of name: value", m->file,
+			       m->line, m->col, what);
+	for (size_t i = 0; i < m->n_kids; i++) {
+		const struct cfg_node *k = m->kids[i];
+		if (n == 32)
+			return err_set(e, -ERANGE, "%s:%d:%d: key '%s': more than 32 entries", k->file,
+				       k->key_line, k->key_col, what);
+		if (!label_name_ok(k->key))
+			return err_set(e, -EINVAL, "%s:%d:%d: key '%s': '%s' is not a label name"
+				       " ([A-Za-z_][A-Za-z0-9_]*)", k->file, k->key_line, k->key_col, what, k->key);
+		if (check_reserved && in_list(reserved, k->key))
+			return err_set(e, -EINVAL, "%s:%d:%d: key '%s': '%s' is set by tally itself", k->file,
+				       k->key_line, k->key_col, what, k->key);
+		if (k->type != CFG_SCALAR)
+			return err_set(e, -EINVAL, "%s:%d:%d: key '%s.%s': expected a plain value", k->file,
+				       k->line, k->col, what, k->key);
+		if (strlen(k->value) >= sizeof(p[n].v))
+			return err_set(e, -ERANGE, "%s:%d:%d: key '%s.%s': longer than %zu characters",
+				       k->file, k->line, k->col, what, k->key, sizeof(p[n].v) - 1);
+		if (strlen(k->key) >= sizeof(p[n].k))
+			return err_set(e, -ERANGE, "%s:%d:%d: key '%s': name '%s' longer than %zu characters",
+				       k->file, k->key_line, k->key_col, what, k->key, sizeof(p[n].k) - 1);
+		str_copy(p[n].k, k->key, sizeof(p[n].k));
+		str_copy(p[n].v, k->value, sizeof(p[n].v));
+		n++;
+	}
+	if (join_pairs(p, n, out, len))
+		return err_set(e, -ERANGE, "%s:%d:%d: key '%s': longer than %zu characters in all", m->file,
+			       m->line, m->col, what, len - 1);
+	return 0;
+}
+
+static int parse_rule(struct alerting_config *c, const struct cfg_node *r, struct tally_err *e)
+{
+	struct alert_rule *ar = &c->rules[c->n_rules];
+	char meter[64] = "";
+	int sev = 1, rc, conds = 0;
+	const char *cond_key = NULL;
+	static const char *const cond_keys[] = { "rate_above", "rate_below", "above", "below" };
+
+	if (r->type != CFG_MAP)
+		return err_set(e, -EINVAL, "%s:%d:%d: a rule is a map with name, meter, a condition, ...",
+			       r->file, r->line, r->col);
+	memset(ar, 0, sizeof(*ar));
+	if ((rc = cfg_check_keys(r, "rules", rule_keys, e)) ||
+	    (rc = cfg_get_string(r, "name", ar->name, sizeof(ar->name), e)) ||
+	    (rc = cfg_get_string(r, "meter", meter, sizeof(meter), e)) ||
+	    (rc = cfg_get_duration(r, "for", 0, 30 * 86400 * NS_PER_SEC, &ar->for_ns, e)) ||
+	    (rc = cfg_get_enum(r, "severity", severities, &sev, e)))
+		return rc;
+	if (!ar->name[0])
+		return err_set(e, -EINVAL, "%s:%d:%d: a rule needs a 'name'", r->file, r->line, r->col);
+	const struct cfg_node *nn = cfg_get(r, "name");
+	if (!label_name_ok(ar->name))
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'name': '%s' is not a label value tally accepts"
+			       " as an alert name ([A-Za-z_][A-Za-z0-9_]*)", nn->file, nn->line, nn->col, ar->name);
+	if (in_list(builtin_names, ar->name))
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'name': '%s' is a built-in alert", nn->file,
+			       nn->line, nn->col, ar->name);
+	for (size_t i = 0; i < c->n_rules; i++)
+		if (!strcmp(c->rules[i].name, ar->name))
+			return err_set(e, -EINVAL, "%s:%d:%d: key 'name': rule '%s' is given twice", nn->file,
+				       nn->line, nn->col, ar->name);
+	if (!meter[0])
+		return err_set(e, -EINVAL, "%s:%d:%d: rule '%s' needs a 'meter'", r->file, r->line, r->col,
+			       ar->name);
+	const struct cfg_node *mn = cfg_get(r, "meter");
+	if ((ar->meter = meter_lookup(meter)) < 0)
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'meter': unknown meter '%s' (the meter table is in"
+			       " DESIGN.md: cpu, memory, network.incoming.bytes, ...)", mn->file, mn->line,
+			       mn->col, meter);
+	for (int i = 0; i < 4; i++) {
+		if (!cfg_get(r, cond_keys[i]))
+			continue;
+		conds++;
+		cond_key = cond_keys[i];
+		if ((rc = cfg_get_double(r, cond_keys[i], -1e300, 1e300, &ar->threshold, e)))
+			return rc;
+		ar->rate = i < 2;
+		ar->op = i % 2 ? ALERT_BELOW : ALERT_ABOVE;
+	}
+	if (conds != 1)
+		return err_set(e, -EINVAL, "%s:%d:%d: rule '%s' needs exactly one of rate_above, rate_below"
+			       " (counters), above, below (gauges)", r->file, r->line, r->col, ar->name);
+	bool counter = meter_table[ar->meter].kind != SAMPLE_GAUGE;
+	if (ar->rate != counter) {
+		const struct cfg_node *cn = cfg_get(r, cond_key);
+		return err_set(e, -EINVAL, "%s:%d:%d: key '%s': meter '%s' is a %s; use %s", cn->file,
+			       cn->key_line, cn->key_col, cond_key, meter, counter ? "counter" : "gauge",
+			       counter ? "rate_above or rate_below" : "above or below");
+	}
+	str_copy(ar->severity, severities[sev], sizeof(ar->severity));
+	if ((rc = parse_pairs(cfg_get(r, "labels"), "labels", true, ar->labels, sizeof(ar->labels), e)) ||
+	    (rc = parse_pairs(cfg_get(r, "annotations"), "annotations", false, ar->annotations,
+			      sizeof(ar->annotations), e)))
+		return rc;
+	c->n_rules++;
+	return 0;
+}
+
+int alerting_config_parse(struct alerting_config *c, const struct cfg_node *sec, int64_t interval_ns,
+			  struct tally_err *e)
+{
+	int rc;
+	memset(c, 0, sizeof(*c));
+	c->resend_ns = 60 * NS_PER_SEC;
+	c->timeout_ns = 10 * NS_PER_SEC;
+	c->resolved_keep_ns = 15 * 60 * NS_PER_SEC;
+	c->backoff_max_ns = 5 * 60 * NS_PER_SEC;
+	c->stale_intervals = 3;
+	c->vm_down = true;
+	c->samples_dropped = true;
+	c->max_alerts = 10000;
+	(void)interval_ns;
+	if (!sec)
+		return 0;
+	if (sec->type == CFG_SCALAR && !sec->value[0]) {
+		c->enabled = true;   /* `alerts:` alone: the built-ins, nothing sent */
+		return 0;
+	}
+	c->enabled = true;
+	if ((rc = cfg_check_keys(sec, "alerts", alerts_keys, e)) ||
+	    (rc = cfg_get_string(sec, "alertmanager", c->alertmanager, sizeof(c->alertmanager), e)) ||
+	    (rc = cfg_get_duration(sec, "resend", NS_PER_SEC, 3600 * NS_PER_SEC, &c->resend_ns, e)) ||
+	    (rc = cfg_get_duration(sec, "timeout", 100 * 1000 * 1000, 300 * NS_PER_SEC, &c->timeout_ns, e)) ||
+	    (rc = cfg_get_duration(sec, "resolved_keep", 0, 86400 * NS_PER_SEC, &c->resolved_keep_ns, e)) ||
+	    (rc = cfg_get_duration(sec, "backoff_max", NS_PER_SEC, 3600 * NS_PER_SEC, &c->backoff_max_ns, e)) ||
+	    (rc = cfg_get_string(sec, "generator_url", c->generator_url, sizeof(c->generator_url), e)) ||
+	    (rc = cfg_get_uint(sec, "stale_intervals", 0, 100000, &c->stale_intervals, e)) ||
+	    (rc = cfg_get_bool(sec, "vm_down", &c->vm_down, e)) ||
+	    (rc = cfg_get_bool(sec, "samples_dropped", &c->samples_dropped, e)) ||
+	    (rc = cfg_get_uint(sec, "max_alerts", 1, 1000000, &c->max_alerts, e)))
+		return rc;
+	const struct cfg_node *am = cfg_get(sec, "alertmanager");
+	if (c->alertmanager[0] && strncmp(c->alertmanager, "http://", 7) &&
+	    strncmp(c->alertmanager, "https://", 8))
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'alertmanager': expected an http:// or https:// URL"
+			       " (got '%s')", am->file, am->line, am->col, c->alertmanager);
+	size_t ul = strlen(c->alertmanager);
+	while (ul && c->alertmanager[ul - 1] == '/')
+		c->alertmanager[--ul] = '\0';
+	const struct cfg_node *rules = cfg_get(sec, "rules");
+	if (rules) {
+		if (rules->type != CFG_SEQ)
+			return err_set(e, -EINVAL, "%s:%d:%d: key 'rules': expected a list of rules", rules->file,
+				       rules->line, rules->col);
+		for (size_t i = 0; i < rules->n_kids; i++) {
+			if (c->n_rules == ALERT_MAX_RULES)
+				return err_set(e, -ERANGE, "%s:%d:%d: more than %d rules", rules->kids[i]->file,
+					       rules->kids[i]->line, rules->kids[i]->col, ALERT_MAX_RULES);
+			if ((rc = parse_rule(c, rules->kids[i], e)))
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* ---- state machine ---- */
+
+enum alert_state alert_step(struct alert_times *a, bool cond, int64_t since_ns, int64_t t_ns,
+			    int64_t for_ns, int64_t resolved_keep_ns)
+{
+	int64_t at = since_ns ? since_ns : t_ns;
+	(void)resolved_keep_ns;
+	switch (a->state) {
+	case ALERT_INACTIVE:
+	case ALERT_RESOLVED:
+		if (!cond)
+			return a->state;
+		/* a new instance: after a resolution, the next firing is a new alert */
+		a->state = ALERT_PENDING;
+		a->active_ns = at;
+		a->fired_ns = a->resolved_ns = 0;
+		/* with for = 0 it fires now */
+		/* fallthrough */
+	case ALERT_PENDING:
+		if (!cond) {
+			a->state = ALERT_INACTIVE;
+			a->active_ns = 0;
+		} else if (t_ns >= a->active_ns + for_ns) {
+			a->state = ALERT_FIRING;
+			a->fired_ns = a->active_ns + for_ns;
+		}
+		return a->state;
+	case ALERT_FIRING:
+		if (!cond) {
+			a->state = ALERT_RESOLVED;
+			a->resolved_ns = at;
+		}
+		return a->state;
+	}
+	return a->state;
+}
+
+const char *alert_state_name(enum alert_state s)
+{
+	switch (s) {
+	case ALERT_PENDING: return "pending";
+	case ALERT_FIRING: return "firing";
+	case ALERT_RESOLVED: return "resolved";
+	default: return "inactive";
+	}
+}
+
+static enum alert_state state_parse(const char *s)
+{
+	return !strcmp(s, "pending") ? ALERT_PENDING : !strcmp(s, "firing") ? ALERT_FIRING
+	       : !strcmp(s, "resolved") ? ALERT_RESOLVED : ALERT_INACTIVE;
+}
+
+void alert_label(const char *labels, const char *name, char *out, size_t len)
+{
+	size_t nl = strlen(name);
+	out[0] = '\0';
+	for (const char *p = labels; p && *p;) {
+		const char *end = strchr(p, '\n');
+		size_t ll = end ? (size_t)(end - p) : strlen(p);
+		if (ll > nl && !strncmp(p, name, nl) && p[nl] == '=') {
+			size_t vl = ll - nl - 1;
+			if (vl >= len)
+				vl = len - 1;
+			memcpy(out, p + nl + 1, vl);
+			out[vl] = '\0';
+			return;
+		}
+		p = end ? end + 1 : NULL;
+	}
+}
+
+/* ---- snapshot store ---- */
+
+static void snap_free(struct alert_snap *s)
+{
+	if (!s)
+		return;
+	free(s->v);
+	free(s);
+}
+
+int alert_store_init(struct alert_store *s)
+{
+	s->cur = NULL;
+	s->gen = 0;
+	if (pthread_mutex_init(&s->lock, NULL))
+		return -ENOMEM;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	int rc = pthread_cond_init(&s->changed, &ca);
+	pthread_condattr_destroy(&ca);
+	if (rc) {
+		pthread_mutex_destroy(&s->lock);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void store_publish(struct alert_store *s, struct alert_snap *snap)
+{
+	if (snap)
+		snap->refs = 1;
+	pthread_mutex_lock(&s->lock);
+	struct alert_snap *old = s->cur;
+	s->cur = snap;
+	if (snap)
+		snap->gen = ++s->gen;
+	int last = old && --old->refs == 0;
+	pthread_cond_broadcast(&s->changed);
+	pthread_mutex_unlock(&s->lock);
+	if (last)
+		snap_free(old);
+}
+
+void alert_store_release(struct alert_store *s)
+{
+	store_publish(s, NULL);
+	pthread_cond_destroy(&s->changed);
+	pthread_mutex_destroy(&s->lock);
+}
+
+struct alert_snap *alert_acquire(struct alert_store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	struct alert_snap *snap = s->cur;
+	if (snap)
+		snap->refs++;
+	pthread_mutex_unlock(&s->lock);
+	return snap;
+}
+
+void alert_put(struct alert_store *s, struct alert_snap *snap)
+{
+	if (!snap)
+		return;
+	pthread_mutex_lock(&s->lock);
+	int last = --snap->refs == 0;
+	pthread_mutex_unlock(&s->lock);
+	if (last)
+		snap_free(snap);
+}
+
+uint64_t alert_wait(struct alert_store *s, uint64_t gen, int64_t timeout_ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t until = (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec + timeout_ns;
+	ts.tv_sec = until / NS_PER_SEC;
+	ts.tv_nsec = until % NS_PER_SEC;
+	pthread_mutex_lock(&s->lock);
+	while (s->gen == gen && pthread_cond_timedwait(&s->changed, &s->lock, &ts) == 0)
+		;
+	uint64_t g = s->gen;
+	pthread_mutex_unlock(&s->lock);
+	return g;
+}
+
+/* ---- engine ---- */
+
+enum inst_kind { K_RULE, K_VMDOWN, K_STALE, K_DROPPED };
+
+struct inst {
+	char key[KEY_MAX];
+	enum inst_kind kind;
+	int rule;                        /* K_RULE: index into cfg->rules */
+	char rule_name[64];
+	char subject[TALLY_ID_MAX];
+	char device[TALLY_DEV_MAX];
+	struct alert_times t;
+	struct alert_view v;             /* labels, annotations, tenant, value */
+	bool seen;                       /* its subject was seen this evaluation */
+	bool dirty;                      /* changed since the last commit */
+	bool orphan;                     /* loaded, its rule is gone: resolve it */
+	int64_t resolved_wall_ns;        /* monotonic time it was resolved here */
+};
+
+struct down {
+	char uuid[TALLY_ID_MAX];
+	char host[TALLY_ID_MAX];
+	int64_t crash_ns, up_ns;         /* up_ns 0: still down */
+};
+
+struct resagg {
+	const struct ledger_resource *res;
+	const char *host;
+	int64_t last_ns;
+	bool open;                       /* a series that has not ended */
+	uint32_t gen;                    /* == eval gen when filled this time */
+};
+
+struct alerting {
+	const struct alerting_config *c;
+	char agent_id[TALLY_ID_MAX];
+	int64_t interval_ns;
+	struct inst *in;
+	size_t n, cap;
+	uint32_t *idx;                   /* open addressing, UINT32_MAX empty */
+	size_t idx_cap;
+	char (*del)[KEY_MAX];            /* keys to delete from the ledger at the next commit */
+	size_t n_del, cap_del;
+	struct down *dn;
+	size_t n_dn, cap_dn;
+	struct resagg *ra;
+	size_t cap_ra;
+	uint32_t eval_gen;
+	uint64_t dropped;                /* instances refused: max_alerts */
+	uint64_t prev_dropped_samples;
+	int64_t last_drop_ns;            /* data time dropped samples last grew */
+	int64_t tick_ns;
+	int64_t last_cycle_ns;           /* from the ledger, for orphans */
+	bool structure_changed;          /* something to publish */
+};
+
+static uint64_t hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+static int reindex(struct alerting *g)
+{
+	size_t cap = 64;
+	while (cap < 2 * (g->n + 1))
+		cap *= 2;
+	if (cap != g->idx_cap) {
+		uint32_t *idx = malloc(cap * sizeof(*idx));
+		if (!idx)
+			return -ENOMEM;
+		free(g->idx);
+		g->idx = idx;
+		g->idx_cap = cap;
+	}
+	memset(g->idx, 0xff, g->idx_cap * sizeof(*g->idx));
+	for (size_t i = 0; i < g->n; i++) {
+		size_t h = hash(g->in[i].key) & (g->idx_cap - 1);
+		while (g->idx[h] != UINT32_MAX)
+			h = (h + 1) & (g->idx_cap - 1);
+		g->idx[h] = (uint32_t)i;
+	}
+	return 0;
+}
+
+static struct inst *find(struct alerting *g, const char *key)
+{
+	if (!g->idx_cap)
+		return NULL;
+	size_t h = hash(key) & (g->idx_cap - 1);
+	while (g->idx[h] != UINT32_MAX) {
+		if (!strcmp(g->in[g->idx[h]].key, key))
+			return &g->in[g->idx[h]];
+		h = (h + 1) & (g->idx_cap - 1);
+	}
+	return NULL;
+}
+
+/* A new inactive instance for key, or NULL (out of memory, or max_alerts:
+ * counted in dropped). */
+static struct inst *add(struct alerting *g, const char *key)
+{
+	if (g->n >= g->c->max_alerts) {
+		g->dropped++;
+		return NULL;
+	}
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 64;
+		struct inst *v = realloc(g->in, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		g->in = v;
+		g->cap = cap;
+	}
+	struct inst *x = &g->in[g->n++];
+	memset(x, 0, sizeof(*x));
+	str_copy(x->key, key, sizeof(x->key));
+	if (2 * (g->n + 1) > g->idx_cap) {
+		if (reindex(g)) {
+			g->n--;
+			return NULL;
+		}
+	} else {
+		size_t h = hash(key) & (g->idx_cap - 1);
+		while (g->idx[h] != UINT32_MAX)
+			h = (h + 1) & (g->idx_cap - 1);
+		g->idx[h] = (uint32_t)(g->n - 1);
+	}
+	return x;
+}
+
+int alerting_new(struct alerting **out, const struct alerting_config *c, const char *agent_id,
+		 int64_t interval_ns)
+{
+	struct alerting *g = calloc(1, sizeof(*g));
+	*out = NULL;
+	if (!g)
+		return -ENOMEM;
+	g->c = c;
+	str_copy(g->agent_id, agent_id, sizeof(g->agent_id));
+	g->interval_ns = interval_ns;
+	if (reindex(g)) {
+		free(g);
+		return -ENOMEM;
+	}
+	*out = g;
+	return 0;
+}
+
+void alerting_free(struct alerting *g)
+{
+	if (!g)
+		return;
+	free(g->in);
+	free(g->idx);
+	free(g->del);
+	free(g->dn);
+	free(g->ra);
+	free(g);
+}
+
+static int hook(void *ctx, struct ledger *l, struct tally_err *e)
+{
+	struct alerting *g = ctx;
+	int rc;
+	for (size_t i = 0; i < g->n_del; i++)
+		if ((rc = ledger_del_alert(l, g->del[i], e)))
+			return rc;
+	for (size_t i = 0; i < g->n; i++) {
+		const struct inst *x = &g->in[i];
+		if (!x->dirty)
+			continue;
+		struct ledger_alert la = {
+			.key = x->key, .labels = x->v.labels, .annotations = x->v.annotations,
+			.rule = x->rule_name, .tenant = x->v.tenant, .subject = x->subject,
+			.device = x->device, .state = alert_state_name(x->t.state),
+			.active_ns = x->t.active_ns, .fired_ns = x->t.fired_ns,
+			.resolved_ns = x->t.resolved_ns, .value = x->v.value,
+		};
+		if ((rc = ledger_put_alert(l, &la, e)))
+			return rc;
+	}
+	return 0;
+}
+
+static struct down *down_find(struct alerting *g, const char *uuid)
+{
+	for (size_t i = 0; i < g->n_dn; i++)
+		if (!strcmp(g->dn[i].uuid, uuid))
+			return &g->dn[i];
+	return NULL;
+}
+
+static struct down *down_add(struct alerting *g, const char *uuid)
+{
+	struct down *d = down_find(g, uuid);
+	if (d)
+		return d;
+	if (g->n_dn == g->cap_dn) {
+		size_t cap = g->cap_dn ? g->cap_dn * 2 : 16;
+		struct down *v = realloc(g->dn, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		g->dn = v;
+		g->cap_dn = cap;
+	}
+	d = &g->dn[g->n_dn++];
+	memset(d, 0, sizeof(*d));
+	str_copy(d->uuid, uuid, sizeof(d->uuid));
+	return d;
+}
+
+static int load_one(void *ctx, const struct ledger_alert *la)
+{
+	struct alerting *g = ctx;
+	struct inst *x = add(g, la->key);
+	if (!x)
+		return g->n >= g->c->max_alerts ? 0 : -ENOMEM;
+	str_copy(x->rule_name, la->rule, sizeof(x->rule_name));
+	str_copy(x->subject, la->subject, sizeof(x->subject));
+	str_copy(x->device, la->device, sizeof(x->device));
+	str_copy(x->v.labels, la->labels, sizeof(x->v.labels));
+	str_copy(x->v.annotations, la->annotations, sizeof(x->v.annotations));
+	str_copy(x->v.tenant, la->tenant, sizeof(x->v.tenant));
+	x->v.value = la->value;
+	x->t.state = state_parse(la->state);
+	x->t.active_ns = la->active_ns;
+	x->t.fired_ns = la->fired_ns;
+	x->t.resolved_ns = la->resolved_ns;
+	/* resolved before the restart: keep re-sending it for resolved_keep from now */
+	x->resolved_wall_ns = mono_ns();
+	const struct alerting_config *c = g->c;
+	x->rule = -1;
+	if (!strcmp(la->rule, "VMDown") && c->vm_down) {
+		x->kind = K_VMDOWN;
+		if (x->t.state == ALERT_PENDING || x->t.state == ALERT_FIRING) {
+			struct down *d = down_add(g, la->subject);
+			if (!d)
+				return -ENOMEM;
+			d->crash_ns = la->active_ns;
+			alert_label(la->labels, "host", d->host, sizeof(d->host));
+		}
+	} else if (!strcmp(la->rule, "StaleData") && c->stale_intervals) {
+		x->kind = K_STALE;
+	} else if (!strcmp(la->rule, "SamplesDropped") && c->samples_dropped) {
+		x->kind = K_DROPPED;
+	} else {
+		x->kind = K_RULE;
+		for (size_t i = 0; i < c->n_rules; i++)
+			if (!strcmp(c->rules[i].name, la->rule))
+				x->rule = (int)i;
+		x->orphan = x->rule < 0;
+	}
+	return 0;
+}
+
+int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *e)
+{
+	int rc = ledger_load_alerts(agg_ledger(a), load_one, g, e);
+	if (rc)
+		return rc;
+	g->last_cycle_ns = agg_last_cycle_ns(a);
+	/* an alert whose rule was removed from the config is resolved now, so
+	 * Alertmanager does not keep it until it times out */
+	for (size_t i = 0; i < g->n; i++) {
+		struct inst *x = &g->in[i];
+		if (!x->orphan)
+			continue;
+		alert_step(&x->t, false, g->last_cycle_ns ? g->last_cycle_ns : time_now_ns(), 0, 0, 0);
+		x->dirty = true;
+	}
+	g->structure_changed = g->n > 0;
+	agg_set_commit_hook(a, hook, g);
+	return 0;
+}
+
+static bool comes_back(const char *type)
+{
+	return !strcmp(type, "started") || !strcmp(type, "resumed") || !strcmp(type, "migrated_in") ||
+	       !strcmp(type, "undefined");
+}
+
+void alerting_note_batch(struct alerting *g, const struct batch *b)
+{
+	if (!g->c->vm_down)
+		return;
+	for (size_t i = 0; i < b->n_events; i++) {
+		const struct lifecycle_event *ev = &b->events[i];
+		if (!strcmp(ev->type, "crashed")) {
+			struct down *d = down_add(g, ev->resource);
+			if (!d)
+				continue;  /* out of memory: this crash goes unalerted */
+			if (!d->crash_ns || d->up_ns) {
+				d->crash_ns = ev->time_ns;
+				d->up_ns = 0;
+			}
+			str_copy(d->host, b->agent, sizeof(d->host));
+		} else if (comes_back(ev->type)) {
+			struct down *d = down_find(g, ev->resource);
+			if (d && !d->up_ns && ev->time_ns >= d->crash_ns)
+				d->up_ns = ev->time_ns;
+		}
+	}
+	if (!g->n_dn)
+		return;
+	/* a collector without start events: the instance gauge coming back */
+	for (size_t i = 0; i < b->n_samples; i++) {
+		const struct sample *s = &b->samples[i];
+		if (s->meter != M_INSTANCE || s->kind != SAMPLE_GAUGE || s->v.gauge <= 0 ||
+		    (s->flags & SAMPLE_F_LAST))
+			continue;
+		struct down *d = down_find(g, s->resource);
+		if (d && !d->up_ns && s->time_ns > d->crash_ns)
+			d->up_ns = s->time_ns;
+	}
+}
+
+static void fmt_value(char *out, size_t len, double v)
+{
+	snprintf(out, len, "%.6g", v);
+}
+
+static void put(struct pair *p, size_t *n, const char *k, const char *v)
+{
+	str_copy(p[*n].k, k, sizeof(p[*n].k));
+	str_copy(p[*n].v, v ? v : "", sizeof(p[*n].v));
+	(*n)++;
+}
+
+/* Fill the labels and annotations of x for its subject. */
+static void describe(struct alerting *g, struct inst *x, const char *alertname, const char *severity,
+		     const struct ledger_resource *res, const char *host, const char *meter,
+		     const char *extra_labels, const char *extra_annot, const char *summary)
+{
+	struct pair p[48];
+	size_t n = 0;
+	char val[32];
+#define PUT(K, V) put(p, &n, (K), (V))
+	PUT("alertname", alertname);
+	PUT("severity", severity);
+	if (res) {
+		PUT("uuid", res->meta.resource);
+		PUT("name", res->meta.name);
+		PUT("tenant", res->meta.tenant);
+		str_copy(x->v.tenant, res->meta.tenant, sizeof(x->v.tenant));
+	} else if (x->subject[0]) {
+		/* not seen since tallyd started: keep what we had, with the uuid */
+		char t[256];
+		PUT("uuid", x->subject);
+		alert_label(x->v.labels, "name", t, sizeof(t));
+		PUT("name", t);
+		PUT("tenant", x->v.tenant);
+	}
+	PUT("host", host);
+	if (meter)
+		PUT("meter", meter);
+	PUT("device", x->device);
+	/* the rule's own labels, already validated as not clashing */
+	for (const char *q = extra_labels; q && *q && n < 48;) {
+		const char *nl = strchr(q, '\n'), *eq = strchr(q, '=');
+		if (!nl || !eq || eq > nl || (size_t)(eq - q) >= sizeof(p[n].k))
+			break;
+		memcpy(p[n].k, q, (size_t)(eq - q));
+		p[n].k[eq - q] = '\0';
+		size_t vl = (size_t)(nl - eq - 1);
+		if (vl >= sizeof(p[n].v))
+			vl = sizeof(p[n].v) - 1;
+		memcpy(p[n].v, eq + 1, vl);
+		p[n].v[vl] = '\0';
+		n++;
+		q = nl + 1;
+	}
+	if (join_pairs(p, n, x->v.labels, sizeof(x->v.labels)))
+		x->v.labels[sizeof(x->v.labels) - 1] = '\0';
+	n = 0;
+	fmt_value(val, sizeof(val), x->v.value);
+	PUT("summary", summary);
+	PUT("value", val);
+	char buf[ALERT_ANNOT_MAX];
+	if (join_pairs(p, n, buf, sizeof(buf)))
+		buf[0] = '\0';
+	/* the rule's annotations win over the generated ones */
+	if (extra_annot && *extra_annot) {
+		char merged[ALERT_ANNOT_MAX];
+		snprintf(merged, sizeof(merged), "%s", extra_annot);
+		for (const char *q = buf; *q;) {
+			const char *nl = strchr(q, '\n'), *eq = strchr(q, '=');
+			char k[48];
+			size_t kl = (size_t)(eq - q);
+			if (!nl || !eq || kl >= sizeof(k))
+				break;
+			memcpy(k, q, kl);
+			k[kl] = '\0';
+			char have[8];
+			alert_label(extra_annot, k, have, sizeof(have));
+			size_t ml = strlen(merged), ll = (size_t)(nl - q) + 1;
+			if (!have[0] && ml + ll < sizeof(merged)) {
+				memcpy(merged + ml, q, ll);
+				merged[ml + ll] = '\0';
+			}
+			q = nl + 1;
+		}
+		str_copy(x->v.annotations, merged, sizeof(x->v.annotations));
+	} else {
+		str_copy(x->v.annotations, buf, sizeof(x->v.annotations));
+	}
+#undef PUT
+	(void)g;
+}
+
+/* Step x and remember whether anything changed. */
+static void step(struct alerting *g, struct inst *x, bool cond, int64_t since_ns, int64_t t_ns,
+		 int64_t for_ns)
+{
+	struct alert_times before = x->t;
+	alert_step(&x->t, cond, since_ns, t_ns, for_ns, g->c->resolved_keep_ns);
+	if (memcmp(&before, &x->t, sizeof(before))) {
+		x->dirty = true;
+		g->structure_changed = true;
+		if (x->t.state == ALERT_RESOLVED)
+			x->resolved_wall_ns = mono_ns();
+	}
+}
+
+struct visit {
+	struct alerting *g;
+	int64_t t_ns;
+	int rc;
+};
+
+static int visit_series(void *ctx, const struct agg_series_view *sv)
+{
+	struct visit *vi = ctx;
+	struct alerting *g = vi->g;
+	const struct alerting_config *c = g->c;
+	char key[KEY_MAX];
+
+	if (c->stale_intervals || g->n_dn) {
+		if (sv->res_index >= g->cap_ra) {
+			size_t cap = g->cap_ra ? g->cap_ra : 256;
+			while (cap <= sv->res_index)
+				cap *= 2;
+			struct resagg *ra = realloc(g->ra, cap * sizeof(*ra));
+			if (!ra)
+				return -ENOMEM;
+			memset(ra + g->cap_ra, 0, (cap - g->cap_ra) * sizeof(*ra));
+			g->ra = ra;
+			g->cap_ra = cap;
+		}
+		struct resagg *r = &g->ra[sv->res_index];
+		if (r->gen != g->eval_gen) {
+			memset(r, 0, sizeof(*r));
+			r->gen = g->eval_gen;
+			r->res = sv->res;
+		}
+		if (sv->last_ns >= r->last_ns) {
+			r->last_ns = sv->last_ns;
+			r->host = sv->agent;
+		}
+		if (!sv->ended)
+			r->open = true;
+	}
+	for (size_t i = 0; i < c->n_rules; i++) {
+		const struct alert_rule *ar = &c->rules[i];
+		if (ar->meter != sv->meter)
+			continue;
+		double v = sv->kind == SAMPLE_GAUGE ? sv->gauge
+			   : sv->meter == M_CPU ? sv->rate / 1e9 : sv->rate;
+		bool cond = !sv->ended && (ar->op == ALERT_ABOVE ? v > ar->threshold : v < ar->threshold);
+		snprintf(key, sizeof(key), "%s\x1f%s\x1f%s\x1f%s", ar->name, sv->res->meta.resource,
+			 sv->device, sv->agent);
+		struct inst *x = find(g, key);
+		if (!x && !cond)
+			continue;
+		if (!x) {
+			if (!(x = add(g, key)))
+				continue;
+			x->kind = K_RULE;
+			x->rule = (int)i;
+			str_copy(x->rule_name, ar->name, sizeof(x->rule_name));
+			str_copy(x->subject, sv->res->meta.resource, sizeof(x->subject));
+			str_copy(x->device, sv->device, sizeof(x->device));
+		}
+		x->seen = true;
+		if (cond)
+			x->v.value = v;
+		step(g, x, cond, 0, vi->t_ns, ar->for_ns);
+		char summary[256];
+		snprintf(summary, sizeof(summary), "%s %s %s %g%s", meter_table[ar->meter].name,
+			 ar->rate ? "rate" : "value", ar->op == ALERT_ABOVE ? "above" : "below",
+			 ar->threshold, ar->rate ? "/s" : "");
+		describe(g, x, ar->name, ar->severity, sv->res, sv->agent, meter_table[ar->meter].name,
+			 ar->labels, ar->annotations, summary);
+	}
+	return 0;
+}
+
+static int eval_builtin(struct alerting *g, enum inst_kind kind, const char *key, const char *name,
+			const char *severity, bool cond, int64_t since_ns, int64_t t_ns,
+			const struct ledger_resource *res, const char *subject, const char *host,
+			double value, const char *summary)
+{
+	struct inst *x = find(g, key);
+	if (!x && !cond)
+		return 0;
+	if (!x) {
+		if (!(x = add(g, key)))
+			return 0;
+		x->kind = kind;
+		x->rule = -1;
+		str_copy(x->rule_name, name, sizeof(x->rule_name));
+		str_copy(x->subject, subject, sizeof(x->subject));
+	}
+	x->seen = true;
+	x->v.value = value;
+	step(g, x, cond, since_ns, t_ns, 0);
+	describe(g, x, name, severity, res, host, NULL, NULL, NULL, summary);
+	return 0;
+}
+
+int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, uint64_t dropped)
+{
+	const struct alerting_config *c = g->c;
+	char key[KEY_MAX];
+	struct visit vi = { .g = g, .t_ns = t_ns };
+	int rc;
+
+	g->tick_ns = t_ns;
+	g->eval_gen++;
+	if (!g->eval_gen)
+		g->eval_gen = 1;
+	for (size_t i = 0; i < g->n; i++)
+		g->in[i].seen = false;
+	if ((c->n_rules || c->stale_intervals || g->n_dn) && (rc = agg_visit_series(a, visit_series, &vi)))
+		return rc;
+
+	/* StaleData: a VM that was not stopped but sent nothing for N intervals */
+	if (c->stale_intervals) {
+		int64_t limit = t_ns - (int64_t)c->stale_intervals * g->interval_ns;
+		for (size_t i = 0; i < g->cap_ra; i++) {
+			const struct resagg *r = &g->ra[i];
+			if (r->gen != g->eval_gen || !r->res)
+				continue;
+			bool cond = r->open && r->last_ns < limit;
+			snprintf(key, sizeof(key), "StaleData\x1f%s", r->res->meta.resource);
+			double age = (double)(t_ns - r->last_ns) / 1e9;
+			char summary[128];
+			snprintf(summary, sizeof(summary), "no reading for %.0f s", age);
+			eval_builtin(g, K_STALE, key, "StaleData", "warning", cond, 0, t_ns, r->res,
+				     r->res->meta.resource, r->host, age, summary);
+		}
+	}
+
+	/* VMDown: crashed and not started again; exact times from the events */
+	for (size_t i = 0; i < g->n_dn; i++) {
+		struct down *d = &g->dn[i];
+		const struct ledger_resource *res = NULL;
+		for (size_t k = 0; k < g->cap_ra && !res; k++)
+			if (g->ra[k].gen == g->eval_gen && g->ra[k].res &&
+			    !strcmp(g->ra[k].res->meta.resource, d->uuid))
+				res = g->ra[k].res;
+		snprintf(key, sizeof(key), "VMDown\x1f%s", d->uuid);
+		const char *summary = "the VM crashed and has not started again";
+		if (d->up_ns) {
+			/* it came back: the down interval is [crash, up] exactly */
+			struct inst *x = find(g, key);
+			if (!x || x->t.state == ALERT_RESOLVED || x->t.state == ALERT_INACTIVE)
+				eval_builtin(g, K_VMDOWN, key, "VMDown", "critical", true, d->crash_ns,
+					     d->up_ns, res, d->uuid, d->host, 0, summary);
+			eval_builtin(g, K_VMDOWN, key, "VMDown", "critical", false, d->up_ns, t_ns, res,
+				     d->uuid, d->host, 0, "the VM crashed; it started again");
+		} else {
+			eval_builtin(g, K_VMDOWN, key, "VMDown", "critical", true, d->crash_ns, t_ns, res,
+				     d->uuid, d->host, 1, summary);
+		}
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < g->n_dn; i++)
+		if (!g->dn[i].up_ns)
+			g->dn[kept++] = g->dn[i];
+	g->n_dn = kept;
+
+	/* SamplesDropped: readings dropped or refused within the last intervals */
+	if (c->samples_dropped) {
+		if (dropped < g->prev_dropped_samples)
+			g->prev_dropped_samples = 0;
+		if (dropped > g->prev_dropped_samples)
+			g->last_drop_ns = t_ns;
+		double grew = (double)(dropped - g->prev_dropped_samples);
+		g->prev_dropped_samples = dropped;
+		bool cond = g->last_drop_ns &&
+			    t_ns - g->last_drop_ns < DROPPED_WINDOW_INTERVALS * g->interval_ns;
+		char summary[128];
+		snprintf(summary, sizeof(summary), "%llu readings dropped or refused since tallyd started",
+			 (unsigned long long)dropped);
+		struct inst *x = find(g, "SamplesDropped");
+		eval_builtin(g, K_DROPPED, "SamplesDropped", "SamplesDropped", "warning", cond, 0, t_ns,
+			     NULL, "", g->agent_id, cond ? grew : (x ? x->v.value : 0), summary);
+	}
+
+	/* orphans (rule removed) were resolved at attach; now expire what was
+	 * resolved long enough ago, and forget instances back to inactive */
+	int64_t now = mono_ns();
+	size_t w = 0;
+	for (size_t i = 0; i < g->n; i++) {
+		struct inst *x = &g->in[i];
+		bool gone = x->t.state == ALERT_INACTIVE ||
+			    (x->t.state == ALERT_RESOLVED && now - x->resolved_wall_ns >= c->resolved_keep_ns);
+		if (gone) {
+			if (g->n_del == g->cap_del) {
+				size_t cap = g->cap_del ? g->cap_del * 2 : 64;
+				char (*v)[KEY_MAX] = realloc(g->del, cap * sizeof(*v));
+				if (!v)
+					return -ENOMEM;
+				g->del = v;
+				g->cap_del = cap;
+			}
+			str_copy(g->del[g->n_del++], x->key, KEY_MAX);
+			g->structure_changed = true;
+			continue;
+		}
+		if (w != i)
+			g->in[w] = *x;
+		w++;
+	}
+	if (w != g->n) {
+		g->n = w;
+		if ((rc = reindex(g)))
+			return rc;
+	}
+	return 0;
+}
+
+static int view_cmp(const void *x, const void *y)
+{
+	return strcmp(((const struct alert_view *)x)->labels, ((const struct alert_view *)y)->labels);
+}
+
+void alerting_committed(struct alerting *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		g->in[i].dirty = false;
+	g->n_del = 0;
+}
+
+int alerting_publish(struct alerting *g, struct alert_store *store)
+{
+	if (!store)
+		return 0;
+	struct alert_snap *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->v = calloc(g->n ? g->n : 1, sizeof(*s->v));
+	if (!s->v) {
+		free(s);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < g->n; i++) {
+		s->v[i] = g->in[i].v;
+		s->v[i].state = g->in[i].t.state;
+		s->v[i].active_ns = g->in[i].t.active_ns;
+		s->v[i].fired_ns = g->in[i].t.fired_ns;
+		s->v[i].resolved_ns = g->in[i].t.resolved_ns;
+	}
+	s->n = g->n;
+	qsort(s->v, s->n, sizeof(*s->v), view_cmp);
+	s->tick_ns = g->tick_ns;
+	s->dropped = g->dropped;
+	store_publish(store, s);
+	g->structure_changed = false;
+	return 0;
+}

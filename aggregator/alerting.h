@@ -1,0 +1,183 @@
+/*
+ * alerting.h: alert rules (the `alerts:` section of tallyd's config), the
+ * state machine that turns them into alerts, and the immutable snapshots of
+ * those alerts that the exporters read (the Alertmanager client in
+ * exporters/alerts.h, /api/v1/alerts in exporters/httpd.c).
+ *
+ * A rule is a condition on a subject, evaluated once per collection cycle at
+ * the cycle's data time t (virtual in fast-forward):
+ *   - a threshold rule: a meter's rate (counters, per second) or value
+ *     (gauges) of one series above or below a threshold;
+ *   - built-in VMDown: a VM that crashed and has not started again (from
+ *     the lifecycle events, and the instance gauge coming back);
+ *   - built-in StaleData: a VM whose series have not ended (it was not
+ *     stopped) but which sent no reading for stale_intervals intervals;
+ *   - built-in SamplesDropped: readings dropped (batcher out of memory) or
+ *     refused as invalid during the last 10 intervals.
+ *
+ * The state machine of one alert instance (alert_step; docs/config.md):
+ *
+ *   inactive --cond--> pending --cond held `for`--> firing --!cond--> resolved
+ *      ^                  |                                              |
+ *      +-----!cond--------+         (resolved_keep later, or cond again) +
+ *
+ * With for = 0 an instance goes straight to firing. A firing instance's
+ * startsAt is the instant it had held for `for`: active + for, not the
+ * evaluation that noticed; its endsAt is the instant the condition ended.
+ * Event rules (VMDown) know those instants exactly (the crash and the start
+ * events' times); threshold rules know them to one cycle. An instance whose
+ * subject was not seen in a cycle (its VM sent nothing) keeps its state: no
+ * information is not a resolution.
+ *
+ * Durability: the instances live in the ledger's alerts table, written in the
+ * ledger transaction of the cycles they were computed from (alerting_attach
+ * installs the commit hook), and loaded back by alerting_attach. A restart
+ * therefore resumes every pending, firing and resolved-being-re-sent alert
+ * with its original times: no duplicate page, nothing forgotten.
+ *
+ * Threads: the engine belongs to the ingest thread. Readers only see
+ * snapshots (alert_store), published after each successful commit, so what
+ * is sent or served is always committed.
+ */
+#ifndef TALLY_ALERTING_H
+#define TALLY_ALERTING_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "batch.h"
+
+struct tally_err;
+struct cfg_node;
+struct aggregator;
+
+#define ALERT_MAX_RULES 64
+#define ALERT_LABELS_MAX 1024          /* "name=value\n" lines, with the NUL */
+#define ALERT_ANNOT_MAX 1024
+
+enum alert_op { ALERT_ABOVE, ALERT_BELOW };
+
+struct alert_rule {
+	char name[64];                   /* alertname, [A-Za-z_][A-Za-z0-9_]* */
+	int meter;                       /* enum meter_id */
+	bool rate;                       /* rate_above/rate_below (counters) */
+	enum alert_op op;
+	double threshold;                /* counters: meter unit per second (cpu: seconds per second) */
+	int64_t for_ns;
+	char severity[16];               /* critical, warning, info */
+	char labels[512];                /* extra labels, "name=value\n" sorted */
+	char annotations[512];           /* extra annotations, same form */
+};
+
+/* The `alerts:` section, every key in docs/config.md. */
+struct alerting_config {
+	bool enabled;                    /* true when the section is given */
+	char alertmanager[256];          /* base URL, "" = do not send */
+	int64_t resend_ns;               /* default 1 min */
+	int64_t timeout_ns;              /* one POST, default 10 s */
+	int64_t resolved_keep_ns;        /* re-send resolved alerts this long, default 15 min */
+	int64_t backoff_max_ns;          /* retry back-off ceiling, default 5 min */
+	char generator_url[256];         /* default: this tallyd's /api/v1/alerts */
+	uint64_t stale_intervals;        /* StaleData after this many intervals, 0 = off; default 3 */
+	bool vm_down;                    /* built-in VMDown, default true */
+	bool samples_dropped;            /* built-in SamplesDropped, default true */
+	uint64_t max_alerts;             /* instances kept at most; more are dropped and counted */
+	struct alert_rule rules[ALERT_MAX_RULES];
+	size_t n_rules;
+};
+
+/* Parse the `alerts:` map (sec may be NULL: no section, alerting off).
+ * interval_ns is tallyd's interval. Returns 0 or -EINVAL/-ERANGE with
+ * "file:line:col: ..." in e. */
+int alerting_config_parse(struct alerting_config *c, const struct cfg_node *sec,
+			  int64_t interval_ns, struct tally_err *e);
+
+/* ---- the state machine of one instance (pure: unit-tested on its own) ---- */
+
+enum alert_state { ALERT_INACTIVE = 0, ALERT_PENDING, ALERT_FIRING, ALERT_RESOLVED };
+
+struct alert_times {
+	enum alert_state state;
+	int64_t active_ns;               /* the condition became true */
+	int64_t fired_ns;                /* active_ns + for: startsAt */
+	int64_t resolved_ns;             /* the condition ended: endsAt */
+};
+
+/* One evaluation at data time t_ns: cond is the condition now, since_ns
+ * when it took that value if known (an event's time), else 0 (= t_ns).
+ * Returns the new state; an instance back to ALERT_INACTIVE is forgotten. */
+enum alert_state alert_step(struct alert_times *a, bool cond, int64_t since_ns, int64_t t_ns,
+			    int64_t for_ns, int64_t resolved_keep_ns);
+
+const char *alert_state_name(enum alert_state s);
+
+/* ---- snapshots for the exporters ---- */
+
+struct alert_view {
+	char labels[ALERT_LABELS_MAX];   /* "name=value\n" sorted by name; the identity */
+	char annotations[ALERT_ANNOT_MAX];
+	char tenant[64];                 /* "" = about tallyd itself: admin only */
+	enum alert_state state;          /* pending, firing or resolved */
+	int64_t active_ns, fired_ns, resolved_ns;
+	double value;
+};
+
+struct alert_snap {
+	int refs;                        /* under the store's lock */
+	uint64_t gen;
+	int64_t tick_ns;                 /* data time of the last evaluation */
+	uint64_t dropped;                /* instances refused: max_alerts reached */
+	struct alert_view *v;            /* sorted by labels */
+	size_t n;
+};
+
+struct alert_store {
+	pthread_mutex_t lock;
+	pthread_cond_t changed;          /* signalled on every publish */
+	struct alert_snap *cur;
+	uint64_t gen;
+};
+
+int alert_store_init(struct alert_store *s);
+void alert_store_release(struct alert_store *s);
+/* A reference to the current snapshot or NULL; give it back with alert_put. */
+struct alert_snap *alert_acquire(struct alert_store *s);
+void alert_put(struct alert_store *s, struct alert_snap *snap);
+/* Wait until a snapshot newer than gen is published or timeout_ns passes.
+ * Returns the current gen. */
+uint64_t alert_wait(struct alert_store *s, uint64_t gen, int64_t timeout_ns);
+
+/* Value of label name in a "name=value\n" list, copied to out ("" if absent). */
+void alert_label(const char *labels, const char *name, char *out, size_t len);
+
+/* ---- the engine (ingest thread) ---- */
+
+struct alerting;
+
+/* Create an engine for c (borrowed, must outlive it). agent_id names tallyd
+ * itself in the SamplesDropped alert. Returns 0 or -ENOMEM. */
+int alerting_new(struct alerting **out, const struct alerting_config *c, const char *agent_id,
+		 int64_t interval_ns);
+void alerting_free(struct alerting *g);
+
+/* Load the alerts table and install the commit hook on a. Call before the
+ * first ingest. Returns 0 or the ledger's error. */
+int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *e);
+
+/* Note a batch's lifecycle events and instance readings (before or after
+ * agg_ingest: only times and uuids are used). */
+void alerting_note_batch(struct alerting *g, const struct batch *b);
+
+/* Evaluate every rule at data time t_ns. dropped is the count of readings
+ * dropped or refused so far by this process. */
+int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, uint64_t dropped);
+
+/* The ledger committed what the hook wrote: forget what was written. */
+void alerting_committed(struct alerting *g);
+/* Publish the state to store (store may be NULL): call after a successful
+ * commit (alerting_committed), so only committed alerts are ever sent.
+ * Returns 0 or -ENOMEM (the previous snapshot stays). */
+int alerting_publish(struct alerting *g, struct alert_store *store);
+
+#endif
