@@ -8,6 +8,7 @@
  * Exit status: 0 stopped cleanly (signal, or the end of a fast-forward
  * period); 1 a runtime error (ledger, disk); 2 a bad command line or config.
  */
+#include "alerts.h"
 #include "daemon.h"
 #include "err.h"
 #include "httpd.h"
@@ -78,6 +79,20 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 
 	struct live_store live;
+	struct alert_store alerts;
+	struct alerts_sender *sender = NULL;
+	bool alerting = cfg.alerts.enabled;
+	if (alerting && alert_store_init(&alerts)) {
+		fprintf(stderr, "tallyd: out of memory\n");
+		daemon_config_release(&cfg);
+		return 1;
+	}
+	if (alerting && cfg.alerts.alertmanager[0] && alerts_start(&sender, &cfg.alerts, &alerts, &e)) {
+		fprintf(stderr, "tallyd: %s\n", e.msg);
+		alert_store_release(&alerts);
+		daemon_config_release(&cfg);
+		return 1;
+	}
 	struct httpd *http = NULL;
 	if (cfg.http.enabled) {
 		struct httpd_token tok[DAEMON_MAX_TOKENS];
@@ -88,7 +103,8 @@ int main(int argc, char **argv)
 		}
 		struct httpd_config hc = { .address = cfg.http.address, .port = (uint16_t)cfg.http.port,
 					   .tokens = tok, .n_tokens = cfg.http.n_tokens,
-					   .ledger_path = cfg.ledger_path };
+					   .ledger_path = cfg.ledger_path,
+					   .alerts = alerting ? &alerts : NULL };
 		if (live_store_init(&live) || httpd_start(&http, &hc, &live, &e)) {
 			fprintf(stderr, "tallyd: %s\n", e.msg[0] ? e.msg : "cannot start the HTTP listener");
 			daemon_config_release(&cfg);
@@ -98,7 +114,8 @@ int main(int argc, char **argv)
 			(unsigned)httpd_port(http));
 	}
 
-	int rc = daemon_run_live(&cfg, &stop_flag, &sum, http ? &live : NULL, &e);
+	int rc = daemon_run_alerts(&cfg, &stop_flag, &sum, http ? &live : NULL,
+				   alerting ? &alerts : NULL, &e);
 	if (rc)
 		log_msg(LOG_ERR, "%s", e.msg);
 	if (http && rc == 0 && cfg.http.serve_after_end && !stop_flag) {
@@ -111,6 +128,9 @@ int main(int argc, char **argv)
 		httpd_stop(http);
 		live_store_release(&live);
 	}
+	alerts_stop(sender);
+	if (alerting)
+		alert_store_release(&alerts);
 	if (rc == -ENOSPC)
 		log_msg(LOG_ERR, "ingest stopped: free some space and start tallyd again; it continues"
 			" after the last commit, and nothing committed was lost");

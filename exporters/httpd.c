@@ -8,6 +8,7 @@
  * lock and gives it back, so ingest is never held up by a scrape.
  */
 #include "httpd.h"
+#include "alerting.h"
 #include "err.h"
 #include "meter.h"
 #include "prom.h"
@@ -51,6 +52,7 @@ struct httpd {
 	size_t n_tokens;
 	char *ledger_path;
 	uint16_t port;
+	struct alert_store *alerts;
 };
 
 /* who is asking: admin, or one tenant */
@@ -341,6 +343,61 @@ static enum MHD_Result get_usage(struct httpd *h, struct MHD_Connection *c, cons
 	return send_buf(c, MHD_HTTP_OK, "application/json", buf, len);
 }
 
+/* "k=v\n" lines (aggregator/alerting.h) as a JSON object. */
+static json_t *kv_json(const char *s)
+{
+	json_t *o = json_object();
+	for (const char *p = s; *p;) {
+		const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
+		if (!nl || !eq || eq > nl || eq - p >= 64)
+			break;
+		char k[64];
+		memcpy(k, p, (size_t)(eq - p));
+		k[eq - p] = '\0';
+		json_object_set_new(o, k, json_stringn(eq + 1, (size_t)(nl - eq - 1)));
+		p = nl + 1;
+	}
+	return o;
+}
+
+/* Pending and firing alerts; a tenant token sees its tenant's only (alerts
+ * about tallyd itself have no tenant: admin only). */
+static enum MHD_Result get_alerts(struct httpd *h, struct MHD_Connection *c, const struct who *w)
+{
+	static const char *const known[] = { "tenant", NULL };
+	char bad[64];
+	if (!args_ok(c, known, bad, sizeof(bad)))
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "unknown query parameter (known: tenant)");
+	const char *tenant = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tenant");
+	if (!w->admin) {
+		if (tenant && strcmp(tenant, w->tenant))
+			return send_error(c, MHD_HTTP_NOT_FOUND, "no such tenant");
+		tenant = w->tenant;
+	}
+	struct alert_snap *snap = alert_acquire(h->alerts);
+	json_t *root = json_object(), *arr = json_array();
+	json_object_set_new(root, "now", iso(time_now_ns()));
+	json_object_set_new(root, "data_time", iso(snap ? snap->tick_ns : 0));
+	for (size_t i = 0; snap && i < snap->n; i++) {
+		const struct alert_view *v = &snap->v[i];
+		if ((v->state != ALERT_PENDING && v->state != ALERT_FIRING) ||
+		    (tenant && strcmp(v->tenant, tenant)))
+			continue;
+		json_t *o = json_object();
+		json_object_set_new(o, "labels", kv_json(v->labels));
+		json_object_set_new(o, "annotations", kv_json(v->annotations));
+		json_object_set_new(o, "state", json_string(alert_state_name(v->state)));
+		json_object_set_new(o, "activeAt", iso(v->active_ns));
+		json_object_set_new(o, "startsAt", iso(v->fired_ns));
+		json_object_set_new(o, "value", json_real(v->value));
+		json_array_append_new(arr, o);
+	}
+	json_object_set_new(root, "dropped", json_integer(snap && w->admin ? (json_int_t)snap->dropped : 0));
+	alert_put(h->alerts, snap);
+	json_object_set_new(root, "alerts", arr);
+	return send_json(c, MHD_HTTP_OK, root);
+}
+
 static void page_put(void *cls)
 {
 	struct page *p = cls;
@@ -466,6 +523,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return get_resource(h, c, &w, url + 18);
 	if (!strcmp(url, "/api/v1/usage"))
 		return get_usage(h, c, &w);
+	if (!strcmp(url, "/api/v1/alerts") && h->alerts)
+		return get_alerts(h, c, &w);
 	return send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 }
 
@@ -500,6 +559,7 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 		goto fail;
 	}
 	h->store = store;
+	h->alerts = cfg->alerts;
 	h->n_tokens = cfg->n_tokens;
 	if (cfg->n_tokens) {
 		h->tokens = malloc(cfg->n_tokens * sizeof(*h->tokens));

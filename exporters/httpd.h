@@ -7,6 +7,7 @@
  *   GET /api/v1/resources/UUID            one resource and its series
  *   GET /api/v1/usage?from=&to=[&tenant=&resource=&meter=&by=]
  *                                         hourly usage from the ledger (billing/usage.h)
+ *   GET /api/v1/alerts[?tenant=T]         pending and firing alerts (aggregator/alerting.h)
  *
  * Everything else is a 404. Only GET and HEAD are served, with no body;
  * the request head is limited by the connection memory (16 KiB) and the URL
@@ -47,6 +48,7 @@ struct httpd_config {
 	size_t n_tokens;
 	const char *ledger_path;     /* for /api/v1/usage */
 	unsigned threads;            /* worker threads, default 2 */
+	struct alert_store *alerts;  /* for /api/v1/alerts; NULL: no alerting (404) */
 };
 
 /* Start listening. Returns 0, or -errno with a message in e (address in
