@@ -4,7 +4,8 @@
 set -eu
 PKGS="build-essential pkg-config libsqlite3-dev sqlite3 libyaml-dev librrd-dev rrdtool
 libjansson-dev check libvirt-dev libvirt-clients libxml2-dev libssl-dev python3 python3-jsonschema
-chromium fonts-dejavu-core libmicrohttpd-dev libcurl4-openssl-dev prometheus jq"
+chromium fonts-dejavu-core libmicrohttpd-dev libcurl4-openssl-dev prometheus jq
+prometheus-alertmanager"
 missing=""
 for p in $PKGS; do
 	s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)

@@ -1,0 +1,281 @@
+#!/bin/sh
+# Alerting against a real Alertmanager (prometheus-alertmanager on 127.0.0.1,
+# a high port, its own config and data dir):
+# - config mistakes in `alerts:` are exit 2 with file:line:col (tallyd -n);
+# - a probe run (no alerts) fast-forwards a 2-VM simulated fleet that crashes
+#   VMs; the ledger's events table (what the sim reported, read with sqlite3)
+#   gives the first crash T1 of a VM and its restart T2;
+# - run A stops mid-crash (serving on): Alertmanager's own API must show one
+#   active VMDown alert for that VM with the right labels and startsAt = T1;
+#   /api/v1/alerts shows it to the admin and the VM's tenant only;
+# - run B restarts tallyd mid-crash: Alertmanager must still hold exactly
+#   one such alert, with the same fingerprint and startsAt (no second page),
+#   and must have heard from B (the alert's lease, endsAt, moves on);
+# - run C goes past the restart: the alert must leave Alertmanager's active
+#   list. Firing alerts are sent with endsAt = now + 4 x resend (4 min here),
+#   so within the bounded wait only tallyd's resolution can end it.
+# No durations are asserted: waits are bounded polls.
+set -eu
+B=${B:-build}
+TALLYD=$PWD/$B/tallyd
+AM=/usr/bin/prometheus-alertmanager
+for t in sqlite3 jq curl; do
+	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 77; }
+done
+[ -x "$AM" ] || { echo "prometheus-alertmanager is not installed (scripts/deps.sh installs it)"; exit 77; }
+work=$(mktemp -d /tmp/tally-alerts-XXXXXX)
+tpid="" apid=""
+cleanup() {
+	[ -n "$tpid" ] && kill "$tpid" 2>/dev/null && wait "$tpid" 2>/dev/null
+	[ -n "$apid" ] && kill "$apid" 2>/dev/null && wait "$apid" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+fails=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+
+# ---- config mistakes: exit 2, file:line:col ----
+check_cfg() { # NAME WANT FRAGMENT (alerts section on stdin)
+	{ printf 'tallyd:\n  interval: 10s\ncollectors:\n  sim: {}\n'; cat; } > "$work/$1.yaml"
+	if "$TALLYD" -n -c "$work/$1.yaml" > "$work/out" 2>&1; then got=0; else got=$?; fi
+	if [ "$got" -eq "$2" ] && grep -qF -- "$3" "$work/out"; then ok "$1: $(cat "$work/out")"
+	else bad "$1: exit $got (want $2): $(cat "$work/out") (want '$3')"; fi
+}
+check_cfg unknown_meter 2 "unknown_meter.yaml:8:14: key 'meter': unknown meter 'cpu.util'" <<'Y'
+alerts:
+  rules:
+    - name: HighCPU
+      meter: cpu.util
+      rate_above: 0.9
+Y
+check_cfg unknown_key 2 "unknown_key.yaml:9:7: unknown key 'window_size' in 'rules'" <<'Y'
+alerts:
+  rules:
+    - name: HighCPU
+      meter: cpu
+      window_size: 5m
+      rate_above: 0.9
+Y
+check_cfg gauge_rate 2 "gauge_rate.yaml:9:7: key 'rate_above': meter 'memory' is a gauge; use above or below" <<'Y'
+alerts:
+  rules:
+    - name: BigVM
+      meter: memory
+      rate_above: 1
+Y
+check_cfg reserved_label 2 "key 'labels': 'tenant' is set by tally itself" <<'Y'
+alerts:
+  rules:
+    - name: HighCPU
+      meter: cpu
+      rate_above: 0.9
+      labels: {tenant: x}
+Y
+check_cfg good 0 "good.yaml: ok" <<'Y'
+alerts:
+  alertmanager: http://127.0.0.1:9093/
+  resend: 30s
+  rules:
+    - {name: HighCPU, meter: cpu, rate_above: 0.9, for: 2m, severity: warning, labels: {team: ops}}
+    - {name: LowMemory, meter: memory, below: 1e9, annotations: {runbook: "https://wiki/x"}}
+Y
+
+# ---- the oracle: a probe run without alerts, read from its ledger ----
+fleet() { # DATA_DIR END [extra sections]
+	cat <<EOC
+tallyd:
+  agent_id: alerts-test
+  data_dir: $1
+  interval: 10s
+  clock: fast-forward
+  start: 2026-10-01T00:00:00Z
+  end: $2
+  log_level: info
+rrd:
+  enabled: false
+collectors:
+  sim:
+    vms: 2
+    tenants: 2
+    seed: 1
+    reboots_per_day: 0
+    stops_per_day: 0
+    migrations_per_day: 0
+    crashes_per_day: 12
+EOC
+}
+fleet "$work/probe" 2026-10-01T06:00:00Z > "$work/probe.yaml"
+"$TALLYD" -q -c "$work/probe.yaml"
+PL=$work/probe/ledger.db
+row=$(sqlite3 "$PL" "SELECT r.uuid, r.name, r.tenant, e.time_ns FROM events e JOIN resources r
+	ON r.id = e.resource_id WHERE e.type = 'crashed' ORDER BY e.time_ns LIMIT 1")
+[ -n "$row" ] || { echo "the probe run has no crash: choose another seed"; exit 1; }
+UUID=$(echo "$row" | cut -d'|' -f1)
+VNAME=$(echo "$row" | cut -d'|' -f2)
+VTENANT=$(echo "$row" | cut -d'|' -f3)
+T1_NS=$(echo "$row" | cut -d'|' -f4)
+T2_NS=$(sqlite3 "$PL" "SELECT min(e.time_ns) FROM events e JOIN resources r ON r.id = e.resource_id
+	WHERE r.uuid = '$UUID' AND e.type = 'started' AND e.time_ns > $T1_NS")
+[ -n "$T2_NS" ] || { echo "the crashed VM does not restart in the probe period"; exit 1; }
+T1=$((T1_NS / 1000000000)) T2=$((T2_NS / 1000000000))
+iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+END_A=$(( T1 - T1 % 10 + 60 ))
+END_B=$(( END_A + 120 ))
+END_C=$(( T2 - T2 % 10 + 60 ))
+[ "$END_B" -lt "$T2" ] || { echo "the crash is shorter than runs A and B need: choose another seed"; exit 1; }
+echo "probe: $VNAME ($UUID, $VTENANT) crashed at $(iso $T1), started at $(iso $T2)"
+
+# ---- Alertmanager on loopback ----
+cat > "$work/am.yml" <<'EOC'
+route:
+  receiver: blackhole
+receivers:
+  - name: blackhole
+EOC
+mkdir -p "$work/am"
+AMURL=""
+for try in 1 2 3 4 5; do
+	port=$(( 20000 + ($$ * 7 + try * 7919) % 40000 ))
+	"$AM" --config.file="$work/am.yml" --storage.path="$work/am" \
+		--web.listen-address=127.0.0.1:$port --cluster.listen-address= \
+		--log.level=warn > "$work/am.log" 2>&1 &
+	apid=$!
+	i=0
+	while [ $i -lt 100 ] && kill -0 "$apid" 2>/dev/null; do
+		if curl -sf "http://127.0.0.1:$port/-/ready" > /dev/null 2>&1; then
+			AMURL=http://127.0.0.1:$port
+			break
+		fi
+		i=$((i + 1))
+		sleep 0.1
+	done
+	[ -n "$AMURL" ] && break
+	kill "$apid" 2>/dev/null; wait "$apid" 2>/dev/null || true
+	apid=""
+done
+[ -n "$AMURL" ] || { echo "alertmanager did not start"; cat "$work/am.log"; exit 1; }
+echo "alertmanager at $AMURL"
+
+ADMIN=admin-0123456789abcdef
+TOK0=tenant00-0123456789abcdef
+TOK1=tenant01-0123456789abcdef
+start_tallyd() { # END_SECONDS LOGNAME
+	{ fleet "$work/d" "$(iso "$1")"
+	  cat <<EOC
+http:
+  port: 0
+  serve_after_end: true
+  tokens:
+    - {token: $ADMIN, admin: true}
+    - {token: $TOK0, tenant: tenant-00}
+    - {token: $TOK1, tenant: tenant-01}
+alerts:
+  alertmanager: $AMURL
+  resend: 1m
+  timeout: 5s
+EOC
+	} > "$work/t.yaml"
+	"$TALLYD" -c "$work/t.yaml" 2>"$work/$2" &
+	tpid=$!
+	i=0
+	until grep -q "serving until SIGTERM" "$work/$2"; do
+		i=$((i + 1))
+		[ $i -lt 600 ] || { echo "tallyd did not finish its period"; cat "$work/$2"; exit 1; }
+		kill -0 "$tpid" 2>/dev/null || { echo "tallyd died"; cat "$work/$2"; exit 1; }
+		sleep 0.1
+	done
+	PORT=$(sed -n 's/.*http: listening on 127.0.0.1 port \([0-9]*\).*/\1/p' "$work/$2")
+	URL=http://127.0.0.1:$PORT
+}
+stop_tallyd() {
+	kill "$tpid"
+	wait "$tpid" || { bad "tallyd did not stop cleanly"; }
+	tpid=""
+}
+# the VMDown alerts for our VM in Alertmanager's active list, as JSON lines
+am_alerts() {
+	curl -sf "$AMURL/api/v2/alerts" | jq -c --arg u "$UUID" \
+		'.[] | select(.labels.alertname == "VMDown" and .labels.uuid == $u)'
+}
+# wait_for DESCRIPTION COMMAND: poll COMMAND (true/false) up to 30 s
+wait_for() {
+	what=$1; shift
+	i=0
+	until "$@"; do
+		i=$((i + 1))
+		[ $i -lt 300 ] || { bad "$what: still not so after 30 s"; return 1; }
+		sleep 0.1
+	done
+	ok "$what"
+}
+have_alert() { [ "$(am_alerts | wc -l)" -ge 1 ]; }
+no_alert() { [ "$(am_alerts | wc -l)" -eq 0 ]; }
+
+# ---- run A: stops mid-crash ----
+start_tallyd "$END_A" a.log
+wait_for "run A: alertmanager received VMDown for $VNAME" have_alert || true
+am_alerts > "$work/a.json"
+[ "$(wc -l < "$work/a.json")" -eq 1 ] || bad "run A: $(wc -l < "$work/a.json") VMDown alerts for the VM, want 1"
+a=$(head -n 1 "$work/a.json")
+want_labels=$(jq -cn --arg u "$UUID" --arg n "$VNAME" --arg t "$VTENANT" \
+	'{alertname: "VMDown", severity: "critical", uuid: $u, name: $n, tenant: $t}')
+got_labels=$(echo "$a" | jq -c '.labels | {alertname, severity, uuid, name, tenant}')
+[ "$got_labels" = "$want_labels" ] && ok "run A: labels $got_labels" || bad "run A: labels $got_labels, want $want_labels"
+echo "$a" | jq -e '.labels.host | startswith("sim-host-")' > /dev/null && ok "run A: host label" ||
+	bad "run A: host label: $(echo "$a" | jq -c .labels)"
+starts_a=$(echo "$a" | jq -r '.startsAt | sub("\\.0+Z$"; "Z")')
+[ "$starts_a" = "$(iso $T1)" ] && ok "run A: startsAt $starts_a = the crash" ||
+	bad "run A: startsAt $starts_a, want the crash $(iso $T1)"
+[ "$(echo "$a" | jq -r .status.state)" = active ] && ok "run A: active" || bad "run A: state $(echo "$a" | jq -c .status)"
+fp_a=$(echo "$a" | jq -r .fingerprint)
+ends_a=$(echo "$a" | jq -r .endsAt)
+echo "$a" | jq -e '.generatorURL | test("/api/v1/alerts$")' > /dev/null && ok "run A: generatorURL" ||
+	bad "run A: generatorURL $(echo "$a" | jq -r .generatorURL)"
+
+# our own API: the admin and the VM's tenant see it, the other tenant does not
+other=$([ "$VTENANT" = tenant-00 ] && echo "$TOK1" || echo "$TOK0")
+mine=$([ "$VTENANT" = tenant-00 ] && echo "$TOK0" || echo "$TOK1")
+sel='[.alerts[] | select(.labels.alertname == "VMDown" and .labels.uuid == $u and .state == "firing")] | length'
+n=$(curl -sf -H "Authorization: Bearer $ADMIN" "$URL/api/v1/alerts" | jq --arg u "$UUID" "$sel")
+[ "$n" = 1 ] && ok "/api/v1/alerts: admin sees it" || bad "/api/v1/alerts: admin sees $n"
+n=$(curl -sf -H "Authorization: Bearer $mine" "$URL/api/v1/alerts" | jq --arg u "$UUID" "$sel")
+[ "$n" = 1 ] && ok "/api/v1/alerts: its tenant sees it" || bad "/api/v1/alerts: its tenant sees $n"
+n=$(curl -sf -H "Authorization: Bearer $other" "$URL/api/v1/alerts" | jq --arg u "$UUID" "$sel")
+[ "$n" = 0 ] && ok "/api/v1/alerts: the other tenant does not" || bad "/api/v1/alerts: the other tenant sees $n"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $other" "$URL/api/v1/alerts?tenant=$VTENANT")
+[ "$code" = 404 ] && ok "/api/v1/alerts?tenant=<other>: 404" || bad "/api/v1/alerts?tenant=<other>: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/api/v1/alerts")
+[ "$code" = 401 ] && ok "/api/v1/alerts without a token: 401" || bad "/api/v1/alerts without a token: $code"
+stop_tallyd
+
+# ---- run B: a restart mid-crash ----
+start_tallyd "$END_B" b.log
+grep -q "resuming after the last committed cycle" "$work/b.log" || bad "run B did not resume"
+moved() { [ "$(am_alerts | jq -r .endsAt | head -n 1)" != "$ends_a" ]; }
+wait_for "run B: alertmanager heard from the restarted tallyd" moved || true
+am_alerts > "$work/b.json"
+[ "$(wc -l < "$work/b.json")" -eq 1 ] && ok "run B: still one VMDown alert for the VM" ||
+	bad "run B: $(wc -l < "$work/b.json") VMDown alerts for the VM, want 1"
+b=$(head -n 1 "$work/b.json")
+[ "$(echo "$b" | jq -r .fingerprint)" = "$fp_a" ] && ok "run B: same fingerprint $fp_a" ||
+	bad "run B: fingerprint $(echo "$b" | jq -r .fingerprint), want $fp_a"
+starts_b=$(echo "$b" | jq -r '.startsAt | sub("\\.0+Z$"; "Z")')
+[ "$starts_b" = "$(iso $T1)" ] && ok "run B: same startsAt" || bad "run B: startsAt $starts_b, want $(iso $T1)"
+stop_tallyd
+
+# ---- run C: past the restart ----
+start_tallyd "$END_C" c.log
+wait_for "run C: the VM started again and the alert is resolved in alertmanager" no_alert || true
+n=$(curl -sf -H "Authorization: Bearer $ADMIN" "$URL/api/v1/alerts" | jq --arg u "$UUID" "$sel")
+[ "$n" = 0 ] && ok "/api/v1/alerts: no longer firing" || bad "/api/v1/alerts: still $n firing"
+# what tallyd keeps: resolved at the start event, the same startsAt
+st=$(sqlite3 "$work/d/ledger.db" "SELECT state, fired_ns, resolved_ns FROM alerts WHERE rule = 'VMDown'
+	AND subject = '$UUID'")
+[ "$st" = "resolved|$T1_NS|$T2_NS" ] && ok "ledger: resolved, [$T1_NS, $T2_NS]" ||
+	bad "ledger alert state '$st', want 'resolved|$T1_NS|$T2_NS'"
+stop_tallyd
+kill -0 "$apid" 2>/dev/null && ok "alertmanager still running" || bad "alertmanager died"
+
+[ "$fails" -eq 0 ] || { echo "$fails failed"; exit 1; }
+echo "all alerting checks passed"
