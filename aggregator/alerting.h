@@ -159,6 +159,8 @@ struct alerting;
  * itself in the SamplesDropped alert. Returns 0 or -ENOMEM. */
 int alerting_new(struct alerting **out, const struct alerting_config *c, const char *agent_id,
 		 int64_t interval_ns);
+/* Free g; after agg_close of the aggregator it is attached to (its commit
+ * hook points at g). */
 void alerting_free(struct alerting *g);
 
 /* Load the alerts table and install the commit hook on a. Call before the

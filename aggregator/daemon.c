@@ -450,8 +450,8 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 		    (rc = alerting_attach(r.al, r.agg, e))) {
 			if (rc == -ENOMEM)
 				err_set(e, rc, "alerts: out of memory");
-			alerting_free(r.al);
 			agg_close(r.agg);
+			alerting_free(r.al);
 			return rc;
 		}
 		/* what the ledger held is what Alertmanager is told first */
@@ -474,8 +474,8 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 		sc[i].state = c->coll[i].state;
 		if ((rc = sc[i].ops->init(sc[i].state, resume, e))) {
 			err_prefix(e, "collector %s", sc[i].ops->name);
-			alerting_free(r.al);
 			agg_close(r.agg);
+			alerting_free(r.al);
 			return rc;
 		}
 	}

@@ -1,0 +1,443 @@
+/*
+ * test_alerting.c: the alert rule parser, the pending/firing/resolved state
+ * machine, the engine on a real aggregator and ledger (a crash fires VMDown
+ * at the crash's time, a reopen keeps it, the restart resolves it at the
+ * start's time; a gauge rule with `for:`), and the Alertmanager POST body.
+ * Every expected value is worked out by hand in the comments.
+ *
+ * Times: OCT = 2026-10-01T00:00:00Z = 1790812800 s.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator.h"
+#include "alerting.h"
+#include "alerts.h"
+#include "cfg.h"
+#include "err.h"
+#include "meter.h"
+#include "tallytime.h"
+#include "testutil.h"
+#include "ledger_fixture.h"
+
+#define OCT (1790812800LL * NS_PER_SEC)
+#define S NS_PER_SEC
+
+/* ---- the parser ---- */
+
+static int parse(const char *yaml, struct alerting_config *c, struct tally_err *e)
+{
+	struct cfg_node *root = NULL;
+	int rc = cfg_load_string("t.yaml", yaml, strlen(yaml), &root, e);
+	if (rc)
+		return rc;
+	rc = alerting_config_parse(c, root ? cfg_get(root, "alerts") : NULL, 10 * S, e);
+	cfg_free(root);
+	return rc;
+}
+
+START_TEST(parse_defaults)
+{
+	struct alerting_config c;
+	struct tally_err e = { 0 };
+	/* no section: alerting off, the documented defaults */
+	ck_assert_int_eq(parse("tallyd: {}\n", &c, &e), 0);
+	ck_assert(!c.enabled);
+	ck_assert_int_eq(c.resend_ns, 60 * S);
+	ck_assert_int_eq(c.timeout_ns, 10 * S);
+	ck_assert_int_eq(c.resolved_keep_ns, 900 * S);
+	ck_assert_int_eq(c.backoff_max_ns, 300 * S);
+	ck_assert_uint_eq(c.stale_intervals, 3);
+	ck_assert(c.vm_down && c.samples_dropped);
+	ck_assert_uint_eq(c.max_alerts, 10000);
+	/* an empty section: on, built-ins only, nothing sent */
+	ck_assert_int_eq(parse("alerts:\n", &c, &e), 0);
+	ck_assert(c.enabled);
+	ck_assert_uint_eq(c.n_rules, 0);
+	ck_assert_str_eq(c.alertmanager, "");
+}
+END_TEST
+
+START_TEST(parse_rules)
+{
+	struct alerting_config c;
+	struct tally_err e = { 0 };
+	const char *y =
+		"alerts:\n"
+		"  alertmanager: http://127.0.0.1:9093//\n"
+		"  resend: 30s\n"
+		"  stale_intervals: 0\n"
+		"  rules:\n"
+		"    - {name: HighCPU, meter: cpu, rate_above: 0.9, for: 2m, severity: critical,\n"
+		"       labels: {team: ops, a: '1'}, annotations: {runbook: 'http://w/x'}}\n"
+		"    - {name: LowMem, meter: memory, below: 1e9}\n";
+	ck_assert_msg(parse(y, &c, &e) == 0, "%s", e.msg);
+	ck_assert_str_eq(c.alertmanager, "http://127.0.0.1:9093");   /* trailing slashes dropped */
+	ck_assert_int_eq(c.resend_ns, 30 * S);
+	ck_assert_uint_eq(c.stale_intervals, 0);
+	ck_assert_uint_eq(c.n_rules, 2);
+	const struct alert_rule *r = &c.rules[0];
+	ck_assert_str_eq(r->name, "HighCPU");
+	ck_assert_int_eq(r->meter, M_CPU);
+	ck_assert(r->rate);
+	ck_assert_int_eq(r->op, ALERT_ABOVE);
+	ck_assert_double_eq(r->threshold, 0.9);
+	ck_assert_int_eq(r->for_ns, 120 * S);
+	ck_assert_str_eq(r->severity, "critical");
+	ck_assert_str_eq(r->labels, "a=1\nteam=ops\n");              /* sorted by name */
+	ck_assert_str_eq(r->annotations, "runbook=http://w/x\n");
+	r = &c.rules[1];
+	ck_assert_int_eq(r->meter, M_MEMORY);
+	ck_assert(!r->rate);
+	ck_assert_int_eq(r->op, ALERT_BELOW);
+	ck_assert_double_eq(r->threshold, 1e9);
+	ck_assert_int_eq(r->for_ns, 0);
+	ck_assert_str_eq(r->severity, "warning");                     /* the default */
+}
+END_TEST
+
+static const struct {
+	const char *yaml;
+	const char *msg;   /* the whole message */
+} bad[] = {
+	{ "alerts:\n  rules:\n    - {name: X, meter: cpu.util, rate_above: 1}\n",
+	  "t.yaml:3:24: key 'meter': unknown meter 'cpu.util' (the meter table is in DESIGN.md: cpu,"
+	  " memory, network.incoming.bytes, ...)" },
+	{ "alerts:\n  rules:\n    - {name: X, meter: cpu, rate_above: 1, below: 2}\n",
+	  "t.yaml:3:7: rule 'X' needs exactly one of rate_above, rate_below (counters), above, below"
+	  " (gauges)" },
+	{ "alerts:\n  rules:\n    - {name: X, meter: cpu}\n",
+	  "t.yaml:3:7: rule 'X' needs exactly one of rate_above, rate_below (counters), above, below"
+	  " (gauges)" },
+	{ "alerts:\n  rules:\n    - {name: X, meter: cpu, above: 1}\n",
+	  "t.yaml:3:29: key 'above': meter 'cpu' is a counter; use rate_above or rate_below" },
+	{ "alerts:\n  rules:\n    - {name: X, meter: vcpus, rate_below: 1}\n",
+	  "t.yaml:3:31: key 'rate_below': meter 'vcpus' is a gauge; use above or below" },
+	{ "alerts:\n  rules:\n    - {name: VMDown, meter: cpu, rate_above: 1}\n",
+	  "t.yaml:3:14: key 'name': 'VMDown' is a built-in alert" },
+	{ "alerts:\n  rules:\n    - {name: X, meter: cpu, rate_above: 1}\n    - {name: X, meter: cpu, rate_above: 2}\n",
+	  "t.yaml:4:14: key 'name': rule 'X' is given twice" },
+	{ "alerts:\n  rules:\n    - {name: X, meter: cpu, rate_above: 1, severity: page}\n",
+	  "t.yaml:3:54: key 'severity': expected one of critical, warning, info (got 'page')" },
+	{ "alerts:\n  rules:\n    - {name: X, meter: cpu, rate_above: 1, window: 5m}\n",
+	  "t.yaml:3:44: unknown key 'window' in 'rules' (known: name, meter, rate_above, rate_below, above,"
+	  " below, for, severity, labels, annotations)" },
+	{ "alerts:\n  rules:\n    - {name: X, meter: cpu, rate_above: 1, labels: {uuid: x}}\n",
+	  "t.yaml:3:53: key 'labels': 'uuid' is set by tally itself" },
+	{ "alerts:\n  alertmanager: localhost:9093\n",
+	  "t.yaml:2:17: key 'alertmanager': expected an http:// or https:// URL (got 'localhost:9093')" },
+	{ "alerts:\n  resend_every: 1m\n",
+	  "t.yaml:2:3: unknown key 'resend_every' in 'alerts' (known: alertmanager, resend, timeout,"
+	  " resolved_keep, backoff_max, generator_url, stale_intervals, vm_down, samples_dropped, max_alerts,"
+	  " rules)" },
+};
+
+START_TEST(parse_errors)
+{
+	struct alerting_config c;
+	struct tally_err e = { 0 };
+	int rc = parse(bad[_i].yaml, &c, &e);
+	ck_assert_msg(rc == -EINVAL || rc == -ERANGE, "case %d: rc %d", _i, rc);
+	ck_assert_str_eq(e.msg, bad[_i].msg);
+}
+END_TEST
+
+/* ---- the state machine ---- */
+
+struct step_row {
+	bool cond;
+	int64_t since_s;       /* 0: unknown */
+	int64_t t_s;
+	enum alert_state state;
+	int64_t active_s, fired_s, resolved_s;
+};
+
+static void run_rows(const struct step_row *r, size_t n, int64_t for_s)
+{
+	struct alert_times a = { 0 };
+	for (size_t i = 0; i < n; i++) {
+		enum alert_state st = alert_step(&a, r[i].cond, r[i].since_s ? OCT + r[i].since_s * S : 0,
+						 OCT + r[i].t_s * S, for_s * S, 0);
+		ck_assert_msg(st == r[i].state && a.state == r[i].state, "row %zu: state %s, want %s", i,
+			      alert_state_name(st), alert_state_name(r[i].state));
+		if (r[i].state == ALERT_INACTIVE)
+			continue;
+		ck_assert_msg(a.active_ns == OCT + r[i].active_s * S, "row %zu: active", i);
+		ck_assert_msg(a.fired_ns == (r[i].fired_s ? OCT + r[i].fired_s * S : 0), "row %zu: fired", i);
+		ck_assert_msg(a.resolved_ns == (r[i].resolved_s ? OCT + r[i].resolved_s * S : 0),
+			      "row %zu: resolved", i);
+	}
+}
+
+START_TEST(step_for_2m)
+{
+	/* for = 120 s, evaluations every 10 s or so */
+	static const struct step_row r[] = {
+		{ false, 0, 0, ALERT_INACTIVE, 0, 0, 0 },
+		{ true, 0, 10, ALERT_PENDING, 10, 0, 0 },      /* became true at 10 */
+		{ true, 0, 60, ALERT_PENDING, 10, 0, 0 },      /* held 50 s < 120 */
+		{ true, 0, 129, ALERT_PENDING, 10, 0, 0 },     /* 119 s */
+		{ true, 0, 130, ALERT_FIRING, 10, 130, 0 },    /* 120 s: fires, startsAt 10 + 120 */
+		{ true, 0, 140, ALERT_FIRING, 10, 130, 0 },
+		{ false, 0, 150, ALERT_RESOLVED, 10, 130, 150 },
+		{ false, 0, 160, ALERT_RESOLVED, 10, 130, 150 },  /* stays resolved */
+		{ true, 0, 170, ALERT_PENDING, 170, 0, 0 },    /* a new alert, times start again */
+		{ false, 0, 180, ALERT_INACTIVE, 0, 0, 0 },    /* pending and false: forgotten */
+		{ true, 0, 190, ALERT_PENDING, 190, 0, 0 },
+	};
+	run_rows(r, sizeof(r) / sizeof(r[0]), 120);
+}
+END_TEST
+
+START_TEST(step_events)
+{
+	/* for = 0 with known instants (an event's time): fires at the crash,
+	 * resolves at the start, whatever the evaluation times */
+	static const struct step_row r[] = {
+		{ true, 95, 100, ALERT_FIRING, 95, 95, 0 },
+		{ true, 95, 110, ALERT_FIRING, 95, 95, 0 },
+		{ false, 300, 310, ALERT_RESOLVED, 95, 95, 300 },
+	};
+	run_rows(r, 3, 0);
+	/* for = 60: down from 100 to 130 only, which the engine evaluates as
+	 * true at 130 then false: 30 s < 60 s, never fires */
+	static const struct step_row q[] = {
+		{ true, 100, 130, ALERT_PENDING, 100, 0, 0 },
+		{ false, 130, 140, ALERT_INACTIVE, 0, 0, 0 },
+	};
+	run_rows(q, 2, 60);
+	/* for = 60: down from 100 to 190: true at 190 (>= 100 + 60) fires with
+	 * startsAt 160, then resolves at 190 */
+	static const struct step_row p[] = {
+		{ true, 100, 120, ALERT_PENDING, 100, 0, 0 },
+		{ true, 100, 190, ALERT_FIRING, 100, 160, 0 },
+		{ false, 190, 200, ALERT_RESOLVED, 100, 160, 190 },
+	};
+	run_rows(p, 3, 60);
+}
+END_TEST
+
+/* ---- the engine on a real aggregator and ledger ---- */
+
+static struct alerting_config cfg;
+static struct alerting *eng;
+static struct alert_store store;
+
+static void eng_open(void)
+{
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(alerting_new(&eng, &cfg, "tallyd-1", 10 * S), 0);
+	ck_assert_msg(alerting_attach(eng, agg, &e) == 0, "%s", e.msg);
+}
+
+/* ingest the batch so far, evaluate at t, commit, publish */
+static void cycle(int64_t t)
+{
+	struct tally_err e = { 0 };
+	alerting_note_batch(eng, &bt);
+	lf_flush();
+	ck_assert_int_eq(alerting_eval(eng, agg, t, 0), 0);
+	ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
+	alerting_committed(eng);
+	ck_assert_int_eq(alerting_publish(eng, &store), 0);
+}
+
+/* the one alert whose labels contain frag, or NULL */
+static const struct alert_view *find_alert(const struct alert_snap *s, const char *frag)
+{
+	const struct alert_view *f = NULL;
+	for (size_t i = 0; i < s->n; i++)
+		if (strstr(s->v[i].labels, frag)) {
+			ck_assert_ptr_null(f);
+			f = &s->v[i];
+		}
+	return f;
+}
+
+START_TEST(engine_vmdown)
+{
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(parse("alerts:\n  stale_intervals: 0\n", &cfg, &e), 0);
+	ck_assert_int_eq(alert_store_init(&store), 0);
+	lf_open();
+	eng_open();
+	/* vm-a runs from 0; crashes at 95 (final reading, crashed event) */
+	lf_meta("vm-a", "acme", "m1", OCT);
+	lf_reading("vm-a", M_INSTANCE, OCT, 1, 0, 0);
+	cycle(OCT);
+	lf_reading("vm-a", M_INSTANCE, OCT + 90 * S, 1, 0, 0);
+	cycle(OCT + 90 * S);
+	lf_reading("vm-a", M_INSTANCE, OCT + 95 * S, 1, 0, SAMPLE_F_LAST);
+	lf_event("vm-a", OCT + 95 * S, "crashed", "panicked");
+	cycle(OCT + 100 * S);
+
+	struct alert_snap *s = alert_acquire(&store);
+	ck_assert_uint_eq(s->n, 1);
+	const struct alert_view *v = &s->v[0];
+	/* sorted label lines; host is the batch's agent (ledger_fixture: host-1) */
+	ck_assert_str_eq(v->labels, "alertname=VMDown\nhost=host-1\nname=vm-a\nseverity=critical\n"
+				    "tenant=acme\nuuid=vm-a\n");
+	ck_assert_int_eq(v->state, ALERT_FIRING);
+	ck_assert_int_eq(v->active_ns, OCT + 95 * S);
+	ck_assert_int_eq(v->fired_ns, OCT + 95 * S);   /* startsAt: the crash itself */
+	ck_assert_str_eq(v->tenant, "acme");
+	alert_put(&store, s);
+
+	/* tallyd restarts: a new aggregator and engine on the same ledger */
+	ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
+	agg_close(agg);
+	alerting_free(eng);   /* after agg_close: the commit hook points at it */
+	struct agg_config ac = { .ledger_path = ledger, .max_gap_ns = lf_max_gap_ns };
+	ck_assert_msg(agg_open(&agg, &ac, &e) == 0, "%s", e.msg);
+	eng_open();
+	ck_assert_int_eq(alerting_publish(eng, &store), 0);
+	s = alert_acquire(&store);
+	ck_assert_uint_eq(s->n, 1);
+	ck_assert_int_eq(s->v[0].state, ALERT_FIRING);
+	ck_assert_int_eq(s->v[0].fired_ns, OCT + 95 * S);     /* the same startsAt: no second page */
+	ck_assert_str_eq(s->v[0].labels, "alertname=VMDown\nhost=host-1\nname=vm-a\nseverity=critical\n"
+					 "tenant=acme\nuuid=vm-a\n");
+	alert_put(&store, s);
+	cycle(OCT + 200 * S);                                  /* still down */
+	s = alert_acquire(&store);
+	ck_assert_int_eq(s->v[0].state, ALERT_FIRING);
+	alert_put(&store, s);
+
+	/* it starts again at 300: resolved at 300, evaluated at 310 */
+	lf_event("vm-a", OCT + 300 * S, "started", "booted");
+	lf_reading("vm-a", M_INSTANCE, OCT + 300 * S, 1, 0, 0);
+	cycle(OCT + 310 * S);
+	s = alert_acquire(&store);
+	ck_assert_uint_eq(s->n, 1);
+	ck_assert_int_eq(s->v[0].state, ALERT_RESOLVED);
+	ck_assert_int_eq(s->v[0].fired_ns, OCT + 95 * S);
+	ck_assert_int_eq(s->v[0].resolved_ns, OCT + 300 * S);
+	alert_put(&store, s);
+
+	lf_close();
+	alerting_free(eng);
+	alert_store_release(&store);
+	lf_teardown();
+}
+END_TEST
+
+START_TEST(engine_gauge_for)
+{
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  rules:\n"
+			       "    - {name: BigMem, meter: memory, above: 1000, for: 20s, labels: {team: ops}}\n",
+			       &cfg, &e), 0);
+	ck_assert_int_eq(alert_store_init(&store), 0);
+	lf_open();
+	eng_open();
+	lf_meta("vm-b", "beta", "m1", OCT);
+	/* memory 2000 (> 1000) from 10 s: pending at 10, still pending at 20
+	 * (held 10 s), firing at 30 with startsAt 10 + 20 = 30; 500 at 40:
+	 * resolved at 40 */
+	static const struct { int64_t t_s; double mem; enum alert_state st; } rows[] = {
+		{ 0, 800, ALERT_INACTIVE },
+		{ 10, 2000, ALERT_PENDING },
+		{ 20, 2000, ALERT_PENDING },
+		{ 30, 2000, ALERT_FIRING },
+		{ 40, 500, ALERT_RESOLVED },
+	};
+	for (size_t i = 0; i < 5; i++) {
+		lf_reading("vm-b", M_MEMORY, OCT + rows[i].t_s * S, rows[i].mem, 0, 0);
+		cycle(OCT + rows[i].t_s * S);
+		struct alert_snap *s = alert_acquire(&store);
+		const struct alert_view *v = find_alert(s, "alertname=BigMem");
+		if (rows[i].st == ALERT_INACTIVE) {
+			ck_assert_ptr_null(v);
+		} else {
+			ck_assert_ptr_nonnull(v);
+			ck_assert_msg(v->state == rows[i].st, "t=%lld: %s", (long long)rows[i].t_s,
+				      alert_state_name(v->state));
+			ck_assert_int_eq(v->active_ns, OCT + 10 * S);
+			ck_assert_str_eq(v->labels, "alertname=BigMem\nhost=host-1\nmeter=memory\nname=vm-b\n"
+						    "severity=warning\nteam=ops\ntenant=beta\nuuid=vm-b\n");
+		}
+		if (rows[i].st >= ALERT_FIRING)
+			ck_assert_int_eq(v->fired_ns, OCT + 30 * S);
+		if (rows[i].st == ALERT_RESOLVED)
+			ck_assert_int_eq(v->resolved_ns, OCT + 40 * S);
+		alert_put(&store, s);
+	}
+	lf_close();
+	alerting_free(eng);
+	alert_store_release(&store);
+	lf_teardown();
+}
+END_TEST
+
+/* ---- the Alertmanager POST body ---- */
+
+START_TEST(render_body)
+{
+	struct alert_view v[3];
+	memset(v, 0, sizeof(v));
+	/* firing since 95 s; now = 1000 s, resend 60 s: endsAt 1000 + 240 =
+	 * 1240 s = 00:20:40 */
+	strcpy(v[0].labels, "alertname=VMDown\nuuid=vm-a\n");
+	strcpy(v[0].annotations, "summary=down\n");
+	v[0].state = ALERT_FIRING;
+	v[0].active_ns = v[0].fired_ns = OCT + 95 * S;
+	/* resolved: [10 s, 70 s] */
+	strcpy(v[1].labels, "alertname=X\n");
+	v[1].state = ALERT_RESOLVED;
+	v[1].active_ns = v[1].fired_ns = OCT + 10 * S;
+	v[1].resolved_ns = OCT + 70 * S;
+	/* pending: not sent */
+	strcpy(v[2].labels, "alertname=Y\n");
+	v[2].state = ALERT_PENDING;
+	struct alert_snap snap = { .v = v, .n = 3 };
+	size_t n = 0;
+	char *body = alerts_render(&snap, OCT + 1000 * S, 60 * S, "http://g/a", &n);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(body,
+		"[{\"labels\":{\"alertname\":\"VMDown\",\"uuid\":\"vm-a\"},\"annotations\":{\"summary\":\"down\"},"
+		"\"startsAt\":\"2026-10-01T00:01:35Z\",\"endsAt\":\"2026-10-01T00:20:40Z\",\"generatorURL\":\"http://g/a\"},"
+		"{\"labels\":{\"alertname\":\"X\"},\"annotations\":{},"
+		"\"startsAt\":\"2026-10-01T00:00:10Z\",\"endsAt\":\"2026-10-01T00:01:10Z\",\"generatorURL\":\"http://g/a\"}]");
+	free(body);
+	/* a firing alert ahead of the wall clock (fast-forward into the
+	 * future): its lease counts from startsAt, 5000 + 240 = 5240 s = 01:27:20 */
+	v[0].fired_ns = OCT + 5000 * S;
+	snap.n = 1;
+	body = alerts_render(&snap, OCT + 1000 * S, 60 * S, "", &n);
+	ck_assert_str_eq(body,
+		"[{\"labels\":{\"alertname\":\"VMDown\",\"uuid\":\"vm-a\"},\"annotations\":{\"summary\":\"down\"},"
+		"\"startsAt\":\"2026-10-01T01:23:20Z\",\"endsAt\":\"2026-10-01T01:27:20Z\"}]");
+	free(body);
+}
+END_TEST
+
+START_TEST(label_lookup)
+{
+	char out[32];
+	alert_label("alertname=A\nhost=h1\nname=vm=1\n", "name", out, sizeof(out));
+	ck_assert_str_eq(out, "vm=1");               /* split at the first '=' */
+	alert_label("alertname=A\nhost=h1\n", "hos", out, sizeof(out));
+	ck_assert_str_eq(out, "");                   /* a prefix is not a name */
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("alerting");
+	TCase *tc = tcase_create("alerting");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, parse_defaults);
+	tcase_add_test(tc, parse_rules);
+	tcase_add_loop_test(tc, parse_errors, 0, (int)(sizeof(bad) / sizeof(bad[0])));
+	tcase_add_test(tc, step_for_2m);
+	tcase_add_test(tc, step_events);
+	tcase_add_test(tc, engine_vmdown);
+	tcase_add_test(tc, engine_gauge_for);
+	tcase_add_test(tc, render_body);
+	tcase_add_test(tc, label_lookup);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
