@@ -340,6 +340,7 @@ int alert_store_init(struct alert_store *s)
 {
 	s->cur = NULL;
 	s->gen = 0;
+	memset(&s->send, 0, sizeof(s->send));
 	if (pthread_mutex_init(&s->lock, NULL))
 		return -ENOMEM;
 	pthread_condattr_t ca;
@@ -411,6 +412,26 @@ uint64_t alert_wait(struct alert_store *s, uint64_t gen, int64_t timeout_ns)
 	uint64_t g = s->gen;
 	pthread_mutex_unlock(&s->lock);
 	return g;
+}
+
+void alert_store_count_post(struct alert_store *s, bool ok, size_t n, int64_t now_ns)
+{
+	pthread_mutex_lock(&s->lock);
+	if (ok) {
+		s->send.posts++;
+		s->send.alerts_sent += n;
+		s->send.last_success_ns = now_ns;
+	} else {
+		s->send.failures++;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void alert_store_send_stats(struct alert_store *s, struct alert_send_stats *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = s->send;
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* ---- engine ---- */

@@ -132,11 +132,20 @@ struct alert_snap {
 	size_t n;
 };
 
+/* What the sender (exporters/alerts.h) reports back, for /api/v1/alerts. */
+struct alert_send_stats {
+	uint64_t posts;                  /* successful POSTs */
+	uint64_t failures;               /* failed POSTs, each retried */
+	uint64_t alerts_sent;            /* alerts in successful POSTs */
+	int64_t last_success_ns;         /* wall clock, 0 = never */
+};
+
 struct alert_store {
 	pthread_mutex_t lock;
 	pthread_cond_t changed;          /* signalled on every publish */
 	struct alert_snap *cur;
 	uint64_t gen;
+	struct alert_send_stats send;    /* under lock */
 };
 
 int alert_store_init(struct alert_store *s);
@@ -147,6 +156,11 @@ void alert_put(struct alert_store *s, struct alert_snap *snap);
 /* Wait until a snapshot newer than gen is published or timeout_ns passes.
  * Returns the current gen. */
 uint64_t alert_wait(struct alert_store *s, uint64_t gen, int64_t timeout_ns);
+
+/* The sender counts a POST (ok or not, n alerts in it); readers copy the
+ * counts. */
+void alert_store_count_post(struct alert_store *s, bool ok, size_t n, int64_t now_ns);
+void alert_store_send_stats(struct alert_store *s, struct alert_send_stats *out);
 
 /* Value of label name in a "name=value\n" list, copied to out ("" if absent). */
 void alert_label(const char *labels, const char *name, char *out, size_t len);

@@ -25,8 +25,6 @@ struct alerts_sender {
 	struct alert_store *store;
 	pthread_t thread;
 	atomic_int stop;
-	pthread_mutex_t lock;        /* stats */
-	struct alerts_stats stats;
 	char url[300];
 	struct complaint complaint;
 	uint64_t sent_gen;           /* last snapshot delivered */
@@ -163,15 +161,8 @@ static int send_current(struct alerts_sender *s, uint64_t gen)
 		return -ENOMEM;
 	int rc = n ? post(s, body, &e) : 0;
 	free(body);
-	pthread_mutex_lock(&s->lock);
-	if (rc) {
-		s->stats.failures++;
-	} else if (n) {
-		s->stats.posts++;
-		s->stats.alerts_sent += n;
-		s->stats.last_success_ns = time_now_ns();
-	}
-	pthread_mutex_unlock(&s->lock);
+	if (n)
+		alert_store_count_post(s->store, rc == 0, n, time_now_ns());
 	if (rc) {
 		complain(&s->complaint, LOG_WARN, "alerts: cannot reach alertmanager: %s; retrying", e.msg);
 	} else {
@@ -234,10 +225,8 @@ int alerts_start(struct alerts_sender **out, const struct alerting_config *c,
 		free(s);
 		return err_set(e, -ENOMEM, "alerts: cannot initialise libcurl");
 	}
-	pthread_mutex_init(&s->lock, NULL);
 	int rc = pthread_create(&s->thread, NULL, run, s);
 	if (rc) {
-		pthread_mutex_destroy(&s->lock);
 		free(s);
 		return err_set(e, -rc, "alerts: cannot start the sender thread: %s", strerror(rc));
 	}
@@ -257,13 +246,5 @@ void alerts_stop(struct alerts_sender *s)
 	alert_put(s->store, snap);
 	if (gen && gen != s->sent_gen)
 		send_current(s, gen);
-	pthread_mutex_destroy(&s->lock);
 	free(s);
-}
-
-void alerts_get_stats(struct alerts_sender *s, struct alerts_stats *out)
-{
-	pthread_mutex_lock(&s->lock);
-	*out = s->stats;
-	pthread_mutex_unlock(&s->lock);
 }

@@ -11,7 +11,8 @@
  * a snapshot (a pointer swap); the snapshot is bounded (alerts.max_alerts)
  * and replaced, never queued, so a dead Alertmanager costs no memory. A
  * failed POST is retried with a doubling back-off (1 s up to backoff_max),
- * said once per back-off window, and counted.
+ * said once per back-off window, and counted in the store
+ * (alert_store_send_stats: shown at /api/v1/alerts).
  */
 #ifndef TALLY_ALERTS_H
 #define TALLY_ALERTS_H
@@ -23,12 +24,6 @@
 struct tally_err;
 struct alerts_sender;
 
-struct alerts_stats {
-	uint64_t posts;              /* successful POSTs */
-	uint64_t failures;           /* failed POSTs (each retried) */
-	uint64_t alerts_sent;        /* alerts in successful POSTs */
-	int64_t last_success_ns;     /* wall clock, 0 = never */
-};
 
 /* Start the sender thread for c (borrowed: must outlive the sender).
  * Returns 0, or -errno with a message in e. */
@@ -37,7 +32,6 @@ int alerts_start(struct alerts_sender **out, const struct alerting_config *c,
 /* Try once more to deliver what was not delivered (bounded by the POST
  * timeout), stop the thread and free it. */
 void alerts_stop(struct alerts_sender *s);
-void alerts_get_stats(struct alerts_sender *s, struct alerts_stats *out);
 
 /* The POST body for snap: the firing and resolved alerts as Alertmanager v2
  * postable alerts. now_ns is the wall clock (firing endsAt = now + 4 x

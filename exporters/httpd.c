@@ -375,6 +375,7 @@ static enum MHD_Result get_alerts(struct httpd *h, struct MHD_Connection *c, con
 		tenant = w->tenant;
 	}
 	struct alert_snap *snap = alert_acquire(h->alerts);
+	uint64_t dropped = snap ? snap->dropped : 0;
 	json_t *root = json_object(), *arr = json_array();
 	json_object_set_new(root, "now", iso(time_now_ns()));
 	json_object_set_new(root, "data_time", iso(snap ? snap->tick_ns : 0));
@@ -392,8 +393,19 @@ static enum MHD_Result get_alerts(struct httpd *h, struct MHD_Connection *c, con
 		json_object_set_new(o, "value", json_real(v->value));
 		json_array_append_new(arr, o);
 	}
-	json_object_set_new(root, "dropped", json_integer(snap && w->admin ? (json_int_t)snap->dropped : 0));
 	alert_put(h->alerts, snap);
+	if (w->admin) {
+		/* the bounds and the sender's health: tallyd's own business */
+		struct alert_send_stats ss;
+		alert_store_send_stats(h->alerts, &ss);
+		json_t *o = json_object();
+		json_object_set_new(o, "posts", json_integer((json_int_t)ss.posts));
+		json_object_set_new(o, "failures", json_integer((json_int_t)ss.failures));
+		json_object_set_new(o, "alerts_sent", json_integer((json_int_t)ss.alerts_sent));
+		json_object_set_new(o, "last_success", iso(ss.last_success_ns));
+		json_object_set_new(root, "sender", o);
+		json_object_set_new(root, "dropped", json_integer((json_int_t)dropped));
+	}
 	json_object_set_new(root, "alerts", arr);
 	return send_json(c, MHD_HTTP_OK, root);
 }

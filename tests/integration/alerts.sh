@@ -13,7 +13,9 @@
 #   and must have heard from B (the alert's lease, endsAt, moves on);
 # - run C goes past the restart: the alert must leave Alertmanager's active
 #   list. Firing alerts are sent with endsAt = now + 4 x resend (4 min here),
-#   so within the bounded wait only tallyd's resolution can end it.
+#   so within the bounded wait only tallyd's resolution can end it;
+# - run D with Alertmanager gone: the period is still ingested, the alert
+#   fires in tallyd, the failed POSTs are retried, counted and logged.
 # No durations are asserted: waits are bounded polls.
 set -eu
 B=${B:-build}
@@ -176,7 +178,8 @@ alerts:
   timeout: 5s
 EOC
 	} > "$work/t.yaml"
-	"$TALLYD" -c "$work/t.yaml" 2>"$work/$2" &
+: > "$work/$2"
+	"$TALLYD" -c "$work/t.yaml" 2>>"$work/$2" &
 	tpid=$!
 	i=0
 	until grep -q "serving until SIGTERM" "$work/$2"; do
@@ -276,6 +279,20 @@ st=$(sqlite3 "$work/d/ledger.db" "SELECT state, fired_ns, resolved_ns FROM alert
 	bad "ledger alert state '$st', want 'resolved|$T1_NS|$T2_NS'"
 stop_tallyd
 kill -0 "$apid" 2>/dev/null && ok "alertmanager still running" || bad "alertmanager died"
+
+# ---- run D: Alertmanager unreachable: ingest goes on, failures are counted ----
+# a port nothing listens on: Alertmanager's, after stopping it
+kill "$apid"; wait "$apid" 2>/dev/null || true
+apid=""
+rm -rf "$work/d"
+start_tallyd "$END_A" d.log   # reaching "serving" means the whole period was ingested
+failures() { curl -sf -H "Authorization: Bearer $ADMIN" "$URL/api/v1/alerts" | jq .sender.failures; }
+retried() { [ "$(failures)" -ge 2 ]; }
+wait_for "run D: the period was ingested and the failed POST was retried" retried || true
+n=$(curl -sf -H "Authorization: Bearer $ADMIN" "$URL/api/v1/alerts" | jq --arg u "$UUID" "$sel")
+[ "$n" = 1 ] && ok "run D: the alert is firing in tallyd meanwhile" || bad "run D: $n firing"
+grep -q "cannot reach alertmanager" "$work/d.log" && ok "run D: said in the log" || bad "run D: nothing in the log"
+stop_tallyd
 
 [ "$fails" -eq 0 ] || { echo "$fails failed"; exit 1; }
 echo "all alerting checks passed"
