@@ -32,7 +32,7 @@ static const char *const alerts_keys[] = { "alertmanager", "resend", "timeout", 
 					   "backoff_max", "generator_url", "stale_intervals", "vm_down",
 					   "samples_dropped", "max_alerts", "rules", NULL };
 static const char *const rule_keys[] = { "name", "meter", "rate_above", "rate_below", "above", "below",
-					 "for", "severity", "labels", "annotations", NULL };
+					 "window", "for", "severity", "labels", "annotations", NULL };
 static const char *const severities[] = { "critical", "warning", "info", NULL };
 /* labels tally sets itself; a rule may not override them */
 static const char *const reserved[] = { "alertname", "severity", "uuid", "name", "tenant", "host",
@@ -145,6 +145,7 @@ static int parse_rule(struct alerting_config *c, const struct cfg_node *r, struc
 	    (rc = cfg_get_string(r, "name", ar->name, sizeof(ar->name), e)) ||
 	    (rc = cfg_get_string(r, "meter", meter, sizeof(meter), e)) ||
 	    (rc = cfg_get_duration(r, "for", 0, 30 * 86400 * NS_PER_SEC, &ar->for_ns, e)) ||
+	    (rc = cfg_get_duration(r, "window", 0, 86400 * NS_PER_SEC, &ar->window_ns, e)) ||
 	    (rc = cfg_get_enum(r, "severity", severities, &sev, e)))
 		return rc;
 	if (!ar->name[0])
@@ -467,8 +468,21 @@ struct resagg {
 	uint32_t gen;                    /* == eval gen when filled this time */
 };
 
+/* A windowed rule's recent readings of one series: a ring of (time, value)
+ * where value is the counter's total or the gauge. */
+#define WND_MAX 4096                  /* readings kept per series at most */
+struct wnd {
+	char key[KEY_MAX];
+	uint32_t gen;                    /* eval gen it was last seen in */
+	uint32_t head, n, cap;
+	int64_t *t;
+	double *v;
+};
+
 struct alerting {
 	const struct alerting_config *c;
+	struct wnd *w;                   /* windows, open addressing by key */
+	size_t w_cap, w_used;
 	char agent_id[TALLY_ID_MAX];
 	int64_t interval_ns;
 	struct inst *in;
@@ -592,10 +606,109 @@ int alerting_new(struct alerting **out, const struct alerting_config *c, const c
 	return 0;
 }
 
+static void wnd_free_all(struct wnd *w, size_t cap)
+{
+	for (size_t i = 0; i < cap; i++) {
+		free(w[i].t);
+		free(w[i].v);
+	}
+	free(w);
+}
+
+/* The window of key, created empty when new; NULL when out of memory. */
+static struct wnd *wnd_get(struct alerting *g, const char *key, uint32_t cap)
+{
+	if (2 * (g->w_used + 1) > g->w_cap) {
+		/* grow, and drop the windows of series not seen in this or the last
+		 * evaluation (they ended, or their VM went away) */
+		size_t ncap = g->w_cap ? g->w_cap : 64;
+		while (2 * (g->w_used + 1) > ncap)
+			ncap *= 2;
+		struct wnd *nw = calloc(ncap, sizeof(*nw));
+		if (!nw)
+			return NULL;
+		size_t used = 0;
+		for (size_t i = 0; i < g->w_cap; i++) {
+			struct wnd *o = &g->w[i];
+			if (!o->key[0])
+				continue;
+			if (o->gen + 1 < g->eval_gen) {
+				free(o->t);
+				free(o->v);
+				continue;
+			}
+			size_t h = hash(o->key) & (ncap - 1);
+			while (nw[h].key[0])
+				h = (h + 1) & (ncap - 1);
+			nw[h] = *o;
+			used++;
+		}
+		free(g->w);
+		g->w = nw;
+		g->w_cap = ncap;
+		g->w_used = used;
+	}
+	size_t h = hash(key) & (g->w_cap - 1);
+	while (g->w[h].key[0]) {
+		if (!strcmp(g->w[h].key, key))
+			return &g->w[h];
+		h = (h + 1) & (g->w_cap - 1);
+	}
+	struct wnd *w = &g->w[h];
+	w->t = malloc(cap * sizeof(*w->t));
+	w->v = malloc(cap * sizeof(*w->v));
+	if (!w->t || !w->v) {
+		free(w->t);
+		free(w->v);
+		w->t = NULL;
+		w->v = NULL;
+		return NULL;
+	}
+	str_copy(w->key, key, sizeof(w->key));
+	w->cap = cap;
+	w->head = w->n = 0;
+	g->w_used++;
+	return w;
+}
+
+/* Add the reading (t, v) unless it is not newer than the last one; then
+ * the windowed value over [t_last - window, t_last]: for a counter the rate
+ * between the oldest reading in it and the last (0 with one reading), for a
+ * gauge the mean of the readings in it. */
+static double wnd_value(struct wnd *w, int64_t t, double v, int64_t window_ns, bool counter)
+{
+	uint32_t last = (w->head + w->cap - 1) % w->cap;
+	if (!w->n || t > w->t[last]) {
+		w->t[w->head] = t;
+		w->v[w->head] = v;
+		w->head = (w->head + 1) % w->cap;
+		if (w->n < w->cap)
+			w->n++;
+		last = (w->head + w->cap - 1) % w->cap;
+	}
+	int64_t from = w->t[last] - window_ns;
+	double sum = 0;
+	uint32_t k = 0, oldest = last;
+	for (uint32_t i = 0; i < w->n; i++) {
+		uint32_t j = (last + w->cap - i) % w->cap;
+		if (w->t[j] < from)
+			break;
+		oldest = j;
+		sum += w->v[j];
+		k++;
+	}
+	if (!counter)
+		return sum / k;
+	if (oldest == last)
+		return 0;
+	return (w->v[last] - w->v[oldest]) / ((double)(w->t[last] - w->t[oldest]) / 1e9);
+}
+
 void alerting_free(struct alerting *g)
 {
 	if (!g)
 		return;
+	wnd_free_all(g->w, g->w_cap);
 	free(g->in);
 	free(g->idx);
 	free(g->del);
@@ -909,8 +1022,21 @@ static int visit_series(void *ctx, const struct agg_series_view *sv)
 		const struct alert_rule *ar = &c->rules[i];
 		if (ar->meter != sv->meter)
 			continue;
-		double v = sv->kind == SAMPLE_GAUGE ? sv->gauge
-			   : sv->meter == M_CPU ? sv->rate / 1e9 : sv->rate;
+		bool counter = sv->kind != SAMPLE_GAUGE;
+		double v = counter ? sv->rate : sv->gauge;
+		if (ar->window_ns) {
+			snprintf(key, sizeof(key), "%zu\x1f%s\x1f%s\x1f%s", i, sv->res->meta.resource,
+				 sv->device, sv->agent);
+			int64_t n = ar->window_ns / g->interval_ns + 2;
+			struct wnd *w = wnd_get(g, key, (uint32_t)(n < WND_MAX ? n : WND_MAX));
+			if (!w)
+				return -ENOMEM;
+			w->gen = g->eval_gen;
+			v = wnd_value(w, sv->last_ns, counter ? (double)sv->total : sv->gauge, ar->window_ns,
+				      counter);
+		}
+		if (sv->meter == M_CPU)
+			v /= 1e9;      /* ns of CPU per second -> CPU-seconds per second */
 		bool cond = !sv->ended && (ar->op == ALERT_ABOVE ? v > ar->threshold : v < ar->threshold);
 		snprintf(key, sizeof(key), "%s\x1f%s\x1f%s\x1f%s", ar->name, sv->res->meta.resource,
 			 sv->device, sv->agent);

@@ -7,7 +7,9 @@
  * A rule is a condition on a subject, evaluated once per collection cycle at
  * the cycle's data time t (virtual in fast-forward):
  *   - a threshold rule: a meter's rate (counters, per second) or value
- *     (gauges) of one series above or below a threshold;
+ *     (gauges) of one series above or below a threshold; with a window,
+ *     the rate between the readings that window spans, or the mean of the
+ *     gauge's readings in it (kept in memory: a restart refills it);
  *   - built-in VMDown: a VM that crashed and has not started again (from
  *     the lifecycle events, and the instance gauge coming back);
  *   - built-in StaleData: a VM whose series have not ended (it was not
@@ -65,6 +67,7 @@ struct alert_rule {
 	enum alert_op op;
 	double threshold;                /* counters: meter unit per second (cpu: seconds per second) */
 	int64_t for_ns;
+	int64_t window_ns;               /* 0: the last interval (rate) or the last value (gauge) */
 	char severity[16];               /* critical, warning, info */
 	char labels[512];                /* extra labels, "name=value\n" sorted */
 	char annotations[512];           /* extra annotations, same form */

@@ -2,7 +2,8 @@
  * test_alerting.c: the alert rule parser, the pending/firing/resolved state
  * machine, the engine on a real aggregator and ledger (a crash fires VMDown
  * at the crash's time, a reopen keeps it, the restart resolves it at the
- * start's time; a gauge rule with `for:`), and the Alertmanager POST body.
+ * start's time; a gauge rule with `for:`; windowed gauge means and counter
+ * rates), and the Alertmanager POST body.
  * Every expected value is worked out by hand in the comments.
  *
  * Times: OCT = 2026-10-01T00:00:00Z = 1790812800 s.
@@ -71,7 +72,7 @@ START_TEST(parse_rules)
 		"  resend: 30s\n"
 		"  stale_intervals: 0\n"
 		"  rules:\n"
-		"    - {name: HighCPU, meter: cpu, rate_above: 0.9, for: 2m, severity: critical,\n"
+		"    - {name: HighCPU, meter: cpu, rate_above: 0.9, window: 5m, for: 2m, severity: critical,\n"
 		"       labels: {team: ops, a: '1'}, annotations: {runbook: 'http://w/x'}}\n"
 		"    - {name: LowMem, meter: memory, below: 1e9}\n";
 	ck_assert_msg(parse(y, &c, &e) == 0, "%s", e.msg);
@@ -86,6 +87,7 @@ START_TEST(parse_rules)
 	ck_assert_int_eq(r->op, ALERT_ABOVE);
 	ck_assert_double_eq(r->threshold, 0.9);
 	ck_assert_int_eq(r->for_ns, 120 * S);
+	ck_assert_int_eq(r->window_ns, 300 * S);
 	ck_assert_str_eq(r->severity, "critical");
 	ck_assert_str_eq(r->labels, "a=1\nteam=ops\n");              /* sorted by name */
 	ck_assert_str_eq(r->annotations, "runbook=http://w/x\n");
@@ -95,6 +97,7 @@ START_TEST(parse_rules)
 	ck_assert_int_eq(r->op, ALERT_BELOW);
 	ck_assert_double_eq(r->threshold, 1e9);
 	ck_assert_int_eq(r->for_ns, 0);
+	ck_assert_int_eq(r->window_ns, 0);
 	ck_assert_str_eq(r->severity, "warning");                     /* the default */
 }
 END_TEST
@@ -122,9 +125,9 @@ static const struct {
 	  "t.yaml:4:14: key 'name': rule 'X' is given twice" },
 	{ "alerts:\n  rules:\n    - {name: X, meter: cpu, rate_above: 1, severity: page}\n",
 	  "t.yaml:3:54: key 'severity': expected one of critical, warning, info (got 'page')" },
-	{ "alerts:\n  rules:\n    - {name: X, meter: cpu, rate_above: 1, window: 5m}\n",
-	  "t.yaml:3:44: unknown key 'window' in 'rules' (known: name, meter, rate_above, rate_below, above,"
-	  " below, for, severity, labels, annotations)" },
+	{ "alerts:\n  rules:\n    - {name: X, meter: cpu, rate_above: 1, span: 5m}\n",
+	  "t.yaml:3:44: unknown key 'span' in 'rules' (known: name, meter, rate_above, rate_below, above,"
+	  " below, window, for, severity, labels, annotations)" },
 	{ "alerts:\n  rules:\n    - {name: X, meter: cpu, rate_above: 1, labels: {uuid: x}}\n",
 	  "t.yaml:3:53: key 'labels': 'uuid' is set by tally itself" },
 	{ "alerts:\n  alertmanager: localhost:9093\n",
@@ -372,6 +375,64 @@ START_TEST(engine_gauge_for)
 }
 END_TEST
 
+START_TEST(engine_windows)
+{
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
+			       "  rules:\n"
+			       "    - {name: MemAvg, meter: memory, above: 1000, window: 30s}\n"
+			       "    - {name: NetIn, meter: network.incoming.bytes, rate_above: 50, window: 30s}\n",
+			       &cfg, &e), 0);
+	ck_assert_int_eq(alert_store_init(&store), 0);
+	lf_open();
+	eng_open();
+	lf_meta("vm-c", "gamma", "m1", OCT);
+	/* memory, mean of the readings in [t - 30, t]:
+	 *   t=0 {600} 600; t=10 {600,1800} 1200 > 1000: fires at 10;
+	 *   t=20 1400; t=30 {600,1800,1800,600} 1200; t=40 {1800,1800,600,600}
+	 *   1200; t=50 {1800,600,600,600} 900: resolved at 50 (without the
+	 *   window: at 30).
+	 * network.incoming.bytes, a counter read 0 (baseline), 2000, then 2000
+	 * on: totals 0, 2000, 2000, ... rate between the oldest reading in the
+	 * window and the last: t=0 one reading, 0; t=10 2000/10 = 200 > 50:
+	 * fires at 10; t=20 2000/20 = 100; t=30 2000/30 = 66.7; t=40 (oldest
+	 * t=10) 0/30 = 0: resolved at 40 (without the window: at 20). */
+	static const struct { int64_t t_s; double mem; uint64_t net; int mem_st, net_st; } rows[] = {
+		{ 0, 600, 0, ALERT_INACTIVE, ALERT_INACTIVE },
+		{ 10, 1800, 2000, ALERT_FIRING, ALERT_FIRING },
+		{ 20, 1800, 2000, ALERT_FIRING, ALERT_FIRING },
+		{ 30, 600, 2000, ALERT_FIRING, ALERT_FIRING },
+		{ 40, 600, 2000, ALERT_FIRING, ALERT_RESOLVED },
+		{ 50, 600, 2000, ALERT_RESOLVED, ALERT_RESOLVED },
+	};
+	for (size_t i = 0; i < 6; i++) {
+		lf_reading("vm-c", M_MEMORY, OCT + rows[i].t_s * S, rows[i].mem, 0, 0);
+		lf_reading("vm-c", M_NET_IN_BYTES, OCT + rows[i].t_s * S, 0, rows[i].net, 0);
+		cycle(OCT + rows[i].t_s * S);
+		struct alert_snap *s = alert_acquire(&store);
+		const struct alert_view *m = find_alert(s, "alertname=MemAvg");
+		const struct alert_view *n = find_alert(s, "alertname=NetIn");
+		ck_assert_msg((m ? (int)m->state : ALERT_INACTIVE) == rows[i].mem_st, "t=%lld: MemAvg %s",
+			      (long long)rows[i].t_s, m ? alert_state_name(m->state) : "none");
+		ck_assert_msg((n ? (int)n->state : ALERT_INACTIVE) == rows[i].net_st, "t=%lld: NetIn %s",
+			      (long long)rows[i].t_s, n ? alert_state_name(n->state) : "none");
+		if (m)
+			ck_assert_int_eq(m->fired_ns, OCT + 10 * S);
+		if (n)
+			ck_assert_int_eq(n->fired_ns, OCT + 10 * S);
+		if (m && m->state == ALERT_RESOLVED)
+			ck_assert_int_eq(m->resolved_ns, OCT + 50 * S);
+		if (n && n->state == ALERT_RESOLVED)
+			ck_assert_int_eq(n->resolved_ns, OCT + 40 * S);
+		alert_put(&store, s);
+	}
+	lf_close();
+	alerting_free(eng);
+	alert_store_release(&store);
+	lf_teardown();
+}
+END_TEST
+
 /* ---- the Alertmanager POST body ---- */
 
 START_TEST(render_body)
@@ -436,6 +497,7 @@ int main(void)
 	tcase_add_test(tc, step_events);
 	tcase_add_test(tc, engine_vmdown);
 	tcase_add_test(tc, engine_gauge_for);
+	tcase_add_test(tc, engine_windows);
 	tcase_add_test(tc, render_body);
 	tcase_add_test(tc, label_lookup);
 	suite_add_tcase(s, tc);
