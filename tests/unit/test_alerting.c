@@ -433,6 +433,76 @@ START_TEST(engine_windows)
 }
 END_TEST
 
+START_TEST(engine_builtins)
+{
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n", &cfg, &e), 0);  /* stale after 3 intervals */
+	ck_assert_int_eq(alert_store_init(&store), 0);
+	lf_open();
+	eng_open();
+	lf_meta("vm-d", "delta", "m1", OCT);
+	lf_meta("vm-e", "delta", "m1", OCT);
+	/* interval 10 s, stale after 3 intervals: vm-d reads at 0 and 10, then
+	 * nothing until 60: stale when its last reading (10) is before t - 30,
+	 * first at t = 50 (10 < 20; at 40, 10 < 10 is false); resolved by the
+	 * reading at 60. vm-e stops at 10 (a final reading): never stale.
+	 * SamplesDropped: the count grows at 10 (0 -> 5): firing at 10, held
+	 * while t - 10 < 10 intervals = 100 s, so still firing at 100 and
+	 * resolved at 110. */
+	static const struct { int64_t t_s; bool read_d; uint64_t dropped; int stale, drop; } rows[] = {
+		{ 0, true, 0, ALERT_INACTIVE, ALERT_INACTIVE },
+		{ 10, true, 5, ALERT_INACTIVE, ALERT_FIRING },
+		{ 20, false, 5, ALERT_INACTIVE, ALERT_FIRING },
+		{ 40, false, 5, ALERT_INACTIVE, ALERT_FIRING },
+		{ 50, false, 5, ALERT_FIRING, ALERT_FIRING },
+		{ 60, true, 5, ALERT_RESOLVED, ALERT_FIRING },
+		{ 100, true, 5, ALERT_RESOLVED, ALERT_FIRING },
+		{ 110, true, 5, ALERT_RESOLVED, ALERT_RESOLVED },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		int64_t t = OCT + rows[i].t_s * S;
+		if (rows[i].read_d)
+			lf_reading("vm-d", M_VCPUS, t, 2, 0, 0);
+		if (rows[i].t_s <= 10)
+			lf_reading("vm-e", M_VCPUS, t, 2, 0, rows[i].t_s == 10 ? SAMPLE_F_LAST : 0);
+		alerting_note_batch(eng, &bt);
+		lf_flush();
+		ck_assert_int_eq(alerting_eval(eng, agg, t, rows[i].dropped), 0);
+		ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
+		alerting_committed(eng);
+		ck_assert_int_eq(alerting_publish(eng, &store), 0);
+		struct alert_snap *s = alert_acquire(&store);
+		const struct alert_view *st = find_alert(s, "alertname=StaleData");
+		const struct alert_view *dr = find_alert(s, "alertname=SamplesDropped");
+		ck_assert_ptr_null(find_alert(s, "uuid=vm-e"));
+		ck_assert_msg((st ? (int)st->state : ALERT_INACTIVE) == rows[i].stale, "t=%lld: stale %s",
+			      (long long)rows[i].t_s, st ? alert_state_name(st->state) : "none");
+		ck_assert_msg((dr ? (int)dr->state : ALERT_INACTIVE) == rows[i].drop, "t=%lld: dropped %s",
+			      (long long)rows[i].t_s, dr ? alert_state_name(dr->state) : "none");
+		if (st) {
+			ck_assert_str_eq(st->labels, "alertname=StaleData\nhost=host-1\nname=vm-d\n"
+						     "severity=warning\ntenant=delta\nuuid=vm-d\n");
+			ck_assert_int_eq(st->fired_ns, OCT + 50 * S);
+			if (st->state == ALERT_RESOLVED)
+				ck_assert_int_eq(st->resolved_ns, OCT + 60 * S);
+		}
+		if (dr) {
+			/* about tallyd itself: no tenant, admin only */
+			ck_assert_str_eq(dr->labels, "alertname=SamplesDropped\nhost=tallyd-1\nseverity=warning\n");
+			ck_assert_str_eq(dr->tenant, "");
+			ck_assert_int_eq(dr->fired_ns, OCT + 10 * S);
+			if (dr->state == ALERT_RESOLVED)
+				ck_assert_int_eq(dr->resolved_ns, OCT + 110 * S);
+		}
+		alert_put(&store, s);
+	}
+	lf_close();
+	alerting_free(eng);
+	alert_store_release(&store);
+	lf_teardown();
+}
+END_TEST
+
 /* ---- the Alertmanager POST body ---- */
 
 START_TEST(render_body)
@@ -498,6 +568,7 @@ int main(void)
 	tcase_add_test(tc, engine_vmdown);
 	tcase_add_test(tc, engine_gauge_for);
 	tcase_add_test(tc, engine_windows);
+	tcase_add_test(tc, engine_builtins);
 	tcase_add_test(tc, render_body);
 	tcase_add_test(tc, label_lookup);
 	suite_add_tcase(s, tc);
