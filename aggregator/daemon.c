@@ -39,7 +39,7 @@ static int join(char *out, size_t len, const char *dir, const char *name, struct
 }
 
 static const char *const http_keys[] = { "enabled", "address", "port", "stale_after",
-					 "serve_after_end", "tokens", NULL };
+					 "serve_after_end", "tokens", "plan", NULL };
 static const char *const token_keys[] = { "token", "tenant", "admin", NULL };
 
 static bool loopback(const char *addr)
@@ -70,7 +70,8 @@ static int parse_http(struct daemon_config *c, const struct cfg_node *root, stru
 	    (rc = cfg_get_uint(hs, "port", 0, 65535, &port, e)) ||
 	    (rc = cfg_get_duration(hs, "stale_after", NS_PER_SEC, 30 * 86400 * NS_PER_SEC,
 				   &h->stale_after_ns, e)) ||
-	    (rc = cfg_get_bool(hs, "serve_after_end", &h->serve_after_end, e)))
+	    (rc = cfg_get_bool(hs, "serve_after_end", &h->serve_after_end, e)) ||
+	    (rc = cfg_get_string(hs, "plan", h->plan, sizeof(h->plan), e)))
 		return rc;
 	h->port = (int)port;
 	if ((tk = cfg_get(hs, "tokens"))) {

@@ -35,6 +35,7 @@ struct daemon_http {
 	int port;                         /* default 9464 */
 	int64_t stale_after_ns;           /* default 3 intervals */
 	bool serve_after_end;             /* fast-forward: keep serving until a signal */
+	char plan[PATH_MAX];              /* rate plan for /api/v1/sla; "" for none */
 	struct daemon_token {
 		char token[128];
 		char tenant[64];          /* "" for admin */

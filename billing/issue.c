@@ -351,3 +351,57 @@ out:
 	}
 	return rc;
 }
+
+int issue_list(const char *ledger, const char *tenant, struct issued **out, size_t *n, struct tally_err *e)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = ledger_ro_open(ledger, &db, e)))
+		return rc;
+	if (sqlite3_prepare_v2(db, "SELECT id, number, from_ns, to_ns, issued_ns, issuer, tenant, sha256, currency,"
+				   " json_extract(document, '$.invoices[0].total') FROM invoices"
+				   " WHERE ?1 IS NULL OR tenant = ?1 ORDER BY issuer, number", -1, &st, NULL) != SQLITE_OK) {
+		rc = err_set(e, -EIO, "%s: cannot read invoices: %s", ledger, sqlite3_errmsg(db));
+		goto out;
+	}
+	if (tenant)
+		sqlite3_bind_text(st, 1, tenant, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct issued *p = realloc(*out, cap * sizeof(*p));
+			if (!p) {
+				rc = err_set(e, -ENOMEM, "out of memory");
+				goto out;
+			}
+			*out = p;
+		}
+		struct issued *x = &(*out)[(*n)++];
+		memset(x, 0, sizeof(*x));
+		x->id = sqlite3_column_int64(st, 0);
+		x->number = sqlite3_column_int64(st, 1);
+		x->from_ns = sqlite3_column_int64(st, 2);
+		x->to_ns = sqlite3_column_int64(st, 3);
+		x->issued_ns = sqlite3_column_int64(st, 4);
+		str_copy(x->issuer, col_text(st, 5), sizeof(x->issuer));
+		str_copy(x->tenant, col_text(st, 6), sizeof(x->tenant));
+		str_copy(x->sha256, col_text(st, 7), sizeof(x->sha256));
+		str_copy(x->currency, col_text(st, 8), sizeof(x->currency));
+		str_copy(x->total, col_text(st, 9), sizeof(x->total));
+	}
+	rc = rc == SQLITE_DONE ? 0 : err_set(e, -EIO, "%s: cannot read invoices: %s", ledger, sqlite3_errmsg(db));
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	if (rc) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return rc;
+}

@@ -41,9 +41,15 @@ int issue_store(const char *ledger, struct invoice *invs, size_t n, const struct
 struct issued {
 	int64_t id, number, from_ns, to_ns, issued_ns;
 	char issuer[64], tenant[64], sha256[65];
+	char currency[4], total[32]; /* issue_list() only: the total as printed */
 	char *plan_text;             /* owned: free() */
 	char *document;              /* owned: free() */
 };
+
+/* Every issued invoice (of tenant, when not NULL), by issuer and number,
+ * without plan or document. *out is malloc'd (free() it). 0 or errors as
+ * ledger_ro.h. */
+int issue_list(const char *ledger, const char *tenant, struct issued **out, size_t *n, struct tally_err *e);
 
 /* Find an issued invoice by "NUMBER" (when one issuer) or "ISSUER#NUMBER".
  * Returns 0; -ENOENT (no such invoice), -EINVAL (ambiguous); message in e.

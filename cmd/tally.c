@@ -66,6 +66,22 @@ static int bad(const char *fmt, ...)
 	return 2;
 }
 
+/* The index of arg among names (NULL-terminated), or -1 after saying what
+ * the flag expects ("--format 'xml': expected text, csv or json"). */
+static int choice(const char *flag, const char *arg, const char *const *names)
+{
+	char want[160] = "";
+	size_t used = 0;
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(arg, names[i]))
+			return i;
+	for (int i = 0; names[i] && used < sizeof(want); i++)
+		used += (size_t)snprintf(want + used, sizeof(want) - used, "%s%s",
+					 i == 0 ? "" : names[i + 1] ? ", " : " or ", names[i]);
+	bad("%s '%s': expected %s", flag, arg, want);
+	return -1;
+}
+
 /* The ledger path: $TALLY_LEDGER, else ./var/ledger.db. */
 static const char *default_ledger(void)
 {
@@ -134,26 +150,22 @@ static int cmd_usage(int argc, char **argv)
 				return bad("--meter '%s': no such meter (known: %s)", optarg, known);
 			}
 			break;
-		case 'b':
-			if (!strcmp(optarg, "tenant"))
-				q.by = USAGE_BY_TENANT;
-			else if (!strcmp(optarg, "resource"))
-				q.by = USAGE_BY_RESOURCE;
-			else if (!strcmp(optarg, "hour"))
-				q.by = USAGE_BY_HOUR;
-			else
-				return bad("--by '%s': expected tenant, resource or hour", optarg);
+		case 'b': {
+			static const char *const bys[] = { "tenant", "resource", "hour", NULL };
+			int x = choice("--by", optarg, bys);   /* enum usage_by order */
+			if (x < 0)
+				return 2;
+			q.by = (enum usage_by)x;
 			break;
-		case 'F':
-			if (!strcmp(optarg, "table"))
-				fmt = USAGE_TABLE;
-			else if (!strcmp(optarg, "csv"))
-				fmt = USAGE_CSV;
-			else if (!strcmp(optarg, "json"))
-				fmt = USAGE_JSON;
-			else
-				return bad("--format '%s': expected table, csv or json", optarg);
+		}
+		case 'F': {
+			static const char *const fmts[] = { "table", "csv", "json", NULL };
+			int x = choice("--format", optarg, fmts);   /* enum usage_format order */
+			if (x < 0)
+				return 2;
+			fmt = (enum usage_format)x;
 			break;
+		}
 		case 'h': return usage_help(stdout);
 		default: usage_help(stderr); return 2;
 		}
@@ -333,18 +345,14 @@ static int cmd_invoice(int argc, char **argv)
 		case 'i': issue = true; break;
 		case 'a': incomplete = true; break;
 		case 'R': rrd_dir = optarg; break;
-		case 'F':
-			if (!strcmp(optarg, "text"))
-				ro.format = INV_TEXT;
-			else if (!strcmp(optarg, "csv"))
-				ro.format = INV_CSV;
-			else if (!strcmp(optarg, "json"))
-				ro.format = INV_JSON;
-			else if (!strcmp(optarg, "html"))
-				ro.format = INV_HTML;
-			else
-				return bad("--format '%s': expected text, csv, json or html", optarg);
+		case 'F': {
+			static const char *const fmts[] = { "text", "csv", "json", "html", NULL };
+			int x = choice("--format", optarg, fmts);   /* enum invoice_format order */
+			if (x < 0)
+				return 2;
+			ro.format = (enum invoice_format)x;
 			break;
+		}
 		case 'h': return invoice_help(stdout);
 		default: invoice_help(stderr); return 2;
 		}
@@ -457,16 +465,14 @@ static int cmd_sla(int argc, char **argv)
 		case 'T': q.tenant = optarg; break;
 		case 'P': plan_path = optarg; break;
 		case 'l': q.ledger = optarg; break;
-		case 'F':
-			if (!strcmp(optarg, "text"))
-				fmt = SLA_TEXT;
-			else if (!strcmp(optarg, "csv"))
-				fmt = SLA_CSV;
-			else if (!strcmp(optarg, "json"))
-				fmt = SLA_JSON;
-			else
-				return bad("--format '%s': expected text, csv or json", optarg);
+		case 'F': {
+			static const char *const fmts[] = { "text", "csv", "json", NULL };
+			int x = choice("--format", optarg, fmts);   /* enum sla_format order */
+			if (x < 0)
+				return 2;
+			fmt = (enum sla_format)x;
 			break;
+		}
 		case 'h': return sla_help(stdout);
 		default: sla_help(stderr); return 2;
 		}

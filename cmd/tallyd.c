@@ -104,6 +104,7 @@ int main(int argc, char **argv)
 		struct httpd_config hc = { .address = cfg.http.address, .port = (uint16_t)cfg.http.port,
 					   .tokens = tok, .n_tokens = cfg.http.n_tokens,
 					   .ledger_path = cfg.ledger_path,
+					   .plan_path = cfg.http.plan[0] ? cfg.http.plan : NULL,
 					   .alerts = alerting ? &alerts : NULL };
 		if (live_store_init(&live) || httpd_start(&http, &hc, &live, &e)) {
 			fprintf(stderr, "tallyd: %s\n", e.msg[0] ? e.msg : "cannot start the HTTP listener");

@@ -16,6 +16,9 @@
 #include "str.h"
 #include "tallytime.h"
 #include "usage.h"
+#include "issue.h"
+#include "plan.h"
+#include "sla.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,6 +54,7 @@ struct httpd {
 	struct httpd_token *tokens;
 	size_t n_tokens;
 	char *ledger_path;
+	char *plan_path;             /* NULL: no plan, /api/v1/sla says so */
 	uint16_t port;
 	struct alert_store *alerts;
 };
@@ -343,6 +347,125 @@ static enum MHD_Result get_usage(struct httpd *h, struct MHD_Connection *c, cons
 	return send_buf(c, MHD_HTTP_OK, "application/json", buf, len);
 }
 
+/* GET /api/v1/sla?period=2026-10 (or from/to)[&tenant=X]: the SLA report
+ * (docs/sla.md) under the plan of http.plan; a tenant token sees its own. */
+static enum MHD_Result get_sla(struct httpd *h, struct MHD_Connection *c, const struct who *w)
+{
+	static const char *const known[] = { "period", "from", "to", "tenant", NULL };
+	char bad[64], msg[600];
+	struct tally_err e = { 0 };
+	int64_t x;
+	if (!args_ok(c, known, bad, sizeof(bad))) {
+		snprintf(msg, sizeof(msg), "unknown query parameter '%s' (known: period, from, to, tenant)", bad);
+		return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+	}
+	if (!h->plan_path)
+		return send_error(c, MHD_HTTP_NOT_FOUND, "no rate plan is configured (http.plan)");
+#define ARG(n) MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, n)
+	const char *period = ARG("period"), *from = ARG("from"), *to = ARG("to"), *tenant = ARG("tenant");
+#undef ARG
+	struct sla_query q = { .ledger = h->ledger_path };
+	if (period ? (from || to || time_parse_range(period, &q.from_ns, &q.to_ns, &e))
+		   : (!from || !to || time_parse_range(from, &q.from_ns, &x, &e) ||
+		      time_parse_range(to, &x, &q.to_ns, &e))) {
+		snprintf(msg, sizeof(msg), "give 'period' or 'from' and 'to'%s%s", e.msg[0] ? ": " : "", e.msg);
+		return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+	}
+	if (q.from_ns >= q.to_ns)
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "the period is empty");
+	if (!w->admin) {
+		if (tenant && strcmp(tenant, w->tenant))
+			return send_error(c, MHD_HTTP_NOT_FOUND, "no such tenant");
+		tenant = w->tenant;
+	}
+	q.tenant = tenant;
+	struct plan p;
+	struct plan_errors errs;
+	if (plan_load(h->plan_path, &p, &errs))
+		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, errs.n ? errs.msg[0] : "the plan does not load");
+	if (!p.has_sla) {
+		plan_release(&p);
+		return send_error(c, MHD_HTTP_NOT_FOUND, "the rate plan has no 'sla' section");
+	}
+	struct sla_report r;
+	int rc = sla_compute(&q, &p, &r, &e);
+	if (rc) {
+		plan_release(&p);
+		/* a tenant token's unknown tenant and another's look alike */
+		return send_error(c, rc == -ESRCH ? MHD_HTTP_NOT_FOUND : MHD_HTTP_SERVICE_UNAVAILABLE, e.msg);
+	}
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	rc = f ? sla_render(f, &r, &p, SLA_JSON) : -ENOMEM;
+	sla_report_release(&r);
+	plan_release(&p);
+	if (!f || fclose(f) || rc) {
+		free(buf);
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot render the report");
+	}
+	return send_buf(c, MHD_HTTP_OK, "application/json", buf, len);
+}
+
+/* GET /api/v1/invoices: the issued invoices (a tenant token: its own), and
+ * /api/v1/invoices/NUMBER (or ISSUER#NUMBER, '#' as %23): one as stored,
+ * its hash checked; another tenant's is a 404. */
+static enum MHD_Result get_invoices(struct httpd *h, struct MHD_Connection *c, const struct who *w,
+				    const char *which)
+{
+	static const char *const none[] = { NULL };
+	char bad[64], msg[600];
+	struct tally_err e = { 0 };
+	if (!args_ok(c, none, bad, sizeof(bad))) {
+		snprintf(msg, sizeof(msg), "unknown query parameter '%s'", bad);
+		return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+	}
+	if (which) {
+		struct issued is;
+		int rc = issue_find(h->ledger_path, which, &is, &e);
+		if (rc == -ENOENT || (rc == 0 && !w->admin && strcmp(is.tenant, w->tenant))) {
+			if (rc == 0) {
+				free(is.plan_text);
+				free(is.document);
+			}
+			return send_error(c, MHD_HTTP_NOT_FOUND, "no such invoice");
+		}
+		if (rc)
+			return send_error(c, rc == -EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_SERVICE_UNAVAILABLE, e.msg);
+		char hex[65];
+		issue_sha256_hex(is.document, strlen(is.document), hex);
+		free(is.plan_text);
+		if (strcmp(hex, is.sha256)) {
+			free(is.document);
+			return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+					  "the stored invoice does not match its hash: the ledger was altered");
+		}
+		return send_buf(c, MHD_HTTP_OK, "application/json", is.document, strlen(is.document));
+	}
+	struct issued *list = NULL;
+	size_t n = 0;
+	int rc = issue_list(h->ledger_path, w->admin ? NULL : w->tenant, &list, &n, &e);
+	if (rc)
+		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, e.msg);
+	json_t *root = json_object(), *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_object();
+		json_object_set_new(o, "issuer", json_string(list[i].issuer));
+		json_object_set_new(o, "number", json_integer(list[i].number));
+		json_object_set_new(o, "tenant", json_string(list[i].tenant));
+		json_object_set_new(o, "period_from", iso(list[i].from_ns));
+		json_object_set_new(o, "period_to", iso(list[i].to_ns));
+		json_object_set_new(o, "issued", iso(list[i].issued_ns));
+		json_object_set_new(o, "currency", json_string(list[i].currency));
+		json_object_set_new(o, "total", json_string(list[i].total));
+		json_object_set_new(o, "sha256", json_string(list[i].sha256));
+		json_array_append_new(arr, o);
+	}
+	free(list);
+	json_object_set_new(root, "invoices", arr);
+	return send_json(c, MHD_HTTP_OK, root);
+}
+
 /* "k=v\n" lines (aggregator/alerting.h) as a JSON object. */
 static json_t *kv_json(const char *s)
 {
@@ -535,6 +658,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return get_resource(h, c, &w, url + 18);
 	if (!strcmp(url, "/api/v1/usage"))
 		return get_usage(h, c, &w);
+	if (!strcmp(url, "/api/v1/sla"))
+		return get_sla(h, c, &w);
+	if (!strcmp(url, "/api/v1/invoices"))
+		return get_invoices(h, c, &w, NULL);
+	if (!strncmp(url, "/api/v1/invoices/", 17) && url[17] && !strchr(url + 17, '/') && strlen(url + 17) < 96)
+		return get_invoices(h, c, &w, url + 17);
 	if (!strcmp(url, "/api/v1/alerts") && h->alerts)
 		return get_alerts(h, c, &w);
 	return send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
@@ -581,7 +710,8 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 		}
 		memcpy(h->tokens, cfg->tokens, cfg->n_tokens * sizeof(*h->tokens));
 	}
-	if (!(h->ledger_path = strdup(cfg->ledger_path ? cfg->ledger_path : ""))) {
+	if (!(h->ledger_path = strdup(cfg->ledger_path ? cfg->ledger_path : "")) ||
+	    (cfg->plan_path && !(h->plan_path = strdup(cfg->plan_path)))) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -620,6 +750,7 @@ void httpd_stop(struct httpd *h)
 		memset(h->tokens, 0, h->n_tokens * sizeof(*h->tokens));
 	free(h->tokens);
 	free(h->ledger_path);
+	free(h->plan_path);
 	free(h);
 }
 

@@ -46,7 +46,8 @@ struct httpd_config {
 	uint16_t port;               /* 0: any free port (httpd_port tells which) */
 	const struct httpd_token *tokens;  /* copied */
 	size_t n_tokens;
-	const char *ledger_path;     /* for /api/v1/usage */
+	const char *ledger_path;     /* for /api/v1/usage, /api/v1/invoices */
+	const char *plan_path;       /* for /api/v1/sla; NULL: that endpoint says none is set */
 	unsigned threads;            /* worker threads, default 2 */
 	struct alert_store *alerts;  /* for /api/v1/alerts; NULL: no alerting (404) */
 };

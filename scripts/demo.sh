@@ -19,7 +19,7 @@ if [ -n "$f" ]; then
 	rrdtool fetch "$f" AVERAGE -r 3600 -s 1790812800 -e 1790827200 | head -n 6
 fi
 echo
-echo "== tally invoice --period 2026-10 --plan config/plan-example.yaml (one per tenant)"
+echo "== tally invoice --period 2026-10 --plan config/plan-example.yaml (one per tenant, SLA credits included)"
 "$B/tally" invoice --ledger "$dir/ledger.db" --period 2026-10 --plan config/plan-example.yaml
 "$B/tally" invoice --ledger "$dir/ledger.db" --period 2026-10 --plan config/plan-example.yaml \
 	--format csv --detail > "$dir/invoices-2026-10.csv"
@@ -29,6 +29,9 @@ echo "== tally invoice --period 2026-10 --plan config/plan-example.yaml (one per
 	--format html > "$dir/invoices-2026-10.html"
 echo "(also as $dir/invoices-2026-10.csv and .json with the per-VM detail, and"
 echo " $dir/invoices-2026-10.html: printable, with a usage chart per meter from the RRD files)"
+echo
+echo "== tally sla --period 2026-10 (the plan's SLA classes; crashes are downtime, stops are not)"
+"$B/tally" sla --ledger "$dir/ledger.db" --period 2026-10 --plan config/plan-example.yaml
 echo
 echo "== tallyd: libvirt's test driver, live for 5 seconds (config/demo-libvirt.yaml)"
 live=./var/demo-libvirt

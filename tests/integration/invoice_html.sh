@@ -20,6 +20,9 @@ trap 'rm -rf "$work"' EXIT
 art=$PWD/$B/test-artifacts
 mkdir -p "$art"
 . tests/lib/cli.sh
+# under ASan: librrd's graphing keeps caches for good (tests/lsan-librrd.supp);
+# the full unwind lets the suppression see rrd_graph_v on the stack
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan-librrd.supp:fast_unwind_on_malloc=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 sim_ledger "$work/d" 2026-10-04T00:00:00Z 6 2 5 true
 L=$work/d/ledger.db
 "$TALLY" invoice --ledger "$L" --period 2026-10 --plan config/plan-example.yaml --format html > "$work/inv.html"
