@@ -258,10 +258,9 @@ int alerting_config_parse(struct alerting_config *c, const struct cfg_node *sec,
 /* ---- state machine ---- */
 
 enum alert_state alert_step(struct alert_times *a, bool cond, int64_t since_ns, int64_t t_ns,
-			    int64_t for_ns, int64_t resolved_keep_ns)
+			    int64_t for_ns)
 {
 	int64_t at = since_ns ? since_ns : t_ns;
-	(void)resolved_keep_ns;
 	switch (a->state) {
 	case ALERT_INACTIVE:
 	case ALERT_RESOLVED:
@@ -824,7 +823,7 @@ int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *
 		struct inst *x = &g->in[i];
 		if (!x->orphan)
 			continue;
-		alert_step(&x->t, false, g->last_cycle_ns ? g->last_cycle_ns : time_now_ns(), 0, 0, 0);
+		alert_step(&x->t, false, g->last_cycle_ns ? g->last_cycle_ns : time_now_ns(), 0, 0);
 		x->dirty = true;
 	}
 	g->structure_changed = g->n > 0;
@@ -971,7 +970,7 @@ static void step(struct alerting *g, struct inst *x, bool cond, int64_t since_ns
 		 int64_t for_ns)
 {
 	struct alert_times before = x->t;
-	alert_step(&x->t, cond, since_ns, t_ns, for_ns, g->c->resolved_keep_ns);
+	alert_step(&x->t, cond, since_ns, t_ns, for_ns);
 	if (memcmp(&before, &x->t, sizeof(before))) {
 		x->dirty = true;
 		g->structure_changed = true;

@@ -109,9 +109,12 @@ struct alert_times {
 
 /* One evaluation at data time t_ns: cond is the condition now, since_ns
  * when it took that value if known (an event's time), else 0 (= t_ns).
- * Returns the new state; an instance back to ALERT_INACTIVE is forgotten. */
+ * Returns the new state; an instance back to ALERT_INACTIVE is forgotten.
+ * A resolved instance stays resolved (the engine forgets it resolved_keep
+ * later, in wall time, once it has been re-sent) unless cond is true again:
+ * then it is a new instance, pending from since_ns. */
 enum alert_state alert_step(struct alert_times *a, bool cond, int64_t since_ns, int64_t t_ns,
-			    int64_t for_ns, int64_t resolved_keep_ns);
+			    int64_t for_ns);
 
 const char *alert_state_name(enum alert_state s);
 
@@ -184,8 +187,9 @@ void alerting_free(struct alerting *g);
  * first ingest. Returns 0 or the ledger's error. */
 int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *e);
 
-/* Note a batch's lifecycle events and instance readings (before or after
- * agg_ingest: only times and uuids are used). */
+/* Note a batch's lifecycle events and instance readings: call after
+ * agg_ingest accepted it (returned 0), so a duplicate batch is not noted
+ * twice. */
 void alerting_note_batch(struct alerting *g, const struct batch *b);
 
 /* Evaluate every rule at data time t_ns. dropped is the count of readings

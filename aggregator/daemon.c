@@ -354,9 +354,9 @@ static int deliver(void *ctx, struct batch *b)
 {
 	struct run *r = ctx;
 	struct tally_err e = { 0 };
-	if (r->al)
-		alerting_note_batch(r->al, b);
 	int rc = agg_ingest(r->agg, b, &e);
+	if (rc == 0 && r->al)
+		alerting_note_batch(r->al, b);
 	if (rc < 0) {
 		log_msg(LOG_ERR, "%s", e.msg);
 		return rc;
