@@ -280,9 +280,9 @@ expect 400 "usage by day" "$ADMIN" "/api/v1/usage?from=2026-10&to=2026-10&by=day
 expect 400 "an unknown parameter" "$ADMIN" "/api/v1/usage?from=2026-10&to=2026-10&tenat=tenant-01"
 expect 400 "a tenant token's unknown parameter" "$T1" "/api/v1/resources?tenants=tenant-02"
 expect 404 "an unknown VM" "$ADMIN" /api/v1/resources/00000000-0000-0000-0000-000000000000
-expect 404 "/api/v1/sla is not served" "$ADMIN" /api/v1/sla
+expect 404 "/api/v1/sla without http.plan" "$ADMIN" "/api/v1/sla?period=2026-10"
 expect 404 "/api/v1/alerts is not served" "$ADMIN" /api/v1/alerts
-expect 404 "/api/v1/invoices is not served" "$ADMIN" /api/v1/invoices
+expect 404 "an invoice that was never issued" "$T1" /api/v1/invoices/1
 expect 404 "a path below a resource" "$ADMIN" "/api/v1/resources/$t1_uuid/x"
 expect 405 "POST" "$ADMIN" /api/v1/resources -X POST
 expect 405 "DELETE" "$ADMIN" "/api/v1/resources/$t1_uuid" -X DELETE
