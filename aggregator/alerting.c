@@ -500,7 +500,8 @@ struct alerting {
 	int64_t last_drop_ns;            /* data time dropped samples last grew */
 	int64_t tick_ns;
 	int64_t last_cycle_ns;           /* from the ledger, for orphans */
-	bool structure_changed;          /* something to publish */
+	bool structure_changed;          /* an alert changed since the last publish */
+	uint64_t version;                /* alert_snap.version */
 };
 
 static uint64_t hash(const char *s)
@@ -927,8 +928,15 @@ static void describe(struct alerting *g, struct inst *x, const char *alertname, 
 		n++;
 		q = nl + 1;
 	}
-	if (join_pairs(p, n, x->v.labels, sizeof(x->v.labels)))
-		x->v.labels[sizeof(x->v.labels) - 1] = '\0';
+	char labels[ALERT_LABELS_MAX];
+	if (join_pairs(p, n, labels, sizeof(labels)))
+		labels[sizeof(labels) - 1] = '\0';
+	if (strcmp(labels, x->v.labels)) {
+		/* a new name or tenant: the ledger keeps what is sent */
+		memcpy(x->v.labels, labels, sizeof(labels));
+		x->dirty = true;
+		g->structure_changed = true;
+	}
 	n = 0;
 	fmt_value(val, sizeof(val), x->v.value);
 	PUT("summary", summary);
@@ -962,7 +970,6 @@ static void describe(struct alerting *g, struct inst *x, const char *alertname, 
 		str_copy(x->v.annotations, buf, sizeof(x->v.annotations));
 	}
 #undef PUT
-	(void)g;
 }
 
 /* Step x and remember whether anything changed. */
@@ -1236,6 +1243,9 @@ int alerting_publish(struct alerting *g, struct alert_store *store)
 	qsort(s->v, s->n, sizeof(*s->v), view_cmp);
 	s->tick_ns = g->tick_ns;
 	s->dropped = g->dropped;
+	if (g->structure_changed)
+		g->version++;
+	s->version = g->version;
 	store_publish(store, s);
 	g->structure_changed = false;
 	return 0;

@@ -132,6 +132,9 @@ struct alert_view {
 struct alert_snap {
 	int refs;                        /* under the store's lock */
 	uint64_t gen;
+	uint64_t version;                /* grows when an alert changes (state, labels, a new or
+					  * forgotten one), not with every publish: the sender
+					  * sends at once on a change, else every resend */
 	int64_t tick_ns;                 /* data time of the last evaluation */
 	uint64_t dropped;                /* instances refused: max_alerts reached */
 	struct alert_view *v;            /* sorted by labels */

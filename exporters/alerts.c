@@ -27,7 +27,7 @@ struct alerts_sender {
 	atomic_int stop;
 	char url[300];
 	struct complaint complaint;
-	uint64_t sent_gen;           /* last snapshot delivered */
+	uint64_t sent_version;       /* alert_snap.version last delivered */
 };
 
 static int64_t mono_ns(void)
@@ -149,12 +149,21 @@ out:
 	return rc;
 }
 
+static uint64_t current_version(struct alerts_sender *s)
+{
+	struct alert_snap *snap = alert_acquire(s->store);
+	uint64_t v = snap ? snap->version : 0;
+	alert_put(s->store, snap);
+	return v;
+}
+
 /* Send the current snapshot. 0 when delivered (or nothing to deliver). */
-static int send_current(struct alerts_sender *s, uint64_t gen)
+static int send_current(struct alerts_sender *s)
 {
 	struct tally_err e = { 0 };
 	size_t n = 0;
 	struct alert_snap *snap = alert_acquire(s->store);
+	uint64_t version = snap ? snap->version : 0;
 	char *body = alerts_render(snap, time_now_ns(), s->c->resend_ns, s->c->generator_url, &n);
 	alert_put(s->store, snap);
 	if (!body)
@@ -168,7 +177,7 @@ static int send_current(struct alerts_sender *s, uint64_t gen)
 	} else {
 		if (s->complaint.window_ns)
 			complaint_clear(&s->complaint, "alerts: alertmanager reachable again");
-		s->sent_gen = gen;
+		s->sent_version = version;
 	}
 	return rc;
 }
@@ -194,10 +203,10 @@ static void *run(void *arg)
 		int64_t now = mono_ns();
 		if (!seen || now < next_try)
 			continue;
-		bool changed = seen != s->sent_gen;
+		bool changed = current_version(s) != s->sent_version;
 		if (!changed && (now < next_resend || !anything_to_resend(s)))
 			continue;
-		if (send_current(s, seen)) {
+		if (send_current(s)) {
 			backoff = backoff ? backoff * 2 : NS_PER_SEC;
 			if (backoff > s->c->backoff_max_ns)
 				backoff = s->c->backoff_max_ns;
@@ -241,10 +250,7 @@ void alerts_stop(struct alerts_sender *s)
 	atomic_store(&s->stop, 1);
 	pthread_join(s->thread, NULL);
 	/* the last commit's alerts (a resolution, say) may not be out yet */
-	struct alert_snap *snap = alert_acquire(s->store);
-	uint64_t gen = snap ? snap->gen : 0;
-	alert_put(s->store, snap);
-	if (gen && gen != s->sent_gen)
-		send_current(s, gen);
+	if (current_version(s) != s->sent_version)
+		send_current(s);
 	free(s);
 }

@@ -344,17 +344,20 @@ START_TEST(engine_gauge_for)
 	/* memory 2000 (> 1000) from 10 s: pending at 10, still pending at 20
 	 * (held 10 s), firing at 30 with startsAt 10 + 20 = 30; 500 at 40:
 	 * resolved at 40 */
-	static const struct { int64_t t_s; double mem; enum alert_state st; } rows[] = {
-		{ 0, 800, ALERT_INACTIVE },
-		{ 10, 2000, ALERT_PENDING },
-		{ 20, 2000, ALERT_PENDING },
-		{ 30, 2000, ALERT_FIRING },
-		{ 40, 500, ALERT_RESOLVED },
+	/* version (what makes the sender send at once) grows on a change only:
+	 * nothing at 0, new at 10, the same at 20, firing at 30, resolved at 40 */
+	static const struct { int64_t t_s; double mem; enum alert_state st; uint64_t version; } rows[] = {
+		{ 0, 800, ALERT_INACTIVE, 0 },
+		{ 10, 2000, ALERT_PENDING, 1 },
+		{ 20, 2000, ALERT_PENDING, 1 },
+		{ 30, 2000, ALERT_FIRING, 2 },
+		{ 40, 500, ALERT_RESOLVED, 3 },
 	};
 	for (size_t i = 0; i < 5; i++) {
 		lf_reading("vm-b", M_MEMORY, OCT + rows[i].t_s * S, rows[i].mem, 0, 0);
 		cycle(OCT + rows[i].t_s * S);
 		struct alert_snap *s = alert_acquire(&store);
+		ck_assert_uint_eq(s->version, rows[i].version);
 		const struct alert_view *v = find_alert(s, "alertname=BigMem");
 		if (rows[i].st == ALERT_INACTIVE) {
 			ck_assert_ptr_null(v);
