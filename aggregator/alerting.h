@@ -171,6 +171,16 @@ uint64_t alert_wait(struct alert_store *s, uint64_t gen, int64_t timeout_ns);
 void alert_store_count_post(struct alert_store *s, bool ok, size_t n, int64_t now_ns);
 void alert_store_send_stats(struct alert_store *s, struct alert_send_stats *out);
 
+/* Label lists: "name=value\n" lines sorted by name (the form of labels and
+ * annotations everywhere in tally's alerting). */
+struct alert_pair {
+	char k[48];
+	char v[256];
+};
+/* Sort p[0..n) by name and join them into out; empty values are left out
+ * (Alertmanager treats them as absent), newlines in values become spaces.
+ * Returns 0 or -ERANGE (longer than len). */
+int alert_pairs_join(struct alert_pair *p, size_t n, char *out, size_t len);
 /* Value of label name in a "name=value\n" list, copied to out ("" if absent). */
 void alert_label(const char *labels, const char *name, char *out, size_t len);
 
