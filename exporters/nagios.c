@@ -10,7 +10,11 @@
  * - -m age: seconds from the resource's last reading to tallyd's clock
  *   (both times from tallyd, so the two hosts' clocks need not agree);
  *   without -r, the age of the newest reading of any resource the token
- *   may see (from GET /api/v1/resources).
+ *   may see (from GET /api/v1/resources);
+ * - -m sla: the VM's availability in percent this month (or -P PERIOD),
+ *   from GET /api/v1/sla; without -r, the fleet's;
+ * - -m alerts: how many alerts are firing (for the VM with -r), from GET
+ *   /api/v1/alerts, naming the first of them.
  */
 #include "nagios.h"
 #include "meter.h"
@@ -121,7 +125,7 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 }
 
 struct opts {
-	const char *host, *token, *resource, *meter, *device, *warn, *crit;
+	const char *host, *token, *resource, *meter, *device, *warn, *crit, *period;
 	unsigned port;
 	long timeout_s;
 	struct nagios_range w, c;
@@ -151,8 +155,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "%s\n"
 		"Checks a VM's metrics or the age of its data in a running tallyd.\n\n"
-		"usage: check_tally [-H HOST] [-p PORT] [-T TOKEN] [-r UUID] -m METER|age\n"
-		"                   [-d DEVICE] [-w RANGE] [-c RANGE] [-t SECONDS]\n"
+		"usage: check_tally [-H HOST] [-p PORT] [-T TOKEN] [-r UUID] -m METER|age|sla|alerts\n"
+		"                   [-d DEVICE] [-P PERIOD] [-w RANGE] [-c RANGE] [-t SECONDS]\n"
 		"  -H HOST     tallyd's HTTP address (default 127.0.0.1)\n"
 		"  -p PORT     its port (default 9464)\n"
 		"  -T TOKEN    bearer token (default: $TALLY_TOKEN)\n"
@@ -161,6 +165,9 @@ static void usage(FILE *f)
 		"              counter's rate per second (cpu in cores busy, network.incoming.bytes\n"
 		"              in bytes/s, ...), summed over devices unless -d names one;\n"
 		"              age: seconds since the VM's (or, without -r, any VM's) last reading\n"
+		"              sla: the VM's (without -r, the fleet's) availability in percent\n"
+		"              alerts: how many alerts are firing (for the VM with -r)\n"
+		"  -P PERIOD   for -m sla: the period (default this UTC month), e.g. 2026-10\n"
 		"  -d DEVICE   only this device (disk target, MAC)\n"
 		"  -w RANGE    warning when the value is outside RANGE\n"
 		"  -c RANGE    critical when the value is outside RANGE\n"
@@ -337,6 +344,76 @@ static int check_resource(FILE *f, const struct opts *o, int meter)
 	return state;
 }
 
+/* -m sla: the availability in percent, of the VM or of the fleet. */
+static int check_sla(FILE *f, const struct opts *o)
+{
+	char path[200], period[16];
+	json_t *j;
+	int state = NAGIOS_UNKNOWN;
+	if (o->period) {
+		snprintf(period, sizeof(period), "%.15s", o->period);
+	} else {
+		char now[48];
+		time_format_iso(time_now_ns(), now, sizeof(now));
+		snprintf(period, sizeof(period), "%.7s", now);   /* YYYY-MM */
+	}
+	if (strspn(period, "0123456789-T:Z") != strlen(period))
+		return finish(f, NAGIOS_UNKNOWN, "-P '%.20s': expected a period like 2026-10", period);
+	snprintf(path, sizeof(path), "/api/v1/sla?period=%s", period);
+	if (fetch(o, path, &j, f, &state))
+		return state;
+	const char *pct = NULL, *name = NULL;
+	if (!o->resource) {
+		pct = json_string_value(json_object_get(json_object_get(j, "fleet"), "availability_percent"));
+		name = "fleet";
+	} else {
+		json_t *vms = json_object_get(j, "vms"), *v;
+		size_t i;
+		json_array_foreach(vms, i, v) {
+			if (!strcmp(json_string_value(json_object_get(v, "resource")) ?: "", o->resource)) {
+				pct = json_string_value(json_object_get(v, "availability_percent"));
+				name = json_string_value(json_object_get(v, "name"));
+			}
+		}
+	}
+	if (!pct)
+		state = finish(f, NAGIOS_UNKNOWN, "%s has no availability for %s", o->resource ? o->resource : "the fleet",
+			       period);
+	else
+		state = judge(f, o, name && *name ? name : o->resource, "availability", strtod(pct, NULL), "%", " %");
+	json_decref(j);
+	return state;
+}
+
+/* -m alerts: the number of firing alerts (of the VM). */
+static int check_alerts(FILE *f, const struct opts *o)
+{
+	json_t *j;
+	int state = NAGIOS_UNKNOWN;
+	if (fetch(o, "/api/v1/alerts", &j, f, &state))
+		return state;
+	json_t *arr = json_object_get(j, "alerts"), *a;
+	size_t i;
+	int n = 0;
+	char first[160] = "";
+	json_array_foreach(arr, i, a) {
+		json_t *labels = json_object_get(a, "labels");
+		const char *st = json_string_value(json_object_get(a, "state"));
+		const char *uuid = json_string_value(json_object_get(labels, "uuid"));
+		if (!st || strcmp(st, "firing") || (o->resource && (!uuid || strcmp(uuid, o->resource))))
+			continue;
+		if (n++ == 0)
+			snprintf(first, sizeof(first), " (first: %.60s %.60s)",
+				 json_string_value(json_object_get(labels, "alertname")) ?: "?",
+				 json_string_value(json_object_get(labels, "name")) ?: "");
+	}
+	char what[200];
+	snprintf(what, sizeof(what), "%s%s", o->resource ? o->resource : "tallyd", first);
+	state = judge(f, o, what, "firing", n, "", " alerts");
+	json_decref(j);
+	return state;
+}
+
 int nagios_check_main(int argc, char **argv, FILE *out)
 {
 	struct opts o = { .host = "127.0.0.1", .port = 9464, .timeout_s = 10 };
@@ -346,7 +423,7 @@ int nagios_check_main(int argc, char **argv, FILE *out)
 	o.token = env;
 
 	optind = 1;
-	while ((opt = getopt(argc, argv, "H:p:T:r:m:d:w:c:t:hV")) != -1) {
+	while ((opt = getopt(argc, argv, "H:p:T:r:m:d:P:w:c:t:hV")) != -1) {
 		char *end;
 		long v;
 		switch (opt) {
@@ -361,6 +438,7 @@ int nagios_check_main(int argc, char **argv, FILE *out)
 		case 'r': o.resource = optarg; break;
 		case 'm': o.meter = optarg; break;
 		case 'd': o.device = optarg; break;
+		case 'P': o.period = optarg; break;
 		case 'w': o.warn = optarg; break;
 		case 'c': o.crit = optarg; break;
 		case 't':
@@ -377,8 +455,9 @@ int nagios_check_main(int argc, char **argv, FILE *out)
 	if (optind != argc)
 		return finish(out, NAGIOS_UNKNOWN, "unexpected argument '%.60s'", argv[optind]);
 	if (!o.meter)
-		return finish(out, NAGIOS_UNKNOWN, "-m METER or -m age is required");
-	if (strcmp(o.meter, "age") && (meter = meter_lookup(o.meter)) < 0)
+		return finish(out, NAGIOS_UNKNOWN, "-m METER, age, sla or alerts is required");
+	bool special = !strcmp(o.meter, "age") || !strcmp(o.meter, "sla") || !strcmp(o.meter, "alerts");
+	if (!special && (meter = meter_lookup(o.meter)) < 0)
 		return finish(out, NAGIOS_UNKNOWN, "-m '%.60s': no such meter", o.meter);
 	if (meter >= 0 && !o.resource)
 		return finish(out, NAGIOS_UNKNOWN, "-m %s needs -r UUID", o.meter);
@@ -397,7 +476,9 @@ int nagios_check_main(int argc, char **argv, FILE *out)
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT))
 		return finish(out, NAGIOS_UNKNOWN, "cannot start libcurl");
-	int st = !o.resource ? check_age_all(out, &o) : check_resource(out, &o, meter);
+	int st = !strcmp(o.meter, "sla") ? check_sla(out, &o)
+		 : !strcmp(o.meter, "alerts") ? check_alerts(out, &o)
+		 : !o.resource ? check_age_all(out, &o) : check_resource(out, &o, meter);
 	curl_global_cleanup();
 	return st;
 }

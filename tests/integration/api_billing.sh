@@ -6,11 +6,13 @@
 # - /api/v1/invoices lists what tally invoice --issue stored (a tenant: its
 #   own), /api/v1/invoices/N is the stored document, whose sha256sum is the
 #   hash listed; another tenant's invoice is a 404;
+# - check_tally -m sla and -m alerts judge what the API says, on the edges;
 # - without http.plan, /api/v1/sla says so.
 set -eu
 B=${B:-build}
 TALLY=$PWD/$B/tally
 TALLYD=$PWD/$B/tallyd
+CHECK=$PWD/$B/check_tally
 for t in jq curl sha256sum; do
 	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 1; }
 done
@@ -50,6 +52,8 @@ $1
       admin: true
     - token: $T1
       tenant: tenant-01
+alerts:
+  stale_intervals: 0
 collectors:
   sim:
     vms: 12
@@ -114,6 +118,27 @@ st=$(get $T1 "/api/v1/invoices/$theirs")
 [ "$st" = 404 ] && ok "another tenant's invoice #$theirs: 404" || bad "another tenant's invoice: $st"
 st=$(get $ADMIN "/api/v1/invoices/99")
 [ "$st" = 404 ] && ok "no invoice #99: 404" || bad "invoice 99: $st"
+# check_tally on the SLA: the availability the API gives a VM, judged on
+# the edges of the ranges (the edge is inside: OK; just above it: CRITICAL)
+get $ADMIN "/api/v1/sla?period=2026-10" > /dev/null
+uuid=$(jq -r '[.vms[] | select(.downtime_seconds > 0)][0].resource' "$work/body")
+pct=$(jq -r ".vms[] | select(.resource == \"$uuid\") | .availability_percent" "$work/body")
+above=$(awk "BEGIN { printf \"%.4f\", $pct + 0.0001 }")
+checks() { # want-exit fragment args...
+	want=$1 frag=$2; shift 2
+	if "$CHECK" -p "$PORT" -T "$ADMIN" "$@" > "$work/chk"; then got=0; else got=$?; fi
+	if [ "$got" = "$want" ] && grep -qF -- "$frag" "$work/chk"; then ok "check_tally $*: exit $got: $(cat "$work/chk")"
+	else bad "check_tally $*: exit $got (want $want): $(cat "$work/chk")"; fi
+}
+checks 0 "'availability'=$pct%" -m sla -r "$uuid" -P 2026-10 -w "$pct:" -c "0:"
+checks 2 "availability is $pct %" -m sla -r "$uuid" -P 2026-10 -c "$above:"
+# firing alerts: as many as /api/v1/alerts lists in state firing
+get $ADMIN /api/v1/alerts > /dev/null
+firing=$(jq '[.alerts[] | select(.state == "firing")] | length' "$work/body")
+if [ "$firing" -gt 0 ]; then checks 2 "'firing'=$firing;" -m alerts -c 0
+else checks 0 "'firing'=0;" -m alerts -c 0; fi
+checks 3 "-P '2026-1x;'" -m sla -P "2026-1x;"
+
 kill "$tpid" 2>/dev/null || true; wait "$tpid" 2>/dev/null || true; tpid=""
 
 # without a plan
