@@ -598,9 +598,17 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 		complain(&s->xml_fail, LOG_WARN, "libvirt: domain %s: %s", d->uuid, e.msg);
 		return;
 	}
+	int no_tap = 0;
+	for (int i = 0; i < info.n_nics; i++)
+		no_tap += !info.nics[i].target[0];
 	if (info.skipped_devs)
 		complain(&s->dev_note, LOG_INFO, "libvirt: domain %s: %d device(s) without a target or MAC"
 			 " are not metered", d->uuid, info.skipped_devs);
+	else if (no_tap)
+		/* a running domain's NIC without a host device (user-mode
+		 * networking, a vhost-user port) has no counters to read */
+		complain(&s->dev_note, LOG_INFO, "libvirt: domain %s: %d NIC(s) without a host device"
+			 " (<target dev>) have no counters: not metered", d->uuid, no_tap);
 	if (!d->have_info || info.n_disks != d->info.n_disks ||
 	    memcmp(info.disks, d->info.disks, (size_t)info.n_disks * sizeof(info.disks[0])))
 		memset(d->have_size, 0, sizeof(d->have_size)); /* disks moved: sizes per index are stale */
