@@ -7,6 +7,8 @@
  * comparison allows for the time between our read and virsh's: virsh's
  * value must lie between ours and ours plus (elapsed time x the counter's
  * rate). Gauges (vCPUs, memory) must match exactly.
+ * tests/integration/libvirt_oracle.sh does the same through tallyd and its
+ * ledger for every series of a 100-domain fleet.
  */
 #include <check.h>
 #include <errno.h>
@@ -16,6 +18,8 @@
 #include <unistd.h>
 #include <libvirt/libvirt.h>
 
+#include "aggregator.h"
+#include "batch.h"
 #include "cfg.h"
 #include "collector.h"
 #include "err.h"
@@ -409,6 +413,84 @@ START_TEST(test_lifecycle_events)
 }
 END_TEST
 
+/* ---- a metadata change reaching the ledger ---- */
+
+static int to_agg(void *ctx, struct batch *b)
+{
+	struct tally_err e = { 0 };
+	int rc = agg_ingest(ctx, b, &e);
+	ck_assert_msg(rc >= 0, "%s", e.msg);
+	return 0;
+}
+
+static uint64_t agg_next(void *ctx, const char *agent)
+{
+	return agg_agent_seq(ctx, agent) + 1;
+}
+
+/* one collection cycle at t, through the batcher and the aggregator, committed */
+static void cycle(void *st, struct batcher *bt, struct aggregator *a, int64_t t)
+{
+	struct tally_err e = { 0 };
+	struct sink sk = batcher_sink(bt);
+	ck_assert_msg(libvirt_collector.read(st, t, &sk, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(batcher_flush(bt, t), 0);
+	ck_assert_msg(agg_commit(a, &e) == 0, "%s", e.msg);
+}
+
+START_TEST(test_metadata_change_reaches_ledger)
+{
+	/* the running domain gains Nova metadata mid-run (as Nova writes it on a
+	 * resize or a project move), loses it again, and each state reaches
+	 * resource_attrs from the cycle the collector read it: read with the
+	 * sqlite3 CLI, an independent reader */
+	const char *uri = "test:///default", *u = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+	const char *nova_ns = "http://openstack.org/xmlns/libvirt/nova/1.0";
+	char dir[64], path[128], cmd[512];
+	tu_mkdtemp(dir, sizeof(dir), "lvmeta");
+	snprintf(path, sizeof(path), "%s/ledger.db", dir);
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path, .max_gap_ns = 300 * NS_PER_SEC };
+	struct tally_err e = { 0 };
+	ck_assert_msg(agg_open(&a, &ac, &e) == 0, "%s", e.msg);
+	struct batcher bt;
+	batcher_init(&bt, "t", to_agg, agg_next, a);
+	void *st = open_collector_with(uri, "xml_refresh: 1\n");
+	int64_t t0 = time_now_ns() / NS_PER_SEC * NS_PER_SEC;
+	cycle(st, &bt, a, t0);
+
+	virConnectPtr rw = virConnectOpen(uri);
+	ck_assert_ptr_nonnull(rw);
+	virDomainPtr dom = virDomainLookupByName(rw, "test");
+	ck_assert_ptr_nonnull(dom);
+	ck_assert_int_eq(virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+		"<instance><name>db-7</name><flavor name='m1.xlarge'/><owner><user uuid='user-7'>u</user>"
+		"<project uuid='proj-7'>p</project></owner></instance>", "nova", nova_ns, VIR_DOMAIN_AFFECT_LIVE), 0);
+	cycle(st, &bt, a, t0 + NS_PER_SEC);
+	cycle(st, &bt, a, t0 + 2 * NS_PER_SEC);                  /* unchanged: no new row */
+	ck_assert_int_eq(virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, NULL, NULL, nova_ns,
+					      VIR_DOMAIN_AFFECT_LIVE), 0);
+	cycle(st, &bt, a, t0 + 3 * NS_PER_SEC);
+	libvirt_collector.free(st);
+	batcher_release(&bt);
+	agg_close(a);
+
+	snprintf(cmd, sizeof(cmd), "sqlite3 -separator ' ' '%s' \"SELECT (a.since_ns - %lld) / 1000000000,"
+		 " a.name, a.tenant, a.user_id, a.flavor, a.labels FROM resource_attrs a JOIN resources r"
+		 " ON r.id = a.resource_id WHERE r.uuid = '%s' ORDER BY a.since_ns\"", path, (long long)t0, u);
+	FILE *p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	char out[1024];
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	ck_assert_int_eq(pclose(p), 0);
+	ck_assert_str_eq(out, "0 test    source=libvirt\n"
+			      "1 db-7 proj-7 user-7 m1.xlarge flavor=m1.xlarge,source=nova\n"
+			      "3 test    source=libvirt\n");
+	tu_rmrf(dir);
+}
+END_TEST
+
 START_TEST(test_unreachable_uri)
 {
 	struct cfg_node *root;
@@ -437,6 +519,7 @@ int main(void)
 	tcase_add_test(tc, test_default_driver_vs_virsh);
 	tcase_add_test(tc, test_fleet_of_100_vs_virsh);
 	tcase_add_test(tc, test_lifecycle_events);
+	tcase_add_test(tc, test_metadata_change_reaches_ledger);
 	tcase_add_test(tc, test_unreachable_uri);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
