@@ -14,7 +14,8 @@
  * of the source path), NICs by MAC; never vnetN or the domain name. The
  * domain XML (devices, Nova metadata) is read when a domain is first seen
  * and again every xml_refresh cycles; metadata is sent when it changes.
- * Tenant, user and flavor come from Nova's <nova:instance> metadata.
+ * Tenant, user and flavor come from Nova's <nova:instance> metadata
+ * (namespace 1.0, or 1.1 as Nova writes it since Zed).
  *
  * Meters (DESIGN.md): cpu (cpu.time ns), vcpus, memory (balloon.current KiB
  * -> bytes), memory.usage (available - unused), memory.resident (rss),
@@ -115,8 +116,12 @@ int lv_parse_domain_xml(const char *xml, size_t len, struct lv_domain_info *info
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* Nova wrote namespace 1.0 until Zed (2022) and 1.1 since (it added
+	 * nova:ports); the fields we read are the same in both */
 	xmlXPathRegisterNs(ctx, (const xmlChar *)"nova",
 			   (const xmlChar *)"http://openstack.org/xmlns/libvirt/nova/1.0");
+	xmlXPathRegisterNs(ctx, (const xmlChar *)"nova11",
+			   (const xmlChar *)"http://openstack.org/xmlns/libvirt/nova/1.1");
 	xstr(ctx, "string(/domain/uuid)", info->uuid, sizeof(info->uuid));
 	xstr(ctx, "string(/domain/name)", info->name, sizeof(info->name));
 	if (!info->uuid[0]) {
@@ -161,17 +166,22 @@ int lv_parse_domain_xml(const char *xml, size_t len, struct lv_domain_info *info
 		info->nics[info->n_nics++] = c;
 	}
 	char probe[8];
+	const char *ns = "nova";
 	xstr(ctx, "string(count(/domain/metadata/nova:instance))", probe, sizeof(probe));
+	if (!probe[0] || !strcmp(probe, "0")) {
+		ns = "nova11";
+		xstr(ctx, "string(count(/domain/metadata/nova11:instance))", probe, sizeof(probe));
+	}
 	info->has_nova = probe[0] && strcmp(probe, "0") != 0;
 	if (info->has_nova) {
-		xstr(ctx, "string(/domain/metadata/nova:instance/nova:name)", info->nova_name,
-		     sizeof(info->nova_name));
-		xstr(ctx, "string(/domain/metadata/nova:instance/nova:owner/nova:project/@uuid)", info->project,
-		     sizeof(info->project));
-		xstr(ctx, "string(/domain/metadata/nova:instance/nova:owner/nova:user/@uuid)", info->user,
-		     sizeof(info->user));
-		xstr(ctx, "string(/domain/metadata/nova:instance/nova:flavor/@name)", info->flavor,
-		     sizeof(info->flavor));
+		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:name)", ns, ns);
+		xstr(ctx, expr, info->nova_name, sizeof(info->nova_name));
+		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:owner/%s:project/@uuid)", ns, ns, ns);
+		xstr(ctx, expr, info->project, sizeof(info->project));
+		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:owner/%s:user/@uuid)", ns, ns, ns);
+		xstr(ctx, expr, info->user, sizeof(info->user));
+		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:flavor/@name)", ns, ns);
+		xstr(ctx, expr, info->flavor, sizeof(info->flavor));
 	}
 out:
 	xmlXPathFreeObject(set);

@@ -74,6 +74,23 @@ START_TEST(test_parse_nova)
 }
 END_TEST
 
+START_TEST(test_parse_nova_1_1)
+{
+	/* Nova since Zed writes namespace 1.1: the same fields */
+	size_t len;
+	char *xml = slurp("tests/fixtures/libvirt/nova-1.1.xml", &len);
+	struct lv_domain_info d;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(lv_parse_domain_xml(xml, len, &d, &e), 0);
+	ck_assert(d.has_nova);
+	ck_assert_str_eq(d.nova_name, "web-frontend-1");
+	ck_assert_str_eq(d.project, "4e1f2a3b5c6d7e8f9a0b1c2d3e4f5a6b");
+	ck_assert_str_eq(d.user, "9b2c6f1d0a7e4e3b8f5a1c2d3e4f5a6b");
+	ck_assert_str_eq(d.flavor, "m1.large");
+	free(xml);
+}
+END_TEST
+
 START_TEST(test_parse_plain)
 {
 	size_t len;
@@ -513,6 +530,7 @@ int main(void)
 	TCase *tc = tcase_create("libvirt");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_parse_nova);
+	tcase_add_test(tc, test_parse_nova_1_1);
 	tcase_add_test(tc, test_parse_plain);
 	tcase_add_test(tc, test_parse_bad);
 	tcase_add_test(tc, test_mapping_file);
