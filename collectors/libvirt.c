@@ -326,6 +326,11 @@ struct lv_dom {
 	int n_last, cap_last;
 	uint8_t have_size[LV_MAX_DEVS];
 	int64_t last_reboot_ns;      /* to fold the 2-3 reboot events of one reboot */
+	uint64_t last_cpu;           /* ns, the last cpu time read */
+	unsigned int dom_id;         /* the domain id (one QEMU process) it was read from */
+	int have_cpu;
+	unsigned int origin_id;      /* the process origin_ns is the start of (0: none known) */
+	int64_t stop_ns;             /* the last stop's time (its final reading) */
 };
 
 struct lv {
@@ -342,12 +347,13 @@ struct lv {
 	size_t n_dom, cap_dom;
 	uint32_t *slot;              /* open addressing: index + 1 into dom, by uuid */
 	size_t mask;
-	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note, ev_note;
+	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note, ev_note, torn_note;
 	/* lifecycle events: filled by libvirt's event thread, drained by read() */
 	pthread_mutex_t ev_lock;
 	struct lv_event {
 		int64_t time_ns;
 		unsigned char uuid[VIR_UUID_BUFLEN];
+		unsigned int id;             /* the domain id (QEMU process) it speaks of */
 		char type[24];
 		char reason[64];
 	} ev[LV_EVENT_QUEUE];
@@ -402,6 +408,7 @@ static void queue_event(struct lv *s, virDomainPtr dom, const char *type, const 
 		struct lv_event *ev = &s->ev[s->ev_n];
 		if (virDomainGetUUID(dom, ev->uuid) == 0) {
 			ev->time_ns = now;
+			ev->id = virDomainGetID(dom);
 			str_copy(ev->type, type, sizeof(ev->type));
 			str_copy(ev->reason, reason, sizeof(ev->reason));
 			s->ev_n++;
@@ -733,9 +740,40 @@ static int instance_running(int state)
 	return state == VIR_DOMAIN_RUNNING || state == VIR_DOMAIN_BLOCKED;
 }
 
+/* Which QEMU process (domain id) a reading comes from, before anything of
+ * it is sent. Returns 1 when the reading must be dropped:
+ * - A domain's cpu time never goes back within one process. When it does,
+ *   the stats were taken while the domain was being torn down: with libvirt
+ *   9.0 and QEMU 7.2 a destroy that overlaps the stats call returns a
+ *   fraction of the cpu time (the threads still alive). The aggregator
+ *   would take that for a reset and bill the fraction again; the stop event
+ *   that follows repeats the last good reading instead.
+ * - An inactive domain (id -1) has no counters.
+ * A new process whose start event has not arrived yet (events come on
+ * their own thread, and lag under load) is a new life that began after the
+ * previous read and after the last stop: its counters count from then, and
+ * the late start event must not begin the same life again (rule 3). */
+static int torn_down(struct lv *s, struct lv_dom *d, virDomainPtr dom, uint64_t cpu, struct emit *x)
+{
+	unsigned int id = virDomainGetID(dom);
+	if (id == (unsigned int)-1 || (d->have_cpu && id == d->dom_id && cpu < d->last_cpu))
+		return 1;
+	if (d->have_cpu && id != d->dom_id && id != d->origin_id) {
+		d->origin_ns = s->prev_read_ns > d->stop_ns ? s->prev_read_ns : d->stop_ns;
+		d->origin_id = id;
+		d->origin_by_event = 0;
+		x->smp.origin_ns = d->origin_ns;
+	}
+	d->last_cpu = cpu;
+	d->dom_id = id;
+	d->have_cpu = 1;
+	return 0;
+}
+
 /* Readings of one domain from its bulk record. Returns 1 when the record
- * had the groups we need, 0 when the per-domain calls must be used. */
-static int from_record(struct lv_dom *d, virDomainStatsRecordPtr rec, struct emit *x)
+ * had the groups we need, 0 when the per-domain calls must be used, -1
+ * when the domain was being torn down (nothing sent). */
+static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr rec, struct emit *x)
 {
 	virTypedParameterPtr p = rec->params;
 	int np = rec->nparams, state = 0;
@@ -746,6 +784,8 @@ static int from_record(struct lv_dom *d, virDomainStatsRecordPtr rec, struct emi
 
 	if (virTypedParamsGetULLong(p, np, "cpu.time", &cpu) != 1)
 		return 0;
+	if (torn_down(s, d, rec->dom, cpu, x))
+		return -1;
 	virTypedParamsGetInt(p, np, "state.state", &state);
 	put_c(x, M_CPU, "", cpu);
 	if (virTypedParamsGetUInt(p, np, "vcpu.current", &vc) == 1)
@@ -806,11 +846,15 @@ static int from_record(struct lv_dom *d, virDomainStatsRecordPtr rec, struct emi
 /* Readings of one domain through the per-domain calls. Disk capacity and
  * allocation (one more call per disk) and the guest's memory stats are read
  * again only when `sizes` is set: they change slowly; the last values are
- * sent every cycle. */
-static void from_calls(struct lv_dom *d, virDomainPtr dom, struct emit *x, int sizes)
+ * sent every cycle. Returns 0, or -1 when the domain was being torn down
+ * (nothing sent). */
+static int from_calls(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct emit *x, int sizes)
 {
 	virDomainInfo info;
-	if (virDomainGetInfo(dom, &info) == 0) {
+	int have_info = virDomainGetInfo(dom, &info) == 0;
+	if (have_info && torn_down(s, d, dom, info.cpuTime, x))
+		return -1;
+	if (have_info) {
 		put_c(x, M_CPU, "", info.cpuTime);
 		put_g(x, M_VCPUS, "", info.nrVirtCpu);
 		put_g(x, M_MEMORY, "", (double)info.memory * 1024.0);
@@ -884,6 +928,7 @@ static void from_calls(struct lv_dom *d, virDomainPtr dom, struct emit *x, int s
 		if (is.tx_packets >= 0)
 			put_c(x, M_NET_OUT_PACKETS, nc->mac, (uint64_t)is.tx_packets);
 	}
+	return 0;
 }
 
 /* Rule 4, as far as libvirt allows: the counters are gone when the stop
@@ -903,6 +948,7 @@ static void final_reading(struct lv_dom *d, int64_t t_ns, const struct sink *sin
 		sink->sample(sink->ctx, NULL, &f);
 	}
 	d->n_last = 0;
+	d->stop_ns = t_ns;
 }
 
 /* Send the events queued since the last read; a start tells when the
@@ -933,13 +979,19 @@ static void drain_events(struct lv *s, const struct sink *sink)
 		if (is_new)
 			d->first_seen_ns = batch[i].time_ns;
 		if (!strcmp(batch[i].type, "rebooted")) {
-			if (batch[i].time_ns - d->last_reboot_ns < 100 * 1000000LL)
+			/* libvirt says one reboot two or three times, ~100 ms apart
+			 * on an idle host, over a second on a loaded one (seen under
+			 * TCG); no guest reboots twice within 2 s */
+			if (batch[i].time_ns - d->last_reboot_ns < 2 * NS_PER_SEC)
 				continue; /* the same reboot, said again */
 			d->last_reboot_ns = batch[i].time_ns;
 		}
-		if (!strcmp(batch[i].type, "started") || !strcmp(batch[i].type, "migrated_in")) {
+		/* a start begins a life, unless a read already met its process */
+		if ((!strcmp(batch[i].type, "started") || !strcmp(batch[i].type, "migrated_in")) &&
+		    !(d->have_cpu && d->dom_id == batch[i].id)) {
 			d->origin_ns = batch[i].time_ns;
 			d->origin_by_event = 1;
+			d->origin_id = batch[i].id;
 		}
 		if (!strcmp(batch[i].type, "stopped") || !strcmp(batch[i].type, "migrated_out") ||
 		    !strcmp(batch[i].type, "crashed"))
@@ -998,7 +1050,7 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	if (s->conn_fail.window_ns)
 		complaint_clear(&s->conn_fail, "libvirt %s: reading again", s->uri);
 	s->cycle++;
-	uint64_t fallback = 0, bulk = 0;
+	uint64_t fallback = 0, bulk = 0, torn = 0;
 	for (int i = 0; i < n; i++) {
 		virDomainPtr dom = list_only ? doms[i] : recs[i]->dom;
 		char uuid[VIR_UUID_STRING_BUFLEN];
@@ -1025,20 +1077,29 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		memset(&x, 0, sizeof(x));
 		x.sink = sink;
 		x.d = d;
+		int keep = d->n_last; /* the last good readings, for a stop's final reading */
 		d->n_last = 0;
 		str_copy(x.smp.resource, uuid, sizeof(x.smp.resource));
 		x.smp.time_ns = now_ns;
 		x.smp.origin_ns = d->origin_ns;
-		if (!list_only && from_record(d, recs[i], &x)) {
+		int got = list_only ? 0 : from_record(s, d, recs[i], &x);
+		if (got > 0) {
 			s->bulk_domains++;
 			bulk++;
-		} else {
-			from_calls(d, dom, &x, refresh);
+		} else if (got == 0 && (got = from_calls(s, d, dom, &x, refresh)) == 0) {
 			s->fallback_domains++;
 			fallback++;
 		}
+		if (got < 0) {
+			d->n_last = keep;
+			torn++;
+			continue;
+		}
 		d->seen_cycle = s->cycle;
 	}
+	if (torn)
+		complain(&s->torn_note, LOG_INFO, "libvirt %s: %llu domain(s) not read this cycle: their cpu"
+			 " time went back while they were being stopped", s->uri, (unsigned long long)torn);
 	if (fallback)
 		complain(&s->fallback_note, LOG_INFO, "libvirt %s: the driver answers the bulk stats call"
 			 " without cpu/block/net groups; reading %llu domain(s) with per-domain calls",
