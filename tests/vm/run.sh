@@ -144,6 +144,12 @@ fi
 
 # --- destroy and create again: a new QEMU, counters from zero
 log "destroying and re-creating tally-vm3"
+# right after a committed read (the next is an interval away), so that no
+# read of tallyd falls between the virsh reading VD and the destroy: the
+# first life then ends between its last stored value and VD
+t_sync=$(now_ns)
+wait_for 20 "SELECT count(*) FROM series s JOIN resources r ON r.id = s.resource_id JOIN meters m ON m.id = s.meter_id
+    WHERE r.uuid = '$(tvm_uuid 3)' AND m.name = 'cpu' AND s.last_ns > $t_sync" || die "tallyd stopped reading tally-vm3"
 for spec in $COUNTERS; do
 	m=${spec%%:*} r=${spec#*:} kind=${r%%:*}
 	echo "$m $(series 3 "$m" "$(dev_of 3 "$kind")")" >> "$work/life1.3"
