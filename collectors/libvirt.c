@@ -330,6 +330,12 @@ struct lv_dom {
 	unsigned int dom_id;         /* the domain id (one QEMU process) it was read from */
 	int have_cpu;
 	unsigned int origin_id;      /* the process origin_ns is the start of (0: none known) */
+	struct lv_nic_ctr {          /* per NIC (by index in info.nics) and counter (rx/tx bytes/pkts) */
+		uint64_t prev;       /* the last value read, in any life */
+		int64_t life;        /* origin_ns of the life `carry` was decided for */
+		uint8_t have, carry; /* carry: the counter went on across the restart */
+	} nic_ctr[LV_MAX_DEVS][4];
+	char nic_mac[LV_MAX_DEVS][18];
 	int64_t stop_ns;             /* the last stop's time (its final reading) */
 };
 
@@ -705,6 +711,36 @@ static void put_g(struct emit *x, int meter, const char *dev, double v)
 	remember(x);
 }
 
+/* NIC counters live as long as the host tap, not the QEMU process: an
+ * unmanaged tap (type ethernet, managed='no') keeps counting across a
+ * restart of its domain. A NIC counter that did not go down at the first
+ * read of a new life went on: it is sent as a baseline for that whole life
+ * (origin 0) rather than counted from zero, which would bill the tap's old
+ * total twice. (A tap created afresh starts below its predecessor's last
+ * value, unless its new life sent more in one interval than the old one in
+ * all: then that first interval is not counted.) */
+static void put_nic(struct emit *x, const struct lv_nic *nc, int f, int meter, uint64_t v)
+{
+	struct lv_dom *d = x->d;
+	int n = (int)(nc - d->info.nics);
+	int64_t origin = x->smp.origin_ns;
+	struct lv_nic_ctr *c = &d->nic_ctr[n][f];
+	if (strcmp(d->nic_mac[n], nc->mac)) {
+		memset(d->nic_ctr[n], 0, sizeof(d->nic_ctr[n])); /* another NIC in this slot */
+		str_copy(d->nic_mac[n], nc->mac, sizeof(d->nic_mac[n]));
+	}
+	if (origin && c->life != origin) {
+		c->life = origin;
+		c->carry = c->have && c->prev > 0 && v >= c->prev;
+	}
+	if (origin && c->carry)
+		x->smp.origin_ns = 0;
+	put_c(x, meter, nc->mac, v);
+	x->smp.origin_ns = origin;
+	c->prev = v;
+	c->have = 1;
+}
+
 static const struct lv_disk *disk_by_target(const struct lv_dom *d, const char *target)
 {
 	for (int i = 0; i < d->info.n_disks; i++)
@@ -837,7 +873,7 @@ static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr r
 			for (size_t f = 0; f < sizeof(nf) / sizeof(nf[0]); f++) {
 				snprintf(key, sizeof(key), "net.%u.%s", i, nf[f].k);
 				if (virTypedParamsGetULLong(p, np, key, &u) == 1)
-					put_c(x, nf[f].m, nc->mac, u);
+					put_nic(x, nc, (int)f, nf[f].m, u);
 			}
 		}
 	return 1;
@@ -920,13 +956,13 @@ static int from_calls(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct e
 		if (!nc->target[0] || virDomainInterfaceStats(dom, nc->target, &is, sizeof(is)) != 0)
 			continue;
 		if (is.rx_bytes >= 0)
-			put_c(x, M_NET_IN_BYTES, nc->mac, (uint64_t)is.rx_bytes);
+			put_nic(x, nc, 0, M_NET_IN_BYTES, (uint64_t)is.rx_bytes);
 		if (is.tx_bytes >= 0)
-			put_c(x, M_NET_OUT_BYTES, nc->mac, (uint64_t)is.tx_bytes);
+			put_nic(x, nc, 1, M_NET_OUT_BYTES, (uint64_t)is.tx_bytes);
 		if (is.rx_packets >= 0)
-			put_c(x, M_NET_IN_PACKETS, nc->mac, (uint64_t)is.rx_packets);
+			put_nic(x, nc, 2, M_NET_IN_PACKETS, (uint64_t)is.rx_packets);
 		if (is.tx_packets >= 0)
-			put_c(x, M_NET_OUT_PACKETS, nc->mac, (uint64_t)is.tx_packets);
+			put_nic(x, nc, 3, M_NET_OUT_PACKETS, (uint64_t)is.tx_packets);
 	}
 	return 0;
 }
