@@ -108,8 +108,12 @@ EOC
 for i in 1 2 3; do snap "$i" "$work/v0.$i"; done
 "$TALLYD" -c "$work/t.yaml" 2> "$work/tallyd.log" &
 pid=$!
-wait_for 60 "SELECT count(DISTINCT s.resource_id) = 3 FROM series s JOIN meters m ON m.id = s.meter_id
-    WHERE m.name = 'cpu'" || die "tallyd read no cpu of three guests in 60 s: $(cat "$work/tallyd.log")"
+# V1 once every checked counter of every guest has its baseline (with
+# NOWAIT, a guest busy in a job answers without its block or net group)
+wait_for 60 "SELECT count(*) = 21 FROM series s JOIN meters m ON m.id = s.meter_id
+    WHERE m.name IN ('cpu', 'network.outgoing.bytes', 'network.incoming.bytes', 'network.outgoing.packets',
+    'disk.device.read.bytes', 'disk.device.write.bytes', 'disk.device.write.requests')" ||
+	die "tallyd read not every counter of three guests in 60 s: $(cat "$work/tallyd.log")"
 for i in 1 2 3; do snap "$i" "$work/v1.$i"; done
 log "tallyd reads the guests; steady for 8 s"
 sleep 8
@@ -150,22 +154,31 @@ fi
 # zero; tally-vm3 gets a fresh tap (its NIC counters restart too), tally-vm2
 # keeps its unmanaged tap, whose counters go on across the restart
 log "destroying tally-vm2 (keeps its tap) and tally-vm3 (fresh tap), creating both again"
-for i in 2 3; do
-	for spec in $COUNTERS; do
-		m=${spec%%:*} r=${spec#*:} kind=${r%%:*}
-		echo "$m $(series "$i" "$m" "$(dev_of "$i" "$kind")")" >> "$work/life1.$i"
-	done
-done
 # each right after a committed read (the next is an interval away), so that
-# no read of tallyd falls between the virsh reading VD and the destroy: a
-# first life then ends between its last stored value (above) and VD
+# no read of tallyd falls between the virsh reading VD and the destroy: the
+# first life's end is then its last stored value (above), or a read taken
+# while the destroy went on, which can only be above VD
 t_d=$(now_ns)
 for i in 2 3; do
 	t_sync=$(now_ns)
 	wait_for 20 "SELECT count(*) FROM series s JOIN resources r ON r.id = s.resource_id JOIN meters m ON m.id = s.meter_id
 	    WHERE r.uuid = '$(tvm_uuid "$i")' AND m.name = 'cpu' AND s.last_ns > $t_sync" || die "tallyd stopped reading tally-vm$i"
+	for spec in $COUNTERS; do
+		m=${spec%%:*} r=${spec#*:} kind=${r%%:*}
+		echo "$m $(series "$i" "$m" "$(dev_of "$i" "$kind")")" >> "$work/life1.$i"
+	done
 	snap "$i" "$work/vd.$i"
 	vsh destroy "$(tvm_name "$i")" >/dev/null
+done
+# the first life's end: the final reading tallyd stored at the stop event
+for i in 2 3; do
+	wait_for 30 "SELECT count(*) FROM series s JOIN resources r ON r.id = s.resource_id JOIN meters m ON m.id = s.meter_id
+	    WHERE r.uuid = '$(tvm_uuid "$i")' AND m.name = 'cpu' AND (s.flags & 1) = 1 AND s.last_ns >= $t_d" ||
+		fail "tally-vm$i: no final reading stored for its stop"
+	for spec in $COUNTERS; do
+		m=${spec%%:*} r=${spec#*:} kind=${r%%:*}
+		echo "$m $(series "$i" "$m" "$(dev_of "$i" "$kind")")" >> "$work/end1.$i"
+	done
 done
 for i in 2 3; do
 	cp "$TALLY_GUEST_DIR/run/$(tvm_name "$i").xml" "$work/vm$i.xml"
@@ -236,14 +249,17 @@ for i in 1 2 3; do
 				printf "OK usage %.0f = %.0f - %.0f (virsh %s .. %s before, %s after)\n", use, last, base, v0, v1, ve }')
 		else
 			l1=$(awk -v m="$m" '$1 == m { split($2, a, "|"); print a[1] }' "$work/life1.$i")
+			e1=$(awk -v m="$m" '$1 == m { split($2, a, "|"); print a[1] }' "$work/end1.$i")
 			vd=$(val "$work/vd.$i" "$field")
-			res=$(echo "$s" | awk -F'|' -v v0="$v0" -v v1="$v1" -v ve="$ve" -v l1="$l1" -v vd="$vd" '{
+			res=$(echo "$s" | awk -F'|' -v v0="$v0" -v v1="$v1" -v ve="$ve" -v l1="$l1" -v e1="$e1" -v vd="$vd" '{
 				last = $1; use = $2; life1 = use - last
-				# life 1 = its end - its baseline: end in [l1, vd], baseline in [v0, v1]
+				# life 1 = its end e1 - its baseline in [v0, v1]; e1 is the last
+				# value stored before the destroy, or one read during it (>= VD)
 				if (use < 0 || last < 0) { print "negative usage " use; exit }
-				if (life1 < l1 - v1 || life1 > vd - v0) { printf "first life counted %.0f, virsh says %.0f .. %.0f\n", life1, l1 - v1, vd - v0; exit }
+				if (e1 != l1 && e1 < vd) { printf "first life ends at %.0f: neither its last value before the destroy %.0f nor above virsh %s\n", e1, l1, vd; exit }
+				if (life1 < e1 - v1 || life1 > e1 - v0) { printf "first life counted %.0f, its end %.0f less virsh %s .. %s is %.0f .. %.0f\n", life1, e1, v1, v0, e1 - v1, e1 - v0; exit }
 				if (last > ve) { printf "second life %.0f above virsh %s after\n", last, ve; exit }
-				printf "OK usage %.0f = first life %.0f (virsh %.0f .. %.0f) + second life from zero %.0f (virsh %s after)\n", use, life1, l1 - v1, vd - v0, last, ve }')
+				printf "OK usage %.0f = first life %.0f (ends at %.0f, virsh %s before the destroy; baseline virsh %s .. %s) + second life from zero %.0f (virsh %s after)\n", use, life1, e1, vd, v0, v1, last, ve }')
 		fi
 		case "$res" in
 		OK*) ok "tally-vm$i $m: ${res#OK }" ;;
