@@ -4,7 +4,8 @@
 # hypervisor rig (../shared/hypervisor/setup.sh).
 #
 # Idempotent and quick once done. Must run as root. Steps:
-#   1. install the Debian packages (libvirt, QEMU, a C compiler, cpio)
+#   1. install the Debian packages (libvirt, QEMU, a C compiler, cpio):
+#      scripts/deps.sh vm
 #   2. create the users, directories and qemu.conf settings libvirtd needs in
 #      a container-like host, then start virtlogd and libvirtd if not running
 #   3. build the guest kernel + initramfs into $TALLY_GUEST_DIR
@@ -21,23 +22,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
 
 kernel_pkg=${TALLY_KERNEL_PKG:-linux-image-6.1.0-56-cloud-amd64}
-packages="qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu
-libvirt-clients gcc libc6-dev cpio iproute2 procps xz-utils"
 
 [ "$(id -u)" = 0 ] || die "must run as root (libvirtd and taps need it)"
 
-# 1. packages ---------------------------------------------------------------
-missing=
-for p in $packages; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
-		missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	[ "${TALLY_SKIP_APT:-0}" = 1 ] && die "missing packages:$missing"
-	log "installing:$missing"
-	apt-get update -q >/dev/null || die "apt-get update failed"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null ||
-		die "apt-get install failed for:$missing"
+# 1. packages: the list is in scripts/deps.sh ---------------------------------
+if [ "${TALLY_SKIP_APT:-0}" != 1 ]; then
+	sh "$here/../../scripts/deps.sh" vm || die "cannot install what check-vm needs (scripts/deps.sh vm)"
 fi
 
 # 2. libvirtd prerequisites ---------------------------------------------------
