@@ -45,7 +45,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all deps check check-unit check-integration demo bench fuzz clean
+.PHONY: all deps check check-unit check-integration check-vm demo bench fuzz clean
 all: $(PROG_BIN)
 	@for p in $(PROGS); do ln -sf $(B)/$$p $$p 2>/dev/null || true; done
 
@@ -105,6 +105,11 @@ check: deps
 
 check-unit: $(UNIT_BIN)
 	$(Q)B=$(B) tests/run.sh --unit-only $(UNIT_BIN)
+
+# Real QEMU guests under libvirtd (tests/vm/run.sh): root, a few minutes.
+check-vm: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)B=$(B) sh tests/vm/run.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -20,7 +20,23 @@ echo
 echo "== libvirt collector: 1000 test-driver domains (2 disks, 1 NIC each), per-domain path"
 sh tests/fixtures/libvirt/gen-testnode.sh 1000 "$work/node1000.xml"
 "$B/bench/bench_libvirt" "$work/node1000.xml" 20 2>/dev/null
-echo "(collectd 5.12 virt plugin, block stats off, on this kind of machine: ~28 us per domain per cycle)"
+echo "(collectd 5.12 virt plugin, block stats off, on this kind of machine: ~28 us per domain per cycle;"
+echo " PEERS=/tmp/peers make bench measures it here and now)"
+
+echo
+echo "== tallyd collecting the same 1000 domains: libvirt -> ledger, 1 s interval, RRD off"
+echo "   (CPU of the whole daemon in 5 s windows after a 5 s warm-up, as ../shared/peers measures collectd)"
+sh bench/libvirt_daemon.sh "$B/tallyd" "$work/node1000.xml" "$work/lvd"
+# PEERS=DIR (a writable copy of ../shared/peers, installed): collectd's virt
+# plugin and prometheus-libvirt-exporter on a fleet of the same shape, now
+if [ -n "${PEERS:-}" ]; then
+	echo
+	echo "== peers on 1000 test-driver domains (from $PEERS)"
+	(cd "$PEERS" && WRITERS=prom ./bench-collectd.sh 1000 30 1 |
+		grep -E '^(cpu_us_per_cycle_per_domain|win_med_us|win_min_us|win_max_us|series)[[:space:]]')
+	(cd "$PEERS" && ./bench-libvirt-exporter.sh 1000 |
+		grep -E '^(cpu_ms_per_scrape|scrape_med_s|rss_kB|domains_reported)[[:space:]]')
+fi
 
 if [ -x "$B/bench/bench_invoice" ]; then
 	echo

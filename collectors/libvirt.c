@@ -14,7 +14,8 @@
  * of the source path), NICs by MAC; never vnetN or the domain name. The
  * domain XML (devices, Nova metadata) is read when a domain is first seen
  * and again every xml_refresh cycles; metadata is sent when it changes.
- * Tenant, user and flavor come from Nova's <nova:instance> metadata.
+ * Tenant, user and flavor come from Nova's <nova:instance> metadata
+ * (namespace 1.0, or 1.1 as Nova writes it since Zed).
  *
  * Meters (DESIGN.md): cpu (cpu.time ns), vcpus, memory (balloon.current KiB
  * -> bytes), memory.usage (available - unused), memory.resident (rss),
@@ -115,8 +116,12 @@ int lv_parse_domain_xml(const char *xml, size_t len, struct lv_domain_info *info
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* Nova wrote namespace 1.0 until Zed (2022) and 1.1 since (it added
+	 * nova:ports); the fields we read are the same in both */
 	xmlXPathRegisterNs(ctx, (const xmlChar *)"nova",
 			   (const xmlChar *)"http://openstack.org/xmlns/libvirt/nova/1.0");
+	xmlXPathRegisterNs(ctx, (const xmlChar *)"nova11",
+			   (const xmlChar *)"http://openstack.org/xmlns/libvirt/nova/1.1");
 	xstr(ctx, "string(/domain/uuid)", info->uuid, sizeof(info->uuid));
 	xstr(ctx, "string(/domain/name)", info->name, sizeof(info->name));
 	if (!info->uuid[0]) {
@@ -161,17 +166,22 @@ int lv_parse_domain_xml(const char *xml, size_t len, struct lv_domain_info *info
 		info->nics[info->n_nics++] = c;
 	}
 	char probe[8];
+	const char *ns = "nova";
 	xstr(ctx, "string(count(/domain/metadata/nova:instance))", probe, sizeof(probe));
+	if (!probe[0] || !strcmp(probe, "0")) {
+		ns = "nova11";
+		xstr(ctx, "string(count(/domain/metadata/nova11:instance))", probe, sizeof(probe));
+	}
 	info->has_nova = probe[0] && strcmp(probe, "0") != 0;
 	if (info->has_nova) {
-		xstr(ctx, "string(/domain/metadata/nova:instance/nova:name)", info->nova_name,
-		     sizeof(info->nova_name));
-		xstr(ctx, "string(/domain/metadata/nova:instance/nova:owner/nova:project/@uuid)", info->project,
-		     sizeof(info->project));
-		xstr(ctx, "string(/domain/metadata/nova:instance/nova:owner/nova:user/@uuid)", info->user,
-		     sizeof(info->user));
-		xstr(ctx, "string(/domain/metadata/nova:instance/nova:flavor/@name)", info->flavor,
-		     sizeof(info->flavor));
+		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:name)", ns, ns);
+		xstr(ctx, expr, info->nova_name, sizeof(info->nova_name));
+		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:owner/%s:project/@uuid)", ns, ns, ns);
+		xstr(ctx, expr, info->project, sizeof(info->project));
+		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:owner/%s:user/@uuid)", ns, ns, ns);
+		xstr(ctx, expr, info->user, sizeof(info->user));
+		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:flavor/@name)", ns, ns);
+		xstr(ctx, expr, info->flavor, sizeof(info->flavor));
 	}
 out:
 	xmlXPathFreeObject(set);
@@ -316,6 +326,17 @@ struct lv_dom {
 	int n_last, cap_last;
 	uint8_t have_size[LV_MAX_DEVS];
 	int64_t last_reboot_ns;      /* to fold the 2-3 reboot events of one reboot */
+	uint64_t last_cpu;           /* ns, the last cpu time read */
+	unsigned int dom_id;         /* the domain id (one QEMU process) it was read from */
+	int have_cpu;
+	unsigned int origin_id;      /* the process origin_ns is the start of (0: none known) */
+	struct lv_nic_ctr {          /* per NIC (by index in info.nics) and counter (rx/tx bytes/pkts) */
+		uint64_t prev;       /* the last value read, in any life */
+		int64_t life;        /* origin_ns of the life `carry` was decided for */
+		uint8_t have, carry; /* carry: the counter went on across the restart */
+	} nic_ctr[LV_MAX_DEVS][4];
+	char nic_mac[LV_MAX_DEVS][18];
+	int64_t stop_ns;             /* the last stop's time (its final reading) */
 };
 
 struct lv {
@@ -332,12 +353,13 @@ struct lv {
 	size_t n_dom, cap_dom;
 	uint32_t *slot;              /* open addressing: index + 1 into dom, by uuid */
 	size_t mask;
-	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note, ev_note;
+	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note, ev_note, torn_note;
 	/* lifecycle events: filled by libvirt's event thread, drained by read() */
 	pthread_mutex_t ev_lock;
 	struct lv_event {
 		int64_t time_ns;
 		unsigned char uuid[VIR_UUID_BUFLEN];
+		unsigned int id;             /* the domain id (QEMU process) it speaks of */
 		char type[24];
 		char reason[64];
 	} ev[LV_EVENT_QUEUE];
@@ -392,6 +414,7 @@ static void queue_event(struct lv *s, virDomainPtr dom, const char *type, const 
 		struct lv_event *ev = &s->ev[s->ev_n];
 		if (virDomainGetUUID(dom, ev->uuid) == 0) {
 			ev->time_ns = now;
+			ev->id = virDomainGetID(dom);
 			str_copy(ev->type, type, sizeof(ev->type));
 			str_copy(ev->reason, reason, sizeof(ev->reason));
 			s->ev_n++;
@@ -598,9 +621,17 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 		complain(&s->xml_fail, LOG_WARN, "libvirt: domain %s: %s", d->uuid, e.msg);
 		return;
 	}
+	int no_tap = 0;
+	for (int i = 0; i < info.n_nics; i++)
+		no_tap += !info.nics[i].target[0];
 	if (info.skipped_devs)
 		complain(&s->dev_note, LOG_INFO, "libvirt: domain %s: %d device(s) without a target or MAC"
 			 " are not metered", d->uuid, info.skipped_devs);
+	else if (no_tap)
+		/* a running domain's NIC without a host device (user-mode
+		 * networking, a vhost-user port) has no counters to read */
+		complain(&s->dev_note, LOG_INFO, "libvirt: domain %s: %d NIC(s) without a host device"
+			 " (<target dev>) have no counters: not metered", d->uuid, no_tap);
 	if (!d->have_info || info.n_disks != d->info.n_disks ||
 	    memcmp(info.disks, d->info.disks, (size_t)info.n_disks * sizeof(info.disks[0])))
 		memset(d->have_size, 0, sizeof(d->have_size)); /* disks moved: sizes per index are stale */
@@ -680,6 +711,36 @@ static void put_g(struct emit *x, int meter, const char *dev, double v)
 	remember(x);
 }
 
+/* NIC counters live as long as the host tap, not the QEMU process: an
+ * unmanaged tap (type ethernet, managed='no') keeps counting across a
+ * restart of its domain. A NIC counter that did not go down at the first
+ * read of a new life went on: it is sent as a baseline for that whole life
+ * (origin 0) rather than counted from zero, which would bill the tap's old
+ * total twice. (A tap created afresh starts below its predecessor's last
+ * value, unless its new life sent more in one interval than the old one in
+ * all: then that first interval is not counted.) */
+static void put_nic(struct emit *x, const struct lv_nic *nc, int f, int meter, uint64_t v)
+{
+	struct lv_dom *d = x->d;
+	int n = (int)(nc - d->info.nics);
+	int64_t origin = x->smp.origin_ns;
+	struct lv_nic_ctr *c = &d->nic_ctr[n][f];
+	if (strcmp(d->nic_mac[n], nc->mac)) {
+		memset(d->nic_ctr[n], 0, sizeof(d->nic_ctr[n])); /* another NIC in this slot */
+		str_copy(d->nic_mac[n], nc->mac, sizeof(d->nic_mac[n]));
+	}
+	if (origin && c->life != origin) {
+		c->life = origin;
+		c->carry = c->have && c->prev > 0 && v >= c->prev;
+	}
+	if (origin && c->carry)
+		x->smp.origin_ns = 0;
+	put_c(x, meter, nc->mac, v);
+	x->smp.origin_ns = origin;
+	c->prev = v;
+	c->have = 1;
+}
+
 static const struct lv_disk *disk_by_target(const struct lv_dom *d, const char *target)
 {
 	for (int i = 0; i < d->info.n_disks; i++)
@@ -715,9 +776,40 @@ static int instance_running(int state)
 	return state == VIR_DOMAIN_RUNNING || state == VIR_DOMAIN_BLOCKED;
 }
 
+/* Which QEMU process (domain id) a reading comes from, before anything of
+ * it is sent. Returns 1 when the reading must be dropped:
+ * - A domain's cpu time never goes back within one process. When it does,
+ *   the stats were taken while the domain was being torn down: with libvirt
+ *   9.0 and QEMU 7.2 a destroy that overlaps the stats call returns a
+ *   fraction of the cpu time (the threads still alive). The aggregator
+ *   would take that for a reset and bill the fraction again; the stop event
+ *   that follows repeats the last good reading instead.
+ * - An inactive domain (id -1) has no counters.
+ * A new process whose start event has not arrived yet (events come on
+ * their own thread, and lag under load) is a new life that began after the
+ * previous read and after the last stop: its counters count from then, and
+ * the late start event must not begin the same life again (rule 3). */
+static int torn_down(struct lv *s, struct lv_dom *d, virDomainPtr dom, uint64_t cpu, struct emit *x)
+{
+	unsigned int id = virDomainGetID(dom);
+	if (id == (unsigned int)-1 || (d->have_cpu && id == d->dom_id && cpu < d->last_cpu))
+		return 1;
+	if (d->have_cpu && id != d->dom_id && id != d->origin_id) {
+		d->origin_ns = s->prev_read_ns > d->stop_ns ? s->prev_read_ns : d->stop_ns;
+		d->origin_id = id;
+		d->origin_by_event = 0;
+		x->smp.origin_ns = d->origin_ns;
+	}
+	d->last_cpu = cpu;
+	d->dom_id = id;
+	d->have_cpu = 1;
+	return 0;
+}
+
 /* Readings of one domain from its bulk record. Returns 1 when the record
- * had the groups we need, 0 when the per-domain calls must be used. */
-static int from_record(struct lv_dom *d, virDomainStatsRecordPtr rec, struct emit *x)
+ * had the groups we need, 0 when the per-domain calls must be used, -1
+ * when the domain was being torn down (nothing sent). */
+static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr rec, struct emit *x)
 {
 	virTypedParameterPtr p = rec->params;
 	int np = rec->nparams, state = 0;
@@ -728,6 +820,8 @@ static int from_record(struct lv_dom *d, virDomainStatsRecordPtr rec, struct emi
 
 	if (virTypedParamsGetULLong(p, np, "cpu.time", &cpu) != 1)
 		return 0;
+	if (torn_down(s, d, rec->dom, cpu, x))
+		return -1;
 	virTypedParamsGetInt(p, np, "state.state", &state);
 	put_c(x, M_CPU, "", cpu);
 	if (virTypedParamsGetUInt(p, np, "vcpu.current", &vc) == 1)
@@ -779,7 +873,7 @@ static int from_record(struct lv_dom *d, virDomainStatsRecordPtr rec, struct emi
 			for (size_t f = 0; f < sizeof(nf) / sizeof(nf[0]); f++) {
 				snprintf(key, sizeof(key), "net.%u.%s", i, nf[f].k);
 				if (virTypedParamsGetULLong(p, np, key, &u) == 1)
-					put_c(x, nf[f].m, nc->mac, u);
+					put_nic(x, nc, (int)f, nf[f].m, u);
 			}
 		}
 	return 1;
@@ -788,11 +882,15 @@ static int from_record(struct lv_dom *d, virDomainStatsRecordPtr rec, struct emi
 /* Readings of one domain through the per-domain calls. Disk capacity and
  * allocation (one more call per disk) and the guest's memory stats are read
  * again only when `sizes` is set: they change slowly; the last values are
- * sent every cycle. */
-static void from_calls(struct lv_dom *d, virDomainPtr dom, struct emit *x, int sizes)
+ * sent every cycle. Returns 0, or -1 when the domain was being torn down
+ * (nothing sent). */
+static int from_calls(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct emit *x, int sizes)
 {
 	virDomainInfo info;
-	if (virDomainGetInfo(dom, &info) == 0) {
+	int have_info = virDomainGetInfo(dom, &info) == 0;
+	if (have_info && torn_down(s, d, dom, info.cpuTime, x))
+		return -1;
+	if (have_info) {
 		put_c(x, M_CPU, "", info.cpuTime);
 		put_g(x, M_VCPUS, "", info.nrVirtCpu);
 		put_g(x, M_MEMORY, "", (double)info.memory * 1024.0);
@@ -858,14 +956,15 @@ static void from_calls(struct lv_dom *d, virDomainPtr dom, struct emit *x, int s
 		if (!nc->target[0] || virDomainInterfaceStats(dom, nc->target, &is, sizeof(is)) != 0)
 			continue;
 		if (is.rx_bytes >= 0)
-			put_c(x, M_NET_IN_BYTES, nc->mac, (uint64_t)is.rx_bytes);
+			put_nic(x, nc, 0, M_NET_IN_BYTES, (uint64_t)is.rx_bytes);
 		if (is.tx_bytes >= 0)
-			put_c(x, M_NET_OUT_BYTES, nc->mac, (uint64_t)is.tx_bytes);
+			put_nic(x, nc, 1, M_NET_OUT_BYTES, (uint64_t)is.tx_bytes);
 		if (is.rx_packets >= 0)
-			put_c(x, M_NET_IN_PACKETS, nc->mac, (uint64_t)is.rx_packets);
+			put_nic(x, nc, 2, M_NET_IN_PACKETS, (uint64_t)is.rx_packets);
 		if (is.tx_packets >= 0)
-			put_c(x, M_NET_OUT_PACKETS, nc->mac, (uint64_t)is.tx_packets);
+			put_nic(x, nc, 3, M_NET_OUT_PACKETS, (uint64_t)is.tx_packets);
 	}
+	return 0;
 }
 
 /* Rule 4, as far as libvirt allows: the counters are gone when the stop
@@ -885,6 +984,7 @@ static void final_reading(struct lv_dom *d, int64_t t_ns, const struct sink *sin
 		sink->sample(sink->ctx, NULL, &f);
 	}
 	d->n_last = 0;
+	d->stop_ns = t_ns;
 }
 
 /* Send the events queued since the last read; a start tells when the
@@ -915,13 +1015,19 @@ static void drain_events(struct lv *s, const struct sink *sink)
 		if (is_new)
 			d->first_seen_ns = batch[i].time_ns;
 		if (!strcmp(batch[i].type, "rebooted")) {
-			if (batch[i].time_ns - d->last_reboot_ns < 100 * 1000000LL)
+			/* libvirt says one reboot two or three times, ~100 ms apart
+			 * on an idle host, over a second on a loaded one (seen under
+			 * TCG); no guest reboots twice within 2 s */
+			if (batch[i].time_ns - d->last_reboot_ns < 2 * NS_PER_SEC)
 				continue; /* the same reboot, said again */
 			d->last_reboot_ns = batch[i].time_ns;
 		}
-		if (!strcmp(batch[i].type, "started") || !strcmp(batch[i].type, "migrated_in")) {
+		/* a start begins a life, unless a read already met its process */
+		if ((!strcmp(batch[i].type, "started") || !strcmp(batch[i].type, "migrated_in")) &&
+		    !(d->have_cpu && d->dom_id == batch[i].id)) {
 			d->origin_ns = batch[i].time_ns;
 			d->origin_by_event = 1;
+			d->origin_id = batch[i].id;
 		}
 		if (!strcmp(batch[i].type, "stopped") || !strcmp(batch[i].type, "migrated_out") ||
 		    !strcmp(batch[i].type, "crashed"))
@@ -980,7 +1086,7 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	if (s->conn_fail.window_ns)
 		complaint_clear(&s->conn_fail, "libvirt %s: reading again", s->uri);
 	s->cycle++;
-	uint64_t fallback = 0, bulk = 0;
+	uint64_t fallback = 0, bulk = 0, torn = 0;
 	for (int i = 0; i < n; i++) {
 		virDomainPtr dom = list_only ? doms[i] : recs[i]->dom;
 		char uuid[VIR_UUID_STRING_BUFLEN];
@@ -1007,20 +1113,29 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		memset(&x, 0, sizeof(x));
 		x.sink = sink;
 		x.d = d;
+		int keep = d->n_last; /* the last good readings, for a stop's final reading */
 		d->n_last = 0;
 		str_copy(x.smp.resource, uuid, sizeof(x.smp.resource));
 		x.smp.time_ns = now_ns;
 		x.smp.origin_ns = d->origin_ns;
-		if (!list_only && from_record(d, recs[i], &x)) {
+		int got = list_only ? 0 : from_record(s, d, recs[i], &x);
+		if (got > 0) {
 			s->bulk_domains++;
 			bulk++;
-		} else {
-			from_calls(d, dom, &x, refresh);
+		} else if (got == 0 && (got = from_calls(s, d, dom, &x, refresh)) == 0) {
 			s->fallback_domains++;
 			fallback++;
 		}
+		if (got < 0) {
+			d->n_last = keep;
+			torn++;
+			continue;
+		}
 		d->seen_cycle = s->cycle;
 	}
+	if (torn)
+		complain(&s->torn_note, LOG_INFO, "libvirt %s: %llu domain(s) not read this cycle: their cpu"
+			 " time went back while they were being stopped", s->uri, (unsigned long long)torn);
 	if (fallback)
 		complain(&s->fallback_note, LOG_INFO, "libvirt %s: the driver answers the bulk stats call"
 			 " without cpu/block/net groups; reading %llu domain(s) with per-domain calls",

@@ -6,6 +6,10 @@ PKGS="build-essential pkg-config libsqlite3-dev sqlite3 libyaml-dev librrd-dev r
 libjansson-dev check libvirt-dev libvirt-clients libxml2-dev libssl-dev python3 python3-jsonschema
 chromium fonts-dejavu-core libmicrohttpd-dev libcurl4-openssl-dev prometheus jq
 prometheus-alertmanager"
+# `deps.sh vm`: also what make check-vm needs (tests/vm: QEMU, libvirtd, a
+# static build of the guest's load generator, the initramfs tools)
+[ "${1:-}" = vm ] && PKGS="$PKGS qemu-system-x86 qemu-utils libvirt-daemon
+libvirt-daemon-driver-qemu gcc libc6-dev cpio iproute2 procps xz-utils"
 missing=""
 for p in $PKGS; do
 	s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)

@@ -7,6 +7,8 @@
  * comparison allows for the time between our read and virsh's: virsh's
  * value must lie between ours and ours plus (elapsed time x the counter's
  * rate). Gauges (vCPUs, memory) must match exactly.
+ * tests/integration/libvirt_oracle.sh does the same through tallyd and its
+ * ledger for every series of a 100-domain fleet.
  */
 #include <check.h>
 #include <errno.h>
@@ -16,6 +18,8 @@
 #include <unistd.h>
 #include <libvirt/libvirt.h>
 
+#include "aggregator.h"
+#include "batch.h"
 #include "cfg.h"
 #include "collector.h"
 #include "err.h"
@@ -66,6 +70,23 @@ START_TEST(test_parse_nova)
 	ck_assert_str_eq(d.nics[0].target, "tap1234abcd-ef");
 	ck_assert_str_eq(d.nics[0].type, "bridge");
 	ck_assert_int_eq(d.skipped_devs, 0);
+	free(xml);
+}
+END_TEST
+
+START_TEST(test_parse_nova_1_1)
+{
+	/* Nova since Zed writes namespace 1.1: the same fields */
+	size_t len;
+	char *xml = slurp("tests/fixtures/libvirt/nova-1.1.xml", &len);
+	struct lv_domain_info d;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(lv_parse_domain_xml(xml, len, &d, &e), 0);
+	ck_assert(d.has_nova);
+	ck_assert_str_eq(d.nova_name, "web-frontend-1");
+	ck_assert_str_eq(d.project, "4e1f2a3b5c6d7e8f9a0b1c2d3e4f5a6b");
+	ck_assert_str_eq(d.user, "9b2c6f1d0a7e4e3b8f5a1c2d3e4f5a6b");
+	ck_assert_str_eq(d.flavor, "m1.large");
 	free(xml);
 }
 END_TEST
@@ -402,10 +423,97 @@ START_TEST(test_lifecycle_events)
 	ck_assert_int_ge(cpu->origin_ns, before);
 	ck_assert_int_le(cpu->origin_ns, after + 300 * 1000000LL);
 	ck_assert_int_eq(r->ev[3].time_ns, cpu->origin_ns);
+	/* the test driver's NIC counters follow the wall clock, so they went on
+	 * across the restart, as an unmanaged tap's do: a baseline for the new
+	 * life (origin 0), never counted from zero again */
+	const struct sample *rx = NULL;
+	for (int i = 0; i < r->n; i++)
+		if (r->s[i].meter == M_NET_IN_BYTES && !(r->s[i].flags & SAMPLE_F_LAST))
+			rx = &r->s[i];
+	ck_assert_ptr_nonnull(rx);
+	ck_assert_int_eq(rx->origin_ns, 0);
 	virDomainFree(dom);
 	virConnectClose(rw);
 	libvirt_collector.free(st);
 	free(r);
+}
+END_TEST
+
+/* ---- a metadata change reaching the ledger ---- */
+
+static int to_agg(void *ctx, struct batch *b)
+{
+	struct tally_err e = { 0 };
+	int rc = agg_ingest(ctx, b, &e);
+	ck_assert_msg(rc >= 0, "%s", e.msg);
+	return 0;
+}
+
+static uint64_t agg_next(void *ctx, const char *agent)
+{
+	return agg_agent_seq(ctx, agent) + 1;
+}
+
+/* one collection cycle at t, through the batcher and the aggregator, committed */
+static void cycle(void *st, struct batcher *bt, struct aggregator *a, int64_t t)
+{
+	struct tally_err e = { 0 };
+	struct sink sk = batcher_sink(bt);
+	ck_assert_msg(libvirt_collector.read(st, t, &sk, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(batcher_flush(bt, t), 0);
+	ck_assert_msg(agg_commit(a, &e) == 0, "%s", e.msg);
+}
+
+START_TEST(test_metadata_change_reaches_ledger)
+{
+	/* the running domain gains Nova metadata mid-run (as Nova writes it on a
+	 * resize or a project move), loses it again, and each state reaches
+	 * resource_attrs from the cycle the collector read it: read with the
+	 * sqlite3 CLI, an independent reader */
+	const char *uri = "test:///default", *u = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+	const char *nova_ns = "http://openstack.org/xmlns/libvirt/nova/1.0";
+	char dir[64], path[128], cmd[512];
+	tu_mkdtemp(dir, sizeof(dir), "lvmeta");
+	snprintf(path, sizeof(path), "%s/ledger.db", dir);
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path, .max_gap_ns = 300 * NS_PER_SEC };
+	struct tally_err e = { 0 };
+	ck_assert_msg(agg_open(&a, &ac, &e) == 0, "%s", e.msg);
+	struct batcher bt;
+	batcher_init(&bt, "t", to_agg, agg_next, a);
+	void *st = open_collector_with(uri, "xml_refresh: 1\n");
+	int64_t t0 = time_now_ns() / NS_PER_SEC * NS_PER_SEC;
+	cycle(st, &bt, a, t0);
+
+	virConnectPtr rw = virConnectOpen(uri);
+	ck_assert_ptr_nonnull(rw);
+	virDomainPtr dom = virDomainLookupByName(rw, "test");
+	ck_assert_ptr_nonnull(dom);
+	ck_assert_int_eq(virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+		"<instance><name>db-7</name><flavor name='m1.xlarge'/><owner><user uuid='user-7'>u</user>"
+		"<project uuid='proj-7'>p</project></owner></instance>", "nova", nova_ns, VIR_DOMAIN_AFFECT_LIVE), 0);
+	cycle(st, &bt, a, t0 + NS_PER_SEC);
+	cycle(st, &bt, a, t0 + 2 * NS_PER_SEC);                  /* unchanged: no new row */
+	ck_assert_int_eq(virDomainSetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, NULL, NULL, nova_ns,
+					      VIR_DOMAIN_AFFECT_LIVE), 0);
+	cycle(st, &bt, a, t0 + 3 * NS_PER_SEC);
+	libvirt_collector.free(st);
+	batcher_release(&bt);
+	agg_close(a);
+
+	snprintf(cmd, sizeof(cmd), "sqlite3 -separator ' ' '%s' \"SELECT (a.since_ns - %lld) / 1000000000,"
+		 " a.name, a.tenant, a.user_id, a.flavor, a.labels FROM resource_attrs a JOIN resources r"
+		 " ON r.id = a.resource_id WHERE r.uuid = '%s' ORDER BY a.since_ns\"", path, (long long)t0, u);
+	FILE *p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	char out[1024];
+	size_t n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	ck_assert_int_eq(pclose(p), 0);
+	ck_assert_str_eq(out, "0 test    source=libvirt\n"
+			      "1 db-7 proj-7 user-7 m1.xlarge flavor=m1.xlarge,source=nova\n"
+			      "3 test    source=libvirt\n");
+	tu_rmrf(dir);
 }
 END_TEST
 
@@ -431,12 +539,14 @@ int main(void)
 	TCase *tc = tcase_create("libvirt");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_parse_nova);
+	tcase_add_test(tc, test_parse_nova_1_1);
 	tcase_add_test(tc, test_parse_plain);
 	tcase_add_test(tc, test_parse_bad);
 	tcase_add_test(tc, test_mapping_file);
 	tcase_add_test(tc, test_default_driver_vs_virsh);
 	tcase_add_test(tc, test_fleet_of_100_vs_virsh);
 	tcase_add_test(tc, test_lifecycle_events);
+	tcase_add_test(tc, test_metadata_change_reaches_ledger);
 	tcase_add_test(tc, test_unreachable_uri);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
