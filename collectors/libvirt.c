@@ -446,7 +446,15 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 			 : detail == VIR_DOMAIN_EVENT_STOPPED_FAILED ? "failed" : "from-snapshot";
 		break;
 	case VIR_DOMAIN_EVENT_SHUTDOWN: type = "shutdown"; reason = "guest"; break;
-	case VIR_DOMAIN_EVENT_SUSPENDED: type = "suspended"; break;
+	case VIR_DOMAIN_EVENT_SUSPENDED:
+		/* the SLA tells a pause by an I/O error (downtime) from one asked for */
+		type = "suspended";
+		reason = detail == VIR_DOMAIN_EVENT_SUSPENDED_IOERROR ? "ioerror"
+			 : detail == VIR_DOMAIN_EVENT_SUSPENDED_PAUSED ? "paused"
+			 : detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED ? "migrated"
+			 : detail == VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG ? "watchdog"
+			 : detail == VIR_DOMAIN_EVENT_SUSPENDED_API_ERROR ? "api-error" : "";
+		break;
 	case VIR_DOMAIN_EVENT_RESUMED: type = "resumed"; break;
 	case VIR_DOMAIN_EVENT_CRASHED: type = "crashed"; reason = "panicked"; break;
 	case VIR_DOMAIN_EVENT_DEFINED: type = "defined"; break;

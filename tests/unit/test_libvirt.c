@@ -390,7 +390,7 @@ START_TEST(test_lifecycle_events)
 	usleep(300 * 1000);   /* the event thread delivers */
 	r->n = r->nev = 0;
 	ck_assert_int_eq(libvirt_collector.read(st, time_now_ns(), &sk, &e), 0);
-	const char *want[][2] = { { "suspended", "" }, { "resumed", "" }, { "stopped", "destroyed" },
+	const char *want[][2] = { { "suspended", "paused" }, { "resumed", "" }, { "stopped", "destroyed" },
 				  { "started", "booted" } };
 	ck_assert_int_eq(r->nev, 4);
 	for (int i = 0; i < 4; i++) {

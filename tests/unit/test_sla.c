@@ -249,6 +249,34 @@ START_TEST(test_vm_created_mid_month)
 }
 END_TEST
 
+/* Pauses, one day (86,400 s): an I/O error pauses vm-p from 02:00 to 02:15
+ * (900 s down), the tenant pauses it from 05:00 to 06:00 (3600 s not
+ * expected): (82800 - 900) / 82800 = 98.91304...% -> 98.9130. */
+START_TEST(test_ioerror_pause_and_user_pause)
+{
+	const int64_t day = NOV + 9 * D;
+	lf_open();
+	born("vm-p", "m1.small", day);
+	lf_event("vm-p", day + 2 * H, "suspended", "ioerror");
+	lf_event("vm-p", day + 2 * H + 15 * M, "resumed", "");
+	lf_event("vm-p", day + 5 * H, "suspended", "paused");
+	lf_event("vm-p", day + 6 * H, "resumed", "");
+	alive("vm-p", day + D);
+	lf_close();
+	struct sla_report r;
+	struct plan p;
+	report(day, day + D, &r, &p);
+	const struct sla_vm *v = vm_of(&r, "vm-p");
+	ck_assert_int_eq(v->expected_ns, 82800 * S);
+	ck_assert_int_eq(v->down_ns, 900 * S);
+	avail_is(v, "98.9130");
+	ck_assert_uint_eq(v->n_incidents, 1);
+	ck_assert_str_eq(v->incidents[0].cause, "ioerror");
+	sla_report_release(&r);
+	plan_release(&p);
+}
+END_TEST
+
 /* Credit tiers at their edges, "gold", one day (86,400 s) each:
  *   vm-e: down 43.2 s: exactly 99.95 %: not below it, no credit
  *   vm-f: down 43.2 s + 1 ns: below 99.95 %: 10 %
@@ -363,6 +391,7 @@ int main(void)
 	tcase_add_test(tc, test_host_silent_longer_and_shorter_than_grace);
 	tcase_add_test(tc, test_incident_across_the_month_boundary);
 	tcase_add_test(tc, test_vm_created_mid_month);
+	tcase_add_test(tc, test_ioerror_pause_and_user_pause);
 	tcase_add_test(tc, test_credit_tier_edges);
 	tcase_add_test(tc, test_credit_on_the_invoice);
 	tcase_add_test(tc, test_presets);
