@@ -34,6 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fails=0
+. tests/lib/cli.sh
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
@@ -181,14 +182,7 @@ EOC
 : > "$work/$2"
 	"$TALLYD" -c "$work/t.yaml" 2>>"$work/$2" &
 	tpid=$!
-	i=0
-	until grep -q "serving until SIGTERM" "$work/$2"; do
-		i=$((i + 1))
-		[ $i -lt 600 ] || { echo "tallyd did not finish its period"; cat "$work/$2"; exit 1; }
-		kill -0 "$tpid" 2>/dev/null || { echo "tallyd died"; cat "$work/$2"; exit 1; }
-		sleep 0.1
-	done
-	PORT=$(sed -n 's/.*http: listening on 127.0.0.1 port \([0-9]*\).*/\1/p' "$work/$2")
+	wait_serving "$work/$2" "$tpid"
 	URL=http://127.0.0.1:$PORT
 }
 stop_tallyd() {

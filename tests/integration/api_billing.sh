@@ -24,6 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fails=0
+. tests/lib/cli.sh
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
@@ -61,16 +62,10 @@ collectors:
     seed: 3
     crashes_per_day: 2
 EOC
-	"$TALLYD" -c "$work/t.yaml" 2>"$work/tallyd.log" &
+	: > "$work/tallyd.log"     # emptied here, not by the child: no race with the last run's log
+	"$TALLYD" -c "$work/t.yaml" 2>>"$work/tallyd.log" &
 	tpid=$!
-	i=0
-	until grep -qs "serving until SIGTERM" "$work/tallyd.log"; do
-		i=$((i + 1))
-		[ $i -lt 600 ] || { echo "tallyd did not finish the period in 60 s"; cat "$work/tallyd.log"; exit 1; }
-		kill -0 "$tpid" 2>/dev/null || { echo "tallyd died"; cat "$work/tallyd.log"; exit 1; }
-		sleep 0.1
-	done
-	PORT=$(sed -n 's/.*http: listening on 127.0.0.1 port \([0-9]*\).*/\1/p' "$work/tallyd.log")
+	wait_serving "$work/tallyd.log" "$tpid"
 }
 get() { # TOKEN PATH -> body in $work/body, prints the status
 	curl -s -o "$work/body" -w '%{http_code}' -H "Authorization: Bearer $1" "http://127.0.0.1:$PORT$2" || true

@@ -26,6 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fails=0
+. tests/lib/cli.sh
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
@@ -70,15 +71,7 @@ collectors:
 EOC
 "$TALLYD" -c "$work/t.yaml" 2>"$work/tallyd.log" &
 tpid=$!
-i=0
-until grep -q "serving until SIGTERM" "$work/tallyd.log"; do
-	i=$((i + 1))
-	[ $i -lt 600 ] || { echo "tallyd did not finish the period in 60 s"; cat "$work/tallyd.log"; exit 1; }
-	kill -0 "$tpid" 2>/dev/null || { echo "tallyd died"; cat "$work/tallyd.log"; exit 1; }
-	sleep 0.1
-done
-PORT=$(sed -n 's/.*http: listening on 127.0.0.1 port \([0-9]*\).*/\1/p' "$work/tallyd.log")
-[ -n "$PORT" ] || { echo "no port in the log"; cat "$work/tallyd.log"; exit 1; }
+wait_serving "$work/tallyd.log" "$tpid"
 URL=http://127.0.0.1:$PORT
 L=$work/d/ledger.db
 q() { sqlite3 "$L" "$1"; }

@@ -36,3 +36,18 @@ collectors:
 EOC
 	"$TALLYD" -q -c "$work/sim-$$.yaml"
 }
+
+# wait_serving LOG PID: wait until tallyd (PID, logging to LOG) is done with
+# its fast-forward period and serving (http.serve_after_end); sets PORT from
+# the log. Exits the test when tallyd dies or takes over 60 s.
+wait_serving() {
+	i=0
+	until grep -qs "serving until SIGTERM" "$1"; do
+		i=$((i + 1))
+		[ $i -lt 600 ] || { echo "tallyd did not finish its period in 60 s"; cat "$1"; exit 1; }
+		kill -0 "$2" 2>/dev/null || { echo "tallyd died"; cat "$1"; exit 1; }
+		sleep 0.1
+	done
+	PORT=$(sed -n 's/.*http: listening on 127.0.0.1 port \([0-9]*\).*/\1/p' "$1")
+	[ -n "$PORT" ] || { echo "no port in the log"; cat "$1"; exit 1; }
+}
