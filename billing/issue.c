@@ -54,59 +54,95 @@ static void period_text(int64_t from, int64_t to, char *buf, size_t len)
 		snprintf(buf, len, "%s to %s", a, b);
 }
 
-/* What the earlier invoice's period comes to now: its own lines' subtotal,
- * rated again with the plan it was issued under. */
-static int rate_again(const char *ledger, const char *tenant, int64_t from, int64_t to, const char *plan_text,
-		      int64_t number, int64_t *base, struct tally_err *e)
+/* One earlier period as it comes out now: every tenant's base subtotal,
+ * rated again with the plan that period was issued under. Periods issued
+ * with the same plan are rated once for all the tenants that need them. */
+struct rerated {
+	int64_t from, to;
+	struct invoice *invs;
+	size_t n;
+};
+
+static int rate_again(const char *ledger, int64_t from, int64_t to, const char *plan_text, int64_t number,
+		      struct rerated *out, struct tally_err *e)
 {
 	struct plan p;
 	struct plan_errors errs;
-	struct rate_query q = { .ledger = ledger, .from_ns = from, .to_ns = to, .tenant = tenant };
-	struct invoice *invs;
-	size_t n;
+	struct rate_query q = { .ledger = ledger, .from_ns = from, .to_ns = to };
 	char name[64];
 	snprintf(name, sizeof(name), "plan of invoice #%lld", (long long)number);
 	if (plan_load_text(name, plan_text, strlen(plan_text), &p, &errs))
 		return err_set(e, -EINVAL, "%s", errs.n ? errs.msg[0] : name);
-	int rc = invoice_build_all(&p, &q, &invs, &n, e);
+	int rc = invoice_build_all(&p, &q, &out->invs, &out->n, e);
 	plan_release(&p);
-	if (rc)
-		return rc;
-	*base = n ? invs[0].base_minor : 0;
-	for (size_t i = 0; i < n; i++)
-		invoice_release(&invs[i]);
-	free(invs);
+	return rc;
+}
+
+static int64_t base_of(const struct rerated *r, const char *tenant)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (!strcmp(r->invs[i].tenant, tenant))
+			return r->invs[i].base_minor;
 	return 0;
 }
 
-int issue_adjust(const char *ledger, struct invoice *inv, const struct plan *p, struct tally_err *e)
+static void rerated_clear(struct rerated *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		invoice_release(&r->invs[i]);
+	free(r->invs);
+	memset(r, 0, sizeof(*r));
+}
+
+int issue_adjust_all(const char *ledger, struct invoice *invs, size_t n_invs, const struct plan *p,
+		     struct tally_err *e)
 {
 	static const char sql[] =
-		"SELECT i.id, i.issuer, i.number, i.from_ns, i.to_ns, i.base_minor, i.plan_text,"
+		"SELECT i.id, i.issuer, i.number, i.from_ns, i.to_ns, i.base_minor, i.plan_text, i.tenant,"
 		" (SELECT coalesce(sum(a.amount_minor), 0) FROM invoice_adjustments a WHERE a.for_id = i.id)"
-		" FROM invoices i WHERE i.tenant = ?1 AND i.to_ns <= ?2 ORDER BY i.from_ns, i.id";
+		" FROM invoices i WHERE i.to_ns <= ?1 ORDER BY i.from_ns, i.to_ns, i.plan_text, i.id";
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
+	struct rerated cur = { 0 };
+	char *cur_plan = NULL;
+	int64_t latest = INT64_MIN;
 	int rc, added = 0;
 
+	if (n_invs == 0)
+		return 0;
+	for (size_t i = 0; i < n_invs; i++)
+		if (invs[i].from_ns > latest)
+			latest = invs[i].from_ns;
 	if ((rc = ledger_ro_open(ledger, &db, e)))
 		return rc;
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		rc = err_set(e, -EIO, "%s: cannot read invoices: %s", ledger, sqlite3_errmsg(db));
 		goto out;
 	}
-	sqlite3_bind_text(st, 1, inv->tenant, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, inv->from_ns);
+	sqlite3_bind_int64(st, 1, latest);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0), number = sqlite3_column_int64(st, 2);
+		const char *tenant = col_text(st, 7), *plan_text = col_text(st, 6);
 		int64_t from = sqlite3_column_int64(st, 3), to = sqlite3_column_int64(st, 4);
-		int64_t issued_base = sqlite3_column_int64(st, 5), carried = sqlite3_column_int64(st, 7);
-		int64_t now_base;
-		char issuer[64];
-		str_copy(issuer, col_text(st, 1), sizeof(issuer));
-		if ((rc = rate_again(ledger, inv->tenant, from, to, col_text(st, 6), number, &now_base, e)))
-			goto out;
-		int64_t delta = now_base - issued_base - carried;
+		struct invoice *inv = NULL;
+		for (size_t i = 0; i < n_invs && !inv; i++)
+			if (!strcmp(invs[i].tenant, tenant) && to <= invs[i].from_ns)
+				inv = &invs[i];
+		if (!inv)
+			continue;
+		int64_t id = sqlite3_column_int64(st, 0), number = sqlite3_column_int64(st, 2);
+		if (!cur_plan || cur.from != from || cur.to != to || strcmp(cur_plan, plan_text)) {
+			rerated_clear(&cur);
+			free(cur_plan);
+			if (!(cur_plan = strdup(plan_text))) {
+				rc = err_set(e, -ENOMEM, "out of memory");
+				goto out;
+			}
+			cur.from = from;
+			cur.to = to;
+			if ((rc = rate_again(ledger, from, to, plan_text, number, &cur, e)))
+				goto out;
+		}
+		int64_t delta = base_of(&cur, tenant) - sqlite3_column_int64(st, 5) - sqlite3_column_int64(st, 8);
 		if (delta == 0)
 			continue;
 		struct invoice_line *l = invoice_add_line(inv);
@@ -114,7 +150,8 @@ int issue_adjust(const char *ledger, struct invoice *inv, const struct plan *p, 
 			rc = err_set(e, -ENOMEM, "out of memory");
 			goto out;
 		}
-		char per[96];
+		char per[96], issuer[64];
+		str_copy(issuer, col_text(st, 1), sizeof(issuer));
 		period_text(from, to, per, sizeof(per));
 		l->type = INV_ADJUSTMENT;
 		l->group = "adjustments";
@@ -131,11 +168,20 @@ int issue_adjust(const char *ledger, struct invoice *inv, const struct plan *p, 
 		rc = err_set(e, -EIO, "%s: cannot read invoices: %s", ledger, sqlite3_errmsg(db));
 		goto out;
 	}
-	rc = added ? invoice_total(inv, p, e) : 0;
+	rc = 0;
+	for (size_t i = 0; added && i < n_invs && rc == 0; i++)
+		rc = invoice_total(&invs[i], p, e);
 out:
+	rerated_clear(&cur);
+	free(cur_plan);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return rc;
+}
+
+int issue_adjust(const char *ledger, struct invoice *inv, const struct plan *p, struct tally_err *e)
+{
+	return issue_adjust_all(ledger, inv, 1, p, e);
 }
 
 static int exec(sqlite3 *db, const char *sql)

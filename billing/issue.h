@@ -29,6 +29,10 @@ struct tally_err;
 /* Returns 0; ledger errors as ledger_ro.h; -EINVAL when a stored plan no
  * longer parses; message in e. */
 int issue_adjust(const char *ledger, struct invoice *inv, const struct plan *p, struct tally_err *e);
+/* The same for several invoices at once: each earlier period (and plan) is
+ * rated again once, for all of them. */
+int issue_adjust_all(const char *ledger, struct invoice *invs, size_t n, const struct plan *p,
+		     struct tally_err *e);
 
 /* Issue invs[0..n) under p->issuer at now_ns. Fills each invoice's issuer,
  * number, issued_ns and sha256. Returns 0; -EEXIST when a tenant's period

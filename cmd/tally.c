@@ -378,8 +378,8 @@ static int cmd_invoice(int argc, char **argv)
 	struct invoice *invs;
 	size_t n;
 	rc = invoice_build_all(&p, &q, &invs, &n, &e);
-	for (size_t i = 0; rc == 0 && !q.combined && i < n; i++)
-		rc = issue_adjust(q.ledger, &invs[i], &p, &e);
+	if (rc == 0 && !q.combined)
+		rc = issue_adjust_all(q.ledger, invs, n, &p, &e);
 	for (size_t i = 0; rc == 0 && issue && !incomplete && i < n; i++)
 		if (invs[i].data_until_ns < invs[i].to_ns) {
 			char t[48];
