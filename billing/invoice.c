@@ -99,7 +99,7 @@ static int cmp_line(const void *a, const void *b)
 static int usage_lines(const struct plan *p, const struct rate_result *r, size_t lo, size_t hi,
 		       struct invoice *inv, const struct plan_tenant *pt, struct tally_err *e)
 {
-	size_t cap_l = 0, cap_d = 0, cap_n = 0;
+	size_t cap_d = 0, cap_n = 0;
 	for (size_t i = lo; i < hi;) {
 		const struct rate_key *k = &r->accs[i].k;
 		size_t j = i;
@@ -127,9 +127,9 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 			i = j;
 			continue;
 		}
-		if (push((void **)&inv->lines, &inv->n_lines, &cap_l, sizeof(*inv->lines)))
+		struct invoice_line *l = invoice_add_line(inv);
+		if (!l)
 			return err_set(e, -ENOMEM, "out of memory");
-		struct invoice_line *l = &inv->lines[inv->n_lines - 1];
 		l->type = INV_USAGE;
 		l->key = *k;
 		l->key.resource = -1;
@@ -205,26 +205,40 @@ static int cmp_detail(const void *a, const void *b)
 	return strcmp(x->resource, y->resource);
 }
 
+static int cmp_line_at(const void *a, const void *b, void *lines)
+{
+	const struct invoice_line *l = lines;
+	return cmp_line(&l[*(const size_t *)a], &l[*(const size_t *)b]);
+}
+
 /* Lines into their printed order (group, version, price), and the details
  * re-pointed at their lines and sorted by resource name. */
 static int sort_lines(struct invoice *inv, struct tally_err *e)
 {
-	size_t *where = malloc((inv->n_lines ? inv->n_lines : 1) * sizeof(*where));
-	if (!where)
+	size_t n = inv->n_lines, m = n ? n : 1;
+	size_t *order = malloc(m * sizeof(*order)), *where = malloc(m * sizeof(*where));
+	struct invoice_line *sorted = malloc(m * sizeof(*sorted));
+	if (!order || !where || !sorted) {
+		free(order);
+		free(where);
+		free(sorted);
 		return err_set(e, -ENOMEM, "out of memory");
-	/* remember each line's place before the sort in key.resource */
-	for (size_t i = 0; i < inv->n_lines; i++)
-		inv->lines[i].key.resource = (int)i;
-	if (inv->n_lines > 1)
-		qsort(inv->lines, inv->n_lines, sizeof(*inv->lines), cmp_line);
-	for (size_t i = 0; i < inv->n_lines; i++) {
-		where[inv->lines[i].key.resource] = i;
-		inv->lines[i].key.resource = -1;
 	}
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	if (n > 1)
+		qsort_r(order, n, sizeof(*order), cmp_line_at, inv->lines);
+	for (size_t i = 0; i < n; i++) {
+		sorted[i] = inv->lines[order[i]];
+		where[order[i]] = i;
+	}
+	free(inv->lines);
+	inv->lines = sorted;
 	for (size_t d = 0; d < inv->n_details; d++)
 		inv->details[d].line = where[inv->details[d].line];
 	if (inv->n_details > 1)
 		qsort(inv->details, inv->n_details, sizeof(*inv->details), cmp_detail);
+	free(order);
 	free(where);
 	return 0;
 }
