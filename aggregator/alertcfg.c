@@ -19,14 +19,14 @@
 
 static const char *const alerts_keys[] = { "alertmanager", "resend", "timeout", "resolved_keep",
 					   "backoff_max", "generator_url", "stale_intervals", "vm_down",
-					   "samples_dropped", "max_alerts", "rules", NULL };
+					   "samples_dropped", "sla_burn", "max_alerts", "rules", NULL };
 static const char *const rule_keys[] = { "name", "meter", "rate_above", "rate_below", "above", "below",
 					 "window", "for", "severity", "labels", "annotations", NULL };
 static const char *const severities[] = { "critical", "warning", "info", NULL };
 /* labels tally sets itself; a rule may not override them */
 static const char *const reserved[] = { "alertname", "severity", "uuid", "name", "tenant", "host",
 					"meter", "device", NULL };
-static const char *const builtin_names[] = { "VMDown", "StaleData", "SamplesDropped", NULL };
+static const char *const builtin_names[] = { "VMDown", "StaleData", "SamplesDropped", "SLABurn", NULL };
 
 static bool label_name_ok(const char *s)
 {
@@ -112,6 +112,32 @@ static int parse_pairs(const struct cfg_node *m, const char *what, bool check_re
 	return 0;
 }
 
+/* sla_burn: a share of the error budget as a percentage, "100%", "50%",
+ * "12.5%" (at most 4 decimals), 0% to 1000%; "0%" turns SLABurn off. */
+static int parse_burn(const struct cfg_node *sec, int64_t *ppm, struct tally_err *e)
+{
+	const struct cfg_node *n = cfg_get(sec, "sla_burn");
+	if (!n)
+		return 0;
+	const char *s = n->type == CFG_SCALAR ? n->value : "";
+	int64_t whole = 0, frac = 0;
+	int digits = 0, fd = 0;
+	const char *p = s;
+	for (; *p >= '0' && *p <= '9' && digits < 5; p++, digits++)
+		whole = whole * 10 + (*p - '0');
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9' && fd < 4; p++, fd++)
+			frac = frac * 10 + (*p - '0');
+	for (int i = fd; i < 4; i++)
+		frac *= 10;
+	if (!digits || *p != '%' || p[1] || whole * 10000 + frac > 10000000)
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'sla_burn': expected a share of the error budget"
+			       " from 0%% to 1000%% with at most 4 decimals, like 100%% or 50%% (got '%s')",
+			       n->file, n->line, n->col, s);
+	*ppm = whole * 10000 + frac;  /* 1 % = 10^4 ppm; the 4th decimal of a % is 1 ppm */
+	return 0;
+}
+
 static int parse_rule(struct alerting_config *c, const struct cfg_node *r, struct tally_err *e)
 {
 	struct alert_rule *ar = &c->rules[c->n_rules];
@@ -193,6 +219,7 @@ int alerting_config_parse(struct alerting_config *c, const struct cfg_node *sec,
 	c->stale_intervals = 3;
 	c->vm_down = true;
 	c->samples_dropped = true;
+	c->sla_burn_ppm = 1000000;
 	c->max_alerts = 10000;
 	(void)interval_ns;
 	if (!sec)
@@ -212,7 +239,8 @@ int alerting_config_parse(struct alerting_config *c, const struct cfg_node *sec,
 	    (rc = cfg_get_uint(sec, "stale_intervals", 0, 100000, &c->stale_intervals, e)) ||
 	    (rc = cfg_get_bool(sec, "vm_down", &c->vm_down, e)) ||
 	    (rc = cfg_get_bool(sec, "samples_dropped", &c->samples_dropped, e)) ||
-	    (rc = cfg_get_uint(sec, "max_alerts", 1, 1000000, &c->max_alerts, e)))
+	    (rc = cfg_get_uint(sec, "max_alerts", 1, 1000000, &c->max_alerts, e)) ||
+	    (rc = parse_burn(sec, &c->sla_burn_ppm, e)))
 		return rc;
 	const struct cfg_node *am = cfg_get(sec, "alertmanager");
 	if (c->alertmanager[0] && strncmp(c->alertmanager, "http://", 7) &&

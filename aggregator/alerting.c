@@ -189,7 +189,7 @@ void alert_store_send_stats(struct alert_store *s, struct alert_send_stats *out)
 
 /* ---- engine ---- */
 
-enum inst_kind { K_RULE, K_VMDOWN, K_STALE, K_DROPPED };
+enum inst_kind { K_RULE, K_VMDOWN, K_STALE, K_DROPPED, K_SLABURN };
 
 struct inst {
 	char key[KEY_MAX];
@@ -254,6 +254,8 @@ struct alerting {
 	int64_t tick_ns;
 	int64_t last_cycle_ns;           /* from the ledger, for orphans */
 	bool structure_changed;          /* an alert changed since the last publish */
+	struct alert_sla_set sla;        /* what the SLA probe said last (SLABurn) */
+	bool sla_new;                    /* said since the last evaluation */
 	uint64_t version;                /* alert_snap.version */
 };
 
@@ -467,6 +469,7 @@ void alerting_free(struct alerting *g)
 	free(g->del);
 	free(g->dn);
 	free(g->ra);
+	alert_sla_set_release(&g->sla);
 	free(g);
 }
 
@@ -555,6 +558,8 @@ static int load_one(void *ctx, const struct ledger_alert *la)
 		x->kind = K_STALE;
 	} else if (!strcmp(la->rule, "SamplesDropped") && c->samples_dropped) {
 		x->kind = K_DROPPED;
+	} else if (!strcmp(la->rule, "SLABurn") && c->sla_burn_ppm) {
+		x->kind = K_SLABURN;
 	} else {
 		x->kind = K_RULE;
 		for (size_t i = 0; i < c->n_rules; i++)
@@ -848,6 +853,69 @@ static int eval_builtin(struct alerting *g, enum inst_kind kind, const char *key
 	return 0;
 }
 
+void alert_sla_set_release(struct alert_sla_set *s)
+{
+	free(s->v);
+	s->v = NULL;
+	s->n = 0;
+}
+
+void alerting_set_sla(struct alerting *g, struct alert_sla_set *s)
+{
+	alert_sla_set_release(&g->sla);
+	g->sla = *s;
+	memset(s, 0, sizeof(*s));
+	g->sla_new = true;
+}
+
+/* SLABurn: one instance per VM the probe says is burning; exact times from
+ * the probe (the instant the downtime passed the threshold). A VM the probe
+ * no longer lists, or lists as not burning, is resolved: at the start of the
+ * month when the month changed (the budget is new), else now. Evaluated
+ * only when the probe said something new, so between two probes an
+ * instance keeps its state. */
+static void eval_sla(struct alerting *g, int64_t t_ns)
+{
+	char key[KEY_MAX];
+	g->sla_new = false;
+	for (size_t i = 0; i < g->sla.n; i++) {
+		const struct alert_sla *s = &g->sla.v[i];
+		snprintf(key, sizeof(key), "SLABurn\x1f%s", s->uuid);
+		struct inst *x = find(g, key);
+		if (!x && !s->burning)
+			continue;
+		if (!x) {
+			if (!(x = add(g, key)))
+				continue;
+			x->kind = K_SLABURN;
+			x->rule = -1;
+			str_copy(x->rule_name, "SLABurn", sizeof(x->rule_name));
+			str_copy(x->subject, s->uuid, sizeof(x->subject));
+		}
+		x->seen = true;
+		x->v.value = s->used;
+		int64_t since = s->burning ? s->since_ns : 0;
+		if (!s->burning && x->t.state == ALERT_FIRING && x->t.fired_ns < g->sla.from_ns)
+			since = g->sla.from_ns;
+		step(g, x, s->burning, since, t_ns, 0);
+		struct ledger_resource res;
+		memset(&res, 0, sizeof(res));
+		str_copy(res.meta.resource, s->uuid, sizeof(res.meta.resource));
+		str_copy(res.meta.name, s->name, sizeof(res.meta.name));
+		str_copy(res.meta.tenant, s->tenant, sizeof(res.meta.tenant));
+		char cls[96];
+		snprintf(cls, sizeof(cls), "sla_class=%s\n", s->cls);
+		describe(g, x, "SLABurn", "critical", &res, s->host, NULL, cls, NULL, s->summary);
+	}
+	/* VMs the probe no longer lists: a new month, or gone from this one */
+	for (size_t i = 0; i < g->n; i++) {
+		struct inst *x = &g->in[i];
+		if (x->kind != K_SLABURN || x->seen || x->t.state == ALERT_RESOLVED)
+			continue;
+		step(g, x, false, x->t.fired_ns < g->sla.from_ns ? g->sla.from_ns : 0, t_ns, 0);
+	}
+}
+
 int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, uint64_t dropped)
 {
 	const struct alerting_config *c = g->c;
@@ -927,6 +995,9 @@ int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, 
 		eval_builtin(g, K_DROPPED, "SamplesDropped", "SamplesDropped", "warning", cond, 0, t_ns,
 			     NULL, "", g->agent_id, cond ? grew : (x ? x->v.value : 0), summary);
 	}
+
+	if (c->sla_burn_ppm && g->sla_new)
+		eval_sla(g, t_ns);
 
 	/* orphans (rule removed) were resolved at attach; now expire what was
 	 * resolved long enough ago, and forget instances back to inactive */

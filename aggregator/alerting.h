@@ -15,7 +15,12 @@
  *   - built-in StaleData: a VM whose series have not ended (it was not
  *     stopped) but which sent no reading for stale_intervals intervals;
  *   - built-in SamplesDropped: readings dropped (batcher out of memory) or
- *     refused as invalid during the last 10 intervals.
+ *     refused as invalid during the last 10 intervals;
+ *   - built-in SLABurn: a VM whose downtime this month has used more than
+ *     sla_burn of its error budget. The engine does not compute
+ *     availability: what the SLA says of each VM comes from outside
+ *     (alerting_set_sla), computed by billing/sla.c, the code behind
+ *     `tally sla` and the invoices' credits, so pager and invoice agree.
  *
  * The state machine of one alert instance (alert_step; docs/config.md):
  *
@@ -85,6 +90,8 @@ struct alerting_config {
 	uint64_t stale_intervals;        /* StaleData after this many intervals, 0 = off; default 3 */
 	bool vm_down;                    /* built-in VMDown, default true */
 	bool samples_dropped;            /* built-in SamplesDropped, default true */
+	int64_t sla_burn_ppm;            /* built-in SLABurn: share of the error budget, 0 = off;
+					  * default 1000000 (100 %) */
 	uint64_t max_alerts;             /* instances kept at most; more are dropped and counted */
 	struct alert_rule rules[ALERT_MAX_RULES];
 	size_t n_rules;
@@ -184,6 +191,35 @@ int alert_pairs_join(struct alert_pair *p, size_t n, char *out, size_t len);
 /* Value of label name in a "name=value\n" list, copied to out ("" if absent). */
 void alert_label(const char *labels, const char *name, char *out, size_t len);
 
+/* ---- what the SLA says (built-in SLABurn) ---- */
+
+/* One VM of the month so far, as billing/sla.c measured it from the
+ * committed ledger (billing/sla_burn.c fills these). */
+struct alert_sla {
+	char uuid[64], name[128], tenant[64], host[64];
+	char cls[64];                    /* the VM's SLA class */
+	bool burning;                    /* downtime > sla_burn x budget */
+	int64_t since_ns;                /* burning: the instant it passed that */
+	double used;                     /* downtime / budget (1 = all of it) */
+	char summary[256];
+};
+
+/* What the probe says of a month [from_ns, to_ns): v[0..n) malloc'd, freed
+ * by alert_sla_set_release. */
+struct alert_sla_set {
+	int64_t from_ns, to_ns;
+	struct alert_sla *v;
+	size_t n;
+};
+void alert_sla_set_release(struct alert_sla_set *s);
+
+/* Fills out for every VM with an SLA class in the month (UTC) that holds
+ * t_ns, from the committed ledger. Returns 0 or a negative errno with a
+ * message in e (the engine then keeps what it had). Wired by cmd/tallyd.c
+ * (billing/sla_burn.h): the aggregator does not know billing. */
+typedef int (*alert_sla_probe)(void *ctx, int64_t t_ns, int64_t burn_ppm, struct alert_sla_set *out,
+			       struct tally_err *e);
+
 /* ---- the engine (ingest thread) ---- */
 
 struct alerting;
@@ -208,6 +244,12 @@ void alerting_note_batch(struct alerting *g, const struct batch *b);
 /* Evaluate every rule at data time t_ns. dropped is the count of readings
  * dropped or refused so far by this process. */
 int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, uint64_t dropped);
+
+/* Hand the engine what the SLA probe said (s is taken over and emptied;
+ * the previous set is freed). SLABurn is evaluated against it at the next
+ * alerting_eval; instances of VMs not in it (a new month, a VM gone from
+ * it) are resolved then. */
+void alerting_set_sla(struct alerting *g, struct alert_sla_set *s);
 
 /* The ledger committed what the hook wrote: forget what was written. */
 void alerting_committed(struct alerting *g);

@@ -317,6 +317,9 @@ struct run {
 	struct alerting *al;
 	struct alert_store *astore;
 	struct complaint alert_complaint;
+	int64_t sla_tick_ns;         /* data time of the last SLA probe, 0: none yet */
+	bool sla_fresh;              /* the probe said something not yet evaluated */
+	struct complaint sla_complaint;
 };
 
 /* Publish what the exporters see; a failure (out of memory) keeps the
@@ -370,6 +373,30 @@ static uint64_t next_seq(void *ctx, const char *agent)
 	return agg_agent_seq(r->agg, agent) + 1;
 }
 
+#define SLA_PROBE_EVERY_NS (60 * NS_PER_SEC)
+
+/* Ask the SLA probe about the month so far, from what was just committed;
+ * the engine evaluates SLABurn against it in the next cycle. */
+static void probe_sla(struct run *r, bool now)
+{
+	const struct daemon_config *c = r->c;
+	if (!r->al || !c->sla_probe || !c->alerts.sla_burn_ppm ||
+	    (!now && r->sla_tick_ns && r->tick_ns - r->sla_tick_ns < SLA_PROBE_EVERY_NS))
+		return;
+	struct alert_sla_set set;
+	struct tally_err e = { 0 };
+	r->sla_tick_ns = r->tick_ns;
+	if (c->sla_probe(c->sla_probe_ctx, r->tick_ns, c->alerts.sla_burn_ppm, &set, &e)) {
+		complain(&r->sla_complaint, LOG_WARN, "alerts: SLABurn: %s; its alerts stay as they are",
+			 e.msg);
+		return;
+	}
+	if (r->sla_complaint.window_ns)
+		complaint_clear(&r->sla_complaint, "alerts: SLABurn: the SLA is computed again");
+	alerting_set_sla(r->al, &set);
+	r->sla_fresh = true;
+}
+
 static int commit(struct run *r, struct tally_err *e)
 {
 	int rc = agg_commit(r->agg, e);
@@ -390,6 +417,7 @@ static int commit(struct run *r, struct tally_err *e)
 		if (r->al && alerting_publish(r->al, r->astore))
 			complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory publishing the alerts;"
 				 " serving the previous ones");
+		probe_sla(r, false);
 	}
 	return rc;
 }
@@ -401,6 +429,7 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 	if (r->al) {
 		struct agg_stats st;
 		agg_get_stats(r->agg, &st);
+		r->sla_fresh = false;
 		if (alerting_eval(r->al, r->agg, tick_ns, r->bt->dropped + st.invalid))
 			complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory evaluating the rules;"
 				 " alerts may be missing");
@@ -498,6 +527,20 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 	rc = sched_run(&s, first, e);
 	if (rc == 0)
 		rc = commit(&r, e); /* whatever the last cycles left, on every clean stop */
+	if (rc == 0 && r.al && r.tick_ns) {
+		/* what the SLA says of the last data is evaluated and kept too (in
+		 * fast-forward a whole period may fit between two commits) */
+		if (!r.sla_fresh)
+			probe_sla(&r, true);
+		if (r.sla_fresh) {
+			agg_get_stats(r.agg, &st);
+			r.sla_fresh = false;
+			if (alerting_eval(r.al, r.agg, r.tick_ns, bt.dropped + st.invalid))
+				complain(&r.alert_complaint, LOG_WARN, "alerts: out of memory evaluating the rules;"
+					 " alerts may be missing");
+			rc = commit(&r, e);
+		}
+	}
 	agg_get_stats(r.agg, &st);
 	sum->cycles = s.cycles;
 	sum->overruns = s.overruns;

@@ -70,6 +70,12 @@ struct daemon_config {
 
 	struct daemon_http http;
 	struct alerting_config alerts;    /* the `alerts:` section (aggregator/alerting.h) */
+
+	/* Not parsed: wired by the caller (cmd/tallyd.c). The input of the
+	 * built-in SLABurn, asked after a commit at most once a minute of data
+	 * time; NULL: no SLABurn. */
+	alert_sla_probe sla_probe;
+	void *sla_probe_ctx;
 };
 
 /* Parse and check FILE (or the text, when text is not NULL, named by path).

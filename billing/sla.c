@@ -204,6 +204,7 @@ int sla_compute(const struct sla_query *q, const struct plan *p, struct sla_repo
 		str_copy(v->uuid, col_text(rs, 1), sizeof(v->uuid));
 		str_copy(v->name, col_text(rs, 2), sizeof(v->name));
 		str_copy(v->tenant, tenant, sizeof(v->tenant));
+		str_copy(v->host, col_text(rs, 5), sizeof(v->host));
 		int64_t first = sqlite3_column_int64(rs, 3), last = sqlite3_column_int64(rs, 4);
 		struct walk w = { .vm = v, .lo = first > q->from_ns ? first : q->from_ns, .hi = end, .st = ST_RUN,
 				  .since = first };
@@ -232,6 +233,7 @@ int sla_compute(const struct sla_query *q, const struct plan *p, struct sla_repo
 			}
 		}
 		bool ongoing = w.st == ST_DOWN;
+		v->expected_at_end = w.st != ST_OFF;
 		size_t before = v->n_incidents;
 		if (close_stretch(&w, w.since > end ? w.since : end)) {
 			rc = err_set(e, -ENOMEM, "out of memory");
@@ -270,6 +272,35 @@ out:
 	return rc;
 }
 
+bool sla_budget_of(const struct sla_report *r, const struct sla_vm *v, const struct plan *p,
+		   int64_t burn_ppm, struct sla_budget *out)
+{
+	if (v->cls < 0)
+		return false;
+	const struct plan_sla_class *c = &p->sla[v->cls];
+	memset(out, 0, sizeof(*out));
+	out->expected_ns = v->expected_ns;
+	if (v->expected_at_end && r->to_ns > v->to_ns)
+		out->expected_ns += r->to_ns - v->to_ns;
+	out->budget_ns = (int64_t)((__int128)(1000000 - c->target_ppm) * out->expected_ns / 1000000);
+	out->threshold_ns = (int64_t)((__int128)burn_ppm * out->budget_ns / 1000000);
+	out->burning = v->down_ns > out->threshold_ns;
+	if (!out->burning)
+		return true;
+	/* the incident in which the counted downtime passed the threshold */
+	int64_t before = 0;
+	for (size_t i = 0; i < v->n_incidents; i++) {
+		const struct sla_incident *in = &v->incidents[i];
+		if (before + in->counted_ns > out->threshold_ns) {
+			int64_t from = in->start_ns > v->from_ns ? in->start_ns : v->from_ns;
+			out->cross_ns = from + (out->threshold_ns - before) + 1;
+			break;
+		}
+		before += in->counted_ns;
+	}
+	return true;
+}
+
 void sla_report_release(struct sla_report *r)
 {
 	for (size_t i = 0; i < r->n_vms; i++)
@@ -280,7 +311,7 @@ void sla_report_release(struct sla_report *r)
 }
 
 /* a ppm figure as a percentage with 4 decimals */
-static char *ppm_text(int64_t ppm, char *buf, size_t len)
+char *sla_ppm_text(int64_t ppm, char *buf, size_t len)
 {
 	snprintf(buf, len, "%lld.%04lld", (long long)(ppm / 10000), (long long)(ppm % 10000));
 	return buf;
@@ -289,9 +320,9 @@ static char *ppm_text(int64_t ppm, char *buf, size_t len)
 char *sla_availability_text(const struct sla_vm *v, char *buf, size_t len)
 {
 	if (v->expected_ns == 0)
-		return ppm_text(1000000, buf, len);
+		return sla_ppm_text(1000000, buf, len);
 	int64_t ppm = (int64_t)((__int128)(v->expected_ns - v->down_ns) * 1000000 / v->expected_ns);
-	return ppm_text(ppm, buf, len);
+	return sla_ppm_text(ppm, buf, len);
 }
 
 static char *dur_text(int64_t ns, char *buf, size_t len)
@@ -335,11 +366,11 @@ int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum s
 			json_object_set_new(o, "expected_seconds", json_integer(v->expected_ns / NS_PER_SEC));
 			json_object_set_new(o, "downtime_seconds", json_integer(v->down_ns / NS_PER_SEC));
 			json_object_set_new(o, "availability_percent", json_string(sla_availability_text(v, av, sizeof(av))));
-			json_object_set_new(o, "target_percent", v->cls >= 0 ? json_string(ppm_text(p->sla[v->cls].target_ppm,
+			json_object_set_new(o, "target_percent", v->cls >= 0 ? json_string(sla_ppm_text(p->sla[v->cls].target_ppm,
 												   tg, sizeof(tg)))
 									     : json_null());
 			json_object_set_new(o, "breached", json_boolean(v->breached));
-			json_object_set_new(o, "credit_percent", json_string(ppm_text(v->credit_ppm, cr, sizeof(cr))));
+			json_object_set_new(o, "credit_percent", json_string(sla_ppm_text(v->credit_ppm, cr, sizeof(cr))));
 			for (size_t k = 0; k < v->n_incidents; k++) {
 				const struct sla_incident *x = &v->incidents[k];
 				json_t *j = json_object();
@@ -382,9 +413,9 @@ int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum s
 				fputc(',', f);
 				csv_field(f, v->cls >= 0 ? p->sla[v->cls].name : "");
 				fprintf(f, ",%s,%s,%lld,%lld,%s,", sla_availability_text(v, av, sizeof(av)),
-					v->cls >= 0 ? ppm_text(p->sla[v->cls].target_ppm, tg, sizeof(tg)) : "",
+					v->cls >= 0 ? sla_ppm_text(p->sla[v->cls].target_ppm, tg, sizeof(tg)) : "",
 					(long long)(v->down_ns / NS_PER_SEC), (long long)(v->expected_ns / NS_PER_SEC),
-					ppm_text(v->credit_ppm, cr, sizeof(cr)));
+					sla_ppm_text(v->credit_ppm, cr, sizeof(cr)));
 				if (x)
 					fprintf(f, "%s,%s,%s,%lld\r\n", time_format_iso(x->start_ns, a, sizeof(a)),
 						x->end_ns == INT64_MAX ? "" : time_format_iso(x->end_ns, b, sizeof(b)),
@@ -406,8 +437,8 @@ int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum s
 		const struct sla_vm *v = &r->vms[i];
 		fprintf(f, "%-10s %-20s %-36s %-12s %9s %9s %12s %7s%s\n", v->tenant[0] ? v->tenant : "-", v->name,
 			v->uuid, v->cls >= 0 ? p->sla[v->cls].name : "-", sla_availability_text(v, av, sizeof(av)),
-			v->cls >= 0 ? ppm_text(p->sla[v->cls].target_ppm, tg, sizeof(tg)) : "-",
-			dur_text(v->down_ns, d, sizeof(d)), ppm_text(v->credit_ppm, cr, sizeof(cr)),
+			v->cls >= 0 ? sla_ppm_text(p->sla[v->cls].target_ppm, tg, sizeof(tg)) : "-",
+			dur_text(v->down_ns, d, sizeof(d)), sla_ppm_text(v->credit_ppm, cr, sizeof(cr)),
 			v->breached ? "  BREACHED" : "");
 		for (size_t k = 0; k < v->n_incidents; k++) {
 			const struct sla_incident *x = &v->incidents[k];

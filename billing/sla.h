@@ -40,12 +40,13 @@ struct sla_incident {
 };
 
 struct sla_vm {
-	char uuid[64], name[128], tenant[64];
+	char uuid[64], name[128], tenant[64], host[64];
 	int cls;                     /* index into plan->sla, -1: no class */
 	int64_t from_ns, to_ns;      /* the part of the period measured */
 	int64_t expected_ns, down_ns;
 	int64_t credit_ppm;          /* 0: none */
 	bool breached;               /* below the class's target */
+	bool expected_at_end;        /* running or down at the end of the data (not off) */
 	struct sla_incident *incidents;
 	size_t n_incidents;
 };
@@ -66,6 +67,9 @@ struct sla_query {
 int sla_compute(const struct sla_query *q, const struct plan *p, struct sla_report *out, struct tally_err *e);
 void sla_report_release(struct sla_report *r);
 
+/* a share in parts per million as a percentage with 4 decimals: "99.9500" */
+char *sla_ppm_text(int64_t ppm, char *buf, size_t len);
+
 /* availability as a percentage with 4 decimals, rounded down (never shown
  * better than it was): "99.9832". */
 char *sla_availability_text(const struct sla_vm *v, char *buf, size_t len);
@@ -78,6 +82,26 @@ struct invoice;
  * of them rounded once; the line names the VM, its availability and its
  * incidents. The caller recomputes the totals (invoice_total). 0, -ENOMEM. */
 int sla_credit_lines(struct invoice *inv, const struct sla_report *r, const struct plan *p, struct tally_err *e);
+
+/* The error budget of v for the whole period (docs/sla.md, "Burn"): its
+ * expected time projected to the period's end as if nothing changed after
+ * the data (a running or down VM stays expected, an off one stays off),
+ * times (1 - target), rounded down to the nanosecond. It is burning when
+ * its downtime is more than burn_ppm / 10^6 of that budget; cross_ns is
+ * the instant its downtime passed it (the first nanosecond over), found in
+ * its incidents. At the period's end, burn_ppm = 10^6 burning is exactly
+ * sla_vm.breached (same expected time). */
+struct sla_budget {
+	int64_t expected_ns;         /* projected to the period's end */
+	int64_t budget_ns;
+	int64_t threshold_ns;        /* burning once down_ns > this */
+	bool burning;
+	int64_t cross_ns;            /* burning: when down_ns passed threshold_ns */
+};
+
+/* Returns false (out untouched) for a VM without a class. */
+bool sla_budget_of(const struct sla_report *r, const struct sla_vm *v, const struct plan *p,
+		   int64_t burn_ppm, struct sla_budget *out);
 
 enum sla_format { SLA_TEXT, SLA_CSV, SLA_JSON };
 int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum sla_format fmt);

@@ -13,6 +13,7 @@
 #include "err.h"
 #include "httpd.h"
 #include "log.h"
+#include "sla_burn.h"
 #include "state.h"
 #include "str.h"
 #include "tallytime.h"
@@ -115,6 +116,12 @@ int main(int argc, char **argv)
 			(unsigned)httpd_port(http));
 	}
 
+	/* SLABurn: the SLA of the plan the JSON API serves, computed by billing */
+	struct sla_burn_ctx burn = { .ledger = cfg.ledger_path, .plan = cfg.http.plan };
+	if (alerting && cfg.http.plan[0]) {
+		cfg.sla_probe = sla_burn_probe;
+		cfg.sla_probe_ctx = &burn;
+	}
 	int rc = daemon_run_alerts(&cfg, &stop_flag, &sum, http ? &live : NULL,
 				   alerting ? &alerts : NULL, &e);
 	if (rc)

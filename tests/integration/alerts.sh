@@ -14,6 +14,11 @@
 # - run C goes past the restart: the alert must leave Alertmanager's active
 #   list. Firing alerts are sent with endsAt = now + 4 x resend (4 min here),
 #   so within the bounded wait only tallyd's resolution can end it;
+# - run E with a rate plan (http.plan) whose SLA class promises 99.999 %:
+#   Alertmanager must receive SLABurn for the VM, starting when the crash
+#   used up the month's error budget (worked out here from the ledger's
+#   first sight and crash time), still active after the VM is back, seen by
+#   its tenant only; `tally sla` says the VM is below its target;
 # - run D with Alertmanager gone: the period is still ingested, the alert
 #   fires in tallyd, the failed POSTs are retried, counted and logged.
 # No durations are asserted: waits are bounded polls.
@@ -30,7 +35,7 @@ tpid="" apid=""
 cleanup() {
 	[ -n "$tpid" ] && kill "$tpid" 2>/dev/null && wait "$tpid" 2>/dev/null
 	[ -n "$apid" ] && kill "$apid" 2>/dev/null && wait "$apid" 2>/dev/null
-	rm -rf "$work"
+	if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 fails=0
@@ -163,11 +168,13 @@ echo "alertmanager at $AMURL"
 ADMIN=admin-0123456789abcdef
 TOK0=tenant00-0123456789abcdef
 TOK1=tenant01-0123456789abcdef
+DATA=$work/d PLAN_LINE=
 start_tallyd() { # END_SECONDS LOGNAME
-	{ fleet "$work/d" "$(iso "$1")"
+	{ fleet "$DATA" "$(iso "$1")"
 	  cat <<EOC
 http:
   port: 0
+  $PLAN_LINE
   serve_after_end: true
   tokens:
     - {token: $ADMIN, admin: true}
@@ -273,6 +280,73 @@ st=$(sqlite3 "$work/d/ledger.db" "SELECT state, fired_ns, resolved_ns FROM alert
 	bad "ledger alert state '$st', want 'resolved|$T1_NS|$T2_NS'"
 stop_tallyd
 kill -0 "$apid" 2>/dev/null && ok "alertmanager still running" || bad "alertmanager died"
+
+# ---- run E: SLABurn, from the SLA the invoices use ----
+# A plan whose class promises 99.999 %: the VM's error budget for October is
+# 10 ppm of its expected time projected to the month's end (it runs or is
+# down, never stopped: from its first sight to 11-01), rounded down to the
+# nanosecond; the crash at T1 is its first downtime, so the budget is gone
+# at T1 + budget + 1 ns. Worked out here from the probe's ledger, not asked
+# of tally. After the restart at T2 the VM runs again (VMDown resolves) but
+# the month's budget stays spent: SLABurn stays active.
+cat > "$work/plan.yaml" <<'EOP'
+plan: sla-burn-test
+currency: EUR
+versions:
+  - from: 2026-01-01
+    prices:
+      - {meter: instance, unit: instance-hour, price: 0.05}
+sla:
+  grace: 5m
+  classes:
+    - name: tight
+      target: 99.999%
+      credits:
+        - {below: 99.999%, credit: 10%}
+EOP
+FIRST_NS=$(sqlite3 "$PL" "SELECT first_seen_ns FROM resources WHERE uuid = '$UUID'")
+NOV_NS=$(( $(date -u -d 2026-11-01T00:00:00Z +%s) * 1000000000 ))
+BUDGET_NS=$(( (NOV_NS - FIRST_NS) * 10 / 1000000 ))
+CROSS_NS=$(( T1_NS + BUDGET_NS + 1 ))
+frac=$(printf '%09d' $((CROSS_NS % 1000000000)) | sed 's/0*$//')
+WANT_BURN=$(date -u -d "@$((CROSS_NS / 1000000000))" +%Y-%m-%dT%H:%M:%S)${frac:+.$frac}Z
+# Alertmanager's API shows times to the millisecond
+WANT_BURN_MS=$(date -u -d "@$((CROSS_NS / 1000000000))" +%Y-%m-%dT%H:%M:%S).$(printf '%03d' $((CROSS_NS % 1000000000 / 1000000)))Z
+[ "$CROSS_NS" -lt "$T2_NS" ] || { echo "the crash is shorter than the budget: choose another seed"; exit 1; }
+echo "run E: budget $BUDGET_NS ns of $((NOV_NS - FIRST_NS)) ns expected: SLABurn from $WANT_BURN"
+burn_alerts() {
+	curl -sf "$AMURL/api/v2/alerts" | jq -c --arg u "$UUID" \
+		'.[] | select(.labels.alertname == "SLABurn" and .labels.uuid == $u)'
+}
+have_burn() { [ "$(burn_alerts | wc -l)" -ge 1 ]; }
+DATA=$work/e PLAN_LINE="plan: $work/plan.yaml"
+start_tallyd "$END_C" e.log
+wait_for "run E: alertmanager received SLABurn for $VNAME" have_burn || true
+burn_alerts > "$work/e.json"
+[ "$(wc -l < "$work/e.json")" -eq 1 ] || bad "run E: $(wc -l < "$work/e.json") SLABurn alerts for the VM, want 1"
+e=$(head -n 1 "$work/e.json")
+got=$(echo "$e" | jq -r .startsAt)
+[ "$got" = "$WANT_BURN_MS" ] && ok "run E: SLABurn startsAt $got = T1 + budget + 1 ns, to the ms" ||
+	bad "run E: SLABurn startsAt $got, want $WANT_BURN_MS"
+got=$(echo "$e" | jq -c '.labels | {alertname, severity, sla_class, tenant}')
+want=$(jq -cn --arg t "$VTENANT" '{alertname: "SLABurn", severity: "critical", sla_class: "tight", tenant: $t}')
+[ "$got" = "$want" ] && ok "run E: labels $got" || bad "run E: labels $got, want $want"
+[ "$(echo "$e" | jq -r .status.state)" = active ] && ok "run E: still active after the VM started again" ||
+	bad "run E: state $(echo "$e" | jq -c .status)"
+burn_sel='[.alerts[] | select(.labels.alertname == "SLABurn" and .labels.uuid == $u and .state == "firing")] | length'
+n=$(curl -sf -H "Authorization: Bearer $mine" "$URL/api/v1/alerts" | jq --arg u "$UUID" "$burn_sel")
+[ "$n" = 1 ] && ok "/api/v1/alerts: its tenant sees SLABurn" || bad "/api/v1/alerts: its tenant sees $n SLABurn"
+got=$(curl -sf -H "Authorization: Bearer $mine" "$URL/api/v1/alerts" |
+	jq -r --arg u "$UUID" '.alerts[] | select(.labels.alertname == "SLABurn" and .labels.uuid == $u) | .startsAt')
+[ "$got" = "$WANT_BURN" ] && ok "/api/v1/alerts: startsAt $got, to the ns" || bad "/api/v1/alerts: startsAt $got, want $WANT_BURN"
+n=$(curl -sf -H "Authorization: Bearer $other" "$URL/api/v1/alerts" | jq --arg u "$UUID" "$burn_sel")
+[ "$n" = 0 ] && ok "/api/v1/alerts: the other tenant does not" || bad "/api/v1/alerts: the other tenant sees $n SLABurn"
+stop_tallyd
+# the report the credits come from agrees: below the target for October
+br=$("$PWD/$B/tally" sla --ledger "$work/e/ledger.db" --plan "$work/plan.yaml" --period 2026-10 --format json |
+	jq -r --arg u "$UUID" '.vms[] | select(.resource == $u) | .breached')
+[ "$br" = true ] && ok "tally sla: the VM is below its target" || bad "tally sla: breached '$br', want true"
+DATA=$work/d PLAN_LINE=
 
 # ---- run D: Alertmanager unreachable: ingest goes on, failures are counted ----
 # a port nothing listens on: Alertmanager's, after stopping it

@@ -20,6 +20,7 @@
 #include "cfg.h"
 #include "err.h"
 #include "meter.h"
+#include "str.h"
 #include "tallytime.h"
 #include "testutil.h"
 #include "ledger_fixture.h"
@@ -54,6 +55,16 @@ START_TEST(parse_defaults)
 	ck_assert_uint_eq(c.stale_intervals, 3);
 	ck_assert(c.vm_down && c.samples_dropped);
 	ck_assert_uint_eq(c.max_alerts, 10000);
+	ck_assert_int_eq(c.sla_burn_ppm, 1000000);     /* 100 % of the budget */
+	/* sla_burn: a percentage, 1 % = 10^4 ppm */
+	ck_assert_int_eq(parse("alerts:\n  sla_burn: 50%\n", &c, &e), 0);
+	ck_assert_int_eq(c.sla_burn_ppm, 500000);
+	ck_assert_int_eq(parse("alerts:\n  sla_burn: 12.5%\n", &c, &e), 0);
+	ck_assert_int_eq(c.sla_burn_ppm, 125000);
+	ck_assert_int_eq(parse("alerts:\n  sla_burn: 0.0001%\n", &c, &e), 0);
+	ck_assert_int_eq(c.sla_burn_ppm, 1);
+	ck_assert_int_eq(parse("alerts:\n  sla_burn: 0%\n", &c, &e), 0);
+	ck_assert_int_eq(c.sla_burn_ppm, 0);             /* off */
 	/* an empty section: on, built-ins only, nothing sent */
 	ck_assert_int_eq(parse("alerts:\n", &c, &e), 0);
 	ck_assert(c.enabled);
@@ -134,8 +145,19 @@ static const struct {
 	  "t.yaml:2:17: key 'alertmanager': expected an http:// or https:// URL (got 'localhost:9093')" },
 	{ "alerts:\n  resend_every: 1m\n",
 	  "t.yaml:2:3: unknown key 'resend_every' in 'alerts' (known: alertmanager, resend, timeout,"
-	  " resolved_keep, backoff_max, generator_url, stale_intervals, vm_down, samples_dropped, max_alerts,"
-	  " rules)" },
+	  " resolved_keep, backoff_max, generator_url, stale_intervals, vm_down, samples_dropped, sla_burn,"
+	  " max_alerts, rules)" },
+	{ "alerts:\n  sla_burn: 50\n",
+	  "t.yaml:2:13: key 'sla_burn': expected a share of the error budget from 0% to 1000% with at most"
+	  " 4 decimals, like 100% or 50% (got '50')" },
+	{ "alerts:\n  sla_burn: 1000.0001%\n",
+	  "t.yaml:2:13: key 'sla_burn': expected a share of the error budget from 0% to 1000% with at most"
+	  " 4 decimals, like 100% or 50% (got '1000.0001%')" },
+	{ "alerts:\n  sla_burn: 12.34567%\n",
+	  "t.yaml:2:13: key 'sla_burn': expected a share of the error budget from 0% to 1000% with at most"
+	  " 4 decimals, like 100% or 50% (got '12.34567%')" },
+	{ "alerts:\n  rules:\n    - {name: SLABurn, meter: cpu, rate_above: 1}\n",
+	  "t.yaml:3:14: key 'name': 'SLABurn' is a built-in alert" },
 };
 
 START_TEST(parse_errors)
@@ -552,6 +574,120 @@ START_TEST(render_body)
 }
 END_TEST
 
+/* SLABurn from what the SLA probe says (here: sets made by hand; the probe
+ * itself, billing/sla_burn.c, is tested in test_sla). vm-a passes the
+ * threshold at OCT + 1000 s + 1 ns: firing with that startsAt, labelled
+ * with its class; the same set again changes nothing; a restart keeps it;
+ * the next month's set (vm-a not burning) resolves it at the month's first
+ * instant, NOV = 2026-11-01 = 1793491200 s. */
+static struct alert_sla_set sla_set(int64_t from, int64_t to, bool burning, int64_t since, double used)
+{
+	struct alert_sla_set set = { .from_ns = from, .to_ns = to, .n = 1 };
+	set.v = calloc(1, sizeof(*set.v));
+	ck_assert_ptr_nonnull(set.v);
+	str_copy(set.v->uuid, "vm-a", sizeof(set.v->uuid));
+	str_copy(set.v->name, "web-1", sizeof(set.v->name));
+	str_copy(set.v->tenant, "acme", sizeof(set.v->tenant));
+	str_copy(set.v->host, "kvm-7", sizeof(set.v->host));
+	str_copy(set.v->cls, "gold", sizeof(set.v->cls));
+	set.v->burning = burning;
+	set.v->since_ns = since;
+	set.v->used = used;
+	str_copy(set.v->summary, "availability 99.9 %", sizeof(set.v->summary));
+	return set;
+}
+
+START_TEST(engine_sla_burn)
+{
+	struct tally_err e = { 0 };
+	const int64_t NOV = 1793491200LL * S, DEC = 1796083200LL * S;
+	ck_assert_int_eq(parse("alerts:\n  stale_intervals: 0\n", &cfg, &e), 0);
+	ck_assert_int_eq(alert_store_init(&store), 0);
+	lf_open();
+	eng_open();
+	/* nothing said yet: nothing */
+	cycle(OCT + 1000 * S);
+	struct alert_snap *sn = alert_acquire(&store);
+	ck_assert_uint_eq(sn->n, 0);
+	alert_put(&store, sn);
+	/* not burning: no alert */
+	struct alert_sla_set set = sla_set(OCT, NOV, false, 0, 0.5);
+	alerting_set_sla(eng, &set);
+	ck_assert_ptr_null(set.v);   /* taken over */
+	cycle(OCT + 1010 * S);
+	sn = alert_acquire(&store);
+	ck_assert_uint_eq(sn->n, 0);
+	alert_put(&store, sn);
+	/* burning since OCT + 1000 s + 1 ns */
+	set = sla_set(OCT, NOV, true, OCT + 1000 * S + 1, 1.25);
+	alerting_set_sla(eng, &set);
+	cycle(OCT + 1070 * S);
+	sn = alert_acquire(&store);
+	ck_assert_uint_eq(sn->n, 1);
+	ck_assert_str_eq(sn->v[0].labels, "alertname=SLABurn\nhost=kvm-7\nname=web-1\nseverity=critical\n"
+					  "sla_class=gold\ntenant=acme\nuuid=vm-a\n");
+	ck_assert_int_eq(sn->v[0].state, ALERT_FIRING);
+	ck_assert_int_eq(sn->v[0].fired_ns, OCT + 1000 * S + 1);
+	ck_assert_str_eq(sn->v[0].tenant, "acme");
+	ck_assert(sn->v[0].value == 1.25);
+	ck_assert_ptr_nonnull(strstr(sn->v[0].annotations, "summary=availability 99.9 %\n"));
+	uint64_t version = sn->version;
+	alert_put(&store, sn);
+	/* cycles without a new set, and the same set again: no change */
+	cycle(OCT + 1080 * S);
+	set = sla_set(OCT, NOV, true, OCT + 1000 * S + 1, 1.25);
+	alerting_set_sla(eng, &set);
+	cycle(OCT + 1090 * S);
+	sn = alert_acquire(&store);
+	ck_assert_uint_eq(sn->n, 1);
+	ck_assert_int_eq(sn->v[0].fired_ns, OCT + 1000 * S + 1);
+	ck_assert_uint_eq(sn->version, version);
+	alert_put(&store, sn);
+
+	/* a restart keeps it firing, with its startsAt */
+	ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
+	agg_close(agg);
+	alerting_free(eng);
+	struct agg_config ac = { .ledger_path = ledger, .max_gap_ns = lf_max_gap_ns };
+	ck_assert_msg(agg_open(&agg, &ac, &e) == 0, "%s", e.msg);
+	eng_open();
+	cycle(NOV + 10 * S);
+	sn = alert_acquire(&store);
+	ck_assert_uint_eq(sn->n, 1);
+	ck_assert_int_eq(sn->v[0].state, ALERT_FIRING);
+	ck_assert_int_eq(sn->v[0].fired_ns, OCT + 1000 * S + 1);
+	alert_put(&store, sn);
+	/* November's budget is new: resolved at November's first instant */
+	set = sla_set(NOV, DEC, false, 0, 0);
+	alerting_set_sla(eng, &set);
+	cycle(NOV + 70 * S);
+	sn = alert_acquire(&store);
+	ck_assert_uint_eq(sn->n, 1);
+	ck_assert_int_eq(sn->v[0].state, ALERT_RESOLVED);
+	ck_assert_int_eq(sn->v[0].resolved_ns, NOV);
+	alert_put(&store, sn);
+	/* a VM the probe no longer lists is resolved too: burning again in
+	 * November, then gone from the set, resolved at that evaluation */
+	set = sla_set(NOV, DEC, true, NOV + 500 * S + 1, 2);
+	alerting_set_sla(eng, &set);
+	cycle(NOV + 600 * S);
+	set = (struct alert_sla_set){ .from_ns = NOV, .to_ns = DEC };
+	alerting_set_sla(eng, &set);
+	cycle(NOV + 660 * S);
+	sn = alert_acquire(&store);
+	ck_assert_uint_eq(sn->n, 1);
+	ck_assert_int_eq(sn->v[0].state, ALERT_RESOLVED);
+	ck_assert_int_eq(sn->v[0].fired_ns, NOV + 500 * S + 1);
+	ck_assert_int_eq(sn->v[0].resolved_ns, NOV + 660 * S);
+	alert_put(&store, sn);
+
+	lf_close();
+	alerting_free(eng);
+	alert_store_release(&store);
+	lf_teardown();
+}
+END_TEST
+
 START_TEST(label_lookup)
 {
 	char out[32];
@@ -576,6 +712,7 @@ int main(void)
 	tcase_add_test(tc, engine_gauge_for);
 	tcase_add_test(tc, engine_windows);
 	tcase_add_test(tc, engine_builtins);
+	tcase_add_test(tc, engine_sla_burn);
 	tcase_add_test(tc, render_body);
 	tcase_add_test(tc, label_lookup);
 	suite_add_tcase(s, tc);

@@ -24,6 +24,7 @@
 #include "invoice.h"
 #include "plan.h"
 #include "sla.h"
+#include "sla_burn.h"
 #include "testutil.h"
 #include "ledger_fixture.h"
 
@@ -314,6 +315,165 @@ START_TEST(test_credit_tier_edges)
 }
 END_TEST
 
+/* The error budget (SLABurn), November (2,592,000 s), data up to
+ * 11-10T11:00Z. vm-g (gold, 99.95 %) crashed 450 s on the 3rd and again at
+ * 11-10T10:00Z, still down: down 450 + 3600 = 4050 s. It is not off, so its
+ * expected time runs to the month's end: 2,592,000 s, budget 0.05 % of it =
+ * 1296 s. At 100 % it passed 1296 s at 10:00 + (1296 - 450) s + 1 ns; at
+ * 50 % (648 s) at 10:00 + 198 s + 1 ns; at 1000 % (12,960 s) not yet.
+ * vm-s (std, 99.99 %) has no downtime: budget 0.01 % = 259.2 s, not burning. */
+START_TEST(test_budget_ongoing_crash)
+{
+	const int64_t t = NOV + 9 * D + 10 * H;
+	lf_open();
+	born("vm-g", "m1.large", NOV);
+	born("vm-s", "m1.small", NOV);
+	outage("vm-g", NOV + 2 * D + 10 * H, NOV + 2 * D + 10 * H + 450 * S, "crashed", "panicked");
+	lf_reading("vm-g", M_INSTANCE, t, 1, 0, SAMPLE_F_LAST);
+	lf_event("vm-g", t, "crashed", "panicked");
+	lf_flush();
+	alive("vm-s", t + H);
+	lf_close();
+	struct sla_report r;
+	struct plan p;
+	struct sla_budget b;
+	report(NOV, DEC, &r, &p);
+	const struct sla_vm *g = vm_of(&r, "vm-g"), *v = vm_of(&r, "vm-s");
+	ck_assert_int_eq(g->down_ns, 4050 * S);
+	ck_assert(sla_budget_of(&r, g, &p, 1000000, &b));
+	ck_assert_int_eq(b.expected_ns, 2592000 * S);
+	ck_assert_int_eq(b.budget_ns, 1296 * S);
+	ck_assert(b.burning);
+	ck_assert_int_eq(b.cross_ns, t + 846 * S + 1);
+	ck_assert(sla_budget_of(&r, g, &p, 500000, &b));
+	ck_assert_int_eq(b.threshold_ns, 648 * S);
+	ck_assert(b.burning);
+	ck_assert_int_eq(b.cross_ns, t + 198 * S + 1);
+	ck_assert(sla_budget_of(&r, g, &p, 10000000, &b));
+	ck_assert(!b.burning);
+	ck_assert(sla_budget_of(&r, v, &p, 1000000, &b));
+	ck_assert_int_eq(b.budget_ns, 259200 * S / 1000);
+	ck_assert(!b.burning);
+	sla_report_release(&r);
+	plan_release(&p);
+}
+END_TEST
+
+/* Off at the end: vm-o and vm-r (std, 99.99 %) both crash for 100 s on
+ * 11-02 at 10:00; the tenant stops vm-o on 11-05 (4 days = 345,600 s
+ * expected, off since), vm-r runs on; data up to 11-10. vm-o's expected
+ * time stays 345,600 s (it is off): budget 34.56 s, passed at 10:00 +
+ * 34.56 s + 1 ns. vm-r's runs to the month's end: 2,592,000 s, budget
+ * 259.2 s: 100 s is not past it. */
+START_TEST(test_budget_off_at_end)
+{
+	const int64_t t = NOV + D + 10 * H;
+	lf_open();
+	born("vm-o", "m1.small", NOV);
+	born("vm-r", "m1.small", NOV);
+	outage("vm-o", t, t + 100 * S, "crashed", "panicked");
+	outage("vm-r", t, t + 100 * S, "crashed", "panicked");
+	lf_reading("vm-o", M_INSTANCE, NOV + 4 * D, 1, 0, SAMPLE_F_LAST);
+	lf_event("vm-o", NOV + 4 * D, "stopped", "shutdown");
+	lf_flush();
+	alive("vm-r", NOV + 9 * D);
+	lf_close();
+	struct sla_report r;
+	struct plan p;
+	struct sla_budget b;
+	report(NOV, DEC, &r, &p);
+	const struct sla_vm *o = vm_of(&r, "vm-o"), *v = vm_of(&r, "vm-r");
+	ck_assert(!o->expected_at_end);
+	ck_assert(sla_budget_of(&r, o, &p, 1000000, &b));
+	ck_assert_int_eq(b.expected_ns, 345600 * S);
+	ck_assert_int_eq(b.budget_ns, 34560 * S / 1000);
+	ck_assert(b.burning);
+	ck_assert_int_eq(b.cross_ns, t + 34560 * S / 1000 + 1);
+	ck_assert(v->expected_at_end);
+	ck_assert(sla_budget_of(&r, v, &p, 1000000, &b));
+	ck_assert_int_eq(b.expected_ns, 2592000 * S);
+	ck_assert(!b.burning);
+	sla_report_release(&r);
+	plan_release(&p);
+}
+END_TEST
+
+/* At the month's end burning at 100 % is the breach (gold, 99.95 %, budget
+ * 1296 s): vm-e down exactly 1296 s on the 6th is at 99.95 % exactly: not
+ * burning, not breached; vm-f 1 ns more: both, passed at the crash + 1296 s
+ * + 1 ns (its end). vm-n, created on the 16th (15 days, budget 648 s),
+ * down 700 s on the 21st: both, passed at the crash + 648 s + 1 ns.
+ * The probe (sla_burn_probe, what tallyd runs) says the same for the month
+ * holding 11-30T12:00Z; vm-f's availability (2592000 - 1296.000000001) /
+ * 2592000 = 99.949999...% shows as 99.9499. */
+START_TEST(test_budget_at_the_end_is_the_breach)
+{
+	static const struct { const char *vm; int64_t born, down; } c[] = {
+		{ "vm-e", NOV, 1296 * S }, { "vm-f", NOV, 1296 * S + 1 }, { "vm-n", NOV + 15 * D, 700 * S },
+	};
+	lf_open();
+	for (int i = 0; i < 3; i++)
+		born(c[i].vm, "m1.large", c[i].born);
+	outage("vm-e", NOV + 5 * D, NOV + 5 * D + c[0].down, "crashed", "panicked");
+	outage("vm-f", NOV + 5 * D, NOV + 5 * D + c[1].down, "crashed", "panicked");
+	outage("vm-n", NOV + 20 * D, NOV + 20 * D + c[2].down, "crashed", "panicked");
+	for (int i = 0; i < 3; i++)
+		alive(c[i].vm, DEC);
+	lf_close();
+	struct sla_report r;
+	struct plan p;
+	struct sla_budget b;
+	report(NOV, DEC, &r, &p);
+	const struct sla_vm *e = vm_of(&r, "vm-e"), *f = vm_of(&r, "vm-f"), *n = vm_of(&r, "vm-n");
+	ck_assert(sla_budget_of(&r, e, &p, 1000000, &b));
+	ck_assert(!b.burning && !e->breached);
+	ck_assert(sla_budget_of(&r, f, &p, 1000000, &b));
+	ck_assert(b.burning && f->breached);
+	ck_assert_int_eq(b.cross_ns, NOV + 5 * D + 1296 * S + 1);
+	ck_assert(sla_budget_of(&r, n, &p, 1000000, &b));
+	ck_assert_int_eq(b.budget_ns, 648 * S);
+	ck_assert(b.burning && n->breached);
+	ck_assert_int_eq(b.cross_ns, NOV + 20 * D + 648 * S + 1);
+
+	struct sla_burn_ctx ctx = { .ledger = ledger, .plan = plan_path };
+	struct alert_sla_set set;
+	struct tally_err err = { 0 };
+	ck_assert_msg(sla_burn_probe(&ctx, NOV + 29 * D + 12 * H, 1000000, &set, &err) == 0, "%s", err.msg);
+	ck_assert_int_eq(set.from_ns, NOV);
+	ck_assert_int_eq(set.to_ns, DEC);
+	ck_assert_uint_eq(set.n, 3);
+	for (size_t i = 0; i < set.n; i++) {
+		const struct alert_sla *a = &set.v[i];
+		ck_assert_str_eq(a->cls, "gold");
+		ck_assert_str_eq(a->tenant, "acme");
+		if (!strcmp(a->name, "vm-e")) {
+			ck_assert(!a->burning);
+			ck_assert(a->used == 1.0);
+		} else if (!strcmp(a->name, "vm-f")) {
+			ck_assert(a->burning);
+			ck_assert_int_eq(a->since_ns, NOV + 5 * D + 1296 * S + 1);
+			ck_assert_str_eq(a->summary, "availability 99.9499 % this month so far, target 99.9500 %"
+				     " (class gold): downtime 1296 s of a 1296 s error budget for the month");
+		} else {
+			ck_assert_str_eq(a->name, "vm-n");
+			ck_assert(a->burning);
+			ck_assert_int_eq(a->since_ns, NOV + 20 * D + 648 * S + 1);
+		}
+	}
+	alert_sla_set_release(&set);
+	/* a plan that does not load is an error naming it, and says nothing */
+	FILE *pf = fopen(plan_path, "w");
+	ck_assert_ptr_nonnull(pf);
+	fputs("plan: x\nversions: 3\n", pf);
+	fclose(pf);
+	ck_assert_int_eq(sla_burn_probe(&ctx, NOV, 1000000, &set, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, plan_path));
+	ck_assert_ptr_null(set.v);
+	sla_report_release(&r);
+	plan_release(&p);
+}
+END_TEST
+
 /* The credit on the invoice: the crash scenario of the first test, priced
  * 1.00 per instance-hour. vm-c ran 2,592,000 - 450 = 2,591,550 s, vm-u
  * 2,592,000 - 7,200 = 2,584,800 s: one line of 5,176,350 s = 1437.875
@@ -394,6 +554,9 @@ int main(void)
 	tcase_add_test(tc, test_ioerror_pause_and_user_pause);
 	tcase_add_test(tc, test_credit_tier_edges);
 	tcase_add_test(tc, test_credit_on_the_invoice);
+	tcase_add_test(tc, test_budget_ongoing_crash);
+	tcase_add_test(tc, test_budget_off_at_end);
+	tcase_add_test(tc, test_budget_at_the_end_is_the_breach);
 	tcase_add_test(tc, test_presets);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
