@@ -39,7 +39,8 @@ static int join(char *out, size_t len, const char *dir, const char *name, struct
 }
 
 static const char *const http_keys[] = { "enabled", "address", "port", "stale_after",
-					 "serve_after_end", "tokens", "plan", NULL };
+					 "serve_after_end", "tokens", "plan", "rate_limit", "rate_burst",
+					 NULL };
 static const char *const token_keys[] = { "token", "tenant", "admin", NULL };
 
 static bool loopback(const char *addr)
@@ -53,10 +54,12 @@ static int parse_http(struct daemon_config *c, const struct cfg_node *root, stru
 {
 	const struct cfg_node *hs = NULL, *tk;
 	struct daemon_http *h = &c->http;
-	uint64_t port = 9464;
+	uint64_t port = 9464, burst = 100;
 	int rc;
 
 	str_copy(h->address, "127.0.0.1", sizeof(h->address));
+	h->rate_per_s = 20;
+	h->rate_burst = 100;
 	h->port = 9464;
 	h->stale_after_ns = 3 * c->interval_ns;
 	if ((rc = cfg_get_map(root, "http", &hs, e)))
@@ -71,9 +74,12 @@ static int parse_http(struct daemon_config *c, const struct cfg_node *root, stru
 	    (rc = cfg_get_duration(hs, "stale_after", NS_PER_SEC, 30 * 86400 * NS_PER_SEC,
 				   &h->stale_after_ns, e)) ||
 	    (rc = cfg_get_bool(hs, "serve_after_end", &h->serve_after_end, e)) ||
-	    (rc = cfg_get_string(hs, "plan", h->plan, sizeof(h->plan), e)))
+	    (rc = cfg_get_string(hs, "plan", h->plan, sizeof(h->plan), e)) ||
+	    (rc = cfg_get_double(hs, "rate_limit", 0, 1e6, &h->rate_per_s, e)) ||
+	    (rc = cfg_get_uint(hs, "rate_burst", 1, 1000000, &burst, e)))
 		return rc;
 	h->port = (int)port;
+	h->rate_burst = (uint32_t)burst;
 	if ((tk = cfg_get(hs, "tokens"))) {
 		if (tk->type != CFG_SEQ)
 			return err_set(e, -EINVAL, "%s:%d:%d: key 'tokens': expected a list of {token, tenant}"

@@ -36,6 +36,8 @@ struct daemon_http {
 	int64_t stale_after_ns;           /* default 3 intervals */
 	bool serve_after_end;             /* fast-forward: keep serving until a signal */
 	char plan[PATH_MAX];              /* rate plan for /api/v1/sla; "" for none */
+	double rate_per_s;                /* requests per second per client, 0: no limit; default 20 */
+	uint32_t rate_burst;              /* at once per client, default 100 */
 	struct daemon_token {
 		char token[128];
 		char tenant[64];          /* "" for admin */

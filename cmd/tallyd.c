@@ -106,7 +106,8 @@ int main(int argc, char **argv)
 					   .tokens = tok, .n_tokens = cfg.http.n_tokens,
 					   .ledger_path = cfg.ledger_path,
 					   .plan_path = cfg.http.plan[0] ? cfg.http.plan : NULL,
-					   .alerts = alerting ? &alerts : NULL };
+					   .alerts = alerting ? &alerts : NULL,
+					   .rate_per_s = cfg.http.rate_per_s, .rate_burst = cfg.http.rate_burst };
 		if (live_store_init(&live) || httpd_start(&http, &hc, &live, &e)) {
 			fprintf(stderr, "tallyd: %s\n", e.msg[0] ? e.msg : "cannot start the HTTP listener");
 			daemon_config_release(&cfg);

@@ -12,6 +12,7 @@
 #include "err.h"
 #include "meter.h"
 #include "prom.h"
+#include "ratelimit.h"
 #include "sbuf.h"
 #include "str.h"
 #include "tallytime.h"
@@ -34,6 +35,7 @@
 
 #define HTTPD_MAX_URL 2048
 #define HTTPD_CONN_MEMORY (16 * 1024)
+#define HTTPD_LIMIT_CLIENTS 4096      /* clients the request limit tells apart at once */
 
 /* A rendered admin /metrics page, shared by every scrape of the same
  * snapshot: with several Prometheus servers scraping, the snapshot is
@@ -57,16 +59,21 @@ struct httpd {
 	char *plan_path;             /* NULL: no plan, /api/v1/sla says so */
 	uint16_t port;
 	struct alert_store *alerts;
+	struct ratelimit *limit;     /* NULL: no limit */
+	double limit_per_s;
+	uint32_t limit_burst;
 };
 
 /* who is asking: admin, or one tenant */
 struct who {
 	bool admin;
 	const char *tenant;
+	int token;                   /* index into tokens, -1: none or not valid */
 };
 
-static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *type,
-				char *body, size_t len)
+/* The response, with one extra header when hname is not NULL. */
+static enum MHD_Result send_buf_h(struct MHD_Connection *c, unsigned status, const char *type,
+				  char *body, size_t len, const char *hname, const char *hval)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (!r) {
@@ -77,9 +84,17 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tally\"");
+	if (hname)
+		MHD_add_response_header(r, hname, hval);
 	enum MHD_Result ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *type,
+				char *body, size_t len)
+{
+	return send_buf_h(c, status, type, body, len, NULL, NULL);
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j)
@@ -116,6 +131,7 @@ static unsigned authenticate(const struct httpd *h, struct MHD_Connection *c, st
 {
 	w->admin = false;
 	w->tenant = NULL;
+	w->token = -1;
 	if (!h->n_tokens) {
 		w->admin = true;
 		return 0;
@@ -136,7 +152,40 @@ static unsigned authenticate(const struct httpd *h, struct MHD_Connection *c, st
 		return MHD_HTTP_UNAUTHORIZED;
 	w->admin = found->admin;
 	w->tenant = found->admin ? NULL : found->tenant;
+	w->token = (int)(found - h->tokens);
 	return 0;
+}
+
+/* The request limit (http.rate_limit): per client address and token, so
+ * one client (or a token guesser) cannot crowd out the others. 0: go on;
+ * else the 429 was queued (its result in *ret). */
+static bool limited(struct httpd *h, struct MHD_Connection *c, const struct who *w, enum MHD_Result *ret)
+{
+	if (!h->limit)
+		return false;
+	char addr[INET6_ADDRSTRLEN] = "?", key[96];
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof(addr));
+	snprintf(key, sizeof(key), "%s|%d", addr, w->token);
+	int64_t wait = ratelimit_take(h->limit, key, time_mono_ns());
+	if (!wait)
+		return false;
+	char secs[24], msg[160];
+	snprintf(secs, sizeof(secs), "%lld", (long long)((wait + NS_PER_SEC - 1) / NS_PER_SEC));
+	snprintf(msg, sizeof(msg), "too many requests: at most %g per second (%u at once) per client;"
+		 " retry after %s s", h->limit_per_s, (unsigned)h->limit_burst, secs);
+	json_t *j = json_object();
+	json_object_set_new(j, "error", json_string(msg));
+	char *body = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	*ret = body ? send_buf_h(c, MHD_HTTP_TOO_MANY_REQUESTS, "application/json", body, strlen(body),
+				 MHD_HTTP_HEADER_RETRY_AFTER, secs)
+		    : MHD_NO;
+	return true;
 }
 
 /* Refuse query parameters a route does not know: a typo must not silently
@@ -647,6 +696,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (strlen(url) > HTTPD_MAX_URL)
 		return send_error(c, MHD_HTTP_URI_TOO_LONG, "URL too long");
 	unsigned st = authenticate(h, c, &w);
+	enum MHD_Result ret;
+	if (limited(h, c, &w, &ret))
+		return ret;
 	if (st)
 		return send_error(c, st, "a valid bearer token is required");
 	if (!strcmp(url, "/metrics"))
@@ -701,6 +753,14 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 	}
 	h->store = store;
 	h->alerts = cfg->alerts;
+	if (cfg->rate_per_s > 0) {
+		h->limit_per_s = cfg->rate_per_s;
+		h->limit_burst = cfg->rate_burst ? cfg->rate_burst : 1;
+		if (!(h->limit = ratelimit_new(h->limit_per_s, h->limit_burst, HTTPD_LIMIT_CLIENTS))) {
+			rc = err_set(e, -ENOMEM, "http: out of memory");
+			goto fail;
+		}
+	}
 	h->n_tokens = cfg->n_tokens;
 	if (cfg->n_tokens) {
 		h->tokens = malloc(cfg->n_tokens * sizeof(*h->tokens));
@@ -751,6 +811,7 @@ void httpd_stop(struct httpd *h)
 	free(h->tokens);
 	free(h->ledger_path);
 	free(h->plan_path);
+	ratelimit_free(h->limit);
 	free(h);
 }
 

@@ -11,7 +11,11 @@
  *
  * Everything else is a 404. Only GET and HEAD are served, with no body;
  * the request head is limited by the connection memory (16 KiB) and the URL
- * to 2 KiB. Errors are JSON {"error": "..."} with a 4xx status.
+ * to 2 KiB. Errors are JSON {"error": "..."} with a 4xx status. Requests
+ * are limited per client (its address and its token, or none): past
+ * rate_burst at once and rate_per_s sustained, 429 with Retry-After
+ * (exporters/ratelimit.h); a request with a refused token counts too, so
+ * guessing tokens is limited as well.
  *
  * Access: with tokens configured every request needs "Authorization: Bearer
  * TOKEN". An admin token sees everything; a tenant token sees its tenant
@@ -50,6 +54,8 @@ struct httpd_config {
 	const char *plan_path;       /* for /api/v1/sla; NULL: that endpoint says none is set */
 	unsigned threads;            /* worker threads, default 2 */
 	struct alert_store *alerts;  /* for /api/v1/alerts; NULL: no alerting (404) */
+	double rate_per_s;           /* requests per second per client; 0: no limit */
+	uint32_t rate_burst;         /* at once, per client (>= 1) */
 };
 
 /* Start listening. Returns 0, or -errno with a message in e (address in

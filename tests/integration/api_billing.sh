@@ -7,7 +7,8 @@
 #   own), /api/v1/invoices/N is the stored document, whose sha256sum is the
 #   hash listed; another tenant's invoice is a 404;
 # - check_tally -m sla and -m alerts judge what the API says, on the edges;
-# - without http.plan, /api/v1/sla says so.
+# - without http.plan, /api/v1/sla says so;
+# - the request limit: 429 with Retry-After past the burst, per client.
 set -eu
 B=${B:-build}
 TALLY=$PWD/$B/tally
@@ -142,4 +143,26 @@ start_tallyd ""
 st=$(get $ADMIN "/api/v1/sla?period=2026-10")
 [ "$st" = 404 ] && grep -q "http.plan" "$work/body" && ok "no plan: 404 $(jq -r .error "$work/body")" ||
 	bad "no plan: $st $(cat "$work/body")"
+kill "$tpid" 2>/dev/null || true; wait "$tpid" 2>/dev/null || true; tpid=""
+
+# the request limit: one request per 100 s sustained, 3 at once, per client
+# (address and token): the admin's 4th request is a 429 that says to retry
+# after 100 s; the tenant's token is another client; a wrong token is
+# limited the same way (3 x 401, then 429)
+rm -rf "$work/d"
+start_tallyd "  rate_limit: 0.01
+  rate_burst: 3"
+codes=""
+for i in 1 2 3 4; do codes="$codes $(get $ADMIN /api/v1/resources)"; done
+[ "$codes" = " 200 200 200 429" ] && ok "the admin's 4 requests: $codes" || bad "the admin's 4 requests: $codes"
+retry=$(curl -s -D - -o "$work/body" -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:$PORT/metrics" |
+	tr -d '\r' | sed -n 's/^Retry-After: //Ip')
+[ "$retry" = 100 ] && ok "Retry-After: $retry" || bad "Retry-After: '$retry', want 100"
+jq -r .error "$work/body" | grep -q "^too many requests: at most 0.01 per second (3 at once) per client" &&
+	ok "429: $(jq -r .error "$work/body")" || bad "429 body: $(cat "$work/body")"
+st=$(get $T1 /api/v1/resources)
+[ "$st" = 200 ] && ok "the tenant's token is another client: $st" || bad "the tenant's token: $st"
+codes=""
+for i in 1 2 3 4; do codes="$codes $(get wrong-0123456789abcdef /api/v1/resources)"; done
+[ "$codes" = " 401 401 401 429" ] && ok "a wrong token's 4 requests: $codes" || bad "a wrong token's 4 requests: $codes"
 [ "$fails" -eq 0 ]

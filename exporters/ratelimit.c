@@ -1,0 +1,104 @@
+/*
+ * ratelimit.c: the per-client request limit (ratelimit.h).
+ */
+#include "ratelimit.h"
+#include "str.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROBE 8                      /* slots a key may live in */
+
+struct slot {
+	char key[96];
+	int64_t tat_ns;              /* theoretical arrival time; 0: free */
+	bool used;
+};
+
+struct ratelimit {
+	pthread_mutex_t lock;
+	int64_t every_ns;            /* one request per this, sustained */
+	int64_t tolerance_ns;        /* (burst - 1) x every_ns */
+	struct slot *s;
+	size_t mask;
+};
+
+static uint64_t hash(const char *k)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211ULL;
+	return h;
+}
+
+struct ratelimit *ratelimit_new(double per_s, uint32_t burst, size_t slots)
+{
+	if (!(per_s > 0) || per_s > 1e9 || burst < 1 || slots < 1 || slots > (1u << 24))
+		return NULL;
+	struct ratelimit *rl = calloc(1, sizeof(*rl));
+	size_t n = PROBE;
+	while (n < slots)
+		n *= 2;
+	if (!rl || !(rl->s = calloc(n, sizeof(*rl->s))) || pthread_mutex_init(&rl->lock, NULL)) {
+		if (rl)
+			free(rl->s);
+		free(rl);
+		return NULL;
+	}
+	rl->mask = n - 1;
+	rl->every_ns = (int64_t)llround(1e9 / per_s);
+	if (rl->every_ns < 1)
+		rl->every_ns = 1;
+	rl->tolerance_ns = (int64_t)(burst - 1) * rl->every_ns;
+	return rl;
+}
+
+void ratelimit_free(struct ratelimit *rl)
+{
+	if (!rl)
+		return;
+	pthread_mutex_destroy(&rl->lock);
+	free(rl->s);
+	free(rl);
+}
+
+int64_t ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ns)
+{
+	char k[sizeof(rl->s[0].key)];
+	str_copy(k, key, sizeof(k));
+	size_t h = hash(k);
+	pthread_mutex_lock(&rl->lock);
+	struct slot *hit = NULL, *spare = NULL;
+	bool spare_free = false;
+	for (size_t i = 0; i < PROBE; i++) {
+		struct slot *s = &rl->s[(h + i) & rl->mask];
+		if (s->used && !strcmp(s->key, k)) {
+			hit = s;
+			break;
+		}
+		/* free, or as good as free: its whole burst is back */
+		bool is_free = !s->used || s->tat_ns <= now_ns;
+		if (!spare || (is_free && !spare_free) || (!is_free && !spare_free && s->tat_ns < spare->tat_ns)) {
+			spare = s;
+			spare_free = is_free;
+		}
+	}
+	if (!hit) {
+		hit = spare;   /* else the one of the PROBE nearest to being free */
+		str_copy(hit->key, k, sizeof(hit->key));
+		hit->used = true;
+		hit->tat_ns = now_ns;
+	}
+	int64_t tat = hit->tat_ns > now_ns ? hit->tat_ns : now_ns;
+	int64_t wait = tat - rl->tolerance_ns - now_ns;
+	if (wait > 0) {
+		pthread_mutex_unlock(&rl->lock);
+		return wait;
+	}
+	hit->tat_ns = tat + rl->every_ns;
+	pthread_mutex_unlock(&rl->lock);
+	return 0;
+}
