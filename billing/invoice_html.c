@@ -8,6 +8,7 @@
  */
 #include "invoice.h"
 #include "err.h"
+#include "html.h"
 #include "meter.h"
 #include "rrdname.h"
 #include "str.h"
@@ -24,20 +25,6 @@
 #include <string.h>
 
 #define MAX_FILES 400        /* per chart: rrd_graph opens every file */
-
-static void esc(FILE *f, const char *s)
-{
-	for (; *s; s++) {
-		switch (*s) {
-		case '&': fputs("&amp;", f); break;
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '"': fputs("&quot;", f); break;
-		case '\'': fputs("&#39;", f); break;
-		default: fputc(*s, f);
-		}
-	}
-}
 
 /* ':' separates the fields of an rrd_graph DEF: escape it in a path. */
 static void def_path(char *out, size_t len, const char *path)
@@ -175,40 +162,21 @@ out:
 	return out;
 }
 
-static void page_head(FILE *f)
-{
-	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-	      "<title>tally invoices</title>\n<style>\n"
-	      "body{font:14px/1.4 'DejaVu Sans',Arial,sans-serif;color:#111;margin:2em}\n"
-	      "section.invoice{page-break-after:always;margin-bottom:3em}\n"
-	      "h1{font-size:20px;margin:0 0 .3em}\n"
-	      "table{border-collapse:collapse;width:100%;margin:1em 0}\n"
-	      "th,td{padding:3px 6px;border-bottom:1px solid #ddd;vertical-align:top}\n"
-	      "th{text-align:left;background:#f3f3f3}\n"
-	      "td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n"
-	      "tr.group td{font-weight:bold;background:#fafafa}\n"
-	      "tr.total td{font-weight:bold;border-top:2px solid #111}\n"
-	      ".meta{color:#444}.note{color:#a40}\n"
-	      "figure{margin:1em 0;page-break-inside:avoid}figcaption{color:#444;font-size:12px}\n"
-	      "@media print{body{margin:0}}\n"
-	      "</style></head><body>\n", f);
-}
-
 static void invoice_html(FILE *f, const struct invoice *inv, const char *rrd_dir)
 {
 	char a[48], b[48], amt[48], q[64], pr[48], pct[16];
 	fputs("<section class=\"invoice\">\n<h1>", f);
 	if (inv->number > 0) {
 		fputs("Invoice ", f);
-		esc(f, inv->issuer);
+		html_esc(f, inv->issuer);
 		fprintf(f, " #%lld", (long long)inv->number);
 	} else {
 		fputs("Draft invoice (not issued)", f);
 	}
 	fputs("</h1>\n<p class=\"meta\">Tenant <b class=\"tenant\">", f);
-	esc(f, inv->tenant);
+	html_esc(f, inv->tenant);
 	fputs("</b> &middot; plan ", f);
-	esc(f, inv->plan);
+	html_esc(f, inv->plan);
 	fprintf(f, " &middot; period %s to %s (UTC) &middot; currency %s", time_format_iso(inv->from_ns, a, sizeof(a)),
 		time_format_iso(inv->to_ns, b, sizeof(b)), inv->currency);
 	if (inv->number > 0)
@@ -225,15 +193,15 @@ static void invoice_html(FILE *f, const struct invoice *inv, const char *rrd_dir
 		const struct invoice_line *l = &inv->lines[i];
 		if (l->group != group) {
 			fputs("<tr class=\"group\"><td></td><td colspan=\"6\">", f);
-			esc(f, l->group);
+			html_esc(f, l->group);
 			fputs("</td></tr>\n", f);
 			group = l->group;
 		}
 		fprintf(f, "<tr class=\"line\" data-line=\"%zu\"><td class=\"n\">%zu</td><td>", i + 1, i + 1);
-		esc(f, l->description);
+		html_esc(f, l->description);
 		if (l->selector[0]) {
 			fputs(" [", f);
-			esc(f, l->selector);
+			html_esc(f, l->selector);
 			fputs("]", f);
 		}
 		q[0] = pr[0] = pct[0] = '\0';
@@ -255,19 +223,19 @@ static void invoice_html(FILE *f, const struct invoice *inv, const char *rrd_dir
 	for (int i = 0; i < inv->n_taxes; i++) {
 		money_format_price(inv->taxes[i].ppm * 100000, pr, sizeof(pr));
 		fputs("<tr><td></td><td colspan=\"4\">", f);
-		esc(f, inv->taxes[i].name);
+		html_esc(f, inv->taxes[i].name);
 		fprintf(f, " %s%%</td><td class=\"n\">%s</td><td></td></tr>\n", pr,
 			money_format(inv->taxes[i].amount_minor, inv->minor_digits, amt, sizeof(amt)));
 	}
 	fprintf(f, "<tr class=\"total\"><td></td><td colspan=\"4\">Total %s</td><td class=\"n\" id=\"total-",
 		inv->currency);
-	esc(f, inv->tenant);
+	html_esc(f, inv->tenant);
 	fprintf(f, "\">%s</td><td></td></tr>\n</table>\n",
 		money_format(inv->total_minor, inv->minor_digits, amt, sizeof(amt)));
 	for (size_t i = 0; i < inv->n_notes; i++) {
 		const struct meter_def *m = &meter_table[inv->notes[i].meter];
 		fputs("<p class=\"note\">Not billed: usage of ", f);
-		esc(f, m->name);
+		html_esc(f, m->name);
 		fputs(" that no price of the plan matches.</p>\n", f);
 	}
 
@@ -285,16 +253,16 @@ static void invoice_html(FILE *f, const struct invoice *inv, const char *rrd_dir
 		fputs("<figure>", f);
 		if (png) {
 			fputs("<img class=\"chart\" alt=\"", f);
-			esc(f, meter_table[m].name);
+			html_esc(f, meter_table[m].name);
 			fprintf(f, " usage\" src=\"data:image/png;base64,%s\">", png);
 			free(png);
 		} else {
 			fputs("<p class=\"note\">No chart: ", f);
-			esc(f, why);
+			html_esc(f, why);
 			fputs("</p>", f);
 		}
 		fputs("<figcaption>", f);
-		esc(f, meter_table[m].name);
+		html_esc(f, meter_table[m].name);
 		fputs(": the tenant's resources on this invoice, from the RRD files (a picture: the amounts come"
 		      " from the ledger)</figcaption></figure>\n", f);
 	}
@@ -303,7 +271,7 @@ static void invoice_html(FILE *f, const struct invoice *inv, const char *rrd_dir
 
 int invoice_render_html(FILE *f, const struct invoice *invs, size_t n, const char *rrd_dir)
 {
-	page_head(f);
+	html_head(f, "tally invoices");
 	for (size_t i = 0; i < n; i++)
 		invoice_html(f, &invs[i], rrd_dir);
 	fputs("</body></html>\n", f);

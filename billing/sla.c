@@ -325,7 +325,19 @@ char *sla_availability_text(const struct sla_vm *v, char *buf, size_t len)
 	return sla_ppm_text(ppm, buf, len);
 }
 
-static char *dur_text(int64_t ns, char *buf, size_t len)
+void sla_fleet_of(const struct sla_report *r, struct sla_fleet *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->all.cls = -1;
+	for (size_t i = 0; i < r->n_vms; i++) {
+		out->all.expected_ns += r->vms[i].expected_ns;
+		out->all.down_ns += r->vms[i].down_ns;
+		out->breached += r->vms[i].breached;
+		out->credited += r->vms[i].credit_ppm > 0;
+	}
+}
+
+char *sla_duration_text(int64_t ns, char *buf, size_t len)
 {
 	int64_t s = ns / NS_PER_SEC;
 	snprintf(buf, len, "%lldh%02lldm%02llds", (long long)(s / 3600), (long long)(s / 60 % 60), (long long)(s % 60));
@@ -340,15 +352,13 @@ static const char *end_text(const struct sla_incident *i, char *buf, size_t len)
 int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum sla_format fmt)
 {
 	char a[48], b[48], av[24], tg[24], d[32], cr[24];
-	int64_t exp_sum = 0, down_sum = 0;
-	size_t breached = 0, credited = 0;
-	for (size_t i = 0; i < r->n_vms; i++) {
-		exp_sum += r->vms[i].expected_ns;
-		down_sum += r->vms[i].down_ns;
-		breached += r->vms[i].breached;
-		credited += r->vms[i].credit_ppm > 0;
-	}
-	struct sla_vm fleet = { .expected_ns = exp_sum, .down_ns = down_sum };
+	struct sla_fleet fl_sum;
+	if (fmt == SLA_HTML)
+		return sla_render_html(f, r, p);
+	sla_fleet_of(r, &fl_sum);
+	const struct sla_vm fleet = fl_sum.all;
+	const int64_t down_sum = fleet.down_ns;
+	const size_t breached = fl_sum.breached, credited = fl_sum.credited;
 	if (fmt == SLA_JSON) {
 		json_t *root = json_object(), *vms = json_array();
 		json_object_set_new(root, "period_from", json_string(time_format_iso(r->from_ns, a, sizeof(a))));
@@ -438,17 +448,17 @@ int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum s
 		fprintf(f, "%-10s %-20s %-36s %-12s %9s %9s %12s %7s%s\n", v->tenant[0] ? v->tenant : "-", v->name,
 			v->uuid, v->cls >= 0 ? p->sla[v->cls].name : "-", sla_availability_text(v, av, sizeof(av)),
 			v->cls >= 0 ? sla_ppm_text(p->sla[v->cls].target_ppm, tg, sizeof(tg)) : "-",
-			dur_text(v->down_ns, d, sizeof(d)), sla_ppm_text(v->credit_ppm, cr, sizeof(cr)),
+			sla_duration_text(v->down_ns, d, sizeof(d)), sla_ppm_text(v->credit_ppm, cr, sizeof(cr)),
 			v->breached ? "  BREACHED" : "");
 		for (size_t k = 0; k < v->n_incidents; k++) {
 			const struct sla_incident *x = &v->incidents[k];
 			fprintf(f, "%10s   %-7s %s .. %s  %s counted  %s\n", "", x->cause,
 				time_format_iso(x->start_ns, a, sizeof(a)), end_text(x, b, sizeof(b)),
-				dur_text(x->counted_ns, d, sizeof(d)), x->detail);
+				sla_duration_text(x->counted_ns, d, sizeof(d)), x->detail);
 		}
 	}
 	fprintf(f, "\nfleet    %zu VMs, availability %s%%, downtime %s, %zu below target, %zu with a credit\n", r->n_vms,
-		sla_availability_text(&fleet, av, sizeof(av)), dur_text(down_sum, d, sizeof(d)), breached, credited);
+		sla_availability_text(&fleet, av, sizeof(av)), sla_duration_text(down_sum, d, sizeof(d)), breached, credited);
 	return ferror(f) ? -EIO : 0;
 }
 
@@ -492,7 +502,7 @@ int sla_credit_lines(struct invoice *inv, const struct sla_report *r, const stru
 		if (v->n_incidents && n > 0 && (size_t)n < sizeof(l->description))
 			snprintf(l->description + n, sizeof(l->description) - (size_t)n, "; %s %s, %s%s)",
 				 v->incidents[0].cause, time_format_iso(v->incidents[0].start_ns, a, sizeof(a)),
-				 dur_text(v->incidents[0].counted_ns, d, sizeof(d)),
+				 sla_duration_text(v->incidents[0].counted_ns, d, sizeof(d)),
 				 v->n_incidents > 1 ? ", more in tally sla" : "");
 		else if (n > 0 && (size_t)n < sizeof(l->description))
 			snprintf(l->description + n, sizeof(l->description) - (size_t)n, ")");

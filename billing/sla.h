@@ -103,7 +103,20 @@ struct sla_budget {
 bool sla_budget_of(const struct sla_report *r, const struct sla_vm *v, const struct plan *p,
 		   int64_t burn_ppm, struct sla_budget *out);
 
-enum sla_format { SLA_TEXT, SLA_CSV, SLA_JSON };
+/* The fleet summary: all.expected_ns and all.down_ns are the sums over
+ * the VMs (sla_availability_text(&all) the fleet's availability). */
+struct sla_fleet {
+	struct sla_vm all;
+	size_t breached, credited;   /* VMs below target, VMs with a credit */
+};
+void sla_fleet_of(const struct sla_report *r, struct sla_fleet *out);
+
+/* "1h02m03s" (whole seconds, rounded down) */
+char *sla_duration_text(int64_t ns, char *buf, size_t len);
+
+enum sla_format { SLA_TEXT, SLA_CSV, SLA_JSON, SLA_HTML };
+/* The report in fmt; HTML is one printable page (sla_html.c). 0 or -EIO. */
 int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum sla_format fmt);
+int sla_render_html(FILE *f, const struct sla_report *r, const struct plan *p);
 
 #endif

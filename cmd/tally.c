@@ -7,12 +7,12 @@
  *               [--ledger PATH]
  *
  *   tally invoice --period 2026-10 | --from T --to T [--tenant X] [--plan FILE]
- *               [--format text|csv|json] [--detail] [--combined] [--ledger PATH]
+ *               [--format text|csv|json|html] [--detail] [--combined] [--ledger PATH]
  *               [--issue [--allow-incomplete]]
  *   tally invoice explain NUMBER LINE | --period P --tenant X [--plan FILE] LINE
  *   tally invoice show NUMBER
  *   tally sla --period 2026-10 | --from T --to T [--tenant X] [--plan FILE]
- *               [--format text|csv|json] [--ledger PATH]
+ *               [--format text|csv|json|html] [--ledger PATH]
  *   tally plan check FILE
  *
  * Exit status: 0 ok; 1 runtime error (ledger missing or unreadable);
@@ -434,7 +434,7 @@ static int sla_help(FILE *f)
 		   "  --period P, --from T --to T   the period, as for tally invoice\n"
 		   "  --tenant X           only tenant X's VMs\n"
 		   "  --plan FILE          the rate plan with the 'sla' section (default $TALLY_PLAN, else ./plan.yaml)\n"
-		   "  --format text|csv|json   output format (default text)\n"
+		   "  --format text|csv|json|html   output format (default text; html: one printable page)\n"
 		   "  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n"
 		   "Availability per VM, its incidents and credit; definition: docs/sla.md\n");
 	return 0;
@@ -466,7 +466,7 @@ static int cmd_sla(int argc, char **argv)
 		case 'P': plan_path = optarg; break;
 		case 'l': q.ledger = optarg; break;
 		case 'F': {
-			static const char *const fmts[] = { "text", "csv", "json", NULL };
+			static const char *const fmts[] = { "text", "csv", "json", "html", NULL };
 			int x = choice("--format", optarg, fmts);   /* enum sla_format order */
 			if (x < 0)
 				return 2;

@@ -5,6 +5,7 @@
 # subtotal and total. Each must match the same invoice as JSON (its line
 # descriptions and amounts), every image must have loaded (decoded, with a
 # width), and a screenshot is kept as a test artifact in $B/test-artifacts/.
+# Then the SLA report's page (tally sla --format html) the same way.
 set -eu
 B=${B:-build}
 TALLY=$PWD/$B/tally
@@ -89,5 +90,57 @@ for page, inv in zip(got["invoices"], want):
         print("FAIL total of", inv["tenant"], page["total"], "want", inv["total"]); bad += 1
 print("ok   %d invoices, %d lines, %d of %d charts loaded in Chromium" %
       (len(got["invoices"]), sum(len(i["lines"]) for i in got["invoices"]), got["loaded"], got["images"]))
+sys.exit(1 if bad else 0)
+EOPY
+
+# The SLA report's page, in the same browser: a row per VM (name,
+# availability, credit) and the fleet's summary must be those of the same
+# report as JSON, which test_sla and api_billing.sh check against hand
+# work and the API.
+sim_ledger "$work/s" 2026-10-04T00:00:00Z 6 2 5 false 1
+"$TALLY" sla --ledger "$work/s/ledger.db" --period 2026-10 --plan config/plan-example.yaml --format html > "$work/sla.html"
+"$TALLY" sla --ledger "$work/s/ledger.db" --period 2026-10 --plan config/plan-example.yaml --format json > "$work/sla.json"
+sed 's|</body></html>||' "$work/sla.html" > "$work/sla-check.html"
+cat >> "$work/sla-check.html" <<'EOH'
+<script>
+window.addEventListener('load', function () {
+  var t = function (e, sel) { return e.querySelector(sel).textContent; };
+  var r = {
+    vms: Array.prototype.map.call(document.querySelectorAll('tr.vm'), function (tr) {
+      return [t(tr, 'td.name'), t(tr, 'td.avail'), t(tr, 'td.credit')];
+    }),
+    incidents: document.querySelectorAll('tr.incident').length,
+    fleet: [t(document, 'tr.total .vms'), t(document, 'tr.total td.avail')]
+  };
+  var pre = document.createElement('pre');
+  pre.id = 'tally-check';
+  pre.textContent = JSON.stringify(r);
+  document.body.appendChild(pre);
+});
+</script>
+</body></html>
+EOH
+timeout 120 "$CHROMIUM" $flags --virtual-time-budget=5000 --dump-dom "file://$work/sla-check.html" \
+	> "$work/sla-dom.html" 2>> "$work/chromium.log" || { echo "chromium failed on the SLA page"; exit 1; }
+"$PY" - "$work/sla-dom.html" "$work/sla.json" <<'EOPY'
+import html, json, re, sys
+dom = open(sys.argv[1]).read()
+m = re.search(r'<pre id="tally-check">(.*?)</pre>', dom, re.S)
+if not m:
+    print("FAIL the SLA page's reporter did not run"); sys.exit(1)
+got = json.loads(html.unescape(m.group(1)))
+rep = json.load(open(sys.argv[2]))
+want = [[v["name"], v["availability_percent"], v["credit_percent"]] for v in rep["vms"]]
+bad = 0
+if got["vms"] != want:
+    print("FAIL SLA rows", got["vms"], "want", want); bad += 1
+n_inc = sum(len(v["incidents"]) for v in rep["vms"])
+if got["incidents"] != n_inc:
+    print("FAIL %d incident rows, %d in JSON" % (got["incidents"], n_inc)); bad += 1
+if got["fleet"] != [str(rep["fleet"]["vms"]), rep["fleet"]["availability_percent"]]:
+    print("FAIL fleet", got["fleet"], "want", rep["fleet"]); bad += 1
+if n_inc == 0:
+    print("FAIL the fleet had no incident: nothing to show"); bad += 1
+print("ok   SLA page: %d VMs, %d incidents, fleet %s %% in Chromium" % (len(got["vms"]), got["incidents"], got["fleet"][1]))
 sys.exit(1 if bad else 0)
 EOPY

@@ -14,9 +14,9 @@ expect() {
 	fi
 }
 
-# sim_ledger DIR END VMS TENANTS SEED [RRD]: tallyd fast-forwards the
-# simulated fleet from 2026-10-01 to END into DIR (ledger DIR/ledger.db,
-# RRD files under DIR/rrd when RRD is true).
+# sim_ledger DIR END VMS TENANTS SEED [RRD [CRASHES]]: tallyd fast-forwards
+# the simulated fleet from 2026-10-01 to END into DIR (ledger DIR/ledger.db,
+# RRD files under DIR/rrd when RRD is true; CRASHES per VM and day).
 sim_ledger() {
 	cat > "$work/sim-$$.yaml" <<EOC
 tallyd:
@@ -33,6 +33,7 @@ collectors:
     vms: $3
     tenants: $4
     seed: $5
+${7:+    crashes_per_day: $7}
 EOC
 	"$TALLYD" -q -c "$work/sim-$$.yaml"
 }

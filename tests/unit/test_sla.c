@@ -474,6 +474,38 @@ START_TEST(test_budget_at_the_end_is_the_breach)
 }
 END_TEST
 
+/* The HTML page escapes what came from outside (names from domain XML,
+ * tenants from metadata, event reasons, the plan's name): a VM named
+ * "<b>web</b> & co" in tenant "o'brien" shows as text, never as markup.
+ * Its figures: expected 1000 s, down 10 s: 99.0000 %; downtime 0h00m10s. */
+START_TEST(test_html_escapes)
+{
+	struct sla_incident in = { .start_ns = NOV, .end_ns = NOV + 10 * S, .counted_ns = 10 * S,
+				   .cause = "crashed", .detail = "\"x\"<y>" };
+	struct sla_vm v = { .uuid = "u-1", .name = "<b>web</b> & co", .tenant = "o'brien", .cls = -1,
+			    .expected_ns = 1000 * S, .down_ns = 10 * S, .incidents = &in, .n_incidents = 1 };
+	struct sla_report r = { .from_ns = NOV, .to_ns = DEC, .data_until_ns = DEC, .vms = &v, .n_vms = 1 };
+	struct plan p;
+	memset(&p, 0, sizeof(p));
+	str_copy(p.name, "a<plan>", sizeof(p.name));
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(sla_render(f, &r, &p, SLA_HTML), 0);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(buf, "<td class=\"name\">&lt;b&gt;web&lt;/b&gt; &amp; co</td>"));
+	ck_assert_ptr_nonnull(strstr(buf, "<td>o&#39;brien</td>"));
+	ck_assert_ptr_nonnull(strstr(buf, "(&quot;x&quot;&lt;y&gt;)"));
+	ck_assert_ptr_nonnull(strstr(buf, "plan a&lt;plan&gt;"));
+	ck_assert_ptr_null(strstr(buf, "<b>"));
+	ck_assert_ptr_nonnull(strstr(buf, "<td class=\"n avail\">99.0000</td>"));
+	ck_assert_ptr_nonnull(strstr(buf, "<td class=\"n\">0h00m10s</td>"));
+	ck_assert_ptr_null(strstr(buf, "Data only up to"));  /* the data cover the period */
+	free(buf);
+}
+END_TEST
+
 /* The credit on the invoice: the crash scenario of the first test, priced
  * 1.00 per instance-hour. vm-c ran 2,592,000 - 450 = 2,591,550 s, vm-u
  * 2,592,000 - 7,200 = 2,584,800 s: one line of 5,176,350 s = 1437.875
@@ -555,6 +587,7 @@ int main(void)
 	tcase_add_test(tc, test_credit_tier_edges);
 	tcase_add_test(tc, test_credit_on_the_invoice);
 	tcase_add_test(tc, test_budget_ongoing_crash);
+	tcase_add_test(tc, test_html_escapes);
 	tcase_add_test(tc, test_budget_off_at_end);
 	tcase_add_test(tc, test_budget_at_the_end_is_the_breach);
 	tcase_add_test(tc, test_presets);
