@@ -29,13 +29,41 @@ L=$work/d/ledger.db
 "$TALLY" invoice --ledger "$L" --period 2026-10 --plan config/plan-example.yaml --format html > "$work/inv.html"
 "$TALLY" invoice --ledger "$L" --period 2026-10 --plan config/plan-example.yaml --format json > "$work/inv.json"
 
-# the page as tally wrote it, plus a reporter that runs after the load
-sed 's|</body></html>||' "$work/inv.html" > "$work/check.html"
-cat >> "$work/check.html" <<'EOH'
-<script>
-window.addEventListener('load', function () {
+flags="--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking
+ --disable-component-update --disable-sync --hide-scrollbars --user-data-dir=$work/chromium"
+# in_chromium PAGE OUT: PAGE as tally wrote it, plus a reporter that runs
+# after the load: the body of a function (on stdin) whose result, as JSON,
+# the page shows in <pre id="tally-check">; Chromium dumps the DOM and OUT
+# gets that JSON.
+in_chromium() {
+	{ sed 's|</body></html>||' "$1"
+	  echo "<script>"
+	  echo "window.addEventListener('load', function () {"
+	  echo "  var r = (function () {"
+	  cat
+	  echo "  })();"
+	  echo "  var pre = document.createElement('pre');"
+	  echo "  pre.id = 'tally-check';"
+	  echo "  pre.textContent = JSON.stringify(r);"
+	  echo "  document.body.appendChild(pre);"
+	  echo "});"
+	  echo "</script>"
+	  echo "</body></html>"; } > "$work/check.html"
+	# shellcheck disable=SC2086
+	timeout 120 "$CHROMIUM" $flags --virtual-time-budget=5000 --dump-dom "file://$work/check.html" \
+		> "$work/dom.html" 2>> "$work/chromium.log" || { echo "chromium failed:"; tail -n 5 "$work/chromium.log"; exit 1; }
+	"$PY" - "$work/dom.html" > "$2" <<'EOPY'
+import html, re, sys
+m = re.search(r'<pre id="tally-check">(.*?)</pre>', open(sys.argv[1]).read(), re.S)
+if not m:
+    print("FAIL the page's reporter did not run", file=sys.stderr); sys.exit(1)
+print(html.unescape(m.group(1)))
+EOPY
+}
+
+in_chromium "$work/inv.html" "$work/got.json" <<'EOJS'
   var imgs = Array.prototype.slice.call(document.images);
-  var r = {
+  return {
     images: imgs.length,
     loaded: imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length,
     invoices: Array.prototype.map.call(document.querySelectorAll('section.invoice'), function (s) {
@@ -49,31 +77,15 @@ window.addEventListener('load', function () {
       };
     })
   };
-  var pre = document.createElement('pre');
-  pre.id = 'tally-check';
-  pre.textContent = JSON.stringify(r);
-  document.body.appendChild(pre);
-});
-</script>
-</body></html>
-EOH
-flags="--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking
- --disable-component-update --disable-sync --hide-scrollbars --user-data-dir=$work/chromium"
-# shellcheck disable=SC2086
-timeout 120 "$CHROMIUM" $flags --virtual-time-budget=5000 --dump-dom "file://$work/check.html" \
-	> "$work/dom.html" 2> "$work/chromium.log" || { echo "chromium failed:"; tail -n 5 "$work/chromium.log"; exit 1; }
+EOJS
 # shellcheck disable=SC2086
 timeout 120 "$CHROMIUM" $flags --window-size=1100,3000 --screenshot="$art/invoice.png" "file://$work/inv.html" \
 	> /dev/null 2>> "$work/chromium.log" || { echo "chromium screenshot failed"; exit 1; }
 echo "screenshot: $art/invoice.png"
 
-"$PY" - "$work/dom.html" "$work/inv.json" <<'EOPY'
-import html, json, re, sys
-dom = open(sys.argv[1]).read()
-m = re.search(r'<pre id="tally-check">(.*?)</pre>', dom, re.S)
-if not m:
-    print("FAIL the page's reporter did not run"); sys.exit(1)
-got = json.loads(html.unescape(m.group(1)))
+"$PY" - "$work/got.json" "$work/inv.json" <<'EOPY'
+import json, sys
+got = json.load(open(sys.argv[1]))
 want = json.load(open(sys.argv[2]))["invoices"]
 bad = 0
 if got["images"] == 0 or got["loaded"] != got["images"]:
@@ -100,35 +112,19 @@ EOPY
 sim_ledger "$work/s" 2026-10-04T00:00:00Z 6 2 5 false 1
 "$TALLY" sla --ledger "$work/s/ledger.db" --period 2026-10 --plan config/plan-example.yaml --format html > "$work/sla.html"
 "$TALLY" sla --ledger "$work/s/ledger.db" --period 2026-10 --plan config/plan-example.yaml --format json > "$work/sla.json"
-sed 's|</body></html>||' "$work/sla.html" > "$work/sla-check.html"
-cat >> "$work/sla-check.html" <<'EOH'
-<script>
-window.addEventListener('load', function () {
+in_chromium "$work/sla.html" "$work/sla-got.json" <<'EOJS'
   var t = function (e, sel) { return e.querySelector(sel).textContent; };
-  var r = {
+  return {
     vms: Array.prototype.map.call(document.querySelectorAll('tr.vm'), function (tr) {
       return [t(tr, 'td.name'), t(tr, 'td.avail'), t(tr, 'td.credit')];
     }),
     incidents: document.querySelectorAll('tr.incident').length,
     fleet: [t(document, 'tr.total .vms'), t(document, 'tr.total td.avail')]
   };
-  var pre = document.createElement('pre');
-  pre.id = 'tally-check';
-  pre.textContent = JSON.stringify(r);
-  document.body.appendChild(pre);
-});
-</script>
-</body></html>
-EOH
-timeout 120 "$CHROMIUM" $flags --virtual-time-budget=5000 --dump-dom "file://$work/sla-check.html" \
-	> "$work/sla-dom.html" 2>> "$work/chromium.log" || { echo "chromium failed on the SLA page"; exit 1; }
-"$PY" - "$work/sla-dom.html" "$work/sla.json" <<'EOPY'
-import html, json, re, sys
-dom = open(sys.argv[1]).read()
-m = re.search(r'<pre id="tally-check">(.*?)</pre>', dom, re.S)
-if not m:
-    print("FAIL the SLA page's reporter did not run"); sys.exit(1)
-got = json.loads(html.unescape(m.group(1)))
+EOJS
+"$PY" - "$work/sla-got.json" "$work/sla.json" <<'EOPY'
+import json, sys
+got = json.load(open(sys.argv[1]))
 rep = json.load(open(sys.argv[2]))
 want = [[v["name"], v["availability_percent"], v["credit_percent"]] for v in rep["vms"]]
 bad = 0
