@@ -191,6 +191,16 @@ static int parse(struct daemon_config *c, const struct cfg_node *root, struct ta
 	    (rc = cfg_get_duration(lg, "max_gap", NS_PER_SEC, 86400 * NS_PER_SEC, &c->max_gap_ns, e)) ||
 	    (rc = cfg_get_duration(lg, "commit_every", 0, 3600 * NS_PER_SEC, &c->commit_every_ns, e)))
 		return rc;
+	/* a gap is a missed reading: with max_gap not longer than the interval
+	 * every reading would be one, the usage never "covered" and every
+	 * running VM recorded silent in every interval (downtime to the SLA) */
+	const struct cfg_node *mg = cfg_get(lg, "max_gap");
+	if (!mg && c->max_gap_ns < 3 * c->interval_ns)
+		c->max_gap_ns = 3 * c->interval_ns;
+	if (mg && c->max_gap_ns <= c->interval_ns)
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'max_gap': must be longer than tallyd.interval (%llds):"
+			       " each interval would be a gap, and a silence of every VM to the SLA", mg->file,
+			       mg->line, mg->col, (long long)(c->interval_ns / NS_PER_SEC));
 	int64_t step = c->rrd_step_ns;
 	if ((rc = cfg_check_keys(rr, "rrd", rrd_keys, e)) ||
 	    (rc = cfg_get_bool(rr, "enabled", &c->rrd_enabled, e)) ||

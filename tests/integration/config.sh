@@ -103,6 +103,40 @@ case_ no_collectors 2 "no collectors configured" <<'Y'
 tallyd:
   interval: 10s
 Y
+case_ max_gap_not_longer 2 "max_gap_not_longer.yaml:4:12: key 'max_gap': must be longer than tallyd.interval (600s)" <<'Y'
+tallyd:
+  interval: 10m
+ledger:
+  max_gap: 5m
+collectors:
+  sim: {}
+Y
+# A 10-minute interval without max_gap: the default (5 min) grows to three
+# intervals, so regular readings are neither gaps nor silences. Two VMs for
+# six hours: the ledger must have no silent events, and every usage row is
+# covered as long as it is spanned (covered = spanned, summed with sqlite3).
+cat > "$work/slow.yaml" <<EOC
+tallyd:
+  interval: 10m
+  data_dir: $work/slow
+  clock: fast-forward
+  start: 2026-10-01T00:00:00Z
+  end: 2026-10-01T06:00:00Z
+rrd:
+  enabled: false
+collectors:
+  sim:
+    vms: 2
+    reboots_per_day: 0
+    stops_per_day: 0
+    migrations_per_day: 0
+    crashes_per_day: 0
+EOC
+"$TALLYD" -q -c "$work/slow.yaml"
+got=$(sqlite3 "$work/slow/ledger.db" "SELECT (SELECT count(*) FROM events WHERE type IN ('silent', 'heard')),
+	(SELECT sum(spanned_ns) = sum(covered_ns) AND sum(spanned_ns) > 0 FROM usage)")
+if [ "$got" = "0|1" ]; then echo "ok   10m interval, default max_gap: no silences, all covered"
+else echo "FAIL 10m interval, default max_gap: silences|all covered = $got, want 0|1"; fails=$((fails + 1)); fi
 if "$TALLYD" -n -c "$work/does-not-exist.yaml" > "$work/out" 2>&1; then got=0; else got=$?; fi
 if [ "$got" -eq 2 ] && grep -q "does-not-exist.yaml: cannot open" "$work/out"; then
 	echo "ok   missing file: $(cat "$work/out")"
