@@ -17,15 +17,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Usage summed by tenant (and resource or hour) and meter, in one pass over
- * the ledger in primary-key order. The tenant of an hour is the one the
- * resource had at the hour's start: each resource's metadata history is cut
- * into intervals [since, next since), the first reaching back to the start
- * of time (a resource described only after its first usage takes its first
- * tenant); resources never described have one interval with tenant ''. The
- * intervals drive the outer loop (CROSS JOIN keeps that order), so usage is
- * read by its primary-key prefix, resource by resource: a month of 1000 VMs
- * (9.7 M rows) reads in ~6 s where a lookup per row took 40. */
+/* Usage summed by tenant (and resource or hour) and meter. The tenant of an
+ * hour is the one the resource had at the hour's start: each resource's
+ * metadata history is cut into intervals [since, next since), the first
+ * reaching back to the start of time (a resource described only after its
+ * first usage takes its first tenant); resources never described have one
+ * interval with tenant ''. The loop is driven by the series table, as the
+ * rating is (rate.c): per (resource, meter, device) and tenant interval one
+ * primary-key range seek into usage over [max(from, since), min(to, next)),
+ * so a day's report reads that day's rows only, however long the ledger
+ * (every usage row has its series row: the aggregator writes both in one
+ * transaction and never deletes series). */
 static const char usage_sql[] =
 	"WITH iv AS (SELECT r.id AS resource_id, coalesce(a.tenant, '') AS tenant,"
 	"  CASE WHEN lag(a.since_ns) OVER w IS NULL THEN -9223372036854775807 ELSE a.since_ns END AS lo,"
@@ -33,13 +35,15 @@ static const char usage_sql[] =
 	"  FROM resources r LEFT JOIN resource_attrs a ON a.resource_id = r.id"
 	"  WHERE ?3 IS NULL OR r.uuid = ?3"
 	"  WINDOW w AS (PARTITION BY r.id ORDER BY a.since_ns)),"
+	" s AS (SELECT DISTINCT resource_id, meter_id, device FROM series"
+	"  WHERE ?4 IS NULL OR meter_id = (SELECT id FROM meters WHERE name = ?4)),"
 	" x AS (SELECT iv.tenant AS tenant, %s AS k, u.meter_id AS meter_id, sum(u.quantity) AS q,"
 	"  max(typeof(u.quantity) = 'real') AS isreal, sum(u.covered_ns) AS c, sum(u.spanned_ns) AS s,"
 	"  sum(u.samples) AS n"
-	"  FROM iv CROSS JOIN usage u"
-	"  WHERE (?5 IS NULL OR iv.tenant = ?5) AND u.resource_id = iv.resource_id"
-	"  AND u.hour_ns >= iv.lo AND u.hour_ns < iv.hi AND u.hour_ns >= ?1 AND u.hour_ns < ?2"
-	"  AND (?4 IS NULL OR u.meter_id = (SELECT id FROM meters WHERE name = ?4))"
+	"  FROM s CROSS JOIN iv CROSS JOIN usage u"
+	"  WHERE iv.resource_id = s.resource_id AND (?5 IS NULL OR iv.tenant = ?5)"
+	"  AND u.resource_id = s.resource_id AND u.meter_id = s.meter_id AND u.device = s.device"
+	"  AND u.hour_ns >= max(iv.lo, ?1) AND u.hour_ns < min(iv.hi, ?2)"
 	"  GROUP BY iv.tenant, k, u.meter_id)"
 	" SELECT x.tenant, %s, m.name, x.q, x.isreal, x.c, x.s, x.n"
 	" FROM x JOIN meters m ON m.id = x.meter_id %s";
