@@ -359,6 +359,7 @@ static void publish(struct run *r)
 		.overruns = r->sched ? r->sched->overruns : 0,
 		.coll = lc,
 		.n_coll = n,
+		.alerts = r->astore,
 	};
 	struct live_state *st = live_build(r->agg, &in);
 	if (!st) {
@@ -426,13 +427,13 @@ static int commit(struct run *r, struct tally_err *e)
 	r->last_commit_mono = time_mono_ns();
 	if (rc == 0) {
 		r->commit_wall_ns = time_now_ns();
-		if (r->live)
-			publish(r);
 		if (r->al)
 			alerting_committed(r->al);
 		if (r->al && alerting_publish(r->al, r->astore))
 			complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory publishing the alerts;"
 				 " serving the previous ones");
+		if (r->live)
+			publish(r);   /* after the alerts: /metrics counts the ones just committed */
 		probe_sla(r, false);
 	}
 	return rc;

@@ -100,6 +100,17 @@ struct live_state *live_build(const struct aggregator *a, const struct live_inpu
 	st->n_coll = in->n_coll < LIVE_MAX_COLLECTORS ? in->n_coll : LIVE_MAX_COLLECTORS;
 	if (st->n_coll)
 		memcpy(st->coll, in->coll, st->n_coll * sizeof(st->coll[0]));
+	if (in->alerts) {
+		st->alerting = true;
+		struct alert_snap *as = alert_acquire(in->alerts);
+		for (size_t i = 0; as && i < as->n; i++) {
+			st->alerts_pending += as->v[i].state == ALERT_PENDING;
+			st->alerts_firing += as->v[i].state == ALERT_FIRING;
+		}
+		if (as)
+			alert_put(in->alerts, as);
+		alert_store_send_stats(in->alerts, &st->send);
+	}
 
 	if (agg_visit_series(a, collect, &b))
 		goto fail;

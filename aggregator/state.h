@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "aggregator.h"
+#include "alerting.h"
 #include "meter.h"
 #include "sample.h"
 
@@ -72,6 +73,10 @@ struct live_state {
 	} coll[LIVE_MAX_COLLECTORS];
 	size_t n_coll;
 	uint64_t stale_resources;
+	/* alerting: the committed alerts and the Alertmanager sender's counts */
+	bool alerting;                 /* false: no alert store (no `alerts:` section) */
+	uint64_t alerts_pending, alerts_firing;
+	struct alert_send_stats send;
 	struct live_resource *resources;
 	size_t n_resources;
 	struct live_series *series;
@@ -95,6 +100,7 @@ struct live_inputs {
 	uint64_t cycles, overruns;
 	const struct live_collector *coll;
 	size_t n_coll;
+	struct alert_store *alerts;    /* NULL: no alerting */
 };
 
 int live_store_init(struct live_store *s);

@@ -204,6 +204,25 @@ static void self_metrics(const struct live_state *st, enum prom_format fmt, stru
 	sbuf_puts(b, "tally_ledger_last_commit_timestamp_seconds ");
 	put_seconds(b, (uint64_t)(st->last_commit_ns > 0 ? st->last_commit_ns : 0));
 	sbuf_putc(b, '\n');
+	if (st->alerting) {
+		header(b, fmt, "tally_alerts", "gauge", "Alerts by state (pending: waiting out their 'for').");
+		sbuf_puts(b, "tally_alerts{state=\"pending\"} ");
+		sbuf_u64(b, st->alerts_pending);
+		sbuf_puts(b, "\ntally_alerts{state=\"firing\"} ");
+		sbuf_u64(b, st->alerts_firing);
+		sbuf_putc(b, '\n');
+		header(b, fmt, "tally_alertmanager_posts", "counter", "POSTs of alerts to Alertmanager, by result.");
+		sbuf_puts(b, "tally_alertmanager_posts_total{result=\"ok\"} ");
+		sbuf_u64(b, st->send.posts);
+		sbuf_puts(b, "\ntally_alertmanager_posts_total{result=\"failed\"} ");
+		sbuf_u64(b, st->send.failures);
+		sbuf_putc(b, '\n');
+		header(b, fmt, "tally_alertmanager_last_success_timestamp_seconds", "gauge",
+		       "Wall-clock time of the last successful POST to Alertmanager (0: none yet).");
+		sbuf_puts(b, "tally_alertmanager_last_success_timestamp_seconds ");
+		put_seconds(b, (uint64_t)(st->send.last_success_ns > 0 ? st->send.last_success_ns : 0));
+		sbuf_putc(b, '\n');
+	}
 	header(b, fmt, "tally_data_timestamp_seconds", "gauge",
 	       "The collection cycle the exposed values close (virtual time in fast-forward).");
 	sbuf_puts(b, "tally_data_timestamp_seconds ");

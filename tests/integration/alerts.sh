@@ -26,7 +26,7 @@ set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
 AM=/usr/bin/prometheus-alertmanager
-for t in sqlite3 jq curl; do
+for t in sqlite3 jq curl promtool; do
 	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 77; }
 done
 [ -x "$AM" ] || { echo "prometheus-alertmanager is not installed (scripts/deps.sh installs it)"; exit 77; }
@@ -251,6 +251,16 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $other" 
 [ "$code" = 404 ] && ok "/api/v1/alerts?tenant=<other>: 404" || bad "/api/v1/alerts?tenant=<other>: $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/api/v1/alerts")
 [ "$code" = 401 ] && ok "/api/v1/alerts without a token: 401" || bad "/api/v1/alerts without a token: $code"
+# /metrics counts the same committed alerts, in a form promtool accepts
+curl -sf -H "Authorization: Bearer $ADMIN" "$URL/metrics" > "$work/metrics.txt"
+if promtool check metrics < "$work/metrics.txt" > "$work/promtool.out" 2>&1; then ok "promtool check metrics: clean"
+else bad "promtool check metrics: $(cat "$work/promtool.out")"; fi
+want=$(curl -sf -H "Authorization: Bearer $ADMIN" "$URL/api/v1/alerts" | jq '[.alerts[] | select(.state == "firing")] | length')
+got=$(sed -n 's/^tally_alerts{state="firing"} //p' "$work/metrics.txt")
+[ -n "$want" ] && [ "$got" = "$want" ] && ok "/metrics: tally_alerts{state=\"firing\"} $got, as /api/v1/alerts" ||
+	bad "/metrics: tally_alerts firing '$got', /api/v1/alerts $want"
+grep -q '^tally_alertmanager_posts_total{result="failed"} ' "$work/metrics.txt" && ok "/metrics: the sender's POSTs" ||
+	bad "/metrics: no tally_alertmanager_posts_total"
 stop_tallyd
 
 # ---- run B: a restart mid-crash ----

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "alerting.h"
 #include "batch.h"
 #include "err.h"
 #include "prom.h"
@@ -229,6 +230,64 @@ START_TEST(test_negotiate)
 }
 END_TEST
 
+/* Alert self-metrics: an engine told by hand that two VMs burn their SLA
+ * budget (SLABurn, firing at once) publishes 2 firing, 0 pending; the
+ * sender counted 3 good POSTs (the last at T0 + 1.5 s) and 2 failed ones.
+ * A tenant's page has none of it. */
+START_TEST(test_alert_metrics)
+{
+	struct alerting_config c;
+	struct alerting *g;
+	struct alert_store store;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(alerting_config_parse(&c, NULL, 10 * NS_PER_SEC, &e), 0);
+	c.enabled = true;
+	c.stale_intervals = 0;
+	ck_assert_int_eq(alert_store_init(&store), 0);
+	ck_assert_int_eq(alerting_new(&g, &c, "agent1", 10 * NS_PER_SEC), 0);
+	struct alert_sla_set set = { .from_ns = T0, .to_ns = T0 + 31 * 24 * NS_PER_HOUR, .n = 2 };
+	set.v = calloc(2, sizeof(*set.v));
+	ck_assert_ptr_nonnull(set.v);
+	for (int i = 0; i < 2; i++) {
+		snprintf(set.v[i].uuid, sizeof(set.v[i].uuid), "vm-%d", i);
+		set.v[i].burning = true;
+		set.v[i].since_ns = T0 + NS_PER_SEC;
+	}
+	alerting_set_sla(g, &set);
+	ck_assert_int_eq(alerting_eval(g, agg, T0 + 60 * NS_PER_SEC, 0), 0);
+	ck_assert_int_eq(alerting_publish(g, &store), 0);
+	for (int i = 0; i < 3; i++)
+		alert_store_count_post(&store, true, 2, T0 + NS_PER_SEC / 2 * (i + 1));
+	alert_store_count_post(&store, false, 2, T0 + 2 * NS_PER_SEC);
+	alert_store_count_post(&store, false, 2, T0 + 3 * NS_PER_SEC);
+
+	struct live_inputs in = { .tick_ns = T0, .stale_after_ns = NS_PER_SEC, .alerts = &store };
+	struct live_state *st = live_build(agg, &in);
+	ck_assert_ptr_nonnull(st);
+	char *text = render(st, PROM_TEXT, NULL);
+	ck_assert_ptr_nonnull(strstr(text, "# TYPE tally_alerts gauge\ntally_alerts{state=\"pending\"} 0\n"
+					   "tally_alerts{state=\"firing\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(text, "tally_alertmanager_posts_total{result=\"ok\"} 3\n"
+					   "tally_alertmanager_posts_total{result=\"failed\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\ntally_alertmanager_last_success_timestamp_seconds 1790812801.5\n"));
+	free(text);
+	text = render(st, PROM_TEXT, "t1");
+	ck_assert_ptr_null(strstr(text, "tally_alert"));
+	free(text);
+	live_free(st);
+	/* without a store: no alert families at all */
+	in.alerts = NULL;
+	st = live_build(agg, &in);
+	ck_assert_ptr_nonnull(st);
+	text = render(st, PROM_TEXT, NULL);
+	ck_assert_ptr_null(strstr(text, "tally_alert"));
+	free(text);
+	live_free(st);
+	alerting_free(g);
+	alert_store_release(&store);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("prom");
@@ -237,6 +296,7 @@ int main(void)
 	tcase_add_test(tc, test_counter_never_down);
 	tcase_add_test(tc, test_families_tenants_stale);
 	tcase_add_test(tc, test_store_refs);
+	tcase_add_test(tc, test_alert_metrics);
 	tcase_add_loop_test(tc, test_negotiate, 0, (int)(sizeof(accepts) / sizeof(accepts[0])));
 	suite_add_tcase(s, tc);
 	return tu_run(s);
