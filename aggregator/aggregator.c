@@ -97,6 +97,7 @@ struct aggregator {
 	struct itab res_tab, ser_tab, bkt_tab;
 	int64_t next_res_id;
 	uint64_t pending;
+	int must_commit;             /* pending holds what a restart cannot recompute */
 	struct agg_stats stats;
 	/* emit context */
 	uint32_t cur_ser;
@@ -537,6 +538,7 @@ static int ingest_meta(struct aggregator *a, const char *agent, const struct res
 		return 0;
 	r->r.meta = *m;
 	r->dirty = 1;
+	a->must_commit = 1;
 	struct pending_attrs *p = VEC_PUSH(a->attrs);
 	if (!p)
 		return -ENOMEM;
@@ -577,6 +579,7 @@ static int silence_events(struct aggregator *a, uint32_t ri, uint16_t ag, const 
 		snprintf(p->ev.reason, sizeof(p->ev.reason), "%s %lld s without readings", i ? "after" : "then",
 			 (long long)(gap_ns / NS_PER_SEC));
 	}
+	a->must_commit = 1;
 	return 0;
 }
 
@@ -614,6 +617,7 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		p->res = ri;
 		p->agent = (uint16_t)ag;
 		p->ev = *ev;
+		a->must_commit = 1;
 	}
 	uint32_t last_res = UINT32_MAX;
 	const char *last_uuid = NULL;
@@ -646,6 +650,10 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		double usage = 0;
 		int64_t ival = 0;
 		struct ser_entry *se = &a->ser.v[si];
+		/* a gauge that keeps its value is recomputed after a crash (the
+		 * committed value holds across the gap); a new value is not */
+		int same_gauge = s->kind == SAMPLE_GAUGE && (se->st.flags & SERIES_HAS) &&
+				 se->st.kind == SAMPLE_GAUGE && se->st.last.gauge == s->v.gauge;
 		int out = series_apply(&se->st, s, a->max_gap_ns, emit, a, &usage, &ival);
 		switch (out) {
 		case SERIES_DROPPED:
@@ -666,6 +674,11 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		if (out == SERIES_DELTA && s->meter == M_INSTANCE && ival > a->max_gap_ns &&
 		    (rc = silence_events(a, ri, (uint16_t)ag, s, ival)))
 			goto nomem;
+		/* only plain counter progress and unchanged gauges may wait for
+		 * a later commit (agg_must_commit) */
+		if (out != SERIES_DELTA || (s->flags & SAMPLE_F_LAST) || s->kind == SAMPLE_DELTA ||
+		    (s->kind == SAMPLE_GAUGE && !same_gauge))
+			a->must_commit = 1;
 		se = &a->ser.v[si];
 		se->dirty = 1;
 		se->live = 1;
@@ -780,6 +793,7 @@ int agg_commit(struct aggregator *a, struct tally_err *e)
 	itab_reset(&a->bkt_tab);
 	a->gen++;
 	a->pending = 0;
+	a->must_commit = 0;
 	if (a->rrd) {
 		struct tally_err re = { 0 };
 		if (rrdstore_flush(a->rrd, &re)) {
@@ -799,6 +813,11 @@ fail:
 uint64_t agg_pending(const struct aggregator *a)
 {
 	return a->pending;
+}
+
+bool agg_must_commit(const struct aggregator *a)
+{
+	return a->must_commit;
 }
 
 uint64_t agg_agent_seq(const struct aggregator *a, const char *agent)

@@ -314,6 +314,144 @@ START_TEST(test_metadata_history)
 }
 END_TEST
 
+/* agg_must_commit(): what a real-time tallyd commits at once rather than
+ * at its next periodic commit. Each row is one batch ingested after the
+ * previous one was committed; the expected answer follows from the rule
+ * (aggregator.h), not from running the code: only counter progress and
+ * unchanged gauges may wait. */
+START_TEST(test_must_commit)
+{
+	static const struct {
+		const char *what, *res;
+		int meter, kind;         /* kind: SAMPLE_*; -1 = an event, -2 = metadata */
+		int t_s;
+		double v;
+		int64_t origin_s;
+		unsigned flags;
+		bool want;
+	} rows[] = {
+		{ "first cpu reading: baseline", "vm-1", M_CPU, SAMPLE_CUMULATIVE, 10, 1000, 0, 0, true },
+		{ "first vcpus reading", "vm-1", M_VCPUS, SAMPLE_GAUGE, 10, 2, 0, 0, true },
+		{ "cpu goes on", "vm-1", M_CPU, SAMPLE_CUMULATIVE, 20, 1600, 0, 0, false },
+		{ "vcpus unchanged", "vm-1", M_VCPUS, SAMPLE_GAUGE, 20, 2, 0, 0, false },
+		{ "vcpus changed", "vm-1", M_VCPUS, SAMPLE_GAUGE, 30, 4, 0, 0, true },
+		{ "vcpus unchanged again", "vm-1", M_VCPUS, SAMPLE_GAUGE, 40, 4, 0, 0, false },
+		{ "cpu went down: reset", "vm-1", M_CPU, SAMPLE_CUMULATIVE, 40, 500, 0, 0, true },
+		{ "cpu final reading", "vm-1", M_CPU, SAMPLE_CUMULATIVE, 50, 900, 0, SAMPLE_F_LAST, true },
+		{ "cpu new life from its origin", "vm-1", M_CPU, SAMPLE_CUMULATIVE, 70, 300, 60, 0, true },
+		{ "cpu goes on in the new life", "vm-1", M_CPU, SAMPLE_CUMULATIVE, 80, 800, 60, 0, false },
+		{ "a delta reading", "vm-1", M_NET_IN_BYTES, SAMPLE_DELTA, 80, 10, 0, 0, true },
+		{ "a lifecycle event", "vm-1", 0, -1, 85, 0, 0, 0, true },
+		{ "metadata", "vm-1", 0, -2, 85, 0, 0, 0, true },
+		{ "the same metadata again", "vm-1", 0, -2, 86, 0, 0, 0, false },
+		{ "another vm's first reading", "vm-2", M_CPU, SAMPLE_CUMULATIVE, 90, 5, 0, 0, true },
+		{ "a reading not after the last: dropped", "vm-2", M_CPU, SAMPLE_CUMULATIVE, 90, 7, 0, 0, false },
+	};
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct tally_err e = { 0 };
+	struct batch b;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	batch_init(&b, "host-a");
+	ck_assert(!agg_must_commit(a));
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		batch_clear(&b);
+		b.seq = i + 1;
+		int64_t t = T0 + rows[i].t_s * NS_PER_SEC;
+		if (rows[i].kind == -1) {
+			struct lifecycle_event ev;
+			memset(&ev, 0, sizeof(ev));
+			ev.time_ns = t;
+			str_copy(ev.resource, rows[i].res, sizeof(ev.resource));
+			str_copy(ev.type, "suspended", sizeof(ev.type));
+			ck_assert_int_eq(batch_add_event(&b, &ev), 0);
+		} else if (rows[i].kind == -2) {
+			struct resource_meta m;
+			memset(&m, 0, sizeof(m));
+			m.time_ns = t;
+			str_copy(m.resource, rows[i].res, sizeof(m.resource));
+			str_copy(m.tenant, "acme", sizeof(m.tenant));
+			ck_assert_int_eq(batch_add_meta(&b, &m), 0);
+		} else {
+			struct sample s;
+			memset(&s, 0, sizeof(s));
+			str_copy(s.resource, rows[i].res, sizeof(s.resource));
+			s.meter = (uint16_t)rows[i].meter;
+			s.kind = (uint8_t)rows[i].kind;
+			s.time_ns = t;
+			s.origin_ns = rows[i].origin_s ? T0 + rows[i].origin_s * NS_PER_SEC : 0;
+			s.flags = (uint8_t)rows[i].flags;
+			if (s.kind == SAMPLE_GAUGE)
+				s.v.gauge = rows[i].v;
+			else
+				s.v.counter = (uint64_t)rows[i].v;
+			ck_assert_int_eq(batch_add_sample(&b, &s), 0);
+		}
+		ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+		ck_assert_msg(agg_must_commit(a) == rows[i].want, "row %zu (%s): must_commit %d, want %d", i,
+			      rows[i].what, agg_must_commit(a), rows[i].want);
+		ck_assert_int_eq(agg_commit(a, &e), 0);
+		ck_assert(!agg_must_commit(a));
+	}
+	agg_close(a);
+	batch_release(&b);
+}
+END_TEST
+
+static void add_gauge(struct batch *b, const char *res, int meter, int64_t t, double v)
+{
+	struct sample s;
+	memset(&s, 0, sizeof(s));
+	str_copy(s.resource, res, sizeof(s.resource));
+	s.meter = (uint16_t)meter;
+	s.kind = SAMPLE_GAUGE;
+	s.time_ns = t;
+	s.v.gauge = v;
+	ck_assert_int_eq(batch_add_sample(b, &s), 0);
+}
+
+/* A process that dies between two commits loses the readings it had not
+ * committed, and agg_must_commit() was false for them: the reopened
+ * aggregator counts the same usage from the last committed reading.
+ * cpu: 1000 at 10 s (committed), 1600 at 20 s (lost), 2500 at 30 s:
+ * 2500 - 1000 = 1500 ns. vcpus: 2 from 10 s to 30 s = 40 vCPU-seconds,
+ * as if the reading at 20 s had been committed (2 x 10 + 2 x 10). */
+START_TEST(test_death_between_commits_loses_no_usage)
+{
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct tally_err e = { 0 };
+	struct batch b;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	batch_init(&b, "host-a");
+	b.seq = 1;
+	add(&b, "vm-1", M_CPU, T0 + 10 * NS_PER_SEC, 1000);
+	add_gauge(&b, "vm-1", M_VCPUS, T0 + 10 * NS_PER_SEC, 2);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	ck_assert_int_eq(agg_commit(a, &e), 0);
+	batch_clear(&b);
+	b.seq = 2;
+	add(&b, "vm-1", M_CPU, T0 + 20 * NS_PER_SEC, 1600);
+	add_gauge(&b, "vm-1", M_VCPUS, T0 + 20 * NS_PER_SEC, 2);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	ck_assert(!agg_must_commit(a));
+	agg_close(a); /* dies: no commit */
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	ck_assert_uint_eq(agg_agent_seq(a, "host-a"), 1);
+	batch_clear(&b);
+	b.seq = 2;
+	add(&b, "vm-1", M_CPU, T0 + 30 * NS_PER_SEC, 2500);
+	add_gauge(&b, "vm-1", M_VCPUS, T0 + 30 * NS_PER_SEC, 2);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	ck_assert_int_eq(agg_commit(a, &e), 0);
+	agg_close(a);
+	ck_assert_int_eq(cpu_total(), 1500);
+	ck_assert_int_eq(sql_int(path, "SELECT sum(quantity) FROM usage u JOIN meters m"
+				       " ON m.id = u.meter_id WHERE m.name = 'vcpus'"), 40);
+	batch_release(&b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ledger");
@@ -328,6 +466,8 @@ int main(void)
 	tcase_add_test(tc, test_duplicate_batch_counts_once);
 	tcase_add_test(tc, test_failed_commit_loses_nothing_committed);
 	tcase_add_test(tc, test_metadata_history);
+	tcase_add_test(tc, test_must_commit);
+	tcase_add_test(tc, test_death_between_commits_loses_no_usage);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
