@@ -32,6 +32,8 @@ struct ser_entry {
 	uint16_t meter;              /* enum meter_id */
 	uint16_t agent;              /* index into agents */
 	uint8_t dirty;
+	uint8_t in_ledger;           /* its series row was committed: update it in place */
+	int64_t ledger_hour;         /* the last hour a usage row was written for (hint) */
 	uint32_t gen;                /* commit generation cur_bucket belongs to */
 	uint32_t cur_bucket;         /* bucket of cur_hour in this generation */
 	int64_t cur_hour;
@@ -419,6 +421,9 @@ static int load_series(void *ctx, const struct ledger_series *ls)
 	else
 		st->last.counter = ls->last_counter;
 	st->flags = (uint8_t)ls->flags;
+	/* the reading's own hour has its row (its sample was counted there) */
+	a->ser.v[idx].in_ledger = 1;
+	a->ser.v[idx].ledger_hour = hour_floor(ls->last_ns);
 	return 0;
 }
 
@@ -715,7 +720,7 @@ static int write_all(struct aggregator *a, struct tally_err *e)
 			return rc;
 	for (size_t i = 0; i < a->bkt.n; i++) {
 		const struct bucket *b = &a->bkt.v[i];
-		const struct ser_entry *s = &a->ser.v[b->ser];
+		struct ser_entry *s = &a->ser.v[b->ser];
 		struct ledger_usage u = {
 			.resource_id = a->res.v[s->res].r.id,
 			.meter_id = a->meter_db_id[s->meter],
@@ -727,12 +732,17 @@ static int write_all(struct aggregator *a, struct tally_err *e)
 			.spanned_ns = b->spanned_ns,
 			.covered_ns = b->covered_ns,
 			.samples = b->samples,
+			.exists = s->in_ledger && s->ledger_hour == b->hour_ns,
 		};
 		if ((rc = ledger_add_usage(a->ledger, &u, e)))
 			return rc;
+		/* a failed commit marks the aggregator broken: it is reopened,
+		 * and these hints reloaded, before anything is written again */
+		if (b->hour_ns > s->ledger_hour)
+			s->ledger_hour = b->hour_ns;
 	}
 	for (size_t i = 0; i < a->ser.n; i++) {
-		const struct ser_entry *s = &a->ser.v[i];
+		struct ser_entry *s = &a->ser.v[i];
 		if (!s->dirty)
 			continue;
 		struct ledger_series ls = {
@@ -746,9 +756,11 @@ static int write_all(struct aggregator *a, struct tally_err *e)
 			.last_counter = s->st.last.counter,
 			.last_gauge = s->st.kind == SAMPLE_GAUGE ? s->st.last.gauge : 0,
 			.flags = s->st.flags,
+			.exists = s->in_ledger,
 		};
 		if ((rc = ledger_put_series(a->ledger, &ls, e)))
 			return rc;
+		s->in_ledger = 1;
 	}
 	for (size_t i = 0; i < a->agents.n; i++) {
 		const struct agent_entry *ag = &a->agents.v[i];

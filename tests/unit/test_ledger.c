@@ -452,6 +452,47 @@ START_TEST(test_death_between_commits_loses_no_usage)
 }
 END_TEST
 
+/* The usage and series writers take a hint that the row exists (update in
+ * place); a wrong hint still writes the row. Quantities by hand: 5 + 7. */
+START_TEST(test_exists_hint)
+{
+	struct ledger *l;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(ledger_open(&l, path, &e), 0);
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	struct ledger_resource r = { .id = 1, .first_seen_ns = T0, .last_seen_ns = T0 };
+	str_copy(r.meta.resource, "vm-1", sizeof(r.meta.resource));
+	ck_assert_int_eq(ledger_put_resource(l, &r, &e), 0);
+	struct ledger_usage u = { .resource_id = 1, .meter_id = 1, .device = "vda", .hour_ns = T0,
+				  .qty = 5, .spanned_ns = 10, .covered_ns = 10, .samples = 1, .exists = 1 };
+	ck_assert_int_eq(ledger_add_usage(l, &u, &e), 0);       /* hint wrong: inserted */
+	u.qty = 7;
+	u.exists = 0;
+	ck_assert_int_eq(ledger_add_usage(l, &u, &e), 0);       /* hint missing: added to */
+	u.qty = 0;
+	u.samples = 2;
+	u.exists = 1;
+	ck_assert_int_eq(ledger_add_usage(l, &u, &e), 0);       /* hint right: added to */
+	struct ledger_series sr = { .resource_id = 1, .meter_id = 1, .device = "vda", .agent = "h",
+				    .last_ns = T0, .kind = SAMPLE_CUMULATIVE, .last_counter = 40,
+				    .exists = 1 };
+	ck_assert_int_eq(ledger_put_series(l, &sr, &e), 0);    /* hint wrong: inserted */
+	sr.last_ns = T0 + NS_PER_SEC;
+	sr.last_counter = 90;
+	sr.flags = 3;
+	ck_assert_int_eq(ledger_put_series(l, &sr, &e), 0);    /* updated in place */
+	ck_assert_int_eq(ledger_commit(l, &e), 0);
+	ledger_close(l);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 12);
+	ck_assert_int_eq(sql_int(path, "SELECT samples FROM usage"), 4);
+	ck_assert_int_eq(sql_int(path, "SELECT spanned_ns FROM usage"), 30);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM series"), 1);
+	ck_assert_int_eq(sql_int(path, "SELECT last_value FROM series WHERE kind = 'cumulative'"
+				       " AND flags = 3"), 90);
+	ck_assert_int_eq(sql_int(path, "SELECT last_ns FROM series"), T0 + NS_PER_SEC);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ledger");
@@ -468,6 +509,7 @@ int main(void)
 	tcase_add_test(tc, test_metadata_history);
 	tcase_add_test(tc, test_must_commit);
 	tcase_add_test(tc, test_death_between_commits_loses_no_usage);
+	tcase_add_test(tc, test_exists_hint);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
