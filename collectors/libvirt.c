@@ -337,6 +337,9 @@ struct lv_dom {
 	} nic_ctr[LV_MAX_DEVS][4];
 	char nic_mac[LV_MAX_DEVS][18];
 	int64_t stop_ns;             /* the last stop's time (its final reading) */
+	uint64_t xml_hash;           /* of the XML info was parsed from */
+	virDomainPtr ptr;            /* list path: our reference, kept across cycles */
+	int ptr_id;                  /* the active domain id ptr was found by (0: none) */
 };
 
 struct lv {
@@ -353,6 +356,15 @@ struct lv {
 	size_t n_dom, cap_dom;
 	uint32_t *slot;              /* open addressing: index + 1 into dom, by uuid */
 	size_t mask;
+	/* the list path (a driver whose bulk answer is useless): active domain
+	 * ids each cycle, and the domain each id was found to be, so a domain
+	 * is looked up (virDomainLookupByID, virDomainGetUUID) once per QEMU
+	 * process rather than listed, identified and freed every cycle */
+	int *ids;
+	size_t cap_ids;
+	uint32_t *id_slot;           /* open addressing: index + 1 into dom, by ptr_id */
+	size_t id_mask;
+	int id_stale;                /* id_slot must be rebuilt */
 	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note, ev_note, torn_note;
 	/* lifecycle events: filled by libvirt's event thread, drained by read() */
 	pthread_mutex_t ev_lock;
@@ -534,10 +546,24 @@ static int lv_connect(struct lv *s, struct tally_err *e)
 	return 0;
 }
 
+/* Drop every domain reference of the list path (they belong to the
+ * connection): the next list looks every domain up again. */
+static void drop_ptrs(struct lv *s)
+{
+	for (size_t i = 0; i < s->n_dom; i++) {
+		if (s->dom[i].ptr)
+			virDomainFree(s->dom[i].ptr);
+		s->dom[i].ptr = NULL;
+		s->dom[i].ptr_id = 0;
+	}
+	s->id_stale = 1;
+}
+
 static void lv_disconnect(struct lv *s)
 {
 	if (!s->conn)
 		return;
+	drop_ptrs(s);
 	if (s->cb_lifecycle >= 0)
 		virConnectDomainEventDeregisterAny(s->conn, s->cb_lifecycle);
 	if (s->cb_reboot >= 0)
@@ -611,6 +637,112 @@ static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
 	return d;
 }
 
+static void uuid_text(const unsigned char raw[VIR_UUID_BUFLEN], char out[VIR_UUID_STRING_BUFLEN]);
+
+static size_t id_hash(int id)
+{
+	return (size_t)((uint32_t)id * 0x9e3779b1u);
+}
+
+/* Rebuild the id table from the domains that hold a reference. Returns 0
+ * or -ENOMEM (the table is then empty and every id a miss). */
+static int id_rebuild(struct lv *s)
+{
+	size_t size = 256;
+	while (size < s->n_dom * 2)
+		size *= 2;
+	if (size != s->id_mask + 1 || !s->id_slot) {
+		uint32_t *t = calloc(size, sizeof(*t));
+		if (!t) {
+			free(s->id_slot);
+			s->id_slot = NULL;
+			s->id_mask = 0;
+			return -ENOMEM;
+		}
+		free(s->id_slot);
+		s->id_slot = t;
+		s->id_mask = size - 1;
+	} else {
+		memset(s->id_slot, 0, size * sizeof(*s->id_slot));
+	}
+	for (size_t i = 0; i < s->n_dom; i++) {
+		if (!s->dom[i].ptr_id)
+			continue;
+		size_t j = id_hash(s->dom[i].ptr_id) & s->id_mask;
+		while (s->id_slot[j])
+			j = (j + 1) & s->id_mask;
+		s->id_slot[j] = (uint32_t)i + 1;
+	}
+	s->id_stale = 0;
+	return 0;
+}
+
+/* The domain running as active id `id`, by the reference found for that
+ * id before, or else looked up now (virDomainLookupByID, whose reference
+ * is kept in the domain). Domain ids name one QEMU process and are not
+ * reused while the connection lives (a restarted libvirtd ends it, and
+ * lv_disconnect() drops every reference); a domain not listed in a cycle
+ * loses its id at the end of that cycle. NULL when the domain went away
+ * since the list, or without memory. */
+static struct lv_dom *dom_by_id(struct lv *s, int id, int *is_new)
+{
+	*is_new = 0;
+	if (s->id_slot)
+		for (size_t j = id_hash(id) & s->id_mask; s->id_slot[j]; j = (j + 1) & s->id_mask) {
+			struct lv_dom *d = &s->dom[s->id_slot[j] - 1];
+			if (d->ptr_id == id)
+				return d;
+		}
+	virDomainPtr p = virDomainLookupByID(s->conn, id);
+	unsigned char raw[VIR_UUID_BUFLEN];
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	if (!p)
+		return NULL;
+	if (virDomainGetUUID(p, raw) != 0) {
+		virDomainFree(p);
+		return NULL;
+	}
+	uuid_text(raw, uuid);
+	struct lv_dom *d = dom_get(s, uuid, is_new);
+	if (!d) {
+		virDomainFree(p);
+		return NULL;
+	}
+	if (d->ptr)
+		virDomainFree(d->ptr);
+	d->ptr = p;
+	d->ptr_id = id;
+	s->id_stale = 1;
+	return d;
+}
+
+/* This cycle's active domain ids into s->ids. Returns their number, or -1
+ * (libvirt's error is the last one). */
+static int list_ids(struct lv *s)
+{
+	for (;;) {
+		if (s->cap_ids < s->n_dom + 64) {
+			size_t cap = (s->n_dom + 64) * 2;
+			int *p = realloc(s->ids, cap * sizeof(*p));
+			if (!p)
+				return -1;
+			s->ids = p;
+			s->cap_ids = cap;
+		}
+		int max = s->cap_ids > INT32_MAX ? INT32_MAX : (int)s->cap_ids;
+		int n = virConnectListDomains(s->conn, s->ids, max);
+		if (n < max)
+			return n;
+		/* maybe more than we had room for: ask again with more */
+		size_t cap = s->cap_ids * 2;
+		int *p = realloc(s->ids, cap * sizeof(*p));
+		if (!p)
+			return -1;
+		s->ids = p;
+		s->cap_ids = cap;
+	}
+}
+
 static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_t now,
 			const struct sink *sink)
 {
@@ -620,6 +752,15 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 		virErrorPtr err = virGetLastError();
 		complain(&s->xml_fail, LOG_WARN, "libvirt: domain %s: cannot read its xml: %s", d->uuid,
 			 err && err->message ? err->message : "unknown error");
+		return;
+	}
+	/* the same XML as last time: the same devices and metadata, already
+	 * sent (parsing it again costs more than all of a cycle's reads) */
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (const unsigned char *c = (const unsigned char *)xml; *c; c++)
+		h = (h ^ *c) * 0x100000001b3ULL;
+	if (d->have_info && d->xml_hash == h) {
+		free(xml);
 		return;
 	}
 	struct lv_domain_info info;
@@ -673,15 +814,18 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 	struct resource_meta cmp = m;
 	cmp.time_ns = d->sent.time_ns;
 	if (!d->sent.time_ns || memcmp(&cmp, &d->sent, sizeof(cmp))) {
-		if (sink->meta(sink->ctx, NULL, &m) == 0)
-			d->sent = m;
+		if (sink->meta(sink->ctx, NULL, &m) != 0)
+			return; /* not sent: parsed and tried again at the next refresh */
+		d->sent = m;
 	}
+	d->xml_hash = h;
 }
 
 struct emit {
 	const struct sink *sink;
 	struct sample smp;
 	struct lv_dom *d;            /* remembers what was sent */
+	unsigned int id;             /* the domain id when known (list path), else 0 */
 	int rc;
 };
 
@@ -799,7 +943,7 @@ static int instance_running(int state)
  * the late start event must not begin the same life again (rule 3). */
 static int torn_down(struct lv *s, struct lv_dom *d, virDomainPtr dom, uint64_t cpu, struct emit *x)
 {
-	unsigned int id = virDomainGetID(dom);
+	unsigned int id = x->id ? x->id : virDomainGetID(dom);
 	if (id == (unsigned int)-1 || (d->have_cpu && id == d->dom_id && cpu < d->last_cpu))
 		return 1;
 	if (d->have_cpu && id != d->dom_id && id != d->origin_id) {
@@ -1063,7 +1207,6 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		complain(&s->conn_fail, LOG_WARN, "%s", e->msg);
 		return rc;
 	}
-	virDomainPtr *doms = NULL;
 	int n;
 	/* events first: a domain stopped since the last read gets its final
 	 * reading before anything newer of it is read */
@@ -1073,7 +1216,7 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	 * anything. It is asked again every xml_refresh cycles. */
 	int list_only = s->bulk_useless && (s->cycle + 1) % s->xml_refresh != 0;
 	if (list_only)
-		n = virConnectListAllDomains(s->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+		n = list_ids(s);
 	else
 		n = virConnectGetAllDomainStats(s->conn, groups, &recs,
 						flags | (s->nowait_ok ? VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT : 0));
@@ -1095,17 +1238,26 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		complaint_clear(&s->conn_fail, "libvirt %s: reading again", s->uri);
 	s->cycle++;
 	uint64_t fallback = 0, bulk = 0, torn = 0;
+	if (list_only && s->id_stale && id_rebuild(s))
+		complain(&s->conn_fail, LOG_WARN, "libvirt %s: out of memory", s->uri);
 	for (int i = 0; i < n; i++) {
-		virDomainPtr dom = list_only ? doms[i] : recs[i]->dom;
-		char uuid[VIR_UUID_STRING_BUFLEN];
-		unsigned char raw[VIR_UUID_BUFLEN];
+		virDomainPtr dom;
+		struct lv_dom *d;
 		int is_new;
-		if (virDomainGetUUID(dom, raw) != 0)
-			continue;
-		uuid_text(raw, uuid);
-		struct lv_dom *d = dom_get(s, uuid, &is_new);
-		if (!d)
-			break;
+		if (list_only) {
+			if (!(d = dom_by_id(s, s->ids[i], &is_new)))
+				continue; /* gone since the list (or no memory: read next cycle) */
+			dom = d->ptr;
+		} else {
+			char uuid[VIR_UUID_STRING_BUFLEN];
+			unsigned char raw[VIR_UUID_BUFLEN];
+			dom = recs[i]->dom;
+			if (virDomainGetUUID(dom, raw) != 0)
+				continue;
+			uuid_text(raw, uuid);
+			if (!(d = dom_get(s, uuid, &is_new)))
+				break;
+		}
 		if (is_new || (!d->seen_cycle && !d->origin_by_event)) {
 			if (is_new)
 				d->first_seen_ns = now_ns;
@@ -1121,9 +1273,10 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		memset(&x, 0, sizeof(x));
 		x.sink = sink;
 		x.d = d;
+		x.id = list_only ? (unsigned int)s->ids[i] : 0;
 		int keep = d->n_last; /* the last good readings, for a stop's final reading */
 		d->n_last = 0;
-		str_copy(x.smp.resource, uuid, sizeof(x.smp.resource));
+		str_copy(x.smp.resource, d->uuid, sizeof(x.smp.resource));
 		x.smp.time_ns = now_ns;
 		x.smp.origin_ns = d->origin_ns;
 		int got = list_only ? 0 : from_record(s, d, recs[i], &x);
@@ -1158,9 +1311,13 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	s->stale += stale;
 	if (recs)
 		virDomainStatsRecordListFree(recs);
-	for (int i = 0; list_only && i < n; i++)
-		virDomainFree(doms[i]);
-	free(doms);
+	/* a domain not listed is not running as the id it had: forget the id
+	 * (a start gives it a new one, looked up then) */
+	for (size_t i = 0; list_only && i < s->n_dom; i++)
+		if (s->dom[i].ptr_id && s->dom[i].seen_cycle != s->cycle) {
+			s->dom[i].ptr_id = 0;
+			s->id_stale = 1;
+		}
 	if (!list_only)
 		s->bulk_useless = n > 0 && bulk == 0;
 	s->prev_read_ns = now_ns;
@@ -1180,6 +1337,8 @@ static void lv_free(void *state)
 		free(s->dom[i].last);
 	free(s->dom);
 	free(s->slot);
+	free(s->ids);
+	free(s->id_slot);
 	free(s);
 }
 
