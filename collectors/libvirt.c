@@ -310,32 +310,53 @@ const struct lv_rule *lv_mapping_match(const struct lv_mapping *m, const char *u
 
 /* ---- the collector ---- */
 
+/* Per NIC slot (index in the XML's NIC list) and counter (rx/tx
+ * bytes/pkts): what put_nic() needs to tell a tap that went on counting. */
+struct lv_nic_slot {
+	char mac[18];                /* the NIC these counters are of */
+	struct lv_nic_ctr {
+		uint64_t prev;       /* the last value read, in any life */
+		int64_t life;        /* origin_ns of the life `carry` was decided for */
+		uint8_t have, carry; /* carry: the counter went on across the restart */
+	} ctr[4];
+};
+
+/* One domain. Its devices are heap arrays of exactly the XML's length (a
+ * host's thousand domains would otherwise carry LV_MAX_DEVS of each). */
 struct lv_dom {
 	char uuid[37];
-	struct lv_domain_info info;
+	struct lv_disk *disks;       /* n_disks, from the XML */
+	struct lv_disk_size {        /* parallel to disks */
+		uint64_t capacity, allocation;  /* bytes, last read */
+		uint8_t have;
+	} *sizes;
+	int n_disks;
+	struct lv_nic *nics;         /* n_nics, from the XML */
+	int n_nics;
+	struct lv_nic_slot *slots;   /* n_slots >= n_nics: never shrinks, so a NIC that
+					comes back in its slot finds its counters */
+	int n_slots;
 	struct resource_meta sent;   /* last metadata sent */
 	int have_info;
 	int seen_cycle;              /* last cycle it was read */
 	int64_t first_seen_ns;
 	int64_t origin_ns;           /* counted from zero since (0: baseline) */
 	int origin_by_event;         /* origin_ns came from a started event */
-	uint64_t capacity[LV_MAX_DEVS], allocation[LV_MAX_DEVS];  /* bytes, last read per disk */
 	double mem_resident, mem_usage;   /* bytes, last memory stats; < 0 = not reported */
 	int have_memstats;
-	struct sample *last;         /* the last reading of each series, for the final one */
+	struct lv_last {             /* the last reading of each series, for the final one: */
+		int64_t time_ns, origin_ns;      /* a sample without its resource (uuid) */
+		uint64_t bits;                   /* sample.v, as stored */
+		uint16_t meter;
+		uint8_t kind, flags;
+		char device[TALLY_DEV_MAX];
+	} *last;
 	int n_last, cap_last;
-	uint8_t have_size[LV_MAX_DEVS];
 	int64_t last_reboot_ns;      /* to fold the 2-3 reboot events of one reboot */
 	uint64_t last_cpu;           /* ns, the last cpu time read */
 	unsigned int dom_id;         /* the domain id (one QEMU process) it was read from */
 	int have_cpu;
 	unsigned int origin_id;      /* the process origin_ns is the start of (0: none known) */
-	struct lv_nic_ctr {          /* per NIC (by index in info.nics) and counter (rx/tx bytes/pkts) */
-		uint64_t prev;       /* the last value read, in any life */
-		int64_t life;        /* origin_ns of the life `carry` was decided for */
-		uint8_t have, carry; /* carry: the counter went on across the restart */
-	} nic_ctr[LV_MAX_DEVS][4];
-	char nic_mac[LV_MAX_DEVS][18];
 	int64_t stop_ns;             /* the last stop's time (its final reading) */
 	uint64_t xml_hash;           /* of the XML info was parsed from */
 	virDomainPtr ptr;            /* list path: our reference, kept across cycles */
@@ -743,6 +764,50 @@ static int list_ids(struct lv *s)
 	}
 }
 
+/* The domain's devices from a parsed XML. Disk sizes are kept while the
+ * disks stay as they were (else they are per index and stale); NIC slots
+ * keep their counters. Returns 0 or -ENOMEM (nothing changed). */
+static int set_devices(struct lv_dom *d, const struct lv_domain_info *info)
+{
+	size_t nd = (size_t)info->n_disks, nn = (size_t)info->n_nics;
+	if (info->n_nics > d->n_slots) {
+		struct lv_nic_slot *p = realloc(d->slots, nn * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		memset(p + d->n_slots, 0, (nn - (size_t)d->n_slots) * sizeof(*p));
+		d->slots = p;
+		d->n_slots = info->n_nics;
+	}
+	if (!d->have_info || info->n_disks != d->n_disks ||
+	    (nd && memcmp(info->disks, d->disks, nd * sizeof(info->disks[0])))) {
+		struct lv_disk *dk = nd ? malloc(nd * sizeof(*dk)) : NULL;
+		struct lv_disk_size *sz = nd ? calloc(nd, sizeof(*sz)) : NULL;
+		if (nd && (!dk || !sz)) {
+			free(dk);
+			free(sz);
+			return -ENOMEM;
+		}
+		if (nd)
+			memcpy(dk, info->disks, nd * sizeof(*dk));
+		free(d->disks);
+		free(d->sizes);
+		d->disks = dk;
+		d->sizes = sz;
+		d->n_disks = info->n_disks;
+	}
+	if (info->n_nics != d->n_nics || (nn && memcmp(info->nics, d->nics, nn * sizeof(info->nics[0])))) {
+		struct lv_nic *nc = nn ? malloc(nn * sizeof(*nc)) : NULL;
+		if (nn && !nc)
+			return -ENOMEM;
+		if (nn)
+			memcpy(nc, info->nics, nn * sizeof(*nc));
+		free(d->nics);
+		d->nics = nc;
+		d->n_nics = info->n_nics;
+	}
+	return 0;
+}
+
 static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_t now,
 			const struct sink *sink)
 {
@@ -781,10 +846,10 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 		 * networking, a vhost-user port) has no counters to read */
 		complain(&s->dev_note, LOG_INFO, "libvirt: domain %s: %d NIC(s) without a host device"
 			 " (<target dev>) have no counters: not metered", d->uuid, no_tap);
-	if (!d->have_info || info.n_disks != d->info.n_disks ||
-	    memcmp(info.disks, d->info.disks, (size_t)info.n_disks * sizeof(info.disks[0])))
-		memset(d->have_size, 0, sizeof(d->have_size)); /* disks moved: sizes per index are stale */
-	d->info = info;
+	if (set_devices(d, &info)) {
+		complain(&s->xml_fail, LOG_WARN, "libvirt: domain %s: out of memory", d->uuid);
+		return;
+	}
 	d->have_info = 1;
 
 	struct resource_meta m;
@@ -834,13 +899,20 @@ static void remember(struct emit *x)
 	struct lv_dom *d = x->d;
 	if (d->n_last == d->cap_last) {
 		int n = d->cap_last ? d->cap_last * 2 : 16;
-		struct sample *p = realloc(d->last, (size_t)n * sizeof(*p));
+		struct lv_last *p = realloc(d->last, (size_t)n * sizeof(*p));
 		if (!p)
 			return;
 		d->last = p;
 		d->cap_last = n;
 	}
-	d->last[d->n_last++] = x->smp;
+	struct lv_last *l = &d->last[d->n_last++];
+	l->time_ns = x->smp.time_ns;
+	l->origin_ns = x->smp.origin_ns;
+	memcpy(&l->bits, &x->smp.v, sizeof(l->bits));
+	l->meter = x->smp.meter;
+	l->kind = x->smp.kind;
+	l->flags = x->smp.flags;
+	memcpy(l->device, x->smp.device, sizeof(l->device));
 }
 
 static void put_c(struct emit *x, int meter, const char *dev, uint64_t v)
@@ -874,12 +946,13 @@ static void put_g(struct emit *x, int meter, const char *dev, double v)
 static void put_nic(struct emit *x, const struct lv_nic *nc, int f, int meter, uint64_t v)
 {
 	struct lv_dom *d = x->d;
-	int n = (int)(nc - d->info.nics);
+	int n = (int)(nc - d->nics);
 	int64_t origin = x->smp.origin_ns;
-	struct lv_nic_ctr *c = &d->nic_ctr[n][f];
-	if (strcmp(d->nic_mac[n], nc->mac)) {
-		memset(d->nic_ctr[n], 0, sizeof(d->nic_ctr[n])); /* another NIC in this slot */
-		str_copy(d->nic_mac[n], nc->mac, sizeof(d->nic_mac[n]));
+	struct lv_nic_slot *sl = &d->slots[n];
+	struct lv_nic_ctr *c = &sl->ctr[f];
+	if (strcmp(sl->mac, nc->mac)) {
+		memset(sl->ctr, 0, sizeof(sl->ctr)); /* another NIC in this slot */
+		str_copy(sl->mac, nc->mac, sizeof(sl->mac));
 	}
 	if (origin && c->life != origin) {
 		c->life = origin;
@@ -895,17 +968,17 @@ static void put_nic(struct emit *x, const struct lv_nic *nc, int f, int meter, u
 
 static const struct lv_disk *disk_by_target(const struct lv_dom *d, const char *target)
 {
-	for (int i = 0; i < d->info.n_disks; i++)
-		if (!strcmp(d->info.disks[i].target, target))
-			return &d->info.disks[i];
+	for (int i = 0; i < d->n_disks; i++)
+		if (!strcmp(d->disks[i].target, target))
+			return &d->disks[i];
 	return NULL;
 }
 
 static const struct lv_nic *nic_by_target(const struct lv_dom *d, const char *target)
 {
-	for (int i = 0; i < d->info.n_nics; i++)
-		if (d->info.nics[i].target[0] && !strcmp(d->info.nics[i].target, target))
-			return &d->info.nics[i];
+	for (int i = 0; i < d->n_nics; i++)
+		if (d->nics[i].target[0] && !strcmp(d->nics[i].target, target))
+			return &d->nics[i];
 	return NULL;
 }
 
@@ -1076,8 +1149,9 @@ static int from_calls(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct e
 		put_g(x, M_MEMORY_RESIDENT, "", d->mem_resident);
 	if (d->mem_usage >= 0)
 		put_g(x, M_MEMORY_USAGE, "", d->mem_usage);
-	for (int i = 0; i < d->info.n_disks; i++) {
-		const struct lv_disk *dk = &d->info.disks[i];
+	for (int i = 0; i < d->n_disks; i++) {
+		const struct lv_disk *dk = &d->disks[i];
+		struct lv_disk_size *sz = &d->sizes[i];
 		virDomainBlockStatsStruct bs;
 		if (virDomainBlockStats(dom, dk->target, &bs, sizeof(bs)) == 0) {
 			if (bs.rd_bytes >= 0)
@@ -1090,20 +1164,20 @@ static int from_calls(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct e
 				put_c(x, M_DISK_WRITE_REQUESTS, dk->label, (uint64_t)bs.wr_req);
 		}
 		virDomainBlockInfo bi;
-		if ((sizes || !d->have_size[i]) && virDomainGetBlockInfo(dom, dk->target, &bi, 0) == 0) {
-			d->capacity[i] = bi.capacity;
-			d->allocation[i] = bi.allocation;
-			d->have_size[i] = 1;
+		if ((sizes || !sz->have) && virDomainGetBlockInfo(dom, dk->target, &bi, 0) == 0) {
+			sz->capacity = bi.capacity;
+			sz->allocation = bi.allocation;
+			sz->have = 1;
 		}
 		/* sent every cycle (from the last reading) so the allocation is
 		 * integrated up to each read, and to the last one before a stop */
-		if (d->have_size[i]) {
-			put_g(x, M_DISK_CAPACITY, dk->label, (double)d->capacity[i]);
-			put_g(x, M_DISK_ALLOCATION, dk->label, (double)d->allocation[i]);
+		if (sz->have) {
+			put_g(x, M_DISK_CAPACITY, dk->label, (double)sz->capacity);
+			put_g(x, M_DISK_ALLOCATION, dk->label, (double)sz->allocation);
 		}
 	}
-	for (int i = 0; i < d->info.n_nics; i++) {
-		const struct lv_nic *nc = &d->info.nics[i];
+	for (int i = 0; i < d->n_nics; i++) {
+		const struct lv_nic *nc = &d->nics[i];
 		virDomainInterfaceStatsStruct is;
 		if (!nc->target[0] || virDomainInterfaceStats(dom, nc->target, &is, sizeof(is)) != 0)
 			continue;
@@ -1128,11 +1202,19 @@ static int from_calls(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct e
 static void final_reading(struct lv_dom *d, int64_t t_ns, const struct sink *sink)
 {
 	for (int i = 0; i < d->n_last; i++) {
-		struct sample f = d->last[i];
-		if (f.time_ns >= t_ns)
+		const struct lv_last *l = &d->last[i];
+		struct sample f;
+		if (l->time_ns >= t_ns)
 			continue; /* read after the event: that reading was already the last */
+		memset(&f, 0, sizeof(f));
 		f.time_ns = t_ns;
-		f.flags |= SAMPLE_F_LAST;
+		f.origin_ns = l->origin_ns;
+		memcpy(&f.v, &l->bits, sizeof(f.v));
+		f.meter = l->meter;
+		f.kind = l->kind;
+		f.flags = l->flags | SAMPLE_F_LAST;
+		str_copy(f.resource, d->uuid, sizeof(f.resource));
+		memcpy(f.device, l->device, sizeof(f.device));
 		sink->sample(sink->ctx, NULL, &f);
 	}
 	d->n_last = 0;
@@ -1333,8 +1415,14 @@ static void lv_free(void *state)
 	lv_disconnect(s);
 	pthread_mutex_destroy(&s->ev_lock);
 	lv_mapping_release(&s->mapping);
-	for (size_t i = 0; i < s->n_dom; i++)
-		free(s->dom[i].last);
+	for (size_t i = 0; i < s->n_dom; i++) {
+		struct lv_dom *d = &s->dom[i];
+		free(d->last);
+		free(d->disks);
+		free(d->sizes);
+		free(d->nics);
+		free(d->slots);
+	}
 	free(s->dom);
 	free(s->slot);
 	free(s->ids);
