@@ -568,6 +568,14 @@ static void rrd_put(struct aggregator *a, const struct ser_entry *s, const struc
 		a->stats.rrd_errors++;
 }
 
+/* Gauges of what a tenant was given, billed by time (DESIGN.md rule 5),
+ * and whether it ran (SLA): a change of one is committed at once in real
+ * time (agg_must_commit). */
+static bool allocation_gauge(uint16_t meter)
+{
+	return meter == M_VCPUS || meter == M_MEMORY || meter == M_DISK_CAPACITY || meter == M_INSTANCE;
+}
+
 /* "silent" at the last reading before a gap, "heard" at the first after. */
 static int silence_events(struct aggregator *a, uint32_t ri, uint16_t ag, const struct sample *s, int64_t gap_ns)
 {
@@ -655,10 +663,14 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		double usage = 0;
 		int64_t ival = 0;
 		struct ser_entry *se = &a->ser.v[si];
-		/* a gauge that keeps its value is recomputed after a crash (the
-		 * committed value holds across the gap); a new value is not */
-		int same_gauge = s->kind == SAMPLE_GAUGE && (se->st.flags & SERIES_HAS) &&
-				 se->st.kind == SAMPLE_GAUGE && se->st.last.gauge == s->v.gauge;
+		/* an allocation gauge that keeps its value is recomputed after a
+		 * crash (the committed value holds across the gap); a new value
+		 * (a resize, a stop) is not. A measured level (memory used, disk
+		 * allocation) moves every cycle: like any lost reading, one lost
+		 * with the process leaves the last value held (rule 5) */
+		int same_gauge = s->kind == SAMPLE_GAUGE && (!allocation_gauge(s->meter) ||
+				 ((se->st.flags & SERIES_HAS) && se->st.kind == SAMPLE_GAUGE &&
+				  se->st.last.gauge == s->v.gauge));
 		int out = series_apply(&se->st, s, a->max_gap_ns, emit, a, &usage, &ival);
 		switch (out) {
 		case SERIES_DROPPED:

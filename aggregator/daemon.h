@@ -97,8 +97,8 @@ int daemon_run(struct daemon_config *c, volatile sig_atomic_t *stop, struct daem
 	       struct tally_err *e);
 
 /* daemon_run that also publishes a snapshot of the live state into live
- * (aggregator/state.h) after every successful commit, for the exporters.
- * live may be NULL. */
+ * (aggregator/state.h) for the exporters: after every successful commit
+ * and, in real time, after every cycle. live may be NULL. */
 struct live_store;
 int daemon_run_live(struct daemon_config *c, volatile sig_atomic_t *stop, struct daemon_summary *sum,
 		    struct live_store *live, struct tally_err *e);
