@@ -36,6 +36,7 @@ struct ser_entry {
 	int64_t ledger_hour;         /* the last hour a usage row was written for (hint) */
 	uint32_t gen;                /* commit generation cur_bucket belongs to */
 	uint32_t cur_bucket;         /* bucket of cur_hour in this generation */
+	uint32_t next;               /* index + 1 of the series read after it last time (0: none) */
 	int64_t cur_hour;
 	char device[TALLY_DEV_MAX];
 	struct series_state st;
@@ -633,6 +634,7 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		a->must_commit = 1;
 	}
 	uint32_t last_res = UINT32_MAX;
+	uint32_t prev = 0;           /* index + 1 of the previous sample's series */
 	const char *last_uuid = NULL;
 	for (size_t i = 0; i < b->n_samples; i++) {
 		const struct sample *s = &b->samples[i];
@@ -657,8 +659,19 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 			last_res = ri;
 			last_uuid = a->res.v[ri].r.meta.resource;
 		}
-		if ((rc = ser_get(a, ri, s->meter, (uint16_t)ag, s->device, &si)))
+		/* a collector sends its series in the same order every cycle:
+		 * the series that followed the previous one last time is most
+		 * likely this one, found without hashing its key */
+		const struct ser_entry *guess = prev && a->ser.v[prev - 1].next ?
+						&a->ser.v[a->ser.v[prev - 1].next - 1] : NULL;
+		if (guess && guess->res == ri && guess->meter == s->meter && guess->agent == ag &&
+		    !strcmp(guess->device, s->device))
+			si = a->ser.v[prev - 1].next - 1;
+		else if ((rc = ser_get(a, ri, s->meter, (uint16_t)ag, s->device, &si)))
 			goto nomem;
+		if (prev)
+			a->ser.v[prev - 1].next = si + 1;
+		prev = si + 1;
 		a->cur_ser = si;
 		double usage = 0;
 		int64_t ival = 0;

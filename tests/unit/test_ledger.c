@@ -501,6 +501,68 @@ START_TEST(test_exists_hint)
 }
 END_TEST
 
+static void add_dev(struct batch *b, const char *res, int meter, const char *dev, int64_t t, uint64_t v)
+{
+	struct sample s;
+	memset(&s, 0, sizeof(s));
+	str_copy(s.resource, res, sizeof(s.resource));
+	str_copy(s.device, dev, sizeof(s.device));
+	s.meter = (uint16_t)meter;
+	s.kind = SAMPLE_CUMULATIVE;
+	s.time_ns = t;
+	s.v.counter = v;
+	ck_assert_int_eq(batch_add_sample(b, &s), 0);
+}
+
+/* The aggregator guesses each sample's series from the order of the last
+ * batch; batches in another order, or with series added in the middle,
+ * must count each series on its own. Totals by hand: vda 10 -> 30 -> 35
+ * = 25, vdb 20 -> 50 -> 58 = 38, vm-2 vda 7 -> 9 = 2 (its first reading
+ * is the baseline), vm-1 cpu 100 -> 400 -> 1000 = 900. */
+START_TEST(test_series_in_any_order)
+{
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct tally_err e = { 0 };
+	struct batch b;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	batch_init(&b, "host-a");
+	b.seq = 1;
+	add(&b, "vm-1", M_CPU, T0 + 10 * NS_PER_SEC, 100);
+	add_dev(&b, "vm-1", M_DISK_READ_BYTES, "vda", T0 + 10 * NS_PER_SEC, 10);
+	add_dev(&b, "vm-1", M_DISK_READ_BYTES, "vdb", T0 + 10 * NS_PER_SEC, 20);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	batch_clear(&b);
+	b.seq = 2; /* reversed */
+	add_dev(&b, "vm-1", M_DISK_READ_BYTES, "vdb", T0 + 20 * NS_PER_SEC, 50);
+	add_dev(&b, "vm-1", M_DISK_READ_BYTES, "vda", T0 + 20 * NS_PER_SEC, 30);
+	add(&b, "vm-1", M_CPU, T0 + 20 * NS_PER_SEC, 400);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	batch_clear(&b);
+	b.seq = 3; /* the first order, another VM's series in the middle */
+	add(&b, "vm-1", M_CPU, T0 + 30 * NS_PER_SEC, 1000);
+	add_dev(&b, "vm-2", M_DISK_READ_BYTES, "vda", T0 + 30 * NS_PER_SEC, 7);
+	add_dev(&b, "vm-1", M_DISK_READ_BYTES, "vda", T0 + 30 * NS_PER_SEC, 35);
+	add_dev(&b, "vm-1", M_DISK_READ_BYTES, "vdb", T0 + 30 * NS_PER_SEC, 58);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	batch_clear(&b);
+	b.seq = 4;
+	add_dev(&b, "vm-2", M_DISK_READ_BYTES, "vda", T0 + 40 * NS_PER_SEC, 9);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	ck_assert_int_eq(agg_commit(a, &e), 0);
+	agg_close(a);
+	batch_release(&b);
+	ck_assert_int_eq(cpu_total(), 900);
+	ck_assert_int_eq(sql_int(path, "SELECT sum(quantity) FROM usage u JOIN resources r ON r.id = u.resource_id"
+				       " WHERE r.uuid = 'vm-1' AND u.device = 'vda'"), 25);
+	ck_assert_int_eq(sql_int(path, "SELECT sum(quantity) FROM usage u JOIN resources r ON r.id = u.resource_id"
+				       " WHERE r.uuid = 'vm-1' AND u.device = 'vdb'"), 38);
+	ck_assert_int_eq(sql_int(path, "SELECT sum(quantity) FROM usage u JOIN resources r ON r.id = u.resource_id"
+				       " WHERE r.uuid = 'vm-2' AND u.device = 'vda'"), 2);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM series"), 4);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ledger");
@@ -518,6 +580,7 @@ int main(void)
 	tcase_add_test(tc, test_must_commit);
 	tcase_add_test(tc, test_death_between_commits_loses_no_usage);
 	tcase_add_test(tc, test_exists_hint);
+	tcase_add_test(tc, test_series_in_any_order);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
