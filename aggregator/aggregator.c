@@ -32,8 +32,11 @@ struct ser_entry {
 	uint16_t meter;              /* enum meter_id */
 	uint16_t agent;              /* index into agents */
 	uint8_t dirty;
+	uint8_t in_ledger;           /* its series row was committed: update it in place */
+	int64_t ledger_hour;         /* the last hour a usage row was written for (hint) */
 	uint32_t gen;                /* commit generation cur_bucket belongs to */
 	uint32_t cur_bucket;         /* bucket of cur_hour in this generation */
+	uint32_t next;               /* index + 1 of the series read after it last time (0: none) */
 	int64_t cur_hour;
 	char device[TALLY_DEV_MAX];
 	struct series_state st;
@@ -97,6 +100,7 @@ struct aggregator {
 	struct itab res_tab, ser_tab, bkt_tab;
 	int64_t next_res_id;
 	uint64_t pending;
+	int must_commit;             /* pending holds what a restart cannot recompute */
 	struct agg_stats stats;
 	/* emit context */
 	uint32_t cur_ser;
@@ -418,6 +422,9 @@ static int load_series(void *ctx, const struct ledger_series *ls)
 	else
 		st->last.counter = ls->last_counter;
 	st->flags = (uint8_t)ls->flags;
+	/* the reading's own hour has its row (its sample was counted there) */
+	a->ser.v[idx].in_ledger = 1;
+	a->ser.v[idx].ledger_hour = hour_floor(ls->last_ns);
 	return 0;
 }
 
@@ -537,6 +544,7 @@ static int ingest_meta(struct aggregator *a, const char *agent, const struct res
 		return 0;
 	r->r.meta = *m;
 	r->dirty = 1;
+	a->must_commit = 1;
 	struct pending_attrs *p = VEC_PUSH(a->attrs);
 	if (!p)
 		return -ENOMEM;
@@ -561,6 +569,14 @@ static void rrd_put(struct aggregator *a, const struct ser_entry *s, const struc
 		a->stats.rrd_errors++;
 }
 
+/* Gauges of what a tenant was given, billed by time (DESIGN.md rule 5),
+ * and whether it ran (SLA): a change of one is committed at once in real
+ * time (agg_must_commit). */
+static bool allocation_gauge(uint16_t meter)
+{
+	return meter == M_VCPUS || meter == M_MEMORY || meter == M_DISK_CAPACITY || meter == M_INSTANCE;
+}
+
 /* "silent" at the last reading before a gap, "heard" at the first after. */
 static int silence_events(struct aggregator *a, uint32_t ri, uint16_t ag, const struct sample *s, int64_t gap_ns)
 {
@@ -577,6 +593,7 @@ static int silence_events(struct aggregator *a, uint32_t ri, uint16_t ag, const 
 		snprintf(p->ev.reason, sizeof(p->ev.reason), "%s %lld s without readings", i ? "after" : "then",
 			 (long long)(gap_ns / NS_PER_SEC));
 	}
+	a->must_commit = 1;
 	return 0;
 }
 
@@ -614,8 +631,10 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		p->res = ri;
 		p->agent = (uint16_t)ag;
 		p->ev = *ev;
+		a->must_commit = 1;
 	}
 	uint32_t last_res = UINT32_MAX;
+	uint32_t prev = 0;           /* index + 1 of the previous sample's series */
 	const char *last_uuid = NULL;
 	for (size_t i = 0; i < b->n_samples; i++) {
 		const struct sample *s = &b->samples[i];
@@ -640,12 +659,31 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 			last_res = ri;
 			last_uuid = a->res.v[ri].r.meta.resource;
 		}
-		if ((rc = ser_get(a, ri, s->meter, (uint16_t)ag, s->device, &si)))
+		/* a collector sends its series in the same order every cycle:
+		 * the series that followed the previous one last time is most
+		 * likely this one, found without hashing its key */
+		const struct ser_entry *guess = prev && a->ser.v[prev - 1].next ?
+						&a->ser.v[a->ser.v[prev - 1].next - 1] : NULL;
+		if (guess && guess->res == ri && guess->meter == s->meter && guess->agent == ag &&
+		    !strcmp(guess->device, s->device))
+			si = a->ser.v[prev - 1].next - 1;
+		else if ((rc = ser_get(a, ri, s->meter, (uint16_t)ag, s->device, &si)))
 			goto nomem;
+		if (prev)
+			a->ser.v[prev - 1].next = si + 1;
+		prev = si + 1;
 		a->cur_ser = si;
 		double usage = 0;
 		int64_t ival = 0;
 		struct ser_entry *se = &a->ser.v[si];
+		/* an allocation gauge that keeps its value is recomputed after a
+		 * crash (the committed value holds across the gap); a new value
+		 * (a resize, a stop) is not. A measured level (memory used, disk
+		 * allocation) moves every cycle: like any lost reading, one lost
+		 * with the process leaves the last value held (rule 5) */
+		int same_gauge = s->kind == SAMPLE_GAUGE && (!allocation_gauge(s->meter) ||
+				 ((se->st.flags & SERIES_HAS) && se->st.kind == SAMPLE_GAUGE &&
+				  se->st.last.gauge == s->v.gauge));
 		int out = series_apply(&se->st, s, a->max_gap_ns, emit, a, &usage, &ival);
 		switch (out) {
 		case SERIES_DROPPED:
@@ -666,6 +704,11 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		if (out == SERIES_DELTA && s->meter == M_INSTANCE && ival > a->max_gap_ns &&
 		    (rc = silence_events(a, ri, (uint16_t)ag, s, ival)))
 			goto nomem;
+		/* only plain counter progress and unchanged gauges may wait for
+		 * a later commit (agg_must_commit) */
+		if (out != SERIES_DELTA || (s->flags & SAMPLE_F_LAST) || s->kind == SAMPLE_DELTA ||
+		    (s->kind == SAMPLE_GAUGE && !same_gauge))
+			a->must_commit = 1;
 		se = &a->ser.v[si];
 		se->dirty = 1;
 		se->live = 1;
@@ -702,7 +745,7 @@ static int write_all(struct aggregator *a, struct tally_err *e)
 			return rc;
 	for (size_t i = 0; i < a->bkt.n; i++) {
 		const struct bucket *b = &a->bkt.v[i];
-		const struct ser_entry *s = &a->ser.v[b->ser];
+		struct ser_entry *s = &a->ser.v[b->ser];
 		struct ledger_usage u = {
 			.resource_id = a->res.v[s->res].r.id,
 			.meter_id = a->meter_db_id[s->meter],
@@ -714,12 +757,17 @@ static int write_all(struct aggregator *a, struct tally_err *e)
 			.spanned_ns = b->spanned_ns,
 			.covered_ns = b->covered_ns,
 			.samples = b->samples,
+			.exists = s->in_ledger && s->ledger_hour == b->hour_ns,
 		};
 		if ((rc = ledger_add_usage(a->ledger, &u, e)))
 			return rc;
+		/* a failed commit marks the aggregator broken: it is reopened,
+		 * and these hints reloaded, before anything is written again */
+		if (b->hour_ns > s->ledger_hour)
+			s->ledger_hour = b->hour_ns;
 	}
 	for (size_t i = 0; i < a->ser.n; i++) {
-		const struct ser_entry *s = &a->ser.v[i];
+		struct ser_entry *s = &a->ser.v[i];
 		if (!s->dirty)
 			continue;
 		struct ledger_series ls = {
@@ -733,9 +781,11 @@ static int write_all(struct aggregator *a, struct tally_err *e)
 			.last_counter = s->st.last.counter,
 			.last_gauge = s->st.kind == SAMPLE_GAUGE ? s->st.last.gauge : 0,
 			.flags = s->st.flags,
+			.exists = s->in_ledger,
 		};
 		if ((rc = ledger_put_series(a->ledger, &ls, e)))
 			return rc;
+		s->in_ledger = 1;
 	}
 	for (size_t i = 0; i < a->agents.n; i++) {
 		const struct agent_entry *ag = &a->agents.v[i];
@@ -780,6 +830,7 @@ int agg_commit(struct aggregator *a, struct tally_err *e)
 	itab_reset(&a->bkt_tab);
 	a->gen++;
 	a->pending = 0;
+	a->must_commit = 0;
 	if (a->rrd) {
 		struct tally_err re = { 0 };
 		if (rrdstore_flush(a->rrd, &re)) {
@@ -799,6 +850,11 @@ fail:
 uint64_t agg_pending(const struct aggregator *a)
 {
 	return a->pending;
+}
+
+bool agg_must_commit(const struct aggregator *a)
+{
+	return a->must_commit;
 }
 
 uint64_t agg_agent_seq(const struct aggregator *a, const char *agent)

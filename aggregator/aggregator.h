@@ -69,6 +69,21 @@ int agg_commit(struct aggregator *a, struct tally_err *e);
 /* Samples ingested since the last commit. */
 uint64_t agg_pending(const struct aggregator *a);
 
+/* True when what was ingested since the last commit holds something a
+ * restarted process could not recompute from the next readings, so it
+ * should be committed now rather than at the next periodic commit:
+ * lifecycle events (also the silent/heard pair of a gap), metadata changes,
+ * a series' first reading (baseline or counted from its origin), a final
+ * reading (SAMPLE_F_LAST), a counter reset or wrap, a change of an
+ * allocation gauge (vcpus, memory, disk capacity, instance), a delta
+ * reading. Everything else is counter progress, unchanged allocation gauges
+ * and measured levels (memory.usage, memory.resident, disk allocation):
+ * lost with the process, the next reading after a restart counts the same
+ * counter usage from the last committed one (rule 1) and the last
+ * committed gauge value holds across the gap (rule 5), as for any lost
+ * reading: resolution is lost, not usage. */
+bool agg_must_commit(const struct aggregator *a);
+
 /* The last seq ingested from agent (0 if none), and the cycle time of its
  * last committed batch (0 if none). */
 uint64_t agg_agent_seq(const struct aggregator *a, const char *agent);

@@ -191,6 +191,9 @@ static int parse(struct daemon_config *c, const struct cfg_node *root, struct ta
 	    (rc = cfg_get_duration(lg, "max_gap", NS_PER_SEC, 86400 * NS_PER_SEC, &c->max_gap_ns, e)) ||
 	    (rc = cfg_get_duration(lg, "commit_every", 0, 3600 * NS_PER_SEC, &c->commit_every_ns, e)))
 		return rc;
+	if (c->commit_every_ns < 0)
+		c->commit_every_ns = c->clock == CLOCK_FAST_FORWARD ? DAEMON_COMMIT_EVERY_FF
+				     : DAEMON_COMMIT_EVERY_RT;
 	/* a gap is a missed reading: with max_gap not longer than the interval
 	 * every reading would be one, the usage never "covered" and every
 	 * running VM recorded silent in every interval (downtime to the SLA) */
@@ -273,7 +276,7 @@ int daemon_config_load(struct daemon_config *c, const char *path, const char *te
 	c->interval_ns = 10 * NS_PER_SEC;
 	c->log_level = LOG_INFO;
 	c->max_gap_ns = 300 * NS_PER_SEC;
-	c->commit_every_ns = NS_PER_SEC;
+	c->commit_every_ns = -1; /* not given: the clock's default, after parsing */
 	c->rrd_enabled = true;
 	c->rrd_step_ns = 60 * NS_PER_SEC;
 
@@ -439,6 +442,25 @@ static int commit(struct run *r, struct tally_err *e)
 	return rc;
 }
 
+/* When to commit (docs/config.md, ledger.commit_every).
+ *
+ * Fast-forward: every commit_every of wall time; a killed run resumes
+ * after the last committed cycle and the simulated fleet reads the same
+ * values again, so nothing is lost.
+ *
+ * Real time: every commit_every too, but at once whenever what is pending
+ * could not be recomputed after a crash (agg_must_commit(): lifecycle
+ * events, metadata, a series' first or final reading, a counter reset or
+ * wrap, a gauge that changed value, a delta reading). Whatever else is
+ * pending is plain counter progress and unchanged gauges: if the process
+ * dies before the next commit, the restarted tallyd reads the counters
+ * again and the delta from the last committed reading covers the gap
+ * (rule 1), and each gauge's committed value held across it (rule 5), so
+ * a death between commits loses resolution (the samples and covered_ns of
+ * the lost readings), never usage. A clean stop commits everything.
+ *
+ * The live state the exporters serve is published at every commit and, in
+ * real time, after every cycle. */
 static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 {
 	struct run *r = ctx;
@@ -451,10 +473,14 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 			complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory evaluating the rules;"
 				 " alerts may be missing");
 	}
-	if (r->c->clock == CLOCK_FAST_FORWARD &&
-	    time_mono_ns() - r->last_commit_mono < r->c->commit_every_ns)
-		return 0;
-	return commit(r, e);
+	int due = time_mono_ns() - r->last_commit_mono >= r->c->commit_every_ns;
+	if (!due && r->c->clock == CLOCK_REAL && agg_must_commit(r->agg))
+		due = 1;
+	if (due)
+		return commit(r, e);
+	if (r->live && r->c->clock == CLOCK_REAL)
+		publish(r);
+	return 0;
 }
 
 int daemon_run(struct daemon_config *c, volatile sig_atomic_t *stop, struct daemon_summary *sum,

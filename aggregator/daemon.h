@@ -27,6 +27,10 @@ enum daemon_clock { CLOCK_REAL, CLOCK_FAST_FORWARD };
 
 #define DAEMON_MAX_COLLECTORS 8
 #define DAEMON_MAX_TOKENS 64
+/* ledger.commit_every when not given: fast-forward commits every second of
+ * wall time; real time every 10 s, and at once when agg_must_commit() */
+#define DAEMON_COMMIT_EVERY_FF (1 * NS_PER_SEC)
+#define DAEMON_COMMIT_EVERY_RT (10 * NS_PER_SEC)
 
 /* The `http:` section: the exporters' listener (cmd/tallyd.c starts it). */
 struct daemon_http {
@@ -58,7 +62,8 @@ struct daemon_config {
 
 	char ledger_path[PATH_MAX];       /* default: data_dir/ledger.db */
 	int64_t max_gap_ns;               /* default 5 min */
-	int64_t commit_every_ns;          /* fast-forward commit period (wall), default 1 s */
+	int64_t commit_every_ns;          /* commit period (wall): DAEMON_COMMIT_EVERY_FF in
+					     fast-forward, _RT in real time, unless given */
 
 	bool rrd_enabled;                 /* default true */
 	char rrd_dir[PATH_MAX];           /* default: data_dir/rrd */
@@ -100,8 +105,8 @@ int daemon_run(struct daemon_config *c, volatile sig_atomic_t *stop, struct daem
 	       struct tally_err *e);
 
 /* daemon_run that also publishes a snapshot of the live state into live
- * (aggregator/state.h) after every successful commit, for the exporters.
- * live may be NULL. */
+ * (aggregator/state.h) for the exporters: after every successful commit
+ * and, in real time, after every cycle. live may be NULL. */
 struct live_store;
 int daemon_run_live(struct daemon_config *c, volatile sig_atomic_t *stop, struct daemon_summary *sum,
 		    struct live_store *live, struct tally_err *e);

@@ -17,7 +17,8 @@ int ledger_fault_commit;
 
 enum {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_METER_GET, S_METER_PUT, S_RES_PUT, S_ATTRS_PUT,
-	S_USAGE_ADD, S_SERIES_PUT, S_AGENT_PUT, S_EVENT_ADD, S_ALERT_PUT, S_ALERT_DEL, S_COUNT
+	S_USAGE_ADD, S_USAGE_UPD, S_SERIES_PUT, S_SERIES_UPD, S_AGENT_PUT, S_EVENT_ADD, S_ALERT_PUT,
+	S_ALERT_DEL, S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -42,9 +43,18 @@ static const char *const stmt_sql[S_COUNT] = {
 			" spanned_ns = spanned_ns + excluded.spanned_ns,"
 			" covered_ns = covered_ns + excluded.covered_ns,"
 			" samples = samples + excluded.samples",
+	/* an existing row's hour: one seek, no insert attempt first */
+	[S_USAGE_UPD] = "UPDATE usage SET quantity = quantity + ?5, spanned_ns = spanned_ns + ?6,"
+			" covered_ns = covered_ns + ?7, samples = samples + ?8"
+			" WHERE resource_id = ?1 AND meter_id = ?2 AND device = ?3 AND hour_ns = ?4",
 	[S_SERIES_PUT] = "INSERT OR REPLACE INTO series (resource_id, meter_id, device, agent,"
 			 " last_ns, origin_ns, kind, last_value, flags)"
 			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	/* an existing series: updated in place. kind is left alone (a series
+	 * never changes kind), which also spares the CHECK on it: SQLite
+	 * evaluates `kind IN (...)` through a temporary b-tree per row */
+	[S_SERIES_UPD] = "UPDATE series SET last_ns = ?5, origin_ns = ?6, last_value = ?8, flags = ?9"
+			 " WHERE resource_id = ?1 AND meter_id = ?2 AND device = ?3 AND agent = ?4",
 	[S_AGENT_PUT] = "INSERT OR REPLACE INTO agents (agent, last_seq, last_time_ns, batches)"
 			" VALUES (?1, ?2, ?3, ?4)",
 	[S_EVENT_ADD] = "INSERT INTO events (resource_id, time_ns, agent, type, reason)"
@@ -315,9 +325,9 @@ int ledger_put_attrs(struct ledger *l, int64_t resource_id, const struct resourc
 	return step_done(l, S_ATTRS_PUT, "cannot write resource attributes", e);
 }
 
-int ledger_add_usage(struct ledger *l, const struct ledger_usage *u, struct tally_err *e)
+/* Bind the columns of u to st (the same numbers in S_USAGE_ADD and _UPD). */
+static void bind_usage(sqlite3_stmt *st, const struct ledger_usage *u)
 {
-	sqlite3_stmt *st = l->st[S_USAGE_ADD];
 	sqlite3_bind_int64(st, 1, u->resource_id);
 	sqlite3_bind_int64(st, 2, u->meter_id);
 	sqlite3_bind_text(st, 3, u->device, -1, SQLITE_STATIC);
@@ -329,25 +339,52 @@ int ledger_add_usage(struct ledger *l, const struct ledger_usage *u, struct tall
 	sqlite3_bind_int64(st, 6, u->spanned_ns);
 	sqlite3_bind_int64(st, 7, u->covered_ns);
 	sqlite3_bind_int64(st, 8, u->samples);
+}
+
+int ledger_add_usage(struct ledger *l, const struct ledger_usage *u, struct tally_err *e)
+{
+	int rc;
+	if (u->exists) {
+		bind_usage(l->st[S_USAGE_UPD], u);
+		if ((rc = step_done(l, S_USAGE_UPD, "cannot write usage", e)))
+			return rc;
+		if (sqlite3_changes(l->db) == 1)
+			return 0;
+		/* not there after all: inserted below */
+	}
+	bind_usage(l->st[S_USAGE_ADD], u);
 	return step_done(l, S_USAGE_ADD, "cannot write usage", e);
 }
 
-int ledger_put_series(struct ledger *l, const struct ledger_series *s, struct tally_err *e)
+static void bind_series(sqlite3_stmt *st, const struct ledger_series *s)
 {
-	sqlite3_stmt *st = l->st[S_SERIES_PUT];
 	sqlite3_bind_int64(st, 1, s->resource_id);
 	sqlite3_bind_int64(st, 2, s->meter_id);
 	sqlite3_bind_text(st, 3, s->device, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, s->agent, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, s->last_ns);
 	sqlite3_bind_int64(st, 6, s->origin_ns);
-	sqlite3_bind_text(st, 7, s->kind == SAMPLE_GAUGE ? "gauge" : s->kind == SAMPLE_DELTA ? "delta"
-				 : "cumulative", -1, SQLITE_STATIC);
 	if (s->kind == SAMPLE_GAUGE)
 		sqlite3_bind_double(st, 8, s->last_gauge);
 	else
 		sqlite3_bind_int64(st, 8, (int64_t)s->last_counter); /* stored as its bit pattern */
 	sqlite3_bind_int(st, 9, s->flags);
+}
+
+int ledger_put_series(struct ledger *l, const struct ledger_series *s, struct tally_err *e)
+{
+	int rc;
+	if (s->exists) {
+		bind_series(l->st[S_SERIES_UPD], s);
+		if ((rc = step_done(l, S_SERIES_UPD, "cannot write series state", e)))
+			return rc;
+		if (sqlite3_changes(l->db) == 1)
+			return 0;
+	}
+	sqlite3_stmt *st = l->st[S_SERIES_PUT];
+	bind_series(st, s);
+	sqlite3_bind_text(st, 7, s->kind == SAMPLE_GAUGE ? "gauge" : s->kind == SAMPLE_DELTA ? "delta"
+				 : "cumulative", -1, SQLITE_STATIC);
 	return step_done(l, S_SERIES_PUT, "cannot write series state", e);
 }
 

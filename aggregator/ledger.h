@@ -60,8 +60,10 @@ struct ledger_usage {
 	int64_t qty;
 	double qty_real;
 	int64_t spanned_ns, covered_ns, samples;
+	int exists;                  /* the row is most likely there: update it first */
 };
-/* Add to the usage row (creating it). */
+/* Add to the usage row (creating it). exists is a hint: when set the row
+ * is updated in place, and inserted only if it was not there. */
 int ledger_add_usage(struct ledger *l, const struct ledger_usage *u, struct tally_err *e);
 
 struct ledger_series {
@@ -72,7 +74,10 @@ struct ledger_series {
 	uint64_t last_counter;
 	double last_gauge;
 	int flags;
+	int exists;                  /* the row is most likely there (hint, as for usage) */
 };
+/* Insert or replace the series row; with exists, update its reading in
+ * place (kind stays: a series never changes kind). */
 int ledger_put_series(struct ledger *l, const struct ledger_series *s, struct tally_err *e);
 int ledger_put_agent(struct ledger *l, const char *agent, uint64_t last_seq, int64_t last_time_ns,
 		     int64_t batches, struct tally_err *e);

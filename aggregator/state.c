@@ -4,8 +4,8 @@
  *
  * Building copies every series that had a reading since tallyd started,
  * sorts them by (uuid, meter, device, host) and groups them by resource:
- * O(n log n) once per commit (every cycle in real time, every
- * ledger.commit_every of wall time in fast-forward), so readers get a
+ * O(n log n) once per cycle in real time, once per commit (every
+ * ledger.commit_every of wall time) in fast-forward, so readers get a
  * consistent, sorted view without ever holding a lock while they read it.
  */
 #include "state.h"

@@ -310,33 +310,57 @@ const struct lv_rule *lv_mapping_match(const struct lv_mapping *m, const char *u
 
 /* ---- the collector ---- */
 
+/* Per NIC slot (index in the XML's NIC list) and counter (rx/tx
+ * bytes/pkts): what put_nic() needs to tell a tap that went on counting. */
+struct lv_nic_slot {
+	char mac[18];                /* the NIC these counters are of */
+	struct lv_nic_ctr {
+		uint64_t prev;       /* the last value read, in any life */
+		int64_t life;        /* origin_ns of the life `carry` was decided for */
+		uint8_t have, carry; /* carry: the counter went on across the restart */
+	} ctr[4];
+};
+
+/* One domain. Its devices are heap arrays of exactly the XML's length (a
+ * host's thousand domains would otherwise carry LV_MAX_DEVS of each). */
 struct lv_dom {
 	char uuid[37];
-	struct lv_domain_info info;
+	struct lv_disk *disks;       /* n_disks, from the XML */
+	struct lv_disk_size {        /* parallel to disks */
+		uint64_t capacity, allocation;  /* bytes, last read */
+		uint8_t have;
+	} *sizes;
+	int n_disks;
+	struct lv_nic *nics;         /* n_nics, from the XML */
+	int n_nics;
+	struct lv_nic_slot *slots;   /* n_slots >= n_nics: never shrinks, so a NIC that
+					comes back in its slot finds its counters */
+	int n_slots;
 	struct resource_meta sent;   /* last metadata sent */
 	int have_info;
 	int seen_cycle;              /* last cycle it was read */
 	int64_t first_seen_ns;
 	int64_t origin_ns;           /* counted from zero since (0: baseline) */
 	int origin_by_event;         /* origin_ns came from a started event */
-	uint64_t capacity[LV_MAX_DEVS], allocation[LV_MAX_DEVS];  /* bytes, last read per disk */
 	double mem_resident, mem_usage;   /* bytes, last memory stats; < 0 = not reported */
 	int have_memstats;
-	struct sample *last;         /* the last reading of each series, for the final one */
+	struct lv_last {             /* the last reading of each series, for the final one: */
+		int64_t time_ns, origin_ns;      /* a sample without its resource (uuid) */
+		uint64_t bits;                   /* sample.v, as stored */
+		uint16_t meter;
+		uint8_t kind, flags;
+		char device[TALLY_DEV_MAX];
+	} *last;
 	int n_last, cap_last;
-	uint8_t have_size[LV_MAX_DEVS];
 	int64_t last_reboot_ns;      /* to fold the 2-3 reboot events of one reboot */
 	uint64_t last_cpu;           /* ns, the last cpu time read */
 	unsigned int dom_id;         /* the domain id (one QEMU process) it was read from */
 	int have_cpu;
 	unsigned int origin_id;      /* the process origin_ns is the start of (0: none known) */
-	struct lv_nic_ctr {          /* per NIC (by index in info.nics) and counter (rx/tx bytes/pkts) */
-		uint64_t prev;       /* the last value read, in any life */
-		int64_t life;        /* origin_ns of the life `carry` was decided for */
-		uint8_t have, carry; /* carry: the counter went on across the restart */
-	} nic_ctr[LV_MAX_DEVS][4];
-	char nic_mac[LV_MAX_DEVS][18];
 	int64_t stop_ns;             /* the last stop's time (its final reading) */
+	uint64_t xml_hash;           /* of the XML info was parsed from */
+	virDomainPtr ptr;            /* list path: our reference, kept across cycles */
+	int ptr_id;                  /* the active domain id ptr was found by (0: none) */
 };
 
 struct lv {
@@ -353,6 +377,15 @@ struct lv {
 	size_t n_dom, cap_dom;
 	uint32_t *slot;              /* open addressing: index + 1 into dom, by uuid */
 	size_t mask;
+	/* the list path (a driver whose bulk answer is useless): active domain
+	 * ids each cycle, and the domain each id was found to be, so a domain
+	 * is looked up (virDomainLookupByID, virDomainGetUUID) once per QEMU
+	 * process rather than listed, identified and freed every cycle */
+	int *ids;
+	size_t cap_ids;
+	uint32_t *id_slot;           /* open addressing: index + 1 into dom, by ptr_id */
+	size_t id_mask;
+	int id_stale;                /* id_slot must be rebuilt */
 	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note, ev_note, torn_note;
 	/* lifecycle events: filled by libvirt's event thread, drained by read() */
 	pthread_mutex_t ev_lock;
@@ -534,10 +567,24 @@ static int lv_connect(struct lv *s, struct tally_err *e)
 	return 0;
 }
 
+/* Drop every domain reference of the list path (they belong to the
+ * connection): the next list looks every domain up again. */
+static void drop_ptrs(struct lv *s)
+{
+	for (size_t i = 0; i < s->n_dom; i++) {
+		if (s->dom[i].ptr)
+			virDomainFree(s->dom[i].ptr);
+		s->dom[i].ptr = NULL;
+		s->dom[i].ptr_id = 0;
+	}
+	s->id_stale = 1;
+}
+
 static void lv_disconnect(struct lv *s)
 {
 	if (!s->conn)
 		return;
+	drop_ptrs(s);
 	if (s->cb_lifecycle >= 0)
 		virConnectDomainEventDeregisterAny(s->conn, s->cb_lifecycle);
 	if (s->cb_reboot >= 0)
@@ -611,6 +658,156 @@ static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
 	return d;
 }
 
+static void uuid_text(const unsigned char raw[VIR_UUID_BUFLEN], char out[VIR_UUID_STRING_BUFLEN]);
+
+static size_t id_hash(int id)
+{
+	return (size_t)((uint32_t)id * 0x9e3779b1u);
+}
+
+/* Rebuild the id table from the domains that hold a reference. Returns 0
+ * or -ENOMEM (the table is then empty and every id a miss). */
+static int id_rebuild(struct lv *s)
+{
+	size_t size = 256;
+	while (size < s->n_dom * 2)
+		size *= 2;
+	if (size != s->id_mask + 1 || !s->id_slot) {
+		uint32_t *t = calloc(size, sizeof(*t));
+		if (!t) {
+			free(s->id_slot);
+			s->id_slot = NULL;
+			s->id_mask = 0;
+			return -ENOMEM;
+		}
+		free(s->id_slot);
+		s->id_slot = t;
+		s->id_mask = size - 1;
+	} else {
+		memset(s->id_slot, 0, size * sizeof(*s->id_slot));
+	}
+	for (size_t i = 0; i < s->n_dom; i++) {
+		if (!s->dom[i].ptr_id)
+			continue;
+		size_t j = id_hash(s->dom[i].ptr_id) & s->id_mask;
+		while (s->id_slot[j])
+			j = (j + 1) & s->id_mask;
+		s->id_slot[j] = (uint32_t)i + 1;
+	}
+	s->id_stale = 0;
+	return 0;
+}
+
+/* The domain running as active id `id`, by the reference found for that
+ * id before, or else looked up now (virDomainLookupByID, whose reference
+ * is kept in the domain). Domain ids name one QEMU process and are not
+ * reused while the connection lives (a restarted libvirtd ends it, and
+ * lv_disconnect() drops every reference); a domain not listed in a cycle
+ * loses its id at the end of that cycle. NULL when the domain went away
+ * since the list, or without memory. */
+static struct lv_dom *dom_by_id(struct lv *s, int id, int *is_new)
+{
+	*is_new = 0;
+	if (s->id_slot)
+		for (size_t j = id_hash(id) & s->id_mask; s->id_slot[j]; j = (j + 1) & s->id_mask) {
+			struct lv_dom *d = &s->dom[s->id_slot[j] - 1];
+			if (d->ptr_id == id)
+				return d;
+		}
+	virDomainPtr p = virDomainLookupByID(s->conn, id);
+	unsigned char raw[VIR_UUID_BUFLEN];
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	if (!p)
+		return NULL;
+	if (virDomainGetUUID(p, raw) != 0) {
+		virDomainFree(p);
+		return NULL;
+	}
+	uuid_text(raw, uuid);
+	struct lv_dom *d = dom_get(s, uuid, is_new);
+	if (!d) {
+		virDomainFree(p);
+		return NULL;
+	}
+	if (d->ptr)
+		virDomainFree(d->ptr);
+	d->ptr = p;
+	d->ptr_id = id;
+	s->id_stale = 1;
+	return d;
+}
+
+/* This cycle's active domain ids into s->ids. Returns their number, or -1
+ * (libvirt's error is the last one). */
+static int list_ids(struct lv *s)
+{
+	for (;;) {
+		if (s->cap_ids < s->n_dom + 64) {
+			size_t cap = (s->n_dom + 64) * 2;
+			int *p = realloc(s->ids, cap * sizeof(*p));
+			if (!p)
+				return -1;
+			s->ids = p;
+			s->cap_ids = cap;
+		}
+		int max = s->cap_ids > INT32_MAX ? INT32_MAX : (int)s->cap_ids;
+		int n = virConnectListDomains(s->conn, s->ids, max);
+		if (n < max)
+			return n;
+		/* maybe more than we had room for: ask again with more */
+		size_t cap = s->cap_ids * 2;
+		int *p = realloc(s->ids, cap * sizeof(*p));
+		if (!p)
+			return -1;
+		s->ids = p;
+		s->cap_ids = cap;
+	}
+}
+
+/* The domain's devices from a parsed XML. Disk sizes are kept while the
+ * disks stay as they were (else they are per index and stale); NIC slots
+ * keep their counters. Returns 0 or -ENOMEM (nothing changed). */
+static int set_devices(struct lv_dom *d, const struct lv_domain_info *info)
+{
+	size_t nd = (size_t)info->n_disks, nn = (size_t)info->n_nics;
+	if (info->n_nics > d->n_slots) {
+		struct lv_nic_slot *p = realloc(d->slots, nn * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		memset(p + d->n_slots, 0, (nn - (size_t)d->n_slots) * sizeof(*p));
+		d->slots = p;
+		d->n_slots = info->n_nics;
+	}
+	if (!d->have_info || info->n_disks != d->n_disks ||
+	    (nd && memcmp(info->disks, d->disks, nd * sizeof(info->disks[0])))) {
+		struct lv_disk *dk = nd ? malloc(nd * sizeof(*dk)) : NULL;
+		struct lv_disk_size *sz = nd ? calloc(nd, sizeof(*sz)) : NULL;
+		if (nd && (!dk || !sz)) {
+			free(dk);
+			free(sz);
+			return -ENOMEM;
+		}
+		if (nd)
+			memcpy(dk, info->disks, nd * sizeof(*dk));
+		free(d->disks);
+		free(d->sizes);
+		d->disks = dk;
+		d->sizes = sz;
+		d->n_disks = info->n_disks;
+	}
+	if (info->n_nics != d->n_nics || (nn && memcmp(info->nics, d->nics, nn * sizeof(info->nics[0])))) {
+		struct lv_nic *nc = nn ? malloc(nn * sizeof(*nc)) : NULL;
+		if (nn && !nc)
+			return -ENOMEM;
+		if (nn)
+			memcpy(nc, info->nics, nn * sizeof(*nc));
+		free(d->nics);
+		d->nics = nc;
+		d->n_nics = info->n_nics;
+	}
+	return 0;
+}
+
 static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_t now,
 			const struct sink *sink)
 {
@@ -620,6 +817,15 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 		virErrorPtr err = virGetLastError();
 		complain(&s->xml_fail, LOG_WARN, "libvirt: domain %s: cannot read its xml: %s", d->uuid,
 			 err && err->message ? err->message : "unknown error");
+		return;
+	}
+	/* the same XML as last time: the same devices and metadata, already
+	 * sent (parsing it again costs more than all of a cycle's reads) */
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (const unsigned char *c = (const unsigned char *)xml; *c; c++)
+		h = (h ^ *c) * 0x100000001b3ULL;
+	if (d->have_info && d->xml_hash == h) {
+		free(xml);
 		return;
 	}
 	struct lv_domain_info info;
@@ -640,10 +846,10 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 		 * networking, a vhost-user port) has no counters to read */
 		complain(&s->dev_note, LOG_INFO, "libvirt: domain %s: %d NIC(s) without a host device"
 			 " (<target dev>) have no counters: not metered", d->uuid, no_tap);
-	if (!d->have_info || info.n_disks != d->info.n_disks ||
-	    memcmp(info.disks, d->info.disks, (size_t)info.n_disks * sizeof(info.disks[0])))
-		memset(d->have_size, 0, sizeof(d->have_size)); /* disks moved: sizes per index are stale */
-	d->info = info;
+	if (set_devices(d, &info)) {
+		complain(&s->xml_fail, LOG_WARN, "libvirt: domain %s: out of memory", d->uuid);
+		return;
+	}
 	d->have_info = 1;
 
 	struct resource_meta m;
@@ -673,15 +879,18 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 	struct resource_meta cmp = m;
 	cmp.time_ns = d->sent.time_ns;
 	if (!d->sent.time_ns || memcmp(&cmp, &d->sent, sizeof(cmp))) {
-		if (sink->meta(sink->ctx, NULL, &m) == 0)
-			d->sent = m;
+		if (sink->meta(sink->ctx, NULL, &m) != 0)
+			return; /* not sent: parsed and tried again at the next refresh */
+		d->sent = m;
 	}
+	d->xml_hash = h;
 }
 
 struct emit {
 	const struct sink *sink;
 	struct sample smp;
 	struct lv_dom *d;            /* remembers what was sent */
+	unsigned int id;             /* the domain id when known (list path), else 0 */
 	int rc;
 };
 
@@ -690,13 +899,20 @@ static void remember(struct emit *x)
 	struct lv_dom *d = x->d;
 	if (d->n_last == d->cap_last) {
 		int n = d->cap_last ? d->cap_last * 2 : 16;
-		struct sample *p = realloc(d->last, (size_t)n * sizeof(*p));
+		struct lv_last *p = realloc(d->last, (size_t)n * sizeof(*p));
 		if (!p)
 			return;
 		d->last = p;
 		d->cap_last = n;
 	}
-	d->last[d->n_last++] = x->smp;
+	struct lv_last *l = &d->last[d->n_last++];
+	l->time_ns = x->smp.time_ns;
+	l->origin_ns = x->smp.origin_ns;
+	memcpy(&l->bits, &x->smp.v, sizeof(l->bits));
+	l->meter = x->smp.meter;
+	l->kind = x->smp.kind;
+	l->flags = x->smp.flags;
+	memcpy(l->device, x->smp.device, sizeof(l->device));
 }
 
 static void put_c(struct emit *x, int meter, const char *dev, uint64_t v)
@@ -730,12 +946,13 @@ static void put_g(struct emit *x, int meter, const char *dev, double v)
 static void put_nic(struct emit *x, const struct lv_nic *nc, int f, int meter, uint64_t v)
 {
 	struct lv_dom *d = x->d;
-	int n = (int)(nc - d->info.nics);
+	int n = (int)(nc - d->nics);
 	int64_t origin = x->smp.origin_ns;
-	struct lv_nic_ctr *c = &d->nic_ctr[n][f];
-	if (strcmp(d->nic_mac[n], nc->mac)) {
-		memset(d->nic_ctr[n], 0, sizeof(d->nic_ctr[n])); /* another NIC in this slot */
-		str_copy(d->nic_mac[n], nc->mac, sizeof(d->nic_mac[n]));
+	struct lv_nic_slot *sl = &d->slots[n];
+	struct lv_nic_ctr *c = &sl->ctr[f];
+	if (strcmp(sl->mac, nc->mac)) {
+		memset(sl->ctr, 0, sizeof(sl->ctr)); /* another NIC in this slot */
+		str_copy(sl->mac, nc->mac, sizeof(sl->mac));
 	}
 	if (origin && c->life != origin) {
 		c->life = origin;
@@ -751,17 +968,17 @@ static void put_nic(struct emit *x, const struct lv_nic *nc, int f, int meter, u
 
 static const struct lv_disk *disk_by_target(const struct lv_dom *d, const char *target)
 {
-	for (int i = 0; i < d->info.n_disks; i++)
-		if (!strcmp(d->info.disks[i].target, target))
-			return &d->info.disks[i];
+	for (int i = 0; i < d->n_disks; i++)
+		if (!strcmp(d->disks[i].target, target))
+			return &d->disks[i];
 	return NULL;
 }
 
 static const struct lv_nic *nic_by_target(const struct lv_dom *d, const char *target)
 {
-	for (int i = 0; i < d->info.n_nics; i++)
-		if (d->info.nics[i].target[0] && !strcmp(d->info.nics[i].target, target))
-			return &d->info.nics[i];
+	for (int i = 0; i < d->n_nics; i++)
+		if (d->nics[i].target[0] && !strcmp(d->nics[i].target, target))
+			return &d->nics[i];
 	return NULL;
 }
 
@@ -799,7 +1016,7 @@ static int instance_running(int state)
  * the late start event must not begin the same life again (rule 3). */
 static int torn_down(struct lv *s, struct lv_dom *d, virDomainPtr dom, uint64_t cpu, struct emit *x)
 {
-	unsigned int id = virDomainGetID(dom);
+	unsigned int id = x->id ? x->id : virDomainGetID(dom);
 	if (id == (unsigned int)-1 || (d->have_cpu && id == d->dom_id && cpu < d->last_cpu))
 		return 1;
 	if (d->have_cpu && id != d->dom_id && id != d->origin_id) {
@@ -932,8 +1149,9 @@ static int from_calls(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct e
 		put_g(x, M_MEMORY_RESIDENT, "", d->mem_resident);
 	if (d->mem_usage >= 0)
 		put_g(x, M_MEMORY_USAGE, "", d->mem_usage);
-	for (int i = 0; i < d->info.n_disks; i++) {
-		const struct lv_disk *dk = &d->info.disks[i];
+	for (int i = 0; i < d->n_disks; i++) {
+		const struct lv_disk *dk = &d->disks[i];
+		struct lv_disk_size *sz = &d->sizes[i];
 		virDomainBlockStatsStruct bs;
 		if (virDomainBlockStats(dom, dk->target, &bs, sizeof(bs)) == 0) {
 			if (bs.rd_bytes >= 0)
@@ -946,20 +1164,20 @@ static int from_calls(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct e
 				put_c(x, M_DISK_WRITE_REQUESTS, dk->label, (uint64_t)bs.wr_req);
 		}
 		virDomainBlockInfo bi;
-		if ((sizes || !d->have_size[i]) && virDomainGetBlockInfo(dom, dk->target, &bi, 0) == 0) {
-			d->capacity[i] = bi.capacity;
-			d->allocation[i] = bi.allocation;
-			d->have_size[i] = 1;
+		if ((sizes || !sz->have) && virDomainGetBlockInfo(dom, dk->target, &bi, 0) == 0) {
+			sz->capacity = bi.capacity;
+			sz->allocation = bi.allocation;
+			sz->have = 1;
 		}
 		/* sent every cycle (from the last reading) so the allocation is
 		 * integrated up to each read, and to the last one before a stop */
-		if (d->have_size[i]) {
-			put_g(x, M_DISK_CAPACITY, dk->label, (double)d->capacity[i]);
-			put_g(x, M_DISK_ALLOCATION, dk->label, (double)d->allocation[i]);
+		if (sz->have) {
+			put_g(x, M_DISK_CAPACITY, dk->label, (double)sz->capacity);
+			put_g(x, M_DISK_ALLOCATION, dk->label, (double)sz->allocation);
 		}
 	}
-	for (int i = 0; i < d->info.n_nics; i++) {
-		const struct lv_nic *nc = &d->info.nics[i];
+	for (int i = 0; i < d->n_nics; i++) {
+		const struct lv_nic *nc = &d->nics[i];
 		virDomainInterfaceStatsStruct is;
 		if (!nc->target[0] || virDomainInterfaceStats(dom, nc->target, &is, sizeof(is)) != 0)
 			continue;
@@ -984,11 +1202,19 @@ static int from_calls(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct e
 static void final_reading(struct lv_dom *d, int64_t t_ns, const struct sink *sink)
 {
 	for (int i = 0; i < d->n_last; i++) {
-		struct sample f = d->last[i];
-		if (f.time_ns >= t_ns)
+		const struct lv_last *l = &d->last[i];
+		struct sample f;
+		if (l->time_ns >= t_ns)
 			continue; /* read after the event: that reading was already the last */
+		memset(&f, 0, sizeof(f));
 		f.time_ns = t_ns;
-		f.flags |= SAMPLE_F_LAST;
+		f.origin_ns = l->origin_ns;
+		memcpy(&f.v, &l->bits, sizeof(f.v));
+		f.meter = l->meter;
+		f.kind = l->kind;
+		f.flags = l->flags | SAMPLE_F_LAST;
+		str_copy(f.resource, d->uuid, sizeof(f.resource));
+		memcpy(f.device, l->device, sizeof(f.device));
 		sink->sample(sink->ctx, NULL, &f);
 	}
 	d->n_last = 0;
@@ -1063,7 +1289,6 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		complain(&s->conn_fail, LOG_WARN, "%s", e->msg);
 		return rc;
 	}
-	virDomainPtr *doms = NULL;
 	int n;
 	/* events first: a domain stopped since the last read gets its final
 	 * reading before anything newer of it is read */
@@ -1073,7 +1298,7 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	 * anything. It is asked again every xml_refresh cycles. */
 	int list_only = s->bulk_useless && (s->cycle + 1) % s->xml_refresh != 0;
 	if (list_only)
-		n = virConnectListAllDomains(s->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+		n = list_ids(s);
 	else
 		n = virConnectGetAllDomainStats(s->conn, groups, &recs,
 						flags | (s->nowait_ok ? VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT : 0));
@@ -1095,17 +1320,26 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		complaint_clear(&s->conn_fail, "libvirt %s: reading again", s->uri);
 	s->cycle++;
 	uint64_t fallback = 0, bulk = 0, torn = 0;
+	if (list_only && s->id_stale && id_rebuild(s))
+		complain(&s->conn_fail, LOG_WARN, "libvirt %s: out of memory", s->uri);
 	for (int i = 0; i < n; i++) {
-		virDomainPtr dom = list_only ? doms[i] : recs[i]->dom;
-		char uuid[VIR_UUID_STRING_BUFLEN];
-		unsigned char raw[VIR_UUID_BUFLEN];
+		virDomainPtr dom;
+		struct lv_dom *d;
 		int is_new;
-		if (virDomainGetUUID(dom, raw) != 0)
-			continue;
-		uuid_text(raw, uuid);
-		struct lv_dom *d = dom_get(s, uuid, &is_new);
-		if (!d)
-			break;
+		if (list_only) {
+			if (!(d = dom_by_id(s, s->ids[i], &is_new)))
+				continue; /* gone since the list (or no memory: read next cycle) */
+			dom = d->ptr;
+		} else {
+			char uuid[VIR_UUID_STRING_BUFLEN];
+			unsigned char raw[VIR_UUID_BUFLEN];
+			dom = recs[i]->dom;
+			if (virDomainGetUUID(dom, raw) != 0)
+				continue;
+			uuid_text(raw, uuid);
+			if (!(d = dom_get(s, uuid, &is_new)))
+				break;
+		}
 		if (is_new || (!d->seen_cycle && !d->origin_by_event)) {
 			if (is_new)
 				d->first_seen_ns = now_ns;
@@ -1121,9 +1355,10 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		memset(&x, 0, sizeof(x));
 		x.sink = sink;
 		x.d = d;
+		x.id = list_only ? (unsigned int)s->ids[i] : 0;
 		int keep = d->n_last; /* the last good readings, for a stop's final reading */
 		d->n_last = 0;
-		str_copy(x.smp.resource, uuid, sizeof(x.smp.resource));
+		str_copy(x.smp.resource, d->uuid, sizeof(x.smp.resource));
 		x.smp.time_ns = now_ns;
 		x.smp.origin_ns = d->origin_ns;
 		int got = list_only ? 0 : from_record(s, d, recs[i], &x);
@@ -1158,9 +1393,13 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	s->stale += stale;
 	if (recs)
 		virDomainStatsRecordListFree(recs);
-	for (int i = 0; list_only && i < n; i++)
-		virDomainFree(doms[i]);
-	free(doms);
+	/* a domain not listed is not running as the id it had: forget the id
+	 * (a start gives it a new one, looked up then) */
+	for (size_t i = 0; list_only && i < s->n_dom; i++)
+		if (s->dom[i].ptr_id && s->dom[i].seen_cycle != s->cycle) {
+			s->dom[i].ptr_id = 0;
+			s->id_stale = 1;
+		}
 	if (!list_only)
 		s->bulk_useless = n > 0 && bulk == 0;
 	s->prev_read_ns = now_ns;
@@ -1176,10 +1415,18 @@ static void lv_free(void *state)
 	lv_disconnect(s);
 	pthread_mutex_destroy(&s->ev_lock);
 	lv_mapping_release(&s->mapping);
-	for (size_t i = 0; i < s->n_dom; i++)
-		free(s->dom[i].last);
+	for (size_t i = 0; i < s->n_dom; i++) {
+		struct lv_dom *d = &s->dom[i];
+		free(d->last);
+		free(d->disks);
+		free(d->sizes);
+		free(d->nics);
+		free(d->slots);
+	}
 	free(s->dom);
 	free(s->slot);
+	free(s->ids);
+	free(s->id_slot);
 	free(s);
 }
 

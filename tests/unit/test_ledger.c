@@ -314,6 +314,255 @@ START_TEST(test_metadata_history)
 }
 END_TEST
 
+/* agg_must_commit(): what a real-time tallyd commits at once rather than
+ * at its next periodic commit. Each row is one batch ingested after the
+ * previous one was committed; the expected answer follows from the rule
+ * (aggregator.h), not from running the code: only counter progress and
+ * unchanged gauges may wait. */
+START_TEST(test_must_commit)
+{
+	static const struct {
+		const char *what, *res;
+		int meter, kind;         /* kind: SAMPLE_*; -1 = an event, -2 = metadata */
+		int t_s;
+		double v;
+		int64_t origin_s;
+		unsigned flags;
+		bool want;
+	} rows[] = {
+		{ "first cpu reading: baseline", "vm-1", M_CPU, SAMPLE_CUMULATIVE, 10, 1000, 0, 0, true },
+		{ "first vcpus reading", "vm-1", M_VCPUS, SAMPLE_GAUGE, 10, 2, 0, 0, true },
+		{ "cpu goes on", "vm-1", M_CPU, SAMPLE_CUMULATIVE, 20, 1600, 0, 0, false },
+		{ "vcpus unchanged", "vm-1", M_VCPUS, SAMPLE_GAUGE, 20, 2, 0, 0, false },
+		{ "vcpus changed", "vm-1", M_VCPUS, SAMPLE_GAUGE, 30, 4, 0, 0, true },
+		{ "vcpus unchanged again", "vm-1", M_VCPUS, SAMPLE_GAUGE, 40, 4, 0, 0, false },
+		{ "first memory.resident reading", "vm-1", M_MEMORY_RESIDENT, SAMPLE_GAUGE, 40, 1e9, 0, 0, true },
+		{ "memory.resident moved: a measured level", "vm-1", M_MEMORY_RESIDENT, SAMPLE_GAUGE, 45, 2e9, 0, 0, false },
+		{ "disk capacity first", "vm-1", M_DISK_CAPACITY, SAMPLE_GAUGE, 45, 1e10, 0, 0, true },
+		{ "disk capacity grown", "vm-1", M_DISK_CAPACITY, SAMPLE_GAUGE, 46, 2e10, 0, 0, true },
+		{ "disk allocation first", "vm-1", M_DISK_ALLOCATION, SAMPLE_GAUGE, 45, 1e9, 0, 0, true },
+		{ "disk allocation grown: a measured level", "vm-1", M_DISK_ALLOCATION, SAMPLE_GAUGE, 46, 3e9, 0, 0, false },
+		{ "instance 1 first", "vm-1", M_INSTANCE, SAMPLE_GAUGE, 45, 1, 0, 0, true },
+		{ "instance 0: paused", "vm-1", M_INSTANCE, SAMPLE_GAUGE, 46, 0, 0, 0, true },
+		{ "cpu went down: reset", "vm-1", M_CPU, SAMPLE_CUMULATIVE, 40, 500, 0, 0, true },
+		{ "cpu final reading", "vm-1", M_CPU, SAMPLE_CUMULATIVE, 50, 900, 0, SAMPLE_F_LAST, true },
+		{ "cpu new life from its origin", "vm-1", M_CPU, SAMPLE_CUMULATIVE, 70, 300, 60, 0, true },
+		{ "cpu goes on in the new life", "vm-1", M_CPU, SAMPLE_CUMULATIVE, 80, 800, 60, 0, false },
+		{ "a delta reading", "vm-1", M_NET_IN_BYTES, SAMPLE_DELTA, 80, 10, 0, 0, true },
+		{ "a lifecycle event", "vm-1", 0, -1, 85, 0, 0, 0, true },
+		{ "metadata", "vm-1", 0, -2, 85, 0, 0, 0, true },
+		{ "the same metadata again", "vm-1", 0, -2, 86, 0, 0, 0, false },
+		{ "another vm's first reading", "vm-2", M_CPU, SAMPLE_CUMULATIVE, 90, 5, 0, 0, true },
+		{ "a reading not after the last: dropped", "vm-2", M_CPU, SAMPLE_CUMULATIVE, 90, 7, 0, 0, false },
+	};
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct tally_err e = { 0 };
+	struct batch b;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	batch_init(&b, "host-a");
+	ck_assert(!agg_must_commit(a));
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		batch_clear(&b);
+		b.seq = i + 1;
+		int64_t t = T0 + rows[i].t_s * NS_PER_SEC;
+		if (rows[i].kind == -1) {
+			struct lifecycle_event ev;
+			memset(&ev, 0, sizeof(ev));
+			ev.time_ns = t;
+			str_copy(ev.resource, rows[i].res, sizeof(ev.resource));
+			str_copy(ev.type, "suspended", sizeof(ev.type));
+			ck_assert_int_eq(batch_add_event(&b, &ev), 0);
+		} else if (rows[i].kind == -2) {
+			struct resource_meta m;
+			memset(&m, 0, sizeof(m));
+			m.time_ns = t;
+			str_copy(m.resource, rows[i].res, sizeof(m.resource));
+			str_copy(m.tenant, "acme", sizeof(m.tenant));
+			ck_assert_int_eq(batch_add_meta(&b, &m), 0);
+		} else {
+			struct sample s;
+			memset(&s, 0, sizeof(s));
+			str_copy(s.resource, rows[i].res, sizeof(s.resource));
+			s.meter = (uint16_t)rows[i].meter;
+			s.kind = (uint8_t)rows[i].kind;
+			s.time_ns = t;
+			s.origin_ns = rows[i].origin_s ? T0 + rows[i].origin_s * NS_PER_SEC : 0;
+			s.flags = (uint8_t)rows[i].flags;
+			if (s.kind == SAMPLE_GAUGE)
+				s.v.gauge = rows[i].v;
+			else
+				s.v.counter = (uint64_t)rows[i].v;
+			ck_assert_int_eq(batch_add_sample(&b, &s), 0);
+		}
+		ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+		ck_assert_msg(agg_must_commit(a) == rows[i].want, "row %zu (%s): must_commit %d, want %d", i,
+			      rows[i].what, agg_must_commit(a), rows[i].want);
+		ck_assert_int_eq(agg_commit(a, &e), 0);
+		ck_assert(!agg_must_commit(a));
+	}
+	agg_close(a);
+	batch_release(&b);
+}
+END_TEST
+
+static void add_gauge(struct batch *b, const char *res, int meter, int64_t t, double v)
+{
+	struct sample s;
+	memset(&s, 0, sizeof(s));
+	str_copy(s.resource, res, sizeof(s.resource));
+	s.meter = (uint16_t)meter;
+	s.kind = SAMPLE_GAUGE;
+	s.time_ns = t;
+	s.v.gauge = v;
+	ck_assert_int_eq(batch_add_sample(b, &s), 0);
+}
+
+/* A process that dies between two commits loses the readings it had not
+ * committed, and agg_must_commit() was false for them: the reopened
+ * aggregator counts the same usage from the last committed reading.
+ * cpu: 1000 at 10 s (committed), 1600 at 20 s (lost), 2500 at 30 s:
+ * 2500 - 1000 = 1500 ns. vcpus: 2 from 10 s to 30 s = 40 vCPU-seconds,
+ * as if the reading at 20 s had been committed (2 x 10 + 2 x 10). */
+START_TEST(test_death_between_commits_loses_no_usage)
+{
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct tally_err e = { 0 };
+	struct batch b;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	batch_init(&b, "host-a");
+	b.seq = 1;
+	add(&b, "vm-1", M_CPU, T0 + 10 * NS_PER_SEC, 1000);
+	add_gauge(&b, "vm-1", M_VCPUS, T0 + 10 * NS_PER_SEC, 2);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	ck_assert_int_eq(agg_commit(a, &e), 0);
+	batch_clear(&b);
+	b.seq = 2;
+	add(&b, "vm-1", M_CPU, T0 + 20 * NS_PER_SEC, 1600);
+	add_gauge(&b, "vm-1", M_VCPUS, T0 + 20 * NS_PER_SEC, 2);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	ck_assert(!agg_must_commit(a));
+	agg_close(a); /* dies: no commit */
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	ck_assert_uint_eq(agg_agent_seq(a, "host-a"), 1);
+	batch_clear(&b);
+	b.seq = 2;
+	add(&b, "vm-1", M_CPU, T0 + 30 * NS_PER_SEC, 2500);
+	add_gauge(&b, "vm-1", M_VCPUS, T0 + 30 * NS_PER_SEC, 2);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	ck_assert_int_eq(agg_commit(a, &e), 0);
+	agg_close(a);
+	ck_assert_int_eq(cpu_total(), 1500);
+	ck_assert_int_eq(sql_int(path, "SELECT sum(quantity) FROM usage u JOIN meters m"
+				       " ON m.id = u.meter_id WHERE m.name = 'vcpus'"), 40);
+	batch_release(&b);
+}
+END_TEST
+
+/* The usage and series writers take a hint that the row exists (update in
+ * place); a wrong hint still writes the row. Quantities by hand: 5 + 7. */
+START_TEST(test_exists_hint)
+{
+	struct ledger *l;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(ledger_open(&l, path, &e), 0);
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	struct ledger_resource r = { .id = 1, .first_seen_ns = T0, .last_seen_ns = T0 };
+	str_copy(r.meta.resource, "vm-1", sizeof(r.meta.resource));
+	ck_assert_int_eq(ledger_put_resource(l, &r, &e), 0);
+	struct ledger_usage u = { .resource_id = 1, .meter_id = 1, .device = "vda", .hour_ns = T0,
+				  .qty = 5, .spanned_ns = 10, .covered_ns = 10, .samples = 1, .exists = 1 };
+	ck_assert_int_eq(ledger_add_usage(l, &u, &e), 0);       /* hint wrong: inserted */
+	u.qty = 7;
+	u.exists = 0;
+	ck_assert_int_eq(ledger_add_usage(l, &u, &e), 0);       /* hint missing: added to */
+	u.qty = 0;
+	u.samples = 2;
+	u.exists = 1;
+	ck_assert_int_eq(ledger_add_usage(l, &u, &e), 0);       /* hint right: added to */
+	struct ledger_series sr = { .resource_id = 1, .meter_id = 1, .device = "vda", .agent = "h",
+				    .last_ns = T0, .kind = SAMPLE_CUMULATIVE, .last_counter = 40,
+				    .exists = 1 };
+	ck_assert_int_eq(ledger_put_series(l, &sr, &e), 0);    /* hint wrong: inserted */
+	sr.last_ns = T0 + NS_PER_SEC;
+	sr.last_counter = 90;
+	sr.flags = 3;
+	ck_assert_int_eq(ledger_put_series(l, &sr, &e), 0);    /* updated in place */
+	ck_assert_int_eq(ledger_commit(l, &e), 0);
+	ledger_close(l);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 12);
+	ck_assert_int_eq(sql_int(path, "SELECT samples FROM usage"), 4);
+	ck_assert_int_eq(sql_int(path, "SELECT spanned_ns FROM usage"), 30);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM series"), 1);
+	ck_assert_int_eq(sql_int(path, "SELECT last_value FROM series WHERE kind = 'cumulative'"
+				       " AND flags = 3"), 90);
+	ck_assert_int_eq(sql_int(path, "SELECT last_ns FROM series"), T0 + NS_PER_SEC);
+}
+END_TEST
+
+static void add_dev(struct batch *b, const char *res, int meter, const char *dev, int64_t t, uint64_t v)
+{
+	struct sample s;
+	memset(&s, 0, sizeof(s));
+	str_copy(s.resource, res, sizeof(s.resource));
+	str_copy(s.device, dev, sizeof(s.device));
+	s.meter = (uint16_t)meter;
+	s.kind = SAMPLE_CUMULATIVE;
+	s.time_ns = t;
+	s.v.counter = v;
+	ck_assert_int_eq(batch_add_sample(b, &s), 0);
+}
+
+/* The aggregator guesses each sample's series from the order of the last
+ * batch; batches in another order, or with series added in the middle,
+ * must count each series on its own. Totals by hand: vda 10 -> 30 -> 35
+ * = 25, vdb 20 -> 50 -> 58 = 38, vm-2 vda 7 -> 9 = 2 (its first reading
+ * is the baseline), vm-1 cpu 100 -> 400 -> 1000 = 900. */
+START_TEST(test_series_in_any_order)
+{
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct tally_err e = { 0 };
+	struct batch b;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	batch_init(&b, "host-a");
+	b.seq = 1;
+	add(&b, "vm-1", M_CPU, T0 + 10 * NS_PER_SEC, 100);
+	add_dev(&b, "vm-1", M_DISK_READ_BYTES, "vda", T0 + 10 * NS_PER_SEC, 10);
+	add_dev(&b, "vm-1", M_DISK_READ_BYTES, "vdb", T0 + 10 * NS_PER_SEC, 20);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	batch_clear(&b);
+	b.seq = 2; /* reversed */
+	add_dev(&b, "vm-1", M_DISK_READ_BYTES, "vdb", T0 + 20 * NS_PER_SEC, 50);
+	add_dev(&b, "vm-1", M_DISK_READ_BYTES, "vda", T0 + 20 * NS_PER_SEC, 30);
+	add(&b, "vm-1", M_CPU, T0 + 20 * NS_PER_SEC, 400);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	batch_clear(&b);
+	b.seq = 3; /* the first order, another VM's series in the middle */
+	add(&b, "vm-1", M_CPU, T0 + 30 * NS_PER_SEC, 1000);
+	add_dev(&b, "vm-2", M_DISK_READ_BYTES, "vda", T0 + 30 * NS_PER_SEC, 7);
+	add_dev(&b, "vm-1", M_DISK_READ_BYTES, "vda", T0 + 30 * NS_PER_SEC, 35);
+	add_dev(&b, "vm-1", M_DISK_READ_BYTES, "vdb", T0 + 30 * NS_PER_SEC, 58);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	batch_clear(&b);
+	b.seq = 4;
+	add_dev(&b, "vm-2", M_DISK_READ_BYTES, "vda", T0 + 40 * NS_PER_SEC, 9);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	ck_assert_int_eq(agg_commit(a, &e), 0);
+	agg_close(a);
+	batch_release(&b);
+	ck_assert_int_eq(cpu_total(), 900);
+	ck_assert_int_eq(sql_int(path, "SELECT sum(quantity) FROM usage u JOIN resources r ON r.id = u.resource_id"
+				       " WHERE r.uuid = 'vm-1' AND u.device = 'vda'"), 25);
+	ck_assert_int_eq(sql_int(path, "SELECT sum(quantity) FROM usage u JOIN resources r ON r.id = u.resource_id"
+				       " WHERE r.uuid = 'vm-1' AND u.device = 'vdb'"), 38);
+	ck_assert_int_eq(sql_int(path, "SELECT sum(quantity) FROM usage u JOIN resources r ON r.id = u.resource_id"
+				       " WHERE r.uuid = 'vm-2' AND u.device = 'vda'"), 2);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM series"), 4);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ledger");
@@ -328,6 +577,10 @@ int main(void)
 	tcase_add_test(tc, test_duplicate_batch_counts_once);
 	tcase_add_test(tc, test_failed_commit_loses_nothing_committed);
 	tcase_add_test(tc, test_metadata_history);
+	tcase_add_test(tc, test_must_commit);
+	tcase_add_test(tc, test_death_between_commits_loses_no_usage);
+	tcase_add_test(tc, test_exists_hint);
+	tcase_add_test(tc, test_series_in_any_order);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

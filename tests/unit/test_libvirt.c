@@ -533,6 +533,97 @@ START_TEST(test_unreachable_uri)
 }
 END_TEST
 
+/* ---- the list path follows domain ids ---- */
+
+static virDomainPtr create_dom(virConnectPtr rw, const char *name, const char *uuid, int mem_kib)
+{
+	char xml[640];
+	snprintf(xml, sizeof(xml), "<domain type='test'><name>%s</name><uuid>%s</uuid>"
+		 "<memory unit='KiB'>%d</memory><currentMemory unit='KiB'>%d</currentMemory>"
+		 "<vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>", name, uuid, mem_kib,
+		 mem_kib);
+	virDomainPtr d = virDomainCreateXML(rw, xml, 0);
+	ck_assert_ptr_nonnull(d);
+	return d;
+}
+
+/* The domains read this cycle (readings that are not final ones), each
+ * with the memory its XML gives it: a reading under the wrong uuid would
+ * carry another domain's memory. want: uuid and KiB, NULL-terminated. */
+static void expect_read(const struct rec *r, const char *const want[][2], const char *when)
+{
+	int n_want = 0;
+	for (; want[n_want][0]; n_want++) {
+		const struct sample *m = NULL;
+		for (int i = 0; i < r->n; i++)
+			if (!strcmp(r->s[i].resource, want[n_want][0]) && r->s[i].meter == M_MEMORY &&
+			    !(r->s[i].flags & SAMPLE_F_LAST))
+				m = &r->s[i];
+		ck_assert_msg(m != NULL, "%s: %s not read", when, want[n_want][0]);
+		ck_assert_msg(m->v.gauge == atof(want[n_want][1]) * 1024.0, "%s: %s memory %.0f, want %s KiB",
+			      when, want[n_want][0], m->v.gauge, want[n_want][1]);
+	}
+	int n_read = 0;
+	for (int i = 0; i < r->n; i++)
+		if (r->s[i].meter == M_CPU && !(r->s[i].flags & SAMPLE_F_LAST))
+			n_read++;
+	ck_assert_msg(n_read == n_want, "%s: %d domains read, want %d", when, n_read, n_want);
+}
+
+/* The test driver answers the bulk call without cpu/block/net, so from the
+ * second read on the collector lists active domain ids and keeps each
+ * domain's reference across cycles. Domains destroyed, started again
+ * (a new id, the same uuid) and started new must each be read under their
+ * own uuid, and a destroyed one not at all. */
+START_TEST(test_list_path_follows_ids)
+{
+	const char *uri = "test:///default", *t = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+	const char *ua = "0b4d3c2a-0000-4000-8000-00000000000a", *ub = "0b4d3c2a-0000-4000-8000-00000000000b",
+		   *uc = "0b4d3c2a-0000-4000-8000-00000000000c";
+	struct rec *r = calloc(1, sizeof(*r));
+	struct sink sk = { r, rec_sample, rec_meta, rec_event };
+	struct tally_err e = { 0 };
+	virConnectPtr rw = virConnectOpen(uri);
+	ck_assert_ptr_nonnull(rw);
+	virDomainPtr a = create_dom(rw, "list-a", ua, 102400);
+	virDomainPtr b = create_dom(rw, "list-b", ub, 204800);
+	void *st = open_collector(uri);
+	/* the default domain "test" uses 2 GiB (virsh -c test:///default dominfo test) */
+	const char *const w1[][2] = { { t, "2097152" }, { ua, "102400" }, { ub, "204800" }, { NULL, NULL } };
+	for (int k = 0; k < 3; k++) { /* the bulk call, then the list path twice */
+		r->n = r->nev = 0;
+		ck_assert_int_eq(libvirt_collector.read(st, time_now_ns(), &sk, &e), 0);
+		expect_read(r, w1, k ? "listed" : "bulk");
+	}
+	/* a goes away and comes back as a new process; c is new */
+	ck_assert_int_eq(virDomainDestroy(a), 0);
+	virDomainFree(a);
+	virDomainPtr c = create_dom(rw, "list-c", uc, 307200);
+	a = create_dom(rw, "list-a", ua, 102400);
+	const char *const w2[][2] = { { t, "2097152" }, { ua, "102400" }, { ub, "204800" }, { uc, "307200" },
+				      { NULL, NULL } };
+	for (int k = 0; k < 2; k++) {
+		r->n = r->nev = 0;
+		ck_assert_int_eq(libvirt_collector.read(st, time_now_ns(), &sk, &e), 0);
+		expect_read(r, w2, "after a restart and a start");
+	}
+	/* b stops: not read any more */
+	ck_assert_int_eq(virDomainDestroy(b), 0);
+	virDomainFree(b);
+	const char *const w3[][2] = { { t, "2097152" }, { ua, "102400" }, { uc, "307200" }, { NULL, NULL } };
+	for (int k = 0; k < 2; k++) {
+		r->n = r->nev = 0;
+		ck_assert_int_eq(libvirt_collector.read(st, time_now_ns(), &sk, &e), 0);
+		expect_read(r, w3, "after a stop");
+	}
+	virDomainFree(a);
+	virDomainFree(c);
+	virConnectClose(rw);
+	libvirt_collector.free(st);
+	free(r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("libvirt");
@@ -546,6 +637,7 @@ int main(void)
 	tcase_add_test(tc, test_default_driver_vs_virsh);
 	tcase_add_test(tc, test_fleet_of_100_vs_virsh);
 	tcase_add_test(tc, test_lifecycle_events);
+	tcase_add_test(tc, test_list_path_follows_ids);
 	tcase_add_test(tc, test_metadata_change_reaches_ledger);
 	tcase_add_test(tc, test_unreachable_uri);
 	suite_add_tcase(s, tc);
