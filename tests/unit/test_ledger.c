@@ -191,16 +191,28 @@ START_TEST(test_corrupt_refused)
 }
 END_TEST
 
-static void add(struct batch *b, const char *res, int meter, int64_t t, uint64_t v)
+/* One reading of res's meter (device dev) at t: a counter v, or a gauge g
+ * when the meter is a gauge. */
+static void add_reading(struct batch *b, const char *res, int meter, const char *dev, int64_t t, uint64_t v,
+			double g)
 {
 	struct sample s;
 	memset(&s, 0, sizeof(s));
 	str_copy(s.resource, res, sizeof(s.resource));
+	str_copy(s.device, dev, sizeof(s.device));
 	s.meter = (uint16_t)meter;
-	s.kind = SAMPLE_CUMULATIVE;
+	s.kind = (uint8_t)meter_table[meter].kind;
 	s.time_ns = t;
-	s.v.counter = v;
+	if (s.kind == SAMPLE_GAUGE)
+		s.v.gauge = g;
+	else
+		s.v.counter = v;
 	ck_assert_int_eq(batch_add_sample(b, &s), 0);
+}
+
+static void add(struct batch *b, const char *res, int meter, int64_t t, uint64_t v)
+{
+	add_reading(b, res, meter, "", t, v, 0);
 }
 
 static int64_t cpu_total(void)
@@ -408,14 +420,7 @@ END_TEST
 
 static void add_gauge(struct batch *b, const char *res, int meter, int64_t t, double v)
 {
-	struct sample s;
-	memset(&s, 0, sizeof(s));
-	str_copy(s.resource, res, sizeof(s.resource));
-	s.meter = (uint16_t)meter;
-	s.kind = SAMPLE_GAUGE;
-	s.time_ns = t;
-	s.v.gauge = v;
-	ck_assert_int_eq(batch_add_sample(b, &s), 0);
+	add_reading(b, res, meter, "", t, 0, v);
 }
 
 /* A process that dies between two commits loses the readings it had not
@@ -503,15 +508,7 @@ END_TEST
 
 static void add_dev(struct batch *b, const char *res, int meter, const char *dev, int64_t t, uint64_t v)
 {
-	struct sample s;
-	memset(&s, 0, sizeof(s));
-	str_copy(s.resource, res, sizeof(s.resource));
-	str_copy(s.device, dev, sizeof(s.device));
-	s.meter = (uint16_t)meter;
-	s.kind = SAMPLE_CUMULATIVE;
-	s.time_ns = t;
-	s.v.counter = v;
-	ck_assert_int_eq(batch_add_sample(b, &s), 0);
+	add_reading(b, res, meter, dev, t, v, 0);
 }
 
 /* The aggregator guesses each sample's series from the order of the last
