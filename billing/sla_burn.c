@@ -13,19 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-/* [first of the month, first of the next) holding t_ns, UTC */
-static int month_of(int64_t t_ns, int64_t *from_ns, int64_t *to_ns, struct tally_err *e)
-{
-	time_t s = (time_t)(t_ns / NS_PER_SEC);
-	struct tm tm;
-	char ym[16];
-	if (!gmtime_r(&s, &tm))
-		return err_set(e, -ERANGE, "no month holds %lld", (long long)t_ns);
-	snprintf(ym, sizeof(ym), "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
-	return time_parse_range(ym, from_ns, to_ns, e);
-}
 
 int sla_burn_probe(void *ctx, int64_t t_ns, int64_t burn_ppm, struct alert_sla_set *out,
 		   struct tally_err *e)
@@ -37,8 +24,7 @@ int sla_burn_probe(void *ctx, int64_t t_ns, int64_t burn_ppm, struct alert_sla_s
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = month_of(t_ns, &out->from_ns, &out->to_ns, e)))
-		return rc;
+	time_month_of(t_ns, &out->from_ns, &out->to_ns);
 	if (plan_load(c->plan, &p, &errs))
 		return err_set(e, -EINVAL, "%s", errs.n ? errs.msg[0] : "the plan does not load");
 	if (!p.has_sla) {

@@ -52,6 +52,17 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 	*y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
+void time_month_of(int64_t t_ns, int64_t *start_ns, int64_t *end_ns)
+{
+	int64_t days = t_ns / (86400 * NS_PER_SEC), y;
+	unsigned m, d;
+	if (t_ns % (86400 * NS_PER_SEC) < 0)
+		days--;
+	civil_from_days(days, &y, &m, &d);
+	*start_ns = time_days_from_civil(y, m, 1) * 86400 * NS_PER_SEC;
+	*end_ns = time_days_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) * 86400 * NS_PER_SEC;
+}
+
 static bool leap(int64_t y)
 {
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;

@@ -45,6 +45,10 @@ int time_parse_range(const char *s, int64_t *start_ns, int64_t *end_ns,
  * Returns 0, or -EINVAL / -ERANGE with a message in e. */
 int duration_parse(const char *s, int64_t *ns, struct tally_err *e);
 
+/* The calendar month (UTC) that holds t: [its first instant, the next
+ * month's first instant). */
+void time_month_of(int64_t t_ns, int64_t *start_ns, int64_t *end_ns);
+
 /* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
 int64_t time_days_from_civil(int64_t y, unsigned m, unsigned d);
 

@@ -117,6 +117,28 @@ START_TEST(test_format_and_hours)
 }
 END_TEST
 
+/* The month holding an instant, by hand: 2026-10-01 = 1790812800 s,
+ * 2026-11-01 = 1793491200 (31 days later); 2028-02-01 = 1832976000,
+ * 2028-03-01 = 1835481600 (29 days: a leap year); 2026-12-01 = 1796083200,
+ * 2027-01-01 = 1798761600; before the epoch, 1969-12-01 = -2678400. */
+START_TEST(test_month_of)
+{
+	static const struct { int64_t t, from, to; } c[] = {
+		{ S(1790812800LL), S(1790812800LL), S(1793491200LL) },          /* its first instant */
+		{ S(1793491200LL) - 1, S(1790812800LL), S(1793491200LL) },      /* its last nanosecond */
+		{ S(1835481600LL) - 1, S(1832976000LL), S(1835481600LL) },      /* 2028-02-29T23:59:59.999999999 */
+		{ S(1796083200LL) + 5, S(1796083200LL), S(1798761600LL) },      /* December: into January */
+		{ -1, S(-2678400LL), 0 },                                        /* 1969-12-31T23:59:59.999999999 */
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		int64_t from, to;
+		time_month_of(c[i].t, &from, &to);
+		ck_assert_msg(from == c[i].from && to == c[i].to, "case %zu: [%lld, %lld)", i, (long long)from,
+			      (long long)to);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("time");
@@ -125,6 +147,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_parse_bad, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tc, test_durations);
 	tcase_add_test(tc, test_format_and_hours);
+	tcase_add_test(tc, test_month_of);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
