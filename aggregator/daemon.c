@@ -54,12 +54,12 @@ static int parse_http(struct daemon_config *c, const struct cfg_node *root, stru
 {
 	const struct cfg_node *hs = NULL, *tk;
 	struct daemon_http *h = &c->http;
-	uint64_t port = 9464, burst = 100;
+	uint64_t port = 9464, burst = 100;  /* rate_burst's default */
 	int rc;
 
 	str_copy(h->address, "127.0.0.1", sizeof(h->address));
 	h->rate_per_s = 20;
-	h->rate_burst = 100;
+	h->rate_burst = (uint32_t)burst;
 	h->port = 9464;
 	h->stale_after_ns = 3 * c->interval_ns;
 	if ((rc = cfg_get_map(root, "http", &hs, e)))
@@ -417,6 +417,17 @@ static void probe_sla(struct run *r, bool now)
 	r->sla_fresh = true;
 }
 
+/* Evaluate the alert rules at tick_ns (what the SLA probe said included). */
+static void eval_alerts(struct run *r, int64_t tick_ns)
+{
+	struct agg_stats st;
+	agg_get_stats(r->agg, &st);
+	r->sla_fresh = false;
+	if (alerting_eval(r->al, r->agg, tick_ns, r->bt->dropped + st.invalid))
+		complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory evaluating the rules;"
+			 " alerts may be missing");
+}
+
 static int commit(struct run *r, struct tally_err *e)
 {
 	int rc = agg_commit(r->agg, e);
@@ -449,15 +460,10 @@ static int commit(struct run *r, struct tally_err *e)
  * values again, so nothing is lost.
  *
  * Real time: every commit_every too, but at once whenever what is pending
- * could not be recomputed after a crash (agg_must_commit(): lifecycle
- * events, metadata, a series' first or final reading, a counter reset or
- * wrap, a gauge that changed value, a delta reading). Whatever else is
- * pending is plain counter progress and unchanged gauges: if the process
- * dies before the next commit, the restarted tallyd reads the counters
- * again and the delta from the last committed reading covers the gap
- * (rule 1), and each gauge's committed value held across it (rule 5), so
- * a death between commits loses resolution (the samples and covered_ns of
- * the lost readings), never usage. A clean stop commits everything.
+ * could not be recomputed after a crash (agg_must_commit() in
+ * aggregator.h lists what that is, and why the rest may wait: a death
+ * between commits loses resolution, never usage). A clean stop commits
+ * everything.
  *
  * The live state the exporters serve is published at every commit and, in
  * real time, after every cycle. */
@@ -465,14 +471,8 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 {
 	struct run *r = ctx;
 	r->tick_ns = tick_ns;
-	if (r->al) {
-		struct agg_stats st;
-		agg_get_stats(r->agg, &st);
-		r->sla_fresh = false;
-		if (alerting_eval(r->al, r->agg, tick_ns, r->bt->dropped + st.invalid))
-			complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory evaluating the rules;"
-				 " alerts may be missing");
-	}
+	if (r->al)
+		eval_alerts(r, tick_ns);
 	int due = time_mono_ns() - r->last_commit_mono >= r->c->commit_every_ns;
 	if (!due && r->c->clock == CLOCK_REAL && agg_must_commit(r->agg))
 		due = 1;
@@ -576,11 +576,7 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 		if (!r.sla_fresh)
 			probe_sla(&r, true);
 		if (r.sla_fresh) {
-			agg_get_stats(r.agg, &st);
-			r.sla_fresh = false;
-			if (alerting_eval(r.al, r.agg, r.tick_ns, bt.dropped + st.invalid))
-				complain(&r.alert_complaint, LOG_WARN, "alerts: out of memory evaluating the rules;"
-					 " alerts may be missing");
+			eval_alerts(&r, r.tick_ns);
 			rc = commit(&r, e);
 		}
 	}

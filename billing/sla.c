@@ -352,13 +352,10 @@ static const char *end_text(const struct sla_incident *i, char *buf, size_t len)
 int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum sla_format fmt)
 {
 	char a[48], b[48], av[24], tg[24], d[32], cr[24];
-	struct sla_fleet fl_sum;
+	struct sla_fleet fleet;
 	if (fmt == SLA_HTML)
 		return sla_render_html(f, r, p);
-	sla_fleet_of(r, &fl_sum);
-	const struct sla_vm fleet = fl_sum.all;
-	const int64_t down_sum = fleet.down_ns;
-	const size_t breached = fl_sum.breached, credited = fl_sum.credited;
+	sla_fleet_of(r, &fleet);
 	if (fmt == SLA_JSON) {
 		json_t *root = json_object(), *vms = json_array();
 		json_object_set_new(root, "period_from", json_string(time_format_iso(r->from_ns, a, sizeof(a))));
@@ -398,10 +395,10 @@ int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum s
 		json_object_set_new(root, "vms", vms);
 		json_t *fl = json_object();
 		json_object_set_new(fl, "vms", json_integer((json_int_t)r->n_vms));
-		json_object_set_new(fl, "availability_percent", json_string(sla_availability_text(&fleet, av, sizeof(av))));
-		json_object_set_new(fl, "downtime_seconds", json_integer(down_sum / NS_PER_SEC));
-		json_object_set_new(fl, "breached", json_integer((json_int_t)breached));
-		json_object_set_new(fl, "credited", json_integer((json_int_t)credited));
+		json_object_set_new(fl, "availability_percent", json_string(sla_availability_text(&fleet.all, av, sizeof(av))));
+		json_object_set_new(fl, "downtime_seconds", json_integer(fleet.all.down_ns / NS_PER_SEC));
+		json_object_set_new(fl, "breached", json_integer((json_int_t)fleet.breached));
+		json_object_set_new(fl, "credited", json_integer((json_int_t)fleet.credited));
 		json_object_set_new(root, "fleet", fl);
 		int rc = json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', f);
@@ -458,7 +455,7 @@ int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum s
 		}
 	}
 	fprintf(f, "\nfleet    %zu VMs, availability %s%%, downtime %s, %zu below target, %zu with a credit\n", r->n_vms,
-		sla_availability_text(&fleet, av, sizeof(av)), sla_duration_text(down_sum, d, sizeof(d)), breached, credited);
+		sla_availability_text(&fleet.all, av, sizeof(av)), sla_duration_text(fleet.all.down_ns, d, sizeof(d)), fleet.breached, fleet.credited);
 	return ferror(f) ? -EIO : 0;
 }
 
