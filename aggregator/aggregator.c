@@ -569,7 +569,7 @@ static void rrd_put(struct aggregator *a, const struct ser_entry *s, const struc
 		a->stats.rrd_errors++;
 }
 
-/* Gauges of what a tenant was given, billed by time (DESIGN.md rule 5),
+/* Gauges of what a tenant was given, billed by time (docs/architecture.md rule 5),
  * and whether it ran (SLA): a change of one is committed at once in real
  * time (agg_must_commit). */
 static bool allocation_gauge(uint16_t meter)

@@ -6,7 +6,7 @@
  * agg_commit() writes all of it - usage, series state, resources, events and
  * each agent's last batch seq - in ONE ledger transaction, so that after a
  * crash the ledger holds either all of a batch's effects or none, and the
- * agent's seq says which (DESIGN.md rule 7). A batch is durable, and may be
+ * agent's seq says which (docs/architecture.md rule 7). A batch is durable, and may be
  * acknowledged to its sender, only once agg_commit() has returned 0 after it.
  *
  * If a commit fails (disk full, I/O error) the transaction is rolled back

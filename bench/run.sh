@@ -1,6 +1,6 @@
 #!/bin/sh
 # make bench: prints the figures the issues name. Nothing here is asserted;
-# compare medians, and run the peers (../shared/peers) beside it on the
+# compare medians, and run the peers (PEERS=DIR, the peer benchmark harness) beside it on the
 # same machine for the ratios.
 set -eu
 B=${B:-build}
@@ -25,9 +25,9 @@ echo " PEERS=/tmp/peers make bench measures it here and now)"
 
 echo
 echo "== tallyd collecting the same 1000 domains: libvirt -> ledger, 1 s interval, RRD off"
-echo "   (CPU of the whole daemon in 5 s windows after a 5 s warm-up, as ../shared/peers measures collectd)"
+echo "   (CPU of the whole daemon in 5 s windows after a 5 s warm-up, as the peer harness measures collectd)"
 sh bench/libvirt_daemon.sh "$B/tallyd" "$work/node1000.xml" "$work/lvd"
-# PEERS=DIR (a writable copy of ../shared/peers, installed): collectd's virt
+# PEERS=DIR (a writable, installed copy of the peer benchmark harness): collectd's virt
 # plugin and prometheus-libvirt-exporter on a fleet of the same shape, now
 if [ -n "${PEERS:-}" ]; then
 	echo
@@ -52,7 +52,7 @@ if [ -x "$B/bench/bench_prom" ]; then
 	"$B/bench/bench_prom" 1000 4 50
 	echo "(target: <= 0.5 us per series; peers on this kind of machine, 1000 domains, one scrape at a"
 	echo " time: collectd write_prometheus ~10.5 ms for 10004 series, prometheus-libvirt-exporter ~450 ms"
-	echo " for 10798 series: ../shared/peers/reference, measured 2026-11-24)"
+	echo " for 10798 series: the peer harness, measured 2026-11-24)"
 fi
 
 echo

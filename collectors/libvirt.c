@@ -17,7 +17,7 @@
  * Tenant, user and flavor come from Nova's <nova:instance> metadata
  * (namespace 1.0, or 1.1 as Nova writes it since Zed).
  *
- * Meters (DESIGN.md): cpu (cpu.time ns), vcpus, memory (balloon.current KiB
+ * Meters (docs/meters.md): cpu (cpu.time ns), vcpus, memory (balloon.current KiB
  * -> bytes), memory.usage (available - unused), memory.resident (rss),
  * instance (1 while running or blocked, 0 when paused), per disk read/write
  * bytes and requests, capacity and allocation, per NIC incoming/outgoing

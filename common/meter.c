@@ -1,5 +1,5 @@
 /*
- * meter.c: the meter table (see meter.h and DESIGN.md "Meters").
+ * meter.c: the meter table (see meter.h and docs/meters.md).
  */
 #include "meter.h"
 

@@ -1,5 +1,5 @@
 /*
- * meter.h: the meter table of DESIGN.md, the one place meter names, kinds and
+ * meter.h: the meter table (docs/meters.md), the one place meter names, kinds and
  * units are defined.
  *
  * A meter is referred to in memory by its index in the table (uint16_t) and
