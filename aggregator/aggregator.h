@@ -33,6 +33,7 @@ struct agg_config {
 	const char *ledger_path;     /* SQLite file, created if missing */
 	const char *rrd_dir;         /* NULL: no RRD files */
 	int rrd_step_s;              /* RRD step, seconds (60) */
+	bool rrd_lossless;           /* wait for the RRD writer rather than drop (fast-forward) */
 	int64_t max_gap_ns;          /* longer intervals are not "covered" */
 };
 
@@ -49,6 +50,9 @@ struct agg_stats {
 	uint64_t commits;
 	uint64_t rows_written;       /* usage rows added to in commits */
 	uint64_t rrd_errors;
+	uint64_t rrd_dropped;        /* RRD rows dropped: the writer was behind (real time) */
+	uint64_t rrd_backlog;        /* RRD rows waiting for the writer, at the last commit */
+	uint64_t rrd_files;          /* RRD files known */
 	uint64_t series;             /* series known */
 	uint64_t resources;          /* resources known */
 };

@@ -432,12 +432,13 @@ static int commit(struct run *r, struct tally_err *e)
 {
 	int rc = agg_commit(r->agg, e);
 	if (rc == 1) {
+		/* the ledger is committed; only the picture failed */
 		complain(&r->rrd_complaint, LOG_WARN, "rrd: %s", e->msg);
 		e->msg[0] = '\0';
-		return 0;
-	}
-	if (rc == 0 && r->rrd_complaint.window_ns)
+		rc = 0;
+	} else if (rc == 0 && r->rrd_complaint.window_ns) {
 		complaint_clear(&r->rrd_complaint, "rrd: writing again");
+	}
 	r->last_commit_mono = time_mono_ns();
 	if (rc == 0) {
 		r->commit_wall_ns = time_now_ns();
@@ -514,6 +515,7 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 		.ledger_path = c->ledger_path,
 		.rrd_dir = c->rrd_enabled ? c->rrd_dir : NULL,
 		.rrd_step_s = (int)(c->rrd_step_ns / NS_PER_SEC),
+		.rrd_lossless = c->clock == CLOCK_FAST_FORWARD,
 		.max_gap_ns = c->max_gap_ns,
 	};
 	if ((rc = agg_open(&r.agg, &ac, e)))

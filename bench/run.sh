@@ -56,6 +56,14 @@ if [ -x "$B/bench/bench_prom" ]; then
 fi
 
 echo
+n=${RRD_SCALE:-10000}
+echo "== RRD at scale: tallyd, libvirt test driver, $n domains (2 disks, 1 NIC), 10 s interval, real time"
+echo "   (files created by the RRD writer while metering; steady-state CPU; with PEERS, collectd's"
+echo "   rrdtool plugin on the same fleet and interval; RRD_SCALE=N for another size)"
+sh bench/rrd_scale.sh "$B/tallyd" "$n" "$work/rrdscale"
+rm -rf "$work/rrdscale"
+
+echo
 echo "== tallyd end to end: 1000 simulated VMs, 10 s interval, 6 h fast-forward, RRD on"
 cat > "$work/tally.yaml" <<EOC
 tallyd:

@@ -194,6 +194,14 @@ static void self_metrics(const struct live_state *st, enum prom_format fmt, stru
 	self_u64(b, fmt, "tally_source_resets", "counter",
 		 "Source counters that went down (counted as a new life, never as negative usage).",
 		 st->stats.resets);
+	self_u64(b, fmt, "tally_rrd_rows_dropped", "counter",
+		 "RRD rows dropped because the RRD writer was behind (graphs only; the ledger is unaffected).",
+		 st->stats.rrd_dropped);
+	self_u64(b, fmt, "tally_rrd_errors", "counter", "RRD file creations or updates that failed.",
+		 st->stats.rrd_errors);
+	self_u64(b, fmt, "tally_rrd_backlog_rows", "gauge",
+		 "RRD rows handed to the RRD writer and not yet written, at the last commit.",
+		 st->stats.rrd_backlog);
 	self_u64(b, fmt, "tally_ingest_queue_samples", "gauge",
 		 "Samples ingested and not yet committed to the ledger.", st->pending_samples);
 	self_u64(b, fmt, "tally_stale_resources", "gauge",
