@@ -14,6 +14,7 @@ set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
 CHECK=$PWD/$B/check_tally
+TALLY=$PWD/$B/tally
 for t in promtool prometheus sqlite3 jq curl perl; do
 	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 77; }
 done
@@ -351,10 +352,20 @@ kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true
 	bad "check_tally -t 1 on a silent server: exit $got: $(cat "$work/chk")"
 if "$CHECK" -p 1 -m age > "$work/chk" 2>&1; then got=0; else got=$?; fi
 [ "$got" -eq 3 ] && ok "check_tally on a closed port: exit 3" || bad "closed port: exit $got"
-if "$CHECK" -h > "$work/chk" 2>&1; then got=0; else got=$?; fi
-[ "$got" -eq 3 ] && grep -q -- "-w RANGE" "$work/chk" && ok "check_tally -h: exit 3 with the options" || bad "-h: exit $got"
-if "$CHECK" -V > "$work/chk" 2>&1; then got=0; else got=$?; fi
-[ "$got" -eq 3 ] && grep -q "check_tally" "$work/chk" && ok "check_tally -V: exit 3: $(cat "$work/chk")" || bad "-V: exit $got"
+# --help and --version: exit 0 (the current Monitoring Plugins practice),
+# on stdout, for every program; -v adds the request after the status line
+for prog in "$CHECK" "$TALLYD" "$TALLY"; do
+	for opt in -h --help -V --version; do
+		if "$prog" $opt > "$work/chk" 2>"$work/chk.err"; then got=0; else got=$?; fi
+		[ "$got" -eq 0 ] && [ -s "$work/chk" ] && [ ! -s "$work/chk.err" ] &&
+			ok "$(basename "$prog") $opt: exit 0 on stdout" || bad "$(basename "$prog") $opt: exit $got"
+	done
+	"$prog" --version | grep -q " $(cat VERSION) (" || bad "$(basename "$prog") --version: $("$prog" --version)"
+done
+"$CHECK" --help | grep -q -- "--warning RANGE" || bad "check_tally --help lists no long options"
+if "$CHECK" -p 1 -m age -v > "$work/chk" 2>&1; then got=0; else got=$?; fi
+[ "$got" -eq 3 ] && [ "$(wc -l < "$work/chk")" -eq 2 ] && sed -n 2p "$work/chk" | grep -q "^GET http://127.0.0.1:1/" &&
+	ok "check_tally -v: the request on a second line" || bad "check_tally -v: exit $got: $(cat "$work/chk")"
 
 kill -TERM "$tpid"
 if wait "$tpid"; then ok "tallyd stopped cleanly on SIGTERM"; else bad "tallyd exited $? on SIGTERM"; fi
