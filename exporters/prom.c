@@ -9,6 +9,8 @@
  * the exact usage.
  */
 #include "prom.h"
+#include "procself.h"
+#include "version.h"
 #include "meter.h"
 
 #include <errno.h>
@@ -230,6 +232,30 @@ static void self_metrics(const struct live_state *st, enum prom_format fmt, stru
 		sbuf_puts(b, "tally_alertmanager_last_success_timestamp_seconds ");
 		put_seconds(b, (uint64_t)(st->send.last_success_ns > 0 ? st->send.last_success_ns : 0));
 		sbuf_putc(b, '\n');
+	}
+	header(b, fmt, "tally_build_info", "gauge", "The version and commit of this tallyd; always 1.");
+	sbuf_puts(b, "tally_build_info{version=\"");
+	put_escaped(b, tally_version);
+	sbuf_puts(b, "\",revision=\"");
+	put_escaped(b, tally_revision);
+	sbuf_puts(b, "\"} 1\n");
+	struct procself ps;
+	if (procself_read(&ps) == 0) {
+		header(b, fmt, "process_cpu_seconds", "counter", "Total user and system CPU time spent in seconds.");
+		sbuf_puts(b, "process_cpu_seconds_total ");
+		put_double(b, ps.cpu_seconds);
+		sbuf_putc(b, '\n');
+		self_u64(b, fmt, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+			 ps.resident_bytes);
+		self_u64(b, fmt, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+			 ps.virtual_bytes);
+		header(b, fmt, "process_start_time_seconds", "gauge",
+		       "Start time of the process since unix epoch in seconds.");
+		sbuf_puts(b, "process_start_time_seconds ");
+		put_double(b, ps.start_time_seconds);
+		sbuf_putc(b, '\n');
+		self_u64(b, fmt, "process_open_fds", "gauge", "Number of open file descriptors.", ps.open_fds);
+		self_u64(b, fmt, "process_max_fds", "gauge", "Maximum number of open file descriptors.", ps.max_fds);
 	}
 	header(b, fmt, "tally_data_timestamp_seconds", "gauge",
 	       "The collection cycle the exposed values close (virtual time in fast-forward).");

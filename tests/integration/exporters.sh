@@ -117,6 +117,25 @@ if promtool check metrics < "$work/metrics.txt" > "$work/promtool.out" 2>&1; the
 else
 	bad "promtool check metrics: $(head -n 5 "$work/promtool.out")"
 fi
+# build info and the standard process metrics, against the VERSION file and
+# tallyd's own /proc entries read here
+m() { sed -n "s/^$1 //p" "$work/metrics.txt"; }
+grep -q "^tally_build_info{version=\"$(cat VERSION)\",revision=\"[0-9a-f]*+\{0,1\}\"} 1\$" "$work/metrics.txt" &&
+	ok "tally_build_info: version $(cat VERSION)" || bad "tally_build_info: $(grep '^tally_build_info' "$work/metrics.txt")"
+want_max=$(awk '/^Max open files/ { print $4 }' "/proc/$tpid/limits")
+[ "$(m process_max_fds)" = "$want_max" ] && ok "process_max_fds $want_max" ||
+	bad "process_max_fds $(m process_max_fds), /proc/$tpid/limits says $want_max"
+fds=$(ls "/proc/$tpid/fd" | wc -l)
+awk -v a="$(m process_open_fds)" -v b="$fds" 'BEGIN { exit !(a > 0 && a - b <= 3 && b - a <= 3) }' &&
+	ok "process_open_fds $(m process_open_fds) (/proc: $fds)" || bad "process_open_fds $(m process_open_fds), /proc: $fds"
+rss=$(awk '/^VmRSS/ { print $2 * 1024 }' "/proc/$tpid/status")
+awk -v a="$(m process_resident_memory_bytes)" -v b="$rss" 'BEGIN { exit !(a > 0.8 * b && a < 1.25 * b) }' &&
+	ok "process_resident_memory_bytes within 20 % of VmRSS" ||
+	bad "process_resident_memory_bytes $(m process_resident_memory_bytes), VmRSS $rss"
+start=$(awk -v tck="$(getconf CLK_TCK)" -v bt="$(awk '/^btime/ { print $2 }' /proc/stat)" \
+	'{ sub(/^.*\) /, ""); printf "%.2f", bt + $20 / tck }' "/proc/$tpid/stat")
+awk -v a="$(m process_start_time_seconds)" -v b="$start" 'BEGIN { exit !(a - b < 0.02 && b - a < 0.02) }' &&
+	ok "process_start_time_seconds $start" || bad "process_start_time_seconds $(m process_start_time_seconds), /proc: $start"
 n_cpu=$(grep -c '^tally_cpu_seconds_total{' "$work/metrics.txt" || true)
 [ "$n_cpu" -eq "$n_fresh" ] && ok "one cpu series per fresh VM ($n_cpu)" || bad "$n_cpu cpu series for $n_fresh fresh VMs"
 grep -q "^tally_stale_resources $n_stale\$" "$work/metrics.txt" && ok "tally_stale_resources $n_stale" ||
