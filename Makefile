@@ -57,6 +57,45 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 all: $(PROG_BIN) $(MANS)
 	@for p in $(PROGS); do ln -sf $(B)/$$p $$p 2>/dev/null || true; done
 
+# make install PREFIX=/usr/local DESTDIR=: the programs, man pages, the
+# systemd unit, a sample config and plan (kept when already there), docs.
+# PREFIX=/usr puts the config under /etc, as Debian does.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/tally
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+PLUGINDIR  ?= $(PREFIX)/lib/nagios/plugins
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DOCS       := README.md docs/architecture.md docs/meters.md docs/config.md docs/usage.md \
+	      docs/invoice.md docs/sla.md schemas/plan.md schemas/rrd.md schemas/invoice.schema.json
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/tally
+	install -m 0755 $(B)/tally $(DESTDIR)$(BINDIR)/tally
+	install -m 0755 $(B)/tallyd $(DESTDIR)$(SBINDIR)/tallyd
+	install -m 0755 $(B)/check_tally $(DESTDIR)$(PLUGINDIR)/check_tally
+	for m in $(MANS); do s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; \
+	  install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' config/tallyd.service.in \
+	  > $(DESTDIR)$(UNITDIR)/tallyd.service && chmod 0644 $(DESTDIR)$(UNITDIR)/tallyd.service
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 config/plan-example.yaml $(DESTDIR)$(DOCDIR)/plan-example.yaml
+	test -e $(DESTDIR)$(SYSCONFDIR)/tally/tally.yaml || \
+	  install -m 0644 config/tally.yaml $(DESTDIR)$(SYSCONFDIR)/tally/tally.yaml
+	test -e $(DESTDIR)$(SYSCONFDIR)/tally/plan.yaml || \
+	  install -m 0644 config/plan-example.yaml $(DESTDIR)$(SYSCONFDIR)/tally/plan.yaml
+
+# Removes what install put there but the config under SYSCONFDIR/tally,
+# which is the operator's.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/tally $(DESTDIR)$(SBINDIR)/tallyd $(DESTDIR)$(PLUGINDIR)/check_tally \
+	  $(DESTDIR)$(UNITDIR)/tallyd.service
+	for m in $(MANS); do s=$${m##*.}; rm -f $(DESTDIR)$(MANDIR)/man$$s/$${m##*/}; done
+	rm -rf $(DESTDIR)$(DOCDIR)
+
 # Installs the Debian packages the build, tests and demo need; quick no-op
 # when they are all there.
 deps:
@@ -121,7 +160,7 @@ $(B)/%.o: %.c
 
 $(B)/%: $(B)/cmd/%.o $(B)/libtally.a
 	@echo "  LD      $@"
-	$(Q)$(CC) $(SANFLAGS) -o $@ $< $(B)/libtally.a $(LDLIBS_ALL)
+	$(Q)$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(B)/libtally.a $(LDLIBS_ALL)
 
 $(B)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
@@ -130,7 +169,7 @@ $(B)/tests/%.o: tests/unit/%.c
 
 $(B)/tests/%: $(B)/tests/%.o $(B)/libtally.a
 	@echo "  LD      $@"
-	$(Q)$(CC) $(SANFLAGS) -o $@ $< $(B)/libtally.a $(TEST_LIBS) $(LDLIBS_ALL)
+	$(Q)$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(B)/libtally.a $(TEST_LIBS) $(LDLIBS_ALL)
 
 $(B)/bench/%: bench/%.c $(B)/libtally.a
 	@mkdir -p $(dir $@)
