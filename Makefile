@@ -83,6 +83,8 @@ install: all
 	  > $(DESTDIR)$(UNITDIR)/tallyd.service && chmod 0644 $(DESTDIR)$(UNITDIR)/tallyd.service
 	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
 	install -m 0644 config/plan-example.yaml $(DESTDIR)$(DOCDIR)/plan-example.yaml
+	for d in prometheus grafana nagios icinga2; do install -d $(DESTDIR)$(DOCDIR)/examples/$$d; \
+	  install -m 0644 monitoring/$$d/* $(DESTDIR)$(DOCDIR)/examples/$$d/; done
 	test -e $(DESTDIR)$(SYSCONFDIR)/tally/tally.yaml || \
 	  install -m 0644 config/tally.yaml $(DESTDIR)$(SYSCONFDIR)/tally/tally.yaml
 	test -e $(DESTDIR)$(SYSCONFDIR)/tally/plan.yaml || \
