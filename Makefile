@@ -23,6 +23,30 @@ ifeq ($(WERROR),1)
 WFLAGS   += -Werror
 endif
 CPPFLAGS += -D_GNU_SOURCE -I. -Icommon -Icollectors -Iaggregator -Ibilling -Iexporters
+# A build on a machine without the libraries says which Debian packages are
+# missing and how to get them, instead of failing on the first #include.
+DEB_OF_sqlite3 := libsqlite3-dev
+DEB_OF_yaml-0.1 := libyaml-dev
+DEB_OF_librrd := librrd-dev
+DEB_OF_jansson := libjansson-dev
+DEB_OF_libvirt := libvirt-dev
+DEB_OF_libxml-2.0 := libxml2-dev
+DEB_OF_libcrypto := libssl-dev
+DEB_OF_libmicrohttpd := libmicrohttpd-dev
+DEB_OF_libcurl := libcurl4-openssl-dev
+DEB_OF_check := check
+NO_LIB_GOALS := deps clean uninstall
+ifeq ($(filter $(NO_LIB_GOALS),$(MAKECMDGOALS)),)
+ifeq ($(shell command -v pkg-config),)
+$(error pkg-config is missing: run 'make deps' (scripts/deps.sh, as root) to install what tally needs)
+endif
+MISSING_PKGS := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(DEB_OF_$(p)))))
+ifneq ($(MISSING_PKGS),)
+ifeq ($(filter check demo bench check-vm fuzz,$(MAKECMDGOALS)),)
+$(error missing libraries: $(MISSING_PKGS); run 'make deps' (scripts/deps.sh, as root) to install them)
+endif
+endif
+endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
