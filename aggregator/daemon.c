@@ -339,7 +339,35 @@ struct run {
 	int64_t sla_tick_ns;         /* data time of the last SLA probe, 0: none yet */
 	bool sla_fresh;              /* the probe said something not yet evaluated */
 	struct complaint sla_complaint;
+	/* fast-forward progress on a terminal */
+	bool tty;                    /* stderr is a terminal */
+	bool progress_shown;
+	int64_t first_ns;            /* the run's first tick */
+	int64_t progress_mono;       /* when the line was last drawn */
+	uint64_t progress_samples;   /* samples ingested then */
 };
+
+/* Fast-forward on a terminal: one line, redrawn every second, says how far
+ * the run is (the virtual time, the share of the period, samples per
+ * second). Nothing when stderr is not a terminal (logs, tests, systemd). */
+static void progress(struct run *r, int64_t tick_ns)
+{
+	if (!r->tty || r->c->clock != CLOCK_FAST_FORWARD || r->c->end_ns <= r->first_ns)
+		return;
+	int64_t now = time_mono_ns();
+	if (now - r->progress_mono < NS_PER_SEC)
+		return;
+	struct agg_stats st;
+	char when[48];
+	agg_get_stats(r->agg, &st);
+	double pct = 100.0 * (double)(tick_ns - r->first_ns) / (double)(r->c->end_ns - r->first_ns);
+	double rate = (double)(st.samples - r->progress_samples) / ((double)(now - r->progress_mono) / 1e9);
+	fprintf(stderr, "\rtallyd: fast-forward at %s, %5.1f %% of the period, %.0f samples/s   ",
+		time_format_iso(tick_ns, when, sizeof(when)), pct, rate);
+	r->progress_mono = now;
+	r->progress_samples = st.samples;
+	r->progress_shown = true;
+}
 
 /* Publish what the exporters see; a failure (out of memory) keeps the
  * previous snapshot and is said once per back-off window. */
@@ -472,6 +500,7 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 {
 	struct run *r = ctx;
 	r->tick_ns = tick_ns;
+	progress(r, tick_ns);
 	if (r->al)
 		eval_alerts(r, tick_ns);
 	int due = time_mono_ns() - r->last_commit_mono >= r->c->commit_every_ns;
@@ -568,8 +597,13 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 	r.last_commit_mono = time_mono_ns();
 	r.sched = &s;
 	r.bt = &bt;
+	r.tty = isatty(2);
+	r.first_ns = first;
+	r.progress_mono = t0;
 
 	rc = sched_run(&s, first, e);
+	if (r.progress_shown)
+		fputc('\n', stderr);
 	if (rc == 0)
 		rc = commit(&r, e); /* whatever the last cycles left, on every clean stop */
 	if (rc == 0 && r.al && r.tick_ns) {
