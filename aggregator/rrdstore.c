@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MAX_DS 8
+#define MAX_DS 16
 
 struct group {
 	const char *name;
@@ -43,7 +43,7 @@ struct rfile {
 struct rrdstore {
 	char dir[PATH_MAX];
 	int step_s;
-	struct group groups[4];
+	struct group groups[8];
 	int n_groups;
 	struct rfile **files;      /* open addressing by path */
 	size_t mask, used;
