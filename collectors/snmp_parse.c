@@ -486,7 +486,7 @@ size_t snmp_port_samples(struct snmp_port_state *st, const struct snmp_row *row,
 	if (has(row, SC_OPER))
 		put(&x, M_IF_UP, SAMPLE_GAUGE, cx->now_ns, 0, 0, row->v[SC_OPER] == 1 ? 1.0 : 0.0, 0);
 	if (has(row, SC_HIGHSPEED))
-		put(&x, M_IF_SPEED, SAMPLE_GAUGE, cx->now_ns, 0, 0, (double)row->v[SC_HIGHSPEED] * 1e6, 0);
+		put(&x, M_IF_SPEED, SAMPLE_GAUGE, cx->now_ns, 0, 0, (double)row->v[SC_HIGHSPEED] * 125000.0, 0); /* Mbit/s -> B/s */
 
 	st->last_ns = cx->now_ns;
 	st->ifindex = row->index;
