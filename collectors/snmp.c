@@ -202,9 +202,10 @@ static const char *const levels[] = { "noAuthNoPriv", "authNoPriv", "authPriv", 
 static const char *const auths[] = { "MD5", "SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512", NULL };
 static const char *const privs[] = { "AES", "DES", NULL };
 
-static int at(struct tally_err *e, const struct cfg_node *n, const char *fmt, const char *a, const char *b)
+/* "FILE:LINE:COL: <what><name><rest>" at node n; -EINVAL. */
+static int at(struct tally_err *e, const struct cfg_node *n, const char *rest, const char *what, const char *name)
 {
-	return err_set(e, -EINVAL, "%s:%d:%d: %s%s%s", n->file, n->line, n->col, a, fmt, b);
+	return err_set(e, -EINVAL, "%s:%d:%d: %s%s%s", n->file, n->line, n->col, what, name, rest);
 }
 
 /* "host", "host:port", "[v6]" or "[v6]:port" -> net-snmp's peername. */
