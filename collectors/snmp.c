@@ -135,6 +135,7 @@ struct target {
 	int64_t read_ns;             /* wall clock of the answer with sysUpTime */
 	char err[200];
 	bool err_timeout;
+	bool rediscover;             /* the agent said unknown engine id or not in time window */
 	struct snmp_vb *vb;
 	size_t cap_vb;
 
@@ -249,6 +250,13 @@ static int parse_address(struct target *t, const struct cfg_node *n, struct tall
 	return 0;
 }
 
+/* How long net-snmp may wait for one request: it doubles the timeout at
+ * each retry (timeout, 2 timeout, 4 timeout, ...). */
+static int64_t tries_ns(int64_t timeout_ns, int retries)
+{
+	return timeout_ns * ((INT64_C(1) << (retries + 1)) - 1);
+}
+
 /* A v3 password into a key (Ku, RFC 3414 A.2); the password itself is
  * wiped. */
 static int make_key(struct target *t, const struct cfg_node *n, const char *key, char *pass, u_char *ku,
@@ -332,11 +340,12 @@ static int parse_target(struct snmp *s, struct target *t, const struct cfg_node 
 		goto out;
 	}
 	/* a dead target must not hold up a cycle: all its tries fit in 3/4 of it */
-	if (t->timeout_ns * (int64_t)(t->retries + 1) > env->interval_ns * 3 / 4) {
+	if (tries_ns(t->timeout_ns, t->retries) > env->interval_ns * 3 / 4) {
 		const struct cfg_node *k = cfg_get(n, "timeout") ? cfg_get(n, "timeout") : n;
-		rc = err_set(e, -EINVAL, "%s:%d:%d: target '%s': timeout x (retries + 1) = %.3f s is more than"
-			     " 3/4 of tallyd.interval (%llds): a dead target would hold up every cycle", k->file,
-			     k->line, k->col, t->name, (double)t->timeout_ns * (t->retries + 1) / 1e9,
+		rc = err_set(e, -EINVAL, "%s:%d:%d: target '%s': its tries take up to %.3f s (timeout, doubled at"
+			     " each of the %d retries), more than 3/4 of tallyd.interval (%llds): a dead target"
+			     " would hold up every cycle", k->file, k->line, k->col, t->name,
+			     (double)tries_ns(t->timeout_ns, t->retries) / 1e9, t->retries,
 			     (long long)(env->interval_ns / NS_PER_SEC));
 		goto out;
 	}
@@ -603,7 +612,7 @@ static int snmpc_open_all(void *state, int64_t resume_ns, struct tally_err *e)
 	lib_init();
 	for (size_t i = 0; i < s->n_t; i++) {
 		struct target *t = &s->t[i];
-		int rc = t->version == SNMP_VERSION_3 ? open_discovery(t) : open_poll(t);
+		int rc = t->version == SNMP_VERSION_3 ? 0 : open_poll(t);
 		if (rc)
 			return err_set(e, rc, "snmp target '%s' (%s): %s", t->name, t->address, t->err);
 	}
@@ -626,8 +635,8 @@ static void fail(struct target *t, bool timeout, const char *fmt, ...)
 
 static int64_t try_budget_ns(const struct target *t)
 {
-	/* net-snmp's own retries, and a little for the answer to be read */
-	return t->timeout_ns * (int64_t)(t->retries + 1) + 200 * (NS_PER_SEC / 1000);
+	/* and a little for the answer to be read */
+	return tries_ns(t->timeout_ns, t->retries) + 200 * (NS_PER_SEC / 1000);
 }
 
 static void send_walk(struct target *t)
@@ -721,8 +730,8 @@ static int on_answer(int op, netsnmp_session *ss, int reqid, netsnmp_pdu *pdu, v
 	if (!t || !t->active || (reqid != t->reqid && !sec))
 		return 1; /* the answer to a request given up on */
 	if (op == NETSNMP_CALLBACK_OP_TIMED_OUT) {
-		fail(t, true, "timeout: no answer in %d tr%s of %.3f s%s", t->retries + 1,
-		     t->retries ? "ies" : "y", (double)t->timeout_ns / 1e9,
+		fail(t, true, "timeout: no answer in %d tr%s (%.3f s)%s", t->retries + 1,
+		     t->retries ? "ies" : "y", (double)tries_ns(t->timeout_ns, t->retries) / 1e9,
 		     t->version == SNMP_VERSION_2c ? " (target down, or wrong community)"
 		     : t->level == SNMP_SEC_LEVEL_AUTHPRIV ? " (target down, or wrong priv_password: the agent"
 		       " drops what it cannot decrypt)" : " (target down)");
@@ -751,6 +760,7 @@ static int on_answer(int op, netsnmp_session *ss, int reqid, netsnmp_pdu *pdu, v
 		int type = snmpv3_get_report_type(pdu);
 		if (type == SNMPERR_NOT_IN_TIME_WINDOW)
 			return 1; /* net-snmp sends again with the agent's time */
+		t->rediscover = type == SNMPERR_UNKNOWN_ENG_ID;
 		fail(t, false, "%s", report_text(type));
 		return 1;
 	}
@@ -844,7 +854,7 @@ static void start(struct target *t)
 {
 	uint32_t cols = SNMP_COLS_IF | (t->hr ? SNMP_COLS_HR : 0u);
 	t->err[0] = '\0';
-	t->err_timeout = false;
+	t->err_timeout = t->rediscover = false;
 	t->ok = false;
 	t->requests = 0;
 	t->rep = t->max_rep;
@@ -860,6 +870,16 @@ static void start(struct target *t)
 	t->walk_ready = true;
 	t->active = true;
 	if (t->version == SNMP_VERSION_3 && !t->ss) {
+		/* a fresh discovery session each time: net-snmp keeps what the
+		 * last answer said on a session, and an agent that restarted
+		 * with a new engine id would not answer a probe naming the old */
+		if (t->disc)
+			snmp_close(t->disc);
+		t->disc = NULL;
+		if (open_discovery(t)) {
+			fail(t, false, "%s", t->err);
+			return;
+		}
 		t->phase = P_DISCOVER;
 		send_probe(t);
 	} else {
@@ -1088,8 +1108,8 @@ static int snmpc_read(void *state, int64_t now_ns, const struct sink *sink, stru
 			if (now >= give_up)
 				fail(t, true, "timeout: the poll did not finish within 3/4 of tallyd's interval");
 			else if (now >= t->deadline_mono)
-				fail(t, true, "timeout: no answer in %d tr%s of %.3f s", t->retries + 1,
-				     t->retries ? "ies" : "y", (double)t->timeout_ns / 1e9);
+				fail(t, true, "timeout: no answer in %d tr%s (%.3f s)", t->retries + 1,
+				     t->retries ? "ies" : "y", (double)tries_ns(t->timeout_ns, t->retries) / 1e9);
 			active += t->active;
 		}
 	}
@@ -1116,6 +1136,13 @@ static int snmpc_read(void *state, int64_t now_ns, const struct sink *sink, stru
 			else
 				t->errors++;
 			complain(&t->fail, LOG_WARN, "snmp %s (%s): %s", t->name, t->address, t->err);
+			/* a v3 agent that restarted may have a new engine id, or
+			 * boots we do not know: discover it again next time */
+			if (t->version == SNMP_VERSION_3 && t->ss && (t->err_timeout || t->rediscover)) {
+				snmp_close(t->ss);
+				t->ss = NULL;
+				t->engine_len = 0;
+			}
 		}
 		snmp_walk_release(&t->walk);
 		t->walk_ready = false;

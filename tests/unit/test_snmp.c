@@ -501,7 +501,7 @@ START_TEST(test_config)
 		const char *yaml, *msg;
 	} bad[] = {
 		{ "targets:\n  - {name: a, address: 127.0.0.1:16100}\n", "t.yaml:2:5: target 'a' (version 2c) needs a 'community'" },
-		{ "targets:\n  - {name: a, address: 127.0.0.1:16100, community: c, timeout: 4s, retries: 1}\n", "more than 3/4 of tallyd.interval" },
+		{ "targets:\n  - {name: a, address: 127.0.0.1:16100, community: c, timeout: 4s, retries: 1}\n", "(timeout, doubled at each of the 1 retries), more than 3/4 of tallyd.interval (10s)" },
 		{ "targets:\n  - {name: a, address: 127.0.0.1:16100, community: c, interval: 15s}\n", "must be a multiple of tallyd.interval (10s)" },
 		{ "targets:\n  - {name: a, address: '::1:161', community: c}\n", "IPv6 address is written in brackets" },
 		{ "targets:\n  - {name: a, address: 'h:99999', community: c}\n", "the port must be 1 - 65535" },
