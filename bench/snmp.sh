@@ -28,7 +28,7 @@ ns=tbench$$
 work=$(mktemp -d /tmp/tally-bench-snmp-XXXXXX)
 pids=""
 cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	for p in $pids; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
 	ip netns del "$ns" 2>/dev/null
 	ip netns del "${ns}p" 2>/dev/null
 	rm -rf "$work"

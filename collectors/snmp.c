@@ -136,6 +136,7 @@ struct target {
 	char err[200];
 	bool err_timeout;
 	bool rediscover;             /* the agent said unknown engine id or not in time window */
+	char said[200];              /* the error last logged */
 	struct snmp_vb *vb;
 	size_t cap_vb;
 
@@ -578,6 +579,11 @@ static int open_poll(struct target *t)
 		snprintf(t->err, sizeof(t->err), "cannot open a session: %s", snmp_api_errstring(b.s_snmp_errno));
 		return -EIO;
 	}
+	/* net-snmp clears the flag once a session is open, and would then
+	 * probe the agent synchronously before a send: the loop would stall.
+	 * The agent's notInTimeWindow report gives its time instead, and
+	 * net-snmp sends again with it. */
+	t->ss->flags |= SNMP_FLAGS_DONT_PROBE;
 	if (t->version == SNMP_VERSION_3 && create_user_from_session(t->ss) != SNMPERR_SUCCESS) {
 		snprintf(t->err, sizeof(t->err), "cannot set up user '%s' for the agent's engine id", t->user);
 		snmp_close(t->ss);
@@ -603,6 +609,7 @@ static int open_discovery(struct target *t)
 		snprintf(t->err, sizeof(t->err), "cannot open a session: %s", snmp_api_errstring(b.s_snmp_errno));
 		return -EIO;
 	}
+	t->disc->flags |= SNMP_FLAGS_DONT_PROBE; /* see open_poll */
 	return 0;
 }
 
@@ -665,6 +672,7 @@ static void send_walk(struct target *t)
 	t->reqid = pdu->reqid;
 	if (!snmp_async_send(t->ss, pdu, on_answer, t)) {
 		fail(t, false, "cannot send: %s", snmp_api_errstring(t->ss->s_snmp_errno));
+		t->rediscover = t->version == SNMP_VERSION_3;
 		snmp_free_pdu(pdu);
 	}
 }
@@ -672,10 +680,16 @@ static void send_walk(struct target *t)
 static void send_probe(struct target *t)
 {
 	netsnmp_pdu *pdu = snmp_pdu_create(SNMP_MSG_GET);
-	if (!pdu) {
+	if (!pdu || !(pdu->securityName = strdup(""))) {
+		snmp_free_pdu(pdu);
 		fail(t, false, "out of memory");
 		return;
 	}
+	/* RFC 3414 4: no user, no authentication, reportable */
+	pdu->version = SNMP_VERSION_3;
+	pdu->securityNameLen = 0;
+	pdu->securityLevel = SNMP_SEC_LEVEL_NOAUTH;
+	pdu->securityModel = SNMP_SEC_MODEL_USM;
 	t->requests++;
 	t->deadline_mono = time_mono_ns() + try_budget_ns(t);
 	t->reqid = pdu->reqid;
@@ -739,6 +753,13 @@ static int on_answer(int op, netsnmp_session *ss, int reqid, netsnmp_pdu *pdu, v
 	}
 	if (op == NETSNMP_CALLBACK_OP_RESEND)
 		return 1; /* a retry went out: still waiting */
+	/* the answer to a discovery probe is a report (usmStatsUnknownEngineIDs)
+	 * that carries the engine id, whichever way net-snmp hands it over */
+	if (t->phase == P_DISCOVER && pdu &&
+	    (op == NETSNMP_CALLBACK_OP_RECEIVED_MESSAGE || op == NETSNMP_CALLBACK_OP_SEC_ERROR)) {
+		discovered(t, pdu);
+		return 1;
+	}
 	if (op == NETSNMP_CALLBACK_OP_SEC_ERROR) {
 		int type = pdu && pdu->command == SNMP_MSG_REPORT ? snmpv3_get_report_type(pdu)
 			   : ss ? ss->s_snmp_errno : 0;
@@ -1129,12 +1150,22 @@ static int snmpc_read(void *state, int64_t now_ns, const struct sink *sink, stru
 			deliver(s, t, sink);
 			if (t->fail.window_ns)
 				complaint_clear(&t->fail, "snmp %s (%s): answering again", t->name, t->address);
+			t->said[0] = '\0';
 		} else {
 			t->up = false;
 			if (t->err_timeout)
 				t->timeouts++;
 			else
 				t->errors++;
+			/* said once per window; but an error that says more than a
+			 * timeout (an agent that answers after all, to refuse us) is
+			 * said at once, and a timeout never hides it again */
+			if (strcmp(t->err, t->said) && !t->err_timeout &&
+			    (!t->said[0] || !strncmp(t->said, "timeout", 7))) {
+				t->fail.next_ns = 0;
+			}
+			if (!t->said[0] || !t->err_timeout)
+				str_copy(t->said, t->err, sizeof(t->said));
 			complain(&t->fail, LOG_WARN, "snmp %s (%s): %s", t->name, t->address, t->err);
 			/* a v3 agent that restarted may have a new engine id, or
 			 * boots we do not know: discover it again next time */

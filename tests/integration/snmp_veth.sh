@@ -19,8 +19,8 @@ na=tsnA$$ nb=tsnB$$ va=tva$$ vb=tvb$$
 work=$(mktemp -d /tmp/tally-snmp-veth-XXXXXX)
 spid="" tpid=""
 cleanup() {
-	[ -n "$tpid" ] && kill "$tpid" 2>/dev/null && wait "$tpid" 2>/dev/null
-	[ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
+	[ -n "$tpid" ] && { kill "$tpid" 2>/dev/null; wait "$tpid" 2>/dev/null || true; }
+	[ -n "$spid" ] && { kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true; }
 	ip netns del "$na" 2>/dev/null
 	ip netns del "$nb" 2>/dev/null
 	rm -rf "$work"
