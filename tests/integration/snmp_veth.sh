@@ -11,7 +11,7 @@
 set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
-for t in snmpd snmpget sqlite3 curl python3 ip ping; do
+for t in snmpd snmpget snmpbulkwalk sqlite3 curl python3 ip ping; do
 	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 77; }
 done
 [ "$(id -u)" = 0 ] || { echo "needs root for network namespaces"; exit 77; }
@@ -99,6 +99,12 @@ rx0=$(inA cat "/sys/class/net/$va/statistics/rx_bytes")
 N=50 S=1000
 ip netns exec "$nb" ping -q -c $N -s $S -i 0.01 -W 1 169.254.77.1 >/dev/null
 rx1=$(inA cat "/sys/class/net/$va/statistics/rx_bytes")
+# snmpd caches the kernel's counters for a few seconds: wait until it
+# serves the new value, then for two more polls
+for i in $(seq 100); do
+	inA snmpbulkwalk -v2c -c public -On -Oqv "udp:127.0.0.1:$port" .1.3.6.1.2.1.31.1.1.1.6 | grep -qx "$rx1" && break
+	sleep 0.2
+done
 n=$(okpolls hostA)
 wait_polls $((n + 2))
 kill "$tpid"; wait "$tpid" 2>/dev/null || true; tpid=""
