@@ -968,6 +968,16 @@ static void put_samples(struct target *t, const struct sink *sink, const struct 
 		sink->sample(sink->ctx, t->name, &smp[i]);
 }
 
+/* Send m when it differs from what was last sent (its time aside). */
+static void send_meta(const struct target *t, const struct sink *sink, const struct resource_meta *m,
+		      struct resource_meta *sent)
+{
+	struct resource_meta cmp = *sent;
+	cmp.time_ns = m->time_ns;
+	if (memcmp(&cmp, m, sizeof(*m)) && sink->meta(sink->ctx, t->name, m) == 0)
+		*sent = *m;
+}
+
 /* A finished walk into samples and metadata. */
 static void deliver(struct snmp *s, struct target *t, const struct sink *sink)
 {
@@ -1025,10 +1035,7 @@ static void deliver(struct snmp *s, struct target *t, const struct sink *sink)
 			str_copy(m.labels, u->labels, sizeof(m.labels));
 		}
 		m.time_ns = cx.now_ns;
-		struct resource_meta cmp = p->sent;
-		cmp.time_ns = m.time_ns;
-		if (memcmp(&cmp, &m, sizeof(m)) && sink->meta(sink->ctx, t->name, &m) == 0)
-			p->sent = m;
+		send_meta(t, sink, &m, &p->sent);
 		struct snmp_port_note note;
 		size_t n = snmp_port_samples(&p->st, r, res, &cx, s->buf, &note);
 		put_samples(t, sink, s->buf, n);
@@ -1061,10 +1068,7 @@ static void deliver(struct snmp *s, struct target *t, const struct sink *sink)
 		str_copy(m.type, "host", sizeof(m.type));
 		str_copy(m.name, t->name, sizeof(m.name));
 		m.time_ns = cx.now_ns;
-		struct resource_meta cmp = t->host_sent;
-		cmp.time_ns = m.time_ns;
-		if (memcmp(&cmp, &m, sizeof(m)) && sink->meta(sink->ctx, t->name, &m) == 0)
-			t->host_sent = m;
+		send_meta(t, sink, &m, &t->host_sent);
 		size_t n = snmp_host_samples(w, t->name, cx.now_ns, s->buf, s->cap_buf);
 		put_samples(t, sink, s->buf, n);
 	}
