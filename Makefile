@@ -2,7 +2,7 @@
 # `make check SANITIZE=1` builds and tests under ASan+UBSan in build-san/;
 # `make WERROR=1` (CI) turns warnings into errors.
 
-PKGS      := sqlite3 yaml-0.1 librrd jansson libvirt libxml-2.0 libcrypto libmicrohttpd libcurl
+PKGS      := sqlite3 yaml-0.1 librrd jansson libvirt libxml-2.0 libcrypto libmicrohttpd libcurl netsnmp
 TEST_PKGS := check
 
 ifeq ($(SANITIZE),1)
@@ -230,7 +230,8 @@ fuzz: deps
 	@mkdir -p build-fuzz
 	$(Q)for f in $(FUZZ_SRC); do n=$$(basename $$f .c); echo "  FUZZ    build-fuzz/$$n"; \
 	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) $(PKG_CFLAGS) \
-	    -o build-fuzz/$$n $$f $(wildcard common/*.c) billing/plan.c billing/money.c aggregator/alertcfg.c $(LDLIBS_ALL) || exit 1; done
+	    -o build-fuzz/$$n $$f $(wildcard common/*.c) billing/plan.c billing/money.c aggregator/alertcfg.c \
+	    collectors/snmp_parse.c $(LDLIBS_ALL) || exit 1; done
 
 clean:
 	rm -rf build build-san build-fuzz $(PROGS)

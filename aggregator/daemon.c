@@ -345,6 +345,9 @@ struct run {
 	int64_t first_ns;            /* the run's first tick */
 	int64_t progress_mono;       /* when the line was last drawn */
 	uint64_t progress_samples;   /* samples ingested then */
+	/* the collectors' self-metrics, gathered for each snapshot */
+	struct collector_metric *cm;
+	size_t n_cm, cap_cm;
 };
 
 /* Fast-forward on a terminal: one line, redrawn every second, says how far
@@ -369,6 +372,20 @@ static void progress(struct run *r, int64_t tick_ns)
 	r->progress_shown = true;
 }
 
+static void put_metric(void *ctx, const struct collector_metric *m)
+{
+	struct run *r = ctx;
+	if (r->n_cm == r->cap_cm) {
+		size_t cap = r->cap_cm ? r->cap_cm * 2 : 64;
+		struct collector_metric *p = realloc(r->cm, cap * sizeof(*p));
+		if (!p)
+			return; /* out of memory: this snapshot has fewer of them */
+		r->cm = p;
+		r->cap_cm = cap;
+	}
+	r->cm[r->n_cm++] = *m;
+}
+
 /* Publish what the exporters see; a failure (out of memory) keeps the
  * previous snapshot and is said once per back-off window. */
 static void publish(struct run *r)
@@ -381,6 +398,10 @@ static void publish(struct run *r)
 		lc[n].read_s = (double)r->sched->coll[i].read_ns / 1e9;
 		lc[n].errors = r->sched->coll[i].errors;
 	}
+	r->n_cm = 0;
+	for (size_t i = 0; r->sched && i < r->sched->n_coll; i++)
+		if (r->sched->coll[i].ops->metrics)
+			r->sched->coll[i].ops->metrics(r->sched->coll[i].state, put_metric, r);
 	struct live_inputs in = {
 		.tick_ns = r->tick_ns,
 		.stale_after_ns = r->c->http.stale_after_ns,
@@ -390,6 +411,8 @@ static void publish(struct run *r)
 		.overruns = r->sched ? r->sched->overruns : 0,
 		.coll = lc,
 		.n_coll = n,
+		.cmetrics = r->cm,
+		.n_cmetrics = r->n_cm,
 		.alerts = r->astore,
 	};
 	struct live_state *st = live_build(r->agg, &in);
@@ -634,5 +657,6 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 	batcher_release(&bt);
 	agg_close(r.agg);
 	alerting_free(r.al);
+	free(r.cm);
 	return rc;
 }

@@ -26,7 +26,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MAX_DS 8
+#define MAX_DS 16
 
 struct group {
 	const char *name;
@@ -66,7 +66,7 @@ struct writer_buf {
 struct rrdstore {
 	char dir[PATH_MAX];
 	int step_s;
-	struct group groups[4];
+	struct group groups[8];
 	int n_groups;
 	struct rfile **files;      /* open addressing by path */
 	size_t mask, used;

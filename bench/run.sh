@@ -38,6 +38,10 @@ if [ -n "${PEERS:-}" ]; then
 		grep -E '^(cpu_ms_per_scrape|scrape_med_s|rss_kB|domains_reported)[[:space:]]')
 fi
 
+echo
+echo "== SNMP: one poll of 20 targets, 200 interfaces, beside sequential snmpbulkwalk and collectd's snmp plugin"
+sh bench/snmp.sh 15
+
 if [ -x "$B/bench/bench_invoice" ]; then
 	echo
 	echo "== invoices: a month of 1000 VMs x 10 meters, hourly rows, every tenant (plan-example.yaml)"

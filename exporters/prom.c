@@ -12,6 +12,7 @@
 #include "procself.h"
 #include "version.h"
 #include "meter.h"
+#include "str.h"
 
 #include <errno.h>
 #include <math.h>
@@ -45,8 +46,24 @@ static const struct family fam[METER_COUNT] = {
 	[M_NET_IN_PACKETS] = { "tally_network_incoming_packets", "Packets received by the NIC since tallyd started.", true, true, false },
 	[M_NET_OUT_PACKETS] = { "tally_network_outgoing_packets", "Packets sent by the NIC since tallyd started.", true, true, false },
 	[M_INSTANCE] = { "tally_instance_running", "1 while the VM runs.", false, false, false },
-	[M_IF_IN_BYTES] = { "tally_interface_incoming_bytes", "Bytes received by the interface since tallyd started.", true, true, false },
-	[M_IF_OUT_BYTES] = { "tally_interface_outgoing_bytes", "Bytes sent by the interface since tallyd started.", true, true, false },
+	/* SNMP ports: incoming/outgoing from the tenant's side (docs/meters.md) */
+	[M_IF_IN_BYTES] = { "tally_interface_incoming_bytes", "Bytes the port's tenant received (64-bit counters) since tallyd started.", true, true, false },
+	[M_IF_OUT_BYTES] = { "tally_interface_outgoing_bytes", "Bytes the port's tenant sent (64-bit counters) since tallyd started.", true, true, false },
+	[M_IF_IN_PACKETS] = { "tally_interface_incoming_packets", "Packets the port's tenant received since tallyd started.", true, true, false },
+	[M_IF_OUT_PACKETS] = { "tally_interface_outgoing_packets", "Packets the port's tenant sent since tallyd started.", true, true, false },
+	[M_IF_IN_BYTES32] = { "tally_interface_incoming_bytes32", "Bytes the port's tenant received, from 32-bit counters (monitoring only) since tallyd started.", true, true, false },
+	[M_IF_OUT_BYTES32] = { "tally_interface_outgoing_bytes32", "Bytes the port's tenant sent, from 32-bit counters (monitoring only) since tallyd started.", true, true, false },
+	[M_IF_IN_ERRORS] = { "tally_interface_incoming_errors", "Packets to the port's tenant dropped as errors since tallyd started.", true, true, false },
+	[M_IF_OUT_ERRORS] = { "tally_interface_outgoing_errors", "Packets from the port's tenant dropped as errors since tallyd started.", true, true, false },
+	[M_IF_IN_DISCARDS] = { "tally_interface_incoming_discards", "Packets to the port's tenant discarded since tallyd started.", true, true, false },
+	[M_IF_OUT_DISCARDS] = { "tally_interface_outgoing_discards", "Packets from the port's tenant discarded since tallyd started.", true, true, false },
+	[M_IF_UP] = { "tally_interface_up", "1 while the port's operational status is up.", false, true, false },
+	[M_IF_SPEED] = { "tally_interface_speed_bytes_per_second", "The port's speed (ifHighSpeed x 10^6 / 8).", false, true, false },
+	[M_HW_CPU_UTIL] = { "tally_host_cpu_utilization_ratio", "Busy fraction of a host's processor over the last minute (hrProcessorLoad).", false, true, false },
+	[M_HW_MEMORY_TOTAL] = { "tally_host_memory_total_bytes", "A host's memory (hrStorageRam size).", false, true, false },
+	[M_HW_MEMORY_USED] = { "tally_host_memory_used_bytes", "A host's memory in use (hrStorageRam used).", false, true, false },
+	[M_HW_DISK_TOTAL] = { "tally_host_disk_total_bytes", "Size of a host's file system (hrStorageFixedDisk).", false, true, false },
+	[M_HW_DISK_USED] = { "tally_host_disk_used_bytes", "Bytes in use on a host's file system.", false, true, false },
 };
 
 const char *prom_family(int meter, bool *counter)
@@ -175,6 +192,37 @@ static void self_metrics(const struct live_state *st, enum prom_format fmt, stru
 		put_escaped(b, st->coll[i].name);
 		sbuf_puts(b, "\"} ");
 		sbuf_u64(b, st->coll[i].errors);
+		sbuf_putc(b, '\n');
+	}
+	/* the collectors' own (collector.h): one family's series together */
+	for (size_t i = 0; i < st->n_cmetrics; i++) {
+		const struct collector_metric *m = &st->cmetrics[i];
+		if (!i || strcmp(m->name, st->cmetrics[i - 1].name))
+			header(b, fmt, m->name, m->counter ? "counter" : "gauge", m->help);
+		sbuf_puts(b, m->name);
+		if (m->counter)
+			sbuf_puts(b, "_total");
+		if (m->labels[0]) {
+			/* "k=v,k=v" -> {k="v",k="v"} */
+			char lab[sizeof(m->labels)];
+			str_copy(lab, m->labels, sizeof(lab));
+			sbuf_putc(b, '{');
+			for (char *save = NULL, *kv = strtok_r(lab, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+				char *eq = strchr(kv, '=');
+				if (!eq)
+					continue;
+				*eq = '\0';
+				if (kv != lab)
+					sbuf_putc(b, ',');
+				sbuf_puts(b, kv);
+				sbuf_puts(b, "=\"");
+				put_escaped(b, eq + 1);
+				sbuf_putc(b, '"');
+			}
+			sbuf_putc(b, '}');
+		}
+		sbuf_putc(b, ' ');
+		put_double(b, m->value);
 		sbuf_putc(b, '\n');
 	}
 	self_u64(b, fmt, "tally_collection_cycles", "counter", "Collection cycles run since tallyd started.",
