@@ -42,6 +42,7 @@ struct ser_entry {
 	struct series_state st;
 	/* live view for the exporters (agg_visit_series) */
 	uint8_t live;                /* a reading was applied by this process */
+	uint8_t has_rate;            /* rate is measured (not after a baseline) */
 	uint64_t total;              /* counters: usage since agg_open, base units */
 	double rate;                 /* counters: base units/s over the last interval */
 };
@@ -712,8 +713,10 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		se = &a->ser.v[si];
 		se->dirty = 1;
 		se->live = 1;
-		if (se->st.kind != SAMPLE_GAUGE)
-			se->rate = ival > 0 && out != SERIES_BASELINE ? usage / ((double)ival / 1e9) : 0;
+		if (se->st.kind != SAMPLE_GAUGE) {
+			se->has_rate = ival > 0 && out != SERIES_BASELINE;
+			se->rate = se->has_rate ? usage / ((double)ival / 1e9) : 0;
+		}
 		a->stats.samples++;
 		a->pending++;
 		if (a->rrd)
@@ -905,6 +908,7 @@ int agg_visit_series(const struct aggregator *a, agg_series_fn fn, void *ctx)
 			.total = s->total,
 			.gauge = s->st.kind == SAMPLE_GAUGE ? s->st.last.gauge : 0,
 			.rate = s->rate,
+			.has_rate = s->has_rate,
 		};
 		int rc = fn(ctx, &v);
 		if (rc)

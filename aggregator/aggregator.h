@@ -126,6 +126,8 @@ struct agg_series_view {
 	uint64_t total;                      /* counters: base units since agg_open */
 	double gauge;                        /* gauges: last value, base units */
 	double rate;                         /* counters: base units/s, last interval */
+	bool has_rate;                       /* counters: rate was measured (false after a
+					      * baseline reading: no interval to take it over) */
 };
 typedef int (*agg_series_fn)(void *ctx, const struct agg_series_view *v);
 int agg_visit_series(const struct aggregator *a, agg_series_fn fn, void *ctx);

@@ -221,14 +221,27 @@ struct resagg {
 };
 
 /* A windowed rule's recent readings of one series: a ring of (time, value)
- * where value is the counter's total or the gauge. */
+ * where value is the counter's usage since the window's origin (base plus
+ * the aggregator's total since it opened) or the gauge. Mirrored in the
+ * ledger's alert_windows table by the commit hook, so a restart continues
+ * it (schemas/migrations/004-alert-windows.sql). */
 #define WND_MAX 4096                  /* readings kept per series at most */
 struct wnd {
-	char key[KEY_MAX];
-	uint32_t gen;                    /* eval gen it was last seen in */
+	char key[KEY_MAX];               /* rule, meter, resource, device, host */
 	uint32_t head, n, cap;
 	int64_t *t;
 	double *v;
+	int64_t window_ns;               /* the rule's window */
+	double base;                     /* counters: usage before this process (loaded) */
+	int64_t saved_ns;                /* newest reading in the ledger, 0: none */
+	int64_t saved_from_ns;           /* oldest reading the ledger may hold, 0: none */
+	int64_t saving_ns, saving_from_ns;  /* what the commit in progress writes */
+};
+
+/* A list of keys (instances or windows) to delete at the next commit. */
+struct keylist {
+	char (*v)[KEY_MAX];
+	size_t n, cap;
 };
 
 struct alerting {
@@ -241,8 +254,8 @@ struct alerting {
 	size_t n, cap;
 	uint32_t *idx;                   /* open addressing, UINT32_MAX empty */
 	size_t idx_cap;
-	char (*del)[KEY_MAX];            /* keys to delete from the ledger at the next commit */
-	size_t n_del, cap_del;
+	struct keylist del;              /* instances to delete from the ledger at the next commit */
+	struct keylist wdel;             /* windows to delete from the ledger at the next commit */
 	struct down *dn;
 	size_t n_dn, cap_dn;
 	struct resagg *ra;
@@ -361,6 +374,20 @@ int alerting_new(struct alerting **out, const struct alerting_config *c, const c
 	return 0;
 }
 
+static int keylist_push(struct keylist *l, const char *key)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char (*v)[KEY_MAX] = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	str_copy(l->v[l->n++], key, KEY_MAX);
+	return 0;
+}
+
 static void wnd_free_all(struct wnd *w, size_t cap)
 {
 	for (size_t i = 0; i < cap; i++) {
@@ -370,12 +397,24 @@ static void wnd_free_all(struct wnd *w, size_t cap)
 	free(w);
 }
 
-/* The window of key, created empty when new; NULL when out of memory. */
-static struct wnd *wnd_get(struct alerting *g, const char *key, uint32_t cap)
+static int64_t wnd_newest(const struct wnd *w)
+{
+	return w->n ? w->t[(w->head + w->cap - 1) % w->cap] : 0;
+}
+
+static int64_t wnd_oldest(const struct wnd *w)
+{
+	return w->n ? w->t[(w->head + w->cap - w->n) % w->cap] : 0;
+}
+
+/* The window of key, created empty when new; NULL when out of memory.
+ * cap: readings to keep; window_ns: the rule's window. */
+static struct wnd *wnd_get(struct alerting *g, const char *key, uint32_t cap, int64_t window_ns)
 {
 	if (2 * (g->w_used + 1) > g->w_cap) {
-		/* grow, and drop the windows of series not seen in this or the last
-		 * evaluation (they ended, or their VM went away) */
+		/* grow, and drop the windows that hold nothing within their
+		 * window of the last evaluation (their series ended, or their VM
+		 * went away): the next reading would leave all of it out anyway */
 		size_t ncap = g->w_cap ? g->w_cap : 64;
 		while (2 * (g->w_used + 1) > ncap)
 			ncap *= 2;
@@ -387,7 +426,8 @@ static struct wnd *wnd_get(struct alerting *g, const char *key, uint32_t cap)
 			struct wnd *o = &g->w[i];
 			if (!o->key[0])
 				continue;
-			if (o->gen + 1 < g->eval_gen) {
+			if (g->tick_ns && wnd_newest(o) < g->tick_ns - o->window_ns &&
+			    !keylist_push(&g->wdel, o->key)) {
 				free(o->t);
 				free(o->v);
 				continue;
@@ -410,6 +450,7 @@ static struct wnd *wnd_get(struct alerting *g, const char *key, uint32_t cap)
 		h = (h + 1) & (g->w_cap - 1);
 	}
 	struct wnd *w = &g->w[h];
+	memset(w, 0, sizeof(*w));
 	w->t = malloc(cap * sizeof(*w->t));
 	w->v = malloc(cap * sizeof(*w->v));
 	if (!w->t || !w->v) {
@@ -421,26 +462,42 @@ static struct wnd *wnd_get(struct alerting *g, const char *key, uint32_t cap)
 	}
 	str_copy(w->key, key, sizeof(w->key));
 	w->cap = cap;
-	w->head = w->n = 0;
+	w->window_ns = window_ns;
 	g->w_used++;
 	return w;
 }
 
-/* Add the reading (t, v) unless it is not newer than the last one; then
- * the windowed value over [t_last - window, t_last]: for a counter the rate
- * between the oldest reading in it and the last (0 with one reading), for a
- * gauge the mean of the readings in it. */
-static double wnd_value(struct wnd *w, int64_t t, double v, int64_t window_ns, bool counter)
+/* Readings a window of window_ns keeps at the interval (and two more: the
+ * window's both ends), at most WND_MAX. */
+static uint32_t wnd_cap(const struct alerting *g, int64_t window_ns)
 {
+	int64_t n = window_ns / g->interval_ns + 2;
+	return (uint32_t)(n < WND_MAX ? n : WND_MAX);
+}
+
+/* Add the reading (t, v) unless it is not newer than the last one. */
+static void wnd_add(struct wnd *w, int64_t t, double v)
+{
+	if (w->n && t <= wnd_newest(w))
+		return;
+	w->t[w->head] = t;
+	w->v[w->head] = v;
+	w->head = (w->head + 1) % w->cap;
+	if (w->n < w->cap)
+		w->n++;
+}
+
+/* Add the reading (t, v), then the windowed value over [t_last - window,
+ * t_last] into *out: for a counter the rate between the oldest reading in
+ * it and the last, for a gauge the mean of the readings in it. Returns
+ * false when the window cannot say: a counter with fewer than two readings
+ * in it has no interval to take a rate over (a new series, or one whose
+ * readings before a long gap all left the window). Unknown is not 0: 0
+ * would resolve every rate_above alert and fire every rate_below one. */
+static bool wnd_value(struct wnd *w, int64_t t, double v, int64_t window_ns, bool counter, double *out)
+{
+	wnd_add(w, t, v);
 	uint32_t last = (w->head + w->cap - 1) % w->cap;
-	if (!w->n || t > w->t[last]) {
-		w->t[w->head] = t;
-		w->v[w->head] = v;
-		w->head = (w->head + 1) % w->cap;
-		if (w->n < w->cap)
-			w->n++;
-		last = (w->head + w->cap - 1) % w->cap;
-	}
 	int64_t from = w->t[last] - window_ns;
 	double sum = 0;
 	uint32_t k = 0, oldest = last;
@@ -452,11 +509,86 @@ static double wnd_value(struct wnd *w, int64_t t, double v, int64_t window_ns, b
 		sum += w->v[j];
 		k++;
 	}
-	if (!counter)
-		return sum / k;
+	if (!counter) {
+		*out = sum / k;
+		return true;
+	}
 	if (oldest == last)
+		return false;
+	*out = (w->v[last] - w->v[oldest]) / ((double)(w->t[last] - w->t[oldest]) / 1e9);
+	return true;
+}
+
+/* Write what changed in the windows since the last commit: the readings
+ * newer than what the ledger holds, and the deletion of those that left
+ * the ring. */
+static int wnd_save(struct alerting *g, struct ledger *l, struct tally_err *e)
+{
+	int rc;
+	for (size_t i = 0; i < g->wdel.n; i++)
+		if ((rc = ledger_trim_window(l, g->wdel.v[i], INT64_MAX, e)))
+			return rc;
+	for (size_t i = 0; i < g->w_cap; i++) {
+		struct wnd *w = &g->w[i];
+		w->saving_ns = w->saved_ns;
+		w->saving_from_ns = w->saved_from_ns;
+		if (!w->key[0] || !w->n)
+			continue;
+		int64_t oldest = wnd_oldest(w);
+		uint32_t fresh = 0;      /* readings newer than the ledger's, at the ring's end */
+		while (fresh < w->n && w->t[(w->head + w->cap - fresh - 1) % w->cap] > w->saved_ns)
+			fresh++;
+		for (uint32_t k = fresh; k > 0; k--) {
+			uint32_t j = (w->head + w->cap - k) % w->cap;
+			if ((rc = ledger_put_window_point(l, w->key, w->t[j], w->v[j], e)))
+				return rc;
+		}
+		if (w->saved_from_ns && oldest > w->saved_from_ns &&
+		    (rc = ledger_trim_window(l, w->key, oldest, e)))
+			return rc;
+		w->saving_ns = wnd_newest(w);
+		w->saving_from_ns = oldest;
+	}
+	return 0;
+}
+
+/* The window key: the instance's key with the meter after the rule. */
+static void wnd_key(char *key, size_t len, const struct alert_rule *ar, const struct agg_series_view *sv)
+{
+	snprintf(key, len, "%s\x1f%s\x1f%s\x1f%s\x1f%s", ar->name, meter_table[ar->meter].name,
+		 sv->res->meta.resource, sv->device, sv->agent);
+}
+
+/* One reading of the ledger's alert_windows (by key, then time): into the
+ * window of a rule that is still configured with a window on the same
+ * meter, else its key is deleted at the next commit. */
+static int load_window_point(void *ctx, const char *key, int64_t t_ns, double value)
+{
+	struct alerting *g = ctx;
+	const struct alerting_config *c = g->c;
+	const struct alert_rule *ar = NULL;
+	const char *s1 = strchr(key, '\x1f');
+	const char *s2 = s1 ? strchr(s1 + 1, '\x1f') : NULL;
+	if (g->wdel.n && !strcmp(g->wdel.v[g->wdel.n - 1], key))
 		return 0;
-	return (w->v[last] - w->v[oldest]) / ((double)(w->t[last] - w->t[oldest]) / 1e9);
+	for (size_t i = 0; s2 && i < c->n_rules && !ar; i++) {
+		const struct alert_rule *r = &c->rules[i];
+		const char *m = meter_table[r->meter].name;
+		if (r->window_ns && strlen(r->name) == (size_t)(s1 - key) && !strncmp(key, r->name, (size_t)(s1 - key)) &&
+		    strlen(m) == (size_t)(s2 - s1 - 1) && !strncmp(s1 + 1, m, (size_t)(s2 - s1 - 1)))
+			ar = r;
+	}
+	if (!ar || strlen(key) >= KEY_MAX)
+		return keylist_push(&g->wdel, key);
+	struct wnd *w = wnd_get(g, key, wnd_cap(g, ar->window_ns), ar->window_ns);
+	if (!w)
+		return -ENOMEM;
+	wnd_add(w, t_ns, value);
+	w->base = value;          /* the total at the series' last committed reading */
+	w->saved_ns = t_ns;
+	if (!w->saved_from_ns)
+		w->saved_from_ns = t_ns;
+	return 0;
 }
 
 void alerting_free(struct alerting *g)
@@ -466,7 +598,8 @@ void alerting_free(struct alerting *g)
 	wnd_free_all(g->w, g->w_cap);
 	free(g->in);
 	free(g->idx);
-	free(g->del);
+	free(g->del.v);
+	free(g->wdel.v);
 	free(g->dn);
 	free(g->ra);
 	alert_sla_set_release(&g->sla);
@@ -477,9 +610,11 @@ static int hook(void *ctx, struct ledger *l, struct tally_err *e)
 {
 	struct alerting *g = ctx;
 	int rc;
-	for (size_t i = 0; i < g->n_del; i++)
-		if ((rc = ledger_del_alert(l, g->del[i], e)))
+	for (size_t i = 0; i < g->del.n; i++)
+		if ((rc = ledger_del_alert(l, g->del.v[i], e)))
 			return rc;
+	if ((rc = wnd_save(g, l, e)))
+		return rc;
 	for (size_t i = 0; i < g->n; i++) {
 		const struct inst *x = &g->in[i];
 		if (!x->dirty)
@@ -573,7 +708,7 @@ static int load_one(void *ctx, const struct ledger_alert *la)
 int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *e)
 {
 	int rc = ledger_load_alerts(agg_ledger(a), load_one, g, e);
-	if (rc)
+	if (rc || (rc = ledger_load_windows(agg_ledger(a), load_window_point, g, e)))
 		return rc;
 	g->last_cycle_ns = agg_last_cycle_ns(a);
 	/* an alert whose rule was removed from the config is resolved now, so
@@ -788,16 +923,14 @@ static int visit_series(void *ctx, const struct agg_series_view *sv)
 			continue;
 		bool counter = sv->kind != SAMPLE_GAUGE;
 		double v = counter ? sv->rate : sv->gauge;
+		bool known = !counter || sv->has_rate;
 		if (ar->window_ns) {
-			snprintf(key, sizeof(key), "%zu\x1f%s\x1f%s\x1f%s", i, sv->res->meta.resource,
-				 sv->device, sv->agent);
-			int64_t n = ar->window_ns / g->interval_ns + 2;
-			struct wnd *w = wnd_get(g, key, (uint32_t)(n < WND_MAX ? n : WND_MAX));
+			wnd_key(key, sizeof(key), ar, sv);
+			struct wnd *w = wnd_get(g, key, wnd_cap(g, ar->window_ns), ar->window_ns);
 			if (!w)
 				return -ENOMEM;
-			w->gen = g->eval_gen;
-			v = wnd_value(w, sv->last_ns, counter ? (double)sv->total : sv->gauge, ar->window_ns,
-				      counter);
+			known = wnd_value(w, sv->last_ns, counter ? w->base + (double)sv->total : sv->gauge,
+					  ar->window_ns, counter, &v);
 		}
 		if (sv->meter == M_CPU)
 			v /= 1e9;      /* ns of CPU per second -> CPU-seconds per second */
@@ -805,6 +938,12 @@ static int visit_series(void *ctx, const struct agg_series_view *sv)
 		snprintf(key, sizeof(key), "%s\x1f%s\x1f%s\x1f%s", ar->name, sv->res->meta.resource,
 			 sv->device, sv->agent);
 		struct inst *x = find(g, key);
+		if (!known && !sv->ended) {
+			/* no value is no information: the instance keeps its state */
+			if (x)
+				x->seen = true;
+			continue;
+		}
 		if (!x && !cond)
 			continue;
 		if (!x) {
@@ -1008,15 +1147,8 @@ int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, 
 		bool gone = x->t.state == ALERT_INACTIVE ||
 			    (x->t.state == ALERT_RESOLVED && now - x->resolved_wall_ns >= c->resolved_keep_ns);
 		if (gone) {
-			if (g->n_del == g->cap_del) {
-				size_t cap = g->cap_del ? g->cap_del * 2 : 64;
-				char (*v)[KEY_MAX] = realloc(g->del, cap * sizeof(*v));
-				if (!v)
-					return -ENOMEM;
-				g->del = v;
-				g->cap_del = cap;
-			}
-			str_copy(g->del[g->n_del++], x->key, KEY_MAX);
+			if (keylist_push(&g->del, x->key))
+				return -ENOMEM;
 			g->structure_changed = true;
 			continue;
 		}
@@ -1041,7 +1173,12 @@ void alerting_committed(struct alerting *g)
 {
 	for (size_t i = 0; i < g->n; i++)
 		g->in[i].dirty = false;
-	g->n_del = 0;
+	g->del.n = 0;
+	g->wdel.n = 0;
+	for (size_t i = 0; i < g->w_cap; i++) {
+		g->w[i].saved_ns = g->w[i].saving_ns;
+		g->w[i].saved_from_ns = g->w[i].saving_from_ns;
+	}
 }
 
 int alerting_publish(struct alerting *g, struct alert_store *store)

@@ -9,7 +9,11 @@
  *   - a threshold rule: a meter's rate (counters, per second) or value
  *     (gauges) of one series above or below a threshold; with a window,
  *     the rate between the readings that window spans, or the mean of the
- *     gauge's readings in it (kept in memory: a restart refills it);
+ *     gauge's readings in it (kept in the ledger with the series, so a
+ *     restart continues it). A counter without two readings to take a
+ *     rate between (a baseline, a window emptied by a long gap) has no
+ *     value: unknown is not 0, and an instance without a value keeps its
+ *     state;
  *   - built-in VMDown: a VM that crashed and has not started again (from
  *     the lifecycle events, and the instance gauge coming back);
  *   - built-in StaleData: a VM whose series have not ended (it was not
@@ -36,11 +40,13 @@
  * subject was not seen in a cycle (its VM sent nothing) keeps its state: no
  * information is not a resolution.
  *
- * Durability: the instances live in the ledger's alerts table, written in the
- * ledger transaction of the cycles they were computed from (alerting_attach
+ * Durability: the instances live in the ledger's alerts table and the
+ * windows' readings in its alert_windows table, written in the ledger
+ * transaction of the cycles they were computed from (alerting_attach
  * installs the commit hook), and loaded back by alerting_attach. A restart
  * therefore resumes every pending, firing and resolved-being-re-sent alert
- * with its original times: no duplicate page, nothing forgotten.
+ * with its original times and every window where its series resumes: no
+ * resolution by the restart, no duplicate page, nothing forgotten.
  *
  * Threads: the engine belongs to the ingest thread. Readers only see
  * snapshots (alert_store), published after each successful commit, so what

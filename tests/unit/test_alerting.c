@@ -10,6 +10,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,6 +463,145 @@ START_TEST(engine_windows)
 }
 END_TEST
 
+/* A restart of tallyd (_i = 0: clean, committed; 1: killed, the cycle at 20
+ * lost with the process) on a windowed counter rule: the window continues
+ * from the ledger, so the alert neither resolves nor fires again.
+ * NetIn: rate_above 50/s over 30 s; the counter reads 0 (baseline), 2000
+ * at 10, then stays at 2000.
+ *   t=0  one reading: no rate (unknown, not 0): nothing;
+ *   t=10 2000/10 = 200 > 50: fires, startsAt 10;
+ *   t=20 (2000-0)/20 = 100: firing (killed: never committed);
+ *   restart;
+ *   t=30 (2000-0)/30 = 66.7: still firing, startsAt still 10 (an empty
+ *        window read 0 here and resolved it; the last interval alone,
+ *        0/10, would too);
+ *   t=40 the oldest reading in [10, 40] is 10: 0/30 = 0: resolved at 40,
+ *        as without a restart (engine_windows).
+ * Idle: rate_below 5/s on the same counter without a window: the baseline
+ * at 0 has no rate and must not fire it (0 < 5 would); after it the rate
+ * is 200, 0 (fires at 20, or at 30 once killed: the reading at 30 is
+ * counted from the committed one at 10, 0/20 = 0). */
+START_TEST(engine_window_restart)
+{
+	struct tally_err e = { 0 };
+	bool killed = _i == 1;
+	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
+			       "  rules:\n"
+			       "    - {name: NetIn, meter: network.incoming.bytes, rate_above: 50, window: 30s}\n"
+			       "    - {name: Idle, meter: network.incoming.bytes, rate_below: 5}\n",
+			       &cfg, &e), 0);
+	ck_assert_int_eq(alert_store_init(&store), 0);
+	lf_open();
+	eng_open();
+	lf_meta("vm-w", "omega", "m1", OCT);
+	static const uint64_t net[] = { 0, 2000, 2000, 2000, 2000 };
+	for (int i = 0; i < 5; i++) {
+		int64_t t = OCT + i * 10 * S;
+		if (i == 3) {
+			/* the restart: a new aggregator and engine on the ledger */
+			if (!killed)
+				ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
+			agg_close(agg);
+			alerting_free(eng);
+			struct agg_config ac = { .ledger_path = ledger, .max_gap_ns = lf_max_gap_ns };
+			ck_assert_msg(agg_open(&agg, &ac, &e) == 0, "%s", e.msg);
+			eng_open();
+			ck_assert_int_eq(alerting_publish(eng, &store), 0);
+		}
+		lf_reading("vm-w", M_NET_IN_BYTES, t, 0, net[i], 0);
+		if (killed && i == 2) {
+			/* evaluated, never committed: the process dies */
+			struct batch copy = bt;
+			lf_flush();
+			alerting_note_batch(eng, &copy);
+			ck_assert_int_eq(alerting_eval(eng, agg, t, 0), 0);
+			continue;
+		}
+		cycle(t);
+		struct alert_snap *s = alert_acquire(&store);
+		const struct alert_view *n = find_alert(s, "alertname=NetIn");
+		const struct alert_view *idle = find_alert(s, "alertname=Idle");
+		int want = i == 0 ? ALERT_INACTIVE : i < 4 ? ALERT_FIRING : ALERT_RESOLVED;
+		ck_assert_msg((n ? (int)n->state : ALERT_INACTIVE) == want, "t=%d: NetIn %s", i * 10,
+			      n ? alert_state_name(n->state) : "none");
+		if (n)
+			ck_assert_int_eq(n->fired_ns, OCT + 10 * S);
+		if (n && n->state == ALERT_RESOLVED)
+			ck_assert_int_eq(n->resolved_ns, OCT + 40 * S);
+		int64_t idle_from = killed ? 30 : 20;
+		want = i * 10 < idle_from ? ALERT_INACTIVE : ALERT_FIRING;
+		ck_assert_msg((idle ? (int)idle->state : ALERT_INACTIVE) == want, "t=%d: Idle %s", i * 10,
+			      idle ? alert_state_name(idle->state) : "none");
+		if (idle)
+			ck_assert_int_eq(idle->fired_ns, OCT + idle_from * S);
+		alert_put(&store, s);
+	}
+	lf_close();
+	alerting_free(eng);
+	alert_store_release(&store);
+	lf_teardown();
+}
+END_TEST
+
+/* The ledger keeps only what the windows hold: a window's readings that
+ * left it are deleted, and a rule that is gone from the config (or lost its
+ * window) has its readings deleted at the next commit. */
+static int64_t count_rows(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t n = -1;
+	ck_assert_int_eq(sqlite3_open_v2(ledger, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+START_TEST(engine_window_rows)
+{
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
+			       "  rules:\n"
+			       "    - {name: MemAvg, meter: memory, above: 1000, window: 20s}\n", &cfg, &e), 0);
+	ck_assert_int_eq(alert_store_init(&store), 0);
+	lf_open();
+	eng_open();
+	lf_meta("vm-r", "rho", "m1", OCT);
+	/* interval 10 s, window 20 s: the ring keeps 20/10 + 2 = 4 readings;
+	 * after 6 cycles (0..50) the ledger holds those 4 (20, 30, 40, 50) */
+	for (int i = 0; i < 6; i++) {
+		lf_reading("vm-r", M_MEMORY, OCT + i * 10 * S, 600, 0, 0);
+		cycle(OCT + i * 10 * S);
+	}
+	int64_t n = count_rows("SELECT count(*) FROM alert_windows");
+	ck_assert_int_eq(n, 4);
+	n = count_rows("SELECT min(t_ns) FROM alert_windows");
+	ck_assert_int_eq(n, OCT + 20 * S);
+	n = count_rows("SELECT count(*) FROM alert_windows WHERE key = 'MemAvg' || char(31) || 'memory'"
+		       " || char(31) || 'vm-r' || char(31) || '' || char(31) || 'host-1'");
+	ck_assert_int_eq(n, 4);
+	/* restart with the rule on another meter: not the same window */
+	agg_close(agg);
+	alerting_free(eng);
+	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
+			       "  rules:\n"
+			       "    - {name: MemAvg, meter: vcpus, above: 1000, window: 20s}\n", &cfg, &e), 0);
+	struct agg_config ac = { .ledger_path = ledger, .max_gap_ns = lf_max_gap_ns };
+	ck_assert_msg(agg_open(&agg, &ac, &e) == 0, "%s", e.msg);
+	eng_open();
+	cycle(OCT + 60 * S);
+	n = count_rows("SELECT count(*) FROM alert_windows");
+	ck_assert_int_eq(n, 0);
+	lf_close();
+	alerting_free(eng);
+	alert_store_release(&store);
+	lf_teardown();
+}
+END_TEST
+
 START_TEST(engine_builtins)
 {
 	struct tally_err e = { 0 };
@@ -711,6 +851,8 @@ int main(void)
 	tcase_add_test(tc, engine_vmdown);
 	tcase_add_test(tc, engine_gauge_for);
 	tcase_add_test(tc, engine_windows);
+	tcase_add_loop_test(tc, engine_window_restart, 0, 2);
+	tcase_add_test(tc, engine_window_rows);
 	tcase_add_test(tc, engine_builtins);
 	tcase_add_test(tc, engine_sla_burn);
 	tcase_add_test(tc, render_body);
