@@ -203,6 +203,7 @@ struct inst {
 	bool seen;                       /* its subject was seen this evaluation */
 	bool dirty;                      /* changed since the last commit */
 	bool orphan;                     /* loaded, its rule is gone: resolve it */
+	char host[TALLY_ID_MAX];         /* K_RULE, K_STALE: the source host of its subject */
 	int64_t resolved_wall_ns;        /* monotonic time it was resolved here */
 };
 
@@ -217,7 +218,20 @@ struct resagg {
 	const char *host;
 	int64_t last_ns;
 	bool open;                       /* a series that has not ended */
+	int64_t end_ns;                  /* the latest end event of its series that ended by one */
 	uint32_t gen;                    /* == eval gen when filled this time */
+};
+
+/* Lives that ended by a lifecycle event (stopped, crashed, migrated out,
+ * undefined, shut down) of a resource on a host: key "uuid\x1fhost". A
+ * collector may miss a life's final reading (a tick inside a destroy), and
+ * its series then never end; the event still says the life is over, so
+ * its series raise no StaleData and its alerts resolve. end_ns 0: the
+ * resource is back (a start event, or a reading after the end). Open
+ * addressing; an entry is reset, never removed. */
+struct ended {
+	char key[KEY_MAX];
+	int64_t end_ns;
 };
 
 /* A windowed rule's recent readings of one series: a ring of (time, value)
@@ -260,6 +274,14 @@ struct alerting {
 	size_t n_dn, cap_dn;
 	struct resagg *ra;
 	size_t cap_ra;
+	struct ended *end;
+	size_t end_cap, end_used;
+	size_t n_ended;                  /* entries with end_ns != 0 */
+	struct {                         /* visit_series: the last lookup */
+		const struct ledger_resource *res;
+		const char *agent;
+		int64_t end_ns;
+	} end_cache;
 	uint32_t eval_gen;
 	uint64_t dropped;                /* instances refused: max_alerts */
 	uint64_t prev_dropped_samples;
@@ -602,6 +624,7 @@ void alerting_free(struct alerting *g)
 	free(g->wdel.v);
 	free(g->dn);
 	free(g->ra);
+	free(g->end);
 	alert_sla_set_release(&g->sla);
 	free(g);
 }
@@ -659,6 +682,80 @@ static struct down *down_add(struct alerting *g, const char *uuid)
 	return d;
 }
 
+static bool ends_life(const char *type)
+{
+	return !strcmp(type, "stopped") || !strcmp(type, "crashed") || !strcmp(type, "migrated_out") ||
+	       !strcmp(type, "undefined") || !strcmp(type, "shutdown");
+}
+
+static bool starts_life(const char *type)
+{
+	return !strcmp(type, "started") || !strcmp(type, "migrated_in") || !strcmp(type, "resumed");
+}
+
+static struct ended *ended_find(struct alerting *g, const char *uuid, const char *host)
+{
+	char key[KEY_MAX];
+	if (!g->end_cap)
+		return NULL;
+	snprintf(key, sizeof(key), "%s\x1f%s", uuid, host);
+	size_t h = hash(key) & (g->end_cap - 1);
+	while (g->end[h].key[0]) {
+		if (!strcmp(g->end[h].key, key))
+			return &g->end[h];
+		h = (h + 1) & (g->end_cap - 1);
+	}
+	return NULL;
+}
+
+/* The end of the life of uuid on host, 0 when it is not known to be over. */
+static int64_t ended_at(struct alerting *g, const char *uuid, const char *host)
+{
+	const struct ended *x = g->n_ended ? ended_find(g, uuid, host) : NULL;
+	return x ? x->end_ns : 0;
+}
+
+/* Record that the life of uuid on host ended at t_ns (t_ns 0: it is back).
+ * Returns 0 or -ENOMEM. */
+static int ended_set(struct alerting *g, const char *uuid, const char *host, int64_t t_ns)
+{
+	struct ended *x = ended_find(g, uuid, host);
+	if (!x && !t_ns)
+		return 0;
+	if (!x) {
+		if (2 * (g->end_used + 1) > g->end_cap) {
+			size_t cap = g->end_cap ? g->end_cap * 2 : 64;
+			struct ended *n = calloc(cap, sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			for (size_t i = 0; i < g->end_cap; i++) {
+				if (!g->end[i].key[0])
+					continue;
+				size_t h = hash(g->end[i].key) & (cap - 1);
+				while (n[h].key[0])
+					h = (h + 1) & (cap - 1);
+				n[h] = g->end[i];
+			}
+			free(g->end);
+			g->end = n;
+			g->end_cap = cap;
+		}
+		char key[KEY_MAX];
+		snprintf(key, sizeof(key), "%s\x1f%s", uuid, host);
+		size_t h = hash(key) & (g->end_cap - 1);
+		while (g->end[h].key[0])
+			h = (h + 1) & (g->end_cap - 1);
+		x = &g->end[h];
+		str_copy(x->key, key, sizeof(x->key));
+		x->end_ns = 0;
+		g->end_used++;
+	}
+	g->n_ended += (t_ns != 0) - (x->end_ns != 0);
+	x->end_ns = t_ns;
+	g->end_cache.res = NULL;
+	return 0;
+}
+
 static int load_one(void *ctx, const struct ledger_alert *la)
 {
 	struct alerting *g = ctx;
@@ -691,12 +788,14 @@ static int load_one(void *ctx, const struct ledger_alert *la)
 		}
 	} else if (!strcmp(la->rule, "StaleData") && c->stale_intervals) {
 		x->kind = K_STALE;
+		alert_label(la->labels, "host", x->host, sizeof(x->host));
 	} else if (!strcmp(la->rule, "SamplesDropped") && c->samples_dropped) {
 		x->kind = K_DROPPED;
 	} else if (!strcmp(la->rule, "SLABurn") && c->sla_burn_ppm) {
 		x->kind = K_SLABURN;
 	} else {
 		x->kind = K_RULE;
+		alert_label(la->labels, "host", x->host, sizeof(x->host));
 		for (size_t i = 0; i < c->n_rules; i++)
 			if (!strcmp(c->rules[i].name, la->rule))
 				x->rule = (int)i;
@@ -711,6 +810,23 @@ int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *
 	if (rc || (rc = ledger_load_windows(agg_ledger(a), load_window_point, g, e)))
 		return rc;
 	g->last_cycle_ns = agg_last_cycle_ns(a);
+	/* a resource whose life ended by an event the engine was not running
+	 * for (a restart, or an older tallyd that missed it): its alerts are
+	 * resolved at the first evaluation, even if it never reads again */
+	for (size_t i = 0; i < g->n; i++) {
+		struct inst *x = &g->in[i];
+		char type[32];
+		int64_t t;
+		if ((x->kind != K_RULE && x->kind != K_STALE) || !x->subject[0] || !x->host[0] ||
+		    (x->t.state != ALERT_PENDING && x->t.state != ALERT_FIRING))
+			continue;
+		if ((rc = ledger_last_event(agg_ledger(a), x->subject, x->host,
+					    ",started,migrated_in,resumed,stopped,crashed,migrated_out,undefined,shutdown,",
+					    type, sizeof(type), &t, e)))
+			return rc;
+		if (t && ends_life(type) && (rc = ended_set(g, x->subject, x->host, t)))
+			return rc;
+	}
 	/* an alert whose rule was removed from the config is resolved now, so
 	 * Alertmanager does not keep it until it times out */
 	for (size_t i = 0; i < g->n; i++) {
@@ -727,12 +843,20 @@ int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *
 
 static bool comes_back(const char *type)
 {
-	return !strcmp(type, "started") || !strcmp(type, "resumed") || !strcmp(type, "migrated_in") ||
-	       !strcmp(type, "undefined");
+	return starts_life(type) || !strcmp(type, "undefined");
 }
 
 void alerting_note_batch(struct alerting *g, const struct batch *b)
 {
+	for (size_t i = 0; i < b->n_events; i++) {
+		const struct lifecycle_event *ev = &b->events[i];
+		int64_t end = ended_at(g, ev->resource, b->agent);
+		/* out of memory: this end is not known, as before there was this */
+		if (ends_life(ev->type) && ev->time_ns >= end)
+			(void)ended_set(g, ev->resource, b->agent, ev->time_ns);
+		else if (starts_life(ev->type) && end && ev->time_ns >= end)
+			(void)ended_set(g, ev->resource, b->agent, 0);
+	}
 	if (!g->c->vm_down)
 		return;
 	for (size_t i = 0; i < b->n_events; i++) {
@@ -870,6 +994,10 @@ static void step(struct alerting *g, struct inst *x, bool cond, int64_t since_ns
 		 int64_t for_ns)
 {
 	struct alert_times before = x->t;
+	/* a condition known to have ended before the alert fired (an end event
+	 * heard late) ends when it is noticed: endsAt is never before startsAt */
+	if (!cond && x->t.state == ALERT_FIRING && since_ns && since_ns < x->t.fired_ns)
+		since_ns = 0;
 	alert_step(&x->t, cond, since_ns, t_ns, for_ns);
 	if (memcmp(&before, &x->t, sizeof(before))) {
 		x->dirty = true;
@@ -891,6 +1019,26 @@ static int visit_series(void *ctx, const struct agg_series_view *sv)
 	struct alerting *g = vi->g;
 	const struct alerting_config *c = g->c;
 	char key[KEY_MAX];
+	int64_t end = 0;             /* its life ended by an event at end (not yet read again) */
+
+	if (g->n_ended) {
+		if (g->end_cache.res != sv->res || g->end_cache.agent != sv->agent) {
+			g->end_cache.res = sv->res;
+			g->end_cache.agent = sv->agent;
+			g->end_cache.end_ns = ended_at(g, sv->res->meta.resource, sv->agent);
+		}
+		end = g->end_cache.end_ns;
+		if (end && !sv->ended && sv->last_ns > end) {
+			/* read after the end: a new life whose start the engine
+			 * did not hear of */
+			if (ended_set(g, sv->res->meta.resource, sv->agent, 0))
+				return -ENOMEM;
+			end = 0;
+		}
+	}
+	/* the series' life is over: its final reading, or an end event after
+	 * its last reading when the collector missed the final one */
+	bool over = sv->ended || end;
 
 	if (c->stale_intervals || g->n_dn) {
 		if (sv->res_index >= g->cap_ra) {
@@ -914,8 +1062,10 @@ static int visit_series(void *ctx, const struct agg_series_view *sv)
 			r->last_ns = sv->last_ns;
 			r->host = sv->agent;
 		}
-		if (!sv->ended)
+		if (!over)
 			r->open = true;
+		else if (end > r->end_ns)
+			r->end_ns = end;
 	}
 	for (size_t i = 0; i < c->n_rules; i++) {
 		const struct alert_rule *ar = &c->rules[i];
@@ -934,11 +1084,11 @@ static int visit_series(void *ctx, const struct agg_series_view *sv)
 		}
 		if (sv->meter == M_CPU)
 			v /= 1e9;      /* ns of CPU per second -> CPU-seconds per second */
-		bool cond = !sv->ended && (ar->op == ALERT_ABOVE ? v > ar->threshold : v < ar->threshold);
+		bool cond = !over && (ar->op == ALERT_ABOVE ? v > ar->threshold : v < ar->threshold);
 		snprintf(key, sizeof(key), "%s\x1f%s\x1f%s\x1f%s", ar->name, sv->res->meta.resource,
 			 sv->device, sv->agent);
 		struct inst *x = find(g, key);
-		if (!known && !sv->ended) {
+		if (!known && !over) {
 			/* no value is no information: the instance keeps its state */
 			if (x)
 				x->seen = true;
@@ -954,11 +1104,12 @@ static int visit_series(void *ctx, const struct agg_series_view *sv)
 			str_copy(x->rule_name, ar->name, sizeof(x->rule_name));
 			str_copy(x->subject, sv->res->meta.resource, sizeof(x->subject));
 			str_copy(x->device, sv->device, sizeof(x->device));
+			str_copy(x->host, sv->agent, sizeof(x->host));
 		}
 		x->seen = true;
 		if (cond)
 			x->v.value = v;
-		step(g, x, cond, 0, vi->t_ns, ar->for_ns);
+		step(g, x, cond, end, vi->t_ns, ar->for_ns);
 		char summary[256];
 		snprintf(summary, sizeof(summary), "%s %s %s %g%s", meter_table[ar->meter].name,
 			 ar->rate ? "rate" : "value", ar->op == ALERT_ABOVE ? "above" : "below",
@@ -985,6 +1136,7 @@ static int eval_builtin(struct alerting *g, enum inst_kind kind, const char *key
 		str_copy(x->rule_name, name, sizeof(x->rule_name));
 		str_copy(x->subject, subject, sizeof(x->subject));
 	}
+	str_copy(x->host, host ? host : "", sizeof(x->host));
 	x->seen = true;
 	x->v.value = value;
 	step(g, x, cond, since_ns, t_ns, 0);
@@ -1083,9 +1235,22 @@ int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, 
 			double age = (double)(t_ns - r->last_ns) / 1e9;
 			char summary[128];
 			snprintf(summary, sizeof(summary), "no reading for %.0f s", age);
-			eval_builtin(g, K_STALE, key, "StaleData", "warning", cond, 0, t_ns, r->res,
-				     r->res->meta.resource, r->host, age, summary);
+			eval_builtin(g, K_STALE, key, "StaleData", "warning", cond, cond ? 0 : r->end_ns, t_ns,
+				     r->res, r->res->meta.resource, r->host, age, summary);
 		}
+	}
+
+	/* alerts of series and resources not read in this process whose life
+	 * ended (their end event came, or was in the ledger at start): no
+	 * reading will ever resolve them */
+	for (size_t i = 0; g->n_ended && i < g->n; i++) {
+		struct inst *x = &g->in[i];
+		int64_t end;
+		if (x->seen || (x->kind != K_RULE && x->kind != K_STALE) ||
+		    (x->t.state != ALERT_PENDING && x->t.state != ALERT_FIRING) ||
+		    !(end = ended_at(g, x->subject, x->host)))
+			continue;
+		step(g, x, false, end, t_ns, 0);
 	}
 
 	/* VMDown: crashed and not started again; exact times from the events */

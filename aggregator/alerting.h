@@ -38,7 +38,12 @@
  * Event rules (VMDown) know those instants exactly (the crash and the start
  * events' times); threshold rules know them to one cycle. An instance whose
  * subject was not seen in a cycle (its VM sent nothing) keeps its state: no
- * information is not a resolution.
+ * information is not a resolution. An end is: a life's final reading, or
+ * an end event (stopped, shutdown, crashed, migrated_out, undefined) after
+ * its last reading on that host, for when the collector missed the final
+ * reading; a series over by either meets no condition, raises no
+ * StaleData, and its pending or firing instances resolve at the end, read
+ * again or not (at start the ledger's events say which lives ended).
  *
  * Durability: the instances live in the ledger's alerts table and the
  * windows' readings in its alert_windows table, written in the ledger

@@ -18,7 +18,7 @@ int ledger_fault_commit;
 enum {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_METER_GET, S_METER_PUT, S_RES_PUT, S_ATTRS_PUT,
 	S_USAGE_ADD, S_USAGE_UPD, S_SERIES_PUT, S_SERIES_UPD, S_AGENT_PUT, S_EVENT_ADD, S_ALERT_PUT,
-	S_ALERT_DEL, S_WND_PUT, S_WND_TRIM, S_WND_DEL, S_COUNT
+	S_ALERT_DEL, S_WND_PUT, S_WND_TRIM, S_WND_DEL, S_LAST_EVENT, S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -66,6 +66,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_WND_PUT] = "INSERT OR REPLACE INTO alert_windows (key, t_ns, value) VALUES (?1, ?2, ?3)",
 	[S_WND_TRIM] = "DELETE FROM alert_windows WHERE key = ?1 AND t_ns < ?2",
 	[S_WND_DEL] = "DELETE FROM alert_windows WHERE key = ?1",
+	[S_LAST_EVENT] = "SELECT type, time_ns FROM events WHERE resource_id ="
+			 " (SELECT id FROM resources WHERE uuid = ?1) AND agent = ?2"
+			 " AND instr(?3, ',' || type || ',') > 0 ORDER BY time_ns DESC, id DESC LIMIT 1",
 };
 
 struct ledger {
@@ -588,4 +591,25 @@ int ledger_load_windows(struct ledger *l, ledger_window_fn fn, void *ctx, struct
 {
 	return load(l, "SELECT key, t_ns, value FROM alert_windows ORDER BY key, t_ns", row_window,
 		    (void *)fn, ctx, e);
+}
+
+int ledger_last_event(struct ledger *l, const char *uuid, const char *agent, const char *types,
+		      char *type, size_t len, int64_t *t_ns, struct tally_err *e)
+{
+	sqlite3_stmt *st = l->st[S_LAST_EVENT];
+	sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, types, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	*t_ns = 0;
+	type[0] = '\0';
+	if (rc == SQLITE_ROW) {
+		col_str(st, 0, type, len);
+		*t_ns = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_err(l, e, rc, "cannot read events");
+	return 0;
 }

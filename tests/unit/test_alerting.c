@@ -672,6 +672,141 @@ START_TEST(engine_builtins)
 }
 END_TEST
 
+/* Lives that end without their final reading (a collector that missed a
+ * destroy): the end event says they are over. Interval 10 s, StaleData
+ * after 3 intervals, BigVCPU: vcpus above 1 (both VMs have 2: it fires at
+ * 0 for both).
+ *   vm-x reads at 0 and 10, is destroyed at 15 ("stopped", no final
+ *   reading): BigVCPU resolves at 15 (the event's time, seen at 20); it is
+ *   never stale (before the fix: StaleData at 50, since 10 < 50 - 30, and
+ *   BigVCPU firing for good). It starts again at 65 and reads at 70: a new
+ *   BigVCPU from 70; then it falls silent, no event: stale at 110 (70 <
+ *   110 - 30; at 100, 70 < 70 is false).
+ *   vm-y reads at 0 and 10, then nothing: StaleData at 50; its "undefined"
+ *   event at 55 arrives at 60: StaleData and BigVCPU resolve at 55. */
+START_TEST(engine_ended)
+{
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  rules:\n"
+			       "    - {name: BigVCPU, meter: vcpus, above: 1}\n", &cfg, &e), 0);
+	ck_assert_int_eq(alert_store_init(&store), 0);
+	lf_open();
+	eng_open();
+	lf_meta("vm-x", "xi", "m1", OCT);
+	lf_meta("vm-y", "xi", "m1", OCT);
+	static const struct { int64_t t_s; bool x, y; int x_big, x_stale, y_big, y_stale; } rows[] = {
+		{ 0, true, true, ALERT_FIRING, ALERT_INACTIVE, ALERT_FIRING, ALERT_INACTIVE },
+		{ 10, true, true, ALERT_FIRING, ALERT_INACTIVE, ALERT_FIRING, ALERT_INACTIVE },
+		{ 20, false, false, ALERT_RESOLVED, ALERT_INACTIVE, ALERT_FIRING, ALERT_INACTIVE },
+		{ 40, false, false, ALERT_RESOLVED, ALERT_INACTIVE, ALERT_FIRING, ALERT_INACTIVE },
+		{ 50, false, false, ALERT_RESOLVED, ALERT_INACTIVE, ALERT_FIRING, ALERT_FIRING },
+		{ 60, false, false, ALERT_RESOLVED, ALERT_INACTIVE, ALERT_RESOLVED, ALERT_RESOLVED },
+		{ 70, true, false, ALERT_FIRING, ALERT_INACTIVE, ALERT_RESOLVED, ALERT_RESOLVED },
+		{ 100, false, false, ALERT_FIRING, ALERT_INACTIVE, ALERT_RESOLVED, ALERT_RESOLVED },
+		{ 110, false, false, ALERT_FIRING, ALERT_FIRING, ALERT_RESOLVED, ALERT_RESOLVED },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		int64_t t = OCT + rows[i].t_s * S;
+		if (rows[i].x)
+			lf_reading("vm-x", M_VCPUS, t, 2, 0, 0);
+		if (rows[i].y)
+			lf_reading("vm-y", M_VCPUS, t, 2, 0, 0);
+		if (rows[i].t_s == 20)
+			lf_event("vm-x", OCT + 15 * S, "stopped", "destroyed");
+		if (rows[i].t_s == 60)
+			lf_event("vm-y", OCT + 55 * S, "undefined", "");
+		if (rows[i].t_s == 70)
+			lf_event("vm-x", OCT + 65 * S, "started", "booted");
+		cycle(t);
+		struct alert_snap *s = alert_acquire(&store);
+		const struct alert_view *v[4] = {
+			find_alert(s, "alertname=BigVCPU\nhost=host-1\nmeter=vcpus\nname=vm-x\n"),
+			find_alert(s, "alertname=StaleData\nhost=host-1\nname=vm-x\n"),
+			find_alert(s, "alertname=BigVCPU\nhost=host-1\nmeter=vcpus\nname=vm-y\n"),
+			find_alert(s, "alertname=StaleData\nhost=host-1\nname=vm-y\n"),
+		};
+		const int want[4] = { rows[i].x_big, rows[i].x_stale, rows[i].y_big, rows[i].y_stale };
+		static const char *const what[4] = { "vm-x BigVCPU", "vm-x StaleData", "vm-y BigVCPU",
+						     "vm-y StaleData" };
+		for (int k = 0; k < 4; k++)
+			ck_assert_msg((v[k] ? (int)v[k]->state : ALERT_INACTIVE) == want[k], "t=%lld: %s %s",
+				      (long long)rows[i].t_s, what[k], v[k] ? alert_state_name(v[k]->state) : "none");
+		if (rows[i].t_s < 70 && v[0])
+			ck_assert_int_eq(v[0]->fired_ns, OCT);
+		if (rows[i].t_s >= 20 && rows[i].t_s < 70)
+			ck_assert_int_eq(v[0]->resolved_ns, OCT + 15 * S);
+		if (rows[i].t_s >= 70)
+			ck_assert_int_eq(v[0]->fired_ns, OCT + 70 * S);
+		if (v[1])
+			ck_assert_int_eq(v[1]->fired_ns, OCT + 110 * S);
+		if (rows[i].t_s >= 60) {
+			ck_assert_int_eq(v[2]->resolved_ns, OCT + 55 * S);
+			ck_assert_int_eq(v[3]->fired_ns, OCT + 50 * S);
+			ck_assert_int_eq(v[3]->resolved_ns, OCT + 55 * S);
+		}
+		alert_put(&store, s);
+	}
+	lf_close();
+	alerting_free(eng);
+	alert_store_release(&store);
+	lf_teardown();
+}
+END_TEST
+
+/* An end the engine never heard of (an older tallyd committed the event
+ * and kept the alerts firing): at the restart the ledger's events say the
+ * life is over, and the alerts of a VM that will never read again resolve
+ * at the first evaluation, at the event's time. vm-z reads at 0 and 10
+ * (BigVCPU fires at 0, StaleData at 50); "stopped" at 55 reaches the
+ * ledger only; the restarted engine evaluates at 70: both resolved at 55. */
+START_TEST(engine_ended_restart)
+{
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  rules:\n"
+			       "    - {name: BigVCPU, meter: vcpus, above: 1}\n", &cfg, &e), 0);
+	ck_assert_int_eq(alert_store_init(&store), 0);
+	lf_open();
+	eng_open();
+	lf_meta("vm-z", "zeta", "m1", OCT);
+	lf_reading("vm-z", M_VCPUS, OCT, 2, 0, 0);
+	cycle(OCT);
+	lf_reading("vm-z", M_VCPUS, OCT + 10 * S, 2, 0, 0);
+	cycle(OCT + 10 * S);
+	cycle(OCT + 50 * S);
+	lf_event("vm-z", OCT + 55 * S, "stopped", "destroyed");
+	lf_flush();                                  /* not noted by the engine */
+	ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
+	agg_close(agg);
+	alerting_free(eng);
+	struct agg_config ac = { .ledger_path = ledger, .max_gap_ns = lf_max_gap_ns };
+	ck_assert_msg(agg_open(&agg, &ac, &e) == 0, "%s", e.msg);
+	eng_open();
+	ck_assert_int_eq(alerting_publish(eng, &store), 0);
+	struct alert_snap *s = alert_acquire(&store);
+	ck_assert_uint_eq(s->n, 2);
+	ck_assert_int_eq(s->v[0].state, ALERT_FIRING);       /* as loaded, until evaluated */
+	ck_assert_int_eq(s->v[1].state, ALERT_FIRING);
+	alert_put(&store, s);
+	cycle(OCT + 70 * S);
+	s = alert_acquire(&store);
+	const struct alert_view *big = find_alert(s, "alertname=BigVCPU");
+	const struct alert_view *stale = find_alert(s, "alertname=StaleData");
+	ck_assert_ptr_nonnull(big);
+	ck_assert_ptr_nonnull(stale);
+	ck_assert_int_eq(big->state, ALERT_RESOLVED);
+	ck_assert_int_eq(big->fired_ns, OCT);
+	ck_assert_int_eq(big->resolved_ns, OCT + 55 * S);
+	ck_assert_int_eq(stale->state, ALERT_RESOLVED);
+	ck_assert_int_eq(stale->fired_ns, OCT + 50 * S);
+	ck_assert_int_eq(stale->resolved_ns, OCT + 55 * S);
+	alert_put(&store, s);
+	lf_close();
+	alerting_free(eng);
+	alert_store_release(&store);
+	lf_teardown();
+}
+END_TEST
+
 /* ---- the Alertmanager POST body ---- */
 
 START_TEST(render_body)
@@ -854,6 +989,8 @@ int main(void)
 	tcase_add_loop_test(tc, engine_window_restart, 0, 2);
 	tcase_add_test(tc, engine_window_rows);
 	tcase_add_test(tc, engine_builtins);
+	tcase_add_test(tc, engine_ended);
+	tcase_add_test(tc, engine_ended_restart);
 	tcase_add_test(tc, engine_sla_burn);
 	tcase_add_test(tc, render_body);
 	tcase_add_test(tc, label_lookup);
