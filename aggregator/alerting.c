@@ -250,6 +250,7 @@ struct wnd {
 	int64_t saved_ns;                /* newest reading in the ledger, 0: none */
 	int64_t saved_from_ns;           /* oldest reading the ledger may hold, 0: none */
 	int64_t saving_ns, saving_from_ns;  /* what the commit in progress writes */
+	bool moved;                      /* its times moved (a clock step): write it anew */
 };
 
 /* A list of keys (instances or windows) to delete at the next commit. */
@@ -556,16 +557,20 @@ static int wnd_save(struct alerting *g, struct ledger *l, struct tally_err *e)
 		w->saving_from_ns = w->saved_from_ns;
 		if (!w->key[0] || !w->n)
 			continue;
+		if (w->moved && (rc = ledger_trim_window(l, w->key, INT64_MAX, e)))
+			return rc;
+		if (w->moved)
+			w->saving_ns = w->saving_from_ns = 0;
 		int64_t oldest = wnd_oldest(w);
 		uint32_t fresh = 0;      /* readings newer than the ledger's, at the ring's end */
-		while (fresh < w->n && w->t[(w->head + w->cap - fresh - 1) % w->cap] > w->saved_ns)
+		while (fresh < w->n && w->t[(w->head + w->cap - fresh - 1) % w->cap] > w->saving_ns)
 			fresh++;
 		for (uint32_t k = fresh; k > 0; k--) {
 			uint32_t j = (w->head + w->cap - k) % w->cap;
 			if ((rc = ledger_put_window_point(l, w->key, w->t[j], w->v[j], e)))
 				return rc;
 		}
-		if (w->saved_from_ns && oldest > w->saved_from_ns &&
+		if (w->saving_from_ns && oldest > w->saving_from_ns &&
 		    (rc = ledger_trim_window(l, w->key, oldest, e)))
 			return rc;
 		w->saving_ns = wnd_newest(w);
@@ -846,8 +851,44 @@ static bool comes_back(const char *type)
 	return starts_life(type) || !strcmp(type, "undefined");
 }
 
+/* The data time of host's readings jumped forward by step_ns without that
+ * time passing (batch.h): what the engine keeps of that host in data time
+ * moves with its series - the windows' readings (rewritten in the ledger),
+ * the lives' ends, and the start of pending instances, so that `for:`
+ * counts only time that passed. Firing and resolved instances keep their
+ * instants: they are history. */
+static void clock_step(struct alerting *g, const char *host, int64_t step_ns)
+{
+	size_t hl = strlen(host);
+	for (size_t i = 0; i < g->w_cap; i++) {
+		struct wnd *w = &g->w[i];
+		size_t kl = strlen(w->key);
+		if (!w->n || kl <= hl || w->key[kl - hl - 1] != '\x1f' || strcmp(w->key + kl - hl, host))
+			continue;
+		for (uint32_t k = 0; k < w->n; k++)
+			w->t[(w->head + w->cap - 1 - k) % w->cap] += step_ns;
+		w->moved = true;
+	}
+	for (size_t i = 0; i < g->end_cap; i++) {
+		struct ended *x = &g->end[i];
+		size_t kl = strlen(x->key);
+		if (x->end_ns && kl > hl && x->key[kl - hl - 1] == '\x1f' && !strcmp(x->key + kl - hl, host))
+			x->end_ns += step_ns;
+	}
+	g->end_cache.res = NULL;
+	for (size_t i = 0; i < g->n; i++) {
+		struct inst *x = &g->in[i];
+		if (x->t.state == ALERT_PENDING && !strcmp(x->host, host)) {
+			x->t.active_ns += step_ns;
+			x->dirty = true;
+		}
+	}
+}
+
 void alerting_note_batch(struct alerting *g, const struct batch *b)
 {
+	if (b->clock_step_ns > 0 && b->clock_step_ns <= AGG_CLOCK_STEP_MAX_NS)
+		clock_step(g, b->agent, b->clock_step_ns);
 	for (size_t i = 0; i < b->n_events; i++) {
 		const struct lifecycle_event *ev = &b->events[i];
 		int64_t end = ended_at(g, ev->resource, b->agent);
@@ -1343,6 +1384,7 @@ void alerting_committed(struct alerting *g)
 	for (size_t i = 0; i < g->w_cap; i++) {
 		g->w[i].saved_ns = g->w[i].saving_ns;
 		g->w[i].saved_from_ns = g->w[i].saving_from_ns;
+		g->w[i].moved = false;
 	}
 }
 

@@ -27,8 +27,11 @@
  * `final_loss` says so: a fault to test what a collector that misses a
  * domain's destroy does to the rest (the event still comes).
  *
- * The sim follows the time the daemon gives read(): wall-clock ticks in
- * real time, or a virtual clock racing through a period in fast-forward.
+ * The sim follows the time the daemon gives read(): the collection clock's
+ * ticks in real time (collectors/scheduler.h: it never steps, so the
+ * counters grow with the time that really passes, as a real VM's do, when
+ * the wall clock steps), or a virtual clock racing through a period in
+ * fast-forward.
  * Counters of device j (0-based) run at rate * (j + 1).
  *
  * Lives that began before the sim's start_ns are "before we watched": their
