@@ -25,6 +25,7 @@
 #include "tallytime.h"
 #include "testutil.h"
 #include "ledger_fixture.h"
+#include "alert_fixture.h"
 
 #define OCT (1790812800LL * NS_PER_SEC)
 #define S NS_PER_SEC
@@ -248,52 +249,9 @@ END_TEST
 
 /* ---- the engine on a real aggregator and ledger ---- */
 
-static struct alerting_config cfg;
-static struct alerting *eng;
-static struct alert_store store;
-
-static void eng_open(void)
-{
-	struct tally_err e = { 0 };
-	ck_assert_int_eq(alerting_new(&eng, &cfg, "tallyd-1", 10 * S), 0);
-	ck_assert_msg(alerting_attach(eng, agg, &e) == 0, "%s", e.msg);
-}
-
-/* ingest the batch so far, evaluate at t, commit, publish */
-static void cycle(int64_t t)
-{
-	struct tally_err e = { 0 };
-	struct batch copy = bt;   /* lf_flush clears bt; note what was ingested */
-	size_t ne = bt.n_events, ns = bt.n_samples;
-	lf_flush();
-	copy.n_events = ne;
-	copy.n_samples = ns;
-	alerting_note_batch(eng, &copy);
-	ck_assert_int_eq(alerting_eval(eng, agg, t, 0), 0);
-	ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
-	alerting_committed(eng);
-	ck_assert_int_eq(alerting_publish(eng, &store), 0);
-}
-
-/* the one alert whose labels contain frag, or NULL */
-static const struct alert_view *find_alert(const struct alert_snap *s, const char *frag)
-{
-	const struct alert_view *f = NULL;
-	for (size_t i = 0; i < s->n; i++)
-		if (strstr(s->v[i].labels, frag)) {
-			ck_assert_ptr_null(f);
-			f = &s->v[i];
-		}
-	return f;
-}
-
 START_TEST(engine_vmdown)
 {
-	struct tally_err e = { 0 };
-	ck_assert_int_eq(parse("alerts:\n  stale_intervals: 0\n", &cfg, &e), 0);
-	ck_assert_int_eq(alert_store_init(&store), 0);
-	lf_open();
-	eng_open();
+	eng_setup("alerts:\n  stale_intervals: 0\n");
 	/* vm-a runs from 0; crashes at 95 (final reading, crashed event) */
 	lf_meta("vm-a", "acme", "m1", OCT);
 	lf_reading("vm-a", M_INSTANCE, OCT, 1, 0, 0);
@@ -317,12 +275,7 @@ START_TEST(engine_vmdown)
 	alert_put(&store, s);
 
 	/* tallyd restarts: a new aggregator and engine on the same ledger */
-	ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
-	agg_close(agg);
-	alerting_free(eng);   /* after agg_close: the commit hook points at it */
-	struct agg_config ac = { .ledger_path = ledger, .max_gap_ns = lf_max_gap_ns };
-	ck_assert_msg(agg_open(&agg, &ac, &e) == 0, "%s", e.msg);
-	eng_open();
+	eng_restart(true);
 	ck_assert_int_eq(alerting_publish(eng, &store), 0);
 	s = alert_acquire(&store);
 	ck_assert_uint_eq(s->n, 1);
@@ -347,22 +300,14 @@ START_TEST(engine_vmdown)
 	ck_assert_int_eq(s->v[0].resolved_ns, OCT + 300 * S);
 	alert_put(&store, s);
 
-	lf_close();
-	alerting_free(eng);
-	alert_store_release(&store);
-	lf_teardown();
+	eng_teardown();
 }
 END_TEST
 
 START_TEST(engine_gauge_for)
 {
-	struct tally_err e = { 0 };
-	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  rules:\n"
-			       "    - {name: BigMem, meter: memory, above: 1000, for: 20s, labels: {team: ops}}\n",
-			       &cfg, &e), 0);
-	ck_assert_int_eq(alert_store_init(&store), 0);
-	lf_open();
-	eng_open();
+	eng_setup("alerts:\n  vm_down: false\n  samples_dropped: false\n  rules:\n"
+		  "    - {name: BigMem, meter: memory, above: 1000, for: 20s, labels: {team: ops}}\n");
 	lf_meta("vm-b", "beta", "m1", OCT);
 	/* memory 2000 (> 1000) from 10 s: pending at 10, still pending at 20
 	 * (held 10 s), firing at 30 with startsAt 10 + 20 = 30; 500 at 40:
@@ -398,24 +343,16 @@ START_TEST(engine_gauge_for)
 			ck_assert_int_eq(v->resolved_ns, OCT + 40 * S);
 		alert_put(&store, s);
 	}
-	lf_close();
-	alerting_free(eng);
-	alert_store_release(&store);
-	lf_teardown();
+	eng_teardown();
 }
 END_TEST
 
 START_TEST(engine_windows)
 {
-	struct tally_err e = { 0 };
-	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
-			       "  rules:\n"
-			       "    - {name: MemAvg, meter: memory, above: 1000, window: 30s}\n"
-			       "    - {name: NetIn, meter: network.incoming.bytes, rate_above: 50, window: 30s}\n",
-			       &cfg, &e), 0);
-	ck_assert_int_eq(alert_store_init(&store), 0);
-	lf_open();
-	eng_open();
+	eng_setup("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
+		  "  rules:\n"
+		  "    - {name: MemAvg, meter: memory, above: 1000, window: 30s}\n"
+		  "    - {name: NetIn, meter: network.incoming.bytes, rate_above: 50, window: 30s}\n");
 	lf_meta("vm-c", "gamma", "m1", OCT);
 	/* memory, mean of the readings in [t - 30, t]:
 	 *   t=0 {600} 600; t=10 {600,1800} 1200 > 1000: fires at 10;
@@ -456,10 +393,7 @@ START_TEST(engine_windows)
 			ck_assert_int_eq(n->resolved_ns, OCT + 40 * S);
 		alert_put(&store, s);
 	}
-	lf_close();
-	alerting_free(eng);
-	alert_store_release(&store);
-	lf_teardown();
+	eng_teardown();
 }
 END_TEST
 
@@ -483,38 +417,23 @@ END_TEST
  * counted from the committed one at 10, 0/20 = 0). */
 START_TEST(engine_window_restart)
 {
-	struct tally_err e = { 0 };
 	bool killed = _i == 1;
-	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
-			       "  rules:\n"
-			       "    - {name: NetIn, meter: network.incoming.bytes, rate_above: 50, window: 30s}\n"
-			       "    - {name: Idle, meter: network.incoming.bytes, rate_below: 5}\n",
-			       &cfg, &e), 0);
-	ck_assert_int_eq(alert_store_init(&store), 0);
-	lf_open();
-	eng_open();
+	eng_setup("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
+		  "  rules:\n"
+		  "    - {name: NetIn, meter: network.incoming.bytes, rate_above: 50, window: 30s}\n"
+		  "    - {name: Idle, meter: network.incoming.bytes, rate_below: 5}\n");
 	lf_meta("vm-w", "omega", "m1", OCT);
 	static const uint64_t net[] = { 0, 2000, 2000, 2000, 2000 };
 	for (int i = 0; i < 5; i++) {
 		int64_t t = OCT + i * 10 * S;
 		if (i == 3) {
 			/* the restart: a new aggregator and engine on the ledger */
-			if (!killed)
-				ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
-			agg_close(agg);
-			alerting_free(eng);
-			struct agg_config ac = { .ledger_path = ledger, .max_gap_ns = lf_max_gap_ns };
-			ck_assert_msg(agg_open(&agg, &ac, &e) == 0, "%s", e.msg);
-			eng_open();
+			eng_restart(!killed);
 			ck_assert_int_eq(alerting_publish(eng, &store), 0);
 		}
 		lf_reading("vm-w", M_NET_IN_BYTES, t, 0, net[i], 0);
 		if (killed && i == 2) {
-			/* evaluated, never committed: the process dies */
-			struct batch copy = bt;
-			lf_flush();
-			alerting_note_batch(eng, &copy);
-			ck_assert_int_eq(alerting_eval(eng, agg, t, 0), 0);
+			cycle_at(t, false);   /* evaluated, never committed: the process dies */
 			continue;
 		}
 		cycle(t);
@@ -536,39 +455,18 @@ START_TEST(engine_window_restart)
 			ck_assert_int_eq(idle->fired_ns, OCT + idle_from * S);
 		alert_put(&store, s);
 	}
-	lf_close();
-	alerting_free(eng);
-	alert_store_release(&store);
-	lf_teardown();
+	eng_teardown();
 }
 END_TEST
 
 /* The ledger keeps only what the windows hold: a window's readings that
  * left it are deleted, and a rule that is gone from the config (or lost its
  * window) has its readings deleted at the next commit. */
-static int64_t count_rows(const char *sql)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int64_t n = -1;
-	ck_assert_int_eq(sqlite3_open_v2(ledger, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
-}
-
 START_TEST(engine_window_rows)
 {
-	struct tally_err e = { 0 };
-	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
-			       "  rules:\n"
-			       "    - {name: MemAvg, meter: memory, above: 1000, window: 20s}\n", &cfg, &e), 0);
-	ck_assert_int_eq(alert_store_init(&store), 0);
-	lf_open();
-	eng_open();
+	eng_setup("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
+		  "  rules:\n"
+		  "    - {name: MemAvg, meter: memory, above: 1000, window: 20s}\n");
 	lf_meta("vm-r", "rho", "m1", OCT);
 	/* interval 10 s, window 20 s: the ring keeps 20/10 + 2 = 4 readings;
 	 * after 6 cycles (0..50) the ledger holds those 4 (20, 30, 40, 50) */
@@ -576,39 +474,29 @@ START_TEST(engine_window_rows)
 		lf_reading("vm-r", M_MEMORY, OCT + i * 10 * S, 600, 0, 0);
 		cycle(OCT + i * 10 * S);
 	}
-	int64_t n = count_rows("SELECT count(*) FROM alert_windows");
+	int64_t n = lf_query("SELECT count(*) FROM alert_windows");
 	ck_assert_int_eq(n, 4);
-	n = count_rows("SELECT min(t_ns) FROM alert_windows");
+	n = lf_query("SELECT min(t_ns) FROM alert_windows");
 	ck_assert_int_eq(n, OCT + 20 * S);
-	n = count_rows("SELECT count(*) FROM alert_windows WHERE key = 'MemAvg' || char(31) || 'memory'"
+	n = lf_query("SELECT count(*) FROM alert_windows WHERE key = 'MemAvg' || char(31) || 'memory'"
 		       " || char(31) || 'vm-r' || char(31) || '' || char(31) || 'host-1'");
 	ck_assert_int_eq(n, 4);
 	/* restart with the rule on another meter: not the same window */
-	agg_close(agg);
-	alerting_free(eng);
-	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
-			       "  rules:\n"
-			       "    - {name: MemAvg, meter: vcpus, above: 1000, window: 20s}\n", &cfg, &e), 0);
-	struct agg_config ac = { .ledger_path = ledger, .max_gap_ns = lf_max_gap_ns };
-	ck_assert_msg(agg_open(&agg, &ac, &e) == 0, "%s", e.msg);
-	eng_open();
+	eng_parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
+		  "  rules:\n"
+		  "    - {name: MemAvg, meter: vcpus, above: 1000, window: 20s}\n");
+	eng_restart(false);
 	cycle(OCT + 60 * S);
-	n = count_rows("SELECT count(*) FROM alert_windows");
+	n = lf_query("SELECT count(*) FROM alert_windows");
 	ck_assert_int_eq(n, 0);
-	lf_close();
-	alerting_free(eng);
-	alert_store_release(&store);
-	lf_teardown();
+	eng_teardown();
 }
 END_TEST
 
 START_TEST(engine_builtins)
 {
 	struct tally_err e = { 0 };
-	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n", &cfg, &e), 0);  /* stale after 3 intervals */
-	ck_assert_int_eq(alert_store_init(&store), 0);
-	lf_open();
-	eng_open();
+	eng_setup("alerts:\n  vm_down: false\n");  /* stale after 3 intervals */
 	lf_meta("vm-d", "delta", "m1", OCT);
 	lf_meta("vm-e", "delta", "m1", OCT);
 	/* interval 10 s, stale after 3 intervals: vm-d reads at 0 and 10, then
@@ -665,10 +553,7 @@ START_TEST(engine_builtins)
 		}
 		alert_put(&store, s);
 	}
-	lf_close();
-	alerting_free(eng);
-	alert_store_release(&store);
-	lf_teardown();
+	eng_teardown();
 }
 END_TEST
 
@@ -686,12 +571,8 @@ END_TEST
  *   event at 55 arrives at 60: StaleData and BigVCPU resolve at 55. */
 START_TEST(engine_ended)
 {
-	struct tally_err e = { 0 };
-	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  rules:\n"
-			       "    - {name: BigVCPU, meter: vcpus, above: 1}\n", &cfg, &e), 0);
-	ck_assert_int_eq(alert_store_init(&store), 0);
-	lf_open();
-	eng_open();
+	eng_setup("alerts:\n  vm_down: false\n  samples_dropped: false\n  rules:\n"
+		  "    - {name: BigVCPU, meter: vcpus, above: 1}\n");
 	lf_meta("vm-x", "xi", "m1", OCT);
 	lf_meta("vm-y", "xi", "m1", OCT);
 	static const struct { int64_t t_s; bool x, y; int x_big, x_stale, y_big, y_stale; } rows[] = {
@@ -746,10 +627,7 @@ START_TEST(engine_ended)
 		}
 		alert_put(&store, s);
 	}
-	lf_close();
-	alerting_free(eng);
-	alert_store_release(&store);
-	lf_teardown();
+	eng_teardown();
 }
 END_TEST
 
@@ -761,12 +639,8 @@ END_TEST
  * ledger only; the restarted engine evaluates at 70: both resolved at 55. */
 START_TEST(engine_ended_restart)
 {
-	struct tally_err e = { 0 };
-	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  rules:\n"
-			       "    - {name: BigVCPU, meter: vcpus, above: 1}\n", &cfg, &e), 0);
-	ck_assert_int_eq(alert_store_init(&store), 0);
-	lf_open();
-	eng_open();
+	eng_setup("alerts:\n  vm_down: false\n  samples_dropped: false\n  rules:\n"
+		  "    - {name: BigVCPU, meter: vcpus, above: 1}\n");
 	lf_meta("vm-z", "zeta", "m1", OCT);
 	lf_reading("vm-z", M_VCPUS, OCT, 2, 0, 0);
 	cycle(OCT);
@@ -775,12 +649,7 @@ START_TEST(engine_ended_restart)
 	cycle(OCT + 50 * S);
 	lf_event("vm-z", OCT + 55 * S, "stopped", "destroyed");
 	lf_flush();                                  /* not noted by the engine */
-	ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
-	agg_close(agg);
-	alerting_free(eng);
-	struct agg_config ac = { .ledger_path = ledger, .max_gap_ns = lf_max_gap_ns };
-	ck_assert_msg(agg_open(&agg, &ac, &e) == 0, "%s", e.msg);
-	eng_open();
+	eng_restart(true);
 	ck_assert_int_eq(alerting_publish(eng, &store), 0);
 	struct alert_snap *s = alert_acquire(&store);
 	ck_assert_uint_eq(s->n, 2);
@@ -800,10 +669,7 @@ START_TEST(engine_ended_restart)
 	ck_assert_int_eq(stale->fired_ns, OCT + 50 * S);
 	ck_assert_int_eq(stale->resolved_ns, OCT + 55 * S);
 	alert_put(&store, s);
-	lf_close();
-	alerting_free(eng);
-	alert_store_release(&store);
-	lf_teardown();
+	eng_teardown();
 }
 END_TEST
 
@@ -874,12 +740,8 @@ static struct alert_sla_set sla_set(int64_t from, int64_t to, bool burning, int6
 
 START_TEST(engine_sla_burn)
 {
-	struct tally_err e = { 0 };
 	const int64_t NOV = 1793491200LL * S, DEC = 1796083200LL * S;
-	ck_assert_int_eq(parse("alerts:\n  stale_intervals: 0\n", &cfg, &e), 0);
-	ck_assert_int_eq(alert_store_init(&store), 0);
-	lf_open();
-	eng_open();
+	eng_setup("alerts:\n  stale_intervals: 0\n");
 	/* nothing said yet: nothing */
 	cycle(OCT + 1000 * S);
 	struct alert_snap *sn = alert_acquire(&store);
@@ -920,12 +782,7 @@ START_TEST(engine_sla_burn)
 	alert_put(&store, sn);
 
 	/* a restart keeps it firing, with its startsAt */
-	ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
-	agg_close(agg);
-	alerting_free(eng);
-	struct agg_config ac = { .ledger_path = ledger, .max_gap_ns = lf_max_gap_ns };
-	ck_assert_msg(agg_open(&agg, &ac, &e) == 0, "%s", e.msg);
-	eng_open();
+	eng_restart(true);
 	cycle(NOV + 10 * S);
 	sn = alert_acquire(&store);
 	ck_assert_uint_eq(sn->n, 1);
@@ -956,10 +813,7 @@ START_TEST(engine_sla_burn)
 	ck_assert_int_eq(sn->v[0].resolved_ns, NOV + 660 * S);
 	alert_put(&store, sn);
 
-	lf_close();
-	alerting_free(eng);
-	alert_store_release(&store);
-	lf_teardown();
+	eng_teardown();
 }
 END_TEST
 

@@ -21,53 +21,10 @@
 #include "tallytime.h"
 #include "testutil.h"
 #include "ledger_fixture.h"
+#include "alert_fixture.h"
 
 #define T0 (1790812800LL * NS_PER_SEC)
 #define S NS_PER_SEC
-
-static int64_t q(const char *sql)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int64_t n = -1;
-	ck_assert_int_eq(sqlite3_open_v2(ledger, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(db));
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
-}
-
-static struct alerting_config cfg;
-static struct alerting *eng;
-static struct alert_store store;
-
-/* ingest the batch so far (clock_step_ns with it), evaluate at t, commit */
-static void cycle(int64_t t, int64_t step_ns)
-{
-	struct tally_err e = { 0 };
-	bt.clock_step_ns = step_ns;
-	struct batch copy = bt;
-	size_t ne = bt.n_events, ns = bt.n_samples;
-	lf_flush();
-	bt.clock_step_ns = 0;
-	copy.n_events = ne;
-	copy.n_samples = ns;
-	alerting_note_batch(eng, &copy);
-	ck_assert_int_eq(alerting_eval(eng, agg, t, 0), 0);
-	ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
-	alerting_committed(eng);
-	ck_assert_int_eq(alerting_publish(eng, &store), 0);
-}
-
-static const struct alert_view *find_alert(const struct alert_snap *s, const char *frag)
-{
-	for (size_t i = 0; i < s->n; i++)
-		if (strstr(s->v[i].labels, frag))
-			return &s->v[i];
-	return NULL;
-}
 
 /* vm-s: 2 vCPUs, running, cpu counter 0 at T0 (baseline), 5e9 at T0+10;
  * the wall clock steps forward 1200 s; the next reading is stamped
@@ -90,19 +47,10 @@ static const struct alert_view *find_alert(const struct alert_snap *s, const cha
  * resolved at T0+1220 (100/s; unmoved it would have no value and stay). */
 START_TEST(test_forward_step_is_no_gap)
 {
-	struct tally_err e = { 0 };
-	struct cfg_node *root = NULL;
-	const char *y = "alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n  rules:\n"
-			"    - {name: NetIn, meter: network.incoming.bytes, rate_above: 50, window: 30s, for: 20s}\n"
-			"    - {name: Fast, meter: network.incoming.bytes, rate_above: 150, window: 30s}\n";
-	ck_assert_int_eq(cfg_load_string("t.yaml", y, strlen(y), &root, &e), 0);
-	ck_assert_msg(alerting_config_parse(&cfg, cfg_get(root, "alerts"), 10 * S, &e) == 0, "%s", e.msg);
-	cfg_free(root);
 	lf_max_gap_ns = 30 * S;
-	ck_assert_int_eq(alert_store_init(&store), 0);
-	lf_open();
-	ck_assert_int_eq(alerting_new(&eng, &cfg, "tallyd-1", 10 * S), 0);
-	ck_assert_msg(alerting_attach(eng, agg, &e) == 0, "%s", e.msg);
+	eng_setup("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n  rules:\n"
+		  "    - {name: NetIn, meter: network.incoming.bytes, rate_above: 50, window: 30s, for: 20s}\n"
+		  "    - {name: Fast, meter: network.incoming.bytes, rate_above: 150, window: 30s}\n");
 	lf_meta("vm-s", "sigma", "m1", T0);
 	static const struct { int64_t t_s, step_s; uint64_t cpu, net; } rows[] = {
 		{ 0, 0, 0, 0 }, { 10, 0, 5000000000ULL, 2000 }, { 1220, 1200, 10000000000ULL, 2000 },
@@ -114,7 +62,8 @@ START_TEST(test_forward_step_is_no_gap)
 		lf_reading("vm-s", M_VCPUS, t, 2, 0, 0);
 		lf_reading("vm-s", M_INSTANCE, t, 1, 0, 0);
 		lf_reading("vm-s", M_NET_IN_BYTES, t, 0, rows[i].net, 0);
-		cycle(t, rows[i].step_s * S);
+		af_clock_step_ns = rows[i].step_s * S;
+		cycle(t);
 		struct alert_snap *s = alert_acquire(&store);
 		const struct alert_view *n = find_alert(s, "alertname=NetIn");
 		const struct alert_view *fast = find_alert(s, "alertname=Fast");
@@ -134,24 +83,24 @@ START_TEST(test_forward_step_is_no_gap)
 		alert_put(&store, s);
 	}
 	/* the window's readings in the ledger were rewritten at their new times */
-	int64_t v = q("SELECT min(t_ns) FROM alert_windows WHERE key LIKE 'NetIn%'");
+	int64_t v = lf_query("SELECT min(t_ns) FROM alert_windows WHERE key LIKE 'NetIn%'");
 	ck_assert_int_eq(v, T0 + 1200 * S);
 	lf_close();
-	v = q("SELECT count(*) FROM events WHERE type IN ('silent', 'heard')");
+	v = lf_query("SELECT count(*) FROM events WHERE type IN ('silent', 'heard')");
 	ck_assert_int_eq(v, 0);
-	v = q("SELECT sum(quantity) FROM usage u JOIN meters m ON m.id = u.meter_id WHERE m.name = 'cpu'");
+	v = lf_query("SELECT sum(quantity) FROM usage u JOIN meters m ON m.id = u.meter_id WHERE m.name = 'cpu'");
 	ck_assert_int_eq(v, 15000000000LL);
-	v = q("SELECT sum(spanned_ns) FROM usage u JOIN meters m ON m.id = u.meter_id WHERE m.name = 'cpu'");
+	v = lf_query("SELECT sum(spanned_ns) FROM usage u JOIN meters m ON m.id = u.meter_id WHERE m.name = 'cpu'");
 	ck_assert_int_eq(v, 30 * S);
-	v = q("SELECT sum(covered_ns) FROM usage u JOIN meters m ON m.id = u.meter_id WHERE m.name = 'cpu'");
+	v = lf_query("SELECT sum(covered_ns) FROM usage u JOIN meters m ON m.id = u.meter_id WHERE m.name = 'cpu'");
 	ck_assert_int_eq(v, 30 * S);
-	v = q("SELECT CAST(round(sum(quantity)) AS INTEGER) FROM usage u JOIN meters m ON m.id = u.meter_id"
+	v = lf_query("SELECT CAST(round(sum(quantity)) AS INTEGER) FROM usage u JOIN meters m ON m.id = u.meter_id"
 	      " WHERE m.name = 'vcpus'");
 	ck_assert_int_eq(v, 60);           /* 2 x (10 + 10 + 10) */
-	v = q("SELECT CAST(round(sum(quantity)) AS INTEGER) FROM usage u JOIN meters m ON m.id = u.meter_id"
+	v = lf_query("SELECT CAST(round(sum(quantity)) AS INTEGER) FROM usage u JOIN meters m ON m.id = u.meter_id"
 	      " WHERE m.name = 'instance'");
 	ck_assert_int_eq(v, 30);
-	v = q("SELECT max(last_ns) FROM series");
+	v = lf_query("SELECT max(last_ns) FROM series");
 	ck_assert_int_eq(v, T0 + 1230 * S);
 	alerting_free(eng);
 	alert_store_release(&store);
@@ -178,7 +127,7 @@ START_TEST(test_bad_step_refused)
 	ck_assert_uint_eq(st.clock_steps, 0);
 	ck_assert_uint_eq(st.samples, 3);
 	lf_close();
-	int64_t v = q("SELECT CAST(round(sum(quantity)) AS INTEGER) FROM usage");
+	int64_t v = lf_query("SELECT CAST(round(sum(quantity)) AS INTEGER) FROM usage");
 	ck_assert_int_eq(v, 40);           /* 2 x 20 s: nothing moved */
 	lf_teardown();
 }

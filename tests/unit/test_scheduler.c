@@ -119,6 +119,18 @@ static void run(bool ff, int64_t end, int64_t cost, int until, int64_t not_befor
 	batcher_release(&bt);
 }
 
+/* The cycles run: their data time, the collection time they were read at
+ * and the batches' clock steps, in seconds after T0 (n of them). */
+static void expect_cycles(int n, const int64_t *tick_s, const int64_t *read_s, const int64_t *step_s)
+{
+	ck_assert_int_eq(n_seqs, n);
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(ticks[i], T0 + S(tick_s[i]));
+		ck_assert_int_eq(reads[i], T0 + S(read_s[i]));
+		ck_assert_int_eq(steps[i], S(step_s[i]));
+	}
+}
+
 START_TEST(test_overrun_skips_ticks)
 {
 	memset(step_by, 0, sizeof(step_by));
@@ -164,14 +176,9 @@ START_TEST(test_forward_step_followed)
 	wall_off = 0;
 	step_by[1] = S(1205);
 	run(false, 0, 0, 4, 0);
-	ck_assert_int_eq(n_seqs, 4);
 	static const int64_t want_tick[] = { 0, 10, 1220, 1230 }, want_read[] = { 0, 10, 15, 25 },
 			     want_step[] = { 0, 0, 1205, 0 };
-	for (int i = 0; i < 4; i++) {
-		ck_assert_int_eq(ticks[i], T0 + S(want_tick[i]));
-		ck_assert_int_eq(reads[i], T0 + S(want_read[i]));
-		ck_assert_int_eq(steps[i], S(want_step[i]));
-	}
+	expect_cycles(4, want_tick, want_read, want_step);
 	ck_assert_uint_eq(s.clock_steps, 1);
 	ck_assert_int_eq(s.clock_skipped_ns, S(1205));
 	ck_assert_int_eq(s.clock_ahead_ns, 0);
@@ -192,11 +199,7 @@ START_TEST(test_forward_step_while_asleep)
 	run(false, 0, 0, 4, 0);
 	static const int64_t want_tick[] = { 0, 10, 1220, 1230 }, want_read[] = { 0, 10, 20, 30 },
 			     want_step[] = { 0, 0, 1200, 0 };
-	for (int i = 0; i < 4; i++) {
-		ck_assert_int_eq(ticks[i], T0 + S(want_tick[i]));
-		ck_assert_int_eq(reads[i], T0 + S(want_read[i]));
-		ck_assert_int_eq(steps[i], S(want_step[i]));
-	}
+	expect_cycles(4, want_tick, want_read, want_step);
 	ck_assert_uint_eq(s.clock_steps, 1);
 }
 END_TEST
@@ -216,14 +219,9 @@ START_TEST(test_backward_step_held)
 	step_by[3] = S(300);
 	step_by[4] = S(400);
 	run(false, 0, 0, 6, 0);
-	ck_assert_int_eq(n_seqs, 6);
 	static const int64_t want_tick[] = { 0, 10, 20, 30, 40, 150 }, want_read[] = { 0, 10, 20, 30, 40, 50 },
 			     want_step[] = { 0, 0, 0, 0, 0, 100 };
-	for (int i = 0; i < 6; i++) {
-		ck_assert_int_eq(ticks[i], T0 + S(want_tick[i]));
-		ck_assert_int_eq(reads[i], T0 + S(want_read[i]));
-		ck_assert_int_eq(steps[i], S(want_step[i]));
-	}
+	expect_cycles(6, want_tick, want_read, want_step);
 	ck_assert_uint_eq(s.clock_steps, 3);
 	ck_assert_int_eq(s.clock_skipped_ns, S(100));
 	ck_assert_int_eq(s.clock_ahead_ns, 0);
