@@ -226,7 +226,7 @@ static int parse(struct daemon_config *c, const struct cfg_node *root, struct ta
 		return err_set(e, -EINVAL, "%s:%d:%d: 'collectors' must be a map", co->file, co->line, co->col);
 	struct collector_env env = { .agent_id = c->agent_id, .interval_ns = c->interval_ns,
 				     .start_ns = c->clock == CLOCK_FAST_FORWARD ? c->start_ns
-						 : sched_next_tick(time_now_ns(), c->interval_ns),
+						 : sched_next_tick(time_collect_ns(), c->interval_ns),
 				     .start_fixed = c->clock == CLOCK_FAST_FORWARD };
 	for (size_t i = 0; co && i < co->n_kids; i++) {
 		const struct cfg_node *k = co->kids[i];
@@ -409,6 +409,9 @@ static void publish(struct run *r)
 		.batcher_dropped = r->bt ? r->bt->dropped : 0,
 		.cycles = r->sched ? r->sched->cycles : 0,
 		.overruns = r->sched ? r->sched->overruns : 0,
+		.clock_steps = r->sched ? r->sched->clock_steps : 0,
+		.clock_skipped_ns = r->sched ? r->sched->clock_skipped_ns : 0,
+		.clock_ahead_ns = r->sched ? r->sched->clock_ahead_ns : 0,
 		.coll = lc,
 		.n_coll = n,
 		.cmetrics = r->cm,
@@ -617,6 +620,8 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 	s.cycle_done = cycle_done;
 	s.ctx = &r;
 	s.stop = stop;
+	if (c->clock == CLOCK_REAL)
+		s.not_before_ns = resume;   /* data time never goes back across a restart */
 	r.last_commit_mono = time_mono_ns();
 	r.sched = &s;
 	r.bt = &bt;

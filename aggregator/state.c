@@ -98,6 +98,9 @@ struct live_state *live_build(const struct aggregator *a, const struct live_inpu
 	st->batcher_dropped = in->batcher_dropped;
 	st->cycles = in->cycles;
 	st->overruns = in->overruns;
+	st->clock_steps = in->clock_steps;
+	st->clock_skipped_ns = in->clock_skipped_ns;
+	st->clock_ahead_ns = in->clock_ahead_ns;
 	st->n_coll = in->n_coll < LIVE_MAX_COLLECTORS ? in->n_coll : LIVE_MAX_COLLECTORS;
 	if (st->n_coll)
 		memcpy(st->coll, in->coll, st->n_coll * sizeof(st->coll[0]));

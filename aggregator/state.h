@@ -67,6 +67,9 @@ struct live_state {
 	uint64_t pending_samples;      /* ingested, not yet committed: the ingest queue */
 	uint64_t batcher_dropped;      /* readings refused for lack of memory */
 	uint64_t cycles, overruns;
+	uint64_t clock_steps;          /* wall-clock steps seen (collectors/scheduler.h) */
+	int64_t clock_skipped_ns;      /* forward steps data time followed, summed */
+	int64_t clock_ahead_ns;        /* data time ahead of the wall clock, 0 when on it */
 	struct live_collector {
 		char name[32];
 		double read_s;          /* duration of the last read, seconds */
@@ -101,6 +104,8 @@ struct live_inputs {
 	int64_t last_commit_ns;
 	uint64_t batcher_dropped;
 	uint64_t cycles, overruns;
+	uint64_t clock_steps;
+	int64_t clock_skipped_ns, clock_ahead_ns;
 	const struct live_collector *coll;
 	size_t n_coll;
 	const struct collector_metric *cmetrics;  /* copied */

@@ -439,7 +439,7 @@ static void loop_start(void)
 
 static void queue_event(struct lv *s, virDomainPtr dom, const char *type, const char *reason)
 {
-	int64_t now = time_now_ns();
+	int64_t now = time_collect_ns();    /* the clock the readings are stamped with */
 	pthread_mutex_lock(&s->ev_lock);
 	if (s->ev_n == LV_EVENT_QUEUE) {
 		s->ev_dropped++;

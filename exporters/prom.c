@@ -229,6 +229,18 @@ static void self_metrics(const struct live_state *st, enum prom_format fmt, stru
 		 st->cycles);
 	self_u64(b, fmt, "tally_collection_overruns", "counter",
 		 "Cycles that took longer than the interval.", st->overruns);
+	self_u64(b, fmt, "tally_clock_steps", "counter",
+		 "Steps of the wall clock seen (docs/clock.md).", st->clock_steps);
+	header(b, fmt, "tally_clock_skipped_seconds", "counter",
+	       "Data time skipped by following forward steps of the wall clock.");
+	sbuf_puts(b, "tally_clock_skipped_seconds_total ");
+	put_double(b, (double)st->clock_skipped_ns / 1e9);
+	sbuf_putc(b, '\n');
+	header(b, fmt, "tally_clock_ahead_seconds", "gauge",
+	       "How far data time runs ahead of the wall clock after it stepped back (0: on it).");
+	sbuf_puts(b, "tally_clock_ahead_seconds ");
+	put_double(b, (double)st->clock_ahead_ns / 1e9);
+	sbuf_putc(b, '\n');
 	self_u64(b, fmt, "tally_samples_ingested", "counter",
 		 "Samples applied to the usage series since tallyd started.", st->stats.samples);
 	header(b, fmt, "tally_samples_dropped", "counter", "Samples not applied, by reason.");
