@@ -2,14 +2,23 @@
  * httpd.c: the HTTP listener of tallyd: /metrics and the read-only JSON
  * API (see httpd.h for the routes and the access rules).
  *
- * libmicrohttpd runs a small pool of threads; every request is answered
- * from its first callback (a GET has no body to wait for). A request takes
- * a reference to the current live snapshot, renders from it without any
- * lock and gives it back, so ingest is never held up by a scrape.
+ * The accept loop in front (httpgate.h) owns the listening socket and
+ * every connection until its request head is whole, then hands it to
+ * libmicrohttpd, which runs without a listening socket of its own
+ * (MHD_USE_NO_LISTEN_SOCKET, connections come through MHD_add_connection)
+ * in a small pool of threads with epoll. Every request is answered from
+ * its first callback (a GET has no body to wait for), and every answer
+ * closes its connection, so each request's head is read under the gate's
+ * deadline and libmicrohttpd holds a connection only while it sends.
+ * A request takes a reference to the current live snapshot, renders from
+ * it without any lock and gives it back, so ingest is never held up by a
+ * scrape.
  */
 #include "httpd.h"
 #include "alerting.h"
 #include "err.h"
+#include "httpgate.h"
+#include "log.h"
 #include "meter.h"
 #include "prom.h"
 #include "ratelimit.h"
@@ -32,9 +41,18 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
-#define HTTPD_MAX_URL 2048
-#define HTTPD_CONN_MEMORY (16 * 1024)
+#define HTTPD_MAX_URL 2048              /* bytes of the request target (path and query) */
+#define HTTPD_MAX_HEAD (8 * 1024)       /* bytes of request line and header fields */
+#define HTTPD_MAX_ARGS 32               /* query parameters: no route knows more than 6 */
+#define HTTPD_MAX_FIELDS 64             /* header fields */
+/* libmicrohttpd's pool per connection: the head (8 KiB), a record of ~56
+ * bytes for each field and parameter (96: 5.3 KiB) and the answer's header
+ * lines fit with room to spare. In 0.9.75 a request that overflows it is
+ * left without an answer, which the gate's limits above rule out. */
+#define HTTPD_CONN_MEMORY (32 * 1024)
+#define HTTPD_SEND_TIMEOUT_S 10u        /* libmicrohttpd: a client that reads nothing for this long */
 #define HTTPD_LIMIT_CLIENTS 4096      /* clients the request limit tells apart at once */
 
 /* A rendered admin /metrics page, shared by every scrape of the same
@@ -50,6 +68,9 @@ struct page {
 
 struct httpd {
 	struct MHD_Daemon *mhd;
+	struct httpgate *gate;
+	pthread_mutex_t stats_lock;
+	uint64_t mhd_refused;        /* handed over but refused by libmicrohttpd (its tables full) */
 	pthread_mutex_t cache_lock;
 	struct page *page[2];        /* by enum prom_format */
 	struct live_store *store;
@@ -82,6 +103,7 @@ static enum MHD_Result send_buf_h(struct MHD_Connection *c, unsigned status, con
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tally\"");
 	if (hname)
@@ -606,6 +628,7 @@ static enum MHD_Result send_page(struct MHD_Connection *c, struct page *p, enum 
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 				fmt == PROM_OPENMETRICS ? PROM_OPENMETRICS_TYPE : PROM_TEXT_TYPE);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -721,12 +744,64 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	return send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 }
 
+/* The gate's hand-over: libmicrohttpd owns fd from here, and closes it
+ * itself when its tables are full. */
+static void handoff(void *ctx, int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct httpd *h = ctx;
+	if (MHD_add_connection(h->mhd, fd, sa, len) != MHD_YES) {
+		pthread_mutex_lock(&h->stats_lock);
+		h->mhd_refused++;
+		pthread_mutex_unlock(&h->stats_lock);
+	}
+}
+
+/* A non-blocking socket listening on address:port in *fd, the port in *port. */
+static int listen_on(const struct httpd_config *cfg, int *fd, uint16_t *port, struct tally_err *e)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	int one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, cfg->address, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(cfg->port);
+		len = sizeof(*s4);
+	} else if (inet_pton(AF_INET6, cfg->address, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(cfg->port);
+		len = sizeof(*s6);
+	} else {
+		return err_set(e, -EINVAL, "http: address '%s' is not a numeric IPv4 or IPv6 address",
+			       cfg->address);
+	}
+	*fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (*fd < 0)
+		return err_set(e, -errno, "http: cannot make a socket: %s", strerror(errno));
+	setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(*fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(*fd, (struct sockaddr *)&ss, len) || listen(*fd, SOMAXCONN)) {
+		int err = errno;
+		close(*fd);
+		*fd = -1;
+		return err_set(e, -err, "http: cannot listen on %s port %u: %s (in use, or not an address"
+			       " of this host)", cfg->address, (unsigned)cfg->port, strerror(err));
+	}
+	len = sizeof(ss);
+	*port = getsockname(*fd, (struct sockaddr *)&ss, &len) ? cfg->port
+		: ntohs(ss.ss_family == AF_INET6 ? s6->sin6_port : s4->sin_port);
+	return 0;
+}
+
 int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_store *store,
 		struct tally_err *e)
 {
 	struct httpd *h = calloc(1, sizeof(*h));
-	struct sockaddr_storage ss;
-	int rc;
+	int rc, lfd = -1;
 
 	*out = NULL;
 	if (!h)
@@ -735,22 +810,14 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 		free(h);
 		return -ENOMEM;
 	}
-	memset(&ss, 0, sizeof(ss));
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
-	if (inet_pton(AF_INET, cfg->address, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(cfg->port);
-	} else if (inet_pton(AF_INET6, cfg->address, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(cfg->port);
-		flags |= MHD_USE_IPv6;
-	} else {
-		rc = err_set(e, -EINVAL, "http: address '%s' is not a numeric IPv4 or IPv6 address",
-			     cfg->address);
-		goto fail;
+	if (pthread_mutex_init(&h->stats_lock, NULL)) {
+		pthread_mutex_destroy(&h->cache_lock);
+		free(h);
+		return -ENOMEM;
 	}
+	unsigned max_conn = cfg->max_connections ? cfg->max_connections : HTTPD_MAX_CONNECTIONS;
+	unsigned per_addr = cfg->max_per_address ? cfg->max_per_address : HTTPD_MAX_PER_ADDRESS;
+	int64_t head_timeout = cfg->head_timeout_ns > 0 ? cfg->head_timeout_ns : HTTPD_HEAD_TIMEOUT_NS;
 	h->store = store;
 	h->alerts = cfg->alerts;
 	if (cfg->rate_per_s > 0) {
@@ -775,20 +842,32 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 		rc = -ENOMEM;
 		goto fail;
 	}
-	h->mhd = MHD_start_daemon(flags, cfg->port, NULL, NULL, handle, h,
-				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	if ((rc = listen_on(cfg, &lfd, &h->port, e)))
+		goto fail;
+	/* No listening socket of its own: the gate accepts. ITC so that a
+	 * connection added from the gate's thread is served at once. */
+	h->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+				  MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, handle, h,
 				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads ? cfg->threads : 2),
 				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTPD_CONN_MEMORY,
-				  MHD_OPTION_CONNECTION_LIMIT, 256u,
-				  MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+				  MHD_OPTION_CONNECTION_LIMIT, max_conn,
+				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_addr,
+				  MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_SEND_TIMEOUT_S,
 				  MHD_OPTION_END);
 	if (!h->mhd) {
-		rc = err_set(e, -EADDRINUSE, "http: cannot listen on %s port %u (in use, or not an address"
-			     " of this host)", cfg->address, (unsigned)cfg->port);
+		close(lfd);
+		rc = err_set(e, -ENOMEM, "http: libmicrohttpd did not start");
 		goto fail;
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	h->port = di ? di->port : cfg->port;
+	struct httpgate_config gc = {
+		.listen_fd = lfd, .max_pending = max_conn, .max_per_address = per_addr,
+		.head_timeout_ns = head_timeout,
+		.limits = { .max_head = HTTPD_MAX_HEAD, .max_target = HTTPD_MAX_URL,
+			    .max_args = HTTPD_MAX_ARGS, .max_fields = HTTPD_MAX_FIELDS },
+		.handoff = handoff, .ctx = h,
+	};
+	if ((rc = httpgate_start(&h->gate, &gc, e)))   /* closes lfd when it fails */
+		goto fail;
 	*out = h;
 	return 0;
 fail:
@@ -800,12 +879,25 @@ void httpd_stop(struct httpd *h)
 {
 	if (!h)
 		return;
+	if (h->gate) {
+		struct httpgate_stats st;
+		httpgate_get_stats(h->gate, &st);
+		httpgate_stop(h->gate);   /* no more hand-overs */
+		log_msg(LOG_INFO, "http: %llu connections accepted: %llu handed over (%llu of them refused"
+			" by full tables), %llu refused as too large, %llu timed out before their request"
+			" was whole, %llu closed for newer ones, %llu closed by the client; %llu accept"
+			" failures", (unsigned long long)st.accepted, (unsigned long long)st.handed_over,
+			(unsigned long long)h->mhd_refused, (unsigned long long)st.refused,
+			(unsigned long long)st.timed_out, (unsigned long long)st.evicted,
+			(unsigned long long)st.client_closed, (unsigned long long)st.accept_failures);
+	}
 	if (h->mhd)
 		MHD_stop_daemon(h->mhd);   /* every response, and so every page reference, is gone */
 	for (int i = 0; i < 2; i++)
 		if (h->page[i])
 			page_put(h->page[i]);
 	pthread_mutex_destroy(&h->cache_lock);
+	pthread_mutex_destroy(&h->stats_lock);
 	if (h->tokens)
 		memset(h->tokens, 0, h->n_tokens * sizeof(*h->tokens));
 	free(h->tokens);
