@@ -45,6 +45,8 @@ struct daemon_http {
 	int64_t head_timeout_ns;          /* accept to a whole request head, default 5 s */
 	uint32_t max_connections;         /* waiting for their request head, default 1024 */
 	uint32_t max_connections_per_address; /* the same per client address, default 32 */
+	uint32_t auth_failures_per_address;   /* wrong tokens a minute per address, default 10 */
+	uint32_t auth_failures_total;         /* the same, all addresses together, default 100 */
 	struct daemon_token {
 		char token[128];
 		char tenant[64];          /* "" for admin */

@@ -54,6 +54,7 @@
 #define HTTPD_CONN_MEMORY (32 * 1024)
 #define HTTPD_SEND_TIMEOUT_S 10u        /* libmicrohttpd: a client that reads nothing for this long */
 #define HTTPD_LIMIT_CLIENTS 4096      /* clients the request limit tells apart at once */
+#define HTTPD_TRUSTED_NS (600 * NS_PER_SEC)  /* a valid token lately: 10 minutes */
 
 /* A rendered admin /metrics page, shared by every scrape of the same
  * snapshot: with several Prometheus servers scraping, the snapshot is
@@ -83,6 +84,10 @@ struct httpd {
 	struct ratelimit *limit;     /* NULL: no limit */
 	double limit_per_s;
 	uint32_t limit_burst;
+	/* failed authentications: per address, all together, and the
+	 * addresses that used a valid token lately (exempt from the total) */
+	struct ratelimit *fail_addr, *fail_all, *trusted;
+	unsigned fail_per_addr, fail_total;   /* a minute */
 };
 
 /* who is asking: admin, or one tenant */
@@ -148,12 +153,16 @@ static bool token_eq(const char *given, const char *want)
 	return d == 0;
 }
 
-/* 0 and *w filled, or an HTTP status to refuse with. */
-static unsigned authenticate(const struct httpd *h, struct MHD_Connection *c, struct who *w)
+/* 0 and *w filled, or an HTTP status to refuse with. *presented: a
+ * bearer token was given (a wrong one is a failed authentication; no
+ * token at all is not a guess). */
+static unsigned authenticate(const struct httpd *h, struct MHD_Connection *c, struct who *w,
+			     bool *presented)
 {
 	w->admin = false;
 	w->tenant = NULL;
 	w->token = -1;
+	*presented = false;
 	if (!h->n_tokens) {
 		w->admin = true;
 		return 0;
@@ -164,7 +173,10 @@ static unsigned authenticate(const struct httpd *h, struct MHD_Connection *c, st
 	a += 7;
 	while (*a == ' ')
 		a++;
-	if (!*a || strlen(a) >= sizeof(h->tokens[0].token))
+	if (!*a)
+		return MHD_HTTP_UNAUTHORIZED;
+	*presented = true;
+	if (strlen(a) >= sizeof(h->tokens[0].token))
 		return MHD_HTTP_UNAUTHORIZED;
 	const struct httpd_token *found = NULL;
 	for (size_t i = 0; i < h->n_tokens; i++)
@@ -178,35 +190,86 @@ static unsigned authenticate(const struct httpd *h, struct MHD_Connection *c, st
 	return 0;
 }
 
+/* The client as the limits know it: an IPv4 address, an IPv6 client's /64
+ * ("2001:db8:1:2::/64": one site can have all of it), IPv4-mapped IPv6 as
+ * IPv4; "?" when unknown. */
+static void client_key(struct MHD_Connection *c, char *out, size_t len)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	char a[INET6_ADDRSTRLEN] = "?";
+	str_copy(out, "?", len);
+	if (sa && sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)len);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		struct in6_addr v6 = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+			inet_ntop(AF_INET, &v6.s6_addr[12], out, (socklen_t)len);
+			return;
+		}
+		memset(&v6.s6_addr[8], 0, 8);
+		inet_ntop(AF_INET6, &v6, a, sizeof(a));
+		snprintf(out, len, "%s/64", a);
+	}
+}
+
+/* Queue a 429 saying msg and when to come back (wait_ns, rounded up to
+ * whole seconds, also as Retry-After). */
+static enum MHD_Result too_many(struct MHD_Connection *c, int64_t wait_ns, const char *msg)
+{
+	char secs[24], text[256];
+	snprintf(secs, sizeof(secs), "%lld", (long long)((wait_ns + NS_PER_SEC - 1) / NS_PER_SEC));
+	snprintf(text, sizeof(text), "%s; retry after %s s", msg, secs);
+	json_t *j = json_object();
+	json_object_set_new(j, "error", json_string(text));
+	char *body = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return body ? send_buf_h(c, MHD_HTTP_TOO_MANY_REQUESTS, "application/json", body, strlen(body),
+				 MHD_HTTP_HEADER_RETRY_AFTER, secs)
+		    : MHD_NO;
+}
+
 /* The request limit (http.rate_limit): per client address and token, so
- * one client (or a token guesser) cannot crowd out the others. 0: go on;
- * else the 429 was queued (its result in *ret). */
-static bool limited(struct httpd *h, struct MHD_Connection *c, const struct who *w, enum MHD_Result *ret)
+ * one client cannot crowd out the others. false: go on; else the 429 was
+ * queued (its result in *ret). */
+static bool limited(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *addr,
+		    int64_t now, enum MHD_Result *ret)
 {
 	if (!h->limit)
 		return false;
-	char addr[INET6_ADDRSTRLEN] = "?", key[96];
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-	if (sa && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
-	else if (sa && sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof(addr));
+	char key[96], msg[160];
 	snprintf(key, sizeof(key), "%s|%d", addr, w->token);
-	int64_t wait = ratelimit_take(h->limit, key, time_mono_ns());
+	int64_t wait = ratelimit_take(h->limit, key, now);
 	if (!wait)
 		return false;
-	char secs[24], msg[160];
-	snprintf(secs, sizeof(secs), "%lld", (long long)((wait + NS_PER_SEC - 1) / NS_PER_SEC));
-	snprintf(msg, sizeof(msg), "too many requests: at most %g per second (%u at once) per client;"
-		 " retry after %s s", h->limit_per_s, (unsigned)h->limit_burst, secs);
-	json_t *j = json_object();
-	json_object_set_new(j, "error", json_string(msg));
-	char *body = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	*ret = body ? send_buf_h(c, MHD_HTTP_TOO_MANY_REQUESTS, "application/json", body, strlen(body),
-				 MHD_HTTP_HEADER_RETRY_AFTER, secs)
-		    : MHD_NO;
+	snprintf(msg, sizeof(msg), "too many requests: at most %g per second (%u at once) per client",
+		 h->limit_per_s, (unsigned)h->limit_burst);
+	*ret = too_many(c, wait, msg);
+	return true;
+}
+
+/* Failed authentications (http.auth_failures_per_address, _total): before
+ * a token is even compared, the address must have some of its budget left,
+ * and so must all addresses together unless this one used a valid token in
+ * the last HTTPD_TRUSTED_NS (so guessing from many addresses does not lock
+ * out a scraper that has been authenticating all along). A refusal here
+ * says nothing about the token: it was not looked at. false: go on. */
+static bool auth_limited(struct httpd *h, struct MHD_Connection *c, const char *addr, int64_t now,
+			 enum MHD_Result *ret)
+{
+	char msg[200];
+	int64_t wait = ratelimit_peek(h->fail_addr, addr, now);
+	if (wait) {
+		snprintf(msg, sizeof(msg), "too many failed authentications from this address: at most"
+			 " %u a minute", h->fail_per_addr);
+	} else if (!ratelimit_peek(h->trusted, addr, now) &&
+		   (wait = ratelimit_peek(h->fail_all, "all", now))) {
+		snprintf(msg, sizeof(msg), "too many failed authentications: at most %u a minute from"
+			 " all addresses together", h->fail_total);
+	} else {
+		return false;
+	}
+	*ret = too_many(c, wait, msg);
 	return true;
 }
 
@@ -718,9 +781,22 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "a GET takes no body");
 	if (strlen(url) > HTTPD_MAX_URL)
 		return send_error(c, MHD_HTTP_URI_TOO_LONG, "URL too long");
-	unsigned st = authenticate(h, c, &w);
+	char addr[INET6_ADDRSTRLEN + 4];
 	enum MHD_Result ret;
-	if (limited(h, c, &w, &ret))
+	bool presented;
+	int64_t now = time_mono_ns();
+	client_key(c, addr, sizeof(addr));
+	if (h->n_tokens && MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) &&
+	    auth_limited(h, c, addr, now, &ret))
+		return ret;
+	unsigned st = authenticate(h, c, &w, &presented);
+	if (presented && st) {
+		ratelimit_take(h->fail_addr, addr, now);
+		ratelimit_take(h->fail_all, "all", now);
+	} else if (presented) {
+		ratelimit_note(h->trusted, addr, now);
+	}
+	if (limited(h, c, &w, addr, now, &ret))
 		return ret;
 	if (st)
 		return send_error(c, st, "a valid bearer token is required");
@@ -828,6 +904,16 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 			goto fail;
 		}
 	}
+	h->fail_per_addr = cfg->auth_failures_per_address ? cfg->auth_failures_per_address
+			   : HTTPD_AUTH_FAILURES_PER_ADDRESS;
+	h->fail_total = cfg->auth_failures_total ? cfg->auth_failures_total : HTTPD_AUTH_FAILURES_TOTAL;
+	/* N a minute: N at once, then one every 60/N s */
+	if (!(h->fail_addr = ratelimit_new(h->fail_per_addr / 60.0, h->fail_per_addr, HTTPD_LIMIT_CLIENTS)) ||
+	    !(h->fail_all = ratelimit_new(h->fail_total / 60.0, h->fail_total, 1)) ||
+	    !(h->trusted = ratelimit_new((double)NS_PER_SEC / HTTPD_TRUSTED_NS, 1, HTTPD_LIMIT_CLIENTS))) {
+		rc = err_set(e, -ENOMEM, "http: out of memory");
+		goto fail;
+	}
 	h->n_tokens = cfg->n_tokens;
 	if (cfg->n_tokens) {
 		h->tokens = malloc(cfg->n_tokens * sizeof(*h->tokens));
@@ -904,6 +990,9 @@ void httpd_stop(struct httpd *h)
 	free(h->ledger_path);
 	free(h->plan_path);
 	ratelimit_free(h->limit);
+	ratelimit_free(h->fail_addr);
+	ratelimit_free(h->fail_all);
+	ratelimit_free(h->trusted);
 	free(h);
 }
 

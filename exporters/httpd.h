@@ -21,8 +21,11 @@
  * deadline). Errors are JSON {"error": "..."} with a 4xx status. Requests
  * are limited per client (its address and its token, or none): past
  * rate_burst at once and rate_per_s sustained, 429 with Retry-After
- * (exporters/ratelimit.h); a request with a refused token counts too, so
- * guessing tokens is limited as well.
+ * (exporters/ratelimit.h). Wrong tokens have budgets of their own, per
+ * address (IPv6: /64) and for all addresses together, each N a minute:
+ * past either a token is not even compared, the answer is 429 (an address
+ * that used a valid token in the last 10 minutes is exempt from the total,
+ * so guessing from many addresses cannot lock out a working scraper).
  *
  * Access: with tokens configured every request needs "Authorization: Bearer
  * TOKEN". An admin token sees everything; a tenant token sees its tenant
@@ -66,11 +69,15 @@ struct httpd_config {
 	int64_t head_timeout_ns;     /* accept to a whole request head; 0: HTTPD_HEAD_TIMEOUT_NS */
 	unsigned max_connections;    /* waiting for their head, and being answered; 0: the default */
 	unsigned max_per_address;    /* the same per client address (IPv6: /64); 0: the default */
+	unsigned auth_failures_per_address;  /* wrong tokens a minute per address; 0: the default */
+	unsigned auth_failures_total;        /* the same, all addresses together; 0: the default */
 };
 
 #define HTTPD_HEAD_TIMEOUT_NS (5 * 1000000000LL)
 #define HTTPD_MAX_CONNECTIONS 1024u
 #define HTTPD_MAX_PER_ADDRESS 32u
+#define HTTPD_AUTH_FAILURES_PER_ADDRESS 10u
+#define HTTPD_AUTH_FAILURES_TOTAL 100u
 
 /* Start listening. Returns 0, or -errno with a message in e (address in
  * use, bad address). The server reads store until httpd_stop. */

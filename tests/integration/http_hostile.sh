@@ -14,9 +14,10 @@
 # - tallyd with a limit of 64 descriptors under connection pressure: the
 #   CPU it used is logged (before: ~95 % of a core spinning), scrapes are
 #   answered afterwards;
-# - wrong bearer tokens from 400 loopback addresses: past the per-address
-#   and the total budget of failed authentications they get 429, a valid
-#   token from an address that used it before still works.
+# - wrong bearer tokens from one address and from 400 loopback addresses:
+#   past the per-address and the total budget of failed authentications
+#   they get 429 (before: each new address had a fresh allowance), and a
+#   valid token from an address that used it before still works.
 # No timing is asserted: a client waits a bounded time for an answer, and
 # no answer in that time is the failure.
 set -eu
@@ -40,7 +41,7 @@ bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 val() { echo "$2" | sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
 ADMIN=admin-0123456789abcdef
 
-start_tallyd() { # NAME [ulimit -n]
+start_tallyd() { # NAME [ulimit -n] [more http keys]
 	cat > "$work/$1.yaml" <<EOC
 tallyd:
   agent_id: hostile
@@ -57,6 +58,7 @@ http:
   serve_after_end: true
   rate_limit: 1000
   rate_burst: 1000
+  ${3:-}
   tokens:
     - token: $ADMIN
       admin: true
@@ -169,6 +171,34 @@ grep -m1 "cannot accept" "$work/low.log" | sed 's/^/     /' || true
 kill -0 "$tpid" && ok "tallyd with 64 descriptors is alive after the pressure" || bad "tallyd died under pressure"
 all_answered "scrapes after the pressure" "$(scrape 3 0.3)"
 stop_tallyd "$work/low.log"
+
+# ---- guessing tokens: per address, and across 400 addresses ----
+# budgets of 5 wrong tokens a minute per address and 20 for all: each
+# refills one every 12 s and 3 s, so a run of E seconds can see at most
+# 5 + E / 12 (rounded up) and 20 + E / 3 wrong tokens answered 401
+start_tallyd auth "" "auth_failures_per_address: 5
+  auth_failures_total: 20"
+all_answered "the admin token from 127.0.0.1 before the guessing" "$(scrape 1 0)"
+t0=$(date +%s.%N)
+one=$($LOAD authguess --port "$PORT" --n 30 --src 127.4.0.1)
+t1=$(date +%s.%N)
+many=$($LOAD authguess --port "$PORT" --n 400 --spread)
+t2=$(date +%s.%N)
+echo "     30 wrong tokens from 127.4.0.1: $one"
+echo "     400 wrong tokens from 400 addresses: $many"
+max1=$(awk -v a="$t0" -v b="$t1" 'BEGIN { e = (b - a) / 12; printf "%d", 5 + (e == int(e) ? e : int(e) + 1) }')
+maxall=$(awk -v a="$t0" -v b="$t2" 'BEGIN { e = (b - a) / 3; printf "%d", 20 + (e == int(e) ? e : int(e) + 1) }')
+n1=$(val status_401 "$one") n2=$(val status_401 "$many")
+[ "$n1" -ge 1 ] && [ "$n1" -le "$max1" ] && [ "$(val status_429 "$one")" -eq $((30 - n1)) ] &&
+	ok "one address: $n1 wrong tokens looked at (at most $max1), the rest 429" ||
+	bad "one address: $n1 of 30 wrong tokens looked at (at most $max1): $one"
+[ $((n1 + n2)) -le "$maxall" ] && [ "$(val status_429 "$many")" -eq $((400 - n2)) ] &&
+	ok "400 addresses: $((n1 + n2)) wrong tokens looked at in all (at most $maxall), the rest 429" ||
+	bad "400 addresses: $((n1 + n2)) wrong tokens looked at in all (at most $maxall): $many"
+all_answered "the admin token from 127.0.0.1 (used before) during the guessing" "$(scrape 2 0.1)"
+echo "     the admin token from an address new to tallyd meanwhile (429 while the total is spent):" \
+	"$($LOAD scrape --port "$PORT" --count 1 --timeout 5 --token "$ADMIN" --src 127.2.0.1)"
+stop_tallyd "$work/auth.log"
 
 echo "http_hostile: $fails failed"
 [ "$fails" -eq 0 ]

@@ -223,8 +223,8 @@ def cmd_authguess(a):
     counts = {}
     for i in range(a.n):
         hdr = ("Authorization: Bearer guess-%08d-0123456789abcdef" % i,)
-        st, _, _ = http_get(a.port, "/metrics", src=src_addr(i + a.offset, a.spread), headers=hdr,
-                            timeout=a.timeout)
+        src = a.src or src_addr(i + a.offset, a.spread)
+        st, _, _ = http_get(a.port, "/metrics", src=src, headers=hdr, timeout=a.timeout)
         counts[st] = counts.get(st, 0) + 1
     print("authguess n=%d status_401=%d status_429=%d other=%d" % (
         a.n, counts.get(401, 0), counts.get(429, 0),
@@ -282,6 +282,7 @@ def main():
     s.add_argument("--n", type=int, default=200)
     s.add_argument("--offset", type=int, default=1000)
     s.add_argument("--spread", action="store_true")
+    s.add_argument("--src", default="", help="one source address for all")
     s.add_argument("--timeout", type=float, default=5)
     s = sub.add_parser("tcpstates")
     for q in sub.choices.values():
