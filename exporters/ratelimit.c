@@ -101,37 +101,43 @@ static int64_t wait_of(const struct ratelimit *rl, const struct slot *s, int64_t
 	return wait > 0 ? wait : 0;
 }
 
-int64_t ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ns)
+enum op { OP_TAKE, OP_PEEK, OP_NOTE };
+
+static int64_t apply(struct ratelimit *rl, const char *key, int64_t now_ns, enum op op)
 {
 	char k[sizeof(rl->s[0].key)];
+	int64_t wait = 0;
 	str_copy(k, key, sizeof(k));
 	pthread_mutex_lock(&rl->lock);
-	struct slot *s = find(rl, k, now_ns, true);
-	int64_t wait = wait_of(rl, s, now_ns);
-	if (!wait)
-		s->tat_ns = (s->tat_ns > now_ns ? s->tat_ns : now_ns) + rl->every_ns;
+	struct slot *s = find(rl, k, now_ns, op != OP_PEEK);
+	switch (op) {
+	case OP_TAKE:
+		if (!(wait = wait_of(rl, s, now_ns)))
+			s->tat_ns = (s->tat_ns > now_ns ? s->tat_ns : now_ns) + rl->every_ns;
+		break;
+	case OP_PEEK:
+		wait = s ? wait_of(rl, s, now_ns) : 0;
+		break;
+	case OP_NOTE:
+		if (s->tat_ns < now_ns + rl->every_ns)
+			s->tat_ns = now_ns + rl->every_ns;
+		break;
+	}
 	pthread_mutex_unlock(&rl->lock);
 	return wait;
+}
+
+int64_t ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ns)
+{
+	return apply(rl, key, now_ns, OP_TAKE);
 }
 
 int64_t ratelimit_peek(struct ratelimit *rl, const char *key, int64_t now_ns)
 {
-	char k[sizeof(rl->s[0].key)];
-	str_copy(k, key, sizeof(k));
-	pthread_mutex_lock(&rl->lock);
-	struct slot *s = find(rl, k, now_ns, false);
-	int64_t wait = s ? wait_of(rl, s, now_ns) : 0;
-	pthread_mutex_unlock(&rl->lock);
-	return wait;
+	return apply(rl, key, now_ns, OP_PEEK);
 }
 
 void ratelimit_note(struct ratelimit *rl, const char *key, int64_t now_ns)
 {
-	char k[sizeof(rl->s[0].key)];
-	str_copy(k, key, sizeof(k));
-	pthread_mutex_lock(&rl->lock);
-	struct slot *s = find(rl, k, now_ns, true);
-	if (s->tat_ns < now_ns + rl->every_ns)
-		s->tat_ns = now_ns + rl->every_ns;
-	pthread_mutex_unlock(&rl->lock);
+	apply(rl, key, now_ns, OP_NOTE);
 }
