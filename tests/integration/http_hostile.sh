@@ -35,8 +35,6 @@ cleanup() {
 trap cleanup EXIT
 fails=0
 . tests/lib/cli.sh
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 # val KEY LINE: the number after KEY= in a httpload output line
 val() { echo "$2" | sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
 ADMIN=admin-0123456789abcdef
