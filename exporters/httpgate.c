@@ -77,6 +77,17 @@ unsigned httpgate_status(enum httpgate_verdict v)
 	}
 }
 
+/* The query parameters in target[0, len): the pieces after the first '?',
+ * cut at '&' (libmicrohttpd makes a record of each, empty ones included). */
+static unsigned count_args(const char *t, size_t len)
+{
+	const char *q = memchr(t, '?', len);
+	unsigned n = q ? 1 : 0;
+	for (const char *x = q ? q + 1 : t + len; x < t + len; x++)
+		n += *x == '&';
+	return n;
+}
+
 enum httpgate_verdict httpgate_scan(const char *buf, size_t len, const struct httpgate_limits *l,
 				    size_t *head_len)
 {
@@ -91,25 +102,38 @@ enum httpgate_verdict httpgate_scan(const char *buf, size_t len, const struct ht
 			return HTTPGATE_BAD_REQUEST;     /* a line that is no request line */
 		return len > l->max_head ? HTTPGATE_HEAD_TOO_LARGE : HTTPGATE_MORE;
 	}
-	/* the target: after the method's space(s), up to the next space */
+	/* The target as libmicrohttpd takes it: after the method's spaces, up
+	 * to the last space of the line (trailing spaces skipped; it allows
+	 * spaces inside), or to the end of a line without a version. */
 	size_t t0 = (size_t)(sp - buf) + 1;
 	while (t0 < line_end && buf[t0] == ' ')
 		t0++;
-	const char *sp2 = memchr(buf + t0, ' ', line_end - t0);
-	size_t t1 = sp2 ? (size_t)(sp2 - buf) : line_end;
-	if (!sp2 && nl && t1 > t0 && buf[t1 - 1] == '\r')
+	size_t end = line_end;
+	if (end > t0 && buf[end - 1] == '\r')  /* CR of a CRLF, or (so far) maybe one */
+		end--;
+	size_t t1 = end;
+	while (t1 > t0 && buf[t1 - 1] == ' ')
 		t1--;
+	while (t1 > t0 && buf[t1 - 1] != ' ')
+		t1--;
+	if (t1 > t0)
+		t1--;                            /* at the space before the version */
+	else
+		t1 = end;                        /* no space: no version (so far) */
+	if (!nl) {
+		/* Before the line ends, only what is sure to stay in the target:
+		 * up to its last space so far (a later one only moves the end
+		 * further), or all of it while there is none. */
+		if (t1 - t0 > l->max_target && !memchr(buf + t0, ' ', end - t0))
+			return HTTPGATE_URI_TOO_LONG;
+		if (count_args(buf + t0, t1 - t0) > l->max_args)
+			return HTTPGATE_BAD_REQUEST;
+		return len > l->max_head ? HTTPGATE_HEAD_TOO_LARGE : HTTPGATE_MORE;
+	}
 	if (t1 - t0 > l->max_target)
 		return HTTPGATE_URI_TOO_LONG;
-	const char *q = memchr(buf + t0, '?', t1 - t0);
-	if (q) {
-		unsigned args = 1;
-		for (const char *x = q + 1; x < buf + t1; x++)
-			if (*x == '&' && ++args > l->max_args)
-				return HTTPGATE_BAD_REQUEST;
-	}
-	if (!nl)
-		return len > l->max_head ? HTTPGATE_HEAD_TOO_LARGE : HTTPGATE_MORE;
+	if (count_args(buf + t0, t1 - t0) > l->max_args)
+		return HTTPGATE_BAD_REQUEST;
 	unsigned fields = 0;
 	for (size_t p = line_end + 1; (nl = memchr(buf + p, '\n', len - p)); ) {
 		size_t e = (size_t)(nl - buf);

@@ -145,6 +145,8 @@ bounded() { # NAME WANT LINE: status WANT, answered within the client's deadline
 }
 bounded "400 query parameters (3.4 KiB target)" 414 "$($LOAD bigquery --port "$PORT" --params 400)"
 bounded "33 query parameters" 400 "$($LOAD bigquery --port "$PORT" --params 33)"
+bounded "400 query parameters after a space in the target (0.8 KiB)" 400 \
+	"$($LOAD request --port "$PORT" --spaced-args 400)"
 bounded "a 2049-byte target" 414 "$($LOAD request --port "$PORT" --url-bytes 2049)"
 bounded "a 2048-byte target reaches the handler (no token: 401)" 401 \
 	"$($LOAD request --port "$PORT" --url-bytes 2048)"

@@ -15,7 +15,8 @@ connects): on Linux every address of that network is this host.
             many were answered (any HTTP status) and how many 200
   bigquery  one GET with many query parameters; its status and how long the
             answer took (the deadline is the failure)
-  request   one GET with a head of the given size (URL or header); its status
+  request   one GET with a head of the given size (URL or header), or with
+            query parameters after a space in the target; its status
   flood     N connections opened as fast as possible from many addresses,
             sending nothing; how many connected, how many the server closed
   authguess N requests with wrong bearer tokens, one per source address; how
@@ -184,7 +185,12 @@ def cmd_bigquery(a):
 
 
 def cmd_request(a):
-    if a.url_bytes:
+    if a.spaced_args:
+        # a space inside the target: libmicrohttpd takes the target to the
+        # last space of the line, so all of these are its parameters
+        head = "GET /metrics? %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % (
+            "&".join("a" for _ in range(a.spaced_args)))
+    elif a.url_bytes:
         path = "/metrics?x=" + "a" * max(0, a.url_bytes - len("/metrics?x="))
         head = "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % path
     else:
@@ -273,6 +279,7 @@ def main():
     s.add_argument("--timeout", type=float, default=10)
     s = sub.add_parser("request")
     s.add_argument("--url-bytes", type=int, default=0)
+    s.add_argument("--spaced-args", type=int, default=0)
     s.add_argument("--headers", type=int, default=0)
     s.add_argument("--timeout", type=float, default=10)
     s = sub.add_parser("flood")

@@ -59,6 +59,17 @@ static const struct {
 	{ "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", HTTPGATE_HEAD_TOO_LARGE, 0 },
 	{ "GARBAGE", HTTPGATE_MORE, 0 },
 	{ "GARBAGE\r\n", HTTPGATE_BAD_REQUEST, 0 },
+	/* libmicrohttpd's target runs to the last space of the line, spaces
+	 * inside included: "/? a&b&c&d" is 4 parameters, "/abcdefgh ijklmnop"
+	 * 18 bytes; before the line ends only what is sure to stay counts */
+	{ "GET /? a&b&c&d HTTP/1.1\r\n\r\n", HTTPGATE_BAD_REQUEST, 0 },
+	{ "GET /abcdefgh ijklmnop HTTP/1.1\r\n\r\n", HTTPGATE_URI_TOO_LONG, 0 },
+	{ "GET /abcdefgh ijklmnop HTTP/1.1", HTTPGATE_MORE, 0 },
+	{ "GET /? a&b&c&d", HTTPGATE_MORE, 0 },
+	{ "GET /? a&b&c&d&e ", HTTPGATE_MORE, 0 },   /* "a&b&c&d&e" may end as the version */
+	{ "GET /? a&b&c&d&e H", HTTPGATE_BAD_REQUEST, 0 },
+	/* "GET " 4 + "/a b" 4 + " HTTP/1.1\r\n" 11 + 2 */
+	{ "GET /a b HTTP/1.1\r\n\r\n", HTTPGATE_COMPLETE, 21 },
 	/* spaces around the target, and no version: left to libmicrohttpd */
 	{ "GET  /x  HTTP/1.1\r\n\r\n", HTTPGATE_COMPLETE, 21 },
 	{ "GET /x\r\n\r\n", HTTPGATE_COMPLETE, 10 },
