@@ -40,7 +40,8 @@ static int join(char *out, size_t len, const char *dir, const char *name, struct
 
 static const char *const http_keys[] = { "enabled", "address", "port", "stale_after",
 					 "serve_after_end", "tokens", "plan", "rate_limit", "rate_burst",
-					 NULL };
+					 "head_timeout", "max_connections", "max_connections_per_address",
+					 "auth_failures_per_address", "auth_failures_total", NULL };
 static const char *const token_keys[] = { "token", "tenant", "admin", NULL };
 
 static bool loopback(const char *addr)
@@ -55,6 +56,7 @@ static int parse_http(struct daemon_config *c, const struct cfg_node *root, stru
 	const struct cfg_node *hs = NULL, *tk;
 	struct daemon_http *h = &c->http;
 	uint64_t port = 9464, burst = 100;  /* rate_burst's default */
+	uint64_t max_conn = 1024, per_addr = 32, fail_addr = 10, fail_total = 100;
 	int rc;
 
 	str_copy(h->address, "127.0.0.1", sizeof(h->address));
@@ -62,6 +64,7 @@ static int parse_http(struct daemon_config *c, const struct cfg_node *root, stru
 	h->rate_burst = (uint32_t)burst;
 	h->port = 9464;
 	h->stale_after_ns = 3 * c->interval_ns;
+	h->head_timeout_ns = 5 * NS_PER_SEC;
 	if ((rc = cfg_get_map(root, "http", &hs, e)))
 		return rc;
 	if (!hs)
@@ -76,10 +79,20 @@ static int parse_http(struct daemon_config *c, const struct cfg_node *root, stru
 	    (rc = cfg_get_bool(hs, "serve_after_end", &h->serve_after_end, e)) ||
 	    (rc = cfg_get_string(hs, "plan", h->plan, sizeof(h->plan), e)) ||
 	    (rc = cfg_get_double(hs, "rate_limit", 0, 1e6, &h->rate_per_s, e)) ||
-	    (rc = cfg_get_uint(hs, "rate_burst", 1, 1000000, &burst, e)))
+	    (rc = cfg_get_uint(hs, "rate_burst", 1, 1000000, &burst, e)) ||
+	    (rc = cfg_get_duration(hs, "head_timeout", NS_PER_SEC / 10, 60 * NS_PER_SEC,
+				   &h->head_timeout_ns, e)) ||
+	    (rc = cfg_get_uint(hs, "max_connections", 16, 65536, &max_conn, e)) ||
+	    (rc = cfg_get_uint(hs, "max_connections_per_address", 1, max_conn, &per_addr, e)) ||
+	    (rc = cfg_get_uint(hs, "auth_failures_per_address", 1, 1000000, &fail_addr, e)) ||
+	    (rc = cfg_get_uint(hs, "auth_failures_total", 1, 1000000, &fail_total, e)))
 		return rc;
+	h->auth_failures_per_address = (uint32_t)fail_addr;
+	h->auth_failures_total = (uint32_t)fail_total;
 	h->port = (int)port;
 	h->rate_burst = (uint32_t)burst;
+	h->max_connections = (uint32_t)max_conn;
+	h->max_connections_per_address = (uint32_t)(per_addr < max_conn ? per_addr : max_conn);
 	if ((tk = cfg_get(hs, "tokens"))) {
 		if (tk->type != CFG_SEQ)
 			return err_set(e, -EINVAL, "%s:%d:%d: key 'tokens': expected a list of {token, tenant}"

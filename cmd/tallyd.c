@@ -123,7 +123,12 @@ int main(int argc, char **argv)
 					   .ledger_path = cfg.ledger_path,
 					   .plan_path = cfg.http.plan[0] ? cfg.http.plan : NULL,
 					   .alerts = alerting ? &alerts : NULL,
-					   .rate_per_s = cfg.http.rate_per_s, .rate_burst = cfg.http.rate_burst };
+					   .rate_per_s = cfg.http.rate_per_s, .rate_burst = cfg.http.rate_burst,
+					   .head_timeout_ns = cfg.http.head_timeout_ns,
+					   .max_connections = cfg.http.max_connections,
+					   .max_per_address = cfg.http.max_connections_per_address,
+					   .auth_failures_per_address = cfg.http.auth_failures_per_address,
+					   .auth_failures_total = cfg.http.auth_failures_total };
 		if (live_store_init(&live) || httpd_start(&http, &hc, &live, &e)) {
 			fprintf(stderr, "tallyd: %s\n", e.msg[0] ? e.msg : "cannot start the HTTP listener");
 			daemon_config_release(&cfg);

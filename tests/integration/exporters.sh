@@ -398,7 +398,11 @@ for c in "address: 0.0.0.0|'0.0.0.0' is not loopback; outside loopback the API n
 	 "tokens: [{token: 0123456789abcdef0, admin: true, tenant: x}]|not both" \
 	 "tokens: [{token: 0123456789abcdef0}]|a token needs 'admin: true' or a 'tenant'" \
 	 "tokens: [{token: 0123456789abcdef0, admin: true}, {token: 0123456789abcdef0, tenant: x}]|given twice" \
-	 "prot: 1|unknown key 'prot' in 'http'"; do
+	 "prot: 1|unknown key 'prot' in 'http'" \
+	 "head_timeout: 50ms|key 'head_timeout': 50ms is out of range 0.1s..60s" \
+	 "max_connections: 8|key 'max_connections': 8 is out of range 16..65536" \
+	 "max_connections_per_address: 2000|key 'max_connections_per_address': 2000 is out of range 1..1024" \
+	 "auth_failures_total: 0|key 'auth_failures_total': 0 is out of range 1..1000000"; do
 	printf 'collectors:\n  sim: {}\nhttp:\n  %s\n' "${c%%|*}" > "$work/n.yaml"
 	if "$TALLYD" -n -c "$work/n.yaml" > "$work/n.out" 2>&1; then got=0; else got=$?; fi
 	if [ "$got" -eq 2 ] && grep -qF "n.yaml:4:" "$work/n.out" && grep -qF -- "${c#*|}" "$work/n.out"; then
