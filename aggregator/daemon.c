@@ -363,16 +363,19 @@ struct run {
 	size_t n_cm, cap_cm;
 };
 
-/* Fast-forward on a terminal: one line, redrawn every second, says how far
- * the run is (the virtual time, the share of the period, samples per
- * second). Nothing when stderr is not a terminal (logs, tests, systemd). */
-static void progress(struct run *r, int64_t tick_ns)
+/* Fast-forward on a terminal: one line, drawn at the first cycle, redrawn
+ * every second and at the end (final), says how far the run is (the virtual
+ * time, the share of the period, samples per second). Nothing when stderr
+ * is not a terminal (logs, tests, systemd). */
+static void progress(struct run *r, int64_t tick_ns, bool final)
 {
 	if (!r->tty || r->c->clock != CLOCK_FAST_FORWARD || r->c->end_ns <= r->first_ns)
 		return;
 	int64_t now = time_mono_ns();
-	if (now - r->progress_mono < NS_PER_SEC)
+	if (r->progress_shown && !final && now - r->progress_mono < NS_PER_SEC)
 		return;
+	if (now <= r->progress_mono)
+		now = r->progress_mono + 1;
 	struct agg_stats st;
 	char when[48];
 	agg_get_stats(r->agg, &st);
@@ -539,7 +542,7 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 {
 	struct run *r = ctx;
 	r->tick_ns = tick_ns;
-	progress(r, tick_ns);
+	progress(r, tick_ns, false);
 	if (r->al)
 		eval_alerts(r, tick_ns);
 	int due = time_mono_ns() - r->last_commit_mono >= r->c->commit_every_ns;
@@ -643,8 +646,10 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 	r.progress_mono = t0;
 
 	rc = sched_run(&s, first, e);
-	if (r.progress_shown)
+	if (r.progress_shown) {
+		progress(&r, r.tick_ns, true);
 		fputc('\n', stderr);
+	}
 	if (rc == 0)
 		rc = commit(&r, e); /* whatever the last cycles left, on every clean stop */
 	if (rc == 0 && r.al && r.tick_ns) {
