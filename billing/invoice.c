@@ -65,6 +65,20 @@ static void selector_text(const struct plan_price *pp, char *buf, size_t len)
 					 pp->sel_val[i]);
 }
 
+/* *out = v, or a clear error naming the tenant and the sum: sums of lines
+ * are taken in 128 bits (no partial sum can wrap) and narrowed once here,
+ * so money never wraps around (an int64 of minor units holds 9.2e18). */
+static int narrow(__int128 v, int64_t *out, const struct invoice *inv, const char *what, struct tally_err *e)
+{
+	char most[48];
+	if (v <= INT64_MAX && v >= -INT64_MAX) {
+		*out = (int64_t)v;
+		return 0;
+	}
+	return err_set(e, -ERANGE, "tenant '%s': %s cannot be represented (an amount is at most %s %s)", inv->tenant,
+		       what, money_format(INT64_MAX, inv->minor_digits, most, sizeof(most)), inv->currency);
+}
+
 static int push(void **arr, size_t *n, size_t *cap, size_t size)
 {
 	if (*n == *cap) {
@@ -107,7 +121,9 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		int64_t cov = 0, span = 0, rows = 0;
 		while (j < hi && r->accs[j].k.version == k->version && r->accs[j].k.override == k->override &&
 		       r->accs[j].k.price == k->price && (k->price >= 0 || r->accs[j].k.meter == k->meter)) {
-			qty += r->accs[j].qty;
+			if (__builtin_add_overflow(qty, r->accs[j].qty, &qty))
+				return err_set(e, -ERANGE, "tenant '%s': usage of %s does not fit", inv->tenant,
+					       meter_table[r->accs[j].k.meter].name);
 			cov += r->accs[j].covered_ns;
 			span += r->accs[j].spanned_ns;
 			rows += r->accs[j].rows;
@@ -147,12 +163,13 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		int64_t vto = (size_t)k->version + 1 < p->n_versions ? p->versions[k->version + 1].from_ns : INT64_MAX;
 		l->from_ns = vfrom > inv->from_ns ? vfrom : inv->from_ns;
 		l->to_ns = vto < inv->to_ns ? vto : inv->to_ns;
-		int rc = rate_amount(pp, qty, p->minor_digits, p->rounding, &l->calc, e);
-		if (rc)
-			return err_prefix(e, "tenant '%s'", inv->tenant), rc;
-		l->amount_minor = l->calc.amount_minor;
 		snprintf(l->description, sizeof(l->description), "%s%s", meter_table[pp->meter].name,
 			 k->override >= 0 ? " (tenant price)" : "");
+		int rc = rate_amount(pp, 0, qty, qty, p->minor_digits, p->rounding, &l->calc, e);
+		if (rc)
+			return err_prefix(e, "tenant '%s', usage line %s%s%s%s", inv->tenant, l->description,
+					  l->selector[0] ? " [" : "", l->selector, l->selector[0] ? "]" : ""), rc;
+		l->amount_minor = l->calc.amount_minor;
 		if (l->from_ns > inv->from_ns || l->to_ns < inv->to_ns) {
 			/* the plan changed inside the period: say which part this is */
 			char a[48];
@@ -312,11 +329,19 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 			snprintf(l->description, sizeof(l->description), "%s", pv->fees[f].name);
 		}
 	}
-	int64_t after_discount = inv->usage_minor;
+	__int128 after_discount = inv->usage_minor;
 	if (pt && pt->discount_ppm > 0 && inv->usage_minor != 0) {
 		int64_t d;
-		if (money_percent(inv->usage_minor, pt->discount_ppm, p->rounding, &d)) {
-			rc = err_set(e, -ERANGE, "tenant '%s': the discount is too large", inv->tenant);
+		struct money_u256 dn;
+		/* ppm of the sum, rounded once; 256 bits hold the product */
+		bool neg = inv->usage_minor < 0;
+		money_u256_mul((unsigned __int128)(neg ? -inv->usage_minor : inv->usage_minor),
+			       (unsigned __int128)pt->discount_ppm, &dn);
+		if (money_u256_round(&dn, neg, 1000000, p->rounding, &d)) {
+			char most[48];
+			rc = err_set(e, -ERANGE, "tenant '%s': the discount cannot be represented (an amount is at most"
+				     " %s %s)", inv->tenant, money_format(INT64_MAX, p->minor_digits, most, sizeof(most)),
+				     p->currency);
 			goto fail;
 		}
 		struct invoice_line *l = invoice_add_line(inv);
@@ -346,7 +371,9 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 		l->type = INV_MINIMUM;
 		l->group = groups[4];
 		l->meter = -1;
-		l->amount_minor = pv->minimum_minor - after_discount;
+		if ((rc = narrow(pv->minimum_minor - after_discount, &l->amount_minor, inv,
+				 "the minimum's true-up", e)))
+			goto fail;
 		l->from_ns = from_ns;
 		l->to_ns = to_ns;
 		snprintf(l->description, sizeof(l->description), "minimum commitment %s: true-up",
@@ -362,23 +389,29 @@ fail:
 
 int invoice_total(struct invoice *inv, const struct plan *p, struct tally_err *e)
 {
-	inv->base_minor = inv->subtotal_minor = 0;
+	__int128 sub = 0, base = 0, total;
+	int rc;
 	for (size_t i = 0; i < inv->n_lines; i++) {
-		inv->subtotal_minor += inv->lines[i].amount_minor;
+		sub += inv->lines[i].amount_minor;
 		if (inv->lines[i].type != INV_ADJUSTMENT)
-			inv->base_minor += inv->lines[i].amount_minor;
+			base += inv->lines[i].amount_minor;
 	}
-	inv->total_minor = inv->subtotal_minor;
+	if ((rc = narrow(sub, &inv->subtotal_minor, inv, "the subtotal", e)) ||
+	    (rc = narrow(base, &inv->base_minor, inv, "the subtotal of the period", e)))
+		return rc;
+	total = inv->subtotal_minor;
 	inv->n_taxes = 0;
-	for (int i = 0; i < p->n_taxes && i < 4; i++) {
+	for (int i = 0; i < p->n_taxes; i++) {
 		struct invoice_tax *tx = &inv->taxes[inv->n_taxes++];
 		str_copy(tx->name, p->taxes[i].name, sizeof(tx->name));
 		tx->ppm = p->taxes[i].ppm;
+		/* a rate of at most 100 % of an int64: the tax fits */
 		if (money_percent(inv->subtotal_minor, tx->ppm, p->rounding, &tx->amount_minor))
-			return err_set(e, -ERANGE, "tenant '%s': tax too large", inv->tenant);
-		inv->total_minor += tx->amount_minor;
+			return err_set(e, -ERANGE, "tenant '%s': the tax '%s' cannot be represented", inv->tenant,
+				       tx->name);
+		total += tx->amount_minor;
 	}
-	return 0;
+	return narrow(total, &inv->total_minor, inv, "the total", e);
 }
 
 struct invoice_line *invoice_add_line(struct invoice *inv)

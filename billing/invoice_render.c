@@ -67,10 +67,12 @@ static void free_text(const struct invoice_line *l, char *buf, size_t len)
 static void note_text(const struct invoice_note *n, char *buf, size_t len)
 {
 	const struct meter_def *m = &meter_table[n->meter];
-	/* human units for the note: the ledger quantity over human_div */
-	double q = (double)n->qty / (m->kind == SAMPLE_GAUGE ? RATE_GAUGE_SCALE : 1) / m->human_div;
-	snprintf(buf, len, "%s: %.3f %s that no price of the plan matches (%lld ledger rows): not billed",
-		 m->name, q, m->human_unit, (long long)n->rows);
+	/* human units for the note: the ledger quantity over human_div (an
+	 * integer for every meter), exact and rounded once to 3 places */
+	char q[64];
+	__int128 den = (__int128)m->human_div * (m->kind == SAMPLE_GAUGE ? RATE_GAUGE_SCALE : 1);
+	snprintf(buf, len, "%s: %s %s that no price of the plan matches (%lld ledger rows): not billed",
+		 m->name, money_format_ratio(n->qty, den, 3, q, sizeof(q)), m->human_unit, (long long)n->rows);
 }
 
 static int render_text(FILE *f, const struct invoice *inv, const struct invoice_render_opts *o)

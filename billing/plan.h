@@ -20,6 +20,7 @@
 #define PLAN_MAX_ERRORS 32
 #define PLAN_MAX_TIERS 16
 #define PLAN_MAX_SELECT 8
+#define PLAN_MAX_TAXES 8             /* taxes of a plan (schemas/plan.md) */
 
 struct plan_errors {
 	char msg[PLAN_MAX_ERRORS][512];
@@ -118,7 +119,7 @@ struct plan {
 	char currency[4];
 	int minor_digits;
 	enum money_round rounding;
-	struct plan_tax taxes[4];
+	struct plan_tax taxes[PLAN_MAX_TAXES];
 	int n_taxes;
 	struct plan_version *versions;
 	size_t n_versions;

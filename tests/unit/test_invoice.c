@@ -10,6 +10,7 @@
  * apart still count (the month tests read once at each end).
  */
 #include <check.h>
+#include <sqlite3.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -571,6 +572,185 @@ START_TEST(test_properties)
 }
 END_TEST
 
+/* The rating of [from, to) under the plan in plan_path, expected to be
+ * refused: returns the error code, the message in e. */
+static int refused(int64_t from, int64_t to, struct tally_err *e)
+{
+	struct plan p;
+	struct plan_errors errs;
+	ck_assert_msg(plan_load(plan_path, &p, &errs) == 0, "plan: %s", errs.n ? errs.msg[0] : "?");
+	struct rate_query q = { .ledger = ledger, .from_ns = from, .to_ns = to };
+	struct invoice *v = NULL;
+	size_t n = 99;
+	int rc = invoice_build_all(&p, &q, &v, &n, e);
+	plan_release(&p);
+	ck_assert_ptr_null(v);     /* nothing half made */
+	return rc;
+}
+
+/* Sums of lines never wrap (issue 9). One VM sends 6e18 bytes out and
+ * receives 6e18 in, both at 10,000,000.00 per GB: each line is 6e9 GB x
+ * 10^7 = 6 x 10^16 EUR = 6 x 10^18 cents (it fits), their sum 1.2 x 10^19
+ * cents does not fit an int64 (at most 9223372036854775807): a refusal
+ * naming the tenant, never -64467440737095516.16. */
+START_TEST(test_sum_past_int64_refused)
+{
+	lf_open();
+	lf_meta("vm-a", "acme", "m1.small", T0);
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_reading("vm-a", M_NET_IN_BYTES, T0, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0 + H, 0, 6000000000000000000ULL, 0);
+	lf_reading("vm-a", M_NET_IN_BYTES, T0 + H, 0, 6000000000000000000ULL, 0);
+	lf_close();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 10000000}\n"
+		   "      - {meter: network.incoming.bytes, unit: GB, price: 10000000}\n");
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(refused(T0, T0 + DAY, &e), -ERANGE);
+	ck_assert_msg(strstr(e.msg, "tenant 'acme': the subtotal cannot be represented (an amount is at most"
+				    " 92233720368547758.07 EUR)"), "%s", e.msg);
+	ck_assert_msg(!strstr(e.msg, "-64467440737095516.16"), "%s", e.msg);
+}
+END_TEST
+
+/* A tax on a large subtotal: 4.6e18 bytes at 10^7 per GB = 4.6 x 10^16
+ * EUR = 4.6 x 10^18 cents; 100 % tax doubles it to 9.2 x 10^18 cents, which
+ * still fits: total 92000000000000000.00 exactly. 5e18 bytes makes 10^19
+ * cents, which does not: refused naming the total. A 50 % discount on two
+ * lines of 5 x 10^18 cents: their sum (10^19) does not fit an int64 but is
+ * printed nowhere; the discount (5 x 10^18) and the subtotal (5 x 10^18)
+ * do, and are exact. */
+START_TEST(test_tax_and_discount_near_int64)
+{
+	lf_open();
+	lf_meta("vm-a", "acme", "m1.small", T0);
+	lf_meta("vm-b", "big", "m1.small", T0);
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_reading("vm-b", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_reading("vm-b", M_NET_IN_BYTES, T0, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0 + H, 0, 4600000000000000000ULL, 0);
+	lf_reading("vm-b", M_NET_OUT_BYTES, T0 + H, 0, 5000000000000000000ULL, 0);
+	lf_reading("vm-b", M_NET_IN_BYTES, T0 + H, 0, 5000000000000000000ULL, 0);
+	lf_close();
+	write_plan(PLAN_HEAD "tax:\n  - {name: all, rate: 100%}\n"
+		   "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 10000000}\n"
+		   "tenants:\n  big:\n    discount: 50%\n");
+	struct invoice *v;
+	char b[64];
+	size_t n = invoices(T0, T0 + DAY, "acme", false, &v);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(money_format(v[0].total_minor, 2, b, sizeof(b)), "92000000000000000.00");
+	free_invoices(v, n);
+
+	write_plan(PLAN_HEAD "tax:\n  - {name: all, rate: 100%}\n"
+		   "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 10000000}\n"
+		   "      - {meter: network.incoming.bytes, unit: GB, price: 10000000}\n"
+		   "tenants:\n  big:\n    discount: 50%\n");
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(refused(T0, T0 + DAY, &e), -ERANGE);
+	/* acme: 4.6e18 cents + 100 % tax fits; big: discount then 100 % tax:
+	 * 5e18 + 5e18 - 5e18 = 5e18, tax 5e18, total 10^19: refused */
+	ck_assert_msg(strstr(e.msg, "tenant 'big': the total cannot be represented"), "%s", e.msg);
+
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 10000000}\n"
+		   "      - {meter: network.incoming.bytes, unit: GB, price: 10000000}\n"
+		   "tenants:\n  big:\n    discount: 50%\n");
+	n = invoices(T0, T0 + DAY, "big", false, &v);
+	ck_assert_str_eq(money_format(line_of(&v[0], INV_DISCOUNT, 0)->amount_minor, 2, b, sizeof(b)),
+			 "-50000000000000000.00");
+	ck_assert_str_eq(money_format(v[0].subtotal_minor, 2, b, sizeof(b)), "50000000000000000.00");
+	free_invoices(v, n);
+}
+END_TEST
+
+/* One line past int64: 10^19 bytes cannot be a counter delta (at most
+ * 2^64 - 1, and the ledger holds int64), so a line too large comes from a
+ * price: 9e18 bytes (9 x 10^9 GB) at 10,000,000 per GB = 9 x 10^16 EUR =
+ * 9 x 10^18 cents fits; at 20,000,000 it is 1.8 x 10^19: refused naming
+ * the tenant and the line. */
+START_TEST(test_line_past_int64_refused)
+{
+	lf_open();
+	lf_meta("vm-a", "acme", "m1.small", T0);
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0 + H, 0, 9000000000000000000ULL, 0);
+	lf_close();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 20000000}\n");
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(refused(T0, T0 + DAY, &e), -ERANGE);
+	ck_assert_msg(strstr(e.msg, "tenant 'acme', usage line network.outgoing.bytes: meter network.outgoing.bytes:"
+				    " the amount cannot be represented"), "%s", e.msg);
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 10000000}\n");
+	struct invoice *v;
+	char b[64];
+	size_t n = invoices(T0, T0 + DAY, NULL, false, &v);
+	ck_assert_str_eq(money_format(v[0].total_minor, 2, b, sizeof(b)), "90000000000000000.00");
+	free_invoices(v, n);
+}
+END_TEST
+
+/* Change the ledger's rows behind the aggregator's back, as a test may. */
+static void ledger_sql(const char *sql)
+{
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(ledger, &db), SQLITE_OK);
+	ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+}
+
+/* A gauge row above 2^53 milli-units is converted exactly (issue 9): a row
+ * of 1125899906842624.5 vCPU-seconds is 1125899906842624500 milli-vCPU-s
+ * (llrint(d * 1000.0) made it ...512), and / 3600000 that is
+ * 312749974122.95125 vCPU-hours, "312749974122.951250000" to 9 places
+ * (...512 would print 312749974122.951253333). At 0.01 per vCPU-hour:
+ * 3127499741.2295125 EUR -> 312749974123 cents (half-even; 0.95 cents
+ * rounds up). A negative row, and a counter row that is not an integer,
+ * are refused: the ledger is not what tally writes. */
+START_TEST(test_gauge_rows_exact_and_bad_rows_refused)
+{
+	lf_open();
+	lf_meta("vm-a", "acme", "m1.small", T0);
+	lf_reading("vm-a", M_VCPUS, T0, 2, 0, 0);
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-a", M_VCPUS, T0 + H, 2, 0, 0);
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0 + H, 0, 1000, 0);
+	lf_close();
+	ledger_sql("DELETE FROM usage WHERE hour_ns <> 1790812800000000000;"
+		   "UPDATE usage SET quantity = 1125899906842624.5 WHERE meter_id = (SELECT id FROM meters"
+		   " WHERE name = 'vcpus')");
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: vcpus, unit: vCPU-hour, price: 0.01}\n");
+	struct invoice *v;
+	char b[64];
+	size_t n = invoices(T0, T0 + DAY, NULL, false, &v);
+	const struct invoice_line *u = line_of(&v[0], INV_USAGE, 0);
+	ck_assert_str_eq(qty(u, b), "312749974122.951250000");
+	ck_assert_int_eq(u->amount_minor, 312749974123LL);
+	free_invoices(v, n);
+
+	struct tally_err e = { 0 };
+	ledger_sql("UPDATE usage SET quantity = -7200.0 WHERE meter_id = (SELECT id FROM meters WHERE name = 'vcpus')");
+	ck_assert_int_eq(refused(T0, T0 + DAY, &e), -ERANGE);
+	ck_assert_msg(strstr(e.msg, "usage of vm-a, vcpus at 2026-10-01T00:00:00Z: the ledger's quantity '-7200.0'"
+				    " is negative"), "%s", e.msg);
+	ledger_sql("UPDATE usage SET quantity = 7200.0 WHERE meter_id = (SELECT id FROM meters WHERE name = 'vcpus');"
+		   "UPDATE usage SET quantity = 1000.5 WHERE meter_id = (SELECT id FROM meters"
+		   " WHERE name = 'network.outgoing.bytes')");
+	ck_assert_int_eq(refused(T0, T0 + DAY, &e), -ERANGE);
+	ck_assert_msg(strstr(e.msg, "network.outgoing.bytes at 2026-10-01T00:00:00Z: the ledger's quantity '1000.5' is"
+				    " not an integer count"), "%s", e.msg);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("invoice");
@@ -590,6 +770,10 @@ int main(void)
 	tcase_add_test(tc, test_selectors_overrides_and_unpriced);
 	tcase_add_test(tc, test_unknown_tenant);
 	tcase_add_test(tc, test_properties);
+	tcase_add_test(tc, test_sum_past_int64_refused);
+	tcase_add_test(tc, test_tax_and_discount_near_int64);
+	tcase_add_test(tc, test_line_past_int64_refused);
+	tcase_add_test(tc, test_gauge_rows_exact_and_bad_rows_refused);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
