@@ -306,7 +306,7 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 	if (v < 0)
 		v = plan_version_at(p, to_ns - 1);
 	const struct plan_version *pv = v >= 0 ? &p->versions[v] : NULL;
-	for (int f = 0; pv && f < pv->n_fees; f++) {
+	for (size_t f = 0; pv && f < pv->n_fees; f++) {
 		struct invoice_line *l = invoice_add_line(inv);
 		if (!l) {
 			rc = err_set(e, -ENOMEM, "out of memory");

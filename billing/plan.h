@@ -75,8 +75,8 @@ struct plan_version {
 	int64_t from_ns;
 	struct plan_price *prices;
 	size_t n_prices;
-	struct plan_fee fees[8];
-	int n_fees;
+	struct plan_fee *fees;       /* as many as the plan lists */
+	size_t n_fees;
 	bool has_minimum;
 	int64_t minimum_minor;
 };

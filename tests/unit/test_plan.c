@@ -106,6 +106,33 @@ START_TEST(test_tenant_prices_and_whole_hours)
 }
 END_TEST
 
+/* No fixed-size array drops what the plan says (issue 9): nine fees are
+ * nine fees (there were 8 slots), eight taxes are eight (there were 4);
+ * a ninth tax is refused by name (tests/fixtures/plans/shapes/). */
+START_TEST(test_no_silent_truncation)
+{
+	static const char text[] =
+		"plan: many\ncurrency: EUR\ntax:\n"
+		"  - {name: t1, rate: 1%}\n  - {name: t2, rate: 1%}\n  - {name: t3, rate: 1%}\n"
+		"  - {name: t4, rate: 1%}\n  - {name: t5, rate: 1%}\n  - {name: t6, rate: 1%}\n"
+		"  - {name: t7, rate: 1%}\n  - {name: t8, rate: 2.5%}\n"
+		"versions:\n  - from: 2026-01-01\n    fees:\n"
+		"      - {name: f1, amount: 1}\n      - {name: f2, amount: 2}\n      - {name: f3, amount: 3}\n"
+		"      - {name: f4, amount: 4}\n      - {name: f5, amount: 5}\n      - {name: f6, amount: 6}\n"
+		"      - {name: f7, amount: 7}\n      - {name: f8, amount: 8}\n      - {name: f9, amount: 9.99}\n";
+	struct plan p;
+	struct plan_errors errs;
+	int rc = plan_load_text("many.yaml", text, sizeof(text) - 1, &p, &errs);
+	ck_assert_msg(rc == 0, "%s", errs.n ? errs.msg[0] : "?");
+	ck_assert_int_eq(p.n_taxes, 8);
+	ck_assert_int_eq(p.taxes[7].ppm, 25000);                  /* 2.5% */
+	ck_assert_uint_eq(p.versions[0].n_fees, 9);
+	ck_assert_str_eq(p.versions[0].fees[8].name, "f9");
+	ck_assert_int_eq(p.versions[0].fees[8].amount_minor, 999);
+	plan_release(&p);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("plan");
@@ -114,6 +141,7 @@ int main(void)
 	tcase_add_test(tc, test_every_mistake_with_its_place);
 	tcase_add_test(tc, test_disjoint_selectors_and_currency_digits);
 	tcase_add_test(tc, test_tenant_prices_and_whole_hours);
+	tcase_add_test(tc, test_no_silent_truncation);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
