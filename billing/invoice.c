@@ -44,15 +44,18 @@ bool invoice_tenant_in_period(const struct rate_result *r, int t, int64_t from_n
 	return rt->has_usage || (rt->first_ns < to_ns && rt->last_ns >= from_ns);
 }
 
-/* Does the plan price meter m in version v for this tenant at all? */
-static bool plan_prices_meter(const struct plan *p, int v, const struct plan_tenant *pt, int m)
+/* Does the plan price meter m for this tenant anywhere (any version, or
+ * its own prices)? Usage of such a meter that no price matched is noted on
+ * the invoice with its quantity, never left off without a word. */
+static bool plan_prices_meter(const struct plan *p, const struct plan_tenant *pt, int m)
 {
 	for (size_t i = 0; pt && i < pt->n_prices; i++)
 		if (pt->prices[i].meter == m)
 			return true;
-	for (size_t i = 0; v >= 0 && i < p->versions[v].n_prices; i++)
-		if (p->versions[v].prices[i].meter == m)
-			return true;
+	for (size_t v = 0; v < p->n_versions; v++)
+		for (size_t i = 0; i < p->versions[v].n_prices; i++)
+			if (p->versions[v].prices[i].meter == m)
+				return true;
 	return false;
 }
 
@@ -132,7 +135,7 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		const struct plan_price *pp = rate_price(p, k);
 		if (!pp) {
 			/* usage of a meter the plan prices, but no selector matched */
-			if (qty != 0 && plan_prices_meter(p, k->version, pt, k->meter)) {
+			if (qty != 0 && plan_prices_meter(p, pt, k->meter)) {
 				if (push((void **)&inv->notes, &inv->n_notes, &cap_n, sizeof(*inv->notes)))
 					return err_set(e, -ENOMEM, "out of memory");
 				struct invoice_note *nt = &inv->notes[inv->n_notes - 1];
@@ -159,8 +162,10 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		l->spanned_ns = span;
 		l->rows = rows;
 		l->qty = qty;
-		int64_t vfrom = p->versions[k->version].from_ns;
-		int64_t vto = (size_t)k->version + 1 < p->n_versions ? p->versions[k->version + 1].from_ns : INT64_MAX;
+		/* the span the price is in force: from the version that wrote it
+		 * until one replaces or removes it (a tenant's own: always) */
+		int64_t vfrom = p->versions[k->override >= 0 ? 0 : k->version].from_ns;
+		int64_t vto = pp->until_ns;
 		l->from_ns = vfrom > inv->from_ns ? vfrom : inv->from_ns;
 		l->to_ns = vto < inv->to_ns ? vto : inv->to_ns;
 		snprintf(l->description, sizeof(l->description), "%s%s", meter_table[pp->meter].name,

@@ -356,11 +356,96 @@ static int64_t nanos_to_minor(int64_t nanos, int minor_digits)
 	return nanos / div;
 }
 
-static const char *const version_keys[] = { "from", "prices", "fees", "minimum", NULL };
+static const char *const version_keys[] = { "from", "prices", "remove", "fees", "minimum", NULL };
 static const char *const fee_keys[] = { "name", "amount", "prorate", NULL };
 
-static void parse_version(struct ctx *c, const struct cfg_node *n, struct plan_version *v)
+/* Version vi inherits from vi - 1 (already resolved): its own prices
+ * replace, meter by meter, the inherited prices of the meters they price
+ * (every selector of that meter); 'remove' ends the pricing of the meters
+ * it lists; fees and minimum are inherited unless given. */
+static void inherit(struct ctx *c, const struct cfg_node *n, struct plan *p, size_t vi)
 {
+	struct tally_err e = { 0 };
+	struct plan_version *v = &p->versions[vi];
+	const struct cfg_node *rm = NULL;
+	uint32_t own = 0, removed = 0;   /* meter bit masks (METER_COUNT < 32) */
+	if (keep(c, cfg_get_seq(n, "remove", 0, METER_COUNT, &rm, &e), &e))
+		return;
+	for (size_t i = 0; i < v->n_prices; i++) {
+		own |= 1u << v->prices[i].meter;
+		v->prices[i].origin = (int)vi;
+		v->prices[i].until_ns = INT64_MAX;
+	}
+	const struct plan_version *prev = vi > 0 ? &p->versions[vi - 1] : NULL;
+	for (size_t i = 0; rm && i < rm->n_kids; i++) {
+		const struct cfg_node *k = rm->kids[i];
+		int m = k->type == CFG_SCALAR ? meter_lookup(k->value) : -1;
+		bool priced = false;
+		for (size_t j = 0; prev && m >= 0 && j < prev->n_prices; j++)
+			priced |= prev->prices[j].meter == m;
+		if (m < 0)
+			add_err(c, k, "'remove': expected the name of a meter the version before prices");
+		else if (!priced)
+			add_err(c, k, "'remove': meter '%s' is not priced by the version before: nothing to remove",
+				k->value);
+		else if (own & (1u << m))
+			add_err(c, k, "'remove': meter '%s' is also priced by this version", k->value);
+		else
+			removed |= 1u << m;
+	}
+	if (!prev) {
+		for (size_t i = 0; i < v->n_prices; i++)
+			v->prices[i].origin_index = (int)i;
+		v->n_own = v->n_prices;
+		return;
+	}
+	if (!cfg_get(n, "fees") && prev->n_fees) {
+		if (!(v->fees = malloc(prev->n_fees * sizeof(*v->fees)))) {
+			add_err(c, n, "out of memory");
+			return;
+		}
+		memcpy(v->fees, prev->fees, prev->n_fees * sizeof(*v->fees));
+		v->n_fees = prev->n_fees;
+	}
+	if (!cfg_get(n, "minimum")) {
+		v->has_minimum = prev->has_minimum;
+		v->minimum_minor = prev->minimum_minor;
+	}
+	struct plan_price *all = calloc(prev->n_prices + v->n_prices + 1, sizeof(*all));
+	size_t k = 0;
+	if (!all) {
+		add_err(c, n, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < prev->n_prices; i++) {
+		const struct plan_price *pp = &prev->prices[i];
+		if (!((own | removed) & (1u << pp->meter))) {
+			all[k++] = *pp;
+			continue;
+		}
+		/* replaced or removed here: its span ends at this version (a
+		 * version with mistakes may not have resolved: the plan is
+		 * refused anyway) */
+		if (pp->origin < 0 || (size_t)pp->origin >= vi || (size_t)pp->origin_index >= p->versions[pp->origin].n_prices)
+			continue;
+		struct plan_price *o = &p->versions[pp->origin].prices[pp->origin_index];
+		if (o->until_ns == INT64_MAX)
+			o->until_ns = v->from_ns;
+	}
+	for (size_t i = 0; i < v->n_prices; i++) {
+		all[k] = v->prices[i];
+		all[k].origin_index = (int)k;
+		k++;
+	}
+	free(v->prices);
+	v->prices = all;
+	v->n_own = v->n_prices;
+	v->n_prices = k;
+}
+
+static void parse_version(struct ctx *c, const struct cfg_node *n, struct plan *p, size_t vi)
+{
+	struct plan_version *v = &p->versions[vi];
 	struct tally_err e = { 0 };
 	memset(v, 0, sizeof(*v));
 	if (keep(c, cfg_check_keys(n, "version", version_keys, &e), &e) ||
@@ -402,6 +487,7 @@ minimum:;
 		v->has_minimum = true;
 		v->minimum_minor = nanos_to_minor(nanos, c->p->minor_digits);
 	}
+	inherit(c, n, p, vi);
 }
 
 /* Published instance-level tables (availability below -> credit of the
@@ -627,7 +713,7 @@ int plan_load_text(const char *path, const char *text, size_t len, struct plan *
 		add_err(&c, vs, "out of memory");
 	} else if (vs) {
 		for (size_t i = 0; i < vs->n_kids; i++) {
-			parse_version(&c, vs->kids[i], &p->versions[p->n_versions]);
+			parse_version(&c, vs->kids[i], p, p->n_versions);
 			if (p->n_versions > 0 &&
 			    p->versions[p->n_versions].from_ns <= p->versions[p->n_versions - 1].from_ns)
 				add_err(&c, cfg_get(vs->kids[i], "from") ? cfg_get(vs->kids[i], "from") : vs->kids[i],
@@ -656,6 +742,11 @@ int plan_load_text(const char *path, const char *text, size_t len, struct plan *
 			    percent(&c, k, "discount", &t->discount_ppm))
 				continue;
 			parse_prices(&c, k, &t->prices, &t->n_prices);
+			for (size_t j = 0; j < t->n_prices; j++) {
+				t->prices[j].origin = -1;
+				t->prices[j].origin_index = (int)j;
+				t->prices[j].until_ns = INT64_MAX;
+			}
 			p->n_tenants++;
 		}
 	}
@@ -691,6 +782,11 @@ const struct plan_tenant *plan_tenant_find(const struct plan *p, const char *ten
 		if (!strcmp(p->tenants[i].name, tenant))
 			return &p->tenants[i];
 	return NULL;
+}
+
+const struct plan_price *plan_price_origin(const struct plan *p, const struct plan_price *pp)
+{
+	return pp->origin < 0 ? pp : &p->versions[pp->origin].prices[pp->origin_index];
 }
 
 int plan_version_at(const struct plan *p, int64_t t_ns)

@@ -63,6 +63,14 @@ struct plan_price {
 	char sel_key[PLAN_MAX_SELECT][64], sel_val[PLAN_MAX_SELECT][64];
 	int n_sel;
 	int line, col;               /* where the entry starts */
+	/* versions inherit (schemas/plan.md): an entry is written in version
+	 * origin, at origin_index of that version's prices, and is in force
+	 * from that version's 'from' until until_ns, the 'from' of the version
+	 * that replaces or removes it (INT64_MAX: never). A later version's
+	 * prices hold a copy of every entry it inherits. Tenant prices: origin
+	 * -1, in force in every version. */
+	int origin, origin_index;
+	int64_t until_ns;
 };
 
 struct plan_fee {
@@ -73,9 +81,10 @@ struct plan_fee {
 
 struct plan_version {
 	int64_t from_ns;
-	struct plan_price *prices;
+	struct plan_price *prices;   /* every price in force: inherited ones, then its own */
 	size_t n_prices;
-	struct plan_fee *fees;       /* as many as the plan lists */
+	size_t n_own;                /* written in this version (the last n_own of prices) */
+	struct plan_fee *fees;       /* as many as the plan lists; inherited unless given */
 	size_t n_fees;
 	bool has_minimum;
 	int64_t minimum_minor;
@@ -139,6 +148,9 @@ struct plan_sla_preset {
 	int64_t below_ppm[3], credit_ppm[3];
 };
 extern const struct plan_sla_preset plan_sla_presets[];
+
+/* The entry a price of version v stands for: versions[origin].prices[origin_index]. */
+const struct plan_price *plan_price_origin(const struct plan *p, const struct plan_price *pp);
 
 /* The index of the version in force at t (the last whose from <= t), or
  * -1 before the first. */

@@ -26,7 +26,7 @@ struct interval {
 	int tenant;                  /* index into tenants, after interning */
 	char tenant_name[64];
 	char name[128], flavor[64], project[64], user[64], labels[512];
-	int32_t *price_cache;        /* [version * METER_COUNT + meter], see price_code() */
+	int64_t *price_cache;        /* [version * METER_COUNT + meter], see price_code() */
 };
 
 struct res {
@@ -62,25 +62,28 @@ static bool selector_matches(const struct plan_price *pp, const struct interval 
 	return plan_select(pp->sel_key, pp->sel_val, pp->n_sel, &a);
 }
 
-/* The price of (interval, version, meter), cached: -1 unpriced, else
- * (override + 1) << 16 | price index. */
-static int32_t price_code(struct state *s, struct interval *iv, const struct res *r, int version, int meter)
+/* The price of (interval, version, meter), cached: -1 unpriced, -2 not
+ * looked up yet, else override + 1 << 48 | version << 24 | index, where a
+ * version's price is named by the entry it stands for (plan.h: origin), so
+ * a price inherited unchanged by later versions is one line, and a tenant's
+ * own price is version 0's in every version. */
+static int64_t price_code(struct state *s, struct interval *iv, const struct res *r, int version, int meter)
 {
-	int32_t *slot = &iv->price_cache[(size_t)version * METER_COUNT + (size_t)meter];
+	int64_t *slot = &iv->price_cache[(size_t)version * METER_COUNT + (size_t)meter];
 	if (*slot != -2)
 		return *slot;
-	int32_t code = -1;
+	int64_t code = -1;
 	int ov = s->tenant_override[iv->tenant];
 	if (ov >= 0) {
 		const struct plan_tenant *t = &s->plan->tenants[ov];
 		for (size_t i = 0; i < t->n_prices && code < 0; i++)
 			if (t->prices[i].meter == meter && selector_matches(&t->prices[i], iv, r))
-				code = (int32_t)((ov + 1) << 16 | (int)i);
+				code = (int64_t)(ov + 1) << 48 | (int64_t)i;
 	}
 	const struct plan_version *v = &s->plan->versions[version];
 	for (size_t i = 0; i < v->n_prices && code < 0; i++)
 		if (v->prices[i].meter == meter && selector_matches(&v->prices[i], iv, r))
-			code = (int32_t)i;
+			code = (int64_t)v->prices[i].origin << 24 | v->prices[i].origin_index;
 	return *slot = code;
 }
 
@@ -261,7 +264,7 @@ static int load_resources(struct state *s, sqlite3 *db, struct tally_err *e)
 		for (size_t i = s->res[r].iv0; i < s->res[r].iv0 + s->res[r].n_iv; i++) {
 			struct interval *iv = &s->iv[i];
 			iv->tenant = s->q->combined ? 0 : tenant_index(s, iv->tenant_name);
-			iv->price_cache = malloc((cache ? cache : 1) * sizeof(int32_t));
+			iv->price_cache = malloc((cache ? cache : 1) * sizeof(int64_t));
 			if (!iv->price_cache)
 				goto nomem;
 			for (size_t c = 0; c < cache; c++)
@@ -381,10 +384,11 @@ static int stream_usage(struct state *s, sqlite3 *db, struct rate_result *out, s
 		struct rate_key k = { .tenant = iv->tenant, .resource = s->res_by_id[rid], .meter = meter,
 				      .version = plan_version_at(s->plan, hour), .override = -1, .price = -1 };
 		if (k.version >= 0) {
-			int32_t code = price_code(s, iv, r, k.version, meter);
+			int64_t code = price_code(s, iv, r, k.version, meter);
 			if (code >= 0) {
-				k.override = (code >> 16) - 1;
-				k.price = code & 0xffff;
+				k.override = (int)(code >> 48) - 1;
+				k.version = (int)(code >> 24 & 0xffffff);
+				k.price = (int)(code & 0xffffff);
 			}
 		}
 		struct rate_acc *a = acc_get(s, &k);

@@ -53,9 +53,11 @@ struct rate_query {
 	void *ctx;
 };
 
-/* Where a price comes from: version v's prices[i] (tenant < 0) or tenant
- * plan->tenants[tenant].prices[i] while version v is in force. meter is
- * set for unpriced usage (i < 0). */
+/* Where a price comes from: the entry versions[version].prices[price]
+ * (override < 0: the version that wrote it, plan.h, so one price inherited
+ * by later versions is one key), or plan->tenants[override].prices[price]
+ * (version 0). Unpriced usage (price < 0) keeps the version in force and
+ * its meter. */
 struct rate_key {
 	int tenant;                  /* index into rate_result.tenants */
 	int resource;                /* index into rate_result.resources */

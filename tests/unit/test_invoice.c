@@ -751,6 +751,65 @@ START_TEST(test_gauge_rows_exact_and_bad_rows_refused)
 }
 END_TEST
 
+/* Versions inherit (issue 9: a meter priced in one version and not
+ * repeated in the next was no longer billed, without a word). One vCPU all
+ * October and egress counted 0 -> 10 GB (days 0-10) -> 30 GB (day 20) ->
+ * 40 GB (day 31), readings at midnight. Plan: from the 1st vcpus 1.00 and
+ * egress 0.01/GB; from the 16th vcpus 2.00 (egress not repeated: it is
+ * inherited); from the 26th 'remove: [network.outgoing.bytes]'.
+ *   vcpus: 360 h x 1.00 = 360.00 until the 16th, 384 h x 2.00 = 768.00
+ *   egress: one line, the 1st until the 26th: 10 GB + 20 GB + the first 5
+ *     of the last 11 days' 10 GB, split per hour by cumulative floor:
+ *     floor(10^10 x 120 / 264) = 4545454545 B, so 34545454545 B =
+ *     34.545454545 GB x 0.01 = 0.34545... -> 0.35
+ *   the rest, 10^10 - 4545454545 = 5454545455 B = 5.455 GB, is priced
+ *     elsewhere in the plan: a NOTE says it is not billed
+ *   total 360.00 + 768.00 + 0.35 = 1128.35 */
+START_TEST(test_versions_inherit_and_remove)
+{
+	lf_open();
+	lf_meta("vm-o", "acme", "m1.small", T0);
+	lf_reading("vm-o", M_VCPUS, T0, 1, 0, 0);
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0 + 10 * DAY, 0, 10 * GB, 0);
+	lf_flush();
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0 + 20 * DAY, 0, 30 * GB, 0);
+	lf_flush();
+	lf_reading("vm-o", M_VCPUS, T0 + 31 * DAY, 1, 0, 0);
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0 + 31 * DAY, 0, 40 * GB, 0);
+	lf_close();
+	write_plan(PLAN_HEAD "versions:\n"
+		   "  - from: 2026-10-01\n    prices:\n      - {meter: vcpus, unit: vCPU-hour, price: 1.00}\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 0.01}\n"
+		   "  - from: 2026-10-16\n    prices:\n      - {meter: vcpus, unit: vCPU-hour, price: 2.00}\n"
+		   "  - from: 2026-10-26\n    remove: [network.outgoing.bytes]\n");
+	struct invoice *v;
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	char b[64];
+	ck_assert_uint_eq(v[0].n_lines, 3);
+	const struct invoice_line *c1 = line_of(&v[0], INV_USAGE, 0), *c2 = line_of(&v[0], INV_USAGE, 1),
+				  *net = line_of(&v[0], INV_USAGE, 2);
+	ck_assert_int_eq(c1->amount_minor, 36000);
+	ck_assert_int_eq(c2->amount_minor, 76800);
+	ck_assert_str_eq(qty(net, b), "34.545454545");
+	ck_assert_int_eq(net->amount_minor, 35);
+	ck_assert_str_eq(net->description, "network.outgoing.bytes until 2026-10-26");
+	ck_assert_int_eq(v[0].total_minor, 112835);
+	ck_assert_uint_eq(v[0].n_notes, 1);
+	char *buf;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	struct invoice_render_opts o = { .format = INV_TEXT };
+	ck_assert_int_eq(invoice_render(f, &v[0], &o, true), 0);
+	fclose(f);
+	ck_assert_msg(strstr(buf, "NOTE     network.outgoing.bytes: 5.455 GB that no price of the plan matches"), "%s",
+		      buf);
+	free(buf);
+	free_invoices(v, n);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("invoice");
@@ -774,6 +833,7 @@ int main(void)
 	tcase_add_test(tc, test_tax_and_discount_near_int64);
 	tcase_add_test(tc, test_line_past_int64_refused);
 	tcase_add_test(tc, test_gauge_rows_exact_and_bad_rows_refused);
+	tcase_add_test(tc, test_versions_inherit_and_remove);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

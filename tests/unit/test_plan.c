@@ -49,6 +49,21 @@ START_TEST(test_example_plan)
 	ck_assert_int_eq(v->minimum_minor, 10000);
 	ck_assert_uint_eq(p.n_tenants, 1);
 	ck_assert_int_eq(p.tenants[0].discount_ppm, 100000);     /* 10% */
+	/* from 15 October: its own vcpus and memory replace the four vcpus and
+	 * memory entries; cpu, disk capacity, egress, requests and instance
+	 * (5) are inherited, as are the fee and the minimum */
+	const struct plan_version *w = &p.versions[1];
+	ck_assert_uint_eq(w->n_own, 2);
+	ck_assert_uint_eq(w->n_prices, 7);
+	ck_assert_int_eq(w->prices[0].meter, M_CPU);
+	ck_assert_int_eq(w->prices[0].origin, 0);
+	ck_assert_int_eq(w->prices[5].meter, M_VCPUS);
+	ck_assert_int_eq(w->prices[5].origin, 1);
+	ck_assert_int_eq(w->prices[5].price_nanos, 10000000);   /* 0.010 */
+	ck_assert_uint_eq(w->n_fees, 1);
+	ck_assert_int_eq(w->minimum_minor, 10000);
+	ck_assert_int_eq(v->prices[0].until_ns, 1792022400LL * NS_PER_SEC);   /* vcpus m1.small: replaced */
+	ck_assert_int_eq(v->prices[4].until_ns, INT64_MAX);                   /* cpu: never */
 	plan_release(&p);
 }
 END_TEST
