@@ -173,11 +173,18 @@ static void csv_row(FILE *f, const struct invoice *inv, const char *type, const 
 		    int64_t amount, int64_t covered, int64_t spanned, const char *resource)
 {
 	char amt[48], a[48], b[48];
+	/* text cells (names, labels, descriptions: csv_field neutralises a
+	 * formula) and the numbers tally formats (csv_number keeps them numbers) */
 	const char *fields[] = { inv->tenant, time_format_iso(inv->from_ns, a, sizeof(a)),
 				 time_format_iso(inv->to_ns, b, sizeof(b)), inv->currency, type, group, desc, meter,
 				 sel, resource, qty, unit, price };
+	static const bool number[] = { false, false, false, false, false, false, false, false,
+				       false, false, true, false, true };
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		csv_field(f, fields[i]);
+		if (number[i])
+			csv_number(f, fields[i]);
+		else
+			csv_field(f, fields[i]);
 		fputc(',', f);
 	}
 	fprintf(f, "%s,", amount == INT64_MIN ? "" : money_format(amount, inv->minor_digits, amt, sizeof(amt)));

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "csv.h"
 #include "err.h"
 #include "meter.h"
 #include "str.h"
@@ -233,6 +234,45 @@ START_TEST(test_refusals)
 }
 END_TEST
 
+/* The CSV rule cell by cell (OWASP): a text cell that begins with =, +, -,
+ * @, TAB or CR gets a quote in front and is quoted; other text is RFC 4180
+ * as before; numbers tally formats are never touched. */
+static const struct {
+	const char *in, *text, *number;
+} cells[] = {
+	{ "=HYPERLINK(\"http://x/\",\"y\")", "\"'=HYPERLINK(\"\"http://x/\"\",\"\"y\"\")\"", NULL },
+	{ "@SUM(1+1)", "\"'@SUM(1+1)\"", NULL },
+	{ "+cmd|' /C calc'!A0", "\"'+cmd|' /C calc'!A0\"", NULL },
+	{ "-2+3", "\"'-2+3\"", "-2+3" },
+	{ "\tx", "\"'\tx\"", NULL },
+	{ "\rx", "\"'\rx\"", NULL },
+	{ "vm-1", "vm-1", NULL },
+	{ "a,b", "\"a,b\"", NULL },
+	{ "say \"hi\"", "\"say \"\"hi\"\"\"", NULL },
+	{ "", "", "" },
+	{ "-0.05", "\"'-0.05\"", "-0.05" },   /* as a name it is text; our amount stays a number */
+	{ "12.500000000", "12.500000000", "12.500000000" },
+};
+
+START_TEST(test_csv_cells)
+{
+	char *buf;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	csv_field(f, cells[_i].in);
+	fclose(f);
+	ck_assert_str_eq(buf, cells[_i].text);
+	free(buf);
+	if (cells[_i].number) {
+		f = open_memstream(&buf, &len);
+		csv_number(f, cells[_i].in);
+		fclose(f);
+		ck_assert_str_eq(buf, cells[_i].number);
+		free(buf);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("usage");
@@ -243,6 +283,7 @@ int main(void)
 	tcase_add_test(tc, test_csv);
 	tcase_add_test(tc, test_json);
 	tcase_add_test(tc, test_refusals);
+	tcase_add_loop_test(tc, test_csv_cells, 0, (int)(sizeof(cells) / sizeof(cells[0])));
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
