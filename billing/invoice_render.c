@@ -7,6 +7,7 @@
 #include "invoice.h"
 #include "csv.h"
 #include "meter.h"
+#include "usage.h"
 #include "tallytime.h"
 
 #include <errno.h>
@@ -283,6 +284,13 @@ static json_t *invoice_json(const struct invoice *inv, const struct invoice_rend
 			json_object_set_new(o2, "selector", json_string(l->selector));
 			json_object_set_new(o2, "quantity", ratio_json(l->calc.qty_num, l->calc.qty_den));
 			json_object_set_new(o2, "free_quantity", ratio_json(l->calc.free_num, l->calc.qty_den));
+			/* the exact ledger sum behind the line, in base units
+			 * (unit-seconds for a gauge's integral) */
+			bool gauge = meter_table[l->meter].kind == SAMPLE_GAUGE;
+			char bq[64];
+			json_object_set_new(o2, "base_quantity", json_string(money_format_ratio(
+				l->qty, gauge ? RATE_GAUGE_SCALE : 1, gauge ? 3 : 0, bq, sizeof(bq))));
+			json_object_set_new(o2, "base_unit", json_string(usage_base_unit(l->meter)));
 			json_object_set_new(o2, "unit", json_string(l->unit));
 			json_object_set_new(o2, "unit_price", l->tiered ? json_null()
 					    : json_string(money_format_price(l->price_nanos, pr, sizeof(pr))));
