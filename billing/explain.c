@@ -212,6 +212,11 @@ int explain_line(FILE *f, const struct explain_query *q, const struct plan *p, s
 	exact(sum * den, num, b, sizeof(b));
 	fprintf(f, "\nsum: %s = %s %s\n", x, b, l->unit);
 	const struct rate_calc *rc2 = &l->calc;
+	if (rc2->start_num > 0) {
+		exact(rc2->start_num, rc2->qty_den, b, sizeof(b));
+		fprintf(f, "the period's usage of this price before this part: %s %s (the free allowance, tiers and"
+			" blocks go on from there)\n", b, l->unit);
+	}
 	if (rc2->free_num > 0) {
 		exact(rc2->free_num, rc2->qty_den, b, sizeof(b));
 		fprintf(f, "free allowance: -%s %s\n", b, l->unit);

@@ -170,11 +170,6 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		l->to_ns = vto < inv->to_ns ? vto : inv->to_ns;
 		snprintf(l->description, sizeof(l->description), "%s%s", meter_table[pp->meter].name,
 			 k->override >= 0 ? " (tenant price)" : "");
-		int rc = rate_amount(pp, 0, qty, qty, p->minor_digits, p->rounding, &l->calc, e);
-		if (rc)
-			return err_prefix(e, "tenant '%s', usage line %s%s%s%s", inv->tenant, l->description,
-					  l->selector[0] ? " [" : "", l->selector, l->selector[0] ? "]" : ""), rc;
-		l->amount_minor = l->calc.amount_minor;
 		if (l->from_ns > inv->from_ns || l->to_ns < inv->to_ns) {
 			/* the plan changed inside the period: say which part this is */
 			char a[48];
@@ -193,6 +188,7 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 				snprintf(l->description + n, sizeof(l->description) - n, " until %s", a);
 			}
 		}
+		/* the line's amount: rate_lines(), once every part of the period is known */
 		/* per-resource detail: a priced line has one meter, so each
 		 * resource has one acc in it */
 		__int128 num, den;
@@ -212,6 +208,46 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 			str_copy(d->name, r->resources[a->k.resource].name, sizeof(d->name));
 		}
 		i = j;
+	}
+	return 0;
+}
+
+/* Do two usage lines price the same thing, so that one continues the
+ * other's allowance, tiers and blocks? The same meter, the same selector,
+ * both the tenant's own price or both the plan's. */
+static bool same_chain(const struct invoice_line *a, const struct invoice_line *b)
+{
+	return a->meter == b->meter && (a->key.override >= 0) == (b->key.override >= 0) &&
+	       !strcmp(a->selector, b->selector);
+}
+
+/* The amount of every usage line. One period has one free allowance and
+ * one count for tiers and blocks per price (docs/invoice.md): when the plan
+ * changes inside the period, each part is priced by its own version at the
+ * positions its usage takes in the period's usage of that price, so the
+ * part after the change starts where the part before it ended (start), and
+ * volume pricing takes the tier the whole period reaches (total). */
+static int rate_lines(const struct plan *p, struct invoice *inv, struct tally_err *e)
+{
+	for (size_t i = 0; i < inv->n_lines; i++) {
+		struct invoice_line *l = &inv->lines[i];
+		if (l->type != INV_USAGE)
+			continue;
+		__int128 start = 0, total = 0;
+		for (size_t j = 0; j < inv->n_lines; j++) {
+			const struct invoice_line *o = &inv->lines[j];
+			if (o->type != INV_USAGE || !same_chain(l, o))
+				continue;
+			total += o->qty;   /* each <= 2^96 (rate.h): no wrap */
+			if (o->from_ns < l->from_ns)
+				start += o->qty;
+		}
+		int rc = rate_amount(rate_price(p, &l->key), start, l->qty, total, p->minor_digits, p->rounding, &l->calc,
+				     e);
+		if (rc)
+			return err_prefix(e, "tenant '%s', usage line %s%s%s%s", inv->tenant, l->description,
+					  l->selector[0] ? " [" : "", l->selector, l->selector[0] ? "]" : ""), rc;
+		l->amount_minor = l->calc.amount_minor;
 	}
 	return 0;
 }
@@ -288,7 +324,7 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 		;
 	if ((rc = usage_lines(p, r, lo, hi, inv, pt, e)))
 		goto fail;
-	if ((rc = sort_lines(inv, e)))
+	if ((rc = rate_lines(p, inv, e)) || (rc = sort_lines(inv, e)))
 		goto fail;
 	for (size_t i = 0; i < inv->n_lines; i++) {
 		inv->usage_minor += inv->lines[i].amount_minor;

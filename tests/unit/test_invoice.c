@@ -810,6 +810,74 @@ START_TEST(test_versions_inherit_and_remove)
 }
 END_TEST
 
+/* The usage line of meter m that starts at from. */
+static const struct invoice_line *part_of(const struct invoice *inv, int m, int64_t from)
+{
+	for (size_t i = 0; i < inv->n_lines; i++)
+		if (inv->lines[i].type == INV_USAGE && inv->lines[i].meter == m && inv->lines[i].from_ns == from)
+			return &inv->lines[i];
+	ck_abort_msg("no line of meter %d from %lld", m, (long long)from);
+	return NULL;
+}
+
+/* One free allowance, one count for tiers and blocks per period, across a
+ * plan change (issue 9: each part restarted them, so a tenant got a second
+ * allowance). The plan changes on 2026-10-16T12:00Z (T0 + 372 h).
+ * Egress: 0 at T0, 60 GB at T0+15d, 140 GB at T0+31d; the 80 GB of the
+ * second interval (384 h) split per hour: 12 h of it before the change =
+ * 80 x 12 / 384 = 2.5 GB. Part 1 = 62.5 GB, part 2 = 77.5 GB.
+ * Free 10 GB a period; graduated tiers up to 100 GB, then the rest:
+ *   part 1 (0.10, then 0.05): positions 0-62.5; 10 free, 52.5 in tier 1
+ *     = 5.25
+ *   part 2 (0.08, then 0.04): positions 62.5-140 = after the allowance
+ *     52.5-130: 47.5 in tier 1 (0.08) = 3.80, 30 in tier 2 (0.04) = 1.20
+ *     = 5.00 (restarting gave 10 free again and 67.5 x 0.08 = 5.40)
+ * Instance: one all month, 744 instance-hours, blocks of 24 h:
+ *   part 1 (1.00 a block): 372 h, ceil(372 / 24) = 16 blocks = 16.00
+ *   part 2 (2.00 a block): blocks started by 744 h (31) less those started
+ *     by 372 h (16) = 15 = 30.00 (restarting billed 16, the half block
+ *     begun before the change twice)
+ * Total 5.25 + 5.00 + 16.00 + 30.00 = 56.25. */
+START_TEST(test_one_allowance_across_a_plan_change)
+{
+	lf_open();
+	lf_meta("vm-o", "acme", "m1.small", T0);
+	lf_reading("vm-o", M_INSTANCE, T0, 1, 0, 0);
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0 + 15 * DAY, 0, 60 * GB, 0);
+	lf_flush();
+	lf_reading("vm-o", M_INSTANCE, T0 + 31 * DAY, 1, 0, 0);
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0 + 31 * DAY, 0, 140 * GB, 0);
+	lf_close();
+	write_plan(PLAN_HEAD "versions:\n"
+		   "  - from: 2026-10-01\n    prices:\n"
+		   "      - {meter: instance, unit: instance-hour, block: 24, price: 1.00}\n"
+		   "      - meter: network.outgoing.bytes\n        unit: GB\n        free: 10\n"
+		   "        tiers: [{up_to: 100, price: 0.10}, {price: 0.05}]\n"
+		   "  - from: 2026-10-16T12:00:00Z\n    prices:\n"
+		   "      - {meter: instance, unit: instance-hour, block: 24, price: 2.00}\n"
+		   "      - meter: network.outgoing.bytes\n        unit: GB\n        free: 10\n"
+		   "        tiers: [{up_to: 100, price: 0.08}, {price: 0.04}]\n");
+	struct invoice *v;
+	char b[64];
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	const int64_t change = T0 + 372 * H;
+	const struct invoice_line *n1 = part_of(&v[0], M_NET_OUT_BYTES, T0), *n2 = part_of(&v[0], M_NET_OUT_BYTES, change);
+	const struct invoice_line *i1 = part_of(&v[0], M_INSTANCE, T0), *i2 = part_of(&v[0], M_INSTANCE, change);
+	ck_assert_str_eq(qty(n1, b), "62.500000000");
+	ck_assert_str_eq(qty(n2, b), "77.500000000");
+	ck_assert_int_eq(n1->amount_minor, 525);
+	ck_assert_int_eq(n2->amount_minor, 500);
+	ck_assert(n2->calc.free_num == 0);
+	ck_assert_int_eq(i1->amount_minor, 1600);
+	ck_assert_int_eq(i2->amount_minor, 3000);
+	ck_assert(i2->calc.steps[0].blocks == 15);
+	ck_assert_int_eq(v[0].total_minor, 5625);
+	free_invoices(v, n);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("invoice");
@@ -834,6 +902,7 @@ int main(void)
 	tcase_add_test(tc, test_line_past_int64_refused);
 	tcase_add_test(tc, test_gauge_rows_exact_and_bad_rows_refused);
 	tcase_add_test(tc, test_versions_inherit_and_remove);
+	tcase_add_test(tc, test_one_allowance_across_a_plan_change);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
