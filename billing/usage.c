@@ -55,7 +55,7 @@ static const char usage_sql[] =
  * even (money_double_scaled), as rating takes them (rate.c), so a report
  * and an invoice agree to the last digit. SQLite's sum() adds doubles. */
 struct msum {
-	__int128 milli;
+	unsigned char milli[16];     /* an __int128; SQLite aligns the context to 8 bytes only */
 	int bad;                     /* 1: not a number, 2: does not fit, 3: negative */
 };
 
@@ -79,10 +79,13 @@ static void msum_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		m->bad = 1;
 		return;
 	}
+	__int128 sum;
+	memcpy(&sum, m->milli, sizeof(sum));
 	if (v < 0)
 		m->bad = 3;
-	else if (__builtin_add_overflow(m->milli, v, &m->milli) || m->milli > ((__int128)1 << 120))
+	else if (__builtin_add_overflow(sum, v, &sum) || sum > ((__int128)1 << 120))
 		m->bad = 2;
+	memcpy(m->milli, &sum, sizeof(sum));
 }
 
 static void msum_final(sqlite3_context *ctx)
@@ -95,7 +98,10 @@ static void msum_final(sqlite3_context *ctx)
 		sqlite3_result_error(ctx, why[m->bad], -1);
 		return;
 	}
-	money_format_ratio(m ? m->milli : 0, 1, 0, buf, sizeof(buf));
+	__int128 sum = 0;
+	if (m)
+		memcpy(&sum, m->milli, sizeof(sum));
+	money_format_ratio(sum, 1, 0, buf, sizeof(buf));
 	sqlite3_result_text(ctx, buf, -1, SQLITE_TRANSIENT);
 }
 
