@@ -325,40 +325,15 @@ char *money_format_price(int64_t nanos, char *buf, size_t len)
 char *money_format_ratio(__int128 num, __int128 den, int places, char *buf, size_t len)
 {
 	int neg = (num < 0) != (den < 0) && num != 0;
-	__int128 n = num < 0 ? -num : num, d = den < 0 ? -den : den;
-	char digits[40];
-	if (d == 0 || places < 0 || places > 36) {
+	struct money_u256 n = { 0, (unsigned __int128)(num < 0 ? -num : num) };
+	char t[80];
+	if (den == 0 || places < 0 || places > 18) {
 		snprintf(buf, len, "-");
 		return buf;
 	}
-	/* long division, one digit at a time, so that the remainder never
-	 * grows past 10 * den; then one rounding, half to even */
-	__int128 ip = n / d, r = n % d;
-	for (int i = 0; i < places; i++) {
-		r *= 10;
-		digits[i] = (char)('0' + (int)(r / d));
-		r %= d;
-	}
-	int last_odd = places > 0 ? (digits[places - 1] - '0') % 2 : (int)(ip % 2);
-	if (2 * r > d || (2 * r == d && last_odd)) {
-		int i = places - 1;
-		for (; i >= 0 && digits[i] == '9'; i--)
-			digits[i] = '0';
-		if (i >= 0)
-			digits[i]++;
-		else
-			ip++;
-	}
-	digits[places] = '\0';
-	/* the integer part may exceed 64 bits: print it in two halves */
-	char ib[48];
-	const __int128 e18 = (__int128)1000000000000000000LL;
-	if (ip >= e18)
-		snprintf(ib, sizeof(ib), "%llu%018llu", (unsigned long long)(ip / e18),
-			 (unsigned long long)(ip % e18));
-	else
-		snprintf(ib, sizeof(ib), "%llu", (unsigned long long)ip);
-	bool zero = ip == 0 && strspn(digits, "0") == (size_t)places;
-	snprintf(buf, len, "%s%s%s%s", neg && !zero ? "-" : "", ib, places ? "." : "", digits);
+	/* long division of the magnitudes, rounded once, half to even */
+	money_format_u256(&n, (unsigned __int128)(den < 0 ? -den : den), places, t, sizeof(t));
+	bool zero = strspn(t, "0.") == strlen(t);
+	snprintf(buf, len, "%s%s", neg && !zero ? "-" : "", t);
 	return buf;
 }

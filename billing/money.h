@@ -96,7 +96,8 @@ char *money_format(int64_t amount_minor, int minor_digits, char *buf, size_t len
 char *money_format_price(int64_t nanos, char *buf, size_t len);
 
 /* num/den as a decimal with exactly places (0..18) fractional digits,
- * rounded half to even: quantities on invoices. len >= 64 suffices. */
+ * rounded half to even: quantities on invoices ("-" for den 0 or places out
+ * of range). len >= 64 suffices. */
 char *money_format_ratio(__int128 num, __int128 den, int places, char *buf, size_t len);
 
 #endif

@@ -44,23 +44,30 @@ struct ctx {
 	struct plan *p;
 };
 
+/* A mistake at line:col (line 0: the file as a whole) into the list. */
+static void add_err_v(struct ctx *c, int line, int col, const char *fmt, va_list ap)
+{
+	char what[400];
+	vsnprintf(what, sizeof(what), fmt, ap);
+	c->errs->total++;
+	if (c->errs->n == PLAN_MAX_ERRORS)
+		return;
+	if (line)
+		snprintf(c->errs->msg[c->errs->n++], sizeof(c->errs->msg[0]), "%s:%d:%d: %s", c->path, line, col,
+			 what);
+	else
+		snprintf(c->errs->msg[c->errs->n++], sizeof(c->errs->msg[0]), "%s: %s", c->path, what);
+}
+
+/* A mistake at node n's value (NULL: the file). */
 static void add_err(struct ctx *c, const struct cfg_node *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void add_err(struct ctx *c, const struct cfg_node *n, const char *fmt, ...)
 {
-	char what[400];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	add_err_v(c, n ? n->line : 0, n ? n->col : 0, fmt, ap);
 	va_end(ap);
-	c->errs->total++;
-	if (c->errs->n == PLAN_MAX_ERRORS)
-		return;
-	if (n)
-		snprintf(c->errs->msg[c->errs->n++], sizeof(c->errs->msg[0]), "%s:%d:%d: %s", c->path,
-			 n->line, n->col, what);
-	else
-		snprintf(c->errs->msg[c->errs->n++], sizeof(c->errs->msg[0]), "%s: %s", c->path, what);
 }
 
 /* The same at a key's place. */
@@ -68,15 +75,10 @@ static void add_err_at(struct ctx *c, int line, int col, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static void add_err_at(struct ctx *c, int line, int col, const char *fmt, ...)
 {
-	char what[400];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	add_err_v(c, line, col, fmt, ap);
 	va_end(ap);
-	c->errs->total++;
-	if (c->errs->n < PLAN_MAX_ERRORS)
-		snprintf(c->errs->msg[c->errs->n++], sizeof(c->errs->msg[0]), "%s:%d:%d: %s", c->path, line, col,
-			 what);
 }
 
 /* A cfg reader's error goes into the list as it is (it has file:line:col). */
