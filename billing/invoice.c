@@ -242,8 +242,13 @@ static int rate_lines(const struct plan *p, struct invoice *inv, struct tally_er
 			if (o->from_ns < l->from_ns)
 				start += o->qty;
 		}
-		int rc = rate_amount(rate_price(p, &l->key), start, l->qty, total, p->minor_digits, p->rounding, &l->calc,
-				     e);
+		/* the allowance, prorated by the days the tenant existed when the
+		 * price says so (rounded down to 10^-9 of a unit) */
+		const struct plan_price *pp = rate_price(p, &l->key);
+		int64_t free_nanos = pp->free_nanos;
+		if (pp->prorate_free && inv->days_in_period > 0)
+			free_nanos = (int64_t)((__int128)pp->free_nanos * inv->days_existed / inv->days_in_period);
+		int rc = rate_amount(pp, free_nanos, start, l->qty, total, p->minor_digits, p->rounding, &l->calc, e);
 		if (rc)
 			return err_prefix(e, "tenant '%s', usage line %s%s%s%s", inv->tenant, l->description,
 					  l->selector[0] ? " [" : "", l->selector, l->selector[0] ? "]" : ""), rc;
@@ -322,17 +327,8 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 		lo++;
 	for (hi = lo; hi < r->n_accs && r->accs[hi].k.tenant == tenant; hi++)
 		;
-	if ((rc = usage_lines(p, r, lo, hi, inv, pt, e)))
-		goto fail;
-	if ((rc = rate_lines(p, inv, e)) || (rc = sort_lines(inv, e)))
-		goto fail;
-	for (size_t i = 0; i < inv->n_lines; i++) {
-		inv->usage_minor += inv->lines[i].amount_minor;
-		inv->covered_ns += inv->lines[i].covered_ns;
-		inv->spanned_ns += inv->lines[i].spanned_ns;
-	}
-
-	/* days the tenant existed in the period, for prorated fees */
+	/* days the tenant existed in the period, for prorated fees and
+	 * allowances */
 	inv->days_in_period = (to_ns - from_ns + NS_PER_DAY - 1) / NS_PER_DAY;
 	int64_t s = rt->first_ns > from_ns ? rt->first_ns : from_ns;
 	int64_t t = rt->last_ns < to_ns - 1 ? rt->last_ns : to_ns - 1;
@@ -342,6 +338,16 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 		inv->days_existed = t / NS_PER_DAY - s / NS_PER_DAY + 1;
 	if (inv->days_existed > inv->days_in_period)
 		inv->days_existed = inv->days_in_period;
+
+	if ((rc = usage_lines(p, r, lo, hi, inv, pt, e)))
+		goto fail;
+	if ((rc = rate_lines(p, inv, e)) || (rc = sort_lines(inv, e)))
+		goto fail;
+	for (size_t i = 0; i < inv->n_lines; i++) {
+		inv->usage_minor += inv->lines[i].amount_minor;
+		inv->covered_ns += inv->lines[i].covered_ns;
+		inv->spanned_ns += inv->lines[i].spanned_ns;
+	}
 
 	int v = plan_version_at(p, s);
 	if (v < 0)

@@ -195,7 +195,7 @@ static bool selectors_overlap(const struct plan_price *a, const struct plan_pric
 }
 
 static const char *const price_keys[] = { "meter", "unit", "select", "price", "tiers", "mode", "block",
-					  "free", NULL };
+					  "free", "prorate_free", NULL };
 
 static void parse_price(struct ctx *c, const struct cfg_node *n, struct plan_price *pp, bool *ok)
 {
@@ -249,6 +249,12 @@ static void parse_price(struct ctx *c, const struct cfg_node *n, struct plan_pri
 	    decimal(c, n, "block", MONEY_PRICE_DIGITS, "a quantity", &pp->block_nanos, &has_block) ||
 	    decimal(c, n, "free", MONEY_PRICE_DIGITS, "a quantity", &pp->free_nanos, &has_free))
 		return;
+	if (keep(c, cfg_get_bool(n, "prorate_free", &pp->prorate_free, &e), &e))
+		return;
+	if (pp->prorate_free && !has_free) {
+		add_err(c, cfg_get(n, "prorate_free"), "'prorate_free' needs a 'free' allowance to prorate");
+		return;
+	}
 	if (has_price == (cfg_get(n, "tiers") != NULL)) {
 		add_err(c, n, "a price needs exactly one of 'price' or 'tiers'");
 		return;

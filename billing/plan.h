@@ -57,7 +57,8 @@ struct plan_price {
 	enum plan_model model;
 	int64_t price_nanos;         /* per unit, or per block */
 	int64_t block_nanos;         /* block size in units x 10^9 */
-	int64_t free_nanos;          /* free allowance in units x 10^9 */
+	int64_t free_nanos;          /* free allowance per period in units x 10^9 */
+	bool prorate_free;           /* the allowance x days the tenant existed / days in the period */
 	struct plan_tier tiers[PLAN_MAX_TIERS];
 	int n_tiers;
 	char sel_key[PLAN_MAX_SELECT][64], sel_val[PLAN_MAX_SELECT][64];

@@ -553,8 +553,8 @@ static bool add_product(struct money_u256 *acc, __int128 part, int64_t price)
 	return money_u256_add(acc, &t) == 0;
 }
 
-int rate_amount(const struct plan_price *pp, __int128 start, __int128 qty, __int128 total, int minor_digits,
-		enum money_round mode, struct rate_calc *out, struct tally_err *e)
+int rate_amount(const struct plan_price *pp, int64_t free_nanos, __int128 start, __int128 qty, __int128 total,
+		int minor_digits, enum money_round mode, struct rate_calc *out, struct tally_err *e)
 {
 	__int128 num, den, A, Q, T, end;
 	memset(out, 0, sizeof(*out));
@@ -563,7 +563,7 @@ int rate_amount(const struct plan_price *pp, __int128 start, __int128 qty, __int
 	    __builtin_add_overflow(A, Q, &end))
 		goto range;
 	{
-	const __int128 U = num * MONEY_NANOS, F = (__int128)pp->free_nanos * num;
+	const __int128 U = num * MONEY_NANOS, F = (__int128)free_nanos * num;
 	out->qty_num = Q;
 	out->qty_den = U;
 	out->start_num = A;

@@ -140,12 +140,13 @@ struct rate_calc {
 
 /* Price qty ledger units under pp, as the part [start, start + qty) of the
  * period's usage of the price, whose whole is total (>= start + qty; it
- * picks the tier of volume pricing): the free allowance is the first units
- * of the period, tiers and blocks count on from there (docs/invoice.md).
+ * picks the tier of volume pricing): the free allowance (free_nanos: the
+ * price's, or prorated) is the first units of the period, tiers and blocks
+ * count on from there (docs/invoice.md).
  * A whole period is start 0, total qty. Returns 0 or -ERANGE (a quantity
  * past RATE_MAX_QTY, or an amount that does not fit an int64; message in
  * e). Exact: products are 256-bit, rounded once. */
-int rate_amount(const struct plan_price *pp, __int128 start, __int128 qty, __int128 total, int minor_digits,
-		enum money_round mode, struct rate_calc *out, struct tally_err *e);
+int rate_amount(const struct plan_price *pp, int64_t free_nanos, __int128 start, __int128 qty, __int128 total,
+		int minor_digits, enum money_round mode, struct rate_calc *out, struct tally_err *e);
 
 #endif

@@ -108,6 +108,7 @@ def gen_price(r, meter, selector):
     unit = r.choice(sorted(units))
     p = {"meter": meter, "unit": unit, "select": selector, "model": r.choice(["unit", "unit", "graduated", "volume", "block"])}
     p["free"] = rand_decimal(r, -2, 4, 3) if r.random() < 0.4 else None
+    p["prorate_free"] = bool(p["free"]) and r.random() < 0.5
     if p["model"] in ("graduated", "volume"):
         bounds = sorted({rand_decimal(r, -1, 6, 2)[1] for _ in range(r.randint(1, 3))})
         hi = 9 if r.random() < 0.1 else 1
@@ -125,6 +126,8 @@ def price_yaml(p):
         y.append("        select: {flavor: %s}" % p["select"])
     if p["free"]:
         y.append("        free: %s" % p["free"][0])
+    if p["prorate_free"]:
+        y.append("        prorate_free: true")
     if p["model"] == "block":
         y.append("        block: %s" % p["block"][0])
     if "tiers" in p:
@@ -297,10 +300,12 @@ def resolve(plan):
     return out, until
 
 
-def amount(p, start, qty, total, digits, mode):
+def amount(p, start, qty, total, digits, mode, dex, din):
     U = METERS[p["meter"]][2][p["unit"]]
     a, b, T = Fraction(start, U), Fraction(start + qty, U), Fraction(total, U)
     F = p["free"][1] if p["free"] else Fraction(0)
+    if p["prorate_free"]:   # x days existed / days in the period, down to 10^-9 of a unit
+        F = Fraction(int(F * 10**9) * dex // din, 10**9)
     p0, p1 = max(a, F) - F, max(b, F) - F
     if p["model"] == "unit":
         cur = (p1 - p0) * p["price"][1]
@@ -366,24 +371,24 @@ def model(plan, res):
                 l["qty"] += lq
                 if l["qty"] > MAX_QTY:
                     raise Refused("sum past 2^96")
+        first, last = min(x["first"] for x in mine), max(x["last"] for x in mine)
+        s = max(first, PERIOD[0])
+        e = min(last, PERIOD[1] - 1)
+        din = -(-(PERIOD[1] - PERIOD[0]) // DAY)
+        dex = min(din, e // DAY - s // DAY + 1) if e >= s else (din if has_usage else 0)
         usage = 0
         for l in lines.values():
             chain = [o for o in lines.values() if o["p"]["meter"] == l["p"]["meter"] and
                      o["p"]["select"] == l["p"]["select"] and o["own"] == l["own"]]
             start = sum(o["qty"] for o in chain if o["from"] < l["from"])
             total = sum(o["qty"] for o in chain)
-            l["amount"] = amount(l["p"], start, l["qty"], total, digits, mode)
+            l["amount"] = amount(l["p"], start, l["qty"], total, digits, mode, dex, din)
             U = METERS[l["p"]["meter"]][2][l["p"]["unit"]]
             l["quantity"] = dec(Fraction(l["qty"], U), 9)
             usage += l["amount"]
         out = [("usage", l["p"]["meter"], l["p"]["select"] or "", l["from"], l["to"], l["quantity"], l["amount"])
                for l in lines.values()]
         # fees of the version in force when the tenant's part of the period starts
-        first, last = min(x["first"] for x in mine), max(x["last"] for x in mine)
-        s = max(first, PERIOD[0])
-        e = min(last, PERIOD[1] - 1)
-        din = -(-(PERIOD[1] - PERIOD[0]) // DAY)
-        dex = min(din, e // DAY - s // DAY + 1) if e >= s else (din if has_usage else 0)
         vi = max([i for i, f in enumerate(froms) if f <= s], default=-1)
         if vi < 0:
             vi = max([i for i, f in enumerate(froms) if f <= PERIOD[1] - 1], default=-1)

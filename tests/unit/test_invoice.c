@@ -878,6 +878,37 @@ START_TEST(test_one_allowance_across_a_plan_change)
 }
 END_TEST
 
+/* A prorated allowance (prorate_free: true): the tenant's VM lives from
+ * 2026-10-21 to the end of October: 11 of 31 days (21st to 31st), so a
+ * free 31 GB a month is 31 x 11 / 31 = 11 GB. It sends 25 GB at 0.10/GB:
+ * 25 - 11 = 14 GB x 0.10 = 1.40. Not prorated (the default) the whole
+ * 31 GB is free: 0.00. */
+START_TEST(test_prorated_allowance)
+{
+	lf_open();
+	lf_meta("vm-a", "acme", "m1.small", T0 + 20 * DAY);
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0 + 20 * DAY, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0 + 31 * DAY, 0, 25 * GB, 0);
+	lf_close();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, free: 31, prorate_free: true, price: 0.10}\n");
+	struct invoice *v;
+	char b[64];
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	ck_assert_int_eq(v[0].days_existed, 11);
+	const struct invoice_line *u = line_of(&v[0], INV_USAGE, 0);
+	ck_assert_str_eq(money_format_ratio(u->calc.free_num, u->calc.qty_den, 9, b, sizeof(b)), "11.000000000");
+	ck_assert_int_eq(u->amount_minor, 140);
+	free_invoices(v, n);
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, free: 31, price: 0.10}\n");
+	n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	ck_assert_int_eq(line_of(&v[0], INV_USAGE, 0)->amount_minor, 0);
+	free_invoices(v, n);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("invoice");
@@ -903,6 +934,7 @@ int main(void)
 	tcase_add_test(tc, test_gauge_rows_exact_and_bad_rows_refused);
 	tcase_add_test(tc, test_versions_inherit_and_remove);
 	tcase_add_test(tc, test_one_allowance_across_a_plan_change);
+	tcase_add_test(tc, test_prorated_allowance);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
