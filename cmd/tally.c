@@ -527,7 +527,7 @@ static int cmd_plan(int argc, char **argv)
 	}
 	size_t prices = 0;
 	for (size_t i = 0; i < p.n_versions; i++)
-		prices += p.versions[i].n_prices;
+		prices += p.versions[i].n_own;   /* as written: inherited ones once */
 	printf("%s: ok (plan '%s', %s, %zu version%s, %zu price%s)\n", argv[2], p.name, p.currency,
 	       p.n_versions, p.n_versions == 1 ? "" : "s", prices, prices == 1 ? "" : "s");
 	plan_release(&p);

@@ -436,6 +436,29 @@ int cfg_get_map(const struct cfg_node *map, const char *key, const struct cfg_no
 	return 0;
 }
 
+int cfg_get_seq(const struct cfg_node *map, const char *key, size_t min, size_t max,
+		const struct cfg_node **out, struct tally_err *e)
+{
+	const struct cfg_node *n = cfg_get(map, key);
+	size_t have = 0;
+	if (!n)
+		return 0;
+	if (n->type == CFG_SEQ)
+		have = n->n_kids;
+	else if (!(n->type == CFG_SCALAR && n->value[0] == '\0'))
+		return err_set(e, -EINVAL, "%s:%d:%d: key '%s': expected a list, not %s", n->file, n->line, n->col,
+			       key, type_name(n->type));
+	if (have < min || have > max) {
+		char most[32] = "";
+		if (max != SIZE_MAX)
+			snprintf(most, sizeof(most), " to %zu", max);
+		return err_set(e, -ERANGE, "%s:%d:%d: key '%s': expected a list of %zu%s items (got %zu)", n->file,
+			       n->line, n->col, key, min, max == SIZE_MAX ? " or more" : most, have);
+	}
+	*out = have ? n : NULL;
+	return 0;
+}
+
 int cfg_get_string(const struct cfg_node *map, const char *key, char *out, size_t len,
 		   struct tally_err *e)
 {

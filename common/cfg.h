@@ -64,6 +64,10 @@ int cfg_check_keys(const struct cfg_node *map, const char *section,
  *             no space at either end */
 int cfg_get_map(const struct cfg_node *map, const char *key, const struct cfg_node **out,
 		struct tally_err *e);
+/* A list of min..max items (*out NULL and *n 0 for "key:" with nothing
+ * after it, when min is 0): anything else at key is -EINVAL naming it. */
+int cfg_get_seq(const struct cfg_node *map, const char *key, size_t min, size_t max,
+		const struct cfg_node **out, struct tally_err *e);
 int cfg_get_string(const struct cfg_node *map, const char *key, char *out, size_t len,
 		   struct tally_err *e);
 int cfg_get_uint(const struct cfg_node *map, const char *key, uint64_t min, uint64_t max,

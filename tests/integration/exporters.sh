@@ -271,12 +271,15 @@ get "$ADMIN" "/api/v1/resources/$t2_uuid"
 [ "$code" = 200 ] && ok "the admin reads tenant-02's VM" || bad "admin, tenant-02's VM: $code"
 get "$T1" "/api/v1/usage?from=2026-10-01&to=2026-10-01&by=resource"
 foreign=$(jq '[.rows[] | select(.tenant != "tenant-01")] | length' "$work/body")
-ours=$(jq '[.rows[] | select(.meter == "cpu") | .base_quantity] | add' "$work/body")
+ours=$(jq '[.rows[] | select(.meter == "cpu") | .base_quantity | tonumber] | add' "$work/body")
 want=$(q "SELECT sum(u.quantity) FROM usage u JOIN resources r ON r.id = u.resource_id JOIN meters m
   ON m.id = u.meter_id WHERE m.name = 'cpu' AND r.tenant = 'tenant-01'")
 [ "$code" = 200 ] && [ "$foreign" -eq 0 ] && [ "$ours" = "$want" ] &&
 	ok "/api/v1/usage with tenant-01's token: its rows only, cpu $ours ns = the ledger's sum" ||
 	bad "/api/v1/usage for tenant-01: $code, $foreign foreign rows, cpu $ours vs $want"
+/usr/bin/python3 -c 'import json, sys, jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))' \
+	"$work/body" schemas/usage.schema.json && ok "/api/v1/usage is valid against schemas/usage.schema.json" ||
+	bad "/api/v1/usage does not match schemas/usage.schema.json"
 
 # ---- malformed requests and tokens: JSON 4xx ----
 expect 401 "no token" "" /metrics
