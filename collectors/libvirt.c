@@ -314,6 +314,10 @@ const struct lv_rule *lv_mapping_match(const struct lv_mapping *m, const char *u
  * bytes/pkts): what put_nic() needs to tell a tap that went on counting. */
 struct lv_nic_slot {
 	char mac[18];                /* the NIC these counters are of */
+	int ifindex;                 /* its host device's ifindex when last looked (0: unknown) */
+	int64_t ifindex_life;        /* origin_ns of the life ifindex was looked at for */
+	int8_t looked;               /* ifindex was looked at (for ifindex_life) */
+	int8_t same_dev;             /* this life's device is the last life's: 1, 0, -1 unknown */
 	struct lv_nic_ctr {
 		uint64_t prev;       /* the last value read, in any life */
 		int64_t life;        /* origin_ns of the life `carry` was decided for */
@@ -344,7 +348,12 @@ struct lv_dom {
 	int origin_by_event;         /* origin_ns came from a started event */
 	double mem_resident, mem_usage;   /* bytes, last memory stats; < 0 = not reported */
 	int have_memstats;
-	struct lv_last {             /* the last reading of each series, for the final one: */
+	/* The last reading of every series of the current life, kept per
+	 * series: a read that did not return a group (a NOWAIT answer for a
+	 * domain in a job, or being destroyed, lacks block and balloon) leaves
+	 * that group's entries as they were, so the stop's final reading ends
+	 * every series the life had. Emptied by the final reading. */
+	struct lv_last {
 		int64_t time_ns, origin_ns;      /* a sample without its resource (uuid) */
 		uint64_t bits;                   /* sample.v, as stored */
 		uint16_t meter;
@@ -352,6 +361,9 @@ struct lv_dom {
 		char device[TALLY_DEV_MAX];
 	} *last;
 	int n_last, cap_last;
+	int last_cur;                /* where the next put's entry is expected (same order each read) */
+	int ev_running;              /* running by the lifecycle events: 1, 0, -1 unknown */
+	int disagree;                /* a read saw another state than the events said, once */
 	int64_t last_reboot_ns;      /* to fold the 2-3 reboot events of one reboot */
 	uint64_t last_cpu;           /* ns, the last cpu time read */
 	unsigned int dom_id;         /* the domain id (one QEMU process) it was read from */
@@ -393,14 +405,20 @@ struct lv {
 		int64_t time_ns;
 		unsigned char uuid[VIR_UUID_BUFLEN];
 		unsigned int id;             /* the domain id (QEMU process) it speaks of */
-		char type[24];
-		char reason[64];
+		int event, detail;           /* VIR_DOMAIN_EVENT_* and its detail, or LV_EV_* */
+		uint64_t value;              /* LV_EV_BALLOON: the new balloon size, KiB */
+		char alias[64];              /* LV_EV_DEVICE_REMOVED: the device's alias */
 	} ev[LV_EVENT_QUEUE];
 	size_t ev_n;
 	uint64_t ev_dropped;         /* events lost to a full queue */
-	int cb_lifecycle, cb_reboot, cb_unplug;   /* callback ids, -1 = none */
+	int cb_lifecycle, cb_reboot, cb_unplug, cb_balloon;   /* callback ids, -1 = none */
+	int local;                   /* the hypervisor is this host: its taps can be read */
+	char sysfs_net[128];         /* /sys/class/net */
 	/* figures */
 	uint64_t bulk_domains, fallback_domains, stale, reads, events;
+	uint64_t tail_closed;        /* counter series whose final reading was read at the stop */
+	uint64_t tail_open;          /* counter series ended with their last read value */
+	uint64_t tail_open_ns;       /* summed time from those series' last reading to their stop */
 };
 
 static const char *const lv_keys[] = { "uri", "xml_refresh", "mapping", NULL };
@@ -437,7 +455,11 @@ static void loop_start(void)
 	}
 }
 
-static void queue_event(struct lv *s, virDomainPtr dom, const char *type, const char *reason)
+/* Called on libvirt's event thread: the event is stamped with the time it
+ * reached us and queued for the next read. Nothing here touches a domain's
+ * state (read() owns it). */
+static void queue_event(struct lv *s, virDomainPtr dom, int event, int detail, uint64_t value,
+			const char *alias)
 {
 	int64_t now = time_now_ns();
 	pthread_mutex_lock(&s->ev_lock);
@@ -448,66 +470,119 @@ static void queue_event(struct lv *s, virDomainPtr dom, const char *type, const 
 		if (virDomainGetUUID(dom, ev->uuid) == 0) {
 			ev->time_ns = now;
 			ev->id = virDomainGetID(dom);
-			str_copy(ev->type, type, sizeof(ev->type));
-			str_copy(ev->reason, reason, sizeof(ev->reason));
+			ev->event = event;
+			ev->detail = detail;
+			ev->value = value;
+			str_copy(ev->alias, alias ? alias : "", sizeof(ev->alias));
 			s->ev_n++;
 		}
 	}
 	pthread_mutex_unlock(&s->ev_lock);
 }
 
-static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+int lv_event_describe(int event, int detail, struct lv_event_desc *out)
 {
-	const char *type = NULL, *reason = "";
-	(void)conn;
+	static const char *const started[] = { "booted", "migrated", "restored", "from-snapshot", "wakeup" };
+	static const char *const suspended[] = { "paused", "migrated", "ioerror", "watchdog", "restored",
+						 "from-snapshot", "api-error", "postcopy", "postcopy-failed" };
+	static const char *const resumed[] = { "unpaused", "migrated", "from-snapshot", "postcopy",
+					       "postcopy-failed" };
+	static const char *const stopped[] = { "shutdown", "destroyed", "crashed", "migrated", "saved",
+					       "failed", "from-snapshot" };
+	/* SHUTDOWN_FINISHED (0) comes from a QEMU that does not say who asked */
+	static const char *const shutdown[] = { "", "guest", "host" };
+	static const char *const crashed[] = { "panicked", "crashloaded" };
+	static const char *const defined[] = { "added", "updated", "renamed", "from-snapshot" };
+	static const char *const undefined[] = { "removed", "renamed" };
+#define LV_DETAIL(tab) (detail >= 0 && (size_t)detail < sizeof(tab) / sizeof(tab[0]) ? tab[detail] : "")
+	memset(out, 0, sizeof(*out));
+	out->reason = "";
 	switch (event) {
 	case VIR_DOMAIN_EVENT_STARTED:
-		type = detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED ? "migrated_in" : "started";
-		reason = detail == VIR_DOMAIN_EVENT_STARTED_BOOTED ? "booted"
-			 : detail == VIR_DOMAIN_EVENT_STARTED_RESTORED ? "restored"
-			 : detail == VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT ? "from-snapshot"
-			 : detail == VIR_DOMAIN_EVENT_STARTED_WAKEUP ? "wakeup" : "migrated";
+		out->type = detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED ? "migrated_in" : "started";
+		out->reason = LV_DETAIL(started);
+		out->edge = LV_EDGE_START;
 		break;
-	case VIR_DOMAIN_EVENT_STOPPED:
-		type = detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED ? "migrated_out"
-		       : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? "crashed" : "stopped";
-		reason = detail == VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN ? "shutdown"
-			 : detail == VIR_DOMAIN_EVENT_STOPPED_DESTROYED ? "destroyed"
-			 : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? "crashed"
-			 : detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED ? "migrated"
-			 : detail == VIR_DOMAIN_EVENT_STOPPED_SAVED ? "saved"
-			 : detail == VIR_DOMAIN_EVENT_STOPPED_FAILED ? "failed" : "from-snapshot";
-		break;
-	case VIR_DOMAIN_EVENT_SHUTDOWN: type = "shutdown"; reason = "guest"; break;
 	case VIR_DOMAIN_EVENT_SUSPENDED:
 		/* the SLA tells a pause by an I/O error (downtime) from one asked for */
-		type = "suspended";
-		reason = detail == VIR_DOMAIN_EVENT_SUSPENDED_IOERROR ? "ioerror"
-			 : detail == VIR_DOMAIN_EVENT_SUSPENDED_PAUSED ? "paused"
-			 : detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED ? "migrated"
-			 : detail == VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG ? "watchdog"
-			 : detail == VIR_DOMAIN_EVENT_SUSPENDED_API_ERROR ? "api-error" : "";
+		out->type = "suspended";
+		out->reason = LV_DETAIL(suspended);
+		out->edge = LV_EDGE_PAUSE;
 		break;
-	case VIR_DOMAIN_EVENT_RESUMED: type = "resumed"; break;
-	case VIR_DOMAIN_EVENT_CRASHED: type = "crashed"; reason = "panicked"; break;
-	case VIR_DOMAIN_EVENT_DEFINED: type = "defined"; break;
-	case VIR_DOMAIN_EVENT_UNDEFINED: type = "undefined"; break;
-	default: return 0;
+	case VIR_DOMAIN_EVENT_RESUMED:
+		out->type = "resumed";
+		out->reason = LV_DETAIL(resumed);
+		out->edge = LV_EDGE_RESUME;
+		break;
+	case VIR_DOMAIN_EVENT_STOPPED:
+		/* the types VMDown and the SLA read: a crash that ended the
+		 * process is a crash, a migration away is not a stop */
+		out->type = detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED ? "migrated_out"
+			    : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? "crashed" : "stopped";
+		out->reason = LV_DETAIL(stopped);
+		out->edge = LV_EDGE_STOP;
+		break;
+	case VIR_DOMAIN_EVENT_SHUTDOWN:
+		out->type = "shutdown";
+		out->reason = LV_DETAIL(shutdown);
+		break;
+	case VIR_DOMAIN_EVENT_CRASHED:
+		/* the guest panicked; its process may live on (on_crash=preserve)
+		 * or be stopped (a stopped event follows): not running either way */
+		out->type = "crashed";
+		out->reason = LV_DETAIL(crashed);
+		out->edge = LV_EDGE_PAUSE;
+		break;
+	case VIR_DOMAIN_EVENT_DEFINED:
+		out->type = "defined";
+		out->reason = LV_DETAIL(defined);
+		break;
+	case VIR_DOMAIN_EVENT_UNDEFINED:
+		out->type = "undefined";
+		out->reason = LV_DETAIL(undefined);
+		break;
+	case LV_EV_REBOOT:
+		out->type = "rebooted";
+		out->edge = LV_EDGE_REBOOT;
+		break;
+	case LV_EV_DEVICE_REMOVED:
+		out->type = "device_removed";
+		break;
+	case LV_EV_BALLOON:
+		out->edge = LV_EDGE_BALLOON; /* a gauge change, not a lifecycle edge: no type */
+		break;
+	default:
+		return -ENOENT;
 	}
-	queue_event(opaque, dom, type, reason);
+#undef LV_DETAIL
+	return 0;
+}
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+{
+	struct lv_event_desc d;
+	(void)conn;
+	if (lv_event_describe(event, detail, &d) == 0)
+		queue_event(opaque, dom, event, detail, 0, NULL);
 	return 0;
 }
 
 static void on_reboot(virConnectPtr conn, virDomainPtr dom, void *opaque)
 {
 	(void)conn;
-	queue_event(opaque, dom, "rebooted", "");
+	queue_event(opaque, dom, LV_EV_REBOOT, 0, 0, NULL);
 }
 
 static void on_unplug(virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque)
 {
 	(void)conn;
-	queue_event(opaque, dom, "device_removed", alias ? alias : "");
+	queue_event(opaque, dom, LV_EV_DEVICE_REMOVED, 0, 0, alias);
+}
+
+static void on_balloon(virConnectPtr conn, virDomainPtr dom, unsigned long long actual_kib, void *opaque)
+{
+	(void)conn;
+	queue_event(opaque, dom, LV_EV_BALLOON, 0, actual_kib, NULL);
 }
 
 static int lv_configure(const struct cfg_node *cfg, const struct collector_env *env, void **state,
@@ -529,7 +604,10 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	}
 	s->xml_refresh = (int)refresh;
 	s->nowait_ok = 1;
-	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = -1;
+	/* a hypervisor on this host (no host in the URI): its taps are ours to read */
+	s->local = !strncmp(s->uri, "qemu:///", 8) || !strncmp(s->uri, "qemu+unix:///", 13);
+	str_copy(s->sysfs_net, "/sys/class/net", sizeof(s->sysfs_net));
+	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = s->cb_balloon = -1;
 	pthread_mutex_init(&s->ev_lock, NULL);
 	*state = s;
 	return 0;
@@ -560,6 +638,8 @@ static int lv_connect(struct lv *s, struct tally_err *e)
 			VIR_DOMAIN_EVENT_CALLBACK(on_reboot), s, NULL);
 		s->cb_unplug = virConnectDomainEventRegisterAny(s->conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
 			VIR_DOMAIN_EVENT_CALLBACK(on_unplug), s, NULL);
+		s->cb_balloon = virConnectDomainEventRegisterAny(s->conn, NULL, VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE,
+			VIR_DOMAIN_EVENT_CALLBACK(on_balloon), s, NULL);
 		if (s->cb_lifecycle < 0)
 			complain(&s->ev_note, LOG_WARN, "libvirt %s: lifecycle events unavailable; starts and"
 				 " stops are seen only at the next read", s->uri);
@@ -591,9 +671,11 @@ static void lv_disconnect(struct lv *s)
 		virConnectDomainEventDeregisterAny(s->conn, s->cb_reboot);
 	if (s->cb_unplug >= 0)
 		virConnectDomainEventDeregisterAny(s->conn, s->cb_unplug);
+	if (s->cb_balloon >= 0)
+		virConnectDomainEventDeregisterAny(s->conn, s->cb_balloon);
 	virConnectClose(s->conn);
 	s->conn = NULL;
-	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = -1;
+	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = s->cb_balloon = -1;
 	s->bulk_useless = 0;
 }
 
@@ -651,6 +733,7 @@ static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
 	struct lv_dom *d = &s->dom[s->n_dom++];
 	memset(d, 0, sizeof(*d));
 	str_copy(d->uuid, uuid, sizeof(d->uuid));
+	d->ev_running = -1;
 	*is_new = 1;
 	s->slot[j] = (uint32_t)s->n_dom;
 	if (s->n_dom * 2 > s->mask + 1 && rehash(s))
@@ -889,30 +972,51 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 struct emit {
 	const struct sink *sink;
 	struct sample smp;
+	struct lv *s;
 	struct lv_dom *d;            /* remembers what was sent */
 	unsigned int id;             /* the domain id when known (list path), else 0 */
 	int rc;
 };
 
-static void remember(struct emit *x)
+/* The entry of series (meter, device) in d->last, added if new; NULL
+ * without memory. Reads put their series in the same order every time, so
+ * the entry after the previous one is tried first. */
+static struct lv_last *last_entry(struct lv_dom *d, uint16_t meter, const char *device)
 {
-	struct lv_dom *d = x->d;
+	if (d->last_cur < d->n_last && d->last[d->last_cur].meter == meter &&
+	    !strcmp(d->last[d->last_cur].device, device))
+		return &d->last[d->last_cur++];
+	for (int i = 0; i < d->n_last; i++)
+		if (d->last[i].meter == meter && !strcmp(d->last[i].device, device)) {
+			d->last_cur = i + 1;
+			return &d->last[i];
+		}
 	if (d->n_last == d->cap_last) {
 		int n = d->cap_last ? d->cap_last * 2 : 16;
 		struct lv_last *p = realloc(d->last, (size_t)n * sizeof(*p));
 		if (!p)
-			return;
+			return NULL;
 		d->last = p;
 		d->cap_last = n;
 	}
 	struct lv_last *l = &d->last[d->n_last++];
-	l->time_ns = x->smp.time_ns;
-	l->origin_ns = x->smp.origin_ns;
-	memcpy(&l->bits, &x->smp.v, sizeof(l->bits));
-	l->meter = x->smp.meter;
-	l->kind = x->smp.kind;
-	l->flags = x->smp.flags;
-	memcpy(l->device, x->smp.device, sizeof(l->device));
+	memset(l, 0, sizeof(*l));
+	l->meter = meter;
+	str_copy(l->device, device, sizeof(l->device));
+	d->last_cur = d->n_last;
+	return l;
+}
+
+static void remember(struct lv_dom *d, const struct sample *smp)
+{
+	struct lv_last *l = last_entry(d, smp->meter, smp->device);
+	if (!l)
+		return; /* no memory: this series' final reading repeats an older value or is missed */
+	l->time_ns = smp->time_ns;
+	l->origin_ns = smp->origin_ns;
+	memcpy(&l->bits, &smp->v, sizeof(l->bits));
+	l->kind = smp->kind;
+	l->flags = smp->flags;
 }
 
 static void put_c(struct emit *x, int meter, const char *dev, uint64_t v)
@@ -922,7 +1026,7 @@ static void put_c(struct emit *x, int meter, const char *dev, uint64_t v)
 	str_copy(x->smp.device, dev, sizeof(x->smp.device));
 	x->smp.v.counter = v;
 	x->rc |= x->sink->sample(x->sink->ctx, NULL, &x->smp);
-	remember(x);
+	remember(x->d, &x->smp);
 }
 
 static void put_g(struct emit *x, int meter, const char *dev, double v)
@@ -932,31 +1036,82 @@ static void put_g(struct emit *x, int meter, const char *dev, double v)
 	str_copy(x->smp.device, dev, sizeof(x->smp.device));
 	x->smp.v.gauge = v;
 	x->rc |= x->sink->sample(x->sink->ctx, NULL, &x->smp);
-	remember(x);
+	remember(x->d, &x->smp);
+}
+
+/* One number from a sysfs file of the host's network device `dev`
+ * (`what` = "ifindex", "statistics/rx_bytes", ...). 0, or -errno when the
+ * device is gone or the file holds no number. */
+static int netdev_read(const struct lv *s, const char *dev, const char *what, uint64_t *v)
+{
+	char path[256], buf[32], *end;
+	if (!dev[0] || strchr(dev, '/') || dev[0] == '.')
+		return -EINVAL;
+	snprintf(path, sizeof(path), "%s/%s/%s", s->sysfs_net, dev, what);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	errno = 0;
+	unsigned long long u = strtoull(buf, &end, 10);
+	if (end == buf || errno || (*end && *end != '\n'))
+		return -EINVAL;
+	*v = u;
+	return 0;
+}
+
+/* The host device's ifindex of NIC nc (local hypervisor only), or 0. */
+static int tap_ifindex(const struct lv *s, const struct lv_nic *nc)
+{
+	uint64_t v;
+	if (!s->local || netdev_read(s, nc->target, "ifindex", &v) || !v || v > INT32_MAX)
+		return 0;
+	return (int)v;
 }
 
 /* NIC counters live as long as the host tap, not the QEMU process: an
  * unmanaged tap (type ethernet, managed='no') keeps counting across a
- * restart of its domain. A NIC counter that did not go down at the first
- * read of a new life went on: it is sent as a baseline for that whole life
- * (origin 0) rather than counted from zero, which would bill the tap's old
- * total twice. (A tap created afresh starts below its predecessor's last
- * value, unless its new life sent more in one interval than the old one in
- * all: then that first interval is not counted.) */
+ * restart of its domain. At the first read of a new life, a NIC whose tap
+ * is the same device as before (the same ifindex, on a local hypervisor)
+ * went on: its counter is one life across the restart. Its final value
+ * (read from the tap at the stop) is sent again as a baseline at the new
+ * life's start, and the new life's readings count from it: nothing billed
+ * twice, nothing lost, since a tap without its QEMU counts nothing. A
+ * fresh tap (another ifindex) counts from zero with the domain. Where the
+ * tap cannot be looked at (a remote hypervisor), a counter that did not go
+ * down at the first read of a new life is taken to have gone on. */
 static void put_nic(struct emit *x, const struct lv_nic *nc, int f, int meter, uint64_t v)
 {
 	struct lv_dom *d = x->d;
 	int n = (int)(nc - d->nics);
-	int64_t origin = x->smp.origin_ns;
+	int64_t origin = x->smp.origin_ns, now = x->smp.time_ns;
 	struct lv_nic_slot *sl = &d->slots[n];
 	struct lv_nic_ctr *c = &sl->ctr[f];
 	if (strcmp(sl->mac, nc->mac)) {
-		memset(sl->ctr, 0, sizeof(sl->ctr)); /* another NIC in this slot */
+		memset(sl, 0, sizeof(*sl)); /* another NIC in this slot */
 		str_copy(sl->mac, nc->mac, sizeof(sl->mac));
+	}
+	if (!sl->looked || sl->ifindex_life != origin) {
+		/* once per NIC and life: is its host device the one of before? */
+		int idx = tap_ifindex(x->s, nc);
+		sl->same_dev = idx && sl->ifindex ? idx == sl->ifindex : -1;
+		sl->ifindex_life = origin;
+		sl->looked = 1;
+		if (idx)
+			sl->ifindex = idx;
 	}
 	if (origin && c->life != origin) {
 		c->life = origin;
-		c->carry = c->have && c->prev > 0 && v >= c->prev;
+		c->carry = c->have && (sl->same_dev >= 0 ? sl->same_dev : c->prev > 0 && v >= c->prev);
+		if (c->carry && origin < now) {
+			/* the tap's value when the new life began: its last one */
+			x->smp.time_ns = origin;
+			x->smp.origin_ns = 0;
+			put_c(x, meter, nc->mac, c->prev);
+			x->smp.time_ns = now;
+		}
 	}
 	if (origin && c->carry)
 		x->smp.origin_ns = 0;
@@ -994,6 +1149,22 @@ static void uuid_text(const unsigned char raw[VIR_UUID_BUFLEN], char out[VIR_UUI
 		out[o++] = hex[raw[i] & 15];
 	}
 	out[o] = '\0';
+}
+
+/* The instance gauge of a read whose state says `state`. With lifecycle
+ * events, the running state changes at the event, never at a read: a read
+ * that sees another state than the last event said is a change whose event
+ * is on its way (it arrives with the next drain, stamped with its time);
+ * only a second read in a row that disagrees is believed (an event lost). */
+static int instance_value(const struct lv *s, struct lv_dom *d, int running)
+{
+	if (s->cb_lifecycle >= 0 && d->ev_running >= 0 && running != d->ev_running && !d->disagree) {
+		d->disagree = 1;
+		return d->ev_running;
+	}
+	d->disagree = 0;
+	d->ev_running = running;
+	return running;
 }
 
 static int instance_running(int state)
@@ -1059,7 +1230,7 @@ static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr r
 	if (virTypedParamsGetULLong(p, np, "balloon.available", &avail) == 1 &&
 	    virTypedParamsGetULLong(p, np, "balloon.unused", &unused) == 1 && avail >= unused)
 		put_g(x, M_MEMORY_USAGE, "", (double)(avail - unused) * 1024.0);
-	put_g(x, M_INSTANCE, "", instance_running(state));
+	put_g(x, M_INSTANCE, "", instance_value(s, d, instance_running(state)));
 	if (virTypedParamsGetUInt(p, np, "block.count", &count) == 1)
 		for (unsigned int i = 0; i < count; i++) {
 			snprintf(key, sizeof(key), "block.%u.name", i);
@@ -1119,7 +1290,7 @@ static int from_calls(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct e
 		put_c(x, M_CPU, "", info.cpuTime);
 		put_g(x, M_VCPUS, "", info.nrVirtCpu);
 		put_g(x, M_MEMORY, "", (double)info.memory * 1024.0);
-		put_g(x, M_INSTANCE, "", instance_running(info.state));
+		put_g(x, M_INSTANCE, "", instance_value(s, d, instance_running(info.state)));
 	}
 	/* guest memory stats change slowly and are not billed by the hour:
 	 * measured with the disk sizes, the last values sent every cycle */
@@ -1193,13 +1364,48 @@ static int from_calls(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct e
 	return 0;
 }
 
-/* Rule 4, as far as libvirt allows: the counters are gone when the stop
- * event arrives, so the domain's last readings are repeated at the stop
- * time with SAMPLE_F_LAST. Gauges (vCPUs, memory, disk sizes, instance)
- * are then integrated to the second of the stop; counters gain nothing
- * (their use since the last read is not measurable) but their life ends,
- * so the next start counts from zero. */
-static void final_reading(struct lv_dom *d, int64_t t_ns, const struct sink *sink)
+/* The value NIC counter `meter` of `mac` has on its host tap now, when
+ * the tap outlived the domain's process (unmanaged, type ethernet): the
+ * same device the life was read from (its ifindex), and not below the last
+ * value read. libvirt gives the guest's view, the tap's swapped. 0 or
+ * -errno (no tap: its counters went with the process). */
+static int tap_tail(const struct lv *s, struct lv_dom *d, uint16_t meter, const char *mac, uint64_t last,
+		    uint64_t *v)
+{
+	static const char *const file[] = {
+		[M_NET_IN_BYTES - M_NET_IN_BYTES] = "statistics/tx_bytes",
+		[M_NET_OUT_BYTES - M_NET_IN_BYTES] = "statistics/rx_bytes",
+		[M_NET_IN_PACKETS - M_NET_IN_BYTES] = "statistics/tx_packets",
+		[M_NET_OUT_PACKETS - M_NET_IN_BYTES] = "statistics/rx_packets",
+	};
+	if (!s->local || meter < M_NET_IN_BYTES || meter > M_NET_OUT_PACKETS)
+		return -ENOENT;
+	for (int i = 0; i < d->n_nics && i < d->n_slots; i++) {
+		const struct lv_nic *nc = &d->nics[i];
+		if (strcmp(nc->mac, mac) || strcmp(d->slots[i].mac, mac) || !d->slots[i].ifindex ||
+		    tap_ifindex(s, nc) != d->slots[i].ifindex)
+			continue;
+		int rc = netdev_read(s, nc->target, file[meter - M_NET_IN_BYTES], v);
+		if (rc)
+			return rc;
+		if (*v < last)
+			return -ERANGE; /* not the counter we read: a tap made afresh */
+		d->slots[i].ctr[meter - M_NET_IN_BYTES].prev = *v;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Rule 4: the process's counters are gone when the stop event arrives, so
+ * every series of the life ends at the stop's time with SAMPLE_F_LAST:
+ * gauges (vCPUs, memory, disk sizes, instance) are integrated to the stop,
+ * counters end with the last value read - their use since that read (the
+ * tail) is not measurable - except a NIC counter whose tap outlived the
+ * process, which is read now from the tap (tail_ok: no new process can
+ * have counted on it yet). Every series the life had ends here, also those
+ * whose group the last read lacked; their next reading begins a new life.
+ * The tails left open are counted (tail_open, tail_open_ns). */
+static void final_reading(struct lv *s, struct lv_dom *d, int64_t t_ns, int tail_ok, const struct sink *sink)
 {
 	for (int i = 0; i < d->n_last; i++) {
 		const struct lv_last *l = &d->last[i];
@@ -1215,14 +1421,69 @@ static void final_reading(struct lv_dom *d, int64_t t_ns, const struct sink *sin
 		f.flags = l->flags | SAMPLE_F_LAST;
 		str_copy(f.resource, d->uuid, sizeof(f.resource));
 		memcpy(f.device, l->device, sizeof(f.device));
+		if (f.kind == SAMPLE_CUMULATIVE) {
+			uint64_t v;
+			if (tail_ok && tap_tail(s, d, f.meter, f.device, f.v.counter, &v) == 0) {
+				f.v.counter = v;
+				s->tail_closed++;
+			} else {
+				s->tail_open++;
+				s->tail_open_ns += (uint64_t)(t_ns - l->time_ns);
+			}
+		}
 		sink->sample(sink->ctx, NULL, &f);
 	}
 	d->n_last = 0;
+	d->last_cur = 0;
 	d->stop_ns = t_ns;
+	d->ev_running = -1;
+	d->disagree = 0;
 }
 
-/* Send the events queued since the last read; a start tells when the
- * domain's counters began (rule 3). */
+/* A lifecycle edge that changes an allocation gauge (instance on a pause
+ * or resume, memory on a balloon change) takes effect at the event's time,
+ * not at the next read (rule 7): the gauges of the life, vCPUs and memory
+ * included, are sent at t_ns, so billing integrates to the same edge the
+ * SLA reads from the event. meter < 0: instance = running; else that
+ * meter's new value. Nothing is sent for a domain not read in this life. */
+static void event_gauges(struct lv_dom *d, int64_t t_ns, int meter, double value, const struct sink *sink)
+{
+	for (int i = 0; i < d->n_last; i++) {
+		struct lv_last *l = &d->last[i];
+		struct sample g;
+		if (l->kind != SAMPLE_GAUGE || l->device[0] || l->time_ns >= t_ns ||
+		    (l->meter != M_INSTANCE && l->meter != M_VCPUS && l->meter != M_MEMORY))
+			continue;
+		memset(&g, 0, sizeof(g));
+		g.time_ns = t_ns;
+		g.origin_ns = l->origin_ns;
+		memcpy(&g.v, &l->bits, sizeof(g.v));
+		if (meter < 0 && l->meter == M_INSTANCE)
+			g.v.gauge = value;
+		else if (l->meter == meter)
+			g.v.gauge = value;
+		g.meter = l->meter;
+		g.kind = SAMPLE_GAUGE;
+		g.flags = l->flags;
+		str_copy(g.resource, d->uuid, sizeof(g.resource));
+		if (sink->sample(sink->ctx, NULL, &g) == 0)
+			remember(d, &g);
+	}
+}
+
+/* Was domain `uuid` started again by an event after batch[i]? */
+static int restarted_after(const struct lv_event *batch, size_t n, size_t i)
+{
+	for (size_t k = i + 1; k < n; k++)
+		if (!memcmp(batch[k].uuid, batch[i].uuid, VIR_UUID_BUFLEN) && batch[k].event == VIR_DOMAIN_EVENT_STARTED)
+			return 1;
+	return 0;
+}
+
+/* Send the events queued since the last read, and what they change: a
+ * start tells when the domain's counters began (rule 3), a stop ends every
+ * series (rule 4), a pause or resume moves the running state and a balloon
+ * change the memory at the event's time. */
 static void drain_events(struct lv *s, const struct sink *sink)
 {
 	static struct lv_event batch[LV_EVENT_QUEUE];
@@ -1240,40 +1501,159 @@ static void drain_events(struct lv *s, const struct sink *sink)
 			 " between two reads", s->uri, (unsigned long long)dropped, LV_EVENT_QUEUE);
 	for (size_t i = 0; i < n; i++) {
 		struct lifecycle_event le;
+		struct lv_event_desc ed;
 		int is_new;
 		char uuid[VIR_UUID_STRING_BUFLEN];
-		uuid_text(batch[i].uuid, uuid);
+		const struct lv_event *ev = &batch[i];
+		if (lv_event_describe(ev->event, ev->detail, &ed))
+			continue;
+		uuid_text(ev->uuid, uuid);
 		struct lv_dom *d = dom_get(s, uuid, &is_new);
 		if (!d)
 			return;
 		if (is_new)
-			d->first_seen_ns = batch[i].time_ns;
-		if (!strcmp(batch[i].type, "rebooted")) {
+			d->first_seen_ns = ev->time_ns;
+		switch (ed.edge) {
+		case LV_EDGE_REBOOT:
 			/* libvirt says one reboot two or three times, ~100 ms apart
 			 * on an idle host, over a second on a loaded one (seen under
 			 * TCG); no guest reboots twice within 2 s */
-			if (batch[i].time_ns - d->last_reboot_ns < 2 * NS_PER_SEC)
+			if (ev->time_ns - d->last_reboot_ns < 2 * NS_PER_SEC)
 				continue; /* the same reboot, said again */
-			d->last_reboot_ns = batch[i].time_ns;
+			d->last_reboot_ns = ev->time_ns;
+			break;
+		case LV_EDGE_START:
+			/* a start begins a life, unless a read already met its process */
+			if (!(d->have_cpu && d->dom_id == ev->id)) {
+				d->origin_ns = ev->time_ns;
+				d->origin_by_event = 1;
+				d->origin_id = ev->id;
+			}
+			d->ev_running = 1;
+			break;
+		case LV_EDGE_STOP:
+			final_reading(s, d, ev->time_ns, !restarted_after(batch, n, i), sink);
+			break;
+		case LV_EDGE_PAUSE:
+		case LV_EDGE_RESUME:
+			d->ev_running = ed.edge == LV_EDGE_RESUME;
+			d->disagree = 0;
+			event_gauges(d, ev->time_ns, -1, d->ev_running, sink);
+			break;
+		case LV_EDGE_BALLOON:
+			event_gauges(d, ev->time_ns, M_MEMORY, (double)ev->value * 1024.0, sink);
+			break;
+		case LV_EDGE_NONE:
+			break;
 		}
-		/* a start begins a life, unless a read already met its process */
-		if ((!strcmp(batch[i].type, "started") || !strcmp(batch[i].type, "migrated_in")) &&
-		    !(d->have_cpu && d->dom_id == batch[i].id)) {
-			d->origin_ns = batch[i].time_ns;
-			d->origin_by_event = 1;
-			d->origin_id = batch[i].id;
-		}
-		if (!strcmp(batch[i].type, "stopped") || !strcmp(batch[i].type, "migrated_out") ||
-		    !strcmp(batch[i].type, "crashed"))
-			final_reading(d, batch[i].time_ns, sink);
+		if (!ed.type)
+			continue;
 		memset(&le, 0, sizeof(le));
-		le.time_ns = batch[i].time_ns;
+		le.time_ns = ev->time_ns;
 		str_copy(le.resource, uuid, sizeof(le.resource));
-		str_copy(le.type, batch[i].type, sizeof(le.type));
-		str_copy(le.reason, batch[i].reason, sizeof(le.reason));
+		str_copy(le.type, ed.type, sizeof(le.type));
+		str_copy(le.reason, ev->event == LV_EV_DEVICE_REMOVED ? ev->alias : ed.reason, sizeof(le.reason));
 		sink->event(sink->ctx, NULL, &le);
 		s->events++;
 	}
+}
+
+/* One cycle's readings of every domain: the bulk answer's records (n of
+ * them), or the n active ids of s->ids (list_only). */
+static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int list_only, int64_t now_ns,
+			 const struct sink *sink)
+{
+	s->cycle++;
+	uint64_t fallback = 0, bulk = 0, torn = 0;
+	if (list_only && s->id_stale && id_rebuild(s))
+		complain(&s->conn_fail, LOG_WARN, "libvirt %s: out of memory", s->uri);
+	for (int i = 0; i < n; i++) {
+		virDomainPtr dom;
+		struct lv_dom *d;
+		int is_new;
+		if (list_only) {
+			if (!(d = dom_by_id(s, s->ids[i], &is_new)))
+				continue; /* gone since the list (or no memory: read next cycle) */
+			dom = d->ptr;
+		} else {
+			char uuid[VIR_UUID_STRING_BUFLEN];
+			unsigned char raw[VIR_UUID_BUFLEN];
+			dom = recs[i]->dom;
+			if (virDomainGetUUID(dom, raw) != 0)
+				continue;
+			uuid_text(raw, uuid);
+			if (!(d = dom_get(s, uuid, &is_new)))
+				break;
+		}
+		if (is_new || (!d->seen_cycle && !d->origin_by_event)) {
+			if (is_new)
+				d->first_seen_ns = now_ns;
+			/* never read before, after our first read, and no start event
+			 * said when: it started since the previous cycle */
+			if (!d->origin_by_event)
+				d->origin_ns = s->cycle > 1 ? s->prev_read_ns : 0;
+		}
+		int refresh = !d->have_info || (s->cycle + (int)(i % s->xml_refresh)) % s->xml_refresh == 0;
+		if (refresh)
+			refresh_xml(s, dom, d, now_ns, sink);
+		struct emit x;
+		memset(&x, 0, sizeof(x));
+		x.sink = sink;
+		x.s = s;
+		x.d = d;
+		x.id = list_only ? (unsigned int)s->ids[i] : 0;
+		d->last_cur = 0;
+		str_copy(x.smp.resource, d->uuid, sizeof(x.smp.resource));
+		x.smp.time_ns = now_ns;
+		x.smp.origin_ns = d->origin_ns;
+		int got = list_only ? 0 : from_record(s, d, recs[i], &x);
+		if (got > 0) {
+			s->bulk_domains++;
+			bulk++;
+		} else if (got == 0 && (got = from_calls(s, d, dom, &x, refresh)) == 0) {
+			s->fallback_domains++;
+			fallback++;
+		}
+		if (got < 0) {
+			torn++;
+			continue;
+		}
+		d->seen_cycle = s->cycle;
+	}
+	if (torn)
+		complain(&s->torn_note, LOG_INFO, "libvirt %s: %llu domain(s) not read this cycle: their cpu"
+			 " time went back while they were being stopped", s->uri, (unsigned long long)torn);
+	if (fallback)
+		complain(&s->fallback_note, LOG_INFO, "libvirt %s: the driver answers the bulk stats call"
+			 " without cpu/block/net groups; reading %llu domain(s) with per-domain calls",
+			 s->uri, (unsigned long long)fallback);
+	uint64_t stale = 0;
+	for (size_t i = 0; i < s->n_dom; i++)
+		if (s->dom[i].seen_cycle == s->cycle - 1)
+			stale++; /* read last cycle, not this one: stopped, or stats did not come back */
+	if (stale)
+		complain(&s->stale_note, LOG_INFO, "libvirt %s: %llu domain(s) read last cycle returned no"
+			 " stats this cycle (stopped, or busy)", s->uri, (unsigned long long)stale);
+	s->stale += stale;
+	/* a domain not listed is not running as the id it had: forget the id
+	 * (a start gives it a new one, looked up then) */
+	for (size_t i = 0; list_only && i < s->n_dom; i++)
+		if (s->dom[i].ptr_id && s->dom[i].seen_cycle != s->cycle) {
+			s->dom[i].ptr_id = 0;
+			s->id_stale = 1;
+		}
+	if (!list_only)
+		s->bulk_useless = n > 0 && bulk == 0;
+	s->prev_read_ns = now_ns;
+	s->reads++;
+}
+
+int lv_read_records(void *state, virDomainStatsRecordPtr *recs, int n, int64_t now_ns, const struct sink *sink)
+{
+	struct lv *s = state;
+	drain_events(s, sink);
+	read_domains(s, recs, n, 0, now_ns, sink);
+	return 0;
 }
 
 static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct tally_err *e)
@@ -1318,92 +1698,9 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	}
 	if (s->conn_fail.window_ns)
 		complaint_clear(&s->conn_fail, "libvirt %s: reading again", s->uri);
-	s->cycle++;
-	uint64_t fallback = 0, bulk = 0, torn = 0;
-	if (list_only && s->id_stale && id_rebuild(s))
-		complain(&s->conn_fail, LOG_WARN, "libvirt %s: out of memory", s->uri);
-	for (int i = 0; i < n; i++) {
-		virDomainPtr dom;
-		struct lv_dom *d;
-		int is_new;
-		if (list_only) {
-			if (!(d = dom_by_id(s, s->ids[i], &is_new)))
-				continue; /* gone since the list (or no memory: read next cycle) */
-			dom = d->ptr;
-		} else {
-			char uuid[VIR_UUID_STRING_BUFLEN];
-			unsigned char raw[VIR_UUID_BUFLEN];
-			dom = recs[i]->dom;
-			if (virDomainGetUUID(dom, raw) != 0)
-				continue;
-			uuid_text(raw, uuid);
-			if (!(d = dom_get(s, uuid, &is_new)))
-				break;
-		}
-		if (is_new || (!d->seen_cycle && !d->origin_by_event)) {
-			if (is_new)
-				d->first_seen_ns = now_ns;
-			/* never read before, after our first read, and no start event
-			 * said when: it started since the previous cycle */
-			if (!d->origin_by_event)
-				d->origin_ns = s->cycle > 1 ? s->prev_read_ns : 0;
-		}
-		int refresh = !d->have_info || (s->cycle + (int)(i % s->xml_refresh)) % s->xml_refresh == 0;
-		if (refresh)
-			refresh_xml(s, dom, d, now_ns, sink);
-		struct emit x;
-		memset(&x, 0, sizeof(x));
-		x.sink = sink;
-		x.d = d;
-		x.id = list_only ? (unsigned int)s->ids[i] : 0;
-		int keep = d->n_last; /* the last good readings, for a stop's final reading */
-		d->n_last = 0;
-		str_copy(x.smp.resource, d->uuid, sizeof(x.smp.resource));
-		x.smp.time_ns = now_ns;
-		x.smp.origin_ns = d->origin_ns;
-		int got = list_only ? 0 : from_record(s, d, recs[i], &x);
-		if (got > 0) {
-			s->bulk_domains++;
-			bulk++;
-		} else if (got == 0 && (got = from_calls(s, d, dom, &x, refresh)) == 0) {
-			s->fallback_domains++;
-			fallback++;
-		}
-		if (got < 0) {
-			d->n_last = keep;
-			torn++;
-			continue;
-		}
-		d->seen_cycle = s->cycle;
-	}
-	if (torn)
-		complain(&s->torn_note, LOG_INFO, "libvirt %s: %llu domain(s) not read this cycle: their cpu"
-			 " time went back while they were being stopped", s->uri, (unsigned long long)torn);
-	if (fallback)
-		complain(&s->fallback_note, LOG_INFO, "libvirt %s: the driver answers the bulk stats call"
-			 " without cpu/block/net groups; reading %llu domain(s) with per-domain calls",
-			 s->uri, (unsigned long long)fallback);
-	uint64_t stale = 0;
-	for (size_t i = 0; i < s->n_dom; i++)
-		if (s->dom[i].seen_cycle == s->cycle - 1)
-			stale++; /* read last cycle, not this one: stopped, or stats did not come back */
-	if (stale)
-		complain(&s->stale_note, LOG_INFO, "libvirt %s: %llu domain(s) read last cycle returned no"
-			 " stats this cycle (stopped, or busy)", s->uri, (unsigned long long)stale);
-	s->stale += stale;
+	read_domains(s, recs, n, list_only, now_ns, sink);
 	if (recs)
 		virDomainStatsRecordListFree(recs);
-	/* a domain not listed is not running as the id it had: forget the id
-	 * (a start gives it a new one, looked up then) */
-	for (size_t i = 0; list_only && i < s->n_dom; i++)
-		if (s->dom[i].ptr_id && s->dom[i].seen_cycle != s->cycle) {
-			s->dom[i].ptr_id = 0;
-			s->id_stale = 1;
-		}
-	if (!list_only)
-		s->bulk_useless = n > 0 && bulk == 0;
-	s->prev_read_ns = now_ns;
-	s->reads++;
 	return 0;
 }
 

@@ -24,6 +24,7 @@
 #include "collector.h"
 #include "err.h"
 #include "libvirt_internal.h"
+#include "str.h"
 #include "tallytime.h"
 #include "testutil.h"
 
@@ -390,7 +391,7 @@ START_TEST(test_lifecycle_events)
 	usleep(300 * 1000);   /* the event thread delivers */
 	r->n = r->nev = 0;
 	ck_assert_int_eq(libvirt_collector.read(st, time_now_ns(), &sk, &e), 0);
-	const char *want[][2] = { { "suspended", "paused" }, { "resumed", "" }, { "stopped", "destroyed" },
+	const char *want[][2] = { { "suspended", "paused" }, { "resumed", "unpaused" }, { "stopped", "destroyed" },
 				  { "started", "booted" } };
 	ck_assert_int_eq(r->nev, 4);
 	for (int i = 0; i < 4; i++) {
@@ -432,6 +433,297 @@ START_TEST(test_lifecycle_events)
 			rx = &r->s[i];
 	ck_assert_ptr_nonnull(rx);
 	ck_assert_int_eq(rx->origin_ns, 0);
+	virDomainFree(dom);
+	virConnectClose(rw);
+	libvirt_collector.free(st);
+	free(r);
+}
+END_TEST
+
+/* ---- reasons from the event detail ---- */
+
+START_TEST(test_event_reasons)
+{
+	/* libvirt-domain.h's detail numbers, and what the ledger must say */
+	static const struct {
+		int event, detail;
+		const char *type, *reason;
+		enum lv_edge edge;
+	} t[] = {
+		{ VIR_DOMAIN_EVENT_SHUTDOWN, 2, "shutdown", "host", LV_EDGE_NONE },   /* "after host request" */
+		{ VIR_DOMAIN_EVENT_SHUTDOWN, 1, "shutdown", "guest", LV_EDGE_NONE },
+		{ VIR_DOMAIN_EVENT_SHUTDOWN, 0, "shutdown", "", LV_EDGE_NONE },       /* QEMU did not say who */
+		{ VIR_DOMAIN_EVENT_STOPPED, 0, "stopped", "shutdown", LV_EDGE_STOP },
+		{ VIR_DOMAIN_EVENT_STOPPED, 1, "stopped", "destroyed", LV_EDGE_STOP },
+		{ VIR_DOMAIN_EVENT_STOPPED, 2, "crashed", "crashed", LV_EDGE_STOP },
+		{ VIR_DOMAIN_EVENT_STOPPED, 3, "migrated_out", "migrated", LV_EDGE_STOP },
+		{ VIR_DOMAIN_EVENT_STOPPED, 4, "stopped", "saved", LV_EDGE_STOP },
+		{ VIR_DOMAIN_EVENT_STOPPED, 5, "stopped", "failed", LV_EDGE_STOP },
+		{ VIR_DOMAIN_EVENT_STOPPED, 6, "stopped", "from-snapshot", LV_EDGE_STOP },
+		{ VIR_DOMAIN_EVENT_STOPPED, 77, "stopped", "", LV_EDGE_STOP },        /* a detail newer than us */
+		{ VIR_DOMAIN_EVENT_SUSPENDED, 0, "suspended", "paused", LV_EDGE_PAUSE },
+		{ VIR_DOMAIN_EVENT_SUSPENDED, 1, "suspended", "migrated", LV_EDGE_PAUSE },
+		{ VIR_DOMAIN_EVENT_SUSPENDED, 2, "suspended", "ioerror", LV_EDGE_PAUSE },
+		{ VIR_DOMAIN_EVENT_SUSPENDED, 3, "suspended", "watchdog", LV_EDGE_PAUSE },
+		{ VIR_DOMAIN_EVENT_SUSPENDED, 5, "suspended", "from-snapshot", LV_EDGE_PAUSE },
+		{ VIR_DOMAIN_EVENT_SUSPENDED, 6, "suspended", "api-error", LV_EDGE_PAUSE },
+		{ VIR_DOMAIN_EVENT_SUSPENDED, 7, "suspended", "postcopy", LV_EDGE_PAUSE },
+		{ VIR_DOMAIN_EVENT_SUSPENDED, -1, "suspended", "", LV_EDGE_PAUSE },
+		{ VIR_DOMAIN_EVENT_RESUMED, 0, "resumed", "unpaused", LV_EDGE_RESUME },
+		{ VIR_DOMAIN_EVENT_RESUMED, 1, "resumed", "migrated", LV_EDGE_RESUME },
+		{ VIR_DOMAIN_EVENT_STARTED, 0, "started", "booted", LV_EDGE_START },
+		{ VIR_DOMAIN_EVENT_STARTED, 1, "migrated_in", "migrated", LV_EDGE_START },
+		{ VIR_DOMAIN_EVENT_STARTED, 2, "started", "restored", LV_EDGE_START },
+		{ VIR_DOMAIN_EVENT_CRASHED, 0, "crashed", "panicked", LV_EDGE_PAUSE },
+		{ VIR_DOMAIN_EVENT_CRASHED, 1, "crashed", "crashloaded", LV_EDGE_PAUSE },
+		{ VIR_DOMAIN_EVENT_UNDEFINED, 0, "undefined", "removed", LV_EDGE_NONE },
+		{ LV_EV_REBOOT, 0, "rebooted", "", LV_EDGE_REBOOT },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct lv_event_desc d;
+		ck_assert_int_eq(lv_event_describe(t[i].event, t[i].detail, &d), 0);
+		ck_assert_msg(!strcmp(d.type, t[i].type) && !strcmp(d.reason, t[i].reason) && d.edge == t[i].edge,
+			      "event %d detail %d: %s/%s edge %d, want %s/%s edge %d", t[i].event, t[i].detail,
+			      d.type, d.reason, d.edge, t[i].type, t[i].reason, t[i].edge);
+	}
+	struct lv_event_desc d;
+	ck_assert_int_eq(lv_event_describe(VIR_DOMAIN_EVENT_PMSUSPENDED, 0, &d), -ENOENT);
+	ck_assert_int_eq(lv_event_describe(LV_EV_BALLOON, 0, &d), 0);
+	ck_assert_ptr_null(d.type);                        /* a gauge change: no ledger event */
+}
+END_TEST
+
+/* ---- partial bulk answers and the final reading ---- */
+
+/* A bulk-answer record for dom built from "key=value" strings: values
+ * with a '.' in the key's last part are numbers of the key's type. */
+struct prec {
+	virDomainStatsRecord r;
+	int max;
+};
+
+static void prec_init(struct prec *p, virDomainPtr dom)
+{
+	memset(p, 0, sizeof(*p));
+	p->r.dom = dom;
+}
+
+static void p_ull(struct prec *p, const char *k, unsigned long long v)
+{
+	ck_assert_int_eq(virTypedParamsAddULLong(&p->r.params, &p->r.nparams, &p->max, k, v), 0);
+}
+
+static void p_uint(struct prec *p, const char *k, unsigned int v)
+{
+	ck_assert_int_eq(virTypedParamsAddUInt(&p->r.params, &p->r.nparams, &p->max, k, v), 0);
+}
+
+static void p_int(struct prec *p, const char *k, int v)
+{
+	ck_assert_int_eq(virTypedParamsAddInt(&p->r.params, &p->r.nparams, &p->max, k, v), 0);
+}
+
+static void p_str(struct prec *p, const char *k, const char *v)
+{
+	ck_assert_int_eq(virTypedParamsAddString(&p->r.params, &p->r.nparams, &p->max, k, v), 0);
+}
+
+/* state, cpu, vcpu and interface groups: what a NOWAIT answer still has
+ * for a domain that is being destroyed */
+static void rec_small(struct prec *p, virDomainPtr dom, int state, unsigned long long cpu_ns, unsigned long long rx)
+{
+	prec_init(p, dom);
+	p_int(p, "state.state", state);
+	p_ull(p, "cpu.time", cpu_ns);
+	p_uint(p, "vcpu.current", 2);
+	p_uint(p, "net.count", 1);
+	p_str(p, "net.0.name", "testnet0");
+	p_ull(p, "net.0.rx.bytes", rx);
+	p_ull(p, "net.0.tx.bytes", rx * 2);
+	p_ull(p, "net.0.rx.pkts", rx / 100);
+	p_ull(p, "net.0.tx.pkts", rx / 50);
+}
+
+/* all six groups */
+static void rec_full(struct prec *p, virDomainPtr dom, int state, unsigned long long cpu_ns, unsigned long long rx)
+{
+	rec_small(p, dom, state, cpu_ns, rx);
+	p_ull(p, "balloon.current", 1048576);       /* KiB: 1 GiB */
+	p_ull(p, "balloon.rss", 500000);
+	p_ull(p, "balloon.available", 1000000);
+	p_ull(p, "balloon.unused", 400000);
+	p_uint(p, "block.count", 1);
+	p_str(p, "block.0.name", "vda");
+	p_ull(p, "block.0.rd.bytes", 4096);
+	p_ull(p, "block.0.wr.bytes", 8192);
+	p_ull(p, "block.0.rd.reqs", 1);
+	p_ull(p, "block.0.wr.reqs", 2);
+	p_ull(p, "block.0.capacity", 1073741824);
+	p_ull(p, "block.0.allocation", 2097152);
+}
+
+static void feed(void *st, struct prec *p, int64_t t, struct rec *r)
+{
+	struct sink sk = { r, rec_sample, rec_meta, rec_event };
+	virDomainStatsRecordPtr one[1] = { &p->r };
+	ck_assert_int_eq(lv_read_records(st, p ? one : NULL, p ? 1 : 0, t, &sk), 0);
+	if (p)
+		virTypedParamsFree(p->r.params, p->r.nparams);
+}
+
+static const struct sample *find_last(const struct rec *r, int meter, const char *dev)
+{
+	for (int i = 0; i < r->n; i++)
+		if (r->s[i].meter == meter && (r->s[i].flags & SAMPLE_F_LAST) && (!dev || !strcmp(r->s[i].device, dev)))
+			return &r->s[i];
+	return NULL;
+}
+
+static void wait_events(void)
+{
+	usleep(300 * 1000); /* libvirt's event thread delivers */
+}
+
+START_TEST(test_partial_bulk_answer)
+{
+	/* A destroy that overlaps a read: the NOWAIT answer for the dying
+	 * domain has state, cpu, vcpu and interface but no block or balloon
+	 * group. The stop's final reading must still end all 16 series the
+	 * life had, each with its last value read (worked out from the
+	 * records below), at the stop's time. */
+	const char *uri = "test:///default", *u = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+	struct rec *r = calloc(1, sizeof(*r));
+	void *st = open_collector(uri);
+	virConnectPtr rw = virConnectOpen(uri);
+	ck_assert_ptr_nonnull(rw);
+	virDomainPtr dom = virDomainLookupByName(rw, "test");
+	ck_assert_ptr_nonnull(dom);
+	struct prec p;
+	int64_t t1 = time_now_ns() - 2 * NS_PER_SEC, t2 = t1 + NS_PER_SEC;
+	rec_full(&p, dom, VIR_DOMAIN_RUNNING, 5000000000ULL, 1000);
+	feed(st, &p, t1, r);
+	ck_assert_int_eq(r->n, 16);
+	const char *disk = find(r, u, M_DISK_READ_BYTES, NULL)->device;
+	char vda[TALLY_DEV_MAX];
+	str_copy(vda, disk, sizeof(vda));
+	rec_small(&p, dom, VIR_DOMAIN_RUNNING, 6000000000ULL, 1500);
+	feed(st, &p, t2, r);
+	ck_assert_int_eq(r->n, 16 + 7);                  /* cpu, vcpus, instance, 4 NIC counters */
+	ck_assert_int_eq(virDomainDestroy(dom), 0);
+	wait_events();
+	r->n = r->nev = 0;
+	feed(st, NULL, time_now_ns(), r);
+	ck_assert_int_eq(r->nev, 1);
+	ck_assert_str_eq(r->ev[0].type, "stopped");
+	ck_assert_str_eq(r->ev[0].reason, "destroyed");
+	const int64_t ts = r->ev[0].time_ns;
+	static const struct { int meter; int disk; int gauge; double v; } want[] = {
+		{ M_CPU, 0, 0, 6000000000.0 },                     /* second read */
+		{ M_VCPUS, 0, 1, 2 },
+		{ M_MEMORY, 0, 1, 1048576.0 * 1024 },              /* first read: 1 GiB */
+		{ M_MEMORY_RESIDENT, 0, 1, 500000.0 * 1024 },
+		{ M_MEMORY_USAGE, 0, 1, (1000000.0 - 400000) * 1024 },
+		{ M_INSTANCE, 0, 1, 1 },
+		{ M_DISK_READ_BYTES, 1, 0, 4096 },                 /* block: first read */
+		{ M_DISK_WRITE_BYTES, 1, 0, 8192 },
+		{ M_DISK_READ_REQUESTS, 1, 0, 1 },
+		{ M_DISK_WRITE_REQUESTS, 1, 0, 2 },
+		{ M_DISK_CAPACITY, 1, 1, 1073741824.0 },
+		{ M_DISK_ALLOCATION, 1, 1, 2097152.0 },
+		{ M_NET_IN_BYTES, 0, 0, 1500 },                    /* NIC: second read */
+		{ M_NET_OUT_BYTES, 0, 0, 3000 },
+		{ M_NET_IN_PACKETS, 0, 0, 15 },
+		{ M_NET_OUT_PACKETS, 0, 0, 30 },
+	};
+	ck_assert_int_eq(r->n, 16);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		int nic = want[i].meter >= M_NET_IN_BYTES && want[i].meter <= M_NET_OUT_PACKETS;
+		const char *dev = want[i].disk ? vda : nic ? "aa:bb:cc:dd:ee:ff" : "";
+		const struct sample *f = find_last(r, want[i].meter, dev);
+		ck_assert_msg(f != NULL, "no final reading of meter %d device '%s'", want[i].meter, dev);
+		ck_assert_int_eq(f->time_ns, ts);
+		ck_assert_str_eq(f->resource, u);
+		double v = want[i].gauge ? f->v.gauge : (double)f->v.counter;
+		ck_assert_msg(v == want[i].v, "meter %d: final %.0f, want %.0f", want[i].meter, v, want[i].v);
+	}
+	/* a stop that comes again (a late duplicate) ends nothing twice */
+	r->n = 0;
+	feed(st, NULL, time_now_ns(), r);
+	ck_assert_int_eq(r->n, 0);
+	ck_assert_int_eq(virDomainCreate(dom), 0);
+	virDomainFree(dom);
+	virConnectClose(rw);
+	libvirt_collector.free(st);
+	free(r);
+}
+END_TEST
+
+/* the instance samples of the recording, in order: time and value */
+static int instance_track(const struct rec *r, int64_t *t, double *v, int max)
+{
+	int k = 0;
+	for (int i = 0; i < r->n && k < max; i++)
+		if (r->s[i].meter == M_INSTANCE) {
+			t[k] = r->s[i].time_ns;
+			v[k++] = r->s[i].v.gauge;
+		}
+	return k;
+}
+
+START_TEST(test_pause_at_event_time)
+{
+	/* suspended and resumed between two reads: the instance gauge goes to
+	 * 0 at the suspended event's time and back to 1 at the resumed one's,
+	 * and vCPUs and memory are stamped at both edges; a read that sees
+	 * the pause before its event is drained keeps the events' state */
+	const char *uri = "test:///default", *u = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+	struct rec *r = calloc(1, sizeof(*r));
+	void *st = open_collector(uri);
+	virConnectPtr rw = virConnectOpen(uri);
+	virDomainPtr dom = virDomainLookupByName(rw, "test");
+	ck_assert_ptr_nonnull(dom);
+	struct prec p;
+	int64_t t1 = time_now_ns() - 10 * NS_PER_SEC;
+	rec_full(&p, dom, VIR_DOMAIN_RUNNING, 5000000000ULL, 1000);
+	feed(st, &p, t1, r);
+	ck_assert_int_eq(virDomainSuspend(dom), 0);
+	wait_events();
+	ck_assert_int_eq(virDomainResume(dom), 0);
+	wait_events();
+	r->n = r->nev = 0;
+	int64_t t2 = time_now_ns();
+	rec_full(&p, dom, VIR_DOMAIN_RUNNING, 5100000000ULL, 1000);
+	feed(st, &p, t2, r);
+	ck_assert_int_eq(r->nev, 2);
+	int64_t ts = r->ev[0].time_ns, tr = r->ev[1].time_ns, t[8];
+	double v[8];
+	ck_assert_int_eq(instance_track(r, t, v, 8), 3);
+	ck_assert_int_eq(t[0], ts);
+	ck_assert_double_eq(v[0], 0);
+	ck_assert_int_eq(t[1], tr);
+	ck_assert_double_eq(v[1], 1);
+	ck_assert_int_eq(t[2], t2);
+	ck_assert_double_eq(v[2], 1);
+	/* vCPUs and memory stamped at both edges, with their values */
+	int at_edges = 0;
+	for (int i = 0; i < r->n; i++)
+		if ((r->s[i].meter == M_VCPUS || r->s[i].meter == M_MEMORY) &&
+		    (r->s[i].time_ns == ts || r->s[i].time_ns == tr)) {
+			ck_assert_str_eq(r->s[i].resource, u);
+			ck_assert_double_eq(r->s[i].v.gauge, r->s[i].meter == M_VCPUS ? 2 : 1073741824.0);
+			at_edges++;
+		}
+	ck_assert_int_eq(at_edges, 4);
+	/* a read that says paused while no event said so: its event may be on
+	 * its way, the running state holds; a second such read is believed */
+	r->n = 0;
+	rec_full(&p, dom, VIR_DOMAIN_PAUSED, 5100000000ULL, 1000);
+	feed(st, &p, t2 + NS_PER_SEC, r);
+	rec_full(&p, dom, VIR_DOMAIN_PAUSED, 5100000000ULL, 1000);
+	feed(st, &p, t2 + 2 * NS_PER_SEC, r);
+	ck_assert_int_eq(instance_track(r, t, v, 8), 2);
+	ck_assert_double_eq(v[0], 1);
+	ck_assert_double_eq(v[1], 0);
 	virDomainFree(dom);
 	virConnectClose(rw);
 	libvirt_collector.free(st);
@@ -637,6 +929,9 @@ int main(void)
 	tcase_add_test(tc, test_default_driver_vs_virsh);
 	tcase_add_test(tc, test_fleet_of_100_vs_virsh);
 	tcase_add_test(tc, test_lifecycle_events);
+	tcase_add_test(tc, test_event_reasons);
+	tcase_add_test(tc, test_partial_bulk_answer);
+	tcase_add_test(tc, test_pause_at_event_time);
 	tcase_add_test(tc, test_list_path_follows_ids);
 	tcase_add_test(tc, test_metadata_change_reaches_ledger);
 	tcase_add_test(tc, test_unreachable_uri);
