@@ -205,7 +205,7 @@ if [ -n "$lvpid" ] && kill -0 "$lvpid" 2>/dev/null; then
 	done
 	sleep 3 # tallyd meets a dead connection
 	t_r=$(now_ns)
-	libvirtd -d
+	tvm_daemon libvirtd -d
 	if wait_for 60 "SELECT count(DISTINCT s.resource_id) = 3 FROM series s JOIN meters m ON m.id = s.meter_id
 	    WHERE m.name = 'cpu' AND s.last_ns > $t_r"; then
 		ok "libvirtd restarted: all three guests read again"
