@@ -378,6 +378,8 @@ struct lv_dom {
 struct lv {
 	char uri[256];
 	int xml_refresh;             /* cycles */
+	int slow_every;              /* cycles between reads of the balloon and vcpu groups */
+	int path;                    /* the path said in the log: 0 none yet, 1 bulk, 2 per-domain */
 	char mapping_path[4096];
 	struct lv_mapping mapping;   /* tenants of domains without Nova metadata */
 	virConnectPtr conn;
@@ -421,7 +423,7 @@ struct lv {
 	uint64_t tail_open_ns;       /* summed time from those series' last reading to their stop */
 };
 
-static const char *const lv_keys[] = { "uri", "xml_refresh", "mapping", NULL };
+static const char *const lv_keys[] = { "uri", "xml_refresh", "slow_every", "mapping", NULL };
 
 /* ---- libvirt's event loop: one thread per process ---- */
 
@@ -589,7 +591,7 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 			struct tally_err *e)
 {
 	struct lv *s = calloc(1, sizeof(*s));
-	uint64_t refresh = 60;
+	uint64_t refresh = 60, slow = 10;
 	int rc;
 	if (!s)
 		return -ENOMEM;
@@ -597,12 +599,14 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	if ((rc = cfg_check_keys(cfg, "collectors.libvirt", lv_keys, e)) ||
 	    (rc = cfg_get_string(cfg, "uri", s->uri, sizeof(s->uri), e)) ||
 	    (rc = cfg_get_uint(cfg, "xml_refresh", 1, 100000, &refresh, e)) ||
+	    (rc = cfg_get_uint(cfg, "slow_every", 1, 100000, &slow, e)) ||
 	    (rc = cfg_get_string(cfg, "mapping", s->mapping_path, sizeof(s->mapping_path), e)) ||
 	    (s->mapping_path[0] && (rc = lv_mapping_load(s->mapping_path, &s->mapping, e)))) {
 		free(s);
 		return rc;
 	}
 	s->xml_refresh = (int)refresh;
+	s->slow_every = (int)slow;
 	s->nowait_ok = 1;
 	/* a hypervisor on this host (no host in the URI): its taps are ours to read */
 	s->local = !strncmp(s->uri, "qemu:///", 8) || !strncmp(s->uri, "qemu+unix:///", 13);
@@ -1202,6 +1206,40 @@ static int torn_down(struct lv *s, struct lv_dom *d, virDomainPtr dom, uint64_t 
 	return 0;
 }
 
+/* The allocation gauges a bulk answer did not bring: the balloon and vcpu
+ * groups are asked for every slow_every cycles (their stats cost libvirtd
+ * and QEMU more than all the counters; docs/libvirt.md), and a NOWAIT
+ * answer for a domain in a job lacks groups. Their last values hold: they
+ * are sent again at this read (changes between come with events: balloon
+ * change, pause, resume). A domain with no value yet (first seen between
+ * two slow cycles) gets vCPUs and memory from virDomainGetInfo, which asks
+ * no guest. */
+static void slow_gauges(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct emit *x, int have_vc, int have_mem)
+{
+	int got_vc = have_vc, got_mem = have_mem;
+	(void)s;
+	for (int i = 0; i < d->n_last; i++) {
+		const struct lv_last *l = &d->last[i];
+		int m = l->meter;
+		if (l->kind != SAMPLE_GAUGE || l->device[0] || l->time_ns >= x->smp.time_ns ||
+		    (m == M_VCPUS && have_vc) || (m != M_VCPUS && have_mem) ||
+		    (m != M_VCPUS && m != M_MEMORY && m != M_MEMORY_USAGE && m != M_MEMORY_RESIDENT))
+			continue;
+		double v;
+		memcpy(&v, &l->bits, sizeof(v));
+		got_vc |= m == M_VCPUS;
+		got_mem |= m == M_MEMORY;
+		put_g(x, m, "", v); /* updates entry i in place */
+	}
+	virDomainInfo info;
+	if ((!got_vc || !got_mem) && virDomainGetInfo(dom, &info) == 0) {
+		if (!got_vc)
+			put_g(x, M_VCPUS, "", info.nrVirtCpu);
+		if (!got_mem)
+			put_g(x, M_MEMORY, "", (double)info.memory * 1024.0);
+	}
+}
+
 /* Readings of one domain from its bulk record. Returns 1 when the record
  * had the groups we need, 0 when the per-domain calls must be used, -1
  * when the domain was being torn down (nothing sent). */
@@ -1220,9 +1258,13 @@ static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr r
 		return -1;
 	virTypedParamsGetInt(p, np, "state.state", &state);
 	put_c(x, M_CPU, "", cpu);
-	if (virTypedParamsGetUInt(p, np, "vcpu.current", &vc) == 1)
+	int have_vc = virTypedParamsGetUInt(p, np, "vcpu.current", &vc) == 1;
+	int have_mem = virTypedParamsGetULLong(p, np, "balloon.current", &u) == 1;
+	if (!have_vc || !have_mem)
+		slow_gauges(s, d, rec->dom, x, have_vc, have_mem);
+	if (have_vc)
 		put_g(x, M_VCPUS, "", vc);
-	if (virTypedParamsGetULLong(p, np, "balloon.current", &u) == 1)
+	if (have_mem)
 		put_g(x, M_MEMORY, "", (double)u * 1024.0);
 	if (virTypedParamsGetULLong(p, np, "balloon.rss", &u) == 1)
 		put_g(x, M_MEMORY_RESIDENT, "", (double)u * 1024.0);
@@ -1410,10 +1452,10 @@ static void final_reading(struct lv *s, struct lv_dom *d, int64_t t_ns, int tail
 	for (int i = 0; i < d->n_last; i++) {
 		const struct lv_last *l = &d->last[i];
 		struct sample f;
-		if (l->time_ns >= t_ns)
-			continue; /* read after the event: that reading was already the last */
 		memset(&f, 0, sizeof(f));
-		f.time_ns = t_ns;
+		/* a reading stamped at or after the stop (the same instant) is
+		 * ended just after it, never left open */
+		f.time_ns = l->time_ns < t_ns ? t_ns : l->time_ns + 1;
 		f.origin_ns = l->origin_ns;
 		memcpy(&f.v, &l->bits, sizeof(f.v));
 		f.meter = l->meter;
@@ -1627,6 +1669,17 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 		complain(&s->fallback_note, LOG_INFO, "libvirt %s: the driver answers the bulk stats call"
 			 " without cpu/block/net groups; reading %llu domain(s) with per-domain calls",
 			 s->uri, (unsigned long long)fallback);
+	int path = fallback ? 2 : bulk ? 1 : s->path;
+	if (path != s->path) {
+		if (path == 1)
+			log_msg(LOG_INFO, "libvirt %s: reading %llu domain(s) with one bulk call a cycle (state,"
+				" cpu-total, interface, block; balloon and vcpu every %d cycles)", s->uri,
+				(unsigned long long)bulk, s->slow_every);
+		else
+			log_msg(LOG_INFO, "libvirt %s: reading %llu domain(s) with per-domain calls", s->uri,
+				(unsigned long long)fallback);
+		s->path = path;
+	}
 	uint64_t stale = 0;
 	for (size_t i = 0; i < s->n_dom; i++)
 		if (s->dom[i].seen_cycle == s->cycle - 1)
@@ -1660,8 +1713,12 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 {
 	struct lv *s = state;
 	virDomainStatsRecordPtr *recs = NULL;
-	unsigned int groups = VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON |
-			      VIR_DOMAIN_STATS_VCPU | VIR_DOMAIN_STATS_INTERFACE | VIR_DOMAIN_STATS_BLOCK;
+	/* every cycle the groups of the billed counters (cpu, disk, NICs) and
+	 * the state; every slow_every cycles (and the first) also balloon and
+	 * vcpu, whose stats make QEMU answer for its guest (docs/libvirt.md) */
+	int slow = s->cycle % s->slow_every == 0;
+	unsigned int groups = VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_INTERFACE |
+			      VIR_DOMAIN_STATS_BLOCK | (slow ? VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_VCPU : 0);
 	unsigned int flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE;
 	int rc;
 
