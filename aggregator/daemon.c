@@ -352,6 +352,9 @@ static void publish(struct run *r)
 		str_copy(lc[n].name, r->sched->coll[i].ops->name, sizeof(lc[n].name));
 		lc[n].read_s = (double)r->sched->coll[i].read_ns / 1e9;
 		lc[n].errors = r->sched->coll[i].errors;
+		if (r->sched->coll[i].ops->figures)
+			lc[n].n_fig = r->sched->coll[i].ops->figures(r->sched->coll[i].state, lc[n].fig,
+								     COLLECTOR_MAX_FIGURES);
 	}
 	struct live_inputs in = {
 		.tick_ns = r->tick_ns,

@@ -24,6 +24,7 @@
 
 #include "aggregator.h"
 #include "alerting.h"
+#include "figure.h"
 #include "meter.h"
 #include "sample.h"
 
@@ -70,6 +71,8 @@ struct live_state {
 		char name[32];
 		double read_s;          /* duration of the last read, seconds */
 		uint64_t errors;
+		struct collector_figure fig[COLLECTOR_MAX_FIGURES];  /* from ops->figures */
+		size_t n_fig;
 	} coll[LIVE_MAX_COLLECTORS];
 	size_t n_coll;
 	uint64_t stale_resources;

@@ -21,13 +21,16 @@
  *   it, complain once per back-off window, go on. Returns 0 or -errno when
  *   nothing could be read at all.
  * - free(state): release everything; state may be NULL.
+ * - figures(state, out, max): optional; called between reads.
  */
 #ifndef TALLY_COLLECTOR_H
 #define TALLY_COLLECTOR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "figure.h"
 #include "sink.h"
 
 struct cfg_node;
@@ -47,6 +50,8 @@ struct collector_ops {
 	int (*init)(void *state, int64_t resume_ns, struct tally_err *e);
 	int (*read)(void *state, int64_t now_ns, const struct sink *sink, struct tally_err *e);
 	void (*free)(void *state);
+	/* optional: fill at most max figures, return how many */
+	size_t (*figures)(void *state, struct collector_figure *out, size_t max);
 };
 
 /* The collector named name, or NULL. */

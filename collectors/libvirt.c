@@ -1784,10 +1784,31 @@ static void lv_free(void *state)
 	free(s);
 }
 
+static size_t lv_figures(void *state, struct collector_figure *out, size_t max)
+{
+	const struct lv *s = state;
+	const struct collector_figure f[] = {
+		{ "tail_closed_series", "Counter series whose final reading was read on the host at the stop"
+		  " (a tap that outlived QEMU).", "counter", (double)s->tail_closed },
+		{ "tail_open_series", "Counter series ended at a stop with their last value read: their use since"
+		  " that read (the tail) is not measurable.", "counter", (double)s->tail_open },
+		{ "tail_open_seconds", "Summed time from those series' last reading to their stop: the tail"
+		  " time not billed.", "counter", (double)s->tail_open_ns / 1e9 },
+		{ "events", "Lifecycle events recorded.", "counter", (double)s->events },
+		{ "bulk_domains", "Domain readings from the bulk stats call.", "counter", (double)s->bulk_domains },
+		{ "per_domain_domains", "Domain readings from per-domain calls.", "counter",
+		  (double)s->fallback_domains },
+	};
+	size_t n = sizeof(f) / sizeof(f[0]) < max ? sizeof(f) / sizeof(f[0]) : max;
+	memcpy(out, f, n * sizeof(f[0]));
+	return n;
+}
+
 const struct collector_ops libvirt_collector = {
 	.name = "libvirt",
 	.configure = lv_configure,
 	.init = lv_init,
 	.read = lv_read,
 	.free = lv_free,
+	.figures = lv_figures,
 };

@@ -175,6 +175,20 @@ static void self_metrics(const struct live_state *st, enum prom_format fmt, stru
 		sbuf_u64(b, st->coll[i].errors);
 		sbuf_putc(b, '\n');
 	}
+	/* figures the collectors keep about themselves (collector_ops.figures) */
+	for (size_t i = 0; i < st->n_coll; i++)
+		for (size_t k = 0; k < st->coll[i].n_fig && k < COLLECTOR_MAX_FIGURES; k++) {
+			const struct collector_figure *f = &st->coll[i].fig[k];
+			char name[128];
+			snprintf(name, sizeof(name), "tally_%s_%s", st->coll[i].name, f->name);
+			header(b, fmt, name, f->type, f->help);
+			sbuf_puts(b, name);
+			if (!strcmp(f->type, "counter"))
+				sbuf_puts(b, "_total");
+			sbuf_putc(b, ' ');
+			put_double(b, f->value);
+			sbuf_putc(b, '\n');
+		}
 	self_u64(b, fmt, "tally_collection_cycles", "counter", "Collection cycles run since tallyd started.",
 		 st->cycles);
 	self_u64(b, fmt, "tally_collection_overruns", "counter",
