@@ -379,6 +379,7 @@ struct lv {
 	char uri[256];
 	int xml_refresh;             /* cycles */
 	int slow_every;              /* cycles between reads of the balloon and vcpu groups */
+	int block_every;             /* cycles between reads of the block group */
 	int path;                    /* the path said in the log: 0 none yet, 1 bulk, 2 per-domain */
 	char mapping_path[4096];
 	struct lv_mapping mapping;   /* tenants of domains without Nova metadata */
@@ -423,7 +424,7 @@ struct lv {
 	uint64_t tail_open_ns;       /* summed time from those series' last reading to their stop */
 };
 
-static const char *const lv_keys[] = { "uri", "xml_refresh", "slow_every", "mapping", NULL };
+static const char *const lv_keys[] = { "uri", "xml_refresh", "slow_every", "block_every", "mapping", NULL };
 
 /* ---- libvirt's event loop: one thread per process ---- */
 
@@ -591,7 +592,7 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 			struct tally_err *e)
 {
 	struct lv *s = calloc(1, sizeof(*s));
-	uint64_t refresh = 60, slow = 10;
+	uint64_t refresh = 60, slow = 10, block = 1;
 	int rc;
 	if (!s)
 		return -ENOMEM;
@@ -600,6 +601,7 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	    (rc = cfg_get_string(cfg, "uri", s->uri, sizeof(s->uri), e)) ||
 	    (rc = cfg_get_uint(cfg, "xml_refresh", 1, 100000, &refresh, e)) ||
 	    (rc = cfg_get_uint(cfg, "slow_every", 1, 100000, &slow, e)) ||
+	    (rc = cfg_get_uint(cfg, "block_every", 1, 100000, &block, e)) ||
 	    (rc = cfg_get_string(cfg, "mapping", s->mapping_path, sizeof(s->mapping_path), e)) ||
 	    (s->mapping_path[0] && (rc = lv_mapping_load(s->mapping_path, &s->mapping, e)))) {
 		free(s);
@@ -607,6 +609,7 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	}
 	s->xml_refresh = (int)refresh;
 	s->slow_every = (int)slow;
+	s->block_every = (int)block;
 	s->nowait_ok = 1;
 	/* a hypervisor on this host (no host in the URI): its taps are ours to read */
 	s->local = !strncmp(s->uri, "qemu:///", 8) || !strncmp(s->uri, "qemu+unix:///", 13);
@@ -1673,8 +1676,8 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 	if (path != s->path) {
 		if (path == 1)
 			log_msg(LOG_INFO, "libvirt %s: reading %llu domain(s) with one bulk call a cycle (state,"
-				" cpu-total, interface, block; balloon and vcpu every %d cycles)", s->uri,
-				(unsigned long long)bulk, s->slow_every);
+				" cpu-total, interface every cycle; block every %d; balloon and vcpu every %d)",
+				s->uri, (unsigned long long)bulk, s->block_every, s->slow_every);
 		else
 			log_msg(LOG_INFO, "libvirt %s: reading %llu domain(s) with per-domain calls", s->uri,
 				(unsigned long long)fallback);
@@ -1716,9 +1719,10 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	/* every cycle the groups of the billed counters (cpu, disk, NICs) and
 	 * the state; every slow_every cycles (and the first) also balloon and
 	 * vcpu, whose stats make QEMU answer for its guest (docs/libvirt.md) */
-	int slow = s->cycle % s->slow_every == 0;
+	int slow = s->cycle % s->slow_every == 0, block = s->cycle % s->block_every == 0;
 	unsigned int groups = VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_INTERFACE |
-			      VIR_DOMAIN_STATS_BLOCK | (slow ? VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_VCPU : 0);
+			      (block ? VIR_DOMAIN_STATS_BLOCK : 0) |
+			      (slow ? VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_VCPU : 0);
 	unsigned int flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE;
 	int rc;
 
