@@ -1672,17 +1672,13 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 		complain(&s->fallback_note, LOG_INFO, "libvirt %s: the driver answers the bulk stats call"
 			 " without cpu/block/net groups; reading %llu domain(s) with per-domain calls",
 			 s->uri, (unsigned long long)fallback);
+	/* the per-domain path is said by the note above */
 	int path = fallback ? 2 : bulk ? 1 : s->path;
-	if (path != s->path) {
-		if (path == 1)
-			log_msg(LOG_INFO, "libvirt %s: reading %llu domain(s) with one bulk call a cycle (state,"
-				" cpu-total, interface every cycle; block every %d; balloon and vcpu every %d)",
-				s->uri, (unsigned long long)bulk, s->block_every, s->slow_every);
-		else
-			log_msg(LOG_INFO, "libvirt %s: reading %llu domain(s) with per-domain calls", s->uri,
-				(unsigned long long)fallback);
-		s->path = path;
-	}
+	if (path == 1 && s->path != 1)
+		log_msg(LOG_INFO, "libvirt %s: reading %llu domain(s) with one bulk call a cycle (state,"
+			" cpu-total, interface every cycle; block every %d; balloon and vcpu every %d)",
+			s->uri, (unsigned long long)bulk, s->block_every, s->slow_every);
+	s->path = path;
 	uint64_t stale = 0;
 	for (size_t i = 0; i < s->n_dom; i++)
 		if (s->dom[i].seen_cycle == s->cycle - 1)
