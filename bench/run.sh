@@ -38,6 +38,9 @@ if [ -n "${PEERS:-}" ]; then
 		grep -E '^(cpu_ms_per_scrape|scrape_med_s|rss_kB|domains_reported)[[:space:]]')
 fi
 
+echo "(real QEMU guests, whole-host cost per stats group and beside collectd and the exporter:"
+echo " flock /tmp/tally-qemu.lock sh bench/libvirt_qemu.sh, as root; docs/libvirt.md)"
+
 if [ -x "$B/bench/bench_invoice" ]; then
 	echo
 	echo "== invoices: a month of 1000 VMs x 10 meters, hourly rows, every tenant (plan-example.yaml)"
