@@ -20,11 +20,13 @@ log() { echo "check-vm: $*" >&2; }
 # tvm_daemon CMD...: start a daemon (libvirtd -d, virtlogd -d) with no
 # descriptor above 2: under `flock LOCK make check-vm` the lock's
 # descriptor would otherwise live on in the daemon and hold the lock for
-# good, for every other user of the rig
+# good, for every other user of the rig (flock(1) gives it a low number;
+# dash's redirections take one digit, and its own script descriptor is 10
+# or above)
 tvm_daemon() {
 	(
 		for _fd in $(ls /proc/$$/fd 2>/dev/null; ls /proc/self/fd 2>/dev/null); do
-			case $_fd in 0 | 1 | 2) ;; *[!0-9]*) ;; *) eval "exec $_fd>&-" 2>/dev/null || true ;; esac
+			case $_fd in [3-9]) eval "exec $_fd>&-" ;; esac
 		done
 		exec "$@"
 	)
