@@ -565,7 +565,9 @@ static void rec_full(struct prec *p, virDomainPtr dom, int state, unsigned long 
 static void feed(void *st, struct prec *p, int64_t t, struct rec *r)
 {
 	struct sink sk = { r, rec_sample, rec_meta, rec_event };
-	virDomainStatsRecordPtr one[1] = { &p->r };
+	virDomainStatsRecordPtr one[1] = { NULL };
+	if (p)
+		one[0] = &p->r;
 	ck_assert_int_eq(lv_read_records(st, p ? one : NULL, p ? 1 : 0, t, &sk), 0);
 	if (p)
 		virTypedParamsFree(p->r.params, p->r.nparams);
