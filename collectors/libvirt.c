@@ -1708,6 +1708,15 @@ int lv_read_records(void *state, virDomainStatsRecordPtr *recs, int n, int64_t n
 	return 0;
 }
 
+size_t lv_events_queued(void *state)
+{
+	struct lv *s = state;
+	pthread_mutex_lock(&s->ev_lock);
+	size_t n = s->ev_n;
+	pthread_mutex_unlock(&s->ev_lock);
+	return n;
+}
+
 static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct tally_err *e)
 {
 	struct lv *s = state;

@@ -113,4 +113,8 @@ int lv_parse_domain_xml(const char *xml, size_t len, struct lv_domain_info *info
  * read. The records stay the caller's. Returns 0. */
 int lv_read_records(void *state, virDomainStatsRecordPtr *recs, int n, int64_t now_ns, const struct sink *sink);
 
+/* Test seam: the lifecycle events queued by libvirt's event thread and not
+ * yet drained by a read, so tests wait for events instead of sleeping. */
+size_t lv_events_queued(void *state);
+
 #endif
