@@ -375,6 +375,26 @@ struct lv_dom {
 	int ptr_id;                  /* the active domain id ptr was found by (0: none) */
 };
 
+/* What a bulk record holds that the meters need, from one pass over its
+ * parameters (a lookup by name per field would scan them all each time,
+ * and build each block.N./net.N. key with snprintf). A field present twice
+ * keeps its first value, as virTypedParamsGet* would; a field of another
+ * type than libvirt documents is left out, as it would be; devices past
+ * LV_MAX_DEVS are not read (nor identified from the XML). */
+struct lv_rec {
+	int state;
+	unsigned long long cpu, bal_cur, bal_rss, bal_avail, bal_unused;
+	unsigned int vcpus;
+	uint8_t have_state, have_cpu, have_vcpus, have_cur, have_rss, have_avail, have_unused;
+	unsigned int n_blk, n_net;   /* block.count, net.count */
+	uint8_t have_n_blk, have_n_net;
+	struct lv_rec_dev {
+		const char *name;            /* the record's string, NULL when absent */
+		unsigned long long v[6];     /* in the order of blk_fields / net_fields */
+		uint8_t have;                /* bit f: v[f] present */
+	} blk[LV_MAX_DEVS], net[LV_MAX_DEVS];
+};
+
 struct lv {
 	char uri[256];
 	int xml_refresh;             /* cycles */
@@ -422,6 +442,7 @@ struct lv {
 	uint64_t tail_closed;        /* counter series whose final reading was read at the stop */
 	uint64_t tail_open;          /* counter series ended with their last read value */
 	uint64_t tail_open_ns;       /* summed time from those series' last reading to their stop */
+	struct lv_rec rec;           /* from_record()'s scratch: one record's fields */
 };
 
 static const char *const lv_keys[] = { "uri", "xml_refresh", "slow_every", "block_every", "mapping", NULL };
@@ -1243,80 +1264,167 @@ static void slow_gauges(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct
 	}
 }
 
+static const char *const blk_fields[6] = { "rd.bytes", "wr.bytes", "rd.reqs", "wr.reqs", "capacity", "allocation" };
+static const int blk_meters[6] = { M_DISK_READ_BYTES, M_DISK_WRITE_BYTES, M_DISK_READ_REQUESTS,
+				   M_DISK_WRITE_REQUESTS, M_DISK_CAPACITY, M_DISK_ALLOCATION };
+static const char *const net_fields[4] = { "rx.bytes", "tx.bytes", "rx.pkts", "tx.pkts" };
+static const int net_meters[4] = { M_NET_IN_BYTES, M_NET_OUT_BYTES, M_NET_IN_PACKETS, M_NET_OUT_PACKETS };
+
+/* "N.rest" after a "block." or "net." prefix: the device d of r's array
+ * and rest, or NULL. */
+static struct lv_rec_dev *rec_dev(struct lv_rec_dev *arr, const char *k, const char **rest)
+{
+	unsigned int i = 0;
+	const char *c = k;
+	if (*c < '0' || *c > '9')
+		return NULL;
+	for (; *c >= '0' && *c <= '9'; c++)
+		if ((i = i * 10 + (unsigned int)(*c - '0')) >= LV_MAX_DEVS)
+			return NULL;
+	if (*c != '.')
+		return NULL;
+	*rest = c + 1;
+	return &arr[i];
+}
+
+static void rec_ull(const virTypedParameter *p, unsigned long long *v, uint8_t *have)
+{
+	if (!*have && p->type == VIR_TYPED_PARAM_ULLONG) {
+		*v = p->value.ul;
+		*have = 1;
+	}
+}
+
+static void rec_uint(const virTypedParameter *p, unsigned int *v, uint8_t *have)
+{
+	if (!*have && p->type == VIR_TYPED_PARAM_UINT) {
+		*v = p->value.ui;
+		*have = 1;
+	}
+}
+
+static void rec_scan(const virDomainStatsRecord *rec, struct lv_rec *r)
+{
+	memset(r, 0, sizeof(*r));
+	for (int i = 0; i < rec->nparams; i++) {
+		const virTypedParameter *p = &rec->params[i];
+		const char *k = p->field, *rest;
+		struct lv_rec_dev *dv;
+		switch (k[0]) {
+		case 's':
+			if (!strcmp(k, "state.state") && !r->have_state && p->type == VIR_TYPED_PARAM_INT) {
+				r->state = p->value.i;
+				r->have_state = 1;
+			}
+			break;
+		case 'c':
+			if (!strcmp(k, "cpu.time"))
+				rec_ull(p, &r->cpu, &r->have_cpu);
+			break;
+		case 'v':
+			if (!strcmp(k, "vcpu.current"))
+				rec_uint(p, &r->vcpus, &r->have_vcpus);
+			break;
+		case 'b':
+			if (!strncmp(k, "balloon.", 8)) {
+				k += 8;
+				if (!strcmp(k, "current"))
+					rec_ull(p, &r->bal_cur, &r->have_cur);
+				else if (!strcmp(k, "rss"))
+					rec_ull(p, &r->bal_rss, &r->have_rss);
+				else if (!strcmp(k, "available"))
+					rec_ull(p, &r->bal_avail, &r->have_avail);
+				else if (!strcmp(k, "unused"))
+					rec_ull(p, &r->bal_unused, &r->have_unused);
+			} else if (!strncmp(k, "block.", 6)) {
+				if (!strcmp(k + 6, "count"))
+					rec_uint(p, &r->n_blk, &r->have_n_blk);
+				else if ((dv = rec_dev(r->blk, k + 6, &rest))) {
+					if (!strcmp(rest, "name")) {
+						if (!dv->name && p->type == VIR_TYPED_PARAM_STRING)
+							dv->name = p->value.s;
+						break;
+					}
+					for (int f = 0; f < 6; f++)
+						if (!strcmp(rest, blk_fields[f])) {
+							uint8_t h = dv->have >> f & 1;
+							rec_ull(p, &dv->v[f], &h);
+							dv->have |= (uint8_t)(h << f);
+							break;
+						}
+				}
+			}
+			break;
+		case 'n':
+			if (strncmp(k, "net.", 4))
+				break;
+			if (!strcmp(k + 4, "count"))
+				rec_uint(p, &r->n_net, &r->have_n_net);
+			else if ((dv = rec_dev(r->net, k + 4, &rest))) {
+				if (!strcmp(rest, "name")) {
+					if (!dv->name && p->type == VIR_TYPED_PARAM_STRING)
+						dv->name = p->value.s;
+					break;
+				}
+				for (int f = 0; f < 4; f++)
+					if (!strcmp(rest, net_fields[f])) {
+						uint8_t h = dv->have >> f & 1;
+						rec_ull(p, &dv->v[f], &h);
+						dv->have |= (uint8_t)(h << f);
+						break;
+					}
+			}
+			break;
+		}
+	}
+}
+
 /* Readings of one domain from its bulk record. Returns 1 when the record
  * had the groups we need, 0 when the per-domain calls must be used, -1
  * when the domain was being torn down (nothing sent). */
 static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr rec, struct emit *x)
 {
-	virTypedParameterPtr p = rec->params;
-	int np = rec->nparams, state = 0;
-	unsigned long long u = 0, cpu = 0;
-	unsigned int vc = 0, count = 0;
-	char key[64];
-	const char *name;
-
-	if (virTypedParamsGetULLong(p, np, "cpu.time", &cpu) != 1)
+	struct lv_rec *r = &s->rec;
+	rec_scan(rec, r);
+	if (!r->have_cpu)
 		return 0;
-	if (torn_down(s, d, rec->dom, cpu, x))
+	if (torn_down(s, d, rec->dom, r->cpu, x))
 		return -1;
-	virTypedParamsGetInt(p, np, "state.state", &state);
-	put_c(x, M_CPU, "", cpu);
-	int have_vc = virTypedParamsGetUInt(p, np, "vcpu.current", &vc) == 1;
-	int have_mem = virTypedParamsGetULLong(p, np, "balloon.current", &u) == 1;
-	if (!have_vc || !have_mem)
-		slow_gauges(s, d, rec->dom, x, have_vc, have_mem);
-	if (have_vc)
-		put_g(x, M_VCPUS, "", vc);
-	if (have_mem)
-		put_g(x, M_MEMORY, "", (double)u * 1024.0);
-	if (virTypedParamsGetULLong(p, np, "balloon.rss", &u) == 1)
-		put_g(x, M_MEMORY_RESIDENT, "", (double)u * 1024.0);
-	unsigned long long avail = 0, unused = 0;
-	if (virTypedParamsGetULLong(p, np, "balloon.available", &avail) == 1 &&
-	    virTypedParamsGetULLong(p, np, "balloon.unused", &unused) == 1 && avail >= unused)
-		put_g(x, M_MEMORY_USAGE, "", (double)(avail - unused) * 1024.0);
-	put_g(x, M_INSTANCE, "", instance_value(s, d, instance_running(state)));
-	if (virTypedParamsGetUInt(p, np, "block.count", &count) == 1)
-		for (unsigned int i = 0; i < count; i++) {
-			snprintf(key, sizeof(key), "block.%u.name", i);
-			if (virTypedParamsGetString(p, np, key, &name) != 1)
+	put_c(x, M_CPU, "", r->cpu);
+	if (!r->have_vcpus || !r->have_cur)
+		slow_gauges(s, d, rec->dom, x, r->have_vcpus, r->have_cur);
+	if (r->have_vcpus)
+		put_g(x, M_VCPUS, "", r->vcpus);
+	if (r->have_cur)
+		put_g(x, M_MEMORY, "", (double)r->bal_cur * 1024.0);
+	if (r->have_rss)
+		put_g(x, M_MEMORY_RESIDENT, "", (double)r->bal_rss * 1024.0);
+	if (r->have_avail && r->have_unused && r->bal_avail >= r->bal_unused)
+		put_g(x, M_MEMORY_USAGE, "", (double)(r->bal_avail - r->bal_unused) * 1024.0);
+	put_g(x, M_INSTANCE, "", instance_value(s, d, instance_running(r->state)));
+	for (unsigned int i = 0; r->have_n_blk && i < r->n_blk && i < LV_MAX_DEVS; i++) {
+		const struct lv_rec_dev *dv = &r->blk[i];
+		const struct lv_disk *dk = dv->name ? disk_by_target(d, dv->name) : NULL;
+		if (!dk)
+			continue; /* a cdrom, or a disk hot-plugged since the xml was read */
+		for (int f = 0; f < 6; f++) {
+			if (!(dv->have >> f & 1))
 				continue;
-			const struct lv_disk *dk = disk_by_target(d, name);
-			if (!dk)
-				continue; /* a cdrom, or a disk hot-plugged since the xml was read */
-			static const struct { const char *k; int m; int gauge; } bf[] = {
-				{ "rd.bytes", M_DISK_READ_BYTES, 0 }, { "wr.bytes", M_DISK_WRITE_BYTES, 0 },
-				{ "rd.reqs", M_DISK_READ_REQUESTS, 0 }, { "wr.reqs", M_DISK_WRITE_REQUESTS, 0 },
-				{ "capacity", M_DISK_CAPACITY, 1 }, { "allocation", M_DISK_ALLOCATION, 1 },
-			};
-			for (size_t f = 0; f < sizeof(bf) / sizeof(bf[0]); f++) {
-				snprintf(key, sizeof(key), "block.%u.%s", i, bf[f].k);
-				if (virTypedParamsGetULLong(p, np, key, &u) != 1)
-					continue;
-				if (bf[f].gauge)
-					put_g(x, bf[f].m, dk->label, (double)u);
-				else
-					put_c(x, bf[f].m, dk->label, u);
-			}
+			if (blk_meters[f] == M_DISK_CAPACITY || blk_meters[f] == M_DISK_ALLOCATION)
+				put_g(x, blk_meters[f], dk->label, (double)dv->v[f]);
+			else
+				put_c(x, blk_meters[f], dk->label, dv->v[f]);
 		}
-	if (virTypedParamsGetUInt(p, np, "net.count", &count) == 1)
-		for (unsigned int i = 0; i < count; i++) {
-			snprintf(key, sizeof(key), "net.%u.name", i);
-			if (virTypedParamsGetString(p, np, key, &name) != 1)
-				continue;
-			const struct lv_nic *nc = nic_by_target(d, name);
-			if (!nc)
-				continue;
-			static const struct { const char *k; int m; } nf[] = {
-				{ "rx.bytes", M_NET_IN_BYTES }, { "tx.bytes", M_NET_OUT_BYTES },
-				{ "rx.pkts", M_NET_IN_PACKETS }, { "tx.pkts", M_NET_OUT_PACKETS },
-			};
-			for (size_t f = 0; f < sizeof(nf) / sizeof(nf[0]); f++) {
-				snprintf(key, sizeof(key), "net.%u.%s", i, nf[f].k);
-				if (virTypedParamsGetULLong(p, np, key, &u) == 1)
-					put_nic(x, nc, (int)f, nf[f].m, u);
-			}
-		}
+	}
+	for (unsigned int i = 0; r->have_n_net && i < r->n_net && i < LV_MAX_DEVS; i++) {
+		const struct lv_rec_dev *dv = &r->net[i];
+		const struct lv_nic *nc = dv->name ? nic_by_target(d, dv->name) : NULL;
+		if (!nc)
+			continue;
+		for (int f = 0; f < 4; f++)
+			if (dv->have >> f & 1)
+				put_nic(x, nc, f, net_meters[f], dv->v[f]);
+	}
 	return 1;
 }
 

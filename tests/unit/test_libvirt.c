@@ -684,6 +684,66 @@ START_TEST(test_partial_bulk_answer)
 }
 END_TEST
 
+START_TEST(test_record_shapes)
+{
+	/* The bulk record is read in one pass over its parameters. A record
+	 * whose fields come in another order than libvirt's (a device's fields
+	 * before its name, the second disk before the first), with a field
+	 * given twice (the first counts, as virTypedParamsGet* would), a field
+	 * of the wrong type (not read), a device index past LV_MAX_DEVS, and a
+	 * count larger than the devices present: each value below is what the
+	 * collector must send, worked out from the parameters by hand. */
+	const char *uri = "test:///default", *u = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+	struct rec *r = calloc(1, sizeof(*r));
+	void *st = open_collector(uri);
+	virConnectPtr rw = virConnectOpen(uri);
+	virDomainPtr dom = virDomainLookupByName(rw, "test");
+	ck_assert_ptr_nonnull(dom);
+	struct prec p;
+	prec_init(&p, dom);
+	p_ull(&p, "net.0.rx.bytes", 700);                 /* before net.count and the name */
+	p_uint(&p, "net.count", 1);
+	p_str(&p, "net.0.name", "testnet0");
+	p_ull(&p, "net.0.tx.bytes", 900);
+	p_ull(&p, "cpu.time", 7000000000ULL);
+	p_ull(&p, "cpu.time", 1ULL);                      /* given twice: the first counts */
+	p_int(&p, "state.state", VIR_DOMAIN_RUNNING);
+	p_uint(&p, "vcpu.current", 3);
+	p_uint(&p, "balloon.current", 5);                 /* not the documented ullong: not read */
+	p_uint(&p, "block.count", 3);                     /* one more than there are */
+	p_ull(&p, "block.1.rd.bytes", 111);               /* a device libvirt's XML does not have */
+	p_str(&p, "block.1.name", "vdz");
+	p_ull(&p, "block.0.wr.bytes", 2048);              /* before its name */
+	p_str(&p, "block.0.name", "vda");
+	p_ull(&p, "block.0.capacity", 4096);
+	p_ull(&p, "block.40.rd.bytes", 5);                /* past LV_MAX_DEVS */
+	p_ull(&p, "block.0x.rd.bytes", 6);                /* not an index */
+	feed(st, &p, time_now_ns(), r);
+	ck_assert_uint_eq(find(r, u, M_CPU, "")->v.counter, 7000000000ULL);
+	ck_assert_double_eq(find(r, u, M_VCPUS, "")->v.gauge, 3);
+	ck_assert_double_eq(find(r, u, M_INSTANCE, "")->v.gauge, 1);
+	const struct sample *wr = find(r, u, M_DISK_WRITE_BYTES, NULL);
+	ck_assert_ptr_nonnull(wr);
+	ck_assert_uint_eq(wr->v.counter, 2048);
+	ck_assert_double_eq(find(r, u, M_DISK_CAPACITY, wr->device)->v.gauge, 4096);
+	ck_assert_ptr_null(find(r, u, M_DISK_READ_BYTES, NULL)); /* vda has none; vdz is not ours */
+	ck_assert_ptr_null(find(r, u, M_DISK_ALLOCATION, NULL));
+	ck_assert_uint_eq(find(r, u, M_NET_IN_BYTES, "aa:bb:cc:dd:ee:ff")->v.counter, 700);
+	ck_assert_uint_eq(find(r, u, M_NET_OUT_BYTES, "aa:bb:cc:dd:ee:ff")->v.counter, 900);
+	ck_assert_ptr_null(find(r, u, M_NET_IN_PACKETS, NULL));
+	/* memory: the balloon field was not read; the domain's first reading
+	 * takes it from virDomainGetInfo (the test driver's "test": 8 GiB max,
+	 * 2 GiB used: virsh -c test:///default dominfo test says 2097152 KiB) */
+	ck_assert_double_eq(find(r, u, M_MEMORY, "")->v.gauge, 2097152.0 * 1024);
+	/* 1 cpu + vcpus + memory + instance + 2 disk + 2 NIC = 8 samples */
+	ck_assert_int_eq(r->n, 8);
+	virDomainFree(dom);
+	virConnectClose(rw);
+	libvirt_collector.free(st);
+	free(r);
+}
+END_TEST
+
 /* the instance samples of the recording, in order: time and value */
 static int instance_track(const struct rec *r, int64_t *t, double *v, int max)
 {
@@ -1060,6 +1120,7 @@ int main(void)
 	tcase_add_test(tc, test_lifecycle_events);
 	tcase_add_test(tc, test_event_reasons);
 	tcase_add_test(tc, test_partial_bulk_answer);
+	tcase_add_test(tc, test_record_shapes);
 	tcase_add_test(tc, test_pause_at_event_time);
 	tcase_add_test(tc, test_list_path_follows_ids);
 	tcase_add_test(tc, test_metadata_change_reaches_ledger);
