@@ -38,8 +38,11 @@
 #include "str.h"
 #include "tallytime.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
+#include <limits.h>
 #include <libvirt/libvirt.h>
 #include <pthread.h>
 #include <libvirt/virterror.h>
@@ -49,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- domain XML ---- */
 
@@ -370,6 +374,9 @@ struct lv_dom {
 	int have_cpu;
 	unsigned int origin_id;      /* the process origin_ns is the start of (0: none known) */
 	int64_t stop_ns;             /* the last stop's time (its final reading) */
+	int cg_fd;                   /* its cgroup's cpu time file, -1: none open */
+	unsigned int cg_id;          /* the domain id (process) cg_fd is of, or was looked for */
+	uint8_t cg_v1;               /* cg_fd is cpuacct.usage (ns), else cpu.stat (usage_usec) */
 	uint64_t xml_hash;           /* of the XML info was parsed from */
 	virDomainPtr ptr;            /* list path: our reference, kept across cycles */
 	int ptr_id;                  /* the active domain id ptr was found by (0: none) */
@@ -421,7 +428,7 @@ struct lv {
 	uint32_t *id_slot;           /* open addressing: index + 1 into dom, by ptr_id */
 	size_t id_mask;
 	int id_stale;                /* id_slot must be rebuilt */
-	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note, ev_note, torn_note;
+	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note, ev_note, torn_note, cg_note;
 	/* lifecycle events: filled by libvirt's event thread, drained by read() */
 	pthread_mutex_t ev_lock;
 	struct lv_event {
@@ -437,6 +444,16 @@ struct lv {
 	int cb_lifecycle, cb_reboot, cb_unplug, cb_balloon;   /* callback ids, -1 = none */
 	int local;                   /* the hypervisor is this host: its taps can be read */
 	char sysfs_net[128];         /* /sys/class/net */
+	/* cpu time from the domains' cgroups (docs/libvirt.md): libvirt 9's
+	 * cpu-total group also asks QEMU for halt-poll times (QMP query-stats),
+	 * which costs more than the rest of a cycle's counters; the cgroup file
+	 * libvirt takes cpu.time from is read here instead, and cpu-total is
+	 * asked every slow_every cycles to check that both say the same */
+	char sysfs_cgroup[128];      /* /sys/fs/cgroup */
+	int cg_ok;                   /* a domain's cgroup agreed with libvirt's cpu.time */
+	int cg_off;                  /* one disagreed: libvirt's cpu-total every cycle */
+	int asked_cpu;               /* this cycle's bulk call asked for cpu-total */
+	int want_cpu;                /* a domain had no cgroup to read: ask next cycle */
 	/* figures */
 	uint64_t bulk_domains, fallback_domains, stale, reads, events;
 	uint64_t tail_closed;        /* counter series whose final reading was read at the stop */
@@ -635,6 +652,8 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	/* a hypervisor on this host (no host in the URI): its taps are ours to read */
 	s->local = !strncmp(s->uri, "qemu:///", 8) || !strncmp(s->uri, "qemu+unix:///", 13);
 	str_copy(s->sysfs_net, "/sys/class/net", sizeof(s->sysfs_net));
+	str_copy(s->sysfs_cgroup, "/sys/fs/cgroup", sizeof(s->sysfs_cgroup));
+	s->asked_cpu = 1;
 	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = s->cb_balloon = -1;
 	pthread_mutex_init(&s->ev_lock, NULL);
 	*state = s;
@@ -762,6 +781,7 @@ static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
 	memset(d, 0, sizeof(*d));
 	str_copy(d->uuid, uuid, sizeof(d->uuid));
 	d->ev_running = -1;
+	d->cg_fd = -1;
 	*is_new = 1;
 	s->slot[j] = (uint32_t)s->n_dom;
 	if (s->n_dom * 2 > s->mask + 1 && rehash(s))
@@ -1379,6 +1399,126 @@ static void rec_scan(const virDomainStatsRecord *rec, struct lv_rec *r)
 	}
 }
 
+/* ---- cpu time from the domain's cgroup ---- */
+
+/* Where libvirt puts a domain's cgroup: machine/qemu-ID-NAME.libvirt-qemu
+ * without systemd, machine.slice/machine-qemu\x2dID\x2dNAME.scope with it;
+ * the cpu time in the cgroup v2 tree (at the root, or at unified/ on a
+ * hybrid host) or in cgroup v1's cpuacct hierarchy, the file libvirt's
+ * cpu.time comes from. The domain id names one process, so the directory
+ * is looked for once per process. */
+static const struct { const char *dir, *file; uint8_t v1; } cg_where[] = {
+	{ "unified/machine", "cpu.stat", 0 }, { "unified/machine.slice", "cpu.stat", 0 },
+	{ "machine", "cpu.stat", 0 }, { "machine.slice", "cpu.stat", 0 },
+	{ "cpuacct/machine", "cpuacct.usage", 1 }, { "cpuacct/machine.slice", "cpuacct.usage", 1 },
+	{ "cpu,cpuacct/machine", "cpuacct.usage", 1 }, { "cpu,cpuacct/machine.slice", "cpuacct.usage", 1 },
+};
+
+static void cg_close(struct lv_dom *d)
+{
+	if (d->cg_fd >= 0)
+		close(d->cg_fd);
+	d->cg_fd = -1;
+}
+
+/* Open domain d's cpu time file for process id. 0, or -ENOENT. */
+static int cg_open(struct lv *s, struct lv_dom *d, unsigned int id)
+{
+	char pre[2][48], path[PATH_MAX];
+	cg_close(d);
+	d->cg_id = id;
+	snprintf(pre[0], sizeof(pre[0]), "qemu-%u-", id);
+	snprintf(pre[1], sizeof(pre[1]), "machine-qemu\\x2d%u\\x2d", id);
+	for (size_t w = 0; w < sizeof(cg_where) / sizeof(cg_where[0]); w++) {
+		snprintf(path, sizeof(path), "%s/%s", s->sysfs_cgroup, cg_where[w].dir);
+		DIR *dir = opendir(path);
+		struct dirent *de;
+		if (!dir)
+			continue;
+		while ((de = readdir(dir))) {
+			const char *p = strchr(cg_where[w].dir, '.') ? pre[1] : pre[0];
+			if (strncmp(de->d_name, p, strlen(p)))
+				continue;
+			/* under systemd, libvirt (7.1 on) makes a libvirt/ group
+			 * in the scope and reads that */
+			snprintf(path, sizeof(path), "%s/%s/%s/libvirt/%s", s->sysfs_cgroup, cg_where[w].dir,
+				 de->d_name, cg_where[w].file);
+			d->cg_fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (d->cg_fd < 0) {
+				snprintf(path, sizeof(path), "%s/%s/%s/%s", s->sysfs_cgroup, cg_where[w].dir,
+					 de->d_name, cg_where[w].file);
+				d->cg_fd = open(path, O_RDONLY | O_CLOEXEC);
+			}
+			if (d->cg_fd >= 0) {
+				d->cg_v1 = cg_where[w].v1;
+				closedir(dir);
+				return 0;
+			}
+		}
+		closedir(dir);
+	}
+	return -ENOENT;
+}
+
+/* Domain d's cpu time in ns, as process id, from its cgroup. 0, or -errno
+ * (no cgroup found for this process, or it is gone). */
+static int cg_cpu(struct lv *s, struct lv_dom *d, unsigned int id, uint64_t *ns)
+{
+	char buf[512], *end;
+	if (!s->local || s->cg_off || id == 0 || id == (unsigned int)-1)
+		return -ENOENT;
+	if (d->cg_id != id && cg_open(s, d, id))
+		return -ENOENT;
+	if (d->cg_fd < 0)
+		return -ENOENT; /* looked for, for this process, and not found */
+	ssize_t n = pread(d->cg_fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0) {
+		cg_close(d); /* the cgroup went with its process */
+		return -ENODEV;
+	}
+	buf[n] = '\0';
+	const char *v = buf;
+	if (!d->cg_v1) {
+		v = strstr(buf, "usage_usec ");
+		if (!v || (v != buf && v[-1] != '\n'))
+			return -EINVAL;
+		v += strlen("usage_usec ");
+	}
+	errno = 0;
+	unsigned long long u = strtoull(v, &end, 10);
+	if (end == v || errno || (*end && *end != '\n') || (!d->cg_v1 && u > UINT64_MAX / 1000))
+		return -EINVAL;
+	*ns = d->cg_v1 ? u : u * 1000;
+	return 0;
+}
+
+/* A cycle that asked libvirt for cpu-total: libvirt's cpu time *cpu,
+ * read during the bulk call, against the cgroup's, read after it. The
+ * same counter can only have gone on since (by at most the call's duration
+ * times the host's CPUs; 5 s is far above that and far below a wrong
+ * file's difference, the cpu time of a whole other group of threads); it
+ * cannot be below libvirt's, up to the microsecond cpu.stat counts in.
+ * When they agree, *cpu becomes the cgroup's: a domain's cpu series keeps
+ * one source. One that disagrees turns the cgroup reading off for the
+ * connection. A domain whose cgroup was not found is looked for again. */
+static void cg_check(struct lv *s, struct lv_dom *d, unsigned int id, unsigned long long *cpu)
+{
+	uint64_t c, l = *cpu;
+	if (d->cg_fd < 0)
+		d->cg_id = 0;
+	if (cg_cpu(s, d, id, &c))
+		return;
+	if (c + 1000 >= l && (c <= l || c - l <= 5 * (uint64_t)NS_PER_SEC)) {
+		s->cg_ok = 1;
+		*cpu = c;
+		return;
+	}
+	s->cg_off = 1;
+	complain(&s->cg_note, LOG_WARN, "libvirt %s: domain %s: its cgroup says %llu ns of cpu time, libvirt"
+		 " %llu: reading libvirt's cpu-total every cycle", s->uri, d->uuid, (unsigned long long)c,
+		 (unsigned long long)l);
+}
+
 /* Readings of one domain from its bulk record. Returns 1 when the record
  * had the groups we need, 0 when the per-domain calls must be used, -1
  * when the domain was being torn down (nothing sent). */
@@ -1386,8 +1526,21 @@ static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr r
 {
 	struct lv_rec *r = &s->rec;
 	rec_scan(rec, r);
-	if (!r->have_cpu)
-		return 0;
+	unsigned int id = virDomainGetID(rec->dom);
+	uint64_t cg;
+	x->id = id;
+	if (r->have_cpu) {
+		if (s->local && !s->cg_off)
+			cg_check(s, d, id, &r->cpu);
+	} else if (s->asked_cpu) {
+		return 0; /* a driver that answers without the groups asked for */
+	} else if (s->cg_ok && cg_cpu(s, d, id, &cg) == 0) {
+		r->cpu = cg;
+		r->have_cpu = 1;
+	} else {
+		s->want_cpu = 1; /* no cgroup to read: cpu-total from the next cycle */
+		return -2;
+	}
 	if (torn_down(s, d, rec->dom, r->cpu, x))
 		return -1;
 	put_c(x, M_CPU, "", r->cpu);
@@ -1589,6 +1742,8 @@ static void final_reading(struct lv *s, struct lv_dom *d, int64_t t_ns, int tail
 	d->n_last = 0;
 	d->last_cur = 0;
 	d->stop_ns = t_ns;
+	cg_close(d); /* the process and its cgroup are gone */
+	d->cg_id = 0;
 	d->ev_running = -1;
 	d->disagree = 0;
 }
@@ -1718,6 +1873,7 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 {
 	s->cycle++;
 	uint64_t fallback = 0, bulk = 0, torn = 0;
+	s->want_cpu = 0;
 	if (list_only && s->id_stale && id_rebuild(s))
 		complain(&s->conn_fail, LOG_WARN, "libvirt %s: out of memory", s->uri);
 	for (int i = 0; i < n; i++) {
@@ -1763,6 +1919,10 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 		if (got > 0) {
 			s->bulk_domains++;
 			bulk++;
+		} else if (got == -2) {
+			bulk++; /* no cpu time this cycle (no cgroup found): read at the next */
+			d->seen_cycle = s->cycle;
+			continue;
 		} else if (got == 0 && (got = from_calls(s, d, dom, &x, refresh)) == 0) {
 			s->fallback_domains++;
 			fallback++;
@@ -1784,8 +1944,10 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 	int path = fallback ? 2 : bulk ? 1 : s->path;
 	if (path == 1 && s->path != 1)
 		log_msg(LOG_INFO, "libvirt %s: reading %llu domain(s) with one bulk call a cycle (state,"
-			" cpu-total, interface every cycle; block every %d; balloon and vcpu every %d)",
-			s->uri, (unsigned long long)bulk, s->block_every, s->slow_every);
+			" interface every cycle; cpu time %s; block every %d; balloon and vcpu every %d)",
+			s->uri, (unsigned long long)bulk, s->cg_ok && !s->cg_off ?
+			"from the domains' cgroups, checked against cpu-total every slow cycle" :
+			"from cpu-total every cycle", s->block_every, s->slow_every);
 	s->path = path;
 	uint64_t stale = 0;
 	for (size_t i = 0; i < s->n_dom; i++)
@@ -1816,6 +1978,15 @@ int lv_read_records(void *state, virDomainStatsRecordPtr *recs, int n, int64_t n
 	return 0;
 }
 
+void lv_test_host(void *state, const char *net_root, const char *cgroup_root, int cpu_total)
+{
+	struct lv *s = state;
+	s->local = 1;
+	str_copy(s->sysfs_net, net_root, sizeof(s->sysfs_net));
+	str_copy(s->sysfs_cgroup, cgroup_root, sizeof(s->sysfs_cgroup));
+	s->asked_cpu = cpu_total;
+}
+
 size_t lv_events_queued(void *state)
 {
 	struct lv *s = state;
@@ -1833,7 +2004,11 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	 * the state; every slow_every cycles (and the first) also balloon and
 	 * vcpu, whose stats make QEMU answer for its guest (docs/libvirt.md) */
 	int slow = s->cycle % s->slow_every == 0, block = s->cycle % s->block_every == 0;
-	unsigned int groups = VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_INTERFACE |
+	/* cpu-total: on the slow cycles, and every cycle until the domains'
+	 * cgroups were found to say what libvirt says (cg_check) */
+	s->asked_cpu = slow || s->want_cpu || !s->cg_ok || s->cg_off;
+	unsigned int groups = VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_INTERFACE |
+			      (s->asked_cpu ? VIR_DOMAIN_STATS_CPU_TOTAL : 0) |
 			      (block ? VIR_DOMAIN_STATS_BLOCK : 0) |
 			      (slow ? VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_VCPU : 0);
 	unsigned int flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE;
@@ -1893,6 +2068,7 @@ static void lv_free(void *state)
 		free(d->sizes);
 		free(d->nics);
 		free(d->slots);
+		cg_close(d);
 	}
 	free(s->dom);
 	free(s->slot);

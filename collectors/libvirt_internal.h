@@ -113,6 +113,12 @@ int lv_parse_domain_xml(const char *xml, size_t len, struct lv_domain_info *info
  * read. The records stay the caller's. Returns 0. */
 int lv_read_records(void *state, virDomainStatsRecordPtr *recs, int n, int64_t now_ns, const struct sink *sink);
 
+/* Test seam: a hypervisor on this host whose /sys/class/net and
+ * /sys/fs/cgroup are at these roots (trees a test made), and whether the
+ * records lv_read_records() is given next stand for a bulk call that asked
+ * for the cpu-total group (1) or not (0: cpu time from the cgroups). */
+void lv_test_host(void *state, const char *net_root, const char *cgroup_root, int cpu_total);
+
 /* Test seam: the lifecycle events queued by libvirt's event thread and not
  * yet drained by a read, so tests wait for events instead of sleeping. */
 size_t lv_events_queued(void *state);

@@ -12,6 +12,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -744,6 +745,154 @@ START_TEST(test_record_shapes)
 }
 END_TEST
 
+/* path = printf(fmt, ...), its directories made, and text written to it */
+static void put_file(const char *text, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put_file(const char *text, const char *fmt, ...)
+{
+	char path[512], cmd[1100];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "mkdir -p \"$(dirname '%s')\"", path);
+	ck_assert_int_eq(system(cmd), 0);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* state, interface and block: a bulk answer that did not ask for cpu-total */
+static void rec_nocpu(struct prec *p, virDomainPtr dom)
+{
+	prec_init(p, dom);
+	p_int(p, "state.state", VIR_DOMAIN_RUNNING);
+	p_uint(p, "net.count", 1);
+	p_str(p, "net.0.name", "testnet0");
+	p_ull(p, "net.0.rx.bytes", 1000);
+}
+
+/* The cpu time the collector sent in the recording's last cpu sample, or 0
+ * when this read sent none. */
+static uint64_t sent_cpu(const struct rec *r, int from)
+{
+	uint64_t v = 0;
+	for (int i = from; i < r->n; i++)
+		if (r->s[i].meter == M_CPU)
+			v = r->s[i].v.counter;
+	return v;
+}
+
+START_TEST(test_cpu_from_cgroup)
+{
+	/* libvirt 9's cpu-total group also asks QEMU for halt-poll times, so
+	 * the collector reads the domain's cgroup file libvirt takes cpu.time
+	 * from, and asks cpu-total only every slow cycle, to check the two
+	 * agree. On a fake cgroup tree (the layouts libvirt makes), each value
+	 * below is the file's, worked out by hand: usage_usec x 1000 (v2),
+	 * cpuacct.usage as it is (v1). */
+	const char *uri = "test:///default";
+	char dir[64], cg[128], net[128];
+	tu_mkdtemp(dir, sizeof(dir), "lvcg");
+	snprintf(cg, sizeof(cg), "%s/cg", dir);
+	snprintf(net, sizeof(net), "%s/net", dir);
+	struct rec *r = calloc(1, sizeof(*r));
+	virConnectPtr rw = virConnectOpen(uri);
+	virDomainPtr dom = virDomainLookupByName(rw, "test");
+	ck_assert_ptr_nonnull(dom);
+	unsigned int id = virDomainGetID(dom);
+	struct prec p;
+	int64_t t = time_now_ns() - 100 * NS_PER_SEC;
+
+	/* v2 without systemd (this project's hosts: unified/ on a hybrid one) */
+	void *st = open_collector(uri);
+	put_file("usage_usec 5000000\nuser_usec 4000000\nsystem_usec 1000000\n",
+		 "%s/unified/machine/qemu-%u-test.libvirt-qemu/cpu.stat", cg, id);
+	lv_test_host(st, net, cg, 1);
+	rec_full(&p, dom, VIR_DOMAIN_RUNNING, 4999990000ULL, 1000);   /* libvirt read 10 us earlier */
+	feed(st, &p, t, r);
+	ck_assert_uint_eq(sent_cpu(r, 0), 5000000000ULL);              /* agreed: the cgroup's */
+	put_file("usage_usec 6000001\n", "%s/unified/machine/qemu-%u-test.libvirt-qemu/cpu.stat", cg, id);
+	lv_test_host(st, net, cg, 0);
+	int n0 = r->n;
+	rec_nocpu(&p, dom);
+	feed(st, &p, t + NS_PER_SEC, r);
+	ck_assert_uint_eq(sent_cpu(r, n0), 6000001000ULL);
+	libvirt_collector.free(st);
+
+	/* systemd: the scope, and libvirt's own group in it, which libvirt reads */
+	st = open_collector(uri);
+	put_file("usage_usec 9999999\n", "%s/unified/machine.slice/machine-qemu\\x2d%u\\x2dtest.scope/cpu.stat", cg, id);
+	put_file("usage_usec 7000000\n",
+		 "%s/unified/machine.slice/machine-qemu\\x2d%u\\x2dtest.scope/libvirt/cpu.stat", cg, id);
+	snprintf(net, sizeof(net), "%s/unified/machine", cg);
+	tu_rmrf(net);                                                   /* only the systemd layout */
+	snprintf(net, sizeof(net), "%s/net", dir);
+	lv_test_host(st, net, cg, 1);
+	n0 = r->n;
+	rec_full(&p, dom, VIR_DOMAIN_RUNNING, 7000000000ULL, 1000);
+	feed(st, &p, t + 2 * NS_PER_SEC, r);
+	ck_assert_uint_eq(sent_cpu(r, n0), 7000000000ULL);
+	libvirt_collector.free(st);
+
+	/* v1: cpuacct.usage in ns */
+	st = open_collector(uri);
+	snprintf(net, sizeof(net), "%s/unified", cg);
+	tu_rmrf(net);
+	snprintf(net, sizeof(net), "%s/net", dir);
+	put_file("7000000123\n", "%s/cpuacct/machine/qemu-%u-test.libvirt-qemu/cpuacct.usage", cg, id);
+	lv_test_host(st, net, cg, 1);
+	n0 = r->n;
+	rec_full(&p, dom, VIR_DOMAIN_RUNNING, 7000000000ULL, 1000);
+	feed(st, &p, t + 3 * NS_PER_SEC, r);
+	ck_assert_uint_eq(sent_cpu(r, n0), 7000000123ULL);
+	lv_test_host(st, net, cg, 0);
+	n0 = r->n;
+	rec_nocpu(&p, dom);
+	feed(st, &p, t + 4 * NS_PER_SEC, r);
+	ck_assert_uint_eq(sent_cpu(r, n0), 7000000123ULL);
+	libvirt_collector.free(st);
+
+	/* a cgroup that disagrees with libvirt (here 3 s below it): libvirt's
+	 * value is sent, and a cycle without cpu-total reads nothing (the
+	 * collector asks for cpu-total every cycle from then on) */
+	st = open_collector(uri);
+	lv_test_host(st, net, cg, 1);
+	n0 = r->n;
+	rec_full(&p, dom, VIR_DOMAIN_RUNNING, 10000000000ULL, 1000);
+	feed(st, &p, t + 5 * NS_PER_SEC, r);
+	ck_assert_uint_eq(sent_cpu(r, n0), 10000000000ULL);
+	lv_test_host(st, net, cg, 0);
+	n0 = r->n;
+	rec_nocpu(&p, dom);
+	feed(st, &p, t + 6 * NS_PER_SEC, r);
+	ck_assert_int_eq(r->n, n0);
+	libvirt_collector.free(st);
+
+	/* no cgroup at all: libvirt's value; without cpu-total, nothing */
+	st = open_collector(uri);
+	snprintf(net, sizeof(net), "%s/cpuacct", cg);
+	tu_rmrf(net);
+	snprintf(net, sizeof(net), "%s/net", dir);
+	lv_test_host(st, net, cg, 1);
+	n0 = r->n;
+	rec_full(&p, dom, VIR_DOMAIN_RUNNING, 11000000000ULL, 1000);
+	feed(st, &p, t + 7 * NS_PER_SEC, r);
+	ck_assert_uint_eq(sent_cpu(r, n0), 11000000000ULL);
+	lv_test_host(st, net, cg, 0);
+	n0 = r->n;
+	rec_nocpu(&p, dom);
+	feed(st, &p, t + 8 * NS_PER_SEC, r);
+	ck_assert_int_eq(r->n, n0);
+	libvirt_collector.free(st);
+
+	virDomainFree(dom);
+	virConnectClose(rw);
+	free(r);
+	tu_rmrf(dir);
+}
+END_TEST
+
 /* the instance samples of the recording, in order: time and value */
 static int instance_track(const struct rec *r, int64_t *t, double *v, int max)
 {
@@ -1121,6 +1270,7 @@ int main(void)
 	tcase_add_test(tc, test_event_reasons);
 	tcase_add_test(tc, test_partial_bulk_answer);
 	tcase_add_test(tc, test_record_shapes);
+	tcase_add_test(tc, test_cpu_from_cgroup);
 	tcase_add_test(tc, test_pause_at_event_time);
 	tcase_add_test(tc, test_list_path_follows_ids);
 	tcase_add_test(tc, test_metadata_change_reaches_ledger);
