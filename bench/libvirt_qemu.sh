@@ -10,7 +10,7 @@
 # Every other domain on the host counts too: all tools read all active
 # domains, so costs are divided by the number of active domains.
 #
-# Costs are CPU time (utime + stime of all threads, /proc/PID/stat) per
+# Costs are CPU time (the scheduler's nanosecond sums, cpu_of() below) per
 # domain per collection cycle, in microseconds:
 #   agent    the collecting process (tallyd, collectd, the exporter)
 #   libvirtd the daemon answering its calls
@@ -52,10 +52,30 @@ finish() {
 	rm -rf "$work"
 }
 trap finish EXIT
-tck=$(getconf CLK_TCK)
+# CPU time, in seconds with nanosecond resolution: /proc/PID/stat counts in
+# clock ticks (10 ms), as much as the agent spends in a whole window, so
+# processes are read from the scheduler's own nanosecond sum of each live
+# thread (/proc/PID/task/TID/schedstat; a thread that exits during a window
+# takes its time with it - the agents and libvirtd keep theirs), and the
+# QEMU processes from their domains' cgroup (cpu.stat usage_usec, the
+# counter libvirt's cpu.time is; it keeps the time of exited threads), or
+# their threads where there is no such cgroup
 cpu_of() { # PID...: their summed CPU seconds
-	for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null || true; done |
-		awk -v t="$tck" '{ sub(/^.*\) /, ""); s += $12 + $13 } END { printf "%.3f\n", s / t }'
+	for p in "$@"; do cat "/proc/$p"/task/*/schedstat 2>/dev/null || true; done |
+		awk '{ s += $1 } END { printf "%.6f\n", s / 1e9 }'
+}
+qemu_cpu() {
+	set -- /sys/fs/cgroup/unified/machine/qemu-*.libvirt-qemu/cpu.stat \
+		/sys/fs/cgroup/machine/qemu-*.libvirt-qemu/cpu.stat \
+		/sys/fs/cgroup/machine.slice/machine-qemu*.scope/cpu.stat
+	n=0
+	for f in "$@"; do [ -f "$f" ] && n=$((n + 1)); done
+	if [ "$n" -eq "$D" ]; then
+		for f in "$@"; do [ -f "$f" ] && cat "$f"; done |
+			awk '$1 == "usage_usec" { s += $2 } END { printf "%.6f\n", s / 1e6 }'
+	else
+		cpu_of $QP
+	fi
 }
 now() { date +%s.%N; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a - b }'; }
@@ -80,9 +100,9 @@ echo "host: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); libvirt $(vir
 # (CPU seconds over the window) into $work/win
 idle_rate=0
 window() {
-	l0=$(cpu_of "$LP") q0=$(cpu_of $QP) t0=$(now)
+	l0=$(cpu_of "$LP") q0=$(qemu_cpu) t0=$(now)
 	sleep "$W"
-	l1=$(cpu_of "$LP") q1=$(cpu_of $QP) t1=$(now)
+	l1=$(cpu_of "$LP") q1=$(qemu_cpu) t1=$(now)
 	echo "$t0 $t1 $l0 $l1 $q0 $q1" | awk '{ printf "%.3f %.3f %.3f\n", $2 - $1, $4 - $3, $6 - $5 }'
 }
 
@@ -101,17 +121,19 @@ for g in state cpu-total balloon vcpu interface block all; do
 	k=0
 	: > "$work/cmds"
 	while [ "$k" -lt 400 ]; do echo "$cmd" >> "$work/cmds"; k=$((k + 1)); done
-	l0=$(cpu_of "$LP") q0=$(cpu_of $QP) t0=$(now)
+	l0=$(cpu_of "$LP") q0=$(qemu_cpu) t0=$(now)
 	timeout "$W" virsh -q -c "$TALLY_URI" < "$work/cmds" > "$work/out" 2>&1 || true
-	l1=$(cpu_of "$LP") q1=$(cpu_of $QP) t1=$(now)
+	l1=$(cpu_of "$LP") q1=$(qemu_cpu) t1=$(now)
 	calls=$(grep -c "^Domain: '$(tvm_name 1)'" "$work/out" || true)
 	[ "$calls" -gt 0 ] || { echo "$g: no answer: $(head -c 300 "$work/out")"; continue; }
 	awk -v g="$g" -v c="$calls" -v n="$N" -v l="$(sub "$l1" "$l0")" -v q="$(sub "$q1" "$q0")" \
 		-v w="$(sub "$t1" "$t0")" -v r="$idle_q" 'BEGIN {
 		printf "%-22s %8d %10.0f %10.0f %10.1f\n", g, c, 1e6 * l / c / n, 1e6 * (q - r * w) / c / n, 1000 * w / c }'
 done | tee "$work/groups"
-# the per-domain calls collectd makes, for comparison (virsh, one connection)
-for c in "dominfo" "domblkstat --human" "domblkinfo --all" "domifstat" "dommemstat" "vcpuinfo"; do
+# the per-domain calls collectd makes, for comparison (virsh, one
+# connection), and cpu-stats --total (virDomainGetCPUStats: the cgroup's cpu
+# time, without the QMP query-stats libvirt 9's cpu-total group sends)
+for c in "dominfo" "cpu-stats --total" "domblkstat --human" "domblkinfo --all" "domifstat" "dommemstat" "vcpuinfo"; do
 	: > "$work/cmds"
 	k=0
 	while [ "$k" -lt 50 ]; do
@@ -120,15 +142,16 @@ for c in "dominfo" "domblkstat --human" "domblkinfo --all" "domifstat" "dommemst
 			case $c in
 			domifstat) echo "domifstat $(tvm_name "$i") $(tvm_tap "$i")" ;;
 			"domblkstat --human") echo "domblkstat $(tvm_name "$i") vda" ;;
+			"cpu-stats --total") echo "cpu-stats $(tvm_name "$i") --total" ;;
 			*) echo "$c $(tvm_name "$i")" ;;
 			esac >> "$work/cmds"
 			i=$((i + 1))
 		done
 		k=$((k + 1))
 	done
-	l0=$(cpu_of "$LP") q0=$(cpu_of $QP) t0=$(now)
+	l0=$(cpu_of "$LP") q0=$(qemu_cpu) t0=$(now)
 	timeout "$W" virsh -q -c "$TALLY_URI" < "$work/cmds" > "$work/out" 2>&1 || true
-	l1=$(cpu_of "$LP") q1=$(cpu_of $QP) t1=$(now)
+	l1=$(cpu_of "$LP") q1=$(qemu_cpu) t1=$(now)
 	lines=$(wc -l < "$work/cmds")
 	# calls done: the share of the command file virsh got through
 	done_=$(awk -v w="$(sub "$t1" "$t0")" -v W="$W" -v n="$lines" 'BEGIN { print (w < W - 0.5) ? n : 0 }')
@@ -200,9 +223,9 @@ run_agent() { # NAME: start it, warm up, measure a window, stop it; prints "agen
 		sleep 2
 	fi
 	s0=0; [ -f "$work/scrapes" ] && s0=$(wc -l < "$work/scrapes")
-	a0=$(cpu_of "$apid") l0=$(cpu_of "$LP") q0=$(cpu_of $QP) t0=$(now)
+	a0=$(cpu_of "$apid") l0=$(cpu_of "$LP") q0=$(qemu_cpu) t0=$(now)
 	sleep "$W"
-	a1=$(cpu_of "$apid") l1=$(cpu_of "$LP") q1=$(cpu_of $QP) t1=$(now)
+	a1=$(cpu_of "$apid") l1=$(cpu_of "$LP") q1=$(qemu_cpu) t1=$(now)
 	s1=0; [ -f "$work/scrapes" ] && s1=$(wc -l < "$work/scrapes")
 	[ "$1" = exporter ] && { kill "$spid"; wait "$spid" 2>/dev/null || true; rm -f "$work/scrapes"; }
 	kill "$apid"
