@@ -380,6 +380,7 @@ struct lv_dom {
 	uint64_t xml_hash;           /* of the XML info was parsed from */
 	virDomainPtr ptr;            /* list path: our reference, kept across cycles */
 	int ptr_id;                  /* the active domain id ptr was found by (0: none) */
+	unsigned int bulk_id;        /* bulk path: the domain id its records came with (0: none) */
 };
 
 /* What a bulk record holds that the meters need, from one pass over its
@@ -428,6 +429,14 @@ struct lv {
 	uint32_t *id_slot;           /* open addressing: index + 1 into dom, by ptr_id */
 	size_t id_mask;
 	int id_stale;                /* id_slot must be rebuilt */
+	/* the bulk path: domain ids each cycle's records came with, so a
+	 * record is matched to its domain without virDomainGetUUID (libvirt
+	 * formats the UUID for its debug log in every such call, the dearest
+	 * thing the collector did per domain). Within one connection an id
+	 * names one process and is never given again; a stop drops the id,
+	 * a new connection all of them. */
+	uint32_t *bid_slot;          /* open addressing: index + 1 into dom, by bulk_id */
+	size_t bid_mask, bid_used;
 	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note, ev_note, torn_note, cg_note;
 	/* lifecycle events: filled by libvirt's event thread, drained by read() */
 	pthread_mutex_t ev_lock;
@@ -712,6 +721,12 @@ static void lv_disconnect(struct lv *s)
 	if (!s->conn)
 		return;
 	drop_ptrs(s);
+	/* another libvirtd may give the ids again */
+	for (size_t i = 0; i < s->n_dom; i++)
+		s->dom[i].bulk_id = 0;
+	free(s->bid_slot);
+	s->bid_slot = NULL;
+	s->bid_mask = s->bid_used = 0;
 	if (s->cb_lifecycle >= 0)
 		virConnectDomainEventDeregisterAny(s->conn, s->cb_lifecycle);
 	if (s->cb_reboot >= 0)
@@ -790,6 +805,66 @@ static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
 }
 
 static void uuid_text(const unsigned char raw[VIR_UUID_BUFLEN], char out[VIR_UUID_STRING_BUFLEN]);
+/* The domain whose records came with domain id `id` on this connection,
+ * or NULL. */
+static struct lv_dom *dom_by_bulk_id(struct lv *s, unsigned int id)
+{
+	if (!s->bid_slot || id == 0 || id == (unsigned int)-1)
+		return NULL;
+	for (size_t j = ((size_t)id * 0x9e3779b1u) & s->bid_mask; s->bid_slot[j]; j = (j + 1) & s->bid_mask) {
+		struct lv_dom *d = &s->dom[s->bid_slot[j] - 1];
+		if (d->bulk_id == id)
+			return d;
+	}
+	return NULL;
+}
+
+/* Remember that d's records come with id. Without memory nothing is
+ * remembered (the next record is matched by its UUID again). */
+static void bulk_id_put(struct lv *s, struct lv_dom *d, unsigned int id)
+{
+	if (id == 0 || id == (unsigned int)-1)
+		return;
+	d->bulk_id = id;
+	size_t size = s->bid_mask + 1;
+	if (!s->bid_slot || (s->bid_used + 1) * 2 > size) {
+		/* rebuilt from the domains that hold an id: the stopped ones'
+		 * entries go */
+		size_t live = 0;
+		for (size_t i = 0; i < s->n_dom; i++)
+			live += s->dom[i].bulk_id != 0;
+		for (size_t want = 256; ; want *= 2)
+			if (live * 2 < want) {
+				size = want;
+				break;
+			}
+		uint32_t *t = calloc(size, sizeof(*t));
+		if (!t) {
+			d->bulk_id = 0;
+			return;
+		}
+		free(s->bid_slot);
+		s->bid_slot = t;
+		s->bid_mask = size - 1;
+		s->bid_used = 0;
+		for (size_t i = 0; i < s->n_dom; i++) {
+			if (!s->dom[i].bulk_id)
+				continue;
+			size_t j = ((size_t)s->dom[i].bulk_id * 0x9e3779b1u) & s->bid_mask;
+			while (s->bid_slot[j])
+				j = (j + 1) & s->bid_mask;
+			s->bid_slot[j] = (uint32_t)i + 1;
+			s->bid_used++;
+		}
+		return;
+	}
+	size_t j = ((size_t)id * 0x9e3779b1u) & s->bid_mask;
+	while (s->bid_slot[j])
+		j = (j + 1) & s->bid_mask;
+	s->bid_slot[j] = (uint32_t)(d - s->dom) + 1;
+	s->bid_used++;
+}
+
 
 static size_t id_hash(int id)
 {
@@ -1526,7 +1601,7 @@ static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr r
 {
 	struct lv_rec *r = &s->rec;
 	rec_scan(rec, r);
-	unsigned int id = virDomainGetID(rec->dom);
+	unsigned int id = x->id ? x->id : virDomainGetID(rec->dom);
 	uint64_t cg;
 	x->id = id;
 	if (r->have_cpu) {
@@ -1744,6 +1819,7 @@ static void final_reading(struct lv *s, struct lv_dom *d, int64_t t_ns, int tail
 	d->stop_ns = t_ns;
 	cg_close(d); /* the process and its cgroup are gone */
 	d->cg_id = 0;
+	d->bulk_id = 0;
 	d->ev_running = -1;
 	d->disagree = 0;
 }
@@ -1880,6 +1956,7 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 		virDomainPtr dom;
 		struct lv_dom *d;
 		int is_new;
+		unsigned int bid = 0;
 		if (list_only) {
 			if (!(d = dom_by_id(s, s->ids[i], &is_new)))
 				continue; /* gone since the list (or no memory: read next cycle) */
@@ -1888,11 +1965,18 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 			char uuid[VIR_UUID_STRING_BUFLEN];
 			unsigned char raw[VIR_UUID_BUFLEN];
 			dom = recs[i]->dom;
-			if (virDomainGetUUID(dom, raw) != 0)
-				continue;
-			uuid_text(raw, uuid);
-			if (!(d = dom_get(s, uuid, &is_new)))
-				break;
+			bid = virDomainGetID(dom);
+			if ((d = dom_by_bulk_id(s, bid))) {
+				is_new = 0;
+			} else {
+				if (virDomainGetUUID(dom, raw) != 0)
+					continue;
+				uuid_text(raw, uuid);
+				if (!(d = dom_get(s, uuid, &is_new)))
+					break;
+				if (d->bulk_id != bid)
+					bulk_id_put(s, d, bid);
+			}
 		}
 		if (is_new || (!d->seen_cycle && !d->origin_by_event)) {
 			if (is_new)
@@ -1910,7 +1994,7 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 		x.sink = sink;
 		x.s = s;
 		x.d = d;
-		x.id = list_only ? (unsigned int)s->ids[i] : 0;
+		x.id = list_only ? (unsigned int)s->ids[i] : bid;
 		d->last_cur = 0;
 		str_copy(x.smp.resource, d->uuid, sizeof(x.smp.resource));
 		x.smp.time_ns = now_ns;
@@ -2074,6 +2158,7 @@ static void lv_free(void *state)
 	free(s->slot);
 	free(s->ids);
 	free(s->id_slot);
+	free(s->bid_slot);
 	free(s);
 }
 
