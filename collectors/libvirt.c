@@ -1021,6 +1021,8 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 	struct tally_err e = { 0 };
 	if (!xml) {
 		virErrorPtr err = virGetLastError();
+		if (err && err->code == VIR_ERR_NO_DOMAIN)
+			return; /* stopped since the bulk call: its stop event ends it */
 		complain(&s->xml_fail, LOG_WARN, "libvirt: domain %s: cannot read its xml: %s", d->uuid,
 			 err && err->message ? err->message : "unknown error");
 		return;
