@@ -1,17 +1,23 @@
 /*
- * ledger.c: open, check, create and migrate the SQLite ledger; the prepared
- * statements the aggregator writes it with (see ledger.h).
+ * ledger.c: open, check, create and migrate the SQLite ledger; the writer's
+ * lock beside it; the prepared statements the aggregator writes it with
+ * (see ledger.h).
  */
 #include "ledger.h"
 #include "err.h"
 #include "str.h"
+#include "tallytime.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 int ledger_fault_commit;
 
@@ -74,6 +80,8 @@ static const char *const stmt_sql[S_COUNT] = {
 struct ledger {
 	sqlite3 *db;
 	char *path;
+	char *lock_path;             /* path + LEDGER_LOCK_SUFFIX */
+	int lock_fd;                 /* holds the writer's lock (flock) until ledger_close; -1: none */
 	sqlite3_stmt *st[S_COUNT];
 };
 
@@ -148,6 +156,94 @@ static int check_integrity(struct ledger *l, struct tally_err *e)
 	return 0;
 }
 
+/* ---- the writer's lock ----
+ *
+ * One writer per ledger (DESIGN.md): an exclusive flock(2) on the file
+ * <ledger>.lock, taken before SQLite opens the ledger and held until
+ * ledger_close, so the kernel drops it when the process ends, however it
+ * ends. A lock file rather than the ledger itself: it can say who holds it
+ * (the holder writes "pid=", "host=" and "since=" lines into it), and no
+ * descriptor of ours is ever opened and closed on the ledger beside
+ * SQLite's (closing one would drop SQLite's own POSIX locks). Readers and
+ * `tally invoice --issue` never take it: SQLite's locking and WAL keep them
+ * apart from the writer. The file stays after the writer ends: removing it
+ * would let a third process lock a new file while a second waits on the
+ * old one. */
+
+/* What the lock file says of its holder, as "pid N on host H since T". */
+static void lock_holder(int fd, char *out, size_t len)
+{
+	char buf[512], host[256] = "", since[64] = "";
+	long pid = 0;
+	/* the holder writes its lines just after taking the lock: a reader that
+	 * came in between waits a little for them */
+	for (int i = 0; i < 10 && !pid; i++) {
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		char *save = NULL;
+		for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			if (!strncmp(line, "pid=", 4))
+				pid = strtol(line + 4, NULL, 10);
+			else if (!strncmp(line, "host=", 5))
+				str_copy(host, line + 5, sizeof(host));
+			else if (!strncmp(line, "since=", 6))
+				str_copy(since, line + 6, sizeof(since));
+		}
+		if (!pid) {
+			struct timespec ts = { 0, 20 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (pid > 0)
+		snprintf(out, len, "pid %ld on host %s%s%s", pid, host[0] ? host : "(unknown)",
+			 since[0] ? " since " : "", since);
+	else
+		snprintf(out, len, "a process that did not say who it is");
+}
+
+static int lock_take(struct ledger *l, struct tally_err *e)
+{
+	size_t n = strlen(l->path) + sizeof(LEDGER_LOCK_SUFFIX);
+	if (!(l->lock_path = malloc(n)))
+		return -ENOMEM;
+	snprintf(l->lock_path, n, "%s%s", l->path, LEDGER_LOCK_SUFFIX);
+	int fd = open(l->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return err_set(e, errno == ENOSPC ? -ENOSPC : -errno, "%s: cannot open the writer's lock file: %s",
+			       l->lock_path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int err = errno;
+		char who[400];
+		if (err != EWOULDBLOCK) {
+			close(fd);
+			return err_set(e, -err, "%s: cannot lock: %s", l->lock_path, strerror(err));
+		}
+		lock_holder(fd, who, sizeof(who));
+		close(fd);
+		return err_set(e, -EBUSY, "%s: the ledger has a writer already: %s (lock %s); one tallyd"
+			       " per ledger: stop that one, or give this one another ledger.path", l->path, who,
+			       l->lock_path);
+	}
+	l->lock_fd = fd;
+	char host[256] = "", since[48], text[400];
+	if (gethostname(host, sizeof(host) - 1))
+		str_copy(host, "(unknown)", sizeof(host));
+	int len = snprintf(text, sizeof(text), "pid=%ld\nhost=%s\nsince=%s\n", (long)getpid(), host,
+			   time_format_iso(time_now_ns() / NS_PER_SEC * NS_PER_SEC, since, sizeof(since)));
+	/* who holds it is for the message of a refused writer: a full disk
+	 * that keeps it from being written does not stop this one */
+	if (ftruncate(fd, 0) == 0 && pwrite(fd, text, (size_t)len, 0) != len)
+		(void)ftruncate(fd, 0);
+	return 0;
+}
+
+static void lock_release(struct ledger *l)
+{
+	if (l->lock_fd >= 0)
+		close(l->lock_fd);  /* drops the flock */
+	l->lock_fd = -1;
+}
+
 static int migrate(struct ledger *l, int64_t from, struct tally_err *e)
 {
 	const char *const *m = ledger_migrations;
@@ -181,10 +277,15 @@ int ledger_open(struct ledger **out, const char *path, struct tally_err *e)
 	int rc;
 
 	*out = NULL;
-	if (!l || !(l->path = strdup(path))) {
+	if (!l)
+		return -ENOMEM;
+	l->lock_fd = -1;
+	if (!(l->path = strdup(path))) {
 		free(l);
 		return -ENOMEM;
 	}
+	if ((rc = lock_take(l, e)))
+		goto fail;
 	int exists = stat(path, &sb) == 0;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (exists ? 0 : SQLITE_OPEN_CREATE);
 	if ((rc = sqlite3_open_v2(path, &l->db, flags, NULL)) != SQLITE_OK) {
@@ -237,6 +338,8 @@ void ledger_close(struct ledger *l)
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(l->st[i]);
 	sqlite3_close(l->db);
+	lock_release(l);
+	free(l->lock_path);
 	free(l->path);
 	free(l);
 }

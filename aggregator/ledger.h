@@ -11,7 +11,12 @@
  *
  * Writes happen only between ledger_begin() and ledger_commit() (or
  * ledger_rollback()), through prepared statements. One writer per file: the
- * aggregator. The ledger owns its statements; ledger_close() frees them.
+ * aggregator. ledger_open() takes an exclusive lock on <path>.lock before
+ * it reads the ledger and holds it until ledger_close(); a second writer,
+ * in this process or another, is refused (-EBUSY) with the holder's pid and
+ * host in the message. Readers (billing, the JSON API) and the issuing of
+ * invoices never take it. The ledger owns its statements; ledger_close()
+ * frees them and drops the lock.
  */
 #ifndef TALLY_LEDGER_H
 #define TALLY_LEDGER_H
@@ -31,6 +36,12 @@ struct ledger;
 extern const char *const ledger_migrations[];
 extern const int ledger_n_migrations;
 
+/* The writer's lock file is the ledger's path with this appended. */
+#define LEDGER_LOCK_SUFFIX ".lock"
+
+/* Returns 0; -EBUSY (another writer holds the lock), -EINVAL (not a tally
+ * ledger, or corrupt), -EPROTO (a newer schema), -ENOSPC, -EIO; message in
+ * e. *out is NULL on failure. */
 int ledger_open(struct ledger **out, const char *path, struct tally_err *e);
 void ledger_close(struct ledger *l);
 

@@ -191,6 +191,49 @@ START_TEST(test_corrupt_refused)
 }
 END_TEST
 
+/* One writer per ledger: a second ledger_open (in this process: flock
+ * locks belong to the open file, so a second open conflicts as another
+ * process's would) is refused with the holder's pid and host and leaves the
+ * ledger unchanged; a reader is not kept out; the first writer still
+ * writes; once it closes, the next writer gets the lock. */
+START_TEST(test_second_writer_refused)
+{
+	struct ledger *l, *l2 = NULL;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(ledger_open(&l, path, &e), 0);
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	int64_t id;
+	ck_assert_int_eq(ledger_meter_id(l, "cpu", "cumulative", "ns", &id, &e), 0);
+	ck_assert_int_eq(ledger_commit(l, &e), 0);
+
+	char host[256] = "", pid[32], lock[160];
+	ck_assert_int_eq(gethostname(host, sizeof(host) - 1), 0);
+	snprintf(pid, sizeof(pid), "pid %ld on host %s since ", (long)getpid(), host);
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	size_t n1, n2;
+	char *before = slurp(path, &n1);
+	ck_assert_int_eq(ledger_open(&l2, path, &e), -EBUSY);
+	ck_assert_ptr_null(l2);
+	ck_assert_msg(strstr(e.msg, pid) && strstr(e.msg, lock) && strstr(e.msg, path), "%s", e.msg);
+	char *after = slurp(path, &n2);
+	ck_assert_msg(n1 == n2 && !memcmp(before, after, n1), "the refused writer changed the ledger");
+	free(before);
+	free(after);
+
+	/* a reader is not kept out */
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meters WHERE name = 'cpu'"), 1);
+	/* the holder goes on writing */
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	ck_assert_int_eq(ledger_meter_id(l, "vcpus", "gauge", "vCPUs", &id, &e), 0);
+	ck_assert_int_eq(ledger_commit(l, &e), 0);
+	ledger_close(l);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meters"), 2);
+	/* and the next writer gets it once the holder is gone */
+	ck_assert_msg(ledger_open(&l2, path, &e) == 0, "%s", e.msg);
+	ledger_close(l2);
+}
+END_TEST
+
 /* One reading of res's meter (device dev) at t: a counter v, or a gauge g
  * when the meter is a gauge. */
 static void add_reading(struct batch *b, const char *res, int meter, const char *dev, int64_t t, uint64_t v,
@@ -571,6 +614,7 @@ int main(void)
 	tcase_add_test(tc, test_not_sqlite_refused);
 	tcase_add_test(tc, test_foreign_sqlite_refused);
 	tcase_add_test(tc, test_corrupt_refused);
+	tcase_add_test(tc, test_second_writer_refused);
 	tcase_add_test(tc, test_duplicate_batch_counts_once);
 	tcase_add_test(tc, test_failed_commit_loses_nothing_committed);
 	tcase_add_test(tc, test_metadata_history);
