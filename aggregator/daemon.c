@@ -7,6 +7,7 @@
 #include "batch.h"
 #include "cfg.h"
 #include "err.h"
+#include "ledger.h"
 #include "log.h"
 #include "scheduler.h"
 #include "state.h"
@@ -591,6 +592,12 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 	};
 	if ((rc = agg_open(&r.agg, &ac, e)))
 		return rc;
+	bool full;
+	int64_t check_ns;
+	ledger_check_info(agg_ledger(r.agg), &full, &check_ns);
+	if (check_ns)
+		log_msg(LOG_INFO, "%s: %s passed in %.1f s", c->ledger_path, full ? "integrity_check"
+			: "quick_check (the file is as its last clean stop left it)", (double)check_ns / 1e9);
 	if (c->alerts.enabled) {
 		if ((rc = alerting_new(&r.al, &c->alerts, c->agent_id, c->interval_ns)) ||
 		    (rc = alerting_attach(r.al, r.agg, e))) {

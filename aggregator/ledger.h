@@ -5,7 +5,10 @@
  * ledger_open() creates a new ledger or opens an existing one and brings it
  * to the current schema version by forward migrations. It refuses, and never
  * touches, a file that is not a tally ledger, is corrupt, or was written by a
- * newer tally. The ledger runs in WAL mode with synchronous=FULL: a
+ * newer tally. Corrupt: PRAGMA integrity_check finds a problem (an index
+ * that disagrees with its table too); only when the file is exactly as the
+ * last clean ledger_close() left it (recorded in the lock file) does the
+ * cheaper quick_check stand in for it (docs/ledger.md). The ledger runs in WAL mode with synchronous=FULL: a
  * transaction that ledger_commit() returned 0 for survives a crash of the
  * process or the machine.
  *
@@ -21,6 +24,7 @@
 #ifndef TALLY_LEDGER_H
 #define TALLY_LEDGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,7 +47,27 @@ extern const int ledger_n_migrations;
  * ledger, or corrupt), -EPROTO (a newer schema), -ENOSPC, -EIO; message in
  * e. *out is NULL on failure. */
 int ledger_open(struct ledger **out, const char *path, struct tally_err *e);
+/* Close l, drop the lock. The close of an opened ledger is a clean stop:
+ * its WAL is folded into the file and the file's identity recorded. */
 void ledger_close(struct ledger *l);
+
+/* How ledger_open checked l: *full when by integrity_check (else the file
+ * was as a clean stop left it, and quick_check ran), in *ns. */
+void ledger_check_info(const struct ledger *l, bool *full, int64_t *ns);
+
+/* `tally ledger check`: PRAGMA integrity_check of the ledger at path on a
+ * read-only connection, without the writer's lock (a running tallyd goes
+ * on; the check reads one snapshot). Returns 0 when the check ran, with
+ * out->problems 0 (ok) or the number SQLite listed and the first ones in
+ * out->first; -ENOENT, -EINVAL (not a tally ledger), -EIO when it could
+ * not run; message in e. */
+struct ledger_check {
+	int problems;
+	char first[400];
+	int64_t bytes;               /* the file's size */
+	int64_t ns;                  /* the check's wall time */
+};
+int ledger_check_file(const char *path, struct ledger_check *out, struct tally_err *e);
 
 int ledger_begin(struct ledger *l, struct tally_err *e);
 int ledger_commit(struct ledger *l, struct tally_err *e);

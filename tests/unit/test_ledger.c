@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "aggregator.h"
@@ -603,6 +604,144 @@ START_TEST(test_series_in_any_order)
 }
 END_TEST
 
+
+/* A small ledger written by the aggregator: 3 VMs' cpu over two hours. */
+static void small_ledger(void)
+{
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct tally_err e = { 0 };
+	struct batch b;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	batch_init(&b, "host-a");
+	for (int i = 0; i < 8; i++) {
+		b.seq = (uint64_t)i + 1;
+		for (int v = 0; v < 3; v++) {
+			char vm[16];
+			snprintf(vm, sizeof(vm), "vm-%d", v);
+			add(&b, vm, M_CPU, T0 + i * 15 * 60 * NS_PER_SEC, (uint64_t)(i + v) * 1000000);
+		}
+		ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+		batch_clear(&b);
+	}
+	ck_assert_int_eq(agg_commit(a, &e), 0);
+	agg_close(a);
+	batch_release(&b);
+}
+
+static const char *pragma_text(const char *q, char *out, size_t len)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	str_copy(out, (const char *)sqlite3_column_text(st, 0), len);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return out;
+}
+
+static uint64_t varint(const unsigned char **p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 9; i++) {
+		unsigned char c = *(*p)++;
+		if (i == 8)
+			return (v << 8) | c;
+		v = (v << 7) | (c & 0x7f);
+		if (!(c & 0x80))
+			break;
+	}
+	return v;
+}
+
+/* Issue 10, finding 2: an index entry that no longer matches its row. The
+ * last entry of usage_hour's root page (a leaf in a ledger this small) gets
+ * hour_ns + 1: every page and record is still well formed, so quick_check
+ * passes, but the index now points at a row that does not exist, which
+ * integrity_check finds. Such a ledger was resumed and read back wrong
+ * sums; now it is refused, and left byte for byte as it was. */
+START_TEST(test_index_damage_refused)
+{
+	char r[256];
+	small_ledger();
+	int64_t root = sql_int(path, "SELECT rootpage FROM sqlite_master WHERE name = 'usage_hour'");
+	int64_t psize = sql_int(path, "PRAGMA page_size");
+	unsigned char page[65536];
+	int fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, page, (size_t)psize, (root - 1) * psize), psize);
+	ck_assert_int_eq(page[0], 0x0A);                        /* a leaf of an index b-tree */
+	int cells = page[3] << 8 | page[4];
+	ck_assert_int_ge(cells, 6);                             /* 3 VMs x 2 hours */
+	int off = page[8 + 2 * (cells - 1)] << 8 | page[9 + 2 * (cells - 1)];
+	const unsigned char *p = page + off;
+	varint(&p);                                             /* payload size */
+	const unsigned char *hdr = p;
+	uint64_t hlen = varint(&p);
+	ck_assert_uint_eq(varint(&p), 6);                       /* hour_ns: an 8-byte integer */
+	unsigned char *body = (unsigned char *)hdr + hlen;
+	ck_assert_int_eq(body[7] & 1, 0);                       /* an hour's ns are even: this adds 1 */
+	body[7] ^= 1;
+	ck_assert_int_eq(pwrite(fd, page, (size_t)psize, (root - 1) * psize), psize);
+	close(fd);
+	ck_assert_str_eq(pragma_text("PRAGMA quick_check", r, sizeof(r)), "ok");
+	ck_assert_str_ne(pragma_text("PRAGMA integrity_check", r, sizeof(r)), "ok");
+
+	expect_refused("index damage", "corrupt ledger", -EINVAL);
+	struct ledger_check lc;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(ledger_check_file(path, &lc, &e), 0);
+	ck_assert_int_gt(lc.problems, 0);
+	ck_assert_msg(strstr(lc.first, "usage_hour") != NULL, "%s", lc.first);
+}
+END_TEST
+
+/* The full check is skipped only for a file exactly as a clean stop left
+ * it; a write by anything else, or a writer that died, brings it back. */
+START_TEST(test_full_check_unless_clean_stop)
+{
+	struct ledger *l;
+	struct tally_err e = { 0 };
+	struct ledger_check lc;
+	bool full;
+	int64_t ns;
+	small_ledger();                                        /* ends in a clean stop */
+	ck_assert_int_eq(ledger_open(&l, path, &e), 0);
+	ledger_check_info(l, &full, &ns);
+	ck_assert(!full);
+	ledger_close(l);
+	/* written by someone else: tally invoice --issue, sqlite3, ... */
+	sql(path, "INSERT INTO meters (name, kind, unit) VALUES ('x', 'gauge', 'x')");
+	ck_assert_int_eq(ledger_open(&l, path, &e), 0);
+	ledger_check_info(l, &full, &ns);
+	ck_assert(full);
+	ledger_close(l);
+	/* a writer that dies: no clean stop */
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int64_t id;
+		if (ledger_open(&l, path, &e) || ledger_begin(l, &e) ||
+		    ledger_meter_id(l, "y", "gauge", "y", &id, &e) || ledger_commit(l, &e))
+			_exit(1);
+		_exit(0);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_msg(ledger_open(&l, path, &e) == 0, "%s", e.msg);
+	ledger_check_info(l, &full, &ns);
+	ck_assert(full);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meters WHERE name = 'y'"), 1);
+	ledger_close(l);
+	ck_assert_int_eq(ledger_check_file(path, &lc, &e), 0);
+	ck_assert_int_eq(lc.problems, 0);
+	ck_assert_int_gt(lc.bytes, 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ledger");
@@ -615,6 +754,8 @@ int main(void)
 	tcase_add_test(tc, test_foreign_sqlite_refused);
 	tcase_add_test(tc, test_corrupt_refused);
 	tcase_add_test(tc, test_second_writer_refused);
+	tcase_add_test(tc, test_index_damage_refused);
+	tcase_add_test(tc, test_full_check_unless_clean_stop);
 	tcase_add_test(tc, test_duplicate_batch_counts_once);
 	tcase_add_test(tc, test_failed_commit_loses_nothing_committed);
 	tcase_add_test(tc, test_metadata_history);
