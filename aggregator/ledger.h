@@ -69,6 +69,32 @@ struct ledger_check {
 };
 int ledger_check_file(const char *path, struct ledger_check *out, struct tally_err *e);
 
+/* `tally ledger verify`, and before invoices are issued: the hash chain
+ * over committed usage (schemas/migrations/005-chain.sql). Every commit's
+ * hash is recomputed from the one before and the hour digests it
+ * recorded, and every hour's usage rows as they are now are hashed and
+ * compared with what the last commit that wrote the hour recorded. One
+ * read-only snapshot, without the writer's lock. Returns 0 when it ran,
+ * with out->problems 0 (the usage is what was committed) or the number of
+ * problems, the first bad batch (the lowest commit a problem names) in
+ * out->bad_commit and the first problems in out->first; -ENOENT, -EINVAL
+ * (not a ledger), -EPROTO (no chain yet: an older schema; or a newer one),
+ * -ENOMEM, -EIO when it could not run; message in e. */
+struct ledger_verify {
+	int64_t commits;             /* in the chain */
+	int64_t first_ns;            /* the first commit's wall time, 0: no chain */
+	bool upgraded;               /* the first commit sealed an upgraded ledger's hours as found */
+	int64_t sealed_hours;        /* how many hours it sealed */
+	int64_t hours, rows;         /* usage hours and rows hashed */
+	int64_t head_id;             /* the last commit */
+	char head[2 * 32 + 1];       /* its hash, hex */
+	int problems;                /* 0: the usage is what the chain says */
+	int64_t bad_commit;          /* the first bad batch; 0 when no problem names a commit */
+	char first[760];             /* the first problems, "; " between them */
+	int64_t ns;                  /* wall time of the verification */
+};
+int ledger_verify(const char *path, struct ledger_verify *out, struct tally_err *e);
+
 int ledger_begin(struct ledger *l, struct tally_err *e);
 int ledger_commit(struct ledger *l, struct tally_err *e);
 void ledger_rollback(struct ledger *l);

@@ -14,7 +14,7 @@
  *   tally sla --period 2026-10 | --from T --to T [--tenant X] [--plan FILE]
  *               [--format text|csv|json|html] [--ledger PATH]
  *   tally plan check FILE
- *   tally ledger check [--ledger PATH]
+ *   tally ledger check|verify [--ledger PATH]
  *
  * Exit status: 0 ok; 1 runtime error (ledger missing or unreadable);
  * 2 bad command line, plan or input (the message names the flag and the
@@ -538,11 +538,15 @@ static int cmd_plan(int argc, char **argv)
 
 static int ledger_help(FILE *f)
 {
-	fprintf(f, "usage: tally ledger check [--ledger PATH]\n"
+	fprintf(f, "usage: tally ledger check|verify [--ledger PATH]\n"
 		   "  check           SQLite's full integrity check of the ledger (every page, record and\n"
-		   "                  index against its table), read-only: a running tallyd goes on\n"
+		   "                  index against its table)\n"
+		   "  verify          the hash chain over committed usage: every commit's hash, and every\n"
+		   "                  hour's usage against what the last commit that wrote it recorded;\n"
+		   "                  names the first bad commit\n"
 		   "  --ledger PATH   the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n"
-		   "Exit 0 when the ledger is sound, 1 when it is damaged or cannot be read.\n"
+		   "Both read one snapshot and take no lock: a running tallyd goes on.\n"
+		   "Exit 0 when the ledger is sound, 1 when it is damaged, altered or cannot be read.\n"
 		   "Reference: docs/ledger.md\n");
 	return 0;
 }
@@ -567,7 +571,7 @@ static int cmd_ledger(int argc, char **argv)
 		}
 	}
 	if (optind >= argc)
-		return bad("a subcommand is needed: check");
+		return bad("a subcommand is needed: check or verify");
 	if (optind + 1 < argc)
 		return bad("unexpected argument '%s'", argv[optind + 1]);
 	if (!strcmp(argv[optind], "check")) {
@@ -586,7 +590,35 @@ static int cmd_ledger(int argc, char **argv)
 		       (double)lc.ns / 1e9);
 		return 0;
 	}
-	return bad("'%s': expected check", argv[optind]);
+	if (!strcmp(argv[optind], "verify")) {
+		struct ledger_verify v;
+		char t[48];
+		if (ledger_verify(ledger, &v, &e)) {
+			fprintf(stderr, "tally ledger: %s\n", e.msg);
+			return 1;
+		}
+		if (v.problems) {
+			fprintf(stderr, "tally ledger: %s: the usage is not what was committed: ", ledger);
+			if (v.bad_commit)
+				fprintf(stderr, "first bad commit %lld; ", (long long)v.bad_commit);
+			fprintf(stderr, "%s%s (%d problem%s)\n", v.first, v.problems > 3 ? "; ..." : "", v.problems,
+				v.problems == 1 ? "" : "s");
+			return 1;
+		}
+		printf("%s: ok: %lld commits", ledger, (long long)v.commits);
+		if (v.commits)
+			printf(" since %s", time_format_iso(v.first_ns - v.first_ns % NS_PER_SEC, t, sizeof(t)));
+		if (v.upgraded)
+			printf(" (the first sealed the %lld hours the ledger held when it was upgraded, as found)",
+			       (long long)v.sealed_hours);
+		printf(", %lld hours and %lld usage rows hashed in %.1f s", (long long)v.hours, (long long)v.rows,
+		       (double)v.ns / 1e9);
+		if (v.commits)
+			printf("; head: commit %lld, sha256 %s", (long long)v.head_id, v.head);
+		printf("\n");
+		return 0;
+	}
+	return bad("'%s': expected check or verify", argv[optind]);
 }
 
 static void help(FILE *f)
@@ -597,7 +629,7 @@ static void help(FILE *f)
 		   "  invoice  invoices of a period from the ledger and a rate plan (docs/invoice.md)\n"
 		   "  sla      availability per VM, incidents and credits (docs/sla.md)\n"
 		   "  plan check FILE   check a rate plan (schemas/plan.md)\n"
-		   "  ledger check      the ledger's integrity (docs/ledger.md)\n"
+		   "  ledger check|verify   the ledger's integrity and hash chain (docs/ledger.md)\n"
 		   "  help     this text (also -h, --help)\n"
 		   "  version  the version and the commit it was built from (also -V, --version)\n"
 		   "Run 'tally COMMAND --help' for the options of a command; tally(1) has them all.\n"

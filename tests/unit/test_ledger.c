@@ -139,6 +139,17 @@ START_TEST(test_migrates_version_1)
 	ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
 	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 12345);
 	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'invoices'"), 1);
+	/* the chain starts at the upgrade, sealing the one hour as found */
+	struct ledger_verify v;
+	ck_assert_int_eq(ledger_verify(path, &v, &e), 0);
+	ck_assert_int_eq(v.problems, 0);
+	ck_assert_int_eq(v.commits, 1);
+	ck_assert(v.upgraded);
+	ck_assert_int_eq(v.sealed_hours, 1);
+	sql(path, "UPDATE usage SET quantity = 12346");
+	ck_assert_int_eq(ledger_verify(path, &v, &e), 0);
+	ck_assert_int_eq(v.bad_commit, 1);
+	sql(path, "UPDATE usage SET quantity = 12345");
 	sql(path, "INSERT INTO invoices (issuer, number, tenant, from_ns, to_ns, issued_ns, currency, base_minor,"
 		  " subtotal_minor, total_minor, plan_text, document, sha256) VALUES ('x', 1, 't', 0, 1, 0, 'EUR',"
 		  " 1, 1, 1, '', '{}', '')");
@@ -742,6 +753,118 @@ START_TEST(test_full_check_unless_clean_stop)
 }
 END_TEST
 
+/* cpu of vm-1 read at T0 + t_s (a counter of v ns), committed alone. */
+static void commit_cpu(struct aggregator *a, uint64_t seq, int64_t t_s, uint64_t v)
+{
+	struct batch b;
+	struct tally_err e = { 0 };
+	batch_init(&b, "host-a");
+	b.seq = seq;
+	add(&b, "vm-1", M_CPU, T0 + t_s * NS_PER_SEC, v);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	ck_assert_msg(agg_commit(a, &e) == 0, "%s", e.msg);
+	batch_release(&b);
+}
+
+static int verify(struct ledger_verify *v)
+{
+	struct tally_err e = { 0 };
+	int rc = ledger_verify(path, v, &e);
+	ck_assert_msg(rc == 0, "%s", e.msg);
+	return v->problems;
+}
+
+/* Issue 10, finding 2: a value changed in place is found, and the commit
+ * that last wrote its hour named. Chain commits: 1 the baseline reading
+ * (a sample in hour 0, no quantity), 2 hour 0, 3 hours 0 and 1, 4 hour 1. */
+START_TEST(test_chain_names_the_batch)
+{
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct tally_err e = { 0 };
+	struct ledger_verify v;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	commit_cpu(a, 1, 600, 1000);
+	commit_cpu(a, 2, 1200, 7000);        /* 6000 ns in hour 0 */
+	commit_cpu(a, 3, 4200, 37000);       /* 30000 over 1200..4200 s: 24000 to hour 0, 6000 to hour 1 */
+	commit_cpu(a, 4, 5400, 40000);       /* 3000 in hour 1 */
+	agg_close(a);
+	ck_assert_int_eq(verify(&v), 0);
+	ck_assert_int_eq(v.commits, 4);
+	ck_assert_int_eq(v.head_id, 4);
+	ck_assert_int_eq(v.hours, 2);
+	ck_assert_int_eq(v.rows, 2);
+	ck_assert(!v.upgraded);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage WHERE hour_ns = 1790812800000000000"), 30000);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage WHERE hour_ns = 1790816400000000000"), 9000);
+
+	/* hour 0 was last written by chain commit 3 */
+	sql(path, "UPDATE usage SET quantity = quantity + 1 WHERE hour_ns = 1790812800000000000");
+	ck_assert_int_eq(verify(&v), 1);
+	ck_assert_int_eq(v.bad_commit, 3);
+	ck_assert_msg(strstr(v.first, "hour 2026-10-01T00:00:00Z") && strstr(v.first, "commit 3 "), "%s", v.first);
+	sql(path, "UPDATE usage SET quantity = quantity - 1 WHERE hour_ns = 1790812800000000000");
+	ck_assert_int_eq(verify(&v), 0);
+	/* hour 1 by commit 4; a REAL where an INTEGER was is a change too */
+	sql(path, "UPDATE usage SET quantity = CAST(quantity AS REAL) WHERE hour_ns = 1790816400000000000");
+	ck_assert_int_eq(verify(&v), 1);
+	ck_assert_int_eq(v.bad_commit, 4);
+	sql(path, "UPDATE usage SET quantity = CAST(quantity AS INTEGER) WHERE hour_ns = 1790816400000000000");
+	ck_assert_int_eq(verify(&v), 0);
+	/* a row no commit wrote */
+	sql(path, "INSERT INTO usage (resource_id, meter_id, hour_ns, quantity) VALUES (1, 1, 1790820000000000000, 5)");
+	ck_assert_int_eq(verify(&v), 1);
+	ck_assert_int_eq(v.bad_commit, 0);
+	ck_assert_msg(strstr(v.first, "no commit wrote"), "%s", v.first);
+	sql(path, "DELETE FROM usage WHERE hour_ns = 1790820000000000000");
+	/* a commit record changed: its hash no longer follows */
+	sql(path, "UPDATE chain SET time_ns = time_ns + 1 WHERE id = 2");
+	ck_assert_int_eq(verify(&v), 1);
+	ck_assert_int_eq(v.bad_commit, 2);
+	ck_assert_msg(strstr(v.first, "does not follow"), "%s", v.first);
+	sql(path, "UPDATE chain SET time_ns = time_ns - 1 WHERE id = 2");
+	ck_assert_int_eq(verify(&v), 0);
+	/* an hour record changed to match a changed value: the commit hash
+	 * covers it */
+	sql(path, "UPDATE chain_hours SET rows = 2 WHERE commit_id = 4");
+	ck_assert_int_ge(verify(&v), 1);
+	ck_assert_int_eq(v.bad_commit, 4);
+	sql(path, "UPDATE chain_hours SET rows = 1 WHERE commit_id = 4");
+	ck_assert_int_eq(verify(&v), 0);
+	/* a commit removed */
+	sql(path, "DELETE FROM chain_hours WHERE commit_id = 2; DELETE FROM chain WHERE id = 2");
+	ck_assert_int_ge(verify(&v), 1);
+	ck_assert_msg(strstr(v.first, "1 commit is missing"), "%s", v.first);
+}
+END_TEST
+
+/* A change from outside to an hour the writer goes on writing (the
+ * current hour, in real time) is not sealed away by its next commit: the
+ * commit records that it found the hour altered, and verify names the
+ * commit whose record was contradicted, for good. */
+START_TEST(test_chain_keeps_a_change_the_writer_found)
+{
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct tally_err e = { 0 };
+	struct ledger_verify v;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	commit_cpu(a, 1, 600, 1000);         /* chain 1: hour 0 (a baseline sample) */
+	commit_cpu(a, 2, 1200, 7000);        /* chain 2: hour 0 */
+	agg_close(a);
+	sql(path, "UPDATE usage SET quantity = 1 WHERE hour_ns = 1790812800000000000");
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	commit_cpu(a, 3, 1800, 8000);        /* chain 3: hour 0 again, sealing 1 + 1000 */
+	agg_close(a);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 1001);
+	ck_assert_int_eq(sql_int(path, "SELECT altered FROM chain_hours WHERE commit_id = 3"), 2);
+	ck_assert_int_eq(verify(&v), 1);
+	ck_assert_int_eq(v.bad_commit, 2);
+	ck_assert_msg(strstr(v.first, "found the usage of hour 2026-10-01T00:00:00Z altered since commit 2"),
+		      "%s", v.first);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ledger");
@@ -756,6 +879,8 @@ int main(void)
 	tcase_add_test(tc, test_second_writer_refused);
 	tcase_add_test(tc, test_index_damage_refused);
 	tcase_add_test(tc, test_full_check_unless_clean_stop);
+	tcase_add_test(tc, test_chain_names_the_batch);
+	tcase_add_test(tc, test_chain_keeps_a_change_the_writer_found);
 	tcase_add_test(tc, test_duplicate_batch_counts_once);
 	tcase_add_test(tc, test_failed_commit_loses_nothing_committed);
 	tcase_add_test(tc, test_metadata_history);
