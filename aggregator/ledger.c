@@ -1311,6 +1311,11 @@ void ledger_rollback(struct ledger *l)
 		step_done(l, S_ROLLBACK, "rollback", NULL);
 }
 
+bool ledger_idle(const struct ledger *l)
+{
+	return sqlite3_get_autocommit(l->db) != 0;
+}
+
 int ledger_meter_id(struct ledger *l, const char *name, const char *kind, const char *unit,
 		    int64_t *id, struct tally_err *e)
 {

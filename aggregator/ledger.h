@@ -98,6 +98,8 @@ int ledger_verify(const char *path, struct ledger_verify *out, struct tally_err 
 int ledger_begin(struct ledger *l, struct tally_err *e);
 int ledger_commit(struct ledger *l, struct tally_err *e);
 void ledger_rollback(struct ledger *l);
+/* No transaction open (a rollback after a failed commit worked). */
+bool ledger_idle(const struct ledger *l);
 
 /* meters: id for name, inserting it if new. */
 int ledger_meter_id(struct ledger *l, const char *name, const char *kind, const char *unit,
