@@ -26,7 +26,7 @@
 
 int ledger_fault_commit;
 
-/* The usage columns the chain hashes, in the order digest_row reads them. */
+/* The usage columns the chain hashes, in the order hour_row reads them. */
 #define CHAIN_ROW_COLS "resource_id, meter_id, device, hour_ns, quantity, spanned_ns, covered_ns, samples"
 #define CHAIN_HASH_LEN 32            /* SHA-256 */
 #define CHAIN_VERSION 5              /* the schema version that brought the chain */

@@ -16,23 +16,17 @@ set -eu
 B=${B:-build}
 TALLY=$PWD/$B/tally
 TALLYD=$PWD/$B/tallyd
-AM=/usr/bin/prometheus-alertmanager
 for t in sqlite3 curl jq; do
 	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 1; }
 done
-[ -x "$AM" ] || { echo "prometheus-alertmanager is not installed (scripts/deps.sh installs it)"; exit 77; }
-if [ "$(id -u)" != 0 ]; then echo "skip: needs root to mount a small tmpfs" >&2; exit 77; fi
 work=$(mktemp -d /tmp/tally-dfrt-XXXXXX)
-small=$work/small
-mkdir -p "$small"
-if ! mount -t tmpfs -o size=2m tmpfs "$small" 2>"$work/mount.err"; then
-	echo "skip: cannot mount a tmpfs here: $(cat "$work/mount.err")" >&2; rm -rf "$work"; exit 77
-fi
+. tests/lib/cli.sh
+. tests/lib/alertmanager.sh
+[ -x "$AM" ] || { echo "prometheus-alertmanager is not installed (scripts/deps.sh installs it)"; rm -rf "$work"; exit 77; }
+small_tmpfs 2m
 pids=
 trap 'for p in $pids; do kill -9 "$p" 2>/dev/null || true; done; umount "$small" 2>/dev/null; rm -rf "$work"' EXIT
 fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 # wait_for SECONDS DESCRIPTION COMMAND...: poll COMMAND until true
 wait_for() {
 	n=$(( $1 * 10 )) what=$2; shift 2
@@ -46,28 +40,7 @@ wait_for() {
 }
 
 # ---- Alertmanager on loopback ----
-printf 'route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n' > "$work/am.yml"
-mkdir -p "$work/am"
-AMURL=""
-for try in 1 2 3 4 5; do
-	port=$(( 20000 + ($$ * 11 + try * 7919) % 40000 ))
-	"$AM" --config.file="$work/am.yml" --storage.path="$work/am" \
-		--web.listen-address=127.0.0.1:$port --cluster.listen-address= \
-		--log.level=warn > "$work/am.log" 2>&1 &
-	apid=$!
-	i=0
-	while [ $i -lt 100 ] && kill -0 "$apid" 2>/dev/null; do
-		if curl -sf "http://127.0.0.1:$port/-/ready" > /dev/null 2>&1; then
-			AMURL=http://127.0.0.1:$port
-			break
-		fi
-		i=$((i + 1))
-		sleep 0.1
-	done
-	[ -n "$AMURL" ] && break
-	kill "$apid" 2>/dev/null; wait "$apid" 2>/dev/null || true
-done
-[ -n "$AMURL" ] || { echo "alertmanager did not start"; cat "$work/am.log"; exit 1; }
+am_start
 pids=$apid
 
 start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -83,19 +56,8 @@ ledger:
   commit_every: 1s
 rrd:
   enabled: false
-collectors:
-  sim:
-    vms: 6
-    tenants: 2
-    hosts: 2
-    disks: 1
-    nics: 1
-    seed: 7
-    start: $start
-    reboots_per_day: 0
-    stops_per_day: 0
-    migrations_per_day: 0
 EOC
+	sim_rt "$start"
 }
 conf "$work/ref" "$work/ref/ledger.db" > "$work/ref.yaml"
 { conf "$work/victim" "$small/ledger.db"
@@ -109,8 +71,7 @@ alerts:
 EOC
 } > "$work/victim.yaml"
 
-# just after a second boundary: both read the same first tick
-while [ "$(date +%N | cut -c1)" != 2 ]; do sleep 0.05; done
+at_tenth 2   # just after a second boundary: both read the same first tick
 "$TALLYD" -q -c "$work/ref.yaml" 2>"$work/ref.log" & ref=$!
 "$TALLYD" -q -c "$work/victim.yaml" 2>"$work/victim.log" & victim=$!
 pids="$apid $ref $victim"
@@ -160,17 +121,14 @@ wait_for 30 "LedgerWriteFailing resolved in alertmanager" am_clear
 grep -F "written again after" "$work/victim.log" || bad "no log line for the recovery"
 sleep 2
 
-# stop both in the middle of a second: both have read the same last tick
-while [ "$(date +%N | cut -c1)" != 5 ]; do sleep 0.05; done
+at_tenth 5   # mid-second: both have read the same last tick
 kill -TERM "$ref" "$victim"
 wait "$ref" || { echo "reference tallyd exited $? after SIGTERM"; exit 1; }
 wait "$victim" || bad "the victim exited $? after SIGTERM"
 pids=$apid
 
-q="SELECT r.uuid, m.name, u.device, u.hour_ns, u.quantity, u.spanned_ns, u.covered_ns, u.samples
-   FROM usage u JOIN resources r ON r.id = u.resource_id JOIN meters m ON m.id = u.meter_id ORDER BY 1, 2, 3, 4"
-sqlite3 "$work/ref/ledger.db" "$q" > "$work/ref.txt"
-sqlite3 "$small/ledger.db" "$q" > "$work/victim.txt"
+usage_rows "$work/ref/ledger.db" > "$work/ref.txt"
+usage_rows "$small/ledger.db" > "$work/victim.txt"
 samples=$(sqlite3 "$work/ref/ledger.db" "SELECT sum(samples) FROM usage")
 [ "${samples:-0}" -gt 0 ] && [ "$rows_before" -gt 0 ] || { echo "the runs wrote nothing"; exit 1; }
 if cmp -s "$work/ref.txt" "$work/victim.txt"; then

@@ -48,10 +48,6 @@ collectors:
     stops_per_day: 0.5
 EOC
 }
-usage_rows() {
-	sqlite3 "$1" "SELECT r.uuid, m.name, u.device, u.hour_ns, u.quantity, u.spanned_ns, u.covered_ns, u.samples
-	  FROM usage u JOIN resources r ON r.id = u.resource_id JOIN meters m ON m.id = u.meter_id ORDER BY 1, 2, 3, 4"
-}
 
 # second_refused LEDGER CONFIG HOLDER-PID: a second tallyd on LEDGER exits 1
 # naming the holder (and its lock file), and the holder lives on. That the
@@ -115,18 +111,12 @@ tallyd:
   log_level: warning
 rrd:
   enabled: false
-collectors:
-  sim:
-    vms: 4
-    hosts: 2
-    seed: 9
-    start: $start
 EOC
+	sim_rt "$start"
 }
 rt_conf "$work/rtref" > "$work/rtref.yaml"
 rt_conf "$work/rta" > "$work/rta.yaml"
-# just after a second boundary: both read the same first tick
-while [ "$(date +%N | cut -c1)" != 2 ]; do sleep 0.05; done
+at_tenth 2   # just after a second boundary: both read the same first tick
 "$TALLYD" -q -c "$work/rtref.yaml" & ref=$!
 "$TALLYD" -q -c "$work/rta.yaml" & a=$!
 pids="$ref $a"
@@ -140,7 +130,7 @@ expect 0 "tenant-" "$TALLY" usage --ledger "$work/rta/ledger.db" --from "$month"
 expect 0 "INVOICE" "$TALLY" invoice --ledger "$work/rta/ledger.db" --plan "$PWD/config/plan-example.yaml" \
 	--period "$month" --issue --allow-incomplete
 sleep 1
-while [ "$(date +%N | cut -c1)" != 5 ]; do sleep 0.05; done
+at_tenth 5
 kill -TERM "$ref" "$a"
 wait "$ref" || { echo "reference tallyd exited $? after SIGTERM"; exit 1; }
 wait "$a" || { echo "FAIL: tallyd A exited $? after SIGTERM"; fails=$((fails + 1)); }
