@@ -51,7 +51,7 @@ INSERT INTO usage (resource_id, meter_id, device, hour_ns, quantity, spanned_ns,
 SELECT i, j, '', 1790812800000000000 + k * 3600000000000,
        CASE WHEN j IN (2, 3, 4, 8) THEN 3600.0 * (1 + i % 4) ELSE (i * 7919 + k * 104729 + j) * 1000 END,
        3600000000000, 3600000000000, 360 FROM v, m, h;
-PRAGMA user_version = 3;
+PRAGMA user_version = 4;
 COMMIT;
 PRAGMA wal_checkpoint(TRUNCATE);
 EOS
