@@ -93,7 +93,7 @@ SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 PLUGINDIR  ?= $(PREFIX)/lib/nagios/plugins
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 DOCS       := README.md docs/architecture.md docs/meters.md docs/config.md docs/usage.md \
-	      docs/invoice.md docs/sla.md schemas/plan.md schemas/rrd.md schemas/invoice.schema.json
+	      docs/invoice.md docs/sla.md docs/ledger.md schemas/plan.md schemas/rrd.md schemas/invoice.schema.json
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(UNITDIR) \
@@ -157,7 +157,7 @@ man: $(MANS)
 $(B)/man/tallyd.8: docs/man/tallyd.8.md scripts/md2man.py
 	@mkdir -p $(dir $@)
 	$(Q)$(MD2MAN) --name tallyd --section 8 --summary "the tally metering daemon" $< > $@
-$(B)/man/tally.1: docs/man/tally.1.md docs/usage.md docs/invoice.md docs/sla.md scripts/md2man.py
+$(B)/man/tally.1: docs/man/tally.1.md docs/usage.md docs/invoice.md docs/sla.md docs/ledger.md scripts/md2man.py
 	@mkdir -p $(dir $@)
 	$(Q)$(MD2MAN) --name tally --section 1 --summary "usage reports, invoices and SLA reports from the tally ledger" \
 	  $(filter %.md,$^) > $@

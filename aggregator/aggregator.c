@@ -88,7 +88,8 @@ struct aggregator {
 	struct ledger *ledger;
 	struct rrdstore *rrd;
 	int64_t max_gap_ns;
-	int broken;                  /* a commit failed: reopen */
+	int broken;                  /* out of memory, or a failed commit left its transaction open:
+				      * reopen */
 	int64_t meter_db_id[METER_COUNT];
 	uint32_t gen;
 
@@ -842,6 +843,7 @@ int agg_commit(struct aggregator *a, struct tally_err *e)
 		ledger_rollback(a->ledger);
 		goto fail;
 	}
+	a->stats.commit_failures_in_row = 0;
 	a->stats.commits++;
 	a->stats.rows_written += a->bkt.n;
 	for (size_t i = 0; i < a->res.n; i++)
@@ -877,8 +879,21 @@ int agg_commit(struct aggregator *a, struct tally_err *e)
 	}
 	return 0;
 fail:
-	a->broken = 1;
+	/* Nothing of this commit is in the ledger, and nothing in memory was
+	 * marked written: the next agg_commit writes it all again. What
+	 * write_all changed are hints (a usage row or series row "most likely
+	 * there"), which fall back to an insert when wrong. Only a transaction
+	 * still open after the rollback leaves the two out of step. */
+	a->stats.commit_failures++;
+	a->stats.commit_failures_in_row++;
+	if (!ledger_idle(a->ledger))
+		a->broken = 1;
 	return rc;
+}
+
+bool agg_broken(const struct aggregator *a)
+{
+	return a->broken;
 }
 
 uint64_t agg_pending(const struct aggregator *a)

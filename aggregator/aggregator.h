@@ -13,10 +13,13 @@
  * time before its readings are applied.
  *
  * If a commit fails (disk full, I/O error) the transaction is rolled back
- * and the in-memory state is ahead of the ledger: the aggregator refuses any
- * further work (-EIO) and must be closed and reopened, which reloads the
- * committed state. Nothing committed is lost, and the uncommitted batches
- * are redelivered by their senders because they were never acknowledged.
+ * and everything ingested since the last commit stays in memory, marked
+ * unwritten: ingest goes on, and a later agg_commit writes all of it in one
+ * transaction (the daemon retries with back-off). Only when the rollback
+ * fails too, or memory ran out during ingest, is the aggregator broken: it
+ * refuses any further work (-EIO) and must be closed and reopened, which
+ * reloads the committed state. Either way nothing committed is lost, and
+ * batches not yet committed were not acknowledged to their senders.
  *
  * The in-process pipeline (all-in-one tallyd) and the network ingest of the
  * aggregator role both call agg_ingest(): one code path.
@@ -56,6 +59,8 @@ struct agg_stats {
 	uint64_t invalid;            /* refused: unknown meter, bad kind, bad id, a bad clock step */
 	uint64_t clock_steps;        /* batches whose agent's data time stepped forward */
 	uint64_t commits;
+	uint64_t commit_failures;    /* commits that failed (all rolled back) */
+	uint64_t commit_failures_in_row;  /* since the last successful commit */
 	uint64_t rows_written;       /* usage rows added to in commits */
 	uint64_t rrd_errors;
 	uint64_t rrd_dropped;        /* RRD rows dropped: the writer was behind (real time) */
@@ -74,9 +79,14 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 
 /* Write everything ingested since the last commit in one transaction; then
  * flush RRD. Returns 0, a negative errno (-ENOSPC for a full disk: nothing
- * of this commit was written), or 1 when the ledger committed but writing
- * RRD failed (message in e; graphs only, so the caller warns and goes on). */
+ * of this commit was written, all of it is still pending and a later call
+ * tries again), or 1 when the ledger committed but writing RRD failed
+ * (message in e; graphs only, so the caller warns and goes on). */
 int agg_commit(struct aggregator *a, struct tally_err *e);
+
+/* True when the aggregator refuses further work (see above): retrying a
+ * commit cannot help, it must be reopened. */
+bool agg_broken(const struct aggregator *a);
 
 /* Samples ingested since the last commit. */
 uint64_t agg_pending(const struct aggregator *a);

@@ -26,7 +26,8 @@ static const char *const severities[] = { "critical", "warning", "info", NULL };
 /* labels tally sets itself; a rule may not override them */
 static const char *const reserved[] = { "alertname", "severity", "uuid", "name", "tenant", "host",
 					"meter", "device", NULL };
-static const char *const builtin_names[] = { "VMDown", "StaleData", "SamplesDropped", "SLABurn", NULL };
+static const char *const builtin_names[] = { "VMDown", "StaleData", "SamplesDropped", "SLABurn",
+					     "LedgerWriteFailing", NULL };
 
 static bool label_name_ok(const char *s)
 {

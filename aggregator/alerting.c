@@ -189,7 +189,7 @@ void alert_store_send_stats(struct alert_store *s, struct alert_send_stats *out)
 
 /* ---- engine ---- */
 
-enum inst_kind { K_RULE, K_VMDOWN, K_STALE, K_DROPPED, K_SLABURN };
+enum inst_kind { K_RULE, K_VMDOWN, K_STALE, K_DROPPED, K_SLABURN, K_LEDGER };
 
 struct inst {
 	char key[KEY_MAX];
@@ -293,6 +293,10 @@ struct alerting {
 	struct alert_sla_set sla;        /* what the SLA probe said last (SLABurn) */
 	bool sla_new;                    /* said since the last evaluation */
 	uint64_t version;                /* alert_snap.version */
+	/* LedgerWriteFailing: alerting_set_ledger */
+	int64_t ledger_since_ns;         /* data time of the first failed commit, 0: none failing */
+	uint64_t ledger_failures;
+	char ledger_error[256];
 };
 
 static uint64_t hash(const char *s)
@@ -798,6 +802,8 @@ static int load_one(void *ctx, const struct ledger_alert *la)
 		x->kind = K_DROPPED;
 	} else if (!strcmp(la->rule, "SLABurn") && c->sla_burn_ppm) {
 		x->kind = K_SLABURN;
+	} else if (!strcmp(la->rule, "LedgerWriteFailing")) {
+		x->kind = K_LEDGER;
 	} else {
 		x->kind = K_RULE;
 		alert_label(la->labels, "host", x->host, sizeof(x->host));
@@ -1344,6 +1350,21 @@ int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, 
 	if (c->sla_burn_ppm && g->sla_new)
 		eval_sla(g, t_ns);
 
+	/* LedgerWriteFailing: the ledger's commits fail (a full disk) */
+	if (g->ledger_since_ns || find(g, "LedgerWriteFailing")) {
+		bool cond = g->ledger_since_ns != 0;
+		char summary[400];
+		if (cond)
+			snprintf(summary, sizeof(summary), "the ledger cannot be written (%s); %llu commits failed in"
+				 " a row; what tallyd reads meanwhile is kept in memory", g->ledger_error,
+				 (unsigned long long)g->ledger_failures);
+		else
+			snprintf(summary, sizeof(summary), "the ledger is written again");
+		eval_builtin(g, K_LEDGER, "LedgerWriteFailing", "LedgerWriteFailing", "critical", cond,
+			     cond ? g->ledger_since_ns : 0, t_ns, NULL, "", g->agent_id,
+			     (double)g->ledger_failures, summary);
+	}
+
 	/* orphans (rule removed) were resolved at attach; now expire what was
 	 * resolved long enough ago, and forget instances back to inactive */
 	int64_t now = mono_ns();
@@ -1373,6 +1394,13 @@ int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, 
 static int view_cmp(const void *x, const void *y)
 {
 	return strcmp(((const struct alert_view *)x)->labels, ((const struct alert_view *)y)->labels);
+}
+
+void alerting_set_ledger(struct alerting *g, int64_t since_ns, uint64_t failures, const char *error)
+{
+	g->ledger_since_ns = since_ns;
+	g->ledger_failures = failures;
+	str_copy(g->ledger_error, error ? error : "", sizeof(g->ledger_error));
 }
 
 void alerting_committed(struct alerting *g)

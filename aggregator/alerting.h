@@ -20,6 +20,10 @@
  *     stopped) but which sent no reading for stale_intervals intervals;
  *   - built-in SamplesDropped: readings dropped (batcher out of memory) or
  *     refused as invalid during the last 10 intervals;
+ *   - built-in LedgerWriteFailing: the ledger cannot be written (its
+ *     commits fail: a full disk, an I/O error) since the data time the
+ *     daemon says (alerting_set_ledger); what tallyd ingests meanwhile is
+ *     kept in memory and committed when a retry succeeds;
  *   - built-in SLABurn: a VM whose downtime this month has used more than
  *     sla_burn of its error budget. The engine does not compute
  *     availability: what the SLA says of each VM comes from outside
@@ -55,7 +59,10 @@
  *
  * Threads: the engine belongs to the ingest thread. Readers only see
  * snapshots (alert_store), published after each successful commit, so what
- * is sent or served is always committed.
+ * is sent or served is always committed; except while the ledger cannot be
+ * written, when the daemon publishes after every evaluation so that
+ * LedgerWriteFailing is sent at all (what is sent then may not survive a
+ * crash of tallyd before the ledger is written again).
  */
 #ifndef TALLY_ALERTING_H
 #define TALLY_ALERTING_H
@@ -261,6 +268,11 @@ int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, 
  * alerting_eval; instances of VMs not in it (a new month, a VM gone from
  * it) are resolved then. */
 void alerting_set_sla(struct alerting *g, struct alert_sla_set *s);
+
+/* The ledger's commits fail since data time since_ns (0: they do not, or
+ * no longer), failures attempts in a row, the last saying error: the input
+ * of the built-in LedgerWriteFailing at the next alerting_eval. */
+void alerting_set_ledger(struct alerting *g, int64_t since_ns, uint64_t failures, const char *error);
 
 /* The ledger committed what the hook wrote: forget what was written. */
 void alerting_committed(struct alerting *g);

@@ -7,6 +7,7 @@
 #include "batch.h"
 #include "cfg.h"
 #include "err.h"
+#include "ledger.h"
 #include "log.h"
 #include "scheduler.h"
 #include "state.h"
@@ -361,7 +362,18 @@ struct run {
 	/* the collectors' self-metrics, gathered for each snapshot */
 	struct collector_metric *cm;
 	size_t n_cm, cap_cm;
+	/* real time, the ledger cannot be written: commits are retried */
+	int64_t fail_tick_ns;        /* data time of the first failed commit, 0: none failing */
+	int64_t fail_mono_ns;        /* monotonic time of it */
+	int64_t retry_mono_ns;       /* the next attempt, not before */
+	int64_t backoff_ns;          /* the wait after the last failed attempt */
+	struct complaint fail_complaint;
 };
+
+/* Retrying a failed commit (real time): after 1 s, then twice as long each
+ * time up to 60 s, at the cycle boundaries. */
+#define RETRY_FIRST_NS (1 * NS_PER_SEC)
+#define RETRY_MAX_NS (60 * NS_PER_SEC)
 
 /* Fast-forward on a terminal: one line, drawn at the first cycle, redrawn
  * every second and at the end (final), says how far the run is (the virtual
@@ -500,6 +512,7 @@ static void eval_alerts(struct run *r, int64_t tick_ns)
 
 static int commit(struct run *r, struct tally_err *e)
 {
+	uint64_t pending = agg_pending(r->agg);
 	int rc = agg_commit(r->agg, e);
 	if (rc == 1) {
 		/* the ledger is committed; only the picture failed */
@@ -510,6 +523,18 @@ static int commit(struct run *r, struct tally_err *e)
 		complaint_clear(&r->rrd_complaint, "rrd: writing again");
 	}
 	r->last_commit_mono = time_mono_ns();
+	if (rc == 0 && r->fail_tick_ns) {
+		struct agg_stats st;
+		agg_get_stats(r->agg, &st);
+		r->fail_complaint.window_ns = 0;   /* said below, with the figures */
+		log_msg(LOG_WARN, "%s: written again after %.0f s of failed commits (%llu in all): the %llu"
+			" readings kept in memory meanwhile are committed", r->c->ledger_path,
+			(double)(r->last_commit_mono - r->fail_mono_ns) / 1e9,
+			(unsigned long long)st.commit_failures, (unsigned long long)pending);
+		r->fail_tick_ns = 0;
+		if (r->al)
+			alerting_set_ledger(r->al, 0, 0, NULL);
+	}
 	if (rc == 0) {
 		r->commit_wall_ns = time_now_ns();
 		if (r->al)
@@ -522,6 +547,36 @@ static int commit(struct run *r, struct tally_err *e)
 		probe_sla(r, false);
 	}
 	return rc;
+}
+
+/* A commit failed in real time (a full disk, an I/O error): metering goes
+ * on, everything ingested stays in memory (aggregator.h), and the commit is
+ * tried again at the first cycle after the back-off; LedgerWriteFailing
+ * fires, /metrics says tally_ledger_write_failing 1. Only a signal stops
+ * tallyd (docs/ledger.md). */
+static void ledger_failing(struct run *r, struct tally_err *e)
+{
+	struct agg_stats st;
+	int64_t now = time_mono_ns();
+	agg_get_stats(r->agg, &st);
+	if (!r->fail_tick_ns) {
+		r->fail_tick_ns = r->tick_ns;
+		r->fail_mono_ns = now;
+		r->backoff_ns = RETRY_FIRST_NS;
+		complain(&r->fail_complaint, LOG_ERR, "%s; metering goes on: what tallyd reads is kept in"
+			 " memory and committed once the ledger can be written again (retried after %d s, then"
+			 " up to every %d s)", e->msg, (int)(RETRY_FIRST_NS / NS_PER_SEC),
+			 (int)(RETRY_MAX_NS / NS_PER_SEC));
+	} else {
+		r->backoff_ns = r->backoff_ns * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : r->backoff_ns * 2;
+		complain(&r->fail_complaint, LOG_ERR, "%s (for %.0f s now, %llu readings in memory)", e->msg,
+			 (double)(now - r->fail_mono_ns) / 1e9, (unsigned long long)agg_pending(r->agg));
+	}
+	r->retry_mono_ns = now + r->backoff_ns;
+	if (r->al)
+		alerting_set_ledger(r->al, r->fail_tick_ns, st.commit_failures_in_row, e->msg);
+	e->msg[0] = '\0';
+	e->code = 0;
 }
 
 /* When to commit (docs/config.md, ledger.commit_every).
@@ -548,10 +603,24 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 	int due = time_mono_ns() - r->last_commit_mono >= r->c->commit_every_ns;
 	if (!due && r->c->clock == CLOCK_REAL && agg_must_commit(r->agg))
 		due = 1;
-	if (due)
-		return commit(r, e);
+	if (r->fail_tick_ns)
+		due = time_mono_ns() >= r->retry_mono_ns;
+	if (due) {
+		int rc = commit(r, e);
+		if (rc == 0)
+			return 0;
+		/* fast-forward stops (exit 1) and resumes from the last commit
+		 * when started again; so does an aggregator that is broken */
+		if (r->c->clock != CLOCK_REAL || agg_broken(r->agg))
+			return rc;
+		ledger_failing(r, e);
+	}
 	if (r->live && r->c->clock == CLOCK_REAL)
 		publish(r);
+	/* LedgerWriteFailing must be sent although nothing is committed */
+	if (r->fail_tick_ns && r->al && alerting_publish(r->al, r->astore))
+		complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory publishing the alerts;"
+			 " serving the previous ones");
 	return 0;
 }
 
@@ -591,6 +660,12 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 	};
 	if ((rc = agg_open(&r.agg, &ac, e)))
 		return rc;
+	bool full;
+	int64_t check_ns;
+	ledger_check_info(agg_ledger(r.agg), &full, &check_ns);
+	if (check_ns)
+		log_msg(LOG_INFO, "%s: %s passed in %.1f s", c->ledger_path, full ? "integrity_check"
+			: "quick_check (the file is as its last clean stop left it)", (double)check_ns / 1e9);
 	if (c->alerts.enabled) {
 		if ((rc = alerting_new(&r.al, &c->alerts, c->agent_id, c->interval_ns)) ||
 		    (rc = alerting_attach(r.al, r.agg, e))) {
@@ -652,6 +727,13 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 	}
 	if (rc == 0)
 		rc = commit(&r, e); /* whatever the last cycles left, on every clean stop */
+	if (rc < 0 && r.fail_tick_ns) {
+		char t[48];
+		log_msg(LOG_ERR, "stopping while the ledger still cannot be written: the readings since %s are"
+			" lost with this process; the next start counts their counters' usage again from the last"
+			" commit, but their resolution, events and metadata changes are gone",
+			time_format_iso(r.fail_tick_ns, t, sizeof(t)));
+	}
 	if (rc == 0 && r.al && r.tick_ns) {
 		/* what the SLA says of the last data is evaluated and kept too (in
 		 * fast-forward a whole period may fit between two commits) */

@@ -1,24 +1,41 @@
 /*
- * ledger.c: open, check, create and migrate the SQLite ledger; the prepared
- * statements the aggregator writes it with (see ledger.h).
+ * ledger.c: open, check, create and migrate the SQLite ledger; the writer's
+ * lock beside it; the prepared statements the aggregator writes it with
+ * (see ledger.h).
  */
 #include "ledger.h"
 #include "err.h"
 #include "str.h"
+#include "tallytime.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <limits.h>
 #include <sqlite3.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 int ledger_fault_commit;
+
+/* The usage columns the chain hashes, in the order hour_row reads them. */
+#define CHAIN_ROW_COLS "resource_id, meter_id, device, hour_ns, quantity, spanned_ns, covered_ns, samples"
+#define CHAIN_HASH_LEN 32            /* SHA-256 */
+#define CHAIN_VERSION 5              /* the schema version that brought the chain */
 
 enum {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_METER_GET, S_METER_PUT, S_RES_PUT, S_ATTRS_PUT,
 	S_USAGE_ADD, S_USAGE_UPD, S_SERIES_PUT, S_SERIES_UPD, S_AGENT_PUT, S_EVENT_ADD, S_ALERT_PUT,
-	S_ALERT_DEL, S_WND_PUT, S_WND_TRIM, S_WND_DEL, S_LAST_EVENT, S_COUNT
+	S_ALERT_DEL, S_WND_PUT, S_WND_TRIM, S_WND_DEL, S_LAST_EVENT, S_HOUR_ROWS, S_HOUR_LAST, S_CHAIN_PUT,
+	S_CHAIN_HOUR_PUT, S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -69,14 +86,50 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_LAST_EVENT] = "SELECT type, time_ns FROM events WHERE resource_id ="
 			 " (SELECT id FROM resources WHERE uuid = ?1) AND agent = ?2"
 			 " AND instr(?3, ',' || type || ',') > 0 ORDER BY time_ns DESC, id DESC LIMIT 1",
+	/* one hour's rows in the chain's order: the usage_hour index holds
+	 * (hour_ns, resource_id, meter_id, device), so no sort */
+	[S_HOUR_ROWS] = "SELECT " CHAIN_ROW_COLS " FROM usage WHERE hour_ns = ?1"
+			" ORDER BY resource_id, meter_id, device",
+	/* what the last commit that wrote an hour recorded */
+	[S_HOUR_LAST] = "SELECT commit_id, rows, digest FROM chain_hours WHERE hour_ns = ?1"
+			" ORDER BY commit_id DESC LIMIT 1",
+	[S_CHAIN_PUT] = "INSERT INTO chain (id, time_ns, upgrade, hours, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_CHAIN_HOUR_PUT] = "INSERT INTO chain_hours (commit_id, hour_ns, rows, altered, digest)"
+			     " VALUES (?1, ?2, ?3, ?4, ?5)",
 };
 
 struct ledger {
 	sqlite3 *db;
 	char *path;
+	char *lock_path;             /* path + LEDGER_LOCK_SUFFIX */
+	int lock_fd;                 /* holds the writer's lock (flock) until ledger_close; -1: none */
+	char clean_mark[160];        /* the "clean=" line the last clean stop left, "" if none */
+	bool open;                   /* ledger_open succeeded: a close is a clean stop */
+	bool check_full;             /* the check at open was integrity_check, not quick_check */
+	int64_t check_ns;            /* how long it took */
+	/* the hash chain: its head as committed, the hours the open
+	 * transaction wrote usage to (sorted, unique), and the head that
+	 * transaction will make when it commits */
+	int64_t head_id;
+	unsigned char head[CHAIN_HASH_LEN];
+	struct touched {
+		int64_t hour_ns;
+		int64_t altered;     /* chain_hours.altered: what the hour held before */
+	} *touched;
+	size_t n_touched, cap_touched;
+	int64_t next_id;
+	unsigned char next[CHAIN_HASH_LEN];
 	sqlite3_stmt *st[S_COUNT];
 };
 
+
+static int step_done(struct ledger *l, int which, const char *what, struct tally_err *e);
+
+/* A wall-clock instant for a message, to the second. */
+static char *iso_s(int64_t t_ns, char *buf, size_t len)
+{
+	return time_format_iso(t_ns - t_ns % NS_PER_SEC, buf, len);
+}
 
 static int db_err(struct ledger *l, struct tally_err *e, int rc, const char *what)
 {
@@ -128,24 +181,977 @@ static int pragma_int(struct ledger *l, const char *sql, int64_t *out, struct ta
 	return 0;
 }
 
-static int check_integrity(struct ledger *l, struct tally_err *e)
+/* ---- integrity ----
+ *
+ * A writer checks the ledger before it resumes it (docs/ledger.md).
+ * PRAGMA quick_check verifies every page and record but does not compare
+ * an index with its table: a ledger whose index disagrees with its rows
+ * passes it, is written to, and reads back wrong sums. PRAGMA
+ * integrity_check does compare them, at about ten times the cost (10 s on
+ * a month of 1000 VMs, 527 MB). So the full check runs unless the file is
+ * exactly as a writer left it at a clean stop: ledger_close then records
+ * the file's identity (device, inode, size, mtime, ctime, no WAL left) in
+ * the lock file, and the next writer runs only quick_check when all of it
+ * still holds. A crash, a write by anything else (tally invoice --issue,
+ * an editor, a byte flipped by dd), a restore from a backup, a copy: each
+ * changes one of them, and the full check runs. */
+
+/* Run "PRAGMA <what>" on db: 0 and *bad = 0 when it says "ok", else the
+ * number of problems it listed in *bad and the first ones in msg. A
+ * non-zero return is an SQLite result code (the check could not run). */
+static int run_check(sqlite3 *db, const char *what, int *bad, char *msg, size_t len)
 {
+	char sql[64];
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(l->db, "PRAGMA quick_check(1)", -1, &st, NULL);
+	size_t used = 0;
+	snprintf(sql, sizeof(sql), "PRAGMA %s", what);
+	*bad = 0;
+	msg[0] = '\0';
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		return err_set(e, -EINVAL, "%s: corrupt ledger (%s); refusing to touch it", l->path,
-			       sqlite3_errmsg(l->db));
-	rc = sqlite3_step(st);
-	const char *res = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-	int ok = res && !strcmp(res, "ok");
-	if (!ok) {
-		err_set(e, -EINVAL, "%s: corrupt ledger (%s); refusing to touch it; restore it from a"
-			" backup", l->path, res ? res : sqlite3_errmsg(l->db));
-		sqlite3_finalize(st);
-		return -EINVAL;
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *r = (const char *)sqlite3_column_text(st, 0);
+		if (r && !strcmp(r, "ok"))
+			continue;
+		if (used < len && *bad < 3)
+			used += (size_t)snprintf(msg + used, len - used, "%s%s", *bad ? "; " : "", r ? r : "?");
+		(*bad)++;
 	}
 	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int check_integrity(struct ledger *l, bool full, struct tally_err *e)
+{
+	char msg[400];
+	int bad;
+	int64_t t0 = time_mono_ns();
+	int rc = run_check(l->db, full ? "integrity_check(100)" : "quick_check(100)", &bad, msg, sizeof(msg));
+	l->check_full = full;
+	l->check_ns = time_mono_ns() - t0;
+	if (rc != SQLITE_OK)
+		return err_set(e, -EINVAL, "%s: corrupt ledger (%s); refusing to touch it; restore it from a"
+			       " backup", l->path, sqlite3_errmsg(l->db));
+	if (bad)
+		return err_set(e, -EINVAL, "%s: corrupt ledger (%s%s: %d problem%s found by %s); refusing to"
+			       " touch it; restore it from a backup", l->path, msg, bad > 3 ? "; ..." : "", bad,
+			       bad == 1 ? "" : "s", full ? "integrity_check" : "quick_check");
 	return 0;
+}
+
+/* The identity of the ledger file that a clean stop records, as the line
+ * "clean=DEV INO SIZE MTIME_S MTIME_NS CTIME_S CTIME_NS". */
+static void identity(const struct stat *sb, char *out, size_t len)
+{
+	snprintf(out, len, "clean=%llu %llu %lld %lld %ld %lld %ld", (unsigned long long)sb->st_dev,
+		 (unsigned long long)sb->st_ino, (long long)sb->st_size, (long long)sb->st_mtim.tv_sec,
+		 sb->st_mtim.tv_nsec, (long long)sb->st_ctim.tv_sec, sb->st_ctim.tv_nsec);
+}
+
+/* True when the ledger has no write-ahead log with frames in it. */
+static bool wal_empty(const char *path)
+{
+	char wal[PATH_MAX];
+	struct stat sb;
+	if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", path) >= sizeof(wal))
+		return false;
+	return stat(wal, &sb) ? errno == ENOENT : sb.st_size == 0;
+}
+
+/* Whether the file is still as the last clean stop recorded it (the
+ * "clean=" line of the lock file as it was found, in l->clean_mark). */
+static bool unchanged_since_clean_stop(const struct ledger *l)
+{
+	struct stat sb;
+	char now[sizeof(l->clean_mark)];
+	if (!l->clean_mark[0] || stat(l->path, &sb) || !wal_empty(l->path))
+		return false;
+	identity(&sb, now, sizeof(now));
+	return !strcmp(now, l->clean_mark);
+}
+
+/* After a clean close: record the file's identity in the lock file (still
+ * held). A file system stamps mtime from a clock that ticks every few
+ * milliseconds, so a write just after ours could leave the same stamp: wait
+ * until that clock has passed our last write first, so that any later
+ * write shows. Best effort: without the record the next start runs the
+ * full check. */
+static void mark_clean(struct ledger *l)
+{
+	struct stat sb;
+	struct timespec now;
+	char line[160];
+	if (l->lock_fd < 0 || stat(l->path, &sb) || !wal_empty(l->path))
+		return;
+	for (int i = 0; i < 100; i++) {
+		clock_gettime(CLOCK_REALTIME_COARSE, &now);
+		if (now.tv_sec > sb.st_mtim.tv_sec ||
+		    (now.tv_sec == sb.st_mtim.tv_sec && now.tv_nsec > sb.st_mtim.tv_nsec))
+			break;
+		struct timespec ts = { 0, 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	if (stat(l->path, &sb))
+		return;
+	identity(&sb, line, sizeof(line));
+	size_t n = strlen(line);
+	line[n++] = '\n';
+	off_t end = lseek(l->lock_fd, 0, SEEK_END);
+	if (end >= 0 && pwrite(l->lock_fd, line, n, end) != (ssize_t)n)
+		(void)ftruncate(l->lock_fd, end);
+}
+
+void ledger_check_info(const struct ledger *l, bool *full, int64_t *ns)
+{
+	*full = l->check_full;
+	*ns = l->check_ns;
+}
+
+int ledger_check_file(const char *path, struct ledger_check *out, struct tally_err *e)
+{
+	struct ledger l = { .path = (char *)path, .lock_fd = -1 };
+	struct stat sb;
+	int64_t app = 0;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if (stat(path, &sb))
+		return err_set(e, -errno, "%s: %s", path, strerror(errno));
+	out->bytes = sb.st_size;
+	if ((rc = sqlite3_open_v2(path, &l.db, SQLITE_OPEN_READONLY, NULL)) != SQLITE_OK) {
+		rc = db_err(&l, e, rc, "cannot open");
+		goto out;
+	}
+	sqlite3_busy_timeout(l.db, 5000);
+	if ((rc = pragma_int(&l, "PRAGMA application_id", &app, e)))
+		goto out;
+	if (app != LEDGER_APP_ID) {
+		rc = err_set(e, -EINVAL, "%s: not a tally ledger (application_id %lld)", path, (long long)app);
+		goto out;
+	}
+	int64_t t0 = time_mono_ns();
+	if ((rc = run_check(l.db, "integrity_check(100)", &out->problems, out->first, sizeof(out->first)))) {
+		/* SQLite could not even walk it: that is a finding too */
+		out->problems = 1;
+		snprintf(out->first, sizeof(out->first), "%s", sqlite3_errmsg(l.db));
+		rc = 0;
+	}
+	out->ns = time_mono_ns() - t0;
+out:
+	sqlite3_close(l.db);
+	return rc;
+}
+
+/* ---- the writer's lock ----
+ *
+ * One writer per ledger (DESIGN.md): an exclusive flock(2) on the file
+ * <ledger>.lock, taken before SQLite opens the ledger and held until
+ * ledger_close, so the kernel drops it when the process ends, however it
+ * ends. A lock file rather than the ledger itself: it can say who holds it
+ * (the holder writes "pid=", "host=" and "since=" lines into it), and no
+ * descriptor of ours is ever opened and closed on the ledger beside
+ * SQLite's (closing one would drop SQLite's own POSIX locks). Readers and
+ * `tally invoice --issue` never take it: SQLite's locking and WAL keep them
+ * apart from the writer. The file stays after the writer ends: removing it
+ * would let a third process lock a new file while a second waits on the
+ * old one. */
+
+/* What the lock file says of its holder, as "pid N on host H since T". */
+static void lock_holder(int fd, char *out, size_t len)
+{
+	char buf[512], host[256] = "", since[64] = "";
+	long pid = 0;
+	/* the holder writes its lines just after taking the lock: a reader that
+	 * came in between waits a little for them */
+	for (int i = 0; i < 10 && !pid; i++) {
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		char *save = NULL;
+		for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			if (!strncmp(line, "pid=", 4))
+				pid = strtol(line + 4, NULL, 10);
+			else if (!strncmp(line, "host=", 5))
+				str_copy(host, line + 5, sizeof(host));
+			else if (!strncmp(line, "since=", 6))
+				str_copy(since, line + 6, sizeof(since));
+		}
+		if (!pid) {
+			struct timespec ts = { 0, 20 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (pid > 0)
+		snprintf(out, len, "pid %ld on host %s%s%s", pid, host[0] ? host : "(unknown)",
+			 since[0] ? " since " : "", since);
+	else
+		snprintf(out, len, "a process that did not say who it is");
+}
+
+static int lock_take(struct ledger *l, struct tally_err *e)
+{
+	size_t n = strlen(l->path) + sizeof(LEDGER_LOCK_SUFFIX);
+	if (!(l->lock_path = malloc(n)))
+		return -ENOMEM;
+	snprintf(l->lock_path, n, "%s%s", l->path, LEDGER_LOCK_SUFFIX);
+	int fd = open(l->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return err_set(e, errno == ENOSPC ? -ENOSPC : -errno, "%s: cannot open the writer's lock file: %s",
+			       l->lock_path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int err = errno;
+		char who[400];
+		if (err != EWOULDBLOCK) {
+			close(fd);
+			return err_set(e, -err, "%s: cannot lock: %s", l->lock_path, strerror(err));
+		}
+		lock_holder(fd, who, sizeof(who));
+		close(fd);
+		return err_set(e, -EBUSY, "%s: the ledger has a writer already: %s (lock %s); one tallyd"
+			       " per ledger: stop that one, or give this one another ledger.path", l->path, who,
+			       l->lock_path);
+	}
+	l->lock_fd = fd;
+	/* what the last writer left: its clean stop, if it had one */
+	char old[512];
+	ssize_t got = pread(fd, old, sizeof(old) - 1, 0);
+	old[got > 0 ? got : 0] = '\0';
+	const char *mark = strstr(old, "\nclean=");
+	if (mark) {
+		size_t ml = strcspn(mark + 1, "\n");
+		if (ml < sizeof(l->clean_mark)) {
+			memcpy(l->clean_mark, mark + 1, ml);
+			l->clean_mark[ml] = '\0';
+		}
+	}
+	char host[256] = "", since[48], text[400];
+	if (gethostname(host, sizeof(host) - 1))
+		str_copy(host, "(unknown)", sizeof(host));
+	int len = snprintf(text, sizeof(text), "pid=%ld\nhost=%s\nsince=%s\n", (long)getpid(), host,
+			   iso_s(time_now_ns(), since, sizeof(since)));
+	/* who holds it is for the message of a refused writer: a full disk
+	 * that keeps it from being written does not stop this one. The
+	 * clean-stop record goes: it is written again at the next clean stop */
+	if (ftruncate(fd, 0) == 0 && pwrite(fd, text, (size_t)len, 0) != len)
+		(void)ftruncate(fd, 0);
+	return 0;
+}
+
+static void lock_release(struct ledger *l)
+{
+	if (l->lock_fd >= 0)
+		close(l->lock_fd);  /* drops the flock */
+	l->lock_fd = -1;
+}
+
+/* ---- the hash chain (schemas/migrations/005-chain.sql) ----
+ *
+ * Each transaction that writes usage appends one commit to the chain: for
+ * every hour it wrote to, the digest of all of that hour's rows as they
+ * are after it, and a hash over the previous commit's hash and those
+ * digests. The byte strings hashed are defined in 005-chain.sql, without
+ * reference to SQLite, so that another backend computes the same hashes. */
+
+static void put64(unsigned char *p, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+	for (int i = 7; i >= 0; i--, u >>= 8)
+		p[i] = (unsigned char)u;
+}
+
+static EVP_MD_CTX *sha_new(void)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	if (c && !EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
+		EVP_MD_CTX_free(c);
+		c = NULL;
+	}
+	return c;
+}
+
+static int sha_end(EVP_MD_CTX *c, unsigned char out[CHAIN_HASH_LEN])
+{
+	unsigned int n = 0;
+	int ok = EVP_DigestFinal_ex(c, out, &n) && n == CHAIN_HASH_LEN;
+	EVP_MD_CTX_free(c);
+	return ok ? 0 : -ENOMEM;
+}
+
+/* One hour being hashed. */
+struct hourdig {
+	int64_t hour_ns;
+	int64_t rows;
+	EVP_MD_CTX *ctx;
+	unsigned char digest[CHAIN_HASH_LEN];   /* when ctx is done (NULL) */
+};
+
+static int hour_begin(struct hourdig *h, int64_t hour_ns)
+{
+	static const char tag[] = "tally usage hour v1";  /* with its NUL */
+	unsigned char b[sizeof(tag) + 8];
+	h->hour_ns = hour_ns;
+	h->rows = 0;
+	if (!(h->ctx = sha_new()))
+		return -ENOMEM;
+	memcpy(b, tag, sizeof(tag));
+	put64(b + sizeof(tag), hour_ns);
+	EVP_DigestUpdate(h->ctx, b, sizeof(b));
+	return 0;
+}
+
+/* Add the row at st's current step, columns CHAIN_ROW_COLS from 0. */
+static void hour_row(struct hourdig *h, sqlite3_stmt *st)
+{
+	unsigned char b[64];
+	size_t n = 0;
+	const unsigned char *dev = sqlite3_column_text(st, 2);
+	uint32_t dl = (uint32_t)sqlite3_column_bytes(st, 2);
+	put64(b, sqlite3_column_int64(st, 0));
+	put64(b + 8, sqlite3_column_int64(st, 1));
+	for (int i = 0; i < 4; i++)
+		b[16 + i] = (unsigned char)(dl >> (24 - 8 * i));
+	EVP_DigestUpdate(h->ctx, b, 20);
+	if (dl)
+		EVP_DigestUpdate(h->ctx, dev, dl);
+	put64(b, sqlite3_column_int64(st, 3));
+	n = 8;
+	switch (sqlite3_column_type(st, 4)) {
+	case SQLITE_INTEGER:
+		b[n++] = 'I';
+		put64(b + n, sqlite3_column_int64(st, 4));
+		n += 8;
+		break;
+	case SQLITE_FLOAT: {
+		double d = sqlite3_column_double(st, 4);
+		int64_t bits;
+		memcpy(&bits, &d, sizeof(bits));
+		b[n++] = 'R';
+		put64(b + n, bits);
+		n += 8;
+		break;
+	}
+	default: {
+		/* never written by tally: hashed so that it shows, as its text */
+		const unsigned char *t = sqlite3_column_text(st, 4);
+		b[n++] = 'X';
+		EVP_DigestUpdate(h->ctx, b, n);
+		if (t)
+			EVP_DigestUpdate(h->ctx, t, (size_t)sqlite3_column_bytes(st, 4));
+		n = 0;
+	}
+	}
+	put64(b + n, sqlite3_column_int64(st, 5));
+	put64(b + n + 8, sqlite3_column_int64(st, 6));
+	put64(b + n + 16, sqlite3_column_int64(st, 7));
+	EVP_DigestUpdate(h->ctx, b, n + 24);
+	h->rows++;
+}
+
+static int hour_end(struct hourdig *h)
+{
+	int rc = sha_end(h->ctx, h->digest);
+	h->ctx = NULL;
+	return rc;
+}
+
+/* A commit's hash, fed its hours one by one. */
+static EVP_MD_CTX *commit_begin(const unsigned char prev[CHAIN_HASH_LEN], int64_t id, int64_t time_ns,
+				int64_t upgrade, int64_t hours)
+{
+	static const char tag[] = "tally chain v1";
+	unsigned char b[sizeof(tag) + CHAIN_HASH_LEN + 32];
+	EVP_MD_CTX *c = sha_new();
+	if (!c)
+		return NULL;
+	memcpy(b, tag, sizeof(tag));
+	memcpy(b + sizeof(tag), prev, CHAIN_HASH_LEN);
+	put64(b + sizeof(tag) + CHAIN_HASH_LEN, id);
+	put64(b + sizeof(tag) + CHAIN_HASH_LEN + 8, time_ns);
+	put64(b + sizeof(tag) + CHAIN_HASH_LEN + 16, upgrade);
+	put64(b + sizeof(tag) + CHAIN_HASH_LEN + 24, hours);
+	EVP_DigestUpdate(c, b, sizeof(b));
+	return c;
+}
+
+static void commit_hour(EVP_MD_CTX *c, int64_t hour_ns, int64_t rows, int64_t altered,
+			const unsigned char digest[CHAIN_HASH_LEN])
+{
+	unsigned char b[24 + CHAIN_HASH_LEN];
+	put64(b, hour_ns);
+	put64(b + 8, rows);
+	put64(b + 16, altered);
+	memcpy(b + 24, digest, CHAIN_HASH_LEN);
+	EVP_DigestUpdate(c, b, sizeof(b));
+}
+
+/* A set of hours being hashed at once, found by hour: a scan of the whole
+ * usage table in primary-key order meets each hour's rows in the chain's
+ * order (resource, meter, device), interleaved with other hours'. */
+struct hourset {
+	struct hourdig *v;
+	size_t n, cap;
+	uint32_t *slot;              /* index + 1, 0 = empty; open addressing */
+	size_t mask;
+};
+
+static size_t hour_slot(const struct hourset *s, int64_t hour_ns)
+{
+	uint64_t x = (uint64_t)hour_ns * 0x9E3779B97F4A7C15ULL;
+	size_t i = (size_t)(x >> 32) & s->mask;
+	while (s->slot[i] && s->v[s->slot[i] - 1].hour_ns != hour_ns)
+		i = (i + 1) & s->mask;
+	return i;
+}
+
+/* The entry of hour_ns, added (its digest begun) if new; NULL: no memory. */
+static struct hourdig *hourset_get(struct hourset *s, int64_t hour_ns)
+{
+	if (s->n + 1 > (s->mask + 1) / 2) {
+		size_t cap = s->mask ? (s->mask + 1) * 2 : 1024;
+		uint32_t *slot = calloc(cap, sizeof(*slot));
+		if (!slot)
+			return NULL;
+		free(s->slot);
+		s->slot = slot;
+		s->mask = cap - 1;
+		for (size_t k = 0; k < s->n; k++)
+			s->slot[hour_slot(s, s->v[k].hour_ns)] = (uint32_t)k + 1;
+	}
+	size_t i = hour_slot(s, hour_ns);
+	if (s->slot[i])
+		return &s->v[s->slot[i] - 1];
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 256;
+		struct hourdig *v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		s->v = v;
+		s->cap = cap;
+	}
+	struct hourdig *h = &s->v[s->n];
+	memset(h, 0, sizeof(*h));
+	h->hour_ns = hour_ns;
+	s->slot[i] = (uint32_t)++s->n;
+	return h;
+}
+
+static void hourset_free(struct hourset *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		EVP_MD_CTX_free(s->v[i].ctx);
+	free(s->v);
+	free(s->slot);
+	memset(s, 0, sizeof(*s));
+}
+
+static int hour_cmp(const void *x, const void *y)
+{
+	int64_t a = ((const struct hourdig *)x)->hour_ns, b = ((const struct hourdig *)y)->hour_ns;
+	return a < b ? -1 : a > b;
+}
+
+/* Hash every hour of db's usage into s, sorted by hour (the index is gone
+ * then: use s->v[0..n) only). *rows counts the rows. Returns 0, -ENOMEM,
+ * or an SQLite result code as a positive number. */
+static int hash_all_hours(sqlite3 *db, struct hourset *s, int64_t *rows)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, "SELECT " CHAIN_ROW_COLS " FROM usage"
+				    " ORDER BY resource_id, meter_id, device, hour_ns", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	*rows = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct hourdig *h = hourset_get(s, sqlite3_column_int64(st, 3));
+		if (!h || (!h->ctx && hour_begin(h, h->hour_ns))) {
+			sqlite3_finalize(st);
+			return -ENOMEM;
+		}
+		hour_row(h, st);
+		(*rows)++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return rc;
+	for (size_t i = 0; i < s->n; i++)
+		if (hour_end(&s->v[i]))
+			return -ENOMEM;
+	if (s->n)
+		qsort(s->v, s->n, sizeof(*s->v), hour_cmp);
+	free(s->slot);
+	s->slot = NULL;
+	s->mask = 0;
+	return 0;
+}
+
+/* The upgrade to the chain: one commit sealing every hour the ledger holds,
+ * as found. Inside the migration's transaction. */
+static int chain_seal_upgrade(struct ledger *l, struct tally_err *e)
+{
+	struct hourset s = { 0 };
+	sqlite3_stmt *ch = NULL, *cc = NULL;
+	unsigned char zero[CHAIN_HASH_LEN] = { 0 }, hash[CHAIN_HASH_LEN];
+	int64_t rows, now = time_now_ns();
+	EVP_MD_CTX *c = NULL;
+	int rc = hash_all_hours(l->db, &s, &rows);
+	if (rc) {
+		rc = rc < 0 ? err_set(e, rc, "%s: out of memory hashing the usage", l->path)
+		     : db_err(l, e, rc, "cannot read the usage to seal it");
+		goto out;
+	}
+	if (!s.n)
+		goto out;   /* no usage (a new ledger): the chain starts with the first commit */
+	if (!(c = commit_begin(zero, 1, now, 1, (int64_t)s.n))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = sqlite3_prepare_v2(l->db, "INSERT INTO chain_hours (commit_id, hour_ns, rows, digest)"
+				     " VALUES (1, ?1, ?2, ?3)", -1, &ch, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v2(l->db, "INSERT INTO chain (id, time_ns, upgrade, hours, hash)"
+				     " VALUES (1, ?1, 1, ?2, ?3)", -1, &cc, NULL)) != SQLITE_OK) {
+		rc = db_err(l, e, rc, "cannot seal the usage");
+		goto out;
+	}
+	for (size_t i = 0; i < s.n; i++) {
+		commit_hour(c, s.v[i].hour_ns, s.v[i].rows, 0, s.v[i].digest);
+		sqlite3_bind_int64(ch, 1, s.v[i].hour_ns);
+		sqlite3_bind_int64(ch, 2, s.v[i].rows);
+		sqlite3_bind_blob(ch, 3, s.v[i].digest, CHAIN_HASH_LEN, SQLITE_STATIC);
+		if ((rc = sqlite3_step(ch)) != SQLITE_DONE) {
+			rc = db_err(l, e, rc, "cannot seal the usage");
+			goto out;
+		}
+		sqlite3_reset(ch);
+	}
+	rc = sha_end(c, hash);
+	c = NULL;
+	if (rc)
+		goto out;
+	sqlite3_bind_int64(cc, 1, now);
+	sqlite3_bind_int64(cc, 2, (int64_t)s.n);
+	sqlite3_bind_blob(cc, 3, hash, CHAIN_HASH_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(cc) == SQLITE_DONE ? 0 : db_err(l, e, sqlite3_errcode(l->db), "cannot seal the usage");
+out:
+	EVP_MD_CTX_free(c);
+	sqlite3_finalize(ch);
+	sqlite3_finalize(cc);
+	hourset_free(&s);
+	return rc;
+}
+
+/* The chain's head as committed: its last commit (id 0 and zeros: none). */
+static int chain_load_head(struct ledger *l, struct tally_err *e)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(l->db, "SELECT id, hash FROM chain ORDER BY id DESC LIMIT 1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_err(l, e, rc, "cannot read the hash chain");
+	l->head_id = 0;
+	memset(l->head, 0, sizeof(l->head));
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		l->head_id = sqlite3_column_int64(st, 0);
+		if (sqlite3_column_bytes(st, 1) == CHAIN_HASH_LEN)
+			memcpy(l->head, sqlite3_column_blob(st, 1), CHAIN_HASH_LEN);
+		rc = SQLITE_DONE;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : db_err(l, e, rc, "cannot read the hash chain");
+}
+
+/* Digest hour_ns's rows as they are now, through S_HOUR_ROWS. */
+static int hash_hour(struct ledger *l, int64_t hour_ns, struct hourdig *h, struct tally_err *e)
+{
+	sqlite3_stmt *st = l->st[S_HOUR_ROWS];
+	int rc;
+	if (hour_begin(h, hour_ns))
+		return err_set(e, -ENOMEM, "%s: out of memory hashing usage", l->path);
+	sqlite3_bind_int64(st, 1, hour_ns);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		hour_row(h, st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		EVP_MD_CTX_free(h->ctx);
+		h->ctx = NULL;
+		return db_err(l, e, rc, "cannot read usage to hash it");
+	}
+	if (hour_end(h))
+		return err_set(e, -ENOMEM, "%s: out of memory hashing usage", l->path);
+	return 0;
+}
+
+/* Before the open transaction first writes to hour_ns: does the hour hold
+ * what the last commit that wrote it recorded? Nothing but the writer
+ * changes usage, so a difference is a change from outside (sqlite3, a
+ * flipped byte that kept the page valid). The commit then records in
+ * *altered whose record it contradicted (-1: rows where no commit wrote),
+ * so that sealing the hour again does not hide the change: tally ledger
+ * verify reports it for good. 0: as recorded. */
+static int hour_precheck(struct ledger *l, int64_t hour_ns, int64_t *altered, struct tally_err *e)
+{
+	struct hourdig h = { 0 };
+	sqlite3_stmt *st = l->st[S_HOUR_LAST];
+	int rc = hash_hour(l, hour_ns, &h, e);
+	if (rc)
+		return rc;
+	*altered = 0;
+	sqlite3_bind_int64(st, 1, hour_ns);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		int64_t commit = sqlite3_column_int64(st, 0), rows = sqlite3_column_int64(st, 1);
+		if (rows != h.rows || sqlite3_column_bytes(st, 2) != CHAIN_HASH_LEN ||
+		    memcmp(sqlite3_column_blob(st, 2), h.digest, CHAIN_HASH_LEN))
+			*altered = commit;
+		rc = SQLITE_DONE;
+	} else if (rc == SQLITE_DONE && h.rows) {
+		*altered = -1;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : db_err(l, e, rc, "cannot read the hash chain");
+}
+
+/* Remember that the open transaction writes usage to hour_ns (the first
+ * time: check the hour first). */
+static int chain_touch(struct ledger *l, int64_t hour_ns, struct tally_err *e)
+{
+	size_t lo = 0, hi = l->n_touched;
+	int64_t altered;
+	int rc;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (l->touched[mid].hour_ns < hour_ns)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < l->n_touched && l->touched[lo].hour_ns == hour_ns)
+		return 0;
+	if (l->n_touched == l->cap_touched) {
+		size_t cap = l->cap_touched ? l->cap_touched * 2 : 16;
+		struct touched *t = realloc(l->touched, cap * sizeof(*t));
+		if (!t)
+			return err_set(e, -ENOMEM, "%s: out of memory", l->path);
+		l->touched = t;
+		l->cap_touched = cap;
+	}
+	if ((rc = hour_precheck(l, hour_ns, &altered, e)))
+		return rc;
+	memmove(l->touched + lo + 1, l->touched + lo, (l->n_touched - lo) * sizeof(*l->touched));
+	l->touched[lo].hour_ns = hour_ns;
+	l->touched[lo].altered = altered;
+	l->n_touched++;
+	return 0;
+}
+
+/* Append the open transaction's commit to the chain (inside it). */
+static int chain_append(struct ledger *l, struct tally_err *e)
+{
+	int64_t id = l->head_id + 1, now = time_now_ns();
+	EVP_MD_CTX *c = commit_begin(l->head, id, now, 0, (int64_t)l->n_touched);
+	struct hourdig h = { 0 };
+	int rc = 0;
+	if (!c)
+		return err_set(e, -ENOMEM, "%s: out of memory hashing a commit", l->path);
+	for (size_t i = 0; i < l->n_touched; i++) {
+		const struct touched *t = &l->touched[i];
+		if ((rc = hash_hour(l, t->hour_ns, &h, e)))
+			goto out;
+		commit_hour(c, h.hour_ns, h.rows, t->altered, h.digest);
+		sqlite3_stmt *st = l->st[S_CHAIN_HOUR_PUT];
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, h.hour_ns);
+		sqlite3_bind_int64(st, 3, h.rows);
+		sqlite3_bind_int64(st, 4, t->altered);
+		sqlite3_bind_blob(st, 5, h.digest, CHAIN_HASH_LEN, SQLITE_STATIC);
+		if ((rc = step_done(l, S_CHAIN_HOUR_PUT, "cannot write the hash chain", e)))
+			goto out;
+	}
+	rc = sha_end(c, l->next);
+	c = NULL;
+	if (rc) {
+		rc = err_set(e, -ENOMEM, "%s: out of memory hashing a commit", l->path);
+		goto out;
+	}
+	sqlite3_stmt *st = l->st[S_CHAIN_PUT];
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int64(st, 3, 0);
+	sqlite3_bind_int64(st, 4, (int64_t)l->n_touched);
+	sqlite3_bind_blob(st, 5, l->next, CHAIN_HASH_LEN, SQLITE_STATIC);
+	if ((rc = step_done(l, S_CHAIN_PUT, "cannot write the hash chain", e)))
+		goto out;
+	l->next_id = id;
+out:
+	EVP_MD_CTX_free(c);
+	return rc;
+}
+
+/* ---- verification (tally ledger verify) ---- */
+
+struct problems {
+	int n;
+	struct problem {
+		int64_t commit;          /* INT64_MAX: names no commit */
+		int64_t hour_ns;
+		char text[240];
+	} first[3];                  /* the lowest (commit, hour) of all */
+};
+
+static void problem(struct problems *p, int64_t commit, int64_t hour_ns, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void problem(struct problems *p, int64_t commit, int64_t hour_ns, const char *fmt, ...)
+{
+	int keep = p->n < 3 ? p->n : 3, at = keep;
+	p->n++;
+	while (at > 0 && (p->first[at - 1].commit > commit ||
+			  (p->first[at - 1].commit == commit && p->first[at - 1].hour_ns > hour_ns)))
+		at--;
+	if (at == 3)
+		return;
+	if (keep == 3)
+		keep = 2;            /* the last one falls off */
+	memmove(&p->first[at + 1], &p->first[at], (size_t)(keep - at) * sizeof(p->first[0]));
+	p->first[at].commit = commit;
+	p->first[at].hour_ns = hour_ns;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->first[at].text, sizeof(p->first[at].text), fmt, ap);
+	va_end(ap);
+}
+
+static void hex(const unsigned char *b, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* Walk the chain: every commit's hash recomputed from the previous one's
+ * and its hours; into *last, each hour's record of the last commit that
+ * wrote it, sorted by hour. */
+struct chainrec {
+	int64_t hour_ns, rows, commit, commit_ns;
+	unsigned char digest[CHAIN_HASH_LEN];
+};
+
+static int rec_cmp(const void *x, const void *y)
+{
+	int64_t a = ((const struct chainrec *)x)->hour_ns, b = ((const struct chainrec *)y)->hour_ns;
+	return a < b ? -1 : a > b;
+}
+
+static int walk_chain(struct ledger *l, struct ledger_verify *out, struct problems *p, struct chainrec **last,
+		      size_t *n_last, struct tally_err *e)
+{
+	sqlite3_stmt *st;
+	struct hourset idx = { 0 };          /* hour -> index + 1 into v, kept in the entry's rows */
+	struct chainrec *v = NULL;
+	size_t n = 0, cap = 0;
+	unsigned char prev[CHAIN_HASH_LEN] = { 0 }, stored[CHAIN_HASH_LEN], got[CHAIN_HASH_LEN];
+	int64_t id = 0, time_ns = 0, upgrade = 0, hours = 0, seen = 0;
+	EVP_MD_CTX *c = NULL;
+	int rc = sqlite3_prepare_v2(l->db, "SELECT c.id, c.time_ns, c.upgrade, c.hours, c.hash, h.hour_ns, h.rows,"
+				    " h.digest, h.altered FROM chain c LEFT JOIN chain_hours h ON h.commit_id = c.id"
+				    " ORDER BY c.id, h.hour_ns", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_err(l, e, rc, "cannot read the hash chain");
+	for (;;) {
+		rc = sqlite3_step(st);
+		int64_t rid = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+		if (id && rid != id) {
+			/* the end of commit id: its hash */
+			char t[48];
+			if (sha_end(c, got)) {
+				c = NULL;
+				rc = -ENOMEM;
+				break;
+			}
+			c = NULL;
+			if (seen != hours)
+				problem(p, id, 0, "commit %lld (%s): says it wrote %lld hours, the chain holds %lld",
+					(long long)id, iso_s(time_ns, t, sizeof(t)), (long long)hours,
+					(long long)seen);
+			else if (memcmp(got, stored, CHAIN_HASH_LEN))
+				problem(p, id, 0, "commit %lld (%s): its hash does not follow from the commit before"
+					" and the hours it wrote: the chain was altered", (long long)id,
+					iso_s(time_ns, t, sizeof(t)));
+			memcpy(prev, stored, CHAIN_HASH_LEN);  /* one altered record is one problem */
+			out->head_id = id;
+			hex(stored, CHAIN_HASH_LEN, out->head);
+		}
+		if (rc != SQLITE_ROW)
+			break;
+		if (rid != id) {
+			char t[48];
+			if (rid != id + 1)
+				problem(p, rid, 0, "commit %lld (%s) follows commit %lld: %lld commit%s missing",
+					(long long)rid, iso_s(sqlite3_column_int64(st, 1), t, sizeof(t)),
+					(long long)id, (long long)(rid - id - 1), rid - id - 1 == 1 ? " is" : "s are");
+			id = rid;
+			time_ns = sqlite3_column_int64(st, 1);
+			upgrade = sqlite3_column_int64(st, 2);
+			hours = sqlite3_column_int64(st, 3);
+			seen = 0;
+			memset(stored, 0, sizeof(stored));
+			if (sqlite3_column_bytes(st, 4) == CHAIN_HASH_LEN)
+				memcpy(stored, sqlite3_column_blob(st, 4), CHAIN_HASH_LEN);
+			if (!out->commits++) {
+				out->first_ns = time_ns;
+				out->upgraded = upgrade != 0;
+				out->sealed_hours = upgrade ? hours : 0;
+			}
+			if (!(c = commit_begin(prev, id, time_ns, upgrade, hours))) {
+				rc = -ENOMEM;
+				break;
+			}
+		}
+		if (sqlite3_column_type(st, 5) == SQLITE_NULL)
+			continue;            /* a commit without hours (LEFT JOIN) */
+		int64_t hour = sqlite3_column_int64(st, 5), rows = sqlite3_column_int64(st, 6);
+		int64_t altered = sqlite3_column_int64(st, 8);
+		unsigned char dg[CHAIN_HASH_LEN] = { 0 };
+		if (sqlite3_column_bytes(st, 7) == CHAIN_HASH_LEN)
+			memcpy(dg, sqlite3_column_blob(st, 7), CHAIN_HASH_LEN);
+		commit_hour(c, hour, rows, altered, dg);
+		seen++;
+		if (altered) {
+			/* the writer found the hour changed before it wrote to it */
+			char t[48], th[48];
+			if (altered > 0)
+				problem(p, altered, hour, "commit %lld (%s) found the usage of hour %s altered since"
+					" commit %lld wrote it", (long long)id, iso_s(time_ns, t, sizeof(t)),
+					time_format_iso(hour, th, sizeof(th)), (long long)altered);
+			else
+				problem(p, INT64_MAX, hour, "commit %lld (%s) found usage rows in hour %s that no"
+					" commit wrote", (long long)id, iso_s(time_ns, t, sizeof(t)),
+					time_format_iso(hour, th, sizeof(th)));
+		}
+		struct hourdig *h = hourset_get(&idx, hour);
+		if (!h) {
+			rc = -ENOMEM;
+			break;
+		}
+		if (!h->rows) {              /* new hour: its record's index + 1 */
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 1024;
+				struct chainrec *nv = realloc(v, nc * sizeof(*nv));
+				if (!nv) {
+					rc = -ENOMEM;
+					break;
+				}
+				v = nv;
+				cap = nc;
+			}
+			h->rows = (int64_t)++n;
+		}
+		struct chainrec *r = &v[h->rows - 1];
+		r->hour_ns = hour;
+		r->rows = rows;
+		r->commit = id;
+		r->commit_ns = time_ns;
+		memcpy(r->digest, dg, CHAIN_HASH_LEN);
+	}
+	EVP_MD_CTX_free(c);
+	sqlite3_finalize(st);
+	hourset_free(&idx);
+	if (rc == -ENOMEM || rc != SQLITE_DONE) {
+		free(v);
+		return rc == -ENOMEM ? err_set(e, rc, "%s: out of memory verifying the chain", l->path)
+		       : db_err(l, e, rc, "cannot read the hash chain");
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), rec_cmp);
+	*last = v;
+	*n_last = n;
+	return 0;
+}
+
+int ledger_verify(const char *path, struct ledger_verify *out, struct tally_err *e)
+{
+	struct ledger l = { .path = (char *)path, .lock_fd = -1 };
+	struct hourset now = { 0 };
+	struct chainrec *last = NULL;
+	struct problems p = { 0 };
+	size_t n_last = 0;
+	struct stat sb;
+	int64_t app = 0, ver = 0, orphans = 0, t0 = time_mono_ns();
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (stat(path, &sb))
+		return err_set(e, -errno, "%s: %s", path, strerror(errno));
+	if ((rc = sqlite3_open_v2(path, &l.db, SQLITE_OPEN_READONLY, NULL)) != SQLITE_OK) {
+		rc = db_err(&l, e, rc, "cannot open");
+		goto out;
+	}
+	sqlite3_busy_timeout(l.db, 5000);
+	if ((rc = pragma_int(&l, "PRAGMA application_id", &app, e)) ||
+	    (rc = pragma_int(&l, "PRAGMA user_version", &ver, e)))
+		goto out;
+	if (app != LEDGER_APP_ID) {
+		rc = err_set(e, -EINVAL, "%s: not a tally ledger (application_id %lld)", path, (long long)app);
+		goto out;
+	}
+	if (ver > LEDGER_SCHEMA_VERSION || ver < CHAIN_VERSION) {
+		rc = err_set(e, -EPROTO, "%s: ledger schema version %lld: %s", path, (long long)ver,
+			     ver > LEDGER_SCHEMA_VERSION ? "newer than this tally knows; upgrade tally"
+			     : "no hash chain yet; it starts when tallyd next opens the ledger");
+		goto out;
+	}
+	/* one snapshot: a running tallyd goes on committing meanwhile */
+	if ((rc = exec(&l, "BEGIN", e)) || (rc = walk_chain(&l, out, &p, &last, &n_last, e)) ||
+	    (rc = pragma_int(&l, "SELECT count(*) FROM chain_hours WHERE commit_id NOT IN (SELECT id FROM chain)",
+			     &orphans, e)))
+		goto out;
+	if (orphans)
+		problem(&p, INT64_MAX, 0, "%lld chain_hours rows belong to no commit", (long long)orphans);
+	if ((rc = hash_all_hours(l.db, &now, &out->rows))) {
+		rc = rc < 0 ? err_set(e, rc, "%s: out of memory hashing the usage", path)
+		     : db_err(&l, e, rc, "cannot read the usage");
+		goto out;
+	}
+	out->hours = (int64_t)now.n;
+	/* both sorted by hour: merge */
+	for (size_t i = 0, j = 0; i < now.n || j < n_last;) {
+		char t[48], tc[48];
+		if (j == n_last || (i < now.n && now.v[i].hour_ns < last[j].hour_ns)) {
+			problem(&p, INT64_MAX, now.v[i].hour_ns, "hour %s: %lld usage row%s that no commit wrote",
+				time_format_iso(now.v[i].hour_ns, t, sizeof(t)), (long long)now.v[i].rows,
+				now.v[i].rows == 1 ? "" : "s");
+			i++;
+			continue;
+		}
+		const struct chainrec *r = &last[j++];
+		int64_t rows = 0;
+		unsigned char empty[CHAIN_HASH_LEN];
+		const unsigned char *dg = empty;
+		if (i < now.n && now.v[i].hour_ns == r->hour_ns) {
+			rows = now.v[i].rows;
+			dg = now.v[i++].digest;
+		} else {
+			struct hourdig h;    /* all its rows are gone */
+			if (hour_begin(&h, r->hour_ns) || hour_end(&h)) {
+				rc = err_set(e, -ENOMEM, "%s: out of memory", path);
+				goto out;
+			}
+			memcpy(empty, h.digest, CHAIN_HASH_LEN);
+		}
+		if (rows != r->rows || memcmp(dg, r->digest, CHAIN_HASH_LEN))
+			problem(&p, r->commit, r->hour_ns, "commit %lld (%s): the usage of hour %s is not what it"
+				" committed (%lld row%s now, %lld then)", (long long)r->commit,
+				iso_s(r->commit_ns, tc, sizeof(tc)), time_format_iso(r->hour_ns, t, sizeof(t)),
+				(long long)rows, rows == 1 ? "" : "s", (long long)r->rows);
+	}
+	exec(&l, "COMMIT", NULL);
+	out->problems = p.n;
+	out->bad_commit = p.n && p.first[0].commit != INT64_MAX ? p.first[0].commit : 0;
+	for (int k = 0, used = 0; k < p.n && k < 3; k++)
+		used += snprintf(out->first + used, sizeof(out->first) - (size_t)used, "%s%s", k ? "; " : "",
+				 p.first[k].text);
+	rc = 0;
+out:
+	out->ns = time_mono_ns() - t0;
+	free(last);
+	hourset_free(&now);
+	sqlite3_close(l.db);
+	return rc;
 }
 
 static int migrate(struct ledger *l, int64_t from, struct tally_err *e)
@@ -160,7 +1166,7 @@ static int migrate(struct ledger *l, int64_t from, struct tally_err *e)
 	for (int64_t v = from; v < LEDGER_SCHEMA_VERSION; v++) {
 		if ((rc = exec(l, "BEGIN IMMEDIATE", e)))
 			return rc;
-		if ((rc = exec(l, m[v], e))) {
+		if ((rc = exec(l, m[v], e)) || (v + 1 == CHAIN_VERSION && (rc = chain_seal_upgrade(l, e)))) {
 			exec(l, "ROLLBACK", NULL);
 			return err_prefix(e, "migration to schema %lld", (long long)(v + 1));
 		}
@@ -181,10 +1187,15 @@ int ledger_open(struct ledger **out, const char *path, struct tally_err *e)
 	int rc;
 
 	*out = NULL;
-	if (!l || !(l->path = strdup(path))) {
+	if (!l)
+		return -ENOMEM;
+	l->lock_fd = -1;
+	if (!(l->path = strdup(path))) {
 		free(l);
 		return -ENOMEM;
 	}
+	if ((rc = lock_take(l, e)))
+		goto fail;
 	int exists = stat(path, &sb) == 0;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (exists ? 0 : SQLITE_OPEN_CREATE);
 	if ((rc = sqlite3_open_v2(path, &l->db, flags, NULL)) != SQLITE_OK) {
@@ -193,6 +1204,9 @@ int ledger_open(struct ledger **out, const char *path, struct tally_err *e)
 	}
 	sqlite3_busy_timeout(l->db, 5000);
 	sqlite3_extended_result_codes(l->db, 0);
+	/* a refused ledger is closed without a checkpoint: its file stays as it
+	 * was, byte for byte, whatever its WAL holds */
+	sqlite3_db_config(l->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	if ((rc = pragma_int(l, "PRAGMA application_id", &app, e)) ||
 	    (rc = pragma_int(l, "PRAGMA user_version", &ver, e)) ||
 	    (rc = pragma_int(l, "SELECT count(*) FROM sqlite_master", &objects, e)))
@@ -208,9 +1222,10 @@ int ledger_open(struct ledger **out, const char *path, struct tally_err *e)
 			     " (%d); upgrade tally, the ledger was not changed", path, (long long)ver,
 			     LEDGER_SCHEMA_VERSION);
 		goto fail;
-	} else if ((rc = check_integrity(l, e))) {
+	} else if ((rc = check_integrity(l, !unchanged_since_clean_stop(l), e))) {
 		goto fail;
 	}
+	sqlite3_db_config(l->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
 	if ((rc = exec(l, "PRAGMA journal_mode = WAL", e)) ||
 	    (rc = exec(l, "PRAGMA synchronous = FULL", e)) ||
 	    (rc = exec(l, "PRAGMA foreign_keys = OFF", e)))
@@ -223,6 +1238,9 @@ int ledger_open(struct ledger **out, const char *path, struct tally_err *e)
 			rc = db_err(l, e, rc, "cannot prepare statement");
 			goto fail;
 		}
+	if ((rc = chain_load_head(l, e)))
+		goto fail;
+	l->open = true;
 	*out = l;
 	return 0;
 fail:
@@ -236,7 +1254,15 @@ void ledger_close(struct ledger *l)
 		return;
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(l->st[i]);
-	sqlite3_close(l->db);
+	/* a clean stop: the WAL folded into the file, and the file's identity
+	 * recorded, so the next start may skip the full check */
+	if (l->open && sqlite3_get_autocommit(l->db))
+		sqlite3_exec(l->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+	if (sqlite3_close(l->db) == SQLITE_OK && l->open)
+		mark_clean(l);
+	lock_release(l);
+	free(l->touched);
+	free(l->lock_path);
 	free(l->path);
 	free(l);
 }
@@ -255,22 +1281,39 @@ static int step_done(struct ledger *l, int which, const char *what, struct tally
 
 int ledger_begin(struct ledger *l, struct tally_err *e)
 {
+	l->n_touched = 0;
 	return step_done(l, S_BEGIN, "cannot begin a transaction", e);
 }
 
+/* A transaction that wrote usage appends its commit to the hash chain
+ * first; the head moves once it is committed. */
 int ledger_commit(struct ledger *l, struct tally_err *e)
 {
-	if (ledger_fault_commit) {
-		int rc = ledger_fault_commit;
-		return db_err(l, e, rc, "cannot commit (simulated fault)");
+	int rc;
+	if (l->n_touched && (rc = chain_append(l, e)))
+		return rc;
+	if (ledger_fault_commit)
+		return db_err(l, e, ledger_fault_commit, "cannot commit (simulated fault)");
+	if ((rc = step_done(l, S_COMMIT, "cannot commit", e)))
+		return rc;
+	if (l->n_touched) {
+		l->head_id = l->next_id;
+		memcpy(l->head, l->next, CHAIN_HASH_LEN);
 	}
-	return step_done(l, S_COMMIT, "cannot commit", e);
+	l->n_touched = 0;
+	return 0;
 }
 
 void ledger_rollback(struct ledger *l)
 {
+	l->n_touched = 0;
 	if (sqlite3_get_autocommit(l->db) == 0)
 		step_done(l, S_ROLLBACK, "rollback", NULL);
+}
+
+bool ledger_idle(const struct ledger *l)
+{
+	return sqlite3_get_autocommit(l->db) != 0;
 }
 
 int ledger_meter_id(struct ledger *l, const char *name, const char *kind, const char *unit,
@@ -350,6 +1393,8 @@ static void bind_usage(sqlite3_stmt *st, const struct ledger_usage *u)
 int ledger_add_usage(struct ledger *l, const struct ledger_usage *u, struct tally_err *e)
 {
 	int rc;
+	if ((rc = chain_touch(l, u->hour_ns, e)))
+		return rc;
 	if (u->exists) {
 		bind_usage(l->st[S_USAGE_UPD], u);
 		if ((rc = step_done(l, S_USAGE_UPD, "cannot write usage", e)))

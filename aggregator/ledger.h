@@ -5,17 +5,26 @@
  * ledger_open() creates a new ledger or opens an existing one and brings it
  * to the current schema version by forward migrations. It refuses, and never
  * touches, a file that is not a tally ledger, is corrupt, or was written by a
- * newer tally. The ledger runs in WAL mode with synchronous=FULL: a
+ * newer tally. Corrupt: PRAGMA integrity_check finds a problem (an index
+ * that disagrees with its table too); only when the file is exactly as the
+ * last clean ledger_close() left it (recorded in the lock file) does the
+ * cheaper quick_check stand in for it (docs/ledger.md). The ledger runs in WAL mode with synchronous=FULL: a
  * transaction that ledger_commit() returned 0 for survives a crash of the
  * process or the machine.
  *
  * Writes happen only between ledger_begin() and ledger_commit() (or
  * ledger_rollback()), through prepared statements. One writer per file: the
- * aggregator. The ledger owns its statements; ledger_close() frees them.
+ * aggregator. ledger_open() takes an exclusive lock on <path>.lock before
+ * it reads the ledger and holds it until ledger_close(); a second writer,
+ * in this process or another, is refused (-EBUSY) with the holder's pid and
+ * host in the message. Readers (billing, the JSON API) and the issuing of
+ * invoices never take it. The ledger owns its statements; ledger_close()
+ * frees them and drops the lock.
  */
 #ifndef TALLY_LEDGER_H
 #define TALLY_LEDGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,12 +40,66 @@ struct ledger;
 extern const char *const ledger_migrations[];
 extern const int ledger_n_migrations;
 
+/* The writer's lock file is the ledger's path with this appended. */
+#define LEDGER_LOCK_SUFFIX ".lock"
+
+/* Returns 0; -EBUSY (another writer holds the lock), -EINVAL (not a tally
+ * ledger, or corrupt), -EPROTO (a newer schema), -ENOSPC, -EIO; message in
+ * e. *out is NULL on failure. */
 int ledger_open(struct ledger **out, const char *path, struct tally_err *e);
+/* Close l, drop the lock. The close of an opened ledger is a clean stop:
+ * its WAL is folded into the file and the file's identity recorded. */
 void ledger_close(struct ledger *l);
+
+/* How ledger_open checked l: *full when by integrity_check (else the file
+ * was as a clean stop left it, and quick_check ran), in *ns. */
+void ledger_check_info(const struct ledger *l, bool *full, int64_t *ns);
+
+/* `tally ledger check`: PRAGMA integrity_check of the ledger at path on a
+ * read-only connection, without the writer's lock (a running tallyd goes
+ * on; the check reads one snapshot). Returns 0 when the check ran, with
+ * out->problems 0 (ok) or the number SQLite listed and the first ones in
+ * out->first; -ENOENT, -EINVAL (not a tally ledger), -EIO when it could
+ * not run; message in e. */
+struct ledger_check {
+	int problems;
+	char first[400];
+	int64_t bytes;               /* the file's size */
+	int64_t ns;                  /* the check's wall time */
+};
+int ledger_check_file(const char *path, struct ledger_check *out, struct tally_err *e);
+
+/* `tally ledger verify`, and before invoices are issued: the hash chain
+ * over committed usage (schemas/migrations/005-chain.sql). Every commit's
+ * hash is recomputed from the one before and the hour digests it
+ * recorded, and every hour's usage rows as they are now are hashed and
+ * compared with what the last commit that wrote the hour recorded. One
+ * read-only snapshot, without the writer's lock. Returns 0 when it ran,
+ * with out->problems 0 (the usage is what was committed) or the number of
+ * problems, the first bad batch (the lowest commit a problem names) in
+ * out->bad_commit and the first problems in out->first; -ENOENT, -EINVAL
+ * (not a ledger), -EPROTO (no chain yet: an older schema; or a newer one),
+ * -ENOMEM, -EIO when it could not run; message in e. */
+struct ledger_verify {
+	int64_t commits;             /* in the chain */
+	int64_t first_ns;            /* the first commit's wall time, 0: no chain */
+	bool upgraded;               /* the first commit sealed an upgraded ledger's hours as found */
+	int64_t sealed_hours;        /* how many hours it sealed */
+	int64_t hours, rows;         /* usage hours and rows hashed */
+	int64_t head_id;             /* the last commit */
+	char head[2 * 32 + 1];       /* its hash, hex */
+	int problems;                /* 0: the usage is what the chain says */
+	int64_t bad_commit;          /* the first bad batch; 0 when no problem names a commit */
+	char first[760];             /* the first problems, "; " between them */
+	int64_t ns;                  /* wall time of the verification */
+};
+int ledger_verify(const char *path, struct ledger_verify *out, struct tally_err *e);
 
 int ledger_begin(struct ledger *l, struct tally_err *e);
 int ledger_commit(struct ledger *l, struct tally_err *e);
 void ledger_rollback(struct ledger *l);
+/* No transaction open (a rollback after a failed commit worked). */
+bool ledger_idle(const struct ledger *l);
 
 /* meters: id for name, inserting it if new. */
 int ledger_meter_id(struct ledger *l, const char *name, const char *kind, const char *unit,

@@ -10,7 +10,8 @@
  * SQLite writes of usage and series state. RRD is off here (bench_rrd
  * measures it). Each run uses a fresh ledger; the median of RUNS is printed.
  *
- * usage: bench_ingest [VMS [CYCLES [RUNS]]]   (defaults 1000 360 5)
+ * usage: bench_ingest [VMS [CYCLES [RUNS [COMMIT]]]]   (defaults 1000 360 5 30; COMMIT 1 is how
+ * real time commits at 1000 VMs with a 10 s interval and commit_every)
  */
 #include "aggregator.h"
 #include "batch.h"
@@ -65,7 +66,7 @@ int main(int argc, char **argv)
 	unsigned vms = argc > 1 ? (unsigned)atoi(argv[1]) : 1000;
 	unsigned cycles = argc > 2 ? (unsigned)atoi(argv[2]) : 360;
 	unsigned runs = argc > 3 ? (unsigned)atoi(argv[3]) : 5;
-	const unsigned commit_every = 30;
+	unsigned commit_every = argc > 4 ? (unsigned)atoi(argv[4]) : 30;
 	struct tally_err e = { 0 };
 	struct store st = { 0 };
 	char text[512];

@@ -50,6 +50,11 @@ if [ -x "$B/bench/bench_invoice" ]; then
 	"$B/bench/bench_invoice" 1000 3
 fi
 
+echo
+echo "== ledger checks: a month of 1000 VMs x 10 meters (docs/ledger.md), medians of 3"
+sh bench/ledger_checks.sh "$B/tallyd" "$B/tally" "$work/checks" 3
+rm -rf "$work/checks"
+
 if [ -x "$B/bench/bench_prom" ]; then
 	echo
 	echo "== /metrics scrape latency: 1000 simulated VMs (2 disks, 1 NIC), real listener on loopback"

@@ -4,6 +4,7 @@
  */
 #include "issue.h"
 #include "err.h"
+#include "ledger.h"
 #include "ledger_ro.h"
 #include "str.h"
 #include "tallytime.h"
@@ -313,7 +314,14 @@ int issue_store(const char *ledger, struct invoice *invs, size_t n, const struct
 		struct tally_err *e)
 {
 	sqlite3 *db = NULL;
+	struct ledger_verify v;
 	int rc;
+	/* never an invoice from usage that is not what tallyd committed */
+	if ((rc = ledger_verify(ledger, &v, e)))
+		return rc;
+	if (v.problems)
+		return err_set(e, -EBADMSG, "%s: the usage is not what was committed (%s%s); refusing to issue"
+			       " (tally ledger verify, docs/ledger.md)", ledger, v.first, v.problems > 3 ? "; ..." : "");
 	if ((rc = ledger_invoices_open(ledger, &db, e)))
 		return rc;
 	sqlite3_busy_timeout(db, 10000);

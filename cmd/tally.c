@@ -14,6 +14,7 @@
  *   tally sla --period 2026-10 | --from T --to T [--tenant X] [--plan FILE]
  *               [--format text|csv|json|html] [--ledger PATH]
  *   tally plan check FILE
+ *   tally ledger check|verify [--ledger PATH]
  *
  * Exit status: 0 ok; 1 runtime error (ledger missing or unreadable);
  * 2 bad command line, plan or input (the message names the flag and the
@@ -23,6 +24,7 @@
 #include "explain.h"
 #include "invoice.h"
 #include "issue.h"
+#include "ledger.h"
 #include "meter.h"
 #include "plan.h"
 #include "sla.h"
@@ -534,6 +536,91 @@ static int cmd_plan(int argc, char **argv)
 	return 0;
 }
 
+static int ledger_help(FILE *f)
+{
+	fprintf(f, "usage: tally ledger check|verify [--ledger PATH]\n"
+		   "  check           SQLite's full integrity check of the ledger (every page, record and\n"
+		   "                  index against its table)\n"
+		   "  verify          the hash chain over committed usage: every commit's hash, and every\n"
+		   "                  hour's usage against what the last commit that wrote it recorded;\n"
+		   "                  names the first bad commit\n"
+		   "  --ledger PATH   the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n"
+		   "Both read one snapshot and take no lock: a running tallyd goes on.\n"
+		   "Exit 0 when the ledger is sound, 1 when it is damaged, altered or cannot be read.\n"
+		   "Reference: docs/ledger.md\n");
+	return 0;
+}
+
+static int cmd_ledger(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ledger", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *ledger = default_ledger();
+	struct tally_err e = { 0 };
+	int opt;
+
+	cmd_name = "ledger";
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'l': ledger = optarg; break;
+		case 'h': return ledger_help(stdout);
+		default: ledger_help(stderr); return 2;
+		}
+	}
+	if (optind >= argc)
+		return bad("a subcommand is needed: check or verify");
+	if (optind + 1 < argc)
+		return bad("unexpected argument '%s'", argv[optind + 1]);
+	if (!strcmp(argv[optind], "check")) {
+		struct ledger_check lc;
+		if (ledger_check_file(ledger, &lc, &e)) {
+			fprintf(stderr, "tally ledger: %s\n", e.msg);
+			return 1;
+		}
+		if (lc.problems) {
+			fprintf(stderr, "tally ledger: %s: damaged: %d problem%s found by integrity_check: %s%s;"
+				" restore it from a backup (docs/ledger.md)\n", ledger, lc.problems,
+				lc.problems == 1 ? "" : "s", lc.first, lc.problems > 3 ? "; ..." : "");
+			return 1;
+		}
+		printf("%s: ok (integrity_check of %.1f MB in %.1f s)\n", ledger, (double)lc.bytes / 1e6,
+		       (double)lc.ns / 1e9);
+		return 0;
+	}
+	if (!strcmp(argv[optind], "verify")) {
+		struct ledger_verify v;
+		char t[48];
+		if (ledger_verify(ledger, &v, &e)) {
+			fprintf(stderr, "tally ledger: %s\n", e.msg);
+			return 1;
+		}
+		if (v.problems) {
+			fprintf(stderr, "tally ledger: %s: the usage is not what was committed: ", ledger);
+			if (v.bad_commit)
+				fprintf(stderr, "first bad commit %lld; ", (long long)v.bad_commit);
+			fprintf(stderr, "%s%s (%d problem%s)\n", v.first, v.problems > 3 ? "; ..." : "", v.problems,
+				v.problems == 1 ? "" : "s");
+			return 1;
+		}
+		printf("%s: ok: %lld commits", ledger, (long long)v.commits);
+		if (v.commits)
+			printf(" since %s", time_format_iso(v.first_ns - v.first_ns % NS_PER_SEC, t, sizeof(t)));
+		if (v.upgraded)
+			printf(" (the first sealed the %lld hours the ledger held when it was upgraded, as found)",
+			       (long long)v.sealed_hours);
+		printf(", %lld hours and %lld usage rows hashed in %.1f s", (long long)v.hours, (long long)v.rows,
+		       (double)v.ns / 1e9);
+		if (v.commits)
+			printf("; head: commit %lld, sha256 %s", (long long)v.head_id, v.head);
+		printf("\n");
+		return 0;
+	}
+	return bad("'%s': expected check or verify", argv[optind]);
+}
+
 static void help(FILE *f)
 {
 	fprintf(f, "usage: tally COMMAND [options]\n"
@@ -542,6 +629,7 @@ static void help(FILE *f)
 		   "  invoice  invoices of a period from the ledger and a rate plan (docs/invoice.md)\n"
 		   "  sla      availability per VM, incidents and credits (docs/sla.md)\n"
 		   "  plan check FILE   check a rate plan (schemas/plan.md)\n"
+		   "  ledger check|verify   the ledger's integrity and hash chain (docs/ledger.md)\n"
 		   "  help     this text (also -h, --help)\n"
 		   "  version  the version and the commit it was built from (also -V, --version)\n"
 		   "Run 'tally COMMAND --help' for the options of a command; tally(1) has them all.\n"
@@ -562,6 +650,8 @@ int main(int argc, char **argv)
 		return cmd_sla(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "plan"))
 		return cmd_plan(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ledger"))
+		return cmd_ledger(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		help(stdout);
 		return 0;

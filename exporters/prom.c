@@ -269,6 +269,12 @@ static void self_metrics(const struct live_state *st, enum prom_format fmt, stru
 	self_u64(b, fmt, "tally_stale_resources", "gauge",
 		 "Resources seen since tallyd started without a reading within stale_after.",
 		 st->stale_resources);
+	self_u64(b, fmt, "tally_ledger_write_failing", "gauge",
+		 "1 while the ledger's commits fail (a full disk): readings are kept in memory and the commit"
+		 " retried; else 0.", st->stats.commit_failures_in_row > 0);
+	self_u64(b, fmt, "tally_ledger_commit_failures", "counter",
+		 "Ledger commits that failed since tallyd started (each rolled back, its data kept and retried).",
+		 st->stats.commit_failures);
 	header(b, fmt, "tally_ledger_last_commit_timestamp_seconds", "gauge",
 	       "Wall-clock time of the last successful ledger commit (0: none yet).");
 	sbuf_puts(b, "tally_ledger_last_commit_timestamp_seconds ");

@@ -20,6 +20,7 @@ work=$(mktemp -d /tmp/tally-crashrt-XXXXXX)
 pids=
 trap 'for p in $pids; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+. tests/lib/cli.sh
 
 conf() { # $1 = data dir
 	cat <<EOC
@@ -30,26 +31,15 @@ tallyd:
   log_level: error
 rrd:
   enabled: false
-collectors:
-  sim:
-    vms: 6
-    tenants: 2
-    hosts: 2
-    disks: 1
-    nics: 1
-    seed: 7
-    start: $start
-    reboots_per_day: 0
-    stops_per_day: 0
-    migrations_per_day: 0
 EOC
+	sim_rt "$start"
 }
 conf "$work/ref" > "$work/ref.yaml"
 conf "$work/kill" > "$work/kill.yaml"
 
 # start both just after a second boundary, so their first tick is the same
 # (the next whole second): the first readings are baselines in both
-while [ "$(date +%N | cut -c1)" != 2 ]; do sleep 0.05; done
+at_tenth 2
 "$TALLYD" -q -c "$work/ref.yaml" & ref=$!
 "$TALLYD" -q -c "$work/kill.yaml" & victim=$!
 pids="$ref $victim"
@@ -68,7 +58,7 @@ while [ "$kills" -lt 6 ]; do
 done
 sleep 3
 # stop both in the middle of a second: both have read the same last tick
-while [ "$(date +%N | cut -c1)" != 5 ]; do sleep 0.05; done
+at_tenth 5
 kill -TERM "$ref" "$victim"
 wait "$ref" || { echo "reference tallyd exited $? after SIGTERM"; exit 1; }
 wait "$victim" || { echo "killed tallyd exited $? after SIGTERM"; exit 1; }

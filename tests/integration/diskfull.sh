@@ -8,13 +8,9 @@
 set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
-if [ "$(id -u)" != 0 ]; then echo "skip: needs root to mount a small tmpfs" >&2; exit 77; fi
 work=$(mktemp -d /tmp/tally-diskfull-XXXXXX)
-small=$work/small
-mkdir -p "$small"
-if ! mount -t tmpfs -o size=3m tmpfs "$small" 2>"$work/mount.err"; then
-	echo "skip: cannot mount a tmpfs here: $(cat "$work/mount.err")" >&2; rm -rf "$work"; exit 77
-fi
+. tests/lib/cli.sh
+small_tmpfs 3m
 trap 'umount "$small" 2>/dev/null; rm -rf "$work"' EXIT
 
 conf() { # $1 = ledger path, $2 = commit_every (the ledger's contents do not
@@ -67,10 +63,7 @@ echo "committed before the disk filled: $committed usage rows"
 
 # and it resumes to the same ledger as the run that had room
 "$TALLYD" -q -c "$work/moved.yaml"
-q="SELECT r.uuid, m.name, u.device, u.hour_ns, u.quantity, u.spanned_ns, u.covered_ns, u.samples
-   FROM usage u JOIN resources r ON r.id = u.resource_id JOIN meters m ON m.id = u.meter_id
-   ORDER BY 1, 2, 3, 4;"
-sqlite3 "$work/ref.db" "$q" > "$work/ref.txt"
-sqlite3 "$work/moved.db" "$q" > "$work/moved.txt"
+usage_rows "$work/ref.db" > "$work/ref.txt"
+usage_rows "$work/moved.db" > "$work/moved.txt"
 cmp -s "$work/ref.txt" "$work/moved.txt" || { echo "resumed ledger differs:"; diff "$work/ref.txt" "$work/moved.txt" | head; exit 1; }
 echo "resumed ledger equals the reference: $(wc -l < "$work/ref.txt") usage rows"

@@ -31,6 +31,7 @@ cat > "$work/want" <<EOF2
 ./usr/share/doc/tally/examples/prometheus/scrape.yml
 ./usr/share/doc/tally/invoice.md
 ./usr/share/doc/tally/invoice.schema.json
+./usr/share/doc/tally/ledger.md
 ./usr/share/doc/tally/meters.md
 ./usr/share/doc/tally/plan-example.yaml
 ./usr/share/doc/tally/plan.md

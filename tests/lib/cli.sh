@@ -56,3 +56,51 @@ wait_serving() {
 	PORT=$(sed -n 's/.*http: listening on 127.0.0.1 port \([0-9]*\).*/\1/p' "$1")
 	[ -n "$PORT" ] || { echo "no port in the log"; cat "$1"; exit 1; }
 }
+
+# usage_rows LEDGER: every usage row, keyed by names rather than ids, in
+# key order: two ledgers hold the same usage when these are equal.
+usage_rows() {
+	sqlite3 "$1" "SELECT r.uuid, m.name, u.device, u.hour_ns, u.quantity, u.spanned_ns, u.covered_ns,
+	  u.samples FROM usage u JOIN resources r ON r.id = u.resource_id JOIN meters m ON m.id = u.meter_id
+	  ORDER BY 1, 2, 3, 4"
+}
+
+# at_tenth D: wait until the wall clock's tenth of a second is D, so that
+# real-time tallyds started (D = 2) or stopped (D = 5) together read the
+# same ticks (interval 1 s).
+at_tenth() {
+	while [ "$(date +%N | cut -c1)" != "$1" ]; do sleep 0.05; done
+}
+
+# small_tmpfs SIZE: mount a tmpfs of SIZE (3m) on $work/small (a private
+# directory: the name is the scratch directory's, unique) and set small;
+# skip the script (exit 77, saying why) when not root or mount fails. The
+# caller's EXIT trap unmounts it.
+small_tmpfs() {
+	if [ "$(id -u)" != 0 ]; then echo "skip: needs root to mount a small tmpfs" >&2; rm -rf "$work"; exit 77; fi
+	small=$work/small
+	mkdir -p "$small"
+	if ! mount -t tmpfs -o size="$1" tmpfs "$small" 2>"$work/mount.err"; then
+		echo "skip: cannot mount a tmpfs here: $(cat "$work/mount.err")" >&2; rm -rf "$work"; exit 77
+	fi
+}
+
+# sim_rt START: the `collectors:` section of a small real-time simulated
+# fleet anchored at START (6 VMs, one disk and NIC each, no lifecycle
+# events): tallyds given the same one read the same counters.
+sim_rt() {
+	cat <<EOC
+collectors:
+  sim:
+    vms: 6
+    tenants: 2
+    hosts: 2
+    disks: 1
+    nics: 1
+    seed: 7
+    start: $1
+    reboots_per_day: 0
+    stops_per_day: 0
+    migrations_per_day: 0
+EOC
+}

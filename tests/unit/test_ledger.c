@@ -3,11 +3,13 @@
  * aggregator keeps rule 7 (durable before acknowledged, idempotent ingest).
  *
  * Refusals: a ledger from a newer schema, a file that is not SQLite, an
- * SQLite file of someone else, a corrupt ledger; each is refused with a
- * clear message and left byte-for-byte unchanged. Faults: a commit that
- * fails as a full disk would (SQLite's result code forced through
- * ledger_fault_commit, the seam SQLite itself uses: a real full disk is in
- * tests/integration/diskfull.sh) loses nothing committed before it.
+ * SQLite file of someone else, a corrupt ledger (also one only
+ * integrity_check sees), a second writer; each is refused with a clear
+ * message and left byte-for-byte unchanged. The hash chain names the commit
+ * whose usage was changed. Faults: a commit that fails as a full disk would
+ * (SQLite's result code forced through ledger_fault_commit, the seam SQLite
+ * itself uses: a real full disk is in tests/integration/diskfull*.sh)
+ * loses nothing committed before it, and keeps what it held for the next.
  */
 #include <check.h>
 #include <errno.h>
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "aggregator.h"
@@ -138,6 +141,17 @@ START_TEST(test_migrates_version_1)
 	ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
 	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 12345);
 	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'invoices'"), 1);
+	/* the chain starts at the upgrade, sealing the one hour as found */
+	struct ledger_verify v;
+	ck_assert_int_eq(ledger_verify(path, &v, &e), 0);
+	ck_assert_int_eq(v.problems, 0);
+	ck_assert_int_eq(v.commits, 1);
+	ck_assert(v.upgraded);
+	ck_assert_int_eq(v.sealed_hours, 1);
+	sql(path, "UPDATE usage SET quantity = 12346");
+	ck_assert_int_eq(ledger_verify(path, &v, &e), 0);
+	ck_assert_int_eq(v.bad_commit, 1);
+	sql(path, "UPDATE usage SET quantity = 12345");
 	sql(path, "INSERT INTO invoices (issuer, number, tenant, from_ns, to_ns, issued_ns, currency, base_minor,"
 		  " subtotal_minor, total_minor, plan_text, document, sha256) VALUES ('x', 1, 't', 0, 1, 0, 'EUR',"
 		  " 1, 1, 1, '', '{}', '')");
@@ -188,6 +202,49 @@ START_TEST(test_corrupt_refused)
 		ck_assert_int_eq(pwrite(fd, junk, sizeof(junk), 4096 * pg), (ssize_t)sizeof(junk));
 	close(fd);
 	expect_refused("corrupt ledger", "corrupt", -EINVAL);
+}
+END_TEST
+
+/* One writer per ledger: a second ledger_open (in this process: flock
+ * locks belong to the open file, so a second open conflicts as another
+ * process's would) is refused with the holder's pid and host and leaves the
+ * ledger unchanged; a reader is not kept out; the first writer still
+ * writes; once it closes, the next writer gets the lock. */
+START_TEST(test_second_writer_refused)
+{
+	struct ledger *l, *l2 = NULL;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(ledger_open(&l, path, &e), 0);
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	int64_t id;
+	ck_assert_int_eq(ledger_meter_id(l, "cpu", "cumulative", "ns", &id, &e), 0);
+	ck_assert_int_eq(ledger_commit(l, &e), 0);
+
+	char host[256] = "", pid[32], lock[160];
+	ck_assert_int_eq(gethostname(host, sizeof(host) - 1), 0);
+	snprintf(pid, sizeof(pid), "pid %ld on host %s since ", (long)getpid(), host);
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	size_t n1, n2;
+	char *before = slurp(path, &n1);
+	ck_assert_int_eq(ledger_open(&l2, path, &e), -EBUSY);
+	ck_assert_ptr_null(l2);
+	ck_assert_msg(strstr(e.msg, pid) && strstr(e.msg, lock) && strstr(e.msg, path), "%s", e.msg);
+	char *after = slurp(path, &n2);
+	ck_assert_msg(n1 == n2 && !memcmp(before, after, n1), "the refused writer changed the ledger");
+	free(before);
+	free(after);
+
+	/* a reader is not kept out */
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meters WHERE name = 'cpu'"), 1);
+	/* the holder goes on writing */
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	ck_assert_int_eq(ledger_meter_id(l, "vcpus", "gauge", "vCPUs", &id, &e), 0);
+	ck_assert_int_eq(ledger_commit(l, &e), 0);
+	ledger_close(l);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meters"), 2);
+	/* and the next writer gets it once the holder is gone */
+	ck_assert_msg(ledger_open(&l2, path, &e) == 0, "%s", e.msg);
+	ledger_close(l2);
 }
 END_TEST
 
@@ -257,11 +314,18 @@ START_TEST(test_duplicate_batch_counts_once)
 }
 END_TEST
 
+/* Issue 10, finding 7: a commit that fails as on a full disk is rolled
+ * back, and everything it held stays in memory: ingest goes on, a later
+ * commit writes all of it (and the hash chain stays whole). A process that
+ * dies before that loses only what was not committed, and the batches it
+ * had not committed are counted once when they come again. */
 START_TEST(test_failed_commit_loses_nothing_committed)
 {
 	struct aggregator *a;
 	struct agg_config ac = { .ledger_path = path };
 	struct tally_err e = { 0 };
+	struct agg_stats st;
+	struct ledger_verify v;
 	struct batch b;
 	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
 	batch_init(&b, "host-a");
@@ -277,18 +341,48 @@ START_TEST(test_failed_commit_loses_nothing_committed)
 	ledger_fault_commit = SQLITE_FULL;
 	ck_assert_int_eq(agg_commit(a, &e), -ENOSPC);
 	ck_assert_msg(strstr(e.msg, path) != NULL, "message '%s' does not name the ledger", e.msg);
-	ledger_fault_commit = 0;
-	/* the aggregator is ahead of its ledger now: it refuses to go on */
-	ck_assert_int_eq(agg_ingest(a, &b, &e), -EIO);
-	agg_close(a);
+	ck_assert(!agg_broken(a));
+	/* ingest goes on: the batch is known, the next one is taken */
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 1);
+	batch_clear(&b);
+	b.seq = 3;
+	add(&b, "vm-1", M_CPU, T0 + 40 * NS_PER_SEC, 1500);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	ck_assert_int_eq(agg_commit(a, &e), -ENOSPC);
+	agg_get_stats(a, &st);
+	ck_assert_uint_eq(st.commit_failures, 2);
+	ck_assert_uint_eq(st.commit_failures_in_row, 2);
 	ck_assert_int_eq(cpu_total(), 300);
+	/* space again: one commit writes all of it */
+	ledger_fault_commit = 0;
+	ck_assert_int_eq(agg_commit(a, &e), 0);
+	agg_get_stats(a, &st);
+	ck_assert_uint_eq(st.commit_failures_in_row, 0);
+	ck_assert_int_eq(cpu_total(), 1400);
+	ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM agents"), 3);
+	ck_assert_int_eq(ledger_verify(path, &v, &e), 0);
+	ck_assert_msg(v.problems == 0, "%s", v.first);
+	ck_assert_int_eq(v.commits, 2);
+
+	/* a failure, then the process dies: what was committed stays */
+	batch_clear(&b);
+	b.seq = 4;
+	add(&b, "vm-1", M_CPU, T0 + 50 * NS_PER_SEC, 2000);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	ledger_fault_commit = SQLITE_FULL;
+	ck_assert_int_eq(agg_commit(a, &e), -ENOSPC);
+	ledger_fault_commit = 0;
+	agg_close(a);
+	ck_assert_int_eq(cpu_total(), 1400);
 	/* reopened, it takes the unacknowledged batch again and counts it once */
 	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
-	ck_assert_uint_eq(agg_agent_seq(a, "host-a"), 1);
+	ck_assert_uint_eq(agg_agent_seq(a, "host-a"), 3);
 	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
 	ck_assert_int_eq(agg_commit(a, &e), 0);
 	agg_close(a);
-	ck_assert_int_eq(cpu_total(), 800);
+	ck_assert_int_eq(cpu_total(), 1900);
+	ck_assert_int_eq(ledger_verify(path, &v, &e), 0);
+	ck_assert_msg(v.problems == 0, "%s", v.first);
 	batch_release(&b);
 }
 END_TEST
@@ -560,6 +654,256 @@ START_TEST(test_series_in_any_order)
 }
 END_TEST
 
+
+/* A small ledger written by the aggregator: 3 VMs' cpu over two hours. */
+static void small_ledger(void)
+{
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct tally_err e = { 0 };
+	struct batch b;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	batch_init(&b, "host-a");
+	for (int i = 0; i < 8; i++) {
+		b.seq = (uint64_t)i + 1;
+		for (int v = 0; v < 3; v++) {
+			char vm[16];
+			snprintf(vm, sizeof(vm), "vm-%d", v);
+			add(&b, vm, M_CPU, T0 + i * 15 * 60 * NS_PER_SEC, (uint64_t)(i + v) * 1000000);
+		}
+		ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+		batch_clear(&b);
+	}
+	ck_assert_int_eq(agg_commit(a, &e), 0);
+	agg_close(a);
+	batch_release(&b);
+}
+
+static const char *pragma_text(const char *q, char *out, size_t len)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	str_copy(out, (const char *)sqlite3_column_text(st, 0), len);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return out;
+}
+
+static uint64_t varint(const unsigned char **p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 9; i++) {
+		unsigned char c = *(*p)++;
+		if (i == 8)
+			return (v << 8) | c;
+		v = (v << 7) | (c & 0x7f);
+		if (!(c & 0x80))
+			break;
+	}
+	return v;
+}
+
+/* Issue 10, finding 2: an index entry that no longer matches its row. The
+ * last entry of usage_hour's root page (a leaf in a ledger this small) gets
+ * hour_ns + 1: every page and record is still well formed, so quick_check
+ * passes, but the index now points at a row that does not exist, which
+ * integrity_check finds. Such a ledger was resumed and read back wrong
+ * sums; now it is refused, and left byte for byte as it was. */
+START_TEST(test_index_damage_refused)
+{
+	char r[256];
+	small_ledger();
+	int64_t root = sql_int(path, "SELECT rootpage FROM sqlite_master WHERE name = 'usage_hour'");
+	int64_t psize = sql_int(path, "PRAGMA page_size");
+	unsigned char page[65536];
+	int fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, page, (size_t)psize, (root - 1) * psize), psize);
+	ck_assert_int_eq(page[0], 0x0A);                        /* a leaf of an index b-tree */
+	int cells = page[3] << 8 | page[4];
+	ck_assert_int_ge(cells, 6);                             /* 3 VMs x 2 hours */
+	int off = page[8 + 2 * (cells - 1)] << 8 | page[9 + 2 * (cells - 1)];
+	const unsigned char *p = page + off;
+	varint(&p);                                             /* payload size */
+	const unsigned char *hdr = p;
+	uint64_t hlen = varint(&p);
+	ck_assert_uint_eq(varint(&p), 6);                       /* hour_ns: an 8-byte integer */
+	unsigned char *body = (unsigned char *)hdr + hlen;
+	ck_assert_int_eq(body[7] & 1, 0);                       /* an hour's ns are even: this adds 1 */
+	body[7] ^= 1;
+	ck_assert_int_eq(pwrite(fd, page, (size_t)psize, (root - 1) * psize), psize);
+	close(fd);
+	ck_assert_str_eq(pragma_text("PRAGMA quick_check", r, sizeof(r)), "ok");
+	ck_assert_str_ne(pragma_text("PRAGMA integrity_check", r, sizeof(r)), "ok");
+
+	expect_refused("index damage", "corrupt ledger", -EINVAL);
+	struct ledger_check lc;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(ledger_check_file(path, &lc, &e), 0);
+	ck_assert_int_gt(lc.problems, 0);
+	ck_assert_msg(strstr(lc.first, "usage_hour") != NULL, "%s", lc.first);
+}
+END_TEST
+
+/* The full check is skipped only for a file exactly as a clean stop left
+ * it; a write by anything else, or a writer that died, brings it back. */
+START_TEST(test_full_check_unless_clean_stop)
+{
+	struct ledger *l;
+	struct tally_err e = { 0 };
+	struct ledger_check lc;
+	bool full;
+	int64_t ns;
+	small_ledger();                                        /* ends in a clean stop */
+	ck_assert_int_eq(ledger_open(&l, path, &e), 0);
+	ledger_check_info(l, &full, &ns);
+	ck_assert(!full);
+	ledger_close(l);
+	/* written by someone else: tally invoice --issue, sqlite3, ... */
+	sql(path, "INSERT INTO meters (name, kind, unit) VALUES ('x', 'gauge', 'x')");
+	ck_assert_int_eq(ledger_open(&l, path, &e), 0);
+	ledger_check_info(l, &full, &ns);
+	ck_assert(full);
+	ledger_close(l);
+	/* a writer that dies: no clean stop */
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int64_t id;
+		if (ledger_open(&l, path, &e) || ledger_begin(l, &e) ||
+		    ledger_meter_id(l, "y", "gauge", "y", &id, &e) || ledger_commit(l, &e))
+			_exit(1);
+		_exit(0);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_msg(ledger_open(&l, path, &e) == 0, "%s", e.msg);
+	ledger_check_info(l, &full, &ns);
+	ck_assert(full);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meters WHERE name = 'y'"), 1);
+	ledger_close(l);
+	ck_assert_int_eq(ledger_check_file(path, &lc, &e), 0);
+	ck_assert_int_eq(lc.problems, 0);
+	ck_assert_int_gt(lc.bytes, 0);
+}
+END_TEST
+
+/* cpu of vm-1 read at T0 + t_s (a counter of v ns), committed alone. */
+static void commit_cpu(struct aggregator *a, uint64_t seq, int64_t t_s, uint64_t v)
+{
+	struct batch b;
+	struct tally_err e = { 0 };
+	batch_init(&b, "host-a");
+	b.seq = seq;
+	add(&b, "vm-1", M_CPU, T0 + t_s * NS_PER_SEC, v);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	ck_assert_msg(agg_commit(a, &e) == 0, "%s", e.msg);
+	batch_release(&b);
+}
+
+static int verify(struct ledger_verify *v)
+{
+	struct tally_err e = { 0 };
+	int rc = ledger_verify(path, v, &e);
+	ck_assert_msg(rc == 0, "%s", e.msg);
+	return v->problems;
+}
+
+/* Issue 10, finding 2: a value changed in place is found, and the commit
+ * that last wrote its hour named. Chain commits: 1 the baseline reading
+ * (a sample in hour 0, no quantity), 2 hour 0, 3 hours 0 and 1, 4 hour 1. */
+START_TEST(test_chain_names_the_batch)
+{
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct tally_err e = { 0 };
+	struct ledger_verify v;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	commit_cpu(a, 1, 600, 1000);
+	commit_cpu(a, 2, 1200, 7000);        /* 6000 ns in hour 0 */
+	commit_cpu(a, 3, 4200, 37000);       /* 30000 over 1200..4200 s: 24000 to hour 0, 6000 to hour 1 */
+	commit_cpu(a, 4, 5400, 40000);       /* 3000 in hour 1 */
+	agg_close(a);
+	ck_assert_int_eq(verify(&v), 0);
+	ck_assert_int_eq(v.commits, 4);
+	ck_assert_int_eq(v.head_id, 4);
+	ck_assert_int_eq(v.hours, 2);
+	ck_assert_int_eq(v.rows, 2);
+	ck_assert(!v.upgraded);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage WHERE hour_ns = 1790812800000000000"), 30000);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage WHERE hour_ns = 1790816400000000000"), 9000);
+
+	/* hour 0 was last written by chain commit 3 */
+	sql(path, "UPDATE usage SET quantity = quantity + 1 WHERE hour_ns = 1790812800000000000");
+	ck_assert_int_eq(verify(&v), 1);
+	ck_assert_int_eq(v.bad_commit, 3);
+	ck_assert_msg(strstr(v.first, "hour 2026-10-01T00:00:00Z") && strstr(v.first, "commit 3 "), "%s", v.first);
+	sql(path, "UPDATE usage SET quantity = quantity - 1 WHERE hour_ns = 1790812800000000000");
+	ck_assert_int_eq(verify(&v), 0);
+	/* hour 1 by commit 4; a REAL where an INTEGER was is a change too */
+	sql(path, "UPDATE usage SET quantity = CAST(quantity AS REAL) WHERE hour_ns = 1790816400000000000");
+	ck_assert_int_eq(verify(&v), 1);
+	ck_assert_int_eq(v.bad_commit, 4);
+	sql(path, "UPDATE usage SET quantity = CAST(quantity AS INTEGER) WHERE hour_ns = 1790816400000000000");
+	ck_assert_int_eq(verify(&v), 0);
+	/* a row no commit wrote */
+	sql(path, "INSERT INTO usage (resource_id, meter_id, hour_ns, quantity) VALUES (1, 1, 1790820000000000000, 5)");
+	ck_assert_int_eq(verify(&v), 1);
+	ck_assert_int_eq(v.bad_commit, 0);
+	ck_assert_msg(strstr(v.first, "no commit wrote"), "%s", v.first);
+	sql(path, "DELETE FROM usage WHERE hour_ns = 1790820000000000000");
+	/* a commit record changed: its hash no longer follows */
+	sql(path, "UPDATE chain SET time_ns = time_ns + 1 WHERE id = 2");
+	ck_assert_int_eq(verify(&v), 1);
+	ck_assert_int_eq(v.bad_commit, 2);
+	ck_assert_msg(strstr(v.first, "does not follow"), "%s", v.first);
+	sql(path, "UPDATE chain SET time_ns = time_ns - 1 WHERE id = 2");
+	ck_assert_int_eq(verify(&v), 0);
+	/* an hour record changed to match a changed value: the commit hash
+	 * covers it */
+	sql(path, "UPDATE chain_hours SET rows = 2 WHERE commit_id = 4");
+	ck_assert_int_ge(verify(&v), 1);
+	ck_assert_int_eq(v.bad_commit, 4);
+	sql(path, "UPDATE chain_hours SET rows = 1 WHERE commit_id = 4");
+	ck_assert_int_eq(verify(&v), 0);
+	/* a commit removed */
+	sql(path, "DELETE FROM chain_hours WHERE commit_id = 2; DELETE FROM chain WHERE id = 2");
+	ck_assert_int_ge(verify(&v), 1);
+	ck_assert_msg(strstr(v.first, "1 commit is missing"), "%s", v.first);
+}
+END_TEST
+
+/* A change from outside to an hour the writer goes on writing (the
+ * current hour, in real time) is not sealed away by its next commit: the
+ * commit records that it found the hour altered, and verify names the
+ * commit whose record was contradicted, for good. */
+START_TEST(test_chain_keeps_a_change_the_writer_found)
+{
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct tally_err e = { 0 };
+	struct ledger_verify v;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	commit_cpu(a, 1, 600, 1000);         /* chain 1: hour 0 (a baseline sample) */
+	commit_cpu(a, 2, 1200, 7000);        /* chain 2: hour 0 */
+	agg_close(a);
+	sql(path, "UPDATE usage SET quantity = 1 WHERE hour_ns = 1790812800000000000");
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	commit_cpu(a, 3, 1800, 8000);        /* chain 3: hour 0 again, sealing 1 + 1000 */
+	agg_close(a);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 1001);
+	ck_assert_int_eq(sql_int(path, "SELECT altered FROM chain_hours WHERE commit_id = 3"), 2);
+	ck_assert_int_eq(verify(&v), 1);
+	ck_assert_int_eq(v.bad_commit, 2);
+	ck_assert_msg(strstr(v.first, "found the usage of hour 2026-10-01T00:00:00Z altered since commit 2"),
+		      "%s", v.first);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ledger");
@@ -571,6 +915,11 @@ int main(void)
 	tcase_add_test(tc, test_not_sqlite_refused);
 	tcase_add_test(tc, test_foreign_sqlite_refused);
 	tcase_add_test(tc, test_corrupt_refused);
+	tcase_add_test(tc, test_second_writer_refused);
+	tcase_add_test(tc, test_index_damage_refused);
+	tcase_add_test(tc, test_full_check_unless_clean_stop);
+	tcase_add_test(tc, test_chain_names_the_batch);
+	tcase_add_test(tc, test_chain_keeps_a_change_the_writer_found);
 	tcase_add_test(tc, test_duplicate_batch_counts_once);
 	tcase_add_test(tc, test_failed_commit_loses_nothing_committed);
 	tcase_add_test(tc, test_metadata_history);
