@@ -80,7 +80,9 @@ collectors:
       - {name: hostA, type: host, address: "127.0.0.1:$port", community: public, timeout: 200ms}
       - {name: swA, type: switch, address: "127.0.0.1:$port", community: public, timeout: 200ms}
 EOF
-inA "$TALLYD" -c "$work/tally.yaml" > "$work/tallyd.log" 2>&1 &
+# ip netns exec execs tallyd, so $! is its pid (a shell function in the
+# background would be a subshell that kill does not pass on to tallyd)
+ip netns exec "$na" "$TALLYD" -c "$work/tally.yaml" > "$work/tallyd.log" 2>&1 &
 tpid=$!
 okpolls() {
 	inA curl -s "http://127.0.0.1:$hport/metrics" | awk -v t="{target=\"$1\"}" '
