@@ -126,7 +126,7 @@ fuzz: deps
 	@mkdir -p build-fuzz
 	$(Q)for f in $(FUZZ_SRC); do n=$$(basename $$f .c); echo "  FUZZ    build-fuzz/$$n"; \
 	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) $(PKG_CFLAGS) \
-	    -o build-fuzz/$$n $$f $(wildcard common/*.c) billing/plan.c billing/money.c aggregator/alertcfg.c $(LDLIBS_ALL) || exit 1; done
+	    -o build-fuzz/$$n $$f $(wildcard common/*.c) billing/plan.c billing/money.c aggregator/alertcfg.c collectors/cgroup_parse.c $(LDLIBS_ALL) || exit 1; done
 
 clean:
 	rm -rf build build-san build-fuzz $(PROGS)
