@@ -1,5 +1,6 @@
 /*
- * meter.c: the meter table (see meter.h and DESIGN.md "Meters").
+ * meter.c: the meter table (see meter.h, DESIGN.md "Meters" and
+ * docs/meters.md, which must list every row).
  */
 #include "meter.h"
 
@@ -26,6 +27,25 @@ const struct meter_def meter_table[METER_COUNT] = {
 	[M_INSTANCE] = { "instance", SAMPLE_GAUGE, "instance", "instance-hours", 3600.0, "instance", "instance" },
 	[M_IF_IN_BYTES] = { "if.incoming.bytes", SAMPLE_CUMULATIVE, "B", "GB", 1e9, "if", "in_bytes" },
 	[M_IF_OUT_BYTES] = { "if.outgoing.bytes", SAMPLE_CUMULATIVE, "B", "GB", 1e9, "if", "out_bytes" },
+	[M_PSI_CPU_SOME] = { "pressure.cpu.some", SAMPLE_CUMULATIVE, "ns", "hours", 3.6e12, "pressure", "cpu_some" },
+	[M_PSI_CPU_FULL] = { "pressure.cpu.full", SAMPLE_CUMULATIVE, "ns", "hours", 3.6e12, "pressure", "cpu_full" },
+	[M_PSI_MEMORY_SOME] = { "pressure.memory.some", SAMPLE_CUMULATIVE, "ns", "hours", 3.6e12, "pressure", "memory_some" },
+	[M_PSI_MEMORY_FULL] = { "pressure.memory.full", SAMPLE_CUMULATIVE, "ns", "hours", 3.6e12, "pressure", "memory_full" },
+	[M_PSI_IO_SOME] = { "pressure.io.some", SAMPLE_CUMULATIVE, "ns", "hours", 3.6e12, "pressure", "io_some" },
+	[M_PSI_IO_FULL] = { "pressure.io.full", SAMPLE_CUMULATIVE, "ns", "hours", 3.6e12, "pressure", "io_full" },
+	[M_HOST_CPU] = { "host.cpu", SAMPLE_CUMULATIVE, "ns", "CPU-hours", 3.6e12, "host", "cpu" },
+	[M_HOST_CPU_IDLE] = { "host.cpu.idle", SAMPLE_CUMULATIVE, "ns", "CPU-hours", 3.6e12, "host", "cpu_idle" },
+	[M_HOST_CPU_STEAL] = { "host.cpu.steal", SAMPLE_CUMULATIVE, "ns", "CPU-hours", 3.6e12, "host", "cpu_steal" },
+	[M_HOST_MEMORY] = { "host.memory", SAMPLE_GAUGE, "B", "GiB-hours", GIB_HOUR, "host", "memory" },
+	[M_HOST_MEMORY_AVAILABLE] = { "host.memory.available", SAMPLE_GAUGE, "B", "GiB-hours", GIB_HOUR, "host", "memory_available" },
+	[M_HOST_DISK_READ_BYTES] = { "host.disk.read.bytes", SAMPLE_CUMULATIVE, "B", "GB", 1e9, "hostdisk", "read_bytes" },
+	[M_HOST_DISK_WRITE_BYTES] = { "host.disk.write.bytes", SAMPLE_CUMULATIVE, "B", "GB", 1e9, "hostdisk", "write_bytes" },
+	[M_HOST_DISK_READ_REQUESTS] = { "host.disk.read.requests", SAMPLE_CUMULATIVE, "request", "requests", 1.0, "hostdisk", "read_requests" },
+	[M_HOST_DISK_WRITE_REQUESTS] = { "host.disk.write.requests", SAMPLE_CUMULATIVE, "request", "requests", 1.0, "hostdisk", "write_requests" },
+	[M_HOST_NET_IN_BYTES] = { "host.network.incoming.bytes", SAMPLE_CUMULATIVE, "B", "GB", 1e9, "hostnet", "in_bytes" },
+	[M_HOST_NET_OUT_BYTES] = { "host.network.outgoing.bytes", SAMPLE_CUMULATIVE, "B", "GB", 1e9, "hostnet", "out_bytes" },
+	[M_HOST_NET_IN_PACKETS] = { "host.network.incoming.packets", SAMPLE_CUMULATIVE, "packet", "packets", 1.0, "hostnet", "in_packets" },
+	[M_HOST_NET_OUT_PACKETS] = { "host.network.outgoing.packets", SAMPLE_CUMULATIVE, "packet", "packets", 1.0, "hostnet", "out_packets" },
 };
 
 int meter_lookup(const char *name)

@@ -1,6 +1,6 @@
 /*
  * meter.h: the meter table of DESIGN.md, the one place meter names, kinds and
- * units are defined.
+ * units are defined (docs/meters.md lists them for operators).
  *
  * A meter is referred to in memory by its index in the table (uint16_t) and
  * in the ledger, on the wire and on the command line by its name. Units are
@@ -39,6 +39,27 @@ enum meter_id {
 	M_INSTANCE,
 	M_IF_IN_BYTES,
 	M_IF_OUT_BYTES,
+	/* pressure stall information (cgroup collector): of a VM or a host */
+	M_PSI_CPU_SOME,
+	M_PSI_CPU_FULL,
+	M_PSI_MEMORY_SOME,
+	M_PSI_MEMORY_FULL,
+	M_PSI_IO_SOME,
+	M_PSI_IO_FULL,
+	/* the hypervisor host itself, a resource of type "host" (docs/meters.md) */
+	M_HOST_CPU,
+	M_HOST_CPU_IDLE,
+	M_HOST_CPU_STEAL,
+	M_HOST_MEMORY,
+	M_HOST_MEMORY_AVAILABLE,
+	M_HOST_DISK_READ_BYTES,
+	M_HOST_DISK_WRITE_BYTES,
+	M_HOST_DISK_READ_REQUESTS,
+	M_HOST_DISK_WRITE_REQUESTS,
+	M_HOST_NET_IN_BYTES,
+	M_HOST_NET_OUT_BYTES,
+	M_HOST_NET_IN_PACKETS,
+	M_HOST_NET_OUT_PACKETS,
 	METER_COUNT
 };
 
