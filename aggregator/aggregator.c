@@ -646,6 +646,8 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 			a->stats.invalid++;
 			continue;
 		}
+		if (s->flags & SAMPLE_F_CHECK)
+			continue; /* a second source's reading: compared, never billed */
 		if (last_uuid && !strcmp(last_uuid, s->resource)) {
 			ri = last_res;
 			struct res_entry *r = &a->res.v[ri];

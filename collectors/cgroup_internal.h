@@ -154,4 +154,9 @@ int cg_parse_events(const char *buf, size_t len, bool *populated, struct tally_e
 /* A MAC written "fe:54:00:7a:12:01" (any case): its bytes. false when not. */
 bool cg_parse_mac(const char *s, uint8_t mac[6]);
 
+/* Fault-injection seam for tests: called by the collector after it listed
+ * the cgroups and before it reads them (a test removes one there). NULL
+ * in production. */
+extern void (*cg_after_list)(void);
+
 #endif

@@ -7,6 +7,15 @@
  * fields, cpu.pressure without "full" before 5.13, a 32-bit counter that
  * wraps in /proc/net/dev) and malformed files, which must be refused with
  * line, column and key.
+ *
+ * The collector: on a fake cgroup v2 tree, /proc and /sys built by the test
+ * (cgroup_tree.h) whose counters the test sets, so every expected value is
+ * the test's own number: each sample of a read, then 1000 VMs through the
+ * aggregator into a ledger over cycles with a VM starting, one stopping, a
+ * disk appearing and a tap's 32-bit counter wrapping (exact usage of every
+ * VM); faults (a malformed file, a permission error, a cgroup gone between
+ * the listing and the read: one log line each, the others read); and this
+ * machine's real /proc, bracketed by two independent reads.
  */
 #include <check.h>
 #include <errno.h>
@@ -14,9 +23,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sqlite3.h>
+#include <sys/wait.h>
+
+#include "aggregator.h"
+#include "batch.h"
+#include "cfg.h"
 #include "cgroup_internal.h"
+#include "cgroup_tree.h"
+#include "collector.h"
 #include "err.h"
+#include "log.h"
+#include "tallytime.h"
 #include "testutil.h"
+
+extern const struct collector_ops cgroup_collector;
 
 #define FIX "tests/fixtures/cgroup/"
 
@@ -404,6 +425,582 @@ START_TEST(test_small_files)
 }
 END_TEST
 
+
+/* ---- the collector on a fake tree ---- */
+
+struct rec {
+	struct sample *s;
+	int n, cap;
+	struct resource_meta m[64];
+	int nm;
+	struct lifecycle_event ev[64];
+	int nev;
+};
+
+static int rec_sample(void *ctx, const char *agent, const struct sample *s)
+{
+	struct rec *r = ctx;
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 1024;
+		r->s = realloc(r->s, (size_t)r->cap * sizeof(*r->s));
+		ck_assert_ptr_nonnull(r->s);
+	}
+	r->s[r->n++] = *s;
+	return 0;
+}
+static int rec_meta(void *ctx, const char *agent, const struct resource_meta *m)
+{
+	struct rec *r = ctx;
+	ck_assert_int_lt(r->nm, 64);
+	r->m[r->nm++] = *m;
+	return 0;
+}
+static int rec_event(void *ctx, const char *agent, const struct lifecycle_event *ev)
+{
+	struct rec *r = ctx;
+	ck_assert_int_lt(r->nev, 64);
+	r->ev[r->nev++] = *ev;
+	return 0;
+}
+
+static const struct sample *find(const struct rec *r, const char *res, int meter, const char *dev)
+{
+	const struct sample *hit = NULL;
+	for (int i = 0; i < r->n; i++)
+		if (!strcmp(r->s[i].resource, res) && r->s[i].meter == meter && !strcmp(r->s[i].device, dev)) {
+			ck_assert_msg(!hit, "%s %s '%s' sent twice in one read", res, meter_table[meter].name, dev);
+			hit = &r->s[i];
+		}
+	return hit;
+}
+
+static uint64_t counter(const struct rec *r, const char *res, int meter, const char *dev)
+{
+	const struct sample *s = find(r, res, meter, dev);
+	ck_assert_msg(s != NULL, "no %s '%s' of %s", meter_table[meter].name, dev, res);
+	ck_assert_int_eq(s->kind, SAMPLE_CUMULATIVE);
+	return s->v.counter;
+}
+
+static double gauge(const struct rec *r, const char *res, int meter)
+{
+	const struct sample *s = find(r, res, meter, "");
+	ck_assert_msg(s != NULL, "no %s of %s", meter_table[meter].name, res);
+	ck_assert_int_eq(s->kind, SAMPLE_GAUGE);
+	return s->v.gauge;
+}
+
+/* The collector configured on tree t (extra: more YAML keys). */
+static void *open_on(const struct ft *t, const char *extra, bool with_libvirt)
+{
+	char yaml[2048];
+	struct cfg_node *root;
+	struct tally_err e = { 0 };
+	struct collector_env env = { .agent_id = "hv1", .interval_ns = 10 * NS_PER_SEC, .with_libvirt = with_libvirt };
+	void *st = NULL;
+	snprintf(yaml, sizeof(yaml), "root: '%s/cg'\nproc: '%s/proc'\nsys: '%s/sys'\n%s", t->dir, t->dir, t->dir,
+		 extra ? extra : "");
+	ck_assert_int_eq(cfg_load_string("cg.yaml", yaml, strlen(yaml), &root, &e), 0);
+	ck_assert_msg(cgroup_collector.configure(root, &env, &st, &e) == 0, "%s", e.msg);
+	cfg_free(root);
+	ck_assert_msg(cgroup_collector.init(st, 0, &e) == 0, "%s", e.msg);
+	return st;
+}
+
+static void read_into(void *st, struct rec *r, int64_t t)
+{
+	struct tally_err e = { 0 };
+	struct sink sk = { r, rec_sample, rec_meta, rec_event };
+	r->n = r->nm = r->nev = 0;
+	ck_assert_msg(cgroup_collector.read(st, t, &sk, &e) == 0, "%s", e.msg);
+}
+
+#define T0 (1790812860LL * NS_PER_SEC)   /* 2026-10-01T00:01:00Z */
+
+START_TEST(test_tree_read)
+{
+	struct ft t;
+	struct rec r = { 0 };
+	char map[600], extra[700];
+	ft_create(&t, "/tmp/tally-cgtree-XXXXXX", 3);
+	snprintf(map, sizeof(map), "%s/mapping.yaml", t.dir);
+	ft_printf(map, "- name: 'vm1'\n  tenant: acme\n  flavor: m1.small\n  labels: {tier: gold}\n");
+	snprintf(extra, sizeof(extra), "mapping: '%s'\n", map);
+	void *st = open_on(&t, extra, false);
+	read_into(st, &r, T0);
+	const char *u1 = "7a11e100-0000-4000-8000-000000000001";
+	/* VM 1 as ft_vm_init wrote it */
+	ck_assert_uint_eq(counter(&r, u1, M_CPU, ""), 2000000ULL * 1000);          /* usage_usec x 1000 */
+	ck_assert(gauge(&r, u1, M_MEMORY_RESIDENT) == (double)((100 << 20) + 4096)); /* anon + file */
+	ck_assert_uint_eq(counter(&r, u1, M_DISK_READ_BYTES, "254:0"), 4096);
+	ck_assert_uint_eq(counter(&r, u1, M_DISK_WRITE_BYTES, "254:0"), 8192);
+	ck_assert_uint_eq(counter(&r, u1, M_DISK_READ_REQUESTS, "254:0"), 1);
+	ck_assert_uint_eq(counter(&r, u1, M_DISK_WRITE_REQUESTS, "254:0"), 2);
+	ck_assert_uint_eq(counter(&r, u1, M_PSI_CPU_SOME, ""), 10 * 1000);          /* us -> ns */
+	ck_assert_uint_eq(counter(&r, u1, M_PSI_IO_FULL, ""), 1 * 1000);
+	/* the tap's rx (what the guest sent) is network.outgoing, by the guest's MAC */
+	ck_assert_uint_eq(counter(&r, u1, M_NET_OUT_BYTES, "52:54:00:00:00:01"), 1000);
+	ck_assert_uint_eq(counter(&r, u1, M_NET_OUT_PACKETS, "52:54:00:00:00:01"), 1);
+	ck_assert_uint_eq(counter(&r, u1, M_NET_IN_BYTES, "52:54:00:00:00:01"), 2000);
+	ck_assert_uint_eq(counter(&r, u1, M_NET_IN_PACKETS, "52:54:00:00:00:01"), 2);
+	ck_assert(gauge(&r, u1, M_INSTANCE) == 1);
+	ck_assert(gauge(&r, u1, M_VCPUS) == 2);                                     /* -smp 2 */
+	ck_assert(gauge(&r, u1, M_MEMORY) == 1024.0 * 1048576);                    /* -m 1024 */
+	for (int i = 0; i < r.n; i++) {
+		ck_assert_int_eq(r.s[i].origin_ns, 0);                              /* all baselines */
+		ck_assert_int_eq(r.s[i].flags, 0);
+		ck_assert_int_eq(r.s[i].time_ns, T0);
+	}
+	ck_assert_int_eq(r.nev, 0);
+	/* metadata: the mapping's tenant for vm1, none for the others */
+	ck_assert_int_eq(r.nm, 4);  /* three VMs and the host */
+	int seen = 0;
+	for (int i = 0; i < r.nm; i++) {
+		if (!strcmp(r.m[i].resource, u1)) {
+			ck_assert_str_eq(r.m[i].type, "instance");
+			ck_assert_str_eq(r.m[i].name, "vm1");
+			ck_assert_str_eq(r.m[i].tenant, "acme");
+			ck_assert_str_eq(r.m[i].flavor, "m1.small");
+			ck_assert_str_eq(r.m[i].labels, "source=mapping,tier=gold");
+			seen |= 1;
+		} else if (!strcmp(r.m[i].resource, "7a11e100-0000-4000-8000-000000000002")) {
+			ck_assert_str_eq(r.m[i].tenant, "");
+			ck_assert_str_eq(r.m[i].labels, "source=cgroup");
+			seen |= 2;
+		} else if (!strcmp(r.m[i].resource, "hv1")) {
+			ck_assert_str_eq(r.m[i].type, "host");
+			seen |= 4;
+		}
+	}
+	ck_assert_int_eq(seen, 7);
+	/* the host: user + nice + system (+ irq + softirq) ticks of 10 ms */
+	ck_assert_uint_eq(counter(&r, "hv1", M_HOST_CPU, ""), (23384ULL + 16414) * 10000000ULL);
+	ck_assert_uint_eq(counter(&r, "hv1", M_HOST_CPU_IDLE, ""), (87863ULL + 3095) * 10000000ULL);
+	ck_assert(gauge(&r, "hv1", M_HOST_MEMORY) == 16384000.0 * 1024);
+	ck_assert(gauge(&r, "hv1", M_HOST_MEMORY_AVAILABLE) == 12288000.0 * 1024);
+	ck_assert_uint_eq(counter(&r, "hv1", M_HOST_DISK_READ_BYTES, "vda"), 800 * 512);
+	ck_assert_uint_eq(counter(&r, "hv1", M_HOST_DISK_WRITE_REQUESTS, "vda"), 200);
+	ck_assert_ptr_null(find(&r, "hv1", M_HOST_DISK_READ_BYTES, "loop0"));
+	ck_assert_uint_eq(counter(&r, "hv1", M_HOST_NET_IN_BYTES, "eth0"), 228844621);
+	ck_assert_uint_eq(counter(&r, "hv1", M_HOST_NET_OUT_BYTES, "eth0"), 182873);
+	ck_assert_ptr_null(find(&r, "hv1", M_HOST_NET_IN_BYTES, "lo"));
+	ck_assert_ptr_null(find(&r, "hv1", M_HOST_NET_IN_BYTES, "vnet1"));          /* a VM's, not the host's */
+	ck_assert_uint_eq(counter(&r, "hv1", M_PSI_CPU_SOME, ""), 1000 * 1000);
+	ck_assert_uint_eq(counter(&r, "hv1", M_PSI_MEMORY_FULL, ""), 200 * 1000);
+	cgroup_collector.free(st);
+
+	/* beside libvirt: cpu and the taps as checks only, no metadata, no
+	 * memory, disk or allocation (libvirt bills those), PSI as usual */
+	st = open_on(&t, NULL, true);
+	read_into(st, &r, T0);
+	const struct sample *c = find(&r, u1, M_CPU, "");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(c->flags, SAMPLE_F_CHECK);
+	c = find(&r, u1, M_NET_OUT_BYTES, "52:54:00:00:00:01");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(c->flags, SAMPLE_F_CHECK);
+	ck_assert_ptr_null(find(&r, u1, M_MEMORY_RESIDENT, ""));
+	ck_assert_ptr_null(find(&r, u1, M_INSTANCE, ""));
+	ck_assert_ptr_null(find(&r, u1, M_DISK_READ_BYTES, "254:0"));
+	ck_assert_uint_eq(counter(&r, u1, M_PSI_CPU_SOME, ""), 10 * 1000);
+	ck_assert_int_eq(r.nm, 1);  /* the host only */
+	cgroup_collector.free(st);
+	free(r.s);
+	ft_destroy(&t);
+}
+END_TEST
+
+START_TEST(test_config_refused)
+{
+	static const struct { const char *yaml; bool lv; const char *msg; } t[] = {
+		{ "vm_meters: bill\n", true, "cg.yaml:1:12: key 'vm_meters': 'bill' beside the libvirt collector would"
+		  " bill every VM twice; use 'check' (the cross-check) or 'off'" },
+		{ "scopes: ['machine*/x.scope']\n", false, "cg.yaml:1:10: key 'scopes': 'machine*/x.scope' must be a"
+		  " relative path whose last part only may hold wildcards (machine.slice/machine-qemu*.scope)" },
+		{ "scopes: ['../etc/*']\n", false, "cg.yaml:1:10: key 'scopes': '../etc/*' must be a relative path whose"
+		  " last part only may hold wildcards (machine.slice/machine-qemu*.scope)" },
+		{ "version: 3\n", false, "cg.yaml:1:10: key 'version': 1, 2 or auto expected (got '3')" },
+		{ "refresh: 0\n", false, NULL },
+		{ "scope: []\n", false, NULL },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct cfg_node *root;
+		struct tally_err e = { 0 };
+		struct collector_env env = { .agent_id = "hv1", .interval_ns = NS_PER_SEC, .with_libvirt = t[i].lv };
+		void *st = NULL;
+		ck_assert_int_eq(cfg_load_string("cg.yaml", t[i].yaml, strlen(t[i].yaml), &root, &e), 0);
+		ck_assert_int_lt(cgroup_collector.configure(root, &env, &st, &e), 0);
+		if (t[i].msg)
+			ck_assert_str_eq(e.msg, t[i].msg);
+		else
+			ck_assert_ptr_nonnull(strstr(e.msg, "cg.yaml:1:"));
+		cfg_free(root);
+	}
+}
+END_TEST
+
+/* ---- 1000 VMs into a ledger ---- */
+
+static int to_agg(void *ctx, struct batch *b)
+{
+	struct tally_err e = { 0 };
+	ck_assert_msg(agg_ingest(ctx, b, &e) >= 0, "%s", e.msg);
+	return 0;
+}
+
+static uint64_t agg_next(void *ctx, const char *agent)
+{
+	return agg_agent_seq(ctx, agent) + 1;
+}
+
+static void cycle(void *st, struct batcher *bt, struct aggregator *a, int64_t t)
+{
+	struct tally_err e = { 0 };
+	struct sink sk = batcher_sink(bt);
+	ck_assert_msg(cgroup_collector.read(st, t, &sk, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(batcher_flush(bt, t), 0);
+	ck_assert_msg(agg_commit(a, &e) == 0, "%s", e.msg);
+}
+
+/* What the test expects of one VM: usage of cpu (ns), its tap's rx bytes
+ * (network.outgoing) and its 254:0 read bytes, from its own counters. */
+struct want {
+	uint64_t cpu, out_bytes, rd254, rd816;
+};
+
+static void add_step(struct want *w, const struct ft_vm *o, const struct ft_vm *n, bool wrapped)
+{
+	w->cpu += (n->cpu_usec - o->cpu_usec) * 1000;
+	w->out_bytes += wrapped ? (1ULL << 32) - o->rx_bytes + n->rx_bytes : n->rx_bytes - o->rx_bytes;
+	w->rd254 += n->rbytes[0] - o->rbytes[0];
+	if (o->n_io > 1)
+		w->rd816 += n->rbytes[1] - o->rbytes[1];
+}
+
+START_TEST(test_tree_ledger_1000)
+{
+	enum { N = 1000, STEPS = 6 };
+	struct ft t;
+	ft_create(&t, "/tmp/tally-cgtree-XXXXXX", N + 1);  /* VM N starts later */
+	ft_remove_vm(&t, N);
+	ft_write_netdev(&t);
+	char ledger[300];
+	snprintf(ledger, sizeof(ledger), "%s/ledger.db", t.dir);
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = ledger, .max_gap_ns = 300 * NS_PER_SEC };
+	struct tally_err e = { 0 };
+	ck_assert_msg(agg_open(&a, &ac, &e) == 0, "%s", e.msg);
+	struct batcher bt;
+	batcher_init(&bt, "hv1", to_agg, agg_next, a);
+	void *st = open_on(&t, NULL, false);
+	struct want *w = calloc(N + 1, sizeof(*w));
+	struct ft_vm *old = malloc((N + 1) * sizeof(*old));
+	ck_assert(w && old);
+	cycle(st, &bt, a, T0);                              /* baselines */
+	for (int k = 1; k <= STEPS; k++) {
+		memcpy(old, t.vm, (N + 1) * sizeof(*old));
+		ft_step(&t);
+		bool wrap3 = false;
+		if (k == 2) {                                   /* VM N starts: counts from zero */
+			ft_vm_init(&t, N);
+			t.vm[N].cpu_usec = 5000000;
+			t.vm[N].rx_bytes = 77777;
+			memset(&old[N], 0, sizeof(old[N]));
+			old[N].n_io = 1;
+			old[N].present = true;
+		}
+		if (k == 3) {                                   /* VM 7 stops */
+			ft_remove_vm(&t, 7);
+			t.vm[5].n_io = 2;                           /* VM 5 reads from a second disk */
+			t.vm[5].rbytes[1] = 777;
+			t.vm[3].rx_bytes = 4294967000ULL;           /* VM 3's tap nears 2^32 */
+		}
+		if (k == 4) {
+			t.vm[3].rx_bytes = 1000;                    /* ... and wraps, 32 bits wide */
+			wrap3 = true;
+		}
+		ft_write_all(&t);
+		for (int i = 0; i <= N; i++)
+			if (t.vm[i].present && old[i].present)
+				add_step(&w[i], &old[i], &t.vm[i], i == 3 && wrap3);
+		cycle(st, &bt, a, T0 + k * 10 * NS_PER_SEC);
+	}
+	cgroup_collector.free(st);
+	batcher_release(&bt);
+	agg_close(a);
+
+	/* the ledger, read back with SQL: every VM's usage */
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open_v2(ledger, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_stmt *q;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT r.uuid, m.name, u.device, sum(u.quantity) FROM usage u"
+					    " JOIN resources r ON r.id = u.resource_id JOIN meters m ON m.id = u.meter_id"
+					    " WHERE m.name IN ('cpu', 'network.outgoing.bytes', 'disk.device.read.bytes')"
+					    " GROUP BY 1, 2, 3", -1, &q, NULL), SQLITE_OK);
+	int rows = 0, checked[N + 1] = { 0 };
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		const char *uuid = (const char *)sqlite3_column_text(q, 0), *m = (const char *)sqlite3_column_text(q, 1);
+		const char *dev = (const char *)sqlite3_column_text(q, 2);
+		uint64_t got = (uint64_t)sqlite3_column_int64(q, 3);
+		unsigned i;
+		ck_assert_int_eq(sscanf(uuid, "7a11e100-0000-4000-8000-%12x", &i), 1);
+		ck_assert_uint_le(i, N);
+		uint64_t want = !strcmp(m, "cpu") ? w[i].cpu : !strcmp(m, "network.outgoing.bytes") ? w[i].out_bytes :
+				!strcmp(dev, "254:0") ? w[i].rd254 : w[i].rd816;
+		/* a new life counts from zero: VM N's from 0 (its steps start from a
+		 * zero "old"), VM 5's new disk from its first value */
+		if (i == 5 && !strcmp(dev, "8:16"))
+			want += 777;
+		ck_assert_msg(got == want, "VM %u %s '%s': ledger %llu, want %llu", i, m, dev,
+			      (unsigned long long)got, (unsigned long long)want);
+		checked[i]++;
+		rows++;
+	}
+	sqlite3_finalize(q);
+	ck_assert_int_eq(rows, 3 * (N + 1) + 1);            /* + VM 5's second disk */
+	for (int i = 0; i <= N; i++)
+		ck_assert_int_eq(checked[i], i == 5 ? 4 : 3);
+	ck_assert_uint_eq(w[3].out_bytes, (1ULL << 32) + t.vm[3].rx_bytes - 3000); /* the wrap, by hand */
+	/* VM 7 ended where its last read left it: its final reading is the one flagged last */
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*), min(s.last_ns) FROM series s JOIN resources r ON"
+					    " r.id = s.resource_id WHERE r.uuid = '7a11e100-0000-4000-8000-000000000007'"
+					    " AND (s.flags & 1) = 1", -1, &q, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	ck_assert_int_gt(sqlite3_column_int(q, 0), 10);
+	ck_assert_int_eq(sqlite3_column_int64(q, 1), T0 + 2 * 10 * NS_PER_SEC + 1);
+	sqlite3_finalize(q);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT r.uuid, e.type, e.reason, e.time_ns FROM events e JOIN"
+					    " resources r ON r.id = e.resource_id ORDER BY e.time_ns", -1, &q, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "7a11e100-0000-4000-8000-0000000003e8");
+	ck_assert_str_eq((const char *)sqlite3_column_text(q, 1), "started");
+	ck_assert_int_eq(sqlite3_column_int64(q, 3), T0 + 10 * NS_PER_SEC);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "7a11e100-0000-4000-8000-000000000007");
+	ck_assert_str_eq((const char *)sqlite3_column_text(q, 1), "stopped");
+	ck_assert_int_eq(sqlite3_column_int64(q, 3), T0 + 2 * 10 * NS_PER_SEC + 1);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_DONE);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	free(w);
+	free(old);
+	ft_destroy(&t);
+}
+END_TEST
+
+/* ---- faults: one log line each, the other VMs read ---- */
+
+static struct ft *hook_tree;
+static char hook_dir[600];
+
+static void remove_after_list(void)
+{
+	char p[700];
+	snprintf(p, sizeof(p), "%s/cpu.stat", hook_dir);
+	unlink(p);
+	rmdir(hook_dir);
+}
+
+/* The lines of file path holding needle. */
+static int lines_with(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	char line[2048];
+	int n = 0;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Runs in a child of its own (it may drop root to meet a permission
+ * error): exit 0 when everything held, else 1 with the reason in why. */
+static int faults_child(struct ft *t, const char *log, const char *why)
+{
+	FILE *w = fopen(why, "w");
+#define FAIL(...) do { fprintf(w, __VA_ARGS__); fclose(w); return 1; } while (0)
+	if (!w)
+		return 1;
+	if (!freopen(log, "w", stderr))
+		FAIL("cannot log to %s", log);
+	if (geteuid() == 0 && (setgid(65534) || setuid(65534)))
+		FAIL("cannot become nobody: %s", strerror(errno));
+	setvbuf(stderr, NULL, _IONBF, 0);
+	struct rec r = { 0 };
+	void *st = open_on(t, NULL, false);
+	hook_tree = t;
+	cg_after_list = remove_after_list;
+	for (int k = 0; k < 2; k++) {
+		struct tally_err e = { 0 };
+		struct sink sk = { &r, rec_sample, rec_meta, rec_event };
+		r.n = r.nm = r.nev = 0;
+		if (cgroup_collector.read(st, T0 + k * 10 * NS_PER_SEC, &sk, &e))
+			FAIL("read failed: %s", e.msg);
+		cg_after_list = NULL;
+		/* the others are read in full every time: VM 0 and VM 3 */
+		for (int i = 0; i < 4; i += 3) {
+			char u[37];
+			ft_uuid(i, u);
+			const struct sample *c = find(&r, u, M_CPU, ""), *d = find(&r, u, M_DISK_READ_BYTES, "254:0");
+			if (!c || c->v.counter != t->vm[i].cpu_usec * 1000 || !d)
+				FAIL("cycle %d: VM %d not read in full", k, i);
+		}
+		/* VM 1's io.stat is malformed: its cpu is read all the same, no disk */
+		if (!find(&r, "7a11e100-0000-4000-8000-000000000001", M_CPU, "") ||
+		    find(&r, "7a11e100-0000-4000-8000-000000000001", M_DISK_READ_BYTES, "254:0"))
+			FAIL("cycle %d: VM 1 with a malformed io.stat: cpu not read, or disk read", k);
+		/* VM 2's cpu.stat cannot be read (as nobody): nothing of it */
+		if (geteuid() != 0 && find(&r, "7a11e100-0000-4000-8000-000000000002", M_CPU, ""))
+			FAIL("cycle %d: VM 2 read without permission", k);
+	}
+	cgroup_collector.free(st);
+	free(r.s);
+	fflush(stderr);
+	char want[900];
+	snprintf(want, sizeof(want), "%s/cg/machine.slice/machine-qemu\\x2d2\\x2dvm1.scope/io.stat:2:1: expected a"
+		 " device MAJ:MIN, got 'sda'", t->dir);
+	int n;
+	if ((n = lines_with(log, want)) != 1)
+		FAIL("%d lines with '%s', want 1", n, want);
+	if (geteuid() != 0) {
+		snprintf(want, sizeof(want), "vm2.scope/cpu.stat: Permission denied");
+		if ((n = lines_with(log, want)) != 1)
+			FAIL("%d lines with '%s', want 1", n, want);
+	}
+	if ((n = lines_with(log, "00000000000a.scope went away between the listing and the read")) != 1)
+		FAIL("%d lines saying the cgroup went away, want 1", n);
+	if ((n = lines_with(log, "warning")) + lines_with(log, "info") != 3 + (geteuid() != 0))
+		FAIL("%d lines logged in all", n);
+	fclose(w);
+	return 0;
+#undef FAIL
+}
+
+START_TEST(test_tree_faults)
+{
+	struct ft t;
+	char p[700], log[700], why[700];
+	ft_create(&t, "/tmp/tally-cgtree-XXXXXX", 4);
+	char d[512];
+	ft_scope(&t, 1, d, sizeof(d));
+	snprintf(p, sizeof(p), "%s/io.stat", d);
+	ft_printf(p, "254:0 rbytes=1 wbytes=2 rios=3 wios=4\nsda rbytes=5\n");
+	ft_scope(&t, 2, d, sizeof(d));
+	snprintf(p, sizeof(p), "%s/cpu.stat", d);
+	chmod(p, 0);
+	/* a new cgroup, named by its UUID (no process), gone between the
+	 * listing and the read (the directory is world-writable so that
+	 * nobody can remove it) */
+	snprintf(hook_dir, sizeof(hook_dir), "%s/cg/machine.slice/machine-qemu-3f1e2d4c-0000-4000-8000-00000000000a.scope",
+		 t.dir);
+	ft_mkdir(hook_dir);
+	snprintf(p, sizeof(p), "%s/cpu.stat", hook_dir);
+	ft_printf(p, "usage_usec 1\n");
+	snprintf(p, sizeof(p), "%s/cg/machine.slice", t.dir);
+	chmod(p, 0777);
+	chmod(hook_dir, 0777);
+	snprintf(log, sizeof(log), "%s/log", t.dir);
+	snprintf(why, sizeof(why), "%s/why", t.dir);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(faults_child(&t, log, why));
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	FILE *f = fopen(why, "r");
+	char reason[1024] = "";
+	if (f) {
+		size_t n = fread(reason, 1, sizeof(reason) - 1, f);
+		reason[n] = '\0';
+		fclose(f);
+	}
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "faults: %s (status %d)", reason, status);
+	ft_destroy(&t);
+}
+END_TEST
+
+/* ---- this machine's /proc, between two independent reads ---- */
+
+static uint64_t proc_cpu_busy_ns(void)
+{
+	FILE *f = fopen("/proc/stat", "r");
+	unsigned long long u, n, sy, id, io, irq, sirq;
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu", &u, &n, &sy, &id, &io, &irq, &sirq), 7);
+	fclose(f);
+	return (uint64_t)(u + n + sy + irq + sirq) * (1000000000ULL / (uint64_t)sysconf(_SC_CLK_TCK));
+}
+
+static uint64_t proc_rx(const char *ifname)
+{
+	FILE *f = fopen("/proc/net/dev", "r");
+	char line[512], name[64];
+	unsigned long long rx = 0;
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		char *c = strchr(line, ':');
+		if (!c || sscanf(line, " %63[^:]", name) != 1 || strcmp(name, ifname))
+			continue;
+		sscanf(c + 1, "%llu", &rx);
+	}
+	fclose(f);
+	return rx;
+}
+
+START_TEST(test_real_proc)
+{
+	if (sysconf(_SC_CLK_TCK) <= 0 || 1000000000 % sysconf(_SC_CLK_TCK)) {
+		fprintf(stderr, "skip: USER_HZ does not divide 1e9\n");
+		return;
+	}
+	struct cfg_node *root;
+	struct tally_err e = { 0 };
+	struct collector_env env = { .agent_id = "real", .interval_ns = NS_PER_SEC };
+	void *st = NULL;
+	const char *yaml = "vm_meters: off\n";
+	ck_assert_int_eq(cfg_load_string("cg.yaml", yaml, strlen(yaml), &root, &e), 0);
+	ck_assert_msg(cgroup_collector.configure(root, &env, &st, &e) == 0, "%s", e.msg);
+	cfg_free(root);
+	ck_assert_msg(cgroup_collector.init(st, 0, &e) == 0, "%s", e.msg);
+	struct rec r = { 0 };
+	uint64_t cpu0 = proc_cpu_busy_ns(), lo0 = proc_rx("lo");
+	read_into(st, &r, time_now_ns());
+	uint64_t cpu1 = proc_cpu_busy_ns(), lo1 = proc_rx("lo");
+	uint64_t cpu = counter(&r, "real", M_HOST_CPU, "");
+	ck_assert_msg(cpu0 <= cpu && cpu <= cpu1, "host.cpu %llu not between two reads of /proc/stat %llu .. %llu",
+		      (unsigned long long)cpu, (unsigned long long)cpu0, (unsigned long long)cpu1);
+	/* lo is the host's loopback: not a host interface we report */
+	ck_assert_ptr_null(find(&r, "real", M_HOST_NET_IN_BYTES, "lo"));
+	ck_assert_uint_le(lo0, lo1);
+	/* MemTotal does not move: exactly /proc/meminfo's */
+	FILE *f = fopen("/proc/meminfo", "r");
+	unsigned long long kb;
+	ck_assert_int_eq(fscanf(f, "MemTotal: %llu kB", &kb), 1);
+	fclose(f);
+	ck_assert(gauge(&r, "real", M_HOST_MEMORY) == (double)kb * 1024);
+	/* every other interface of this host is there, between two reads */
+	f = fopen("/proc/net/dev", "r");
+	char line[512], name[64];
+	int ifaces = 0;
+	while (fgets(line, sizeof(line), f))
+		if (strchr(line, ':') && sscanf(line, " %63[^:]", name) == 1 && strcmp(name, "lo")) {
+			uint64_t before = proc_rx(name);
+			struct rec r2 = { 0 };
+			read_into(st, &r2, time_now_ns() + (int64_t)++ifaces * NS_PER_SEC);
+			uint64_t after = proc_rx(name), got = counter(&r2, "real", M_HOST_NET_IN_BYTES, name);
+			ck_assert_msg(before <= got && got <= after, "%s rx %llu not in %llu .. %llu", name,
+				      (unsigned long long)got, (unsigned long long)before, (unsigned long long)after);
+			free(r2.s);
+		}
+	fclose(f);
+	cgroup_collector.free(st);
+	free(r.s);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("cgroup");
@@ -424,6 +1021,14 @@ static Suite *suite(void)
 	tcase_add_test(p, test_qemu_legacy);
 	tcase_add_test(p, test_small_files);
 	suite_add_tcase(s, p);
+	TCase *c = tcase_create("collector");
+	tcase_set_timeout(c, 120);
+	tcase_add_test(c, test_tree_read);
+	tcase_add_test(c, test_config_refused);
+	tcase_add_test(c, test_tree_ledger_1000);
+	tcase_add_test(c, test_tree_faults);
+	tcase_add_test(c, test_real_proc);
+	suite_add_tcase(s, c);
 	return s;
 }
 
