@@ -51,6 +51,8 @@ struct agg_stats {
 	uint64_t rrd_errors;
 	uint64_t series;             /* series known */
 	uint64_t resources;          /* resources known */
+	uint64_t checks_compared;    /* intervals a second source's counter was compared over */
+	uint64_t checks_unmatched;   /* second-source readings of no billed series (ignored) */
 };
 
 int agg_open(struct aggregator **out, const struct agg_config *cfg, struct tally_err *e);
@@ -126,6 +128,9 @@ struct agg_series_view {
 	uint64_t total;                      /* counters: base units since agg_open */
 	double gauge;                        /* gauges: last value, base units */
 	double rate;                         /* counters: base units/s, last interval */
+	double divergence;                   /* a second source's check (SAMPLE_F_CHECK):
+						|its usage - this series'| / the larger, over
+						the last interval both read; < 0: not checked */
 };
 typedef int (*agg_series_fn)(void *ctx, const struct agg_series_view *v);
 int agg_visit_series(const struct aggregator *a, agg_series_fn fn, void *ctx);

@@ -210,6 +210,14 @@ static void self_metrics(const struct live_state *st, enum prom_format fmt, stru
 		sbuf_u64(b, dropped[i]);
 		sbuf_putc(b, '\n');
 	}
+	header(b, fmt, "tally_source_checks", "counter",
+	       "Readings of a second source (the cgroup collector beside libvirt): intervals compared with"
+	       " the billed counter, and readings with no billed counter to compare.");
+	sbuf_puts(b, "tally_source_checks_total{result=\"compared\"} ");
+	sbuf_u64(b, st->stats.checks_compared);
+	sbuf_puts(b, "\ntally_source_checks_total{result=\"unmatched\"} ");
+	sbuf_u64(b, st->stats.checks_unmatched);
+	sbuf_putc(b, '\n');
 	self_u64(b, fmt, "tally_source_resets", "counter",
 		 "Source counters that went down (counted as a new life, never as negative usage).",
 		 st->stats.resets);
@@ -314,6 +322,34 @@ int prom_render(const struct live_state *st, enum prom_format fmt, const char *t
 				sbuf_u64(out, s->total);
 			sbuf_putc(out, '\n');
 		}
+	}
+	/* a second source's check of the billed counters (docs/meters.md,
+	 * "Two sources"): one gauge per checked series */
+	bool any = false;
+	for (size_t i = 0; i < st->n_series; i++) {
+		const struct live_series *s = &st->series[i];
+		const struct live_resource *lr = &st->resources[s->res];
+		if (s->divergence < 0 || lr->stale || (tenant && strcmp(lr->tenant, tenant)) ||
+		    (st->stale_after_ns > 0 && s->last_ns < st->tick_ns - st->stale_after_ns))
+			continue;
+		if (!any) {
+			header(out, fmt, "tally_source_divergence_ratio", "gauge",
+			       "How far a second source's reading of a billed counter differs from it over the last"
+			       " interval both read: |checked - billed| / the larger (0: the same).");
+			any = true;
+		}
+		sbuf_puts(out, "tally_source_divergence_ratio{");
+		sbuf_add(out, lab.p + off[s->res], off[s->res + 1] - off[s->res]);
+		put_escaped(out, s->host);
+		sbuf_puts(out, "\",meter=\"");
+		sbuf_puts(out, meter_table[s->meter].name);
+		if (s->device[0]) {
+			sbuf_add(out, "\",device=\"", 10);
+			put_escaped(out, s->device);
+		}
+		sbuf_add(out, "\"} ", 3);
+		put_double(out, s->divergence);
+		sbuf_putc(out, '\n');
 	}
 	if (!tenant)
 		self_metrics(st, fmt, out);

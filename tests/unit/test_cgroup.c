@@ -34,6 +34,8 @@
 #include "collector.h"
 #include "err.h"
 #include "log.h"
+#include "prom.h"
+#include "state.h"
 #include "tallytime.h"
 #include "testutil.h"
 
@@ -1001,6 +1003,138 @@ START_TEST(test_real_proc)
 }
 END_TEST
 
+/* ---- the cross-check of two sources ---- */
+
+static void xs(struct batch *b, const char *res, int meter, const char *dev, int64_t t, uint64_t v, unsigned flags)
+{
+	struct sample s;
+	memset(&s, 0, sizeof(s));
+	str_copy(s.resource, res, sizeof(s.resource));
+	str_copy(s.device, dev, sizeof(s.device));
+	s.meter = (uint16_t)meter;
+	s.kind = SAMPLE_CUMULATIVE;
+	s.time_ns = t;
+	s.flags = (uint8_t)flags;
+	s.v.counter = v;
+	ck_assert_int_eq(batch_add_sample(b, &s), 0);
+}
+
+struct divs {
+	double cpu, net;
+	int seen;
+};
+
+static int div_of(void *ctx, const struct agg_series_view *v)
+{
+	struct divs *d = ctx;
+	if (v->meter == M_CPU)
+		d->cpu = v->divergence;
+	if (v->meter == M_NET_OUT_BYTES)
+		d->net = v->divergence;
+	d->seen++;
+	return 0;
+}
+
+/* libvirt's readings of VM U (cpu, a NIC's outgoing bytes) and the cgroup
+ * collector's checks of them, over four cycles 10 s apart:
+ *            billed cpu (ns)   checked cpu     billed net   checked net
+ *   t0       1.00e9            1.00e9          5000         5000
+ *   t1       2.00e9            1.99e9          6000         6000
+ *   t2       3.00e9            2.98e9          8000         7000
+ *   t3       4.00e9            3.97e9          9000         8000
+ * cpu: 1e9 billed against 0.99e9 checked in every interval -> (1e9 -
+ * 0.99e9) / 1e9 = 0.01; net: 0, then 2000 against 1000 -> 0.5 in t1..t2,
+ * then 0. The checks come before or after the billed readings in the batch
+ * (both happen: collectors run in config order); a check that comes
+ * before its series' very first reading (cpu at t0) has nothing to be
+ * compared with: unmatched, and the cpu pair starts at t1, compared from
+ * t1..t2 on (2 intervals; net 3). A check of a VM nobody bills (V) is
+ * unmatched every cycle (4), never billed. The ledger holds the billed
+ * usage once: cpu 3e9, net 4000. */
+START_TEST(test_crosscheck)
+{
+	const char *U = "7a11e100-0000-4000-8000-000000000001", *V = "7a11e100-0000-4000-8000-000000000002";
+	const char *mac = "52:54:00:00:00:01";
+	char dir[64], path[128];
+	tu_mkdtemp(dir, sizeof(dir), "cgxc");
+	snprintf(path, sizeof(path), "%s/ledger.db", dir);
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path, .max_gap_ns = 300 * NS_PER_SEC };
+	struct tally_err e = { 0 };
+	ck_assert_msg(agg_open(&a, &ac, &e) == 0, "%s", e.msg);
+	const uint64_t bc[4] = { 1000000000, 2000000000, 3000000000, 4000000000 };
+	const uint64_t cc[4] = { 1000000000, 1990000000, 2980000000, 3970000000 };
+	const uint64_t bn[4] = { 5000, 6000, 8000, 9000 }, cn[4] = { 5000, 6000, 7000, 8000 };
+	struct batch b;
+	batch_init(&b, "hv1");
+	for (int k = 0; k < 4; k++) {
+		int64_t t = T0 + k * 10 * NS_PER_SEC;
+		batch_clear(&b);
+		b.seq = (uint64_t)k + 1;
+		b.time_ns = t;
+		if (k != 1)   /* the check first */
+			xs(&b, U, M_CPU, "", t, cc[k], SAMPLE_F_CHECK);
+		xs(&b, U, M_CPU, "", t, bc[k], 0);
+		xs(&b, U, M_NET_OUT_BYTES, mac, t, bn[k], 0);
+		if (k == 1)
+			xs(&b, U, M_CPU, "", t, cc[k], SAMPLE_F_CHECK);
+		xs(&b, U, M_NET_OUT_BYTES, mac, t, cn[k], SAMPLE_F_CHECK);
+		xs(&b, V, M_CPU, "", t, 123, SAMPLE_F_CHECK);
+		ck_assert_msg(agg_ingest(a, &b, &e) == 0, "%s", e.msg);
+		ck_assert_msg(agg_commit(a, &e) == 0, "%s", e.msg);
+		struct divs d = { -2, -2, 0 };
+		agg_visit_series(a, div_of, &d);
+		ck_assert(d.cpu == (k < 2 ? -1 : 10000000.0 / 1000000000.0));
+		ck_assert(d.net == (k < 1 ? -1 : k == 2 ? 0.5 : 0));
+	}
+	batch_release(&b);
+	struct divs d = { -2, -2, 0 };
+	agg_visit_series(a, div_of, &d);
+	ck_assert_int_eq(d.seen, 2);    /* U's two billed series; no series of the checks */
+	ck_assert(d.cpu == 10000000.0 / 1000000000.0);
+	ck_assert(d.net == 0);
+	struct agg_stats st;
+	agg_get_stats(a, &st);
+	ck_assert_uint_eq(st.checks_compared, 5);
+	ck_assert_uint_eq(st.checks_unmatched, 5);
+	/* /metrics */
+	struct live_inputs in = { .tick_ns = T0 + 30 * NS_PER_SEC, .stale_after_ns = 60 * NS_PER_SEC };
+	struct live_state *ls = live_build(a, &in);
+	ck_assert_ptr_nonnull(ls);
+	struct sbuf out = { 0 };
+	ck_assert_int_eq(prom_render(ls, PROM_TEXT, NULL, &out), 0);
+	ck_assert_msg(strstr(out.p, "tally_source_divergence_ratio{uuid=\"7a11e100-0000-4000-8000-000000000001\","
+				    "name=\"\",tenant=\"\",flavor=\"\",host=\"hv1\",meter=\"cpu\"} 0.01\n"), "%s", out.p);
+	ck_assert_msg(strstr(out.p, "tally_source_divergence_ratio{uuid=\"7a11e100-0000-4000-8000-000000000001\","
+				    "name=\"\",tenant=\"\",flavor=\"\",host=\"hv1\",meter=\"network.outgoing.bytes\","
+				    "device=\"52:54:00:00:00:01\"} 0\n"), "%s", out.p);
+	ck_assert_ptr_nonnull(strstr(out.p, "tally_source_checks_total{result=\"compared\"} 5\n"));
+	ck_assert_ptr_nonnull(strstr(out.p, "tally_source_checks_total{result=\"unmatched\"} 5\n"));
+	ck_assert_ptr_null(strstr(out.p, "7a11e100-0000-4000-8000-000000000002"));
+	sbuf_release(&out);
+	live_free(ls);
+	agg_close(a);
+	/* the ledger: the billed usage, once */
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT m.name, sum(u.quantity), (SELECT count(*) FROM resources)"
+					    " FROM usage u JOIN meters m ON m.id = u.meter_id GROUP BY 1 ORDER BY 1",
+					    -1, &q, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "cpu");
+	ck_assert_int_eq(sqlite3_column_int64(q, 1), 3000000000LL);
+	ck_assert_int_eq(sqlite3_column_int64(q, 2), 1);  /* V never became a resource */
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	ck_assert_str_eq((const char *)sqlite3_column_text(q, 0), "network.outgoing.bytes");
+	ck_assert_int_eq(sqlite3_column_int64(q, 1), 4000);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_DONE);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	tu_rmrf(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("cgroup");
@@ -1029,6 +1163,9 @@ static Suite *suite(void)
 	tcase_add_test(c, test_tree_faults);
 	tcase_add_test(c, test_real_proc);
 	suite_add_tcase(s, c);
+	TCase *x = tcase_create("crosscheck");
+	tcase_add_test(x, test_crosscheck);
+	suite_add_tcase(s, x);
 	return s;
 }
 
