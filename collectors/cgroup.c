@@ -117,6 +117,12 @@ struct cg_vm {
 	int64_t last_read_ns;        /* 0: never read */
 	int listed;                  /* the cycle it was last listed in */
 	int refreshed;               /* the cycle its identity and taps were last looked up */
+	uint32_t spread;             /* spreads its slow reads and refreshes over the cycles */
+	/* the slow files' last values, sent every cycle (see slow_every) */
+	double mem_resident;         /* bytes; < 0: none */
+	struct cg_psi psi[3];        /* cpu, memory, io */
+	uint8_t have_psi;            /* bit k: psi[k] holds a reading */
+	bool slow_read;              /* read the slow files at least once */
 	bool meta_sent, started_sent;
 };
 
@@ -145,6 +151,8 @@ struct cg {
 	int mode;
 	bool host, pressure;
 	int refresh;                 /* cycles */
+	int slow_every;              /* cycles between reads of memory.stat and the PSI files */
+	uint32_t added;              /* VMs ever added (their spread) */
 	char mapping_path[PATH_MAX];
 	struct lv_mapping mapping;
 	char agent[TALLY_ID_MAX];
@@ -233,7 +241,7 @@ static ssize_t read_once(struct cg *s, const char *path)
 /* ---- config ---- */
 
 static const char *const cg_keys[] = { "root", "version", "scopes", "proc", "sys", "mapping", "vm_meters",
-				       "host", "pressure", "refresh", NULL };
+				       "host", "pressure", "refresh", "slow_every", NULL };
 
 static int add_pattern(struct cg *s, const struct cfg_node *n, const char *text, struct tally_err *e)
 {
@@ -271,6 +279,7 @@ static int cg_configure(const struct cfg_node *cfg, const struct collector_env *
 	str_copy(s->agent, env->agent_id ? env->agent_id : "localhost", sizeof(s->agent));
 	s->host = s->pressure = true;
 	s->refresh = 60;
+	s->slow_every = 6;
 	s->fd_netdev = s->fd_stat = s->fd_meminfo = s->fd_diskstats = FD_NONE;
 	s->fd_psi[0] = s->fd_psi[1] = s->fd_psi[2] = FD_NONE;
 	if ((rc = cfg_check_keys(cfg, "collectors.cgroup", cg_keys, e)) ||
@@ -287,6 +296,10 @@ static int cg_configure(const struct cfg_node *cfg, const struct collector_env *
 	if ((rc = cfg_get_uint(cfg, "refresh", 1, 100000, &v, e)))
 		goto fail;
 	s->refresh = (int)v;
+	v = (uint64_t)s->slow_every;
+	if ((rc = cfg_get_uint(cfg, "slow_every", 1, 100000, &v, e)))
+		goto fail;
+	s->slow_every = (int)v;
 	const struct cfg_node *n = cfg_get(cfg, "version");
 	if (!strcmp(ver, "1") || !strcmp(ver, "2"))
 		s->version = ver[0] - '0';
@@ -473,6 +486,8 @@ static struct cg_vm *vm_add(struct cg *s, const char *rel, uint64_t ino)
 	memset(v, 0, sizeof(*v));
 	str_copy(v->rel, rel, sizeof(v->rel));
 	v->ino = ino;
+	v->spread = s->added++;
+	v->mem_resident = -1;
 	for (int f = 0; f < F_N; f++)
 		v->fd[f] = FD_NONE;
 	s->n_vm++;
@@ -513,7 +528,8 @@ static void put(struct emit *x, int meter, const char *dev, uint8_t kind, uint64
 	str_copy(m->device, dev, sizeof(m->device));
 	x->sink->sample(x->sink->ctx, NULL, m);
 	struct cg_vm *v = x->v;
-	if (!v || (flags & SAMPLE_F_CHECK) || grow((void **)&v->last, &v->cap_last, v->n_last + 1, sizeof(*v->last)))
+	/* kept for a final reading, which only `bill` sends */
+	if (!v || x->s->mode != CG_BILL || grow((void **)&v->last, &v->cap_last, v->n_last + 1, sizeof(*v->last)))
 		return;
 	struct cg_last *l = &v->last[v->n_last++];
 	memcpy(&l->bits, &m->v, sizeof(l->bits));
@@ -932,16 +948,24 @@ static int read_vm(struct cg *s, struct cg_vm *v, const struct sink *sink, int64
 	}
 	if (have_cpu)
 		put(&x, M_CPU, "", SAMPLE_CUMULATIVE, cpu_ns, 0, org, check ? SAMPLE_F_CHECK : 0);
+	/* memory.stat (the dearest file: the kernel sums every counter of the
+	 * memcg) and the PSI files change slowly or are QoS counters: read
+	 * every slow_every cycles, the last values sent every cycle */
+	bool slow = !v->slow_read || (s->cycle + (int)(v->spread % (uint32_t)s->slow_every)) % s->slow_every == 0;
+	v->slow_read = true;
 	if (!check) {
-		if ((n = vm_read(s, v, F_MEM)) > 0) {
+		if (slow && (n = vm_read(s, v, F_MEM)) >= 0) {
 			static const char *const k2[] = { "anon", "file" }, *const k1[] = { "total_rss", "total_cache" };
 			uint64_t m[2];
-			uint32_t found;
-			if (cg_parse_keyed(s->buf, (size_t)n, 0, s->version == 2 ? k2 : k1, 2, m, &found, &pe))
+			uint32_t found = 0;
+			v->mem_resident = -1;
+			if (n > 0 && cg_parse_keyed(s->buf, (size_t)n, 0, s->version == 2 ? k2 : k1, 2, m, &found, &pe))
 				parse_failed(s, v, F_MEM, &pe);
 			else if (found == 3)
-				put_g(&x, M_MEMORY_RESIDENT, "", (double)m[0] + (double)m[1]);
+				v->mem_resident = (double)m[0] + (double)m[1];
 		}
+		if (v->mem_resident >= 0)
+			put_g(&x, M_MEMORY_RESIDENT, "", v->mem_resident);
 		struct cg_io_dev io[CG_MAX_DEVS];
 		int nio = 0, skipped = 0, bad = 0;
 		for (int f = F_IO; f <= F_IO2; f++) {
@@ -976,16 +1000,18 @@ static int read_vm(struct cg *s, struct cg_vm *v, const struct sink *sink, int64
 	static const int psi_m[3][2] = { { M_PSI_CPU_SOME, M_PSI_CPU_FULL }, { M_PSI_MEMORY_SOME, M_PSI_MEMORY_FULL },
 					 { M_PSI_IO_SOME, M_PSI_IO_FULL } };
 	for (int k = 0; k < 3; k++) {
-		struct cg_psi psi;
-		if ((n = vm_read(s, v, F_PSI_CPU + k)) <= 0)
-			continue;
-		if (cg_parse_psi(s->buf, (size_t)n, &psi, &pe)) {
-			parse_failed(s, v, F_PSI_CPU + k, &pe);
-			continue;
+		if (slow && (n = vm_read(s, v, F_PSI_CPU + k)) >= 0) {
+			v->have_psi &= (uint8_t)~(1u << k);
+			if (n > 0 && cg_parse_psi(s->buf, (size_t)n, &v->psi[k], &pe))
+				parse_failed(s, v, F_PSI_CPU + k, &pe);
+			else if (n > 0)
+				v->have_psi |= (uint8_t)(1u << k);
 		}
-		put_c(&x, psi_m[k][0], "", psi.some_us * 1000, org);
-		if (psi.have_full)
-			put_c(&x, psi_m[k][1], "", psi.full_us * 1000, org);
+		if (!(v->have_psi & (1u << k)))
+			continue;
+		put_c(&x, psi_m[k][0], "", v->psi[k].some_us * 1000, org);
+		if (v->psi[k].have_full)
+			put_c(&x, psi_m[k][1], "", v->psi[k].full_us * 1000, org);
 	}
 	static const int net_m[4] = { M_NET_OUT_BYTES, M_NET_OUT_PACKETS, M_NET_IN_BYTES, M_NET_IN_PACKETS };
 	for (int i = 0; i < v->n_nics; i++) {
@@ -1341,10 +1367,11 @@ static int cg_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 			struct cg_vm *v = &s->vm[i];
 			int r = -1;
 			if (v->listed == s->cycle && v->ident >= 0) {
-				char dir[PATH_MAX];
-				snprintf(dir, sizeof(dir), "%s/%s", list_root(s), v->rel);
-				if (v->ident == 0 || (s->cycle + (int)i) % s->refresh == 0)
+				if (v->ident == 0 || (s->cycle + (int)(v->spread % (uint32_t)s->refresh)) % s->refresh == 0) {
+					char dir[PATH_MAX];
+					snprintf(dir, sizeof(dir), "%s/%s", list_root(s), v->rel);
 					identify(s, v, dir, sink, now_ns);
+				}
 				if (v->ident == 1)
 					r = read_vm(s, v, sink, now_ns);
 				if (r == 1 && s->mode == CG_BILL && v->origin_ns && !v->started_sent) {

@@ -612,6 +612,37 @@ START_TEST(test_tree_read)
 }
 END_TEST
 
+/* slow_every: 2. VM 1 (the second added) reads memory.stat and its PSI
+ * files at its first read and then on cycles where (cycle + 1) is even:
+ * cycle 1 (first), 3, 5; in cycle 2 the last values are sent again. cpu
+ * is read every cycle. */
+START_TEST(test_slow_files)
+{
+	struct ft t;
+	struct rec r = { 0 };
+	const char *u1 = "7a11e100-0000-4000-8000-000000000001";
+	ft_create(&t, "/tmp/tally-cgtree-XXXXXX", 3);
+	void *st = open_on(&t, "slow_every: 2\n", false);
+	read_into(st, &r, T0);
+	ck_assert(gauge(&r, u1, M_MEMORY_RESIDENT) == (double)((100 << 20) + 4096));
+	ck_assert_uint_eq(counter(&r, u1, M_PSI_CPU_SOME, ""), 10 * 1000);
+	t.vm[1].anon += 1 << 20;
+	t.vm[1].psi_some_us[0] += 500;
+	t.vm[1].cpu_usec += 7;
+	ft_write_vm(&t, 1);
+	read_into(st, &r, T0 + 10 * NS_PER_SEC);                       /* cycle 2: not read */
+	ck_assert(gauge(&r, u1, M_MEMORY_RESIDENT) == (double)((100 << 20) + 4096));
+	ck_assert_uint_eq(counter(&r, u1, M_PSI_CPU_SOME, ""), 10 * 1000);
+	ck_assert_uint_eq(counter(&r, u1, M_CPU, ""), (2000000ULL + 7) * 1000);
+	read_into(st, &r, T0 + 20 * NS_PER_SEC);                       /* cycle 3: read */
+	ck_assert(gauge(&r, u1, M_MEMORY_RESIDENT) == (double)((101 << 20) + 4096));
+	ck_assert_uint_eq(counter(&r, u1, M_PSI_CPU_SOME, ""), 510 * 1000);
+	cgroup_collector.free(st);
+	free(r.s);
+	ft_destroy(&t);
+}
+END_TEST
+
 START_TEST(test_config_refused)
 {
 	static const struct { const char *yaml; bool lv; const char *msg; } t[] = {
@@ -1158,6 +1189,7 @@ static Suite *suite(void)
 	TCase *c = tcase_create("collector");
 	tcase_set_timeout(c, 120);
 	tcase_add_test(c, test_tree_read);
+	tcase_add_test(c, test_slow_files);
 	tcase_add_test(c, test_config_refused);
 	tcase_add_test(c, test_tree_ledger_1000);
 	tcase_add_test(c, test_tree_faults);
