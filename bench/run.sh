@@ -38,6 +38,12 @@ if [ -n "${PEERS:-}" ]; then
 		grep -E '^(cpu_ms_per_scrape|scrape_med_s|rss_kB|domains_reported)[[:space:]]')
 fi
 
+echo
+echo "== cgroup collector: CPU per VM per cycle, target <= 5 us on a 1000-scope fake tree"
+"$B/bench/bench_cgroup" fake 1000 10 2>/dev/null
+echo "   and beside collectd 5.12's cgroups plugin on 1000 real (empty) cgroup v1 cgroups"
+sh bench/cgroup_peers.sh "$B" 1000 "$work/cgroup"
+
 if [ -x "$B/bench/bench_invoice" ]; then
 	echo
 	echo "== invoices: a month of 1000 VMs x 10 meters, hourly rows, every tenant (plan-example.yaml)"

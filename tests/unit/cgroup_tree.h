@@ -54,7 +54,7 @@ struct ft {
 	uint64_t cpu_ticks[4];       /* /proc/stat user system idle iowait */
 };
 
-static void ft_write(const char *path, const char *data, size_t len)
+static inline void ft_write(const char *path, const char *data, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0 || write(fd, data, len) != (ssize_t)len) {
@@ -64,8 +64,8 @@ static void ft_write(const char *path, const char *data, size_t len)
 	close(fd);
 }
 
-static void ft_printf(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void ft_printf(const char *path, const char *fmt, ...)
+static inline void ft_printf(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline void ft_printf(const char *path, const char *fmt, ...)
 {
 	char buf[4096];
 	va_list ap;
@@ -75,7 +75,7 @@ static void ft_printf(const char *path, const char *fmt, ...)
 	ft_write(path, buf, (size_t)n);
 }
 
-static void ft_mkdir(const char *path)
+static inline void ft_mkdir(const char *path)
 {
 	if (mkdir(path, 0755) && errno != EEXIST) {
 		fprintf(stderr, "cgroup_tree: cannot mkdir %s: %s\n", path, strerror(errno));
@@ -83,19 +83,19 @@ static void ft_mkdir(const char *path)
 	}
 }
 
-static void ft_uuid(int i, char *out)
+static inline void ft_uuid(int i, char *out)
 {
 	snprintf(out, 37, "7a11e100-0000-4000-8000-%012x", (unsigned)i);
 }
 
-static void ft_scope(const struct ft *t, int i, char *out, size_t len)
+static inline void ft_scope(const struct ft *t, int i, char *out, size_t len)
 {
 	snprintf(out, len, "%s/cg/machine.slice/machine-qemu\\x2d%d\\x2dvm%d.scope", t->dir, i + 1, i);
 }
 
 /* Write VM i's cgroup files from t->vm[i] (creating the scope and its
  * process when new). */
-static void ft_write_vm(struct ft *t, int i)
+static inline void ft_write_vm(struct ft *t, int i)
 {
 	char d[512], p[640];
 	const struct ft_vm *v = &t->vm[i];
@@ -132,7 +132,7 @@ static void ft_write_vm(struct ft *t, int i)
 }
 
 /* The process and the tap of VM i (once). */
-static void ft_write_proc(struct ft *t, int i)
+static inline void ft_write_proc(struct ft *t, int i)
 {
 	char p[512], u[37];
 	ft_uuid(i, u);
@@ -160,7 +160,7 @@ static void ft_write_proc(struct ft *t, int i)
 }
 
 /* /proc/net/dev: lo, eth0 and every present VM's tap. */
-static void ft_write_netdev(struct ft *t)
+static inline void ft_write_netdev(struct ft *t)
 {
 	size_t cap = 1024 + (size_t)t->n * 200, k = 0;
 	char *b = malloc(cap), p[512];
@@ -186,7 +186,7 @@ static void ft_write_netdev(struct ft *t)
 	free(b);
 }
 
-static void ft_write_host(struct ft *t)
+static inline void ft_write_host(struct ft *t)
 {
 	char p[512];
 	snprintf(p, sizeof(p), "%s/proc/stat", t->dir);
@@ -206,7 +206,7 @@ static void ft_write_host(struct ft *t)
 }
 
 /* VM i's starting counters, distinct per VM so a mix-up shows */
-static void ft_vm_init(struct ft *t, int i)
+static inline void ft_vm_init(struct ft *t, int i)
 {
 	struct ft_vm *v = &t->vm[i];
 	memset(v, 0, sizeof(*v));
@@ -231,7 +231,7 @@ static void ft_vm_init(struct ft *t, int i)
 }
 
 /* Advance every present VM's counters by one step (a per-VM amount). */
-static void ft_step(struct ft *t)
+static inline void ft_step(struct ft *t)
 {
 	for (int i = 0; i < t->n; i++) {
 		struct ft_vm *v = &t->vm[i];
@@ -263,7 +263,7 @@ static void ft_step(struct ft *t)
 }
 
 /* Every file of the tree from the state in t. */
-static void ft_write_all(struct ft *t)
+static inline void ft_write_all(struct ft *t)
 {
 	for (int i = 0; i < t->n; i++)
 		if (t->vm[i].present)
@@ -273,7 +273,7 @@ static void ft_write_all(struct ft *t)
 }
 
 /* A tree of n VMs under a fresh directory DIR (made from tmpl, mkdtemp). */
-static void ft_create(struct ft *t, const char *tmpl, int n)
+static inline void ft_create(struct ft *t, const char *tmpl, int n)
 {
 	char p[512];
 	memset(t, 0, sizeof(*t));
@@ -307,7 +307,7 @@ static void ft_create(struct ft *t, const char *tmpl, int n)
 }
 
 /* VM i goes away: its scope (files first, as the kernel has none to keep) */
-static void ft_remove_vm(struct ft *t, int i)
+static inline void ft_remove_vm(struct ft *t, int i)
 {
 	char d[512], p[640];
 	static const char *const f[] = { "cpu.stat", "memory.stat", "io.stat", "cpu.pressure", "memory.pressure",
@@ -321,7 +321,7 @@ static void ft_remove_vm(struct ft *t, int i)
 	t->vm[i].present = false;
 }
 
-static void ft_destroy(struct ft *t)
+static inline void ft_destroy(struct ft *t)
 {
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
