@@ -62,6 +62,10 @@
 void (*cg_after_list)(void);
 
 enum { CG_BILL, CG_CHECK, CG_OFF };
+/* a hybrid host (systemd's, or libvirt's without systemd on v1): every
+ * process is also in a v2 tree without controllers (root/unified), whose
+ * cpu.stat and PSI files are there; memory and blkio are v1 hierarchies */
+#define CG_HYBRID 3
 static const char *const modes[] = { "bill", "check", "off", NULL };
 
 /* the files of one VM's cgroup */
@@ -143,7 +147,8 @@ struct cg_hostdev {
 
 struct cg {
 	char root[PATH_MAX];
-	int version;                 /* 1 or 2 */
+	int version;                 /* 1, 2 or CG_HYBRID */
+	char v2[PATH_MAX];           /* the v2 tree: root, or root/unified on a hybrid host */
 	char v1[3][PATH_MAX];        /* v1: the cpuacct, memory and blkio hierarchies */
 	char proc[PATH_MAX], sys[PATH_MAX];
 	struct cg_pattern pat[CG_MAX_PATTERNS];
@@ -303,8 +308,10 @@ static int cg_configure(const struct cfg_node *cfg, const struct collector_env *
 	const struct cfg_node *n = cfg_get(cfg, "version");
 	if (!strcmp(ver, "1") || !strcmp(ver, "2"))
 		s->version = ver[0] - '0';
+	else if (!strcmp(ver, "hybrid"))
+		s->version = CG_HYBRID;
 	else if (strcmp(ver, "auto")) {
-		rc = err_set(e, -EINVAL, "%s:%d:%d: key 'version': 1, 2 or auto expected (got '%s')", n->file,
+		rc = err_set(e, -EINVAL, "%s:%d:%d: key 'version': 1, 2, hybrid or auto expected (got '%s')", n->file,
 			     n->line, n->col, ver);
 		goto fail;
 	}
@@ -381,10 +388,10 @@ static bool v1_hier(const char *root, const char *c, char *out, size_t len)
 	return found;
 }
 
-/* The directory the VMs' cgroups are listed in: v2 the root, v1 cpuacct. */
+/* The directory the VMs' cgroups are listed in: the v2 tree, or v1's cpuacct. */
 static const char *list_root(const struct cg *s)
 {
-	return s->version == 2 ? s->root : s->v1[0];
+	return s->version == 1 ? s->v1[0] : s->v2;
 }
 
 static int cg_init(void *state, int64_t resume_ns, struct tally_err *e)
@@ -397,14 +404,17 @@ static int cg_init(void *state, int64_t resume_ns, struct tally_err *e)
 	if (s->clk_tck <= 0)
 		s->clk_tck = 100;
 	snprintf(p, sizeof(p), "%s/cgroup.controllers", s->root);
+	char u[PATH_MAX];
+	snprintf(u, sizeof(u), "%s/unified/cgroup.procs", s->root);
 	if (!s->version)
-		s->version = access(p, F_OK) == 0 ? 2 : 1;
-	if (s->version == 1 && s->mode != CG_OFF) {
+		s->version = access(p, F_OK) == 0 ? 2 : access(u, F_OK) == 0 ? CG_HYBRID : 1;
+	snprintf(s->v2, sizeof(s->v2), "%s%s", s->root, s->version == CG_HYBRID ? "/unified" : "");
+	if (s->version != 2 && s->mode != CG_OFF) {
 		static const char *const ctl[3] = { "cpuacct", "memory", "blkio" };
 		for (int i = 0; i < 3; i++)
 			if (!v1_hier(s->root, ctl[i], s->v1[i], sizeof(s->v1[i])))
 				s->v1[i][0] = '\0';
-		if (!s->v1[0][0])
+		if (s->version == 1 && !s->v1[0][0])
 			return err_set(e, -ENOENT, "cgroup: %s is neither a cgroup v2 tree (no cgroup.controllers) nor"
 				       " holds a v1 cpuacct hierarchy; set collectors.cgroup.root", s->root);
 	}
@@ -423,7 +433,8 @@ static int cg_init(void *state, int64_t resume_ns, struct tally_err *e)
 	if (s->mode == CG_OFF)
 		log_msg(LOG_INFO, "cgroup: reading the host only (%s)", s->proc);
 	else
-		log_msg(LOG_INFO, "cgroup: reading %s (cgroup v%d), VM meters: %s%s", list_root(s), s->version,
+		log_msg(LOG_INFO, "cgroup: reading %s (cgroup %s), VM meters: %s%s", list_root(s),
+			s->version == 1 ? "v1" : s->version == 2 ? "v2" : "v2 without controllers, memory and blkio from v1",
 			modes[s->mode], s->host ? ", and the host" : "");
 	return 0;
 }
@@ -772,14 +783,30 @@ static const char *const v1_files[F_N] = { "cpuacct.usage", "memory.stat",
 					   "blkio.throttle.io_service_bytes_recursive",
 					   "blkio.throttle.io_serviced_recursive", NULL, NULL, NULL };
 
+/* Whether file f is read from the v2 tree (in its v2 form): always on v2;
+ * on a hybrid host the cpu and PSI files (memory and blkio are v1's). */
+static bool in_v2(const struct cg *s, int f)
+{
+	return s->version == 2 || (s->version == CG_HYBRID && (f == F_CPU || f >= F_PSI_CPU));
+}
+
+static const char *file_name(const struct cg *s, int f)
+{
+	return in_v2(s, f) ? v2_files[f] : v1_files[f];
+}
+
+static const char *file_base(const struct cg *s, int f)
+{
+	return in_v2(s, f) ? s->v2 : s->v1[f == F_CPU ? 0 : f == F_MEM ? 1 : 2];
+}
+
 /* The open descriptor of file f of v; -ENOENT/-EACCES/... when it cannot
  * be opened; FD_ABSENT when the file is not there (and the cgroup is). */
 static int vm_fd(struct cg *s, struct cg_vm *v, int f)
 {
 	if (v->fd[f] >= 0 || v->fd[f] == FD_ABSENT)
 		return v->fd[f];
-	const char *name = s->version == 2 ? v2_files[f] : v1_files[f];
-	const char *base = s->version == 2 ? s->root : s->v1[f == F_CPU ? 0 : f == F_MEM ? 1 : 2];
+	const char *name = file_name(s, f), *base = file_base(s, f);
 	if (!name || !base[0] || (!s->pressure && f >= F_PSI_CPU))
 		return v->fd[f] = FD_ABSENT;
 	char p[PATH_MAX];
@@ -831,8 +858,7 @@ static void placed(char *out, size_t len, const char *path, const char *msg)
 static void parse_failed(struct cg *s, struct cg_vm *v, int f, struct tally_err *pe)
 {
 	char path[PATH_MAX], msg[PATH_MAX + 600];
-	snprintf(path, sizeof(path), "%s/%s/%s", s->version == 2 ? s->root : s->v1[f == F_CPU ? 0 : f == F_MEM ? 1 : 2],
-		 v->rel, s->version == 2 ? v2_files[f] : v1_files[f]);
+	snprintf(path, sizeof(path), "%s/%s/%s", file_base(s, f), v->rel, file_name(s, f));
 	placed(msg, sizeof(msg), path, pe->msg);
 	s->parse_errors++;
 	complain(&s->c_parse, LOG_WARN, "cgroup: %s; that file of the VM is not read this cycle", msg);
@@ -923,7 +949,7 @@ static int read_vm(struct cg *s, struct cg_vm *v, const struct sink *sink, int64
 		if (n == -ENOENT || n == -ENODEV)
 			return 0;
 		complain(&s->c_read, LOG_WARN, "cgroup: %s/%s/%s: %s", list_root(s), v->rel,
-			 s->version == 2 ? "cpu.stat" : "cpuacct.usage", strerror((int)-n));
+			 file_name(s, F_CPU), strerror((int)-n));
 		return -1;
 	}
 	str_copy(x.smp.resource, v->uuid, sizeof(x.smp.resource));
@@ -931,7 +957,7 @@ static int read_vm(struct cg *s, struct cg_vm *v, const struct sink *sink, int64
 	v->n_last = 0;
 	uint64_t cpu_ns = 0;
 	bool have_cpu = false;
-	if (s->version == 2) {
+	if (in_v2(s, F_CPU)) {
 		static const char *const k[] = { "usage_usec" };
 		uint32_t found;
 		uint64_t us;
@@ -959,7 +985,7 @@ static int read_vm(struct cg *s, struct cg_vm *v, const struct sink *sink, int64
 			uint64_t m[2];
 			uint32_t found = 0;
 			v->mem_resident = -1;
-			if (n > 0 && cg_parse_keyed(s->buf, (size_t)n, 0, s->version == 2 ? k2 : k1, 2, m, &found, &pe))
+			if (n > 0 && cg_parse_keyed(s->buf, (size_t)n, 0, in_v2(s, F_MEM) ? k2 : k1, 2, m, &found, &pe))
 				parse_failed(s, v, F_MEM, &pe);
 			else if (found == 3)
 				v->mem_resident = (double)m[0] + (double)m[1];
@@ -971,7 +997,7 @@ static int read_vm(struct cg *s, struct cg_vm *v, const struct sink *sink, int64
 		for (int f = F_IO; f <= F_IO2; f++) {
 			if ((n = vm_read(s, v, f)) <= 0)
 				continue;
-			int rc = s->version == 2 ? cg_parse_io_stat(s->buf, (size_t)n, io, CG_MAX_DEVS, &nio, &skipped, &pe)
+			int rc = in_v2(s, F_IO) ? cg_parse_io_stat(s->buf, (size_t)n, io, CG_MAX_DEVS, &nio, &skipped, &pe)
 				 : cg_parse_blkio_v1(s->buf, (size_t)n, f == F_IO, io, CG_MAX_DEVS, &nio, &skipped, &pe);
 			if (rc) {
 				parse_failed(s, v, f, &pe);

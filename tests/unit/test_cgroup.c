@@ -652,7 +652,7 @@ START_TEST(test_config_refused)
 		  " relative path whose last part only may hold wildcards (machine.slice/machine-qemu*.scope)" },
 		{ "scopes: ['../etc/*']\n", false, "cg.yaml:1:10: key 'scopes': '../etc/*' must be a relative path whose"
 		  " last part only may hold wildcards (machine.slice/machine-qemu*.scope)" },
-		{ "version: 3\n", false, "cg.yaml:1:10: key 'version': 1, 2 or auto expected (got '3')" },
+		{ "version: 3\n", false, "cg.yaml:1:10: key 'version': 1, 2, hybrid or auto expected (got '3')" },
 		{ "refresh: 0\n", false, NULL },
 		{ "scope: []\n", false, NULL },
 	};
