@@ -25,12 +25,15 @@
  * watched (their counters are baselines, rule 3); one that appears later
  * started since the previous read, so its counters count from zero from
  * then (a tap that was already there before the VM is a baseline: an
- * unmanaged tap keeps counting across its VM's restarts). One that is gone
- * (no longer listed, its directory replaced, or its files gone between the
- * listing and the read) stopped: its last readings are repeated 1 ns after
- * the last read with SAMPLE_F_LAST, so gauges are billed up to the last
- * read and never past it; the usage between the last read and the stop
- * cannot be read and is lost (docs/config.md says what this costs).
+ * unmanaged tap keeps counting across its VM's restarts). On a v2 tree a
+ * thread watches each cgroup.events and reads cpu.stat and io.stat as the
+ * last process leaves, before the cgroup (and its counters) is removed:
+ * the final reading, at that instant (rule 4). Without that, a cgroup that
+ * is gone (no longer listed, its directory replaced, or its files gone
+ * between the listing and the read) stopped: its last readings are
+ * repeated 1 ns after the last read with SAMPLE_F_LAST, so gauges are
+ * billed up to the last read and never past it, and the usage since is
+ * lost (docs/config.md says what this costs).
  *
  * vm_meters: `bill` sends the VM meters the aggregator bills; `check` (the
  * default when the libvirt collector runs too) sends cpu and the NIC
@@ -52,6 +55,9 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/inotify.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +108,22 @@ struct cg_last {
 	char device[TALLY_DEV_MAX];
 };
 
+/* The watch on a v2 cgroup's cgroup.events: when its last process leaves
+ * ("populated 0"), the watcher thread reads its counters at once, before
+ * the cgroup is removed (they vanish with it), for the final reading. The
+ * watcher owns its descriptors; it and read() share the struct under the
+ * collector's lock. */
+struct cg_watch {
+	int wd;                      /* inotify watch descriptor */
+	int ev_fd, cpu_fd, io_fd;    /* cgroup.events, cpu.stat, io.stat (-1: none) */
+	bool fired;                  /* the final counters were taken */
+	int64_t t_ns;                /* when: the cgroup emptied */
+	uint64_t cpu_ns;
+	bool have_cpu;
+	struct cg_io_dev io[CG_MAX_DEVS];
+	int n_io;                    /* -1: none read */
+};
+
 struct cg_vm {
 	char rel[CG_REL_MAX];        /* its cgroup's path under the root */
 	uint64_t ino;                /* of its directory: another inode is another cgroup */
@@ -128,6 +150,8 @@ struct cg_vm {
 	uint8_t have_psi;            /* bit k: psi[k] holds a reading */
 	bool slow_read;              /* read the slow files at least once */
 	bool meta_sent, started_sent;
+	bool ended;                  /* its final reading was sent: not read again */
+	struct cg_watch *w;          /* NULL: not watched */
 };
 
 struct cg_pattern {
@@ -181,9 +205,16 @@ struct cg {
 	uint32_t *hd_slot;           /* open addressing by name: index + 1 into hd */
 	size_t hd_mask;
 	bool host_meta_sent;
-	struct complaint c_list, c_read, c_parse, c_ident, c_gone, c_host, c_mem;
+	struct complaint c_list, c_read, c_parse, c_ident, c_gone, c_host, c_mem, c_watch;
+	/* the watcher (v2 trees, `bill`): final readings as cgroups empty */
+	int ino_fd, stop_fd[2];
+	bool watching;
+	pthread_t thr;
+	pthread_mutex_t lock;        /* the watches */
+	struct cg_watch **w;
+	size_t n_w, cap_w;
 	/* figures */
-	uint64_t reads, vm_reads, vanished, unidentified, parse_errors;
+	uint64_t reads, vm_reads, vanished, unidentified, parse_errors, finals;
 };
 
 /* ---- small helpers ---- */
@@ -243,6 +274,139 @@ static ssize_t read_once(struct cg *s, const char *path)
 	return n;
 }
 
+/* ---- the watcher: a cgroup's last counters as its last process leaves ---- */
+
+/* Take w's final counters if its cgroup is empty (under s->lock). */
+static void watch_fire(struct cg_watch *w)
+{
+	char b[4096];
+	struct tally_err e = { 0 };
+	bool populated = true;
+	ssize_t n = pread(w->ev_fd, b, sizeof(b), 0);
+	if (n <= 0 || cg_parse_events(b, (size_t)n, &populated, &e) || populated)
+		return;
+	w->t_ns = time_now_ns();
+	static const char *const k[] = { "usage_usec" };
+	uint64_t us;
+	uint32_t found;
+	if ((n = pread(w->cpu_fd, b, sizeof(b), 0)) > 0 && !cg_parse_keyed(b, (size_t)n, 0, k, 1, &us, &found, &e) &&
+	    found && us <= UINT64_MAX / 1000) {
+		w->cpu_ns = us * 1000;
+		w->have_cpu = true;
+	}
+	int skipped;
+	w->n_io = -1;
+	if (w->io_fd >= 0 && (n = pread(w->io_fd, b, sizeof(b), 0)) >= 0 &&
+	    cg_parse_io_stat(b, (size_t)n, w->io, CG_MAX_DEVS, &w->n_io, &skipped, &e))
+		w->n_io = -1;
+	w->fired = true;
+}
+
+static void *watch_loop(void *arg)
+{
+	struct cg *s = arg;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	struct pollfd p[2] = { { .fd = s->ino_fd, .events = POLLIN }, { .fd = s->stop_fd[0], .events = POLLIN } };
+	for (;;) {
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			break;
+		if (!(p[0].revents & POLLIN))
+			continue;
+		ssize_t n = read(s->ino_fd, buf, sizeof(buf));
+		for (char *q = buf; n > 0 && q < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)q;
+			pthread_mutex_lock(&s->lock);
+			for (size_t i = 0; i < s->n_w; i++)
+				if (s->w[i]->wd == ev->wd && !s->w[i]->fired)
+					watch_fire(s->w[i]);
+			pthread_mutex_unlock(&s->lock);
+			q += sizeof(*ev) + ev->len;
+		}
+	}
+	return NULL;
+}
+
+static void watch_start(struct cg *s)
+{
+	if (pthread_mutex_init(&s->lock, NULL))
+		return;
+	int rc = 0;
+	if ((s->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0 || pipe2(s->stop_fd, O_CLOEXEC) ||
+	    (rc = pthread_create(&s->thr, NULL, watch_loop, s))) {
+		log_msg(LOG_WARN, "cgroup: cannot watch cgroups for their last readings (%s): a stopping VM's"
+			" readings end at the last read", strerror(rc ? rc : errno));
+		for (int i = 0; i < 2; i++)
+			if (s->stop_fd[i] >= 0)
+				close(s->stop_fd[i]);
+		if (s->ino_fd >= 0)
+			close(s->ino_fd);
+		s->ino_fd = s->stop_fd[0] = s->stop_fd[1] = -1;
+		pthread_mutex_destroy(&s->lock);
+		return;
+	}
+	s->watching = true;
+}
+
+/* Watch v's cgroup.events (its cpu.stat is open). */
+static void watch_add(struct cg *s, struct cg_vm *v, const char *base)
+{
+	char p[PATH_MAX];
+	struct cg_watch *w = calloc(1, sizeof(*w));
+	if (!w)
+		return;
+	w->ev_fd = w->cpu_fd = w->io_fd = -1;
+	snprintf(p, sizeof(p), "%s/%s/cgroup.events", base, v->rel);
+	if ((w->ev_fd = open(p, O_RDONLY | O_CLOEXEC)) < 0 || (w->cpu_fd = dup(v->fd[F_CPU])) < 0 ||
+	    (w->wd = inotify_add_watch(s->ino_fd, p, IN_MODIFY)) < 0)
+		goto fail;
+	if (v->fd[F_IO] >= 0 && s->version == 2)
+		w->io_fd = dup(v->fd[F_IO]);
+	pthread_mutex_lock(&s->lock);
+	if (s->n_w == s->cap_w) {
+		size_t cap = s->cap_w ? s->cap_w * 2 : 64;
+		struct cg_watch **a = realloc(s->w, cap * sizeof(*a));
+		if (!a) {
+			pthread_mutex_unlock(&s->lock);
+			inotify_rm_watch(s->ino_fd, w->wd);
+			goto fail;
+		}
+		s->w = a;
+		s->cap_w = cap;
+	}
+	s->w[s->n_w++] = w;
+	watch_fire(w);   /* emptied before the watch began */
+	pthread_mutex_unlock(&s->lock);
+	v->w = w;
+	return;
+fail:
+	complain(&s->c_watch, LOG_INFO, "cgroup: cannot watch %s: %s; its readings end at its last read", p,
+		 strerror(errno));
+	if (w->ev_fd >= 0)
+		close(w->ev_fd);
+	if (w->cpu_fd >= 0)
+		close(w->cpu_fd);
+	free(w);
+}
+
+static void watch_del(struct cg *s, struct cg_watch *w)
+{
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->n_w; i++)
+		if (s->w[i] == w) {
+			s->w[i] = s->w[--s->n_w];
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
+	inotify_rm_watch(s->ino_fd, w->wd); /* already gone with its cgroup: harmless */
+	close(w->ev_fd);
+	close(w->cpu_fd);
+	if (w->io_fd >= 0)
+		close(w->io_fd);
+	free(w);
+}
+
 /* ---- config ---- */
 
 static const char *const cg_keys[] = { "root", "version", "scopes", "proc", "sys", "mapping", "vm_meters",
@@ -287,6 +451,7 @@ static int cg_configure(const struct cfg_node *cfg, const struct collector_env *
 	s->slow_every = 6;
 	s->fd_netdev = s->fd_stat = s->fd_meminfo = s->fd_diskstats = FD_NONE;
 	s->fd_psi[0] = s->fd_psi[1] = s->fd_psi[2] = FD_NONE;
+	s->ino_fd = s->stop_fd[0] = s->stop_fd[1] = -1;
 	if ((rc = cfg_check_keys(cfg, "collectors.cgroup", cg_keys, e)) ||
 	    (rc = cfg_get_string(cfg, "root", s->root, sizeof(s->root), e)) ||
 	    (rc = cfg_get_string(cfg, "version", ver, sizeof(ver), e)) ||
@@ -424,6 +589,8 @@ static int cg_init(void *state, int64_t resume_ns, struct tally_err *e)
 	s->mask = 1023;
 	if (!(s->slot = calloc(s->mask + 1, sizeof(*s->slot))))
 		return -ENOMEM;
+	if (s->mode == CG_BILL && s->version != 1)
+		watch_start(s);
 	/* every VM keeps up to F_N files open: make room, as far as allowed */
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -441,8 +608,10 @@ static int cg_init(void *state, int64_t resume_ns, struct tally_err *e)
 
 /* ---- the VM table ---- */
 
-static void vm_close(struct cg_vm *v)
+static void vm_close(struct cg *s, struct cg_vm *v)
 {
+	if (v->w)
+		watch_del(s, v->w);
 	for (int f = 0; f < F_N; f++)
 		if (v->fd[f] >= 0)
 			close(v->fd[f]);
@@ -1056,15 +1225,31 @@ static int read_vm(struct cg *s, struct cg_vm *v, const struct sink *sink, int64
 	return 1;
 }
 
-/* Rule 4 as far as a cgroup allows: v is gone. Its last readings are
- * repeated 1 ns after the last read with SAMPLE_F_LAST, and a stop is
- * said at that instant. */
+/* Rule 4 as far as a cgroup allows: v stopped. When the watcher caught
+ * its cgroup emptying, its last readings are repeated at that instant with
+ * the counters the watcher read then (cpu, and disks on v2: the tail since
+ * the last read is billed); otherwise 1 ns after the last read, as they
+ * were. SAMPLE_F_LAST, and a stop said at that instant. */
 static void vm_gone(struct cg *s, struct cg_vm *v, const struct sink *sink, const char *why)
 {
+	if (v->ended)
+		return;
+	v->ended = true;
 	s->vanished++;
 	if (s->mode != CG_BILL || v->ident != 1 || !v->last_read_ns)
 		return;
 	int64_t t = v->last_read_ns + 1;
+	struct cg_watch w = { .n_io = -1 };
+	if (v->w) {
+		pthread_mutex_lock(&s->lock);
+		if (v->w->fired && v->w->t_ns > v->last_read_ns) {
+			w = *v->w;
+			t = w.t_ns;
+			why = "cgroup-emptied";
+			s->finals++;
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
 	for (int i = 0; i < v->n_last; i++) {
 		const struct cg_last *l = &v->last[i];
 		struct sample f;
@@ -1072,6 +1257,21 @@ static void vm_gone(struct cg *s, struct cg_vm *v, const struct sink *sink, cons
 		f.time_ns = t;
 		f.origin_ns = l->origin_ns;
 		memcpy(&f.v, &l->bits, sizeof(f.v));
+		if (l->meter == M_CPU && w.have_cpu && w.cpu_ns >= f.v.counter)
+			f.v.counter = w.cpu_ns;
+		for (int k = 0; k < w.n_io && l->meter >= M_DISK_READ_BYTES && l->meter <= M_DISK_WRITE_REQUESTS; k++) {
+			const struct cg_seen_disk *d = NULL;
+			for (int j = 0; j < v->n_disks && !d; j++)
+				if (v->disks[j].major == w.io[k].major && v->disks[j].minor == w.io[k].minor &&
+				    !strcmp(v->disks[j].dev, l->device))
+					d = &v->disks[j];
+			if (!d)
+				continue;
+			uint64_t x = l->meter == M_DISK_READ_BYTES ? w.io[k].rbytes : l->meter == M_DISK_WRITE_BYTES ?
+				     w.io[k].wbytes : l->meter == M_DISK_READ_REQUESTS ? w.io[k].rios : w.io[k].wios;
+			if (x >= f.v.counter)
+				f.v.counter = x;
+		}
 		f.meter = l->meter;
 		f.kind = l->kind;
 		f.flags = l->flags | SAMPLE_F_LAST;
@@ -1119,7 +1319,7 @@ static int list_vms(struct cg *s, const struct sink *sink)
 				/* the same name, another cgroup: the old one stopped */
 				vm_gone(s, v, sink, "cgroup-replaced");
 				size_t k = (size_t)(v - s->vm);
-				vm_close(v);
+				vm_close(s, v);
 				s->vm[k] = s->vm[--s->n_vm];
 				if (rehash(s))
 					return -ENOMEM;
@@ -1392,7 +1592,18 @@ static int cg_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		for (size_t i = 0; i < s->n_vm;) {
 			struct cg_vm *v = &s->vm[i];
 			int r = -1;
-			if (v->listed == s->cycle && v->ident >= 0) {
+			bool fired = false;
+			if (v->w) {
+				pthread_mutex_lock(&s->lock);
+				fired = v->w->fired;
+				pthread_mutex_unlock(&s->lock);
+			}
+			if (v->listed == s->cycle && (v->ended || fired)) {
+				/* emptied, not removed yet: its final reading now, and
+				 * nothing more of it (a cgroup is not used twice) */
+				vm_gone(s, v, sink, "cgroup-emptied");
+				r = -1;
+			} else if (v->listed == s->cycle && v->ident >= 0) {
 				if (v->ident == 0 || (s->cycle + (int)(v->spread % (uint32_t)s->refresh)) % s->refresh == 0) {
 					char dir[PATH_MAX];
 					snprintf(dir, sizeof(dir), "%s/%s", list_root(s), v->rel);
@@ -1400,6 +1611,8 @@ static int cg_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 				}
 				if (v->ident == 1)
 					r = read_vm(s, v, sink, now_ns);
+				if (r == 1 && !v->w && s->watching && v->fd[F_CPU] >= 0)
+					watch_add(s, v, list_root(s));
 				if (r == 1 && s->mode == CG_BILL && v->origin_ns && !v->started_sent) {
 					struct lifecycle_event ev;
 					memset(&ev, 0, sizeof(ev));
@@ -1420,7 +1633,7 @@ static int cg_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 					complain(&s->c_gone, LOG_INFO, "cgroup: %s/%s went away between the listing and the"
 						 " read: taken as stopped", list_root(s), v->rel);
 				vm_gone(s, v, sink, "cgroup-removed");
-				vm_close(v);
+				vm_close(s, v);
 				s->vm[i] = s->vm[--s->n_vm];
 				gone++;
 				continue;
@@ -1442,8 +1655,12 @@ static void cg_free(void *state)
 	struct cg *s = state;
 	if (!s)
 		return;
+	if (s->watching) {
+		if (write(s->stop_fd[1], "x", 1) == 1)
+			pthread_join(s->thr, NULL);
+	}
 	for (size_t i = 0; i < s->n_vm; i++)
-		vm_close(&s->vm[i]);
+		vm_close(s, &s->vm[i]);
 	for (int i = 0; i < s->n_pat; i++)
 		if (s->pat[i].dir)
 			closedir(s->pat[i].dir);
@@ -1452,6 +1669,13 @@ static void cg_free(void *state)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	lv_mapping_release(&s->mapping);
+	if (s->watching) {
+		close(s->ino_fd);
+		close(s->stop_fd[0]);
+		close(s->stop_fd[1]);
+		pthread_mutex_destroy(&s->lock);
+	}
+	free(s->w);
 	free(s->vm);
 	free(s->slot);
 	free(s->buf);

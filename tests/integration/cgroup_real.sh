@@ -14,7 +14,7 @@
 #     than the CPU a busy loop can use since the stored reading's time);
 #   - B is identified from its command line (uuid, name);
 #   - B stops (its process killed, its cgroup removed): a final reading
-#     and a stopped event; A goes on;
+#     and a stopped event (v2: taken as the cgroup emptied); A goes on;
 #   - the host: host.cpu between two reads of /proc/stat around it;
 #   - /metrics passes promtool, and tallyd logged no warning.
 # Needs root and a writable cgroup tree; else it says why and skips (77).
@@ -155,8 +155,12 @@ EOC
 	    AND (s.flags & 1) = 1 AND s.last_ns < $t_stop + 2000000000")
 	ev=$(q "$name" "SELECT reason FROM events e JOIN resources r ON r.id = e.resource_id WHERE r.uuid = '$ub'
 	    AND e.type = 'stopped'")
-	[ "$ev" = cgroup-removed ] && [ "${fin:-0}" -ge 2 ] && ok "$name: B stopped: event ($ev) and $fin final readings" ||
-		fail "$name: B stopped: event '$ev', $fin final readings"
+	# v2 trees say when a cgroup empties (cgroup.events): the final reading
+	# is taken then; v1 has no such notice: the last read's values, ended
+	want=cgroup-removed
+	[ "$ver" = 1 ] || want=cgroup-emptied
+	[ "$ev" = "$want" ] && [ "${fin:-0}" -ge 2 ] && ok "$name: B stopped: event ($ev) and $fin final readings" ||
+		fail "$name: B stopped: event '$ev' (want $want), $fin final readings"
 	sleep 1.2
 	alive=$(q "$name" "SELECT max(s.last_ns) > $t_stop FROM series s JOIN resources r ON r.id = s.resource_id
 	    WHERE r.uuid = '$ua'")

@@ -8,7 +8,7 @@
  *   cg/cgroup.controllers
  *   cg/machine.slice/machine-qemu\x2d<i+1>\x2dvm<i>.scope/   (libvirt's scope name)
  *       cpu.stat memory.stat io.stat cpu.pressure memory.pressure
- *       io.pressure cgroup.procs (the pid 100000 + i)
+ *       io.pressure cgroup.procs (the pid 100000 + i) cgroup.events
  *   proc/<pid>/cmdline    qemu-system-x86_64 -name guest=vm<i> -uuid U(i)
  *                         -smp 2 -m 1024 -netdev {..fd..} -device {..mac..}
  *   proc/<pid>/fdinfo/0   a plain file; fdinfo/23: iff: vnet<i>
@@ -129,6 +129,10 @@ static inline void ft_write_vm(struct ft *t, int i)
 	}
 	snprintf(p, sizeof(p), "%s/cgroup.procs", d);
 	ft_printf(p, "%d\n", 100000 + i);
+	/* written once: the kernel changes it (and says so) only when it changes */
+	snprintf(p, sizeof(p), "%s/cgroup.events", d);
+	if (access(p, F_OK))
+		ft_printf(p, "populated 1\nfrozen 0\n");
 }
 
 /* The process and the tap of VM i (once). */
@@ -311,7 +315,7 @@ static inline void ft_remove_vm(struct ft *t, int i)
 {
 	char d[512], p[640];
 	static const char *const f[] = { "cpu.stat", "memory.stat", "io.stat", "cpu.pressure", "memory.pressure",
-					 "io.pressure", "cgroup.procs", NULL };
+					 "io.pressure", "cgroup.procs", "cgroup.events", NULL };
 	ft_scope(t, i, d, sizeof(d));
 	for (int k = 0; f[k]; k++) {
 		snprintf(p, sizeof(p), "%s/%s", d, f[k]);

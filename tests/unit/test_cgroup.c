@@ -643,6 +643,72 @@ START_TEST(test_slow_files)
 }
 END_TEST
 
+/* The last process of VM 1 leaves (cgroup.events says "populated 0") after
+ * it used 12345 us more CPU and read 8192 more bytes since the last read:
+ * the watcher takes those counters at once, and the next read sends them as
+ * the final reading, at the instant the cgroup emptied (between the two
+ * reads), with a stop then: the tail is billed. The cgroup removed later
+ * adds nothing. VM 0 goes on. Real-time ticks: the watcher stamps with the
+ * wall clock. */
+START_TEST(test_final_reading)
+{
+	struct ft t;
+	struct rec r = { 0 };
+	const char *u1 = "7a11e100-0000-4000-8000-000000000001";
+	char d[512], p[640];
+	ft_create(&t, "/tmp/tally-cgtree-XXXXXX", 2);
+	void *st = open_on(&t, NULL, false);
+	int64_t t1 = time_now_ns();
+	read_into(st, &r, t1);
+	uint64_t cpu1 = counter(&r, u1, M_CPU, "");
+	t.vm[1].cpu_usec += 12345;
+	t.vm[1].rbytes[0] += 8192;
+	ft_write_vm(&t, 1);
+	ft_scope(&t, 1, d, sizeof(d));
+	snprintf(p, sizeof(p), "%s/cgroup.events", d);
+	int64_t t_empty = time_now_ns();
+	ft_printf(p, "populated 0\nfrozen 0\n");
+	/* the watcher runs on its own: read until the final reading shows
+	 * (a liveness bound of 10 s, not a timing assertion) */
+	const struct sample *fin = NULL;
+	int64_t tk = t1;
+	for (int k = 0; k < 100 && !fin; k++) {
+		usleep(100000);
+		tk = time_now_ns();
+		read_into(st, &r, tk);
+		const struct sample *c = find(&r, u1, M_CPU, "");
+		if (c && (c->flags & SAMPLE_F_LAST))
+			fin = c;
+		else
+			ck_assert_msg(c == NULL || !(c->flags & SAMPLE_F_LAST), "a final reading without the watcher");
+	}
+	ck_assert_msg(fin != NULL, "no final reading 10 s after the cgroup emptied");
+	ck_assert_uint_eq(fin->v.counter, cpu1 + 12345ULL * 1000);
+	ck_assert_int_ge(fin->time_ns, t_empty);
+	ck_assert_int_le(fin->time_ns, tk);
+	const struct sample *rd = find(&r, u1, M_DISK_READ_BYTES, "254:0");
+	ck_assert_ptr_nonnull(rd);
+	ck_assert_uint_eq(rd->v.counter, 4096 + 8192);
+	ck_assert(rd->flags & SAMPLE_F_LAST);
+	ck_assert_int_eq(r.nev, 1);
+	ck_assert_str_eq(r.ev[0].resource, u1);
+	ck_assert_str_eq(r.ev[0].type, "stopped");
+	ck_assert_str_eq(r.ev[0].reason, "cgroup-emptied");
+	ck_assert_int_eq(r.ev[0].time_ns, fin->time_ns);
+	ck_assert_ptr_nonnull(find(&r, "7a11e100-0000-4000-8000-000000000000", M_CPU, ""));
+	/* still listed, then removed: nothing more of VM 1 */
+	read_into(st, &r, tk + 1000000);
+	ck_assert_ptr_null(find(&r, u1, M_CPU, ""));
+	ft_remove_vm(&t, 1);
+	read_into(st, &r, tk + 2000000);
+	ck_assert_ptr_null(find(&r, u1, M_CPU, ""));
+	ck_assert_int_eq(r.nev, 0);
+	cgroup_collector.free(st);
+	free(r.s);
+	ft_destroy(&t);
+}
+END_TEST
+
 START_TEST(test_config_refused)
 {
 	static const struct { const char *yaml; bool lv; const char *msg; } t[] = {
@@ -1190,6 +1256,7 @@ static Suite *suite(void)
 	tcase_set_timeout(c, 120);
 	tcase_add_test(c, test_tree_read);
 	tcase_add_test(c, test_slow_files);
+	tcase_add_test(c, test_final_reading);
 	tcase_add_test(c, test_config_refused);
 	tcase_add_test(c, test_tree_ledger_1000);
 	tcase_add_test(c, test_tree_faults);
