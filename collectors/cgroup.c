@@ -134,9 +134,11 @@ struct cg_vm {
 	struct cg_nic *nics;
 	int n_nics;
 	struct cg_seen_disk *disks;
-	int n_disks, cap_disks;
+	int n_disks;
+	size_t cap_disks;
 	struct cg_last *last;
-	int n_last, cap_last;
+	int n_last;
+	size_t cap_last;
 	uint32_t vcpus;              /* from -smp, 0: unknown */
 	uint64_t memory_bytes;       /* from -m, 0: unknown */
 	int64_t origin_ns;           /* its cgroup's counters count from zero since (0: baseline) */
@@ -199,7 +201,7 @@ struct cg {
 	uint8_t *claimed;            /* parallel to ifs: a VM's tap (not the host's) this cycle */
 	int fd_netdev, fd_stat, fd_meminfo, fd_diskstats, fd_psi[3];
 	struct cg_disk *disks;
-	int cap_disks;
+	size_t cap_disks;
 	struct cg_hostdev *hd;
 	size_t n_hd, cap_hd;
 	uint32_t *hd_slot;           /* open addressing by name: index + 1 into hd */
@@ -227,14 +229,15 @@ static uint64_t hash_str(const char *s)
 	return h ^ (h >> 31);
 }
 
-static int grow(void **p, int *cap, int need, size_t elem)
+/* Room for need elements of size elem in *p (capacity *cap, doubled). */
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
 	if (need <= *cap)
 		return 0;
-	int n = *cap ? *cap * 2 : 8;
+	size_t n = *cap ? *cap * 2 : 8;
 	while (n < need)
 		n *= 2;
-	void *q = realloc(*p, (size_t)n * elem);
+	void *q = realloc(*p, n * elem);
 	if (!q)
 		return -ENOMEM;
 	*p = q;
@@ -364,16 +367,10 @@ static void watch_add(struct cg *s, struct cg_vm *v, const char *base)
 	if (v->fd[F_IO] >= 0 && s->version == 2)
 		w->io_fd = dup(v->fd[F_IO]);
 	pthread_mutex_lock(&s->lock);
-	if (s->n_w == s->cap_w) {
-		size_t cap = s->cap_w ? s->cap_w * 2 : 64;
-		struct cg_watch **a = realloc(s->w, cap * sizeof(*a));
-		if (!a) {
-			pthread_mutex_unlock(&s->lock);
-			inotify_rm_watch(s->ino_fd, w->wd);
-			goto fail;
-		}
-		s->w = a;
-		s->cap_w = cap;
+	if (grow((void **)&s->w, &s->cap_w, s->n_w + 1, sizeof(*s->w))) {
+		pthread_mutex_unlock(&s->lock);
+		inotify_rm_watch(s->ino_fd, w->wd);
+		goto fail;
 	}
 	s->w[s->n_w++] = w;
 	watch_fire(w);   /* emptied before the watch began */
@@ -654,14 +651,8 @@ static int rehash(struct cg *s)
 
 static struct cg_vm *vm_add(struct cg *s, const char *rel, uint64_t ino)
 {
-	if (s->n_vm == s->cap_vm) {
-		size_t cap = s->cap_vm ? s->cap_vm * 2 : 64;
-		struct cg_vm *v = realloc(s->vm, cap * sizeof(*v));
-		if (!v)
-			return NULL;
-		s->vm = v;
-		s->cap_vm = cap;
-	}
+	if (grow((void **)&s->vm, &s->cap_vm, s->n_vm + 1, sizeof(*s->vm)))
+		return NULL;
 	struct cg_vm *v = &s->vm[s->n_vm];
 	memset(v, 0, sizeof(*v));
 	str_copy(v->rel, rel, sizeof(v->rel));
@@ -709,7 +700,7 @@ static void put(struct emit *x, int meter, const char *dev, uint8_t kind, uint64
 	x->sink->sample(x->sink->ctx, NULL, m);
 	struct cg_vm *v = x->v;
 	/* kept for a final reading, which only `bill` sends */
-	if (!v || x->s->mode != CG_BILL || grow((void **)&v->last, &v->cap_last, v->n_last + 1, sizeof(*v->last)))
+	if (!v || x->s->mode != CG_BILL || grow((void **)&v->last, &v->cap_last, (size_t)v->n_last + 1, sizeof(*v->last)))
 		return;
 	struct cg_last *l = &v->last[v->n_last++];
 	memcpy(&l->bits, &m->v, sizeof(l->bits));
@@ -1050,7 +1041,7 @@ static const struct cg_seen_disk *disk_of(struct cg *s, struct cg_vm *v, uint32_
 	for (int i = 0; i < v->n_disks; i++)
 		if (v->disks[i].major == maj && v->disks[i].minor == min)
 			return &v->disks[i];
-	if (v->n_disks >= CG_MAX_DEVS || grow((void **)&v->disks, &v->cap_disks, v->n_disks + 1, sizeof(*v->disks)))
+	if (v->n_disks >= CG_MAX_DEVS || grow((void **)&v->disks, &v->cap_disks, (size_t)v->n_disks + 1, sizeof(*v->disks)))
 		return NULL;
 	struct cg_seen_disk *d = &v->disks[v->n_disks++];
 	d->major = maj;
@@ -1444,14 +1435,8 @@ static struct cg_hostdev *hostdev(struct cg *s, const char *name, bool iface)
 			*hd_find(s, s->hd[i].name, s->hd[i].iface) = (uint32_t)i + 1;
 		sl = hd_find(s, name, iface);
 	}
-	if (s->n_hd == s->cap_hd) {
-		size_t cap = s->cap_hd ? s->cap_hd * 2 : 16;
-		struct cg_hostdev *h = realloc(s->hd, cap * sizeof(*h));
-		if (!h)
-			return NULL;
-		s->hd = h;
-		s->cap_hd = cap;
-	}
+	if (grow((void **)&s->hd, &s->cap_hd, s->n_hd + 1, sizeof(*s->hd)))
+		return NULL;
 	struct cg_hostdev *h = &s->hd[s->n_hd++];
 	*sl = (uint32_t)s->n_hd;
 	memset(h, 0, sizeof(*h));
@@ -1538,12 +1523,12 @@ static void read_host(struct cg *s, const struct sink *sink, int64_t now_ns)
 		for (;;) {
 			if (!s->cap_disks && grow((void **)&s->disks, &s->cap_disks, 32, sizeof(*s->disks)))
 				break;
-			if (cg_parse_diskstats(s->buf, (size_t)n, s->disks, s->cap_disks, &got, &skipped, &e)) {
+			if (cg_parse_diskstats(s->buf, (size_t)n, s->disks, (int)s->cap_disks, &got, &skipped, &e)) {
 				proc_failed(s, "diskstats", &e);
 				got = 0;
 				break;
 			}
-			if (!skipped || grow((void **)&s->disks, &s->cap_disks, got + skipped, sizeof(*s->disks)))
+			if (!skipped || grow((void **)&s->disks, &s->cap_disks, (size_t)got + (size_t)skipped, sizeof(*s->disks)))
 				break;
 		}
 		for (int i = 0; i < got; i++) {
