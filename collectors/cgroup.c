@@ -989,19 +989,21 @@ static int vm_fd(struct cg *s, struct cg_vm *v, int f)
 }
 
 /* Read file f of v into s->buf: its length, 0 with nothing when the file
- * is absent, or -errno (-ENODEV/-ENOENT: the cgroup is gone). */
+ * is absent, or -errno (-ENODEV/-ENOENT: the cgroup is gone). Any other
+ * failure (a permission, an I/O error) is said once per back-off window. */
 static ssize_t vm_read(struct cg *s, struct cg_vm *v, int f)
 {
 	int fd = vm_fd(s, v, f);
+	ssize_t n = fd;
 	if (fd == FD_ABSENT)
 		return 0;
-	if (fd < 0)
-		return fd;
-	ssize_t n = pread_all(s, fd);
-	if (n == -ENODEV || n == -ENOENT) {
+	if (fd >= 0 && (n = pread_all(s, fd)) < 0 && (n == -ENODEV || n == -ENOENT)) {
 		close(fd);
 		v->fd[f] = FD_NONE;
 	}
+	if (n < 0 && n != -ENODEV && n != -ENOENT)
+		complain(&s->c_read, LOG_WARN, "cgroup: %s/%s/%s: %s", file_base(s, f), v->rel, file_name(s, f),
+			 strerror((int)-n));
 	return n;
 }
 
@@ -1105,13 +1107,8 @@ static int read_vm(struct cg *s, struct cg_vm *v, const struct sink *sink, int64
 	int64_t org = v->origin_ns;
 
 	/* cpu first: it tells whether the cgroup is still there */
-	if ((n = vm_read(s, v, F_CPU)) < 0) {
-		if (n == -ENOENT || n == -ENODEV)
-			return 0;
-		complain(&s->c_read, LOG_WARN, "cgroup: %s/%s/%s: %s", list_root(s), v->rel,
-			 file_name(s, F_CPU), strerror((int)-n));
-		return -1;
-	}
+	if ((n = vm_read(s, v, F_CPU)) < 0)
+		return n == -ENOENT || n == -ENODEV ? 0 : -1;
 	str_copy(x.smp.resource, v->uuid, sizeof(x.smp.resource));
 	x.smp.time_ns = now_ns;
 	v->n_last = 0;
