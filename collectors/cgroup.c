@@ -531,22 +531,23 @@ static bool is_dir(const char *path)
  * ROOT/cpuacct, or a combined one (ROOT/cpu,cpuacct). */
 static bool v1_hier(const char *root, const char *c, char *out, size_t len)
 {
-	snprintf(out, len, "%s/%s", root, c);
-	if (is_dir(out))
-		return true;
-	DIR *d = opendir(root);
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/%s", root, c);
+	bool found = is_dir(p);
+	DIR *d = found ? NULL : opendir(root);
 	struct dirent *de;
-	bool found = false;
 	size_t cl = strlen(c);
 	while (d && !found && (de = readdir(d))) {
-		const char *p = strstr(de->d_name, c);
-		if (p && (p == de->d_name || p[-1] == ',') && (p[cl] == '\0' || p[cl] == ',')) {
-			snprintf(out, len, "%s/%s", root, de->d_name);
-			found = is_dir(out);
+		const char *q = strstr(de->d_name, c);
+		if (q && (q == de->d_name || q[-1] == ',') && (q[cl] == '\0' || q[cl] == ',')) {
+			snprintf(p, sizeof(p), "%s/%s", root, de->d_name);
+			found = is_dir(p);
 		}
 	}
 	if (d)
 		closedir(d);
+	if (found)
+		str_copy(out, p, len);
 	return found;
 }
 
