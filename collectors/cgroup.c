@@ -116,7 +116,8 @@ struct cg_last {
 struct cg_watch {
 	int wd;                      /* inotify watch descriptor */
 	int ev_fd, cpu_fd, io_fd;    /* cgroup.events, cpu.stat, io.stat (-1: none) */
-	bool fired;                  /* the final counters were taken */
+	bool fired;                  /* the final counters were taken (set last, with release:
+					read() may look without the lock) */
 	int64_t t_ns;                /* when: the cgroup emptied */
 	uint64_t cpu_ns;
 	bool have_cpu;
@@ -302,7 +303,7 @@ static void watch_fire(struct cg_watch *w)
 	if (w->io_fd >= 0 && (n = pread(w->io_fd, b, sizeof(b), 0)) >= 0 &&
 	    cg_parse_io_stat(b, (size_t)n, w->io, CG_MAX_DEVS, &w->n_io, &skipped, &e))
 		w->n_io = -1;
-	w->fired = true;
+	__atomic_store_n(&w->fired, true, __ATOMIC_RELEASE);
 }
 
 static void *watch_loop(void *arg)
@@ -1575,12 +1576,7 @@ static int cg_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		for (size_t i = 0; i < s->n_vm;) {
 			struct cg_vm *v = &s->vm[i];
 			int r = -1;
-			bool fired = false;
-			if (v->w) {
-				pthread_mutex_lock(&s->lock);
-				fired = v->w->fired;
-				pthread_mutex_unlock(&s->lock);
-			}
+			bool fired = v->w && __atomic_load_n(&v->w->fired, __ATOMIC_ACQUIRE);
 			if (v->listed == s->cycle && (v->ended || fired)) {
 				/* emptied, not removed yet: its final reading now, and
 				 * nothing more of it (a cgroup is not used twice) */
