@@ -496,7 +496,8 @@ int agg_open(struct aggregator **out, const struct agg_config *cfg, struct tally
 		a->res.v[i].dirty = 0;
 	a->stats.resources = a->res.n;
 	a->stats.series = a->ser.n;
-	if (cfg->rrd_dir && (rc = rrdstore_open(&a->rrd, cfg->rrd_dir, cfg->rrd_step_s > 0 ? cfg->rrd_step_s : 60, e)))
+	if (cfg->rrd_dir && (rc = rrdstore_open(&a->rrd, cfg->rrd_dir, cfg->rrd_step_s > 0 ? cfg->rrd_step_s : 60,
+					      cfg->rrd_lossless, e)))
 		goto fail;
 	*out = a;
 	return 0;
@@ -583,7 +584,7 @@ static void rrd_put(struct aggregator *a, const struct ser_entry *s, const struc
 		a->stats.rrd_errors++;
 }
 
-/* Gauges of what a tenant was given, billed by time (DESIGN.md rule 5),
+/* Gauges of what a tenant was given, billed by time (docs/architecture.md rule 5),
  * and whether it ran (SLA): a change of one is committed at once in real
  * time (agg_must_commit). */
 static bool allocation_gauge(uint16_t meter)
@@ -923,7 +924,13 @@ int agg_commit(struct aggregator *a, struct tally_err *e)
 	a->must_commit = 0;
 	if (a->rrd) {
 		struct tally_err re = { 0 };
-		if (rrdstore_flush(a->rrd, &re)) {
+		struct rrdstore_stats rs;
+		int rrc = rrdstore_handoff(a->rrd, &re);
+		rrdstore_get_stats(a->rrd, &rs);
+		a->stats.rrd_dropped = rs.dropped;
+		a->stats.rrd_backlog = rs.backlog_rows;
+		a->stats.rrd_files = rs.files;
+		if (rrc) {
 			a->stats.rrd_errors++;
 			/* RRD is for graphs: the ledger is committed, so this is
 			 * reported, not fatal */

@@ -6,7 +6,7 @@
  * agg_commit() writes all of it - usage, series state, resources, events and
  * each agent's last batch seq - in ONE ledger transaction, so that after a
  * crash the ledger holds either all of a batch's effects or none, and the
- * agent's seq says which (DESIGN.md rule 7). A batch is durable, and may be
+ * agent's seq says which (docs/architecture.md rule 7). A batch is durable, and may be
  * acknowledged to its sender, only once agg_commit() has returned 0 after it.
  *
  * If a commit fails (disk full, I/O error) the transaction is rolled back
@@ -33,6 +33,7 @@ struct agg_config {
 	const char *ledger_path;     /* SQLite file, created if missing */
 	const char *rrd_dir;         /* NULL: no RRD files */
 	int rrd_step_s;              /* RRD step, seconds (60) */
+	bool rrd_lossless;           /* wait for the RRD writer rather than drop (fast-forward) */
 	int64_t max_gap_ns;          /* longer intervals are not "covered" */
 };
 
@@ -49,6 +50,9 @@ struct agg_stats {
 	uint64_t commits;
 	uint64_t rows_written;       /* usage rows added to in commits */
 	uint64_t rrd_errors;
+	uint64_t rrd_dropped;        /* RRD rows dropped: the writer was behind (real time) */
+	uint64_t rrd_backlog;        /* RRD rows waiting for the writer, at the last commit */
+	uint64_t rrd_files;          /* RRD files known */
 	uint64_t series;             /* series known */
 	uint64_t resources;          /* resources known */
 	uint64_t checks_compared;    /* intervals a second source's counter was compared over */

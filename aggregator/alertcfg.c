@@ -176,7 +176,7 @@ static int parse_rule(struct alerting_config *c, const struct cfg_node *r, struc
 	const struct cfg_node *mn = cfg_get(r, "meter");
 	if ((ar->meter = meter_lookup(meter)) < 0)
 		return err_set(e, -EINVAL, "%s:%d:%d: key 'meter': unknown meter '%s' (the meter table is in"
-			       " DESIGN.md: cpu, memory, network.incoming.bytes, ...)", mn->file, mn->line,
+			       " docs/meters.md: cpu, memory, network.incoming.bytes, ...)", mn->file, mn->line,
 			       mn->col, meter);
 	for (int i = 0; i < 4; i++) {
 		if (!cfg_get(r, cond_keys[i]))

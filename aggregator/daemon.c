@@ -341,7 +341,52 @@ struct run {
 	int64_t sla_tick_ns;         /* data time of the last SLA probe, 0: none yet */
 	bool sla_fresh;              /* the probe said something not yet evaluated */
 	struct complaint sla_complaint;
+	/* fast-forward progress on a terminal */
+	bool tty;                    /* stderr is a terminal */
+	bool progress_shown;
+	int64_t first_ns;            /* the run's first tick */
+	int64_t progress_mono;       /* when the line was last drawn */
+	uint64_t progress_samples;   /* samples ingested then */
+	/* the collectors' self-metrics, gathered for each snapshot */
+	struct collector_metric *cm;
+	size_t n_cm, cap_cm;
 };
+
+/* Fast-forward on a terminal: one line, redrawn every second, says how far
+ * the run is (the virtual time, the share of the period, samples per
+ * second). Nothing when stderr is not a terminal (logs, tests, systemd). */
+static void progress(struct run *r, int64_t tick_ns)
+{
+	if (!r->tty || r->c->clock != CLOCK_FAST_FORWARD || r->c->end_ns <= r->first_ns)
+		return;
+	int64_t now = time_mono_ns();
+	if (now - r->progress_mono < NS_PER_SEC)
+		return;
+	struct agg_stats st;
+	char when[48];
+	agg_get_stats(r->agg, &st);
+	double pct = 100.0 * (double)(tick_ns - r->first_ns) / (double)(r->c->end_ns - r->first_ns);
+	double rate = (double)(st.samples - r->progress_samples) / ((double)(now - r->progress_mono) / 1e9);
+	fprintf(stderr, "\rtallyd: fast-forward at %s, %5.1f %% of the period, %.0f samples/s   ",
+		time_format_iso(tick_ns, when, sizeof(when)), pct, rate);
+	r->progress_mono = now;
+	r->progress_samples = st.samples;
+	r->progress_shown = true;
+}
+
+static void put_metric(void *ctx, const struct collector_metric *m)
+{
+	struct run *r = ctx;
+	if (r->n_cm == r->cap_cm) {
+		size_t cap = r->cap_cm ? r->cap_cm * 2 : 64;
+		struct collector_metric *p = realloc(r->cm, cap * sizeof(*p));
+		if (!p)
+			return; /* out of memory: this snapshot has fewer of them */
+		r->cm = p;
+		r->cap_cm = cap;
+	}
+	r->cm[r->n_cm++] = *m;
+}
 
 /* Publish what the exporters see; a failure (out of memory) keeps the
  * previous snapshot and is said once per back-off window. */
@@ -355,6 +400,10 @@ static void publish(struct run *r)
 		lc[n].read_s = (double)r->sched->coll[i].read_ns / 1e9;
 		lc[n].errors = r->sched->coll[i].errors;
 	}
+	r->n_cm = 0;
+	for (size_t i = 0; r->sched && i < r->sched->n_coll; i++)
+		if (r->sched->coll[i].ops->metrics)
+			r->sched->coll[i].ops->metrics(r->sched->coll[i].state, put_metric, r);
 	struct live_inputs in = {
 		.tick_ns = r->tick_ns,
 		.stale_after_ns = r->c->http.stale_after_ns,
@@ -364,6 +413,8 @@ static void publish(struct run *r)
 		.overruns = r->sched ? r->sched->overruns : 0,
 		.coll = lc,
 		.n_coll = n,
+		.cmetrics = r->cm,
+		.n_cmetrics = r->n_cm,
 		.alerts = r->astore,
 	};
 	struct live_state *st = live_build(r->agg, &in);
@@ -434,12 +485,13 @@ static int commit(struct run *r, struct tally_err *e)
 {
 	int rc = agg_commit(r->agg, e);
 	if (rc == 1) {
+		/* the ledger is committed; only the picture failed */
 		complain(&r->rrd_complaint, LOG_WARN, "rrd: %s", e->msg);
 		e->msg[0] = '\0';
-		return 0;
-	}
-	if (rc == 0 && r->rrd_complaint.window_ns)
+		rc = 0;
+	} else if (rc == 0 && r->rrd_complaint.window_ns) {
 		complaint_clear(&r->rrd_complaint, "rrd: writing again");
+	}
 	r->last_commit_mono = time_mono_ns();
 	if (rc == 0) {
 		r->commit_wall_ns = time_now_ns();
@@ -473,6 +525,7 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 {
 	struct run *r = ctx;
 	r->tick_ns = tick_ns;
+	progress(r, tick_ns);
 	if (r->al)
 		eval_alerts(r, tick_ns);
 	int due = time_mono_ns() - r->last_commit_mono >= r->c->commit_every_ns;
@@ -516,6 +569,7 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 		.ledger_path = c->ledger_path,
 		.rrd_dir = c->rrd_enabled ? c->rrd_dir : NULL,
 		.rrd_step_s = (int)(c->rrd_step_ns / NS_PER_SEC),
+		.rrd_lossless = c->clock == CLOCK_FAST_FORWARD,
 		.max_gap_ns = c->max_gap_ns,
 	};
 	if ((rc = agg_open(&r.agg, &ac, e)))
@@ -568,8 +622,13 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 	r.last_commit_mono = time_mono_ns();
 	r.sched = &s;
 	r.bt = &bt;
+	r.tty = isatty(2);
+	r.first_ns = first;
+	r.progress_mono = t0;
 
 	rc = sched_run(&s, first, e);
+	if (r.progress_shown)
+		fputc('\n', stderr);
 	if (rc == 0)
 		rc = commit(&r, e); /* whatever the last cycles left, on every clean stop */
 	if (rc == 0 && r.al && r.tick_ns) {
@@ -600,5 +659,6 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 	batcher_release(&bt);
 	agg_close(r.agg);
 	alerting_free(r.al);
+	free(r.cm);
 	return rc;
 }

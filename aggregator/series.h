@@ -1,5 +1,5 @@
 /*
- * series.h: the arithmetic of DESIGN.md rules 1-6 for one series, with no
+ * series.h: the arithmetic of docs/architecture.md rules 1-6 for one series, with no
  * storage: a reading goes in, hourly contributions come out.
  *
  * A series is one (resource, meter, device, source agent). Its state is the

@@ -24,6 +24,7 @@
 
 #include "aggregator.h"
 #include "alerting.h"
+#include "collector.h"
 #include "meter.h"
 #include "sample.h"
 
@@ -73,6 +74,8 @@ struct live_state {
 		uint64_t errors;
 	} coll[LIVE_MAX_COLLECTORS];
 	size_t n_coll;
+	struct collector_metric *cmetrics;   /* collectors' self-metrics (collector.h), owned */
+	size_t n_cmetrics;
 	uint64_t stale_resources;
 	/* alerting: the committed alerts and the Alertmanager sender's counts */
 	bool alerting;                 /* false: no alert store (no `alerts:` section) */
@@ -101,6 +104,8 @@ struct live_inputs {
 	uint64_t cycles, overruns;
 	const struct live_collector *coll;
 	size_t n_coll;
+	const struct collector_metric *cmetrics;  /* copied */
+	size_t n_cmetrics;
 	struct alert_store *alerts;    /* NULL: no alerting */
 };
 

@@ -3,8 +3,9 @@
  * figure issue 2 names (target: at least 1,000,000 values/s, several data
  * sources per file, several timestamps per call). For comparison it also
  * writes one value per rrd_update_r call through librrd directly, the way
- * collectd's rrdtool plugin does without its cache (the peers harness in
- * ../shared/peers measures about 33,000 updates/s for that here).
+ * collectd's rrdtool plugin does without its cache (the project's peer
+ * benchmark harness measured about 33,000 updates/s for that on this kind
+ * of machine).
  *
  * Each run: FILES disk files (6 data sources each) get ROWS timestamps,
  * queued and flushed in one call per file; files are created beforehand and
@@ -41,7 +42,7 @@ int main(int argc, char **argv)
 	double *rate = calloc((size_t)runs, sizeof(double)), single = 0;
 	int64_t t = 1790812800LL;
 
-	if (!mkdtemp(dir) || rrdstore_open(&s, dir, 60, &e)) {
+	if (!mkdtemp(dir) || rrdstore_open(&s, dir, 60, true, &e)) {
 		fprintf(stderr, "bench_rrd: %s\n", e.msg);
 		return 1;
 	}

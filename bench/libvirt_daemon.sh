@@ -1,6 +1,6 @@
 #!/bin/sh
 # tallyd with the libvirt collector on a test-driver fleet, measured the way
-# ../shared/peers/bench-collectd.sh measures collectd's virt plugin, so the
+# the peer harness (PEERS=DIR, bench-collectd.sh) measures collectd's virt plugin, so the
 # two figures compare: 1 s interval, a warm-up, then the daemon's CPU
 # (utime + stime from /proc/PID/stat, all threads) over 5 s windows, as
 # microseconds per domain per cycle (median, min, max of the windows); and

@@ -1,6 +1,6 @@
 #!/bin/sh
 # make bench: prints the figures the issues name. Nothing here is asserted;
-# compare medians, and run the peers (../shared/peers) beside it on the
+# compare medians, and run the peers (PEERS=DIR, the peer benchmark harness) beside it on the
 # same machine for the ratios.
 set -eu
 B=${B:-build}
@@ -25,9 +25,9 @@ echo " PEERS=/tmp/peers make bench measures it here and now)"
 
 echo
 echo "== tallyd collecting the same 1000 domains: libvirt -> ledger, 1 s interval, RRD off"
-echo "   (CPU of the whole daemon in 5 s windows after a 5 s warm-up, as ../shared/peers measures collectd)"
+echo "   (CPU of the whole daemon in 5 s windows after a 5 s warm-up, as the peer harness measures collectd)"
 sh bench/libvirt_daemon.sh "$B/tallyd" "$work/node1000.xml" "$work/lvd"
-# PEERS=DIR (a writable copy of ../shared/peers, installed): collectd's virt
+# PEERS=DIR (a writable, installed copy of the peer benchmark harness): collectd's virt
 # plugin and prometheus-libvirt-exporter on a fleet of the same shape, now
 if [ -n "${PEERS:-}" ]; then
 	echo
@@ -37,6 +37,10 @@ if [ -n "${PEERS:-}" ]; then
 	(cd "$PEERS" && ./bench-libvirt-exporter.sh 1000 |
 		grep -E '^(cpu_ms_per_scrape|scrape_med_s|rss_kB|domains_reported)[[:space:]]')
 fi
+
+echo
+echo "== SNMP: one poll of 20 targets, 200 interfaces, beside sequential snmpbulkwalk and collectd's snmp plugin"
+sh bench/snmp.sh 15
 
 echo
 echo "== cgroup collector: CPU per VM per cycle, target <= 5 us on a 1000-scope fake tree"
@@ -58,8 +62,16 @@ if [ -x "$B/bench/bench_prom" ]; then
 	"$B/bench/bench_prom" 1000 4 50
 	echo "(target: <= 0.5 us per series; peers on this kind of machine, 1000 domains, one scrape at a"
 	echo " time: collectd write_prometheus ~10.5 ms for 10004 series, prometheus-libvirt-exporter ~450 ms"
-	echo " for 10798 series: ../shared/peers/reference, measured 2026-11-24)"
+	echo " for 10798 series: the peer harness, measured 2026-11-24)"
 fi
+
+echo
+n=${RRD_SCALE:-10000}
+echo "== RRD at scale: tallyd, libvirt test driver, $n domains (2 disks, 1 NIC), 10 s interval, real time"
+echo "   (files created by the RRD writer while metering; steady-state CPU; with PEERS, collectd's"
+echo "   rrdtool plugin on the same fleet and interval; RRD_SCALE=N for another size)"
+sh bench/rrd_scale.sh "$B/tallyd" "$n" "$work/rrdscale"
+rm -rf "$work/rrdscale"
 
 echo
 echo "== tallyd end to end: 1000 simulated VMs, 10 s interval, 6 h fast-forward, RRD on"

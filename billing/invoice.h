@@ -2,7 +2,7 @@
  * invoice.h: invoices from rated usage (rate.h) and a rate plan.
  *
  * invoice_build() turns the accumulators of one tenant into lines, each
- * rounded once to the currency's minor unit (DESIGN.md rule 8):
+ * rounded once to the currency's minor unit (docs/architecture.md rule 8):
  *   usage     one per (plan version in force, price): the quantity in the
  *             billing unit, the price or tiers, the amount, and how complete
  *             the data behind it is (covered / spanned seconds);

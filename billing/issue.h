@@ -1,5 +1,5 @@
 /*
- * issue.h: issued invoices (DESIGN.md rule 9).
+ * issue.h: issued invoices (docs/architecture.md rule 9).
  *
  * issue_store() gives each invoice the next number of its issuer, renders
  * it as JSON (schemas/invoice.schema.json), hashes that document (SHA-256)

@@ -1,5 +1,5 @@
 /*
- * money.h: exact money. No double ever touches an amount (DESIGN.md rule 8).
+ * money.h: exact money. No double ever touches an amount (docs/architecture.md rule 8).
  *
  * Prices are int64 nanos: 10^-9 of the currency unit, so 0.000000001 per
  * unit is representable and a price is at most 9.2e9 currency units.

@@ -162,7 +162,7 @@ static void parse_price(struct ctx *c, const struct cfg_node *n, struct plan_pri
 		return;
 	}
 	if ((pp->meter = meter_lookup(meter)) < 0) {
-		add_err(c, cfg_get(n, "meter"), "unknown meter '%s' (meters are named as in DESIGN.md:"
+		add_err(c, cfg_get(n, "meter"), "unknown meter '%s' (meters are named as in docs/meters.md:"
 			" cpu, vcpus, memory, network.outgoing.bytes, ...)", meter);
 		return;
 	}

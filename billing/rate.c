@@ -34,7 +34,7 @@ struct res {
 	int64_t id;                  /* resources.id */
 	struct rate_resource pub;
 	char host[64];
-	bool is_host;                /* type 'host': a hypervisor, billed only where a price matches */
+	bool is_host;                /* type 'host': without a tenant, billed only where a price matches */
 	size_t iv0, n_iv;            /* its intervals */
 };
 
@@ -270,8 +270,8 @@ static int load_resources(struct state *s, sqlite3 *db, struct tally_err *e)
 			for (size_t c = 0; c < cache; c++)
 				iv->price_cache[c] = -2;
 			struct rate_tenant *t = &s->tenants[iv->tenant];
-			if (s->res[r].is_host)
-				continue; /* a host's existence owes no fee: only its priced usage counts */
+			if (s->res[r].is_host && !iv->tenant_name[0])
+				continue; /* a tenantless host's existence owes no fee: only its priced usage counts */
 			if (s->res[r].pub.first_seen_ns < t->first_ns)
 				t->first_ns = s->res[r].pub.first_seen_ns;
 			if (s->res[r].pub.last_seen_ns > t->last_ns)
@@ -366,9 +366,9 @@ static int stream_usage(struct state *s, sqlite3 *db, struct rate_result *out, s
 				k.price = code & 0xffff;
 			}
 		}
-		/* a hypervisor host's figures (docs/meters.md) are for graphs
-		 * and alerts: billed only where the plan prices them */
-		if (r->is_host && k.price < 0)
+		/* a tenantless host's figures (the hypervisor's: docs/meters.md)
+		 * are for graphs and alerts: billed only where the plan prices them */
+		if (r->is_host && !iv->tenant_name[0] && k.price < 0)
 			continue;
 		struct rate_acc *a = acc_get(s, &k);
 		if (!a) {

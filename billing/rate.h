@@ -16,7 +16,7 @@
  *
  * rate_amount() prices one such quantity: the free allowance first, then
  * per unit, graduated or volume tiers, or started blocks, as one exact
- * rational rounded once to the currency's minor unit (DESIGN.md rule 8).
+ * rational rounded once to the currency's minor unit (docs/architecture.md rule 8).
  *
  * A struct rate_result owns its arrays; rate_result_release() frees them.
  */

@@ -17,7 +17,7 @@
  * Tenant, user and flavor come from Nova's <nova:instance> metadata
  * (namespace 1.0, or 1.1 as Nova writes it since Zed).
  *
- * Meters (DESIGN.md): cpu (cpu.time ns), vcpus, memory (balloon.current KiB
+ * Meters (docs/meters.md): cpu (cpu.time ns), vcpus, memory (balloon.current KiB
  * -> bytes), memory.usage (available - unused), memory.resident (rss),
  * instance (1 while running or blocked, 0 when paused), per disk read/write
  * bytes and requests, capacity and allocation, per NIC incoming/outgoing
@@ -603,7 +603,14 @@ static int lv_init(void *state, int64_t resume_ns, struct tally_err *e)
 	virSetErrorFunc(NULL, lv_quiet);
 	xmlInitParser();
 	pthread_once(&loop_once, loop_start);
-	return lv_connect(s, e);
+	if (lv_connect(s, e)) {
+		/* libvirtd may come up later (boot order, a restart): read()
+		 * connects again every interval and says so once per back-off
+		 * window, so tallyd starts, serves and counts the failed reads */
+		complain(&s->conn_fail, LOG_WARN, "%s; trying again every interval", e->msg);
+		e->msg[0] = '\0';
+	}
+	return 0;
 }
 
 static size_t uuid_hash(const char *uuid)

@@ -7,7 +7,7 @@
  *
  * A batch carries (agent, seq): seq numbers of one agent increase by one per
  * batch and never repeat, and the aggregator counts a batch whose seq is not
- * above the agent's last committed seq as already ingested (DESIGN.md rule 7).
+ * above the agent's last committed seq as already ingested (docs/architecture.md rule 7).
  * time_ns is the collection cycle the batch closes.
  *
  * A struct batch owns its three arrays; batch_release() frees them and

@@ -1,6 +1,6 @@
 /*
- * meter.h: the meter table of DESIGN.md, the one place meter names, kinds and
- * units are defined (docs/meters.md lists them for operators).
+ * meter.h: the meter table (docs/meters.md), the one place meter names, kinds and
+ * units are defined.
  *
  * A meter is referred to in memory by its index in the table (uint16_t) and
  * in the ledger, on the wire and on the command line by its name. Units are
@@ -39,6 +39,21 @@ enum meter_id {
 	M_INSTANCE,
 	M_IF_IN_BYTES,
 	M_IF_OUT_BYTES,
+	M_IF_IN_PACKETS,
+	M_IF_OUT_PACKETS,
+	M_IF_IN_BYTES32,
+	M_IF_OUT_BYTES32,
+	M_IF_IN_ERRORS,
+	M_IF_OUT_ERRORS,
+	M_IF_IN_DISCARDS,
+	M_IF_OUT_DISCARDS,
+	M_IF_UP,
+	M_IF_SPEED,
+	M_HW_CPU_UTIL,
+	M_HW_MEMORY_TOTAL,
+	M_HW_MEMORY_USED,
+	M_HW_DISK_TOTAL,
+	M_HW_DISK_USED,
 	/* pressure stall information (cgroup collector): of a VM or a host */
 	M_PSI_CPU_SOME,
 	M_PSI_CPU_FULL,

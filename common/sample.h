@@ -5,7 +5,7 @@
  * All three are plain values with fixed-size strings: the sink copies them,
  * and nobody keeps a pointer into a collector's memory.
  *
- * Invariants a collector keeps (DESIGN.md, rules 1-4):
+ * Invariants a collector keeps (docs/architecture.md, rules 1-4):
  * - resource is a stable id (domain UUID, "host:ifIndex"), never a name that
  *   can be reused; device (disk target+serial, MAC) tells series of one meter
  *   apart and is "" for whole-resource meters.

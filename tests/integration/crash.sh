@@ -1,5 +1,5 @@
 #!/bin/sh
-# Crash safety (DESIGN.md rule 7): kill -9 tallyd at random instants while it
+# Crash safety (docs/architecture.md rule 7): kill -9 tallyd at random instants while it
 # ingests a fast-forwarded simulated fleet, at least 20 times, restarting it
 # after each kill, and check that the final ledger equals the ledger of a run
 # that was never killed: same usage rows (to the last unit), same series

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Crash safety in real time (DESIGN.md rules 1, 5, 7; docs/config.md
+# Crash safety in real time (docs/architecture.md rules 1, 5, 7; docs/config.md
 # ledger.commit_every): a real-time tallyd commits every 10 s, so a kill -9
 # lands between commits and loses the cycles since the last one. Two
 # tallyds read the same simulated fleet (same seed and start: the counters

@@ -118,7 +118,7 @@ static const struct {
 	const char *msg;   /* the whole message */
 } bad[] = {
 	{ "alerts:\n  rules:\n    - {name: X, meter: cpu.util, rate_above: 1}\n",
-	  "t.yaml:3:24: key 'meter': unknown meter 'cpu.util' (the meter table is in DESIGN.md: cpu,"
+	  "t.yaml:3:24: key 'meter': unknown meter 'cpu.util' (the meter table is in docs/meters.md: cpu,"
 	  " memory, network.incoming.bytes, ...)" },
 	{ "alerts:\n  rules:\n    - {name: X, meter: cpu, rate_above: 1, below: 2}\n",
 	  "t.yaml:3:7: rule 'X' needs exactly one of rate_above, rate_below (counters), above, below"

@@ -1,5 +1,5 @@
 /*
- * test_money.c: exact money (DESIGN.md rule 8). Every expected amount is
+ * test_money.c: exact money (docs/architecture.md rule 8). Every expected amount is
  * worked out by hand in the comment beside it.
  */
 #include <check.h>

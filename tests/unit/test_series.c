@@ -1,5 +1,5 @@
 /*
- * test_series.c: DESIGN.md rules 1-6 on one series, case by case.
+ * test_series.c: docs/architecture.md rules 1-6 on one series, case by case.
  *
  * Each case feeds readings to series_apply() and compares what landed in
  * each UTC hour with values worked out by hand (the arithmetic is in the

@@ -1,7 +1,7 @@
 # tests/vm/common.sh: names, identities and guest handling for the real-QEMU
 # tier (make check-vm), sourced by setup.sh and run.sh. Adapted from the
-# shared hypervisor rig (../shared/hypervisor), with names of our own so the
-# tier never touches the rig's guests.
+# development hypervisor rig, with names of our own so the tier never
+# touches that rig's guests.
 #
 # Guest i (1..9): domain tally-vm<i>, UUID 7a11e100-0000-4000-8000-<i in 12
 # hex digits>, MAC 52:54:00:7a:12:0<i>, host-only tap tvmtap<i> (type

@@ -1,7 +1,7 @@
 #!/bin/bash
 # tests/vm/setup.sh: prepare this host for make check-vm (tests/vm/run.sh
-# calls it first): real QEMU guests under libvirtd. Adapted from the shared
-# hypervisor rig (../shared/hypervisor/setup.sh).
+# calls it first): real QEMU guests under libvirtd. Adapted from the
+# development hypervisor rig's setup.
 #
 # Idempotent and quick once done. Must run as root. Steps:
 #   1. install the Debian packages (libvirt, QEMU, a C compiler, cpio):
