@@ -7,11 +7,13 @@
  * machine/qemu-*.libvirt-qemu without it, or any other stack's). cgroup v2
  * is read from one tree (cpu.stat, memory.stat, io.stat, cpu/memory/io
  * .pressure); cgroup v1 from the cpuacct, memory and blkio hierarchies
- * (cpuacct.usage, memory.stat, blkio.throttle.*_recursive). Per cycle the
+ * (cpuacct.usage, memory.stat, blkio.throttle.*_recursive); a hybrid host
+ * from both (cpu and PSI from its v2 unified/ tree). Per cycle the
  * patterns' parent directories are listed (one getdents each) and every
- * VM's files are read with one pread each on descriptors kept open from
- * its first read; /proc/net/dev is read once for every tap and the host's
- * interfaces. Parsing (cgroup_parse.c) allocates nothing.
+ * VM's files due are read with one pread each on descriptors kept open from
+ * its first read (memory.stat and PSI every slow_every cycles);
+ * /proc/net/dev is read once for every tap and the host's interfaces.
+ * Parsing (cgroup_parse.c) allocates nothing.
  *
  * Identity: the QEMU process in the cgroup (its cgroup.procs, or a child's:
  * libvirt puts the threads in emulator/ and vcpuN/) gives -uuid, -name
