@@ -43,6 +43,7 @@ struct ser_entry {
 	/* live view for the exporters (agg_visit_series) */
 	uint8_t live;                /* a reading was applied by this process */
 	uint8_t has_rate;            /* rate is measured (not after a baseline) */
+	uint32_t xc;                 /* index + 1 into xc: a second source checks this series */
 	uint64_t total;              /* counters: usage since agg_open, base units */
 	double rate;                 /* counters: base units/s over the last interval */
 };
@@ -62,6 +63,17 @@ struct agent_entry {
 	int64_t committed_time_ns, time_ns;
 	int64_t batches;
 	uint8_t dirty;
+};
+
+/* The cross-check of one billed counter by a second source
+ * (SAMPLE_F_CHECK): the last two readings of each, and how far apart
+ * their usage was over the last interval both read. */
+struct xcheck {
+	int64_t b_ns[2], c_ns[2];    /* [0] the previous reading, [1] the last */
+	uint64_t b_v[2], c_v[2];
+	uint8_t nb, nc;              /* readings held, up to 2 */
+	int64_t done_ns;             /* the interval end last compared */
+	double ratio;                /* |checked - billed| / the larger; < 0: none yet */
 };
 
 struct pending_attrs {
@@ -99,6 +111,7 @@ struct aggregator {
 	VEC(struct agent_entry) agents;
 	VEC(struct pending_attrs) attrs;
 	VEC(struct pending_event) events;
+	VEC(struct xcheck) xc;
 	struct itab res_tab, ser_tab, bkt_tab;
 	int64_t next_res_id;
 	uint64_t pending;
@@ -508,6 +521,7 @@ void agg_close(struct aggregator *a)
 	free(a->agents.v);
 	free(a->attrs.v);
 	free(a->events.v);
+	free(a->xc.v);
 	free(a->res_tab.slot);
 	free(a->ser_tab.slot);
 	free(a->bkt_tab.slot);
@@ -578,6 +592,71 @@ static void rrd_put(struct aggregator *a, const struct ser_entry *s, const struc
 static bool allocation_gauge(uint16_t meter)
 {
 	return meter == M_VCPUS || meter == M_MEMORY || meter == M_DISK_CAPACITY || meter == M_INSTANCE;
+}
+
+/* Keep reading (t, v) as the last of a pair; an older one changes nothing. */
+static void xc_push(int64_t ns[2], uint64_t v[2], uint8_t *n, int64_t t, uint64_t x)
+{
+	if (*n && t <= ns[1])
+		return;
+	ns[0] = ns[1];
+	v[0] = v[1];
+	ns[1] = t;
+	v[1] = x;
+	if (*n < 2)
+		(*n)++;
+}
+
+/* Once both sources have read the same interval (the collectors of one
+ * agent read at the same tick), how far apart their usage was. An
+ * interval in which either counter went down (a restart seen by one of
+ * them first) is not compared. */
+static void xc_compare(struct aggregator *a, struct xcheck *x)
+{
+	if (x->nb < 2 || x->nc < 2 || x->b_ns[1] != x->c_ns[1] || x->b_ns[0] != x->c_ns[0] ||
+	    x->done_ns == x->b_ns[1] || x->b_v[1] < x->b_v[0] || x->c_v[1] < x->c_v[0])
+		return;
+	uint64_t db = x->b_v[1] - x->b_v[0], dc = x->c_v[1] - x->c_v[0];
+	uint64_t hi = db > dc ? db : dc, lo = db > dc ? dc : db;
+	x->ratio = hi ? (double)(hi - lo) / (double)hi : 0;
+	x->done_ns = x->b_ns[1];
+	a->stats.checks_compared++;
+}
+
+/* A second source's reading of a billed counter (SAMPLE_F_CHECK): held
+ * beside the billed series and compared with it, never applied. One with
+ * no billed series (its VM unknown to the billing source, or read before
+ * the billed series' first reading) is counted as unmatched. */
+static int ingest_check(struct aggregator *a, const struct sample *s, uint16_t ag)
+{
+	if (s->kind != SAMPLE_CUMULATIVE) {
+		a->stats.invalid++;
+		return 0;
+	}
+	uint32_t *rs = itab_find(a, &a->res_tab, res_hash_key(s->resource), res_eq, s->resource);
+	struct ser_key k = { rs && *rs ? *rs - 1 : 0, s->meter, ag, s->device };
+	uint32_t *ss = rs && *rs ? itab_find(a, &a->ser_tab, ser_hash_key(&k), ser_eq, &k) : NULL;
+	if (!ss || !*ss || a->ser.v[*ss - 1].st.kind != SAMPLE_CUMULATIVE) {
+		a->stats.checks_unmatched++;
+		return 0;
+	}
+	struct ser_entry *se = &a->ser.v[*ss - 1];
+	if (!se->xc) {
+		struct xcheck *x = VEC_PUSH(a->xc);
+		if (!x)
+			return -ENOMEM;
+		memset(x, 0, sizeof(*x));
+		x->ratio = -1;
+		se->xc = (uint32_t)a->xc.n;
+		/* the billed series' last reading starts its pair: the check
+		 * of the next interval can then be compared at once */
+		if (se->st.flags & SERIES_HAS)
+			xc_push(x->b_ns, x->b_v, &x->nb, se->st.last_ns, se->st.last.counter);
+	}
+	struct xcheck *x = &a->xc.v[se->xc - 1];
+	xc_push(x->c_ns, x->c_v, &x->nc, s->time_ns, s->v.counter);
+	xc_compare(a, x);
+	return 0;
 }
 
 /* "silent" at the last reading before a gap, "heard" at the first after. */
@@ -673,6 +752,12 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 			a->stats.invalid++;
 			continue;
 		}
+		if (s->flags & SAMPLE_F_CHECK) {
+			/* a second source's reading: compared, never billed */
+			if ((rc = ingest_check(a, s, (uint16_t)ag)))
+				goto nomem;
+			continue;
+		}
 		if (last_uuid && !strcmp(last_uuid, s->resource)) {
 			ri = last_res;
 			struct res_entry *r = &a->res.v[ri];
@@ -739,6 +824,11 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		se = &a->ser.v[si];
 		se->dirty = 1;
 		se->live = 1;
+		if (se->xc && s->kind == SAMPLE_CUMULATIVE) {
+			struct xcheck *x = &a->xc.v[se->xc - 1];
+			xc_push(x->b_ns, x->b_v, &x->nb, s->time_ns, s->v.counter);
+			xc_compare(a, x);
+		}
 		if (se->st.kind != SAMPLE_GAUGE) {
 			se->has_rate = ival > 0 && out != SERIES_BASELINE;
 			se->rate = se->has_rate ? usage / ((double)ival / 1e9) : 0;
@@ -955,6 +1045,7 @@ int agg_visit_series(const struct aggregator *a, agg_series_fn fn, void *ctx)
 			.gauge = s->st.kind == SAMPLE_GAUGE ? s->st.last.gauge : 0,
 			.rate = s->rate,
 			.has_rate = s->has_rate,
+			.divergence = s->xc ? a->xc.v[s->xc - 1].ratio : -1,
 		};
 		int rc = fn(ctx, &v);
 		if (rc)

@@ -68,6 +68,8 @@ struct agg_stats {
 	uint64_t rrd_files;          /* RRD files known */
 	uint64_t series;             /* series known */
 	uint64_t resources;          /* resources known */
+	uint64_t checks_compared;    /* intervals a second source's counter was compared over */
+	uint64_t checks_unmatched;   /* second-source readings of no billed series (ignored) */
 };
 
 int agg_open(struct aggregator **out, const struct agg_config *cfg, struct tally_err *e);
@@ -150,6 +152,9 @@ struct agg_series_view {
 	double rate;                         /* counters: base units/s, last interval */
 	bool has_rate;                       /* counters: rate was measured (false after a
 					      * baseline reading: no interval to take it over) */
+	double divergence;                   /* a second source's check (SAMPLE_F_CHECK):
+						|its usage - this series'| / the larger, over
+						the last interval both read; < 0: not checked */
 };
 typedef int (*agg_series_fn)(void *ctx, const struct agg_series_view *v);
 int agg_visit_series(const struct aggregator *a, agg_series_fn fn, void *ctx);

@@ -242,6 +242,8 @@ static int parse(struct daemon_config *c, const struct cfg_node *root, struct ta
 				     .start_ns = c->clock == CLOCK_FAST_FORWARD ? c->start_ns
 						 : sched_next_tick(time_collect_ns(), c->interval_ns),
 				     .start_fixed = c->clock == CLOCK_FAST_FORWARD };
+	for (size_t i = 0; co && co->type == CFG_MAP && i < co->n_kids; i++)
+		env.with_libvirt |= !strcmp(co->kids[i]->key, "libvirt");
 	for (size_t i = 0; co && i < co->n_kids; i++) {
 		const struct cfg_node *k = co->kids[i];
 		const struct collector_ops *ops = collector_find(k->key);

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 
 #define MAX_DS 16
+#define RRD_MAX_GROUPS 16   /* files per resource kind: instance, disk, net, if, pressure, host, ... */
 
 struct group {
 	const char *name;
@@ -66,7 +67,7 @@ struct writer_buf {
 struct rrdstore {
 	char dir[PATH_MAX];
 	int step_s;
-	struct group groups[8];
+	struct group groups[RRD_MAX_GROUPS];
 	int n_groups;
 	struct rfile **files;      /* open addressing by path */
 	size_t mask, used;
@@ -127,6 +128,8 @@ int rrdstore_open(struct rrdstore **out, const char *dir, int step_s, bool lossl
 		for (int i = 0; i < s->n_groups; i++)
 			if (!strcmp(s->groups[i].name, gname))
 				g = &s->groups[i];
+		if (!g && s->n_groups == RRD_MAX_GROUPS)
+			continue; /* more groups than room: those meters get no graphs */
 		if (!g) {
 			g = &s->groups[s->n_groups++];
 			g->name = gname;

@@ -52,6 +52,7 @@ struct live_series {
 	uint64_t total;                /* counters: base units since tallyd started */
 	double gauge;                  /* gauges: last value, base units */
 	double rate;                   /* counters: base units/s over the last interval */
+	double divergence;             /* agg_series_view's: < 0 when not checked */
 };
 
 #define LIVE_MAX_COLLECTORS 8

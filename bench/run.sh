@@ -44,6 +44,12 @@ echo
 echo "== SNMP: one poll of 20 targets, 200 interfaces, beside sequential snmpbulkwalk and collectd's snmp plugin"
 sh bench/snmp.sh 15
 
+echo
+echo "== cgroup collector: CPU per VM per cycle, target <= 5 us on a 1000-scope fake tree"
+"$B/bench/bench_cgroup" fake 1000 10 2>/dev/null
+echo "   and beside collectd 5.12's cgroups plugin on 1000 real (empty) cgroup v1 cgroups"
+sh bench/cgroup_peers.sh "$B" 1000 "$work/cgroup"
+
 if [ -x "$B/bench/bench_invoice" ]; then
 	echo
 	echo "== invoices: a month of 1000 VMs x 10 meters, hourly rows, every tenant (plan-example.yaml)"

@@ -33,6 +33,7 @@ struct res {
 	int64_t id;                  /* resources.id */
 	struct rate_resource pub;
 	char host[64];
+	bool is_host;                /* type 'host': without a tenant, billed only where a price matches */
 	size_t iv0, n_iv;            /* its intervals */
 };
 
@@ -163,7 +164,7 @@ static int load_resources(struct state *s, sqlite3 *db, struct tally_err *e)
 {
 	static const char sql[] =
 		"SELECT r.id, r.uuid, r.name, r.first_seen_ns, r.last_seen_ns, r.host,"
-		" a.since_ns, a.tenant, a.name, a.flavor, a.project, a.user_id, a.labels"
+		" a.since_ns, a.tenant, a.name, a.flavor, a.project, a.user_id, a.labels, r.type"
 		" FROM resources r LEFT JOIN resource_attrs a ON a.resource_id = r.id"
 		" ORDER BY r.id, a.since_ns";
 	sqlite3_stmt *st = NULL;
@@ -191,6 +192,7 @@ static int load_resources(struct state *s, sqlite3 *db, struct tally_err *e)
 			r->pub.first_seen_ns = sqlite3_column_int64(st, 3);
 			r->pub.last_seen_ns = sqlite3_column_int64(st, 4);
 			str_copy(r->host, col_text(st, 5), sizeof(r->host));
+			r->is_host = !strcmp(col_text(st, 13), "host");
 			r->iv0 = s->n_iv;
 			if (id > s->max_res_id)
 				s->max_res_id = id;
@@ -270,6 +272,8 @@ static int load_resources(struct state *s, sqlite3 *db, struct tally_err *e)
 			for (size_t c = 0; c < cache; c++)
 				iv->price_cache[c] = -2;
 			struct rate_tenant *t = &s->tenants[iv->tenant];
+			if (s->res[r].is_host && !iv->tenant_name[0])
+				continue; /* a tenantless host's existence owes no fee: only its priced usage counts */
 			if (s->res[r].pub.first_seen_ns < t->first_ns)
 				t->first_ns = s->res[r].pub.first_seen_ns;
 			if (s->res[r].pub.last_seen_ns > t->last_ns)
@@ -391,6 +395,10 @@ static int stream_usage(struct state *s, sqlite3 *db, struct rate_result *out, s
 				k.price = (int)(code & 0xffffff);
 			}
 		}
+		/* a tenantless host's figures (the hypervisor's: docs/meters.md)
+		 * are for graphs and alerts: billed only where the plan prices them */
+		if (r->is_host && !iv->tenant_name[0] && k.price < 0)
+			continue;
 		struct rate_acc *a = acc_get(s, &k);
 		if (!a) {
 			rc = err_set(e, -ENOMEM, "out of memory rating usage");

@@ -43,6 +43,8 @@ struct collector_env {
 	int64_t interval_ns;     /* the daemon's collection interval */
 	int64_t start_ns;        /* first cycle of this run (fast-forward: virtual) */
 	bool start_fixed;        /* start_ns is the same in every run (fast-forward) */
+	bool with_libvirt;       /* the libvirt collector runs in this tallyd too: it bills the
+				    VMs, and a second source only checks them (docs/meters.md) */
 };
 
 /* One series of a collector's self-metrics. name and help are string

@@ -8,11 +8,13 @@
 extern const struct collector_ops sim_collector;
 extern const struct collector_ops libvirt_collector;
 extern const struct collector_ops snmp_collector;
+extern const struct collector_ops cgroup_collector;
 
 const struct collector_ops *const collector_all[] = {
 	&sim_collector,
 	&libvirt_collector,
 	&snmp_collector,
+	&cgroup_collector,
 	NULL,
 };
 

@@ -54,6 +54,27 @@ enum meter_id {
 	M_HW_MEMORY_USED,
 	M_HW_DISK_TOTAL,
 	M_HW_DISK_USED,
+	/* pressure stall information (cgroup collector): of a VM or a host */
+	M_PSI_CPU_SOME,
+	M_PSI_CPU_FULL,
+	M_PSI_MEMORY_SOME,
+	M_PSI_MEMORY_FULL,
+	M_PSI_IO_SOME,
+	M_PSI_IO_FULL,
+	/* the hypervisor host itself, a resource of type "host" (docs/meters.md) */
+	M_HOST_CPU,
+	M_HOST_CPU_IDLE,
+	M_HOST_CPU_STEAL,
+	M_HOST_MEMORY,
+	M_HOST_MEMORY_AVAILABLE,
+	M_HOST_DISK_READ_BYTES,
+	M_HOST_DISK_WRITE_BYTES,
+	M_HOST_DISK_READ_REQUESTS,
+	M_HOST_DISK_WRITE_REQUESTS,
+	M_HOST_NET_IN_BYTES,
+	M_HOST_NET_OUT_BYTES,
+	M_HOST_NET_IN_PACKETS,
+	M_HOST_NET_OUT_PACKETS,
 	METER_COUNT
 };
 

@@ -19,6 +19,11 @@
  * - SAMPLE_F_LAST marks the final reading before the series' counters vanish
  *   (stop, shutdown, migrate out, unplug; rule 4). The series' next reading,
  *   if any, begins a new life.
+ * - SAMPLE_F_CHECK marks a second, independent reading of a counter that
+ *   another collector of the same agent bills (the cgroup collector beside
+ *   libvirt): the aggregator compares it with the billed series over each
+ *   interval (tally_source_divergence_ratio) and never bills it, so a VM's
+ *   usage is never counted twice (docs/meters.md, "Two sources").
  */
 #ifndef TALLY_SAMPLE_H
 #define TALLY_SAMPLE_H
@@ -31,6 +36,7 @@
 #define TALLY_DEV_MAX   48   /* device label, with the NUL */
 
 #define SAMPLE_F_LAST   0x01u
+#define SAMPLE_F_CHECK  0x02u
 
 struct sample {
 	int64_t time_ns;

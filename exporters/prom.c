@@ -64,6 +64,25 @@ static const struct family fam[METER_COUNT] = {
 	[M_HW_MEMORY_USED] = { "tally_host_memory_used_bytes", "A host's memory in use (hrStorageRam used).", false, true, false },
 	[M_HW_DISK_TOTAL] = { "tally_host_disk_total_bytes", "Size of a host's file system (hrStorageFixedDisk).", false, true, false },
 	[M_HW_DISK_USED] = { "tally_host_disk_used_bytes", "Bytes in use on a host's file system.", false, true, false },
+	[M_PSI_CPU_SOME] = { "tally_pressure_cpu_some_seconds", "Time some tasks waited for a CPU (PSI) since tallyd started.", true, false, true },
+	[M_PSI_CPU_FULL] = { "tally_pressure_cpu_full_seconds", "Time all tasks waited for a CPU (PSI) since tallyd started.", true, false, true },
+	[M_PSI_MEMORY_SOME] = { "tally_pressure_memory_some_seconds", "Time some tasks stalled on memory (PSI) since tallyd started.", true, false, true },
+	[M_PSI_MEMORY_FULL] = { "tally_pressure_memory_full_seconds", "Time all tasks stalled on memory (PSI) since tallyd started.", true, false, true },
+	[M_PSI_IO_SOME] = { "tally_pressure_io_some_seconds", "Time some tasks stalled on I/O (PSI) since tallyd started.", true, false, true },
+	[M_PSI_IO_FULL] = { "tally_pressure_io_full_seconds", "Time all tasks stalled on I/O (PSI) since tallyd started.", true, false, true },
+	[M_HOST_CPU] = { "tally_host_cpu_seconds", "Busy CPU time of the host since tallyd started.", true, false, true },
+	[M_HOST_CPU_IDLE] = { "tally_host_cpu_idle_seconds", "Idle CPU time of the host (iowait included) since tallyd started.", true, false, true },
+	[M_HOST_CPU_STEAL] = { "tally_host_cpu_steal_seconds", "CPU time stolen from the host by its own hypervisor since tallyd started.", true, false, true },
+	[M_HOST_MEMORY] = { "tally_host_memory_bytes", "Memory of the host (MemTotal).", false, false, false },
+	[M_HOST_MEMORY_AVAILABLE] = { "tally_host_memory_available_bytes", "Memory available for new work on the host (MemAvailable).", false, false, false },
+	[M_HOST_DISK_READ_BYTES] = { "tally_host_disk_read_bytes", "Bytes read from the host's disk since tallyd started.", true, true, false },
+	[M_HOST_DISK_WRITE_BYTES] = { "tally_host_disk_write_bytes", "Bytes written to the host's disk since tallyd started.", true, true, false },
+	[M_HOST_DISK_READ_REQUESTS] = { "tally_host_disk_read_requests", "Reads completed by the host's disk since tallyd started.", true, true, false },
+	[M_HOST_DISK_WRITE_REQUESTS] = { "tally_host_disk_write_requests", "Writes completed by the host's disk since tallyd started.", true, true, false },
+	[M_HOST_NET_IN_BYTES] = { "tally_host_network_incoming_bytes", "Bytes received by the host's interface since tallyd started.", true, true, false },
+	[M_HOST_NET_OUT_BYTES] = { "tally_host_network_outgoing_bytes", "Bytes sent by the host's interface since tallyd started.", true, true, false },
+	[M_HOST_NET_IN_PACKETS] = { "tally_host_network_incoming_packets", "Packets received by the host's interface since tallyd started.", true, true, false },
+	[M_HOST_NET_OUT_PACKETS] = { "tally_host_network_outgoing_packets", "Packets sent by the host's interface since tallyd started.", true, true, false },
 };
 
 const char *prom_family(int meter, bool *counter)
@@ -253,6 +272,14 @@ static void self_metrics(const struct live_state *st, enum prom_format fmt, stru
 		sbuf_u64(b, dropped[i]);
 		sbuf_putc(b, '\n');
 	}
+	header(b, fmt, "tally_source_checks", "counter",
+	       "Readings of a second source (the cgroup collector beside libvirt): intervals compared with"
+	       " the billed counter, and readings with no billed counter to compare.");
+	sbuf_puts(b, "tally_source_checks_total{result=\"compared\"} ");
+	sbuf_u64(b, st->stats.checks_compared);
+	sbuf_puts(b, "\ntally_source_checks_total{result=\"unmatched\"} ");
+	sbuf_u64(b, st->stats.checks_unmatched);
+	sbuf_putc(b, '\n');
 	self_u64(b, fmt, "tally_source_resets", "counter",
 		 "Source counters that went down (counted as a new life, never as negative usage).",
 		 st->stats.resets);
@@ -395,6 +422,34 @@ int prom_render(const struct live_state *st, enum prom_format fmt, const char *t
 				sbuf_u64(out, s->total);
 			sbuf_putc(out, '\n');
 		}
+	}
+	/* a second source's check of the billed counters (docs/meters.md,
+	 * "Two sources"): one gauge per checked series */
+	bool any = false;
+	for (size_t i = 0; i < st->n_series; i++) {
+		const struct live_series *s = &st->series[i];
+		const struct live_resource *lr = &st->resources[s->res];
+		if (s->divergence < 0 || lr->stale || (tenant && strcmp(lr->tenant, tenant)) ||
+		    (st->stale_after_ns > 0 && s->last_ns < st->tick_ns - st->stale_after_ns))
+			continue;
+		if (!any) {
+			header(out, fmt, "tally_source_divergence_ratio", "gauge",
+			       "How far a second source's reading of a billed counter differs from it over the last"
+			       " interval both read: |checked - billed| / the larger (0: the same).");
+			any = true;
+		}
+		sbuf_puts(out, "tally_source_divergence_ratio{");
+		sbuf_add(out, lab.p + off[s->res], off[s->res + 1] - off[s->res]);
+		put_escaped(out, s->host);
+		sbuf_puts(out, "\",meter=\"");
+		sbuf_puts(out, meter_table[s->meter].name);
+		if (s->device[0]) {
+			sbuf_add(out, "\",device=\"", 10);
+			put_escaped(out, s->device);
+		}
+		sbuf_add(out, "\"} ", 3);
+		put_double(out, s->divergence);
+		sbuf_putc(out, '\n');
 	}
 	if (!tenant)
 		self_metrics(st, fmt, out);

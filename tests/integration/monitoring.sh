@@ -88,7 +88,7 @@ sleep 3   # a few rule evaluations
 curl -s "$P/api/v1/rules" > "$work/rules.json"
 nr=$(jq '[.data.groups[].rules[]] | length' "$work/rules.json")
 unhealthy=$(jq -r '[.data.groups[].rules[] | select(.health != "ok") | .name] | join(" ")' "$work/rules.json")
-[ "$nr" -eq 12 ] && [ -z "$unhealthy" ] && ok "Prometheus evaluates all $nr rules, all healthy" ||
+[ "$nr" -eq 13 ] && [ -z "$unhealthy" ] && ok "Prometheus evaluates all $nr rules, all healthy" ||
 	bad "rules: $nr loaded, unhealthy: $unhealthy"
 for rec in $(jq -r '.data.groups[].rules[] | select(.type == "recording") | .name' "$work/rules.json"); do
 	c=$(q "$rec" | jq '.data.result | length')

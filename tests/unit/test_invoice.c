@@ -909,6 +909,57 @@ START_TEST(test_prorated_allowance)
 }
 END_TEST
 
+/* A hypervisor host (resource type "host", no tenant, as the cgroup
+ * collector reports it) is outside billing unless the plan prices one of
+ * its meters. acme's vm-a uses 1 CPU-hour (3.6e12 ns), the host hv1 2
+ * CPU-hours of host.cpu. Plan A prices cpu at 1.00 and a 10.00 fee: one
+ * invoice, acme's, 1.00 + 10.00 = 11.00 (no invoice, and no fee, for the
+ * host's empty tenant). Plan B also prices host.cpu at 0.50: the host's
+ * usage is billed, 2 x 0.50 = 1.00 on the empty tenant's invoice. */
+START_TEST(test_host_outside_billing)
+{
+	lf_open();
+	lf_meta("vm-a", "acme", "m1.small", T0);
+	struct resource_meta m;
+	memset(&m, 0, sizeof(m));
+	str_copy(m.resource, "hv1", sizeof(m.resource));
+	str_copy(m.type, "host", sizeof(m.type));
+	str_copy(m.name, "hv1", sizeof(m.name));
+	m.time_ns = T0;
+	ck_assert_int_eq(batch_add_meta(&bt, &m), 0);
+	lf_reading("vm-a", M_CPU, T0, 0, 0, 0);
+	lf_reading("hv1", M_HOST_CPU, T0, 0, 0, 0);
+	lf_reading("hv1", M_HOST_MEMORY, T0, 1e10, 0, 0);
+	lf_flush();
+	lf_reading("vm-a", M_CPU, T0 + H, 0, 3600000000000ULL, 0);
+	lf_reading("hv1", M_HOST_CPU, T0 + H, 0, 7200000000000ULL, 0);
+	lf_reading("hv1", M_HOST_MEMORY, T0 + H, 1e10, 0, 0);
+	lf_close();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: cpu, unit: CPU-hour, price: 1.00}\n"
+		   "    fees:\n      - {name: support, amount: 10.00}\n");
+	struct invoice *v;
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(v[0].tenant, "acme");
+	ck_assert_int_eq(v[0].total_minor, 1100);
+	free_invoices(v, n);
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: cpu, unit: CPU-hour, price: 1.00}\n"
+		   "      - {meter: host.cpu, unit: CPU-hour, price: 0.50}\n");
+	n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	ck_assert_uint_eq(n, 2);
+	const struct invoice *h = by_tenant(v, n, "");
+	char b[64];
+	const struct invoice_line *u = line_of(h, INV_USAGE, 0);
+	ck_assert_str_eq(u->description, "host.cpu");
+	ck_assert_str_eq(qty(u, b), "2.000000000");
+	ck_assert_int_eq(h->total_minor, 100);
+	ck_assert_int_eq(by_tenant(v, n, "acme")->total_minor, 100);
+	free_invoices(v, n);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("invoice");
@@ -935,6 +986,7 @@ int main(void)
 	tcase_add_test(tc, test_versions_inherit_and_remove);
 	tcase_add_test(tc, test_one_allowance_across_a_plan_change);
 	tcase_add_test(tc, test_prorated_allowance);
+	tcase_add_test(tc, test_host_outside_billing);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

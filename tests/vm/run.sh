@@ -376,5 +376,8 @@ neg=$(q "SELECT count(*) FROM usage WHERE quantity < 0")
 grep -q 'reading again' "$work/tallyd.log" && ok "tallyd said it reads again after the libvirtd restart" ||
 	fail "tallyd did not say it reads again after the libvirtd restart"
 
+# the cgroup collector beside libvirt, on guests of its own (tests/vm/cgroup.sh)
+tvm_cleanup
+sh "$here/cgroup.sh" || fails=$((fails + 1))
 echo "check-vm: $fails failure(s)"
 [ "$fails" -eq 0 ]
