@@ -158,7 +158,7 @@ fi
 grep -qi '^content-type: text/plain; version=0.0.4' "$work/om.hdr" && bad "OpenMetrics asked, text given" || true
 
 # ---- a real Prometheus scrapes tallyd; its query API against the ledger ----
-PPORT=$((30000 + $$ % 20000))
+PPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat > "$work/prom.yml" <<EOC
 global:
   scrape_interval: 1s
@@ -363,11 +363,12 @@ chk 3 "tenant-02's token on tenant-01's VM" -T "$T2" -r "$t1_uuid" -m vcpus
 chk 0 "tenant-01's token on its VM" -T "$T1" -r "$t1_uuid" -m vcpus -c "$vc:$vc"
 unset TALLY_TOKEN
 # a server that accepts and never answers: -t ends in UNKNOWN
-SPORT=$((PPORT + 1))
-perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:'$SPORT'", Listen => 5,
-  ReuseAddr => 1) or die; $c = $s->accept; sleep 20' &
+# (on a port the kernel picks: tests running at once never collide)
+perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0,
+  Listen => 5) or die; $| = 1; print $s->sockport, "\n"; $c = $s->accept; sleep 20' > "$work/sport" &
 spid=$!
-sleep 0.5
+for _ in $(seq 50); do [ -s "$work/sport" ] && break; sleep 0.1; done
+SPORT=$(cat "$work/sport")
 if "$CHECK" -p "$SPORT" -t 1 -m age > "$work/chk" 2>&1; then got=0; else got=$?; fi
 kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true
 [ "$got" -eq 3 ] && grep -q "within 1 s" "$work/chk" && ok "check_tally -t 1 on a silent server: exit 3: $(cat "$work/chk")" ||
