@@ -7,7 +7,7 @@ libjansson-dev check libvirt-dev libvirt-clients libxml2-dev libssl-dev python3 
 chromium fonts-dejavu-core libmicrohttpd-dev libcurl4-openssl-dev prometheus jq
 mandoc groff-base man-db bsdextrautils systemd
 debhelper dpkg-dev lintian fakeroot adduser util-linux nagios4-core icinga2-bin icinga2-common
-prometheus-alertmanager libsnmp-dev snmpd snmp iputils-ping collectd-core"
+prometheus-alertmanager libsnmp-dev snmpd snmp iputils-ping collectd-core openssl"
 # `deps.sh vm`: also what make check-vm needs (tests/vm: QEMU, libvirtd, a
 # static build of the guest's load generator, the initramfs tools)
 [ "${1:-}" = vm ] && PKGS="$PKGS qemu-system-x86 qemu-utils libvirt-daemon
