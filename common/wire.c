@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "crc32c.h"
+#include "le.h"
 #include "str.h"
 
 #define HDR_KIND_MASK  0x03u
@@ -28,14 +29,6 @@
 #define MIN_META   9
 #define MIN_EVENT  4
 #define MAX_VARINT 10
-
-/* field sizes of struct resource_meta and struct lifecycle_event */
-#define META_TYPE_MAX    sizeof(((struct resource_meta *)0)->type)
-#define META_NAME_MAX    sizeof(((struct resource_meta *)0)->name)
-#define META_TENANT_MAX  sizeof(((struct resource_meta *)0)->tenant)
-#define META_LABELS_MAX  sizeof(((struct resource_meta *)0)->labels)
-#define EV_TYPE_MAX      sizeof(((struct lifecycle_event *)0)->type)
-#define EV_REASON_MAX    sizeof(((struct lifecycle_event *)0)->reason)
 
 void wire_buf_release(struct wire_buf *w)
 {
@@ -81,33 +74,6 @@ static inline uint64_t zigzag(uint64_t v)
 static inline uint64_t unzigzag(uint64_t v)
 {
 	return (v >> 1) ^ (0 - (v & 1));
-}
-
-static inline void put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static inline uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
 }
 
 static int id_all_zero(const uint8_t *id)
@@ -348,7 +314,7 @@ int wire_encode(struct wire_enc *w, const struct batch *b, const struct wire_ori
 			if (s->kind == SAMPLE_GAUGE) {
 				uint64_t bits;
 				memcpy(&bits, &s->v.gauge, 8);
-				put_le64(p, bits);
+				le_put64(p, bits);
 				p += 8;
 			} else {
 				p = put_uvarint(p, s->v.counter);
@@ -383,12 +349,12 @@ int wire_encode(struct wire_enc *w, const struct batch *b, const struct wire_ori
 		f[4] = WIRE_VERSION;
 		f[5] = 0;               /* flags */
 		f[6] = f[7] = 0;        /* reserved */
-		put_le32(f + 8, (uint32_t)body);
+		le_put32(f + 8, (uint32_t)body);
 		memcpy(f + WIRE_PREAMBLE, head, head_len);
 		memcpy(f + WIRE_PREAMBLE + head_len, w->strings.p, w->strings.len);
 		memcpy(f + WIRE_PREAMBLE + head_len + w->strings.len, w->records.p, w->records.len);
 		size_t n = WIRE_PREAMBLE + body;
-		put_le32(f + n, crc32c(0, f, n));
+		le_put32(f + n, crc32c(0, f, n));
 		out->len += n + 4;
 	}
 	return 0;
@@ -407,6 +373,20 @@ fail:
 }
 
 /* ---- decoder ----------------------------------------------------------- */
+
+/* Room for n elements of size elem in *arr (capacity *cap); 0 or -ENOMEM
+ * (with the message in e). */
+static int reserve_arr(void **arr, size_t *cap, size_t n, size_t elem, struct tally_err *e)
+{
+	if (n <= *cap)
+		return 0;
+	void *p = realloc(*arr, n * elem);
+	if (!p)
+		return err_set(e, -ENOMEM, "out of memory");
+	*arr = p;
+	*cap = n;
+	return 0;
+}
 
 struct rd {
 	const uint8_t *p, *end, *start;
@@ -478,6 +458,18 @@ static inline int rd_index(struct dec *d, size_t fsize, const char *what, const 
 	return 0;
 }
 
+/* A record count, at most limit and at most what the bytes left can hold
+ * at min_size bytes a record. 0, or -EBADMSG with e set. */
+static int rd_count(struct dec *d, uint64_t limit, uint64_t min_size, const char *what, uint64_t *n)
+{
+	int rc = rd_uvarint(&d->r, n);
+	if (rc)
+		return bad(d, rc, "", what);
+	if (*n > limit || *n > (uint64_t)(d->r.end - d->r.p) / min_size)
+		return bad(d, -1, *n > limit ? "over the limit:" : "more than the frame holds:", what);
+	return 0;
+}
+
 static inline void copy_str(char *dst, size_t size, const uint8_t *body, const struct strent *s)
 {
 	memcpy(dst, body + s->off, s->len);
@@ -503,7 +495,7 @@ static int check(const uint8_t *buf, size_t len, struct wire_head *h, struct rd 
 		return err_set(e, -EBADMSG, "frame: unknown flags 0x%02x", buf[5]);
 	if (buf[6] || buf[7])
 		return err_set(e, -EBADMSG, "frame: reserved bytes not zero");
-	uint32_t body = get_le32(buf + 8);
+	uint32_t body = le_get32(buf + 8);
 	if (body > WIRE_MAX_BODY)
 		return err_set(e, -EBADMSG, "frame: body of %u bytes, over the limit of %u",
 			       body, WIRE_MAX_BODY);
@@ -511,7 +503,7 @@ static int check(const uint8_t *buf, size_t len, struct wire_head *h, struct rd 
 	h->frame_len = n + 4;
 	if (len < n + 4)
 		return err_set(e, -ENODATA, "frame: %zu of its %zu bytes", len, n + 4);
-	uint32_t want = get_le32(buf + n), got = crc32c(0, buf, n);
+	uint32_t want = le_get32(buf + n), got = crc32c(0, buf, n);
 	if (want != got)
 		return err_set(e, -EBADMSG, "frame: checksum mismatch (CRC-32C 0x%08x, frame says 0x%08x)",
 			       got, want);
@@ -613,24 +605,9 @@ int wire_decode(const uint8_t *buf, size_t len, struct batch *b, struct wire_inf
 	}
 
 	/* metadata */
-	if ((rc = rd_uvarint(&d.r, &n))) {
-		rc = bad(&d, rc, "", "the metadata count");
+	if ((rc = rd_count(&d, WIRE_MAX_METAS, MIN_META, "the metadata count", &n)) ||
+	    (rc = reserve_arr((void **)&b->metas, &b->cap_metas, n, sizeof(*b->metas), e)))
 		goto out;
-	}
-	if (n > WIRE_MAX_METAS || n > (uint64_t)(d.r.end - d.r.p) / MIN_META) {
-		rc = bad(&d, -1, n > WIRE_MAX_METAS ? "over the limit:" : "more than the frame holds:",
-			 "the metadata count");
-		goto out;
-	}
-	if (n > b->cap_metas) {
-		struct resource_meta *m = realloc(b->metas, n * sizeof(*m));
-		if (!m) {
-			rc = err_set(e, -ENOMEM, "out of memory");
-			goto out;
-		}
-		b->metas = m;
-		b->cap_metas = n;
-	}
 	for (uint64_t i = 0; i < n; i++) {
 		struct resource_meta *m = &b->metas[i];
 		const struct strent *s[8];
@@ -658,24 +635,9 @@ int wire_decode(const uint8_t *buf, size_t len, struct batch *b, struct wire_inf
 	b->n_metas = n;
 
 	/* events */
-	if ((rc = rd_uvarint(&d.r, &n))) {
-		rc = bad(&d, rc, "", "the event count");
+	if ((rc = rd_count(&d, WIRE_MAX_EVENTS, MIN_EVENT, "the event count", &n)) ||
+	    (rc = reserve_arr((void **)&b->events, &b->cap_events, n, sizeof(*b->events), e)))
 		goto out;
-	}
-	if (n > WIRE_MAX_EVENTS || n > (uint64_t)(d.r.end - d.r.p) / MIN_EVENT) {
-		rc = bad(&d, -1, n > WIRE_MAX_EVENTS ? "over the limit:" : "more than the frame holds:",
-			 "the event count");
-		goto out;
-	}
-	if (n > b->cap_events) {
-		struct lifecycle_event *ev = realloc(b->events, n * sizeof(*ev));
-		if (!ev) {
-			rc = err_set(e, -ENOMEM, "out of memory");
-			goto out;
-		}
-		b->events = ev;
-		b->cap_events = n;
-	}
 	for (uint64_t i = 0; i < n; i++) {
 		struct lifecycle_event *ev = &b->events[i];
 		const struct strent *r, *t, *why;
@@ -699,24 +661,9 @@ int wire_decode(const uint8_t *buf, size_t len, struct batch *b, struct wire_inf
 	b->n_events = n;
 
 	/* samples */
-	if ((rc = rd_uvarint(&d.r, &n))) {
-		rc = bad(&d, rc, "", "the sample count");
+	if ((rc = rd_count(&d, WIRE_MAX_SAMPLES, MIN_SAMPLE, "the sample count", &n)) ||
+	    (rc = reserve_arr((void **)&b->samples, &b->cap_samples, n, sizeof(*b->samples), e)))
 		goto out;
-	}
-	if (n > WIRE_MAX_SAMPLES || n > (uint64_t)(d.r.end - d.r.p) / MIN_SAMPLE) {
-		rc = bad(&d, -1, n > WIRE_MAX_SAMPLES ? "over the limit:" : "more than the frame holds:",
-			 "the sample count");
-		goto out;
-	}
-	if (n > b->cap_samples) {
-		struct sample *sp = realloc(b->samples, n * sizeof(*sp));
-		if (!sp) {
-			rc = err_set(e, -ENOMEM, "out of memory");
-			goto out;
-		}
-		b->samples = sp;
-		b->cap_samples = n;
-	}
 	{
 		uint64_t prev_t = t0;
 		size_t out_n = 0;
@@ -767,7 +714,7 @@ int wire_decode(const uint8_t *buf, size_t len, struct batch *b, struct wire_inf
 					rc = bad(&d, -ENODATA, "", "a gauge value");
 					goto out;
 				}
-				uint64_t bits = get_le64(d.r.p);
+				uint64_t bits = le_get64(d.r.p);
 				memcpy(&s->v.gauge, &bits, 8);
 				d.r.p += 8;
 			} else if ((rc = rd_uvarint(&d.r, &s->v.counter))) {

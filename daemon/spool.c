@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "le.h"
 #include "str.h"
 
 #define SEG_MAGIC   "TLYSPOOL"
@@ -99,31 +100,6 @@ struct spool {
 };
 
 /* ---- small file helpers --------------------------------------------------- */
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static int write_all(int fd, const void *buf, size_t n, off_t off)
 {
@@ -306,18 +282,18 @@ static void seg_header(struct spool *s, uint64_t first, uint8_t *h)
 {
 	memset(h, 0, SEG_HDR);
 	memcpy(h, SEG_MAGIC, 8);
-	put_le32(h + 8, SEG_VERSION);
+	le_put32(h + 8, SEG_VERSION);
 	memcpy(h + 16, s->origin.spool_id, WIRE_SPOOL_ID_LEN);
-	put_le64(h + 32, first);
-	put_le32(h + 40, crc32c(0, h, 40));
+	le_put64(h + 32, first);
+	le_put32(h + 40, crc32c(0, h, 40));
 }
 
 /* 0 when h is this spool's header of a segment starting at first */
 static int seg_header_ok(struct spool *s, const uint8_t *h, uint64_t first)
 {
-	return !memcmp(h, SEG_MAGIC, 8) && get_le32(h + 8) == SEG_VERSION &&
-	       get_le32(h + 40) == crc32c(0, h, 40) && !memcmp(h + 16, s->origin.spool_id, WIRE_SPOOL_ID_LEN) &&
-	       get_le64(h + 32) == first ? 0 : -1;
+	return !memcmp(h, SEG_MAGIC, 8) && le_get32(h + 8) == SEG_VERSION &&
+	       le_get32(h + 40) == crc32c(0, h, 40) && !memcmp(h + 16, s->origin.spool_id, WIRE_SPOOL_ID_LEN) &&
+	       le_get64(h + 32) == first ? 0 : -1;
 }
 
 static void close_read(struct spool *s)
@@ -1129,7 +1105,7 @@ static int seek_frame(struct spool *s, uint64_t seq, size_t *segi, struct tally_
 		if ((rc = read_all(s->rfd, pre, WIRE_PREAMBLE, (off_t)off)))
 			return err_set(e, -EBADMSG, "%s: segment %" PRIu64 " ends before frame %" PRIu64 " (offset %"
 				       PRIu64 ")", s->dir, s->seg[i].first, seq, off);
-		off += WIRE_OVERHEAD + get_le32(pre + 8);
+		off += WIRE_OVERHEAD + le_get32(pre + 8);
 		k++;
 	}
 	s->r_off = off;
@@ -1146,7 +1122,7 @@ static int peek_frame(struct spool *s, uint64_t seq, struct wire_head *h)
 		return -ENOENT;
 	if (read_all(s->rfd, pre, WIRE_PREAMBLE, (off_t)s->r_off))
 		return -EIO;
-	size_t flen = (size_t)WIRE_OVERHEAD + get_le32(pre + 8);
+	size_t flen = (size_t)WIRE_OVERHEAD + le_get32(pre + 8);
 	if (flen > WIRE_OVERHEAD + WIRE_MAX_BODY)
 		return -EIO;
 	s->frame.len = 0;
@@ -1197,7 +1173,7 @@ int spool_read(struct spool *s, uint64_t from, size_t max_frames, size_t max_byt
 				     s->seg[i].first, seq);
 			goto fail;
 		}
-		size_t flen = (size_t)WIRE_OVERHEAD + get_le32(pre + 8);
+		size_t flen = (size_t)WIRE_OVERHEAD + le_get32(pre + 8);
 		if (*n && out->len - start + flen > max_bytes)
 			break;
 		if (flen > WIRE_OVERHEAD + WIRE_MAX_BODY || wire_buf_reserve(out, flen)) {

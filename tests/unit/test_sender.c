@@ -307,6 +307,23 @@ static int drain(struct sender *s, int limit)
 	return -1;
 }
 
+/* A TCP socket bound to 127.0.0.1 on a port the kernel picks (*port),
+ * listening when asked. */
+static int loopback_socket(int listening, int *port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t al = sizeof(a);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	if (listening)
+		ck_assert_int_eq(listen(fd, 8), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
 static void all_once(struct srv *sv, uint64_t from, uint64_t to)
 {
 	for (uint64_t q = from; q <= to; q++)
@@ -436,15 +453,10 @@ START_TEST(throttled_and_backoff)
 
 	/* nobody listening: the back-off doubles 2, 4, 8, 16, 20, 20 s, each
 	 * wait drawn between half and all of its step */
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t al = sizeof(a);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-	close(fd);      /* the port is now closed: connections are refused */
+	int port;
+	close(loopback_socket(0, &port));      /* the port is now closed: connections are refused */
 	fill(sp, 1);
-	s = mksender(sp, ntohs(a.sin_port), "http", &lg, &o);
+	s = mksender(sp, port, "http", &lg, &o);
 	const int64_t steps[] = { 2, 4, 8, 16, 20, 20 };
 	for (int i = 0; i < 6; i++) {
 		ck_assert_int_eq(step(s, &w), SENDER_FAILED);
@@ -650,18 +662,12 @@ START_TEST(slow_answer_and_reset)
 	srv_stop(&sv);
 
 	/* a listener that resets every connection */
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t al = sizeof(a);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	ck_assert_int_eq(listen(fd, 8), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	int port, fd = loopback_socket(1, &port);
 	pthread_t t;
 	atomic_store(&rst_stop, 0);
 	ck_assert_int_eq(pthread_create(&t, NULL, rst_server, &fd), 0);
 	fill(sp, 1);
-	s = mksender(sp, ntohs(a.sin_port), "http", &lg, NULL);
+	s = mksender(sp, port, "http", &lg, NULL);
 	ck_assert_int_eq(step(s, &w), SENDER_FAILED);
 	ck_assert_msg(strstr(lg.last, "reset") || strstr(lg.last, "Recv failure") ||
 		      strstr(lg.last, "Send failure") || strstr(lg.last, "Empty reply"), "%s", lg.last);
