@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #define MAX_DS 8
+#define MAX_GROUPS 16       /* RRD groups of the meter table */
 
 struct group {
 	const char *name;
@@ -43,7 +44,7 @@ struct rfile {
 struct rrdstore {
 	char dir[PATH_MAX];
 	int step_s;
-	struct group groups[4];
+	struct group groups[MAX_GROUPS];
 	int n_groups;
 	struct rfile **files;      /* open addressing by path */
 	size_t mask, used;
@@ -81,6 +82,10 @@ int rrdstore_open(struct rrdstore **out, const char *dir, int step_s, struct tal
 		for (int i = 0; i < s->n_groups; i++)
 			if (!strcmp(s->groups[i].name, gname))
 				g = &s->groups[i];
+		if (!g && s->n_groups == MAX_GROUPS) {
+			free(s);
+			return err_set(e, -E2BIG, "meter table: more than %d rrd groups", MAX_GROUPS);
+		}
 		if (!g) {
 			g = &s->groups[s->n_groups++];
 			g->name = gname;

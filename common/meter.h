@@ -39,6 +39,15 @@ enum meter_id {
 	M_INSTANCE,
 	M_IF_IN_BYTES,
 	M_IF_OUT_BYTES,
+	/* traffic classes (collectors/pcap.c): per class, in the order of
+	 * enum pcap_class, the four counters in the order of network.* above */
+	M_NETC_FIRST,
+	M_NETC_LAST = M_NETC_FIRST + 5 * 4 - 1,
+	/* the capture's own counters, per capture interface */
+	M_PCAP_RECEIVED,
+	M_PCAP_DROPPED,
+	M_PCAP_IFDROPPED,
+	M_PCAP_UNATTRIBUTED,
 	METER_COUNT
 };
 
