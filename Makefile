@@ -2,7 +2,7 @@
 # `make check SANITIZE=1` builds and tests under ASan+UBSan in build-san/;
 # `make WERROR=1` (CI) turns warnings into errors.
 
-PKGS      := sqlite3 yaml-0.1 librrd jansson libvirt libxml-2.0 libcrypto libmicrohttpd libcurl
+PKGS      := sqlite3 yaml-0.1 librrd jansson libvirt libxml-2.0 libcrypto libmicrohttpd libcurl libpcap
 TEST_PKGS := check
 
 ifeq ($(SANITIZE),1)

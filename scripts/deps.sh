@@ -5,7 +5,7 @@ set -eu
 PKGS="build-essential pkg-config libsqlite3-dev sqlite3 libyaml-dev librrd-dev rrdtool
 libjansson-dev check libvirt-dev libvirt-clients libxml2-dev libssl-dev python3 python3-jsonschema
 chromium fonts-dejavu-core libmicrohttpd-dev libcurl4-openssl-dev prometheus jq
-prometheus-alertmanager"
+prometheus-alertmanager libpcap-dev tshark iproute2 pmacct clang libclang-rt-14-dev"
 # `deps.sh vm`: also what make check-vm needs (tests/vm: QEMU, libvirtd, a
 # static build of the guest's load generator, the initramfs tools)
 [ "${1:-}" = vm ] && PKGS="$PKGS qemu-system-x86 qemu-utils libvirt-daemon
@@ -22,6 +22,8 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# tshark's wireshark-common asks whether non-root users may capture: no
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 apt-get update -q || { echo "deps: apt-get update failed" >&2; exit 1; }
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $missing
