@@ -121,12 +121,14 @@ bench: deps
 
 # libFuzzer targets (tests/fuzz/README.md); clang only.
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_PKT := collectors/pktdecode.c collectors/pktclass.c collectors/lpm.c
 fuzz: deps
 	@command -v clang >/dev/null || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
 	@mkdir -p build-fuzz
 	$(Q)for f in $(FUZZ_SRC); do n=$$(basename $$f .c); echo "  FUZZ    build-fuzz/$$n"; \
 	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) $(PKG_CFLAGS) \
-	    -o build-fuzz/$$n $$f $(wildcard common/*.c) billing/plan.c billing/money.c aggregator/alertcfg.c $(LDLIBS_ALL) || exit 1; done
+	    -o build-fuzz/$$n $$f $(wildcard common/*.c) billing/plan.c billing/money.c aggregator/alertcfg.c \
+	    $(FUZZ_PKT) $(LDLIBS_ALL) || exit 1; done
 
 clean:
 	rm -rf build build-san build-fuzz $(PROGS)
