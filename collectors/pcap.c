@@ -53,6 +53,7 @@
 #include <pcap/pcap.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -135,7 +136,8 @@ struct pcs {
 	/* offline */
 	struct pc_tally off;
 	struct pending pend;
-	bool eof;
+	int64_t until_ns;            /* read_file(): count up to this */
+	bool eof, oom;
 };
 
 static const char *const pcap_keys[] = { "interfaces", "file", "filter", "snaplen", "buffer_size", "timeout",
@@ -160,6 +162,77 @@ static int nic_err(struct tally_err *e, const char *path, const struct cfg_node 
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	return err_set(e, -EINVAL, "%s:%d:%d: %s", path, n->line, n->col, what);
+}
+
+/* Sort order of NIC indexes by one of their strings, then by index (so
+ * the later of two equal entries in the file comes second). */
+static const struct pc_nic *sort_nics;
+static size_t sort_off;
+
+static int by_field(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	int d = strcmp((const char *)&sort_nics[x] + sort_off, (const char *)&sort_nics[y] + sort_off);
+	return d ? d : x < y ? -1 : x > y;
+}
+
+/* The whole-file checks, in n log n: an interface is the tap of one NIC,
+ * and one VM has one tenant and one name (given on any of its NICs, then
+ * copied to the others); the first NIC of each VM sends its metadata. */
+static int check_vms(struct pcs *s, const struct cfg_node *root, struct tally_err *e)
+{
+	const char *path = s->mapping;
+	uint32_t *ix = malloc((s->n_nics ? s->n_nics : 1) * sizeof(*ix));
+	int rc = 0;
+	if (!ix)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n_nics; i++)
+		ix[i] = (uint32_t)i;
+	sort_nics = s->nics;
+	sort_off = offsetof(struct pc_nic, iface);
+	qsort(ix, s->n_nics, sizeof(*ix), by_field);
+	for (size_t i = 1; i < s->n_nics; i++) {
+		const struct pc_nic *a = &s->nics[ix[i - 1]], *b = &s->nics[ix[i]];
+		if (b->iface[0] && !strcmp(a->iface, b->iface)) {
+			rc = nic_err(e, path, cfg_get(root->kids[ix[i]], "interface"),
+				     "interface '%s' is already the tap of the NIC %s", b->iface, a->mac_text);
+			goto out;
+		}
+	}
+	sort_off = offsetof(struct pc_nic, resource);
+	qsort(ix, s->n_nics, sizeof(*ix), by_field);
+	for (size_t g = 0, end; g < s->n_nics; g = end) {
+		const char *tenant = "", *name = "";
+		for (end = g; end < s->n_nics && !strcmp(s->nics[ix[end]].resource, s->nics[ix[g]].resource); end++) {
+			struct pc_nic *n = &s->nics[ix[end]];
+			const struct cfg_node *r = root->kids[ix[end]];
+			if (n->tenant[0] && tenant[0] && strcmp(n->tenant, tenant)) {
+				rc = nic_err(e, path, r, "VM %s: its NICs name different tenants ('%s' and '%s')",
+					     n->resource, tenant, n->tenant);
+				goto out;
+			}
+			if (n->name[0] && name[0] && strcmp(n->name, name)) {
+				rc = nic_err(e, path, r, "VM %s: its NICs name different names ('%s' and '%s')",
+					     n->resource, name, n->name);
+				goto out;
+			}
+			if (n->tenant[0])
+				tenant = n->tenant;
+			if (n->name[0])
+				name = n->name;
+		}
+		for (size_t k = g; k < end; k++) {
+			struct pc_nic *n = &s->nics[ix[k]];
+			if (n->tenant != tenant)
+				str_copy(n->tenant, tenant, sizeof(n->tenant));
+			if (n->name != name)
+				str_copy(n->name, name, sizeof(n->name));
+			n->first_of_vm = k == g;
+		}
+	}
+out:
+	free(ix);
+	return rc;
 }
 
 /* Load the mapping file into s->nics and the attribution tables. */
@@ -208,29 +281,6 @@ static int load_mapping(struct pcs *s, struct tally_err *e)
 			 (unsigned)(nic->mac >> 40) & 255, (unsigned)(nic->mac >> 32) & 255,
 			 (unsigned)(nic->mac >> 24) & 255, (unsigned)(nic->mac >> 16) & 255,
 			 (unsigned)(nic->mac >> 8) & 255, (unsigned)nic->mac & 255);
-		/* one VM, one tenant and name */
-		for (size_t j = 0; j < s->n_nics; j++) {
-			const struct pc_nic *o = &s->nics[j];
-			if (strcmp(o->resource, nic->resource))
-				continue;
-			if (o->tenant[0] && nic->tenant[0] && strcmp(o->tenant, nic->tenant)) {
-				rc = nic_err(e, path, r, "VM %s: its NICs name different tenants ('%s' here)",
-					     nic->resource, nic->tenant);
-				goto out;
-			}
-			if (o->name[0] && nic->name[0] && strcmp(o->name, nic->name)) {
-				rc = nic_err(e, path, r, "VM %s: its NICs name different names ('%s' here)",
-					     nic->resource, nic->name);
-				goto out;
-			}
-		}
-		for (size_t j = 0; nic->iface[0] && j < s->n_nics; j++)
-			if (!strcmp(s->nics[j].iface, nic->iface)) {
-				rc = nic_err(e, path, cfg_get(r, "interface"),
-					     "interface '%s' is already the tap of the NIC %s", nic->iface,
-					     s->nics[j].mac_text);
-				goto out;
-			}
 		const struct cfg_node *il = cfg_get(r, "ips");
 		if (il && il->type != CFG_SEQ) {
 			rc = nic_err(e, path, il, "key 'ips': expected a list of addresses");
@@ -292,18 +342,8 @@ static int load_mapping(struct pcs *s, struct tally_err *e)
 			goto out;
 		}
 	}
-	/* a VM's tenant and name may be given on one of its NICs only */
-	for (size_t i = 0; i < s->n_nics; i++)
-		for (size_t j = 0; j < s->n_nics; j++) {
-			struct pc_nic *a = &s->nics[i];
-			const struct pc_nic *b = &s->nics[j];
-			if (strcmp(a->resource, b->resource))
-				continue;
-			if (!a->tenant[0])
-				str_copy(a->tenant, b->tenant, sizeof(a->tenant));
-			if (!a->name[0])
-				str_copy(a->name, b->name, sizeof(a->name));
-		}
+	if ((rc = check_vms(s, root, e)))
+		goto out;
 	s->tab.nics = s->nics;
 	s->tab.n_nics = s->n_nics;
 	rc = 0;
@@ -659,6 +699,37 @@ static int64_t ts_ns(const struct pcap_pkthdr *h)
 	return (int64_t)h->ts.tv_sec * NS_PER_SEC + h->ts.tv_usec;
 }
 
+/* Offline, pcap_dispatch's callback: count a packet up to s->until_ns;
+ * keep the first one past it for the next read and stop. */
+static void on_file_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
+{
+	struct pcs *s = (struct pcs *)user;
+	struct pending *p = &s->pend;
+	int64_t t = ts_ns(h);
+	if (p->have)
+		return;
+	if (t > s->until_ns) {
+		if (p->cap < h->caplen) {
+			uint8_t *b = realloc(p->data, h->caplen);
+			if (!b) {
+				s->oom = true;
+				pcap_breakloop(s->ifs[0].h);
+				return;
+			}
+			p->data = b;
+			p->cap = h->caplen;
+		}
+		p->h = *h;
+		memcpy(p->data, data, h->caplen);
+		p->have = 1;
+		pcap_breakloop(s->ifs[0].h);
+		return;
+	}
+	if (!s->origin_ns)
+		s->origin_ns = t;   /* the counters were zero until the first packet */
+	on_packet((u_char *)&s->ifs[0], h, data);
+}
+
 /* Offline: count the file's packets up to until_ns. */
 static int read_file(struct pcs *s, int64_t until_ns, struct tally_err *e)
 {
@@ -672,36 +743,17 @@ static int read_file(struct pcs *s, int64_t until_ns, struct tally_err *e)
 		on_packet((u_char *)f, &p->h, p->data);
 		p->have = 0;
 	}
-	while (!s->eof) {
-		struct pcap_pkthdr *h;
-		const u_char *data;
-		int r = pcap_next_ex(f->h, &h, &data);
-		if (r == PCAP_ERROR_BREAK) {
+	s->until_ns = until_ns;
+	while (!s->eof && !p->have) {
+		int r = pcap_dispatch(f->h, -1, on_file_packet, (u_char *)s);
+		if (s->oom)
+			return -ENOMEM;
+		if (r == 0)
 			s->eof = true;
-			break;
-		}
-		if (r < 0) {
+		else if (r < 0 && r != PCAP_ERROR_BREAK) {
 			s->eof = true;
 			return err_set(e, -EIO, "%s: %s", s->file, pcap_geterr(f->h));
 		}
-		if (r == 0)
-			continue;
-		if (ts_ns(h) > until_ns) {
-			if (p->cap < h->caplen) {
-				uint8_t *b = realloc(p->data, h->caplen);
-				if (!b)
-					return -ENOMEM;
-				p->data = b;
-				p->cap = h->caplen;
-			}
-			p->h = *h;
-			memcpy(p->data, data, h->caplen);
-			p->have = 1;
-			break;
-		}
-		if (!s->origin_ns)
-			s->origin_ns = ts_ns(h);   /* the counters were zero until the first packet */
-		on_packet((u_char *)f, h, data);
 	}
 	return 0;
 }
@@ -801,10 +853,7 @@ static int send_meta(struct pcs *s, int64_t now_ns, const struct sink *sink)
 	rc |= sink->meta(sink->ctx, NULL, &m);
 	for (size_t i = 0; i < s->n_nics; i++) {
 		const struct pc_nic *nic = &s->nics[i];
-		bool first = true;
-		for (size_t j = 0; j < i && first; j++)
-			first = strcmp(s->nics[j].resource, nic->resource) != 0;
-		if (!first || (!nic->tenant[0] && !nic->name[0]))
+		if (!nic->first_of_vm || (!nic->tenant[0] && !nic->name[0]))
 			continue;
 		memset(&m, 0, sizeof(m));
 		m.time_ns = now_ns;

@@ -156,6 +156,7 @@ struct pc_nic {
 	uint64_t mac;                  /* 48 bits, big-endian order */
 	char iface[32];                /* its tap when captured on, "" */
 	char tenant[64], name[128];    /* metadata to send, "" = none */
+	bool first_of_vm;              /* the VM's first NIC: it sends the metadata */
 	bool emitted[PC_COUNT * 4];    /* series sent at least once */
 };
 
