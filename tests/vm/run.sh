@@ -300,5 +300,8 @@ neg=$(q "SELECT count(*) FROM usage WHERE quantity < 0")
 grep -q 'reading again' "$work/tallyd.log" && ok "tallyd said it reads again after the libvirtd restart" ||
 	fail "tallyd did not say it reads again after the libvirtd restart"
 
+# traffic classes: the pcap collector on a guest's tap (a guest of its own)
+sh "$here/pcap.sh" || fail "tests/vm/pcap.sh: the pcap collector disagrees with a guest's tap"
+
 echo "check-vm: $fails failure(s)"
 [ "$fails" -eq 0 ]
