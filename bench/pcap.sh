@@ -26,6 +26,7 @@
 # usage: bench/pcap.sh [PACKETS [LIVE]]   (B= the build directory)
 set -eu
 B=${B:-build}
+. tests/lib/pcap.sh
 N=${1:-4000000}
 LIVE=${2:-2000000}
 # the file in memory when /dev/shm can hold it: both readers then measure
@@ -127,33 +128,14 @@ if [ "$(id -u)" != 0 ] || ! ip netns add "$NSV" 2>/dev/null; then
 	echo "(skipped: needs root and network namespaces)"
 	exit 0
 fi
-ip netns add "$NSH"
-for ns in "$NSV" "$NSH"; do
-	ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
-ip link add "$VA" netns "$NSV" address 52:54:00:aa:00:01 type veth peer name "$VB" netns "$NSH" \
-	address 02:aa:00:00:00:01
-ip -n "$NSV" link set "$VA" up
-ip -n "$NSH" link set "$VB" up
+pcap_veth "$NSV" "$NSH" "$VA" "$VB"
 echo "- {uuid: 6b0f3c2a-0000-4000-8000-0000000000aa, mac: '52:54:00:aa:00:01', interface: $VB}" > "$work/nics.yaml"
-cat > "$work/live.yaml" <<EOF
-tallyd:
-  agent_id: bench-live
-  data_dir: $work/live
-  interval: 1s
-  log_level: warning
-ledger:
-  commit_every: 0s
-rrd:
-  enabled: false
-collectors:
-  pcap:
-    interfaces: [$VB]
-    mapping: $work/nics.yaml
+{ pcap_yaml bench-live "$work/live" warning "$VB" "$work/nics.yaml"; cat <<EOF
     buffer_size: 67108864
     classes:
       internal: [10.0.0.0/8]
 EOF
+} > "$work/live.yaml"
 ip netns exec "$NSH" "$B/tallyd" -c "$work/live.yaml" 2> "$work/live.log" &
 pid=$!
 val() {

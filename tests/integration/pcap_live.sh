@@ -24,6 +24,7 @@
 set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
+. "$(dirname "$0")/../lib/pcap.sh"
 for c in ip sqlite3 python3; do
 	command -v "$c" >/dev/null || { echo "skip: '$c' missing (scripts/deps.sh installs it)"; exit 77; }
 done
@@ -42,13 +43,7 @@ cleanup() {
 trap cleanup EXIT
 fails=0
 fail() { echo "FAIL $*"; fails=$((fails + 1)); }
-ip netns add "$NSH"
-for ns in "$NSV" "$NSH"; do
-	ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
-ip link add "$VA" netns "$NSV" address 52:54:00:aa:00:01 type veth peer name "$VB" netns "$NSH" address 02:aa:00:00:00:01
-ip -n "$NSV" link set "$VA" up
-ip -n "$NSH" link set "$VB" up
+pcap_veth "$NSV" "$NSH" "$VA" "$VB"
 
 UA=6b0f3c2a-0000-4000-8000-0000000000aa
 cat > "$work/nics.yaml" <<EOF
@@ -61,20 +56,7 @@ start() {
 	rm -rf "$work/data"
 	mkdir "$work/data"
 	chown nobody "$work/data"
-	cat > "$work/tally.yaml" <<EOF
-tallyd:
-  agent_id: live
-  data_dir: $work/data
-  interval: 1s
-  log_level: info
-ledger:
-  commit_every: 0s
-rrd:
-  enabled: false
-collectors:
-  pcap:
-    interfaces: [$VB]
-    mapping: $work/nics.yaml
+	{ pcap_yaml live "$work/data" info "$VB" "$work/nics.yaml"; cat <<EOF
     buffer_size: $1
     user: nobody
     classes:
@@ -84,6 +66,7 @@ alerts:
   rules:
     - {name: CaptureLoss, meter: pcap.dropped.packets, rate_above: 0, severity: critical}
 EOF
+	} > "$work/tally.yaml"
 	ip netns exec "$NSH" "$TALLYD" -c "$work/tally.yaml" > "$work/log" 2>&1 &
 	pid=$!
 	wait_q 20 "SELECT count(*) FROM series s JOIN meters m ON m.id = s.meter_id

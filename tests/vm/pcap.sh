@@ -19,6 +19,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/common.sh"
+. "$here/../lib/pcap.sh"
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
 [ -x "$TALLYD" ] || die "$TALLYD missing: run make first"
@@ -62,24 +63,12 @@ vsh suspend "$(tvm_name $I)" >/dev/null
 cat > "$work/nics.yaml" <<EOF
 - {uuid: $(tvm_uuid $I), mac: "$MAC", interface: $TAP}
 EOF
-cat > "$work/t.yaml" <<EOF
-tallyd:
-  agent_id: check-vm-pcap
-  data_dir: $work/data
-  interval: 1s
-  log_level: info
-ledger:
-  commit_every: 0s
-rrd:
-  enabled: false
-collectors:
-  pcap:
-    interfaces: [$TAP]
-    mapping: $work/nics.yaml
+{ pcap_yaml check-vm-pcap "$work/data" info "$TAP" "$work/nics.yaml"; cat <<EOF
     classes:
       internal: [169.254.0.0/16, 10.0.0.0/8]
       peering: [198.51.100.0/24]
 EOF
+} > "$work/t.yaml"
 "$TALLYD" -c "$work/t.yaml" 2> "$work/tallyd.log" &
 pid=$!
 k=0
