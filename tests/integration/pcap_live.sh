@@ -15,7 +15,10 @@
 #     rx/tx byte and packet counters (the Ethernet header, no FCS);
 #   - the capture's received count is the number of frames sent, its
 #     dropped count is 0;
-#   - tallyd runs as nobody with CAP_NET_RAW only (/proc/PID/status).
+#   - tallyd runs as nobody with CAP_NET_RAW only (/proc/PID/status);
+#   - the veth pair deleted and made again (a tap that goes and comes
+#     back): the end is logged, the capture is opened again (by nobody,
+#     with the CAP_NET_RAW it kept) and what follows counts on top.
 # Then the losses: with a 64 KiB ring, tallyd is stopped (SIGSTOP) while
 # 20000 frames are sent and continued: the kernel drops what the ring could
 # not hold, and pcap.dropped.packets must say so: received + dropped =
@@ -182,6 +185,35 @@ done
 [ "$(last pcap.dropped.packets "$VB")" = 0 ] && echo "ok   no packet dropped" ||
 	fail "the kernel dropped $(last pcap.dropped.packets "$VB") packets at this rate"
 [ "$(last pcap.unattributed.packets "$VB")" = 0 ] || fail "unattributed frames on the tap"
+
+# the tap goes away and comes back (a VM started again on a fresh tap): the
+# capture ends, tallyd says so, opens it again once it is back (as nobody,
+# with the CAP_NET_RAW it kept for this) and counts on from where it was
+r1=$(last pcap.received.packets "$VB")
+ip -n "$NSV" link del "$VA"
+k=0
+until grep -q "capture on $VB ended" "$work/log"; do
+	k=$((k + 1))
+	[ "$k" -le 100 ] || { fail "the end of the capture on $VB was not said: $(tail -n 3 "$work/log")"; break; }
+	sleep 0.1
+done
+ip link add "$VA" netns "$NSV" address 52:54:00:aa:00:01 type veth peer name "$VB" netns "$NSH" \
+	address 02:aa:00:00:00:01
+ip -n "$NSV" link set "$VA" up
+ip -n "$NSH" link set "$VB" up
+k=0
+until grep -q "capturing on $VB again" "$work/log"; do
+	k=$((k + 1))
+	[ "$k" -le 100 ] || { fail "the capture on $VB was not opened again: $(tail -n 3 "$work/log")"; break; }
+	sleep 0.1
+done
+send "$NSV" "$VA" vm 100:100:ip4:10.1.2.3
+wait_q 30 "SELECT s.last_value FROM series s JOIN meters m ON m.id = s.meter_id
+	   WHERE m.name = 'pcap.received.packets'" $((r1 + 100)) ||
+	fail "after the tap came back: received $(last pcap.received.packets "$VB"), want $((r1 + 100))"
+sleep 2.5
+exp network.internal.outgoing.packets 1400
+exp network.internal.outgoing.bytes $((1100 * 100 + 300 * 1514))
 kill "$pid"
 wait "$pid" || fail "tallyd exited $? on SIGTERM"
 pid=
