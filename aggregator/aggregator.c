@@ -42,6 +42,7 @@ struct ser_entry {
 	struct series_state st;
 	/* live view for the exporters (agg_visit_series) */
 	uint8_t live;                /* a reading was applied by this process */
+	uint8_t has_rate;            /* rate is measured (not after a baseline) */
 	uint64_t total;              /* counters: usage since agg_open, base units */
 	double rate;                 /* counters: base units/s over the last interval */
 };
@@ -483,7 +484,8 @@ int agg_open(struct aggregator **out, const struct agg_config *cfg, struct tally
 		a->res.v[i].dirty = 0;
 	a->stats.resources = a->res.n;
 	a->stats.series = a->ser.n;
-	if (cfg->rrd_dir && (rc = rrdstore_open(&a->rrd, cfg->rrd_dir, cfg->rrd_step_s > 0 ? cfg->rrd_step_s : 60, e)))
+	if (cfg->rrd_dir && (rc = rrdstore_open(&a->rrd, cfg->rrd_dir, cfg->rrd_step_s > 0 ? cfg->rrd_step_s : 60,
+					      cfg->rrd_lossless, e)))
 		goto fail;
 	*out = a;
 	return 0;
@@ -597,6 +599,26 @@ static int silence_events(struct aggregator *a, uint32_t ri, uint16_t ag, const 
 	return 0;
 }
 
+/* The agent's data time jumped forward by step_ns without that time passing
+ * (batch.h): its series' last readings, and the origins of their lives,
+ * move forward by as much, so the next reading counts the time that really
+ * passed since the last one and the skipped span is no gap. Committed at
+ * once: after a crash the next reading would otherwise span the step. */
+static void clock_step(struct aggregator *a, uint16_t ag, int64_t step_ns)
+{
+	for (size_t i = 0; i < a->ser.n; i++) {
+		struct ser_entry *s = &a->ser.v[i];
+		if (s->agent != ag || !(s->st.flags & SERIES_HAS))
+			continue;
+		s->st.last_ns += step_ns;
+		if (s->st.origin_ns)
+			s->st.origin_ns += step_ns;
+		s->dirty = 1;
+	}
+	a->stats.clock_steps++;
+	a->must_commit = 1;
+}
+
 int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 {
 	int rc, ag;
@@ -612,6 +634,10 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		a->stats.duplicate_batches++;
 		return 1;
 	}
+	if (b->clock_step_ns < 0 || b->clock_step_ns > AGG_CLOCK_STEP_MAX_NS)
+		a->stats.invalid++;     /* data time never goes back; a century is not a step */
+	else if (b->clock_step_ns)
+		clock_step(a, (uint16_t)ag, b->clock_step_ns);
 	for (size_t i = 0; i < b->n_metas; i++)
 		if ((rc = ingest_meta(a, b->agent, &b->metas[i])))
 			goto nomem;
@@ -712,8 +738,10 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		se = &a->ser.v[si];
 		se->dirty = 1;
 		se->live = 1;
-		if (se->st.kind != SAMPLE_GAUGE)
-			se->rate = ival > 0 && out != SERIES_BASELINE ? usage / ((double)ival / 1e9) : 0;
+		if (se->st.kind != SAMPLE_GAUGE) {
+			se->has_rate = ival > 0 && out != SERIES_BASELINE;
+			se->rate = se->has_rate ? usage / ((double)ival / 1e9) : 0;
+		}
 		a->stats.samples++;
 		a->pending++;
 		if (a->rrd)
@@ -833,7 +861,13 @@ int agg_commit(struct aggregator *a, struct tally_err *e)
 	a->must_commit = 0;
 	if (a->rrd) {
 		struct tally_err re = { 0 };
-		if (rrdstore_flush(a->rrd, &re)) {
+		struct rrdstore_stats rs;
+		int rrc = rrdstore_handoff(a->rrd, &re);
+		rrdstore_get_stats(a->rrd, &rs);
+		a->stats.rrd_dropped = rs.dropped;
+		a->stats.rrd_backlog = rs.backlog_rows;
+		a->stats.rrd_files = rs.files;
+		if (rrc) {
 			a->stats.rrd_errors++;
 			/* RRD is for graphs: the ledger is committed, so this is
 			 * reported, not fatal */
@@ -905,6 +939,7 @@ int agg_visit_series(const struct aggregator *a, agg_series_fn fn, void *ctx)
 			.total = s->total,
 			.gauge = s->st.kind == SAMPLE_GAUGE ? s->st.last.gauge : 0,
 			.rate = s->rate,
+			.has_rate = s->has_rate,
 		};
 		int rc = fn(ctx, &v);
 		if (rc)

@@ -9,6 +9,9 @@
  * agent's seq says which (docs/architecture.md rule 7). A batch is durable, and may be
  * acknowledged to its sender, only once agg_commit() has returned 0 after it.
  *
+ * A batch's clock_step_ns (batch.h) moves its agent's series forward in
+ * time before its readings are applied.
+ *
  * If a commit fails (disk full, I/O error) the transaction is rolled back
  * and the in-memory state is ahead of the ledger: the aggregator refuses any
  * further work (-EIO) and must be closed and reopened, which reloads the
@@ -29,10 +32,15 @@
 struct tally_err;
 struct aggregator;
 
+/* The largest batch.clock_step_ns taken (100 years); a larger or negative
+ * one is counted invalid and ignored. */
+#define AGG_CLOCK_STEP_MAX_NS (100LL * 366 * 86400 * 1000000000)
+
 struct agg_config {
 	const char *ledger_path;     /* SQLite file, created if missing */
 	const char *rrd_dir;         /* NULL: no RRD files */
 	int rrd_step_s;              /* RRD step, seconds (60) */
+	bool rrd_lossless;           /* wait for the RRD writer rather than drop (fast-forward) */
 	int64_t max_gap_ns;          /* longer intervals are not "covered" */
 };
 
@@ -45,10 +53,14 @@ struct agg_stats {
 	uint64_t resets;             /* counters that went down */
 	uint64_t wraps;              /* counters that wrapped past 2^64 */
 	uint64_t dropped_old;        /* readings not after the previous one */
-	uint64_t invalid;            /* refused: unknown meter, bad kind, bad id */
+	uint64_t invalid;            /* refused: unknown meter, bad kind, bad id, a bad clock step */
+	uint64_t clock_steps;        /* batches whose agent's data time stepped forward */
 	uint64_t commits;
 	uint64_t rows_written;       /* usage rows added to in commits */
 	uint64_t rrd_errors;
+	uint64_t rrd_dropped;        /* RRD rows dropped: the writer was behind (real time) */
+	uint64_t rrd_backlog;        /* RRD rows waiting for the writer, at the last commit */
+	uint64_t rrd_files;          /* RRD files known */
 	uint64_t series;             /* series known */
 	uint64_t resources;          /* resources known */
 };
@@ -126,6 +138,8 @@ struct agg_series_view {
 	uint64_t total;                      /* counters: base units since agg_open */
 	double gauge;                        /* gauges: last value, base units */
 	double rate;                         /* counters: base units/s, last interval */
+	bool has_rate;                       /* counters: rate was measured (false after a
+					      * baseline reading: no interval to take it over) */
 };
 typedef int (*agg_series_fn)(void *ctx, const struct agg_series_view *v);
 int agg_visit_series(const struct aggregator *a, agg_series_fn fn, void *ctx);

@@ -203,6 +203,7 @@ struct inst {
 	bool seen;                       /* its subject was seen this evaluation */
 	bool dirty;                      /* changed since the last commit */
 	bool orphan;                     /* loaded, its rule is gone: resolve it */
+	char host[TALLY_ID_MAX];         /* K_RULE, K_STALE: the source host of its subject */
 	int64_t resolved_wall_ns;        /* monotonic time it was resolved here */
 };
 
@@ -217,18 +218,45 @@ struct resagg {
 	const char *host;
 	int64_t last_ns;
 	bool open;                       /* a series that has not ended */
+	int64_t end_ns;                  /* the latest end event of its series that ended by one */
 	uint32_t gen;                    /* == eval gen when filled this time */
 };
 
+/* Lives that ended by a lifecycle event (stopped, crashed, migrated out,
+ * undefined, shut down) of a resource on a host: key "uuid\x1fhost". A
+ * collector may miss a life's final reading (a tick inside a destroy), and
+ * its series then never end; the event still says the life is over, so
+ * its series raise no StaleData and its alerts resolve. end_ns 0: the
+ * resource is back (a start event, or a reading after the end). Open
+ * addressing; an entry is reset, never removed. */
+struct ended {
+	char key[KEY_MAX];
+	int64_t end_ns;
+};
+
 /* A windowed rule's recent readings of one series: a ring of (time, value)
- * where value is the counter's total or the gauge. */
+ * where value is the counter's usage since the window's origin (base plus
+ * the aggregator's total since it opened) or the gauge. Mirrored in the
+ * ledger's alert_windows table by the commit hook, so a restart continues
+ * it (schemas/migrations/004-alert-windows.sql). */
 #define WND_MAX 4096                  /* readings kept per series at most */
 struct wnd {
-	char key[KEY_MAX];
-	uint32_t gen;                    /* eval gen it was last seen in */
+	char key[KEY_MAX];               /* rule, meter, resource, device, host */
 	uint32_t head, n, cap;
 	int64_t *t;
 	double *v;
+	int64_t window_ns;               /* the rule's window */
+	double base;                     /* counters: usage before this process (loaded) */
+	int64_t saved_ns;                /* newest reading in the ledger, 0: none */
+	int64_t saved_from_ns;           /* oldest reading the ledger may hold, 0: none */
+	int64_t saving_ns, saving_from_ns;  /* what the commit in progress writes */
+	bool moved;                      /* its times moved (a clock step): write it anew */
+};
+
+/* A list of keys (instances or windows) to delete at the next commit. */
+struct keylist {
+	char (*v)[KEY_MAX];
+	size_t n, cap;
 };
 
 struct alerting {
@@ -241,12 +269,20 @@ struct alerting {
 	size_t n, cap;
 	uint32_t *idx;                   /* open addressing, UINT32_MAX empty */
 	size_t idx_cap;
-	char (*del)[KEY_MAX];            /* keys to delete from the ledger at the next commit */
-	size_t n_del, cap_del;
+	struct keylist del;              /* instances to delete from the ledger at the next commit */
+	struct keylist wdel;             /* windows to delete from the ledger at the next commit */
 	struct down *dn;
 	size_t n_dn, cap_dn;
 	struct resagg *ra;
 	size_t cap_ra;
+	struct ended *end;
+	size_t end_cap, end_used;
+	size_t n_ended;                  /* entries with end_ns != 0 */
+	struct {                         /* visit_series: the last lookup */
+		const struct ledger_resource *res;
+		const char *agent;
+		int64_t end_ns;
+	} end_cache;
 	uint32_t eval_gen;
 	uint64_t dropped;                /* instances refused: max_alerts */
 	uint64_t prev_dropped_samples;
@@ -361,6 +397,20 @@ int alerting_new(struct alerting **out, const struct alerting_config *c, const c
 	return 0;
 }
 
+static int keylist_push(struct keylist *l, const char *key)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char (*v)[KEY_MAX] = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	str_copy(l->v[l->n++], key, KEY_MAX);
+	return 0;
+}
+
 static void wnd_free_all(struct wnd *w, size_t cap)
 {
 	for (size_t i = 0; i < cap; i++) {
@@ -370,12 +420,24 @@ static void wnd_free_all(struct wnd *w, size_t cap)
 	free(w);
 }
 
-/* The window of key, created empty when new; NULL when out of memory. */
-static struct wnd *wnd_get(struct alerting *g, const char *key, uint32_t cap)
+static int64_t wnd_newest(const struct wnd *w)
+{
+	return w->n ? w->t[(w->head + w->cap - 1) % w->cap] : 0;
+}
+
+static int64_t wnd_oldest(const struct wnd *w)
+{
+	return w->n ? w->t[(w->head + w->cap - w->n) % w->cap] : 0;
+}
+
+/* The window of key, created empty when new; NULL when out of memory.
+ * cap: readings to keep; window_ns: the rule's window. */
+static struct wnd *wnd_get(struct alerting *g, const char *key, uint32_t cap, int64_t window_ns)
 {
 	if (2 * (g->w_used + 1) > g->w_cap) {
-		/* grow, and drop the windows of series not seen in this or the last
-		 * evaluation (they ended, or their VM went away) */
+		/* grow, and drop the windows that hold nothing within their
+		 * window of the last evaluation (their series ended, or their VM
+		 * went away): the next reading would leave all of it out anyway */
 		size_t ncap = g->w_cap ? g->w_cap : 64;
 		while (2 * (g->w_used + 1) > ncap)
 			ncap *= 2;
@@ -387,7 +449,8 @@ static struct wnd *wnd_get(struct alerting *g, const char *key, uint32_t cap)
 			struct wnd *o = &g->w[i];
 			if (!o->key[0])
 				continue;
-			if (o->gen + 1 < g->eval_gen) {
+			if (g->tick_ns && wnd_newest(o) < g->tick_ns - o->window_ns &&
+			    !keylist_push(&g->wdel, o->key)) {
 				free(o->t);
 				free(o->v);
 				continue;
@@ -410,6 +473,7 @@ static struct wnd *wnd_get(struct alerting *g, const char *key, uint32_t cap)
 		h = (h + 1) & (g->w_cap - 1);
 	}
 	struct wnd *w = &g->w[h];
+	memset(w, 0, sizeof(*w));
 	w->t = malloc(cap * sizeof(*w->t));
 	w->v = malloc(cap * sizeof(*w->v));
 	if (!w->t || !w->v) {
@@ -421,26 +485,42 @@ static struct wnd *wnd_get(struct alerting *g, const char *key, uint32_t cap)
 	}
 	str_copy(w->key, key, sizeof(w->key));
 	w->cap = cap;
-	w->head = w->n = 0;
+	w->window_ns = window_ns;
 	g->w_used++;
 	return w;
 }
 
-/* Add the reading (t, v) unless it is not newer than the last one; then
- * the windowed value over [t_last - window, t_last]: for a counter the rate
- * between the oldest reading in it and the last (0 with one reading), for a
- * gauge the mean of the readings in it. */
-static double wnd_value(struct wnd *w, int64_t t, double v, int64_t window_ns, bool counter)
+/* Readings a window of window_ns keeps at the interval (and two more: the
+ * window's both ends), at most WND_MAX. */
+static uint32_t wnd_cap(const struct alerting *g, int64_t window_ns)
 {
+	int64_t n = window_ns / g->interval_ns + 2;
+	return (uint32_t)(n < WND_MAX ? n : WND_MAX);
+}
+
+/* Add the reading (t, v) unless it is not newer than the last one. */
+static void wnd_add(struct wnd *w, int64_t t, double v)
+{
+	if (w->n && t <= wnd_newest(w))
+		return;
+	w->t[w->head] = t;
+	w->v[w->head] = v;
+	w->head = (w->head + 1) % w->cap;
+	if (w->n < w->cap)
+		w->n++;
+}
+
+/* Add the reading (t, v), then the windowed value over [t_last - window,
+ * t_last] into *out: for a counter the rate between the oldest reading in
+ * it and the last, for a gauge the mean of the readings in it. Returns
+ * false when the window cannot say: a counter with fewer than two readings
+ * in it has no interval to take a rate over (a new series, or one whose
+ * readings before a long gap all left the window). Unknown is not 0: 0
+ * would resolve every rate_above alert and fire every rate_below one. */
+static bool wnd_value(struct wnd *w, int64_t t, double v, int64_t window_ns, bool counter, double *out)
+{
+	wnd_add(w, t, v);
 	uint32_t last = (w->head + w->cap - 1) % w->cap;
-	if (!w->n || t > w->t[last]) {
-		w->t[w->head] = t;
-		w->v[w->head] = v;
-		w->head = (w->head + 1) % w->cap;
-		if (w->n < w->cap)
-			w->n++;
-		last = (w->head + w->cap - 1) % w->cap;
-	}
 	int64_t from = w->t[last] - window_ns;
 	double sum = 0;
 	uint32_t k = 0, oldest = last;
@@ -452,11 +532,90 @@ static double wnd_value(struct wnd *w, int64_t t, double v, int64_t window_ns, b
 		sum += w->v[j];
 		k++;
 	}
-	if (!counter)
-		return sum / k;
+	if (!counter) {
+		*out = sum / k;
+		return true;
+	}
 	if (oldest == last)
+		return false;
+	*out = (w->v[last] - w->v[oldest]) / ((double)(w->t[last] - w->t[oldest]) / 1e9);
+	return true;
+}
+
+/* Write what changed in the windows since the last commit: the readings
+ * newer than what the ledger holds, and the deletion of those that left
+ * the ring. */
+static int wnd_save(struct alerting *g, struct ledger *l, struct tally_err *e)
+{
+	int rc;
+	for (size_t i = 0; i < g->wdel.n; i++)
+		if ((rc = ledger_trim_window(l, g->wdel.v[i], INT64_MAX, e)))
+			return rc;
+	for (size_t i = 0; i < g->w_cap; i++) {
+		struct wnd *w = &g->w[i];
+		w->saving_ns = w->saved_ns;
+		w->saving_from_ns = w->saved_from_ns;
+		if (!w->key[0] || !w->n)
+			continue;
+		if (w->moved && (rc = ledger_trim_window(l, w->key, INT64_MAX, e)))
+			return rc;
+		if (w->moved)
+			w->saving_ns = w->saving_from_ns = 0;
+		int64_t oldest = wnd_oldest(w);
+		uint32_t fresh = 0;      /* readings newer than the ledger's, at the ring's end */
+		while (fresh < w->n && w->t[(w->head + w->cap - fresh - 1) % w->cap] > w->saving_ns)
+			fresh++;
+		for (uint32_t k = fresh; k > 0; k--) {
+			uint32_t j = (w->head + w->cap - k) % w->cap;
+			if ((rc = ledger_put_window_point(l, w->key, w->t[j], w->v[j], e)))
+				return rc;
+		}
+		if (w->saving_from_ns && oldest > w->saving_from_ns &&
+		    (rc = ledger_trim_window(l, w->key, oldest, e)))
+			return rc;
+		w->saving_ns = wnd_newest(w);
+		w->saving_from_ns = oldest;
+	}
+	return 0;
+}
+
+/* The window key: the instance's key with the meter after the rule. */
+static void wnd_key(char *key, size_t len, const struct alert_rule *ar, const struct agg_series_view *sv)
+{
+	snprintf(key, len, "%s\x1f%s\x1f%s\x1f%s\x1f%s", ar->name, meter_table[ar->meter].name,
+		 sv->res->meta.resource, sv->device, sv->agent);
+}
+
+/* One reading of the ledger's alert_windows (by key, then time): into the
+ * window of a rule that is still configured with a window on the same
+ * meter, else its key is deleted at the next commit. */
+static int load_window_point(void *ctx, const char *key, int64_t t_ns, double value)
+{
+	struct alerting *g = ctx;
+	const struct alerting_config *c = g->c;
+	const struct alert_rule *ar = NULL;
+	const char *s1 = strchr(key, '\x1f');
+	const char *s2 = s1 ? strchr(s1 + 1, '\x1f') : NULL;
+	if (g->wdel.n && !strcmp(g->wdel.v[g->wdel.n - 1], key))
 		return 0;
-	return (w->v[last] - w->v[oldest]) / ((double)(w->t[last] - w->t[oldest]) / 1e9);
+	for (size_t i = 0; s2 && i < c->n_rules && !ar; i++) {
+		const struct alert_rule *r = &c->rules[i];
+		const char *m = meter_table[r->meter].name;
+		if (r->window_ns && strlen(r->name) == (size_t)(s1 - key) && !strncmp(key, r->name, (size_t)(s1 - key)) &&
+		    strlen(m) == (size_t)(s2 - s1 - 1) && !strncmp(s1 + 1, m, (size_t)(s2 - s1 - 1)))
+			ar = r;
+	}
+	if (!ar || strlen(key) >= KEY_MAX)
+		return keylist_push(&g->wdel, key);
+	struct wnd *w = wnd_get(g, key, wnd_cap(g, ar->window_ns), ar->window_ns);
+	if (!w)
+		return -ENOMEM;
+	wnd_add(w, t_ns, value);
+	w->base = value;          /* the total at the series' last committed reading */
+	w->saved_ns = t_ns;
+	if (!w->saved_from_ns)
+		w->saved_from_ns = t_ns;
+	return 0;
 }
 
 void alerting_free(struct alerting *g)
@@ -466,9 +625,11 @@ void alerting_free(struct alerting *g)
 	wnd_free_all(g->w, g->w_cap);
 	free(g->in);
 	free(g->idx);
-	free(g->del);
+	free(g->del.v);
+	free(g->wdel.v);
 	free(g->dn);
 	free(g->ra);
+	free(g->end);
 	alert_sla_set_release(&g->sla);
 	free(g);
 }
@@ -477,9 +638,11 @@ static int hook(void *ctx, struct ledger *l, struct tally_err *e)
 {
 	struct alerting *g = ctx;
 	int rc;
-	for (size_t i = 0; i < g->n_del; i++)
-		if ((rc = ledger_del_alert(l, g->del[i], e)))
+	for (size_t i = 0; i < g->del.n; i++)
+		if ((rc = ledger_del_alert(l, g->del.v[i], e)))
 			return rc;
+	if ((rc = wnd_save(g, l, e)))
+		return rc;
 	for (size_t i = 0; i < g->n; i++) {
 		const struct inst *x = &g->in[i];
 		if (!x->dirty)
@@ -524,6 +687,80 @@ static struct down *down_add(struct alerting *g, const char *uuid)
 	return d;
 }
 
+static bool ends_life(const char *type)
+{
+	return !strcmp(type, "stopped") || !strcmp(type, "crashed") || !strcmp(type, "migrated_out") ||
+	       !strcmp(type, "undefined") || !strcmp(type, "shutdown");
+}
+
+static bool starts_life(const char *type)
+{
+	return !strcmp(type, "started") || !strcmp(type, "migrated_in") || !strcmp(type, "resumed");
+}
+
+static struct ended *ended_find(struct alerting *g, const char *uuid, const char *host)
+{
+	char key[KEY_MAX];
+	if (!g->end_cap)
+		return NULL;
+	snprintf(key, sizeof(key), "%s\x1f%s", uuid, host);
+	size_t h = hash(key) & (g->end_cap - 1);
+	while (g->end[h].key[0]) {
+		if (!strcmp(g->end[h].key, key))
+			return &g->end[h];
+		h = (h + 1) & (g->end_cap - 1);
+	}
+	return NULL;
+}
+
+/* The end of the life of uuid on host, 0 when it is not known to be over. */
+static int64_t ended_at(struct alerting *g, const char *uuid, const char *host)
+{
+	const struct ended *x = g->n_ended ? ended_find(g, uuid, host) : NULL;
+	return x ? x->end_ns : 0;
+}
+
+/* Record that the life of uuid on host ended at t_ns (t_ns 0: it is back).
+ * Returns 0 or -ENOMEM. */
+static int ended_set(struct alerting *g, const char *uuid, const char *host, int64_t t_ns)
+{
+	struct ended *x = ended_find(g, uuid, host);
+	if (!x && !t_ns)
+		return 0;
+	if (!x) {
+		if (2 * (g->end_used + 1) > g->end_cap) {
+			size_t cap = g->end_cap ? g->end_cap * 2 : 64;
+			struct ended *n = calloc(cap, sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			for (size_t i = 0; i < g->end_cap; i++) {
+				if (!g->end[i].key[0])
+					continue;
+				size_t h = hash(g->end[i].key) & (cap - 1);
+				while (n[h].key[0])
+					h = (h + 1) & (cap - 1);
+				n[h] = g->end[i];
+			}
+			free(g->end);
+			g->end = n;
+			g->end_cap = cap;
+		}
+		char key[KEY_MAX];
+		snprintf(key, sizeof(key), "%s\x1f%s", uuid, host);
+		size_t h = hash(key) & (g->end_cap - 1);
+		while (g->end[h].key[0])
+			h = (h + 1) & (g->end_cap - 1);
+		x = &g->end[h];
+		str_copy(x->key, key, sizeof(x->key));
+		x->end_ns = 0;
+		g->end_used++;
+	}
+	g->n_ended += (t_ns != 0) - (x->end_ns != 0);
+	x->end_ns = t_ns;
+	g->end_cache.res = NULL;
+	return 0;
+}
+
 static int load_one(void *ctx, const struct ledger_alert *la)
 {
 	struct alerting *g = ctx;
@@ -556,12 +793,14 @@ static int load_one(void *ctx, const struct ledger_alert *la)
 		}
 	} else if (!strcmp(la->rule, "StaleData") && c->stale_intervals) {
 		x->kind = K_STALE;
+		alert_label(la->labels, "host", x->host, sizeof(x->host));
 	} else if (!strcmp(la->rule, "SamplesDropped") && c->samples_dropped) {
 		x->kind = K_DROPPED;
 	} else if (!strcmp(la->rule, "SLABurn") && c->sla_burn_ppm) {
 		x->kind = K_SLABURN;
 	} else {
 		x->kind = K_RULE;
+		alert_label(la->labels, "host", x->host, sizeof(x->host));
 		for (size_t i = 0; i < c->n_rules; i++)
 			if (!strcmp(c->rules[i].name, la->rule))
 				x->rule = (int)i;
@@ -573,9 +812,26 @@ static int load_one(void *ctx, const struct ledger_alert *la)
 int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *e)
 {
 	int rc = ledger_load_alerts(agg_ledger(a), load_one, g, e);
-	if (rc)
+	if (rc || (rc = ledger_load_windows(agg_ledger(a), load_window_point, g, e)))
 		return rc;
 	g->last_cycle_ns = agg_last_cycle_ns(a);
+	/* a resource whose life ended by an event the engine was not running
+	 * for (a restart, or an older tallyd that missed it): its alerts are
+	 * resolved at the first evaluation, even if it never reads again */
+	for (size_t i = 0; i < g->n; i++) {
+		struct inst *x = &g->in[i];
+		char type[32];
+		int64_t t;
+		if ((x->kind != K_RULE && x->kind != K_STALE) || !x->subject[0] || !x->host[0] ||
+		    (x->t.state != ALERT_PENDING && x->t.state != ALERT_FIRING))
+			continue;
+		if ((rc = ledger_last_event(agg_ledger(a), x->subject, x->host,
+					    ",started,migrated_in,resumed,stopped,crashed,migrated_out,undefined,shutdown,",
+					    type, sizeof(type), &t, e)))
+			return rc;
+		if (t && ends_life(type) && (rc = ended_set(g, x->subject, x->host, t)))
+			return rc;
+	}
 	/* an alert whose rule was removed from the config is resolved now, so
 	 * Alertmanager does not keep it until it times out */
 	for (size_t i = 0; i < g->n; i++) {
@@ -592,12 +848,56 @@ int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *
 
 static bool comes_back(const char *type)
 {
-	return !strcmp(type, "started") || !strcmp(type, "resumed") || !strcmp(type, "migrated_in") ||
-	       !strcmp(type, "undefined");
+	return starts_life(type) || !strcmp(type, "undefined");
+}
+
+/* The data time of host's readings jumped forward by step_ns without that
+ * time passing (batch.h): what the engine keeps of that host in data time
+ * moves with its series - the windows' readings (rewritten in the ledger),
+ * the lives' ends, and the start of pending instances, so that `for:`
+ * counts only time that passed. Firing and resolved instances keep their
+ * instants: they are history. */
+static void clock_step(struct alerting *g, const char *host, int64_t step_ns)
+{
+	size_t hl = strlen(host);
+	for (size_t i = 0; i < g->w_cap; i++) {
+		struct wnd *w = &g->w[i];
+		size_t kl = strlen(w->key);
+		if (!w->n || kl <= hl || w->key[kl - hl - 1] != '\x1f' || strcmp(w->key + kl - hl, host))
+			continue;
+		for (uint32_t k = 0; k < w->n; k++)
+			w->t[(w->head + w->cap - 1 - k) % w->cap] += step_ns;
+		w->moved = true;
+	}
+	for (size_t i = 0; i < g->end_cap; i++) {
+		struct ended *x = &g->end[i];
+		size_t kl = strlen(x->key);
+		if (x->end_ns && kl > hl && x->key[kl - hl - 1] == '\x1f' && !strcmp(x->key + kl - hl, host))
+			x->end_ns += step_ns;
+	}
+	g->end_cache.res = NULL;
+	for (size_t i = 0; i < g->n; i++) {
+		struct inst *x = &g->in[i];
+		if (x->t.state == ALERT_PENDING && !strcmp(x->host, host)) {
+			x->t.active_ns += step_ns;
+			x->dirty = true;
+		}
+	}
 }
 
 void alerting_note_batch(struct alerting *g, const struct batch *b)
 {
+	if (b->clock_step_ns > 0 && b->clock_step_ns <= AGG_CLOCK_STEP_MAX_NS)
+		clock_step(g, b->agent, b->clock_step_ns);
+	for (size_t i = 0; i < b->n_events; i++) {
+		const struct lifecycle_event *ev = &b->events[i];
+		int64_t end = ended_at(g, ev->resource, b->agent);
+		/* out of memory: this end is not known, as before there was this */
+		if (ends_life(ev->type) && ev->time_ns >= end)
+			(void)ended_set(g, ev->resource, b->agent, ev->time_ns);
+		else if (starts_life(ev->type) && end && ev->time_ns >= end)
+			(void)ended_set(g, ev->resource, b->agent, 0);
+	}
 	if (!g->c->vm_down)
 		return;
 	for (size_t i = 0; i < b->n_events; i++) {
@@ -735,6 +1035,10 @@ static void step(struct alerting *g, struct inst *x, bool cond, int64_t since_ns
 		 int64_t for_ns)
 {
 	struct alert_times before = x->t;
+	/* a condition known to have ended before the alert fired (an end event
+	 * heard late) ends when it is noticed: endsAt is never before startsAt */
+	if (!cond && x->t.state == ALERT_FIRING && since_ns && since_ns < x->t.fired_ns)
+		since_ns = 0;
 	alert_step(&x->t, cond, since_ns, t_ns, for_ns);
 	if (memcmp(&before, &x->t, sizeof(before))) {
 		x->dirty = true;
@@ -756,6 +1060,26 @@ static int visit_series(void *ctx, const struct agg_series_view *sv)
 	struct alerting *g = vi->g;
 	const struct alerting_config *c = g->c;
 	char key[KEY_MAX];
+	int64_t end = 0;             /* its life ended by an event at end (not yet read again) */
+
+	if (g->n_ended) {
+		if (g->end_cache.res != sv->res || g->end_cache.agent != sv->agent) {
+			g->end_cache.res = sv->res;
+			g->end_cache.agent = sv->agent;
+			g->end_cache.end_ns = ended_at(g, sv->res->meta.resource, sv->agent);
+		}
+		end = g->end_cache.end_ns;
+		if (end && !sv->ended && sv->last_ns > end) {
+			/* read after the end: a new life whose start the engine
+			 * did not hear of */
+			if (ended_set(g, sv->res->meta.resource, sv->agent, 0))
+				return -ENOMEM;
+			end = 0;
+		}
+	}
+	/* the series' life is over: its final reading, or an end event after
+	 * its last reading when the collector missed the final one */
+	bool over = sv->ended || end;
 
 	if (c->stale_intervals || g->n_dn) {
 		if (sv->res_index >= g->cap_ra) {
@@ -779,8 +1103,10 @@ static int visit_series(void *ctx, const struct agg_series_view *sv)
 			r->last_ns = sv->last_ns;
 			r->host = sv->agent;
 		}
-		if (!sv->ended)
+		if (!over)
 			r->open = true;
+		else if (end > r->end_ns)
+			r->end_ns = end;
 	}
 	for (size_t i = 0; i < c->n_rules; i++) {
 		const struct alert_rule *ar = &c->rules[i];
@@ -788,23 +1114,27 @@ static int visit_series(void *ctx, const struct agg_series_view *sv)
 			continue;
 		bool counter = sv->kind != SAMPLE_GAUGE;
 		double v = counter ? sv->rate : sv->gauge;
+		bool known = !counter || sv->has_rate;
 		if (ar->window_ns) {
-			snprintf(key, sizeof(key), "%zu\x1f%s\x1f%s\x1f%s", i, sv->res->meta.resource,
-				 sv->device, sv->agent);
-			int64_t n = ar->window_ns / g->interval_ns + 2;
-			struct wnd *w = wnd_get(g, key, (uint32_t)(n < WND_MAX ? n : WND_MAX));
+			wnd_key(key, sizeof(key), ar, sv);
+			struct wnd *w = wnd_get(g, key, wnd_cap(g, ar->window_ns), ar->window_ns);
 			if (!w)
 				return -ENOMEM;
-			w->gen = g->eval_gen;
-			v = wnd_value(w, sv->last_ns, counter ? (double)sv->total : sv->gauge, ar->window_ns,
-				      counter);
+			known = wnd_value(w, sv->last_ns, counter ? w->base + (double)sv->total : sv->gauge,
+					  ar->window_ns, counter, &v);
 		}
 		if (sv->meter == M_CPU)
 			v /= 1e9;      /* ns of CPU per second -> CPU-seconds per second */
-		bool cond = !sv->ended && (ar->op == ALERT_ABOVE ? v > ar->threshold : v < ar->threshold);
+		bool cond = !over && (ar->op == ALERT_ABOVE ? v > ar->threshold : v < ar->threshold);
 		snprintf(key, sizeof(key), "%s\x1f%s\x1f%s\x1f%s", ar->name, sv->res->meta.resource,
 			 sv->device, sv->agent);
 		struct inst *x = find(g, key);
+		if (!known && !over) {
+			/* no value is no information: the instance keeps its state */
+			if (x)
+				x->seen = true;
+			continue;
+		}
 		if (!x && !cond)
 			continue;
 		if (!x) {
@@ -815,11 +1145,12 @@ static int visit_series(void *ctx, const struct agg_series_view *sv)
 			str_copy(x->rule_name, ar->name, sizeof(x->rule_name));
 			str_copy(x->subject, sv->res->meta.resource, sizeof(x->subject));
 			str_copy(x->device, sv->device, sizeof(x->device));
+			str_copy(x->host, sv->agent, sizeof(x->host));
 		}
 		x->seen = true;
 		if (cond)
 			x->v.value = v;
-		step(g, x, cond, 0, vi->t_ns, ar->for_ns);
+		step(g, x, cond, end, vi->t_ns, ar->for_ns);
 		char summary[256];
 		snprintf(summary, sizeof(summary), "%s %s %s %g%s", meter_table[ar->meter].name,
 			 ar->rate ? "rate" : "value", ar->op == ALERT_ABOVE ? "above" : "below",
@@ -846,6 +1177,7 @@ static int eval_builtin(struct alerting *g, enum inst_kind kind, const char *key
 		str_copy(x->rule_name, name, sizeof(x->rule_name));
 		str_copy(x->subject, subject, sizeof(x->subject));
 	}
+	str_copy(x->host, host ? host : "", sizeof(x->host));
 	x->seen = true;
 	x->v.value = value;
 	step(g, x, cond, since_ns, t_ns, 0);
@@ -944,9 +1276,22 @@ int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, 
 			double age = (double)(t_ns - r->last_ns) / 1e9;
 			char summary[128];
 			snprintf(summary, sizeof(summary), "no reading for %.0f s", age);
-			eval_builtin(g, K_STALE, key, "StaleData", "warning", cond, 0, t_ns, r->res,
-				     r->res->meta.resource, r->host, age, summary);
+			eval_builtin(g, K_STALE, key, "StaleData", "warning", cond, cond ? 0 : r->end_ns, t_ns,
+				     r->res, r->res->meta.resource, r->host, age, summary);
 		}
+	}
+
+	/* alerts of series and resources not read in this process whose life
+	 * ended (their end event came, or was in the ledger at start): no
+	 * reading will ever resolve them */
+	for (size_t i = 0; g->n_ended && i < g->n; i++) {
+		struct inst *x = &g->in[i];
+		int64_t end;
+		if (x->seen || (x->kind != K_RULE && x->kind != K_STALE) ||
+		    (x->t.state != ALERT_PENDING && x->t.state != ALERT_FIRING) ||
+		    !(end = ended_at(g, x->subject, x->host)))
+			continue;
+		step(g, x, false, end, t_ns, 0);
 	}
 
 	/* VMDown: crashed and not started again; exact times from the events */
@@ -1008,15 +1353,8 @@ int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, 
 		bool gone = x->t.state == ALERT_INACTIVE ||
 			    (x->t.state == ALERT_RESOLVED && now - x->resolved_wall_ns >= c->resolved_keep_ns);
 		if (gone) {
-			if (g->n_del == g->cap_del) {
-				size_t cap = g->cap_del ? g->cap_del * 2 : 64;
-				char (*v)[KEY_MAX] = realloc(g->del, cap * sizeof(*v));
-				if (!v)
-					return -ENOMEM;
-				g->del = v;
-				g->cap_del = cap;
-			}
-			str_copy(g->del[g->n_del++], x->key, KEY_MAX);
+			if (keylist_push(&g->del, x->key))
+				return -ENOMEM;
 			g->structure_changed = true;
 			continue;
 		}
@@ -1041,7 +1379,13 @@ void alerting_committed(struct alerting *g)
 {
 	for (size_t i = 0; i < g->n; i++)
 		g->in[i].dirty = false;
-	g->n_del = 0;
+	g->del.n = 0;
+	g->wdel.n = 0;
+	for (size_t i = 0; i < g->w_cap; i++) {
+		g->w[i].saved_ns = g->w[i].saving_ns;
+		g->w[i].saved_from_ns = g->w[i].saving_from_ns;
+		g->w[i].moved = false;
+	}
 }
 
 int alerting_publish(struct alerting *g, struct alert_store *store)

@@ -9,7 +9,11 @@
  *   - a threshold rule: a meter's rate (counters, per second) or value
  *     (gauges) of one series above or below a threshold; with a window,
  *     the rate between the readings that window spans, or the mean of the
- *     gauge's readings in it (kept in memory: a restart refills it);
+ *     gauge's readings in it (kept in the ledger with the series, so a
+ *     restart continues it). A counter without two readings to take a
+ *     rate between (a baseline, a window emptied by a long gap) has no
+ *     value: unknown is not 0, and an instance without a value keeps its
+ *     state;
  *   - built-in VMDown: a VM that crashed and has not started again (from
  *     the lifecycle events, and the instance gauge coming back);
  *   - built-in StaleData: a VM whose series have not ended (it was not
@@ -34,13 +38,20 @@
  * Event rules (VMDown) know those instants exactly (the crash and the start
  * events' times); threshold rules know them to one cycle. An instance whose
  * subject was not seen in a cycle (its VM sent nothing) keeps its state: no
- * information is not a resolution.
+ * information is not a resolution. An end is: a life's final reading, or
+ * an end event (stopped, shutdown, crashed, migrated_out, undefined) after
+ * its last reading on that host, for when the collector missed the final
+ * reading; a series over by either meets no condition, raises no
+ * StaleData, and its pending or firing instances resolve at the end, read
+ * again or not (at start the ledger's events say which lives ended).
  *
- * Durability: the instances live in the ledger's alerts table, written in the
- * ledger transaction of the cycles they were computed from (alerting_attach
+ * Durability: the instances live in the ledger's alerts table and the
+ * windows' readings in its alert_windows table, written in the ledger
+ * transaction of the cycles they were computed from (alerting_attach
  * installs the commit hook), and loaded back by alerting_attach. A restart
  * therefore resumes every pending, firing and resolved-being-re-sent alert
- * with its original times: no duplicate page, nothing forgotten.
+ * with its original times and every window where its series resumes: no
+ * resolution by the restart, no duplicate page, nothing forgotten.
  *
  * Threads: the engine belongs to the ingest thread. Readers only see
  * snapshots (alert_store), published after each successful commit, so what

@@ -40,7 +40,8 @@ static int join(char *out, size_t len, const char *dir, const char *name, struct
 
 static const char *const http_keys[] = { "enabled", "address", "port", "stale_after",
 					 "serve_after_end", "tokens", "plan", "rate_limit", "rate_burst",
-					 NULL };
+					 "head_timeout", "max_connections", "max_connections_per_address",
+					 "auth_failures_per_address", "auth_failures_total", NULL };
 static const char *const token_keys[] = { "token", "tenant", "admin", NULL };
 
 static bool loopback(const char *addr)
@@ -55,6 +56,7 @@ static int parse_http(struct daemon_config *c, const struct cfg_node *root, stru
 	const struct cfg_node *hs = NULL, *tk;
 	struct daemon_http *h = &c->http;
 	uint64_t port = 9464, burst = 100;  /* rate_burst's default */
+	uint64_t max_conn = 1024, per_addr = 32, fail_addr = 10, fail_total = 100;
 	int rc;
 
 	str_copy(h->address, "127.0.0.1", sizeof(h->address));
@@ -62,6 +64,7 @@ static int parse_http(struct daemon_config *c, const struct cfg_node *root, stru
 	h->rate_burst = (uint32_t)burst;
 	h->port = 9464;
 	h->stale_after_ns = 3 * c->interval_ns;
+	h->head_timeout_ns = 5 * NS_PER_SEC;
 	if ((rc = cfg_get_map(root, "http", &hs, e)))
 		return rc;
 	if (!hs)
@@ -76,10 +79,20 @@ static int parse_http(struct daemon_config *c, const struct cfg_node *root, stru
 	    (rc = cfg_get_bool(hs, "serve_after_end", &h->serve_after_end, e)) ||
 	    (rc = cfg_get_string(hs, "plan", h->plan, sizeof(h->plan), e)) ||
 	    (rc = cfg_get_double(hs, "rate_limit", 0, 1e6, &h->rate_per_s, e)) ||
-	    (rc = cfg_get_uint(hs, "rate_burst", 1, 1000000, &burst, e)))
+	    (rc = cfg_get_uint(hs, "rate_burst", 1, 1000000, &burst, e)) ||
+	    (rc = cfg_get_duration(hs, "head_timeout", NS_PER_SEC / 10, 60 * NS_PER_SEC,
+				   &h->head_timeout_ns, e)) ||
+	    (rc = cfg_get_uint(hs, "max_connections", 16, 65536, &max_conn, e)) ||
+	    (rc = cfg_get_uint(hs, "max_connections_per_address", 1, max_conn, &per_addr, e)) ||
+	    (rc = cfg_get_uint(hs, "auth_failures_per_address", 1, 1000000, &fail_addr, e)) ||
+	    (rc = cfg_get_uint(hs, "auth_failures_total", 1, 1000000, &fail_total, e)))
 		return rc;
+	h->auth_failures_per_address = (uint32_t)fail_addr;
+	h->auth_failures_total = (uint32_t)fail_total;
 	h->port = (int)port;
 	h->rate_burst = (uint32_t)burst;
+	h->max_connections = (uint32_t)max_conn;
+	h->max_connections_per_address = (uint32_t)(per_addr < max_conn ? per_addr : max_conn);
 	if ((tk = cfg_get(hs, "tokens"))) {
 		if (tk->type != CFG_SEQ)
 			return err_set(e, -EINVAL, "%s:%d:%d: key 'tokens': expected a list of {token, tenant}"
@@ -226,7 +239,7 @@ static int parse(struct daemon_config *c, const struct cfg_node *root, struct ta
 		return err_set(e, -EINVAL, "%s:%d:%d: 'collectors' must be a map", co->file, co->line, co->col);
 	struct collector_env env = { .agent_id = c->agent_id, .interval_ns = c->interval_ns,
 				     .start_ns = c->clock == CLOCK_FAST_FORWARD ? c->start_ns
-						 : sched_next_tick(time_now_ns(), c->interval_ns),
+						 : sched_next_tick(time_collect_ns(), c->interval_ns),
 				     .start_fixed = c->clock == CLOCK_FAST_FORWARD };
 	for (size_t i = 0; co && i < co->n_kids; i++) {
 		const struct cfg_node *k = co->kids[i];
@@ -339,7 +352,55 @@ struct run {
 	int64_t sla_tick_ns;         /* data time of the last SLA probe, 0: none yet */
 	bool sla_fresh;              /* the probe said something not yet evaluated */
 	struct complaint sla_complaint;
+	/* fast-forward progress on a terminal */
+	bool tty;                    /* stderr is a terminal */
+	bool progress_shown;
+	int64_t first_ns;            /* the run's first tick */
+	int64_t progress_mono;       /* when the line was last drawn */
+	uint64_t progress_samples;   /* samples ingested then */
+	/* the collectors' self-metrics, gathered for each snapshot */
+	struct collector_metric *cm;
+	size_t n_cm, cap_cm;
 };
+
+/* Fast-forward on a terminal: one line, drawn at the first cycle, redrawn
+ * every second and at the end (final), says how far the run is (the virtual
+ * time, the share of the period, samples per second). Nothing when stderr
+ * is not a terminal (logs, tests, systemd). */
+static void progress(struct run *r, int64_t tick_ns, bool final)
+{
+	if (!r->tty || r->c->clock != CLOCK_FAST_FORWARD || r->c->end_ns <= r->first_ns)
+		return;
+	int64_t now = time_mono_ns();
+	if (r->progress_shown && !final && now - r->progress_mono < NS_PER_SEC)
+		return;
+	if (now <= r->progress_mono)
+		now = r->progress_mono + 1;
+	struct agg_stats st;
+	char when[48];
+	agg_get_stats(r->agg, &st);
+	double pct = 100.0 * (double)(tick_ns - r->first_ns) / (double)(r->c->end_ns - r->first_ns);
+	double rate = (double)(st.samples - r->progress_samples) / ((double)(now - r->progress_mono) / 1e9);
+	fprintf(stderr, "\rtallyd: fast-forward at %s, %5.1f %% of the period, %.0f samples/s   ",
+		time_format_iso(tick_ns, when, sizeof(when)), pct, rate);
+	r->progress_mono = now;
+	r->progress_samples = st.samples;
+	r->progress_shown = true;
+}
+
+static void put_metric(void *ctx, const struct collector_metric *m)
+{
+	struct run *r = ctx;
+	if (r->n_cm == r->cap_cm) {
+		size_t cap = r->cap_cm ? r->cap_cm * 2 : 64;
+		struct collector_metric *p = realloc(r->cm, cap * sizeof(*p));
+		if (!p)
+			return; /* out of memory: this snapshot has fewer of them */
+		r->cm = p;
+		r->cap_cm = cap;
+	}
+	r->cm[r->n_cm++] = *m;
+}
 
 /* Publish what the exporters see; a failure (out of memory) keeps the
  * previous snapshot and is said once per back-off window. */
@@ -353,6 +414,10 @@ static void publish(struct run *r)
 		lc[n].read_s = (double)r->sched->coll[i].read_ns / 1e9;
 		lc[n].errors = r->sched->coll[i].errors;
 	}
+	r->n_cm = 0;
+	for (size_t i = 0; r->sched && i < r->sched->n_coll; i++)
+		if (r->sched->coll[i].ops->metrics)
+			r->sched->coll[i].ops->metrics(r->sched->coll[i].state, put_metric, r);
 	struct live_inputs in = {
 		.tick_ns = r->tick_ns,
 		.stale_after_ns = r->c->http.stale_after_ns,
@@ -360,8 +425,13 @@ static void publish(struct run *r)
 		.batcher_dropped = r->bt ? r->bt->dropped : 0,
 		.cycles = r->sched ? r->sched->cycles : 0,
 		.overruns = r->sched ? r->sched->overruns : 0,
+		.clock_steps = r->sched ? r->sched->clock_steps : 0,
+		.clock_skipped_ns = r->sched ? r->sched->clock_skipped_ns : 0,
+		.clock_ahead_ns = r->sched ? r->sched->clock_ahead_ns : 0,
 		.coll = lc,
 		.n_coll = n,
+		.cmetrics = r->cm,
+		.n_cmetrics = r->n_cm,
 		.alerts = r->astore,
 	};
 	struct live_state *st = live_build(r->agg, &in);
@@ -432,12 +502,13 @@ static int commit(struct run *r, struct tally_err *e)
 {
 	int rc = agg_commit(r->agg, e);
 	if (rc == 1) {
+		/* the ledger is committed; only the picture failed */
 		complain(&r->rrd_complaint, LOG_WARN, "rrd: %s", e->msg);
 		e->msg[0] = '\0';
-		return 0;
-	}
-	if (rc == 0 && r->rrd_complaint.window_ns)
+		rc = 0;
+	} else if (rc == 0 && r->rrd_complaint.window_ns) {
 		complaint_clear(&r->rrd_complaint, "rrd: writing again");
+	}
 	r->last_commit_mono = time_mono_ns();
 	if (rc == 0) {
 		r->commit_wall_ns = time_now_ns();
@@ -471,6 +542,7 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 {
 	struct run *r = ctx;
 	r->tick_ns = tick_ns;
+	progress(r, tick_ns, false);
 	if (r->al)
 		eval_alerts(r, tick_ns);
 	int due = time_mono_ns() - r->last_commit_mono >= r->c->commit_every_ns;
@@ -514,6 +586,7 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 		.ledger_path = c->ledger_path,
 		.rrd_dir = c->rrd_enabled ? c->rrd_dir : NULL,
 		.rrd_step_s = (int)(c->rrd_step_ns / NS_PER_SEC),
+		.rrd_lossless = c->clock == CLOCK_FAST_FORWARD,
 		.max_gap_ns = c->max_gap_ns,
 	};
 	if ((rc = agg_open(&r.agg, &ac, e)))
@@ -563,11 +636,20 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 	s.cycle_done = cycle_done;
 	s.ctx = &r;
 	s.stop = stop;
+	if (c->clock == CLOCK_REAL)
+		s.not_before_ns = resume;   /* data time never goes back across a restart */
 	r.last_commit_mono = time_mono_ns();
 	r.sched = &s;
 	r.bt = &bt;
+	r.tty = isatty(2);
+	r.first_ns = first;
+	r.progress_mono = t0;
 
 	rc = sched_run(&s, first, e);
+	if (r.progress_shown) {
+		progress(&r, r.tick_ns, true);
+		fputc('\n', stderr);
+	}
 	if (rc == 0)
 		rc = commit(&r, e); /* whatever the last cycles left, on every clean stop */
 	if (rc == 0 && r.al && r.tick_ns) {
@@ -598,5 +680,6 @@ int daemon_run_alerts(struct daemon_config *c, volatile sig_atomic_t *stop, stru
 	batcher_release(&bt);
 	agg_close(r.agg);
 	alerting_free(r.al);
+	free(r.cm);
 	return rc;
 }

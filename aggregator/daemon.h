@@ -42,6 +42,11 @@ struct daemon_http {
 	char plan[PATH_MAX];              /* rate plan for /api/v1/sla; "" for none */
 	double rate_per_s;                /* requests per second per client, 0: no limit; default 20 */
 	uint32_t rate_burst;              /* at once per client, default 100 */
+	int64_t head_timeout_ns;          /* accept to a whole request head, default 5 s */
+	uint32_t max_connections;         /* waiting for their request head, default 1024 */
+	uint32_t max_connections_per_address; /* the same per client address, default 32 */
+	uint32_t auth_failures_per_address;   /* wrong tokens a minute per address, default 10 */
+	uint32_t auth_failures_total;         /* the same, all addresses together, default 100 */
 	struct daemon_token {
 		char token[128];
 		char tenant[64];          /* "" for admin */

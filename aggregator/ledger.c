@@ -18,7 +18,7 @@ int ledger_fault_commit;
 enum {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_METER_GET, S_METER_PUT, S_RES_PUT, S_ATTRS_PUT,
 	S_USAGE_ADD, S_USAGE_UPD, S_SERIES_PUT, S_SERIES_UPD, S_AGENT_PUT, S_EVENT_ADD, S_ALERT_PUT,
-	S_ALERT_DEL, S_COUNT
+	S_ALERT_DEL, S_WND_PUT, S_WND_TRIM, S_WND_DEL, S_LAST_EVENT, S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -63,6 +63,12 @@ static const char *const stmt_sql[S_COUNT] = {
 			" device, state, active_ns, fired_ns, resolved_ns, value)"
 			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 	[S_ALERT_DEL] = "DELETE FROM alerts WHERE key = ?1",
+	[S_WND_PUT] = "INSERT OR REPLACE INTO alert_windows (key, t_ns, value) VALUES (?1, ?2, ?3)",
+	[S_WND_TRIM] = "DELETE FROM alert_windows WHERE key = ?1 AND t_ns < ?2",
+	[S_WND_DEL] = "DELETE FROM alert_windows WHERE key = ?1",
+	[S_LAST_EVENT] = "SELECT type, time_ns FROM events WHERE resource_id ="
+			 " (SELECT id FROM resources WHERE uuid = ?1) AND agent = ?2"
+			 " AND instr(?3, ',' || type || ',') > 0 ORDER BY time_ns DESC, id DESC LIMIT 1",
 };
 
 struct ledger {
@@ -553,4 +559,57 @@ int ledger_load_alerts(struct ledger *l, ledger_alert_fn fn, void *ctx, struct t
 	return load(l, "SELECT key, labels, annotations, rule, tenant, subject, device, state,"
 		    " active_ns, fired_ns, resolved_ns, value FROM alerts ORDER BY key", row_alert, (void *)fn,
 		    ctx, e);
+}
+
+int ledger_put_window_point(struct ledger *l, const char *key, int64_t t_ns, double value,
+			    struct tally_err *e)
+{
+	sqlite3_stmt *st = l->st[S_WND_PUT];
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, t_ns);
+	sqlite3_bind_double(st, 3, value);
+	return step_done(l, S_WND_PUT, "cannot write an alert window", e);
+}
+
+int ledger_trim_window(struct ledger *l, const char *key, int64_t before_ns, struct tally_err *e)
+{
+	sqlite3_stmt *st = l->st[before_ns == INT64_MAX ? S_WND_DEL : S_WND_TRIM];
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (before_ns != INT64_MAX)
+		sqlite3_bind_int64(st, 2, before_ns);
+	return step_done(l, before_ns == INT64_MAX ? S_WND_DEL : S_WND_TRIM,
+			 "cannot delete from an alert window", e);
+}
+
+static int row_window(sqlite3_stmt *st, void *fn, void *ctx)
+{
+	return ((ledger_window_fn)fn)(ctx, col_text(st, 0), sqlite3_column_int64(st, 1),
+				      sqlite3_column_double(st, 2));
+}
+
+int ledger_load_windows(struct ledger *l, ledger_window_fn fn, void *ctx, struct tally_err *e)
+{
+	return load(l, "SELECT key, t_ns, value FROM alert_windows ORDER BY key, t_ns", row_window,
+		    (void *)fn, ctx, e);
+}
+
+int ledger_last_event(struct ledger *l, const char *uuid, const char *agent, const char *types,
+		      char *type, size_t len, int64_t *t_ns, struct tally_err *e)
+{
+	sqlite3_stmt *st = l->st[S_LAST_EVENT];
+	sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, agent, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, types, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	*t_ns = 0;
+	type[0] = '\0';
+	if (rc == SQLITE_ROW) {
+		col_str(st, 0, type, len);
+		*t_ns = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_err(l, e, rc, "cannot read events");
+	return 0;
 }

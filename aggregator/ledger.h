@@ -16,6 +16,7 @@
 #ifndef TALLY_LEDGER_H
 #define TALLY_LEDGER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ledger_id.h"
@@ -96,6 +97,24 @@ int ledger_put_alert(struct ledger *l, const struct ledger_alert *a, struct tall
 int ledger_del_alert(struct ledger *l, const char *key, struct tally_err *e);
 typedef int (*ledger_alert_fn)(void *ctx, const struct ledger_alert *a);
 int ledger_load_alerts(struct ledger *l, ledger_alert_fn fn, void *ctx, struct tally_err *e);
+
+/* The readings behind windowed alert rules (schemas/migrations/
+ * 004-alert-windows.sql), written by the same commit hook: a point (t, value)
+ * of the window key; trim deletes the key's points before before_ns
+ * (INT64_MAX: all of them); load calls fn for every point, by key then
+ * time. key is borrowed. */
+int ledger_put_window_point(struct ledger *l, const char *key, int64_t t_ns, double value,
+			    struct tally_err *e);
+int ledger_trim_window(struct ledger *l, const char *key, int64_t before_ns, struct tally_err *e);
+typedef int (*ledger_window_fn)(void *ctx, const char *key, int64_t t_ns, double value);
+int ledger_load_windows(struct ledger *l, ledger_window_fn fn, void *ctx, struct tally_err *e);
+
+/* The latest lifecycle event of resource uuid reported by agent whose type
+ * is one of types (",started,stopped,": commas around each): its type
+ * into type (len bytes) and its time into *t_ns; *t_ns = 0 when there is
+ * none. Returns 0 or the ledger's error. */
+int ledger_last_event(struct ledger *l, const char *uuid, const char *agent, const char *types,
+		      char *type, size_t len, int64_t *t_ns, struct tally_err *e);
 
 /* Loaders for start-up: call fn for every row. Return 0 or the error. */
 typedef int (*ledger_resource_fn)(void *ctx, const struct ledger_resource *r);

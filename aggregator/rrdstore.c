@@ -1,6 +1,14 @@
 /*
- * rrdstore.c: queue values per RRD file, write each file's queue with one
+ * rrdstore.c: queue values per RRD file in the aggregator's thread; a writer
+ * thread creates the files and writes each file's queue with one
  * rrd_update_r() call (see rrdstore.h, schemas/rrd.md).
+ *
+ * Ownership between the threads: the file table, each file's queue (rows)
+ * and the dirty list belong to the aggregator's thread. A queue handed over
+ * becomes a job, owned by the job list under mu until the writer takes it.
+ * An rfile's path and group never change; exists and last_s are the
+ * writer's alone once the store is open. rfiles are freed only after the
+ * writer has stopped.
  */
 #include "rrdstore.h"
 #include "rrdname.h"
@@ -11,13 +19,14 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <rrd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#define MAX_DS 8
+#define MAX_DS 16
 #define MAX_GROUPS 16       /* RRD groups of the meter table */
 
 struct group {
@@ -35,10 +44,24 @@ struct row {
 struct rfile {
 	char *path;
 	const struct group *g;
-	int64_t last_s;            /* last update in the file; -1 unknown */
-	int exists;                /* checked on disk */
-	struct row *rows;          /* grows up to RRDSTORE_MAX_ROWS */
+	int64_t last_s;            /* writer: last update in the file; -1 unknown */
+	int exists;                /* writer: checked on disk */
+	struct row *rows;          /* aggregator: grows up to RRDSTORE_MAX_ROWS */
 	int n_rows, cap_rows;
+};
+
+/* A file's queue handed to the writer. */
+struct job {
+	struct rfile *f;
+	struct row *rows;          /* owned by the job */
+	int n_rows;
+};
+
+/* What the writer thread owns while it writes. */
+struct writer_buf {
+	char *arg;                 /* text of one update call */
+	size_t cap;
+	const char *argv[RRDSTORE_MAX_ROWS];
 };
 
 struct rrdstore {
@@ -50,11 +73,24 @@ struct rrdstore {
 	size_t mask, used;
 	struct rfile **dirty;      /* files with queued rows */
 	size_t n_dirty, cap_dirty;
-	struct rrdstore_stats st;
 	size_t queued;             /* rows queued in all files */
-	char *argbuf;              /* reused text of one update call */
-	size_t argcap;
-	const char *argv[RRDSTORE_MAX_ROWS];
+	bool lossless;
+
+	/* shared with the writer, under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t work;       /* jobs arrived, or stop */
+	pthread_cond_t done;       /* the writer finished a round */
+	pthread_t writer;
+	bool started, stop, busy;
+	bool hold;                 /* tests: the writer takes no job */
+	size_t test_budget;        /* tests: the backlog budget, 0 = default */
+	struct job *jobs;          /* handed over, not yet taken */
+	size_t n_jobs, cap_jobs;
+	size_t backlog;            /* rows in jobs and in the round being written */
+	struct rrdstore_stats st;
+	int err_rc;                /* first writer error since the last report */
+	char err_msg[256];
+	struct writer_buf wb;      /* the writer's alone */
 };
 
 static uint64_t hash_str(const char *s)
@@ -65,17 +101,27 @@ static uint64_t hash_str(const char *s)
 	return h ^ (h >> 29);
 }
 
-int rrdstore_open(struct rrdstore **out, const char *dir, int step_s, struct tally_err *e)
+static void *writer_main(void *arg);
+
+int rrdstore_open(struct rrdstore **out, const char *dir, int step_s, bool lossless,
+		  struct tally_err *e)
 {
 	struct rrdstore *s = calloc(1, sizeof(*s));
 	*out = NULL;
 	if (!s)
 		return -ENOMEM;
-	if (!str_copy(s->dir, dir, sizeof(s->dir))) {
+	if (pthread_mutex_init(&s->mu, NULL)) {
 		free(s);
+		return -ENOMEM;
+	}
+	pthread_cond_init(&s->work, NULL);
+	pthread_cond_init(&s->done, NULL);
+	if (!str_copy(s->dir, dir, sizeof(s->dir))) {
+		rrdstore_close(s);
 		return err_set(e, -ENAMETOOLONG, "%s: rrd directory name too long", dir);
 	}
 	s->step_s = step_s > 0 ? step_s : 60;
+	s->lossless = lossless;
 	for (int m = 0; m < METER_COUNT; m++) {
 		const char *gname = meter_table[m].rrd_group;
 		struct group *g = NULL;
@@ -96,7 +142,7 @@ int rrdstore_open(struct rrdstore **out, const char *dir, int step_s, struct tal
 	s->mask = 1023;
 	s->files = calloc(s->mask + 1, sizeof(*s->files));
 	if (!s->files) {
-		free(s);
+		rrdstore_close(s);
 		return -ENOMEM;
 	}
 	if (mkdir(dir, 0755) && errno != EEXIST) {
@@ -104,6 +150,12 @@ int rrdstore_open(struct rrdstore **out, const char *dir, int step_s, struct tal
 		rrdstore_close(s);
 		return rc;
 	}
+	int rc = pthread_create(&s->writer, NULL, writer_main, s);
+	if (rc) {
+		rrdstore_close(s);
+		return err_set(e, -rc, "rrd: cannot start the writer thread: %s", strerror(rc));
+	}
+	s->started = true;
 	*out = s;
 	return 0;
 }
@@ -112,15 +164,31 @@ void rrdstore_close(struct rrdstore *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i <= s->mask; i++)
+	if (s->started) {
+		struct tally_err e = { 0 };
+		rrdstore_flush(s, &e);    /* counted in the stats; nobody is left to tell */
+		pthread_mutex_lock(&s->mu);
+		s->stop = true;
+		s->hold = false;
+		pthread_cond_signal(&s->work);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->writer, NULL);
+	}
+	for (size_t i = 0; s->files && i <= s->mask; i++)
 		if (s->files[i]) {
 			free(s->files[i]->rows);
 			free(s->files[i]->path);
 			free(s->files[i]);
 		}
+	for (size_t i = 0; i < s->n_jobs; i++)
+		free(s->jobs[i].rows);
+	free(s->jobs);
 	free(s->files);
 	free(s->dirty);
-	free(s->argbuf);
+	free(s->wb.arg);
+	pthread_cond_destroy(&s->work);
+	pthread_cond_destroy(&s->done);
+	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
 
@@ -175,6 +243,9 @@ static struct rfile *file_get(struct rrdstore *s, const char *path, const struct
 	f->g = g;
 	f->last_s = -1;
 	s->files[i] = f;
+	pthread_mutex_lock(&s->mu);
+	s->st.files++;
+	pthread_mutex_unlock(&s->mu);
 	if (++s->used * 2 > s->mask + 1 && grow_table(s))
 		return NULL;
 	return f;
@@ -193,8 +264,9 @@ static int mkdir_for(const char *path, struct tally_err *e)
 	return 0;
 }
 
-/* Create the file (first sight) or learn its last update (existing file). */
-static int prepare(struct rrdstore *s, struct rfile *f, struct tally_err *e)
+/* Writer: create the file (first sight; its first value is at first_s) or
+ * learn its last update (an existing file). */
+static int prepare(struct rrdstore *s, struct rfile *f, int64_t first_s, struct tally_err *e)
 {
 	struct stat sb;
 	int rc;
@@ -236,82 +308,227 @@ static int prepare(struct rrdstore *s, struct rfile *f, struct tally_err *e)
 	snprintf(defs[argc], 64, "RRA:MAX:0.5:%ld:%d", per_hour, 24 * 100);
 	argv[argc] = defs[argc]; argc++;
 	/* one step before the first value, so that value fills its whole step */
-	time_t start = (time_t)(f->n_rows ? f->rows[0].t_s - step : 0);
+	time_t start = (time_t)(first_s - step);
 	rrd_clear_error();
 	if (rrd_create_r(f->path, (unsigned long)step, start, argc, argv) != 0) {
 		return err_set(e, -EIO, "%s: cannot create rrd file: %s", f->path, rrd_get_error());
 	}
+	pthread_mutex_lock(&s->mu);
 	s->st.files_created++;
+	pthread_mutex_unlock(&s->mu);
 	f->last_s = start;
 	f->exists = 1;
 	return 0;
 }
 
-static int write_file(struct rrdstore *s, struct rfile *f, struct tally_err *e)
+/* Writer: write one job's rows into its file. The counts go into *st (the
+ * caller adds them to the store's under mu). */
+static int write_job(struct rrdstore *s, const struct job *j, struct rrdstore_stats *st,
+		     struct tally_err *e)
 {
+	struct rfile *f = j->f;
+	struct writer_buf *wb = &s->wb;
 	int rc;
-	if (f->n_rows == 0)
+	if (j->n_rows == 0)
 		return 0;
-	if ((rc = prepare(s, f, e))) {
-		s->queued -= (size_t)f->n_rows;
-		f->n_rows = 0;
-		s->st.errors++;
+	if ((rc = prepare(s, f, j->rows[0].t_s, e))) {
+		st->errors++;
 		return rc;
 	}
 	/* one "t:v:v:..." argument per row after the file's last update */
-	size_t need = (size_t)f->n_rows * (24 + (size_t)f->g->n_ds * 26);
-	if (need > s->argcap) {
-		char *p = realloc(s->argbuf, need);
-		if (!p)
-			return -ENOMEM;
-		s->argbuf = p;
-		s->argcap = need;
+	size_t need = (size_t)j->n_rows * (24 + (size_t)f->g->n_ds * 26);
+	if (need > wb->cap) {
+		char *p = realloc(wb->arg, need);
+		if (!p) {
+			st->errors++;
+			return err_set(e, -ENOMEM, "%s: no memory for an rrd update", f->path);
+		}
+		wb->arg = p;
+		wb->cap = need;
 	}
-	const char **argv = s->argv;
 	int argc = 0;
 	size_t off = 0;
 	uint64_t values = 0;
-	for (int r = 0; r < f->n_rows; r++) {
-		const struct row *row = &f->rows[r];
+	for (int r = 0; r < j->n_rows; r++) {
+		const struct row *row = &j->rows[r];
 		if (row->t_s <= f->last_s) {
-			s->st.skipped_old++;
+			st->skipped_old++;
 			continue;
 		}
-		char *p = s->argbuf + off;
-		int n = snprintf(p, s->argcap - off, "%lld", (long long)row->t_s);
+		char *p = wb->arg + off;
+		int n = snprintf(p, wb->cap - off, "%lld", (long long)row->t_s);
 		for (int d = 0; d < f->g->n_ds; d++) {
 			if (row->present & (1u << d)) {
-				n += snprintf(p + n, s->argcap - off - (size_t)n, ":%.17g", row->v[d]);
+				n += snprintf(p + n, wb->cap - off - (size_t)n, ":%.17g", row->v[d]);
 				values++;
 			} else {
-				n += snprintf(p + n, s->argcap - off - (size_t)n, ":U");
+				n += snprintf(p + n, wb->cap - off - (size_t)n, ":U");
 			}
 		}
-		argv[argc++] = p;
+		wb->argv[argc++] = p;
 		off += (size_t)n + 1;
-	}
-	int64_t last = f->rows[f->n_rows - 1].t_s;
-	s->queued -= (size_t)f->n_rows;
-	f->n_rows = 0;
-	if (f->cap_rows > 8) {
-		/* a burst (fast-forward) grew the queue: give it back, so
-		 * thousands of files do not each keep their largest queue */
-		free(f->rows);
-		f->rows = NULL;
-		f->cap_rows = 0;
 	}
 	if (argc == 0)
 		return 0;
 	rrd_clear_error();
-	if (rrd_update_r(f->path, NULL, argc, argv) != 0) {
-		s->st.errors++;
+	if (rrd_update_r(f->path, NULL, argc, wb->argv) != 0) {
+		st->errors++;
 		f->exists = 0; /* look at it again next time */
 		return err_set(e, -EIO, "%s: rrd update failed: %s", f->path, rrd_get_error());
 	}
-	f->last_s = last;
-	s->st.updates++;
-	s->st.values += values;
+	f->last_s = j->rows[j->n_rows - 1].t_s;
+	st->updates++;
+	st->values += values;
 	return 0;
+}
+
+static void *writer_main(void *arg)
+{
+	struct rrdstore *s = arg;
+	struct job *mine = NULL;
+	size_t cap_mine = 0;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while ((!s->n_jobs || s->hold) && !s->stop)
+			pthread_cond_wait(&s->work, &s->mu);
+		if (!s->n_jobs && s->stop)
+			break;
+		/* take the whole list: swap it with the writer's empty one */
+		struct job *t = s->jobs;
+		size_t n = s->n_jobs, cap = s->cap_jobs;
+		s->jobs = mine;
+		s->cap_jobs = cap_mine;
+		s->n_jobs = 0;
+		mine = t;
+		cap_mine = cap;
+		s->busy = true;
+		pthread_mutex_unlock(&s->mu);
+
+		for (size_t i = 0; i < n; i++) {
+			struct rrdstore_stats st = { 0 };
+			struct tally_err e = { 0 };
+			int rc = write_job(s, &mine[i], &st, &e);
+			free(mine[i].rows);
+			pthread_mutex_lock(&s->mu);
+			s->backlog -= (size_t)mine[i].n_rows;
+			s->st.updates += st.updates;
+			s->st.values += st.values;
+			s->st.skipped_old += st.skipped_old;
+			s->st.errors += st.errors;
+			if (rc && !s->err_rc) {
+				s->err_rc = rc;
+				str_copy(s->err_msg, e.msg, sizeof(s->err_msg));
+			}
+			pthread_cond_broadcast(&s->done);
+			pthread_mutex_unlock(&s->mu);
+		}
+		pthread_mutex_lock(&s->mu);
+		s->busy = false;
+		pthread_cond_broadcast(&s->done);
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(mine);
+	return NULL;
+}
+
+/* The writer's backlog budget: enough for a few cycles of every known file,
+ * so the first minute's file creation at 10,000 VMs does not drop rows. */
+static size_t budget_rows(const struct rrdstore *s)
+{
+	if (s->test_budget)
+		return s->test_budget;
+	size_t b = 8 * s->used;
+	return b > RRDSTORE_BUDGET_ROWS ? b : RRDSTORE_BUDGET_ROWS;
+}
+
+/* Hand f's queue to the writer (aggregator thread). Past the budget a
+ * lossless store waits, a lossy one drops the rows. 0 or -ENOMEM (the rows
+ * are then dropped and counted). */
+static int handoff_file(struct rrdstore *s, struct rfile *f)
+{
+	int rc = 0;
+	if (f->n_rows == 0)
+		return 0;
+	size_t n = (size_t)f->n_rows;
+	struct row *rows = f->rows;
+	s->queued -= n;
+	f->rows = NULL;
+	f->n_rows = f->cap_rows = 0;
+
+	pthread_mutex_lock(&s->mu);
+	size_t budget = budget_rows(s);
+	if (s->backlog + n > budget && s->lossless) {
+		s->st.waits++;
+		while (s->backlog + n > budget && s->backlog > 0)
+			pthread_cond_wait(&s->done, &s->mu);
+	}
+	if (s->backlog + n > budget && s->backlog > 0) {
+		s->st.dropped += n;
+		goto drop;
+	}
+	if (s->n_jobs == s->cap_jobs) {
+		size_t c = s->cap_jobs ? s->cap_jobs * 2 : 256;
+		struct job *p = realloc(s->jobs, c * sizeof(*p));
+		if (!p) {
+			s->st.dropped += n;
+			rc = -ENOMEM;
+			goto drop;
+		}
+		s->jobs = p;
+		s->cap_jobs = c;
+	}
+	s->jobs[s->n_jobs++] = (struct job){ .f = f, .rows = rows, .n_rows = (int)n };
+	s->backlog += n;
+	pthread_cond_signal(&s->work);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+drop:
+	pthread_mutex_unlock(&s->mu);
+	free(rows);
+	return rc;
+}
+
+/* A file's queue is due once it spans a whole step. */
+static bool due(const struct rrdstore *s, const struct rfile *f)
+{
+	return f->n_rows > 0 && f->rows[f->n_rows - 1].t_s - f->rows[0].t_s >= s->step_s;
+}
+
+/* Hand over the queues of the dirty files (all, or only those due), keeping
+ * the others listed. Returns 0 or -ENOMEM. */
+static int handoff(struct rrdstore *s, bool all)
+{
+	size_t kept = 0;
+	int first = 0;
+	for (size_t i = 0; i < s->n_dirty; i++) {
+		struct rfile *f = s->dirty[i];
+		if (f->n_rows == 0)
+			continue;
+		if (!all && !due(s, f)) {
+			s->dirty[kept++] = f;
+			continue;
+		}
+		int rc = handoff_file(s, f);
+		if (rc && !first)
+			first = rc;
+	}
+	s->n_dirty = kept;
+	return first;
+}
+
+/* The writer's first error since the last report, into e. */
+static int take_error(struct rrdstore *s, int rc, struct tally_err *e)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->err_rc) {
+		rc = err_set(e, s->err_rc, "%s", s->err_msg);
+		s->err_rc = 0;
+	} else if (rc) {
+		err_set(e, rc, "rrd: no memory to queue a write (rows dropped)");
+	}
+	pthread_mutex_unlock(&s->mu);
+	return rc;
 }
 
 int rrdstore_put(struct rrdstore *s, const char *resource, const char *group, const char *device,
@@ -340,8 +557,7 @@ int rrdstore_put(struct rrdstore *s, const char *resource, const char *group, co
 	struct row *row = f->n_rows ? &f->rows[f->n_rows - 1] : NULL;
 	if (!row || row->t_s < t) {
 		if (f->n_rows == RRDSTORE_MAX_ROWS) {
-			struct tally_err e = { 0 };
-			int rc = write_file(s, f, &e);
+			int rc = handoff_file(s, f);
 			if (rc)
 				return rc;
 		}
@@ -373,35 +589,47 @@ int rrdstore_put(struct rrdstore *s, const char *resource, const char *group, co
 		row->t_s = t;
 		row->present = 0;
 	} else if (row->t_s > t) {
+		pthread_mutex_lock(&s->mu);
 		s->st.skipped_old++;
+		pthread_mutex_unlock(&s->mu);
 		return 0;
 	}
 	row->v[di] = value;
 	row->present |= 1u << di;
-	if (s->queued >= RRDSTORE_BUDGET_ROWS) {
-		/* bounded memory: a fast-forward burst writes early */
-		struct tally_err e = { 0 };
-		return rrdstore_flush(s, &e);
-	}
+	if (s->queued >= RRDSTORE_BUDGET_ROWS)
+		return handoff(s, true);   /* bounded memory: a fast-forward burst goes early */
 	return 0;
+}
+
+int rrdstore_handoff(struct rrdstore *s, struct tally_err *e)
+{
+	return take_error(s, handoff(s, false), e);
 }
 
 int rrdstore_flush(struct rrdstore *s, struct tally_err *e)
 {
-	int first = 0;
-	for (size_t i = 0; i < s->n_dirty; i++) {
-		struct tally_err fe = { 0 };
-		int rc = write_file(s, s->dirty[i], &fe);
-		if (rc && !first) {
-			first = rc;
-			err_set(e, rc, "%s", fe.msg);
-		}
-	}
-	s->n_dirty = 0;
-	return first;
+	int rc = handoff(s, true);
+	pthread_mutex_lock(&s->mu);
+	while (s->n_jobs || s->busy)
+		pthread_cond_wait(&s->done, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+	return take_error(s, rc, e);
+}
+
+void rrdstore_test_hold(struct rrdstore *s, bool hold, size_t budget_rows)
+{
+	pthread_mutex_lock(&s->mu);
+	s->hold = hold;
+	s->test_budget = budget_rows;
+	pthread_cond_signal(&s->work);
+	pthread_mutex_unlock(&s->mu);
 }
 
 void rrdstore_get_stats(const struct rrdstore *s, struct rrdstore_stats *out)
 {
+	struct rrdstore *m = (struct rrdstore *)s;   /* the lock, not the data */
+	pthread_mutex_lock(&m->mu);
 	*out = s->st;
+	out->backlog_rows = s->backlog;
+	pthread_mutex_unlock(&m->mu);
 }

@@ -79,6 +79,7 @@ void live_free(struct live_state *st)
 	free(st->resources);
 	free(st->series);
 	free(st->by_meter);
+	free(st->cmetrics);
 	free(st);
 }
 
@@ -97,9 +98,18 @@ struct live_state *live_build(const struct aggregator *a, const struct live_inpu
 	st->batcher_dropped = in->batcher_dropped;
 	st->cycles = in->cycles;
 	st->overruns = in->overruns;
+	st->clock_steps = in->clock_steps;
+	st->clock_skipped_ns = in->clock_skipped_ns;
+	st->clock_ahead_ns = in->clock_ahead_ns;
 	st->n_coll = in->n_coll < LIVE_MAX_COLLECTORS ? in->n_coll : LIVE_MAX_COLLECTORS;
 	if (st->n_coll)
 		memcpy(st->coll, in->coll, st->n_coll * sizeof(st->coll[0]));
+	if (in->n_cmetrics) {
+		if (!(st->cmetrics = malloc(in->n_cmetrics * sizeof(*st->cmetrics))))
+			goto fail;
+		memcpy(st->cmetrics, in->cmetrics, in->n_cmetrics * sizeof(*st->cmetrics));
+		st->n_cmetrics = in->n_cmetrics;
+	}
 	if (in->alerts) {
 		st->alerting = true;
 		struct alert_snap *as = alert_acquire(in->alerts);

@@ -24,6 +24,7 @@
 
 #include "aggregator.h"
 #include "alerting.h"
+#include "collector.h"
 #include "meter.h"
 #include "sample.h"
 
@@ -66,12 +67,17 @@ struct live_state {
 	uint64_t pending_samples;      /* ingested, not yet committed: the ingest queue */
 	uint64_t batcher_dropped;      /* readings refused for lack of memory */
 	uint64_t cycles, overruns;
+	uint64_t clock_steps;          /* wall-clock steps seen (collectors/scheduler.h) */
+	int64_t clock_skipped_ns;      /* forward steps data time followed, summed */
+	int64_t clock_ahead_ns;        /* data time ahead of the wall clock, 0 when on it */
 	struct live_collector {
 		char name[32];
 		double read_s;          /* duration of the last read, seconds */
 		uint64_t errors;
 	} coll[LIVE_MAX_COLLECTORS];
 	size_t n_coll;
+	struct collector_metric *cmetrics;   /* collectors' self-metrics (collector.h), owned */
+	size_t n_cmetrics;
 	uint64_t stale_resources;
 	/* alerting: the committed alerts and the Alertmanager sender's counts */
 	bool alerting;                 /* false: no alert store (no `alerts:` section) */
@@ -98,8 +104,12 @@ struct live_inputs {
 	int64_t last_commit_ns;
 	uint64_t batcher_dropped;
 	uint64_t cycles, overruns;
+	uint64_t clock_steps;
+	int64_t clock_skipped_ns, clock_ahead_ns;
 	const struct live_collector *coll;
 	size_t n_coll;
+	const struct collector_metric *cmetrics;  /* copied */
+	size_t n_cmetrics;
 	struct alert_store *alerts;    /* NULL: no alerting */
 };
 

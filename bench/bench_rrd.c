@@ -42,7 +42,7 @@ int main(int argc, char **argv)
 	double *rate = calloc((size_t)runs, sizeof(double)), single = 0;
 	int64_t t = 1790812800LL;
 
-	if (!mkdtemp(dir) || rrdstore_open(&s, dir, 60, &e)) {
+	if (!mkdtemp(dir) || rrdstore_open(&s, dir, 60, true, &e)) {
 		fprintf(stderr, "bench_rrd: %s\n", e.msg);
 		return 1;
 	}

@@ -38,6 +38,10 @@ if [ -n "${PEERS:-}" ]; then
 		grep -E '^(cpu_ms_per_scrape|scrape_med_s|rss_kB|domains_reported)[[:space:]]')
 fi
 
+echo
+echo "== SNMP: one poll of 20 targets, 200 interfaces, beside sequential snmpbulkwalk and collectd's snmp plugin"
+sh bench/snmp.sh 15
+
 if [ -x "$B/bench/bench_invoice" ]; then
 	echo
 	echo "== invoices: a month of 1000 VMs x 10 meters, hourly rows, every tenant (plan-example.yaml)"
@@ -54,6 +58,14 @@ if [ -x "$B/bench/bench_prom" ]; then
 	echo " time: collectd write_prometheus ~10.5 ms for 10004 series, prometheus-libvirt-exporter ~450 ms"
 	echo " for 10798 series: the peer harness, measured 2026-11-24)"
 fi
+
+echo
+n=${RRD_SCALE:-10000}
+echo "== RRD at scale: tallyd, libvirt test driver, $n domains (2 disks, 1 NIC), 10 s interval, real time"
+echo "   (files created by the RRD writer while metering; steady-state CPU; with PEERS, collectd's"
+echo "   rrdtool plugin on the same fleet and interval; RRD_SCALE=N for another size)"
+sh bench/rrd_scale.sh "$B/tallyd" "$n" "$work/rrdscale"
+rm -rf "$work/rrdscale"
 
 echo
 echo "== tallyd end to end: 1000 simulated VMs, 10 s interval, 6 h fast-forward, RRD on"

@@ -68,37 +68,45 @@ static void ledger_qty(int meter, __int128 q, char *buf, size_t len)
 	snprintf(buf, len, "%s %s%s", n, m->unit, m->kind == SAMPLE_GAUGE ? "-ms" : "");
 }
 
-static __int128 gcd(__int128 a, __int128 b)
+static unsigned __int128 gcd(unsigned __int128 a, unsigned __int128 b)
 {
-	if (a < 0)
-		a = -a;
 	while (b) {
-		__int128 t = a % b;
+		unsigned __int128 t = a % b;
 		a = b;
 		b = t;
 	}
 	return a;
 }
 
-/* num/den as a decimal: exact when it terminates within 18 places, else
- * rounded to 18 and marked with '~'. */
-static void exact(__int128 num, __int128 den, char *buf, size_t len)
+/* num/den (den > 0) as a decimal: exact when it terminates within 18
+ * places, else rounded to 18 and marked with '~'. */
+static void exact_wide(const struct money_u256 *num, unsigned __int128 den, char *buf, size_t len)
 {
 	char t[80];
-	__int128 g = gcd(num, den), d = den / (g ? g : 1);
+	struct money_u256 red = { num->hi % den, num->lo };
+	unsigned __int128 q, r = 0;
+	money_u256_divmod(&red, den, &q, &r);   /* num mod den */
+	unsigned __int128 d = den / gcd(den, r);
 	int twos = 0, fives = 0;
 	for (; d % 2 == 0; d /= 2)
 		twos++;
 	for (; d % 5 == 0; d /= 5)
 		fives++;
 	bool terminates = d == 1 && twos <= 18 && fives <= 18;
-	money_format_ratio(num, den, 18, t, sizeof(t));
+	money_format_u256(num, den, 18, t, sizeof(t));
 	size_t l = strlen(t);
 	while (l > 0 && t[l - 1] == '0')
 		t[--l] = '\0';
 	if (l > 0 && t[l - 1] == '.')
 		t[--l] = '\0';
 	snprintf(buf, len, "%s%s", terminates ? "" : "~", t);
+}
+
+/* The same for a non-negative num of 128 bits. */
+static void exact(__int128 num, __int128 den, char *buf, size_t len)
+{
+	struct money_u256 n = { 0, (unsigned __int128)num };
+	exact_wide(&n, (unsigned __int128)den, buf, len);
 }
 
 /* The stored line number n of an issued document: its type, description,
@@ -191,7 +199,7 @@ int explain_line(FILE *f, const struct explain_query *q, const struct plan *p, s
 	__int128 num, den;
 	rate_unit_ratio(pp, &num, &den);
 	fprintf(f, "\nledger rows (%zu): resource, device, hour, quantity in %s, as the ledger holds it\n", c.n, l->unit);
-	__int128 sum = 0;
+	__int128 sum = 0;   /* the rows add up to the line's quantity: it fit rating */
 	for (size_t i = 0; i < c.n; i++) {
 		const struct row *r = &c.rows[i];
 		money_format_ratio(r->qty * den, num, 9, b, sizeof(b));
@@ -204,32 +212,36 @@ int explain_line(FILE *f, const struct explain_query *q, const struct plan *p, s
 	exact(sum * den, num, b, sizeof(b));
 	fprintf(f, "\nsum: %s = %s %s\n", x, b, l->unit);
 	const struct rate_calc *rc2 = &l->calc;
+	if (rc2->start_num > 0) {
+		exact(rc2->start_num, rc2->qty_den, b, sizeof(b));
+		fprintf(f, "the period's usage of this price before this part: %s %s (the free allowance, tiers and"
+			" blocks go on from there)\n", b, l->unit);
+	}
 	if (rc2->free_num > 0) {
 		exact(rc2->free_num, rc2->qty_den, b, sizeof(b));
 		fprintf(f, "free allowance: -%s %s\n", b, l->unit);
 	}
-	__int128 total = 0;   /* in units of 1/(qty_den * 10^9) currency */
 	for (int s = 0; s < rc2->n_steps; s++) {
 		const struct rate_step *st = &rc2->steps[s];
 		char pr[48];
+		struct money_u256 part;
 		money_format_price(st->price_nanos, pr, sizeof(pr));
 		exact(st->qty_num, st->qty_den, b, sizeof(b));
 		if (pp->model == PLAN_BLOCK) {
 			char bl[48];
 			money_format_price(pp->block_nanos, bl, sizeof(bl));
-			fprintf(f, "blocks: %s %s in blocks of %s started = %lld blocks x %s = ", b, l->unit, bl,
-				(long long)st->blocks, pr);
-			exact(st->blocks * st->price_nanos, MONEY_NANOS, x, sizeof(x));
+			fprintf(f, "blocks: %s %s in blocks of %s started = %s blocks x %s = ", b, l->unit, bl,
+				money_format_ratio(st->blocks, 1, 0, m, sizeof(m)), pr);
+			money_u256_mul((unsigned __int128)st->blocks, (unsigned __int128)st->price_nanos, &part);
+			exact_wide(&part, MONEY_NANOS, x, sizeof(x));
 			fprintf(f, "%s %s\n", x, inv->currency);
-			total = st->blocks * st->price_nanos * st->qty_den;
 			continue;
 		}
-		__int128 part = st->qty_num * st->price_nanos;
-		exact(part, st->qty_den * MONEY_NANOS, x, sizeof(x));
+		money_u256_mul((unsigned __int128)st->qty_num, (unsigned __int128)st->price_nanos, &part);
+		exact_wide(&part, (unsigned __int128)st->qty_den * MONEY_NANOS, x, sizeof(x));
 		fprintf(f, "%s%s %s x %s = %s %s\n", rc2->n_steps > 1 ? "tier: " : "", b, l->unit, pr, x, inv->currency);
-		total += part;
 	}
-	exact(total, rc2->qty_den * MONEY_NANOS, x, sizeof(x));
+	exact_wide(&rc2->amount_num, rc2->amount_den, x, sizeof(x));
 	static const char *const modes[] = { "half to even", "half up", "down" };
 	fprintf(f, "amount: %s %s, rounded %s to the minor unit: %s %s\n", x, inv->currency, modes[p->rounding],
 		money_format(l->amount_minor, inv->minor_digits, m, sizeof(m)), inv->currency);

@@ -44,15 +44,18 @@ bool invoice_tenant_in_period(const struct rate_result *r, int t, int64_t from_n
 	return rt->has_usage || (rt->first_ns < to_ns && rt->last_ns >= from_ns);
 }
 
-/* Does the plan price meter m in version v for this tenant at all? */
-static bool plan_prices_meter(const struct plan *p, int v, const struct plan_tenant *pt, int m)
+/* Does the plan price meter m for this tenant anywhere (any version, or
+ * its own prices)? Usage of such a meter that no price matched is noted on
+ * the invoice with its quantity, never left off without a word. */
+static bool plan_prices_meter(const struct plan *p, const struct plan_tenant *pt, int m)
 {
 	for (size_t i = 0; pt && i < pt->n_prices; i++)
 		if (pt->prices[i].meter == m)
 			return true;
-	for (size_t i = 0; v >= 0 && i < p->versions[v].n_prices; i++)
-		if (p->versions[v].prices[i].meter == m)
-			return true;
+	for (size_t v = 0; v < p->n_versions; v++)
+		for (size_t i = 0; i < p->versions[v].n_prices; i++)
+			if (p->versions[v].prices[i].meter == m)
+				return true;
 	return false;
 }
 
@@ -63,6 +66,20 @@ static void selector_text(const struct plan_price *pp, char *buf, size_t len)
 	for (int i = 0; i < pp->n_sel && used < len; i++)
 		used += (size_t)snprintf(buf + used, len - used, "%s%s=%s", i ? "," : "", pp->sel_key[i],
 					 pp->sel_val[i]);
+}
+
+/* *out = v, or a clear error naming the tenant and the sum: sums of lines
+ * are taken in 128 bits (no partial sum can wrap) and narrowed once here,
+ * so money never wraps around (an int64 of minor units holds 9.2e18). */
+static int narrow(__int128 v, int64_t *out, const struct invoice *inv, const char *what, struct tally_err *e)
+{
+	char most[48];
+	if (v <= INT64_MAX && v >= -INT64_MAX) {
+		*out = (int64_t)v;
+		return 0;
+	}
+	return err_set(e, -ERANGE, "tenant '%s': %s cannot be represented (an amount is at most %s %s)", inv->tenant,
+		       what, money_format(INT64_MAX, inv->minor_digits, most, sizeof(most)), inv->currency);
 }
 
 static int push(void **arr, size_t *n, size_t *cap, size_t size)
@@ -107,7 +124,9 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		int64_t cov = 0, span = 0, rows = 0;
 		while (j < hi && r->accs[j].k.version == k->version && r->accs[j].k.override == k->override &&
 		       r->accs[j].k.price == k->price && (k->price >= 0 || r->accs[j].k.meter == k->meter)) {
-			qty += r->accs[j].qty;
+			if (__builtin_add_overflow(qty, r->accs[j].qty, &qty))
+				return err_set(e, -ERANGE, "tenant '%s': usage of %s does not fit", inv->tenant,
+					       meter_table[r->accs[j].k.meter].name);
 			cov += r->accs[j].covered_ns;
 			span += r->accs[j].spanned_ns;
 			rows += r->accs[j].rows;
@@ -116,7 +135,7 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		const struct plan_price *pp = rate_price(p, k);
 		if (!pp) {
 			/* usage of a meter the plan prices, but no selector matched */
-			if (qty != 0 && plan_prices_meter(p, k->version, pt, k->meter)) {
+			if (qty != 0 && plan_prices_meter(p, pt, k->meter)) {
 				if (push((void **)&inv->notes, &inv->n_notes, &cap_n, sizeof(*inv->notes)))
 					return err_set(e, -ENOMEM, "out of memory");
 				struct invoice_note *nt = &inv->notes[inv->n_notes - 1];
@@ -143,14 +162,12 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		l->spanned_ns = span;
 		l->rows = rows;
 		l->qty = qty;
-		int64_t vfrom = p->versions[k->version].from_ns;
-		int64_t vto = (size_t)k->version + 1 < p->n_versions ? p->versions[k->version + 1].from_ns : INT64_MAX;
+		/* the span the price is in force: from the version that wrote it
+		 * until one replaces or removes it (a tenant's own: always) */
+		int64_t vfrom = p->versions[k->override >= 0 ? 0 : k->version].from_ns;
+		int64_t vto = pp->until_ns;
 		l->from_ns = vfrom > inv->from_ns ? vfrom : inv->from_ns;
 		l->to_ns = vto < inv->to_ns ? vto : inv->to_ns;
-		int rc = rate_amount(pp, qty, p->minor_digits, p->rounding, &l->calc, e);
-		if (rc)
-			return err_prefix(e, "tenant '%s'", inv->tenant), rc;
-		l->amount_minor = l->calc.amount_minor;
 		snprintf(l->description, sizeof(l->description), "%s%s", meter_table[pp->meter].name,
 			 k->override >= 0 ? " (tenant price)" : "");
 		if (l->from_ns > inv->from_ns || l->to_ns < inv->to_ns) {
@@ -171,6 +188,7 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 				snprintf(l->description + n, sizeof(l->description) - n, " until %s", a);
 			}
 		}
+		/* the line's amount: rate_lines(), once every part of the period is known */
 		/* per-resource detail: a priced line has one meter, so each
 		 * resource has one acc in it */
 		__int128 num, den;
@@ -190,6 +208,51 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 			str_copy(d->name, r->resources[a->k.resource].name, sizeof(d->name));
 		}
 		i = j;
+	}
+	return 0;
+}
+
+/* Do two usage lines price the same thing, so that one continues the
+ * other's allowance, tiers and blocks? The same meter, the same selector,
+ * both the tenant's own price or both the plan's. */
+static bool same_chain(const struct invoice_line *a, const struct invoice_line *b)
+{
+	return a->meter == b->meter && (a->key.override >= 0) == (b->key.override >= 0) &&
+	       !strcmp(a->selector, b->selector);
+}
+
+/* The amount of every usage line. One period has one free allowance and
+ * one count for tiers and blocks per price (docs/invoice.md): when the plan
+ * changes inside the period, each part is priced by its own version at the
+ * positions its usage takes in the period's usage of that price, so the
+ * part after the change starts where the part before it ended (start), and
+ * volume pricing takes the tier the whole period reaches (total). */
+static int rate_lines(const struct plan *p, struct invoice *inv, struct tally_err *e)
+{
+	for (size_t i = 0; i < inv->n_lines; i++) {
+		struct invoice_line *l = &inv->lines[i];
+		if (l->type != INV_USAGE)
+			continue;
+		__int128 start = 0, total = 0;
+		for (size_t j = 0; j < inv->n_lines; j++) {
+			const struct invoice_line *o = &inv->lines[j];
+			if (o->type != INV_USAGE || !same_chain(l, o))
+				continue;
+			total += o->qty;   /* each <= 2^96 (rate.h): no wrap */
+			if (o->from_ns < l->from_ns)
+				start += o->qty;
+		}
+		/* the allowance, prorated by the days the tenant existed when the
+		 * price says so (rounded down to 10^-9 of a unit) */
+		const struct plan_price *pp = rate_price(p, &l->key);
+		int64_t free_nanos = pp->free_nanos;
+		if (pp->prorate_free && inv->days_in_period > 0)
+			free_nanos = (int64_t)((__int128)pp->free_nanos * inv->days_existed / inv->days_in_period);
+		int rc = rate_amount(pp, free_nanos, start, l->qty, total, p->minor_digits, p->rounding, &l->calc, e);
+		if (rc)
+			return err_prefix(e, "tenant '%s', usage line %s%s%s%s", inv->tenant, l->description,
+					  l->selector[0] ? " [" : "", l->selector, l->selector[0] ? "]" : ""), rc;
+		l->amount_minor = l->calc.amount_minor;
 	}
 	return 0;
 }
@@ -264,17 +327,8 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 		lo++;
 	for (hi = lo; hi < r->n_accs && r->accs[hi].k.tenant == tenant; hi++)
 		;
-	if ((rc = usage_lines(p, r, lo, hi, inv, pt, e)))
-		goto fail;
-	if ((rc = sort_lines(inv, e)))
-		goto fail;
-	for (size_t i = 0; i < inv->n_lines; i++) {
-		inv->usage_minor += inv->lines[i].amount_minor;
-		inv->covered_ns += inv->lines[i].covered_ns;
-		inv->spanned_ns += inv->lines[i].spanned_ns;
-	}
-
-	/* days the tenant existed in the period, for prorated fees */
+	/* days the tenant existed in the period, for prorated fees and
+	 * allowances */
 	inv->days_in_period = (to_ns - from_ns + NS_PER_DAY - 1) / NS_PER_DAY;
 	int64_t s = rt->first_ns > from_ns ? rt->first_ns : from_ns;
 	int64_t t = rt->last_ns < to_ns - 1 ? rt->last_ns : to_ns - 1;
@@ -285,11 +339,21 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 	if (inv->days_existed > inv->days_in_period)
 		inv->days_existed = inv->days_in_period;
 
+	if ((rc = usage_lines(p, r, lo, hi, inv, pt, e)))
+		goto fail;
+	if ((rc = rate_lines(p, inv, e)) || (rc = sort_lines(inv, e)))
+		goto fail;
+	for (size_t i = 0; i < inv->n_lines; i++) {
+		inv->usage_minor += inv->lines[i].amount_minor;
+		inv->covered_ns += inv->lines[i].covered_ns;
+		inv->spanned_ns += inv->lines[i].spanned_ns;
+	}
+
 	int v = plan_version_at(p, s);
 	if (v < 0)
 		v = plan_version_at(p, to_ns - 1);
 	const struct plan_version *pv = v >= 0 ? &p->versions[v] : NULL;
-	for (int f = 0; pv && f < pv->n_fees; f++) {
+	for (size_t f = 0; pv && f < pv->n_fees; f++) {
 		struct invoice_line *l = invoice_add_line(inv);
 		if (!l) {
 			rc = err_set(e, -ENOMEM, "out of memory");
@@ -312,11 +376,19 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 			snprintf(l->description, sizeof(l->description), "%s", pv->fees[f].name);
 		}
 	}
-	int64_t after_discount = inv->usage_minor;
+	__int128 after_discount = inv->usage_minor;
 	if (pt && pt->discount_ppm > 0 && inv->usage_minor != 0) {
 		int64_t d;
-		if (money_percent(inv->usage_minor, pt->discount_ppm, p->rounding, &d)) {
-			rc = err_set(e, -ERANGE, "tenant '%s': the discount is too large", inv->tenant);
+		struct money_u256 dn;
+		/* ppm of the sum, rounded once; 256 bits hold the product */
+		bool neg = inv->usage_minor < 0;
+		money_u256_mul((unsigned __int128)(neg ? -inv->usage_minor : inv->usage_minor),
+			       (unsigned __int128)pt->discount_ppm, &dn);
+		if (money_u256_round(&dn, neg, 1000000, p->rounding, &d)) {
+			char most[48];
+			rc = err_set(e, -ERANGE, "tenant '%s': the discount cannot be represented (an amount is at most"
+				     " %s %s)", inv->tenant, money_format(INT64_MAX, p->minor_digits, most, sizeof(most)),
+				     p->currency);
 			goto fail;
 		}
 		struct invoice_line *l = invoice_add_line(inv);
@@ -346,7 +418,9 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 		l->type = INV_MINIMUM;
 		l->group = groups[4];
 		l->meter = -1;
-		l->amount_minor = pv->minimum_minor - after_discount;
+		if ((rc = narrow(pv->minimum_minor - after_discount, &l->amount_minor, inv,
+				 "the minimum's true-up", e)))
+			goto fail;
 		l->from_ns = from_ns;
 		l->to_ns = to_ns;
 		snprintf(l->description, sizeof(l->description), "minimum commitment %s: true-up",
@@ -362,23 +436,29 @@ fail:
 
 int invoice_total(struct invoice *inv, const struct plan *p, struct tally_err *e)
 {
-	inv->base_minor = inv->subtotal_minor = 0;
+	__int128 sub = 0, base = 0, total;
+	int rc;
 	for (size_t i = 0; i < inv->n_lines; i++) {
-		inv->subtotal_minor += inv->lines[i].amount_minor;
+		sub += inv->lines[i].amount_minor;
 		if (inv->lines[i].type != INV_ADJUSTMENT)
-			inv->base_minor += inv->lines[i].amount_minor;
+			base += inv->lines[i].amount_minor;
 	}
-	inv->total_minor = inv->subtotal_minor;
+	if ((rc = narrow(sub, &inv->subtotal_minor, inv, "the subtotal", e)) ||
+	    (rc = narrow(base, &inv->base_minor, inv, "the subtotal of the period", e)))
+		return rc;
+	total = inv->subtotal_minor;
 	inv->n_taxes = 0;
-	for (int i = 0; i < p->n_taxes && i < 4; i++) {
+	for (int i = 0; i < p->n_taxes; i++) {
 		struct invoice_tax *tx = &inv->taxes[inv->n_taxes++];
 		str_copy(tx->name, p->taxes[i].name, sizeof(tx->name));
 		tx->ppm = p->taxes[i].ppm;
+		/* a rate of at most 100 % of an int64: the tax fits */
 		if (money_percent(inv->subtotal_minor, tx->ppm, p->rounding, &tx->amount_minor))
-			return err_set(e, -ERANGE, "tenant '%s': tax too large", inv->tenant);
-		inv->total_minor += tx->amount_minor;
+			return err_set(e, -ERANGE, "tenant '%s': the tax '%s' cannot be represented", inv->tenant,
+				       tx->name);
+		total += tx->amount_minor;
 	}
-	return 0;
+	return narrow(total, &inv->total_minor, inv, "the total", e);
 }
 
 struct invoice_line *invoice_add_line(struct invoice *inv)

@@ -98,10 +98,10 @@ struct invoice {
 	size_t n_details;
 	struct invoice_note *notes;
 	size_t n_notes;
-	int64_t usage_minor;         /* sum of usage lines */
+	__int128 usage_minor;        /* sum of usage lines (128 bits: only printed lines must fit an int64) */
 	int64_t base_minor;          /* sum of the lines of the period itself (all but adjustments) */
 	int64_t subtotal_minor;
-	struct invoice_tax taxes[4];
+	struct invoice_tax taxes[PLAN_MAX_TAXES];
 	int n_taxes;
 	int64_t total_minor;
 	int64_t covered_ns, spanned_ns; /* over all usage lines */

@@ -7,6 +7,7 @@
 #include "invoice.h"
 #include "csv.h"
 #include "meter.h"
+#include "usage.h"
 #include "tallytime.h"
 
 #include <errno.h>
@@ -67,10 +68,12 @@ static void free_text(const struct invoice_line *l, char *buf, size_t len)
 static void note_text(const struct invoice_note *n, char *buf, size_t len)
 {
 	const struct meter_def *m = &meter_table[n->meter];
-	/* human units for the note: the ledger quantity over human_div */
-	double q = (double)n->qty / (m->kind == SAMPLE_GAUGE ? RATE_GAUGE_SCALE : 1) / m->human_div;
-	snprintf(buf, len, "%s: %.3f %s that no price of the plan matches (%lld ledger rows): not billed",
-		 m->name, q, m->human_unit, (long long)n->rows);
+	/* human units for the note: the ledger quantity over human_div (an
+	 * integer for every meter), exact and rounded once to 3 places */
+	char q[64];
+	__int128 den = (__int128)m->human_div * (m->kind == SAMPLE_GAUGE ? RATE_GAUGE_SCALE : 1);
+	snprintf(buf, len, "%s: %s %s that no price of the plan matches (%lld ledger rows): not billed",
+		 m->name, money_format_ratio(n->qty, den, 3, q, sizeof(q)), m->human_unit, (long long)n->rows);
 }
 
 static int render_text(FILE *f, const struct invoice *inv, const struct invoice_render_opts *o)
@@ -171,11 +174,18 @@ static void csv_row(FILE *f, const struct invoice *inv, const char *type, const 
 		    int64_t amount, int64_t covered, int64_t spanned, const char *resource)
 {
 	char amt[48], a[48], b[48];
+	/* text cells (names, labels, descriptions: csv_field neutralises a
+	 * formula) and the numbers tally formats (csv_number keeps them numbers) */
 	const char *fields[] = { inv->tenant, time_format_iso(inv->from_ns, a, sizeof(a)),
 				 time_format_iso(inv->to_ns, b, sizeof(b)), inv->currency, type, group, desc, meter,
 				 sel, resource, qty, unit, price };
+	static const bool number[] = { false, false, false, false, false, false, false, false,
+				       false, false, true, false, true };
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		csv_field(f, fields[i]);
+		if (number[i])
+			csv_number(f, fields[i]);
+		else
+			csv_field(f, fields[i]);
 		fputc(',', f);
 	}
 	fprintf(f, "%s,", amount == INT64_MIN ? "" : money_format(amount, inv->minor_digits, amt, sizeof(amt)));
@@ -274,6 +284,13 @@ static json_t *invoice_json(const struct invoice *inv, const struct invoice_rend
 			json_object_set_new(o2, "selector", json_string(l->selector));
 			json_object_set_new(o2, "quantity", ratio_json(l->calc.qty_num, l->calc.qty_den));
 			json_object_set_new(o2, "free_quantity", ratio_json(l->calc.free_num, l->calc.qty_den));
+			/* the exact ledger sum behind the line, in base units
+			 * (unit-seconds for a gauge's integral) */
+			bool gauge = meter_table[l->meter].kind == SAMPLE_GAUGE;
+			char bq[64];
+			json_object_set_new(o2, "base_quantity", json_string(money_format_ratio(
+				l->qty, gauge ? RATE_GAUGE_SCALE : 1, gauge ? 3 : 0, bq, sizeof(bq))));
+			json_object_set_new(o2, "base_unit", json_string(usage_base_unit(l->meter)));
 			json_object_set_new(o2, "unit", json_string(l->unit));
 			json_object_set_new(o2, "unit_price", l->tiered ? json_null()
 					    : json_string(money_format_price(l->price_nanos, pr, sizeof(pr))));

@@ -142,7 +142,13 @@ int issue_adjust_all(const char *ledger, struct invoice *invs, size_t n_invs, co
 			if ((rc = rate_again(ledger, from, to, plan_text, number, &cur, e)))
 				goto out;
 		}
-		int64_t delta = base_of(&cur, tenant) - sqlite3_column_int64(st, 5) - sqlite3_column_int64(st, 8);
+		int64_t delta;
+		if (__builtin_sub_overflow(base_of(&cur, tenant), sqlite3_column_int64(st, 5), &delta) ||
+		    __builtin_sub_overflow(delta, sqlite3_column_int64(st, 8), &delta)) {
+			rc = err_set(e, -ERANGE, "tenant '%s': the adjustment for %s #%lld cannot be represented", tenant,
+				     col_text(st, 1), (long long)number);
+			goto out;
+		}
 		if (delta == 0)
 			continue;
 		struct invoice_line *l = invoice_add_line(inv);

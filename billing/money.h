@@ -7,12 +7,15 @@
  * JPY, fils for BHD: 0 to 4 digits). A line's amount is
  *     quantity * price, rounded ONCE to the minor unit
  * where the quantity is an exact rational of billing units (e.g. bytes /
- * 10^9 for GB). Intermediate products are 128-bit; a result that does not
- * fit is -ERANGE, never wrapped.
+ * 10^9 for GB). Intermediate products are 256-bit (struct money_u256), so
+ * an amount that fits an int64 is always computed exactly; one that does
+ * not is -ERANGE, never wrapped. Sums of amounts go through money_add(),
+ * which refuses to wrap.
  */
 #ifndef TALLY_MONEY_H
 #define TALLY_MONEY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +30,45 @@ enum money_round {
 	MONEY_HALF_UP,         /* halves away from zero */
 	MONEY_DOWN,            /* toward zero (truncate) */
 };
+
+/* A non-negative 256-bit integer: the exact product of a quantity and a
+ * price before the one rounding. */
+struct money_u256 {
+	unsigned __int128 hi, lo;
+};
+
+/* *out = a * b, exactly. */
+void money_u256_mul(unsigned __int128 a, unsigned __int128 b, struct money_u256 *out);
+/* x *= b; -ERANGE (x unchanged) when the product needs more than 256 bits. */
+int money_u256_mul_by(struct money_u256 *x, unsigned __int128 b);
+/* x += y; -ERANGE on a carry out of 256 bits. */
+int money_u256_add(struct money_u256 *x, const struct money_u256 *y);
+/* -1, 0, 1 as x <, ==, > y. */
+int money_u256_cmp(const struct money_u256 *x, const struct money_u256 *y);
+/* x / den and x % den (den > 0); the quotient is -ERANGE when it needs
+ * more than 128 bits. */
+int money_u256_divmod(const struct money_u256 *x, unsigned __int128 den, unsigned __int128 *q,
+		      unsigned __int128 *r);
+/* (neg ? -x : x) / den rounded by mode, as an int64: 0, or -ERANGE when
+ * the rounded value does not fit. */
+int money_u256_round(const struct money_u256 *x, bool neg, unsigned __int128 den, enum money_round mode,
+		     int64_t *out);
+/* The same for a non-negative result of up to 126 bits. */
+int money_u256_round_wide(const struct money_u256 *x, unsigned __int128 den, enum money_round mode, __int128 *out);
+/* x / den as a decimal with places (0..18) fractional digits, half to
+ * even, for display; "-" when the integer part needs more than 128 bits.
+ * len >= 64 suffices. */
+char *money_format_u256(const struct money_u256 *x, unsigned __int128 den, int places, char *buf, size_t len);
+
+/* *sum = a + b; -ERANGE (sum unchanged) when it does not fit an int64. */
+int money_add(int64_t a, int64_t b, int64_t *sum);
+
+/* The exact value of the double d times scale (> 0), rounded once half to
+ * even to an integer: every finite double is m x 2^e with an integer
+ * mantissa, so this is exact at any magnitude, with no rounding before the
+ * documented one (llrint(d * scale) rounds twice above 2^53). -ERANGE when
+ * d is not finite or the result needs more than 126 bits. */
+int money_double_scaled(double d, int64_t scale, __int128 *out);
 
 /* Parse a decimal price "12", "0.09", "-0.5", "0.000000001" into nanos.
  * Refused with a message: no digits, exponents, more than 9 fractional
@@ -54,7 +96,8 @@ char *money_format(int64_t amount_minor, int minor_digits, char *buf, size_t len
 char *money_format_price(int64_t nanos, char *buf, size_t len);
 
 /* num/den as a decimal with exactly places (0..18) fractional digits,
- * rounded half to even: quantities on invoices. len >= 64 suffices. */
+ * rounded half to even: quantities on invoices ("-" for den 0 or places out
+ * of range). len >= 64 suffices. */
 char *money_format_ratio(__int128 num, __int128 den, int places, char *buf, size_t len);
 
 #endif

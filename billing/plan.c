@@ -44,23 +44,41 @@ struct ctx {
 	struct plan *p;
 };
 
+/* A mistake at line:col (line 0: the file as a whole) into the list. */
+static void add_err_v(struct ctx *c, int line, int col, const char *fmt, va_list ap)
+{
+	char what[400];
+	vsnprintf(what, sizeof(what), fmt, ap);
+	c->errs->total++;
+	if (c->errs->n == PLAN_MAX_ERRORS)
+		return;
+	if (line)
+		snprintf(c->errs->msg[c->errs->n++], sizeof(c->errs->msg[0]), "%s:%d:%d: %s", c->path, line, col,
+			 what);
+	else
+		snprintf(c->errs->msg[c->errs->n++], sizeof(c->errs->msg[0]), "%s: %s", c->path, what);
+}
+
+/* A mistake at node n's value (NULL: the file). */
 static void add_err(struct ctx *c, const struct cfg_node *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void add_err(struct ctx *c, const struct cfg_node *n, const char *fmt, ...)
 {
-	char what[400];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	add_err_v(c, n ? n->line : 0, n ? n->col : 0, fmt, ap);
 	va_end(ap);
-	c->errs->total++;
-	if (c->errs->n == PLAN_MAX_ERRORS)
-		return;
-	if (n)
-		snprintf(c->errs->msg[c->errs->n++], sizeof(c->errs->msg[0]), "%s:%d:%d: %s", c->path,
-			 n->line, n->col, what);
-	else
-		snprintf(c->errs->msg[c->errs->n++], sizeof(c->errs->msg[0]), "%s: %s", c->path, what);
+}
+
+/* The same at a key's place. */
+static void add_err_at(struct ctx *c, int line, int col, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void add_err_at(struct ctx *c, int line, int col, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	add_err_v(c, line, col, fmt, ap);
+	va_end(ap);
 }
 
 /* A cfg reader's error goes into the list as it is (it has file:line:col). */
@@ -85,12 +103,17 @@ static int decimal(struct ctx *c, const struct cfg_node *map, const char *key, i
 	if (!n)
 		return 0;
 	if (n->type != CFG_SCALAR) {
-		add_err(c, n, "'%s': expected a decimal %s", key, what);
+		add_err(c, n, "'%s': expected a decimal number, not %s", key, n->type == CFG_MAP ? "a map" : "a list");
 		return -EINVAL;
 	}
 	int64_t v;
 	if (money_parse_price(n->value, &v, &e)) {
 		add_err(c, n, "'%s': %s", key, e.msg);
+		return -EINVAL;
+	}
+	if (v < 0 || n->value[0] == '-') {
+		add_err(c, n, "'%s': %s is negative (prices, tier bounds, free allowances, fees and minimums are"
+			" never below zero)", key, n->value);
 		return -EINVAL;
 	}
 	int64_t quantum = 1;
@@ -130,6 +153,37 @@ static int percent(struct ctx *c, const struct cfg_node *map, const char *key, i
 	return 0;
 }
 
+/* A selector map into keys/vals: every value a plain word, at most
+ * PLAN_MAX_SELECT of them, each key and value under 64 characters (a
+ * longer one would be cut and match what it should not). */
+static int parse_select(struct ctx *c, const struct cfg_node *map, char (*keys)[64], char (*vals)[64], int *n)
+{
+	struct tally_err e = { 0 };
+	const struct cfg_node *sel = NULL;
+	*n = 0;
+	if (keep(c, cfg_get_map(map, "select", &sel, &e), &e))
+		return -EINVAL;
+	if (sel && sel->n_kids > PLAN_MAX_SELECT) {
+		add_err(c, sel, "'select': at most %d labels (got %zu)", PLAN_MAX_SELECT, sel->n_kids);
+		return -EINVAL;
+	}
+	for (size_t i = 0; sel && i < sel->n_kids; i++) {
+		const struct cfg_node *k = sel->kids[i];
+		if (k->type != CFG_SCALAR) {
+			add_err(c, k, "selector '%s': expected a plain label value", k->key);
+			return -EINVAL;
+		}
+		if (strlen(k->key) >= 64 || strlen(k->value) >= 64) {
+			add_err(c, k, "selector '%s': keys and values are at most 63 characters", k->key);
+			return -EINVAL;
+		}
+		str_copy(keys[*n], k->key, 64);
+		str_copy(vals[*n], k->value, 64);
+		(*n)++;
+	}
+	return 0;
+}
+
 static bool selectors_overlap(const struct plan_price *a, const struct plan_price *b)
 {
 	/* disjoint only when some label is required with different values */
@@ -141,7 +195,7 @@ static bool selectors_overlap(const struct plan_price *a, const struct plan_pric
 }
 
 static const char *const price_keys[] = { "meter", "unit", "select", "price", "tiers", "mode", "block",
-					  "free", NULL };
+					  "free", "prorate_free", NULL };
 
 static void parse_price(struct ctx *c, const struct cfg_node *n, struct plan_price *pp, bool *ok)
 {
@@ -186,26 +240,22 @@ static void parse_price(struct ctx *c, const struct cfg_node *n, struct plan_pri
 			meter, md->unit, md->kind == SAMPLE_GAUGE ? "a level over time" : "a count");
 		return;
 	}
-	const struct cfg_node *sel = NULL;
-	if (keep(c, cfg_get_map(n, "select", &sel, &e), &e))
+	if (parse_select(c, n, pp->sel_key, pp->sel_val, &pp->n_sel))
 		return;
-	for (size_t i = 0; sel && i < sel->n_kids; i++) {
-		const struct cfg_node *k = sel->kids[i];
-		if (k->type != CFG_SCALAR || pp->n_sel == PLAN_MAX_SELECT) {
-			add_err(c, k, "selector '%s': expected a plain label value", k->key);
-			return;
-		}
-		str_copy(pp->sel_key[pp->n_sel], k->key, sizeof(pp->sel_key[0]));
-		str_copy(pp->sel_val[pp->n_sel], k->value, sizeof(pp->sel_val[0]));
-		pp->n_sel++;
-	}
 	bool has_price, has_block, has_free;
-	const struct cfg_node *tiers = cfg_get(n, "tiers");
-	if (decimal(c, n, "price", MONEY_PRICE_DIGITS, "the money scale", &pp->price_nanos, &has_price) ||
+	const struct cfg_node *tiers = NULL;
+	if (keep(c, cfg_get_seq(n, "tiers", 1, PLAN_MAX_TIERS, &tiers, &e), &e) ||
+	    decimal(c, n, "price", MONEY_PRICE_DIGITS, "the money scale", &pp->price_nanos, &has_price) ||
 	    decimal(c, n, "block", MONEY_PRICE_DIGITS, "a quantity", &pp->block_nanos, &has_block) ||
 	    decimal(c, n, "free", MONEY_PRICE_DIGITS, "a quantity", &pp->free_nanos, &has_free))
 		return;
-	if (has_price == (tiers != NULL)) {
+	if (keep(c, cfg_get_bool(n, "prorate_free", &pp->prorate_free, &e), &e))
+		return;
+	if (pp->prorate_free && !has_free) {
+		add_err(c, cfg_get(n, "prorate_free"), "'prorate_free' needs a 'free' allowance to prorate");
+		return;
+	}
+	if (has_price == (cfg_get(n, "tiers") != NULL)) {
 		add_err(c, n, "a price needs exactly one of 'price' or 'tiers'");
 		return;
 	}
@@ -220,10 +270,6 @@ static void parse_price(struct ctx *c, const struct cfg_node *n, struct plan_pri
 			return;
 		}
 		pp->model = !strcmp(mode, "volume") ? PLAN_VOLUME : PLAN_GRADUATED;
-		if (tiers->type != CFG_SEQ || tiers->n_kids == 0 || tiers->n_kids > PLAN_MAX_TIERS) {
-			add_err(c, tiers, "'tiers': expected a list of 1 to %d tiers", PLAN_MAX_TIERS);
-			return;
-		}
 		static const char *const tier_keys[] = { "up_to", "price", NULL };
 		for (size_t i = 0; i < tiers->n_kids; i++) {
 			const struct cfg_node *t = tiers->kids[i];
@@ -244,6 +290,10 @@ static void parse_price(struct ctx *c, const struct cfg_node *n, struct plan_pri
 						   : "every tier but the last needs an 'up_to'");
 				return;
 			}
+			if (hu && pt->up_to_nanos == 0) {
+				add_err(c, cfg_get(t, "up_to"), "tier 'up_to' must be above zero");
+				return;
+			}
 			if (hu && pp->n_tiers > 0 && pt->up_to_nanos <= pp->tiers[pp->n_tiers - 1].up_to_nanos) {
 				char a[40], b[40];
 				add_err(c, cfg_get(t, "up_to"), "tier 'up_to' must increase (got %s after %s)",
@@ -253,6 +303,9 @@ static void parse_price(struct ctx *c, const struct cfg_node *n, struct plan_pri
 			}
 			pp->n_tiers++;
 		}
+	} else if (cfg_get(n, "tiers")) {
+		add_err(c, cfg_get(n, "tiers"), "'tiers': expected a list of 1 to %d tiers", PLAN_MAX_TIERS);
+		return;
 	} else if (mode[0]) {
 		add_err(c, cfg_get(n, "mode"), "'mode' applies to 'tiers' only");
 		return;
@@ -261,17 +314,15 @@ static void parse_price(struct ctx *c, const struct cfg_node *n, struct plan_pri
 }
 
 /* A list of prices, none overlapping another of the list. */
-static void parse_prices(struct ctx *c, const struct cfg_node *prices, struct plan_price **out, size_t *n_out)
+static void parse_prices(struct ctx *c, const struct cfg_node *where, struct plan_price **out, size_t *n_out)
 {
+	struct tally_err e = { 0 };
+	const struct cfg_node *prices = NULL;
 	*out = NULL;
 	*n_out = 0;
-	if (!prices)
+	if (keep(c, cfg_get_seq(where, "prices", 0, SIZE_MAX, &prices, &e), &e) || !prices)
 		return;
-	if (prices->type != CFG_SEQ) {
-		add_err(c, prices, "'prices': expected a list");
-		return;
-	}
-	struct plan_price *v = calloc(prices->n_kids ? prices->n_kids : 1, sizeof(*v));
+	struct plan_price *v = calloc(prices->n_kids, sizeof(*v));
 	size_t n = 0;
 	if (!v) {
 		add_err(c, prices, "out of memory");
@@ -313,11 +364,96 @@ static int64_t nanos_to_minor(int64_t nanos, int minor_digits)
 	return nanos / div;
 }
 
-static const char *const version_keys[] = { "from", "prices", "fees", "minimum", NULL };
+static const char *const version_keys[] = { "from", "prices", "remove", "fees", "minimum", NULL };
 static const char *const fee_keys[] = { "name", "amount", "prorate", NULL };
 
-static void parse_version(struct ctx *c, const struct cfg_node *n, struct plan_version *v)
+/* Version vi inherits from vi - 1 (already resolved): its own prices
+ * replace, meter by meter, the inherited prices of the meters they price
+ * (every selector of that meter); 'remove' ends the pricing of the meters
+ * it lists; fees and minimum are inherited unless given. */
+static void inherit(struct ctx *c, const struct cfg_node *n, struct plan *p, size_t vi)
 {
+	struct tally_err e = { 0 };
+	struct plan_version *v = &p->versions[vi];
+	const struct cfg_node *rm = NULL;
+	uint32_t own = 0, removed = 0;   /* meter bit masks (METER_COUNT < 32) */
+	if (keep(c, cfg_get_seq(n, "remove", 0, METER_COUNT, &rm, &e), &e))
+		return;
+	for (size_t i = 0; i < v->n_prices; i++) {
+		own |= 1u << v->prices[i].meter;
+		v->prices[i].origin = (int)vi;
+		v->prices[i].until_ns = INT64_MAX;
+	}
+	const struct plan_version *prev = vi > 0 ? &p->versions[vi - 1] : NULL;
+	for (size_t i = 0; rm && i < rm->n_kids; i++) {
+		const struct cfg_node *k = rm->kids[i];
+		int m = k->type == CFG_SCALAR ? meter_lookup(k->value) : -1;
+		bool priced = false;
+		for (size_t j = 0; prev && m >= 0 && j < prev->n_prices; j++)
+			priced |= prev->prices[j].meter == m;
+		if (m < 0)
+			add_err(c, k, "'remove': expected the name of a meter the version before prices");
+		else if (!priced)
+			add_err(c, k, "'remove': meter '%s' is not priced by the version before: nothing to remove",
+				k->value);
+		else if (own & (1u << m))
+			add_err(c, k, "'remove': meter '%s' is also priced by this version", k->value);
+		else
+			removed |= 1u << m;
+	}
+	if (!prev) {
+		for (size_t i = 0; i < v->n_prices; i++)
+			v->prices[i].origin_index = (int)i;
+		v->n_own = v->n_prices;
+		return;
+	}
+	if (!cfg_get(n, "fees") && prev->n_fees) {
+		if (!(v->fees = malloc(prev->n_fees * sizeof(*v->fees)))) {
+			add_err(c, n, "out of memory");
+			return;
+		}
+		memcpy(v->fees, prev->fees, prev->n_fees * sizeof(*v->fees));
+		v->n_fees = prev->n_fees;
+	}
+	if (!cfg_get(n, "minimum")) {
+		v->has_minimum = prev->has_minimum;
+		v->minimum_minor = prev->minimum_minor;
+	}
+	struct plan_price *all = calloc(prev->n_prices + v->n_prices + 1, sizeof(*all));
+	size_t k = 0;
+	if (!all) {
+		add_err(c, n, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < prev->n_prices; i++) {
+		const struct plan_price *pp = &prev->prices[i];
+		if (!((own | removed) & (1u << pp->meter))) {
+			all[k++] = *pp;
+			continue;
+		}
+		/* replaced or removed here: its span ends at this version (a
+		 * version with mistakes may not have resolved: the plan is
+		 * refused anyway) */
+		if (pp->origin < 0 || (size_t)pp->origin >= vi || (size_t)pp->origin_index >= p->versions[pp->origin].n_prices)
+			continue;
+		struct plan_price *o = &p->versions[pp->origin].prices[pp->origin_index];
+		if (o->until_ns == INT64_MAX)
+			o->until_ns = v->from_ns;
+	}
+	for (size_t i = 0; i < v->n_prices; i++) {
+		all[k] = v->prices[i];
+		all[k].origin_index = (int)k;
+		k++;
+	}
+	free(v->prices);
+	v->prices = all;
+	v->n_own = v->n_prices;
+	v->n_prices = k;
+}
+
+static void parse_version(struct ctx *c, const struct cfg_node *n, struct plan *p, size_t vi)
+{
+	struct plan_version *v = &p->versions[vi];
 	struct tally_err e = { 0 };
 	memset(v, 0, sizeof(*v));
 	if (keep(c, cfg_check_keys(n, "version", version_keys, &e), &e) ||
@@ -327,9 +463,15 @@ static void parse_version(struct ctx *c, const struct cfg_node *n, struct plan_v
 		add_err(c, n, "a version needs 'from' (the instant its prices start)");
 	else if (v->from_ns % NS_PER_HOUR)
 		add_err(c, cfg_get(n, "from"), "'from' must be a whole UTC hour (usage is kept per hour)");
-	parse_prices(c, cfg_get(n, "prices"), &v->prices, &v->n_prices);
-	const struct cfg_node *fees = cfg_get(n, "fees");
-	for (size_t i = 0; fees && fees->type == CFG_SEQ && i < fees->n_kids && v->n_fees < 8; i++) {
+	parse_prices(c, n, &v->prices, &v->n_prices);
+	const struct cfg_node *fees = NULL;
+	if (keep(c, cfg_get_seq(n, "fees", 0, SIZE_MAX, &fees, &e), &e) || !fees)
+		goto minimum;
+	if (!(v->fees = calloc(fees->n_kids, sizeof(*v->fees)))) {
+		add_err(c, fees, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < fees->n_kids; i++) {
 		const struct cfg_node *f = fees->kids[i];
 		struct plan_fee *pf = &v->fees[v->n_fees];
 		int64_t nanos;
@@ -339,19 +481,21 @@ static void parse_version(struct ctx *c, const struct cfg_node *n, struct plan_v
 		    keep(c, cfg_get_bool(f, "prorate", &pf->prorate, &e), &e) ||
 		    decimal(c, f, "amount", c->p->minor_digits, money_what(c->p), &nanos, &has))
 			continue;
-		if (!has) {
-			add_err(c, f, "a fee needs an 'amount'");
+		if (!has || !pf->name[0]) {
+			add_err(c, f, "a fee needs a 'name' and an 'amount'");
 			continue;
 		}
 		pf->amount_minor = nanos_to_minor(nanos, c->p->minor_digits);
 		v->n_fees++;
 	}
+minimum:;
 	int64_t nanos;
 	bool has;
 	if (decimal(c, n, "minimum", c->p->minor_digits, money_what(c->p), &nanos, &has) == 0 && has) {
 		v->has_minimum = true;
 		v->minimum_minor = nanos_to_minor(nanos, c->p->minor_digits);
 	}
+	inherit(c, n, p, vi);
 }
 
 /* Published instance-level tables (availability below -> credit of the
@@ -381,9 +525,12 @@ static void parse_sla(struct ctx *c, const struct cfg_node *n)
 	if (keep(c, cfg_check_keys(n, "sla", sla_keys, &e), &e) ||
 	    keep(c, cfg_get_duration(n, "grace", 0, 24 * NS_PER_HOUR, &p->sla_grace_ns, &e), &e))
 		return;
-	const struct cfg_node *cl = cfg_get(n, "classes");
-	if (!cl || cl->type != CFG_SEQ || cl->n_kids == 0 || cl->n_kids > PLAN_MAX_SLA_CLASSES) {
-		add_err(c, cl ? cl : n, "'classes': expected a list of 1 to %d SLA classes", PLAN_MAX_SLA_CLASSES);
+	const struct cfg_node *cl = NULL;
+	if (keep(c, cfg_get_seq(n, "classes", 1, PLAN_MAX_SLA_CLASSES, &cl, &e), &e))
+		return;
+	if (!cl) {
+		add_err(c, cfg_get(n, "classes") ? cfg_get(n, "classes") : n,
+			"'classes': expected a list of 1 to %d SLA classes", PLAN_MAX_SLA_CLASSES);
 		return;
 	}
 	for (size_t i = 0; i < cl->n_kids; i++) {
@@ -394,15 +541,8 @@ static void parse_sla(struct ctx *c, const struct cfg_node *n)
 		    keep(c, cfg_get_string(k, "name", s->name, sizeof(s->name), &e), &e) ||
 		    keep(c, cfg_get_string(k, "preset", s->preset, sizeof(s->preset), &e), &e))
 			continue;
-		const struct cfg_node *sel = NULL;
-		if (keep(c, cfg_get_map(k, "select", &sel, &e), &e))
+		if (parse_select(c, k, s->sel_key, s->sel_val, &s->n_sel))
 			continue;
-		for (size_t j = 0; sel && j < sel->n_kids && s->n_sel < PLAN_MAX_SELECT; j++) {
-			str_copy(s->sel_key[s->n_sel], sel->kids[j]->key, sizeof(s->sel_key[0]));
-			str_copy(s->sel_val[s->n_sel], sel->kids[j]->type == CFG_SCALAR ? sel->kids[j]->value : "",
-				 sizeof(s->sel_val[0]));
-			s->n_sel++;
-		}
 		bool has_target = cfg_get(k, "target") != NULL;
 		const struct cfg_node *cr = cfg_get(k, "credits");
 		if (s->preset[0]) {
@@ -429,11 +569,12 @@ static void parse_sla(struct ctx *c, const struct cfg_node *n)
 				add_err(c, k, "an SLA class needs 'target' and 'credits' (or a 'preset')");
 				continue;
 			}
-			if (percent(c, k, "target", &s->target_ppm))
+			if (percent(c, k, "target", &s->target_ppm) ||
+			    keep(c, cfg_get_seq(k, "credits", 1, PLAN_MAX_CREDITS, &cr, &e), &e))
 				continue;
-			if (cr->type != CFG_SEQ || cr->n_kids == 0 || cr->n_kids > PLAN_MAX_CREDITS) {
-				add_err(c, cr, "'credits': expected a list of 1 to %d tiers {below: 99.9%%, credit: 10%%}",
-					PLAN_MAX_CREDITS);
+			if (!cr) {
+				add_err(c, cfg_get(k, "credits"), "'credits': expected a list of 1 to %d tiers"
+					" {below: 99.9%%, credit: 10%%}", PLAN_MAX_CREDITS);
 				continue;
 			}
 			static const char *const credit_keys[] = { "below", "credit", NULL };
@@ -555,25 +696,32 @@ int plan_load_text(const char *path, const char *text, size_t len, struct plan *
 	keep(&c, cfg_get_enum(root, "rounding", modes, &mode, &e), &e);
 	p->rounding = (enum money_round)mode;
 
-	const struct cfg_node *tax = cfg_get(root, "tax");
+	const struct cfg_node *tax = NULL;
 	static const char *const tax_keys[] = { "name", "rate", NULL };
-	for (size_t i = 0; tax && tax->type == CFG_SEQ && i < tax->n_kids && p->n_taxes < 4; i++) {
+	keep(&c, cfg_get_seq(root, "tax", 0, PLAN_MAX_TAXES, &tax, &e), &e);
+	for (size_t i = 0; tax && i < tax->n_kids; i++) {
 		const struct cfg_node *t = tax->kids[i];
 		struct plan_tax *pt = &p->taxes[p->n_taxes];
 		if (keep(&c, cfg_check_keys(t, "tax", tax_keys, &e), &e) ||
 		    keep(&c, cfg_get_string(t, "name", pt->name, sizeof(pt->name), &e), &e) ||
 		    percent(&c, t, "rate", &pt->ppm))
 			continue;
+		if (!pt->name[0] || !cfg_get(t, "rate")) {
+			add_err(&c, t, "a tax needs a 'name' and a 'rate'");
+			continue;
+		}
 		p->n_taxes++;
 	}
 
-	const struct cfg_node *vs = cfg_get(root, "versions");
-	if (!vs || vs->type != CFG_SEQ || vs->n_kids == 0) {
-		add_err(&c, vs, "'versions': expected a list of at least one version with 'from' and 'prices'");
-	} else {
-		p->versions = calloc(vs->n_kids, sizeof(*p->versions));
-		for (size_t i = 0; p->versions && i < vs->n_kids; i++) {
-			parse_version(&c, vs->kids[i], &p->versions[p->n_versions]);
+	const struct cfg_node *vs = NULL;
+	keep(&c, cfg_get_seq(root, "versions", 1, SIZE_MAX, &vs, &e), &e);
+	if (!vs && !cfg_get(root, "versions")) {
+		add_err(&c, root, "missing 'versions': a list of at least one version with 'from' and 'prices'");
+	} else if (vs && !(p->versions = calloc(vs->n_kids, sizeof(*p->versions)))) {
+		add_err(&c, vs, "out of memory");
+	} else if (vs) {
+		for (size_t i = 0; i < vs->n_kids; i++) {
+			parse_version(&c, vs->kids[i], p, p->n_versions);
 			if (p->n_versions > 0 &&
 			    p->versions[p->n_versions].from_ns <= p->versions[p->n_versions - 1].from_ns)
 				add_err(&c, cfg_get(vs->kids[i], "from") ? cfg_get(vs->kids[i], "from") : vs->kids[i],
@@ -583,17 +731,30 @@ int plan_load_text(const char *path, const char *text, size_t len, struct plan *
 	}
 	if (cfg_get(root, "sla"))
 		parse_sla(&c, cfg_get(root, "sla"));
-	const struct cfg_node *tn = cfg_get(root, "tenants");
-	if (tn && tn->type == CFG_MAP) {
-		p->tenants = calloc(tn->n_kids ? tn->n_kids : 1, sizeof(*p->tenants));
+	const struct cfg_node *tn = NULL;
+	keep(&c, cfg_get_map(root, "tenants", &tn, &e), &e);
+	if (tn && !(p->tenants = calloc(tn->n_kids, sizeof(*p->tenants)))) {
+		add_err(&c, tn, "out of memory");
+	} else if (tn) {
 		static const char *const tenant_keys[] = { "discount", "prices", NULL };
-		for (size_t i = 0; p->tenants && i < tn->n_kids; i++) {
+		for (size_t i = 0; i < tn->n_kids; i++) {
+			const struct cfg_node *k = tn->kids[i];
 			struct plan_tenant *t = &p->tenants[p->n_tenants];
-			str_copy(t->name, tn->kids[i]->key, sizeof(t->name));
-			if (keep(&c, cfg_check_keys(tn->kids[i], "tenant", tenant_keys, &e), &e) ||
-			    percent(&c, tn->kids[i], "discount", &t->discount_ppm))
+			if (strlen(k->key) >= sizeof(t->name)) {
+				add_err_at(&c, k->key_line, k->key_col, "tenant '%s': a tenant's name is at most %zu characters", k->key,
+					sizeof(t->name) - 1);
 				continue;
-			parse_prices(&c, cfg_get(tn->kids[i], "prices"), &t->prices, &t->n_prices);
+			}
+			str_copy(t->name, k->key, sizeof(t->name));
+			if (keep(&c, cfg_check_keys(k, "tenant", tenant_keys, &e), &e) ||
+			    percent(&c, k, "discount", &t->discount_ppm))
+				continue;
+			parse_prices(&c, k, &t->prices, &t->n_prices);
+			for (size_t j = 0; j < t->n_prices; j++) {
+				t->prices[j].origin = -1;
+				t->prices[j].origin_index = (int)j;
+				t->prices[j].until_ns = INT64_MAX;
+			}
 			p->n_tenants++;
 		}
 	}
@@ -608,8 +769,10 @@ out:
 
 void plan_release(struct plan *p)
 {
-	for (size_t i = 0; i < p->n_versions; i++)
+	for (size_t i = 0; i < p->n_versions; i++) {
 		free(p->versions[i].prices);
+		free(p->versions[i].fees);
+	}
 	free(p->versions);
 	for (size_t i = 0; i < p->n_tenants; i++)
 		free(p->tenants[i].prices);
@@ -627,6 +790,11 @@ const struct plan_tenant *plan_tenant_find(const struct plan *p, const char *ten
 		if (!strcmp(p->tenants[i].name, tenant))
 			return &p->tenants[i];
 	return NULL;
+}
+
+const struct plan_price *plan_price_origin(const struct plan *p, const struct plan_price *pp)
+{
+	return pp->origin < 0 ? pp : &p->versions[pp->origin].prices[pp->origin_index];
 }
 
 int plan_version_at(const struct plan *p, int64_t t_ns)

@@ -20,6 +20,7 @@
 #define PLAN_MAX_ERRORS 32
 #define PLAN_MAX_TIERS 16
 #define PLAN_MAX_SELECT 8
+#define PLAN_MAX_TAXES 8             /* taxes of a plan (schemas/plan.md) */
 
 struct plan_errors {
 	char msg[PLAN_MAX_ERRORS][512];
@@ -56,12 +57,21 @@ struct plan_price {
 	enum plan_model model;
 	int64_t price_nanos;         /* per unit, or per block */
 	int64_t block_nanos;         /* block size in units x 10^9 */
-	int64_t free_nanos;          /* free allowance in units x 10^9 */
+	int64_t free_nanos;          /* free allowance per period in units x 10^9 */
+	bool prorate_free;           /* the allowance x days the tenant existed / days in the period */
 	struct plan_tier tiers[PLAN_MAX_TIERS];
 	int n_tiers;
 	char sel_key[PLAN_MAX_SELECT][64], sel_val[PLAN_MAX_SELECT][64];
 	int n_sel;
 	int line, col;               /* where the entry starts */
+	/* versions inherit (schemas/plan.md): an entry is written in version
+	 * origin, at origin_index of that version's prices, and is in force
+	 * from that version's 'from' until until_ns, the 'from' of the version
+	 * that replaces or removes it (INT64_MAX: never). A later version's
+	 * prices hold a copy of every entry it inherits. Tenant prices: origin
+	 * -1, in force in every version. */
+	int origin, origin_index;
+	int64_t until_ns;
 };
 
 struct plan_fee {
@@ -72,10 +82,11 @@ struct plan_fee {
 
 struct plan_version {
 	int64_t from_ns;
-	struct plan_price *prices;
+	struct plan_price *prices;   /* every price in force: inherited ones, then its own */
 	size_t n_prices;
-	struct plan_fee fees[8];
-	int n_fees;
+	size_t n_own;                /* written in this version (the last n_own of prices) */
+	struct plan_fee *fees;       /* as many as the plan lists; inherited unless given */
+	size_t n_fees;
 	bool has_minimum;
 	int64_t minimum_minor;
 };
@@ -118,7 +129,7 @@ struct plan {
 	char currency[4];
 	int minor_digits;
 	enum money_round rounding;
-	struct plan_tax taxes[4];
+	struct plan_tax taxes[PLAN_MAX_TAXES];
 	int n_taxes;
 	struct plan_version *versions;
 	size_t n_versions;
@@ -138,6 +149,9 @@ struct plan_sla_preset {
 	int64_t below_ppm[3], credit_ppm[3];
 };
 extern const struct plan_sla_preset plan_sla_presets[];
+
+/* The entry a price of version v stands for: versions[origin].prices[origin_index]. */
+const struct plan_price *plan_price_origin(const struct plan *p, const struct plan_price *pp);
 
 /* The index of the version in force at t (the last whose from <= t), or
  * -1 before the first. */

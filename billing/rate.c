@@ -16,7 +16,6 @@
 #include "tallytime.h"
 
 #include <errno.h>
-#include <math.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +26,7 @@ struct interval {
 	int tenant;                  /* index into tenants, after interning */
 	char tenant_name[64];
 	char name[128], flavor[64], project[64], user[64], labels[512];
-	int32_t *price_cache;        /* [version * METER_COUNT + meter], see price_code() */
+	int64_t *price_cache;        /* [version * METER_COUNT + meter], see price_code() */
 };
 
 struct res {
@@ -63,25 +62,28 @@ static bool selector_matches(const struct plan_price *pp, const struct interval 
 	return plan_select(pp->sel_key, pp->sel_val, pp->n_sel, &a);
 }
 
-/* The price of (interval, version, meter), cached: -1 unpriced, else
- * (override + 1) << 16 | price index. */
-static int32_t price_code(struct state *s, struct interval *iv, const struct res *r, int version, int meter)
+/* The price of (interval, version, meter), cached: -1 unpriced, -2 not
+ * looked up yet, else override + 1 << 48 | version << 24 | index, where a
+ * version's price is named by the entry it stands for (plan.h: origin), so
+ * a price inherited unchanged by later versions is one line, and a tenant's
+ * own price is version 0's in every version. */
+static int64_t price_code(struct state *s, struct interval *iv, const struct res *r, int version, int meter)
 {
-	int32_t *slot = &iv->price_cache[(size_t)version * METER_COUNT + (size_t)meter];
+	int64_t *slot = &iv->price_cache[(size_t)version * METER_COUNT + (size_t)meter];
 	if (*slot != -2)
 		return *slot;
-	int32_t code = -1;
+	int64_t code = -1;
 	int ov = s->tenant_override[iv->tenant];
 	if (ov >= 0) {
 		const struct plan_tenant *t = &s->plan->tenants[ov];
 		for (size_t i = 0; i < t->n_prices && code < 0; i++)
 			if (t->prices[i].meter == meter && selector_matches(&t->prices[i], iv, r))
-				code = (int32_t)((ov + 1) << 16 | (int)i);
+				code = (int64_t)(ov + 1) << 48 | (int64_t)i;
 	}
 	const struct plan_version *v = &s->plan->versions[version];
 	for (size_t i = 0; i < v->n_prices && code < 0; i++)
 		if (v->prices[i].meter == meter && selector_matches(&v->prices[i], iv, r))
-			code = (int32_t)i;
+			code = (int64_t)v->prices[i].origin << 24 | v->prices[i].origin_index;
 	return *slot = code;
 }
 
@@ -262,7 +264,7 @@ static int load_resources(struct state *s, sqlite3 *db, struct tally_err *e)
 		for (size_t i = s->res[r].iv0; i < s->res[r].iv0 + s->res[r].n_iv; i++) {
 			struct interval *iv = &s->iv[i];
 			iv->tenant = s->q->combined ? 0 : tenant_index(s, iv->tenant_name);
-			iv->price_cache = malloc((cache ? cache : 1) * sizeof(int32_t));
+			iv->price_cache = malloc((cache ? cache : 1) * sizeof(int64_t));
 			if (!iv->price_cache)
 				goto nomem;
 			for (size_t c = 0; c < cache; c++)
@@ -310,6 +312,41 @@ static struct interval *interval_at(struct state *s, const struct res *r, int64_
 	return &s->iv[k];
 }
 
+/* A usage row's quantity in ledger units (rate.h): a counter's INTEGER as
+ * it is; a gauge's REAL unit-seconds converted exactly to milli-unit-seconds,
+ * rounded once half to even (money_double_scaled: no rounding before that
+ * one, at any magnitude). A negative quantity, a counter that is not an
+ * integer, or a quantity past RATE_MAX_QTY is not what tally writes: a
+ * clear error, never a guess. */
+static int row_quantity(sqlite3_stmt *st, int col, int meter, const struct res *r, int64_t hour, __int128 *q,
+			struct tally_err *e)
+{
+	int type = sqlite3_column_type(st, col);
+	const char *what = NULL;
+	char t[48];
+	if (type == SQLITE_INTEGER) {
+		int64_t v = sqlite3_column_int64(st, col);
+		*q = v;
+		if (meter_table[meter].kind == SAMPLE_GAUGE)
+			*q *= RATE_GAUGE_SCALE;
+		if (v < 0)
+			what = "is negative";
+	} else if (type == SQLITE_FLOAT && meter_table[meter].kind == SAMPLE_GAUGE) {
+		double d = sqlite3_column_double(st, col);
+		if (money_double_scaled(d, RATE_GAUGE_SCALE, q) || *q > RATE_MAX_QTY)
+			what = "does not fit (more than 2^96 milli-unit-seconds)";
+		else if (d < 0)
+			what = "is negative";
+	} else {
+		what = meter_table[meter].kind == SAMPLE_GAUGE ? "is not a number" : "is not an integer count";
+	}
+	if (!what)
+		return 0;
+	return err_set(e, -ERANGE, "usage of %s, %s at %s: the ledger's quantity '%s' %s", r->pub.uuid,
+		       meter_table[meter].name, time_format_iso(hour, t, sizeof(t)),
+		       (const char *)sqlite3_column_text(st, col), what);
+}
+
 static int stream_usage(struct state *s, sqlite3 *db, struct rate_result *out, struct tally_err *e)
 {
 	/* Driven by the series table: one primary-key range seek per series
@@ -342,24 +379,16 @@ static int stream_usage(struct state *s, sqlite3 *db, struct rate_result *out, s
 		if (s->filter_tenant >= 0 && iv->tenant != s->filter_tenant)
 			continue;
 		__int128 q;
-		if (meter_table[meter].kind == SAMPLE_GAUGE) {
-			double d = sqlite3_column_double(st, 3) * RATE_GAUGE_SCALE;
-			if (!(fabs(d) < 9.2e18)) {
-				rc = err_set(e, -ERANGE, "usage of %s, %s at hour %lld: %g does not fit",
-					     r->pub.uuid, meter_table[meter].name, (long long)hour, d);
-				goto out;
-			}
-			q = (__int128)llrint(d);   /* half to even in the default rounding mode */
-		} else {
-			q = sqlite3_column_int64(st, 3);
-		}
+		if ((rc = row_quantity(st, 3, meter, r, hour, &q, e)))
+			goto out;
 		struct rate_key k = { .tenant = iv->tenant, .resource = s->res_by_id[rid], .meter = meter,
 				      .version = plan_version_at(s->plan, hour), .override = -1, .price = -1 };
 		if (k.version >= 0) {
-			int32_t code = price_code(s, iv, r, k.version, meter);
+			int64_t code = price_code(s, iv, r, k.version, meter);
 			if (code >= 0) {
-				k.override = (code >> 16) - 1;
-				k.price = code & 0xffff;
+				k.override = (int)(code >> 48) - 1;
+				k.version = (int)(code >> 24 & 0xffffff);
+				k.price = (int)(code & 0xffffff);
 			}
 		}
 		struct rate_acc *a = acc_get(s, &k);
@@ -367,7 +396,11 @@ static int stream_usage(struct state *s, sqlite3 *db, struct rate_result *out, s
 			rc = err_set(e, -ENOMEM, "out of memory rating usage");
 			goto out;
 		}
-		a->qty += q;
+		if (__builtin_add_overflow(a->qty, q, &a->qty) || a->qty > RATE_MAX_QTY) {
+			rc = err_set(e, -ERANGE, "usage of %s, %s: the sum of the period's rows does not fit (more than"
+				     " 2^96 ledger units)", r->pub.uuid, meter_table[meter].name);
+			goto out;
+		}
 		a->covered_ns += sqlite3_column_int64(st, 4);
 		a->spanned_ns += sqlite3_column_int64(st, 5);
 		a->rows++;
@@ -491,107 +524,116 @@ void rate_unit_ratio(const struct plan_price *pp, __int128 *num, __int128 *den)
 	*den = u->den;
 }
 
-/* a*b and a+b, refusing to wrap */
-static bool mul(__int128 a, __int128 b, __int128 *r)
+/* Scaled units: X = q x den x 10^9 for q ledger units, so that a billing
+ * unit is U = num x 10^9 of them and every boundary written in the plan
+ * (tier up_to, free allowance, block: units x 10^9) is b x num of them, a
+ * whole number. A part of the period occupies [start, start + qty) of the
+ * period's usage of its price (rate.h): the free allowance is the first
+ * free x num of it, tiers and blocks count from the end of the allowance. */
+static bool scaled(__int128 q, __int128 den, __int128 *x)
 {
-	return !__builtin_mul_overflow(a, b, r);
+	return q >= 0 && !__builtin_mul_overflow(q, den * MONEY_NANOS, x);
 }
 
-static bool add(__int128 a, __int128 b, __int128 *r)
+static __int128 max128(__int128 a, __int128 b)
 {
-	return !__builtin_add_overflow(a, b, r);
+	return a > b ? a : b;
 }
 
-int rate_amount(const struct plan_price *pp, __int128 qty, int minor_digits, enum money_round mode,
-		struct rate_calc *out, struct tally_err *e)
+static __int128 min128(__int128 a, __int128 b)
 {
-	__int128 num, den, k = 1, pow_minor = 1;
+	return a < b ? a : b;
+}
+
+/* acc += part x price (price >= 0), exactly */
+static bool add_product(struct money_u256 *acc, __int128 part, int64_t price)
+{
+	struct money_u256 t;
+	money_u256_mul((unsigned __int128)part, (unsigned __int128)price, &t);
+	return money_u256_add(acc, &t) == 0;
+}
+
+int rate_amount(const struct plan_price *pp, int64_t free_nanos, __int128 start, __int128 qty, __int128 total,
+		int minor_digits, enum money_round mode, struct rate_calc *out, struct tally_err *e)
+{
+	__int128 num, den, A, Q, T, end;
 	memset(out, 0, sizeof(*out));
 	rate_unit_ratio(pp, &num, &den);
-	for (int i = 0; i < minor_digits; i++)
-		pow_minor *= 10;
-
-	/* Scaled units: S = qty * den * k, one billing unit = U = num * k of
-	 * them, with k the smallest power of ten that makes every boundary
-	 * (tier up_to, free allowance, block, given in units x 10^9) a whole
-	 * number of scaled units. */
-	int64_t bounds[PLAN_MAX_TIERS + 2];
-	int nb = 0;
-	for (int i = 0; i < pp->n_tiers; i++)
-		if (pp->tiers[i].has_up_to)
-			bounds[nb++] = pp->tiers[i].up_to_nanos;
-	bounds[nb++] = pp->free_nanos;
-	bounds[nb++] = pp->block_nanos;
-	for (; k < MONEY_NANOS; k *= 10) {
-		bool whole = true;
-		for (int i = 0; i < nb && whole; i++)
-			whole = ((__int128)bounds[i] * num * k) % MONEY_NANOS == 0;
-		if (whole)
-			break;
-	}
-	__int128 S, U = num * k, F = (__int128)pp->free_nanos * num * k / MONEY_NANOS;
-	if (!mul(qty, den * k, &S))
+	if (!scaled(start, den, &A) || !scaled(qty, den, &Q) || !scaled(total, den, &T) ||
+	    __builtin_add_overflow(A, Q, &end))
 		goto range;
-	out->qty_num = S;
+	{
+	const __int128 U = num * MONEY_NANOS, F = (__int128)free_nanos * num;
+	out->qty_num = Q;
 	out->qty_den = U;
-	out->free_num = S < F ? S : F;
-	__int128 C = S > F ? S - F : 0, anum = 0, aden;   /* amount = anum / aden currency units */
-	if (!mul(U, MONEY_NANOS, &aden))
-		goto range;
+	out->start_num = A;
+	out->free_num = min128(end, F) - min128(A, F);
+	/* the part's charged positions, counted from the end of the allowance */
+	const __int128 p0 = max128(A, F) - F, p1 = max128(end, F) - F;
+	out->amount_den = (unsigned __int128)U * MONEY_NANOS;   /* currency = amount_num / amount_den */
 
 	switch (pp->model) {
 	case PLAN_PER_UNIT:
-		out->steps[0] = (struct rate_step){ C, U, pp->price_nanos, 0 };
+		out->steps[0] = (struct rate_step){ p1 - p0, U, pp->price_nanos, 0 };
 		out->n_steps = 1;
-		if (!mul(C, pp->price_nanos, &anum))
+		if (!add_product(&out->amount_num, p1 - p0, pp->price_nanos))
 			goto range;
 		break;
 	case PLAN_BLOCK: {
-		__int128 B = (__int128)pp->block_nanos * U / MONEY_NANOS;
-		__int128 blocks = (C + B - 1) / B;
-		out->steps[0] = (struct rate_step){ C, U, pp->price_nanos, blocks };
+		/* blocks started by the end of the part, less those started before it */
+		const __int128 B = (__int128)pp->block_nanos * num;
+		__int128 blocks = (p1 + B - 1) / B - (p0 + B - 1) / B;
+		out->steps[0] = (struct rate_step){ p1 - p0, U, pp->price_nanos, blocks };
 		out->n_steps = 1;
-		if (!mul(blocks, pp->price_nanos, &anum))
+		if (!add_product(&out->amount_num, blocks, pp->price_nanos))
 			goto range;
-		aden = MONEY_NANOS;
+		out->amount_den = MONEY_NANOS;
 		break;
 	}
-	case PLAN_GRADUATED:
 	case PLAN_VOLUME: {
-		__int128 lo = 0;
+		/* every unit at the price of the tier the period's usage reaches */
+		const __int128 reached = max128(T, F) - F;
 		for (int i = 0; i < pp->n_tiers; i++) {
 			const struct plan_tier *t = &pp->tiers[i];
-			__int128 hi = t->has_up_to ? (__int128)t->up_to_nanos * U / MONEY_NANOS : C;
-			if (pp->model == PLAN_VOLUME) {
-				if (C <= hi || !t->has_up_to) {
-					out->steps[0] = (struct rate_step){ C, U, t->price_nanos, 0 };
-					out->n_steps = 1;
-					if (!mul(C, t->price_nanos, &anum))
-						goto range;
-					break;
-				}
+			if (t->has_up_to && reached > (__int128)t->up_to_nanos * num)
 				continue;
-			}
-			if (C <= lo)
-				break;
-			__int128 part = (C < hi ? C : hi) - lo, x;
-			out->steps[out->n_steps++] = (struct rate_step){ part, U, t->price_nanos, 0 };
-			if (!mul(part, t->price_nanos, &x) || !add(anum, x, &anum))
+			out->steps[0] = (struct rate_step){ p1 - p0, U, t->price_nanos, 0 };
+			out->n_steps = 1;
+			if (!add_product(&out->amount_num, p1 - p0, t->price_nanos))
 				goto range;
+			break;
+		}
+		break;
+	}
+	case PLAN_GRADUATED: {
+		__int128 lo = 0;
+		for (int i = 0; i < pp->n_tiers && lo < p1; i++) {
+			const struct plan_tier *t = &pp->tiers[i];
+			__int128 hi = t->has_up_to ? (__int128)t->up_to_nanos * num : p1;
+			__int128 part = min128(p1, hi) - max128(p0, lo);
+			if (part > 0) {
+				out->steps[out->n_steps++] = (struct rate_step){ part, U, t->price_nanos, 0 };
+				if (!add_product(&out->amount_num, part, t->price_nanos))
+					goto range;
+			}
 			lo = hi;
 		}
 		break;
 	}
 	}
-	__int128 n2;
-	if (!mul(anum, pow_minor, &n2))
+	struct money_u256 n2 = out->amount_num;
+	__int128 pow_minor = 1;
+	for (int i = 0; i < minor_digits; i++)
+		pow_minor *= 10;
+	if (money_u256_mul_by(&n2, (unsigned __int128)pow_minor) ||
+	    money_u256_round(&n2, false, out->amount_den, mode, &out->amount_minor))
 		goto range;
-	__int128 amount = money_round_div(n2, aden, mode);
-	if (amount > INT64_MAX || amount < INT64_MIN)
-		goto range;
-	out->amount_minor = (int64_t)amount;
 	return 0;
+	}
 range:
-	return err_set(e, -ERANGE, "meter %s: the amount is too large for exact arithmetic",
-		       meter_table[pp->meter].name);
+	{
+		char most[48];
+		return err_set(e, -ERANGE, "meter %s: the amount cannot be represented (an amount is at most %s)",
+			       meter_table[pp->meter].name, money_format(INT64_MAX, minor_digits, most, sizeof(most)));
+	}
 }

@@ -35,6 +35,11 @@ struct tally_err;
  * count in milli-unit-seconds, so their num carries a factor 1000. */
 #define RATE_GAUGE_SCALE 1000
 
+/* The largest quantity of one price in a period, in ledger units (2^96,
+ * 7.9e28): past it the exact arithmetic would not fit, and rating refuses
+ * with a clear error instead of a wrong number. */
+#define RATE_MAX_QTY ((__int128)1 << 96)
+
 struct rate_row;
 
 struct rate_query {
@@ -48,9 +53,11 @@ struct rate_query {
 	void *ctx;
 };
 
-/* Where a price comes from: version v's prices[i] (tenant < 0) or tenant
- * plan->tenants[tenant].prices[i] while version v is in force. meter is
- * set for unpriced usage (i < 0). */
+/* Where a price comes from: the entry versions[version].prices[price]
+ * (override < 0: the version that wrote it, plan.h, so one price inherited
+ * by later versions is one key), or plan->tenants[override].prices[price]
+ * (version 0). Unpriced usage (price < 0) keeps the version in force and
+ * its meter. */
 struct rate_key {
 	int tenant;                  /* index into rate_result.tenants */
 	int resource;                /* index into rate_result.resources */
@@ -121,16 +128,25 @@ struct rate_step {
 };
 
 struct rate_calc {
-	__int128 qty_num, qty_den;   /* all the usage, in billing units */
-	__int128 free_num;           /* the free allowance used, over qty_den */
+	__int128 qty_num, qty_den;   /* the part's usage, in billing units */
+	__int128 start_num;          /* the period's usage of the price before the part, over qty_den */
+	__int128 free_num;           /* the free allowance this part used, over qty_den */
 	struct rate_step steps[PLAN_MAX_TIERS];
 	int n_steps;
+	struct money_u256 amount_num; /* the exact amount in the currency: amount_num / amount_den */
+	unsigned __int128 amount_den;
 	int64_t amount_minor;        /* rounded once */
 };
 
-/* Price qty ledger units under pp. Returns 0 or -ERANGE (too large for
- * exact arithmetic; message in e). */
-int rate_amount(const struct plan_price *pp, __int128 qty, int minor_digits, enum money_round mode,
-		struct rate_calc *out, struct tally_err *e);
+/* Price qty ledger units under pp, as the part [start, start + qty) of the
+ * period's usage of the price, whose whole is total (>= start + qty; it
+ * picks the tier of volume pricing): the free allowance (free_nanos: the
+ * price's, or prorated) is the first units of the period, tiers and blocks
+ * count on from there (docs/invoice.md).
+ * A whole period is start 0, total qty. Returns 0 or -ERANGE (a quantity
+ * past RATE_MAX_QTY, or an amount that does not fit an int64; message in
+ * e). Exact: products are 256-bit, rounded once. */
+int rate_amount(const struct plan_price *pp, int64_t free_nanos, __int128 start, __int128 qty, __int128 total,
+		int minor_digits, enum money_round mode, struct rate_calc *out, struct tally_err *e);
 
 #endif

@@ -465,20 +465,27 @@ int sla_credit_lines(struct invoice *inv, const struct sla_report *r, const stru
 		const struct sla_vm *v = &r->vms[i];
 		if (v->credit_ppm <= 0 || strcmp(v->tenant, inv->tenant))
 			continue;
-		/* the VM's charges, in millionths of a minor unit */
-		__int128 charges = 0;
+		/* the VM's charges, in millionths of a minor unit: its share of
+		 * each usage line (amount x its quantity / the line's), exact */
+		__int128 charges = 0, share;
+		int64_t credit = 0;
 		for (size_t d = 0; d < inv->n_details; d++) {
 			const struct invoice_detail *x = &inv->details[d];
 			const struct invoice_line *l = &inv->lines[x->line];
-			if (strcmp(x->resource, v->uuid) || l->qty == 0)
+			if (strcmp(x->resource, v->uuid) || l->qty <= 0 || l->amount_minor < 0 || x->qty < 0)
 				continue;
-			__int128 num;
-			if (__builtin_mul_overflow((__int128)l->amount_minor * 1000000, x->qty, &num))
-				return err_set(e, -ERANGE, "%s: charges too large to apportion", v->uuid);
-			charges += money_round_div(num, l->qty, MONEY_HALF_EVEN);
+			struct money_u256 num;
+			money_u256_mul((unsigned __int128)l->amount_minor * 1000000, (unsigned __int128)x->qty, &num);
+			if (money_u256_round_wide(&num, (unsigned __int128)l->qty, MONEY_HALF_EVEN, &share) ||
+			    __builtin_add_overflow(charges, share, &charges))
+				return err_set(e, -ERANGE, "tenant '%s': the charges of %s cannot be represented",
+					       inv->tenant, v->uuid);
 		}
-		int64_t credit = (int64_t)money_round_div(charges * v->credit_ppm, (__int128)1000000 * 1000000,
-							  p->rounding);
+		struct money_u256 cn;
+		money_u256_mul((unsigned __int128)charges, (unsigned __int128)v->credit_ppm, &cn);
+		if (money_u256_round(&cn, false, (unsigned __int128)1000000 * 1000000, p->rounding, &credit))
+			return err_set(e, -ERANGE, "tenant '%s': the SLA credit of %s cannot be represented", inv->tenant,
+				       v->uuid);
 		if (credit == 0)
 			continue;
 		struct invoice_line *l = invoice_add_line(inv);

@@ -14,6 +14,7 @@
 #ifndef TALLY_USAGE_H
 #define TALLY_USAGE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -37,9 +38,8 @@ struct usage_row {
 	char name[128];              /* by resource: its latest name */
 	int64_t hour_ns;             /* by hour */
 	int meter;                   /* enum meter_id */
-	int is_real;                 /* gauge integral (qty_real) or counter (qty) */
-	int64_t qty;                 /* base units */
-	double qty_real;             /* unit-seconds */
+	int is_real;                 /* a gauge's integral: qty in milli-unit-seconds */
+	__int128 qty;                /* exact: a counter's base units, or milli-unit-seconds */
 	int64_t covered_ns, spanned_ns, samples;
 };
 
@@ -53,8 +53,14 @@ struct usage_result {
 int usage_query(const struct usage_query *q, struct usage_result *out, struct tally_err *e);
 void usage_result_release(struct usage_result *r);
 
-/* The quantity in the meter's human unit (meter_table[].human_unit). */
+/* The quantity in the meter's human unit (meter_table[].human_unit): for
+ * display where a double is fine; usage_quantity_text() is exact. */
 double usage_human(const struct usage_row *r);
+/* The same as an exact decimal, rounded half to even to places. */
+char *usage_quantity_text(const struct usage_row *r, int places, char *buf, size_t len);
+/* The unit of base_quantity: the meter's base unit for counters, unit-seconds
+ * ("B·s", "vCPU·s", "instance·s") for a gauge's integral. */
+const char *usage_base_unit(int meter);
 
 int usage_render(FILE *f, const struct usage_query *q, const struct usage_result *r,
 		 enum usage_format fmt);

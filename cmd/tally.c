@@ -28,6 +28,7 @@
 #include "sla.h"
 #include "tallytime.h"
 #include "usage.h"
+#include "version.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -526,7 +527,7 @@ static int cmd_plan(int argc, char **argv)
 	}
 	size_t prices = 0;
 	for (size_t i = 0; i < p.n_versions; i++)
-		prices += p.versions[i].n_prices;
+		prices += p.versions[i].n_own;   /* as written: inherited ones once */
 	printf("%s: ok (plan '%s', %s, %zu version%s, %zu price%s)\n", argv[2], p.name, p.currency,
 	       p.n_versions, p.n_versions == 1 ? "" : "s", prices, prices == 1 ? "" : "s");
 	plan_release(&p);
@@ -541,8 +542,10 @@ static void help(FILE *f)
 		   "  invoice  invoices of a period from the ledger and a rate plan (docs/invoice.md)\n"
 		   "  sla      availability per VM, incidents and credits (docs/sla.md)\n"
 		   "  plan check FILE   check a rate plan (schemas/plan.md)\n"
-		   "  help     this text\n"
-		   "Run 'tally COMMAND --help' for the options of a command.\n");
+		   "  help     this text (also -h, --help)\n"
+		   "  version  the version and the commit it was built from (also -V, --version)\n"
+		   "Run 'tally COMMAND --help' for the options of a command; tally(1) has them all.\n"
+		   "Exit: 0 ok, 1 runtime error, 2 bad command line, plan or input.\n");
 }
 
 int main(int argc, char **argv)
@@ -561,6 +564,10 @@ int main(int argc, char **argv)
 		return cmd_plan(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		help(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("tally %s (%s)\n", tally_version, tally_revision);
 		return 0;
 	}
 	fprintf(stderr, "tally: unknown command '%s'\n", argv[1]);

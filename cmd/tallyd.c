@@ -4,6 +4,7 @@
  *
  *   tallyd -c FILE        run
  *   tallyd -n -c FILE     check the config and exit (0 ok, 2 bad config)
+ *   tallyd --help | --version
  *
  * Exit status: 0 stopped cleanly (signal, or the end of a fast-forward
  * period); 1 a runtime error (ledger, disk); 2 a bad command line or config.
@@ -17,6 +18,7 @@
 #include "state.h"
 #include "str.h"
 #include "tallytime.h"
+#include "version.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -36,10 +38,15 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: tallyd [-n] -c FILE\n"
-		   "  -c FILE   config file (reference: docs/config.md)\n"
-		   "  -n        check the config and exit: 0 if good, 2 if not\n"
-		   "  -q        print no run summary\n");
+	fprintf(f, "usage: tallyd [-n] [-q] -c FILE\n"
+		   "The tally daemon: collects VM usage into an exact hourly ledger and RRD files,\n"
+		   "serves /metrics and the JSON API, evaluates alerts (tallyd(8), tally.yaml(5)).\n"
+		   "  -c, --config FILE  config file (reference: tally.yaml(5), docs/config.md)\n"
+		   "  -n, --check        check the config and exit: 0 if good, 2 if not\n"
+		   "  -q, --quiet        print no run summary\n"
+		   "  -h, --help         this text\n"
+		   "  -V, --version      the version and the commit it was built from\n"
+		   "Exit: 0 stopped cleanly, 1 runtime error, 2 bad command line or config.\n");
 }
 
 int main(int argc, char **argv)
@@ -50,12 +57,21 @@ int main(int argc, char **argv)
 	struct daemon_summary sum;
 	struct tally_err e = { 0 };
 
-	while ((opt = getopt(argc, argv, "c:nqh")) != -1) {
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'n' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	while ((opt = getopt_long(argc, argv, "c:nqhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': path = optarg; break;
 		case 'n': check_only = 1; break;
 		case 'q': quiet = 1; break;
 		case 'h': usage(stdout); return 0;
+		case 'V': printf("tallyd (tally) %s (%s)\n", tally_version, tally_revision); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -107,7 +123,12 @@ int main(int argc, char **argv)
 					   .ledger_path = cfg.ledger_path,
 					   .plan_path = cfg.http.plan[0] ? cfg.http.plan : NULL,
 					   .alerts = alerting ? &alerts : NULL,
-					   .rate_per_s = cfg.http.rate_per_s, .rate_burst = cfg.http.rate_burst };
+					   .rate_per_s = cfg.http.rate_per_s, .rate_burst = cfg.http.rate_burst,
+					   .head_timeout_ns = cfg.http.head_timeout_ns,
+					   .max_connections = cfg.http.max_connections,
+					   .max_per_address = cfg.http.max_connections_per_address,
+					   .auth_failures_per_address = cfg.http.auth_failures_per_address,
+					   .auth_failures_total = cfg.http.auth_failures_total };
 		if (live_store_init(&live) || httpd_start(&http, &hc, &live, &e)) {
 			fprintf(stderr, "tallyd: %s\n", e.msg[0] ? e.msg : "cannot start the HTTP listener");
 			daemon_config_release(&cfg);

@@ -21,6 +21,10 @@
  *   it, complain once per back-off window, go on. Returns 0 or -errno when
  *   nothing could be read at all.
  * - free(state): release everything; state may be NULL.
+ * - metrics(state, put, ctx): optional (NULL: none). The collector's own
+ *   figures for /metrics (an SNMP poller's per-target timeouts, say): put()
+ *   once per series, the series of one family one after another. Called on
+ *   the collection thread between two reads; put() copies what it is given.
  */
 #ifndef TALLY_COLLECTOR_H
 #define TALLY_COLLECTOR_H
@@ -40,6 +44,19 @@ struct collector_env {
 	bool start_fixed;        /* start_ns is the same in every run (fast-forward) */
 };
 
+/* One series of a collector's self-metrics. name and help are string
+ * literals (they outlive the collector: a snapshot keeps the pointers);
+ * labels are "key=value" pairs joined by ',' with values free of ',', '='
+ * and '"' (the exporter escapes nothing else), "" for none. A counter's
+ * name has no _total: the exporter adds it. */
+struct collector_metric {
+	const char *name;        /* "tally_snmp_timeouts": tally_<collector>_..., base units */
+	const char *help;
+	bool counter;
+	char labels[160];
+	double value;
+};
+
 struct collector_ops {
 	const char *name;        /* key under "collectors:" in the config */
 	int (*configure)(const struct cfg_node *cfg, const struct collector_env *env, void **state,
@@ -47,6 +64,7 @@ struct collector_ops {
 	int (*init)(void *state, int64_t resume_ns, struct tally_err *e);
 	int (*read)(void *state, int64_t now_ns, const struct sink *sink, struct tally_err *e);
 	void (*free)(void *state);
+	void (*metrics)(void *state, void (*put)(void *ctx, const struct collector_metric *m), void *ctx);
 };
 
 /* The collector named name, or NULL. */

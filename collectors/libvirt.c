@@ -439,7 +439,7 @@ static void loop_start(void)
 
 static void queue_event(struct lv *s, virDomainPtr dom, const char *type, const char *reason)
 {
-	int64_t now = time_now_ns();
+	int64_t now = time_collect_ns();    /* the clock the readings are stamped with */
 	pthread_mutex_lock(&s->ev_lock);
 	if (s->ev_n == LV_EVENT_QUEUE) {
 		s->ev_dropped++;
@@ -603,7 +603,14 @@ static int lv_init(void *state, int64_t resume_ns, struct tally_err *e)
 	virSetErrorFunc(NULL, lv_quiet);
 	xmlInitParser();
 	pthread_once(&loop_once, loop_start);
-	return lv_connect(s, e);
+	if (lv_connect(s, e)) {
+		/* libvirtd may come up later (boot order, a restart): read()
+		 * connects again every interval and says so once per back-off
+		 * window, so tallyd starts, serves and counts the failed reads */
+		complain(&s->conn_fail, LOG_WARN, "%s; trying again every interval", e->msg);
+		e->msg[0] = '\0';
+	}
+	return 0;
 }
 
 static size_t uuid_hash(const char *uuid)

@@ -7,11 +7,13 @@
 
 extern const struct collector_ops sim_collector;
 extern const struct collector_ops libvirt_collector;
+extern const struct collector_ops snmp_collector;
 extern const struct collector_ops pcap_collector;
 
 const struct collector_ops *const collector_all[] = {
 	&sim_collector,
 	&libvirt_collector,
+	&snmp_collector,
 	&pcap_collector,
 	NULL,
 };

@@ -13,6 +13,29 @@
  * After each cycle the scheduler flushes the batcher (which delivers the
  * batches) and calls cycle_done(), where the owner decides whether to
  * commit. The scheduler owns none of the collectors' state.
+ *
+ * Clocks (real time; docs/clock.md says what an operator sees). Three
+ * times are at play: the wall clock (CLOCK_REALTIME), the collection clock
+ * (tallytime.h: CLOCK_MONOTONIC anchored to the wall clock once, never
+ * steps) and data time, which ticks, readings, events and the ledger use:
+ *     data time = collection time + shift_ns
+ * The scheduler sleeps on CLOCK_MONOTONIC, collectors read and stamp in
+ * collection time, and the batcher adds shift_ns to every stamp. Before
+ * each tick the scheduler compares the two clocks: when the wall clock
+ * moved against the collection clock by more than the tolerance, it stepped
+ * (logged once per step, counted in clock_steps):
+ *   - forward: data time follows it (shift_ns grows by the step, rounded to
+ *     the millisecond) and the next tick is the first on the new time. The
+ *     batches say so (batch.clock_step_ns), and the aggregator moves each
+ *     series' last reading forward by as much: the reading after the step
+ *     counts the time that really passed, the skipped span is no gap, no
+ *     silence, no gauge time (clock_skipped_ns adds it up).
+ *   - back: data time does not follow (no reading may be stamped before an
+ *     earlier one); it runs on at the real rate, ahead of the wall clock
+ *     by clock_ahead_ns, until the wall clock catches up (a later forward
+ *     step) - or for good, the ledger's times then being that much ahead.
+ * Ticks stay on multiples of the interval in data time. A fast-forward run
+ * has one virtual clock: none of this applies.
  */
 #ifndef TALLY_SCHEDULER_H
 #define TALLY_SCHEDULER_H
@@ -24,6 +47,11 @@
 #include "batch.h"
 #include "collector.h"
 #include "log.h"
+
+/* A move of the wall clock against the collection clock larger than this
+ * between two ticks is a step; smaller ones (measurement, a slewed
+ * clock) are not looked at. */
+#define SCHED_STEP_TOLERANCE_NS (100LL * 1000000)
 
 struct tally_err;
 
@@ -46,8 +74,19 @@ struct scheduler {
 	int (*cycle_done)(void *ctx, int64_t tick_ns, struct tally_err *e);
 	void *ctx;
 	volatile sig_atomic_t *stop; /* set by a signal handler: finish the cycle, return */
-	int64_t (*now_ns)(void);     /* NULL: the real clock; tests pass their own */
-	void (*sleep_until)(int64_t t_ns); /* NULL: the real one; tests pass their own */
+	int64_t not_before_ns;       /* real time: data time starts after this (the ledger's
+				      * last cycle), even if the wall clock is behind it */
+	/* the clocks; NULL: the real ones (tests pass their own) */
+	int64_t (*now_ns)(void);     /* the wall clock */
+	int64_t (*collect_ns)(void); /* the collection clock */
+	void (*sleep_until)(int64_t collect_ns); /* until that collection time */
+
+	/* data time = collection time + shift_ns (real time; 0 in fast-forward) */
+	int64_t shift_ns;
+	int64_t wall_offset_ns;      /* wall - collection clock at the last look */
+	uint64_t clock_steps;        /* steps of the wall clock seen */
+	int64_t clock_skipped_ns;    /* forward steps data time followed, summed */
+	int64_t clock_ahead_ns;      /* data time ahead of the wall clock (it stepped back), else 0 */
 
 	/* figures */
 	uint64_t cycles;

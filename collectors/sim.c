@@ -235,6 +235,13 @@ bool sim_tick_lost(const struct sim_config *c, uint32_t vm, int64_t k)
 	return unit01(h4(c->seed, vm, (uint64_t)k, 0xf1)) < c->loss;
 }
 
+bool sim_final_lost(const struct sim_config *c, uint32_t vm, int64_t t_ns)
+{
+	if (c->final_loss <= 0)
+		return false;
+	return unit01(h4(c->seed, vm, (uint64_t)(t_ns / NS_PER_SEC), 0xf2)) < c->final_loss;
+}
+
 /* ---- the collector ---- */
 
 struct sim {
@@ -249,7 +256,7 @@ struct sim {
 };
 
 static const char *const sim_keys[] = {
-	"vms", "tenants", "hosts", "disks", "nics", "seed", "loss", "reboots_per_day",
+	"vms", "tenants", "hosts", "disks", "nics", "seed", "loss", "final_loss", "reboots_per_day",
 	"stops_per_day", "migrations_per_day", "crashes_per_day", "start", NULL
 };
 
@@ -293,6 +300,7 @@ static int sim_configure(const struct cfg_node *cfg, const struct collector_env 
 	c->nics = (uint32_t)v;
 	if ((rc = cfg_get_uint(cfg, "seed", 0, UINT64_MAX, &c->seed, e)) ||
 	    (rc = cfg_get_double(cfg, "loss", 0, 0.99, &c->loss, e)) ||
+	    (rc = cfg_get_double(cfg, "final_loss", 0, 1, &c->final_loss, e)) ||
 	    (rc = cfg_get_double(cfg, "reboots_per_day", 0, 24, &c->reboots_per_day, e)) ||
 	    (rc = cfg_get_double(cfg, "stops_per_day", 0, 24, &c->stops_per_day, e)) ||
 	    (rc = cfg_get_double(cfg, "migrations_per_day", 0, 24, &c->migrations_per_day, e)) ||
@@ -455,7 +463,7 @@ static int sim_read(void *state, int64_t now_ns, const struct sink *sink, struct
 			int64_t at = st->next_ns;
 			uint32_t old_host = st->host;
 			/* rule 4: the final reading before the counters vanish */
-			if (st->running && st->next_ev != SIM_EV_START)
+			if (st->running && st->next_ev != SIM_EV_START && !sim_final_lost(c, i, at))
 				rc |= emit_vm(s, i, at, SAMPLE_F_LAST, sink);
 			enum sim_event ev = st->next_ev;
 			vm_apply(c, i, st);

@@ -22,11 +22,16 @@
  *   lifecycle event(s); the new life's counters start from zero;
  * - metadata (name, tenant, flavor) at the first tick.
  * A tick's readings of one VM are lost together with probability `loss`,
- * except at the first tick of a run; final readings are never lost (the
- * collector takes them synchronously on the lifecycle edge, rule 4).
+ * except at the first tick of a run; final readings are not lost (the
+ * collector takes them synchronously on the lifecycle edge, rule 4) unless
+ * `final_loss` says so: a fault to test what a collector that misses a
+ * domain's destroy does to the rest (the event still comes).
  *
- * The sim follows the time the daemon gives read(): wall-clock ticks in
- * real time, or a virtual clock racing through a period in fast-forward.
+ * The sim follows the time the daemon gives read(): the collection clock's
+ * ticks in real time (collectors/scheduler.h: it never steps, so the
+ * counters grow with the time that really passes, as a real VM's do, when
+ * the wall clock steps), or a virtual clock racing through a period in
+ * fast-forward.
  * Counters of device j (0-based) run at rate * (j + 1).
  *
  * Lives that began before the sim's start_ns are "before we watched": their
@@ -47,6 +52,7 @@ struct sim_config {
 	uint32_t disks, nics;            /* per VM, 0..SIM_MAX_DEVS */
 	uint64_t seed;
 	double loss;                     /* probability a VM's tick is lost */
+	double final_loss;               /* probability a final reading is lost */
 	double reboots_per_day;          /* per VM */
 	double stops_per_day;
 	double migrations_per_day;
@@ -86,5 +92,7 @@ int sim_lives(const struct sim_config *c, uint32_t vm, int64_t until_ns, struct 
 
 /* True when vm's readings at tick index k (0 = start_ns) are lost. */
 bool sim_tick_lost(const struct sim_config *c, uint32_t vm, int64_t k);
+/* Whether the final reading of vm at t_ns (an event's time) is lost. */
+bool sim_final_lost(const struct sim_config *c, uint32_t vm, int64_t t_ns);
 
 #endif

@@ -108,6 +108,7 @@ static struct batch *slot_for(struct batcher *bt, const char *agent)
 	memset(s, 0, sizeof(*s));
 	batch_init(&s->b, agent);
 	s->next_seq = bt->next_seq ? bt->next_seq(bt->ctx, s->b.agent) : 1;
+	s->shift_ns = bt->shift0_ns;
 	s->used = 1;
 	return &s->b;
 }
@@ -116,6 +117,14 @@ static int put_sample(void *ctx, const char *agent, const struct sample *smp)
 {
 	struct batcher *bt = ctx;
 	struct batch *b = slot_for(bt, agent);
+	struct sample s;
+	if (bt->shift_ns) {
+		s = *smp;
+		s.time_ns += bt->shift_ns;
+		if (s.origin_ns > 0)
+			s.origin_ns += bt->shift_ns;
+		smp = &s;
+	}
 	if (!b || batch_add_sample(b, smp)) {
 		bt->dropped++;
 		return -ENOMEM;
@@ -127,7 +136,9 @@ static int put_meta(void *ctx, const char *agent, const struct resource_meta *m)
 {
 	struct batcher *bt = ctx;
 	struct batch *b = slot_for(bt, agent);
-	if (!b || batch_add_meta(b, m)) {
+	struct resource_meta mm = *m;
+	mm.time_ns += bt->shift_ns;
+	if (!b || batch_add_meta(b, &mm)) {
 		bt->dropped++;
 		return -ENOMEM;
 	}
@@ -138,7 +149,9 @@ static int put_event(void *ctx, const char *agent, const struct lifecycle_event 
 {
 	struct batcher *bt = ctx;
 	struct batch *b = slot_for(bt, agent);
-	if (!b || batch_add_event(b, ev)) {
+	struct lifecycle_event e = *ev;
+	e.time_ns += bt->shift_ns;
+	if (!b || batch_add_event(b, &e)) {
 		bt->dropped++;
 		return -ENOMEM;
 	}
@@ -168,6 +181,7 @@ int batcher_flush(struct batcher *bt, int64_t time_ns)
 			continue;
 		s->b.seq = s->next_seq;
 		s->b.time_ns = time_ns;
+		s->b.clock_step_ns = bt->shift_ns - s->shift_ns;
 		int rc = bt->deliver(bt->ctx, &s->b);
 		if (rc < 0) {
 			if (!first_err)
@@ -175,6 +189,7 @@ int batcher_flush(struct batcher *bt, int64_t time_ns)
 			continue;
 		}
 		s->next_seq++;
+		s->shift_ns = bt->shift_ns;
 		s->used = 0;
 		batch_clear(&s->b);
 	}

@@ -1,11 +1,17 @@
 /*
  * cfg.c: libyaml events -> struct cfg_node tree; typed readers with
  * file:line:col errors (see cfg.h).
+ *
+ * The readers check the shape of a value before they convert it: strtod and
+ * strtoull alone would take hex (0x10), inf, nan, leading spaces or a sign,
+ * and a string could carry a CR LF into a URL or a header. Every key gets
+ * these checks from its reader, so no caller has to repeat them.
  */
 #include "cfg.h"
 #include "err.h"
 #include "tallytime.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -338,6 +344,79 @@ static const struct cfg_node *scalar(const struct cfg_node *map, const char *key
 	return n;
 }
 
+/* s past a run of decimal digits (none: s itself) */
+static const char *skip_digits(const char *s)
+{
+	while (*s >= '0' && *s <= '9')
+		s++;
+	return s;
+}
+
+/* A whole number in decimal: digits only, no sign, no leading zero (YAML 1.1
+ * reads 017 as octal, so it would mean 15 to another reader). */
+static bool whole_shape(const char *s)
+{
+	const char *end = skip_digits(s);
+	return end != s && !*end && (s[0] != '0' || end == s + 1);
+}
+
+/* A decimal number: -?D+(.D+)?([eE][-+]?D+)? (no hex, inf, nan, space, '+'). */
+static bool number_shape(const char *s)
+{
+	const char *p = s + (*s == '-'), *q;
+	if ((q = skip_digits(p)) == p)
+		return false;
+	p = q;
+	if (*p == '.' && (q = skip_digits(p + 1)) == p + 1)
+		return false;
+	if (*p == '.')
+		p = q;
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		p += *p == '-' || *p == '+';
+		if ((q = skip_digits(p)) == p)
+			return false;
+		p = q;
+	}
+	return !*p;
+}
+
+/* A duration: D+(.D+)? and a unit or none (duration_parse reads it). */
+static bool duration_shape(const char *s)
+{
+	const char *p = skip_digits(s), *q;
+	if (p == s)
+		return false;
+	if (*p == '.') {
+		if ((q = skip_digits(p + 1)) == p + 1)
+			return false;
+		p = q;
+	}
+	while (*p >= 'a' && *p <= 'z')
+		p++;
+	return !*p;
+}
+
+/* 0 when a string value is one line of text without a space at either end;
+ * else -EINVAL naming the key. A control character (CR, LF, tab, ESC, DEL,
+ * C1) would end up in a URL, a header or a log line; a space at an end
+ * cannot be seen in the file and makes a token that never matches. */
+static int text_check(const struct cfg_node *n, const char *key, struct tally_err *e)
+{
+	const unsigned char *v = (const unsigned char *)n->value;
+	size_t len = strlen(n->value);
+	for (size_t i = 0; i < len; i++)
+		if (v[i] < 0x20 || v[i] == 0x7f || (v[i] == 0xc2 && v[i + 1] >= 0x80 && v[i + 1] <= 0x9f))
+			return err_set(e, -EINVAL, "%s:%d:%d: key '%s': control character 0x%02x at"
+				       " character %zu of the value (a value is one line of text)", n->file,
+				       n->line, n->col, key, v[i] == 0xc2 ? v[i + 1] : v[i], i + 1);
+	if (len && (isspace(v[0]) || isspace(v[len - 1])))
+		return err_set(e, -EINVAL, "%s:%d:%d: key '%s': '%s' %s with a space (remove it: it would be"
+			       " part of the value)", n->file, n->line, n->col, key, n->value,
+			       isspace(v[0]) ? "begins" : "ends");
+	return 0;
+}
+
 int cfg_get_map(const struct cfg_node *map, const char *key, const struct cfg_node **out,
 		struct tally_err *e)
 {
@@ -357,12 +436,37 @@ int cfg_get_map(const struct cfg_node *map, const char *key, const struct cfg_no
 	return 0;
 }
 
+int cfg_get_seq(const struct cfg_node *map, const char *key, size_t min, size_t max,
+		const struct cfg_node **out, struct tally_err *e)
+{
+	const struct cfg_node *n = cfg_get(map, key);
+	size_t have = 0;
+	if (!n)
+		return 0;
+	if (n->type == CFG_SEQ)
+		have = n->n_kids;
+	else if (!(n->type == CFG_SCALAR && n->value[0] == '\0'))
+		return err_set(e, -EINVAL, "%s:%d:%d: key '%s': expected a list, not %s", n->file, n->line, n->col,
+			       key, type_name(n->type));
+	if (have < min || have > max) {
+		char most[32] = "";
+		if (max != SIZE_MAX)
+			snprintf(most, sizeof(most), " to %zu", max);
+		return err_set(e, -ERANGE, "%s:%d:%d: key '%s': expected a list of %zu%s items (got %zu)", n->file,
+			       n->line, n->col, key, min, max == SIZE_MAX ? " or more" : most, have);
+	}
+	*out = have ? n : NULL;
+	return 0;
+}
+
 int cfg_get_string(const struct cfg_node *map, const char *key, char *out, size_t len,
 		   struct tally_err *e)
 {
 	int rc;
 	const struct cfg_node *n = scalar(map, key, "a string", &rc, e);
 	if (!n)
+		return rc;
+	if ((rc = text_check(n, key, e)))
 		return rc;
 	if (strlen(n->value) >= len)
 		return err_set(e, -ERANGE, "%s:%d:%d: key '%s': longer than %zu characters", n->file,
@@ -378,12 +482,11 @@ int cfg_get_uint(const struct cfg_node *map, const char *key, uint64_t min, uint
 	const struct cfg_node *n = scalar(map, key, "a whole number", &rc, e);
 	if (!n)
 		return rc;
-	char *end;
+	if (!whole_shape(n->value))
+		return err_set(e, -EINVAL, "%s:%d:%d: key '%s': expected a whole number in decimal"
+			       " digits (got '%s')", n->file, n->line, n->col, key, n->value);
 	errno = 0;
-	unsigned long long v = strtoull(n->value, &end, 10);
-	if (n->value[0] == '-' || n->value[0] == '\0' || *end || errno == EINVAL)
-		return err_set(e, -EINVAL, "%s:%d:%d: key '%s': expected a whole number (got '%s')",
-			       n->file, n->line, n->col, key, n->value);
+	unsigned long long v = strtoull(n->value, NULL, 10);
 	if (errno == ERANGE || v < min || v > max)
 		return err_set(e, -ERANGE, "%s:%d:%d: key '%s': %s is out of range %llu..%llu", n->file,
 			       n->line, n->col, key, n->value, (unsigned long long)min,
@@ -399,13 +502,16 @@ int cfg_get_double(const struct cfg_node *map, const char *key, double min, doub
 	const struct cfg_node *n = scalar(map, key, "a number", &rc, e);
 	if (!n)
 		return rc;
-	char *end;
+	if (!number_shape(n->value))
+		return err_set(e, -EINVAL, "%s:%d:%d: key '%s': expected a decimal number like 2.5"
+			       " (got '%s')", n->file, n->line, n->col, key, n->value);
 	errno = 0;
-	double v = strtod(n->value, &end);
-	if (n->value[0] == '\0' || *end || errno || !isfinite(v))
-		return err_set(e, -EINVAL, "%s:%d:%d: key '%s': expected a number (got '%s')", n->file,
-			       n->line, n->col, key, n->value);
-	if (v < min || v > max)
+	double v = strtod(n->value, NULL);
+	/* -0 passes a `>= 0` check and then reads as 0, which often means "off" */
+	if (v == 0 && signbit(v))
+		return err_set(e, -EINVAL, "%s:%d:%d: key '%s': '%s' is a negative zero (write 0 if"
+			       " 0 is meant)", n->file, n->line, n->col, key, n->value);
+	if (errno == ERANGE || !isfinite(v) || v < min || v > max)
 		return err_set(e, -ERANGE, "%s:%d:%d: key '%s': %s is out of range %g..%g", n->file,
 			       n->line, n->col, key, n->value, min, max);
 	*out = v;
@@ -437,7 +543,7 @@ int cfg_get_duration(const struct cfg_node *map, const char *key, int64_t min_ns
 	if (!n)
 		return rc;
 	int64_t v;
-	if (duration_parse(n->value, &v, &sub))
+	if (!duration_shape(n->value) || duration_parse(n->value, &v, &sub))
 		return err_set(e, -EINVAL, "%s:%d:%d: key '%s': expected a duration like 10s (got '%s')",
 			       n->file, n->line, n->col, key, n->value);
 	if (v < min_ns || v > max_ns) {
@@ -459,6 +565,10 @@ int cfg_get_time(const struct cfg_node *map, const char *key, int64_t *out_ns, s
 	if (!n)
 		return rc;
 	int64_t s, t;
+	const char *unix_s = n->value[0] == '@' ? n->value + 1 + (n->value[1] == '-') : NULL;
+	if (unix_s && (!*unix_s || *skip_digits(unix_s)))
+		return err_set(e, -EINVAL, "%s:%d:%d: key '%s': expected @ and decimal Unix seconds"
+			       " (got '%s')", n->file, n->line, n->col, key, n->value);
 	if (time_parse_range(n->value, &s, &t, &sub))
 		return err_set(e, -EINVAL, "%s:%d:%d: key '%s': %s", n->file, n->line, n->col, key,
 			       sub.msg);

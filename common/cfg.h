@@ -53,9 +53,21 @@ int cfg_check_keys(const struct cfg_node *map, const char *section,
 
 /* Typed readers. Each looks up key in map; when the key is absent they
  * return 0 and leave *out alone (so callers preset the default). A present
- * value of the wrong type or out of range is -EINVAL / -ERANGE. */
+ * value of the wrong type or out of range is -EINVAL / -ERANGE. The shapes
+ * they take, and nothing else (no hex, octal, inf, nan, sign or space
+ * where these do not show one):
+ *   uint      decimal digits without a leading zero: 0, 17, 65535
+ *   double    -?D+(.D+)?(e[-+]?D+)?, never -0: 2.5, -1, 1e-3
+ *   duration  D+(.D+)? and a unit ns us ms s m h d, or none (seconds)
+ *   time      a date or date-time of tallytime.h, or @ and Unix seconds
+ *   string    one line: no control character (CR, LF, tab, DEL, C1) and
+ *             no space at either end */
 int cfg_get_map(const struct cfg_node *map, const char *key, const struct cfg_node **out,
 		struct tally_err *e);
+/* A list of min..max items (*out NULL and *n 0 for "key:" with nothing
+ * after it, when min is 0): anything else at key is -EINVAL naming it. */
+int cfg_get_seq(const struct cfg_node *map, const char *key, size_t min, size_t max,
+		const struct cfg_node **out, struct tally_err *e);
 int cfg_get_string(const struct cfg_node *map, const char *key, char *out, size_t len,
 		   struct tally_err *e);
 int cfg_get_uint(const struct cfg_node *map, const char *key, uint64_t min, uint64_t max,

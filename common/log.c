@@ -8,11 +8,26 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static enum log_level cur_level = LOG_INFO;
 static int64_t (*clock_fn)(void) = time_now_ns;
 static const char *names[] = { "error", "warning", "info", "debug" };
+static const int priority[] = { 3, 4, 6, 7 };   /* syslog's err, warning, info, debug */
+static int journal = -1;                        /* -1: not looked at yet */
+
+/* stderr is the journal when systemd says so: JOURNAL_STREAM holds the
+ * device and inode of the stream it connected (systemd.exec(5)). */
+void log_detect_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+		  (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void log_set_level(enum log_level level) { cur_level = level; }
 void log_set_clock(int64_t (*now_ns)(void)) { clock_fn = now_ns ? now_ns : time_now_ns; }
@@ -33,8 +48,13 @@ static void vlog(enum log_level level, const char *fmt, va_list ap)
 	if (level > cur_level)
 		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
-	fprintf(stderr, "%s tally %s: %s\n", time_format_iso(clock_fn() / NS_PER_SEC * NS_PER_SEC, ts, sizeof(ts)),
-		names[level], line);
+	if (journal < 0)
+		log_detect_journal();
+	if (journal)   /* the journal stamps the time itself and reads the priority */
+		fprintf(stderr, "<%d>tally %s: %s\n", priority[level], names[level], line);
+	else
+		fprintf(stderr, "%s tally %s: %s\n",
+			time_format_iso(clock_fn() / NS_PER_SEC * NS_PER_SEC, ts, sizeof(ts)), names[level], line);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

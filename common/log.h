@@ -20,6 +20,10 @@ enum log_level { LOG_ERR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 void log_set_level(enum log_level level);
 int log_level_parse(const char *s, enum log_level *out); /* 0 or -EINVAL */
 void log_set_clock(int64_t (*now_ns)(void));             /* tests; NULL = real */
+/* Look again whether stderr is systemd's journal (done before the first
+ * record): then records carry a "<N>" syslog priority prefix and no time,
+ * which journald reads as the priority; by hand they carry the time. */
+void log_detect_journal(void);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -26,6 +26,23 @@ const struct meter_def meter_table[METER_COUNT] = {
 	[M_INSTANCE] = { "instance", SAMPLE_GAUGE, "instance", "instance-hours", 3600.0, "instance", "instance" },
 	[M_IF_IN_BYTES] = { "if.incoming.bytes", SAMPLE_CUMULATIVE, "B", "GB", 1e9, "if", "in_bytes" },
 	[M_IF_OUT_BYTES] = { "if.outgoing.bytes", SAMPLE_CUMULATIVE, "B", "GB", 1e9, "if", "out_bytes" },
+	/* SNMP ports and hosts: docs/meters.md says which OID each comes from
+	 * and from whose side (the tenant's) incoming and outgoing are seen */
+	[M_IF_IN_PACKETS] = { "if.incoming.packets", SAMPLE_CUMULATIVE, "packet", "packets", 1.0, "if", "in_packets" },
+	[M_IF_OUT_PACKETS] = { "if.outgoing.packets", SAMPLE_CUMULATIVE, "packet", "packets", 1.0, "if", "out_packets" },
+	[M_IF_IN_BYTES32] = { "if.incoming.bytes32", SAMPLE_DELTA, "B", "GB", 1e9, "if", "in_bytes32" },
+	[M_IF_OUT_BYTES32] = { "if.outgoing.bytes32", SAMPLE_DELTA, "B", "GB", 1e9, "if", "out_bytes32" },
+	[M_IF_IN_ERRORS] = { "if.incoming.errors", SAMPLE_DELTA, "packet", "packets", 1.0, "if", "in_errors" },
+	[M_IF_OUT_ERRORS] = { "if.outgoing.errors", SAMPLE_DELTA, "packet", "packets", 1.0, "if", "out_errors" },
+	[M_IF_IN_DISCARDS] = { "if.incoming.discards", SAMPLE_DELTA, "packet", "packets", 1.0, "if", "in_discards" },
+	[M_IF_OUT_DISCARDS] = { "if.outgoing.discards", SAMPLE_DELTA, "packet", "packets", 1.0, "if", "out_discards" },
+	[M_IF_UP] = { "if.up", SAMPLE_GAUGE, "up", "up-hours", 3600.0, "if", "up" },
+	[M_IF_SPEED] = { "if.speed", SAMPLE_GAUGE, "B/s", "GB/s-hours", 3.6e12, "if", "speed" },
+	[M_HW_CPU_UTIL] = { "hardware.cpu.util", SAMPLE_GAUGE, "ratio", "CPU-hours", 3600.0, "hwcpu", "util" },
+	[M_HW_MEMORY_TOTAL] = { "hardware.memory.total", SAMPLE_GAUGE, "B", "GiB-hours", GIB_HOUR, "hwmem", "total" },
+	[M_HW_MEMORY_USED] = { "hardware.memory.used", SAMPLE_GAUGE, "B", "GiB-hours", GIB_HOUR, "hwmem", "used" },
+	[M_HW_DISK_TOTAL] = { "hardware.disk.size.total", SAMPLE_GAUGE, "B", "GiB-hours", GIB_HOUR, "hwdisk", "total" },
+	[M_HW_DISK_USED] = { "hardware.disk.size.used", SAMPLE_GAUGE, "B", "GiB-hours", GIB_HOUR, "hwdisk", "used" },
 	/* per traffic class k: what the VM's NIC (device = MAC) received from
 	 * and sent to addresses of that class (docs/meters.md) */
 #define NETC(cls, k) \

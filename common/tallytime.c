@@ -29,6 +29,41 @@ int64_t time_mono_ns(void)
 	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
 }
 
+int64_t time_round_ms(int64_t t_ns)
+{
+	int64_t q = t_ns / 1000000, r = t_ns % 1000000;
+	if (r >= 500000)
+		q++;
+	else if (r <= -500000)
+		q--;
+	return q * 1000000;
+}
+
+/* wall - monotonic; 0 until measured (a measured 0 is stored as 1 ns) */
+static int64_t collect_anchor;
+
+int64_t time_collect_anchor_ns(void)
+{
+	int64_t a = __atomic_load_n(&collect_anchor, __ATOMIC_ACQUIRE);
+	if (a)
+		return a;
+	/* the wall clock read between two monotonic reads, against their mean */
+	int64_t m1 = time_mono_ns(), w = time_now_ns(), m2 = time_mono_ns();
+	int64_t c = w - (m1 + (m2 - m1) / 2);
+	int64_t expected = 0;
+	if (!c)
+		c = 1;
+	if (!__atomic_compare_exchange_n(&collect_anchor, &expected, c, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		return expected;  /* another thread measured first */
+	return c;
+}
+
+int64_t time_collect_ns(void)
+{
+	return time_mono_ns() + time_collect_anchor_ns();
+}
+
 int64_t time_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
 	y -= m <= 2;

@@ -28,6 +28,18 @@ struct tally_err;
 int64_t time_now_ns(void);             /* CLOCK_REALTIME */
 int64_t time_mono_ns(void);            /* CLOCK_MONOTONIC, for durations */
 
+/* The collection clock: CLOCK_MONOTONIC plus the wall clock's offset from
+ * it, measured once, the first time either function is called (by any
+ * thread: all agree). It reads like the wall clock did at that moment and
+ * then runs at the real rate: a step of the wall clock (NTP, an operator)
+ * does not move it. Collectors stamp readings and events with it; the
+ * scheduler turns those stamps into data time (collectors/scheduler.h). */
+int64_t time_collect_ns(void);
+int64_t time_collect_anchor_ns(void);  /* time_collect_ns() - time_mono_ns() */
+
+/* t rounded to the nearest millisecond (halves away from zero). */
+int64_t time_round_ms(int64_t t_ns);
+
 static inline int64_t hour_floor(int64_t t_ns)
 {
 	int64_t h = t_ns / NS_PER_HOUR;

@@ -2,14 +2,23 @@
  * httpd.c: the HTTP listener of tallyd: /metrics and the read-only JSON
  * API (see httpd.h for the routes and the access rules).
  *
- * libmicrohttpd runs a small pool of threads; every request is answered
- * from its first callback (a GET has no body to wait for). A request takes
- * a reference to the current live snapshot, renders from it without any
- * lock and gives it back, so ingest is never held up by a scrape.
+ * The accept loop in front (httpgate.h) owns the listening socket and
+ * every connection until its request head is whole, then hands it to
+ * libmicrohttpd, which runs without a listening socket of its own
+ * (MHD_USE_NO_LISTEN_SOCKET, connections come through MHD_add_connection)
+ * in a small pool of threads with epoll. Every request is answered from
+ * its first callback (a GET has no body to wait for), and every answer
+ * closes its connection, so each request's head is read under the gate's
+ * deadline and libmicrohttpd holds a connection only while it sends.
+ * A request takes a reference to the current live snapshot, renders from
+ * it without any lock and gives it back, so ingest is never held up by a
+ * scrape.
  */
 #include "httpd.h"
 #include "alerting.h"
 #include "err.h"
+#include "httpgate.h"
+#include "log.h"
 #include "meter.h"
 #include "prom.h"
 #include "ratelimit.h"
@@ -32,10 +41,20 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
-#define HTTPD_MAX_URL 2048
-#define HTTPD_CONN_MEMORY (16 * 1024)
+#define HTTPD_MAX_URL 2048              /* bytes of the request target (path and query) */
+#define HTTPD_MAX_HEAD (8 * 1024)       /* bytes of request line and header fields */
+#define HTTPD_MAX_ARGS 32               /* query parameters: no route knows more than 6 */
+#define HTTPD_MAX_FIELDS 64             /* header fields */
+/* libmicrohttpd's pool per connection: the head (8 KiB), a record of ~56
+ * bytes for each field and parameter (96: 5.3 KiB) and the answer's header
+ * lines fit with room to spare. In 0.9.75 a request that overflows it is
+ * left without an answer, which the gate's limits above rule out. */
+#define HTTPD_CONN_MEMORY (32 * 1024)
+#define HTTPD_SEND_TIMEOUT_S 10u        /* libmicrohttpd: a client that reads nothing for this long */
 #define HTTPD_LIMIT_CLIENTS 4096      /* clients the request limit tells apart at once */
+#define HTTPD_TRUSTED_NS (600 * NS_PER_SEC)  /* a valid token lately: 10 minutes */
 
 /* A rendered admin /metrics page, shared by every scrape of the same
  * snapshot: with several Prometheus servers scraping, the snapshot is
@@ -50,6 +69,9 @@ struct page {
 
 struct httpd {
 	struct MHD_Daemon *mhd;
+	struct httpgate *gate;
+	pthread_mutex_t stats_lock;
+	uint64_t mhd_refused;        /* handed over but refused by libmicrohttpd (its tables full) */
 	pthread_mutex_t cache_lock;
 	struct page *page[2];        /* by enum prom_format */
 	struct live_store *store;
@@ -62,6 +84,10 @@ struct httpd {
 	struct ratelimit *limit;     /* NULL: no limit */
 	double limit_per_s;
 	uint32_t limit_burst;
+	/* failed authentications: per address, all together, and the
+	 * addresses that used a valid token lately (exempt from the total) */
+	struct ratelimit *fail_addr, *fail_all, *trusted;
+	unsigned fail_per_addr, fail_total;   /* a minute */
 };
 
 /* who is asking: admin, or one tenant */
@@ -82,6 +108,7 @@ static enum MHD_Result send_buf_h(struct MHD_Connection *c, unsigned status, con
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"tally\"");
 	if (hname)
@@ -126,12 +153,16 @@ static bool token_eq(const char *given, const char *want)
 	return d == 0;
 }
 
-/* 0 and *w filled, or an HTTP status to refuse with. */
-static unsigned authenticate(const struct httpd *h, struct MHD_Connection *c, struct who *w)
+/* 0 and *w filled, or an HTTP status to refuse with. *presented: a
+ * bearer token was given (a wrong one is a failed authentication; no
+ * token at all is not a guess). */
+static unsigned authenticate(const struct httpd *h, struct MHD_Connection *c, struct who *w,
+			     bool *presented)
 {
 	w->admin = false;
 	w->tenant = NULL;
 	w->token = -1;
+	*presented = false;
 	if (!h->n_tokens) {
 		w->admin = true;
 		return 0;
@@ -142,7 +173,10 @@ static unsigned authenticate(const struct httpd *h, struct MHD_Connection *c, st
 	a += 7;
 	while (*a == ' ')
 		a++;
-	if (!*a || strlen(a) >= sizeof(h->tokens[0].token))
+	if (!*a)
+		return MHD_HTTP_UNAUTHORIZED;
+	*presented = true;
+	if (strlen(a) >= sizeof(h->tokens[0].token))
 		return MHD_HTTP_UNAUTHORIZED;
 	const struct httpd_token *found = NULL;
 	for (size_t i = 0; i < h->n_tokens; i++)
@@ -156,35 +190,86 @@ static unsigned authenticate(const struct httpd *h, struct MHD_Connection *c, st
 	return 0;
 }
 
+/* The client as the limits know it: an IPv4 address, an IPv6 client's /64
+ * ("2001:db8:1:2::/64": one site can have all of it), IPv4-mapped IPv6 as
+ * IPv4; "?" when unknown. */
+static void client_key(struct MHD_Connection *c, char *out, size_t len)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	char a[INET6_ADDRSTRLEN] = "?";
+	str_copy(out, "?", len);
+	if (sa && sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)len);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		struct in6_addr v6 = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+			inet_ntop(AF_INET, &v6.s6_addr[12], out, (socklen_t)len);
+			return;
+		}
+		memset(&v6.s6_addr[8], 0, 8);
+		inet_ntop(AF_INET6, &v6, a, sizeof(a));
+		snprintf(out, len, "%s/64", a);
+	}
+}
+
+/* Queue a 429 saying msg and when to come back (wait_ns, rounded up to
+ * whole seconds, also as Retry-After). */
+static enum MHD_Result too_many(struct MHD_Connection *c, int64_t wait_ns, const char *msg)
+{
+	char secs[24], text[256];
+	snprintf(secs, sizeof(secs), "%lld", (long long)((wait_ns + NS_PER_SEC - 1) / NS_PER_SEC));
+	snprintf(text, sizeof(text), "%s; retry after %s s", msg, secs);
+	json_t *j = json_object();
+	json_object_set_new(j, "error", json_string(text));
+	char *body = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return body ? send_buf_h(c, MHD_HTTP_TOO_MANY_REQUESTS, "application/json", body, strlen(body),
+				 MHD_HTTP_HEADER_RETRY_AFTER, secs)
+		    : MHD_NO;
+}
+
 /* The request limit (http.rate_limit): per client address and token, so
- * one client (or a token guesser) cannot crowd out the others. 0: go on;
- * else the 429 was queued (its result in *ret). */
-static bool limited(struct httpd *h, struct MHD_Connection *c, const struct who *w, enum MHD_Result *ret)
+ * one client cannot crowd out the others. false: go on; else the 429 was
+ * queued (its result in *ret). */
+static bool limited(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *addr,
+		    int64_t now, enum MHD_Result *ret)
 {
 	if (!h->limit)
 		return false;
-	char addr[INET6_ADDRSTRLEN] = "?", key[96];
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-	if (sa && sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
-	else if (sa && sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof(addr));
+	char key[96], msg[160];
 	snprintf(key, sizeof(key), "%s|%d", addr, w->token);
-	int64_t wait = ratelimit_take(h->limit, key, time_mono_ns());
+	int64_t wait = ratelimit_take(h->limit, key, now);
 	if (!wait)
 		return false;
-	char secs[24], msg[160];
-	snprintf(secs, sizeof(secs), "%lld", (long long)((wait + NS_PER_SEC - 1) / NS_PER_SEC));
-	snprintf(msg, sizeof(msg), "too many requests: at most %g per second (%u at once) per client;"
-		 " retry after %s s", h->limit_per_s, (unsigned)h->limit_burst, secs);
-	json_t *j = json_object();
-	json_object_set_new(j, "error", json_string(msg));
-	char *body = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	*ret = body ? send_buf_h(c, MHD_HTTP_TOO_MANY_REQUESTS, "application/json", body, strlen(body),
-				 MHD_HTTP_HEADER_RETRY_AFTER, secs)
-		    : MHD_NO;
+	snprintf(msg, sizeof(msg), "too many requests: at most %g per second (%u at once) per client",
+		 h->limit_per_s, (unsigned)h->limit_burst);
+	*ret = too_many(c, wait, msg);
+	return true;
+}
+
+/* Failed authentications (http.auth_failures_per_address, _total): before
+ * a token is even compared, the address must have some of its budget left,
+ * and so must all addresses together unless this one used a valid token in
+ * the last HTTPD_TRUSTED_NS (so guessing from many addresses does not lock
+ * out a scraper that has been authenticating all along). A refusal here
+ * says nothing about the token: it was not looked at. false: go on. */
+static bool auth_limited(struct httpd *h, struct MHD_Connection *c, const char *addr, int64_t now,
+			 enum MHD_Result *ret)
+{
+	char msg[200];
+	int64_t wait = ratelimit_peek(h->fail_addr, addr, now);
+	if (wait) {
+		snprintf(msg, sizeof(msg), "too many failed authentications from this address: at most"
+			 " %u a minute", h->fail_per_addr);
+	} else if (!ratelimit_peek(h->trusted, addr, now) &&
+		   (wait = ratelimit_peek(h->fail_all, "all", now))) {
+		snprintf(msg, sizeof(msg), "too many failed authentications: at most %u a minute from"
+			 " all addresses together", h->fail_total);
+	} else {
+		return false;
+	}
+	*ret = too_many(c, wait, msg);
 	return true;
 }
 
@@ -606,6 +691,7 @@ static enum MHD_Result send_page(struct MHD_Connection *c, struct page *p, enum 
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 				fmt == PROM_OPENMETRICS ? PROM_OPENMETRICS_TYPE : PROM_TEXT_TYPE);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -695,9 +781,22 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "a GET takes no body");
 	if (strlen(url) > HTTPD_MAX_URL)
 		return send_error(c, MHD_HTTP_URI_TOO_LONG, "URL too long");
-	unsigned st = authenticate(h, c, &w);
+	char addr[INET6_ADDRSTRLEN + 4];
 	enum MHD_Result ret;
-	if (limited(h, c, &w, &ret))
+	bool presented;
+	int64_t now = time_mono_ns();
+	client_key(c, addr, sizeof(addr));
+	if (h->n_tokens && MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) &&
+	    auth_limited(h, c, addr, now, &ret))
+		return ret;
+	unsigned st = authenticate(h, c, &w, &presented);
+	if (presented && st) {
+		ratelimit_take(h->fail_addr, addr, now);
+		ratelimit_take(h->fail_all, "all", now);
+	} else if (presented) {
+		ratelimit_note(h->trusted, addr, now);
+	}
+	if (limited(h, c, &w, addr, now, &ret))
 		return ret;
 	if (st)
 		return send_error(c, st, "a valid bearer token is required");
@@ -721,12 +820,64 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	return send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 }
 
+/* The gate's hand-over: libmicrohttpd owns fd from here, and closes it
+ * itself when its tables are full. */
+static void handoff(void *ctx, int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct httpd *h = ctx;
+	if (MHD_add_connection(h->mhd, fd, sa, len) != MHD_YES) {
+		pthread_mutex_lock(&h->stats_lock);
+		h->mhd_refused++;
+		pthread_mutex_unlock(&h->stats_lock);
+	}
+}
+
+/* A non-blocking socket listening on address:port in *fd, the port in *port. */
+static int listen_on(const struct httpd_config *cfg, int *fd, uint16_t *port, struct tally_err *e)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	int one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, cfg->address, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(cfg->port);
+		len = sizeof(*s4);
+	} else if (inet_pton(AF_INET6, cfg->address, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(cfg->port);
+		len = sizeof(*s6);
+	} else {
+		return err_set(e, -EINVAL, "http: address '%s' is not a numeric IPv4 or IPv6 address",
+			       cfg->address);
+	}
+	*fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (*fd < 0)
+		return err_set(e, -errno, "http: cannot make a socket: %s", strerror(errno));
+	setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(*fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(*fd, (struct sockaddr *)&ss, len) || listen(*fd, SOMAXCONN)) {
+		int err = errno;
+		close(*fd);
+		*fd = -1;
+		return err_set(e, -err, "http: cannot listen on %s port %u: %s (in use, or not an address"
+			       " of this host)", cfg->address, (unsigned)cfg->port, strerror(err));
+	}
+	len = sizeof(ss);
+	*port = getsockname(*fd, (struct sockaddr *)&ss, &len) ? cfg->port
+		: ntohs(ss.ss_family == AF_INET6 ? s6->sin6_port : s4->sin_port);
+	return 0;
+}
+
 int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_store *store,
 		struct tally_err *e)
 {
 	struct httpd *h = calloc(1, sizeof(*h));
-	struct sockaddr_storage ss;
-	int rc;
+	int rc, lfd = -1;
 
 	*out = NULL;
 	if (!h)
@@ -735,22 +886,14 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 		free(h);
 		return -ENOMEM;
 	}
-	memset(&ss, 0, sizeof(ss));
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
-	if (inet_pton(AF_INET, cfg->address, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(cfg->port);
-	} else if (inet_pton(AF_INET6, cfg->address, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(cfg->port);
-		flags |= MHD_USE_IPv6;
-	} else {
-		rc = err_set(e, -EINVAL, "http: address '%s' is not a numeric IPv4 or IPv6 address",
-			     cfg->address);
-		goto fail;
+	if (pthread_mutex_init(&h->stats_lock, NULL)) {
+		pthread_mutex_destroy(&h->cache_lock);
+		free(h);
+		return -ENOMEM;
 	}
+	unsigned max_conn = cfg->max_connections ? cfg->max_connections : HTTPD_MAX_CONNECTIONS;
+	unsigned per_addr = cfg->max_per_address ? cfg->max_per_address : HTTPD_MAX_PER_ADDRESS;
+	int64_t head_timeout = cfg->head_timeout_ns > 0 ? cfg->head_timeout_ns : HTTPD_HEAD_TIMEOUT_NS;
 	h->store = store;
 	h->alerts = cfg->alerts;
 	if (cfg->rate_per_s > 0) {
@@ -760,6 +903,16 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 			rc = err_set(e, -ENOMEM, "http: out of memory");
 			goto fail;
 		}
+	}
+	h->fail_per_addr = cfg->auth_failures_per_address ? cfg->auth_failures_per_address
+			   : HTTPD_AUTH_FAILURES_PER_ADDRESS;
+	h->fail_total = cfg->auth_failures_total ? cfg->auth_failures_total : HTTPD_AUTH_FAILURES_TOTAL;
+	/* N a minute: N at once, then one every 60/N s */
+	if (!(h->fail_addr = ratelimit_new(h->fail_per_addr / 60.0, h->fail_per_addr, HTTPD_LIMIT_CLIENTS)) ||
+	    !(h->fail_all = ratelimit_new(h->fail_total / 60.0, h->fail_total, 1)) ||
+	    !(h->trusted = ratelimit_new((double)NS_PER_SEC / HTTPD_TRUSTED_NS, 1, HTTPD_LIMIT_CLIENTS))) {
+		rc = err_set(e, -ENOMEM, "http: out of memory");
+		goto fail;
 	}
 	h->n_tokens = cfg->n_tokens;
 	if (cfg->n_tokens) {
@@ -775,20 +928,32 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 		rc = -ENOMEM;
 		goto fail;
 	}
-	h->mhd = MHD_start_daemon(flags, cfg->port, NULL, NULL, handle, h,
-				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	if ((rc = listen_on(cfg, &lfd, &h->port, e)))
+		goto fail;
+	/* No listening socket of its own: the gate accepts. ITC so that a
+	 * connection added from the gate's thread is served at once. */
+	h->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+				  MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, handle, h,
 				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads ? cfg->threads : 2),
 				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTPD_CONN_MEMORY,
-				  MHD_OPTION_CONNECTION_LIMIT, 256u,
-				  MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+				  MHD_OPTION_CONNECTION_LIMIT, max_conn,
+				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_addr,
+				  MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_SEND_TIMEOUT_S,
 				  MHD_OPTION_END);
 	if (!h->mhd) {
-		rc = err_set(e, -EADDRINUSE, "http: cannot listen on %s port %u (in use, or not an address"
-			     " of this host)", cfg->address, (unsigned)cfg->port);
+		close(lfd);
+		rc = err_set(e, -ENOMEM, "http: libmicrohttpd did not start");
 		goto fail;
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
-	h->port = di ? di->port : cfg->port;
+	struct httpgate_config gc = {
+		.listen_fd = lfd, .max_pending = max_conn, .max_per_address = per_addr,
+		.head_timeout_ns = head_timeout,
+		.limits = { .max_head = HTTPD_MAX_HEAD, .max_target = HTTPD_MAX_URL,
+			    .max_args = HTTPD_MAX_ARGS, .max_fields = HTTPD_MAX_FIELDS },
+		.handoff = handoff, .ctx = h,
+	};
+	if ((rc = httpgate_start(&h->gate, &gc, e)))   /* closes lfd when it fails */
+		goto fail;
 	*out = h;
 	return 0;
 fail:
@@ -800,18 +965,34 @@ void httpd_stop(struct httpd *h)
 {
 	if (!h)
 		return;
+	if (h->gate) {
+		struct httpgate_stats st;
+		httpgate_get_stats(h->gate, &st);
+		httpgate_stop(h->gate);   /* no more hand-overs */
+		log_msg(LOG_INFO, "http: %llu connections accepted: %llu handed over (%llu of them refused"
+			" by full tables), %llu refused as too large, %llu timed out before their request"
+			" was whole, %llu closed for newer ones, %llu closed by the client; %llu accept"
+			" failures", (unsigned long long)st.accepted, (unsigned long long)st.handed_over,
+			(unsigned long long)h->mhd_refused, (unsigned long long)st.refused,
+			(unsigned long long)st.timed_out, (unsigned long long)st.evicted,
+			(unsigned long long)st.client_closed, (unsigned long long)st.accept_failures);
+	}
 	if (h->mhd)
 		MHD_stop_daemon(h->mhd);   /* every response, and so every page reference, is gone */
 	for (int i = 0; i < 2; i++)
 		if (h->page[i])
 			page_put(h->page[i]);
 	pthread_mutex_destroy(&h->cache_lock);
+	pthread_mutex_destroy(&h->stats_lock);
 	if (h->tokens)
 		memset(h->tokens, 0, h->n_tokens * sizeof(*h->tokens));
 	free(h->tokens);
 	free(h->ledger_path);
 	free(h->plan_path);
 	ratelimit_free(h->limit);
+	ratelimit_free(h->fail_addr);
+	ratelimit_free(h->fail_all);
+	ratelimit_free(h->trusted);
 	free(h);
 }
 

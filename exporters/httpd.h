@@ -9,13 +9,23 @@
  *                                         hourly usage from the ledger (billing/usage.h)
  *   GET /api/v1/alerts[?tenant=T]         pending and firing alerts (aggregator/alerting.h)
  *
- * Everything else is a 404. Only GET and HEAD are served, with no body;
- * the request head is limited by the connection memory (16 KiB) and the URL
- * to 2 KiB. Errors are JSON {"error": "..."} with a 4xx status. Requests
+ * Everything else is a 404. Only GET and HEAD are served, with no body.
+ * Connections go through the accept loop of httpgate.h first: a request
+ * head must be whole within head_timeout_ns of the accept (else the
+ * connection is closed), at most max_connections connections may be
+ * waiting for theirs and max_per_address of them from one address (past
+ * that the oldest waiting one is closed), and a head over the limits is
+ * answered by the gate: a target over 2 KiB 414, more than 32 query
+ * parameters 400, a head over 8 KiB or 64 fields 431. Every answer closes
+ * its connection (no keep-alive: each request's head is read under the
+ * deadline). Errors are JSON {"error": "..."} with a 4xx status. Requests
  * are limited per client (its address and its token, or none): past
  * rate_burst at once and rate_per_s sustained, 429 with Retry-After
- * (exporters/ratelimit.h); a request with a refused token counts too, so
- * guessing tokens is limited as well.
+ * (exporters/ratelimit.h). Wrong tokens have budgets of their own, per
+ * address (IPv6: /64) and for all addresses together, each N a minute:
+ * past either a token is not even compared, the answer is 429 (an address
+ * that used a valid token in the last 10 minutes is exempt from the total,
+ * so guessing from many addresses cannot lock out a working scraper).
  *
  * Access: with tokens configured every request needs "Authorization: Bearer
  * TOKEN". An admin token sees everything; a tenant token sees its tenant
@@ -56,7 +66,18 @@ struct httpd_config {
 	struct alert_store *alerts;  /* for /api/v1/alerts; NULL: no alerting (404) */
 	double rate_per_s;           /* requests per second per client; 0: no limit */
 	uint32_t rate_burst;         /* at once, per client (>= 1) */
+	int64_t head_timeout_ns;     /* accept to a whole request head; 0: HTTPD_HEAD_TIMEOUT_NS */
+	unsigned max_connections;    /* waiting for their head, and being answered; 0: the default */
+	unsigned max_per_address;    /* the same per client address (IPv6: /64); 0: the default */
+	unsigned auth_failures_per_address;  /* wrong tokens a minute per address; 0: the default */
+	unsigned auth_failures_total;        /* the same, all addresses together; 0: the default */
 };
+
+#define HTTPD_HEAD_TIMEOUT_NS (5 * 1000000000LL)
+#define HTTPD_MAX_CONNECTIONS 1024u
+#define HTTPD_MAX_PER_ADDRESS 32u
+#define HTTPD_AUTH_FAILURES_PER_ADDRESS 10u
+#define HTTPD_AUTH_FAILURES_TOTAL 100u
 
 /* Start listening. Returns 0, or -errno with a message in e (address in
  * use, bad address). The server reads store until httpd_stop. */

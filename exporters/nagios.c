@@ -20,6 +20,7 @@
 #include "meter.h"
 #include "str.h"
 #include "tallytime.h"
+#include "version.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -31,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK_VERSION "check_tally (tally) 0.1"
 #define STATUS_MAX 1024              /* the whole output, guidelines: keep it short */
 #define BODY_MAX (8 * 1024 * 1024)   /* a bigger answer is not tallyd's */
 
@@ -128,9 +128,14 @@ struct opts {
 	const char *host, *token, *resource, *meter, *device, *warn, *crit, *period;
 	unsigned port;
 	long timeout_s;
+	int verbose;                 /* -v count: 1 adds the request and its answer */
 	struct nagios_range w, c;
 	bool have_w, have_c;
 };
+
+/* -v: what the last request was and how it went, printed after the status
+ * line (the guidelines' "additional lines"); never the token */
+static char verbose_line[1200];
 
 static const char *const state_name[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
 
@@ -151,30 +156,40 @@ static int finish(FILE *out, int state, const char *fmt, ...)
 	return state;
 }
 
+static void version(FILE *f)
+{
+	fprintf(f, "check_tally (tally) %s (%s)\n", tally_version, tally_revision);
+}
+
 static void usage(FILE *f)
 {
-	fprintf(f, "%s\n"
-		"Checks a VM's metrics or the age of its data in a running tallyd.\n\n"
+	version(f);
+	fprintf(f, "Checks a VM's metrics or the age of its data in a running tallyd.\n\n"
 		"usage: check_tally [-H HOST] [-p PORT] [-T TOKEN] [-r UUID] -m METER|age|sla|alerts\n"
-		"                   [-d DEVICE] [-P PERIOD] [-w RANGE] [-c RANGE] [-t SECONDS]\n"
-		"  -H HOST     tallyd's HTTP address (default 127.0.0.1)\n"
-		"  -p PORT     its port (default 9464)\n"
-		"  -T TOKEN    bearer token (default: $TALLY_TOKEN)\n"
-		"  -r UUID     the VM (resource id); required but for -m age\n"
-		"  -m METER    a meter: a gauge's value (vcpus, memory, disk.device.capacity, ...) or a\n"
-		"              counter's rate per second (cpu in cores busy, network.incoming.bytes\n"
-		"              in bytes/s, ...), summed over devices unless -d names one;\n"
-		"              age: seconds since the VM's (or, without -r, any VM's) last reading\n"
-		"              sla: the VM's (without -r, the fleet's) availability in percent\n"
-		"              alerts: how many alerts are firing (for the VM with -r)\n"
-		"  -P PERIOD   for -m sla: the period (default this UTC month), e.g. 2026-10\n"
-		"  -d DEVICE   only this device (disk target, MAC)\n"
-		"  -w RANGE    warning when the value is outside RANGE\n"
-		"  -c RANGE    critical when the value is outside RANGE\n"
-		"              RANGE: 10 (0..10), 10: (>= 10), ~:10 (<= 10), 10:20, @10:20 (alert inside)\n"
-		"  -t SECONDS  give up after this long: UNKNOWN (default 10)\n"
-		"  -h, -V      this help, the version\n"
-		"Exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n", CHECK_VERSION);
+		"                   [-d DEVICE] [-P PERIOD] [-w RANGE] [-c RANGE] [-t SECONDS] [-v]\n"
+		"  -H, --hostname HOST   tallyd's HTTP address (default 127.0.0.1)\n"
+		"  -p, --port PORT       its port (default 9464)\n"
+		"  -T, --token TOKEN     bearer token (default: $TALLY_TOKEN; prefer it: a token on\n"
+		"                        the command line shows in the process list)\n"
+		"  -r, --resource UUID   the VM (resource id); required but for -m age\n"
+		"  -m, --metric METER    a meter: a gauge's value (vcpus, memory, disk.device.capacity,\n"
+		"                        ...) or a counter's rate per second (cpu in cores busy,\n"
+		"                        network.incoming.bytes in bytes/s, ...), summed over devices\n"
+		"                        unless -d names one;\n"
+		"                        age: seconds since the VM's (or, without -r, any VM's) last\n"
+		"                        reading; sla: the VM's (without -r, the fleet's) availability\n"
+		"                        in percent; alerts: how many alerts are firing (of the VM with -r)\n"
+		"  -P, --period PERIOD   for -m sla: the period (default this UTC month), e.g. 2026-10\n"
+		"  -d, --device DEVICE   only this device (disk target, MAC)\n"
+		"  -w, --warning RANGE   warning when the value is outside RANGE\n"
+		"  -c, --critical RANGE  critical when the value is outside RANGE\n"
+		"                        RANGE: 10 (0..10), 10: (>= 10), ~:10 (<= 10), 10:20,\n"
+		"                        @10:20 (alert inside)\n"
+		"  -t, --timeout SECONDS give up after this long: UNKNOWN (default 10)\n"
+		"  -v, --verbose         also print the request and tallyd's answer, after the status line\n"
+		"  -h, --help            this help\n"
+		"  -V, --version         the version\n"
+		"Exit: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (-h and -V exit 0).\n");
 }
 
 /* GET path: 0 and the parsed JSON in *out, or an UNKNOWN already printed. */
@@ -205,8 +220,13 @@ static int fetch(const struct opts *o, const char *path, json_t **out, FILE *f, 
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout_s);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_USERAGENT, CHECK_VERSION);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "check_tally");
 	CURLcode cc = curl_easy_perform(c);
+	double secs = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &secs);
+	snprintf(verbose_line, sizeof(verbose_line), "GET %s%s: %s, HTTP %ld, %zu bytes, %.3f s", url,
+		 o->token && *o->token ? " (with a bearer token)" : "", curl_easy_strerror(cc), code, b.n, secs);
 	if (cc == CURLE_OPERATION_TIMEDOUT) {
 		*state = finish(f, NAGIOS_UNKNOWN, "no answer from %s:%u within %ld s", o->host, o->port,
 				o->timeout_s);
@@ -217,7 +237,6 @@ static int fetch(const struct opts *o, const char *path, json_t **out, FILE *f, 
 				b.too_big ? "answer too big" : curl_easy_strerror(cc));
 		goto out;
 	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	json_error_t je;
 	json_t *j = b.p ? json_loadb(b.p, b.n, 0, &je) : NULL;
 	if (code != 200) {
@@ -422,8 +441,24 @@ int nagios_check_main(int argc, char **argv, FILE *out)
 	const char *env = getenv("TALLY_TOKEN");
 	o.token = env;
 
+	static const struct option lopts[] = {
+		{ "hostname", required_argument, NULL, 'H' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "token", required_argument, NULL, 'T' },
+		{ "resource", required_argument, NULL, 'r' },
+		{ "metric", required_argument, NULL, 'm' },
+		{ "device", required_argument, NULL, 'd' },
+		{ "period", required_argument, NULL, 'P' },
+		{ "warning", required_argument, NULL, 'w' },
+		{ "critical", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
 	optind = 1;
-	while ((opt = getopt(argc, argv, "H:p:T:r:m:d:P:w:c:t:hV")) != -1) {
+	while ((opt = getopt_long(argc, argv, "H:p:T:r:m:d:P:w:c:t:vhV", lopts, NULL)) != -1) {
 		char *end;
 		long v;
 		switch (opt) {
@@ -447,8 +482,9 @@ int nagios_check_main(int argc, char **argv, FILE *out)
 				return finish(out, NAGIOS_UNKNOWN, "-t '%.40s': seconds, 1-3600", optarg);
 			o.timeout_s = v;
 			break;
-		case 'h': usage(out); return NAGIOS_UNKNOWN;
-		case 'V': fprintf(out, "%s\n", CHECK_VERSION); return NAGIOS_UNKNOWN;
+		case 'v': o.verbose++; break;
+		case 'h': usage(out); return NAGIOS_OK;
+		case 'V': version(out); return NAGIOS_OK;
 		default: return finish(out, NAGIOS_UNKNOWN, "bad option (check_tally -h lists them)");
 		}
 	}
@@ -480,5 +516,11 @@ int nagios_check_main(int argc, char **argv, FILE *out)
 		 : !strcmp(o.meter, "alerts") ? check_alerts(out, &o)
 		 : !o.resource ? check_age_all(out, &o) : check_resource(out, &o, meter);
 	curl_global_cleanup();
+	if (o.verbose && verbose_line[0]) {
+		for (char *p = verbose_line; *p; p++)
+			if (*p == '\n' || *p == '\r')
+				*p = ' ';
+		fprintf(out, "%s\n", verbose_line);
+	}
 	return st;
 }

@@ -9,7 +9,10 @@
  * the exact usage.
  */
 #include "prom.h"
+#include "procself.h"
+#include "version.h"
 #include "meter.h"
+#include "str.h"
 
 #include <errno.h>
 #include <math.h>
@@ -43,8 +46,24 @@ static const struct family fam[METER_COUNT] = {
 	[M_NET_IN_PACKETS] = { "tally_network_incoming_packets", "Packets received by the NIC since tallyd started.", true, true, false },
 	[M_NET_OUT_PACKETS] = { "tally_network_outgoing_packets", "Packets sent by the NIC since tallyd started.", true, true, false },
 	[M_INSTANCE] = { "tally_instance_running", "1 while the VM runs.", false, false, false },
-	[M_IF_IN_BYTES] = { "tally_interface_incoming_bytes", "Bytes received by the interface since tallyd started.", true, true, false },
-	[M_IF_OUT_BYTES] = { "tally_interface_outgoing_bytes", "Bytes sent by the interface since tallyd started.", true, true, false },
+	/* SNMP ports: incoming/outgoing from the tenant's side (docs/meters.md) */
+	[M_IF_IN_BYTES] = { "tally_interface_incoming_bytes", "Bytes the port's tenant received (64-bit counters) since tallyd started.", true, true, false },
+	[M_IF_OUT_BYTES] = { "tally_interface_outgoing_bytes", "Bytes the port's tenant sent (64-bit counters) since tallyd started.", true, true, false },
+	[M_IF_IN_PACKETS] = { "tally_interface_incoming_packets", "Packets the port's tenant received since tallyd started.", true, true, false },
+	[M_IF_OUT_PACKETS] = { "tally_interface_outgoing_packets", "Packets the port's tenant sent since tallyd started.", true, true, false },
+	[M_IF_IN_BYTES32] = { "tally_interface_incoming_bytes32", "Bytes the port's tenant received, from 32-bit counters (monitoring only) since tallyd started.", true, true, false },
+	[M_IF_OUT_BYTES32] = { "tally_interface_outgoing_bytes32", "Bytes the port's tenant sent, from 32-bit counters (monitoring only) since tallyd started.", true, true, false },
+	[M_IF_IN_ERRORS] = { "tally_interface_incoming_errors", "Packets to the port's tenant dropped as errors since tallyd started.", true, true, false },
+	[M_IF_OUT_ERRORS] = { "tally_interface_outgoing_errors", "Packets from the port's tenant dropped as errors since tallyd started.", true, true, false },
+	[M_IF_IN_DISCARDS] = { "tally_interface_incoming_discards", "Packets to the port's tenant discarded since tallyd started.", true, true, false },
+	[M_IF_OUT_DISCARDS] = { "tally_interface_outgoing_discards", "Packets from the port's tenant discarded since tallyd started.", true, true, false },
+	[M_IF_UP] = { "tally_interface_up", "1 while the port's operational status is up.", false, true, false },
+	[M_IF_SPEED] = { "tally_interface_speed_bytes_per_second", "The port's speed (ifHighSpeed x 10^6 / 8).", false, true, false },
+	[M_HW_CPU_UTIL] = { "tally_host_cpu_utilization_ratio", "Busy fraction of a host's processor over the last minute (hrProcessorLoad).", false, true, false },
+	[M_HW_MEMORY_TOTAL] = { "tally_host_memory_total_bytes", "A host's memory (hrStorageRam size).", false, true, false },
+	[M_HW_MEMORY_USED] = { "tally_host_memory_used_bytes", "A host's memory in use (hrStorageRam used).", false, true, false },
+	[M_HW_DISK_TOTAL] = { "tally_host_disk_total_bytes", "Size of a host's file system (hrStorageFixedDisk).", false, true, false },
+	[M_HW_DISK_USED] = { "tally_host_disk_used_bytes", "Bytes in use on a host's file system.", false, true, false },
 #define NETC(cls, k) \
 	[M_NETC_FIRST + 4 * (k) + 0] = { "tally_network_" #cls "_incoming_bytes", \
 		"Bytes of class " #cls " the NIC received since tallyd started.", true, true, false }, \
@@ -194,10 +213,53 @@ static void self_metrics(const struct live_state *st, enum prom_format fmt, stru
 		sbuf_u64(b, st->coll[i].errors);
 		sbuf_putc(b, '\n');
 	}
+	/* the collectors' own (collector.h): one family's series together */
+	for (size_t i = 0; i < st->n_cmetrics; i++) {
+		const struct collector_metric *m = &st->cmetrics[i];
+		if (!i || strcmp(m->name, st->cmetrics[i - 1].name))
+			header(b, fmt, m->name, m->counter ? "counter" : "gauge", m->help);
+		sbuf_puts(b, m->name);
+		if (m->counter)
+			sbuf_puts(b, "_total");
+		if (m->labels[0]) {
+			/* "k=v,k=v" -> {k="v",k="v"} */
+			char lab[sizeof(m->labels)];
+			str_copy(lab, m->labels, sizeof(lab));
+			sbuf_putc(b, '{');
+			for (char *save = NULL, *kv = strtok_r(lab, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+				char *eq = strchr(kv, '=');
+				if (!eq)
+					continue;
+				*eq = '\0';
+				if (kv != lab)
+					sbuf_putc(b, ',');
+				sbuf_puts(b, kv);
+				sbuf_puts(b, "=\"");
+				put_escaped(b, eq + 1);
+				sbuf_putc(b, '"');
+			}
+			sbuf_putc(b, '}');
+		}
+		sbuf_putc(b, ' ');
+		put_double(b, m->value);
+		sbuf_putc(b, '\n');
+	}
 	self_u64(b, fmt, "tally_collection_cycles", "counter", "Collection cycles run since tallyd started.",
 		 st->cycles);
 	self_u64(b, fmt, "tally_collection_overruns", "counter",
 		 "Cycles that took longer than the interval.", st->overruns);
+	self_u64(b, fmt, "tally_clock_steps", "counter",
+		 "Steps of the wall clock seen (docs/clock.md).", st->clock_steps);
+	header(b, fmt, "tally_clock_skipped_seconds", "counter",
+	       "Data time skipped by following forward steps of the wall clock.");
+	sbuf_puts(b, "tally_clock_skipped_seconds_total ");
+	put_double(b, (double)st->clock_skipped_ns / 1e9);
+	sbuf_putc(b, '\n');
+	header(b, fmt, "tally_clock_ahead_seconds", "gauge",
+	       "How far data time runs ahead of the wall clock after it stepped back (0: on it).");
+	sbuf_puts(b, "tally_clock_ahead_seconds ");
+	put_double(b, (double)st->clock_ahead_ns / 1e9);
+	sbuf_putc(b, '\n');
 	self_u64(b, fmt, "tally_samples_ingested", "counter",
 		 "Samples applied to the usage series since tallyd started.", st->stats.samples);
 	header(b, fmt, "tally_samples_dropped", "counter", "Samples not applied, by reason.");
@@ -213,6 +275,14 @@ static void self_metrics(const struct live_state *st, enum prom_format fmt, stru
 	self_u64(b, fmt, "tally_source_resets", "counter",
 		 "Source counters that went down (counted as a new life, never as negative usage).",
 		 st->stats.resets);
+	self_u64(b, fmt, "tally_rrd_rows_dropped", "counter",
+		 "RRD rows dropped because the RRD writer was behind (graphs only; the ledger is unaffected).",
+		 st->stats.rrd_dropped);
+	self_u64(b, fmt, "tally_rrd_errors", "counter", "RRD file creations or updates that failed.",
+		 st->stats.rrd_errors);
+	self_u64(b, fmt, "tally_rrd_backlog_rows", "gauge",
+		 "RRD rows handed to the RRD writer and not yet written, at the last commit.",
+		 st->stats.rrd_backlog);
 	self_u64(b, fmt, "tally_ingest_queue_samples", "gauge",
 		 "Samples ingested and not yet committed to the ledger.", st->pending_samples);
 	self_u64(b, fmt, "tally_stale_resources", "gauge",
@@ -241,6 +311,30 @@ static void self_metrics(const struct live_state *st, enum prom_format fmt, stru
 		sbuf_puts(b, "tally_alertmanager_last_success_timestamp_seconds ");
 		put_seconds(b, (uint64_t)(st->send.last_success_ns > 0 ? st->send.last_success_ns : 0));
 		sbuf_putc(b, '\n');
+	}
+	header(b, fmt, "tally_build_info", "gauge", "The version and commit of this tallyd; always 1.");
+	sbuf_puts(b, "tally_build_info{version=\"");
+	put_escaped(b, tally_version);
+	sbuf_puts(b, "\",revision=\"");
+	put_escaped(b, tally_revision);
+	sbuf_puts(b, "\"} 1\n");
+	struct procself ps;
+	if (procself_read(&ps) == 0) {
+		header(b, fmt, "process_cpu_seconds", "counter", "Total user and system CPU time spent in seconds.");
+		sbuf_puts(b, "process_cpu_seconds_total ");
+		put_double(b, ps.cpu_seconds);
+		sbuf_putc(b, '\n');
+		self_u64(b, fmt, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+			 ps.resident_bytes);
+		self_u64(b, fmt, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+			 ps.virtual_bytes);
+		header(b, fmt, "process_start_time_seconds", "gauge",
+		       "Start time of the process since unix epoch in seconds.");
+		sbuf_puts(b, "process_start_time_seconds ");
+		put_double(b, ps.start_time_seconds);
+		sbuf_putc(b, '\n');
+		self_u64(b, fmt, "process_open_fds", "gauge", "Number of open file descriptors.", ps.open_fds);
+		self_u64(b, fmt, "process_max_fds", "gauge", "Maximum number of open file descriptors.", ps.max_fds);
 	}
 	header(b, fmt, "tally_data_timestamp_seconds", "gauge",
 	       "The collection cycle the exposed values close (virtual time in fast-forward).");

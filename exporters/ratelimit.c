@@ -1,5 +1,6 @@
 /*
- * ratelimit.c: the per-client request limit (ratelimit.h).
+ * ratelimit.c: the per-client request limit (ratelimit.h): a fixed table
+ * of slots, each a key and its theoretical arrival time.
  */
 #include "ratelimit.h"
 #include "str.h"
@@ -65,20 +66,17 @@ void ratelimit_free(struct ratelimit *rl)
 	free(rl);
 }
 
-int64_t ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ns)
+/* The slot of key k (cut), under rl->lock; with create, a new one (tat now)
+ * in a free or reusable slot when k has none, else NULL. */
+static struct slot *find(struct ratelimit *rl, const char *k, int64_t now_ns, bool create)
 {
-	char k[sizeof(rl->s[0].key)];
-	str_copy(k, key, sizeof(k));
 	size_t h = hash(k);
-	pthread_mutex_lock(&rl->lock);
-	struct slot *hit = NULL, *spare = NULL;
+	struct slot *spare = NULL;
 	bool spare_free = false;
 	for (size_t i = 0; i < PROBE; i++) {
 		struct slot *s = &rl->s[(h + i) & rl->mask];
-		if (s->used && !strcmp(s->key, k)) {
-			hit = s;
-			break;
-		}
+		if (s->used && !strcmp(s->key, k))
+			return s;
 		/* free, or as good as free: its whole burst is back */
 		bool is_free = !s->used || s->tat_ns <= now_ns;
 		if (!spare || (is_free && !spare_free) || (!is_free && !spare_free && s->tat_ns < spare->tat_ns)) {
@@ -86,19 +84,60 @@ int64_t ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ns)
 			spare_free = is_free;
 		}
 	}
-	if (!hit) {
-		hit = spare;   /* else the one of the PROBE nearest to being free */
-		str_copy(hit->key, k, sizeof(hit->key));
-		hit->used = true;
-		hit->tat_ns = now_ns;
-	}
-	int64_t tat = hit->tat_ns > now_ns ? hit->tat_ns : now_ns;
+	if (!create)
+		return NULL;
+	/* else the one of the PROBE nearest to being free */
+	str_copy(spare->key, k, sizeof(spare->key));
+	spare->used = true;
+	spare->tat_ns = now_ns;
+	return spare;
+}
+
+/* What key's slot s must wait at now (0: nothing). */
+static int64_t wait_of(const struct ratelimit *rl, const struct slot *s, int64_t now_ns)
+{
+	int64_t tat = s->tat_ns > now_ns ? s->tat_ns : now_ns;
 	int64_t wait = tat - rl->tolerance_ns - now_ns;
-	if (wait > 0) {
-		pthread_mutex_unlock(&rl->lock);
-		return wait;
+	return wait > 0 ? wait : 0;
+}
+
+enum op { OP_TAKE, OP_PEEK, OP_NOTE };
+
+static int64_t apply(struct ratelimit *rl, const char *key, int64_t now_ns, enum op op)
+{
+	char k[sizeof(rl->s[0].key)];
+	int64_t wait = 0;
+	str_copy(k, key, sizeof(k));
+	pthread_mutex_lock(&rl->lock);
+	struct slot *s = find(rl, k, now_ns, op != OP_PEEK);
+	switch (op) {
+	case OP_TAKE:
+		if (!(wait = wait_of(rl, s, now_ns)))
+			s->tat_ns = (s->tat_ns > now_ns ? s->tat_ns : now_ns) + rl->every_ns;
+		break;
+	case OP_PEEK:
+		wait = s ? wait_of(rl, s, now_ns) : 0;
+		break;
+	case OP_NOTE:
+		if (s->tat_ns < now_ns + rl->every_ns)
+			s->tat_ns = now_ns + rl->every_ns;
+		break;
 	}
-	hit->tat_ns = tat + rl->every_ns;
 	pthread_mutex_unlock(&rl->lock);
-	return 0;
+	return wait;
+}
+
+int64_t ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ns)
+{
+	return apply(rl, key, now_ns, OP_TAKE);
+}
+
+int64_t ratelimit_peek(struct ratelimit *rl, const char *key, int64_t now_ns)
+{
+	return apply(rl, key, now_ns, OP_PEEK);
+}
+
+void ratelimit_note(struct ratelimit *rl, const char *key, int64_t now_ns)
+{
+	apply(rl, key, now_ns, OP_NOTE);
 }

@@ -31,5 +31,13 @@ void ratelimit_free(struct ratelimit *rl);
  * (monotonic). Returns 0 when it may go ahead (and counts it), else the
  * nanoseconds until it may (not counted). */
 int64_t ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ns);
+/* The same answer without counting anything (and without taking a slot
+ * for a key it does not know: 0). To ask before an attempt whose cost is
+ * only known afterwards (a failed authentication), then take if it failed. */
+int64_t ratelimit_peek(struct ratelimit *rl, const char *key, int64_t now_ns);
+/* Remember key as seen at now, whatever its limit: its time moves to at
+ * least now + 1/per_s, so with burst 1 ratelimit_peek is non-zero for
+ * 1/per_s after the last note: a bounded table of recently seen keys. */
+void ratelimit_note(struct ratelimit *rl, const char *key, int64_t now_ns);
 
 #endif

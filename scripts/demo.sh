@@ -32,6 +32,9 @@ echo " $dir/invoices-2026-10.html: printable, with a usage chart per meter from 
 echo
 echo "== tally sla --period 2026-10 (the plan's SLA classes; crashes are downtime, stops are not)"
 "$B/tally" sla --ledger "$dir/ledger.db" --period 2026-10 --plan config/plan-example.yaml
+"$B/tally" sla --ledger "$dir/ledger.db" --period 2026-10 --plan config/plan-example.yaml \
+	--format html > "$dir/sla-2026-10.html"
+echo "(also as $dir/sla-2026-10.html: one printable page)"
 echo
 echo "== tallyd: libvirt's test driver, live for 5 seconds (config/demo-libvirt.yaml)"
 live=./var/demo-libvirt
@@ -46,3 +49,5 @@ next=$(date -u -d "$hour + 1 hour" +%Y-%m-%dT%H:00:00Z)
 "$B/tally" usage --ledger "$live/ledger.db" --from "$hour" --to "$next" --by resource
 echo
 echo "ledgers: $dir/ledger.db, $live/ledger.db (sqlite3 FILE .schema)"
+echo "open in a browser: $(realpath "$dir/invoices-2026-10.html")"
+echo "                   $(realpath "$dir/sla-2026-10.html")"

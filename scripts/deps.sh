@@ -2,10 +2,57 @@
 # Install the Debian 12 packages tally's build, tests, demo and benchmarks
 # need. Does nothing (and needs no root) when they are all installed.
 set -eu
-PKGS="build-essential pkg-config libsqlite3-dev sqlite3 libyaml-dev librrd-dev rrdtool
-libjansson-dev check libvirt-dev libvirt-clients libxml2-dev libssl-dev python3 python3-jsonschema
-chromium fonts-dejavu-core libmicrohttpd-dev libcurl4-openssl-dev prometheus jq
-prometheus-alertmanager libpcap-dev tshark iproute2 pmacct clang libclang-rt-14-dev"
+# One package a line, so that changes merge line by line.
+PKGS="
+build-essential
+pkg-config
+libsqlite3-dev
+sqlite3
+libyaml-dev
+librrd-dev
+rrdtool
+libjansson-dev
+check
+libvirt-dev
+libvirt-clients
+libxml2-dev
+libssl-dev
+libmicrohttpd-dev
+libcurl4-openssl-dev
+libsnmp-dev
+python3
+python3-jsonschema
+jq
+chromium
+fonts-dejavu-core
+libreoffice-calc-nogui
+prometheus
+prometheus-alertmanager
+snmpd
+snmp
+iputils-ping
+collectd-core
+mandoc
+groff-base
+man-db
+bsdextrautils
+systemd
+debhelper
+dpkg-dev
+lintian
+fakeroot
+adduser
+util-linux
+nagios4-core
+icinga2-bin
+icinga2-common
+libpcap-dev
+tshark
+iproute2
+pmacct
+clang
+libclang-rt-14-dev
+"
 # `deps.sh vm`: also what make check-vm needs (tests/vm: QEMU, libvirtd, a
 # static build of the guest's load generator, the initramfs tools)
 [ "${1:-}" = vm ] && PKGS="$PKGS qemu-system-x86 qemu-utils libvirt-daemon

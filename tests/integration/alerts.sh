@@ -25,7 +25,7 @@
 set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
-AM=/usr/bin/prometheus-alertmanager
+. tests/lib/alertmanager.sh
 for t in sqlite3 jq curl promtool; do
 	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 77; }
 done
@@ -135,35 +135,7 @@ END_C=$(( T2 - T2 % 10 + 60 ))
 echo "probe: $VNAME ($UUID, $VTENANT) crashed at $(iso $T1), started at $(iso $T2)"
 
 # ---- Alertmanager on loopback ----
-cat > "$work/am.yml" <<'EOC'
-route:
-  receiver: blackhole
-receivers:
-  - name: blackhole
-EOC
-mkdir -p "$work/am"
-AMURL=""
-for try in 1 2 3 4 5; do
-	port=$(( 20000 + ($$ * 7 + try * 7919) % 40000 ))
-	"$AM" --config.file="$work/am.yml" --storage.path="$work/am" \
-		--web.listen-address=127.0.0.1:$port --cluster.listen-address= \
-		--log.level=warn > "$work/am.log" 2>&1 &
-	apid=$!
-	i=0
-	while [ $i -lt 100 ] && kill -0 "$apid" 2>/dev/null; do
-		if curl -sf "http://127.0.0.1:$port/-/ready" > /dev/null 2>&1; then
-			AMURL=http://127.0.0.1:$port
-			break
-		fi
-		i=$((i + 1))
-		sleep 0.1
-	done
-	[ -n "$AMURL" ] && break
-	kill "$apid" 2>/dev/null; wait "$apid" 2>/dev/null || true
-	apid=""
-done
-[ -n "$AMURL" ] || { echo "alertmanager did not start"; cat "$work/am.log"; exit 1; }
-echo "alertmanager at $AMURL"
+am_start
 
 ADMIN=admin-0123456789abcdef
 TOK0=tenant00-0123456789abcdef

@@ -111,6 +111,82 @@ ledger:
 collectors:
   sim: {}
 Y
+# Values the readers used to take (strtod/strtoull accept hex, inf, nan,
+# spaces, a sign; a string took CR LF): each is refused at its line and
+# column with the key named (the column is where the value starts).
+case_ hex_interval 2 "hex_interval.yaml:2:13: key 'interval': expected a duration like 10s (got '0x10')" <<'Y'
+tallyd:
+  interval: 0x10
+collectors:
+  sim: {}
+Y
+case_ hex_vms 2 "hex_vms.yaml:4:10: key 'vms': expected a whole number in decimal digits (got '0x10')" <<'Y'
+tallyd: {}
+collectors:
+  sim:
+    vms: 0x10
+Y
+case_ octal_port 2 "octal_port.yaml:5:9: key 'port': expected a whole number in decimal digits (got '0700')" <<'Y'
+tallyd: {}
+collectors:
+  sim: {}
+http:
+  port: 0700
+Y
+case_ negative_zero_rate_limit 2 "negative_zero_rate_limit.yaml:5:15: key 'rate_limit': '-0.0' is a negative zero" <<'Y'
+tallyd: {}
+collectors:
+  sim: {}
+http:
+  rate_limit: -0.0
+Y
+case_ nan_rate_limit 2 "nan_rate_limit.yaml:5:15: key 'rate_limit': expected a decimal number like 2.5 (got '.nan')" <<'Y'
+tallyd: {}
+collectors:
+  sim: {}
+http:
+  rate_limit: .nan
+Y
+case_ inf_loss 2 "inf_loss.yaml:4:11: key 'loss': expected a decimal number like 2.5 (got 'inf')" <<'Y'
+tallyd: {}
+collectors:
+  sim:
+    loss: inf
+Y
+case_ spaces_token 2 "spaces_token.yaml:6:14: key 'token': '                    ' begins with a space" <<'Y'
+tallyd: {}
+collectors:
+  sim: {}
+http:
+  tokens:
+    - token: "                    "
+      admin: true
+Y
+case_ leading_space_token 2 "leading_space_token.yaml:6:14: key 'token': ' 0123456789abcdef-admin' begins with a space" <<'Y'
+tallyd: {}
+collectors:
+  sim: {}
+http:
+  tokens:
+    - token: " 0123456789abcdef-admin"
+      admin: true
+Y
+case_ trailing_space_tenant 2 "trailing_space_tenant.yaml:7:15: key 'tenant': 'tenant-01 ' ends with a space" <<'Y'
+tallyd: {}
+collectors:
+  sim: {}
+http:
+  tokens:
+    - token: 0123456789abcdef-t1
+      tenant: "tenant-01 "
+Y
+case_ crlf_alertmanager 2 "crlf_alertmanager.yaml:5:17: key 'alertmanager': control character 0x0d at character 22 of the value" <<'Y'
+tallyd: {}
+collectors:
+  sim: {}
+alerts:
+  alertmanager: "http://127.0.0.1:9093\r\nX-Injected: 1"
+Y
 # A 10-minute interval without max_gap: the default (5 min) grows to three
 # intervals, so regular readings are neither gaps nor silences. Two VMs for
 # six hours: the ledger must have no silent events, and every usage row is

@@ -14,6 +14,7 @@ set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
 CHECK=$PWD/$B/check_tally
+TALLY=$PWD/$B/tally
 for t in promtool prometheus sqlite3 jq curl perl; do
 	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 77; }
 done
@@ -116,6 +117,25 @@ if promtool check metrics < "$work/metrics.txt" > "$work/promtool.out" 2>&1; the
 else
 	bad "promtool check metrics: $(head -n 5 "$work/promtool.out")"
 fi
+# build info and the standard process metrics, against the VERSION file and
+# tallyd's own /proc entries read here
+m() { sed -n "s/^$1 //p" "$work/metrics.txt"; }
+grep -q "^tally_build_info{version=\"$(cat VERSION)\",revision=\"[0-9a-f]*+\{0,1\}\"} 1\$" "$work/metrics.txt" &&
+	ok "tally_build_info: version $(cat VERSION)" || bad "tally_build_info: $(grep '^tally_build_info' "$work/metrics.txt")"
+want_max=$(awk '/^Max open files/ { print $4 }' "/proc/$tpid/limits")
+[ "$(m process_max_fds)" = "$want_max" ] && ok "process_max_fds $want_max" ||
+	bad "process_max_fds $(m process_max_fds), /proc/$tpid/limits says $want_max"
+fds=$(ls "/proc/$tpid/fd" | wc -l)
+awk -v a="$(m process_open_fds)" -v b="$fds" 'BEGIN { exit !(a > 0 && a - b <= 3 && b - a <= 3) }' &&
+	ok "process_open_fds $(m process_open_fds) (/proc: $fds)" || bad "process_open_fds $(m process_open_fds), /proc: $fds"
+rss=$(awk '/^VmRSS/ { print $2 * 1024 }' "/proc/$tpid/status")
+awk -v a="$(m process_resident_memory_bytes)" -v b="$rss" 'BEGIN { exit !(a > 0.8 * b && a < 1.25 * b) }' &&
+	ok "process_resident_memory_bytes within 20 % of VmRSS" ||
+	bad "process_resident_memory_bytes $(m process_resident_memory_bytes), VmRSS $rss"
+start=$(awk -v tck="$(getconf CLK_TCK)" -v bt="$(awk '/^btime/ { print $2 }' /proc/stat)" \
+	'{ sub(/^.*\) /, ""); printf "%.2f", bt + $20 / tck }' "/proc/$tpid/stat")
+awk -v a="$(m process_start_time_seconds)" -v b="$start" 'BEGIN { exit !(a - b < 0.02 && b - a < 0.02) }' &&
+	ok "process_start_time_seconds $start" || bad "process_start_time_seconds $(m process_start_time_seconds), /proc: $start"
 n_cpu=$(grep -c '^tally_cpu_seconds_total{' "$work/metrics.txt" || true)
 [ "$n_cpu" -eq "$n_fresh" ] && ok "one cpu series per fresh VM ($n_cpu)" || bad "$n_cpu cpu series for $n_fresh fresh VMs"
 grep -q "^tally_stale_resources $n_stale\$" "$work/metrics.txt" && ok "tally_stale_resources $n_stale" ||
@@ -251,12 +271,15 @@ get "$ADMIN" "/api/v1/resources/$t2_uuid"
 [ "$code" = 200 ] && ok "the admin reads tenant-02's VM" || bad "admin, tenant-02's VM: $code"
 get "$T1" "/api/v1/usage?from=2026-10-01&to=2026-10-01&by=resource"
 foreign=$(jq '[.rows[] | select(.tenant != "tenant-01")] | length' "$work/body")
-ours=$(jq '[.rows[] | select(.meter == "cpu") | .base_quantity] | add' "$work/body")
+ours=$(jq '[.rows[] | select(.meter == "cpu") | .base_quantity | tonumber] | add' "$work/body")
 want=$(q "SELECT sum(u.quantity) FROM usage u JOIN resources r ON r.id = u.resource_id JOIN meters m
   ON m.id = u.meter_id WHERE m.name = 'cpu' AND r.tenant = 'tenant-01'")
 [ "$code" = 200 ] && [ "$foreign" -eq 0 ] && [ "$ours" = "$want" ] &&
 	ok "/api/v1/usage with tenant-01's token: its rows only, cpu $ours ns = the ledger's sum" ||
 	bad "/api/v1/usage for tenant-01: $code, $foreign foreign rows, cpu $ours vs $want"
+/usr/bin/python3 -c 'import json, sys, jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))' \
+	"$work/body" schemas/usage.schema.json && ok "/api/v1/usage is valid against schemas/usage.schema.json" ||
+	bad "/api/v1/usage does not match schemas/usage.schema.json"
 
 # ---- malformed requests and tokens: JSON 4xx ----
 expect 401 "no token" "" /metrics
@@ -351,10 +374,20 @@ kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true
 	bad "check_tally -t 1 on a silent server: exit $got: $(cat "$work/chk")"
 if "$CHECK" -p 1 -m age > "$work/chk" 2>&1; then got=0; else got=$?; fi
 [ "$got" -eq 3 ] && ok "check_tally on a closed port: exit 3" || bad "closed port: exit $got"
-if "$CHECK" -h > "$work/chk" 2>&1; then got=0; else got=$?; fi
-[ "$got" -eq 3 ] && grep -q -- "-w RANGE" "$work/chk" && ok "check_tally -h: exit 3 with the options" || bad "-h: exit $got"
-if "$CHECK" -V > "$work/chk" 2>&1; then got=0; else got=$?; fi
-[ "$got" -eq 3 ] && grep -q "check_tally" "$work/chk" && ok "check_tally -V: exit 3: $(cat "$work/chk")" || bad "-V: exit $got"
+# --help and --version: exit 0 (the current Monitoring Plugins practice),
+# on stdout, for every program; -v adds the request after the status line
+for prog in "$CHECK" "$TALLYD" "$TALLY"; do
+	for opt in -h --help -V --version; do
+		if "$prog" $opt > "$work/chk" 2>"$work/chk.err"; then got=0; else got=$?; fi
+		[ "$got" -eq 0 ] && [ -s "$work/chk" ] && [ ! -s "$work/chk.err" ] &&
+			ok "$(basename "$prog") $opt: exit 0 on stdout" || bad "$(basename "$prog") $opt: exit $got"
+	done
+	"$prog" --version | grep -q " $(cat VERSION) (" || bad "$(basename "$prog") --version: $("$prog" --version)"
+done
+"$CHECK" --help | grep -q -- "--warning RANGE" || bad "check_tally --help lists no long options"
+if "$CHECK" -p 1 -m age -v > "$work/chk" 2>&1; then got=0; else got=$?; fi
+[ "$got" -eq 3 ] && [ "$(wc -l < "$work/chk")" -eq 2 ] && sed -n 2p "$work/chk" | grep -q "^GET http://127.0.0.1:1/" &&
+	ok "check_tally -v: the request on a second line" || bad "check_tally -v: exit $got: $(cat "$work/chk")"
 
 kill -TERM "$tpid"
 if wait "$tpid"; then ok "tallyd stopped cleanly on SIGTERM"; else bad "tallyd exited $? on SIGTERM"; fi
@@ -368,7 +401,11 @@ for c in "address: 0.0.0.0|'0.0.0.0' is not loopback; outside loopback the API n
 	 "tokens: [{token: 0123456789abcdef0, admin: true, tenant: x}]|not both" \
 	 "tokens: [{token: 0123456789abcdef0}]|a token needs 'admin: true' or a 'tenant'" \
 	 "tokens: [{token: 0123456789abcdef0, admin: true}, {token: 0123456789abcdef0, tenant: x}]|given twice" \
-	 "prot: 1|unknown key 'prot' in 'http'"; do
+	 "prot: 1|unknown key 'prot' in 'http'" \
+	 "head_timeout: 50ms|key 'head_timeout': 50ms is out of range 0.1s..60s" \
+	 "max_connections: 8|key 'max_connections': 8 is out of range 16..65536" \
+	 "max_connections_per_address: 2000|key 'max_connections_per_address': 2000 is out of range 1..1024" \
+	 "auth_failures_total: 0|key 'auth_failures_total': 0 is out of range 1..1000000"; do
 	printf 'collectors:\n  sim: {}\nhttp:\n  %s\n' "${c%%|*}" > "$work/n.yaml"
 	if "$TALLYD" -n -c "$work/n.yaml" > "$work/n.out" 2>&1; then got=0; else got=$?; fi
 	if [ "$got" -eq 2 ] && grep -qF "n.yaml:4:" "$work/n.out" && grep -qF -- "${c#*|}" "$work/n.out"; then

@@ -38,4 +38,40 @@ else
 	echo "FAIL cpu per tenant: tally says $(cat "$work/ours"), sqlite3 says $(cat "$work/theirs")"
 	fails=$((fails + 1))
 fi
+
+# JSON: valid against schemas/usage.schema.json for every --by, and every
+# quantity an exact decimal string: base_quantity equals sqlite3's sum for
+# counters (integers, exact in SQLite), and quantity is base_quantity over
+# the human unit, rounded half to even (Python's decimal, independent)
+for by in tenant resource hour; do
+	"$TALLY" usage --ledger "$L" --from 2026-10-01 --to 2026-10-01 --by $by --format json > "$work/u-$by.json"
+done
+sqlite3 -csv "$L" "SELECT ra.tenant, m.name, sum(u.quantity) FROM usage u JOIN meters m ON m.id = u.meter_id
+  JOIN resource_attrs ra ON ra.resource_id = u.resource_id WHERE m.kind <> 'gauge'
+  AND u.hour_ns >= 1790812800000000000 AND u.hour_ns < 1790899200000000000 GROUP BY ra.tenant, m.name" > "$work/sums.csv"
+if /usr/bin/python3 - "$work" schemas/usage.schema.json <<'EOPY'
+import csv, json, sys
+from decimal import Decimal, ROUND_HALF_EVEN
+import jsonschema
+w, schema = sys.argv[1], json.load(open(sys.argv[2]))
+div = {"CPU-hours": Decimal(3600 * 10**9), "vCPU-hours": Decimal(3600), "GiB-hours": Decimal(2**30 * 3600),
+       "GB": Decimal(10**9), "requests": Decimal(1), "packets": Decimal(1), "instance-hours": Decimal(3600)}
+bad = 0
+for by in ("tenant", "resource", "hour"):
+    doc = json.load(open(f"{w}/u-{by}.json"))
+    jsonschema.validate(doc, schema)
+    for r in doc["rows"]:
+        want = (Decimal(r["base_quantity"]) / div[r["unit"]]).quantize(Decimal("1e-9"), ROUND_HALF_EVEN)
+        if Decimal(r["quantity"]) != want or r["base_unit"].endswith("·s") != (r["unit"] in ("vCPU-hours", "GiB-hours", "instance-hours")):
+            print("FAIL", by, r); bad += 1
+sums = {(t, m): q for t, m, q in csv.reader(open(f"{w}/sums.csv"))}
+for r in json.load(open(f"{w}/u-tenant.json"))["rows"]:
+    if not r["base_unit"].endswith("·s") and sums.pop((r["tenant"], r["meter"])) != r["base_quantity"]:
+        print("FAIL counter sum", r); bad += 1
+if sums:
+    print("FAIL counters missing from the JSON:", sums); bad += 1
+print("ok   usage JSON valid for --by tenant, resource, hour; quantities exact decimal strings")
+sys.exit(1 if bad else 0)
+EOPY
+then :; else fails=$((fails + 1)); fi
 [ "$fails" -eq 0 ]

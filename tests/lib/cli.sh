@@ -1,6 +1,10 @@
 # tests/lib/cli.sh: shared by the integration scripts (sourced, not run).
 # The caller sets $work (a scratch directory), $TALLYD and fails=0.
 
+# ok TEXT / bad TEXT: one result line; bad counts a failure
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+
 # expect STATUS FRAGMENT COMMAND...: COMMAND exits STATUS and FRAGMENT is in
 # what it printed (stdout in $work/out, stderr in $work/err); counts a FAIL.
 expect() {

@@ -10,6 +10,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "tallytime.h"
 #include "testutil.h"
 #include "ledger_fixture.h"
+#include "alert_fixture.h"
 
 #define OCT (1790812800LL * NS_PER_SEC)
 #define S NS_PER_SEC
@@ -247,52 +249,9 @@ END_TEST
 
 /* ---- the engine on a real aggregator and ledger ---- */
 
-static struct alerting_config cfg;
-static struct alerting *eng;
-static struct alert_store store;
-
-static void eng_open(void)
-{
-	struct tally_err e = { 0 };
-	ck_assert_int_eq(alerting_new(&eng, &cfg, "tallyd-1", 10 * S), 0);
-	ck_assert_msg(alerting_attach(eng, agg, &e) == 0, "%s", e.msg);
-}
-
-/* ingest the batch so far, evaluate at t, commit, publish */
-static void cycle(int64_t t)
-{
-	struct tally_err e = { 0 };
-	struct batch copy = bt;   /* lf_flush clears bt; note what was ingested */
-	size_t ne = bt.n_events, ns = bt.n_samples;
-	lf_flush();
-	copy.n_events = ne;
-	copy.n_samples = ns;
-	alerting_note_batch(eng, &copy);
-	ck_assert_int_eq(alerting_eval(eng, agg, t, 0), 0);
-	ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
-	alerting_committed(eng);
-	ck_assert_int_eq(alerting_publish(eng, &store), 0);
-}
-
-/* the one alert whose labels contain frag, or NULL */
-static const struct alert_view *find_alert(const struct alert_snap *s, const char *frag)
-{
-	const struct alert_view *f = NULL;
-	for (size_t i = 0; i < s->n; i++)
-		if (strstr(s->v[i].labels, frag)) {
-			ck_assert_ptr_null(f);
-			f = &s->v[i];
-		}
-	return f;
-}
-
 START_TEST(engine_vmdown)
 {
-	struct tally_err e = { 0 };
-	ck_assert_int_eq(parse("alerts:\n  stale_intervals: 0\n", &cfg, &e), 0);
-	ck_assert_int_eq(alert_store_init(&store), 0);
-	lf_open();
-	eng_open();
+	eng_setup("alerts:\n  stale_intervals: 0\n");
 	/* vm-a runs from 0; crashes at 95 (final reading, crashed event) */
 	lf_meta("vm-a", "acme", "m1", OCT);
 	lf_reading("vm-a", M_INSTANCE, OCT, 1, 0, 0);
@@ -316,12 +275,7 @@ START_TEST(engine_vmdown)
 	alert_put(&store, s);
 
 	/* tallyd restarts: a new aggregator and engine on the same ledger */
-	ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
-	agg_close(agg);
-	alerting_free(eng);   /* after agg_close: the commit hook points at it */
-	struct agg_config ac = { .ledger_path = ledger, .max_gap_ns = lf_max_gap_ns };
-	ck_assert_msg(agg_open(&agg, &ac, &e) == 0, "%s", e.msg);
-	eng_open();
+	eng_restart(true);
 	ck_assert_int_eq(alerting_publish(eng, &store), 0);
 	s = alert_acquire(&store);
 	ck_assert_uint_eq(s->n, 1);
@@ -346,22 +300,14 @@ START_TEST(engine_vmdown)
 	ck_assert_int_eq(s->v[0].resolved_ns, OCT + 300 * S);
 	alert_put(&store, s);
 
-	lf_close();
-	alerting_free(eng);
-	alert_store_release(&store);
-	lf_teardown();
+	eng_teardown();
 }
 END_TEST
 
 START_TEST(engine_gauge_for)
 {
-	struct tally_err e = { 0 };
-	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  rules:\n"
-			       "    - {name: BigMem, meter: memory, above: 1000, for: 20s, labels: {team: ops}}\n",
-			       &cfg, &e), 0);
-	ck_assert_int_eq(alert_store_init(&store), 0);
-	lf_open();
-	eng_open();
+	eng_setup("alerts:\n  vm_down: false\n  samples_dropped: false\n  rules:\n"
+		  "    - {name: BigMem, meter: memory, above: 1000, for: 20s, labels: {team: ops}}\n");
 	lf_meta("vm-b", "beta", "m1", OCT);
 	/* memory 2000 (> 1000) from 10 s: pending at 10, still pending at 20
 	 * (held 10 s), firing at 30 with startsAt 10 + 20 = 30; 500 at 40:
@@ -397,24 +343,16 @@ START_TEST(engine_gauge_for)
 			ck_assert_int_eq(v->resolved_ns, OCT + 40 * S);
 		alert_put(&store, s);
 	}
-	lf_close();
-	alerting_free(eng);
-	alert_store_release(&store);
-	lf_teardown();
+	eng_teardown();
 }
 END_TEST
 
 START_TEST(engine_windows)
 {
-	struct tally_err e = { 0 };
-	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
-			       "  rules:\n"
-			       "    - {name: MemAvg, meter: memory, above: 1000, window: 30s}\n"
-			       "    - {name: NetIn, meter: network.incoming.bytes, rate_above: 50, window: 30s}\n",
-			       &cfg, &e), 0);
-	ck_assert_int_eq(alert_store_init(&store), 0);
-	lf_open();
-	eng_open();
+	eng_setup("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
+		  "  rules:\n"
+		  "    - {name: MemAvg, meter: memory, above: 1000, window: 30s}\n"
+		  "    - {name: NetIn, meter: network.incoming.bytes, rate_above: 50, window: 30s}\n");
 	lf_meta("vm-c", "gamma", "m1", OCT);
 	/* memory, mean of the readings in [t - 30, t]:
 	 *   t=0 {600} 600; t=10 {600,1800} 1200 > 1000: fires at 10;
@@ -455,20 +393,110 @@ START_TEST(engine_windows)
 			ck_assert_int_eq(n->resolved_ns, OCT + 40 * S);
 		alert_put(&store, s);
 	}
-	lf_close();
-	alerting_free(eng);
-	alert_store_release(&store);
-	lf_teardown();
+	eng_teardown();
+}
+END_TEST
+
+/* A restart of tallyd (_i = 0: clean, committed; 1: killed, the cycle at 20
+ * lost with the process) on a windowed counter rule: the window continues
+ * from the ledger, so the alert neither resolves nor fires again.
+ * NetIn: rate_above 50/s over 30 s; the counter reads 0 (baseline), 2000
+ * at 10, then stays at 2000.
+ *   t=0  one reading: no rate (unknown, not 0): nothing;
+ *   t=10 2000/10 = 200 > 50: fires, startsAt 10;
+ *   t=20 (2000-0)/20 = 100: firing (killed: never committed);
+ *   restart;
+ *   t=30 (2000-0)/30 = 66.7: still firing, startsAt still 10 (an empty
+ *        window read 0 here and resolved it; the last interval alone,
+ *        0/10, would too);
+ *   t=40 the oldest reading in [10, 40] is 10: 0/30 = 0: resolved at 40,
+ *        as without a restart (engine_windows).
+ * Idle: rate_below 5/s on the same counter without a window: the baseline
+ * at 0 has no rate and must not fire it (0 < 5 would); after it the rate
+ * is 200, 0 (fires at 20, or at 30 once killed: the reading at 30 is
+ * counted from the committed one at 10, 0/20 = 0). */
+START_TEST(engine_window_restart)
+{
+	bool killed = _i == 1;
+	eng_setup("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
+		  "  rules:\n"
+		  "    - {name: NetIn, meter: network.incoming.bytes, rate_above: 50, window: 30s}\n"
+		  "    - {name: Idle, meter: network.incoming.bytes, rate_below: 5}\n");
+	lf_meta("vm-w", "omega", "m1", OCT);
+	static const uint64_t net[] = { 0, 2000, 2000, 2000, 2000 };
+	for (int i = 0; i < 5; i++) {
+		int64_t t = OCT + i * 10 * S;
+		if (i == 3) {
+			/* the restart: a new aggregator and engine on the ledger */
+			eng_restart(!killed);
+			ck_assert_int_eq(alerting_publish(eng, &store), 0);
+		}
+		lf_reading("vm-w", M_NET_IN_BYTES, t, 0, net[i], 0);
+		if (killed && i == 2) {
+			cycle_at(t, false);   /* evaluated, never committed: the process dies */
+			continue;
+		}
+		cycle(t);
+		struct alert_snap *s = alert_acquire(&store);
+		const struct alert_view *n = find_alert(s, "alertname=NetIn");
+		const struct alert_view *idle = find_alert(s, "alertname=Idle");
+		int want = i == 0 ? ALERT_INACTIVE : i < 4 ? ALERT_FIRING : ALERT_RESOLVED;
+		ck_assert_msg((n ? (int)n->state : ALERT_INACTIVE) == want, "t=%d: NetIn %s", i * 10,
+			      n ? alert_state_name(n->state) : "none");
+		if (n)
+			ck_assert_int_eq(n->fired_ns, OCT + 10 * S);
+		if (n && n->state == ALERT_RESOLVED)
+			ck_assert_int_eq(n->resolved_ns, OCT + 40 * S);
+		int64_t idle_from = killed ? 30 : 20;
+		want = i * 10 < idle_from ? ALERT_INACTIVE : ALERT_FIRING;
+		ck_assert_msg((idle ? (int)idle->state : ALERT_INACTIVE) == want, "t=%d: Idle %s", i * 10,
+			      idle ? alert_state_name(idle->state) : "none");
+		if (idle)
+			ck_assert_int_eq(idle->fired_ns, OCT + idle_from * S);
+		alert_put(&store, s);
+	}
+	eng_teardown();
+}
+END_TEST
+
+/* The ledger keeps only what the windows hold: a window's readings that
+ * left it are deleted, and a rule that is gone from the config (or lost its
+ * window) has its readings deleted at the next commit. */
+START_TEST(engine_window_rows)
+{
+	eng_setup("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
+		  "  rules:\n"
+		  "    - {name: MemAvg, meter: memory, above: 1000, window: 20s}\n");
+	lf_meta("vm-r", "rho", "m1", OCT);
+	/* interval 10 s, window 20 s: the ring keeps 20/10 + 2 = 4 readings;
+	 * after 6 cycles (0..50) the ledger holds those 4 (20, 30, 40, 50) */
+	for (int i = 0; i < 6; i++) {
+		lf_reading("vm-r", M_MEMORY, OCT + i * 10 * S, 600, 0, 0);
+		cycle(OCT + i * 10 * S);
+	}
+	int64_t n = lf_query("SELECT count(*) FROM alert_windows");
+	ck_assert_int_eq(n, 4);
+	n = lf_query("SELECT min(t_ns) FROM alert_windows");
+	ck_assert_int_eq(n, OCT + 20 * S);
+	n = lf_query("SELECT count(*) FROM alert_windows WHERE key = 'MemAvg' || char(31) || 'memory'"
+		       " || char(31) || 'vm-r' || char(31) || '' || char(31) || 'host-1'");
+	ck_assert_int_eq(n, 4);
+	/* restart with the rule on another meter: not the same window */
+	eng_parse("alerts:\n  vm_down: false\n  samples_dropped: false\n  stale_intervals: 0\n"
+		  "  rules:\n"
+		  "    - {name: MemAvg, meter: vcpus, above: 1000, window: 20s}\n");
+	eng_restart(false);
+	cycle(OCT + 60 * S);
+	n = lf_query("SELECT count(*) FROM alert_windows");
+	ck_assert_int_eq(n, 0);
+	eng_teardown();
 }
 END_TEST
 
 START_TEST(engine_builtins)
 {
 	struct tally_err e = { 0 };
-	ck_assert_int_eq(parse("alerts:\n  vm_down: false\n", &cfg, &e), 0);  /* stale after 3 intervals */
-	ck_assert_int_eq(alert_store_init(&store), 0);
-	lf_open();
-	eng_open();
+	eng_setup("alerts:\n  vm_down: false\n");  /* stale after 3 intervals */
 	lf_meta("vm-d", "delta", "m1", OCT);
 	lf_meta("vm-e", "delta", "m1", OCT);
 	/* interval 10 s, stale after 3 intervals: vm-d reads at 0 and 10, then
@@ -525,10 +553,123 @@ START_TEST(engine_builtins)
 		}
 		alert_put(&store, s);
 	}
-	lf_close();
-	alerting_free(eng);
-	alert_store_release(&store);
-	lf_teardown();
+	eng_teardown();
+}
+END_TEST
+
+/* Lives that end without their final reading (a collector that missed a
+ * destroy): the end event says they are over. Interval 10 s, StaleData
+ * after 3 intervals, BigVCPU: vcpus above 1 (both VMs have 2: it fires at
+ * 0 for both).
+ *   vm-x reads at 0 and 10, is destroyed at 15 ("stopped", no final
+ *   reading): BigVCPU resolves at 15 (the event's time, seen at 20); it is
+ *   never stale (before the fix: StaleData at 50, since 10 < 50 - 30, and
+ *   BigVCPU firing for good). It starts again at 65 and reads at 70: a new
+ *   BigVCPU from 70; then it falls silent, no event: stale at 110 (70 <
+ *   110 - 30; at 100, 70 < 70 is false).
+ *   vm-y reads at 0 and 10, then nothing: StaleData at 50; its "undefined"
+ *   event at 55 arrives at 60: StaleData and BigVCPU resolve at 55. */
+START_TEST(engine_ended)
+{
+	eng_setup("alerts:\n  vm_down: false\n  samples_dropped: false\n  rules:\n"
+		  "    - {name: BigVCPU, meter: vcpus, above: 1}\n");
+	lf_meta("vm-x", "xi", "m1", OCT);
+	lf_meta("vm-y", "xi", "m1", OCT);
+	static const struct { int64_t t_s; bool x, y; int x_big, x_stale, y_big, y_stale; } rows[] = {
+		{ 0, true, true, ALERT_FIRING, ALERT_INACTIVE, ALERT_FIRING, ALERT_INACTIVE },
+		{ 10, true, true, ALERT_FIRING, ALERT_INACTIVE, ALERT_FIRING, ALERT_INACTIVE },
+		{ 20, false, false, ALERT_RESOLVED, ALERT_INACTIVE, ALERT_FIRING, ALERT_INACTIVE },
+		{ 40, false, false, ALERT_RESOLVED, ALERT_INACTIVE, ALERT_FIRING, ALERT_INACTIVE },
+		{ 50, false, false, ALERT_RESOLVED, ALERT_INACTIVE, ALERT_FIRING, ALERT_FIRING },
+		{ 60, false, false, ALERT_RESOLVED, ALERT_INACTIVE, ALERT_RESOLVED, ALERT_RESOLVED },
+		{ 70, true, false, ALERT_FIRING, ALERT_INACTIVE, ALERT_RESOLVED, ALERT_RESOLVED },
+		{ 100, false, false, ALERT_FIRING, ALERT_INACTIVE, ALERT_RESOLVED, ALERT_RESOLVED },
+		{ 110, false, false, ALERT_FIRING, ALERT_FIRING, ALERT_RESOLVED, ALERT_RESOLVED },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		int64_t t = OCT + rows[i].t_s * S;
+		if (rows[i].x)
+			lf_reading("vm-x", M_VCPUS, t, 2, 0, 0);
+		if (rows[i].y)
+			lf_reading("vm-y", M_VCPUS, t, 2, 0, 0);
+		if (rows[i].t_s == 20)
+			lf_event("vm-x", OCT + 15 * S, "stopped", "destroyed");
+		if (rows[i].t_s == 60)
+			lf_event("vm-y", OCT + 55 * S, "undefined", "");
+		if (rows[i].t_s == 70)
+			lf_event("vm-x", OCT + 65 * S, "started", "booted");
+		cycle(t);
+		struct alert_snap *s = alert_acquire(&store);
+		const struct alert_view *v[4] = {
+			find_alert(s, "alertname=BigVCPU\nhost=host-1\nmeter=vcpus\nname=vm-x\n"),
+			find_alert(s, "alertname=StaleData\nhost=host-1\nname=vm-x\n"),
+			find_alert(s, "alertname=BigVCPU\nhost=host-1\nmeter=vcpus\nname=vm-y\n"),
+			find_alert(s, "alertname=StaleData\nhost=host-1\nname=vm-y\n"),
+		};
+		const int want[4] = { rows[i].x_big, rows[i].x_stale, rows[i].y_big, rows[i].y_stale };
+		static const char *const what[4] = { "vm-x BigVCPU", "vm-x StaleData", "vm-y BigVCPU",
+						     "vm-y StaleData" };
+		for (int k = 0; k < 4; k++)
+			ck_assert_msg((v[k] ? (int)v[k]->state : ALERT_INACTIVE) == want[k], "t=%lld: %s %s",
+				      (long long)rows[i].t_s, what[k], v[k] ? alert_state_name(v[k]->state) : "none");
+		if (rows[i].t_s < 70 && v[0])
+			ck_assert_int_eq(v[0]->fired_ns, OCT);
+		if (rows[i].t_s >= 20 && rows[i].t_s < 70)
+			ck_assert_int_eq(v[0]->resolved_ns, OCT + 15 * S);
+		if (rows[i].t_s >= 70)
+			ck_assert_int_eq(v[0]->fired_ns, OCT + 70 * S);
+		if (v[1])
+			ck_assert_int_eq(v[1]->fired_ns, OCT + 110 * S);
+		if (rows[i].t_s >= 60) {
+			ck_assert_int_eq(v[2]->resolved_ns, OCT + 55 * S);
+			ck_assert_int_eq(v[3]->fired_ns, OCT + 50 * S);
+			ck_assert_int_eq(v[3]->resolved_ns, OCT + 55 * S);
+		}
+		alert_put(&store, s);
+	}
+	eng_teardown();
+}
+END_TEST
+
+/* An end the engine never heard of (an older tallyd committed the event
+ * and kept the alerts firing): at the restart the ledger's events say the
+ * life is over, and the alerts of a VM that will never read again resolve
+ * at the first evaluation, at the event's time. vm-z reads at 0 and 10
+ * (BigVCPU fires at 0, StaleData at 50); "stopped" at 55 reaches the
+ * ledger only; the restarted engine evaluates at 70: both resolved at 55. */
+START_TEST(engine_ended_restart)
+{
+	eng_setup("alerts:\n  vm_down: false\n  samples_dropped: false\n  rules:\n"
+		  "    - {name: BigVCPU, meter: vcpus, above: 1}\n");
+	lf_meta("vm-z", "zeta", "m1", OCT);
+	lf_reading("vm-z", M_VCPUS, OCT, 2, 0, 0);
+	cycle(OCT);
+	lf_reading("vm-z", M_VCPUS, OCT + 10 * S, 2, 0, 0);
+	cycle(OCT + 10 * S);
+	cycle(OCT + 50 * S);
+	lf_event("vm-z", OCT + 55 * S, "stopped", "destroyed");
+	lf_flush();                                  /* not noted by the engine */
+	eng_restart(true);
+	ck_assert_int_eq(alerting_publish(eng, &store), 0);
+	struct alert_snap *s = alert_acquire(&store);
+	ck_assert_uint_eq(s->n, 2);
+	ck_assert_int_eq(s->v[0].state, ALERT_FIRING);       /* as loaded, until evaluated */
+	ck_assert_int_eq(s->v[1].state, ALERT_FIRING);
+	alert_put(&store, s);
+	cycle(OCT + 70 * S);
+	s = alert_acquire(&store);
+	const struct alert_view *big = find_alert(s, "alertname=BigVCPU");
+	const struct alert_view *stale = find_alert(s, "alertname=StaleData");
+	ck_assert_ptr_nonnull(big);
+	ck_assert_ptr_nonnull(stale);
+	ck_assert_int_eq(big->state, ALERT_RESOLVED);
+	ck_assert_int_eq(big->fired_ns, OCT);
+	ck_assert_int_eq(big->resolved_ns, OCT + 55 * S);
+	ck_assert_int_eq(stale->state, ALERT_RESOLVED);
+	ck_assert_int_eq(stale->fired_ns, OCT + 50 * S);
+	ck_assert_int_eq(stale->resolved_ns, OCT + 55 * S);
+	alert_put(&store, s);
+	eng_teardown();
 }
 END_TEST
 
@@ -599,12 +740,8 @@ static struct alert_sla_set sla_set(int64_t from, int64_t to, bool burning, int6
 
 START_TEST(engine_sla_burn)
 {
-	struct tally_err e = { 0 };
 	const int64_t NOV = 1793491200LL * S, DEC = 1796083200LL * S;
-	ck_assert_int_eq(parse("alerts:\n  stale_intervals: 0\n", &cfg, &e), 0);
-	ck_assert_int_eq(alert_store_init(&store), 0);
-	lf_open();
-	eng_open();
+	eng_setup("alerts:\n  stale_intervals: 0\n");
 	/* nothing said yet: nothing */
 	cycle(OCT + 1000 * S);
 	struct alert_snap *sn = alert_acquire(&store);
@@ -645,12 +782,7 @@ START_TEST(engine_sla_burn)
 	alert_put(&store, sn);
 
 	/* a restart keeps it firing, with its startsAt */
-	ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
-	agg_close(agg);
-	alerting_free(eng);
-	struct agg_config ac = { .ledger_path = ledger, .max_gap_ns = lf_max_gap_ns };
-	ck_assert_msg(agg_open(&agg, &ac, &e) == 0, "%s", e.msg);
-	eng_open();
+	eng_restart(true);
 	cycle(NOV + 10 * S);
 	sn = alert_acquire(&store);
 	ck_assert_uint_eq(sn->n, 1);
@@ -681,10 +813,7 @@ START_TEST(engine_sla_burn)
 	ck_assert_int_eq(sn->v[0].resolved_ns, NOV + 660 * S);
 	alert_put(&store, sn);
 
-	lf_close();
-	alerting_free(eng);
-	alert_store_release(&store);
-	lf_teardown();
+	eng_teardown();
 }
 END_TEST
 
@@ -711,7 +840,11 @@ int main(void)
 	tcase_add_test(tc, engine_vmdown);
 	tcase_add_test(tc, engine_gauge_for);
 	tcase_add_test(tc, engine_windows);
+	tcase_add_loop_test(tc, engine_window_restart, 0, 2);
+	tcase_add_test(tc, engine_window_rows);
 	tcase_add_test(tc, engine_builtins);
+	tcase_add_test(tc, engine_ended);
+	tcase_add_test(tc, engine_ended_restart);
 	tcase_add_test(tc, engine_sla_burn);
 	tcase_add_test(tc, render_body);
 	tcase_add_test(tc, label_lookup);

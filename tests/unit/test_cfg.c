@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -101,7 +102,7 @@ START_TEST(test_reader_errors)
 	ck_assert_int_eq(cfg_check_keys(sec, "sec", keys, &e), -EINVAL);
 	ck_assert_str_eq(e.msg, "t.yaml:9:3: unknown key 'typo' in 'sec' (known: n, big, m, d, b, e, t, s)");
 	ck_assert_int_eq(cfg_get_uint(sec, "n", 0, 10, &n, &e), -EINVAL);
-	ck_assert_str_eq(e.msg, "t.yaml:2:6: key 'n': expected a whole number (got '-3')");
+	ck_assert_str_eq(e.msg, "t.yaml:2:6: key 'n': expected a whole number in decimal digits (got '-3')");
 	ck_assert_int_eq(cfg_get_uint(sec, "big", 0, 100, &n, &e), -ERANGE);
 	ck_assert_str_eq(e.msg, "t.yaml:3:8: key 'big': 500 is out of range 0..100");
 	ck_assert_int_eq(cfg_get_uint(sec, "m", 0, 100, &n, &e), -EINVAL);
@@ -116,6 +117,134 @@ START_TEST(test_reader_errors)
 	ck_assert_ptr_nonnull(strstr(e.msg, "t.yaml:8:6: key 't': '2026-13': month must be 01-12"));
 	ck_assert_int_eq(cfg_get_string(sec, "s", s, sizeof(s), &e), -ERANGE);
 	ck_assert_str_eq(e.msg, "t.yaml:10:6: key 's': longer than 3 characters");
+	cfg_free(r);
+}
+END_TEST
+
+/* What each reader takes and refuses, the value as written in YAML after
+ * "k: " (so the value starts at column 4 of line 1). Accepted values carry
+ * the number they must read as, worked out by hand. */
+enum reader { R_UINT, R_DOUBLE, R_DURATION, R_STRING, R_TIME };
+static const struct {
+	enum reader r;
+	const char *yaml, *msg;   /* msg: a fragment of the error, NULL: accepted */
+	double want;              /* uint, double; duration in ns; time in s */
+} shapes[] = {
+	{ R_UINT, "0", NULL, 0 },
+	{ R_UINT, "65535", NULL, 65535 },
+	{ R_UINT, "18446744073709551615", NULL, 18446744073709551615.0 },
+	{ R_UINT, "0x10", "t.yaml:1:4: key 'k': expected a whole number in decimal digits (got '0x10')", 0 },
+	{ R_UINT, "017", "expected a whole number in decimal digits (got '017')", 0 },
+	{ R_UINT, "0o17", "expected a whole number", 0 },
+	{ R_UINT, "+5", "expected a whole number", 0 },
+	{ R_UINT, "\" 5\"", "expected a whole number", 0 },
+	{ R_UINT, "\"5 \"", "expected a whole number", 0 },
+	{ R_UINT, "\" -1\"", "expected a whole number", 0 },
+	{ R_UINT, "1_000", "expected a whole number", 0 },
+	{ R_UINT, "5.0", "expected a whole number", 0 },
+	{ R_UINT, "1e3", "expected a whole number", 0 },
+	{ R_UINT, "18446744073709551616", "t.yaml:1:4: key 'k': 18446744073709551616 is out of range", 0 },
+	{ R_UINT, "\"\"", "expected a whole number", 0 },
+	{ R_DOUBLE, "2.5", NULL, 2.5 },
+	{ R_DOUBLE, "-1", NULL, -1 },
+	{ R_DOUBLE, "0", NULL, 0 },
+	{ R_DOUBLE, "1e-3", NULL, 0.001 },
+	{ R_DOUBLE, "1.5E+2", NULL, 150 },
+	{ R_DOUBLE, "-0.0", "t.yaml:1:4: key 'k': '-0.0' is a negative zero (write 0 if 0 is meant)", 0 },
+	{ R_DOUBLE, "-0", "negative zero", 0 },
+	{ R_DOUBLE, "-0e7", "negative zero", 0 },
+	{ R_DOUBLE, "0x10", "t.yaml:1:4: key 'k': expected a decimal number like 2.5 (got '0x10')", 0 },
+	{ R_DOUBLE, "0x1p3", "expected a decimal number", 0 },
+	{ R_DOUBLE, "nan", "expected a decimal number", 0 },
+	{ R_DOUBLE, "NaN", "expected a decimal number", 0 },
+	{ R_DOUBLE, "inf", "expected a decimal number", 0 },
+	{ R_DOUBLE, "-infinity", "expected a decimal number", 0 },
+	{ R_DOUBLE, ".inf", "expected a decimal number", 0 },
+	{ R_DOUBLE, "\" 1\"", "expected a decimal number", 0 },
+	{ R_DOUBLE, "+1", "expected a decimal number", 0 },
+	{ R_DOUBLE, ".5", "expected a decimal number", 0 },
+	{ R_DOUBLE, "5.", "expected a decimal number", 0 },
+	{ R_DOUBLE, "1e", "expected a decimal number", 0 },
+	{ R_DOUBLE, "1,5", "expected a decimal number", 0 },
+	{ R_DOUBLE, "1e999", "t.yaml:1:4: key 'k': 1e999 is out of range", 0 },
+	{ R_DOUBLE, "1e-999", "1e-999 is out of range", 0 },
+	{ R_DOUBLE, "2e6", "2e6 is out of range", 0 },
+	{ R_DURATION, "10s", NULL, 10e9 },
+	{ R_DURATION, "16", NULL, 16e9 },
+	{ R_DURATION, "1.5m", NULL, 90e9 },
+	{ R_DURATION, "250ms", NULL, 250e6 },
+	{ R_DURATION, "0x10", "t.yaml:1:4: key 'k': expected a duration like 10s (got '0x10')", 0 },
+	{ R_DURATION, "0x10s", "expected a duration like 10s", 0 },
+	{ R_DURATION, "1e1s", "expected a duration like 10s", 0 },
+	{ R_DURATION, "inf", "expected a duration like 10s", 0 },
+	{ R_DURATION, "nan", "expected a duration like 10s", 0 },
+	{ R_DURATION, "\" 10s\"", "expected a duration like 10s", 0 },
+	{ R_DURATION, "\"10 s\"", "expected a duration like 10s", 0 },
+	{ R_DURATION, "+10s", "expected a duration like 10s", 0 },
+	{ R_DURATION, "-0s", "expected a duration like 10s", 0 },
+	{ R_DURATION, ".5s", "expected a duration like 10s", 0 },
+	{ R_DURATION, "10parsecs", "expected a duration like 10s", 0 },
+	{ R_STRING, "hello world", NULL, 0 },
+	{ R_STRING, "\"\"", NULL, 0 },
+	{ R_STRING, "\"http://a:9093\\r\\nX-Evil: 1\"",
+	  "t.yaml:1:4: key 'k': control character 0x0d at character 14 of the value", 0 },
+	{ R_STRING, "\"a\\nb\"", "control character 0x0a at character 2", 0 },
+	{ R_STRING, "\"a\\tb\"", "control character 0x09", 0 },
+	{ R_STRING, "\"a\\x7fb\"", "control character 0x7f", 0 },
+	{ R_STRING, "\"a\\x85b\"", "control character 0x85", 0 },
+	{ R_STRING, "\"a\\0b\"", "NUL byte in a value", 0 },
+	{ R_STRING, "\"                \"", "t.yaml:1:4: key 'k': '                ' begins with a space", 0 },
+	{ R_STRING, "\" 0123456789abcdef\"", "begins with a space", 0 },
+	{ R_STRING, "\"0123456789abcdef \"", "ends with a space", 0 },
+	{ R_STRING, "|\n  two\n  lines\n", "control character 0x0a at character 4", 0 },
+	{ R_TIME, "2026-10", NULL, 1790812800 },
+	{ R_TIME, "\"@1790812800\"", NULL, 1790812800 },
+	{ R_TIME, "\"@-1\"", NULL, -1 },
+	{ R_TIME, "\"@ 1790812800\"", "t.yaml:1:4: key 'k': expected @ and decimal Unix seconds", 0 },
+	{ R_TIME, "\"@+1790812800\"", "expected @ and decimal Unix seconds", 0 },
+	{ R_TIME, "\"@\"", "expected @ and decimal Unix seconds", 0 },
+};
+
+START_TEST(test_shapes)
+{
+	struct tally_err e = { 0 };
+	char yaml[256];
+	snprintf(yaml, sizeof(yaml), "k: %s\n", shapes[_i].yaml);
+	struct cfg_node *r = NULL;
+	int rc = cfg_load_string("t.yaml", yaml, strlen(yaml), &r, &e);
+	if (rc) {   /* the NUL byte is refused by the parser itself */
+		ck_assert_ptr_nonnull(shapes[_i].msg);
+		ck_assert_msg(strstr(e.msg, shapes[_i].msg) != NULL, "'%s': '%s' lacks '%s'", shapes[_i].yaml,
+			      e.msg, shapes[_i].msg);
+		return;
+	}
+	uint64_t u = 7;
+	double d = 7;
+	int64_t ns = 7;
+	char str[64] = "unset";
+	switch (shapes[_i].r) {
+	case R_UINT: rc = cfg_get_uint(r, "k", 0, UINT64_MAX, &u, &e); break;
+	case R_DOUBLE: rc = cfg_get_double(r, "k", -10, 1e6, &d, &e); break;
+	case R_DURATION: rc = cfg_get_duration(r, "k", 0, NS_PER_HOUR, &ns, &e); break;
+	case R_STRING: rc = cfg_get_string(r, "k", str, sizeof(str), &e); break;
+	case R_TIME: rc = cfg_get_time(r, "k", &ns, &e); break;
+	}
+	if (shapes[_i].msg) {
+		ck_assert_msg(rc == -EINVAL || rc == -ERANGE, "'%s' accepted", shapes[_i].yaml);
+		ck_assert_msg(strstr(e.msg, shapes[_i].msg) != NULL, "'%s': '%s' lacks '%s'", shapes[_i].yaml,
+			      e.msg, shapes[_i].msg);
+		/* a refused value leaves the default alone */
+		ck_assert(u == 7 && d == 7 && ns == 7 && !strcmp(str, "unset"));
+	} else {
+		ck_assert_msg(rc == 0, "'%s' refused: %s", shapes[_i].yaml, e.msg);
+		switch (shapes[_i].r) {
+		case R_UINT: ck_assert_double_eq((double)u, shapes[_i].want); break;
+		case R_DOUBLE: ck_assert_double_eq(d, shapes[_i].want); break;
+		case R_DURATION: ck_assert_int_eq(ns, (int64_t)shapes[_i].want); break;
+		case R_STRING: ck_assert_str_eq(str, !strcmp(shapes[_i].yaml, "\"\"") ? "" : shapes[_i].yaml); break;
+		case R_TIME: ck_assert_int_eq(ns, (int64_t)shapes[_i].want * NS_PER_SEC); break;
+		}
+	}
 	cfg_free(r);
 }
 END_TEST
@@ -139,6 +268,7 @@ int main(void)
 	tcase_add_test(tc, test_values);
 	tcase_add_loop_test(tc, test_parse_errors, 0, (int)(sizeof(errors) / sizeof(errors[0])));
 	tcase_add_test(tc, test_reader_errors);
+	tcase_add_loop_test(tc, test_shapes, 0, (int)(sizeof(shapes) / sizeof(shapes[0])));
 	tcase_add_test(tc, test_empty_and_missing);
 	suite_add_tcase(s, tc);
 	return tu_run(s);

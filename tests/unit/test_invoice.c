@@ -10,6 +10,7 @@
  * apart still count (the month tests read once at each end).
  */
 #include <check.h>
+#include <sqlite3.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -571,6 +572,343 @@ START_TEST(test_properties)
 }
 END_TEST
 
+/* The rating of [from, to) under the plan in plan_path, expected to be
+ * refused: returns the error code, the message in e. */
+static int refused(int64_t from, int64_t to, struct tally_err *e)
+{
+	struct plan p;
+	struct plan_errors errs;
+	ck_assert_msg(plan_load(plan_path, &p, &errs) == 0, "plan: %s", errs.n ? errs.msg[0] : "?");
+	struct rate_query q = { .ledger = ledger, .from_ns = from, .to_ns = to };
+	struct invoice *v = NULL;
+	size_t n = 99;
+	int rc = invoice_build_all(&p, &q, &v, &n, e);
+	plan_release(&p);
+	ck_assert_ptr_null(v);     /* nothing half made */
+	return rc;
+}
+
+/* Sums of lines never wrap (issue 9). One VM sends 6e18 bytes out and
+ * receives 6e18 in, both at 10,000,000.00 per GB: each line is 6e9 GB x
+ * 10^7 = 6 x 10^16 EUR = 6 x 10^18 cents (it fits), their sum 1.2 x 10^19
+ * cents does not fit an int64 (at most 9223372036854775807): a refusal
+ * naming the tenant, never -64467440737095516.16. */
+START_TEST(test_sum_past_int64_refused)
+{
+	lf_open();
+	lf_meta("vm-a", "acme", "m1.small", T0);
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_reading("vm-a", M_NET_IN_BYTES, T0, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0 + H, 0, 6000000000000000000ULL, 0);
+	lf_reading("vm-a", M_NET_IN_BYTES, T0 + H, 0, 6000000000000000000ULL, 0);
+	lf_close();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 10000000}\n"
+		   "      - {meter: network.incoming.bytes, unit: GB, price: 10000000}\n");
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(refused(T0, T0 + DAY, &e), -ERANGE);
+	ck_assert_msg(strstr(e.msg, "tenant 'acme': the subtotal cannot be represented (an amount is at most"
+				    " 92233720368547758.07 EUR)"), "%s", e.msg);
+	ck_assert_msg(!strstr(e.msg, "-64467440737095516.16"), "%s", e.msg);
+}
+END_TEST
+
+/* A tax on a large subtotal: 4.6e18 bytes at 10^7 per GB = 4.6 x 10^16
+ * EUR = 4.6 x 10^18 cents; 100 % tax doubles it to 9.2 x 10^18 cents, which
+ * still fits: total 92000000000000000.00 exactly. 5e18 bytes makes 10^19
+ * cents, which does not: refused naming the total. A 50 % discount on two
+ * lines of 5 x 10^18 cents: their sum (10^19) does not fit an int64 but is
+ * printed nowhere; the discount (5 x 10^18) and the subtotal (5 x 10^18)
+ * do, and are exact. */
+START_TEST(test_tax_and_discount_near_int64)
+{
+	lf_open();
+	lf_meta("vm-a", "acme", "m1.small", T0);
+	lf_meta("vm-b", "big", "m1.small", T0);
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_reading("vm-b", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_reading("vm-b", M_NET_IN_BYTES, T0, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0 + H, 0, 4600000000000000000ULL, 0);
+	lf_reading("vm-b", M_NET_OUT_BYTES, T0 + H, 0, 5000000000000000000ULL, 0);
+	lf_reading("vm-b", M_NET_IN_BYTES, T0 + H, 0, 5000000000000000000ULL, 0);
+	lf_close();
+	write_plan(PLAN_HEAD "tax:\n  - {name: all, rate: 100%}\n"
+		   "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 10000000}\n"
+		   "tenants:\n  big:\n    discount: 50%\n");
+	struct invoice *v;
+	char b[64];
+	size_t n = invoices(T0, T0 + DAY, "acme", false, &v);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(money_format(v[0].total_minor, 2, b, sizeof(b)), "92000000000000000.00");
+	free_invoices(v, n);
+
+	write_plan(PLAN_HEAD "tax:\n  - {name: all, rate: 100%}\n"
+		   "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 10000000}\n"
+		   "      - {meter: network.incoming.bytes, unit: GB, price: 10000000}\n"
+		   "tenants:\n  big:\n    discount: 50%\n");
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(refused(T0, T0 + DAY, &e), -ERANGE);
+	/* acme: 4.6e18 cents + 100 % tax fits; big: discount then 100 % tax:
+	 * 5e18 + 5e18 - 5e18 = 5e18, tax 5e18, total 10^19: refused */
+	ck_assert_msg(strstr(e.msg, "tenant 'big': the total cannot be represented"), "%s", e.msg);
+
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 10000000}\n"
+		   "      - {meter: network.incoming.bytes, unit: GB, price: 10000000}\n"
+		   "tenants:\n  big:\n    discount: 50%\n");
+	n = invoices(T0, T0 + DAY, "big", false, &v);
+	ck_assert_str_eq(money_format(line_of(&v[0], INV_DISCOUNT, 0)->amount_minor, 2, b, sizeof(b)),
+			 "-50000000000000000.00");
+	ck_assert_str_eq(money_format(v[0].subtotal_minor, 2, b, sizeof(b)), "50000000000000000.00");
+	free_invoices(v, n);
+}
+END_TEST
+
+/* One line past int64: 10^19 bytes cannot be a counter delta (at most
+ * 2^64 - 1, and the ledger holds int64), so a line too large comes from a
+ * price: 9e18 bytes (9 x 10^9 GB) at 10,000,000 per GB = 9 x 10^16 EUR =
+ * 9 x 10^18 cents fits; at 20,000,000 it is 1.8 x 10^19: refused naming
+ * the tenant and the line. */
+START_TEST(test_line_past_int64_refused)
+{
+	lf_open();
+	lf_meta("vm-a", "acme", "m1.small", T0);
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0 + H, 0, 9000000000000000000ULL, 0);
+	lf_close();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 20000000}\n");
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(refused(T0, T0 + DAY, &e), -ERANGE);
+	ck_assert_msg(strstr(e.msg, "tenant 'acme', usage line network.outgoing.bytes: meter network.outgoing.bytes:"
+				    " the amount cannot be represented"), "%s", e.msg);
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 10000000}\n");
+	struct invoice *v;
+	char b[64];
+	size_t n = invoices(T0, T0 + DAY, NULL, false, &v);
+	ck_assert_str_eq(money_format(v[0].total_minor, 2, b, sizeof(b)), "90000000000000000.00");
+	free_invoices(v, n);
+}
+END_TEST
+
+/* Change the ledger's rows behind the aggregator's back, as a test may. */
+static void ledger_sql(const char *sql)
+{
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(ledger, &db), SQLITE_OK);
+	ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+}
+
+/* A gauge row above 2^53 milli-units is converted exactly (issue 9): a row
+ * of 1125899906842624.5 vCPU-seconds is 1125899906842624500 milli-vCPU-s
+ * (llrint(d * 1000.0) made it ...512), and / 3600000 that is
+ * 312749974122.95125 vCPU-hours, "312749974122.951250000" to 9 places
+ * (...512 would print 312749974122.951253333). At 0.01 per vCPU-hour:
+ * 3127499741.2295125 EUR -> 312749974123 cents (half-even; 0.95 cents
+ * rounds up). A negative row, and a counter row that is not an integer,
+ * are refused: the ledger is not what tally writes. */
+START_TEST(test_gauge_rows_exact_and_bad_rows_refused)
+{
+	lf_open();
+	lf_meta("vm-a", "acme", "m1.small", T0);
+	lf_reading("vm-a", M_VCPUS, T0, 2, 0, 0);
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-a", M_VCPUS, T0 + H, 2, 0, 0);
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0 + H, 0, 1000, 0);
+	lf_close();
+	ledger_sql("DELETE FROM usage WHERE hour_ns <> 1790812800000000000;"
+		   "UPDATE usage SET quantity = 1125899906842624.5 WHERE meter_id = (SELECT id FROM meters"
+		   " WHERE name = 'vcpus')");
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: vcpus, unit: vCPU-hour, price: 0.01}\n");
+	struct invoice *v;
+	char b[64];
+	size_t n = invoices(T0, T0 + DAY, NULL, false, &v);
+	const struct invoice_line *u = line_of(&v[0], INV_USAGE, 0);
+	ck_assert_str_eq(qty(u, b), "312749974122.951250000");
+	ck_assert_int_eq(u->amount_minor, 312749974123LL);
+	free_invoices(v, n);
+
+	struct tally_err e = { 0 };
+	ledger_sql("UPDATE usage SET quantity = -7200.0 WHERE meter_id = (SELECT id FROM meters WHERE name = 'vcpus')");
+	ck_assert_int_eq(refused(T0, T0 + DAY, &e), -ERANGE);
+	ck_assert_msg(strstr(e.msg, "usage of vm-a, vcpus at 2026-10-01T00:00:00Z: the ledger's quantity '-7200.0'"
+				    " is negative"), "%s", e.msg);
+	ledger_sql("UPDATE usage SET quantity = 7200.0 WHERE meter_id = (SELECT id FROM meters WHERE name = 'vcpus');"
+		   "UPDATE usage SET quantity = 1000.5 WHERE meter_id = (SELECT id FROM meters"
+		   " WHERE name = 'network.outgoing.bytes')");
+	ck_assert_int_eq(refused(T0, T0 + DAY, &e), -ERANGE);
+	ck_assert_msg(strstr(e.msg, "network.outgoing.bytes at 2026-10-01T00:00:00Z: the ledger's quantity '1000.5' is"
+				    " not an integer count"), "%s", e.msg);
+}
+END_TEST
+
+/* Versions inherit (issue 9: a meter priced in one version and not
+ * repeated in the next was no longer billed, without a word). One vCPU all
+ * October and egress counted 0 -> 10 GB (days 0-10) -> 30 GB (day 20) ->
+ * 40 GB (day 31), readings at midnight. Plan: from the 1st vcpus 1.00 and
+ * egress 0.01/GB; from the 16th vcpus 2.00 (egress not repeated: it is
+ * inherited); from the 26th 'remove: [network.outgoing.bytes]'.
+ *   vcpus: 360 h x 1.00 = 360.00 until the 16th, 384 h x 2.00 = 768.00
+ *   egress: one line, the 1st until the 26th: 10 GB + 20 GB + the first 5
+ *     of the last 11 days' 10 GB, split per hour by cumulative floor:
+ *     floor(10^10 x 120 / 264) = 4545454545 B, so 34545454545 B =
+ *     34.545454545 GB x 0.01 = 0.34545... -> 0.35
+ *   the rest, 10^10 - 4545454545 = 5454545455 B = 5.455 GB, is priced
+ *     elsewhere in the plan: a NOTE says it is not billed
+ *   total 360.00 + 768.00 + 0.35 = 1128.35 */
+START_TEST(test_versions_inherit_and_remove)
+{
+	lf_open();
+	lf_meta("vm-o", "acme", "m1.small", T0);
+	lf_reading("vm-o", M_VCPUS, T0, 1, 0, 0);
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0 + 10 * DAY, 0, 10 * GB, 0);
+	lf_flush();
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0 + 20 * DAY, 0, 30 * GB, 0);
+	lf_flush();
+	lf_reading("vm-o", M_VCPUS, T0 + 31 * DAY, 1, 0, 0);
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0 + 31 * DAY, 0, 40 * GB, 0);
+	lf_close();
+	write_plan(PLAN_HEAD "versions:\n"
+		   "  - from: 2026-10-01\n    prices:\n      - {meter: vcpus, unit: vCPU-hour, price: 1.00}\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, price: 0.01}\n"
+		   "  - from: 2026-10-16\n    prices:\n      - {meter: vcpus, unit: vCPU-hour, price: 2.00}\n"
+		   "  - from: 2026-10-26\n    remove: [network.outgoing.bytes]\n");
+	struct invoice *v;
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	char b[64];
+	ck_assert_uint_eq(v[0].n_lines, 3);
+	const struct invoice_line *c1 = line_of(&v[0], INV_USAGE, 0), *c2 = line_of(&v[0], INV_USAGE, 1),
+				  *net = line_of(&v[0], INV_USAGE, 2);
+	ck_assert_int_eq(c1->amount_minor, 36000);
+	ck_assert_int_eq(c2->amount_minor, 76800);
+	ck_assert_str_eq(qty(net, b), "34.545454545");
+	ck_assert_int_eq(net->amount_minor, 35);
+	ck_assert_str_eq(net->description, "network.outgoing.bytes until 2026-10-26");
+	ck_assert_int_eq(v[0].total_minor, 112835);
+	ck_assert_uint_eq(v[0].n_notes, 1);
+	char *buf;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	struct invoice_render_opts o = { .format = INV_TEXT };
+	ck_assert_int_eq(invoice_render(f, &v[0], &o, true), 0);
+	fclose(f);
+	ck_assert_msg(strstr(buf, "NOTE     network.outgoing.bytes: 5.455 GB that no price of the plan matches"), "%s",
+		      buf);
+	free(buf);
+	free_invoices(v, n);
+}
+END_TEST
+
+/* The usage line of meter m that starts at from. */
+static const struct invoice_line *part_of(const struct invoice *inv, int m, int64_t from)
+{
+	for (size_t i = 0; i < inv->n_lines; i++)
+		if (inv->lines[i].type == INV_USAGE && inv->lines[i].meter == m && inv->lines[i].from_ns == from)
+			return &inv->lines[i];
+	ck_abort_msg("no line of meter %d from %lld", m, (long long)from);
+	return NULL;
+}
+
+/* One free allowance, one count for tiers and blocks per period, across a
+ * plan change (issue 9: each part restarted them, so a tenant got a second
+ * allowance). The plan changes on 2026-10-16T12:00Z (T0 + 372 h).
+ * Egress: 0 at T0, 60 GB at T0+15d, 140 GB at T0+31d; the 80 GB of the
+ * second interval (384 h) split per hour: 12 h of it before the change =
+ * 80 x 12 / 384 = 2.5 GB. Part 1 = 62.5 GB, part 2 = 77.5 GB.
+ * Free 10 GB a period; graduated tiers up to 100 GB, then the rest:
+ *   part 1 (0.10, then 0.05): positions 0-62.5; 10 free, 52.5 in tier 1
+ *     = 5.25
+ *   part 2 (0.08, then 0.04): positions 62.5-140 = after the allowance
+ *     52.5-130: 47.5 in tier 1 (0.08) = 3.80, 30 in tier 2 (0.04) = 1.20
+ *     = 5.00 (restarting gave 10 free again and 67.5 x 0.08 = 5.40)
+ * Instance: one all month, 744 instance-hours, blocks of 24 h:
+ *   part 1 (1.00 a block): 372 h, ceil(372 / 24) = 16 blocks = 16.00
+ *   part 2 (2.00 a block): blocks started by 744 h (31) less those started
+ *     by 372 h (16) = 15 = 30.00 (restarting billed 16, the half block
+ *     begun before the change twice)
+ * Total 5.25 + 5.00 + 16.00 + 30.00 = 56.25. */
+START_TEST(test_one_allowance_across_a_plan_change)
+{
+	lf_open();
+	lf_meta("vm-o", "acme", "m1.small", T0);
+	lf_reading("vm-o", M_INSTANCE, T0, 1, 0, 0);
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0 + 15 * DAY, 0, 60 * GB, 0);
+	lf_flush();
+	lf_reading("vm-o", M_INSTANCE, T0 + 31 * DAY, 1, 0, 0);
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0 + 31 * DAY, 0, 140 * GB, 0);
+	lf_close();
+	write_plan(PLAN_HEAD "versions:\n"
+		   "  - from: 2026-10-01\n    prices:\n"
+		   "      - {meter: instance, unit: instance-hour, block: 24, price: 1.00}\n"
+		   "      - meter: network.outgoing.bytes\n        unit: GB\n        free: 10\n"
+		   "        tiers: [{up_to: 100, price: 0.10}, {price: 0.05}]\n"
+		   "  - from: 2026-10-16T12:00:00Z\n    prices:\n"
+		   "      - {meter: instance, unit: instance-hour, block: 24, price: 2.00}\n"
+		   "      - meter: network.outgoing.bytes\n        unit: GB\n        free: 10\n"
+		   "        tiers: [{up_to: 100, price: 0.08}, {price: 0.04}]\n");
+	struct invoice *v;
+	char b[64];
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	const int64_t change = T0 + 372 * H;
+	const struct invoice_line *n1 = part_of(&v[0], M_NET_OUT_BYTES, T0), *n2 = part_of(&v[0], M_NET_OUT_BYTES, change);
+	const struct invoice_line *i1 = part_of(&v[0], M_INSTANCE, T0), *i2 = part_of(&v[0], M_INSTANCE, change);
+	ck_assert_str_eq(qty(n1, b), "62.500000000");
+	ck_assert_str_eq(qty(n2, b), "77.500000000");
+	ck_assert_int_eq(n1->amount_minor, 525);
+	ck_assert_int_eq(n2->amount_minor, 500);
+	ck_assert(n2->calc.free_num == 0);
+	ck_assert_int_eq(i1->amount_minor, 1600);
+	ck_assert_int_eq(i2->amount_minor, 3000);
+	ck_assert(i2->calc.steps[0].blocks == 15);
+	ck_assert_int_eq(v[0].total_minor, 5625);
+	free_invoices(v, n);
+}
+END_TEST
+
+/* A prorated allowance (prorate_free: true): the tenant's VM lives from
+ * 2026-10-21 to the end of October: 11 of 31 days (21st to 31st), so a
+ * free 31 GB a month is 31 x 11 / 31 = 11 GB. It sends 25 GB at 0.10/GB:
+ * 25 - 11 = 14 GB x 0.10 = 1.40. Not prorated (the default) the whole
+ * 31 GB is free: 0.00. */
+START_TEST(test_prorated_allowance)
+{
+	lf_open();
+	lf_meta("vm-a", "acme", "m1.small", T0 + 20 * DAY);
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0 + 20 * DAY, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-a", M_NET_OUT_BYTES, T0 + 31 * DAY, 0, 25 * GB, 0);
+	lf_close();
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, free: 31, prorate_free: true, price: 0.10}\n");
+	struct invoice *v;
+	char b[64];
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	ck_assert_int_eq(v[0].days_existed, 11);
+	const struct invoice_line *u = line_of(&v[0], INV_USAGE, 0);
+	ck_assert_str_eq(money_format_ratio(u->calc.free_num, u->calc.qty_den, 9, b, sizeof(b)), "11.000000000");
+	ck_assert_int_eq(u->amount_minor, 140);
+	free_invoices(v, n);
+	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, free: 31, price: 0.10}\n");
+	n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	ck_assert_int_eq(line_of(&v[0], INV_USAGE, 0)->amount_minor, 0);
+	free_invoices(v, n);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("invoice");
@@ -590,6 +928,13 @@ int main(void)
 	tcase_add_test(tc, test_selectors_overrides_and_unpriced);
 	tcase_add_test(tc, test_unknown_tenant);
 	tcase_add_test(tc, test_properties);
+	tcase_add_test(tc, test_sum_past_int64_refused);
+	tcase_add_test(tc, test_tax_and_discount_near_int64);
+	tcase_add_test(tc, test_line_past_int64_refused);
+	tcase_add_test(tc, test_gauge_rows_exact_and_bad_rows_refused);
+	tcase_add_test(tc, test_versions_inherit_and_remove);
+	tcase_add_test(tc, test_one_allowance_across_a_plan_change);
+	tcase_add_test(tc, test_prorated_allowance);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -224,6 +224,40 @@ START_TEST(test_late_usage_adjusted_once)
 }
 END_TEST
 
+/* The adjustment's difference never wraps (issue 9): an issued September
+ * invoice of acme stored with a base of -2^63 minor units (an INSERT the
+ * ledger allows; only changes are refused) rates again to 0, and 0 - (-2^63)
+ * does not fit an int64: November is refused naming the tenant and the
+ * invoice, never given an adjustment of -2^63. */
+START_TEST(test_adjustment_past_int64_refused)
+{
+	october();
+	write_file(plan_x);
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(ledger, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO invoices (issuer, number, tenant, from_ns, to_ns, issued_ns, currency,"
+				      " base_minor, subtotal_minor, total_minor, plan_text, document, sha256) VALUES"
+				      " ('Example Cloud', 7, 'acme', 1788220800000000000, 1790812800000000000,"
+				      " 1790812800000000000, 'EUR', -9223372036854775808, 0, 0, 'plan: p\nissuer: Example"
+				      " Cloud\ncurrency: EUR\nversions:\n  - from: 2026-01-01\n', '{}', '')",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct plan p;
+	struct plan_errors errs;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(plan_load(plan_path, &p, &errs), 0);
+	struct rate_query q = { .ledger = ledger, .from_ns = NOV, .to_ns = DEC, .tenant = "acme" };
+	struct invoice *v;
+	size_t n;
+	ck_assert_int_eq(invoice_build_all(&p, &q, &v, &n, &e), 0);
+	ck_assert_int_eq(issue_adjust(ledger, &v[0], &p, &e), -ERANGE);
+	ck_assert_msg(strstr(e.msg, "tenant 'acme': the adjustment for Example Cloud #7 cannot be represented"), "%s",
+		      e.msg);
+	release(v, n);
+	plan_release(&p);
+}
+END_TEST
+
 /* explain of a draft line: the interval T0..T0+10h is split one hour per
  * hourly row, so hours 0-9 hold 1 vCPU-hour each, and hour 10 has a row of
  * 0 that counts the reading at T0+10h: 11 rows; their sum 10 vCPU-hours and
@@ -268,6 +302,7 @@ int main(void)
 	tcase_add_test(tc, test_numbered_stored_and_never_twice);
 	tcase_add_test(tc, test_all_or_none);
 	tcase_add_test(tc, test_late_usage_adjusted_once);
+	tcase_add_test(tc, test_adjustment_past_int64_refused);
 	tcase_add_test(tc, test_explain_draft);
 	suite_add_tcase(s, tc);
 	return tu_run(s);

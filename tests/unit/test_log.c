@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -117,6 +118,37 @@ START_TEST(test_levels)
 }
 END_TEST
 
+/* Under systemd, stderr is the journal (JOURNAL_STREAM names its device and
+ * inode): records carry a syslog priority prefix and no time of their own.
+ * Anywhere else, or when the variable names another stream, the time. */
+START_TEST(test_journal_format)
+{
+	struct stat st;
+	char js[64];
+	log_set_clock(fake_clock);
+	log_set_level(LOG_DEBUG);
+	now = 1790812800LL * NS_PER_SEC;   /* 2026-10-01T00:00:00Z */
+	capture_begin();
+	ck_assert_int_eq(fstat(2, &st), 0);
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", js, 1);
+	log_detect_journal();
+	log_msg(LOG_ERR, "a");
+	log_msg(LOG_WARN, "b");
+	log_msg(LOG_INFO, "c");
+	log_msg(LOG_DEBUG, "d");
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino + 1);
+	setenv("JOURNAL_STREAM", js, 1);
+	log_detect_journal();
+	log_msg(LOG_WARN, "e");
+	unsetenv("JOURNAL_STREAM");
+	log_detect_journal();
+	capture_end();
+	ck_assert_str_eq(captured, "<3>tally error: a\n<4>tally warning: b\n<6>tally info: c\n"
+			 "<7>tally debug: d\n2026-10-01T00:00:00Z tally warning: e\n");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("log");
@@ -124,6 +156,7 @@ int main(void)
 	tcase_add_test(tc, test_backoff);
 	tcase_add_test(tc, test_ceiling);
 	tcase_add_test(tc, test_levels);
+	tcase_add_test(tc, test_journal_format);
 	suite_add_tcase(s, tc);
 	int rc = tu_run(s);
 	free(captured);

@@ -170,6 +170,99 @@ START_TEST(test_format_ratio)
 }
 END_TEST
 
+/* Products past 128 bits: 256-bit intermediates, one checked narrowing. */
+START_TEST(test_wide)
+{
+	struct money_u256 x, y;
+	unsigned __int128 q, r, max = ~(unsigned __int128)0;
+	/* (2^128 - 1)^2 = 2^256 - 2^129 + 1: hi = 2^128 - 2, lo = 1 */
+	money_u256_mul(max, max, &x);
+	ck_assert(x.hi == max - 1 && x.lo == 1);
+	/* 2^64 x 2^64 = 2^128: hi 1, lo 0 */
+	money_u256_mul((unsigned __int128)1 << 64, (unsigned __int128)1 << 64, &x);
+	ck_assert(x.hi == 1 && x.lo == 0);
+	/* 2^128 / 3 = 113427455640312821154458202477256070485 rem 1
+	 * (3 x 113427455640312821154458202477256070485 = 2^128 - 1) */
+	ck_assert_int_eq(money_u256_divmod(&x, 3, &q, &r), 0);
+	ck_assert(q == max / 3 && r == 1);
+	/* a quotient of 2^128 or more does not fit */
+	ck_assert_int_eq(money_u256_divmod(&x, 1, &q, &r), -ERANGE);
+	/* a remainder at or above 2^127 on the way: 2^128 / (2^127 + 1) = 1 rem 2^127 - 1 */
+	unsigned __int128 big = ((unsigned __int128)1 << 127) + 1;
+	ck_assert_int_eq(money_u256_divmod(&x, big, &q, &r), 0);
+	ck_assert(q == 1 && r == ((unsigned __int128)1 << 127) - 1);
+	/* x *= b past 2^256 */
+	money_u256_mul(max, max, &y);
+	ck_assert_int_eq(money_u256_mul_by(&y, 2), -ERANGE);
+	ck_assert_int_eq(money_u256_add(&y, &y), -ERANGE);
+	/* rounding 7/2 = 3.5 -> 4 even, 5/2 = 2.5 -> 2 even, -2.5 -> -3 half up */
+	int64_t a;
+	x = (struct money_u256){ 0, 7 };
+	ck_assert_int_eq(money_u256_round(&x, false, 2, MONEY_HALF_EVEN, &a), 0);
+	ck_assert_int_eq(a, 4);
+	x = (struct money_u256){ 0, 5 };
+	ck_assert_int_eq(money_u256_round(&x, false, 2, MONEY_HALF_EVEN, &a), 0);
+	ck_assert_int_eq(a, 2);
+	ck_assert_int_eq(money_u256_round(&x, true, 2, MONEY_HALF_UP, &a), 0);
+	ck_assert_int_eq(a, -3);
+	/* 2^63 does not fit an int64 amount; 2^63 - 1 does */
+	x = (struct money_u256){ 0, (unsigned __int128)1 << 63 };
+	ck_assert_int_eq(money_u256_round(&x, false, 1, MONEY_HALF_EVEN, &a), -ERANGE);
+	x.lo--;
+	ck_assert_int_eq(money_u256_round(&x, false, 1, MONEY_HALF_EVEN, &a), 0);
+	ck_assert_int_eq(a, INT64_MAX);
+	char b[80];
+	/* 2^128 / 10^9 = 340282366920938463463374607431.768211456 */
+	money_u256_mul((unsigned __int128)1 << 64, (unsigned __int128)1 << 64, &x);
+	ck_assert_str_eq(money_format_u256(&x, 1000000000, 9, b, sizeof(b)), "340282366920938463463374607431.768211456");
+	ck_assert_str_eq(money_format_u256(&x, 1000000000, 2, b, sizeof(b)), "340282366920938463463374607431.77");
+	int64_t s;
+	ck_assert_int_eq(money_add(INT64_MAX, 1, &s), -ERANGE);
+	ck_assert_int_eq(money_add(INT64_MAX - 1, 1, &s), 0);
+	ck_assert_int_eq(s, INT64_MAX);
+}
+END_TEST
+
+/* An amount that fits an int64, whose product does not fit 128 bits: 10^30
+ * units over 10^25 (10^5 units) at 900000000 per unit (9 x 10^17 nanos):
+ * 9 x 10^13 currency = 9 x 10^15 cents; the numerator 10^30 x 9 x 10^17 x
+ * 100 = 9 x 10^49 is past 2^127 (1.7 x 10^38). */
+START_TEST(test_line_past_128_bits)
+{
+	int64_t a;
+	__int128 e15 = 1000000000000000LL;
+	ck_assert_int_eq(money_line(e15 * e15, e15 * e15 / 100000, 900000000LL * MONEY_NANOS, 2, MONEY_HALF_EVEN, &a), 0);
+	ck_assert_int_eq(a, 9000000000000000LL);
+}
+END_TEST
+
+/* A gauge's REAL unit-seconds to milli-units, exact at any magnitude:
+ * 1125899906842624.5 (2^50 + 1/2, a double exactly) x 1000 is
+ * 1125899906842624500; llrint(d * 1000.0) gives 1125899906842624512,
+ * because the product is rounded to a double (ulp 256 there) first. */
+START_TEST(test_double_scaled)
+{
+	__int128 q;
+	ck_assert_int_eq(money_double_scaled(1125899906842624.5, 1000, &q), 0);
+	ck_assert(q == (__int128)1125899906842624500LL);
+	/* 0.0625 x 1000 = 62.5 -> 62 (even); 0.1875 x 1000 = 187.5 -> 188 */
+	ck_assert_int_eq(money_double_scaled(0.0625, 1000, &q), 0);
+	ck_assert(q == 62);
+	ck_assert_int_eq(money_double_scaled(0.1875, 1000, &q), 0);
+	ck_assert(q == 188);
+	ck_assert_int_eq(money_double_scaled(-0.1875, 1000, &q), 0);
+	ck_assert(q == -188);
+	/* the double nearest 1e30 is 1000000000000000019884624838656 exactly */
+	ck_assert_int_eq(money_double_scaled(1e30, 1000, &q), 0);
+	char b[64];
+	ck_assert_str_eq(money_format_ratio(q, 1, 0, b, sizeof(b)), "1000000000000000019884624838656000");
+	ck_assert_int_eq(money_double_scaled(1e300, 1000, &q), -ERANGE);
+	ck_assert_int_eq(money_double_scaled(0.0 / 0.0, 1000, &q), -ERANGE);
+	ck_assert_int_eq(money_double_scaled(1e-300, 1000, &q), 0);
+	ck_assert(q == 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("money");
@@ -179,6 +272,9 @@ int main(void)
 	tcase_add_loop_test(tc, test_lines, 0, (int)(sizeof(lines) / sizeof(lines[0])));
 	tcase_add_test(tc, test_overflow_and_args);
 	tcase_add_test(tc, test_tax);
+	tcase_add_test(tc, test_wide);
+	tcase_add_test(tc, test_line_past_128_bits);
+	tcase_add_test(tc, test_double_scaled);
 	tcase_add_test(tc, test_format);
 	tcase_add_loop_test(tc, test_format_ratio, 0, (int)(sizeof(ratios) / sizeof(ratios[0])));
 	suite_add_tcase(s, tc);

@@ -49,6 +49,21 @@ START_TEST(test_example_plan)
 	ck_assert_int_eq(v->minimum_minor, 10000);
 	ck_assert_uint_eq(p.n_tenants, 1);
 	ck_assert_int_eq(p.tenants[0].discount_ppm, 100000);     /* 10% */
+	/* from 15 October: its own vcpus and memory replace the four vcpus and
+	 * memory entries; cpu, disk capacity, egress, requests and instance
+	 * (5) are inherited, as are the fee and the minimum */
+	const struct plan_version *w = &p.versions[1];
+	ck_assert_uint_eq(w->n_own, 2);
+	ck_assert_uint_eq(w->n_prices, 7);
+	ck_assert_int_eq(w->prices[0].meter, M_CPU);
+	ck_assert_int_eq(w->prices[0].origin, 0);
+	ck_assert_int_eq(w->prices[5].meter, M_VCPUS);
+	ck_assert_int_eq(w->prices[5].origin, 1);
+	ck_assert_int_eq(w->prices[5].price_nanos, 10000000);   /* 0.010 */
+	ck_assert_uint_eq(w->n_fees, 1);
+	ck_assert_int_eq(w->minimum_minor, 10000);
+	ck_assert_int_eq(v->prices[0].until_ns, 1792022400LL * NS_PER_SEC);   /* vcpus m1.small: replaced */
+	ck_assert_int_eq(v->prices[4].until_ns, INT64_MAX);                   /* cpu: never */
 	plan_release(&p);
 }
 END_TEST
@@ -106,6 +121,33 @@ START_TEST(test_tenant_prices_and_whole_hours)
 }
 END_TEST
 
+/* No fixed-size array drops what the plan says (issue 9): nine fees are
+ * nine fees (there were 8 slots), eight taxes are eight (there were 4);
+ * a ninth tax is refused by name (tests/fixtures/plans/shapes/). */
+START_TEST(test_no_silent_truncation)
+{
+	static const char text[] =
+		"plan: many\ncurrency: EUR\ntax:\n"
+		"  - {name: t1, rate: 1%}\n  - {name: t2, rate: 1%}\n  - {name: t3, rate: 1%}\n"
+		"  - {name: t4, rate: 1%}\n  - {name: t5, rate: 1%}\n  - {name: t6, rate: 1%}\n"
+		"  - {name: t7, rate: 1%}\n  - {name: t8, rate: 2.5%}\n"
+		"versions:\n  - from: 2026-01-01\n    fees:\n"
+		"      - {name: f1, amount: 1}\n      - {name: f2, amount: 2}\n      - {name: f3, amount: 3}\n"
+		"      - {name: f4, amount: 4}\n      - {name: f5, amount: 5}\n      - {name: f6, amount: 6}\n"
+		"      - {name: f7, amount: 7}\n      - {name: f8, amount: 8}\n      - {name: f9, amount: 9.99}\n";
+	struct plan p;
+	struct plan_errors errs;
+	int rc = plan_load_text("many.yaml", text, sizeof(text) - 1, &p, &errs);
+	ck_assert_msg(rc == 0, "%s", errs.n ? errs.msg[0] : "?");
+	ck_assert_int_eq(p.n_taxes, 8);
+	ck_assert_int_eq(p.taxes[7].ppm, 25000);                  /* 2.5% */
+	ck_assert_uint_eq(p.versions[0].n_fees, 9);
+	ck_assert_str_eq(p.versions[0].fees[8].name, "f9");
+	ck_assert_int_eq(p.versions[0].fees[8].amount_minor, 999);
+	plan_release(&p);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("plan");
@@ -114,6 +156,7 @@ int main(void)
 	tcase_add_test(tc, test_every_mistake_with_its_place);
 	tcase_add_test(tc, test_disjoint_selectors_and_currency_digits);
 	tcase_add_test(tc, test_tenant_prices_and_whole_hours);
+	tcase_add_test(tc, test_no_silent_truncation);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

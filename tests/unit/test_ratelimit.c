@@ -65,6 +65,39 @@ START_TEST(crowd)
 }
 END_TEST
 
+/* peek answers as take would and counts nothing; note remembers a key for
+ * one interval from its last note, however often it comes. 1 per 10 s,
+ * burst 2: tolerance 10 s. */
+START_TEST(peek_and_note)
+{
+	struct ratelimit *rl = ratelimit_new(0.1, 2, 64);
+	ck_assert_ptr_nonnull(rl);
+	ck_assert_int_eq(ratelimit_peek(rl, "a", 1000 * MS), 0);         /* unknown: may go */
+	ck_assert_int_eq(ratelimit_peek(rl, "a", 1000 * MS), 0);         /* and still nothing counted */
+	ck_assert_int_eq(ratelimit_take(rl, "a", 1000 * MS), 0);         /* tat 11 s */
+	ck_assert_int_eq(ratelimit_peek(rl, "a", 1000 * MS), 0);         /* 11 - 10 - 1 < 0 */
+	ck_assert_int_eq(ratelimit_take(rl, "a", 1000 * MS), 0);         /* tat 21 s */
+	ck_assert_int_eq(ratelimit_peek(rl, "a", 1000 * MS), 10000 * MS); /* 21 - 10 - 1 = 10 s */
+	ck_assert_int_eq(ratelimit_peek(rl, "a", 6000 * MS), 5000 * MS);  /* 21 - 10 - 6 */
+	ck_assert_int_eq(ratelimit_take(rl, "a", 6000 * MS), 5000 * MS);  /* refused: tat stays 21 */
+	ck_assert_int_eq(ratelimit_peek(rl, "a", 11000 * MS), 0);
+	ratelimit_free(rl);
+
+	/* burst 1, 1 per 600 s: "seen in the last 10 minutes" */
+	struct ratelimit *seen = ratelimit_new(1.0 / 600, 1, 64);
+	ck_assert_ptr_nonnull(seen);
+	ck_assert_int_eq(ratelimit_peek(seen, "10.0.0.1", 0), 0);
+	ratelimit_note(seen, "10.0.0.1", 100 * 1000 * MS);               /* tat 700 s */
+	ck_assert_int_eq(ratelimit_peek(seen, "10.0.0.1", 100 * 1000 * MS), 600 * 1000 * MS);
+	ratelimit_note(seen, "10.0.0.1", 115 * 1000 * MS);               /* tat 715 s, not 1300 */
+	ratelimit_note(seen, "10.0.0.1", 115 * 1000 * MS);
+	ck_assert_int_eq(ratelimit_peek(seen, "10.0.0.1", 700 * 1000 * MS), 15 * 1000 * MS);
+	ck_assert_int_eq(ratelimit_peek(seen, "10.0.0.1", 715 * 1000 * MS), 0);
+	ck_assert_int_eq(ratelimit_peek(seen, "10.0.0.2", 115 * 1000 * MS), 0);
+	ratelimit_free(seen);
+}
+END_TEST
+
 START_TEST(bad_arguments)
 {
 	ck_assert_ptr_null(ratelimit_new(0, 3, 64));
@@ -80,6 +113,7 @@ int main(void)
 	TCase *tc = tcase_create("ratelimit");
 	tcase_add_test(tc, one_client);
 	tcase_add_test(tc, crowd);
+	tcase_add_test(tc, peek_and_note);
 	tcase_add_test(tc, bad_arguments);
 	suite_add_tcase(s, tc);
 	return tu_run(s);

@@ -89,7 +89,7 @@ START_TEST(test_layout_matches_schema)
 	struct rrdstore *s;
 	struct tally_err e = { 0 };
 	char path[512], cmd[600];
-	ck_assert_int_eq(rrdstore_open(&s, dir, 60, &e), 0);
+	ck_assert_int_eq(rrdstore_open(&s, dir, 60, true, &e), 0);
 	ck_assert_int_eq(rrdstore_put(s, "vm-1", "disk", "vda", "read_bytes", NS(T0 + 60), 4096), 0);
 	ck_assert_int_eq(rrdstore_flush(s, &e), 0);
 	ck_assert_int_eq(rrdstore_path(s, "vm-1", "disk", "vda", path, sizeof(path)), 0);
@@ -131,7 +131,7 @@ START_TEST(test_fetch_returns_values_written)
 	struct rrdstore *s;
 	struct tally_err e = { 0 };
 	char path[512];
-	ck_assert_int_eq(rrdstore_open(&s, dir, 60, &e), 0);
+	ck_assert_int_eq(rrdstore_open(&s, dir, 60, true, &e), 0);
 	/* three step-aligned timestamps, several data sources, one call */
 	const double cpu[] = { 1.5, 2, 1000 }, mem[] = { 2147483648.0, 2147483648.0, 4294967296.0 };
 	for (int i = 0; i < 3; i++) {
@@ -160,13 +160,13 @@ START_TEST(test_reopen_skips_old_keeps_new)
 	struct rrdstore *s;
 	struct tally_err e = { 0 };
 	char path[512];
-	ck_assert_int_eq(rrdstore_open(&s, dir, 60, &e), 0);
+	ck_assert_int_eq(rrdstore_open(&s, dir, 60, true, &e), 0);
 	ck_assert_int_eq(rrdstore_put(s, "vm-1", "net", "52:54:00:00:00:01", "in_bytes", NS(T0 + 60), 10), 0);
 	ck_assert_int_eq(rrdstore_put(s, "vm-1", "net", "52:54:00:00:00:01", "in_bytes", NS(T0 + 120), 20), 0);
 	ck_assert_int_eq(rrdstore_flush(s, &e), 0);
 	rrdstore_close(s);
 	/* a restarted aggregator replays T0+120 (already written) and adds T0+180 */
-	ck_assert_int_eq(rrdstore_open(&s, dir, 60, &e), 0);
+	ck_assert_int_eq(rrdstore_open(&s, dir, 60, true, &e), 0);
 	ck_assert_int_eq(rrdstore_put(s, "vm-1", "net", "52:54:00:00:00:01", "in_bytes", NS(T0 + 120), 99), 0);
 	ck_assert_int_eq(rrdstore_put(s, "vm-1", "net", "52:54:00:00:00:01", "in_bytes", NS(T0 + 180), 30), 0);
 	ck_assert_msg(rrdstore_flush(s, &e) == 0, "%s", e.msg);
@@ -185,7 +185,7 @@ START_TEST(test_names_cannot_escape)
 	struct rrdstore *s;
 	struct tally_err e = { 0 };
 	char path[512], want[512];
-	ck_assert_int_eq(rrdstore_open(&s, dir, 60, &e), 0);
+	ck_assert_int_eq(rrdstore_open(&s, dir, 60, true, &e), 0);
 	ck_assert_int_eq(rrdstore_path(s, "../../etc/x", "disk", "a/b", path, sizeof(path)), 0);
 	snprintf(want, sizeof(want), "%s/%%2E.%%2F..%%2Fetc%%2Fx/disk-a%%2Fb.rrd", dir);
 	ck_assert_str_eq(path, want);
@@ -211,7 +211,7 @@ START_TEST(test_unwritable_dir_names_file)
 	FILE *fp = fopen(blocker, "w");
 	ck_assert_ptr_nonnull(fp);
 	fclose(fp);
-	ck_assert_int_eq(rrdstore_open(&s, dir, 60, &e), 0);
+	ck_assert_int_eq(rrdstore_open(&s, dir, 60, true, &e), 0);
 	ck_assert_int_eq(rrdstore_put(s, "vm-1", "instance", "", "cpu", NS(T0 + 60), 1), 0);
 	ck_assert_int_eq(rrdstore_put(s, "vm-2", "instance", "", "cpu", NS(T0 + 60), 1), 0);
 	int rc = rrdstore_flush(s, &e);
@@ -221,6 +221,128 @@ START_TEST(test_unwritable_dir_names_file)
 	char path[512];
 	rrdstore_path(s, "vm-2", "instance", "", path, sizeof(path));
 	ck_assert_int_eq(access(path, R_OK), 0);
+	rrdstore_close(s);
+}
+END_TEST
+
+
+/* A real-time (lossy) store whose writer is behind drops rows past its
+ * budget and counts them; it never waits. Budget 10 rows, writer held:
+ * 15 files of one row each are handed over, the first 10 fit, 5 are
+ * dropped. Released, the 10 are written and the 5 files never exist. */
+START_TEST(test_lossy_drops_past_budget)
+{
+	struct rrdstore *s;
+	struct tally_err e = { 0 };
+	char res[32], path[512];
+	ck_assert_int_eq(rrdstore_open(&s, dir, 60, false, &e), 0);
+	rrdstore_test_hold(s, true, 10);
+	for (int i = 0; i < 15; i++) {
+		snprintf(res, sizeof(res), "vm-%02d", i);
+		ck_assert_int_eq(rrdstore_put(s, res, "instance", "", "cpu", NS(T0 + 60), i), 0);
+	}
+	/* one row per file spans no step: handoff keeps them all queued */
+	ck_assert_int_eq(rrdstore_handoff(s, &e), 0);
+	struct rrdstore_stats st;
+	rrdstore_get_stats(s, &st);
+	ck_assert_uint_eq(st.backlog_rows, 0);
+	ck_assert_uint_eq(st.dropped, 0);
+	/* a second row a step later makes every queue due */
+	for (int i = 0; i < 15; i++) {
+		snprintf(res, sizeof(res), "vm-%02d", i);
+		ck_assert_int_eq(rrdstore_put(s, res, "instance", "", "cpu", NS(T0 + 120), i), 0);
+	}
+	ck_assert_int_eq(rrdstore_handoff(s, &e), 0);
+	rrdstore_get_stats(s, &st);
+	ck_assert_uint_eq(st.backlog_rows, 10);   /* 5 files of 2 rows */
+	ck_assert_uint_eq(st.dropped, 20);        /* 10 files of 2 rows */
+	rrdstore_test_hold(s, false, 10);
+	ck_assert_int_eq(rrdstore_flush(s, &e), 0);
+	rrdstore_get_stats(s, &st);
+	ck_assert_uint_eq(st.backlog_rows, 0);
+	ck_assert_uint_eq(st.files_created, 5);
+	ck_assert_uint_eq(st.values, 10);
+	for (int i = 0; i < 15; i++) {
+		snprintf(res, sizeof(res), "vm-%02d", i);
+		rrdstore_path(s, res, "instance", "", path, sizeof(path));
+		ck_assert_int_eq(access(path, F_OK) == 0, i < 5);
+	}
+	rrdstore_close(s);
+}
+END_TEST
+
+/* A fast-forward (lossless) store waits for its writer instead: with a
+ * budget of 3 rows, 40 files x 4 rows all land, none dropped, and rrdtool
+ * reads back each file's last value. */
+START_TEST(test_lossless_waits)
+{
+	struct rrdstore *s;
+	struct tally_err e = { 0 };
+	char res[32], path[512];
+	ck_assert_int_eq(rrdstore_open(&s, dir, 60, true, &e), 0);
+	rrdstore_test_hold(s, false, 3);
+	for (int r = 1; r <= 4; r++) {
+		for (int i = 0; i < 40; i++) {
+			snprintf(res, sizeof(res), "vm-%02d", i);
+			ck_assert_int_eq(rrdstore_put(s, res, "instance", "", "vcpus", NS(T0 + 60 * r),
+						      i + r), 0);
+		}
+		ck_assert_int_eq(rrdstore_handoff(s, &e), 0);
+	}
+	ck_assert_int_eq(rrdstore_flush(s, &e), 0);
+	struct rrdstore_stats st;
+	rrdstore_get_stats(s, &st);
+	ck_assert_uint_eq(st.dropped, 0);
+	ck_assert_uint_eq(st.values, 160);
+	ck_assert_uint_eq(st.files_created, 40);
+	for (int i = 0; i < 40; i += 13) {
+		snprintf(res, sizeof(res), "vm-%02d", i);
+		rrdstore_path(s, res, "instance", "", path, sizeof(path));
+		ck_assert_double_eq(fetched(path, "vcpus", T0 + 240), i + 4);
+	}
+	rrdstore_close(s);
+}
+END_TEST
+
+/* close writes what is still queued: the last rows of a run are not lost. */
+START_TEST(test_close_writes_queued)
+{
+	struct rrdstore *s;
+	struct tally_err e = { 0 };
+	char path[512];
+	ck_assert_int_eq(rrdstore_open(&s, dir, 60, false, &e), 0);
+	ck_assert_int_eq(rrdstore_put(s, "vm-1", "instance", "", "memory", NS(T0 + 60), 1024), 0);
+	ck_assert_int_eq(rrdstore_handoff(s, &e), 0);   /* not due: stays queued */
+	rrdstore_path(s, "vm-1", "instance", "", path, sizeof(path));
+	rrdstore_close(s);
+	ck_assert_double_eq(fetched(path, "memory", T0 + 60), 1024);
+}
+END_TEST
+
+/* An error met by the writer thread reaches the next call, once. */
+START_TEST(test_writer_error_reported_once)
+{
+	struct rrdstore *s;
+	struct tally_err e = { 0 };
+	char blocker[160];
+	snprintf(blocker, sizeof(blocker), "%s/vm-1", dir);
+	FILE *fp = fopen(blocker, "w");
+	ck_assert_ptr_nonnull(fp);
+	fclose(fp);
+	ck_assert_int_eq(rrdstore_open(&s, dir, 60, false, &e), 0);
+	ck_assert_int_eq(rrdstore_put(s, "vm-1", "instance", "", "cpu", NS(T0 + 60), 1), 0);
+	ck_assert_int_eq(rrdstore_put(s, "vm-1", "instance", "", "cpu", NS(T0 + 120), 1), 0);
+	/* due (spans a step): handed over; the writer fails in the background */
+	int rc = rrdstore_handoff(s, &e);
+	if (rc == 0) {
+		struct tally_err e2 = { 0 };
+		rc = rrdstore_flush(s, &e2);
+		e = e2;
+	}
+	ck_assert_int_lt(rc, 0);
+	ck_assert_msg(strstr(e.msg, blocker) != NULL, "message '%s' does not name %s", e.msg, blocker);
+	struct tally_err e3 = { 0 };
+	ck_assert_int_eq(rrdstore_flush(s, &e3), 0);
 	rrdstore_close(s);
 }
 END_TEST
@@ -235,6 +357,10 @@ int main(void)
 	tcase_add_test(tc, test_reopen_skips_old_keeps_new);
 	tcase_add_test(tc, test_names_cannot_escape);
 	tcase_add_test(tc, test_unwritable_dir_names_file);
+	tcase_add_test(tc, test_lossy_drops_past_budget);
+	tcase_add_test(tc, test_lossless_waits);
+	tcase_add_test(tc, test_close_writes_queued);
+	tcase_add_test(tc, test_writer_error_reported_once);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

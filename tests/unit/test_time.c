@@ -121,6 +121,32 @@ END_TEST
  * 2026-11-01 = 1793491200 (31 days later); 2028-02-01 = 1832976000,
  * 2028-03-01 = 1835481600 (29 days: a leap year); 2026-12-01 = 1796083200,
  * 2027-01-01 = 1798761600; before the epoch, 1969-12-01 = -2678400. */
+/* Rounding to the millisecond: halves away from zero, both signs. */
+START_TEST(test_round_ms)
+{
+	static const struct { int64_t in, out; } rows[] = {
+		{ 0, 0 }, { 499999, 0 }, { 500000, 1000000 }, { 1499999, 1000000 },
+		{ 1200000003417LL, 1200000000000LL }, { -499999, 0 }, { -500000, -1000000 },
+		{ -600000004759LL, -600000000000LL },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		ck_assert_int_eq(time_round_ms(rows[i].in), rows[i].out);
+}
+END_TEST
+
+/* The collection clock is CLOCK_MONOTONIC plus one anchor, the same on
+ * every call. */
+START_TEST(test_collect_clock)
+{
+	int64_t a = time_collect_anchor_ns();
+	ck_assert_int_ne(a, 0);
+	ck_assert_int_eq(time_collect_anchor_ns(), a);
+	int64_t m1 = time_mono_ns(), c = time_collect_ns(), m2 = time_mono_ns();
+	ck_assert_int_ge(c, m1 + a);
+	ck_assert_int_le(c, m2 + a);
+}
+END_TEST
+
 START_TEST(test_month_of)
 {
 	static const struct { int64_t t, from, to; } c[] = {
@@ -148,6 +174,8 @@ int main(void)
 	tcase_add_test(tc, test_durations);
 	tcase_add_test(tc, test_format_and_hours);
 	tcase_add_test(tc, test_month_of);
+	tcase_add_test(tc, test_round_ms);
+	tcase_add_test(tc, test_collect_clock);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

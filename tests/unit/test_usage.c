@@ -16,11 +16,13 @@
 #include <check.h>
 #include <errno.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aggregator.h"
+#include "csv.h"
 #include "err.h"
 #include "meter.h"
 #include "str.h"
@@ -183,9 +185,9 @@ START_TEST(test_csv)
 	const char *want =
 		"tenant,meter,quantity,unit,base_quantity,base_unit,covered_seconds,spanned_seconds,"
 		"completeness_pct,samples\r\n"
-		"acme,vcpus,2.000000000,vCPU-hours,7200,vCPU,3600.000000000,3600.000000000,100.000,1\r\n"
+		"acme,vcpus,2.000000000,vCPU-hours,7200.000,vCPU\xc2\xb7" "s,3600.000000000,3600.000000000,100.000,1\r\n"
 		"globex,cpu,1.000000000,CPU-hours,3600000000000,ns,3600.000000000,3600.000000000,100.000,2\r\n"
-		"initech,vcpus,2.000000000,vCPU-hours,7200,vCPU,3600.000000000,3600.000000000,100.000,1\r\n";
+		"initech,vcpus,2.000000000,vCPU-hours,7200.000,vCPU\xc2\xb7" "s,3600.000000000,3600.000000000,100.000,1\r\n";
 	ck_assert_str_eq(out, want);
 	free(out);
 }
@@ -206,8 +208,14 @@ START_TEST(test_json)
 	json_t *g = json_array_get(rows, 1);   /* sorted: acme, globex, initech */
 	ck_assert_str_eq(json_string_value(json_object_get(g, "tenant")), "globex");
 	ck_assert_str_eq(json_string_value(json_object_get(g, "resource")), "vm-b");
-	ck_assert_int_eq(json_integer_value(json_object_get(g, "base_quantity")), 3600000000000LL);
-	ck_assert_double_eq(json_real_value(json_object_get(g, "quantity")), 1.0);
+	ck_assert_str_eq(json_string_value(json_object_get(g, "base_quantity")), "3600000000000");
+	ck_assert_str_eq(json_string_value(json_object_get(g, "base_unit")), "ns");
+	ck_assert_str_eq(json_string_value(json_object_get(g, "quantity")), "1.000000000");
+	ck_assert_str_eq(json_string_value(json_object_get(g, "covered_seconds")), "3600.000000000");
+	json_t *a = json_array_get(rows, 0);   /* acme's vcpus: an integral, in vCPU-seconds */
+	ck_assert_str_eq(json_string_value(json_object_get(a, "base_quantity")), "7200.000");
+	ck_assert_str_eq(json_string_value(json_object_get(a, "base_unit")), "vCPU\xc2\xb7" "s");
+	ck_assert_str_eq(json_string_value(json_object_get(a, "completeness_pct")), "100.000");
 	ck_assert_str_eq(json_string_value(json_object_get(g, "unit")), "CPU-hours");
 	json_decref(root);
 	free(out);
@@ -233,6 +241,78 @@ START_TEST(test_refusals)
 }
 END_TEST
 
+/* The CSV rule cell by cell (OWASP): a text cell that begins with =, +, -,
+ * @, TAB or CR gets a quote in front and is quoted; other text is RFC 4180
+ * as before; numbers tally formats are never touched. */
+static const struct {
+	const char *in, *text, *number;
+} cells[] = {
+	{ "=HYPERLINK(\"http://x/\",\"y\")", "\"'=HYPERLINK(\"\"http://x/\"\",\"\"y\"\")\"", NULL },
+	{ "@SUM(1+1)", "\"'@SUM(1+1)\"", NULL },
+	{ "+cmd|' /C calc'!A0", "\"'+cmd|' /C calc'!A0\"", NULL },
+	{ "-2+3", "\"'-2+3\"", "-2+3" },
+	{ "\tx", "\"'\tx\"", NULL },
+	{ "\rx", "\"'\rx\"", NULL },
+	{ "vm-1", "vm-1", NULL },
+	{ "a,b", "\"a,b\"", NULL },
+	{ "say \"hi\"", "\"say \"\"hi\"\"\"", NULL },
+	{ "", "", "" },
+	{ "-0.05", "\"'-0.05\"", "-0.05" },   /* as a name it is text; our amount stays a number */
+	{ "12.500000000", "12.500000000", "12.500000000" },
+};
+
+START_TEST(test_csv_cells)
+{
+	char *buf;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	csv_field(f, cells[_i].in);
+	fclose(f);
+	ck_assert_str_eq(buf, cells[_i].text);
+	free(buf);
+	if (cells[_i].number) {
+		f = open_memstream(&buf, &len);
+		csv_number(f, cells[_i].in);
+		fclose(f);
+		ck_assert_str_eq(buf, cells[_i].number);
+		free(buf);
+	}
+}
+END_TEST
+
+/* Exact quantities at any size (issue 9): the JSON gave binary floats
+ * (0.022222120000000001) and integers past 2^53 that readers round
+ * (20271077326260237 read back as ...236). Rows changed behind the
+ * aggregator: globex's cpu hour holds 20271077326260237 ns (odd, past
+ * 2^53), acme's vcpus hour 80.000432 vCPU-s, which is 80000.432
+ * milli-vCPU-s, rounded once to 80000 (the ledger's unit, rate.h). So:
+ *   globex cpu: base "20271077326260237" ns; 20271077326260237 / 3.6e12 =
+ *     5630.8548128500658333... CPU-hours -> "5630.854812850"
+ *   acme vcpus: base "80.000" vCPU-s; 80 / 3600 = 0.0222... -> "0.022222222" */
+START_TEST(test_json_exact)
+{
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "UPDATE usage SET quantity = 20271077326260237 WHERE quantity = 3600000000000;"
+				      "UPDATE usage SET quantity = 80.000432 WHERE hour_ns = 1790812800000000000"
+				      " AND meter_id = (SELECT id FROM meters WHERE name = 'vcpus')", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	struct usage_query q = { .ledger = path, .from_ns = T0, .to_ns = T0 + H, .meter = -1 };
+	char *out = render(&q, USAGE_JSON);
+	json_t *root = json_loads(out, 0, NULL);
+	ck_assert_ptr_nonnull(root);
+	json_t *rows = json_object_get(root, "rows");
+	json_t *a = json_array_get(rows, 0), *g = json_array_get(rows, 1);
+	ck_assert_str_eq(json_string_value(json_object_get(g, "base_quantity")), "20271077326260237");
+	ck_assert_str_eq(json_string_value(json_object_get(g, "quantity")), "5630.854812850");
+	ck_assert_str_eq(json_string_value(json_object_get(a, "base_quantity")), "80.000");
+	ck_assert_str_eq(json_string_value(json_object_get(a, "quantity")), "0.022222222");
+	json_decref(root);
+	free(out);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("usage");
@@ -243,6 +323,8 @@ int main(void)
 	tcase_add_test(tc, test_csv);
 	tcase_add_test(tc, test_json);
 	tcase_add_test(tc, test_refusals);
+	tcase_add_test(tc, test_json_exact);
+	tcase_add_loop_test(tc, test_csv_cells, 0, (int)(sizeof(cells) / sizeof(cells[0])));
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

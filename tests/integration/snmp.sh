@@ -1,0 +1,262 @@
+#!/bin/sh
+# The SNMP collector against a real snmpd (Debian's net-snmp) on a free
+# loopback port with its own config: v2c and v3 (authPriv SHA/AES) users,
+# IF-MIB counters served by tests/fixtures/snmp/ifpass.py (pass_persist)
+# from a file this script writes, so every counter is known. tallyd polls
+# it every 2 s with these targets:
+#   sw      v2c, a switch (tenant's incoming = ifHCOutOctets), port rule -> tenant acme
+#   sw3     v3 authPriv, the same agent seen as a host (incoming = ifHCInOctets)
+#   badcomm v2c, wrong community      badpw  v3, wrong auth password
+#   nouser  v3, a user snmpd lacks    dead   a socket that never answers
+# Checked:
+# - the ledger's usage equals the differences of snmpget readings of the
+#   same OIDs (the oracle), through a 32-bit wrap, a "reboot" (snmpd
+#   restarted: sysUpTime starts over, counters lower) and an ifIndex
+#   renumbering that comes with it: no negative, nothing counted twice;
+# - the failing targets: one log line each naming the target and the
+#   error, nothing of theirs in the ledger;
+# - the dead target never delays the healthy one: every cycle polled both,
+#   each of sw's polls succeeded, each of dead's timed out (counts from
+#   /metrics, no wall-clock assertion); promtool accepts the scrape;
+# - hostile values (a string where a Counter64 belongs) are counted and
+#   left out.
+set -eu
+B=${B:-build}
+TALLYD=$PWD/$B/tallyd
+for t in snmpd snmpget sqlite3 curl python3 promtool; do
+	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 77; }
+done
+work=$(mktemp -d /tmp/tally-snmp-XXXXXX)
+spid="" tpid="" dpid=""
+stop() { # PID: a signal ends it; its exit status is of no interest
+	if [ -n "$1" ]; then kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; fi
+}
+cleanup() {
+	stop "$tpid"; stop "$spid"; stop "$dpid"
+	rm -rf "$work"
+}
+trap cleanup EXIT
+fails=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+eq() { if [ "$2" = "$3" ]; then ok "$1: $2"; else bad "$1: got '$2', expected '$3'"; fi; }
+
+# free ports, found now: two UDP (agent, the silent one) and one TCP (http)
+set -- $(python3 -c '
+import socket
+s = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)] + [socket.socket()]
+for x in s: x.bind(("127.0.0.1", 0))
+print(" ".join(str(x.getsockname()[1]) for x in s))')
+port=$1 dport=$2 hport=$3
+agent=udp:127.0.0.1:$port
+
+# a target that never answers: a bound socket nobody reads (no ICMP either)
+python3 -c "
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', $dport)); time.sleep(600)" &
+dpid=$!
+
+ifs=$work/ifs
+cat > "$work/snmpd.conf" <<EOF
+agentaddress $agent
+rocommunity public 127.0.0.1
+createUser alice SHA "alicepass1" AES "aliceprivkey"
+createUser dave SHA "davepass12" AES "daveprivkey"
+rouser alice priv
+rouser dave priv
+pass_persist -p 1 .1.3.6.1.2.1.31.1.1.1 $PWD/tests/fixtures/snmp/ifpass.py $ifs
+pass_persist -p 1 .1.3.6.1.2.1.2.2.1 $PWD/tests/fixtures/snmp/ifpass.py $ifs
+EOF
+start_snmpd() {
+	mkdir -p "$work/persist"
+	# the built-in interface tables off: only the test's counters are served
+	SNMP_PERSISTENT_DIR=$work/persist MIBS= snmpd -f -C -I -ifXTable,ifTable,interfaces,smux \
+		-c "$work/snmpd.conf" -LF 0-5 "$work/snmpd.log" -p "$work/snmpd.pid" &
+	spid=$!
+	for i in $(seq 50); do
+		snmpget -v2c -c public -t 0.2 -r 0 -On "$agent" .1.3.6.1.2.1.1.3.0 >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "snmpd did not start:"; cat "$work/snmpd.log"; exit 1
+}
+get() { snmpget -v2c -c public -On -Oqv "$agent" "$1"; }
+HCIN=.1.3.6.1.2.1.31.1.1.1.6 HCOUT=.1.3.6.1.2.1.31.1.1.1.10 IN32=.1.3.6.1.2.1.2.2.1.10 INERR=.1.3.6.1.2.1.2.2.1.14
+
+# ifIndex ifName ifAlias ifHCIn ifHCOut ifIn ifOut ifOperStatus ifInErrors
+cat > "$ifs" <<EOF
+1 Gi0/1 cust:acme 1000 5000 - - 1 10
+2 Gi0/2 uplink 7 9 - - 2 0
+3 Fa0/3 old - - 4294967000 100 1 0
+4 Gi0/4 junk s:notanumber 1 - - 1 0
+EOF
+start_snmpd
+
+cat > "$work/tally.yaml" <<EOF
+tallyd:
+  agent_id: poller
+  data_dir: $work/data
+  interval: 2s
+  log_level: info
+ledger:
+  commit_every: 0s
+rrd:
+  enabled: false
+http:
+  port: $hport
+collectors:
+  snmp:
+    targets:
+      - {name: sw, address: "127.0.0.1:$port", community: public, timeout: 200ms, retries: 1}
+      - {name: sw3, address: "127.0.0.1:$port", type: host, version: "3", user: alice, level: authPriv,
+         auth_protocol: SHA, auth_password: alicepass1, priv_protocol: AES, priv_password: aliceprivkey,
+         timeout: 200ms, retries: 1}
+      - {name: badcomm, address: "127.0.0.1:$port", community: nope, timeout: 200ms, retries: 1}
+      - {name: badpw, address: "127.0.0.1:$port", version: "3", user: dave, level: authPriv,
+         auth_password: wrongpass1, priv_password: daveprivkey, timeout: 200ms, retries: 1}
+      - {name: nouser, address: "127.0.0.1:$port", version: "3", user: mallory, level: authNoPriv,
+         auth_password: whatever123, timeout: 200ms, retries: 1}
+      - {name: dead, address: "127.0.0.1:$dport", community: public, timeout: 200ms, retries: 1}
+    ports:
+      - {target: sw, if_alias: "cust:*", tenant: acme, name: "acme uplink", labels: {plan: gold}}
+EOF
+"$TALLYD" -n -c "$work/tally.yaml" || { bad "tallyd -n refuses the config"; exit 1; }
+"$TALLYD" -c "$work/tally.yaml" > "$work/tallyd.log" 2>&1 &
+tpid=$!
+
+metric() { # NAME TARGET -> value (0 when absent)
+	curl -s "http://127.0.0.1:$hport/metrics" | awk -v n="$1{target=\"$2\"}" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }'
+}
+wait_polls() { # TARGET N: until TARGET's successful polls reached N
+	for i in $(seq 200); do
+		p=$(metric tally_snmp_polls_total "$1"); t=$(metric tally_snmp_timeouts_total "$1")
+		e=$(metric tally_snmp_errors_total "$1")
+		[ $((p - t - e)) -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	bad "target $1 never reached $2 successful polls"; cat "$work/tallyd.log"; exit 1
+}
+okpolls() { echo $(( $(metric tally_snmp_polls_total "$1") - $(metric tally_snmp_timeouts_total "$1") - $(metric tally_snmp_errors_total "$1") )); }
+
+# phase 1: the baseline
+wait_polls sw 2
+wait_polls sw3 2
+o1_out=$(get $HCOUT.1) o1_in=$(get $HCIN.1) o1_32=$(get $IN32.3) o1_err=$(get $INERR.1)
+
+# counts from here on (the first cycle may be slow: snmpd starts its
+# pass_persist scripts at the first request)
+snap() {
+	curl -s "http://127.0.0.1:$hport/metrics" | awk '
+		$1 == "tally_collection_cycles_total" { c = $2 }
+		$1 == "tally_snmp_polls_total{target=\"sw\"}" { sp = $2 }
+		$1 == "tally_snmp_timeouts_total{target=\"sw\"}" { sx += $2 }
+		$1 == "tally_snmp_errors_total{target=\"sw\"}" { sx += $2 }
+		$1 == "tally_snmp_polls_total{target=\"dead\"}" { dp = $2 }
+		$1 == "tally_snmp_timeouts_total{target=\"dead\"}" { dt = $2 }
+		END { print c, sp, sp - sx, dp, dt }'
+}
+set -- $(snap)
+c0=$1 sp0=$2 sok0=$3 dp0=$4 dt0=$5
+
+# phase 2: traffic, and Fa0/3's 32-bit ifInOctets wraps
+cat > "$ifs" <<EOF
+1 Gi0/1 cust:acme 4000 17345 - - 1 15
+2 Gi0/2 uplink 7 9 - - 2 0
+3 Fa0/3 old - - 200 100 1 0
+4 Gi0/4 junk s:notanumber 1 - - 1 0
+EOF
+o2_out=$(get $HCOUT.1) o2_in=$(get $HCIN.1) o2_32=$(get $IN32.3) o2_err=$(get $INERR.1)
+n=$(okpolls sw); wait_polls sw $((n + 2))
+n=$(okpolls sw3); wait_polls sw3 $((n + 2))
+
+# count-wise over phase 2: every cycle polled sw and dead; every sw poll
+# answered while every dead poll timed out: dead never cost sw a poll
+set -- $(snap)
+cycles=$(($1 - c0)) sw_p=$(($2 - sp0)) sw_ok=$(($3 - sok0)) dead_p=$(($4 - dp0)) dead_t=$(($5 - dt0))
+echo "phase 2, $cycles cycles: sw polled $sw_p (answered $sw_ok), dead polled $dead_p (timed out $dead_t)"
+[ "$cycles" -ge 2 ] && [ "$sw_p" -ge $((cycles - 1)) ] && [ "$sw_p" -le $((cycles + 1)) ] &&
+	ok "sw polled every cycle" || bad "sw polled $sw_p times in $cycles cycles"
+eq "sw: every poll answered" "$sw_ok" "$sw_p"
+[ "$dead_t" -ge $((dead_p - 1)) ] && [ "$dead_p" -ge $((cycles - 1)) ] && ok "dead timed out each cycle" ||
+	bad "dead: $dead_t timeouts of $dead_p polls in $cycles cycles"
+curl -s "http://127.0.0.1:$hport/metrics" > "$work/metrics.txt"
+promtool check metrics < "$work/metrics.txt" && ok "promtool accepts /metrics" || bad "promtool refuses /metrics"
+
+# phase 3: the switch "reboots": snmpd restarted (sysUpTime starts over),
+# counters lower than before, and Gi0/1 comes back as ifIndex 5
+stop "$spid"; spid=""
+cat > "$ifs" <<EOF
+1 Gi0/2 uplink 3 4 - - 1 0
+3 Fa0/3 old - - 150 20 1 0
+5 Gi0/1 cust:acme 50 700 - - 1 1
+EOF
+start_snmpd
+o3_out=$(get $HCOUT.5) o3_in=$(get $HCIN.5) o3_32=$(get $IN32.3) o3_err=$(get $INERR.5)
+n=$(okpolls sw); wait_polls sw $((n + 2))
+n=$(okpolls sw3); wait_polls sw3 $((n + 2))
+
+# phase 4: traffic after the reboot
+cat > "$ifs" <<EOF
+1 Gi0/2 uplink 3 4 - - 1 0
+3 Fa0/3 old - - 160 20 1 0
+5 Gi0/1 cust:acme 50 900 - - 1 1
+EOF
+o4_out=$(get $HCOUT.5) o4_in=$(get $HCIN.5) o4_32=$(get $IN32.3)
+n=$(okpolls sw); wait_polls sw $((n + 2))
+n=$(okpolls sw3); wait_polls sw3 $((n + 2))
+stop "$tpid"; tpid=""
+
+L=$work/data/ledger.db
+usage() { # UUID METER
+	sqlite3 "$L" "select coalesce(sum(u.quantity), 0) from usage u join resources r on r.id = u.resource_id
+		join meters m on m.id = u.meter_id where r.uuid = '$1' and m.name = '$2'"
+}
+last() { # UUID METER: the last reading the ledger keeps
+	sqlite3 "$L" "select s.last_value from series s join resources r on r.id = s.resource_id
+		join meters m on m.id = s.meter_id where r.uuid = '$1' and m.name = '$2'"
+}
+# the oracle: snmpget's readings. Across the reboot the counters went
+# down, so they count from zero (rule 2): the new value is usage.
+want_in=$((o2_out - o1_out + o3_out + o4_out - o3_out))
+want_out=$((o2_in - o1_in + o3_in + o4_in - o3_in))
+echo "snmpget: ifHCOutOctets $o1_out $o2_out | $o3_out $o4_out; ifHCInOctets $o1_in $o2_in | $o3_in $o4_in"
+eq "sw:Gi0/1 if.incoming.bytes (ifHCOutOctets, a switch)" "$(usage sw:Gi0/1 if.incoming.bytes)" "$want_in"
+eq "sw:Gi0/1 if.outgoing.bytes (ifHCInOctets)" "$(usage sw:Gi0/1 if.outgoing.bytes)" "$want_out"
+eq "  worked out by hand" "$want_in/$want_out" "13245/3050"
+eq "sw3:Gi0/1 if.incoming.bytes (v3, a host: ifHCInOctets)" "$(usage sw3:Gi0/1 if.incoming.bytes)" "$want_out"
+eq "sw3:Gi0/1 if.outgoing.bytes" "$(usage sw3:Gi0/1 if.outgoing.bytes)" "$want_in"
+eq "sw:Gi0/1 last reading = snmpget's" "$(last sw:Gi0/1 if.incoming.bytes)" "$o4_out"
+# 32-bit ifInOctets of Fa0/3 (the tenant's outgoing on a switch): the wrap
+# is 2^32 - o1 + o2; the reboot took it down, so it counts from zero
+want32=$((4294967296 - o1_32 + o2_32 + o3_32 + o4_32 - o3_32))
+eq "sw:Fa0/3 if.outgoing.bytes32 through a wrap and a reboot" "$(usage sw:Fa0/3 if.outgoing.bytes32)" "$want32"
+eq "  worked out by hand" "$want32" "656"
+eq "sw:Fa0/3 has no billed bytes" "$(usage sw:Fa0/3 if.outgoing.bytes)" "0"
+# ifInErrors (the switch received: the tenant's outgoing errors): 10 -> 15, reboot -> 1
+eq "sw:Gi0/1 if.outgoing.errors" "$(usage sw:Gi0/1 if.outgoing.errors)" "$((o2_err - o1_err + o3_err))"
+neg=$(sqlite3 "$L" "select count(*) from usage where quantity < 0")
+eq "no negative usage anywhere" "$neg" "0"
+eq "sw:Gi0/1 tenant, name, labels, host" \
+	"$(sqlite3 "$L" "select tenant || '|' || name || '|' || labels || '|' || host from resources where uuid = 'sw:Gi0/1'")" \
+	"acme|acme uplink|plan=gold|sw"
+eq "sw:Gi0/2 has no tenant" "$(sqlite3 "$L" "select tenant from resources where uuid = 'sw:Gi0/2'")" ""
+eq "sw:Gi0/4 (a string for a Counter64) bills nothing" "$(usage sw:Gi0/4 if.incoming.bytes)" "0"
+grep -q "snmp sw: answers with .*value(s) of the wrong type" "$work/tallyd.log" && ok "the wrong type is said" || bad "no word of the wrong type"
+grep -q "snmp sw: 1 port(s) have no 64-bit counters" "$work/tallyd.log" && ok "the 32-bit port is said once" || bad "no word of the 32-bit port"
+
+# the failing targets: said by name with their error, nothing stored
+for c in "badcomm (127.0.0.1:$port): timeout" "badpw (127.0.0.1:$port): authentication failure" \
+	 "nouser (127.0.0.1:$port): unknown user" "dead (127.0.0.1:$dport): timeout"; do
+	grep -q "snmp $c" "$work/tallyd.log" && ok "log: snmp $c" || bad "no log line 'snmp $c'"
+done
+n=$(grep -c "snmp badpw (.*authentication failure" "$work/tallyd.log")
+eq "badpw's error said once per back-off window" "$n" "1"
+eq "nothing stored for the failing targets" \
+	"$(sqlite3 "$L" "select count(*) from resources where host in ('badcomm', 'badpw', 'nouser', 'dead')")/$(sqlite3 "$L" "select count(*) from agents where agent in ('badcomm', 'badpw', 'nouser', 'dead')")" "0/0"
+if grep -q -e alicepass1 -e aliceprivkey -e wrongpass1 -e whatever123 "$work/tallyd.log"; then
+	bad "a password is in the log"
+else
+	ok "no password in the log"
+fi
+
+[ "$fails" -eq 0 ] || { echo "--- tallyd log"; cat "$work/tallyd.log"; exit 1; }
+echo "snmp: all passed"
