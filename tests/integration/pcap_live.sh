@@ -191,22 +191,18 @@ done
 # with the CAP_NET_RAW it kept for this) and counts on from where it was
 r1=$(last pcap.received.packets "$VB")
 ip -n "$NSV" link del "$VA"
-k=0
-until grep -q "capture on $VB ended" "$work/log"; do
-	k=$((k + 1))
-	[ "$k" -le 100 ] || { fail "the end of the capture on $VB was not said: $(tail -n 3 "$work/log")"; break; }
-	sleep 0.1
-done
-ip link add "$VA" netns "$NSV" address 52:54:00:aa:00:01 type veth peer name "$VB" netns "$NSH" \
-	address 02:aa:00:00:00:01
-ip -n "$NSV" link set "$VA" up
-ip -n "$NSH" link set "$VB" up
-k=0
-until grep -q "capturing on $VB again" "$work/log"; do
-	k=$((k + 1))
-	[ "$k" -le 100 ] || { fail "the capture on $VB was not opened again: $(tail -n 3 "$work/log")"; break; }
-	sleep 0.1
-done
+# wait_log TEXT: until tallyd's log has it (10 s at most)
+wait_log() {
+	k=0
+	until grep -q "$1" "$work/log"; do
+		k=$((k + 1))
+		[ "$k" -le 100 ] || return 1
+		sleep 0.1
+	done
+}
+wait_log "capture on $VB ended" || fail "the end of the capture on $VB was not said: $(tail -n 3 "$work/log")"
+pcap_pair "$NSV" "$NSH" "$VA" "$VB"
+wait_log "capturing on $VB again" || fail "the capture on $VB was not opened again: $(tail -n 3 "$work/log")"
 send "$NSV" "$VA" vm 100:100:ip4:10.1.2.3
 wait_q 30 "SELECT s.last_value FROM series s JOIN meters m ON m.id = s.meter_id
 	   WHERE m.name = 'pcap.received.packets'" $((r1 + 100)) ||

@@ -11,6 +11,11 @@ pcap_veth() {
 	for _ns in "$1" "$2"; do
 		ip netns exec "$_ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 	done
+	pcap_pair "$@"
+}
+
+# pcap_pair NSV NSH VA VB: the veth pair alone (again, after it was deleted)
+pcap_pair() {
 	ip link add "$3" netns "$1" address 52:54:00:aa:00:01 type veth peer name "$4" netns "$2" \
 		address 02:aa:00:00:00:01
 	ip -n "$1" link set "$3" up
