@@ -38,6 +38,8 @@ if [ -n "${PEERS:-}" ]; then
 		grep -E '^(cpu_ms_per_scrape|scrape_med_s|rss_kB|domains_reported)[[:space:]]')
 fi
 
+echo "(real QEMU guests, whole-host cost per stats group and beside collectd and the exporter:"
+echo " flock -o /tmp/tally-qemu.lock sh bench/libvirt_qemu.sh, as root; docs/libvirt.md)"
 echo
 echo "== SNMP: one poll of 20 targets, 200 interfaces, beside sequential snmpbulkwalk and collectd's snmp plugin"
 sh bench/snmp.sh 15

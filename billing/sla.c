@@ -29,8 +29,8 @@ struct walk {
 	int64_t lo, hi;              /* measured window */
 	enum vm_state st;
 	int64_t since;               /* when st began */
-	char cause[16], detail[64];  /* of the current downtime */
-	size_t cap;
+	char cause[16], detail[64];  /* of the current downtime, or stretch off */
+	size_t cap, cap_off;
 };
 
 static int64_t overlap(int64_t a, int64_t b, int64_t lo, int64_t hi)
@@ -39,28 +39,39 @@ static int64_t overlap(int64_t a, int64_t b, int64_t lo, int64_t hi)
 	return y > x ? y - x : 0;
 }
 
-static int add_incident(struct walk *w, int64_t start, int64_t end, const char *cause, const char *detail)
+/* Append [start, end) to list (n, cap) if it overlaps the window. */
+static int add_stretch(struct walk *w, struct sla_incident **list, size_t *n, size_t *cap, int64_t start, int64_t end,
+		       const char *cause, const char *detail)
 {
 	struct sla_vm *v = w->vm;
 	int64_t counted = overlap(start, end, w->lo, w->hi);
 	if (counted == 0 && (end <= w->lo || start >= w->hi))
 		return 0;
-	if (v->n_incidents == w->cap) {
-		size_t nc = w->cap ? w->cap * 2 : 4;
-		struct sla_incident *n = realloc(v->incidents, nc * sizeof(*n));
-		if (!n)
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 4;
+		struct sla_incident *p = realloc(*list, nc * sizeof(*p));
+		if (!p)
 			return -ENOMEM;
-		v->incidents = n;
-		w->cap = nc;
+		*list = p;
+		*cap = nc;
 	}
-	struct sla_incident *i = &v->incidents[v->n_incidents++];
+	(void)v;
+	struct sla_incident *i = &(*list)[(*n)++];
 	i->start_ns = start;
 	i->end_ns = end;
 	i->counted_ns = counted;
 	str_copy(i->cause, cause, sizeof(i->cause));
 	str_copy(i->detail, detail, sizeof(i->detail));
-	v->down_ns += counted;
 	return 0;
+}
+
+static int add_incident(struct walk *w, int64_t start, int64_t end, const char *cause, const char *detail)
+{
+	size_t before = w->vm->n_incidents;
+	int rc = add_stretch(w, &w->vm->incidents, &w->vm->n_incidents, &w->cap, start, end, cause, detail);
+	if (!rc && w->vm->n_incidents > before)
+		w->vm->down_ns += w->vm->incidents[w->vm->n_incidents - 1].counted_ns;
+	return rc;
 }
 
 /* Leave the current state at t: account for [since, t). */
@@ -70,6 +81,8 @@ static int close_stretch(struct walk *w, int64_t t)
 		w->vm->expected_ns += overlap(w->since, t, w->lo, w->hi);
 	if (w->st == ST_DOWN)
 		return add_incident(w, w->since, t, w->cause, w->detail);
+	if (w->st == ST_OFF && w->cause[0]) /* off by an event (not before the first sight) */
+		return add_stretch(w, &w->vm->offs, &w->vm->n_offs, &w->cap_off, w->since, t, w->cause, w->detail);
 	return 0;
 }
 
@@ -95,12 +108,12 @@ static int on_event(struct walk *w, const struct plan *p, int64_t t, const char 
 		return set_state(w, t, ST_DOWN, "crashed", reason);
 	if (!strcmp(type, "stopped"))
 		return !strcmp(reason, "failed") ? set_state(w, t, ST_DOWN, "failed", reason)
-						  : set_state(w, t, ST_OFF, "", "");
+						  : set_state(w, t, ST_OFF, type, reason);
 	if (!strcmp(type, "shutdown") || !strcmp(type, "undefined"))
-		return set_state(w, t, ST_OFF, "", "");
+		return set_state(w, t, ST_OFF, type, reason);
 	if (!strcmp(type, "suspended"))
 		return !strcmp(reason, "ioerror") ? set_state(w, t, ST_DOWN, "ioerror", reason)
-						   : set_state(w, t, ST_OFF, "", "");
+						   : set_state(w, t, ST_OFF, type, reason);
 	if (!strcmp(type, "silent")) {
 		*silent_at = t;
 		return 0;
@@ -244,6 +257,7 @@ int sla_compute(const struct sla_query *q, const struct plan *p, struct sla_repo
 		/* VMs that did not exist in the period at all are left out */
 		if (v->expected_ns == 0 && v->n_incidents == 0 && last < q->from_ns) {
 			free(v->incidents);
+			free(v->offs);
 			continue;
 		}
 		const struct plan_attrs a = { .flavor = col_text(rs, 7), .labels = col_text(rs, 8),
@@ -303,8 +317,10 @@ bool sla_budget_of(const struct sla_report *r, const struct sla_vm *v, const str
 
 void sla_report_release(struct sla_report *r)
 {
-	for (size_t i = 0; i < r->n_vms; i++)
+	for (size_t i = 0; i < r->n_vms; i++) {
 		free(r->vms[i].incidents);
+		free(r->vms[i].offs);
+	}
 	free(r->vms);
 	r->vms = NULL;
 	r->n_vms = 0;
@@ -390,6 +406,19 @@ int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum s
 				json_array_append_new(inc, j);
 			}
 			json_object_set_new(o, "incidents", inc);
+			json_t *offs = json_array();
+			for (size_t k = 0; k < v->n_offs; k++) {
+				const struct sla_incident *x = &v->offs[k];
+				json_t *j = json_object();
+				json_object_set_new(j, "start", json_string(time_format_iso(x->start_ns, a, sizeof(a))));
+				json_object_set_new(j, "end", x->end_ns == INT64_MAX ? json_null()
+							      : json_string(time_format_iso(x->end_ns, b, sizeof(b))));
+				json_object_set_new(j, "event", json_string(x->cause));
+				json_object_set_new(j, "reason", json_string(x->detail));
+				json_object_set_new(j, "seconds", json_integer(x->counted_ns / NS_PER_SEC));
+				json_array_append_new(offs, j);
+			}
+			json_object_set_new(o, "off", offs);
 			json_array_append_new(vms, o);
 		}
 		json_object_set_new(root, "vms", vms);
@@ -452,6 +481,13 @@ int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum s
 			fprintf(f, "%10s   %-7s %s .. %s  %s counted  %s\n", "", x->cause,
 				time_format_iso(x->start_ns, a, sizeof(a)), end_text(x, b, sizeof(b)),
 				sla_duration_text(x->counted_ns, d, sizeof(d)), x->detail);
+		}
+		for (size_t k = 0; k < v->n_offs; k++) {
+			const struct sla_incident *x = &v->offs[k];
+			fprintf(f, "%10s   off     %s .. %s  %s not expected  %s%s%s\n", "",
+				time_format_iso(x->start_ns, a, sizeof(a)), end_text(x, b, sizeof(b)),
+				sla_duration_text(x->counted_ns, d, sizeof(d)), x->cause, x->detail[0] ? ": " : "",
+				x->detail);
 		}
 	}
 	fprintf(f, "\nfleet    %zu VMs, availability %s%%, downtime %s, %zu below target, %zu with a credit\n", r->n_vms,

@@ -49,6 +49,12 @@ struct sla_vm {
 	bool expected_at_end;        /* running or down at the end of the data (not off) */
 	struct sla_incident *incidents;
 	size_t n_incidents;
+	/* stretches not expected to run (stopped or paused on request), with
+	 * the event that began them as cause ("stopped", "shutdown",
+	 * "suspended") and its reason as detail ("destroyed", "host",
+	 * "paused"); counted_ns is their part in the period. Not downtime. */
+	struct sla_incident *offs;
+	size_t n_offs;
 };
 
 struct sla_report {

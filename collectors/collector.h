@@ -30,6 +30,7 @@
 #define TALLY_COLLECTOR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sink.h"

@@ -38,8 +38,11 @@
 #include "str.h"
 #include "tallytime.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
+#include <limits.h>
 #include <libvirt/libvirt.h>
 #include <pthread.h>
 #include <libvirt/virterror.h>
@@ -49,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- domain XML ---- */
 
@@ -314,6 +318,10 @@ const struct lv_rule *lv_mapping_match(const struct lv_mapping *m, const char *u
  * bytes/pkts): what put_nic() needs to tell a tap that went on counting. */
 struct lv_nic_slot {
 	char mac[18];                /* the NIC these counters are of */
+	int ifindex;                 /* its host device's ifindex when last looked (0: unknown) */
+	int64_t ifindex_life;        /* origin_ns of the life ifindex was looked at for */
+	int8_t looked;               /* ifindex was looked at (for ifindex_life) */
+	int8_t same_dev;             /* this life's device is the last life's: 1, 0, -1 unknown */
 	struct lv_nic_ctr {
 		uint64_t prev;       /* the last value read, in any life */
 		int64_t life;        /* origin_ns of the life `carry` was decided for */
@@ -344,7 +352,12 @@ struct lv_dom {
 	int origin_by_event;         /* origin_ns came from a started event */
 	double mem_resident, mem_usage;   /* bytes, last memory stats; < 0 = not reported */
 	int have_memstats;
-	struct lv_last {             /* the last reading of each series, for the final one: */
+	/* The last reading of every series of the current life, kept per
+	 * series: a read that did not return a group (a NOWAIT answer for a
+	 * domain in a job, or being destroyed, lacks block and balloon) leaves
+	 * that group's entries as they were, so the stop's final reading ends
+	 * every series the life had. Emptied by the final reading. */
+	struct lv_last {
 		int64_t time_ns, origin_ns;      /* a sample without its resource (uuid) */
 		uint64_t bits;                   /* sample.v, as stored */
 		uint16_t meter;
@@ -352,20 +365,50 @@ struct lv_dom {
 		char device[TALLY_DEV_MAX];
 	} *last;
 	int n_last, cap_last;
+	int last_cur;                /* where the next put's entry is expected (same order each read) */
+	int ev_running;              /* running by the lifecycle events: 1, 0, -1 unknown */
+	int disagree;                /* a read saw another state than the events said, once */
 	int64_t last_reboot_ns;      /* to fold the 2-3 reboot events of one reboot */
 	uint64_t last_cpu;           /* ns, the last cpu time read */
 	unsigned int dom_id;         /* the domain id (one QEMU process) it was read from */
 	int have_cpu;
 	unsigned int origin_id;      /* the process origin_ns is the start of (0: none known) */
 	int64_t stop_ns;             /* the last stop's time (its final reading) */
+	int cg_fd;                   /* its cgroup's cpu time file, -1: none open */
+	unsigned int cg_id;          /* the domain id (process) cg_fd is of, or was looked for */
+	uint8_t cg_v1;               /* cg_fd is cpuacct.usage (ns), else cpu.stat (usage_usec) */
 	uint64_t xml_hash;           /* of the XML info was parsed from */
 	virDomainPtr ptr;            /* list path: our reference, kept across cycles */
 	int ptr_id;                  /* the active domain id ptr was found by (0: none) */
+	unsigned int bulk_id;        /* bulk path: the domain id its records came with (0: none) */
+};
+
+/* What a bulk record holds that the meters need, from one pass over its
+ * parameters (a lookup by name per field would scan them all each time,
+ * and build each block.N./net.N. key with snprintf). A field present twice
+ * keeps its first value, as virTypedParamsGet* would; a field of another
+ * type than libvirt documents is left out, as it would be; devices past
+ * LV_MAX_DEVS are not read (nor identified from the XML). */
+struct lv_rec {
+	int state;
+	unsigned long long cpu, bal_cur, bal_rss, bal_avail, bal_unused;
+	unsigned int vcpus;
+	uint8_t have_state, have_cpu, have_vcpus, have_cur, have_rss, have_avail, have_unused;
+	unsigned int n_blk, n_net;   /* block.count, net.count */
+	uint8_t have_n_blk, have_n_net;
+	struct lv_rec_dev {
+		const char *name;            /* the record's string, NULL when absent */
+		unsigned long long v[6];     /* in the order of blk_fields / net_fields */
+		uint8_t have;                /* bit f: v[f] present */
+	} blk[LV_MAX_DEVS], net[LV_MAX_DEVS];
 };
 
 struct lv {
 	char uri[256];
 	int xml_refresh;             /* cycles */
+	int slow_every;              /* cycles between reads of the balloon and vcpu groups */
+	int block_every;             /* cycles between reads of the block group */
+	int path;                    /* the path said in the log: 0 none yet, 1 bulk, 2 per-domain */
 	char mapping_path[4096];
 	struct lv_mapping mapping;   /* tenants of domains without Nova metadata */
 	virConnectPtr conn;
@@ -386,24 +429,49 @@ struct lv {
 	uint32_t *id_slot;           /* open addressing: index + 1 into dom, by ptr_id */
 	size_t id_mask;
 	int id_stale;                /* id_slot must be rebuilt */
-	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note, ev_note, torn_note;
+	/* the bulk path: domain ids each cycle's records came with, so a
+	 * record is matched to its domain without virDomainGetUUID (libvirt
+	 * formats the UUID for its debug log in every such call, the dearest
+	 * thing the collector did per domain). Within one connection an id
+	 * names one process and is never given again; a stop drops the id,
+	 * a new connection all of them. */
+	uint32_t *bid_slot;          /* open addressing: index + 1 into dom, by bulk_id */
+	size_t bid_mask, bid_used;
+	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note, ev_note, torn_note, cg_note;
 	/* lifecycle events: filled by libvirt's event thread, drained by read() */
 	pthread_mutex_t ev_lock;
 	struct lv_event {
 		int64_t time_ns;
 		unsigned char uuid[VIR_UUID_BUFLEN];
 		unsigned int id;             /* the domain id (QEMU process) it speaks of */
-		char type[24];
-		char reason[64];
+		int event, detail;           /* VIR_DOMAIN_EVENT_* and its detail, or LV_EV_* */
+		uint64_t value;              /* LV_EV_BALLOON: the new balloon size, KiB */
+		char alias[64];              /* LV_EV_DEVICE_REMOVED: the device's alias */
 	} ev[LV_EVENT_QUEUE];
 	size_t ev_n;
 	uint64_t ev_dropped;         /* events lost to a full queue */
-	int cb_lifecycle, cb_reboot, cb_unplug;   /* callback ids, -1 = none */
+	int cb_lifecycle, cb_reboot, cb_unplug, cb_balloon;   /* callback ids, -1 = none */
+	int local;                   /* the hypervisor is this host: its taps can be read */
+	char sysfs_net[128];         /* /sys/class/net */
+	/* cpu time from the domains' cgroups (docs/libvirt.md): libvirt 9's
+	 * cpu-total group also asks QEMU for halt-poll times (QMP query-stats),
+	 * which costs more than the rest of a cycle's counters; the cgroup file
+	 * libvirt takes cpu.time from is read here instead, and cpu-total is
+	 * asked every slow_every cycles to check that both say the same */
+	char sysfs_cgroup[128];      /* /sys/fs/cgroup */
+	int cg_ok;                   /* a domain's cgroup agreed with libvirt's cpu.time */
+	int cg_off;                  /* one disagreed: libvirt's cpu-total every cycle */
+	int asked_cpu;               /* this cycle's bulk call asked for cpu-total */
+	int want_cpu;                /* a domain had no cgroup to read: ask next cycle */
 	/* figures */
 	uint64_t bulk_domains, fallback_domains, stale, reads, events;
+	uint64_t tail_closed;        /* counter series whose final reading was read at the stop */
+	uint64_t tail_open;          /* counter series ended with their last read value */
+	uint64_t tail_open_ns;       /* summed time from those series' last reading to their stop */
+	struct lv_rec rec;           /* from_record()'s scratch: one record's fields */
 };
 
-static const char *const lv_keys[] = { "uri", "xml_refresh", "mapping", NULL };
+static const char *const lv_keys[] = { "uri", "xml_refresh", "slow_every", "block_every", "mapping", NULL };
 
 /* ---- libvirt's event loop: one thread per process ---- */
 
@@ -437,7 +505,11 @@ static void loop_start(void)
 	}
 }
 
-static void queue_event(struct lv *s, virDomainPtr dom, const char *type, const char *reason)
+/* Called on libvirt's event thread: the event is stamped with the time it
+ * reached us and queued for the next read. Nothing here touches a domain's
+ * state (read() owns it). */
+static void queue_event(struct lv *s, virDomainPtr dom, int event, int detail, uint64_t value,
+			const char *alias)
 {
 	int64_t now = time_collect_ns();    /* the clock the readings are stamped with */
 	pthread_mutex_lock(&s->ev_lock);
@@ -448,73 +520,126 @@ static void queue_event(struct lv *s, virDomainPtr dom, const char *type, const 
 		if (virDomainGetUUID(dom, ev->uuid) == 0) {
 			ev->time_ns = now;
 			ev->id = virDomainGetID(dom);
-			str_copy(ev->type, type, sizeof(ev->type));
-			str_copy(ev->reason, reason, sizeof(ev->reason));
+			ev->event = event;
+			ev->detail = detail;
+			ev->value = value;
+			str_copy(ev->alias, alias ? alias : "", sizeof(ev->alias));
 			s->ev_n++;
 		}
 	}
 	pthread_mutex_unlock(&s->ev_lock);
 }
 
-static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+int lv_event_describe(int event, int detail, struct lv_event_desc *out)
 {
-	const char *type = NULL, *reason = "";
-	(void)conn;
+	static const char *const started[] = { "booted", "migrated", "restored", "from-snapshot", "wakeup" };
+	static const char *const suspended[] = { "paused", "migrated", "ioerror", "watchdog", "restored",
+						 "from-snapshot", "api-error", "postcopy", "postcopy-failed" };
+	static const char *const resumed[] = { "unpaused", "migrated", "from-snapshot", "postcopy",
+					       "postcopy-failed" };
+	static const char *const stopped[] = { "shutdown", "destroyed", "crashed", "migrated", "saved",
+					       "failed", "from-snapshot" };
+	/* SHUTDOWN_FINISHED (0) comes from a QEMU that does not say who asked */
+	static const char *const shutdown[] = { "", "guest", "host" };
+	static const char *const crashed[] = { "panicked", "crashloaded" };
+	static const char *const defined[] = { "added", "updated", "renamed", "from-snapshot" };
+	static const char *const undefined[] = { "removed", "renamed" };
+#define LV_DETAIL(tab) (detail >= 0 && (size_t)detail < sizeof(tab) / sizeof(tab[0]) ? tab[detail] : "")
+	memset(out, 0, sizeof(*out));
+	out->reason = "";
 	switch (event) {
 	case VIR_DOMAIN_EVENT_STARTED:
-		type = detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED ? "migrated_in" : "started";
-		reason = detail == VIR_DOMAIN_EVENT_STARTED_BOOTED ? "booted"
-			 : detail == VIR_DOMAIN_EVENT_STARTED_RESTORED ? "restored"
-			 : detail == VIR_DOMAIN_EVENT_STARTED_FROM_SNAPSHOT ? "from-snapshot"
-			 : detail == VIR_DOMAIN_EVENT_STARTED_WAKEUP ? "wakeup" : "migrated";
+		out->type = detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED ? "migrated_in" : "started";
+		out->reason = LV_DETAIL(started);
+		out->edge = LV_EDGE_START;
 		break;
-	case VIR_DOMAIN_EVENT_STOPPED:
-		type = detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED ? "migrated_out"
-		       : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? "crashed" : "stopped";
-		reason = detail == VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN ? "shutdown"
-			 : detail == VIR_DOMAIN_EVENT_STOPPED_DESTROYED ? "destroyed"
-			 : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? "crashed"
-			 : detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED ? "migrated"
-			 : detail == VIR_DOMAIN_EVENT_STOPPED_SAVED ? "saved"
-			 : detail == VIR_DOMAIN_EVENT_STOPPED_FAILED ? "failed" : "from-snapshot";
-		break;
-	case VIR_DOMAIN_EVENT_SHUTDOWN: type = "shutdown"; reason = "guest"; break;
 	case VIR_DOMAIN_EVENT_SUSPENDED:
 		/* the SLA tells a pause by an I/O error (downtime) from one asked for */
-		type = "suspended";
-		reason = detail == VIR_DOMAIN_EVENT_SUSPENDED_IOERROR ? "ioerror"
-			 : detail == VIR_DOMAIN_EVENT_SUSPENDED_PAUSED ? "paused"
-			 : detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED ? "migrated"
-			 : detail == VIR_DOMAIN_EVENT_SUSPENDED_WATCHDOG ? "watchdog"
-			 : detail == VIR_DOMAIN_EVENT_SUSPENDED_API_ERROR ? "api-error" : "";
+		out->type = "suspended";
+		out->reason = LV_DETAIL(suspended);
+		out->edge = LV_EDGE_PAUSE;
 		break;
-	case VIR_DOMAIN_EVENT_RESUMED: type = "resumed"; break;
-	case VIR_DOMAIN_EVENT_CRASHED: type = "crashed"; reason = "panicked"; break;
-	case VIR_DOMAIN_EVENT_DEFINED: type = "defined"; break;
-	case VIR_DOMAIN_EVENT_UNDEFINED: type = "undefined"; break;
-	default: return 0;
+	case VIR_DOMAIN_EVENT_RESUMED:
+		out->type = "resumed";
+		out->reason = LV_DETAIL(resumed);
+		out->edge = LV_EDGE_RESUME;
+		break;
+	case VIR_DOMAIN_EVENT_STOPPED:
+		/* the types VMDown and the SLA read: a crash that ended the
+		 * process is a crash, a migration away is not a stop */
+		out->type = detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED ? "migrated_out"
+			    : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? "crashed" : "stopped";
+		out->reason = LV_DETAIL(stopped);
+		out->edge = LV_EDGE_STOP;
+		break;
+	case VIR_DOMAIN_EVENT_SHUTDOWN:
+		out->type = "shutdown";
+		out->reason = LV_DETAIL(shutdown);
+		break;
+	case VIR_DOMAIN_EVENT_CRASHED:
+		/* the guest panicked; its process may live on (on_crash=preserve)
+		 * or be stopped (a stopped event follows): not running either way */
+		out->type = "crashed";
+		out->reason = LV_DETAIL(crashed);
+		out->edge = LV_EDGE_PAUSE;
+		break;
+	case VIR_DOMAIN_EVENT_DEFINED:
+		out->type = "defined";
+		out->reason = LV_DETAIL(defined);
+		break;
+	case VIR_DOMAIN_EVENT_UNDEFINED:
+		out->type = "undefined";
+		out->reason = LV_DETAIL(undefined);
+		break;
+	case LV_EV_REBOOT:
+		out->type = "rebooted";
+		out->edge = LV_EDGE_REBOOT;
+		break;
+	case LV_EV_DEVICE_REMOVED:
+		out->type = "device_removed";
+		break;
+	case LV_EV_BALLOON:
+		out->edge = LV_EDGE_BALLOON; /* a gauge change, not a lifecycle edge: no type */
+		break;
+	default:
+		return -ENOENT;
 	}
-	queue_event(opaque, dom, type, reason);
+#undef LV_DETAIL
+	return 0;
+}
+
+static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+{
+	struct lv_event_desc d;
+	(void)conn;
+	if (lv_event_describe(event, detail, &d) == 0)
+		queue_event(opaque, dom, event, detail, 0, NULL);
 	return 0;
 }
 
 static void on_reboot(virConnectPtr conn, virDomainPtr dom, void *opaque)
 {
 	(void)conn;
-	queue_event(opaque, dom, "rebooted", "");
+	queue_event(opaque, dom, LV_EV_REBOOT, 0, 0, NULL);
 }
 
 static void on_unplug(virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque)
 {
 	(void)conn;
-	queue_event(opaque, dom, "device_removed", alias ? alias : "");
+	queue_event(opaque, dom, LV_EV_DEVICE_REMOVED, 0, 0, alias);
+}
+
+static void on_balloon(virConnectPtr conn, virDomainPtr dom, unsigned long long actual_kib, void *opaque)
+{
+	(void)conn;
+	queue_event(opaque, dom, LV_EV_BALLOON, 0, actual_kib, NULL);
 }
 
 static int lv_configure(const struct cfg_node *cfg, const struct collector_env *env, void **state,
 			struct tally_err *e)
 {
 	struct lv *s = calloc(1, sizeof(*s));
-	uint64_t refresh = 60;
+	uint64_t refresh = 60, slow = 10, block = 1;
 	int rc;
 	if (!s)
 		return -ENOMEM;
@@ -522,14 +647,23 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	if ((rc = cfg_check_keys(cfg, "collectors.libvirt", lv_keys, e)) ||
 	    (rc = cfg_get_string(cfg, "uri", s->uri, sizeof(s->uri), e)) ||
 	    (rc = cfg_get_uint(cfg, "xml_refresh", 1, 100000, &refresh, e)) ||
+	    (rc = cfg_get_uint(cfg, "slow_every", 1, 100000, &slow, e)) ||
+	    (rc = cfg_get_uint(cfg, "block_every", 1, 100000, &block, e)) ||
 	    (rc = cfg_get_string(cfg, "mapping", s->mapping_path, sizeof(s->mapping_path), e)) ||
 	    (s->mapping_path[0] && (rc = lv_mapping_load(s->mapping_path, &s->mapping, e)))) {
 		free(s);
 		return rc;
 	}
 	s->xml_refresh = (int)refresh;
+	s->slow_every = (int)slow;
+	s->block_every = (int)block;
 	s->nowait_ok = 1;
-	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = -1;
+	/* a hypervisor on this host (no host in the URI): its taps are ours to read */
+	s->local = !strncmp(s->uri, "qemu:///", 8) || !strncmp(s->uri, "qemu+unix:///", 13);
+	str_copy(s->sysfs_net, "/sys/class/net", sizeof(s->sysfs_net));
+	str_copy(s->sysfs_cgroup, "/sys/fs/cgroup", sizeof(s->sysfs_cgroup));
+	s->asked_cpu = 1;
+	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = s->cb_balloon = -1;
 	pthread_mutex_init(&s->ev_lock, NULL);
 	*state = s;
 	return 0;
@@ -560,6 +694,8 @@ static int lv_connect(struct lv *s, struct tally_err *e)
 			VIR_DOMAIN_EVENT_CALLBACK(on_reboot), s, NULL);
 		s->cb_unplug = virConnectDomainEventRegisterAny(s->conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
 			VIR_DOMAIN_EVENT_CALLBACK(on_unplug), s, NULL);
+		s->cb_balloon = virConnectDomainEventRegisterAny(s->conn, NULL, VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE,
+			VIR_DOMAIN_EVENT_CALLBACK(on_balloon), s, NULL);
 		if (s->cb_lifecycle < 0)
 			complain(&s->ev_note, LOG_WARN, "libvirt %s: lifecycle events unavailable; starts and"
 				 " stops are seen only at the next read", s->uri);
@@ -585,15 +721,23 @@ static void lv_disconnect(struct lv *s)
 	if (!s->conn)
 		return;
 	drop_ptrs(s);
+	/* another libvirtd may give the ids again */
+	for (size_t i = 0; i < s->n_dom; i++)
+		s->dom[i].bulk_id = 0;
+	free(s->bid_slot);
+	s->bid_slot = NULL;
+	s->bid_mask = s->bid_used = 0;
 	if (s->cb_lifecycle >= 0)
 		virConnectDomainEventDeregisterAny(s->conn, s->cb_lifecycle);
 	if (s->cb_reboot >= 0)
 		virConnectDomainEventDeregisterAny(s->conn, s->cb_reboot);
 	if (s->cb_unplug >= 0)
 		virConnectDomainEventDeregisterAny(s->conn, s->cb_unplug);
+	if (s->cb_balloon >= 0)
+		virConnectDomainEventDeregisterAny(s->conn, s->cb_balloon);
 	virConnectClose(s->conn);
 	s->conn = NULL;
-	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = -1;
+	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = s->cb_balloon = -1;
 	s->bulk_useless = 0;
 }
 
@@ -658,6 +802,8 @@ static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
 	struct lv_dom *d = &s->dom[s->n_dom++];
 	memset(d, 0, sizeof(*d));
 	str_copy(d->uuid, uuid, sizeof(d->uuid));
+	d->ev_running = -1;
+	d->cg_fd = -1;
 	*is_new = 1;
 	s->slot[j] = (uint32_t)s->n_dom;
 	if (s->n_dom * 2 > s->mask + 1 && rehash(s))
@@ -666,6 +812,66 @@ static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
 }
 
 static void uuid_text(const unsigned char raw[VIR_UUID_BUFLEN], char out[VIR_UUID_STRING_BUFLEN]);
+/* The domain whose records came with domain id `id` on this connection,
+ * or NULL. */
+static struct lv_dom *dom_by_bulk_id(struct lv *s, unsigned int id)
+{
+	if (!s->bid_slot || id == 0 || id == (unsigned int)-1)
+		return NULL;
+	for (size_t j = ((size_t)id * 0x9e3779b1u) & s->bid_mask; s->bid_slot[j]; j = (j + 1) & s->bid_mask) {
+		struct lv_dom *d = &s->dom[s->bid_slot[j] - 1];
+		if (d->bulk_id == id)
+			return d;
+	}
+	return NULL;
+}
+
+/* Remember that d's records come with id. Without memory nothing is
+ * remembered (the next record is matched by its UUID again). */
+static void bulk_id_put(struct lv *s, struct lv_dom *d, unsigned int id)
+{
+	if (id == 0 || id == (unsigned int)-1)
+		return;
+	d->bulk_id = id;
+	size_t size = s->bid_mask + 1;
+	if (!s->bid_slot || (s->bid_used + 1) * 2 > size) {
+		/* rebuilt from the domains that hold an id: the stopped ones'
+		 * entries go */
+		size_t live = 0;
+		for (size_t i = 0; i < s->n_dom; i++)
+			live += s->dom[i].bulk_id != 0;
+		for (size_t want = 256; ; want *= 2)
+			if (live * 2 < want) {
+				size = want;
+				break;
+			}
+		uint32_t *t = calloc(size, sizeof(*t));
+		if (!t) {
+			d->bulk_id = 0;
+			return;
+		}
+		free(s->bid_slot);
+		s->bid_slot = t;
+		s->bid_mask = size - 1;
+		s->bid_used = 0;
+		for (size_t i = 0; i < s->n_dom; i++) {
+			if (!s->dom[i].bulk_id)
+				continue;
+			size_t j = ((size_t)s->dom[i].bulk_id * 0x9e3779b1u) & s->bid_mask;
+			while (s->bid_slot[j])
+				j = (j + 1) & s->bid_mask;
+			s->bid_slot[j] = (uint32_t)i + 1;
+			s->bid_used++;
+		}
+		return;
+	}
+	size_t j = ((size_t)id * 0x9e3779b1u) & s->bid_mask;
+	while (s->bid_slot[j])
+		j = (j + 1) & s->bid_mask;
+	s->bid_slot[j] = (uint32_t)(d - s->dom) + 1;
+	s->bid_used++;
+}
+
 
 static size_t id_hash(int id)
 {
@@ -822,6 +1028,8 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 	struct tally_err e = { 0 };
 	if (!xml) {
 		virErrorPtr err = virGetLastError();
+		if (err && err->code == VIR_ERR_NO_DOMAIN)
+			return; /* stopped since the bulk call: its stop event ends it */
 		complain(&s->xml_fail, LOG_WARN, "libvirt: domain %s: cannot read its xml: %s", d->uuid,
 			 err && err->message ? err->message : "unknown error");
 		return;
@@ -896,30 +1104,51 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 struct emit {
 	const struct sink *sink;
 	struct sample smp;
+	struct lv *s;
 	struct lv_dom *d;            /* remembers what was sent */
 	unsigned int id;             /* the domain id when known (list path), else 0 */
 	int rc;
 };
 
-static void remember(struct emit *x)
+/* The entry of series (meter, device) in d->last, added if new; NULL
+ * without memory. Reads put their series in the same order every time, so
+ * the entry after the previous one is tried first. */
+static struct lv_last *last_entry(struct lv_dom *d, uint16_t meter, const char *device)
 {
-	struct lv_dom *d = x->d;
+	if (d->last_cur < d->n_last && d->last[d->last_cur].meter == meter &&
+	    !strcmp(d->last[d->last_cur].device, device))
+		return &d->last[d->last_cur++];
+	for (int i = 0; i < d->n_last; i++)
+		if (d->last[i].meter == meter && !strcmp(d->last[i].device, device)) {
+			d->last_cur = i + 1;
+			return &d->last[i];
+		}
 	if (d->n_last == d->cap_last) {
 		int n = d->cap_last ? d->cap_last * 2 : 16;
 		struct lv_last *p = realloc(d->last, (size_t)n * sizeof(*p));
 		if (!p)
-			return;
+			return NULL;
 		d->last = p;
 		d->cap_last = n;
 	}
 	struct lv_last *l = &d->last[d->n_last++];
-	l->time_ns = x->smp.time_ns;
-	l->origin_ns = x->smp.origin_ns;
-	memcpy(&l->bits, &x->smp.v, sizeof(l->bits));
-	l->meter = x->smp.meter;
-	l->kind = x->smp.kind;
-	l->flags = x->smp.flags;
-	memcpy(l->device, x->smp.device, sizeof(l->device));
+	memset(l, 0, sizeof(*l));
+	l->meter = meter;
+	str_copy(l->device, device, sizeof(l->device));
+	d->last_cur = d->n_last;
+	return l;
+}
+
+static void remember(struct lv_dom *d, const struct sample *smp)
+{
+	struct lv_last *l = last_entry(d, smp->meter, smp->device);
+	if (!l)
+		return; /* no memory: this series' final reading repeats an older value or is missed */
+	l->time_ns = smp->time_ns;
+	l->origin_ns = smp->origin_ns;
+	memcpy(&l->bits, &smp->v, sizeof(l->bits));
+	l->kind = smp->kind;
+	l->flags = smp->flags;
 }
 
 static void put_c(struct emit *x, int meter, const char *dev, uint64_t v)
@@ -929,7 +1158,7 @@ static void put_c(struct emit *x, int meter, const char *dev, uint64_t v)
 	str_copy(x->smp.device, dev, sizeof(x->smp.device));
 	x->smp.v.counter = v;
 	x->rc |= x->sink->sample(x->sink->ctx, NULL, &x->smp);
-	remember(x);
+	remember(x->d, &x->smp);
 }
 
 static void put_g(struct emit *x, int meter, const char *dev, double v)
@@ -939,31 +1168,82 @@ static void put_g(struct emit *x, int meter, const char *dev, double v)
 	str_copy(x->smp.device, dev, sizeof(x->smp.device));
 	x->smp.v.gauge = v;
 	x->rc |= x->sink->sample(x->sink->ctx, NULL, &x->smp);
-	remember(x);
+	remember(x->d, &x->smp);
+}
+
+/* One number from a sysfs file of the host's network device `dev`
+ * (`what` = "ifindex", "statistics/rx_bytes", ...). 0, or -errno when the
+ * device is gone or the file holds no number. */
+static int netdev_read(const struct lv *s, const char *dev, const char *what, uint64_t *v)
+{
+	char path[256], buf[32], *end;
+	if (!dev[0] || strchr(dev, '/') || dev[0] == '.')
+		return -EINVAL;
+	snprintf(path, sizeof(path), "%s/%s/%s", s->sysfs_net, dev, what);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	errno = 0;
+	unsigned long long u = strtoull(buf, &end, 10);
+	if (end == buf || errno || (*end && *end != '\n'))
+		return -EINVAL;
+	*v = u;
+	return 0;
+}
+
+/* The host device's ifindex of NIC nc (local hypervisor only), or 0. */
+static int tap_ifindex(const struct lv *s, const struct lv_nic *nc)
+{
+	uint64_t v;
+	if (!s->local || netdev_read(s, nc->target, "ifindex", &v) || !v || v > INT32_MAX)
+		return 0;
+	return (int)v;
 }
 
 /* NIC counters live as long as the host tap, not the QEMU process: an
  * unmanaged tap (type ethernet, managed='no') keeps counting across a
- * restart of its domain. A NIC counter that did not go down at the first
- * read of a new life went on: it is sent as a baseline for that whole life
- * (origin 0) rather than counted from zero, which would bill the tap's old
- * total twice. (A tap created afresh starts below its predecessor's last
- * value, unless its new life sent more in one interval than the old one in
- * all: then that first interval is not counted.) */
+ * restart of its domain. At the first read of a new life, a NIC whose tap
+ * is the same device as before (the same ifindex, on a local hypervisor)
+ * went on: its counter is one life across the restart. Its final value
+ * (read from the tap at the stop) is sent again as a baseline at the new
+ * life's start, and the new life's readings count from it: nothing billed
+ * twice, nothing lost, since a tap without its QEMU counts nothing. A
+ * fresh tap (another ifindex) counts from zero with the domain. Where the
+ * tap cannot be looked at (a remote hypervisor), a counter that did not go
+ * down at the first read of a new life is taken to have gone on. */
 static void put_nic(struct emit *x, const struct lv_nic *nc, int f, int meter, uint64_t v)
 {
 	struct lv_dom *d = x->d;
 	int n = (int)(nc - d->nics);
-	int64_t origin = x->smp.origin_ns;
+	int64_t origin = x->smp.origin_ns, now = x->smp.time_ns;
 	struct lv_nic_slot *sl = &d->slots[n];
 	struct lv_nic_ctr *c = &sl->ctr[f];
 	if (strcmp(sl->mac, nc->mac)) {
-		memset(sl->ctr, 0, sizeof(sl->ctr)); /* another NIC in this slot */
+		memset(sl, 0, sizeof(*sl)); /* another NIC in this slot */
 		str_copy(sl->mac, nc->mac, sizeof(sl->mac));
+	}
+	if (!sl->looked || sl->ifindex_life != origin) {
+		/* once per NIC and life: is its host device the one of before? */
+		int idx = tap_ifindex(x->s, nc);
+		sl->same_dev = idx && sl->ifindex ? idx == sl->ifindex : -1;
+		sl->ifindex_life = origin;
+		sl->looked = 1;
+		if (idx)
+			sl->ifindex = idx;
 	}
 	if (origin && c->life != origin) {
 		c->life = origin;
-		c->carry = c->have && c->prev > 0 && v >= c->prev;
+		c->carry = c->have && (sl->same_dev >= 0 ? sl->same_dev : c->prev > 0 && v >= c->prev);
+		if (c->carry && origin < now) {
+			/* the tap's value when the new life began: its last one */
+			x->smp.time_ns = origin;
+			x->smp.origin_ns = 0;
+			put_c(x, meter, nc->mac, c->prev);
+			x->smp.time_ns = now;
+		}
 	}
 	if (origin && c->carry)
 		x->smp.origin_ns = 0;
@@ -1003,6 +1283,22 @@ static void uuid_text(const unsigned char raw[VIR_UUID_BUFLEN], char out[VIR_UUI
 	out[o] = '\0';
 }
 
+/* The instance gauge of a read whose state says `state`. With lifecycle
+ * events, the running state changes at the event, never at a read: a read
+ * that sees another state than the last event said is a change whose event
+ * is on its way (it arrives with the next drain, stamped with its time);
+ * only a second read in a row that disagrees is believed (an event lost). */
+static int instance_value(const struct lv *s, struct lv_dom *d, int running)
+{
+	if (s->cb_lifecycle >= 0 && d->ev_running >= 0 && running != d->ev_running && !d->disagree) {
+		d->disagree = 1;
+		return d->ev_running;
+	}
+	d->disagree = 0;
+	d->ev_running = running;
+	return running;
+}
+
 static int instance_running(int state)
 {
 	return state == VIR_DOMAIN_RUNNING || state == VIR_DOMAIN_BLOCKED;
@@ -1038,76 +1334,334 @@ static int torn_down(struct lv *s, struct lv_dom *d, virDomainPtr dom, uint64_t 
 	return 0;
 }
 
+/* The allocation gauges a bulk answer did not bring: the balloon and vcpu
+ * groups are asked for every slow_every cycles (their stats cost libvirtd
+ * and QEMU more than all the counters; docs/libvirt.md), and a NOWAIT
+ * answer for a domain in a job lacks groups. Their last values hold: they
+ * are sent again at this read (changes between come with events: balloon
+ * change, pause, resume). A domain with no value yet (first seen between
+ * two slow cycles) gets vCPUs and memory from virDomainGetInfo, which asks
+ * no guest. */
+static void slow_gauges(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct emit *x, int have_vc, int have_mem)
+{
+	int got_vc = have_vc, got_mem = have_mem;
+	(void)s;
+	for (int i = 0; i < d->n_last; i++) {
+		const struct lv_last *l = &d->last[i];
+		int m = l->meter;
+		if (l->kind != SAMPLE_GAUGE || l->device[0] || l->time_ns >= x->smp.time_ns ||
+		    (m == M_VCPUS && have_vc) || (m != M_VCPUS && have_mem) ||
+		    (m != M_VCPUS && m != M_MEMORY && m != M_MEMORY_USAGE && m != M_MEMORY_RESIDENT))
+			continue;
+		double v;
+		memcpy(&v, &l->bits, sizeof(v));
+		got_vc |= m == M_VCPUS;
+		got_mem |= m == M_MEMORY;
+		put_g(x, m, "", v); /* updates entry i in place */
+	}
+	virDomainInfo info;
+	if ((!got_vc || !got_mem) && virDomainGetInfo(dom, &info) == 0) {
+		if (!got_vc)
+			put_g(x, M_VCPUS, "", info.nrVirtCpu);
+		if (!got_mem)
+			put_g(x, M_MEMORY, "", (double)info.memory * 1024.0);
+	}
+}
+
+static const char *const blk_fields[6] = { "rd.bytes", "wr.bytes", "rd.reqs", "wr.reqs", "capacity", "allocation" };
+static const int blk_meters[6] = { M_DISK_READ_BYTES, M_DISK_WRITE_BYTES, M_DISK_READ_REQUESTS,
+				   M_DISK_WRITE_REQUESTS, M_DISK_CAPACITY, M_DISK_ALLOCATION };
+static const char *const net_fields[4] = { "rx.bytes", "tx.bytes", "rx.pkts", "tx.pkts" };
+static const int net_meters[4] = { M_NET_IN_BYTES, M_NET_OUT_BYTES, M_NET_IN_PACKETS, M_NET_OUT_PACKETS };
+
+/* "N.rest" after a "block." or "net." prefix: the device d of r's array
+ * and rest, or NULL. */
+static struct lv_rec_dev *rec_dev(struct lv_rec_dev *arr, const char *k, const char **rest)
+{
+	unsigned int i = 0;
+	const char *c = k;
+	if (*c < '0' || *c > '9')
+		return NULL;
+	for (; *c >= '0' && *c <= '9'; c++)
+		if ((i = i * 10 + (unsigned int)(*c - '0')) >= LV_MAX_DEVS)
+			return NULL;
+	if (*c != '.')
+		return NULL;
+	*rest = c + 1;
+	return &arr[i];
+}
+
+static void rec_ull(const virTypedParameter *p, unsigned long long *v, uint8_t *have)
+{
+	if (!*have && p->type == VIR_TYPED_PARAM_ULLONG) {
+		*v = p->value.ul;
+		*have = 1;
+	}
+}
+
+static void rec_uint(const virTypedParameter *p, unsigned int *v, uint8_t *have)
+{
+	if (!*have && p->type == VIR_TYPED_PARAM_UINT) {
+		*v = p->value.ui;
+		*have = 1;
+	}
+}
+
+static void rec_scan(const virDomainStatsRecord *rec, struct lv_rec *r)
+{
+	memset(r, 0, sizeof(*r));
+	for (int i = 0; i < rec->nparams; i++) {
+		const virTypedParameter *p = &rec->params[i];
+		const char *k = p->field, *rest;
+		struct lv_rec_dev *dv;
+		switch (k[0]) {
+		case 's':
+			if (!strcmp(k, "state.state") && !r->have_state && p->type == VIR_TYPED_PARAM_INT) {
+				r->state = p->value.i;
+				r->have_state = 1;
+			}
+			break;
+		case 'c':
+			if (!strcmp(k, "cpu.time"))
+				rec_ull(p, &r->cpu, &r->have_cpu);
+			break;
+		case 'v':
+			if (!strcmp(k, "vcpu.current"))
+				rec_uint(p, &r->vcpus, &r->have_vcpus);
+			break;
+		case 'b':
+			if (!strncmp(k, "balloon.", 8)) {
+				k += 8;
+				if (!strcmp(k, "current"))
+					rec_ull(p, &r->bal_cur, &r->have_cur);
+				else if (!strcmp(k, "rss"))
+					rec_ull(p, &r->bal_rss, &r->have_rss);
+				else if (!strcmp(k, "available"))
+					rec_ull(p, &r->bal_avail, &r->have_avail);
+				else if (!strcmp(k, "unused"))
+					rec_ull(p, &r->bal_unused, &r->have_unused);
+			} else if (!strncmp(k, "block.", 6)) {
+				if (!strcmp(k + 6, "count"))
+					rec_uint(p, &r->n_blk, &r->have_n_blk);
+				else if ((dv = rec_dev(r->blk, k + 6, &rest))) {
+					if (!strcmp(rest, "name")) {
+						if (!dv->name && p->type == VIR_TYPED_PARAM_STRING)
+							dv->name = p->value.s;
+						break;
+					}
+					for (int f = 0; f < 6; f++)
+						if (!strcmp(rest, blk_fields[f])) {
+							uint8_t h = dv->have >> f & 1;
+							rec_ull(p, &dv->v[f], &h);
+							dv->have |= (uint8_t)(h << f);
+							break;
+						}
+				}
+			}
+			break;
+		case 'n':
+			if (strncmp(k, "net.", 4))
+				break;
+			if (!strcmp(k + 4, "count"))
+				rec_uint(p, &r->n_net, &r->have_n_net);
+			else if ((dv = rec_dev(r->net, k + 4, &rest))) {
+				if (!strcmp(rest, "name")) {
+					if (!dv->name && p->type == VIR_TYPED_PARAM_STRING)
+						dv->name = p->value.s;
+					break;
+				}
+				for (int f = 0; f < 4; f++)
+					if (!strcmp(rest, net_fields[f])) {
+						uint8_t h = dv->have >> f & 1;
+						rec_ull(p, &dv->v[f], &h);
+						dv->have |= (uint8_t)(h << f);
+						break;
+					}
+			}
+			break;
+		}
+	}
+}
+
+/* ---- cpu time from the domain's cgroup ---- */
+
+/* Where libvirt puts a domain's cgroup: machine/qemu-ID-NAME.libvirt-qemu
+ * without systemd, machine.slice/machine-qemu\x2dID\x2dNAME.scope with it;
+ * the cpu time in the cgroup v2 tree (at the root, or at unified/ on a
+ * hybrid host) or in cgroup v1's cpuacct hierarchy, the file libvirt's
+ * cpu.time comes from. The domain id names one process, so the directory
+ * is looked for once per process. */
+static const struct { const char *dir, *file; uint8_t v1; } cg_where[] = {
+	{ "unified/machine", "cpu.stat", 0 }, { "unified/machine.slice", "cpu.stat", 0 },
+	{ "machine", "cpu.stat", 0 }, { "machine.slice", "cpu.stat", 0 },
+	{ "cpuacct/machine", "cpuacct.usage", 1 }, { "cpuacct/machine.slice", "cpuacct.usage", 1 },
+	{ "cpu,cpuacct/machine", "cpuacct.usage", 1 }, { "cpu,cpuacct/machine.slice", "cpuacct.usage", 1 },
+};
+
+static void cg_close(struct lv_dom *d)
+{
+	if (d->cg_fd >= 0)
+		close(d->cg_fd);
+	d->cg_fd = -1;
+}
+
+/* Open domain d's cpu time file for process id. 0, or -ENOENT. */
+static int cg_open(struct lv *s, struct lv_dom *d, unsigned int id)
+{
+	char pre[2][48], path[PATH_MAX];
+	cg_close(d);
+	d->cg_id = id;
+	snprintf(pre[0], sizeof(pre[0]), "qemu-%u-", id);
+	snprintf(pre[1], sizeof(pre[1]), "machine-qemu\\x2d%u\\x2d", id);
+	for (size_t w = 0; w < sizeof(cg_where) / sizeof(cg_where[0]); w++) {
+		snprintf(path, sizeof(path), "%s/%s", s->sysfs_cgroup, cg_where[w].dir);
+		DIR *dir = opendir(path);
+		struct dirent *de;
+		if (!dir)
+			continue;
+		while ((de = readdir(dir))) {
+			const char *p = strchr(cg_where[w].dir, '.') ? pre[1] : pre[0];
+			if (strncmp(de->d_name, p, strlen(p)))
+				continue;
+			/* under systemd, libvirt (7.1 on) makes a libvirt/ group
+			 * in the scope and reads that */
+			snprintf(path, sizeof(path), "%s/%s/%s/libvirt/%s", s->sysfs_cgroup, cg_where[w].dir,
+				 de->d_name, cg_where[w].file);
+			d->cg_fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (d->cg_fd < 0) {
+				snprintf(path, sizeof(path), "%s/%s/%s/%s", s->sysfs_cgroup, cg_where[w].dir,
+					 de->d_name, cg_where[w].file);
+				d->cg_fd = open(path, O_RDONLY | O_CLOEXEC);
+			}
+			if (d->cg_fd >= 0) {
+				d->cg_v1 = cg_where[w].v1;
+				closedir(dir);
+				return 0;
+			}
+		}
+		closedir(dir);
+	}
+	return -ENOENT;
+}
+
+/* Domain d's cpu time in ns, as process id, from its cgroup. 0, or -errno
+ * (no cgroup found for this process, or it is gone). */
+static int cg_cpu(struct lv *s, struct lv_dom *d, unsigned int id, uint64_t *ns)
+{
+	char buf[512], *end;
+	if (!s->local || s->cg_off || id == 0 || id == (unsigned int)-1)
+		return -ENOENT;
+	if (d->cg_id != id && cg_open(s, d, id))
+		return -ENOENT;
+	if (d->cg_fd < 0)
+		return -ENOENT; /* looked for, for this process, and not found */
+	ssize_t n = pread(d->cg_fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0) {
+		cg_close(d); /* the cgroup went with its process */
+		return -ENODEV;
+	}
+	buf[n] = '\0';
+	const char *v = buf;
+	if (!d->cg_v1) {
+		v = strstr(buf, "usage_usec ");
+		if (!v || (v != buf && v[-1] != '\n'))
+			return -EINVAL;
+		v += strlen("usage_usec ");
+	}
+	errno = 0;
+	unsigned long long u = strtoull(v, &end, 10);
+	if (end == v || errno || (*end && *end != '\n') || (!d->cg_v1 && u > UINT64_MAX / 1000))
+		return -EINVAL;
+	*ns = d->cg_v1 ? u : u * 1000;
+	return 0;
+}
+
+/* A cycle that asked libvirt for cpu-total: libvirt's cpu time *cpu,
+ * read during the bulk call, against the cgroup's, read after it. The
+ * same counter can only have gone on since (by at most the call's duration
+ * times the host's CPUs; 5 s is far above that and far below a wrong
+ * file's difference, the cpu time of a whole other group of threads); it
+ * cannot be below libvirt's, up to the microsecond cpu.stat counts in.
+ * When they agree, *cpu becomes the cgroup's: a domain's cpu series keeps
+ * one source. One that disagrees turns the cgroup reading off for the
+ * connection. A domain whose cgroup was not found is looked for again. */
+static void cg_check(struct lv *s, struct lv_dom *d, unsigned int id, unsigned long long *cpu)
+{
+	uint64_t c, l = *cpu;
+	if (d->cg_fd < 0)
+		d->cg_id = 0;
+	if (cg_cpu(s, d, id, &c))
+		return;
+	if (c + 1000 >= l && (c <= l || c - l <= 5 * (uint64_t)NS_PER_SEC)) {
+		s->cg_ok = 1;
+		*cpu = c;
+		return;
+	}
+	s->cg_off = 1;
+	complain(&s->cg_note, LOG_WARN, "libvirt %s: domain %s: its cgroup says %llu ns of cpu time, libvirt"
+		 " %llu: reading libvirt's cpu-total every cycle", s->uri, d->uuid, (unsigned long long)c,
+		 (unsigned long long)l);
+}
+
 /* Readings of one domain from its bulk record. Returns 1 when the record
  * had the groups we need, 0 when the per-domain calls must be used, -1
  * when the domain was being torn down (nothing sent). */
 static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr rec, struct emit *x)
 {
-	virTypedParameterPtr p = rec->params;
-	int np = rec->nparams, state = 0;
-	unsigned long long u = 0, cpu = 0;
-	unsigned int vc = 0, count = 0;
-	char key[64];
-	const char *name;
-
-	if (virTypedParamsGetULLong(p, np, "cpu.time", &cpu) != 1)
-		return 0;
-	if (torn_down(s, d, rec->dom, cpu, x))
+	struct lv_rec *r = &s->rec;
+	rec_scan(rec, r);
+	unsigned int id = x->id ? x->id : virDomainGetID(rec->dom);
+	uint64_t cg;
+	x->id = id;
+	if (r->have_cpu) {
+		if (s->local && !s->cg_off)
+			cg_check(s, d, id, &r->cpu);
+	} else if (s->asked_cpu) {
+		return 0; /* a driver that answers without the groups asked for */
+	} else if (s->cg_ok && cg_cpu(s, d, id, &cg) == 0) {
+		r->cpu = cg;
+		r->have_cpu = 1;
+	} else {
+		s->want_cpu = 1; /* no cgroup to read: cpu-total from the next cycle */
+		return -2;
+	}
+	if (torn_down(s, d, rec->dom, r->cpu, x))
 		return -1;
-	virTypedParamsGetInt(p, np, "state.state", &state);
-	put_c(x, M_CPU, "", cpu);
-	if (virTypedParamsGetUInt(p, np, "vcpu.current", &vc) == 1)
-		put_g(x, M_VCPUS, "", vc);
-	if (virTypedParamsGetULLong(p, np, "balloon.current", &u) == 1)
-		put_g(x, M_MEMORY, "", (double)u * 1024.0);
-	if (virTypedParamsGetULLong(p, np, "balloon.rss", &u) == 1)
-		put_g(x, M_MEMORY_RESIDENT, "", (double)u * 1024.0);
-	unsigned long long avail = 0, unused = 0;
-	if (virTypedParamsGetULLong(p, np, "balloon.available", &avail) == 1 &&
-	    virTypedParamsGetULLong(p, np, "balloon.unused", &unused) == 1 && avail >= unused)
-		put_g(x, M_MEMORY_USAGE, "", (double)(avail - unused) * 1024.0);
-	put_g(x, M_INSTANCE, "", instance_running(state));
-	if (virTypedParamsGetUInt(p, np, "block.count", &count) == 1)
-		for (unsigned int i = 0; i < count; i++) {
-			snprintf(key, sizeof(key), "block.%u.name", i);
-			if (virTypedParamsGetString(p, np, key, &name) != 1)
+	put_c(x, M_CPU, "", r->cpu);
+	if (!r->have_vcpus || !r->have_cur)
+		slow_gauges(s, d, rec->dom, x, r->have_vcpus, r->have_cur);
+	if (r->have_vcpus)
+		put_g(x, M_VCPUS, "", r->vcpus);
+	if (r->have_cur)
+		put_g(x, M_MEMORY, "", (double)r->bal_cur * 1024.0);
+	if (r->have_rss)
+		put_g(x, M_MEMORY_RESIDENT, "", (double)r->bal_rss * 1024.0);
+	if (r->have_avail && r->have_unused && r->bal_avail >= r->bal_unused)
+		put_g(x, M_MEMORY_USAGE, "", (double)(r->bal_avail - r->bal_unused) * 1024.0);
+	put_g(x, M_INSTANCE, "", instance_value(s, d, instance_running(r->state)));
+	for (unsigned int i = 0; r->have_n_blk && i < r->n_blk && i < LV_MAX_DEVS; i++) {
+		const struct lv_rec_dev *dv = &r->blk[i];
+		const struct lv_disk *dk = dv->name ? disk_by_target(d, dv->name) : NULL;
+		if (!dk)
+			continue; /* a cdrom, or a disk hot-plugged since the xml was read */
+		for (int f = 0; f < 6; f++) {
+			if (!(dv->have >> f & 1))
 				continue;
-			const struct lv_disk *dk = disk_by_target(d, name);
-			if (!dk)
-				continue; /* a cdrom, or a disk hot-plugged since the xml was read */
-			static const struct { const char *k; int m; int gauge; } bf[] = {
-				{ "rd.bytes", M_DISK_READ_BYTES, 0 }, { "wr.bytes", M_DISK_WRITE_BYTES, 0 },
-				{ "rd.reqs", M_DISK_READ_REQUESTS, 0 }, { "wr.reqs", M_DISK_WRITE_REQUESTS, 0 },
-				{ "capacity", M_DISK_CAPACITY, 1 }, { "allocation", M_DISK_ALLOCATION, 1 },
-			};
-			for (size_t f = 0; f < sizeof(bf) / sizeof(bf[0]); f++) {
-				snprintf(key, sizeof(key), "block.%u.%s", i, bf[f].k);
-				if (virTypedParamsGetULLong(p, np, key, &u) != 1)
-					continue;
-				if (bf[f].gauge)
-					put_g(x, bf[f].m, dk->label, (double)u);
-				else
-					put_c(x, bf[f].m, dk->label, u);
-			}
+			if (blk_meters[f] == M_DISK_CAPACITY || blk_meters[f] == M_DISK_ALLOCATION)
+				put_g(x, blk_meters[f], dk->label, (double)dv->v[f]);
+			else
+				put_c(x, blk_meters[f], dk->label, dv->v[f]);
 		}
-	if (virTypedParamsGetUInt(p, np, "net.count", &count) == 1)
-		for (unsigned int i = 0; i < count; i++) {
-			snprintf(key, sizeof(key), "net.%u.name", i);
-			if (virTypedParamsGetString(p, np, key, &name) != 1)
-				continue;
-			const struct lv_nic *nc = nic_by_target(d, name);
-			if (!nc)
-				continue;
-			static const struct { const char *k; int m; } nf[] = {
-				{ "rx.bytes", M_NET_IN_BYTES }, { "tx.bytes", M_NET_OUT_BYTES },
-				{ "rx.pkts", M_NET_IN_PACKETS }, { "tx.pkts", M_NET_OUT_PACKETS },
-			};
-			for (size_t f = 0; f < sizeof(nf) / sizeof(nf[0]); f++) {
-				snprintf(key, sizeof(key), "net.%u.%s", i, nf[f].k);
-				if (virTypedParamsGetULLong(p, np, key, &u) == 1)
-					put_nic(x, nc, (int)f, nf[f].m, u);
-			}
-		}
+	}
+	for (unsigned int i = 0; r->have_n_net && i < r->n_net && i < LV_MAX_DEVS; i++) {
+		const struct lv_rec_dev *dv = &r->net[i];
+		const struct lv_nic *nc = dv->name ? nic_by_target(d, dv->name) : NULL;
+		if (!nc)
+			continue;
+		for (int f = 0; f < 4; f++)
+			if (dv->have >> f & 1)
+				put_nic(x, nc, f, net_meters[f], dv->v[f]);
+	}
 	return 1;
 }
 
@@ -1126,7 +1680,7 @@ static int from_calls(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct e
 		put_c(x, M_CPU, "", info.cpuTime);
 		put_g(x, M_VCPUS, "", info.nrVirtCpu);
 		put_g(x, M_MEMORY, "", (double)info.memory * 1024.0);
-		put_g(x, M_INSTANCE, "", instance_running(info.state));
+		put_g(x, M_INSTANCE, "", instance_value(s, d, instance_running(info.state)));
 	}
 	/* guest memory stats change slowly and are not billed by the hour:
 	 * measured with the disk sizes, the last values sent every cycle */
@@ -1200,21 +1754,56 @@ static int from_calls(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct e
 	return 0;
 }
 
-/* Rule 4, as far as libvirt allows: the counters are gone when the stop
- * event arrives, so the domain's last readings are repeated at the stop
- * time with SAMPLE_F_LAST. Gauges (vCPUs, memory, disk sizes, instance)
- * are then integrated to the second of the stop; counters gain nothing
- * (their use since the last read is not measurable) but their life ends,
- * so the next start counts from zero. */
-static void final_reading(struct lv_dom *d, int64_t t_ns, const struct sink *sink)
+/* The value NIC counter `meter` of `mac` has on its host tap now, when
+ * the tap outlived the domain's process (unmanaged, type ethernet): the
+ * same device the life was read from (its ifindex), and not below the last
+ * value read. libvirt gives the guest's view, the tap's swapped. 0 or
+ * -errno (no tap: its counters went with the process). */
+static int tap_tail(const struct lv *s, struct lv_dom *d, uint16_t meter, const char *mac, uint64_t last,
+		    uint64_t *v)
+{
+	static const char *const file[] = {
+		[M_NET_IN_BYTES - M_NET_IN_BYTES] = "statistics/tx_bytes",
+		[M_NET_OUT_BYTES - M_NET_IN_BYTES] = "statistics/rx_bytes",
+		[M_NET_IN_PACKETS - M_NET_IN_BYTES] = "statistics/tx_packets",
+		[M_NET_OUT_PACKETS - M_NET_IN_BYTES] = "statistics/rx_packets",
+	};
+	if (!s->local || meter < M_NET_IN_BYTES || meter > M_NET_OUT_PACKETS)
+		return -ENOENT;
+	for (int i = 0; i < d->n_nics && i < d->n_slots; i++) {
+		const struct lv_nic *nc = &d->nics[i];
+		if (strcmp(nc->mac, mac) || strcmp(d->slots[i].mac, mac) || !d->slots[i].ifindex ||
+		    tap_ifindex(s, nc) != d->slots[i].ifindex)
+			continue;
+		int rc = netdev_read(s, nc->target, file[meter - M_NET_IN_BYTES], v);
+		if (rc)
+			return rc;
+		if (*v < last)
+			return -ERANGE; /* not the counter we read: a tap made afresh */
+		d->slots[i].ctr[meter - M_NET_IN_BYTES].prev = *v;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Rule 4: the process's counters are gone when the stop event arrives, so
+ * every series of the life ends at the stop's time with SAMPLE_F_LAST:
+ * gauges (vCPUs, memory, disk sizes, instance) are integrated to the stop,
+ * counters end with the last value read - their use since that read (the
+ * tail) is not measurable - except a NIC counter whose tap outlived the
+ * process, which is read now from the tap (tail_ok: no new process can
+ * have counted on it yet). Every series the life had ends here, also those
+ * whose group the last read lacked; their next reading begins a new life.
+ * The tails left open are counted (tail_open, tail_open_ns). */
+static void final_reading(struct lv *s, struct lv_dom *d, int64_t t_ns, int tail_ok, const struct sink *sink)
 {
 	for (int i = 0; i < d->n_last; i++) {
 		const struct lv_last *l = &d->last[i];
 		struct sample f;
-		if (l->time_ns >= t_ns)
-			continue; /* read after the event: that reading was already the last */
 		memset(&f, 0, sizeof(f));
-		f.time_ns = t_ns;
+		/* a reading stamped at or after the stop (the same instant) is
+		 * ended just after it, never left open */
+		f.time_ns = l->time_ns < t_ns ? t_ns : l->time_ns + 1;
 		f.origin_ns = l->origin_ns;
 		memcpy(&f.v, &l->bits, sizeof(f.v));
 		f.meter = l->meter;
@@ -1222,14 +1811,72 @@ static void final_reading(struct lv_dom *d, int64_t t_ns, const struct sink *sin
 		f.flags = l->flags | SAMPLE_F_LAST;
 		str_copy(f.resource, d->uuid, sizeof(f.resource));
 		memcpy(f.device, l->device, sizeof(f.device));
+		if (f.kind == SAMPLE_CUMULATIVE) {
+			uint64_t v;
+			if (tail_ok && tap_tail(s, d, f.meter, f.device, f.v.counter, &v) == 0) {
+				f.v.counter = v;
+				s->tail_closed++;
+			} else {
+				s->tail_open++;
+				s->tail_open_ns += (uint64_t)(t_ns - l->time_ns);
+			}
+		}
 		sink->sample(sink->ctx, NULL, &f);
 	}
 	d->n_last = 0;
+	d->last_cur = 0;
 	d->stop_ns = t_ns;
+	cg_close(d); /* the process and its cgroup are gone */
+	d->cg_id = 0;
+	d->bulk_id = 0;
+	d->ev_running = -1;
+	d->disagree = 0;
 }
 
-/* Send the events queued since the last read; a start tells when the
- * domain's counters began (rule 3). */
+/* A lifecycle edge that changes an allocation gauge (instance on a pause
+ * or resume, memory on a balloon change) takes effect at the event's time,
+ * not at the next read (rule 7): the gauges of the life, vCPUs and memory
+ * included, are sent at t_ns, so billing integrates to the same edge the
+ * SLA reads from the event. meter < 0: instance = running; else that
+ * meter's new value. Nothing is sent for a domain not read in this life. */
+static void event_gauges(struct lv_dom *d, int64_t t_ns, int meter, double value, const struct sink *sink)
+{
+	for (int i = 0; i < d->n_last; i++) {
+		struct lv_last *l = &d->last[i];
+		struct sample g;
+		if (l->kind != SAMPLE_GAUGE || l->device[0] || l->time_ns >= t_ns ||
+		    (l->meter != M_INSTANCE && l->meter != M_VCPUS && l->meter != M_MEMORY))
+			continue;
+		memset(&g, 0, sizeof(g));
+		g.time_ns = t_ns;
+		g.origin_ns = l->origin_ns;
+		memcpy(&g.v, &l->bits, sizeof(g.v));
+		if (meter < 0 && l->meter == M_INSTANCE)
+			g.v.gauge = value;
+		else if (l->meter == meter)
+			g.v.gauge = value;
+		g.meter = l->meter;
+		g.kind = SAMPLE_GAUGE;
+		g.flags = l->flags;
+		str_copy(g.resource, d->uuid, sizeof(g.resource));
+		if (sink->sample(sink->ctx, NULL, &g) == 0)
+			remember(d, &g);
+	}
+}
+
+/* Was domain `uuid` started again by an event after batch[i]? */
+static int restarted_after(const struct lv_event *batch, size_t n, size_t i)
+{
+	for (size_t k = i + 1; k < n; k++)
+		if (!memcmp(batch[k].uuid, batch[i].uuid, VIR_UUID_BUFLEN) && batch[k].event == VIR_DOMAIN_EVENT_STARTED)
+			return 1;
+	return 0;
+}
+
+/* Send the events queued since the last read, and what they change: a
+ * start tells when the domain's counters began (rule 3), a stop ends every
+ * series (rule 4), a pause or resume moves the running state and a balloon
+ * change the memory at the event's time. */
 static void drain_events(struct lv *s, const struct sink *sink)
 {
 	static struct lv_event batch[LV_EVENT_QUEUE];
@@ -1247,48 +1894,216 @@ static void drain_events(struct lv *s, const struct sink *sink)
 			 " between two reads", s->uri, (unsigned long long)dropped, LV_EVENT_QUEUE);
 	for (size_t i = 0; i < n; i++) {
 		struct lifecycle_event le;
+		struct lv_event_desc ed;
 		int is_new;
 		char uuid[VIR_UUID_STRING_BUFLEN];
-		uuid_text(batch[i].uuid, uuid);
+		const struct lv_event *ev = &batch[i];
+		if (lv_event_describe(ev->event, ev->detail, &ed))
+			continue;
+		uuid_text(ev->uuid, uuid);
 		struct lv_dom *d = dom_get(s, uuid, &is_new);
 		if (!d)
 			return;
 		if (is_new)
-			d->first_seen_ns = batch[i].time_ns;
-		if (!strcmp(batch[i].type, "rebooted")) {
+			d->first_seen_ns = ev->time_ns;
+		switch (ed.edge) {
+		case LV_EDGE_REBOOT:
 			/* libvirt says one reboot two or three times, ~100 ms apart
 			 * on an idle host, over a second on a loaded one (seen under
 			 * TCG); no guest reboots twice within 2 s */
-			if (batch[i].time_ns - d->last_reboot_ns < 2 * NS_PER_SEC)
+			if (ev->time_ns - d->last_reboot_ns < 2 * NS_PER_SEC)
 				continue; /* the same reboot, said again */
-			d->last_reboot_ns = batch[i].time_ns;
+			d->last_reboot_ns = ev->time_ns;
+			break;
+		case LV_EDGE_START:
+			/* a start begins a life, unless a read already met its process */
+			if (!(d->have_cpu && d->dom_id == ev->id)) {
+				d->origin_ns = ev->time_ns;
+				d->origin_by_event = 1;
+				d->origin_id = ev->id;
+			}
+			d->ev_running = 1;
+			break;
+		case LV_EDGE_STOP:
+			final_reading(s, d, ev->time_ns, !restarted_after(batch, n, i), sink);
+			break;
+		case LV_EDGE_PAUSE:
+		case LV_EDGE_RESUME:
+			d->ev_running = ed.edge == LV_EDGE_RESUME;
+			d->disagree = 0;
+			event_gauges(d, ev->time_ns, -1, d->ev_running, sink);
+			break;
+		case LV_EDGE_BALLOON:
+			event_gauges(d, ev->time_ns, M_MEMORY, (double)ev->value * 1024.0, sink);
+			break;
+		case LV_EDGE_NONE:
+			break;
 		}
-		/* a start begins a life, unless a read already met its process */
-		if ((!strcmp(batch[i].type, "started") || !strcmp(batch[i].type, "migrated_in")) &&
-		    !(d->have_cpu && d->dom_id == batch[i].id)) {
-			d->origin_ns = batch[i].time_ns;
-			d->origin_by_event = 1;
-			d->origin_id = batch[i].id;
-		}
-		if (!strcmp(batch[i].type, "stopped") || !strcmp(batch[i].type, "migrated_out") ||
-		    !strcmp(batch[i].type, "crashed"))
-			final_reading(d, batch[i].time_ns, sink);
+		if (!ed.type)
+			continue;
 		memset(&le, 0, sizeof(le));
-		le.time_ns = batch[i].time_ns;
+		le.time_ns = ev->time_ns;
 		str_copy(le.resource, uuid, sizeof(le.resource));
-		str_copy(le.type, batch[i].type, sizeof(le.type));
-		str_copy(le.reason, batch[i].reason, sizeof(le.reason));
+		str_copy(le.type, ed.type, sizeof(le.type));
+		str_copy(le.reason, ev->event == LV_EV_DEVICE_REMOVED ? ev->alias : ed.reason, sizeof(le.reason));
 		sink->event(sink->ctx, NULL, &le);
 		s->events++;
 	}
+}
+
+/* One cycle's readings of every domain: the bulk answer's records (n of
+ * them), or the n active ids of s->ids (list_only). */
+static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int list_only, int64_t now_ns,
+			 const struct sink *sink)
+{
+	s->cycle++;
+	uint64_t fallback = 0, bulk = 0, torn = 0;
+	s->want_cpu = 0;
+	if (list_only && s->id_stale && id_rebuild(s))
+		complain(&s->conn_fail, LOG_WARN, "libvirt %s: out of memory", s->uri);
+	for (int i = 0; i < n; i++) {
+		virDomainPtr dom;
+		struct lv_dom *d;
+		int is_new;
+		unsigned int bid = 0;
+		if (list_only) {
+			if (!(d = dom_by_id(s, s->ids[i], &is_new)))
+				continue; /* gone since the list (or no memory: read next cycle) */
+			dom = d->ptr;
+		} else {
+			char uuid[VIR_UUID_STRING_BUFLEN];
+			unsigned char raw[VIR_UUID_BUFLEN];
+			dom = recs[i]->dom;
+			bid = virDomainGetID(dom);
+			if ((d = dom_by_bulk_id(s, bid))) {
+				is_new = 0;
+			} else {
+				if (virDomainGetUUID(dom, raw) != 0)
+					continue;
+				uuid_text(raw, uuid);
+				if (!(d = dom_get(s, uuid, &is_new)))
+					break;
+				if (d->bulk_id != bid)
+					bulk_id_put(s, d, bid);
+			}
+		}
+		if (is_new || (!d->seen_cycle && !d->origin_by_event)) {
+			if (is_new)
+				d->first_seen_ns = now_ns;
+			/* never read before, after our first read, and no start event
+			 * said when: it started since the previous cycle */
+			if (!d->origin_by_event)
+				d->origin_ns = s->cycle > 1 ? s->prev_read_ns : 0;
+		}
+		int refresh = !d->have_info || (s->cycle + (int)(i % s->xml_refresh)) % s->xml_refresh == 0;
+		if (refresh)
+			refresh_xml(s, dom, d, now_ns, sink);
+		struct emit x;
+		memset(&x, 0, sizeof(x));
+		x.sink = sink;
+		x.s = s;
+		x.d = d;
+		x.id = list_only ? (unsigned int)s->ids[i] : bid;
+		d->last_cur = 0;
+		str_copy(x.smp.resource, d->uuid, sizeof(x.smp.resource));
+		x.smp.time_ns = now_ns;
+		x.smp.origin_ns = d->origin_ns;
+		int got = list_only ? 0 : from_record(s, d, recs[i], &x);
+		if (got > 0) {
+			s->bulk_domains++;
+			bulk++;
+		} else if (got == -2) {
+			bulk++; /* no cpu time this cycle (no cgroup found): read at the next */
+			d->seen_cycle = s->cycle;
+			continue;
+		} else if (got == 0 && (got = from_calls(s, d, dom, &x, refresh)) == 0) {
+			s->fallback_domains++;
+			fallback++;
+		}
+		if (got < 0) {
+			torn++;
+			continue;
+		}
+		d->seen_cycle = s->cycle;
+	}
+	if (torn)
+		complain(&s->torn_note, LOG_INFO, "libvirt %s: %llu domain(s) not read this cycle: their cpu"
+			 " time went back while they were being stopped", s->uri, (unsigned long long)torn);
+	if (fallback)
+		complain(&s->fallback_note, LOG_INFO, "libvirt %s: the driver answers the bulk stats call"
+			 " without cpu/block/net groups; reading %llu domain(s) with per-domain calls",
+			 s->uri, (unsigned long long)fallback);
+	/* the per-domain path is said by the note above */
+	int path = fallback ? 2 : bulk ? 1 : s->path;
+	if (path == 1 && s->path != 1)
+		log_msg(LOG_INFO, "libvirt %s: reading %llu domain(s) with one bulk call a cycle (state,"
+			" interface every cycle; cpu time %s; block every %d; balloon and vcpu every %d)",
+			s->uri, (unsigned long long)bulk, s->cg_ok && !s->cg_off ?
+			"from the domains' cgroups, checked against cpu-total every slow cycle" :
+			"from cpu-total every cycle", s->block_every, s->slow_every);
+	s->path = path;
+	uint64_t stale = 0;
+	for (size_t i = 0; i < s->n_dom; i++)
+		if (s->dom[i].seen_cycle == s->cycle - 1)
+			stale++; /* read last cycle, not this one: stopped, or stats did not come back */
+	if (stale)
+		complain(&s->stale_note, LOG_INFO, "libvirt %s: %llu domain(s) read last cycle returned no"
+			 " stats this cycle (stopped, or busy)", s->uri, (unsigned long long)stale);
+	s->stale += stale;
+	/* a domain not listed is not running as the id it had: forget the id
+	 * (a start gives it a new one, looked up then) */
+	for (size_t i = 0; list_only && i < s->n_dom; i++)
+		if (s->dom[i].ptr_id && s->dom[i].seen_cycle != s->cycle) {
+			s->dom[i].ptr_id = 0;
+			s->id_stale = 1;
+		}
+	if (!list_only)
+		s->bulk_useless = n > 0 && bulk == 0;
+	s->prev_read_ns = now_ns;
+	s->reads++;
+}
+
+int lv_read_records(void *state, virDomainStatsRecordPtr *recs, int n, int64_t now_ns, const struct sink *sink)
+{
+	struct lv *s = state;
+	drain_events(s, sink);
+	read_domains(s, recs, n, 0, now_ns, sink);
+	return 0;
+}
+
+void lv_test_host(void *state, const char *net_root, const char *cgroup_root, int cpu_total)
+{
+	struct lv *s = state;
+	s->local = 1;
+	str_copy(s->sysfs_net, net_root, sizeof(s->sysfs_net));
+	str_copy(s->sysfs_cgroup, cgroup_root, sizeof(s->sysfs_cgroup));
+	s->asked_cpu = cpu_total;
+}
+
+size_t lv_events_queued(void *state)
+{
+	struct lv *s = state;
+	pthread_mutex_lock(&s->ev_lock);
+	size_t n = s->ev_n;
+	pthread_mutex_unlock(&s->ev_lock);
+	return n;
 }
 
 static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct tally_err *e)
 {
 	struct lv *s = state;
 	virDomainStatsRecordPtr *recs = NULL;
-	unsigned int groups = VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_CPU_TOTAL | VIR_DOMAIN_STATS_BALLOON |
-			      VIR_DOMAIN_STATS_VCPU | VIR_DOMAIN_STATS_INTERFACE | VIR_DOMAIN_STATS_BLOCK;
+	/* every cycle the groups of the billed counters (cpu, disk, NICs) and
+	 * the state; every slow_every cycles (and the first) also balloon and
+	 * vcpu, whose stats make QEMU answer for its guest (docs/libvirt.md) */
+	int slow = s->cycle % s->slow_every == 0, block = s->cycle % s->block_every == 0;
+	/* cpu-total: on the slow cycles, and every cycle until the domains'
+	 * cgroups were found to say what libvirt says (cg_check) */
+	s->asked_cpu = slow || s->want_cpu || !s->cg_ok || s->cg_off;
+	unsigned int groups = VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_INTERFACE |
+			      (s->asked_cpu ? VIR_DOMAIN_STATS_CPU_TOTAL : 0) |
+			      (block ? VIR_DOMAIN_STATS_BLOCK : 0) |
+			      (slow ? VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_VCPU : 0);
 	unsigned int flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE;
 	int rc;
 
@@ -1325,92 +2140,9 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	}
 	if (s->conn_fail.window_ns)
 		complaint_clear(&s->conn_fail, "libvirt %s: reading again", s->uri);
-	s->cycle++;
-	uint64_t fallback = 0, bulk = 0, torn = 0;
-	if (list_only && s->id_stale && id_rebuild(s))
-		complain(&s->conn_fail, LOG_WARN, "libvirt %s: out of memory", s->uri);
-	for (int i = 0; i < n; i++) {
-		virDomainPtr dom;
-		struct lv_dom *d;
-		int is_new;
-		if (list_only) {
-			if (!(d = dom_by_id(s, s->ids[i], &is_new)))
-				continue; /* gone since the list (or no memory: read next cycle) */
-			dom = d->ptr;
-		} else {
-			char uuid[VIR_UUID_STRING_BUFLEN];
-			unsigned char raw[VIR_UUID_BUFLEN];
-			dom = recs[i]->dom;
-			if (virDomainGetUUID(dom, raw) != 0)
-				continue;
-			uuid_text(raw, uuid);
-			if (!(d = dom_get(s, uuid, &is_new)))
-				break;
-		}
-		if (is_new || (!d->seen_cycle && !d->origin_by_event)) {
-			if (is_new)
-				d->first_seen_ns = now_ns;
-			/* never read before, after our first read, and no start event
-			 * said when: it started since the previous cycle */
-			if (!d->origin_by_event)
-				d->origin_ns = s->cycle > 1 ? s->prev_read_ns : 0;
-		}
-		int refresh = !d->have_info || (s->cycle + (int)(i % s->xml_refresh)) % s->xml_refresh == 0;
-		if (refresh)
-			refresh_xml(s, dom, d, now_ns, sink);
-		struct emit x;
-		memset(&x, 0, sizeof(x));
-		x.sink = sink;
-		x.d = d;
-		x.id = list_only ? (unsigned int)s->ids[i] : 0;
-		int keep = d->n_last; /* the last good readings, for a stop's final reading */
-		d->n_last = 0;
-		str_copy(x.smp.resource, d->uuid, sizeof(x.smp.resource));
-		x.smp.time_ns = now_ns;
-		x.smp.origin_ns = d->origin_ns;
-		int got = list_only ? 0 : from_record(s, d, recs[i], &x);
-		if (got > 0) {
-			s->bulk_domains++;
-			bulk++;
-		} else if (got == 0 && (got = from_calls(s, d, dom, &x, refresh)) == 0) {
-			s->fallback_domains++;
-			fallback++;
-		}
-		if (got < 0) {
-			d->n_last = keep;
-			torn++;
-			continue;
-		}
-		d->seen_cycle = s->cycle;
-	}
-	if (torn)
-		complain(&s->torn_note, LOG_INFO, "libvirt %s: %llu domain(s) not read this cycle: their cpu"
-			 " time went back while they were being stopped", s->uri, (unsigned long long)torn);
-	if (fallback)
-		complain(&s->fallback_note, LOG_INFO, "libvirt %s: the driver answers the bulk stats call"
-			 " without cpu/block/net groups; reading %llu domain(s) with per-domain calls",
-			 s->uri, (unsigned long long)fallback);
-	uint64_t stale = 0;
-	for (size_t i = 0; i < s->n_dom; i++)
-		if (s->dom[i].seen_cycle == s->cycle - 1)
-			stale++; /* read last cycle, not this one: stopped, or stats did not come back */
-	if (stale)
-		complain(&s->stale_note, LOG_INFO, "libvirt %s: %llu domain(s) read last cycle returned no"
-			 " stats this cycle (stopped, or busy)", s->uri, (unsigned long long)stale);
-	s->stale += stale;
+	read_domains(s, recs, n, list_only, now_ns, sink);
 	if (recs)
 		virDomainStatsRecordListFree(recs);
-	/* a domain not listed is not running as the id it had: forget the id
-	 * (a start gives it a new one, looked up then) */
-	for (size_t i = 0; list_only && i < s->n_dom; i++)
-		if (s->dom[i].ptr_id && s->dom[i].seen_cycle != s->cycle) {
-			s->dom[i].ptr_id = 0;
-			s->id_stale = 1;
-		}
-	if (!list_only)
-		s->bulk_useless = n > 0 && bulk == 0;
-	s->prev_read_ns = now_ns;
-	s->reads++;
 	return 0;
 }
 
@@ -1429,12 +2161,37 @@ static void lv_free(void *state)
 		free(d->sizes);
 		free(d->nics);
 		free(d->slots);
+		cg_close(d);
 	}
 	free(s->dom);
 	free(s->slot);
 	free(s->ids);
 	free(s->id_slot);
+	free(s->bid_slot);
 	free(s);
+}
+
+/* The collector's own figures for /metrics (collector.h metrics()): the
+ * tails of counters at a stop (docs/libvirt.md), events, and which stats
+ * path read the domains. */
+static void lv_metrics(void *state, void (*put)(void *ctx, const struct collector_metric *m), void *ctx)
+{
+	const struct lv *s = state;
+	const struct collector_metric m[] = {
+		{ "tally_libvirt_tail_closed_series", "Counter series whose final reading was read on the host"
+		  " at the stop (a tap that outlived QEMU).", true, "", (double)s->tail_closed },
+		{ "tally_libvirt_tail_open_series", "Counter series ended at a stop with their last value read:"
+		  " their use since that read (the tail) is not measurable.", true, "", (double)s->tail_open },
+		{ "tally_libvirt_tail_open_seconds", "Summed time from those series' last reading to their stop:"
+		  " the tail time not billed.", true, "", (double)s->tail_open_ns / 1e9 },
+		{ "tally_libvirt_events", "Lifecycle events recorded.", true, "", (double)s->events },
+		{ "tally_libvirt_bulk_domains", "Domain readings from the bulk stats call.", true, "",
+		  (double)s->bulk_domains },
+		{ "tally_libvirt_per_domain_domains", "Domain readings from per-domain calls.", true, "",
+		  (double)s->fallback_domains },
+	};
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		put(ctx, &m[i]);
 }
 
 const struct collector_ops libvirt_collector = {
@@ -1443,4 +2200,5 @@ const struct collector_ops libvirt_collector = {
 	.init = lv_init,
 	.read = lv_read,
 	.free = lv_free,
+	.metrics = lv_metrics,
 };

@@ -8,7 +8,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <libvirt/libvirt.h>
+
 #include "sample.h"
+#include "sink.h"
 
 struct tally_err;
 
@@ -70,9 +73,54 @@ void lv_mapping_release(struct lv_mapping *m);
 /* The first rule for (uuid, name), or NULL. */
 const struct lv_rule *lv_mapping_match(const struct lv_mapping *m, const char *uuid, const char *name);
 
+/* Lifecycle events. libvirt's lifecycle events keep their own numbers
+ * (VIR_DOMAIN_EVENT_STARTED ... ); the other events the collector listens
+ * to are numbered from LV_EV_REBOOT on. What an event means for the
+ * collector is its edge; what the ledger records is its type and reason
+ * (struct lifecycle_event, docs/libvirt.md lists them). */
+enum { LV_EV_REBOOT = 100, LV_EV_DEVICE_REMOVED, LV_EV_BALLOON };
+
+enum lv_edge {
+	LV_EDGE_NONE = 0,    /* recorded only (shutdown, defined, device events) */
+	LV_EDGE_START,       /* a new process: its counters start from zero */
+	LV_EDGE_STOP,        /* the process ended: every series takes its final reading */
+	LV_EDGE_PAUSE,       /* not running from now on (suspended, panicked) */
+	LV_EDGE_RESUME,      /* running from now on */
+	LV_EDGE_REBOOT,      /* the guest rebooted in the same process */
+	LV_EDGE_BALLOON,     /* the balloon changed size: the memory gauge */
+};
+
+struct lv_event_desc {
+	const char *type;    /* lifecycle_event.type, NULL: no event is recorded */
+	const char *reason;  /* lifecycle_event.reason from the detail, "" when none */
+	enum lv_edge edge;
+};
+
+/* What libvirt's event (VIR_DOMAIN_EVENT_* or LV_EV_*) with this detail is.
+ * Returns 0, or -ENOENT for an event the collector does not use. */
+int lv_event_describe(int event, int detail, struct lv_event_desc *out);
+
 /* Parse a domain XML (virDomainGetXMLDesc) into info. Returns 0, or
  * -EINVAL with a message for XML that is not a domain description. */
 int lv_parse_domain_xml(const char *xml, size_t len, struct lv_domain_info *info,
 			struct tally_err *e);
+
+/* Test seam: one cycle of the collector `state` (from libvirt_collector's
+ * configure and init) with these bulk-answer records in place of the
+ * virConnectGetAllDomainStats() call, so tests can hand it the partial
+ * answers a real host gives (a domain being destroyed answers without its
+ * block and balloon groups). Queued events are drained first, as in a
+ * read. The records stay the caller's. Returns 0. */
+int lv_read_records(void *state, virDomainStatsRecordPtr *recs, int n, int64_t now_ns, const struct sink *sink);
+
+/* Test seam: a hypervisor on this host whose /sys/class/net and
+ * /sys/fs/cgroup are at these roots (trees a test made), and whether the
+ * records lv_read_records() is given next stand for a bulk call that asked
+ * for the cpu-total group (1) or not (0: cpu time from the cgroups). */
+void lv_test_host(void *state, const char *net_root, const char *cgroup_root, int cpu_total);
+
+/* Test seam: the lifecycle events queued by libvirt's event thread and not
+ * yet drained by a read, so tests wait for events instead of sleeping. */
+size_t lv_events_queued(void *state);
 
 #endif

@@ -85,7 +85,9 @@ CREATE INDEX usage_hour ON usage (hour_ns);
 
 -- The last reading of each series: (resource, meter, device, source agent).
 -- Written in the same transaction as the usage it produced (rule 7).
--- flags: 1 = ended (the last reading had SAMPLE_F_LAST).
+-- flags: bit 1 (1) = the series has a reading (set on every row); bit 2 (2)
+-- = ended: its last reading had SAMPLE_F_LAST (the resource stopped), and
+-- its next reading begins a new life. An ended series has flags 3.
 CREATE TABLE series (
 	resource_id INTEGER NOT NULL REFERENCES resources (id),
 	meter_id    INTEGER NOT NULL REFERENCES meters (id),

@@ -191,8 +191,11 @@ run_and_compare() {
 	n_attr=$(sqlite3 "$L" "SELECT count(*) FROM resource_attrs a JOIN resources r ON r.id = a.resource_id
 	    WHERE a.tenant <> r.tenant OR a.name <> r.name")
 	[ "$n_attr" -eq 0 ] || fail "$label: $n_attr resource_attrs rows disagree with resources"
-	# said once, nothing worse than info, no events invented
-	grep -E ' (warning|error):' "$d/log" && fail "$label: tallyd warned (above)"
+	# said once, nothing worse than info, no events invented; a cycle that
+	# overran its interval (a loaded machine, a sanitizer build) says so
+	# and costs nothing checked here: not a failure of this test
+	grep -E ' (warning|error):' "$d/log" | grep -v 'collection cycle took' &&
+		fail "$label: tallyd warned (above)"
 	n_fb=$(grep -c 'per-domain calls' "$d/log" || true)
 	[ "$n_fb" -eq 1 ] || fail "$label: the per-domain fallback was said $n_fb times, want once"
 	n_ev=$(sqlite3 "$L" "SELECT count(*) FROM events")

@@ -203,6 +203,19 @@ EOF
 o4_out=$(get $HCOUT.5) o4_in=$(get $HCIN.5) o4_32=$(get $IN32.3)
 n=$(okpolls sw); wait_polls sw $((n + 2))
 n=$(okpolls sw3); wait_polls sw3 $((n + 2))
+# and until tallyd has counted the last values (a poll that timed out on a
+# loaded machine is retried next cycle): its usage since start on /metrics
+wait_usage() { # UUID FAMILY WANT
+	for i in $(seq 300); do
+		v=$(curl -s "http://127.0.0.1:$hport/metrics" |
+			awk -v u="uuid=\"$1\"" -v f="$2" 'index($0, f "{") == 1 && index($0, u) { print $NF }')
+		[ "$v" = "$3" ] && return 0
+		sleep 0.1
+	done
+	echo "note: $1 $2 on /metrics is '$v' after 30 s, not $3"
+}
+wait_usage sw:Gi0/1 tally_interface_incoming_bytes_total $((o2_out - o1_out + o3_out + o4_out - o3_out))
+wait_usage sw3:Gi0/1 tally_interface_outgoing_bytes_total $((o2_out - o1_out + o3_out + o4_out - o3_out))
 stop "$tpid"; tpid=""
 
 L=$work/data/ledger.db

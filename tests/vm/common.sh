@@ -17,6 +17,20 @@ TALLY_URI=qemu:///system
 NOVA_NS=http://openstack.org/xmlns/libvirt/nova/1.1
 
 log() { echo "check-vm: $*" >&2; }
+# tvm_daemon CMD...: start a daemon (libvirtd -d, virtlogd -d) with no
+# descriptor above 2: under `flock LOCK make check-vm` the lock's
+# descriptor would otherwise live on in the daemon and hold the lock for
+# good, for every other user of the rig (flock(1) gives it a low number;
+# dash's redirections take one digit, and its own script descriptor is 10
+# or above)
+tvm_daemon() {
+	(
+		for _fd in $(ls /proc/$$/fd 2>/dev/null; ls /proc/self/fd 2>/dev/null); do
+			case $_fd in [3-9]) eval "exec $_fd>&-" ;; esac
+		done
+		exec "$@"
+	)
+}
 die() { echo "check-vm: error: $*" >&2; exit 1; }
 vsh() { virsh -q -c "$TALLY_URI" "$@"; }
 

@@ -57,7 +57,7 @@ pidfile_pid() { [ -f "$1" ] && tr -dc '0-9' <"$1" || true; }
 
 if ! pid_alive "$(pidfile_pid /run/virtlogd.pid)" && ! pgrep -x virtlogd >/dev/null; then
 	log "starting virtlogd"
-	virtlogd -d
+	tvm_daemon virtlogd -d
 fi
 lv_pid=$(pidfile_pid /run/libvirtd.pid)
 if pid_alive "$lv_pid" && [ "$conf_changed" = 1 ]; then
@@ -68,7 +68,7 @@ if pid_alive "$lv_pid" && [ "$conf_changed" = 1 ]; then
 fi
 if ! pid_alive "$(pidfile_pid /run/libvirtd.pid)"; then
 	log "starting libvirtd"
-	libvirtd -d
+	tvm_daemon libvirtd -d
 fi
 for _ in $(seq 50); do
 	virsh -c "$TALLY_URI" version >/dev/null 2>&1 && break
