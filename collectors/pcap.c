@@ -946,6 +946,36 @@ static int pc_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	return 0;
 }
 
+/* /metrics: each live capture's state, and the malformed frames by reason
+ * (which the network.malformed.* meters count per NIC without saying why) */
+static void pc_metrics(void *state, void (*emit)(void *ctx, const struct collector_metric *m), void *ctx)
+{
+	const struct pcs *s = state;
+	struct collector_metric m;
+	for (size_t i = 0; !s->file[0] && i < s->n_ifs; i++) {
+		memset(&m, 0, sizeof(m));
+		m.name = "tally_pcap_capture_up";
+		m.help = "1 while the capture on the interface is open, 0 while its interface is gone.";
+		snprintf(m.labels, sizeof(m.labels), "interface=%s", s->ifs[i].name);
+		m.value = __atomic_load_n(&s->ifs[i].state, __ATOMIC_ACQUIRE) == IF_OPEN;
+		emit(ctx, &m);
+	}
+	for (int w = PKT_OK + 1; w < PKT_WHY_COUNT; w++) {
+		uint64_t n = 0;
+		if (s->file[0])
+			n = ld(&s->off.why[w]);
+		for (size_t k = 0; !s->file[0] && k < s->n_thr; k++)
+			n += ld(&s->thr[k].tally.why[w]);
+		memset(&m, 0, sizeof(m));
+		m.name = "tally_pcap_malformed_frames";
+		m.help = "Malformed frames captured since tallyd started, by what was wrong (collectors/pktdecode.c).";
+		m.counter = true;
+		snprintf(m.labels, sizeof(m.labels), "reason=%s", pkt_why_names[w]);
+		m.value = (double)n;
+		emit(ctx, &m);
+	}
+}
+
 static void pcs_free(void *state)
 {
 	struct pcs *s = state;
@@ -975,4 +1005,5 @@ const struct collector_ops pcap_collector = {
 	.init = pc_init,
 	.read = pc_read,
 	.free = pcs_free,
+	.metrics = pc_metrics,
 };

@@ -149,6 +149,15 @@ static void teardown(void)
 	tu_rmrf(dir);
 }
 
+static struct collector_metric got_m[32];
+static int n_put;
+
+static void put_metric(void *ctx, const struct collector_metric *m)
+{
+	ck_assert_int_lt(n_put, 32);
+	got_m[n_put++] = *m;
+}
+
 START_TEST(test_offline_reads_up_to_now)
 {
 	char path[256];
@@ -218,6 +227,55 @@ START_TEST(test_offline_reads_up_to_now)
 	ck_assert_int_eq(val(r, UA, "network.internal.outgoing.bytes", "52:54:00:00:00:01"), 1514);
 	/* 2 capture counters + A: 3 classes x 2 (bytes, packets) + B: 2 */
 	ck_assert_int_eq(r->n, 2 + 6 + 2);
+	/* /metrics: no malformed frame in this file, every reason at 0, no
+	 * capture state offline */
+	n_put = 0;
+	pcap_collector.metrics(st, put_metric, NULL);
+	ck_assert_int_eq(n_put, PKT_WHY_COUNT - 1);
+	for (int i = 0; i < n_put; i++) {
+		ck_assert_str_eq(got_m[i].name, "tally_pcap_malformed_frames");
+		ck_assert(got_m[i].counter);
+		ck_assert(got_m[i].value == 0);
+	}
+	pcap_collector.free(st);
+	free(r);
+}
+END_TEST
+
+/* /metrics counts malformed frames by reason: a runt and two frames whose
+ * IPv4 header length is under 20 */
+START_TEST(test_metrics_malformed)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/t.pcap", dir);
+	const char *hex[] = { "0011", RT MA "0800" "4400002e00010000" "40fd0000" "0a000001" "08080808",
+			      MA RT "0800" "4400002e00010000" "40fd0000" "08080808" "0a000001" };
+	uint32_t wire[] = { 2, 34, 34 }, t[] = { 100, 100, 100 };
+	write_pcap(path, hex, wire, t, 3);
+	void *st;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(configure("pcap:\n  file: @D/t.pcap\n  mapping: @D/nics.yaml\n", &st, &e), 0);
+	ck_assert_int_eq(pcap_collector.init(st, 0, &e), 0);
+	struct rec *r = calloc(1, sizeof(*r));
+	struct sink sk = { r, rec_sample, rec_meta, rec_event };
+	ck_assert_int_eq(pcap_collector.read(st, 200 * NS_PER_SEC, &sk, &e), 0);
+	ck_assert_int_eq(val(r, UA, "network.malformed.outgoing.packets", "52:54:00:00:00:01"), 1);
+	ck_assert_int_eq(val(r, UA, "network.malformed.incoming.bytes", "52:54:00:00:00:01"), 34);
+	n_put = 0;
+	pcap_collector.metrics(st, put_metric, NULL);
+	int seen = 0;
+	for (int i = 0; i < n_put; i++) {
+		if (!strcmp(got_m[i].labels, "reason=runt")) {
+			ck_assert(got_m[i].value == 1);
+			seen++;
+		} else if (!strcmp(got_m[i].labels, "reason=ihl")) {
+			ck_assert(got_m[i].value == 2);
+			seen++;
+		} else {
+			ck_assert_msg(got_m[i].value == 0, "%s: %g", got_m[i].labels, got_m[i].value);
+		}
+	}
+	ck_assert_int_eq(seen, 2);
 	pcap_collector.free(st);
 	free(r);
 }
@@ -340,6 +398,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_offline_reads_up_to_now);
 	tcase_add_test(tc, test_offline_resume);
+	tcase_add_test(tc, test_metrics_malformed);
 	tcase_add_loop_test(tc, test_mistakes, 0, (int)(sizeof(bad) / sizeof(bad[0])));
 	tcase_add_test(tc, test_no_such_interface);
 	suite_add_tcase(s, tc);
