@@ -17,8 +17,9 @@
 #     dropped count is 0;
 #   - tallyd runs as nobody with CAP_NET_RAW only (/proc/PID/status);
 #   - the veth pair deleted and made again (a tap that goes and comes
-#     back): the end is logged, the capture is opened again (by nobody,
-#     with the CAP_NET_RAW it kept) and what follows counts on top.
+#     back): the end is logged and /metrics shows the capture down
+#     (tally_pcap_capture_up 0), it is opened again (by nobody, with the
+#     CAP_NET_RAW it kept) and what follows counts on top.
 # Then the losses: with a 64 KiB ring, tallyd is stopped (SIGSTOP) while
 # 20000 frames are sent and continued: the kernel drops what the ring could
 # not hold, and pcap.dropped.packets must say so: received + dropped =
@@ -28,7 +29,7 @@ set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
 . "$(dirname "$0")/../lib/pcap.sh"
-for c in ip sqlite3 python3; do
+for c in ip sqlite3 python3 curl; do
 	command -v "$c" >/dev/null || { echo "skip: '$c' missing (scripts/deps.sh installs it)"; exit 77; }
 done
 [ "$(id -u)" = 0 ] || { echo "skip: needs root (network namespaces, raw sockets)"; exit 77; }
@@ -68,6 +69,8 @@ start() {
 alerts:
   rules:
     - {name: CaptureLoss, meter: pcap.dropped.packets, rate_above: 0, severity: critical}
+http:
+  port: 0
 EOF
 	} > "$work/tally.yaml"
 	ip netns exec "$NSH" "$TALLYD" -c "$work/tally.yaml" > "$work/log" 2>&1 &
@@ -201,8 +204,20 @@ wait_log() {
 	done
 }
 wait_log "capture on $VB ended" || fail "the end of the capture on $VB was not said: $(tail -n 3 "$work/log")"
+# while it is gone, /metrics says so
+port=$(sed -n 's/.*http: listening on .* port \([0-9]*\).*/\1/p' "$work/log" | head -n 1)
+up() { ip netns exec "$NSH" curl -sf "http://127.0.0.1:$port/metrics" |
+	sed -n "s/^tally_pcap_capture_up{interface=\"$VB\"} //p"; }
+[ "$(up)" = 0 ] && echo "ok   /metrics: tally_pcap_capture_up 0 while $VB is gone" ||
+	fail "/metrics: tally_pcap_capture_up is '$(up)' while $VB is gone"
 pcap_pair "$NSV" "$NSH" "$VA" "$VB"
 wait_log "capturing on $VB again" || fail "the capture on $VB was not opened again: $(tail -n 3 "$work/log")"
+k=0
+until [ "$(up)" = 1 ]; do
+	k=$((k + 1))
+	[ "$k" -le 50 ] || { fail "/metrics: tally_pcap_capture_up is '$(up)' after $VB came back"; break; }
+	sleep 0.1
+done
 send "$NSV" "$VA" vm 100:100:ip4:10.1.2.3
 wait_q 30 "SELECT s.last_value FROM series s JOIN meters m ON m.id = s.meter_id
 	   WHERE m.name = 'pcap.received.packets'" $((r1 + 100)) ||

@@ -4,13 +4,14 @@
 # pcap_veth NSV NSH VA VB: namespaces NSV ("the VM") and NSH ("the host")
 # joined by a veth pair, VA (MAC 52:54:00:aa:00:01, the VM's NIC) in NSV and
 # VB (02:aa:00:00:00:01, its tap) in NSH, both up, IPv6 off so the kernel
-# sends nothing of its own. NSV must exist already (the caller creates it
+# sends nothing of its own; NSH's loopback up. NSV must exist already (the caller creates it
 # first, to learn whether namespaces work here).
 pcap_veth() {
 	ip netns add "$2"
 	for _ns in "$1" "$2"; do
 		ip netns exec "$_ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 	done
+	ip -n "$2" link set lo up   # tallyd's HTTP listener there
 	pcap_pair "$@"
 }
 
