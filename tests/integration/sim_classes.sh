@@ -11,7 +11,8 @@
 # - the split is not degenerate: at whole-second readings a class's usage
 #   is its class rate floor(rate x share) times the seconds, so for every
 #   class but the last written, bytes (rate >= 1000 B/s) give
-#   share - 1/1000 < class / NIC <= share; the last one's ratio is >= its share.
+#   share - 1/1000 < class / NIC <= share; the last one's ratio is >= its share;
+# - the example plan prices the classes as config/plan-example.yaml says.
 set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
@@ -112,6 +113,61 @@ if [ "$1" -eq 80 ] && [ "$2" -eq 0 ]; then
 	ok "each class's share of every NIC's bytes is within 1/1000 below its configured share ($1 checked)"
 else
 	bad "shares: $2 of $1 class/NIC ratios outside their bounds (want 80 checked)"
+fi
+
+# the example plan on this ledger (config/plan-example.yaml prices egress by
+# class from 2026-10-01): per tenant, internet egress is billed with the
+# allowance and tiers (amount worked out here with Python's decimals from
+# the sqlite3 sum), peering at 0.02/GB, internal and the NIC's total are
+# free lines, and the priced classes plus the unpriced ones add up to it
+"$PWD/$B/tally" invoice --ledger "$L" --period 2026-10 --plan config/plan-example.yaml --format json \
+	> "$work/inv.json"
+sqlite3 "$L" "SELECT ra.tenant, m.name, sum(u.quantity) FROM usage u JOIN meters m ON m.id = u.meter_id
+  JOIN resource_attrs ra ON ra.resource_id = u.resource_id WHERE m.name LIKE 'network.%outgoing.bytes'
+  GROUP BY 1, 2" > "$work/egress"
+if /usr/bin/python3 - "$work/inv.json" "$work/egress" <<'EOPY'
+import json, sys
+from decimal import Decimal, ROUND_HALF_EVEN
+inv = json.load(open(sys.argv[1]))["invoices"]
+led = {}
+for row in open(sys.argv[2]):
+    t, m, q = row.strip().split("|")
+    led[(t, m)] = int(q)
+cent = Decimal("0.01")
+bad = 0
+for i in inv:
+    t = i["tenant"]
+    lines = {l["meter"]: l for l in i["lines"] if l["type"] == "usage" and l["meter"].startswith("network.")}
+    def want(m, base, amount):
+        global bad
+        l = lines.get(m)
+        got = (l["base_quantity"], l["amount"]) if l else None
+        if got != (str(base), amount):
+            print(f"FAIL {t} {m}: invoice says {got}, want {(str(base), amount)}"); bad += 1
+    inet = led[(t, "network.internet.outgoing.bytes")]
+    b = max(Decimal(inet) / 10**9 - 10, Decimal(0))          # the free 10 GB first
+    amount = (min(b, 1000) * Decimal("0.09") + min(max(b - 1000, 0), 9000) * Decimal("0.07")
+              + max(b - 10000, 0) * Decimal("0.05")).quantize(cent, ROUND_HALF_EVEN)
+    want("network.internet.outgoing.bytes", inet, str(amount))
+    peer = led[(t, "network.peering.outgoing.bytes")]
+    want("network.peering.outgoing.bytes", peer,
+         str((Decimal(peer) / 10**9 * Decimal("0.02")).quantize(cent, ROUND_HALF_EVEN)))
+    want("network.internal.outgoing.bytes", led[(t, "network.internal.outgoing.bytes")], "0.00")
+    total = led[(t, "network.outgoing.bytes")]
+    want("network.outgoing.bytes", total, "0.00")
+    classes = sum(q for (tt, m), q in led.items() if tt == t and m.count(".") == 3)
+    if classes != total or set(lines) != {"network.internet.outgoing.bytes", "network.peering.outgoing.bytes",
+                                          "network.internal.outgoing.bytes", "network.outgoing.bytes"}:
+        print(f"FAIL {t}: classes {classes} B, total {total} B; lines {sorted(lines)}"); bad += 1
+    if any("network" in n for n in i.get("notes", [])):
+        print(f"FAIL {t}: a note on network usage: {i['notes']}"); bad += 1
+    print(f"     {t}: internet {Decimal(inet) / 10**9} GB -> {amount}")
+sys.exit(1 if bad or len(inv) != 2 else 0)
+EOPY
+then
+	ok "the example plan bills internet egress with its tiers, peering cheaper, internal and the total free"
+else
+	bad "the example plan's egress lines (above)"
 fi
 
 [ "$fails" -eq 0 ]
