@@ -359,9 +359,12 @@ int usage_render(FILE *f, const struct usage_query *q, const struct usage_result
 		return rc || ferror(f) ? -EIO : 0;
 	}
 
-	/* aligned text */
-	int wt = 6, wr = 8, wn = 4;
+	/* aligned text: columns as wide as their longest cell (traffic-class
+	 * meters are longer than the others) */
+	int wt = 6, wr = 8, wn = 4, wm = 26;
 	for (size_t i = 0; i < r->n; i++) {
+		int lm = (int)strlen(meter_table[r->rows[i].meter].name);
+		wm = lm > wm ? lm : wm;
 		int l = (int)strlen(r->rows[i].tenant[0] ? r->rows[i].tenant : "-");
 		wt = l > wt ? l : wt;
 		l = (int)strlen(r->rows[i].resource);
@@ -374,7 +377,7 @@ int usage_render(FILE *f, const struct usage_query *q, const struct usage_result
 		fprintf(f, "%-*s  %-*s  ", wr, "RESOURCE", wn, "NAME");
 	if (q->by == USAGE_BY_HOUR)
 		fprintf(f, "%-20s  ", "HOUR");
-	fprintf(f, "%-26s %18s  %-14s %12s %9s %8s\n", "METER", "QUANTITY", "UNIT", "COVERED_S", "COMPLETE",
+	fprintf(f, "%-*s %18s  %-14s %12s %9s %8s\n", wm, "METER", "QUANTITY", "UNIT", "COVERED_S", "COMPLETE",
 		"SAMPLES");
 	for (size_t i = 0; i < r->n; i++) {
 		const struct usage_row *u = &r->rows[i];
@@ -386,7 +389,7 @@ int usage_render(FILE *f, const struct usage_query *q, const struct usage_result
 			fprintf(f, "%-20s  ", time_format_iso(u->hour_ns, hour, sizeof(hour)));
 		completeness(u, pct, sizeof(pct));
 		/* requests, packets: whole; the rest to 3 places, exact */
-		fprintf(f, "%-26s %18s  ", m->name,
+		fprintf(f, "%-*s %18s  ", wm, m->name,
 			usage_quantity_text(u, !u->is_real && m->human_div == 1.0 ? 0 : 3, qt, sizeof(qt)));
 		fprintf(f, "%-14s %12s %9s %8lld\n", m->human_unit, money_format_ratio(u->covered_ns, 1000000000, 0, cs,
 											 sizeof(cs)), pct, (long long)u->samples);

@@ -242,6 +242,27 @@ bool sim_final_lost(const struct sim_config *c, uint32_t vm, int64_t t_ns)
 	return unit01(h4(c->seed, vm, (uint64_t)(t_ns / NS_PER_SEC), 0xf2)) < c->final_loss;
 }
 
+void sim_class_split(const struct sim_config *c, uint64_t rate, uint64_t counter,
+		     uint64_t out[SIM_MAX_CLASSES])
+{
+	uint64_t crate[SIM_MAX_CLASSES], given = 0;
+	uint32_t n = c->n_classes;
+
+	if (!n)
+		return;
+	for (uint32_t i = 0; i + 1 < n; i++) {
+		crate[i] = (uint64_t)((unsigned __int128)rate * c->class_ppm[i] / SIM_SHARE_ONE);
+		given += crate[i];
+	}
+	crate[n - 1] = rate - given;   /* shares add up to 1: given <= rate */
+	uint64_t q = rate ? counter / rate : 0, p = rate ? counter % rate : 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t part = p < crate[i] ? p : crate[i];
+		out[i] = q * crate[i] + part;
+		p -= part;
+	}
+}
+
 /* ---- the collector ---- */
 
 struct sim {
@@ -257,8 +278,104 @@ struct sim {
 
 static const char *const sim_keys[] = {
 	"vms", "tenants", "hosts", "disks", "nics", "seed", "loss", "final_loss", "reboots_per_day",
-	"stops_per_day", "migrations_per_day", "crashes_per_day", "start", NULL
+	"stops_per_day", "migrations_per_day", "crashes_per_day", "start", "classes", NULL
 };
+
+/* A class share: a decimal from 0 to 1 with at most 6 places ("0.3", "1",
+ * "0.000001"), read exactly (no binary floating point) into parts per
+ * million. */
+static int share_ppm(const struct cfg_node *n, uint32_t *ppm, struct tally_err *e)
+{
+	const char *p = n->value;
+	uint32_t v, scale = SIM_SHARE_ONE;
+
+	if (n->type != CFG_SCALAR || (*p != '0' && *p != '1'))
+		goto bad;
+	v = (uint32_t)(*p++ - '0') * SIM_SHARE_ONE;
+	if (*p == '.') {
+		if (!(p[1] >= '0' && p[1] <= '9'))
+			goto bad;
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			if (scale == 1)
+				return err_set(e, -EINVAL, "%s:%d:%d: key 'collectors.sim.classes.%s': '%s' has"
+					       " more than 6 decimal places (a share is counted in millionths)",
+					       n->file, n->line, n->col, n->key, n->value);
+			scale /= 10;
+			v += (uint32_t)(*p - '0') * scale;
+		}
+	}
+	if (*p)
+		goto bad;
+	if (v > SIM_SHARE_ONE)
+		return err_set(e, -ERANGE, "%s:%d:%d: key 'collectors.sim.classes.%s': %s is more than 1"
+			       " (a share of the NIC's traffic is 0 to 1)", n->file, n->line, n->col, n->key,
+			       n->value);
+	*ppm = v;
+	return 0;
+bad:
+	return err_set(e, -EINVAL, "%s:%d:%d: key 'collectors.sim.classes.%s': expected a share of the NIC's"
+		       " traffic, a decimal from 0 to 1 like 0.3 (got %s%s%s)", n->file, n->line, n->col,
+		       n->key, n->type == CFG_SCALAR ? "'" : "a ",
+		       n->type == CFG_SCALAR ? n->value : n->type == CFG_MAP ? "map" : "list",
+		       n->type == CFG_SCALAR ? "'" : "");
+}
+
+/* classes: {internet: 0.3, internal: 0.65, peering: 0.05}: each key a
+ * traffic class of the meter table, each value its share, the shares
+ * adding up to exactly 1. */
+static int sim_classes(const struct cfg_node *cfg, struct sim_config *c, struct tally_err *e)
+{
+	const struct cfg_node *map = NULL, *given = cfg_get(cfg, "classes");
+	uint32_t sum = 0;
+	int rc;
+
+	if (!given)
+		return 0;
+	if ((rc = cfg_get_map(cfg, "classes", &map, e)))
+		return rc;
+	/* "classes:" or "classes: {}": more likely a half-written config than
+	 * a wish for no classes, which is leaving the key out */
+	if (!map || !map->n_kids)
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'collectors.sim.classes': name at least one"
+			       " traffic class and its share (internet: 1), or leave the key out",
+			       given->file, given->line, given->col);
+	for (size_t i = 0; i < map->n_kids; i++) {
+		const struct cfg_node *k = map->kids[i];
+		char name[64];
+		int m;
+		snprintf(name, sizeof(name), "network.%s.incoming.bytes", k->key);
+		m = meter_lookup(name);
+		if (m < M_NETC_FIRST || m > M_NETC_LAST || (m - M_NETC_FIRST) % 4) {
+			char known[128] = "";
+			for (int j = M_NETC_FIRST; j <= M_NETC_LAST; j += 4) {
+				const char *cls = meter_table[j].name + strlen("network.");
+				size_t len = strlen(known);
+				snprintf(known + len, sizeof(known) - len, "%s%.*s", len ? ", " : "",
+					 (int)(strchr(cls, '.') - cls), cls);
+			}
+			return err_set(e, -EINVAL, "%s:%d:%d: key 'collectors.sim.classes': unknown traffic"
+				       " class '%s' (known: %s)", k->file, k->key_line, k->key_col, k->key, known);
+		}
+		/* five names, none twice (the parser refuses a key given twice) */
+		c->class_meter[i] = (uint16_t)m;
+		if ((rc = share_ppm(k, &c->class_ppm[i], e)))
+			return rc;
+		sum += c->class_ppm[i];
+	}
+	if (sum != SIM_SHARE_ONE) {
+		char dec[16];
+		int len = snprintf(dec, sizeof(dec), "%u.%06u", sum / SIM_SHARE_ONE, sum % SIM_SHARE_ONE);
+		while (dec[len - 1] == '0')     /* 0.950000 -> 0.95, 2.000000 -> 2 */
+			dec[--len] = '\0';
+		if (dec[len - 1] == '.')
+			dec[--len] = '\0';
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'collectors.sim.classes': the shares add up to"
+			       " %s, not 1 (every byte and packet of a NIC is in exactly one class)",
+			       map->file, map->line, map->col, dec);
+	}
+	c->n_classes = (uint32_t)map->n_kids;
+	return 0;
+}
 
 static int sim_configure(const struct cfg_node *cfg, const struct collector_env *env, void **state,
 			 struct tally_err *e)
@@ -305,7 +422,8 @@ static int sim_configure(const struct cfg_node *cfg, const struct collector_env 
 	    (rc = cfg_get_double(cfg, "stops_per_day", 0, 24, &c->stops_per_day, e)) ||
 	    (rc = cfg_get_double(cfg, "migrations_per_day", 0, 24, &c->migrations_per_day, e)) ||
 	    (rc = cfg_get_double(cfg, "crashes_per_day", 0, 24, &c->crashes_per_day, e)) ||
-	    (rc = cfg_get_time(cfg, "start", &c->start_ns, e)))
+	    (rc = cfg_get_time(cfg, "start", &c->start_ns, e)) ||
+	    (rc = sim_classes(cfg, c, e)))
 		goto fail;
 	if (c->reboots_per_day + c->stops_per_day + c->migrations_per_day + c->crashes_per_day > 24) {
 		const struct cfg_node *n = cfg_get(cfg, "reboots_per_day");
@@ -410,9 +528,22 @@ static int emit_vm(const struct sim *s, uint32_t i, int64_t t, uint8_t flags, co
 			PUT_C(disk_counters[k], v->dev[d], d + 1);
 		PUT_G(M_DISK_CAPACITY, v->dev[d], v->disk_bytes);
 	}
-	for (uint32_t n = 0; n < s->c.nics; n++)
+	for (uint32_t n = 0; n < s->c.nics; n++) {
 		for (size_t k = 0; k < 4; k++)
 			PUT_C(net_counters[k], v->dev[SIM_MAX_DEVS + n], n + 1);
+		/* the same NIC counters split by traffic class (sim.h) */
+		for (size_t k = 0; k < 4 && s->c.n_classes; k++) {
+			uint64_t rate = v->rate[net_counters[k]] * (n + 1), cls[SIM_MAX_CLASSES];
+			sim_class_split(&s->c, rate, counter_at(rate, st->life_start_ns, t), cls);
+			smp.kind = SAMPLE_CUMULATIVE;
+			str_copy(smp.device, v->dev[SIM_MAX_DEVS + n], sizeof(smp.device));
+			for (uint32_t j = 0; j < s->c.n_classes; j++) {
+				smp.meter = (uint16_t)(s->c.class_meter[j] + k);
+				smp.v.counter = cls[j];
+				rc |= sink->sample(sink->ctx, agent, &smp);
+			}
+		}
+	}
 #undef PUT_C
 #undef PUT_G
 	return rc;

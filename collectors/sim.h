@@ -36,6 +36,16 @@
  *
  * Lives that began before the sim's start_ns are "before we watched": their
  * first reading is a baseline (rule 3), so usage is measured from start_ns.
+ *
+ * Traffic classes (`classes`, off by default): each NIC counter is also
+ * sent split into the meters network.<class>.* (docs/meters.md), as a pcap
+ * capture of that NIC would count them, in the same emit as the NIC's own
+ * counter (ticks and final readings alike, same origin_ns). The split is a
+ * pure function of the NIC counter's value and rate (sim_class_split), so
+ * for every NIC, direction and reading the class counters add up exactly
+ * to the NIC's counter, start from zero with it and reset with it, and
+ * never go down within a life. Without `classes` nothing of this is sent
+ * and every other reading is the same.
  */
 #ifndef TALLY_SIM_H
 #define TALLY_SIM_H
@@ -46,6 +56,8 @@
 #include "meter.h"
 
 #define SIM_MAX_DEVS 4
+#define SIM_MAX_CLASSES 5                /* the traffic classes of docs/meters.md */
+#define SIM_SHARE_ONE 1000000u           /* a class share of 1, in parts per million */
 
 struct sim_config {
 	uint32_t vms, tenants, hosts;
@@ -59,6 +71,12 @@ struct sim_config {
 	double crashes_per_day;          /* crashed, then restarted after 1 min - 2 h */
 	int64_t start_ns;                /* schedule anchor and first tick; whole seconds */
 	int64_t interval_ns;             /* whole seconds */
+	/* traffic classes, in the order the config writes them; 0: none sent */
+	uint32_t n_classes;
+	uint16_t class_meter[SIM_MAX_CLASSES]; /* the class's network.<class>.incoming.bytes;
+					       * its other three counters follow (meter.h) */
+	uint32_t class_ppm[SIM_MAX_CLASSES];   /* its share, parts per million; they add up
+					       * to SIM_SHARE_ONE */
 };
 
 enum sim_event { SIM_EV_NONE, SIM_EV_REBOOT, SIM_EV_STOP, SIM_EV_START, SIM_EV_MIGRATE, SIM_EV_CRASH };
@@ -94,5 +112,19 @@ int sim_lives(const struct sim_config *c, uint32_t vm, int64_t until_ns, struct 
 bool sim_tick_lost(const struct sim_config *c, uint32_t vm, int64_t k);
 /* Whether the final reading of vm at t_ns (an event's time) is lost. */
 bool sim_final_lost(const struct sim_config *c, uint32_t vm, int64_t t_ns);
+
+/* The class counters out[0..c->n_classes) of a NIC counter that reads
+ * `counter` and grows by rate units per second (docs/config.md,
+ * collectors.sim.classes, has worked examples):
+ * - each second's rate units are split into whole class rates: class i
+ *   gets floor(rate * share_i) for every class but the last written, the
+ *   last gets what is left, so they add up to rate;
+ * - counter = q * rate + p (0 <= p < rate): q whole seconds of every class
+ *   rate, and the p units of the second begun go to the classes in the
+ *   order written, each up to its rate (only a reading off whole seconds of
+ *   its life has p > 0: real time after a wall clock step).
+ * So the out[] add up to counter exactly and each is non-decreasing in it. */
+void sim_class_split(const struct sim_config *c, uint64_t rate, uint64_t counter,
+		     uint64_t out[SIM_MAX_CLASSES]);
 
 #endif

@@ -25,9 +25,10 @@ START_TEST(test_example_plan)
 	ck_assert_int_eq(p.rounding, MONEY_HALF_EVEN);
 	ck_assert_int_eq(p.n_taxes, 1);
 	ck_assert_int_eq(p.taxes[0].ppm, 190000);               /* 19% */
-	ck_assert_uint_eq(p.n_versions, 2);
+	ck_assert_uint_eq(p.n_versions, 3);
 	ck_assert_int_eq(p.versions[0].from_ns, 1767225600LL * NS_PER_SEC);   /* date -u -d 2026-01-01 +%s */
-	ck_assert_int_eq(p.versions[1].from_ns, 1792022400LL * NS_PER_SEC);   /* 2026-10-15 */
+	ck_assert_int_eq(p.versions[1].from_ns, 1790812800LL * NS_PER_SEC);   /* 2026-10-01 */
+	ck_assert_int_eq(p.versions[2].from_ns, 1792022400LL * NS_PER_SEC);   /* 2026-10-15: + 14 x 86400 */
 	const struct plan_version *v = &p.versions[0];
 	ck_assert_uint_eq(v->n_prices, 9);
 	ck_assert_int_eq(v->prices[0].meter, M_VCPUS);
@@ -36,12 +37,14 @@ START_TEST(test_example_plan)
 	ck_assert_str_eq(v->prices[0].sel_key[0], "flavor");
 	ck_assert_str_eq(v->prices[0].sel_val[0], "m1.small");
 	const struct plan_price *net = &v->prices[6];
+	ck_assert_int_eq(net->meter, M_NET_OUT_BYTES);
 	ck_assert_int_eq(net->model, PLAN_GRADUATED);
 	ck_assert_int_eq(net->free_nanos, 10 * MONEY_NANOS);
 	ck_assert_int_eq(net->n_tiers, 3);
 	ck_assert_int_eq(net->tiers[0].up_to_nanos, 1000 * MONEY_NANOS);
 	ck_assert_int_eq(net->tiers[1].price_nanos, 70000000);   /* 0.07 */
 	ck_assert(!net->tiers[2].has_up_to);
+	ck_assert_int_eq(net->until_ns, 1790812800LL * NS_PER_SEC);   /* all egress: replaced on 1 October */
 	ck_assert_int_eq(v->prices[8].model, PLAN_BLOCK);
 	ck_assert_int_eq(v->prices[8].block_nanos, 24 * MONEY_NANOS);
 	ck_assert_int_eq(v->fees[0].amount_minor, 5000);         /* 50.00 EUR */
@@ -49,21 +52,54 @@ START_TEST(test_example_plan)
 	ck_assert_int_eq(v->minimum_minor, 10000);
 	ck_assert_uint_eq(p.n_tenants, 1);
 	ck_assert_int_eq(p.tenants[0].discount_ppm, 100000);     /* 10% */
+	/* from 1 October egress is priced by traffic class: its own four
+	 * prices (internet, peering, internal, the NIC's total at 0) replace
+	 * network.outgoing.bytes; the other 8 of the 9 above are inherited,
+	 * before its own, in their order */
+	const struct plan_version *c = &p.versions[1];
+	ck_assert_uint_eq(c->n_own, 4);
+	ck_assert_uint_eq(c->n_prices, 8 + 4);
+	ck_assert_int_eq(c->prices[6].meter, M_DISK_READ_REQUESTS);
+	ck_assert_int_eq(c->prices[6].origin, 0);
+	const struct plan_price *inet = &c->prices[8];
+	ck_assert_int_eq(inet->meter, meter_lookup("network.internet.outgoing.bytes"));
+	ck_assert_int_eq(inet->origin, 1);
+	ck_assert_int_eq(inet->unit, net->unit);                 /* GB */
+	ck_assert_int_eq(inet->model, PLAN_GRADUATED);           /* all egress's allowance and tiers */
+	ck_assert_int_eq(inet->free_nanos, 10 * MONEY_NANOS);
+	ck_assert_int_eq(inet->n_tiers, 3);
+	ck_assert_int_eq(inet->tiers[0].price_nanos, 90000000);  /* 0.09 */
+	ck_assert_int_eq(inet->tiers[1].up_to_nanos, 10000 * MONEY_NANOS);
+	ck_assert_int_eq(inet->tiers[2].price_nanos, 50000000);  /* 0.05 */
+	ck_assert_int_eq(c->prices[9].meter, meter_lookup("network.peering.outgoing.bytes"));
+	ck_assert_int_eq(c->prices[9].price_nanos, 20000000);    /* 0.02 */
+	ck_assert_int_eq(c->prices[10].meter, meter_lookup("network.internal.outgoing.bytes"));
+	ck_assert_int_eq(c->prices[10].model, PLAN_PER_UNIT);
+	ck_assert_int_eq(c->prices[10].price_nanos, 0);          /* free, and shown */
+	ck_assert_int_eq(c->prices[11].meter, M_NET_OUT_BYTES);
+	ck_assert_int_eq(c->prices[11].price_nanos, 0);          /* the total: never billed twice */
+	ck_assert_uint_eq(c->n_fees, 1);
+	ck_assert_int_eq(c->minimum_minor, 10000);
 	/* from 15 October: its own vcpus and memory replace the four vcpus and
-	 * memory entries; cpu, disk capacity, egress, requests and instance
-	 * (5) are inherited, as are the fee and the minimum */
-	const struct plan_version *w = &p.versions[1];
+	 * memory entries; cpu, disk capacity, requests and instance (4) and
+	 * the 4 egress prices of 1 October are inherited, as are the fee and
+	 * the minimum */
+	const struct plan_version *w = &p.versions[2];
 	ck_assert_uint_eq(w->n_own, 2);
-	ck_assert_uint_eq(w->n_prices, 7);
+	ck_assert_uint_eq(w->n_prices, 4 + 4 + 2);
 	ck_assert_int_eq(w->prices[0].meter, M_CPU);
 	ck_assert_int_eq(w->prices[0].origin, 0);
-	ck_assert_int_eq(w->prices[5].meter, M_VCPUS);
-	ck_assert_int_eq(w->prices[5].origin, 1);
-	ck_assert_int_eq(w->prices[5].price_nanos, 10000000);   /* 0.010 */
+	ck_assert_int_eq(w->prices[4].meter, inet->meter);
+	ck_assert_int_eq(w->prices[4].origin, 1);
+	ck_assert_int_eq(w->prices[7].meter, M_NET_OUT_BYTES);
+	ck_assert_int_eq(w->prices[8].meter, M_VCPUS);
+	ck_assert_int_eq(w->prices[8].origin, 2);
+	ck_assert_int_eq(w->prices[8].price_nanos, 10000000);   /* 0.010 */
 	ck_assert_uint_eq(w->n_fees, 1);
 	ck_assert_int_eq(w->minimum_minor, 10000);
 	ck_assert_int_eq(v->prices[0].until_ns, 1792022400LL * NS_PER_SEC);   /* vcpus m1.small: replaced */
 	ck_assert_int_eq(v->prices[4].until_ns, INT64_MAX);                   /* cpu: never */
+	ck_assert_int_eq(inet->until_ns, INT64_MAX);                          /* internet egress: never */
 	plan_release(&p);
 }
 END_TEST

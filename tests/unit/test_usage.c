@@ -241,6 +241,44 @@ START_TEST(test_refusals)
 }
 END_TEST
 
+/* The aligned text keeps its columns when a meter name is longer than the
+ * usual 26 characters (network.internet.outgoing.packets: 33): the
+ * quantities of every row end in the same column as the header's
+ * QUANTITY, which ends at 6 (TENANT, as wide as "globex") + 2 + 33 + 1 + 18
+ * = column 60. */
+START_TEST(test_text_long_meter_names)
+{
+	struct usage_query q = { .from_ns = T0, .to_ns = T0 + H, .meter = -1 };
+	struct usage_row rows[2];
+	struct usage_result r = { rows, 2 };
+	memset(rows, 0, sizeof(rows));
+	str_copy(rows[0].tenant, "acme", sizeof(rows[0].tenant));
+	rows[0].meter = M_CPU;
+	rows[0].qty = 3600000000000;                          /* 1.000 CPU-hours */
+	str_copy(rows[1].tenant, "globex", sizeof(rows[1].tenant));
+	rows[1].meter = meter_lookup("network.internet.outgoing.packets");
+	ck_assert_int_ge(rows[1].meter, 0);
+	rows[1].qty = 12345;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	ck_assert_int_eq(usage_render(f, &q, &r, USAGE_TABLE), 0);
+	fclose(f);
+	const char *want_ends[3] = { "QUANTITY", "1.000", "12345" };
+	char *line = buf;
+	for (int i = 0; i < 3; i++) {
+		char *nl = strchr(line, '\n');
+		ck_assert_ptr_nonnull(nl);
+		char *at = strstr(line, want_ends[i]);
+		ck_assert_msg(at && at < nl, "line %d lacks %s: %.*s", i, want_ends[i], (int)(nl - line), line);
+		ck_assert_msg(at + strlen(want_ends[i]) - line == 60, "line %d: %s ends at column %d, not 60: %.*s", i,
+			      want_ends[i], (int)(at + strlen(want_ends[i]) - line), (int)(nl - line), line);
+		line = nl + 1;
+	}
+	free(buf);
+}
+END_TEST
+
 /* The CSV rule cell by cell (OWASP): a text cell that begins with =, +, -,
  * @, TAB or CR gets a quote in front and is quoted; other text is RFC 4180
  * as before; numbers tally formats are never touched. */
@@ -321,6 +359,7 @@ int main(void)
 	tcase_add_test(tc, test_by_tenant);
 	tcase_add_test(tc, test_filters);
 	tcase_add_test(tc, test_csv);
+	tcase_add_test(tc, test_text_long_meter_names);
 	tcase_add_test(tc, test_json);
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_json_exact);
