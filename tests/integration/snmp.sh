@@ -27,39 +27,33 @@ for t in snmpd snmpget sqlite3 curl python3 promtool; do
 	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 77; }
 done
 work=$(mktemp -d /tmp/tally-snmp-XXXXXX)
+. tests/lib/snmpd.sh
 spid="" tpid="" dpid=""
-stop() { # PID: a signal ends it; its exit status is of no interest
-	if [ -n "$1" ]; then kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; fi
-}
 cleanup() {
-	stop "$tpid"; stop "$spid"; stop "$dpid"
+	stop_pid "$tpid"; stop_pid "$spid"; stop_pid "$dpid"
 	rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
 fails=0
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 eq() { if [ "$2" = "$3" ]; then ok "$1: $2"; else bad "$1: got '$2', expected '$3'"; fi; }
 
 # free ports, found now: two UDP (agent, the silent one) and one TCP (http)
-set -- $(python3 -c '
-import socket
-s = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)] + [socket.socket()]
-for x in s: x.bind(("127.0.0.1", 0))
-print(" ".join(str(x.getsockname()[1]) for x in s))')
+set -- $(snmp_free_ports udp udp tcp)
 port=$1 dport=$2 hport=$3
 agent=udp:127.0.0.1:$port
 
 # a target that never answers: a bound socket nobody reads (no ICMP either)
-python3 -c "
+$(snmp_wrap) python3 -c "
 import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', $dport)); time.sleep(600)" &
 dpid=$!
 
 ifs=$work/ifs
-cat > "$work/snmpd.conf" <<EOF
-agentaddress $agent
-rocommunity public 127.0.0.1
+snmpd_conf agent "$port"
+cat >> "$work/agent.conf" <<EOF
 createUser alice SHA "alicepass1" AES "aliceprivkey"
 createUser dave SHA "davepass12" AES "daveprivkey"
 rouser alice priv
@@ -67,18 +61,8 @@ rouser dave priv
 pass_persist -p 1 .1.3.6.1.2.1.31.1.1.1 $PWD/tests/fixtures/snmp/ifpass.py $ifs
 pass_persist -p 1 .1.3.6.1.2.1.2.2.1 $PWD/tests/fixtures/snmp/ifpass.py $ifs
 EOF
-start_snmpd() {
-	mkdir -p "$work/persist"
-	# the built-in interface tables off: only the test's counters are served
-	SNMP_PERSISTENT_DIR=$work/persist MIBS= snmpd -f -C -I -ifXTable,ifTable,interfaces,smux \
-		-c "$work/snmpd.conf" -LF 0-5 "$work/snmpd.log" -p "$work/snmpd.pid" &
-	spid=$!
-	for i in $(seq 50); do
-		snmpget -v2c -c public -t 0.2 -r 0 -On "$agent" .1.3.6.1.2.1.1.3.0 >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "snmpd did not start:"; cat "$work/snmpd.log"; exit 1
-}
+# the built-in interface tables off: only the test's counters are served
+start_snmpd() { snmpd_start agent "$port" ifXTable,ifTable,interfaces,smux; spid=$snmpd_pid; }
 get() { snmpget -v2c -c public -On -Oqv "$agent" "$1"; }
 HCIN=.1.3.6.1.2.1.31.1.1.1.6 HCOUT=.1.3.6.1.2.1.31.1.1.1.10 IN32=.1.3.6.1.2.1.2.2.1.10 INERR=.1.3.6.1.2.1.2.2.1.14
 
@@ -120,22 +104,11 @@ collectors:
       - {target: sw, if_alias: "cust:*", tenant: acme, name: "acme uplink", labels: {plan: gold}}
 EOF
 "$TALLYD" -n -c "$work/tally.yaml" || { bad "tallyd -n refuses the config"; exit 1; }
-"$TALLYD" -c "$work/tally.yaml" > "$work/tallyd.log" 2>&1 &
-tpid=$!
+tallyd_start "$work/tally.yaml" "$work/tallyd.log"
+tpid=$tallyd_pid
 
-metric() { # NAME TARGET -> value (0 when absent)
-	curl -s "http://127.0.0.1:$hport/metrics" | awk -v n="$1{target=\"$2\"}" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }'
-}
-wait_polls() { # TARGET N: until TARGET's successful polls reached N
-	for i in $(seq 200); do
-		p=$(metric tally_snmp_polls_total "$1"); t=$(metric tally_snmp_timeouts_total "$1")
-		e=$(metric tally_snmp_errors_total "$1")
-		[ $((p - t - e)) -ge "$2" ] && return 0
-		sleep 0.1
-	done
-	bad "target $1 never reached $2 successful polls"; cat "$work/tallyd.log"; exit 1
-}
-okpolls() { echo $(( $(metric tally_snmp_polls_total "$1") - $(metric tally_snmp_timeouts_total "$1") - $(metric tally_snmp_errors_total "$1") )); }
+wait_polls() { snmp_wait_polls "$1" "$2" "$work/tallyd.log"; }
+okpolls() { snmp_okpolls "$1"; }
 
 # phase 1: the baseline
 wait_polls sw 2
@@ -145,7 +118,7 @@ o1_out=$(get $HCOUT.1) o1_in=$(get $HCIN.1) o1_32=$(get $IN32.3) o1_err=$(get $I
 # counts from here on (the first cycle may be slow: snmpd starts its
 # pass_persist scripts at the first request)
 snap() {
-	curl -s "http://127.0.0.1:$hport/metrics" | awk '
+	snmp_metrics | awk '
 		$1 == "tally_collection_cycles_total" { c = $2 }
 		$1 == "tally_snmp_polls_total{target=\"sw\"}" { sp = $2 }
 		$1 == "tally_snmp_timeouts_total{target=\"sw\"}" { sx += $2 }
@@ -178,12 +151,12 @@ echo "phase 2, $cycles cycles: sw polled $sw_p (answered $sw_ok), dead polled $d
 eq "sw: every poll answered" "$sw_ok" "$sw_p"
 [ "$dead_t" -ge $((dead_p - 1)) ] && [ "$dead_p" -ge $((cycles - 1)) ] && ok "dead timed out each cycle" ||
 	bad "dead: $dead_t timeouts of $dead_p polls in $cycles cycles"
-curl -s "http://127.0.0.1:$hport/metrics" > "$work/metrics.txt"
+snmp_metrics > "$work/metrics.txt"
 promtool check metrics < "$work/metrics.txt" && ok "promtool accepts /metrics" || bad "promtool refuses /metrics"
 
 # phase 3: the switch "reboots": snmpd restarted (sysUpTime starts over),
 # counters lower than before, and Gi0/1 comes back as ifIndex 5
-stop "$spid"; spid=""
+stop_pid "$spid"; spid=""
 cat > "$ifs" <<EOF
 1 Gi0/2 uplink 3 4 - - 1 0
 3 Fa0/3 old - - 150 20 1 0
@@ -207,7 +180,7 @@ n=$(okpolls sw3); wait_polls sw3 $((n + 2))
 # loaded machine is retried next cycle): its usage since start on /metrics
 wait_usage() { # UUID FAMILY WANT
 	for i in $(seq 300); do
-		v=$(curl -s "http://127.0.0.1:$hport/metrics" |
+		v=$(snmp_metrics |
 			awk -v u="uuid=\"$1\"" -v f="$2" 'index($0, f "{") == 1 && index($0, u) { print $NF }')
 		[ "$v" = "$3" ] && return 0
 		sleep 0.1
@@ -216,7 +189,7 @@ wait_usage() { # UUID FAMILY WANT
 }
 wait_usage sw:Gi0/1 tally_interface_incoming_bytes_total $((o2_out - o1_out + o3_out + o4_out - o3_out))
 wait_usage sw3:Gi0/1 tally_interface_outgoing_bytes_total $((o2_out - o1_out + o3_out + o4_out - o3_out))
-stop "$tpid"; tpid=""
+stop_pid "$tpid"; tpid=""
 
 L=$work/data/ledger.db
 usage() { # UUID METER

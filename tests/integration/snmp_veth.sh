@@ -17,15 +17,16 @@ done
 [ "$(id -u)" = 0 ] || { echo "needs root for network namespaces"; exit 77; }
 na=tsnA$$ nb=tsnB$$ va=tva$$ vb=tvb$$
 work=$(mktemp -d /tmp/tally-snmp-veth-XXXXXX)
+. tests/lib/snmpd.sh
 spid="" tpid=""
 cleanup() {
-	[ -n "$tpid" ] && { kill "$tpid" 2>/dev/null; wait "$tpid" 2>/dev/null || true; }
-	[ -n "$spid" ] && { kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true; }
+	stop_pid "$tpid"; stop_pid "$spid"
 	ip netns del "$na" 2>/dev/null
 	ip netns del "$nb" 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
 ip netns add "$na" || { echo "cannot create a network namespace here"; exit 77; }
 ip netns add "$nb"
 ip -n "$na" link add "$va" type veth peer name "$vb" netns "$nb"
@@ -45,24 +46,13 @@ ip -n "$na" link set "$va" up
 ip -n "$nb" link set "$vb" up
 inA() { ip netns exec "$na" "$@"; }
 
-set -- $(inA python3 -c '
-import socket
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
-t = socket.socket(); t.bind(("127.0.0.1", 0))
-print(u.getsockname()[1], t.getsockname()[1])')
+# snmpd and tallyd in namespace A (tests/lib/snmpd.sh runs them there)
+SNMP_NS=$na
+set -- $(snmp_free_ports udp tcp)
 port=$1 hport=$2
-cat > "$work/snmpd.conf" <<EOF
-agentaddress udp:127.0.0.1:$port
-rocommunity public 127.0.0.1
-EOF
-mkdir -p "$work/persist"
-SNMP_PERSISTENT_DIR=$work/persist MIBS= ip netns exec "$na" snmpd -f -C -I -smux -c "$work/snmpd.conf" \
-	-LF 0-5 "$work/snmpd.log" -p "$work/snmpd.pid" &
-spid=$!
-for i in $(seq 50); do
-	inA snmpget -v2c -c public -t 0.2 -r 0 -On "udp:127.0.0.1:$port" .1.3.6.1.2.1.1.3.0 >/dev/null 2>&1 && break
-	sleep 0.1
-done
+snmpd_conf agent "$port"
+snmpd_start agent "$port" smux
+spid=$snmpd_pid
 cat > "$work/tally.yaml" <<EOF
 tallyd:
   agent_id: poller
@@ -80,21 +70,11 @@ collectors:
       - {name: hostA, type: host, address: "127.0.0.1:$port", community: public, timeout: 200ms}
       - {name: swA, type: switch, address: "127.0.0.1:$port", community: public, timeout: 200ms}
 EOF
-# ip netns exec execs tallyd, so $! is its pid (a shell function in the
-# background would be a subshell that kill does not pass on to tallyd)
-ip netns exec "$na" "$TALLYD" -c "$work/tally.yaml" > "$work/tallyd.log" 2>&1 &
-tpid=$!
-okpolls() {
-	inA curl -s "http://127.0.0.1:$hport/metrics" | awk -v t="{target=\"$1\"}" '
-		$1 == "tally_snmp_polls_total" t { p = $2 } $1 == "tally_snmp_timeouts_total" t { x += $2 }
-		$1 == "tally_snmp_errors_total" t { x += $2 } END { print p - x + 0 }'
-}
+tallyd_start "$work/tally.yaml" "$work/tallyd.log"
+tpid=$tallyd_pid
 wait_polls() {
-	for i in $(seq 200); do
-		[ "$(okpolls hostA)" -ge "$1" ] && [ "$(okpolls swA)" -ge "$1" ] && return 0
-		sleep 0.1
-	done
-	echo "FAIL: fewer than $1 polls"; cat "$work/tallyd.log"; exit 1
+	snmp_wait_polls hostA "$1" "$work/tallyd.log"
+	snmp_wait_polls swA "$1" "$work/tallyd.log"
 }
 wait_polls 2
 rx0=$(inA cat "/sys/class/net/$va/statistics/rx_bytes")
@@ -107,9 +87,9 @@ for i in $(seq 100); do
 	inA snmpbulkwalk -v2c -c public -On -Oqv "udp:127.0.0.1:$port" .1.3.6.1.2.1.31.1.1.1.6 | grep -qx "$rx1" && break
 	sleep 0.2
 done
-n=$(okpolls hostA)
+n=$(snmp_okpolls hostA)
 wait_polls $((n + 2))
-kill "$tpid"; wait "$tpid" 2>/dev/null || true; tpid=""
+stop_pid "$tpid"; tpid=""
 
 want=$((N * (14 + 20 + 8 + S)))
 L=$work/data/ledger.db
