@@ -220,7 +220,7 @@ wait_usage sw:Gi0/1 tally_interface_incoming_bytes_total $((o2_out - o1_out + o3
 wait_usage sw3:Gi0/1 tally_interface_outgoing_bytes_total $((o2_out - o1_out + o3_out + o4_out - o3_out))
 wait_usage v3an:Gi0/1 tally_interface_incoming_bytes_total $((o2_out - o1_out + o3_out + o4_out - o3_out))
 wait_usage v3nn:Gi0/1 tally_interface_incoming_bytes_total $((o2_out - o1_out + o3_out + o4_out - o3_out))
-stop_pid "$tpid"; tpid=""
+tallyd_stop "$tpid" "$work/tallyd.log"; tpid=""
 
 L=$work/data/ledger.db
 usage() { # UUID METER

@@ -89,7 +89,7 @@ for i in $(seq 100); do
 done
 n=$(snmp_okpolls hostA)
 wait_polls $((n + 2))
-stop_pid "$tpid"; tpid=""
+tallyd_stop "$tpid" "$work/tallyd.log"; tpid=""
 
 want=$((N * (14 + 20 + 8 + S)))
 L=$work/data/ledger.db

@@ -81,6 +81,16 @@ stop_pid() {
 	fi
 }
 
+# tallyd_stop PID LOG: stop tallyd (PID, its output in LOG). Its exit status
+# is not asked (a signal ended it), so a sanitizer's report in LOG (a
+# build with SANITIZE=1: a leak said at exit, an error) fails the test here.
+tallyd_stop() {
+	stop_pid "$1"
+	if grep -q -e "Sanitizer" -e "runtime error:" "$2"; then
+		echo "FAIL a sanitizer's report in $2:"; cat "$2"; exit 1
+	fi
+}
+
 # snmp_metrics: tallyd's /metrics (on $hport, in $SNMP_NS)
 snmp_metrics() {
 	snmp_in curl -s "http://127.0.0.1:$hport/metrics"
