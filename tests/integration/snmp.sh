@@ -32,17 +32,8 @@ for t in snmpd snmpget sqlite3 curl python3 promtool; do
 done
 work=$(mktemp -d /tmp/tally-snmp-XXXXXX)
 . tests/lib/snmpd.sh
-spid="" tpid="" dpid=""
-cleanup() {
-	stop_pid "$tpid"; stop_pid "$spid"; stop_pid "$dpid"
-	rm -rf "$work"
-}
-trap cleanup EXIT
+trap snmp_cleanup EXIT
 trap 'exit 1' HUP INT TERM
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-eq() { if [ "$2" = "$3" ]; then ok "$1: $2"; else bad "$1: got '$2', expected '$3'"; fi; }
 
 # free ports, found now: two UDP (agent, the silent one) and one TCP (http)
 set -- $(snmp_free_ports udp udp tcp)
@@ -53,7 +44,7 @@ agent=udp:127.0.0.1:$port
 $(snmp_wrap) python3 -c "
 import socket, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', $dport)); time.sleep(600)" &
-dpid=$!
+snmp_track $!
 
 ifs=$work/ifs
 snmpd_conf agent "$port"
@@ -72,7 +63,7 @@ pass_persist -p 1 .1.3.6.1.2.1.31.1.1.1 $PWD/tests/fixtures/snmp/ifpass.py $ifs
 pass_persist -p 1 .1.3.6.1.2.1.2.2.1 $PWD/tests/fixtures/snmp/ifpass.py $ifs
 EOF
 # the built-in interface tables off: only the test's counters are served
-start_snmpd() { snmpd_start agent "$port" ifXTable,ifTable,interfaces,smux; spid=$snmpd_pid; }
+start_snmpd() { snmpd_start agent "$port" ifXTable,ifTable,interfaces,smux; }
 get() { snmpget -v2c -c public -On -Oqv "$agent" "$1"; }
 get_bob() { snmpget -v3 -l authNoPriv -u bob -a MD5 -A bobpass123 -On -Oqv "$agent" "$1"; }
 get_carol() { snmpget -v3 -l noAuthNoPriv -u carol -On -Oqv "$agent" "$1"; }
@@ -87,21 +78,8 @@ cat > "$ifs" <<EOF
 EOF
 start_snmpd
 
-cat > "$work/tally.yaml" <<EOF
-tallyd:
-  agent_id: poller
-  data_dir: $work/data
-  interval: 2s
-  log_level: info
-ledger:
-  commit_every: 0s
-rrd:
-  enabled: false
-http:
-  port: $hport
-collectors:
-  snmp:
-    targets:
+snmp_tally_yaml 2s > "$work/tally.yaml"
+cat >> "$work/tally.yaml" <<EOF
       - {name: sw, address: "127.0.0.1:$port", community: public, timeout: 200ms, retries: 1}
       - {name: sw3, address: "127.0.0.1:$port", type: host, version: "3", user: alice, level: authPriv,
          auth_protocol: SHA, auth_password: alicepass1, priv_protocol: AES, priv_password: aliceprivkey,
@@ -123,7 +101,6 @@ collectors:
 EOF
 "$TALLYD" -n -c "$work/tally.yaml" || { bad "tallyd -n refuses the config"; exit 1; }
 tallyd_start "$work/tally.yaml" "$work/tallyd.log"
-tpid=$tallyd_pid
 
 wait_polls() { snmp_wait_polls "$1" "$2" "$work/tallyd.log"; }
 okpolls() { snmp_okpolls "$1"; }
@@ -187,7 +164,7 @@ promtool check metrics < "$work/metrics.txt" && ok "promtool accepts /metrics" |
 
 # phase 3: the switch "reboots": snmpd restarted (sysUpTime starts over),
 # counters lower than before, and Gi0/1 comes back as ifIndex 5
-stop_pid "$spid"; spid=""
+stop_pid "$snmpd_pid"
 cat > "$ifs" <<EOF
 1 Gi0/2 uplink 3 4 - - 1 0
 3 Fa0/3 old - - 150 20 1 0
@@ -220,13 +197,10 @@ wait_usage sw:Gi0/1 tally_interface_incoming_bytes_total $((o2_out - o1_out + o3
 wait_usage sw3:Gi0/1 tally_interface_outgoing_bytes_total $((o2_out - o1_out + o3_out + o4_out - o3_out))
 wait_usage v3an:Gi0/1 tally_interface_incoming_bytes_total $((o2_out - o1_out + o3_out + o4_out - o3_out))
 wait_usage v3nn:Gi0/1 tally_interface_incoming_bytes_total $((o2_out - o1_out + o3_out + o4_out - o3_out))
-tallyd_stop "$tpid" "$work/tallyd.log"; tpid=""
+tallyd_stop "$tallyd_pid" "$work/tallyd.log"
 
 L=$work/data/ledger.db
-usage() { # UUID METER
-	sqlite3 "$L" "select coalesce(sum(u.quantity), 0) from usage u join resources r on r.id = u.resource_id
-		join meters m on m.id = u.meter_id where r.uuid = '$1' and m.name = '$2'"
-}
+usage() { snmp_usage "$L" "$1" "$2"; }
 last() { # UUID METER: the last reading the ledger keeps
 	sqlite3 "$L" "select s.last_value from series s join resources r on r.id = s.resource_id
 		join meters m on m.id = s.meter_id where r.uuid = '$1' and m.name = '$2'"

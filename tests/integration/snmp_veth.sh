@@ -18,12 +18,10 @@ done
 na=tsnA$$ nb=tsnB$$ va=tva$$ vb=tvb$$
 work=$(mktemp -d /tmp/tally-snmp-veth-XXXXXX)
 . tests/lib/snmpd.sh
-spid="" tpid=""
 cleanup() {
-	stop_pid "$tpid"; stop_pid "$spid"
+	snmp_cleanup
 	ip netns del "$na" 2>/dev/null
 	ip netns del "$nb" 2>/dev/null
-	rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 1' HUP INT TERM
@@ -52,26 +50,12 @@ set -- $(snmp_free_ports udp tcp)
 port=$1 hport=$2
 snmpd_conf agent "$port"
 snmpd_start agent "$port" smux
-spid=$snmpd_pid
-cat > "$work/tally.yaml" <<EOF
-tallyd:
-  agent_id: poller
-  data_dir: $work/data
-  interval: 1s
-ledger:
-  commit_every: 0s
-rrd:
-  enabled: false
-http:
-  port: $hport
-collectors:
-  snmp:
-    targets:
+snmp_tally_yaml 1s > "$work/tally.yaml"
+cat >> "$work/tally.yaml" <<EOF
       - {name: hostA, type: host, address: "127.0.0.1:$port", community: public, timeout: 200ms}
       - {name: swA, type: switch, address: "127.0.0.1:$port", community: public, timeout: 200ms}
 EOF
 tallyd_start "$work/tally.yaml" "$work/tallyd.log"
-tpid=$tallyd_pid
 wait_polls() {
 	snmp_wait_polls hostA "$1" "$work/tallyd.log"
 	snmp_wait_polls swA "$1" "$work/tallyd.log"
@@ -89,22 +73,15 @@ for i in $(seq 100); do
 done
 n=$(snmp_okpolls hostA)
 wait_polls $((n + 2))
-tallyd_stop "$tpid" "$work/tallyd.log"; tpid=""
+tallyd_stop "$tallyd_pid" "$work/tallyd.log"
 
 want=$((N * (14 + 20 + 8 + S)))
 L=$work/data/ledger.db
-usage() {
-	sqlite3 "$L" "select coalesce(sum(u.quantity), 0) from usage u join resources r on r.id = u.resource_id
-		join meters m on m.id = u.meter_id where r.uuid = '$1' and m.name = '$2'"
-}
-fails=0
-check() {
-	if [ "$2" = "$3" ]; then echo "ok   $1: $2"; else echo "FAIL $1: got $2, expected $3"; fails=$((fails + 1)); fi
-}
-check "the kernel's rx_bytes of $va grew by" "$((rx1 - rx0))" "$want"
-check "hostA:$va if.incoming.bytes (a host's own ifHCInOctets)" "$(usage "hostA:$va" if.incoming.bytes)" "$want"
-check "hostA:$va if.outgoing.bytes (the echo replies)" "$(usage "hostA:$va" if.outgoing.bytes)" "$want"
-check "swA:$va if.outgoing.bytes (a switch port: what it received)" "$(usage "swA:$va" if.outgoing.bytes)" "$want"
-check "hostA:$va if.incoming.packets" "$(usage "hostA:$va" if.incoming.packets)" "$N"
+usage() { snmp_usage "$L" "$1" "$2"; }
+eq "the kernel's rx_bytes of $va grew by" "$((rx1 - rx0))" "$want"
+eq "hostA:$va if.incoming.bytes (a host's own ifHCInOctets)" "$(usage "hostA:$va" if.incoming.bytes)" "$want"
+eq "hostA:$va if.outgoing.bytes (the echo replies)" "$(usage "hostA:$va" if.outgoing.bytes)" "$want"
+eq "swA:$va if.outgoing.bytes (a switch port: what it received)" "$(usage "swA:$va" if.outgoing.bytes)" "$want"
+eq "hostA:$va if.incoming.packets" "$(usage "hostA:$va" if.incoming.packets)" "$N"
 [ "$fails" -eq 0 ] || { cat "$work/tallyd.log"; exit 1; }
 echo "snmp_veth: all passed"

@@ -12,6 +12,18 @@
 # the pid is the program's too. setpriv gives each the parent-death signal
 # TERM: should the test itself be killed (SIGKILL runs no trap), its snmpd
 # and tallyd end with it. Ports are never fixed: snmp_free_ports finds them.
+#
+# snmp_cleanup (the caller's EXIT trap, or called from it) stops whatever
+# was started here and not stopped yet, by its pid, and removes $work.
+
+snmp_started=""     # pids started here and not stopped yet
+fails=0
+
+# ok TEXT / bad TEXT / eq TEXT GOT WANT: one result line; bad counts a
+# failure in $fails, and so does eq when GOT is not WANT
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+eq() { if [ "$2" = "$3" ]; then ok "$1: $2"; else bad "$1: got '$2', expected '$3'"; fi; }
 
 # snmp_wrap: the words that start a program under the parent-death signal
 # and in $SNMP_NS (when set)
@@ -22,6 +34,29 @@ snmp_wrap() {
 # snmp_in CMD...: run CMD (in the foreground) in $SNMP_NS
 snmp_in() {
 	if [ -n "${SNMP_NS:-}" ]; then ip netns exec "$SNMP_NS" "$@"; else "$@"; fi
+}
+
+# snmp_track PID: stop PID at cleanup unless stopped before (for programs
+# the caller starts itself, as the program and not a shell)
+snmp_track() {
+	snmp_started="$snmp_started $1"
+}
+
+# stop_pid PID: end a process this test started (nothing when PID is
+# empty); a signal ends it, so its exit status is of no interest. PID is
+# this shell's child and not reaped before this wait, so it cannot be
+# another process's.
+stop_pid() {
+	[ -n "$1" ] || return 0
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	snmp_started=$(echo " $snmp_started " | sed "s/ $1 / /")
+}
+
+# snmp_cleanup: stop what is still running, remove $work
+snmp_cleanup() {
+	for p in $snmp_started; do stop_pid "$p"; done
+	rm -rf "$work"
 }
 
 # snmp_free_ports KIND...: one port of 127.0.0.1 per KIND (udp or tcp) that
@@ -47,15 +82,16 @@ snmpd_conf() {
 # MIB modules OFF (comma-separated, e.g. "smux"); its persistent state in
 # $work/NAME.persist (the machine's /var/lib/snmp is neither read nor
 # written: engine boots and users are this test's), its log in
-# $work/NAME.log. Sets snmpd_pid (snmpd's own: the caller stops it with
-# stop_pid). Waits until it answers sysUpTime.0 on PORT (10 s at most),
-# else prints its log and exits the test 1. Started again with the same
-# NAME it keeps its engine id and counts one more engine boot.
+# $work/NAME.log. Sets snmpd_pid (snmpd's own: stop it with stop_pid, or
+# leave it to snmp_cleanup). Waits until it answers sysUpTime.0 on PORT
+# (10 s at most), else prints its log and exits the test 1. Started again
+# with the same NAME it keeps its engine id and counts one more boot.
 snmpd_start() {
 	mkdir -p "$work/$1.persist"
 	SNMP_PERSISTENT_DIR=$work/$1.persist MIBS= $(snmp_wrap) snmpd -f -C -I "-$3" -c "$work/$1.conf" \
 		-LF 0-5 "$work/$1.log" &
 	snmpd_pid=$!
+	snmp_track "$snmpd_pid"
 	for i in $(seq 100); do
 		snmp_in snmpget -v2c -c public -t 0.2 -r 0 -On "udp:127.0.0.1:$2" .1.3.6.1.2.1.1.3.0 \
 			>/dev/null 2>&1 && return 0
@@ -65,20 +101,34 @@ snmpd_start() {
 	echo "snmpd $1 did not start:"; cat "$work/$1.log"; exit 1
 }
 
+# snmp_tally_yaml INTERVAL: the head of a tallyd config for these tests, to
+# `targets:` of collectors.snmp (data in $work/data, every reading
+# committed at once, no RRD, HTTP on $hport); the caller appends targets
+snmp_tally_yaml() {
+	cat <<EOF
+tallyd:
+  agent_id: poller
+  data_dir: $work/data
+  interval: $1
+  log_level: info
+ledger:
+  commit_every: 0s
+rrd:
+  enabled: false
+http:
+  port: $hport
+collectors:
+  snmp:
+    targets:
+EOF
+}
+
 # tallyd_start CONF LOG: start tallyd (in $SNMP_NS) with CONF, its output
 # in LOG; sets tallyd_pid (tallyd's own).
 tallyd_start() {
 	$(snmp_wrap) "$TALLYD" -c "$1" > "$2" 2>&1 &
 	tallyd_pid=$!
-}
-
-# stop_pid PID: end a process this test started (nothing when PID is
-# empty); a signal ends it, so its exit status is of no interest
-stop_pid() {
-	if [ -n "$1" ]; then
-		kill "$1" 2>/dev/null || true
-		wait "$1" 2>/dev/null || true
-	fi
+	snmp_track "$tallyd_pid"
 }
 
 # tallyd_stop PID LOG: stop tallyd (PID, its output in LOG). Its exit status
@@ -89,6 +139,12 @@ tallyd_stop() {
 	if grep -q -e "Sanitizer" -e "runtime error:" "$2"; then
 		echo "FAIL a sanitizer's report in $2:"; cat "$2"; exit 1
 	fi
+}
+
+# snmp_usage LEDGER UUID METER: the usage of UUID's METER in the ledger
+snmp_usage() {
+	sqlite3 "$1" "select coalesce(sum(u.quantity), 0) from usage u join resources r on r.id = u.resource_id
+		join meters m on m.id = u.meter_id where r.uuid = '$2' and m.name = '$3'"
 }
 
 # snmp_metrics: tallyd's /metrics (on $hport, in $SNMP_NS)
