@@ -32,6 +32,7 @@ prometheus-alertmanager
 snmpd
 snmp
 iputils-ping
+iproute2
 collectd-core
 mandoc
 groff-base
