@@ -203,7 +203,11 @@ static void lib_init(void)
 	netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DISABLE_PERSISTENT_LOAD, 1);
 	netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DISABLE_PERSISTENT_SAVE, 1);
 	netsnmp_ds_set_int(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_MIB_WARNINGS, 0);
-	snmp_disable_log(); /* errors reach us through the callbacks; we log them once */
+	/* errors reach us through the callbacks and we log them once; with no
+	 * log handler at all net-snmp would write its own to stderr instead
+	 * ("Authentication failed for USER"), so it gets one that drops them */
+	snmp_disable_log();
+	netsnmp_register_loghandler(NETSNMP_LOGHANDLER_NONE, 7 /* syslog LOG_DEBUG: all priorities */);
 	init_snmp("tally");
 	lib_ready = true;
 }
