@@ -27,11 +27,9 @@
 set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
-for t in snmpd snmpget sqlite3 curl python3 promtool; do
-	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 77; }
-done
-work=$(mktemp -d /tmp/tally-snmp-XXXXXX)
 . tests/lib/snmpd.sh
+snmp_need promtool
+work=$(mktemp -d /tmp/tally-snmp-XXXXXX)
 trap snmp_cleanup EXIT
 trap 'exit 1' HUP INT TERM
 

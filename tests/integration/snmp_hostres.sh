@@ -26,9 +26,8 @@
 set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
-for t in snmpd snmpget snmpbulkwalk sqlite3 curl python3 setpriv unshare mount ip; do
-	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 77; }
-done
+. tests/lib/snmpd.sh
+snmp_need snmpbulkwalk unshare mount ip
 [ "$(id -u)" = 0 ] || { echo "needs root: a tmpfs of known size in a mount namespace of its own"; exit 77; }
 if [ -z "${TALLY_SNMP_HR_NS:-}" ]; then
 	unshare -m -n --propagation private true 2>/dev/null ||
@@ -37,7 +36,6 @@ if [ -z "${TALLY_SNMP_HR_NS:-}" ]; then
 fi
 ip link set lo up
 work=$(mktemp -d /tmp/tally-snmp-hr-XXXXXX)
-. tests/lib/snmpd.sh
 cleanup() {
 	umount "$work/fs" 2>/dev/null || true
 	snmp_cleanup

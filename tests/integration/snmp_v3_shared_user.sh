@@ -25,11 +25,9 @@
 set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
-for t in snmpd snmpget sqlite3 curl python3 setpriv; do
-	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 77; }
-done
-work=$(mktemp -d /tmp/tally-snmp-v3u-XXXXXX)
 . tests/lib/snmpd.sh
+snmp_need
+work=$(mktemp -d /tmp/tally-snmp-v3u-XXXXXX)
 trap snmp_cleanup EXIT
 trap 'exit 1' HUP INT TERM
 

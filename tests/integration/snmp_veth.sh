@@ -11,13 +11,11 @@
 set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
-for t in snmpd snmpget snmpbulkwalk sqlite3 curl python3 ip ping; do
-	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 77; }
-done
+. tests/lib/snmpd.sh
+snmp_need snmpbulkwalk ip ping
 [ "$(id -u)" = 0 ] || { echo "needs root for network namespaces"; exit 77; }
 na=tsnA$$ nb=tsnB$$ va=tva$$ vb=tvb$$
 work=$(mktemp -d /tmp/tally-snmp-veth-XXXXXX)
-. tests/lib/snmpd.sh
 cleanup() {
 	snmp_cleanup
 	ip netns del "$na" 2>/dev/null

@@ -19,6 +19,14 @@
 snmp_started=""     # pids started here and not stopped yet
 fails=0
 
+# snmp_need TOOL...: skip the test (exit 77, saying which is missing)
+# unless these and the helpers' own tools are installed
+snmp_need() {
+	for t in snmpd snmpget setpriv python3 curl sqlite3 "$@"; do
+		command -v "$t" >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 77; }
+	done
+}
+
 # ok TEXT / bad TEXT / eq TEXT GOT WANT: one result line; bad counts a
 # failure in $fails, and so does eq when GOT is not WANT
 ok() { echo "ok   $*"; }
