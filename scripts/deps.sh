@@ -32,7 +32,6 @@ prometheus-alertmanager
 snmpd
 snmp
 iputils-ping
-iproute2
 collectd-core
 mandoc
 groff-base
