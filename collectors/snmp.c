@@ -127,7 +127,7 @@ struct target {
 	size_t auth_ku_len, priv_ku_len;
 	char context[64];
 
-	struct snmp *owner;
+	struct snmp *owner;          /* the collector t belongs to: begin_walk looks at its other targets */
 
 	/* sessions */
 	netsnmp_session *ss;         /* polls (v3: opened once the engine id is known) */
