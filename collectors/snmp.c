@@ -25,6 +25,18 @@
  * answer never blocks the loop either; the poll session is opened once the
  * id is known, with keys localized to it.
  *
+ * v3 keys are net-snmp's, not a session's: its user table holds one entry
+ * per (engine id, user name), and every request of every session is signed
+ * and every answer checked with that entry's keys. Two targets that name
+ * the same user of the same engine id with other passwords or protocols
+ * (the same agent given a wrong password in one target, or cloned devices
+ * that kept one engine id) would share whichever entry was made last. So
+ * each target makes its own entry when its session opens and keeps it out
+ * of the table; the entry is put in the table when the target's walk
+ * begins. A target whose entry would push out that of another target
+ * walking at that moment waits (P_WAIT) until that walk has ended: such
+ * targets walk one after the other, all others at once.
+ *
  * Identity and tenants: a port is `<target>:<ifName>` (ifDescr when the
  * agent has no ifName), so it keeps its series when a reboot renumbers
  * ifIndex. The config's `ports` rules (target and ifName or ifAlias
@@ -91,7 +103,9 @@ struct port {
 	struct resource_meta sent;   /* the metadata last sent */
 };
 
-enum phase { P_IDLE = 0, P_DISCOVER, P_WALK };
+enum phase { P_IDLE = 0, P_DISCOVER, P_WAIT, P_WALK };
+
+struct snmp;
 
 struct target {
 	/* config */
@@ -113,8 +127,13 @@ struct target {
 	size_t auth_ku_len, priv_ku_len;
 	char context[64];
 
+	struct snmp *owner;          /* the collector t belongs to: begin_walk looks at its other targets */
+
 	/* sessions */
 	netsnmp_session *ss;         /* polls (v3: opened once the engine id is known) */
+	struct usmUser *usr;         /* v3: our user entry, keys localized to engine[]; owned here,
+				      * in net-snmp's user table only while installed (begin_walk) */
+	char waits_for[32];          /* P_WAIT: the target whose walk holds the user entry */
 	netsnmp_session *disc;       /* v3: engine id discovery */
 	u_char engine[32];
 	size_t engine_len;
@@ -184,7 +203,11 @@ static void lib_init(void)
 	netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DISABLE_PERSISTENT_LOAD, 1);
 	netsnmp_ds_set_boolean(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_DISABLE_PERSISTENT_SAVE, 1);
 	netsnmp_ds_set_int(NETSNMP_DS_LIBRARY_ID, NETSNMP_DS_LIB_MIB_WARNINGS, 0);
-	snmp_disable_log(); /* errors reach us through the callbacks; we log them once */
+	/* errors reach us through the callbacks and we log them once; with no
+	 * log handler at all net-snmp would write its own to stderr instead
+	 * ("Authentication failed for USER"), so it gets one that drops them */
+	snmp_disable_log();
+	netsnmp_register_loghandler(NETSNMP_LOGHANDLER_NONE, 7 /* syslog LOG_DEBUG: all priorities */);
 	init_snmp("tally");
 	lib_ready = true;
 }
@@ -501,6 +524,7 @@ static int snmpc_configure(const struct cfg_node *cfg, const struct collector_en
 	for (size_t i = 0; i < tg->n_kids; i++) {
 		struct target *t = &s->t[i];
 		t->last_due = -1;
+		t->owner = s;
 		s->n_t = i + 1;
 		if ((rc = parse_target(s, t, tg->kids[i], env, e)))
 			goto fail;
@@ -530,11 +554,34 @@ static void session_base(netsnmp_session *b, struct target *t)
 	b->callback_magic = (void *)t;
 }
 
-/* Open the poll session (v2c at once; v3 once the engine id is known).
- * Returns 0 or -EIO with the library's reason in t->err. */
+/* Take u out of net-snmp's user table (if it is there). usm_remove_user
+ * leaves u's links as they were, and usm_free_user and usm_add_user would
+ * follow them into the table: cleared. */
+static void user_detach(struct usmUser *u)
+{
+	usm_remove_user(u);
+	u->next = u->prev = NULL;
+}
+
+/* Free t's own user entry, out of the table first if it is installed. */
+static void user_drop(struct target *t)
+{
+	if (!t->usr)
+		return;
+	if (usm_get_user(t->engine, t->engine_len, t->user) == t->usr)
+		user_detach(t->usr);
+	usm_free_user(t->usr);
+	t->usr = NULL;
+}
+
+/* Open the poll session (v2c at once; v3 once the engine id is known, with
+ * t->usr made, out of the table). Returns 0 or -EIO with the library's
+ * reason in t->err. */
 static int open_poll(struct target *t)
 {
 	netsnmp_session b;
+	struct usmUser *held = NULL;
+	int rc = 0;
 	session_base(&b, t);
 	b.version = t->version;
 	if (t->version == SNMP_VERSION_2c) {
@@ -564,33 +611,43 @@ static int open_poll(struct target *t)
 			memcpy(b.securityPrivKey, t->priv_ku, t->priv_ku_len);
 			b.securityPrivKeyLen = t->priv_ku_len;
 		}
-		/* keys from a previous config (SIGHUP) for this engine and user
-		 * would be used instead of these: drop them */
-		struct usmUser *u = usm_get_user(t->engine, t->engine_len, t->user);
-		if (u) {
-			usm_remove_user(u); /* returns the list's head, not u */
-			usm_free_user(u);
-		}
+		/* net-snmp makes the session's user entry (as it opens it) only
+		 * where the table has none for this engine and user: whatever
+		 * holds the place now is set aside while ours is made */
+		held = usm_get_user(t->engine, t->engine_len, t->user);
+		if (held)
+			user_detach(held);
 	}
 	t->ss = snmp_open(&b);
 	explicit_bzero(b.securityAuthKey, sizeof(b.securityAuthKey));
 	explicit_bzero(b.securityPrivKey, sizeof(b.securityPrivKey));
 	if (!t->ss) {
 		snprintf(t->err, sizeof(t->err), "cannot open a session: %s", snmp_api_errstring(b.s_snmp_errno));
-		return -EIO;
+		rc = -EIO;
+		goto out;
 	}
 	/* net-snmp clears the flag once a session is open, and would then
 	 * probe the agent synchronously before a send: the loop would stall.
 	 * The agent's notInTimeWindow report gives its time instead, and
 	 * net-snmp sends again with it. */
 	t->ss->flags |= SNMP_FLAGS_DONT_PROBE;
-	if (t->version == SNMP_VERSION_3 && create_user_from_session(t->ss) != SNMPERR_SUCCESS) {
-		snprintf(t->err, sizeof(t->err), "cannot set up user '%s' for the agent's engine id", t->user);
-		snmp_close(t->ss);
-		t->ss = NULL;
-		return -EIO;
+	if (t->version == SNMP_VERSION_3) {
+		if (create_user_from_session(t->ss) == SNMPERR_SUCCESS)
+			t->usr = usm_get_user(t->engine, t->engine_len, t->user);
+		if (!t->usr || t->usr == held) {
+			t->usr = NULL;
+			snprintf(t->err, sizeof(t->err), "cannot set up user '%s' for the agent's engine id", t->user);
+			snmp_close(t->ss);
+			t->ss = NULL;
+			rc = -EIO;
+			goto out;
+		}
+		user_detach(t->usr); /* installed when its walk begins */
 	}
-	return 0;
+out:
+	if (held)
+		usm_add_user(held);
+	return rc;
 }
 
 static int open_discovery(struct target *t)
@@ -715,6 +772,57 @@ static const char *report_text(int type)
 	}
 }
 
+/* Do a and b (v3, engine ids known) name the same user of the same engine:
+ * one entry of net-snmp's user table? */
+static bool same_user(const struct target *a, const struct target *b)
+{
+	return a->version == SNMP_VERSION_3 && b->version == SNMP_VERSION_3 && a->engine_len &&
+	       a->engine_len == b->engine_len && !memcmp(a->engine, b->engine, a->engine_len) &&
+	       !strcmp(a->user, b->user);
+}
+
+/* Would a's entry serve b's requests and answers as well as b's own? */
+static bool same_keys(const struct target *a, const struct target *b)
+{
+	return a->level == b->level && a->auth_proto == b->auth_proto && a->auth_ku_len == b->auth_ku_len &&
+	       !memcmp(a->auth_ku, b->auth_ku, a->auth_ku_len) &&
+	       (a->level != SNMP_SEC_LEVEL_AUTHPRIV ||
+		(a->priv_proto == b->priv_proto && a->priv_ku_len == b->priv_ku_len &&
+		 !memcmp(a->priv_ku, b->priv_ku, a->priv_ku_len)));
+}
+
+/* Begin t's walk (its session open), with its own user entry installed in
+ * net-snmp's table when t authenticates. A target that is walking now
+ * with the same user and engine but other keys holds the entry: t waits
+ * (P_WAIT) and snmpc_read calls this again once that walk has ended. A
+ * noAuthNoPriv target signs nothing: any entry of its user serves it, and
+ * it installs its own only where there is none. */
+static void begin_walk(struct target *t)
+{
+	if (t->version == SNMP_VERSION_3 && t->usr) {
+		bool auth = t->level != SNMP_SEC_LEVEL_NOAUTH;
+		struct usmUser *cur = usm_get_user(t->engine, t->engine_len, t->user);
+		const struct snmp *s = t->owner;
+		for (size_t i = 0; auth && i < s->n_t; i++) {
+			const struct target *o = &s->t[i];
+			if (o != t && o->active && o->phase == P_WALK && o->level != SNMP_SEC_LEVEL_NOAUTH &&
+			    same_user(o, t) && !same_keys(o, t)) {
+				t->phase = P_WAIT;
+				str_copy(t->waits_for, o->name, sizeof(t->waits_for));
+				t->deadline_mono = INT64_MAX; /* the cycle's own limit applies */
+				return;
+			}
+		}
+		if (cur != t->usr && (auth || !cur)) {
+			if (cur)
+				user_detach(cur); /* its owner installs it again for its next walk */
+			usm_add_user(t->usr);
+		}
+	}
+	t->phase = P_WALK;
+	send_walk(t);
+}
+
 /* The engine id a v3 agent reported: open the poll session with it. */
 static void discovered(struct target *t, const netsnmp_pdu *pdu)
 {
@@ -729,8 +837,7 @@ static void discovered(struct target *t, const netsnmp_pdu *pdu)
 		fail(t, false, "%s", t->err);
 		return;
 	}
-	t->phase = P_WALK;
-	send_walk(t);
+	begin_walk(t);
 }
 
 static int on_answer(int op, netsnmp_session *ss, int reqid, netsnmp_pdu *pdu, void *magic)
@@ -741,7 +848,7 @@ static int on_answer(int op, netsnmp_session *ss, int reqid, netsnmp_pdu *pdu, v
 	/* a security error (a report of wrong digests) comes through the
 	 * session without a request id: the session's one request it is */
 	bool sec = op == NETSNMP_CALLBACK_OP_SEC_ERROR && reqid == 0;
-	if (!t || !t->active || (reqid != t->reqid && !sec))
+	if (!t || !t->active || t->phase == P_WAIT || (reqid != t->reqid && !sec))
 		return 1; /* the answer to a request given up on */
 	if (op == NETSNMP_CALLBACK_OP_TIMED_OUT) {
 		fail(t, true, "timeout: no answer in %d tr%s (%.3f s)%s", t->retries + 1,
@@ -904,8 +1011,7 @@ static void start(struct target *t)
 		t->phase = P_DISCOVER;
 		send_probe(t);
 	} else {
-		t->phase = P_WALK;
-		send_walk(t);
+		begin_walk(t);
 	}
 }
 
@@ -1124,13 +1230,22 @@ static int snmpc_read(void *state, int64_t now_ns, const struct sink *sink, stru
 			snmp_timeout();
 		else if (errno != EINTR)
 			break;
+		/* targets waiting for a user entry another walk held */
+		for (size_t i = 0; i < s->n_t; i++)
+			if (s->t[i].active && s->t[i].phase == P_WAIT)
+				begin_walk(&s->t[i]);
 		now = time_mono_ns();
 		active = 0;
 		for (size_t i = 0; i < s->n_t; i++) {
 			struct target *t = &s->t[i];
 			if (!t->active)
 				continue;
-			if (now >= give_up)
+			if (now >= give_up && t->phase == P_WAIT)
+				fail(t, true, "timeout: waited until 3/4 of tallyd's interval for target '%s' to end"
+				     " its walk (user '%s' of the same engine id with other keys: net-snmp keeps one"
+				     " key per user and engine, so the two walk one after the other)",
+				     t->waits_for, t->user);
+			else if (now >= give_up)
 				fail(t, true, "timeout: the poll did not finish within 3/4 of tallyd's interval");
 			else if (now >= t->deadline_mono)
 				fail(t, true, "timeout: no answer in %d tr%s (%.3f s)", t->retries + 1,
@@ -1176,6 +1291,7 @@ static int snmpc_read(void *state, int64_t now_ns, const struct sink *sink, stru
 			if (t->version == SNMP_VERSION_3 && t->ss && (t->err_timeout || t->rediscover)) {
 				snmp_close(t->ss);
 				t->ss = NULL;
+				user_drop(t);
 				t->engine_len = 0;
 			}
 		}
@@ -1234,6 +1350,7 @@ static void snmpc_free(void *state)
 			snmp_close(t->ss);
 		if (t->disc)
 			snmp_close(t->disc);
+		user_drop(t);
 		if (t->walk_ready)
 			snmp_walk_release(&t->walk);
 		free(t->vb);

@@ -11,21 +11,18 @@
 set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
-for t in snmpd snmpget snmpbulkwalk sqlite3 curl python3 ip ping; do
-	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)"; exit 77; }
-done
+. tests/lib/snmpd.sh
+snmp_need snmpbulkwalk ip ping
 [ "$(id -u)" = 0 ] || { echo "needs root for network namespaces"; exit 77; }
 na=tsnA$$ nb=tsnB$$ va=tva$$ vb=tvb$$
 work=$(mktemp -d /tmp/tally-snmp-veth-XXXXXX)
-spid="" tpid=""
 cleanup() {
-	[ -n "$tpid" ] && { kill "$tpid" 2>/dev/null; wait "$tpid" 2>/dev/null || true; }
-	[ -n "$spid" ] && { kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true; }
+	snmp_cleanup
 	ip netns del "$na" 2>/dev/null
 	ip netns del "$nb" 2>/dev/null
-	rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
 ip netns add "$na" || { echo "cannot create a network namespace here"; exit 77; }
 ip netns add "$nb"
 ip -n "$na" link add "$va" type veth peer name "$vb" netns "$nb"
@@ -45,56 +42,21 @@ ip -n "$na" link set "$va" up
 ip -n "$nb" link set "$vb" up
 inA() { ip netns exec "$na" "$@"; }
 
-set -- $(inA python3 -c '
-import socket
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
-t = socket.socket(); t.bind(("127.0.0.1", 0))
-print(u.getsockname()[1], t.getsockname()[1])')
+# snmpd and tallyd in namespace A (tests/lib/snmpd.sh runs them there)
+SNMP_NS=$na
+set -- $(snmp_free_ports udp tcp)
 port=$1 hport=$2
-cat > "$work/snmpd.conf" <<EOF
-agentaddress udp:127.0.0.1:$port
-rocommunity public 127.0.0.1
-EOF
-mkdir -p "$work/persist"
-SNMP_PERSISTENT_DIR=$work/persist MIBS= ip netns exec "$na" snmpd -f -C -I -smux -c "$work/snmpd.conf" \
-	-LF 0-5 "$work/snmpd.log" -p "$work/snmpd.pid" &
-spid=$!
-for i in $(seq 50); do
-	inA snmpget -v2c -c public -t 0.2 -r 0 -On "udp:127.0.0.1:$port" .1.3.6.1.2.1.1.3.0 >/dev/null 2>&1 && break
-	sleep 0.1
-done
-cat > "$work/tally.yaml" <<EOF
-tallyd:
-  agent_id: poller
-  data_dir: $work/data
-  interval: 1s
-ledger:
-  commit_every: 0s
-rrd:
-  enabled: false
-http:
-  port: $hport
-collectors:
-  snmp:
-    targets:
+snmpd_conf agent "$port"
+snmpd_start agent "$port" smux
+snmp_tally_yaml 1s > "$work/tally.yaml"
+cat >> "$work/tally.yaml" <<EOF
       - {name: hostA, type: host, address: "127.0.0.1:$port", community: public, timeout: 200ms}
       - {name: swA, type: switch, address: "127.0.0.1:$port", community: public, timeout: 200ms}
 EOF
-# ip netns exec execs tallyd, so $! is its pid (a shell function in the
-# background would be a subshell that kill does not pass on to tallyd)
-ip netns exec "$na" "$TALLYD" -c "$work/tally.yaml" > "$work/tallyd.log" 2>&1 &
-tpid=$!
-okpolls() {
-	inA curl -s "http://127.0.0.1:$hport/metrics" | awk -v t="{target=\"$1\"}" '
-		$1 == "tally_snmp_polls_total" t { p = $2 } $1 == "tally_snmp_timeouts_total" t { x += $2 }
-		$1 == "tally_snmp_errors_total" t { x += $2 } END { print p - x + 0 }'
-}
+tallyd_start "$work/tally.yaml" "$work/tallyd.log"
 wait_polls() {
-	for i in $(seq 200); do
-		[ "$(okpolls hostA)" -ge "$1" ] && [ "$(okpolls swA)" -ge "$1" ] && return 0
-		sleep 0.1
-	done
-	echo "FAIL: fewer than $1 polls"; cat "$work/tallyd.log"; exit 1
+	snmp_wait_polls hostA "$1" "$work/tallyd.log"
+	snmp_wait_polls swA "$1" "$work/tallyd.log"
 }
 wait_polls 2
 rx0=$(inA cat "/sys/class/net/$va/statistics/rx_bytes")
@@ -107,24 +69,17 @@ for i in $(seq 100); do
 	inA snmpbulkwalk -v2c -c public -On -Oqv "udp:127.0.0.1:$port" .1.3.6.1.2.1.31.1.1.1.6 | grep -qx "$rx1" && break
 	sleep 0.2
 done
-n=$(okpolls hostA)
+n=$(snmp_okpolls hostA)
 wait_polls $((n + 2))
-kill "$tpid"; wait "$tpid" 2>/dev/null || true; tpid=""
+tallyd_stop "$tallyd_pid" "$work/tallyd.log"
 
 want=$((N * (14 + 20 + 8 + S)))
 L=$work/data/ledger.db
-usage() {
-	sqlite3 "$L" "select coalesce(sum(u.quantity), 0) from usage u join resources r on r.id = u.resource_id
-		join meters m on m.id = u.meter_id where r.uuid = '$1' and m.name = '$2'"
-}
-fails=0
-check() {
-	if [ "$2" = "$3" ]; then echo "ok   $1: $2"; else echo "FAIL $1: got $2, expected $3"; fails=$((fails + 1)); fi
-}
-check "the kernel's rx_bytes of $va grew by" "$((rx1 - rx0))" "$want"
-check "hostA:$va if.incoming.bytes (a host's own ifHCInOctets)" "$(usage "hostA:$va" if.incoming.bytes)" "$want"
-check "hostA:$va if.outgoing.bytes (the echo replies)" "$(usage "hostA:$va" if.outgoing.bytes)" "$want"
-check "swA:$va if.outgoing.bytes (a switch port: what it received)" "$(usage "swA:$va" if.outgoing.bytes)" "$want"
-check "hostA:$va if.incoming.packets" "$(usage "hostA:$va" if.incoming.packets)" "$N"
+usage() { snmp_usage "$L" "$1" "$2"; }
+eq "the kernel's rx_bytes of $va grew by" "$((rx1 - rx0))" "$want"
+eq "hostA:$va if.incoming.bytes (a host's own ifHCInOctets)" "$(usage "hostA:$va" if.incoming.bytes)" "$want"
+eq "hostA:$va if.outgoing.bytes (the echo replies)" "$(usage "hostA:$va" if.outgoing.bytes)" "$want"
+eq "swA:$va if.outgoing.bytes (a switch port: what it received)" "$(usage "swA:$va" if.outgoing.bytes)" "$want"
+eq "hostA:$va if.incoming.packets" "$(usage "hostA:$va" if.incoming.packets)" "$N"
 [ "$fails" -eq 0 ] || { cat "$work/tallyd.log"; exit 1; }
 echo "snmp_veth: all passed"
