@@ -24,7 +24,7 @@
 
 #include "aggregator.h"
 #include "alerting.h"
-#include "collector.h"
+#include "selfmetric.h"
 #include "meter.h"
 #include "sample.h"
 
@@ -77,7 +77,7 @@ struct live_state {
 		uint64_t errors;
 	} coll[LIVE_MAX_COLLECTORS];
 	size_t n_coll;
-	struct collector_metric *cmetrics;   /* collectors' self-metrics (collector.h), owned */
+	struct collector_metric *cmetrics;   /* collectors' self-metrics (selfmetric.h), owned */
 	size_t n_cmetrics;
 	uint64_t stale_resources;
 	/* alerting: the committed alerts and the Alertmanager sender's counts */

@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "selfmetric.h"
 #include "sink.h"
 
 struct cfg_node;
@@ -45,19 +46,6 @@ struct collector_env {
 	bool start_fixed;        /* start_ns is the same in every run (fast-forward) */
 	bool with_libvirt;       /* the libvirt collector runs in this tallyd too: it bills the
 				    VMs, and a second source only checks them (docs/meters.md) */
-};
-
-/* One series of a collector's self-metrics. name and help are string
- * literals (they outlive the collector: a snapshot keeps the pointers);
- * labels are "key=value" pairs joined by ',' with values free of ',', '='
- * and '"' (the exporter escapes nothing else), "" for none. A counter's
- * name has no _total: the exporter adds it. */
-struct collector_metric {
-	const char *name;        /* "tally_snmp_timeouts": tally_<collector>_..., base units */
-	const char *help;
-	bool counter;
-	char labels[160];
-	double value;
 };
 
 struct collector_ops {
