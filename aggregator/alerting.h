@@ -212,7 +212,7 @@ void alert_label(const char *labels, const char *name, char *out, size_t len);
 /* ---- what the SLA says (built-in SLABurn) ---- */
 
 /* One VM of the month so far, as billing/sla.c measured it from the
- * committed ledger (billing/sla_burn.c fills these). */
+ * committed ledger (daemon/sla_probe.c fills these). */
 struct alert_sla {
 	char uuid[64], name[128], tenant[64], host[64];
 	char cls[64];                    /* the VM's SLA class */
@@ -234,7 +234,7 @@ void alert_sla_set_release(struct alert_sla_set *s);
 /* Fills out for every VM with an SLA class in the month (UTC) that holds
  * t_ns, from the committed ledger. Returns 0 or a negative errno with a
  * message in e (the engine then keeps what it had). Wired by cmd/tallyd.c
- * (billing/sla_burn.h): the aggregator does not know billing. */
+ * (daemon/sla_probe.h): the aggregator does not know billing. */
 typedef int (*alert_sla_probe)(void *ctx, int64_t t_ns, int64_t burn_ppm, struct alert_sla_set *out,
 			       struct tally_err *e);
 

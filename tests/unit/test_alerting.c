@@ -716,7 +716,7 @@ START_TEST(render_body)
 END_TEST
 
 /* SLABurn from what the SLA probe says (here: sets made by hand; the probe
- * itself, billing/sla_burn.c, is tested in test_sla). vm-a passes the
+ * itself, daemon/sla_probe.c, is tested in test_sla). vm-a passes the
  * threshold at OCT + 1000 s + 1 ns: firing with that startsAt, labelled
  * with its class; the same set again changes nothing; a restart keeps it;
  * the next month's set (vm-a not burning) resolves it at the month's first
