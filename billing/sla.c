@@ -12,13 +12,12 @@
 #include "csv.h"
 #include "err.h"
 #include "invoice.h"
-#include "ledger_ro.h"
+#include "reader.h"
 #include "str.h"
 #include "tallytime.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,12 +127,6 @@ static int on_event(struct walk *w, const struct plan *p, int64_t t, const char 
 	return 0; /* rebooted, migrated_out, defined, device events: no change */
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-	return t ? (const char *)t : "";
-}
-
 static int cmp_vm(const void *a, const void *b)
 {
 	const struct sla_vm *x = a, *y = b;
@@ -160,117 +153,116 @@ static void classify(struct sla_vm *v, const struct plan *p, const struct plan_a
 			v->credit_ppm = c->credits[t].credit_ppm;
 }
 
+struct compute {
+	const struct sla_query *q;
+	const struct plan *p;
+	struct sla_report *out;
+	struct ledger_reader *lr;
+	size_t cap;
+	bool tenant_seen;
+	int64_t end;                 /* of the period, or of the data when it stops sooner */
+	struct walk *w;              /* the VM being walked */
+	int64_t silent_at;
+	struct tally_err *e;
+};
+
+static int on_vm_event(void *ctx, int64_t t_ns, const char *type, const char *reason)
+{
+	struct compute *c = ctx;
+	return on_event(c->w, c->p, t_ns, type, reason, &c->silent_at);
+}
+
+/* One VM of the ledger (reader.h): its events walked into incidents. */
+static int on_vm(void *ctx, const struct ledger_instance_row *row)
+{
+	struct compute *c = ctx;
+	const struct sla_query *q = c->q;
+	struct sla_report *out = c->out;
+	struct tally_err *e = c->e;
+	int64_t end = c->end;
+	int rc;
+
+	if (q->tenant && strcmp(row->tenant, q->tenant))
+		return 0;
+	c->tenant_seen = true;
+	if (out->n_vms == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		struct sla_vm *n = realloc(out->vms, cap * sizeof(*n));
+		if (!n)
+			return err_set(e, -ENOMEM, "out of memory");
+		out->vms = n;
+		c->cap = cap;
+	}
+	struct sla_vm *v = &out->vms[out->n_vms];
+	memset(v, 0, sizeof(*v));
+	str_copy(v->uuid, row->uuid, sizeof(v->uuid));
+	str_copy(v->name, row->name, sizeof(v->name));
+	str_copy(v->tenant, row->tenant, sizeof(v->tenant));
+	str_copy(v->host, row->host, sizeof(v->host));
+	int64_t first = row->first_seen_ns, last = row->last_seen_ns;
+	struct walk w = { .vm = v, .lo = first > q->from_ns ? first : q->from_ns, .hi = end, .st = ST_RUN,
+			  .since = first };
+	v->from_ns = w.lo;
+	v->to_ns = w.hi > w.lo ? w.hi : w.lo;
+	c->w = &w;
+	c->silent_at = -1;
+	if ((rc = ledger_read_events(c->lr, row->id, on_vm_event, c, e)))
+		goto fail;
+	/* gone quiet while it should run, and not heard of since: silent
+	 * from its last reading (or the recorded start of the silence) */
+	if (w.st == ST_RUN) {
+		int64_t s0 = c->silent_at >= 0 ? c->silent_at : last;
+		if (s0 < w.since)
+			s0 = w.since;
+		if (s0 < end && end - s0 > c->p->sla_grace_ns && set_state(&w, s0, ST_DOWN, "silent", "no readings since")) {
+			rc = err_set(e, -ENOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	bool ongoing = w.st == ST_DOWN;
+	v->expected_at_end = w.st != ST_OFF;
+	size_t before = v->n_incidents;
+	if (close_stretch(&w, w.since > end ? w.since : end)) {
+		rc = err_set(e, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (ongoing && v->n_incidents > before)
+		v->incidents[v->n_incidents - 1].end_ns = INT64_MAX;
+	/* VMs that did not exist in the period at all are left out */
+	if (v->expected_ns == 0 && v->n_incidents == 0 && last < q->from_ns) {
+		free(v->incidents);
+		free(v->offs);
+		return 0;
+	}
+	const struct plan_attrs a = { .flavor = row->flavor, .labels = row->labels, .project = row->project,
+				      .user = row->user, .name = row->attr_name, .host = row->host };
+	classify(v, c->p, &a);
+	out->n_vms++;
+	return 0;
+fail:
+	/* the VM is not counted: its lists are freed here */
+	if (rc == -ENOMEM && !e->msg[0])
+		err_set(e, rc, "out of memory");
+	free(v->incidents);
+	free(v->offs);
+	return rc;
+}
+
 int sla_compute(const struct sla_query *q, const struct plan *p, struct sla_report *out, struct tally_err *e)
 {
-	static const char res_sql[] =
-		"SELECT r.id, r.uuid, r.name, r.first_seen_ns, r.last_seen_ns, r.host,"
-		" coalesce(a.tenant, r.tenant), coalesce(a.flavor, r.flavor), coalesce(a.labels, r.labels),"
-		" coalesce(a.project, r.project), coalesce(a.user_id, r.user_id), coalesce(a.name, r.name)"
-		" FROM resources r LEFT JOIN resource_attrs a ON a.resource_id = r.id AND a.since_ns = coalesce("
-		"  (SELECT max(since_ns) FROM resource_attrs x WHERE x.resource_id = r.id"
-		"   AND x.since_ns <= max(?1, r.first_seen_ns)),"
-		"  (SELECT min(since_ns) FROM resource_attrs x WHERE x.resource_id = r.id))"
-		" WHERE r.type = 'instance' AND r.first_seen_ns < ?2 ORDER BY r.id";
-	/* every event, also after the period: an incident that runs past its
-	 * end is shown with the end it really had */
-	static const char ev_sql[] = "SELECT time_ns, type, reason FROM events WHERE resource_id = ?1"
-				     " ORDER BY time_ns, id";
-	sqlite3 *db = NULL;
-	sqlite3_stmt *rs = NULL, *es = NULL, *st = NULL;
-	size_t cap = 0;
-	bool tenant_seen = false;
+	struct compute c = { .q = q, .p = p, .out = out, .e = e };
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	out->from_ns = q->from_ns;
 	out->to_ns = q->to_ns;
-	if ((rc = ledger_ro_open(q->ledger, &db, e)))
-		return rc;
-	if (sqlite3_prepare_v2(db, "SELECT coalesce(max(last_time_ns), 0) FROM agents", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		out->data_until_ns = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	if (sqlite3_prepare_v2(db, res_sql, -1, &rs, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, ev_sql, -1, &es, NULL) != SQLITE_OK) {
-		rc = err_set(e, -EIO, "%s: cannot read: %s", q->ledger, sqlite3_errmsg(db));
+	if ((rc = ledger_reader_open(q->ledger, &c.lr, e)) ||
+	    (rc = ledger_data_until(c.lr, &out->data_until_ns, e)))
 		goto out;
-	}
-	sqlite3_bind_int64(rs, 1, q->from_ns);
-	sqlite3_bind_int64(rs, 2, q->to_ns);
-	int64_t end = q->to_ns < out->data_until_ns ? q->to_ns : out->data_until_ns;
-	while ((rc = sqlite3_step(rs)) == SQLITE_ROW) {
-		const char *tenant = col_text(rs, 6);
-		if (q->tenant && strcmp(tenant, q->tenant))
-			continue;
-		tenant_seen = true;
-		if (out->n_vms == cap) {
-			cap = cap ? cap * 2 : 64;
-			struct sla_vm *n = realloc(out->vms, cap * sizeof(*n));
-			if (!n) {
-				rc = err_set(e, -ENOMEM, "out of memory");
-				goto out;
-			}
-			out->vms = n;
-		}
-		struct sla_vm *v = &out->vms[out->n_vms];
-		memset(v, 0, sizeof(*v));
-		str_copy(v->uuid, col_text(rs, 1), sizeof(v->uuid));
-		str_copy(v->name, col_text(rs, 2), sizeof(v->name));
-		str_copy(v->tenant, tenant, sizeof(v->tenant));
-		str_copy(v->host, col_text(rs, 5), sizeof(v->host));
-		int64_t first = sqlite3_column_int64(rs, 3), last = sqlite3_column_int64(rs, 4);
-		struct walk w = { .vm = v, .lo = first > q->from_ns ? first : q->from_ns, .hi = end, .st = ST_RUN,
-				  .since = first };
-		v->from_ns = w.lo;
-		v->to_ns = w.hi > w.lo ? w.hi : w.lo;
-		int64_t silent_at = -1;
-		sqlite3_bind_int64(es, 1, sqlite3_column_int64(rs, 0));
-		while ((rc = sqlite3_step(es)) == SQLITE_ROW)
-			if ((rc = on_event(&w, p, sqlite3_column_int64(es, 0), col_text(es, 1), col_text(es, 2),
-					   &silent_at))) {
-				sqlite3_reset(es);
-				rc = err_set(e, rc, "out of memory");
-				goto out;
-			}
-		sqlite3_reset(es);
-		/* gone quiet while it should run, and not heard of since: silent
-		 * from its last reading (or the recorded start of the silence) */
-		if (w.st == ST_RUN) {
-			int64_t s0 = silent_at >= 0 ? silent_at : last;
-			if (s0 < w.since)
-				s0 = w.since;
-			if (s0 < end && end - s0 > p->sla_grace_ns &&
-			    set_state(&w, s0, ST_DOWN, "silent", "no readings since")) {
-				rc = err_set(e, -ENOMEM, "out of memory");
-				goto out;
-			}
-		}
-		bool ongoing = w.st == ST_DOWN;
-		v->expected_at_end = w.st != ST_OFF;
-		size_t before = v->n_incidents;
-		if (close_stretch(&w, w.since > end ? w.since : end)) {
-			rc = err_set(e, -ENOMEM, "out of memory");
-			goto out;
-		}
-		if (ongoing && v->n_incidents > before)
-			v->incidents[v->n_incidents - 1].end_ns = INT64_MAX;
-		/* VMs that did not exist in the period at all are left out */
-		if (v->expected_ns == 0 && v->n_incidents == 0 && last < q->from_ns) {
-			free(v->incidents);
-			free(v->offs);
-			continue;
-		}
-		const struct plan_attrs a = { .flavor = col_text(rs, 7), .labels = col_text(rs, 8),
-					      .project = col_text(rs, 9), .user = col_text(rs, 10),
-					      .name = col_text(rs, 11), .host = col_text(rs, 5) };
-		classify(v, p, &a);
-		out->n_vms++;
-	}
-	if (rc != SQLITE_DONE) {
-		rc = err_set(e, -EIO, "%s: cannot read: %s", q->ledger, sqlite3_errmsg(db));
+	c.end = q->to_ns < out->data_until_ns ? q->to_ns : out->data_until_ns;
+	if ((rc = ledger_read_instances(c.lr, q->from_ns, q->to_ns, on_vm, &c, e)))
 		goto out;
-	}
-	if (q->tenant && !tenant_seen) {
+	if (q->tenant && !c.tenant_seen) {
 		rc = err_set(e, -ESRCH, "tenant '%s' has no VMs in the ledger %s", q->tenant, q->ledger);
 		goto out;
 	}
@@ -278,9 +270,7 @@ int sla_compute(const struct sla_query *q, const struct plan *p, struct sla_repo
 		qsort(out->vms, out->n_vms, sizeof(*out->vms), cmp_vm);
 	rc = 0;
 out:
-	sqlite3_finalize(rs);
-	sqlite3_finalize(es);
-	sqlite3_close(db);
+	ledger_reader_close(c.lr);
 	if (rc)
 		sla_report_release(out);
 	return rc;
