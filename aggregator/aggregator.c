@@ -588,10 +588,10 @@ static void rrd_put(struct aggregator *a, const struct ser_entry *s, const struc
 
 /* Gauges of what a tenant was given, billed by time (docs/architecture.md rule 5),
  * and whether it ran (SLA): a change of one is committed at once in real
- * time (agg_must_commit). */
+ * time (agg_must_commit). The list is common/meter.c's, shared with the spool. */
 static bool allocation_gauge(uint16_t meter)
 {
-	return meter == M_VCPUS || meter == M_MEMORY || meter == M_DISK_CAPACITY || meter == M_INSTANCE;
+	return meter_allocation_gauge(meter);
 }
 
 /* Keep reading (t, v) as the last of a pair; an older one changes nothing. */

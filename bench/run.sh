@@ -10,6 +10,12 @@ trap 'rm -rf "$work"' EXIT
 echo "== aggregator ingest (delta + hourly buckets + ledger commits), one core"
 "$B/bench/bench_ingest" 1000 360 5
 
+echo
+echo "== batch wire format beside JSON (jansson) for the same batch; the agent's spool"
+echo "   (append with one fdatasync per batch, the same without, the disk's own fdatasync rate;"
+echo "   RSS and disk of a 100-VM agent's spool through a 10-hour outage)"
+"$B/bench/bench_wire" 1000 5 "$work"
+
 if [ -x "$B/bench/bench_rrd" ]; then
 	echo
 	echo "== RRD writes (librrd, many values per rrd_update_r call)"

@@ -71,3 +71,8 @@ int meter_lookup(const char *name)
 			return i;
 	return -1;
 }
+
+int meter_allocation_gauge(unsigned meter)
+{
+	return meter == M_VCPUS || meter == M_MEMORY || meter == M_DISK_CAPACITY || meter == M_INSTANCE;
+}

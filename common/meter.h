@@ -93,4 +93,11 @@ extern const struct meter_def meter_table[METER_COUNT];
 /* Index of a meter by name, or -1. */
 int meter_lookup(const char *name);
 
+/* Is meter a gauge of what a tenant was given (vCPUs, memory, disk
+ * capacity) or whether it ran (instance)? Billed by time (docs/architecture.md
+ * rule 5): a change of one must never be lost, while an unchanged value is
+ * implied by the previous one. The aggregator commits such a change at once;
+ * the agent's spool keeps every change when it thins readings. */
+int meter_allocation_gauge(unsigned meter);
+
 #endif

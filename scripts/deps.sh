@@ -17,6 +17,7 @@ libvirt-dev
 libvirt-clients
 libxml2-dev
 libssl-dev
+openssl
 libmicrohttpd-dev
 libcurl4-openssl-dev
 libsnmp-dev
