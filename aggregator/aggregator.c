@@ -10,6 +10,7 @@
  * one series lookup and no bucket lookup.
  */
 #include "aggregator.h"
+#include "hash.h"
 #include "err.h"
 #include "ledger.h"
 #include "rrdstore.h"
@@ -140,14 +141,6 @@ static int vec_grow(void **v, size_t *cap, size_t need, size_t elem)
 #define VEC_PUSH(vec) \
 	(vec_grow((void **)&(vec).v, &(vec).cap, (vec).n + 1, sizeof(*(vec).v)) ? NULL : &(vec).v[(vec).n++])
 
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ c[i]) * 0x100000001b3ULL;
-	return h;
-}
-
 static uint64_t mix(uint64_t h)
 {
 	h ^= h >> 33;
@@ -214,7 +207,7 @@ static int itab_put(struct aggregator *a, struct itab *t, uint32_t *slot, uint32
 /* resources, by uuid */
 static uint64_t res_hash_key(const char *uuid)
 {
-	return hash_bytes(0xcbf29ce484222325ULL, uuid, strlen(uuid));
+	return hash_fnv64(HASH_FNV64_INIT, uuid, strlen(uuid));
 }
 static uint64_t res_hash(const struct aggregator *a, uint32_t idx)
 {
@@ -233,8 +226,8 @@ struct ser_key {
 };
 static uint64_t ser_hash_key(const struct ser_key *k)
 {
-	uint64_t h = 0xcbf29ce484222325ULL ^ ((uint64_t)k->res << 32 | (uint64_t)k->meter << 16 | k->agent);
-	return hash_bytes(h * 0x100000001b3ULL, k->device, strlen(k->device));
+	uint64_t h = HASH_FNV64_INIT ^ ((uint64_t)k->res << 32 | (uint64_t)k->meter << 16 | k->agent);
+	return hash_fnv64(h * 0x100000001b3ULL, k->device, strlen(k->device));
 }
 static uint64_t ser_hash(const struct aggregator *a, uint32_t idx)
 {

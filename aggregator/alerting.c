@@ -10,6 +10,7 @@
  * cycle costs O(series + instances).
  */
 #include "alerting.h"
+#include "hash.h"
 #include "aggregator.h"
 #include "err.h"
 #include "ledger.h"
@@ -301,10 +302,7 @@ struct alerting {
 
 static uint64_t hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
+	return hash_fnv64_str(HASH_FNV64_INIT, s);
 }
 
 static int64_t mono_ns(void)

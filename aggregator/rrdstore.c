@@ -11,6 +11,7 @@
  * writer has stopped.
  */
 #include "rrdstore.h"
+#include "hash.h"
 #include "rrdname.h"
 #include "err.h"
 #include "meter.h"
@@ -95,9 +96,7 @@ struct rrdstore {
 
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 0x100000001b3ULL;
+	uint64_t h = hash_fnv64_str(HASH_FNV64_INIT, s);
 	return h ^ (h >> 29);
 }
 

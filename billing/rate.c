@@ -9,6 +9,7 @@
  * the rows.
  */
 #include "rate.h"
+#include "hash.h"
 #include "err.h"
 #include "reader.h"
 #include "meter.h"
@@ -89,12 +90,10 @@ static int64_t price_code(struct state *s, struct interval *iv, const struct res
 
 static uint64_t key_hash(const struct rate_key *k)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = HASH_FNV64_INIT;
 	const int f[6] = { k->tenant, k->resource, k->version, k->override, k->price, k->meter };
-	for (int i = 0; i < 6; i++) {
-		h ^= (uint64_t)(uint32_t)f[i];
-		h *= 1099511628211ULL;
-	}
+	for (int i = 0; i < 6; i++)
+		h = hash_fnv64_word(h, (uint32_t)f[i]);
 	return h ^ (h >> 29);
 }
 

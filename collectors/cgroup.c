@@ -44,6 +44,7 @@
  * collector has, are sent in both.
  */
 #include "cfg.h"
+#include "hash.h"
 #include "cgroup_internal.h"
 #include "collector.h"
 #include "err.h"
@@ -226,9 +227,7 @@ struct cg {
 
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 0x100000001b3ULL;
+	uint64_t h = hash_fnv64_str(HASH_FNV64_INIT, s);
 	return h ^ (h >> 31);
 }
 

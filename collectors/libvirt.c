@@ -31,6 +31,7 @@
  * the previous cycle (the exact start comes with lifecycle events).
  */
 #include "cfg.h"
+#include "hash.h"
 #include "collector.h"
 #include "err.h"
 #include "libvirt_internal.h"
@@ -73,10 +74,7 @@ static void xstr(xmlXPathContextPtr ctx, const char *expr, char *out, size_t len
 
 static uint32_t fnv32(const char *s)
 {
-	uint32_t h = 2166136261u;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h;
+	return hash_fnv32_str(HASH_FNV32_INIT, s);
 }
 
 static void disk_label(struct lv_disk *d)
@@ -1036,9 +1034,7 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 	}
 	/* the same XML as last time: the same devices and metadata, already
 	 * sent (parsing it again costs more than all of a cycle's reads) */
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (const unsigned char *c = (const unsigned char *)xml; *c; c++)
-		h = (h ^ *c) * 0x100000001b3ULL;
+	uint64_t h = hash_fnv64_str(HASH_FNV64_INIT, xml);
 	if (d->have_info && d->xml_hash == h) {
 		free(xml);
 		return;

@@ -10,6 +10,7 @@
  * into the fixed-size field of the sample.
  */
 #include "wire.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -102,10 +103,7 @@ void wire_enc_release(struct wire_enc *w)
 
 static uint32_t hash_str(const char *s, uint32_t len)
 {
-	uint32_t h = 2166136261u;
-	for (uint32_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)s[i]) * 16777619u;
-	return h;
+	return hash_fnv32(HASH_FNV32_INIT, s, len);
 }
 
 static int rehash(struct wire_enc *w, size_t n_slot)

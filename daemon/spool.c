@@ -15,6 +15,7 @@
  * if it had never been seen.
  */
 #include "spool.h"
+#include "hash.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -708,13 +709,10 @@ void spool_get_stats(struct spool *s, struct spool_stats *st)
 
 static uint32_t ser_hash(const struct sample *x)
 {
-	uint32_t h = 2166136261u;
-	for (const char *p = x->resource; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	h = (h ^ 0xff) * 16777619u;
-	for (const char *p = x->device; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	return (h ^ x->meter) * 16777619u;
+	uint32_t h = hash_fnv32_str(HASH_FNV32_INIT, x->resource);
+	h = hash_fnv32_word(h, 0xff);
+	h = hash_fnv32_str(h, x->device);
+	return hash_fnv32_word(h, x->meter);
 }
 
 static int ser_rehash(struct spool *s, size_t n_slot)
