@@ -10,6 +10,7 @@
  * one series lookup and no bucket lookup.
  */
 #include "aggregator.h"
+#include "vec.h"
 #include "hash.h"
 #include "err.h"
 #include "ledger.h"
@@ -124,22 +125,10 @@ struct aggregator {
 	void *hook_ctx;
 };
 
-static int vec_grow(void **v, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap * 2 : 256;
-	while (n < need)
-		n *= 2;
-	void *p = realloc(*v, n * elem);
-	if (!p)
-		return -ENOMEM;
-	*v = p;
-	*cap = n;
-	return 0;
-}
+/* Append one element to a {v, n, cap} array: its address, or NULL when
+ * out of memory (common/vec.h). */
 #define VEC_PUSH(vec) \
-	(vec_grow((void **)&(vec).v, &(vec).cap, (vec).n + 1, sizeof(*(vec).v)) ? NULL : &(vec).v[(vec).n++])
+	(vec_reserve((void **)&(vec).v, &(vec).cap, (vec).n + 1, sizeof(*(vec).v), 256) ? NULL : &(vec).v[(vec).n++])
 
 static uint64_t mix(uint64_t h)
 {

@@ -10,6 +10,7 @@
  * cycle costs O(series + instances).
  */
 #include "alerting.h"
+#include "vec.h"
 #include "hash.h"
 #include "aggregator.h"
 #include "err.h"
@@ -356,14 +357,8 @@ static struct inst *add(struct alerting *g, const char *key)
 		g->dropped++;
 		return NULL;
 	}
-	if (g->n == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 64;
-		struct inst *v = realloc(g->in, cap * sizeof(*v));
-		if (!v)
-			return NULL;
-		g->in = v;
-		g->cap = cap;
-	}
+	if (vec_reserve((void **)&g->in, &g->cap, g->n + 1, sizeof(*g->in), 64))
+		return NULL;
 	struct inst *x = &g->in[g->n++];
 	memset(x, 0, sizeof(*x));
 	str_copy(x->key, key, sizeof(x->key));
@@ -675,14 +670,8 @@ static struct down *down_add(struct alerting *g, const char *uuid)
 	struct down *d = down_find(g, uuid);
 	if (d)
 		return d;
-	if (g->n_dn == g->cap_dn) {
-		size_t cap = g->cap_dn ? g->cap_dn * 2 : 16;
-		struct down *v = realloc(g->dn, cap * sizeof(*v));
-		if (!v)
-			return NULL;
-		g->dn = v;
-		g->cap_dn = cap;
-	}
+	if (vec_reserve((void **)&g->dn, &g->cap_dn, g->n_dn + 1, sizeof(*g->dn), 16))
+		return NULL;
 	d = &g->dn[g->n_dn++];
 	memset(d, 0, sizeof(*d));
 	str_copy(d->uuid, uuid, sizeof(d->uuid));

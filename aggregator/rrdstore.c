@@ -11,6 +11,7 @@
  * writer has stopped.
  */
 #include "rrdstore.h"
+#include "vec.h"
 #include "hash.h"
 #include "rrdname.h"
 #include "err.h"
@@ -464,16 +465,10 @@ static int handoff_file(struct rrdstore *s, struct rfile *f)
 		s->st.dropped += n;
 		goto drop;
 	}
-	if (s->n_jobs == s->cap_jobs) {
-		size_t c = s->cap_jobs ? s->cap_jobs * 2 : 256;
-		struct job *p = realloc(s->jobs, c * sizeof(*p));
-		if (!p) {
-			s->st.dropped += n;
-			rc = -ENOMEM;
-			goto drop;
-		}
-		s->jobs = p;
-		s->cap_jobs = c;
+	if (vec_reserve((void **)&s->jobs, &s->cap_jobs, s->n_jobs + 1, sizeof(*s->jobs), 256)) {
+		s->st.dropped += n;
+		rc = -ENOMEM;
+		goto drop;
 	}
 	s->jobs[s->n_jobs++] = (struct job){ .f = f, .rows = rows, .n_rows = (int)n };
 	s->backlog += n;

@@ -4,6 +4,7 @@
  * (issue.h). SHA-256 comes from OpenSSL's libcrypto.
  */
 #include "issue.h"
+#include "vec.h"
 #include "err.h"
 #include "ledger.h"
 #include "invoices.h"
@@ -332,14 +333,8 @@ struct listing {
 static int on_listed(void *ctx, const struct ledger_invoice *is)
 {
 	struct listing *l = ctx;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		struct issued *p = realloc(l->list, cap * sizeof(*p));
-		if (!p)
-			return err_set(l->e, -ENOMEM, "out of memory");
-		l->list = p;
-		l->cap = cap;
-	}
+	if (vec_reserve((void **)&l->list, &l->cap, l->n + 1, sizeof(*l->list), 16))
+		return err_set(l->e, -ENOMEM, "out of memory");
 	struct issued *x = &l->list[l->n++];
 	memset(x, 0, sizeof(*x));
 	x->id = is->id;

@@ -9,6 +9,7 @@
  * the rows.
  */
 #include "rate.h"
+#include "vec.h"
 #include "hash.h"
 #include "err.h"
 #include "reader.h"
@@ -163,14 +164,8 @@ static int on_resource(void *ctx, const struct ledger_resource_row *row)
 	struct load *l = ctx;
 	struct state *s = l->s;
 	if (row->id != l->last_id) {
-		if (s->n_res == l->cap_res) {
-			size_t cap = l->cap_res ? l->cap_res * 2 : 256;
-			struct res *n = realloc(s->res, cap * sizeof(*n));
-			if (!n)
-				return -ENOMEM;
-			s->res = n;
-			l->cap_res = cap;
-		}
+		if (vec_reserve((void **)&s->res, &l->cap_res, s->n_res + 1, sizeof(*s->res), 256))
+			return -ENOMEM;
 		struct res *r = &s->res[s->n_res++];
 		memset(r, 0, sizeof(*r));
 		r->id = row->id;
@@ -187,14 +182,8 @@ static int on_resource(void *ctx, const struct ledger_resource_row *row)
 	}
 	/* a resource never described has one interval with tenant '' */
 	struct res *r = &s->res[s->n_res - 1];
-	if (s->n_iv == l->cap_iv) {
-		size_t cap = l->cap_iv ? l->cap_iv * 2 : 256;
-		struct interval *n = realloc(s->iv, cap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		s->iv = n;
-		l->cap_iv = cap;
-	}
+	if (vec_reserve((void **)&s->iv, &l->cap_iv, s->n_iv + 1, sizeof(*s->iv), 256))
+		return -ENOMEM;
 	struct interval *iv = &s->iv[s->n_iv++];
 	memset(iv, 0, sizeof(*iv));
 	iv->since_ns = row->since_ns;

@@ -9,6 +9,7 @@
  * of data)) count.
  */
 #include "sla.h"
+#include "vec.h"
 #include "csv.h"
 #include "err.h"
 #include "invoice.h"
@@ -185,14 +186,8 @@ static int on_vm(void *ctx, const struct ledger_instance_row *row)
 	if (q->tenant && strcmp(row->tenant, q->tenant))
 		return 0;
 	c->tenant_seen = true;
-	if (out->n_vms == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 64;
-		struct sla_vm *n = realloc(out->vms, cap * sizeof(*n));
-		if (!n)
-			return err_set(e, -ENOMEM, "out of memory");
-		out->vms = n;
-		c->cap = cap;
-	}
+	if (vec_reserve((void **)&out->vms, &c->cap, out->n_vms + 1, sizeof(*out->vms), 64))
+		return err_set(e, -ENOMEM, "out of memory");
 	struct sla_vm *v = &out->vms[out->n_vms];
 	memset(v, 0, sizeof(*v));
 	str_copy(v->uuid, row->uuid, sizeof(v->uuid));

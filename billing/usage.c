@@ -4,6 +4,7 @@
  * docs/usage.md.
  */
 #include "usage.h"
+#include "vec.h"
 #include "csv.h"
 #include "err.h"
 #include "reader.h"
@@ -31,14 +32,8 @@ static int on_sum(void *ctx, const struct ledger_usage_sum *row)
 	int m = meter_lookup(row->meter);
 	if (m < 0)
 		return 0; /* a meter this tally does not know */
-	if (out->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 64;
-		struct usage_row *p = realloc(out->rows, cap * sizeof(*p));
-		if (!p)
-			return err_set(c->e, -ENOMEM, "out of memory");
-		out->rows = p;
-		c->cap = cap;
-	}
+	if (vec_reserve((void **)&out->rows, &c->cap, out->n + 1, sizeof(*out->rows), 64))
+		return err_set(c->e, -ENOMEM, "out of memory");
 	struct usage_row *r = &out->rows[out->n++];
 	memset(r, 0, sizeof(*r));
 	str_copy(r->tenant, row->tenant, sizeof(r->tenant));

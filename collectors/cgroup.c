@@ -44,6 +44,7 @@
  * collector has, are sent in both.
  */
 #include "cfg.h"
+#include "vec.h"
 #include "hash.h"
 #include "cgroup_internal.h"
 #include "collector.h"
@@ -231,22 +232,6 @@ static uint64_t hash_str(const char *s)
 	return h ^ (h >> 31);
 }
 
-/* Room for need elements of size elem in *p (capacity *cap, doubled). */
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap * 2 : 8;
-	while (n < need)
-		n *= 2;
-	void *q = realloc(*p, n * elem);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	*cap = n;
-	return 0;
-}
-
 /* All of fd's bytes into s->buf (grown when a file does not fit); its
  * length, or -errno. One pread: a short read of a proc, sysfs or cgroup
  * file (seq_file) or a regular file is its end. */
@@ -369,7 +354,7 @@ static void watch_add(struct cg *s, struct cg_vm *v, const char *base)
 	if (v->fd[F_IO] >= 0 && s->version == 2)
 		w->io_fd = dup(v->fd[F_IO]);
 	pthread_mutex_lock(&s->lock);
-	if (grow((void **)&s->w, &s->cap_w, s->n_w + 1, sizeof(*s->w))) {
+	if (vec_reserve((void **)&s->w, &s->cap_w, s->n_w + 1, sizeof(*s->w), 8)) {
 		pthread_mutex_unlock(&s->lock);
 		inotify_rm_watch(s->ino_fd, w->wd);
 		goto fail;
@@ -654,7 +639,7 @@ static int rehash(struct cg *s)
 
 static struct cg_vm *vm_add(struct cg *s, const char *rel, uint64_t ino)
 {
-	if (grow((void **)&s->vm, &s->cap_vm, s->n_vm + 1, sizeof(*s->vm)))
+	if (vec_reserve((void **)&s->vm, &s->cap_vm, s->n_vm + 1, sizeof(*s->vm), 8))
 		return NULL;
 	struct cg_vm *v = &s->vm[s->n_vm];
 	memset(v, 0, sizeof(*v));
@@ -703,7 +688,7 @@ static void put(struct emit *x, int meter, const char *dev, uint8_t kind, uint64
 	x->sink->sample(x->sink->ctx, NULL, m);
 	struct cg_vm *v = x->v;
 	/* kept for a final reading, which only `bill` sends */
-	if (!v || x->s->mode != CG_BILL || grow((void **)&v->last, &v->cap_last, (size_t)v->n_last + 1, sizeof(*v->last)))
+	if (!v || x->s->mode != CG_BILL || vec_reserve((void **)&v->last, &v->cap_last, (size_t)v->n_last + 1, sizeof(*v->last), 8))
 		return;
 	struct cg_last *l = &v->last[v->n_last++];
 	memcpy(&l->bits, &m->v, sizeof(l->bits));
@@ -1046,7 +1031,7 @@ static const struct cg_seen_disk *disk_of(struct cg *s, struct cg_vm *v, uint32_
 	for (int i = 0; i < v->n_disks; i++)
 		if (v->disks[i].major == maj && v->disks[i].minor == min)
 			return &v->disks[i];
-	if (v->n_disks >= CG_MAX_DEVS || grow((void **)&v->disks, &v->cap_disks, (size_t)v->n_disks + 1, sizeof(*v->disks)))
+	if (v->n_disks >= CG_MAX_DEVS || vec_reserve((void **)&v->disks, &v->cap_disks, (size_t)v->n_disks + 1, sizeof(*v->disks), 8))
 		return NULL;
 	struct cg_seen_disk *d = &v->disks[v->n_disks++];
 	d->major = maj;
@@ -1435,7 +1420,7 @@ static struct cg_hostdev *hostdev(struct cg *s, const char *name, bool iface)
 			*hd_find(s, s->hd[i].name, s->hd[i].iface) = (uint32_t)i + 1;
 		sl = hd_find(s, name, iface);
 	}
-	if (grow((void **)&s->hd, &s->cap_hd, s->n_hd + 1, sizeof(*s->hd)))
+	if (vec_reserve((void **)&s->hd, &s->cap_hd, s->n_hd + 1, sizeof(*s->hd), 8))
 		return NULL;
 	struct cg_hostdev *h = &s->hd[s->n_hd++];
 	*sl = (uint32_t)s->n_hd;
@@ -1521,14 +1506,14 @@ static void read_host(struct cg *s, const struct sink *sink, int64_t now_ns)
 	if ((fd = proc_fd(s, &s->fd_diskstats, "diskstats")) >= 0 && (n = pread_all(s, fd)) > 0) {
 		int got, skipped;
 		for (;;) {
-			if (!s->cap_disks && grow((void **)&s->disks, &s->cap_disks, 32, sizeof(*s->disks)))
+			if (!s->cap_disks && vec_reserve((void **)&s->disks, &s->cap_disks, 32, sizeof(*s->disks), 8))
 				break;
 			if (cg_parse_diskstats(s->buf, (size_t)n, s->disks, (int)s->cap_disks, &got, &skipped, &e)) {
 				proc_failed(s, "diskstats", &e);
 				got = 0;
 				break;
 			}
-			if (!skipped || grow((void **)&s->disks, &s->cap_disks, (size_t)got + (size_t)skipped, sizeof(*s->disks)))
+			if (!skipped || vec_reserve((void **)&s->disks, &s->cap_disks, (size_t)got + (size_t)skipped, sizeof(*s->disks), 8))
 				break;
 		}
 		for (int i = 0; i < got; i++) {

@@ -31,6 +31,7 @@
  * the previous cycle (the exact start comes with lifecycle events).
  */
 #include "cfg.h"
+#include "vec.h"
 #include "hash.h"
 #include "collector.h"
 #include "err.h"
@@ -789,14 +790,8 @@ static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
 			*is_new = 0;
 			return &s->dom[s->slot[j] - 1];
 		}
-	if (s->n_dom == s->cap_dom) {
-		size_t n = s->cap_dom ? s->cap_dom * 2 : 64;
-		struct lv_dom *p = realloc(s->dom, n * sizeof(*p));
-		if (!p)
-			return NULL;
-		s->dom = p;
-		s->cap_dom = n;
-	}
+	if (vec_reserve((void **)&s->dom, &s->cap_dom, s->n_dom + 1, sizeof(*s->dom), 64))
+		return NULL;
 	struct lv_dom *d = &s->dom[s->n_dom++];
 	memset(d, 0, sizeof(*d));
 	str_copy(d->uuid, uuid, sizeof(d->uuid));

@@ -50,6 +50,7 @@
  * the tenant's incoming; on a host (`type: host`) its own ifHCInOctets is.
  */
 #include "cfg.h"
+#include "vec.h"
 #include "collector.h"
 #include "err.h"
 #include "log.h"
@@ -924,14 +925,8 @@ static struct port *port_get(struct target *t, const char *name)
 		else
 			hi = mid;
 	}
-	if (t->n_ports == t->cap_ports) {
-		size_t cap = t->cap_ports ? t->cap_ports * 2 : 16;
-		struct port *p = realloc(t->ports, cap * sizeof(*p));
-		if (!p)
-			return NULL;
-		t->ports = p;
-		t->cap_ports = cap;
-	}
+	if (vec_reserve((void **)&t->ports, &t->cap_ports, t->n_ports + 1, sizeof(*t->ports), 16))
+		return NULL;
 	memmove(&t->ports[lo + 1], &t->ports[lo], (t->n_ports - lo) * sizeof(*t->ports));
 	memset(&t->ports[lo], 0, sizeof(*t->ports));
 	str_copy(t->ports[lo].name, name, sizeof(t->ports[lo].name));

@@ -15,6 +15,7 @@
  * if it had never been seen.
  */
 #include "spool.h"
+#include "vec.h"
 #include "hash.h"
 
 #include <dirent.h>
@@ -261,14 +262,8 @@ static int write_ack(struct spool *s, uint64_t seq, struct tally_err *e)
 
 static int seg_push(struct spool *s, uint64_t first, uint64_t bytes)
 {
-	if (s->n_seg == s->cap_seg) {
-		size_t cap = s->cap_seg ? s->cap_seg * 2 : 16;
-		struct seg *p = realloc(s->seg, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		s->seg = p;
-		s->cap_seg = cap;
-	}
+	if (vec_reserve((void **)&s->seg, &s->cap_seg, s->n_seg + 1, sizeof(*s->seg), 16))
+		return -ENOMEM;
 	s->seg[s->n_seg++] = (struct seg){ first, bytes };
 	return 0;
 }
@@ -737,14 +732,8 @@ static int ser_log(struct spool *s, uint32_t i)
 {
 	if (s->ser[i].undo_gen == s->gen)
 		return 0;
-	if (s->n_undo == s->cap_undo) {
-		size_t cap = s->cap_undo ? s->cap_undo * 2 : 256;
-		struct undo *p = realloc(s->undo, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		s->undo = p;
-		s->cap_undo = cap;
-	}
+	if (vec_reserve((void **)&s->undo, &s->cap_undo, s->n_undo + 1, sizeof(*s->undo), 256))
+		return -ENOMEM;
 	s->ser[i].undo_gen = s->gen;
 	s->undo[s->n_undo++] = (struct undo){ i, s->ser[i] };
 	return 0;
@@ -762,14 +751,8 @@ static struct ser *ser_get(struct spool *s, const struct sample *x)
 				return ser_log(s, s->slot[k] - 1) ? NULL : r;
 		}
 	}
-	if (s->n_ser == s->cap_ser) {
-		size_t cap = s->cap_ser ? s->cap_ser * 2 : 256;
-		struct ser *p = realloc(s->ser, cap * sizeof(*p));
-		if (!p)
-			return NULL;
-		s->ser = p;
-		s->cap_ser = cap;
-	}
+	if (vec_reserve((void **)&s->ser, &s->cap_ser, s->n_ser + 1, sizeof(*s->ser), 256))
+		return NULL;
 	if ((s->n_ser + 1) * 2 > s->n_slot && ser_rehash(s, s->n_slot ? s->n_slot * 2 : 1024))
 		return NULL;
 	struct ser *r = &s->ser[s->n_ser];

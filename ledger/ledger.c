@@ -4,6 +4,7 @@
  * (see ledger.h).
  */
 #include "ledger.h"
+#include "vec.h"
 #include "err.h"
 #include "str.h"
 #include "tallytime.h"
@@ -619,14 +620,8 @@ static struct hourdig *hourset_get(struct hourset *s, int64_t hour_ns)
 	size_t i = hour_slot(s, hour_ns);
 	if (s->slot[i])
 		return &s->v[s->slot[i] - 1];
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 256;
-		struct hourdig *v = realloc(s->v, cap * sizeof(*v));
-		if (!v)
-			return NULL;
-		s->v = v;
-		s->cap = cap;
-	}
+	if (vec_reserve((void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v), 256))
+		return NULL;
 	struct hourdig *h = &s->v[s->n];
 	memset(h, 0, sizeof(*h));
 	h->hour_ns = hour_ns;
@@ -824,14 +819,8 @@ static int chain_touch(struct ledger *l, int64_t hour_ns, struct tally_err *e)
 	}
 	if (lo < l->n_touched && l->touched[lo].hour_ns == hour_ns)
 		return 0;
-	if (l->n_touched == l->cap_touched) {
-		size_t cap = l->cap_touched ? l->cap_touched * 2 : 16;
-		struct touched *t = realloc(l->touched, cap * sizeof(*t));
-		if (!t)
-			return err_set(e, -ENOMEM, "%s: out of memory", l->path);
-		l->touched = t;
-		l->cap_touched = cap;
-	}
+	if (vec_reserve((void **)&l->touched, &l->cap_touched, l->n_touched + 1, sizeof(*l->touched), 16))
+		return err_set(e, -ENOMEM, "%s: out of memory", l->path);
 	if ((rc = hour_precheck(l, hour_ns, &altered, e)))
 		return rc;
 	memmove(l->touched + lo + 1, l->touched + lo, (l->n_touched - lo) * sizeof(*l->touched));
@@ -1029,15 +1018,9 @@ static int walk_chain(struct ledger *l, struct ledger_verify *out, struct proble
 			break;
 		}
 		if (!h->rows) {              /* new hour: its record's index + 1 */
-			if (n == cap) {
-				size_t nc = cap ? cap * 2 : 1024;
-				struct chainrec *nv = realloc(v, nc * sizeof(*nv));
-				if (!nv) {
-					rc = -ENOMEM;
-					break;
-				}
-				v = nv;
-				cap = nc;
+			if (vec_reserve((void **)&v, &cap, n + 1, sizeof(*v), 1024)) {
+				rc = -ENOMEM;
+				break;
 			}
 			h->rows = (int64_t)++n;
 		}

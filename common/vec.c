@@ -1,0 +1,29 @@
+/*
+ * vec.c: the growable array (vec.h).
+ */
+#include "vec.h"
+#include "fault.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+int vec_reserve(void **p, size_t *cap, size_t need, size_t elem, size_t first)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = *cap ? *cap : (first ? first : 1);
+	while (n < need) {
+		if (n > SIZE_MAX / 2)
+			return -ENOMEM;
+		n *= 2;
+	}
+	if (elem && n > SIZE_MAX / elem)
+		return -ENOMEM;
+	void *q = fault_realloc(*p, n * elem);
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	*cap = n;
+	return 0;
+}
