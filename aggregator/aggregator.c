@@ -10,6 +10,7 @@
  * one series lookup and no bucket lookup.
  */
 #include "aggregator.h"
+#include "lifecycle.h"
 #include "vec.h"
 #include "hash.h"
 #include "err.h"
@@ -653,7 +654,7 @@ static int silence_events(struct aggregator *a, uint32_t ri, uint16_t ag, const 
 		p->agent = ag;
 		p->ev.time_ns = i ? s->time_ns : s->time_ns - gap_ns;
 		str_copy(p->ev.resource, s->resource, sizeof(p->ev.resource));
-		str_copy(p->ev.type, i ? "heard" : "silent", sizeof(p->ev.type));
+		str_copy(p->ev.type, lifecycle_name(i ? LIFECYCLE_HEARD : LIFECYCLE_SILENT), sizeof(p->ev.type));
 		snprintf(p->ev.reason, sizeof(p->ev.reason), "%s %lld s without readings", i ? "after" : "then",
 			 (long long)(gap_ns / NS_PER_SEC));
 	}

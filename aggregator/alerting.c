@@ -10,6 +10,7 @@
  * cycle costs O(series + instances).
  */
 #include "alerting.h"
+#include "lifecycle.h"
 #include "vec.h"
 #include "hash.h"
 #include "aggregator.h"
@@ -678,16 +679,6 @@ static struct down *down_add(struct alerting *g, const char *uuid)
 	return d;
 }
 
-static bool ends_life(const char *type)
-{
-	return !strcmp(type, "stopped") || !strcmp(type, "crashed") || !strcmp(type, "migrated_out") ||
-	       !strcmp(type, "undefined") || !strcmp(type, "shutdown");
-}
-
-static bool starts_life(const char *type)
-{
-	return !strcmp(type, "started") || !strcmp(type, "migrated_in") || !strcmp(type, "resumed");
-}
 
 static struct ended *ended_find(struct alerting *g, const char *uuid, const char *host)
 {
@@ -822,7 +813,7 @@ int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *
 					    ",started,migrated_in,resumed,stopped,crashed,migrated_out,undefined,shutdown,",
 					    type, sizeof(type), &t, e)))
 			return rc;
-		if (t && ends_life(type) && (rc = ended_set(g, x->subject, x->host, t)))
+		if (t && lifecycle_ends_life(lifecycle_type_of(type)) && (rc = ended_set(g, x->subject, x->host, t)))
 			return rc;
 	}
 	/* an alert whose rule was removed from the config is resolved now, so
@@ -839,9 +830,9 @@ int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *
 	return 0;
 }
 
-static bool comes_back(const char *type)
+static bool comes_back(enum lifecycle_type t)
 {
-	return starts_life(type) || !strcmp(type, "undefined");
+	return lifecycle_starts_life(t) || t == LIFECYCLE_UNDEFINED;
 }
 
 /* The data time of host's readings jumped forward by step_ns without that
@@ -884,18 +875,20 @@ void alerting_note_batch(struct alerting *g, const struct batch *b)
 		clock_step(g, b->agent, b->clock_step_ns);
 	for (size_t i = 0; i < b->n_events; i++) {
 		const struct lifecycle_event *ev = &b->events[i];
+		enum lifecycle_type t = lifecycle_type_of(ev->type);
 		int64_t end = ended_at(g, ev->resource, b->agent);
 		/* out of memory: this end is not known, as before there was this */
-		if (ends_life(ev->type) && ev->time_ns >= end)
+		if (lifecycle_ends_life(t) && ev->time_ns >= end)
 			(void)ended_set(g, ev->resource, b->agent, ev->time_ns);
-		else if (starts_life(ev->type) && end && ev->time_ns >= end)
+		else if (lifecycle_starts_life(t) && end && ev->time_ns >= end)
 			(void)ended_set(g, ev->resource, b->agent, 0);
 	}
 	if (!g->c->vm_down)
 		return;
 	for (size_t i = 0; i < b->n_events; i++) {
 		const struct lifecycle_event *ev = &b->events[i];
-		if (!strcmp(ev->type, "crashed")) {
+		enum lifecycle_type t = lifecycle_type_of(ev->type);
+		if (t == LIFECYCLE_CRASHED) {
 			struct down *d = down_add(g, ev->resource);
 			if (!d)
 				continue;  /* out of memory: this crash goes unalerted */
@@ -904,7 +897,7 @@ void alerting_note_batch(struct alerting *g, const struct batch *b)
 				d->up_ns = 0;
 			}
 			str_copy(d->host, b->agent, sizeof(d->host));
-		} else if (comes_back(ev->type)) {
+		} else if (comes_back(t)) {
 			struct down *d = down_find(g, ev->resource);
 			if (d && !d->up_ns && ev->time_ns >= d->crash_ns)
 				d->up_ns = ev->time_ns;

@@ -9,6 +9,7 @@
  * of data)) count.
  */
 #include "sla.h"
+#include "lifecycle.h"
 #include "vec.h"
 #include "csv.h"
 #include "err.h"
@@ -102,30 +103,34 @@ static int set_state(struct walk *w, int64_t t, enum vm_state st, const char *ca
 static int on_event(struct walk *w, const struct plan *p, int64_t t, const char *type, const char *reason,
 		    int64_t *silent_at)
 {
-	if (!strcmp(type, "started") || !strcmp(type, "migrated_in") || !strcmp(type, "resumed"))
+	int rc = 0;
+	switch (lifecycle_type_of(type)) {
+	case LIFECYCLE_STARTED:
+	case LIFECYCLE_MIGRATED_IN:
+	case LIFECYCLE_RESUMED:
 		return set_state(w, t, ST_RUN, "", "");
-	if (!strcmp(type, "crashed"))
+	case LIFECYCLE_CRASHED:
 		return set_state(w, t, ST_DOWN, "crashed", reason);
-	if (!strcmp(type, "stopped"))
+	case LIFECYCLE_STOPPED:
 		return !strcmp(reason, "failed") ? set_state(w, t, ST_DOWN, "failed", reason)
 						  : set_state(w, t, ST_OFF, type, reason);
-	if (!strcmp(type, "shutdown") || !strcmp(type, "undefined"))
+	case LIFECYCLE_SHUTDOWN:
+	case LIFECYCLE_UNDEFINED:
 		return set_state(w, t, ST_OFF, type, reason);
-	if (!strcmp(type, "suspended"))
+	case LIFECYCLE_SUSPENDED:
 		return !strcmp(reason, "ioerror") ? set_state(w, t, ST_DOWN, "ioerror", reason)
 						   : set_state(w, t, ST_OFF, type, reason);
-	if (!strcmp(type, "silent")) {
+	case LIFECYCLE_SILENT:
 		*silent_at = t;
 		return 0;
-	}
-	if (!strcmp(type, "heard")) {
-		int rc = 0;
+	case LIFECYCLE_HEARD:
 		if (*silent_at >= 0 && w->st == ST_RUN && t - *silent_at > p->sla_grace_ns)
 			rc = add_incident(w, *silent_at, t, "silent", reason);
 		*silent_at = -1;
 		return rc;
+	default:
+		return 0; /* rebooted, migrated_out, defined, device events: no change */
 	}
-	return 0; /* rebooted, migrated_out, defined, device events: no change */
 }
 
 static int cmp_vm(const void *a, const void *b)

@@ -44,6 +44,7 @@
  * collector has, are sent in both.
  */
 #include "cfg.h"
+#include "lifecycle.h"
 #include "vec.h"
 #include "hash.h"
 #include "cgroup_internal.h"
@@ -1259,7 +1260,7 @@ static void vm_gone(struct cg *s, struct cg_vm *v, const struct sink *sink, cons
 	memset(&ev, 0, sizeof(ev));
 	ev.time_ns = t;
 	str_copy(ev.resource, v->uuid, sizeof(ev.resource));
-	str_copy(ev.type, "stopped", sizeof(ev.type));
+	str_copy(ev.type, lifecycle_name(LIFECYCLE_STOPPED), sizeof(ev.type));
 	str_copy(ev.reason, why, sizeof(ev.reason));
 	sink->event(sink->ctx, NULL, &ev);
 }
@@ -1583,7 +1584,7 @@ static int cg_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 					memset(&ev, 0, sizeof(ev));
 					ev.time_ns = v->origin_ns;
 					str_copy(ev.resource, v->uuid, sizeof(ev.resource));
-					str_copy(ev.type, "started", sizeof(ev.type));
+					str_copy(ev.type, lifecycle_name(LIFECYCLE_STARTED), sizeof(ev.type));
 					str_copy(ev.reason, "cgroup-created", sizeof(ev.reason));
 					sink->event(sink->ctx, NULL, &ev);
 					v->started_sent = true;

@@ -34,6 +34,7 @@
 #include "vec.h"
 #include "hash.h"
 #include "collector.h"
+#include "lifecycle.h"
 #include "err.h"
 #include "libvirt_internal.h"
 #include "log.h"
@@ -548,54 +549,55 @@ int lv_event_describe(int event, int detail, struct lv_event_desc *out)
 	out->reason = "";
 	switch (event) {
 	case VIR_DOMAIN_EVENT_STARTED:
-		out->type = detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED ? "migrated_in" : "started";
+		out->type = lifecycle_name(detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED ? LIFECYCLE_MIGRATED_IN : LIFECYCLE_STARTED);
 		out->reason = LV_DETAIL(started);
 		out->edge = LV_EDGE_START;
 		break;
 	case VIR_DOMAIN_EVENT_SUSPENDED:
 		/* the SLA tells a pause by an I/O error (downtime) from one asked for */
-		out->type = "suspended";
+		out->type = lifecycle_name(LIFECYCLE_SUSPENDED);
 		out->reason = LV_DETAIL(suspended);
 		out->edge = LV_EDGE_PAUSE;
 		break;
 	case VIR_DOMAIN_EVENT_RESUMED:
-		out->type = "resumed";
+		out->type = lifecycle_name(LIFECYCLE_RESUMED);
 		out->reason = LV_DETAIL(resumed);
 		out->edge = LV_EDGE_RESUME;
 		break;
 	case VIR_DOMAIN_EVENT_STOPPED:
 		/* the types VMDown and the SLA read: a crash that ended the
 		 * process is a crash, a migration away is not a stop */
-		out->type = detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED ? "migrated_out"
-			    : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? "crashed" : "stopped";
+		out->type = lifecycle_name(detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED ? LIFECYCLE_MIGRATED_OUT
+					   : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? LIFECYCLE_CRASHED
+					   : LIFECYCLE_STOPPED);
 		out->reason = LV_DETAIL(stopped);
 		out->edge = LV_EDGE_STOP;
 		break;
 	case VIR_DOMAIN_EVENT_SHUTDOWN:
-		out->type = "shutdown";
+		out->type = lifecycle_name(LIFECYCLE_SHUTDOWN);
 		out->reason = LV_DETAIL(shutdown);
 		break;
 	case VIR_DOMAIN_EVENT_CRASHED:
 		/* the guest panicked; its process may live on (on_crash=preserve)
 		 * or be stopped (a stopped event follows): not running either way */
-		out->type = "crashed";
+		out->type = lifecycle_name(LIFECYCLE_CRASHED);
 		out->reason = LV_DETAIL(crashed);
 		out->edge = LV_EDGE_PAUSE;
 		break;
 	case VIR_DOMAIN_EVENT_DEFINED:
-		out->type = "defined";
+		out->type = lifecycle_name(LIFECYCLE_DEFINED);
 		out->reason = LV_DETAIL(defined);
 		break;
 	case VIR_DOMAIN_EVENT_UNDEFINED:
-		out->type = "undefined";
+		out->type = lifecycle_name(LIFECYCLE_UNDEFINED);
 		out->reason = LV_DETAIL(undefined);
 		break;
 	case LV_EV_REBOOT:
-		out->type = "rebooted";
+		out->type = lifecycle_name(LIFECYCLE_REBOOTED);
 		out->edge = LV_EDGE_REBOOT;
 		break;
 	case LV_EV_DEVICE_REMOVED:
-		out->type = "device_removed";
+		out->type = lifecycle_name(LIFECYCLE_DEVICE_REMOVED);
 		break;
 	case LV_EV_BALLOON:
 		out->edge = LV_EDGE_BALLOON; /* a gauge change, not a lifecycle edge: no type */

@@ -8,6 +8,7 @@
  * sim_lives() and the rates alone.
  */
 #include "sim.h"
+#include "lifecycle.h"
 #include "cfg.h"
 #include "collector.h"
 #include "err.h"
@@ -418,14 +419,14 @@ static int emit_vm(const struct sim *s, uint32_t i, int64_t t, uint8_t flags, co
 	return rc;
 }
 
-static int emit_event(const struct sim *s, uint32_t i, uint32_t host, int64_t t, const char *type,
+static int emit_event(const struct sim *s, uint32_t i, uint32_t host, int64_t t, enum lifecycle_type type,
 		      const char *reason, const struct sink *sink)
 {
 	struct lifecycle_event ev;
 	memset(&ev, 0, sizeof(ev));
 	ev.time_ns = t;
 	str_copy(ev.resource, s->vm[i].uuid, sizeof(ev.resource));
-	str_copy(ev.type, type, sizeof(ev.type));
+	str_copy(ev.type, lifecycle_name(type), sizeof(ev.type));
 	str_copy(ev.reason, reason, sizeof(ev.reason));
 	return sink->event(sink->ctx, s->agent[host], &ev);
 }
@@ -469,20 +470,20 @@ static int sim_read(void *state, int64_t now_ns, const struct sink *sink, struct
 			vm_apply(c, i, st);
 			switch (ev) {
 			case SIM_EV_REBOOT:
-				rc |= emit_event(s, i, old_host, at, "rebooted", "reset", sink);
+				rc |= emit_event(s, i, old_host, at, LIFECYCLE_REBOOTED, "reset", sink);
 				break;
 			case SIM_EV_STOP:
-				rc |= emit_event(s, i, old_host, at, "stopped", "shutdown", sink);
+				rc |= emit_event(s, i, old_host, at, LIFECYCLE_STOPPED, "shutdown", sink);
 				break;
 			case SIM_EV_CRASH:
-				rc |= emit_event(s, i, old_host, at, "crashed", "panicked", sink);
+				rc |= emit_event(s, i, old_host, at, LIFECYCLE_CRASHED, "panicked", sink);
 				break;
 			case SIM_EV_START:
-				rc |= emit_event(s, i, st->host, at, "started", "booted", sink);
+				rc |= emit_event(s, i, st->host, at, LIFECYCLE_STARTED, "booted", sink);
 				break;
 			case SIM_EV_MIGRATE:
-				rc |= emit_event(s, i, old_host, at, "migrated_out", "migrated", sink);
-				rc |= emit_event(s, i, st->host, at, "migrated_in", "migrated", sink);
+				rc |= emit_event(s, i, old_host, at, LIFECYCLE_MIGRATED_OUT, "migrated", sink);
+				rc |= emit_event(s, i, st->host, at, LIFECYCLE_MIGRATED_IN, "migrated", sink);
 				break;
 			default:
 				break;
