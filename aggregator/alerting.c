@@ -307,13 +307,6 @@ static uint64_t hash(const char *s)
 	return hash_fnv64_str(HASH_FNV64_INIT, s);
 }
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
-}
-
 static int reindex(struct alerting *g)
 {
 	size_t cap = 64;
@@ -761,7 +754,7 @@ static int load_one(void *ctx, const struct ledger_alert *la)
 	x->t.fired_ns = la->fired_ns;
 	x->t.resolved_ns = la->resolved_ns;
 	/* resolved before the restart: keep re-sending it for resolved_keep from now */
-	x->resolved_wall_ns = mono_ns();
+	x->resolved_wall_ns = time_mono_ns();
 	const struct alerting_config *c = g->c;
 	x->rule = -1;
 	if (!strcmp(la->rule, "VMDown") && c->vm_down) {
@@ -1030,7 +1023,7 @@ static void step(struct alerting *g, struct inst *x, bool cond, int64_t since_ns
 		x->dirty = true;
 		g->structure_changed = true;
 		if (x->t.state == ALERT_RESOLVED)
-			x->resolved_wall_ns = mono_ns();
+			x->resolved_wall_ns = time_mono_ns();
 	}
 }
 
@@ -1347,7 +1340,7 @@ int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, 
 
 	/* orphans (rule removed) were resolved at attach; now expire what was
 	 * resolved long enough ago, and forget instances back to inactive */
-	int64_t now = mono_ns();
+	int64_t now = time_mono_ns();
 	size_t w = 0;
 	for (size_t i = 0; i < g->n; i++) {
 		struct inst *x = &g->in[i];
