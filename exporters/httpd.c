@@ -16,6 +16,7 @@
  */
 #include "httpd.h"
 #include "alerting.h"
+#include "alerts.h"
 #include "err.h"
 #include "httpgate.h"
 #include "log.h"
@@ -600,23 +601,6 @@ static enum MHD_Result get_invoices(struct httpd *h, struct MHD_Connection *c, c
 	return send_json(c, MHD_HTTP_OK, root);
 }
 
-/* "k=v\n" lines (aggregator/alerting.h) as a JSON object. */
-static json_t *kv_json(const char *s)
-{
-	json_t *o = json_object();
-	for (const char *p = s; *p;) {
-		const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
-		if (!nl || !eq || eq > nl || eq - p >= 64)
-			break;
-		char k[64];
-		memcpy(k, p, (size_t)(eq - p));
-		k[eq - p] = '\0';
-		json_object_set_new(o, k, json_stringn(eq + 1, (size_t)(nl - eq - 1)));
-		p = nl + 1;
-	}
-	return o;
-}
-
 /* Pending and firing alerts; a tenant token sees its tenant's only (alerts
  * about tallyd itself have no tenant: admin only). */
 static enum MHD_Result get_alerts(struct httpd *h, struct MHD_Connection *c, const struct who *w)
@@ -642,8 +626,8 @@ static enum MHD_Result get_alerts(struct httpd *h, struct MHD_Connection *c, con
 		    (tenant && strcmp(v->tenant, tenant)))
 			continue;
 		json_t *o = json_object();
-		json_object_set_new(o, "labels", kv_json(v->labels));
-		json_object_set_new(o, "annotations", kv_json(v->annotations));
+		json_object_set_new(o, "labels", alerts_pairs_json(v->labels));
+		json_object_set_new(o, "annotations", alerts_pairs_json(v->annotations));
 		json_object_set_new(o, "state", json_string(alert_state_name(v->state)));
 		json_object_set_new(o, "activeAt", iso(v->active_ns));
 		json_object_set_new(o, "startsAt", iso(v->fired_ns));

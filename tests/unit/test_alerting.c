@@ -827,6 +827,30 @@ START_TEST(label_lookup)
 }
 END_TEST
 
+/* The labels as JSON, as /api/v1/alerts and Alertmanager get them: the
+ * same for both (the API's copy once dropped a last line without its
+ * newline). Expected objects written out by hand. */
+START_TEST(pairs_as_json)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "alertname=A\nhost=h1\n", "{\"alertname\": \"A\", \"host\": \"h1\"}" },
+		{ "alertname=A\nhost=h1", "{\"alertname\": \"A\", \"host\": \"h1\"}" },  /* no last newline */
+		{ "name=vm=1\n", "{\"name\": \"vm=1\"}" },
+		{ "", "{}" },
+		{ "novalue\nk=v\n", "{}" },                           /* stops at a line without '=' */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *o = alerts_pairs_json(cases[i].in);
+		char *txt = json_dumps(o, JSON_SORT_KEYS);
+		ck_assert_msg(!strcmp(txt, cases[i].want), "case %zu: %s", i, txt);
+		free(txt);
+		json_decref(o);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("alerting");
@@ -848,6 +872,7 @@ int main(void)
 	tcase_add_test(tc, engine_sla_burn);
 	tcase_add_test(tc, render_body);
 	tcase_add_test(tc, label_lookup);
+	tcase_add_test(tc, pairs_as_json);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
