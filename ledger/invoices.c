@@ -18,12 +18,6 @@ struct ledger_invoice_tx {
 	char path[4096];
 };
 
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-	return t ? (const char *)t : "";
-}
-
 /* Run sql (bound by bind) on a read-only connection to path and hand each
  * row, decoded by row, to fn. */
 typedef void (*bind_fn)(sqlite3_stmt *st, const void *args);
@@ -65,13 +59,13 @@ static void bind_before(sqlite3_stmt *st, const void *args)
 static void row_before(sqlite3_stmt *st, struct ledger_invoice *inv)
 {
 	inv->id = sqlite3_column_int64(st, 0);
-	inv->issuer = col_text(st, 1);
+	inv->issuer = ledger_col_text(st, 1);
 	inv->number = sqlite3_column_int64(st, 2);
 	inv->from_ns = sqlite3_column_int64(st, 3);
 	inv->to_ns = sqlite3_column_int64(st, 4);
 	inv->base_minor = sqlite3_column_int64(st, 5);
-	inv->plan_text = col_text(st, 6);
-	inv->tenant = col_text(st, 7);
+	inv->plan_text = ledger_col_text(st, 6);
+	inv->tenant = ledger_col_text(st, 7);
 	inv->adjusted_minor = sqlite3_column_int64(st, 8);
 }
 
@@ -98,11 +92,11 @@ static void row_list(sqlite3_stmt *st, struct ledger_invoice *inv)
 	inv->from_ns = sqlite3_column_int64(st, 2);
 	inv->to_ns = sqlite3_column_int64(st, 3);
 	inv->issued_ns = sqlite3_column_int64(st, 4);
-	inv->issuer = col_text(st, 5);
-	inv->tenant = col_text(st, 6);
-	inv->sha256 = col_text(st, 7);
-	inv->currency = col_text(st, 8);
-	inv->total = col_text(st, 9);
+	inv->issuer = ledger_col_text(st, 5);
+	inv->tenant = ledger_col_text(st, 6);
+	inv->sha256 = ledger_col_text(st, 7);
+	inv->currency = ledger_col_text(st, 8);
+	inv->total = ledger_col_text(st, 9);
 }
 
 int ledger_invoices_list(const char *path, const char *tenant, ledger_invoice_fn fn, void *ctx,
@@ -134,11 +128,11 @@ static void row_find(sqlite3_stmt *st, struct ledger_invoice *inv)
 	inv->from_ns = sqlite3_column_int64(st, 2);
 	inv->to_ns = sqlite3_column_int64(st, 3);
 	inv->issued_ns = sqlite3_column_int64(st, 4);
-	inv->issuer = col_text(st, 5);
-	inv->tenant = col_text(st, 6);
-	inv->sha256 = col_text(st, 7);
-	inv->plan_text = col_text(st, 8);
-	inv->document = col_text(st, 9);
+	inv->issuer = ledger_col_text(st, 5);
+	inv->tenant = ledger_col_text(st, 6);
+	inv->sha256 = ledger_col_text(st, 7);
+	inv->plan_text = ledger_col_text(st, 8);
+	inv->document = ledger_col_text(st, 9);
 }
 
 int ledger_invoices_find(const char *path, int64_t number, const char *issuer, ledger_invoice_fn fn,
@@ -193,7 +187,7 @@ int ledger_invoices_overlap(struct ledger_invoice_tx *tx, const char *tenant, in
 	sqlite3_bind_int64(st, 2, from_ns);
 	sqlite3_bind_int64(st, 3, to_ns);
 	if (sqlite3_step(st) == SQLITE_ROW) {
-		struct ledger_invoice inv = { .issuer = col_text(st, 0), .number = sqlite3_column_int64(st, 1),
+		struct ledger_invoice inv = { .issuer = ledger_col_text(st, 0), .number = sqlite3_column_int64(st, 1),
 					      .from_ns = sqlite3_column_int64(st, 2),
 					      .to_ns = sqlite3_column_int64(st, 3),
 					      .issued_ns = sqlite3_column_int64(st, 4), .tenant = tenant,

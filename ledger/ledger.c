@@ -6,6 +6,7 @@
 #include "ledger.h"
 #include "vec.h"
 #include "err.h"
+#include "ledger_ro.h"
 #include "str.h"
 #include "tallytime.h"
 
@@ -1564,18 +1565,12 @@ int ledger_del_alert(struct ledger *l, const char *key, struct tally_err *e)
 	return step_done(l, S_ALERT_DEL, "cannot delete an alert", e);
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-	return t ? (const char *)t : "";
-}
-
 static int row_alert(sqlite3_stmt *st, void *fn, void *ctx)
 {
 	struct ledger_alert a = {
-		.key = col_text(st, 0), .labels = col_text(st, 1), .annotations = col_text(st, 2),
-		.rule = col_text(st, 3), .tenant = col_text(st, 4), .subject = col_text(st, 5),
-		.device = col_text(st, 6), .state = col_text(st, 7),
+		.key = ledger_col_text(st, 0), .labels = ledger_col_text(st, 1), .annotations = ledger_col_text(st, 2),
+		.rule = ledger_col_text(st, 3), .tenant = ledger_col_text(st, 4), .subject = ledger_col_text(st, 5),
+		.device = ledger_col_text(st, 6), .state = ledger_col_text(st, 7),
 		.active_ns = sqlite3_column_int64(st, 8), .fired_ns = sqlite3_column_int64(st, 9),
 		.resolved_ns = sqlite3_column_int64(st, 10), .value = sqlite3_column_double(st, 11),
 	};
@@ -1611,7 +1606,7 @@ int ledger_trim_window(struct ledger *l, const char *key, int64_t before_ns, str
 
 static int row_window(sqlite3_stmt *st, void *fn, void *ctx)
 {
-	return ((ledger_window_fn)fn)(ctx, col_text(st, 0), sqlite3_column_int64(st, 1),
+	return ((ledger_window_fn)fn)(ctx, ledger_col_text(st, 0), sqlite3_column_int64(st, 1),
 				      sqlite3_column_double(st, 2));
 }
 

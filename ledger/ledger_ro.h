@@ -23,4 +23,12 @@ int ledger_ro_open(const char *path, sqlite3 **db, struct tally_err *e);
  * and the busy timeout keep the two apart. */
 int ledger_invoices_open(const char *path, sqlite3 **db, struct tally_err *e);
 
+/* Column i of st's current row as text, "" for NULL (never NULL): how
+ * the ledger module reads a text column. */
+static inline const char *ledger_col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? (const char *)t : "";
+}
+
 #endif

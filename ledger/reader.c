@@ -20,12 +20,6 @@ struct ledger_reader {
 	char path[4096];
 };
 
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-	return t ? (const char *)t : "";
-}
-
 static int failed(struct ledger_reader *r, const char *what, struct tally_err *e)
 {
 	return err_set(e, -EIO, "%s: cannot read %s: %s", r->path, what, sqlite3_errmsg(r->db));
@@ -82,7 +76,7 @@ int ledger_read_meters(struct ledger_reader *r, ledger_meter_fn fn, void *ctx, s
 	if (sqlite3_prepare_v2(r->db, "SELECT id, name FROM meters", -1, &st, NULL) != SQLITE_OK)
 		return failed(r, "meters", e);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		if ((rc = fn(ctx, sqlite3_column_int64(st, 0), col_text(st, 1))))
+		if ((rc = fn(ctx, sqlite3_column_int64(st, 0), ledger_col_text(st, 1))))
 			goto out;
 	rc = rc == SQLITE_DONE ? 0 : failed(r, "meters", e);
 out:
@@ -106,12 +100,12 @@ int ledger_read_resources(struct ledger_reader *r, ledger_resource_row_fn fn, vo
 		return failed(r, "resources", e);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct ledger_resource_row row = {
-			.id = sqlite3_column_int64(st, 0), .uuid = col_text(st, 1), .name = col_text(st, 2),
+			.id = sqlite3_column_int64(st, 0), .uuid = ledger_col_text(st, 1), .name = ledger_col_text(st, 2),
 			.first_seen_ns = sqlite3_column_int64(st, 3), .last_seen_ns = sqlite3_column_int64(st, 4),
-			.host = col_text(st, 5), .since_ns = sqlite3_column_int64(st, 6),
-			.tenant = col_text(st, 7), .attr_name = col_text(st, 8), .flavor = col_text(st, 9),
-			.project = col_text(st, 10), .user = col_text(st, 11), .labels = col_text(st, 12),
-			.type = col_text(st, 13), .has_attrs = sqlite3_column_int(st, 14) != 0,
+			.host = ledger_col_text(st, 5), .since_ns = sqlite3_column_int64(st, 6),
+			.tenant = ledger_col_text(st, 7), .attr_name = ledger_col_text(st, 8), .flavor = ledger_col_text(st, 9),
+			.project = ledger_col_text(st, 10), .user = ledger_col_text(st, 11), .labels = ledger_col_text(st, 12),
+			.type = ledger_col_text(st, 13), .has_attrs = sqlite3_column_int(st, 14) != 0,
 		};
 		if ((rc = fn(ctx, &row)))
 			goto out;
@@ -146,7 +140,7 @@ int ledger_read_usage(struct ledger_reader *r, int64_t from_ns, int64_t to_ns, l
 		struct ledger_usage_row row = {
 			.resource_id = sqlite3_column_int64(st, 0), .meter_id = sqlite3_column_int64(st, 1),
 			.hour_ns = sqlite3_column_int64(st, 2), .covered_ns = sqlite3_column_int64(st, 4),
-			.spanned_ns = sqlite3_column_int64(st, 5), .device = col_text(st, 6),
+			.spanned_ns = sqlite3_column_int64(st, 5), .device = ledger_col_text(st, 6),
 		};
 		switch (sqlite3_column_type(st, 3)) {
 		case SQLITE_INTEGER:
@@ -161,7 +155,7 @@ int ledger_read_usage(struct ledger_reader *r, int64_t from_ns, int64_t to_ns, l
 			row.qty.type = LEDGER_QTY_OTHER;
 			break;
 		}
-		row.qty.text = col_text(st, 3);
+		row.qty.text = ledger_col_text(st, 3);
 		if ((rc = fn(ctx, &row)))
 			goto out;
 	}
@@ -282,13 +276,13 @@ int ledger_sum_usage(struct ledger_reader *r, const struct ledger_usage_filter *
 		sqlite3_bind_text(st, 5, f->tenant, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct ledger_usage_sum row = {
-			.tenant = col_text(st, 0), .meter = col_text(st, 3), .is_real = sqlite3_column_int(st, 5),
+			.tenant = ledger_col_text(st, 0), .meter = ledger_col_text(st, 3), .is_real = sqlite3_column_int(st, 5),
 			.covered_ns = sqlite3_column_int64(st, 6), .spanned_ns = sqlite3_column_int64(st, 7),
 			.samples = sqlite3_column_int64(st, 8), .resource = "", .name = "",
 		};
 		if (f->by == LEDGER_BY_RESOURCE) {
-			row.resource = col_text(st, 1);
-			row.name = col_text(st, 2);
+			row.resource = ledger_col_text(st, 1);
+			row.name = ledger_col_text(st, 2);
 		} else if (f->by == LEDGER_BY_HOUR) {
 			row.hour_ns = sqlite3_column_int64(st, 1);
 		}
@@ -324,11 +318,11 @@ int ledger_read_instances(struct ledger_reader *r, int64_t from_ns, int64_t to_n
 	sqlite3_bind_int64(st, 2, to_ns);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct ledger_instance_row row = {
-			.id = sqlite3_column_int64(st, 0), .uuid = col_text(st, 1), .name = col_text(st, 2),
+			.id = sqlite3_column_int64(st, 0), .uuid = ledger_col_text(st, 1), .name = ledger_col_text(st, 2),
 			.first_seen_ns = sqlite3_column_int64(st, 3), .last_seen_ns = sqlite3_column_int64(st, 4),
-			.host = col_text(st, 5), .tenant = col_text(st, 6), .flavor = col_text(st, 7),
-			.labels = col_text(st, 8), .project = col_text(st, 9), .user = col_text(st, 10),
-			.attr_name = col_text(st, 11),
+			.host = ledger_col_text(st, 5), .tenant = ledger_col_text(st, 6), .flavor = ledger_col_text(st, 7),
+			.labels = ledger_col_text(st, 8), .project = ledger_col_text(st, 9), .user = ledger_col_text(st, 10),
+			.attr_name = ledger_col_text(st, 11),
 		};
 		if ((rc = fn(ctx, &row)))
 			goto out;
@@ -350,8 +344,8 @@ int ledger_read_events(struct ledger_reader *r, int64_t resource_id, ledger_even
 		return err_set(e, -EIO, "%s: cannot read: %s", r->path, sqlite3_errmsg(r->db));
 	sqlite3_bind_int64(r->events, 1, resource_id);
 	while ((rc = sqlite3_step(r->events)) == SQLITE_ROW)
-		if ((rc = fn(ctx, sqlite3_column_int64(r->events, 0), col_text(r->events, 1),
-			     col_text(r->events, 2))))
+		if ((rc = fn(ctx, sqlite3_column_int64(r->events, 0), ledger_col_text(r->events, 1),
+			     ledger_col_text(r->events, 2))))
 			goto out;
 	rc = rc == SQLITE_DONE ? 0 : err_set(e, -EIO, "%s: cannot read: %s", r->path, sqlite3_errmsg(r->db));
 out:
