@@ -178,6 +178,7 @@ struct cg_hostdev {
 };
 
 struct cg {
+	struct sink_status ss;       /* this read's sink refusals (sink.h) */
 	char root[PATH_MAX];
 	int version;                 /* 1, 2 or CG_HYBRID */
 	char v2[PATH_MAX];           /* the v2 tree: root, or root/unified on a hybrid host */
@@ -686,7 +687,7 @@ static void put(struct emit *x, int meter, const char *dev, uint8_t kind, uint64
 	else
 		m->v.counter = counter;
 	str_copy(m->device, dev, sizeof(m->device));
-	x->sink->sample(x->sink->ctx, NULL, m);
+	sink_note(&x->s->ss, x->sink->sample(x->sink->ctx, NULL, m));
 	struct cg_vm *v = x->v;
 	/* kept for a final reading, which only `bill` sends */
 	if (!v || x->s->mode != CG_BILL || vec_reserve((void **)&v->last, &v->cap_last, (size_t)v->n_last + 1, sizeof(*v->last), 8))
@@ -918,7 +919,7 @@ static int identify(struct cg *s, struct cg_vm *v, const char *dir, const struct
 			str_copy(m.flavor, r->flavor, sizeof(m.flavor));
 		}
 		labels_source(m.labels, sizeof(m.labels), r ? r->labels : "", r ? "mapping" : "cgroup");
-		sink->meta(sink->ctx, NULL, &m);
+		sink_note(&s->ss, sink->meta(sink->ctx, NULL, &m));
 		v->meta_sent = true;
 	}
 	return 0;
@@ -1254,7 +1255,7 @@ static void vm_gone(struct cg *s, struct cg_vm *v, const struct sink *sink, cons
 		f.flags = l->flags | SAMPLE_F_LAST;
 		str_copy(f.resource, v->uuid, sizeof(f.resource));
 		memcpy(f.device, l->device, sizeof(f.device));
-		sink->sample(sink->ctx, NULL, &f);
+		sink_note(&s->ss, sink->sample(sink->ctx, NULL, &f));
 	}
 	struct lifecycle_event ev;
 	memset(&ev, 0, sizeof(ev));
@@ -1262,7 +1263,7 @@ static void vm_gone(struct cg *s, struct cg_vm *v, const struct sink *sink, cons
 	str_copy(ev.resource, v->uuid, sizeof(ev.resource));
 	str_copy(ev.type, lifecycle_name(LIFECYCLE_STOPPED), sizeof(ev.type));
 	str_copy(ev.reason, why, sizeof(ev.reason));
-	sink->event(sink->ctx, NULL, &ev);
+	sink_note(&s->ss, sink->event(sink->ctx, NULL, &ev));
 }
 
 /* ---- listing ---- */
@@ -1455,7 +1456,7 @@ static void read_host(struct cg *s, const struct sink *sink, int64_t now_ns)
 		str_copy(m.resource, s->agent, sizeof(m.resource));
 		str_copy(m.type, "host", sizeof(m.type));
 		str_copy(m.name, s->agent, sizeof(m.name));
-		sink->meta(sink->ctx, NULL, &m);
+		sink_note(&s->ss, sink->meta(sink->ctx, NULL, &m));
 		s->host_meta_sent = true;
 	}
 	if ((fd = proc_fd(s, &s->fd_stat, "stat")) >= 0 && (n = pread_all(s, fd)) > 0) {
@@ -1548,6 +1549,7 @@ static void read_host(struct cg *s, const struct sink *sink, int64_t now_ns)
 static int cg_read(void *state, int64_t now_ns, const struct sink *sink, struct tally_err *e)
 {
 	struct cg *s = state;
+	memset(&s->ss, 0, sizeof(s->ss));
 	s->cycle++;
 	read_netdev(s);
 	if (s->mode != CG_OFF) {
@@ -1586,7 +1588,7 @@ static int cg_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 					str_copy(ev.resource, v->uuid, sizeof(ev.resource));
 					str_copy(ev.type, lifecycle_name(LIFECYCLE_STARTED), sizeof(ev.type));
 					str_copy(ev.reason, "cgroup-created", sizeof(ev.reason));
-					sink->event(sink->ctx, NULL, &ev);
+					sink_note(&s->ss, sink->event(sink->ctx, NULL, &ev));
 					v->started_sent = true;
 				}
 			} else if (v->listed == s->cycle) {
@@ -1613,7 +1615,7 @@ static int cg_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		read_host(s, sink, now_ns);
 	s->prev_read_ns = now_ns;
 	s->reads++;
-	return 0;
+	return sink_status_err(&s->ss, "cgroup", e);
 }
 
 static void cg_free(void *state)

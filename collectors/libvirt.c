@@ -404,6 +404,7 @@ struct lv_rec {
 };
 
 struct lv {
+	struct sink_status ss;       /* this read's sink refusals (sink.h) */
 	char uri[256];
 	int xml_refresh;             /* cycles */
 	int slow_every;              /* cycles between reads of the balloon and vcpu groups */
@@ -1087,7 +1088,7 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 	struct resource_meta cmp = m;
 	cmp.time_ns = d->sent.time_ns;
 	if (!d->sent.time_ns || memcmp(&cmp, &d->sent, sizeof(cmp))) {
-		if (sink->meta(sink->ctx, NULL, &m) != 0)
+		if (sink_note(&s->ss, sink->meta(sink->ctx, NULL, &m)) != 0)
 			return; /* not sent: parsed and tried again at the next refresh */
 		d->sent = m;
 	}
@@ -1100,7 +1101,6 @@ struct emit {
 	struct lv *s;
 	struct lv_dom *d;            /* remembers what was sent */
 	unsigned int id;             /* the domain id when known (list path), else 0 */
-	int rc;
 };
 
 /* The entry of series (meter, device) in d->last, added if new; NULL
@@ -1150,7 +1150,7 @@ static void put_c(struct emit *x, int meter, const char *dev, uint64_t v)
 	x->smp.kind = SAMPLE_CUMULATIVE;
 	str_copy(x->smp.device, dev, sizeof(x->smp.device));
 	x->smp.v.counter = v;
-	x->rc |= x->sink->sample(x->sink->ctx, NULL, &x->smp);
+	sink_note(&x->s->ss, x->sink->sample(x->sink->ctx, NULL, &x->smp));
 	remember(x->d, &x->smp);
 }
 
@@ -1160,7 +1160,7 @@ static void put_g(struct emit *x, int meter, const char *dev, double v)
 	x->smp.kind = SAMPLE_GAUGE;
 	str_copy(x->smp.device, dev, sizeof(x->smp.device));
 	x->smp.v.gauge = v;
-	x->rc |= x->sink->sample(x->sink->ctx, NULL, &x->smp);
+	sink_note(&x->s->ss, x->sink->sample(x->sink->ctx, NULL, &x->smp));
 	remember(x->d, &x->smp);
 }
 
@@ -1814,7 +1814,7 @@ static void final_reading(struct lv *s, struct lv_dom *d, int64_t t_ns, int tail
 				s->tail_open_ns += (uint64_t)(t_ns - l->time_ns);
 			}
 		}
-		sink->sample(sink->ctx, NULL, &f);
+		sink_note(&s->ss, sink->sample(sink->ctx, NULL, &f));
 	}
 	d->n_last = 0;
 	d->last_cur = 0;
@@ -1832,7 +1832,8 @@ static void final_reading(struct lv *s, struct lv_dom *d, int64_t t_ns, int tail
  * included, are sent at t_ns, so billing integrates to the same edge the
  * SLA reads from the event. meter < 0: instance = running; else that
  * meter's new value. Nothing is sent for a domain not read in this life. */
-static void event_gauges(struct lv_dom *d, int64_t t_ns, int meter, double value, const struct sink *sink)
+static void event_gauges(struct lv *s, struct lv_dom *d, int64_t t_ns, int meter, double value,
+			 const struct sink *sink)
 {
 	for (int i = 0; i < d->n_last; i++) {
 		struct lv_last *l = &d->last[i];
@@ -1852,7 +1853,7 @@ static void event_gauges(struct lv_dom *d, int64_t t_ns, int meter, double value
 		g.kind = SAMPLE_GAUGE;
 		g.flags = l->flags;
 		str_copy(g.resource, d->uuid, sizeof(g.resource));
-		if (sink->sample(sink->ctx, NULL, &g) == 0)
+		if (sink_note(&s->ss, sink->sample(sink->ctx, NULL, &g)) == 0)
 			remember(d, &g);
 	}
 }
@@ -1924,10 +1925,10 @@ static void drain_events(struct lv *s, const struct sink *sink)
 		case LV_EDGE_RESUME:
 			d->ev_running = ed.edge == LV_EDGE_RESUME;
 			d->disagree = 0;
-			event_gauges(d, ev->time_ns, -1, d->ev_running, sink);
+			event_gauges(s, d, ev->time_ns, -1, d->ev_running, sink);
 			break;
 		case LV_EDGE_BALLOON:
-			event_gauges(d, ev->time_ns, M_MEMORY, (double)ev->value * 1024.0, sink);
+			event_gauges(s, d, ev->time_ns, M_MEMORY, (double)ev->value * 1024.0, sink);
 			break;
 		case LV_EDGE_NONE:
 			break;
@@ -1939,8 +1940,8 @@ static void drain_events(struct lv *s, const struct sink *sink)
 		str_copy(le.resource, uuid, sizeof(le.resource));
 		str_copy(le.type, ed.type, sizeof(le.type));
 		str_copy(le.reason, ev->event == LV_EV_DEVICE_REMOVED ? ev->alias : ed.reason, sizeof(le.reason));
-		sink->event(sink->ctx, NULL, &le);
-		s->events++;
+		if (sink_note(&s->ss, sink->event(sink->ctx, NULL, &le)) == 0)
+			s->events++;
 	}
 }
 
@@ -2100,6 +2101,7 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	unsigned int flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE;
 	int rc;
 
+	memset(&s->ss, 0, sizeof(s->ss));
 	if ((rc = lv_connect(s, e))) {
 		complain(&s->conn_fail, LOG_WARN, "%s", e->msg);
 		return rc;
@@ -2136,7 +2138,7 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	read_domains(s, recs, n, list_only, now_ns, sink);
 	if (recs)
 		virDomainStatsRecordListFree(recs);
-	return 0;
+	return sink_status_err(&s->ss, "libvirt", e);
 }
 
 static void lv_free(void *state)

@@ -160,6 +160,7 @@ struct target {
 };
 
 struct snmp {
+	struct sink_status ss;       /* this read's sink refusals (sink.h) */
 	struct target *t;
 	size_t n_t;
 	struct snmp_rule *rules;
@@ -957,19 +958,20 @@ static int cmp_row_name(const void *a, const void *b)
 	return strcmp(row_name(*(const struct snmp_row *const *)a), row_name(*(const struct snmp_row *const *)b));
 }
 
-static void put_samples(struct target *t, const struct sink *sink, const struct sample *smp, size_t n)
+static void put_samples(struct target *t, const struct sink *sink, const struct sample *smp, size_t n,
+			struct sink_status *ss)
 {
 	for (size_t i = 0; i < n; i++)
-		sink->sample(sink->ctx, t->name, &smp[i]);
+		sink_note(ss, sink->sample(sink->ctx, t->name, &smp[i]));
 }
 
 /* Send m when it differs from what was last sent (its time aside). */
 static void send_meta(const struct target *t, const struct sink *sink, const struct resource_meta *m,
-		      struct resource_meta *sent)
+		      struct resource_meta *sent, struct sink_status *ss)
 {
 	struct resource_meta cmp = *sent;
 	cmp.time_ns = m->time_ns;
-	if (memcmp(&cmp, m, sizeof(*m)) && sink->meta(sink->ctx, t->name, m) == 0)
+	if (memcmp(&cmp, m, sizeof(*m)) && sink_note(ss, sink->meta(sink->ctx, t->name, m)) == 0)
 		*sent = *m;
 }
 
@@ -1030,10 +1032,10 @@ static void deliver(struct snmp *s, struct target *t, const struct sink *sink)
 			str_copy(m.labels, u->labels, sizeof(m.labels));
 		}
 		m.time_ns = cx.now_ns;
-		send_meta(t, sink, &m, &p->sent);
+		send_meta(t, sink, &m, &p->sent, &s->ss);
 		struct snmp_port_note note;
 		size_t n = snmp_port_samples(&p->st, r, res, &cx, s->buf, &note);
-		put_samples(t, sink, s->buf, n);
+		put_samples(t, sink, s->buf, n, &s->ss);
 		if (note.discontinuity)
 			t->discontinuities++;
 		only32 += note.only32;
@@ -1063,9 +1065,9 @@ static void deliver(struct snmp *s, struct target *t, const struct sink *sink)
 		str_copy(m.type, "host", sizeof(m.type));
 		str_copy(m.name, t->name, sizeof(m.name));
 		m.time_ns = cx.now_ns;
-		send_meta(t, sink, &m, &t->host_sent);
+		send_meta(t, sink, &m, &t->host_sent, &s->ss);
 		size_t n = snmp_host_samples(w, t->name, cx.now_ns, s->buf, s->cap_buf);
-		put_samples(t, sink, s->buf, n);
+		put_samples(t, sink, s->buf, n, &s->ss);
 	}
 	t->have_prev = true;
 	t->prev_uptime = w->uptime_cs;
@@ -1082,6 +1084,8 @@ static int snmpc_read(void *state, int64_t now_ns, const struct sink *sink, stru
 	struct snmp *s = state;
 	size_t polled = 0, ok = 0, active = 0;
 	netsnmp_large_fd_set fds;
+
+	memset(&s->ss, 0, sizeof(s->ss));
 	int64_t give_up = time_mono_ns() + s->cycle_ns * 3 / 4;
 
 	for (size_t i = 0; i < s->n_t; i++) {
@@ -1179,7 +1183,7 @@ static int snmpc_read(void *state, int64_t now_ns, const struct sink *sink, stru
 	}
 	if (polled && !ok)
 		return err_set(e, -EIO, "none of the %zu target(s) polled answered", polled);
-	return 0;
+	return sink_status_err(&s->ss, "snmp", e);
 }
 
 /* ---- self-metrics ---- */
