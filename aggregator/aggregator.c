@@ -350,20 +350,19 @@ static struct bucket *bucket_get(struct aggregator *a, uint32_t ser, int64_t hou
 	return &a->bkt.v[idx];
 }
 
-static void emit(void *ctx, const struct hour_add *ad)
+static int emit(void *ctx, const struct hour_add *ad)
 {
 	struct aggregator *a = ctx;
 	struct bucket *b = bucket_get(a, a->cur_ser, ad->hour_ns);
-	if (!b) {
-		a->broken = 1; /* out of memory mid-sample: state is inconsistent */
-		return;
-	}
+	if (!b)
+		return -ENOMEM; /* mid-sample: the caller stops as broken */
 	b->qty += ad->qty;
 	b->qty_real += ad->qty_real;
 	b->spanned_ns += ad->spanned_ns;
 	b->covered_ns += ad->covered_ns;
 	b->samples += ad->samples;
 	a->ser.v[a->cur_ser].total += ad->qty;
+	return 0;
 }
 
 static int load_resource(void *ctx, const struct ledger_resource *lr)
@@ -780,6 +779,8 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 				 ((se->st.flags & SERIES_HAS) && se->st.kind == SAMPLE_GAUGE &&
 				  se->st.last.gauge == s->v.gauge));
 		int out = series_apply(&se->st, s, a->max_gap_ns, emit, a, &usage, &ival);
+		if (out < 0)
+			goto nomem;   /* some hours have this reading's parts: broken (below) */
 		switch (out) {
 		case SERIES_DROPPED:
 			a->stats.dropped_old++;

@@ -206,9 +206,10 @@ struct acc {
 	int n;
 };
 
-static void sum(void *ctx, const struct hour_add *a)
+static int sum(void *ctx, const struct hour_add *a)
 {
 	((struct acc *)ctx)->total += a->qty;
+	return 0;
 }
 
 /* Feed samples into per-meter series states as the aggregator would. */
