@@ -42,6 +42,7 @@
 #include "tallytime.h"
 
 #include <dirent.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -441,6 +442,8 @@ struct lv {
 	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note, ev_note, torn_note, cg_note;
 	/* lifecycle events: filled by libvirt's event thread, drained by read() */
 	pthread_mutex_t ev_lock;
+	pthread_cond_t cb_gone;          /* signalled when cb_live drops */
+	int cb_live;                     /* callbacks registered and not yet freed by libvirt */
 	struct lv_event {
 		int64_t time_ns;
 		unsigned char uuid[VIR_UUID_BUFLEN];
@@ -449,6 +452,7 @@ struct lv {
 		uint64_t value;              /* LV_EV_BALLOON: the new balloon size, KiB */
 		char alias[64];              /* LV_EV_DEVICE_REMOVED: the device's alias */
 	} ev[LV_EVENT_QUEUE];
+	struct lv_event *ev_batch;   /* LV_EVENT_QUEUE of them: read()'s copy of ev, drained outside the lock */
 	size_t ev_n;
 	uint64_t ev_dropped;         /* events lost to a full queue */
 	int cb_lifecycle, cb_reboot, cb_unplug, cb_balloon;   /* callback ids, -1 = none */
@@ -666,7 +670,17 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	str_copy(s->sysfs_cgroup, "/sys/fs/cgroup", sizeof(s->sysfs_cgroup));
 	s->asked_cpu = 1;
 	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = s->cb_balloon = -1;
+	if (!(s->ev_batch = malloc(LV_EVENT_QUEUE * sizeof(*s->ev_batch)))) {
+		lv_mapping_release(&s->mapping);
+		free(s);
+		return err_set(e, -ENOMEM, "libvirt: out of memory");
+	}
 	pthread_mutex_init(&s->ev_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cb_gone, &ca);
+	pthread_condattr_destroy(&ca);
 	*state = s;
 	return 0;
 }
@@ -675,6 +689,49 @@ static void lv_quiet(void *ud, virErrorPtr err)
 {
 	(void)ud;
 	(void)err; /* errors are read with virGetLastError and logged once by us */
+}
+
+/* The handshake with libvirt's event thread: every callback registered
+ * counts one in cb_live, and libvirt calls cb_freed when it has dropped
+ * the callback for good (after its deregistration, once no call of it is
+ * running or can start). lv_free frees the state the callbacks write into
+ * only when the count is back to zero. */
+static void cb_freed(void *opaque)
+{
+	struct lv *s = opaque;
+	pthread_mutex_lock(&s->ev_lock);
+	if (s->cb_live > 0)
+		s->cb_live--;
+	pthread_cond_broadcast(&s->cb_gone);
+	pthread_mutex_unlock(&s->ev_lock);
+}
+
+/* Counted once registered; deregistration happens only on this thread
+ * (lv_disconnect), so cb_freed cannot come for it before the count. */
+static int cb_register(struct lv *s, int id, virConnectDomainEventGenericCallback cb)
+{
+	int r = virConnectDomainEventRegisterAny(s->conn, NULL, id, cb, s, cb_freed);
+	if (r >= 0) {
+		pthread_mutex_lock(&s->ev_lock);
+		s->cb_live++;
+		pthread_mutex_unlock(&s->ev_lock);
+	}
+	return r;
+}
+
+/* Wait up to 5 s for libvirt to drop every callback (cb_freed); false
+ * when some are still held (the state must then not be freed). */
+static bool cb_wait_gone(struct lv *s)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&s->ev_lock);
+	while (s->cb_live > 0 && pthread_cond_timedwait(&s->cb_gone, &s->ev_lock, &until) == 0)
+		;
+	bool gone = s->cb_live == 0;
+	pthread_mutex_unlock(&s->ev_lock);
+	return gone;
 }
 
 static int lv_connect(struct lv *s, struct tally_err *e)
@@ -690,14 +747,11 @@ static int lv_connect(struct lv *s, struct tally_err *e)
 	if (loop_ok) {
 		/* notice a dead libvirtd within ~15 s even between reads */
 		virConnectSetKeepAlive(s->conn, 5, 3);
-		s->cb_lifecycle = virConnectDomainEventRegisterAny(s->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-			VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), s, NULL);
-		s->cb_reboot = virConnectDomainEventRegisterAny(s->conn, NULL, VIR_DOMAIN_EVENT_ID_REBOOT,
-			VIR_DOMAIN_EVENT_CALLBACK(on_reboot), s, NULL);
-		s->cb_unplug = virConnectDomainEventRegisterAny(s->conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
-			VIR_DOMAIN_EVENT_CALLBACK(on_unplug), s, NULL);
-		s->cb_balloon = virConnectDomainEventRegisterAny(s->conn, NULL, VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE,
-			VIR_DOMAIN_EVENT_CALLBACK(on_balloon), s, NULL);
+		s->cb_lifecycle = cb_register(s, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle));
+		s->cb_reboot = cb_register(s, VIR_DOMAIN_EVENT_ID_REBOOT, VIR_DOMAIN_EVENT_CALLBACK(on_reboot));
+		s->cb_unplug = cb_register(s, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, VIR_DOMAIN_EVENT_CALLBACK(on_unplug));
+		s->cb_balloon = cb_register(s, VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE,
+					    VIR_DOMAIN_EVENT_CALLBACK(on_balloon));
 		if (s->cb_lifecycle < 0)
 			complain(&s->ev_note, LOG_WARN, "libvirt %s: lifecycle events unavailable; starts and"
 				 " stops are seen only at the next read", s->uri);
@@ -1873,7 +1927,7 @@ static int restarted_after(const struct lv_event *batch, size_t n, size_t i)
  * change the memory at the event's time. */
 static void drain_events(struct lv *s, const struct sink *sink)
 {
-	static struct lv_event batch[LV_EVENT_QUEUE];
+	struct lv_event *batch = s->ev_batch;
 	size_t n;
 	uint64_t dropped;
 	pthread_mutex_lock(&s->ev_lock);
@@ -2147,7 +2201,16 @@ static void lv_free(void *state)
 	if (!s)
 		return;
 	lv_disconnect(s);
+	if (!cb_wait_gone(s)) {
+		/* libvirt still holds a callback that writes into s: leaking s is
+		 * the one safe thing left (a process going down anyway) */
+		log_msg(LOG_WARN, "libvirt %s: event callbacks not released within 5 s; not freeing their"
+			" state", s->uri);
+		return;
+	}
+	pthread_cond_destroy(&s->cb_gone);
 	pthread_mutex_destroy(&s->ev_lock);
+	free(s->ev_batch);
 	lv_mapping_release(&s->mapping);
 	for (size_t i = 0; i < s->n_dom; i++) {
 		struct lv_dom *d = &s->dom[i];
