@@ -10,6 +10,7 @@
  * one series lookup and no bucket lookup.
  */
 #include "aggregator.h"
+#include "fault.h"
 #include "lifecycle.h"
 #include "vec.h"
 #include "hash.h"
@@ -141,7 +142,7 @@ static uint64_t mix(uint64_t h)
 
 static int itab_init(struct itab *t, size_t size)
 {
-	t->slot = calloc(size, sizeof(*t->slot));
+	t->slot = fault_calloc(size, sizeof(*t->slot));
 	if (!t->slot)
 		return -ENOMEM;
 	t->mask = size - 1;
@@ -445,7 +446,7 @@ static const char *kind_name(enum sample_kind k)
 
 int agg_open(struct aggregator **out, const struct agg_config *cfg, struct tally_err *e)
 {
-	struct aggregator *a = calloc(1, sizeof(*a));
+	struct aggregator *a = fault_calloc(1, sizeof(*a));
 	int rc;
 
 	*out = NULL;

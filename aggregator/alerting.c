@@ -10,6 +10,7 @@
  * cycle costs O(series + instances).
  */
 #include "alerting.h"
+#include "fault.h"
 #include "lifecycle.h"
 #include "vec.h"
 #include "hash.h"
@@ -313,7 +314,7 @@ static int reindex(struct alerting *g)
 	while (cap < 2 * (g->n + 1))
 		cap *= 2;
 	if (cap != g->idx_cap) {
-		uint32_t *idx = malloc(cap * sizeof(*idx));
+		uint32_t *idx = fault_malloc(cap * sizeof(*idx));
 		if (!idx)
 			return -ENOMEM;
 		free(g->idx);
@@ -373,7 +374,7 @@ static struct inst *add(struct alerting *g, const char *key)
 int alerting_new(struct alerting **out, const struct alerting_config *c, const char *agent_id,
 		 int64_t interval_ns)
 {
-	struct alerting *g = calloc(1, sizeof(*g));
+	struct alerting *g = fault_calloc(1, sizeof(*g));
 	*out = NULL;
 	if (!g)
 		return -ENOMEM;
@@ -392,7 +393,7 @@ static int keylist_push(struct keylist *l, const char *key)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
-		char (*v)[KEY_MAX] = realloc(l->v, cap * sizeof(*v));
+		char (*v)[KEY_MAX] = fault_realloc(l->v, cap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		l->v = v;
@@ -432,7 +433,7 @@ static struct wnd *wnd_get(struct alerting *g, const char *key, uint32_t cap, in
 		size_t ncap = g->w_cap ? g->w_cap : 64;
 		while (2 * (g->w_used + 1) > ncap)
 			ncap *= 2;
-		struct wnd *nw = calloc(ncap, sizeof(*nw));
+		struct wnd *nw = fault_calloc(ncap, sizeof(*nw));
 		if (!nw)
 			return NULL;
 		size_t used = 0;
@@ -465,8 +466,8 @@ static struct wnd *wnd_get(struct alerting *g, const char *key, uint32_t cap, in
 	}
 	struct wnd *w = &g->w[h];
 	memset(w, 0, sizeof(*w));
-	w->t = malloc(cap * sizeof(*w->t));
-	w->v = malloc(cap * sizeof(*w->v));
+	w->t = fault_malloc(cap * sizeof(*w->t));
+	w->v = fault_malloc(cap * sizeof(*w->v));
 	if (!w->t || !w->v) {
 		free(w->t);
 		free(w->v);
@@ -705,7 +706,7 @@ static int ended_set(struct alerting *g, const char *uuid, const char *host, int
 	if (!x) {
 		if (2 * (g->end_used + 1) > g->end_cap) {
 			size_t cap = g->end_cap ? g->end_cap * 2 : 64;
-			struct ended *n = calloc(cap, sizeof(*n));
+			struct ended *n = fault_calloc(cap, sizeof(*n));
 			if (!n)
 				return -ENOMEM;
 			for (size_t i = 0; i < g->end_cap; i++) {
@@ -1065,7 +1066,7 @@ static int visit_series(void *ctx, const struct agg_series_view *sv)
 			size_t cap = g->cap_ra ? g->cap_ra : 256;
 			while (cap <= sv->res_index)
 				cap *= 2;
-			struct resagg *ra = realloc(g->ra, cap * sizeof(*ra));
+			struct resagg *ra = fault_realloc(g->ra, cap * sizeof(*ra));
 			if (!ra)
 				return -ENOMEM;
 			memset(ra + g->cap_ra, 0, (cap - g->cap_ra) * sizeof(*ra));
@@ -1393,10 +1394,10 @@ int alerting_publish(struct alerting *g, struct alert_store *store)
 {
 	if (!store)
 		return 0;
-	struct alert_snap *s = calloc(1, sizeof(*s));
+	struct alert_snap *s = fault_calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->v = calloc(g->n ? g->n : 1, sizeof(*s->v));
+	s->v = fault_calloc(g->n ? g->n : 1, sizeof(*s->v));
 	if (!s->v) {
 		free(s);
 		return -ENOMEM;

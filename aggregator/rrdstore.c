@@ -11,6 +11,7 @@
  * writer has stopped.
  */
 #include "rrdstore.h"
+#include "fault.h"
 #include "vec.h"
 #include "hash.h"
 #include "rrdname.h"
@@ -106,7 +107,7 @@ static void *writer_main(void *arg);
 int rrdstore_open(struct rrdstore **out, const char *dir, int step_s, bool lossless,
 		  struct tally_err *e)
 {
-	struct rrdstore *s = calloc(1, sizeof(*s));
+	struct rrdstore *s = fault_calloc(1, sizeof(*s));
 	*out = NULL;
 	if (!s)
 		return -ENOMEM;
@@ -138,7 +139,7 @@ int rrdstore_open(struct rrdstore **out, const char *dir, int step_s, bool lossl
 			g->ds[g->n_ds++] = meter_table[m].rrd_ds;
 	}
 	s->mask = 1023;
-	s->files = calloc(s->mask + 1, sizeof(*s->files));
+	s->files = fault_calloc(s->mask + 1, sizeof(*s->files));
 	if (!s->files) {
 		rrdstore_close(s);
 		return -ENOMEM;
@@ -207,7 +208,7 @@ int rrdstore_path(const struct rrdstore *s, const char *resource, const char *gr
 static int grow_table(struct rrdstore *s)
 {
 	size_t n = (s->mask + 1) * 2;
-	struct rfile **t = calloc(n, sizeof(*t));
+	struct rfile **t = fault_calloc(n, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	for (size_t i = 0; i <= s->mask; i++) {
@@ -233,8 +234,8 @@ static struct rfile *file_get(struct rrdstore *s, const char *path, const struct
 			return s->files[i];
 		i = (i + 1) & s->mask;
 	}
-	struct rfile *f = calloc(1, sizeof(*f));
-	if (!f || !(f->path = strdup(path))) {
+	struct rfile *f = fault_calloc(1, sizeof(*f));
+	if (!f || !(f->path = fault_strdup(path))) {
 		free(f);
 		return NULL;
 	}
@@ -336,7 +337,7 @@ static int write_job(struct rrdstore *s, const struct job *j, struct rrdstore_st
 	/* one "t:v:v:..." argument per row after the file's last update */
 	size_t need = (size_t)j->n_rows * (24 + (size_t)f->g->n_ds * 26);
 	if (need > wb->cap) {
-		char *p = realloc(wb->arg, need);
+		char *p = fault_realloc(wb->arg, need);
 		if (!p) {
 			st->errors++;
 			return err_set(e, -ENOMEM, "%s: no memory for an rrd update", f->path);
@@ -556,7 +557,7 @@ int rrdstore_put(struct rrdstore *s, const char *resource, const char *group, co
 		if (f->n_rows == 0) {
 			if (s->n_dirty == s->cap_dirty) {
 				size_t n = s->cap_dirty ? s->cap_dirty * 2 : 256;
-				struct rfile **p = realloc(s->dirty, n * sizeof(*p));
+				struct rfile **p = fault_realloc(s->dirty, n * sizeof(*p));
 				if (!p)
 					return -ENOMEM;
 				s->dirty = p;
@@ -570,7 +571,7 @@ int rrdstore_put(struct rrdstore *s, const char *resource, const char *group, co
 		}
 		if (f->n_rows == f->cap_rows) {
 			int n = f->cap_rows ? f->cap_rows * 2 : 4;
-			struct row *p = realloc(f->rows, (size_t)n * sizeof(*p));
+			struct row *p = fault_realloc(f->rows, (size_t)n * sizeof(*p));
 			if (!p)
 				return -ENOMEM;
 			f->rows = p;

@@ -9,6 +9,7 @@
  * consistent, sorted view without ever holding a lock while they read it.
  */
 #include "state.h"
+#include "fault.h"
 #include "ledger.h"
 #include "str.h"
 #include "tallytime.h"
@@ -28,11 +29,11 @@ static int collect(void *ctx, const struct agg_series_view *sv)
 	struct build *b = ctx;
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 1024;
-		struct live_series *v = realloc(b->v, cap * sizeof(*v));
+		struct live_series *v = fault_realloc(b->v, cap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		b->v = v;
-		const struct ledger_resource **r = realloc(b->res, cap * sizeof(*r));
+		const struct ledger_resource **r = fault_realloc(b->res, cap * sizeof(*r));
 		if (!r)
 			return -ENOMEM;
 		b->res = r;
@@ -87,7 +88,7 @@ void live_free(struct live_state *st)
 struct live_state *live_build(const struct aggregator *a, const struct live_inputs *in)
 {
 	struct build b = { 0 };
-	struct live_state *st = calloc(1, sizeof(*st));
+	struct live_state *st = fault_calloc(1, sizeof(*st));
 	if (!st)
 		goto fail;
 	st->tick_ns = in->tick_ns;
@@ -106,7 +107,7 @@ struct live_state *live_build(const struct aggregator *a, const struct live_inpu
 	if (st->n_coll)
 		memcpy(st->coll, in->coll, st->n_coll * sizeof(st->coll[0]));
 	if (in->n_cmetrics) {
-		if (!(st->cmetrics = malloc(in->n_cmetrics * sizeof(*st->cmetrics))))
+		if (!(st->cmetrics = fault_malloc(in->n_cmetrics * sizeof(*st->cmetrics))))
 			goto fail;
 		memcpy(st->cmetrics, in->cmetrics, in->n_cmetrics * sizeof(*st->cmetrics));
 		st->n_cmetrics = in->n_cmetrics;
@@ -133,8 +134,8 @@ struct live_state *live_build(const struct aggregator *a, const struct live_inpu
 	for (size_t i = 0; i < b.n; i++)
 		if (!i || strcmp(b.res[b.v[i].res]->meta.resource, b.res[b.v[i - 1].res]->meta.resource))
 			n_res++;
-	st->resources = calloc(n_res ? n_res : 1, sizeof(*st->resources));
-	st->by_meter = calloc(b.n ? b.n : 1, sizeof(*st->by_meter));
+	st->resources = fault_calloc(n_res ? n_res : 1, sizeof(*st->resources));
+	st->by_meter = fault_calloc(b.n ? b.n : 1, sizeof(*st->by_meter));
 	if (!st->resources || !st->by_meter)
 		goto fail;
 	size_t r = 0;

@@ -4,6 +4,7 @@
  * transaction of their own.
  */
 #include "invoices.h"
+#include "fault.h"
 #include "err.h"
 #include "ledger_ro.h"
 #include "str.h"
@@ -152,7 +153,7 @@ static int exec(sqlite3 *db, const char *sql)
 
 int ledger_invoices_begin(const char *path, struct ledger_invoice_tx **out, struct tally_err *e)
 {
-	struct ledger_invoice_tx *tx = calloc(1, sizeof(*tx));
+	struct ledger_invoice_tx *tx = fault_calloc(1, sizeof(*tx));
 	int rc;
 
 	*out = NULL;

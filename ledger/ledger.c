@@ -4,6 +4,7 @@
  * (see ledger.h).
  */
 #include "ledger.h"
+#include "fault.h"
 #include "vec.h"
 #include "err.h"
 #include "ledger_ro.h"
@@ -26,7 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int ledger_fault_commit;
 
 /* The usage columns the chain hashes, in the order hour_row reads them. */
 #define CHAIN_ROW_COLS "resource_id, meter_id, device, hour_ns, quantity, spanned_ns, covered_ns, samples"
@@ -392,7 +392,7 @@ static void lock_holder(int fd, char *out, size_t len)
 static int lock_take(struct ledger *l, struct tally_err *e)
 {
 	size_t n = strlen(l->path) + sizeof(LEDGER_LOCK_SUFFIX);
-	if (!(l->lock_path = malloc(n)))
+	if (!(l->lock_path = fault_malloc(n)))
 		return -ENOMEM;
 	snprintf(l->lock_path, n, "%s%s", l->path, LEDGER_LOCK_SUFFIX);
 	int fd = open(l->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -609,7 +609,7 @@ static struct hourdig *hourset_get(struct hourset *s, int64_t hour_ns)
 {
 	if (s->n + 1 > (s->mask + 1) / 2) {
 		size_t cap = s->mask ? (s->mask + 1) * 2 : 1024;
-		uint32_t *slot = calloc(cap, sizeof(*slot));
+		uint32_t *slot = fault_calloc(cap, sizeof(*slot));
 		if (!slot)
 			return NULL;
 		free(s->slot);
@@ -1165,7 +1165,7 @@ static int migrate(struct ledger *l, int64_t from, struct tally_err *e)
 
 int ledger_open(struct ledger **out, const char *path, struct tally_err *e)
 {
-	struct ledger *l = calloc(1, sizeof(*l));
+	struct ledger *l = fault_calloc(1, sizeof(*l));
 	struct stat sb;
 	int64_t app = 0, ver = 0, objects = 0;
 	int rc;
@@ -1174,7 +1174,7 @@ int ledger_open(struct ledger **out, const char *path, struct tally_err *e)
 	if (!l)
 		return -ENOMEM;
 	l->lock_fd = -1;
-	if (!(l->path = strdup(path))) {
+	if (!(l->path = fault_strdup(path))) {
 		free(l);
 		return -ENOMEM;
 	}
@@ -1255,7 +1255,11 @@ void ledger_close(struct ledger *l)
 static int step_done(struct ledger *l, int which, const char *what, struct tally_err *e)
 {
 	sqlite3_stmt *st = l->st[which];
-	int rc = sqlite3_step(st);
+	/* the fault injector (fault.h): a write or a commit fails as a full
+	 * disk would; BEGIN and ROLLBACK are never made to fail */
+	int rc = which == S_COMMIT && fault_fail(FAULT_COMMIT) ? SQLITE_FULL
+		 : which != S_COMMIT && which != S_BEGIN && which != S_ROLLBACK && fault_fail(FAULT_WRITE)
+		 ? SQLITE_FULL : sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE)
@@ -1276,8 +1280,6 @@ int ledger_commit(struct ledger *l, struct tally_err *e)
 	int rc;
 	if (l->n_touched && (rc = chain_append(l, e)))
 		return rc;
-	if (ledger_fault_commit)
-		return db_err(l, e, ledger_fault_commit, "cannot commit (simulated fault)");
 	if ((rc = step_done(l, S_COMMIT, "cannot commit", e)))
 		return rc;
 	if (l->n_touched) {

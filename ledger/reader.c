@@ -3,6 +3,7 @@
  * behind the usage report, the rating, the SLA and the data's age.
  */
 #include "reader.h"
+#include "fault.h"
 #include "err.h"
 #include "exact.h"
 #include "ledger_ro.h"
@@ -27,7 +28,7 @@ static int failed(struct ledger_reader *r, const char *what, struct tally_err *e
 
 int ledger_reader_open(const char *path, struct ledger_reader **out, struct tally_err *e)
 {
-	struct ledger_reader *r = calloc(1, sizeof(*r));
+	struct ledger_reader *r = fault_calloc(1, sizeof(*r));
 	int rc;
 
 	*out = NULL;
