@@ -451,7 +451,7 @@ int agg_open(struct aggregator **out, const struct agg_config *cfg, struct tally
 
 	*out = NULL;
 	if (!a)
-		return -ENOMEM;
+		return err_set(e, -ENOMEM, "%s: out of memory opening the ledger", cfg->ledger_path);
 	a->max_gap_ns = cfg->max_gap_ns > 0 ? cfg->max_gap_ns : 300 * NS_PER_SEC;
 	a->next_res_id = 1;
 	if ((rc = itab_init(&a->res_tab, 1024)) || (rc = itab_init(&a->ser_tab, 4096)) ||
@@ -487,6 +487,10 @@ int agg_open(struct aggregator **out, const struct agg_config *cfg, struct tally
 	*out = a;
 	return 0;
 fail:
+	/* a loader's callback or a table ran out of memory: say so */
+	if (e && !e->msg[0])
+		err_set(e, rc, "%s: %s loading the ledger", cfg->ledger_path,
+			rc == -ENOMEM ? "out of memory" : strerror(-rc));
 	agg_close(a);
 	return rc;
 }
