@@ -21,6 +21,7 @@
 #include "str.h"
 #include "tallytime.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -830,6 +831,7 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 	if (a->broken)
 		goto nomem;
 	agent = &a->agents.v[ag];
+	assert(b->seq > agent->seq);   /* a batch counts once (duplicates returned above) */
 	agent->seq = b->seq;
 	agent->time_ns = b->time_ns;
 	agent->batches++;

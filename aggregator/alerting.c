@@ -21,6 +21,7 @@
 #include "str.h"
 #include "tallytime.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +151,7 @@ void alert_put(struct alert_store *s, struct alert_snap *snap)
 	if (!snap)
 		return;
 	pthread_mutex_lock(&s->lock);
+	assert(snap->refs > 0);   /* every alert_put matches an alert_acquire */
 	int last = --snap->refs == 0;
 	pthread_mutex_unlock(&s->lock);
 	if (last)

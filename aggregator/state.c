@@ -14,6 +14,7 @@
 #include "str.h"
 #include "tallytime.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +234,7 @@ void live_put(struct live_store *s, struct live_state *st)
 	if (!st)
 		return;
 	pthread_mutex_lock(&s->lock);
+	assert(st->refs > 0);   /* every live_put matches a live_acquire */
 	int last = --st->refs == 0;
 	pthread_mutex_unlock(&s->lock);
 	if (last)

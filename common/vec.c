@@ -4,12 +4,14 @@
 #include "vec.h"
 #include "fault.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 int vec_reserve(void **p, size_t *cap, size_t need, size_t elem, size_t first)
 {
+	assert(elem > 0 && (*p != NULL || *cap == 0));   /* an array's capacity is what it has */
 	if (need <= *cap)
 		return 0;
 	size_t n = *cap ? *cap : (first ? first : 1);

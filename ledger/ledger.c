@@ -11,6 +11,7 @@
 #include "str.h"
 #include "tallytime.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -1278,6 +1279,7 @@ int ledger_begin(struct ledger *l, struct tally_err *e)
 int ledger_commit(struct ledger *l, struct tally_err *e)
 {
 	int rc;
+	assert(!ledger_idle(l));   /* writes only between ledger_begin and ledger_commit */
 	if (l->n_touched && (rc = chain_append(l, e)))
 		return rc;
 	if ((rc = step_done(l, S_COMMIT, "cannot commit", e)))
