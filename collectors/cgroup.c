@@ -21,7 +21,7 @@
  * names (iff:). Without a QEMU command line, a UUID inside the scope's name
  * is the resource (kata-<uuid>.scope); a cgroup with neither is not read
  * (said once). Tenants, users, flavors and labels come from a mapping file
- * in the libvirt collector's format (libvirt_internal.h).
+ * in the libvirt collector's format (mapping.h).
  *
  * Lifecycle: the cgroups present at the first read started before we
  * watched (their counters are baselines, rule 3); one that appears later
@@ -50,7 +50,7 @@
 #include "cgroup_internal.h"
 #include "collector.h"
 #include "err.h"
-#include "libvirt_internal.h"
+#include "mapping.h"
 #include "log.h"
 #include "str.h"
 #include "tallytime.h"
@@ -192,7 +192,7 @@ struct cg {
 	int slow_every;              /* cycles between reads of memory.stat and the PSI files */
 	uint32_t added;              /* VMs ever added (their spread) */
 	char mapping_path[PATH_MAX];
-	struct lv_mapping mapping;
+	struct mapping mapping;
 	char agent[TALLY_ID_MAX];
 	long clk_tck;
 	int cycle;
@@ -499,7 +499,7 @@ static int cg_configure(const struct cfg_node *cfg, const struct collector_env *
 		    (rc = add_pattern(s, &none, "machine/qemu-*.libvirt-qemu", e)))
 			goto fail;
 	}
-	if (s->mapping_path[0] && (rc = lv_mapping_load(s->mapping_path, &s->mapping, e)))
+	if (s->mapping_path[0] && (rc = mapping_load(s->mapping_path, &s->mapping, e)))
 		goto fail;
 	*state = s;
 	return 0;
@@ -911,7 +911,7 @@ static int identify(struct cg *s, struct cg_vm *v, const char *dir, const struct
 		str_copy(m.resource, v->uuid, sizeof(m.resource));
 		str_copy(m.type, "instance", sizeof(m.type));
 		str_copy(m.name, v->name, sizeof(m.name));
-		const struct lv_rule *r = lv_mapping_match(&s->mapping, v->uuid, v->name);
+		const struct mapping_rule *r = mapping_match(&s->mapping, v->uuid, v->name);
 		if (r) {
 			str_copy(m.tenant, r->tenant, sizeof(m.tenant));
 			str_copy(m.project, r->tenant, sizeof(m.project));
@@ -1636,7 +1636,7 @@ static void cg_free(void *state)
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-	lv_mapping_release(&s->mapping);
+	mapping_release(&s->mapping);
 	if (s->watching) {
 		close(s->ino_fd);
 		close(s->stop_fd[0]);

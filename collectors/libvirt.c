@@ -58,259 +58,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- domain XML ---- */
-
-static void xstr(xmlXPathContextPtr ctx, const char *expr, char *out, size_t len)
-{
-	xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, ctx);
-	out[0] = '\0';
-	if (o && o->type == XPATH_STRING && o->stringval)
-		str_copy(out, (const char *)o->stringval, len);
-	else if (o && o->nodesetval && o->nodesetval->nodeNr > 0) {
-		xmlChar *v = xmlNodeGetContent(o->nodesetval->nodeTab[0]);
-		if (v)
-			str_copy(out, (const char *)v, len);
-		xmlFree(v);
-	}
-	xmlXPathFreeObject(o);
-}
-
 static uint32_t fnv32(const char *s)
 {
 	return hash_fnv32_str(HASH_FNV32_INIT, s);
-}
-
-static void disk_label(struct lv_disk *d)
-{
-	if (d->serial[0])
-		snprintf(d->label, sizeof(d->label), "%.24s:%.20s", d->target, d->serial);
-	else if (d->source[0])
-		snprintf(d->label, sizeof(d->label), "%.24s:%08x", d->target, fnv32(d->source));
-	else
-		str_copy(d->label, d->target, sizeof(d->label));
-}
-
-static void silent(void *ctx, const char *msg, ...)
-{
-	(void)ctx;
-	(void)msg;
-}
-
-int lv_parse_domain_xml(const char *xml, size_t len, struct lv_domain_info *info, struct tally_err *e)
-{
-	xmlDocPtr doc;
-	xmlXPathContextPtr ctx = NULL;
-	xmlXPathObjectPtr set = NULL;
-	char expr[320];
-	int rc = 0;
-
-	memset(info, 0, sizeof(*info));
-	xmlSetGenericErrorFunc(NULL, silent);
-	if (len > INT32_MAX)
-		return err_set(e, -EINVAL, "domain xml too large");
-	doc = xmlReadMemory(xml, (int)len, "domain.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
-			    XML_PARSE_NOWARNING);
-	if (!doc)
-		return err_set(e, -EINVAL, "domain xml is not well-formed");
-	xmlNodePtr root = xmlDocGetRootElement(doc);
-	if (!root || xmlStrcmp(root->name, (const xmlChar *)"domain")) {
-		rc = err_set(e, -EINVAL, "xml is not a <domain> description");
-		goto out;
-	}
-	if (!(ctx = xmlXPathNewContext(doc))) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	/* Nova wrote namespace 1.0 until Zed (2022) and 1.1 since (it added
-	 * nova:ports); the fields we read are the same in both */
-	xmlXPathRegisterNs(ctx, (const xmlChar *)"nova",
-			   (const xmlChar *)"http://openstack.org/xmlns/libvirt/nova/1.0");
-	xmlXPathRegisterNs(ctx, (const xmlChar *)"nova11",
-			   (const xmlChar *)"http://openstack.org/xmlns/libvirt/nova/1.1");
-	xstr(ctx, "string(/domain/uuid)", info->uuid, sizeof(info->uuid));
-	xstr(ctx, "string(/domain/name)", info->name, sizeof(info->name));
-	if (!info->uuid[0]) {
-		rc = err_set(e, -EINVAL, "domain '%s' has no <uuid>", info->name);
-		goto out;
-	}
-
-	set = xmlXPathEvalExpression((const xmlChar *)"/domain/devices/disk[@device='disk' or not(@device)]", ctx);
-	int n = set && set->nodesetval ? set->nodesetval->nodeNr : 0;
-	for (int i = 0; i < n; i++) {
-		struct lv_disk d;
-		memset(&d, 0, sizeof(d));
-		snprintf(expr, sizeof(expr), "string((/domain/devices/disk[@device='disk' or not(@device)])[%d]/target/@dev)", i + 1);
-		xstr(ctx, expr, d.target, sizeof(d.target));
-		snprintf(expr, sizeof(expr), "string((/domain/devices/disk[@device='disk' or not(@device)])[%d]/serial)", i + 1);
-		xstr(ctx, expr, d.serial, sizeof(d.serial));
-		snprintf(expr, sizeof(expr), "string((/domain/devices/disk[@device='disk' or not(@device)])[%d]/source/@*[name()='file' or name()='dev' or name()='name' or name()='volume'])", i + 1);
-		xstr(ctx, expr, d.source, sizeof(d.source));
-		if (!d.target[0] || info->n_disks == LV_MAX_DEVS) {
-			info->skipped_devs++;
-			continue;
-		}
-		disk_label(&d);
-		info->disks[info->n_disks++] = d;
-	}
-	xmlXPathFreeObject(set);
-	set = xmlXPathEvalExpression((const xmlChar *)"/domain/devices/interface", ctx);
-	n = set && set->nodesetval ? set->nodesetval->nodeNr : 0;
-	for (int i = 0; i < n; i++) {
-		struct lv_nic c;
-		memset(&c, 0, sizeof(c));
-		snprintf(expr, sizeof(expr), "string((/domain/devices/interface)[%d]/mac/@address)", i + 1);
-		xstr(ctx, expr, c.mac, sizeof(c.mac));
-		snprintf(expr, sizeof(expr), "string((/domain/devices/interface)[%d]/target/@dev)", i + 1);
-		xstr(ctx, expr, c.target, sizeof(c.target));
-		snprintf(expr, sizeof(expr), "string((/domain/devices/interface)[%d]/@type)", i + 1);
-		xstr(ctx, expr, c.type, sizeof(c.type));
-		if (!c.mac[0] || info->n_nics == LV_MAX_DEVS) {
-			info->skipped_devs++;
-			continue;
-		}
-		info->nics[info->n_nics++] = c;
-	}
-	char probe[8];
-	const char *ns = "nova";
-	xstr(ctx, "string(count(/domain/metadata/nova:instance))", probe, sizeof(probe));
-	if (!probe[0] || !strcmp(probe, "0")) {
-		ns = "nova11";
-		xstr(ctx, "string(count(/domain/metadata/nova11:instance))", probe, sizeof(probe));
-	}
-	info->has_nova = probe[0] && strcmp(probe, "0") != 0;
-	if (info->has_nova) {
-		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:name)", ns, ns);
-		xstr(ctx, expr, info->nova_name, sizeof(info->nova_name));
-		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:owner/%s:project/@uuid)", ns, ns, ns);
-		xstr(ctx, expr, info->project, sizeof(info->project));
-		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:owner/%s:user/@uuid)", ns, ns, ns);
-		xstr(ctx, expr, info->user, sizeof(info->user));
-		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:flavor/@name)", ns, ns);
-		xstr(ctx, expr, info->flavor, sizeof(info->flavor));
-	}
-out:
-	xmlXPathFreeObject(set);
-	xmlXPathFreeContext(ctx);
-	xmlFreeDoc(doc);
-	return rc;
-}
-
-/* ---- the tenant mapping file ---- */
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-int lv_mapping_load(const char *path, struct lv_mapping *m, struct tally_err *e)
-{
-	static const char *const keys[] = { "uuid", "name", "tenant", "user", "flavor", "labels", NULL };
-	struct cfg_node *root = NULL;
-	int rc;
-
-	memset(m, 0, sizeof(*m));
-	if ((rc = cfg_load_file(path, &root, e)))
-		return rc;
-	if (!root) {
-		rc = err_set(e, -EINVAL, "%s: empty mapping file (expected a list of rules)", path);
-		goto out;
-	}
-	if (root->type != CFG_SEQ) {
-		rc = err_set(e, -EINVAL, "%s:%d:%d: expected a list of rules ('- uuid: ...' or '- name: ...')",
-			     path, root->line, root->col);
-		goto out;
-	}
-	m->rules = calloc(root->n_kids ? root->n_kids : 1, sizeof(*m->rules));
-	if (!m->rules) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < root->n_kids; i++) {
-		const struct cfg_node *r = root->kids[i];
-		struct lv_rule *rule = &m->rules[m->n];
-		if ((rc = cfg_check_keys(r, "mapping rule", keys, e)) ||
-		    (rc = cfg_get_string(r, "uuid", rule->uuid, sizeof(rule->uuid), e)) ||
-		    (rc = cfg_get_string(r, "name", rule->name, sizeof(rule->name), e)) ||
-		    (rc = cfg_get_string(r, "tenant", rule->tenant, sizeof(rule->tenant), e)) ||
-		    (rc = cfg_get_string(r, "user", rule->user, sizeof(rule->user), e)) ||
-		    (rc = cfg_get_string(r, "flavor", rule->flavor, sizeof(rule->flavor), e)))
-			goto out;
-		if (!rule->uuid[0] == !rule->name[0]) {
-			rc = err_set(e, -EINVAL, "%s:%d:%d: a rule needs exactly one of 'uuid' or 'name'", path,
-				     r->line, r->col);
-			goto out;
-		}
-		if (!rule->tenant[0]) {
-			rc = err_set(e, -EINVAL, "%s:%d:%d: a rule needs a 'tenant'", path, r->line, r->col);
-			goto out;
-		}
-		const struct cfg_node *lb = NULL;
-		if ((rc = cfg_get_map(r, "labels", &lb, e)))
-			goto out;
-		if (lb) {
-			const char *kv[64];
-			char buf[64][96];
-			size_t n = 0;
-			for (size_t k = 0; k < lb->n_kids && n < 64; k++) {
-				const struct cfg_node *l = lb->kids[k];
-				if (l->type != CFG_SCALAR || strpbrk(l->key, ",=") || strpbrk(l->value, ",=")) {
-					rc = err_set(e, -EINVAL, "%s:%d:%d: label '%s': a plain value without ',' or"
-						     " '=' expected", path, l->line, l->col, l->key);
-					goto out;
-				}
-				snprintf(buf[n], sizeof(buf[n]), "%s=%s", l->key, l->value);
-				kv[n] = buf[n];
-				n++;
-			}
-			qsort(kv, n, sizeof(kv[0]), cmp_str);
-			size_t used = 0;
-			for (size_t k = 0; k < n && used < sizeof(rule->labels); k++)
-				used += (size_t)snprintf(rule->labels + used, sizeof(rule->labels) - used, "%s%s",
-							 k ? "," : "", kv[k]);
-		}
-		m->n++;
-	}
-	rc = 0;
-out:
-	cfg_free(root);
-	if (rc)
-		lv_mapping_release(m);
-	return rc;
-}
-
-/* out = labels (sorted "k=v,k=v") with k=v added in its sorted place. */
-static void labels_with(char *out, size_t len, const char *labels, const char *k, const char *v)
-{
-	char copy[512], extra[160];
-	const char *kv[65];
-	size_t n = 0;
-	str_copy(copy, labels, sizeof(copy));
-	for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save))
-		kv[n++] = t;
-	snprintf(extra, sizeof(extra), "%s=%s", k, v);
-	kv[n++] = extra;
-	qsort(kv, n, sizeof(kv[0]), cmp_str);
-	size_t used = 0;
-	out[0] = '\0';
-	for (size_t i = 0; i < n && used < len; i++)
-		used += (size_t)snprintf(out + used, len - used, "%s%s", i ? "," : "", kv[i]);
-}
-
-void lv_mapping_release(struct lv_mapping *m)
-{
-	free(m->rules);
-	m->rules = NULL;
-	m->n = 0;
-}
-
-const struct lv_rule *lv_mapping_match(const struct lv_mapping *m, const char *uuid, const char *name)
-{
-	for (size_t i = 0; i < m->n; i++) {
-		const struct lv_rule *r = &m->rules[i];
-		if (r->uuid[0] ? !strcasecmp(r->uuid, uuid) : fnmatch(r->name, name, 0) == 0)
-			return r;
-	}
-	return NULL;
 }
 
 /* ---- the collector ---- */
@@ -412,7 +162,7 @@ struct lv {
 	int block_every;             /* cycles between reads of the block group */
 	int path;                    /* the path said in the log: 0 none yet, 1 bulk, 2 per-domain */
 	char mapping_path[4096];
-	struct lv_mapping mapping;   /* tenants of domains without Nova metadata */
+	struct mapping mapping;   /* tenants of domains without Nova metadata */
 	virConnectPtr conn;
 	int nowait_ok;               /* the driver accepts NOWAIT */
 	int bulk_useless;            /* the last bulk answer had no domain's groups */
@@ -656,7 +406,7 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	    (rc = cfg_get_uint(cfg, "slow_every", 1, 100000, &slow, e)) ||
 	    (rc = cfg_get_uint(cfg, "block_every", 1, 100000, &block, e)) ||
 	    (rc = cfg_get_string(cfg, "mapping", s->mapping_path, sizeof(s->mapping_path), e)) ||
-	    (s->mapping_path[0] && (rc = lv_mapping_load(s->mapping_path, &s->mapping, e)))) {
+	    (s->mapping_path[0] && (rc = mapping_load(s->mapping_path, &s->mapping, e)))) {
 		free(s);
 		return rc;
 	}
@@ -671,7 +421,7 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	s->asked_cpu = 1;
 	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = s->cb_balloon = -1;
 	if (!(s->ev_batch = malloc(LV_EVENT_QUEUE * sizeof(*s->ev_batch)))) {
-		lv_mapping_release(&s->mapping);
+		mapping_release(&s->mapping);
 		free(s);
 		return err_set(e, -ENOMEM, "libvirt: out of memory");
 	}
@@ -1121,13 +871,13 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 	str_copy(m.resource, d->uuid, sizeof(m.resource));
 	str_copy(m.type, "instance", sizeof(m.type));
 	str_copy(m.name, info.has_nova && info.nova_name[0] ? info.nova_name : info.name, sizeof(m.name));
-	const struct lv_rule *rule = info.project[0] ? NULL : lv_mapping_match(&s->mapping, d->uuid, info.name);
+	const struct mapping_rule *rule = info.project[0] ? NULL : mapping_match(&s->mapping, d->uuid, info.name);
 	if (rule) {
 		str_copy(m.tenant, rule->tenant, sizeof(m.tenant));
 		str_copy(m.project, rule->tenant, sizeof(m.project));
 		str_copy(m.user, rule->user, sizeof(m.user));
 		str_copy(m.flavor, rule->flavor, sizeof(m.flavor));
-		labels_with(m.labels, sizeof(m.labels), rule->labels, "source", "mapping");
+		mapping_labels_with(m.labels, sizeof(m.labels), rule->labels, "source", "mapping");
 	} else {
 		str_copy(m.tenant, info.project, sizeof(m.tenant));
 		str_copy(m.project, info.project, sizeof(m.project));
@@ -2211,7 +1961,7 @@ static void lv_free(void *state)
 	pthread_cond_destroy(&s->cb_gone);
 	pthread_mutex_destroy(&s->ev_lock);
 	free(s->ev_batch);
-	lv_mapping_release(&s->mapping);
+	mapping_release(&s->mapping);
 	for (size_t i = 0; i < s->n_dom; i++) {
 		struct lv_dom *d = &s->dom[i];
 		free(d->last);
