@@ -231,7 +231,8 @@ fuzz: deps
 	$(Q)for f in $(FUZZ_SRC); do n=$$(basename $$f .c); echo "  FUZZ    build-fuzz/$$n"; \
 	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) $(PKG_CFLAGS) \
 	    -o build-fuzz/$$n $$f $(wildcard common/*.c) billing/plan.c billing/money.c aggregator/alertcfg.c \
-	    collectors/snmp_parse.c collectors/cgroup_parse.c exporters/httpgate.c $(LDLIBS_ALL) || exit 1; done
+	    collectors/snmp_parse.c collectors/cgroup_parse.c collectors/mapping.c collectors/libvirt_xml.c \
+	    exporters/httpgate.c $(LDLIBS_ALL) || exit 1; done
 
 clean:
 	rm -rf build build-san build-fuzz $(PROGS)
