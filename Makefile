@@ -2,7 +2,7 @@
 # `make check SANITIZE=1` builds and tests under ASan+UBSan in build-san/;
 # `make WERROR=1` (CI) turns warnings into errors.
 
-PKGS      := sqlite3 yaml-0.1 librrd jansson libvirt libxml-2.0 libcrypto libmicrohttpd libcurl netsnmp
+PKGS      := sqlite3 yaml-0.1 librrd jansson libvirt libxml-2.0 libcrypto libmicrohttpd libcurl netsnmp libpcap
 TEST_PKGS := check
 
 ifeq ($(SANITIZE),1)
@@ -34,6 +34,8 @@ DEB_OF_libxml-2.0 := libxml2-dev
 DEB_OF_libcrypto := libssl-dev
 DEB_OF_libmicrohttpd := libmicrohttpd-dev
 DEB_OF_libcurl := libcurl4-openssl-dev
+DEB_OF_libpcap := libpcap-dev
+DEB_OF_netsnmp := libsnmp-dev
 DEB_OF_check := check
 NO_LIB_GOALS := deps clean uninstall
 ifeq ($(filter $(NO_LIB_GOALS),$(MAKECMDGOALS)),)
@@ -225,6 +227,7 @@ bench: deps
 
 # libFuzzer targets (tests/fuzz/README.md); clang only.
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_PKT := collectors/pktdecode.c collectors/pktclass.c collectors/lpm.c
 fuzz: deps
 	@command -v clang >/dev/null || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
 	@mkdir -p build-fuzz
@@ -232,7 +235,7 @@ fuzz: deps
 	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) $(PKG_CFLAGS) \
 	    -o build-fuzz/$$n $$f $(wildcard common/*.c) billing/plan.c billing/money.c aggregator/alertcfg.c \
 	    collectors/snmp_parse.c collectors/cgroup_parse.c collectors/mapping.c collectors/libvirt_xml.c \
-	    exporters/httpgate.c $(LDLIBS_ALL) || exit 1; done
+	    exporters/httpgate.c $(FUZZ_PKT) $(LDLIBS_ALL) || exit 1; done
 
 clean:
 	rm -rf build build-san build-fuzz $(PROGS)

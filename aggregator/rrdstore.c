@@ -30,7 +30,7 @@
 #include <sys/stat.h>
 
 #define MAX_DS 16
-#define RRD_MAX_GROUPS 16   /* files per resource kind: instance, disk, net, if, pressure, host, ... */
+#define RRD_MAX_GROUPS 32   /* files per resource kind: instance, disk, net, if, pressure, host, net_<class>, ... */
 
 struct group {
 	const char *name;
@@ -129,8 +129,10 @@ int rrdstore_open(struct rrdstore **out, const char *dir, int step_s, bool lossl
 		for (int i = 0; i < s->n_groups; i++)
 			if (!strcmp(s->groups[i].name, gname))
 				g = &s->groups[i];
-		if (!g && s->n_groups == RRD_MAX_GROUPS)
-			continue; /* more groups than room: those meters get no graphs */
+		if (!g && s->n_groups == RRD_MAX_GROUPS) {
+			rrdstore_close(s);
+			return err_set(e, -E2BIG, "meter table: more than %d rrd groups", RRD_MAX_GROUPS);
+		}
 		if (!g) {
 			g = &s->groups[s->n_groups++];
 			g->name = gname;

@@ -111,3 +111,7 @@ collectors:
 EOC
 "$B/tallyd" -c "$work/tally.yaml"
 echo "(peak RSS target for 1000 VMs: under 64 MiB)"
+
+echo
+echo "== pcap traffic classes: offline classification beside pmacctd, and live capture on a veth pair"
+sh bench/pcap.sh

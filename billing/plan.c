@@ -376,11 +376,14 @@ static void inherit(struct ctx *c, const struct cfg_node *n, struct plan *p, siz
 	struct tally_err e = { 0 };
 	struct plan_version *v = &p->versions[vi];
 	const struct cfg_node *rm = NULL;
-	uint32_t own = 0, removed = 0;   /* meter bit masks (METER_COUNT < 32) */
+	/* which meters this version prices itself, and which it removes: one
+	 * flag per meter of the table (it holds far more than 32) */
+	bool own[METER_COUNT] = { false }, removed[METER_COUNT] = { false };
 	if (keep(c, cfg_get_seq(n, "remove", 0, METER_COUNT, &rm, &e), &e))
 		return;
 	for (size_t i = 0; i < v->n_prices; i++) {
-		own |= 1u << v->prices[i].meter;
+		if (v->prices[i].meter >= 0 && v->prices[i].meter < METER_COUNT)
+			own[v->prices[i].meter] = true;   /* an unknown one is an error already */
 		v->prices[i].origin = (int)vi;
 		v->prices[i].until_ns = INT64_MAX;
 	}
@@ -396,10 +399,10 @@ static void inherit(struct ctx *c, const struct cfg_node *n, struct plan *p, siz
 		else if (!priced)
 			add_err(c, k, "'remove': meter '%s' is not priced by the version before: nothing to remove",
 				k->value);
-		else if (own & (1u << m))
+		else if (own[m])
 			add_err(c, k, "'remove': meter '%s' is also priced by this version", k->value);
 		else
-			removed |= 1u << m;
+			removed[m] = true;
 	}
 	if (!prev) {
 		for (size_t i = 0; i < v->n_prices; i++)
@@ -427,7 +430,7 @@ static void inherit(struct ctx *c, const struct cfg_node *n, struct plan *p, siz
 	}
 	for (size_t i = 0; i < prev->n_prices; i++) {
 		const struct plan_price *pp = &prev->prices[i];
-		if (!((own | removed) & (1u << pp->meter))) {
+		if (pp->meter < 0 || pp->meter >= METER_COUNT || (!own[pp->meter] && !removed[pp->meter])) {
 			all[k++] = *pp;
 			continue;
 		}

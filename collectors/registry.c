@@ -9,12 +9,14 @@ extern const struct collector_ops sim_collector;
 extern const struct collector_ops libvirt_collector;
 extern const struct collector_ops snmp_collector;
 extern const struct collector_ops cgroup_collector;
+extern const struct collector_ops pcap_collector;
 
 const struct collector_ops *const collector_all[] = {
 	&sim_collector,
 	&libvirt_collector,
 	&snmp_collector,
 	&cgroup_collector,
+	&pcap_collector,
 	NULL,
 };
 

@@ -62,6 +62,30 @@ const struct meter_def meter_table[METER_COUNT] = {
 	[M_HOST_NET_OUT_BYTES] = { "host.network.outgoing.bytes", SAMPLE_CUMULATIVE, "B", "GB", 1e9, "hostnet", "out_bytes" },
 	[M_HOST_NET_IN_PACKETS] = { "host.network.incoming.packets", SAMPLE_CUMULATIVE, "packet", "packets", 1.0, "hostnet", "in_packets" },
 	[M_HOST_NET_OUT_PACKETS] = { "host.network.outgoing.packets", SAMPLE_CUMULATIVE, "packet", "packets", 1.0, "hostnet", "out_packets" },
+	/* per traffic class k: what the VM's NIC (device = MAC) received from
+	 * and sent to addresses of that class (docs/meters.md) */
+#define NETC(cls, k) \
+	[M_NETC_FIRST + 4 * (k) + 0] = { "network." #cls ".incoming.bytes", SAMPLE_CUMULATIVE, "B", "GB", 1e9, \
+					 "net_" #cls, "in_bytes" }, \
+	[M_NETC_FIRST + 4 * (k) + 1] = { "network." #cls ".outgoing.bytes", SAMPLE_CUMULATIVE, "B", "GB", 1e9, \
+					 "net_" #cls, "out_bytes" }, \
+	[M_NETC_FIRST + 4 * (k) + 2] = { "network." #cls ".incoming.packets", SAMPLE_CUMULATIVE, "packet", \
+					 "packets", 1.0, "net_" #cls, "in_packets" }, \
+	[M_NETC_FIRST + 4 * (k) + 3] = { "network." #cls ".outgoing.packets", SAMPLE_CUMULATIVE, "packet", \
+					 "packets", 1.0, "net_" #cls, "out_packets" }
+	NETC(internet, 0),
+	NETC(internal, 1),
+	NETC(peering, 2),
+	NETC(nonip, 3),
+	NETC(malformed, 4),
+#undef NETC
+	/* the capture (device = interface, or the file offline): what libpcap
+	 * and the kernel say of it, and frames no NIC of the mapping matched */
+	[M_PCAP_RECEIVED] = { "pcap.received.packets", SAMPLE_CUMULATIVE, "packet", "packets", 1.0, "pcap", "received" },
+	[M_PCAP_DROPPED] = { "pcap.dropped.packets", SAMPLE_CUMULATIVE, "packet", "packets", 1.0, "pcap", "dropped" },
+	[M_PCAP_IFDROPPED] = { "pcap.ifdropped.packets", SAMPLE_CUMULATIVE, "packet", "packets", 1.0, "pcap", "ifdropped" },
+	[M_PCAP_UNATTRIBUTED] = { "pcap.unattributed.packets", SAMPLE_CUMULATIVE, "packet", "packets", 1.0, "pcap",
+				  "unattributed" },
 };
 
 int meter_lookup(const char *name)

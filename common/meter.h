@@ -75,6 +75,15 @@ enum meter_id {
 	M_HOST_NET_OUT_BYTES,
 	M_HOST_NET_IN_PACKETS,
 	M_HOST_NET_OUT_PACKETS,
+	/* traffic classes (collectors/pcap.c): per class, in the order of
+	 * enum pcap_class, the four counters in the order of network.* above */
+	M_NETC_FIRST,
+	M_NETC_LAST = M_NETC_FIRST + 5 * 4 - 1,
+	/* the capture's own counters, per capture interface */
+	M_PCAP_RECEIVED,
+	M_PCAP_DROPPED,
+	M_PCAP_IFDROPPED,
+	M_PCAP_UNATTRIBUTED,
 	METER_COUNT
 };
 

@@ -83,6 +83,25 @@ static const struct family fam[METER_COUNT] = {
 	[M_HOST_NET_OUT_BYTES] = { "tally_host_network_outgoing_bytes", "Bytes sent by the host's interface since tallyd started.", true, true, false },
 	[M_HOST_NET_IN_PACKETS] = { "tally_host_network_incoming_packets", "Packets received by the host's interface since tallyd started.", true, true, false },
 	[M_HOST_NET_OUT_PACKETS] = { "tally_host_network_outgoing_packets", "Packets sent by the host's interface since tallyd started.", true, true, false },
+#define NETC(cls, k) \
+	[M_NETC_FIRST + 4 * (k) + 0] = { "tally_network_" #cls "_incoming_bytes", \
+		"Bytes of class " #cls " the NIC received since tallyd started.", true, true, false }, \
+	[M_NETC_FIRST + 4 * (k) + 1] = { "tally_network_" #cls "_outgoing_bytes", \
+		"Bytes of class " #cls " the NIC sent since tallyd started.", true, true, false }, \
+	[M_NETC_FIRST + 4 * (k) + 2] = { "tally_network_" #cls "_incoming_packets", \
+		"Packets of class " #cls " the NIC received since tallyd started.", true, true, false }, \
+	[M_NETC_FIRST + 4 * (k) + 3] = { "tally_network_" #cls "_outgoing_packets", \
+		"Packets of class " #cls " the NIC sent since tallyd started.", true, true, false }
+	NETC(internet, 0),
+	NETC(internal, 1),
+	NETC(peering, 2),
+	NETC(nonip, 3),
+	NETC(malformed, 4),
+#undef NETC
+	[M_PCAP_RECEIVED] = { "tally_pcap_received_packets", "Packets the capture received since tallyd started.", true, true, false },
+	[M_PCAP_DROPPED] = { "tally_pcap_dropped_packets", "Packets the kernel dropped from the capture's buffer (it was full) since tallyd started.", true, true, false },
+	[M_PCAP_IFDROPPED] = { "tally_pcap_ifdropped_packets", "Packets the interface dropped since tallyd started.", true, true, false },
+	[M_PCAP_UNATTRIBUTED] = { "tally_pcap_unattributed_packets", "Captured packets of no NIC in the mapping since tallyd started.", true, true, false },
 };
 
 const char *prom_family(int meter, bool *counter)

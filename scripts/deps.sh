@@ -47,6 +47,12 @@ util-linux
 nagios4-core
 icinga2-bin
 icinga2-common
+libpcap-dev
+tshark
+iproute2
+pmacct
+clang
+libclang-rt-14-dev
 "
 # `deps.sh vm`: also what make check-vm needs (tests/vm: QEMU, libvirtd, a
 # static build of the guest's load generator, the initramfs tools)
@@ -64,6 +70,8 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# tshark's wireshark-common asks whether non-root users may capture: no
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 apt-get update -q || { echo "deps: apt-get update failed" >&2; exit 1; }
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $missing

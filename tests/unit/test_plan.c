@@ -148,6 +148,64 @@ START_TEST(test_no_silent_truncation)
 }
 END_TEST
 
+/* A billing unit that fits meter m, or NULL (for the test below). */
+static const char *unit_for(int m)
+{
+	const struct meter_def *d = &meter_table[m];
+	if (!strcmp(d->unit, "ns"))
+		return "CPU-hour";
+	if (!strcmp(d->unit, "B"))
+		return d->kind == SAMPLE_GAUGE ? "GiB-hour" : "GB";
+	if (!strcmp(d->unit, "packet"))
+		return "packet-million";
+	if (!strcmp(d->unit, "request"))
+		return "request-million";
+	return NULL;
+}
+
+/* Inheritance keeps one flag per meter of the table, which holds far more
+ * than 32 meters. Version 1 prices meter A (index k) and meter B (index
+ * k + 32) at 0.01 and 0.02; version 2 prices B again at 0.03. Version 2
+ * must hold A inherited at 0.01 and its own B at 0.03: with a 32-bit mask
+ * the shift by B's index wrapped to A's bit, A looked replaced and its
+ * price was lost from the 1st of the second month. */
+START_TEST(test_inherit_meters_past_32)
+{
+	int a = -1;
+	for (int k = 0; k + 32 < METER_COUNT && a < 0; k++)
+		if (unit_for(k) && unit_for(k + 32))
+			a = k;
+	ck_assert_int_ge(a, 0);
+	int b = a + 32;
+	char text[1024];
+	snprintf(text, sizeof(text),
+		 "plan: wide\ncurrency: EUR\n"
+		 "versions:\n  - from: 2026-01-01\n    prices:\n"
+		 "      - {meter: %s, unit: %s, price: 0.01}\n"
+		 "      - {meter: %s, unit: %s, price: 0.02}\n"
+		 "  - from: 2026-02-01\n    prices:\n"
+		 "      - {meter: %s, unit: %s, price: 0.03}\n",
+		 meter_table[a].name, unit_for(a), meter_table[b].name, unit_for(b), meter_table[b].name, unit_for(b));
+	struct plan p;
+	struct plan_errors errs;
+	int rc = plan_load_text("wide.yaml", text, strlen(text), &p, &errs);
+	ck_assert_msg(rc == 0, "%s", errs.n ? errs.msg[0] : "?");
+	ck_assert_uint_eq(p.n_versions, 2);
+	const struct plan_version *v = &p.versions[1];
+	int64_t got_a = -1, got_b = -1;
+	for (size_t i = 0; i < v->n_prices; i++) {
+		if (v->prices[i].meter == a)
+			got_a = v->prices[i].price_nanos;
+		if (v->prices[i].meter == b)
+			got_b = v->prices[i].price_nanos;
+	}
+	ck_assert_uint_eq(v->n_prices, 2);
+	ck_assert_int_eq(got_a, 10000000);   /* 0.01 inherited */
+	ck_assert_int_eq(got_b, 30000000);   /* 0.03 its own */
+	plan_release(&p);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("plan");
@@ -157,6 +215,7 @@ int main(void)
 	tcase_add_test(tc, test_disjoint_selectors_and_currency_digits);
 	tcase_add_test(tc, test_tenant_prices_and_whole_hours);
 	tcase_add_test(tc, test_no_silent_truncation);
+	tcase_add_test(tc, test_inherit_meters_past_32);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

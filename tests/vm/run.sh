@@ -379,5 +379,8 @@ grep -q 'reading again' "$work/tallyd.log" && ok "tallyd said it reads again aft
 # the cgroup collector beside libvirt, on guests of its own (tests/vm/cgroup.sh)
 tvm_cleanup
 sh "$here/cgroup.sh" || fails=$((fails + 1))
+# traffic classes: the pcap collector on a guest's tap (a guest of its own)
+sh "$here/pcap.sh" || fail "tests/vm/pcap.sh: the pcap collector disagrees with a guest's tap"
+
 echo "check-vm: $fails failure(s)"
 [ "$fails" -eq 0 ]
