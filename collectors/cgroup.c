@@ -1656,10 +1656,31 @@ static void cg_free(void *state)
 	free(s);
 }
 
+/* SIGHUP (collector.h): the mapping file, read again by configure, is
+ * taken; every VM is identified again at the next read and its metadata
+ * sent with the new mapping. The rest of the section needs a restart. */
+static int cg_reload(void *state, void *fresh, struct tally_err *e)
+{
+	struct cg *s = state, *f = fresh;
+	struct mapping old = s->mapping;
+	(void)e;
+	s->mapping = f->mapping;
+	f->mapping = old;            /* freed with fresh */
+	memcpy(s->mapping_path, f->mapping_path, sizeof(s->mapping_path));
+	for (size_t i = 0; i < s->n_vm; i++) {
+		struct cg_vm *v = &s->vm[i];
+		if (v->ident == 1)
+			v->ident = 0;
+		v->meta_sent = false;
+	}
+	return 0;
+}
+
 const struct collector_ops cgroup_collector = {
 	.name = "cgroup",
 	.configure = cg_configure,
 	.init = cg_init,
 	.read = cg_read,
 	.free = cg_free,
+	.reload = cg_reload,
 };

@@ -2002,6 +2002,23 @@ static void lv_metrics(void *state, void (*put)(void *ctx, const struct collecto
 		put(ctx, &m[i]);
 }
 
+/* SIGHUP (collector.h): the mapping file, read again by configure, is
+ * taken; each domain's metadata is worked out again with it at its next
+ * XML refresh (within xml_refresh intervals). The rest of the section
+ * (uri, the intervals of the slow groups) needs a restart. */
+static int lv_reload(void *state, void *fresh, struct tally_err *e)
+{
+	struct lv *s = state, *f = fresh;
+	struct mapping old = s->mapping;
+	(void)e;
+	s->mapping = f->mapping;
+	f->mapping = old;            /* freed with fresh */
+	memcpy(s->mapping_path, f->mapping_path, sizeof(s->mapping_path));
+	for (size_t i = 0; i < s->n_dom; i++)
+		s->dom[i].xml_hash = 0;   /* parsed again, metadata sent if it changed */
+	return 0;
+}
+
 const struct collector_ops libvirt_collector = {
 	.name = "libvirt",
 	.configure = lv_configure,
@@ -2009,4 +2026,5 @@ const struct collector_ops libvirt_collector = {
 	.read = lv_read,
 	.free = lv_free,
 	.metrics = lv_metrics,
+	.reload = lv_reload,
 };

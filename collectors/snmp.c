@@ -472,6 +472,7 @@ static int parse_rules(struct snmp *s, const struct cfg_node *seq, struct tally_
 }
 
 static void snmpc_free(void *state);
+static void target_release(struct target *t);
 
 static int snmpc_configure(const struct cfg_node *cfg, const struct collector_env *env, void **state,
 			  struct tally_err *e)
@@ -1226,25 +1227,109 @@ static void snmpc_free(void *state)
 	struct snmp *s = state;
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n_t; i++) {
-		struct target *t = &s->t[i];
-		t->active = false;
-		if (t->ss)
-			snmp_close(t->ss);
-		if (t->disc)
-			snmp_close(t->disc);
-		if (t->walk_ready)
-			snmp_walk_release(&t->walk);
-		free(t->vb);
-		free(t->ports);
-		explicit_bzero(t->auth_ku, sizeof(t->auth_ku));
-		explicit_bzero(t->priv_ku, sizeof(t->priv_ku));
-		explicit_bzero(t->community, sizeof(t->community));
-	}
+	for (size_t i = 0; i < s->n_t; i++)
+		target_release(&s->t[i]);
 	free(s->t);
 	free(s->rules);
 	free(s->buf);
 	free(s);
+}
+
+/* Release what one target holds (its sessions, buffers, keys). */
+static void target_release(struct target *t)
+{
+	t->active = false;
+	if (t->ss)
+		snmp_close(t->ss);
+	if (t->disc)
+		snmp_close(t->disc);
+	if (t->walk_ready)
+		snmp_walk_release(&t->walk);
+	free(t->vb);
+	free(t->ports);
+	explicit_bzero(t->auth_ku, sizeof(t->auth_ku));
+	explicit_bzero(t->priv_ku, sizeof(t->priv_ku));
+	explicit_bzero(t->community, sizeof(t->community));
+	memset(t, 0, sizeof(*t));
+}
+
+/* Whether a and b are the same agent asked the same way: what a running
+ * target keeps across a reload (its sessions, engine id, last counters). */
+static bool same_agent(const struct target *a, const struct target *b)
+{
+	return !strcmp(a->peer, b->peer) && a->version == b->version && a->view == b->view &&
+	       !strcmp(a->community, b->community) && !strcmp(a->user, b->user) && a->level == b->level &&
+	       a->auth_proto == b->auth_proto && a->priv_proto == b->priv_proto &&
+	       a->auth_ku_len == b->auth_ku_len && a->priv_ku_len == b->priv_ku_len &&
+	       !memcmp(a->auth_ku, b->auth_ku, a->auth_ku_len) && !memcmp(a->priv_ku, b->priv_ku, a->priv_ku_len) &&
+	       !strcmp(a->context, b->context);
+}
+
+/* SIGHUP (collector.h): the targets and the port rules of the new config.
+ * A target of the same name asking the same agent the same way keeps its
+ * sessions and last readings and takes the new interval, timeout,
+ * retries, max_repetitions, max_rows and host_resources; any other target
+ * of the new config starts as at a start of tallyd (its first poll a
+ * baseline, as after a restart: the ledger holds the last readings), and
+ * a target no longer configured is closed. Between two reads no poll is
+ * in flight; the sessions of a kept target are opened again (v3: its
+ * engine id is discovered again at its next poll). */
+static int snmpc_reload(void *state, void *fresh, struct tally_err *e)
+{
+	struct snmp *s = state, *f = fresh;
+	struct target *t = calloc(f->n_t ? f->n_t : 1, sizeof(*t));
+	bool *kept = calloc(s->n_t ? s->n_t : 1, sizeof(*kept));
+	if (!t || !kept) {
+		free(t);
+		free(kept);
+		return err_set(e, -ENOMEM, "snmp: out of memory reloading the targets");
+	}
+	for (size_t i = 0; i < f->n_t; i++) {
+		struct target *nt = &f->t[i];
+		size_t j = 0;
+		while (j < s->n_t && (kept[j] || strcmp(s->t[j].name, nt->name) || !same_agent(&s->t[j], nt)))
+			j++;
+		if (j < s->n_t) {
+			/* its sessions carry its address (callback_magic): closed
+			 * here, opened again at its new place below */
+			struct target *ot = &s->t[j];
+			if (ot->ss)
+				snmp_close(ot->ss);
+			if (ot->disc)
+				snmp_close(ot->disc);
+			ot->ss = ot->disc = NULL;
+			t[i] = *ot;
+			kept[j] = true;
+			t[i].interval_ns = nt->interval_ns;
+			t[i].timeout_ns = nt->timeout_ns;
+			t[i].retries = nt->retries;
+			t[i].max_rep = nt->max_rep;
+			t[i].max_rows = nt->max_rows;
+			t[i].hr = nt->hr;
+			target_release(nt);
+		} else {
+			t[i] = *nt;          /* moved: fresh gives it up below */
+			memset(nt, 0, sizeof(*nt));
+		}
+		/* v2c polls on one session; v3 discovers its engine at the poll */
+		if (t[i].version != SNMP_VERSION_3)
+			(void)open_poll(&t[i]);   /* a failure is said at its first poll */
+	}
+	for (size_t j = 0; j < s->n_t; j++)
+		if (!kept[j])
+			target_release(&s->t[j]);
+	free(kept);
+	free(s->t);
+	s->t = t;
+	s->n_t = f->n_t;
+	f->n_t = 0;                  /* every target of fresh was moved or released */
+	struct snmp_rule *r = s->rules;
+	size_t nr = s->n_rules;
+	s->rules = f->rules;
+	s->n_rules = f->n_rules;
+	f->rules = r;                /* freed with fresh */
+	f->n_rules = nr;
+	return 0;
 }
 
 static int snmpc_init(void *state, int64_t resume_ns, struct tally_err *e)
@@ -1263,4 +1348,5 @@ const struct collector_ops snmp_collector = {
 	.read = snmpc_read,
 	.free = snmpc_free,
 	.metrics = snmpc_metrics,
+	.reload = snmpc_reload,
 };
