@@ -76,10 +76,12 @@ struct httpd {
 	pthread_mutex_t cache_lock;
 	struct page *page[2];        /* by enum prom_format */
 	struct live_store *store;
+	/* what a reload (httpd_reload) replaces: read under conf_lock */
+	pthread_rwlock_t conf_lock;
 	struct httpd_token *tokens;
 	size_t n_tokens;
-	char *ledger_path;
 	char *plan_path;             /* NULL: no plan, /api/v1/sla says so */
+	char *ledger_path;
 	uint16_t port;
 	struct alert_store *alerts;
 	struct ratelimit *limit;     /* NULL: no limit */
@@ -94,7 +96,8 @@ struct httpd {
 /* who is asking: admin, or one tenant */
 struct who {
 	bool admin;
-	const char *tenant;
+	const char *tenant;          /* NULL, or tenant_buf */
+	char tenant_buf[64];         /* a copy: a reload may replace the tokens mid-request */
 	int token;                   /* index into tokens, -1: none or not valid */
 };
 
@@ -157,8 +160,19 @@ static bool token_eq(const char *given, const char *want)
 /* 0 and *w filled, or an HTTP status to refuse with. *presented: a
  * bearer token was given (a wrong one is a failed authentication; no
  * token at all is not a guess). */
-static unsigned authenticate(const struct httpd *h, struct MHD_Connection *c, struct who *w,
-			     bool *presented)
+static unsigned authenticate_locked(const struct httpd *h, struct MHD_Connection *c, struct who *w,
+				    bool *presented);
+
+static unsigned authenticate(struct httpd *h, struct MHD_Connection *c, struct who *w, bool *presented)
+{
+	pthread_rwlock_rdlock(&h->conf_lock);
+	unsigned st = authenticate_locked(h, c, w, presented);
+	pthread_rwlock_unlock(&h->conf_lock);
+	return st;
+}
+
+static unsigned authenticate_locked(const struct httpd *h, struct MHD_Connection *c, struct who *w,
+				    bool *presented)
 {
 	w->admin = false;
 	w->tenant = NULL;
@@ -186,7 +200,10 @@ static unsigned authenticate(const struct httpd *h, struct MHD_Connection *c, st
 	if (!found)
 		return MHD_HTTP_UNAUTHORIZED;
 	w->admin = found->admin;
-	w->tenant = found->admin ? NULL : found->tenant;
+	if (!found->admin) {
+		str_copy(w->tenant_buf, found->tenant, sizeof(w->tenant_buf));
+		w->tenant = w->tenant_buf;
+	}
 	w->token = (int)(found - h->tokens);
 	return 0;
 }
@@ -494,7 +511,12 @@ static enum MHD_Result get_sla(struct httpd *h, struct MHD_Connection *c, const 
 		snprintf(msg, sizeof(msg), "unknown query parameter '%s' (known: period, from, to, tenant)", bad);
 		return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
 	}
-	if (!h->plan_path)
+	char plan_path[PATH_MAX] = "";
+	pthread_rwlock_rdlock(&h->conf_lock);
+	if (h->plan_path)
+		str_copy(plan_path, h->plan_path, sizeof(plan_path));
+	pthread_rwlock_unlock(&h->conf_lock);
+	if (!plan_path[0])
 		return send_error(c, MHD_HTTP_NOT_FOUND, "no rate plan is configured (http.plan)");
 #define ARG(n) MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, n)
 	const char *period = ARG("period"), *from = ARG("from"), *to = ARG("to"), *tenant = ARG("tenant");
@@ -516,7 +538,7 @@ static enum MHD_Result get_sla(struct httpd *h, struct MHD_Connection *c, const 
 	q.tenant = tenant;
 	struct plan p;
 	struct plan_errors errs;
-	if (plan_load(h->plan_path, &p, &errs))
+	if (plan_load(plan_path, &p, &errs))
 		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, errs.n ? errs.msg[0] : "the plan does not load");
 	if (!p.has_sla) {
 		plan_release(&p);
@@ -770,7 +792,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	bool presented;
 	int64_t now = time_mono_ns();
 	client_key(c, addr, sizeof(addr));
-	if (h->n_tokens && MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) &&
+	pthread_rwlock_rdlock(&h->conf_lock);
+	bool closed = h->n_tokens > 0;
+	pthread_rwlock_unlock(&h->conf_lock);
+	if (closed && MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) &&
 	    auth_limited(h, c, addr, now, &ret))
 		return ret;
 	unsigned st = authenticate(h, c, &w, &presented);
@@ -875,6 +900,12 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 		free(h);
 		return -ENOMEM;
 	}
+	if (pthread_rwlock_init(&h->conf_lock, NULL)) {
+		pthread_mutex_destroy(&h->stats_lock);
+		pthread_mutex_destroy(&h->cache_lock);
+		free(h);
+		return -ENOMEM;
+	}
 	unsigned max_conn = cfg->max_connections ? cfg->max_connections : HTTPD_MAX_CONNECTIONS;
 	unsigned per_addr = cfg->max_per_address ? cfg->max_per_address : HTTPD_MAX_PER_ADDRESS;
 	int64_t head_timeout = cfg->head_timeout_ns > 0 ? cfg->head_timeout_ns : HTTPD_HEAD_TIMEOUT_NS;
@@ -968,6 +999,7 @@ void httpd_stop(struct httpd *h)
 			page_put(h->page[i]);
 	pthread_mutex_destroy(&h->cache_lock);
 	pthread_mutex_destroy(&h->stats_lock);
+	pthread_rwlock_destroy(&h->conf_lock);
 	if (h->tokens)
 		memset(h->tokens, 0, h->n_tokens * sizeof(*h->tokens));
 	free(h->tokens);
@@ -983,4 +1015,30 @@ void httpd_stop(struct httpd *h)
 uint16_t httpd_port(const struct httpd *h)
 {
 	return h->port;
+}
+
+int httpd_reload(struct httpd *h, const struct httpd_token *tokens, size_t n_tokens, const char *plan_path,
+		 struct tally_err *e)
+{
+	struct httpd_token *t = NULL;
+	char *plan = NULL;
+	if ((n_tokens && !(t = malloc(n_tokens * sizeof(*t)))) || (plan_path && !(plan = strdup(plan_path)))) {
+		free(t);
+		return err_set(e, -ENOMEM, "http: out of memory reloading the tokens");
+	}
+	if (n_tokens)
+		memcpy(t, tokens, n_tokens * sizeof(*t));
+	pthread_rwlock_wrlock(&h->conf_lock);
+	struct httpd_token *old = h->tokens;
+	size_t n_old = h->n_tokens;
+	char *old_plan = h->plan_path;
+	h->tokens = t;
+	h->n_tokens = n_tokens;
+	h->plan_path = plan;
+	pthread_rwlock_unlock(&h->conf_lock);
+	if (old)
+		explicit_bzero(old, n_old * sizeof(*old));
+	free(old);
+	free(old_plan);
+	return 0;
 }

@@ -122,4 +122,11 @@ int httpd_start(struct httpd **out, const struct httpd_config *c, struct live_st
 void httpd_stop(struct httpd *h);
 uint16_t httpd_port(const struct httpd *h);
 
+/* SIGHUP: from now on the listener takes these tokens (copied; n_tokens 0:
+ * open, which the config allows on loopback only) and serves /api/v1/sla
+ * with this plan (NULL: none). Requests under way finish with the ones
+ * they started with. Returns 0 or -ENOMEM (nothing changed). */
+int httpd_reload(struct httpd *h, const struct httpd_token *tokens, size_t n_tokens, const char *plan_path,
+		 struct tally_err *e);
+
 #endif
