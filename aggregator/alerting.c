@@ -826,6 +826,94 @@ int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *
 	return 0;
 }
 
+/* The configured rule a window's key (rule, meter, ...) belongs to, or
+ * NULL. */
+static const struct alert_rule *window_rule(const struct alerting_config *c, const char *key)
+{
+	const char *s1 = strchr(key, '\x1f');
+	const char *s2 = s1 ? strchr(s1 + 1, '\x1f') : NULL;
+	for (size_t i = 0; s2 && i < c->n_rules; i++) {
+		const struct alert_rule *r = &c->rules[i];
+		const char *m = meter_table[r->meter].name;
+		if (r->window_ns && strlen(r->name) == (size_t)(s1 - key) && !strncmp(key, r->name, (size_t)(s1 - key)) &&
+		    strlen(m) == (size_t)(s2 - s1 - 1) && !strncmp(s1 + 1, m, (size_t)(s2 - s1 - 1)))
+			return r;
+	}
+	return NULL;
+}
+
+int alerting_reconfigure(struct alerting *g, const struct alerting_config *c, int64_t t_ns)
+{
+	/* windows: kept where their rule is still there with the same window,
+	 * else dropped (and deleted from the ledger at the next commit) */
+	size_t keep = 0;
+	for (size_t i = 0; i < g->w_cap; i++) {
+		const struct alert_rule *r = g->w[i].key[0] ? window_rule(c, g->w[i].key) : NULL;
+		keep += r && r->window_ns == g->w[i].window_ns;
+	}
+	size_t ncap = 64;
+	while (2 * (keep + 1) > ncap)
+		ncap *= 2;
+	struct wnd *nw = fault_calloc(ncap, sizeof(*nw));
+	if (!nw)
+		return -ENOMEM;
+	size_t used = 0;
+	for (size_t i = 0; i < g->w_cap; i++) {
+		struct wnd *o = &g->w[i];
+		if (!o->key[0])
+			continue;
+		const struct alert_rule *r = window_rule(c, o->key);
+		if (!r || r->window_ns != o->window_ns) {
+			if (keylist_push(&g->wdel, o->key)) {
+				free(nw);   /* the windows are as they were */
+				return -ENOMEM;
+			}
+			continue;
+		}
+		size_t h = hash(o->key) & (ncap - 1);
+		while (nw[h].key[0])
+			h = (h + 1) & (ncap - 1);
+		nw[h] = *o;
+		used++;
+	}
+	for (size_t i = 0; i < g->w_cap; i++) {
+		const struct alert_rule *r = g->w[i].key[0] ? window_rule(c, g->w[i].key) : NULL;
+		if (g->w[i].key[0] && (!r || r->window_ns != g->w[i].window_ns)) {
+			free(g->w[i].t);
+			free(g->w[i].v);
+		}
+	}
+	free(g->w);
+	g->w = nw;
+	g->w_cap = ncap;
+	g->w_used = used;
+	/* instances: a rule's take its index in the new list by name; those
+	 * of a rule or a built-in that is gone are resolved now (as an orphan
+	 * at a start), so Alertmanager does not keep them until they time out */
+	g->c = c;
+	for (size_t i = 0; i < g->n; i++) {
+		struct inst *x = &g->in[i];
+		bool gone = false;
+		if (x->kind == K_RULE) {
+			x->rule = -1;
+			for (size_t k = 0; k < c->n_rules; k++)
+				if (!strcmp(c->rules[k].name, x->rule_name))
+					x->rule = (int)k;
+			gone = x->rule < 0;
+		} else {
+			gone = (x->kind == K_VMDOWN && !c->vm_down) || (x->kind == K_STALE && !c->stale_intervals) ||
+			       (x->kind == K_DROPPED && !c->samples_dropped) || (x->kind == K_SLABURN && !c->sla_burn_ppm);
+		}
+		if (gone && x->t.state != ALERT_RESOLVED && x->t.state != ALERT_INACTIVE) {
+			alert_step(&x->t, false, t_ns, 0, 0);
+			x->dirty = true;
+		}
+		x->orphan = gone;
+	}
+	g->structure_changed = true;
+	return 0;
+}
+
 static bool comes_back(enum lifecycle_type t)
 {
 	return lifecycle_starts_life(t) || t == LIFECYCLE_UNDEFINED;

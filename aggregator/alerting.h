@@ -254,6 +254,13 @@ void alerting_free(struct alerting *g);
  * first ingest. Returns 0 or the ledger's error. */
 int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *e);
 
+/* SIGHUP: from now on g evaluates the rules and built-ins of c (which
+ * must outlive g, as the first config did). The alerts of a rule or
+ * built-in that is no longer configured are resolved at t_ns; a windowed
+ * rule keeps its window when its window length is unchanged, else starts
+ * it anew. Returns 0 or -ENOMEM (then g is as it was, c not taken). */
+int alerting_reconfigure(struct alerting *g, const struct alerting_config *c, int64_t t_ns);
+
 /* Note a batch's lifecycle events and instance readings: call after
  * agg_ingest accepted it (returned 0), so a duplicate batch is not noted
  * twice. */
