@@ -3,7 +3,7 @@
  * listener, the alert store and its Alertmanager sender, the SLA probe)
  * and the pipeline together; all logic lives in daemon/.
  *
- *   tallyd -c FILE        run
+ *   tallyd -c FILE        run (SIGHUP reads FILE again: daemon/reload.h)
  *   tallyd -n -c FILE     check the config and exit (0 ok, 2 bad config)
  *   tallyd --help | --version
  *
@@ -30,12 +30,20 @@
 #include <sys/resource.h>
 #include <time.h>
 
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag, reload_flag;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop_flag = 1;
+	if (sig == SIGHUP)
+		reload_flag = 1;   /* read again at the end of the running cycle */
+	else
+		stop_flag = 1;
+}
+
+/* SIGHUP: the listener's new tokens and plan (pipeline.h, http_reload). */
+static int http_reload(void *ctx, const struct httpd_section *h, struct tally_err *e)
+{
+	return httpd_reload(ctx, h->tokens, h->n_tokens, h->plan[0] ? h->plan : NULL, e);
 }
 
 static void usage(FILE *f)
@@ -96,6 +104,7 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 
 	/* The outputs, each started only when configured; everything that was
 	 * started is stopped on the one way out below. */
@@ -104,7 +113,7 @@ int main(int argc, char **argv)
 	bool live_ok = false, alerts_ok = false;
 	struct alerts_sender *sender = NULL;
 	struct httpd *http = NULL;
-	struct pipeline_outputs out = { 0 };
+	struct pipeline_outputs out = { .reload = &reload_flag };
 	struct sla_probe_ctx burn = { .ledger = cfg.agg.ledger_path, .plan = cfg.http.plan };
 	int rc = 0;
 	bool ran = false;
@@ -138,6 +147,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		out.live = &live;
+		out.http_reload = http_reload;
+		out.http_reload_ctx = http;
 		log_msg(LOG_INFO, "http: listening on %s port %u", cfg.http.address,
 			(unsigned)httpd_port(http));
 	}

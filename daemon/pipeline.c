@@ -4,6 +4,7 @@
  * live snapshots and the SLA probe driven from the cycle's end.
  */
 #include "pipeline.h"
+#include "reload.h"
 #include "aggregator.h"
 #include "batch.h"
 #include "cfg.h"
@@ -298,6 +299,62 @@ static void ledger_failing(struct run *r, struct tally_err *e)
 	e->code = 0;
 }
 
+/* SIGHUP: read the config again; apply what may change (reload.h). An
+ * invalid file, or a failure to apply, is one log line and the running
+ * config stays whole. */
+static void reload(struct run *r)
+{
+	struct daemon_config *c = r->c;
+	struct daemon_config *n = malloc(sizeof(*n));
+	struct alerting_config *before = malloc(sizeof(*before));
+	struct tally_err e = { 0 };
+	char restart[512];
+
+	if (!n || !before) {
+		log_msg(LOG_ERR, "reload: out of memory; the running config stays");
+		goto out;
+	}
+	if (daemon_config_load(n, c->path, NULL, &e)) {
+		log_msg(LOG_ERR, "reload: %s; the running config stays", e.msg);
+		free(n);
+		n = NULL;
+		goto out;
+	}
+	reload_restart_keys(c, n, restart, sizeof(restart));
+	if (r->out->http_reload && c->http.enabled && n->http.enabled &&
+	    r->out->http_reload(r->out->http_reload_ctx, &n->http, &e)) {
+		log_msg(LOG_ERR, "reload: %s; the running config stays", e.msg);
+		goto out;
+	}
+	*before = c->alerts;
+	reload_take(c, n);
+	if (r->al && alerting_reconfigure(r->al, &c->alerts, r->tick_ns)) {
+		c->alerts = *before;
+		log_msg(LOG_ERR, "reload: out of memory taking the alert rules; they stay as they were");
+	}
+	/* the collectors, when the same ones run: each takes what it can */
+	bool same = c->n_coll == n->n_coll;
+	for (size_t i = 0; same && i < c->n_coll; i++)
+		same = c->coll[i].ops == n->coll[i].ops;
+	for (size_t i = 0; same && i < c->n_coll; i++) {
+		const struct collector_ops *ops = c->coll[i].ops;
+		if (ops->reload && ops->reload(c->coll[i].state, n->coll[i].state, &e)) {
+			log_msg(LOG_ERR, "reload: collector %s: %s; it keeps its running config", ops->name, e.msg);
+			e.msg[0] = '\0';
+		}
+	}
+	if (restart[0])
+		log_msg(LOG_WARN, "reload: %s changed in %s: not applied, that needs a restart", restart, c->path);
+	log_msg(LOG_INFO, "reload: %s read again: log level, alert rules, tokens, plan and the collectors'"
+		" mapping files and targets are the new ones", c->path);
+	log_set_level((enum log_level)c->log_level);   /* last: the lines above at the level they came under */
+out:
+	if (n)
+		daemon_config_release(n);
+	free(n);
+	free(before);
+}
+
 /* When to commit (docs/config.md, ledger.commit_every).
  *
  * Fast-forward: every commit_every of wall time; a killed run resumes
@@ -316,6 +373,10 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 {
 	struct run *r = ctx;
 	r->tick_ns = tick_ns;
+	if (r->out->reload && *r->out->reload) {
+		*r->out->reload = 0;
+		reload(r);
+	}
 	progress(r, tick_ns, false);
 	if (r->al)
 		eval_alerts(r, tick_ns);

@@ -41,6 +41,13 @@ struct pipeline_outputs {
 	 * a minute of data time; NULL: no SLABurn */
 	alert_sla_probe sla_probe;
 	void *sla_probe_ctx;
+	/* SIGHUP (reload.h): when *reload is set (a signal handler may set
+	 * it), the config file is read again at the end of the running cycle
+	 * and what may change is applied; http_reload (NULL: no listener)
+	 * hands the listener its new tokens and plan. */
+	volatile sig_atomic_t *reload;
+	int (*http_reload)(void *ctx, const struct httpd_section *h, struct tally_err *e);
+	void *http_reload_ctx;
 };
 
 struct pipeline_summary {
