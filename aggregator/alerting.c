@@ -84,115 +84,6 @@ static enum alert_state state_parse(const char *s)
 	       : !strcmp(s, "resolved") ? ALERT_RESOLVED : ALERT_INACTIVE;
 }
 
-/* ---- snapshot store ---- */
-
-static void snap_free(struct alert_snap *s)
-{
-	if (!s)
-		return;
-	free(s->v);
-	free(s);
-}
-
-int alert_store_init(struct alert_store *s)
-{
-	s->cur = NULL;
-	s->gen = 0;
-	memset(&s->send, 0, sizeof(s->send));
-	if (pthread_mutex_init(&s->lock, NULL))
-		return -ENOMEM;
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	int rc = pthread_cond_init(&s->changed, &ca);
-	pthread_condattr_destroy(&ca);
-	if (rc) {
-		pthread_mutex_destroy(&s->lock);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static void store_publish(struct alert_store *s, struct alert_snap *snap)
-{
-	if (snap)
-		snap->refs = 1;
-	pthread_mutex_lock(&s->lock);
-	struct alert_snap *old = s->cur;
-	s->cur = snap;
-	if (snap)
-		snap->gen = ++s->gen;
-	int last = old && --old->refs == 0;
-	pthread_cond_broadcast(&s->changed);
-	pthread_mutex_unlock(&s->lock);
-	if (last)
-		snap_free(old);
-}
-
-void alert_store_release(struct alert_store *s)
-{
-	store_publish(s, NULL);
-	pthread_cond_destroy(&s->changed);
-	pthread_mutex_destroy(&s->lock);
-}
-
-struct alert_snap *alert_acquire(struct alert_store *s)
-{
-	pthread_mutex_lock(&s->lock);
-	struct alert_snap *snap = s->cur;
-	if (snap)
-		snap->refs++;
-	pthread_mutex_unlock(&s->lock);
-	return snap;
-}
-
-void alert_put(struct alert_store *s, struct alert_snap *snap)
-{
-	if (!snap)
-		return;
-	pthread_mutex_lock(&s->lock);
-	assert(snap->refs > 0);   /* every alert_put matches an alert_acquire */
-	int last = --snap->refs == 0;
-	pthread_mutex_unlock(&s->lock);
-	if (last)
-		snap_free(snap);
-}
-
-uint64_t alert_wait(struct alert_store *s, uint64_t gen, int64_t timeout_ns)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t until = (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec + timeout_ns;
-	ts.tv_sec = until / NS_PER_SEC;
-	ts.tv_nsec = until % NS_PER_SEC;
-	pthread_mutex_lock(&s->lock);
-	while (s->gen == gen && pthread_cond_timedwait(&s->changed, &s->lock, &ts) == 0)
-		;
-	uint64_t g = s->gen;
-	pthread_mutex_unlock(&s->lock);
-	return g;
-}
-
-void alert_store_count_post(struct alert_store *s, bool ok, size_t n, int64_t now_ns)
-{
-	pthread_mutex_lock(&s->lock);
-	if (ok) {
-		s->send.posts++;
-		s->send.alerts_sent += n;
-		s->send.last_success_ns = now_ns;
-	} else {
-		s->send.failures++;
-	}
-	pthread_mutex_unlock(&s->lock);
-}
-
-void alert_store_send_stats(struct alert_store *s, struct alert_send_stats *out)
-{
-	pthread_mutex_lock(&s->lock);
-	*out = s->send;
-	pthread_mutex_unlock(&s->lock);
-}
-
 /* ---- engine ---- */
 
 enum inst_kind { K_RULE, K_VMDOWN, K_STALE, K_DROPPED, K_SLABURN, K_LEDGER };
@@ -1506,7 +1397,7 @@ int alerting_publish(struct alerting *g, struct alert_store *store)
 	if (g->structure_changed)
 		g->version++;
 	s->version = g->version;
-	store_publish(store, s);
+	snapshot_publish(&store->ss, &s->snap);
 	g->structure_changed = false;
 	return 0;
 }

@@ -72,6 +72,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "snapshot.h"
 
 struct tally_err;
 struct cfg_node;
@@ -155,8 +156,7 @@ struct alert_view {
 };
 
 struct alert_snap {
-	int refs;                        /* under the store's lock */
-	uint64_t gen;
+	struct snapshot snap;            /* first: the store's reference count (common/snapshot.h) */
 	uint64_t version;                /* grows when an alert changes (state, labels, a new or
 					  * forgotten one), not with every publish: the sender
 					  * sends at once on a change, else every resend */
@@ -174,12 +174,10 @@ struct alert_send_stats {
 	int64_t last_success_ns;         /* wall clock, 0 = never */
 };
 
+/* The committed alerts, published by the engine (aggregator/alertstore.c). */
 struct alert_store {
-	pthread_mutex_t lock;
-	pthread_cond_t changed;          /* signalled on every publish */
-	struct alert_snap *cur;
-	uint64_t gen;
-	struct alert_send_stats send;    /* under lock */
+	struct snapshot_store ss;        /* of struct alert_snap */
+	struct alert_send_stats send;    /* under ss.lock */
 };
 
 int alert_store_init(struct alert_store *s);

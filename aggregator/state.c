@@ -190,55 +190,34 @@ fail:
 	return NULL;
 }
 
+static void free_state(struct snapshot *p)
+{
+	live_free((struct live_state *)p);   /* snap is its first member */
+}
+
 int live_store_init(struct live_store *s)
 {
-	s->cur = NULL;
-	s->gen = 0;
-	return -pthread_mutex_init(&s->lock, NULL);
+	return snapshot_store_init(&s->ss, free_state);
 }
 
 void live_store_release(struct live_store *s)
 {
-	live_publish(s, NULL);
-	pthread_mutex_destroy(&s->lock);
+	snapshot_store_release(&s->ss);
 }
 
 void live_publish(struct live_store *s, struct live_state *st)
 {
-	struct live_state *old;
-	if (st)
-		st->refs = 1;
-	pthread_mutex_lock(&s->lock);
-	old = s->cur;
-	s->cur = st;
-	if (st)
-		st->gen = ++s->gen;
-	int last = old && --old->refs == 0;
-	pthread_mutex_unlock(&s->lock);
-	if (last)
-		live_free(old);  /* outside the lock: freeing a big snapshot takes a while */
+	snapshot_publish(&s->ss, st ? &st->snap : NULL);
 }
 
 struct live_state *live_acquire(struct live_store *s)
 {
-	pthread_mutex_lock(&s->lock);
-	struct live_state *st = s->cur;
-	if (st)
-		st->refs++;
-	pthread_mutex_unlock(&s->lock);
-	return st;
+	return (struct live_state *)snapshot_acquire(&s->ss);
 }
 
 void live_put(struct live_store *s, struct live_state *st)
 {
-	if (!st)
-		return;
-	pthread_mutex_lock(&s->lock);
-	assert(st->refs > 0);   /* every live_put matches a live_acquire */
-	int last = --st->refs == 0;
-	pthread_mutex_unlock(&s->lock);
-	if (last)
-		live_free(st);
+	snapshot_put(&s->ss, st ? &st->snap : NULL);
 }
 
 long live_find_resource(const struct live_state *st, const char *uuid)

@@ -63,7 +63,7 @@
 struct page {
 	int refs;                    /* under httpd.cache_lock: the cache's and each response's */
 	struct httpd *h;
-	uint64_t gen;                /* live_state.gen it was rendered from */
+	uint64_t gen;                /* live_state.snap.gen it was rendered from */
 	char *text;
 	size_t len;
 };
@@ -710,7 +710,7 @@ static struct page *admin_page(struct httpd *h, const struct live_state *st, enu
 {
 	pthread_mutex_lock(&h->cache_lock);
 	struct page *p = h->page[fmt];
-	if (p && p->gen == st->gen) {
+	if (p && p->gen == st->snap.gen) {
 		p->refs++;
 		pthread_mutex_unlock(&h->cache_lock);
 		return p;
@@ -724,7 +724,7 @@ static struct page *admin_page(struct httpd *h, const struct live_state *st, enu
 		return NULL;
 	}
 	p->h = h;
-	p->gen = st->gen;
+	p->gen = st->snap.gen;
 	p->text = b.p;
 	p->len = b.len;
 	p->refs = 1;
