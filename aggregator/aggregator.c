@@ -13,6 +13,7 @@
 #include "fault.h"
 #include "lifecycle.h"
 #include "vec.h"
+#include "itab.h"
 #include "hash.h"
 #include "err.h"
 #include "ledger.h"
@@ -93,12 +94,6 @@ struct pending_event {
 };
 
 /* An open-addressing table of uint32 indices (stored + 1; 0 = empty). */
-struct itab {
-	uint32_t *slot;
-	size_t mask;                 /* size - 1, size a power of two */
-	size_t used;
-};
-
 #define VEC(T) struct { T *v; size_t n, cap; }
 
 struct aggregator {
@@ -128,85 +123,21 @@ struct aggregator {
 	void *hook_ctx;
 };
 
-/* Append one element to a {v, n, cap} array: its address, or NULL when
- * out of memory (common/vec.h). */
-#define VEC_PUSH(vec) \
-	(vec_reserve((void **)&(vec).v, &(vec).cap, (vec).n + 1, sizeof(*(vec).v), 256) ? NULL : &(vec).v[(vec).n++])
-
-static uint64_t mix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return h;
-}
-
-static int itab_init(struct itab *t, size_t size)
-{
-	t->slot = fault_calloc(size, sizeof(*t->slot));
-	if (!t->slot)
-		return -ENOMEM;
-	t->mask = size - 1;
-	t->used = 0;
-	return 0;
-}
-
-static void itab_reset(struct itab *t)
-{
-	memset(t->slot, 0, (t->mask + 1) * sizeof(*t->slot));
-	t->used = 0;
-}
-
-/* Find the slot for hash h: returns a pointer to the slot holding an index
- * for which eq() is true, or to the empty slot where it belongs. */
-typedef int (*itab_eq)(const struct aggregator *a, uint32_t idx, const void *key);
-static uint32_t *itab_find(const struct aggregator *a, struct itab *t, uint64_t h, itab_eq eq,
-			   const void *key)
-{
-	size_t i = (size_t)mix(h) & t->mask;
-	for (;;) {
-		uint32_t *s = &t->slot[i];
-		if (*s == 0 || eq(a, *s - 1, key))
-			return s;
-		i = (i + 1) & t->mask;
-	}
-}
-
-/* Insert index idx with hash h; grows the table (rehashing via hash_of). */
-typedef uint64_t (*itab_hash)(const struct aggregator *a, uint32_t idx);
-static int itab_put(struct aggregator *a, struct itab *t, uint32_t *slot, uint32_t idx, itab_hash hash_of)
-{
-	*slot = idx + 1;
-	if (++t->used * 2 <= t->mask + 1)
-		return 0;
-	struct itab nt;
-	if (itab_init(&nt, (t->mask + 1) * 2))
-		return -ENOMEM;
-	for (size_t i = 0; i <= t->mask; i++) {
-		if (!t->slot[i])
-			continue;
-		size_t j = (size_t)mix(hash_of(a, t->slot[i] - 1)) & nt.mask;
-		while (nt.slot[j])
-			j = (j + 1) & nt.mask;
-		nt.slot[j] = t->slot[i];
-	}
-	nt.used = t->used;
-	free(t->slot);
-	*t = nt;
-	return 0;
-}
+#define VEC_PUSH(vec) VEC_PUSH_FIRST(vec, 256)
 
 /* resources, by uuid */
 static uint64_t res_hash_key(const char *uuid)
 {
 	return hash_fnv64(HASH_FNV64_INIT, uuid, strlen(uuid));
 }
-static uint64_t res_hash(const struct aggregator *a, uint32_t idx)
+static uint64_t res_hash(const void *ctx, uint32_t idx)
 {
+	const struct aggregator *a = ctx;
 	return res_hash_key(a->res.v[idx].r.meta.resource);
 }
-static int res_eq(const struct aggregator *a, uint32_t idx, const void *key)
+static int res_eq(const void *ctx, uint32_t idx, const void *key)
 {
+	const struct aggregator *a = ctx;
 	return !strcmp(a->res.v[idx].r.meta.resource, key);
 }
 
@@ -221,14 +152,16 @@ static uint64_t ser_hash_key(const struct ser_key *k)
 	uint64_t h = HASH_FNV64_INIT ^ ((uint64_t)k->res << 32 | (uint64_t)k->meter << 16 | k->agent);
 	return hash_fnv64(h * 0x100000001b3ULL, k->device, strlen(k->device));
 }
-static uint64_t ser_hash(const struct aggregator *a, uint32_t idx)
+static uint64_t ser_hash(const void *ctx, uint32_t idx)
 {
+	const struct aggregator *a = ctx;
 	const struct ser_entry *s = &a->ser.v[idx];
 	struct ser_key k = { s->res, s->meter, s->agent, s->device };
 	return ser_hash_key(&k);
 }
-static int ser_eq(const struct aggregator *a, uint32_t idx, const void *key)
+static int ser_eq(const void *ctx, uint32_t idx, const void *key)
 {
+	const struct aggregator *a = ctx;
 	const struct ser_entry *s = &a->ser.v[idx];
 	const struct ser_key *k = key;
 	return s->res == k->res && s->meter == k->meter && s->agent == k->agent &&
@@ -244,13 +177,15 @@ static uint64_t bkt_hash_key(const struct bkt_key *k)
 {
 	return (uint64_t)k->ser * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(k->hour_ns / NS_PER_HOUR);
 }
-static uint64_t bkt_hash(const struct aggregator *a, uint32_t idx)
+static uint64_t bkt_hash(const void *ctx, uint32_t idx)
 {
+	const struct aggregator *a = ctx;
 	struct bkt_key k = { a->bkt.v[idx].ser, a->bkt.v[idx].hour_ns };
 	return bkt_hash_key(&k);
 }
-static int bkt_eq(const struct aggregator *a, uint32_t idx, const void *key)
+static int bkt_eq(const void *ctx, uint32_t idx, const void *key)
 {
+	const struct aggregator *a = ctx;
 	const struct bkt_key *k = key;
 	return a->bkt.v[idx].ser == k->ser && a->bkt.v[idx].hour_ns == k->hour_ns;
 }
@@ -510,9 +445,9 @@ void agg_close(struct aggregator *a)
 	free(a->attrs.v);
 	free(a->events.v);
 	free(a->xc.v);
-	free(a->res_tab.slot);
-	free(a->ser_tab.slot);
-	free(a->bkt_tab.slot);
+	itab_release(&a->res_tab);
+	itab_release(&a->ser_tab);
+	itab_release(&a->bkt_tab);
 	free(a);
 }
 

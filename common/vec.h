@@ -19,4 +19,10 @@
 /* Returns 0, or -ENOMEM (also when the size would overflow). */
 int vec_reserve(void **p, size_t *cap, size_t need, size_t elem, size_t first);
 
+/* Append one element to a struct { T *v; size_t n, cap; }: its address
+ * (uninitialised), or NULL when out of memory (vec unchanged). */
+#define VEC_PUSH_FIRST(vec, first) \
+	(vec_reserve((void **)&(vec).v, &(vec).cap, (vec).n + 1, sizeof(*(vec).v), (first)) ? NULL \
+	 : &(vec).v[(vec).n++])
+
 #endif
