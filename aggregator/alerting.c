@@ -10,6 +10,7 @@
  * cycle costs O(series + instances).
  */
 #include "alerting.h"
+#include "alerting_internal.h"
 #include "fault.h"
 #include "lifecycle.h"
 #include "vec.h"
@@ -28,7 +29,6 @@
 #include <string.h>
 #include <time.h>
 
-#define KEY_MAX 256
 #define DROPPED_WINDOW_INTERVALS 10   /* SamplesDropped stays firing this long after a drop */
 
 
@@ -131,30 +131,6 @@ struct ended {
 	int64_t end_ns;
 };
 
-/* A windowed rule's recent readings of one series: a ring of (time, value)
- * where value is the counter's usage since the window's origin (base plus
- * the aggregator's total since it opened) or the gauge. Mirrored in the
- * ledger's alert_windows table by the commit hook, so a restart continues
- * it (schemas/migrations/004-alert-windows.sql). */
-#define WND_MAX 4096                  /* readings kept per series at most */
-struct wnd {
-	char key[KEY_MAX];               /* rule, meter, resource, device, host */
-	uint32_t head, n, cap;
-	int64_t *t;
-	double *v;
-	int64_t window_ns;               /* the rule's window */
-	double base;                     /* counters: usage before this process (loaded) */
-	int64_t saved_ns;                /* newest reading in the ledger, 0: none */
-	int64_t saved_from_ns;           /* oldest reading the ledger may hold, 0: none */
-	int64_t saving_ns, saving_from_ns;  /* what the commit in progress writes */
-	bool moved;                      /* its times moved (a clock step): write it anew */
-};
-
-/* A list of keys (instances or windows) to delete at the next commit. */
-struct keylist {
-	char (*v)[KEY_MAX];
-	size_t n, cap;
-};
 
 struct alerting {
 	const struct alerting_config *c;
@@ -282,20 +258,6 @@ int alerting_new(struct alerting **out, const struct alerting_config *c, const c
 	return 0;
 }
 
-static int keylist_push(struct keylist *l, const char *key)
-{
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char (*v)[KEY_MAX] = fault_realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	str_copy(l->v[l->n++], key, KEY_MAX);
-	return 0;
-}
-
 static void wnd_free_all(struct wnd *w, size_t cap)
 {
 	for (size_t i = 0; i < cap; i++) {
@@ -303,16 +265,6 @@ static void wnd_free_all(struct wnd *w, size_t cap)
 		free(w[i].v);
 	}
 	free(w);
-}
-
-static int64_t wnd_newest(const struct wnd *w)
-{
-	return w->n ? w->t[(w->head + w->cap - 1) % w->cap] : 0;
-}
-
-static int64_t wnd_oldest(const struct wnd *w)
-{
-	return w->n ? w->t[(w->head + w->cap - w->n) % w->cap] : 0;
 }
 
 /* The window of key, created empty when new; NULL when out of memory.
@@ -383,49 +335,6 @@ static uint32_t wnd_cap(const struct alerting *g, int64_t window_ns)
 	return (uint32_t)(n < WND_MAX ? n : WND_MAX);
 }
 
-/* Add the reading (t, v) unless it is not newer than the last one. */
-static void wnd_add(struct wnd *w, int64_t t, double v)
-{
-	if (w->n && t <= wnd_newest(w))
-		return;
-	w->t[w->head] = t;
-	w->v[w->head] = v;
-	w->head = (w->head + 1) % w->cap;
-	if (w->n < w->cap)
-		w->n++;
-}
-
-/* Add the reading (t, v), then the windowed value over [t_last - window,
- * t_last] into *out: for a counter the rate between the oldest reading in
- * it and the last, for a gauge the mean of the readings in it. Returns
- * false when the window cannot say: a counter with fewer than two readings
- * in it has no interval to take a rate over (a new series, or one whose
- * readings before a long gap all left the window). Unknown is not 0: 0
- * would resolve every rate_above alert and fire every rate_below one. */
-static bool wnd_value(struct wnd *w, int64_t t, double v, int64_t window_ns, bool counter, double *out)
-{
-	wnd_add(w, t, v);
-	uint32_t last = (w->head + w->cap - 1) % w->cap;
-	int64_t from = w->t[last] - window_ns;
-	double sum = 0;
-	uint32_t k = 0, oldest = last;
-	for (uint32_t i = 0; i < w->n; i++) {
-		uint32_t j = (last + w->cap - i) % w->cap;
-		if (w->t[j] < from)
-			break;
-		oldest = j;
-		sum += w->v[j];
-		k++;
-	}
-	if (!counter) {
-		*out = sum / k;
-		return true;
-	}
-	if (oldest == last)
-		return false;
-	*out = (w->v[last] - w->v[oldest]) / ((double)(w->t[last] - w->t[oldest]) / 1e9);
-	return true;
-}
 
 /* Write what changed in the windows since the last commit: the readings
  * newer than what the ledger holds, and the deletion of those that left
