@@ -1,6 +1,8 @@
 /*
  * sla.c: availability per VM from the ledger's lifecycle events (sla.h,
- * docs/sla.md), and the report in text, CSV and JSON.
+ * docs/sla.md): a pure computation. The report is shown by sla_render.c
+ * (text, CSV, JSON) and sla_html.c; credit lines are the invoice's
+ * (invoice_sla_credits, invoice.c).
  *
  * Each VM's events are walked in time order from its first sight, with a
  * state (running, off on request, down) that decides for every stretch of
@@ -11,15 +13,12 @@
 #include "sla.h"
 #include "lifecycle.h"
 #include "vec.h"
-#include "csv.h"
 #include "err.h"
-#include "invoice.h"
 #include "reader.h"
 #include "str.h"
 #include "tallytime.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -350,192 +349,3 @@ char *sla_duration_text(int64_t ns, char *buf, size_t len)
 	return buf;
 }
 
-static const char *end_text(const struct sla_incident *i, char *buf, size_t len)
-{
-	return i->end_ns == INT64_MAX ? "(ongoing)" : time_format_iso(i->end_ns, buf, len);
-}
-
-int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum sla_format fmt)
-{
-	char a[48], b[48], av[24], tg[24], d[32], cr[24];
-	struct sla_fleet fleet;
-	if (fmt == SLA_HTML)
-		return sla_render_html(f, r, p);
-	sla_fleet_of(r, &fleet);
-	if (fmt == SLA_JSON) {
-		json_t *root = json_object(), *vms = json_array();
-		json_object_set_new(root, "period_from", json_string(time_format_iso(r->from_ns, a, sizeof(a))));
-		json_object_set_new(root, "period_to", json_string(time_format_iso(r->to_ns, a, sizeof(a))));
-		json_object_set_new(root, "data_until", r->data_until_ns ? json_string(time_format_iso(r->data_until_ns, a,
-												      sizeof(a)))
-									 : json_null());
-		for (size_t i = 0; i < r->n_vms; i++) {
-			const struct sla_vm *v = &r->vms[i];
-			json_t *o = json_object(), *inc = json_array();
-			json_object_set_new(o, "tenant", json_string(v->tenant));
-			json_object_set_new(o, "resource", json_string(v->uuid));
-			json_object_set_new(o, "name", json_string(v->name));
-			json_object_set_new(o, "class", v->cls >= 0 ? json_string(p->sla[v->cls].name) : json_null());
-			json_object_set_new(o, "expected_seconds", json_integer(v->expected_ns / NS_PER_SEC));
-			json_object_set_new(o, "downtime_seconds", json_integer(v->down_ns / NS_PER_SEC));
-			json_object_set_new(o, "availability_percent", json_string(sla_availability_text(v, av, sizeof(av))));
-			json_object_set_new(o, "target_percent", v->cls >= 0 ? json_string(sla_ppm_text(p->sla[v->cls].target_ppm,
-												   tg, sizeof(tg)))
-									     : json_null());
-			json_object_set_new(o, "breached", json_boolean(v->breached));
-			json_object_set_new(o, "credit_percent", json_string(sla_ppm_text(v->credit_ppm, cr, sizeof(cr))));
-			for (size_t k = 0; k < v->n_incidents; k++) {
-				const struct sla_incident *x = &v->incidents[k];
-				json_t *j = json_object();
-				json_object_set_new(j, "start", json_string(time_format_iso(x->start_ns, a, sizeof(a))));
-				json_object_set_new(j, "end", x->end_ns == INT64_MAX ? json_null()
-							      : json_string(time_format_iso(x->end_ns, b, sizeof(b))));
-				json_object_set_new(j, "cause", json_string(x->cause));
-				json_object_set_new(j, "detail", json_string(x->detail));
-				json_object_set_new(j, "counted_seconds", json_integer(x->counted_ns / NS_PER_SEC));
-				json_array_append_new(inc, j);
-			}
-			json_object_set_new(o, "incidents", inc);
-			json_t *offs = json_array();
-			for (size_t k = 0; k < v->n_offs; k++) {
-				const struct sla_incident *x = &v->offs[k];
-				json_t *j = json_object();
-				json_object_set_new(j, "start", json_string(time_format_iso(x->start_ns, a, sizeof(a))));
-				json_object_set_new(j, "end", x->end_ns == INT64_MAX ? json_null()
-							      : json_string(time_format_iso(x->end_ns, b, sizeof(b))));
-				json_object_set_new(j, "event", json_string(x->cause));
-				json_object_set_new(j, "reason", json_string(x->detail));
-				json_object_set_new(j, "seconds", json_integer(x->counted_ns / NS_PER_SEC));
-				json_array_append_new(offs, j);
-			}
-			json_object_set_new(o, "off", offs);
-			json_array_append_new(vms, o);
-		}
-		json_object_set_new(root, "vms", vms);
-		json_t *fl = json_object();
-		json_object_set_new(fl, "vms", json_integer((json_int_t)r->n_vms));
-		json_object_set_new(fl, "availability_percent", json_string(sla_availability_text(&fleet.all, av, sizeof(av))));
-		json_object_set_new(fl, "downtime_seconds", json_integer(fleet.all.down_ns / NS_PER_SEC));
-		json_object_set_new(fl, "breached", json_integer((json_int_t)fleet.breached));
-		json_object_set_new(fl, "credited", json_integer((json_int_t)fleet.credited));
-		json_object_set_new(root, "fleet", fl);
-		int rc = json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		fputc('\n', f);
-		json_decref(root);
-		return rc || ferror(f) ? -EIO : 0;
-	}
-	if (fmt == SLA_CSV) {
-		fputs("tenant,resource,name,class,availability_percent,target_percent,downtime_seconds,"
-		      "expected_seconds,credit_percent,incident_start,incident_end,cause,counted_seconds\r\n", f);
-		for (size_t i = 0; i < r->n_vms; i++) {
-			const struct sla_vm *v = &r->vms[i];
-			for (size_t k = 0; k == 0 || k < v->n_incidents; k++) {
-				const struct sla_incident *x = v->n_incidents ? &v->incidents[k] : NULL;
-				csv_field(f, v->tenant);
-				fputc(',', f);
-				csv_field(f, v->uuid);
-				fputc(',', f);
-				csv_field(f, v->name);
-				fputc(',', f);
-				csv_field(f, v->cls >= 0 ? p->sla[v->cls].name : "");
-				fprintf(f, ",%s,%s,%lld,%lld,%s,", sla_availability_text(v, av, sizeof(av)),
-					v->cls >= 0 ? sla_ppm_text(p->sla[v->cls].target_ppm, tg, sizeof(tg)) : "",
-					(long long)(v->down_ns / NS_PER_SEC), (long long)(v->expected_ns / NS_PER_SEC),
-					sla_ppm_text(v->credit_ppm, cr, sizeof(cr)));
-				if (x)
-					fprintf(f, "%s,%s,%s,%lld\r\n", time_format_iso(x->start_ns, a, sizeof(a)),
-						x->end_ns == INT64_MAX ? "" : time_format_iso(x->end_ns, b, sizeof(b)),
-						x->cause, (long long)(x->counted_ns / NS_PER_SEC));
-				else
-					fputs(",,,\r\n", f);
-			}
-		}
-		return ferror(f) ? -EIO : 0;
-	}
-	fprintf(f, "SLA      %s to %s (UTC)\n", time_format_iso(r->from_ns, a, sizeof(a)),
-		time_format_iso(r->to_ns, b, sizeof(b)));
-	if (r->data_until_ns < r->to_ns)
-		fprintf(f, "NOTE     data only up to %s: availability is measured up to there\n",
-			r->data_until_ns ? time_format_iso(r->data_until_ns, a, sizeof(a)) : "(no data)");
-	fprintf(f, "\n%-10s %-20s %-36s %-12s %9s %9s %12s %7s\n", "TENANT", "NAME", "RESOURCE", "CLASS", "AVAIL%",
-		"TARGET%", "DOWNTIME", "CREDIT%");
-	for (size_t i = 0; i < r->n_vms; i++) {
-		const struct sla_vm *v = &r->vms[i];
-		fprintf(f, "%-10s %-20s %-36s %-12s %9s %9s %12s %7s%s\n", v->tenant[0] ? v->tenant : "-", v->name,
-			v->uuid, v->cls >= 0 ? p->sla[v->cls].name : "-", sla_availability_text(v, av, sizeof(av)),
-			v->cls >= 0 ? sla_ppm_text(p->sla[v->cls].target_ppm, tg, sizeof(tg)) : "-",
-			sla_duration_text(v->down_ns, d, sizeof(d)), sla_ppm_text(v->credit_ppm, cr, sizeof(cr)),
-			v->breached ? "  BREACHED" : "");
-		for (size_t k = 0; k < v->n_incidents; k++) {
-			const struct sla_incident *x = &v->incidents[k];
-			fprintf(f, "%10s   %-7s %s .. %s  %s counted  %s\n", "", x->cause,
-				time_format_iso(x->start_ns, a, sizeof(a)), end_text(x, b, sizeof(b)),
-				sla_duration_text(x->counted_ns, d, sizeof(d)), x->detail);
-		}
-		for (size_t k = 0; k < v->n_offs; k++) {
-			const struct sla_incident *x = &v->offs[k];
-			fprintf(f, "%10s   off     %s .. %s  %s not expected  %s%s%s\n", "",
-				time_format_iso(x->start_ns, a, sizeof(a)), end_text(x, b, sizeof(b)),
-				sla_duration_text(x->counted_ns, d, sizeof(d)), x->cause, x->detail[0] ? ": " : "",
-				x->detail);
-		}
-	}
-	fprintf(f, "\nfleet    %zu VMs, availability %s%%, downtime %s, %zu below target, %zu with a credit\n", r->n_vms,
-		sla_availability_text(&fleet.all, av, sizeof(av)), sla_duration_text(fleet.all.down_ns, d, sizeof(d)), fleet.breached, fleet.credited);
-	return ferror(f) ? -EIO : 0;
-}
-
-int sla_credit_lines(struct invoice *inv, const struct sla_report *r, const struct plan *p, struct tally_err *e)
-{
-	for (size_t i = 0; i < r->n_vms; i++) {
-		const struct sla_vm *v = &r->vms[i];
-		if (v->credit_ppm <= 0 || strcmp(v->tenant, inv->tenant))
-			continue;
-		/* the VM's charges, in millionths of a minor unit: its share of
-		 * each usage line (amount x its quantity / the line's), exact */
-		__int128 charges = 0, share;
-		int64_t credit = 0;
-		for (size_t d = 0; d < inv->n_details; d++) {
-			const struct invoice_detail *x = &inv->details[d];
-			const struct invoice_line *l = &inv->lines[x->line];
-			if (strcmp(x->resource, v->uuid) || l->qty <= 0 || l->amount_minor < 0 || x->qty < 0)
-				continue;
-			struct money_u256 num;
-			money_u256_mul((unsigned __int128)l->amount_minor * 1000000, (unsigned __int128)x->qty, &num);
-			if (money_u256_round_wide(&num, (unsigned __int128)l->qty, MONEY_HALF_EVEN, &share) ||
-			    __builtin_add_overflow(charges, share, &charges))
-				return err_set(e, -ERANGE, "tenant '%s': the charges of %s cannot be represented",
-					       inv->tenant, v->uuid);
-		}
-		struct money_u256 cn;
-		money_u256_mul((unsigned __int128)charges, (unsigned __int128)v->credit_ppm, &cn);
-		if (money_u256_round(&cn, false, (unsigned __int128)1000000 * 1000000, p->rounding, &credit))
-			return err_set(e, -ERANGE, "tenant '%s': the SLA credit of %s cannot be represented", inv->tenant,
-				       v->uuid);
-		if (credit == 0)
-			continue;
-		struct invoice_line *l = invoice_add_line(inv);
-		if (!l)
-			return err_set(e, -ENOMEM, "out of memory");
-		char av[24], pct[24], ch[48], a[48], d[32];
-		int64_t chm = (int64_t)money_round_div(charges, 1000000, MONEY_HALF_EVEN);
-		l->type = INV_CREDIT;
-		l->group = "credits";
-		l->meter = -1;
-		l->from_ns = v->from_ns;
-		l->to_ns = v->to_ns;
-		l->amount_minor = -credit;
-		money_format_price(v->credit_ppm * 100000, pct, sizeof(pct));   /* ppm -> % as nanos */
-		int n = snprintf(l->description, sizeof(l->description), "SLA credit %s: %s%% of %s (%s%% available",
-				 v->name[0] ? v->name : v->uuid, pct, money_format(chm, inv->minor_digits, ch, sizeof(ch)),
-				 sla_availability_text(v, av, sizeof(av)));
-		if (v->n_incidents && n > 0 && (size_t)n < sizeof(l->description))
-			snprintf(l->description + n, sizeof(l->description) - (size_t)n, "; %s %s, %s%s)",
-				 v->incidents[0].cause, time_format_iso(v->incidents[0].start_ns, a, sizeof(a)),
-				 sla_duration_text(v->incidents[0].counted_ns, d, sizeof(d)),
-				 v->n_incidents > 1 ? ", more in tally sla" : "");
-		else if (n > 0 && (size_t)n < sizeof(l->description))
-			snprintf(l->description + n, sizeof(l->description) - (size_t)n, ")");
-	}
-	return 0;
-}
