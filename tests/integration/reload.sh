@@ -65,13 +65,20 @@ pids="$ref $hup"
 tallyd_port "$work/hup.log" "$hup" 10 || exit 1
 url=http://127.0.0.1:$PORT
 code() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" "$url/api/v1/alerts"; }
-sleep 2.5
+# wait_log N TEXT: until the reloaded tallyd's log has TEXT N times (5 s)
+wait_log() {
+	i=0
+	until [ "$(grep -c "$2" "$work/hup.log")" -ge "$1" ]; do
+		i=$((i + 1)); [ $i -lt 50 ] || return 1
+		sleep 0.1
+	done
+}
 [ "$(code "$OLD")" = 200 ] && ok "the first token reads /api/v1/alerts" || bad "the first token: $(code "$OLD")"
 
 # an invalid config: refused, the running one stays
 sed 's/log_level: info/log_level: chatty/' "$work/hup.yaml" > "$work/hup.yaml.new" && mv "$work/hup.yaml.new" "$work/hup.yaml"
 kill -HUP "$hup"
-sleep 2.5
+wait_log 1 "reload: " || true
 kill -0 "$hup" 2>/dev/null && ok "tallyd survives SIGHUP with an invalid config" || { bad "tallyd died on SIGHUP"; cat "$work/hup.log"; exit 1; }
 n=$(grep -c "reload: .*hup.yaml:5:14: key 'log_level'.*the running config stays" "$work/hup.log" || true)
 [ "$n" = 1 ] && ok "the invalid config is refused in one log line naming file:line:col" ||
@@ -81,11 +88,7 @@ n=$(grep -c "reload: .*hup.yaml:5:14: key 'log_level'.*the running config stays"
 # a valid one: new token, a new rule, warning; a new interval (restart only)
 conf hup "$NEW" 2s warning "$RULE" > "$work/hup.yaml"
 kill -HUP "$hup"
-i=0
-until grep -q "reload: .* read again" "$work/hup.log"; do
-	i=$((i + 1)); [ $i -lt 50 ] || { bad "the valid config was not taken in 5 s"; break; }
-	sleep 0.1
-done
+wait_log 1 "reload: .* read again" || bad "the valid config was not taken in 5 s"
 grep -q "reload: tallyd.interval changed in .*hup.yaml: not applied, that needs a restart" "$work/hup.log" &&
 	ok "the new interval is named as needing a restart" || bad "no restart line: $(grep reload "$work/hup.log")"
 [ "$(code "$NEW")" = 200 ] && ok "the new token is accepted" || bad "new token: $(code "$NEW")"
@@ -96,7 +99,6 @@ until curl -s -H "Authorization: Bearer $NEW" "$url/api/v1/alerts" | grep -q '"a
 	sleep 0.1
 done
 [ $i -lt 60 ] && ok "the new alert rule is evaluated (BusyCPU on /api/v1/alerts)"
-sleep 1.2
 
 # both stop mid-second: the same ticks read; the ledgers hold the same usage
 at_tenth 5
