@@ -8,54 +8,43 @@
 set -u
 cd "$(dirname "$0")/.."
 
-allowed() {
-	case $1 in
-	common) echo "common" ;;
-	collectors) echo "common collectors" ;;
-	ledger) echo "common ledger" ;;
-	aggregator) echo "common ledger aggregator" ;;
-	billing) echo "common ledger billing" ;;
-	# the exporters read the aggregator's published snapshots (state.h,
-	# alerting.h's alert store) and billing's reports, never its insides
-	exporters) echo "common ledger billing exporters aggregator:state.h aggregator:alerting.h aggregator:aggregator.h" ;;
-	daemon) echo "common collectors ledger aggregator billing exporters daemon" ;;
-	esac
-}
-
 folders="common collectors ledger aggregator billing exporters daemon"
-tmp=$(mktemp "${TMPDIR:-/tmp}/tally-includes.XXXXXX")
-trap 'rm -f "$tmp"' EXIT
-for dir in $folders; do
-	ok=$(allowed "$dir")
-	for f in "$dir"/*.c "$dir"/*.h; do
-		[ -e "$f" ] || continue
-		grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" | while IFS= read -r line; do
-			n=${line%%:*}
-			h=$(printf '%s\n' "$line" | sed 's/.*include[[:space:]]*"\([^"]*\)".*/\1/')
-			owner=""
-			for d in $folders; do
-				[ -e "$d/$h" ] && { owner=$d; break; }
-			done
-			[ -n "$owner" ] || { [ -e "$(dirname "$f")/$h" ] && owner=$dir; }
-			if [ -z "$owner" ]; then
-				echo "$f:$n: \"$h\" is in none of the source folders"
-				echo x >>"$tmp"
-				continue
-			fi
-			pass=0
-			for a in $ok; do
-				[ "$a" = "$owner" ] && pass=1
-				[ "$a" = "$owner:$h" ] && pass=1
-			done
-			if [ "$pass" -eq 0 ]; then
-				echo "$f:$n: $dir/ may not include $owner/$h (allowed: $ok)"
-				echo x >>"$tmp"
-			fi
-		done
+# the exporters read the aggregator's published snapshots (state.h,
+# alerting.h's alert store and the aggregator.h they name), never its insides
+rules='common: common
+collectors: common collectors
+ledger: common ledger
+aggregator: common ledger aggregator
+billing: common ledger billing
+exporters: common ledger billing exporters aggregator:state.h aggregator:alerting.h aggregator:aggregator.h
+daemon: common collectors ledger aggregator billing exporters daemon'
+
+# one line per header: "NAME FOLDER", then the sources
+{
+	for d in $folders; do
+		for h in "$d"/*.h; do [ -e "$h" ] && echo "H ${h#*/} $d"; done
 	done
-done
-if [ -s "$tmp" ]; then
-	echo "include rules: $(wc -l <"$tmp") breaches"
-	exit 1
-fi
-echo "include rules: every folder includes only what it may"
+	printf '%s\n' "$rules" | sed 's/^/R /'
+	for d in $folders; do
+		for f in "$d"/*.c "$d"/*.h; do [ -e "$f" ] && echo "F $f"; done
+	done
+} | awk '
+$1 == "H" { if (!($2 in owner)) owner[$2] = $3; next }
+$1 == "R" { d = $2; sub(":", "", d); for (i = 3; i <= NF; i++) ok[d, $i] = 1; allowed[d] = substr($0, index($0, ":") + 2); next }
+$1 == "F" {
+	f = $2; dir = f; sub("/.*", "", dir); n = 0
+	while ((getline line < f) > 0) {
+		n++
+		if (line !~ /^[ \t]*#[ \t]*include[ \t]*"/) continue
+		h = line; sub(/^[^"]*"/, "", h); sub(/".*/, "", h)
+		o = (h in owner) ? owner[h] : ""
+		if (o == "") { printf "%s:%d: \"%s\" is in none of the source folders\n", f, n, h; bad++; continue }
+		if (ok[dir, o] || ok[dir, o ":" h]) continue
+		printf "%s:%d: %s/ may not include %s/%s (allowed: %s)\n", f, n, dir, o, h, allowed[dir]; bad++
+	}
+	close(f)
+}
+END {
+	if (bad) { printf "include rules: %d breaches\n", bad; exit 1 }
+	print "include rules: every folder includes only what it may"
+}'
