@@ -22,7 +22,7 @@ WFLAGS   := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wformat=2 -Wstrict-pro
 ifeq ($(WERROR),1)
 WFLAGS   += -Werror
 endif
-CPPFLAGS += -D_GNU_SOURCE -I. -Icommon -Icollectors -Iaggregator -Ibilling -Iexporters -Idaemon
+CPPFLAGS += -D_GNU_SOURCE -I. -Icommon -Icollectors -Iaggregator -Ibilling -Iexporters -Idaemon -Iledger
 # A build on a machine without the libraries says which Debian packages are
 # missing and how to get them, instead of failing on the first #include.
 DEB_OF_sqlite3 := libsqlite3-dev
@@ -62,7 +62,7 @@ else
 Q := @
 endif
 
-LIB_SRC := $(wildcard common/*.c collectors/*.c aggregator/*.c billing/*.c exporters/*.c daemon/*.c)
+LIB_SRC := $(wildcard common/*.c collectors/*.c aggregator/*.c billing/*.c exporters/*.c daemon/*.c ledger/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(B)/gen/ledger_schema.o $(B)/gen/version.o
 
 # The version is the VERSION file; the revision is the commit built from (a
@@ -234,7 +234,8 @@ fuzz: deps
 	$(Q)for f in $(FUZZ_SRC); do n=$$(basename $$f .c); echo "  FUZZ    build-fuzz/$$n"; \
 	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) $(PKG_CFLAGS) \
 	    -o build-fuzz/$$n $$f $(wildcard common/*.c) billing/plan.c billing/money.c aggregator/alertcfg.c \
-	    collectors/snmp_parse.c collectors/cgroup_parse.c exporters/httpgate.c $(FUZZ_PKT) $(LDLIBS_ALL) || exit 1; done
+	    collectors/snmp_parse.c collectors/cgroup_parse.c collectors/mapping.c collectors/libvirt_xml.c \
+	    exporters/httpgate.c $(FUZZ_PKT) $(LDLIBS_ALL) || exit 1; done
 
 clean:
 	rm -rf build build-san build-fuzz $(PROGS)

@@ -10,6 +10,11 @@
  * one series lookup and no bucket lookup.
  */
 #include "aggregator.h"
+#include "fault.h"
+#include "lifecycle.h"
+#include "vec.h"
+#include "itab.h"
+#include "hash.h"
 #include "err.h"
 #include "ledger.h"
 #include "rrdstore.h"
@@ -17,6 +22,7 @@
 #include "str.h"
 #include "tallytime.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,12 +94,6 @@ struct pending_event {
 };
 
 /* An open-addressing table of uint32 indices (stored + 1; 0 = empty). */
-struct itab {
-	uint32_t *slot;
-	size_t mask;                 /* size - 1, size a power of two */
-	size_t used;
-};
-
 #define VEC(T) struct { T *v; size_t n, cap; }
 
 struct aggregator {
@@ -123,105 +123,21 @@ struct aggregator {
 	void *hook_ctx;
 };
 
-static int vec_grow(void **v, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap * 2 : 256;
-	while (n < need)
-		n *= 2;
-	void *p = realloc(*v, n * elem);
-	if (!p)
-		return -ENOMEM;
-	*v = p;
-	*cap = n;
-	return 0;
-}
-#define VEC_PUSH(vec) \
-	(vec_grow((void **)&(vec).v, &(vec).cap, (vec).n + 1, sizeof(*(vec).v)) ? NULL : &(vec).v[(vec).n++])
-
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ c[i]) * 0x100000001b3ULL;
-	return h;
-}
-
-static uint64_t mix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return h;
-}
-
-static int itab_init(struct itab *t, size_t size)
-{
-	t->slot = calloc(size, sizeof(*t->slot));
-	if (!t->slot)
-		return -ENOMEM;
-	t->mask = size - 1;
-	t->used = 0;
-	return 0;
-}
-
-static void itab_reset(struct itab *t)
-{
-	memset(t->slot, 0, (t->mask + 1) * sizeof(*t->slot));
-	t->used = 0;
-}
-
-/* Find the slot for hash h: returns a pointer to the slot holding an index
- * for which eq() is true, or to the empty slot where it belongs. */
-typedef int (*itab_eq)(const struct aggregator *a, uint32_t idx, const void *key);
-static uint32_t *itab_find(const struct aggregator *a, struct itab *t, uint64_t h, itab_eq eq,
-			   const void *key)
-{
-	size_t i = (size_t)mix(h) & t->mask;
-	for (;;) {
-		uint32_t *s = &t->slot[i];
-		if (*s == 0 || eq(a, *s - 1, key))
-			return s;
-		i = (i + 1) & t->mask;
-	}
-}
-
-/* Insert index idx with hash h; grows the table (rehashing via hash_of). */
-typedef uint64_t (*itab_hash)(const struct aggregator *a, uint32_t idx);
-static int itab_put(struct aggregator *a, struct itab *t, uint32_t *slot, uint32_t idx, itab_hash hash_of)
-{
-	*slot = idx + 1;
-	if (++t->used * 2 <= t->mask + 1)
-		return 0;
-	struct itab nt;
-	if (itab_init(&nt, (t->mask + 1) * 2))
-		return -ENOMEM;
-	for (size_t i = 0; i <= t->mask; i++) {
-		if (!t->slot[i])
-			continue;
-		size_t j = (size_t)mix(hash_of(a, t->slot[i] - 1)) & nt.mask;
-		while (nt.slot[j])
-			j = (j + 1) & nt.mask;
-		nt.slot[j] = t->slot[i];
-	}
-	nt.used = t->used;
-	free(t->slot);
-	*t = nt;
-	return 0;
-}
+#define VEC_PUSH(vec) VEC_PUSH_FIRST(vec, 256)
 
 /* resources, by uuid */
 static uint64_t res_hash_key(const char *uuid)
 {
-	return hash_bytes(0xcbf29ce484222325ULL, uuid, strlen(uuid));
+	return hash_fnv64(HASH_FNV64_INIT, uuid, strlen(uuid));
 }
-static uint64_t res_hash(const struct aggregator *a, uint32_t idx)
+static uint64_t res_hash(const void *ctx, uint32_t idx)
 {
+	const struct aggregator *a = ctx;
 	return res_hash_key(a->res.v[idx].r.meta.resource);
 }
-static int res_eq(const struct aggregator *a, uint32_t idx, const void *key)
+static int res_eq(const void *ctx, uint32_t idx, const void *key)
 {
+	const struct aggregator *a = ctx;
 	return !strcmp(a->res.v[idx].r.meta.resource, key);
 }
 
@@ -233,17 +149,19 @@ struct ser_key {
 };
 static uint64_t ser_hash_key(const struct ser_key *k)
 {
-	uint64_t h = 0xcbf29ce484222325ULL ^ ((uint64_t)k->res << 32 | (uint64_t)k->meter << 16 | k->agent);
-	return hash_bytes(h * 0x100000001b3ULL, k->device, strlen(k->device));
+	uint64_t h = HASH_FNV64_INIT ^ ((uint64_t)k->res << 32 | (uint64_t)k->meter << 16 | k->agent);
+	return hash_fnv64(h * 0x100000001b3ULL, k->device, strlen(k->device));
 }
-static uint64_t ser_hash(const struct aggregator *a, uint32_t idx)
+static uint64_t ser_hash(const void *ctx, uint32_t idx)
 {
+	const struct aggregator *a = ctx;
 	const struct ser_entry *s = &a->ser.v[idx];
 	struct ser_key k = { s->res, s->meter, s->agent, s->device };
 	return ser_hash_key(&k);
 }
-static int ser_eq(const struct aggregator *a, uint32_t idx, const void *key)
+static int ser_eq(const void *ctx, uint32_t idx, const void *key)
 {
+	const struct aggregator *a = ctx;
 	const struct ser_entry *s = &a->ser.v[idx];
 	const struct ser_key *k = key;
 	return s->res == k->res && s->meter == k->meter && s->agent == k->agent &&
@@ -259,13 +177,15 @@ static uint64_t bkt_hash_key(const struct bkt_key *k)
 {
 	return (uint64_t)k->ser * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(k->hour_ns / NS_PER_HOUR);
 }
-static uint64_t bkt_hash(const struct aggregator *a, uint32_t idx)
+static uint64_t bkt_hash(const void *ctx, uint32_t idx)
 {
+	const struct aggregator *a = ctx;
 	struct bkt_key k = { a->bkt.v[idx].ser, a->bkt.v[idx].hour_ns };
 	return bkt_hash_key(&k);
 }
-static int bkt_eq(const struct aggregator *a, uint32_t idx, const void *key)
+static int bkt_eq(const void *ctx, uint32_t idx, const void *key)
 {
+	const struct aggregator *a = ctx;
 	const struct bkt_key *k = key;
 	return a->bkt.v[idx].ser == k->ser && a->bkt.v[idx].hour_ns == k->hour_ns;
 }
@@ -367,20 +287,19 @@ static struct bucket *bucket_get(struct aggregator *a, uint32_t ser, int64_t hou
 	return &a->bkt.v[idx];
 }
 
-static void emit(void *ctx, const struct hour_add *ad)
+static int emit(void *ctx, const struct hour_add *ad)
 {
 	struct aggregator *a = ctx;
 	struct bucket *b = bucket_get(a, a->cur_ser, ad->hour_ns);
-	if (!b) {
-		a->broken = 1; /* out of memory mid-sample: state is inconsistent */
-		return;
-	}
+	if (!b)
+		return -ENOMEM; /* mid-sample: the caller stops as broken */
 	b->qty += ad->qty;
 	b->qty_real += ad->qty_real;
 	b->spanned_ns += ad->spanned_ns;
 	b->covered_ns += ad->covered_ns;
 	b->samples += ad->samples;
 	a->ser.v[a->cur_ser].total += ad->qty;
+	return 0;
 }
 
 static int load_resource(void *ctx, const struct ledger_resource *lr)
@@ -463,12 +382,12 @@ static const char *kind_name(enum sample_kind k)
 
 int agg_open(struct aggregator **out, const struct agg_config *cfg, struct tally_err *e)
 {
-	struct aggregator *a = calloc(1, sizeof(*a));
+	struct aggregator *a = fault_calloc(1, sizeof(*a));
 	int rc;
 
 	*out = NULL;
 	if (!a)
-		return -ENOMEM;
+		return err_set(e, -ENOMEM, "%s: out of memory opening the ledger", cfg->ledger_path);
 	a->max_gap_ns = cfg->max_gap_ns > 0 ? cfg->max_gap_ns : 300 * NS_PER_SEC;
 	a->next_res_id = 1;
 	if ((rc = itab_init(&a->res_tab, 1024)) || (rc = itab_init(&a->ser_tab, 4096)) ||
@@ -504,6 +423,10 @@ int agg_open(struct aggregator **out, const struct agg_config *cfg, struct tally
 	*out = a;
 	return 0;
 fail:
+	/* a loader's callback or a table ran out of memory: say so */
+	if (e && !e->msg[0])
+		err_set(e, rc, "%s: %s loading the ledger", cfg->ledger_path,
+			rc == -ENOMEM ? "out of memory" : strerror(-rc));
 	agg_close(a);
 	return rc;
 }
@@ -522,9 +445,9 @@ void agg_close(struct aggregator *a)
 	free(a->attrs.v);
 	free(a->events.v);
 	free(a->xc.v);
-	free(a->res_tab.slot);
-	free(a->ser_tab.slot);
-	free(a->bkt_tab.slot);
+	itab_release(&a->res_tab);
+	itab_release(&a->ser_tab);
+	itab_release(&a->bkt_tab);
 	free(a);
 }
 
@@ -671,7 +594,7 @@ static int silence_events(struct aggregator *a, uint32_t ri, uint16_t ag, const 
 		p->agent = ag;
 		p->ev.time_ns = i ? s->time_ns : s->time_ns - gap_ns;
 		str_copy(p->ev.resource, s->resource, sizeof(p->ev.resource));
-		str_copy(p->ev.type, i ? "heard" : "silent", sizeof(p->ev.type));
+		str_copy(p->ev.type, lifecycle_name(i ? LIFECYCLE_HEARD : LIFECYCLE_SILENT), sizeof(p->ev.type));
 		snprintf(p->ev.reason, sizeof(p->ev.reason), "%s %lld s without readings", i ? "after" : "then",
 			 (long long)(gap_ns / NS_PER_SEC));
 	}
@@ -797,6 +720,8 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 				 ((se->st.flags & SERIES_HAS) && se->st.kind == SAMPLE_GAUGE &&
 				  se->st.last.gauge == s->v.gauge));
 		int out = series_apply(&se->st, s, a->max_gap_ns, emit, a, &usage, &ival);
+		if (out < 0)
+			goto nomem;   /* some hours have this reading's parts: broken (below) */
 		switch (out) {
 		case SERIES_DROPPED:
 			a->stats.dropped_old++;
@@ -841,6 +766,7 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 	if (a->broken)
 		goto nomem;
 	agent = &a->agents.v[ag];
+	assert(b->seq > agent->seq);   /* a batch counts once (duplicates returned above) */
 	agent->seq = b->seq;
 	agent->time_ns = b->time_ns;
 	agent->batches++;

@@ -27,6 +27,7 @@
 #ifndef TALLY_AGGREGATOR_H
 #define TALLY_AGGREGATOR_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -46,6 +47,34 @@ struct agg_config {
 	bool rrd_lossless;           /* wait for the RRD writer rather than drop (fast-forward) */
 	int64_t max_gap_ns;          /* longer intervals are not "covered" */
 };
+
+/* The `ledger:` and `rrd:` sections of tallyd's config (docs/config.md),
+ * parsed by agg_settings_parse (aggregator/aggcfg.c): values, owned here. */
+struct agg_settings {
+	char ledger_path[PATH_MAX];       /* default: data_dir/ledger.db */
+	int64_t max_gap_ns;               /* default 5 min, and at least 3 intervals */
+	int64_t commit_every_ns;          /* commit period (wall): AGG_COMMIT_EVERY_FF in
+					     fast-forward, _RT in real time, unless given */
+	bool rrd_enabled;                 /* default true */
+	char rrd_dir[PATH_MAX];           /* default: data_dir/rrd */
+	int64_t rrd_step_ns;              /* default 60 s */
+};
+
+/* ledger.commit_every when not given: fast-forward commits every second of
+ * wall time; real time every 10 s, and at once when agg_must_commit() */
+#define AGG_COMMIT_EVERY_FF (1 * 1000000000LL)
+#define AGG_COMMIT_EVERY_RT (10 * 1000000000LL)
+
+/* Parse the sections ledger and rrd (either NULL when not given) into s;
+ * paths not given are made under data_dir. interval_ns and fast_forward
+ * are tallyd's, for the defaults and the checks. Returns 0 or -EINVAL,
+ * -ERANGE, -ENAMETOOLONG with "file:line:col: key '...': ..." in e. */
+struct cfg_node;
+int agg_settings_parse(struct agg_settings *s, const struct cfg_node *ledger, const struct cfg_node *rrd,
+		       const char *data_dir, int64_t interval_ns, bool fast_forward, struct tally_err *e);
+/* The aggregator's config for s, pointing into s (which must outlive
+ * agg_open); lossless: wait for the RRD writer rather than drop. */
+void agg_settings_config(const struct agg_settings *s, bool lossless, struct agg_config *out);
 
 struct agg_stats {
 	uint64_t batches;            /* ingested (not counting duplicates) */

@@ -10,6 +10,11 @@
  * cycle costs O(series + instances).
  */
 #include "alerting.h"
+#include "alerting_internal.h"
+#include "fault.h"
+#include "lifecycle.h"
+#include "vec.h"
+#include "hash.h"
 #include "aggregator.h"
 #include "err.h"
 #include "ledger.h"
@@ -17,13 +22,13 @@
 #include "str.h"
 #include "tallytime.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define KEY_MAX 256
 #define DROPPED_WINDOW_INTERVALS 10   /* SamplesDropped stays firing this long after a drop */
 
 
@@ -79,114 +84,6 @@ static enum alert_state state_parse(const char *s)
 	       : !strcmp(s, "resolved") ? ALERT_RESOLVED : ALERT_INACTIVE;
 }
 
-/* ---- snapshot store ---- */
-
-static void snap_free(struct alert_snap *s)
-{
-	if (!s)
-		return;
-	free(s->v);
-	free(s);
-}
-
-int alert_store_init(struct alert_store *s)
-{
-	s->cur = NULL;
-	s->gen = 0;
-	memset(&s->send, 0, sizeof(s->send));
-	if (pthread_mutex_init(&s->lock, NULL))
-		return -ENOMEM;
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	int rc = pthread_cond_init(&s->changed, &ca);
-	pthread_condattr_destroy(&ca);
-	if (rc) {
-		pthread_mutex_destroy(&s->lock);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static void store_publish(struct alert_store *s, struct alert_snap *snap)
-{
-	if (snap)
-		snap->refs = 1;
-	pthread_mutex_lock(&s->lock);
-	struct alert_snap *old = s->cur;
-	s->cur = snap;
-	if (snap)
-		snap->gen = ++s->gen;
-	int last = old && --old->refs == 0;
-	pthread_cond_broadcast(&s->changed);
-	pthread_mutex_unlock(&s->lock);
-	if (last)
-		snap_free(old);
-}
-
-void alert_store_release(struct alert_store *s)
-{
-	store_publish(s, NULL);
-	pthread_cond_destroy(&s->changed);
-	pthread_mutex_destroy(&s->lock);
-}
-
-struct alert_snap *alert_acquire(struct alert_store *s)
-{
-	pthread_mutex_lock(&s->lock);
-	struct alert_snap *snap = s->cur;
-	if (snap)
-		snap->refs++;
-	pthread_mutex_unlock(&s->lock);
-	return snap;
-}
-
-void alert_put(struct alert_store *s, struct alert_snap *snap)
-{
-	if (!snap)
-		return;
-	pthread_mutex_lock(&s->lock);
-	int last = --snap->refs == 0;
-	pthread_mutex_unlock(&s->lock);
-	if (last)
-		snap_free(snap);
-}
-
-uint64_t alert_wait(struct alert_store *s, uint64_t gen, int64_t timeout_ns)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t until = (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec + timeout_ns;
-	ts.tv_sec = until / NS_PER_SEC;
-	ts.tv_nsec = until % NS_PER_SEC;
-	pthread_mutex_lock(&s->lock);
-	while (s->gen == gen && pthread_cond_timedwait(&s->changed, &s->lock, &ts) == 0)
-		;
-	uint64_t g = s->gen;
-	pthread_mutex_unlock(&s->lock);
-	return g;
-}
-
-void alert_store_count_post(struct alert_store *s, bool ok, size_t n, int64_t now_ns)
-{
-	pthread_mutex_lock(&s->lock);
-	if (ok) {
-		s->send.posts++;
-		s->send.alerts_sent += n;
-		s->send.last_success_ns = now_ns;
-	} else {
-		s->send.failures++;
-	}
-	pthread_mutex_unlock(&s->lock);
-}
-
-void alert_store_send_stats(struct alert_store *s, struct alert_send_stats *out)
-{
-	pthread_mutex_lock(&s->lock);
-	*out = s->send;
-	pthread_mutex_unlock(&s->lock);
-}
-
 /* ---- engine ---- */
 
 enum inst_kind { K_RULE, K_VMDOWN, K_STALE, K_DROPPED, K_SLABURN, K_LEDGER };
@@ -234,30 +131,6 @@ struct ended {
 	int64_t end_ns;
 };
 
-/* A windowed rule's recent readings of one series: a ring of (time, value)
- * where value is the counter's usage since the window's origin (base plus
- * the aggregator's total since it opened) or the gauge. Mirrored in the
- * ledger's alert_windows table by the commit hook, so a restart continues
- * it (schemas/migrations/004-alert-windows.sql). */
-#define WND_MAX 4096                  /* readings kept per series at most */
-struct wnd {
-	char key[KEY_MAX];               /* rule, meter, resource, device, host */
-	uint32_t head, n, cap;
-	int64_t *t;
-	double *v;
-	int64_t window_ns;               /* the rule's window */
-	double base;                     /* counters: usage before this process (loaded) */
-	int64_t saved_ns;                /* newest reading in the ledger, 0: none */
-	int64_t saved_from_ns;           /* oldest reading the ledger may hold, 0: none */
-	int64_t saving_ns, saving_from_ns;  /* what the commit in progress writes */
-	bool moved;                      /* its times moved (a clock step): write it anew */
-};
-
-/* A list of keys (instances or windows) to delete at the next commit. */
-struct keylist {
-	char (*v)[KEY_MAX];
-	size_t n, cap;
-};
 
 struct alerting {
 	const struct alerting_config *c;
@@ -301,17 +174,7 @@ struct alerting {
 
 static uint64_t hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+	return hash_fnv64_str(HASH_FNV64_INIT, s);
 }
 
 static int reindex(struct alerting *g)
@@ -320,7 +183,7 @@ static int reindex(struct alerting *g)
 	while (cap < 2 * (g->n + 1))
 		cap *= 2;
 	if (cap != g->idx_cap) {
-		uint32_t *idx = malloc(cap * sizeof(*idx));
+		uint32_t *idx = fault_malloc(cap * sizeof(*idx));
 		if (!idx)
 			return -ENOMEM;
 		free(g->idx);
@@ -358,14 +221,8 @@ static struct inst *add(struct alerting *g, const char *key)
 		g->dropped++;
 		return NULL;
 	}
-	if (g->n == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 64;
-		struct inst *v = realloc(g->in, cap * sizeof(*v));
-		if (!v)
-			return NULL;
-		g->in = v;
-		g->cap = cap;
-	}
+	if (vec_reserve((void **)&g->in, &g->cap, g->n + 1, sizeof(*g->in), 64))
+		return NULL;
 	struct inst *x = &g->in[g->n++];
 	memset(x, 0, sizeof(*x));
 	str_copy(x->key, key, sizeof(x->key));
@@ -386,7 +243,7 @@ static struct inst *add(struct alerting *g, const char *key)
 int alerting_new(struct alerting **out, const struct alerting_config *c, const char *agent_id,
 		 int64_t interval_ns)
 {
-	struct alerting *g = calloc(1, sizeof(*g));
+	struct alerting *g = fault_calloc(1, sizeof(*g));
 	*out = NULL;
 	if (!g)
 		return -ENOMEM;
@@ -401,20 +258,6 @@ int alerting_new(struct alerting **out, const struct alerting_config *c, const c
 	return 0;
 }
 
-static int keylist_push(struct keylist *l, const char *key)
-{
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char (*v)[KEY_MAX] = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	str_copy(l->v[l->n++], key, KEY_MAX);
-	return 0;
-}
-
 static void wnd_free_all(struct wnd *w, size_t cap)
 {
 	for (size_t i = 0; i < cap; i++) {
@@ -422,16 +265,6 @@ static void wnd_free_all(struct wnd *w, size_t cap)
 		free(w[i].v);
 	}
 	free(w);
-}
-
-static int64_t wnd_newest(const struct wnd *w)
-{
-	return w->n ? w->t[(w->head + w->cap - 1) % w->cap] : 0;
-}
-
-static int64_t wnd_oldest(const struct wnd *w)
-{
-	return w->n ? w->t[(w->head + w->cap - w->n) % w->cap] : 0;
 }
 
 /* The window of key, created empty when new; NULL when out of memory.
@@ -445,7 +278,7 @@ static struct wnd *wnd_get(struct alerting *g, const char *key, uint32_t cap, in
 		size_t ncap = g->w_cap ? g->w_cap : 64;
 		while (2 * (g->w_used + 1) > ncap)
 			ncap *= 2;
-		struct wnd *nw = calloc(ncap, sizeof(*nw));
+		struct wnd *nw = fault_calloc(ncap, sizeof(*nw));
 		if (!nw)
 			return NULL;
 		size_t used = 0;
@@ -478,8 +311,8 @@ static struct wnd *wnd_get(struct alerting *g, const char *key, uint32_t cap, in
 	}
 	struct wnd *w = &g->w[h];
 	memset(w, 0, sizeof(*w));
-	w->t = malloc(cap * sizeof(*w->t));
-	w->v = malloc(cap * sizeof(*w->v));
+	w->t = fault_malloc(cap * sizeof(*w->t));
+	w->v = fault_malloc(cap * sizeof(*w->v));
 	if (!w->t || !w->v) {
 		free(w->t);
 		free(w->v);
@@ -502,49 +335,6 @@ static uint32_t wnd_cap(const struct alerting *g, int64_t window_ns)
 	return (uint32_t)(n < WND_MAX ? n : WND_MAX);
 }
 
-/* Add the reading (t, v) unless it is not newer than the last one. */
-static void wnd_add(struct wnd *w, int64_t t, double v)
-{
-	if (w->n && t <= wnd_newest(w))
-		return;
-	w->t[w->head] = t;
-	w->v[w->head] = v;
-	w->head = (w->head + 1) % w->cap;
-	if (w->n < w->cap)
-		w->n++;
-}
-
-/* Add the reading (t, v), then the windowed value over [t_last - window,
- * t_last] into *out: for a counter the rate between the oldest reading in
- * it and the last, for a gauge the mean of the readings in it. Returns
- * false when the window cannot say: a counter with fewer than two readings
- * in it has no interval to take a rate over (a new series, or one whose
- * readings before a long gap all left the window). Unknown is not 0: 0
- * would resolve every rate_above alert and fire every rate_below one. */
-static bool wnd_value(struct wnd *w, int64_t t, double v, int64_t window_ns, bool counter, double *out)
-{
-	wnd_add(w, t, v);
-	uint32_t last = (w->head + w->cap - 1) % w->cap;
-	int64_t from = w->t[last] - window_ns;
-	double sum = 0;
-	uint32_t k = 0, oldest = last;
-	for (uint32_t i = 0; i < w->n; i++) {
-		uint32_t j = (last + w->cap - i) % w->cap;
-		if (w->t[j] < from)
-			break;
-		oldest = j;
-		sum += w->v[j];
-		k++;
-	}
-	if (!counter) {
-		*out = sum / k;
-		return true;
-	}
-	if (oldest == last)
-		return false;
-	*out = (w->v[last] - w->v[oldest]) / ((double)(w->t[last] - w->t[oldest]) / 1e9);
-	return true;
-}
 
 /* Write what changed in the windows since the last commit: the readings
  * newer than what the ledger holds, and the deletion of those that left
@@ -677,30 +467,14 @@ static struct down *down_add(struct alerting *g, const char *uuid)
 	struct down *d = down_find(g, uuid);
 	if (d)
 		return d;
-	if (g->n_dn == g->cap_dn) {
-		size_t cap = g->cap_dn ? g->cap_dn * 2 : 16;
-		struct down *v = realloc(g->dn, cap * sizeof(*v));
-		if (!v)
-			return NULL;
-		g->dn = v;
-		g->cap_dn = cap;
-	}
+	if (vec_reserve((void **)&g->dn, &g->cap_dn, g->n_dn + 1, sizeof(*g->dn), 16))
+		return NULL;
 	d = &g->dn[g->n_dn++];
 	memset(d, 0, sizeof(*d));
 	str_copy(d->uuid, uuid, sizeof(d->uuid));
 	return d;
 }
 
-static bool ends_life(const char *type)
-{
-	return !strcmp(type, "stopped") || !strcmp(type, "crashed") || !strcmp(type, "migrated_out") ||
-	       !strcmp(type, "undefined") || !strcmp(type, "shutdown");
-}
-
-static bool starts_life(const char *type)
-{
-	return !strcmp(type, "started") || !strcmp(type, "migrated_in") || !strcmp(type, "resumed");
-}
 
 static struct ended *ended_find(struct alerting *g, const char *uuid, const char *host)
 {
@@ -734,7 +508,7 @@ static int ended_set(struct alerting *g, const char *uuid, const char *host, int
 	if (!x) {
 		if (2 * (g->end_used + 1) > g->end_cap) {
 			size_t cap = g->end_cap ? g->end_cap * 2 : 64;
-			struct ended *n = calloc(cap, sizeof(*n));
+			struct ended *n = fault_calloc(cap, sizeof(*n));
 			if (!n)
 				return -ENOMEM;
 			for (size_t i = 0; i < g->end_cap; i++) {
@@ -783,7 +557,7 @@ static int load_one(void *ctx, const struct ledger_alert *la)
 	x->t.fired_ns = la->fired_ns;
 	x->t.resolved_ns = la->resolved_ns;
 	/* resolved before the restart: keep re-sending it for resolved_keep from now */
-	x->resolved_wall_ns = mono_ns();
+	x->resolved_wall_ns = time_mono_ns();
 	const struct alerting_config *c = g->c;
 	x->rule = -1;
 	if (!strcmp(la->rule, "VMDown") && c->vm_down) {
@@ -835,7 +609,7 @@ int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *
 					    ",started,migrated_in,resumed,stopped,crashed,migrated_out,undefined,shutdown,",
 					    type, sizeof(type), &t, e)))
 			return rc;
-		if (t && ends_life(type) && (rc = ended_set(g, x->subject, x->host, t)))
+		if (t && lifecycle_ends_life(lifecycle_type_of(type)) && (rc = ended_set(g, x->subject, x->host, t)))
 			return rc;
 	}
 	/* an alert whose rule was removed from the config is resolved now, so
@@ -852,9 +626,97 @@ int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *
 	return 0;
 }
 
-static bool comes_back(const char *type)
+/* The configured rule a window's key (rule, meter, ...) belongs to, or
+ * NULL. */
+static const struct alert_rule *window_rule(const struct alerting_config *c, const char *key)
 {
-	return starts_life(type) || !strcmp(type, "undefined");
+	const char *s1 = strchr(key, '\x1f');
+	const char *s2 = s1 ? strchr(s1 + 1, '\x1f') : NULL;
+	for (size_t i = 0; s2 && i < c->n_rules; i++) {
+		const struct alert_rule *r = &c->rules[i];
+		const char *m = meter_table[r->meter].name;
+		if (r->window_ns && strlen(r->name) == (size_t)(s1 - key) && !strncmp(key, r->name, (size_t)(s1 - key)) &&
+		    strlen(m) == (size_t)(s2 - s1 - 1) && !strncmp(s1 + 1, m, (size_t)(s2 - s1 - 1)))
+			return r;
+	}
+	return NULL;
+}
+
+int alerting_reconfigure(struct alerting *g, const struct alerting_config *c, int64_t t_ns)
+{
+	/* windows: kept where their rule is still there with the same window,
+	 * else dropped (and deleted from the ledger at the next commit) */
+	size_t keep = 0;
+	for (size_t i = 0; i < g->w_cap; i++) {
+		const struct alert_rule *r = g->w[i].key[0] ? window_rule(c, g->w[i].key) : NULL;
+		keep += r && r->window_ns == g->w[i].window_ns;
+	}
+	size_t ncap = 64;
+	while (2 * (keep + 1) > ncap)
+		ncap *= 2;
+	struct wnd *nw = fault_calloc(ncap, sizeof(*nw));
+	if (!nw)
+		return -ENOMEM;
+	size_t used = 0;
+	for (size_t i = 0; i < g->w_cap; i++) {
+		struct wnd *o = &g->w[i];
+		if (!o->key[0])
+			continue;
+		const struct alert_rule *r = window_rule(c, o->key);
+		if (!r || r->window_ns != o->window_ns) {
+			if (keylist_push(&g->wdel, o->key)) {
+				free(nw);   /* the windows are as they were */
+				return -ENOMEM;
+			}
+			continue;
+		}
+		size_t h = hash(o->key) & (ncap - 1);
+		while (nw[h].key[0])
+			h = (h + 1) & (ncap - 1);
+		nw[h] = *o;
+		used++;
+	}
+	for (size_t i = 0; i < g->w_cap; i++) {
+		const struct alert_rule *r = g->w[i].key[0] ? window_rule(c, g->w[i].key) : NULL;
+		if (g->w[i].key[0] && (!r || r->window_ns != g->w[i].window_ns)) {
+			free(g->w[i].t);
+			free(g->w[i].v);
+		}
+	}
+	free(g->w);
+	g->w = nw;
+	g->w_cap = ncap;
+	g->w_used = used;
+	/* instances: a rule's take its index in the new list by name; those
+	 * of a rule or a built-in that is gone are resolved now (as an orphan
+	 * at a start), so Alertmanager does not keep them until they time out */
+	g->c = c;
+	for (size_t i = 0; i < g->n; i++) {
+		struct inst *x = &g->in[i];
+		bool gone = false;
+		if (x->kind == K_RULE) {
+			x->rule = -1;
+			for (size_t k = 0; k < c->n_rules; k++)
+				if (!strcmp(c->rules[k].name, x->rule_name))
+					x->rule = (int)k;
+			gone = x->rule < 0;
+		} else {
+			gone = (x->kind == K_VMDOWN && !c->vm_down) || (x->kind == K_STALE && !c->stale_intervals) ||
+			       (x->kind == K_DROPPED && !c->samples_dropped) || (x->kind == K_SLABURN && !c->sla_burn_ppm);
+		}
+		if (gone && x->t.state != ALERT_RESOLVED && x->t.state != ALERT_INACTIVE) {
+			alert_step(&x->t, false, t_ns, 0, 0);
+			x->dirty = true;
+		}
+		x->orphan = gone;
+	}
+	g->structure_changed = true;
+	return 0;
+}
+
+static bool comes_back(enum lifecycle_type t)
+{
+	return lifecycle_starts_life(t) || t == LIFECYCLE_UNDEFINED;
 }
 
 /* The data time of host's readings jumped forward by step_ns without that
@@ -897,18 +759,20 @@ void alerting_note_batch(struct alerting *g, const struct batch *b)
 		clock_step(g, b->agent, b->clock_step_ns);
 	for (size_t i = 0; i < b->n_events; i++) {
 		const struct lifecycle_event *ev = &b->events[i];
+		enum lifecycle_type t = lifecycle_type_of(ev->type);
 		int64_t end = ended_at(g, ev->resource, b->agent);
 		/* out of memory: this end is not known, as before there was this */
-		if (ends_life(ev->type) && ev->time_ns >= end)
+		if (lifecycle_ends_life(t) && ev->time_ns >= end)
 			(void)ended_set(g, ev->resource, b->agent, ev->time_ns);
-		else if (starts_life(ev->type) && end && ev->time_ns >= end)
+		else if (lifecycle_starts_life(t) && end && ev->time_ns >= end)
 			(void)ended_set(g, ev->resource, b->agent, 0);
 	}
 	if (!g->c->vm_down)
 		return;
 	for (size_t i = 0; i < b->n_events; i++) {
 		const struct lifecycle_event *ev = &b->events[i];
-		if (!strcmp(ev->type, "crashed")) {
+		enum lifecycle_type t = lifecycle_type_of(ev->type);
+		if (t == LIFECYCLE_CRASHED) {
 			struct down *d = down_add(g, ev->resource);
 			if (!d)
 				continue;  /* out of memory: this crash goes unalerted */
@@ -917,7 +781,7 @@ void alerting_note_batch(struct alerting *g, const struct batch *b)
 				d->up_ns = 0;
 			}
 			str_copy(d->host, b->agent, sizeof(d->host));
-		} else if (comes_back(ev->type)) {
+		} else if (comes_back(t)) {
 			struct down *d = down_find(g, ev->resource);
 			if (d && !d->up_ns && ev->time_ns >= d->crash_ns)
 				d->up_ns = ev->time_ns;
@@ -1050,7 +914,7 @@ static void step(struct alerting *g, struct inst *x, bool cond, int64_t since_ns
 		x->dirty = true;
 		g->structure_changed = true;
 		if (x->t.state == ALERT_RESOLVED)
-			x->resolved_wall_ns = mono_ns();
+			x->resolved_wall_ns = time_mono_ns();
 	}
 }
 
@@ -1092,7 +956,7 @@ static int visit_series(void *ctx, const struct agg_series_view *sv)
 			size_t cap = g->cap_ra ? g->cap_ra : 256;
 			while (cap <= sv->res_index)
 				cap *= 2;
-			struct resagg *ra = realloc(g->ra, cap * sizeof(*ra));
+			struct resagg *ra = fault_realloc(g->ra, cap * sizeof(*ra));
 			if (!ra)
 				return -ENOMEM;
 			memset(ra + g->cap_ra, 0, (cap - g->cap_ra) * sizeof(*ra));
@@ -1367,7 +1231,7 @@ int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, 
 
 	/* orphans (rule removed) were resolved at attach; now expire what was
 	 * resolved long enough ago, and forget instances back to inactive */
-	int64_t now = mono_ns();
+	int64_t now = time_mono_ns();
 	size_t w = 0;
 	for (size_t i = 0; i < g->n; i++) {
 		struct inst *x = &g->in[i];
@@ -1420,10 +1284,10 @@ int alerting_publish(struct alerting *g, struct alert_store *store)
 {
 	if (!store)
 		return 0;
-	struct alert_snap *s = calloc(1, sizeof(*s));
+	struct alert_snap *s = fault_calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->v = calloc(g->n ? g->n : 1, sizeof(*s->v));
+	s->v = fault_calloc(g->n ? g->n : 1, sizeof(*s->v));
 	if (!s->v) {
 		free(s);
 		return -ENOMEM;
@@ -1442,7 +1306,7 @@ int alerting_publish(struct alerting *g, struct alert_store *store)
 	if (g->structure_changed)
 		g->version++;
 	s->version = g->version;
-	store_publish(store, s);
+	snapshot_publish(&store->ss, &s->snap);
 	g->structure_changed = false;
 	return 0;
 }

@@ -72,6 +72,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "snapshot.h"
 
 struct tally_err;
 struct cfg_node;
@@ -155,8 +156,7 @@ struct alert_view {
 };
 
 struct alert_snap {
-	int refs;                        /* under the store's lock */
-	uint64_t gen;
+	struct snapshot snap;            /* first: the store's reference count (common/snapshot.h) */
 	uint64_t version;                /* grows when an alert changes (state, labels, a new or
 					  * forgotten one), not with every publish: the sender
 					  * sends at once on a change, else every resend */
@@ -174,12 +174,10 @@ struct alert_send_stats {
 	int64_t last_success_ns;         /* wall clock, 0 = never */
 };
 
+/* The committed alerts, published by the engine (aggregator/alertstore.c). */
 struct alert_store {
-	pthread_mutex_t lock;
-	pthread_cond_t changed;          /* signalled on every publish */
-	struct alert_snap *cur;
-	uint64_t gen;
-	struct alert_send_stats send;    /* under lock */
+	struct snapshot_store ss;        /* of struct alert_snap */
+	struct alert_send_stats send;    /* under ss.lock */
 };
 
 int alert_store_init(struct alert_store *s);
@@ -212,7 +210,7 @@ void alert_label(const char *labels, const char *name, char *out, size_t len);
 /* ---- what the SLA says (built-in SLABurn) ---- */
 
 /* One VM of the month so far, as billing/sla.c measured it from the
- * committed ledger (billing/sla_burn.c fills these). */
+ * committed ledger (daemon/sla_probe.c fills these). */
 struct alert_sla {
 	char uuid[64], name[128], tenant[64], host[64];
 	char cls[64];                    /* the VM's SLA class */
@@ -234,7 +232,7 @@ void alert_sla_set_release(struct alert_sla_set *s);
 /* Fills out for every VM with an SLA class in the month (UTC) that holds
  * t_ns, from the committed ledger. Returns 0 or a negative errno with a
  * message in e (the engine then keeps what it had). Wired by cmd/tallyd.c
- * (billing/sla_burn.h): the aggregator does not know billing. */
+ * (daemon/sla_probe.h): the aggregator does not know billing. */
 typedef int (*alert_sla_probe)(void *ctx, int64_t t_ns, int64_t burn_ppm, struct alert_sla_set *out,
 			       struct tally_err *e);
 
@@ -253,6 +251,13 @@ void alerting_free(struct alerting *g);
 /* Load the alerts table and install the commit hook on a. Call before the
  * first ingest. Returns 0 or the ledger's error. */
 int alerting_attach(struct alerting *g, struct aggregator *a, struct tally_err *e);
+
+/* SIGHUP: from now on g evaluates the rules and built-ins of c (which
+ * must outlive g, as the first config did). The alerts of a rule or
+ * built-in that is no longer configured are resolved at t_ns; a windowed
+ * rule keeps its window when its window length is unchanged, else starts
+ * it anew. Returns 0 or -ENOMEM (then g is as it was, c not taken). */
+int alerting_reconfigure(struct alerting *g, const struct alerting_config *c, int64_t t_ns);
 
 /* Note a batch's lifecycle events and instance readings: call after
  * agg_ingest accepted it (returned 0), so a duplicate batch is not noted

@@ -11,6 +11,9 @@
  * writer has stopped.
  */
 #include "rrdstore.h"
+#include "fault.h"
+#include "vec.h"
+#include "hash.h"
 #include "rrdname.h"
 #include "err.h"
 #include "meter.h"
@@ -95,9 +98,7 @@ struct rrdstore {
 
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 0x100000001b3ULL;
+	uint64_t h = hash_fnv64_str(HASH_FNV64_INIT, s);
 	return h ^ (h >> 29);
 }
 
@@ -106,7 +107,7 @@ static void *writer_main(void *arg);
 int rrdstore_open(struct rrdstore **out, const char *dir, int step_s, bool lossless,
 		  struct tally_err *e)
 {
-	struct rrdstore *s = calloc(1, sizeof(*s));
+	struct rrdstore *s = fault_calloc(1, sizeof(*s));
 	*out = NULL;
 	if (!s)
 		return -ENOMEM;
@@ -140,7 +141,7 @@ int rrdstore_open(struct rrdstore **out, const char *dir, int step_s, bool lossl
 			g->ds[g->n_ds++] = meter_table[m].rrd_ds;
 	}
 	s->mask = 1023;
-	s->files = calloc(s->mask + 1, sizeof(*s->files));
+	s->files = fault_calloc(s->mask + 1, sizeof(*s->files));
 	if (!s->files) {
 		rrdstore_close(s);
 		return -ENOMEM;
@@ -209,7 +210,7 @@ int rrdstore_path(const struct rrdstore *s, const char *resource, const char *gr
 static int grow_table(struct rrdstore *s)
 {
 	size_t n = (s->mask + 1) * 2;
-	struct rfile **t = calloc(n, sizeof(*t));
+	struct rfile **t = fault_calloc(n, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	for (size_t i = 0; i <= s->mask; i++) {
@@ -235,8 +236,8 @@ static struct rfile *file_get(struct rrdstore *s, const char *path, const struct
 			return s->files[i];
 		i = (i + 1) & s->mask;
 	}
-	struct rfile *f = calloc(1, sizeof(*f));
-	if (!f || !(f->path = strdup(path))) {
+	struct rfile *f = fault_calloc(1, sizeof(*f));
+	if (!f || !(f->path = fault_strdup(path))) {
 		free(f);
 		return NULL;
 	}
@@ -338,7 +339,7 @@ static int write_job(struct rrdstore *s, const struct job *j, struct rrdstore_st
 	/* one "t:v:v:..." argument per row after the file's last update */
 	size_t need = (size_t)j->n_rows * (24 + (size_t)f->g->n_ds * 26);
 	if (need > wb->cap) {
-		char *p = realloc(wb->arg, need);
+		char *p = fault_realloc(wb->arg, need);
 		if (!p) {
 			st->errors++;
 			return err_set(e, -ENOMEM, "%s: no memory for an rrd update", f->path);
@@ -467,16 +468,10 @@ static int handoff_file(struct rrdstore *s, struct rfile *f)
 		s->st.dropped += n;
 		goto drop;
 	}
-	if (s->n_jobs == s->cap_jobs) {
-		size_t c = s->cap_jobs ? s->cap_jobs * 2 : 256;
-		struct job *p = realloc(s->jobs, c * sizeof(*p));
-		if (!p) {
-			s->st.dropped += n;
-			rc = -ENOMEM;
-			goto drop;
-		}
-		s->jobs = p;
-		s->cap_jobs = c;
+	if (vec_reserve((void **)&s->jobs, &s->cap_jobs, s->n_jobs + 1, sizeof(*s->jobs), 256)) {
+		s->st.dropped += n;
+		rc = -ENOMEM;
+		goto drop;
 	}
 	s->jobs[s->n_jobs++] = (struct job){ .f = f, .rows = rows, .n_rows = (int)n };
 	s->backlog += n;
@@ -564,7 +559,7 @@ int rrdstore_put(struct rrdstore *s, const char *resource, const char *group, co
 		if (f->n_rows == 0) {
 			if (s->n_dirty == s->cap_dirty) {
 				size_t n = s->cap_dirty ? s->cap_dirty * 2 : 256;
-				struct rfile **p = realloc(s->dirty, n * sizeof(*p));
+				struct rfile **p = fault_realloc(s->dirty, n * sizeof(*p));
 				if (!p)
 					return -ENOMEM;
 				s->dirty = p;
@@ -578,7 +573,7 @@ int rrdstore_put(struct rrdstore *s, const char *resource, const char *group, co
 		}
 		if (f->n_rows == f->cap_rows) {
 			int n = f->cap_rows ? f->cap_rows * 2 : 4;
-			struct row *p = realloc(f->rows, (size_t)n * sizeof(*p));
+			struct row *p = fault_realloc(f->rows, (size_t)n * sizeof(*p));
 			if (!p)
 				return -ENOMEM;
 			f->rows = p;

@@ -5,24 +5,25 @@
 #include "series.h"
 #include "tallytime.h"
 
+#include <assert.h>
 #include <string.h>
 
 /* Split counter usage q over (a, b] into hours; a <= b. Hour h receives
  * floor(q * (hi - a) / len) - floor(q * (lo - a) / len), so the parts add up
  * to q exactly and an interval whose usage is proportional to time splits
  * without rounding. A zero-length interval puts q in the hour holding b. */
-static void split_counter(uint64_t q, int64_t a, int64_t b, int64_t max_gap_ns,
+static int split_counter(uint64_t q, int64_t a, int64_t b, int64_t max_gap_ns,
 			  series_emit_fn emit, void *ctx)
 {
 	struct hour_add ad;
 	int covered = b - a <= max_gap_ns;
+	int rc;
 
 	if (a >= b) {
 		memset(&ad, 0, sizeof(ad));
 		ad.hour_ns = hour_floor(b);
 		ad.qty = q;
-		emit(ctx, &ad);
-		return;
+		return emit(ctx, &ad);
 	}
 	unsigned __int128 len = (unsigned __int128)(b - a);
 	uint64_t done = 0;
@@ -40,15 +41,19 @@ static void split_counter(uint64_t q, int64_t a, int64_t b, int64_t max_gap_ns,
 		ad.spanned_ns = hi - lo;
 		ad.covered_ns = covered ? hi - lo : 0;
 		done = upto;
-		emit(ctx, &ad);
+		if ((rc = emit(ctx, &ad)))
+			return rc;
 	}
+	assert(done == q);   /* the parts add up to q exactly */
+	return 0;
 }
 
-static void split_gauge(double v, int64_t a, int64_t b, int64_t max_gap_ns, series_emit_fn emit,
-			void *ctx)
+static int split_gauge(double v, int64_t a, int64_t b, int64_t max_gap_ns, series_emit_fn emit,
+		       void *ctx)
 {
 	struct hour_add ad;
 	int covered = b - a <= max_gap_ns;
+	int rc;
 
 	for (int64_t h = hour_floor(a); h < b; h += NS_PER_HOUR) {
 		int64_t lo = a > h ? a : h;
@@ -63,17 +68,19 @@ static void split_gauge(double v, int64_t a, int64_t b, int64_t max_gap_ns, seri
 		ad.qty_real = v * (double)(ns / NS_PER_SEC) + v * (double)(ns % NS_PER_SEC) / 1e9;
 		ad.spanned_ns = ns;
 		ad.covered_ns = covered ? ns : 0;
-		emit(ctx, &ad);
+		if ((rc = emit(ctx, &ad)))
+			return rc;
 	}
+	return 0;
 }
 
-static void count_sample(int64_t t, series_emit_fn emit, void *ctx)
+static int count_sample(int64_t t, series_emit_fn emit, void *ctx)
 {
 	struct hour_add ad;
 	memset(&ad, 0, sizeof(ad));
 	ad.hour_ns = hour_floor(t);
 	ad.samples = 1;
-	emit(ctx, &ad);
+	return emit(ctx, &ad);
 }
 
 int series_apply(struct series_state *st, const struct sample *s, int64_t max_gap_ns,
@@ -81,7 +88,7 @@ int series_apply(struct series_state *st, const struct sample *s, int64_t max_ga
 {
 	int64_t t = s->time_ns;
 	int has = st->flags & SERIES_HAS;
-	int outcome;
+	int outcome, rc = 0;
 	double used = 0;
 	int64_t ival = 0;
 
@@ -90,6 +97,7 @@ int series_apply(struct series_state *st, const struct sample *s, int64_t max_ga
 	if (has && t <= st->last_ns)
 		return SERIES_DROPPED;
 
+	const struct series_state before = *st;
 	/* Does this reading begin a new life of the series? */
 	int new_life = !has || (st->flags & SERIES_ENDED) ||
 		       (s->origin_ns > 0 && s->origin_ns > st->origin_ns && s->kind != SAMPLE_DELTA);
@@ -101,7 +109,7 @@ int series_apply(struct series_state *st, const struct sample *s, int64_t max_ga
 	case SAMPLE_CUMULATIVE:
 		if (new_life) {
 			if (origin_ok) {
-				split_counter(s->v.counter, s->origin_ns, t, max_gap_ns, emit, ctx);
+				rc = split_counter(s->v.counter, s->origin_ns, t, max_gap_ns, emit, ctx);
 				used = (double)s->v.counter;
 				ival = t - s->origin_ns;
 				outcome = SERIES_FROM_ZERO;
@@ -110,19 +118,19 @@ int series_apply(struct series_state *st, const struct sample *s, int64_t max_ga
 			}
 		} else if (s->v.counter >= st->last.counter) {
 			uint64_t q = s->v.counter - st->last.counter;
-			split_counter(q, st->last_ns, t, max_gap_ns, emit, ctx);
+			rc = split_counter(q, st->last_ns, t, max_gap_ns, emit, ctx);
 			used = (double)q;
 			ival = t - st->last_ns;
 			outcome = SERIES_DELTA;
 		} else if (st->last.counter > UINT64_MAX - SERIES_WRAP_WINDOW) {
 			uint64_t q = (UINT64_MAX - st->last.counter) + s->v.counter + 1;
-			split_counter(q, st->last_ns, t, max_gap_ns, emit, ctx);
+			rc = split_counter(q, st->last_ns, t, max_gap_ns, emit, ctx);
 			used = (double)q;
 			ival = t - st->last_ns;
 			outcome = SERIES_WRAP;
 		} else {
 			int64_t a = origin_ok ? s->origin_ns : st->last_ns;
-			split_counter(s->v.counter, a, t, max_gap_ns, emit, ctx);
+			rc = split_counter(s->v.counter, a, t, max_gap_ns, emit, ctx);
 			used = (double)s->v.counter;
 			ival = t - a;
 			outcome = SERIES_RESET;
@@ -132,7 +140,7 @@ int series_apply(struct series_state *st, const struct sample *s, int64_t max_ga
 	case SAMPLE_GAUGE:
 		if (new_life) {
 			if (origin_ok) {
-				split_gauge(s->v.gauge, s->origin_ns, t, max_gap_ns, emit, ctx);
+				rc = split_gauge(s->v.gauge, s->origin_ns, t, max_gap_ns, emit, ctx);
 				ival = t - s->origin_ns;
 				used = s->v.gauge * (double)ival / 1e9;
 				outcome = SERIES_FROM_ZERO;
@@ -140,7 +148,7 @@ int series_apply(struct series_state *st, const struct sample *s, int64_t max_ga
 				outcome = SERIES_BASELINE;
 			}
 		} else {
-			split_gauge(st->last.gauge, st->last_ns, t, max_gap_ns, emit, ctx);
+			rc = split_gauge(st->last.gauge, st->last_ns, t, max_gap_ns, emit, ctx);
 			ival = t - st->last_ns;
 			used = st->last.gauge * (double)ival / 1e9;
 			outcome = SERIES_DELTA;
@@ -152,7 +160,7 @@ int series_apply(struct series_state *st, const struct sample *s, int64_t max_ga
 			    : has ? st->last_ns : t;
 		if (has && a < st->last_ns)
 			a = st->last_ns; /* never count an interval twice */
-		split_counter(s->v.counter, a, t, max_gap_ns, emit, ctx);
+		rc = split_counter(s->v.counter, a, t, max_gap_ns, emit, ctx);
 		used = (double)s->v.counter;
 		ival = t - a;
 		st->last.counter = s->v.counter;
@@ -162,7 +170,10 @@ int series_apply(struct series_state *st, const struct sample *s, int64_t max_ga
 	default:
 		return SERIES_BAD_KIND;
 	}
-	count_sample(t, emit, ctx);
+	if (rc || (rc = count_sample(t, emit, ctx))) {
+		*st = before;   /* the reading is not applied */
+		return rc;
+	}
 	st->kind = s->kind;
 	st->last_ns = t;
 	if (new_life)

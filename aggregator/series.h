@@ -75,9 +75,13 @@ enum series_outcome {
 	SERIES_BAD_KIND,        /* kind differs from the series' kind: dropped */
 };
 
-typedef void (*series_emit_fn)(void *ctx, const struct hour_add *a);
+/* Adds one hour's part; returns 0 or a negative errno (out of memory). */
+typedef int (*series_emit_fn)(void *ctx, const struct hour_add *a);
 
-/* Apply reading s to st. Returns an enum series_outcome. *usage (may be
+/* Apply reading s to st. Returns an enum series_outcome, or the negative
+ * errno of the first emit that failed: st is then unchanged, but the
+ * hours emitted before the failure were added (the caller's totals are
+ * no longer consistent; the aggregator stops as broken). *usage (may be
  * NULL) receives the counter usage or gauge integral this reading added,
  * and *interval_ns the interval it covered, for rate displays. */
 int series_apply(struct series_state *st, const struct sample *s, int64_t max_gap_ns,

@@ -9,10 +9,12 @@
  * consistent, sorted view without ever holding a lock while they read it.
  */
 #include "state.h"
+#include "fault.h"
 #include "ledger.h"
 #include "str.h"
 #include "tallytime.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +30,11 @@ static int collect(void *ctx, const struct agg_series_view *sv)
 	struct build *b = ctx;
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 1024;
-		struct live_series *v = realloc(b->v, cap * sizeof(*v));
+		struct live_series *v = fault_realloc(b->v, cap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		b->v = v;
-		const struct ledger_resource **r = realloc(b->res, cap * sizeof(*r));
+		const struct ledger_resource **r = fault_realloc(b->res, cap * sizeof(*r));
 		if (!r)
 			return -ENOMEM;
 		b->res = r;
@@ -87,7 +89,7 @@ void live_free(struct live_state *st)
 struct live_state *live_build(const struct aggregator *a, const struct live_inputs *in)
 {
 	struct build b = { 0 };
-	struct live_state *st = calloc(1, sizeof(*st));
+	struct live_state *st = fault_calloc(1, sizeof(*st));
 	if (!st)
 		goto fail;
 	st->tick_ns = in->tick_ns;
@@ -106,7 +108,7 @@ struct live_state *live_build(const struct aggregator *a, const struct live_inpu
 	if (st->n_coll)
 		memcpy(st->coll, in->coll, st->n_coll * sizeof(st->coll[0]));
 	if (in->n_cmetrics) {
-		if (!(st->cmetrics = malloc(in->n_cmetrics * sizeof(*st->cmetrics))))
+		if (!(st->cmetrics = fault_malloc(in->n_cmetrics * sizeof(*st->cmetrics))))
 			goto fail;
 		memcpy(st->cmetrics, in->cmetrics, in->n_cmetrics * sizeof(*st->cmetrics));
 		st->n_cmetrics = in->n_cmetrics;
@@ -133,8 +135,8 @@ struct live_state *live_build(const struct aggregator *a, const struct live_inpu
 	for (size_t i = 0; i < b.n; i++)
 		if (!i || strcmp(b.res[b.v[i].res]->meta.resource, b.res[b.v[i - 1].res]->meta.resource))
 			n_res++;
-	st->resources = calloc(n_res ? n_res : 1, sizeof(*st->resources));
-	st->by_meter = calloc(b.n ? b.n : 1, sizeof(*st->by_meter));
+	st->resources = fault_calloc(n_res ? n_res : 1, sizeof(*st->resources));
+	st->by_meter = fault_calloc(b.n ? b.n : 1, sizeof(*st->by_meter));
 	if (!st->resources || !st->by_meter)
 		goto fail;
 	size_t r = 0;
@@ -188,54 +190,34 @@ fail:
 	return NULL;
 }
 
+static void free_state(struct snapshot *p)
+{
+	live_free((struct live_state *)p);   /* snap is its first member */
+}
+
 int live_store_init(struct live_store *s)
 {
-	s->cur = NULL;
-	s->gen = 0;
-	return -pthread_mutex_init(&s->lock, NULL);
+	return snapshot_store_init(&s->ss, free_state);
 }
 
 void live_store_release(struct live_store *s)
 {
-	live_publish(s, NULL);
-	pthread_mutex_destroy(&s->lock);
+	snapshot_store_release(&s->ss);
 }
 
 void live_publish(struct live_store *s, struct live_state *st)
 {
-	struct live_state *old;
-	if (st)
-		st->refs = 1;
-	pthread_mutex_lock(&s->lock);
-	old = s->cur;
-	s->cur = st;
-	if (st)
-		st->gen = ++s->gen;
-	int last = old && --old->refs == 0;
-	pthread_mutex_unlock(&s->lock);
-	if (last)
-		live_free(old);  /* outside the lock: freeing a big snapshot takes a while */
+	snapshot_publish(&s->ss, st ? &st->snap : NULL);
 }
 
 struct live_state *live_acquire(struct live_store *s)
 {
-	pthread_mutex_lock(&s->lock);
-	struct live_state *st = s->cur;
-	if (st)
-		st->refs++;
-	pthread_mutex_unlock(&s->lock);
-	return st;
+	return (struct live_state *)snapshot_acquire(&s->ss);
 }
 
 void live_put(struct live_store *s, struct live_state *st)
 {
-	if (!st)
-		return;
-	pthread_mutex_lock(&s->lock);
-	int last = --st->refs == 0;
-	pthread_mutex_unlock(&s->lock);
-	if (last)
-		live_free(st);
+	snapshot_put(&s->ss, st ? &st->snap : NULL);
 }
 
 long live_find_resource(const struct live_state *st, const char *uuid)

@@ -24,7 +24,8 @@
 
 #include "aggregator.h"
 #include "alerting.h"
-#include "collector.h"
+#include "selfmetric.h"
+#include "snapshot.h"
 #include "meter.h"
 #include "sample.h"
 
@@ -58,8 +59,7 @@ struct live_series {
 #define LIVE_MAX_COLLECTORS 8
 
 struct live_state {
-	int refs;                      /* under the store's lock */
-	uint64_t gen;                  /* 1, 2, ... in the order published (a cache key) */
+	struct snapshot snap;          /* first: refs, and gen (1, 2, ... as published: a cache key) */
 	int64_t tick_ns;               /* the cycle the snapshot closes (virtual in fast-forward) */
 	int64_t built_ns;              /* wall clock when it was built */
 	int64_t stale_after_ns;
@@ -77,7 +77,7 @@ struct live_state {
 		uint64_t errors;
 	} coll[LIVE_MAX_COLLECTORS];
 	size_t n_coll;
-	struct collector_metric *cmetrics;   /* collectors' self-metrics (collector.h), owned */
+	struct collector_metric *cmetrics;   /* collectors' self-metrics (selfmetric.h), owned */
 	size_t n_cmetrics;
 	uint64_t stale_resources;
 	/* alerting: the committed alerts and the Alertmanager sender's counts */
@@ -93,9 +93,7 @@ struct live_state {
 };
 
 struct live_store {
-	pthread_mutex_t lock;
-	struct live_state *cur;        /* NULL until the first publish */
-	uint64_t gen;                  /* of the last publish */
+	struct snapshot_store ss;      /* of struct live_state (common/snapshot.h) */
 };
 
 /* What live_build reads besides the aggregator. */

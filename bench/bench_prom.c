@@ -2,7 +2,7 @@
  * bench_prom: /metrics scrape latency, the figure issue 5 names (target:
  * at most 0.5 us per series).
  *
- * tallyd's real pipeline (daemon_run_live: the simulated fleet of VMS VMs
+ * tallyd's real pipeline (pipeline_run: the simulated fleet of VMS VMs
  * with 2 disks and 1 NIC each, fast-forwarded through 10 minutes) fills the
  * live store; the real HTTP listener (httpd_start, its thread pool of 2)
  * serves it on 127.0.0.1, and CLIENTS threads scrape /metrics SCRAPES times
@@ -13,7 +13,7 @@
  *
  * usage: bench_prom [VMS [CLIENTS [SCRAPES]]]   (defaults 1000 4 50)
  */
-#include "daemon.h"
+#include "pipeline.h"
 #include "err.h"
 #include "httpd.h"
 #include "prom.h"
@@ -78,7 +78,7 @@ int main(int argc, char **argv)
 	scrapes = argc > 3 ? atoi(argv[3]) : 50;
 	char dir[] = "/tmp/tally-bench-prom-XXXXXX", text[1024];
 	struct daemon_config cfg;
-	struct daemon_summary sum;
+	struct pipeline_summary sum;
 	struct tally_err e = { 0 };
 	struct live_store store;
 	struct httpd *h = NULL;
@@ -93,11 +93,11 @@ int main(int argc, char **argv)
 		 "collectors: {sim: {vms: %u, tenants: 20, hosts: 10, disks: 2, nics: 1, seed: 3}}\n",
 		 dir, vms);
 	if (daemon_config_load(&cfg, "bench_prom.yaml", text, &e) || live_store_init(&store) ||
-	    daemon_run_live(&cfg, &stop, &sum, &store, &e)) {
+	    pipeline_run(&cfg, &(struct pipeline_outputs){ .live = &store }, &stop, &sum, &e)) {
 		fprintf(stderr, "bench_prom: %s\n", e.msg);
 		return 1;
 	}
-	struct httpd_config hc = { .address = "127.0.0.1", .port = 0, .ledger_path = cfg.ledger_path };
+	struct httpd_config hc = { .address = "127.0.0.1", .port = 0, .ledger_path = cfg.agg.ledger_path };
 	if (httpd_start(&h, &hc, &store, &e)) {
 		fprintf(stderr, "bench_prom: %s\n", e.msg);
 		return 1;

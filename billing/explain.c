@@ -3,6 +3,7 @@
  * invoice and the arithmetic from them to its amount (explain.h).
  */
 #include "explain.h"
+#include "vec.h"
 #include "err.h"
 #include "meter.h"
 #include "str.h"
@@ -31,14 +32,8 @@ static int on_row(void *ctx, const struct rate_row *r)
 	struct collect *c = ctx;
 	if (r->k.version != c->want.version || r->k.override != c->want.override || r->k.price != c->want.price)
 		return 0;
-	if (c->n == c->cap) {
-		size_t nc = c->cap ? c->cap * 2 : 256;
-		struct row *p = realloc(c->rows, nc * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		c->rows = p;
-		c->cap = nc;
-	}
+	if (vec_reserve((void **)&c->rows, &c->cap, c->n + 1, sizeof(*c->rows), 256))
+		return -ENOMEM;
 	struct row *x = &c->rows[c->n++];
 	str_copy(x->uuid, r->uuid, sizeof(x->uuid));
 	str_copy(x->name, r->name, sizeof(x->name));

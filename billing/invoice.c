@@ -483,6 +483,63 @@ void invoice_release(struct invoice *inv)
 	inv->n_lines = inv->n_details = inv->n_notes = 0;
 }
 
+/* SLA credit lines (invoice.h): the credit belongs to the invoice, what
+ * earned it to the SLA report (sla.h). */
+int invoice_sla_credits(struct invoice *inv, const struct sla_report *r, const struct plan *p, struct tally_err *e)
+{
+	for (size_t i = 0; i < r->n_vms; i++) {
+		const struct sla_vm *v = &r->vms[i];
+		if (v->credit_ppm <= 0 || strcmp(v->tenant, inv->tenant))
+			continue;
+		/* the VM's charges, in millionths of a minor unit: its share of
+		 * each usage line (amount x its quantity / the line's), exact */
+		__int128 charges = 0, share;
+		int64_t credit = 0;
+		for (size_t d = 0; d < inv->n_details; d++) {
+			const struct invoice_detail *x = &inv->details[d];
+			const struct invoice_line *l = &inv->lines[x->line];
+			if (strcmp(x->resource, v->uuid) || l->qty <= 0 || l->amount_minor < 0 || x->qty < 0)
+				continue;
+			struct money_u256 num;
+			money_u256_mul((unsigned __int128)l->amount_minor * 1000000, (unsigned __int128)x->qty, &num);
+			if (money_u256_round_wide(&num, (unsigned __int128)l->qty, MONEY_HALF_EVEN, &share) ||
+			    __builtin_add_overflow(charges, share, &charges))
+				return err_set(e, -ERANGE, "tenant '%s': the charges of %s cannot be represented",
+					       inv->tenant, v->uuid);
+		}
+		struct money_u256 cn;
+		money_u256_mul((unsigned __int128)charges, (unsigned __int128)v->credit_ppm, &cn);
+		if (money_u256_round(&cn, false, (unsigned __int128)1000000 * 1000000, p->rounding, &credit))
+			return err_set(e, -ERANGE, "tenant '%s': the SLA credit of %s cannot be represented", inv->tenant,
+				       v->uuid);
+		if (credit == 0)
+			continue;
+		struct invoice_line *l = invoice_add_line(inv);
+		if (!l)
+			return err_set(e, -ENOMEM, "out of memory");
+		char av[24], pct[24], ch[48], a[48], d[32];
+		int64_t chm = (int64_t)money_round_div(charges, 1000000, MONEY_HALF_EVEN);
+		l->type = INV_CREDIT;
+		l->group = "credits";
+		l->meter = -1;
+		l->from_ns = v->from_ns;
+		l->to_ns = v->to_ns;
+		l->amount_minor = -credit;
+		money_format_price(v->credit_ppm * 100000, pct, sizeof(pct));   /* ppm -> % as nanos */
+		int n = snprintf(l->description, sizeof(l->description), "SLA credit %s: %s%% of %s (%s%% available",
+				 v->name[0] ? v->name : v->uuid, pct, money_format(chm, inv->minor_digits, ch, sizeof(ch)),
+				 sla_availability_text(v, av, sizeof(av)));
+		if (v->n_incidents && n > 0 && (size_t)n < sizeof(l->description))
+			snprintf(l->description + n, sizeof(l->description) - (size_t)n, "; %s %s, %s%s)",
+				 v->incidents[0].cause, time_format_iso(v->incidents[0].start_ns, a, sizeof(a)),
+				 sla_duration_text(v->incidents[0].counted_ns, d, sizeof(d)),
+				 v->n_incidents > 1 ? ", more in tally sla" : "");
+		else if (n > 0 && (size_t)n < sizeof(l->description))
+			snprintf(l->description + n, sizeof(l->description) - (size_t)n, ")");
+	}
+	return 0;
+}
+
 int invoice_build_all(const struct plan *p, const struct rate_query *q, struct invoice **out, size_t *n,
 		      struct tally_err *e)
 {
@@ -517,7 +574,7 @@ int invoice_build_all(const struct plan *p, const struct rate_query *q, struct i
 		if ((rc = invoice_build(p, &r, (int)t, q->from_ns, q->to_ns, &invs[k], e)))
 			goto out;
 		k++;
-		if (sr.n_vms && ((rc = sla_credit_lines(&invs[k - 1], &sr, p, e)) ||
+		if (sr.n_vms && ((rc = invoice_sla_credits(&invs[k - 1], &sr, p, e)) ||
 				 (rc = invoice_total(&invs[k - 1], p, e))))
 			goto out;
 	}

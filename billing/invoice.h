@@ -154,4 +154,12 @@ int invoice_render_json(FILE *f, const struct invoice *invs, size_t n, const str
  * no charts, said on the page). 0 or -EIO. */
 int invoice_render_html(FILE *f, const struct invoice *invs, size_t n, const char *rrd_dir);
 
+struct sla_report;
+/* Credit lines on inv for its tenant's VMs in r that earned a credit: the
+ * VM's charges are its share of each usage line (its ledger quantity over
+ * the line's, to a millionth of a minor unit), the credit that percentage
+ * of them rounded once; the line names the VM, its availability and its
+ * incidents. The caller recomputes the totals (invoice_total). 0, -ENOMEM. */
+int invoice_sla_credits(struct invoice *inv, const struct sla_report *r, const struct plan *p, struct tally_err *e);
+
 #endif

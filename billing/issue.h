@@ -36,7 +36,7 @@ int issue_adjust_all(const char *ledger, struct invoice *invs, size_t n, const s
 
 /* Issue invs[0..n) under p->issuer at now_ns. Fills each invoice's issuer,
  * number, issued_ns and sha256. The ledger's hash chain is verified first
- * (ledger_verify, aggregator/ledger.h). Returns 0; -EBADMSG when the usage
+ * (ledger_verify, ledger/ledger.h). Returns 0; -EBADMSG when the usage
  * is not what was committed, -EEXIST when a tenant's period overlaps an
  * issued invoice (nothing is stored either way); -EIO, -EBUSY; message in
  * e. */

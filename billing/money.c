@@ -2,6 +2,7 @@
  * money.c: parsing, exact rounding and formatting of money (see money.h).
  */
 #include "money.h"
+#include "exact.h"
 #include "err.h"
 
 #include <ctype.h>
@@ -229,33 +230,7 @@ int money_add(int64_t a, int64_t b, int64_t *sum)
 
 int money_double_scaled(double d, int64_t scale, __int128 *out)
 {
-	if (!isfinite(d) || scale <= 0)
-		return -ERANGE;
-	if (d == 0) {
-		*out = 0;
-		return 0;
-	}
-	/* d = mant x 2^exp with mant a 53-bit integer: exact */
-	int exp;
-	double frac = frexp(fabs(d), &exp);
-	unsigned __int128 mant = (unsigned __int128)(uint64_t)ldexp(frac, 53);
-	unsigned __int128 v = mant * (unsigned __int128)scale, q;   /* < 2^116 */
-	exp -= 53;
-	if (exp >= 0) {
-		if (exp >= 126 || (v >> (126 - exp)) != 0)
-			return -ERANGE;
-		q = v << exp;
-	} else if (-exp >= 128) {
-		q = 0;   /* below 2^-12: nearer zero than one */
-	} else {
-		int sh = -exp;
-		unsigned __int128 half = (unsigned __int128)1 << (sh - 1), r = v & ((half << 1) - 1);
-		q = v >> sh;
-		if (r > half || (r == half && (q & 1)))
-			q++;
-	}
-	*out = d < 0 ? -(__int128)q : (__int128)q;
-	return 0;
+	return exact_double_scaled(d, scale, out);
 }
 
 static __int128 pow10i(int n)

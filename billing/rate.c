@@ -9,14 +9,15 @@
  * the rows.
  */
 #include "rate.h"
+#include "vec.h"
+#include "hash.h"
 #include "err.h"
-#include "ledger_ro.h"
+#include "reader.h"
 #include "meter.h"
 #include "str.h"
 #include "tallytime.h"
 
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,12 +91,10 @@ static int64_t price_code(struct state *s, struct interval *iv, const struct res
 
 static uint64_t key_hash(const struct rate_key *k)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = HASH_FNV64_INIT;
 	const int f[6] = { k->tenant, k->resource, k->version, k->override, k->price, k->meter };
-	for (int i = 0; i < 6; i++) {
-		h ^= (uint64_t)(uint32_t)f[i];
-		h *= 1099511628211ULL;
-	}
+	for (int i = 0; i < 6; i++)
+		h = hash_fnv64_word(h, (uint32_t)f[i]);
 	return h ^ (h >> 29);
 }
 
@@ -140,12 +139,6 @@ static struct rate_acc *acc_get(struct state *s, const struct rate_key *k)
 	return &s->tab[j];
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-	return t ? (const char *)t : "";
-}
-
 static int cmp_tenant_name(const void *a, const void *b)
 {
 	return strcmp(((const struct rate_tenant *)a)->name, ((const struct rate_tenant *)b)->name);
@@ -159,71 +152,61 @@ static int tenant_index(const struct state *s, const char *name)
 	return t ? (int)(t - s->tenants) : -1;
 }
 
-/* Resources, their attribute intervals and the tenants they name. */
-static int load_resources(struct state *s, sqlite3 *db, struct tally_err *e)
+/* One row of the resources and their attribute intervals (reader.h). */
+struct load {
+	struct state *s;
+	size_t cap_res, cap_iv;
+	int64_t last_id;
+};
+
+static int on_resource(void *ctx, const struct ledger_resource_row *row)
 {
-	static const char sql[] =
-		"SELECT r.id, r.uuid, r.name, r.first_seen_ns, r.last_seen_ns, r.host,"
-		" a.since_ns, a.tenant, a.name, a.flavor, a.project, a.user_id, a.labels, r.type"
-		" FROM resources r LEFT JOIN resource_attrs a ON a.resource_id = r.id"
-		" ORDER BY r.id, a.since_ns";
-	sqlite3_stmt *st = NULL;
-	size_t cap_res = 0, cap_iv = 0;
-	int64_t last_id = -1;
+	struct load *l = ctx;
+	struct state *s = l->s;
+	if (row->id != l->last_id) {
+		if (vec_reserve((void **)&s->res, &l->cap_res, s->n_res + 1, sizeof(*s->res), 256))
+			return -ENOMEM;
+		struct res *r = &s->res[s->n_res++];
+		memset(r, 0, sizeof(*r));
+		r->id = row->id;
+		str_copy(r->pub.uuid, row->uuid, sizeof(r->pub.uuid));
+		str_copy(r->pub.name, row->name, sizeof(r->pub.name));
+		r->pub.first_seen_ns = row->first_seen_ns;
+		r->pub.last_seen_ns = row->last_seen_ns;
+		str_copy(r->host, row->host, sizeof(r->host));
+		r->is_host = !strcmp(row->type, "host");
+		r->iv0 = s->n_iv;
+		if (row->id > s->max_res_id)
+			s->max_res_id = row->id;
+		l->last_id = row->id;
+	}
+	/* a resource never described has one interval with tenant '' */
+	struct res *r = &s->res[s->n_res - 1];
+	if (vec_reserve((void **)&s->iv, &l->cap_iv, s->n_iv + 1, sizeof(*s->iv), 256))
+		return -ENOMEM;
+	struct interval *iv = &s->iv[s->n_iv++];
+	memset(iv, 0, sizeof(*iv));
+	iv->since_ns = row->since_ns;
+	str_copy(iv->tenant_name, row->tenant, sizeof(iv->tenant_name));
+	str_copy(iv->name, row->attr_name, sizeof(iv->name));
+	str_copy(iv->flavor, row->flavor, sizeof(iv->flavor));
+	str_copy(iv->project, row->project, sizeof(iv->project));
+	str_copy(iv->user, row->user, sizeof(iv->user));
+	str_copy(iv->labels, row->labels, sizeof(iv->labels));
+	r->n_iv++;
+	return 0;
+}
+
+/* Resources, their attribute intervals and the tenants they name. */
+static int load_resources(struct state *s, struct ledger_reader *lr, struct tally_err *e)
+{
+	struct load l = { .s = s, .last_id = -1 };
 	int rc;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return err_set(e, -EIO, "cannot read resources: %s", sqlite3_errmsg(db));
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0);
-		if (id != last_id) {
-			if (s->n_res == cap_res) {
-				cap_res = cap_res ? cap_res * 2 : 256;
-				struct res *n = realloc(s->res, cap_res * sizeof(*n));
-				if (!n)
-					goto nomem;
-				s->res = n;
-			}
-			struct res *r = &s->res[s->n_res++];
-			memset(r, 0, sizeof(*r));
-			r->id = id;
-			str_copy(r->pub.uuid, col_text(st, 1), sizeof(r->pub.uuid));
-			str_copy(r->pub.name, col_text(st, 2), sizeof(r->pub.name));
-			r->pub.first_seen_ns = sqlite3_column_int64(st, 3);
-			r->pub.last_seen_ns = sqlite3_column_int64(st, 4);
-			str_copy(r->host, col_text(st, 5), sizeof(r->host));
-			r->is_host = !strcmp(col_text(st, 13), "host");
-			r->iv0 = s->n_iv;
-			if (id > s->max_res_id)
-				s->max_res_id = id;
-			last_id = id;
-		}
-		/* a resource never described has one interval with tenant '' */
-		struct res *r = &s->res[s->n_res - 1];
-		if (s->n_iv == cap_iv) {
-			cap_iv = cap_iv ? cap_iv * 2 : 256;
-			struct interval *n = realloc(s->iv, cap_iv * sizeof(*n));
-			if (!n)
-				goto nomem;
-			s->iv = n;
-		}
-		struct interval *iv = &s->iv[s->n_iv++];
-		memset(iv, 0, sizeof(*iv));
-		iv->since_ns = sqlite3_column_int64(st, 6);
-		str_copy(iv->tenant_name, col_text(st, 7), sizeof(iv->tenant_name));
-		str_copy(iv->name, col_text(st, 8), sizeof(iv->name));
-		str_copy(iv->flavor, col_text(st, 9), sizeof(iv->flavor));
-		str_copy(iv->project, col_text(st, 10), sizeof(iv->project));
-		str_copy(iv->user, col_text(st, 11), sizeof(iv->user));
-		str_copy(iv->labels, col_text(st, 12), sizeof(iv->labels));
-		r->n_iv++;
-	}
-	if (rc != SQLITE_DONE) {
-		rc = err_set(e, -EIO, "cannot read resources: %s", sqlite3_errmsg(db));
-		goto out;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
+	if ((rc = ledger_read_resources(lr, on_resource, &l, e)) == -ENOMEM)
+		goto nomem;
+	if (rc)
+		return rc;
 
 	/* resource ids are SQLite rowids: dense from 1 in practice */
 	s->res_by_id = malloc((size_t)(s->max_res_id + 1) * sizeof(*s->res_by_id));
@@ -280,30 +263,24 @@ static int load_resources(struct state *s, sqlite3 *db, struct tally_err *e)
 				t->last_ns = s->res[r].pub.last_seen_ns;
 		}
 	}
-	rc = 0;
-	goto out;
+	return 0;
 nomem:
-	rc = err_set(e, -ENOMEM, "out of memory reading resources");
-out:
-	sqlite3_finalize(st);
-	return rc;
+	return err_set(e, -ENOMEM, "out of memory reading resources");
 }
 
-static int load_meters(struct state *s, sqlite3 *db, struct tally_err *e)
+static int on_meter(void *ctx, int64_t id, const char *name)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
+	struct state *s = ctx;
+	if (id >= 0 && id < 256)
+		s->meter_by_id[id] = meter_lookup(name);
+	return 0;
+}
+
+static int load_meters(struct state *s, struct ledger_reader *lr, struct tally_err *e)
+{
 	for (size_t i = 0; i < sizeof(s->meter_by_id) / sizeof(s->meter_by_id[0]); i++)
 		s->meter_by_id[i] = -1;
-	if (sqlite3_prepare_v2(db, "SELECT id, name FROM meters", -1, &st, NULL) != SQLITE_OK)
-		return err_set(e, -EIO, "cannot read meters: %s", sqlite3_errmsg(db));
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0);
-		if (id >= 0 && id < 256)
-			s->meter_by_id[id] = meter_lookup(col_text(st, 1));
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : err_set(e, -EIO, "cannot read meters: %s", sqlite3_errmsg(db));
+	return ledger_read_meters(lr, on_meter, s, e);
 }
 
 /* The interval of resource r in force at hour_ns: the last that began at
@@ -322,21 +299,20 @@ static struct interval *interval_at(struct state *s, const struct res *r, int64_
  * one, at any magnitude). A negative quantity, a counter that is not an
  * integer, or a quantity past RATE_MAX_QTY is not what tally writes: a
  * clear error, never a guess. */
-static int row_quantity(sqlite3_stmt *st, int col, int meter, const struct res *r, int64_t hour, __int128 *q,
+static int row_quantity(const struct ledger_qty *lq, int meter, const struct res *r, int64_t hour, __int128 *q,
 			struct tally_err *e)
 {
-	int type = sqlite3_column_type(st, col);
 	const char *what = NULL;
 	char t[48];
-	if (type == SQLITE_INTEGER) {
-		int64_t v = sqlite3_column_int64(st, col);
+	if (lq->type == LEDGER_QTY_INT) {
+		int64_t v = lq->i;
 		*q = v;
 		if (meter_table[meter].kind == SAMPLE_GAUGE)
 			*q *= RATE_GAUGE_SCALE;
 		if (v < 0)
 			what = "is negative";
-	} else if (type == SQLITE_FLOAT && meter_table[meter].kind == SAMPLE_GAUGE) {
-		double d = sqlite3_column_double(st, col);
+	} else if (lq->type == LEDGER_QTY_REAL && meter_table[meter].kind == SAMPLE_GAUGE) {
+		double d = lq->d;
 		if (money_double_scaled(d, RATE_GAUGE_SCALE, q) || *q > RATE_MAX_QTY)
 			what = "does not fit (more than 2^96 milli-unit-seconds)";
 		else if (d < 0)
@@ -348,84 +324,74 @@ static int row_quantity(sqlite3_stmt *st, int col, int meter, const struct res *
 		return 0;
 	return err_set(e, -ERANGE, "usage of %s, %s at %s: the ledger's quantity '%s' %s", r->pub.uuid,
 		       meter_table[meter].name, time_format_iso(hour, t, sizeof(t)),
-		       (const char *)sqlite3_column_text(st, col), what);
+		       lq->text, what);
 }
 
-static int stream_usage(struct state *s, sqlite3 *db, struct rate_result *out, struct tally_err *e)
+struct stream {
+	struct state *s;
+	struct rate_result *out;
+	struct tally_err *e;
+};
+
+/* One usage row of the period (reader.h): priced into its accumulator. */
+static int on_usage(void *ctx, const struct ledger_usage_row *u)
 {
-	/* Driven by the series table: one primary-key range seek per series
-	 * (resource, meter, device), so exactly the period's rows are read, in
-	 * key order. Every usage row has its series row (the aggregator writes
-	 * both in one transaction and never deletes series); the hour index
-	 * would instead cost a key lookup per row, six times slower. */
-	static const char sql[] =
-		"SELECT u.resource_id, u.meter_id, u.hour_ns, u.quantity, u.covered_ns, u.spanned_ns, u.device"
-		" FROM (SELECT DISTINCT resource_id, meter_id, device FROM series) s CROSS JOIN usage u"
-		" WHERE u.resource_id = s.resource_id AND u.meter_id = s.meter_id AND u.device = s.device"
-		" AND u.hour_ns >= ?1 AND u.hour_ns < ?2";
-	sqlite3_stmt *st = NULL;
+	struct stream *x = ctx;
+	struct state *s = x->s;
+	struct tally_err *e = x->e;
+	int64_t rid = u->resource_id, mid = u->meter_id, hour = u->hour_ns;
 	int rc;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return err_set(e, -EIO, "cannot read usage: %s", sqlite3_errmsg(db));
-	sqlite3_bind_int64(st, 1, s->q->from_ns);
-	sqlite3_bind_int64(st, 2, s->q->to_ns);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t rid = sqlite3_column_int64(st, 0), mid = sqlite3_column_int64(st, 1);
-		int64_t hour = sqlite3_column_int64(st, 2);
-		out->rows++;
-		if (rid < 0 || rid > s->max_res_id || s->res_by_id[rid] < 0 || mid < 0 || mid >= 256 ||
-		    s->meter_by_id[mid] < 0)
-			continue; /* a meter this tally does not know: nothing to price */
-		int meter = s->meter_by_id[mid];
-		struct res *r = &s->res[s->res_by_id[rid]];
-		struct interval *iv = interval_at(s, r, hour);
-		if (s->filter_tenant >= 0 && iv->tenant != s->filter_tenant)
-			continue;
-		__int128 q;
-		if ((rc = row_quantity(st, 3, meter, r, hour, &q, e)))
-			goto out;
-		struct rate_key k = { .tenant = iv->tenant, .resource = s->res_by_id[rid], .meter = meter,
-				      .version = plan_version_at(s->plan, hour), .override = -1, .price = -1 };
-		if (k.version >= 0) {
-			int64_t code = price_code(s, iv, r, k.version, meter);
-			if (code >= 0) {
-				k.override = (int)(code >> 48) - 1;
-				k.version = (int)(code >> 24 & 0xffffff);
-				k.price = (int)(code & 0xffffff);
-			}
+	x->out->rows++;
+	if (rid < 0 || rid > s->max_res_id || s->res_by_id[rid] < 0 || mid < 0 || mid >= 256 ||
+	    s->meter_by_id[mid] < 0)
+		return 0; /* a meter this tally does not know: nothing to price */
+	int meter = s->meter_by_id[mid];
+	struct res *r = &s->res[s->res_by_id[rid]];
+	struct interval *iv = interval_at(s, r, hour);
+	if (s->filter_tenant >= 0 && iv->tenant != s->filter_tenant)
+		return 0;
+	__int128 q;
+	if ((rc = row_quantity(&u->qty, meter, r, hour, &q, e)))
+		return rc;
+	struct rate_key k = { .tenant = iv->tenant, .resource = s->res_by_id[rid], .meter = meter,
+			      .version = plan_version_at(s->plan, hour), .override = -1, .price = -1 };
+	if (k.version >= 0) {
+		int64_t code = price_code(s, iv, r, k.version, meter);
+		if (code >= 0) {
+			k.override = (int)(code >> 48) - 1;
+			k.version = (int)(code >> 24 & 0xffffff);
+			k.price = (int)(code & 0xffffff);
 		}
-		/* a tenantless host's figures (the hypervisor's: docs/meters.md)
-		 * are for graphs and alerts: billed only where the plan prices them */
-		if (r->is_host && !iv->tenant_name[0] && k.price < 0)
-			continue;
-		struct rate_acc *a = acc_get(s, &k);
-		if (!a) {
-			rc = err_set(e, -ENOMEM, "out of memory rating usage");
-			goto out;
-		}
-		if (__builtin_add_overflow(a->qty, q, &a->qty) || a->qty > RATE_MAX_QTY) {
-			rc = err_set(e, -ERANGE, "usage of %s, %s: the sum of the period's rows does not fit (more than"
-				     " 2^96 ledger units)", r->pub.uuid, meter_table[meter].name);
-			goto out;
-		}
-		a->covered_ns += sqlite3_column_int64(st, 4);
-		a->spanned_ns += sqlite3_column_int64(st, 5);
-		a->rows++;
-		if (s->q->on_row) {
-			struct rate_row row = { .k = k, .uuid = r->pub.uuid, .name = r->pub.name,
-						.device = col_text(st, 6), .hour_ns = hour, .qty = q,
-						.covered_ns = sqlite3_column_int64(st, 4),
-						.spanned_ns = sqlite3_column_int64(st, 5) };
-			if ((rc = s->q->on_row(s->q->ctx, &row)))
-				goto out;
-		}
-		s->tenants[iv->tenant].has_usage = true;
 	}
-	rc = rc == SQLITE_DONE ? 0 : err_set(e, -EIO, "cannot read usage: %s", sqlite3_errmsg(db));
-out:
-	sqlite3_finalize(st);
-	return rc;
+	/* a tenantless host's figures (the hypervisor's: docs/meters.md)
+	 * are for graphs and alerts: billed only where the plan prices them */
+	if (r->is_host && !iv->tenant_name[0] && k.price < 0)
+		return 0;
+	struct rate_acc *a = acc_get(s, &k);
+	if (!a)
+		return err_set(e, -ENOMEM, "out of memory rating usage");
+	if (__builtin_add_overflow(a->qty, q, &a->qty) || a->qty > RATE_MAX_QTY)
+		return err_set(e, -ERANGE, "usage of %s, %s: the sum of the period's rows does not fit (more than"
+			       " 2^96 ledger units)", r->pub.uuid, meter_table[meter].name);
+	a->covered_ns += u->covered_ns;
+	a->spanned_ns += u->spanned_ns;
+	a->rows++;
+	if (s->q->on_row) {
+		struct rate_row row = { .k = k, .uuid = r->pub.uuid, .name = r->pub.name,
+					.device = u->device, .hour_ns = hour, .qty = q,
+					.covered_ns = u->covered_ns, .spanned_ns = u->spanned_ns };
+		if ((rc = s->q->on_row(s->q->ctx, &row)))
+			return rc;
+	}
+	s->tenants[iv->tenant].has_usage = true;
+	return 0;
+}
+
+static int stream_usage(struct state *s, struct ledger_reader *lr, struct rate_result *out, struct tally_err *e)
+{
+	struct stream x = { .s = s, .out = out, .e = e };
+	return ledger_read_usage(lr, s->q->from_ns, s->q->to_ns, on_usage, &x, e);
 }
 
 static int cmp_acc(const void *a, const void *b)
@@ -443,14 +409,14 @@ int rate_collect(const struct rate_query *q, const struct plan *p, struct rate_r
 		 struct tally_err *e)
 {
 	struct state s = { .plan = p, .q = q, .filter_tenant = -1, .max_res_id = -1 };
-	sqlite3 *db = NULL;
+	struct ledger_reader *lr = NULL;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (q->from_ns >= q->to_ns)
 		return err_set(e, -EINVAL, "the period is empty");
-	if ((rc = ledger_ro_open(q->ledger, &db, e)) || (rc = load_meters(&s, db, e)) ||
-	    (rc = load_resources(&s, db, e)))
+	if ((rc = ledger_reader_open(q->ledger, &lr, e)) || (rc = load_meters(&s, lr, e)) ||
+	    (rc = load_resources(&s, lr, e)))
 		goto out;
 	if (q->tenant && !q->combined) {
 		if ((s.filter_tenant = tenant_index(&s, q->tenant)) < 0) {
@@ -458,14 +424,8 @@ int rate_collect(const struct rate_query *q, const struct plan *p, struct rate_r
 			goto out;
 		}
 	}
-	if ((rc = stream_usage(&s, db, out, e)))
+	if ((rc = stream_usage(&s, lr, out, e)) || (rc = ledger_data_until(lr, &out->data_until_ns, e)))
 		goto out;
-
-	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, "SELECT coalesce(max(last_time_ns), 0) FROM agents", -1, &st, NULL) ==
-		    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		out->data_until_ns = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
 
 	/* the accumulators, sorted */
 	out->accs = malloc((s.used ? s.used : 1) * sizeof(*out->accs));
@@ -494,7 +454,7 @@ int rate_collect(const struct rate_query *q, const struct plan *p, struct rate_r
 	out->n_resources = s.n_res;
 	rc = 0;
 out:
-	sqlite3_close(db);
+	ledger_reader_close(lr);
 	for (size_t i = 0; i < s.n_iv; i++)
 		free(s.iv[i].price_cache);
 	free(s.iv);

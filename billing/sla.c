@@ -1,6 +1,8 @@
 /*
  * sla.c: availability per VM from the ledger's lifecycle events (sla.h,
- * docs/sla.md), and the report in text, CSV and JSON.
+ * docs/sla.md): a pure computation. The report is shown by sla_render.c
+ * (text, CSV, JSON) and sla_html.c; credit lines are the invoice's
+ * (invoice_sla_credits, invoice.c).
  *
  * Each VM's events are walked in time order from its first sight, with a
  * state (running, off on request, down) that decides for every stretch of
@@ -9,16 +11,14 @@
  * of data)) count.
  */
 #include "sla.h"
-#include "csv.h"
+#include "lifecycle.h"
+#include "vec.h"
 #include "err.h"
-#include "invoice.h"
-#include "ledger_ro.h"
+#include "reader.h"
 #include "str.h"
 #include "tallytime.h"
 
 #include <errno.h>
-#include <jansson.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,36 +102,34 @@ static int set_state(struct walk *w, int64_t t, enum vm_state st, const char *ca
 static int on_event(struct walk *w, const struct plan *p, int64_t t, const char *type, const char *reason,
 		    int64_t *silent_at)
 {
-	if (!strcmp(type, "started") || !strcmp(type, "migrated_in") || !strcmp(type, "resumed"))
+	int rc = 0;
+	switch (lifecycle_type_of(type)) {
+	case LIFECYCLE_STARTED:
+	case LIFECYCLE_MIGRATED_IN:
+	case LIFECYCLE_RESUMED:
 		return set_state(w, t, ST_RUN, "", "");
-	if (!strcmp(type, "crashed"))
+	case LIFECYCLE_CRASHED:
 		return set_state(w, t, ST_DOWN, "crashed", reason);
-	if (!strcmp(type, "stopped"))
+	case LIFECYCLE_STOPPED:
 		return !strcmp(reason, "failed") ? set_state(w, t, ST_DOWN, "failed", reason)
 						  : set_state(w, t, ST_OFF, type, reason);
-	if (!strcmp(type, "shutdown") || !strcmp(type, "undefined"))
+	case LIFECYCLE_SHUTDOWN:
+	case LIFECYCLE_UNDEFINED:
 		return set_state(w, t, ST_OFF, type, reason);
-	if (!strcmp(type, "suspended"))
+	case LIFECYCLE_SUSPENDED:
 		return !strcmp(reason, "ioerror") ? set_state(w, t, ST_DOWN, "ioerror", reason)
 						   : set_state(w, t, ST_OFF, type, reason);
-	if (!strcmp(type, "silent")) {
+	case LIFECYCLE_SILENT:
 		*silent_at = t;
 		return 0;
-	}
-	if (!strcmp(type, "heard")) {
-		int rc = 0;
+	case LIFECYCLE_HEARD:
 		if (*silent_at >= 0 && w->st == ST_RUN && t - *silent_at > p->sla_grace_ns)
 			rc = add_incident(w, *silent_at, t, "silent", reason);
 		*silent_at = -1;
 		return rc;
+	default:
+		return 0; /* rebooted, migrated_out, defined, device events: no change */
 	}
-	return 0; /* rebooted, migrated_out, defined, device events: no change */
-}
-
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-	return t ? (const char *)t : "";
 }
 
 static int cmp_vm(const void *a, const void *b)
@@ -160,117 +158,110 @@ static void classify(struct sla_vm *v, const struct plan *p, const struct plan_a
 			v->credit_ppm = c->credits[t].credit_ppm;
 }
 
+struct compute {
+	const struct sla_query *q;
+	const struct plan *p;
+	struct sla_report *out;
+	struct ledger_reader *lr;
+	size_t cap;
+	bool tenant_seen;
+	int64_t end;                 /* of the period, or of the data when it stops sooner */
+	struct walk *w;              /* the VM being walked */
+	int64_t silent_at;
+	struct tally_err *e;
+};
+
+static int on_vm_event(void *ctx, int64_t t_ns, const char *type, const char *reason)
+{
+	struct compute *c = ctx;
+	return on_event(c->w, c->p, t_ns, type, reason, &c->silent_at);
+}
+
+/* One VM of the ledger (reader.h): its events walked into incidents. */
+static int on_vm(void *ctx, const struct ledger_instance_row *row)
+{
+	struct compute *c = ctx;
+	const struct sla_query *q = c->q;
+	struct sla_report *out = c->out;
+	struct tally_err *e = c->e;
+	int64_t end = c->end;
+	int rc;
+
+	if (q->tenant && strcmp(row->tenant, q->tenant))
+		return 0;
+	c->tenant_seen = true;
+	if (vec_reserve((void **)&out->vms, &c->cap, out->n_vms + 1, sizeof(*out->vms), 64))
+		return err_set(e, -ENOMEM, "out of memory");
+	struct sla_vm *v = &out->vms[out->n_vms];
+	memset(v, 0, sizeof(*v));
+	str_copy(v->uuid, row->uuid, sizeof(v->uuid));
+	str_copy(v->name, row->name, sizeof(v->name));
+	str_copy(v->tenant, row->tenant, sizeof(v->tenant));
+	str_copy(v->host, row->host, sizeof(v->host));
+	int64_t first = row->first_seen_ns, last = row->last_seen_ns;
+	struct walk w = { .vm = v, .lo = first > q->from_ns ? first : q->from_ns, .hi = end, .st = ST_RUN,
+			  .since = first };
+	v->from_ns = w.lo;
+	v->to_ns = w.hi > w.lo ? w.hi : w.lo;
+	c->w = &w;
+	c->silent_at = -1;
+	if ((rc = ledger_read_events(c->lr, row->id, on_vm_event, c, e)))
+		goto fail;
+	/* gone quiet while it should run, and not heard of since: silent
+	 * from its last reading (or the recorded start of the silence) */
+	if (w.st == ST_RUN) {
+		int64_t s0 = c->silent_at >= 0 ? c->silent_at : last;
+		if (s0 < w.since)
+			s0 = w.since;
+		if (s0 < end && end - s0 > c->p->sla_grace_ns && set_state(&w, s0, ST_DOWN, "silent", "no readings since")) {
+			rc = err_set(e, -ENOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	bool ongoing = w.st == ST_DOWN;
+	v->expected_at_end = w.st != ST_OFF;
+	size_t before = v->n_incidents;
+	if (close_stretch(&w, w.since > end ? w.since : end)) {
+		rc = err_set(e, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (ongoing && v->n_incidents > before)
+		v->incidents[v->n_incidents - 1].end_ns = INT64_MAX;
+	/* VMs that did not exist in the period at all are left out */
+	if (v->expected_ns == 0 && v->n_incidents == 0 && last < q->from_ns) {
+		free(v->incidents);
+		free(v->offs);
+		return 0;
+	}
+	const struct plan_attrs a = { .flavor = row->flavor, .labels = row->labels, .project = row->project,
+				      .user = row->user, .name = row->attr_name, .host = row->host };
+	classify(v, c->p, &a);
+	out->n_vms++;
+	return 0;
+fail:
+	/* the VM is not counted: its lists are freed here */
+	if (rc == -ENOMEM && !e->msg[0])
+		err_set(e, rc, "out of memory");
+	free(v->incidents);
+	free(v->offs);
+	return rc;
+}
+
 int sla_compute(const struct sla_query *q, const struct plan *p, struct sla_report *out, struct tally_err *e)
 {
-	static const char res_sql[] =
-		"SELECT r.id, r.uuid, r.name, r.first_seen_ns, r.last_seen_ns, r.host,"
-		" coalesce(a.tenant, r.tenant), coalesce(a.flavor, r.flavor), coalesce(a.labels, r.labels),"
-		" coalesce(a.project, r.project), coalesce(a.user_id, r.user_id), coalesce(a.name, r.name)"
-		" FROM resources r LEFT JOIN resource_attrs a ON a.resource_id = r.id AND a.since_ns = coalesce("
-		"  (SELECT max(since_ns) FROM resource_attrs x WHERE x.resource_id = r.id"
-		"   AND x.since_ns <= max(?1, r.first_seen_ns)),"
-		"  (SELECT min(since_ns) FROM resource_attrs x WHERE x.resource_id = r.id))"
-		" WHERE r.type = 'instance' AND r.first_seen_ns < ?2 ORDER BY r.id";
-	/* every event, also after the period: an incident that runs past its
-	 * end is shown with the end it really had */
-	static const char ev_sql[] = "SELECT time_ns, type, reason FROM events WHERE resource_id = ?1"
-				     " ORDER BY time_ns, id";
-	sqlite3 *db = NULL;
-	sqlite3_stmt *rs = NULL, *es = NULL, *st = NULL;
-	size_t cap = 0;
-	bool tenant_seen = false;
+	struct compute c = { .q = q, .p = p, .out = out, .e = e };
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	out->from_ns = q->from_ns;
 	out->to_ns = q->to_ns;
-	if ((rc = ledger_ro_open(q->ledger, &db, e)))
-		return rc;
-	if (sqlite3_prepare_v2(db, "SELECT coalesce(max(last_time_ns), 0) FROM agents", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		out->data_until_ns = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	if (sqlite3_prepare_v2(db, res_sql, -1, &rs, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, ev_sql, -1, &es, NULL) != SQLITE_OK) {
-		rc = err_set(e, -EIO, "%s: cannot read: %s", q->ledger, sqlite3_errmsg(db));
+	if ((rc = ledger_reader_open(q->ledger, &c.lr, e)) ||
+	    (rc = ledger_data_until(c.lr, &out->data_until_ns, e)))
 		goto out;
-	}
-	sqlite3_bind_int64(rs, 1, q->from_ns);
-	sqlite3_bind_int64(rs, 2, q->to_ns);
-	int64_t end = q->to_ns < out->data_until_ns ? q->to_ns : out->data_until_ns;
-	while ((rc = sqlite3_step(rs)) == SQLITE_ROW) {
-		const char *tenant = col_text(rs, 6);
-		if (q->tenant && strcmp(tenant, q->tenant))
-			continue;
-		tenant_seen = true;
-		if (out->n_vms == cap) {
-			cap = cap ? cap * 2 : 64;
-			struct sla_vm *n = realloc(out->vms, cap * sizeof(*n));
-			if (!n) {
-				rc = err_set(e, -ENOMEM, "out of memory");
-				goto out;
-			}
-			out->vms = n;
-		}
-		struct sla_vm *v = &out->vms[out->n_vms];
-		memset(v, 0, sizeof(*v));
-		str_copy(v->uuid, col_text(rs, 1), sizeof(v->uuid));
-		str_copy(v->name, col_text(rs, 2), sizeof(v->name));
-		str_copy(v->tenant, tenant, sizeof(v->tenant));
-		str_copy(v->host, col_text(rs, 5), sizeof(v->host));
-		int64_t first = sqlite3_column_int64(rs, 3), last = sqlite3_column_int64(rs, 4);
-		struct walk w = { .vm = v, .lo = first > q->from_ns ? first : q->from_ns, .hi = end, .st = ST_RUN,
-				  .since = first };
-		v->from_ns = w.lo;
-		v->to_ns = w.hi > w.lo ? w.hi : w.lo;
-		int64_t silent_at = -1;
-		sqlite3_bind_int64(es, 1, sqlite3_column_int64(rs, 0));
-		while ((rc = sqlite3_step(es)) == SQLITE_ROW)
-			if ((rc = on_event(&w, p, sqlite3_column_int64(es, 0), col_text(es, 1), col_text(es, 2),
-					   &silent_at))) {
-				sqlite3_reset(es);
-				rc = err_set(e, rc, "out of memory");
-				goto out;
-			}
-		sqlite3_reset(es);
-		/* gone quiet while it should run, and not heard of since: silent
-		 * from its last reading (or the recorded start of the silence) */
-		if (w.st == ST_RUN) {
-			int64_t s0 = silent_at >= 0 ? silent_at : last;
-			if (s0 < w.since)
-				s0 = w.since;
-			if (s0 < end && end - s0 > p->sla_grace_ns &&
-			    set_state(&w, s0, ST_DOWN, "silent", "no readings since")) {
-				rc = err_set(e, -ENOMEM, "out of memory");
-				goto out;
-			}
-		}
-		bool ongoing = w.st == ST_DOWN;
-		v->expected_at_end = w.st != ST_OFF;
-		size_t before = v->n_incidents;
-		if (close_stretch(&w, w.since > end ? w.since : end)) {
-			rc = err_set(e, -ENOMEM, "out of memory");
-			goto out;
-		}
-		if (ongoing && v->n_incidents > before)
-			v->incidents[v->n_incidents - 1].end_ns = INT64_MAX;
-		/* VMs that did not exist in the period at all are left out */
-		if (v->expected_ns == 0 && v->n_incidents == 0 && last < q->from_ns) {
-			free(v->incidents);
-			free(v->offs);
-			continue;
-		}
-		const struct plan_attrs a = { .flavor = col_text(rs, 7), .labels = col_text(rs, 8),
-					      .project = col_text(rs, 9), .user = col_text(rs, 10),
-					      .name = col_text(rs, 11), .host = col_text(rs, 5) };
-		classify(v, p, &a);
-		out->n_vms++;
-	}
-	if (rc != SQLITE_DONE) {
-		rc = err_set(e, -EIO, "%s: cannot read: %s", q->ledger, sqlite3_errmsg(db));
+	c.end = q->to_ns < out->data_until_ns ? q->to_ns : out->data_until_ns;
+	if ((rc = ledger_read_instances(c.lr, q->from_ns, q->to_ns, on_vm, &c, e)))
 		goto out;
-	}
-	if (q->tenant && !tenant_seen) {
+	if (q->tenant && !c.tenant_seen) {
 		rc = err_set(e, -ESRCH, "tenant '%s' has no VMs in the ledger %s", q->tenant, q->ledger);
 		goto out;
 	}
@@ -278,9 +269,7 @@ int sla_compute(const struct sla_query *q, const struct plan *p, struct sla_repo
 		qsort(out->vms, out->n_vms, sizeof(*out->vms), cmp_vm);
 	rc = 0;
 out:
-	sqlite3_finalize(rs);
-	sqlite3_finalize(es);
-	sqlite3_close(db);
+	ledger_reader_close(c.lr);
 	if (rc)
 		sla_report_release(out);
 	return rc;
@@ -360,192 +349,3 @@ char *sla_duration_text(int64_t ns, char *buf, size_t len)
 	return buf;
 }
 
-static const char *end_text(const struct sla_incident *i, char *buf, size_t len)
-{
-	return i->end_ns == INT64_MAX ? "(ongoing)" : time_format_iso(i->end_ns, buf, len);
-}
-
-int sla_render(FILE *f, const struct sla_report *r, const struct plan *p, enum sla_format fmt)
-{
-	char a[48], b[48], av[24], tg[24], d[32], cr[24];
-	struct sla_fleet fleet;
-	if (fmt == SLA_HTML)
-		return sla_render_html(f, r, p);
-	sla_fleet_of(r, &fleet);
-	if (fmt == SLA_JSON) {
-		json_t *root = json_object(), *vms = json_array();
-		json_object_set_new(root, "period_from", json_string(time_format_iso(r->from_ns, a, sizeof(a))));
-		json_object_set_new(root, "period_to", json_string(time_format_iso(r->to_ns, a, sizeof(a))));
-		json_object_set_new(root, "data_until", r->data_until_ns ? json_string(time_format_iso(r->data_until_ns, a,
-												      sizeof(a)))
-									 : json_null());
-		for (size_t i = 0; i < r->n_vms; i++) {
-			const struct sla_vm *v = &r->vms[i];
-			json_t *o = json_object(), *inc = json_array();
-			json_object_set_new(o, "tenant", json_string(v->tenant));
-			json_object_set_new(o, "resource", json_string(v->uuid));
-			json_object_set_new(o, "name", json_string(v->name));
-			json_object_set_new(o, "class", v->cls >= 0 ? json_string(p->sla[v->cls].name) : json_null());
-			json_object_set_new(o, "expected_seconds", json_integer(v->expected_ns / NS_PER_SEC));
-			json_object_set_new(o, "downtime_seconds", json_integer(v->down_ns / NS_PER_SEC));
-			json_object_set_new(o, "availability_percent", json_string(sla_availability_text(v, av, sizeof(av))));
-			json_object_set_new(o, "target_percent", v->cls >= 0 ? json_string(sla_ppm_text(p->sla[v->cls].target_ppm,
-												   tg, sizeof(tg)))
-									     : json_null());
-			json_object_set_new(o, "breached", json_boolean(v->breached));
-			json_object_set_new(o, "credit_percent", json_string(sla_ppm_text(v->credit_ppm, cr, sizeof(cr))));
-			for (size_t k = 0; k < v->n_incidents; k++) {
-				const struct sla_incident *x = &v->incidents[k];
-				json_t *j = json_object();
-				json_object_set_new(j, "start", json_string(time_format_iso(x->start_ns, a, sizeof(a))));
-				json_object_set_new(j, "end", x->end_ns == INT64_MAX ? json_null()
-							      : json_string(time_format_iso(x->end_ns, b, sizeof(b))));
-				json_object_set_new(j, "cause", json_string(x->cause));
-				json_object_set_new(j, "detail", json_string(x->detail));
-				json_object_set_new(j, "counted_seconds", json_integer(x->counted_ns / NS_PER_SEC));
-				json_array_append_new(inc, j);
-			}
-			json_object_set_new(o, "incidents", inc);
-			json_t *offs = json_array();
-			for (size_t k = 0; k < v->n_offs; k++) {
-				const struct sla_incident *x = &v->offs[k];
-				json_t *j = json_object();
-				json_object_set_new(j, "start", json_string(time_format_iso(x->start_ns, a, sizeof(a))));
-				json_object_set_new(j, "end", x->end_ns == INT64_MAX ? json_null()
-							      : json_string(time_format_iso(x->end_ns, b, sizeof(b))));
-				json_object_set_new(j, "event", json_string(x->cause));
-				json_object_set_new(j, "reason", json_string(x->detail));
-				json_object_set_new(j, "seconds", json_integer(x->counted_ns / NS_PER_SEC));
-				json_array_append_new(offs, j);
-			}
-			json_object_set_new(o, "off", offs);
-			json_array_append_new(vms, o);
-		}
-		json_object_set_new(root, "vms", vms);
-		json_t *fl = json_object();
-		json_object_set_new(fl, "vms", json_integer((json_int_t)r->n_vms));
-		json_object_set_new(fl, "availability_percent", json_string(sla_availability_text(&fleet.all, av, sizeof(av))));
-		json_object_set_new(fl, "downtime_seconds", json_integer(fleet.all.down_ns / NS_PER_SEC));
-		json_object_set_new(fl, "breached", json_integer((json_int_t)fleet.breached));
-		json_object_set_new(fl, "credited", json_integer((json_int_t)fleet.credited));
-		json_object_set_new(root, "fleet", fl);
-		int rc = json_dumpf(root, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		fputc('\n', f);
-		json_decref(root);
-		return rc || ferror(f) ? -EIO : 0;
-	}
-	if (fmt == SLA_CSV) {
-		fputs("tenant,resource,name,class,availability_percent,target_percent,downtime_seconds,"
-		      "expected_seconds,credit_percent,incident_start,incident_end,cause,counted_seconds\r\n", f);
-		for (size_t i = 0; i < r->n_vms; i++) {
-			const struct sla_vm *v = &r->vms[i];
-			for (size_t k = 0; k == 0 || k < v->n_incidents; k++) {
-				const struct sla_incident *x = v->n_incidents ? &v->incidents[k] : NULL;
-				csv_field(f, v->tenant);
-				fputc(',', f);
-				csv_field(f, v->uuid);
-				fputc(',', f);
-				csv_field(f, v->name);
-				fputc(',', f);
-				csv_field(f, v->cls >= 0 ? p->sla[v->cls].name : "");
-				fprintf(f, ",%s,%s,%lld,%lld,%s,", sla_availability_text(v, av, sizeof(av)),
-					v->cls >= 0 ? sla_ppm_text(p->sla[v->cls].target_ppm, tg, sizeof(tg)) : "",
-					(long long)(v->down_ns / NS_PER_SEC), (long long)(v->expected_ns / NS_PER_SEC),
-					sla_ppm_text(v->credit_ppm, cr, sizeof(cr)));
-				if (x)
-					fprintf(f, "%s,%s,%s,%lld\r\n", time_format_iso(x->start_ns, a, sizeof(a)),
-						x->end_ns == INT64_MAX ? "" : time_format_iso(x->end_ns, b, sizeof(b)),
-						x->cause, (long long)(x->counted_ns / NS_PER_SEC));
-				else
-					fputs(",,,\r\n", f);
-			}
-		}
-		return ferror(f) ? -EIO : 0;
-	}
-	fprintf(f, "SLA      %s to %s (UTC)\n", time_format_iso(r->from_ns, a, sizeof(a)),
-		time_format_iso(r->to_ns, b, sizeof(b)));
-	if (r->data_until_ns < r->to_ns)
-		fprintf(f, "NOTE     data only up to %s: availability is measured up to there\n",
-			r->data_until_ns ? time_format_iso(r->data_until_ns, a, sizeof(a)) : "(no data)");
-	fprintf(f, "\n%-10s %-20s %-36s %-12s %9s %9s %12s %7s\n", "TENANT", "NAME", "RESOURCE", "CLASS", "AVAIL%",
-		"TARGET%", "DOWNTIME", "CREDIT%");
-	for (size_t i = 0; i < r->n_vms; i++) {
-		const struct sla_vm *v = &r->vms[i];
-		fprintf(f, "%-10s %-20s %-36s %-12s %9s %9s %12s %7s%s\n", v->tenant[0] ? v->tenant : "-", v->name,
-			v->uuid, v->cls >= 0 ? p->sla[v->cls].name : "-", sla_availability_text(v, av, sizeof(av)),
-			v->cls >= 0 ? sla_ppm_text(p->sla[v->cls].target_ppm, tg, sizeof(tg)) : "-",
-			sla_duration_text(v->down_ns, d, sizeof(d)), sla_ppm_text(v->credit_ppm, cr, sizeof(cr)),
-			v->breached ? "  BREACHED" : "");
-		for (size_t k = 0; k < v->n_incidents; k++) {
-			const struct sla_incident *x = &v->incidents[k];
-			fprintf(f, "%10s   %-7s %s .. %s  %s counted  %s\n", "", x->cause,
-				time_format_iso(x->start_ns, a, sizeof(a)), end_text(x, b, sizeof(b)),
-				sla_duration_text(x->counted_ns, d, sizeof(d)), x->detail);
-		}
-		for (size_t k = 0; k < v->n_offs; k++) {
-			const struct sla_incident *x = &v->offs[k];
-			fprintf(f, "%10s   off     %s .. %s  %s not expected  %s%s%s\n", "",
-				time_format_iso(x->start_ns, a, sizeof(a)), end_text(x, b, sizeof(b)),
-				sla_duration_text(x->counted_ns, d, sizeof(d)), x->cause, x->detail[0] ? ": " : "",
-				x->detail);
-		}
-	}
-	fprintf(f, "\nfleet    %zu VMs, availability %s%%, downtime %s, %zu below target, %zu with a credit\n", r->n_vms,
-		sla_availability_text(&fleet.all, av, sizeof(av)), sla_duration_text(fleet.all.down_ns, d, sizeof(d)), fleet.breached, fleet.credited);
-	return ferror(f) ? -EIO : 0;
-}
-
-int sla_credit_lines(struct invoice *inv, const struct sla_report *r, const struct plan *p, struct tally_err *e)
-{
-	for (size_t i = 0; i < r->n_vms; i++) {
-		const struct sla_vm *v = &r->vms[i];
-		if (v->credit_ppm <= 0 || strcmp(v->tenant, inv->tenant))
-			continue;
-		/* the VM's charges, in millionths of a minor unit: its share of
-		 * each usage line (amount x its quantity / the line's), exact */
-		__int128 charges = 0, share;
-		int64_t credit = 0;
-		for (size_t d = 0; d < inv->n_details; d++) {
-			const struct invoice_detail *x = &inv->details[d];
-			const struct invoice_line *l = &inv->lines[x->line];
-			if (strcmp(x->resource, v->uuid) || l->qty <= 0 || l->amount_minor < 0 || x->qty < 0)
-				continue;
-			struct money_u256 num;
-			money_u256_mul((unsigned __int128)l->amount_minor * 1000000, (unsigned __int128)x->qty, &num);
-			if (money_u256_round_wide(&num, (unsigned __int128)l->qty, MONEY_HALF_EVEN, &share) ||
-			    __builtin_add_overflow(charges, share, &charges))
-				return err_set(e, -ERANGE, "tenant '%s': the charges of %s cannot be represented",
-					       inv->tenant, v->uuid);
-		}
-		struct money_u256 cn;
-		money_u256_mul((unsigned __int128)charges, (unsigned __int128)v->credit_ppm, &cn);
-		if (money_u256_round(&cn, false, (unsigned __int128)1000000 * 1000000, p->rounding, &credit))
-			return err_set(e, -ERANGE, "tenant '%s': the SLA credit of %s cannot be represented", inv->tenant,
-				       v->uuid);
-		if (credit == 0)
-			continue;
-		struct invoice_line *l = invoice_add_line(inv);
-		if (!l)
-			return err_set(e, -ENOMEM, "out of memory");
-		char av[24], pct[24], ch[48], a[48], d[32];
-		int64_t chm = (int64_t)money_round_div(charges, 1000000, MONEY_HALF_EVEN);
-		l->type = INV_CREDIT;
-		l->group = "credits";
-		l->meter = -1;
-		l->from_ns = v->from_ns;
-		l->to_ns = v->to_ns;
-		l->amount_minor = -credit;
-		money_format_price(v->credit_ppm * 100000, pct, sizeof(pct));   /* ppm -> % as nanos */
-		int n = snprintf(l->description, sizeof(l->description), "SLA credit %s: %s%% of %s (%s%% available",
-				 v->name[0] ? v->name : v->uuid, pct, money_format(chm, inv->minor_digits, ch, sizeof(ch)),
-				 sla_availability_text(v, av, sizeof(av)));
-		if (v->n_incidents && n > 0 && (size_t)n < sizeof(l->description))
-			snprintf(l->description + n, sizeof(l->description) - (size_t)n, "; %s %s, %s%s)",
-				 v->incidents[0].cause, time_format_iso(v->incidents[0].start_ns, a, sizeof(a)),
-				 sla_duration_text(v->incidents[0].counted_ns, d, sizeof(d)),
-				 v->n_incidents > 1 ? ", more in tally sla" : "");
-		else if (n > 0 && (size_t)n < sizeof(l->description))
-			snprintf(l->description + n, sizeof(l->description) - (size_t)n, ")");
-	}
-	return 0;
-}

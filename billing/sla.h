@@ -80,14 +80,6 @@ char *sla_ppm_text(int64_t ppm, char *buf, size_t len);
  * better than it was): "99.9832". */
 char *sla_availability_text(const struct sla_vm *v, char *buf, size_t len);
 
-struct invoice;
-
-/* Credit lines on inv for its tenant's VMs in r that earned a credit: the
- * VM's charges are its share of each usage line (its ledger quantity over
- * the line's, to a millionth of a minor unit), the credit that percentage
- * of them rounded once; the line names the VM, its availability and its
- * incidents. The caller recomputes the totals (invoice_total). 0, -ENOMEM. */
-int sla_credit_lines(struct invoice *inv, const struct sla_report *r, const struct plan *p, struct tally_err *e);
 
 /* The error budget of v for the whole period (docs/sla.md, "Burn"): its
  * expected time projected to the period's end as if nothing changed after

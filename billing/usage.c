@@ -1,12 +1,13 @@
 /*
- * usage.c: the usage report: one grouped SQL query over the ledger and
+ * usage.c: the usage report: one grouped read of the ledger (reader.h) and
  * three renderers (aligned text, RFC 4180 CSV, JSON). See usage.h and
  * docs/usage.md.
  */
 #include "usage.h"
+#include "vec.h"
 #include "csv.h"
 #include "err.h"
-#include "ledger_ro.h"
+#include "reader.h"
 #include "meter.h"
 #include "money.h"
 #include "str.h"
@@ -14,182 +15,61 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Usage summed by tenant (and resource or hour) and meter. The tenant of an
- * hour is the one the resource had at the hour's start: each resource's
- * metadata history is cut into intervals [since, next since), the first
- * reaching back to the start of time (a resource described only after its
- * first usage takes its first tenant); resources never described have one
- * interval with tenant ''. The loop is driven by the series table, as the
- * rating is (rate.c): per (resource, meter, device) and tenant interval one
- * primary-key range seek into usage over [max(from, since), min(to, next)),
- * so a day's report reads that day's rows only, however long the ledger
- * (every usage row has its series row: the aggregator writes both in one
- * transaction and never deletes series). */
-static const char usage_sql[] =
-	"WITH iv AS (SELECT r.id AS resource_id, coalesce(a.tenant, '') AS tenant,"
-	"  CASE WHEN lag(a.since_ns) OVER w IS NULL THEN -9223372036854775807 ELSE a.since_ns END AS lo,"
-	"  coalesce(lead(a.since_ns) OVER w, 9223372036854775807) AS hi"
-	"  FROM resources r LEFT JOIN resource_attrs a ON a.resource_id = r.id"
-	"  WHERE ?3 IS NULL OR r.uuid = ?3"
-	"  WINDOW w AS (PARTITION BY r.id ORDER BY a.since_ns)),"
-	" s AS (SELECT DISTINCT resource_id, meter_id, device FROM series"
-	"  WHERE ?4 IS NULL OR meter_id = (SELECT id FROM meters WHERE name = ?4)),"
-	" x AS (SELECT iv.tenant AS tenant, %s AS k, u.meter_id AS meter_id, tally_msum(u.quantity) AS q,"
-	"  max(typeof(u.quantity) = 'real') AS isreal, sum(u.covered_ns) AS c, sum(u.spanned_ns) AS s,"
-	"  sum(u.samples) AS n"
-	"  FROM s CROSS JOIN iv CROSS JOIN usage u"
-	"  WHERE iv.resource_id = s.resource_id AND (?5 IS NULL OR iv.tenant = ?5)"
-	"  AND u.resource_id = s.resource_id AND u.meter_id = s.meter_id AND u.device = s.device"
-	"  AND u.hour_ns >= max(iv.lo, ?1) AND u.hour_ns < min(iv.hi, ?2)"
-	"  GROUP BY iv.tenant, k, u.meter_id)"
-	" SELECT x.tenant, %s, m.name, x.q, x.isreal, x.c, x.s, x.n"
-	" FROM x JOIN meters m ON m.id = x.meter_id %s";
-
-/* tally_msum(quantity): the exact sum of a group's rows in milli-units,
- * as decimal TEXT (it may pass 2^63): an INTEGER row is v x 1000, a REAL
- * one (a gauge's unit-seconds) its exact value x 1000 rounded once half to
- * even (money_double_scaled), as rating takes them (rate.c), so a report
- * and an invoice agree to the last digit. SQLite's sum() adds doubles. */
-struct msum {
-	unsigned char milli[16];     /* an __int128; SQLite aligns the context to 8 bytes only */
-	int bad;                     /* 1: not a number, 2: does not fit, 3: negative */
+struct collect {
+	const struct usage_query *q;
+	struct usage_result *out;
+	size_t cap;
+	struct tally_err *e;
 };
 
-static void msum_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+static int on_sum(void *ctx, const struct ledger_usage_sum *row)
 {
-	struct msum *m = sqlite3_aggregate_context(ctx, sizeof(*m));
-	__int128 v;
-	if (!m || m->bad)
-		return;
-	switch (sqlite3_value_type(argv[0])) {
-	case SQLITE_INTEGER:
-		v = (__int128)sqlite3_value_int64(argv[0]) * 1000;
-		break;
-	case SQLITE_FLOAT:
-		if (money_double_scaled(sqlite3_value_double(argv[0]), 1000, &v)) {
-			m->bad = 2;
-			return;
-		}
-		break;
-	default:
-		m->bad = 1;
-		return;
-	}
-	__int128 sum;
-	memcpy(&sum, m->milli, sizeof(sum));
-	if (v < 0)
-		m->bad = 3;
-	else if (__builtin_add_overflow(sum, v, &sum) || sum > ((__int128)1 << 120))
-		m->bad = 2;
-	memcpy(m->milli, &sum, sizeof(sum));
-}
-
-static void msum_final(sqlite3_context *ctx)
-{
-	struct msum *m = sqlite3_aggregate_context(ctx, 0);
-	char buf[64];
-	static const char *const why[] = { "", "a usage quantity is not a number", "a usage sum does not fit",
-					   "a usage quantity is negative" };
-	if (m && m->bad) {
-		sqlite3_result_error(ctx, why[m->bad], -1);
-		return;
-	}
-	__int128 sum = 0;
-	if (m)
-		memcpy(&sum, m->milli, sizeof(sum));
-	money_format_ratio(sum, 1, 0, buf, sizeof(buf));
-	sqlite3_result_text(ctx, buf, -1, SQLITE_TRANSIENT);
+	struct collect *c = ctx;
+	struct usage_result *out = c->out;
+	int m = meter_lookup(row->meter);
+	if (m < 0)
+		return 0; /* a meter this tally does not know */
+	if (vec_reserve((void **)&out->rows, &c->cap, out->n + 1, sizeof(*out->rows), 64))
+		return err_set(c->e, -ENOMEM, "out of memory");
+	struct usage_row *r = &out->rows[out->n++];
+	memset(r, 0, sizeof(*r));
+	str_copy(r->tenant, row->tenant, sizeof(r->tenant));
+	str_copy(r->resource, row->resource, sizeof(r->resource));
+	str_copy(r->name, row->name, sizeof(r->name));
+	r->hour_ns = row->hour_ns;
+	r->meter = m;
+	r->is_real = meter_table[m].kind == SAMPLE_GAUGE;
+	if (!r->is_real && row->milli % 1000)
+		return err_set(c->e, -EIO, "%s: a %s count is not an integer: the ledger is not what tally writes",
+			       c->q->ledger, meter_table[m].name);
+	r->qty = r->is_real ? row->milli : row->milli / 1000;
+	r->covered_ns = row->covered_ns;
+	r->spanned_ns = row->spanned_ns;
+	r->samples = row->samples;
+	return 0;
 }
 
 int usage_query(const struct usage_query *q, struct usage_result *out, struct tally_err *e)
 {
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	char sql[2560];
+	static const enum ledger_group group[] = { [USAGE_BY_TENANT] = LEDGER_BY_TENANT,
+						   [USAGE_BY_RESOURCE] = LEDGER_BY_RESOURCE,
+						   [USAGE_BY_HOUR] = LEDGER_BY_HOUR };
+	struct ledger_reader *lr = NULL;
+	struct collect c = { .q = q, .out = out, .e = e };
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (q->from_ns >= q->to_ns)
 		return err_set(e, -EINVAL, "the period is empty: --from must be before --to");
-	if ((rc = ledger_ro_open(q->ledger, &db, e)))
-		return rc;
-	if (sqlite3_create_function(db, "tally_msum", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, NULL, msum_step,
-				    msum_final) != SQLITE_OK) {
-		rc = err_set(e, -EIO, "%s: cannot query: %s", q->ledger, sqlite3_errmsg(db));
-		goto out;
-	}
-	if (q->by == USAGE_BY_RESOURCE)
-		snprintf(sql, sizeof(sql), usage_sql, "u.resource_id", "r.uuid, r.name",
-			 "JOIN resources r ON r.id = x.k");
-	else if (q->by == USAGE_BY_HOUR)
-		snprintf(sql, sizeof(sql), usage_sql, "u.hour_ns", "x.k, ''", "");
-	else
-		snprintf(sql, sizeof(sql), usage_sql, "0", "'', ''", "");
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-		rc = err_set(e, -EIO, "%s: cannot query: %s", q->ledger, sqlite3_errmsg(db));
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, q->from_ns);
-	sqlite3_bind_int64(st, 2, q->to_ns);
-	if (q->resource)
-		sqlite3_bind_text(st, 3, q->resource, -1, SQLITE_STATIC);
-	if (q->meter >= 0)
-		sqlite3_bind_text(st, 4, meter_table[q->meter].name, -1, SQLITE_STATIC);
-	if (q->tenant)
-		sqlite3_bind_text(st, 5, q->tenant, -1, SQLITE_STATIC);
-	size_t cap = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int m = meter_lookup((const char *)sqlite3_column_text(st, 3));
-		if (m < 0)
-			continue; /* a meter this tally does not know */
-		if (out->n == cap) {
-			cap = cap ? cap * 2 : 64;
-			struct usage_row *p = realloc(out->rows, cap * sizeof(*p));
-			if (!p) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			out->rows = p;
-		}
-		struct usage_row *r = &out->rows[out->n++];
-		memset(r, 0, sizeof(*r));
-		const unsigned char *t = sqlite3_column_text(st, 0);
-		str_copy(r->tenant, t ? (const char *)t : "", sizeof(r->tenant));
-		if (q->by == USAGE_BY_RESOURCE) {
-			t = sqlite3_column_text(st, 1);
-			str_copy(r->resource, t ? (const char *)t : "", sizeof(r->resource));
-			t = sqlite3_column_text(st, 2);
-			str_copy(r->name, t ? (const char *)t : "", sizeof(r->name));
-		} else if (q->by == USAGE_BY_HOUR) {
-			r->hour_ns = sqlite3_column_int64(st, 1);
-		}
-		r->meter = m;
-		r->is_real = meter_table[m].kind == SAMPLE_GAUGE;
-		__int128 milli = 0;
-		for (const unsigned char *d = sqlite3_column_text(st, 4); d && *d >= '0' && *d <= '9'; d++)
-			milli = milli * 10 + (*d - '0');   /* < 2^120: tally_msum's bound */
-		if (!r->is_real && milli % 1000) {
-			rc = err_set(e, -EIO, "%s: a %s count is not an integer: the ledger is not what tally writes",
-				     q->ledger, meter_table[m].name);
-			goto out;
-		}
-		r->qty = r->is_real ? milli : milli / 1000;
-		r->covered_ns = sqlite3_column_int64(st, 6);
-		r->spanned_ns = sqlite3_column_int64(st, 7);
-		r->samples = sqlite3_column_int64(st, 8);
-	}
-	if (rc != SQLITE_DONE) {
-		rc = err_set(e, -EIO, "%s: query failed: %s", q->ledger, sqlite3_errmsg(db));
-		goto out;
-	}
-	rc = 0;
-out:
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	struct ledger_usage_filter f = { .from_ns = q->from_ns, .to_ns = q->to_ns, .resource = q->resource,
+					 .meter = q->meter >= 0 ? meter_table[q->meter].name : NULL,
+					 .tenant = q->tenant, .by = group[q->by] };
+	if ((rc = ledger_reader_open(q->ledger, &lr, e)) == 0)
+		rc = ledger_sum_usage(lr, &f, on_sum, &c, e);
+	ledger_reader_close(lr);
 	if (rc) {
 		usage_result_release(out);
 		return rc;

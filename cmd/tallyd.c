@@ -1,8 +1,9 @@
 /*
- * tallyd: the tally daemon. Wires the config, the collectors and the
- * aggregator together; all logic lives in aggregator/daemon.c.
+ * tallyd: the tally daemon. Wires the config, the outputs (the exporters'
+ * listener, the alert store and its Alertmanager sender, the SLA probe)
+ * and the pipeline together; all logic lives in daemon/.
  *
- *   tallyd -c FILE        run
+ *   tallyd -c FILE        run (SIGHUP reads FILE again: daemon/reload.h)
  *   tallyd -n -c FILE     check the config and exit (0 ok, 2 bad config)
  *   tallyd --help | --version
  *
@@ -10,11 +11,12 @@
  * period); 1 a runtime error (ledger, disk); 2 a bad command line or config.
  */
 #include "alerts.h"
-#include "daemon.h"
+#include "daemoncfg.h"
 #include "err.h"
 #include "httpd.h"
 #include "log.h"
-#include "sla_burn.h"
+#include "pipeline.h"
+#include "sla_probe.h"
 #include "state.h"
 #include "str.h"
 #include "tallytime.h"
@@ -28,12 +30,20 @@
 #include <sys/resource.h>
 #include <time.h>
 
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag, reload_flag;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop_flag = 1;
+	if (sig == SIGHUP)
+		reload_flag = 1;   /* read again at the end of the running cycle */
+	else
+		stop_flag = 1;
+}
+
+/* SIGHUP: the listener's new tokens and plan (pipeline.h, http_reload). */
+static int http_reload(void *ctx, const struct httpd_section *h, struct tally_err *e)
+{
+	return httpd_reload(ctx, h->tokens, h->n_tokens, h->plan[0] ? h->plan : NULL, e);
 }
 
 static void usage(FILE *f)
@@ -54,7 +64,7 @@ int main(int argc, char **argv)
 	const char *path = NULL;
 	int check_only = 0, quiet = 0, opt;
 	struct daemon_config cfg;
-	struct daemon_summary sum;
+	struct pipeline_summary sum = { 0 };
 	struct tally_err e = { 0 };
 
 	static const struct option opts[] = {
@@ -94,77 +104,76 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 
+	/* The outputs, each started only when configured; everything that was
+	 * started is stopped on the one way out below. */
 	struct live_store live;
 	struct alert_store alerts;
+	bool live_ok = false, alerts_ok = false;
 	struct alerts_sender *sender = NULL;
-	bool alerting = cfg.alerts.enabled;
-	if (alerting && alert_store_init(&alerts)) {
-		fprintf(stderr, "tallyd: out of memory\n");
-		daemon_config_release(&cfg);
-		return 1;
-	}
-	if (alerting && cfg.alerts.alertmanager[0] && alerts_start(&sender, &cfg.alerts, &alerts, &e)) {
-		fprintf(stderr, "tallyd: %s\n", e.msg);
-		alert_store_release(&alerts);
-		daemon_config_release(&cfg);
-		return 1;
-	}
 	struct httpd *http = NULL;
+	struct pipeline_outputs out = { .reload = &reload_flag };
+	struct sla_probe_ctx burn = { .ledger = cfg.agg.ledger_path, .plan = cfg.http.plan };
+	int rc = 0;
+	bool ran = false;
+
+	if (cfg.alerts.enabled) {
+		if ((rc = alert_store_init(&alerts))) {
+			err_set(&e, rc, "out of memory");
+			goto out;
+		}
+		alerts_ok = true;
+		out.alerts = &alerts;
+		if (cfg.alerts.alertmanager[0] && (rc = alerts_start(&sender, &cfg.alerts, &alerts, &e)))
+			goto out;
+		/* SLABurn: the SLA of the plan the JSON API serves, computed by billing */
+		if (cfg.http.plan[0]) {
+			out.sla_probe = sla_probe_burn;
+			out.sla_probe_ctx = &burn;
+		}
+	}
 	if (cfg.http.enabled) {
-		struct httpd_token tok[DAEMON_MAX_TOKENS];
-		for (size_t i = 0; i < cfg.http.n_tokens; i++) {
-			str_copy(tok[i].token, cfg.http.tokens[i].token, sizeof(tok[i].token));
-			str_copy(tok[i].tenant, cfg.http.tokens[i].tenant, sizeof(tok[i].tenant));
-			tok[i].admin = cfg.http.tokens[i].admin;
+		struct httpd_config hc;
+		if ((rc = live_store_init(&live))) {
+			err_set(&e, rc, "out of memory");
+			goto out;
 		}
-		struct httpd_config hc = { .address = cfg.http.address, .port = (uint16_t)cfg.http.port,
-					   .tokens = tok, .n_tokens = cfg.http.n_tokens,
-					   .ledger_path = cfg.ledger_path,
-					   .plan_path = cfg.http.plan[0] ? cfg.http.plan : NULL,
-					   .alerts = alerting ? &alerts : NULL,
-					   .rate_per_s = cfg.http.rate_per_s, .rate_burst = cfg.http.rate_burst,
-					   .head_timeout_ns = cfg.http.head_timeout_ns,
-					   .max_connections = cfg.http.max_connections,
-					   .max_per_address = cfg.http.max_connections_per_address,
-					   .auth_failures_per_address = cfg.http.auth_failures_per_address,
-					   .auth_failures_total = cfg.http.auth_failures_total };
-		if (live_store_init(&live) || httpd_start(&http, &hc, &live, &e)) {
-			fprintf(stderr, "tallyd: %s\n", e.msg[0] ? e.msg : "cannot start the HTTP listener");
-			daemon_config_release(&cfg);
-			return 1;
+		live_ok = true;
+		httpd_section_config(&cfg.http, cfg.agg.ledger_path, out.alerts, &hc);
+		if ((rc = httpd_start(&http, &hc, &live, &e))) {
+			if (!e.msg[0])
+				err_set(&e, rc, "cannot start the HTTP listener");
+			goto out;
 		}
+		out.live = &live;
+		out.http_reload = http_reload;
+		out.http_reload_ctx = http;
 		log_msg(LOG_INFO, "http: listening on %s port %u", cfg.http.address,
 			(unsigned)httpd_port(http));
 	}
 
-	/* SLABurn: the SLA of the plan the JSON API serves, computed by billing */
-	struct sla_burn_ctx burn = { .ledger = cfg.ledger_path, .plan = cfg.http.plan };
-	if (alerting && cfg.http.plan[0]) {
-		cfg.sla_probe = sla_burn_probe;
-		cfg.sla_probe_ctx = &burn;
-	}
-	int rc = daemon_run_alerts(&cfg, &stop_flag, &sum, http ? &live : NULL,
-				   alerting ? &alerts : NULL, &e);
-	if (rc)
-		log_msg(LOG_ERR, "%s", e.msg);
+	rc = pipeline_run(&cfg, &out, &stop_flag, &sum, &e);
+	ran = true;
 	if (http && rc == 0 && cfg.http.serve_after_end && !stop_flag) {
 		log_msg(LOG_INFO, "http: the period is done; serving until SIGTERM");
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		while (!stop_flag)
 			nanosleep(&ts, NULL);
 	}
-	if (http) {
-		httpd_stop(http);
+out:
+	if (rc)
+		log_msg(LOG_ERR, "%s", e.msg);
+	httpd_stop(http);
+	if (live_ok)
 		live_store_release(&live);
-	}
 	alerts_stop(sender);
-	if (alerting)
+	if (alerts_ok)
 		alert_store_release(&alerts);
 	if (rc == -ENOSPC)
 		log_msg(LOG_ERR, "ingest stopped: free some space and start tallyd again; it continues"
 			" after the last commit, and nothing committed was lost");
-	if (!quiet) {
+	if (ran && !quiet) {
 		char t[48];
 		struct rusage ru;
 		getrusage(RUSAGE_SELF, &ru);

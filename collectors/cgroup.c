@@ -21,7 +21,7 @@
  * names (iff:). Without a QEMU command line, a UUID inside the scope's name
  * is the resource (kata-<uuid>.scope); a cgroup with neither is not read
  * (said once). Tenants, users, flavors and labels come from a mapping file
- * in the libvirt collector's format (libvirt_internal.h).
+ * in the libvirt collector's format (mapping.h).
  *
  * Lifecycle: the cgroups present at the first read started before we
  * watched (their counters are baselines, rule 3); one that appears later
@@ -44,10 +44,13 @@
  * collector has, are sent in both.
  */
 #include "cfg.h"
+#include "lifecycle.h"
+#include "vec.h"
+#include "hash.h"
 #include "cgroup_internal.h"
 #include "collector.h"
 #include "err.h"
-#include "libvirt_internal.h"
+#include "mapping.h"
 #include "log.h"
 #include "str.h"
 #include "tallytime.h"
@@ -175,6 +178,7 @@ struct cg_hostdev {
 };
 
 struct cg {
+	struct sink_status ss;       /* this read's sink refusals (sink.h) */
 	char root[PATH_MAX];
 	int version;                 /* 1, 2 or CG_HYBRID */
 	char v2[PATH_MAX];           /* the v2 tree: root, or root/unified on a hybrid host */
@@ -188,7 +192,7 @@ struct cg {
 	int slow_every;              /* cycles between reads of memory.stat and the PSI files */
 	uint32_t added;              /* VMs ever added (their spread) */
 	char mapping_path[PATH_MAX];
-	struct lv_mapping mapping;
+	struct mapping mapping;
 	char agent[TALLY_ID_MAX];
 	long clk_tck;
 	int cycle;
@@ -226,26 +230,8 @@ struct cg {
 
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 0x100000001b3ULL;
+	uint64_t h = hash_fnv64_str(HASH_FNV64_INIT, s);
 	return h ^ (h >> 31);
-}
-
-/* Room for need elements of size elem in *p (capacity *cap, doubled). */
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap * 2 : 8;
-	while (n < need)
-		n *= 2;
-	void *q = realloc(*p, n * elem);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	*cap = n;
-	return 0;
 }
 
 /* All of fd's bytes into s->buf (grown when a file does not fit); its
@@ -370,7 +356,7 @@ static void watch_add(struct cg *s, struct cg_vm *v, const char *base)
 	if (v->fd[F_IO] >= 0 && s->version == 2)
 		w->io_fd = dup(v->fd[F_IO]);
 	pthread_mutex_lock(&s->lock);
-	if (grow((void **)&s->w, &s->cap_w, s->n_w + 1, sizeof(*s->w))) {
+	if (vec_reserve((void **)&s->w, &s->cap_w, s->n_w + 1, sizeof(*s->w), 8)) {
 		pthread_mutex_unlock(&s->lock);
 		inotify_rm_watch(s->ino_fd, w->wd);
 		goto fail;
@@ -513,7 +499,7 @@ static int cg_configure(const struct cfg_node *cfg, const struct collector_env *
 		    (rc = add_pattern(s, &none, "machine/qemu-*.libvirt-qemu", e)))
 			goto fail;
 	}
-	if (s->mapping_path[0] && (rc = lv_mapping_load(s->mapping_path, &s->mapping, e)))
+	if (s->mapping_path[0] && (rc = mapping_load(s->mapping_path, &s->mapping, e)))
 		goto fail;
 	*state = s;
 	return 0;
@@ -655,7 +641,7 @@ static int rehash(struct cg *s)
 
 static struct cg_vm *vm_add(struct cg *s, const char *rel, uint64_t ino)
 {
-	if (grow((void **)&s->vm, &s->cap_vm, s->n_vm + 1, sizeof(*s->vm)))
+	if (vec_reserve((void **)&s->vm, &s->cap_vm, s->n_vm + 1, sizeof(*s->vm), 8))
 		return NULL;
 	struct cg_vm *v = &s->vm[s->n_vm];
 	memset(v, 0, sizeof(*v));
@@ -701,10 +687,10 @@ static void put(struct emit *x, int meter, const char *dev, uint8_t kind, uint64
 	else
 		m->v.counter = counter;
 	str_copy(m->device, dev, sizeof(m->device));
-	x->sink->sample(x->sink->ctx, NULL, m);
+	sink_note(&x->s->ss, x->sink->sample(x->sink->ctx, NULL, m));
 	struct cg_vm *v = x->v;
 	/* kept for a final reading, which only `bill` sends */
-	if (!v || x->s->mode != CG_BILL || grow((void **)&v->last, &v->cap_last, (size_t)v->n_last + 1, sizeof(*v->last)))
+	if (!v || x->s->mode != CG_BILL || vec_reserve((void **)&v->last, &v->cap_last, (size_t)v->n_last + 1, sizeof(*v->last), 8))
 		return;
 	struct cg_last *l = &v->last[v->n_last++];
 	memcpy(&l->bits, &m->v, sizeof(l->bits));
@@ -925,7 +911,7 @@ static int identify(struct cg *s, struct cg_vm *v, const char *dir, const struct
 		str_copy(m.resource, v->uuid, sizeof(m.resource));
 		str_copy(m.type, "instance", sizeof(m.type));
 		str_copy(m.name, v->name, sizeof(m.name));
-		const struct lv_rule *r = lv_mapping_match(&s->mapping, v->uuid, v->name);
+		const struct mapping_rule *r = mapping_match(&s->mapping, v->uuid, v->name);
 		if (r) {
 			str_copy(m.tenant, r->tenant, sizeof(m.tenant));
 			str_copy(m.project, r->tenant, sizeof(m.project));
@@ -933,7 +919,7 @@ static int identify(struct cg *s, struct cg_vm *v, const char *dir, const struct
 			str_copy(m.flavor, r->flavor, sizeof(m.flavor));
 		}
 		labels_source(m.labels, sizeof(m.labels), r ? r->labels : "", r ? "mapping" : "cgroup");
-		sink->meta(sink->ctx, NULL, &m);
+		sink_note(&s->ss, sink->meta(sink->ctx, NULL, &m));
 		v->meta_sent = true;
 	}
 	return 0;
@@ -1047,7 +1033,7 @@ static const struct cg_seen_disk *disk_of(struct cg *s, struct cg_vm *v, uint32_
 	for (int i = 0; i < v->n_disks; i++)
 		if (v->disks[i].major == maj && v->disks[i].minor == min)
 			return &v->disks[i];
-	if (v->n_disks >= CG_MAX_DEVS || grow((void **)&v->disks, &v->cap_disks, (size_t)v->n_disks + 1, sizeof(*v->disks)))
+	if (v->n_disks >= CG_MAX_DEVS || vec_reserve((void **)&v->disks, &v->cap_disks, (size_t)v->n_disks + 1, sizeof(*v->disks), 8))
 		return NULL;
 	struct cg_seen_disk *d = &v->disks[v->n_disks++];
 	d->major = maj;
@@ -1269,15 +1255,15 @@ static void vm_gone(struct cg *s, struct cg_vm *v, const struct sink *sink, cons
 		f.flags = l->flags | SAMPLE_F_LAST;
 		str_copy(f.resource, v->uuid, sizeof(f.resource));
 		memcpy(f.device, l->device, sizeof(f.device));
-		sink->sample(sink->ctx, NULL, &f);
+		sink_note(&s->ss, sink->sample(sink->ctx, NULL, &f));
 	}
 	struct lifecycle_event ev;
 	memset(&ev, 0, sizeof(ev));
 	ev.time_ns = t;
 	str_copy(ev.resource, v->uuid, sizeof(ev.resource));
-	str_copy(ev.type, "stopped", sizeof(ev.type));
+	str_copy(ev.type, lifecycle_name(LIFECYCLE_STOPPED), sizeof(ev.type));
 	str_copy(ev.reason, why, sizeof(ev.reason));
-	sink->event(sink->ctx, NULL, &ev);
+	sink_note(&s->ss, sink->event(sink->ctx, NULL, &ev));
 }
 
 /* ---- listing ---- */
@@ -1436,7 +1422,7 @@ static struct cg_hostdev *hostdev(struct cg *s, const char *name, bool iface)
 			*hd_find(s, s->hd[i].name, s->hd[i].iface) = (uint32_t)i + 1;
 		sl = hd_find(s, name, iface);
 	}
-	if (grow((void **)&s->hd, &s->cap_hd, s->n_hd + 1, sizeof(*s->hd)))
+	if (vec_reserve((void **)&s->hd, &s->cap_hd, s->n_hd + 1, sizeof(*s->hd), 8))
 		return NULL;
 	struct cg_hostdev *h = &s->hd[s->n_hd++];
 	*sl = (uint32_t)s->n_hd;
@@ -1470,7 +1456,7 @@ static void read_host(struct cg *s, const struct sink *sink, int64_t now_ns)
 		str_copy(m.resource, s->agent, sizeof(m.resource));
 		str_copy(m.type, "host", sizeof(m.type));
 		str_copy(m.name, s->agent, sizeof(m.name));
-		sink->meta(sink->ctx, NULL, &m);
+		sink_note(&s->ss, sink->meta(sink->ctx, NULL, &m));
 		s->host_meta_sent = true;
 	}
 	if ((fd = proc_fd(s, &s->fd_stat, "stat")) >= 0 && (n = pread_all(s, fd)) > 0) {
@@ -1522,14 +1508,14 @@ static void read_host(struct cg *s, const struct sink *sink, int64_t now_ns)
 	if ((fd = proc_fd(s, &s->fd_diskstats, "diskstats")) >= 0 && (n = pread_all(s, fd)) > 0) {
 		int got, skipped;
 		for (;;) {
-			if (!s->cap_disks && grow((void **)&s->disks, &s->cap_disks, 32, sizeof(*s->disks)))
+			if (!s->cap_disks && vec_reserve((void **)&s->disks, &s->cap_disks, 32, sizeof(*s->disks), 8))
 				break;
 			if (cg_parse_diskstats(s->buf, (size_t)n, s->disks, (int)s->cap_disks, &got, &skipped, &e)) {
 				proc_failed(s, "diskstats", &e);
 				got = 0;
 				break;
 			}
-			if (!skipped || grow((void **)&s->disks, &s->cap_disks, (size_t)got + (size_t)skipped, sizeof(*s->disks)))
+			if (!skipped || vec_reserve((void **)&s->disks, &s->cap_disks, (size_t)got + (size_t)skipped, sizeof(*s->disks), 8))
 				break;
 		}
 		for (int i = 0; i < got; i++) {
@@ -1563,6 +1549,7 @@ static void read_host(struct cg *s, const struct sink *sink, int64_t now_ns)
 static int cg_read(void *state, int64_t now_ns, const struct sink *sink, struct tally_err *e)
 {
 	struct cg *s = state;
+	memset(&s->ss, 0, sizeof(s->ss));
 	s->cycle++;
 	read_netdev(s);
 	if (s->mode != CG_OFF) {
@@ -1599,9 +1586,9 @@ static int cg_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 					memset(&ev, 0, sizeof(ev));
 					ev.time_ns = v->origin_ns;
 					str_copy(ev.resource, v->uuid, sizeof(ev.resource));
-					str_copy(ev.type, "started", sizeof(ev.type));
+					str_copy(ev.type, lifecycle_name(LIFECYCLE_STARTED), sizeof(ev.type));
 					str_copy(ev.reason, "cgroup-created", sizeof(ev.reason));
-					sink->event(sink->ctx, NULL, &ev);
+					sink_note(&s->ss, sink->event(sink->ctx, NULL, &ev));
 					v->started_sent = true;
 				}
 			} else if (v->listed == s->cycle) {
@@ -1628,7 +1615,7 @@ static int cg_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		read_host(s, sink, now_ns);
 	s->prev_read_ns = now_ns;
 	s->reads++;
-	return 0;
+	return sink_status_err(&s->ss, "cgroup", e);
 }
 
 static void cg_free(void *state)
@@ -1649,7 +1636,7 @@ static void cg_free(void *state)
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-	lv_mapping_release(&s->mapping);
+	mapping_release(&s->mapping);
 	if (s->watching) {
 		close(s->ino_fd);
 		close(s->stop_fd[0]);
@@ -1669,10 +1656,31 @@ static void cg_free(void *state)
 	free(s);
 }
 
+/* SIGHUP (collector.h): the mapping file, read again by configure, is
+ * taken; every VM is identified again at the next read and its metadata
+ * sent with the new mapping. The rest of the section needs a restart. */
+static int cg_reload(void *state, void *fresh, struct tally_err *e)
+{
+	struct cg *s = state, *f = fresh;
+	struct mapping old = s->mapping;
+	(void)e;
+	s->mapping = f->mapping;
+	f->mapping = old;            /* freed with fresh */
+	memcpy(s->mapping_path, f->mapping_path, sizeof(s->mapping_path));
+	for (size_t i = 0; i < s->n_vm; i++) {
+		struct cg_vm *v = &s->vm[i];
+		if (v->ident == 1)
+			v->ident = 0;
+		v->meta_sent = false;
+	}
+	return 0;
+}
+
 const struct collector_ops cgroup_collector = {
 	.name = "cgroup",
 	.configure = cg_configure,
 	.init = cg_init,
 	.read = cg_read,
 	.free = cg_free,
+	.reload = cg_reload,
 };

@@ -25,6 +25,13 @@
  *   figures for /metrics (an SNMP poller's per-target timeouts, say): put()
  *   once per series, the series of one family one after another. Called on
  *   the collection thread between two reads; put() copies what it is given.
+ * - reload(state, fresh, e): optional (NULL: the collector's config is
+ *   taken only at a start). SIGHUP: fresh is a state configure() made
+ *   from the new config file (not initialised); the collector takes from
+ *   it what it can change while running (a mapping file, targets) and
+ *   leaves the rest; the caller frees fresh afterwards with free(). Called
+ *   on the collection thread between two reads. Returns 0 or -errno (the
+ *   running config is then kept whole).
  */
 #ifndef TALLY_COLLECTOR_H
 #define TALLY_COLLECTOR_H
@@ -33,6 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "selfmetric.h"
 #include "sink.h"
 
 struct cfg_node;
@@ -47,19 +55,6 @@ struct collector_env {
 				    VMs, and a second source only checks them (docs/meters.md) */
 };
 
-/* One series of a collector's self-metrics. name and help are string
- * literals (they outlive the collector: a snapshot keeps the pointers);
- * labels are "key=value" pairs joined by ',' with values free of ',', '='
- * and '"' (the exporter escapes nothing else), "" for none. A counter's
- * name has no _total: the exporter adds it. */
-struct collector_metric {
-	const char *name;        /* "tally_snmp_timeouts": tally_<collector>_..., base units */
-	const char *help;
-	bool counter;
-	char labels[160];
-	double value;
-};
-
 struct collector_ops {
 	const char *name;        /* key under "collectors:" in the config */
 	int (*configure)(const struct cfg_node *cfg, const struct collector_env *env, void **state,
@@ -68,6 +63,7 @@ struct collector_ops {
 	int (*read)(void *state, int64_t now_ns, const struct sink *sink, struct tally_err *e);
 	void (*free)(void *state);
 	void (*metrics)(void *state, void (*put)(void *ctx, const struct collector_metric *m), void *ctx);
+	int (*reload)(void *state, void *fresh, struct tally_err *e);
 };
 
 /* The collector named name, or NULL. */

@@ -31,7 +31,10 @@
  * the previous cycle (the exact start comes with lifecycle events).
  */
 #include "cfg.h"
+#include "vec.h"
+#include "hash.h"
 #include "collector.h"
+#include "lifecycle.h"
 #include "err.h"
 #include "libvirt_internal.h"
 #include "log.h"
@@ -39,6 +42,7 @@
 #include "tallytime.h"
 
 #include <dirent.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -54,262 +58,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- domain XML ---- */
-
-static void xstr(xmlXPathContextPtr ctx, const char *expr, char *out, size_t len)
-{
-	xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *)expr, ctx);
-	out[0] = '\0';
-	if (o && o->type == XPATH_STRING && o->stringval)
-		str_copy(out, (const char *)o->stringval, len);
-	else if (o && o->nodesetval && o->nodesetval->nodeNr > 0) {
-		xmlChar *v = xmlNodeGetContent(o->nodesetval->nodeTab[0]);
-		if (v)
-			str_copy(out, (const char *)v, len);
-		xmlFree(v);
-	}
-	xmlXPathFreeObject(o);
-}
-
 static uint32_t fnv32(const char *s)
 {
-	uint32_t h = 2166136261u;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h;
-}
-
-static void disk_label(struct lv_disk *d)
-{
-	if (d->serial[0])
-		snprintf(d->label, sizeof(d->label), "%.24s:%.20s", d->target, d->serial);
-	else if (d->source[0])
-		snprintf(d->label, sizeof(d->label), "%.24s:%08x", d->target, fnv32(d->source));
-	else
-		str_copy(d->label, d->target, sizeof(d->label));
-}
-
-static void silent(void *ctx, const char *msg, ...)
-{
-	(void)ctx;
-	(void)msg;
-}
-
-int lv_parse_domain_xml(const char *xml, size_t len, struct lv_domain_info *info, struct tally_err *e)
-{
-	xmlDocPtr doc;
-	xmlXPathContextPtr ctx = NULL;
-	xmlXPathObjectPtr set = NULL;
-	char expr[320];
-	int rc = 0;
-
-	memset(info, 0, sizeof(*info));
-	xmlSetGenericErrorFunc(NULL, silent);
-	if (len > INT32_MAX)
-		return err_set(e, -EINVAL, "domain xml too large");
-	doc = xmlReadMemory(xml, (int)len, "domain.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR |
-			    XML_PARSE_NOWARNING);
-	if (!doc)
-		return err_set(e, -EINVAL, "domain xml is not well-formed");
-	xmlNodePtr root = xmlDocGetRootElement(doc);
-	if (!root || xmlStrcmp(root->name, (const xmlChar *)"domain")) {
-		rc = err_set(e, -EINVAL, "xml is not a <domain> description");
-		goto out;
-	}
-	if (!(ctx = xmlXPathNewContext(doc))) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	/* Nova wrote namespace 1.0 until Zed (2022) and 1.1 since (it added
-	 * nova:ports); the fields we read are the same in both */
-	xmlXPathRegisterNs(ctx, (const xmlChar *)"nova",
-			   (const xmlChar *)"http://openstack.org/xmlns/libvirt/nova/1.0");
-	xmlXPathRegisterNs(ctx, (const xmlChar *)"nova11",
-			   (const xmlChar *)"http://openstack.org/xmlns/libvirt/nova/1.1");
-	xstr(ctx, "string(/domain/uuid)", info->uuid, sizeof(info->uuid));
-	xstr(ctx, "string(/domain/name)", info->name, sizeof(info->name));
-	if (!info->uuid[0]) {
-		rc = err_set(e, -EINVAL, "domain '%s' has no <uuid>", info->name);
-		goto out;
-	}
-
-	set = xmlXPathEvalExpression((const xmlChar *)"/domain/devices/disk[@device='disk' or not(@device)]", ctx);
-	int n = set && set->nodesetval ? set->nodesetval->nodeNr : 0;
-	for (int i = 0; i < n; i++) {
-		struct lv_disk d;
-		memset(&d, 0, sizeof(d));
-		snprintf(expr, sizeof(expr), "string((/domain/devices/disk[@device='disk' or not(@device)])[%d]/target/@dev)", i + 1);
-		xstr(ctx, expr, d.target, sizeof(d.target));
-		snprintf(expr, sizeof(expr), "string((/domain/devices/disk[@device='disk' or not(@device)])[%d]/serial)", i + 1);
-		xstr(ctx, expr, d.serial, sizeof(d.serial));
-		snprintf(expr, sizeof(expr), "string((/domain/devices/disk[@device='disk' or not(@device)])[%d]/source/@*[name()='file' or name()='dev' or name()='name' or name()='volume'])", i + 1);
-		xstr(ctx, expr, d.source, sizeof(d.source));
-		if (!d.target[0] || info->n_disks == LV_MAX_DEVS) {
-			info->skipped_devs++;
-			continue;
-		}
-		disk_label(&d);
-		info->disks[info->n_disks++] = d;
-	}
-	xmlXPathFreeObject(set);
-	set = xmlXPathEvalExpression((const xmlChar *)"/domain/devices/interface", ctx);
-	n = set && set->nodesetval ? set->nodesetval->nodeNr : 0;
-	for (int i = 0; i < n; i++) {
-		struct lv_nic c;
-		memset(&c, 0, sizeof(c));
-		snprintf(expr, sizeof(expr), "string((/domain/devices/interface)[%d]/mac/@address)", i + 1);
-		xstr(ctx, expr, c.mac, sizeof(c.mac));
-		snprintf(expr, sizeof(expr), "string((/domain/devices/interface)[%d]/target/@dev)", i + 1);
-		xstr(ctx, expr, c.target, sizeof(c.target));
-		snprintf(expr, sizeof(expr), "string((/domain/devices/interface)[%d]/@type)", i + 1);
-		xstr(ctx, expr, c.type, sizeof(c.type));
-		if (!c.mac[0] || info->n_nics == LV_MAX_DEVS) {
-			info->skipped_devs++;
-			continue;
-		}
-		info->nics[info->n_nics++] = c;
-	}
-	char probe[8];
-	const char *ns = "nova";
-	xstr(ctx, "string(count(/domain/metadata/nova:instance))", probe, sizeof(probe));
-	if (!probe[0] || !strcmp(probe, "0")) {
-		ns = "nova11";
-		xstr(ctx, "string(count(/domain/metadata/nova11:instance))", probe, sizeof(probe));
-	}
-	info->has_nova = probe[0] && strcmp(probe, "0") != 0;
-	if (info->has_nova) {
-		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:name)", ns, ns);
-		xstr(ctx, expr, info->nova_name, sizeof(info->nova_name));
-		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:owner/%s:project/@uuid)", ns, ns, ns);
-		xstr(ctx, expr, info->project, sizeof(info->project));
-		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:owner/%s:user/@uuid)", ns, ns, ns);
-		xstr(ctx, expr, info->user, sizeof(info->user));
-		snprintf(expr, sizeof(expr), "string(/domain/metadata/%s:instance/%s:flavor/@name)", ns, ns);
-		xstr(ctx, expr, info->flavor, sizeof(info->flavor));
-	}
-out:
-	xmlXPathFreeObject(set);
-	xmlXPathFreeContext(ctx);
-	xmlFreeDoc(doc);
-	return rc;
-}
-
-/* ---- the tenant mapping file ---- */
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-int lv_mapping_load(const char *path, struct lv_mapping *m, struct tally_err *e)
-{
-	static const char *const keys[] = { "uuid", "name", "tenant", "user", "flavor", "labels", NULL };
-	struct cfg_node *root = NULL;
-	int rc;
-
-	memset(m, 0, sizeof(*m));
-	if ((rc = cfg_load_file(path, &root, e)))
-		return rc;
-	if (!root) {
-		rc = err_set(e, -EINVAL, "%s: empty mapping file (expected a list of rules)", path);
-		goto out;
-	}
-	if (root->type != CFG_SEQ) {
-		rc = err_set(e, -EINVAL, "%s:%d:%d: expected a list of rules ('- uuid: ...' or '- name: ...')",
-			     path, root->line, root->col);
-		goto out;
-	}
-	m->rules = calloc(root->n_kids ? root->n_kids : 1, sizeof(*m->rules));
-	if (!m->rules) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < root->n_kids; i++) {
-		const struct cfg_node *r = root->kids[i];
-		struct lv_rule *rule = &m->rules[m->n];
-		if ((rc = cfg_check_keys(r, "mapping rule", keys, e)) ||
-		    (rc = cfg_get_string(r, "uuid", rule->uuid, sizeof(rule->uuid), e)) ||
-		    (rc = cfg_get_string(r, "name", rule->name, sizeof(rule->name), e)) ||
-		    (rc = cfg_get_string(r, "tenant", rule->tenant, sizeof(rule->tenant), e)) ||
-		    (rc = cfg_get_string(r, "user", rule->user, sizeof(rule->user), e)) ||
-		    (rc = cfg_get_string(r, "flavor", rule->flavor, sizeof(rule->flavor), e)))
-			goto out;
-		if (!rule->uuid[0] == !rule->name[0]) {
-			rc = err_set(e, -EINVAL, "%s:%d:%d: a rule needs exactly one of 'uuid' or 'name'", path,
-				     r->line, r->col);
-			goto out;
-		}
-		if (!rule->tenant[0]) {
-			rc = err_set(e, -EINVAL, "%s:%d:%d: a rule needs a 'tenant'", path, r->line, r->col);
-			goto out;
-		}
-		const struct cfg_node *lb = NULL;
-		if ((rc = cfg_get_map(r, "labels", &lb, e)))
-			goto out;
-		if (lb) {
-			const char *kv[64];
-			char buf[64][96];
-			size_t n = 0;
-			for (size_t k = 0; k < lb->n_kids && n < 64; k++) {
-				const struct cfg_node *l = lb->kids[k];
-				if (l->type != CFG_SCALAR || strpbrk(l->key, ",=") || strpbrk(l->value, ",=")) {
-					rc = err_set(e, -EINVAL, "%s:%d:%d: label '%s': a plain value without ',' or"
-						     " '=' expected", path, l->line, l->col, l->key);
-					goto out;
-				}
-				snprintf(buf[n], sizeof(buf[n]), "%s=%s", l->key, l->value);
-				kv[n] = buf[n];
-				n++;
-			}
-			qsort(kv, n, sizeof(kv[0]), cmp_str);
-			size_t used = 0;
-			for (size_t k = 0; k < n && used < sizeof(rule->labels); k++)
-				used += (size_t)snprintf(rule->labels + used, sizeof(rule->labels) - used, "%s%s",
-							 k ? "," : "", kv[k]);
-		}
-		m->n++;
-	}
-	rc = 0;
-out:
-	cfg_free(root);
-	if (rc)
-		lv_mapping_release(m);
-	return rc;
-}
-
-/* out = labels (sorted "k=v,k=v") with k=v added in its sorted place. */
-static void labels_with(char *out, size_t len, const char *labels, const char *k, const char *v)
-{
-	char copy[512], extra[160];
-	const char *kv[65];
-	size_t n = 0;
-	str_copy(copy, labels, sizeof(copy));
-	for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save))
-		kv[n++] = t;
-	snprintf(extra, sizeof(extra), "%s=%s", k, v);
-	kv[n++] = extra;
-	qsort(kv, n, sizeof(kv[0]), cmp_str);
-	size_t used = 0;
-	out[0] = '\0';
-	for (size_t i = 0; i < n && used < len; i++)
-		used += (size_t)snprintf(out + used, len - used, "%s%s", i ? "," : "", kv[i]);
-}
-
-void lv_mapping_release(struct lv_mapping *m)
-{
-	free(m->rules);
-	m->rules = NULL;
-	m->n = 0;
-}
-
-const struct lv_rule *lv_mapping_match(const struct lv_mapping *m, const char *uuid, const char *name)
-{
-	for (size_t i = 0; i < m->n; i++) {
-		const struct lv_rule *r = &m->rules[i];
-		if (r->uuid[0] ? !strcasecmp(r->uuid, uuid) : fnmatch(r->name, name, 0) == 0)
-			return r;
-	}
-	return NULL;
+	return hash_fnv32_str(HASH_FNV32_INIT, s);
 }
 
 /* ---- the collector ---- */
@@ -404,13 +155,14 @@ struct lv_rec {
 };
 
 struct lv {
+	struct sink_status ss;       /* this read's sink refusals (sink.h) */
 	char uri[256];
 	int xml_refresh;             /* cycles */
 	int slow_every;              /* cycles between reads of the balloon and vcpu groups */
 	int block_every;             /* cycles between reads of the block group */
 	int path;                    /* the path said in the log: 0 none yet, 1 bulk, 2 per-domain */
 	char mapping_path[4096];
-	struct lv_mapping mapping;   /* tenants of domains without Nova metadata */
+	struct mapping mapping;   /* tenants of domains without Nova metadata */
 	virConnectPtr conn;
 	int nowait_ok;               /* the driver accepts NOWAIT */
 	int bulk_useless;            /* the last bulk answer had no domain's groups */
@@ -440,6 +192,8 @@ struct lv {
 	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note, ev_note, torn_note, cg_note;
 	/* lifecycle events: filled by libvirt's event thread, drained by read() */
 	pthread_mutex_t ev_lock;
+	pthread_cond_t cb_gone;          /* signalled when cb_live drops */
+	int cb_live;                     /* callbacks registered and not yet freed by libvirt */
 	struct lv_event {
 		int64_t time_ns;
 		unsigned char uuid[VIR_UUID_BUFLEN];
@@ -448,6 +202,7 @@ struct lv {
 		uint64_t value;              /* LV_EV_BALLOON: the new balloon size, KiB */
 		char alias[64];              /* LV_EV_DEVICE_REMOVED: the device's alias */
 	} ev[LV_EVENT_QUEUE];
+	struct lv_event *ev_batch;   /* LV_EVENT_QUEUE of them: read()'s copy of ev, drained outside the lock */
 	size_t ev_n;
 	uint64_t ev_dropped;         /* events lost to a full queue */
 	int cb_lifecycle, cb_reboot, cb_unplug, cb_balloon;   /* callback ids, -1 = none */
@@ -549,54 +304,55 @@ int lv_event_describe(int event, int detail, struct lv_event_desc *out)
 	out->reason = "";
 	switch (event) {
 	case VIR_DOMAIN_EVENT_STARTED:
-		out->type = detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED ? "migrated_in" : "started";
+		out->type = lifecycle_name(detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED ? LIFECYCLE_MIGRATED_IN : LIFECYCLE_STARTED);
 		out->reason = LV_DETAIL(started);
 		out->edge = LV_EDGE_START;
 		break;
 	case VIR_DOMAIN_EVENT_SUSPENDED:
 		/* the SLA tells a pause by an I/O error (downtime) from one asked for */
-		out->type = "suspended";
+		out->type = lifecycle_name(LIFECYCLE_SUSPENDED);
 		out->reason = LV_DETAIL(suspended);
 		out->edge = LV_EDGE_PAUSE;
 		break;
 	case VIR_DOMAIN_EVENT_RESUMED:
-		out->type = "resumed";
+		out->type = lifecycle_name(LIFECYCLE_RESUMED);
 		out->reason = LV_DETAIL(resumed);
 		out->edge = LV_EDGE_RESUME;
 		break;
 	case VIR_DOMAIN_EVENT_STOPPED:
 		/* the types VMDown and the SLA read: a crash that ended the
 		 * process is a crash, a migration away is not a stop */
-		out->type = detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED ? "migrated_out"
-			    : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? "crashed" : "stopped";
+		out->type = lifecycle_name(detail == VIR_DOMAIN_EVENT_STOPPED_MIGRATED ? LIFECYCLE_MIGRATED_OUT
+					   : detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED ? LIFECYCLE_CRASHED
+					   : LIFECYCLE_STOPPED);
 		out->reason = LV_DETAIL(stopped);
 		out->edge = LV_EDGE_STOP;
 		break;
 	case VIR_DOMAIN_EVENT_SHUTDOWN:
-		out->type = "shutdown";
+		out->type = lifecycle_name(LIFECYCLE_SHUTDOWN);
 		out->reason = LV_DETAIL(shutdown);
 		break;
 	case VIR_DOMAIN_EVENT_CRASHED:
 		/* the guest panicked; its process may live on (on_crash=preserve)
 		 * or be stopped (a stopped event follows): not running either way */
-		out->type = "crashed";
+		out->type = lifecycle_name(LIFECYCLE_CRASHED);
 		out->reason = LV_DETAIL(crashed);
 		out->edge = LV_EDGE_PAUSE;
 		break;
 	case VIR_DOMAIN_EVENT_DEFINED:
-		out->type = "defined";
+		out->type = lifecycle_name(LIFECYCLE_DEFINED);
 		out->reason = LV_DETAIL(defined);
 		break;
 	case VIR_DOMAIN_EVENT_UNDEFINED:
-		out->type = "undefined";
+		out->type = lifecycle_name(LIFECYCLE_UNDEFINED);
 		out->reason = LV_DETAIL(undefined);
 		break;
 	case LV_EV_REBOOT:
-		out->type = "rebooted";
+		out->type = lifecycle_name(LIFECYCLE_REBOOTED);
 		out->edge = LV_EDGE_REBOOT;
 		break;
 	case LV_EV_DEVICE_REMOVED:
-		out->type = "device_removed";
+		out->type = lifecycle_name(LIFECYCLE_DEVICE_REMOVED);
 		break;
 	case LV_EV_BALLOON:
 		out->edge = LV_EDGE_BALLOON; /* a gauge change, not a lifecycle edge: no type */
@@ -650,7 +406,7 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	    (rc = cfg_get_uint(cfg, "slow_every", 1, 100000, &slow, e)) ||
 	    (rc = cfg_get_uint(cfg, "block_every", 1, 100000, &block, e)) ||
 	    (rc = cfg_get_string(cfg, "mapping", s->mapping_path, sizeof(s->mapping_path), e)) ||
-	    (s->mapping_path[0] && (rc = lv_mapping_load(s->mapping_path, &s->mapping, e)))) {
+	    (s->mapping_path[0] && (rc = mapping_load(s->mapping_path, &s->mapping, e)))) {
 		free(s);
 		return rc;
 	}
@@ -664,7 +420,17 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	str_copy(s->sysfs_cgroup, "/sys/fs/cgroup", sizeof(s->sysfs_cgroup));
 	s->asked_cpu = 1;
 	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = s->cb_balloon = -1;
+	if (!(s->ev_batch = malloc(LV_EVENT_QUEUE * sizeof(*s->ev_batch)))) {
+		mapping_release(&s->mapping);
+		free(s);
+		return err_set(e, -ENOMEM, "libvirt: out of memory");
+	}
 	pthread_mutex_init(&s->ev_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cb_gone, &ca);
+	pthread_condattr_destroy(&ca);
 	*state = s;
 	return 0;
 }
@@ -673,6 +439,49 @@ static void lv_quiet(void *ud, virErrorPtr err)
 {
 	(void)ud;
 	(void)err; /* errors are read with virGetLastError and logged once by us */
+}
+
+/* The handshake with libvirt's event thread: every callback registered
+ * counts one in cb_live, and libvirt calls cb_freed when it has dropped
+ * the callback for good (after its deregistration, once no call of it is
+ * running or can start). lv_free frees the state the callbacks write into
+ * only when the count is back to zero. */
+static void cb_freed(void *opaque)
+{
+	struct lv *s = opaque;
+	pthread_mutex_lock(&s->ev_lock);
+	if (s->cb_live > 0)
+		s->cb_live--;
+	pthread_cond_broadcast(&s->cb_gone);
+	pthread_mutex_unlock(&s->ev_lock);
+}
+
+/* Counted once registered; deregistration happens only on this thread
+ * (lv_disconnect), so cb_freed cannot come for it before the count. */
+static int cb_register(struct lv *s, int id, virConnectDomainEventGenericCallback cb)
+{
+	int r = virConnectDomainEventRegisterAny(s->conn, NULL, id, cb, s, cb_freed);
+	if (r >= 0) {
+		pthread_mutex_lock(&s->ev_lock);
+		s->cb_live++;
+		pthread_mutex_unlock(&s->ev_lock);
+	}
+	return r;
+}
+
+/* Wait up to 5 s for libvirt to drop every callback (cb_freed); false
+ * when some are still held (the state must then not be freed). */
+static bool cb_wait_gone(struct lv *s)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&s->ev_lock);
+	while (s->cb_live > 0 && pthread_cond_timedwait(&s->cb_gone, &s->ev_lock, &until) == 0)
+		;
+	bool gone = s->cb_live == 0;
+	pthread_mutex_unlock(&s->ev_lock);
+	return gone;
 }
 
 static int lv_connect(struct lv *s, struct tally_err *e)
@@ -688,14 +497,11 @@ static int lv_connect(struct lv *s, struct tally_err *e)
 	if (loop_ok) {
 		/* notice a dead libvirtd within ~15 s even between reads */
 		virConnectSetKeepAlive(s->conn, 5, 3);
-		s->cb_lifecycle = virConnectDomainEventRegisterAny(s->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-			VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), s, NULL);
-		s->cb_reboot = virConnectDomainEventRegisterAny(s->conn, NULL, VIR_DOMAIN_EVENT_ID_REBOOT,
-			VIR_DOMAIN_EVENT_CALLBACK(on_reboot), s, NULL);
-		s->cb_unplug = virConnectDomainEventRegisterAny(s->conn, NULL, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
-			VIR_DOMAIN_EVENT_CALLBACK(on_unplug), s, NULL);
-		s->cb_balloon = virConnectDomainEventRegisterAny(s->conn, NULL, VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE,
-			VIR_DOMAIN_EVENT_CALLBACK(on_balloon), s, NULL);
+		s->cb_lifecycle = cb_register(s, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle));
+		s->cb_reboot = cb_register(s, VIR_DOMAIN_EVENT_ID_REBOOT, VIR_DOMAIN_EVENT_CALLBACK(on_reboot));
+		s->cb_unplug = cb_register(s, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, VIR_DOMAIN_EVENT_CALLBACK(on_unplug));
+		s->cb_balloon = cb_register(s, VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE,
+					    VIR_DOMAIN_EVENT_CALLBACK(on_balloon));
 		if (s->cb_lifecycle < 0)
 			complain(&s->ev_note, LOG_WARN, "libvirt %s: lifecycle events unavailable; starts and"
 				 " stops are seen only at the next read", s->uri);
@@ -791,14 +597,8 @@ static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
 			*is_new = 0;
 			return &s->dom[s->slot[j] - 1];
 		}
-	if (s->n_dom == s->cap_dom) {
-		size_t n = s->cap_dom ? s->cap_dom * 2 : 64;
-		struct lv_dom *p = realloc(s->dom, n * sizeof(*p));
-		if (!p)
-			return NULL;
-		s->dom = p;
-		s->cap_dom = n;
-	}
+	if (vec_reserve((void **)&s->dom, &s->cap_dom, s->n_dom + 1, sizeof(*s->dom), 64))
+		return NULL;
 	struct lv_dom *d = &s->dom[s->n_dom++];
 	memset(d, 0, sizeof(*d));
 	str_copy(d->uuid, uuid, sizeof(d->uuid));
@@ -1036,9 +836,7 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 	}
 	/* the same XML as last time: the same devices and metadata, already
 	 * sent (parsing it again costs more than all of a cycle's reads) */
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (const unsigned char *c = (const unsigned char *)xml; *c; c++)
-		h = (h ^ *c) * 0x100000001b3ULL;
+	uint64_t h = hash_fnv64_str(HASH_FNV64_INIT, xml);
 	if (d->have_info && d->xml_hash == h) {
 		free(xml);
 		return;
@@ -1073,13 +871,13 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 	str_copy(m.resource, d->uuid, sizeof(m.resource));
 	str_copy(m.type, "instance", sizeof(m.type));
 	str_copy(m.name, info.has_nova && info.nova_name[0] ? info.nova_name : info.name, sizeof(m.name));
-	const struct lv_rule *rule = info.project[0] ? NULL : lv_mapping_match(&s->mapping, d->uuid, info.name);
+	const struct mapping_rule *rule = info.project[0] ? NULL : mapping_match(&s->mapping, d->uuid, info.name);
 	if (rule) {
 		str_copy(m.tenant, rule->tenant, sizeof(m.tenant));
 		str_copy(m.project, rule->tenant, sizeof(m.project));
 		str_copy(m.user, rule->user, sizeof(m.user));
 		str_copy(m.flavor, rule->flavor, sizeof(m.flavor));
-		labels_with(m.labels, sizeof(m.labels), rule->labels, "source", "mapping");
+		mapping_labels_with(m.labels, sizeof(m.labels), rule->labels, "source", "mapping");
 	} else {
 		str_copy(m.tenant, info.project, sizeof(m.tenant));
 		str_copy(m.project, info.project, sizeof(m.project));
@@ -1094,7 +892,7 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 	struct resource_meta cmp = m;
 	cmp.time_ns = d->sent.time_ns;
 	if (!d->sent.time_ns || memcmp(&cmp, &d->sent, sizeof(cmp))) {
-		if (sink->meta(sink->ctx, NULL, &m) != 0)
+		if (sink_note(&s->ss, sink->meta(sink->ctx, NULL, &m)) != 0)
 			return; /* not sent: parsed and tried again at the next refresh */
 		d->sent = m;
 	}
@@ -1107,7 +905,6 @@ struct emit {
 	struct lv *s;
 	struct lv_dom *d;            /* remembers what was sent */
 	unsigned int id;             /* the domain id when known (list path), else 0 */
-	int rc;
 };
 
 /* The entry of series (meter, device) in d->last, added if new; NULL
@@ -1157,7 +954,7 @@ static void put_c(struct emit *x, int meter, const char *dev, uint64_t v)
 	x->smp.kind = SAMPLE_CUMULATIVE;
 	str_copy(x->smp.device, dev, sizeof(x->smp.device));
 	x->smp.v.counter = v;
-	x->rc |= x->sink->sample(x->sink->ctx, NULL, &x->smp);
+	sink_note(&x->s->ss, x->sink->sample(x->sink->ctx, NULL, &x->smp));
 	remember(x->d, &x->smp);
 }
 
@@ -1167,7 +964,7 @@ static void put_g(struct emit *x, int meter, const char *dev, double v)
 	x->smp.kind = SAMPLE_GAUGE;
 	str_copy(x->smp.device, dev, sizeof(x->smp.device));
 	x->smp.v.gauge = v;
-	x->rc |= x->sink->sample(x->sink->ctx, NULL, &x->smp);
+	sink_note(&x->s->ss, x->sink->sample(x->sink->ctx, NULL, &x->smp));
 	remember(x->d, &x->smp);
 }
 
@@ -1821,7 +1618,7 @@ static void final_reading(struct lv *s, struct lv_dom *d, int64_t t_ns, int tail
 				s->tail_open_ns += (uint64_t)(t_ns - l->time_ns);
 			}
 		}
-		sink->sample(sink->ctx, NULL, &f);
+		sink_note(&s->ss, sink->sample(sink->ctx, NULL, &f));
 	}
 	d->n_last = 0;
 	d->last_cur = 0;
@@ -1839,7 +1636,8 @@ static void final_reading(struct lv *s, struct lv_dom *d, int64_t t_ns, int tail
  * included, are sent at t_ns, so billing integrates to the same edge the
  * SLA reads from the event. meter < 0: instance = running; else that
  * meter's new value. Nothing is sent for a domain not read in this life. */
-static void event_gauges(struct lv_dom *d, int64_t t_ns, int meter, double value, const struct sink *sink)
+static void event_gauges(struct lv *s, struct lv_dom *d, int64_t t_ns, int meter, double value,
+			 const struct sink *sink)
 {
 	for (int i = 0; i < d->n_last; i++) {
 		struct lv_last *l = &d->last[i];
@@ -1859,7 +1657,7 @@ static void event_gauges(struct lv_dom *d, int64_t t_ns, int meter, double value
 		g.kind = SAMPLE_GAUGE;
 		g.flags = l->flags;
 		str_copy(g.resource, d->uuid, sizeof(g.resource));
-		if (sink->sample(sink->ctx, NULL, &g) == 0)
+		if (sink_note(&s->ss, sink->sample(sink->ctx, NULL, &g)) == 0)
 			remember(d, &g);
 	}
 }
@@ -1879,7 +1677,7 @@ static int restarted_after(const struct lv_event *batch, size_t n, size_t i)
  * change the memory at the event's time. */
 static void drain_events(struct lv *s, const struct sink *sink)
 {
-	static struct lv_event batch[LV_EVENT_QUEUE];
+	struct lv_event *batch = s->ev_batch;
 	size_t n;
 	uint64_t dropped;
 	pthread_mutex_lock(&s->ev_lock);
@@ -1931,10 +1729,10 @@ static void drain_events(struct lv *s, const struct sink *sink)
 		case LV_EDGE_RESUME:
 			d->ev_running = ed.edge == LV_EDGE_RESUME;
 			d->disagree = 0;
-			event_gauges(d, ev->time_ns, -1, d->ev_running, sink);
+			event_gauges(s, d, ev->time_ns, -1, d->ev_running, sink);
 			break;
 		case LV_EDGE_BALLOON:
-			event_gauges(d, ev->time_ns, M_MEMORY, (double)ev->value * 1024.0, sink);
+			event_gauges(s, d, ev->time_ns, M_MEMORY, (double)ev->value * 1024.0, sink);
 			break;
 		case LV_EDGE_NONE:
 			break;
@@ -1946,8 +1744,8 @@ static void drain_events(struct lv *s, const struct sink *sink)
 		str_copy(le.resource, uuid, sizeof(le.resource));
 		str_copy(le.type, ed.type, sizeof(le.type));
 		str_copy(le.reason, ev->event == LV_EV_DEVICE_REMOVED ? ev->alias : ed.reason, sizeof(le.reason));
-		sink->event(sink->ctx, NULL, &le);
-		s->events++;
+		if (sink_note(&s->ss, sink->event(sink->ctx, NULL, &le)) == 0)
+			s->events++;
 	}
 }
 
@@ -2107,6 +1905,7 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	unsigned int flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE;
 	int rc;
 
+	memset(&s->ss, 0, sizeof(s->ss));
 	if ((rc = lv_connect(s, e))) {
 		complain(&s->conn_fail, LOG_WARN, "%s", e->msg);
 		return rc;
@@ -2143,7 +1942,7 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	read_domains(s, recs, n, list_only, now_ns, sink);
 	if (recs)
 		virDomainStatsRecordListFree(recs);
-	return 0;
+	return sink_status_err(&s->ss, "libvirt", e);
 }
 
 static void lv_free(void *state)
@@ -2152,8 +1951,17 @@ static void lv_free(void *state)
 	if (!s)
 		return;
 	lv_disconnect(s);
+	if (!cb_wait_gone(s)) {
+		/* libvirt still holds a callback that writes into s: leaking s is
+		 * the one safe thing left (a process going down anyway) */
+		log_msg(LOG_WARN, "libvirt %s: event callbacks not released within 5 s; not freeing their"
+			" state", s->uri);
+		return;
+	}
+	pthread_cond_destroy(&s->cb_gone);
 	pthread_mutex_destroy(&s->ev_lock);
-	lv_mapping_release(&s->mapping);
+	free(s->ev_batch);
+	mapping_release(&s->mapping);
 	for (size_t i = 0; i < s->n_dom; i++) {
 		struct lv_dom *d = &s->dom[i];
 		free(d->last);
@@ -2194,6 +2002,23 @@ static void lv_metrics(void *state, void (*put)(void *ctx, const struct collecto
 		put(ctx, &m[i]);
 }
 
+/* SIGHUP (collector.h): the mapping file, read again by configure, is
+ * taken; each domain's metadata is worked out again with it at its next
+ * XML refresh (within xml_refresh intervals). The rest of the section
+ * (uri, the intervals of the slow groups) needs a restart. */
+static int lv_reload(void *state, void *fresh, struct tally_err *e)
+{
+	struct lv *s = state, *f = fresh;
+	struct mapping old = s->mapping;
+	(void)e;
+	s->mapping = f->mapping;
+	f->mapping = old;            /* freed with fresh */
+	memcpy(s->mapping_path, f->mapping_path, sizeof(s->mapping_path));
+	for (size_t i = 0; i < s->n_dom; i++)
+		s->dom[i].xml_hash = 0;   /* parsed again, metadata sent if it changed */
+	return 0;
+}
+
 const struct collector_ops libvirt_collector = {
 	.name = "libvirt",
 	.configure = lv_configure,
@@ -2201,4 +2026,5 @@ const struct collector_ops libvirt_collector = {
 	.read = lv_read,
 	.free = lv_free,
 	.metrics = lv_metrics,
+	.reload = lv_reload,
 };

@@ -841,16 +841,15 @@ static int put(const struct sink *sink, const char *resource, const char *device
 	return sink->sample(sink->ctx, NULL, &smp);
 }
 
-static int send_meta(struct pcs *s, int64_t now_ns, const struct sink *sink)
+static void send_meta(struct pcs *s, int64_t now_ns, const struct sink *sink, struct sink_status *ss)
 {
 	struct resource_meta m;
-	int rc = 0;
 	memset(&m, 0, sizeof(m));
 	m.time_ns = now_ns;
 	str_copy(m.resource, s->capture_id, sizeof(m.resource));
 	str_copy(m.type, "capture", sizeof(m.type));
 	snprintf(m.name, sizeof(m.name), "pcap on %s", s->agent_id);
-	rc |= sink->meta(sink->ctx, NULL, &m);
+	sink_note(ss, sink->meta(sink->ctx, NULL, &m));
 	for (size_t i = 0; i < s->n_nics; i++) {
 		const struct pc_nic *nic = &s->nics[i];
 		if (!nic->first_of_vm || (!nic->tenant[0] && !nic->name[0]))
@@ -862,9 +861,8 @@ static int send_meta(struct pcs *s, int64_t now_ns, const struct sink *sink)
 		str_copy(m.name, nic->name, sizeof(m.name));
 		str_copy(m.tenant, nic->tenant, sizeof(m.tenant));
 		str_copy(m.project, nic->tenant, sizeof(m.project));
-		rc |= sink->meta(sink->ctx, NULL, &m);
+		sink_note(ss, sink->meta(sink->ctx, NULL, &m));
 	}
-	return rc;
 }
 
 static uint64_t ld(const uint64_t *p)
@@ -895,6 +893,7 @@ static int pc_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 {
 	struct pcs *s = state;
 	int rc = 0;
+	struct sink_status ss = { 0 };
 
 	if (s->file[0]) {
 		if ((rc = read_file(s, now_ns, e)))
@@ -903,21 +902,21 @@ static int pc_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 			return 0; /* no packet yet */
 	}
 	if (!s->meta_sent) {
-		rc |= send_meta(s, now_ns, sink);
+		send_meta(s, now_ns, sink, &ss);
 		s->meta_sent = true;
 	}
 	for (size_t i = 0; i < s->n_ifs; i++) {
 		struct cap *f = &s->ifs[i];
 		if (!s->file[0])
 			reopen(s, f);
-		rc |= put(sink, s->capture_id, f->name, M_PCAP_RECEIVED, ld(&f->received), now_ns, s->origin_ns);
-		rc |= put(sink, s->capture_id, f->name, M_PCAP_UNATTRIBUTED, ld(&f->unattributed), now_ns,
-			  s->origin_ns);
+		sink_note(&ss, put(sink, s->capture_id, f->name, M_PCAP_RECEIVED, ld(&f->received), now_ns, s->origin_ns));
+		sink_note(&ss, put(sink, s->capture_id, f->name, M_PCAP_UNATTRIBUTED, ld(&f->unattributed), now_ns,
+			  s->origin_ns));
 		if (s->file[0])
 			continue;
 		uint64_t drop = ld(&f->drop), ifdrop = ld(&f->ifdrop);
-		rc |= put(sink, s->capture_id, f->name, M_PCAP_DROPPED, drop, now_ns, s->origin_ns);
-		rc |= put(sink, s->capture_id, f->name, M_PCAP_IFDROPPED, ifdrop, now_ns, s->origin_ns);
+		sink_note(&ss, put(sink, s->capture_id, f->name, M_PCAP_DROPPED, drop, now_ns, s->origin_ns));
+		sink_note(&ss, put(sink, s->capture_id, f->name, M_PCAP_IFDROPPED, ifdrop, now_ns, s->origin_ns));
 		if (drop > f->drop_said) {
 			complain(&f->drops, LOG_WARN, "pcap: capture on %s: the kernel dropped %llu packet(s) so far"
 				 " (its buffer was full): traffic is undercounted; raise buffer_size or add threads",
@@ -938,12 +937,10 @@ static int pc_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 				if (!v && !nic->emitted[c * 4 + k])
 					continue;
 				nic->emitted[c * 4 + k] = true;
-				rc |= put(sink, nic->resource, nic->mac_text, PCAP_METER(c, k), v, now_ns, s->origin_ns);
+				sink_note(&ss, put(sink, nic->resource, nic->mac_text, PCAP_METER(c, k), v, now_ns, s->origin_ns));
 			}
 	}
-	if (rc)
-		return err_set(e, -ENOMEM, "pcap: the sink refused readings");
-	return 0;
+	return sink_status_err(&ss, "pcap", e);
 }
 
 /* /metrics: each live capture's state, and the malformed frames by reason

@@ -8,6 +8,7 @@
  * sim_lives() and the rates alone.
  */
 #include "sim.h"
+#include "lifecycle.h"
 #include "cfg.h"
 #include "collector.h"
 #include "err.h"
@@ -494,13 +495,13 @@ static const enum meter_id net_counters[] = { M_NET_IN_BYTES, M_NET_OUT_BYTES, M
 					      M_NET_OUT_PACKETS };
 
 /* Every reading of vm at t for its current life. */
-static int emit_vm(const struct sim *s, uint32_t i, int64_t t, uint8_t flags, const struct sink *sink)
+static void emit_vm(const struct sim *s, uint32_t i, int64_t t, uint8_t flags, const struct sink *sink,
+		    struct sink_status *ss)
 {
 	const struct sim_vm *v = &s->vm[i];
 	const struct vm_state *st = &s->st[i];
 	const char *agent = s->agent[st->host];
 	struct sample smp;
-	int rc = 0;
 
 	memset(&smp, 0, sizeof(smp));
 	str_copy(smp.resource, v->uuid, sizeof(smp.resource));
@@ -512,12 +513,12 @@ static int emit_vm(const struct sim *s, uint32_t i, int64_t t, uint8_t flags, co
 		smp.meter = (m); smp.kind = SAMPLE_CUMULATIVE; \
 		str_copy(smp.device, (dev), sizeof(smp.device)); \
 		smp.v.counter = counter_at(v->rate[m] * (mult), st->life_start_ns, t); \
-		rc |= sink->sample(sink->ctx, agent, &smp); } while (0)
+		sink_note(ss, sink->sample(sink->ctx, agent, &smp)); } while (0)
 #define PUT_G(m, dev, val) do { \
 		smp.meter = (m); smp.kind = SAMPLE_GAUGE; \
 		str_copy(smp.device, (dev), sizeof(smp.device)); \
 		smp.v.gauge = (double)(val); \
-		rc |= sink->sample(sink->ctx, agent, &smp); } while (0)
+		sink_note(ss, sink->sample(sink->ctx, agent, &smp)); } while (0)
 
 	PUT_C(M_CPU, "", 1);
 	PUT_G(M_VCPUS, "", v->vcpus);
@@ -546,22 +547,21 @@ static int emit_vm(const struct sim *s, uint32_t i, int64_t t, uint8_t flags, co
 	}
 #undef PUT_C
 #undef PUT_G
-	return rc;
 }
 
-static int emit_event(const struct sim *s, uint32_t i, uint32_t host, int64_t t, const char *type,
-		      const char *reason, const struct sink *sink)
+static void emit_event(const struct sim *s, uint32_t i, uint32_t host, int64_t t, enum lifecycle_type type,
+		       const char *reason, const struct sink *sink, struct sink_status *ss)
 {
 	struct lifecycle_event ev;
 	memset(&ev, 0, sizeof(ev));
 	ev.time_ns = t;
 	str_copy(ev.resource, s->vm[i].uuid, sizeof(ev.resource));
-	str_copy(ev.type, type, sizeof(ev.type));
+	str_copy(ev.type, lifecycle_name(type), sizeof(ev.type));
 	str_copy(ev.reason, reason, sizeof(ev.reason));
-	return sink->event(sink->ctx, s->agent[host], &ev);
+	sink_note(ss, sink->event(sink->ctx, s->agent[host], &ev));
 }
 
-static int emit_meta(const struct sim *s, uint32_t i, int64_t t, const struct sink *sink)
+static void emit_meta(const struct sim *s, uint32_t i, int64_t t, const struct sink *sink, struct sink_status *ss)
 {
 	const struct sim_vm *v = &s->vm[i];
 	struct resource_meta m;
@@ -574,7 +574,7 @@ static int emit_meta(const struct sim *s, uint32_t i, int64_t t, const struct si
 	str_copy(m.project, v->tenant, sizeof(m.project));
 	str_copy(m.flavor, v->flavor, sizeof(m.flavor));
 	snprintf(m.labels, sizeof(m.labels), "flavor=%s,source=sim", v->flavor);
-	return sink->meta(sink->ctx, s->agent[s->st[i].host], &m);
+	sink_note(ss, sink->meta(sink->ctx, s->agent[s->st[i].host], &m));
 }
 
 static int sim_read(void *state, int64_t now_ns, const struct sink *sink, struct tally_err *e)
@@ -582,38 +582,38 @@ static int sim_read(void *state, int64_t now_ns, const struct sink *sink, struct
 	struct sim *s = state;
 	const struct sim_config *c = &s->c;
 	int64_t k = c->interval_ns ? (now_ns - c->start_ns) / c->interval_ns : 0;
-	int rc = 0;
+	struct sink_status ss = { 0 };
 
 	if (now_ns <= s->last_read_ns)
 		return 0;
 	for (uint32_t i = 0; i < c->vms; i++) {
 		struct vm_state *st = &s->st[i];
 		if (!s->first_read_done)
-			rc |= emit_meta(s, i, now_ns, sink);
+			emit_meta(s, i, now_ns, sink, &ss);
 		while (st->next_ns <= now_ns) {
 			int64_t at = st->next_ns;
 			uint32_t old_host = st->host;
 			/* rule 4: the final reading before the counters vanish */
 			if (st->running && st->next_ev != SIM_EV_START && !sim_final_lost(c, i, at))
-				rc |= emit_vm(s, i, at, SAMPLE_F_LAST, sink);
+				emit_vm(s, i, at, SAMPLE_F_LAST, sink, &ss);
 			enum sim_event ev = st->next_ev;
 			vm_apply(c, i, st);
 			switch (ev) {
 			case SIM_EV_REBOOT:
-				rc |= emit_event(s, i, old_host, at, "rebooted", "reset", sink);
+				emit_event(s, i, old_host, at, LIFECYCLE_REBOOTED, "reset", sink, &ss);
 				break;
 			case SIM_EV_STOP:
-				rc |= emit_event(s, i, old_host, at, "stopped", "shutdown", sink);
+				emit_event(s, i, old_host, at, LIFECYCLE_STOPPED, "shutdown", sink, &ss);
 				break;
 			case SIM_EV_CRASH:
-				rc |= emit_event(s, i, old_host, at, "crashed", "panicked", sink);
+				emit_event(s, i, old_host, at, LIFECYCLE_CRASHED, "panicked", sink, &ss);
 				break;
 			case SIM_EV_START:
-				rc |= emit_event(s, i, st->host, at, "started", "booted", sink);
+				emit_event(s, i, st->host, at, LIFECYCLE_STARTED, "booted", sink, &ss);
 				break;
 			case SIM_EV_MIGRATE:
-				rc |= emit_event(s, i, old_host, at, "migrated_out", "migrated", sink);
-				rc |= emit_event(s, i, st->host, at, "migrated_in", "migrated", sink);
+				emit_event(s, i, old_host, at, LIFECYCLE_MIGRATED_OUT, "migrated", sink, &ss);
+				emit_event(s, i, st->host, at, LIFECYCLE_MIGRATED_IN, "migrated", sink, &ss);
 				break;
 			default:
 				break;
@@ -623,13 +623,11 @@ static int sim_read(void *state, int64_t now_ns, const struct sink *sink, struct
 			continue;
 		if (s->first_read_done && sim_tick_lost(c, i, k))
 			continue;
-		rc |= emit_vm(s, i, now_ns, 0, sink);
+		emit_vm(s, i, now_ns, 0, sink, &ss);
 	}
 	s->first_read_done = true;
 	s->last_read_ns = now_ns;
-	if (rc)
-		return err_set(e, -ENOMEM, "sim: the sink refused readings");
-	return 0;
+	return sink_status_err(&ss, "sim", e);
 }
 
 static void sim_free(void *state)

@@ -62,6 +62,7 @@
  * the tenant's incoming; on a host (`type: host`) its own ifHCInOctets is.
  */
 #include "cfg.h"
+#include "vec.h"
 #include "collector.h"
 #include "err.h"
 #include "log.h"
@@ -178,6 +179,7 @@ struct target {
 };
 
 struct snmp {
+	struct sink_status ss;       /* this read's sink refusals (sink.h) */
 	struct target *t;
 	size_t n_t;
 	struct snmp_rule *rules;
@@ -493,6 +495,7 @@ static int parse_rules(struct snmp *s, const struct cfg_node *seq, struct tally_
 }
 
 static void snmpc_free(void *state);
+static void target_release(struct target *t);
 
 static int snmpc_configure(const struct cfg_node *cfg, const struct collector_env *env, void **state,
 			  struct tally_err *e)
@@ -1030,14 +1033,8 @@ static struct port *port_get(struct target *t, const char *name)
 		else
 			hi = mid;
 	}
-	if (t->n_ports == t->cap_ports) {
-		size_t cap = t->cap_ports ? t->cap_ports * 2 : 16;
-		struct port *p = realloc(t->ports, cap * sizeof(*p));
-		if (!p)
-			return NULL;
-		t->ports = p;
-		t->cap_ports = cap;
-	}
+	if (vec_reserve((void **)&t->ports, &t->cap_ports, t->n_ports + 1, sizeof(*t->ports), 16))
+		return NULL;
 	memmove(&t->ports[lo + 1], &t->ports[lo], (t->n_ports - lo) * sizeof(*t->ports));
 	memset(&t->ports[lo], 0, sizeof(*t->ports));
 	str_copy(t->ports[lo].name, name, sizeof(t->ports[lo].name));
@@ -1068,19 +1065,20 @@ static int cmp_row_name(const void *a, const void *b)
 	return strcmp(row_name(*(const struct snmp_row *const *)a), row_name(*(const struct snmp_row *const *)b));
 }
 
-static void put_samples(struct target *t, const struct sink *sink, const struct sample *smp, size_t n)
+static void put_samples(struct target *t, const struct sink *sink, const struct sample *smp, size_t n,
+			struct sink_status *ss)
 {
 	for (size_t i = 0; i < n; i++)
-		sink->sample(sink->ctx, t->name, &smp[i]);
+		sink_note(ss, sink->sample(sink->ctx, t->name, &smp[i]));
 }
 
 /* Send m when it differs from what was last sent (its time aside). */
 static void send_meta(const struct target *t, const struct sink *sink, const struct resource_meta *m,
-		      struct resource_meta *sent)
+		      struct resource_meta *sent, struct sink_status *ss)
 {
 	struct resource_meta cmp = *sent;
 	cmp.time_ns = m->time_ns;
-	if (memcmp(&cmp, m, sizeof(*m)) && sink->meta(sink->ctx, t->name, m) == 0)
+	if (memcmp(&cmp, m, sizeof(*m)) && sink_note(ss, sink->meta(sink->ctx, t->name, m)) == 0)
 		*sent = *m;
 }
 
@@ -1141,10 +1139,10 @@ static void deliver(struct snmp *s, struct target *t, const struct sink *sink)
 			str_copy(m.labels, u->labels, sizeof(m.labels));
 		}
 		m.time_ns = cx.now_ns;
-		send_meta(t, sink, &m, &p->sent);
+		send_meta(t, sink, &m, &p->sent, &s->ss);
 		struct snmp_port_note note;
 		size_t n = snmp_port_samples(&p->st, r, res, &cx, s->buf, &note);
-		put_samples(t, sink, s->buf, n);
+		put_samples(t, sink, s->buf, n, &s->ss);
 		if (note.discontinuity)
 			t->discontinuities++;
 		only32 += note.only32;
@@ -1174,9 +1172,9 @@ static void deliver(struct snmp *s, struct target *t, const struct sink *sink)
 		str_copy(m.type, "host", sizeof(m.type));
 		str_copy(m.name, t->name, sizeof(m.name));
 		m.time_ns = cx.now_ns;
-		send_meta(t, sink, &m, &t->host_sent);
+		send_meta(t, sink, &m, &t->host_sent, &s->ss);
 		size_t n = snmp_host_samples(w, t->name, cx.now_ns, s->buf, s->cap_buf);
-		put_samples(t, sink, s->buf, n);
+		put_samples(t, sink, s->buf, n, &s->ss);
 	}
 	t->have_prev = true;
 	t->prev_uptime = w->uptime_cs;
@@ -1193,6 +1191,8 @@ static int snmpc_read(void *state, int64_t now_ns, const struct sink *sink, stru
 	struct snmp *s = state;
 	size_t polled = 0, ok = 0, active = 0;
 	netsnmp_large_fd_set fds;
+
+	memset(&s->ss, 0, sizeof(s->ss));
 	int64_t give_up = time_mono_ns() + s->cycle_ns * 3 / 4;
 
 	for (size_t i = 0; i < s->n_t; i++) {
@@ -1300,7 +1300,7 @@ static int snmpc_read(void *state, int64_t now_ns, const struct sink *sink, stru
 	}
 	if (polled && !ok)
 		return err_set(e, -EIO, "none of the %zu target(s) polled answered", polled);
-	return 0;
+	return sink_status_err(&s->ss, "snmp", e);
 }
 
 /* ---- self-metrics ---- */
@@ -1343,26 +1343,110 @@ static void snmpc_free(void *state)
 	struct snmp *s = state;
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n_t; i++) {
-		struct target *t = &s->t[i];
-		t->active = false;
-		if (t->ss)
-			snmp_close(t->ss);
-		if (t->disc)
-			snmp_close(t->disc);
-		user_drop(t);
-		if (t->walk_ready)
-			snmp_walk_release(&t->walk);
-		free(t->vb);
-		free(t->ports);
-		explicit_bzero(t->auth_ku, sizeof(t->auth_ku));
-		explicit_bzero(t->priv_ku, sizeof(t->priv_ku));
-		explicit_bzero(t->community, sizeof(t->community));
-	}
+	for (size_t i = 0; i < s->n_t; i++)
+		target_release(&s->t[i]);
 	free(s->t);
 	free(s->rules);
 	free(s->buf);
 	free(s);
+}
+
+/* Release what one target holds (its sessions, buffers, keys). */
+static void target_release(struct target *t)
+{
+	t->active = false;
+	if (t->ss)
+		snmp_close(t->ss);
+	if (t->disc)
+		snmp_close(t->disc);
+	user_drop(t);
+	if (t->walk_ready)
+		snmp_walk_release(&t->walk);
+	free(t->vb);
+	free(t->ports);
+	explicit_bzero(t->auth_ku, sizeof(t->auth_ku));
+	explicit_bzero(t->priv_ku, sizeof(t->priv_ku));
+	explicit_bzero(t->community, sizeof(t->community));
+	memset(t, 0, sizeof(*t));
+}
+
+/* Whether a and b are the same agent asked the same way: what a running
+ * target keeps across a reload (its sessions, engine id, last counters). */
+static bool same_agent(const struct target *a, const struct target *b)
+{
+	return !strcmp(a->peer, b->peer) && a->version == b->version && a->view == b->view &&
+	       !strcmp(a->community, b->community) && !strcmp(a->user, b->user) && a->level == b->level &&
+	       a->auth_proto == b->auth_proto && a->priv_proto == b->priv_proto &&
+	       a->auth_ku_len == b->auth_ku_len && a->priv_ku_len == b->priv_ku_len &&
+	       !memcmp(a->auth_ku, b->auth_ku, a->auth_ku_len) && !memcmp(a->priv_ku, b->priv_ku, a->priv_ku_len) &&
+	       !strcmp(a->context, b->context);
+}
+
+/* SIGHUP (collector.h): the targets and the port rules of the new config.
+ * A target of the same name asking the same agent the same way keeps its
+ * sessions and last readings and takes the new interval, timeout,
+ * retries, max_repetitions, max_rows and host_resources; any other target
+ * of the new config starts as at a start of tallyd (its first poll a
+ * baseline, as after a restart: the ledger holds the last readings), and
+ * a target no longer configured is closed. Between two reads no poll is
+ * in flight; the sessions of a kept target are opened again (v3: its
+ * engine id is discovered again at its next poll). */
+static int snmpc_reload(void *state, void *fresh, struct tally_err *e)
+{
+	struct snmp *s = state, *f = fresh;
+	struct target *t = calloc(f->n_t ? f->n_t : 1, sizeof(*t));
+	bool *kept = calloc(s->n_t ? s->n_t : 1, sizeof(*kept));
+	if (!t || !kept) {
+		free(t);
+		free(kept);
+		return err_set(e, -ENOMEM, "snmp: out of memory reloading the targets");
+	}
+	for (size_t i = 0; i < f->n_t; i++) {
+		struct target *nt = &f->t[i];
+		size_t j = 0;
+		while (j < s->n_t && (kept[j] || strcmp(s->t[j].name, nt->name) || !same_agent(&s->t[j], nt)))
+			j++;
+		if (j < s->n_t) {
+			/* its sessions carry its address (callback_magic): closed
+			 * here, opened again at its new place below */
+			struct target *ot = &s->t[j];
+			if (ot->ss)
+				snmp_close(ot->ss);
+			if (ot->disc)
+				snmp_close(ot->disc);
+			ot->ss = ot->disc = NULL;
+			t[i] = *ot;
+			kept[j] = true;
+			t[i].interval_ns = nt->interval_ns;
+			t[i].timeout_ns = nt->timeout_ns;
+			t[i].retries = nt->retries;
+			t[i].max_rep = nt->max_rep;
+			t[i].max_rows = nt->max_rows;
+			t[i].hr = nt->hr;
+			target_release(nt);
+		} else {
+			t[i] = *nt;          /* moved: fresh gives it up below */
+			memset(nt, 0, sizeof(*nt));
+		}
+		/* v2c polls on one session; v3 discovers its engine at the poll */
+		if (t[i].version != SNMP_VERSION_3)
+			(void)open_poll(&t[i]);   /* a failure is said at its first poll */
+	}
+	for (size_t j = 0; j < s->n_t; j++)
+		if (!kept[j])
+			target_release(&s->t[j]);
+	free(kept);
+	free(s->t);
+	s->t = t;
+	s->n_t = f->n_t;
+	f->n_t = 0;                  /* every target of fresh was moved or released */
+	struct snmp_rule *r = s->rules;
+	size_t nr = s->n_rules;
+	s->rules = f->rules;
+	s->n_rules = f->n_rules;
+	f->rules = r;                /* freed with fresh */
+	f->n_rules = nr;
+	return 0;
 }
 
 static int snmpc_init(void *state, int64_t resume_ns, struct tally_err *e)
@@ -1381,4 +1465,5 @@ const struct collector_ops snmp_collector = {
 	.read = snmpc_read,
 	.free = snmpc_free,
 	.metrics = snmpc_metrics,
+	.reload = snmpc_reload,
 };

@@ -10,6 +10,7 @@
  * guessed.
  */
 #include "snmp_internal.h"
+#include "hash.h"
 #include "err.h"
 #include "str.h"
 
@@ -508,9 +509,7 @@ void snmp_device_label(char *out, const char *s)
 		memcpy(out, s, n + 1);
 		return;
 	}
-	uint32_t h = 2166136261u;
-	for (const char *p = s; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
+	uint32_t h = hash_fnv32_str(HASH_FNV32_INIT, s);
 	snprintf(out, TALLY_DEV_MAX, "%.38s~%08x", s, h);
 }
 

@@ -2,6 +2,7 @@
  * batch.c: growing arrays of samples, metadata and events; the batcher sink.
  */
 #include "batch.h"
+#include "vec.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -33,24 +34,9 @@ void batch_clear(struct batch *b)
 	b->n_samples = b->n_metas = b->n_events = 0;
 }
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap * 2 : 64;
-	while (n < need)
-		n *= 2;
-	void *p = realloc(*arr, n * elem);
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	*cap = n;
-	return 0;
-}
-
 int batch_add_sample(struct batch *b, const struct sample *s)
 {
-	if (grow((void **)&b->samples, &b->cap_samples, b->n_samples + 1, sizeof(*s)))
+	if (vec_reserve((void **)&b->samples, &b->cap_samples, b->n_samples + 1, sizeof(*s), 64))
 		return -ENOMEM;
 	b->samples[b->n_samples++] = *s;
 	return 0;
@@ -58,7 +44,7 @@ int batch_add_sample(struct batch *b, const struct sample *s)
 
 int batch_add_meta(struct batch *b, const struct resource_meta *m)
 {
-	if (grow((void **)&b->metas, &b->cap_metas, b->n_metas + 1, sizeof(*m)))
+	if (vec_reserve((void **)&b->metas, &b->cap_metas, b->n_metas + 1, sizeof(*m), 64))
 		return -ENOMEM;
 	b->metas[b->n_metas++] = *m;
 	return 0;
@@ -66,7 +52,7 @@ int batch_add_meta(struct batch *b, const struct resource_meta *m)
 
 int batch_add_event(struct batch *b, const struct lifecycle_event *ev)
 {
-	if (grow((void **)&b->events, &b->cap_events, b->n_events + 1, sizeof(*ev)))
+	if (vec_reserve((void **)&b->events, &b->cap_events, b->n_events + 1, sizeof(*ev), 64))
 		return -ENOMEM;
 	b->events[b->n_events++] = *ev;
 	return 0;

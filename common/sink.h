@@ -23,4 +23,30 @@ struct sink {
 	int (*event)(void *ctx, const char *agent, const struct lifecycle_event *ev);
 };
 
+/* What a read's sink calls came to: the first refusal (a negative errno)
+ * and how many there were. A collector goes on with its other readings
+ * when one is refused (the batcher counts each as dropped) and returns the
+ * first error from read() with sink_status_err(), so the scheduler counts
+ * and says it: no refusal goes unseen, none is ORed into another. */
+struct sink_status {
+	int first;                   /* 0, or the first refusal's -errno */
+	unsigned long refused;
+};
+
+/* Note rc (a sink call's return); returns it. */
+static inline int sink_note(struct sink_status *st, int rc)
+{
+	if (rc < 0) {
+		if (!st->first)
+			st->first = rc;
+		st->refused++;
+	}
+	return rc;
+}
+
+struct tally_err;
+/* 0 when nothing was refused; else st->first, with "who: N readings
+ * refused by the sink (why)" in e. */
+int sink_status_err(const struct sink_status *st, const char *who, struct tally_err *e);
+
 #endif

@@ -10,6 +10,8 @@
  * into the fixed-size field of the sample.
  */
 #include "wire.h"
+#include "vec.h"
+#include "hash.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -102,10 +104,7 @@ void wire_enc_release(struct wire_enc *w)
 
 static uint32_t hash_str(const char *s, uint32_t len)
 {
-	uint32_t h = 2166136261u;
-	for (uint32_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)s[i]) * 16777619u;
-	return h;
+	return hash_fnv32(HASH_FNV32_INIT, s, len);
 }
 
 static int rehash(struct wire_enc *w, size_t n_slot)
@@ -138,14 +137,8 @@ static int64_t intern(struct wire_enc *w, const char *s, uint32_t len)
 	}
 	if (w->n_str >= WIRE_MAX_STRINGS)
 		return -2;
-	if (w->n_str == w->cap_str) {
-		size_t cap = w->cap_str ? w->cap_str * 2 : 256;
-		struct wire_str *p = realloc(w->str, cap * sizeof(*p));
-		if (!p)
-			return -1;
-		w->str = p;
-		w->cap_str = cap;
-	}
+	if (vec_reserve((void **)&w->str, &w->cap_str, w->n_str + 1, sizeof(*w->str), 256))
+		return -1;
 	if (wire_buf_reserve(&w->strings, (size_t)len + 5))
 		return -1;
 	w->strings.len = (size_t)(put_uvarint(w->strings.p + w->strings.len, len) - w->strings.p);

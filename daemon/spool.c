@@ -15,6 +15,9 @@
  * if it had never been seen.
  */
 #include "spool.h"
+#include "vec.h"
+#include "itab.h"
+#include "hash.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -91,8 +94,7 @@ struct spool {
 	/* thinning state */
 	struct ser *ser;
 	size_t n_ser, cap_ser;
-	uint32_t *slot;
-	size_t n_slot;
+	struct itab tab;             /* ser by (resource, meter, device) */
 	struct undo *undo;
 	size_t n_undo, cap_undo;
 	uint64_t gen;
@@ -260,14 +262,8 @@ static int write_ack(struct spool *s, uint64_t seq, struct tally_err *e)
 
 static int seg_push(struct spool *s, uint64_t first, uint64_t bytes)
 {
-	if (s->n_seg == s->cap_seg) {
-		size_t cap = s->cap_seg ? s->cap_seg * 2 : 16;
-		struct seg *p = realloc(s->seg, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		s->seg = p;
-		s->cap_seg = cap;
-	}
+	if (vec_reserve((void **)&s->seg, &s->cap_seg, s->n_seg + 1, sizeof(*s->seg), 16))
+		return -ENOMEM;
 	s->seg[s->n_seg++] = (struct seg){ first, bytes };
 	return 0;
 }
@@ -656,7 +652,7 @@ void spool_close(struct spool *s)
 		close(s->dirfd);
 	free(s->seg);
 	free(s->ser);
-	free(s->slot);
+	itab_release(&s->tab);
 	free(s->undo);
 	wire_enc_release(&s->enc);
 	wire_buf_release(&s->frame);
@@ -708,29 +704,46 @@ void spool_get_stats(struct spool *s, struct spool_stats *st)
 
 static uint32_t ser_hash(const struct sample *x)
 {
-	uint32_t h = 2166136261u;
-	for (const char *p = x->resource; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	h = (h ^ 0xff) * 16777619u;
-	for (const char *p = x->device; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	return (h ^ x->meter) * 16777619u;
+	uint32_t h = hash_fnv32_str(HASH_FNV32_INIT, x->resource);
+	h = hash_fnv32_word(h, 0xff);
+	h = hash_fnv32_str(h, x->device);
+	return hash_fnv32_word(h, x->meter);
 }
 
-static int ser_rehash(struct spool *s, size_t n_slot)
+struct ser_key {
+	uint32_t hash;
+	const struct sample *x;
+};
+
+static int ser_eq(const void *ctx, uint32_t idx, const void *key)
 {
-	uint32_t *slot = calloc(n_slot, sizeof(*slot));
-	if (!slot)
+	const struct spool *s = ctx;
+	const struct ser_key *k = key;
+	const struct ser *r = &s->ser[idx];
+	return r->hash == k->hash && r->meter == k->x->meter && !strcmp(r->resource, k->x->resource) &&
+	       !strcmp(r->device, k->x->device);
+}
+
+static uint64_t ser_hash_of(const void *ctx, uint32_t idx)
+{
+	return ((const struct spool *)ctx)->ser[idx].hash;
+}
+
+/* The table of the n_ser series again, of n slots (a power of two). */
+static int ser_rehash(struct spool *s, size_t n)
+{
+	struct itab t;
+	if (itab_init(&t, n))
 		return -ENOMEM;
 	for (size_t i = 0; i < s->n_ser; i++) {
-		size_t k = s->ser[i].hash & (n_slot - 1);
-		while (slot[k])
-			k = (k + 1) & (n_slot - 1);
-		slot[k] = (uint32_t)i + 1;
+		size_t j = (size_t)itab_mix(s->ser[i].hash) & t.mask;   /* every entry differs: no eq needed */
+		while (t.slot[j])
+			j = (j + 1) & t.mask;
+		t.slot[j] = (uint32_t)i + 1;
+		t.used++;
 	}
-	free(s->slot);
-	s->slot = slot;
-	s->n_slot = n_slot;
+	itab_release(&s->tab);
+	s->tab = t;
 	return 0;
 }
 
@@ -739,14 +752,8 @@ static int ser_log(struct spool *s, uint32_t i)
 {
 	if (s->ser[i].undo_gen == s->gen)
 		return 0;
-	if (s->n_undo == s->cap_undo) {
-		size_t cap = s->cap_undo ? s->cap_undo * 2 : 256;
-		struct undo *p = realloc(s->undo, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		s->undo = p;
-		s->cap_undo = cap;
-	}
+	if (vec_reserve((void **)&s->undo, &s->cap_undo, s->n_undo + 1, sizeof(*s->undo), 256))
+		return -ENOMEM;
 	s->ser[i].undo_gen = s->gen;
 	s->undo[s->n_undo++] = (struct undo){ i, s->ser[i] };
 	return 0;
@@ -755,35 +762,29 @@ static int ser_log(struct spool *s, uint32_t i)
 /* The series of x, made (empty) when new; NULL on ENOMEM. */
 static struct ser *ser_get(struct spool *s, const struct sample *x)
 {
-	uint32_t h = ser_hash(x);
-	if (s->n_slot) {
-		for (size_t k = h & (s->n_slot - 1); s->slot[k]; k = (k + 1) & (s->n_slot - 1)) {
-			struct ser *r = &s->ser[s->slot[k] - 1];
-			if (r->hash == h && r->meter == x->meter && !strcmp(r->resource, x->resource) &&
-			    !strcmp(r->device, x->device))
-				return ser_log(s, s->slot[k] - 1) ? NULL : r;
-		}
-	}
-	if (s->n_ser == s->cap_ser) {
-		size_t cap = s->cap_ser ? s->cap_ser * 2 : 256;
-		struct ser *p = realloc(s->ser, cap * sizeof(*p));
-		if (!p)
-			return NULL;
-		s->ser = p;
-		s->cap_ser = cap;
-	}
-	if ((s->n_ser + 1) * 2 > s->n_slot && ser_rehash(s, s->n_slot ? s->n_slot * 2 : 1024))
+	struct ser_key k = { ser_hash(x), x };
+	if (!s->tab.slot && itab_init(&s->tab, 1024))
 		return NULL;
+	uint32_t *slot = itab_find(s, &s->tab, k.hash, ser_eq, &k);
+	if (*slot)
+		return ser_log(s, *slot - 1) ? NULL : &s->ser[*slot - 1];
+	if (vec_reserve((void **)&s->ser, &s->cap_ser, s->n_ser + 1, sizeof(*s->ser), 256))
+		return NULL;
+	/* room first, so the put below never has to grow the table */
+	if ((s->tab.used + 1) * 2 > s->tab.mask + 1) {
+		if (ser_rehash(s, (s->tab.mask + 1) * 2))
+			return NULL;
+		slot = itab_find(s, &s->tab, k.hash, ser_eq, &k);
+	}
 	struct ser *r = &s->ser[s->n_ser];
 	memset(r, 0, sizeof(*r));
-	r->hash = h;
+	r->hash = k.hash;
 	r->meter = x->meter;
 	memcpy(r->resource, x->resource, sizeof(r->resource));
 	memcpy(r->device, x->device, sizeof(r->device));
-	size_t k = h & (s->n_slot - 1);
-	while (s->slot[k])
-		k = (k + 1) & (s->n_slot - 1);
-	s->slot[k] = (uint32_t)++s->n_ser;
+	if (itab_put(s, &s->tab, slot, (uint32_t)s->n_ser, ser_hash_of))
+		return NULL;
+	s->n_ser++;
 	/* a new entry is undone by forgetting what it saw: logged empty */
 	r->undo_gen = 0;
 	if (ser_log(s, (uint32_t)(s->n_ser - 1)))
@@ -808,8 +809,10 @@ static void ser_compact(struct spool *s, int64_t now_ns)
 	size_t n = 1024;
 	while (n < 2 * k + 2)
 		n *= 2;
-	if (ser_rehash(s, n))
-		s->n_ser = 0, free(s->slot), s->slot = NULL, s->n_slot = 0;   /* forget all: safe, only costlier */
+	if (ser_rehash(s, n)) {
+		s->n_ser = 0;            /* forget all: safe, only costlier */
+		itab_release(&s->tab);
+	}
 }
 
 static int put(struct spool *s, const struct sample *x)

@@ -30,15 +30,7 @@ struct alerts_sender {
 	uint64_t sent_version;       /* alert_snap.version last delivered */
 };
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
-}
-
-/* "k=v\n" lines as a JSON object. */
-static json_t *pairs_json(const char *s)
+json_t *alerts_pairs_json(const char *s)
 {
 	json_t *o = json_object();
 	for (const char *p = s; p && *p;) {
@@ -77,8 +69,8 @@ char *alerts_render(const struct alert_snap *snap, int64_t now_ns, int64_t resen
 		if (v->state != ALERT_FIRING && v->state != ALERT_RESOLVED)
 			continue;
 		json_t *o = json_object();
-		json_object_set_new(o, "labels", pairs_json(v->labels));
-		json_object_set_new(o, "annotations", pairs_json(v->annotations));
+		json_object_set_new(o, "labels", alerts_pairs_json(v->labels));
+		json_object_set_new(o, "annotations", alerts_pairs_json(v->annotations));
 		json_object_set_new(o, "startsAt", iso(v->fired_ns));
 		if (v->state == ALERT_FIRING) {
 			/* a lease: Alertmanager resolves it itself if we stop re-sending.
@@ -200,7 +192,7 @@ static void *run(void *arg)
 
 	while (!atomic_load(&s->stop)) {
 		seen = alert_wait(s->store, seen, WAKE_NS);
-		int64_t now = mono_ns();
+		int64_t now = time_mono_ns();
 		if (!seen || now < next_try)
 			continue;
 		bool changed = current_version(s) != s->sent_version;

@@ -19,6 +19,8 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "alerting.h"
 
 struct tally_err;
@@ -39,5 +41,10 @@ void alerts_stop(struct alerts_sender *s);
  * NULL when out of memory. Pure, for tests. */
 char *alerts_render(const struct alert_snap *snap, int64_t now_ns, int64_t resend_ns,
 		    const char *generator_url, size_t *n_alerts);
+
+/* "k=v\n" lines (aggregator/alerting.h's labels and annotations) as a
+ * new JSON object; the last line may lack its newline. A key of 64 bytes
+ * or more is left out; parsing stops at a line without '='. */
+json_t *alerts_pairs_json(const char *s);
 
 #endif

@@ -15,7 +15,9 @@
  * scrape.
  */
 #include "httpd.h"
+#include "httpd_internal.h"
 #include "alerting.h"
+#include "alerts.h"
 #include "err.h"
 #include "httpgate.h"
 #include "log.h"
@@ -56,49 +58,8 @@
 #define HTTPD_LIMIT_CLIENTS 4096      /* clients the request limit tells apart at once */
 #define HTTPD_TRUSTED_NS (600 * NS_PER_SEC)  /* a valid token lately: 10 minutes */
 
-/* A rendered admin /metrics page, shared by every scrape of the same
- * snapshot: with several Prometheus servers scraping, the snapshot is
- * rendered once and each scrape only sends the bytes. */
-struct page {
-	int refs;                    /* under httpd.cache_lock: the cache's and each response's */
-	struct httpd *h;
-	uint64_t gen;                /* live_state.gen it was rendered from */
-	char *text;
-	size_t len;
-};
-
-struct httpd {
-	struct MHD_Daemon *mhd;
-	struct httpgate *gate;
-	pthread_mutex_t stats_lock;
-	uint64_t mhd_refused;        /* handed over but refused by libmicrohttpd (its tables full) */
-	pthread_mutex_t cache_lock;
-	struct page *page[2];        /* by enum prom_format */
-	struct live_store *store;
-	struct httpd_token *tokens;
-	size_t n_tokens;
-	char *ledger_path;
-	char *plan_path;             /* NULL: no plan, /api/v1/sla says so */
-	uint16_t port;
-	struct alert_store *alerts;
-	struct ratelimit *limit;     /* NULL: no limit */
-	double limit_per_s;
-	uint32_t limit_burst;
-	/* failed authentications: per address, all together, and the
-	 * addresses that used a valid token lately (exempt from the total) */
-	struct ratelimit *fail_addr, *fail_all, *trusted;
-	unsigned fail_per_addr, fail_total;   /* a minute */
-};
-
-/* who is asking: admin, or one tenant */
-struct who {
-	bool admin;
-	const char *tenant;
-	int token;                   /* index into tokens, -1: none or not valid */
-};
-
 /* The response, with one extra header when hname is not NULL. */
-static enum MHD_Result send_buf_h(struct MHD_Connection *c, unsigned status, const char *type,
+enum MHD_Result httpd_send_buf_h(struct MHD_Connection *c, unsigned status, const char *type,
 				  char *body, size_t len, const char *hname, const char *hval)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
@@ -118,13 +79,13 @@ static enum MHD_Result send_buf_h(struct MHD_Connection *c, unsigned status, con
 	return ret;
 }
 
-static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *type,
+enum MHD_Result httpd_send_buf(struct MHD_Connection *c, unsigned status, const char *type,
 				char *body, size_t len)
 {
-	return send_buf_h(c, status, type, body, len, NULL, NULL);
+	return httpd_send_buf_h(c, status, type, body, len, NULL, NULL);
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j)
+enum MHD_Result httpd_send_json(struct MHD_Connection *c, unsigned status, json_t *j)
 {
 	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
 	json_decref(j);
@@ -132,14 +93,14 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json
 		return MHD_NO;
 	size_t n = strlen(s);
 	/* jansson allocates with malloc by default, so MHD may free() it */
-	return send_buf(c, status, "application/json", s, n);
+	return httpd_send_buf(c, status, "application/json", s, n);
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg)
+enum MHD_Result httpd_send_error(struct MHD_Connection *c, unsigned status, const char *msg)
 {
 	json_t *j = json_object();
 	json_object_set_new(j, "error", json_string(msg));
-	return send_json(c, status, j);
+	return httpd_send_json(c, status, j);
 }
 
 /* Constant-time comparison, so a token cannot be guessed byte by byte from
@@ -156,8 +117,19 @@ static bool token_eq(const char *given, const char *want)
 /* 0 and *w filled, or an HTTP status to refuse with. *presented: a
  * bearer token was given (a wrong one is a failed authentication; no
  * token at all is not a guess). */
-static unsigned authenticate(const struct httpd *h, struct MHD_Connection *c, struct who *w,
-			     bool *presented)
+static unsigned authenticate_locked(const struct httpd *h, struct MHD_Connection *c, struct who *w,
+				    bool *presented);
+
+static unsigned authenticate(struct httpd *h, struct MHD_Connection *c, struct who *w, bool *presented)
+{
+	pthread_rwlock_rdlock(&h->conf_lock);
+	unsigned st = authenticate_locked(h, c, w, presented);
+	pthread_rwlock_unlock(&h->conf_lock);
+	return st;
+}
+
+static unsigned authenticate_locked(const struct httpd *h, struct MHD_Connection *c, struct who *w,
+				    bool *presented)
 {
 	w->admin = false;
 	w->tenant = NULL;
@@ -185,7 +157,10 @@ static unsigned authenticate(const struct httpd *h, struct MHD_Connection *c, st
 	if (!found)
 		return MHD_HTTP_UNAUTHORIZED;
 	w->admin = found->admin;
-	w->tenant = found->admin ? NULL : found->tenant;
+	if (!found->admin) {
+		str_copy(w->tenant_buf, found->tenant, sizeof(w->tenant_buf));
+		w->tenant = w->tenant_buf;
+	}
 	w->token = (int)(found - h->tokens);
 	return 0;
 }
@@ -224,7 +199,7 @@ static enum MHD_Result too_many(struct MHD_Connection *c, int64_t wait_ns, const
 	json_object_set_new(j, "error", json_string(text));
 	char *body = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
-	return body ? send_buf_h(c, MHD_HTTP_TOO_MANY_REQUESTS, "application/json", body, strlen(body),
+	return body ? httpd_send_buf_h(c, MHD_HTTP_TOO_MANY_REQUESTS, "application/json", body, strlen(body),
 				 MHD_HTTP_HEADER_RETRY_AFTER, secs)
 		    : MHD_NO;
 }
@@ -292,7 +267,7 @@ static enum MHD_Result arg_iter(void *cls, enum MHD_ValueKind kind, const char *
 	return MHD_NO;
 }
 
-static bool args_ok(struct MHD_Connection *c, const char *const *known, char *bad, size_t len)
+bool httpd_args_ok(struct MHD_Connection *c, const char *const *known, char *bad, size_t len)
 {
 	struct argcheck ac = { .known = known };
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_iter, &ac);
@@ -301,370 +276,6 @@ static bool args_ok(struct MHD_Connection *c, const char *const *known, char *ba
 		return false;
 	}
 	return true;
-}
-
-static json_t *iso(int64_t t_ns)
-{
-	char b[48];
-	return t_ns ? json_string(time_format_iso(t_ns, b, sizeof(b))) : json_null();
-}
-
-static json_t *resource_json(const struct live_resource *r)
-{
-	json_t *o = json_object();
-	json_object_set_new(o, "uuid", json_string(r->uuid));
-	json_object_set_new(o, "name", json_string(r->name));
-	json_object_set_new(o, "tenant", json_string(r->tenant));
-	json_object_set_new(o, "flavor", json_string(r->flavor));
-	json_object_set_new(o, "host", json_string(r->host));
-	json_object_set_new(o, "first_seen", iso(r->first_seen_ns));
-	json_object_set_new(o, "last_seen", iso(r->last_seen_ns));
-	json_object_set_new(o, "stale", json_boolean(r->stale));
-	return o;
-}
-
-/* The envelope every live-state answer shares: when it was true. */
-static json_t *live_envelope(const struct live_state *st)
-{
-	json_t *o = json_object();
-	json_object_set_new(o, "now", iso(time_now_ns()));
-	json_object_set_new(o, "data_time", iso(st ? st->tick_ns : 0));
-	json_object_set_new(o, "stale_after_seconds",
-			    json_real(st ? (double)st->stale_after_ns / 1e9 : 0.0));
-	return o;
-}
-
-static enum MHD_Result get_resources(struct httpd *h, struct MHD_Connection *c, const struct who *w)
-{
-	static const char *const known[] = { "tenant", NULL };
-	char bad[64];
-	if (!args_ok(c, known, bad, sizeof(bad))) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "unknown query parameter '%s' (known: tenant)", bad);
-		return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
-	}
-	const char *tenant = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tenant");
-	if (!w->admin) {
-		if (tenant && strcmp(tenant, w->tenant))
-			return send_error(c, MHD_HTTP_NOT_FOUND, "no such tenant");
-		tenant = w->tenant;
-	}
-	struct live_state *st = live_acquire(h->store);
-	json_t *root = live_envelope(st), *arr = json_array();
-	for (size_t i = 0; st && i < st->n_resources; i++) {
-		const struct live_resource *r = &st->resources[i];
-		if (tenant && strcmp(r->tenant, tenant))
-			continue;
-		json_array_append_new(arr, resource_json(r));
-	}
-	live_put(h->store, st);
-	json_object_set_new(root, "resources", arr);
-	return send_json(c, MHD_HTTP_OK, root);
-}
-
-static enum MHD_Result get_resource(struct httpd *h, struct MHD_Connection *c, const struct who *w,
-				    const char *uuid)
-{
-	static const char *const known[] = { NULL };
-	char bad[64];
-	if (!args_ok(c, known, bad, sizeof(bad)))
-		return send_error(c, MHD_HTTP_BAD_REQUEST, "this resource takes no query parameters");
-	struct live_state *st = live_acquire(h->store);
-	long i = st ? live_find_resource(st, uuid) : -1;
-	if (i < 0 || (!w->admin && strcmp(st->resources[i].tenant, w->tenant))) {
-		live_put(h->store, st);
-		return send_error(c, MHD_HTTP_NOT_FOUND, "no such resource");
-	}
-	const struct live_resource *r = &st->resources[i];
-	json_t *root = live_envelope(st);
-	json_object_set_new(root, "resource", resource_json(r));
-	json_t *ser = json_array();
-	for (uint32_t k = r->first_series; k < r->first_series + r->n_series; k++) {
-		const struct live_series *s = &st->series[k];
-		const struct meter_def *m = &meter_table[s->meter];
-		json_t *o = json_object();
-		json_object_set_new(o, "meter", json_string(m->name));
-		json_object_set_new(o, "device", json_string(s->device));
-		json_object_set_new(o, "host", json_string(s->host));
-		json_object_set_new(o, "unit", json_string(m->unit));
-		json_object_set_new(o, "last", iso(s->last_ns));
-		json_object_set_new(o, "ended", json_boolean(s->ended));
-		if (s->kind == SAMPLE_GAUGE) {
-			json_object_set_new(o, "kind", json_string("gauge"));
-			json_object_set_new(o, "value", json_real(s->gauge));
-		} else {
-			json_object_set_new(o, "kind", json_string("counter"));
-			json_object_set_new(o, "total", json_integer((json_int_t)s->total));
-			json_object_set_new(o, "rate", json_real(s->rate));
-		}
-		json_array_append_new(ser, o);
-	}
-	json_object_set_new(root, "series", ser);
-	live_put(h->store, st);
-	return send_json(c, MHD_HTTP_OK, root);
-}
-
-static enum MHD_Result get_usage(struct httpd *h, struct MHD_Connection *c, const struct who *w)
-{
-	static const char *const known[] = { "from", "to", "tenant", "resource", "meter", "by", NULL };
-	char bad[64], msg[600];
-	struct tally_err e = { 0 };
-	int64_t x;
-	if (!args_ok(c, known, bad, sizeof(bad))) {
-		snprintf(msg, sizeof(msg), "unknown query parameter '%s' (known: from, to, tenant, resource,"
-			 " meter, by)", bad);
-		return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
-	}
-#define ARG(n) MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, n)
-	const char *from = ARG("from"), *to = ARG("to"), *tenant = ARG("tenant"),
-		   *resource = ARG("resource"), *meter = ARG("meter"), *by = ARG("by");
-#undef ARG
-	struct usage_query q = { .ledger = h->ledger_path, .meter = -1, .by = USAGE_BY_TENANT };
-	if (!from || !to)
-		return send_error(c, MHD_HTTP_BAD_REQUEST, !from ? "'from' is required" : "'to' is required");
-	if (time_parse_range(from, &q.from_ns, &x, &e)) {
-		snprintf(msg, sizeof(msg), "from: %s", e.msg);
-		return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
-	}
-	if (time_parse_range(to, &x, &q.to_ns, &e)) {
-		snprintf(msg, sizeof(msg), "to: %s", e.msg);
-		return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
-	}
-	if (q.from_ns % NS_PER_HOUR || q.to_ns % NS_PER_HOUR)
-		return send_error(c, MHD_HTTP_BAD_REQUEST, "usage is kept per UTC hour: give whole hours");
-	if (q.from_ns >= q.to_ns)
-		return send_error(c, MHD_HTTP_BAD_REQUEST, "'from' is not before 'to'");
-	if (meter && (q.meter = meter_lookup(meter)) < 0)
-		return send_error(c, MHD_HTTP_BAD_REQUEST, "no such meter");
-	if (by) {
-		if (!strcmp(by, "tenant"))
-			q.by = USAGE_BY_TENANT;
-		else if (!strcmp(by, "resource"))
-			q.by = USAGE_BY_RESOURCE;
-		else if (!strcmp(by, "hour"))
-			q.by = USAGE_BY_HOUR;
-		else
-			return send_error(c, MHD_HTTP_BAD_REQUEST, "'by' must be tenant, resource or hour");
-	}
-	if (!w->admin) {
-		if (tenant && strcmp(tenant, w->tenant))
-			return send_error(c, MHD_HTTP_NOT_FOUND, "no such tenant");
-		tenant = w->tenant;
-	}
-	q.tenant = tenant;
-	q.resource = resource;
-	struct usage_result res = { 0 };
-	int rc = usage_query(&q, &res, &e);
-	if (rc) {
-		/* the ledger, not the request, is at fault */
-		return send_error(c, rc == -EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_SERVICE_UNAVAILABLE,
-				  e.msg);
-	}
-	if (!w->admin && resource && res.n == 0) {
-		/* another tenant's resource and one of ours without usage look alike */
-		usage_result_release(&res);
-		return send_error(c, MHD_HTTP_NOT_FOUND, "no such resource");
-	}
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	if (!f) {
-		usage_result_release(&res);
-		return MHD_NO;
-	}
-	rc = usage_render(f, &q, &res, USAGE_JSON);
-	usage_result_release(&res);
-	if (fclose(f) || rc) {
-		free(buf);
-		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot render the usage");
-	}
-	return send_buf(c, MHD_HTTP_OK, "application/json", buf, len);
-}
-
-/* GET /api/v1/sla?period=2026-10 (or from/to)[&tenant=X]: the SLA report
- * (docs/sla.md) under the plan of http.plan; a tenant token sees its own. */
-static enum MHD_Result get_sla(struct httpd *h, struct MHD_Connection *c, const struct who *w)
-{
-	static const char *const known[] = { "period", "from", "to", "tenant", NULL };
-	char bad[64], msg[600];
-	struct tally_err e = { 0 };
-	int64_t x;
-	if (!args_ok(c, known, bad, sizeof(bad))) {
-		snprintf(msg, sizeof(msg), "unknown query parameter '%s' (known: period, from, to, tenant)", bad);
-		return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
-	}
-	if (!h->plan_path)
-		return send_error(c, MHD_HTTP_NOT_FOUND, "no rate plan is configured (http.plan)");
-#define ARG(n) MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, n)
-	const char *period = ARG("period"), *from = ARG("from"), *to = ARG("to"), *tenant = ARG("tenant");
-#undef ARG
-	struct sla_query q = { .ledger = h->ledger_path };
-	if (period ? (from || to || time_parse_range(period, &q.from_ns, &q.to_ns, &e))
-		   : (!from || !to || time_parse_range(from, &q.from_ns, &x, &e) ||
-		      time_parse_range(to, &x, &q.to_ns, &e))) {
-		snprintf(msg, sizeof(msg), "give 'period' or 'from' and 'to'%s%s", e.msg[0] ? ": " : "", e.msg);
-		return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
-	}
-	if (q.from_ns >= q.to_ns)
-		return send_error(c, MHD_HTTP_BAD_REQUEST, "the period is empty");
-	if (!w->admin) {
-		if (tenant && strcmp(tenant, w->tenant))
-			return send_error(c, MHD_HTTP_NOT_FOUND, "no such tenant");
-		tenant = w->tenant;
-	}
-	q.tenant = tenant;
-	struct plan p;
-	struct plan_errors errs;
-	if (plan_load(h->plan_path, &p, &errs))
-		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, errs.n ? errs.msg[0] : "the plan does not load");
-	if (!p.has_sla) {
-		plan_release(&p);
-		return send_error(c, MHD_HTTP_NOT_FOUND, "the rate plan has no 'sla' section");
-	}
-	struct sla_report r;
-	int rc = sla_compute(&q, &p, &r, &e);
-	if (rc) {
-		plan_release(&p);
-		/* a tenant token's unknown tenant and another's look alike */
-		return send_error(c, rc == -ESRCH ? MHD_HTTP_NOT_FOUND : MHD_HTTP_SERVICE_UNAVAILABLE, e.msg);
-	}
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	rc = f ? sla_render(f, &r, &p, SLA_JSON) : -ENOMEM;
-	sla_report_release(&r);
-	plan_release(&p);
-	if (!f || fclose(f) || rc) {
-		free(buf);
-		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot render the report");
-	}
-	return send_buf(c, MHD_HTTP_OK, "application/json", buf, len);
-}
-
-/* GET /api/v1/invoices: the issued invoices (a tenant token: its own), and
- * /api/v1/invoices/NUMBER (or ISSUER#NUMBER, '#' as %23): one as stored,
- * its hash checked; another tenant's is a 404. */
-static enum MHD_Result get_invoices(struct httpd *h, struct MHD_Connection *c, const struct who *w,
-				    const char *which)
-{
-	static const char *const none[] = { NULL };
-	char bad[64], msg[600];
-	struct tally_err e = { 0 };
-	if (!args_ok(c, none, bad, sizeof(bad))) {
-		snprintf(msg, sizeof(msg), "unknown query parameter '%s'", bad);
-		return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
-	}
-	if (which) {
-		struct issued is;
-		int rc = issue_find(h->ledger_path, which, &is, &e);
-		if (rc == -ENOENT || (rc == 0 && !w->admin && strcmp(is.tenant, w->tenant))) {
-			if (rc == 0) {
-				free(is.plan_text);
-				free(is.document);
-			}
-			return send_error(c, MHD_HTTP_NOT_FOUND, "no such invoice");
-		}
-		if (rc)
-			return send_error(c, rc == -EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_SERVICE_UNAVAILABLE, e.msg);
-		char hex[65];
-		issue_sha256_hex(is.document, strlen(is.document), hex);
-		free(is.plan_text);
-		if (strcmp(hex, is.sha256)) {
-			free(is.document);
-			return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-					  "the stored invoice does not match its hash: the ledger was altered");
-		}
-		return send_buf(c, MHD_HTTP_OK, "application/json", is.document, strlen(is.document));
-	}
-	struct issued *list = NULL;
-	size_t n = 0;
-	int rc = issue_list(h->ledger_path, w->admin ? NULL : w->tenant, &list, &n, &e);
-	if (rc)
-		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, e.msg);
-	json_t *root = json_object(), *arr = json_array();
-	for (size_t i = 0; i < n; i++) {
-		json_t *o = json_object();
-		json_object_set_new(o, "issuer", json_string(list[i].issuer));
-		json_object_set_new(o, "number", json_integer(list[i].number));
-		json_object_set_new(o, "tenant", json_string(list[i].tenant));
-		json_object_set_new(o, "period_from", iso(list[i].from_ns));
-		json_object_set_new(o, "period_to", iso(list[i].to_ns));
-		json_object_set_new(o, "issued", iso(list[i].issued_ns));
-		json_object_set_new(o, "currency", json_string(list[i].currency));
-		json_object_set_new(o, "total", json_string(list[i].total));
-		json_object_set_new(o, "sha256", json_string(list[i].sha256));
-		json_array_append_new(arr, o);
-	}
-	free(list);
-	json_object_set_new(root, "invoices", arr);
-	return send_json(c, MHD_HTTP_OK, root);
-}
-
-/* "k=v\n" lines (aggregator/alerting.h) as a JSON object. */
-static json_t *kv_json(const char *s)
-{
-	json_t *o = json_object();
-	for (const char *p = s; *p;) {
-		const char *nl = strchr(p, '\n'), *eq = strchr(p, '=');
-		if (!nl || !eq || eq > nl || eq - p >= 64)
-			break;
-		char k[64];
-		memcpy(k, p, (size_t)(eq - p));
-		k[eq - p] = '\0';
-		json_object_set_new(o, k, json_stringn(eq + 1, (size_t)(nl - eq - 1)));
-		p = nl + 1;
-	}
-	return o;
-}
-
-/* Pending and firing alerts; a tenant token sees its tenant's only (alerts
- * about tallyd itself have no tenant: admin only). */
-static enum MHD_Result get_alerts(struct httpd *h, struct MHD_Connection *c, const struct who *w)
-{
-	static const char *const known[] = { "tenant", NULL };
-	char bad[64];
-	if (!args_ok(c, known, bad, sizeof(bad)))
-		return send_error(c, MHD_HTTP_BAD_REQUEST, "unknown query parameter (known: tenant)");
-	const char *tenant = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tenant");
-	if (!w->admin) {
-		if (tenant && strcmp(tenant, w->tenant))
-			return send_error(c, MHD_HTTP_NOT_FOUND, "no such tenant");
-		tenant = w->tenant;
-	}
-	struct alert_snap *snap = alert_acquire(h->alerts);
-	uint64_t dropped = snap ? snap->dropped : 0;
-	json_t *root = json_object(), *arr = json_array();
-	json_object_set_new(root, "now", iso(time_now_ns()));
-	json_object_set_new(root, "data_time", iso(snap ? snap->tick_ns : 0));
-	for (size_t i = 0; snap && i < snap->n; i++) {
-		const struct alert_view *v = &snap->v[i];
-		if ((v->state != ALERT_PENDING && v->state != ALERT_FIRING) ||
-		    (tenant && strcmp(v->tenant, tenant)))
-			continue;
-		json_t *o = json_object();
-		json_object_set_new(o, "labels", kv_json(v->labels));
-		json_object_set_new(o, "annotations", kv_json(v->annotations));
-		json_object_set_new(o, "state", json_string(alert_state_name(v->state)));
-		json_object_set_new(o, "activeAt", iso(v->active_ns));
-		json_object_set_new(o, "startsAt", iso(v->fired_ns));
-		json_object_set_new(o, "value", json_real(v->value));
-		json_array_append_new(arr, o);
-	}
-	alert_put(h->alerts, snap);
-	if (w->admin) {
-		/* the bounds and the sender's health: tallyd's own business */
-		struct alert_send_stats ss;
-		alert_store_send_stats(h->alerts, &ss);
-		json_t *o = json_object();
-		json_object_set_new(o, "posts", json_integer((json_int_t)ss.posts));
-		json_object_set_new(o, "failures", json_integer((json_int_t)ss.failures));
-		json_object_set_new(o, "alerts_sent", json_integer((json_int_t)ss.alerts_sent));
-		json_object_set_new(o, "last_success", iso(ss.last_success_ns));
-		json_object_set_new(root, "sender", o);
-		json_object_set_new(root, "dropped", json_integer((json_int_t)dropped));
-	}
-	json_object_set_new(root, "alerts", arr);
-	return send_json(c, MHD_HTTP_OK, root);
 }
 
 static void page_put(void *cls)
@@ -704,7 +315,7 @@ static struct page *admin_page(struct httpd *h, const struct live_state *st, enu
 {
 	pthread_mutex_lock(&h->cache_lock);
 	struct page *p = h->page[fmt];
-	if (p && p->gen == st->gen) {
+	if (p && p->gen == st->snap.gen) {
 		p->refs++;
 		pthread_mutex_unlock(&h->cache_lock);
 		return p;
@@ -718,7 +329,7 @@ static struct page *admin_page(struct httpd *h, const struct live_state *st, enu
 		return NULL;
 	}
 	p->h = h;
-	p->gen = st->gen;
+	p->gen = st->snap.gen;
 	p->text = b.p;
 	p->len = b.len;
 	p->refs = 1;
@@ -735,22 +346,22 @@ static struct page *admin_page(struct httpd *h, const struct live_state *st, enu
 	return p;
 }
 
-static enum MHD_Result get_metrics(struct httpd *h, struct MHD_Connection *c, const struct who *w)
+static enum MHD_Result get_metrics(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *rest)
 {
 	static const char *const known[] = { NULL };
 	char bad[64];
-	if (!args_ok(c, known, bad, sizeof(bad)))
-		return send_error(c, MHD_HTTP_BAD_REQUEST, "/metrics takes no query parameters");
+	if (!httpd_args_ok(c, known, bad, sizeof(bad)))
+		return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, "/metrics takes no query parameters");
 	enum prom_format fmt = prom_negotiate(
 		MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
 	struct live_state *st = live_acquire(h->store);
 	if (!st)
-		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no data yet: the first cycle is not committed");
+		return httpd_send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no data yet: the first cycle is not committed");
 	if (w->admin) {
 		struct page *p = admin_page(h, st, fmt);
 		live_put(h->store, st);
 		if (!p)
-			return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+			return httpd_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 		return send_page(c, p, fmt);
 	}
 	struct sbuf b = { 0 };
@@ -758,11 +369,13 @@ static enum MHD_Result get_metrics(struct httpd *h, struct MHD_Connection *c, co
 	live_put(h->store, st);
 	if (rc) {
 		sbuf_release(&b);
-		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		return httpd_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	}
-	return send_buf(c, MHD_HTTP_OK, fmt == PROM_OPENMETRICS ? PROM_OPENMETRICS_TYPE : PROM_TEXT_TYPE,
+	return httpd_send_buf(c, MHD_HTTP_OK, fmt == PROM_OPENMETRICS ? PROM_OPENMETRICS_TYPE : PROM_TEXT_TYPE,
 			b.p, b.len);
 }
+
+static enum MHD_Result route(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *url);
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 			      const char *version, const char *upload_data, size_t *upload_data_size,
@@ -774,19 +387,22 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	(void)upload_data;
 	(void)con_cls;
 	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
-		return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "read-only: only GET and HEAD");
+		return httpd_send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "read-only: only GET and HEAD");
 	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if ((cl && strcmp(cl, "0")) || *upload_data_size ||
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
-		return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "a GET takes no body");
+		return httpd_send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "a GET takes no body");
 	if (strlen(url) > HTTPD_MAX_URL)
-		return send_error(c, MHD_HTTP_URI_TOO_LONG, "URL too long");
+		return httpd_send_error(c, MHD_HTTP_URI_TOO_LONG, "URL too long");
 	char addr[INET6_ADDRSTRLEN + 4];
 	enum MHD_Result ret;
 	bool presented;
 	int64_t now = time_mono_ns();
 	client_key(c, addr, sizeof(addr));
-	if (h->n_tokens && MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) &&
+	pthread_rwlock_rdlock(&h->conf_lock);
+	bool closed = h->n_tokens > 0;
+	pthread_rwlock_unlock(&h->conf_lock);
+	if (closed && MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) &&
 	    auth_limited(h, c, addr, now, &ret))
 		return ret;
 	unsigned st = authenticate(h, c, &w, &presented);
@@ -799,25 +415,43 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (limited(h, c, &w, addr, now, &ret))
 		return ret;
 	if (st)
-		return send_error(c, st, "a valid bearer token is required");
-	if (!strcmp(url, "/metrics"))
-		return get_metrics(h, c, &w);
-	if (!strcmp(url, "/api/v1/resources"))
-		return get_resources(h, c, &w);
-	if (!strncmp(url, "/api/v1/resources/", 18) && url[18] && !strchr(url + 18, '/') &&
-	    strlen(url + 18) < TALLY_ID_MAX)
-		return get_resource(h, c, &w, url + 18);
-	if (!strcmp(url, "/api/v1/usage"))
-		return get_usage(h, c, &w);
-	if (!strcmp(url, "/api/v1/sla"))
-		return get_sla(h, c, &w);
-	if (!strcmp(url, "/api/v1/invoices"))
-		return get_invoices(h, c, &w, NULL);
-	if (!strncmp(url, "/api/v1/invoices/", 17) && url[17] && !strchr(url + 17, '/') && strlen(url + 17) < 96)
-		return get_invoices(h, c, &w, url + 17);
-	if (!strcmp(url, "/api/v1/alerts") && h->alerts)
-		return get_alerts(h, c, &w);
-	return send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+		return httpd_send_error(c, st, "a valid bearer token is required");
+	return route(h, c, &w, url);
+}
+
+/* The routes: an exact path, or a prefix followed by one path segment of
+ * 1 to max_rest bytes (no '/'). Everything else is a 404. */
+static const struct httpd_route {
+	const char *path;
+	bool prefix;
+	size_t max_rest;
+	httpd_route_fn fn;
+} routes[] = {
+	{ "/metrics", false, 0, get_metrics },
+	{ "/api/v1/resources", false, 0, httpapi_resources },
+	{ "/api/v1/resources/", true, TALLY_ID_MAX - 1, httpapi_resource },
+	{ "/api/v1/usage", false, 0, httpapi_usage },
+	{ "/api/v1/sla", false, 0, httpapi_sla },
+	{ "/api/v1/invoices", false, 0, httpapi_invoices },
+	{ "/api/v1/invoices/", true, 95, httpapi_invoices },
+	{ "/api/v1/alerts", false, 0, httpapi_alerts },   /* 404 when no alert store */
+};
+
+static enum MHD_Result route(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *url)
+{
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		const struct httpd_route *r = &routes[i];
+		size_t n = strlen(r->path);
+		if (!r->prefix && !strcmp(url, r->path)) {
+			if (r->fn == httpapi_alerts && !h->alerts)
+				break;
+			return r->fn(h, c, w, NULL);
+		}
+		if (r->prefix && !strncmp(url, r->path, n) && url[n] && !strchr(url + n, '/') &&
+		    strlen(url + n) <= r->max_rest)
+			return r->fn(h, c, w, url + n);
+	}
+	return httpd_send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 }
 
 /* The gate's hand-over: libmicrohttpd owns fd from here, and closes it
@@ -887,6 +521,12 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 		return -ENOMEM;
 	}
 	if (pthread_mutex_init(&h->stats_lock, NULL)) {
+		pthread_mutex_destroy(&h->cache_lock);
+		free(h);
+		return -ENOMEM;
+	}
+	if (pthread_rwlock_init(&h->conf_lock, NULL)) {
+		pthread_mutex_destroy(&h->stats_lock);
 		pthread_mutex_destroy(&h->cache_lock);
 		free(h);
 		return -ENOMEM;
@@ -984,6 +624,7 @@ void httpd_stop(struct httpd *h)
 			page_put(h->page[i]);
 	pthread_mutex_destroy(&h->cache_lock);
 	pthread_mutex_destroy(&h->stats_lock);
+	pthread_rwlock_destroy(&h->conf_lock);
 	if (h->tokens)
 		memset(h->tokens, 0, h->n_tokens * sizeof(*h->tokens));
 	free(h->tokens);
@@ -996,7 +637,40 @@ void httpd_stop(struct httpd *h)
 	free(h);
 }
 
+void httpd_plan_path(struct httpd *h, char *out, size_t len)
+{
+	pthread_rwlock_rdlock(&h->conf_lock);
+	str_copy(out, h->plan_path ? h->plan_path : "", len);
+	pthread_rwlock_unlock(&h->conf_lock);
+}
+
 uint16_t httpd_port(const struct httpd *h)
 {
 	return h->port;
+}
+
+int httpd_reload(struct httpd *h, const struct httpd_token *tokens, size_t n_tokens, const char *plan_path,
+		 struct tally_err *e)
+{
+	struct httpd_token *t = NULL;
+	char *plan = NULL;
+	if ((n_tokens && !(t = malloc(n_tokens * sizeof(*t)))) || (plan_path && !(plan = strdup(plan_path)))) {
+		free(t);
+		return err_set(e, -ENOMEM, "http: out of memory reloading the tokens");
+	}
+	if (n_tokens)
+		memcpy(t, tokens, n_tokens * sizeof(*t));
+	pthread_rwlock_wrlock(&h->conf_lock);
+	struct httpd_token *old = h->tokens;
+	size_t n_old = h->n_tokens;
+	char *old_plan = h->plan_path;
+	h->tokens = t;
+	h->n_tokens = n_tokens;
+	h->plan_path = plan;
+	pthread_rwlock_unlock(&h->conf_lock);
+	if (old)
+		explicit_bzero(old, n_old * sizeof(*old));
+	free(old);
+	free(old_plan);
+	return 0;
 }

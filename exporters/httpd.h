@@ -41,6 +41,7 @@
 #ifndef TALLY_HTTPD_H
 #define TALLY_HTTPD_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -48,6 +49,8 @@
 
 struct tally_err;
 struct httpd;
+
+#define HTTPD_MAX_TOKENS 64
 
 struct httpd_token {
 	char token[128];
@@ -73,6 +76,38 @@ struct httpd_config {
 	unsigned auth_failures_total;        /* the same, all addresses together; 0: the default */
 };
 
+/* The `http:` section of tallyd's config (docs/config.md), as parsed by
+ * httpd_section_parse (exporters/httpcfg.c): values, owned here. */
+struct httpd_section {
+	bool enabled;                     /* default: true when the section is given */
+	char address[64];                 /* numeric, default 127.0.0.1 */
+	uint16_t port;                    /* default 9464 */
+	int64_t stale_after_ns;           /* default 3 intervals */
+	bool serve_after_end;             /* fast-forward: keep serving until a signal */
+	char plan[PATH_MAX];              /* rate plan for /api/v1/sla; "" for none */
+	double rate_per_s;                /* requests per second per client, 0: no limit; default 20 */
+	uint32_t rate_burst;              /* at once per client, default 100 */
+	int64_t head_timeout_ns;          /* accept to a whole request head, default 5 s */
+	uint32_t max_connections;         /* waiting for their request head, default 1024 */
+	uint32_t max_connections_per_address; /* the same per client address, default 32 */
+	uint32_t auth_failures_per_address;   /* wrong tokens a minute per address, default 10 */
+	uint32_t auth_failures_total;         /* the same, all addresses together, default 100 */
+	struct httpd_token tokens[HTTPD_MAX_TOKENS];
+	size_t n_tokens;
+};
+
+/* Parse the `http:` section sec (NULL: not given, the listener is off) into
+ * s; interval_ns is tallyd's, for stale_after's default. Returns 0 or
+ * -EINVAL/-ERANGE with "file:line:col: key '...': ..." in e. */
+struct cfg_node;
+int httpd_section_parse(struct httpd_section *s, const struct cfg_node *sec, int64_t interval_ns,
+			struct tally_err *e);
+
+/* The listener's config for section s, pointing into s (which must
+ * outlive the start): ledger_path and alerts are what the daemon wires. */
+void httpd_section_config(const struct httpd_section *s, const char *ledger_path,
+			  struct alert_store *alerts, struct httpd_config *out);
+
 #define HTTPD_HEAD_TIMEOUT_NS (5 * 1000000000LL)
 #define HTTPD_MAX_CONNECTIONS 1024u
 #define HTTPD_MAX_PER_ADDRESS 32u
@@ -86,5 +121,12 @@ int httpd_start(struct httpd **out, const struct httpd_config *c, struct live_st
 /* Stop listening, wait for the requests in flight, free everything. */
 void httpd_stop(struct httpd *h);
 uint16_t httpd_port(const struct httpd *h);
+
+/* SIGHUP: from now on the listener takes these tokens (copied; n_tokens 0:
+ * open, which the config allows on loopback only) and serves /api/v1/sla
+ * with this plan (NULL: none). Requests under way finish with the ones
+ * they started with. Returns 0 or -ENOMEM (nothing changed). */
+int httpd_reload(struct httpd *h, const struct httpd_token *tokens, size_t n_tokens, const char *plan_path,
+		 struct tally_err *e);
 
 #endif

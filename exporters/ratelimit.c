@@ -3,6 +3,7 @@
  * of slots, each a key and its theoretical arrival time.
  */
 #include "ratelimit.h"
+#include "hash.h"
 #include "str.h"
 
 #include <math.h>
@@ -29,10 +30,7 @@ struct ratelimit {
 
 static uint64_t hash(const char *k)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *k; k++)
-		h = (h ^ (unsigned char)*k) * 1099511628211ULL;
-	return h;
+	return hash_fnv64_str(HASH_FNV64_INIT, k);
 }
 
 struct ratelimit *ratelimit_new(double per_s, uint32_t burst, size_t slots)

@@ -19,6 +19,7 @@
 #   - /metrics passes promtool, and tallyd logged no warning.
 # Needs root and a writable cgroup tree; else it says why and skips (77).
 set -eu
+. tests/lib/tallyd.sh
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
 [ "$(id -u)" = 0 ] || { echo "skip: needs root to make cgroups" >&2; exit 77; }
@@ -128,7 +129,8 @@ EOC
 		ok "$name: host.cpu $hv ns within an interval of /proc/stat ($h0 .. $h1)" ||
 		fail "$name: host.cpu ${hv:-none}, /proc/stat $h0 .. $h1"
 	# /metrics
-	port=$(sed -n 's/.*http: listening on 127.0.0.1 port \([0-9]*\).*/\1/p' "$work/$name.log")
+	port=
+	tallyd_port "$work/$name.log" "" 1 && port=$PORT
 	if [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/metrics" > "$work/$name.prom"; then
 		grep -q "^tally_host_cpu_seconds_total{" "$work/$name.prom" && grep -q "uuid=\"$ua\"" "$work/$name.prom" &&
 			ok "$name: /metrics has the host and the VMs" || fail "$name: /metrics lacks the host or VM A"

@@ -25,6 +25,7 @@
 # 1200 s interval > max_gap: downtime, gauges integrated over it) and the
 # backward one stopped the readings until the wall clock came back.
 set -eu
+. tests/lib/tallyd.sh
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
 TALLY=$PWD/$B/tally
@@ -168,7 +169,8 @@ sleep 3.3
 echo 600000000000 > "$work/offset"      # back 10 minutes
 sleep 3.3
 kill -0 "$step" 2>/dev/null || { echo "the stepped tallyd died"; cat "$work/step.log"; exit 1; }
-port=$(sed -n 's/.*http: listening on 127.0.0.1 port \([0-9]*\).*/\1/p' "$work/step.log")
+tallyd_port "$work/step.log" "$step" || exit 1
+port=$PORT
 curl -sf "http://127.0.0.1:$port/metrics" > "$work/metrics.txt" || bad "no /metrics from the stepped tallyd"
 # stop both in the middle of a second: both have read the same last tick
 while [ "$(date +%N | cut -c1)" != 5 ]; do sleep 0.05; done

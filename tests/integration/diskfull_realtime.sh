@@ -75,12 +75,8 @@ at_tenth 2   # just after a second boundary: both read the same first tick
 "$TALLYD" -q -c "$work/ref.yaml" 2>"$work/ref.log" & ref=$!
 "$TALLYD" -q -c "$work/victim.yaml" 2>"$work/victim.log" & victim=$!
 pids="$apid $ref $victim"
-i=0
-until grep -qs "http: listening on 127.0.0.1 port" "$work/victim.log"; do
-	i=$((i + 1)); [ $i -lt 100 ] || { echo "the victim does not serve"; cat "$work/victim.log"; exit 1; }
-	sleep 0.1
-done
-URL=http://127.0.0.1:$(sed -n 's/.*http: listening on 127.0.0.1 port \([0-9]*\).*/\1/p' "$work/victim.log")
+tallyd_port "$work/victim.log" "$victim" 10 || exit 1
+URL=http://127.0.0.1:$PORT
 metric() { curl -sf "$URL/metrics" | sed -n "s/^$1 //p"; }
 sleep 3
 [ "$(metric tally_ledger_write_failing)" = 0 ] || { echo "failing before the disk is full"; exit 1; }

@@ -434,13 +434,12 @@ collectors:
 EOC
 "$TALLYD" -c "$work/rt.yaml" 2> "$work/rt.log" &
 tpid=$!
+tallyd_port "$work/rt.log" "$tpid" 10 || bad "real-time tallyd did not listen in 10 s"
 i=0
-until grep -q "listening on" "$work/rt.log" && [ "$(curl -s -o /dev/null -w '%{http_code}' \
-	"http://127.0.0.1:$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$work/rt.log")/metrics")" = 200 ]; do
+until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/metrics")" = 200 ]; do
 	i=$((i + 1)); [ $i -lt 100 ] || { bad "real-time tallyd served no snapshot in 10 s"; break; }
 	sleep 0.1
 done
-PORT=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$work/rt.log")
 c1=$(curl -s "http://127.0.0.1:$PORT/metrics" | sed -n 's/^tally_collection_cycles_total //p')
 i=0
 while :; do # the next cycles publish new snapshots (bounded wait, no timing asserted)

@@ -5,6 +5,7 @@
 # (first readings commit at once) and nothing more until the clean stop,
 # which commits everything.
 set -eu
+. tests/lib/tallyd.sh
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
 for c in curl sqlite3; do
@@ -35,12 +36,7 @@ collectors:
 EOC
 "$TALLYD" -c "$work/t.yaml" 2> "$work/log" &
 tpid=$!
-i=0
-until grep -q "listening on" "$work/log"; do
-	i=$((i + 1)); [ $i -lt 100 ] || { echo "tallyd did not listen in 10 s"; cat "$work/log"; exit 1; }
-	sleep 0.1
-done
-PORT=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$work/log")
+tallyd_port "$work/log" "$tpid" 10 || exit 1
 m() { # the value of metric $1 (no labels) in the current scrape
 	curl -s "http://127.0.0.1:$PORT/metrics" | awk -v k="$1" '$1 == k { print $2 }'
 }

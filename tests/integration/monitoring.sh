@@ -9,6 +9,7 @@
 #   commands it defines, expanded, get OK from check_tally against tallyd;
 # - icinga2 daemon -C accepts monitoring/icinga2/tally.conf.
 set -u
+. tests/lib/tallyd.sh
 B=${B:-build}
 for t in promtool prometheus jq curl python3 nagios4 icinga2; do
 	command -v "$t" >/dev/null || { echo "FAIL: $t is missing (scripts/deps.sh installs it)"; exit 1; }
@@ -48,14 +49,7 @@ alerts: {}
 EOC
 "$B/tallyd" -c "$work/t.yaml" 2>"$work/tallyd.log" &
 tpid=$!
-PORT=
-for _ in $(seq 1 100); do
-	PORT=$(sed -n 's/.*http: listening on 127.0.0.1 port \([0-9]*\).*/\1/p' "$work/tallyd.log")
-	[ -n "$PORT" ] && break
-	kill -0 "$tpid" 2>/dev/null || break
-	sleep 0.1
-done
-[ -n "$PORT" ] || { bad "tallyd does not serve: $(cat "$work/tallyd.log")"; exit 1; }
+tallyd_port "$work/tallyd.log" "$tpid" 10 || { bad "tallyd does not serve"; exit 1; }
 ppp=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # the shipped scrape job, aimed at this tallyd and scraped every second
 python3 - "$PORT" monitoring/prometheus/scrape.yml monitoring/prometheus/rules.yml > "$work/prometheus.yml" <<'EOP'

@@ -26,6 +26,7 @@
 # frames sent, dropped > 0, and the CaptureLoss alert rule on it fires.
 # Needs root and `ip netns`; skips (77) otherwise.
 set -eu
+. tests/lib/tallyd.sh
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
 . "$(dirname "$0")/../lib/pcap.sh"
@@ -205,7 +206,8 @@ wait_log() {
 }
 wait_log "capture on $VB ended" || fail "the end of the capture on $VB was not said: $(tail -n 3 "$work/log")"
 # while it is gone, /metrics says so
-port=$(sed -n 's/.*http: listening on .* port \([0-9]*\).*/\1/p' "$work/log" | head -n 1)
+tallyd_port "$work/log" "" 1 || fail "tallyd said no port"
+port=$PORT
 up() { ip netns exec "$NSH" curl -sf "http://127.0.0.1:$port/metrics" |
 	sed -n "s/^tally_pcap_capture_up{interface=\"$VB\"} //p"; }
 [ "$(up)" = 0 ] && echo "ok   /metrics: tally_pcap_capture_up 0 while $VB is gone" ||

@@ -1,5 +1,5 @@
 #!/bin/sh
-# One writer per ledger (DESIGN.md; aggregator/ledger.h): a second tallyd
+# One writer per ledger (DESIGN.md; ledger/ledger.h): a second tallyd
 # started on a ledger that a running tallyd writes is refused at once, exit
 # 1, naming the holder's pid and host; the first goes on, and its ledger
 # ends equal to that of a run that was alone (before the lock, both ran

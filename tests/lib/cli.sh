@@ -1,5 +1,6 @@
 # tests/lib/cli.sh: shared by the integration scripts (sourced, not run).
 # The caller sets $work (a scratch directory), $TALLYD and fails=0.
+. tests/lib/tallyd.sh
 
 # ok TEXT / bad TEXT: one result line; bad counts a failure
 ok() { echo "ok   $*"; }
@@ -43,8 +44,8 @@ EOC
 }
 
 # wait_serving LOG PID: wait until tallyd (PID, logging to LOG) is done with
-# its fast-forward period and serving (http.serve_after_end); sets PORT from
-# the log. Exits the test when tallyd dies or takes over 60 s.
+# its fast-forward period and serving (http.serve_after_end); sets PORT
+# (tallyd_port). Exits the test when tallyd dies or takes over 60 s.
 wait_serving() {
 	i=0
 	until grep -qs "serving until SIGTERM" "$1"; do
@@ -53,8 +54,7 @@ wait_serving() {
 		kill -0 "$2" 2>/dev/null || { echo "tallyd died"; cat "$1"; exit 1; }
 		sleep 0.1
 	done
-	PORT=$(sed -n 's/.*http: listening on 127.0.0.1 port \([0-9]*\).*/\1/p' "$1")
-	[ -n "$PORT" ] || { echo "no port in the log"; cat "$1"; exit 1; }
+	tallyd_port "$1" "$2" 1 || exit 1
 }
 
 # usage_rows LEDGER: every usage row, keyed by names rather than ids, in

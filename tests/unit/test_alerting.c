@@ -716,7 +716,7 @@ START_TEST(render_body)
 END_TEST
 
 /* SLABurn from what the SLA probe says (here: sets made by hand; the probe
- * itself, billing/sla_burn.c, is tested in test_sla). vm-a passes the
+ * itself, daemon/sla_probe.c, is tested in test_sla). vm-a passes the
  * threshold at OCT + 1000 s + 1 ns: firing with that startsAt, labelled
  * with its class; the same set again changes nothing; a restart keeps it;
  * the next month's set (vm-a not burning) resolves it at the month's first
@@ -827,6 +827,91 @@ START_TEST(label_lookup)
 }
 END_TEST
 
+/* SIGHUP (alerting_reconfigure): a rule removed from the config, and a
+ * built-in turned off, have their firing alerts resolved at the reload's
+ * time, not kept until Alertmanager times them out; a rule that stays is
+ * found again by its name although its index changed. */
+START_TEST(engine_reconfigure)
+{
+	static struct alerting_config next;   /* outlives the engine, as the daemon's does */
+	struct tally_err e = { 0 };
+	eng_setup("alerts:\n  vm_down: false\n  rules:\n"
+		  "    - {name: Wide, meter: vcpus, above: 1}\n"
+		  "    - {name: Big, meter: vcpus, above: 3}\n");
+	lf_meta("vm-r", "delta", "m1", OCT);
+	for (int k = 0; k < 2; k++) {
+		int64_t t = OCT + k * 10 * S;
+		lf_reading("vm-r", M_VCPUS, t, 4, 0, 0);
+		alerting_note_batch(eng, &bt);
+		lf_flush();
+		ck_assert_int_eq(alerting_eval(eng, agg, t, k ? 7 : 0), 0);   /* 7 dropped at 10 s */
+		ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
+		alerting_committed(eng);
+	}
+	ck_assert_int_eq(alerting_publish(eng, &store), 0);
+	struct alert_snap *s = alert_acquire(&store);
+	ck_assert_int_eq(find_alert(s, "alertname=Wide")->state, ALERT_FIRING);
+	ck_assert_int_eq(find_alert(s, "alertname=Big")->state, ALERT_FIRING);
+	ck_assert_int_eq(find_alert(s, "alertname=SamplesDropped")->state, ALERT_FIRING);
+	alert_put(&store, s);
+
+	/* Wide is gone, Big is now the first rule, SamplesDropped is off */
+	struct cfg_node *root = NULL;
+	const char *y = "alerts:\n  vm_down: false\n  samples_dropped: false\n  rules:\n"
+			"    - {name: Big, meter: vcpus, above: 3}\n";
+	ck_assert_int_eq(cfg_load_string("t2.yaml", y, strlen(y), &root, &e), 0);
+	ck_assert_msg(alerting_config_parse(&next, cfg_get(root, "alerts"), 10 * NS_PER_SEC, &e) == 0, "%s", e.msg);
+	cfg_free(root);
+	int64_t t = OCT + 15 * S;
+	ck_assert_int_eq(alerting_reconfigure(eng, &next, t), 0);
+	ck_assert_int_eq(alerting_publish(eng, &store), 0);
+	s = alert_acquire(&store);
+	const struct alert_view *w = find_alert(s, "alertname=Wide"), *b = find_alert(s, "alertname=Big"),
+				*d = find_alert(s, "alertname=SamplesDropped");
+	ck_assert_int_eq(w->state, ALERT_RESOLVED);
+	ck_assert_int_eq(w->resolved_ns, t);
+	ck_assert_int_eq(d->state, ALERT_RESOLVED);
+	ck_assert_int_eq(b->state, ALERT_FIRING);     /* kept, found by its name */
+	alert_put(&store, s);
+	/* the next evaluation keeps Big firing on the new rule list */
+	lf_reading("vm-r", M_VCPUS, OCT + 20 * S, 4, 0, 0);
+	alerting_note_batch(eng, &bt);
+	lf_flush();
+	ck_assert_int_eq(alerting_eval(eng, agg, OCT + 20 * S, 7), 0);
+	ck_assert_int_eq(alerting_publish(eng, &store), 0);
+	s = alert_acquire(&store);
+	ck_assert_int_eq(find_alert(s, "alertname=Big")->state, ALERT_FIRING);
+	w = find_alert(s, "alertname=Wide");
+	ck_assert(!w || w->state == ALERT_RESOLVED);  /* never evaluated again: it cannot fire */
+	alert_put(&store, s);
+	eng_teardown();
+}
+END_TEST
+
+/* The labels as JSON, as /api/v1/alerts and Alertmanager get them: the
+ * same for both (the API's copy once dropped a last line without its
+ * newline). Expected objects written out by hand. */
+START_TEST(pairs_as_json)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "alertname=A\nhost=h1\n", "{\"alertname\": \"A\", \"host\": \"h1\"}" },
+		{ "alertname=A\nhost=h1", "{\"alertname\": \"A\", \"host\": \"h1\"}" },  /* no last newline */
+		{ "name=vm=1\n", "{\"name\": \"vm=1\"}" },
+		{ "", "{}" },
+		{ "novalue\nk=v\n", "{}" },                           /* stops at a line without '=' */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *o = alerts_pairs_json(cases[i].in);
+		char *txt = json_dumps(o, JSON_SORT_KEYS);
+		ck_assert_msg(!strcmp(txt, cases[i].want), "case %zu: %s", i, txt);
+		free(txt);
+		json_decref(o);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("alerting");
@@ -848,6 +933,8 @@ int main(void)
 	tcase_add_test(tc, engine_sla_burn);
 	tcase_add_test(tc, render_body);
 	tcase_add_test(tc, label_lookup);
+	tcase_add_test(tc, pairs_as_json);
+	tcase_add_test(tc, engine_reconfigure);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

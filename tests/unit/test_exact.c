@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "pipeline.h"
 #include "err.h"
 #include "meter.h"
 #include "sim.h"
@@ -138,13 +138,13 @@ static int run_pipeline(const char *dir, unsigned vms, unsigned seed)
 {
 	char text[2048];
 	struct daemon_config cfg;
-	struct daemon_summary sum;
+	struct pipeline_summary sum;
 	struct tally_err e = { 0 };
 	volatile sig_atomic_t stop = 0;
 
 	snprintf(text, sizeof(text), CONFIG_FMT, dir, vms, seed);
 	ck_assert_msg(daemon_config_load(&cfg, "test_exact.yaml", text, &e) == 0, "%s", e.msg);
-	int rc = daemon_run(&cfg, &stop, &sum, &e);
+	int rc = pipeline_run(&cfg, NULL, &stop, &sum, &e);
 	ck_assert_msg(rc == 0, "%s", e.msg);
 	ck_assert_uint_eq(sum.resets, 0);     /* every reset came with a final reading */
 	ck_assert_uint_gt(sum.from_zero, 0);  /* lives that began while watched */

@@ -7,8 +7,8 @@
  * integrity_check sees), a second writer; each is refused with a clear
  * message and left byte-for-byte unchanged. The hash chain names the commit
  * whose usage was changed. Faults: a commit that fails as a full disk would
- * (SQLite's result code forced through ledger_fault_commit, the seam SQLite
- * itself uses: a real full disk is in tests/integration/diskfull*.sh)
+ * (a full disk forced through the fault injector, common/fault.h, as
+ * SQLite's own harness forces it: a real full disk is in tests/integration/diskfull*.sh)
  * loses nothing committed before it, and keeps what it held for the next.
  */
 #include <check.h>
@@ -24,6 +24,7 @@
 
 #include "aggregator.h"
 #include "err.h"
+#include "fault.h"
 #include "ledger.h"
 #include "str.h"
 #include "tallytime.h"
@@ -42,7 +43,7 @@ static void setup(void)
 static void teardown(void)
 {
 	tu_rmrf(dir);
-	ledger_fault_commit = 0;
+	fault_disarm();
 }
 
 /* the file's bytes, to prove a refused file was not touched */
@@ -338,7 +339,7 @@ START_TEST(test_failed_commit_loses_nothing_committed)
 	b.seq = 2;
 	add(&b, "vm-1", M_CPU, T0 + 30 * NS_PER_SEC, 900);
 	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
-	ledger_fault_commit = SQLITE_FULL;
+	fault_arm(FAULT_COMMIT, 1, true);   /* every commit fails as on a full disk */
 	ck_assert_int_eq(agg_commit(a, &e), -ENOSPC);
 	ck_assert_msg(strstr(e.msg, path) != NULL, "message '%s' does not name the ledger", e.msg);
 	ck_assert(!agg_broken(a));
@@ -354,7 +355,7 @@ START_TEST(test_failed_commit_loses_nothing_committed)
 	ck_assert_uint_eq(st.commit_failures_in_row, 2);
 	ck_assert_int_eq(cpu_total(), 300);
 	/* space again: one commit writes all of it */
-	ledger_fault_commit = 0;
+	fault_disarm();
 	ck_assert_int_eq(agg_commit(a, &e), 0);
 	agg_get_stats(a, &st);
 	ck_assert_uint_eq(st.commit_failures_in_row, 0);
@@ -369,9 +370,9 @@ START_TEST(test_failed_commit_loses_nothing_committed)
 	b.seq = 4;
 	add(&b, "vm-1", M_CPU, T0 + 50 * NS_PER_SEC, 2000);
 	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
-	ledger_fault_commit = SQLITE_FULL;
+	fault_arm(FAULT_COMMIT, 1, true);   /* every commit fails as on a full disk */
 	ck_assert_int_eq(agg_commit(a, &e), -ENOSPC);
-	ledger_fault_commit = 0;
+	fault_disarm();
 	agg_close(a);
 	ck_assert_int_eq(cpu_total(), 1400);
 	/* reopened, it takes the unacknowledged batch again and counts it once */

@@ -132,22 +132,22 @@ END_TEST
 
 START_TEST(test_mapping_file)
 {
-	struct lv_mapping m;
+	struct mapping m;
 	struct tally_err e = { 0 };
-	ck_assert_msg(lv_mapping_load("tests/fixtures/libvirt/mapping.yaml", &m, &e) == 0, "%s", e.msg);
+	ck_assert_msg(mapping_load("tests/fixtures/libvirt/mapping.yaml", &m, &e) == 0, "%s", e.msg);
 	ck_assert_uint_eq(m.n, 3);
-	const struct lv_rule *r = lv_mapping_match(&m, "6b0f3c2a-0000-4000-8000-000000000001", "vm00001");
+	const struct mapping_rule *r = mapping_match(&m, "6b0f3c2a-0000-4000-8000-000000000001", "vm00001");
 	ck_assert_ptr_nonnull(r);
 	ck_assert_str_eq(r->tenant, "acme");                         /* uuid matched, case aside */
 	ck_assert_str_eq(r->labels, "region=eu-west,tier=gold");     /* sorted by key */
-	ck_assert_str_eq(lv_mapping_match(&m, "x", "vm00004")->tenant, "globex");
-	ck_assert_str_eq(lv_mapping_match(&m, "x", "vm00004")->flavor, "small");
-	ck_assert_str_eq(lv_mapping_match(&m, "x", "vm00006")->tenant, "unassigned");
-	lv_mapping_release(&m);
-	ck_assert_int_eq(lv_mapping_load("tests/fixtures/libvirt/mapping-bad.yaml", &m, &e), -EINVAL);
+	ck_assert_str_eq(mapping_match(&m, "x", "vm00004")->tenant, "globex");
+	ck_assert_str_eq(mapping_match(&m, "x", "vm00004")->flavor, "small");
+	ck_assert_str_eq(mapping_match(&m, "x", "vm00006")->tenant, "unassigned");
+	mapping_release(&m);
+	ck_assert_int_eq(mapping_load("tests/fixtures/libvirt/mapping-bad.yaml", &m, &e), -EINVAL);
 	ck_assert_str_eq(e.msg, "tests/fixtures/libvirt/mapping-bad.yaml:1:3: a rule needs exactly one of"
 				" 'uuid' or 'name'");
-	ck_assert_int_eq(lv_mapping_load("tests/fixtures/libvirt/mapping-typo.yaml", &m, &e), -EINVAL);
+	ck_assert_int_eq(mapping_load("tests/fixtures/libvirt/mapping-typo.yaml", &m, &e), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(e.msg, "mapping-typo.yaml:2:3: unknown key 'tennant' in 'mapping rule'"));
 }
 END_TEST

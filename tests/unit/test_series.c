@@ -6,6 +6,7 @@
  * comments). T0 = 2026-10-01T00:00:00Z = 1790812800 s (date -u -d).
  */
 #include <check.h>
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -32,7 +33,7 @@ struct rec {
 	int n;
 };
 
-static void rec_emit(void *ctx, const struct hour_add *a)
+static int rec_emit(void *ctx, const struct hour_add *a)
 {
 	struct rec *r = ctx;
 	for (int i = 0; i < r->n; i++)
@@ -42,7 +43,7 @@ static void rec_emit(void *ctx, const struct hour_add *a)
 			r->h[i].spanned_ns += a->spanned_ns;
 			r->h[i].covered_ns += a->covered_ns;
 			r->h[i].samples += a->samples;
-			return;
+			return 0;
 		}
 	ck_assert_int_lt(r->n, MAXH);
 	r->h[r->n].hour_ns = a->hour_ns;
@@ -52,6 +53,7 @@ static void rec_emit(void *ctx, const struct hour_add *a)
 	r->h[r->n].covered_ns = a->covered_ns;
 	r->h[r->n].samples = a->samples;
 	r->n++;
+	return 0;
 }
 
 static const struct hour_row *row(const struct rec *r, int64_t hour_ns)
@@ -250,6 +252,36 @@ START_TEST(test_gauge_ns_split)
 }
 END_TEST
 
+/* An emit that fails (out of memory) stops the split: series_apply
+ * returns its errno and the series keeps its previous reading, so the
+ * failure cannot pass for an applied reading. */
+static int fail_second(void *ctx, const struct hour_add *a)
+{
+	return ++*(int *)ctx == 2 ? -ENOMEM : 0;
+}
+
+START_TEST(test_emit_failure_surfaces)
+{
+	struct series_state st;
+	struct sample s;
+	int calls = 0;
+	memset(&st, 0, sizeof(st));
+	memset(&s, 0, sizeof(s));
+	s.kind = SAMPLE_CUMULATIVE;
+	s.time_ns = T0;
+	s.v.counter = 100;
+	ck_assert_int_eq(series_apply(&st, &s, GAP, fail_second, &calls, NULL, NULL), SERIES_BASELINE);
+	/* 3 hours later, 3600 more: three hours' parts; the second fails */
+	calls = 0;
+	s.time_ns = T0 + 3 * H;
+	s.v.counter = 3700;
+	ck_assert_int_eq(series_apply(&st, &s, 1000 * H, fail_second, &calls, NULL, NULL), -ENOMEM);
+	ck_assert_int_eq(calls, 2);                   /* stopped at the failure */
+	ck_assert_int_eq(st.last_ns, T0);             /* still the baseline */
+	ck_assert_uint_eq(st.last.counter, 100);
+}
+END_TEST
+
 START_TEST(test_kind_change_refused)
 {
 	struct series_state st;
@@ -277,6 +309,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_case, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_test(tc, test_gauge_ns_split);
 	tcase_add_test(tc, test_kind_change_refused);
+	tcase_add_test(tc, test_emit_failure_surfaces);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -80,6 +80,57 @@ static void read_ticks(void *st, int from, int to, struct rec *r)
 		ck_assert_int_eq(sim_collector.read(st, T0 + (int64_t)k * S(60), &sk, &e), 0);
 }
 
+/* A sink that refuses every third sample with -ENOSPC (a full queue) and
+ * every event with -ENOMEM. */
+struct picky {
+	size_t calls, refused_samples, events;
+};
+static int picky_sample(void *ctx, const char *agent, const struct sample *s)
+{
+	struct picky *p = ctx;
+	if (++p->calls % 3 == 0) {
+		p->refused_samples++;
+		return -ENOSPC;
+	}
+	return 0;
+}
+static int picky_meta(void *ctx, const char *agent, const struct resource_meta *m)
+{
+	return 0;
+}
+static int picky_event(void *ctx, const char *agent, const struct lifecycle_event *ev)
+{
+	((struct picky *)ctx)->events++;
+	return -ENOMEM;
+}
+
+/* A refused reading is never silent: read() returns the first refusal
+ * (not several errnos ORed into a number that is none of them) and says
+ * how many there were; the other readings still go to the sink. */
+START_TEST(test_refusals_surface)
+{
+	void *st = make_sim(0);
+	struct picky p = { 0 };
+	struct sink sk = { &p, picky_sample, picky_meta, picky_event };
+	struct tally_err e = { 0 };
+	int rc = 0;
+	for (int k = 0; k <= 3000 && p.events == 0; k++) {
+		p.calls = p.refused_samples = 0;
+		memset(&e, 0, sizeof(e));
+		rc = sim_collector.read(st, T0 + (int64_t)k * S(60), &sk, &e);
+		ck_assert_int_ne(rc, 0);      /* every read has a third sample */
+	}
+	ck_assert_uint_gt(p.events, 0);   /* a reboot, stop or migration came */
+	/* the first refusal of the read was a sample's (-ENOSPC) or, when the
+	 * event came first, the event's (-ENOMEM): never an OR of the two */
+	ck_assert(rc == -ENOSPC || rc == -ENOMEM);
+	char want[64];
+	snprintf(want, sizeof(want), "sim: %zu readings refused by the sink", p.refused_samples + p.events);
+	ck_assert_msg(strstr(e.msg, want) != NULL, "%s (want %s)", e.msg, want);
+	sim_collector.free(st);
+}
+END_TEST
+
 START_TEST(test_resume_continues_exactly)
 {
 	/* two days of ticks; resume at a few cycles, compare what follows */
@@ -384,6 +435,7 @@ int main(void)
 	TCase *tc = tcase_create("sim");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_resume_continues_exactly);
+	tcase_add_test(tc, test_refusals_surface);
 	tcase_add_test(tc, test_readings_are_the_closed_form);
 	tcase_add_test(tc, test_class_split_by_hand);
 	tcase_add_test(tc, test_classes_config_mistakes);

@@ -24,7 +24,7 @@
 #include "invoice.h"
 #include "plan.h"
 #include "sla.h"
-#include "sla_burn.h"
+#include "sla_probe.h"
 #include "testutil.h"
 #include "ledger_fixture.h"
 
@@ -403,7 +403,7 @@ END_TEST
  * burning, not breached; vm-f 1 ns more: both, passed at the crash + 1296 s
  * + 1 ns (its end). vm-n, created on the 16th (15 days, budget 648 s),
  * down 700 s on the 21st: both, passed at the crash + 648 s + 1 ns.
- * The probe (sla_burn_probe, what tallyd runs) says the same for the month
+ * The probe (sla_probe_burn, what tallyd runs) says the same for the month
  * holding 11-30T12:00Z; vm-f's availability (2592000 - 1296.000000001) /
  * 2592000 = 99.949999...% shows as 99.9499. */
 START_TEST(test_budget_at_the_end_is_the_breach)
@@ -435,10 +435,10 @@ START_TEST(test_budget_at_the_end_is_the_breach)
 	ck_assert(b.burning && n->breached);
 	ck_assert_int_eq(b.cross_ns, NOV + 20 * D + 648 * S + 1);
 
-	struct sla_burn_ctx ctx = { .ledger = ledger, .plan = plan_path };
+	struct sla_probe_ctx ctx = { .ledger = ledger, .plan = plan_path };
 	struct alert_sla_set set;
 	struct tally_err err = { 0 };
-	ck_assert_msg(sla_burn_probe(&ctx, NOV + 29 * D + 12 * H, 1000000, &set, &err) == 0, "%s", err.msg);
+	ck_assert_msg(sla_probe_burn(&ctx, NOV + 29 * D + 12 * H, 1000000, &set, &err) == 0, "%s", err.msg);
 	ck_assert_int_eq(set.from_ns, NOV);
 	ck_assert_int_eq(set.to_ns, DEC);
 	ck_assert_uint_eq(set.n, 3);
@@ -466,7 +466,7 @@ START_TEST(test_budget_at_the_end_is_the_breach)
 	ck_assert_ptr_nonnull(pf);
 	fputs("plan: x\nversions: 3\n", pf);
 	fclose(pf);
-	ck_assert_int_eq(sla_burn_probe(&ctx, NOV, 1000000, &set, &err), -EINVAL);
+	ck_assert_int_eq(sla_probe_burn(&ctx, NOV, 1000000, &set, &err), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err.msg, plan_path));
 	ck_assert_ptr_null(set.v);
 	sla_report_release(&r);

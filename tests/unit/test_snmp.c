@@ -206,9 +206,10 @@ struct acc {
 	int n;
 };
 
-static void sum(void *ctx, const struct hour_add *a)
+static int sum(void *ctx, const struct hour_add *a)
 {
 	((struct acc *)ctx)->total += a->qty;
+	return 0;
 }
 
 /* Feed samples into per-meter series states as the aggregator would. */
@@ -532,6 +533,55 @@ START_TEST(test_config)
 }
 END_TEST
 
+/* SIGHUP (collector_ops.reload): the targets of the new config replace the
+ * running ones: a kept target keeps its figures, a removed one is gone, a
+ * new one appears; the self-metrics name exactly the new set. */
+static void *made(const char *yaml)
+{
+	struct cfg_node *root = NULL;
+	struct collector_env env = { .agent_id = "a", .interval_ns = 10 * NS_PER_SEC };
+	struct tally_err e = { 0 };
+	void *state = NULL;
+	ck_assert_int_eq(cfg_load_string("t.yaml", yaml, strlen(yaml), &root, &e), 0);
+	ck_assert_msg(snmp_collector.configure(root, &env, &state, &e) == 0, "%s", e.msg);
+	cfg_free(root);
+	return state;
+}
+
+struct seen {
+	char targets[8][32];
+	int n;
+};
+
+static void put_seen(void *ctx, const struct collector_metric *m)
+{
+	struct seen *s = ctx;
+	const char *t = strstr(m->labels, "target=");
+	if (!t || strcmp(m->name, "tally_snmp_polls"))
+		return;
+	ck_assert_int_lt(s->n, 8);
+	snprintf(s->targets[s->n++], sizeof(s->targets[0]), "%s", t + 7);
+}
+
+START_TEST(test_reload_targets)
+{
+	struct tally_err e = { 0 };
+	void *st = made("targets:\n  - {name: sw, address: '127.0.0.1:16100', community: c}\n"
+			"  - {name: gone, address: '127.0.0.1:16101', community: c}\n");
+	ck_assert_msg(snmp_collector.init(st, 0, &e) == 0, "%s", e.msg);
+	void *fresh = made("targets:\n  - {name: new, address: '127.0.0.1:16102', community: c}\n"
+			   "  - {name: sw, address: '127.0.0.1:16100', community: c, retries: 0}\n");
+	ck_assert_msg(snmp_collector.reload(st, fresh, &e) == 0, "%s", e.msg);
+	snmp_collector.free(fresh);
+	struct seen seen = { 0 };
+	snmp_collector.metrics(st, put_seen, &seen);
+	ck_assert_int_eq(seen.n, 2);
+	ck_assert_str_eq(seen.targets[0], "new");   /* in the new config's order */
+	ck_assert_str_eq(seen.targets[1], "sw");
+	snmp_collector.free(st);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("snmp");
@@ -547,6 +597,7 @@ int main(void)
 	tcase_add_test(tc, test_rebooted);
 	tcase_add_test(tc, test_host_samples);
 	tcase_add_test(tc, test_config);
+	tcase_add_test(tc, test_reload_targets);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

@@ -1,8 +1,8 @@
 /*
- * sla_burn.c: what the SLABurn alert is told of each VM (sla_burn.h): the
+ * sla_probe.c: what the SLABurn alert is told of each VM (sla_probe.h): the
  * month so far through sla_compute, the budget through sla_budget_of.
  */
-#include "sla_burn.h"
+#include "sla_probe.h"
 #include "err.h"
 #include "plan.h"
 #include "sla.h"
@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sla_burn_probe(void *ctx, int64_t t_ns, int64_t burn_ppm, struct alert_sla_set *out,
+int sla_probe_burn(void *ctx, int64_t t_ns, int64_t burn_ppm, struct alert_sla_set *out,
 		   struct tally_err *e)
 {
-	const struct sla_burn_ctx *c = ctx;
+	const struct sla_probe_ctx *c = ctx;
 	struct plan p;
 	struct plan_errors errs;
 	struct sla_report r;

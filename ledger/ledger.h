@@ -188,9 +188,8 @@ int ledger_load_resources(struct ledger *l, ledger_resource_fn fn, void *ctx, st
 int ledger_load_series(struct ledger *l, ledger_series_fn fn, void *ctx, struct tally_err *e);
 int ledger_load_agents(struct ledger *l, ledger_agent_fn fn, void *ctx, struct tally_err *e);
 
-/* Test seam: when set, ledger_commit() fails with this SQLite result code
- * (SQLITE_FULL, SQLITE_IOERR, ...) instead of committing, as a full disk
- * would. Like sqlite3FaultSim: lets tests reach the paths real faults take. */
-extern int ledger_fault_commit;
+/* Tests reach the paths real faults take through common/fault.h: armed
+ * for FAULT_WRITE or FAULT_COMMIT, a statement that writes or the commit
+ * fails with SQLITE_FULL (-ENOSPC), as a full disk would. */
 
 #endif

@@ -4,10 +4,14 @@
  * (see ledger.h).
  */
 #include "ledger.h"
+#include "fault.h"
+#include "vec.h"
 #include "err.h"
+#include "ledger_ro.h"
 #include "str.h"
 #include "tallytime.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -24,7 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int ledger_fault_commit;
 
 /* The usage columns the chain hashes, in the order hour_row reads them. */
 #define CHAIN_ROW_COLS "resource_id, meter_id, device, hour_ns, quantity, spanned_ns, covered_ns, samples"
@@ -390,7 +393,7 @@ static void lock_holder(int fd, char *out, size_t len)
 static int lock_take(struct ledger *l, struct tally_err *e)
 {
 	size_t n = strlen(l->path) + sizeof(LEDGER_LOCK_SUFFIX);
-	if (!(l->lock_path = malloc(n)))
+	if (!(l->lock_path = fault_malloc(n)))
 		return -ENOMEM;
 	snprintf(l->lock_path, n, "%s%s", l->path, LEDGER_LOCK_SUFFIX);
 	int fd = open(l->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -607,7 +610,7 @@ static struct hourdig *hourset_get(struct hourset *s, int64_t hour_ns)
 {
 	if (s->n + 1 > (s->mask + 1) / 2) {
 		size_t cap = s->mask ? (s->mask + 1) * 2 : 1024;
-		uint32_t *slot = calloc(cap, sizeof(*slot));
+		uint32_t *slot = fault_calloc(cap, sizeof(*slot));
 		if (!slot)
 			return NULL;
 		free(s->slot);
@@ -619,14 +622,8 @@ static struct hourdig *hourset_get(struct hourset *s, int64_t hour_ns)
 	size_t i = hour_slot(s, hour_ns);
 	if (s->slot[i])
 		return &s->v[s->slot[i] - 1];
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 256;
-		struct hourdig *v = realloc(s->v, cap * sizeof(*v));
-		if (!v)
-			return NULL;
-		s->v = v;
-		s->cap = cap;
-	}
+	if (vec_reserve((void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v), 256))
+		return NULL;
 	struct hourdig *h = &s->v[s->n];
 	memset(h, 0, sizeof(*h));
 	h->hour_ns = hour_ns;
@@ -824,14 +821,8 @@ static int chain_touch(struct ledger *l, int64_t hour_ns, struct tally_err *e)
 	}
 	if (lo < l->n_touched && l->touched[lo].hour_ns == hour_ns)
 		return 0;
-	if (l->n_touched == l->cap_touched) {
-		size_t cap = l->cap_touched ? l->cap_touched * 2 : 16;
-		struct touched *t = realloc(l->touched, cap * sizeof(*t));
-		if (!t)
-			return err_set(e, -ENOMEM, "%s: out of memory", l->path);
-		l->touched = t;
-		l->cap_touched = cap;
-	}
+	if (vec_reserve((void **)&l->touched, &l->cap_touched, l->n_touched + 1, sizeof(*l->touched), 16))
+		return err_set(e, -ENOMEM, "%s: out of memory", l->path);
 	if ((rc = hour_precheck(l, hour_ns, &altered, e)))
 		return rc;
 	memmove(l->touched + lo + 1, l->touched + lo, (l->n_touched - lo) * sizeof(*l->touched));
@@ -1029,15 +1020,9 @@ static int walk_chain(struct ledger *l, struct ledger_verify *out, struct proble
 			break;
 		}
 		if (!h->rows) {              /* new hour: its record's index + 1 */
-			if (n == cap) {
-				size_t nc = cap ? cap * 2 : 1024;
-				struct chainrec *nv = realloc(v, nc * sizeof(*nv));
-				if (!nv) {
-					rc = -ENOMEM;
-					break;
-				}
-				v = nv;
-				cap = nc;
+			if (vec_reserve((void **)&v, &cap, n + 1, sizeof(*v), 1024)) {
+				rc = -ENOMEM;
+				break;
 			}
 			h->rows = (int64_t)++n;
 		}
@@ -1181,7 +1166,7 @@ static int migrate(struct ledger *l, int64_t from, struct tally_err *e)
 
 int ledger_open(struct ledger **out, const char *path, struct tally_err *e)
 {
-	struct ledger *l = calloc(1, sizeof(*l));
+	struct ledger *l = fault_calloc(1, sizeof(*l));
 	struct stat sb;
 	int64_t app = 0, ver = 0, objects = 0;
 	int rc;
@@ -1190,7 +1175,7 @@ int ledger_open(struct ledger **out, const char *path, struct tally_err *e)
 	if (!l)
 		return -ENOMEM;
 	l->lock_fd = -1;
-	if (!(l->path = strdup(path))) {
+	if (!(l->path = fault_strdup(path))) {
 		free(l);
 		return -ENOMEM;
 	}
@@ -1271,7 +1256,11 @@ void ledger_close(struct ledger *l)
 static int step_done(struct ledger *l, int which, const char *what, struct tally_err *e)
 {
 	sqlite3_stmt *st = l->st[which];
-	int rc = sqlite3_step(st);
+	/* the fault injector (fault.h): a write or a commit fails as a full
+	 * disk would; BEGIN and ROLLBACK are never made to fail */
+	int rc = which == S_COMMIT && fault_fail(FAULT_COMMIT) ? SQLITE_FULL
+		 : which != S_COMMIT && which != S_BEGIN && which != S_ROLLBACK && fault_fail(FAULT_WRITE)
+		 ? SQLITE_FULL : sqlite3_step(st);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE)
@@ -1290,10 +1279,9 @@ int ledger_begin(struct ledger *l, struct tally_err *e)
 int ledger_commit(struct ledger *l, struct tally_err *e)
 {
 	int rc;
+	assert(!ledger_idle(l));   /* writes only between ledger_begin and ledger_commit */
 	if (l->n_touched && (rc = chain_append(l, e)))
 		return rc;
-	if (ledger_fault_commit)
-		return db_err(l, e, ledger_fault_commit, "cannot commit (simulated fault)");
 	if ((rc = step_done(l, S_COMMIT, "cannot commit", e)))
 		return rc;
 	if (l->n_touched) {
@@ -1581,18 +1569,12 @@ int ledger_del_alert(struct ledger *l, const char *key, struct tally_err *e)
 	return step_done(l, S_ALERT_DEL, "cannot delete an alert", e);
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-	return t ? (const char *)t : "";
-}
-
 static int row_alert(sqlite3_stmt *st, void *fn, void *ctx)
 {
 	struct ledger_alert a = {
-		.key = col_text(st, 0), .labels = col_text(st, 1), .annotations = col_text(st, 2),
-		.rule = col_text(st, 3), .tenant = col_text(st, 4), .subject = col_text(st, 5),
-		.device = col_text(st, 6), .state = col_text(st, 7),
+		.key = ledger_col_text(st, 0), .labels = ledger_col_text(st, 1), .annotations = ledger_col_text(st, 2),
+		.rule = ledger_col_text(st, 3), .tenant = ledger_col_text(st, 4), .subject = ledger_col_text(st, 5),
+		.device = ledger_col_text(st, 6), .state = ledger_col_text(st, 7),
 		.active_ns = sqlite3_column_int64(st, 8), .fired_ns = sqlite3_column_int64(st, 9),
 		.resolved_ns = sqlite3_column_int64(st, 10), .value = sqlite3_column_double(st, 11),
 	};
@@ -1628,7 +1610,7 @@ int ledger_trim_window(struct ledger *l, const char *key, int64_t before_ns, str
 
 static int row_window(sqlite3_stmt *st, void *fn, void *ctx)
 {
-	return ((ledger_window_fn)fn)(ctx, col_text(st, 0), sqlite3_column_int64(st, 1),
+	return ((ledger_window_fn)fn)(ctx, ledger_col_text(st, 0), sqlite3_column_int64(st, 1),
 				      sqlite3_column_double(st, 2));
 }
 

@@ -1,5 +1,6 @@
 /*
- * sbuf.h: a growable byte buffer for the exporters' responses.
+ * sbuf.h: a growable byte buffer (the exporters' responses, any text built
+ * piece by piece).
  *
  * Appends never fail on the spot: a failed allocation sets oom and later
  * appends do nothing, so a renderer checks once at the end (sbuf_ok). The

@@ -1,6 +1,6 @@
 /*
  * ledger_id.h: how a tally ledger file identifies itself, shared by its one
- * writer (aggregator/ledger.c) and its readers (billing/). The schema is
+ * writer (ledger/ledger.c, on behalf of the aggregator) and its readers (billing/). The schema is
  * schemas/ledger.sql.
  */
 #ifndef TALLY_LEDGER_ID_H

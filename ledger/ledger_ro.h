@@ -1,7 +1,7 @@
 /*
  * ledger_ro.h: how billing opens the usage ledger to read it.
  *
- * The aggregator is the ledger's writer (aggregator/ledger.c); billing only
+ * The aggregator is the ledger's writer (ledger/ledger.c, on behalf of the aggregator); billing only
  * reads, but for issued invoices (their own two tables). ledger_ro_open() refuses a missing file, a file that is not a tally
  * ledger, and a ledger of another schema version (newer: upgrade tally;
  * older: let tallyd migrate it), so a report never misreads a ledger.
@@ -22,5 +22,13 @@ int ledger_ro_open(const char *path, sqlite3 **db, struct tally_err *e);
  * (issue.h). The aggregator may be writing at the same time; SQLite's WAL
  * and the busy timeout keep the two apart. */
 int ledger_invoices_open(const char *path, sqlite3 **db, struct tally_err *e);
+
+/* Column i of st's current row as text, "" for NULL (never NULL): how
+ * the ledger module reads a text column. */
+static inline const char *ledger_col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? (const char *)t : "";
+}
 
 #endif

@@ -1,0 +1,183 @@
+/*
+ * daemoncfg.c: tallyd's config file -> struct daemon_config (daemoncfg.h). The
+ * `tallyd:` section is read here; each other section goes to the module
+ * that owns it, and each collector's map to that collector.
+ */
+#include "daemoncfg.h"
+#include "cfg.h"
+#include "err.h"
+#include "log.h"
+#include "scheduler.h"
+#include "str.h"
+#include "tallytime.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const top_keys[] = { "tallyd", "ledger", "rrd", "collectors", "http", "alerts",
+					NULL };
+static const char *const tallyd_keys[] = { "role", "agent_id", "data_dir", "interval", "log_level",
+					   "clock", "start", "end", NULL };
+static const char *const roles[] = { "all-in-one", "agent", "aggregator", NULL };
+static const char *const clocks[] = { "realtime", "fast-forward", NULL };
+static const char *const levels[] = { "error", "warning", "info", "debug", NULL };
+
+/* The `tallyd:` section. */
+static int parse_tallyd(struct daemon_config *c, const struct cfg_node *td, struct tally_err *e)
+{
+	int rc, role = ROLE_ALL_IN_ONE, clk = CLOCK_REAL, lvl = LOG_INFO;
+	int64_t end_start = 0;
+
+	if ((rc = cfg_check_keys(td, "tallyd", tallyd_keys, e)) ||
+	    (rc = cfg_get_enum(td, "role", roles, &role, e)) ||
+	    (rc = cfg_get_string(td, "agent_id", c->agent_id, sizeof(c->agent_id), e)) ||
+	    (rc = cfg_get_string(td, "data_dir", c->data_dir, sizeof(c->data_dir), e)) ||
+	    (rc = cfg_get_duration(td, "interval", NS_PER_SEC, 3600 * NS_PER_SEC, &c->interval_ns, e)) ||
+	    (rc = cfg_get_enum(td, "log_level", levels, &lvl, e)) ||
+	    (rc = cfg_get_enum(td, "clock", clocks, &clk, e)) ||
+	    (rc = cfg_get_time(td, "start", &c->start_ns, e)) ||
+	    (rc = cfg_get_time(td, "end", &end_start, e)))
+		return rc;
+	c->role = (enum daemon_role)role;
+	c->clock = (enum daemon_clock)clk;
+	c->log_level = lvl;
+	if (end_start)
+		c->end_ns = end_start;
+	if (c->role != ROLE_ALL_IN_ONE) {
+		const struct cfg_node *n = cfg_get(td, "role");
+		return err_set(e, -ENOTSUP, "%s:%d:%d: key 'role': '%s' needs the network transport, which"
+			       " this build does not have yet (use all-in-one)", n->file, n->line, n->col,
+			       roles[role]);
+	}
+	if (c->interval_ns % NS_PER_SEC) {
+		const struct cfg_node *n = cfg_get(td, "interval");
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'interval': must be whole seconds", n->file,
+			       n->line, n->col);
+	}
+	if (c->clock == CLOCK_FAST_FORWARD) {
+		const struct cfg_node *n = cfg_get(td, "clock");
+		if (!c->start_ns || !c->end_ns || c->end_ns <= c->start_ns)
+			return err_set(e, -EINVAL, "%s:%d:%d: key 'clock': fast-forward needs 'start' and a"
+				       " later 'end' in 'tallyd'", n->file, n->line, n->col);
+		if (c->start_ns % NS_PER_SEC) {
+			n = cfg_get(td, "start");
+			return err_set(e, -EINVAL, "%s:%d:%d: key 'start': must be whole seconds", n->file,
+				       n->line, n->col);
+		}
+	}
+	return 0;
+}
+
+/* `collectors:`: each its own map, checked by the collector itself. */
+static int parse_collectors(struct daemon_config *c, const struct cfg_node *co, struct tally_err *e)
+{
+	int rc;
+
+	if (co && co->type != CFG_MAP)
+		return err_set(e, -EINVAL, "%s:%d:%d: 'collectors' must be a map", co->file, co->line, co->col);
+	struct collector_env env = { .agent_id = c->agent_id, .interval_ns = c->interval_ns,
+				     .start_ns = c->clock == CLOCK_FAST_FORWARD ? c->start_ns
+						 : sched_next_tick(time_collect_ns(), c->interval_ns),
+				     .start_fixed = c->clock == CLOCK_FAST_FORWARD };
+	for (size_t i = 0; co && i < co->n_kids; i++)
+		env.with_libvirt |= !strcmp(co->kids[i]->key, "libvirt");
+	for (size_t i = 0; co && i < co->n_kids; i++) {
+		const struct cfg_node *k = co->kids[i];
+		const struct collector_ops *ops = collector_find(k->key);
+		if (!ops) {
+			char known[128] = "";
+			size_t used = 0;
+			for (int j = 0; collector_all[j]; j++)
+				used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s", j ? ", " : "",
+							 collector_all[j]->name);
+			return err_set(e, -EINVAL, "%s:%d:%d: unknown collector '%s' (known: %s)", k->file,
+				       k->key_line, k->key_col, k->key, known);
+		}
+		if (c->n_coll == DAEMON_MAX_COLLECTORS)
+			return err_set(e, -ERANGE, "%s:%d:%d: more than %d collectors", k->file, k->key_line,
+				       k->key_col, DAEMON_MAX_COLLECTORS);
+		const struct cfg_node *sub = k->type == CFG_SCALAR && !k->value[0] ? NULL : k;
+		if (sub && sub->type != CFG_MAP)
+			return err_set(e, -EINVAL, "%s:%d:%d: collector '%s' must be a map of keys", k->file,
+				       k->line, k->col, k->key);
+		void *state = NULL;
+		if ((rc = ops->configure(sub, &env, &state, e)))
+			return rc;
+		c->coll[c->n_coll].ops = ops;
+		c->coll[c->n_coll].state = state;
+		c->n_coll++;
+	}
+	if (c->n_coll == 0)
+		return err_set(e, -EINVAL, "%s: no collectors configured (add a 'collectors:' map, e.g."
+			       " 'sim: {}')", c->path);
+	return 0;
+}
+
+/* `alerts:`; generatorURL defaults to this tallyd's own /api/v1/alerts. */
+static int parse_alerts(struct daemon_config *c, const struct cfg_node *root, struct tally_err *e)
+{
+	int rc = alerting_config_parse(&c->alerts, cfg_get(root, "alerts"), c->interval_ns, e);
+	if (rc || c->alerts.generator_url[0])
+		return rc;
+	const char *a = c->http.address;
+	snprintf(c->alerts.generator_url, sizeof(c->alerts.generator_url), "http://%s%s%s:%d/api/v1/alerts",
+		 strchr(a, ':') ? "[" : "", a, strchr(a, ':') ? "]" : "", (int)c->http.port);
+	return 0;
+}
+
+static int parse(struct daemon_config *c, const struct cfg_node *root, struct tally_err *e)
+{
+	const struct cfg_node *td = NULL, *lg = NULL, *rr = NULL, *co = NULL, *hs = NULL;
+	int rc;
+
+	if ((rc = cfg_check_keys(root, "top level", top_keys, e)) ||
+	    (rc = cfg_get_map(root, "tallyd", &td, e)) || (rc = cfg_get_map(root, "ledger", &lg, e)) ||
+	    (rc = cfg_get_map(root, "rrd", &rr, e)) || (rc = cfg_get_map(root, "collectors", &co, e)) ||
+	    (rc = parse_tallyd(c, td, e)) ||
+	    (rc = agg_settings_parse(&c->agg, lg, rr, c->data_dir, c->interval_ns,
+				     c->clock == CLOCK_FAST_FORWARD, e)) ||
+	    (rc = parse_collectors(c, co, e)) ||
+	    (rc = cfg_get_map(root, "http", &hs, e)) ||
+	    (rc = httpd_section_parse(&c->http, hs, c->interval_ns, e)))
+		return rc;
+	return parse_alerts(c, root, e);
+}
+
+int daemon_config_load(struct daemon_config *c, const char *path, const char *text,
+		       struct tally_err *e)
+{
+	struct cfg_node *root = NULL;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	str_copy(c->path, path, sizeof(c->path));
+	if (gethostname(c->agent_id, sizeof(c->agent_id) - 1) || !c->agent_id[0])
+		str_copy(c->agent_id, "localhost", sizeof(c->agent_id));
+	str_copy(c->data_dir, "./var", sizeof(c->data_dir));
+	c->interval_ns = 10 * NS_PER_SEC;
+	c->log_level = LOG_INFO;
+
+	rc = text ? cfg_load_string(path, text, strlen(text), &root, e) : cfg_load_file(path, &root, e);
+	if (rc)
+		return rc;
+	if (!root) {
+		rc = err_set(e, -EINVAL, "%s: empty config (at least 'collectors:' is needed)", path);
+		goto out;
+	}
+	rc = parse(c, root, e);
+out:
+	cfg_free(root);
+	if (rc)
+		daemon_config_release(c);
+	return rc;
+}
+
+void daemon_config_release(struct daemon_config *c)
+{
+	for (size_t i = 0; i < c->n_coll; i++)
+		if (c->coll[i].ops && c->coll[i].state)
+			c->coll[i].ops->free(c->coll[i].state);
+	c->n_coll = 0;
+}

@@ -1,0 +1,373 @@
+/*
+ * httpapi.c: the JSON API's handlers (httpd.h lists the routes): live
+ * resources from the snapshot store, usage, SLA and invoices from the
+ * ledger through billing, alerts from the alert store. Each refuses a
+ * query parameter it does not know, and a tenant token sees its tenant
+ * only (another tenant's resource is a 404).
+ */
+#include "httpd_internal.h"
+#include "err.h"
+#include "issue.h"
+#include "meter.h"
+#include "plan.h"
+#include "sla.h"
+#include "str.h"
+#include "tallytime.h"
+#include "usage.h"
+#include "alerts.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static json_t *iso(int64_t t_ns)
+{
+	char b[48];
+	return t_ns ? json_string(time_format_iso(t_ns, b, sizeof(b))) : json_null();
+}
+
+static json_t *resource_json(const struct live_resource *r)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "uuid", json_string(r->uuid));
+	json_object_set_new(o, "name", json_string(r->name));
+	json_object_set_new(o, "tenant", json_string(r->tenant));
+	json_object_set_new(o, "flavor", json_string(r->flavor));
+	json_object_set_new(o, "host", json_string(r->host));
+	json_object_set_new(o, "first_seen", iso(r->first_seen_ns));
+	json_object_set_new(o, "last_seen", iso(r->last_seen_ns));
+	json_object_set_new(o, "stale", json_boolean(r->stale));
+	return o;
+}
+
+/* The envelope every live-state answer shares: when it was true. */
+static json_t *live_envelope(const struct live_state *st)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "now", iso(time_now_ns()));
+	json_object_set_new(o, "data_time", iso(st ? st->tick_ns : 0));
+	json_object_set_new(o, "stale_after_seconds",
+			    json_real(st ? (double)st->stale_after_ns / 1e9 : 0.0));
+	return o;
+}
+
+enum MHD_Result httpapi_resources(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *rest)
+{
+	static const char *const known[] = { "tenant", NULL };
+	char bad[64];
+	if (!httpd_args_ok(c, known, bad, sizeof(bad))) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "unknown query parameter '%s' (known: tenant)", bad);
+		return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+	}
+	const char *tenant = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tenant");
+	if (!w->admin) {
+		if (tenant && strcmp(tenant, w->tenant))
+			return httpd_send_error(c, MHD_HTTP_NOT_FOUND, "no such tenant");
+		tenant = w->tenant;
+	}
+	struct live_state *st = live_acquire(h->store);
+	json_t *root = live_envelope(st), *arr = json_array();
+	for (size_t i = 0; st && i < st->n_resources; i++) {
+		const struct live_resource *r = &st->resources[i];
+		if (tenant && strcmp(r->tenant, tenant))
+			continue;
+		json_array_append_new(arr, resource_json(r));
+	}
+	live_put(h->store, st);
+	json_object_set_new(root, "resources", arr);
+	return httpd_send_json(c, MHD_HTTP_OK, root);
+}
+
+enum MHD_Result httpapi_resource(struct httpd *h, struct MHD_Connection *c, const struct who *w,
+				    const char *uuid)
+{
+	static const char *const known[] = { NULL };
+	char bad[64];
+	if (!httpd_args_ok(c, known, bad, sizeof(bad)))
+		return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, "this resource takes no query parameters");
+	struct live_state *st = live_acquire(h->store);
+	long i = st ? live_find_resource(st, uuid) : -1;
+	if (i < 0 || (!w->admin && strcmp(st->resources[i].tenant, w->tenant))) {
+		live_put(h->store, st);
+		return httpd_send_error(c, MHD_HTTP_NOT_FOUND, "no such resource");
+	}
+	const struct live_resource *r = &st->resources[i];
+	json_t *root = live_envelope(st);
+	json_object_set_new(root, "resource", resource_json(r));
+	json_t *ser = json_array();
+	for (uint32_t k = r->first_series; k < r->first_series + r->n_series; k++) {
+		const struct live_series *s = &st->series[k];
+		const struct meter_def *m = &meter_table[s->meter];
+		json_t *o = json_object();
+		json_object_set_new(o, "meter", json_string(m->name));
+		json_object_set_new(o, "device", json_string(s->device));
+		json_object_set_new(o, "host", json_string(s->host));
+		json_object_set_new(o, "unit", json_string(m->unit));
+		json_object_set_new(o, "last", iso(s->last_ns));
+		json_object_set_new(o, "ended", json_boolean(s->ended));
+		if (s->kind == SAMPLE_GAUGE) {
+			json_object_set_new(o, "kind", json_string("gauge"));
+			json_object_set_new(o, "value", json_real(s->gauge));
+		} else {
+			json_object_set_new(o, "kind", json_string("counter"));
+			json_object_set_new(o, "total", json_integer((json_int_t)s->total));
+			json_object_set_new(o, "rate", json_real(s->rate));
+		}
+		json_array_append_new(ser, o);
+	}
+	json_object_set_new(root, "series", ser);
+	live_put(h->store, st);
+	return httpd_send_json(c, MHD_HTTP_OK, root);
+}
+
+enum MHD_Result httpapi_usage(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *rest)
+{
+	static const char *const known[] = { "from", "to", "tenant", "resource", "meter", "by", NULL };
+	char bad[64], msg[600];
+	struct tally_err e = { 0 };
+	int64_t x;
+	if (!httpd_args_ok(c, known, bad, sizeof(bad))) {
+		snprintf(msg, sizeof(msg), "unknown query parameter '%s' (known: from, to, tenant, resource,"
+			 " meter, by)", bad);
+		return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+	}
+#define ARG(n) MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, n)
+	const char *from = ARG("from"), *to = ARG("to"), *tenant = ARG("tenant"),
+		   *resource = ARG("resource"), *meter = ARG("meter"), *by = ARG("by");
+#undef ARG
+	struct usage_query q = { .ledger = h->ledger_path, .meter = -1, .by = USAGE_BY_TENANT };
+	if (!from || !to)
+		return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, !from ? "'from' is required" : "'to' is required");
+	if (time_parse_range(from, &q.from_ns, &x, &e)) {
+		snprintf(msg, sizeof(msg), "from: %s", e.msg);
+		return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+	}
+	if (time_parse_range(to, &x, &q.to_ns, &e)) {
+		snprintf(msg, sizeof(msg), "to: %s", e.msg);
+		return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+	}
+	if (q.from_ns % NS_PER_HOUR || q.to_ns % NS_PER_HOUR)
+		return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, "usage is kept per UTC hour: give whole hours");
+	if (q.from_ns >= q.to_ns)
+		return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, "'from' is not before 'to'");
+	if (meter && (q.meter = meter_lookup(meter)) < 0)
+		return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, "no such meter");
+	if (by) {
+		if (!strcmp(by, "tenant"))
+			q.by = USAGE_BY_TENANT;
+		else if (!strcmp(by, "resource"))
+			q.by = USAGE_BY_RESOURCE;
+		else if (!strcmp(by, "hour"))
+			q.by = USAGE_BY_HOUR;
+		else
+			return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, "'by' must be tenant, resource or hour");
+	}
+	if (!w->admin) {
+		if (tenant && strcmp(tenant, w->tenant))
+			return httpd_send_error(c, MHD_HTTP_NOT_FOUND, "no such tenant");
+		tenant = w->tenant;
+	}
+	q.tenant = tenant;
+	q.resource = resource;
+	struct usage_result res = { 0 };
+	int rc = usage_query(&q, &res, &e);
+	if (rc) {
+		/* the ledger, not the request, is at fault */
+		return httpd_send_error(c, rc == -EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_SERVICE_UNAVAILABLE,
+				  e.msg);
+	}
+	if (!w->admin && resource && res.n == 0) {
+		/* another tenant's resource and one of ours without usage look alike */
+		usage_result_release(&res);
+		return httpd_send_error(c, MHD_HTTP_NOT_FOUND, "no such resource");
+	}
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f) {
+		usage_result_release(&res);
+		return MHD_NO;
+	}
+	rc = usage_render(f, &q, &res, USAGE_JSON);
+	usage_result_release(&res);
+	if (fclose(f) || rc) {
+		free(buf);
+		return httpd_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot render the usage");
+	}
+	return httpd_send_buf(c, MHD_HTTP_OK, "application/json", buf, len);
+}
+
+/* GET /api/v1/sla?period=2026-10 (or from/to)[&tenant=X]: the SLA report
+ * (docs/sla.md) under the plan of http.plan; a tenant token sees its own. */
+enum MHD_Result httpapi_sla(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *rest)
+{
+	static const char *const known[] = { "period", "from", "to", "tenant", NULL };
+	char bad[64], msg[600];
+	struct tally_err e = { 0 };
+	int64_t x;
+	if (!httpd_args_ok(c, known, bad, sizeof(bad))) {
+		snprintf(msg, sizeof(msg), "unknown query parameter '%s' (known: period, from, to, tenant)", bad);
+		return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+	}
+	char plan_path[PATH_MAX];
+	httpd_plan_path(h, plan_path, sizeof(plan_path));
+	if (!plan_path[0])
+		return httpd_send_error(c, MHD_HTTP_NOT_FOUND, "no rate plan is configured (http.plan)");
+#define ARG(n) MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, n)
+	const char *period = ARG("period"), *from = ARG("from"), *to = ARG("to"), *tenant = ARG("tenant");
+#undef ARG
+	struct sla_query q = { .ledger = h->ledger_path };
+	if (period ? (from || to || time_parse_range(period, &q.from_ns, &q.to_ns, &e))
+		   : (!from || !to || time_parse_range(from, &q.from_ns, &x, &e) ||
+		      time_parse_range(to, &x, &q.to_ns, &e))) {
+		snprintf(msg, sizeof(msg), "give 'period' or 'from' and 'to'%s%s", e.msg[0] ? ": " : "", e.msg);
+		return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+	}
+	if (q.from_ns >= q.to_ns)
+		return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, "the period is empty");
+	if (!w->admin) {
+		if (tenant && strcmp(tenant, w->tenant))
+			return httpd_send_error(c, MHD_HTTP_NOT_FOUND, "no such tenant");
+		tenant = w->tenant;
+	}
+	q.tenant = tenant;
+	struct plan p;
+	struct plan_errors errs;
+	if (plan_load(plan_path, &p, &errs))
+		return httpd_send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, errs.n ? errs.msg[0] : "the plan does not load");
+	if (!p.has_sla) {
+		plan_release(&p);
+		return httpd_send_error(c, MHD_HTTP_NOT_FOUND, "the rate plan has no 'sla' section");
+	}
+	struct sla_report r;
+	int rc = sla_compute(&q, &p, &r, &e);
+	if (rc) {
+		plan_release(&p);
+		/* a tenant token's unknown tenant and another's look alike */
+		return httpd_send_error(c, rc == -ESRCH ? MHD_HTTP_NOT_FOUND : MHD_HTTP_SERVICE_UNAVAILABLE, e.msg);
+	}
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	rc = f ? sla_render(f, &r, &p, SLA_JSON) : -ENOMEM;
+	sla_report_release(&r);
+	plan_release(&p);
+	if (!f || fclose(f) || rc) {
+		free(buf);
+		return httpd_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot render the report");
+	}
+	return httpd_send_buf(c, MHD_HTTP_OK, "application/json", buf, len);
+}
+
+/* GET /api/v1/invoices: the issued invoices (a tenant token: its own), and
+ * /api/v1/invoices/NUMBER (or ISSUER#NUMBER, '#' as %23): one as stored,
+ * its hash checked; another tenant's is a 404. */
+enum MHD_Result httpapi_invoices(struct httpd *h, struct MHD_Connection *c, const struct who *w,
+				    const char *which)
+{
+	static const char *const none[] = { NULL };
+	char bad[64], msg[600];
+	struct tally_err e = { 0 };
+	if (!httpd_args_ok(c, none, bad, sizeof(bad))) {
+		snprintf(msg, sizeof(msg), "unknown query parameter '%s'", bad);
+		return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, msg);
+	}
+	if (which) {
+		struct issued is;
+		int rc = issue_find(h->ledger_path, which, &is, &e);
+		if (rc == -ENOENT || (rc == 0 && !w->admin && strcmp(is.tenant, w->tenant))) {
+			if (rc == 0) {
+				free(is.plan_text);
+				free(is.document);
+			}
+			return httpd_send_error(c, MHD_HTTP_NOT_FOUND, "no such invoice");
+		}
+		if (rc)
+			return httpd_send_error(c, rc == -EINVAL ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_SERVICE_UNAVAILABLE, e.msg);
+		char hex[65];
+		issue_sha256_hex(is.document, strlen(is.document), hex);
+		free(is.plan_text);
+		if (strcmp(hex, is.sha256)) {
+			free(is.document);
+			return httpd_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+					  "the stored invoice does not match its hash: the ledger was altered");
+		}
+		return httpd_send_buf(c, MHD_HTTP_OK, "application/json", is.document, strlen(is.document));
+	}
+	struct issued *list = NULL;
+	size_t n = 0;
+	int rc = issue_list(h->ledger_path, w->admin ? NULL : w->tenant, &list, &n, &e);
+	if (rc)
+		return httpd_send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, e.msg);
+	json_t *root = json_object(), *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_object();
+		json_object_set_new(o, "issuer", json_string(list[i].issuer));
+		json_object_set_new(o, "number", json_integer(list[i].number));
+		json_object_set_new(o, "tenant", json_string(list[i].tenant));
+		json_object_set_new(o, "period_from", iso(list[i].from_ns));
+		json_object_set_new(o, "period_to", iso(list[i].to_ns));
+		json_object_set_new(o, "issued", iso(list[i].issued_ns));
+		json_object_set_new(o, "currency", json_string(list[i].currency));
+		json_object_set_new(o, "total", json_string(list[i].total));
+		json_object_set_new(o, "sha256", json_string(list[i].sha256));
+		json_array_append_new(arr, o);
+	}
+	free(list);
+	json_object_set_new(root, "invoices", arr);
+	return httpd_send_json(c, MHD_HTTP_OK, root);
+}
+
+/* Pending and firing alerts; a tenant token sees its tenant's only (alerts
+ * about tallyd itself have no tenant: admin only). */
+enum MHD_Result httpapi_alerts(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *rest)
+{
+	static const char *const known[] = { "tenant", NULL };
+	char bad[64];
+	if (!httpd_args_ok(c, known, bad, sizeof(bad)))
+		return httpd_send_error(c, MHD_HTTP_BAD_REQUEST, "unknown query parameter (known: tenant)");
+	const char *tenant = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tenant");
+	if (!w->admin) {
+		if (tenant && strcmp(tenant, w->tenant))
+			return httpd_send_error(c, MHD_HTTP_NOT_FOUND, "no such tenant");
+		tenant = w->tenant;
+	}
+	struct alert_snap *snap = alert_acquire(h->alerts);
+	uint64_t dropped = snap ? snap->dropped : 0;
+	json_t *root = json_object(), *arr = json_array();
+	json_object_set_new(root, "now", iso(time_now_ns()));
+	json_object_set_new(root, "data_time", iso(snap ? snap->tick_ns : 0));
+	for (size_t i = 0; snap && i < snap->n; i++) {
+		const struct alert_view *v = &snap->v[i];
+		if ((v->state != ALERT_PENDING && v->state != ALERT_FIRING) ||
+		    (tenant && strcmp(v->tenant, tenant)))
+			continue;
+		json_t *o = json_object();
+		json_object_set_new(o, "labels", alerts_pairs_json(v->labels));
+		json_object_set_new(o, "annotations", alerts_pairs_json(v->annotations));
+		json_object_set_new(o, "state", json_string(alert_state_name(v->state)));
+		json_object_set_new(o, "activeAt", iso(v->active_ns));
+		json_object_set_new(o, "startsAt", iso(v->fired_ns));
+		json_object_set_new(o, "value", json_real(v->value));
+		json_array_append_new(arr, o);
+	}
+	alert_put(h->alerts, snap);
+	if (w->admin) {
+		/* the bounds and the sender's health: tallyd's own business */
+		struct alert_send_stats ss;
+		alert_store_send_stats(h->alerts, &ss);
+		json_t *o = json_object();
+		json_object_set_new(o, "posts", json_integer((json_int_t)ss.posts));
+		json_object_set_new(o, "failures", json_integer((json_int_t)ss.failures));
+		json_object_set_new(o, "alerts_sent", json_integer((json_int_t)ss.alerts_sent));
+		json_object_set_new(o, "last_success", iso(ss.last_success_ns));
+		json_object_set_new(root, "sender", o);
+		json_object_set_new(root, "dropped", json_integer((json_int_t)dropped));
+	}
+	json_object_set_new(root, "alerts", arr);
+	return httpd_send_json(c, MHD_HTTP_OK, root);
+}
+

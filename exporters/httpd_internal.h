@@ -1,0 +1,90 @@
+/*
+ * httpd_internal.h: what the listener (httpd.c: accept, authentication,
+ * limits, routing, /metrics) and the JSON API's handlers (httpapi.c) share.
+ * Not for use outside exporters/.
+ */
+#ifndef TALLY_HTTPD_INTERNAL_H
+#define TALLY_HTTPD_INTERNAL_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "alerting.h"
+#include "httpd.h"
+#include "state.h"
+
+/* A rendered admin /metrics page, shared by every scrape of the same
+ * snapshot: with several Prometheus servers scraping, the snapshot is
+ * rendered once and each scrape only sends the bytes. */
+struct page {
+	int refs;                    /* under httpd.cache_lock: the cache's and each response's */
+	struct httpd *h;
+	uint64_t gen;                /* live_state.snap.gen it was rendered from */
+	char *text;
+	size_t len;
+};
+
+struct httpd {
+	struct MHD_Daemon *mhd;
+	struct httpgate *gate;
+	pthread_mutex_t stats_lock;
+	uint64_t mhd_refused;        /* handed over but refused by libmicrohttpd (its tables full) */
+	pthread_mutex_t cache_lock;
+	struct page *page[2];        /* by enum prom_format */
+	struct live_store *store;
+	/* what a reload (httpd_reload) replaces: read under conf_lock */
+	pthread_rwlock_t conf_lock;
+	struct httpd_token *tokens;
+	size_t n_tokens;
+	char *plan_path;             /* NULL: no plan, /api/v1/sla says so */
+	char *ledger_path;
+	uint16_t port;
+	struct alert_store *alerts;
+	struct ratelimit *limit;     /* NULL: no limit */
+	double limit_per_s;
+	uint32_t limit_burst;
+	/* failed authentications: per address, all together, and the
+	 * addresses that used a valid token lately (exempt from the total) */
+	struct ratelimit *fail_addr, *fail_all, *trusted;
+	unsigned fail_per_addr, fail_total;   /* a minute */
+};
+
+/* who is asking: admin, or one tenant */
+struct who {
+	bool admin;
+	const char *tenant;          /* NULL, or tenant_buf */
+	char tenant_buf[64];         /* a copy: a reload may replace the tokens mid-request */
+	int token;                   /* index into tokens, -1: none or not valid */
+};
+
+/* Answers; every answer closes its connection. send_buf takes buf
+ * (malloc'd: freed with the response, or now on failure); one extra
+ * header when hname is not NULL; send_json takes j; errors are
+ * {"error": msg}. */
+enum MHD_Result httpd_send_buf_h(struct MHD_Connection *c, unsigned status, const char *type, char *buf,
+				 size_t len, const char *hname, const char *hvalue);
+enum MHD_Result httpd_send_buf(struct MHD_Connection *c, unsigned status, const char *type, char *buf,
+			       size_t len);
+enum MHD_Result httpd_send_json(struct MHD_Connection *c, unsigned status, json_t *j);
+enum MHD_Result httpd_send_error(struct MHD_Connection *c, unsigned status, const char *msg);
+/* false, with the first unknown query parameter in bad, when the request
+ * has one that is not in known (NULL-terminated). */
+bool httpd_args_ok(struct MHD_Connection *c, const char *const *known, char *bad, size_t len);
+/* http.plan as it is now (a reload may change it), "" for none. */
+void httpd_plan_path(struct httpd *h, char *out, size_t len);
+
+/* A route: rest is what follows a prefix route's path (NULL for an exact
+ * route). The JSON API's (httpapi.c): */
+typedef enum MHD_Result (*httpd_route_fn)(struct httpd *h, struct MHD_Connection *c, const struct who *w,
+					  const char *rest);
+enum MHD_Result httpapi_resources(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *rest);
+enum MHD_Result httpapi_resource(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *uuid);
+enum MHD_Result httpapi_usage(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *rest);
+enum MHD_Result httpapi_sla(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *rest);
+enum MHD_Result httpapi_invoices(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *which);
+enum MHD_Result httpapi_alerts(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *rest);
+
+#endif

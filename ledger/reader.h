@@ -1,0 +1,123 @@
+/*
+ * reader.h: the ledger's read interface, for billing and the exporters.
+ *
+ * Everything that reads usage, resources, events or meters out of the
+ * ledger goes through these functions: they hold the only SQL outside the
+ * writer (ledger.c) and the invoice store (invoices.c), so a second
+ * backend (PostgreSQL, DESIGN.md) implements this header and the callers
+ * do not change. A reader is one read-only connection, opened with the
+ * checks of ledger_ro.h (a missing file, not a ledger, another schema
+ * version: refused); it never takes the writer's lock and reads beside a
+ * running tallyd (SQLite WAL).
+ *
+ * Rows are handed to a callback one at a time; strings in a row are
+ * borrowed until the callback returns (never NULL: "" when the ledger has
+ * none). A callback returns 0 to go on or a negative errno, which the
+ * reading function returns at once. The functions return 0, that errno,
+ * or -EIO / -ENOMEM with a message in e.
+ */
+#ifndef TALLY_LEDGER_READER_H
+#define TALLY_LEDGER_READER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct tally_err;
+struct ledger_reader;
+
+/* Returns 0; -ENOENT, -EINVAL, -EPROTO, -EIO as ledger_ro_open. */
+int ledger_reader_open(const char *path, struct ledger_reader **out, struct tally_err *e);
+void ledger_reader_close(struct ledger_reader *r);
+
+/* The data time of the newest batch any agent committed (0: none). */
+int ledger_data_until(struct ledger_reader *r, int64_t *ns, struct tally_err *e);
+
+/* Every meter the ledger knows: its id and name. */
+typedef int (*ledger_meter_fn)(void *ctx, int64_t id, const char *name);
+int ledger_read_meters(struct ledger_reader *r, ledger_meter_fn fn, void *ctx, struct tally_err *e);
+
+/* Every resource with each of its attribute intervals, by resource id then
+ * since_ns; a resource never described comes once with has_attrs false. */
+struct ledger_resource_row {
+	int64_t id;
+	const char *uuid, *name, *host, *type;
+	int64_t first_seen_ns, last_seen_ns;
+	bool has_attrs;
+	int64_t since_ns;
+	const char *tenant, *attr_name, *flavor, *project, *user, *labels;
+};
+typedef int (*ledger_resource_row_fn)(void *ctx, const struct ledger_resource_row *row);
+int ledger_read_resources(struct ledger_reader *r, ledger_resource_row_fn fn, void *ctx,
+			  struct tally_err *e);
+
+/* A usage quantity as stored: a counter's INTEGER, a gauge's REAL
+ * unit-seconds, or something tally never writes (text: its text). */
+enum ledger_qty_type { LEDGER_QTY_INT, LEDGER_QTY_REAL, LEDGER_QTY_OTHER };
+struct ledger_qty {
+	enum ledger_qty_type type;
+	int64_t i;
+	double d;
+	const char *text;            /* the value as text, for messages */
+};
+
+/* Every usage row with hour_ns in [from_ns, to_ns), series by series
+ * (one primary-key range seek per (resource, meter, device): exactly the
+ * period's rows, in key order). */
+struct ledger_usage_row {
+	int64_t resource_id, meter_id, hour_ns;
+	struct ledger_qty qty;
+	int64_t covered_ns, spanned_ns;
+	const char *device;
+};
+typedef int (*ledger_usage_row_fn)(void *ctx, const struct ledger_usage_row *row);
+int ledger_read_usage(struct ledger_reader *r, int64_t from_ns, int64_t to_ns, ledger_usage_row_fn fn,
+		      void *ctx, struct tally_err *e);
+
+/* Usage summed per tenant (and resource or hour) and meter over
+ * [from_ns, to_ns): the usage report (docs/usage.md). The tenant of an
+ * hour is the one the resource had at the hour's start. The sum is exact:
+ * milli-units in a 128-bit integer, an INTEGER row v x 1000, a REAL one
+ * its exact value x 1000 rounded once half to even (exact.h), as rating
+ * takes them. */
+enum ledger_group { LEDGER_BY_TENANT, LEDGER_BY_RESOURCE, LEDGER_BY_HOUR };
+struct ledger_usage_filter {
+	int64_t from_ns, to_ns;
+	const char *resource;        /* uuid, or NULL: all */
+	const char *meter;           /* name, or NULL: all */
+	const char *tenant;          /* or NULL: all */
+	enum ledger_group by;
+};
+struct ledger_usage_sum {
+	const char *tenant;
+	const char *resource, *name; /* LEDGER_BY_RESOURCE */
+	int64_t hour_ns;             /* LEDGER_BY_HOUR */
+	const char *meter;
+	__int128 milli;              /* the sum x 1000, < 2^120 */
+	bool is_real;                /* some row was REAL */
+	int64_t covered_ns, spanned_ns, samples;
+};
+typedef int (*ledger_usage_sum_fn)(void *ctx, const struct ledger_usage_sum *row);
+int ledger_sum_usage(struct ledger_reader *r, const struct ledger_usage_filter *f, ledger_usage_sum_fn fn,
+		     void *ctx, struct tally_err *e);
+
+/* Every VM (resource type 'instance') seen before to_ns, by id, with the
+ * attributes it had at max(from_ns, its first sight) (or its first ones
+ * when described later). */
+struct ledger_instance_row {
+	int64_t id;
+	const char *uuid, *name, *host;
+	int64_t first_seen_ns, last_seen_ns;
+	const char *tenant, *flavor, *labels, *project, *user, *attr_name;
+};
+typedef int (*ledger_instance_fn)(void *ctx, const struct ledger_instance_row *row);
+int ledger_read_instances(struct ledger_reader *r, int64_t from_ns, int64_t to_ns, ledger_instance_fn fn,
+			  void *ctx, struct tally_err *e);
+
+/* Every lifecycle event of resource id, by time (all of them: an incident
+ * that runs past a period is shown with the end it really had). May be
+ * called from inside ledger_read_instances' callback. */
+typedef int (*ledger_event_fn)(void *ctx, int64_t t_ns, const char *type, const char *reason);
+int ledger_read_events(struct ledger_reader *r, int64_t resource_id, ledger_event_fn fn, void *ctx,
+		       struct tally_err *e);
+
+#endif
