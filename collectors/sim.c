@@ -541,7 +541,7 @@ static void emit_vm(const struct sim *s, uint32_t i, int64_t t, uint8_t flags, c
 			for (uint32_t j = 0; j < s->c.n_classes; j++) {
 				smp.meter = (uint16_t)(s->c.class_meter[j] + k);
 				smp.v.counter = cls[j];
-				rc |= sink->sample(sink->ctx, agent, &smp);
+				sink_note(ss, sink->sample(sink->ctx, agent, &smp));
 			}
 		}
 	}
