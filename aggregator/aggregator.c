@@ -834,8 +834,9 @@ static int write_all(struct aggregator *a, struct tally_err *e)
 	}
 	for (size_t i = 0; i < a->agents.n; i++) {
 		const struct agent_entry *ag = &a->agents.v[i];
-		if (ag->dirty && (rc = ledger_put_agent(a->ledger, ag->name, ag->seq, ag->time_ns,
-							ag->batches, e)))
+		struct ledger_agent la = { .agent = ag->name, .from_seq = ag->committed_seq, .last_seq = ag->seq,
+					   .last_time_ns = ag->time_ns, .batches = ag->batches };
+		if (ag->dirty && (rc = ledger_put_agent(a->ledger, &la, e)))
 			return rc;
 	}
 	for (size_t i = 0; i < a->events.n; i++) {

@@ -26,7 +26,7 @@
 
 struct tally_err;
 
-/* Returns 0; ledger errors as ledger_ro.h; -EINVAL when a stored plan no
+/* Returns 0; ledger errors as reader.h; -EINVAL when a stored plan no
  * longer parses; message in e. */
 int issue_adjust(const char *ledger, struct invoice *inv, const struct plan *p, struct tally_err *e);
 /* The same for several invoices at once: each earlier period (and plan) is
@@ -54,7 +54,7 @@ struct issued {
 
 /* Every issued invoice (of tenant, when not NULL), by issuer and number,
  * without plan or document. *out is malloc'd (free() it). 0 or errors as
- * ledger_ro.h. */
+ * reader.h. */
 int issue_list(const char *ledger, const char *tenant, struct issued **out, size_t *n, struct tally_err *e);
 
 /* Find an issued invoice by "NUMBER" (when one issuer) or "ISSUER#NUMBER".

@@ -106,7 +106,7 @@ struct rate_result {
 	uint64_t rows;               /* ledger rows read */
 };
 
-/* Returns 0; -ENOENT/-EINVAL/-EPROTO/-EIO for the ledger (ledger_ro.h),
+/* Returns 0; -ENOENT/-EINVAL/-EPROTO/-EIO for the ledger (reader.h),
  * -ESRCH when q->tenant never appears in the ledger, -ERANGE when a
  * quantity does not fit; message in e. */
 int rate_collect(const struct rate_query *q, const struct plan *p, struct rate_result *out,

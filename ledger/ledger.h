@@ -1,25 +1,32 @@
 /*
- * ledger.h: the SQLite usage ledger (schemas/ledger.sql), as the aggregator
- * writes it.
+ * ledger.h: the usage ledger as the aggregator writes it, on SQLite
+ * (schemas/ledger.sql, the default) or PostgreSQL (schemas/pg/ledger.sql);
+ * backend.h says how a location picks one, docs/ledger.md what each does.
  *
  * ledger_open() creates a new ledger or opens an existing one and brings it
  * to the current schema version by forward migrations. It refuses, and never
- * touches, a file that is not a tally ledger, is corrupt, or was written by a
- * newer tally. Corrupt: PRAGMA integrity_check finds a problem (an index
- * that disagrees with its table too); only when the file is exactly as the
- * last clean ledger_close() left it (recorded in the lock file) does the
- * cheaper quick_check stand in for it (docs/ledger.md). The ledger runs in WAL mode with synchronous=FULL: a
- * transaction that ledger_commit() returned 0 for survives a crash of the
- * process or the machine.
+ * touches, a ledger that is not a tally ledger, is corrupt, or was written
+ * by a newer tally. On SQLite, corrupt: PRAGMA integrity_check finds a
+ * problem (an index that disagrees with its table too); only when the file
+ * is exactly as the last clean ledger_close() left it (recorded in the lock
+ * file) does the cheaper quick_check stand in for it (docs/ledger.md). The
+ * SQLite ledger runs in WAL mode with synchronous=FULL, PostgreSQL as its
+ * server is configured (synchronous_commit on by default): a transaction
+ * that ledger_commit() returned 0 for survives a crash of the process or
+ * the machine.
  *
  * Writes happen only between ledger_begin() and ledger_commit() (or
- * ledger_rollback()), through prepared statements. One writer per file: the
- * aggregator. ledger_open() takes an exclusive lock on <path>.lock before
- * it reads the ledger and holds it until ledger_close(); a second writer,
- * in this process or another, is refused (-EBUSY) with the holder's pid and
- * host in the message. Readers (billing, the JSON API) and the issuing of
- * invoices never take it. The ledger owns its statements; ledger_close()
- * frees them and drops the lock.
+ * ledger_rollback()), through prepared statements. On SQLite one writer per
+ * file, the aggregator: ledger_open() takes an exclusive lock on
+ * <path>.lock before it reads the ledger and holds it until
+ * ledger_close(); a second writer, in this process or another, is refused
+ * (-EBUSY) with the holder's pid and host in the message. On PostgreSQL
+ * several aggregators write at once: their commits take turns (an
+ * advisory lock for the length of the commit), and the batches of one
+ * agent are applied in sequence order whichever aggregator received them
+ * (ledger_put_agent's from_seq). Readers (billing, the JSON API) and the
+ * issuing of invoices never take the writer's lock. The ledger owns its
+ * statements; ledger_close() frees them and drops the lock.
  */
 #ifndef TALLY_LEDGER_H
 #define TALLY_LEDGER_H
@@ -43,10 +50,13 @@ extern const int ledger_n_migrations;
 /* The writer's lock file is the ledger's path with this appended. */
 #define LEDGER_LOCK_SUFFIX ".lock"
 
-/* Returns 0; -EBUSY (another writer holds the lock), -EINVAL (not a tally
- * ledger, or corrupt), -EPROTO (a newer schema), -ENOSPC, -EIO; message in
- * e. *out is NULL on failure. */
-int ledger_open(struct ledger **out, const char *path, struct tally_err *e);
+/* location: a file, "sqlite:PATH" or a "postgresql://" URI (backend.h).
+ * Returns 0; -EBUSY (another writer holds the lock), -EINVAL (not a tally
+ * ledger, or corrupt), -EPROTO (a newer schema), -ENOSPC, -EIO, and on
+ * PostgreSQL -ECONNREFUSED (no server, no such database), -EACCES (the
+ * role may not log in or lacks rights); message in e. *out is NULL on
+ * failure. */
+int ledger_open(struct ledger **out, const char *location, struct tally_err *e);
 /* Close l, drop the lock. The close of an opened ledger is a clean stop:
  * its WAL is folded into the file and the file's identity recorded. */
 void ledger_close(struct ledger *l);
@@ -143,8 +153,19 @@ struct ledger_series {
 /* Insert or replace the series row; with exists, update its reading in
  * place (kind stays: a series never changes kind). */
 int ledger_put_series(struct ledger *l, const struct ledger_series *s, struct tally_err *e);
-int ledger_put_agent(struct ledger *l, const char *agent, uint64_t last_seq, int64_t last_time_ns,
-		     int64_t batches, struct tally_err *e);
+/* An agent's batches after from_seq up to last_seq are in this
+ * transaction. The commit fails with -ESTALE, nothing of it written, when
+ * the ledger's last_seq for the agent is no longer from_seq: another
+ * writer committed batches of that agent meanwhile (PostgreSQL, several
+ * aggregators), so what this one computed from its older series state
+ * must not count. */
+struct ledger_agent {
+	const char *agent;
+	uint64_t from_seq, last_seq;
+	int64_t last_time_ns;        /* the cycle time of its batch last_seq */
+	int64_t batches;             /* batches committed in all */
+};
+int ledger_put_agent(struct ledger *l, const struct ledger_agent *a, struct tally_err *e);
 int ledger_add_event(struct ledger *l, int64_t resource_id, const char *agent,
 		     const struct lifecycle_event *ev, struct tally_err *e);
 

@@ -2,13 +2,12 @@
  * reader.h: the ledger's read interface, for billing and the exporters.
  *
  * Everything that reads usage, resources, events or meters out of the
- * ledger goes through these functions: they hold the only SQL outside the
- * writer (ledger.c) and the invoice store (invoices.c), so a second
- * backend (PostgreSQL, DESIGN.md) implements this header and the callers
- * do not change. A reader is one read-only connection, opened with the
- * checks of ledger_ro.h (a missing file, not a ledger, another schema
- * version: refused); it never takes the writer's lock and reads beside a
- * running tallyd (SQLite WAL).
+ * ledger goes through these functions; each backend (backend.h) implements
+ * them, so the callers do not know which engine holds the ledger. A reader
+ * is one read-only connection (a missing ledger, not a ledger, another
+ * schema version: refused); it never takes the writer's lock and reads
+ * beside a running tallyd (SQLite's WAL; on PostgreSQL one repeatable-read
+ * snapshot for the reader's life).
  *
  * Rows are handed to a callback one at a time; strings in a row are
  * borrowed until the callback returns (never NULL: "" when the ledger has
@@ -25,8 +24,10 @@
 struct tally_err;
 struct ledger_reader;
 
-/* Returns 0; -ENOENT, -EINVAL, -EPROTO, -EIO as ledger_ro_open. */
-int ledger_reader_open(const char *path, struct ledger_reader **out, struct tally_err *e);
+/* location: as ledger_open's. Returns 0; -ENOENT (no ledger), -EINVAL
+ * (not a ledger), -EPROTO (another schema version), -EIO, and on
+ * PostgreSQL -ECONNREFUSED / -EACCES; message in e. */
+int ledger_reader_open(const char *location, struct ledger_reader **out, struct tally_err *e);
 void ledger_reader_close(struct ledger_reader *r);
 
 /* The data time of the newest batch any agent committed (0: none). */

@@ -2,7 +2,9 @@
 # The include rules of the source layout (docs/architecture.md, "Source
 # layout"): for each folder, the folders whose headers its files may
 # include. A quoted include is resolved to the folder that holds the
-# header; system headers (<...>) are the libraries' and not checked.
+# header; system headers (<...>) are the libraries' and not checked, but
+# for the database engines' APIs (<sqlite3.h>, <libpq-fe.h>): only ledger/
+# speaks to an engine (ledger/backend.h), so no SQL of one is elsewhere.
 # Prints every breach as file:line: folder/ may not include folder/x.h,
 # exits 1 when there is one, 0 when there is none.
 set -u
@@ -35,6 +37,11 @@ $1 == "F" {
 	f = $2; dir = f; sub("/.*", "", dir); n = 0
 	while ((getline line < f) > 0) {
 		n++
+		if (line ~ /^[ \t]*#[ \t]*include[ \t]*<(sqlite3|libpq-fe)\.h>/ && dir != "ledger") {
+			h = line; sub(/^[^<]*</, "", h); sub(/>.*/, "", h)
+			printf "%s:%d: %s/ may not include <%s>: a database engine is spoken to in ledger/ only (ledger/backend.h)\n", f, n, dir, h; bad++
+			continue
+		}
 		if (line !~ /^[ \t]*#[ \t]*include[ \t]*"/) continue
 		h = line; sub(/^[^"]*"/, "", h); sub(/".*/, "", h)
 		o = (h in owner) ? owner[h] : ""

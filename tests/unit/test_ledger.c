@@ -315,6 +315,39 @@ START_TEST(test_duplicate_batch_counts_once)
 }
 END_TEST
 
+/* A writer records an agent's batches only over the seq its state was
+ * built on: a second writer that committed the agent's batches meanwhile
+ * (PostgreSQL with two aggregators) makes the first one's commit fail,
+ * nothing of it written, rather than count the batches twice. */
+START_TEST(test_agent_seq_must_follow)
+{
+	struct ledger *l;
+	struct tally_err e = { 0 };
+	struct ledger_agent a = { .agent = "host-a", .from_seq = 0, .last_seq = 5, .last_time_ns = T0, .batches = 5 };
+	ck_assert_int_eq(ledger_open(&l, path, &e), 0);
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	ck_assert_int_eq(ledger_put_agent(l, &a, &e), 0);
+	ck_assert_int_eq(ledger_commit(l, &e), 0);
+	/* built on seq 3: someone else went on to 5 */
+	a.from_seq = 3;
+	a.last_seq = 6;
+	a.batches = 6;
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	ck_assert_int_eq(ledger_put_agent(l, &a, &e), -ESTALE);
+	ck_assert_msg(strstr(e.msg, "host-a") && strstr(e.msg, "seq 3"), "%s", e.msg);
+	ledger_rollback(l);
+	ck_assert(ledger_idle(l));
+	ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM agents WHERE agent = 'host-a'"), 5);
+	/* built on 5: goes on */
+	a.from_seq = 5;
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	ck_assert_int_eq(ledger_put_agent(l, &a, &e), 0);
+	ck_assert_int_eq(ledger_commit(l, &e), 0);
+	ledger_close(l);
+	ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM agents WHERE agent = 'host-a'"), 6);
+}
+END_TEST
+
 /* Issue 10, finding 7: a commit that fails as on a full disk is rolled
  * back, and everything it held stays in memory: ingest goes on, a later
  * commit writes all of it (and the hash chain stays whole). A process that
@@ -922,6 +955,7 @@ int main(void)
 	tcase_add_test(tc, test_chain_names_the_batch);
 	tcase_add_test(tc, test_chain_keeps_a_change_the_writer_found);
 	tcase_add_test(tc, test_duplicate_batch_counts_once);
+	tcase_add_test(tc, test_agent_seq_must_follow);
 	tcase_add_test(tc, test_failed_commit_loses_nothing_committed);
 	tcase_add_test(tc, test_metadata_history);
 	tcase_add_test(tc, test_must_commit);

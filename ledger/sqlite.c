@@ -1,23 +1,24 @@
 /*
- * ledger.c: open, check, create and migrate the SQLite ledger; the writer's
- * lock beside it; the prepared statements the aggregator writes it with
- * (see ledger.h).
+ * sqlite.c: the SQLite backend's writer (backend.h, ledger.h): open,
+ * check, create and migrate the ledger file; the writer's lock beside it;
+ * the prepared statements the aggregator writes it with; the hash chain's
+ * rows (chain.c computes them); the snapshot `tally ledger verify` reads.
+ * Its readers are in sqlite_reader.c, its invoice store in
+ * sqlite_invoices.c; the table of all three is at the end of this file.
  */
-#include "ledger.h"
+#include "backend.h"
+#include "chain.h"
 #include "fault.h"
-#include "vec.h"
 #include "err.h"
-#include "ledger_ro.h"
+#include "sqlite_ro.h"
 #include "str.h"
 #include "tallytime.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <limits.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,8 +32,6 @@
 
 /* The usage columns the chain hashes, in the order hour_row reads them. */
 #define CHAIN_ROW_COLS "resource_id, meter_id, device, hour_ns, quantity, spanned_ns, covered_ns, samples"
-#define CHAIN_HASH_LEN 32            /* SHA-256 */
-#define CHAIN_VERSION 5              /* the schema version that brought the chain */
 
 enum {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_METER_GET, S_METER_PUT, S_RES_PUT, S_ATTRS_PUT,
@@ -75,8 +74,11 @@ static const char *const stmt_sql[S_COUNT] = {
 	 * evaluates `kind IN (...)` through a temporary b-tree per row */
 	[S_SERIES_UPD] = "UPDATE series SET last_ns = ?5, origin_ns = ?6, last_value = ?8, flags = ?9"
 			 " WHERE resource_id = ?1 AND meter_id = ?2 AND device = ?3 AND agent = ?4",
-	[S_AGENT_PUT] = "INSERT OR REPLACE INTO agents (agent, last_seq, last_time_ns, batches)"
-			" VALUES (?1, ?2, ?3, ?4)",
+	/* only over the seq the writer's state was built on (ledger.h) */
+	[S_AGENT_PUT] = "INSERT INTO agents (agent, last_seq, last_time_ns, batches) VALUES (?1, ?2, ?3, ?4)"
+			" ON CONFLICT (agent) DO UPDATE SET last_seq = excluded.last_seq,"
+			" last_time_ns = excluded.last_time_ns, batches = excluded.batches"
+			" WHERE agents.last_seq = ?5",
 	[S_EVENT_ADD] = "INSERT INTO events (resource_id, time_ns, agent, type, reason)"
 			" VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_ALERT_PUT] = "INSERT OR REPLACE INTO alerts (key, labels, annotations, rule, tenant, subject,"
@@ -101,7 +103,8 @@ static const char *const stmt_sql[S_COUNT] = {
 			     " VALUES (?1, ?2, ?3, ?4, ?5)",
 };
 
-struct ledger {
+struct sq_ledger {
+	struct ledger base;          /* the backend (backend.h) */
 	sqlite3 *db;
 	char *path;
 	char *lock_path;             /* path + LEDGER_LOCK_SUFFIX */
@@ -115,26 +118,20 @@ struct ledger {
 	 * transaction will make when it commits */
 	int64_t head_id;
 	unsigned char head[CHAIN_HASH_LEN];
-	struct touched {
-		int64_t hour_ns;
-		int64_t altered;     /* chain_hours.altered: what the hour held before */
-	} *touched;
-	size_t n_touched, cap_touched;
+	struct chain_touched touched;
 	int64_t next_id;
 	unsigned char next[CHAIN_HASH_LEN];
 	sqlite3_stmt *st[S_COUNT];
 };
 
 
-static int step_done(struct ledger *l, int which, const char *what, struct tally_err *e);
+static int step_done(struct sq_ledger *l, int which, const char *what, struct tally_err *e);
+static void sq_close(struct ledger *lb);
+static bool sq_idle(const struct ledger *lb);
 
-/* A wall-clock instant for a message, to the second. */
-static char *iso_s(int64_t t_ns, char *buf, size_t len)
-{
-	return time_format_iso(t_ns - t_ns % NS_PER_SEC, buf, len);
-}
+#define iso_s chain_iso_s
 
-static int db_err(struct ledger *l, struct tally_err *e, int rc, const char *what)
+static int db_err(struct sq_ledger *l, struct tally_err *e, int rc, const char *what)
 {
 	int code = rc == SQLITE_FULL ? -ENOSPC : rc == SQLITE_NOMEM ? -ENOMEM
 		 : rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? -EBUSY
@@ -143,7 +140,7 @@ static int db_err(struct ledger *l, struct tally_err *e, int rc, const char *wha
 		       l->db ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc));
 }
 
-static int exec(struct ledger *l, const char *sql, struct tally_err *e)
+static int exec(struct sq_ledger *l, const char *sql, struct tally_err *e)
 {
 	char *msg = NULL;
 	int rc = sqlite3_exec(l->db, sql, NULL, NULL, &msg);
@@ -156,7 +153,7 @@ static int exec(struct ledger *l, const char *sql, struct tally_err *e)
 	return 0;
 }
 
-static int pragma_int(struct ledger *l, const char *sql, int64_t *out, struct tally_err *e)
+static int pragma_int(struct sq_ledger *l, const char *sql, int64_t *out, struct tally_err *e)
 {
 	sqlite3_stmt *st;
 	int rc = sqlite3_prepare_v2(l->db, sql, -1, &st, NULL);
@@ -225,7 +222,7 @@ static int run_check(sqlite3 *db, const char *what, int *bad, char *msg, size_t 
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static int check_integrity(struct ledger *l, bool full, struct tally_err *e)
+static int check_integrity(struct sq_ledger *l, bool full, struct tally_err *e)
 {
 	char msg[400];
 	int bad;
@@ -264,7 +261,7 @@ static bool wal_empty(const char *path)
 
 /* Whether the file is still as the last clean stop recorded it (the
  * "clean=" line of the lock file as it was found, in l->clean_mark). */
-static bool unchanged_since_clean_stop(const struct ledger *l)
+static bool unchanged_since_clean_stop(const struct sq_ledger *l)
 {
 	struct stat sb;
 	char now[sizeof(l->clean_mark)];
@@ -280,7 +277,7 @@ static bool unchanged_since_clean_stop(const struct ledger *l)
  * until that clock has passed our last write first, so that any later
  * write shows. Best effort: without the record the next start runs the
  * full check. */
-static void mark_clean(struct ledger *l)
+static void mark_clean(struct sq_ledger *l)
 {
 	struct stat sb;
 	struct timespec now;
@@ -305,15 +302,16 @@ static void mark_clean(struct ledger *l)
 		(void)ftruncate(l->lock_fd, end);
 }
 
-void ledger_check_info(const struct ledger *l, bool *full, int64_t *ns)
+static void sq_check_info(const struct ledger *lb, bool *full, int64_t *ns)
 {
+	const struct sq_ledger *l = (const struct sq_ledger *)lb;
 	*full = l->check_full;
 	*ns = l->check_ns;
 }
 
-int ledger_check_file(const char *path, struct ledger_check *out, struct tally_err *e)
+static int sq_check_file(const char *path, struct ledger_check *out, struct tally_err *e)
 {
-	struct ledger l = { .path = (char *)path, .lock_fd = -1 };
+	struct sq_ledger l = { .path = (char *)path, .lock_fd = -1 };
 	struct stat sb;
 	int64_t app = 0;
 	int rc;
@@ -390,7 +388,7 @@ static void lock_holder(int fd, char *out, size_t len)
 		snprintf(out, len, "a process that did not say who it is");
 }
 
-static int lock_take(struct ledger *l, struct tally_err *e)
+static int lock_take(struct sq_ledger *l, struct tally_err *e)
 {
 	size_t n = strlen(l->path) + sizeof(LEDGER_LOCK_SUFFIX);
 	if (!(l->lock_path = fault_malloc(n)))
@@ -439,257 +437,82 @@ static int lock_take(struct ledger *l, struct tally_err *e)
 	return 0;
 }
 
-static void lock_release(struct ledger *l)
+static void lock_release(struct sq_ledger *l)
 {
 	if (l->lock_fd >= 0)
 		close(l->lock_fd);  /* drops the flock */
 	l->lock_fd = -1;
 }
 
-/* ---- the hash chain (schemas/migrations/005-chain.sql) ----
+/* ---- the hash chain (schemas/migrations/005-chain.sql, chain.c) ----
  *
  * Each transaction that writes usage appends one commit to the chain: for
  * every hour it wrote to, the digest of all of that hour's rows as they
  * are after it, and a hash over the previous commit's hash and those
- * digests. The byte strings hashed are defined in 005-chain.sql, without
- * reference to SQLite, so that another backend computes the same hashes. */
+ * digests. SQLite checks an hour when the transaction first writes to it. */
 
-static void put64(unsigned char *p, int64_t v)
+/* The row at st's current step, columns CHAIN_ROW_COLS from 0. */
+static void chain_row_of(sqlite3_stmt *st, struct chain_row *r)
 {
-	uint64_t u = (uint64_t)v;
-	for (int i = 7; i >= 0; i--, u >>= 8)
-		p[i] = (unsigned char)u;
-}
-
-static EVP_MD_CTX *sha_new(void)
-{
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	if (c && !EVP_DigestInit_ex(c, EVP_sha256(), NULL)) {
-		EVP_MD_CTX_free(c);
-		c = NULL;
-	}
-	return c;
-}
-
-static int sha_end(EVP_MD_CTX *c, unsigned char out[CHAIN_HASH_LEN])
-{
-	unsigned int n = 0;
-	int ok = EVP_DigestFinal_ex(c, out, &n) && n == CHAIN_HASH_LEN;
-	EVP_MD_CTX_free(c);
-	return ok ? 0 : -ENOMEM;
-}
-
-/* One hour being hashed. */
-struct hourdig {
-	int64_t hour_ns;
-	int64_t rows;
-	EVP_MD_CTX *ctx;
-	unsigned char digest[CHAIN_HASH_LEN];   /* when ctx is done (NULL) */
-};
-
-static int hour_begin(struct hourdig *h, int64_t hour_ns)
-{
-	static const char tag[] = "tally usage hour v1";  /* with its NUL */
-	unsigned char b[sizeof(tag) + 8];
-	h->hour_ns = hour_ns;
-	h->rows = 0;
-	if (!(h->ctx = sha_new()))
-		return -ENOMEM;
-	memcpy(b, tag, sizeof(tag));
-	put64(b + sizeof(tag), hour_ns);
-	EVP_DigestUpdate(h->ctx, b, sizeof(b));
-	return 0;
-}
-
-/* Add the row at st's current step, columns CHAIN_ROW_COLS from 0. */
-static void hour_row(struct hourdig *h, sqlite3_stmt *st)
-{
-	unsigned char b[64];
-	size_t n = 0;
-	const unsigned char *dev = sqlite3_column_text(st, 2);
-	uint32_t dl = (uint32_t)sqlite3_column_bytes(st, 2);
-	put64(b, sqlite3_column_int64(st, 0));
-	put64(b + 8, sqlite3_column_int64(st, 1));
-	for (int i = 0; i < 4; i++)
-		b[16 + i] = (unsigned char)(dl >> (24 - 8 * i));
-	EVP_DigestUpdate(h->ctx, b, 20);
-	if (dl)
-		EVP_DigestUpdate(h->ctx, dev, dl);
-	put64(b, sqlite3_column_int64(st, 3));
-	n = 8;
+	r->resource_id = sqlite3_column_int64(st, 0);
+	r->meter_id = sqlite3_column_int64(st, 1);
+	r->device = (const char *)sqlite3_column_text(st, 2);
+	r->device_len = (size_t)sqlite3_column_bytes(st, 2);
+	r->hour_ns = sqlite3_column_int64(st, 3);
+	r->qty.text = NULL;
+	r->qty_text_len = 0;
 	switch (sqlite3_column_type(st, 4)) {
 	case SQLITE_INTEGER:
-		b[n++] = 'I';
-		put64(b + n, sqlite3_column_int64(st, 4));
-		n += 8;
+		r->qty.type = LEDGER_QTY_INT;
+		r->qty.i = sqlite3_column_int64(st, 4);
 		break;
-	case SQLITE_FLOAT: {
-		double d = sqlite3_column_double(st, 4);
-		int64_t bits;
-		memcpy(&bits, &d, sizeof(bits));
-		b[n++] = 'R';
-		put64(b + n, bits);
-		n += 8;
+	case SQLITE_FLOAT:
+		r->qty.type = LEDGER_QTY_REAL;
+		r->qty.d = sqlite3_column_double(st, 4);
 		break;
+	default:
+		r->qty.type = LEDGER_QTY_OTHER;
+		r->qty.text = (const char *)sqlite3_column_text(st, 4);
+		r->qty_text_len = (size_t)sqlite3_column_bytes(st, 4);
 	}
-	default: {
-		/* never written by tally: hashed so that it shows, as its text */
-		const unsigned char *t = sqlite3_column_text(st, 4);
-		b[n++] = 'X';
-		EVP_DigestUpdate(h->ctx, b, n);
-		if (t)
-			EVP_DigestUpdate(h->ctx, t, (size_t)sqlite3_column_bytes(st, 4));
-		n = 0;
-	}
-	}
-	put64(b + n, sqlite3_column_int64(st, 5));
-	put64(b + n + 8, sqlite3_column_int64(st, 6));
-	put64(b + n + 16, sqlite3_column_int64(st, 7));
-	EVP_DigestUpdate(h->ctx, b, n + 24);
-	h->rows++;
+	r->spanned_ns = sqlite3_column_int64(st, 5);
+	r->covered_ns = sqlite3_column_int64(st, 6);
+	r->samples = sqlite3_column_int64(st, 7);
 }
 
-static int hour_end(struct hourdig *h)
-{
-	int rc = sha_end(h->ctx, h->digest);
-	h->ctx = NULL;
-	return rc;
-}
-
-/* A commit's hash, fed its hours one by one. */
-static EVP_MD_CTX *commit_begin(const unsigned char prev[CHAIN_HASH_LEN], int64_t id, int64_t time_ns,
-				int64_t upgrade, int64_t hours)
-{
-	static const char tag[] = "tally chain v1";
-	unsigned char b[sizeof(tag) + CHAIN_HASH_LEN + 32];
-	EVP_MD_CTX *c = sha_new();
-	if (!c)
-		return NULL;
-	memcpy(b, tag, sizeof(tag));
-	memcpy(b + sizeof(tag), prev, CHAIN_HASH_LEN);
-	put64(b + sizeof(tag) + CHAIN_HASH_LEN, id);
-	put64(b + sizeof(tag) + CHAIN_HASH_LEN + 8, time_ns);
-	put64(b + sizeof(tag) + CHAIN_HASH_LEN + 16, upgrade);
-	put64(b + sizeof(tag) + CHAIN_HASH_LEN + 24, hours);
-	EVP_DigestUpdate(c, b, sizeof(b));
-	return c;
-}
-
-static void commit_hour(EVP_MD_CTX *c, int64_t hour_ns, int64_t rows, int64_t altered,
-			const unsigned char digest[CHAIN_HASH_LEN])
-{
-	unsigned char b[24 + CHAIN_HASH_LEN];
-	put64(b, hour_ns);
-	put64(b + 8, rows);
-	put64(b + 16, altered);
-	memcpy(b + 24, digest, CHAIN_HASH_LEN);
-	EVP_DigestUpdate(c, b, sizeof(b));
-}
-
-/* A set of hours being hashed at once, found by hour: a scan of the whole
- * usage table in primary-key order meets each hour's rows in the chain's
- * order (resource, meter, device), interleaved with other hours'. */
-struct hourset {
-	struct hourdig *v;
-	size_t n, cap;
-	uint32_t *slot;              /* index + 1, 0 = empty; open addressing */
-	size_t mask;
-};
-
-static size_t hour_slot(const struct hourset *s, int64_t hour_ns)
-{
-	uint64_t x = (uint64_t)hour_ns * 0x9E3779B97F4A7C15ULL;
-	size_t i = (size_t)(x >> 32) & s->mask;
-	while (s->slot[i] && s->v[s->slot[i] - 1].hour_ns != hour_ns)
-		i = (i + 1) & s->mask;
-	return i;
-}
-
-/* The entry of hour_ns, added (its digest begun) if new; NULL: no memory. */
-static struct hourdig *hourset_get(struct hourset *s, int64_t hour_ns)
-{
-	if (s->n + 1 > (s->mask + 1) / 2) {
-		size_t cap = s->mask ? (s->mask + 1) * 2 : 1024;
-		uint32_t *slot = fault_calloc(cap, sizeof(*slot));
-		if (!slot)
-			return NULL;
-		free(s->slot);
-		s->slot = slot;
-		s->mask = cap - 1;
-		for (size_t k = 0; k < s->n; k++)
-			s->slot[hour_slot(s, s->v[k].hour_ns)] = (uint32_t)k + 1;
-	}
-	size_t i = hour_slot(s, hour_ns);
-	if (s->slot[i])
-		return &s->v[s->slot[i] - 1];
-	if (vec_reserve((void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v), 256))
-		return NULL;
-	struct hourdig *h = &s->v[s->n];
-	memset(h, 0, sizeof(*h));
-	h->hour_ns = hour_ns;
-	s->slot[i] = (uint32_t)++s->n;
-	return h;
-}
-
-static void hourset_free(struct hourset *s)
-{
-	for (size_t i = 0; i < s->n; i++)
-		EVP_MD_CTX_free(s->v[i].ctx);
-	free(s->v);
-	free(s->slot);
-	memset(s, 0, sizeof(*s));
-}
-
-static int hour_cmp(const void *x, const void *y)
-{
-	int64_t a = ((const struct hourdig *)x)->hour_ns, b = ((const struct hourdig *)y)->hour_ns;
-	return a < b ? -1 : a > b;
-}
-
-/* Hash every hour of db's usage into s, sorted by hour (the index is gone
- * then: use s->v[0..n) only). *rows counts the rows. Returns 0, -ENOMEM,
- * or an SQLite result code as a positive number. */
-static int hash_all_hours(sqlite3 *db, struct hourset *s, int64_t *rows)
+/* Every usage row of db in primary-key order to fn. Returns 0, fn's
+ * non-zero return, or an SQLite result code as a positive number. */
+static int usage_rows(sqlite3 *db, ledger_row_fn fn, void *ctx)
 {
 	sqlite3_stmt *st;
+	struct chain_row r;
 	int rc = sqlite3_prepare_v2(db, "SELECT " CHAIN_ROW_COLS " FROM usage"
 				    " ORDER BY resource_id, meter_id, device, hour_ns", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return rc;
-	*rows = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct hourdig *h = hourset_get(s, sqlite3_column_int64(st, 3));
-		if (!h || (!h->ctx && hour_begin(h, h->hour_ns))) {
+		chain_row_of(st, &r);
+		if ((rc = fn(ctx, &r))) {
 			sqlite3_finalize(st);
-			return -ENOMEM;
+			return rc;
 		}
-		hour_row(h, st);
-		(*rows)++;
 	}
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return rc;
-	for (size_t i = 0; i < s->n; i++)
-		if (hour_end(&s->v[i]))
-			return -ENOMEM;
-	if (s->n)
-		qsort(s->v, s->n, sizeof(*s->v), hour_cmp);
-	free(s->slot);
-	s->slot = NULL;
-	s->mask = 0;
-	return 0;
+	return rc == SQLITE_DONE ? 0 : rc;
 }
 
 /* The upgrade to the chain: one commit sealing every hour the ledger holds,
  * as found. Inside the migration's transaction. */
-static int chain_seal_upgrade(struct ledger *l, struct tally_err *e)
+static int chain_seal_upgrade(struct sq_ledger *l, struct tally_err *e)
 {
-	struct hourset s = { 0 };
+	struct chain_hours s = { 0 };
 	sqlite3_stmt *ch = NULL, *cc = NULL;
 	unsigned char zero[CHAIN_HASH_LEN] = { 0 }, hash[CHAIN_HASH_LEN];
-	int64_t rows, now = time_now_ns();
-	EVP_MD_CTX *c = NULL;
-	int rc = hash_all_hours(l->db, &s, &rows);
+	int64_t now = time_now_ns();
+	void *c = NULL;
+	int rc = usage_rows(l->db, chain_hours_add, &s);
+	if (rc == 0)
+		rc = chain_hours_finish(&s);
 	if (rc) {
 		rc = rc < 0 ? err_set(e, rc, "%s: out of memory hashing the usage", l->path)
 		     : db_err(l, e, rc, "cannot read the usage to seal it");
@@ -697,7 +520,7 @@ static int chain_seal_upgrade(struct ledger *l, struct tally_err *e)
 	}
 	if (!s.n)
 		goto out;   /* no usage (a new ledger): the chain starts with the first commit */
-	if (!(c = commit_begin(zero, 1, now, 1, (int64_t)s.n))) {
+	if (!(c = chain_commit_begin(zero, 1, now, 1, (int64_t)s.n))) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -709,7 +532,7 @@ static int chain_seal_upgrade(struct ledger *l, struct tally_err *e)
 		goto out;
 	}
 	for (size_t i = 0; i < s.n; i++) {
-		commit_hour(c, s.v[i].hour_ns, s.v[i].rows, 0, s.v[i].digest);
+		chain_commit_hour(c, s.v[i].hour_ns, s.v[i].rows, 0, s.v[i].digest);
 		sqlite3_bind_int64(ch, 1, s.v[i].hour_ns);
 		sqlite3_bind_int64(ch, 2, s.v[i].rows);
 		sqlite3_bind_blob(ch, 3, s.v[i].digest, CHAIN_HASH_LEN, SQLITE_STATIC);
@@ -719,7 +542,7 @@ static int chain_seal_upgrade(struct ledger *l, struct tally_err *e)
 		}
 		sqlite3_reset(ch);
 	}
-	rc = sha_end(c, hash);
+	rc = chain_commit_end(c, hash);
 	c = NULL;
 	if (rc)
 		goto out;
@@ -728,15 +551,15 @@ static int chain_seal_upgrade(struct ledger *l, struct tally_err *e)
 	sqlite3_bind_blob(cc, 3, hash, CHAIN_HASH_LEN, SQLITE_STATIC);
 	rc = sqlite3_step(cc) == SQLITE_DONE ? 0 : db_err(l, e, sqlite3_errcode(l->db), "cannot seal the usage");
 out:
-	EVP_MD_CTX_free(c);
+	chain_commit_free(c);
 	sqlite3_finalize(ch);
 	sqlite3_finalize(cc);
-	hourset_free(&s);
+	chain_hours_free(&s);
 	return rc;
 }
 
 /* The chain's head as committed: its last commit (id 0 and zeros: none). */
-static int chain_load_head(struct ledger *l, struct tally_err *e)
+static int chain_load_head(struct sq_ledger *l, struct tally_err *e)
 {
 	sqlite3_stmt *st;
 	int rc = sqlite3_prepare_v2(l->db, "SELECT id, hash FROM chain ORDER BY id DESC LIMIT 1", -1, &st, NULL);
@@ -755,22 +578,25 @@ static int chain_load_head(struct ledger *l, struct tally_err *e)
 }
 
 /* Digest hour_ns's rows as they are now, through S_HOUR_ROWS. */
-static int hash_hour(struct ledger *l, int64_t hour_ns, struct hourdig *h, struct tally_err *e)
+static int hash_hour(struct sq_ledger *l, int64_t hour_ns, struct chain_hour *h, struct tally_err *e)
 {
 	sqlite3_stmt *st = l->st[S_HOUR_ROWS];
+	struct chain_row r;
 	int rc;
-	if (hour_begin(h, hour_ns))
+	if (chain_hour_begin(h, hour_ns))
 		return err_set(e, -ENOMEM, "%s: out of memory hashing usage", l->path);
 	sqlite3_bind_int64(st, 1, hour_ns);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		hour_row(h, st);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		chain_row_of(st, &r);
+		chain_hour_row(h, &r);
+	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
-		EVP_MD_CTX_free(h->ctx);
+		chain_commit_free(h->ctx);
 		h->ctx = NULL;
 		return db_err(l, e, rc, "cannot read usage to hash it");
 	}
-	if (hour_end(h))
+	if (chain_hour_end(h))
 		return err_set(e, -ENOMEM, "%s: out of memory hashing usage", l->path);
 	return 0;
 }
@@ -782,9 +608,9 @@ static int hash_hour(struct ledger *l, int64_t hour_ns, struct hourdig *h, struc
  * *altered whose record it contradicted (-1: rows where no commit wrote),
  * so that sealing the hour again does not hide the change: tally ledger
  * verify reports it for good. 0: as recorded. */
-static int hour_precheck(struct ledger *l, int64_t hour_ns, int64_t *altered, struct tally_err *e)
+static int hour_precheck(struct sq_ledger *l, int64_t hour_ns, int64_t *altered, struct tally_err *e)
 {
-	struct hourdig h = { 0 };
+	struct chain_hour h = { 0 };
 	sqlite3_stmt *st = l->st[S_HOUR_LAST];
 	int rc = hash_hour(l, hour_ns, &h, e);
 	if (rc)
@@ -807,45 +633,34 @@ static int hour_precheck(struct ledger *l, int64_t hour_ns, int64_t *altered, st
 
 /* Remember that the open transaction writes usage to hour_ns (the first
  * time: check the hour first). */
-static int chain_touch(struct ledger *l, int64_t hour_ns, struct tally_err *e)
+static int chain_touch(struct sq_ledger *l, int64_t hour_ns, struct tally_err *e)
 {
-	size_t lo = 0, hi = l->n_touched;
+	size_t at;
 	int64_t altered;
 	int rc;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (l->touched[mid].hour_ns < hour_ns)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < l->n_touched && l->touched[lo].hour_ns == hour_ns)
+	if (chain_touched_find(&l->touched, hour_ns, &at))
 		return 0;
-	if (vec_reserve((void **)&l->touched, &l->cap_touched, l->n_touched + 1, sizeof(*l->touched), 16))
-		return err_set(e, -ENOMEM, "%s: out of memory", l->path);
 	if ((rc = hour_precheck(l, hour_ns, &altered, e)))
 		return rc;
-	memmove(l->touched + lo + 1, l->touched + lo, (l->n_touched - lo) * sizeof(*l->touched));
-	l->touched[lo].hour_ns = hour_ns;
-	l->touched[lo].altered = altered;
-	l->n_touched++;
+	if (chain_touched_insert(&l->touched, at, hour_ns, altered))
+		return err_set(e, -ENOMEM, "%s: out of memory", l->path);
 	return 0;
 }
 
 /* Append the open transaction's commit to the chain (inside it). */
-static int chain_append(struct ledger *l, struct tally_err *e)
+static int chain_append(struct sq_ledger *l, struct tally_err *e)
 {
 	int64_t id = l->head_id + 1, now = time_now_ns();
-	EVP_MD_CTX *c = commit_begin(l->head, id, now, 0, (int64_t)l->n_touched);
-	struct hourdig h = { 0 };
+	void *c = chain_commit_begin(l->head, id, now, 0, (int64_t)l->touched.n);
+	struct chain_hour h = { 0 };
 	int rc = 0;
 	if (!c)
 		return err_set(e, -ENOMEM, "%s: out of memory hashing a commit", l->path);
-	for (size_t i = 0; i < l->n_touched; i++) {
-		const struct touched *t = &l->touched[i];
+	for (size_t i = 0; i < l->touched.n; i++) {
+		const struct touched *t = &l->touched.v[i];
 		if ((rc = hash_hour(l, t->hour_ns, &h, e)))
 			goto out;
-		commit_hour(c, h.hour_ns, h.rows, t->altered, h.digest);
+		chain_commit_hour(c, h.hour_ns, h.rows, t->altered, h.digest);
 		sqlite3_stmt *st = l->st[S_CHAIN_HOUR_PUT];
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_int64(st, 2, h.hour_ns);
@@ -855,7 +670,7 @@ static int chain_append(struct ledger *l, struct tally_err *e)
 		if ((rc = step_done(l, S_CHAIN_HOUR_PUT, "cannot write the hash chain", e)))
 			goto out;
 	}
-	rc = sha_end(c, l->next);
+	rc = chain_commit_end(c, l->next);
 	c = NULL;
 	if (rc) {
 		rc = err_set(e, -ENOMEM, "%s: out of memory hashing a commit", l->path);
@@ -865,281 +680,129 @@ static int chain_append(struct ledger *l, struct tally_err *e)
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_int64(st, 3, 0);
-	sqlite3_bind_int64(st, 4, (int64_t)l->n_touched);
+	sqlite3_bind_int64(st, 4, (int64_t)l->touched.n);
 	sqlite3_bind_blob(st, 5, l->next, CHAIN_HASH_LEN, SQLITE_STATIC);
 	if ((rc = step_done(l, S_CHAIN_PUT, "cannot write the hash chain", e)))
 		goto out;
 	l->next_id = id;
 out:
-	EVP_MD_CTX_free(c);
+	chain_commit_free(c);
 	return rc;
 }
 
-/* ---- verification (tally ledger verify) ---- */
+/* ---- the snapshot tally ledger verify reads (chain.c walks it) ---- */
 
-struct problems {
-	int n;
-	struct problem {
-		int64_t commit;          /* INT64_MAX: names no commit */
-		int64_t hour_ns;
-		char text[240];
-	} first[3];                  /* the lowest (commit, hour) of all */
+struct sq_snap {
+	struct ledger_snap base;
+	struct sq_ledger l;          /* db and path only */
 };
 
-static void problem(struct problems *p, int64_t commit, int64_t hour_ns, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void problem(struct problems *p, int64_t commit, int64_t hour_ns, const char *fmt, ...)
+static int sq_snap_open(struct ledger_snap **out, const char *path, struct tally_err *e)
 {
-	int keep = p->n < 3 ? p->n : 3, at = keep;
-	p->n++;
-	while (at > 0 && (p->first[at - 1].commit > commit ||
-			  (p->first[at - 1].commit == commit && p->first[at - 1].hour_ns > hour_ns)))
-		at--;
-	if (at == 3)
-		return;
-	if (keep == 3)
-		keep = 2;            /* the last one falls off */
-	memmove(&p->first[at + 1], &p->first[at], (size_t)(keep - at) * sizeof(p->first[0]));
-	p->first[at].commit = commit;
-	p->first[at].hour_ns = hour_ns;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(p->first[at].text, sizeof(p->first[at].text), fmt, ap);
-	va_end(ap);
-}
-
-static void hex(const unsigned char *b, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", b[i]);
-}
-
-/* Walk the chain: every commit's hash recomputed from the previous one's
- * and its hours; into *last, each hour's record of the last commit that
- * wrote it, sorted by hour. */
-struct chainrec {
-	int64_t hour_ns, rows, commit, commit_ns;
-	unsigned char digest[CHAIN_HASH_LEN];
-};
-
-static int rec_cmp(const void *x, const void *y)
-{
-	int64_t a = ((const struct chainrec *)x)->hour_ns, b = ((const struct chainrec *)y)->hour_ns;
-	return a < b ? -1 : a > b;
-}
-
-static int walk_chain(struct ledger *l, struct ledger_verify *out, struct problems *p, struct chainrec **last,
-		      size_t *n_last, struct tally_err *e)
-{
-	sqlite3_stmt *st;
-	struct hourset idx = { 0 };          /* hour -> index + 1 into v, kept in the entry's rows */
-	struct chainrec *v = NULL;
-	size_t n = 0, cap = 0;
-	unsigned char prev[CHAIN_HASH_LEN] = { 0 }, stored[CHAIN_HASH_LEN], got[CHAIN_HASH_LEN];
-	int64_t id = 0, time_ns = 0, upgrade = 0, hours = 0, seen = 0;
-	EVP_MD_CTX *c = NULL;
-	int rc = sqlite3_prepare_v2(l->db, "SELECT c.id, c.time_ns, c.upgrade, c.hours, c.hash, h.hour_ns, h.rows,"
-				    " h.digest, h.altered FROM chain c LEFT JOIN chain_hours h ON h.commit_id = c.id"
-				    " ORDER BY c.id, h.hour_ns", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return db_err(l, e, rc, "cannot read the hash chain");
-	for (;;) {
-		rc = sqlite3_step(st);
-		int64_t rid = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-		if (id && rid != id) {
-			/* the end of commit id: its hash */
-			char t[48];
-			if (sha_end(c, got)) {
-				c = NULL;
-				rc = -ENOMEM;
-				break;
-			}
-			c = NULL;
-			if (seen != hours)
-				problem(p, id, 0, "commit %lld (%s): says it wrote %lld hours, the chain holds %lld",
-					(long long)id, iso_s(time_ns, t, sizeof(t)), (long long)hours,
-					(long long)seen);
-			else if (memcmp(got, stored, CHAIN_HASH_LEN))
-				problem(p, id, 0, "commit %lld (%s): its hash does not follow from the commit before"
-					" and the hours it wrote: the chain was altered", (long long)id,
-					iso_s(time_ns, t, sizeof(t)));
-			memcpy(prev, stored, CHAIN_HASH_LEN);  /* one altered record is one problem */
-			out->head_id = id;
-			hex(stored, CHAIN_HASH_LEN, out->head);
-		}
-		if (rc != SQLITE_ROW)
-			break;
-		if (rid != id) {
-			char t[48];
-			if (rid != id + 1)
-				problem(p, rid, 0, "commit %lld (%s) follows commit %lld: %lld commit%s missing",
-					(long long)rid, iso_s(sqlite3_column_int64(st, 1), t, sizeof(t)),
-					(long long)id, (long long)(rid - id - 1), rid - id - 1 == 1 ? " is" : "s are");
-			id = rid;
-			time_ns = sqlite3_column_int64(st, 1);
-			upgrade = sqlite3_column_int64(st, 2);
-			hours = sqlite3_column_int64(st, 3);
-			seen = 0;
-			memset(stored, 0, sizeof(stored));
-			if (sqlite3_column_bytes(st, 4) == CHAIN_HASH_LEN)
-				memcpy(stored, sqlite3_column_blob(st, 4), CHAIN_HASH_LEN);
-			if (!out->commits++) {
-				out->first_ns = time_ns;
-				out->upgraded = upgrade != 0;
-				out->sealed_hours = upgrade ? hours : 0;
-			}
-			if (!(c = commit_begin(prev, id, time_ns, upgrade, hours))) {
-				rc = -ENOMEM;
-				break;
-			}
-		}
-		if (sqlite3_column_type(st, 5) == SQLITE_NULL)
-			continue;            /* a commit without hours (LEFT JOIN) */
-		int64_t hour = sqlite3_column_int64(st, 5), rows = sqlite3_column_int64(st, 6);
-		int64_t altered = sqlite3_column_int64(st, 8);
-		unsigned char dg[CHAIN_HASH_LEN] = { 0 };
-		if (sqlite3_column_bytes(st, 7) == CHAIN_HASH_LEN)
-			memcpy(dg, sqlite3_column_blob(st, 7), CHAIN_HASH_LEN);
-		commit_hour(c, hour, rows, altered, dg);
-		seen++;
-		if (altered) {
-			/* the writer found the hour changed before it wrote to it */
-			char t[48], th[48];
-			if (altered > 0)
-				problem(p, altered, hour, "commit %lld (%s) found the usage of hour %s altered since"
-					" commit %lld wrote it", (long long)id, iso_s(time_ns, t, sizeof(t)),
-					time_format_iso(hour, th, sizeof(th)), (long long)altered);
-			else
-				problem(p, INT64_MAX, hour, "commit %lld (%s) found usage rows in hour %s that no"
-					" commit wrote", (long long)id, iso_s(time_ns, t, sizeof(t)),
-					time_format_iso(hour, th, sizeof(th)));
-		}
-		struct hourdig *h = hourset_get(&idx, hour);
-		if (!h) {
-			rc = -ENOMEM;
-			break;
-		}
-		if (!h->rows) {              /* new hour: its record's index + 1 */
-			if (vec_reserve((void **)&v, &cap, n + 1, sizeof(*v), 1024)) {
-				rc = -ENOMEM;
-				break;
-			}
-			h->rows = (int64_t)++n;
-		}
-		struct chainrec *r = &v[h->rows - 1];
-		r->hour_ns = hour;
-		r->rows = rows;
-		r->commit = id;
-		r->commit_ns = time_ns;
-		memcpy(r->digest, dg, CHAIN_HASH_LEN);
-	}
-	EVP_MD_CTX_free(c);
-	sqlite3_finalize(st);
-	hourset_free(&idx);
-	if (rc == -ENOMEM || rc != SQLITE_DONE) {
-		free(v);
-		return rc == -ENOMEM ? err_set(e, rc, "%s: out of memory verifying the chain", l->path)
-		       : db_err(l, e, rc, "cannot read the hash chain");
-	}
-	if (n)
-		qsort(v, n, sizeof(*v), rec_cmp);
-	*last = v;
-	*n_last = n;
-	return 0;
-}
-
-int ledger_verify(const char *path, struct ledger_verify *out, struct tally_err *e)
-{
-	struct ledger l = { .path = (char *)path, .lock_fd = -1 };
-	struct hourset now = { 0 };
-	struct chainrec *last = NULL;
-	struct problems p = { 0 };
-	size_t n_last = 0;
+	struct sq_snap *s = fault_calloc(1, sizeof(*s));
 	struct stat sb;
-	int64_t app = 0, ver = 0, orphans = 0, t0 = time_mono_ns();
+	int64_t app = 0, ver = 0;
 	int rc;
 
-	memset(out, 0, sizeof(*out));
-	if (stat(path, &sb))
-		return err_set(e, -errno, "%s: %s", path, strerror(errno));
-	if ((rc = sqlite3_open_v2(path, &l.db, SQLITE_OPEN_READONLY, NULL)) != SQLITE_OK) {
-		rc = db_err(&l, e, rc, "cannot open");
-		goto out;
+	*out = NULL;
+	if (!s)
+		return err_set(e, -ENOMEM, "out of memory");
+	s->base.be = &ledger_sqlite_backend;
+	s->l.lock_fd = -1;
+	if (!(s->l.path = fault_strdup(path))) {
+		free(s);
+		return err_set(e, -ENOMEM, "out of memory");
 	}
-	sqlite3_busy_timeout(l.db, 5000);
-	if ((rc = pragma_int(&l, "PRAGMA application_id", &app, e)) ||
-	    (rc = pragma_int(&l, "PRAGMA user_version", &ver, e)))
-		goto out;
+	if (stat(path, &sb)) {
+		rc = err_set(e, -errno, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if ((rc = sqlite3_open_v2(path, &s->l.db, SQLITE_OPEN_READONLY, NULL)) != SQLITE_OK) {
+		rc = db_err(&s->l, e, rc, "cannot open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->l.db, 5000);
+	if ((rc = pragma_int(&s->l, "PRAGMA application_id", &app, e)) ||
+	    (rc = pragma_int(&s->l, "PRAGMA user_version", &ver, e)))
+		goto fail;
 	if (app != LEDGER_APP_ID) {
 		rc = err_set(e, -EINVAL, "%s: not a tally ledger (application_id %lld)", path, (long long)app);
-		goto out;
+		goto fail;
 	}
 	if (ver > LEDGER_SCHEMA_VERSION || ver < CHAIN_VERSION) {
 		rc = err_set(e, -EPROTO, "%s: ledger schema version %lld: %s", path, (long long)ver,
 			     ver > LEDGER_SCHEMA_VERSION ? "newer than this tally knows; upgrade tally"
 			     : "no hash chain yet; it starts when tallyd next opens the ledger");
-		goto out;
+		goto fail;
 	}
 	/* one snapshot: a running tallyd goes on committing meanwhile */
-	if ((rc = exec(&l, "BEGIN", e)) || (rc = walk_chain(&l, out, &p, &last, &n_last, e)) ||
-	    (rc = pragma_int(&l, "SELECT count(*) FROM chain_hours WHERE commit_id NOT IN (SELECT id FROM chain)",
-			     &orphans, e)))
-		goto out;
-	if (orphans)
-		problem(&p, INT64_MAX, 0, "%lld chain_hours rows belong to no commit", (long long)orphans);
-	if ((rc = hash_all_hours(l.db, &now, &out->rows))) {
-		rc = rc < 0 ? err_set(e, rc, "%s: out of memory hashing the usage", path)
-		     : db_err(&l, e, rc, "cannot read the usage");
-		goto out;
-	}
-	out->hours = (int64_t)now.n;
-	/* both sorted by hour: merge */
-	for (size_t i = 0, j = 0; i < now.n || j < n_last;) {
-		char t[48], tc[48];
-		if (j == n_last || (i < now.n && now.v[i].hour_ns < last[j].hour_ns)) {
-			problem(&p, INT64_MAX, now.v[i].hour_ns, "hour %s: %lld usage row%s that no commit wrote",
-				time_format_iso(now.v[i].hour_ns, t, sizeof(t)), (long long)now.v[i].rows,
-				now.v[i].rows == 1 ? "" : "s");
-			i++;
-			continue;
-		}
-		const struct chainrec *r = &last[j++];
-		int64_t rows = 0;
-		unsigned char empty[CHAIN_HASH_LEN];
-		const unsigned char *dg = empty;
-		if (i < now.n && now.v[i].hour_ns == r->hour_ns) {
-			rows = now.v[i].rows;
-			dg = now.v[i++].digest;
-		} else {
-			struct hourdig h;    /* all its rows are gone */
-			if (hour_begin(&h, r->hour_ns) || hour_end(&h)) {
-				rc = err_set(e, -ENOMEM, "%s: out of memory", path);
-				goto out;
-			}
-			memcpy(empty, h.digest, CHAIN_HASH_LEN);
-		}
-		if (rows != r->rows || memcmp(dg, r->digest, CHAIN_HASH_LEN))
-			problem(&p, r->commit, r->hour_ns, "commit %lld (%s): the usage of hour %s is not what it"
-				" committed (%lld row%s now, %lld then)", (long long)r->commit,
-				iso_s(r->commit_ns, tc, sizeof(tc)), time_format_iso(r->hour_ns, t, sizeof(t)),
-				(long long)rows, rows == 1 ? "" : "s", (long long)r->rows);
-	}
-	exec(&l, "COMMIT", NULL);
-	out->problems = p.n;
-	out->bad_commit = p.n && p.first[0].commit != INT64_MAX ? p.first[0].commit : 0;
-	for (int k = 0, used = 0; k < p.n && k < 3; k++)
-		used += snprintf(out->first + used, sizeof(out->first) - (size_t)used, "%s%s", k ? "; " : "",
-				 p.first[k].text);
-	rc = 0;
-out:
-	out->ns = time_mono_ns() - t0;
-	free(last);
-	hourset_free(&now);
-	sqlite3_close(l.db);
+	if ((rc = exec(&s->l, "BEGIN", e)))
+		goto fail;
+	*out = &s->base;
+	return 0;
+fail:
+	sqlite3_close(s->l.db);
+	free(s->l.path);
+	free(s);
 	return rc;
 }
 
-static int migrate(struct ledger *l, int64_t from, struct tally_err *e)
+static void sq_snap_close(struct ledger_snap *sb)
+{
+	struct sq_snap *s = (struct sq_snap *)sb;
+	if (!s)
+		return;
+	exec(&s->l, "COMMIT", NULL);
+	sqlite3_close(s->l.db);
+	free(s->l.path);
+	free(s);
+}
+
+static int sq_snap_links(struct ledger_snap *sb, ledger_link_fn fn, void *ctx, struct tally_err *e)
+{
+	struct sq_snap *s = (struct sq_snap *)sb;
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->l.db, "SELECT c.id, c.time_ns, c.upgrade, c.hours, c.hash, h.hour_ns, h.rows,"
+				    " h.digest, h.altered FROM chain c LEFT JOIN chain_hours h ON h.commit_id = c.id"
+				    " ORDER BY c.id, h.hour_ns", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_err(&s->l, e, rc, "cannot read the hash chain");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct chain_link k = {
+			.id = sqlite3_column_int64(st, 0), .time_ns = sqlite3_column_int64(st, 1),
+			.upgrade = sqlite3_column_int64(st, 2), .hours = sqlite3_column_int64(st, 3),
+			.has_hour = sqlite3_column_type(st, 5) != SQLITE_NULL,
+			.hour_ns = sqlite3_column_int64(st, 5), .rows = sqlite3_column_int64(st, 6),
+			.altered = sqlite3_column_int64(st, 8),
+		};
+		if (sqlite3_column_bytes(st, 4) == CHAIN_HASH_LEN)
+			memcpy(k.hash, sqlite3_column_blob(st, 4), CHAIN_HASH_LEN);
+		if (sqlite3_column_bytes(st, 7) == CHAIN_HASH_LEN)
+			memcpy(k.digest, sqlite3_column_blob(st, 7), CHAIN_HASH_LEN);
+		if ((rc = fn(ctx, &k))) {
+			sqlite3_finalize(st);
+			return rc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : db_err(&s->l, e, rc, "cannot read the hash chain");
+}
+
+static int sq_snap_usage(struct ledger_snap *sb, ledger_row_fn fn, void *ctx, struct tally_err *e)
+{
+	struct sq_snap *s = (struct sq_snap *)sb;
+	int rc = usage_rows(s->l.db, fn, ctx);
+	return rc > 0 ? db_err(&s->l, e, rc, "cannot read the usage") : rc;
+}
+
+static int sq_snap_orphans(struct ledger_snap *sb, int64_t *n, struct tally_err *e)
+{
+	struct sq_snap *s = (struct sq_snap *)sb;
+	return pragma_int(&s->l, "SELECT count(*) FROM chain_hours WHERE commit_id NOT IN (SELECT id FROM chain)",
+			  n, e);
+}
+
+static int migrate(struct sq_ledger *l, int64_t from, struct tally_err *e)
 {
 	const char *const *m = ledger_migrations;
 	char sql[96];
@@ -1164,9 +827,9 @@ static int migrate(struct ledger *l, int64_t from, struct tally_err *e)
 	return 0;
 }
 
-int ledger_open(struct ledger **out, const char *path, struct tally_err *e)
+static int sq_open(struct ledger **out, const char *path, struct tally_err *e)
 {
-	struct ledger *l = fault_calloc(1, sizeof(*l));
+	struct sq_ledger *l = fault_calloc(1, sizeof(*l));
 	struct stat sb;
 	int64_t app = 0, ver = 0, objects = 0;
 	int rc;
@@ -1174,6 +837,7 @@ int ledger_open(struct ledger **out, const char *path, struct tally_err *e)
 	*out = NULL;
 	if (!l)
 		return -ENOMEM;
+	l->base.be = &ledger_sqlite_backend;
 	l->lock_fd = -1;
 	if (!(l->path = fault_strdup(path))) {
 		free(l);
@@ -1226,15 +890,16 @@ int ledger_open(struct ledger **out, const char *path, struct tally_err *e)
 	if ((rc = chain_load_head(l, e)))
 		goto fail;
 	l->open = true;
-	*out = l;
+	*out = &l->base;
 	return 0;
 fail:
-	ledger_close(l);
+	sq_close(&l->base);
 	return rc;
 }
 
-void ledger_close(struct ledger *l)
+static void sq_close(struct ledger *lb)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	if (!l)
 		return;
 	for (int i = 0; i < S_COUNT; i++)
@@ -1246,14 +911,14 @@ void ledger_close(struct ledger *l)
 	if (sqlite3_close(l->db) == SQLITE_OK && l->open)
 		mark_clean(l);
 	lock_release(l);
-	free(l->touched);
+	free(l->touched.v);
 	free(l->lock_path);
 	free(l->path);
 	free(l);
 }
 
 /* Run a statement that returns no rows; reset it either way. */
-static int step_done(struct ledger *l, int which, const char *what, struct tally_err *e)
+static int step_done(struct sq_ledger *l, int which, const char *what, struct tally_err *e)
 {
 	sqlite3_stmt *st = l->st[which];
 	/* the fault injector (fault.h): a write or a commit fails as a full
@@ -1268,45 +933,50 @@ static int step_done(struct ledger *l, int which, const char *what, struct tally
 	return 0;
 }
 
-int ledger_begin(struct ledger *l, struct tally_err *e)
+static int sq_begin(struct ledger *lb, struct tally_err *e)
 {
-	l->n_touched = 0;
+	struct sq_ledger *l = (struct sq_ledger *)lb;
+	l->touched.n = 0;
 	return step_done(l, S_BEGIN, "cannot begin a transaction", e);
 }
 
 /* A transaction that wrote usage appends its commit to the hash chain
  * first; the head moves once it is committed. */
-int ledger_commit(struct ledger *l, struct tally_err *e)
+static int sq_commit(struct ledger *lb, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	int rc;
-	assert(!ledger_idle(l));   /* writes only between ledger_begin and ledger_commit */
-	if (l->n_touched && (rc = chain_append(l, e)))
+	assert(!sq_idle(lb));   /* writes only between ledger_begin and ledger_commit */
+	if (l->touched.n && (rc = chain_append(l, e)))
 		return rc;
 	if ((rc = step_done(l, S_COMMIT, "cannot commit", e)))
 		return rc;
-	if (l->n_touched) {
+	if (l->touched.n) {
 		l->head_id = l->next_id;
 		memcpy(l->head, l->next, CHAIN_HASH_LEN);
 	}
-	l->n_touched = 0;
+	l->touched.n = 0;
 	return 0;
 }
 
-void ledger_rollback(struct ledger *l)
+static void sq_rollback(struct ledger *lb)
 {
-	l->n_touched = 0;
+	struct sq_ledger *l = (struct sq_ledger *)lb;
+	l->touched.n = 0;
 	if (sqlite3_get_autocommit(l->db) == 0)
 		step_done(l, S_ROLLBACK, "rollback", NULL);
 }
 
-bool ledger_idle(const struct ledger *l)
+static bool sq_idle(const struct ledger *lb)
 {
+	const struct sq_ledger *l = (const struct sq_ledger *)lb;
 	return sqlite3_get_autocommit(l->db) != 0;
 }
 
-int ledger_meter_id(struct ledger *l, const char *name, const char *kind, const char *unit,
+static int sq_meter_id(struct ledger *lb, const char *name, const char *kind, const char *unit,
 		    int64_t *id, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	sqlite3_stmt *st = l->st[S_METER_GET];
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
@@ -1328,8 +998,9 @@ int ledger_meter_id(struct ledger *l, const char *name, const char *kind, const 
 	return 0;
 }
 
-int ledger_put_resource(struct ledger *l, const struct ledger_resource *r, struct tally_err *e)
+static int sq_put_resource(struct ledger *lb, const struct ledger_resource *r, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	sqlite3_stmt *st = l->st[S_RES_PUT];
 	const struct resource_meta *m = &r->meta;
 	sqlite3_bind_int64(st, 1, r->id);
@@ -1347,9 +1018,10 @@ int ledger_put_resource(struct ledger *l, const struct ledger_resource *r, struc
 	return step_done(l, S_RES_PUT, "cannot write resource", e);
 }
 
-int ledger_put_attrs(struct ledger *l, int64_t resource_id, const struct resource_meta *m,
+static int sq_put_attrs(struct ledger *lb, int64_t resource_id, const struct resource_meta *m,
 		     struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	sqlite3_stmt *st = l->st[S_ATTRS_PUT];
 	sqlite3_bind_int64(st, 1, resource_id);
 	sqlite3_bind_int64(st, 2, m->time_ns);
@@ -1378,8 +1050,9 @@ static void bind_usage(sqlite3_stmt *st, const struct ledger_usage *u)
 	sqlite3_bind_int64(st, 8, u->samples);
 }
 
-int ledger_add_usage(struct ledger *l, const struct ledger_usage *u, struct tally_err *e)
+static int sq_add_usage(struct ledger *lb, const struct ledger_usage *u, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	int rc;
 	if ((rc = chain_touch(l, u->hour_ns, e)))
 		return rc;
@@ -1410,8 +1083,9 @@ static void bind_series(sqlite3_stmt *st, const struct ledger_series *s)
 	sqlite3_bind_int(st, 9, s->flags);
 }
 
-int ledger_put_series(struct ledger *l, const struct ledger_series *s, struct tally_err *e)
+static int sq_put_series(struct ledger *lb, const struct ledger_series *s, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	int rc;
 	if (s->exists) {
 		bind_series(l->st[S_SERIES_UPD], s);
@@ -1427,20 +1101,29 @@ int ledger_put_series(struct ledger *l, const struct ledger_series *s, struct ta
 	return step_done(l, S_SERIES_PUT, "cannot write series state", e);
 }
 
-int ledger_put_agent(struct ledger *l, const char *agent, uint64_t last_seq, int64_t last_time_ns,
-		     int64_t batches, struct tally_err *e)
+static int sq_put_agent(struct ledger *lb, const struct ledger_agent *a, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	sqlite3_stmt *st = l->st[S_AGENT_PUT];
-	sqlite3_bind_text(st, 1, agent, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (int64_t)last_seq);
-	sqlite3_bind_int64(st, 3, last_time_ns);
-	sqlite3_bind_int64(st, 4, batches);
-	return step_done(l, S_AGENT_PUT, "cannot write agent", e);
+	int rc;
+	sqlite3_bind_text(st, 1, a->agent, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)a->last_seq);
+	sqlite3_bind_int64(st, 3, a->last_time_ns);
+	sqlite3_bind_int64(st, 4, a->batches);
+	sqlite3_bind_int64(st, 5, (int64_t)a->from_seq);
+	if ((rc = step_done(l, S_AGENT_PUT, "cannot write agent", e)))
+		return rc;
+	if (sqlite3_changes(l->db) != 1)
+		return err_set(e, -ESTALE, "%s: agent '%s': its last batch in the ledger is no longer seq %llu:"
+			       " another writer committed batches of it meanwhile", l->path, a->agent,
+			       (unsigned long long)a->from_seq);
+	return 0;
 }
 
-int ledger_add_event(struct ledger *l, int64_t resource_id, const char *agent,
+static int sq_add_event(struct ledger *lb, int64_t resource_id, const char *agent,
 		     const struct lifecycle_event *ev, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	sqlite3_stmt *st = l->st[S_EVENT_ADD];
 	sqlite3_bind_int64(st, 1, resource_id);
 	sqlite3_bind_int64(st, 2, ev->time_ns);
@@ -1456,7 +1139,7 @@ static void col_str(sqlite3_stmt *st, int i, char *dst, size_t len)
 	str_copy(dst, t ? (const char *)t : "", len);
 }
 
-static int load(struct ledger *l, const char *sql, int (*row)(sqlite3_stmt *, void *, void *),
+static int load(struct sq_ledger *l, const char *sql, int (*row)(sqlite3_stmt *, void *, void *),
 		void *fn, void *ctx, struct tally_err *e)
 {
 	sqlite3_stmt *st;
@@ -1493,8 +1176,9 @@ static int row_resource(sqlite3_stmt *st, void *fn, void *ctx)
 	return ((ledger_resource_fn)fn)(ctx, &r);
 }
 
-int ledger_load_resources(struct ledger *l, ledger_resource_fn fn, void *ctx, struct tally_err *e)
+static int sq_load_resources(struct ledger *lb, ledger_resource_fn fn, void *ctx, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	return load(l, "SELECT id, uuid, type, name, tenant, project, user_id, flavor, labels, host,"
 		    " first_seen_ns, last_seen_ns FROM resources ORDER BY id", row_resource, (void *)fn,
 		    ctx, e);
@@ -1525,8 +1209,9 @@ static int row_series(sqlite3_stmt *st, void *fn, void *ctx)
 	return ((ledger_series_fn)fn)(ctx, &s);
 }
 
-int ledger_load_series(struct ledger *l, ledger_series_fn fn, void *ctx, struct tally_err *e)
+static int sq_load_series(struct ledger *lb, ledger_series_fn fn, void *ctx, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	return load(l, "SELECT resource_id, meter_id, device, agent, last_ns, origin_ns, kind,"
 		    " last_value, flags FROM series", row_series, (void *)fn, ctx, e);
 }
@@ -1538,14 +1223,16 @@ static int row_agent(sqlite3_stmt *st, void *fn, void *ctx)
 				     sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3));
 }
 
-int ledger_load_agents(struct ledger *l, ledger_agent_fn fn, void *ctx, struct tally_err *e)
+static int sq_load_agents(struct ledger *lb, ledger_agent_fn fn, void *ctx, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	return load(l, "SELECT agent, last_seq, last_time_ns, batches FROM agents", row_agent,
 		    (void *)fn, ctx, e);
 }
 
-int ledger_put_alert(struct ledger *l, const struct ledger_alert *a, struct tally_err *e)
+static int sq_put_alert(struct ledger *lb, const struct ledger_alert *a, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	sqlite3_stmt *st = l->st[S_ALERT_PUT];
 	sqlite3_bind_text(st, 1, a->key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, a->labels, -1, SQLITE_STATIC);
@@ -1562,8 +1249,9 @@ int ledger_put_alert(struct ledger *l, const struct ledger_alert *a, struct tall
 	return step_done(l, S_ALERT_PUT, "cannot write an alert", e);
 }
 
-int ledger_del_alert(struct ledger *l, const char *key, struct tally_err *e)
+static int sq_del_alert(struct ledger *lb, const char *key, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	sqlite3_stmt *st = l->st[S_ALERT_DEL];
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	return step_done(l, S_ALERT_DEL, "cannot delete an alert", e);
@@ -1581,16 +1269,18 @@ static int row_alert(sqlite3_stmt *st, void *fn, void *ctx)
 	return ((ledger_alert_fn)fn)(ctx, &a);
 }
 
-int ledger_load_alerts(struct ledger *l, ledger_alert_fn fn, void *ctx, struct tally_err *e)
+static int sq_load_alerts(struct ledger *lb, ledger_alert_fn fn, void *ctx, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	return load(l, "SELECT key, labels, annotations, rule, tenant, subject, device, state,"
 		    " active_ns, fired_ns, resolved_ns, value FROM alerts ORDER BY key", row_alert, (void *)fn,
 		    ctx, e);
 }
 
-int ledger_put_window_point(struct ledger *l, const char *key, int64_t t_ns, double value,
+static int sq_put_window_point(struct ledger *lb, const char *key, int64_t t_ns, double value,
 			    struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	sqlite3_stmt *st = l->st[S_WND_PUT];
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, t_ns);
@@ -1598,8 +1288,9 @@ int ledger_put_window_point(struct ledger *l, const char *key, int64_t t_ns, dou
 	return step_done(l, S_WND_PUT, "cannot write an alert window", e);
 }
 
-int ledger_trim_window(struct ledger *l, const char *key, int64_t before_ns, struct tally_err *e)
+static int sq_trim_window(struct ledger *lb, const char *key, int64_t before_ns, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	sqlite3_stmt *st = l->st[before_ns == INT64_MAX ? S_WND_DEL : S_WND_TRIM];
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	if (before_ns != INT64_MAX)
@@ -1614,15 +1305,17 @@ static int row_window(sqlite3_stmt *st, void *fn, void *ctx)
 				      sqlite3_column_double(st, 2));
 }
 
-int ledger_load_windows(struct ledger *l, ledger_window_fn fn, void *ctx, struct tally_err *e)
+static int sq_load_windows(struct ledger *lb, ledger_window_fn fn, void *ctx, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	return load(l, "SELECT key, t_ns, value FROM alert_windows ORDER BY key, t_ns", row_window,
 		    (void *)fn, ctx, e);
 }
 
-int ledger_last_event(struct ledger *l, const char *uuid, const char *agent, const char *types,
+static int sq_last_event(struct ledger *lb, const char *uuid, const char *agent, const char *types,
 		      char *type, size_t len, int64_t *t_ns, struct tally_err *e)
 {
+	struct sq_ledger *l = (struct sq_ledger *)lb;
 	sqlite3_stmt *st = l->st[S_LAST_EVENT];
 	sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, agent, -1, SQLITE_STATIC);
@@ -1640,3 +1333,56 @@ int ledger_last_event(struct ledger *l, const char *uuid, const char *agent, con
 		return db_err(l, e, rc, "cannot read events");
 	return 0;
 }
+
+const struct ledger_backend ledger_sqlite_backend = {
+	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.check_info = sq_check_info,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.idle = sq_idle,
+	.meter_id = sq_meter_id,
+	.put_resource = sq_put_resource,
+	.put_attrs = sq_put_attrs,
+	.load_resources = sq_load_resources,
+	.add_usage = sq_add_usage,
+	.put_series = sq_put_series,
+	.load_series = sq_load_series,
+	.put_agent = sq_put_agent,
+	.load_agents = sq_load_agents,
+	.add_event = sq_add_event,
+	.last_event = sq_last_event,
+	.put_alert = sq_put_alert,
+	.del_alert = sq_del_alert,
+	.load_alerts = sq_load_alerts,
+	.put_window_point = sq_put_window_point,
+	.trim_window = sq_trim_window,
+	.load_windows = sq_load_windows,
+	.check = sq_check_file,
+	.snap_open = sq_snap_open,
+	.snap_links = sq_snap_links,
+	.snap_usage = sq_snap_usage,
+	.snap_orphans = sq_snap_orphans,
+	.snap_close = sq_snap_close,
+	.reader_open = sq_reader_open,
+	.reader_close = sq_reader_close,
+	.data_until = sq_data_until,
+	.read_meters = sq_read_meters,
+	.read_resources = sq_read_resources,
+	.read_usage = sq_read_usage,
+	.sum_usage = sq_sum_usage,
+	.read_instances = sq_read_instances,
+	.read_events = sq_read_events,
+	.invoices_before = sq_invoices_before,
+	.invoices_list = sq_invoices_list,
+	.invoices_find = sq_invoices_find,
+	.invoices_begin = sq_invoices_begin,
+	.invoices_overlap = sq_invoices_overlap,
+	.invoices_next_number = sq_invoices_next_number,
+	.invoices_insert = sq_invoices_insert,
+	.invoices_adjust = sq_invoices_adjust,
+	.invoices_commit = sq_invoices_commit,
+	.invoices_abort = sq_invoices_abort,
+};

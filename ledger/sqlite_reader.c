@@ -1,12 +1,13 @@
 /*
- * reader.c: the ledger's read interface on SQLite (reader.h): the queries
- * behind the usage report, the rating, the SLA and the data's age.
+ * sqlite_reader.c: the ledger's read interface on SQLite (reader.h,
+ * through backend.h): the queries behind the usage report, the rating, the
+ * SLA and the data's age.
  */
-#include "reader.h"
+#include "backend.h"
 #include "fault.h"
 #include "err.h"
 #include "exact.h"
-#include "ledger_ro.h"
+#include "sqlite_ro.h"
 #include "str.h"
 
 #include <errno.h>
@@ -15,36 +16,39 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct ledger_reader {
+struct sq_reader {
+	struct ledger_reader base;
 	sqlite3 *db;
 	sqlite3_stmt *events;        /* ledger_read_events', prepared on first use */
 	char path[4096];
 };
 
-static int failed(struct ledger_reader *r, const char *what, struct tally_err *e)
+static int failed(struct sq_reader *r, const char *what, struct tally_err *e)
 {
 	return err_set(e, -EIO, "%s: cannot read %s: %s", r->path, what, sqlite3_errmsg(r->db));
 }
 
-int ledger_reader_open(const char *path, struct ledger_reader **out, struct tally_err *e)
+int sq_reader_open(const char *path, struct ledger_reader **out, struct tally_err *e)
 {
-	struct ledger_reader *r = fault_calloc(1, sizeof(*r));
+	struct sq_reader *r = fault_calloc(1, sizeof(*r));
 	int rc;
 
 	*out = NULL;
 	if (!r)
 		return err_set(e, -ENOMEM, "out of memory");
+	r->base.be = &ledger_sqlite_backend;
 	str_copy(r->path, path, sizeof(r->path));
 	if ((rc = ledger_ro_open(path, &r->db, e))) {
 		free(r);
 		return rc;
 	}
-	*out = r;
+	*out = &r->base;
 	return 0;
 }
 
-void ledger_reader_close(struct ledger_reader *r)
+void sq_reader_close(struct ledger_reader *rb)
 {
+	struct sq_reader *r = (struct sq_reader *)rb;
 	if (!r)
 		return;
 	sqlite3_finalize(r->events);
@@ -52,8 +56,9 @@ void ledger_reader_close(struct ledger_reader *r)
 	free(r);
 }
 
-int ledger_data_until(struct ledger_reader *r, int64_t *ns, struct tally_err *e)
+int sq_data_until(struct ledger_reader *rb, int64_t *ns, struct tally_err *e)
 {
+	struct sq_reader *r = (struct sq_reader *)rb;
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
 
@@ -69,8 +74,9 @@ int ledger_data_until(struct ledger_reader *r, int64_t *ns, struct tally_err *e)
 	return rc;
 }
 
-int ledger_read_meters(struct ledger_reader *r, ledger_meter_fn fn, void *ctx, struct tally_err *e)
+int sq_read_meters(struct ledger_reader *rb, ledger_meter_fn fn, void *ctx, struct tally_err *e)
 {
+	struct sq_reader *r = (struct sq_reader *)rb;
 	sqlite3_stmt *st = NULL;
 	int rc;
 
@@ -85,9 +91,10 @@ out:
 	return rc;
 }
 
-int ledger_read_resources(struct ledger_reader *r, ledger_resource_row_fn fn, void *ctx,
+int sq_read_resources(struct ledger_reader *rb, ledger_resource_row_fn fn, void *ctx,
 			  struct tally_err *e)
 {
+	struct sq_reader *r = (struct sq_reader *)rb;
 	static const char sql[] =
 		"SELECT r.id, r.uuid, r.name, r.first_seen_ns, r.last_seen_ns, r.host,"
 		" a.since_ns, a.tenant, a.name, a.flavor, a.project, a.user_id, a.labels, r.type,"
@@ -117,9 +124,10 @@ out:
 	return rc;
 }
 
-int ledger_read_usage(struct ledger_reader *r, int64_t from_ns, int64_t to_ns, ledger_usage_row_fn fn,
+int sq_read_usage(struct ledger_reader *rb, int64_t from_ns, int64_t to_ns, ledger_usage_row_fn fn,
 		      void *ctx, struct tally_err *e)
 {
+	struct sq_reader *r = (struct sq_reader *)rb;
 	/* Driven by the series table: one primary-key range seek per series
 	 * (resource, meter, device), so exactly the period's rows are read, in
 	 * key order. Every usage row has its series row (the aggregator writes
@@ -248,9 +256,10 @@ static void msum_final(sqlite3_context *ctx)
 	sqlite3_result_text(ctx, buf, -1, SQLITE_TRANSIENT);
 }
 
-int ledger_sum_usage(struct ledger_reader *r, const struct ledger_usage_filter *f, ledger_usage_sum_fn fn,
+int sq_sum_usage(struct ledger_reader *rb, const struct ledger_usage_filter *f, ledger_usage_sum_fn fn,
 		     void *ctx, struct tally_err *e)
 {
+	struct sq_reader *r = (struct sq_reader *)rb;
 	sqlite3_stmt *st = NULL;
 	char sql[2560];
 	int rc;
@@ -298,9 +307,10 @@ out:
 	return rc;
 }
 
-int ledger_read_instances(struct ledger_reader *r, int64_t from_ns, int64_t to_ns, ledger_instance_fn fn,
+int sq_read_instances(struct ledger_reader *rb, int64_t from_ns, int64_t to_ns, ledger_instance_fn fn,
 			  void *ctx, struct tally_err *e)
 {
+	struct sq_reader *r = (struct sq_reader *)rb;
 	static const char sql[] =
 		"SELECT r.id, r.uuid, r.name, r.first_seen_ns, r.last_seen_ns, r.host,"
 		" coalesce(a.tenant, r.tenant), coalesce(a.flavor, r.flavor), coalesce(a.labels, r.labels),"
@@ -334,9 +344,10 @@ out:
 	return rc;
 }
 
-int ledger_read_events(struct ledger_reader *r, int64_t resource_id, ledger_event_fn fn, void *ctx,
+int sq_read_events(struct ledger_reader *rb, int64_t resource_id, ledger_event_fn fn, void *ctx,
 		       struct tally_err *e)
 {
+	struct sq_reader *r = (struct sq_reader *)rb;
 	static const char sql[] = "SELECT time_ns, type, reason FROM events WHERE resource_id = ?1"
 				  " ORDER BY time_ns, id";
 	int rc;

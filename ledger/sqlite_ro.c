@@ -1,7 +1,8 @@
 /*
- * ledger_ro.c: open the ledger read-only and check what it is (ledger_ro.h).
+ * sqlite_ro.c: open an SQLite ledger read-only and check what it is
+ * (sqlite_ro.h).
  */
-#include "ledger_ro.h"
+#include "sqlite_ro.h"
 #include "err.h"
 #include "ledger_id.h"
 

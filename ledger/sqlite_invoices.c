@@ -1,12 +1,12 @@
 /*
- * invoices.c: the issued-invoice store on SQLite (invoices.h): reading
- * issued invoices, and appending new ones and their adjustments in one
- * transaction of their own.
+ * sqlite_invoices.c: the issued-invoice store on SQLite (invoices.h,
+ * through backend.h): reading issued invoices, and appending new ones and
+ * their adjustments in one transaction of their own.
  */
-#include "invoices.h"
+#include "backend.h"
 #include "fault.h"
 #include "err.h"
-#include "ledger_ro.h"
+#include "sqlite_ro.h"
 #include "str.h"
 
 #include <errno.h>
@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct ledger_invoice_tx {
+struct sq_invoice_tx {
+	struct ledger_invoice_tx base;
 	sqlite3 *db;
 	char path[4096];
 };
@@ -70,7 +71,7 @@ static void row_before(sqlite3_stmt *st, struct ledger_invoice *inv)
 	inv->adjusted_minor = sqlite3_column_int64(st, 8);
 }
 
-int ledger_invoices_before(const char *path, int64_t to_ns, ledger_invoice_fn fn, void *ctx,
+int sq_invoices_before(const char *path, int64_t to_ns, ledger_invoice_fn fn, void *ctx,
 			   struct tally_err *e)
 {
 	static const char sql[] =
@@ -100,7 +101,7 @@ static void row_list(sqlite3_stmt *st, struct ledger_invoice *inv)
 	inv->total = ledger_col_text(st, 9);
 }
 
-int ledger_invoices_list(const char *path, const char *tenant, ledger_invoice_fn fn, void *ctx,
+int sq_invoices_list(const char *path, const char *tenant, ledger_invoice_fn fn, void *ctx,
 			 struct tally_err *e)
 {
 	static const char sql[] =
@@ -136,7 +137,7 @@ static void row_find(sqlite3_stmt *st, struct ledger_invoice *inv)
 	inv->document = ledger_col_text(st, 9);
 }
 
-int ledger_invoices_find(const char *path, int64_t number, const char *issuer, ledger_invoice_fn fn,
+int sq_invoices_find(const char *path, int64_t number, const char *issuer, ledger_invoice_fn fn,
 			 void *ctx, struct tally_err *e)
 {
 	static const char sql[] =
@@ -151,14 +152,15 @@ static int exec(sqlite3 *db, const char *sql)
 	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
 }
 
-int ledger_invoices_begin(const char *path, struct ledger_invoice_tx **out, struct tally_err *e)
+int sq_invoices_begin(const char *path, struct ledger_invoice_tx **out, struct tally_err *e)
 {
-	struct ledger_invoice_tx *tx = fault_calloc(1, sizeof(*tx));
+	struct sq_invoice_tx *tx = fault_calloc(1, sizeof(*tx));
 	int rc;
 
 	*out = NULL;
 	if (!tx)
 		return err_set(e, -ENOMEM, "out of memory");
+	tx->base.be = &ledger_sqlite_backend;
 	str_copy(tx->path, path, sizeof(tx->path));
 	if ((rc = ledger_invoices_open(path, &tx->db, e))) {
 		free(tx);
@@ -171,13 +173,14 @@ int ledger_invoices_begin(const char *path, struct ledger_invoice_tx **out, stru
 		free(tx);
 		return rc;
 	}
-	*out = tx;
+	*out = &tx->base;
 	return 0;
 }
 
-int ledger_invoices_overlap(struct ledger_invoice_tx *tx, const char *tenant, int64_t from_ns, int64_t to_ns,
+int sq_invoices_overlap(struct ledger_invoice_tx *txb, const char *tenant, int64_t from_ns, int64_t to_ns,
 			    ledger_invoice_fn fn, void *ctx, struct tally_err *e)
 {
+	struct sq_invoice_tx *tx = (struct sq_invoice_tx *)txb;
 	sqlite3_stmt *st;
 	int rc = 0;
 	if (sqlite3_prepare_v2(tx->db, "SELECT issuer, number, from_ns, to_ns, issued_ns FROM invoices"
@@ -200,9 +203,10 @@ int ledger_invoices_overlap(struct ledger_invoice_tx *tx, const char *tenant, in
 	return rc;
 }
 
-int ledger_invoices_next_number(struct ledger_invoice_tx *tx, const char *issuer, int64_t *number,
+int sq_invoices_next_number(struct ledger_invoice_tx *txb, const char *issuer, int64_t *number,
 				struct tally_err *e)
 {
+	struct sq_invoice_tx *tx = (struct sq_invoice_tx *)txb;
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
 	if (sqlite3_prepare_v2(tx->db, "SELECT coalesce(max(number), 0) + 1 FROM invoices WHERE issuer = ?1", -1,
@@ -217,9 +221,10 @@ int ledger_invoices_next_number(struct ledger_invoice_tx *tx, const char *issuer
 	return rc;
 }
 
-int ledger_invoices_insert(struct ledger_invoice_tx *tx, const struct ledger_invoice *inv, size_t doc_len,
+int sq_invoices_insert(struct ledger_invoice_tx *txb, const struct ledger_invoice *inv, size_t doc_len,
 			   int64_t *id, struct tally_err *e)
 {
+	struct sq_invoice_tx *tx = (struct sq_invoice_tx *)txb;
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
 	if (sqlite3_prepare_v2(tx->db, "INSERT INTO invoices (issuer, number, tenant, from_ns, to_ns, issued_ns,"
@@ -249,9 +254,10 @@ int ledger_invoices_insert(struct ledger_invoice_tx *tx, const struct ledger_inv
 	return rc;
 }
 
-int ledger_invoices_adjust(struct ledger_invoice_tx *tx, int64_t invoice_id, int64_t for_id,
+int sq_invoices_adjust(struct ledger_invoice_tx *txb, int64_t invoice_id, int64_t for_id,
 			   int64_t amount_minor, struct tally_err *e)
 {
+	struct sq_invoice_tx *tx = (struct sq_invoice_tx *)txb;
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
 	if (sqlite3_prepare_v2(tx->db, "INSERT INTO invoice_adjustments (invoice_id, for_id, amount_minor)"
@@ -266,8 +272,9 @@ int ledger_invoices_adjust(struct ledger_invoice_tx *tx, int64_t invoice_id, int
 	return rc;
 }
 
-int ledger_invoices_commit(struct ledger_invoice_tx *tx, struct tally_err *e)
+int sq_invoices_commit(struct ledger_invoice_tx *txb, struct tally_err *e)
 {
+	struct sq_invoice_tx *tx = (struct sq_invoice_tx *)txb;
 	int rc = 0;
 	if (exec(tx->db, "COMMIT")) {
 		rc = err_set(e, -EIO, "%s: cannot commit the invoices: %s", tx->path,
@@ -279,8 +286,9 @@ int ledger_invoices_commit(struct ledger_invoice_tx *tx, struct tally_err *e)
 	return rc;
 }
 
-void ledger_invoices_abort(struct ledger_invoice_tx *tx)
+void sq_invoices_abort(struct ledger_invoice_tx *txb)
 {
+	struct sq_invoice_tx *tx = (struct sq_invoice_tx *)txb;
 	if (!tx)
 		return;
 	exec(tx->db, "ROLLBACK");
