@@ -2,7 +2,7 @@
 # `make check SANITIZE=1` builds and tests under ASan+UBSan in build-san/;
 # `make WERROR=1` (CI) turns warnings into errors.
 
-PKGS      := sqlite3 yaml-0.1 librrd jansson libvirt libxml-2.0 libcrypto libmicrohttpd libcurl netsnmp libpcap
+PKGS      := sqlite3 libpq yaml-0.1 librrd jansson libvirt libxml-2.0 libcrypto libmicrohttpd libcurl netsnmp libpcap
 TEST_PKGS := check
 
 ifeq ($(SANITIZE),1)
@@ -26,6 +26,7 @@ CPPFLAGS += -D_GNU_SOURCE -I. -Icommon -Icollectors -Iaggregator -Ibilling -Iexp
 # A build on a machine without the libraries says which Debian packages are
 # missing and how to get them, instead of failing on the first #include.
 DEB_OF_sqlite3 := libsqlite3-dev
+DEB_OF_libpq := libpq-dev
 DEB_OF_yaml-0.1 := libyaml-dev
 DEB_OF_librrd := librrd-dev
 DEB_OF_jansson := libjansson-dev
@@ -63,7 +64,7 @@ Q := @
 endif
 
 LIB_SRC := $(wildcard common/*.c collectors/*.c aggregator/*.c billing/*.c exporters/*.c daemon/*.c ledger/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(B)/gen/ledger_schema.o $(B)/gen/version.o
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o) $(B)/gen/ledger_schema.o $(B)/gen/ledger_pg_schema.o $(B)/gen/version.o
 
 # The version is the VERSION file; the revision is the commit built from (a
 # "+" when the tree had changes), or "unknown" outside git (a source
@@ -136,15 +137,31 @@ $(B)/libtally.a: $(LIB_OBJ)
 # schemas/ledger.sql (version 1) and schemas/migrations/NNN-*.sql (version
 # NNN-1 -> NNN, in order) are the one source of the schema: compiled in as
 # strings, ledger_migrations[v] taking a ledger from version v to v + 1.
+# The PostgreSQL schema is the same versions in schemas/pg/ (ledger.sql and
+# migrations/NNN-*.sql): ledger_pg_migrations[v], and the two lists must be
+# as long as each other (a new version is written for both engines).
 MIGRATIONS := schemas/ledger.sql $(sort $(wildcard schemas/migrations/*.sql))
+PG_MIGRATIONS := schemas/pg/ledger.sql $(sort $(wildcard schemas/pg/migrations/*.sql))
+ifneq ($(words $(MIGRATIONS)),$(words $(PG_MIGRATIONS)))
+$(error schemas/migrations has $(words $(MIGRATIONS)) versions, schemas/pg/migrations $(words $(PG_MIGRATIONS)): write the new version for both engines)
+endif
+ifneq ($(notdir $(MIGRATIONS)),$(notdir $(PG_MIGRATIONS)))
+$(error schemas/migrations and schemas/pg/migrations name their versions differently: $(notdir $(MIGRATIONS)) vs $(notdir $(PG_MIGRATIONS)))
+endif
+# $(call schema_c,ARRAY,COUNT,FILES)
+schema_c = { echo '/* generated from $(3): do not edit */'; \
+	  echo 'const char *const $(1)[] = {'; \
+	  for f in $(3); do echo "/* $$f */"; \
+	    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; echo ','; done; \
+	  echo '};'; echo 'const int $(2) = $(words $(3));'; }
 $(B)/gen/ledger_schema.c: $(MIGRATIONS)
 	@mkdir -p $(dir $@)
 	@echo "  GEN     $@"
-	$(Q){ echo '/* generated from $(MIGRATIONS): do not edit */'; \
-	  echo 'const char *const ledger_migrations[] = {'; \
-	  for f in $^; do echo "/* $$f */"; \
-	    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; echo ','; done; \
-	  echo '};'; echo 'const int ledger_n_migrations = $(words $(MIGRATIONS));'; } > $@
+	$(Q)$(call schema_c,ledger_migrations,ledger_n_migrations,$(MIGRATIONS)) > $@
+$(B)/gen/ledger_pg_schema.c: $(PG_MIGRATIONS)
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	$(Q)$(call schema_c,ledger_pg_migrations,ledger_pg_n_migrations,$(PG_MIGRATIONS)) > $@
 
 $(B)/gen/version.c: FORCE
 	@mkdir -p $(dir $@)

@@ -45,6 +45,8 @@ struct ledger_snap { const struct ledger_backend *be; };
 
 struct ledger_backend {
 	const char *name;            /* "sqlite", "postgresql" */
+	/* ledger_location_normalize (ledger.h); NULL: the location as given */
+	int (*normalize)(const char *location, char *out, size_t len, struct tally_err *e);
 
 	/* ---- the writer (ledger.h): one per ledger and process ---- */
 	int (*open)(struct ledger **out, const char *location, struct tally_err *e);
@@ -132,6 +134,7 @@ struct ledger_backend {
 };
 
 extern const struct ledger_backend ledger_sqlite_backend;
+extern const struct ledger_backend ledger_pg_backend;
 
 /* The backend of location, and in *rest what it takes (the path of an
  * SQLite file; a PostgreSQL URI as given). */

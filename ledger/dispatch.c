@@ -6,6 +6,7 @@
  */
 #include "backend.h"
 #include "err.h"
+#include "pg_conn.h"
 #include "tallytime.h"
 
 #include <errno.h>
@@ -19,6 +20,8 @@ const struct ledger_backend *ledger_backend_for(const char *location, const char
 		*rest = location + 7;
 		return &ledger_sqlite_backend;
 	}
+	if (!strncmp(location, "postgresql://", 13) || !strncmp(location, "postgres://", 11))
+		return &ledger_pg_backend;
 	/* any other "scheme://" is a mistake, not a file name */
 	if (colon && colon > location && !strncmp(colon, "://", 3) &&
 	    strspn(location, "abcdefghijklmnopqrstuvwxyz0123456789+.-") == (size_t)(colon - location))
@@ -43,6 +46,31 @@ static const struct ledger_backend *backend(const char *location, const char **r
 		return -EINVAL
 
 /* ---- ledger.h ---- */
+
+int ledger_location_normalize(const char *location, char *out, size_t len, struct tally_err *e)
+{
+	BACKEND_OR_FAIL(location, rest);
+	if (be->normalize)
+		return be->normalize(location, out, len, e);
+	if (strlen(location) >= len)
+		return err_set(e, -ENAMETOOLONG, "%s: too long", location);
+	strcpy(out, location);
+	return 0;
+}
+
+int ledger_set_statement_timeout(int ms)
+{
+	int was = pg_statement_timeout_ms;
+	pg_statement_timeout_ms = ms;
+	return was;
+}
+
+const char *ledger_location_engine(const char *location)
+{
+	const char *rest;
+	const struct ledger_backend *be = ledger_backend_for(location, &rest);
+	return be ? be->name : NULL;
+}
 
 int ledger_open(struct ledger **out, const char *location, struct tally_err *e)
 {

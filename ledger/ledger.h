@@ -50,6 +50,21 @@ extern const int ledger_n_migrations;
 /* The writer's lock file is the ledger's path with this appended. */
 #define LEDGER_LOCK_SUFFIX ".lock"
 
+/* A ledger location as an operator gives it (config, --ledger,
+ * $TALLY_LEDGER) into out: checked (a PostgreSQL URI that libpq cannot
+ * parse, an unknown scheme: -EINVAL, with what is wrong in e), and with a
+ * password it holds taken out and kept in this process for the backend,
+ * so that no message, log line or /metrics label made from the location
+ * shows it. Every caller that shows a location uses the normalized one. */
+int ledger_location_normalize(const char *location, char *out, size_t len, struct tally_err *e);
+/* How long one statement may run on a database server's ledger (ms; 0:
+ * no limit, the default) for the connections this process makes from now
+ * on: tallyd sets ledger.statement_timeout. Returns the previous value. */
+int ledger_set_statement_timeout(int ms);
+
+/* Which engine a location names: "sqlite" or "postgresql" (NULL: none). */
+const char *ledger_location_engine(const char *location);
+
 /* location: a file, "sqlite:PATH" or a "postgresql://" URI (backend.h).
  * Returns 0; -EBUSY (another writer holds the lock), -EINVAL (not a tally
  * ledger, or corrupt), -EPROTO (a newer schema), -ENOSPC, -EIO, and on
@@ -65,19 +80,22 @@ void ledger_close(struct ledger *l);
  * was as a clean stop left it, and quick_check ran), in *ns. */
 void ledger_check_info(const struct ledger *l, bool *full, int64_t *ns);
 
-/* `tally ledger check`: PRAGMA integrity_check of the ledger at path on a
- * read-only connection, without the writer's lock (a running tallyd goes
- * on; the check reads one snapshot). Returns 0 when the check ran, with
+/* `tally ledger check`: on SQLite, PRAGMA integrity_check of the ledger at
+ * path on a read-only connection, without the writer's lock (a running
+ * tallyd goes on; the check reads one snapshot); on PostgreSQL, amcheck's
+ * check of every index against its table when the extension is installed
+ * (out->method says which). Returns 0 when the check ran, with
  * out->problems 0 (ok) or the number SQLite listed and the first ones in
  * out->first; -ENOENT, -EINVAL (not a tally ledger), -EIO when it could
  * not run; message in e. */
 struct ledger_check {
 	int problems;
 	char first[400];
+	char method[64];             /* what was checked: "integrity_check", "amcheck of every index", ... */
 	int64_t bytes;               /* the file's size */
 	int64_t ns;                  /* the check's wall time */
 };
-int ledger_check_file(const char *path, struct ledger_check *out, struct tally_err *e);
+int ledger_check_file(const char *location, struct ledger_check *out, struct tally_err *e);
 
 /* `tally ledger verify`, and before invoices are issued: the hash chain
  * over committed usage (schemas/migrations/005-chain.sql). Every commit's
@@ -103,7 +121,7 @@ struct ledger_verify {
 	char first[760];             /* the first problems, "; " between them */
 	int64_t ns;                  /* wall time of the verification */
 };
-int ledger_verify(const char *path, struct ledger_verify *out, struct tally_err *e);
+int ledger_verify(const char *location, struct ledger_verify *out, struct tally_err *e);
 
 int ledger_begin(struct ledger *l, struct tally_err *e);
 int ledger_commit(struct ledger *l, struct tally_err *e);

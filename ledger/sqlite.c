@@ -315,7 +315,6 @@ static int sq_check_file(const char *path, struct ledger_check *out, struct tall
 	struct stat sb;
 	int64_t app = 0;
 	int rc;
-	memset(out, 0, sizeof(*out));
 	if (stat(path, &sb))
 		return err_set(e, -errno, "%s: %s", path, strerror(errno));
 	out->bytes = sb.st_size;
@@ -331,6 +330,7 @@ static int sq_check_file(const char *path, struct ledger_check *out, struct tall
 		goto out;
 	}
 	int64_t t0 = time_mono_ns();
+	str_copy(out->method, "integrity_check", sizeof(out->method));
 	if ((rc = run_check(l.db, "integrity_check(100)", &out->problems, out->first, sizeof(out->first)))) {
 		/* SQLite could not even walk it: that is a finding too */
 		out->problems = 1;

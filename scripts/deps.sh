@@ -8,6 +8,8 @@ build-essential
 pkg-config
 libsqlite3-dev
 sqlite3
+libpq-dev
+postgresql
 libyaml-dev
 librrd-dev
 rrdtool

@@ -1,0 +1,1377 @@
+/*
+ * pg.c: the PostgreSQL backend's writer (backend.h, ledger.h): create and
+ * migrate the ledger in a schema (schemas/pg/), write a commit in bulk,
+ * the hash chain's rows, `tally ledger check` and the snapshot `tally
+ * ledger verify` reads. Its readers are in pg_reader.c, its invoice store
+ * in pg_invoices.c, the connection in pg_conn.c; the table of all of them
+ * is at the end of this file.
+ *
+ * A commit is one transaction, as on SQLite, written in bulk: the rows of
+ * usage, series, resources, their attributes and events are kept in memory
+ * in COPY's text format while the aggregator hands them over, copied into
+ * temporary staging tables at commit, and merged into the ledger with one
+ * INSERT ... ON CONFLICT per table (a usage row written twice in one
+ * commit, by two agents' series, is merged in a second round, so each
+ * addition is made once, in order, as SQLite makes them). Agents, alerts
+ * and alert windows are few and written at once.
+ *
+ * Several writers (aggregators) may share a ledger: ledger_begin takes a
+ * transaction-level advisory lock (pg_conn.h, PG_COMMIT_LOCK) that the
+ * commit holds until it ends, so commits take turns: the hash chain stays
+ * one line and an agent's seq is checked and moved under it
+ * (ledger_put_agent). A connection that was lost is made again at the next
+ * ledger_begin; until then every commit fails, is rolled back, and the
+ * aggregator keeps what it read and retries (docs/ledger.md).
+ */
+#include "backend.h"
+#include "chain.h"
+#include "err.h"
+#include "fault.h"
+#include "ledger_id.h"
+#include "pg_conn.h"
+#include "str.h"
+#include "tallytime.h"
+#include "vec.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const char *const ledger_pg_migrations[];
+extern const int ledger_pg_n_migrations;
+
+/* Rows waiting for COPY, in its text format. */
+struct copybuf {
+	char *b;
+	size_t n, cap;
+	int64_t rows;
+	bool bad;                    /* out of memory: the commit fails */
+};
+
+/* A usage key written in this transaction, and how often. */
+struct ukey {
+	int64_t resource_id, meter_id, hour_ns;
+	uint64_t hash;
+	size_t device;               /* offset in keys.arena */
+	int times;
+};
+
+struct pg_ledger {
+	struct ledger base;
+	struct pgc pc;
+	bool in_tx;                  /* between ledger_begin and its commit or rollback */
+	bool staged;                 /* this connection has its staging tables */
+	struct copybuf usage, series, res, attrs, events;
+	int64_t ord;                 /* order of the rows handed over */
+	struct {
+		struct ukey *v;
+		size_t n, cap;
+		uint32_t *slot;      /* index + 1, 0 = empty */
+		size_t mask;
+		char *arena;
+		size_t used, size;
+		int rounds;          /* the most times one key was written */
+	} keys;
+	struct chain_touched touched;
+	int64_t head_id;             /* the chain's head, read under the lock at begin */
+	unsigned char head[CHAIN_HASH_LEN];
+};
+
+#define L(lb) ((struct pg_ledger *)(lb))
+
+/* ---- COPY text format ---- */
+
+static void cb_put(struct copybuf *c, const char *s, size_t n)
+{
+	if (c->bad || vec_reserve((void **)&c->b, &c->cap, c->n + n + 1, 1, 1 << 16)) {
+		c->bad = true;
+		return;
+	}
+	memcpy(c->b + c->n, s, n);
+	c->n += n;
+}
+
+static void cb_i64(struct copybuf *c, int64_t v, char end)
+{
+	char t[24];
+	int n = snprintf(t, sizeof(t), "%lld%c", (long long)v, end);
+	cb_put(c, t, (size_t)n);
+}
+
+/* %.17g: the double back exactly (float8in rounds correctly). */
+static void cb_f64(struct copybuf *c, double v, char end)
+{
+	char t[40];
+	int n = snprintf(t, sizeof(t), "%.17g%c", v, end);
+	cb_put(c, t, (size_t)n);
+}
+
+static void cb_null(struct copybuf *c, char end)
+{
+	char t[3] = { '\\', 'N', end };
+	cb_put(c, t, 3);
+}
+
+static void cb_text(struct copybuf *c, const char *s, char end)
+{
+	const char *run = s;
+	for (; *s; s++) {
+		const char *esc = *s == '\\' ? "\\\\" : *s == '\n' ? "\\n" : *s == '\r' ? "\\r" : *s == '\t' ? "\\t" : NULL;
+		if (!esc)
+			continue;
+		cb_put(c, run, (size_t)(s - run));
+		cb_put(c, esc, 2);
+		run = s + 1;
+	}
+	cb_put(c, run, (size_t)(s - run));
+	cb_put(c, &end, 1);
+}
+
+static void cb_reset(struct copybuf *c)
+{
+	c->n = 0;
+	c->rows = 0;
+	c->bad = false;
+}
+
+/* COPY c's rows into table. */
+static int cb_copy(struct pg_ledger *l, struct copybuf *c, const char *table, struct tally_err *e)
+{
+	char sql[96];
+	PGresult *r;
+	int rc = 0;
+	if (!c->rows)
+		return 0;
+	if (c->bad)
+		return err_set(e, -ENOMEM, "%s: out of memory keeping a commit", l->pc.name);
+	snprintf(sql, sizeof(sql), "COPY %s FROM STDIN", table);
+	r = PQexec(l->pc.c, sql);
+	if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
+		rc = pgc_fail(&l->pc, r, "cannot write a commit", e);
+		PQclear(r);
+		return rc;
+	}
+	PQclear(r);
+	for (size_t at = 0; at < c->n && !rc;) {
+		size_t n = c->n - at < (1 << 20) ? c->n - at : (1 << 20);
+		if (PQputCopyData(l->pc.c, c->b + at, (int)n) != 1)
+			rc = pgc_fail(&l->pc, NULL, "cannot write a commit", e);
+		at += n;
+	}
+	if (PQputCopyEnd(l->pc.c, rc ? "aborted" : NULL) != 1 && !rc)
+		rc = pgc_fail(&l->pc, NULL, "cannot write a commit", e);
+	while ((r = PQgetResult(l->pc.c))) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && !rc)
+			rc = pgc_fail(&l->pc, r, "cannot write a commit", e);
+		PQclear(r);
+	}
+	return rc;
+}
+
+/* ---- the usage keys of a transaction ---- */
+
+static uint64_t ukey_hash(int64_t res, int64_t meter, int64_t hour, const char *dev)
+{
+	uint64_t h = 1469598103934665603ULL;
+	int64_t v[3] = { res, meter, hour };
+	const unsigned char *p = (const unsigned char *)v;
+	for (size_t i = 0; i < sizeof(v); i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	for (const unsigned char *s = (const unsigned char *)dev; *s; s++)
+		h = (h ^ *s) * 1099511628211ULL;
+	return h;
+}
+
+/* How often the key was written before in this transaction (its round),
+ * counting this time; -ENOMEM. */
+static int ukey_round(struct pg_ledger *l, const struct ledger_usage *u)
+{
+	uint64_t h = ukey_hash(u->resource_id, u->meter_id, u->hour_ns, u->device);
+	if (l->keys.n + 1 > (l->keys.mask + 1) / 2) {
+		size_t cap = l->keys.mask ? (l->keys.mask + 1) * 2 : 4096;
+		uint32_t *slot = fault_calloc(cap, sizeof(*slot));
+		if (!slot)
+			return -ENOMEM;
+		free(l->keys.slot);
+		l->keys.slot = slot;
+		l->keys.mask = cap - 1;
+		for (size_t k = 0; k < l->keys.n; k++) {
+			size_t i = (size_t)l->keys.v[k].hash & l->keys.mask;
+			while (l->keys.slot[i])
+				i = (i + 1) & l->keys.mask;
+			l->keys.slot[i] = (uint32_t)k + 1;
+		}
+	}
+	size_t i = (size_t)h & l->keys.mask;
+	for (; l->keys.slot[i]; i = (i + 1) & l->keys.mask) {
+		struct ukey *k = &l->keys.v[l->keys.slot[i] - 1];
+		if (k->hash == h && k->resource_id == u->resource_id && k->meter_id == u->meter_id &&
+		    k->hour_ns == u->hour_ns && !strcmp(l->keys.arena + k->device, u->device)) {
+			if (++k->times > l->keys.rounds)
+				l->keys.rounds = k->times;
+			return k->times - 1;
+		}
+	}
+	size_t dl = strlen(u->device) + 1;
+	if (vec_reserve((void **)&l->keys.arena, &l->keys.size, l->keys.used + dl, 1, 1 << 16) ||
+	    vec_reserve((void **)&l->keys.v, &l->keys.cap, l->keys.n + 1, sizeof(*l->keys.v), 1024))
+		return -ENOMEM;
+	memcpy(l->keys.arena + l->keys.used, u->device, dl);
+	l->keys.v[l->keys.n] = (struct ukey){ .resource_id = u->resource_id, .meter_id = u->meter_id,
+					      .hour_ns = u->hour_ns, .hash = h, .device = l->keys.used, .times = 1 };
+	l->keys.used += dl;
+	l->keys.slot[i] = (uint32_t)++l->keys.n;
+	if (l->keys.rounds < 1)
+		l->keys.rounds = 1;
+	return 0;
+}
+
+static void tx_reset(struct pg_ledger *l)
+{
+	cb_reset(&l->usage);
+	cb_reset(&l->series);
+	cb_reset(&l->res);
+	cb_reset(&l->attrs);
+	cb_reset(&l->events);
+	l->ord = 0;
+	if (l->keys.n) {
+		memset(l->keys.slot, 0, (l->keys.mask + 1) * sizeof(*l->keys.slot));
+		l->keys.n = 0;
+	}
+	l->keys.used = 0;
+	l->keys.rounds = 0;
+	l->touched.n = 0;
+}
+
+/* ---- opening: identity, migrations, privileges ---- */
+
+static const char stage_sql[] =
+	"CREATE TEMP TABLE IF NOT EXISTS tally_stage_usage (round BIGINT, resource_id BIGINT, meter_id BIGINT,"
+	" device TEXT COLLATE \"C\", hour_ns BIGINT, quantity BIGINT, quantity_real DOUBLE PRECISION,"
+	" spanned_ns BIGINT, covered_ns BIGINT, samples BIGINT) ON COMMIT DELETE ROWS;"
+	"CREATE TEMP TABLE IF NOT EXISTS tally_stage_series (ord BIGINT, resource_id BIGINT, meter_id BIGINT,"
+	" device TEXT COLLATE \"C\", agent TEXT COLLATE \"C\", last_ns BIGINT, origin_ns BIGINT, kind TEXT,"
+	" last_value BIGINT, last_value_real DOUBLE PRECISION, flags BIGINT) ON COMMIT DELETE ROWS;"
+	"CREATE TEMP TABLE IF NOT EXISTS tally_stage_resources (ord BIGINT, id BIGINT, uuid TEXT COLLATE \"C\","
+	" type TEXT, name TEXT, tenant TEXT, project TEXT, user_id TEXT, flavor TEXT, labels TEXT, host TEXT,"
+	" first_seen_ns BIGINT, last_seen_ns BIGINT) ON COMMIT DELETE ROWS;"
+	"CREATE TEMP TABLE IF NOT EXISTS tally_stage_attrs (ord BIGINT, resource_id BIGINT, since_ns BIGINT,"
+	" name TEXT, tenant TEXT, project TEXT, user_id TEXT, flavor TEXT, labels TEXT) ON COMMIT DELETE ROWS;"
+	"CREATE TEMP TABLE IF NOT EXISTS tally_stage_events (ord BIGINT, resource_id BIGINT, time_ns BIGINT,"
+	" agent TEXT, type TEXT, reason TEXT) ON COMMIT DELETE ROWS";
+
+/* The privileges a writer needs, checked at open so that a role without
+ * them is refused with their names rather than at its first commit. */
+static const char privileges_sql[] =
+	"SELECT string_agg(t || ' (' || m || ')', ', ' ORDER BY o) FROM (SELECT t, min(o) AS o,"
+	" string_agg(q, ', ' ORDER BY q.n) AS m FROM (VALUES"
+	" (1, 'meters', 'SELECT, INSERT'), (2, 'resources', 'SELECT, INSERT, UPDATE'),"
+	" (3, 'resource_attrs', 'SELECT, INSERT, UPDATE'), (4, 'usage', 'SELECT, INSERT, UPDATE'),"
+	" (5, 'series', 'SELECT, INSERT, UPDATE'), (6, 'agents', 'SELECT, INSERT, UPDATE'), (7, 'events', 'SELECT, INSERT'),"
+	" (8, 'alerts', 'SELECT, INSERT, UPDATE, DELETE'), (9, 'alert_windows', 'SELECT, INSERT, UPDATE, DELETE'),"
+	" (10, 'chain', 'SELECT, INSERT'), (11, 'chain_hours', 'SELECT, INSERT')) AS need (o, t, p),"
+	" unnest(string_to_array(p, ', ')) WITH ORDINALITY AS q (q, n)"
+	" WHERE NOT has_table_privilege(quote_ident(current_schema()) || '.' || t, q) GROUP BY t) AS missing";
+
+static int migrate(struct pg_ledger *l, int64_t from, struct tally_err *e);
+
+static int pg_open(struct ledger **out, const char *location, struct tally_err *e)
+{
+	struct pg_ledger *l = fault_calloc(1, sizeof(*l));
+	char schema[256];
+	int state = 0, rc;
+	int64_t app = 0, ver = 0;
+	PGresult *r = NULL;
+
+	*out = NULL;
+	if (!l)
+		return err_set(e, -ENOMEM, "out of memory");
+	l->base.be = &ledger_pg_backend;
+	if ((rc = pgc_connect(&l->pc, location, "tallyd", e)))
+		goto fail;
+	/* identity and migrations under the commit lock: two writers starting
+	 * on an empty schema create it once */
+	if ((rc = pgc_exec(&l->pc, "BEGIN", "cannot begin a transaction", e)) ||
+	    (rc = pgc_exec(&l->pc, PG_COMMIT_LOCK, "cannot take the commit lock", e)) ||
+	    (rc = pg_identify(&l->pc, schema, sizeof(schema), &state, &app, &ver, e)))
+		goto fail;
+	if (state < 0 || (state > 0 && app != LEDGER_APP_ID)) {
+		rc = err_set(e, -EINVAL, "%s: not a tally ledger (schema '%s' holds other tables); refusing to"
+			     " touch it: give tally a schema of its own (options=-csearch_path=NAME)", l->pc.name,
+			     schema);
+		goto fail;
+	}
+	if (ver > LEDGER_SCHEMA_VERSION) {
+		rc = err_set(e, -EPROTO, "%s: ledger schema version %lld is newer than this tally knows (%d);"
+			     " upgrade tally, the ledger was not changed", l->pc.name, (long long)ver,
+			     LEDGER_SCHEMA_VERSION);
+		goto fail;
+	}
+	if (state == 0) {
+		if (!(r = pgc_query(&l->pc, "SELECT has_schema_privilege(current_schema(), 'CREATE'), current_user",
+				    0, NULL, "cannot read privileges", e))) {
+			rc = e ? e->code : -EIO;
+			goto fail;
+		}
+		if (!pgv_bool(r, 0, 0)) {
+			rc = err_set(e, -EACCES, "%s: role '%s' may not create the ledger's tables in schema '%s'"
+				     " (GRANT CREATE ON SCHEMA %s TO %s, or create the ledger as its owner once)",
+				     l->pc.name, pgv_text(r, 0, 1), schema, schema, pgv_text(r, 0, 1));
+			goto fail;
+		}
+		PQclear(r);
+		r = NULL;
+	}
+	if (ver < LEDGER_SCHEMA_VERSION && (rc = migrate(l, ver, e)))
+		goto fail;
+	if (!(r = pgc_query(&l->pc, privileges_sql, 0, NULL, "cannot read privileges", e))) {
+		rc = e ? e->code : -EIO;
+		goto fail;
+	}
+	if (!pgv_null(r, 0, 0)) {
+		rc = err_set(e, -EACCES, "%s: the role lacks privileges a writer needs on schema '%s': %s (GRANT"
+			     " them, or give tallyd the owner's role)", l->pc.name, schema, pgv_text(r, 0, 0));
+		goto fail;
+	}
+	PQclear(r);
+	r = NULL;
+	if ((rc = pgc_exec(&l->pc, "COMMIT", "cannot commit", e)))
+		goto fail;
+	*out = &l->base;
+	return 0;
+fail:
+	PQclear(r);
+	ledger_pg_backend.close(&l->base);
+	return rc;
+}
+
+/* The upgrade to the chain on a ledger that has usage: one commit
+ * sealing every hour as found (as sqlite.c). Inside the migration. */
+static int row_of(const PGresult *r, int i, struct chain_row *out);
+
+static int seal_row(void *ctx, const PGresult *r, int i)
+{
+	struct chain_row row;
+	row_of(r, i, &row);
+	return chain_hours_add(ctx, &row);
+}
+
+static void hexs(const unsigned char *b, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+#define USAGE_COLS "resource_id, meter_id, device, hour_ns, quantity, quantity_real, spanned_ns, covered_ns, samples"
+
+static int seal_upgrade(struct pg_ledger *l, struct tally_err *e)
+{
+	struct chain_hours s = { 0 };
+	unsigned char zero[CHAIN_HASH_LEN] = { 0 }, hash[CHAIN_HASH_LEN];
+	char hx[2 * CHAIN_HASH_LEN + 1];
+	struct pgnum a, b;
+	int64_t now = time_now_ns();
+	void *cc = NULL;
+	int rc = pgc_each(&l->pc, "SELECT " USAGE_COLS " FROM usage ORDER BY resource_id, meter_id, device, hour_ns", 0,
+			  NULL, seal_row, &s, "cannot read the usage to seal it", e);
+	if (rc == -ENOMEM || (rc == 0 && (rc = chain_hours_finish(&s))))
+		rc = err_set(e, -ENOMEM, "%s: out of memory hashing the usage", l->pc.name);
+	if (rc || !s.n)
+		goto out;
+	if (!(cc = chain_commit_begin(zero, 1, now, 1, (int64_t)s.n))) {
+		rc = err_set(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < s.n; i++) {
+		chain_commit_hour(cc, s.v[i].hour_ns, s.v[i].rows, 0, s.v[i].digest);
+		hexs(s.v[i].digest, CHAIN_HASH_LEN, hx);
+		const char *p[] = { pgn_i64(&a, s.v[i].hour_ns), pgn_i64(&b, s.v[i].rows), hx };
+		PGresult *r = pgc_query(&l->pc, "INSERT INTO chain_hours (commit_id, hour_ns, rows, digest)"
+					" VALUES (1, $1, $2, decode($3, 'hex'))", 3, p, "cannot seal the usage", e);
+		if (!r) {
+			rc = e ? e->code : -EIO;
+			goto out;
+		}
+		PQclear(r);
+	}
+	rc = chain_commit_end(cc, hash);
+	cc = NULL;
+	if (rc)
+		goto out;
+	hexs(hash, CHAIN_HASH_LEN, hx);
+	const char *p[] = { pgn_i64(&a, now), pgn_i64(&b, (int64_t)s.n), hx };
+	PGresult *r = pgc_query(&l->pc, "INSERT INTO chain (id, time_ns, upgrade, hours, hash) VALUES (1, $1, 1, $2,"
+				" decode($3, 'hex'))", 3, p, "cannot seal the usage", e);
+	rc = r ? 0 : e ? e->code : -EIO;
+	PQclear(r);
+out:
+	chain_commit_free(cc);
+	chain_hours_free(&s);
+	return rc;
+}
+
+/* Bring the ledger from version from to the current one, inside the open
+ * transaction (PostgreSQL's DDL is transactional: all or nothing). */
+static int migrate(struct pg_ledger *l, int64_t from, struct tally_err *e)
+{
+	char sql[96];
+	int rc;
+	if (ledger_pg_n_migrations != LEDGER_SCHEMA_VERSION)
+		return err_set(e, -EPROTO, "built with %d PostgreSQL migrations for schema version %d",
+			       ledger_pg_n_migrations, LEDGER_SCHEMA_VERSION);
+	for (int64_t v = from; v < LEDGER_SCHEMA_VERSION; v++) {
+		if ((rc = pgc_exec(&l->pc, ledger_pg_migrations[v], "cannot create or migrate the ledger", e)) ||
+		    (v + 1 == CHAIN_VERSION && v > 0 && (rc = seal_upgrade(l, e))))
+			return err_prefix(e, "migration to schema %lld", (long long)(v + 1));
+		snprintf(sql, sizeof(sql), "UPDATE tally_ledger SET version = %lld", (long long)(v + 1));
+		if ((rc = pgc_exec(&l->pc, sql, "cannot migrate the ledger", e)))
+			return rc;
+	}
+	return 0;
+}
+
+static void pg_close(struct ledger *lb)
+{
+	struct pg_ledger *l = L(lb);
+	if (!l)
+		return;
+	if (l->pc.c && PQtransactionStatus(l->pc.c) != PQTRANS_IDLE)
+		PQclear(PQexec(l->pc.c, "ROLLBACK"));
+	pgc_close(&l->pc);
+	free(l->usage.b);
+	free(l->series.b);
+	free(l->res.b);
+	free(l->attrs.b);
+	free(l->events.b);
+	free(l->keys.v);
+	free(l->keys.slot);
+	free(l->keys.arena);
+	free(l->touched.v);
+	free(l);
+}
+
+static void pg_check_info(const struct ledger *lb, bool *full, int64_t *ns)
+{
+	(void)lb;
+	*full = false;               /* the server keeps its own pages: no check at open */
+	*ns = 0;
+}
+
+/* ---- transactions ---- */
+
+static int pg_begin(struct ledger *lb, struct tally_err *e)
+{
+	struct pg_ledger *l = L(lb);
+	PGresult *r;
+	int rc;
+	tx_reset(l);
+	if ((rc = pgc_ensure(&l->pc, e))) {
+		l->staged = false;
+		return rc;
+	}
+	if (PQtransactionStatus(l->pc.c) != PQTRANS_IDLE)
+		PQclear(PQexec(l->pc.c, "ROLLBACK"));
+	if (!l->staged) {
+		if ((rc = pgc_exec(&l->pc, stage_sql, "cannot make the staging tables", e)))
+			return rc;
+		l->staged = true;
+	}
+	if ((rc = pgc_exec(&l->pc, "BEGIN", "cannot begin a transaction", e)))
+		return rc;
+	l->in_tx = true;
+	if ((rc = pgc_exec(&l->pc, PG_COMMIT_LOCK, "cannot take the commit lock", e)))
+		return rc;
+	if (!(r = pgc_query(&l->pc, "SELECT id, hash FROM chain ORDER BY id DESC LIMIT 1", 0, NULL,
+			    "cannot read the hash chain", e)))
+		return e ? e->code : -EIO;
+	l->head_id = 0;
+	memset(l->head, 0, sizeof(l->head));
+	if (PQntuples(r) == 1) {
+		l->head_id = pgv_i64(r, 0, 0);
+		if (PQgetlength(r, 0, 1) == CHAIN_HASH_LEN)
+			memcpy(l->head, PQgetvalue(r, 0, 1), CHAIN_HASH_LEN);
+	}
+	PQclear(r);
+	return 0;
+}
+
+static void pg_rollback(struct ledger *lb)
+{
+	struct pg_ledger *l = L(lb);
+	tx_reset(l);
+	l->in_tx = false;
+	if (PQstatus(l->pc.c) == CONNECTION_OK && PQtransactionStatus(l->pc.c) != PQTRANS_IDLE)
+		PQclear(PQexec(l->pc.c, "ROLLBACK"));
+}
+
+static bool pg_idle(const struct ledger *lb)
+{
+	return !L(lb)->in_tx;
+}
+
+/* One usage row of r (columns USAGE_COLS from 0) for the chain. */
+static int row_of(const PGresult *r, int i, struct chain_row *out)
+{
+	out->resource_id = pgv_i64(r, i, 0);
+	out->meter_id = pgv_i64(r, i, 1);
+	out->device = pgv_text(r, i, 2);
+	out->device_len = (size_t)PQgetlength(r, i, 2);
+	out->hour_ns = pgv_i64(r, i, 3);
+	out->qty.text = NULL;
+	out->qty_text_len = 0;
+	if (!pgv_null(r, i, 4) && pgv_null(r, i, 5)) {
+		out->qty.type = LEDGER_QTY_INT;
+		out->qty.i = pgv_i64(r, i, 4);
+	} else if (pgv_null(r, i, 4) && !pgv_null(r, i, 5)) {
+		out->qty.type = LEDGER_QTY_REAL;
+		out->qty.d = pgv_f64(r, i, 5);
+	} else {
+		out->qty.type = LEDGER_QTY_OTHER;   /* the CHECK keeps it from happening */
+	}
+	out->spanned_ns = pgv_i64(r, i, 6);
+	out->covered_ns = pgv_i64(r, i, 7);
+	out->samples = pgv_i64(r, i, 8);
+	return 0;
+}
+
+/* The hours of the open transaction, digested as they are now into h[]
+ * (parallel to l->touched). */
+struct hashing {
+	struct pg_ledger *l;
+	struct chain_hour *h;
+	size_t at;                   /* the hour being hashed */
+};
+
+static int hash_row(void *ctx, const PGresult *r, int i)
+{
+	struct hashing *x = ctx;
+	struct chain_row row;
+	row_of(r, i, &row);
+	while (x->l->touched.v[x->at].hour_ns != row.hour_ns)
+		if (++x->at >= x->l->touched.n)
+			return -EIO;         /* an hour not asked for */
+	chain_hour_row(&x->h[x->at], &row);
+	return 0;
+}
+
+static void hours_param(struct pg_ledger *l, char *buf, size_t len)
+{
+	size_t o = 0;
+	o += (size_t)snprintf(buf + o, len - o, "{");
+	for (size_t i = 0; i < l->touched.n && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? "," : "", (long long)l->touched.v[i].hour_ns);
+	if (o < len)
+		snprintf(buf + o, len - o, "}");
+}
+
+static int hash_hours(struct pg_ledger *l, struct chain_hour *h, const char *hours, struct tally_err *e)
+{
+	struct hashing x = { .l = l, .h = h };
+	int rc = 0;
+	for (size_t i = 0; i < l->touched.n; i++)
+		if (chain_hour_begin(&h[i], l->touched.v[i].hour_ns))
+			rc = -ENOMEM;
+	const char *p[] = { hours };
+	if (!rc)
+		rc = pgc_each(&l->pc, "SELECT " USAGE_COLS " FROM usage WHERE hour_ns = ANY($1::bigint[])"
+			      " ORDER BY hour_ns, resource_id, meter_id, device", 1, p, hash_row, &x,
+			      "cannot read usage to hash it", e);
+	for (size_t i = 0; i < l->touched.n; i++)
+		if (h[i].ctx && chain_hour_end(&h[i]) && !rc)
+			rc = -ENOMEM;
+	if (rc == -ENOMEM)
+		err_set(e, rc, "%s: out of memory hashing usage", l->pc.name);
+	else if (rc == -EIO && e && !e->msg[0])
+		err_set(e, rc, "%s: the usage of an hour came back unasked", l->pc.name);
+	return rc;
+}
+
+/* Before this commit's usage is merged: does each hour it writes hold what
+ * the last commit that wrote it recorded? (as sqlite.c's hour_precheck, for
+ * all of a commit's hours at once) */
+static int precheck(struct pg_ledger *l, const char *hours, struct tally_err *e)
+{
+	struct chain_hour *h = fault_calloc(l->touched.n, sizeof(*h));
+	PGresult *r = NULL;
+	int rc;
+	if (!h)
+		return err_set(e, -ENOMEM, "out of memory");
+	if ((rc = hash_hours(l, h, hours, e)))
+		goto out;
+	const char *p[] = { hours };
+	if (!(r = pgc_query(&l->pc, "SELECT DISTINCT ON (hour_ns) hour_ns, commit_id, rows, digest FROM chain_hours"
+			    " WHERE hour_ns = ANY($1::bigint[]) ORDER BY hour_ns, commit_id DESC", 1, p,
+			    "cannot read the hash chain", e))) {
+		rc = e ? e->code : -EIO;
+		goto out;
+	}
+	for (size_t i = 0, j = 0; i < l->touched.n; i++) {
+		struct touched *t = &l->touched.v[i];
+		t->altered = 0;
+		while (j < (size_t)PQntuples(r) && pgv_i64(r, (int)j, 0) < t->hour_ns)
+			j++;
+		if (j < (size_t)PQntuples(r) && pgv_i64(r, (int)j, 0) == t->hour_ns) {
+			if (pgv_i64(r, (int)j, 2) != h[i].rows || PQgetlength(r, (int)j, 3) != CHAIN_HASH_LEN ||
+			    memcmp(PQgetvalue(r, (int)j, 3), h[i].digest, CHAIN_HASH_LEN))
+				t->altered = pgv_i64(r, (int)j, 1);
+		} else if (h[i].rows) {
+			t->altered = -1;
+		}
+	}
+out:
+	PQclear(r);
+	for (size_t i = 0; i < l->touched.n; i++)
+		chain_commit_free(h[i].ctx);
+	free(h);
+	return rc;
+}
+
+/* After it: this commit's link of the chain. */
+static int chain_append(struct pg_ledger *l, const char *hours, struct tally_err *e)
+{
+	struct chain_hour *h = fault_calloc(l->touched.n, sizeof(*h));
+	size_t n = l->touched.n, len = n * 24 + 8;
+	char *rows = fault_malloc(len), *alt = fault_malloc(len), *dig = fault_malloc(n * (2 * CHAIN_HASH_LEN + 4) + 8);
+	unsigned char next[CHAIN_HASH_LEN];
+	char hx[2 * CHAIN_HASH_LEN + 1];
+	struct pgnum a, b, c;
+	int64_t id = l->head_id + 1, now = time_now_ns();
+	void *cc = NULL;
+	PGresult *r = NULL;
+	int rc;
+	if (!h || !rows || !alt || !dig) {
+		rc = err_set(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = hash_hours(l, h, hours, e)))
+		goto out;
+	if (!(cc = chain_commit_begin(l->head, id, now, 0, (int64_t)n))) {
+		rc = err_set(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	size_t o1 = 0, o2 = 0, o3 = 0;
+	rows[o1++] = alt[o2++] = dig[o3++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		chain_commit_hour(cc, h[i].hour_ns, h[i].rows, l->touched.v[i].altered, h[i].digest);
+		hexs(h[i].digest, CHAIN_HASH_LEN, hx);
+		o1 += (size_t)sprintf(rows + o1, "%s%lld", i ? "," : "", (long long)h[i].rows);
+		o2 += (size_t)sprintf(alt + o2, "%s%lld", i ? "," : "", (long long)l->touched.v[i].altered);
+		o3 += (size_t)sprintf(dig + o3, "%s%s", i ? "," : "", hx);
+	}
+	strcpy(rows + o1, "}");
+	strcpy(alt + o2, "}");
+	strcpy(dig + o3, "}");
+	rc = chain_commit_end(cc, next);
+	cc = NULL;
+	if (rc) {
+		rc = err_set(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	hexs(next, CHAIN_HASH_LEN, hx);
+	const char *p1[] = { pgn_i64(&a, id), pgn_i64(&b, now), pgn_i64(&c, (int64_t)n), hx };
+	if (!(r = pgc_query(&l->pc, "INSERT INTO chain (id, time_ns, upgrade, hours, hash) VALUES ($1, $2, 0, $3,"
+			    " decode($4, 'hex'))", 4, p1, "cannot write the hash chain", e))) {
+		rc = e ? e->code : -EIO;
+		goto out;
+	}
+	PQclear(r);
+	const char *p2[] = { pgn_i64(&a, id), hours, rows, alt, dig };
+	if (!(r = pgc_query(&l->pc, "INSERT INTO chain_hours (commit_id, hour_ns, rows, altered, digest)"
+			    " SELECT $1, unnest($2::bigint[]), unnest($3::bigint[]), unnest($4::bigint[]),"
+			    " decode(unnest($5::text[]), 'hex')", 5, p2, "cannot write the hash chain", e))) {
+		rc = e ? e->code : -EIO;
+		goto out;
+	}
+	memcpy(l->head, next, CHAIN_HASH_LEN);   /* the head moves only if the commit does: see pg_commit */
+	l->head_id = id;
+out:
+	PQclear(r);
+	chain_commit_free(cc);
+	if (h)
+		for (size_t i = 0; i < n; i++)
+			chain_commit_free(h[i].ctx);
+	free(h);
+	free(rows);
+	free(alt);
+	free(dig);
+	return rc;
+}
+
+/* The merges of the staging tables into the ledger, in this order. */
+static const char merge_resources[] =
+	"INSERT INTO resources AS r (id, uuid, type, name, tenant, project, user_id, flavor, labels, host,"
+	" first_seen_ns, last_seen_ns) SELECT DISTINCT ON (id) id, uuid, type, name, tenant, project, user_id,"
+	" flavor, labels, host, first_seen_ns, last_seen_ns FROM tally_stage_resources ORDER BY id, ord DESC"
+	" ON CONFLICT (id) DO UPDATE SET type = excluded.type, name = excluded.name, tenant = excluded.tenant,"
+	" project = excluded.project, user_id = excluded.user_id, flavor = excluded.flavor,"
+	" labels = excluded.labels, host = excluded.host, first_seen_ns = excluded.first_seen_ns,"
+	" last_seen_ns = excluded.last_seen_ns";
+static const char merge_attrs[] =
+	"INSERT INTO resource_attrs (resource_id, since_ns, name, tenant, project, user_id, flavor, labels)"
+	" SELECT DISTINCT ON (resource_id, since_ns) resource_id, since_ns, name, tenant, project, user_id, flavor,"
+	" labels FROM tally_stage_attrs ORDER BY resource_id, since_ns, ord DESC"
+	" ON CONFLICT (resource_id, since_ns) DO UPDATE SET name = excluded.name, tenant = excluded.tenant,"
+	" project = excluded.project, user_id = excluded.user_id, flavor = excluded.flavor,"
+	" labels = excluded.labels";
+static const char merge_usage[] =
+	"INSERT INTO usage AS u (" USAGE_COLS ") SELECT " USAGE_COLS " FROM tally_stage_usage WHERE round = $1"
+	" ON CONFLICT (resource_id, meter_id, device, hour_ns) DO UPDATE SET"
+	" quantity = u.quantity + excluded.quantity, quantity_real = u.quantity_real + excluded.quantity_real,"
+	" spanned_ns = u.spanned_ns + excluded.spanned_ns, covered_ns = u.covered_ns + excluded.covered_ns,"
+	" samples = u.samples + excluded.samples";
+static const char merge_series[] =
+	"INSERT INTO series (resource_id, meter_id, device, agent, last_ns, origin_ns, kind, last_value,"
+	" last_value_real, flags) SELECT DISTINCT ON (resource_id, meter_id, device, agent) resource_id, meter_id,"
+	" device, agent, last_ns, origin_ns, kind, last_value, last_value_real, flags FROM tally_stage_series"
+	" ORDER BY resource_id, meter_id, device, agent, ord DESC"
+	" ON CONFLICT (resource_id, meter_id, device, agent) DO UPDATE SET last_ns = excluded.last_ns,"
+	" origin_ns = excluded.origin_ns, kind = excluded.kind, last_value = excluded.last_value,"
+	" last_value_real = excluded.last_value_real, flags = excluded.flags";
+static const char merge_events[] =
+	"INSERT INTO events (resource_id, time_ns, agent, type, reason) SELECT resource_id, time_ns, agent, type,"
+	" reason FROM tally_stage_events ORDER BY ord";
+
+static int flush(struct pg_ledger *l, struct tally_err *e)
+{
+	int rc;
+	if ((rc = cb_copy(l, &l->res, "tally_stage_resources", e)) ||
+	    (rc = cb_copy(l, &l->attrs, "tally_stage_attrs", e)) ||
+	    (rc = cb_copy(l, &l->usage, "tally_stage_usage", e)) ||
+	    (rc = cb_copy(l, &l->series, "tally_stage_series", e)) ||
+	    (rc = cb_copy(l, &l->events, "tally_stage_events", e)))
+		return rc;
+	if ((l->res.rows && (rc = pgc_exec(&l->pc, merge_resources, "cannot write resources", e))) ||
+	    (l->attrs.rows && (rc = pgc_exec(&l->pc, merge_attrs, "cannot write resource attributes", e))))
+		return rc;
+	for (int round = 0; round < l->keys.rounds; round++) {
+		struct pgnum n;
+		const char *p[] = { pgn_i64(&n, round) };
+		PGresult *r = pgc_query(&l->pc, merge_usage, 1, p, "cannot write usage", e);
+		if (!r)
+			return e ? e->code : -EIO;
+		PQclear(r);
+	}
+	if ((l->series.rows && (rc = pgc_exec(&l->pc, merge_series, "cannot write series state", e))) ||
+	    (l->events.rows && (rc = pgc_exec(&l->pc, merge_events, "cannot write events", e))))
+		return rc;
+	return 0;
+}
+
+/* The chain's checks, the merges, the chain's link, then COMMIT: all or
+ * nothing, as on SQLite. */
+static int pg_commit(struct ledger *lb, struct tally_err *e)
+{
+	struct pg_ledger *l = L(lb);
+	int64_t head_id = l->head_id;
+	unsigned char head[CHAIN_HASH_LEN];
+	char *hours = NULL;
+	int rc = 0;
+	assert(l->in_tx);
+	memcpy(head, l->head, CHAIN_HASH_LEN);
+	if (l->touched.n) {
+		size_t len = l->touched.n * 22 + 4;
+		if (!(hours = fault_malloc(len)))
+			return err_set(e, -ENOMEM, "out of memory");
+		hours_param(l, hours, len);
+		if ((rc = precheck(l, hours, e)))
+			goto out;
+	}
+	if ((rc = flush(l, e)) || (l->touched.n && (rc = chain_append(l, hours, e))))
+		goto out;
+	if (fault_fail(FAULT_COMMIT)) {
+		rc = err_set(e, -ENOSPC, "%s: cannot commit: database or disk is full (injected)", l->pc.name);
+		goto out;
+	}
+	if ((rc = pgc_exec(&l->pc, "COMMIT", "cannot commit", e)))
+		goto out;
+	l->in_tx = false;
+	tx_reset(l);
+out:
+	free(hours);
+	if (rc) {
+		/* the head stays where the ledger has it */
+		l->head_id = head_id;
+		memcpy(l->head, head, CHAIN_HASH_LEN);
+	}
+	return rc;
+}
+
+/* ---- the rows ---- */
+
+static int pg_meter_id(struct ledger *lb, const char *name, const char *kind, const char *unit, int64_t *id,
+		       struct tally_err *e)
+{
+	struct pg_ledger *l = L(lb);
+	const char *p[] = { name, kind, unit };
+	PGresult *r = pgc_query(&l->pc, "WITH n AS (INSERT INTO meters (name, kind, unit) VALUES ($1, $2, $3)"
+				" ON CONFLICT (name) DO NOTHING RETURNING id)"
+				" SELECT id FROM n UNION ALL SELECT id FROM meters WHERE name = $1", 3, p,
+				"cannot add meter", e);
+	if (!r)
+		return e ? e->code : -EIO;
+	int rc = PQntuples(r) >= 1 ? 0 : err_set(e, -EIO, "%s: meter '%s' has no id", l->pc.name, name);
+	if (!rc)
+		*id = pgv_i64(r, 0, 0);
+	PQclear(r);
+	return rc;
+}
+
+static int pg_put_resource(struct ledger *lb, const struct ledger_resource *r, struct tally_err *e)
+{
+	struct pg_ledger *l = L(lb);
+	struct copybuf *c = &l->res;
+	const struct resource_meta *m = &r->meta;
+	cb_i64(c, l->ord++, '\t');
+	cb_i64(c, r->id, '\t');
+	cb_text(c, m->resource, '\t');
+	cb_text(c, m->type, '\t');
+	cb_text(c, m->name, '\t');
+	cb_text(c, m->tenant, '\t');
+	cb_text(c, m->project, '\t');
+	cb_text(c, m->user, '\t');
+	cb_text(c, m->flavor, '\t');
+	cb_text(c, m->labels, '\t');
+	cb_text(c, r->host, '\t');
+	cb_i64(c, r->first_seen_ns, '\t');
+	cb_i64(c, r->last_seen_ns, '\n');
+	c->rows++;
+	return c->bad ? err_set(e, -ENOMEM, "out of memory") : 0;
+}
+
+static int pg_put_attrs(struct ledger *lb, int64_t resource_id, const struct resource_meta *m, struct tally_err *e)
+{
+	struct pg_ledger *l = L(lb);
+	struct copybuf *c = &l->attrs;
+	cb_i64(c, l->ord++, '\t');
+	cb_i64(c, resource_id, '\t');
+	cb_i64(c, m->time_ns, '\t');
+	cb_text(c, m->name, '\t');
+	cb_text(c, m->tenant, '\t');
+	cb_text(c, m->project, '\t');
+	cb_text(c, m->user, '\t');
+	cb_text(c, m->flavor, '\t');
+	cb_text(c, m->labels, '\n');
+	c->rows++;
+	return c->bad ? err_set(e, -ENOMEM, "out of memory") : 0;
+}
+
+static int pg_add_usage(struct ledger *lb, const struct ledger_usage *u, struct tally_err *e)
+{
+	struct pg_ledger *l = L(lb);
+	struct copybuf *c = &l->usage;
+	size_t at;
+	int round = ukey_round(l, u);
+	if (round < 0)
+		return err_set(e, -ENOMEM, "out of memory");
+	if (!chain_touched_find(&l->touched, u->hour_ns, &at) &&
+	    chain_touched_insert(&l->touched, at, u->hour_ns, 0))
+		return err_set(e, -ENOMEM, "out of memory");
+	cb_i64(c, round, '\t');
+	cb_i64(c, u->resource_id, '\t');
+	cb_i64(c, u->meter_id, '\t');
+	cb_text(c, u->device, '\t');
+	cb_i64(c, u->hour_ns, '\t');
+	if (u->is_real) {
+		cb_null(c, '\t');
+		cb_f64(c, u->qty_real, '\t');
+	} else {
+		cb_i64(c, u->qty, '\t');
+		cb_null(c, '\t');
+	}
+	cb_i64(c, u->spanned_ns, '\t');
+	cb_i64(c, u->covered_ns, '\t');
+	cb_i64(c, u->samples, '\n');
+	c->rows++;
+	return c->bad ? err_set(e, -ENOMEM, "out of memory") : 0;
+}
+
+static const char *kind_text(int kind)
+{
+	return kind == SAMPLE_GAUGE ? "gauge" : kind == SAMPLE_DELTA ? "delta" : "cumulative";
+}
+
+static int pg_put_series(struct ledger *lb, const struct ledger_series *s, struct tally_err *e)
+{
+	struct pg_ledger *l = L(lb);
+	struct copybuf *c = &l->series;
+	cb_i64(c, l->ord++, '\t');
+	cb_i64(c, s->resource_id, '\t');
+	cb_i64(c, s->meter_id, '\t');
+	cb_text(c, s->device, '\t');
+	cb_text(c, s->agent, '\t');
+	cb_i64(c, s->last_ns, '\t');
+	cb_i64(c, s->origin_ns, '\t');
+	cb_text(c, kind_text(s->kind), '\t');
+	if (s->kind == SAMPLE_GAUGE) {
+		cb_null(c, '\t');
+		cb_f64(c, s->last_gauge, '\t');
+	} else {
+		cb_i64(c, (int64_t)s->last_counter, '\t');   /* its bit pattern, as on SQLite */
+		cb_null(c, '\t');
+	}
+	cb_i64(c, s->flags, '\n');
+	c->rows++;
+	return c->bad ? err_set(e, -ENOMEM, "out of memory") : 0;
+}
+
+static int pg_add_event(struct ledger *lb, int64_t resource_id, const char *agent, const struct lifecycle_event *ev,
+			struct tally_err *e)
+{
+	struct pg_ledger *l = L(lb);
+	struct copybuf *c = &l->events;
+	cb_i64(c, l->ord++, '\t');
+	cb_i64(c, resource_id, '\t');
+	cb_i64(c, ev->time_ns, '\t');
+	cb_text(c, agent, '\t');
+	cb_text(c, ev->type, '\t');
+	cb_text(c, ev->reason, '\n');
+	c->rows++;
+	return c->bad ? err_set(e, -ENOMEM, "out of memory") : 0;
+}
+
+/* Under the commit lock (taken at begin): the agent's row moves on from
+ * from_seq, or the commit must not count. */
+static int pg_put_agent(struct ledger *lb, const struct ledger_agent *a, struct tally_err *e)
+{
+	struct pg_ledger *l = L(lb);
+	struct pgnum s1, s2, s3, s4;
+	const char *p[] = { a->agent, pgn_i64(&s1, (int64_t)a->last_seq), pgn_i64(&s2, a->last_time_ns),
+			    pgn_i64(&s3, a->batches), pgn_i64(&s4, (int64_t)a->from_seq) };
+	PGresult *r = pgc_query(&l->pc, "UPDATE agents SET last_seq = $2, last_time_ns = $3, batches = $4"
+				" WHERE agent = $1 AND last_seq = $5", 5, p, "cannot write agent", e);
+	int rc = 0;
+	if (!r)
+		return e ? e->code : -EIO;
+	bool done = atoi(PQcmdTuples(r)) == 1;
+	PQclear(r);
+	if (!done && a->from_seq == 0) {
+		if (!(r = pgc_query(&l->pc, "INSERT INTO agents (agent, last_seq, last_time_ns, batches) VALUES ($1, $2,"
+				    " $3, $4) ON CONFLICT (agent) DO NOTHING", 4, p, "cannot write agent", e)))
+			return e ? e->code : -EIO;
+		done = atoi(PQcmdTuples(r)) == 1;
+		PQclear(r);
+	}
+	if (!done) {
+		const char *q[] = { a->agent };
+		char now[32] = "none";
+		if ((r = pgc_query(&l->pc, "SELECT last_seq FROM agents WHERE agent = $1", 1, q, "cannot read agent",
+				   NULL))) {
+			if (PQntuples(r) == 1)
+				snprintf(now, sizeof(now), "%llu", (unsigned long long)pgv_i64(r, 0, 0));
+			PQclear(r);
+		}
+		rc = err_set(e, -ESTALE, "%s: agent '%s': its last batch in the ledger is no longer seq %llu but %s:"
+			     " another writer committed batches of it meanwhile", l->pc.name, a->agent,
+			     (unsigned long long)a->from_seq, now);
+	}
+	return rc;
+}
+
+/* Run sql with params, no rows back. */
+static int run(struct pg_ledger *l, const char *sql, int n, const char *const *p, const char *what,
+	       struct tally_err *e)
+{
+	PGresult *r;
+	if (fault_fail(FAULT_WRITE))
+		return err_set(e, -ENOSPC, "%s: %s: database or disk is full (injected)", l->pc.name, what);
+	if (!(r = pgc_query(&l->pc, sql, n, p, what, e)))
+		return e ? e->code : -EIO;
+	PQclear(r);
+	return 0;
+}
+
+static int pg_put_alert(struct ledger *lb, const struct ledger_alert *a, struct tally_err *e)
+{
+	struct pgnum n1, n2, n3, n4;
+	const char *p[] = { a->key, a->labels, a->annotations, a->rule, a->tenant, a->subject, a->device, a->state,
+			    pgn_i64(&n1, a->active_ns), pgn_i64(&n2, a->fired_ns), pgn_i64(&n3, a->resolved_ns),
+			    pgn_f64(&n4, a->value) };
+	return run(L(lb), "INSERT INTO alerts (key, labels, annotations, rule, tenant, subject, device, state,"
+		   " active_ns, fired_ns, resolved_ns, value) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+		   " ON CONFLICT (key) DO UPDATE SET labels = excluded.labels, annotations = excluded.annotations,"
+		   " rule = excluded.rule, tenant = excluded.tenant, subject = excluded.subject,"
+		   " device = excluded.device, state = excluded.state, active_ns = excluded.active_ns,"
+		   " fired_ns = excluded.fired_ns, resolved_ns = excluded.resolved_ns, value = excluded.value",
+		   12, p, "cannot write an alert", e);
+}
+
+static int pg_del_alert(struct ledger *lb, const char *key, struct tally_err *e)
+{
+	const char *p[] = { key };
+	return run(L(lb), "DELETE FROM alerts WHERE key = $1", 1, p, "cannot delete an alert", e);
+}
+
+static int pg_put_window_point(struct ledger *lb, const char *key, int64_t t_ns, double value, struct tally_err *e)
+{
+	struct pgnum n1, n2;
+	const char *p[] = { key, pgn_i64(&n1, t_ns), pgn_f64(&n2, value) };
+	return run(L(lb), "INSERT INTO alert_windows (key, t_ns, value) VALUES ($1, $2, $3)"
+		   " ON CONFLICT (key, t_ns) DO UPDATE SET value = excluded.value", 3, p,
+		   "cannot write an alert window", e);
+}
+
+static int pg_trim_window(struct ledger *lb, const char *key, int64_t before_ns, struct tally_err *e)
+{
+	struct pgnum n;
+	const char *p[] = { key, pgn_i64(&n, before_ns) };
+	if (before_ns == INT64_MAX)
+		return run(L(lb), "DELETE FROM alert_windows WHERE key = $1", 1, p,
+			   "cannot delete from an alert window", e);
+	return run(L(lb), "DELETE FROM alert_windows WHERE key = $1 AND t_ns < $2", 2, p,
+		   "cannot delete from an alert window", e);
+}
+
+static int pg_last_event(struct ledger *lb, const char *uuid, const char *agent, const char *types, char *type,
+			 size_t len, int64_t *t_ns, struct tally_err *e)
+{
+	struct pg_ledger *l = L(lb);
+	const char *p[] = { uuid, agent, types };
+	PGresult *r = pgc_query(&l->pc, "SELECT type, time_ns FROM events WHERE resource_id ="
+				" (SELECT id FROM resources WHERE uuid = $1) AND agent = $2"
+				" AND strpos($3, ',' || type || ',') > 0 ORDER BY time_ns DESC, id DESC LIMIT 1", 3, p,
+				"cannot read events", e);
+	*t_ns = 0;
+	type[0] = '\0';
+	if (!r)
+		return e ? e->code : -EIO;
+	if (PQntuples(r) == 1) {
+		str_copy(type, pgv_text(r, 0, 0), len);
+		*t_ns = pgv_i64(r, 0, 1);
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* ---- loaders: every row, through a cursor in a read-only transaction
+ * of their own (or the open one) ---- */
+
+struct load {
+	void *fn, *ctx;
+};
+
+static int load(struct pg_ledger *l, const char *sql, pgc_row_fn row, void *fn, void *ctx, const char *what,
+		struct tally_err *e)
+{
+	struct load x = { fn, ctx };
+	bool own = !l->in_tx;
+	int rc;
+	if (own && ((rc = pgc_ensure(&l->pc, e)) || (rc = pgc_exec(&l->pc, "BEGIN READ ONLY", what, e))))
+		return rc;
+	rc = pgc_each(&l->pc, sql, 0, NULL, row, &x, what, e);
+	if (own)
+		PQclear(PQexec(l->pc.c, rc ? "ROLLBACK" : "COMMIT"));
+	return rc;
+}
+
+static void col_copy(const PGresult *r, int i, int c, char *dst, size_t len)
+{
+	str_copy(dst, pgv_text(r, i, c), len);
+}
+
+static int row_resource(void *ctx, const PGresult *r, int i)
+{
+	struct load *x = ctx;
+	struct ledger_resource lr;
+	memset(&lr, 0, sizeof(lr));
+	lr.id = pgv_i64(r, i, 0);
+	col_copy(r, i, 1, lr.meta.resource, sizeof(lr.meta.resource));
+	col_copy(r, i, 2, lr.meta.type, sizeof(lr.meta.type));
+	col_copy(r, i, 3, lr.meta.name, sizeof(lr.meta.name));
+	col_copy(r, i, 4, lr.meta.tenant, sizeof(lr.meta.tenant));
+	col_copy(r, i, 5, lr.meta.project, sizeof(lr.meta.project));
+	col_copy(r, i, 6, lr.meta.user, sizeof(lr.meta.user));
+	col_copy(r, i, 7, lr.meta.flavor, sizeof(lr.meta.flavor));
+	col_copy(r, i, 8, lr.meta.labels, sizeof(lr.meta.labels));
+	col_copy(r, i, 9, lr.host, sizeof(lr.host));
+	lr.first_seen_ns = pgv_i64(r, i, 10);
+	lr.last_seen_ns = pgv_i64(r, i, 11);
+	return ((ledger_resource_fn)x->fn)(x->ctx, &lr);
+}
+
+static int pg_load_resources(struct ledger *lb, ledger_resource_fn fn, void *ctx, struct tally_err *e)
+{
+	return load(L(lb), "SELECT id, uuid, type, name, tenant, project, user_id, flavor, labels, host,"
+		    " first_seen_ns, last_seen_ns FROM resources ORDER BY id", row_resource, (void *)fn, ctx,
+		    "cannot read resources", e);
+}
+
+static int row_series(void *ctx, const PGresult *r, int i)
+{
+	struct load *x = ctx;
+	struct ledger_series s;
+	memset(&s, 0, sizeof(s));
+	s.resource_id = pgv_i64(r, i, 0);
+	s.meter_id = pgv_i64(r, i, 1);
+	s.device = pgv_text(r, i, 2);
+	s.agent = pgv_text(r, i, 3);
+	s.last_ns = pgv_i64(r, i, 4);
+	s.origin_ns = pgv_i64(r, i, 5);
+	const char *kind = pgv_text(r, i, 6);
+	s.kind = !strcmp(kind, "gauge") ? SAMPLE_GAUGE : !strcmp(kind, "delta") ? SAMPLE_DELTA : SAMPLE_CUMULATIVE;
+	if (s.kind == SAMPLE_GAUGE)
+		s.last_gauge = pgv_f64(r, i, 8);
+	else
+		s.last_counter = (uint64_t)pgv_i64(r, i, 7);
+	s.flags = (int)pgv_i64(r, i, 9);
+	return ((ledger_series_fn)x->fn)(x->ctx, &s);
+}
+
+static int pg_load_series(struct ledger *lb, ledger_series_fn fn, void *ctx, struct tally_err *e)
+{
+	return load(L(lb), "SELECT resource_id, meter_id, device, agent, last_ns, origin_ns, kind, last_value,"
+		    " last_value_real, flags FROM series", row_series, (void *)fn, ctx, "cannot read series", e);
+}
+
+static int row_agent(void *ctx, const PGresult *r, int i)
+{
+	struct load *x = ctx;
+	return ((ledger_agent_fn)x->fn)(x->ctx, pgv_text(r, i, 0), (uint64_t)pgv_i64(r, i, 1), pgv_i64(r, i, 2),
+					pgv_i64(r, i, 3));
+}
+
+static int pg_load_agents(struct ledger *lb, ledger_agent_fn fn, void *ctx, struct tally_err *e)
+{
+	return load(L(lb), "SELECT agent, last_seq, last_time_ns, batches FROM agents", row_agent, (void *)fn, ctx,
+		    "cannot read agents", e);
+}
+
+static int row_alert(void *ctx, const PGresult *r, int i)
+{
+	struct load *x = ctx;
+	struct ledger_alert a = {
+		.key = pgv_text(r, i, 0), .labels = pgv_text(r, i, 1), .annotations = pgv_text(r, i, 2),
+		.rule = pgv_text(r, i, 3), .tenant = pgv_text(r, i, 4), .subject = pgv_text(r, i, 5),
+		.device = pgv_text(r, i, 6), .state = pgv_text(r, i, 7), .active_ns = pgv_i64(r, i, 8),
+		.fired_ns = pgv_i64(r, i, 9), .resolved_ns = pgv_i64(r, i, 10), .value = pgv_f64(r, i, 11),
+	};
+	return ((ledger_alert_fn)x->fn)(x->ctx, &a);
+}
+
+static int pg_load_alerts(struct ledger *lb, ledger_alert_fn fn, void *ctx, struct tally_err *e)
+{
+	return load(L(lb), "SELECT key, labels, annotations, rule, tenant, subject, device, state, active_ns,"
+		    " fired_ns, resolved_ns, value FROM alerts ORDER BY key", row_alert, (void *)fn, ctx,
+		    "cannot read alerts", e);
+}
+
+static int row_window(void *ctx, const PGresult *r, int i)
+{
+	struct load *x = ctx;
+	return ((ledger_window_fn)x->fn)(x->ctx, pgv_text(r, i, 0), pgv_i64(r, i, 1), pgv_f64(r, i, 2));
+}
+
+static int pg_load_windows(struct ledger *lb, ledger_window_fn fn, void *ctx, struct tally_err *e)
+{
+	return load(L(lb), "SELECT key, t_ns, value FROM alert_windows ORDER BY key, t_ns", row_window, (void *)fn,
+		    ctx, "cannot read alert windows", e);
+}
+
+/* ---- checks without the writer ---- */
+
+struct pg_snap {
+	struct ledger_snap base;
+	struct pgc pc;
+};
+
+static int pg_snap_open(struct ledger_snap **out, const char *location, struct tally_err *e)
+{
+	struct pg_snap *s = fault_calloc(1, sizeof(*s));
+	int rc;
+	*out = NULL;
+	if (!s)
+		return err_set(e, -ENOMEM, "out of memory");
+	s->base.be = &ledger_pg_backend;
+	if ((rc = pgc_connect(&s->pc, location, "tally", e)) ||
+	    (rc = pgc_exec(&s->pc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "cannot begin", e)) ||
+	    (rc = pg_check_readable(&s->pc, e))) {
+		pgc_close(&s->pc);
+		free(s);
+		return rc;
+	}
+	*out = &s->base;
+	return 0;
+}
+
+static void pg_snap_close(struct ledger_snap *sb)
+{
+	struct pg_snap *s = (struct pg_snap *)sb;
+	if (!s)
+		return;
+	pgc_close(&s->pc);
+	free(s);
+}
+
+struct linking {
+	ledger_link_fn fn;
+	void *ctx;
+};
+
+static int link_row(void *ctx, const PGresult *r, int i)
+{
+	struct linking *x = ctx;
+	struct chain_link k = {
+		.id = pgv_i64(r, i, 0), .time_ns = pgv_i64(r, i, 1), .upgrade = pgv_i64(r, i, 2),
+		.hours = pgv_i64(r, i, 3), .has_hour = !pgv_null(r, i, 5), .hour_ns = pgv_i64(r, i, 5),
+		.rows = pgv_i64(r, i, 6), .altered = pgv_i64(r, i, 8),
+	};
+	if (PQgetlength(r, i, 4) == CHAIN_HASH_LEN)
+		memcpy(k.hash, PQgetvalue(r, i, 4), CHAIN_HASH_LEN);
+	if (PQgetlength(r, i, 7) == CHAIN_HASH_LEN)
+		memcpy(k.digest, PQgetvalue(r, i, 7), CHAIN_HASH_LEN);
+	return x->fn(x->ctx, &k);
+}
+
+static int pg_snap_links(struct ledger_snap *sb, ledger_link_fn fn, void *ctx, struct tally_err *e)
+{
+	struct pg_snap *s = (struct pg_snap *)sb;
+	struct linking x = { fn, ctx };
+	return pgc_each(&s->pc, "SELECT c.id, c.time_ns, c.upgrade, c.hours, c.hash, h.hour_ns, h.rows, h.digest,"
+			" h.altered FROM chain c LEFT JOIN chain_hours h ON h.commit_id = c.id ORDER BY c.id, h.hour_ns",
+			0, NULL, link_row, &x, "cannot read the hash chain", e);
+}
+
+struct rowing {
+	ledger_row_fn fn;
+	void *ctx;
+};
+
+static int usage_row(void *ctx, const PGresult *r, int i)
+{
+	struct rowing *x = ctx;
+	struct chain_row row;
+	row_of(r, i, &row);
+	return x->fn(x->ctx, &row);
+}
+
+static int pg_snap_usage(struct ledger_snap *sb, ledger_row_fn fn, void *ctx, struct tally_err *e)
+{
+	struct pg_snap *s = (struct pg_snap *)sb;
+	struct rowing x = { fn, ctx };
+	return pgc_each(&s->pc, "SELECT " USAGE_COLS " FROM usage ORDER BY resource_id, meter_id, device, hour_ns", 0,
+			NULL, usage_row, &x, "cannot read the usage", e);
+}
+
+static int pg_snap_orphans(struct ledger_snap *sb, int64_t *n, struct tally_err *e)
+{
+	struct pg_snap *s = (struct pg_snap *)sb;
+	PGresult *r = pgc_query(&s->pc, "SELECT count(*) FROM chain_hours WHERE commit_id NOT IN (SELECT id FROM chain)",
+				0, NULL, "cannot read the hash chain", e);
+	if (!r)
+		return e ? e->code : -EIO;
+	*n = pgv_i64(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+/* `tally ledger check`: what the ledger is, and when the amcheck extension
+ * is installed in the database, every B-tree index of the ledger checked
+ * against its table (bt_index_check with heapallindexed). The server keeps
+ * its own pages (and their checksums, when the cluster has them on). */
+static int pg_check(const char *location, struct ledger_check *out, struct tally_err *e)
+{
+	struct pgc pc;
+	PGresult *r = NULL;
+	int64_t t0 = time_mono_ns();
+	int rc;
+	if ((rc = pgc_connect(&pc, location, "tally", e)))
+		return rc;
+	if ((rc = pg_check_readable(&pc, e)))
+		goto out;
+	if (!(r = pgc_query(&pc, "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint,"
+			    " EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'amcheck')"
+			    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+			    " WHERE n.nspname = current_schema() AND c.relkind = 'r'", 0, NULL, "cannot check", e))) {
+		rc = e ? e->code : -EIO;
+		goto out;
+	}
+	out->bytes = pgv_i64(r, 0, 0);
+	bool amcheck = pgv_bool(r, 0, 1);
+	PQclear(r);
+	r = NULL;
+	str_copy(out->method, amcheck ? "amcheck of every index" : "no index check (amcheck is not installed)",
+		 sizeof(out->method));
+	if (amcheck) {
+		PGresult *ix = pgc_query(&pc, "SELECT c.oid::regclass::text FROM pg_index i JOIN pg_class c ON"
+					 " c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_am a"
+					 " ON a.oid = c.relam WHERE n.nspname = current_schema() AND a.amname = 'btree'"
+					 " ORDER BY 1", 0, NULL, "cannot list the indexes", e);
+		if (!ix) {
+			rc = e ? e->code : -EIO;
+			goto out;
+		}
+		for (int i = 0; i < PQntuples(ix); i++) {
+			const char *p[] = { pgv_text(ix, i, 0) };
+			struct tally_err ie = { 0 };
+			PGresult *c = pgc_query(&pc, "SELECT bt_index_check($1::regclass, true)", 1, p, p[0], &ie);
+			if (!c) {
+				size_t used = strlen(out->first);
+				if (out->problems < 3)
+					snprintf(out->first + used, sizeof(out->first) - used, "%s%s", used ? "; " : "", ie.msg);
+				out->problems++;
+			}
+			PQclear(c);
+		}
+		PQclear(ix);
+	}
+	out->ns = time_mono_ns() - t0;
+out:
+	PQclear(r);
+	pgc_close(&pc);
+	return rc;
+}
+
+const struct ledger_backend ledger_pg_backend = {
+	.name = "postgresql",
+	.normalize = pg_location_normalize,
+	.open = pg_open,
+	.close = pg_close,
+	.check_info = pg_check_info,
+	.begin = pg_begin,
+	.commit = pg_commit,
+	.rollback = pg_rollback,
+	.idle = pg_idle,
+	.meter_id = pg_meter_id,
+	.put_resource = pg_put_resource,
+	.put_attrs = pg_put_attrs,
+	.load_resources = pg_load_resources,
+	.add_usage = pg_add_usage,
+	.put_series = pg_put_series,
+	.load_series = pg_load_series,
+	.put_agent = pg_put_agent,
+	.load_agents = pg_load_agents,
+	.add_event = pg_add_event,
+	.last_event = pg_last_event,
+	.put_alert = pg_put_alert,
+	.del_alert = pg_del_alert,
+	.load_alerts = pg_load_alerts,
+	.put_window_point = pg_put_window_point,
+	.trim_window = pg_trim_window,
+	.load_windows = pg_load_windows,
+	.check = pg_check,
+	.snap_open = pg_snap_open,
+	.snap_links = pg_snap_links,
+	.snap_usage = pg_snap_usage,
+	.snap_orphans = pg_snap_orphans,
+	.snap_close = pg_snap_close,
+	.reader_open = pg_reader_open,
+	.reader_close = pg_reader_close,
+	.data_until = pg_data_until,
+	.read_meters = pg_read_meters,
+	.read_resources = pg_read_resources,
+	.read_usage = pg_read_usage,
+	.sum_usage = pg_sum_usage,
+	.read_instances = pg_read_instances,
+	.read_events = pg_read_events,
+	.invoices_before = pg_invoices_before,
+	.invoices_list = pg_invoices_list,
+	.invoices_find = pg_invoices_find,
+	.invoices_begin = pg_invoices_begin,
+	.invoices_overlap = pg_invoices_overlap,
+	.invoices_next_number = pg_invoices_next_number,
+	.invoices_insert = pg_invoices_insert,
+	.invoices_adjust = pg_invoices_adjust,
+	.invoices_commit = pg_invoices_commit,
+	.invoices_abort = pg_invoices_abort,
+};
