@@ -5,6 +5,7 @@
  */
 #include "aggregator.h"
 #include "cfg.h"
+#include "ledger.h"
 #include "err.h"
 #include "str.h"
 #include "tallytime.h"
@@ -13,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const ledger_keys[] = { "path", "max_gap", "commit_every", NULL };
+static const char *const ledger_keys[] = { "path", "url", "statement_timeout", "max_gap", "commit_every", NULL };
 static const char *const rrd_keys[] = { "enabled", "dir", "step", NULL };
 
 static int join(char *out, size_t len, const char *dir, const char *name, struct tally_err *e)
@@ -33,8 +34,12 @@ int agg_settings_parse(struct agg_settings *s, const struct cfg_node *lg, const 
 	s->commit_every_ns = -1;   /* not given: the clock's default, below */
 	s->rrd_enabled = true;
 	s->rrd_step_ns = 60 * NS_PER_SEC;
+	char url[sizeof(s->ledger_path)] = "";
+	s->statement_timeout_ns = 30 * NS_PER_SEC;
 	if ((rc = cfg_check_keys(lg, "ledger", ledger_keys, e)) ||
 	    (rc = cfg_get_string(lg, "path", s->ledger_path, sizeof(s->ledger_path), e)) ||
+	    (rc = cfg_get_string(lg, "url", url, sizeof(url), e)) ||
+	    (rc = cfg_get_duration(lg, "statement_timeout", 0, 3600 * NS_PER_SEC, &s->statement_timeout_ns, e)) ||
 	    (rc = cfg_get_duration(lg, "max_gap", NS_PER_SEC, 86400 * NS_PER_SEC, &s->max_gap_ns, e)) ||
 	    (rc = cfg_get_duration(lg, "commit_every", 0, 3600 * NS_PER_SEC, &s->commit_every_ns, e)))
 		return rc;
@@ -62,6 +67,17 @@ int agg_settings_parse(struct agg_settings *s, const struct cfg_node *lg, const 
 			       n->col);
 	}
 	s->rrd_step_ns = step;
+	/* url: the ledger anywhere (a file, sqlite:PATH, postgresql://...),
+	 * checked here and without its password from here on (ledger.h) */
+	if (url[0]) {
+		const struct cfg_node *n = cfg_get(lg, "url");
+		if (s->ledger_path[0])
+			return err_set(e, -EINVAL, "%s:%d:%d: key 'url': give ledger.path or ledger.url, not both",
+				       n->file, n->line, n->col);
+		struct tally_err le = { 0 };
+		if ((rc = ledger_location_normalize(url, s->ledger_path, sizeof(s->ledger_path), &le)))
+			return err_set(e, rc, "%s:%d:%d: key 'url': %s", n->file, n->line, n->col, le.msg);
+	}
 	if (!s->ledger_path[0] && (rc = join(s->ledger_path, sizeof(s->ledger_path), data_dir, "ledger.db", e)))
 		return rc;
 	if (!s->rrd_dir[0] && (rc = join(s->rrd_dir, sizeof(s->rrd_dir), data_dir, "rrd", e)))
@@ -73,6 +89,7 @@ void agg_settings_config(const struct agg_settings *s, bool lossless, struct agg
 {
 	memset(out, 0, sizeof(*out));
 	out->ledger_path = s->ledger_path;
+	out->statement_timeout_ms = (int)(s->statement_timeout_ns / 1000000);
 	out->rrd_dir = s->rrd_enabled ? s->rrd_dir : NULL;
 	out->rrd_step_s = (int)(s->rrd_step_ns / NS_PER_SEC);
 	out->rrd_lossless = lossless;

@@ -393,6 +393,7 @@ int agg_open(struct aggregator **out, const struct agg_config *cfg, struct tally
 	if ((rc = itab_init(&a->res_tab, 1024)) || (rc = itab_init(&a->ser_tab, 4096)) ||
 	    (rc = itab_init(&a->bkt_tab, 4096)))
 		goto fail;
+	ledger_set_statement_timeout(cfg->statement_timeout_ms);
 	if ((rc = ledger_open(&a->ledger, cfg->ledger_path, e)))
 		goto fail;
 	if ((rc = ledger_begin(a->ledger, e)))

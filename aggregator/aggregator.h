@@ -41,7 +41,9 @@ struct aggregator;
 #define AGG_CLOCK_STEP_MAX_NS (100LL * 366 * 86400 * 1000000000)
 
 struct agg_config {
-	const char *ledger_path;     /* SQLite file, created if missing */
+	const char *ledger_path;     /* the ledger's location (ledger.h): a file, created if
+					missing, or a database server's */
+	int statement_timeout_ms;    /* on a database server: one statement at most (0: no limit) */
 	const char *rrd_dir;         /* NULL: no RRD files */
 	int rrd_step_s;              /* RRD step, seconds (60) */
 	bool rrd_lossless;           /* wait for the RRD writer rather than drop (fast-forward) */
@@ -51,7 +53,9 @@ struct agg_config {
 /* The `ledger:` and `rrd:` sections of tallyd's config (docs/config.md),
  * parsed by agg_settings_parse (aggregator/aggcfg.c): values, owned here. */
 struct agg_settings {
-	char ledger_path[PATH_MAX];       /* default: data_dir/ledger.db */
+	char ledger_path[PATH_MAX];       /* the location: ledger.path or ledger.url (without its
+					     password); default: data_dir/ledger.db */
+	int64_t statement_timeout_ns;     /* ledger.statement_timeout, default 30 s */
 	int64_t max_gap_ns;               /* default 5 min, and at least 3 intervals */
 	int64_t commit_every_ns;          /* commit period (wall): AGG_COMMIT_EVERY_FF in
 					     fast-forward, _RT in real time, unless given */

@@ -85,11 +85,24 @@ static int choice(const char *flag, const char *arg, const char *const *names)
 	return -1;
 }
 
-/* The ledger path: $TALLY_LEDGER, else ./var/ledger.db. */
+/* The ledger location: $TALLY_LEDGER, else ./var/ledger.db. */
 static const char *default_ledger(void)
 {
 	const char *l = getenv("TALLY_LEDGER");
 	return l && l[0] ? l : "./var/ledger.db";
+}
+
+/* A ledger location as given (--ledger, $TALLY_LEDGER) checked and
+ * without its password (ledger.h), into buf; NULL after saying what is
+ * wrong (exit 2). */
+static const char *ledger_loc(const char *given, char *buf, size_t len)
+{
+	struct tally_err e = { 0 };
+	if (ledger_location_normalize(given, buf, len, &e)) {
+		bad("--ledger: %s", e.msg);
+		return NULL;
+	}
+	return buf;
 }
 
 /* --from/--to or --period into whole UTC hours [from, to). Returns 0 or
@@ -173,6 +186,9 @@ static int cmd_usage(int argc, char **argv)
 		default: usage_help(stderr); return 2;
 		}
 	}
+	char loc[4096];
+	if (!(q.ledger = ledger_loc(q.ledger, loc, sizeof(loc))))
+		return 2;
 	if (optind != argc)
 		return bad("unexpected argument '%s'", argv[optind]);
 	if (parse_period(NULL, from, to, &q.from_ns, &q.to_ns))
@@ -360,6 +376,9 @@ static int cmd_invoice(int argc, char **argv)
 		default: invoice_help(stderr); return 2;
 		}
 	}
+	char loc[4096];
+	if (!(q.ledger = ledger_loc(q.ledger, loc, sizeof(loc))))
+		return 2;
 	if (optind < argc && !strcmp(argv[optind], "show"))
 		return cmd_invoice_show(argc - optind - 1, argv + optind + 1, q.ledger);
 	if (optind < argc && !strcmp(argv[optind], "explain"))
@@ -409,6 +428,8 @@ static int cmd_invoice(int argc, char **argv)
 	char rrd_default[4096];
 	if (!rrd_dir) {
 		const char *slash = strrchr(q.ledger, '/');
+		if (strcmp(ledger_location_engine(q.ledger), "sqlite"))
+			slash = NULL;        /* a database server's ledger has no folder: ./rrd */
 		snprintf(rrd_default, sizeof(rrd_default), "%.*s%srrd", slash ? (int)(slash - q.ledger) : 0, q.ledger,
 			 slash ? "/" : "");
 		rrd_dir = rrd_default;
@@ -480,6 +501,9 @@ static int cmd_sla(int argc, char **argv)
 		default: sla_help(stderr); return 2;
 		}
 	}
+	char loc[4096];
+	if (!(q.ledger = ledger_loc(q.ledger, loc, sizeof(loc))))
+		return 2;
 	if (optind != argc)
 		return bad("unexpected argument '%s'", argv[optind]);
 	if (parse_period(period, from, to, &q.from_ns, &q.to_ns))
@@ -570,6 +594,9 @@ static int cmd_ledger(int argc, char **argv)
 		default: ledger_help(stderr); return 2;
 		}
 	}
+	char loc[4096];
+	if (!(ledger = ledger_loc(ledger, loc, sizeof(loc))))
+		return 2;
 	if (optind >= argc)
 		return bad("a subcommand is needed: check or verify");
 	if (optind + 1 < argc)
@@ -581,12 +608,12 @@ static int cmd_ledger(int argc, char **argv)
 			return 1;
 		}
 		if (lc.problems) {
-			fprintf(stderr, "tally ledger: %s: damaged: %d problem%s found by integrity_check: %s%s;"
+			fprintf(stderr, "tally ledger: %s: damaged: %d problem%s found by %s: %s%s;"
 				" restore it from a backup (docs/ledger.md)\n", ledger, lc.problems,
-				lc.problems == 1 ? "" : "s", lc.first, lc.problems > 3 ? "; ..." : "");
+				lc.problems == 1 ? "" : "s", lc.method, lc.first, lc.problems > 3 ? "; ..." : "");
 			return 1;
 		}
-		printf("%s: ok (integrity_check of %.1f MB in %.1f s)\n", ledger, (double)lc.bytes / 1e6,
+		printf("%s: ok (%s of %.1f MB in %.1f s)\n", ledger, lc.method, (double)lc.bytes / 1e6,
 		       (double)lc.ns / 1e9);
 		return 0;
 	}

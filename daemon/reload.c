@@ -24,6 +24,7 @@ void reload_restart_keys(const struct daemon_config *a, const struct daemon_conf
 	DIFF(a->clock != b->clock || a->start_ns != b->start_ns || a->end_ns != b->end_ns,
 	     "tallyd.clock/start/end");
 	DIFF(strcmp(a->agg.ledger_path, b->agg.ledger_path), "ledger.path");
+	DIFF(a->agg.statement_timeout_ns != b->agg.statement_timeout_ns, "ledger.statement_timeout");
 	DIFF(a->agg.max_gap_ns != b->agg.max_gap_ns, "ledger.max_gap");
 	DIFF(a->agg.commit_every_ns != b->agg.commit_every_ns, "ledger.commit_every");
 	DIFF(a->agg.rrd_enabled != b->agg.rrd_enabled || strcmp(a->agg.rrd_dir, b->agg.rrd_dir) ||
