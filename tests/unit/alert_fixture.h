@@ -10,7 +10,6 @@
 #define TALLY_ALERT_FIXTURE_H
 
 #include <check.h>
-#include <sqlite3.h>
 #include <string.h>
 
 #include "aggregator.h"
@@ -56,16 +55,7 @@ static inline void eng_teardown(void)
 /* The integer the query gives on the ledger (-1: no row). */
 static inline int64_t lf_query(const char *sql)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int64_t n = -1;
-	ck_assert_int_eq(sqlite3_open_v2(ledger, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(db));
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
+	return tu_ledger_int_or(ledger, sql, -1);
 }
 
 static inline void eng_open(void)

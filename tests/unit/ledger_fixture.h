@@ -1,7 +1,8 @@
 /*
  * ledger_fixture.h: a ledger written by the real aggregator from readings a
  * test chooses, for the billing suites. One ledger per test: lf_open()
- * makes it in a fresh directory (dir), lf_meta()/lf_reading() add to the
+ * makes it in a fresh directory (dir), or in a fresh PostgreSQL schema when
+ * the suite runs on PostgreSQL (ledger_backend.h), lf_meta()/lf_reading() add to the
  * current batch (lf_event() an event), lf_flush() ingests it, lf_close()
  * commits and closes. max_gap is 40 days unless lf_max_gap_ns says else,
  * so readings far apart still count as covered.
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "aggregator.h"
+#include "ledger_backend.h"
 #include "batch.h"
 #include "err.h"
 #include "meter.h"
@@ -21,7 +23,7 @@
 #include "tallytime.h"
 #include "testutil.h"
 
-static char dir[64], ledger[128], plan_path[128];
+static char dir[64], ledger[512], plan_path[128];
 static int64_t lf_max_gap_ns = 40 * 24 * NS_PER_HOUR;   /* set before lf_open() to change */
 static struct aggregator *agg;
 static struct batch bt;
@@ -33,7 +35,7 @@ static inline void lf_open(void)
 	struct agg_config ac = { 0 };
 	struct tally_err e = { 0 };
 	tu_mkdtemp(dir, sizeof(dir), "billing");
-	snprintf(ledger, sizeof(ledger), "%s/ledger.db", dir);
+	tu_ledger_location(ledger, sizeof(ledger), dir, "ledger.db");
 	snprintf(plan_path, sizeof(plan_path), "%s/plan.yaml", dir);
 	ac.ledger_path = ledger;
 	ac.max_gap_ns = lf_max_gap_ns;

@@ -10,7 +10,6 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -478,7 +477,9 @@ START_TEST(engine_window_rows)
 	ck_assert_int_eq(n, 4);
 	n = lf_query("SELECT min(t_ns) FROM alert_windows");
 	ck_assert_int_eq(n, OCT + 20 * S);
-	n = lf_query("SELECT count(*) FROM alert_windows WHERE key = 'MemAvg' || char(31) || 'memory'"
+	n = lf_query(tu_pg() ? "SELECT count(*) FROM alert_windows WHERE key = 'MemAvg' || chr(31) || 'memory'"
+		       " || chr(31) || 'vm-r' || chr(31) || '' || chr(31) || 'host-1'"
+		     : "SELECT count(*) FROM alert_windows WHERE key = 'MemAvg' || char(31) || 'memory'"
 		       " || char(31) || 'vm-r' || char(31) || '' || char(31) || 'host-1'");
 	ck_assert_int_eq(n, 4);
 	/* restart with the rule on another meter: not the same window */

@@ -10,7 +10,6 @@
  * apart still count (the month tests read once at each end).
  */
 #include <check.h>
-#include <sqlite3.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -697,13 +696,11 @@ START_TEST(test_line_past_int64_refused)
 }
 END_TEST
 
-/* Change the ledger's rows behind the aggregator's back, as a test may. */
-static void ledger_sql(const char *sql)
+/* Change the ledger's rows behind the aggregator's back, as a test may
+ * (each engine's words: ledger_backend.h). */
+static void ledger_sql(const char *sqlite_sql, const char *pg_sql)
 {
-	sqlite3 *db;
-	ck_assert_int_eq(sqlite3_open(ledger, &db), SQLITE_OK);
-	ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(db));
-	sqlite3_close(db);
+	tu_ledger_sql2(ledger, sqlite_sql, pg_sql);
 }
 
 /* A gauge row above 2^53 milli-units is converted exactly (issue 9): a row
@@ -726,6 +723,9 @@ START_TEST(test_gauge_rows_exact_and_bad_rows_refused)
 	lf_close();
 	ledger_sql("DELETE FROM usage WHERE hour_ns <> 1790812800000000000;"
 		   "UPDATE usage SET quantity = 1125899906842624.5 WHERE meter_id = (SELECT id FROM meters"
+		   " WHERE name = 'vcpus')",
+		   "DELETE FROM usage WHERE hour_ns <> 1790812800000000000;"
+		   "UPDATE usage SET quantity_real = 1125899906842624.5 WHERE meter_id = (SELECT id FROM meters"
 		   " WHERE name = 'vcpus')");
 	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
 		   "      - {meter: vcpus, unit: vCPU-hour, price: 0.01}\n");
@@ -738,12 +738,16 @@ START_TEST(test_gauge_rows_exact_and_bad_rows_refused)
 	free_invoices(v, n);
 
 	struct tally_err e = { 0 };
-	ledger_sql("UPDATE usage SET quantity = -7200.0 WHERE meter_id = (SELECT id FROM meters WHERE name = 'vcpus')");
+	ledger_sql("UPDATE usage SET quantity = -7200.0 WHERE meter_id = (SELECT id FROM meters WHERE name = 'vcpus')",
+		   "UPDATE usage SET quantity_real = -7200.0 WHERE meter_id = (SELECT id FROM meters WHERE name = 'vcpus')");
 	ck_assert_int_eq(refused(T0, T0 + DAY, &e), -ERANGE);
 	ck_assert_msg(strstr(e.msg, "usage of vm-a, vcpus at 2026-10-01T00:00:00Z: the ledger's quantity '-7200.0'"
 				    " is negative"), "%s", e.msg);
 	ledger_sql("UPDATE usage SET quantity = 7200.0 WHERE meter_id = (SELECT id FROM meters WHERE name = 'vcpus');"
 		   "UPDATE usage SET quantity = 1000.5 WHERE meter_id = (SELECT id FROM meters"
+		   " WHERE name = 'network.outgoing.bytes')",
+		   "UPDATE usage SET quantity_real = 7200.0 WHERE meter_id = (SELECT id FROM meters WHERE name = 'vcpus');"
+		   "UPDATE usage SET quantity = NULL, quantity_real = 1000.5 WHERE meter_id = (SELECT id FROM meters"
 		   " WHERE name = 'network.outgoing.bytes')");
 	ck_assert_int_eq(refused(T0, T0 + DAY, &e), -ERANGE);
 	ck_assert_msg(strstr(e.msg, "network.outgoing.bytes at 2026-10-01T00:00:00Z: the ledger's quantity '1000.5' is"

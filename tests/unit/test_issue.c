@@ -13,7 +13,6 @@
  */
 #include <check.h>
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,15 +80,7 @@ static void release(struct invoice *v, size_t n)
 
 static int64_t count(const char *sql)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	ck_assert_int_eq(sqlite3_open_v2(ledger, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-	int64_t v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
+	return tu_ledger_int(ledger, sql);
 }
 
 /* FIPS 180-2's first example: SHA-256("abc"). */
@@ -233,15 +224,11 @@ START_TEST(test_adjustment_past_int64_refused)
 {
 	october();
 	write_file(plan_x);
-	sqlite3 *db;
-	ck_assert_int_eq(sqlite3_open(ledger, &db), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO invoices (issuer, number, tenant, from_ns, to_ns, issued_ns, currency,"
+	tu_ledger_sql(ledger, "INSERT INTO invoices (issuer, number, tenant, from_ns, to_ns, issued_ns, currency,"
 				      " base_minor, subtotal_minor, total_minor, plan_text, document, sha256) VALUES"
 				      " ('Example Cloud', 7, 'acme', 1788220800000000000, 1790812800000000000,"
 				      " 1790812800000000000, 'EUR', -9223372036854775808, 0, 0, 'plan: p\nissuer: Example"
-				      " Cloud\ncurrency: EUR\nversions:\n  - from: 2026-01-01\n', '{}', '')",
-				      NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+				      " Cloud\ncurrency: EUR\nversions:\n  - from: 2026-01-01\n', '{}', '')");
 	struct plan p;
 	struct plan_errors errs;
 	struct tally_err e = { 0 };

@@ -26,18 +26,20 @@
 #include "err.h"
 #include "fault.h"
 #include "ledger.h"
+#include "ledger_backend.h"
+#include "reader.h"
 #include "str.h"
 #include "tallytime.h"
 #include "testutil.h"
 
 #define T0 (1790812800LL * NS_PER_SEC)
 
-static char dir[64], path[128];
+static char dir[64], path[512];
 
 static void setup(void)
 {
 	tu_mkdtemp(dir, sizeof(dir), "ledger");
-	snprintf(path, sizeof(path), "%s/ledger.db", dir);
+	tu_ledger_location(path, sizeof(path), dir, "ledger.db");
 }
 
 static void teardown(void)
@@ -63,24 +65,12 @@ static char *slurp(const char *p, size_t *len)
 
 static void sql(const char *p, const char *q)
 {
-	sqlite3 *db;
-	ck_assert_int_eq(sqlite3_open(p, &db), SQLITE_OK);
-	char *msg = NULL;
-	ck_assert_msg(sqlite3_exec(db, q, NULL, NULL, &msg) == SQLITE_OK, "%s", msg ? msg : "");
-	sqlite3_close(db);
+	tu_ledger_sql(p, q);
 }
 
 static int64_t sql_int(const char *p, const char *q)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	ck_assert_int_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-	int64_t v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
+	return tu_ledger_int(p, q);
 }
 
 static void expect_refused(const char *why, const char *needle, int code)
@@ -587,8 +577,9 @@ START_TEST(test_death_between_commits_loses_no_usage)
 	ck_assert_int_eq(agg_commit(a, &e), 0);
 	agg_close(a);
 	ck_assert_int_eq(cpu_total(), 1500);
-	ck_assert_int_eq(sql_int(path, "SELECT sum(quantity) FROM usage u JOIN meters m"
-				       " ON m.id = u.meter_id WHERE m.name = 'vcpus'"), 40);
+	ck_assert_int_eq(sql_int(path, tu_pg() ? "SELECT sum(quantity_real) FROM usage u JOIN meters m"
+				       " ON m.id = u.meter_id WHERE m.name = 'vcpus'" : "SELECT sum(quantity) FROM usage u"
+				       " JOIN meters m ON m.id = u.meter_id WHERE m.name = 'vcpus'"), 40);
 	batch_release(&b);
 }
 END_TEST
@@ -879,10 +870,12 @@ START_TEST(test_chain_names_the_batch)
 	sql(path, "UPDATE usage SET quantity = quantity - 1 WHERE hour_ns = 1790812800000000000");
 	ck_assert_int_eq(verify(&v), 0);
 	/* hour 1 by commit 4; a REAL where an INTEGER was is a change too */
-	sql(path, "UPDATE usage SET quantity = CAST(quantity AS REAL) WHERE hour_ns = 1790816400000000000");
+	tu_ledger_sql2(path, "UPDATE usage SET quantity = CAST(quantity AS REAL) WHERE hour_ns = 1790816400000000000",
+		       "UPDATE usage SET quantity_real = quantity, quantity = NULL WHERE hour_ns = 1790816400000000000");
 	ck_assert_int_eq(verify(&v), 1);
 	ck_assert_int_eq(v.bad_commit, 4);
-	sql(path, "UPDATE usage SET quantity = CAST(quantity AS INTEGER) WHERE hour_ns = 1790816400000000000");
+	tu_ledger_sql2(path, "UPDATE usage SET quantity = CAST(quantity AS INTEGER) WHERE hour_ns = 1790816400000000000",
+		       "UPDATE usage SET quantity = quantity_real, quantity_real = NULL WHERE hour_ns = 1790816400000000000");
 	ck_assert_int_eq(verify(&v), 0);
 	/* a row no commit wrote */
 	sql(path, "INSERT INTO usage (resource_id, meter_id, hour_ns, quantity) VALUES (1, 1, 1790820000000000000, 5)");
@@ -938,20 +931,212 @@ START_TEST(test_chain_keeps_a_change_the_writer_found)
 }
 END_TEST
 
+/* ---- PostgreSQL: what it refuses, and several writers ---- */
+
+extern const char *const ledger_pg_migrations[];
+
+START_TEST(test_pg_create_and_reopen)
+{
+	struct ledger *l;
+	struct tally_err e = { 0 };
+	ck_assert_msg(ledger_open(&l, path, &e) == 0, "%s", e.msg);
+	ledger_close(l);
+	ck_assert_int_eq(sql_int(path, "SELECT version FROM tally_ledger"), LEDGER_SCHEMA_VERSION);
+	ck_assert_int_eq(sql_int(path, "SELECT application_id FROM tally_ledger"), LEDGER_APP_ID);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM tally_ledger"), 1);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+				       " AND tablename IN ('usage', 'series', 'agents', 'chain', 'invoices')"), 5);
+	ck_assert_msg(ledger_open(&l, path, &e) == 0, "%s", e.msg);
+	ledger_close(l);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM tally_ledger"), 1);
+}
+END_TEST
+
+/* A ledger from a newer tally, and a schema holding someone else's
+ * tables: refused, named, and left as they were. */
+START_TEST(test_pg_newer_and_foreign_refused)
+{
+	struct ledger *l = NULL;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(ledger_open(&l, path, &e), 0);
+	ledger_close(l);
+	sql(path, "UPDATE tally_ledger SET version = 99");
+	ck_assert_int_eq(ledger_open(&l, path, &e), -EPROTO);
+	ck_assert_ptr_null(l);
+	ck_assert_msg(strstr(e.msg, "schema version 99 is newer") && strstr(e.msg, "options=-csearch_path"), "%s", e.msg);
+	ck_assert_int_eq(sql_int(path, "SELECT version FROM tally_ledger"), 99);
+	struct ledger_reader *r = NULL;
+	ck_assert_int_eq(ledger_reader_open(path, &r, &e), -EPROTO);
+	ck_assert_msg(strstr(e.msg, "upgrade tally"), "%s", e.msg);
+
+	char other[512];
+	tu_ledger_location(other, sizeof(other), dir, "x");
+	sql(other, "CREATE TABLE invoices (id integer PRIMARY KEY, amount integer); INSERT INTO invoices VALUES (1, 2)");
+	ck_assert_int_eq(ledger_open(&l, other, &e), -EINVAL);
+	ck_assert_msg(strstr(e.msg, "not a tally ledger") && strstr(e.msg, "holds other tables"), "%s", e.msg);
+	ck_assert_int_eq(sql_int(other, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"), 1);
+	ck_assert_int_eq(sql_int(other, "SELECT amount FROM invoices"), 2);
+	ck_assert_int_eq(ledger_reader_open(other, &r, &e), -EINVAL);
+}
+END_TEST
+
+/* Two writers on one ledger (two aggregators): both open it; their
+ * commits take turns under the commit lock (a second begin waits for the
+ * first commit, here until its statement timeout); an agent's seq moves on
+ * only from where its writer's state was built, whichever writer moves
+ * it; the hash chain stays one line through both writers' commits. */
+START_TEST(test_pg_two_writers)
+{
+	struct ledger *l1, *l2;
+	struct tally_err e = { 0 };
+	struct ledger_verify v;
+	ck_assert_msg(ledger_open(&l1, path, &e) == 0, "%s", e.msg);
+	ck_assert_msg(ledger_open(&l2, path, &e) == 0, "%s", e.msg);
+	struct ledger_resource r = { .id = 1, .first_seen_ns = T0, .last_seen_ns = T0 };
+	str_copy(r.meta.resource, "vm-1", sizeof(r.meta.resource));
+	struct ledger_usage u = { .resource_id = 1, .meter_id = 1, .device = "", .hour_ns = T0, .qty = 5 };
+	struct ledger_agent a = { .agent = "host-a", .from_seq = 0, .last_seq = 1, .batches = 1 };
+	ck_assert_int_eq(ledger_begin(l1, &e), 0);
+	ck_assert_int_eq(ledger_put_resource(l1, &r, &e), 0);
+	ck_assert_int_eq(ledger_add_usage(l1, &u, &e), 0);
+	ck_assert_int_eq(ledger_put_agent(l1, &a, &e), 0);
+	ck_assert_int_eq(ledger_commit(l1, &e), 0);
+	/* l2 built on seq 0 too: refused, nothing of it written */
+	ck_assert_int_eq(ledger_begin(l2, &e), 0);
+	ck_assert_int_eq(ledger_add_usage(l2, &u, &e), 0);
+	ck_assert_int_eq(ledger_put_agent(l2, &a, &e), -ESTALE);
+	ck_assert_msg(strstr(e.msg, "host-a") && strstr(e.msg, "no longer seq 0 but 1"), "%s", e.msg);
+	ledger_rollback(l2);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 5);
+	/* l2, caught up, goes on; then l1 again */
+	a.from_seq = 1;
+	a.last_seq = 2;
+	u.qty = 7;
+	ck_assert_int_eq(ledger_begin(l2, &e), 0);
+	ck_assert_int_eq(ledger_add_usage(l2, &u, &e), 0);
+	ck_assert_int_eq(ledger_put_agent(l2, &a, &e), 0);
+	ck_assert_int_eq(ledger_commit(l2, &e), 0);
+	a.from_seq = 2;
+	a.last_seq = 3;
+	u.qty = 11;
+	u.hour_ns = T0 + NS_PER_HOUR;
+	ck_assert_int_eq(ledger_begin(l1, &e), 0);
+	ck_assert_int_eq(ledger_add_usage(l1, &u, &e), 0);
+	ck_assert_int_eq(ledger_put_agent(l1, &a, &e), 0);
+	/* while l1's commit is open, l2's waits (500 ms, then gives up) */
+	ledger_close(l2);
+	int saved = ledger_set_statement_timeout(500);
+	ck_assert_msg(ledger_open(&l2, path, &e) == -ETIMEDOUT, "%s", e.msg);
+	ck_assert_msg(strstr(e.msg, "statement timeout"), "%s", e.msg);
+	ledger_set_statement_timeout(saved);
+	ck_assert_int_eq(ledger_commit(l1, &e), 0);
+	ledger_close(l1);
+	ck_assert_int_eq(sql_int(path, "SELECT sum(quantity) FROM usage"), 23);
+	ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM agents"), 3);
+	ck_assert_int_eq(ledger_verify(path, &v, &e), 0);
+	ck_assert_msg(v.problems == 0, "%s", v.first);
+	ck_assert_int_eq(v.commits, 3);
+}
+END_TEST
+
+/* A version 1 ledger (schemas/pg/ledger.sql alone) with usage is migrated
+ * on open, in one transaction: its rows stay, the chain seals its hour as
+ * found, and issued invoices refuse to change. */
+START_TEST(test_pg_migrates_version_1)
+{
+	struct ledger *l;
+	struct tally_err e = { 0 };
+	struct ledger_verify v;
+	sql(path, ledger_pg_migrations[0]);
+	sql(path, "INSERT INTO meters (id, name, kind, unit) VALUES (1, 'cpu', 'cumulative', 'ns');"
+		  " INSERT INTO resources (id, uuid, first_seen_ns, last_seen_ns) VALUES (1, 'vm-1', 0, 0);"
+		  " INSERT INTO usage (resource_id, meter_id, hour_ns, quantity) VALUES (1, 1, 0, 12345)");
+	ck_assert_msg(ledger_open(&l, path, &e) == 0, "%s", e.msg);
+	ledger_close(l);
+	ck_assert_int_eq(sql_int(path, "SELECT version FROM tally_ledger"), LEDGER_SCHEMA_VERSION);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 12345);
+	ck_assert_int_eq(ledger_verify(path, &v, &e), 0);
+	ck_assert_int_eq(v.problems, 0);
+	ck_assert(v.upgraded);
+	ck_assert_int_eq(v.sealed_hours, 1);
+	sql(path, "UPDATE usage SET quantity = 12346");
+	ck_assert_int_eq(ledger_verify(path, &v, &e), 0);
+	ck_assert_int_eq(v.bad_commit, 1);
+	sql(path, "INSERT INTO invoices (issuer, number, tenant, from_ns, to_ns, issued_ns, currency, base_minor,"
+		  " subtotal_minor, total_minor, plan_text, document, sha256) VALUES ('x', 1, 't', 0, 1, 0, 'EUR',"
+		  " 1, 1, 1, '', '{}', '')");
+	PGconn *c = tu_pg_connect(path);
+	PGresult *r = PQexec(c, "UPDATE invoices SET total_minor = 0");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	ck_assert_ptr_nonnull(strstr(PQresultErrorMessage(r), "issued invoices never change"));
+	PQclear(r);
+	r = PQexec(c, "DELETE FROM invoices");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+	PQclear(r);
+	PQfinish(c);
+	ck_assert_int_eq(sql_int(path, "SELECT total_minor FROM invoices"), 1);
+}
+END_TEST
+
+/* What an operator gets wrong: a URI libpq cannot read (exit 2 at the
+ * config), a database that does not exist, a role without the rights; and
+ * a password given in the URI appears in no message. */
+START_TEST(test_pg_bad_input)
+{
+	struct ledger *l = NULL;
+	struct tally_err e = { 0 };
+	char out[512], loc[700], role[64], sqlbuf[400];
+	const char *base = tu_pg();
+	const char *q = strchr(base, '?');
+	ck_assert_ptr_nonnull(q);
+
+	ck_assert_int_eq(ledger_location_normalize("postgresql://h:notaport/db", out, sizeof(out), &e), -EINVAL);
+	ck_assert_msg(strstr(e.msg, "not a PostgreSQL connection URI") && strstr(e.msg, "notaport"), "%s", e.msg);
+	ck_assert_int_eq(ledger_location_normalize("mysql://h/db", out, sizeof(out), &e), -EINVAL);
+	ck_assert_msg(strstr(e.msg, "mysql: not a ledger location"), "%s", e.msg);
+
+	/* a missing database, with a password in the URI */
+	snprintf(loc, sizeof(loc), "postgresql://tally:s3cr%%65t@/nosuchdb_%ld%s", (long)getpid(), q);
+	ck_assert_int_eq(ledger_location_normalize(loc, out, sizeof(out), &e), 0);
+	ck_assert_msg(!strstr(out, "s3cr"), "%s", out);
+	ck_assert_int_eq(ledger_open(&l, out, &e), -ENOENT);
+	ck_assert_msg(strstr(e.msg, "does not exist") && strstr(e.msg, "createdb") && !strstr(e.msg, "s3cr"), "%s", e.msg);
+	ck_assert_int_eq(ledger_open(&l, loc, &e), -ENOENT);   /* not normalized: hidden all the same */
+	ck_assert_msg(strstr(e.msg, "tally:***@") && !strstr(e.msg, "s3cr"), "%s", e.msg);
+
+	/* a role that may log in and nothing more */
+	snprintf(role, sizeof(role), "tally_ro_%ld", (long)getpid());
+	snprintf(sqlbuf, sizeof(sqlbuf), "DROP ROLE IF EXISTS %s; CREATE ROLE %s LOGIN", role, role);
+	sql(path, sqlbuf);
+	snprintf(loc, sizeof(loc), "%s&user=%s", path, role);
+	const char *schema = strstr(path, "%3D") + 3;
+	ck_assert_int_eq(ledger_open(&l, loc, &e), -EACCES);     /* a schema it may not even use */
+	ck_assert_msg(strstr(e.msg, role) && strstr(e.msg, "may not use schema") && strstr(e.msg, "GRANT USAGE"),
+		      "%s", e.msg);
+	snprintf(sqlbuf, sizeof(sqlbuf), "GRANT USAGE ON SCHEMA %s TO %s", schema, role);
+	sql(path, sqlbuf);
+	ck_assert_int_eq(ledger_open(&l, loc, &e), -EACCES);     /* an empty schema it may not create in */
+	ck_assert_msg(strstr(e.msg, role) && strstr(e.msg, "may not create"), "%s", e.msg);
+	ck_assert_msg(ledger_open(&l, path, &e) == 0, "%s", e.msg);   /* made by its owner */
+	ledger_close(l);
+	snprintf(sqlbuf, sizeof(sqlbuf), "GRANT SELECT ON ALL TABLES IN SCHEMA %s TO %s", schema, role);
+	sql(path, sqlbuf);
+	ck_assert_int_eq(ledger_open(&l, loc, &e), -EACCES);     /* a reader's rights only */
+	ck_assert_msg(strstr(e.msg, "lacks privileges") && strstr(e.msg, "usage (INSERT, UPDATE)"), "%s", e.msg);
+	struct ledger_reader *r = NULL;
+	ck_assert_msg(ledger_reader_open(loc, &r, &e) == 0, "%s", e.msg);   /* but it may read */
+	ledger_reader_close(r);
+	snprintf(sqlbuf, sizeof(sqlbuf), "DROP OWNED BY %s; DROP ROLE %s", role, role);
+	sql(path, sqlbuf);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ledger");
+	/* on either engine */
 	TCase *tc = tcase_create("ledger");
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, test_create_and_reopen);
-	tcase_add_test(tc, test_newer_schema_refused);
-	tcase_add_test(tc, test_migrates_version_1);
-	tcase_add_test(tc, test_not_sqlite_refused);
-	tcase_add_test(tc, test_foreign_sqlite_refused);
-	tcase_add_test(tc, test_corrupt_refused);
-	tcase_add_test(tc, test_second_writer_refused);
-	tcase_add_test(tc, test_index_damage_refused);
-	tcase_add_test(tc, test_full_check_unless_clean_stop);
 	tcase_add_test(tc, test_chain_names_the_batch);
 	tcase_add_test(tc, test_chain_keeps_a_change_the_writer_found);
 	tcase_add_test(tc, test_duplicate_batch_counts_once);
@@ -963,5 +1148,31 @@ int main(void)
 	tcase_add_test(tc, test_exists_hint);
 	tcase_add_test(tc, test_series_in_any_order);
 	suite_add_tcase(s, tc);
+	if (tu_pg()) {
+		/* what only PostgreSQL has */
+		TCase *pg = tcase_create("postgresql");
+		tcase_add_checked_fixture(pg, setup, teardown);
+		tcase_set_timeout(pg, 30);
+		tcase_add_test(pg, test_pg_create_and_reopen);
+		tcase_add_test(pg, test_pg_newer_and_foreign_refused);
+		tcase_add_test(pg, test_pg_two_writers);
+		tcase_add_test(pg, test_pg_migrates_version_1);
+		tcase_add_test(pg, test_pg_bad_input);
+		suite_add_tcase(s, pg);
+	} else {
+		/* what only an SQLite file has: its bytes, its lock file */
+		TCase *f = tcase_create("sqlite file");
+		tcase_add_checked_fixture(f, setup, teardown);
+		tcase_add_test(f, test_create_and_reopen);
+		tcase_add_test(f, test_newer_schema_refused);
+		tcase_add_test(f, test_migrates_version_1);
+		tcase_add_test(f, test_not_sqlite_refused);
+		tcase_add_test(f, test_foreign_sqlite_refused);
+		tcase_add_test(f, test_corrupt_refused);
+		tcase_add_test(f, test_second_writer_refused);
+		tcase_add_test(f, test_index_damage_refused);
+		tcase_add_test(f, test_full_check_unless_clean_stop);
+		suite_add_tcase(s, f);
+	}
 	return tu_run(s);
 }

@@ -16,7 +16,6 @@
 #include <check.h>
 #include <errno.h>
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +27,13 @@
 #include "str.h"
 #include "tallytime.h"
 #include "usage.h"
+#include "ledger_backend.h"
 #include "testutil.h"
 
 #define T0 (1790812800LL * NS_PER_SEC)
 #define H NS_PER_HOUR
 
-static char dir[64], path[128];
+static char dir[64], path[512];
 
 static void meta(struct batch *b, const char *res, const char *tenant, int64_t t)
 {
@@ -69,7 +69,7 @@ static void setup(void)
 	struct batch b;
 
 	tu_mkdtemp(dir, sizeof(dir), "usage");
-	snprintf(path, sizeof(path), "%s/ledger.db", dir);
+	tu_ledger_location(path, sizeof(path), dir, "ledger.db");
 	ac.ledger_path = path;
 	ac.max_gap_ns = 2 * H;
 	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
@@ -329,13 +329,12 @@ END_TEST
  *   acme vcpus: base "80.000" vCPU-s; 80 / 3600 = 0.0222... -> "0.022222222" */
 START_TEST(test_json_exact)
 {
-	sqlite3 *db;
-	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(db, "UPDATE usage SET quantity = 20271077326260237 WHERE quantity = 3600000000000;"
-				      "UPDATE usage SET quantity = 80.000432 WHERE hour_ns = 1790812800000000000"
-				      " AND meter_id = (SELECT id FROM meters WHERE name = 'vcpus')", NULL, NULL, NULL),
-			 SQLITE_OK);
-	sqlite3_close(db);
+	tu_ledger_sql2(path, "UPDATE usage SET quantity = 20271077326260237 WHERE quantity = 3600000000000;"
+			     "UPDATE usage SET quantity = 80.000432 WHERE hour_ns = 1790812800000000000"
+			     " AND meter_id = (SELECT id FROM meters WHERE name = 'vcpus')",
+		       "UPDATE usage SET quantity = 20271077326260237 WHERE quantity = 3600000000000;"
+		       "UPDATE usage SET quantity_real = 80.000432 WHERE hour_ns = 1790812800000000000"
+		       " AND meter_id = (SELECT id FROM meters WHERE name = 'vcpus')");
 	struct usage_query q = { .ledger = path, .from_ns = T0, .to_ns = T0 + H, .meter = -1 };
 	char *out = render(&q, USAGE_JSON);
 	json_t *root = json_loads(out, 0, NULL);
