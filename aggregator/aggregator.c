@@ -849,18 +849,158 @@ static int write_all(struct aggregator *a, struct tally_err *e)
 	return 0;
 }
 
+/* ---- another writer moved an agent on (ledger_put_agent's -ESTALE) ----
+ *
+ * Several aggregators on one PostgreSQL ledger: another one committed
+ * batches of an agent since this one loaded that agent's state, so what
+ * this one holds of the agent since was computed from an old reading and
+ * must not count. resync() drops it (the agent's buckets, events and
+ * series state) and takes the agent's seq and series from the ledger
+ * again. Those batches were not acknowledged: a remote agent sends them
+ * again, and their usage is counted from the reloaded readings. (The same
+ * happens, on one aggregator, when a commit's outcome was lost with its
+ * connection and it had landed: then nothing of it is counted twice.) */
+
+struct resync {
+	struct aggregator *a;
+	uint8_t *stale;              /* per agent index */
+};
+
+static int resync_agent(void *ctx, const char *name, uint64_t seq, int64_t t, int64_t batches)
+{
+	struct resync *x = ctx;
+	struct aggregator *a = x->a;
+	int i = agent_index(a, name);
+	if (i < 0)
+		return i;
+	struct agent_entry *ag = &a->agents.v[i];
+	if (ag->committed_seq == seq)
+		return 0;
+	x->stale[i] = 1;
+	ag->committed_seq = ag->seq = seq;
+	ag->committed_time_ns = ag->time_ns = t;
+	ag->batches = batches;
+	ag->dirty = 0;
+	return 0;
+}
+
+static int resync_resource(void *ctx, const struct ledger_resource *lr)
+{
+	struct resync *x = ctx;
+	struct aggregator *a = x->a;
+	uint32_t *slot = itab_find(a, &a->res_tab, res_hash_key(lr->meta.resource), res_eq, lr->meta.resource);
+	if (!*slot)
+		return load_resource(a, lr);
+	struct res_entry *r = &a->res.v[*slot - 1];
+	if (r->r.id != lr->id)
+		return -EEXIST;              /* two writers gave it two ids */
+	if (!r->dirty)
+		r->r = *lr;
+	return 0;
+}
+
+static int resync_series(void *ctx, const struct ledger_series *ls)
+{
+	struct resync *x = ctx;
+	for (size_t i = 0; i < x->a->agents.n; i++)
+		if (x->stale[i] && !strcmp(x->a->agents.v[i].name, ls->agent))
+			return load_series(x->a, ls);
+	return 0;
+}
+
+static int resync(struct aggregator *a, struct tally_err *e)
+{
+	struct resync x = { .a = a };
+	size_t k;
+	int rc = 0, any = 0;
+	if (!(x.stale = fault_calloc(UINT16_MAX + 1, 1)))   /* agent indices are 16-bit */
+		return err_set(e, -ENOMEM, "aggregator: out of memory");
+	if ((rc = ledger_load_agents(a->ledger, resync_agent, &x, e)))
+		goto out;
+	for (size_t i = 0; i < a->agents.n; i++)
+		any |= x.stale[i];
+	if (!any)
+		goto out;
+	/* their pending buckets and events go; the series caches with them */
+	for (size_t i = k = 0; i < a->bkt.n; i++)
+		if (!x.stale[a->ser.v[a->bkt.v[i].ser].agent])
+			a->bkt.v[k++] = a->bkt.v[i];
+	a->bkt.n = k;
+	itab_reset(&a->bkt_tab);
+	for (size_t i = 0; i < a->bkt.n; i++) {
+		struct bkt_key bk = { a->bkt.v[i].ser, a->bkt.v[i].hour_ns };
+		uint32_t *slot = itab_find(a, &a->bkt_tab, bkt_hash_key(&bk), bkt_eq, &bk);
+		if ((rc = itab_put(a, &a->bkt_tab, slot, (uint32_t)i, bkt_hash))) {
+			a->broken = 1;
+			rc = err_set(e, rc, "aggregator: out of memory");
+			goto out;
+		}
+	}
+	a->gen++;
+	for (size_t i = k = 0; i < a->events.n; i++)
+		if (!x.stale[a->events.v[i].agent])
+			a->events.v[k++] = a->events.v[i];
+	a->events.n = k;
+	/* the resources the other writer described or first saw */
+	if ((rc = ledger_load_resources(a->ledger, resync_resource, &x, e))) {
+		a->broken = 1;
+		goto out;
+	}
+	/* their series: as the ledger has them, or without a reading */
+	for (size_t i = 0; i < a->ser.n; i++) {
+		struct ser_entry *s = &a->ser.v[i];
+		if (!x.stale[s->agent])
+			continue;
+		memset(&s->st, 0, sizeof(s->st));
+		s->dirty = 0;
+		s->in_ledger = 0;
+	}
+	if ((rc = ledger_load_series(a->ledger, resync_series, &x, e))) {
+		a->broken = 1;               /* half reloaded: reopen */
+		goto out;
+	}
+	for (size_t i = 0; i < a->ser.n; i++)
+		if (x.stale[a->ser.v[i].agent])
+			a->ser.v[i].dirty = 0;
+	a->stats.resyncs++;
+	rc = 1;
+out:
+	free(x.stale);
+	return rc;
+}
+
+/* begin, everything, the hook, commit: one transaction or nothing. */
+static int commit_once(struct aggregator *a, struct tally_err *e)
+{
+	int rc;
+	if ((rc = ledger_begin(a->ledger, e)))
+		return rc;
+	if ((rc = write_all(a, e)) || (a->hook && (rc = a->hook(a->hook_ctx, a->ledger, e))) ||
+	    (rc = ledger_commit(a->ledger, e)))
+		ledger_rollback(a->ledger);
+	return rc;
+}
+
 int agg_commit(struct aggregator *a, struct tally_err *e)
 {
 	int rc;
 	if (a->broken)
 		return err_set(e, -EIO, "aggregator: a commit failed earlier; restart to reload the ledger");
-	if ((rc = ledger_begin(a->ledger, e)))
-		goto fail;
-	if ((rc = write_all(a, e)) || (a->hook && (rc = a->hook(a->hook_ctx, a->ledger, e))) ||
-	    (rc = ledger_commit(a->ledger, e))) {
-		ledger_rollback(a->ledger);
-		goto fail;
+	rc = commit_once(a, e);
+	if (rc == -ESTALE && ledger_idle(a->ledger)) {
+		/* another writer moved an agent on: drop what is built on its
+		 * old state and commit the rest */
+		struct tally_err re = { 0 };
+		int r = resync(a, &re);
+		if (r < 0) {
+			err_set(e, r, "%s", re.msg);
+			rc = r;
+		} else if (r > 0) {
+			rc = commit_once(a, e);
+		}
 	}
+	if (rc)
+		goto fail;
 	a->stats.commit_failures_in_row = 0;
 	a->stats.commits++;
 	a->stats.rows_written += a->bkt.n;

@@ -94,6 +94,8 @@ struct agg_stats {
 	uint64_t commits;
 	uint64_t commit_failures;    /* commits that failed (all rolled back) */
 	uint64_t commit_failures_in_row;  /* since the last successful commit */
+	uint64_t resyncs;            /* commits that found another writer had moved an agent on:
+					what was built on its old state was dropped (aggregator.c) */
 	uint64_t rows_written;       /* usage rows added to in commits */
 	uint64_t rrd_errors;
 	uint64_t rrd_dropped;        /* RRD rows dropped: the writer was behind (real time) */

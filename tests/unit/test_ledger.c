@@ -1039,6 +1039,58 @@ START_TEST(test_pg_two_writers)
 }
 END_TEST
 
+/* Two aggregators on one ledger, one agent failing over between them. A
+ * commits seq 1 (cpu 1000 at 10 s); B, opened after, commits seq 2 (1600
+ * at 20 s). A, whose state of the agent is still seq 1, is sent seq 2
+ * and 3 (2500 at 30 s) as well: its commit finds the agent moved on
+ * (-ESTALE), drops what it built on the old reading, reloads seq 2 and its
+ * reading, and commits nothing of it; seq 3 sent again is counted from
+ * 1600. The ledger: 2500 - 1000 = 1500 ns, counted once. */
+START_TEST(test_pg_agent_fails_over)
+{
+	struct aggregator *a, *b;
+	struct agg_config ac = { .ledger_path = path };
+	struct tally_err e = { 0 };
+	struct agg_stats st;
+	struct batch x;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	batch_init(&x, "host-a");
+	x.seq = 1;
+	add(&x, "vm-1", M_CPU, T0 + 10 * NS_PER_SEC, 1000);
+	ck_assert_int_eq(agg_ingest(a, &x, &e), 0);
+	ck_assert_int_eq(agg_commit(a, &e), 0);
+	ck_assert_msg(agg_open(&b, &ac, &e) == 0, "%s", e.msg);
+	batch_clear(&x);
+	x.seq = 2;
+	add(&x, "vm-1", M_CPU, T0 + 20 * NS_PER_SEC, 1600);
+	ck_assert_int_eq(agg_ingest(b, &x, &e), 0);
+	ck_assert_int_eq(agg_commit(b, &e), 0);
+	ck_assert_int_eq(cpu_total(), 600);
+	/* A, behind: takes 2 and 3, then finds out at its commit */
+	ck_assert_int_eq(agg_ingest(a, &x, &e), 0);
+	batch_clear(&x);
+	x.seq = 3;
+	add(&x, "vm-1", M_CPU, T0 + 30 * NS_PER_SEC, 2500);
+	ck_assert_int_eq(agg_ingest(a, &x, &e), 0);
+	ck_assert_msg(agg_commit(a, &e) == 0, "%s", e.msg);
+	agg_get_stats(a, &st);
+	ck_assert_uint_eq(st.resyncs, 1);
+	ck_assert_int_eq(cpu_total(), 600);
+	ck_assert_uint_eq(agg_agent_seq(a, "host-a"), 2);
+	/* the agent sends 3 again (it was not acknowledged) */
+	ck_assert_int_eq(agg_ingest(a, &x, &e), 0);
+	ck_assert_int_eq(agg_commit(a, &e), 0);
+	ck_assert_int_eq(cpu_total(), 1500);
+	ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM agents WHERE agent = 'host-a'"), 3);
+	agg_close(a);
+	agg_close(b);
+	batch_release(&x);
+	struct ledger_verify v;
+	ck_assert_int_eq(ledger_verify(path, &v, &e), 0);
+	ck_assert_msg(v.problems == 0, "%s", v.first);
+}
+END_TEST
+
 /* A version 1 ledger (schemas/pg/ledger.sql alone) with usage is migrated
  * on open, in one transaction: its rows stay, the chain seals its hour as
  * found, and issued invoices refuse to change. */
@@ -1156,6 +1208,7 @@ int main(void)
 		tcase_add_test(pg, test_pg_create_and_reopen);
 		tcase_add_test(pg, test_pg_newer_and_foreign_refused);
 		tcase_add_test(pg, test_pg_two_writers);
+		tcase_add_test(pg, test_pg_agent_fails_over);
 		tcase_add_test(pg, test_pg_migrates_version_1);
 		tcase_add_test(pg, test_pg_bad_input);
 		suite_add_tcase(s, pg);
