@@ -75,6 +75,11 @@ struct pg_ledger {
 		int rounds;          /* the most times one key was written */
 	} keys;
 	struct chain_touched touched;
+	struct put_agent {
+		char name[TALLY_ID_MAX];
+		uint64_t seq;
+	} *agents;                   /* the agents' seqs this transaction writes */
+	size_t n_agents, cap_agents;
 	int64_t head_id;             /* the chain's head, read under the lock at begin */
 	unsigned char head[CHAIN_HASH_LEN];
 };
@@ -243,6 +248,7 @@ static void tx_reset(struct pg_ledger *l)
 	l->keys.used = 0;
 	l->keys.rounds = 0;
 	l->touched.n = 0;
+	l->n_agents = 0;
 }
 
 /* ---- opening: identity, migrations, privileges ---- */
@@ -449,6 +455,7 @@ static void pg_close(struct ledger *lb)
 	free(l->keys.slot);
 	free(l->keys.arena);
 	free(l->touched.v);
+	free(l->agents);
 	free(l);
 }
 
@@ -461,16 +468,23 @@ static void pg_check_info(const struct ledger *lb, bool *full, int64_t *ns)
 
 /* ---- transactions ---- */
 
+/* The connection, made again if it was lost (a new session has no
+ * temporary tables). */
+static int ensure(struct pg_ledger *l, struct tally_err *e)
+{
+	if (PQstatus(l->pc.c) != CONNECTION_OK)
+		l->staged = false;
+	return pgc_ensure(&l->pc, e);
+}
+
 static int pg_begin(struct ledger *lb, struct tally_err *e)
 {
 	struct pg_ledger *l = L(lb);
 	PGresult *r;
 	int rc;
 	tx_reset(l);
-	if ((rc = pgc_ensure(&l->pc, e))) {
-		l->staged = false;
+	if ((rc = ensure(l, e)))
 		return rc;
-	}
 	if (PQtransactionStatus(l->pc.c) != PQTRANS_IDLE)
 		PQclear(PQexec(l->pc.c, "ROLLBACK"));
 	if (!l->staged) {
@@ -759,6 +773,40 @@ static int flush(struct pg_ledger *l, struct tally_err *e)
 	return 0;
 }
 
+/* The connection went while COMMIT was on its way: did it land? Asked on
+ * a new connection: this commit's link of the chain is there (when it
+ * wrote usage), or every agent it moved on stands where it put it. No
+ * answer (the server is still away) is a failed commit; if it had landed
+ * after all, the next commit finds its agents moved on (-ESTALE) and the
+ * aggregator takes its state from the ledger (aggregator.c, resync): nothing
+ * is counted twice. */
+static bool landed(struct pg_ledger *l, const unsigned char hash[CHAIN_HASH_LEN])
+{
+	struct tally_err ignore = { 0 };
+	struct pgnum n;
+	PGresult *r;
+	bool yes = l->touched.n || l->n_agents;
+	if (!yes || pgc_ensure(&l->pc, &ignore)) {
+		l->staged = false;
+		return false;
+	}
+	l->staged = false;           /* a new session: its temporary tables are gone */
+	if (l->touched.n) {
+		const char *p[] = { pgn_i64(&n, l->head_id) };
+		r = pgc_query(&l->pc, "SELECT hash FROM chain WHERE id = $1", 1, p, "", &ignore);
+		yes = r && PQntuples(r) == 1 && PQgetlength(r, 0, 0) == CHAIN_HASH_LEN &&
+		      !memcmp(PQgetvalue(r, 0, 0), hash, CHAIN_HASH_LEN);
+		PQclear(r);
+	}
+	for (size_t i = 0; yes && i < l->n_agents; i++) {
+		const char *p[] = { l->agents[i].name };
+		r = pgc_query(&l->pc, "SELECT last_seq FROM agents WHERE agent = $1", 1, p, "", &ignore);
+		yes = r && PQntuples(r) == 1 && (uint64_t)pgv_i64(r, 0, 0) == l->agents[i].seq;
+		PQclear(r);
+	}
+	return yes;
+}
+
 /* The chain's checks, the merges, the chain's link, then COMMIT: all or
  * nothing, as on SQLite. */
 static int pg_commit(struct ledger *lb, struct tally_err *e)
@@ -784,8 +832,13 @@ static int pg_commit(struct ledger *lb, struct tally_err *e)
 		rc = err_set(e, -ENOSPC, "%s: cannot commit: database or disk is full (injected)", l->pc.name);
 		goto out;
 	}
-	if ((rc = pgc_exec(&l->pc, "COMMIT", "cannot commit", e)))
-		goto out;
+	if ((rc = pgc_exec(&l->pc, "COMMIT", "cannot commit", e))) {
+		if (rc != -ENOTCONN || !landed(l, l->head))
+			goto out;
+		rc = 0;              /* it did land */
+		if (e)
+			memset(e, 0, sizeof(*e));
+	}
 	l->in_tx = false;
 	tx_reset(l);
 out:
@@ -965,6 +1018,11 @@ static int pg_put_agent(struct ledger *lb, const struct ledger_agent *a, struct 
 		rc = err_set(e, -ESTALE, "%s: agent '%s': its last batch in the ledger is no longer seq %llu but %s:"
 			     " another writer committed batches of it meanwhile", l->pc.name, a->agent,
 			     (unsigned long long)a->from_seq, now);
+	} else if (vec_reserve((void **)&l->agents, &l->cap_agents, l->n_agents + 1, sizeof(*l->agents), 16)) {
+		rc = err_set(e, -ENOMEM, "out of memory");
+	} else {
+		str_copy(l->agents[l->n_agents].name, a->agent, sizeof(l->agents[0].name));
+		l->agents[l->n_agents++].seq = a->last_seq;
 	}
 	return rc;
 }
@@ -1057,7 +1115,7 @@ static int load(struct pg_ledger *l, const char *sql, pgc_row_fn row, void *fn, 
 	struct load x = { fn, ctx };
 	bool own = !l->in_tx;
 	int rc;
-	if (own && ((rc = pgc_ensure(&l->pc, e)) || (rc = pgc_exec(&l->pc, "BEGIN READ ONLY", what, e))))
+	if (own && ((rc = ensure(l, e)) || (rc = pgc_exec(&l->pc, "BEGIN READ ONLY", what, e))))
 		return rc;
 	rc = pgc_each(&l->pc, sql, 0, NULL, row, &x, what, e);
 	if (own)

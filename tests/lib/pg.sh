@@ -84,6 +84,15 @@ pg_restart() {
 	pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -m fast -w -t 60 restart > /dev/null
 }
 
+# pg_down / pg_up: stop the server (fast: sessions are cut) and start it
+# again, the cluster kept.
+pg_down() {
+	pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop > /dev/null
+}
+pg_up() {
+	pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start > /dev/null
+}
+
 # pg_schema NAME: a fresh, empty schema NAME in the database, and in
 # PG_LEDGER the ledger location that keeps a ledger there.
 pg_schema() {

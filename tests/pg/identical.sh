@@ -36,32 +36,7 @@ ident_cfg pg "ledger:
 "$TALLYD" -q -c "$work/pg.yaml" || bad "tallyd on PostgreSQL"
 SQ=$work/sq/ledger.db
 
-sqlite3 -csv "$SQ" "SELECT r.uuid, m.name, u.device, u.hour_ns, typeof(u.quantity),
-  CASE typeof(u.quantity) WHEN 'integer' THEN u.quantity ELSE printf('%!.17g', u.quantity) END,
-  u.spanned_ns, u.covered_ns, u.samples FROM usage u JOIN resources r ON r.id = u.resource_id
-  JOIN meters m ON m.id = u.meter_id ORDER BY 1, 2, 3, 4" > "$work/sq.csv"
-psql -X -q --csv -t -d "$PG_LEDGER" -c "SELECT r.uuid, m.name, u.device, u.hour_ns,
-  CASE WHEN u.quantity IS NULL THEN 'real' ELSE 'integer' END, coalesce(u.quantity::text, u.quantity_real::text),
-  u.spanned_ns, u.covered_ns, u.samples FROM usage u JOIN resources r ON r.id = u.resource_id
-  JOIN meters m ON m.id = u.meter_id ORDER BY 1, 2, 3, 4" > "$work/pg.csv"
-if python3 - "$work/sq.csv" "$work/pg.csv" <<'EOPY'
-import csv, sys
-a = list(csv.reader(open(sys.argv[1])))
-b = list(csv.reader(open(sys.argv[2])))
-def key(r):
-    v = int(r[5]) if r[4] == "integer" else float(r[5])
-    return (r[0], r[1], r[2], int(r[3]), r[4], v, int(r[6]), int(r[7]), int(r[8]))
-ka, kb = [key(r) for r in a], [key(r) for r in b]
-if not ka:
-    print("no usage rows"); sys.exit(1)
-if ka != kb:
-    for x, y in zip(ka, kb):
-        if x != y:
-            print("first difference:", x, y); break
-    print(len(ka), "rows vs", len(kb)); sys.exit(1)
-print(len(ka), "usage rows equal, row for row")
-EOPY
-then ok "usage rows equal on both engines"; else bad "usage rows differ"; fi
+if python3 tests/lib/ledger_rows.py "$SQ" "$PG_LEDGER"; then ok "usage rows equal on both engines"; else bad "usage rows differ"; fi
 
 same() {
 	"$TALLY" "$@" --ledger "$SQ" > "$work/a.out" 2>&1; ra=$?
