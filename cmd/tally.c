@@ -14,7 +14,8 @@
  *   tally sla --period 2026-10 | --from T --to T [--tenant X] [--plan FILE]
  *               [--format text|csv|json|html] [--ledger PATH]
  *   tally plan check FILE
- *   tally ledger check|verify [--ledger PATH]
+ *   tally ledger check|verify [--ledger LEDGER]
+ *   tally ledger copy --from LEDGER --to LEDGER
  *
  * Exit status: 0 ok; 1 runtime error (ledger missing or unreadable);
  * 2 bad command line, plan or input (the message names the flag and the
@@ -23,6 +24,7 @@
 #include "err.h"
 #include "explain.h"
 #include "invoice.h"
+#include "copy.h"
 #include "issue.h"
 #include "ledger.h"
 #include "meter.h"
@@ -562,26 +564,52 @@ static int cmd_plan(int argc, char **argv)
 
 static int ledger_help(FILE *f)
 {
-	fprintf(f, "usage: tally ledger check|verify [--ledger PATH]\n"
-		   "  check           SQLite's full integrity check of the ledger (every page, record and\n"
-		   "                  index against its table)\n"
+	fprintf(f, "usage: tally ledger check|verify [--ledger LEDGER]\n"
+		   "       tally ledger copy --from LEDGER --to LEDGER\n"
+		   "  check           the ledger's integrity: SQLite's full check (every page, record and\n"
+		   "                  index against its table); on PostgreSQL amcheck's, when installed\n"
 		   "  verify          the hash chain over committed usage: every commit's hash, and every\n"
 		   "                  hour's usage against what the last commit that wrote it recorded;\n"
 		   "                  names the first bad commit\n"
-		   "  --ledger PATH   the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n"
-		   "Both read one snapshot and take no lock: a running tallyd goes on.\n"
-		   "Exit 0 when the ledger is sound, 1 when it is damaged, altered or cannot be read.\n"
+		   "  copy            every table into a new, empty ledger (either engine), in one\n"
+		   "                  transaction, committed only when its usage totals per (resource,\n"
+		   "                  meter, hour) equal the source's; a target that is not empty is refused\n"
+		   "  --ledger LEDGER the ledger: a file, sqlite:PATH or postgresql://... (default\n"
+		   "                  $TALLY_LEDGER, else ./var/ledger.db)\n"
+		   "All read one snapshot and take no lock: a running tallyd goes on.\n"
+		   "Exit 0 when the ledger is sound (copied), 1 when it is damaged, altered or cannot be\n"
+		   "read (or the copy failed, nothing written), 2 for a bad command line.\n"
 		   "Reference: docs/ledger.md\n");
+	return 0;
+}
+
+static int cmd_ledger_copy(const char *from, const char *to)
+{
+	char a[4096], b[4096];
+	struct ledger_copy_result r;
+	struct tally_err e = { 0 };
+	if (!from || !to)
+		return bad("copy needs --from LEDGER and --to LEDGER");
+	if (!(from = ledger_loc(from, a, sizeof(a))) || !(to = ledger_loc(to, b, sizeof(b))))
+		return 2;
+	if (ledger_copy(from, to, &r, &e)) {
+		fprintf(stderr, "tally ledger: %s\n", e.msg);
+		return e.code == -EINVAL && strstr(e.msg, "same ledger") ? 2 : 1;
+	}
+	printf("%s -> %s: %lld rows of %d tables copied (%lld usage rows); the usage totals of all %lld (resource,"
+	       " meter, hour) are the same in both; %.1f s\n", from, to, (long long)r.rows, r.tables,
+	       (long long)r.usage_rows, (long long)r.totals, (double)r.ns / 1e9);
 	return 0;
 }
 
 static int cmd_ledger(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "ledger", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
+		{ "ledger", required_argument, NULL, 'l' }, { "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' }, { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *ledger = default_ledger();
+	const char *ledger = default_ledger(), *from = NULL, *to = NULL;
 	struct tally_err e = { 0 };
 	int opt;
 
@@ -590,15 +618,24 @@ static int cmd_ledger(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l': ledger = optarg; break;
+		case 'f': from = optarg; break;
+		case 't': to = optarg; break;
 		case 'h': return ledger_help(stdout);
 		default: ledger_help(stderr); return 2;
 		}
 	}
+	if (optind < argc && !strcmp(argv[optind], "copy")) {
+		if (optind + 1 < argc)
+			return bad("unexpected argument '%s'", argv[optind + 1]);
+		return cmd_ledger_copy(from, to);
+	}
+	if (from || to)
+		return bad("--from and --to are for copy");
 	char loc[4096];
 	if (!(ledger = ledger_loc(ledger, loc, sizeof(loc))))
 		return 2;
 	if (optind >= argc)
-		return bad("a subcommand is needed: check or verify");
+		return bad("a subcommand is needed: check, verify or copy");
 	if (optind + 1 < argc)
 		return bad("unexpected argument '%s'", argv[optind + 1]);
 	if (!strcmp(argv[optind], "check")) {
@@ -645,7 +682,7 @@ static int cmd_ledger(int argc, char **argv)
 		printf("\n");
 		return 0;
 	}
-	return bad("'%s': expected check or verify", argv[optind]);
+	return bad("'%s': expected check, verify or copy", argv[optind]);
 }
 
 static void help(FILE *f)
@@ -656,7 +693,8 @@ static void help(FILE *f)
 		   "  invoice  invoices of a period from the ledger and a rate plan (docs/invoice.md)\n"
 		   "  sla      availability per VM, incidents and credits (docs/sla.md)\n"
 		   "  plan check FILE   check a rate plan (schemas/plan.md)\n"
-		   "  ledger check|verify   the ledger's integrity and hash chain (docs/ledger.md)\n"
+		   "  ledger check|verify|copy   the ledger's integrity and hash chain; a copy into\n"
+		   "           another engine (docs/ledger.md)\n"
 		   "  help     this text (also -h, --help)\n"
 		   "  version  the version and the commit it was built from (also -V, --version)\n"
 		   "Run 'tally COMMAND --help' for the options of a command; tally(1) has them all.\n"

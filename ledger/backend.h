@@ -33,6 +33,7 @@
 #include "invoices.h"
 #include "ledger.h"
 #include "reader.h"
+#include "tables.h"
 
 struct tally_err;
 struct ledger_backend;
@@ -42,6 +43,7 @@ struct ledger { const struct ledger_backend *be; };
 struct ledger_reader { const struct ledger_backend *be; };
 struct ledger_invoice_tx { const struct ledger_backend *be; };
 struct ledger_snap { const struct ledger_backend *be; };
+struct ledger_copy { const struct ledger_backend *be; };
 
 struct ledger_backend {
 	const char *name;            /* "sqlite", "postgresql" */
@@ -130,6 +132,24 @@ struct ledger_backend {
 			       int64_t amount_minor, struct tally_err *e);
 	int (*invoices_commit)(struct ledger_invoice_tx *tx, struct tally_err *e);
 	void (*invoices_abort)(struct ledger_invoice_tx *tx);
+
+	/* ---- whole tables, for `tally ledger copy` (copy.h, tables.h) ---- */
+	/* A source: one read-only snapshot of a ledger at the current
+	 * version. A target (target true): the ledger created or migrated to
+	 * the current version, its writer's lock (SQLite) or commit lock
+	 * (PostgreSQL) taken, one transaction begun; -EEXIST when any of its
+	 * tables holds a row. */
+	int (*copy_open)(struct ledger_copy **out, const char *location, bool target, struct tally_err *e);
+	/* the rows of t in t->order, one ledger_value per column */
+	int (*copy_read)(struct ledger_copy *c, const struct ledger_table *t, ledger_tuple_fn fn, void *ctx,
+			 struct tally_err *e);
+	/* target: one row of t (written by copy_flush, or at once) */
+	int (*copy_write)(struct ledger_copy *c, const struct ledger_table *t, const struct ledger_value *v,
+			  struct tally_err *e);
+	int (*copy_flush)(struct ledger_copy *c, const struct ledger_table *t, struct tally_err *e);
+	int (*copy_commit)(struct ledger_copy *c, struct tally_err *e);
+	/* rolls back what was not committed */
+	void (*copy_close)(struct ledger_copy *c);
 
 };
 

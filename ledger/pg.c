@@ -144,7 +144,7 @@ static void cb_reset(struct copybuf *c)
 /* COPY c's rows into table. */
 static int cb_copy(struct pg_ledger *l, struct copybuf *c, const char *table, struct tally_err *e)
 {
-	char sql[96];
+	char sql[1400];
 	PGresult *r;
 	int rc = 0;
 	if (!c->rows)
@@ -1380,6 +1380,259 @@ out:
 	return rc;
 }
 
+/* ---- whole tables, for tally ledger copy (tables.h) ---- */
+
+struct pg_copy {
+	struct ledger_copy base;
+	struct pg_ledger *w;         /* a target: the writer (its connection, commit lock) */
+	struct pgc src;              /* a source */
+	struct pgc *pc;
+	bool committed;
+	struct copybuf buf;
+};
+
+static void pg_copy_close(struct ledger_copy *cb)
+{
+	struct pg_copy *c = (struct pg_copy *)cb;
+	if (!c)
+		return;
+	if (c->w) {
+		if (!c->committed)
+			pg_rollback(&c->w->base);
+		pg_close(&c->w->base);
+	} else {
+		pgc_close(&c->src);
+	}
+	free(c->buf.b);
+	free(c);
+}
+
+static int pg_copy_open(struct ledger_copy **out, const char *location, bool target, struct tally_err *e)
+{
+	struct pg_copy *c = fault_calloc(1, sizeof(*c));
+	struct ledger *w = NULL;
+	int rc;
+	*out = NULL;
+	if (!c)
+		return err_set(e, -ENOMEM, "out of memory");
+	c->base.be = &ledger_pg_backend;
+	if (!target) {
+		c->pc = &c->src;
+		if ((rc = pgc_connect(&c->src, location, "tally", e)) || (rc = pg_check_readable(&c->src, e)) ||
+		    (rc = pgc_exec(&c->src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "cannot begin", e)))
+			goto fail;
+		*out = &c->base;
+		return 0;
+	}
+	if ((rc = pg_open(&w, location, e)))
+		goto fail;
+	c->w = L(w);
+	c->pc = &c->w->pc;
+	if ((rc = pg_begin(w, e)))
+		goto fail;
+	for (int i = 0; i < ledger_n_tables; i++) {
+		char sql[96];
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", ledger_tables[i].name);
+		PGresult *r = pgc_query(c->pc, sql, 0, NULL, "cannot read", e);
+		if (!r) {
+			rc = e ? e->code : -EIO;
+			goto fail;
+		}
+		int64_t n = pgv_i64(r, 0, 0);
+		PQclear(r);
+		if (n) {
+			rc = err_set(e, -EEXIST, "%s: not empty (%s holds %lld row%s): tally ledger copy writes only"
+				     " into a new, empty ledger", c->pc->name, ledger_tables[i].name, (long long)n,
+				     n == 1 ? "" : "s");
+			goto fail;
+		}
+	}
+	*out = &c->base;
+	return 0;
+fail:
+	pg_copy_close(&c->base);
+	return rc;
+}
+
+/* t's columns as PostgreSQL names them (a LCOL_NUM is two). */
+static void columns(const struct ledger_table *t, char *out, size_t len)
+{
+	size_t o = 0;
+	for (int i = 0; i < t->n && o < len; i++)
+		o += (size_t)snprintf(out + o, len - o, t->col[i].type == LCOL_NUM ? "%s%s, %s_real" : "%s%s",
+				      i ? ", " : "", t->col[i].name, t->col[i].name);
+}
+
+struct tupling {
+	const struct ledger_table *t;
+	ledger_tuple_fn fn;
+	void *ctx;
+};
+
+static int tuple_row(void *ctx, const PGresult *r, int row)
+{
+	struct tupling *x = ctx;
+	struct ledger_value v[LEDGER_MAX_COLS];
+	for (int i = 0, k = 0; i < x->t->n; i++) {
+		memset(&v[i], 0, sizeof(v[i]));
+		enum ledger_col type = x->t->col[i].type;
+		int at = k++;
+		if (type == LCOL_NUM) {
+			k++;                 /* NAME and NAME_real: the one that is set */
+			if (pgv_null(r, row, at)) {
+				at++;
+				type = LCOL_REAL;
+			} else {
+				type = LCOL_INT;
+			}
+		}
+		if (pgv_null(r, row, at)) {
+			v[i].type = LV_NULL;
+			continue;
+		}
+		switch (type) {
+		case LCOL_INT: v[i].type = LV_INT; v[i].i = pgv_i64(r, row, at); break;
+		case LCOL_REAL: v[i].type = LV_REAL; v[i].d = pgv_f64(r, row, at); break;
+		case LCOL_TEXT:
+		case LCOL_BLOB:
+			v[i].type = type == LCOL_TEXT ? LV_TEXT : LV_BLOB;
+			v[i].p = PQgetvalue(r, row, at);
+			v[i].len = (size_t)PQgetlength(r, row, at);
+			break;
+		default: break;
+		}
+	}
+	return x->fn(x->ctx, v);
+}
+
+static int pg_copy_read(struct ledger_copy *cb, const struct ledger_table *t, ledger_tuple_fn fn, void *ctx,
+			struct tally_err *e)
+{
+	struct pg_copy *c = (struct pg_copy *)cb;
+	struct tupling x = { t, fn, ctx };
+	char cols[1024], sql[1200];
+	columns(t, cols, sizeof(cols));
+	snprintf(sql, sizeof(sql), "SELECT %s FROM %s ORDER BY %s", cols, t->name, t->order);
+	return pgc_each(c->pc, sql, 0, NULL, tuple_row, &x, "cannot read", e);
+}
+
+/* COPY what is buffered of t into it. */
+static int pg_copy_flush_rows(struct pg_copy *c, const struct ledger_table *t, struct tally_err *e)
+{
+	char cols[1024], target[1200];
+	columns(t, cols, sizeof(cols));
+	snprintf(target, sizeof(target), "%s (%s)", t->name, cols);
+	int rc = cb_copy(c->w, &c->buf, target, e);
+	cb_reset(&c->buf);
+	return rc;
+}
+
+static void cb_bytes_text(struct copybuf *b, const char *p, size_t len, char end)
+{
+	size_t run = 0;
+	for (size_t i = 0; i < len; i++) {
+		const char *esc = p[i] == '\\' ? "\\\\" : p[i] == '\n' ? "\\n" : p[i] == '\r' ? "\\r"
+				  : p[i] == '\t' ? "\\t" : NULL;
+		if (!esc)
+			continue;
+		cb_put(b, p + run, i - run);
+		cb_put(b, esc, 2);
+		run = i + 1;
+	}
+	cb_put(b, p + run, len - run);
+	cb_put(b, &end, 1);
+}
+
+static int pg_copy_write(struct ledger_copy *cb, const struct ledger_table *t, const struct ledger_value *v,
+			 struct tally_err *e)
+{
+	struct pg_copy *c = (struct pg_copy *)cb;
+	struct copybuf *b = &c->buf;
+	for (int i = 0; i < t->n; i++) {
+		char end = i + 1 < t->n ? '\t' : '\n';
+		enum ledger_col type = t->col[i].type;
+		bool ok = v[i].type == LV_NULL ? type != LCOL_NUM
+			  : type == LCOL_INT ? v[i].type == LV_INT
+			  : type == LCOL_REAL ? v[i].type == LV_REAL || v[i].type == LV_INT
+			  : type == LCOL_TEXT ? v[i].type == LV_TEXT && !memchr(v[i].p, 0, v[i].len)
+			  : type == LCOL_BLOB ? v[i].type == LV_BLOB || v[i].type == LV_TEXT
+			  : v[i].type == LV_INT || v[i].type == LV_REAL;
+		if (!ok)
+			return err_set(e, -EINVAL, "%s: %s.%s: a value of another type than its column's (%s): the"
+				       " ledger is not what tally writes; nothing was copied", c->pc->name, t->name,
+				       t->col[i].name, v[i].type == LV_NULL ? "NULL" : v[i].type == LV_TEXT ? "text"
+				       : v[i].type == LV_BLOB ? "bytes" : v[i].type == LV_REAL ? "a real number"
+				       : "an integer");
+		if (type == LCOL_NUM) {
+			if (v[i].type == LV_INT) {
+				cb_i64(b, v[i].i, '\t');
+				cb_null(b, end);
+			} else {
+				cb_null(b, '\t');
+				cb_f64(b, v[i].d, end);
+			}
+			continue;
+		}
+		switch (v[i].type) {
+		case LV_NULL: cb_null(b, end); break;
+		case LV_INT:
+			if (type == LCOL_REAL)
+				cb_f64(b, (double)v[i].i, end);
+			else
+				cb_i64(b, v[i].i, end);
+			break;
+		case LV_REAL: cb_f64(b, v[i].d, end); break;
+		case LV_TEXT:
+			if (type == LCOL_TEXT) {
+				cb_bytes_text(b, v[i].p, v[i].len, end);
+				break;
+			}
+			/* text in a bytes column: its bytes */
+			/* fall through */
+		case LV_BLOB: {
+			char hx[3];
+			cb_put(b, "\\\\x", 3);
+			for (size_t k = 0; k < v[i].len; k++) {
+				snprintf(hx, sizeof(hx), "%02x", (unsigned char)v[i].p[k]);
+				cb_put(b, hx, 2);
+			}
+			cb_put(b, &end, 1);
+			break;
+		}
+		}
+	}
+	b->rows++;
+	if (b->n > (8u << 20))
+		return pg_copy_flush_rows(c, t, e);
+	return b->bad ? err_set(e, -ENOMEM, "out of memory") : 0;
+}
+
+static int pg_copy_flush(struct ledger_copy *cb, const struct ledger_table *t, struct tally_err *e)
+{
+	struct pg_copy *c = (struct pg_copy *)cb;
+	int rc = pg_copy_flush_rows(c, t, e);
+	if (rc || !t->identity)
+		return rc;
+	/* ids given: the identity goes on after the highest */
+	char sql[200];
+	snprintf(sql, sizeof(sql), "SELECT setval(pg_get_serial_sequence('%s', 'id'), coalesce(max(id), 0) + 1, false)"
+		 " FROM %s", t->name, t->name);
+	return pgc_exec(c->pc, sql, "cannot set the next id", e);
+}
+
+static int pg_copy_commit(struct ledger_copy *cb, struct tally_err *e)
+{
+	struct pg_copy *c = (struct pg_copy *)cb;
+	int rc;
+	if (!c->w)
+		return 0;
+	if ((rc = pgc_exec(c->pc, "COMMIT", "cannot commit", e)))
+		return rc;
+	c->w->in_tx = false;
+	c->committed = true;
+	return 0;
+}
+
 const struct ledger_backend ledger_pg_backend = {
 	.name = "postgresql",
 	.normalize = pg_location_normalize,
@@ -1432,4 +1685,10 @@ const struct ledger_backend ledger_pg_backend = {
 	.invoices_adjust = pg_invoices_adjust,
 	.invoices_commit = pg_invoices_commit,
 	.invoices_abort = pg_invoices_abort,
+	.copy_open = pg_copy_open,
+	.copy_read = pg_copy_read,
+	.copy_write = pg_copy_write,
+	.copy_flush = pg_copy_flush,
+	.copy_commit = pg_copy_commit,
+	.copy_close = pg_copy_close,
 };

@@ -1334,6 +1334,195 @@ static int sq_last_event(struct ledger *lb, const char *uuid, const char *agent,
 	return 0;
 }
 
+/* ---- whole tables, for tally ledger copy (tables.h) ---- */
+
+struct sq_copy {
+	struct ledger_copy base;
+	struct sq_ledger *w;         /* a target: the writer (its lock and connection) */
+	sqlite3 *db;
+	char *path;
+	bool committed;
+	sqlite3_stmt *ins;           /* the target's INSERT of ins_t */
+	const struct ledger_table *ins_t;
+};
+
+static int copy_err(struct sq_copy *c, int rc, const char *what, const char *table, struct tally_err *e)
+{
+	return err_set(e, rc == SQLITE_FULL ? -ENOSPC : -EIO, "%s: %s %s: %s", c->path, what, table,
+		       sqlite3_errmsg(c->db));
+}
+
+static void sq_copy_close(struct ledger_copy *cb)
+{
+	struct sq_copy *c = (struct sq_copy *)cb;
+	if (!c)
+		return;
+	sqlite3_finalize(c->ins);
+	if (c->w) {
+		if (!c->committed)
+			sq_rollback(&c->w->base);
+		sq_close(&c->w->base);
+	} else {
+		sqlite3_close(c->db);
+	}
+	free(c->path);
+	free(c);
+}
+
+static int sq_copy_open(struct ledger_copy **out, const char *path, bool target, struct tally_err *e)
+{
+	struct sq_copy *c = fault_calloc(1, sizeof(*c));
+	struct ledger *w = NULL;
+	int rc;
+	*out = NULL;
+	if (!c || !(c->path = fault_strdup(path))) {
+		free(c);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	c->base.be = &ledger_sqlite_backend;
+	if (!target) {
+		if ((rc = ledger_ro_open(path, &c->db, e)))
+			goto fail;
+		if (sqlite3_exec(c->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+			rc = copy_err(c, SQLITE_ERROR, "cannot read", "", e);
+			goto fail;
+		}
+		*out = &c->base;
+		return 0;
+	}
+	if ((rc = sq_open(&w, path, e)))
+		goto fail;
+	c->w = (struct sq_ledger *)w;
+	c->db = c->w->db;
+	if ((rc = sq_begin(w, e)))
+		goto fail;
+	for (int i = 0; i < ledger_n_tables; i++) {
+		char sql[96];
+		int64_t n = 0;
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", ledger_tables[i].name);
+		if ((rc = pragma_int(c->w, sql, &n, e)))
+			goto fail;
+		if (n) {
+			rc = err_set(e, -EEXIST, "%s: not empty (%s holds %lld row%s): tally ledger copy writes only"
+				     " into a new, empty ledger", path, ledger_tables[i].name, (long long)n, n == 1 ? "" : "s");
+			goto fail;
+		}
+	}
+	*out = &c->base;
+	return 0;
+fail:
+	sq_copy_close(&c->base);
+	return rc;
+}
+
+static int sq_copy_read(struct ledger_copy *cb, const struct ledger_table *t, ledger_tuple_fn fn, void *ctx,
+			struct tally_err *e)
+{
+	struct sq_copy *c = (struct sq_copy *)cb;
+	char sql[1024];
+	size_t o = (size_t)snprintf(sql, sizeof(sql), "SELECT ");
+	struct ledger_value v[LEDGER_MAX_COLS];
+	sqlite3_stmt *st;
+	int rc;
+	for (int i = 0; i < t->n; i++)
+		o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%s%s", i ? ", " : "", t->col[i].name);
+	snprintf(sql + o, sizeof(sql) - o, " FROM %s ORDER BY %s", t->name, t->order);
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return copy_err(c, SQLITE_ERROR, "cannot read", t->name, e);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (int i = 0; i < t->n; i++) {
+			memset(&v[i], 0, sizeof(v[i]));
+			switch (sqlite3_column_type(st, i)) {
+			case SQLITE_INTEGER:
+				v[i].type = LV_INT;
+				v[i].i = sqlite3_column_int64(st, i);
+				break;
+			case SQLITE_FLOAT:
+				v[i].type = LV_REAL;
+				v[i].d = sqlite3_column_double(st, i);
+				break;
+			case SQLITE_TEXT:
+				v[i].type = LV_TEXT;
+				v[i].p = (const char *)sqlite3_column_text(st, i);
+				v[i].len = (size_t)sqlite3_column_bytes(st, i);
+				break;
+			case SQLITE_BLOB:
+				v[i].type = LV_BLOB;
+				v[i].p = sqlite3_column_blob(st, i);
+				v[i].len = (size_t)sqlite3_column_bytes(st, i);
+				break;
+			default:
+				v[i].type = LV_NULL;
+			}
+		}
+		if ((rc = fn(ctx, v))) {
+			sqlite3_finalize(st);
+			return rc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : copy_err(c, rc, "cannot read", t->name, e);
+}
+
+static int sq_copy_write(struct ledger_copy *cb, const struct ledger_table *t, const struct ledger_value *v,
+			 struct tally_err *e)
+{
+	struct sq_copy *c = (struct sq_copy *)cb;
+	int rc;
+	if (c->ins_t != t) {
+		char sql[1024];
+		size_t o = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO %s (", t->name);
+		for (int i = 0; i < t->n; i++)
+			o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%s%s", i ? ", " : "", t->col[i].name);
+		o += (size_t)snprintf(sql + o, sizeof(sql) - o, ") VALUES (");
+		for (int i = 0; i < t->n; i++)
+			o += (size_t)snprintf(sql + o, sizeof(sql) - o, "%s?%d", i ? ", " : "", i + 1);
+		snprintf(sql + o, sizeof(sql) - o, ")");
+		sqlite3_finalize(c->ins);
+		c->ins = NULL;
+		c->ins_t = NULL;
+		if (sqlite3_prepare_v2(c->db, sql, -1, &c->ins, NULL) != SQLITE_OK)
+			return copy_err(c, SQLITE_ERROR, "cannot write", t->name, e);
+		c->ins_t = t;
+	}
+	for (int i = 0; i < t->n; i++) {
+		switch (v[i].type) {
+		case LV_INT: sqlite3_bind_int64(c->ins, i + 1, v[i].i); break;
+		case LV_REAL: sqlite3_bind_double(c->ins, i + 1, v[i].d); break;
+		case LV_TEXT: sqlite3_bind_text(c->ins, i + 1, v[i].p, (int)v[i].len, SQLITE_STATIC); break;
+		case LV_BLOB: sqlite3_bind_blob(c->ins, i + 1, v[i].p, (int)v[i].len, SQLITE_STATIC); break;
+		default: sqlite3_bind_null(c->ins, i + 1);
+		}
+	}
+	rc = sqlite3_step(c->ins);
+	sqlite3_reset(c->ins);
+	sqlite3_clear_bindings(c->ins);
+	return rc == SQLITE_DONE ? 0 : copy_err(c, rc, "cannot write", t->name, e);
+}
+
+static int sq_copy_flush(struct ledger_copy *cb, const struct ledger_table *t, struct tally_err *e)
+{
+	(void)cb;
+	(void)t;
+	(void)e;
+	return 0;                    /* written row by row */
+}
+
+static int sq_copy_commit(struct ledger_copy *cb, struct tally_err *e)
+{
+	struct sq_copy *c = (struct sq_copy *)cb;
+	int rc;
+	sqlite3_finalize(c->ins);
+	c->ins = NULL;
+	c->ins_t = NULL;
+	if (!c->w)
+		return 0;
+	if ((rc = step_done(c->w, S_COMMIT, "cannot commit", e)))
+		return rc;
+	c->committed = true;
+	return 0;
+}
+
 const struct ledger_backend ledger_sqlite_backend = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -1385,4 +1574,10 @@ const struct ledger_backend ledger_sqlite_backend = {
 	.invoices_adjust = sq_invoices_adjust,
 	.invoices_commit = sq_invoices_commit,
 	.invoices_abort = sq_invoices_abort,
+	.copy_open = sq_copy_open,
+	.copy_read = sq_copy_read,
+	.copy_write = sq_copy_write,
+	.copy_flush = sq_copy_flush,
+	.copy_commit = sq_copy_commit,
+	.copy_close = sq_copy_close,
 };
