@@ -88,6 +88,7 @@ struct ledger_backend {
 	int (*load_windows)(struct ledger *l, ledger_window_fn fn, void *ctx, struct tally_err *e);
 
 	/* ---- checks without the writer ---- */
+	int (*info)(const char *location, struct ledger_info *out, struct tally_err *e);
 	int (*check)(const char *location, struct ledger_check *out, struct tally_err *e);
 	/* one read-only snapshot for chain_verify: the chain in (id, hour)
 	 * order, all usage in primary-key order, chain_hours rows of no

@@ -90,6 +90,13 @@ void ledger_check_info(const struct ledger *l, bool *full, int64_t *ns)
 	l->be->check_info(l, full, ns);
 }
 
+int ledger_info(const char *location, struct ledger_info *out, struct tally_err *e)
+{
+	memset(out, 0, sizeof(*out));
+	BACKEND_OR_FAIL(location, rest);
+	return be->info(rest, out, e);
+}
+
 int ledger_check_file(const char *location, struct ledger_check *out, struct tally_err *e)
 {
 	memset(out, 0, sizeof(*out));

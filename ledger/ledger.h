@@ -97,6 +97,21 @@ struct ledger_check {
 };
 int ledger_check_file(const char *location, struct ledger_check *out, struct tally_err *e);
 
+/* What a ledger says of itself (`tally ledger info`): its schema, which
+ * tally made, upgraded and last wrote it (schemas/migrations/006-meta.sql;
+ * "" where the ledger does not say), the span of its usage, its size.
+ * Read-only, as a reader opens it; returns 0 or ledger_reader_open's
+ * errors, message in e. */
+struct ledger_info {
+	int schema;
+	char created_by[160], upgraded_by[160], written_by[160];
+	int64_t written_ns;          /* 0: not recorded */
+	int64_t first_hour_ns, last_hour_ns; /* of the usage rows; has_usage false: none */
+	bool has_usage;
+	int64_t bytes;               /* SQLite: the file, without its WAL; PostgreSQL: the tables and indexes */
+};
+int ledger_info(const char *location, struct ledger_info *out, struct tally_err *e);
+
 /* `tally ledger verify`, and before invoices are issued: the hash chain
  * over committed usage (schemas/migrations/005-chain.sql). Every commit's
  * hash is recomputed from the one before and the hour digests it

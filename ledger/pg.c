@@ -32,6 +32,7 @@
 #include "str.h"
 #include "tallytime.h"
 #include "vec.h"
+#include "version.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -277,11 +278,36 @@ static const char privileges_sql[] =
 	" (3, 'resource_attrs', 'SELECT, INSERT, UPDATE'), (4, 'usage', 'SELECT, INSERT, UPDATE'),"
 	" (5, 'series', 'SELECT, INSERT, UPDATE'), (6, 'agents', 'SELECT, INSERT, UPDATE'), (7, 'events', 'SELECT, INSERT'),"
 	" (8, 'alerts', 'SELECT, INSERT, UPDATE, DELETE'), (9, 'alert_windows', 'SELECT, INSERT, UPDATE, DELETE'),"
-	" (10, 'chain', 'SELECT, INSERT'), (11, 'chain_hours', 'SELECT, INSERT')) AS need (o, t, p),"
+	" (10, 'chain', 'SELECT, INSERT'), (11, 'chain_hours', 'SELECT, INSERT'),"
+	" (12, 'meta', 'SELECT, INSERT, UPDATE')) AS need (o, t, p),"
 	" unnest(string_to_array(p, ', ')) WITH ORDINALITY AS q (q, n)"
 	" WHERE NOT has_table_privilege(quote_ident(current_schema()) || '.' || t, q) GROUP BY t) AS missing";
 
 static int migrate(struct pg_ledger *l, int64_t from, struct tally_err *e);
+
+/* Record this tally in the meta table (schemas/pg/migrations/006-meta.sql),
+ * as sqlite.c does: created_by when it made the ledger, upgraded_by when it
+ * migrated an older one to schema 6, written_by and written_ns every time.
+ * Inside the open's transaction. */
+static int meta_record(struct pg_ledger *l, int64_t from_ver, struct tally_err *e)
+{
+	char who[160];
+	struct pgnum n;
+	const char *first = from_ver == 0 ? "created_by" : from_ver < 6 ? "upgraded_by" : NULL;
+	snprintf(who, sizeof(who), "%s (%s)", tally_version, tally_revision);
+	const char *p[] = { first, who, pgn_i64(&n, time_now_ns()) };
+	PGresult *r = pgc_query(&l->pc, "INSERT INTO meta (key, value) SELECT CAST($1 AS text), $2 WHERE $1 IS NOT NULL"
+				" ON CONFLICT (key) DO NOTHING", 2, p, "cannot record this tally in the ledger", e);
+	if (!r)
+		return e ? e->code : -EIO;
+	PQclear(r);
+	if (!(r = pgc_query(&l->pc, "INSERT INTO meta (key, value) VALUES ('written_by', $1), ('written_ns', $2)"
+			    " ON CONFLICT (key) DO UPDATE SET value = excluded.value", 2, p + 1,
+			    "cannot record this tally in the ledger", e)))
+		return e ? e->code : -EIO;
+	PQclear(r);
+	return 0;
+}
 
 static int pg_open(struct ledger **out, const char *location, struct tally_err *e)
 {
@@ -343,7 +369,7 @@ static int pg_open(struct ledger **out, const char *location, struct tally_err *
 	}
 	PQclear(r);
 	r = NULL;
-	if ((rc = pgc_exec(&l->pc, "COMMIT", "cannot commit", e)))
+	if ((rc = meta_record(l, state == 0 ? 0 : ver, e)) || (rc = pgc_exec(&l->pc, "COMMIT", "cannot commit", e)))
 		goto fail;
 	*out = &l->base;
 	return 0;
@@ -1323,6 +1349,49 @@ static int pg_snap_orphans(struct ledger_snap *sb, int64_t *n, struct tally_err 
 	return 0;
 }
 
+/* `tally ledger info` (ledger.h). */
+static int pg_info(const char *location, struct ledger_info *out, struct tally_err *e)
+{
+	struct pgc pc;
+	PGresult *r = NULL;
+	int rc;
+	if ((rc = pgc_connect(&pc, location, "tally", e)))
+		return rc;
+	if ((rc = pg_check_readable(&pc, e)))
+		goto out;
+	out->schema = LEDGER_SCHEMA_VERSION;
+	if (!(r = pgc_query(&pc, "SELECT key, value FROM meta", 0, NULL, "cannot read its meta table", e))) {
+		rc = e ? e->code : -EIO;
+		goto out;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *k = pgv_text(r, i, 0), *v = pgv_text(r, i, 1);
+		if (!strcmp(k, "created_by"))
+			str_copy(out->created_by, v, sizeof(out->created_by));
+		else if (!strcmp(k, "upgraded_by"))
+			str_copy(out->upgraded_by, v, sizeof(out->upgraded_by));
+		else if (!strcmp(k, "written_by"))
+			str_copy(out->written_by, v, sizeof(out->written_by));
+		else if (!strcmp(k, "written_ns"))
+			out->written_ns = strtoll(v, NULL, 10);
+	}
+	PQclear(r);
+	if (!(r = pgc_query(&pc, "SELECT min(hour_ns), max(hour_ns), (SELECT coalesce(sum(pg_total_relation_size(c.oid)),"
+			    " 0)::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname ="
+			    " current_schema() AND c.relkind = 'r') FROM usage", 0, NULL, "cannot read", e))) {
+		rc = e ? e->code : -EIO;
+		goto out;
+	}
+	out->has_usage = !pgv_null(r, 0, 0);
+	out->first_hour_ns = pgv_i64(r, 0, 0);
+	out->last_hour_ns = pgv_i64(r, 0, 1);
+	out->bytes = pgv_i64(r, 0, 2);
+out:
+	PQclear(r);
+	pgc_close(&pc);
+	return rc;
+}
+
 /* `tally ledger check`: what the ledger is, and when the amcheck extension
  * is installed in the database, every B-tree index of the ledger checked
  * against its table (bt_index_check with heapallindexed). The server keeps
@@ -1660,6 +1729,7 @@ const struct ledger_backend ledger_pg_backend = {
 	.put_window_point = pg_put_window_point,
 	.trim_window = pg_trim_window,
 	.load_windows = pg_load_windows,
+	.info = pg_info,
 	.check = pg_check,
 	.snap_open = pg_snap_open,
 	.snap_links = pg_snap_links,

@@ -36,6 +36,9 @@ static inline const char *ledger_col_text(sqlite3_stmt *st, int i)
 	return t ? (const char *)t : "";
 }
 
+/* sqlite_ro.c: ledger_info on SQLite */
+int sq_info(const char *path, struct ledger_info *out, struct tally_err *e);
+
 /* sqlite_reader.c: reader.h on SQLite */
 int sq_reader_open(const char *path, struct ledger_reader **out, struct tally_err *e);
 void sq_reader_close(struct ledger_reader *r);

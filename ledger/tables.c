@@ -1,6 +1,9 @@
 /*
  * tables.c: the ledger's tables for `tally ledger copy` (tables.h), in an
- * order that keeps every row's references before it.
+ * order that keeps every row's references before it. Not here, on
+ * purpose: the schema's own bookkeeping (SQLite's PRAGMAs, PostgreSQL's
+ * tally_ledger) and meta (which tally made and wrote this ledger: a copy
+ * records the tally that made it).
  */
 #include "tables.h"
 

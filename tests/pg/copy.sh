@@ -76,3 +76,6 @@ pg_schema copy_bad_$$ || exit 1
 expect 1 "usage.quantity: a value of another type than its column's (text)" "$TALLY" ledger copy --from "$work/bad.db" --to "$PG_LEDGER"
 [ "$(psql -X -A -t -d "$PG_LEDGER" -c "SELECT (SELECT count(*) FROM usage) + (SELECT count(*) FROM resources)")" = 0 ] &&
 	ok "nothing of the refused copy was written" || bad "the refused copy left rows"
+# tally ledger info on the copy: made by this tally (meta is the copy's own)
+expect 0 "created by:   tally" "$TALLY" ledger info --ledger "$work/back.db"
+expect 0 "its tables and indexes on the server" "$TALLY" ledger info --ledger "$PG_URI&options=-csearch_path%3Dcopy_$$"

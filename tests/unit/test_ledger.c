@@ -132,6 +132,10 @@ START_TEST(test_migrates_version_1)
 	ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
 	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 12345);
 	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'invoices'"), 1);
+	/* the meta table says who upgraded it, and does not invent a creator */
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meta WHERE key = 'upgraded_by'"), 1);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meta WHERE key = 'created_by'"), 0);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meta WHERE key = 'written_by'"), 1);
 	/* the chain starts at the upgrade, sealing the one hour as found */
 	struct ledger_verify v;
 	ck_assert_int_eq(ledger_verify(path, &v, &e), 0);
@@ -946,9 +950,14 @@ START_TEST(test_pg_create_and_reopen)
 	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM tally_ledger"), 1);
 	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
 				       " AND tablename IN ('usage', 'series', 'agents', 'chain', 'invoices')"), 5);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meta WHERE key IN ('created_by', 'written_by')"), 2);
 	ck_assert_msg(ledger_open(&l, path, &e) == 0, "%s", e.msg);
 	ledger_close(l);
 	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM tally_ledger"), 1);
+	struct ledger_info li;
+	ck_assert_msg(ledger_info(path, &li, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(li.schema, LEDGER_SCHEMA_VERSION);
+	ck_assert(li.created_by[0] && li.written_by[0] && li.written_ns > 0 && !li.upgraded_by[0] && !li.has_usage);
 }
 END_TEST
 
@@ -1107,6 +1116,9 @@ START_TEST(test_pg_migrates_version_1)
 	ledger_close(l);
 	ck_assert_int_eq(sql_int(path, "SELECT version FROM tally_ledger"), LEDGER_SCHEMA_VERSION);
 	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 12345);
+	/* the meta table says who upgraded it, and does not invent a creator */
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meta WHERE key = 'upgraded_by'"), 1);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meta WHERE key = 'created_by'"), 0);
 	ck_assert_int_eq(ledger_verify(path, &v, &e), 0);
 	ck_assert_int_eq(v.problems, 0);
 	ck_assert(v.upgraded);
