@@ -321,6 +321,10 @@ static void self_metrics(const struct live_state *st, enum prom_format fmt, stru
 	self_u64(b, fmt, "tally_ledger_commit_failures", "counter",
 		 "Ledger commits that failed since tallyd started (each rolled back, its data kept and retried).",
 		 st->stats.commit_failures);
+	self_u64(b, fmt, "tally_ledger_resyncs", "counter",
+		 "Commits that found another aggregator had committed an agent's batches first: what this one"
+		 " had computed from that agent's older readings was dropped and its state reloaded from the ledger.",
+		 st->stats.resyncs);
 	header(b, fmt, "tally_ledger_last_commit_timestamp_seconds", "gauge",
 	       "Wall-clock time of the last successful ledger commit (0: none yet).");
 	sbuf_puts(b, "tally_ledger_last_commit_timestamp_seconds ");
