@@ -20,6 +20,10 @@
 --   common/exact.h). Exactly one of the two is set. SQLite keeps both in one
 --   untyped column.
 -- - Ids that SQLite assigns as rowids are identity columns.
+-- - usage and series leave room on their pages (fillfactor) for what every
+--   commit does to them: it adds to the current hour's usage rows and moves
+--   every series' last reading, which PostgreSQL writes as new row versions,
+--   cheapest on the same page (heap-only updates: no index is touched).
 -- - No foreign keys among the ledger's own tables: SQLite declares them but
 --   does not enforce them (foreign_keys = OFF), and a copied ledger must
 --   arrive as it was (`tally ledger copy`); the writer keeps them true.
@@ -82,7 +86,7 @@ CREATE TABLE usage (
 	samples       BIGINT NOT NULL DEFAULT 0,
 	PRIMARY KEY (resource_id, meter_id, device, hour_ns),
 	CHECK ((quantity IS NULL) <> (quantity_real IS NULL))
-);
+) WITH (fillfactor = 70);
 CREATE INDEX usage_hour ON usage (hour_ns);
 
 -- last_value: a counter's reading (its 64-bit pattern, as on SQLite);
@@ -100,7 +104,7 @@ CREATE TABLE series (
 	flags           BIGINT NOT NULL DEFAULT 0,
 	PRIMARY KEY (resource_id, meter_id, device, agent),
 	CHECK ((last_value IS NULL) <> (last_value_real IS NULL))
-);
+) WITH (fillfactor = 50);
 
 -- Per agent, the highest batch committed (its 64-bit pattern). Several
 -- aggregators may write the ledger: a commit takes an advisory lock
