@@ -63,6 +63,24 @@ if [ -x "$B/bench/bench_invoice" ]; then
 fi
 
 echo
+echo "== the ledger on PostgreSQL 15 beside SQLite (issue 13): a cluster of its own, fsync on"
+. tests/lib/pg.sh
+if pg_need >/dev/null && PG_FSYNC=on pg_start "$work/pg" >/dev/null; then
+	pg_schema bench_commit >/dev/null
+	"$B/bench/bench_commit" "$work/commit.db" 100000 5
+	"$B/bench/bench_commit" "$PG_LEDGER" 100000 5
+	echo "   (target on PostgreSQL: <= 1 s for 100,000 series; load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
+	if [ -x "$B/bench/bench_invoice" ]; then
+		pg_schema bench_invoice >/dev/null
+		echo "   the month's invoices of 1000 VMs on both (the ledger copied into PostgreSQL by tally ledger copy)"
+		BENCH_PG=$PG_LEDGER "$B/bench/bench_invoice" 1000 3 | grep -E "^(ledger|tally invoices|copied|ratio PostgreSQL)"
+	fi
+	pg_stop
+else
+	echo "   (skipped: PostgreSQL 15 is not installed or cannot start here; scripts/deps.sh installs it)"
+fi
+
+echo
 echo "== ledger checks: a month of 1000 VMs x 10 meters (docs/ledger.md), medians of 3"
 sh bench/ledger_checks.sh "$B/tallyd" "$B/tally" "$work/checks" 3
 rm -rf "$work/checks"

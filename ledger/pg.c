@@ -1730,6 +1730,8 @@ static int pg_copy_commit(struct ledger_copy *cb, struct tally_err *e)
 		return rc;
 	c->w->in_tx = false;
 	c->committed = true;
+	/* the planner's statistics for what just arrived (best effort) */
+	PQclear(PQexec(c->pc->c, "ANALYZE usage, series, resources, resource_attrs, events, chain, chain_hours"));
 	return 0;
 }
 

@@ -2,7 +2,9 @@
 # run; POSIX sh). pg_start DIR makes an unprivileged cluster in DIR with
 # initdb and starts it with pg_ctl on a Unix socket in DIR (no TCP:
 # listen_addresses is empty unless PG_TCP=1, then 127.0.0.1 only), on a
-# port found free, so tests running at once never meet. It sets PGHOST,
+# port found free, so tests running at once never meet; fsync is off unless
+# PG_FSYNC=on (tests need no durability across a machine crash; make bench
+# measures with it on). It sets PGHOST,
 # PGPORT, PGUSER (tally, the cluster's superuser) and PGDATABASE (default
 # tally, created), and PG_URI, the ledger location of that database
 # ("postgresql:///tally?host=DIR&port=N&user=tally"). pg_stop stops it
@@ -59,7 +61,7 @@ max_connections = 60
 shared_buffers = 64MB
 fsync = ${PG_FSYNC:-off}
 synchronous_commit = ${PG_FSYNC:-off}
-full_page_writes = off
+full_page_writes = ${PG_FSYNC:-off}
 log_min_messages = warning
 EOC
 	pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start > /dev/null ||
