@@ -31,6 +31,7 @@
 struct res_entry {
 	struct ledger_resource r;
 	uint8_t dirty;
+	uint8_t known;               /* in the ledger with r.id (loaded, or committed by us) */
 };
 
 struct ser_entry {
@@ -310,6 +311,7 @@ static int load_resource(void *ctx, const struct ledger_resource *lr)
 		return -ENOMEM;
 	memset(r, 0, sizeof(*r));
 	r->r = *lr;
+	r->known = 1;
 	if (lr->id >= a->next_res_id)
 		a->next_res_id = lr->id + 1;
 	uint32_t idx = (uint32_t)(a->res.n - 1);
@@ -317,15 +319,17 @@ static int load_resource(void *ctx, const struct ledger_resource *lr)
 	return itab_put(a, &a->res_tab, slot, idx, res_hash);
 }
 
+/* The resource the ledger knows by id (not one whose id is this writer's
+ * own until it is committed: on PostgreSQL the ledger may give it another). */
 static int find_res_by_id(struct aggregator *a, int64_t id, uint32_t *out)
 {
 	/* ids are assigned in order, so the index is usually id - 1 */
-	if (id >= 1 && (size_t)(id - 1) < a->res.n && a->res.v[id - 1].r.id == id) {
+	if (id >= 1 && (size_t)(id - 1) < a->res.n && a->res.v[id - 1].r.id == id && a->res.v[id - 1].known) {
 		*out = (uint32_t)(id - 1);
 		return 0;
 	}
 	for (size_t i = 0; i < a->res.n; i++)
-		if (a->res.v[i].r.id == id) {
+		if (a->res.v[i].r.id == id && a->res.v[i].known) {
 			*out = (uint32_t)i;
 			return 0;
 		}
@@ -784,7 +788,7 @@ static int write_all(struct aggregator *a, struct tally_err *e)
 {
 	int rc;
 	for (size_t i = 0; i < a->res.n; i++)
-		if (a->res.v[i].dirty && (rc = ledger_put_resource(a->ledger, &a->res.v[i].r, e)))
+		if (a->res.v[i].dirty && (rc = ledger_put_resource(a->ledger, &a->res.v[i].r, a->res.v[i].known, e)))
 			return rc;
 	for (size_t i = 0; i < a->attrs.n; i++)
 		if ((rc = ledger_put_attrs(a->ledger, a->res.v[a->attrs.v[i].res].r.id, &a->attrs.v[i].meta, e)))
@@ -892,8 +896,16 @@ static int resync_resource(void *ctx, const struct ledger_resource *lr)
 	if (!*slot)
 		return load_resource(a, lr);
 	struct res_entry *r = &a->res.v[*slot - 1];
+	if (!r->known) {
+		/* another writer committed it first: its id is the ledger's */
+		r->r.id = lr->id;
+		r->known = 1;
+		if (!r->dirty)
+			r->r = *lr;
+		return 0;
+	}
 	if (r->r.id != lr->id)
-		return -EEXIST;              /* two writers gave it two ids */
+		return -EEXIST;              /* the ledger gave it another id: not what a writer does */
 	if (!r->dirty)
 		r->r = *lr;
 	return 0;
@@ -1004,8 +1016,11 @@ int agg_commit(struct aggregator *a, struct tally_err *e)
 	a->stats.commit_failures_in_row = 0;
 	a->stats.commits++;
 	a->stats.rows_written += a->bkt.n;
-	for (size_t i = 0; i < a->res.n; i++)
+	for (size_t i = 0; i < a->res.n; i++) {
+		if (a->res.v[i].dirty)
+			a->res.v[i].known = 1;
 		a->res.v[i].dirty = 0;
+	}
 	for (size_t i = 0; i < a->ser.n; i++)
 		a->ser.v[i].dirty = 0;
 	for (size_t i = 0; i < a->agents.n; i++) {

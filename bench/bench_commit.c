@@ -44,7 +44,7 @@ static int cycle(struct ledger *l, const int64_t *mid, int res, int64_t t, uint6
 			snprintf(lr.meta.resource, sizeof(lr.meta.resource), "00000000-0000-4000-8000-%012d", r);
 			snprintf(lr.meta.tenant, sizeof(lr.meta.tenant), "tenant-%02d", r % 50);
 			snprintf(lr.meta.type, sizeof(lr.meta.type), "instance");
-			if ((rc = ledger_put_resource(l, &lr, e)))
+			if ((rc = ledger_put_resource(l, &lr, false, e)) || lr.id != r)
 				goto fail;
 		}
 		for (int m = 0; m < 10; m++) {

@@ -62,7 +62,7 @@ struct ledger_backend {
 	int (*meter_id)(struct ledger *l, const char *name, const char *kind, const char *unit, int64_t *id,
 			struct tally_err *e);
 	/* resources and resource_attrs */
-	int (*put_resource)(struct ledger *l, const struct ledger_resource *r, struct tally_err *e);
+	int (*put_resource)(struct ledger *l, struct ledger_resource *r, bool known, struct tally_err *e);
 	int (*put_attrs)(struct ledger *l, int64_t resource_id, const struct resource_meta *m, struct tally_err *e);
 	int (*load_resources)(struct ledger *l, ledger_resource_fn fn, void *ctx, struct tally_err *e);
 	/* usage (and the hash chain, which the backend keeps with it) */

@@ -10,6 +10,7 @@
 #include "tallytime.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 const struct ledger_backend *ledger_backend_for(const char *location, const char **rest)
@@ -145,9 +146,9 @@ int ledger_meter_id(struct ledger *l, const char *name, const char *kind, const 
 	return l->be->meter_id(l, name, kind, unit, id, e);
 }
 
-int ledger_put_resource(struct ledger *l, const struct ledger_resource *r, struct tally_err *e)
+int ledger_put_resource(struct ledger *l, struct ledger_resource *r, bool known, struct tally_err *e)
 {
-	return l->be->put_resource(l, r, e);
+	return l->be->put_resource(l, r, known, e);
 }
 
 int ledger_put_attrs(struct ledger *l, int64_t resource_id, const struct resource_meta *m, struct tally_err *e)
@@ -228,6 +229,22 @@ int ledger_load_agents(struct ledger *l, ledger_agent_fn fn, void *ctx, struct t
 }
 
 /* ---- reader.h ---- */
+
+const char *ledger_qty_text(const struct ledger_qty *q, char *buf, size_t len)
+{
+	if (q->text)
+		return q->text;
+	if (q->type == LEDGER_QTY_INT) {
+		snprintf(buf, len, "%lld", (long long)q->i);
+	} else if (q->type == LEDGER_QTY_REAL) {
+		snprintf(buf, len, "%.15g", q->d);
+		if (!strpbrk(buf, ".eEn"))
+			snprintf(buf + strlen(buf), len - strlen(buf), ".0");
+	} else if (len) {
+		buf[0] = '\0';
+	}
+	return buf;
+}
 
 int ledger_reader_open(const char *location, struct ledger_reader **out, struct tally_err *e)
 {

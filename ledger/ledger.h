@@ -154,8 +154,15 @@ struct ledger_resource {
 	char host[TALLY_ID_MAX];
 	struct resource_meta meta;   /* current attributes; meta.time_ns = since */
 };
-/* Insert or replace the resources row (by id). */
-int ledger_put_resource(struct ledger *l, const struct ledger_resource *r, struct tally_err *e);
+/* Insert or replace the resources row. known: the row is in the ledger
+ * with r->id (it was loaded, or committed by this writer): replaced by id.
+ * Otherwise it is the resource uuid's row, whichever id the ledger has for
+ * it: SQLite, one writer, takes r->id; PostgreSQL, where several writers
+ * may have seen the same resource first, keeps the id the resource
+ * already has there or gives it a new one, and sets r->id to it. The rows
+ * of this transaction that name the resource must use r->id as it is
+ * after the call. */
+int ledger_put_resource(struct ledger *l, struct ledger_resource *r, bool known, struct tally_err *e);
 int ledger_put_attrs(struct ledger *l, int64_t resource_id, const struct resource_meta *m,
 		     struct tally_err *e);
 

@@ -919,11 +919,38 @@ static int pg_meter_id(struct ledger *lb, const char *name, const char *kind, co
 	return rc;
 }
 
-static int pg_put_resource(struct ledger *lb, const struct ledger_resource *r, struct tally_err *e)
+/* A resource this writer has not seen in the ledger: its row by uuid,
+ * with the id the ledger has for it or a new one, at once (the commit's
+ * other rows need the id). Under the commit lock: no other writer inserts
+ * it meanwhile. */
+static int put_new_resource(struct pg_ledger *l, struct ledger_resource *r, struct tally_err *e)
+{
+	const struct resource_meta *m = &r->meta;
+	struct pgnum a, b;
+	const char *p[] = { m->resource, m->type, m->name, m->tenant, m->project, m->user, m->flavor, m->labels,
+			    r->host, pgn_i64(&a, r->first_seen_ns), pgn_i64(&b, r->last_seen_ns) };
+	PGresult *res = pgc_query(&l->pc, "INSERT INTO resources AS r (uuid, type, name, tenant, project, user_id, flavor,"
+				  " labels, host, first_seen_ns, last_seen_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+				  " $10, $11) ON CONFLICT (uuid) DO UPDATE SET type = excluded.type, name = excluded.name,"
+				  " tenant = excluded.tenant, project = excluded.project, user_id = excluded.user_id,"
+				  " flavor = excluded.flavor, labels = excluded.labels, host = excluded.host,"
+				  " first_seen_ns = least(r.first_seen_ns, excluded.first_seen_ns),"
+				  " last_seen_ns = greatest(r.last_seen_ns, excluded.last_seen_ns) RETURNING id", 11, p,
+				  "cannot write resource", e);
+	if (!res)
+		return e ? e->code : -EIO;
+	r->id = pgv_i64(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
+static int pg_put_resource(struct ledger *lb, struct ledger_resource *r, bool known, struct tally_err *e)
 {
 	struct pg_ledger *l = L(lb);
 	struct copybuf *c = &l->res;
 	const struct resource_meta *m = &r->meta;
+	if (!known)
+		return put_new_resource(l, r, e);
 	cb_i64(c, l->ord++, '\t');
 	cb_i64(c, r->id, '\t');
 	cb_text(c, m->resource, '\t');

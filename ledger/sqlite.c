@@ -1026,8 +1026,9 @@ static int sq_meter_id(struct ledger *lb, const char *name, const char *kind, co
 	return 0;
 }
 
-static int sq_put_resource(struct ledger *lb, const struct ledger_resource *r, struct tally_err *e)
+static int sq_put_resource(struct ledger *lb, struct ledger_resource *r, bool known, struct tally_err *e)
 {
+	(void)known;                 /* one writer: its ids are the ledger's */
 	struct sq_ledger *l = (struct sq_ledger *)lb;
 	sqlite3_stmt *st = l->st[S_RES_PUT];
 	const struct resource_meta *m = &r->meta;

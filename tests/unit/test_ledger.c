@@ -598,7 +598,8 @@ START_TEST(test_exists_hint)
 	ck_assert_int_eq(ledger_begin(l, &e), 0);
 	struct ledger_resource r = { .id = 1, .first_seen_ns = T0, .last_seen_ns = T0 };
 	str_copy(r.meta.resource, "vm-1", sizeof(r.meta.resource));
-	ck_assert_int_eq(ledger_put_resource(l, &r, &e), 0);
+	ck_assert_int_eq(ledger_put_resource(l, &r, false, &e), 0);
+	ck_assert_int_eq(r.id, 1);
 	struct ledger_usage u = { .resource_id = 1, .meter_id = 1, .device = "vda", .hour_ns = T0,
 				  .qty = 5, .spanned_ns = 10, .covered_ns = 10, .samples = 1, .exists = 1 };
 	ck_assert_int_eq(ledger_add_usage(l, &u, &e), 0);       /* hint wrong: inserted */
@@ -1006,7 +1007,8 @@ START_TEST(test_pg_two_writers)
 	struct ledger_usage u = { .resource_id = 1, .meter_id = 1, .device = "", .hour_ns = T0, .qty = 5 };
 	struct ledger_agent a = { .agent = "host-a", .from_seq = 0, .last_seq = 1, .batches = 1 };
 	ck_assert_int_eq(ledger_begin(l1, &e), 0);
-	ck_assert_int_eq(ledger_put_resource(l1, &r, &e), 0);
+	ck_assert_int_eq(ledger_put_resource(l1, &r, false, &e), 0);
+	ck_assert_int_eq(r.id, 1);
 	ck_assert_int_eq(ledger_add_usage(l1, &u, &e), 0);
 	ck_assert_int_eq(ledger_put_agent(l1, &a, &e), 0);
 	ck_assert_int_eq(ledger_commit(l1, &e), 0);
