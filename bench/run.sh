@@ -63,9 +63,9 @@ if [ -x "$B/bench/bench_invoice" ]; then
 fi
 
 echo
-echo "== the ledger on PostgreSQL 15 beside SQLite (issue 13): a cluster of its own, fsync on"
+echo "== the ledger on PostgreSQL 15 beside SQLite (issue 13): a cluster of its own, fsync on, shared_buffers 512MB"
 . tests/lib/pg.sh
-if pg_need >/dev/null && PG_FSYNC=on pg_start "$work/pg" >/dev/null; then
+if pg_need >/dev/null && PG_FSYNC=on PG_SHARED_BUFFERS=512MB pg_start "$work/pg" >/dev/null; then
 	pg_schema bench_commit >/dev/null
 	"$B/bench/bench_commit" "$work/commit.db" 100000 5
 	"$B/bench/bench_commit" "$PG_LEDGER" 100000 5

@@ -303,7 +303,7 @@ static int row_quantity(const struct ledger_qty *lq, int meter, const struct res
 			struct tally_err *e)
 {
 	const char *what = NULL;
-	char t[48];
+	char t[48], qt[48];
 	if (lq->type == LEDGER_QTY_INT) {
 		int64_t v = lq->i;
 		*q = v;
@@ -324,7 +324,7 @@ static int row_quantity(const struct ledger_qty *lq, int meter, const struct res
 		return 0;
 	return err_set(e, -ERANGE, "usage of %s, %s at %s: the ledger's quantity '%s' %s", r->pub.uuid,
 		       meter_table[meter].name, time_format_iso(hour, t, sizeof(t)),
-		       lq->text, what);
+		       ledger_qty_text(lq, qt, sizeof(qt)), what);
 }
 
 struct stream {

@@ -329,7 +329,7 @@ PGresult *pgc_query(struct pgc *p, const char *sql, int n, const char *const *pa
 	return r;
 }
 
-#define FETCH_ROWS 10000
+#define FETCH_ROWS 50000
 
 int pgc_each(struct pgc *p, const char *sql, int n, const char *const *params, pgc_row_fn fn, void *ctx,
 	     const char *what, struct tally_err *e)

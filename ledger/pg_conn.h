@@ -59,7 +59,7 @@ PGresult *pgc_query(struct pgc *p, const char *sql, int n, const char *const *pa
 		    struct tally_err *e);
 
 /* Every row of sql (n text parameters) to fn, fetched through a cursor
- * 10000 rows at a time in binary format, so a result of any size streams
+ * 50000 rows at a time in binary format, so a result of any size streams
  * and fn may run other queries (other cursors) meanwhile. Needs an open
  * transaction. Returns 0, fn's non-zero return, or an errno. */
 typedef int (*pgc_row_fn)(void *ctx, const PGresult *r, int row);

@@ -138,25 +138,9 @@ int pg_read_resources(struct ledger_reader *rb, ledger_resource_row_fn fn, void 
 			" ORDER BY r.id, a.since_ns", 0, NULL, resource_row, &c, "cannot read resources", e);
 }
 
-/* A quantity's text for messages, as SQLite prints it. */
-static const char *qty_text(const struct ledger_qty *q, char *buf, size_t len)
-{
-	if (q->type == LEDGER_QTY_INT) {
-		snprintf(buf, len, "%lld", (long long)q->i);
-	} else if (q->type == LEDGER_QTY_REAL) {
-		snprintf(buf, len, "%.15g", q->d);
-		if (!strpbrk(buf, ".eEn"))
-			str_copy(buf + strlen(buf), ".0", len - strlen(buf));
-	} else {
-		buf[0] = '\0';
-	}
-	return buf;
-}
-
 static int usage_row(void *ctx, const PGresult *r, int i)
 {
 	struct cb *c = ctx;
-	char t[48];
 	struct ledger_usage_row row = {
 		.resource_id = pgv_i64(r, i, 0), .meter_id = pgv_i64(r, i, 1), .hour_ns = pgv_i64(r, i, 2),
 		.covered_ns = pgv_i64(r, i, 5), .spanned_ns = pgv_i64(r, i, 6), .device = pgv_text(r, i, 7),
@@ -170,7 +154,7 @@ static int usage_row(void *ctx, const PGresult *r, int i)
 	} else {
 		row.qty.type = LEDGER_QTY_OTHER;
 	}
-	row.qty.text = qty_text(&row.qty, t, sizeof(t));
+	row.qty.text = NULL;         /* ledger_qty_text makes it for a message */
 	return ((ledger_usage_row_fn)c->fn)(c->ctx, &row);
 }
 

@@ -58,8 +58,13 @@ struct ledger_qty {
 	enum ledger_qty_type type;
 	int64_t i;
 	double d;
-	const char *text;            /* the value as text, for messages */
+	const char *text;            /* the value as text, for messages; NULL: ledger_qty_text makes it */
 };
+
+/* The quantity as text, as SQLite prints it ("12345", "-7200.0"): q->text
+ * when the backend gave one, else formatted into buf. Only for messages:
+ * a backend reading millions of rows need not format each. */
+const char *ledger_qty_text(const struct ledger_qty *q, char *buf, size_t len);
 
 /* Every usage row with hour_ns in [from_ns, to_ns), series by series
  * (one primary-key range seek per (resource, meter, device): exactly the
