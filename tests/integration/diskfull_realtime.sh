@@ -27,17 +27,6 @@ small_tmpfs 2m
 pids=
 trap 'for p in $pids; do kill -9 "$p" 2>/dev/null || true; done; umount "$small" 2>/dev/null; rm -rf "$work"' EXIT
 fails=0
-# wait_for SECONDS DESCRIPTION COMMAND...: poll COMMAND until true
-wait_for() {
-	n=$(( $1 * 10 )) what=$2; shift 2
-	i=0
-	until "$@"; do
-		i=$((i + 1))
-		[ $i -lt "$n" ] || { bad "$what: still not so after $((n / 10)) s"; return 1; }
-		sleep 0.1
-	done
-	ok "$what"
-}
 
 # ---- Alertmanager on loopback ----
 am_start

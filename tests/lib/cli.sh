@@ -6,6 +6,19 @@
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
+# wait_for SECONDS DESCRIPTION COMMAND...: poll COMMAND every 0.1 s until
+# it is true (ok DESCRIPTION), or SECONDS pass (bad, returns 1).
+wait_for() {
+	_wf_n=$(( $1 * 10 )) _wf_what=$2; shift 2
+	_wf_i=0
+	until "$@"; do
+		_wf_i=$((_wf_i + 1))
+		[ $_wf_i -lt "$_wf_n" ] || { bad "$_wf_what: still not so after $((_wf_n / 10)) s"; return 1; }
+		sleep 0.1
+	done
+	ok "$_wf_what"
+}
+
 # expect STATUS FRAGMENT COMMAND...: COMMAND exits STATUS and FRAGMENT is in
 # what it printed (stdout in $work/out, stderr in $work/err); counts a FAIL.
 expect() {

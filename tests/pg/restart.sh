@@ -12,16 +12,6 @@ TALLYD=$PWD/$B/tallyd
 pg_schema restart_$$ || exit 1
 rs_pids=
 trap 'for p in $rs_pids; do kill -9 "$p" 2>/dev/null; done' EXIT
-rs_wait() {
-	n=$(( $1 * 10 )) what=$2; shift 2
-	i=0
-	until "$@"; do
-		i=$((i + 1))
-		[ $i -lt "$n" ] || { bad "$what: still not so after $(( n / 10 )) s"; return 1; }
-		sleep 0.1
-	done
-	ok "$what"
-}
 start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 rs_conf() { # $1 = data dir, $2 = ledger line
 	cat <<EOC
@@ -54,12 +44,12 @@ sleep 3
 
 pg_down || exit 1
 failing() { [ "$(metric tally_ledger_write_failing)" = 1 ]; }
-rs_wait 30 "commits fail while the server is away: tally_ledger_write_failing 1" failing
+wait_for 30 "commits fail while the server is away: tally_ledger_write_failing 1" failing
 sleep 3
 kill -0 "$victim" 2>/dev/null && ok "tallyd goes on without its database" || { bad "tallyd died"; cat "$work/victim.log"; exit 1; }
 pg_up || exit 1
 writing() { [ "$(metric tally_ledger_write_failing)" = 0 ]; }
-rs_wait 90 "committed again once the server is back: tally_ledger_write_failing 0" writing
+wait_for 90 "committed again once the server is back: tally_ledger_write_failing 0" writing
 n=$(metric tally_ledger_commit_failures_total)
 [ "${n:-0}" -ge 1 ] && ok "$n failed commits, retried" || bad "no failed commit counted ('$n')"
 grep -F "written again after" "$work/victim.log" >/dev/null && ok "the recovery is logged" || bad "no log line for the recovery"
