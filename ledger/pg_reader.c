@@ -138,24 +138,41 @@ int pg_read_resources(struct ledger_reader *rb, ledger_resource_row_fn fn, void 
 			" ORDER BY r.id, a.since_ns", 0, NULL, resource_row, &c, "cannot read resources", e);
 }
 
-static int usage_row(void *ctx, const PGresult *r, int i)
+/* One row of COPY's binary format: its fields' bytes and lengths (-1:
+ * NULL), pointing into the message. Returns the field count, 0 at the
+ * trailer, -1 when the message does not parse. */
+static int copy_fields(const char *msg, int len, const char **f, int32_t *fl, int max)
 {
-	struct cb *c = ctx;
-	struct ledger_usage_row row = {
-		.resource_id = pgv_i64(r, i, 0), .meter_id = pgv_i64(r, i, 1), .hour_ns = pgv_i64(r, i, 2),
-		.covered_ns = pgv_i64(r, i, 5), .spanned_ns = pgv_i64(r, i, 6), .device = pgv_text(r, i, 7),
-	};
-	if (!pgv_null(r, i, 3) && pgv_null(r, i, 4)) {
-		row.qty.type = LEDGER_QTY_INT;
-		row.qty.i = pgv_i64(r, i, 3);
-	} else if (pgv_null(r, i, 3) && !pgv_null(r, i, 4)) {
-		row.qty.type = LEDGER_QTY_REAL;
-		row.qty.d = pgv_f64(r, i, 4);
-	} else {
-		row.qty.type = LEDGER_QTY_OTHER;
+	const unsigned char *p = (const unsigned char *)msg, *end = p + len;
+	if (end - p < 2)
+		return -1;
+	int16_t n = (int16_t)(p[0] << 8 | p[1]);
+	p += 2;
+	if (n == -1)
+		return 0;
+	if (n < 0 || n > max)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		if (end - p < 4)
+			return -1;
+		int32_t l = (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+		p += 4;
+		if (l > end - p)
+			return -1;
+		f[i] = (const char *)p;
+		fl[i] = l;
+		if (l > 0)
+			p += l;
 	}
-	row.qty.text = NULL;         /* ledger_qty_text makes it for a message */
-	return ((ledger_usage_row_fn)c->fn)(c->ctx, &row);
+	return n;
+}
+
+static int64_t be_i64(const char *b)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | (unsigned char)b[i];
+	return (int64_t)v;
 }
 
 int pg_read_usage(struct ledger_reader *rb, int64_t from_ns, int64_t to_ns, ledger_usage_row_fn fn, void *ctx,
@@ -164,17 +181,82 @@ int pg_read_usage(struct ledger_reader *rb, int64_t from_ns, int64_t to_ns, ledg
 	/* the rows of series the aggregator keeps (every row it writes has
 	 * one), in the primary key's order, as sqlite_reader.c reads them: one
 	 * index range scan per series, whatever the planner's statistics say
-	 * (a sort of a month's rows would cost three times the reading) */
-	struct cb c = { (void *)fn, ctx };
-	struct pgnum a, b;
-	const char *p[] = { pgn_i64(&a, from_ns), pgn_i64(&b, to_ns) };
-	return pgc_each(&R(rb)->pc, "SELECT u.resource_id, u.meter_id, u.hour_ns, u.quantity, u.quantity_real,"
-			" u.covered_ns, u.spanned_ns, u.device"
-			" FROM (SELECT DISTINCT resource_id, meter_id, device FROM series ORDER BY 1, 2, 3) s"
-			" CROSS JOIN LATERAL (SELECT * FROM usage x WHERE x.resource_id = s.resource_id"
-			" AND x.meter_id = s.meter_id AND x.device = s.device AND x.hour_ns >= $1 AND x.hour_ns < $2"
-			" ORDER BY x.hour_ns) u", 2, p, usage_row, &c,
-			"cannot read usage", e);
+	 * (a sort of a month's rows would cost three times the reading). A
+	 * month is millions of rows: they stream as COPY's binary format,
+	 * parsed here, without a result set per batch of rows. */
+	struct pg_reader *r = R(rb);
+	char sql[800], dev[TALLY_DEV_MAX + 1];
+	const char *f[8];
+	int32_t fl[8];
+	char *msg = NULL;
+	int rc = 0, n, header = 1;
+	snprintf(sql, sizeof(sql), "COPY (SELECT u.resource_id, u.meter_id, u.hour_ns, u.quantity, u.quantity_real,"
+		 " u.covered_ns, u.spanned_ns, u.device"
+		 " FROM (SELECT DISTINCT resource_id, meter_id, device FROM series ORDER BY 1, 2, 3) s"
+		 " CROSS JOIN LATERAL (SELECT * FROM usage x WHERE x.resource_id = s.resource_id"
+		 " AND x.meter_id = s.meter_id AND x.device = s.device AND x.hour_ns >= %lld AND x.hour_ns < %lld"
+		 " ORDER BY x.hour_ns) u) TO STDOUT (FORMAT binary)", (long long)from_ns, (long long)to_ns);
+	PGresult *res = PQexec(r->pc.c, sql);
+	if (!res || PQresultStatus(res) != PGRES_COPY_OUT) {
+		rc = pgc_fail(&r->pc, res, "cannot read usage", e);
+		PQclear(res);
+		return rc;
+	}
+	PQclear(res);
+	while ((n = PQgetCopyData(r->pc.c, &msg, 0)) > 0) {
+		const char *m = msg;
+		int len = n;
+		if (header) {            /* "PGCOPY\n\377\r\n\0", flags, extension */
+			if (len < 19 || memcmp(m, "PGCOPY\n\377\r\n", 10)) {
+				rc = err_set(e, -EIO, "%s: cannot read usage: not COPY's binary format", r->pc.name);
+				break;
+			}
+			int32_t ext = (int32_t)((uint32_t)(unsigned char)m[15] << 24 | (uint32_t)(unsigned char)m[16] << 16 |
+						(uint32_t)(unsigned char)m[17] << 8 | (unsigned char)m[18]);
+			m += 19 + ext;
+			len -= 19 + ext;
+			header = 0;
+		}
+		int k = rc ? 0 : copy_fields(m, len, f, fl, 8);
+		if (k == 8 && fl[0] == 8 && fl[1] == 8 && fl[2] == 8 && fl[5] == 8 && fl[6] == 8 && fl[7] >= 0 &&
+		    (size_t)fl[7] < sizeof(dev)) {
+			struct ledger_usage_row row = {
+				.resource_id = be_i64(f[0]), .meter_id = be_i64(f[1]), .hour_ns = be_i64(f[2]),
+				.covered_ns = be_i64(f[5]), .spanned_ns = be_i64(f[6]), .device = dev,
+			};
+			memcpy(dev, f[7], (size_t)fl[7]);
+			dev[fl[7]] = '\0';
+			if (fl[3] == 8 && fl[4] == -1) {
+				row.qty.type = LEDGER_QTY_INT;
+				row.qty.i = be_i64(f[3]);
+			} else if (fl[3] == -1 && fl[4] == 8) {
+				uint64_t u = (uint64_t)be_i64(f[4]);
+				row.qty.type = LEDGER_QTY_REAL;
+				memcpy(&row.qty.d, &u, sizeof(row.qty.d));
+			} else {
+				row.qty.type = LEDGER_QTY_OTHER;
+			}
+			row.qty.text = NULL;     /* ledger_qty_text makes it for a message */
+			rc = fn(ctx, &row);
+		} else if (k != 0 && !rc) {
+			rc = err_set(e, -EIO, "%s: cannot read usage: a row that does not parse", r->pc.name);
+		}
+		PQfreemem(msg);
+		msg = NULL;
+		if (rc)
+			break;               /* the rest is read and thrown away below */
+	}
+	if (rc)
+		while ((n = PQgetCopyData(r->pc.c, &msg, 0)) > 0)
+			PQfreemem(msg);
+	if (n == -2 && !rc)
+		rc = pgc_fail(&r->pc, NULL, "cannot read usage", e);
+	while ((res = PQgetResult(r->pc.c))) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && !rc)
+			rc = pgc_fail(&r->pc, res, "cannot read usage", e);
+		PQclear(res);
+	}
+	return rc;
 }
 
 /* sqlite_reader.c's usage_sql, in PostgreSQL's words (see there). */
