@@ -1158,6 +1158,11 @@ START_TEST(test_pg_bad_input)
 
 	ck_assert_int_eq(ledger_location_normalize("postgresql://h:notaport/db", out, sizeof(out), &e), -EINVAL);
 	ck_assert_msg(strstr(e.msg, "not a PostgreSQL connection URI") && strstr(e.msg, "notaport"), "%s", e.msg);
+	ck_assert_int_eq(ledger_location_normalize("postgresql:///db?host=/x&password=p%20w&port=5", out, sizeof(out), &e),
+			 0);
+	ck_assert_str_eq(out, "postgresql:///db?host=/x&port=5");
+	ck_assert_int_eq(ledger_location_normalize("postgresql://u:pw@h1,h2:5433/db", out, sizeof(out), &e), 0);
+	ck_assert_str_eq(out, "postgresql://u@h1,h2:5433/db");
 	ck_assert_int_eq(ledger_location_normalize("mysql://h/db", out, sizeof(out), &e), -EINVAL);
 	ck_assert_msg(strstr(e.msg, "mysql: not a ledger location"), "%s", e.msg);
 
