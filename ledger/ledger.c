@@ -76,8 +76,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	 * evaluates `kind IN (...)` through a temporary b-tree per row */
 	[S_SERIES_UPD] = "UPDATE series SET last_ns = ?5, origin_ns = ?6, last_value = ?8, flags = ?9"
 			 " WHERE resource_id = ?1 AND meter_id = ?2 AND device = ?3 AND agent = ?4",
-	[S_AGENT_PUT] = "INSERT OR REPLACE INTO agents (agent, last_seq, last_time_ns, batches)"
-			" VALUES (?1, ?2, ?3, ?4)",
+	[S_AGENT_PUT] = "INSERT OR REPLACE INTO agents (agent, last_seq, last_time_ns, batches, spool_id,"
+			" spool_first_seq, contact_ns, spool_batches, spool_bytes)"
+			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	[S_EVENT_ADD] = "INSERT INTO events (resource_id, time_ns, agent, type, reason)"
 			" VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_ALERT_PUT] = "INSERT OR REPLACE INTO alerts (key, labels, annotations, rule, tenant, subject,"
@@ -1455,14 +1456,21 @@ int ledger_put_series(struct ledger *l, const struct ledger_series *s, struct ta
 	return step_done(l, S_SERIES_PUT, "cannot write series state", e);
 }
 
-int ledger_put_agent(struct ledger *l, const char *agent, uint64_t last_seq, int64_t last_time_ns,
-		     int64_t batches, struct tally_err *e)
+int ledger_put_agent(struct ledger *l, const struct ledger_agent *a, struct tally_err *e)
 {
 	sqlite3_stmt *st = l->st[S_AGENT_PUT];
-	sqlite3_bind_text(st, 1, agent, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (int64_t)last_seq);
-	sqlite3_bind_int64(st, 3, last_time_ns);
-	sqlite3_bind_int64(st, 4, batches);
+	sqlite3_bind_text(st, 1, a->agent, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)a->last_seq);
+	sqlite3_bind_int64(st, 3, a->last_time_ns);
+	sqlite3_bind_int64(st, 4, a->batches);
+	if (a->has_spool)
+		sqlite3_bind_blob(st, 5, a->spool_id, LEDGER_SPOOL_ID_LEN, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_int64(st, 6, (int64_t)a->spool_first_seq);
+	sqlite3_bind_int64(st, 7, a->contact_ns);
+	sqlite3_bind_int64(st, 8, a->spool_batches);
+	sqlite3_bind_int64(st, 9, a->spool_bytes);
 	return step_done(l, S_AGENT_PUT, "cannot write agent", e);
 }
 
@@ -1561,15 +1569,29 @@ int ledger_load_series(struct ledger *l, ledger_series_fn fn, void *ctx, struct 
 
 static int row_agent(sqlite3_stmt *st, void *fn, void *ctx)
 {
-	const unsigned char *a = sqlite3_column_text(st, 0);
-	return ((ledger_agent_fn)fn)(ctx, a ? (const char *)a : "", (uint64_t)sqlite3_column_int64(st, 1),
-				     sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3));
+	const unsigned char *name = sqlite3_column_text(st, 0);
+	struct ledger_agent a = {
+		.agent = name ? (const char *)name : "",
+		.last_seq = (uint64_t)sqlite3_column_int64(st, 1),
+		.last_time_ns = sqlite3_column_int64(st, 2),
+		.batches = sqlite3_column_int64(st, 3),
+		.spool_first_seq = (uint64_t)sqlite3_column_int64(st, 5),
+		.contact_ns = sqlite3_column_int64(st, 6),
+		.spool_batches = sqlite3_column_int64(st, 7),
+		.spool_bytes = sqlite3_column_int64(st, 8),
+	};
+	const void *id = sqlite3_column_blob(st, 4);
+	if (id && sqlite3_column_bytes(st, 4) == LEDGER_SPOOL_ID_LEN) {
+		a.has_spool = true;
+		memcpy(a.spool_id, id, LEDGER_SPOOL_ID_LEN);
+	}
+	return ((ledger_agent_fn)fn)(ctx, &a);
 }
 
 int ledger_load_agents(struct ledger *l, ledger_agent_fn fn, void *ctx, struct tally_err *e)
 {
-	return load(l, "SELECT agent, last_seq, last_time_ns, batches FROM agents", row_agent,
-		    (void *)fn, ctx, e);
+	return load(l, "SELECT agent, last_seq, last_time_ns, batches, spool_id, spool_first_seq,"
+		    " contact_ns, spool_batches, spool_bytes FROM agents", row_agent, (void *)fn, ctx, e);
 }
 
 int ledger_put_alert(struct ledger *l, const struct ledger_alert *a, struct tally_err *e)
