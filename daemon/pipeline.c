@@ -4,6 +4,7 @@
  * live snapshots and the SLA probe driven from the cycle's end.
  */
 #include "pipeline.h"
+#include "ingest.h"
 #include "reload.h"
 #include "aggregator.h"
 #include "batch.h"
@@ -72,6 +73,7 @@ struct run {
 	int64_t retry_mono_ns;       /* the next attempt, not before */
 	int64_t backoff_ns;          /* the wait after the last failed attempt */
 	struct complaint fail_complaint;
+	int64_t publish_mono_ns;     /* the last live snapshot (the aggregator role: at most 1/s) */
 };
 
 /* Retrying a failed commit (real time): after 1 s, then twice as long each
@@ -177,9 +179,7 @@ static int local_deliver(void *ctx, struct batch *b)
 {
 	struct run *r = ctx;
 	struct tally_err e = { 0 };
-	int rc = agg_ingest(r->agg, b, &e);
-	if (rc == 0 && r->al)
-		alerting_note_batch(r->al, b);
+	int rc = ingest_batch(r->agg, r->al, b, &e);   /* the function the aggregator role's ingest calls */
 	if (rc < 0) {
 		log_msg(LOG_ERR, "%s", e.msg);
 		return rc;
@@ -262,8 +262,14 @@ static int commit(struct run *r, struct tally_err *e)
 		if (r->al && alerting_publish(r->al, r->out->alerts))
 			complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory publishing the alerts;"
 				 " serving the previous ones");
-		if (r->out->live)
-			publish(r);   /* after the alerts: /metrics counts the ones just committed */
+		/* after the alerts: /metrics counts the ones just committed; an
+		 * aggregator commits for every round of requests, and publishes
+		 * at most once a second */
+		int64_t now = time_mono_ns();
+		if (r->out->live && (r->c->role != ROLE_AGGREGATOR || now - r->publish_mono_ns >= NS_PER_SEC)) {
+			publish(r);
+			r->publish_mono_ns = now;
+		}
 		probe_sla(r, false);
 	}
 	return rc;
@@ -404,6 +410,93 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 	return 0;
 }
 
+/* ---- the aggregator role: what agents POST ----
+ *
+ * No scheduler: the loop takes every request the listener queued
+ * (ingest.h), applies them, commits them in one transaction and answers
+ * them (200 only once committed: rule 7). A failed commit (a full disk)
+ * answers 503 with Retry-After; until the retry is due, requests are
+ * answered 503 at once without being applied, so memory does not grow
+ * with what cannot be written; what was applied before the failure stays
+ * in memory and is committed by the first commit that works (its agents
+ * are acknowledged when they send it again). Every interval (wall clock)
+ * the alerts are evaluated at the newest data time committed. */
+static int aggregate(struct run *r, volatile sig_atomic_t *stop, struct tally_err *e)
+{
+	struct ingest *ig = r->out->ingest;
+	int64_t next_eval = time_mono_ns() + r->c->interval_ns;
+	int rc = 0;
+
+	while (!*stop) {
+		int64_t until = next_eval;
+		if (r->fail_tick_ns && r->retry_mono_ns < until)
+			until = r->retry_mono_ns;
+		struct ingest_job *list = ingest_take(ig, until);
+		if (r->out->reload && *r->out->reload) {
+			*r->out->reload = 0;
+			reload(r);
+		}
+		int64_t now = time_mono_ns();
+		if (list && r->fail_tick_ns && now < r->retry_mono_ns) {
+			ingest_refuse(ig, list, 503, (r->retry_mono_ns - now + NS_PER_SEC - 1) / NS_PER_SEC,
+				      "the ledger cannot be written now (a full disk, an I/O error): try again later");
+			list = NULL;
+		}
+		bool need = false;
+		for (struct ingest_job *j = list; j && rc == 0; j = ingest_next(j)) {
+			int k = ingest_apply(ig, r->agg, r->al, j, time_now_ns(), e);
+			if (k < 0)
+				rc = k;
+			need |= k > 0;
+		}
+		if (rc) {
+			/* out of memory: the aggregator is broken; stop (started
+			 * again, it reloads the committed state and the agents send
+			 * again what was not acknowledged) */
+			ingest_answer(ig, list, rc, 5, "the aggregator failed");
+			return rc;
+		}
+		int crc = 0;
+		int64_t retry_s = 1;
+		if (need || (r->fail_tick_ns && now >= r->retry_mono_ns && agg_pending(r->agg))) {
+			crc = commit(r, e);
+			if (crc && agg_broken(r->agg)) {
+				ingest_answer(ig, list, crc, 5, "the aggregator failed");
+				return crc;
+			}
+			if (crc) {
+				char why[600];
+				snprintf(why, sizeof(why), "the ledger cannot be written now: %s", e->msg);
+				ledger_failing(r, e);
+				retry_s = (r->retry_mono_ns - time_mono_ns() + NS_PER_SEC - 1) / NS_PER_SEC;
+				ingest_answer(ig, list, crc, retry_s, why);
+				list = NULL;
+			}
+		}
+		ingest_answer(ig, list, crc, retry_s, NULL);
+		now = time_mono_ns();
+		if (now >= next_eval) {
+			next_eval = now + r->c->interval_ns;
+			int64_t t = agg_last_cycle_ns(r->agg);
+			if (t > r->tick_ns)
+				r->tick_ns = t;
+			if (r->al && r->tick_ns)
+				eval_alerts(r, r->tick_ns);
+			if (r->al && !r->fail_tick_ns && agg_must_commit(r->agg) && commit(r, e))
+				ledger_failing(r, e);
+			if (r->out->live) {
+				publish(r);
+				r->publish_mono_ns = now;
+			}
+			if (r->fail_tick_ns && r->al && alerting_publish(r->al, r->out->alerts))
+				complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory publishing the alerts;"
+					 " serving the previous ones");
+		}
+	}
+	ingest_close(ig);
+	return 0;
+}
+
 int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, volatile sig_atomic_t *stop,
 		 struct pipeline_summary *sum, struct tally_err *e)
 {
@@ -440,6 +533,21 @@ int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, vo
 		}
 		/* what the ledger held is what Alertmanager is told first */
 		alerting_publish(r.al, r.out->alerts);
+	}
+	if (c->role == ROLE_AGGREGATOR) {
+		if (!r.out->ingest) {
+			rc = err_set(e, -EINVAL, "the aggregator role needs the ingest queue");
+			goto out;
+		}
+		r.last_commit_mono = time_mono_ns();
+		r.tick_ns = agg_last_cycle_ns(r.agg);
+		if (r.out->live)
+			publish(&r);
+		rc = aggregate(&r, stop, e);
+		if (rc == 0 && agg_pending(r.agg))
+			rc = commit(&r, e);   /* what a failed commit left, if the disk has room now */
+		sum->first_tick_ns = r.tick_ns;
+		goto summary;
 	}
 	int64_t resume = agg_last_cycle_ns(r.agg);
 	int64_t first;
@@ -505,9 +613,11 @@ int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, vo
 			rc = commit(&r, e);
 		}
 	}
-	agg_get_stats(r.agg, &st);
 	sum->cycles = s.cycles;
 	sum->overruns = s.overruns;
+	sum->first_tick_ns = first;
+summary:
+	agg_get_stats(r.agg, &st);
 	sum->batches = st.batches;
 	sum->samples = st.samples;
 	sum->commits = st.commits;
@@ -518,7 +628,6 @@ int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, vo
 	sum->dropped_old = st.dropped_old;
 	sum->invalid = st.invalid;
 	sum->rrd_errors = st.rrd_errors;
-	sum->first_tick_ns = first;
 	sum->wall_s = (double)(time_mono_ns() - t0) / 1e9;
 out:
 	batcher_release(&bt);

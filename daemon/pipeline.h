@@ -27,6 +27,7 @@
 struct tally_err;
 struct live_store;
 struct alert_store;
+struct ingest;
 
 /* What the pipeline drives besides the ledger and RRD. */
 struct pipeline_outputs {
@@ -48,6 +49,9 @@ struct pipeline_outputs {
 	volatile sig_atomic_t *reload;
 	int (*http_reload)(void *ctx, const struct httpd_section *h, struct tally_err *e);
 	void *http_reload_ctx;
+	/* the aggregator role: the requests the listener queues (ingest.h);
+	 * the pipeline answers every one of them before it returns */
+	struct ingest *ingest;
 };
 
 struct pipeline_summary {

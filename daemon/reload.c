@@ -42,6 +42,11 @@ void reload_restart_keys(const struct daemon_config *a, const struct daemon_conf
 	     h->max_connections_per_address != k->max_connections_per_address ||
 	     h->auth_failures_per_address != k->auth_failures_per_address ||
 	     h->auth_failures_total != k->auth_failures_total, "http's connection limits");
+	DIFF(strcmp(h->tls_cert, k->tls_cert) || strcmp(h->tls_key, k->tls_key) ||
+	     strcmp(h->tls_client_ca, k->tls_client_ca), "http.tls_cert/tls_key/tls_client_ca");
+	DIFF(a->ingest.max_request != b->ingest.max_request || a->ingest.max_pending != b->ingest.max_pending ||
+	     a->ingest.body_timeout_ns != b->ingest.body_timeout_ns || a->ingest.max_frames != b->ingest.max_frames,
+	     "ingest");
 	const struct alerting_config *x = &a->alerts, *y = &b->alerts;
 	DIFF(x->enabled != y->enabled, "alerts (the section given or not)");
 	DIFF(x->enabled && y->enabled &&
