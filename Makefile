@@ -206,8 +206,9 @@ $(B)/bench/%: bench/%.c $(B)/libtally.a
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(B)/libtally.a $(LDLIBS_ALL)
 
 # Every unit suite, then every integration script; one summary line at the end.
+# bench/simagents (simulated agents) is also the integration tests' client.
 check: deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(B)/bench/simagents
 	$(Q)B=$(B) SANITIZE=$(SANITIZE) tests/run.sh $(UNIT_BIN)
 
 check-unit: $(UNIT_BIN)

@@ -454,6 +454,7 @@ static int aggregate(struct run *r, volatile sig_atomic_t *stop, struct tally_er
 			 * again, it reloads the committed state and the agents send
 			 * again what was not acknowledged) */
 			ingest_answer(ig, list, rc, 5, "the aggregator failed");
+			ingest_close(ig);
 			return rc;
 		}
 		int crc = 0;
@@ -462,6 +463,7 @@ static int aggregate(struct run *r, volatile sig_atomic_t *stop, struct tally_er
 			crc = commit(r, e);
 			if (crc && agg_broken(r->agg)) {
 				ingest_answer(ig, list, crc, 5, "the aggregator failed");
+				ingest_close(ig);
 				return crc;
 			}
 			if (crc) {

@@ -440,6 +440,8 @@ static bool client_cert_ok(struct MHD_Connection *c, char *why, size_t len)
 		if (rc >= 0 && gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &d, 0) >= 0) {
 			snprintf(why, len, "the client certificate does not verify: %s", (const char *)d.data);
 			gnutls_free(d.data);
+			for (size_t k = strlen(why); k && (why[k - 1] == ' ' || why[k - 1] == '.'); k--)
+				why[k - 1] = '\0';
 		} else {
 			snprintf(why, len, "the client certificate does not verify: %s",
 				 rc < 0 ? gnutls_strerror(rc) : "rejected");

@@ -141,8 +141,11 @@ static int db_err(struct ledger *l, struct tally_err *e, int rc, const char *wha
 	int code = rc == SQLITE_FULL ? -ENOSPC : rc == SQLITE_NOMEM ? -ENOMEM
 		 : rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? -EBUSY
 		 : rc == SQLITE_READONLY || rc == SQLITE_PERM ? -EACCES : -EIO;
+	/* the connection's message when it is about rc (an injected fault
+	 * never reached SQLite: its message would say "not an error") */
 	return err_set(e, code, "%s: %s: %s", l->path, what,
-		       l->db ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc));
+		       l->db && (sqlite3_errcode(l->db) & 0xff) == (rc & 0xff) ? sqlite3_errmsg(l->db)
+		       : sqlite3_errstr(rc));
 }
 
 static int exec(struct ledger *l, const char *sql, struct tally_err *e)
