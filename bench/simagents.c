@@ -340,7 +340,15 @@ static void *sender_main(void *arg)
 			memcpy(body.p, a->buf.p + a->f[i + 1].off, l1);
 			memcpy(body.p + l1, a->buf.p + a->f[i].off, l0);
 		}
+		/* the spool's depth, as the agent's sender reports it */
+		char depth[96];
+		snprintf(depth, sizeof(depth), "Tally-Spool: batches=%zu bytes=%zu", a->n - a->head,
+			 a->buf.len - a->f[a->head].off);
 		pthread_mutex_unlock(&a->mu);
+		struct curl_slist *hdr2 = curl_slist_append(NULL, depth);
+		for (struct curl_slist *x = hdr; x; x = x->next)
+			hdr2 = curl_slist_append(hdr2, x->data);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr2);
 
 		int sends = 1 + (O.replay > 0 && frand(a) < O.replay);
 		long status = 0;
@@ -352,12 +360,19 @@ static void *sender_main(void *arg)
 			CURLcode cc = curl_easy_perform(h);
 			a->requests++;
 			if (cc != CURLE_OK) {
+				curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+				curl_slist_free_all(hdr2);
 				snprintf(a->why, sizeof(a->why), "seqs %" PRIu64 "-%" PRIu64 ": %s", first, last,
 					 curl_easy_strerror(cc));
 				a->failed = 1;
 				goto out;
 			}
 			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+			if (s + 1 == sends || status != 200) {
+				curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+				curl_slist_free_all(hdr2);
+				hdr2 = NULL;
+			}
 			if (status > 0 && status < 600)
 				a->status[status]++;
 			if (s == 1)

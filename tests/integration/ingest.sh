@@ -115,6 +115,28 @@ for a in $got; do
 done
 expect 0 "ok: " "$TALLY" ledger verify --ledger "$work/agg/ledger.db"
 
+# ---- tally agents: what the ledger says of each agent ----
+expect 0 "sim-host-2" "$TALLY" agents --ledger "$work/agg/ledger.db"
+cp "$work/out" "$work/agents.txt"
+last=$(sqlite3 "$work/agg/ledger.db" "SELECT last_seq FROM agents WHERE agent = 'sim-host-1'")
+grep -q "^sim-host-1 .* $last  *$last  2026-10-01T04:00:00Z .* batch" "$work/agents.txt" &&
+	ok "tally agents: $(grep '^sim-host-1' "$work/agents.txt")" || bad "tally agents: $(cat "$work/agents.txt")"
+expect 0 '"agents"' "$TALLY" agents --format json --ledger "$work/agg/ledger.db"
+if command -v jq >/dev/null; then
+	j=$(jq -r '.agents[] | select(.agent == "sim-host-0") | "\(.last_seq) \(.batches) \(.data_until) \(.spool_batches >= 1) \(.last_contact != null) \(.lag_seconds > 0) \(.spool_first_seq)"' "$work/out")
+	want="$(sqlite3 "$work/agg/ledger.db" "SELECT last_seq || ' ' || batches FROM agents WHERE agent = 'sim-host-0'") 2026-10-01T04:00:00Z true true true 1"
+	[ "$j" = "$want" ] && ok "tally agents --format json: $j" || bad "tally agents json: '$j', want '$want'"
+fi
+expect 2 "--ledger given twice" "$TALLY" agents --ledger "$work/agg/ledger.db" --ledger "$work/ref/ledger.db"
+for c in "usage --from 2026-10 --to 2026-10" "invoice --period 2026-10" "sla --period 2026-10" "ledger verify"; do
+	# shellcheck disable=SC2086
+	expect 2 "--ledger given twice" "$TALLY" $c --ledger "$work/agg/ledger.db" --ledger "$work/ref/ledger.db"
+done
+expect 1 "no ledger here" "$TALLY" agents --ledger "$work/none.db"
+# an all-in-one ledger: its own batches, no contact and no spool recorded
+expect 0 "not reported" "$TALLY" agents --ledger "$work/ref/ledger.db"
+grep -q "^sim-host-0  *-  " "$work/out" && ok "an all-in-one ledger's agents have no contact" || bad "$(cat "$work/out")"
+
 # ---- the role's config, checked by tallyd -n ----
 check() { # TEXT FRAGMENT: the config TEXT is refused (exit 2) naming FRAGMENT
 	printf '%b\n' "$1" > "$work/n.yaml"
