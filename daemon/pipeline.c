@@ -225,7 +225,7 @@ static void eval_alerts(struct run *r, int64_t tick_ns)
 	struct agg_stats st;
 	agg_get_stats(r->agg, &st);
 	r->sla_fresh = false;
-	if (alerting_eval(r->al, r->agg, tick_ns, r->bt->dropped + st.invalid))
+	if (alerting_eval(r->al, r->agg, tick_ns, (r->bt ? r->bt->dropped : 0) + st.invalid))
 		complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory evaluating the rules;"
 			 " alerts may be missing");
 }
@@ -421,10 +421,35 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
  * in memory and is committed by the first commit that works (its agents
  * are acknowledged when they send it again). Every interval (wall clock)
  * the alerts are evaluated at the newest data time committed. */
+/* AgentSilent's input: the agents of the tokens (the fleet this
+ * aggregator expects) and their last contact. */
+static void note_agents(struct run *r, int64_t start_ns)
+{
+	const struct httpd_section *h = &r->c->http;
+	struct alert_agent *v = calloc(h->n_tokens ? h->n_tokens : 1, sizeof(*v));
+	size_t n = 0;
+	if (!v) {
+		complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory listing the agents");
+		return;
+	}
+	for (size_t i = 0; i < h->n_tokens; i++) {
+		struct agg_agent ag;
+		if (!h->tokens[i].agent[0])
+			continue;
+		str_copy(v[n].id, h->tokens[i].agent, sizeof(v[n].id));
+		v[n].contact_ns = agg_agent_find(r->agg, v[n].id, &ag) ? ag.contact_ns : 0;
+		n++;
+	}
+	if (alerting_set_agents(r->al, v, n, start_ns, time_now_ns()))
+		complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory listing the agents");
+	free(v);
+}
+
 static int aggregate(struct run *r, volatile sig_atomic_t *stop, struct tally_err *e)
 {
 	struct ingest *ig = r->out->ingest;
 	int64_t next_eval = time_mono_ns() + r->c->interval_ns;
+	int64_t started_ns = time_now_ns();
 	int rc = 0;
 
 	while (!*stop) {
@@ -482,10 +507,20 @@ static int aggregate(struct run *r, volatile sig_atomic_t *stop, struct tally_er
 			int64_t t = agg_last_cycle_ns(r->agg);
 			if (t > r->tick_ns)
 				r->tick_ns = t;
-			if (r->al && r->tick_ns)
-				eval_alerts(r, r->tick_ns);
-			if (r->al && !r->fail_tick_ns && agg_must_commit(r->agg) && commit(r, e))
+			if (r->al)
+				note_agents(r, started_ns);
+			if (r->al)
+				eval_alerts(r, r->tick_ns ? r->tick_ns : time_now_ns());
+			/* what the rules and built-ins decided is committed (and
+			 * then sent) even when no agent sends anything: that is
+			 * when AgentSilent fires */
+			if (r->al && !r->fail_tick_ns && commit(r, e)) {
+				if (agg_broken(r->agg)) {
+					ingest_close(ig);
+					return -EIO;
+				}
 				ledger_failing(r, e);
+			}
 			if (r->out->live) {
 				publish(r);
 				r->publish_mono_ns = now;

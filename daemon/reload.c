@@ -67,6 +67,7 @@ void reload_take(struct daemon_config *run, const struct daemon_config *fresh)
 		x->stale_intervals = y->stale_intervals;
 		x->vm_down = y->vm_down;
 		x->samples_dropped = y->samples_dropped;
+		x->agent_silent_ns = y->agent_silent_ns;
 		x->sla_burn_ppm = y->sla_burn_ppm;
 		x->max_alerts = y->max_alerts;
 		memcpy(x->rules, y->rules, sizeof(x->rules));

@@ -53,12 +53,16 @@ tallyd:
   role: aggregator
   agent_id: aggregator
   data_dir: $work/agg
+  interval: 1s
   log_level: info
 rrd:
   enabled: false
+alerts:
+  agent_silent: 3s
 http:
   port: 0
   tokens:
+    - {token: tok-0123456789abcdef-quiet-host, agent: quiet-host}
     - {token: tok-0123456789abcdef-sim-host-0, agent: sim-host-0}
     - {token: tok-0123456789abcdef-sim-host-1, agent: sim-host-1}
     - {token: tok-0123456789abcdef-sim-host-2, agent: sim-host-2}
@@ -83,6 +87,19 @@ grep -q " 0 sent twice" "$work/agents.out" && bad "no request was sent twice" ||
 code=$(printf 'TLYB' | curl -s -o "$work/body" -w '%{http_code}' -H "Authorization: Bearer tok-0123456789abcdef-admin" \
 	-H 'Content-Type: application/x-tally-batch' --data-binary @- "$URL/api/v1/ingest")
 [ "$code" = 403 ] && ok "an admin's token may not ingest: 403 $(cat "$work/body")" || bad "admin token: $code"
+# AgentSilent: quiet-host has a token and never sends anything
+i=0
+until curl -s -H "Authorization: Bearer tok-0123456789abcdef-admin" "$URL/api/v1/alerts" > "$work/alerts.json" &&
+	grep -q '"alertname":"AgentSilent".*"host":"quiet-host".*"state":"firing"\|"host":"quiet-host".*"alertname":"AgentSilent"' "$work/alerts.json"; do
+	i=$((i + 1))
+	[ $i -lt 150 ] || break
+	sleep 0.1
+done
+if command -v jq >/dev/null; then
+	st=$(jq -r '.alerts[] | select(.labels.alertname == "AgentSilent" and .labels.host == "quiet-host") | .state' "$work/alerts.json")
+	[ "$st" = firing ] && ok "AgentSilent fires for an agent never heard: $(jq -c '.alerts[] | select(.labels.host == "quiet-host") | {labels, state, startsAt}' "$work/alerts.json")" ||
+		bad "AgentSilent for quiet-host: '$st': $(head -c 600 "$work/alerts.json")"
+fi
 kill -TERM "$apid"
 if wait "$apid"; then ok "the aggregator stopped cleanly"; else bad "the aggregator exited $?"; fi
 apid=
