@@ -415,7 +415,18 @@ int sender_step(struct sender *s, int64_t *wait_ns)
 	s->retry_after_ns = -1;
 	curl_easy_setopt(s->h, CURLOPT_POSTFIELDS, (const char *)s->body.p);
 	curl_easy_setopt(s->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body.len);
+	/* the spool's depth now, for the aggregator's `tally agents`
+	 * (schemas/batch-wire.md, Tally-Spool): one header in front of the
+	 * fixed ones, for this request only */
+	struct spool_stats depth;
+	char spool_hdr[96];
+	spool_get_stats(s->sp, &depth);
+	snprintf(spool_hdr, sizeof(spool_hdr), "Tally-Spool: batches=%" PRIu64 " bytes=%" PRIu64, depth.batches,
+		 depth.bytes);
+	struct curl_slist spool_line = { .data = spool_hdr, .next = s->hdr };
+	curl_easy_setopt(s->h, CURLOPT_HTTPHEADER, &spool_line);
 	CURLcode cc = curl_easy_perform(s->h);
+	curl_easy_setopt(s->h, CURLOPT_HTTPHEADER, s->hdr);
 	if (cc != CURLE_OK) {
 		fail(s, LOG_WARN, "sender: %s: %s%s%s; seqs %" PRIu64 "-%" PRIu64 " stay spooled", s->url,
 		     curl_easy_strerror(cc), s->errbuf[0] ? ": " : "", s->errbuf, first, last);

@@ -866,6 +866,9 @@ START_TEST(t_tls)
 	ck_assert_int_eq(sender_step(s, &w), SENDER_OK);
 	sender_free(s);
 	ck_assert_int_eq(sql_int(g.ledger, "SELECT last_seq FROM agents WHERE agent = 'h1'"), 3);
+	/* the sender said its spool's depth: the 3 batches it sent, in one segment */
+	ck_assert_int_eq(sql_int(g.ledger, "SELECT spool_batches FROM agents WHERE agent = 'h1'"), 3);
+	ck_assert_int_gt(sql_int(g.ledger, "SELECT spool_bytes FROM agents WHERE agent = 'h1'"), 48);
 	/* a CA that did not sign the aggregator's certificate: refused by the
 	 * agent, one line saying why */
 	struct spool_stats st;
