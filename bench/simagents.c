@@ -385,23 +385,14 @@ static void *sender_main(void *arg)
 		int64_t v;
 		switch (status) {
 		case 200:
-			v = json_int(rep.body, "acked", NULL, 0);
-			if (v < 0 || (uint64_t)v < first - 1 || (uint64_t)v > last || reorder) {
-				snprintf(a->why, sizeof(a->why), "seqs %" PRIu64 "-%" PRIu64 ": 200 with %s%s", first,
-					 last, rep.body, reorder ? " for frames sent out of order" : "");
-				a->failed = 1;
-				goto out;
-			}
-			pthread_mutex_lock(&a->mu);
-			drop_acked(a, (uint64_t)v, now);
-			pthread_mutex_unlock(&a->mu);
-			from = (uint64_t)v + 1;
-			break;
 		case 409:
-			v = json_int(rep.body, "last_seq", reason, sizeof(reason));
-			if (v < 0 || !strcmp(reason, "spool") || (!reorder && O.shuffle <= 0 && O.reorder <= 0)) {
-				snprintf(a->why, sizeof(a->why), "seqs %" PRIu64 "-%" PRIu64 ": 409 %s", first, last,
-					 rep.body);
+			/* 200: acked; 409 gap/order (only when this sender made one): the
+			 * aggregator's last; either way committed up to v, go on after it */
+			v = json_int(rep.body, status == 200 ? "acked" : "last_seq", reason, sizeof(reason));
+			if (status == 200 ? v < 0 || (uint64_t)v < first - 1 || (uint64_t)v > last || reorder
+			    : v < 0 || !strcmp(reason, "spool") || (!reorder && O.shuffle <= 0 && O.reorder <= 0)) {
+				snprintf(a->why, sizeof(a->why), "seqs %" PRIu64 "-%" PRIu64 ": %ld %s", first, last,
+					 status, rep.body);
 				a->failed = 1;
 				goto out;
 			}

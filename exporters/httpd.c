@@ -664,6 +664,40 @@ static int listen_on(const struct httpd_config *cfg, int *fd, uint16_t *port, st
 	return 0;
 }
 
+/* The listener's locks, all or none: 0, or -ENOMEM with none left made. */
+static void locks_destroy(struct httpd *h, int n);
+
+static int locks_init(struct httpd *h)
+{
+	int n = 0;
+	if (!pthread_mutex_init(&h->cache_lock, NULL) && ++n && !pthread_mutex_init(&h->stats_lock, NULL) && ++n &&
+	    !pthread_rwlock_init(&h->conf_lock, NULL) && ++n && !pthread_mutex_init(&h->ingest_lock, NULL) && ++n &&
+	    !pthread_mutex_init(&h->watch_lock, NULL) && ++n && !pthread_mutex_init(&h->sweep_lock, NULL) && ++n &&
+	    !pthread_cond_init(&h->sweep_cv, NULL))
+		return 0;
+	locks_destroy(h, n);
+	return -ENOMEM;
+}
+
+/* The first n locks locks_init() makes. */
+static void locks_destroy(struct httpd *h, int n)
+{
+	if (n > 6)
+		pthread_cond_destroy(&h->sweep_cv);
+	if (n > 5)
+		pthread_mutex_destroy(&h->sweep_lock);
+	if (n > 4)
+		pthread_mutex_destroy(&h->watch_lock);
+	if (n > 3)
+		pthread_mutex_destroy(&h->ingest_lock);
+	if (n > 2)
+		pthread_rwlock_destroy(&h->conf_lock);
+	if (n > 1)
+		pthread_mutex_destroy(&h->stats_lock);
+	if (n > 0)
+		pthread_mutex_destroy(&h->cache_lock);
+}
+
 int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_store *store,
 		struct tally_err *e)
 {
@@ -673,42 +707,7 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 	*out = NULL;
 	if (!h)
 		return -ENOMEM;
-	if (pthread_mutex_init(&h->cache_lock, NULL)) {
-		free(h);
-		return -ENOMEM;
-	}
-	if (pthread_mutex_init(&h->stats_lock, NULL)) {
-		pthread_mutex_destroy(&h->cache_lock);
-		free(h);
-		return -ENOMEM;
-	}
-	if (pthread_rwlock_init(&h->conf_lock, NULL)) {
-		pthread_mutex_destroy(&h->stats_lock);
-		pthread_mutex_destroy(&h->cache_lock);
-		free(h);
-		return -ENOMEM;
-	}
-	if (pthread_mutex_init(&h->ingest_lock, NULL)) {
-		pthread_rwlock_destroy(&h->conf_lock);
-		pthread_mutex_destroy(&h->stats_lock);
-		pthread_mutex_destroy(&h->cache_lock);
-		free(h);
-		return -ENOMEM;
-	}
-	if (pthread_mutex_init(&h->watch_lock, NULL)) {
-		pthread_mutex_destroy(&h->ingest_lock);
-		pthread_rwlock_destroy(&h->conf_lock);
-		pthread_mutex_destroy(&h->stats_lock);
-		pthread_mutex_destroy(&h->cache_lock);
-		free(h);
-		return -ENOMEM;
-	}
-	if (pthread_mutex_init(&h->sweep_lock, NULL) || pthread_cond_init(&h->sweep_cv, NULL)) {
-		pthread_mutex_destroy(&h->watch_lock);
-		pthread_mutex_destroy(&h->ingest_lock);
-		pthread_rwlock_destroy(&h->conf_lock);
-		pthread_mutex_destroy(&h->stats_lock);
-		pthread_mutex_destroy(&h->cache_lock);
+	if (locks_init(h)) {
 		free(h);
 		return -ENOMEM;
 	}
@@ -854,10 +853,6 @@ void httpd_stop(struct httpd *h)
 	if (h->swept)
 		log_msg(LOG_INFO, "http: %llu connections closed past their deadline (head or body too slow)",
 			(unsigned long long)h->swept);
-	pthread_mutex_destroy(&h->sweep_lock);
-	pthread_cond_destroy(&h->sweep_cv);
-	pthread_mutex_destroy(&h->watch_lock);
-	pthread_mutex_destroy(&h->ingest_lock);
 	ratelimit_free(h->ingest_logs);
 	if (h->tls_key)
 		explicit_bzero(h->tls_key, strlen(h->tls_key));
@@ -867,9 +862,7 @@ void httpd_stop(struct httpd *h)
 	for (int i = 0; i < 2; i++)
 		if (h->page[i])
 			page_put(h->page[i]);
-	pthread_mutex_destroy(&h->cache_lock);
-	pthread_mutex_destroy(&h->stats_lock);
-	pthread_rwlock_destroy(&h->conf_lock);
+	locks_destroy(h, 7);
 	if (h->tokens)
 		memset(h->tokens, 0, h->n_tokens * sizeof(*h->tokens));
 	free(h->tokens);

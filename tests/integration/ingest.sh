@@ -26,26 +26,7 @@ END=2026-10-01T04:00:00Z
 FLEET="--vms 24 --hosts 3 --tenants 4 --seed 5 --loss 0.02"
 
 # ---- the ground truth: all-in-one, fast-forward ----
-cat > "$work/ref.yaml" <<EOC
-tallyd:
-  agent_id: reference
-  data_dir: $work/ref
-  interval: 10s
-  clock: fast-forward
-  start: 2026-10-01T00:00:00Z
-  end: $END
-  log_level: error
-rrd:
-  enabled: false
-collectors:
-  sim:
-    vms: 24
-    hosts: 3
-    tenants: 4
-    seed: 5
-    loss: 0.02
-EOC
-"$TALLYD" -q -c "$work/ref.yaml" || { echo "the all-in-one run failed"; exit 1; }
+fleet_ref "$work/ref" $END 24 3 4 5 0.02 || { echo "the all-in-one run failed"; exit 1; }
 
 # ---- the aggregator ----
 cat > "$work/agg.yaml" <<EOC

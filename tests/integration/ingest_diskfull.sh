@@ -22,24 +22,7 @@ trap '[ -n "$gpid" ] && kill -9 "$gpid" 2>/dev/null; [ -n "$apid" ] && kill -9 "
 fails=0
 END=2026-10-01T03:00:00Z
 
-cat > "$work/ref.yaml" <<EOC
-tallyd:
-  data_dir: $work/ref
-  interval: 10s
-  clock: fast-forward
-  start: 2026-10-01T00:00:00Z
-  end: $END
-  log_level: error
-rrd:
-  enabled: false
-collectors:
-  sim:
-    vms: 20
-    hosts: 2
-    tenants: 3
-    seed: 9
-EOC
-"$TALLYD" -q -c "$work/ref.yaml" || { echo "the all-in-one run failed"; exit 1; }
+fleet_ref "$work/ref" $END 20 2 3 9 || { echo "the all-in-one run failed"; exit 1; }
 
 cat > "$work/agg.yaml" <<EOC
 tallyd:

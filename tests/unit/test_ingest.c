@@ -208,16 +208,7 @@ static int keep(void *ctx, struct batch *b)
 		f->b = realloc(f->b, (f->cap = f->cap ? f->cap * 2 : 64) * sizeof(*f->b));
 		ck_assert_ptr_nonnull(f->b);
 	}
-	struct batch *c = &f->b[f->n++];
-	batch_init(c, b->agent);
-	c->seq = b->seq;
-	c->time_ns = b->time_ns;
-	for (size_t i = 0; i < b->n_samples; i++)
-		ck_assert_int_eq(batch_add_sample(c, &b->samples[i]), 0);
-	for (size_t i = 0; i < b->n_metas; i++)
-		ck_assert_int_eq(batch_add_meta(c, &b->metas[i]), 0);
-	for (size_t i = 0; i < b->n_events; i++)
-		ck_assert_int_eq(batch_add_event(c, &b->events[i]), 0);
+	ck_assert_int_eq(batch_copy(&f->b[f->n++], b), 0);
 	return 0;
 }
 
@@ -289,6 +280,14 @@ static void put_small(struct wire_buf *out, const char *agent, uint64_t seq, con
 	ck_assert_int_eq(batch_add_sample(&b, &s), 0);
 	put_frame(out, &b, o);
 	batch_release(&b);
+}
+
+/* Append the frame f to body. */
+static void add_frame(struct wire_buf *body, const struct wire_buf *f)
+{
+	ck_assert_int_eq(wire_buf_reserve(body, f->len), 0);
+	memcpy(body->p + body->len, f->p, f->len);
+	body->len += f->len;
 }
 
 /* ---- the client ---- */
@@ -420,11 +419,8 @@ START_TEST(t_exact)
 			struct wire_buf body = { 0 };
 			if (step % 11 == 3 && done[k] + n + 2 <= nf[k]) {
 				/* the frames after the next ones first: a gap */
-				for (size_t i = done[k] + 2; i < done[k] + n + 2; i++) {
-					ck_assert_int_eq(wire_buf_reserve(&body, fr[k][i].len), 0);
-					memcpy(body.p + body.len, fr[k][i].p, fr[k][i].len);
-					body.len += fr[k][i].len;
-				}
+				for (size_t i = done[k] + 2; i < done[k] + n + 2; i++)
+					add_frame(&body, &fr[k][i]);
 				expect(post(&g, tok[k], &body, &a), &a, 409, "a gap");
 				ck_assert_msg(strstr(a.body, "\"reason\":\"gap\""), "%s", a.body);
 				ck_assert_int_eq(jint(a.body, "last_seq"), (long long)done[k]);
@@ -433,12 +429,8 @@ START_TEST(t_exact)
 			}
 			if (step % 13 == 5 && n >= 2) {
 				/* two frames swapped: not in order */
-				for (size_t i = 0; i < n; i++) {
-					size_t x = i == 0 ? done[k] + 1 : i == 1 ? done[k] : done[k] + i;
-					ck_assert_int_eq(wire_buf_reserve(&body, fr[k][x].len), 0);
-					memcpy(body.p + body.len, fr[k][x].p, fr[k][x].len);
-					body.len += fr[k][x].len;
-				}
+				for (size_t i = 0; i < n; i++)
+					add_frame(&body, &fr[k][i == 0 ? done[k] + 1 : i == 1 ? done[k] : done[k] + i]);
 				expect(post(&g, tok[k], &body, &a), &a, 409, "frames out of order");
 				ck_assert_msg(strstr(a.body, "\"reason\":\"order\""), "%s", a.body);
 				ck_assert_int_eq(jint(a.body, "last_seq"), (long long)done[k]);
@@ -447,11 +439,8 @@ START_TEST(t_exact)
 			}
 			/* some requests start a few frames back: committed ones again */
 			size_t from = step % 7 == 2 && done[k] >= 3 ? done[k] - 3 : done[k];
-			for (size_t i = from; i < done[k] + n; i++) {
-				ck_assert_int_eq(wire_buf_reserve(&body, fr[k][i].len), 0);
-				memcpy(body.p + body.len, fr[k][i].p, fr[k][i].len);
-				body.len += fr[k][i].len;
-			}
+			for (size_t i = from; i < done[k] + n; i++)
+				add_frame(&body, &fr[k][i]);
 			expect(post(&g, tok[k], &body, &a), &a, 200, "frames in order");
 			ck_assert_int_eq(jint(a.body, "acked"), (long long)(done[k] + n));
 			if (step % 3 == 0) {   /* the answer "lost": the same again */
@@ -465,11 +454,8 @@ START_TEST(t_exact)
 	/* all of it once more, in one request per agent: nothing changes */
 	for (int k = 0; k < 2; k++) {
 		struct wire_buf body = { 0 };
-		for (size_t i = 0; i < nf[k]; i++) {
-			ck_assert_int_eq(wire_buf_reserve(&body, fr[k][i].len), 0);
-			memcpy(body.p + body.len, fr[k][i].p, fr[k][i].len);
-			body.len += fr[k][i].len;
-		}
+		for (size_t i = 0; i < nf[k]; i++)
+			add_frame(&body, &fr[k][i]);
 		expect(post(&g, tok[k], &body, &a), &a, 200, "everything again");
 		ck_assert_int_eq(jint(a.body, "acked"), (long long)nf[k]);
 		wire_buf_release(&body);
