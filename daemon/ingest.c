@@ -159,6 +159,31 @@ void ingest_get_stats(struct ingest *ig, struct ingest_stats *out)
 	pthread_mutex_unlock(&ig->mu);
 }
 
+void ingest_metrics(struct ingest *ig, void (*put)(void *ctx, const struct collector_metric *m), void *ctx)
+{
+	static const char *const codes[] = { "200", "400", "403", "409", "422", "503" };
+	struct ingest_stats st;
+	struct collector_metric m;
+	ingest_get_stats(ig, &st);
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		m = (struct collector_metric){ .name = "tally_ingest_requests", .counter = true,
+					       .help = "Ingest requests answered by the aggregator, by status (503"
+						       " includes its other refusals; the listener's own 401, 411,"
+						       " 413, 415 and 429 are not counted here).",
+					       .value = (double)st.by_status[i] };
+		snprintf(m.labels, sizeof(m.labels), "status=%s", codes[i]);
+		put(ctx, &m);
+	}
+	m = (struct collector_metric){ .name = "tally_ingest_batches", .counter = true,
+				       .help = "Batches in requests answered 200: taken into the ledger, or sent"
+					       " again and acknowledged as committed before (counted once).",
+				       .labels = "result=taken", .value = (double)st.frames_applied };
+	put(ctx, &m);
+	m.value = (double)st.frames_replayed;
+	snprintf(m.labels, sizeof(m.labels), "result=replayed");
+	put(ctx, &m);
+}
+
 static int status_index(unsigned status)
 {
 	switch (status) {

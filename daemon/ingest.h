@@ -43,6 +43,7 @@
 
 #include "batch.h"
 #include "httpd.h"
+#include "selfmetric.h"
 
 struct tally_err;
 struct aggregator;
@@ -123,5 +124,10 @@ struct ingest_stats {
 	uint64_t log_suppressed;     /* refusal lines not logged (rate limit) */
 };
 void ingest_get_stats(struct ingest *ig, struct ingest_stats *out);
+
+/* The ingest's figures for /metrics, one put() a series
+ * (tally_ingest_requests_total{status}, tally_ingest_batches_total{result}). */
+struct collector_metric;
+void ingest_metrics(struct ingest *ig, void (*put)(void *ctx, const struct collector_metric *m), void *ctx);
 
 #endif

@@ -120,6 +120,30 @@ static void put_metric(void *ctx, const struct collector_metric *m)
 	r->cm[r->n_cm++] = *m;
 }
 
+/* The aggregator role's own series: the ingest's counts, and per agent
+ * (of a token) its last contact and last committed seq, so a dashboard
+ * sees an agent fall behind before AgentSilent fires. */
+static void aggregator_metrics(struct run *r)
+{
+	const struct httpd_section *h = &r->c->http;
+	ingest_metrics(r->out->ingest, put_metric, r);
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < h->n_tokens; i++) {
+			struct agg_agent ag;
+			const char *id = h->tokens[i].agent;
+			if (!id[0] || strpbrk(id, ",=\"") || !agg_agent_find(r->agg, id, &ag))
+				continue;
+			struct collector_metric m = {
+				.name = pass ? "tally_agent_last_seq" : "tally_agent_last_contact_timestamp_seconds",
+				.help = pass ? "The agent's last batch committed (its seq)."
+					: "When the aggregator last took or acknowledged a request of the agent.",
+				.value = pass ? (double)ag.committed_seq : (double)ag.contact_ns / 1e9,
+			};
+			snprintf(m.labels, sizeof(m.labels), "agent=%s", id);
+			put_metric(r, &m);
+		}
+}
+
 /* Publish what the exporters see; a failure (out of memory) keeps the
  * previous snapshot and is said once per back-off window. */
 static void publish(struct run *r)
@@ -136,6 +160,8 @@ static void publish(struct run *r)
 	for (size_t i = 0; r->sched && i < r->sched->n_coll; i++)
 		if (r->sched->coll[i].ops->metrics)
 			r->sched->coll[i].ops->metrics(r->sched->coll[i].state, put_metric, r);
+	if (r->out->ingest)
+		aggregator_metrics(r);
 	struct live_inputs in = {
 		.tick_ns = r->tick_ns,
 		.stale_after_ns = r->c->http.stale_after_ns,

@@ -68,6 +68,29 @@ grep -q " 0 sent twice" "$work/agents.out" && bad "no request was sent twice" ||
 code=$(printf 'TLYB' | curl -s -o "$work/body" -w '%{http_code}' -H "Authorization: Bearer tok-0123456789abcdef-admin" \
 	-H 'Content-Type: application/x-tally-batch' --data-binary @- "$URL/api/v1/ingest")
 [ "$code" = 403 ] && ok "an admin's token may not ingest: 403 $(cat "$work/body")" || bad "admin token: $code"
+# /metrics: the ingest's counts and each agent's last seq and contact
+want=$(grep -o '[0-9]* batches and' "$work/agents.out" | cut -d' ' -f1)
+i=0
+until curl -s -H "Authorization: Bearer tok-0123456789abcdef-admin" "$URL/metrics" > "$work/metrics" &&
+	grep -q "^tally_ingest_batches_total{result=\"taken\"} $want\$" "$work/metrics"; do
+	i=$((i + 1))
+	[ $i -lt 100 ] || break
+	sleep 0.1
+done
+grep -q '^tally_agent_last_seq{agent="sim-host-2"} 1441$' "$work/metrics" &&
+	ok "/metrics: $(grep '^tally_agent_last_seq{agent="sim-host-2"}' "$work/metrics")" || bad "/metrics has no last seq of sim-host-2"
+taken=$(sed -n 's/^tally_ingest_batches_total{result="taken"} //p' "$work/metrics")
+[ "$taken" = "$want" ] && ok "/metrics: $taken batches taken, as the agents counted their acknowledgements" ||
+	bad "/metrics: batches taken '$taken', the agents had $want acknowledged"
+grep -q '^tally_ingest_requests_total{status="409"} [1-9]' "$work/metrics" && ok "/metrics counts the 409s" ||
+	bad "/metrics: $(grep tally_ingest_requests "$work/metrics")"
+grep -q '^tally_agent_last_contact_timestamp_seconds{agent="quiet-host"}' "$work/metrics" &&
+	bad "an agent never heard has a last contact" || ok "an agent never heard has no last contact on /metrics"
+if command -v promtool >/dev/null; then
+	promtool check metrics < "$work/metrics" > "$work/promtool.out" 2>&1 && ok "promtool check metrics: clean" ||
+		bad "promtool: $(head -n 5 "$work/promtool.out")"
+fi
+
 # AgentSilent: quiet-host has a token and never sends anything
 i=0
 until curl -s -H "Authorization: Bearer tok-0123456789abcdef-admin" "$URL/api/v1/alerts" > "$work/alerts.json" &&
