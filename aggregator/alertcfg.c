@@ -19,7 +19,8 @@
 
 static const char *const alerts_keys[] = { "alertmanager", "resend", "timeout", "resolved_keep",
 					   "backoff_max", "generator_url", "stale_intervals", "vm_down",
-					   "samples_dropped", "sla_burn", "max_alerts", "rules", NULL };
+					   "samples_dropped", "sla_burn", "max_alerts", "rules",
+					   "spool_filling", NULL };
 static const char *const rule_keys[] = { "name", "meter", "rate_above", "rate_below", "above", "below",
 					 "window", "for", "severity", "labels", "annotations", NULL };
 static const char *const severities[] = { "critical", "warning", "info", NULL };
@@ -220,6 +221,7 @@ int alerting_config_parse(struct alerting_config *c, const struct cfg_node *sec,
 	c->stale_intervals = 3;
 	c->vm_down = true;
 	c->samples_dropped = true;
+	c->spool_filling = true;
 	c->sla_burn_ppm = 1000000;
 	c->max_alerts = 10000;
 	(void)interval_ns;
@@ -240,6 +242,7 @@ int alerting_config_parse(struct alerting_config *c, const struct cfg_node *sec,
 	    (rc = cfg_get_uint(sec, "stale_intervals", 0, 100000, &c->stale_intervals, e)) ||
 	    (rc = cfg_get_bool(sec, "vm_down", &c->vm_down, e)) ||
 	    (rc = cfg_get_bool(sec, "samples_dropped", &c->samples_dropped, e)) ||
+	    (rc = cfg_get_bool(sec, "spool_filling", &c->spool_filling, e)) ||
 	    (rc = cfg_get_uint(sec, "max_alerts", 1, 1000000, &c->max_alerts, e)) ||
 	    (rc = parse_burn(sec, &c->sla_burn_ppm, e)))
 		return rc;

@@ -109,6 +109,7 @@ struct alerting_config {
 	uint64_t stale_intervals;        /* StaleData after this many intervals, 0 = off; default 3 */
 	bool vm_down;                    /* built-in VMDown, default true */
 	bool samples_dropped;            /* built-in SamplesDropped, default true */
+	bool spool_filling;              /* built-in SpoolFilling (agent role, daemon/agent.h), default true */
 	int64_t sla_burn_ppm;            /* built-in SLABurn: share of the error budget, 0 = off;
 					  * default 1000000 (100 %) */
 	uint64_t max_alerts;             /* instances kept at most; more are dropped and counted */

@@ -140,7 +140,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		live_ok = true;
-		httpd_section_config(&cfg.http, cfg.agg.ledger_path, out.alerts, &hc);
+		/* an agent has no ledger: the JSON API's ledger reads say so */
+		httpd_section_config(&cfg.http, cfg.role == ROLE_AGENT ? NULL : cfg.agg.ledger_path, out.alerts, &hc);
 		if ((rc = httpd_start(&http, &hc, &live, &e))) {
 			if (!e.msg[0])
 				err_set(&e, rc, "cannot start the HTTP listener");
@@ -173,7 +174,15 @@ out:
 	if (rc == -ENOSPC)
 		log_msg(LOG_ERR, "ingest stopped: free some space and start tallyd again; it continues"
 			" after the last commit, and nothing committed was lost");
-	if (ran && !quiet) {
+	if (ran && !quiet && sum.agent) {
+		const struct agent_summary *a = &sum.spooled;
+		fprintf(stderr, "tallyd: agent, %llu cycles, %llu batches spooled in %llu spools (%llu collected again"
+			" and skipped), %llu acknowledged, %llu waiting, %llu readings thinned, %llu dropped, %.2f s\n",
+			(unsigned long long)sum.cycles, (unsigned long long)a->batches_spooled,
+			(unsigned long long)a->spools, (unsigned long long)a->batches_skipped,
+			(unsigned long long)a->batches_acked, (unsigned long long)a->batches_waiting,
+			(unsigned long long)a->readings_thinned, (unsigned long long)a->readings_dropped, sum.wall_s);
+	} else if (ran && !quiet) {
 		char t[48];
 		struct rusage ru;
 		getrusage(RUSAGE_SELF, &ru);
