@@ -568,6 +568,33 @@ int agent_deliver(void *ctx, struct batch *b)
 	return rc;
 }
 
+int agent_flush_held(struct agent *a)
+{
+	int rc = 0;
+	for (size_t i = 0; i < a->n && !rc; i++) {
+		struct link *k = a->l[i];
+		struct tally_err e = { 0 };
+		if (!k->holding)
+			continue;
+		k->held.seq = spool_next_seq(k->sp);
+		int r = spool_append(k->sp, &k->held, &e);
+		if (r == -ENOSPC || r == -EDQUOT)
+			continue;   /* still no room: the next time */
+		if (r) {
+			log_msg(LOG_ERR, "agent %s: %s", k->agent, e.msg);
+			rc = r;
+			continue;
+		}
+		complaint_clear(&k->full, "agent %s: spooling again; the readings held in memory are spooled", k->agent);
+		batch_clear(&k->held);
+		k->held.clock_step_ns = 0;
+		k->holding = false;
+		k->spooled++;
+		sender_wake(k->snd);
+	}
+	return rc;
+}
+
 int64_t agent_resume_ns(struct agent *a, bool latest)
 {
 	int64_t t = 0;

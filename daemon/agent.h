@@ -105,6 +105,11 @@ uint64_t agent_next_seq(void *ctx, const char *agent);
  * the least of them (the greatest with latest); 0 when no spool knows. */
 int64_t agent_resume_ns(struct agent *a, bool latest);
 
+/* Try again to spool what a full spool refused (the end of a fast-forward
+ * period has no next cycle to carry it). 0, or a spool's error other than
+ * a lack of room (logged). */
+int agent_flush_held(struct agent *a);
+
 /* Every batch delivered and acknowledged by the aggregator, none held. */
 bool agent_drained(struct agent *a);
 

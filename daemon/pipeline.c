@@ -46,6 +46,7 @@ struct run {
 	const struct pipeline_outputs *out;
 	struct aggregator *agg;      /* NULL in the agent role */
 	struct agent *agent;         /* the agent role's spools and senders, else NULL */
+	bool agent_published;        /* the agent published a snapshot already */
 	int64_t last_commit_mono;
 	struct complaint rrd_complaint;
 	struct scheduler *sched;
@@ -376,15 +377,18 @@ out:
  * real time, after every cycle. */
 /* The agent role's cycle end: nothing to commit (the spool synced every
  * batch); SpoolFilling, and the exporters' snapshot every cycle in real
- * time, once a second of wall time in fast-forward. */
-static int agent_cycle_done(struct run *r)
+ * time, at the first cycle and once a second of wall time in fast-forward,
+ * and when asked (now). */
+static int agent_cycle_done(struct run *r, bool now)
 {
 	if (agent_eval_alerts(r->agent, r->tick_ns, &r->c->alerts, r->out->alerts))
 		complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory publishing SpoolFilling");
-	int64_t now = time_mono_ns();
-	if (r->out->live && (r->c->clock == CLOCK_REAL || now - r->last_commit_mono >= NS_PER_SEC)) {
+	int64_t t = time_mono_ns();
+	if (r->out->live && (now || r->c->clock == CLOCK_REAL || !r->agent_published ||
+			     t - r->last_commit_mono >= NS_PER_SEC)) {
 		publish(r);
-		r->last_commit_mono = now;
+		r->last_commit_mono = t;
+		r->agent_published = true;
 	}
 	return 0;
 }
@@ -398,7 +402,7 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 		reload(r);
 	}
 	if (r->agent)
-		return agent_cycle_done(r);
+		return agent_cycle_done(r, false);
 	progress(r, tick_ns, false);
 	if (r->al)
 		eval_alerts(r, tick_ns);
@@ -437,13 +441,15 @@ static void agent_drain(struct run *r, volatile sig_atomic_t *stop)
 		log_msg(LOG_INFO, "agent: the period is collected; waiting until the aggregator has acknowledged"
 			" the %llu batches still in the spools", (unsigned long long)as.batches_waiting);
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	agent_cycle_done(r, true);
 	while (!*stop && !agent_drained(r->agent)) {
 		nanosleep(&ts, NULL);
-		agent_cycle_done(r);
+		agent_flush_held(r->agent);
+		agent_cycle_done(r, false);
 	}
+	agent_cycle_done(r, true);
 	if (agent_drained(r->agent))
 		log_msg(LOG_INFO, "agent: every batch is acknowledged");
-	agent_cycle_done(r);
 }
 
 int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, volatile sig_atomic_t *stop,
