@@ -23,7 +23,7 @@
 
 /* ---- the `agent:` section ------------------------------------------------ */
 
-static const char *const agent_keys[] = { "aggregator", "token", "token_file", "ca_file", "cert_file",
+static const char *const agent_keys[] = { "aggregator", "token", "token_file", "tokens", "ca_file", "cert_file",
 					  "key_file", "timeout", "connect_timeout", "backoff_min",
 					  "backoff_max", "max_frames", "max_request", "spool", NULL };
 static const char *const spool_keys[] = { "dir", "max_bytes", "thin_at_bytes", "reserve_bytes",
@@ -68,19 +68,20 @@ static int token_check(const char *t, size_t len, const char *file, int line, in
 	return 0;
 }
 
-static int read_token_file(struct agent_settings *s, const struct cfg_node *n, struct tally_err *e)
+/* The token in file path (one line) into out. */
+static int read_token_file(const char *path, char *out, const struct cfg_node *n, struct tally_err *e)
 {
 	char buf[AGENT_TOKEN_MAX + 3];
-	int fd = open(s->token_file, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return err_set(e, -errno, "%s:%d:%d: key 'token_file': %s: %s", n->file, n->line, n->col,
-			       s->token_file, strerror(errno));
+		return err_set(e, -errno, "%s:%d:%d: key 'token_file': %s: %s", n->file, n->line, n->col, path,
+			       strerror(errno));
 	ssize_t got = read(fd, buf, sizeof(buf) - 1);
 	int err = errno;
 	close(fd);
 	if (got < 0)
-		return err_set(e, -err, "%s:%d:%d: key 'token_file': %s: %s", n->file, n->line, n->col,
-			       s->token_file, strerror(err));
+		return err_set(e, -err, "%s:%d:%d: key 'token_file': %s: %s", n->file, n->line, n->col, path,
+			       strerror(err));
 	size_t len = (size_t)got;
 	/* one line: a final newline (LF or CRLF) is not part of the token */
 	if (len && buf[len - 1] == '\n')
@@ -88,14 +89,70 @@ static int read_token_file(struct agent_settings *s, const struct cfg_node *n, s
 	if (len && buf[len - 1] == '\r')
 		len--;
 	char what[PATH_MAX + 32];
-	snprintf(what, sizeof(what), "key 'token_file': %s", s->token_file);
+	snprintf(what, sizeof(what), "key 'token_file': %s", path);
 	int rc = token_check(buf, len, n->file, n->line, n->col, what, e);
 	if (!rc) {
-		memcpy(s->token, buf, len);
-		s->token[len] = '\0';
+		memcpy(out, buf, len);
+		out[len] = '\0';
 	}
 	memset(buf, 0, sizeof(buf));
 	return rc;
+}
+
+/* `token` or `token_file` of map m (neither: out stays ""). */
+static int get_token(const struct cfg_node *m, char *out, struct tally_err *e)
+{
+	const struct cfg_node *tk = cfg_get(m, "token"), *tf = cfg_get(m, "token_file");
+	char path[PATH_MAX];
+	int rc;
+	if (tk && tf)
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'token_file': give 'token' or 'token_file', not both",
+			       tf->file, tf->line, tf->col);
+	if (tk) {
+		if (tk->type != CFG_SCALAR)
+			return err_set(e, -EINVAL, "%s:%d:%d: key 'token': expected a string", tk->file, tk->line,
+				       tk->col);
+		if ((rc = token_check(tk->value, strlen(tk->value), tk->file, tk->line, tk->col, "key 'token'", e)))
+			return rc;
+		str_copy(out, tk->value, AGENT_TOKEN_MAX + 1);
+	}
+	if (tf && ((rc = cfg_get_string(m, "token_file", path, sizeof(path), e)) ||
+		   (rc = read_token_file(path, out, tf, e))))
+		return rc;
+	return 0;
+}
+
+/* `tokens`: a list of {agent: ID, token: T} or {agent: ID, token_file: F},
+ * each agent id once. */
+static int parse_tokens(struct agent_settings *s, const struct cfg_node *sec, struct tally_err *e)
+{
+	static const char *const keys[] = { "agent", "token", "token_file", NULL };
+	const struct cfg_node *list = NULL;
+	int rc;
+	if ((rc = cfg_get_seq(sec, "tokens", 0, AGENT_MAX_TOKENS, &list, e)) || !list)
+		return rc;
+	for (size_t i = 0; i < list->n_kids; i++) {
+		const struct cfg_node *t = list->kids[i];
+		struct agent_token *at = &s->tokens[s->n_tokens];
+		if (t->type != CFG_MAP)
+			return err_set(e, -EINVAL, "%s:%d:%d: key 'tokens': expected a list of {agent, token} or"
+				       " {agent, token_file}", t->file, t->line, t->col);
+		if ((rc = cfg_check_keys(t, "agent.tokens", keys, e)) ||
+		    (rc = cfg_get_string(t, "agent", at->agent, sizeof(at->agent), e)) ||
+		    (rc = get_token(t, at->token, e)))
+			return rc;
+		if (!at->agent[0] || !at->token[0])
+			return err_set(e, -EINVAL, "%s:%d:%d: key 'tokens': each item needs 'agent' and 'token' or"
+				       " 'token_file'", t->file, t->line, t->col);
+		for (size_t j = 0; j < s->n_tokens; j++)
+			if (!strcmp(s->tokens[j].agent, at->agent)) {
+				const struct cfg_node *n = cfg_get(t, "agent");
+				return err_set(e, -EINVAL, "%s:%d:%d: key 'agent': '%s' has a token already", n->file,
+					       n->line, n->col, at->agent);
+			}
+		s->n_tokens++;
+	}
+	return 0;
 }
 
 /* A file the agent reads at start (TLS): present and readable now. */
@@ -169,7 +226,7 @@ int agent_settings_parse(struct agent_settings *s, const struct cfg_node *sec, c
 		return err_set(e, -EINVAL, "%s:%d:%d: 'agent' needs 'aggregator': the URL of the aggregator"
 			       " (e.g. https://aggregator.example:9464)", sec->file, sec->line, sec->col);
 	if (n->type == CFG_SEQ) {
-		const struct cfg_node *list;
+		const struct cfg_node *list = NULL;
 		if ((rc = cfg_get_seq(sec, "aggregator", 1, SENDER_MAX_URLS, &list, e)))
 			return rc;
 		for (size_t i = 0; i < list->n_kids; i++)
@@ -182,24 +239,11 @@ int agent_settings_parse(struct agent_settings *s, const struct cfg_node *sec, c
 		s->n_urls = 1;
 	}
 
-	/* the token: inline or from a file, never both, never echoed */
-	const struct cfg_node *tk = cfg_get(sec, "token"), *tf = cfg_get(sec, "token_file");
-	if (tk && tf)
-		return err_set(e, -EINVAL, "%s:%d:%d: key 'token_file': give 'token' or 'token_file', not both",
-			       tf->file, tf->line, tf->col);
-	if (tk) {
-		if (tk->type != CFG_SCALAR)
-			return err_set(e, -EINVAL, "%s:%d:%d: key 'token': expected a string", tk->file, tk->line,
-				       tk->col);
-		if ((rc = token_check(tk->value, strlen(tk->value), tk->file, tk->line, tk->col, "key 'token'", e)))
-			return rc;
-		str_copy(s->token, tk->value, sizeof(s->token));
-	}
-	if (tf) {
-		if ((rc = cfg_get_string(sec, "token_file", s->token_file, sizeof(s->token_file), e)) ||
-		    (rc = read_token_file(s, tf, e)))
-			return rc;
-	}
+	/* the tokens: inline or from a file, never both, never echoed */
+	if ((rc = get_token(sec, s->token, e)) ||
+	    (rc = cfg_get_string(sec, "token_file", s->token_file, sizeof(s->token_file), e)) ||
+	    (rc = parse_tokens(s, sec, e)))
+		return rc;
 
 	if ((rc = file_key(sec, "ca_file", s->ca_file, sizeof(s->ca_file), e)) ||
 	    (rc = file_key(sec, "cert_file", s->cert_file, sizeof(s->cert_file), e)) ||
@@ -363,7 +407,7 @@ static int link_open(struct agent *a, const char *agent, int64_t covered_ns, str
 			rep.torn_reason);
 	struct sender_opts so = {
 		.n_urls = s->n_urls,
-		.token = s->token[0] ? s->token : NULL,
+		.token = s->token[0] ? s->token : NULL,   /* unless it has a token of its own: */
 		.ca_file = s->ca_file[0] ? s->ca_file : NULL,
 		.cert_file = s->cert_file[0] ? s->cert_file : NULL,
 		.key_file = s->key_file[0] ? s->key_file : NULL,
@@ -376,6 +420,9 @@ static int link_open(struct agent *a, const char *agent, int64_t covered_ns, str
 		.log = link_log,
 		.log_ctx = k,
 	};
+	for (size_t i = 0; i < s->n_tokens; i++)
+		if (!strcmp(s->tokens[i].agent, agent))
+			so.token = s->tokens[i].token;
 	for (size_t i = 0; i < s->n_urls; i++)
 		so.urls[i] = s->urls[i];
 	if ((rc = sender_new(&k->snd, k->sp, &so, e)) || (rc = sender_start(k->snd, e)))

@@ -54,6 +54,7 @@ struct alert_store;
 #define AGENT_TOKEN_MAX 512
 #define AGENT_URL_MAX 1000
 #define AGENT_HOLD_MAX_SAMPLES 65536u   /* readings held in memory while the spool refuses */
+#define AGENT_MAX_TOKENS 64
 
 /* The `agent:` section (docs/config.md). */
 struct agent_settings {
@@ -62,6 +63,11 @@ struct agent_settings {
 	size_t n_urls;
 	char token[AGENT_TOKEN_MAX + 1];             /* from `token` or `token_file`; "" = none */
 	char token_file[PATH_MAX];
+	struct agent_token {                         /* `tokens`: an agent id's own token */
+		char agent[TALLY_ID_MAX];
+		char token[AGENT_TOKEN_MAX + 1];
+	} tokens[AGENT_MAX_TOKENS];
+	size_t n_tokens;
 	char ca_file[PATH_MAX], cert_file[PATH_MAX], key_file[PATH_MAX];
 	int64_t timeout_ns, connect_timeout_ns;      /* 30 s, 10 s */
 	int64_t backoff_min_ns, backoff_max_ns;      /* 1 s, 60 s */

@@ -37,6 +37,8 @@ tallyd:
 agent:
   aggregator: [https://agg-a.example:9464, "http://127.0.0.1:9464/"]
   token: $SECRET
+  tokens:
+    - {agent: sim-host-1, token: $SECRET-1}
   timeout: 5s
   spool:
     max_bytes: 67108864
@@ -154,6 +156,37 @@ tallyd:
 agent:
   aggregator: http://127.0.0.1:1
   token_file: $work/tok3
+collectors:
+  sim: {}
+Y
+case_ tokens_twice 2 "tokens_twice.yaml:7:15: key 'agent': 'sim-host-1' has a token already" <<Y
+tallyd:
+  role: agent
+agent:
+  aggregator: http://127.0.0.1:1
+  tokens:
+    - {agent: sim-host-1, token: $SECRET}
+    - {agent: sim-host-1, token_file: $work/tok3}
+collectors:
+  sim: {}
+Y
+case_ tokens_no_token 2 "tokens_no_token.yaml:6:7: key 'tokens': each item needs 'agent' and 'token' or 'token_file'" <<Y
+tallyd:
+  role: agent
+agent:
+  aggregator: http://127.0.0.1:1
+  tokens:
+    - agent: sim-host-1
+collectors:
+  sim: {}
+Y
+case_ tokens_short 2 "tokens_short.yaml:6:34: key 'token': a token is 16 to 512 characters (this one has 14)" <<Y
+tallyd:
+  role: agent
+agent:
+  aggregator: http://127.0.0.1:1
+  tokens:
+    - {agent: sim-host-1, token: not-the-secret}
 collectors:
   sim: {}
 Y
