@@ -174,18 +174,23 @@ out:
 	if (rc == -ENOSPC)
 		log_msg(LOG_ERR, "ingest stopped: free some space and start tallyd again; it continues"
 			" after the last commit, and nothing committed was lost");
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
 	if (ran && !quiet && sum.agent) {
 		const struct agent_summary *a = &sum.spooled;
-		fprintf(stderr, "tallyd: agent, %llu cycles, %llu batches spooled in %llu spools (%llu collected again"
-			" and skipped), %llu acknowledged, %llu waiting, %llu readings thinned, %llu dropped, %.2f s\n",
+		fprintf(stderr, "tallyd: agent, %llu cycles, %llu batches (%llu samples) spooled in %llu spools (%llu"
+			" collected again and skipped), %llu acknowledged, %llu waiting, %llu readings thinned, %llu"
+			" dropped, %llu fsyncs, %.2f s, CPU %.2f s, peak RSS %.1f MiB\n",
 			(unsigned long long)sum.cycles, (unsigned long long)a->batches_spooled,
-			(unsigned long long)a->spools, (unsigned long long)a->batches_skipped,
-			(unsigned long long)a->batches_acked, (unsigned long long)a->batches_waiting,
-			(unsigned long long)a->readings_thinned, (unsigned long long)a->readings_dropped, sum.wall_s);
+			(unsigned long long)a->samples_spooled, (unsigned long long)a->spools,
+			(unsigned long long)a->batches_skipped, (unsigned long long)a->batches_acked,
+			(unsigned long long)a->batches_waiting, (unsigned long long)a->readings_thinned,
+			(unsigned long long)a->readings_dropped, (unsigned long long)a->fsyncs, sum.wall_s,
+			(double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec +
+										 ru.ru_stime.tv_usec) / 1e6,
+			(double)ru.ru_maxrss / 1024.0);
 	} else if (ran && !quiet) {
 		char t[48];
-		struct rusage ru;
-		getrusage(RUSAGE_SELF, &ru);
 		fprintf(stderr, "tallyd: %s%llu cycles from %s, %llu batches, %llu samples (%.0f/s), %llu commits,"
 			" %llu resets, %llu duplicate batches, %llu dropped old, %llu invalid, %.2f s,"
 			" peak RSS %.1f MiB\n",

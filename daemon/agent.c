@@ -337,6 +337,7 @@ struct link {
 	struct batch held;              /* refused by a full spool, tried again with the next batch */
 	bool holding;
 	uint64_t spooled, skipped;      /* batches this run */
+	uint64_t samples;               /* readings in the batches spooled this run */
 	uint64_t held_dropped;          /* readings dropped from memory: the spool refused too long */
 	struct complaint full;
 	/* SpoolFilling */
@@ -589,6 +590,7 @@ int agent_deliver(void *ctx, struct batch *b)
 	out->seq = spool_next_seq(k->sp);
 	rc = spool_append(k->sp, out, &e);
 	if (rc == 0) {
+		k->samples += out->n_samples;
 		if (k->holding) {
 			complaint_clear(&k->full, "agent %s: spooling again; the readings held in memory are spooled",
 					k->agent);
@@ -633,6 +635,7 @@ int agent_flush_held(struct agent *a)
 			continue;
 		}
 		complaint_clear(&k->full, "agent %s: spooling again; the readings held in memory are spooled", k->agent);
+		k->samples += k->held.n_samples;
 		batch_clear(&k->held);
 		k->held.clock_step_ns = 0;
 		k->holding = false;
@@ -682,6 +685,8 @@ void agent_get_summary(struct agent *a, struct agent_summary *out)
 		out->batches_waiting += st.spool.batches;
 		out->readings_thinned += st.spool.thinned;
 		out->readings_dropped += st.spool.dropped + a->l[i]->held_dropped;
+		out->samples_spooled += a->l[i]->samples;
+		out->fsyncs += st.spool.fsyncs;
 	}
 }
 

@@ -126,7 +126,7 @@ void agent_metrics(struct agent *a, void (*put)(void *ctx, const struct collecto
 /* Totals for tallyd's run summary. */
 struct agent_summary {
 	uint64_t spools, batches_spooled, batches_skipped, batches_acked, batches_waiting;
-	uint64_t readings_thinned, readings_dropped;
+	uint64_t samples_spooled, readings_thinned, readings_dropped, fsyncs;
 };
 void agent_get_summary(struct agent *a, struct agent_summary *out);
 

@@ -12,7 +12,7 @@ stub_start() {
 	STUB_PID=$!
 	_n=100
 	while :; do
-		STUB_PORT=$(sed -n 's/^listening on //p' "$work/$_sn.stub.log" 2>/dev/null)
+		STUB_PORT=$(sed -n 's/^listening on //p' "$work/$_sn.stub.log" 2>/dev/null || true)
 		[ -n "$STUB_PORT" ] && return 0
 		_n=$((_n - 1))
 		if [ "$_n" -le 0 ] || ! kill -0 "$STUB_PID" 2>/dev/null; then
