@@ -199,7 +199,9 @@ if command -v collectd >/dev/null && [ -e /usr/lib/collectd/network.so ]; then
 			echo "</Plugin>"
 			echo "LoadPlugin network"
 			if [ "$side" = a ]; then
-				echo "LoadPlugin load"
+				# enough value lists a second (some 30) that the network
+				# plugin's 1452-byte packets leave every second or so
+				for pl in load cpu memory interface; do echo "LoadPlugin $pl"; done
 				echo "<Plugin network>"
 				echo "  Server \"127.0.0.1\" \"$cport\""
 				echo "</Plugin>"
@@ -223,10 +225,10 @@ if command -v collectd >/dev/null && [ -e /usr/lib/collectd/network.so ]; then
 	pids="$pids $cb"
 	sleep 10
 	kill "$ca" "$cb"; wait "$ca" "$cb" 2>/dev/null || true
-	# the load plugin dispatches one value list a second: what the sender
-	# wrote itself against what reached the receiver
-	sent=$(cat "$work"/cda/csv/bench-a/load/load-* | grep -vc '^epoch')
-	got=$(cat "$work"/cdb/csv/bench-a/load/load-* 2>/dev/null | grep -vc '^epoch' || true)
+	# what the sender wrote itself (a csv line per value list) against what
+	# reached the receiver
+	sent=$(find "$work/cda/csv" -type f -exec cat {} + | grep -vc '^epoch')
+	got=$(find "$work/cdb/csv" -type f -exec cat {} + 2>/dev/null | grep -vc '^epoch' || true)
 	echo "   collectd network plugin: $((sent - got)) of $sent value lists lost ($got arrived)"
 else
 	echo "   (collectd's network plugin is not installed: scripts/deps.sh installs collectd-core)"
