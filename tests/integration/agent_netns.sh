@@ -16,13 +16,18 @@
 #   4. kill -9 of the agent at random instants, at least 20 times, each
 #      time started again, and a torn spool tail (the start of a frame
 #      after the last whole one) before one of the restarts.
-# The ground truth is the same fleet undisturbed: what the aggregator has
-# at the end must equal it, each batch once.
+# The aggregator is this build's tallyd in the aggregator role (AGG_TALLYD
+# names another binary) and the ground truth an undisturbed all-in-one run
+# of the same fleet: the two ledgers must be equal row for row (usage to
+# the last unit with its coverage and sample counts, series state, the
+# agents' seqs, events, resources). In a build without the aggregator role
+# the aggregator is the ingest protocol's stand-in (tests/lib/ingest_stub.py)
+# and the ground truth an undisturbed agent run: each batch once.
 set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
 [ -x "$TALLYD" ] || { echo "no $TALLYD: run make first"; exit 1; }
-for t in ip tc curl python3; do
+for t in ip tc curl python3 sqlite3; do
 	command -v "$t" >/dev/null || { echo "$t missing (scripts/deps.sh installs it)"; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "needs root for network namespaces"; exit 77; }
@@ -38,6 +43,25 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' HUP INT TERM
 . tests/lib/agent.sh
+# a ledger as comparable text (what crash.sh compares)
+dump() {
+	sqlite3 "$1" <<'EOS'
+.mode list
+SELECT 'usage', r.uuid, m.name, u.device, u.hour_ns, u.quantity, u.spanned_ns, u.covered_ns, u.samples
+  FROM usage u JOIN resources r ON r.id = u.resource_id JOIN meters m ON m.id = u.meter_id
+  ORDER BY r.uuid, m.name, u.device, u.hour_ns;
+SELECT 'series', r.uuid, m.name, s.device, s.agent, s.last_ns, s.origin_ns, s.last_value, s.flags
+  FROM series s JOIN resources r ON r.id = s.resource_id JOIN meters m ON m.id = s.meter_id
+  ORDER BY 2, 3, 4, 5;
+SELECT 'agent', agent, last_seq, last_time_ns, batches FROM agents ORDER BY agent;
+SELECT 'event', r.uuid, e.time_ns, e.agent, e.type, e.reason FROM events e
+  JOIN resources r ON r.id = e.resource_id ORDER BY 2, 3, 4, 5;
+SELECT 'resource', uuid, type, name, tenant, flavor, labels, host, first_seen_ns, last_seen_ns
+  FROM resources ORDER BY uuid;
+SELECT 'attrs', r.uuid, a.since_ns, a.tenant, a.flavor FROM resource_attrs a
+  JOIN resources r ON r.id = a.resource_id ORDER BY 2, 3;
+EOS
+}
 ip netns add "$na" || { echo "cannot create a network namespace here"; exit 77; }
 ip netns add "$nb"
 ip netns add "$nm"
@@ -95,18 +119,54 @@ URL=http://169.254.88.2:$gport
 END=2026-10-03T00:00:00Z
 
 # ---- the aggregator in B ---------------------------------------------------
+AGG=${AGG_TALLYD:-$TALLYD}
+printf 'tallyd:\n  role: aggregator\nhttp:\n  tokens: [{token: 0123456789abcdef-x, agent: x}]\n' > "$work/chk.yaml"
+real=0
+"$AGG" -n -c "$work/chk.yaml" > /dev/null 2>&1 && real=1
+TOKENS="  tokens:
+    - {agent: sim-host-0, token: agent-token-0123456789-0}
+    - {agent: sim-host-1, token: agent-token-0123456789-1}
+    - {agent: sim-host-2, token: agent-token-0123456789-2}"
+cat > "$work/agg.yaml" <<EOC
+tallyd:
+  role: aggregator
+  agent_id: aggregator
+  data_dir: $work/agg
+  interval: 10s
+  log_level: info
+rrd:
+  enabled: false
+http:
+  address: 169.254.88.2
+  port: $gport
+  tokens:
+    - {token: agent-token-0123456789-0, agent: sim-host-0}
+    - {token: agent-token-0123456789-1, agent: sim-host-1}
+    - {token: agent-token-0123456789-2, agent: sim-host-2}
+    - {token: admin-token-0123456789, admin: true}
+EOC
 agg_start() {
+	n0=$(grep -c "listening" "$work/agg.log" 2>/dev/null || true)
 	# ip netns exec execs the program: $! is its pid (a function would be a subshell's)
-	ip netns exec "$nb" python3 tests/lib/ingest_stub.py --address 169.254.88.2 --port "$gport" --record "$work/agg.rec" \
-		--state "$work/agg.state" > "$work/agg.log" 2>&1 &
+	if [ "$real" = 1 ]; then
+		ip netns exec "$nb" "$AGG" -c "$work/agg.yaml" 2>> "$work/agg.log" &
+	else
+		ip netns exec "$nb" python3 tests/lib/ingest_stub.py --address 169.254.88.2 --port "$gport" \
+			--record "$work/agg.rec" --state "$work/agg.state" >> "$work/agg.log" 2>&1 &
+	fi
 	gpid=$!
-	for i in $(seq 1 50); do grep -q "^listening" "$work/agg.log" 2>/dev/null && return 0; sleep 0.05; done
-	echo "the aggregator did not start"; cat "$work/agg.log"; exit 1
+	for i in $(seq 1 100); do
+		[ "$(grep -c "listening" "$work/agg.log" 2>/dev/null || true)" -gt "${n0:-0}" ] && return 0
+		kill -0 "$gpid" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "the aggregator did not start"; tail "$work/agg.log"; exit 1
 }
 agg_kill() { kill -9 "$gpid"; wait "$gpid" 2>/dev/null || true; gpid=""; }
 
 # ---- the agent in A ----------------------------------------------------------
-agent_conf "$work/a" "$URL" "$END" "  connect_timeout: 1s" "http:
+agent_conf "$work/a" "$URL" "$END" "  connect_timeout: 1s
+$TOKENS" "http:
   port: 0" | sed -e 's/interval: 60s/interval: 10s/' -e 's/vms: 12/vms: 8/' > "$work/a.yaml"
 agent_start() {
 	ip netns exec "$na" "$TALLYD" -c "$work/a.yaml" 2>> "$work/a.log" &
@@ -119,15 +179,26 @@ agent_metric() {
 }
 
 # ---- the ground truth: the same fleet, undisturbed ---------------------------
-agent_conf "$work/ref" "http://127.0.0.1:1" "$END" | sed -e 's/interval: 60s/interval: 10s/' -e 's/vms: 12/vms: 8/' \
-	> "$work/ref.yaml"
-stub_start ref
-sed -i "s|http://127.0.0.1:1|http://127.0.0.1:$STUB_PORT|" "$work/ref.yaml"
-"$TALLYD" -q -c "$work/ref.yaml" 2> "$work/ref.log" || { echo "reference run failed"; cat "$work/ref.log"; exit 1; }
-kill "$STUB_PID"
-sort "$work/ref.rec" > "$work/ref.sorted"
-nref=$(wc -l < "$work/ref.sorted")
-echo "ground truth: $nref batches"
+if [ "$real" = 1 ]; then
+	# all-in-one: the agent's config less the agent (its sim the same)
+	agent_conf "$work/ref" "http://127.0.0.1:1" "$END" | sed -e 's/interval: 60s/interval: 10s/' -e 's/vms: 12/vms: 8/' \
+		-e '/^  role: agent/d' -e '/^agent:/,/^collectors:/{/^collectors:/!d}' > "$work/ref.yaml"
+	printf 'rrd:\n  enabled: false\n' >> "$work/ref.yaml"
+	"$TALLYD" -q -c "$work/ref.yaml" 2> "$work/ref.log" || { echo "reference run failed"; cat "$work/ref.log"; exit 1; }
+	dump "$work/ref/ledger.db" > "$work/ref.sorted"
+	nref=$(grep -c '^usage' "$work/ref.sorted")
+	echo "ground truth: an all-in-one ledger of $nref usage rows, $(grep -c '^event' "$work/ref.sorted") events"
+else
+	agent_conf "$work/ref" "http://127.0.0.1:1" "$END" | sed -e 's/interval: 60s/interval: 10s/' -e 's/vms: 12/vms: 8/' \
+		> "$work/ref.yaml"
+	stub_start ref
+	sed -i "s|http://127.0.0.1:1|http://127.0.0.1:$STUB_PORT|" "$work/ref.yaml"
+	"$TALLYD" -q -c "$work/ref.yaml" 2> "$work/ref.log" || { echo "reference run failed"; cat "$work/ref.log"; exit 1; }
+	kill "$STUB_PID"
+	sort "$work/ref.rec" > "$work/ref.sorted"
+	nref=$(wc -l < "$work/ref.sorted")
+	echo "ground truth: $nref batches (no aggregator role in this build: the ingest stand-in is the aggregator)"
+fi
 
 # ---- 1. a partition while the agent spools an hour and more -------------------
 agg_start
@@ -177,8 +248,10 @@ while [ "$kills" -lt 22 ]; do
 	wait "$apid" 2>/dev/null || true
 	kills=$((kills + 1))
 	if [ "$torn" -eq 0 ]; then
+		# the start of the segment's first frame after its last one: a
+		# segment with a frame in it (not one just made, header only)
 		seg=$(ls "$work"/a/spool/sim-host-1/*.seg 2>/dev/null | tail -n 1 || true)
-		if [ -n "$seg" ]; then
+		if [ -n "$seg" ] && [ "$(stat -c %s "$seg")" -gt 100 ]; then
 			dd if="$seg" bs=1 skip=48 count=40 2>/dev/null >> "$seg"
 			torn=1
 		fi
@@ -192,13 +265,23 @@ apid=""
 [ "$torn" -eq 0 ] || grep -q "agent sim-host-1: cut 40 bytes" "$work/a.log" ||
 	{ echo "the torn tail was not cut"; exit 1; }
 
-sort "$work/agg.rec" > "$work/agg.sorted"
+if [ "$real" = 1 ]; then
+	kill "$gpid"; wait "$gpid" || { echo "the aggregator did not stop cleanly"; tail "$work/agg.log"; exit 1; }
+	gpid=""
+	dump "$work/agg/ledger.db" > "$work/agg.sorted"
+else
+	sort "$work/agg.rec" > "$work/agg.sorted"
+fi
 if ! cmp -s "$work/ref.sorted" "$work/agg.sorted"; then
-	echo "the aggregator's batches differ from the ground truth (< truth, > after the faults):"
+	echo "the aggregator's ledger differs from the ground truth (< truth, > after the faults):"
 	diff "$work/ref.sorted" "$work/agg.sorted" | head -20
 	exit 1
 fi
-echo "the aggregator has the ground truth's $nref batches, each once"
+if [ "$real" = 1 ]; then
+	echo "the aggregator's ledger equals the all-in-one ledger: $nref usage rows, series, seqs, events, resources"
+else
+	echo "the aggregator has the ground truth's $nref batches, each once"
+fi
 if [ -n "$fpid" ]; then
 	kill "$fpid"; wait "$fpid" 2>/dev/null || true; fpid=""
 	echo "the link: $(cat "$work/faults.stats")"
