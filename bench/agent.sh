@@ -270,3 +270,7 @@ waiting=$(sed -n 's/.* \([0-9]*\) waiting.*/\1/p' "$work/o.log")
 got=$(awk '{ s += $4 } END { print s + 0 }' "$work/o.rec")
 echo "   tally agent: $((sent - got)) of $sent samples not at the aggregator ($got arrived; $waiting batches" \
 	"still in the spool when it stopped, to be sent at its next start: lost none)"
+fs=$(summary "$work/o.log" | awk '{ print $3 }')
+cyc=$(sed -n 's/^tallyd: agent, \([0-9]*\) cycles.*/\1/p' "$work/o.log")
+echo "   (in real time the agent made $fs fsyncs in $cyc cycles, $(echo "$fs $cyc" | awk '{ printf "%.1f", $1 / $2 }')" \
+	"a cycle: the batch's fdatasync and the acknowledgement's file and directory fsyncs)"
