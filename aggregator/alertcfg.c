@@ -19,8 +19,8 @@
 
 static const char *const alerts_keys[] = { "alertmanager", "resend", "timeout", "resolved_keep",
 					   "backoff_max", "generator_url", "stale_intervals", "vm_down",
-					   "samples_dropped", "sla_burn", "max_alerts", "rules",
-					   "spool_filling", NULL };
+					   "samples_dropped", "spool_filling", "sla_burn", "max_alerts", "rules",
+					   NULL };
 static const char *const rule_keys[] = { "name", "meter", "rate_above", "rate_below", "above", "below",
 					 "window", "for", "severity", "labels", "annotations", NULL };
 static const char *const severities[] = { "critical", "warning", "info", NULL };
