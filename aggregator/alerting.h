@@ -114,6 +114,7 @@ struct alerting_config {
 	bool vm_down;                    /* built-in VMDown, default true */
 	bool samples_dropped;            /* built-in SamplesDropped, default true */
 	int64_t agent_silent_ns;         /* built-in AgentSilent after this silence, 0 = off; default 5 min */
+	bool spool_filling;              /* built-in SpoolFilling (agent role, daemon/agent.h), default true */
 	int64_t sla_burn_ppm;            /* built-in SLABurn: share of the error budget, 0 = off;
 					  * default 1000000 (100 %) */
 	uint64_t max_alerts;             /* instances kept at most; more are dropped and counted */

@@ -118,5 +118,10 @@ EOC
 echo "(peak RSS target for 1000 VMs: under 64 MiB)"
 
 echo
+echo "== the agent role: cost per sample, RSS through an outage, catch-up of 100 agents, and beside"
+echo "   collectd 5.12's network plugin through the same outage (bench/agent.sh)"
+sh bench/agent.sh "$B" "$work/agent"
+rm -rf "$work/agent"
+echo
 echo "== pcap traffic classes: offline classification beside pmacctd, and live capture on a veth pair"
 sh bench/pcap.sh

@@ -148,7 +148,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		live_ok = true;
-		httpd_section_config(&cfg.http, cfg.agg.ledger_path, out.alerts, &hc);
+		/* an agent has no ledger: the JSON API's ledger reads say so */
+		httpd_section_config(&cfg.http, cfg.role == ROLE_AGENT ? NULL : cfg.agg.ledger_path, out.alerts, &hc);
 		if (cfg.role == ROLE_AGGREGATOR) {
 			/* POST /api/v1/ingest, answered by the pipeline (daemon/ingest.h) */
 			if ((rc = ingest_new(&ingest, &cfg.ingest, &e)))
@@ -204,19 +205,30 @@ out:
 	if (rc == -ENOSPC)
 		log_msg(LOG_ERR, "ingest stopped: free some space and start tallyd again; it continues"
 			" after the last commit, and nothing committed was lost");
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
 	if (ran && !quiet && cfg.role == ROLE_AGGREGATOR) {
-		struct rusage ru;
-		getrusage(RUSAGE_SELF, &ru);
 		fprintf(stderr, "tallyd: aggregator: %llu batches, %llu samples (%.0f/s), %llu commits, %llu"
 			" resets, %llu dropped old, %llu invalid, %.2f s, peak RSS %.1f MiB\n",
 			(unsigned long long)sum.batches, (unsigned long long)sum.samples,
 			sum.wall_s > 0 ? (double)sum.samples / sum.wall_s : 0.0, (unsigned long long)sum.commits,
 			(unsigned long long)sum.resets, (unsigned long long)sum.dropped_old,
 			(unsigned long long)sum.invalid, sum.wall_s, (double)ru.ru_maxrss / 1024.0);
+	} else if (ran && !quiet && sum.agent) {
+		const struct agent_summary *a = &sum.spooled;
+		fprintf(stderr, "tallyd: agent, %llu cycles, %llu batches (%llu samples) spooled in %llu spools (%llu"
+			" collected again and skipped), %llu acknowledged, %llu waiting, %llu readings thinned, %llu"
+			" dropped, %llu fsyncs, %.2f s, CPU %.2f s, peak RSS %.1f MiB\n",
+			(unsigned long long)sum.cycles, (unsigned long long)a->batches_spooled,
+			(unsigned long long)a->samples_spooled, (unsigned long long)a->spools,
+			(unsigned long long)a->batches_skipped, (unsigned long long)a->batches_acked,
+			(unsigned long long)a->batches_waiting, (unsigned long long)a->readings_thinned,
+			(unsigned long long)a->readings_dropped, (unsigned long long)a->fsyncs, sum.wall_s,
+			(double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec +
+										 ru.ru_stime.tv_usec) / 1e6,
+			(double)ru.ru_maxrss / 1024.0);
 	} else if (ran && !quiet) {
 		char t[48];
-		struct rusage ru;
-		getrusage(RUSAGE_SELF, &ru);
 		fprintf(stderr, "tallyd: %s%llu cycles from %s, %llu batches, %llu samples (%.0f/s), %llu commits,"
 			" %llu resets, %llu duplicate batches, %llu dropped old, %llu invalid, %.2f s,"
 			" peak RSS %.1f MiB\n",

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "agent.h"
 #include "aggregator.h"
 #include "alerting.h"
 #include "collector.h"
@@ -26,8 +27,9 @@
 struct tally_err;
 
 /* The process's role (docs/config.md, tallyd.role): all-in-one collects
- * and aggregates; the aggregator takes what agents POST (no collectors of
- * its own); the agent comes with the network transport's sender. */
+ * and aggregates; an agent collects into a spool that a sender ships
+ * (agent.h); an aggregator takes what agents POST (ingest.h), with no
+ * collectors of its own: deliveries of the same pipeline (pipeline.h). */
 enum daemon_role { ROLE_ALL_IN_ONE, ROLE_AGENT, ROLE_AGGREGATOR };
 enum daemon_clock { CLOCK_REAL, CLOCK_FAST_FORWARD };
 
@@ -52,6 +54,7 @@ struct daemon_config {
 	struct httpd_section http;        /* `http:` (exporters/httpcfg.c) */
 	struct alerting_config alerts;    /* `alerts:` (aggregator/alertcfg.c) */
 	struct ingest_section ingest;     /* `ingest:` (daemon/ingest.c), role aggregator */
+	struct agent_settings agent;      /* `agent:` (daemon/agent.c), role agent only */
 };
 
 /* Parse and check FILE (or the text, when text is not NULL, named by path).

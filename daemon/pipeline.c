@@ -5,6 +5,7 @@
  */
 #include "pipeline.h"
 #include "ingest.h"
+#include "agent.h"
 #include "reload.h"
 #include "aggregator.h"
 #include "batch.h"
@@ -44,7 +45,9 @@ static int mkdirs(const char *path, struct tally_err *e)
 struct run {
 	struct daemon_config *c;
 	const struct pipeline_outputs *out;
-	struct aggregator *agg;
+	struct aggregator *agg;      /* NULL in the agent role */
+	struct agent *agent;         /* the agent role's spools and senders, else NULL */
+	bool agent_published;        /* the agent published a snapshot already */
 	int64_t last_commit_mono;
 	struct complaint rrd_complaint;
 	struct scheduler *sched;
@@ -87,7 +90,7 @@ struct run {
  * is not a terminal (logs, tests, systemd). */
 static void progress(struct run *r, int64_t tick_ns, bool final)
 {
-	if (!r->tty || r->c->clock != CLOCK_FAST_FORWARD || r->c->end_ns <= r->first_ns)
+	if (!r->tty || !r->agg || r->c->clock != CLOCK_FAST_FORWARD || r->c->end_ns <= r->first_ns)
 		return;
 	int64_t now = time_mono_ns();
 	if (r->progress_shown && !final && now - r->progress_mono < NS_PER_SEC)
@@ -162,6 +165,8 @@ static void publish(struct run *r)
 			r->sched->coll[i].ops->metrics(r->sched->coll[i].state, put_metric, r);
 	if (r->out->ingest)
 		aggregator_metrics(r);
+	if (r->agent)
+		agent_metrics(r->agent, put_metric, r);
 	struct live_inputs in = {
 		.tick_ns = r->tick_ns,
 		.stale_after_ns = r->c->http.stale_after_ns,
@@ -220,6 +225,7 @@ static uint64_t local_next_seq(void *ctx, const char *agent)
 }
 
 static const struct delivery local_delivery = { local_deliver, local_next_seq };
+static const struct delivery agent_delivery = { agent_deliver, agent_next_seq };
 
 #define SLA_PROBE_EVERY_NS (60 * NS_PER_SEC)
 
@@ -401,6 +407,24 @@ out:
  *
  * The live state the exporters serve is published at every commit and, in
  * real time, after every cycle. */
+/* The agent role's cycle end: nothing to commit (the spool synced every
+ * batch); SpoolFilling, and the exporters' snapshot every cycle in real
+ * time, at the first cycle and once a second of wall time in fast-forward,
+ * and when asked (now). */
+static int agent_cycle_done(struct run *r, bool now)
+{
+	if (agent_eval_alerts(r->agent, r->tick_ns, &r->c->alerts, r->out->alerts))
+		complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory publishing SpoolFilling");
+	int64_t t = time_mono_ns();
+	if (r->out->live && (now || r->c->clock == CLOCK_REAL || !r->agent_published ||
+			     t - r->last_commit_mono >= NS_PER_SEC)) {
+		publish(r);
+		r->last_commit_mono = t;
+		r->agent_published = true;
+	}
+	return 0;
+}
+
 static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 {
 	struct run *r = ctx;
@@ -409,6 +433,8 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 		*r->out->reload = 0;
 		reload(r);
 	}
+	if (r->agent)
+		return agent_cycle_done(r, false);
 	progress(r, tick_ns, false);
 	if (r->al)
 		eval_alerts(r, tick_ns);
@@ -560,6 +586,28 @@ static int aggregate(struct run *r, volatile sig_atomic_t *stop, struct tally_er
 	return 0;
 }
 
+/* The end of a fast-forward period, in the agent role: wait until the
+ * aggregator has acknowledged every batch (or a signal), so the run's
+ * end means its data arrived. */
+static void agent_drain(struct run *r, volatile sig_atomic_t *stop)
+{
+	struct agent_summary as;
+	agent_get_summary(r->agent, &as);
+	if (!agent_drained(r->agent))
+		log_msg(LOG_INFO, "agent: the period is collected; waiting until the aggregator has acknowledged"
+			" the %llu batches still in the spools", (unsigned long long)as.batches_waiting);
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	agent_cycle_done(r, true);
+	while (!*stop && !agent_drained(r->agent)) {
+		nanosleep(&ts, NULL);
+		agent_flush_held(r->agent);
+		agent_cycle_done(r, false);
+	}
+	agent_cycle_done(r, true);
+	if (agent_drained(r->agent))
+		log_msg(LOG_INFO, "agent: every batch is acknowledged");
+}
+
 int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, volatile sig_atomic_t *stop,
 		 struct pipeline_summary *sum, struct tally_err *e)
 {
@@ -577,6 +625,12 @@ int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, vo
 	log_set_level((enum log_level)c->log_level);
 	if ((rc = mkdirs(c->data_dir, e)))
 		return rc;
+	if (c->role == ROLE_AGENT) {
+		/* the agent: spools and senders, no ledger (agent.h) */
+		if ((rc = agent_open(&r.agent, &c->agent, c->interval_ns, e)))
+			goto out;
+		goto opened;
+	}
 	struct agg_config ac;
 	agg_settings_config(&c->agg, c->clock == CLOCK_FAST_FORWARD, &ac);
 	if ((rc = agg_open(&r.agg, &ac, e)))
@@ -612,7 +666,10 @@ int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, vo
 		sum->first_tick_ns = r.tick_ns;
 		goto summary;
 	}
-	int64_t resume = agg_last_cycle_ns(r.agg);
+opened:;
+	/* an agent resumes after what every spool has (fast-forward), and
+	 * never goes back behind what any has (real time) */
+	int64_t resume = r.agent ? agent_resume_ns(r.agent, c->clock == CLOCK_REAL) : agg_last_cycle_ns(r.agg);
 	int64_t first;
 	if (c->clock == CLOCK_FAST_FORWARD) {
 		first = resume >= c->start_ns ? resume + c->interval_ns : c->start_ns;
@@ -622,7 +679,7 @@ int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, vo
 		sum->resumed = resume > 0;
 	}
 	if (sum->resumed)
-		log_msg(LOG_INFO, "resuming after the last committed cycle");
+		log_msg(LOG_INFO, "resuming after the last %s cycle", r.agent ? "spooled" : "committed");
 	for (size_t i = 0; i < c->n_coll; i++) {
 		memset(&sc[i], 0, sizeof(sc[i]));
 		sc[i].ops = c->coll[i].ops;
@@ -632,7 +689,8 @@ int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, vo
 			goto out;
 		}
 	}
-	batcher_init(&bt, c->agent_id, local_delivery.deliver, local_delivery.next_seq, &r);
+	const struct delivery *dl = r.agent ? &agent_delivery : &local_delivery;
+	batcher_init(&bt, c->agent_id, dl->deliver, dl->next_seq, r.agent ? (void *)r.agent : (void *)&r);
 	memset(&s, 0, sizeof(s));
 	s.coll = sc;
 	s.n_coll = c->n_coll;
@@ -656,6 +714,18 @@ int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, vo
 	if (r.progress_shown) {
 		progress(&r, r.tick_ns, true);
 		fputc('\n', stderr);
+	}
+	if (r.agent) {
+		if (rc == 0 && c->clock == CLOCK_FAST_FORWARD && !*stop)
+			agent_drain(&r, stop);
+		sum->cycles = s.cycles;
+		sum->overruns = s.overruns;
+		sum->agent = true;
+		agent_get_summary(r.agent, &sum->spooled);
+		sum->batches = sum->spooled.batches_spooled;
+		sum->first_tick_ns = first;
+		sum->wall_s = (double)(time_mono_ns() - t0) / 1e9;
+		goto out;
 	}
 	if (rc == 0)
 		rc = commit(&r, e); /* whatever the last cycles left, on every clean stop */
@@ -694,6 +764,7 @@ summary:
 	sum->wall_s = (double)(time_mono_ns() - t0) / 1e9;
 out:
 	batcher_release(&bt);
+	agent_close(r.agent);
 	agg_close(r.agg);
 	alerting_free(r.al);
 	free(r.cm);

@@ -54,6 +54,7 @@ void reload_restart_keys(const struct daemon_config *a, const struct daemon_conf
 	      x->timeout_ns != y->timeout_ns || x->resolved_keep_ns != y->resolved_keep_ns ||
 	      x->backoff_max_ns != y->backoff_max_ns || strcmp(x->generator_url, y->generator_url)),
 	     "alerts' Alertmanager sender");
+	DIFF(memcmp(&a->agent, &b->agent, sizeof(a->agent)), "agent");
 #undef DIFF
 }
 
@@ -68,6 +69,7 @@ void reload_take(struct daemon_config *run, const struct daemon_config *fresh)
 		x->vm_down = y->vm_down;
 		x->samples_dropped = y->samples_dropped;
 		x->agent_silent_ns = y->agent_silent_ns;
+		x->spool_filling = y->spool_filling;
 		x->sla_burn_ppm = y->sla_burn_ppm;
 		x->max_alerts = y->max_alerts;
 		memcpy(x->rules, y->rules, sizeof(x->rules));

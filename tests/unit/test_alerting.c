@@ -147,8 +147,8 @@ static const struct {
 	  "t.yaml:2:17: key 'alertmanager': expected an http:// or https:// URL (got 'localhost:9093')" },
 	{ "alerts:\n  resend_every: 1m\n",
 	  "t.yaml:2:3: unknown key 'resend_every' in 'alerts' (known: alertmanager, resend, timeout,"
-	  " resolved_keep, backoff_max, generator_url, stale_intervals, vm_down, samples_dropped, sla_burn,"
-	  " max_alerts, rules, agent_silent)" },
+	  " resolved_keep, backoff_max, generator_url, stale_intervals, vm_down, samples_dropped, spool_filling,"
+	  " sla_burn, max_alerts, rules, agent_silent)" },
 	{ "alerts:\n  sla_burn: 50\n",
 	  "t.yaml:2:13: key 'sla_burn': expected a share of the error budget from 0% to 1000% with at most"
 	  " 4 decimals, like 100% or 50% (got '50')" },
