@@ -287,7 +287,8 @@ agent:
 collectors:
   sim: {}
 Y
-case_ aggregator_role 2 "aggregator_role.yaml:2:9: key 'role': 'aggregator'" <<'Y'
+# an aggregator meters nothing itself: its host gets an agent beside it
+case_ aggregator_collectors 2 "aggregator_collectors.yaml:3:1: 'collectors': an aggregator runs none" <<'Y'
 tallyd:
   role: aggregator
 collectors:
