@@ -6,8 +6,11 @@
 # week of October 2026 into their spools and sending it; then what the
 # aggregator knows of its agents (tally agents) and the combined invoice of
 # the three fleets from the one ledger.
+# AGG_TALLYD and TALLY name other binaries for the aggregator and the CLI.
 set -eu
 B=${B:-build}
+AGG=${AGG_TALLYD:-$B/tallyd}
+TALLY=${TALLY:-$B/tally}
 dir=./var/demo-split
 rm -rf "$dir"
 mkdir -p "$dir"
@@ -16,7 +19,7 @@ pids=""
 trap 'for p in $pids; do kill "$p" 2>/dev/null || true; done' EXIT
 
 printf 'tallyd:\n  role: aggregator\nhttp:\n  tokens: [{token: %s-x, agent: x}]\n' "$TOK" > "$dir/check.yaml"
-if ! "$B/tallyd" -n -c "$dir/check.yaml" > /dev/null 2>&1; then
+if ! "$AGG" -n -c "$dir/check.yaml" > /dev/null 2>&1; then
 	echo "(the split demo needs the aggregator role, which this build does not have)"
 	exit 0
 fi
@@ -40,7 +43,7 @@ EOC
 		for h in 0 1; do echo "    - {token: $TOK-rack-$r-$h, agent: rack-$r-$h}"; done
 	done
 } > "$dir/aggregator.yaml"
-"$B/tallyd" -c "$dir/aggregator.yaml" 2> "$dir/aggregator.log" &
+"$AGG" -c "$dir/aggregator.yaml" 2> "$dir/aggregator.log" &
 apid=$!
 pids="$pids $apid"
 port=""
@@ -92,7 +95,7 @@ wait "$apid" || { echo "the aggregator failed:"; tail -n 5 "$dir/aggregator.log"
 L=$dir/aggregator/ledger.db
 echo
 echo "== tally agents (what the aggregator knows of each agent id)"
-"$B/tally" agents --ledger "$L"
+"$TALLY" agents --ledger "$L"
 echo
 echo "== tally invoice --period 2026-10: the three fleets in one ledger, one invoice per tenant"
-"$B/tally" invoice --ledger "$L" --period 2026-10 --plan config/plan-example.yaml
+"$TALLY" invoice --ledger "$L" --period 2026-10 --plan config/plan-example.yaml

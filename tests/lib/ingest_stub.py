@@ -30,9 +30,12 @@ committing every EVERY-th request, "lost" commits and then closes the
 connection without an answer, "503" answers 503 with Retry-After: 1.
 
 The record (--record FILE) has one line per committed frame:
-  agent seq time_ns samples events metas
-and --state FILE keeps the agents' last seqs and spool ids across restarts
-of the stub (written, synced and renamed before an answer).
+  agent seq time_ns samples events metas spool_id spool_first_seq
+written (one write per request) and synced before the answer; it is also
+the stub's state: started again, the stub reads the agents' last seqs and
+spool ids back from it (a line cut by a kill -9 is cut off), so what it
+committed and what it remembers cannot disagree. (--state is accepted
+and ignored.)
 
 It prints "listening on PORT" once it listens (--port 0: a free port).
 """
@@ -154,27 +157,27 @@ class Stub:
                 self.tokens[k] = a
             else:
                 self.tokens[t] = None
-        self.state_path = args.state
-        self.agents = {}          # agent -> {"last": n, "spool": hex, "first": n}
-        if self.state_path and os.path.exists(self.state_path):
-            with open(self.state_path) as f:
-                self.agents = json.load(f)
-        self.record = open(args.record, "a") if args.record else None
+        self.agents = {}          # agent -> {"last": n, "spool": hex}
+        self.record = None
+        if args.record:
+            self.record = os.open(args.record, os.O_RDWR | os.O_CREAT, 0o644)
+            data = b""
+            while True:
+                chunk = os.read(self.record, 1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+            whole = data[:data.rfind(b"\n") + 1]
+            os.ftruncate(self.record, len(whole))
+            os.lseek(self.record, 0, os.SEEK_END)
+            for line in whole.decode().splitlines():
+                f = line.split()
+                self.agents[f[0]] = {"last": int(f[1]), "spool": f[6]}
         self.faults = []
         for f in args.fault or []:
             kind, every = f.split(":")
             self.faults.append((kind, int(every)))
         self.requests = 0
-
-    def save(self):
-        if not self.state_path:
-            return
-        tmp = self.state_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.agents, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, self.state_path)
 
     def ingest(self, token, body):
         """(status, json dict, extra headers, lose the answer)"""
@@ -219,14 +222,13 @@ class Stub:
                 return 409, {"error": "gap", "reason": "gap", "agent": agent, "last_seq": last}, {}, False
             new = [f for f in frames if f["seq"] > last]
             if new:
-                if self.record:
-                    for f in new:
-                        self.record.write("%s %d %d %d %d %d\n" % (agent, f["seq"], f["time"], f["samples"],
-                                                                    f["events"], f["metas"]))
-                    self.record.flush()
-                    os.fsync(self.record.fileno())
+                if self.record is not None:
+                    text = "".join("%s %d %d %d %d %d %s %d\n" % (agent, f["seq"], f["time"], f["samples"],
+                                                                  f["events"], f["metas"], spool, f["first"])
+                                   for f in new)
+                    os.write(self.record, text.encode())
+                    os.fsync(self.record)
                 self.agents[agent] = {"last": new[-1]["seq"], "spool": spool}
-                self.save()
             acked = max(last, frames[-1]["seq"])
             return 200, {"agent": agent, "acked": acked}, {}, fault == "lost"
 
