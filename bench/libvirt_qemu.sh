@@ -31,11 +31,11 @@
 #    and the ratios to collectd and the exporter.
 # Environment: B (build dir, default build), KEEP_GUESTS=1 leaves the guests,
 # SKIP_GROUPS=1 skips part 1, ALT="block_every: 5" also runs tallyd with
-# these extra libvirt keys (as tallyd-alt), TALLYD_BASE=path/to/tallyd also
+# these extra libvirt keys (as tallyd-alt, and tallyd-alt-nocommit), TALLYD_BASE=path/to/tallyd also
 # runs that binary at the defaults (as tallyd-base: a build to compare
 # with). tallyd-nocommit is tallyd committing its ledger once an hour: the
 # agent's cost without the ledger's commits, which an agent role does not
-# make.
+# make. TOOLS="tallyd collectd" runs only these.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/tests/vm/common.sh"
@@ -185,6 +185,7 @@ sed "s/^    uri: .*/&\n    ${ALT:-}/" "$work/tally.yaml" > "$work/tally-alt.yaml
 # the agent without the ledger's commits (what the agent role will not do):
 # the defaults, committing once an hour
 sed "s/^rrd:/ledger:\n  commit_every: 1h\n&/" "$work/tally.yaml" > "$work/tally-nocommit.yaml"
+sed "s/^rrd:/ledger:\n  commit_every: 1h\n&/" "$work/tally-alt.yaml" > "$work/tally-alt-nocommit.yaml"
 [ -z "${TALLYD_BASE:-}" ] || cp "$TALLYD_BASE" "$work/tallyd-base"
 cat > "$work/collectd.conf" <<EOC
 Hostname "bench"
@@ -220,6 +221,7 @@ run_agent() { # NAME: start it, warm up, measure a window, stop it; prints "agen
 	tallyd) rm -rf "$work/tdata"; "$TALLYD" -c "$work/tally.yaml" 2> "$work/tallyd.log" & ;;
 	tallyd-alt) rm -rf "$work/tdata"; "$TALLYD" -c "$work/tally-alt.yaml" 2> "$work/tallyd-alt.log" & ;;
 	tallyd-nocommit) rm -rf "$work/tdata"; "$TALLYD" -c "$work/tally-nocommit.yaml" 2> "$work/tallyd-nocommit.log" & ;;
+	tallyd-alt-nocommit) rm -rf "$work/tdata"; "$TALLYD" -c "$work/tally-alt-nocommit.yaml" 2> "$work/tallyd-alt-nocommit.log" & ;;
 	tallyd-base) rm -rf "$work/tdata"; "$work/tallyd-base" -c "$work/tally.yaml" 2> "$work/tallyd-base.log" & ;;
 	collectd) collectd -f -C "$work/collectd.conf" > "$work/cd/out" 2>&1 & ;;
 	exporter) prometheus-libvirt-exporter --libvirt.uri="$TALLY_URI" \
@@ -249,12 +251,13 @@ run_agent() { # NAME: start it, warm up, measure a window, stop it; prints "agen
 		printf "%.3f %.3f %.3f %.3f %.3f\n", $2 - $1, $4 - $3, $6 - $5, $8 - $7, c }'
 }
 tools="tallyd tallyd-nocommit"
-[ -n "${ALT:-}" ] && tools="$tools tallyd-alt"
+[ -n "${ALT:-}" ] && tools="$tools tallyd-alt tallyd-alt-nocommit"
 [ -n "${TALLYD_BASE:-}" ] && tools="$tools tallyd-base"
 tools="$tools collectd exporter"
+tools=${TOOLS:-$tools}
 echo
 echo "== whole host, $D active domains, 1 s cycles, $W s windows, $RUNS rounds"
-printf '%-9s %5s %9s %9s %9s %9s   (us CPU per domain per cycle)\n' tool round agent libvirtd qemu host
+printf '%-19s %5s %9s %9s %9s %9s   (us CPU per domain per cycle)\n' tool round agent libvirtd qemu host
 r=1
 while [ "$r" -le "$RUNS" ]; do
 	set -- $(window)
@@ -264,7 +267,7 @@ while [ "$r" -le "$RUNS" ]; do
 		set -- $(run_agent "$tool")
 		awk -v t="$tool" -v r="$r" -v a="$1" -v l="$2" -v q="$3" -v w="$4" -v c="$5" -v il="$irate_l" -v iq="$irate_q" -v n="$D" 'BEGIN {
 			la = l - il * w; qa = q - iq * w
-			printf "%-9s %5d %9.0f %9.0f %9.0f %9.0f\n", t, r, 1e6 * a / c / n, 1e6 * la / c / n, 1e6 * qa / c / n, 1e6 * (a + la + qa) / c / n }'
+			printf "%-19s %5d %9.0f %9.0f %9.0f %9.0f\n", t, r, 1e6 * a / c / n, 1e6 * la / c / n, 1e6 * qa / c / n, 1e6 * (a + la + qa) / c / n }'
 	done
 	r=$((r + 1))
 done | tee "$work/rounds"
@@ -274,7 +277,7 @@ for tool in $tools; do
 	for col in 3 4 5 6; do
 		awk -v t="$tool" -v c="$col" '$1 == t { print $c }' "$work/rounds" | sort -g |
 			awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.0f (%.0f..%.0f) ", m, a[1], a[NR] }'
-	done | awk -v t="$tool" '{ printf "%-9s agent %s %s  libvirtd %s %s  qemu %s %s  host %s %s\n", t, $1, $2, $3, $4, $5, $6, $7, $8 }'
+	done | awk -v t="$tool" '{ printf "%-19s agent %s %s  libvirtd %s %s  qemu %s %s  host %s %s\n", t, $1, $2, $3, $4, $5, $6, $7, $8 }'
 done | tee "$work/med"
 awk '{ a[$1] = $3; h[$1] = $12 } END {
 	for (t in a) if (t ~ /^tallyd/)
