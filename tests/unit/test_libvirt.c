@@ -1057,14 +1057,42 @@ START_TEST(test_metadata_change_reaches_ledger)
 }
 END_TEST
 
-/* One cycle of records (NULL: none, the events only) at t through the
- * batcher and the aggregator, committed. */
-static void cycle_records(void *st, struct prec *p, struct batcher *bt, struct aggregator *a, int64_t t)
+/* A ledger in a temporary directory, its aggregator, and a batcher that
+ * hands it a collector's samples. */
+struct ledger_rig {
+	char dir[64], path[128];
+	struct aggregator *a;
+	struct batcher bt;
+};
+
+static void rig_open(struct ledger_rig *g, const char *name)
 {
+	struct tally_err e = { 0 };
+	tu_mkdtemp(g->dir, sizeof(g->dir), name);
+	snprintf(g->path, sizeof(g->path), "%s/ledger.db", g->dir);
+	struct agg_config ac = { .ledger_path = g->path, .max_gap_ns = 300 * NS_PER_SEC };
+	ck_assert_msg(agg_open(&g->a, &ac, &e) == 0, "%s", e.msg);
+	batcher_init(&g->bt, "t", to_agg, agg_next, g->a);
+}
+
+static void rig_close(struct ledger_rig *g)
+{
+	batcher_release(&g->bt);
+	agg_close(g->a);
+	tu_rmrf(g->dir);
+}
+
+/* One cycle of records (NULL: none, the events only), read the way c says
+ * (NULL: the records have every group), at t through the batcher and the
+ * aggregator, committed. */
+static void cycle_records(void *st, struct prec *p, struct lv_test_cycle *c, struct ledger_rig *g, int64_t t)
+{
+	struct batcher *bt = &g->bt;
+	struct aggregator *a = g->a;
 	struct tally_err e = { 0 };
 	struct sink sk = batcher_sink(bt);
 	virDomainStatsRecordPtr one[1] = { p ? &p->r : NULL };
-	ck_assert_int_eq(lv_read_records(st, p ? one : NULL, p ? 1 : 0, NULL, t, &sk), 0);
+	ck_assert_int_eq(lv_read_records(st, p ? one : NULL, p ? 1 : 0, c, t, &sk), 0);
 	if (p)
 		virTypedParamsFree(p->r.params, p->r.nparams);
 	ck_assert_int_eq(batcher_flush(bt, t), 0);
@@ -1113,15 +1141,10 @@ START_TEST(test_destroy_through_ledger)
 	 * first life's end before the final reading was stored and found the
 	 * read during the destroy "counted twice".) */
 	const char *uri = "test:///default", *u = "6695eb01-f6a4-8304-79aa-97f2502e193f";
-	char dir[64], path[128], q[512], out[256];
-	tu_mkdtemp(dir, sizeof(dir), "lvdestroy");
-	snprintf(path, sizeof(path), "%s/ledger.db", dir);
-	struct aggregator *a;
-	struct agg_config ac = { .ledger_path = path, .max_gap_ns = 300 * NS_PER_SEC };
-	struct tally_err e = { 0 };
-	ck_assert_msg(agg_open(&a, &ac, &e) == 0, "%s", e.msg);
-	struct batcher bt;
-	batcher_init(&bt, "t", to_agg, agg_next, a);
+	char q[512], out[256];
+	struct ledger_rig g;
+	rig_open(&g, "lvdestroy");
+	const char *path = g.path;
 	void *st = open_collector(uri);
 	virConnectPtr rw = virConnectOpen(uri);
 	ck_assert_ptr_nonnull(rw);
@@ -1130,12 +1153,12 @@ START_TEST(test_destroy_through_ledger)
 	struct prec p;
 	int64_t t1 = time_now_ns() - 3 * NS_PER_SEC;
 	rec_full(&p, dom, VIR_DOMAIN_RUNNING, 5000000000ULL, 1000);
-	cycle_records(st, &p, &bt, a, t1);
+	cycle_records(st, &p, NULL, &g, t1);
 	rec_small(&p, dom, VIR_DOMAIN_RUNNING, 6000000000ULL, 1500);
-	cycle_records(st, &p, &bt, a, t1 + NS_PER_SEC);
+	cycle_records(st, &p, NULL, &g, t1 + NS_PER_SEC);
 	ck_assert_int_eq(virDomainDestroy(dom), 0);
 	wait_events(st, 1);
-	cycle_records(st, NULL, &bt, a, time_now_ns());
+	cycle_records(st, NULL, NULL, &g, time_now_ns());
 	snprintf(q, sizeof(q), "SELECT count(*), total(s.flags = 3), total(s.flags = 1) FROM series s"
 		 " JOIN resources r ON r.id = s.resource_id WHERE r.uuid = '%s'", u);
 	sql(path, q, out, sizeof(out));
@@ -1148,15 +1171,13 @@ START_TEST(test_destroy_through_ledger)
 	ck_assert_int_eq(virDomainCreate(dom), 0);
 	wait_events(st, 1);
 	rec_full(&p, dom, VIR_DOMAIN_RUNNING, 250000000ULL, 0);
-	cycle_records(st, &p, &bt, a, time_now_ns());
+	cycle_records(st, &p, NULL, &g, time_now_ns());
 	series_row(path, u, "cpu", out, sizeof(out));
 	ck_assert_str_eq(out, "250000000 1250000000.0 1");
 	virDomainFree(dom);
 	virConnectClose(rw);
 	libvirt_collector.free(st);
-	batcher_release(&bt);
-	agg_close(a);
-	tu_rmrf(dir);
+	rig_close(&g);
 }
 END_TEST
 
@@ -1185,6 +1206,23 @@ static void rec_blk(struct prec *p, virDomainPtr dom, const char *name, unsigned
 	p_ull(p, "block.0.capacity", cap);
 	p_ull(p, "block.0.allocation", cap / 512);
 	(void)dom;
+}
+
+/* One cycle of rec_small()'s record for dom, read the way c says, with
+ * a block group answer for the second call (used where it was asked): one
+ * disk, its counters from rd and its capacity. */
+static void feed_blk(void *st, virDomainPtr dom, unsigned long long cpu_ns, const char *disk, unsigned long long rd,
+		     unsigned long long cap, struct lv_test_cycle *c, int64_t t, struct rec *r)
+{
+	struct prec p, xb;
+	virDomainStatsRecordPtr xblk[1] = { &xb.r };
+	rec_small(&p, dom, VIR_DOMAIN_RUNNING, cpu_ns, 0);
+	prec_init(&xb, dom);
+	rec_blk(&xb, dom, disk, rd, cap);
+	c->xblk = xblk;
+	feed_c(st, &p, c, t, r);
+	c->xblk = NULL;
+	virTypedParamsFree(xb.r.params, xb.r.nparams);
 }
 
 /* How many samples of meter (any device) the recording has from index from. */
@@ -1252,11 +1290,10 @@ START_TEST(test_disk_calls)
 	virConnectPtr rw = virConnectOpen(uri);
 	virDomainPtr dom = virDomainLookupByName(rw, "test");
 	ck_assert_ptr_nonnull(dom);
-	struct prec p, xb;
+	struct prec p;
 	unsigned char asked[1];
-	virDomainStatsRecordPtr xblk[1] = { NULL };
 	struct lv_test_cycle slow = { .block_main = 1, .asked = asked };
-	struct lv_test_cycle fast = { .disk_calls = 1, .xblk = xblk, .asked = asked };
+	struct lv_test_cycle fast = { .disk_calls = 1, .asked = asked };  /* no block group answer */
 	int64_t t = time_now_ns() - 60 * NS_PER_SEC, b, a;
 
 	rec_full(&p, dom, VIR_DOMAIN_RUNNING, 5000000000ULL, 1000);
@@ -1283,12 +1320,7 @@ START_TEST(test_disk_calls)
 	/* a device added: the block group for this domain, no per-disk call */
 	lv_test_event(st, dom, LV_EV_DEVICE_ADDED, 0);
 	r->n = 0;
-	rec_small(&p, dom, VIR_DOMAIN_RUNNING, 7000000000ULL, 2000);
-	prec_init(&xb, dom);
-	rec_blk(&xb, dom, "vda", 1048576, 2 * 1073741824ULL);
-	xblk[0] = &xb.r;
-	feed_c(st, &p, &fast, t + 2 * NS_PER_SEC, r);
-	virTypedParamsFree(xb.r.params, xb.r.nparams);
+	feed_blk(st, dom, 7000000000ULL, "vda", 1048576, 2 * 1073741824ULL, &fast, t + 2 * NS_PER_SEC, r);
 	ck_assert_int_eq(asked[0], 2);
 	ck_assert_int_eq(count_meter(r, 0, M_DISK_READ_BYTES), 1);
 	ck_assert_uint_eq(find(r, u, M_DISK_READ_BYTES, vda)->v.counter, 1048576);
@@ -1298,7 +1330,6 @@ START_TEST(test_disk_calls)
 
 	/* its sizes read: per-disk calls again, the new capacity held */
 	r->n = 0;
-	xblk[0] = NULL;
 	rec_small(&p, dom, VIR_DOMAIN_RUNNING, 8000000000ULL, 2500);
 	b = time_now_ns() / 1000;
 	feed_c(st, &p, &fast, t + 3 * NS_PER_SEC, r);
@@ -1319,12 +1350,7 @@ START_TEST(test_disk_calls)
 	ck_assert_double_eq(gauge_from(r, 0, M_DISK_CAPACITY, vda), 2 * gib);
 	ck_assert_uint_eq(find(r, u, M_CPU, "")->v.counter, 9000000000ULL);   /* the rest is read */
 	r->n = 0;
-	rec_small(&p, dom, VIR_DOMAIN_RUNNING, 9500000000ULL, 3500);
-	prec_init(&xb, dom);
-	rec_blk(&xb, dom, "vda", 2097152, 2 * 1073741824ULL);
-	xblk[0] = &xb.r;
-	feed_c(st, &p, &fast, t + 5 * NS_PER_SEC, r);
-	virTypedParamsFree(xb.r.params, xb.r.nparams);
+	feed_blk(st, dom, 9500000000ULL, "vda", 2097152, 2 * 1073741824ULL, &fast, t + 5 * NS_PER_SEC, r);
 	ck_assert_int_eq(asked[0], 2);
 	ck_assert_uint_eq(find(r, u, M_DISK_READ_BYTES, vda)->v.counter, 2097152);
 	virDomainFree(dom);
@@ -1449,11 +1475,10 @@ START_TEST(test_disk_call_errors)
 	void *st = open_collector(uri);
 	virDomainPtr dk = create_dom_disk(rw, "dk", u, "vdb");
 	wait_events(st, 1); /* its start, drained by the first read */
-	struct prec p, xb;
+	struct prec p;
 	unsigned char asked[1];
-	virDomainStatsRecordPtr xblk[1] = { NULL };
 	struct lv_test_cycle slow = { .block_main = 1, .asked = asked };
-	struct lv_test_cycle fast = { .disk_calls = 1, .xblk = xblk, .asked = asked };
+	struct lv_test_cycle fast = { .disk_calls = 1, .asked = asked };  /* no block group answer */
 	int64_t t = time_now_ns() - 60 * NS_PER_SEC;
 	rec_small(&p, dk, VIR_DOMAIN_RUNNING, 5000000000ULL, 1000);
 	rec_blk(&p, dk, "vdb", 4096, 1073741824ULL);
@@ -1484,12 +1509,7 @@ START_TEST(test_disk_call_errors)
 	/* the new process (another domain id): its XML read again, and the
 	 * block group asked for it; vdb is gone, vdc read with its sizes */
 	r->n = 0;
-	rec_small(&p, dk, VIR_DOMAIN_RUNNING, 100000000ULL, 0);
-	prec_init(&xb, dk);
-	rec_blk(&xb, dk, "vdc", 8192, 3 * 1073741824ULL);
-	xblk[0] = &xb.r;
-	feed_c(st, &p, &fast, t + 2 * NS_PER_SEC, r);
-	virTypedParamsFree(xb.r.params, xb.r.nparams);
+	feed_blk(st, dk, 100000000ULL, "vdc", 8192, 3 * 1073741824ULL, &fast, t + 2 * NS_PER_SEC, r);
 	ck_assert_int_eq(asked[0], 2);
 	const struct sample *rd = find(r, u, M_DISK_READ_BYTES, NULL);
 	ck_assert_ptr_nonnull(rd);
@@ -1502,7 +1522,6 @@ START_TEST(test_disk_call_errors)
 	ck_assert_double_eq(gauge_from(r, 0, M_DISK_CAPACITY, vdb), -1);  /* gone from the XML */
 	/* then vdc by per-disk calls, its sizes held */
 	r->n = 0;
-	xblk[0] = NULL;
 	rec_small(&p, dk, VIR_DOMAIN_RUNNING, 200000000ULL, 0);
 	int64_t b = time_now_ns() / 1000;
 	feed_c(st, &p, &fast, t + 3 * NS_PER_SEC, r);
@@ -1533,15 +1552,9 @@ START_TEST(test_capacity_between_slow_reads)
 	 * = 15.6 GiB s: 3.6 GiB s under (2 GiB for 1.8 s), within the bound
 	 * of 2 GiB x 3 intervals = 6 GiB s. */
 	const char *uri = "test:///default", *u = "6695eb01-f6a4-8304-79aa-97f2502e193f";
-	char dir[64], path[128], q[512], out[256];
-	tu_mkdtemp(dir, sizeof(dir), "lvcap");
-	snprintf(path, sizeof(path), "%s/ledger.db", dir);
-	struct aggregator *a;
-	struct agg_config ac = { .ledger_path = path, .max_gap_ns = 300 * NS_PER_SEC };
-	struct tally_err e = { 0 };
-	ck_assert_msg(agg_open(&a, &ac, &e) == 0, "%s", e.msg);
-	struct batcher bt;
-	batcher_init(&bt, "t", to_agg, agg_next, a);
+	char q[512], out[256];
+	struct ledger_rig g;
+	rig_open(&g, "lvcap");
 	void *st = open_collector(uri);
 	virConnectPtr rw = virConnectOpen(uri);
 	virDomainPtr dom = virDomainLookupByName(rw, "test");
@@ -1556,23 +1569,16 @@ START_TEST(test_capacity_between_slow_reads)
 		rec_small(&p, dom, VIR_DOMAIN_RUNNING, 5000000000ULL + (unsigned long long)k * 1000000, 1000);
 		if (k % 3 == 0)
 			rec_blk(&p, dom, "vda", 4096, (k ? 3 : 1) * 1073741824ULL);
-		struct sink sk = batcher_sink(&bt);
-		virDomainStatsRecordPtr one[1] = { &p.r };
-		ck_assert_int_eq(lv_read_records(st, one, 1, k % 3 ? &fast : &slow, t0 + k * NS_PER_SEC, &sk), 0);
-		virTypedParamsFree(p.r.params, p.r.nparams);
-		ck_assert_int_eq(batcher_flush(&bt, t0 + k * NS_PER_SEC), 0);
-		ck_assert_msg(agg_commit(a, &e) == 0, "%s", e.msg);
+		cycle_records(st, &p, k % 3 ? &fast : &slow, &g, t0 + k * NS_PER_SEC);
 	}
 	snprintf(q, sizeof(q), "SELECT total(u.quantity) FROM usage u JOIN resources r ON r.id = u.resource_id"
 		 " JOIN meters m ON m.id = u.meter_id WHERE r.uuid = '%s' AND m.name = 'disk.device.capacity'", u);
-	sql(path, q, out, sizeof(out));
+	sql(g.path, q, out, sizeof(out));
 	ck_assert_str_eq(out, "12884901888.0");
 	virDomainFree(dom);
 	virConnectClose(rw);
 	libvirt_collector.free(st);
-	batcher_release(&bt);
-	agg_close(a);
-	tu_rmrf(dir);
+	rig_close(&g);
 }
 END_TEST
 
