@@ -283,4 +283,4 @@ awk '{ a[$1] = $3; h[$1] = $12 } END {
 	for (t in a) if (t ~ /^tallyd/)
 		printf "%s / collectd: agent %.3fx, host %.3fx;  %s / exporter: agent %.3fx, host %.3fx\n",
 			t, a[t] / a["collectd"], h[t] / h["collectd"], t, a[t] / a["exporter"], h[t] / h["exporter"] }' "$work/med"
-echo "tallyd: $(grep -o 'reading [0-9]* domain(s) with [^(]*([^)]*)' "$work/tallyd.log" | head -n 1)"
+echo "tallyd: $(grep -m 1 "reading [0-9]* domain(s) with" "$work/tallyd.log" | sed "s/.*libvirt [^ ]*: //")"
