@@ -218,13 +218,18 @@ static int res_get(struct aggregator *a, const char *uuid, int64_t t_ns, const c
 	uint32_t *slot = itab_find(a, &a->res_tab, res_hash_key(uuid), res_eq, uuid);
 	if (*slot) {
 		struct res_entry *r = &a->res.v[*slot - 1];
-		if (t_ns > r->r.last_seen_ns) {
-			r->r.last_seen_ns = t_ns;
+		/* agents' batches arrive in any order between agents: the first
+		 * and last sight are the extremes of the readings, and the host
+		 * is the agent of the latest one, whatever came first */
+		if (t_ns < r->r.first_seen_ns) {
+			r->r.first_seen_ns = t_ns;
 			r->dirty = 1;
 		}
-		if (strcmp(r->r.host, agent)) {
-			str_copy(r->r.host, agent, sizeof(r->r.host));
+		if (t_ns >= r->r.last_seen_ns) {
+			r->r.last_seen_ns = t_ns;
 			r->dirty = 1;
+			if (strcmp(r->r.host, agent))
+				str_copy(r->r.host, agent, sizeof(r->r.host));
 		}
 		*out = *slot - 1;
 		return 0;
