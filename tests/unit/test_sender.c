@@ -844,18 +844,18 @@ START_TEST(thread_end_to_end)
 		fill(sp, 1);
 		sender_wake(s);
 	}
-	/* wait (bounded) for the thread to deliver all 30 */
-	for (int i = 0; i < 400; i++) {
-		pthread_mutex_lock(&sv.mu);
-		uint64_t l = sv.last;
-		pthread_mutex_unlock(&sv.mu);
-		if (l == 30)
+	/* wait (bounded) for the thread to have all 30 acknowledged: the
+	 * server's having taken them is not enough, the sender may not have
+	 * read the last answer yet (a slow machine, a sanitizer build) */
+	struct sender_stats st;
+	for (int i = 0; i < 1200; i++) {
+		sender_get_stats(s, &st);
+		if (st.batches_acked == 30)
 			break;
 		usleep(50 * 1000);
 	}
 	sender_stop(s);
 	all_once(&sv, 1, 30);
-	struct sender_stats st;
 	sender_get_stats(s, &st);
 	ck_assert_uint_eq(st.batches_acked, 30);
 	ck_assert_uint_eq(st.spool.batches, 0);
