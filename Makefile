@@ -2,7 +2,7 @@
 # `make check SANITIZE=1` builds and tests under ASan+UBSan in build-san/;
 # `make WERROR=1` (CI) turns warnings into errors.
 
-PKGS      := sqlite3 libpq yaml-0.1 librrd jansson libvirt libxml-2.0 libcrypto libmicrohttpd libcurl netsnmp libpcap
+PKGS      := sqlite3 libpq yaml-0.1 librrd jansson libvirt libxml-2.0 libcrypto libmicrohttpd libcurl netsnmp libpcap gnutls
 TEST_PKGS := check
 
 ifeq ($(SANITIZE),1)
@@ -36,6 +36,7 @@ DEB_OF_libcrypto := libssl-dev
 DEB_OF_libmicrohttpd := libmicrohttpd-dev
 DEB_OF_libcurl := libcurl4-openssl-dev
 DEB_OF_libpcap := libpcap-dev
+DEB_OF_gnutls := libgnutls28-dev
 DEB_OF_netsnmp := libsnmp-dev
 DEB_OF_check := check
 NO_LIB_GOALS := deps clean uninstall
@@ -222,8 +223,9 @@ $(B)/bench/%: bench/%.c $(B)/libtally.a
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(B)/libtally.a $(LDLIBS_ALL)
 
 # Every unit suite, then every integration script; one summary line at the end.
+# bench/simagents (simulated agents) is also the integration tests' client.
 check: deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN) $(B)/bench/simagents
 	$(Q)B=$(B) SANITIZE=$(SANITIZE) tests/run.sh $(UNIT_BIN)
 
 check-unit: $(UNIT_BIN)

@@ -70,6 +70,11 @@ struct agent_entry {
 	int64_t committed_time_ns, time_ns;
 	int64_t batches;
 	uint8_t dirty;
+	/* network agents (agg_agent_note): written with the agent's row */
+	uint8_t has_spool;
+	uint8_t spool_id[AGG_SPOOL_ID_LEN];
+	uint64_t spool_first_seq;
+	int64_t contact_ns, spool_batches, spool_bytes;
 };
 
 /* The cross-check of one billed counter by a second source
@@ -203,6 +208,7 @@ static int agent_index(struct aggregator *a, const char *name)
 		return -ENOMEM;
 	memset(ag, 0, sizeof(*ag));
 	str_copy(ag->name, name, sizeof(ag->name));
+	ag->spool_batches = ag->spool_bytes = -1;
 	return (int)(a->agents.n - 1);
 }
 
@@ -213,13 +219,18 @@ static int res_get(struct aggregator *a, const char *uuid, int64_t t_ns, const c
 	uint32_t *slot = itab_find(a, &a->res_tab, res_hash_key(uuid), res_eq, uuid);
 	if (*slot) {
 		struct res_entry *r = &a->res.v[*slot - 1];
-		if (t_ns > r->r.last_seen_ns) {
-			r->r.last_seen_ns = t_ns;
+		/* agents' batches arrive in any order between agents: the first
+		 * and last sight are the extremes of the readings, and the host
+		 * is the agent of the latest one, whatever came first */
+		if (t_ns < r->r.first_seen_ns) {
+			r->r.first_seen_ns = t_ns;
 			r->dirty = 1;
 		}
-		if (strcmp(r->r.host, agent)) {
-			str_copy(r->r.host, agent, sizeof(r->r.host));
+		if (t_ns >= r->r.last_seen_ns) {
+			r->r.last_seen_ns = t_ns;
 			r->dirty = 1;
+			if (strcmp(r->r.host, agent))
+				str_copy(r->r.host, agent, sizeof(r->r.host));
 		}
 		*out = *slot - 1;
 		return 0;
@@ -366,16 +377,22 @@ static int load_series(void *ctx, const struct ledger_series *ls)
 	return 0;
 }
 
-static int load_agent(void *ctx, const char *name, uint64_t seq, int64_t t, int64_t batches)
+static int load_agent(void *ctx, const struct ledger_agent *la)
 {
 	struct aggregator *a = ctx;
-	int i = agent_index(a, name);
+	int i = agent_index(a, la->agent);
 	if (i < 0)
 		return i;
 	struct agent_entry *ag = &a->agents.v[i];
-	ag->committed_seq = ag->seq = seq;
-	ag->committed_time_ns = ag->time_ns = t;
-	ag->batches = batches;
+	ag->committed_seq = ag->seq = la->last_seq;
+	ag->committed_time_ns = ag->time_ns = la->last_time_ns;
+	ag->batches = la->batches;
+	ag->has_spool = la->has_spool;
+	memcpy(ag->spool_id, la->spool_id, sizeof(ag->spool_id));
+	ag->spool_first_seq = la->spool_first_seq;
+	ag->contact_ns = la->contact_ns;
+	ag->spool_batches = la->spool_batches;
+	ag->spool_bytes = la->spool_bytes;
 	return 0;
 }
 
@@ -839,9 +856,16 @@ static int write_all(struct aggregator *a, struct tally_err *e)
 	}
 	for (size_t i = 0; i < a->agents.n; i++) {
 		const struct agent_entry *ag = &a->agents.v[i];
-		struct ledger_agent la = { .agent = ag->name, .from_seq = ag->committed_seq, .last_seq = ag->seq,
-					   .last_time_ns = ag->time_ns, .batches = ag->batches };
-		if (ag->dirty && (rc = ledger_put_agent(a->ledger, &la, e)))
+		if (!ag->dirty)
+			continue;
+		struct ledger_agent la = {
+			.agent = ag->name, .from_seq = ag->committed_seq, .last_seq = ag->seq, .last_time_ns = ag->time_ns,
+			.batches = ag->batches, .has_spool = ag->has_spool,
+			.spool_first_seq = ag->spool_first_seq, .contact_ns = ag->contact_ns,
+			.spool_batches = ag->spool_batches, .spool_bytes = ag->spool_bytes,
+		};
+		memcpy(la.spool_id, ag->spool_id, sizeof(la.spool_id));
+		if ((rc = ledger_put_agent(a->ledger, &la, e)))
 			return rc;
 	}
 	for (size_t i = 0; i < a->events.n; i++) {
@@ -870,22 +894,18 @@ struct resync {
 	uint8_t *stale;              /* per agent index */
 };
 
-static int resync_agent(void *ctx, const char *name, uint64_t seq, int64_t t, int64_t batches)
+static int resync_agent(void *ctx, const struct ledger_agent *la)
 {
 	struct resync *x = ctx;
 	struct aggregator *a = x->a;
-	int i = agent_index(a, name);
+	int i = agent_index(a, la->agent);
 	if (i < 0)
 		return i;
-	struct agent_entry *ag = &a->agents.v[i];
-	if (ag->committed_seq == seq)
+	if (a->agents.v[i].committed_seq == la->last_seq)
 		return 0;
 	x->stale[i] = 1;
-	ag->committed_seq = ag->seq = seq;
-	ag->committed_time_ns = ag->time_ns = t;
-	ag->batches = batches;
-	ag->dirty = 0;
-	return 0;
+	a->agents.v[i].dirty = 0;
+	return load_agent(a, la);    /* its seq, time, batches and spool as the ledger has them */
 }
 
 static int resync_resource(void *ctx, const struct ledger_resource *lr)
@@ -1084,6 +1104,49 @@ uint64_t agg_agent_seq(const struct aggregator *a, const char *agent)
 	for (size_t i = 0; i < a->agents.n; i++)
 		if (!strcmp(a->agents.v[i].name, agent))
 			return a->agents.v[i].seq;
+	return 0;
+}
+
+bool agg_agent_find(const struct aggregator *a, const char *agent, struct agg_agent *out)
+{
+	for (size_t i = 0; i < a->agents.n; i++) {
+		const struct agent_entry *ag = &a->agents.v[i];
+		if (strcmp(ag->name, agent))
+			continue;
+		memset(out, 0, sizeof(*out));
+		str_copy(out->name, ag->name, sizeof(out->name));
+		out->seq = ag->seq;
+		out->committed_seq = ag->committed_seq;
+		out->time_ns = ag->committed_time_ns;
+		out->batches = ag->batches;
+		out->has_spool = ag->has_spool;
+		memcpy(out->spool_id, ag->spool_id, sizeof(out->spool_id));
+		out->spool_first_seq = ag->spool_first_seq;
+		out->contact_ns = ag->contact_ns;
+		out->spool_batches = ag->spool_batches;
+		out->spool_bytes = ag->spool_bytes;
+		return true;
+	}
+	return false;
+}
+
+int agg_agent_note(struct aggregator *a, const char *agent, const struct agg_agent_note *n)
+{
+	if (a->broken)
+		return -EIO;
+	int i = agent_index(a, agent);
+	if (i < 0)
+		return i;
+	struct agent_entry *ag = &a->agents.v[i];
+	if (n->set_spool) {
+		ag->has_spool = n->has_spool;
+		memcpy(ag->spool_id, n->spool_id, sizeof(ag->spool_id));
+		ag->spool_first_seq = n->spool_first_seq;
+	}
+	ag->contact_ns = n->contact_ns;
+	ag->spool_batches = n->spool_batches;
+	ag->spool_bytes = n->spool_bytes;
+	ag->dirty = 1;
 	return 0;
 }
 

@@ -148,6 +148,38 @@ bool agg_must_commit(const struct aggregator *a);
 uint64_t agg_agent_seq(const struct aggregator *a, const char *agent);
 int64_t agg_agent_time(const struct aggregator *a, const char *agent);
 
+/* What the aggregator knows of an agent that ships over the network
+ * (schemas/migrations/007-agents.sql): its seqs and the spool they come
+ * from. agg_agent_find() is false for an agent never seen. */
+#define AGG_SPOOL_ID_LEN 16
+struct agg_agent {
+	char name[TALLY_ID_MAX];
+	uint64_t seq;                /* the last seq ingested (committed or not) */
+	uint64_t committed_seq;      /* the last seq committed */
+	int64_t time_ns;             /* cycle time of the last committed batch */
+	int64_t batches;
+	bool has_spool;              /* its batches came from the spool spool_id */
+	uint8_t spool_id[AGG_SPOOL_ID_LEN];
+	uint64_t spool_first_seq;
+	int64_t contact_ns;          /* wall clock of its last request taken, 0: none */
+	int64_t spool_batches, spool_bytes;   /* its spool's depth as it reported it, -1: not */
+};
+bool agg_agent_find(const struct aggregator *a, const char *agent, struct agg_agent *out);
+
+/* Note what a request of agent said besides its batches: the spool they
+ * come from (when set_spool) and its contact. Kept in memory, written with
+ * the agent's row at the next commit (rolled back with it). Creates the
+ * agent when new. 0, -ENOMEM, -ENOSPC (too many agents), -EIO (broken). */
+struct agg_agent_note {
+	bool set_spool;
+	bool has_spool;
+	uint8_t spool_id[AGG_SPOOL_ID_LEN];
+	uint64_t spool_first_seq;
+	int64_t contact_ns;
+	int64_t spool_batches, spool_bytes;
+};
+int agg_agent_note(struct aggregator *a, const char *agent, const struct agg_agent_note *n);
+
 /* The latest cycle time committed by any agent (0 if none): where a
  * fast-forward run resumes. */
 int64_t agg_last_cycle_ns(const struct aggregator *a);

@@ -19,7 +19,8 @@
 
 static const char *const alerts_keys[] = { "alertmanager", "resend", "timeout", "resolved_keep",
 					   "backoff_max", "generator_url", "stale_intervals", "vm_down",
-					   "samples_dropped", "sla_burn", "max_alerts", "rules", NULL };
+					   "samples_dropped", "spool_filling", "sla_burn", "max_alerts", "rules", "agent_silent",
+					   NULL };
 static const char *const rule_keys[] = { "name", "meter", "rate_above", "rate_below", "above", "below",
 					 "window", "for", "severity", "labels", "annotations", NULL };
 static const char *const severities[] = { "critical", "warning", "info", NULL };
@@ -27,7 +28,7 @@ static const char *const severities[] = { "critical", "warning", "info", NULL };
 static const char *const reserved[] = { "alertname", "severity", "uuid", "name", "tenant", "host",
 					"meter", "device", NULL };
 static const char *const builtin_names[] = { "VMDown", "StaleData", "SamplesDropped", "SLABurn",
-					     "LedgerWriteFailing", NULL };
+					     "LedgerWriteFailing", "AgentSilent", NULL };
 
 static bool label_name_ok(const char *s)
 {
@@ -220,6 +221,8 @@ int alerting_config_parse(struct alerting_config *c, const struct cfg_node *sec,
 	c->stale_intervals = 3;
 	c->vm_down = true;
 	c->samples_dropped = true;
+	c->agent_silent_ns = 5 * 60 * NS_PER_SEC;
+	c->spool_filling = true;
 	c->sla_burn_ppm = 1000000;
 	c->max_alerts = 10000;
 	(void)interval_ns;
@@ -240,6 +243,8 @@ int alerting_config_parse(struct alerting_config *c, const struct cfg_node *sec,
 	    (rc = cfg_get_uint(sec, "stale_intervals", 0, 100000, &c->stale_intervals, e)) ||
 	    (rc = cfg_get_bool(sec, "vm_down", &c->vm_down, e)) ||
 	    (rc = cfg_get_bool(sec, "samples_dropped", &c->samples_dropped, e)) ||
+	    (rc = cfg_get_duration(sec, "agent_silent", 0, 7 * 86400 * NS_PER_SEC, &c->agent_silent_ns, e)) ||
+	    (rc = cfg_get_bool(sec, "spool_filling", &c->spool_filling, e)) ||
 	    (rc = cfg_get_uint(sec, "max_alerts", 1, 1000000, &c->max_alerts, e)) ||
 	    (rc = parse_burn(sec, &c->sla_burn_ppm, e)))
 		return rc;

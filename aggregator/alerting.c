@@ -86,7 +86,7 @@ static enum alert_state state_parse(const char *s)
 
 /* ---- engine ---- */
 
-enum inst_kind { K_RULE, K_VMDOWN, K_STALE, K_DROPPED, K_SLABURN, K_LEDGER };
+enum inst_kind { K_RULE, K_VMDOWN, K_STALE, K_DROPPED, K_SLABURN, K_LEDGER, K_AGENT };
 
 struct inst {
 	char key[KEY_MAX];
@@ -166,6 +166,11 @@ struct alerting {
 	struct alert_sla_set sla;        /* what the SLA probe said last (SLABurn) */
 	bool sla_new;                    /* said since the last evaluation */
 	uint64_t version;                /* alert_snap.version */
+	/* AgentSilent: alerting_set_agents (wall clock) */
+	struct alert_agent *ag;
+	size_t n_ag;
+	bool ag_set;
+	int64_t ag_start_ns, ag_now_ns;
 	/* LedgerWriteFailing: alerting_set_ledger */
 	int64_t ledger_since_ns;         /* data time of the first failed commit, 0: none failing */
 	uint64_t ledger_failures;
@@ -424,6 +429,7 @@ void alerting_free(struct alerting *g)
 	free(g->dn);
 	free(g->ra);
 	free(g->end);
+	free(g->ag);
 	alert_sla_set_release(&g->sla);
 	free(g);
 }
@@ -578,6 +584,9 @@ static int load_one(void *ctx, const struct ledger_alert *la)
 		x->kind = K_SLABURN;
 	} else if (!strcmp(la->rule, "LedgerWriteFailing")) {
 		x->kind = K_LEDGER;
+	} else if (!strcmp(la->rule, "AgentSilent") && c->agent_silent_ns) {
+		x->kind = K_AGENT;
+		alert_label(la->labels, "host", x->host, sizeof(x->host));
 	} else {
 		x->kind = K_RULE;
 		alert_label(la->labels, "host", x->host, sizeof(x->host));
@@ -702,7 +711,8 @@ int alerting_reconfigure(struct alerting *g, const struct alerting_config *c, in
 			gone = x->rule < 0;
 		} else {
 			gone = (x->kind == K_VMDOWN && !c->vm_down) || (x->kind == K_STALE && !c->stale_intervals) ||
-			       (x->kind == K_DROPPED && !c->samples_dropped) || (x->kind == K_SLABURN && !c->sla_burn_ppm);
+			       (x->kind == K_DROPPED && !c->samples_dropped) || (x->kind == K_SLABURN && !c->sla_burn_ppm) ||
+			       (x->kind == K_AGENT && !c->agent_silent_ns);
 		}
 		if (gone && x->t.state != ALERT_RESOLVED && x->t.state != ALERT_INACTIVE) {
 			alert_step(&x->t, false, t_ns, 0, 0);
@@ -1055,6 +1065,46 @@ static int eval_builtin(struct alerting *g, enum inst_kind kind, const char *key
 	return 0;
 }
 
+/* AgentSilent: each expected agent silent for longer than agent_silent
+ * (wall clock) since its last contact, or since this aggregator started
+ * when it has not heard of it; resolved at its next contact, or when it is
+ * no longer expected (its token removed). */
+static void eval_agents(struct alerting *g)
+{
+	const struct alerting_config *c = g->c;
+	char key[KEY_MAX], summary[300], t[48];
+	int64_t now = g->ag_now_ns;
+	for (size_t i = 0; i < g->n_ag; i++) {
+		const struct alert_agent *a = &g->ag[i];
+		int64_t from = a->contact_ns > g->ag_start_ns ? a->contact_ns : g->ag_start_ns;
+		bool cond = now - from > c->agent_silent_ns;
+		snprintf(key, sizeof(key), "AgentSilent\x1f%s", a->id);
+		struct inst *x = find(g, key);
+		if (!x && !cond)
+			continue;
+		if (cond)
+			snprintf(summary, sizeof(summary), "agent '%s' sent nothing the aggregator took for %.0f s"
+				 " (%s %s)", a->id, (double)(now - from) / 1e9, a->contact_ns > g->ag_start_ns
+				 ? "its last contact" : "nothing since the aggregator started",
+				 time_format_iso(from - from % NS_PER_SEC, t, sizeof(t)));
+		else
+			snprintf(summary, sizeof(summary), "agent '%s' is heard again", a->id);
+		eval_builtin(g, K_AGENT, key, "AgentSilent", "critical", cond,
+			     cond ? from + c->agent_silent_ns : a->contact_ns, now, NULL, "", a->id,
+			     (double)(now - from) / 1e9, summary);
+	}
+	for (size_t i = 0; i < g->n; i++) {
+		struct inst *x = &g->in[i];
+		if (x->kind != K_AGENT || (x->t.state != ALERT_PENDING && x->t.state != ALERT_FIRING))
+			continue;
+		bool listed = false;
+		for (size_t k = 0; k < g->n_ag && !listed; k++)
+			listed = !strcmp(g->ag[k].id, x->host);
+		if (!listed)
+			step(g, x, false, now, now, 0);
+	}
+}
+
 void alert_sla_set_release(struct alert_sla_set *s)
 {
 	free(s->v);
@@ -1214,6 +1264,9 @@ int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, 
 	if (c->sla_burn_ppm && g->sla_new)
 		eval_sla(g, t_ns);
 
+	if (c->agent_silent_ns && g->ag_set)
+		eval_agents(g);
+
 	/* LedgerWriteFailing: the ledger's commits fail (a full disk) */
 	if (g->ledger_since_ns || find(g, "LedgerWriteFailing")) {
 		bool cond = g->ledger_since_ns != 0;
@@ -1258,6 +1311,23 @@ int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, 
 static int view_cmp(const void *x, const void *y)
 {
 	return strcmp(((const struct alert_view *)x)->labels, ((const struct alert_view *)y)->labels);
+}
+
+int alerting_set_agents(struct alerting *g, const struct alert_agent *v, size_t n, int64_t start_ns,
+			int64_t now_ns)
+{
+	struct alert_agent *c = n ? fault_malloc(n * sizeof(*c)) : NULL;
+	if (n && !c)
+		return -ENOMEM;
+	if (n)
+		memcpy(c, v, n * sizeof(*c));
+	free(g->ag);
+	g->ag = c;
+	g->n_ag = n;
+	g->ag_set = true;
+	g->ag_start_ns = start_ns;
+	g->ag_now_ns = now_ns;
+	return 0;
 }
 
 void alerting_set_ledger(struct alerting *g, int64_t since_ns, uint64_t failures, const char *error)

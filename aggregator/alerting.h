@@ -24,6 +24,10 @@
  *     commits fail: a full disk, an I/O error) since the data time the
  *     daemon says (alerting_set_ledger); what tallyd ingests meanwhile is
  *     kept in memory and committed when a retry succeeds;
+ *   - built-in AgentSilent (an aggregator): an agent with a token that
+ *     nothing was taken or acknowledged from for longer than agent_silent
+ *     (wall clock, alerting_set_agents): its host, its network or its
+ *     sender is down, or the aggregator refuses what it sends;
  *   - built-in SLABurn: a VM whose downtime this month has used more than
  *     sla_burn of its error budget. The engine does not compute
  *     availability: what the SLA says of each VM comes from outside
@@ -109,6 +113,8 @@ struct alerting_config {
 	uint64_t stale_intervals;        /* StaleData after this many intervals, 0 = off; default 3 */
 	bool vm_down;                    /* built-in VMDown, default true */
 	bool samples_dropped;            /* built-in SamplesDropped, default true */
+	int64_t agent_silent_ns;         /* built-in AgentSilent after this silence, 0 = off; default 5 min */
+	bool spool_filling;              /* built-in SpoolFilling (agent role, daemon/agent.h), default true */
 	int64_t sla_burn_ppm;            /* built-in SLABurn: share of the error budget, 0 = off;
 					  * default 1000000 (100 %) */
 	uint64_t max_alerts;             /* instances kept at most; more are dropped and counted */
@@ -278,6 +284,19 @@ void alerting_set_sla(struct alerting *g, struct alert_sla_set *s);
  * no longer), failures attempts in a row, the last saying error: the input
  * of the built-in LedgerWriteFailing at the next alerting_eval. */
 void alerting_set_ledger(struct alerting *g, int64_t since_ns, uint64_t failures, const char *error);
+
+/* The agents an aggregator expects (one per agent token) and, for each,
+ * the wall clock of its last request taken or acknowledged (0: none since
+ * start_ns, when this aggregator started): the input of the built-in
+ * AgentSilent at the next alerting_eval, evaluated at now_ns (wall clock).
+ * v is copied; an agent no longer listed has its alert resolved. Returns 0
+ * or -ENOMEM (the previous list stays). */
+struct alert_agent {
+	char id[TALLY_ID_MAX];
+	int64_t contact_ns;
+};
+int alerting_set_agents(struct alerting *g, const struct alert_agent *v, size_t n, int64_t start_ns,
+			int64_t now_ns);
 
 /* The ledger committed what the hook wrote: forget what was written. */
 void alerting_committed(struct alerting *g);

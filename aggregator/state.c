@@ -96,8 +96,11 @@ struct live_state *live_build(const struct aggregator *a, const struct live_inpu
 	st->built_ns = time_now_ns();
 	st->stale_after_ns = in->stale_after_ns;
 	st->last_commit_ns = in->last_commit_ns;
-	agg_get_stats(a, &st->stats);
-	st->pending_samples = agg_pending(a);
+	st->no_ledger = !a;
+	if (a) {
+		agg_get_stats(a, &st->stats);
+		st->pending_samples = agg_pending(a);
+	}
 	st->batcher_dropped = in->batcher_dropped;
 	st->cycles = in->cycles;
 	st->overruns = in->overruns;
@@ -125,7 +128,7 @@ struct live_state *live_build(const struct aggregator *a, const struct live_inpu
 		alert_store_send_stats(in->alerts, &st->send);
 	}
 
-	if (agg_visit_series(a, collect, &b))
+	if (a && agg_visit_series(a, collect, &b))
 		goto fail;
 	sort_res = b.res;
 	if (b.n)

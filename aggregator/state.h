@@ -64,6 +64,8 @@ struct live_state {
 	int64_t built_ns;              /* wall clock when it was built */
 	int64_t stale_after_ns;
 	int64_t last_commit_ns;        /* wall clock of the last successful commit, 0 = none */
+	bool no_ledger;                /* built without an aggregator (an agent): no series, and no
+					* ledger, ingest or RRD figures */
 	struct agg_stats stats;
 	uint64_t pending_samples;      /* ingested, not yet committed: the ingest queue */
 	uint64_t batcher_dropped;      /* readings refused for lack of memory */
@@ -116,7 +118,8 @@ int live_store_init(struct live_store *s);
 /* Drops the store's reference; readers' references stay valid. */
 void live_store_release(struct live_store *s);
 
-/* Build a snapshot of a (call from the ingest thread). Returns NULL when out
+/* Build a snapshot of a (call from the ingest thread; a NULL in a process
+ * without one, an agent: no series, no_ledger set). Returns NULL when out
  * of memory. The caller owns it until it publishes or frees it. */
 struct live_state *live_build(const struct aggregator *a, const struct live_inputs *in);
 void live_free(struct live_state *st);

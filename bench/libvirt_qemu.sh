@@ -17,10 +17,12 @@
 #   qemu     every QEMU process, above its idle rate (measured in the same
 #            run with nothing collecting)
 #   host     agent + libvirtd + qemu
-# 1. per stats group: one `virsh domstats --nowait --GROUP` of every guest
-#    per call over one connection, calls back to back (libvirtd and QEMU per
-#    domain per call; the virsh client is not counted), and the per-domain
-#    calls collectd makes;
+# 1. per call shape (bench/lv_calls, one read-only connection, calls back
+#    to back): one bulk call per stats group and the combinations tallyd
+#    makes, and the per-domain calls (virDomainBlockStats per disk, which
+#    tallyd and collectd make, GetBlockInfo, GetInfo, ...): the client,
+#    libvirtd and QEMU per domain per round; then the QMP commands the
+#    block and balloon groups send, one at a time (QEMU per command);
 # 2. RUNS rounds of: idle, tallyd (1 s interval, its default groups),
 #    collectd (1 s, the same stats: cpu, vcpus, memory and its stats, block
 #    counters, capacity and allocation, interfaces, state), the exporter
@@ -29,7 +31,11 @@
 #    and the ratios to collectd and the exporter.
 # Environment: B (build dir, default build), KEEP_GUESTS=1 leaves the guests,
 # SKIP_GROUPS=1 skips part 1, ALT="block_every: 5" also runs tallyd with
-# these extra libvirt keys (as tallyd-alt).
+# these extra libvirt keys (as tallyd-alt, and tallyd-alt-nocommit), TALLYD_BASE=path/to/tallyd also
+# runs that binary at the defaults (as tallyd-base: a build to compare
+# with). tallyd-nocommit is tallyd committing its ledger once an hour: the
+# agent's cost without the ledger's commits, which an agent role does not
+# make. TOOLS="tallyd collectd" runs only these.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/tests/vm/common.sh"
@@ -106,59 +112,59 @@ window() {
 	echo "$t0 $t1 $l0 $l1 $q0 $q1" | awk '{ printf "%.3f %.3f %.3f\n", $2 - $1, $4 - $3, $6 - $5 }'
 }
 
-# ---- 1. per stats group
+# ---- 1. per stats group and per call
+# bench/lv_calls makes one shape of call back to back over one read-only
+# connection (ROUNDS_1 rounds over every domain); libvirtd's and QEMU's
+# CPU is read around it, and lv_calls reports its own (the client's share:
+# encoding, decoding, freeing)
 [ "${SKIP_GROUPS:-0}" = 1 ] || {
-names=$(i=1; while [ "$i" -le "$N" ]; do printf '%s ' "$(tvm_name "$i")"; i=$((i + 1)); done)
+LVC=$work/lv_calls
+cp "$here/$B/bench/lv_calls" "$LVC" || die "$B/bench/lv_calls missing: run make bench first"
 set -- $(window)
 idle_q=$(awk -v s="$1" -v q="$3" 'BEGIN { printf "%.6f", q / s }')
+R1=${ROUNDS_1:-60}
 echo
-echo "== per stats group: one virsh domstats --nowait --GROUP call for $N guests, calls back to back"
-echo "   (us CPU per domain per call; the idle QEMU rate, $(awk -v r="$idle_q" -v n="$D" 'BEGIN { printf "%.0f", 1e6 * r / n }') us/s per domain, subtracted)"
-printf '%-22s %8s %10s %10s %10s\n' group calls libvirtd qemu wall_ms
-for g in state cpu-total balloon vcpu interface block all; do
-	case $g in all) flag="--state --cpu-total --balloon --vcpu --interface --block" ;; *) flag="--$g" ;; esac
-	cmd="domstats --nowait $flag $names"
-	k=0
-	: > "$work/cmds"
-	while [ "$k" -lt 400 ]; do echo "$cmd" >> "$work/cmds"; k=$((k + 1)); done
+echo "== per call shape: $R1 rounds over $D domains, calls back to back (bench/lv_calls)"
+echo "   (us CPU per domain per round: the client, libvirtd, QEMU above its idle rate"
+echo "   of $(awk -v r="$idle_q" -v n="$D" 'BEGIN { printf "%.0f", 1e6 * r / n }') us/s per domain; wall ms per round)"
+printf '%-40s %8s %9s %9s %9s %9s\n' shape client libvirtd qemu host wall_ms
+# bulk:G = one virConnectGetAllDomainStats(NOWAIT) with group G for all
+# domains; the others are per-domain calls (per disk for block*)
+for shape in bulk:state bulk:cpu-total bulk:interface bulk:block bulk:balloon bulk:vcpu \
+	bulk:state+cpu-total+interface+block+balloon+vcpu bulk:state+interface bulk:state+interface+block \
+	bulk:state+interface,blockstats bulk:state+interface+balloon+block,info \
+	blockstats blockinfo info cpustats memstats; do
 	l0=$(cpu_of "$LP") q0=$(qemu_cpu) t0=$(now)
-	timeout "$W" virsh -q -c "$TALLY_URI" < "$work/cmds" > "$work/out" 2>&1 || true
+	out=$(timeout 300 "$LVC" "$TALLY_URI" "$shape" "$R1" 2>&1 || true)
 	l1=$(cpu_of "$LP") q1=$(qemu_cpu) t1=$(now)
-	calls=$(grep -c "^Domain: '$(tvm_name 1)'" "$work/out" || true)
-	[ "$calls" -gt 0 ] || { echo "$g: no answer: $(head -c 300 "$work/out")"; continue; }
-	awk -v g="$g" -v c="$calls" -v n="$N" -v l="$(sub "$l1" "$l0")" -v q="$(sub "$q1" "$q0")" \
-		-v w="$(sub "$t1" "$t0")" -v r="$idle_q" 'BEGIN {
-		printf "%-22s %8d %10.0f %10.0f %10.1f\n", g, c, 1e6 * l / c / n, 1e6 * (q - r * w) / c / n, 1000 * w / c }'
+	cc=$(echo "$out" | sed -n 's/.* failed 0 .*client_cpu_s \([0-9.]*\).*/\1/p')
+	[ -n "$cc" ] || { echo "$shape: $out"; continue; }
+	awk -v g="$shape" -v n="$D" -v R="$R1" -v c="$cc" -v l="$(sub "$l1" "$l0")" -v q="$(sub "$q1" "$q0")" \
+		-v w="$(sub "$t1" "$t0")" -v r="$idle_q" 'BEGIN { k = R * n; qa = q - r * w
+		printf "%-40s %8.1f %9.0f %9.0f %9.0f %9.2f\n", g, 1e6 * c / k, 1e6 * l / k, 1e6 * qa / k, 1e6 * (c + l + qa) / k, 1000 * w / R }'
 done | tee "$work/groups"
-# the per-domain calls collectd makes, for comparison (virsh, one
-# connection), and cpu-stats --total (virDomainGetCPUStats: the cgroup's cpu
-# time, without the QMP query-stats libvirt 9's cpu-total group sends)
-for c in "dominfo" "cpu-stats --total" "domblkstat --human" "domblkinfo --all" "domifstat" "dommemstat" "vcpuinfo"; do
+# the QMP commands libvirt 9's block and balloon groups send, one at a time
+# through virsh qemu-monitor-command (QEMU's CPU only: the command's path
+# through libvirtd is not the stats path's)
+echo
+echo "== QMP commands one at a time (qemu-monitor-command; QEMU us per domain per command)"
+for c in '{"execute":"query-status"}' '{"execute":"query-blockstats"}' \
+	'{"execute":"query-blockstats","arguments":{"query-nodes":true}}' \
+	'{"execute":"query-named-block-nodes","arguments":{"flat":true}}' '{"execute":"query-balloon"}'; do
 	: > "$work/cmds"
 	k=0
-	while [ "$k" -lt 50 ]; do
+	while [ "$k" -lt 20 ]; do
 		i=1
-		while [ "$i" -le "$N" ]; do
-			case $c in
-			domifstat) echo "domifstat $(tvm_name "$i") $(tvm_tap "$i")" ;;
-			"domblkstat --human") echo "domblkstat $(tvm_name "$i") vda" ;;
-			"cpu-stats --total") echo "cpu-stats $(tvm_name "$i") --total" ;;
-			*) echo "$c $(tvm_name "$i")" ;;
-			esac >> "$work/cmds"
-			i=$((i + 1))
-		done
+		while [ "$i" -le "$N" ]; do echo "qemu-monitor-command $(tvm_name "$i") '$c'" >> "$work/cmds"; i=$((i + 1)); done
 		k=$((k + 1))
 	done
-	l0=$(cpu_of "$LP") q0=$(qemu_cpu) t0=$(now)
-	timeout "$W" virsh -q -c "$TALLY_URI" < "$work/cmds" > "$work/out" 2>&1 || true
-	l1=$(cpu_of "$LP") q1=$(qemu_cpu) t1=$(now)
-	lines=$(wc -l < "$work/cmds")
-	# calls done: the share of the command file virsh got through
-	done_=$(awk -v w="$(sub "$t1" "$t0")" -v W="$W" -v n="$lines" 'BEGIN { print (w < W - 0.5) ? n : 0 }')
-	[ "$done_" -gt 0 ] || { echo "per-domain $c: did not finish $lines calls in $W s"; continue; }
-	awk -v g="per-domain ${c%% *}" -v c="$done_" -v l="$(sub "$l1" "$l0")" -v q="$(sub "$q1" "$q0")" \
-		-v w="$(sub "$t1" "$t0")" -v r="$idle_q" 'BEGIN {
-		printf "%-22s %8d %10.0f %10.0f %10.2f\n", g, c, 1e6 * l / c, 1e6 * (q - r * w) / c, 1000 * w / c }'
+	calls=$(wc -l < "$work/cmds")
+	q0=$(qemu_cpu) t0=$(now)
+	virsh -q -c "$TALLY_URI" < "$work/cmds" > /dev/null 2>&1 || true
+	q1=$(qemu_cpu) t1=$(now)
+	awk -v g="$(echo "$c" | sed 's/.*"execute":"\([^"]*\)".*/\1/')$(echo "$c" | grep -q query-nodes && echo ' (query-nodes)' || true)" \
+		-v c="$calls" -v q="$(sub "$q1" "$q0")" -v w="$(sub "$t1" "$t0")" -v r="$idle_q" 'BEGIN {
+		printf "%-40s %9.0f\n", g, 1e6 * (q - r * w) / c }'
 done | tee -a "$work/groups"
 }
 
@@ -176,6 +182,11 @@ collectors:
     uri: $TALLY_URI
 EOC
 sed "s/^    uri: .*/&\n    ${ALT:-}/" "$work/tally.yaml" > "$work/tally-alt.yaml"
+# the agent without the ledger's commits (what the agent role will not do):
+# the defaults, committing once an hour
+sed "s/^rrd:/ledger:\n  commit_every: 1h\n&/" "$work/tally.yaml" > "$work/tally-nocommit.yaml"
+sed "s/^rrd:/ledger:\n  commit_every: 1h\n&/" "$work/tally-alt.yaml" > "$work/tally-alt-nocommit.yaml"
+[ -z "${TALLYD_BASE:-}" ] || cp "$TALLYD_BASE" "$work/tallyd-base"
 cat > "$work/collectd.conf" <<EOC
 Hostname "bench"
 FQDNLookup false
@@ -209,6 +220,9 @@ run_agent() { # NAME: start it, warm up, measure a window, stop it; prints "agen
 	case $1 in
 	tallyd) rm -rf "$work/tdata"; "$TALLYD" -c "$work/tally.yaml" 2> "$work/tallyd.log" & ;;
 	tallyd-alt) rm -rf "$work/tdata"; "$TALLYD" -c "$work/tally-alt.yaml" 2> "$work/tallyd-alt.log" & ;;
+	tallyd-nocommit) rm -rf "$work/tdata"; "$TALLYD" -c "$work/tally-nocommit.yaml" 2> "$work/tallyd-nocommit.log" & ;;
+	tallyd-alt-nocommit) rm -rf "$work/tdata"; "$TALLYD" -c "$work/tally-alt-nocommit.yaml" 2> "$work/tallyd-alt-nocommit.log" & ;;
+	tallyd-base) rm -rf "$work/tdata"; "$work/tallyd-base" -c "$work/tally.yaml" 2> "$work/tallyd-base.log" & ;;
 	collectd) collectd -f -C "$work/collectd.conf" > "$work/cd/out" 2>&1 & ;;
 	exporter) prometheus-libvirt-exporter --libvirt.uri="$TALLY_URI" \
 			--web.listen-address="127.0.0.1:$xport" > "$work/exp.log" 2>&1 & ;;
@@ -236,11 +250,14 @@ run_agent() { # NAME: start it, warm up, measure a window, stop it; prints "agen
 		c = $9 == "exporter" ? $11 - $10 : $8 - $7
 		printf "%.3f %.3f %.3f %.3f %.3f\n", $2 - $1, $4 - $3, $6 - $5, $8 - $7, c }'
 }
-tools="tallyd collectd exporter"
-[ -n "${ALT:-}" ] && tools="tallyd tallyd-alt collectd exporter"
+tools="tallyd tallyd-nocommit"
+[ -n "${ALT:-}" ] && tools="$tools tallyd-alt tallyd-alt-nocommit"
+[ -n "${TALLYD_BASE:-}" ] && tools="$tools tallyd-base"
+tools="$tools collectd exporter"
+tools=${TOOLS:-$tools}
 echo
 echo "== whole host, $D active domains, 1 s cycles, $W s windows, $RUNS rounds"
-printf '%-9s %5s %9s %9s %9s %9s   (us CPU per domain per cycle)\n' tool round agent libvirtd qemu host
+printf '%-19s %5s %9s %9s %9s %9s   (us CPU per domain per cycle)\n' tool round agent libvirtd qemu host
 r=1
 while [ "$r" -le "$RUNS" ]; do
 	set -- $(window)
@@ -250,7 +267,7 @@ while [ "$r" -le "$RUNS" ]; do
 		set -- $(run_agent "$tool")
 		awk -v t="$tool" -v r="$r" -v a="$1" -v l="$2" -v q="$3" -v w="$4" -v c="$5" -v il="$irate_l" -v iq="$irate_q" -v n="$D" 'BEGIN {
 			la = l - il * w; qa = q - iq * w
-			printf "%-9s %5d %9.0f %9.0f %9.0f %9.0f\n", t, r, 1e6 * a / c / n, 1e6 * la / c / n, 1e6 * qa / c / n, 1e6 * (a + la + qa) / c / n }'
+			printf "%-19s %5d %9.0f %9.0f %9.0f %9.0f\n", t, r, 1e6 * a / c / n, 1e6 * la / c / n, 1e6 * qa / c / n, 1e6 * (a + la + qa) / c / n }'
 	done
 	r=$((r + 1))
 done | tee "$work/rounds"
@@ -260,10 +277,10 @@ for tool in $tools; do
 	for col in 3 4 5 6; do
 		awk -v t="$tool" -v c="$col" '$1 == t { print $c }' "$work/rounds" | sort -g |
 			awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.0f (%.0f..%.0f) ", m, a[1], a[NR] }'
-	done | awk -v t="$tool" '{ printf "%-9s agent %s %s  libvirtd %s %s  qemu %s %s  host %s %s\n", t, $1, $2, $3, $4, $5, $6, $7, $8 }'
+	done | awk -v t="$tool" '{ printf "%-19s agent %s %s  libvirtd %s %s  qemu %s %s  host %s %s\n", t, $1, $2, $3, $4, $5, $6, $7, $8 }'
 done | tee "$work/med"
 awk '{ a[$1] = $3; h[$1] = $12 } END {
 	for (t in a) if (t ~ /^tallyd/)
 		printf "%s / collectd: agent %.3fx, host %.3fx;  %s / exporter: agent %.3fx, host %.3fx\n",
 			t, a[t] / a["collectd"], h[t] / h["collectd"], t, a[t] / a["exporter"], h[t] / h["exporter"] }' "$work/med"
-echo "tallyd: $(grep -o 'reading [0-9]* domain(s) with [^(]*([^)]*)' "$work/tallyd.log" | head -n 1)"
+echo "tallyd: $(grep -m 1 "reading [0-9]* domain(s) with" "$work/tallyd.log" | sed "s/.*libvirt [^ ]*: //")"

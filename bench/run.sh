@@ -16,6 +16,11 @@ echo "   (append with one fdatasync per batch, the same without, the disk's own 
 echo "   RSS and disk of a 100-VM agent's spool through a 10-hour outage)"
 "$B/bench/bench_wire" 1000 5 "$work"
 
+echo
+echo "== aggregator ingest over the network: 100 agents x 100 simulated VMs posting to one aggregator on"
+echo "   loopback (tallyd role aggregator, bench/simagents), every batch acknowledged once committed"
+sh bench/ingest.sh "$B" 100 10000 "${INGEST_RUNS:-3}"
+
 if [ -x "$B/bench/bench_rrd" ]; then
 	echo
 	echo "== RRD writes (librrd, many values per rrd_update_r call)"
@@ -130,6 +135,11 @@ EOC
 "$B/tallyd" -c "$work/tally.yaml"
 echo "(peak RSS target for 1000 VMs: under 64 MiB)"
 
+echo
+echo "== the agent role: cost per sample, RSS through an outage, catch-up of 100 agents, and beside"
+echo "   collectd 5.12's network plugin through the same outage (bench/agent.sh)"
+sh bench/agent.sh "$B" "$work/agent"
+rm -rf "$work/agent"
 echo
 echo "== pcap traffic classes: offline classification beside pmacctd, and live capture on a veth pair"
 sh bench/pcap.sh

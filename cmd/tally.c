@@ -16,11 +16,13 @@
  *   tally plan check FILE
  *   tally ledger check|verify [--ledger LEDGER]
  *   tally ledger copy --from LEDGER --to LEDGER
+ *   tally agents [--format text|json] [--ledger LEDGER]
  *
  * Exit status: 0 ok; 1 runtime error (ledger missing or unreadable);
  * 2 bad command line, plan or input (the message names the flag and the
  * value, or file:line:col).
  */
+#include "agents.h"
 #include "err.h"
 #include "explain.h"
 #include "invoice.h"
@@ -37,6 +39,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +72,18 @@ static int bad(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\n(tally %s --help for the options)\n", cmd_name);
 	return 2;
+}
+
+/* --ledger, taken once: a command reads one ledger, so a second --ledger
+ * is a mistake (exit 2), never silently the last one. */
+static int ledger_once(const char **dst, bool *seen, const char *arg)
+{
+	if (*seen)
+		return bad("--ledger given twice ('%s', then '%s'): a command reads one ledger; run it once per"
+			   " ledger", *dst, arg);
+	*seen = true;
+	*dst = arg;
+	return 0;
 }
 
 /* The index of arg among names (NULL-terminated), or -1 after saying what
@@ -151,13 +166,14 @@ static int cmd_usage(int argc, char **argv)
 	cmd_name = "usage";
 	q.ledger = default_ledger();
 	optind = 1;
+	bool ledger_seen = false;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'f': from = optarg; break;
 		case 't': to = optarg; break;
 		case 'T': q.tenant = optarg; break;
 		case 'r': q.resource = optarg; break;
-		case 'l': q.ledger = optarg; break;
+		case 'l': if (ledger_once(&q.ledger, &ledger_seen, optarg)) return 2; break;
 		case 'm':
 			if ((q.meter = meter_lookup(optarg)) < 0) {
 				char known[1024] = "";
@@ -353,6 +369,7 @@ static int cmd_invoice(int argc, char **argv)
 	cmd_name = "invoice";
 	q.ledger = default_ledger();
 	optind = 1;
+	bool ledger_seen = false;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p': period = optarg; break;
@@ -360,7 +377,7 @@ static int cmd_invoice(int argc, char **argv)
 		case 't': to = optarg; break;
 		case 'T': q.tenant = optarg; break;
 		case 'P': plan_path = optarg; break;
-		case 'l': q.ledger = optarg; break;
+		case 'l': if (ledger_once(&q.ledger, &ledger_seen, optarg)) return 2; break;
 		case 'd': ro.detail = true; break;
 		case 'c': q.combined = true; break;
 		case 'i': issue = true; break;
@@ -483,6 +500,7 @@ static int cmd_sla(int argc, char **argv)
 
 	cmd_name = "sla";
 	optind = 1;
+	bool ledger_seen = false;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'p': period = optarg; break;
@@ -490,7 +508,7 @@ static int cmd_sla(int argc, char **argv)
 		case 't': to = optarg; break;
 		case 'T': q.tenant = optarg; break;
 		case 'P': plan_path = optarg; break;
-		case 'l': q.ledger = optarg; break;
+		case 'l': if (ledger_once(&q.ledger, &ledger_seen, optarg)) return 2; break;
 		case 'F': {
 			static const char *const fmts[] = { "text", "csv", "json", "html", NULL };
 			int x = choice("--format", optarg, fmts);   /* enum sla_format order */
@@ -617,9 +635,10 @@ static int cmd_ledger(int argc, char **argv)
 
 	cmd_name = "ledger";
 	optind = 1;
+	bool ledger_seen = false;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'l': ledger = optarg; break;
+		case 'l': if (ledger_once(&ledger, &ledger_seen, optarg)) return 2; break;
 		case 'f': from = optarg; break;
 		case 't': to = optarg; break;
 		case 'h': return ledger_help(stdout);
@@ -713,6 +732,66 @@ static int cmd_ledger(int argc, char **argv)
 	return bad("'%s': expected info, check, verify or copy", argv[optind]);
 }
 
+static int agents_help(FILE *f)
+{
+	fprintf(f, "usage: tally agents [--format text|json] [--ledger PATH]\n"
+		   "The agents whose batches the ledger holds: last contact with the aggregator, last\n"
+		   "committed seq and its data time, the lag behind now, the spool's depth as the agent\n"
+		   "last reported it (docs/transport.md).\n"
+		   "  --format text|json   output format (default text)\n"
+		   "  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n"
+		   "Exit 0 ok, 1 the ledger cannot be read, 2 bad command line.\n");
+	return 0;
+}
+
+static int cmd_agents(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "format", required_argument, NULL, 'F' }, { "ledger", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	static const char *const formats[] = { "text", "json", NULL };
+	const char *ledger = default_ledger();
+	enum agents_format fmt = AGENTS_TEXT;
+	struct agents_result r;
+	struct tally_err e = { 0 };
+	int opt;
+
+	cmd_name = "agents";
+	optind = 1;
+	bool ledger_seen = false;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'l': if (ledger_once(&ledger, &ledger_seen, optarg)) return 2; break;
+		case 'F': {
+			int k = choice("--format", optarg, formats);
+			if (k < 0)
+				return 2;
+			fmt = (enum agents_format)k;
+			break;
+		}
+		case 'h': return agents_help(stdout);
+		default: agents_help(stderr); return 2;
+		}
+	}
+	if (optind < argc)
+		return bad("unexpected argument '%s'", argv[optind]);
+	char loc[4096];
+	if (!(ledger = ledger_loc(ledger, loc, sizeof(loc))))
+		return 2;
+	if (agents_query(ledger, &r, &e)) {
+		fprintf(stderr, "tally agents: %s\n", e.msg);
+		return 1;
+	}
+	int rc = agents_render(stdout, &r, time_now_ns(), fmt);
+	agents_result_release(&r);
+	if (rc || fflush(stdout)) {
+		fprintf(stderr, "tally agents: cannot write the report\n");
+		return 1;
+	}
+	return 0;
+}
+
 static void help(FILE *f)
 {
 	fprintf(f, "usage: tally COMMAND [options]\n"
@@ -721,6 +800,7 @@ static void help(FILE *f)
 		   "  invoice  invoices of a period from the ledger and a rate plan (docs/invoice.md)\n"
 		   "  sla      availability per VM, incidents and credits (docs/sla.md)\n"
 		   "  plan check FILE   check a rate plan (schemas/plan.md)\n"
+		   "  agents   the agents shipping to this ledger: contact, seq, lag, spool (docs/transport.md)\n"
 		   "  ledger info|check|verify|copy   what made the ledger, its integrity, its hash\n"
 		   "           chain; a copy into another engine (docs/ledger.md)\n"
 		   "  help     this text (also -h, --help)\n"
@@ -745,6 +825,8 @@ int main(int argc, char **argv)
 		return cmd_plan(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "ledger"))
 		return cmd_ledger(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "agents"))
+		return cmd_agents(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		help(stdout);
 		return 0;

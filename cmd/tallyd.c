@@ -14,6 +14,7 @@
 #include "daemoncfg.h"
 #include "err.h"
 #include "httpd.h"
+#include "ingest.h"
 #include "log.h"
 #include "pipeline.h"
 #include "sla_probe.h"
@@ -118,6 +119,8 @@ int main(int argc, char **argv)
 	bool live_ok = false, alerts_ok = false;
 	struct alerts_sender *sender = NULL;
 	struct httpd *http = NULL;
+	struct ingest *ingest = NULL;
+	struct httpd_ingest ingest_hooks;
 	struct pipeline_outputs out = { .reload = &reload_flag };
 	struct sla_probe_ctx burn = { .ledger = cfg.agg.ledger_path, .plan = cfg.http.plan };
 	int rc = 0;
@@ -145,7 +148,16 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		live_ok = true;
-		httpd_section_config(&cfg.http, cfg.agg.ledger_path, out.alerts, &hc);
+		/* an agent has no ledger: the JSON API's ledger reads say so */
+		httpd_section_config(&cfg.http, cfg.role == ROLE_AGENT ? NULL : cfg.agg.ledger_path, out.alerts, &hc);
+		if (cfg.role == ROLE_AGGREGATOR) {
+			/* POST /api/v1/ingest, answered by the pipeline (daemon/ingest.h) */
+			if ((rc = ingest_new(&ingest, &cfg.ingest, &e)))
+				goto out;
+			ingest_listener(ingest, &ingest_hooks);
+			hc.ingest = &ingest_hooks;
+			out.ingest = ingest;
+		}
 		if ((rc = httpd_start(&http, &hc, &live, &e))) {
 			if (!e.msg[0])
 				err_set(&e, rc, "cannot start the HTTP listener");
@@ -154,8 +166,8 @@ int main(int argc, char **argv)
 		out.live = &live;
 		out.http_reload = http_reload;
 		out.http_reload_ctx = http;
-		log_msg(LOG_INFO, "http: listening on %s port %u", cfg.http.address,
-			(unsigned)httpd_port(http));
+		log_msg(LOG_INFO, "http: listening on %s port %u%s", cfg.http.address,
+			(unsigned)httpd_port(http), cfg.http.tls_cert[0] ? " (TLS)" : "");
 	}
 
 	rc = pipeline_run(&cfg, &out, &stop_flag, &sum, &e);
@@ -169,7 +181,22 @@ int main(int argc, char **argv)
 out:
 	if (rc)
 		log_msg(LOG_ERR, "%s", e.msg);
+	if (ingest)
+		ingest_close(ingest);   /* no request left waiting: the listener may stop */
 	httpd_stop(http);
+	if (ingest) {
+		struct ingest_stats is;
+		ingest_get_stats(ingest, &is);
+		log_msg(LOG_INFO, "ingest: %llu requests: %llu answered 200 (%llu batches taken, %llu sent"
+			" again and acknowledged as committed, %llu samples), %llu refused as malformed, %llu"
+			" forbidden, %llu conflicts (409), %llu unknown meters (422), %llu unavailable (503)",
+			(unsigned long long)is.requests, (unsigned long long)is.by_status[0],
+			(unsigned long long)is.frames_applied, (unsigned long long)is.frames_replayed,
+			(unsigned long long)is.samples, (unsigned long long)is.by_status[1],
+			(unsigned long long)is.by_status[2], (unsigned long long)is.by_status[3],
+			(unsigned long long)is.by_status[4], (unsigned long long)is.by_status[5]);
+		ingest_free(ingest);
+	}
 	if (live_ok)
 		live_store_release(&live);
 	alerts_stop(sender);
@@ -178,10 +205,30 @@ out:
 	if (rc == -ENOSPC)
 		log_msg(LOG_ERR, "ingest stopped: free some space and start tallyd again; it continues"
 			" after the last commit, and nothing committed was lost");
-	if (ran && !quiet) {
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	if (ran && !quiet && cfg.role == ROLE_AGGREGATOR) {
+		fprintf(stderr, "tallyd: aggregator: %llu batches, %llu samples (%.0f/s), %llu commits, %llu"
+			" resets, %llu dropped old, %llu invalid, %.2f s, peak RSS %.1f MiB\n",
+			(unsigned long long)sum.batches, (unsigned long long)sum.samples,
+			sum.wall_s > 0 ? (double)sum.samples / sum.wall_s : 0.0, (unsigned long long)sum.commits,
+			(unsigned long long)sum.resets, (unsigned long long)sum.dropped_old,
+			(unsigned long long)sum.invalid, sum.wall_s, (double)ru.ru_maxrss / 1024.0);
+	} else if (ran && !quiet && sum.agent) {
+		const struct agent_summary *a = &sum.spooled;
+		fprintf(stderr, "tallyd: agent, %llu cycles, %llu batches (%llu samples) spooled in %llu spools (%llu"
+			" collected again and skipped), %llu acknowledged, %llu waiting, %llu readings thinned, %llu"
+			" dropped, %llu fsyncs, %.2f s, CPU %.2f s, peak RSS %.1f MiB\n",
+			(unsigned long long)sum.cycles, (unsigned long long)a->batches_spooled,
+			(unsigned long long)a->samples_spooled, (unsigned long long)a->spools,
+			(unsigned long long)a->batches_skipped, (unsigned long long)a->batches_acked,
+			(unsigned long long)a->batches_waiting, (unsigned long long)a->readings_thinned,
+			(unsigned long long)a->readings_dropped, (unsigned long long)a->fsyncs, sum.wall_s,
+			(double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec +
+										 ru.ru_stime.tv_usec) / 1e6,
+			(double)ru.ru_maxrss / 1024.0);
+	} else if (ran && !quiet) {
 		char t[48];
-		struct rusage ru;
-		getrusage(RUSAGE_SELF, &ru);
 		fprintf(stderr, "tallyd: %s%llu cycles from %s, %llu batches, %llu samples (%.0f/s), %llu commits,"
 			" %llu resets, %llu duplicate batches, %llu dropped old, %llu invalid, %.2f s,"
 			" peak RSS %.1f MiB\n",

@@ -127,6 +127,12 @@ struct lv_dom {
 	int64_t stop_ns;             /* the last stop's time (its final reading) */
 	int cg_fd;                   /* its cgroup's cpu time file, -1: none open */
 	unsigned int cg_id;          /* the domain id (process) cg_fd is of, or was looked for */
+	unsigned int cg_ok_id;       /* the process whose cgroup agreed with libvirt's cpu.time (0: none) */
+	uint8_t blk_busy;            /* a per-disk call waited for its job: the NOWAIT block group until a slow
+					cycle's bulk answer has it again */
+	uint8_t want_sizes;          /* its disks' sizes are not read yet (first sight, a new process, a
+					device event): the block group at the next cycle */
+	uint8_t xml_stale;           /* a new process or a device event: its XML is read again next cycle */
 	uint8_t cg_v1;               /* cg_fd is cpuacct.usage (ns), else cpu.stat (usage_usec) */
 	uint64_t xml_hash;           /* of the XML info was parsed from */
 	virDomainPtr ptr;            /* list path: our reference, kept across cycles */
@@ -205,7 +211,7 @@ struct lv {
 	struct lv_event *ev_batch;   /* LV_EVENT_QUEUE of them: read()'s copy of ev, drained outside the lock */
 	size_t ev_n;
 	uint64_t ev_dropped;         /* events lost to a full queue */
-	int cb_lifecycle, cb_reboot, cb_unplug, cb_balloon;   /* callback ids, -1 = none */
+	int cb_lifecycle, cb_reboot, cb_unplug, cb_plug, cb_balloon;   /* callback ids, -1 = none */
 	int local;                   /* the hypervisor is this host: its taps can be read */
 	char sysfs_net[128];         /* /sys/class/net */
 	/* cpu time from the domains' cgroups (docs/libvirt.md): libvirt 9's
@@ -217,16 +223,38 @@ struct lv {
 	int cg_ok;                   /* a domain's cgroup agreed with libvirt's cpu.time */
 	int cg_off;                  /* one disagreed: libvirt's cpu-total every cycle */
 	int asked_cpu;               /* this cycle's bulk call asked for cpu-total */
-	int want_cpu;                /* a domain had no cgroup to read: ask next cycle */
+	int vcpus_by_info;           /* this cycle takes vCPUs from virDomainGetInfo (a slow cycle, local) */
+	/* A cycle's second calls (extra_calls()): virDomainListGetStats for
+	 * just the domains that need more than the bulk call asked, cpu-total
+	 * for the processes whose cgroup is not checked yet ([0]) and the
+	 * block group for those whose disks are not read by a per-disk call
+	 * ([1]). Their answers, and for each record of the bulk answer (by
+	 * index, n_xrec of them) what was asked for it and its answers. */
+	virDomainStatsRecordPtr *xans[2];
+	struct lv_xrec {
+		virDomainStatsRecordPtr rec[2];  /* NULL: not asked, or no answer */
+		uint8_t asked;                   /* bit g: asked in call g */
+	} *xrec;
+	size_t cap_xrec;
+	int n_xrec;
+	int disk_calls;              /* config disk_counters: per-disk (1) or bulk (0) */
+	int blk_main;                /* this cycle's bulk call asks for the block group */
+	int blk_calls;               /* this cycle reads disk counters by per-disk calls and the second call */
+	int64_t interval_ns;
 	/* figures */
 	uint64_t bulk_domains, fallback_domains, stale, reads, events;
 	uint64_t tail_closed;        /* counter series whose final reading was read at the stop */
 	uint64_t tail_open;          /* counter series ended with their last read value */
 	uint64_t tail_open_ns;       /* summed time from those series' last reading to their stop */
+	uint64_t cg_checks;          /* domains asked cpu-total to check their cgroup (second call) */
+	uint64_t blk_alone;          /* domains asked the block group alone (second call) */
+	uint64_t disk_calls_n, disk_calls_failed;  /* per-disk virDomainBlockStats calls, and those that failed */
 	struct lv_rec rec;           /* from_record()'s scratch: one record's fields */
 };
 
-static const char *const lv_keys[] = { "uri", "xml_refresh", "slow_every", "block_every", "mapping", NULL };
+static const char *const lv_keys[] = { "uri", "xml_refresh", "slow_every", "block_every", "disk_counters",
+				       "mapping", NULL };
+static const char *const disk_ways[] = { "bulk", "per-disk", NULL };
 
 /* ---- libvirt's event loop: one thread per process ---- */
 
@@ -353,6 +381,10 @@ int lv_event_describe(int event, int detail, struct lv_event_desc *out)
 		break;
 	case LV_EV_DEVICE_REMOVED:
 		out->type = lifecycle_name(LIFECYCLE_DEVICE_REMOVED);
+		out->edge = LV_EDGE_DEVICE;
+		break;
+	case LV_EV_DEVICE_ADDED:
+		out->edge = LV_EDGE_DEVICE; /* the devices change, no lifecycle edge: no type */
 		break;
 	case LV_EV_BALLOON:
 		out->edge = LV_EDGE_BALLOON; /* a gauge change, not a lifecycle edge: no type */
@@ -385,6 +417,12 @@ static void on_unplug(virConnectPtr conn, virDomainPtr dom, const char *alias, v
 	queue_event(opaque, dom, LV_EV_DEVICE_REMOVED, 0, 0, alias);
 }
 
+static void on_plug(virConnectPtr conn, virDomainPtr dom, const char *alias, void *opaque)
+{
+	(void)conn;
+	queue_event(opaque, dom, LV_EV_DEVICE_ADDED, 0, 0, alias);
+}
+
 static void on_balloon(virConnectPtr conn, virDomainPtr dom, unsigned long long actual_kib, void *opaque)
 {
 	(void)conn;
@@ -396,7 +434,7 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 {
 	struct lv *s = calloc(1, sizeof(*s));
 	uint64_t refresh = 60, slow = 10, block = 1;
-	int rc;
+	int rc, disk_way = 1;
 	if (!s)
 		return -ENOMEM;
 	str_copy(s->uri, "qemu:///system", sizeof(s->uri));
@@ -405,6 +443,7 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	    (rc = cfg_get_uint(cfg, "xml_refresh", 1, 100000, &refresh, e)) ||
 	    (rc = cfg_get_uint(cfg, "slow_every", 1, 100000, &slow, e)) ||
 	    (rc = cfg_get_uint(cfg, "block_every", 1, 100000, &block, e)) ||
+	    (rc = cfg_get_enum(cfg, "disk_counters", disk_ways, &disk_way, e)) ||
 	    (rc = cfg_get_string(cfg, "mapping", s->mapping_path, sizeof(s->mapping_path), e)) ||
 	    (s->mapping_path[0] && (rc = mapping_load(s->mapping_path, &s->mapping, e)))) {
 		free(s);
@@ -413,13 +452,15 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	s->xml_refresh = (int)refresh;
 	s->slow_every = (int)slow;
 	s->block_every = (int)block;
+	s->disk_calls = disk_way;
+	s->interval_ns = env->interval_ns > 0 ? env->interval_ns : NS_PER_SEC;
 	s->nowait_ok = 1;
 	/* a hypervisor on this host (no host in the URI): its taps are ours to read */
 	s->local = !strncmp(s->uri, "qemu:///", 8) || !strncmp(s->uri, "qemu+unix:///", 13);
 	str_copy(s->sysfs_net, "/sys/class/net", sizeof(s->sysfs_net));
 	str_copy(s->sysfs_cgroup, "/sys/fs/cgroup", sizeof(s->sysfs_cgroup));
 	s->asked_cpu = 1;
-	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = s->cb_balloon = -1;
+	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = s->cb_plug = s->cb_balloon = -1;
 	if (!(s->ev_batch = malloc(LV_EVENT_QUEUE * sizeof(*s->ev_batch)))) {
 		mapping_release(&s->mapping);
 		free(s);
@@ -500,6 +541,7 @@ static int lv_connect(struct lv *s, struct tally_err *e)
 		s->cb_lifecycle = cb_register(s, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle));
 		s->cb_reboot = cb_register(s, VIR_DOMAIN_EVENT_ID_REBOOT, VIR_DOMAIN_EVENT_CALLBACK(on_reboot));
 		s->cb_unplug = cb_register(s, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED, VIR_DOMAIN_EVENT_CALLBACK(on_unplug));
+		s->cb_plug = cb_register(s, VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, VIR_DOMAIN_EVENT_CALLBACK(on_plug));
 		s->cb_balloon = cb_register(s, VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE,
 					    VIR_DOMAIN_EVENT_CALLBACK(on_balloon));
 		if (s->cb_lifecycle < 0)
@@ -539,11 +581,13 @@ static void lv_disconnect(struct lv *s)
 		virConnectDomainEventDeregisterAny(s->conn, s->cb_reboot);
 	if (s->cb_unplug >= 0)
 		virConnectDomainEventDeregisterAny(s->conn, s->cb_unplug);
+	if (s->cb_plug >= 0)
+		virConnectDomainEventDeregisterAny(s->conn, s->cb_plug);
 	if (s->cb_balloon >= 0)
 		virConnectDomainEventDeregisterAny(s->conn, s->cb_balloon);
 	virConnectClose(s->conn);
 	s->conn = NULL;
-	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = s->cb_balloon = -1;
+	s->cb_lifecycle = s->cb_reboot = s->cb_unplug = s->cb_plug = s->cb_balloon = -1;
 	s->bulk_useless = 0;
 }
 
@@ -604,6 +648,7 @@ static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
 	str_copy(d->uuid, uuid, sizeof(d->uuid));
 	d->ev_running = -1;
 	d->cg_fd = -1;
+	d->want_sizes = 1;
 	*is_new = 1;
 	s->slot[j] = (uint32_t)s->n_dom;
 	if (s->n_dom * 2 > s->mask + 1 && rehash(s))
@@ -839,6 +884,7 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 	uint64_t h = hash_fnv64_str(HASH_FNV64_INIT, xml);
 	if (d->have_info && d->xml_hash == h) {
 		free(xml);
+		d->xml_stale = 0;
 		return;
 	}
 	struct lv_domain_info info;
@@ -864,6 +910,7 @@ static void refresh_xml(struct lv *s, virDomainPtr dom, struct lv_dom *d, int64_
 		return;
 	}
 	d->have_info = 1;
+	d->xml_stale = 0;
 
 	struct resource_meta m;
 	memset(&m, 0, sizeof(m));
@@ -1124,6 +1171,8 @@ static int torn_down(struct lv *s, struct lv_dom *d, virDomainPtr dom, uint64_t 
 		d->origin_id = id;
 		d->origin_by_event = 0;
 		x->smp.origin_ns = d->origin_ns;
+		d->want_sizes = 1; /* the new process's disks, from the block group */
+		d->xml_stale = 1;
 	}
 	d->last_cpu = cpu;
 	d->dom_id = id;
@@ -1204,9 +1253,11 @@ static void rec_uint(const virTypedParameter *p, unsigned int *v, uint8_t *have)
 	}
 }
 
-static void rec_scan(const virDomainStatsRecord *rec, struct lv_rec *r)
+/* Add one record's fields to r (cleared by the caller): a domain's
+ * readings of one cycle can come in two or three records (the bulk call's
+ * and, for some domains, those of the second calls: extra_calls()). */
+static void rec_add(const virDomainStatsRecord *rec, struct lv_rec *r)
 {
-	memset(r, 0, sizeof(*r));
 	for (int i = 0; i < rec->nparams; i++) {
 		const virTypedParameter *p = &rec->params[i];
 		const char *k = p->field, *rest;
@@ -1373,15 +1424,18 @@ static int cg_cpu(struct lv *s, struct lv_dom *d, unsigned int id, uint64_t *ns)
 	return 0;
 }
 
-/* A cycle that asked libvirt for cpu-total: libvirt's cpu time *cpu,
- * read during the bulk call, against the cgroup's, read after it. The
- * same counter can only have gone on since (by at most the call's duration
- * times the host's CPUs; 5 s is far above that and far below a wrong
- * file's difference, the cpu time of a whole other group of threads); it
- * cannot be below libvirt's, up to the microsecond cpu.stat counts in.
- * When they agree, *cpu becomes the cgroup's: a domain's cpu series keeps
- * one source. One that disagrees turns the cgroup reading off for the
- * connection. A domain whose cgroup was not found is looked for again. */
+/* A domain whose cpu-total libvirt answered this cycle (the process's
+ * first cycle, or every cycle where the cgroups are not read): libvirt's
+ * cpu time *cpu, read during the call, against the cgroup's, read after
+ * it. The same counter can only have gone on since (by at most the call's
+ * duration times the host's CPUs; 5 s is far above that and far below a
+ * wrong file's difference, the cpu time of a whole other group of
+ * threads); it cannot be below libvirt's, up to the microsecond cpu.stat
+ * counts in. When they agree, *cpu becomes the cgroup's (a domain's cpu
+ * series keeps one source) and the process's cgroup is checked: it is
+ * read alone from then on. One that disagrees turns the cgroup reading off
+ * for the connection. A domain whose cgroup was not found is looked for
+ * again (and libvirt asked again) at the next cycle. */
 static void cg_check(struct lv *s, struct lv_dom *d, unsigned int id, unsigned long long *cpu)
 {
 	uint64_t c, l = *cpu;
@@ -1391,6 +1445,7 @@ static void cg_check(struct lv *s, struct lv_dom *d, unsigned int id, unsigned l
 		return;
 	if (c + 1000 >= l && (c <= l || c - l <= 5 * (uint64_t)NS_PER_SEC)) {
 		s->cg_ok = 1;
+		d->cg_ok_id = id;
 		*cpu = c;
 		return;
 	}
@@ -1400,13 +1455,117 @@ static void cg_check(struct lv *s, struct lv_dom *d, unsigned int id, unsigned l
 		 (unsigned long long)l);
 }
 
-/* Readings of one domain from its bulk record. Returns 1 when the record
- * had the groups we need, 0 when the per-domain calls must be used, -1
- * when the domain was being torn down (nothing sent). */
-static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr rec, struct emit *x)
+/* How domain d's disk counters are read on a cycle whose bulk call did
+ * not ask for the block group: 1 by a virDomainBlockStats call (one disk,
+ * no stall seen: libvirt 9 sends QEMU two QMP queries for it, the block
+ * group three), 2 in the block group's second call (several disks, whose
+ * per-disk calls would each cost those two queries; a domain whose
+ * per-disk call stalled, which the NOWAIT call cannot; disks not known
+ * yet; a device just added or removed, whose capacity is wanted), 0 not
+ * at all (no disk). */
+static int disk_way(const struct lv *s, const struct lv_dom *d)
+{
+	if (d && d->want_sizes)
+		return 2;
+	if (!s->blk_calls)
+		return 0;
+	if (!d || !d->have_info)
+		return 2;
+	if (d->n_disks == 0)
+		return 0;
+	return d->n_disks == 1 && !d->blk_busy ? 1 : 2;
+}
+
+/* The answer in ans[0..m) for the domain with this id, looked for from
+ * *j on (answers come in the order the domains were asked, some missing). */
+static virDomainStatsRecordPtr answer_for(virDomainStatsRecordPtr *ans, int m, int *j, unsigned int id)
+{
+	for (int k = 0; k < m; k++) {
+		int t = (*j + k) % m;
+		if (virDomainGetID(ans[t]->dom) == id) {
+			*j = t + 1;
+			return ans[t];
+		}
+	}
+	return NULL;
+}
+
+/* Domain d's disk counters by one virDomainBlockStats call into r, as
+ * the block group would have given them (no capacity or allocation: the
+ * block group's, every slow cycle). A call that waits for the domain's job
+ * (libvirt's per-domain calls have no NOWAIT; a job held for long makes
+ * it fail after 30 s) or takes more than a quarter interval moves the
+ * domain to the NOWAIT block group until a slow cycle's bulk answer has
+ * its block group again. A disk gone (hot-unplugged) has the domain's XML
+ * read again next cycle. Returns 0, or -1 (nothing read). */
+static int disk_call(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct lv_rec *r)
+{
+	const struct lv_disk *dk = &d->disks[0];
+	virDomainBlockStatsStruct bs;
+	int64_t t0 = time_mono_ns();
+	int rc = virDomainBlockStats(dom, dk->target, &bs, sizeof(bs));
+	s->disk_calls_n++;
+	if (time_mono_ns() - t0 > s->interval_ns / 4)
+		d->blk_busy = 1;
+	if (rc) {
+		s->disk_calls_failed++;
+		virErrorPtr err = virGetLastError();
+		if (err && err->code == VIR_ERR_OPERATION_TIMEOUT)
+			d->blk_busy = 1;
+		else if (err && err->code == VIR_ERR_INVALID_ARG)
+			d->xml_stale = 1;
+		return -1;
+	}
+	struct lv_rec_dev *dv = &r->blk[0];
+	const long long v[4] = { bs.rd_bytes, bs.wr_bytes, bs.rd_req, bs.wr_req };  /* blk_fields' order */
+	memset(dv, 0, sizeof(*dv));
+	dv->name = dk->target;
+	for (int f = 0; f < 4; f++)
+		if (v[f] >= 0) {
+			dv->v[f] = (unsigned long long)v[f];
+			dv->have |= (uint8_t)(1 << f);
+		}
+	r->n_blk = 1;
+	r->have_n_blk = 1;
+	return 0;
+}
+
+/* The disk sizes (capacity, allocation) of d's current disks that this
+ * read did not bring: read with the block group every slow cycle, their
+ * last values hold and are sent again, so they are integrated up to each
+ * read (and to the last one before a stop). A disk no longer in the XML is
+ * not sent again. */
+static void hold_disk_sizes(struct emit *x)
+{
+	struct lv_dom *d = x->d;
+	for (int i = 0; i < d->n_last; i++) {
+		const struct lv_last *l = &d->last[i];
+		if (l->kind != SAMPLE_GAUGE || l->time_ns >= x->smp.time_ns ||
+		    (l->meter != M_DISK_CAPACITY && l->meter != M_DISK_ALLOCATION))
+			continue;
+		for (int k = 0; k < d->n_disks; k++)
+			if (!strcmp(d->disks[k].label, l->device)) {
+				double v;
+				memcpy(&v, &l->bits, sizeof(v));
+				put_g(x, l->meter, l->device, v); /* updates entry i in place */
+				break;
+			}
+	}
+}
+
+/* Readings of one domain from its bulk record, and its answers to the
+ * cycle's second calls (xr, or NULL). Returns 1 when the records had the
+ * groups we need, 0 when the per-domain calls must be used, -1 when the
+ * domain was being torn down (nothing sent). */
+static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr rec, const struct lv_xrec *xr,
+		       struct emit *x)
 {
 	struct lv_rec *r = &s->rec;
-	rec_scan(rec, r);
+	memset(r, 0, sizeof(*r));
+	rec_add(rec, r);
+	for (int g = 0; xr && g < 2; g++)
+		if (xr->rec[g])
+			rec_add(xr->rec[g], r);
 	unsigned int id = x->id ? x->id : virDomainGetID(rec->dom);
 	uint64_t cg;
 	x->id = id;
@@ -1416,14 +1575,28 @@ static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr r
 	} else if (s->asked_cpu) {
 		return 0; /* a driver that answers without the groups asked for */
 	} else if (s->cg_ok && cg_cpu(s, d, id, &cg) == 0) {
+		/* checked, or (the check's call failed) a cgroup found the way
+		 * the checked ones were */
 		r->cpu = cg;
 		r->have_cpu = 1;
 	} else {
-		s->want_cpu = 1; /* no cgroup to read: cpu-total from the next cycle */
+		d->cg_ok_id = 0; /* no cgroup to read: cpu-total is asked for it at the next cycle */
 		return -2;
 	}
 	if (torn_down(s, d, rec->dom, r->cpu, x))
 		return -1;
+	virDomainInfo info;
+	if (!r->have_vcpus && s->vcpus_by_info && virDomainGetInfo(rec->dom, &info) == 0) {
+		r->vcpus = info.nrVirtCpu; /* the domain's definition: no guest or QEMU is asked */
+		r->have_vcpus = 1;
+	}
+	if (r->have_n_blk) {
+		d->want_sizes = 0;
+		if (s->blk_main)
+			d->blk_busy = 0; /* its job was free for the NOWAIT call: per-disk calls again */
+	} else if (!(xr && xr->asked >> 1 & 1) && !s->blk_main && disk_way(s, d) == 1) {
+		disk_call(s, d, rec->dom, r);
+	}
 	put_c(x, M_CPU, "", r->cpu);
 	if (!r->have_vcpus || !r->have_cur)
 		slow_gauges(s, d, rec->dom, x, r->have_vcpus, r->have_cur);
@@ -1459,6 +1632,7 @@ static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr r
 			if (dv->have >> f & 1)
 				put_nic(x, nc, f, net_meters[f], dv->v[f]);
 	}
+	hold_disk_sizes(x);
 	return 1;
 }
 
@@ -1625,6 +1799,8 @@ static void final_reading(struct lv *s, struct lv_dom *d, int64_t t_ns, int tail
 	d->stop_ns = t_ns;
 	cg_close(d); /* the process and its cgroup are gone */
 	d->cg_id = 0;
+	d->cg_ok_id = 0;
+	d->want_sizes = 1; /* the next life's disk sizes come with the block group */
 	d->bulk_id = 0;
 	d->ev_running = -1;
 	d->disagree = 0;
@@ -1719,6 +1895,10 @@ static void drain_events(struct lv *s, const struct sink *sink)
 				d->origin_ns = ev->time_ns;
 				d->origin_by_event = 1;
 				d->origin_id = ev->id;
+				/* a new process may have other devices: its XML, and its
+				 * disks' sizes from the block group, at the next read */
+				d->xml_stale = 1;
+				d->want_sizes = 1;
 			}
 			d->ev_running = 1;
 			break;
@@ -1733,6 +1913,12 @@ static void drain_events(struct lv *s, const struct sink *sink)
 			break;
 		case LV_EDGE_BALLOON:
 			event_gauges(s, d, ev->time_ns, M_MEMORY, (double)ev->value * 1024.0, sink);
+			break;
+		case LV_EDGE_DEVICE:
+			/* a disk or NIC came or went: the devices from the XML and
+			 * the disks' sizes from the block group at the next read */
+			d->xml_stale = 1;
+			d->want_sizes = 1;
 			break;
 		case LV_EDGE_NONE:
 			break;
@@ -1756,7 +1942,6 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 {
 	s->cycle++;
 	uint64_t fallback = 0, bulk = 0, torn = 0;
-	s->want_cpu = 0;
 	if (list_only && s->id_stale && id_rebuild(s))
 		complain(&s->conn_fail, LOG_WARN, "libvirt %s: out of memory", s->uri);
 	for (int i = 0; i < n; i++) {
@@ -1793,7 +1978,11 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 			if (!d->origin_by_event)
 				d->origin_ns = s->cycle > 1 ? s->prev_read_ns : 0;
 		}
-		int refresh = !d->have_info || (s->cycle + (int)(i % s->xml_refresh)) % s->xml_refresh == 0;
+		/* the XML: at first sight, after a device event, for a new
+		 * process (it may have other devices), and every xml_refresh
+		 * cycles */
+		int refresh = !d->have_info || d->xml_stale || (bid && d->have_cpu && bid != d->dom_id) ||
+			      (s->cycle + (int)(i % s->xml_refresh)) % s->xml_refresh == 0;
 		if (refresh)
 			refresh_xml(s, dom, d, now_ns, sink);
 		struct emit x;
@@ -1806,7 +1995,7 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 		str_copy(x.smp.resource, d->uuid, sizeof(x.smp.resource));
 		x.smp.time_ns = now_ns;
 		x.smp.origin_ns = d->origin_ns;
-		int got = list_only ? 0 : from_record(s, d, recs[i], &x);
+		int got = list_only ? 0 : from_record(s, d, recs[i], i < s->n_xrec ? &s->xrec[i] : NULL, &x);
 		if (got > 0) {
 			s->bulk_domains++;
 			bulk++;
@@ -1833,12 +2022,21 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 			 s->uri, (unsigned long long)fallback);
 	/* the per-domain path is said by the note above */
 	int path = fallback ? 2 : bulk ? 1 : s->path;
-	if (path == 1 && s->path != 1)
+	if (path == 1 && s->path != 1) {
+		int per_disk = s->disk_calls && s->local;
+		char disks[160];
+		if (per_disk)
+			snprintf(disks, sizeof(disks), "disk counters every %d cycle(s) by a virDomainBlockStats call"
+				 " per one-disk domain, the block group with capacity and allocation every %d",
+				 s->block_every, s->slow_every);
+		else
+			snprintf(disks, sizeof(disks), "the block group every %d cycle(s)", s->block_every);
 		log_msg(LOG_INFO, "libvirt %s: reading %llu domain(s) with one bulk call a cycle (state,"
-			" interface every cycle; cpu time %s; block every %d; balloon and vcpu every %d)",
+			" interface every cycle; cpu time %s; %s; balloon and vCPUs every %d)",
 			s->uri, (unsigned long long)bulk, s->cg_ok && !s->cg_off ?
-			"from the domains' cgroups, checked against cpu-total every slow cycle" :
-			"from cpu-total every cycle", s->block_every, s->slow_every);
+			"from the domains' cgroups, each process checked once against cpu-total" :
+			"from cpu-total every cycle", disks, s->slow_every);
+	}
 	s->path = path;
 	uint64_t stale = 0;
 	for (size_t i = 0; i < s->n_dom; i++)
@@ -1861,12 +2059,111 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 	s->reads++;
 }
 
-int lv_read_records(void *state, virDomainStatsRecordPtr *recs, int n, int64_t now_ns, const struct sink *sink)
+/* What the second calls ask, for each of the n records (s->xrec[i].asked),
+ * and, when doms is given, the domains of each call (NULL-terminated
+ * arrays, the caller's to free; k their lengths). Returns 0, or -ENOMEM
+ * (nothing is asked). */
+static int extra_plan(struct lv *s, virDomainStatsRecordPtr *recs, int n, virDomainPtr *doms[2], size_t k[2])
+{
+	s->n_xrec = 0;
+	if (n <= 0)
+		return 0;
+	if (vec_reserve((void **)&s->xrec, &s->cap_xrec, (size_t)n, sizeof(*s->xrec), 64))
+		return -ENOMEM;
+	memset(s->xrec, 0, (size_t)n * sizeof(*s->xrec));
+	for (int i = 0; i < n; i++) {
+		unsigned int id = virDomainGetID(recs[i]->dom);
+		const struct lv_dom *d = dom_by_bulk_id(s, id);
+		int need[2] = { !s->asked_cpu && s->local && !s->cg_off && !(d && d->cg_ok_id == id),
+				!s->blk_main && disk_way(s, d) == 2 };
+		for (int g = 0; g < 2; g++) {
+			if (!need[g])
+				continue;
+			if (doms && !doms[g] && !(doms[g] = calloc((size_t)n + 1, sizeof(*doms[g]))))
+				return -ENOMEM;
+			if (doms)
+				doms[g][k[g]++] = recs[i]->dom;
+			s->xrec[i].asked |= (uint8_t)(1 << g);
+			*(g ? &s->blk_alone : &s->cg_checks) += 1;
+		}
+	}
+	s->n_xrec = n;
+	return 0;
+}
+
+/* A cycle's second calls: virDomainListGetStats for just the domains that
+ * need more than the bulk call asked. [0] cpu-total for the processes
+ * whose cgroup has not been checked against libvirt's cpu.time (started
+ * since the last cycle, or whose cgroup was not found): QEMU answers
+ * libvirt 9's halt-poll query (the cost reading the cgroups saves) once
+ * per process, not every cycle. [1] the block group for the domains whose
+ * disks are not read by a per-disk call (disk_way()). The answers are
+ * kept in s->xans until the cycle's readings are sent, and each bulk
+ * record's in s->xrec (by index). A failed call leaves its domains
+ * unanswered: from_record() then reads their cgroups unchecked where
+ * other domains' were found the same way (else they are not read this
+ * cycle), and their disks not at all this cycle. Without memory nothing
+ * is asked (n_xrec 0). */
+static void extra_calls(struct lv *s, virDomainStatsRecordPtr *recs, int n)
+{
+	static const unsigned int groups[2] = { VIR_DOMAIN_STATS_CPU_TOTAL, VIR_DOMAIN_STATS_BLOCK };
+	virDomainPtr *doms[2] = { NULL, NULL };
+	size_t k[2] = { 0, 0 };
+	if (extra_plan(s, recs, n, doms, k)) {
+		s->n_xrec = 0;
+		goto out;
+	}
+	for (int g = 0; g < 2; g++) {
+		if (!k[g])
+			continue;
+		int m = virDomainListGetStats(doms[g], groups[g], &s->xans[g],
+					      s->nowait_ok ? VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT : 0);
+		for (int i = 0, j = 0; i < n && m > 0; i++)
+			if (s->xrec[i].asked >> g & 1)
+				s->xrec[i].rec[g] = answer_for(s->xans[g], m, &j, virDomainGetID(recs[i]->dom));
+	}
+out:
+	free(doms[0]);
+	free(doms[1]);
+}
+
+/* The second calls' answers, once their readings are sent. */
+static void extra_free(struct lv *s)
+{
+	for (int g = 0; g < 2; g++) {
+		if (s->xans[g])
+			virDomainStatsRecordListFree(s->xans[g]);
+		s->xans[g] = NULL;
+	}
+	s->n_xrec = 0;
+}
+
+int lv_read_records(void *state, virDomainStatsRecordPtr *recs, int n, struct lv_test_cycle *c, int64_t now_ns,
+		    const struct sink *sink)
 {
 	struct lv *s = state;
+	s->n_xrec = 0;
 	drain_events(s, sink);
+	if (c) {
+		s->blk_main = c->block_main;
+		s->blk_calls = c->disk_calls;
+		s->vcpus_by_info = c->vcpus_by_info;
+		if (extra_plan(s, recs, n, NULL, NULL))
+			return -ENOMEM;
+		for (int i = 0; i < s->n_xrec; i++) {
+			c->asked[i] = s->xrec[i].asked;
+			s->xrec[i].rec[0] = s->xrec[i].asked & 1 && c->xcpu ? c->xcpu[i] : NULL;
+			s->xrec[i].rec[1] = s->xrec[i].asked & 2 && c->xblk ? c->xblk[i] : NULL;
+		}
+	}
 	read_domains(s, recs, n, 0, now_ns, sink);
+	s->n_xrec = 0;
 	return 0;
+}
+
+void lv_test_event(void *state, virDomainPtr dom, int event, int detail)
+{
+	queue_event(state, dom, event, detail, 0, NULL);
 }
 
 void lv_test_host(void *state, const char *net_root, const char *cgroup_root, int cpu_total)
@@ -1892,16 +2189,28 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	struct lv *s = state;
 	virDomainStatsRecordPtr *recs = NULL;
 	/* every cycle the groups of the billed counters (cpu, disk, NICs) and
-	 * the state; every slow_every cycles (and the first) also balloon and
-	 * vcpu, whose stats make QEMU answer for its guest (docs/libvirt.md) */
+	 * the state; every slow_every cycles (and the first) also balloon,
+	 * whose stats make QEMU answer for its guest (docs/libvirt.md), and
+	 * the vCPUs: from virDomainGetInfo on a hypervisor on this host (the
+	 * vcpu group also sends QEMU two QMP queries no meter uses), else the
+	 * vcpu group */
 	int slow = s->cycle % s->slow_every == 0, block = s->cycle % s->block_every == 0;
-	/* cpu-total: on the slow cycles, and every cycle until the domains'
-	 * cgroups were found to say what libvirt says (cg_check) */
-	s->asked_cpu = slow || s->want_cpu || !s->cg_ok || s->cg_off;
+	/* cpu-total: every cycle until one domain's cgroup was found to say
+	 * what libvirt says (cg_check), and wherever the cgroups are not read;
+	 * then only for the processes not checked yet (extra_calls) */
+	s->asked_cpu = !s->local || !s->cg_ok || s->cg_off;
+	s->vcpus_by_info = slow && s->local;
+	/* disk counters every block_every cycles: on a hypervisor on this host
+	 * by per-disk calls (disk_way()), with the block group (which adds
+	 * capacity and allocation) every slow cycle; else the block group */
+	int per_disk = s->disk_calls && s->local;
+	s->blk_main = per_disk ? slow : block;
+	s->blk_calls = per_disk && block && !slow;
 	unsigned int groups = VIR_DOMAIN_STATS_STATE | VIR_DOMAIN_STATS_INTERFACE |
 			      (s->asked_cpu ? VIR_DOMAIN_STATS_CPU_TOTAL : 0) |
-			      (block ? VIR_DOMAIN_STATS_BLOCK : 0) |
-			      (slow ? VIR_DOMAIN_STATS_BALLOON | VIR_DOMAIN_STATS_VCPU : 0);
+			      (s->blk_main ? VIR_DOMAIN_STATS_BLOCK : 0) |
+			      (slow ? VIR_DOMAIN_STATS_BALLOON : 0) |
+			      (slow && !s->local ? VIR_DOMAIN_STATS_VCPU : 0);
 	unsigned int flags = VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE;
 	int rc;
 
@@ -1939,7 +2248,10 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	}
 	if (s->conn_fail.window_ns)
 		complaint_clear(&s->conn_fail, "libvirt %s: reading again", s->uri);
+	if (!list_only)
+		extra_calls(s, recs, n);
 	read_domains(s, recs, n, list_only, now_ns, sink);
+	extra_free(s);
 	if (recs)
 		virDomainStatsRecordListFree(recs);
 	return sink_status_err(&s->ss, "libvirt", e);
@@ -1976,6 +2288,7 @@ static void lv_free(void *state)
 	free(s->ids);
 	free(s->id_slot);
 	free(s->bid_slot);
+	free(s->xrec);
 	free(s);
 }
 
@@ -1997,6 +2310,14 @@ static void lv_metrics(void *state, void (*put)(void *ctx, const struct collecto
 		  (double)s->bulk_domains },
 		{ "tally_libvirt_per_domain_domains", "Domain readings from per-domain calls.", true, "",
 		  (double)s->fallback_domains },
+		{ "tally_libvirt_cgroup_checks", "Domains asked for cpu-total to check their cgroup's cpu time"
+		  " (once per QEMU process).", true, "", (double)s->cg_checks },
+		{ "tally_libvirt_block_group_alone", "Domains asked for the block group alone between slow"
+		  " cycles (several disks, a device event, a new process, a stalled per-disk call).", true, "",
+		  (double)s->blk_alone },
+		{ "tally_libvirt_disk_calls", "Per-disk virDomainBlockStats calls.", true, "", (double)s->disk_calls_n },
+		{ "tally_libvirt_disk_calls_failed", "Per-disk virDomainBlockStats calls that failed (the domain"
+		  " stopped, the disk went, a stall).", true, "", (double)s->disk_calls_failed },
 	};
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
 		put(ctx, &m[i]);

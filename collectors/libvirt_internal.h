@@ -25,16 +25,17 @@ struct tally_err;
  * to are numbered from LV_EV_REBOOT on. What an event means for the
  * collector is its edge; what the ledger records is its type and reason
  * (struct lifecycle_event, docs/libvirt.md lists them). */
-enum { LV_EV_REBOOT = 100, LV_EV_DEVICE_REMOVED, LV_EV_BALLOON };
+enum { LV_EV_REBOOT = 100, LV_EV_DEVICE_REMOVED, LV_EV_BALLOON, LV_EV_DEVICE_ADDED };
 
 enum lv_edge {
-	LV_EDGE_NONE = 0,    /* recorded only (shutdown, defined, device events) */
+	LV_EDGE_NONE = 0,    /* recorded only (shutdown, defined) */
 	LV_EDGE_START,       /* a new process: its counters start from zero */
 	LV_EDGE_STOP,        /* the process ended: every series takes its final reading */
 	LV_EDGE_PAUSE,       /* not running from now on (suspended, panicked) */
 	LV_EDGE_RESUME,      /* running from now on */
 	LV_EDGE_REBOOT,      /* the guest rebooted in the same process */
 	LV_EDGE_BALLOON,     /* the balloon changed size: the memory gauge */
+	LV_EDGE_DEVICE,      /* a device was added or removed: the devices and disk sizes are read again */
 };
 
 struct lv_event_desc {
@@ -47,13 +48,33 @@ struct lv_event_desc {
  * Returns 0, or -ENOENT for an event the collector does not use. */
 int lv_event_describe(int event, int detail, struct lv_event_desc *out);
 
+/* Test seam: how a cycle reads (lv_read chooses it from the cycle's
+ * number, slow_every, block_every and disk_counters), and the answers of
+ * its second calls (virDomainListGetStats for some domains), which the
+ * collector uses only where it asked for them. */
+struct lv_test_cycle {
+	int block_main;      /* the bulk call asked for the block group */
+	int disk_calls;      /* disk counters by per-disk calls (virDomainBlockStats) and the second call */
+	int vcpus_by_info;   /* vCPUs from virDomainGetInfo */
+	virDomainStatsRecordPtr *xcpu, *xblk;  /* per record, NULL or its answer to the cpu-total / block call */
+	unsigned char *asked;  /* out, per record: bit 0 cpu-total asked for it, bit 1 the block group */
+};
+
 /* Test seam: one cycle of the collector `state` (from libvirt_collector's
  * configure and init) with these bulk-answer records in place of the
  * virConnectGetAllDomainStats() call, so tests can hand it the partial
  * answers a real host gives (a domain being destroyed answers without its
- * block and balloon groups). Queued events are drained first, as in a
- * read. The records stay the caller's. Returns 0. */
-int lv_read_records(void *state, virDomainStatsRecordPtr *recs, int n, int64_t now_ns, const struct sink *sink);
+ * block and balloon groups). c: the cycle's way of reading (NULL: the
+ * records have every group the cycle asked for, no second calls, no
+ * per-disk calls). Queued events are drained first, as in a read. The
+ * records stay the caller's. Returns 0, or -ENOMEM. */
+int lv_read_records(void *state, virDomainStatsRecordPtr *recs, int n, struct lv_test_cycle *c, int64_t now_ns,
+		    const struct sink *sink);
+
+/* Test seam: queue libvirt's event (VIR_DOMAIN_EVENT_* or LV_EV_*) for
+ * dom as libvirt's event thread would, for events a test driver cannot
+ * make (a device added). */
+void lv_test_event(void *state, virDomainPtr dom, int event, int detail);
 
 /* Test seam: a hypervisor on this host whose /sys/class/net and
  * /sys/fs/cgroup are at these roots (trees a test made), and whether the

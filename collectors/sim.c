@@ -45,6 +45,7 @@ void sim_config_default(struct sim_config *c)
 	c->vms = 10;
 	c->tenants = 3;
 	c->hosts = 2;
+	memcpy(c->host_prefix, "sim-host-", sizeof("sim-host-"));
 	c->disks = 1;
 	c->nics = 1;
 	c->seed = 1;
@@ -278,7 +279,7 @@ struct sim {
 };
 
 static const char *const sim_keys[] = {
-	"vms", "tenants", "hosts", "disks", "nics", "seed", "loss", "final_loss", "reboots_per_day",
+	"vms", "tenants", "hosts", "host_prefix", "disks", "nics", "seed", "loss", "final_loss", "reboots_per_day",
 	"stops_per_day", "migrations_per_day", "crashes_per_day", "start", "classes", NULL
 };
 
@@ -408,6 +409,14 @@ static int sim_configure(const struct cfg_node *cfg, const struct collector_env 
 	if ((rc = cfg_get_uint(cfg, "hosts", 1, 10000, &v, e)))
 		goto fail;
 	c->hosts = (uint32_t)v;
+	if ((rc = cfg_get_string(cfg, "host_prefix", c->host_prefix, sizeof(c->host_prefix), e)))
+		goto fail;
+	if (!c->host_prefix[0]) {
+		const struct cfg_node *n = cfg_get(cfg, "host_prefix");
+		rc = err_set(e, -EINVAL, "%s:%d:%d: key 'host_prefix': empty (the hosts would be named 0, 1, ...)",
+			     n->file, n->line, n->col);
+		goto fail;
+	}
 	v = c->disks;
 	if ((rc = cfg_get_uint(cfg, "disks", 0, SIM_MAX_DEVS, &v, e)))
 		goto fail;
@@ -459,7 +468,7 @@ static int sim_init(void *state, int64_t resume_ns, struct tally_err *e)
 			       " run; set collectors.sim.start (the instant that run began) so the fleet's schedule"
 			       " continues instead of starting anew");
 	for (uint32_t h = 0; h < c->hosts; h++)
-		snprintf(s->agent[h], sizeof(s->agent[h]), "sim-host-%u", h);
+		snprintf(s->agent[h], sizeof(s->agent[h]), "%s%u", c->host_prefix, h);
 	for (uint32_t i = 0; i < c->vms; i++) {
 		sim_vm_describe(c, i, &s->vm[i]);
 		vm_initial(c, i, &s->st[i]);

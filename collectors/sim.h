@@ -61,6 +61,7 @@
 
 struct sim_config {
 	uint32_t vms, tenants, hosts;
+	char host_prefix[40];            /* host h is the agent "<host_prefix><h>" */
 	uint32_t disks, nics;            /* per VM, 0..SIM_MAX_DEVS */
 	uint64_t seed;
 	double loss;                     /* probability a VM's tick is lost */

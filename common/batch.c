@@ -58,6 +58,24 @@ int batch_add_event(struct batch *b, const struct lifecycle_event *ev)
 	return 0;
 }
 
+int batch_copy(struct batch *dst, const struct batch *src)
+{
+	int rc = 0;
+	batch_init(dst, src->agent);
+	dst->seq = src->seq;
+	dst->time_ns = src->time_ns;
+	dst->clock_step_ns = src->clock_step_ns;
+	for (size_t i = 0; !rc && i < src->n_samples; i++)
+		rc = batch_add_sample(dst, &src->samples[i]);
+	for (size_t i = 0; !rc && i < src->n_metas; i++)
+		rc = batch_add_meta(dst, &src->metas[i]);
+	for (size_t i = 0; !rc && i < src->n_events; i++)
+		rc = batch_add_event(dst, &src->events[i]);
+	if (rc)
+		batch_release(dst);
+	return rc;
+}
+
 void batcher_init(struct batcher *bt, const char *local_agent, batch_deliver_fn deliver,
 		  batch_seq_fn next_seq, void *ctx)
 {

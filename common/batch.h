@@ -49,6 +49,9 @@ void batch_clear(struct batch *b);
 int batch_add_sample(struct batch *b, const struct sample *s);     /* 0 or -ENOMEM */
 int batch_add_meta(struct batch *b, const struct resource_meta *m);
 int batch_add_event(struct batch *b, const struct lifecycle_event *ev);
+/* dst (not initialised) becomes a copy of src, with memory of its own: 0,
+ * or -ENOMEM with dst empty (released). */
+int batch_copy(struct batch *dst, const struct batch *src);
 
 /*
  * batcher: a sink that gathers one collection cycle into one batch per agent

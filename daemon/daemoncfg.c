@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 static const char *const top_keys[] = { "tallyd", "ledger", "rrd", "collectors", "http", "alerts",
-					NULL };
+					"ingest", "agent", NULL };
 static const char *const tallyd_keys[] = { "role", "agent_id", "data_dir", "interval", "log_level",
 					   "clock", "start", "end", NULL };
 static const char *const roles[] = { "all-in-one", "agent", "aggregator", NULL };
@@ -45,12 +45,6 @@ static int parse_tallyd(struct daemon_config *c, const struct cfg_node *td, stru
 	c->log_level = lvl;
 	if (end_start)
 		c->end_ns = end_start;
-	if (c->role != ROLE_ALL_IN_ONE) {
-		const struct cfg_node *n = cfg_get(td, "role");
-		return err_set(e, -ENOTSUP, "%s:%d:%d: key 'role': '%s' needs the network transport, which"
-			       " this build does not have yet (use all-in-one)", n->file, n->line, n->col,
-			       roles[role]);
-	}
 	if (c->interval_ns % NS_PER_SEC) {
 		const struct cfg_node *n = cfg_get(td, "interval");
 		return err_set(e, -EINVAL, "%s:%d:%d: key 'interval': must be whole seconds", n->file,
@@ -127,6 +121,75 @@ static int parse_alerts(struct daemon_config *c, const struct cfg_node *root, st
 	return 0;
 }
 
+/* role: aggregator: what agents POST, through the HTTP listener; no
+ * collectors of its own (a host that is also metered runs an agent beside
+ * it), a real-time clock (data time is the agents'), and agents' tokens. */
+static int check_aggregator(struct daemon_config *c, const struct cfg_node *root, struct tally_err *e)
+{
+	const struct cfg_node *td = cfg_get(root, "tallyd"), *n;
+	const struct cfg_node *role = td ? cfg_get(td, "role") : NULL;
+	if (c->role != ROLE_AGGREGATOR) {
+		if ((n = cfg_get(root, "ingest")))
+			return err_set(e, -EINVAL, "%s:%d:%d: 'ingest' is for 'role: aggregator' (this tallyd is"
+				       " %s)", n->file, n->key_line, n->key_col,
+				       c->role == ROLE_AGENT ? "an agent" : "all-in-one");
+		return 0;
+	}
+	if ((n = cfg_get(root, "collectors")))
+		return err_set(e, -EINVAL, "%s:%d:%d: 'collectors': an aggregator runs none (it takes what its"
+			       " agents send); meter this host with a tallyd of 'role: agent' beside it", n->file,
+			       n->key_line, n->key_col);
+	if (c->clock != CLOCK_REAL) {
+		n = cfg_get(td, "clock");
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'clock': an aggregator runs in real time (its data"
+			       " time is its agents'; an agent may fast-forward)", n->file, n->line, n->col);
+	}
+	if (!c->http.enabled)
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'role': an aggregator takes its agents' batches on"
+			       " its HTTP listener: give an 'http:' section", role->file, role->line, role->col);
+	if (c->http.n_tokens == httpd_reader_tokens(c->http.tokens, c->http.n_tokens)) {
+		n = cfg_get(root, "http");
+		return err_set(e, -EINVAL, "%s:%d:%d: 'http': an aggregator needs its agents' tokens in"
+			       " 'tokens' ({token: ..., agent: AGENT_ID}, one per agent)", n->file, n->key_line,
+			       n->key_col);
+	}
+	return 0;
+}
+
+/* `agent:`, and what goes with the agent role: it keeps no ledger, so no
+ * `ledger:` or `rrd:` and no alert rules (they read the aggregator's
+ * series); only the SpoolFilling built-in is evaluated there. */
+static int parse_agent(struct daemon_config *c, const struct cfg_node *root, struct tally_err *e)
+{
+	const struct cfg_node *ag = NULL, *n;
+	int rc;
+	if ((rc = cfg_get_map(root, "agent", &ag, e)) ||
+	    (rc = agent_settings_parse(&c->agent, ag, c->data_dir, e)))
+		return rc;
+	n = cfg_get(root, "agent");
+	if (c->role != ROLE_AGENT && n)
+		return err_set(e, -EINVAL, "%s:%d:%d: 'agent' is the section of 'role: agent' (this tallyd is"
+			       " %s)", n->file, n->key_line, n->key_col, roles[c->role]);
+	if (c->role != ROLE_AGENT)
+		return 0;
+	const struct cfg_node *td = cfg_get(root, "tallyd"), *role = cfg_get(td, "role");
+	if (!n)
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'role': an agent needs an 'agent:' section with the"
+			       " aggregator's URL", role->file, role->line, role->col);
+	static const char *const not_agent[] = { "ledger", "rrd", NULL };
+	for (int i = 0; not_agent[i]; i++)
+		if ((n = cfg_get(root, not_agent[i])))
+			return err_set(e, -EINVAL, "%s:%d:%d: '%s': an agent keeps no ledger and no RRD files (the"
+				       " aggregator does): remove the section", n->file, n->key_line, n->key_col,
+				       not_agent[i]);
+	if (c->alerts.n_rules) {
+		n = cfg_get(cfg_get(root, "alerts"), "rules");
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'rules': alert rules run on the aggregator, which has"
+			       " the series; an agent evaluates only SpoolFilling", n->file, n->line, n->col);
+	}
+	return 0;
+}
+
 static int parse(struct daemon_config *c, const struct cfg_node *root, struct tally_err *e)
 {
 	const struct cfg_node *td = NULL, *lg = NULL, *rr = NULL, *co = NULL, *hs = NULL;
@@ -138,11 +201,15 @@ static int parse(struct daemon_config *c, const struct cfg_node *root, struct ta
 	    (rc = parse_tallyd(c, td, e)) ||
 	    (rc = agg_settings_parse(&c->agg, lg, rr, c->data_dir, c->interval_ns,
 				     c->clock == CLOCK_FAST_FORWARD, e)) ||
-	    (rc = parse_collectors(c, co, e)) ||
+	    (c->role != ROLE_AGGREGATOR && (rc = parse_collectors(c, co, e))) ||
 	    (rc = cfg_get_map(root, "http", &hs, e)) ||
-	    (rc = httpd_section_parse(&c->http, hs, c->interval_ns, e)))
+	    (rc = httpd_section_parse(&c->http, hs, c->interval_ns, e)) ||
+	    (rc = check_aggregator(c, root, e)) ||
+	    (rc = ingest_section_parse(&c->ingest, cfg_get(root, "ingest"), e)))
 		return rc;
-	return parse_alerts(c, root, e);
+	if ((rc = parse_alerts(c, root, e)))
+		return rc;
+	return parse_agent(c, root, e);
 }
 
 int daemon_config_load(struct daemon_config *c, const char *path, const char *text,

@@ -16,17 +16,20 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "agent.h"
 #include "aggregator.h"
 #include "alerting.h"
 #include "collector.h"
 #include "httpd.h"
+#include "ingest.h"
 #include "sample.h"
 
 struct tally_err;
 
-/* The process's role (docs/config.md, tallyd.role). Only all-in-one runs
- * today; agent and aggregator come with the network transport, as two
- * more deliveries of the same pipeline (pipeline.h). */
+/* The process's role (docs/config.md, tallyd.role): all-in-one collects
+ * and aggregates; an agent collects into a spool that a sender ships
+ * (agent.h); an aggregator takes what agents POST (ingest.h), with no
+ * collectors of its own: deliveries of the same pipeline (pipeline.h). */
 enum daemon_role { ROLE_ALL_IN_ONE, ROLE_AGENT, ROLE_AGGREGATOR };
 enum daemon_clock { CLOCK_REAL, CLOCK_FAST_FORWARD };
 
@@ -50,6 +53,8 @@ struct daemon_config {
 	size_t n_coll;
 	struct httpd_section http;        /* `http:` (exporters/httpcfg.c) */
 	struct alerting_config alerts;    /* `alerts:` (aggregator/alertcfg.c) */
+	struct ingest_section ingest;     /* `ingest:` (daemon/ingest.c), role aggregator */
+	struct agent_settings agent;      /* `agent:` (daemon/agent.c), role agent only */
 };
 
 /* Parse and check FILE (or the text, when text is not NULL, named by path).

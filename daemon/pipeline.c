@@ -4,6 +4,8 @@
  * live snapshots and the SLA probe driven from the cycle's end.
  */
 #include "pipeline.h"
+#include "ingest.h"
+#include "agent.h"
 #include "reload.h"
 #include "aggregator.h"
 #include "batch.h"
@@ -43,7 +45,9 @@ static int mkdirs(const char *path, struct tally_err *e)
 struct run {
 	struct daemon_config *c;
 	const struct pipeline_outputs *out;
-	struct aggregator *agg;
+	struct aggregator *agg;      /* NULL in the agent role */
+	struct agent *agent;         /* the agent role's spools and senders, else NULL */
+	bool agent_published;        /* the agent published a snapshot already */
 	int64_t last_commit_mono;
 	struct complaint rrd_complaint;
 	struct scheduler *sched;
@@ -72,6 +76,7 @@ struct run {
 	int64_t retry_mono_ns;       /* the next attempt, not before */
 	int64_t backoff_ns;          /* the wait after the last failed attempt */
 	struct complaint fail_complaint;
+	int64_t publish_mono_ns;     /* the last live snapshot (the aggregator role: at most 1/s) */
 };
 
 /* Retrying a failed commit (real time): after 1 s, then twice as long each
@@ -85,7 +90,7 @@ struct run {
  * is not a terminal (logs, tests, systemd). */
 static void progress(struct run *r, int64_t tick_ns, bool final)
 {
-	if (!r->tty || r->c->clock != CLOCK_FAST_FORWARD || r->c->end_ns <= r->first_ns)
+	if (!r->tty || !r->agg || r->c->clock != CLOCK_FAST_FORWARD || r->c->end_ns <= r->first_ns)
 		return;
 	int64_t now = time_mono_ns();
 	if (r->progress_shown && !final && now - r->progress_mono < NS_PER_SEC)
@@ -118,6 +123,30 @@ static void put_metric(void *ctx, const struct collector_metric *m)
 	r->cm[r->n_cm++] = *m;
 }
 
+/* The aggregator role's own series: the ingest's counts, and per agent
+ * (of a token) its last contact and last committed seq, so a dashboard
+ * sees an agent fall behind before AgentSilent fires. */
+static void aggregator_metrics(struct run *r)
+{
+	const struct httpd_section *h = &r->c->http;
+	ingest_metrics(r->out->ingest, put_metric, r);
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < h->n_tokens; i++) {
+			struct agg_agent ag;
+			const char *id = h->tokens[i].agent;
+			if (!id[0] || strpbrk(id, ",=\"") || !agg_agent_find(r->agg, id, &ag))
+				continue;
+			struct collector_metric m = {
+				.name = pass ? "tally_agent_last_seq" : "tally_agent_last_contact_timestamp_seconds",
+				.help = pass ? "The agent's last batch committed (its seq)."
+					: "When the aggregator last took or acknowledged a request of the agent.",
+				.value = pass ? (double)ag.committed_seq : (double)ag.contact_ns / 1e9,
+			};
+			snprintf(m.labels, sizeof(m.labels), "agent=%s", id);
+			put_metric(r, &m);
+		}
+}
+
 /* Publish what the exporters see; a failure (out of memory) keeps the
  * previous snapshot and is said once per back-off window. */
 static void publish(struct run *r)
@@ -134,6 +163,10 @@ static void publish(struct run *r)
 	for (size_t i = 0; r->sched && i < r->sched->n_coll; i++)
 		if (r->sched->coll[i].ops->metrics)
 			r->sched->coll[i].ops->metrics(r->sched->coll[i].state, put_metric, r);
+	if (r->out->ingest)
+		aggregator_metrics(r);
+	if (r->agent)
+		agent_metrics(r->agent, put_metric, r);
 	struct live_inputs in = {
 		.tick_ns = r->tick_ns,
 		.stale_after_ns = r->c->http.stale_after_ns,
@@ -177,9 +210,7 @@ static int local_deliver(void *ctx, struct batch *b)
 {
 	struct run *r = ctx;
 	struct tally_err e = { 0 };
-	int rc = agg_ingest(r->agg, b, &e);
-	if (rc == 0 && r->al)
-		alerting_note_batch(r->al, b);
+	int rc = ingest_batch(r->agg, r->al, b, &e);   /* the function the aggregator role's ingest calls */
 	if (rc < 0) {
 		log_msg(LOG_ERR, "%s", e.msg);
 		return rc;
@@ -194,6 +225,7 @@ static uint64_t local_next_seq(void *ctx, const char *agent)
 }
 
 static const struct delivery local_delivery = { local_deliver, local_next_seq };
+static const struct delivery agent_delivery = { agent_deliver, agent_next_seq };
 
 #define SLA_PROBE_EVERY_NS (60 * NS_PER_SEC)
 
@@ -225,7 +257,7 @@ static void eval_alerts(struct run *r, int64_t tick_ns)
 	struct agg_stats st;
 	agg_get_stats(r->agg, &st);
 	r->sla_fresh = false;
-	if (alerting_eval(r->al, r->agg, tick_ns, r->bt->dropped + st.invalid))
+	if (alerting_eval(r->al, r->agg, tick_ns, (r->bt ? r->bt->dropped : 0) + st.invalid))
 		complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory evaluating the rules;"
 			 " alerts may be missing");
 }
@@ -262,8 +294,14 @@ static int commit(struct run *r, struct tally_err *e)
 		if (r->al && alerting_publish(r->al, r->out->alerts))
 			complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory publishing the alerts;"
 				 " serving the previous ones");
-		if (r->out->live)
-			publish(r);   /* after the alerts: /metrics counts the ones just committed */
+		/* after the alerts: /metrics counts the ones just committed; an
+		 * aggregator commits for every round of requests, and publishes
+		 * at most once a second */
+		int64_t now = time_mono_ns();
+		if (r->out->live && (r->c->role != ROLE_AGGREGATOR || now - r->publish_mono_ns >= NS_PER_SEC)) {
+			publish(r);
+			r->publish_mono_ns = now;
+		}
 		probe_sla(r, false);
 	}
 	return rc;
@@ -369,6 +407,24 @@ out:
  *
  * The live state the exporters serve is published at every commit and, in
  * real time, after every cycle. */
+/* The agent role's cycle end: nothing to commit (the spool synced every
+ * batch); SpoolFilling, and the exporters' snapshot every cycle in real
+ * time, at the first cycle and once a second of wall time in fast-forward,
+ * and when asked (now). */
+static int agent_cycle_done(struct run *r, bool now)
+{
+	if (agent_eval_alerts(r->agent, r->tick_ns, &r->c->alerts, r->out->alerts))
+		complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory publishing SpoolFilling");
+	int64_t t = time_mono_ns();
+	if (r->out->live && (now || r->c->clock == CLOCK_REAL || !r->agent_published ||
+			     t - r->last_commit_mono >= NS_PER_SEC)) {
+		publish(r);
+		r->last_commit_mono = t;
+		r->agent_published = true;
+	}
+	return 0;
+}
+
 static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 {
 	struct run *r = ctx;
@@ -377,6 +433,8 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 		*r->out->reload = 0;
 		reload(r);
 	}
+	if (r->agent)
+		return agent_cycle_done(r, false);
 	progress(r, tick_ns, false);
 	if (r->al)
 		eval_alerts(r, tick_ns);
@@ -404,6 +462,152 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 	return 0;
 }
 
+/* ---- the aggregator role: what agents POST ----
+ *
+ * No scheduler: the loop takes every request the listener queued
+ * (ingest.h), applies them, commits them in one transaction and answers
+ * them (200 only once committed: rule 7). A failed commit (a full disk)
+ * answers 503 with Retry-After; until the retry is due, requests are
+ * answered 503 at once without being applied, so memory does not grow
+ * with what cannot be written; what was applied before the failure stays
+ * in memory and is committed by the first commit that works (its agents
+ * are acknowledged when they send it again). Every interval (wall clock)
+ * the alerts are evaluated at the newest data time committed. */
+/* AgentSilent's input: the agents of the tokens (the fleet this
+ * aggregator expects) and their last contact. */
+static void note_agents(struct run *r, int64_t start_ns)
+{
+	const struct httpd_section *h = &r->c->http;
+	struct alert_agent *v = calloc(h->n_tokens ? h->n_tokens : 1, sizeof(*v));
+	size_t n = 0;
+	if (!v) {
+		complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory listing the agents");
+		return;
+	}
+	for (size_t i = 0; i < h->n_tokens; i++) {
+		struct agg_agent ag;
+		if (!h->tokens[i].agent[0])
+			continue;
+		str_copy(v[n].id, h->tokens[i].agent, sizeof(v[n].id));
+		v[n].contact_ns = agg_agent_find(r->agg, v[n].id, &ag) ? ag.contact_ns : 0;
+		n++;
+	}
+	if (alerting_set_agents(r->al, v, n, start_ns, time_now_ns()))
+		complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory listing the agents");
+	free(v);
+}
+
+static int aggregate(struct run *r, volatile sig_atomic_t *stop, struct tally_err *e)
+{
+	struct ingest *ig = r->out->ingest;
+	int64_t next_eval = time_mono_ns() + r->c->interval_ns;
+	int64_t started_ns = time_now_ns();
+	int rc = 0;
+
+	while (!*stop) {
+		int64_t until = next_eval;
+		if (r->fail_tick_ns && r->retry_mono_ns < until)
+			until = r->retry_mono_ns;
+		struct ingest_job *list = ingest_take(ig, until);
+		if (r->out->reload && *r->out->reload) {
+			*r->out->reload = 0;
+			reload(r);
+		}
+		int64_t now = time_mono_ns();
+		if (list && r->fail_tick_ns && now < r->retry_mono_ns) {
+			ingest_refuse(ig, list, 503, (r->retry_mono_ns - now + NS_PER_SEC - 1) / NS_PER_SEC,
+				      "the ledger cannot be written now (a full disk, an I/O error): try again later");
+			list = NULL;
+		}
+		bool need = false;
+		for (struct ingest_job *j = list; j && rc == 0; j = ingest_next(j)) {
+			int k = ingest_apply(ig, r->agg, r->al, j, time_now_ns(), e);
+			if (k < 0)
+				rc = k;
+			need |= k > 0;
+		}
+		if (rc) {
+			/* out of memory: the aggregator is broken; stop (started
+			 * again, it reloads the committed state and the agents send
+			 * again what was not acknowledged) */
+			ingest_answer(ig, list, rc, 5, "the aggregator failed");
+			ingest_close(ig);
+			return rc;
+		}
+		int crc = 0;
+		int64_t retry_s = 1;
+		if (need || (r->fail_tick_ns && now >= r->retry_mono_ns && agg_pending(r->agg))) {
+			crc = commit(r, e);
+			if (crc && agg_broken(r->agg)) {
+				ingest_answer(ig, list, crc, 5, "the aggregator failed");
+				ingest_close(ig);
+				return crc;
+			}
+			if (crc) {
+				char why[600];
+				snprintf(why, sizeof(why), "the ledger cannot be written now: %s", e->msg);
+				ledger_failing(r, e);
+				retry_s = (r->retry_mono_ns - time_mono_ns() + NS_PER_SEC - 1) / NS_PER_SEC;
+				ingest_answer(ig, list, crc, retry_s, why);
+				list = NULL;
+			}
+		}
+		ingest_answer(ig, list, crc, retry_s, NULL);
+		now = time_mono_ns();
+		if (now >= next_eval) {
+			next_eval = now + r->c->interval_ns;
+			int64_t t = agg_last_cycle_ns(r->agg);
+			if (t > r->tick_ns)
+				r->tick_ns = t;
+			if (r->al)
+				note_agents(r, started_ns);
+			if (r->al)
+				eval_alerts(r, r->tick_ns ? r->tick_ns : time_now_ns());
+			/* what the rules and built-ins decided is committed (and
+			 * then sent) even when no agent sends anything: that is
+			 * when AgentSilent fires */
+			if (r->al && !r->fail_tick_ns && commit(r, e)) {
+				if (agg_broken(r->agg)) {
+					ingest_close(ig);
+					return -EIO;
+				}
+				ledger_failing(r, e);
+			}
+			if (r->out->live) {
+				publish(r);
+				r->publish_mono_ns = now;
+			}
+			if (r->fail_tick_ns && r->al && alerting_publish(r->al, r->out->alerts))
+				complain(&r->alert_complaint, LOG_WARN, "alerts: out of memory publishing the alerts;"
+					 " serving the previous ones");
+		}
+	}
+	ingest_close(ig);
+	return 0;
+}
+
+/* The end of a fast-forward period, in the agent role: wait until the
+ * aggregator has acknowledged every batch (or a signal), so the run's
+ * end means its data arrived. */
+static void agent_drain(struct run *r, volatile sig_atomic_t *stop)
+{
+	struct agent_summary as;
+	agent_get_summary(r->agent, &as);
+	if (!agent_drained(r->agent))
+		log_msg(LOG_INFO, "agent: the period is collected; waiting until the aggregator has acknowledged"
+			" the %llu batches still in the spools", (unsigned long long)as.batches_waiting);
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	agent_cycle_done(r, true);
+	while (!*stop && !agent_drained(r->agent)) {
+		nanosleep(&ts, NULL);
+		agent_flush_held(r->agent);
+		agent_cycle_done(r, false);
+	}
+	agent_cycle_done(r, true);
+	if (agent_drained(r->agent))
+		log_msg(LOG_INFO, "agent: every batch is acknowledged");
+}
+
 int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, volatile sig_atomic_t *stop,
 		 struct pipeline_summary *sum, struct tally_err *e)
 {
@@ -421,6 +625,12 @@ int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, vo
 	log_set_level((enum log_level)c->log_level);
 	if ((rc = mkdirs(c->data_dir, e)))
 		return rc;
+	if (c->role == ROLE_AGENT) {
+		/* the agent: spools and senders, no ledger (agent.h) */
+		if ((rc = agent_open(&r.agent, &c->agent, c->interval_ns, e)))
+			goto out;
+		goto opened;
+	}
 	struct agg_config ac;
 	agg_settings_config(&c->agg, c->clock == CLOCK_FAST_FORWARD, &ac);
 	if ((rc = agg_open(&r.agg, &ac, e)))
@@ -441,7 +651,25 @@ int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, vo
 		/* what the ledger held is what Alertmanager is told first */
 		alerting_publish(r.al, r.out->alerts);
 	}
-	int64_t resume = agg_last_cycle_ns(r.agg);
+	if (c->role == ROLE_AGGREGATOR) {
+		if (!r.out->ingest) {
+			rc = err_set(e, -EINVAL, "the aggregator role needs the ingest queue");
+			goto out;
+		}
+		r.last_commit_mono = time_mono_ns();
+		r.tick_ns = agg_last_cycle_ns(r.agg);
+		if (r.out->live)
+			publish(&r);
+		rc = aggregate(&r, stop, e);
+		if (rc == 0 && agg_pending(r.agg))
+			rc = commit(&r, e);   /* what a failed commit left, if the disk has room now */
+		sum->first_tick_ns = r.tick_ns;
+		goto summary;
+	}
+opened:;
+	/* an agent resumes after what every spool has (fast-forward), and
+	 * never goes back behind what any has (real time) */
+	int64_t resume = r.agent ? agent_resume_ns(r.agent, c->clock == CLOCK_REAL) : agg_last_cycle_ns(r.agg);
 	int64_t first;
 	if (c->clock == CLOCK_FAST_FORWARD) {
 		first = resume >= c->start_ns ? resume + c->interval_ns : c->start_ns;
@@ -451,7 +679,7 @@ int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, vo
 		sum->resumed = resume > 0;
 	}
 	if (sum->resumed)
-		log_msg(LOG_INFO, "resuming after the last committed cycle");
+		log_msg(LOG_INFO, "resuming after the last %s cycle", r.agent ? "spooled" : "committed");
 	for (size_t i = 0; i < c->n_coll; i++) {
 		memset(&sc[i], 0, sizeof(sc[i]));
 		sc[i].ops = c->coll[i].ops;
@@ -461,7 +689,8 @@ int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, vo
 			goto out;
 		}
 	}
-	batcher_init(&bt, c->agent_id, local_delivery.deliver, local_delivery.next_seq, &r);
+	const struct delivery *dl = r.agent ? &agent_delivery : &local_delivery;
+	batcher_init(&bt, c->agent_id, dl->deliver, dl->next_seq, r.agent ? (void *)r.agent : (void *)&r);
 	memset(&s, 0, sizeof(s));
 	s.coll = sc;
 	s.n_coll = c->n_coll;
@@ -486,6 +715,18 @@ int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, vo
 		progress(&r, r.tick_ns, true);
 		fputc('\n', stderr);
 	}
+	if (r.agent) {
+		if (rc == 0 && c->clock == CLOCK_FAST_FORWARD && !*stop)
+			agent_drain(&r, stop);
+		sum->cycles = s.cycles;
+		sum->overruns = s.overruns;
+		sum->agent = true;
+		agent_get_summary(r.agent, &sum->spooled);
+		sum->batches = sum->spooled.batches_spooled;
+		sum->first_tick_ns = first;
+		sum->wall_s = (double)(time_mono_ns() - t0) / 1e9;
+		goto out;
+	}
 	if (rc == 0)
 		rc = commit(&r, e); /* whatever the last cycles left, on every clean stop */
 	if (rc < 0 && r.fail_tick_ns) {
@@ -505,9 +746,11 @@ int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, vo
 			rc = commit(&r, e);
 		}
 	}
-	agg_get_stats(r.agg, &st);
 	sum->cycles = s.cycles;
 	sum->overruns = s.overruns;
+	sum->first_tick_ns = first;
+summary:
+	agg_get_stats(r.agg, &st);
 	sum->batches = st.batches;
 	sum->samples = st.samples;
 	sum->commits = st.commits;
@@ -518,10 +761,10 @@ int pipeline_run(struct daemon_config *c, const struct pipeline_outputs *out, vo
 	sum->dropped_old = st.dropped_old;
 	sum->invalid = st.invalid;
 	sum->rrd_errors = st.rrd_errors;
-	sum->first_tick_ns = first;
 	sum->wall_s = (double)(time_mono_ns() - t0) / 1e9;
 out:
 	batcher_release(&bt);
+	agent_close(r.agent);
 	agg_close(r.agg);
 	alerting_free(r.al);
 	free(r.cm);

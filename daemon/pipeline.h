@@ -8,11 +8,12 @@
  *
  * pipeline_run() drives whatever outputs it is given; an output left NULL
  * is simply not produced. The batcher hands each batch to a delivery (a
- * pair of functions in pipeline.c): today the aggregator in this process
- * (the all-in-one role). The agent role of the network transport delivers
- * into its spool instead, and the aggregator role ingests what agents send
- * through the same agg_ingest: the roles differ by delivery, not by
- * pipeline.
+ * pair of functions in pipeline.c): the aggregator in this process (the
+ * all-in-one role), or the agent's spools (the agent role: agent.h, no
+ * ledger opened, and at the end of a fast-forward period the run waits
+ * until the aggregator has every batch); the aggregator role ingests what
+ * agents send through the same agg_ingest: the roles differ by delivery,
+ * not by pipeline.
  */
 #ifndef TALLY_DAEMON_PIPELINE_H
 #define TALLY_DAEMON_PIPELINE_H
@@ -27,6 +28,7 @@
 struct tally_err;
 struct live_store;
 struct alert_store;
+struct ingest;
 
 /* What the pipeline drives besides the ledger and RRD. */
 struct pipeline_outputs {
@@ -48,6 +50,9 @@ struct pipeline_outputs {
 	volatile sig_atomic_t *reload;
 	int (*http_reload)(void *ctx, const struct httpd_section *h, struct tally_err *e);
 	void *http_reload_ctx;
+	/* the aggregator role: the requests the listener queues (ingest.h);
+	 * the pipeline answers every one of them before it returns */
+	struct ingest *ingest;
 };
 
 struct pipeline_summary {
@@ -56,6 +61,8 @@ struct pipeline_summary {
 	int64_t first_tick_ns, last_tick_ns;
 	double wall_s;
 	bool resumed;
+	bool agent;                       /* the agent role: spooled is filled, not the ledger's counts */
+	struct agent_summary spooled;
 };
 
 /* Run until *stop, the end of a fast-forward period, or an error. out may

@@ -43,6 +43,11 @@ void reload_restart_keys(const struct daemon_config *a, const struct daemon_conf
 	     h->max_connections_per_address != k->max_connections_per_address ||
 	     h->auth_failures_per_address != k->auth_failures_per_address ||
 	     h->auth_failures_total != k->auth_failures_total, "http's connection limits");
+	DIFF(strcmp(h->tls_cert, k->tls_cert) || strcmp(h->tls_key, k->tls_key) ||
+	     strcmp(h->tls_client_ca, k->tls_client_ca), "http.tls_cert/tls_key/tls_client_ca");
+	DIFF(a->ingest.max_request != b->ingest.max_request || a->ingest.max_pending != b->ingest.max_pending ||
+	     a->ingest.body_timeout_ns != b->ingest.body_timeout_ns || a->ingest.max_frames != b->ingest.max_frames,
+	     "ingest");
 	const struct alerting_config *x = &a->alerts, *y = &b->alerts;
 	DIFF(x->enabled != y->enabled, "alerts (the section given or not)");
 	DIFF(x->enabled && y->enabled &&
@@ -50,6 +55,7 @@ void reload_restart_keys(const struct daemon_config *a, const struct daemon_conf
 	      x->timeout_ns != y->timeout_ns || x->resolved_keep_ns != y->resolved_keep_ns ||
 	      x->backoff_max_ns != y->backoff_max_ns || strcmp(x->generator_url, y->generator_url)),
 	     "alerts' Alertmanager sender");
+	DIFF(memcmp(&a->agent, &b->agent, sizeof(a->agent)), "agent");
 #undef DIFF
 }
 
@@ -63,6 +69,8 @@ void reload_take(struct daemon_config *run, const struct daemon_config *fresh)
 		x->stale_intervals = y->stale_intervals;
 		x->vm_down = y->vm_down;
 		x->samples_dropped = y->samples_dropped;
+		x->agent_silent_ns = y->agent_silent_ns;
+		x->spool_filling = y->spool_filling;
 		x->sla_burn_ppm = y->sla_burn_ppm;
 		x->max_alerts = y->max_alerts;
 		memcpy(x->rules, y->rules, sizeof(x->rules));

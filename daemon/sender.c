@@ -30,7 +30,9 @@
 
 struct sender {
 	struct spool *sp;
-	char url[1024];
+	char urls[SENDER_MAX_URLS][1024];
+	size_t n_urls, cur;             /* URLs given; the one in use */
+	const char *url;                /* urls[cur] */
 	char auth[600];
 	char ca_file[1024], cert_file[1024], key_file[1024];
 	int64_t timeout_ns, connect_timeout_ns, backoff_min_ns, backoff_max_ns;
@@ -194,19 +196,31 @@ int sender_new(struct sender **out, struct spool *sp, const struct sender_opts *
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	if (!o->url || !o->url[0]) {
-		rc = err_set(e, -EINVAL, "sender: no aggregator URL");
+	const char *const *urls = o->n_urls ? o->urls : &o->url;
+	size_t n_urls = o->n_urls ? o->n_urls : 1;
+	if (n_urls > SENDER_MAX_URLS) {
+		rc = err_set(e, -EINVAL, "sender: more than %d aggregator URLs", SENDER_MAX_URLS);
 		goto fail;
 	}
-	size_t ul = strlen(o->url);
-	while (ul && o->url[ul - 1] == '/')
-		ul--;
-	if (ul + sizeof("/api/v1/ingest") > sizeof(s->url) || strncmp(o->url, "http", 4)) {
-		rc = err_set(e, -EINVAL, "sender: aggregator URL '%s' is not an http:// or https:// URL of "
-			     "at most %zu bytes", o->url, sizeof(s->url) - sizeof("/api/v1/ingest"));
-		goto fail;
+	for (size_t i = 0; i < n_urls; i++) {
+		const char *u = urls[i];
+		if (!u || !u[0]) {
+			rc = err_set(e, -EINVAL, "sender: no aggregator URL");
+			goto fail;
+		}
+		size_t ul = strlen(u);
+		while (ul && u[ul - 1] == '/')
+			ul--;
+		if (ul + sizeof("/api/v1/ingest") > sizeof(s->urls[i]) ||
+		    (strncmp(u, "http://", 7) && strncmp(u, "https://", 8))) {
+			rc = err_set(e, -EINVAL, "sender: aggregator URL '%.200s' is not an http:// or https:// URL"
+				     " of at most %zu bytes", u, sizeof(s->urls[i]) - sizeof("/api/v1/ingest"));
+			goto fail;
+		}
+		snprintf(s->urls[i], sizeof(s->urls[i]), "%.*s/api/v1/ingest", (int)ul, u);
 	}
-	snprintf(s->url, sizeof(s->url), "%.*s/api/v1/ingest", (int)ul, o->url);
+	s->n_urls = n_urls;
+	s->url = s->urls[0];
 	if (o->token && o->token[0]) {
 		if (strpbrk(o->token, "\r\n") || strlen(o->token) > 512) {
 			rc = err_set(e, -EINVAL, "sender: the token has a line break or is over 512 bytes");
@@ -249,7 +263,6 @@ int sender_new(struct sender **out, struct spool *sp, const struct sender_opts *
 		goto fail;
 	}
 	CURL *h = s->h;
-	curl_easy_setopt(h, CURLOPT_URL, s->url);
 	curl_easy_setopt(h, CURLOPT_POST, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, s->hdr);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(s->timeout_ns / 1000000));
@@ -295,6 +308,18 @@ void sender_free(struct sender *s)
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
+}
+
+/* The next request goes to the next URL (one aggregator behind them all). */
+static void next_url(struct sender *s)
+{
+	if (s->n_urls < 2)
+		return;
+	s->cur = (s->cur + 1) % s->n_urls;
+	s->url = s->urls[s->cur];
+	pthread_mutex_lock(&s->mu);
+	s->st.url_index = s->cur;
+	pthread_mutex_unlock(&s->mu);
 }
 
 static void count(struct sender *s, int result, size_t frames)
@@ -413,14 +438,27 @@ int sender_step(struct sender *s, int64_t *wait_ns)
 	s->reply[0] = '\0';
 	s->errbuf[0] = '\0';
 	s->retry_after_ns = -1;
+	curl_easy_setopt(s->h, CURLOPT_URL, s->url);
 	curl_easy_setopt(s->h, CURLOPT_POSTFIELDS, (const char *)s->body.p);
 	curl_easy_setopt(s->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body.len);
+	/* the spool's depth now, for the aggregator's `tally agents`
+	 * (schemas/batch-wire.md, Tally-Spool): one header in front of the
+	 * fixed ones, for this request only */
+	struct spool_stats depth;
+	char spool_hdr[96];
+	spool_get_stats(s->sp, &depth);
+	snprintf(spool_hdr, sizeof(spool_hdr), "Tally-Spool: batches=%" PRIu64 " bytes=%" PRIu64, depth.batches,
+		 depth.bytes);
+	struct curl_slist spool_line = { .data = spool_hdr, .next = s->hdr };
+	curl_easy_setopt(s->h, CURLOPT_HTTPHEADER, &spool_line);
 	CURLcode cc = curl_easy_perform(s->h);
+	curl_easy_setopt(s->h, CURLOPT_HTTPHEADER, s->hdr);
 	if (cc != CURLE_OK) {
 		fail(s, LOG_WARN, "sender: %s: %s%s%s; seqs %" PRIu64 "-%" PRIu64 " stay spooled", s->url,
 		     curl_easy_strerror(cc), s->errbuf[0] ? ": " : "", s->errbuf, first, last);
 		*wait_ns = backoff(s);
 		count(s, SENDER_FAILED, n);
+		next_url(s);
 		return SENDER_FAILED;
 	}
 	curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
@@ -520,6 +558,8 @@ int sender_step(struct sender *s, int64_t *wait_ns)
 			fail(s, LOG_WARN, "sender: %s: HTTP %ld: %s", s->url, status, reply_error(s, why, sizeof(why)));
 			*wait_ns = backoff(s);
 			result = SENDER_SERVER_ERROR;
+			if (status >= 500)
+				next_url(s);
 		}
 		break;
 	}

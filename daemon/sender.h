@@ -11,6 +11,9 @@
  *   give a client certificate.
  * - Several frames per request (up to max_frames and max_request_bytes),
  *   so catching up after an outage takes few round trips.
+ * - Several URLs of one aggregator (an address per listener, a standby):
+ *   a request that got no answer, or a 5xx other than 503, moves the
+ *   sender on to the next URL, round robin, with the same back-off.
  * - On failure: back-off doubling from backoff_min to backoff_max, each
  *   wait drawn at random between half and all of it (so a fleet that lost
  *   its aggregator does not come back in step); Retry-After of a 429 or
@@ -38,9 +41,16 @@ struct sender;
 
 typedef void (*sender_log_fn)(void *ctx, int level, const char *msg);   /* level: enum log_level */
 
+#define SENDER_MAX_URLS 4
+
 /* Zero fields take the defaults in brackets. Strings are copied. */
 struct sender_opts {
-	const char *url;                /* the aggregator, e.g. https://agg.example:8443 (required) */
+	const char *url;                /* the aggregator, e.g. https://agg.example:8443 (required,
+					 * unless urls[] is given) */
+	const char *urls[SENDER_MAX_URLS];  /* several addresses of the aggregator (one ledger):
+					 * after a failure without an answer, or a 5xx other
+					 * than 503, the next request goes to the next one */
+	size_t n_urls;
 	const char *token;              /* bearer token [none] */
 	const char *ca_file;            /* PEM CAs to verify the aggregator [the system's] */
 	const char *cert_file;          /* PEM client certificate [none] */
@@ -79,6 +89,7 @@ struct sender_stats {
 	char last_error[256];                   /* the last failure, "" after a success */
 	struct spool_stats spool;
 	int64_t oldest_unsent_age_ns;           /* now - batch time of the oldest unacknowledged, 0 = none */
+	size_t url_index;                       /* the URL the next request goes to */
 };
 
 /* Make a sender for sp (which must outlive it); does not start a thread.

@@ -81,6 +81,7 @@ struct spool {
 	struct seg *seg;
 	size_t n_seg, cap_seg;
 	uint64_t next_seq, acked;
+	int64_t last_time_ns;   /* spool_stats.last_time_ns */
 	uint64_t bytes;
 	int broken;
 	int need_new_seg;       /* next_seq does not follow the last segment's frames */
@@ -216,18 +217,28 @@ static int unhex(const char *in, uint8_t *id)
 	return strlen(in) == 2 * WIRE_SPOOL_ID_LEN ? 0 : -1;
 }
 
+/* The identity: four lines, and a fifth, "covered_ns T", when the spool
+ * was made with spool_opts.covered_ns. */
 static int parse_identity(struct spool *s, const char *text, char *agent, struct tally_err *e)
 {
-	char id[64], ag[TALLY_ID_MAX + 1], tail;
+	char id[64], ag[TALLY_ID_MAX + 1], again[512];
 	unsigned long long first;
-	int ver;
-	if (sscanf(text, "tally spool %d\nagent %64[^\n]\nspool %40s\nfirst_seq %llu\n%c", &ver, ag, id,
-		   &first, &tail) != 4 || ver != 1 || strlen(ag) >= TALLY_ID_MAX || unhex(id, s->origin.spool_id) ||
-	    first == 0)
+	long long covered = 0;
+	int ver, n;
+	n = sscanf(text, "tally spool %d\nagent %64[^\n]\nspool %40s\nfirst_seq %llu\ncovered_ns %lld", &ver, ag, id,
+		   &first, &covered);
+	/* written back, the text must be what was read: no byte more or less */
+	int k = snprintf(again, sizeof(again), "tally spool %d\nagent %s\nspool %s\nfirst_seq %llu\n", ver, ag, id,
+			 first);
+	if (n == 5)
+		snprintf(again + k, sizeof(again) - (size_t)k, "covered_ns %lld\n", covered);
+	if ((n != 4 && n != 5) || ver != 1 || strlen(ag) >= TALLY_ID_MAX || unhex(id, s->origin.spool_id) ||
+	    first == 0 || covered < 0 || strcmp(again, text))
 		return err_set(e, -EINVAL, "%s/identity: not a tally spool identity (version 1): move the "
 			       "directory away or restore the file", s->dir);
 	str_copy(agent, ag, TALLY_ID_MAX);
 	s->origin.spool_first_seq = first;
+	s->last_time_ns = covered;
 	return 0;
 }
 
@@ -246,15 +257,23 @@ static int make_identity(struct spool *s, struct tally_err *e)
 	p[0] |= 1;      /* never the all-zero "no spool" id */
 	s->origin.spool_first_seq = s->o.first_seq;
 	hex(id, p);
-	snprintf(text, sizeof(text), "tally spool 1\nagent %s\nspool %s\nfirst_seq %" PRIu64 "\n", s->agent, id,
-		 s->o.first_seq);
+	int n = snprintf(text, sizeof(text), "tally spool 1\nagent %s\nspool %s\nfirst_seq %" PRIu64 "\n", s->agent,
+			 id, s->o.first_seq);
+	if (s->o.covered_ns > 0)
+		snprintf(text + n, sizeof(text) - (size_t)n, "covered_ns %" PRId64 "\n", s->o.covered_ns);
+	s->last_time_ns = s->o.covered_ns > 0 ? s->o.covered_ns : 0;
 	return replace_file(s, "identity", text, e);
 }
 
-static int write_ack(struct spool *s, uint64_t seq, struct tally_err *e)
+/* "acked N" and, when known, "time T": the batch time of N, so a spool
+ * whose frames are all deleted still knows where its agent's data ends. */
+static int write_ack(struct spool *s, uint64_t seq, int64_t time_ns, struct tally_err *e)
 {
-	char text[64];
-	snprintf(text, sizeof(text), "acked %" PRIu64 "\n", seq);
+	char text[80];
+	if (time_ns > 0)
+		snprintf(text, sizeof(text), "acked %" PRIu64 "\ntime %" PRId64 "\n", seq, time_ns);
+	else
+		snprintf(text, sizeof(text), "acked %" PRIu64 "\n", seq);
 	return replace_file(s, "ack", text, e);
 }
 
@@ -426,6 +445,8 @@ static int recover_last(struct spool *s, struct spool_open_report *rep, struct t
 		}
 		off += wh.frame_len;
 		seq++;
+		if (wh.time_ns > s->last_time_ns)
+			s->last_time_ns = wh.time_ns;
 	}
 	if (off < g->bytes) {
 		/* a torn tail: never acknowledged to anyone, cut it */
@@ -617,12 +638,20 @@ int spool_open(struct spool **out, const char *dir, const char *agent, const str
 	rc = read_small(s, "ack", text, sizeof(text));
 	if (!rc) {
 		unsigned long long a;
-		char tail;
-		if (sscanf(text, "acked %llu\n%c", &a, &tail) != 1 || a + 1 < s->origin.spool_first_seq) {
-			rc = err_set(e, -EINVAL, "%s/ack: not an acknowledgement ('acked N')", dir);
+		long long t = 0;
+		char again[80];
+		int n = sscanf(text, "acked %llu\ntime %lld", &a, &t);
+		if (n == 2)
+			snprintf(again, sizeof(again), "acked %llu\ntime %lld\n", a, t);
+		else
+			snprintf(again, sizeof(again), "acked %llu\n", a);
+		if ((n != 1 && n != 2) || a + 1 < s->origin.spool_first_seq || t < 0 || strcmp(again, text)) {
+			rc = err_set(e, -EINVAL, "%s/ack: not an acknowledgement ('acked N', 'time T')", dir);
 			goto fail;
 		}
 		s->acked = a;
+		if (t > s->last_time_ns)
+			s->last_time_ns = t;
 	} else if (rc != -ENOENT) {
 		rc = err_set(e, rc, "%s/ack: %s", dir, strerror(-rc));
 		goto fail;
@@ -696,6 +725,7 @@ void spool_get_stats(struct spool *s, struct spool_stats *st)
 	st->segments = s->n_seg;
 	st->next_seq = s->next_seq;
 	st->acked_seq = s->acked;
+	st->last_time_ns = s->last_time_ns;
 	st->level = level_of(s);
 	pthread_mutex_unlock(&s->mu);
 }
@@ -1055,6 +1085,7 @@ int spool_append(struct spool *s, const struct batch *b, struct tally_err *e)
 	}
 	g->bytes += len;
 	s->bytes += len;
+	s->last_time_ns = b->time_ns;
 	if (s->next_seq == s->acked + 1)
 		s->st.oldest_time_ns = b->time_ns;
 	s->next_seq++;
@@ -1218,12 +1249,16 @@ int spool_ack(struct spool *s, uint64_t seq, struct tally_err *e)
 			     s->next_seq - 1);
 		goto out;
 	}
-	rc = write_ack(s, seq, e);
+	/* the time of batch seq: the last one's is known, an earlier one's is
+	 * on disk (its segment is not deleted before this ack is written) */
+	struct wire_head h;
+	int64_t t = seq + 1 == s->next_seq ? s->last_time_ns : peek_frame(s, seq, &h) == 0 ? h.time_ns : 0;
+	rc = write_ack(s, seq, t, e);
 	if (rc == -ENOSPC || rc == -EDQUOT) {
 		/* a full disk: the segments this ack completes were committed
 		 * by the aggregator, so they may go first to make room */
 		free_acked(s, seq);
-		rc = write_ack(s, seq, e);
+		rc = write_ack(s, seq, t, e);
 	}
 	if (rc)
 		goto out;

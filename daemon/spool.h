@@ -7,7 +7,8 @@
  *   identity        the agent id, the spool's random 128-bit id and the first
  *                   seq it ever wrote (text, written once)
  *   ack             the highest seq the aggregator acknowledged as committed
- *                   (text; replaced by write-temp, fsync, rename, fsync dir)
+ *                   and that batch's time (text; replaced by write-temp,
+ *                   fsync, rename, fsync dir)
  *   lock            flock()ed while a process has the spool open
  *   NNNNNNNNNNNNNNNNNNNN.seg
  *                   append-only segments, named by the seq of their first
@@ -21,6 +22,11 @@
  *   fdatasync per batch; `make bench` measures what that costs.
  * - Seqs are consecutive and continue across restarts: spool_next_seq() is
  *   the seq the next batch must carry (the batcher's next_seq).
+ * - Data time continues too: spool_stats.last_time_ns says up to which
+ *   batch time the spool has everything of its agent, from its last frame,
+ *   or the ack file when every frame was acknowledged and deleted, or the
+ *   identity of a spool that never held one; a daemon that restarts
+ *   resumes after it (docs/transport.md).
  * - spool_open() scans the last segment and cuts a torn tail (a partial
  *   frame, a bad checksum, a seq out of place: what a crash or power loss
  *   in the middle of an append leaves) and reports what it cut; a cut frame
@@ -64,6 +70,9 @@ struct spool_opts {
 	int64_t thin_every_ns;          /* [4 min] "thin": one routine reading per series per this */
 	int64_t full_every_ns;          /* [1 h] "full": one routine counter reading per series per this */
 	uint64_t first_seq;             /* [1] the first seq of a spool created now (ignored otherwise) */
+	int64_t covered_ns;             /* a spool created now: its agent has no batch up to this data
+					 * time that the spool lacks (the agent's last delivered cycle;
+					 * 0 = unknown); kept in its identity (ignored otherwise) */
 	int no_fsync;                   /* benchmarks of the CPU cost only: never in the daemon */
 };
 
@@ -89,6 +98,9 @@ struct spool_stats {
 	uint64_t next_seq;              /* the seq the next batch gets */
 	uint64_t acked_seq;             /* the aggregator has committed up to here */
 	int64_t oldest_time_ns;         /* batch time of the oldest unacknowledged batch, 0 = none */
+	int64_t last_time_ns;           /* the spool holds (or held, and the aggregator committed)
+					 * every batch of its agent up to this data time: its last
+					 * batch's, or covered_ns of a spool with none; 0 = unknown */
 	int level;                      /* enum spool_level now */
 	uint64_t appended;              /* batches spooled since open */
 	uint64_t refused;               /* batches refused: over the ceiling or the disk full */

@@ -3,7 +3,8 @@
  * resources from the snapshot store, usage, SLA and invoices from the
  * ledger through billing, alerts from the alert store. Each refuses a
  * query parameter it does not know, and a tenant token sees its tenant
- * only (another tenant's resource is a 404).
+ * only (another tenant's resource is a 404). And the one route that takes
+ * a body: POST /api/v1/ingest, handed to the aggregator role (below).
  */
 #include "httpd_internal.h"
 #include "err.h"
@@ -15,12 +16,18 @@
 #include "tallytime.h"
 #include "usage.h"
 #include "alerts.h"
+#include "log.h"
+#include "ratelimit.h"
 
 #include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static json_t *iso(int64_t t_ns)
 {
@@ -371,3 +378,244 @@ enum MHD_Result httpapi_alerts(struct httpd *h, struct MHD_Connection *c, const 
 	return httpd_send_json(c, MHD_HTTP_OK, root);
 }
 
+
+/* ---- POST /api/v1/ingest ----
+ *
+ * The body goes to the aggregator role's ingest (httpd.h, struct
+ * httpd_ingest): authenticated by an agent's token (and, with
+ * http.tls_client_ca, a client certificate), its Content-Length within
+ * max_request (413 before a byte of it is read) and within what may be held
+ * at once (max_pending, else 429 and Retry-After), its bytes whole within
+ * body_timeout (else the connection is closed: the sweeper in httpd.c for a
+ * body that stops, the check below for one that trickles). Then the ingest
+ * side checks it and, unless it refuses it at once, the connection is
+ * suspended until the aggregator has committed what it carries. */
+
+enum ingest_state { IC_BODY, IC_WAITING, IC_ANSWERED };
+
+struct ingest_conn {
+	struct httpd *h;
+	struct MHD_Connection *c;
+	struct httpd_ingest_req r;
+	uint8_t *buf;
+	size_t cap;                  /* Content-Length: bytes counted in h->ingest_pending */
+	int64_t deadline_ns;         /* the body whole by then (monotonic) */
+	enum ingest_state state;
+};
+
+/* One line per refusal the listener makes itself, rate-limited per client
+ * and status. */
+static void ingest_log(struct httpd *h, const char *addr, const char *agent, unsigned status, const char *why)
+{
+	char key[96];
+	snprintf(key, sizeof(key), "%s|%u", addr, status);
+	if (ratelimit_take(h->ingest_logs, key, time_mono_ns()))
+		return;
+	log_msg(LOG_WARN, "ingest: agent %s%s%s seq ? from %s refused (%u): %s", agent[0] ? "'" : "",
+		agent[0] ? agent : "unknown", agent[0] ? "'" : "", addr, status, why);
+}
+
+static enum MHD_Result ingest_refuse(struct httpd *h, struct MHD_Connection *c, const char *addr,
+				     const char *agent, unsigned status, const char *why)
+{
+	ingest_log(h, addr, agent, status, why);
+	if (status == MHD_HTTP_TOO_MANY_REQUESTS)
+		return httpd_too_many(c, NS_PER_SEC, why);
+	return httpd_send_error(c, status, why);
+}
+
+/* A client certificate that verifies against http.tls_client_ca. */
+static bool client_cert_ok(struct MHD_Connection *c, char *why, size_t len)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	gnutls_session_t s = ci ? (gnutls_session_t)ci->tls_session : NULL;
+	unsigned n = 0, status = 0;
+	if (!s || !gnutls_certificate_get_peers(s, &n) || !n) {
+		snprintf(why, len, "a client certificate is required (http.tls_client_ca)");
+		return false;
+	}
+	int rc = gnutls_certificate_verify_peers2(s, &status);
+	if (rc < 0 || status) {
+		gnutls_datum_t d = { NULL, 0 };
+		if (rc >= 0 && gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &d, 0) >= 0) {
+			snprintf(why, len, "the client certificate does not verify: %s", (const char *)d.data);
+			gnutls_free(d.data);
+			for (size_t k = strlen(why); k && (why[k - 1] == ' ' || why[k - 1] == '.'); k--)
+				why[k - 1] = '\0';
+		} else {
+			snprintf(why, len, "the client certificate does not verify: %s",
+				 rc < 0 ? gnutls_strerror(rc) : "rejected");
+		}
+		return false;
+	}
+	return true;
+}
+
+/* Content-Length as digits only (the gate and libmicrohttpd checked the
+ * head; this is the value we allocate by). */
+static bool parse_length(const char *v, uint64_t *out)
+{
+	uint64_t n = 0;
+	if (!v || !*v)
+		return false;
+	for (; *v; v++) {
+		if (*v < '0' || *v > '9' || n > (UINT64_MAX - 9) / 10)
+			return false;
+		n = n * 10 + (uint64_t)(*v - '0');
+	}
+	*out = n;
+	return true;
+}
+
+/* Tally-Spool: batches=N bytes=M (schemas/batch-wire.md); -1 when absent
+ * or not of that shape. */
+static void parse_spool(const char *v, int64_t *batches, int64_t *bytes)
+{
+	long long a, b;
+	char end;
+	*batches = *bytes = -1;
+	if (v && sscanf(v, "batches=%lld bytes=%lld%c", &a, &b, &end) == 2 && a >= 0 && b >= 0) {
+		*batches = a;
+		*bytes = b;
+	}
+}
+
+static void ingest_resume(void *arg)
+{
+	struct ingest_conn *ic = arg;
+	MHD_resume_connection(ic->c);
+}
+
+static enum MHD_Result ingest_send(struct ingest_conn *ic)
+{
+	struct httpd_ingest_req *r = &ic->r;
+	char *body = r->json;
+	char secs[24];
+	r->json = NULL;
+	ic->state = IC_ANSWERED;
+	if (!body)
+		body = strdup("{\"error\":\"no answer\"}");
+	if (!body)
+		return MHD_NO;
+	snprintf(secs, sizeof(secs), "%lld", (long long)r->retry_after_s);
+	return httpd_send_buf_h(ic->c, r->status ? r->status : 500, "application/json", body, strlen(body),
+				r->retry_after_s > 0 ? MHD_HTTP_HEADER_RETRY_AFTER : NULL, secs);
+}
+
+/* The first call: who, how much, whether it may come. */
+static enum MHD_Result ingest_begin(struct httpd *h, struct MHD_Connection *c, const struct who *w,
+				    void **con_cls)
+{
+	const struct httpd_ingest *in = h->ingest;
+	char addr[INET6_ADDRSTRLEN + 4], why[300];
+	httpd_client_key(c, addr, sizeof(addr));
+	httpd_watch_set(c, 0);
+	if (!w->agent[0]) {
+		if (w->token >= 0)
+			return ingest_refuse(h, c, addr, "", MHD_HTTP_FORBIDDEN,
+					     "only an agent's token may ingest (http.tokens, 'agent')");
+		return ingest_refuse(h, c, addr, "", MHD_HTTP_UNAUTHORIZED, "an agent's bearer token is required");
+	}
+	if (h->client_ca && !client_cert_ok(c, why, sizeof(why)))
+		return ingest_refuse(h, c, addr, w->agent, MHD_HTTP_FORBIDDEN, why);
+	uint64_t len;
+	if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+	    !parse_length(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH), &len))
+		return ingest_refuse(h, c, addr, w->agent, MHD_HTTP_LENGTH_REQUIRED,
+				     "a Content-Length is required (no chunked bodies)");
+	if (len > in->max_request) {
+		snprintf(why, sizeof(why), "the body is %llu bytes, over this aggregator's ingest.max_request"
+			 " (%zu bytes): send fewer frames at once", (unsigned long long)len, in->max_request);
+		return ingest_refuse(h, c, addr, w->agent, MHD_HTTP_CONTENT_TOO_LARGE, why);
+	}
+	if (!len)
+		return ingest_refuse(h, c, addr, w->agent, MHD_HTTP_BAD_REQUEST,
+				     "empty body: a request carries 1 to 1024 frames");
+	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (ct && strncasecmp(ct, "application/x-tally-batch", 25))
+		return ingest_refuse(h, c, addr, w->agent, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+				     "the body must be application/x-tally-batch (schemas/batch-wire.md)");
+	pthread_mutex_lock(&h->ingest_lock);
+	bool room = h->ingest_pending + len <= in->max_pending;
+	if (room)
+		h->ingest_pending += len;
+	size_t held = h->ingest_pending;
+	pthread_mutex_unlock(&h->ingest_lock);
+	if (!room) {
+		snprintf(why, sizeof(why), "the aggregator is behind: %zu bytes of requests wait for it"
+			 " (ingest.max_pending %zu)", held, in->max_pending);
+		return ingest_refuse(h, c, addr, w->agent, MHD_HTTP_TOO_MANY_REQUESTS, why);
+	}
+	struct ingest_conn *ic = calloc(1, sizeof(*ic));
+	uint8_t *buf = ic ? malloc(len) : NULL;
+	if (!buf) {
+		free(ic);
+		pthread_mutex_lock(&h->ingest_lock);
+		h->ingest_pending -= len;
+		pthread_mutex_unlock(&h->ingest_lock);
+		return ingest_refuse(h, c, addr, w->agent, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+	}
+	ic->h = h;
+	ic->c = c;
+	ic->buf = buf;
+	ic->cap = len;
+	ic->deadline_ns = time_mono_ns() + in->body_timeout_ns;
+	ic->state = IC_BODY;
+	str_copy(ic->r.agent, w->agent, sizeof(ic->r.agent));
+	str_copy(ic->r.client, addr, sizeof(ic->r.client));
+	ic->r.body = buf;
+	parse_spool(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Tally-Spool"), &ic->r.spool_batches,
+		    &ic->r.spool_bytes);
+	httpd_watch_set(c, ic->deadline_ns);
+	*con_cls = ic;
+	return MHD_YES;
+}
+
+enum MHD_Result httpapi_ingest(struct httpd *h, struct MHD_Connection *c, const struct who *w,
+			       const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct ingest_conn *ic = *con_cls;
+	if (!ic)
+		return ingest_begin(h, c, w, con_cls);
+	if (ic->state == IC_WAITING)   /* resumed: the aggregator answered */
+		return ingest_send(ic);
+	if (ic->state == IC_ANSWERED)
+		return MHD_YES;
+	if (*upload_data_size) {
+		if (time_mono_ns() > ic->deadline_ns) {
+			char why[160];
+			snprintf(why, sizeof(why), "the body did not arrive whole within ingest.body_timeout"
+				 " (%.0f s): %zu of %zu bytes", (double)h->ingest->body_timeout_ns / 1e9, ic->r.len,
+				 ic->cap);
+			ingest_log(h, ic->r.client, ic->r.agent, MHD_HTTP_REQUEST_TIMEOUT, why);
+			return MHD_NO;   /* closed: a client this slow would not read an answer either */
+		}
+		size_t n = *upload_data_size;
+		if (n > ic->cap - ic->r.len)
+			return MHD_NO;   /* more than its Content-Length: libmicrohttpd does not pass that */
+		memcpy(ic->buf + ic->r.len, upload_data, n);
+		ic->r.len += n;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	/* the whole body is here */
+	httpd_watch_set(c, 0);
+	int rc = h->ingest->check(h->ingest->ctx, &ic->r);
+	if (rc == 0)
+		return ingest_send(ic);
+	ic->state = IC_WAITING;
+	MHD_suspend_connection(c);
+	h->ingest->queue(h->ingest->ctx, &ic->r, ingest_resume, ic);
+	return MHD_YES;
+}
+
+void httpapi_ingest_done(struct httpd *h, void *con_cls)
+{
+	struct ingest_conn *ic = con_cls;
+	pthread_mutex_lock(&h->ingest_lock);
+	h->ingest_pending -= ic->cap;
+	pthread_mutex_unlock(&h->ingest_lock);
+	free(ic->r.json);
+	free(ic->buf);
+	free(ic);
+}

@@ -13,12 +13,16 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const http_keys[] = { "enabled", "address", "port", "stale_after",
 					 "serve_after_end", "tokens", "plan", "rate_limit", "rate_burst",
 					 "head_timeout", "max_connections", "max_connections_per_address",
-					 "auth_failures_per_address", "auth_failures_total", NULL };
-static const char *const token_keys[] = { "token", "tenant", "admin", NULL };
+					 "auth_failures_per_address", "auth_failures_total", "tls_cert", "tls_key",
+					 "tls_client_ca", NULL };
+static const char *const token_keys[] = { "token", "tenant", "admin", "agent", NULL };
+
+static int parse_tls(struct httpd_section *h, const struct cfg_node *hs, struct tally_err *e);
 
 static bool loopback(const char *addr)
 {
@@ -32,8 +36,8 @@ static int parse_tokens(struct httpd_section *h, const struct cfg_node *tk, stru
 	int rc;
 
 	if (tk->type != CFG_SEQ)
-		return err_set(e, -EINVAL, "%s:%d:%d: key 'tokens': expected a list of {token, tenant}"
-			       " or {token, admin: true}", tk->file, tk->line, tk->col);
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'tokens': expected a list of {token, tenant},"
+			       " {token, admin: true} or {token, agent}", tk->file, tk->line, tk->col);
 	for (size_t i = 0; i < tk->n_kids; i++) {
 		const struct cfg_node *t = tk->kids[i];
 		struct httpd_token *dt = &h->tokens[h->n_tokens];
@@ -42,19 +46,26 @@ static int parse_tokens(struct httpd_section *h, const struct cfg_node *tk, stru
 				       HTTPD_MAX_TOKENS);
 		if (t->type != CFG_MAP)
 			return err_set(e, -EINVAL, "%s:%d:%d: a token is a map with 'token' and"
-				       " 'tenant' or 'admin: true'", t->file, t->line, t->col);
+				       " 'tenant', 'admin: true' or 'agent'", t->file, t->line, t->col);
+		memset(dt, 0, sizeof(*dt));
 		if ((rc = cfg_check_keys(t, "tokens", token_keys, e)) ||
 		    (rc = cfg_get_string(t, "token", dt->token, sizeof(dt->token), e)) ||
 		    (rc = cfg_get_string(t, "tenant", dt->tenant, sizeof(dt->tenant), e)) ||
-		    (rc = cfg_get_bool(t, "admin", &dt->admin, e)))
+		    (rc = cfg_get_bool(t, "admin", &dt->admin, e)) ||
+		    (rc = cfg_get_string(t, "agent", dt->agent, sizeof(dt->agent), e)))
 			return rc;
 		if (strlen(dt->token) < 16)
 			return err_set(e, -EINVAL, "%s:%d:%d: key 'token': at least 16 characters"
 				       " (a guessable token is no access control)", t->file, t->line, t->col);
-		if (dt->admin == !!dt->tenant[0])
-			return err_set(e, -EINVAL, "%s:%d:%d: a token needs %s", t->file, t->line, t->col,
-				       dt->admin ? "'admin: true' or a 'tenant', not both"
-				       : "'admin: true' or a 'tenant'");
+		if ((int)dt->admin + !!dt->tenant[0] + !!dt->agent[0] != 1)
+			return err_set(e, -EINVAL, "%s:%d:%d: a token needs exactly one of 'admin: true',"
+				       " a 'tenant' or an 'agent'", t->file, t->line, t->col);
+		for (size_t j = 0; dt->agent[0] && j < h->n_tokens; j++)
+			if (!strcmp(h->tokens[j].agent, dt->agent)) {
+				const struct cfg_node *a = cfg_get(t, "agent");
+				return err_set(e, -EINVAL, "%s:%d:%d: key 'agent': '%s' has a token already (one"
+					       " token per agent)", a->file, a->line, a->col, dt->agent);
+			}
 		for (size_t j = 0; j < h->n_tokens; j++)
 			if (!strcmp(h->tokens[j].token, dt->token))
 				return err_set(e, -EINVAL, "%s:%d:%d: key 'token': given twice", t->file,
@@ -120,12 +131,56 @@ int httpd_section_parse(struct httpd_section *h, const struct cfg_node *hs, int6
 		return err_set(e, -EINVAL, "%s:%d:%d: key 'address': '%s' is not a numeric IPv4 or IPv6"
 			       " address (127.0.0.1, ::1)", n->file, n->line, n->col, h->address);
 	}
-	if (h->enabled && !h->n_tokens && !loopback(h->address)) {
+	if (h->enabled && !httpd_reader_tokens(h->tokens, h->n_tokens) && !loopback(h->address)) {
 		const struct cfg_node *n = cfg_get(hs, "address");
 		return err_set(e, -EINVAL, "%s:%d:%d: key 'address': '%s' is not loopback; outside"
-			       " loopback the API needs 'tokens'", n->file, n->line, n->col, h->address);
+			       " loopback the API needs 'tokens' (admin or tenant: agents' tokens only ingest)",
+			       n->file, n->line, n->col, h->address);
 	}
+	return parse_tls(h, hs, e);
+}
+
+/* A PEM file that can be read now; the listener reads it again at start. */
+static int readable(const struct cfg_node *sec, const char *key, const char *path, struct tally_err *e)
+{
+	if (!path[0] || access(path, R_OK) == 0)
+		return 0;
+	int err = errno;
+	const struct cfg_node *n = cfg_get(sec, key);
+	return err_set(e, -EINVAL, "%s:%d:%d: key '%s': cannot read '%s': %s", n->file, n->line, n->col,
+		       key, path, strerror(err));
+}
+
+/* tls_cert and tls_key go together; tls_client_ca needs them. */
+static int parse_tls(struct httpd_section *h, const struct cfg_node *hs, struct tally_err *e)
+{
+	int rc;
+	if ((rc = cfg_get_string(hs, "tls_cert", h->tls_cert, sizeof(h->tls_cert), e)) ||
+	    (rc = cfg_get_string(hs, "tls_key", h->tls_key, sizeof(h->tls_key), e)) ||
+	    (rc = cfg_get_string(hs, "tls_client_ca", h->tls_client_ca, sizeof(h->tls_client_ca), e)))
+		return rc;
+	if (!h->tls_cert[0] != !h->tls_key[0]) {
+		const struct cfg_node *n = cfg_get(hs, h->tls_cert[0] ? "tls_cert" : "tls_key");
+		return err_set(e, -EINVAL, "%s:%d:%d: key '%s': TLS needs both 'tls_cert' and 'tls_key'",
+			       n->file, n->line, n->col, n->key);
+	}
+	if (h->tls_client_ca[0] && !h->tls_cert[0]) {
+		const struct cfg_node *n = cfg_get(hs, "tls_client_ca");
+		return err_set(e, -EINVAL, "%s:%d:%d: key 'tls_client_ca': client certificates need TLS"
+			       " ('tls_cert' and 'tls_key')", n->file, n->line, n->col);
+	}
+	if ((rc = readable(hs, "tls_cert", h->tls_cert, e)) || (rc = readable(hs, "tls_key", h->tls_key, e)) ||
+	    (rc = readable(hs, "tls_client_ca", h->tls_client_ca, e)))
+		return rc;
 	return 0;
+}
+
+size_t httpd_reader_tokens(const struct httpd_token *t, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += !t[i].agent[0];
+	return k;
 }
 
 void httpd_section_config(const struct httpd_section *s, const char *ledger_path,
@@ -146,4 +201,7 @@ void httpd_section_config(const struct httpd_section *s, const char *ledger_path
 	out->max_per_address = s->max_connections_per_address;
 	out->auth_failures_per_address = s->auth_failures_per_address;
 	out->auth_failures_total = s->auth_failures_total;
+	out->tls_cert = s->tls_cert[0] ? s->tls_cert : NULL;
+	out->tls_key = s->tls_key[0] ? s->tls_key : NULL;
+	out->tls_client_ca = s->tls_client_ca[0] ? s->tls_client_ca : NULL;
 }

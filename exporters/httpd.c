@@ -114,61 +114,65 @@ static bool token_eq(const char *given, const char *want)
 	return d == 0;
 }
 
-/* 0 and *w filled, or an HTTP status to refuse with. *presented: a
- * bearer token was given (a wrong one is a failed authentication; no
- * token at all is not a guess). */
-static unsigned authenticate_locked(const struct httpd *h, struct MHD_Connection *c, struct who *w,
-				    bool *presented);
+/* Who the caller is: *w filled from the token it presented (*presented:
+ * it gave one; a wrong one is a failed authentication, no token at all is
+ * not a guess). Returns whether the token is one of ours. Reads are open
+ * (w->admin) when no reader's token is configured, whatever was presented. */
+static bool authenticate_locked(const struct httpd *h, struct MHD_Connection *c, struct who *w,
+				bool *presented);
 
-static unsigned authenticate(struct httpd *h, struct MHD_Connection *c, struct who *w, bool *presented)
+static bool authenticate(struct httpd *h, struct MHD_Connection *c, struct who *w, bool *presented)
 {
 	pthread_rwlock_rdlock(&h->conf_lock);
-	unsigned st = authenticate_locked(h, c, w, presented);
+	bool found = authenticate_locked(h, c, w, presented);
 	pthread_rwlock_unlock(&h->conf_lock);
-	return st;
+	return found;
 }
 
-static unsigned authenticate_locked(const struct httpd *h, struct MHD_Connection *c, struct who *w,
-				    bool *presented)
+static bool authenticate_locked(const struct httpd *h, struct MHD_Connection *c, struct who *w,
+				bool *presented)
 {
-	w->admin = false;
+	w->admin = !h->n_readers;
 	w->tenant = NULL;
+	w->agent[0] = '\0';
 	w->token = -1;
 	*presented = false;
-	if (!h->n_tokens) {
-		w->admin = true;
-		return 0;
-	}
+	if (!h->n_tokens)
+		return false;
 	const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!a || strncasecmp(a, "Bearer ", 7))
-		return MHD_HTTP_UNAUTHORIZED;
+		return false;
 	a += 7;
 	while (*a == ' ')
 		a++;
 	if (!*a)
-		return MHD_HTTP_UNAUTHORIZED;
+		return false;
 	*presented = true;
 	if (strlen(a) >= sizeof(h->tokens[0].token))
-		return MHD_HTTP_UNAUTHORIZED;
+		return false;
 	const struct httpd_token *found = NULL;
 	for (size_t i = 0; i < h->n_tokens; i++)
 		if (token_eq(a, h->tokens[i].token) && !found)
 			found = &h->tokens[i];
 	if (!found)
-		return MHD_HTTP_UNAUTHORIZED;
+		return false;
+	w->token = (int)(found - h->tokens);
+	if (found->agent[0]) {
+		str_copy(w->agent, found->agent, sizeof(w->agent));
+		return true;
+	}
 	w->admin = found->admin;
 	if (!found->admin) {
 		str_copy(w->tenant_buf, found->tenant, sizeof(w->tenant_buf));
 		w->tenant = w->tenant_buf;
 	}
-	w->token = (int)(found - h->tokens);
-	return 0;
+	return true;
 }
 
 /* The client as the limits know it: an IPv4 address, an IPv6 client's /64
  * ("2001:db8:1:2::/64": one site can have all of it), IPv4-mapped IPv6 as
  * IPv4; "?" when unknown. */
-static void client_key(struct MHD_Connection *c, char *out, size_t len)
+void httpd_client_key(struct MHD_Connection *c, char *out, size_t len)
 {
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
@@ -190,7 +194,7 @@ static void client_key(struct MHD_Connection *c, char *out, size_t len)
 
 /* Queue a 429 saying msg and when to come back (wait_ns, rounded up to
  * whole seconds, also as Retry-After). */
-static enum MHD_Result too_many(struct MHD_Connection *c, int64_t wait_ns, const char *msg)
+enum MHD_Result httpd_too_many(struct MHD_Connection *c, int64_t wait_ns, const char *msg)
 {
 	char secs[24], text[256];
 	snprintf(secs, sizeof(secs), "%lld", (long long)((wait_ns + NS_PER_SEC - 1) / NS_PER_SEC));
@@ -219,7 +223,7 @@ static bool limited(struct httpd *h, struct MHD_Connection *c, const struct who 
 		return false;
 	snprintf(msg, sizeof(msg), "too many requests: at most %g per second (%u at once) per client",
 		 h->limit_per_s, (unsigned)h->limit_burst);
-	*ret = too_many(c, wait, msg);
+	*ret = httpd_too_many(c, wait, msg);
 	return true;
 }
 
@@ -244,7 +248,7 @@ static bool auth_limited(struct httpd *h, struct MHD_Connection *c, const char *
 	} else {
 		return false;
 	}
-	*ret = too_many(c, wait, msg);
+	*ret = httpd_too_many(c, wait, msg);
 	return true;
 }
 
@@ -384,38 +388,48 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	struct httpd *h = cls;
 	struct who w;
 	(void)version;
-	(void)upload_data;
-	(void)con_cls;
-	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
-		return httpd_send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "read-only: only GET and HEAD");
-	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if ((cl && strcmp(cl, "0")) || *upload_data_size ||
-	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
-		return httpd_send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "a GET takes no body");
+	if (*con_cls)   /* an ingest request's body, or its answer */
+		return httpapi_ingest(h, c, NULL, upload_data, upload_data_size, con_cls);
+	bool ingest = h->ingest && !strcmp(url, "/api/v1/ingest");
+	if (ingest && strcmp(method, MHD_HTTP_METHOD_POST))
+		return httpd_send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "/api/v1/ingest takes POST only");
+	if (!ingest) {
+		httpd_watch_set(c, 0);   /* the head is whole: answered at once */
+		if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+			return httpd_send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "read-only: only GET and HEAD");
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if ((cl && strcmp(cl, "0")) || *upload_data_size ||
+		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+			return httpd_send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "a GET takes no body");
+	}
 	if (strlen(url) > HTTPD_MAX_URL)
 		return httpd_send_error(c, MHD_HTTP_URI_TOO_LONG, "URL too long");
 	char addr[INET6_ADDRSTRLEN + 4];
 	enum MHD_Result ret;
 	bool presented;
 	int64_t now = time_mono_ns();
-	client_key(c, addr, sizeof(addr));
+	httpd_client_key(c, addr, sizeof(addr));
 	pthread_rwlock_rdlock(&h->conf_lock);
 	bool closed = h->n_tokens > 0;
 	pthread_rwlock_unlock(&h->conf_lock);
 	if (closed && MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION) &&
 	    auth_limited(h, c, addr, now, &ret))
 		return ret;
-	unsigned st = authenticate(h, c, &w, &presented);
-	if (presented && st) {
+	bool found = authenticate(h, c, &w, &presented);
+	if (presented && !found) {
 		ratelimit_take(h->fail_addr, addr, now);
 		ratelimit_take(h->fail_all, "all", now);
 	} else if (presented) {
 		ratelimit_note(h->trusted, addr, now);
 	}
+	if (ingest)   /* its own limits: the aggregator's back-pressure (httpapi.c) */
+		return httpapi_ingest(h, c, &w, upload_data, upload_data_size, con_cls);
 	if (limited(h, c, &w, addr, now, &ret))
 		return ret;
-	if (st)
-		return httpd_send_error(c, st, "a valid bearer token is required");
+	if (w.agent[0])
+		return httpd_send_error(c, MHD_HTTP_FORBIDDEN, "an agent's token may only POST /api/v1/ingest");
+	if (!w.admin && !w.tenant)
+		return httpd_send_error(c, MHD_HTTP_UNAUTHORIZED, "a valid bearer token is required");
 	return route(h, c, &w, url);
 }
 
@@ -452,6 +466,149 @@ static enum MHD_Result route(struct httpd *h, struct MHD_Connection *c, const st
 			return r->fn(h, c, w, url + n);
 	}
 	return httpd_send_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+}
+
+/* ---- the connections libmicrohttpd holds, and their deadlines ----
+ *
+ * The gate reads a plain HTTP head before the hand-over; libmicrohttpd
+ * then holds the connection while the body arrives (ingest) and while a
+ * TLS connection's handshake and head arrive. Its own timeout is an idle
+ * timeout (a client trickling a byte every few seconds is never closed), so
+ * each connection has a deadline here: its head within head_timeout of the
+ * hand-over, an ingest body within the ingest's body_timeout of its head.
+ * The sweeper shuts down the socket of a connection past its deadline;
+ * libmicrohttpd then sees the end and closes it. libmicrohttpd tells us of
+ * a closed connection before it closes the socket, and the entry leaves the
+ * list under watch_lock, so the sweeper never touches a reused descriptor. */
+
+static void watch_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+			 enum MHD_ConnectionNotificationCode code)
+{
+	struct httpd *h = cls;
+	struct conn_watch *w = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!ci || !(w = calloc(1, sizeof(*w))))
+			return;   /* out of memory: this one has libmicrohttpd's idle timeout only */
+		w->fd = ci->connect_fd;
+		w->h = h;
+		w->deadline_ns = time_mono_ns() + h->head_timeout_ns;
+		pthread_mutex_lock(&h->watch_lock);
+		w->next = h->watch;
+		if (h->watch)
+			h->watch->prev = w;
+		h->watch = w;
+		pthread_mutex_unlock(&h->watch_lock);
+		*socket_context = w;
+		return;
+	}
+	if (!w)
+		return;
+	pthread_mutex_lock(&h->watch_lock);
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		h->watch = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	pthread_mutex_unlock(&h->watch_lock);
+	free(w);
+	*socket_context = NULL;
+}
+
+void httpd_watch_set(struct MHD_Connection *c, int64_t deadline_ns)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn_watch *w = ci ? ci->socket_context : NULL;
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->h->watch_lock);
+	w->deadline_ns = deadline_ns;
+	pthread_mutex_unlock(&w->h->watch_lock);
+}
+
+static void *sweep_main(void *arg)
+{
+	struct httpd *h = arg;
+	pthread_mutex_lock(&h->sweep_lock);
+	while (!h->sweep_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&h->sweep_cv, &h->sweep_lock, &ts);
+		if (h->sweep_stop)
+			break;
+		int64_t now = time_mono_ns();
+		pthread_mutex_lock(&h->watch_lock);
+		for (struct conn_watch *w = h->watch; w; w = w->next)
+			if (w->deadline_ns && now >= w->deadline_ns && !w->closing) {
+				shutdown(w->fd, SHUT_RDWR);
+				w->closing = true;
+				h->swept++;
+			}
+		pthread_mutex_unlock(&h->watch_lock);
+	}
+	pthread_mutex_unlock(&h->sweep_lock);
+	return NULL;
+}
+
+/* libmicrohttpd is done with a request: an ingest request's state goes. */
+static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	(void)c;
+	(void)toe;
+	if (*con_cls)
+		httpapi_ingest_done(cls, *con_cls);
+	*con_cls = NULL;
+}
+
+/* A whole PEM file, NUL-terminated, in *out (malloc'd). */
+static int read_pem(const char *path, char **out, struct tally_err *e)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	*out = NULL;
+	if (!f)
+		return err_set(e, -errno, "http: cannot read '%s': %s", path, strerror(errno));
+	for (;;) {
+		if (cap - len < 4096) {
+			if (cap > (1u << 20)) {
+				free(buf);
+				fclose(f);
+				return err_set(e, -EFBIG, "http: '%s' is larger than 1 MiB: not a PEM file", path);
+			}
+			char *p = realloc(buf, cap = cap ? cap * 2 : 8192);
+			if (!p) {
+				free(buf);
+				fclose(f);
+				return err_set(e, -ENOMEM, "http: out of memory reading '%s'", path);
+			}
+			buf = p;
+		}
+		size_t n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	int bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		free(buf);
+		return err_set(e, -EIO, "http: cannot read '%s'", path);
+	}
+	buf[len] = '\0';
+	if (!strstr(buf, "-----BEGIN ")) {
+		free(buf);
+		return err_set(e, -EINVAL, "http: '%s' holds no PEM block (-----BEGIN ...)", path);
+	}
+	*out = buf;
+	return 0;
 }
 
 /* The gate's hand-over: libmicrohttpd owns fd from here, and closes it
@@ -507,6 +664,40 @@ static int listen_on(const struct httpd_config *cfg, int *fd, uint16_t *port, st
 	return 0;
 }
 
+/* The listener's locks, all or none: 0, or -ENOMEM with none left made. */
+static void locks_destroy(struct httpd *h, int n);
+
+static int locks_init(struct httpd *h)
+{
+	int n = 0;
+	if (!pthread_mutex_init(&h->cache_lock, NULL) && ++n && !pthread_mutex_init(&h->stats_lock, NULL) && ++n &&
+	    !pthread_rwlock_init(&h->conf_lock, NULL) && ++n && !pthread_mutex_init(&h->ingest_lock, NULL) && ++n &&
+	    !pthread_mutex_init(&h->watch_lock, NULL) && ++n && !pthread_mutex_init(&h->sweep_lock, NULL) && ++n &&
+	    !pthread_cond_init(&h->sweep_cv, NULL))
+		return 0;
+	locks_destroy(h, n);
+	return -ENOMEM;
+}
+
+/* The first n locks locks_init() makes. */
+static void locks_destroy(struct httpd *h, int n)
+{
+	if (n > 6)
+		pthread_cond_destroy(&h->sweep_cv);
+	if (n > 5)
+		pthread_mutex_destroy(&h->sweep_lock);
+	if (n > 4)
+		pthread_mutex_destroy(&h->watch_lock);
+	if (n > 3)
+		pthread_mutex_destroy(&h->ingest_lock);
+	if (n > 2)
+		pthread_rwlock_destroy(&h->conf_lock);
+	if (n > 1)
+		pthread_mutex_destroy(&h->stats_lock);
+	if (n > 0)
+		pthread_mutex_destroy(&h->cache_lock);
+}
+
 int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_store *store,
 		struct tally_err *e)
 {
@@ -516,18 +707,7 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 	*out = NULL;
 	if (!h)
 		return -ENOMEM;
-	if (pthread_mutex_init(&h->cache_lock, NULL)) {
-		free(h);
-		return -ENOMEM;
-	}
-	if (pthread_mutex_init(&h->stats_lock, NULL)) {
-		pthread_mutex_destroy(&h->cache_lock);
-		free(h);
-		return -ENOMEM;
-	}
-	if (pthread_rwlock_init(&h->conf_lock, NULL)) {
-		pthread_mutex_destroy(&h->stats_lock);
-		pthread_mutex_destroy(&h->cache_lock);
+	if (locks_init(h)) {
 		free(h);
 		return -ENOMEM;
 	}
@@ -536,6 +716,23 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 	int64_t head_timeout = cfg->head_timeout_ns > 0 ? cfg->head_timeout_ns : HTTPD_HEAD_TIMEOUT_NS;
 	h->store = store;
 	h->alerts = cfg->alerts;
+	h->head_timeout_ns = head_timeout;
+	if (cfg->ingest) {
+		h->ingest_copy = *cfg->ingest;
+		h->ingest = &h->ingest_copy;
+		/* five lines at once per client and status, then one a minute */
+		if (!(h->ingest_logs = ratelimit_new(1.0 / 60, 5, HTTPD_LIMIT_CLIENTS))) {
+			rc = err_set(e, -ENOMEM, "http: out of memory");
+			goto fail;
+		}
+	}
+	if (cfg->tls_cert) {
+		if ((rc = read_pem(cfg->tls_cert, &h->tls_cert, e)) || (rc = read_pem(cfg->tls_key, &h->tls_key, e)) ||
+		    (cfg->tls_client_ca && (rc = read_pem(cfg->tls_client_ca, &h->tls_ca, e))))
+			goto fail;
+		h->tls = true;
+		h->client_ca = cfg->tls_client_ca != NULL;
+	}
 	if (cfg->rate_per_s > 0) {
 		h->limit_per_s = cfg->rate_per_s;
 		h->limit_burst = cfg->rate_burst ? cfg->rate_burst : 1;
@@ -555,6 +752,7 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 		goto fail;
 	}
 	h->n_tokens = cfg->n_tokens;
+	h->n_readers = httpd_reader_tokens(cfg->tokens, cfg->n_tokens);
 	if (cfg->n_tokens) {
 		h->tokens = malloc(cfg->n_tokens * sizeof(*h->tokens));
 		if (!h->tokens) {
@@ -571,25 +769,51 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 	if ((rc = listen_on(cfg, &lfd, &h->port, e)))
 		goto fail;
 	/* No listening socket of its own: the gate accepts. ITC so that a
-	 * connection added from the gate's thread is served at once. */
-	h->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-				  MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, handle, h,
-				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads ? cfg->threads : 2),
-				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTPD_CONN_MEMORY,
-				  MHD_OPTION_CONNECTION_LIMIT, max_conn,
-				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_addr,
-				  MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_SEND_TIMEOUT_S,
-				  MHD_OPTION_END);
+	 * connection added from the gate's thread is served at once; an ingest
+	 * request waiting for the aggregator's commit is suspended (it holds
+	 * no thread) and resumed by the aggregator's thread. */
+	struct MHD_OptionItem opt[16];
+	size_t no = 0;
+#define OPT(o, v, p) (opt[no++] = (struct MHD_OptionItem){ (o), (intptr_t)(v), (p) })
+	OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 2, NULL);
+	OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTPD_CONN_MEMORY, NULL);
+	OPT(MHD_OPTION_CONNECTION_LIMIT, max_conn, NULL);
+	OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_addr, NULL);
+	OPT(MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_SEND_TIMEOUT_S, NULL);
+	OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)watch_notify, h);
+	OPT(MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_done, h);
+	if (h->tls) {
+		OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert);
+		OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key);
+		if (h->tls_ca)
+			OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_ca);
+	}
+	OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET;
+	if (h->ingest)
+		flags |= MHD_ALLOW_SUSPEND_RESUME;
+	if (h->tls)
+		flags |= MHD_USE_TLS;
+	h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handle, h, MHD_OPTION_ARRAY, opt, MHD_OPTION_END);
 	if (!h->mhd) {
 		close(lfd);
-		rc = err_set(e, -ENOMEM, "http: libmicrohttpd did not start");
+		rc = err_set(e, -EINVAL, "http: libmicrohttpd did not start%s", h->tls ? " (is the TLS"
+			     " certificate a PEM certificate chain and the key its PEM private key?)" : "");
 		goto fail;
 	}
+	if ((rc = pthread_create(&h->sweeper, NULL, sweep_main, h))) {
+		close(lfd);
+		rc = err_set(e, -rc, "http: cannot start a thread: %s", strerror(rc));
+		goto fail;
+	}
+	h->sweeper_started = true;
 	struct httpgate_config gc = {
 		.listen_fd = lfd, .max_pending = max_conn, .max_per_address = per_addr,
 		.head_timeout_ns = head_timeout,
 		.limits = { .max_head = HTTPD_MAX_HEAD, .max_target = HTTPD_MAX_URL,
 			    .max_args = HTTPD_MAX_ARGS, .max_fields = HTTPD_MAX_FIELDS },
+		.tls = h->tls,
 		.handoff = handoff, .ctx = h,
 	};
 	if ((rc = httpgate_start(&h->gate, &gc, e)))   /* closes lfd when it fails */
@@ -619,12 +843,26 @@ void httpd_stop(struct httpd *h)
 	}
 	if (h->mhd)
 		MHD_stop_daemon(h->mhd);   /* every response, and so every page reference, is gone */
+	if (h->sweeper_started) {
+		pthread_mutex_lock(&h->sweep_lock);
+		h->sweep_stop = true;
+		pthread_cond_signal(&h->sweep_cv);
+		pthread_mutex_unlock(&h->sweep_lock);
+		pthread_join(h->sweeper, NULL);
+	}
+	if (h->swept)
+		log_msg(LOG_INFO, "http: %llu connections closed past their deadline (head or body too slow)",
+			(unsigned long long)h->swept);
+	ratelimit_free(h->ingest_logs);
+	if (h->tls_key)
+		explicit_bzero(h->tls_key, strlen(h->tls_key));
+	free(h->tls_key);
+	free(h->tls_cert);
+	free(h->tls_ca);
 	for (int i = 0; i < 2; i++)
 		if (h->page[i])
 			page_put(h->page[i]);
-	pthread_mutex_destroy(&h->cache_lock);
-	pthread_mutex_destroy(&h->stats_lock);
-	pthread_rwlock_destroy(&h->conf_lock);
+	locks_destroy(h, 7);
 	if (h->tokens)
 		memset(h->tokens, 0, h->n_tokens * sizeof(*h->tokens));
 	free(h->tokens);
@@ -666,6 +904,7 @@ int httpd_reload(struct httpd *h, const struct httpd_token *tokens, size_t n_tok
 	char *old_plan = h->plan_path;
 	h->tokens = t;
 	h->n_tokens = n_tokens;
+	h->n_readers = httpd_reader_tokens(t, n_tokens);
 	h->plan_path = plan;
 	pthread_rwlock_unlock(&h->conf_lock);
 	if (old)

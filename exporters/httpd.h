@@ -50,12 +50,46 @@
 struct tally_err;
 struct httpd;
 
-#define HTTPD_MAX_TOKENS 64
+#define HTTPD_MAX_TOKENS 1024
 
+/* A bearer token: exactly one of admin, tenant, agent. An agent's token
+ * may only POST /api/v1/ingest, with frames of that agent. */
 struct httpd_token {
 	char token[128];
-	char tenant[64];             /* "" with admin */
+	char tenant[64];             /* "" with admin and agent */
+	char agent[64];              /* an agent's token: its agent id, else "" */
 	bool admin;
+};
+
+/* POST /api/v1/ingest, served when the listener is given one (the
+ * aggregator role, daemon/ingest.h). The listener authenticates the agent
+ * by its token, reads the body within the limits below and hands it to
+ * check(); the other side answers, at once or once what the body carries is
+ * committed (schemas/batch-wire.md, "The ingest protocol"). */
+struct httpd_ingest_req {
+	/* set by the listener */
+	char agent[64];                  /* the agent of the token */
+	char client[64];                 /* the client's address, for messages */
+	const uint8_t *body;
+	size_t len;
+	int64_t spool_batches, spool_bytes;   /* the Tally-Spool header, -1: not sent */
+	/* set by the ingest side */
+	unsigned status;                 /* the answer's HTTP status */
+	int64_t retry_after_s;           /* > 0: sent as Retry-After */
+	char *json;                      /* the answer's body, malloc'd (the listener frees it) */
+	void *priv;                      /* the ingest side's, while it holds r */
+};
+struct httpd_ingest {
+	/* On a listener thread once the body is whole: 0 when r is answered
+	 * now, 1 when it must wait: the listener then parks the connection and
+	 * calls queue(), and done(arg) is called (from any thread) once r is
+	 * answered. r stays valid until then. */
+	int (*check)(void *ctx, struct httpd_ingest_req *r);
+	void (*queue)(void *ctx, struct httpd_ingest_req *r, void (*done)(void *arg), void *arg);
+	void *ctx;
+	size_t max_request;              /* bytes of one body: 413 above */
+	size_t max_pending;              /* bytes of bodies held at once: 429 above */
+	int64_t body_timeout_ns;         /* from the head to the whole body */
 };
 
 struct httpd_config {
@@ -74,6 +108,11 @@ struct httpd_config {
 	unsigned max_per_address;    /* the same per client address (IPv6: /64); 0: the default */
 	unsigned auth_failures_per_address;  /* wrong tokens a minute per address; 0: the default */
 	unsigned auth_failures_total;        /* the same, all addresses together; 0: the default */
+	const struct httpd_ingest *ingest;   /* POST /api/v1/ingest; NULL: no such route (404) */
+	/* TLS (PEM files, read at start): with tls_cert every connection is
+	 * HTTPS; with tls_client_ca an agent must also present a client
+	 * certificate signed by one of those CAs to ingest */
+	const char *tls_cert, *tls_key, *tls_client_ca;
 };
 
 /* The `http:` section of tallyd's config (docs/config.md), as parsed by
@@ -94,6 +133,9 @@ struct httpd_section {
 	uint32_t auth_failures_total;         /* the same, all addresses together, default 100 */
 	struct httpd_token tokens[HTTPD_MAX_TOKENS];
 	size_t n_tokens;
+	char tls_cert[PATH_MAX];          /* PEM certificate chain, "" for plain HTTP */
+	char tls_key[PATH_MAX];           /* its PEM key */
+	char tls_client_ca[PATH_MAX];     /* PEM CAs of agents' client certificates, "" for none */
 };
 
 /* Parse the `http:` section sec (NULL: not given, the listener is off) into
@@ -102,6 +144,9 @@ struct httpd_section {
 struct cfg_node;
 int httpd_section_parse(struct httpd_section *s, const struct cfg_node *sec, int64_t interval_ns,
 			struct tally_err *e);
+
+/* How many of tokens t[n] are readers' (admin or tenant), not agents'. */
+size_t httpd_reader_tokens(const struct httpd_token *t, size_t n);
 
 /* The listener's config for section s, pointing into s (which must
  * outlive the start): ledger_path and alerts are what the daemon wires. */

@@ -27,6 +27,18 @@ struct page {
 	size_t len;
 };
 
+/* A connection libmicrohttpd holds, with the time by which it must have
+ * moved on (its head whole, or its body): past it the sweeper shuts its
+ * socket down, which libmicrohttpd then closes. Under httpd.watch_lock. */
+struct httpd;
+struct conn_watch {
+	struct conn_watch *prev, *next;
+	struct httpd *h;
+	int fd;
+	int64_t deadline_ns;         /* monotonic; 0: none (answering, or waiting for the aggregator) */
+	bool closing;                /* shut down by the sweeper */
+};
+
 struct httpd {
 	struct MHD_Daemon *mhd;
 	struct httpgate *gate;
@@ -50,6 +62,26 @@ struct httpd {
 	 * addresses that used a valid token lately (exempt from the total) */
 	struct ratelimit *fail_addr, *fail_all, *trusted;
 	unsigned fail_per_addr, fail_total;   /* a minute */
+	size_t n_readers;            /* tokens that read (admin, tenant): with none, reads are open */
+	/* POST /api/v1/ingest (NULL ingest: no such route) */
+	const struct httpd_ingest *ingest;
+	struct httpd_ingest ingest_copy;
+	pthread_mutex_t ingest_lock;
+	size_t ingest_pending;       /* bytes of bodies held now (ingest_lock) */
+	struct ratelimit *ingest_logs;   /* refusal lines per client and status */
+	/* TLS: the PEM files as read at start; client_ca: agents need a certificate */
+	bool tls, client_ca;
+	char *tls_cert, *tls_key, *tls_ca;
+	/* the deadlines of the connections libmicrohttpd holds */
+	int64_t head_timeout_ns;
+	pthread_mutex_t watch_lock;
+	struct conn_watch *watch;
+	pthread_t sweeper;
+	bool sweeper_started;
+	pthread_mutex_t sweep_lock;
+	pthread_cond_t sweep_cv;
+	bool sweep_stop;
+	uint64_t swept;              /* connections shut down past their deadline */
 };
 
 /* who is asking: admin, or one tenant */
@@ -57,6 +89,7 @@ struct who {
 	bool admin;
 	const char *tenant;          /* NULL, or tenant_buf */
 	char tenant_buf[64];         /* a copy: a reload may replace the tokens mid-request */
+	char agent[64];              /* an agent's token: its agent id (it may only ingest), else "" */
 	int token;                   /* index into tokens, -1: none or not valid */
 };
 
@@ -86,5 +119,18 @@ enum MHD_Result httpapi_usage(struct httpd *h, struct MHD_Connection *c, const s
 enum MHD_Result httpapi_sla(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *rest);
 enum MHD_Result httpapi_invoices(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *which);
 enum MHD_Result httpapi_alerts(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *rest);
+
+/* POST /api/v1/ingest, called for every callback of its request (httpapi.c):
+ * w is the authenticated caller at the first (*con_cls NULL), NULL after. */
+enum MHD_Result httpapi_ingest(struct httpd *h, struct MHD_Connection *c, const struct who *w,
+			       const char *upload_data, size_t *upload_data_size, void **con_cls);
+/* The end of an ingest request (libmicrohttpd's completion callback). */
+void httpapi_ingest_done(struct httpd *h, void *con_cls);
+/* A connection's deadline (its watch's); 0 clears it. */
+void httpd_watch_set(struct MHD_Connection *c, int64_t deadline_ns);
+/* 429 with Retry-After, for the request limits and the ingest's budget. */
+enum MHD_Result httpd_too_many(struct MHD_Connection *c, int64_t wait_ns, const char *msg);
+/* The client as the limits know it (an IPv6 client's /64). */
+void httpd_client_key(struct MHD_Connection *c, char *out, size_t len);
 
 #endif

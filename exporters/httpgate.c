@@ -60,7 +60,8 @@ struct httpgate {
 	int64_t resume_ns;           /* while paused: listen again at this time */
 	int64_t last_fail_ns;        /* the last failed accept(), 0: none lately */
 	struct complaint accept_complaint;
-	char *peek;                  /* max_head + 1 bytes */
+	char *peek;                  /* peek_len bytes */
+	size_t peek_len;             /* max_head + 1, or a whole TLS record with tls */
 	pthread_mutex_t stats_lock;
 	struct httpgate_stats st;
 };
@@ -150,6 +151,27 @@ enum httpgate_verdict httpgate_scan(const char *buf, size_t len, const struct ht
 	return len > l->max_head ? HTTPGATE_HEAD_TOO_LARGE : HTTPGATE_MORE;
 }
 
+enum httpgate_verdict httpgate_scan_tls(const unsigned char *buf, size_t len, size_t *head_len)
+{
+	/* a record: content type 22 (handshake), version 3.x, length; the
+	 * first handshake message a client sends is its ClientHello (1) */
+	if (len >= 1 && buf[0] != 22)
+		return HTTPGATE_BAD_REQUEST;
+	if (len >= 2 && buf[1] != 3)
+		return HTTPGATE_BAD_REQUEST;
+	if (len < 5)
+		return HTTPGATE_MORE;
+	size_t rec = ((size_t)buf[3] << 8) | buf[4];
+	if (rec == 0 || 5 + rec > HTTPGATE_TLS_RECORD_MAX)
+		return HTTPGATE_BAD_REQUEST;
+	if (len >= 6 && buf[5] != 1)
+		return HTTPGATE_BAD_REQUEST;
+	if (len < 5 + rec)
+		return HTTPGATE_MORE;
+	*head_len = 5 + rec;
+	return HTTPGATE_COMPLETE;
+}
+
 /* ---- the table ---- */
 
 static void addr_key(const struct sockaddr_storage *sa, unsigned char key[17])
@@ -213,10 +235,12 @@ static void refuse(struct httpgate *g, struct slot *s, enum httpgate_verdict v, 
 	};
 	unsigned status = httpgate_status(v);
 	size_t k = status == 400 ? 0 : status == 414 ? 1 : 2;
-	char body[160], out[512];
-	int bl = snprintf(body, sizeof(body), "{\"error\":\"%s (limits: target %zu bytes, %u query"
-			  " parameters, head %zu bytes, %u fields)\"}", ans[k].msg, g->c.limits.max_target,
-			  g->c.limits.max_args, g->c.limits.max_head, g->c.limits.max_fields);
+	char body[200], out[512];
+	int bl = g->c.tls ? snprintf(body, sizeof(body), "{\"error\":\"this listener speaks HTTPS (TLS):"
+				     " use https://\"}")
+		 : snprintf(body, sizeof(body), "{\"error\":\"%s (limits: target %zu bytes, %u query"
+			    " parameters, head %zu bytes, %u fields)\"}", ans[k].msg, g->c.limits.max_target,
+			    g->c.limits.max_args, g->c.limits.max_head, g->c.limits.max_fields);
 	int ol = snprintf(out, sizeof(out), "HTTP/1.1 %u %s\r\nContent-Type: application/json\r\n"
 			  "Content-Length: %d\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n%s",
 			  status, ans[k].reason, bl, body);
@@ -241,7 +265,7 @@ static void examine(struct httpgate *g, struct slot *s, bool ended, int64_t now)
 {
 	if (s->draining) {
 		for (;;) {
-			ssize_t r = recv(s->fd, g->peek, g->c.limits.max_head + 1, MSG_DONTWAIT);
+			ssize_t r = recv(s->fd, g->peek, g->peek_len, MSG_DONTWAIT);
 			if (r > 0)
 				continue;
 			if (r < 0 && (errno == EAGAIN || errno == EINTR))
@@ -250,7 +274,7 @@ static void examine(struct httpgate *g, struct slot *s, bool ended, int64_t now)
 			return;
 		}
 	}
-	ssize_t n = recv(s->fd, g->peek, g->c.limits.max_head + 1, MSG_PEEK | MSG_DONTWAIT);
+	ssize_t n = recv(s->fd, g->peek, g->peek_len, MSG_PEEK | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -259,7 +283,8 @@ static void examine(struct httpgate *g, struct slot *s, bool ended, int64_t now)
 		return;
 	}
 	size_t head_len = 0;
-	enum httpgate_verdict v = httpgate_scan(g->peek, (size_t)n, &g->c.limits, &head_len);
+	enum httpgate_verdict v = g->c.tls ? httpgate_scan_tls((const unsigned char *)g->peek, (size_t)n, &head_len)
+			       : httpgate_scan(g->peek, (size_t)n, &g->c.limits, &head_len);
 	if (v == HTTPGATE_MORE) {
 		if (ended) {   /* the client stopped sending: this head will never be whole */
 			count(g, &g->st.client_closed);
@@ -268,6 +293,11 @@ static void examine(struct httpgate *g, struct slot *s, bool ended, int64_t now)
 		return;
 	}
 	if (v != HTTPGATE_COMPLETE) {
+		if (g->c.tls && !(g->peek[0] >= 'A' && g->peek[0] <= 'Z')) {
+			count(g, &g->st.refused);   /* neither TLS nor HTTP: nothing to answer */
+			slot_close(g, s);
+			return;
+		}
 		refuse(g, s, v, (size_t)n, now);
 		return;
 	}
@@ -444,7 +474,8 @@ int httpgate_start(struct httpgate **out, const struct httpgate_config *c, struc
 		goto fail;
 	}
 	if (!(g->s = calloc(c->max_pending, sizeof(*g->s))) ||
-	    !(g->peek = malloc(c->limits.max_head + 1))) {
+	    !(g->peek = malloc(g->peek_len = c->tls && c->limits.max_head < HTTPGATE_TLS_RECORD_MAX
+					     ? HTTPGATE_TLS_RECORD_MAX : c->limits.max_head + 1))) {
 		rc = err_set(e, -ENOMEM, "http: out of memory");
 		goto fail;
 	}

@@ -37,6 +37,7 @@
 #ifndef TALLY_HTTPGATE_H
 #define TALLY_HTTPGATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -57,6 +58,12 @@ struct httpgate_config {
 	unsigned max_per_address;    /* of those, per address (>= 1) */
 	int64_t head_timeout_ns;     /* from accept to a complete head */
 	struct httpgate_limits limits;
+	/* TLS: the head is encrypted, so the gate waits for the client's first
+	 * TLS record (its ClientHello) whole within the deadline and hands the
+	 * connection over then; libmicrohttpd does the handshake and reads the
+	 * head (httpd.c closes a connection whose head is not whole by the
+	 * deadline). A connection that speaks plain HTTP is answered 400. */
+	bool tls;
 	/* A complete head within the limits: fd (non-blocking, nothing read
 	 * from it) belongs to the callee from now on, even when it fails. */
 	void (*handoff)(void *ctx, int fd, const struct sockaddr *sa, socklen_t len);
@@ -97,6 +104,14 @@ enum httpgate_verdict {
  * before the head is complete. */
 enum httpgate_verdict httpgate_scan(const char *buf, size_t len, const struct httpgate_limits *l,
 				    size_t *head_len);
+/* Pure, for a TLS listener: what the first len bytes a client sent are.
+ * HTTPGATE_COMPLETE when they hold a whole TLS handshake record (of
+ * *head_len bytes, header included; at most 5 + 18432); HTTPGATE_MORE while
+ * it is arriving; HTTPGATE_BAD_REQUEST when they cannot start a TLS
+ * handshake (a plain HTTP request, or anything else). */
+enum httpgate_verdict httpgate_scan_tls(const unsigned char *buf, size_t len, size_t *head_len);
+#define HTTPGATE_TLS_RECORD_MAX (5 + 18432)
+
 /* The status code of a refusal verdict (400, 414, 431), 0 for the others. */
 unsigned httpgate_status(enum httpgate_verdict v);
 

@@ -213,6 +213,52 @@ static void self_u64(struct sbuf *b, enum prom_format fmt, const char *name, con
 	sbuf_putc(b, '\n');
 }
 
+/* What only a process with the ledger has (not an agent). */
+static void ledger_metrics(const struct live_state *st, enum prom_format fmt, struct sbuf *b)
+{
+	self_u64(b, fmt, "tally_samples_ingested", "counter",
+		 "Samples applied to the usage series since tallyd started.", st->stats.samples);
+	header(b, fmt, "tally_source_checks", "counter",
+	       "Readings of a second source (the cgroup collector beside libvirt): intervals compared with"
+	       " the billed counter, and readings with no billed counter to compare.");
+	sbuf_puts(b, "tally_source_checks_total{result=\"compared\"} ");
+	sbuf_u64(b, st->stats.checks_compared);
+	sbuf_puts(b, "\ntally_source_checks_total{result=\"unmatched\"} ");
+	sbuf_u64(b, st->stats.checks_unmatched);
+	sbuf_putc(b, '\n');
+	self_u64(b, fmt, "tally_source_resets", "counter",
+		 "Source counters that went down (counted as a new life, never as negative usage).",
+		 st->stats.resets);
+	self_u64(b, fmt, "tally_rrd_rows_dropped", "counter",
+		 "RRD rows dropped because the RRD writer was behind (graphs only; the ledger is unaffected).",
+		 st->stats.rrd_dropped);
+	self_u64(b, fmt, "tally_rrd_errors", "counter", "RRD file creations or updates that failed.",
+		 st->stats.rrd_errors);
+	self_u64(b, fmt, "tally_rrd_backlog_rows", "gauge",
+		 "RRD rows handed to the RRD writer and not yet written, at the last commit.",
+		 st->stats.rrd_backlog);
+	self_u64(b, fmt, "tally_ingest_queue_samples", "gauge",
+		 "Samples ingested and not yet committed to the ledger.", st->pending_samples);
+	self_u64(b, fmt, "tally_stale_resources", "gauge",
+		 "Resources seen since tallyd started without a reading within stale_after.",
+		 st->stale_resources);
+	self_u64(b, fmt, "tally_ledger_write_failing", "gauge",
+		 "1 while the ledger's commits fail (a full disk): readings are kept in memory and the commit"
+		 " retried; else 0.", st->stats.commit_failures_in_row > 0);
+	self_u64(b, fmt, "tally_ledger_commit_failures", "counter",
+		 "Ledger commits that failed since tallyd started (each rolled back, its data kept and retried).",
+		 st->stats.commit_failures);
+	self_u64(b, fmt, "tally_ledger_resyncs", "counter",
+		 "Commits that found another aggregator had committed an agent's batches first: what this one"
+		 " had computed from that agent's older readings was dropped and its state reloaded from the ledger.",
+		 st->stats.resyncs);
+	header(b, fmt, "tally_ledger_last_commit_timestamp_seconds", "gauge",
+	       "Wall-clock time of the last successful ledger commit (0: none yet).");
+	sbuf_puts(b, "tally_ledger_last_commit_timestamp_seconds ");
+	put_seconds(b, (uint64_t)(st->last_commit_ns > 0 ? st->last_commit_ns : 0));
+	sbuf_putc(b, '\n');
+}
+
 static void self_metrics(const struct live_state *st, enum prom_format fmt, struct sbuf *b)
 {
 	header(b, fmt, "tally_collector_duration_seconds", "gauge",
@@ -279,8 +325,8 @@ static void self_metrics(const struct live_state *st, enum prom_format fmt, stru
 	sbuf_puts(b, "tally_clock_ahead_seconds ");
 	put_double(b, (double)st->clock_ahead_ns / 1e9);
 	sbuf_putc(b, '\n');
-	self_u64(b, fmt, "tally_samples_ingested", "counter",
-		 "Samples applied to the usage series since tallyd started.", st->stats.samples);
+	if (!st->no_ledger)
+		ledger_metrics(st, fmt, b);
 	header(b, fmt, "tally_samples_dropped", "counter", "Samples not applied, by reason.");
 	static const char *const reasons[] = { "not_newer", "invalid", "no_memory" };
 	uint64_t dropped[] = { st->stats.dropped_old, st->stats.invalid, st->batcher_dropped };
@@ -291,45 +337,6 @@ static void self_metrics(const struct live_state *st, enum prom_format fmt, stru
 		sbuf_u64(b, dropped[i]);
 		sbuf_putc(b, '\n');
 	}
-	header(b, fmt, "tally_source_checks", "counter",
-	       "Readings of a second source (the cgroup collector beside libvirt): intervals compared with"
-	       " the billed counter, and readings with no billed counter to compare.");
-	sbuf_puts(b, "tally_source_checks_total{result=\"compared\"} ");
-	sbuf_u64(b, st->stats.checks_compared);
-	sbuf_puts(b, "\ntally_source_checks_total{result=\"unmatched\"} ");
-	sbuf_u64(b, st->stats.checks_unmatched);
-	sbuf_putc(b, '\n');
-	self_u64(b, fmt, "tally_source_resets", "counter",
-		 "Source counters that went down (counted as a new life, never as negative usage).",
-		 st->stats.resets);
-	self_u64(b, fmt, "tally_rrd_rows_dropped", "counter",
-		 "RRD rows dropped because the RRD writer was behind (graphs only; the ledger is unaffected).",
-		 st->stats.rrd_dropped);
-	self_u64(b, fmt, "tally_rrd_errors", "counter", "RRD file creations or updates that failed.",
-		 st->stats.rrd_errors);
-	self_u64(b, fmt, "tally_rrd_backlog_rows", "gauge",
-		 "RRD rows handed to the RRD writer and not yet written, at the last commit.",
-		 st->stats.rrd_backlog);
-	self_u64(b, fmt, "tally_ingest_queue_samples", "gauge",
-		 "Samples ingested and not yet committed to the ledger.", st->pending_samples);
-	self_u64(b, fmt, "tally_stale_resources", "gauge",
-		 "Resources seen since tallyd started without a reading within stale_after.",
-		 st->stale_resources);
-	self_u64(b, fmt, "tally_ledger_write_failing", "gauge",
-		 "1 while the ledger's commits fail (a full disk): readings are kept in memory and the commit"
-		 " retried; else 0.", st->stats.commit_failures_in_row > 0);
-	self_u64(b, fmt, "tally_ledger_commit_failures", "counter",
-		 "Ledger commits that failed since tallyd started (each rolled back, its data kept and retried).",
-		 st->stats.commit_failures);
-	self_u64(b, fmt, "tally_ledger_resyncs", "counter",
-		 "Commits that found another aggregator had committed an agent's batches first: what this one"
-		 " had computed from that agent's older readings was dropped and its state reloaded from the ledger.",
-		 st->stats.resyncs);
-	header(b, fmt, "tally_ledger_last_commit_timestamp_seconds", "gauge",
-	       "Wall-clock time of the last successful ledger commit (0: none yet).");
-	sbuf_puts(b, "tally_ledger_last_commit_timestamp_seconds ");
-	put_seconds(b, (uint64_t)(st->last_commit_ns > 0 ? st->last_commit_ns : 0));
-	sbuf_putc(b, '\n');
 	if (st->alerting) {
 		header(b, fmt, "tally_alerts", "gauge", "Alerts by state (pending: waiting out their 'for').");
 		sbuf_puts(b, "tally_alerts{state=\"pending\"} ");

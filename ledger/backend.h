@@ -105,6 +105,7 @@ struct ledger_backend {
 	void (*reader_close)(struct ledger_reader *r);
 	int (*data_until)(struct ledger_reader *r, int64_t *ns, struct tally_err *e);
 	int (*read_meters)(struct ledger_reader *r, ledger_meter_fn fn, void *ctx, struct tally_err *e);
+	int (*read_agents)(struct ledger_reader *r, ledger_agent_row_fn fn, void *ctx, struct tally_err *e);
 	int (*read_resources)(struct ledger_reader *r, ledger_resource_row_fn fn, void *ctx, struct tally_err *e);
 	int (*read_usage)(struct ledger_reader *r, int64_t from_ns, int64_t to_ns, ledger_usage_row_fn fn,
 			  void *ctx, struct tally_err *e);

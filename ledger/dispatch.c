@@ -264,6 +264,11 @@ int ledger_data_until(struct ledger_reader *r, int64_t *ns, struct tally_err *e)
 	return r->be->data_until(r, ns, e);
 }
 
+int ledger_read_agents(struct ledger_reader *r, ledger_agent_row_fn fn, void *ctx, struct tally_err *e)
+{
+	return r->be->read_agents(r, fn, ctx, e);
+}
+
 int ledger_read_meters(struct ledger_reader *r, ledger_meter_fn fn, void *ctx, struct tally_err *e)
 {
 	return r->be->read_meters(r, fn, ctx, e);

@@ -193,17 +193,30 @@ struct ledger_series {
 /* Insert or replace the series row; with exists, update its reading in
  * place (kind stays: a series never changes kind). */
 int ledger_put_series(struct ledger *l, const struct ledger_series *s, struct tally_err *e);
-/* An agent's batches after from_seq up to last_seq are in this
- * transaction. The commit fails with -ESTALE, nothing of it written, when
- * the ledger's last_seq for the agent is no longer from_seq: another
- * writer committed batches of that agent meanwhile (PostgreSQL, several
- * aggregators), so what this one computed from its older series state
- * must not count. */
+/* An agent's row (schemas/ledger.sql, schemas/migrations/007-agents.sql):
+ * the last batch committed from it and, when it ships over the network,
+ * the spool its batches come from, its last contact and its spool's depth
+ * as it reported it.
+ *
+ * ledger_put_agent: the agent's batches after from_seq up to last_seq are
+ * in this transaction. The commit fails with -ESTALE, nothing of it
+ * written, when the ledger's last_seq for the agent is no longer from_seq:
+ * another writer committed batches of that agent meanwhile (PostgreSQL,
+ * several aggregators), so what this one computed from its older series
+ * state must not count. (Loaders leave from_seq 0.) */
+#define LEDGER_SPOOL_ID_LEN 16
 struct ledger_agent {
 	const char *agent;
-	uint64_t from_seq, last_seq;
-	int64_t last_time_ns;        /* the cycle time of its batch last_seq */
+	uint64_t from_seq;           /* put: the seq the writer's state was built on */
+	uint64_t last_seq;           /* the highest seq committed */
+	int64_t last_time_ns;        /* the cycle time of that batch (data time) */
 	int64_t batches;             /* batches committed in all */
+	bool has_spool;              /* spool_id is known (else NULL in the row) */
+	uint8_t spool_id[LEDGER_SPOOL_ID_LEN];
+	uint64_t spool_first_seq;    /* 0 without a spool */
+	int64_t contact_ns;          /* wall clock of the last request committed or acknowledged, 0: none */
+	int64_t spool_batches;       /* as reported with it, -1: not reported */
+	int64_t spool_bytes;         /* as reported with it, -1: not reported */
 };
 int ledger_put_agent(struct ledger *l, const struct ledger_agent *a, struct tally_err *e);
 int ledger_add_event(struct ledger *l, int64_t resource_id, const char *agent,
@@ -243,8 +256,7 @@ int ledger_last_event(struct ledger *l, const char *uuid, const char *agent, con
 /* Loaders for start-up: call fn for every row. Return 0 or the error. */
 typedef int (*ledger_resource_fn)(void *ctx, const struct ledger_resource *r);
 typedef int (*ledger_series_fn)(void *ctx, const struct ledger_series *s);
-typedef int (*ledger_agent_fn)(void *ctx, const char *agent, uint64_t last_seq, int64_t last_time_ns,
-			       int64_t batches);
+typedef int (*ledger_agent_fn)(void *ctx, const struct ledger_agent *a);
 int ledger_load_resources(struct ledger *l, ledger_resource_fn fn, void *ctx, struct tally_err *e);
 int ledger_load_series(struct ledger *l, ledger_series_fn fn, void *ctx, struct tally_err *e);
 int ledger_load_agents(struct ledger *l, ledger_agent_fn fn, void *ctx, struct tally_err *e);

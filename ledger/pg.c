@@ -1073,19 +1073,26 @@ static int pg_add_event(struct ledger *lb, int64_t resource_id, const char *agen
 static int pg_put_agent(struct ledger *lb, const struct ledger_agent *a, struct tally_err *e)
 {
 	struct pg_ledger *l = L(lb);
-	struct pgnum s1, s2, s3, s4;
+	struct pgnum s1, s2, s3, s4, s5, s6, s7, s8;
+	char spool[2 * LEDGER_SPOOL_ID_LEN + 1];
+	hexs(a->spool_id, LEDGER_SPOOL_ID_LEN, spool);
 	const char *p[] = { a->agent, pgn_i64(&s1, (int64_t)a->last_seq), pgn_i64(&s2, a->last_time_ns),
-			    pgn_i64(&s3, a->batches), pgn_i64(&s4, (int64_t)a->from_seq) };
-	PGresult *r = pgc_query(&l->pc, "UPDATE agents SET last_seq = $2, last_time_ns = $3, batches = $4"
-				" WHERE agent = $1 AND last_seq = $5", 5, p, "cannot write agent", e);
+			    pgn_i64(&s3, a->batches), a->has_spool ? spool : NULL, pgn_i64(&s5, (int64_t)a->spool_first_seq),
+			    pgn_i64(&s6, a->contact_ns), pgn_i64(&s7, a->spool_batches), pgn_i64(&s8, a->spool_bytes),
+			    pgn_i64(&s4, (int64_t)a->from_seq) };
+	PGresult *r = pgc_query(&l->pc, "UPDATE agents SET last_seq = $2, last_time_ns = $3, batches = $4,"
+				" spool_id = decode($5, 'hex'), spool_first_seq = $6, contact_ns = $7, spool_batches = $8,"
+				" spool_bytes = $9 WHERE agent = $1 AND last_seq = $10", 10, p, "cannot write agent", e);
 	int rc = 0;
 	if (!r)
 		return e ? e->code : -EIO;
 	bool done = atoi(PQcmdTuples(r)) == 1;
 	PQclear(r);
 	if (!done && a->from_seq == 0) {
-		if (!(r = pgc_query(&l->pc, "INSERT INTO agents (agent, last_seq, last_time_ns, batches) VALUES ($1, $2,"
-				    " $3, $4) ON CONFLICT (agent) DO NOTHING", 4, p, "cannot write agent", e)))
+		if (!(r = pgc_query(&l->pc, "INSERT INTO agents (agent, last_seq, last_time_ns, batches, spool_id,"
+				    " spool_first_seq, contact_ns, spool_batches, spool_bytes) VALUES ($1, $2, $3, $4,"
+				    " decode($5, 'hex'), $6, $7, $8, $9) ON CONFLICT (agent) DO NOTHING", 9, p,
+				    "cannot write agent", e)))
 			return e ? e->code : -EIO;
 		done = atoi(PQcmdTuples(r)) == 1;
 		PQclear(r);
@@ -1269,14 +1276,22 @@ static int pg_load_series(struct ledger *lb, ledger_series_fn fn, void *ctx, str
 static int row_agent(void *ctx, const PGresult *r, int i)
 {
 	struct load *x = ctx;
-	return ((ledger_agent_fn)x->fn)(x->ctx, pgv_text(r, i, 0), (uint64_t)pgv_i64(r, i, 1), pgv_i64(r, i, 2),
-					pgv_i64(r, i, 3));
+	struct ledger_agent a = {
+		.agent = pgv_text(r, i, 0), .last_seq = (uint64_t)pgv_i64(r, i, 1), .last_time_ns = pgv_i64(r, i, 2),
+		.batches = pgv_i64(r, i, 3), .spool_first_seq = (uint64_t)pgv_i64(r, i, 5),
+		.contact_ns = pgv_i64(r, i, 6), .spool_batches = pgv_i64(r, i, 7), .spool_bytes = pgv_i64(r, i, 8),
+	};
+	if (PQgetlength(r, i, 4) == LEDGER_SPOOL_ID_LEN) {
+		a.has_spool = true;
+		memcpy(a.spool_id, PQgetvalue(r, i, 4), LEDGER_SPOOL_ID_LEN);
+	}
+	return ((ledger_agent_fn)x->fn)(x->ctx, &a);
 }
 
 static int pg_load_agents(struct ledger *lb, ledger_agent_fn fn, void *ctx, struct tally_err *e)
 {
-	return load(L(lb), "SELECT agent, last_seq, last_time_ns, batches FROM agents", row_agent, (void *)fn, ctx,
-		    "cannot read agents", e);
+	return load(L(lb), "SELECT agent, last_seq, last_time_ns, batches, spool_id, spool_first_seq, contact_ns,"
+		    " spool_batches, spool_bytes FROM agents", row_agent, (void *)fn, ctx, "cannot read agents", e);
 }
 
 static int row_alert(void *ctx, const PGresult *r, int i)
@@ -1800,6 +1815,7 @@ const struct ledger_backend ledger_pg_backend = {
 	.reader_close = pg_reader_close,
 	.data_until = pg_data_until,
 	.read_meters = pg_read_meters,
+	.read_agents = pg_read_agents,
 	.read_resources = pg_read_resources,
 	.read_usage = pg_read_usage,
 	.sum_usage = pg_sum_usage,

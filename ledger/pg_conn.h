@@ -105,6 +105,7 @@ int pg_reader_open(const char *location, struct ledger_reader **out, struct tall
 void pg_reader_close(struct ledger_reader *r);
 int pg_data_until(struct ledger_reader *r, int64_t *ns, struct tally_err *e);
 int pg_read_meters(struct ledger_reader *r, ledger_meter_fn fn, void *ctx, struct tally_err *e);
+int pg_read_agents(struct ledger_reader *r, ledger_agent_row_fn fn, void *ctx, struct tally_err *e);
 int pg_read_resources(struct ledger_reader *r, ledger_resource_row_fn fn, void *ctx, struct tally_err *e);
 int pg_read_usage(struct ledger_reader *r, int64_t from_ns, int64_t to_ns, ledger_usage_row_fn fn, void *ctx,
 		  struct tally_err *e);

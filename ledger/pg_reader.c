@@ -116,6 +116,27 @@ int pg_read_meters(struct ledger_reader *rb, ledger_meter_fn fn, void *ctx, stru
 	return pgc_each(&R(rb)->pc, "SELECT id, name FROM meters", 0, NULL, meter_row, &c, "cannot read meters", e);
 }
 
+static int agent_row(void *ctx, const PGresult *r, int i)
+{
+	struct cb *c = ctx;
+	struct ledger_agent_row row = {
+		.agent = pgv_text(r, i, 0), .last_seq = (uint64_t)pgv_i64(r, i, 1), .last_time_ns = pgv_i64(r, i, 2),
+		.batches = pgv_i64(r, i, 3),
+		.spool_id = PQgetlength(r, i, 4) == LEDGER_SPOOL_ID_LEN ? (const uint8_t *)PQgetvalue(r, i, 4) : NULL,
+		.spool_first_seq = (uint64_t)pgv_i64(r, i, 5), .contact_ns = pgv_i64(r, i, 6),
+		.spool_batches = pgv_i64(r, i, 7), .spool_bytes = pgv_i64(r, i, 8),
+	};
+	return ((ledger_agent_row_fn)c->fn)(c->ctx, &row);
+}
+
+int pg_read_agents(struct ledger_reader *rb, ledger_agent_row_fn fn, void *ctx, struct tally_err *e)
+{
+	struct cb c = { (void *)fn, ctx };
+	return pgc_each(&R(rb)->pc, "SELECT agent, last_seq, last_time_ns, batches, spool_id, spool_first_seq,"
+			" contact_ns, spool_batches, spool_bytes FROM agents ORDER BY agent", 0, NULL, agent_row, &c,
+			"cannot read agents", e);
+}
+
 static int resource_row(void *ctx, const PGresult *r, int i)
 {
 	struct cb *c = ctx;

@@ -33,6 +33,23 @@ void ledger_reader_close(struct ledger_reader *r);
 /* The data time of the newest batch any agent committed (0: none). */
 int ledger_data_until(struct ledger_reader *r, int64_t *ns, struct tally_err *e);
 
+/* Every agent whose batches the ledger holds (the `agents` table,
+ * schemas/migrations/007-agents.sql), by agent id: the last seq committed
+ * and its data time, and what an aggregator knew of it (`tally agents`).
+ * spool_id is NULL when the batches came from no spool. */
+struct ledger_agent_row {
+	const char *agent;
+	uint64_t last_seq;
+	int64_t last_time_ns;        /* data time of the last committed batch */
+	int64_t batches;
+	const uint8_t *spool_id;     /* 16 bytes, or NULL */
+	uint64_t spool_first_seq;
+	int64_t contact_ns;          /* the aggregator's wall clock, 0: none recorded */
+	int64_t spool_batches, spool_bytes;   /* -1: not reported */
+};
+typedef int (*ledger_agent_row_fn)(void *ctx, const struct ledger_agent_row *row);
+int ledger_read_agents(struct ledger_reader *r, ledger_agent_row_fn fn, void *ctx, struct tally_err *e);
+
 /* Every meter the ledger knows: its id and name. */
 typedef int (*ledger_meter_fn)(void *ctx, int64_t id, const char *name);
 int ledger_read_meters(struct ledger_reader *r, ledger_meter_fn fn, void *ctx, struct tally_err *e);

@@ -76,10 +76,13 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SERIES_UPD] = "UPDATE series SET last_ns = ?5, origin_ns = ?6, last_value = ?8, flags = ?9"
 			 " WHERE resource_id = ?1 AND meter_id = ?2 AND device = ?3 AND agent = ?4",
 	/* only over the seq the writer's state was built on (ledger.h) */
-	[S_AGENT_PUT] = "INSERT INTO agents (agent, last_seq, last_time_ns, batches) VALUES (?1, ?2, ?3, ?4)"
+	[S_AGENT_PUT] = "INSERT INTO agents (agent, last_seq, last_time_ns, batches, spool_id, spool_first_seq,"
+			" contact_ns, spool_batches, spool_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
 			" ON CONFLICT (agent) DO UPDATE SET last_seq = excluded.last_seq,"
-			" last_time_ns = excluded.last_time_ns, batches = excluded.batches"
-			" WHERE agents.last_seq = ?5",
+			" last_time_ns = excluded.last_time_ns, batches = excluded.batches,"
+			" spool_id = excluded.spool_id, spool_first_seq = excluded.spool_first_seq,"
+			" contact_ns = excluded.contact_ns, spool_batches = excluded.spool_batches,"
+			" spool_bytes = excluded.spool_bytes WHERE agents.last_seq = ?10",
 	[S_EVENT_ADD] = "INSERT INTO events (resource_id, time_ns, agent, type, reason)"
 			" VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_ALERT_PUT] = "INSERT OR REPLACE INTO alerts (key, labels, annotations, rule, tenant, subject,"
@@ -137,8 +140,11 @@ static int db_err(struct sq_ledger *l, struct tally_err *e, int rc, const char *
 	int code = rc == SQLITE_FULL ? -ENOSPC : rc == SQLITE_NOMEM ? -ENOMEM
 		 : rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? -EBUSY
 		 : rc == SQLITE_READONLY || rc == SQLITE_PERM ? -EACCES : -EIO;
+	/* the connection's message when it is about rc (an injected fault
+	 * never reached SQLite: its message would say "not an error") */
 	return err_set(e, code, "%s: %s: %s", l->path, what,
-		       l->db ? sqlite3_errmsg(l->db) : sqlite3_errstr(rc));
+		       l->db && (sqlite3_errcode(l->db) & 0xff) == (rc & 0xff) ? sqlite3_errmsg(l->db)
+		       : sqlite3_errstr(rc));
 }
 
 static int exec(struct sq_ledger *l, const char *sql, struct tally_err *e)
@@ -1139,7 +1145,15 @@ static int sq_put_agent(struct ledger *lb, const struct ledger_agent *a, struct 
 	sqlite3_bind_int64(st, 2, (int64_t)a->last_seq);
 	sqlite3_bind_int64(st, 3, a->last_time_ns);
 	sqlite3_bind_int64(st, 4, a->batches);
-	sqlite3_bind_int64(st, 5, (int64_t)a->from_seq);
+	if (a->has_spool)
+		sqlite3_bind_blob(st, 5, a->spool_id, LEDGER_SPOOL_ID_LEN, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_int64(st, 6, (int64_t)a->spool_first_seq);
+	sqlite3_bind_int64(st, 7, a->contact_ns);
+	sqlite3_bind_int64(st, 8, a->spool_batches);
+	sqlite3_bind_int64(st, 9, a->spool_bytes);
+	sqlite3_bind_int64(st, 10, (int64_t)a->from_seq);
 	if ((rc = step_done(l, S_AGENT_PUT, "cannot write agent", e)))
 		return rc;
 	if (sqlite3_changes(l->db) != 1)
@@ -1247,16 +1261,30 @@ static int sq_load_series(struct ledger *lb, ledger_series_fn fn, void *ctx, str
 
 static int row_agent(sqlite3_stmt *st, void *fn, void *ctx)
 {
-	const unsigned char *a = sqlite3_column_text(st, 0);
-	return ((ledger_agent_fn)fn)(ctx, a ? (const char *)a : "", (uint64_t)sqlite3_column_int64(st, 1),
-				     sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3));
+	const unsigned char *name = sqlite3_column_text(st, 0);
+	struct ledger_agent a = {
+		.agent = name ? (const char *)name : "",
+		.last_seq = (uint64_t)sqlite3_column_int64(st, 1),
+		.last_time_ns = sqlite3_column_int64(st, 2),
+		.batches = sqlite3_column_int64(st, 3),
+		.spool_first_seq = (uint64_t)sqlite3_column_int64(st, 5),
+		.contact_ns = sqlite3_column_int64(st, 6),
+		.spool_batches = sqlite3_column_int64(st, 7),
+		.spool_bytes = sqlite3_column_int64(st, 8),
+	};
+	const void *id = sqlite3_column_blob(st, 4);
+	if (id && sqlite3_column_bytes(st, 4) == LEDGER_SPOOL_ID_LEN) {
+		a.has_spool = true;
+		memcpy(a.spool_id, id, LEDGER_SPOOL_ID_LEN);
+	}
+	return ((ledger_agent_fn)fn)(ctx, &a);
 }
 
 static int sq_load_agents(struct ledger *lb, ledger_agent_fn fn, void *ctx, struct tally_err *e)
 {
 	struct sq_ledger *l = (struct sq_ledger *)lb;
-	return load(l, "SELECT agent, last_seq, last_time_ns, batches FROM agents", row_agent,
-		    (void *)fn, ctx, e);
+	return load(l, "SELECT agent, last_seq, last_time_ns, batches, spool_id, spool_first_seq,"
+		    " contact_ns, spool_batches, spool_bytes FROM agents", row_agent, (void *)fn, ctx, e);
 }
 
 static int sq_put_alert(struct ledger *lb, const struct ledger_alert *a, struct tally_err *e)
@@ -1589,6 +1617,7 @@ const struct ledger_backend ledger_sqlite_backend = {
 	.reader_close = sq_reader_close,
 	.data_until = sq_data_until,
 	.read_meters = sq_read_meters,
+	.read_agents = sq_read_agents,
 	.read_resources = sq_read_resources,
 	.read_usage = sq_read_usage,
 	.sum_usage = sq_sum_usage,

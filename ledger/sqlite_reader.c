@@ -74,6 +74,43 @@ int sq_data_until(struct ledger_reader *rb, int64_t *ns, struct tally_err *e)
 	return rc;
 }
 
+int sq_read_agents(struct ledger_reader *rb, ledger_agent_row_fn fn, void *ctx, struct tally_err *e)
+{
+	struct sq_reader *r = (struct sq_reader *)rb;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(r->db, "SELECT agent, last_seq, last_time_ns, batches, spool_id, spool_first_seq,"
+			       " contact_ns, spool_batches, spool_bytes FROM agents ORDER BY agent", -1, &st,
+			       NULL) != SQLITE_OK)
+		return failed(r, "agents", e);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *id = sqlite3_column_blob(st, 4);
+		struct ledger_agent_row row = {
+			.agent = ledger_col_text(st, 0),
+			.last_seq = (uint64_t)sqlite3_column_int64(st, 1),
+			.last_time_ns = sqlite3_column_int64(st, 2),
+			.batches = sqlite3_column_int64(st, 3),
+			.spool_id = id && sqlite3_column_bytes(st, 4) == 16 ? id : NULL,
+			.spool_first_seq = (uint64_t)sqlite3_column_int64(st, 5),
+			.contact_ns = sqlite3_column_int64(st, 6),
+			.spool_batches = sqlite3_column_int64(st, 7),
+			.spool_bytes = sqlite3_column_int64(st, 8),
+		};
+		if ((rc = fn(ctx, &row))) {
+			sqlite3_finalize(st);
+			return rc;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		rc = failed(r, "agents", e);
+		sqlite3_finalize(st);
+		return rc;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
 int sq_read_meters(struct ledger_reader *rb, ledger_meter_fn fn, void *ctx, struct tally_err *e)
 {
 	struct sq_reader *r = (struct sq_reader *)rb;

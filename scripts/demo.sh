@@ -51,3 +51,5 @@ echo
 echo "ledgers: $dir/ledger.db, $live/ledger.db (sqlite3 FILE .schema)"
 echo "open in a browser: $(realpath "$dir/invoices-2026-10.html")"
 echo "                   $(realpath "$dir/sla-2026-10.html")"
+echo
+sh scripts/demo_split.sh

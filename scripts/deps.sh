@@ -21,6 +21,7 @@ libxml2-dev
 libssl-dev
 openssl
 libmicrohttpd-dev
+libgnutls28-dev
 libcurl4-openssl-dev
 libsnmp-dev
 python3

@@ -5,7 +5,8 @@
  * head is a prefix of the input ending in a line feed, within the limits.
  * The same bytes are scanned again with a byte more at a time: a verdict
  * other than "more" on a prefix never turns into "complete" later (the
- * gate acts on the first one it gets).
+ * gate acts on the first one it gets). The TLS listener's scanner of a
+ * ClientHello record likewise.
  * Build and run: make fuzz (see tests/fuzz/README.md).
  */
 #include <stddef.h>
@@ -29,6 +30,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			first = v;
 		else if (first != HTTPGATE_COMPLETE && v == HTTPGATE_COMPLETE)
 			abort();
+	}
+	/* the TLS scanner: a whole record is a prefix of the input, within
+	 * the limit, and a refusal is never followed by a completion */
+	first = HTTPGATE_MORE;
+	n = size > HTTPGATE_TLS_RECORD_MAX ? HTTPGATE_TLS_RECORD_MAX : size;
+	for (size_t k = 0; k <= n; k++) {
+		enum httpgate_verdict v = httpgate_scan_tls(data, k, &hl);
+		if (v == HTTPGATE_COMPLETE && (hl < 6 || hl > k || hl > HTTPGATE_TLS_RECORD_MAX || data[0] != 22))
+			abort();
+		if (first == HTTPGATE_MORE)
+			first = v;
+		else if (first != v)
+			abort();   /* a whole record stays whole, a refusal stays one */
 	}
 	return 0;
 }

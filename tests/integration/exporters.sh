@@ -399,15 +399,21 @@ for c in "address: 0.0.0.0|'0.0.0.0' is not loopback; outside loopback the API n
 	 "address: localhost|'localhost' is not a numeric IPv4 or IPv6 address" \
 	 "port: 70000|key 'port': 70000 is out of range" \
 	 "tokens: [{token: short, admin: true}]|key 'token': at least 16 characters" \
-	 "tokens: [{token: 0123456789abcdef0, admin: true, tenant: x}]|not both" \
-	 "tokens: [{token: 0123456789abcdef0}]|a token needs 'admin: true' or a 'tenant'" \
+	 "tokens: [{token: 0123456789abcdef0, admin: true, tenant: x}]|a token needs exactly one of 'admin: true', a 'tenant' or an 'agent'" \
+	 "tokens: [{token: 0123456789abcdef0}]|a token needs exactly one of 'admin: true', a 'tenant' or an 'agent'" \
+	 "tokens: [{token: 0123456789abcdef0, agent: h1, tenant: x}]|a token needs exactly one of" \
+	 "tokens: [{token: 0123456789abcdef0, agent: h1}, {token: 0123456789abcdef1, agent: h1}]|key 'agent': 'h1' has a token already" \
+	 "address: 0.0.0.0\\n  tokens: [{token: 0123456789abcdef0, agent: h1}]|needs 'tokens' (admin or tenant: agents' tokens only ingest)" \
+	 "tls_cert: /etc/hostname|TLS needs both 'tls_cert' and 'tls_key'" \
+	 "tls_client_ca: /etc/hostname|client certificates need TLS" \
+	 "tls_cert: /nonexistent/cert.pem\\n  tls_key: /etc/hostname|key 'tls_cert': cannot read '/nonexistent/cert.pem'" \
 	 "tokens: [{token: 0123456789abcdef0, admin: true}, {token: 0123456789abcdef0, tenant: x}]|given twice" \
 	 "prot: 1|unknown key 'prot' in 'http'" \
 	 "head_timeout: 50ms|key 'head_timeout': 50ms is out of range 0.1s..60s" \
 	 "max_connections: 8|key 'max_connections': 8 is out of range 16..65536" \
 	 "max_connections_per_address: 2000|key 'max_connections_per_address': 2000 is out of range 1..1024" \
 	 "auth_failures_total: 0|key 'auth_failures_total': 0 is out of range 1..1000000"; do
-	printf 'collectors:\n  sim: {}\nhttp:\n  %s\n' "${c%%|*}" > "$work/n.yaml"
+	printf 'collectors:\n  sim: {}\nhttp:\n  %b\n' "${c%%|*}" > "$work/n.yaml"
 	if "$TALLYD" -n -c "$work/n.yaml" > "$work/n.out" 2>&1; then got=0; else got=$?; fi
 	if [ "$got" -eq 2 ] && grep -qF "n.yaml:4:" "$work/n.out" && grep -qF -- "${c#*|}" "$work/n.out"; then
 		ok "tallyd -n refuses http '${c%%|*}': $(cat "$work/n.out")"

@@ -18,10 +18,11 @@ fails=0
 
 version=$(cat VERSION)
 rev=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+schema=$(sed -n 's/^#define LEDGER_SCHEMA_VERSION \([0-9]*\).*/\1/p' ledger/ledger_id.h)
 
 sim_ledger "$work/a" 2026-10-01T06:00:00Z 3 1 7
 L=$work/a/ledger.db
-expect 0 "schema:       6" "$TALLY" ledger info --ledger "$L"
+expect 0 "schema:       $schema" "$TALLY" ledger info --ledger "$L"
 out=$work/out
 # created and written by this build: "VERSION (REVISION[+])"
 for k in "created by" "written by"; do
@@ -39,7 +40,10 @@ expect 0 "usage:        hours from 2026-10-01T00:00:00Z to 2026-10-01T06:00:00Z"
 # a schema 5 ledger (no meta table) that tallyd opens is upgraded, and says so
 sim_ledger "$work/b" 2026-10-01T02:00:00Z 2 1 8
 L5=$work/b/ledger.db
-sqlite3 "$L5" "DROP TABLE meta; PRAGMA user_version = 5;"
+sqlite3 "$L5" "DROP TABLE meta; ALTER TABLE agents DROP COLUMN spool_id;
+  ALTER TABLE agents DROP COLUMN spool_first_seq; ALTER TABLE agents DROP COLUMN contact_ns;
+  ALTER TABLE agents DROP COLUMN spool_batches; ALTER TABLE agents DROP COLUMN spool_bytes;
+  PRAGMA user_version = 5;"
 expect 1 "let tallyd migrate it first" "$TALLY" ledger info --ledger "$L5"
 cat > "$work/b.yaml" <<EOC
 tallyd:
@@ -61,14 +65,14 @@ EOC
 expect 0 "created by:   tally (before 0.9.0: not recorded)" "$TALLY" ledger info --ledger "$L5"
 grep -q "^upgraded by:  tally $version ($rev" "$work/out" && ok "upgraded by names this build" ||
 	bad "upgraded by: $(grep upgraded "$work/out" || echo missing)"
-[ "$(sqlite3 "$L5" 'PRAGMA user_version')" = 6 ] && ok "migrated to schema 6" || bad "not migrated"
+[ "$(sqlite3 "$L5" 'PRAGMA user_version')" = "$schema" ] && ok "migrated to schema $schema" || bad "not migrated"
 
 # refusals
 expect 1 "no ledger here" "$TALLY" ledger info --ledger "$work/none.db"
 printf 'not a database' > "$work/junk.db"
 expect 1 "not a tally ledger" "$TALLY" ledger info --ledger "$work/junk.db"
 cp "$L" "$work/new.db"
-sqlite3 "$work/new.db" "PRAGMA user_version = 7"
+sqlite3 "$work/new.db" "PRAGMA user_version = $((schema + 1))"
 expect 1 "upgrade tally" "$TALLY" ledger info --ledger "$work/new.db"
 expect 2 "expected info, check, verify or copy" "$TALLY" ledger infos --ledger "$L"
 

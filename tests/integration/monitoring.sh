@@ -2,7 +2,8 @@
 # The monitoring starter kit in monitoring/, against real parts:
 # - promtool checks the rules and a config made from scrape.yml;
 # - a real Prometheus scrapes a running tallyd (the simulated fleet, real
-#   time) and evaluates every recording and alerting rule (all healthy,
+#   time) and a tallyd in the agent role (its aggregator a stand-in of the
+#   ingest protocol, tests/lib/ingest_stub.py) and evaluates every recording and alerting rule (all healthy,
 #   every recorded series present) and every query of the Grafana dashboard
 #   and its tenant variable (each returns data);
 # - nagios4 -v accepts a config holding monitoring/nagios/tally.cfg, and the
@@ -15,9 +16,11 @@ for t in promtool prometheus jq curl python3 nagios4 icinga2; do
 	command -v "$t" >/dev/null || { echo "FAIL: $t is missing (scripts/deps.sh installs it)"; exit 1; }
 done
 work=$(mktemp -d /tmp/tally-monitoring-XXXXXX)
-tpid="" ppid_=""
+tpid="" ppid_="" apid="" STUB_PID=""
 cleanup() {
 	[ -n "$tpid" ] && kill "$tpid" 2>/dev/null && wait "$tpid" 2>/dev/null
+	[ -n "$apid" ] && kill "$apid" 2>/dev/null && wait "$apid" 2>/dev/null
+	[ -n "$STUB_PID" ] && kill "$STUB_PID" 2>/dev/null && wait "$STUB_PID" 2>/dev/null
 	[ -n "$ppid_" ] && kill "$ppid_" 2>/dev/null && wait "$ppid_" 2>/dev/null
 	rm -rf "$work"
 }
@@ -50,9 +53,34 @@ EOC
 "$B/tallyd" -c "$work/t.yaml" 2>"$work/tallyd.log" &
 tpid=$!
 tallyd_port "$work/tallyd.log" "$tpid" 10 || { bad "tallyd does not serve"; exit 1; }
+TPORT=$PORT
+# an agent, shipping to the stand-in, for the agent rules and panels
+. tests/lib/agent.sh
+stub_start stub || { bad "the ingest stand-in does not start"; exit 1; }
+cat > "$work/a.yaml" <<EOC
+tallyd:
+  role: agent
+  agent_id: mon-agent
+  data_dir: $work/a
+  interval: 1s
+  log_level: warning
+agent:
+  aggregator: http://127.0.0.1:$STUB_PORT
+http:
+  port: 0
+collectors:
+  sim:
+    vms: 4
+    seed: 5
+alerts: {}
+EOC
+"$B/tallyd" -c "$work/a.yaml" 2>"$work/agent.log" &
+apid=$!
+tallyd_port "$work/agent.log" "$apid" 10 || { bad "the agent does not serve"; exit 1; }
+APORT=$PORT PORT=$TPORT
 ppp=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # the shipped scrape job, aimed at this tallyd and scraped every second
-python3 - "$PORT" monitoring/prometheus/scrape.yml monitoring/prometheus/rules.yml > "$work/prometheus.yml" <<'EOP'
+python3 - "$PORT', '127.0.0.1:$APORT" monitoring/prometheus/scrape.yml monitoring/prometheus/rules.yml > "$work/prometheus.yml" <<'EOP'
 import sys
 port, scrape, rules = sys.argv[1], sys.argv[2], sys.argv[3]
 text = open(scrape).read().replace("127.0.0.1:9464", "127.0.0.1:" + port).replace("scrape_interval: 15s", "scrape_interval: 1s")
@@ -82,7 +110,7 @@ sleep 3   # a few rule evaluations
 curl -s "$P/api/v1/rules" > "$work/rules.json"
 nr=$(jq '[.data.groups[].rules[]] | length' "$work/rules.json")
 unhealthy=$(jq -r '[.data.groups[].rules[] | select(.health != "ok") | .name] | join(" ")' "$work/rules.json")
-[ "$nr" -eq 13 ] && [ -z "$unhealthy" ] && ok "Prometheus evaluates all $nr rules, all healthy" ||
+[ "$nr" -eq 17 ] && [ -z "$unhealthy" ] && ok "Prometheus evaluates all $nr rules, all healthy" ||
 	bad "rules: $nr loaded, unhealthy: $unhealthy"
 for rec in $(jq -r '.data.groups[].rules[] | select(.type == "recording") | .name' "$work/rules.json"); do
 	c=$(q "$rec" | jq '.data.result | length')

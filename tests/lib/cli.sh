@@ -56,6 +56,33 @@ EOC
 	"$TALLYD" -q -c "$work/sim-$$.yaml"
 }
 
+# fleet_ref DIR END VMS HOSTS TENANTS SEED [LOSS]: an all-in-one tallyd
+# fast-forwards the simulated fleet of HOSTS hosts from 2026-10-01 to END at
+# a 10 s interval into DIR (RRD off): the ground truth that a fleet of
+# agents (bench/simagents, the same arguments) must give an aggregator.
+fleet_ref() {
+	cat > "$work/ref-$$.yaml" <<EOC
+tallyd:
+  agent_id: reference
+  data_dir: $1
+  interval: 10s
+  clock: fast-forward
+  start: 2026-10-01T00:00:00Z
+  end: $2
+  log_level: error
+rrd:
+  enabled: false
+collectors:
+  sim:
+    vms: $3
+    hosts: $4
+    tenants: $5
+    seed: $6
+    loss: ${7:-0}
+EOC
+	"$TALLYD" -q -c "$work/ref-$$.yaml"
+}
+
 # wait_serving LOG PID: wait until tallyd (PID, logging to LOG) is done with
 # its fast-forward period and serving (http.serve_after_end); sets PORT
 # (tallyd_port). Exits the test when tallyd dies or takes over 60 s.

@@ -79,3 +79,7 @@ expect 1 "usage.quantity: a value of another type than its column's (text)" "$TA
 # tally ledger info on the copy: made by this tally (meta is the copy's own)
 expect 0 "created by:   tally" "$TALLY" ledger info --ledger "$work/back.db"
 expect 0 "its tables and indexes on the server" "$TALLY" ledger info --ledger "$PG_URI&options=-csearch_path%3Dcopy_$$"
+# tally agents reads the agents' rows from either engine alike
+"$TALLY" agents --format json --ledger "$work/back.db" > "$work/agents.sq" 2>&1 || bad "tally agents on SQLite"
+"$TALLY" agents --format json --ledger "$PG_URI&options=-csearch_path%3Dcopy_$$" > "$work/agents.pg" 2>&1 || bad "tally agents on PostgreSQL"
+grep -q '"agent"' "$work/agents.pg" && ok "tally agents on PostgreSQL lists the copied agents" || bad "tally agents: $(cat "$work/agents.pg")"

@@ -146,8 +146,8 @@ static const struct {
 	  "t.yaml:2:17: key 'alertmanager': expected an http:// or https:// URL (got 'localhost:9093')" },
 	{ "alerts:\n  resend_every: 1m\n",
 	  "t.yaml:2:3: unknown key 'resend_every' in 'alerts' (known: alertmanager, resend, timeout,"
-	  " resolved_keep, backoff_max, generator_url, stale_intervals, vm_down, samples_dropped, sla_burn,"
-	  " max_alerts, rules)" },
+	  " resolved_keep, backoff_max, generator_url, stale_intervals, vm_down, samples_dropped, spool_filling,"
+	  " sla_burn, max_alerts, rules, agent_silent)" },
 	{ "alerts:\n  sla_burn: 50\n",
 	  "t.yaml:2:13: key 'sla_burn': expected a share of the error budget from 0% to 1000% with at most"
 	  " 4 decimals, like 100% or 50% (got '50')" },
@@ -832,6 +832,69 @@ END_TEST
  * built-in turned off, have their firing alerts resolved at the reload's
  * time, not kept until Alertmanager times them out; a rule that stays is
  * found again by its name although its index changed. */
+/* AgentSilent (an aggregator's agents, wall clock): silent for longer than
+ * agent_silent (60 s) since the last contact, or since the aggregator
+ * started when never heard; startsAt is the instant the silence passed 60 s,
+ * endsAt the next contact; an agent no longer expected is resolved.
+ * Expected instants worked out by hand from the rows. */
+START_TEST(engine_agent_silent)
+{
+	struct tally_err e = { 0 };
+	eng_setup("alerts:\n  agent_silent: 60s\n");
+	const int64_t T = OCT;   /* the aggregator started at T */
+	static const struct {
+		int64_t now_s;
+		int64_t a_contact_s, b_contact_s;   /* -1: never */
+		bool b_listed;
+		int a, b;                           /* states */
+	} rows[] = {
+		{ 30, 10, -1, true, ALERT_INACTIVE, ALERT_INACTIVE },
+		{ 60, 10, -1, true, ALERT_INACTIVE, ALERT_INACTIVE },   /* b: 60 s is not more than 60 */
+		{ 61, 10, -1, true, ALERT_INACTIVE, ALERT_FIRING },     /* b since T + 60 */
+		{ 70, 10, -1, true, ALERT_INACTIVE, ALERT_FIRING },     /* a: 60 s silent at 70 */
+		{ 71, 10, -1, true, ALERT_FIRING, ALERT_FIRING },       /* a since 10 + 60 = 70 */
+		{ 95, 90, -1, true, ALERT_RESOLVED, ALERT_FIRING },     /* a heard at 90 */
+		{ 100, 90, -1, false, ALERT_RESOLVED, ALERT_RESOLVED }, /* b's token removed */
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct alert_agent ag[2];
+		memset(ag, 0, sizeof(ag));
+		strcpy(ag[0].id, "agent-a");
+		ag[0].contact_ns = T + rows[i].a_contact_s * S;
+		strcpy(ag[1].id, "agent-b");
+		ag[1].contact_ns = rows[i].b_contact_s < 0 ? 0 : T + rows[i].b_contact_s * S;
+		int64_t now = T + rows[i].now_s * S;
+		ck_assert_int_eq(alerting_set_agents(eng, ag, rows[i].b_listed ? 2 : 1, T, now), 0);
+		ck_assert_int_eq(alerting_eval(eng, agg, now, 0), 0);
+		ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
+		alerting_committed(eng);
+		ck_assert_int_eq(alerting_publish(eng, &store), 0);
+		struct alert_snap *s = alert_acquire(&store);
+		const struct alert_view *a = find_alert(s, "host=agent-a"), *b = find_alert(s, "host=agent-b");
+		ck_assert_msg((a ? (int)a->state : ALERT_INACTIVE) == rows[i].a, "t=%lld: a %s",
+			      (long long)rows[i].now_s, a ? alert_state_name(a->state) : "none");
+		ck_assert_msg((b ? (int)b->state : ALERT_INACTIVE) == rows[i].b, "t=%lld: b %s",
+			      (long long)rows[i].now_s, b ? alert_state_name(b->state) : "none");
+		if (a) {
+			ck_assert_str_eq(a->labels, "alertname=AgentSilent\nhost=agent-a\nseverity=critical\n");
+			ck_assert_int_eq(a->fired_ns, T + 70 * S);
+			if (a->state == ALERT_RESOLVED)
+				ck_assert_int_eq(a->resolved_ns, T + 90 * S);
+		}
+		if (b) {
+			ck_assert_int_eq(b->fired_ns, T + 60 * S);
+			if (b->state == ALERT_RESOLVED)
+				ck_assert_int_eq(b->resolved_ns, T + 100 * S);
+		}
+		alert_put(&store, s);
+	}
+	/* kept in the ledger: a restart knows b's alert resolved, a's too */
+	eng_restart(true);
+	ck_assert_int_eq(lf_query("SELECT count(*) FROM alerts WHERE rule = 'AgentSilent'"), 2);
+	eng_teardown();
+}
+END_TEST
+
 START_TEST(engine_reconfigure)
 {
 	static struct alerting_config next;   /* outlives the engine, as the daemon's does */
@@ -936,6 +999,7 @@ int main(void)
 	tcase_add_test(tc, label_lookup);
 	tcase_add_test(tc, pairs_as_json);
 	tcase_add_test(tc, engine_reconfigure);
+	tcase_add_test(tc, engine_agent_silent);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

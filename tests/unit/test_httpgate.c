@@ -257,12 +257,48 @@ START_TEST(test_live)
 }
 END_TEST
 
+/* The first bytes of a TLS connection (httpgate_scan_tls): a record
+ * header (type 22 handshake, version 3.x, length) then the ClientHello
+ * (handshake type 1); whole when all `length` bytes after the 5-byte
+ * header are there. Lengths worked out by hand. */
+static const struct {
+	const char *name;
+	unsigned char b[12];
+	size_t len;
+	enum httpgate_verdict want;
+	size_t head;                 /* for COMPLETE */
+} tls[] = {
+	{ "nothing yet", { 0 }, 0, HTTPGATE_MORE, 0 },
+	{ "the type only", { 22 }, 1, HTTPGATE_MORE, 0 },
+	{ "header without its length", { 22, 3, 1, 0 }, 4, HTTPGATE_MORE, 0 },
+	{ "header, 4 of 6 bytes", { 22, 3, 1, 0, 6, 1, 0, 0, 2 }, 9, HTTPGATE_MORE, 0 },
+	{ "header and its 6 bytes", { 22, 3, 1, 0, 6, 1, 0, 0, 2, 3, 3 }, 11, HTTPGATE_COMPLETE, 11 },
+	{ "a second record after it", { 22, 3, 1, 0, 2, 1, 0, 22, 3, 1 }, 10, HTTPGATE_COMPLETE, 7 },
+	{ "plain HTTP", { 'P', 'O', 'S', 'T', ' ' }, 5, HTTPGATE_BAD_REQUEST, 0 },
+	{ "an alert record", { 21, 3, 1, 0, 2 }, 5, HTTPGATE_BAD_REQUEST, 0 },
+	{ "SSL 2 version", { 22, 2, 0, 0, 2 }, 5, HTTPGATE_BAD_REQUEST, 0 },
+	{ "a zero-length record", { 22, 3, 1, 0, 0 }, 5, HTTPGATE_BAD_REQUEST, 0 },
+	{ "a record over the limit", { 22, 3, 1, 0x48, 0x01 }, 5, HTTPGATE_BAD_REQUEST, 0 },
+	{ "not a ClientHello", { 22, 3, 1, 0, 4, 2 }, 6, HTTPGATE_BAD_REQUEST, 0 },
+};
+
+START_TEST(test_scan_tls)
+{
+	size_t head = 0;
+	enum httpgate_verdict v = httpgate_scan_tls(tls[_i].b, tls[_i].len, &head);
+	ck_assert_msg(v == tls[_i].want, "%s: verdict %d, want %d", tls[_i].name, v, tls[_i].want);
+	if (v == HTTPGATE_COMPLETE)
+		ck_assert_uint_eq(head, tls[_i].head);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("httpgate");
 	TCase *tc = tcase_create("httpgate");
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_scan, 0, (int)(sizeof(heads) / sizeof(heads[0])));
+	tcase_add_loop_test(tc, test_scan_tls, 0, (int)(sizeof(tls) / sizeof(tls[0])));
 	tcase_add_test(tc, test_live);
 	suite_add_tcase(s, tc);
 	return tu_run(s);

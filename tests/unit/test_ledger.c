@@ -273,6 +273,38 @@ static int64_t cpu_total(void)
 			     " ON m.id = u.meter_id WHERE m.name = 'cpu'");
 }
 
+/* Agents' batches reach an aggregator in any order between agents: a VM
+ * that moved from host-a to host-b, whose host-b batch (later readings)
+ * arrives first, is first seen at host-a's earlier reading and last seen
+ * at host-b's, on host-b (before: first_seen was whichever batch came
+ * first, and host whichever came last). */
+START_TEST(test_resource_sightings_out_of_order)
+{
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct tally_err e = { 0 };
+	struct batch b;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	batch_init(&b, "host-b");
+	b.seq = 1;
+	add(&b, "vm-1", M_CPU, T0 + 100 * NS_PER_SEC, 5000);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	batch_release(&b);
+	batch_init(&b, "host-a");
+	b.seq = 1;
+	add(&b, "vm-1", M_CPU, T0 + 10 * NS_PER_SEC, 1000);
+	ck_assert_int_eq(agg_ingest(a, &b, &e), 0);
+	ck_assert_int_eq(agg_commit(a, &e), 0);
+	agg_close(a);
+	batch_release(&b);
+	ck_assert_int_eq(sql_int(path, "SELECT first_seen_ns FROM resources WHERE uuid = 'vm-1'"),
+			 T0 + 10 * NS_PER_SEC);
+	ck_assert_int_eq(sql_int(path, "SELECT last_seen_ns FROM resources WHERE uuid = 'vm-1'"),
+			 T0 + 100 * NS_PER_SEC);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM resources WHERE uuid = 'vm-1' AND host = 'host-b'"), 1);
+}
+END_TEST
+
 START_TEST(test_duplicate_batch_counts_once)
 {
 	struct aggregator *a;
@@ -1212,6 +1244,7 @@ int main(void)
 	tcase_add_test(tc, test_chain_keeps_a_change_the_writer_found);
 	tcase_add_test(tc, test_duplicate_batch_counts_once);
 	tcase_add_test(tc, test_agent_seq_must_follow);
+	tcase_add_test(tc, test_resource_sightings_out_of_order);
 	tcase_add_test(tc, test_failed_commit_loses_nothing_committed);
 	tcase_add_test(tc, test_metadata_history);
 	tcase_add_test(tc, test_must_commit);

@@ -131,6 +131,56 @@ START_TEST(test_refusals_surface)
 }
 END_TEST
 
+/* host_prefix names the hosts' agent ids: "rack-a-0" .. "rack-a-2" and
+ * nothing else; every other reading is the same as with the default. */
+struct agents_seen {
+	char names[8][64];
+	size_t n;
+	size_t samples;
+};
+static int agent_sample(void *ctx, const char *agent, const struct sample *s)
+{
+	struct agents_seen *a = ctx;
+	a->samples++;
+	for (size_t i = 0; i < a->n; i++)
+		if (!strcmp(a->names[i], agent))
+			return 0;
+	ck_assert_uint_lt(a->n, 8);
+	str_copy(a->names[a->n++], agent, sizeof(a->names[0]));
+	return 0;
+}
+
+START_TEST(test_host_prefix)
+{
+	char text[400];
+	snprintf(text, sizeof(text), "%shost_prefix: rack-a-\n", yaml);
+	void *st = make_sim_from(text, 0), *plain = make_sim(0);
+	struct agents_seen a = { 0 }, b = { 0 };
+	struct sink sa = { &a, agent_sample, picky_meta, picky_event }, sb = { &b, agent_sample, picky_meta, picky_event };
+	struct tally_err e = { 0 };
+	for (int k = 0; k <= 600; k++) {
+		sim_collector.read(st, T0 + (int64_t)k * S(60), &sa, &e);
+		sim_collector.read(plain, T0 + (int64_t)k * S(60), &sb, &e);
+	}
+	ck_assert_uint_eq(a.n, 3);
+	ck_assert_uint_eq(a.samples, b.samples);
+	for (size_t i = 0; i < a.n; i++) {
+		ck_assert(!strncmp(a.names[i], "rack-a-", 7));
+		ck_assert(a.names[i][7] >= '0' && a.names[i][7] <= '2' && !a.names[i][8]);
+	}
+	sim_collector.free(st);
+	sim_collector.free(plain);
+	/* empty: refused, named */
+	struct collector_env env = { .agent_id = "t", .interval_ns = S(60), .start_ns = T0, .start_fixed = true };
+	struct cfg_node *root;
+	void *x = NULL;
+	ck_assert_int_eq(cfg_load_string("sim.yaml", "host_prefix: ''\n", 15, &root, &e), 0);
+	ck_assert_int_eq(sim_collector.configure(root, &env, &x, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.msg, "sim.yaml:1:14: key 'host_prefix': empty"));
+	cfg_free(root);
+}
+END_TEST
+
 START_TEST(test_resume_continues_exactly)
 {
 	/* two days of ticks; resume at a few cycles, compare what follows */
@@ -436,6 +486,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_resume_continues_exactly);
 	tcase_add_test(tc, test_refusals_surface);
+	tcase_add_test(tc, test_host_prefix);
 	tcase_add_test(tc, test_readings_are_the_closed_form);
 	tcase_add_test(tc, test_class_split_by_hand);
 	tcase_add_test(tc, test_classes_config_mistakes);

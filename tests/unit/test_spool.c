@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "spool.h"
+#include "str.h"
 #include "testutil.h"
 #include "wire.h"
 
@@ -216,9 +217,12 @@ START_TEST(basic_life)
 	spool_get_stats(sp, &st);
 	ck_assert_uint_eq(st.acked_seq, 3);
 	ck_assert_uint_eq(st.batches, 2);
+	/* the data time it holds up to: its last frame's (batch q at q x 10 s) */
+	ck_assert_int_eq(st.last_time_ns, T0 + 50 * S_NS);
 	snprintf(path, sizeof(path), "%s/ack", sd);
 	char *ack = slurp(path, &len);
-	ck_assert_str_eq(ack, "acked 3\n");
+	/* the ack names batch 3 and its time, T0 + 30 s in ns */
+	ck_assert_str_eq(ack, "acked 3\ntime 1790812830000000000\n");
 	free(ack);
 	append_ok(sp, "host-a", 6, 3);
 	ck_assert_uint_eq(read_all_check(sp, 4, "host-a", 3), 3);
@@ -231,6 +235,9 @@ START_TEST(basic_life)
 	spool_close(sp);
 	ck_assert_int_eq(spool_open(&sp, sd, "host-a", NULL, &rep, &e), 0);
 	ck_assert_uint_eq(spool_next_seq(sp), 7);
+	/* no frame left on disk: the ack still says where the data ends */
+	spool_get_stats(sp, &st);
+	ck_assert_int_eq(st.last_time_ns, T0 + 60 * S_NS);
 	append_ok(sp, "host-a", 7, 1);
 	ck_assert_uint_eq(read_all_check(sp, 7, "host-a", 1), 1);
 	spool_close(sp);
@@ -290,6 +297,67 @@ START_TEST(identity_and_lock)
 	ck_assert(memcmp(o1.spool_id, o2.spool_id, WIRE_SPOOL_ID_LEN));
 	spool_close(sp);
 	spool_close(sp2);
+	tu_rmrf(dir);
+}
+END_TEST
+
+/* Where an agent's data ends survives every state of the spool: a new
+ * spool says the cycle it was made after (covered_ns), a spool with frames
+ * its last frame, a spool whose frames were all acknowledged and deleted
+ * its ack. A text of identity or ack with a byte more than its form is
+ * refused, not half read. */
+START_TEST(data_time_survives)
+{
+	char dir[256], sd[300], path[400], text[300];
+	struct spool *sp;
+	struct spool_stats st;
+	struct tally_err e = { 0 };
+	tu_mkdtemp(dir, sizeof(dir), "spool");
+	snprintf(sd, sizeof(sd), "%s/a", dir);
+	struct spool_opts o = { .covered_ns = T0 };
+	ck_assert_int_eq(spool_open(&sp, sd, "host-a", &o, NULL, &e), 0);
+	spool_get_stats(sp, &st);
+	ck_assert_int_eq(st.last_time_ns, T0);
+	spool_close(sp);
+	/* reopened empty: from the identity, which says it in a fifth line */
+	snprintf(path, sizeof(path), "%s/identity", sd);
+	size_t len;
+	char *id = slurp(path, &len);
+	ck_assert_ptr_nonnull(strstr(id, "\nfirst_seq 1\ncovered_ns 1790812800000000000\n"));
+	str_copy(text, id, sizeof(text));
+	free(id);
+	o.covered_ns = T0 + 999 * S_NS;   /* ignored for a spool that exists */
+	ck_assert_int_eq(spool_open(&sp, sd, "host-a", &o, NULL, &e), 0);
+	spool_get_stats(sp, &st);
+	ck_assert_int_eq(st.last_time_ns, T0);
+	append_ok(sp, "host-a", 1, 2);
+	append_ok(sp, "host-a", 2, 2);
+	spool_get_stats(sp, &st);
+	ck_assert_int_eq(st.last_time_ns, T0 + 20 * S_NS);
+	ck_assert_int_eq(spool_ack(sp, 2, &e), 0);
+	spool_close(sp);
+	ck_assert_int_eq(spool_open(&sp, sd, "host-a", NULL, NULL, &e), 0);
+	spool_get_stats(sp, &st);
+	ck_assert_uint_eq(st.segments, 0);
+	ck_assert_int_eq(st.last_time_ns, T0 + 20 * S_NS);
+	spool_close(sp);
+	/* a line too many, a time that is not a number, a stray byte */
+	static const char *const bad_ack[] = { "acked 2\ntime 5\nmore\n", "acked 2\ntime x\n",
+					       "acked 2\ntime 5", "acked 2 \n", "acked 2\ntime -5\n" };
+	snprintf(path, sizeof(path), "%s/ack", sd);
+	for (size_t i = 0; i < sizeof(bad_ack) / sizeof(bad_ack[0]); i++) {
+		spit(path, bad_ack[i], strlen(bad_ack[i]));
+		ck_assert_int_eq(spool_open(&sp, sd, "host-a", NULL, NULL, &e), -EINVAL);
+		ck_assert_ptr_nonnull(strstr(e.msg, "not an acknowledgement"));
+	}
+	spit(path, "acked 2\n", 8);   /* the form without a time is still read */
+	ck_assert_int_eq(spool_open(&sp, sd, "host-a", NULL, NULL, &e), 0);
+	spool_close(sp);
+	snprintf(path, sizeof(path), "%s/identity", sd);
+	strcat(text, "x\n");
+	spit(path, text, strlen(text));
+	ck_assert_int_eq(spool_open(&sp, sd, "host-a", NULL, NULL, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.msg, "not a tally spool identity"));
 	tu_rmrf(dir);
 }
 END_TEST
@@ -820,6 +888,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, basic_life);
 	tcase_add_test(tc, identity_and_lock);
+	tcase_add_test(tc, data_time_survives);
 	tcase_add_test(tc, segments_freed_by_ack);
 	tcase_add_test(tc, torn_tail_every_offset);
 	tcase_add_test(tc, kill_9_while_appending);
