@@ -1001,6 +1001,13 @@ out:
 	return rc;
 }
 
+int agg_refresh(struct aggregator *a, struct tally_err *e)
+{
+	if (a->broken)
+		return err_set(e, -EIO, "aggregator: a commit failed earlier; restart to reload the ledger");
+	return resync(a, e);
+}
+
 /* begin, everything, the hook, commit: one transaction or nothing. */
 static int commit_once(struct aggregator *a, struct tally_err *e)
 {

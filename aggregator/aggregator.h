@@ -166,6 +166,17 @@ struct agg_agent {
 };
 bool agg_agent_find(const struct aggregator *a, const char *agent, struct agg_agent *out);
 
+/* Several aggregators on one ledger (PostgreSQL): take from the ledger
+ * every agent another writer moved on since this one last read it (its
+ * seq, spool, series and resources), dropping what this aggregator holds
+ * of it uncommitted: those batches were not acknowledged, and come again.
+ * Called when an agent's request does not follow what this aggregator
+ * knows of it (an apparent gap or another spool), and by agg_commit when
+ * the ledger refuses an agent's seq (-ESTALE). Not inside a commit.
+ * Returns 1 when some agent was taken again, 0 when none had moved, or a
+ * negative errno (the aggregator is broken when it could not finish). */
+int agg_refresh(struct aggregator *a, struct tally_err *e);
+
 /* Note what a request of agent said besides its batches: the spool they
  * come from (when set_spool) and its contact. Kept in memory, written with
  * the agent's row at the next commit (rolled back with it). Creates the

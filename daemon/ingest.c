@@ -471,9 +471,24 @@ int ingest_apply(struct ingest *ig, struct aggregator *a, struct alerting *al, s
 	struct httpd_ingest_req *r = j->req;
 	struct agg_agent ag;
 	char msg[400];
-	bool known = agg_agent_find(a, r->agent, &ag) && ag.seq > 0;
-	uint64_t P = known ? ag.seq : 0, C = known ? ag.committed_seq : 0;
 	bool has = !zero_origin(&j->origin);
+	bool known = agg_agent_find(a, r->agent, &ag) && ag.seq > 0;
+	/* a request that does not follow what this aggregator knows of the
+	 * agent (another spool, a gap) may follow what another aggregator on
+	 * the same ledger committed of it since: ask the ledger once */
+	bool same_spool = known && ag.has_spool == has && (!has || !memcmp(ag.spool_id, j->origin.spool_id,
+									   AGG_SPOOL_ID_LEN));
+	uint64_t next = known ? ag.seq + 1 : has ? j->origin.spool_first_seq : 1;
+	if ((known && !same_spool) || j->first_seq > next) {
+		int rr = agg_refresh(a, e);
+		if (rr < 0) {
+			refuse_req(ig, r, 503, j->first_seq, j->last_seq, 0, 1, "the aggregator failed");
+			j->state = JOB_ANSWERED;
+			return rr;
+		}
+		known = agg_agent_find(a, r->agent, &ag) && ag.seq > 0;
+	}
+	uint64_t P = known ? ag.seq : 0, C = known ? ag.committed_seq : 0;
 	struct agg_agent_note note = {
 		.has_spool = has, .spool_first_seq = j->origin.spool_first_seq, .contact_ns = now_ns,
 		.spool_batches = r->spool_batches, .spool_bytes = r->spool_bytes,
@@ -574,15 +589,26 @@ static void finish(struct ingest_job *j)
 	done(arg);   /* r may be gone after this */
 }
 
-void ingest_answer(struct ingest *ig, struct ingest_job *list, int commit_rc, int64_t retry_after_s,
-		   const char *why)
+void ingest_answer(struct ingest *ig, const struct aggregator *a, struct ingest_job *list, int commit_rc,
+		   int64_t retry_after_s, const char *why)
 {
 	while (list) {
 		struct ingest_job *j = list;
 		list = j->next;
 		if (j->state == JOB_COMMIT) {
-			if (commit_rc == 0)
-				acked(ig, j, j->ack);
+			/* what the ledger holds of the agent: the commit may have
+			 * dropped this request's batches, built on an older state
+			 * than another aggregator's commit of the same agent
+			 * (agg_refresh); the agent sends the rest again */
+			struct agg_agent ag;
+			uint64_t ack = j->ack;
+			if (a && agg_agent_find(a, j->req->agent, &ag) && ag.committed_seq < ack)
+				ack = ag.committed_seq;
+			if (commit_rc == 0 && ack + 1 >= j->first_seq)
+				acked(ig, j, ack);
+			else if (commit_rc == 0)
+				refuse_req(ig, j->req, 503, j->first_seq, j->last_seq, 0, 1,
+					   "another aggregator took this agent's batches first: send them again");
 			else
 				refuse_req(ig, j->req, 503, j->first_seq, j->last_seq, 0,
 					   retry_after_s > 0 ? retry_after_s : 1, why && why[0] ? why

@@ -100,10 +100,15 @@ struct ingest_job *ingest_next(const struct ingest_job *j);
 int ingest_apply(struct ingest *ig, struct aggregator *a, struct alerting *al, struct ingest_job *j,
 		 int64_t now_ns, struct tally_err *e);
 /* Answer every request of the list and free the list: those waiting for a
- * commit with 200 when commit_rc is 0, else 503 and Retry-After
- * retry_after_s (at least 1); the others as ingest_apply decided. */
-void ingest_answer(struct ingest *ig, struct ingest_job *list, int commit_rc, int64_t retry_after_s,
-		   const char *why);
+ * commit with 200 when commit_rc is 0, acknowledging up to what a (when
+ * not NULL) has committed of the agent: with several aggregators on one
+ * ledger a commit may have dropped a request's batches that another
+ * aggregator had committed the agent past (agg_refresh), and the agent
+ * sends them again (503 when nothing of the request is acknowledged);
+ * else 503 and Retry-After retry_after_s (at least 1); the others as
+ * ingest_apply decided. */
+void ingest_answer(struct ingest *ig, const struct aggregator *a, struct ingest_job *list, int commit_rc,
+		   int64_t retry_after_s, const char *why);
 /* Refuse every request of the list with status (429 or 503) and
  * Retry-After, without applying it; frees the list. */
 void ingest_refuse(struct ingest *ig, struct ingest_job *list, unsigned status, int64_t retry_after_s,

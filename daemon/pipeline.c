@@ -530,7 +530,7 @@ static int aggregate(struct run *r, volatile sig_atomic_t *stop, struct tally_er
 			/* out of memory: the aggregator is broken; stop (started
 			 * again, it reloads the committed state and the agents send
 			 * again what was not acknowledged) */
-			ingest_answer(ig, list, rc, 5, "the aggregator failed");
+			ingest_answer(ig, r->agg, list, rc, 5, "the aggregator failed");
 			ingest_close(ig);
 			return rc;
 		}
@@ -539,7 +539,7 @@ static int aggregate(struct run *r, volatile sig_atomic_t *stop, struct tally_er
 		if (need || (r->fail_tick_ns && now >= r->retry_mono_ns && agg_pending(r->agg))) {
 			crc = commit(r, e);
 			if (crc && agg_broken(r->agg)) {
-				ingest_answer(ig, list, crc, 5, "the aggregator failed");
+				ingest_answer(ig, r->agg, list, crc, 5, "the aggregator failed");
 				ingest_close(ig);
 				return crc;
 			}
@@ -548,11 +548,11 @@ static int aggregate(struct run *r, volatile sig_atomic_t *stop, struct tally_er
 				snprintf(why, sizeof(why), "the ledger cannot be written now: %s", e->msg);
 				ledger_failing(r, e);
 				retry_s = (r->retry_mono_ns - time_mono_ns() + NS_PER_SEC - 1) / NS_PER_SEC;
-				ingest_answer(ig, list, crc, retry_s, why);
+				ingest_answer(ig, r->agg, list, crc, retry_s, why);
 				list = NULL;
 			}
 		}
-		ingest_answer(ig, list, crc, retry_s, NULL);
+		ingest_answer(ig, r->agg, list, crc, retry_s, NULL);
 		now = time_mono_ns();
 		if (now >= next_eval) {
 			next_eval = now + r->c->interval_ns;
