@@ -487,6 +487,9 @@ int ingest_apply(struct ingest *ig, struct aggregator *a, struct alerting *al, s
 			return rr;
 		}
 		known = agg_agent_find(a, r->agent, &ag) && ag.seq > 0;
+		if (rr > 0)
+			log_msg(LOG_INFO, "ingest: agent '%s': another aggregator committed its batches up to seq %" PRIu64
+				" meanwhile: taken again from the ledger", r->agent, known ? ag.committed_seq : 0);
 	}
 	uint64_t P = known ? ag.seq : 0, C = known ? ag.committed_seq : 0;
 	struct agg_agent_note note = {

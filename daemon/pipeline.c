@@ -265,7 +265,14 @@ static void eval_alerts(struct run *r, int64_t tick_ns)
 static int commit(struct run *r, struct tally_err *e)
 {
 	uint64_t pending = agg_pending(r->agg);
+	struct agg_stats before, after;
+	agg_get_stats(r->agg, &before);
 	int rc = agg_commit(r->agg, e);
+	agg_get_stats(r->agg, &after);
+	if (after.resyncs > before.resyncs)
+		log_msg(LOG_INFO, "%s: another aggregator had committed batches of an agent first: what this one"
+			" held of it uncommitted was dropped and taken again from the ledger (the agent sends it"
+			" again)", r->c->agg.ledger_path);
 	if (rc == 1) {
 		/* the ledger is committed; only the picture failed */
 		complain(&r->rrd_complaint, LOG_WARN, "rrd: %s", e->msg);

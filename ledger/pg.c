@@ -279,7 +279,7 @@ static const char stage_sql[] =
 	" last_value BIGINT, last_value_real DOUBLE PRECISION, flags BIGINT) ON COMMIT DELETE ROWS;"
 	"CREATE TEMP TABLE IF NOT EXISTS tally_stage_resources (ord BIGINT, id BIGINT, uuid TEXT COLLATE \"C\","
 	" type TEXT, name TEXT, tenant TEXT, project TEXT, user_id TEXT, flavor TEXT, labels TEXT, host TEXT,"
-	" first_seen_ns BIGINT, last_seen_ns BIGINT) ON COMMIT DELETE ROWS;"
+	" first_seen_ns BIGINT, last_seen_ns BIGINT, meta_ns BIGINT) ON COMMIT DELETE ROWS;"
 	"CREATE TEMP TABLE IF NOT EXISTS tally_stage_attrs (ord BIGINT, resource_id BIGINT, since_ns BIGINT,"
 	" name TEXT, tenant TEXT, project TEXT, user_id TEXT, flavor TEXT, labels TEXT) ON COMMIT DELETE ROWS;"
 	"CREATE TEMP TABLE IF NOT EXISTS tally_stage_events (ord BIGINT, resource_id BIGINT, time_ns BIGINT,"
@@ -757,15 +757,33 @@ out:
 	return rc;
 }
 
+/* A resource's row from a writer: several writers each hold their own
+ * copy of it, so the row keeps the first and last sight of all of them and
+ * the host of whichever saw it last; its description (type, name, tenant,
+ * ...) is the one of the newest metadata: a writer's only when its
+ * metadata is at least as new as the resource's latest attributes in the
+ * ledger (a writer that never received the resource's metadata, which an
+ * agent sends only when it changes, has none to give). */
+#define RESOURCE_SEEN \
+	"host = CASE WHEN excluded.last_seen_ns >= r.last_seen_ns THEN excluded.host ELSE r.host END," \
+	" first_seen_ns = least(r.first_seen_ns, excluded.first_seen_ns)," \
+	" last_seen_ns = greatest(r.last_seen_ns, excluded.last_seen_ns)"
+#define RESOURCE_DESC_SET \
+	"type = s.type, name = s.name, tenant = s.tenant, project = s.project, user_id = s.user_id," \
+	" flavor = s.flavor, labels = s.labels"
+#define RESOURCE_DESC_NEWER \
+	"s.meta_ns >= coalesce((SELECT max(since_ns) FROM resource_attrs a WHERE a.resource_id = r.id), -1)"
+
 /* The merges of the staging tables into the ledger, in this order. */
 static const char merge_resources[] =
 	"INSERT INTO resources AS r (id, uuid, type, name, tenant, project, user_id, flavor, labels, host,"
 	" first_seen_ns, last_seen_ns) SELECT DISTINCT ON (id) id, uuid, type, name, tenant, project, user_id,"
 	" flavor, labels, host, first_seen_ns, last_seen_ns FROM tally_stage_resources ORDER BY id, ord DESC"
-	" ON CONFLICT (id) DO UPDATE SET type = excluded.type, name = excluded.name, tenant = excluded.tenant,"
-	" project = excluded.project, user_id = excluded.user_id, flavor = excluded.flavor,"
-	" labels = excluded.labels, host = excluded.host, first_seen_ns = excluded.first_seen_ns,"
-	" last_seen_ns = excluded.last_seen_ns";
+	" ON CONFLICT (id) DO UPDATE SET " RESOURCE_SEEN;
+/* after the attributes: the descriptions that are the newest */
+static const char merge_descriptions[] =
+	"UPDATE resources r SET " RESOURCE_DESC_SET " FROM (SELECT DISTINCT ON (id) * FROM tally_stage_resources"
+	" ORDER BY id, ord DESC) s WHERE r.id = s.id AND " RESOURCE_DESC_NEWER;
 static const char merge_attrs[] =
 	"INSERT INTO resource_attrs (resource_id, since_ns, name, tenant, project, user_id, flavor, labels)"
 	" SELECT DISTINCT ON (resource_id, since_ns) resource_id, since_ns, name, tenant, project, user_id, flavor,"
@@ -802,7 +820,8 @@ static int flush(struct pg_ledger *l, struct tally_err *e)
 	    (rc = cb_copy(l, &l->events, "tally_stage_events", e)))
 		return rc;
 	if ((l->res.rows && (rc = pgc_exec(&l->pc, merge_resources, "cannot write resources", e))) ||
-	    (l->attrs.rows && (rc = pgc_exec(&l->pc, merge_attrs, "cannot write resource attributes", e))))
+	    (l->attrs.rows && (rc = pgc_exec(&l->pc, merge_attrs, "cannot write resource attributes", e))) ||
+	    (l->res.rows && (rc = pgc_exec(&l->pc, merge_descriptions, "cannot write resources", e))))
 		return rc;
 	for (int round = 0; round < l->ukeys.most; round++) {
 		struct pgnum n;
@@ -926,20 +945,25 @@ static int pg_meter_id(struct ledger *lb, const char *name, const char *kind, co
 static int put_new_resource(struct pg_ledger *l, struct ledger_resource *r, struct tally_err *e)
 {
 	const struct resource_meta *m = &r->meta;
-	struct pgnum a, b;
+	struct pgnum a, b, c, d;
 	const char *p[] = { m->resource, m->type, m->name, m->tenant, m->project, m->user, m->flavor, m->labels,
-			    r->host, pgn_i64(&a, r->first_seen_ns), pgn_i64(&b, r->last_seen_ns) };
+			    r->host, pgn_i64(&a, r->first_seen_ns), pgn_i64(&b, r->last_seen_ns), pgn_i64(&c, m->time_ns) };
 	PGresult *res = pgc_query(&l->pc, "INSERT INTO resources AS r (uuid, type, name, tenant, project, user_id, flavor,"
 				  " labels, host, first_seen_ns, last_seen_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-				  " $10, $11) ON CONFLICT (uuid) DO UPDATE SET type = excluded.type, name = excluded.name,"
-				  " tenant = excluded.tenant, project = excluded.project, user_id = excluded.user_id,"
-				  " flavor = excluded.flavor, labels = excluded.labels, host = excluded.host,"
-				  " first_seen_ns = least(r.first_seen_ns, excluded.first_seen_ns),"
-				  " last_seen_ns = greatest(r.last_seen_ns, excluded.last_seen_ns) RETURNING id", 11, p,
+				  " $10, $11) ON CONFLICT (uuid) DO UPDATE SET " RESOURCE_SEEN " RETURNING id", 11, p,
 				  "cannot write resource", e);
 	if (!res)
 		return e ? e->code : -EIO;
 	r->id = pgv_i64(res, 0, 0);
+	PQclear(res);
+	/* another writer's row: its description only when this one's is newer */
+	const char *q[] = { pgn_i64(&d, r->id), m->type, m->name, m->tenant, m->project, m->user, m->flavor, m->labels,
+			    p[11] };
+	if (!(res = pgc_query(&l->pc, "UPDATE resources r SET " RESOURCE_DESC_SET " FROM (SELECT $2::text AS type,"
+			      " $3::text AS name, $4::text AS tenant, $5::text AS project, $6::text AS user_id, $7::text"
+			      " AS flavor, $8::text AS labels, $9::bigint AS meta_ns) s WHERE r.id = $1 AND "
+			      RESOURCE_DESC_NEWER, 9, q, "cannot write resource", e)))
+		return e ? e->code : -EIO;
 	PQclear(res);
 	return 0;
 }
@@ -963,7 +987,8 @@ static int pg_put_resource(struct ledger *lb, struct ledger_resource *r, bool kn
 	cb_text(c, m->labels, '\t');
 	cb_text(c, r->host, '\t');
 	cb_i64(c, r->first_seen_ns, '\t');
-	cb_i64(c, r->last_seen_ns, '\n');
+	cb_i64(c, r->last_seen_ns, '\t');
+	cb_i64(c, m->time_ns, '\n');
 	c->rows++;
 	return c->bad ? err_set(e, -ENOMEM, "out of memory") : 0;
 }

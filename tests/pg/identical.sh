@@ -36,7 +36,7 @@ ident_cfg pg "ledger:
 "$TALLYD" -q -c "$work/pg.yaml" || bad "tallyd on PostgreSQL"
 SQ=$work/sq/ledger.db
 
-if python3 tests/lib/ledger_rows.py "$SQ" "$PG_LEDGER"; then ok "usage rows equal on both engines"; else bad "usage rows differ"; fi
+if python3 tests/lib/ledger_rows.py --all "$SQ" "$PG_LEDGER"; then ok "every row equal on both engines"; else bad "the ledgers differ"; fi
 
 same() {
 	"$TALLY" "$@" --ledger "$SQ" > "$work/a.out" 2>&1; ra=$?
