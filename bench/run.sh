@@ -20,6 +20,8 @@ echo
 echo "== aggregator ingest over the network: 100 agents x 100 simulated VMs posting to one aggregator on"
 echo "   loopback (tallyd role aggregator, bench/simagents), every batch acknowledged once committed"
 sh bench/ingest.sh "$B" 100 10000 "${INGEST_RUNS:-3}"
+echo "   the same fleet into PostgreSQL: one aggregator, then two aggregators on one ledger (issue 13)"
+sh bench/ingest_pg.sh "$B" 100 10000 "${INGEST_RUNS:-3}"
 
 if [ -x "$B/bench/bench_rrd" ]; then
 	echo

@@ -27,7 +27,10 @@
  * acknowledged, 1 on an answer no sender acts on by itself (400, 401, 403,
  * 409 spool, 413 for one frame, 422) or a failure, 2 on a bad command line.
  *
- * usage: simagents -u URL [--token-prefix P] [--vms N] [--hosts H] [--seed S]
+ * Several -u URL (up to 4): aggregators sharing one ledger (PostgreSQL,
+ * active-active); agent i posts to the (i mod n)th.
+ *
+ * usage: simagents -u URL [-u URL...] [--token-prefix P] [--vms N] [--hosts H] [--seed S]
  *        [--tenants T] [--loss L] [--start TIME] [--end TIME] [--interval 10s]
  *        [--max-frames N] [--max-bytes B] [--backlog N] [--ca FILE]
  *        [--cert FILE --key FILE] [--replay P] [--reorder P] [--shuffle P]
@@ -70,6 +73,7 @@ struct frame {
 
 struct agent {
 	char id[TALLY_ID_MAX];
+	const char *url;             /* the aggregator it posts to */
 	struct wire_origin origin;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -93,6 +97,8 @@ struct agent {
 
 static struct opts {
 	const char *url, *token_prefix, *ca, *cert, *key;
+	const char *urls[4];         /* -u given more than once: agent i posts to urls[i % n_urls] */
+	size_t n_urls;
 	unsigned vms, hosts, tenants, seed;
 	double loss, replay, reorder, shuffle;
 	int64_t start_ns, end_ns, interval_ns;
@@ -128,6 +134,7 @@ static struct agent *agent_of(const char *id)
 	a->next_seq = O.spool_first;
 	a->acked = O.spool_first - 1;
 	a->seed = 12345u + (unsigned)n_agents;
+	a->url = O.urls[n_agents % O.n_urls];
 	agents[n_agents++] = a;
 	return a;
 }
@@ -269,7 +276,7 @@ static void *sender_main(void *arg)
 	uint64_t from = a->acked + 1;   /* the first frame of the next request */
 	struct reply rep;
 
-	snprintf(url, sizeof(url), "%s/api/v1/ingest", O.url);
+	snprintf(url, sizeof(url), "%s/api/v1/ingest", a->url);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s%s", O.token_prefix, a->id);
 	hdr = curl_slist_append(hdr, "Content-Type: application/x-tally-batch");
 	hdr = curl_slist_append(hdr, "Expect:");
@@ -458,7 +465,13 @@ int main(int argc, char **argv)
 	O.end_ns = O.start_ns + 3600 * NS_PER_SEC;
 	while ((c = getopt_long(argc, argv, "u:q", lo, NULL)) != -1) {
 		switch (c) {
-		case 'u': O.url = optarg; break;
+		case 'u':
+			if (O.n_urls == sizeof(O.urls) / sizeof(O.urls[0])) {
+				fprintf(stderr, "simagents: at most 4 -u\n");
+				return 2;
+			}
+			O.url = O.urls[O.n_urls++] = optarg;
+			break;
 		case 't': O.token_prefix = optarg; break;
 		case 'v': O.vms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'H': O.hosts = (unsigned)strtoul(optarg, NULL, 10); break;
