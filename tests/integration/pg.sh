@@ -31,6 +31,9 @@ done
 for c in tests/pg/*.sh; do
 	name=$(basename "$c" .sh)
 	total=$((total + 1))
+	# a case that stopped the server and failed before it started it again
+	pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" status > /dev/null 2>&1 || pg_up > /dev/null 2>&1 ||
+		echo "(the server could not be started again after the case before)"
 	work=$top/$name
 	mkdir -p "$work"
 	if (fails=0; . "$c"; [ "$fails" -eq 0 ]) > "$top/$name.log" 2>&1; then

@@ -102,8 +102,12 @@ agg_metric() { # a|b NAME{LABELS}
 }
 sleep 0.5
 pg_down || exit 1
-n503() { [ "$(( $(agg_metric a 'tally_ingest_requests_total{status="503"}') + $(agg_metric b 'tally_ingest_requests_total{status="503"}') ))" -gt 0 ]; }
-wait_for 30 "without PostgreSQL the aggregators answer 503: the agents keep their batches" n503
+n503() {
+	_a=$(agg_metric a 'tally_ingest_requests_total{status="503"}')
+	_b=$(agg_metric b 'tally_ingest_requests_total{status="503"}')
+	[ "$(( ${_a:-0} + ${_b:-0} ))" -gt 0 ]
+}
+wait_for 60 "without PostgreSQL the aggregators answer 503: the agents keep their batches" n503
 sleep 1
 kill -0 "$agent" 2>/dev/null && ok "the agents wait, nothing acknowledged that is not committed" || bad "the agent stopped"
 pg_up || exit 1
