@@ -95,7 +95,8 @@ SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 PLUGINDIR  ?= $(PREFIX)/lib/nagios/plugins
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 DOCS       := README.md docs/architecture.md docs/meters.md docs/config.md docs/usage.md \
-	      docs/invoice.md docs/sla.md docs/ledger.md schemas/plan.md schemas/rrd.md schemas/invoice.schema.json
+	      docs/invoice.md docs/sla.md docs/ledger.md schemas/plan.md schemas/customers.md schemas/rrd.md \
+	      schemas/invoice.schema.json
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(UNITDIR) \

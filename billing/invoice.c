@@ -448,7 +448,8 @@ int invoice_total(struct invoice *inv, const struct plan *p, struct tally_err *e
 		return rc;
 	total = inv->subtotal_minor;
 	inv->n_taxes = 0;
-	for (int i = 0; i < p->n_taxes; i++) {
+	/* reverse charge and exempt invoices carry no tax, only their note */
+	for (int i = 0; inv->tax == TAX_DOMESTIC && i < p->n_taxes; i++) {
 		struct invoice_tax *tx = &inv->taxes[inv->n_taxes++];
 		str_copy(tx->name, p->taxes[i].name, sizeof(tx->name));
 		tx->ppm = p->taxes[i].ppm;

@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "customer.h"
 #include "plan.h"
 #include "rate.h"
 
@@ -85,6 +86,15 @@ struct invoice {
 	int64_t number;              /* 0: a draft */
 	int64_t issued_ns;
 	char sha256[65];             /* of the stored JSON document */
+	char number_text[96];        /* as printed: the issuer's prefix and the number ("" for a draft) */
+	struct issuer issuer_info;   /* who it is from (customer.h: the plan's issuer) */
+	bool has_customer;           /* customer is filled (customers file) */
+	struct party customer;       /* who it is to */
+	char customer_ref[64];       /* the customer's purchase order or reference */
+	enum tax_treatment tax;      /* domestic: the plan's taxes; otherwise none, and tax_note says why */
+	char tax_note[256];
+	int64_t date_ns, due_ns;     /* invoice date and payment due date (UTC midnight; 0: not set) */
+	int payment_days;            /* the terms behind due_ns */
 	char tenant[64];
 	char plan[64];
 	char currency[4];

@@ -201,6 +201,8 @@ static int store_one(struct ledger_invoice_tx *tx, struct invoice *inv, const st
 	str_copy(inv->issuer, p->issuer, sizeof(inv->issuer));
 	inv->number = number;
 	inv->issued_ns = now_ns;
+	snprintf(inv->number_text, sizeof(inv->number_text), "%s%lld", p->issuer_info.invoice_prefix,
+		 (long long)number);
 
 	/* the document: this invoice alone, with who used what */
 	struct invoice_render_opts o = { .format = INV_JSON, .detail = true };
@@ -230,8 +232,10 @@ static int store_one(struct ledger_invoice_tx *tx, struct invoice *inv, const st
 	rc = 0;
 out:
 	free(doc);
-	if (rc)
+	if (rc) {
 		inv->number = 0;
+		inv->number_text[0] = '\0';
+	}
 	return rc;
 }
 
@@ -252,14 +256,18 @@ int issue_store(const char *ledger, struct invoice *invs, size_t n, const struct
 	for (size_t i = 0; i < n; i++) {
 		if ((rc = store_one(tx, &invs[i], p, now_ns, e))) {
 			ledger_invoices_abort(tx);
-			for (size_t j = 0; j < i; j++)
+			for (size_t j = 0; j < i; j++) {
 				invs[j].number = 0;
+				invs[j].number_text[0] = '\0';
+			}
 			return rc;
 		}
 	}
 	if ((rc = ledger_invoices_commit(tx, e))) {
-		for (size_t j = 0; j < n; j++)
+		for (size_t j = 0; j < n; j++) {
 			invs[j].number = 0;
+			invs[j].number_text[0] = '\0';
+		}
 		return rc;
 	}
 	return 0;

@@ -42,6 +42,7 @@ struct ctx {
 	const char *path;
 	struct plan_errors *errs;
 	struct plan *p;
+	const struct cfg_node *root;
 };
 
 /* A mistake at line:col (line 0: the file as a whole) into the list. */
@@ -606,6 +607,61 @@ static void parse_sla(struct ctx *c, const struct cfg_node *n)
 	}
 }
 
+static const char *const issuer_extra[] = { "payment", "payment_terms", "invoice_prefix", "credit_note_prefix",
+					    NULL };
+
+/* issuer: a name (the numbering series, as before), or a map of the
+ * issuer's details whose name is the series (customer.h). */
+static void parse_issuer(struct ctx *c, const struct cfg_node *n)
+{
+	struct plan *p = c->p;
+	struct issuer *is = &p->issuer_info;
+	struct tally_err e = { 0 };
+	uint64_t days = 30;
+
+	memset(is, 0, sizeof(*is));
+	is->payment_days = 30;
+	str_copy(is->credit_prefix, "CN-", sizeof(is->credit_prefix));
+	if (n && n->type == CFG_SCALAR) {
+		keep(c, cfg_get_string(c->root, "issuer", p->issuer, sizeof(p->issuer), &e), &e);
+	} else if (n && n->type == CFG_MAP) {
+		if (party_parse(n, "issuer", issuer_extra, &is->party, c->errs) == 0) {
+			str_copy(p->issuer, is->party.name, sizeof(p->issuer));
+			if (strlen(is->party.name) >= sizeof(p->issuer))
+				add_err(c, cfg_get(n, "name"), "'issuer': the name numbers the invoices and is at most"
+					" %zu characters", sizeof(p->issuer) - 1);
+		}
+		char pay[PARTY_MAX_LINES][128];
+		const struct cfg_node *pn = cfg_get(n, "payment");
+		if (pn && pn->type == CFG_SEQ && pn->n_kids <= PARTY_MAX_LINES) {
+			for (size_t i = 0; i < pn->n_kids; i++) {
+				const struct cfg_node *k = pn->kids[i];
+				if (k->type != CFG_SCALAR || strlen(k->value) >= sizeof(pay[0])) {
+					add_err(c, k, "'payment': each line is one string of at most %zu characters",
+						sizeof(pay[0]) - 1);
+					break;
+				}
+				str_copy(is->payment[is->n_payment++], k->value, sizeof(is->payment[0]));
+			}
+		} else if (pn) {
+			add_err(c, pn, "'payment': expected a list of at most %d lines (IBAN, BIC, ...)", PARTY_MAX_LINES);
+		}
+		if (!keep(c, cfg_get_uint(n, "payment_terms", 0, 365, &days, &e), &e))
+			is->payment_days = (int)days;
+		keep(c, cfg_get_string(n, "invoice_prefix", is->invoice_prefix, sizeof(is->invoice_prefix), &e), &e);
+		keep(c, cfg_get_string(n, "credit_note_prefix", is->credit_prefix, sizeof(is->credit_prefix), &e), &e);
+		if (!strcmp(is->invoice_prefix, is->credit_prefix))
+			add_err(c, n, "'issuer': credit notes are numbered in a series of their own: give"
+				" 'credit_note_prefix' a value other than 'invoice_prefix'");
+	} else if (n) {
+		add_err(c, n, "'issuer': expected a name, or a map of the issuer's details (name, address, vat_id,"
+			" ...)");
+	}
+	if (!p->issuer[0])
+		str_copy(p->issuer, p->name[0] ? p->name : "tally", sizeof(p->issuer));
+	str_copy(is->series, p->issuer, sizeof(is->series));
+}
+
 static const char *const top_keys[] = { "plan", "issuer", "currency", "minor_digits", "rounding", "tax", "versions",
 					"tenants", "sla", NULL };
 
@@ -649,7 +705,7 @@ int plan_load_text(const char *path, const char *text, size_t len, struct plan *
 {
 	struct cfg_node *root = NULL;
 	struct tally_err e = { 0 };
-	struct ctx c = { path, errs, p };
+	struct ctx c = { path, errs, p, NULL };
 	int rc;
 
 	memset(p, 0, sizeof(*p));
@@ -666,11 +722,10 @@ int plan_load_text(const char *path, const char *text, size_t len, struct plan *
 		add_err(&c, root, "expected a rate plan: a map with currency and versions");
 		goto out;
 	}
+	c.root = root;
 	keep(&c, cfg_check_keys(root, "plan", top_keys, &e), &e);
 	keep(&c, cfg_get_string(root, "plan", p->name, sizeof(p->name), &e), &e);
-	keep(&c, cfg_get_string(root, "issuer", p->issuer, sizeof(p->issuer), &e), &e);
-	if (!p->issuer[0])
-		str_copy(p->issuer, p->name[0] ? p->name : "tally", sizeof(p->issuer));
+	parse_issuer(&c, cfg_get(root, "issuer"));
 	const struct cfg_node *cur = cfg_get(root, "currency");
 	p->minor_digits = -1;
 	if (!cur) {

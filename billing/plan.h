@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "customer.h"
 #include "money.h"
 
 #define PLAN_MAX_ERRORS 32
@@ -124,7 +125,8 @@ struct plan_sla_class {
 
 struct plan {
 	char name[64];
-	char issuer[64];             /* who issues the invoices; default: the plan's name */
+	char issuer[64];             /* who issues the invoices (numbering series); default: the plan's name */
+	struct issuer issuer_info;   /* the issuer's details (customer.h); series = issuer */
 	char *source;                /* the file's text as read (stored with issued invoices) */
 	char currency[4];
 	int minor_digits;

@@ -20,6 +20,7 @@
  * 2 bad command line, plan or input (the message names the flag and the
  * value, or file:line:col).
  */
+#include "customer.h"
 #include "err.h"
 #include "explain.h"
 #include "invoice.h"
@@ -210,6 +211,10 @@ static int invoice_help(FILE *f)
 		"  --issue              number the invoices and store them in the ledger, never to change\n"
 		"  --allow-incomplete   issue although the ledger's data end before the period does\n"
 		"  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n"
+		"  --customers FILE     the customers' billing details (default $TALLY_CUSTOMERS;\n"
+		"                       schemas/customers.md); with --issue every tenant must be in it\n"
+		"  --date YYYY-MM-DD    the invoice date (default: today with --issue, else the day\n"
+		"                       the period ends); the due date follows the payment terms\n"
 		"       tally invoice explain NUMBER LINE      the ledger rows and arithmetic behind a line\n"
 		"       tally invoice explain --period P --tenant X [--plan FILE] LINE   (of a draft)\n"
 		"       tally invoice show NUMBER              an issued invoice as stored (JSON), hash checked\n");
@@ -225,6 +230,19 @@ static int load_plan(const char *path, struct plan *p)
 		fprintf(stderr, "%s\n", errs.msg[i]);
 	fprintf(stderr, "tally %s: the plan %s has mistakes (tally plan check %s): nothing made\n", cmd_name, path,
 		path);
+	return 2;
+}
+
+static int load_customers(const char *path, struct customers *c)
+{
+	struct plan_errors errs;
+	if (customers_load(path, c, &errs) == 0)
+		return 0;
+	for (int i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.msg[i]);
+	if (errs.total > errs.n)
+		fprintf(stderr, "... and %d more\n", errs.total - errs.n);
+	fprintf(stderr, "tally %s: the customers file %s has mistakes: nothing made\n", cmd_name, path);
 	return 2;
 }
 
@@ -322,9 +340,11 @@ static int cmd_invoice(int argc, char **argv)
 		{ "detail", no_argument, NULL, 'd' },       { "combined", no_argument, NULL, 'c' },
 		{ "ledger", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
 		{ "issue", no_argument, NULL, 'i' },        { "allow-incomplete", no_argument, NULL, 'a' },
-		{ "rrd", required_argument, NULL, 'R' },    { NULL, 0, NULL, 0 },
+		{ "rrd", required_argument, NULL, 'R' },    { "customers", required_argument, NULL, 'C' },
+		{ "date", required_argument, NULL, 'D' },   { NULL, 0, NULL, 0 },
 	};
 	struct rate_query q = { 0 };
+	const char *customers_path = getenv("TALLY_CUSTOMERS"), *date = NULL;
 	bool issue = false, incomplete = false;
 	const char *rrd_dir = NULL;
 	struct invoice_render_opts ro = { .format = INV_TEXT };
@@ -348,6 +368,8 @@ static int cmd_invoice(int argc, char **argv)
 		case 'i': issue = true; break;
 		case 'a': incomplete = true; break;
 		case 'R': rrd_dir = optarg; break;
+		case 'C': customers_path = optarg; break;
+		case 'D': date = optarg; break;
 		case 'F': {
 			static const char *const fmts[] = { "text", "csv", "json", "html", NULL };
 			int x = choice("--format", optarg, fmts);   /* enum invoice_format order */
@@ -374,13 +396,32 @@ static int cmd_invoice(int argc, char **argv)
 	if (parse_period(period, from, to, &q.from_ns, &q.to_ns))
 		return 2;
 
+	int64_t date_ns;
+	if (date) {
+		int64_t x;
+		if (time_parse_range(date, &date_ns, &x, &e) || x - date_ns != 24 * NS_PER_HOUR)
+			return bad("--date '%s': expected a day like 2026-11-01", date);
+	} else if (issue) {
+		date_ns = time_now_ns();
+	} else {
+		date_ns = q.to_ns;   /* a draft: the day its period ends, so two runs agree */
+	}
+
 	struct plan p;
+	struct customers cust = { 0 };
 	int rc;
 	if ((rc = load_plan(plan_path, &p)))
 		return rc;
+	if (customers_path && customers_path[0] && (rc = load_customers(customers_path, &cust))) {
+		plan_release(&p);
+		return rc;
+	}
 	struct invoice *invs;
 	size_t n;
 	rc = invoice_build_all(&p, &q, &invs, &n, &e);
+	if (rc == 0 && !q.combined)
+		rc = customers_apply(invs, n, &p, customers_path && customers_path[0] ? &cust : NULL, date_ns, issue, &e);
+	customers_release(&cust);
 	if (rc == 0 && !q.combined)
 		rc = issue_adjust_all(q.ledger, invs, n, &p, &e);
 	for (size_t i = 0; rc == 0 && issue && !incomplete && i < n; i++)
