@@ -192,7 +192,7 @@ int explain_line(FILE *f, const struct explain_query *q, const struct plan *p, s
 		qsort(c.rows, c.n, sizeof(*c.rows), cmp_row);
 	const struct plan_price *pp = rate_price(p, &l->key);
 	__int128 num, den;
-	rate_unit_ratio(pp, &num, &den);
+	rate_unit_ratio(pp, inv->month_s ? inv->month_s : 1, &num, &den);
 	fprintf(f, "\nledger rows (%zu): resource, device, hour, quantity in %s, as the ledger holds it\n", c.n, l->unit);
 	__int128 sum = 0;   /* the rows add up to the line's quantity: it fit rating */
 	for (size_t i = 0; i < c.n; i++) {

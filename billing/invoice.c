@@ -59,6 +59,25 @@ static bool plan_prices_meter(const struct plan *p, const struct plan_tenant *pt
 	return false;
 }
 
+/* A usage line's description: the price's own, else the meter's title
+ * and the values its selector requires ("vCPUs (m1.small)"): what the
+ * customer reads, where the meter and selector are for machines. */
+static void describe(const struct plan_price *pp, bool own_price, char *buf, size_t len)
+{
+	size_t used;
+	if (pp->description[0]) {
+		snprintf(buf, len, "%s", pp->description);
+		return;
+	}
+	used = (size_t)snprintf(buf, len, "%s", meter_table[pp->meter].title);
+	for (int i = 0; i < pp->n_sel && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : " (", pp->sel_val[i]);
+	if (pp->n_sel && used < len)
+		used += (size_t)snprintf(buf + used, len - used, ")");
+	if (own_price && used < len)
+		snprintf(buf + used, len - used, ", contract price");
+}
+
 static void selector_text(const struct plan_price *pp, char *buf, size_t len)
 {
 	size_t used = 0;
@@ -154,7 +173,8 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		l->key.resource = -1;
 		l->meter = pp->meter;
 		l->group = meter_group(pp->meter);
-		l->unit = plan_units[pp->unit].name;
+		str_copy(l->unit, pp->unit.name, sizeof(l->unit));
+		l->places = pp->unit.places;
 		selector_text(pp, l->selector, sizeof(l->selector));
 		l->tiered = pp->n_tiers > 0;
 		l->price_nanos = l->tiered ? 0 : pp->price_nanos;
@@ -168,8 +188,7 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		int64_t vto = pp->until_ns;
 		l->from_ns = vfrom > inv->from_ns ? vfrom : inv->from_ns;
 		l->to_ns = vto < inv->to_ns ? vto : inv->to_ns;
-		snprintf(l->description, sizeof(l->description), "%s%s", meter_table[pp->meter].name,
-			 k->override >= 0 ? " (tenant price)" : "");
+		describe(pp, k->override >= 0, l->description, sizeof(l->description));
 		if (l->from_ns > inv->from_ns || l->to_ns < inv->to_ns) {
 			/* the plan changed inside the period: say which part this is */
 			char a[48];
@@ -192,7 +211,7 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		/* per-resource detail: a priced line has one meter, so each
 		 * resource has one acc in it */
 		__int128 num, den;
-		rate_unit_ratio(pp, &num, &den);
+		rate_unit_ratio(pp, inv->month_s ? inv->month_s : 1, &num, &den);
 		for (size_t x = i; x < j; x++) {
 			const struct rate_acc *a = &r->accs[x];
 			if (push((void **)&inv->details, &inv->n_details, &cap_d, sizeof(*inv->details)))
@@ -248,7 +267,8 @@ static int rate_lines(const struct plan *p, struct invoice *inv, struct tally_er
 		int64_t free_nanos = pp->free_nanos;
 		if (pp->prorate_free && inv->days_in_period > 0)
 			free_nanos = (int64_t)((__int128)pp->free_nanos * inv->days_existed / inv->days_in_period);
-		int rc = rate_amount(pp, free_nanos, start, l->qty, total, p->minor_digits, p->rounding, &l->calc, e);
+		int rc = rate_amount(pp, inv->month_s, free_nanos, start, l->qty, total, p->minor_digits, p->rounding,
+				     &l->calc, e);
 		if (rc)
 			return err_prefix(e, "tenant '%s', usage line %s%s%s%s", inv->tenant, l->description,
 					  l->selector[0] ? " [" : "", l->selector, l->selector[0] ? "]" : ""), rc;
@@ -330,6 +350,7 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 	/* days the tenant existed in the period, for prorated fees and
 	 * allowances */
 	inv->days_in_period = (to_ns - from_ns + NS_PER_DAY - 1) / NS_PER_DAY;
+	inv->month_s = rate_month_seconds(from_ns, to_ns);
 	int64_t s = rt->first_ns > from_ns ? rt->first_ns : from_ns;
 	int64_t t = rt->last_ns < to_ns - 1 ? rt->last_ns : to_ns - 1;
 	if (rt->first_ns == INT64_MAX || t < s)

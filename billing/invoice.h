@@ -47,7 +47,8 @@ struct invoice_line {
 	char description[192];
 	int meter;                   /* enum meter_id; -1 for fees and adjustments */
 	char selector[192];          /* "flavor=m1.small", "" */
-	const char *unit;            /* billing unit, NULL when the line has no quantity */
+	char unit[48];               /* billing unit, "" when the line has no quantity */
+	int places;                  /* decimals the quantity is shown with (display only) */
 	int64_t from_ns, to_ns;      /* the part of the period the line prices */
 	struct rate_calc calc;       /* quantity, tiers, amount (usage lines) */
 	int64_t price_nanos;         /* per unit or block; 0 for tiers */
@@ -102,6 +103,7 @@ struct invoice {
 	int64_t from_ns, to_ns;
 	int64_t data_until_ns;       /* usage recorded up to here (0: none) */
 	int64_t days_in_period, days_existed;
+	int64_t month_s;             /* seconds of the period's calendar month (per-month units), 0: it crosses one */
 	struct invoice_line *lines;
 	size_t n_lines;
 	struct invoice_detail *details;

@@ -215,7 +215,7 @@ static void invoice_html(FILE *f, const struct invoice *inv, const char *rrd_dir
 				snprintf(pct, sizeof(pct), "%.1f%%", 100.0 * (double)l->covered_ns / (double)l->spanned_ns);
 		}
 		fprintf(f, "</td><td class=\"n\">%s</td><td>%s</td><td class=\"n\">%s</td>"
-			"<td class=\"n amount\">%s</td><td class=\"n\">%s</td></tr>\n", q, l->unit ? l->unit : "", pr,
+			"<td class=\"n amount\">%s</td><td class=\"n\">%s</td></tr>\n", q, l->unit, pr,
 			money_format(l->amount_minor, inv->minor_digits, amt, sizeof(amt)), pct);
 	}
 	fprintf(f, "<tr><td></td><td colspan=\"4\">Subtotal</td><td class=\"n\">%s</td><td></td></tr>\n",

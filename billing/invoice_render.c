@@ -39,7 +39,7 @@ static void pct_text(int64_t covered, int64_t spanned, char *buf, size_t len)
 
 static void qty_text(const struct invoice_line *l, char *buf, size_t len)
 {
-	if (!l->unit)
+	if (!l->unit[0])
 		buf[0] = '\0';
 	else
 		money_format_ratio(l->calc.qty_num, l->calc.qty_den, QTY_PLACES, buf, len);
@@ -156,7 +156,7 @@ static int render_text(FILE *f, const struct invoice *inv, const struct invoice_
 			pct_text(l->covered_ns, l->spanned_ns, pct, sizeof(pct));
 		else
 			pct[0] = '\0';
-		fprintf(f, "%4zu %-*s %22s %-15s %14s %14s %8s\n", i + 1, wd, desc, q, l->unit ? l->unit : "", pr,
+		fprintf(f, "%4zu %-*s %22s %-15s %14s %14s %8s\n", i + 1, wd, desc, q, l->unit, pr,
 			money_format(l->amount_minor, inv->minor_digits, amt, sizeof(amt)), pct);
 		free_text(l, fr, sizeof(fr));
 		if (fr[0])
@@ -258,7 +258,7 @@ static int render_csv(FILE *f, const struct invoice *inv, const struct invoice_r
 		qty_text(l, q, sizeof(q));
 		price_text(l, pr, sizeof(pr));
 		csv_row(f, inv, invoice_line_type_name(l->type), l->group, l->description, l->meter >= 0 ? meter_table[l->meter].name : "",
-			l->selector, q, l->unit ? l->unit : "", pr, l->amount_minor, l->covered_ns, l->spanned_ns, "");
+			l->selector, q, l->unit, pr, l->amount_minor, l->covered_ns, l->spanned_ns, "");
 		for (size_t d = 0; o->detail && d < inv->n_details; d++) {
 			const struct invoice_detail *x = &inv->details[d];
 			if (x->line != i)

@@ -485,11 +485,24 @@ const struct plan_price *rate_price(const struct plan *p, const struct rate_key 
 	return &p->versions[k->version].prices[k->price];
 }
 
-void rate_unit_ratio(const struct plan_price *pp, __int128 *num, __int128 *den)
+void rate_unit_ratio(const struct plan_price *pp, int64_t month_s, __int128 *num, __int128 *den)
 {
-	const struct plan_unit_def *u = &plan_units[pp->unit];
-	*num = u->num * (meter_table[pp->meter].kind == SAMPLE_GAUGE ? RATE_GAUGE_SCALE : 1);
-	*den = u->den;
+	*num = pp->unit.num * (meter_table[pp->meter].kind == SAMPLE_GAUGE ? RATE_GAUGE_SCALE : 1);
+	if (pp->unit.per_month)
+		*num *= month_s;
+	*den = pp->unit.den;
+}
+
+int64_t rate_month_seconds(int64_t from_ns, int64_t to_ns)
+{
+	char a[48], month[8];
+	int64_t s, e;
+	time_format_iso(from_ns, a, sizeof(a));
+	memcpy(month, a, 7);
+	month[7] = '\0';
+	if (to_ns <= from_ns || time_parse_range(month, &s, &e, NULL) || to_ns > e)
+		return 0;
+	return (e - s) / NS_PER_SEC;
 }
 
 /* Scaled units: X = q x den x 10^9 for q ledger units, so that a billing
@@ -521,12 +534,15 @@ static bool add_product(struct money_u256 *acc, __int128 part, int64_t price)
 	return money_u256_add(acc, &t) == 0;
 }
 
-int rate_amount(const struct plan_price *pp, int64_t free_nanos, __int128 start, __int128 qty, __int128 total,
-		int minor_digits, enum money_round mode, struct rate_calc *out, struct tally_err *e)
+int rate_amount(const struct plan_price *pp, int64_t month_s, int64_t free_nanos, __int128 start, __int128 qty,
+		__int128 total, int minor_digits, enum money_round mode, struct rate_calc *out, struct tally_err *e)
 {
 	__int128 num, den, A, Q, T, end;
 	memset(out, 0, sizeof(*out));
-	rate_unit_ratio(pp, &num, &den);
+	if (pp->unit.per_month && month_s <= 0)
+		return err_set(e, -EINVAL, "meter %s is priced per %s: the period must lie in one calendar month"
+			       " (invoice month by month)", meter_table[pp->meter].name, pp->unit.name);
+	rate_unit_ratio(pp, month_s, &num, &den);
 	if (!scaled(start, den, &A) || !scaled(qty, den, &Q) || !scaled(total, den, &T) ||
 	    __builtin_add_overflow(A, Q, &end))
 		goto range;

@@ -95,6 +95,7 @@ struct meter_def {
 	double human_div;       /* ledger quantity / human_div = human quantity */
 	const char *rrd_group;  /* RRD file the meter lives in (schemas/rrd.md) */
 	const char *rrd_ds;     /* data source name inside it (<= 19 chars) */
+	const char *title;      /* what a customer calls it, for invoices ("Outbound traffic") */
 };
 
 extern const struct meter_def meter_table[METER_COUNT];
