@@ -174,9 +174,12 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		l->meter = pp->meter;
 		l->group = meter_group(pp->meter);
 		str_copy(l->unit, pp->unit.name, sizeof(l->unit));
+		str_copy(l->unit_human, pp->unit.human, sizeof(l->unit_human));
 		l->places = pp->unit.places;
 		selector_text(pp, l->selector, sizeof(l->selector));
 		l->tiered = pp->n_tiers > 0;
+		l->model = pp->model;
+		l->block_nanos = pp->block_nanos;
 		l->price_nanos = l->tiered ? 0 : pp->price_nanos;
 		l->covered_ns = cov;
 		l->spanned_ns = span;

@@ -48,11 +48,14 @@ struct invoice_line {
 	int meter;                   /* enum meter_id; -1 for fees and adjustments */
 	char selector[192];          /* "flavor=m1.small", "" */
 	char unit[48];               /* billing unit, "" when the line has no quantity */
+	char unit_human[48];         /* how a customer reads it ("1,000 requests") */
 	int places;                  /* decimals the quantity is shown with (display only) */
 	int64_t from_ns, to_ns;      /* the part of the period the line prices */
 	struct rate_calc calc;       /* quantity, tiers, amount (usage lines) */
 	int64_t price_nanos;         /* per unit or block; 0 for tiers */
 	bool tiered;
+	enum plan_model model;       /* usage lines: how the price makes the amount */
+	int64_t block_nanos;         /* block pricing: units per block x 10^9 */
 	int64_t amount_minor;
 	int64_t covered_ns, spanned_ns;
 	int64_t rows;                /* ledger rows behind the line */
@@ -161,10 +164,16 @@ struct invoice_render_opts {
 int invoice_render(FILE *f, const struct invoice *inv, const struct invoice_render_opts *o, bool first);
 int invoice_render_json(FILE *f, const struct invoice *invs, size_t n, const struct invoice_render_opts *o);
 
-/* All invoices as one self-contained, printable HTML page with a usage
- * chart per meter billed, drawn from the RRD files under rrd_dir (NULL:
- * no charts, said on the page). 0 or -EIO. */
-int invoice_render_html(FILE *f, const struct invoice *invs, size_t n, const char *rrd_dir);
+/* All invoices as one self-contained, printable HTML page (a page each,
+ * A4 when printed) for the customer: both parties, the dates, readable
+ * lines with quantities rounded for display, how free allowances, tiers
+ * and blocks make each amount, SLA credits in a section of their own, the
+ * totals, the tax note and how to pay; and one chart per group billed,
+ * drawn from the RRD files under rrd_dir (NULL: no charts). Internal
+ * columns (meter, selector, data coverage) and the per-resource detail
+ * only with o->detail. 0 or -EIO. */
+int invoice_render_html(FILE *f, const struct invoice *invs, size_t n, const char *rrd_dir,
+			const struct invoice_render_opts *o);
 
 struct sla_report;
 /* Credit lines on inv for its tenant's VMs in r that earned a credit: the

@@ -457,7 +457,7 @@ static int cmd_invoice(int argc, char **argv)
 	if (ro.format == INV_JSON)
 		rc = invoice_render_json(stdout, invs, n, &ro);
 	else if (ro.format == INV_HTML)
-		rc = invoice_render_html(stdout, invs, n, rrd_dir);
+		rc = invoice_render_html(stdout, invs, n, rrd_dir, &ro);
 	for (size_t i = 0; i < n; i++) {
 		if (ro.format != INV_JSON && ro.format != INV_HTML && !rc)
 			rc = invoice_render(stdout, &invs[i], &ro, i == 0);
