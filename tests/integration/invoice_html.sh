@@ -29,7 +29,7 @@ mkdir -p "$art"
 # under ASan: librrd's graphing keeps caches for good (tests/lsan-librrd.supp);
 # the full unwind lets the suppression see rrd_graph_v on the stack
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan-librrd.supp:fast_unwind_on_malloc=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-sim_ledger "$work/d" 2026-10-04T00:00:00Z 6 2 5 true
+sim_ledger "$work/d" 2026-10-04T00:00:00Z 6 2 5 true 1
 L=$work/d/ledger.db
 # a plan with every way a price makes an amount: per unit, graduated tiers
 # after a free allowance, volume tiers, blocks, a per-month unit; an
@@ -67,6 +67,11 @@ versions:
       - {meter: instance, unit: instance-hour, block: 24, price: 0.50}
     fees:
       - {name: Support, amount: 50.00}
+sla:
+  classes:
+    - name: standard
+      target: 99.95%
+      credits: [{below: 99.95%, credit: 10%}, {below: 99%, credit: 25%}]
 EOP
 cat > "$work/customers.yaml" <<'EOC'
 customers:
@@ -218,8 +223,13 @@ for page, inv in zip(got["invoices"], want):
             fail(t, "the PDF lacks", repr(s))
 if calc == 0:
     fail("no allowance, tier or block row under any line")
-print("ok   %d invoices, %d lines, %d calculation rows, %d of %d charts loaded in Chromium; PDF has them" %
-      (len(got["invoices"]), sum(len(i["lines"]) for i in got["invoices"]), calc, got["loaded"], got["images"]))
+credits = sum(p["credits"] for p in got["invoices"])
+want_credits = sum(1 for i in want for l in i["lines"] if l["type"] == "credit")
+if want_credits == 0 or credits != want_credits:
+    fail("SLA credits in their own section: %d on the page, %d in JSON" % (credits, want_credits))
+print("ok   %d invoices, %d lines, %d calculation rows, %d SLA credits apart, %d of %d charts loaded in Chromium;"
+      " PDF has them" % (len(got["invoices"]), sum(len(i["lines"]) for i in got["invoices"]), calc, credits,
+                         got["loaded"], got["images"]))
 sys.exit(1 if bad else 0)
 EOPY
 
