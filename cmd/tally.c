@@ -20,6 +20,7 @@
  * 2 bad command line, plan or input (the message names the flag and the
  * value, or file:line:col).
  */
+#include "credit.h"
 #include "customer.h"
 #include "err.h"
 #include "explain.h"
@@ -217,7 +218,8 @@ static int invoice_help(FILE *f)
 		"                       the period ends); the due date follows the payment terms\n"
 		"       tally invoice explain NUMBER LINE      the ledger rows and arithmetic behind a line\n"
 		"       tally invoice explain --period P --tenant X [--plan FILE] LINE   (of a draft)\n"
-		"       tally invoice show NUMBER              an issued invoice as stored (JSON), hash checked\n");
+		"       tally invoice show NUMBER              an issued invoice as stored (JSON), hash checked\n"
+		"       tally invoice credit NUMBER --reason TEXT [--line N | --amount X]   a credit note for it\n");
 	return 0;
 }
 
@@ -331,6 +333,91 @@ out:
 	return rc;
 }
 
+static int credit_help(FILE *f)
+{
+	fprintf(f,
+		"usage: tally invoice credit INVOICE --reason TEXT [--line N | --amount X] [options]\n"
+		"       tally invoice credit show NOTE [--format text|json|html]\n"
+		"A credit note corrects an issued invoice, which never changes: without --line or\n"
+		"--amount it credits (cancels) the whole invoice, whose period may then be issued\n"
+		"again; --line N credits that line, --amount X that amount before tax, each with\n"
+		"the invoice's taxes. Numbered in the issuer's credit-note series.\n"
+		"  --reason TEXT        why (printed on the note; required)\n"
+		"  --date YYYY-MM-DD    the note's date (default today)\n"
+		"  --format text|json|html   how to print it (default text)\n"
+		"  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n");
+	return 0;
+}
+
+/* tally invoice credit ...: issue a credit note, or show one. */
+static int cmd_invoice_credit(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "reason", required_argument, NULL, 'r' }, { "line", required_argument, NULL, 'n' },
+		{ "amount", required_argument, NULL, 'a' }, { "date", required_argument, NULL, 'D' },
+		{ "format", required_argument, NULL, 'F' }, { "ledger", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+	};
+	struct credit_request r = { 0 };
+	const char *ledger = default_ledger(), *date = NULL;
+	enum invoice_format fmt = INV_TEXT;
+	struct tally_err e = { 0 };
+	char *doc = NULL, *end;
+	int opt, rc;
+
+	cmd_name = "invoice credit";
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'r': r.reason = optarg; break;
+		case 'a': r.amount = optarg; break;
+		case 'D': date = optarg; break;
+		case 'l': ledger = optarg; break;
+		case 'n':
+			r.line = (int)strtol(optarg, &end, 10);
+			if (*end || r.line < 1)
+				return bad("--line '%s': expected a line number of the invoice", optarg);
+			break;
+		case 'F': {
+			static const char *const fmts[] = { "text", "csv", "json", "html", NULL };
+			int x = choice("--format", optarg, fmts);
+			if (x < 0 || x == INV_CSV)
+				return x < 0 ? 2 : bad("--format csv: a credit note is text, json or html");
+			fmt = (enum invoice_format)x;
+			break;
+		}
+		case 'h': return credit_help(stdout);
+		default: credit_help(stderr); return 2;
+		}
+	}
+	if (optind < argc && !strcmp(argv[optind], "show")) {
+		if (optind + 2 != argc)
+			return bad("show takes one credit note's number");
+		rc = credit_find(ledger, argv[optind + 1], &doc, &e);
+	} else {
+		if (optind + 1 != argc)
+			return bad("give the invoice to credit: its NUMBER or ISSUER#NUMBER");
+		r.invoice = argv[optind];
+		int64_t now = time_now_ns(), x;
+		r.date_ns = now;
+		if (date && (time_parse_range(date, &r.date_ns, &x, &e) || x - r.date_ns != 24 * NS_PER_HOUR))
+			return bad("--date '%s': expected a day like 2026-11-01", date);
+		rc = credit_issue(ledger, &r, now - now % NS_PER_SEC, &doc, &e);
+	}
+	if (rc) {
+		fprintf(stderr, "tally invoice credit: %s\n", e.msg);
+		return rc == -EINVAL || rc == -ENOENT ? 2 : 1;
+	}
+	rc = credit_render(stdout, doc, fmt);
+	free(doc);
+	if (rc || fflush(stdout)) {
+		fprintf(stderr, "tally invoice credit: cannot write the output (the note is stored: tally invoice"
+			" credit show NUMBER prints it)\n");
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_invoice(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -353,6 +440,30 @@ static int cmd_invoice(int argc, char **argv)
 	int opt;
 
 	cmd_name = "invoice";
+	/* "credit" where a subcommand may stand (not an option's value): its
+	 * own options, with those written before it (tally invoice --ledger L
+	 * credit 12 ...) */
+	static const char *const with_value[] = { "--period", "--from", "--to", "--tenant", "--plan", "--format",
+						  "--ledger", "--rrd", "--customers", "--date", NULL };
+	for (int i = 1; i < argc; i++) {
+		bool value = false;
+		for (int k = 0; with_value[k] && i > 1; k++)
+			value |= !strcmp(argv[i - 1], with_value[k]);
+		if (value || argv[i][0] == '-')
+			continue;
+		if (strcmp(argv[i], "credit"))
+			break;
+		char *cargv[64];
+		int cargc = 0;
+		if (argc > (int)(sizeof(cargv) / sizeof(cargv[0])) - 1)
+			return bad("too many arguments");
+		cargv[cargc++] = argv[i];
+		for (int k = 1; k < argc; k++)
+			if (k != i)
+				cargv[cargc++] = argv[k];
+		cargv[cargc] = NULL;
+		return cmd_invoice_credit(cargc, cargv);
+	}
 	q.ledger = default_ledger();
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

@@ -5,7 +5,8 @@
 # treatment (reverse charge: no VAT, the legal note instead), and every
 # operator mistake refused with its place and exit 2, nothing printed or
 # issued. The CSV read back by Python's csv module: customer fields on
-# every row, amounts decimal strings that add up.
+# every row, amounts decimal strings that add up. Credit notes from the
+# command line.
 set -eu
 B=${B:-build}
 TALLY=$PWD/$B/tally
@@ -123,4 +124,16 @@ print("ok   parties, dates, numbers and tax treatment; CSV of %d rows with custo
 sys.exit(1 if bad else 0)
 EOPY
 then :; else fails=$((fails + 1)); fi
+# Credit notes from the command line (tally invoice credit): refused
+# without a reason or past what is left (exit 2); the whole invoice
+# credited, its period issued again; the stored note shown as HTML.
+expect 2 "needs a --reason" "$TALLY" invoice --ledger "$L" credit 1 --reason ""
+expect 2 "is more than is left to credit" "$TALLY" invoice --ledger "$L" credit 1 --reason x --amount 1000000
+expect 2 "no issued invoice '7'" "$TALLY" invoice credit 7 --ledger "$L" --reason x
+expect 0 "CREDIT NOTE  CN-1" "$TALLY" invoice --ledger "$L" credit 1 --reason "wrong customer address"
+expect 2 "cancelled by a credit note already" "$TALLY" invoice --ledger "$L" credit 1 --reason again
+expect 0 "INVOICE  Example Cloud GmbH #3" "$TALLY" invoice --ledger "$L" --period 2026-10 --plan "$work/plan.yaml" \
+	--customers "$work/customers.yaml" --issue --allow-incomplete --tenant tenant-00
+expect 0 "Credit note <span class=\"number\">CN-1</span>" "$TALLY" invoice --ledger "$L" credit show 1 --format html
+expect 2 "no credit note '2'" "$TALLY" invoice --ledger "$L" credit show 2
 [ "$fails" -eq 0 ]
