@@ -57,7 +57,7 @@ static int cmp_row(const void *a, const void *b)
 /* A ledger quantity in its own words: "7200000 vCPU-ms" for gauges. */
 static void ledger_qty(int meter, __int128 q, char *buf, size_t len)
 {
-	const struct meter_def *m = &meter_table[meter];
+	const struct meter_def *m = meter_get(meter);
 	char n[64];
 	money_format_ratio(q, 1, 0, n, sizeof(n));
 	snprintf(buf, len, "%s %s%s", n, m->unit, m->kind == SAMPLE_GAUGE ? "-ms" : "");

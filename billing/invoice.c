@@ -3,6 +3,7 @@
  * renderers are in invoice_render.c.
  */
 #include "invoice.h"
+#include "charges.h"
 #include "err.h"
 #include "meter.h"
 #include "sla.h"
@@ -15,13 +16,14 @@
 
 #define NS_PER_DAY (24 * NS_PER_HOUR)
 
-static const char *const groups[] = { "compute", "storage", "network", "other", "fees", "credits", "adjustments",
+static const char *const groups[] = { "compute", "storage", "network", "other", "fees", "charges", "credits",
+				      "adjustments",
 				      NULL };
 
 static const char *meter_group(int m)
 {
-	const char *n = meter_table[m].name;
-	if (!strncmp(n, "disk.", 5))
+	const char *n = meter_get(m)->name;
+	if (!strncmp(n, "disk.", 5) || !strncmp(n, "storage.", 8))
 		return groups[1];
 	if (!strncmp(n, "network.", 8) || !strncmp(n, "if.", 3))
 		return groups[2];
@@ -69,7 +71,7 @@ static void describe(const struct plan_price *pp, bool own_price, char *buf, siz
 		snprintf(buf, len, "%s", pp->description);
 		return;
 	}
-	used = (size_t)snprintf(buf, len, "%s", meter_table[pp->meter].title);
+	used = (size_t)snprintf(buf, len, "%s", meter_get(pp->meter)->title);
 	for (int i = 0; i < pp->n_sel && used < len; i++)
 		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : " (", pp->sel_val[i]);
 	if (pp->n_sel && used < len)
@@ -145,7 +147,7 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		       r->accs[j].k.price == k->price && (k->price >= 0 || r->accs[j].k.meter == k->meter)) {
 			if (__builtin_add_overflow(qty, r->accs[j].qty, &qty))
 				return err_set(e, -ERANGE, "tenant '%s': usage of %s does not fit", inv->tenant,
-					       meter_table[r->accs[j].k.meter].name);
+					       meter_get(r->accs[j].k.meter)->name);
 			cov += r->accs[j].covered_ns;
 			span += r->accs[j].spanned_ns;
 			rows += r->accs[j].rows;
@@ -565,9 +567,71 @@ int invoice_sla_credits(struct invoice *inv, const struct sla_report *r, const s
 	return 0;
 }
 
+/* One-off charges of the period (ledger/charges.h), to put on invoices. */
+struct charge {
+	char tenant[64], description[192];
+	int64_t id, from_ns, to_ns, amount_minor;
+};
+
+struct charges {
+	const struct plan *p;
+	struct charge *v;
+	size_t n, cap;
+	struct tally_err *e;
+};
+
+static int on_charge(void *ctx, const struct ledger_charge *c)
+{
+	struct charges *cs = ctx;
+	int64_t nanos, q = MONEY_NANOS;
+	struct tally_err pe = { 0 };
+	for (int i = 0; i < cs->p->minor_digits; i++)
+		q /= 10;
+	if (c->currency[0] && strcmp(c->currency, cs->p->currency))
+		return err_set(cs->e, -EINVAL, "charge #%lld of tenant '%s' is in %s, the plan '%s' prices in %s",
+			       (long long)c->id, c->tenant, c->currency, cs->p->name, cs->p->currency);
+	if (money_parse_price(c->amount, &nanos, &pe) || nanos % q)
+		return err_set(cs->e, -EINVAL, "charge #%lld of tenant '%s': amount '%s' is not an amount in %s (at most"
+			       " %d decimals)", (long long)c->id, c->tenant, c->amount, cs->p->currency,
+			       cs->p->minor_digits);
+	if (push((void **)&cs->v, &cs->n, &cs->cap, sizeof(*cs->v)))
+		return err_set(cs->e, -ENOMEM, "out of memory");
+	struct charge *x = &cs->v[cs->n - 1];
+	str_copy(x->tenant, c->tenant, sizeof(x->tenant));
+	str_copy(x->description, c->description, sizeof(x->description));
+	x->id = c->id;
+	x->from_ns = c->from_ns;
+	x->to_ns = c->to_ns;
+	x->amount_minor = nanos / q;
+	return 0;
+}
+
+/* The charges of inv's tenant (every tenant's for the combined account)
+ * as lines of their own. */
+static int charge_lines(struct invoice *inv, const struct charges *cs, bool combined, struct tally_err *e)
+{
+	for (size_t i = 0; i < cs->n; i++) {
+		const struct charge *c = &cs->v[i];
+		if (!combined && strcmp(c->tenant, inv->tenant))
+			continue;
+		struct invoice_line *l = invoice_add_line(inv);
+		if (!l)
+			return err_set(e, -ENOMEM, "out of memory");
+		l->type = INV_CHARGE;
+		l->group = groups[5];
+		l->meter = -1;
+		l->from_ns = c->from_ns;
+		l->to_ns = c->to_ns;
+		l->amount_minor = c->amount_minor;
+		str_copy(l->description, c->description, sizeof(l->description));
+	}
+	return 0;
+}
+
 int invoice_build_all(const struct plan *p, const struct rate_query *q, struct invoice **out, size_t *n,
 		      struct tally_err *e)
 {
+	struct charges cs = { .p = p, .e = e };
 	struct rate_result r;
 	struct invoice *invs = NULL;
 	size_t k = 0;
@@ -578,6 +642,9 @@ int invoice_build_all(const struct plan *p, const struct rate_query *q, struct i
 	*n = 0;
 	if ((rc = rate_collect(q, p, &r, e)))
 		return rc;
+	if ((rc = ledger_charges_read(q->ledger, q->combined ? NULL : q->tenant, q->from_ns, q->to_ns, on_charge, &cs,
+				      e)))
+		goto out;
 	if (p->has_sla && !q->combined) {
 		struct sla_query sq = { .ledger = q->ledger, .from_ns = q->from_ns, .to_ns = q->to_ns,
 					.tenant = q->tenant };
@@ -599,6 +666,9 @@ int invoice_build_all(const struct plan *p, const struct rate_query *q, struct i
 		if ((rc = invoice_build(p, &r, (int)t, q->from_ns, q->to_ns, &invs[k], e)))
 			goto out;
 		k++;
+		if (cs.n && ((rc = charge_lines(&invs[k - 1], &cs, q->combined, e)) ||
+			     (rc = invoice_total(&invs[k - 1], p, e))))
+			goto out;
 		if (sr.n_vms && ((rc = invoice_sla_credits(&invs[k - 1], &sr, p, e)) ||
 				 (rc = invoice_total(&invs[k - 1], p, e))))
 			goto out;
@@ -607,6 +677,7 @@ int invoice_build_all(const struct plan *p, const struct rate_query *q, struct i
 out:
 	rate_result_release(&r);
 	sla_report_release(&sr);
+	free(cs.v);
 	if (rc) {
 		for (size_t i = 0; i < k; i++)
 			invoice_release(&invs[i]);

@@ -12,6 +12,8 @@
  *   discount  the tenant's percentage of the sum of its usage lines;
  *   minimum   a true-up to the minimum commitment when usage (after the
  *             discount) is below it;
+ *   charge    each one-off charge or credit of the tenant for the period
+ *             (tally charge, ledger/charges.h), as given;
  *   credit    when the plan has an SLA (sla.h): per VM below its target
  *             with a credit, that share of the VM's charges (its part of
  *             each usage line, by quantity), naming its incidents.
@@ -39,11 +41,12 @@
 
 struct tally_err;
 
-enum invoice_line_type { INV_USAGE, INV_FEE, INV_DISCOUNT, INV_MINIMUM, INV_ADJUSTMENT, INV_CREDIT };
+enum invoice_line_type { INV_USAGE, INV_FEE, INV_DISCOUNT, INV_MINIMUM, INV_ADJUSTMENT, INV_CREDIT, INV_CHARGE };
 
 struct invoice_line {
 	enum invoice_line_type type;
-	const char *group;           /* "compute", "storage", "network", "other", "fees", "adjustments" */
+	const char *group;           /* "compute", "storage", "network", "other", "fees", "charges", "credits",
+				      * "adjustments" */
 	char description[192];
 	int meter;                   /* enum meter_id; -1 for fees and adjustments */
 	char selector[192];          /* "flavor=m1.small", "" */
@@ -148,7 +151,7 @@ bool invoice_tenant_in_period(const struct rate_result *r, int t, int64_t from_n
 int invoice_build_all(const struct plan *p, const struct rate_query *q, struct invoice **out, size_t *n,
 		      struct tally_err *e);
 
-/* "usage", "fee", "discount", "minimum", "adjustment", "credit". */
+/* "usage", "fee", "discount", "minimum", "adjustment", "credit", "charge". */
 const char *invoice_line_type_name(enum invoice_line_type t);
 
 enum invoice_format { INV_TEXT, INV_CSV, INV_JSON, INV_HTML };

@@ -86,7 +86,7 @@ struct chart_unit {
 
 static struct chart_unit chart_unit_of(int m)
 {
-	const struct meter_def *md = &meter_table[m];
+	const struct meter_def *md = meter_get(m);
 	bool gauge = md->kind == SAMPLE_GAUGE;
 	if (!strcmp(md->unit, "B"))
 		return gauge ? (struct chart_unit){ "GiB", "1", "1073741824" }
@@ -105,7 +105,7 @@ static struct chart_unit chart_unit_of(int m)
 static char *chart_png_base64(const struct invoice *inv, int m, const char *title, const char *rrd_dir, char *why,
 			      size_t wlen)
 {
-	const struct meter_def *md = &meter_table[m];
+	const struct meter_def *md = meter_get(m);
 	const struct chart_unit cu = chart_unit_of(m);
 	struct chart c = { .argc = 0 };
 	int files = 0;
@@ -381,7 +381,7 @@ static void invoice_html(FILE *f, const struct invoice *inv, const char *rrd_dir
 		if (detail) {
 			fputs("<td class=\"internal\">", f);
 			if (l->meter >= 0)
-				html_esc(f, meter_table[l->meter].name);
+				html_esc(f, meter_get(l->meter)->name);
 			fputs("</td><td class=\"internal\">", f);
 			html_esc(f, l->selector);
 			fputs("</td><td class=\"n internal\">", f);
@@ -445,7 +445,7 @@ static void invoice_html(FILE *f, const struct invoice *inv, const char *rrd_dir
 	}
 	for (size_t i = 0; detail && i < inv->n_notes; i++) {
 		fputs("<p class=\"note internal\">Not billed: usage of ", f);
-		html_esc(f, meter_table[inv->notes[i].meter].name);
+		html_esc(f, meter_get(inv->notes[i].meter)->name);
 		fputs(" that no price of the plan matches.</p>\n", f);
 	}
 	if (detail && inv->number > 0)
@@ -471,7 +471,7 @@ static void invoice_html(FILE *f, const struct invoice *inv, const char *rrd_dir
 			continue;
 		char title[200], why[300] = "";
 		const struct chart_unit cu = chart_unit_of(top->meter);
-		snprintf(title, sizeof(title), "%s: %s (%s)", group_title(l->group), meter_table[top->meter].title, cu.unit);
+		snprintf(title, sizeof(title), "%s: %s (%s)", group_title(l->group), meter_get(top->meter)->title, cu.unit);
 		char *png = chart_png_base64(inv, top->meter, title, rrd_dir, why, sizeof(why));
 		if (!png) {
 			/* usage without RRD files (imported from a file): no picture, and
@@ -485,7 +485,7 @@ static void invoice_html(FILE *f, const struct invoice *inv, const char *rrd_dir
 		html_esc(f, title);
 		fprintf(f, "\" src=\"data:image/png;base64,%s\"><figcaption>", png);
 		free(png);
-		html_esc(f, meter_table[top->meter].title);
+		html_esc(f, meter_get(top->meter)->title);
 		fprintf(f, " over the period, all resources on this invoice, in %s. A picture of the usage: the amounts"
 			" above are from the metered usage.</figcaption></figure>\n", cu.unit);
 	}

@@ -25,6 +25,7 @@ const char *invoice_line_type_name(enum invoice_line_type t)
 	case INV_MINIMUM: return "minimum";
 	case INV_ADJUSTMENT: return "adjustment";
 	case INV_CREDIT: return "credit";
+	case INV_CHARGE: return "charge";
 	}
 	return "?";
 }
@@ -67,7 +68,7 @@ static void free_text(const struct invoice_line *l, char *buf, size_t len)
 
 static void note_text(const struct invoice_note *n, char *buf, size_t len)
 {
-	const struct meter_def *m = &meter_table[n->meter];
+	const struct meter_def *m = meter_get(n->meter);
 	/* human units for the note: the ledger quantity over human_div (an
 	 * integer for every meter), exact and rounded once to 3 places */
 	char q[64];
@@ -257,14 +258,14 @@ static int render_csv(FILE *f, const struct invoice *inv, const struct invoice_r
 		const struct invoice_line *l = &inv->lines[i];
 		qty_text(l, q, sizeof(q));
 		price_text(l, pr, sizeof(pr));
-		csv_row(f, inv, invoice_line_type_name(l->type), l->group, l->description, l->meter >= 0 ? meter_table[l->meter].name : "",
+		csv_row(f, inv, invoice_line_type_name(l->type), l->group, l->description, l->meter >= 0 ? meter_get(l->meter)->name : "",
 			l->selector, q, l->unit, pr, l->amount_minor, l->covered_ns, l->spanned_ns, "");
 		for (size_t d = 0; o->detail && d < inv->n_details; d++) {
 			const struct invoice_detail *x = &inv->details[d];
 			if (x->line != i)
 				continue;
 			money_format_ratio(x->qty_num, x->qty_den, QTY_PLACES, q, sizeof(q));
-			csv_row(f, inv, "detail", l->group, x->name, meter_table[l->meter].name, l->selector, q, l->unit,
+			csv_row(f, inv, "detail", l->group, x->name, meter_get(l->meter)->name, l->selector, q, l->unit,
 				"", INT64_MIN, x->covered_ns, x->spanned_ns, x->resource);
 		}
 	}
@@ -366,13 +367,13 @@ static json_t *invoice_json(const struct invoice *inv, const struct invoice_rend
 		json_object_set_new(o2, "from", json_string(time_format_iso(l->from_ns, a, sizeof(a))));
 		json_object_set_new(o2, "to", json_string(time_format_iso(l->to_ns, a, sizeof(a))));
 		if (l->type == INV_USAGE) {
-			json_object_set_new(o2, "meter", json_string(meter_table[l->meter].name));
+			json_object_set_new(o2, "meter", json_string(meter_get(l->meter)->name));
 			json_object_set_new(o2, "selector", json_string(l->selector));
 			json_object_set_new(o2, "quantity", ratio_json(l->calc.qty_num, l->calc.qty_den));
 			json_object_set_new(o2, "free_quantity", ratio_json(l->calc.free_num, l->calc.qty_den));
 			/* the exact ledger sum behind the line, in base units
 			 * (unit-seconds for a gauge's integral) */
-			bool gauge = meter_table[l->meter].kind == SAMPLE_GAUGE;
+			bool gauge = meter_get(l->meter)->kind == SAMPLE_GAUGE;
 			char bq[64];
 			json_object_set_new(o2, "base_quantity", json_string(money_format_ratio(
 				l->qty, gauge ? RATE_GAUGE_SCALE : 1, gauge ? 3 : 0, bq, sizeof(bq))));

@@ -64,7 +64,7 @@ static bool named_only(const char *base)
 
 int plan_unit_resolve(const char *name, int m, struct plan_unit *out, bool *known)
 {
-	const struct meter_def *md = &meter_table[m];
+	const struct meter_def *md = meter_get(m);
 	bool gauge = md->kind == SAMPLE_GAUGE;
 	memset(out, 0, sizeof(*out));
 	*known = false;
@@ -107,8 +107,8 @@ int plan_unit_resolve(const char *name, int m, struct plan_unit *out, bool *know
 	}
 	/* a unit of another meter's base unit (vCPU-hour for memory) is known,
 	 * but does not fit */
-	for (int k = 0; k < METER_COUNT && !*known; k++) {
-		const char *b = meter_table[k].unit;
+	for (int k = 0; k < meter_count() && !*known; k++) {
+		const char *b = meter_get(k)->unit;
 		for (size_t i = 0; i < sizeof(made_units) / sizeof(made_units[0]) && !*known; i++) {
 			char cand[96];
 			snprintf(cand, sizeof(cand), "%s%s", b, made_units[i].suffix);
@@ -120,7 +120,7 @@ int plan_unit_resolve(const char *name, int m, struct plan_unit *out, bool *know
 
 void plan_units_for(int m, char *buf, size_t len)
 {
-	const struct meter_def *md = &meter_table[m];
+	const struct meter_def *md = meter_get(m);
 	bool gauge = md->kind == SAMPLE_GAUGE;
 	size_t used = 0;
 	buf[0] = '\0';
@@ -323,14 +323,15 @@ static void parse_price(struct ctx *c, const struct cfg_node *n, struct plan_pri
 		add_err(c, n, "a price needs a 'meter'");
 		return;
 	}
-	if ((pp->meter = meter_lookup(meter)) < 0) {
+	if ((pp->meter = meter_find(meter)) < 0) {
 		add_err(c, cfg_get(n, "meter"), "unknown meter '%s' (meters are named as in docs/meters.md:"
-			" cpu, vcpus, memory, network.outgoing.bytes, ...)", meter);
+			" cpu, vcpus, memory, network.outgoing.bytes, ...; a custom meter is declared in the"
+			" config's meters: section, which tally reads with --config FILE or $TALLY_CONFIG)", meter);
 		return;
 	}
 	bool known;
 	if (plan_unit_resolve(unit, pp->meter, &pp->unit, &known)) {
-		const struct meter_def *md = &meter_table[pp->meter];
+		const struct meter_def *md = meter_get(pp->meter);
 		char fits[256];
 		plan_units_for(pp->meter, fits, sizeof(fits));
 		if (!unit[0])
@@ -443,7 +444,7 @@ static void parse_prices(struct ctx *c, const struct cfg_node *where, struct pla
 			if (v[j].meter == v[n].meter && selectors_overlap(&v[j], &v[n])) {
 				add_err(c, prices->kids[i], "price for '%s' overlaps the one at line %d: a"
 					" resource could match both selectors (make them differ in a"
-					" label's value)", meter_table[v[n].meter].name, v[j].line);
+					" label's value)", meter_get(v[n].meter)->name, v[j].line);
 				ok = false;
 				break;
 			}
@@ -484,11 +485,12 @@ static void inherit(struct ctx *c, const struct cfg_node *n, struct plan *p, siz
 	const struct cfg_node *rm = NULL;
 	/* which meters this version prices itself, and which it removes: one
 	 * flag per meter of the table (it holds far more than 32) */
-	bool own[METER_COUNT] = { false }, removed[METER_COUNT] = { false };
-	if (keep(c, cfg_get_seq(n, "remove", 0, METER_COUNT, &rm, &e), &e))
+	const int nm = meter_count();
+	bool own[METER_COUNT + METER_CUSTOM_MAX] = { false }, removed[METER_COUNT + METER_CUSTOM_MAX] = { false };
+	if (keep(c, cfg_get_seq(n, "remove", 0, (size_t)nm, &rm, &e), &e))
 		return;
 	for (size_t i = 0; i < v->n_prices; i++) {
-		if (v->prices[i].meter >= 0 && v->prices[i].meter < METER_COUNT)
+		if (v->prices[i].meter >= 0 && v->prices[i].meter < nm)
 			own[v->prices[i].meter] = true;   /* an unknown one is an error already */
 		v->prices[i].origin = (int)vi;
 		v->prices[i].until_ns = INT64_MAX;
@@ -496,7 +498,7 @@ static void inherit(struct ctx *c, const struct cfg_node *n, struct plan *p, siz
 	const struct plan_version *prev = vi > 0 ? &p->versions[vi - 1] : NULL;
 	for (size_t i = 0; rm && i < rm->n_kids; i++) {
 		const struct cfg_node *k = rm->kids[i];
-		int m = k->type == CFG_SCALAR ? meter_lookup(k->value) : -1;
+		int m = k->type == CFG_SCALAR ? meter_find(k->value) : -1;
 		bool priced = false;
 		for (size_t j = 0; prev && m >= 0 && j < prev->n_prices; j++)
 			priced |= prev->prices[j].meter == m;
@@ -536,7 +538,7 @@ static void inherit(struct ctx *c, const struct cfg_node *n, struct plan *p, siz
 	}
 	for (size_t i = 0; i < prev->n_prices; i++) {
 		const struct plan_price *pp = &prev->prices[i];
-		if (pp->meter < 0 || pp->meter >= METER_COUNT || (!own[pp->meter] && !removed[pp->meter])) {
+		if (pp->meter < 0 || pp->meter >= nm || (!own[pp->meter] && !removed[pp->meter])) {
 			all[k++] = *pp;
 			continue;
 		}

@@ -15,19 +15,26 @@
  *               [--format text|csv|json|html] [--ledger PATH]
  *   tally plan check FILE
  *   tally ledger check|verify [--ledger PATH]
+ *   tally import FILE [--source NAME] [--format csv|json] [--ledger PATH]
+ *   tally charge add --tenant X --period P --amount A --description TEXT
+ *   tally charge list [--tenant X]
+ *   (every command: --config FILE, the config's custom meters)
  *
  * Exit status: 0 ok; 1 runtime error (ledger missing or unreadable);
  * 2 bad command line, plan or input (the message names the flag and the
  * value, or file:line:col).
  */
+#include "charges.h"
 #include "credit.h"
 #include "customer.h"
 #include "err.h"
 #include "explain.h"
 #include "invoice.h"
+#include "import.h"
 #include "issue.h"
 #include "ledger.h"
 #include "meter.h"
+#include "metercfg.h"
 #include "plan.h"
 #include "sla.h"
 #include "tallytime.h"
@@ -146,12 +153,12 @@ static int cmd_usage(int argc, char **argv)
 		case 'r': q.resource = optarg; break;
 		case 'l': q.ledger = optarg; break;
 		case 'm':
-			if ((q.meter = meter_lookup(optarg)) < 0) {
-				char known[1024] = "";
+			if ((q.meter = meter_find(optarg)) < 0) {
+				char known[2048] = "";
 				size_t used = 0;
-				for (int i = 0; i < METER_COUNT && used < sizeof(known); i++)
+				for (int i = 0; i < meter_count() && used < sizeof(known); i++)
 					used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s",
-								 i ? ", " : "", meter_table[i].name);
+								 i ? ", " : "", meter_get(i)->name);
 				return bad("--meter '%s': no such meter (known: %s)", optarg, known);
 			}
 			break;
@@ -782,14 +789,251 @@ static void help(FILE *f)
 		   "  sla      availability per VM, incidents and credits (docs/sla.md)\n"
 		   "  plan check FILE   check a rate plan (schemas/plan.md)\n"
 		   "  ledger check|verify   the ledger's integrity and hash chain (docs/ledger.md)\n"
+		   "  import FILE   usage events (CSV, JSON) into the ledger (docs/meters.md)\n"
+		   "  charge add|list   one-off charges and credits per tenant and period (docs/invoice.md)\n"
 		   "  help     this text (also -h, --help)\n"
 		   "  version  the version and the commit it was built from (also -V, --version)\n"
 		   "Run 'tally COMMAND --help' for the options of a command; tally(1) has them all.\n"
+		   "Every command takes --config FILE (default $TALLY_CONFIG): the config's meters: section\n"
+		   "declares custom meters (docs/meters.md).\n"
 		   "Exit: 0 ok, 1 runtime error, 2 bad command line, plan or input.\n");
+}
+
+static int import_help(FILE *f)
+{
+	fprintf(f,
+		"usage: tally import FILE [options]\n"
+		"Books usage events (CSV with a header row, or JSON) into the ledger's hourly usage:\n"
+		"columns/keys id, tenant, resource, meter, time, quantity; end, device, name optional\n"
+		"(docs/meters.md, \"Imported usage\"). An event seen before counts once.\n"
+		"  --source NAME        the service the events come from: ids are unique per source\n"
+		"                       (default: import)\n"
+		"  --format csv|json    the file's format (default: from its extension)\n"
+		"  --config FILE        the config whose meters: section declares custom meters\n"
+		"                       (default $TALLY_CONFIG)\n"
+		"  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db); tally import\n"
+		"                       takes the writer's lock for one transaction: not while tallyd runs\n");
+	return 0;
+}
+
+/* Issued invoices of the tenants of b whose periods hold an event of b:
+ * that usage goes on each tenant's next invoice as an adjustment. */
+static size_t late_events(const char *ledger, const struct import_batch *b)
+{
+	struct issued *list = NULL;
+	size_t n = 0, late = 0;
+	struct tally_err e = { 0 };
+	if (issue_list(ledger, NULL, &list, &n, &e))
+		return 0;
+	for (size_t i = 0; i < b->n; i++)
+		for (size_t k = 0; b->v[i].booked && k < n; k++)
+			if (!strcmp(list[k].tenant, b->v[i].tenant) && b->v[i].time_ns < list[k].to_ns &&
+			    b->v[i].end_ns >= list[k].from_ns) {
+				late++;
+				break;
+			}
+	free(list);
+	return late;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "source", required_argument, NULL, 's' }, { "format", required_argument, NULL, 'F' },
+		{ "ledger", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *ledger = default_ledger(), *source = "import", *format = NULL;
+	struct import_batch b = { 0 };
+	struct import_result r;
+	struct tally_err e = { 0 };
+	int opt, rc;
+
+	cmd_name = "import";
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's': source = optarg; break;
+		case 'l': ledger = optarg; break;
+		case 'F': {
+			static const char *const fmts[] = { "csv", "json", NULL };
+			int x = choice("--format", optarg, fmts);
+			if (x < 0)
+				return 2;
+			format = fmts[x];
+			break;
+		}
+		case 'h': return import_help(stdout);
+		default: import_help(stderr); return 2;
+		}
+	}
+	if (optind + 1 != argc)
+		return bad("give one file of events");
+	if ((rc = import_parse_file(argv[optind], format, &b, &e))) {
+		fprintf(stderr, "tally import: %s (nothing imported)\n", e.msg);
+		import_batch_release(&b);
+		return rc == -ENOMEM || rc == -EIO ? 1 : 2;
+	}
+	int64_t now = time_now_ns();
+	rc = import_apply(ledger, source, &b, now - now % NS_PER_SEC, &r, &e);
+	if (rc) {
+		fprintf(stderr, "tally import: %s (nothing imported)\n", e.msg);
+		import_batch_release(&b);
+		return rc == -EINVAL ? 2 : 1;
+	}
+	char a[48], z[48];
+	printf("imported %zu event%s from %s (source %s) into %zu hourly usage row%s, %zu new resource%s",
+	       r.events, r.events == 1 ? "" : "s", argv[optind], source, r.rows, r.rows == 1 ? "" : "s",
+	       r.resources_new, r.resources_new == 1 ? "" : "s");
+	if (r.events)
+		printf(", %s to %s", time_format_iso(r.from_ns, a, sizeof(a)), time_format_iso(r.to_ns, z, sizeof(z)));
+	printf("\n");
+	if (r.duplicates)
+		printf("%zu event%s imported before: counted once\n", r.duplicates, r.duplicates == 1 ? " was" : "s were");
+	size_t late = late_events(ledger, &b);
+	if (late)
+		printf("%zu event%s in periods already invoiced: the next invoice of each tenant carries the difference"
+		       " as an adjustment\n", late, late == 1 ? " falls" : "s fall");
+	import_batch_release(&b);
+	return 0;
+}
+
+static int charge_help(FILE *f)
+{
+	fprintf(f,
+		"usage: tally charge add --tenant X --period P --amount A --description TEXT [options]\n"
+		"       tally charge list [--tenant X] [--period P]\n"
+		"A one-off charge (or, with a negative amount, a credit) on the tenant's invoice of the\n"
+		"period: a line of its own, taxed with the rest (docs/invoice.md, \"One-off charges\").\n"
+		"  --tenant X           the tenant\n"
+		"  --period P           what it is for: a month (2026-10) or a day; it goes on the invoice\n"
+		"                       of the period that holds its start (refused once that is issued)\n"
+		"  --amount A           a decimal in the plan's currency (-25.00: a credit)\n"
+		"  --currency C         the currency A is in (checked against the plan at invoice time)\n"
+		"  --description TEXT   the line's text on the invoice\n"
+		"  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n");
+	return 0;
+}
+
+struct charge_listing {
+	size_t n;
+};
+
+static int print_charge(void *ctx, const struct ledger_charge *c)
+{
+	struct charge_listing *l = ctx;
+	char a[48], b[48];
+	if (!l->n++)
+		printf("%-6s %-20s %-21s %-21s %14s %-4s %s\n", "ID", "TENANT", "FROM", "TO", "AMOUNT", "CUR",
+		       "DESCRIPTION");
+	printf("%-6lld %-20s %-21s %-21s %14s %-4s %s\n", (long long)c->id, c->tenant,
+	       time_format_iso(c->from_ns, a, sizeof(a)), time_format_iso(c->to_ns, b, sizeof(b)), c->amount,
+	       c->currency[0] ? c->currency : "-", c->description);
+	return 0;
+}
+
+static int cmd_charge(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "tenant", required_argument, NULL, 'T' },      { "period", required_argument, NULL, 'p' },
+		{ "amount", required_argument, NULL, 'a' },      { "currency", required_argument, NULL, 'c' },
+		{ "description", required_argument, NULL, 'd' }, { "ledger", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },              { NULL, 0, NULL, 0 },
+	};
+	struct ledger_charge c = { .currency = "" };
+	const char *ledger = default_ledger(), *period = NULL;
+	struct tally_err e = { 0 };
+	int opt, rc;
+
+	cmd_name = "charge";
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'T': c.tenant = optarg; break;
+		case 'p': period = optarg; break;
+		case 'a': c.amount = optarg; break;
+		case 'c': c.currency = optarg; break;
+		case 'd': c.description = optarg; break;
+		case 'l': ledger = optarg; break;
+		case 'h': return charge_help(stdout);
+		default: charge_help(stderr); return 2;
+		}
+	}
+	if (optind + 1 != argc || (strcmp(argv[optind], "add") && strcmp(argv[optind], "list")))
+		return bad("expected 'add' or 'list'");
+	if (period && time_parse_range(period, &c.from_ns, &c.to_ns, &e))
+		return bad("--period %s", e.msg);
+	if (!strcmp(argv[optind], "list")) {
+		struct charge_listing l = { 0 };
+		rc = ledger_charges_read(ledger, c.tenant, period ? c.from_ns : INT64_MIN, period ? c.to_ns : INT64_MAX,
+					 print_charge, &l, &e);
+		if (rc) {
+			fprintf(stderr, "tally charge: %s\n", e.msg);
+			return 1;
+		}
+		if (!l.n)
+			printf("no charges\n");
+		return 0;
+	}
+	if (!c.tenant || !c.tenant[0] || strlen(c.tenant) > 63)
+		return bad("--tenant: the tenant the charge is for (1 to 63 characters)");
+	if (!period)
+		return bad("--period: the month or day the charge is for");
+	if (c.from_ns == c.to_ns || c.from_ns % NS_PER_HOUR)
+		return bad("--period '%s': a month or a day", period);
+	if (!c.description || !c.description[0] || strlen(c.description) > 191 || strpbrk(c.description, "\r\n\t"))
+		return bad("--description: the line's text, one line of 1 to 191 characters");
+	if (c.currency[0] && (strlen(c.currency) != 3 || strspn(c.currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3))
+		return bad("--currency '%s': an ISO 4217 code such as EUR", c.currency);
+	int64_t nanos;
+	if (!c.amount || money_parse_price(c.amount, &nanos, &e) || nanos % 100000 || nanos == 0)
+		return bad("--amount '%s': a decimal amount other than 0 with at most 4 decimals (%s)",
+			   c.amount ? c.amount : "", e.msg[0] ? e.msg : "-25.00 is a credit");
+	int64_t now = time_now_ns(), id;
+	c.added_ns = now - now % NS_PER_SEC;
+	if ((rc = ledger_charges_add(ledger, &c, &id, &e))) {
+		fprintf(stderr, "tally charge: %s (nothing added)\n", e.msg);
+		return rc == -EEXIST ? 2 : 1;
+	}
+	printf("charge #%lld: %s %s%s%s for tenant %s, %s: on the invoice of the period that holds %s\n",
+	       (long long)id, c.amount, c.currency, c.currency[0] ? " " : "", c.description, c.tenant, period, period);
+	return 0;
+}
+
+/* --config FILE anywhere on the command line (else $TALLY_CONFIG): the
+ * config whose meters: section declares the custom meters (docs/meters.md)
+ * every command then knows. Taken out of argv. Returns 0 or exit 2. */
+static int load_config(int *argc, char **argv)
+{
+	const char *path = getenv("TALLY_CONFIG");
+	struct tally_err e = { 0 };
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], "--config") && strncmp(argv[i], "--config=", 9))
+			continue;
+		int take = argv[i][8] == '=' ? 1 : 2;
+		if (take == 2 && i + 1 >= *argc) {
+			fprintf(stderr, "tally: --config needs a file\n");
+			return 2;
+		}
+		path = take == 1 ? argv[i] + 9 : argv[i + 1];
+		for (int k = i; k + take <= *argc; k++)
+			argv[k] = argv[k + take];
+		*argc -= take;
+		break;
+	}
+	if (!path || !path[0])
+		return 0;
+	if (meter_config_load(path, &e)) {
+		fprintf(stderr, "tally: %s\n", e.msg);
+		return 2;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
+	if (load_config(&argc, argv))
+		return 2;
 	if (argc < 2) {
 		help(stderr);
 		return 2;
@@ -804,6 +1048,10 @@ int main(int argc, char **argv)
 		return cmd_plan(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "ledger"))
 		return cmd_ledger(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "import"))
+		return cmd_import(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "charge"))
+		return cmd_charge(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		help(stdout);
 		return 0;

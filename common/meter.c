@@ -3,6 +3,10 @@
  */
 #include "meter.h"
 
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define GIB_HOUR (1073741824.0 * 3600.0)
@@ -99,4 +103,71 @@ int meter_lookup(const char *name)
 int meter_allocation_gauge(unsigned meter)
 {
 	return meter == M_VCPUS || meter == M_MEMORY || meter == M_DISK_CAPACITY || meter == M_INSTANCE;
+}
+
+/* The custom meters: their definitions and the strings they own. */
+static struct meter_def custom[METER_CUSTOM_MAX];
+static char *custom_strings[METER_CUSTOM_MAX][4];
+static int n_custom;
+
+const struct meter_def *meter_get(int m)
+{
+	if (m >= 0 && m < METER_COUNT)
+		return &meter_table[m];
+	if (m >= METER_COUNT && m < METER_COUNT + n_custom)
+		return &custom[m - METER_COUNT];
+	return NULL;
+}
+
+int meter_find(const char *name)
+{
+	int m = meter_lookup(name);
+	for (int i = 0; m < 0 && i < n_custom; i++)
+		if (!strcmp(custom[i].name, name))
+			m = METER_COUNT + i;
+	return m;
+}
+
+int meter_count(void)
+{
+	return METER_COUNT + n_custom;
+}
+
+int meter_define(const char *name, enum sample_kind kind, const char *unit, const char *title)
+{
+	if (meter_find(name) >= 0)
+		return -EEXIST;
+	if (n_custom == METER_CUSTOM_MAX)
+		return -ENOSPC;
+	char *n = strdup(name), *u = strdup(unit), *t = strdup(title);
+	/* tally usage's human unit: the base unit, or unit-hours for a level */
+	size_t hl = strlen(unit) + sizeof("GiB-hours");
+	char *h = malloc(hl);
+	if (!n || !u || !t || !h) {
+		free(n);
+		free(u);
+		free(t);
+		free(h);
+		return -ENOMEM;
+	}
+	/* bytes read as the built-in byte meters' (GiB-hours, GB) */
+	bool bytes = !strcmp(unit, "B");
+	snprintf(h, hl, "%s%s", bytes ? (kind == SAMPLE_GAUGE ? "GiB" : "GB") : unit, kind == SAMPLE_GAUGE ? "-hours" : "");
+	double div = bytes ? (kind == SAMPLE_GAUGE ? GIB_HOUR : 1e9) : kind == SAMPLE_GAUGE ? 3600.0 : 1.0;
+	custom[n_custom] = (struct meter_def){ .name = n, .kind = kind, .unit = u, .human_unit = h, .human_div = div,
+					       .rrd_group = NULL, .rrd_ds = NULL, .title = t };
+	custom_strings[n_custom][0] = n;
+	custom_strings[n_custom][1] = u;
+	custom_strings[n_custom][2] = t;
+	custom_strings[n_custom][3] = h;
+	return METER_COUNT + n_custom++;
+}
+
+void meter_custom_clear(void)
+{
+	for (int i = 0; i < n_custom; i++)
+		for (int k = 0; k < 4; k++)
+			free(custom_strings[i][k]);
+	memset(custom, 0, sizeof(custom));
+	n_custom = 0;
 }
