@@ -40,7 +40,7 @@ void html_head(FILE *f, const char *title)
 	      ".party .name{font-weight:bold}\n"
 	      "table.meta{width:auto;margin:0}table.meta th{background:none;font-weight:normal;color:#555;padding:1px 8px 1px 0}\n"
 	      "table.meta td{border:none;padding:1px 0}\n"
-	      "th.n{text-align:right}\n"
+	      "th.n{text-align:right}th{white-space:nowrap}td.unit,tr.calc td{white-space:nowrap}\n"
 	      "tr.calc td{color:#555;font-size:12px;border-bottom:none;padding-left:18px}\n"
 	      "tr.explain td{color:#555;font-size:12px}\n"
 	      "tr.detail td{color:#555;font-size:12px}.internal{color:#777}\n"

@@ -557,10 +557,15 @@ int invoice_sla_credits(struct invoice *inv, const struct sla_report *r, const s
 				 v->name[0] ? v->name : v->uuid, pct, money_format(chm, inv->minor_digits, ch, sizeof(ch)),
 				 sla_availability_text(v, av, sizeof(av)));
 		if (v->n_incidents && n > 0 && (size_t)n < sizeof(l->description))
+		{
+			char more[48] = "";
+			if (v->n_incidents > 1)
+				snprintf(more, sizeof(more), "; and %zu more incident%s", (size_t)v->n_incidents - 1,
+					 v->n_incidents > 2 ? "s" : "");
 			snprintf(l->description + n, sizeof(l->description) - (size_t)n, "; %s %s, %s%s)",
 				 v->incidents[0].cause, time_format_iso(v->incidents[0].start_ns, a, sizeof(a)),
-				 sla_duration_text(v->incidents[0].counted_ns, d, sizeof(d)),
-				 v->n_incidents > 1 ? ", more in tally sla" : "");
+				 sla_duration_text(v->incidents[0].counted_ns, d, sizeof(d)), more);
+		}
 		else if (n > 0 && (size_t)n < sizeof(l->description))
 			snprintf(l->description + n, sizeof(l->description) - (size_t)n, ")");
 	}

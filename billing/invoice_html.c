@@ -462,12 +462,15 @@ static void invoice_html(FILE *f, const struct invoice *inv, const char *rrd_dir
 			first = inv->lines[j].type != INV_USAGE || strcmp(inv->lines[j].group, l->group);
 		if (!first)
 			continue;
-		const struct invoice_line *top = l;
+		/* the group's largest line among the meters RRD draws (a custom
+		 * meter's usage is imported: it has no RRD files) */
+		const struct invoice_line *top = NULL;
 		for (size_t j = i; j < inv->n_lines; j++)
 			if (inv->lines[j].type == INV_USAGE && !strcmp(inv->lines[j].group, l->group) &&
-			    inv->lines[j].amount_minor > top->amount_minor)
+			    meter_get(inv->lines[j].meter)->rrd_group &&
+			    (!top || inv->lines[j].amount_minor > top->amount_minor))
 				top = &inv->lines[j];
-		if (!rrd_dir)
+		if (!rrd_dir || !top)
 			continue;
 		char title[200], why[300] = "";
 		const struct chart_unit cu = chart_unit_of(top->meter);

@@ -129,12 +129,16 @@ static int render_text(FILE *f, const struct invoice *inv, const struct invoice_
 	pct_text(inv->covered_ns, inv->spanned_ns, pct, sizeof(pct));
 	fprintf(f, "data     %s of the time the resources existed is covered by samples\n\n", pct);
 
+	/* the description column fits the lines, up to 64 characters (a
+	 * longer description runs into the columns after it) */
 	int wd = 11;
 	for (size_t i = 0; i < inv->n_lines; i++) {
 		int l = (int)strlen(inv->lines[i].description) + 2 +
-			(inv->lines[i].selector[0] ? (int)strlen(inv->lines[i].selector) + 3 : 0);
+			(o->detail && inv->lines[i].selector[0] ? (int)strlen(inv->lines[i].selector) + 3 : 0);
 		wd = l > wd ? l : wd;
 	}
+	if (wd > 64)
+		wd = 64;
 	for (size_t d = 0; o->detail && d < inv->n_details; d++) {
 		int l = 5 + (int)strlen(inv->details[d].name) + (int)strlen(inv->details[d].resource);
 		wd = l > wd ? l : wd;
@@ -149,15 +153,22 @@ static int render_text(FILE *f, const struct invoice *inv, const struct invoice_
 			group = l->group;
 		}
 		char desc[420];
-		snprintf(desc, sizeof(desc), "%s%s%s%s", l->description, l->selector[0] ? " [" : "", l->selector,
-			 l->selector[0] ? "]" : "");
+		bool sel = o->detail && l->selector[0];   /* the plan's selector: an internal column */
+		snprintf(desc, sizeof(desc), "%s%s%s%s", l->description, sel ? " [" : "", sel ? l->selector : "",
+			 sel ? "]" : "");
 		qty_text(l, q, sizeof(q));
 		price_text(l, pr, sizeof(pr));
 		if (l->type == INV_USAGE)
 			pct_text(l->covered_ns, l->spanned_ns, pct, sizeof(pct));
 		else
 			pct[0] = '\0';
-		fprintf(f, "%4zu %-*s %22s %-15s %14s %14s %8s\n", i + 1, wd, desc, q, l->unit, pr,
+		char num[24];
+		snprintf(num, sizeof(num), "%zu", i + 1);
+		if ((int)strlen(desc) > wd) {   /* a long description on a line of its own */
+			fprintf(f, "%4s %s\n", num, desc);
+			desc[0] = num[0] = '\0';
+		}
+		fprintf(f, "%4s %-*s %22s %-15s %14s %14s %8s\n", num, wd, desc, q, l->unit, pr,
 			money_format(l->amount_minor, inv->minor_digits, amt, sizeof(amt)), pct);
 		free_text(l, fr, sizeof(fr));
 		if (fr[0])
