@@ -364,28 +364,18 @@ static int on_note(void *ctx, const struct ledger_credit_note *cn)
 
 int credit_find(const char *ledger, const char *which, char **doc, struct tally_err *e)
 {
-	char issuer[64] = "", hex[65];
-	const char *num = which, *hash = strrchr(which, '#');
+	char issuer[64], hex[65];
+	int64_t number;
 	struct finding f = { 0 };
 	int rc;
 
 	*doc = NULL;
-	if (hash) {
-		size_t l = (size_t)(hash - which);
-		if (l >= sizeof(issuer))
-			return err_set(e, -EINVAL, "'%s': issuer name too long", which);
-		memcpy(issuer, which, l);
-		issuer[l] = '\0';
-		num = hash + 1;
-	}
-	char *end;
-	long long number = strtoll(num, &end, 10);
-	if (!*num || *end || number <= 0)
-		return err_set(e, -EINVAL, "'%s': expected a credit note's number, or ISSUER#NUMBER", which);
+	if ((rc = issue_parse_which(which, "a credit note's", issuer, &number, e)))
+		return rc;
 	rc = ledger_credit_notes_find(ledger, number, issuer, on_note, &f, e);
 	if (rc == -EEXIST)
-		rc = err_set(e, -EINVAL, "'%s': several issuers have a credit note #%lld; give ISSUER#%lld", which, number,
-			     number);
+		rc = err_set(e, -EINVAL, "'%s': several issuers have a credit note #%lld; give ISSUER#%lld", which,
+			     (long long)number, (long long)number);
 	else if (rc == -ENOMEM)
 		rc = err_set(e, -ENOMEM, "out of memory");
 	else if (rc == 0 && !f.found)

@@ -298,30 +298,40 @@ static int on_found(void *ctx, const struct ledger_invoice *is)
 	return out->plan_text && out->document ? 0 : err_set(f->e, -ENOMEM, "out of memory");
 }
 
-int issue_find(const char *ledger, const char *which, struct issued *out, struct tally_err *e)
+int issue_parse_which(const char *which, const char *what, char issuer[64], int64_t *number, struct tally_err *e)
 {
-	char issuer[64] = "";
 	const char *num = which, *hash = strrchr(which, '#');
-	struct finding f = { .out = out, .e = e };
-	int rc;
-
-	memset(out, 0, sizeof(*out));
+	issuer[0] = '\0';
 	if (hash) {
 		size_t l = (size_t)(hash - which);
-		if (l >= sizeof(issuer))
+		if (l >= 64)
 			return err_set(e, -EINVAL, "'%s': issuer name too long", which);
 		memcpy(issuer, which, l);
 		issuer[l] = '\0';
 		num = hash + 1;
 	}
 	char *end;
-	long long number = strtoll(num, &end, 10);
-	if (!*num || *end || number <= 0)
-		return err_set(e, -EINVAL, "'%s': expected an invoice number, or ISSUER#NUMBER", which);
+	long long n = strtoll(num, &end, 10);
+	if (!*num || *end || n <= 0)
+		return err_set(e, -EINVAL, "'%s': expected %s number, or ISSUER#NUMBER", which, what);
+	*number = n;
+	return 0;
+}
+
+int issue_find(const char *ledger, const char *which, struct issued *out, struct tally_err *e)
+{
+	char issuer[64];
+	int64_t number;
+	struct finding f = { .out = out, .e = e };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = issue_parse_which(which, "an invoice", issuer, &number, e)))
+		return rc;
 	rc = ledger_invoices_find(ledger, number, issuer, on_found, &f, e);
 	if (rc == -EEXIST)
 		rc = err_set(e, -EINVAL, "'%s': several issuers have an invoice #%lld; give ISSUER#%lld", which,
-			     number, number);
+			     (long long)number, (long long)number);
 	else if (rc == 0 && !f.found)
 		rc = err_set(e, -ENOENT, "%s: no issued invoice '%s'", ledger, which);
 	if (rc) {

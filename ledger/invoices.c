@@ -208,21 +208,28 @@ int ledger_invoices_overlap(struct ledger_invoice_tx *tx, const char *tenant, in
 	return rc;
 }
 
-int ledger_invoices_next_number(struct ledger_invoice_tx *tx, const char *issuer, int64_t *number,
-				struct tally_err *e)
+/* The next number of issuer's series by sql (what: for messages). */
+static int next_number(struct ledger_invoice_tx *tx, const char *sql, const char *issuer, const char *what,
+		       int64_t *number, struct tally_err *e)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
-	if (sqlite3_prepare_v2(tx->db, "SELECT coalesce(max(number), 0) + 1 FROM invoices WHERE issuer = ?1", -1,
-			       &st, NULL) != SQLITE_OK)
-		return err_set(e, -EIO, "cannot number the invoice: %s", sqlite3_errmsg(tx->db));
+	if (sqlite3_prepare_v2(tx->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return err_set(e, -EIO, "cannot number the %s: %s", what, sqlite3_errmsg(tx->db));
 	sqlite3_bind_text(st, 1, issuer, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		*number = sqlite3_column_int64(st, 0);
 	else
-		rc = err_set(e, -EIO, "cannot number the invoice: %s", sqlite3_errmsg(tx->db));
+		rc = err_set(e, -EIO, "cannot number the %s: %s", what, sqlite3_errmsg(tx->db));
 	sqlite3_finalize(st);
 	return rc;
+}
+
+int ledger_invoices_next_number(struct ledger_invoice_tx *tx, const char *issuer, int64_t *number,
+				struct tally_err *e)
+{
+	return next_number(tx, "SELECT coalesce(max(number), 0) + 1 FROM invoices WHERE issuer = ?1", issuer,
+			   "invoice", number, e);
 }
 
 int ledger_invoices_insert(struct ledger_invoice_tx *tx, const struct ledger_invoice *inv, size_t doc_len,
@@ -322,18 +329,8 @@ int ledger_credit_notes_credited(struct ledger_invoice_tx *tx, int64_t invoice_i
 int ledger_credit_notes_next_number(struct ledger_invoice_tx *tx, const char *issuer, int64_t *number,
 				    struct tally_err *e)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = 0;
-	if (sqlite3_prepare_v2(tx->db, "SELECT coalesce(max(number), 0) + 1 FROM credit_notes WHERE issuer = ?1", -1,
-			       &st, NULL) != SQLITE_OK)
-		return err_set(e, -EIO, "cannot number the credit note: %s", sqlite3_errmsg(tx->db));
-	sqlite3_bind_text(st, 1, issuer, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		*number = sqlite3_column_int64(st, 0);
-	else
-		rc = err_set(e, -EIO, "cannot number the credit note: %s", sqlite3_errmsg(tx->db));
-	sqlite3_finalize(st);
-	return rc;
+	return next_number(tx, "SELECT coalesce(max(number), 0) + 1 FROM credit_notes WHERE issuer = ?1", issuer,
+			   "credit note", number, e);
 }
 
 int ledger_credit_notes_insert(struct ledger_invoice_tx *tx, const struct ledger_credit_note *cn, size_t doc_len,
