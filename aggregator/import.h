@@ -68,6 +68,10 @@ struct import_batch {
  * file's extension (.csv, .json). Returns 0; -EINVAL (message with
  * file:line:col), -ENOENT and others for an unreadable file, -ENOMEM. */
 int import_parse_file(const char *path, const char *format, struct import_batch *b, struct tally_err *e);
+/* The same from text in memory; path names it in messages (and its
+ * extension says the format when format is NULL). */
+int import_parse_text(const char *path, const char *text, size_t len, const char *format, struct import_batch *b,
+		      struct tally_err *e);
 void import_batch_release(struct import_batch *b);
 
 struct import_result {

@@ -5,10 +5,8 @@
 #include "customer.h"
 #include "cfg.h"
 #include "err.h"
-#include "invoice.h"
 #include "plan.h"
 #include "str.h"
-#include "tallytime.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -17,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NS_PER_DAY (24 * NS_PER_HOUR)
 
 const char *customer_tax_name(enum tax_treatment t)
 {
@@ -212,6 +209,38 @@ static void parse_customer(const char *path, const struct cfg_node *k, struct cu
 
 int customers_load(const char *path, struct customers *out, struct plan_errors *errs)
 {
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = fopen(path, "rb");
+	memset(out, 0, sizeof(*out));
+	memset(errs, 0, sizeof(*errs));
+	if (!f) {
+		int rc = -errno;
+		plan_errors_add(errs, path, NULL, "cannot open: %s", strerror(-rc));
+		return rc;
+	}
+	FILE *m = open_memstream(&text, &len);
+	char buf[8192];
+	size_t got;
+	while (m && (got = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, got, m);
+	bool bad = ferror(f) || !m;
+	fclose(f);
+	if (m)
+		fclose(m);
+	if (bad) {
+		free(text);
+		plan_errors_add(errs, path, NULL, "cannot read");
+		return -EIO;
+	}
+	int rc = customers_load_text(path, text, len, out, errs);
+	free(text);
+	return rc;
+}
+
+int customers_load_text(const char *path, const char *text, size_t len, struct customers *out,
+			struct plan_errors *errs)
+{
 	struct cfg_node *root = NULL;
 	struct tally_err e = { 0 };
 	static const char *const top[] = { "customers", NULL };
@@ -221,9 +250,9 @@ int customers_load(const char *path, struct customers *out, struct plan_errors *
 	memset(out, 0, sizeof(*out));
 	memset(errs, 0, sizeof(*errs));
 	str_copy(out->path, path, sizeof(out->path));
-	if ((rc = cfg_load_file(path, &root, &e))) {
+	if ((rc = cfg_load_string(path, text, len, &root, &e))) {
 		plan_errors_keep(errs, rc, &e);
-		return rc == -EINVAL ? -EINVAL : rc;
+		return rc == -ENOMEM ? rc : -EINVAL;
 	}
 	if (!root || root->type != CFG_MAP) {
 		plan_errors_add(errs, path, root, "expected a customers file: a map with 'customers', keyed by tenant");
@@ -270,37 +299,4 @@ const struct customer *customers_find(const struct customers *c, const char *ten
 		return NULL;
 	str_copy(key.tenant, tenant, sizeof(key.tenant));
 	return bsearch(&key, c->v, c->n, sizeof(key), cmp_customer);
-}
-
-int customers_apply(struct invoice *invs, size_t n, const struct plan *p, const struct customers *c,
-		    int64_t date_ns, bool require, struct tally_err *e)
-{
-	int rc;
-	for (size_t i = 0; i < n; i++) {
-		struct invoice *inv = &invs[i];
-		const struct customer *cu = customers_find(c, inv->tenant);
-		if (!cu && require && c)
-			return err_set(e, -EINVAL, "tenant '%s' has no entry in %s: an issued invoice needs the"
-				       " customer's legal name and address", inv->tenant, c->path);
-		if (cu && cu->currency[0] && strcmp(cu->currency, p->currency))
-			return err_set(e, -EINVAL, "tenant '%s' is billed in %s (%s:%d:%d) but the plan '%s' prices in"
-				       " %s: tally does not convert currencies; rate the tenant with a plan in %s",
-				       inv->tenant, cu->currency, c->path, cu->line, cu->col, p->name, p->currency,
-				       cu->currency);
-		inv->issuer_info = p->issuer_info;
-		inv->has_customer = cu != NULL;
-		if (cu) {
-			inv->customer = cu->party;
-			str_copy(inv->customer_ref, cu->reference, sizeof(inv->customer_ref));
-			inv->tax = cu->tax;
-			str_copy(inv->tax_note, cu->tax_note, sizeof(inv->tax_note));
-		}
-		int days = cu && cu->payment_days >= 0 ? cu->payment_days : p->issuer_info.payment_days;
-		inv->date_ns = date_ns - date_ns % NS_PER_DAY;
-		inv->due_ns = inv->date_ns + (int64_t)days * NS_PER_DAY;
-		inv->payment_days = days;
-		if ((rc = invoice_total(inv, p, e)))
-			return rc;
-	}
-	return 0;
 }

@@ -11,10 +11,7 @@
  * "file:line:col: what" naming the key, all of them in one pass, as the
  * plan's are.
  *
- * customers_apply() puts them on built invoices: the two parties, the
- * invoice date and the due date, and the tax treatment (reverse charge
- * and exempt invoices carry no tax, only their note), then recomputes the
- * totals. Nothing here computes money but through invoice_total().
+ * invoice_apply_customers() (invoice.h) puts them on built invoices.
  *
  * A struct customers owns its array; customers_release() frees it.
  */
@@ -95,19 +92,10 @@ int plan_errors_keep(struct plan_errors *errs, int rc, const struct tally_err *e
 /* 0 when the file is good; -EINVAL with the mistakes in errs; -ENOENT and
  * others for an unreadable file (one message in errs). */
 int customers_load(const char *path, struct customers *out, struct plan_errors *errs);
+/* The same from text in memory; path names it in messages. */
+int customers_load_text(const char *path, const char *text, size_t len, struct customers *out,
+			struct plan_errors *errs);
 void customers_release(struct customers *c);
 const struct customer *customers_find(const struct customers *c, const char *tenant);
-
-struct invoice;
-struct plan;
-/* Put the issuer (p) and each invoice's customer (c may be NULL: none) on
- * invs[0..n), with the invoice date date_ns (a UTC midnight) and the due
- * date after the customer's (else the issuer's) payment terms; apply the
- * customer's tax treatment and recompute the totals. With require, a
- * tenant that c does not list is refused (an invoice to be issued needs
- * someone to send it to). Returns 0; -EINVAL (a tenant missing, a
- * currency other than the plan's), -ERANGE; message in e. */
-int customers_apply(struct invoice *invs, size_t n, const struct plan *p, const struct customers *c,
-		    int64_t date_ns, bool require, struct tally_err *e);
 
 #endif

@@ -693,3 +693,37 @@ out:
 	*n = k;
 	return 0;
 }
+
+/* The parties, dates and tax treatment of invoices (invoice.h). */
+int invoice_apply_customers(struct invoice *invs, size_t n, const struct plan *p, const struct customers *c,
+			    int64_t date_ns, bool require, struct tally_err *e)
+{
+	int rc;
+	for (size_t i = 0; i < n; i++) {
+		struct invoice *inv = &invs[i];
+		const struct customer *cu = customers_find(c, inv->tenant);
+		if (!cu && require && c)
+			return err_set(e, -EINVAL, "tenant '%s' has no entry in %s: an issued invoice needs the"
+				       " customer's legal name and address", inv->tenant, c->path);
+		if (cu && cu->currency[0] && strcmp(cu->currency, p->currency))
+			return err_set(e, -EINVAL, "tenant '%s' is billed in %s (%s:%d:%d) but the plan '%s' prices in"
+				       " %s: tally does not convert currencies; rate the tenant with a plan in %s",
+				       inv->tenant, cu->currency, c->path, cu->line, cu->col, p->name, p->currency,
+				       cu->currency);
+		inv->issuer_info = p->issuer_info;
+		inv->has_customer = cu != NULL;
+		if (cu) {
+			inv->customer = cu->party;
+			str_copy(inv->customer_ref, cu->reference, sizeof(inv->customer_ref));
+			inv->tax = cu->tax;
+			str_copy(inv->tax_note, cu->tax_note, sizeof(inv->tax_note));
+		}
+		int days = cu && cu->payment_days >= 0 ? cu->payment_days : p->issuer_info.payment_days;
+		inv->date_ns = date_ns - date_ns % NS_PER_DAY;
+		inv->due_ns = inv->date_ns + (int64_t)days * NS_PER_DAY;
+		inv->payment_days = days;
+		if ((rc = invoice_total(inv, p, e)))
+			return rc;
+	}
+	return 0;
+}

@@ -178,6 +178,17 @@ int invoice_render_json(FILE *f, const struct invoice *invs, size_t n, const str
 int invoice_render_html(FILE *f, const struct invoice *invs, size_t n, const char *rrd_dir,
 			const struct invoice_render_opts *o);
 
+/* Put the issuer (p) and each invoice's customer (c may be NULL: none;
+ * customer.h) on invs[0..n), with the invoice date date_ns (its UTC day)
+ * and the due date after the customer's (else the issuer's) payment
+ * terms; apply the customer's tax treatment (reverse charge and exempt:
+ * no tax, only the note) and recompute the totals. With require, a tenant
+ * that c does not list is refused (an invoice to be issued needs someone
+ * to send it to). Returns 0; -EINVAL (a tenant missing, a currency other
+ * than the plan's), -ERANGE; message in e. */
+int invoice_apply_customers(struct invoice *invs, size_t n, const struct plan *p, const struct customers *c,
+			    int64_t date_ns, bool require, struct tally_err *e);
+
 struct sla_report;
 /* Credit lines on inv for its tenant's VMs in r that earned a credit: the
  * VM's charges are its share of each usage line (its ledger quantity over

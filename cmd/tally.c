@@ -538,7 +538,7 @@ static int cmd_invoice(int argc, char **argv)
 	size_t n;
 	rc = invoice_build_all(&p, &q, &invs, &n, &e);
 	if (rc == 0 && !q.combined)
-		rc = customers_apply(invs, n, &p, customers_path && customers_path[0] ? &cust : NULL, date_ns, issue, &e);
+		rc = invoice_apply_customers(invs, n, &p, customers_path && customers_path[0] ? &cust : NULL, date_ns, issue, &e);
 	customers_release(&cust);
 	if (rc == 0 && !q.combined)
 		rc = issue_adjust_all(q.ledger, invs, n, &p, &e);

@@ -233,9 +233,9 @@ START_TEST(test_apply)
 	}
 	const int64_t date = 1793491200LL * NS_PER_SEC + 5 * NS_PER_HOUR;   /* inside the day: midnight kept */
 	/* an issued run needs every tenant in the file: delta is not */
-	ck_assert_int_eq(customers_apply(v, 4, &p, &c, date, true, &e), -EINVAL);
+	ck_assert_int_eq(invoice_apply_customers(v, 4, &p, &c, date, true, &e), -EINVAL);
 	ck_assert_msg(strstr(e.msg, "tenant 'delta' has no entry in"), "%s", e.msg);
-	ck_assert_int_eq(customers_apply(v, 4, &p, &c, date, false, &e), 0);
+	ck_assert_int_eq(invoice_apply_customers(v, 4, &p, &c, date, false, &e), 0);
 	ck_assert_int_eq(v[0].date_ns, 1793491200LL * NS_PER_SEC);
 	ck_assert_int_eq(v[0].due_ns, (1793491200LL + 14 * 86400) * NS_PER_SEC);
 	ck_assert_int_eq(v[1].due_ns, (1793491200LL + 30 * 86400) * NS_PER_SEC);
@@ -253,7 +253,7 @@ START_TEST(test_apply)
 
 	/* a customer billed in another currency than the plan's is refused */
 	c.v[0].currency[0] = 'U', c.v[0].currency[1] = 'S', c.v[0].currency[2] = 'D';
-	ck_assert_int_eq(customers_apply(v, 1, &p, &c, date, false, &e), -EINVAL);
+	ck_assert_int_eq(invoice_apply_customers(v, 1, &p, &c, date, false, &e), -EINVAL);
 	ck_assert_msg(strstr(e.msg, "tenant 'acme' is billed in USD"), "%s", e.msg);
 	for (int i = 0; i < 4; i++)
 		invoice_release(&v[i]);

@@ -145,6 +145,8 @@ START_TEST(test_parse_mistakes)
 			    " \"time\": \"2026-10-01\", \"quantity\": [5]}]}\n",
 		  "m.json:1:118: 'quantity': expected a string or a number, not a list" },
 		{ "n.txt", "x\n", "n.txt: name a .csv or .json file" },
+		/* found by fuzz_import: an object without "events" read an unset list */
+		{ "o.json", "{}\n", "o.json:1:1: expected a list of events" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct import_batch b;
