@@ -15,9 +15,9 @@
 #   - tallyd (`check`: cpuacct.usage only, nothing billed; then `bill`,
 #     ledger and all) and collectd (cgroups plugin, no writer), each at a
 #     1 s interval, their CPU (utime + stime of the
-#     whole process) over 5 s windows after a warm-up, as ../shared/peers
+#     whole process) over 5 s windows after a warm-up, as the peer harness
 #     measures collectd: us per VM per cycle, median over the windows.
-# collectd runs only with PEERS=DIR (a writable copy of ../shared/peers, for
+# collectd runs only with PEERS=DIR (a writable copy of the peer benchmark harness, for
 # its lib/common.sh), serialised with other peer runs by
 # flock /tmp/tally-peers.lock.
 # usage: cgroup_peers.sh B N WORKDIR

@@ -33,6 +33,7 @@
 #include "import.h"
 #include "issue.h"
 #include "ledger.h"
+#include "ledger_ro.h"
 #include "meter.h"
 #include "metercfg.h"
 #include "plan.h"
@@ -697,7 +698,9 @@ static int cmd_plan(int argc, char **argv)
 
 static int ledger_help(FILE *f)
 {
-	fprintf(f, "usage: tally ledger check|verify [--ledger PATH]\n"
+	fprintf(f, "usage: tally ledger info|check|verify [--ledger PATH]\n"
+		   "  info            the schema version, which tally created, upgraded and last wrote\n"
+		   "                  the ledger, the hours its usage spans and its size\n"
 		   "  check           SQLite's full integrity check of the ledger (every page, record and\n"
 		   "                  index against its table)\n"
 		   "  verify          the hash chain over committed usage: every commit's hash, and every\n"
@@ -730,9 +733,33 @@ static int cmd_ledger(int argc, char **argv)
 		}
 	}
 	if (optind >= argc)
-		return bad("a subcommand is needed: check or verify");
+		return bad("a subcommand is needed: info, check or verify");
 	if (optind + 1 < argc)
 		return bad("unexpected argument '%s'", argv[optind + 1]);
+	if (!strcmp(argv[optind], "info")) {
+		struct ledger_info li;
+		char t[48];
+		if (ledger_info(ledger, &li, &e)) {
+			fprintf(stderr, "tally ledger: %s\n", e.msg);
+			return 1;
+		}
+		printf("ledger:       %s\nschema:       %d\n", ledger, li.schema);
+		printf("created by:   tally %s\n", li.created_by[0] ? li.created_by : "(before 0.9.0: not recorded)");
+		if (li.upgraded_by[0])
+			printf("upgraded by:  tally %s\n", li.upgraded_by);
+		printf("written by:   tally %s", li.written_by[0] ? li.written_by : "(not recorded)");
+		if (li.written_ns)
+			printf(", opened %s", time_format_iso(li.written_ns - li.written_ns % NS_PER_SEC, t, sizeof(t)));
+		printf("\n");
+		if (li.has_usage) {
+			printf("usage:        hours from %s", time_format_iso(li.first_hour_ns, t, sizeof(t)));
+			printf(" to %s\n", time_format_iso(li.last_hour_ns, t, sizeof(t)));
+		} else {
+			printf("usage:        none yet\n");
+		}
+		printf("size:         %.1f MB (without its WAL)\n", (double)li.bytes / 1e6);
+		return 0;
+	}
 	if (!strcmp(argv[optind], "check")) {
 		struct ledger_check lc;
 		if (ledger_check_file(ledger, &lc, &e)) {
@@ -777,7 +804,7 @@ static int cmd_ledger(int argc, char **argv)
 		printf("\n");
 		return 0;
 	}
-	return bad("'%s': expected check or verify", argv[optind]);
+	return bad("'%s': expected info, check or verify", argv[optind]);
 }
 
 static void help(FILE *f)
@@ -788,7 +815,8 @@ static void help(FILE *f)
 		   "  invoice  invoices of a period from the ledger and a rate plan (docs/invoice.md)\n"
 		   "  sla      availability per VM, incidents and credits (docs/sla.md)\n"
 		   "  plan check FILE   check a rate plan (schemas/plan.md)\n"
-		   "  ledger check|verify   the ledger's integrity and hash chain (docs/ledger.md)\n"
+		   "  ledger info|check|verify   what made the ledger, its integrity, its hash chain\n"
+		   "           (docs/ledger.md)\n"
 		   "  import FILE   usage events (CSV, JSON) into the ledger (docs/meters.md)\n"
 		   "  charge add|list   one-off charges and credits per tenant and period (docs/invoice.md)\n"
 		   "  help     this text (also -h, --help)\n"

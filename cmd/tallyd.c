@@ -105,6 +105,11 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	/* no log file to reopen (stderr only): a SIGUSR1 or SIGUSR2 that a
+	 * logrotate rule or a habit sends must not stop metering */
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 
 	/* The outputs, each started only when configured; everything that was
 	 * started is stopped on the one way out below. */

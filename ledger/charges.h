@@ -1,6 +1,6 @@
 /*
  * charges.h: one-off charges and credits per tenant and period
- * (schemas/migrations/008-charges.sql; `tally charge`), in the ledger
+ * (schemas/migrations/009-charges.sql; `tally charge`), in the ledger
  * beside the issued invoices and written like them: append-only rows, in
  * transactions of their own, without the writer's lock. All the SQL of
  * charges is here, so another backend implements this header.

@@ -53,7 +53,7 @@ out:
 }
 
 /* SQL: the invoice whose id is col has no credit note that cancels it
- * (schemas/migrations/006-credit-notes.sql): a cancelled invoice neither
+ * (schemas/migrations/007-credit-notes.sql): a cancelled invoice neither
  * holds its period nor carries adjustments. */
 #define NOT_CANCELLED(col) "NOT EXISTS (SELECT 1 FROM credit_notes c WHERE c.invoice_id = " col " AND c.cancels = 1)"
 
@@ -303,7 +303,7 @@ void ledger_invoices_abort(struct ledger_invoice_tx *tx)
 	free(tx);
 }
 
-/* ---- credit notes (schemas/migrations/006-credit-notes.sql) ---- */
+/* ---- credit notes (schemas/migrations/007-credit-notes.sql) ---- */
 
 int ledger_credit_notes_credited(struct ledger_invoice_tx *tx, int64_t invoice_id, int64_t *subtotal_minor,
 				 int64_t *total_minor, bool *cancelled, struct tally_err *e)

@@ -79,7 +79,7 @@ int ledger_invoices_commit(struct ledger_invoice_tx *tx, struct tally_err *e);
 /* Roll back and close tx (NULL: nothing). */
 void ledger_invoices_abort(struct ledger_invoice_tx *tx);
 
-/* Credit notes (schemas/migrations/006-credit-notes.sql): a correction of
+/* Credit notes (schemas/migrations/007-credit-notes.sql): a correction of
  * an issued invoice, a document of its own in its own series per issuer,
  * appended in an issuing transaction like an invoice. */
 struct ledger_credit_note {

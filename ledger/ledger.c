@@ -10,6 +10,7 @@
 #include "ledger_ro.h"
 #include "str.h"
 #include "tallytime.h"
+#include "version.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -1167,6 +1168,31 @@ static int migrate(struct ledger *l, int64_t from, struct tally_err *e)
 	return 0;
 }
 
+/* Record this tally in the ledger's meta table (schemas/migrations/
+ * 006-meta.sql): created_by when it made the ledger (from_ver 0),
+ * upgraded_by when it migrated an older one to the meta table's schema,
+ * written_by and written_ns every time. One transaction. */
+static int meta_record(struct ledger *l, int64_t from_ver, struct tally_err *e)
+{
+	const char *first = from_ver == 0 ? "created_by" : from_ver < 6 ? "upgraded_by" : NULL;
+	char who[160], *sql;
+	int rc;
+
+	snprintf(who, sizeof(who), "%s (%s)", tally_version, tally_revision);
+	sql = sqlite3_mprintf("BEGIN IMMEDIATE;"
+			      "INSERT INTO meta (key, value) SELECT %Q, %Q WHERE %Q IS NOT NULL;"
+			      "INSERT INTO meta (key, value) VALUES ('written_by', %Q), ('written_ns', '%lld')"
+			      " ON CONFLICT (key) DO UPDATE SET value = excluded.value;"
+			      "COMMIT",
+			      first ? first : "", who, first, who, (long long)time_now_ns());
+	if (!sql)
+		return -ENOMEM;
+	if ((rc = exec(l, sql, e)))
+		exec(l, "ROLLBACK", NULL);
+	sqlite3_free(sql);
+	return rc;
+}
+
 int ledger_open(struct ledger **out, const char *path, struct tally_err *e)
 {
 	struct ledger *l = fault_calloc(1, sizeof(*l));
@@ -1219,6 +1245,8 @@ int ledger_open(struct ledger **out, const char *path, struct tally_err *e)
 	    (rc = exec(l, "PRAGMA foreign_keys = OFF", e)))
 		goto fail;
 	if (ver < LEDGER_SCHEMA_VERSION && (rc = migrate(l, ver, e)))
+		goto fail;
+	if ((rc = meta_record(l, ver, e)))
 		goto fail;
 	for (int i = 0; i < S_COUNT; i++)
 		if ((rc = sqlite3_prepare_v3(l->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &l->st[i],

@@ -188,7 +188,7 @@ int ledger_load_resources(struct ledger *l, ledger_resource_fn fn, void *ctx, st
 int ledger_load_series(struct ledger *l, ledger_series_fn fn, void *ctx, struct tally_err *e);
 int ledger_load_agents(struct ledger *l, ledger_agent_fn fn, void *ctx, struct tally_err *e);
 
-/* Usage imported as events (schemas/migrations/007-usage-events.sql),
+/* Usage imported as events (schemas/migrations/008-usage-events.sql),
  * inside the writer's transaction: whether (source, event_id) was
  * recorded, with its digest (hex, 64) and import time; and recording
  * one. Strings are borrowed. */

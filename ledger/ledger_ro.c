@@ -6,6 +6,8 @@
 #include "ledger_id.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
@@ -58,4 +60,52 @@ int ledger_ro_open(const char *path, sqlite3 **db, struct tally_err *e)
 int ledger_invoices_open(const char *path, sqlite3 **db, struct tally_err *e)
 {
 	return open_checked(path, SQLITE_OPEN_READWRITE, db, e);
+}
+
+int ledger_info(const char *path, struct ledger_info *out, struct tally_err *e)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st = NULL;
+	struct stat sb;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = ledger_ro_open(path, &db, e)))
+		return rc;
+	out->schema = LEDGER_SCHEMA_VERSION;
+	if (stat(path, &sb) == 0)
+		out->bytes = (int64_t)sb.st_size;
+	if (sqlite3_prepare_v2(db, "SELECT key, value FROM meta", -1, &st, NULL) != SQLITE_OK) {
+		rc = err_set(e, -EIO, "%s: cannot read its meta table: %s", path, sqlite3_errmsg(db));
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = ledger_col_text(st, 0), *v = ledger_col_text(st, 1);
+		if (!strcmp(k, "created_by"))
+			snprintf(out->created_by, sizeof(out->created_by), "%s", v);
+		else if (!strcmp(k, "upgraded_by"))
+			snprintf(out->upgraded_by, sizeof(out->upgraded_by), "%s", v);
+		else if (!strcmp(k, "written_by"))
+			snprintf(out->written_by, sizeof(out->written_by), "%s", v);
+		else if (!strcmp(k, "written_ns"))
+			out->written_ns = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_DONE ||
+	    sqlite3_prepare_v2(db, "SELECT min(hour_ns), max(hour_ns) FROM usage", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		rc = err_set(e, -EIO, "%s: cannot read: %s", path, sqlite3_errmsg(db));
+		goto out;
+	}
+	if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		out->has_usage = true;
+		out->first_hour_ns = sqlite3_column_int64(st, 0);
+		out->last_hour_ns = sqlite3_column_int64(st, 1);
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
 }

@@ -10,6 +10,8 @@
 #define TALLY_LEDGER_RO_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 struct tally_err;
 
@@ -22,6 +24,22 @@ int ledger_ro_open(const char *path, sqlite3 **db, struct tally_err *e);
  * (issue.h). The aggregator may be writing at the same time; SQLite's WAL
  * and the busy timeout keep the two apart. */
 int ledger_invoices_open(const char *path, sqlite3 **db, struct tally_err *e);
+
+/* What a ledger says of itself (`tally ledger info`): its schema, which
+ * tally made, upgraded and last wrote it (schemas/migrations/006-meta.sql;
+ * "" where the ledger does not say), the span of its usage, its size. */
+struct ledger_info {
+	int schema;
+	char created_by[160], upgraded_by[160], written_by[160];
+	int64_t written_ns;          /* 0: not recorded */
+	int64_t first_hour_ns, last_hour_ns; /* of the usage rows; has_usage false: none */
+	bool has_usage;
+	int64_t bytes;               /* the file, without its WAL */
+};
+
+/* Fill *out from the ledger at path (opened read-only, as ledger_ro_open).
+ * Returns 0 or ledger_ro_open's errors; message in e. */
+int ledger_info(const char *path, struct ledger_info *out, struct tally_err *e);
 
 /* Column i of st's current row as text, "" for NULL (never NULL): how
  * the ledger module reads a text column. */

@@ -75,6 +75,11 @@ wait_log() {
 }
 [ "$(code "$OLD")" = 200 ] && ok "the first token reads /api/v1/alerts" || bad "the first token: $(code "$OLD")"
 
+# SIGUSR1 and SIGUSR2 (a logrotate habit: tallyd has no log file) are ignored
+kill -USR1 "$hup"; kill -USR2 "$hup"
+[ "$(code "$OLD")" = 200 ] && kill -0 "$hup" 2>/dev/null && ok "tallyd survives SIGUSR1 and SIGUSR2" ||
+	{ bad "tallyd died on SIGUSR1 or SIGUSR2"; exit 1; }
+
 # an invalid config: refused, the running one stays
 sed 's/log_level: info/log_level: chatty/' "$work/hup.yaml" > "$work/hup.yaml.new" && mv "$work/hup.yaml.new" "$work/hup.yaml"
 kill -HUP "$hup"

@@ -142,6 +142,10 @@ START_TEST(test_migrates_version_1)
 	ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), LEDGER_SCHEMA_VERSION);
 	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 12345);
 	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'invoices'"), 1);
+	/* the meta table says who upgraded it, and does not invent a creator */
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meta WHERE key = 'upgraded_by'"), 1);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meta WHERE key = 'created_by'"), 0);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM meta WHERE key = 'written_by'"), 1);
 	/* the chain starts at the upgrade, sealing the one hour as found */
 	struct ledger_verify v;
 	ck_assert_int_eq(ledger_verify(path, &v, &e), 0);

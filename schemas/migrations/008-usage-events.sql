@@ -1,4 +1,4 @@
--- Ledger schema version 6 -> 7: usage imported as events (tally import).
+-- Ledger schema version 7 -> 8: usage imported as events (tally import).
 --
 -- Usage that no collector measures (object storage, a floating IP,
 -- licences, a service's API calls) arrives as events: each names its

@@ -1,4 +1,4 @@
--- Ledger schema version 7 -> 8: one-off charges and credits (tally charge).
+-- Ledger schema version 8 -> 9: one-off charges and credits (tally charge).
 --
 -- What is owed beside measured usage and the plan's recurring fees: a
 -- setup fee, an hour of consulting, a goodwill credit, a licence bought

@@ -1,4 +1,4 @@
--- Ledger schema version 5 -> 6: credit notes (tally invoice credit).
+-- Ledger schema version 6 -> 7: credit notes (tally invoice credit).
 --
 -- An issued invoice never changes (002-invoices.sql). A mistake found
 -- after issue (a wrong price, a wrong customer, a goodwill refund) is
