@@ -39,7 +39,7 @@ enum {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_METER_GET, S_METER_PUT, S_RES_PUT, S_ATTRS_PUT,
 	S_USAGE_ADD, S_USAGE_UPD, S_SERIES_PUT, S_SERIES_UPD, S_AGENT_PUT, S_EVENT_ADD, S_ALERT_PUT,
 	S_ALERT_DEL, S_WND_PUT, S_WND_TRIM, S_WND_DEL, S_LAST_EVENT, S_HOUR_ROWS, S_HOUR_LAST, S_CHAIN_PUT,
-	S_CHAIN_HOUR_PUT, S_COUNT
+	S_CHAIN_HOUR_PUT, S_IMPORT_GET, S_IMPORT_PUT, S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -101,6 +101,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_CHAIN_PUT] = "INSERT INTO chain (id, time_ns, upgrade, hours, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_CHAIN_HOUR_PUT] = "INSERT INTO chain_hours (commit_id, hour_ns, rows, altered, digest)"
 			     " VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_IMPORT_GET] = "SELECT digest, imported_ns FROM usage_events WHERE source = ?1 AND event_id = ?2",
+	[S_IMPORT_PUT] = "INSERT INTO usage_events (source, event_id, resource_id, meter_id, device, time_ns,"
+			 " end_ns, quantity, digest, imported_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 };
 
 struct ledger {
@@ -1692,4 +1695,41 @@ int ledger_last_event(struct ledger *l, const char *uuid, const char *agent, con
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return db_err(l, e, rc, "cannot read events");
 	return 0;
+}
+
+int ledger_import_seen(struct ledger *l, const char *source, const char *event_id, bool *found, char digest[65],
+		       int64_t *imported_ns, struct tally_err *e)
+{
+	sqlite3_stmt *st = l->st[S_IMPORT_GET];
+	int rc;
+	*found = false;
+	sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, event_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*found = true;
+		const unsigned char *d = sqlite3_column_text(st, 0);
+		snprintf(digest, 65, "%s", d ? (const char *)d : "");
+		*imported_ns = sqlite3_column_int64(st, 1);
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : db_err(l, e, rc, "cannot read imported events");
+}
+
+int ledger_import_put(struct ledger *l, const struct ledger_import_event *ev, struct tally_err *e)
+{
+	sqlite3_stmt *st = l->st[S_IMPORT_PUT];
+	sqlite3_bind_text(st, 1, ev->source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, ev->event_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, ev->resource_id);
+	sqlite3_bind_int64(st, 4, ev->meter_id);
+	sqlite3_bind_text(st, 5, ev->device, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, ev->time_ns);
+	sqlite3_bind_int64(st, 7, ev->end_ns);
+	sqlite3_bind_int64(st, 8, ev->quantity);
+	sqlite3_bind_text(st, 9, ev->digest, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 10, ev->imported_ns);
+	return step_done(l, S_IMPORT_PUT, "cannot record the imported event", e);
 }

@@ -2,7 +2,7 @@
  * ledger_ro.h: how billing opens the usage ledger to read it.
  *
  * The aggregator is the ledger's writer (ledger/ledger.c, on behalf of the aggregator); billing only
- * reads, but for issued invoices (their own two tables). ledger_ro_open() refuses a missing file, a file that is not a tally
+ * reads, but for issued invoices and credit notes (their own tables). ledger_ro_open() refuses a missing file, a file that is not a tally
  * ledger, and a ledger of another schema version (newer: upgrade tally;
  * older: let tallyd migrate it), so a report never misreads a ledger.
  */
