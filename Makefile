@@ -97,7 +97,8 @@ SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 PLUGINDIR  ?= $(PREFIX)/lib/nagios/plugins
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 DOCS       := README.md docs/architecture.md docs/meters.md docs/config.md docs/usage.md \
-	      docs/invoice.md docs/sla.md docs/ledger.md schemas/plan.md schemas/rrd.md schemas/invoice.schema.json
+	      docs/invoice.md docs/sla.md docs/ledger.md schemas/plan.md schemas/customers.md schemas/rrd.md \
+	      schemas/invoice.schema.json
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(UNITDIR) \
@@ -252,7 +253,8 @@ fuzz: deps
 	@mkdir -p build-fuzz
 	$(Q)for f in $(FUZZ_SRC); do n=$$(basename $$f .c); echo "  FUZZ    build-fuzz/$$n"; \
 	  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) $(PKG_CFLAGS) \
-	    -o build-fuzz/$$n $$f $(wildcard common/*.c) billing/plan.c billing/money.c aggregator/alertcfg.c \
+	    -o build-fuzz/$$n $$f $(wildcard common/*.c) billing/plan.c billing/money.c billing/customer.c \
+	    aggregator/alertcfg.c aggregator/import_parse.c \
 	    collectors/snmp_parse.c collectors/cgroup_parse.c collectors/mapping.c collectors/libvirt_xml.c \
 	    exporters/httpgate.c $(FUZZ_PKT) $(LDLIBS_ALL) || exit 1; done
 

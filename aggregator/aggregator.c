@@ -947,10 +947,14 @@ static int resync(struct aggregator *a, struct tally_err *e)
 	int rc = 0, any = 0;
 	if (!(x.stale = fault_calloc(UINT16_MAX + 1, 1)))   /* agent indices are 16-bit */
 		return err_set(e, -ENOMEM, "aggregator: out of memory");
-	if ((rc = ledger_load_agents(a->ledger, resync_agent, &x, e)))
-		goto out;
+	rc = ledger_load_agents(a->ledger, resync_agent, &x, e);
 	for (size_t i = 0; i < a->agents.n; i++)
 		any |= x.stale[i];
+	if (rc) {
+		if (any)
+			a->broken = 1;       /* some agents taken again, their data not yet dropped */
+		goto out;
+	}
 	if (!any)
 		goto out;
 	/* their pending buckets and events go; the series caches with them */

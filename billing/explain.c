@@ -57,7 +57,7 @@ static int cmp_row(const void *a, const void *b)
 /* A ledger quantity in its own words: "7200000 vCPU-ms" for gauges. */
 static void ledger_qty(int meter, __int128 q, char *buf, size_t len)
 {
-	const struct meter_def *m = &meter_table[meter];
+	const struct meter_def *m = meter_get(meter);
 	char n[64];
 	money_format_ratio(q, 1, 0, n, sizeof(n));
 	snprintf(buf, len, "%s %s%s", n, m->unit, m->kind == SAMPLE_GAUGE ? "-ms" : "");
@@ -192,7 +192,7 @@ int explain_line(FILE *f, const struct explain_query *q, const struct plan *p, s
 		qsort(c.rows, c.n, sizeof(*c.rows), cmp_row);
 	const struct plan_price *pp = rate_price(p, &l->key);
 	__int128 num, den;
-	rate_unit_ratio(pp, &num, &den);
+	rate_unit_ratio(pp, inv->month_s ? inv->month_s : 1, &num, &den);
 	fprintf(f, "\nledger rows (%zu): resource, device, hour, quantity in %s, as the ledger holds it\n", c.n, l->unit);
 	__int128 sum = 0;   /* the rows add up to the line's quantity: it fit rating */
 	for (size_t i = 0; i < c.n; i++) {

@@ -3,6 +3,7 @@
  * renderers are in invoice_render.c.
  */
 #include "invoice.h"
+#include "charges.h"
 #include "err.h"
 #include "meter.h"
 #include "sla.h"
@@ -15,13 +16,14 @@
 
 #define NS_PER_DAY (24 * NS_PER_HOUR)
 
-static const char *const groups[] = { "compute", "storage", "network", "other", "fees", "credits", "adjustments",
+static const char *const groups[] = { "compute", "storage", "network", "other", "fees", "charges", "credits",
+				      "adjustments",
 				      NULL };
 
 static const char *meter_group(int m)
 {
-	const char *n = meter_table[m].name;
-	if (!strncmp(n, "disk.", 5))
+	const char *n = meter_get(m)->name;
+	if (!strncmp(n, "disk.", 5) || !strncmp(n, "storage.", 8))
 		return groups[1];
 	if (!strncmp(n, "network.", 8) || !strncmp(n, "if.", 3))
 		return groups[2];
@@ -57,6 +59,25 @@ static bool plan_prices_meter(const struct plan *p, const struct plan_tenant *pt
 			if (p->versions[v].prices[i].meter == m)
 				return true;
 	return false;
+}
+
+/* A usage line's description: the price's own, else the meter's title
+ * and the values its selector requires ("vCPUs (m1.small)"): what the
+ * customer reads, where the meter and selector are for machines. */
+static void describe(const struct plan_price *pp, bool own_price, char *buf, size_t len)
+{
+	size_t used;
+	if (pp->description[0]) {
+		snprintf(buf, len, "%s", pp->description);
+		return;
+	}
+	used = (size_t)snprintf(buf, len, "%s", meter_get(pp->meter)->title);
+	for (int i = 0; i < pp->n_sel && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : " (", pp->sel_val[i]);
+	if (pp->n_sel && used < len)
+		used += (size_t)snprintf(buf + used, len - used, ")");
+	if (own_price && used < len)
+		snprintf(buf + used, len - used, ", contract price");
 }
 
 static void selector_text(const struct plan_price *pp, char *buf, size_t len)
@@ -126,7 +147,7 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		       r->accs[j].k.price == k->price && (k->price >= 0 || r->accs[j].k.meter == k->meter)) {
 			if (__builtin_add_overflow(qty, r->accs[j].qty, &qty))
 				return err_set(e, -ERANGE, "tenant '%s': usage of %s does not fit", inv->tenant,
-					       meter_table[r->accs[j].k.meter].name);
+					       meter_get(r->accs[j].k.meter)->name);
 			cov += r->accs[j].covered_ns;
 			span += r->accs[j].spanned_ns;
 			rows += r->accs[j].rows;
@@ -154,9 +175,13 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		l->key.resource = -1;
 		l->meter = pp->meter;
 		l->group = meter_group(pp->meter);
-		l->unit = plan_units[pp->unit].name;
+		str_copy(l->unit, pp->unit.name, sizeof(l->unit));
+		str_copy(l->unit_human, pp->unit.human, sizeof(l->unit_human));
+		l->places = pp->unit.places;
 		selector_text(pp, l->selector, sizeof(l->selector));
 		l->tiered = pp->n_tiers > 0;
+		l->model = pp->model;
+		l->block_nanos = pp->block_nanos;
 		l->price_nanos = l->tiered ? 0 : pp->price_nanos;
 		l->covered_ns = cov;
 		l->spanned_ns = span;
@@ -168,8 +193,7 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		int64_t vto = pp->until_ns;
 		l->from_ns = vfrom > inv->from_ns ? vfrom : inv->from_ns;
 		l->to_ns = vto < inv->to_ns ? vto : inv->to_ns;
-		snprintf(l->description, sizeof(l->description), "%s%s", meter_table[pp->meter].name,
-			 k->override >= 0 ? " (tenant price)" : "");
+		describe(pp, k->override >= 0, l->description, sizeof(l->description));
 		if (l->from_ns > inv->from_ns || l->to_ns < inv->to_ns) {
 			/* the plan changed inside the period: say which part this is */
 			char a[48];
@@ -192,7 +216,7 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 		/* per-resource detail: a priced line has one meter, so each
 		 * resource has one acc in it */
 		__int128 num, den;
-		rate_unit_ratio(pp, &num, &den);
+		rate_unit_ratio(pp, inv->month_s ? inv->month_s : 1, &num, &den);
 		for (size_t x = i; x < j; x++) {
 			const struct rate_acc *a = &r->accs[x];
 			if (push((void **)&inv->details, &inv->n_details, &cap_d, sizeof(*inv->details)))
@@ -248,7 +272,8 @@ static int rate_lines(const struct plan *p, struct invoice *inv, struct tally_er
 		int64_t free_nanos = pp->free_nanos;
 		if (pp->prorate_free && inv->days_in_period > 0)
 			free_nanos = (int64_t)((__int128)pp->free_nanos * inv->days_existed / inv->days_in_period);
-		int rc = rate_amount(pp, free_nanos, start, l->qty, total, p->minor_digits, p->rounding, &l->calc, e);
+		int rc = rate_amount(pp, inv->month_s, free_nanos, start, l->qty, total, p->minor_digits, p->rounding,
+				     &l->calc, e);
 		if (rc)
 			return err_prefix(e, "tenant '%s', usage line %s%s%s%s", inv->tenant, l->description,
 					  l->selector[0] ? " [" : "", l->selector, l->selector[0] ? "]" : ""), rc;
@@ -330,6 +355,7 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 	/* days the tenant existed in the period, for prorated fees and
 	 * allowances */
 	inv->days_in_period = (to_ns - from_ns + NS_PER_DAY - 1) / NS_PER_DAY;
+	inv->month_s = rate_month_seconds(from_ns, to_ns);
 	int64_t s = rt->first_ns > from_ns ? rt->first_ns : from_ns;
 	int64_t t = rt->last_ns < to_ns - 1 ? rt->last_ns : to_ns - 1;
 	if (rt->first_ns == INT64_MAX || t < s)
@@ -448,7 +474,8 @@ int invoice_total(struct invoice *inv, const struct plan *p, struct tally_err *e
 		return rc;
 	total = inv->subtotal_minor;
 	inv->n_taxes = 0;
-	for (int i = 0; i < p->n_taxes; i++) {
+	/* reverse charge and exempt invoices carry no tax, only their note */
+	for (int i = 0; inv->tax == TAX_DOMESTIC && i < p->n_taxes; i++) {
 		struct invoice_tax *tx = &inv->taxes[inv->n_taxes++];
 		str_copy(tx->name, p->taxes[i].name, sizeof(tx->name));
 		tx->ppm = p->taxes[i].ppm;
@@ -530,12 +557,78 @@ int invoice_sla_credits(struct invoice *inv, const struct sla_report *r, const s
 				 v->name[0] ? v->name : v->uuid, pct, money_format(chm, inv->minor_digits, ch, sizeof(ch)),
 				 sla_availability_text(v, av, sizeof(av)));
 		if (v->n_incidents && n > 0 && (size_t)n < sizeof(l->description))
+		{
+			char more[48] = "";
+			if (v->n_incidents > 1)
+				snprintf(more, sizeof(more), "; and %zu more incident%s", (size_t)v->n_incidents - 1,
+					 v->n_incidents > 2 ? "s" : "");
 			snprintf(l->description + n, sizeof(l->description) - (size_t)n, "; %s %s, %s%s)",
 				 v->incidents[0].cause, time_format_iso(v->incidents[0].start_ns, a, sizeof(a)),
-				 sla_duration_text(v->incidents[0].counted_ns, d, sizeof(d)),
-				 v->n_incidents > 1 ? ", more in tally sla" : "");
+				 sla_duration_text(v->incidents[0].counted_ns, d, sizeof(d)), more);
+		}
 		else if (n > 0 && (size_t)n < sizeof(l->description))
 			snprintf(l->description + n, sizeof(l->description) - (size_t)n, ")");
+	}
+	return 0;
+}
+
+/* One-off charges of the period (ledger/charges.h), to put on invoices. */
+struct charge {
+	char tenant[64], description[192];
+	int64_t id, from_ns, to_ns, amount_minor;
+};
+
+struct charges {
+	const struct plan *p;
+	struct charge *v;
+	size_t n, cap;
+	struct tally_err *e;
+};
+
+static int on_charge(void *ctx, const struct ledger_charge *c)
+{
+	struct charges *cs = ctx;
+	int64_t nanos, q = MONEY_NANOS;
+	struct tally_err pe = { 0 };
+	for (int i = 0; i < cs->p->minor_digits; i++)
+		q /= 10;
+	if (c->currency[0] && strcmp(c->currency, cs->p->currency))
+		return err_set(cs->e, -EINVAL, "charge #%lld of tenant '%s' is in %s, the plan '%s' prices in %s",
+			       (long long)c->id, c->tenant, c->currency, cs->p->name, cs->p->currency);
+	if (money_parse_price(c->amount, &nanos, &pe) || nanos % q)
+		return err_set(cs->e, -EINVAL, "charge #%lld of tenant '%s': amount '%s' is not an amount in %s (at most"
+			       " %d decimals)", (long long)c->id, c->tenant, c->amount, cs->p->currency,
+			       cs->p->minor_digits);
+	if (push((void **)&cs->v, &cs->n, &cs->cap, sizeof(*cs->v)))
+		return err_set(cs->e, -ENOMEM, "out of memory");
+	struct charge *x = &cs->v[cs->n - 1];
+	str_copy(x->tenant, c->tenant, sizeof(x->tenant));
+	str_copy(x->description, c->description, sizeof(x->description));
+	x->id = c->id;
+	x->from_ns = c->from_ns;
+	x->to_ns = c->to_ns;
+	x->amount_minor = nanos / q;
+	return 0;
+}
+
+/* The charges of inv's tenant (every tenant's for the combined account)
+ * as lines of their own. */
+static int charge_lines(struct invoice *inv, const struct charges *cs, bool combined, struct tally_err *e)
+{
+	for (size_t i = 0; i < cs->n; i++) {
+		const struct charge *c = &cs->v[i];
+		if (!combined && strcmp(c->tenant, inv->tenant))
+			continue;
+		struct invoice_line *l = invoice_add_line(inv);
+		if (!l)
+			return err_set(e, -ENOMEM, "out of memory");
+		l->type = INV_CHARGE;
+		l->group = groups[5];
+		l->meter = -1;
+		l->from_ns = c->from_ns;
+		l->to_ns = c->to_ns;
+		l->amount_minor = c->amount_minor;
+		str_copy(l->description, c->description, sizeof(l->description));
 	}
 	return 0;
 }
@@ -543,6 +636,7 @@ int invoice_sla_credits(struct invoice *inv, const struct sla_report *r, const s
 int invoice_build_all(const struct plan *p, const struct rate_query *q, struct invoice **out, size_t *n,
 		      struct tally_err *e)
 {
+	struct charges cs = { .p = p, .e = e };
 	struct rate_result r;
 	struct invoice *invs = NULL;
 	size_t k = 0;
@@ -553,6 +647,9 @@ int invoice_build_all(const struct plan *p, const struct rate_query *q, struct i
 	*n = 0;
 	if ((rc = rate_collect(q, p, &r, e)))
 		return rc;
+	if ((rc = ledger_charges_read(q->ledger, q->combined ? NULL : q->tenant, q->from_ns, q->to_ns, on_charge, &cs,
+				      e)))
+		goto out;
 	if (p->has_sla && !q->combined) {
 		struct sla_query sq = { .ledger = q->ledger, .from_ns = q->from_ns, .to_ns = q->to_ns,
 					.tenant = q->tenant };
@@ -574,6 +671,9 @@ int invoice_build_all(const struct plan *p, const struct rate_query *q, struct i
 		if ((rc = invoice_build(p, &r, (int)t, q->from_ns, q->to_ns, &invs[k], e)))
 			goto out;
 		k++;
+		if (cs.n && ((rc = charge_lines(&invs[k - 1], &cs, q->combined, e)) ||
+			     (rc = invoice_total(&invs[k - 1], p, e))))
+			goto out;
 		if (sr.n_vms && ((rc = invoice_sla_credits(&invs[k - 1], &sr, p, e)) ||
 				 (rc = invoice_total(&invs[k - 1], p, e))))
 			goto out;
@@ -582,6 +682,7 @@ int invoice_build_all(const struct plan *p, const struct rate_query *q, struct i
 out:
 	rate_result_release(&r);
 	sla_report_release(&sr);
+	free(cs.v);
 	if (rc) {
 		for (size_t i = 0; i < k; i++)
 			invoice_release(&invs[i]);
@@ -590,5 +691,39 @@ out:
 	}
 	*out = invs;
 	*n = k;
+	return 0;
+}
+
+/* The parties, dates and tax treatment of invoices (invoice.h). */
+int invoice_apply_customers(struct invoice *invs, size_t n, const struct plan *p, const struct customers *c,
+			    int64_t date_ns, bool require, struct tally_err *e)
+{
+	int rc;
+	for (size_t i = 0; i < n; i++) {
+		struct invoice *inv = &invs[i];
+		const struct customer *cu = customers_find(c, inv->tenant);
+		if (!cu && require && c)
+			return err_set(e, -EINVAL, "tenant '%s' has no entry in %s: an issued invoice needs the"
+				       " customer's legal name and address", inv->tenant, c->path);
+		if (cu && cu->currency[0] && strcmp(cu->currency, p->currency))
+			return err_set(e, -EINVAL, "tenant '%s' is billed in %s (%s:%d:%d) but the plan '%s' prices in"
+				       " %s: tally does not convert currencies; rate the tenant with a plan in %s",
+				       inv->tenant, cu->currency, c->path, cu->line, cu->col, p->name, p->currency,
+				       cu->currency);
+		inv->issuer_info = p->issuer_info;
+		inv->has_customer = cu != NULL;
+		if (cu) {
+			inv->customer = cu->party;
+			str_copy(inv->customer_ref, cu->reference, sizeof(inv->customer_ref));
+			inv->tax = cu->tax;
+			str_copy(inv->tax_note, cu->tax_note, sizeof(inv->tax_note));
+		}
+		int days = cu && cu->payment_days >= 0 ? cu->payment_days : p->issuer_info.payment_days;
+		inv->date_ns = date_ns - date_ns % NS_PER_DAY;
+		inv->due_ns = inv->date_ns + (int64_t)days * NS_PER_DAY;
+		inv->payment_days = days;
+		if ((rc = invoice_total(inv, p, e)))
+			return rc;
+	}
 	return 0;
 }

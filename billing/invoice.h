@@ -12,6 +12,8 @@
  *   discount  the tenant's percentage of the sum of its usage lines;
  *   minimum   a true-up to the minimum commitment when usage (after the
  *             discount) is below it;
+ *   charge    each one-off charge or credit of the tenant for the period
+ *             (tally charge, ledger/charges.h), as given;
  *   credit    when the plan has an SLA (sla.h): per VM below its target
  *             with a credit, that share of the VM's charges (its part of
  *             each usage line, by quantity), naming its incidents.
@@ -33,24 +35,30 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "customer.h"
 #include "plan.h"
 #include "rate.h"
 
 struct tally_err;
 
-enum invoice_line_type { INV_USAGE, INV_FEE, INV_DISCOUNT, INV_MINIMUM, INV_ADJUSTMENT, INV_CREDIT };
+enum invoice_line_type { INV_USAGE, INV_FEE, INV_DISCOUNT, INV_MINIMUM, INV_ADJUSTMENT, INV_CREDIT, INV_CHARGE };
 
 struct invoice_line {
 	enum invoice_line_type type;
-	const char *group;           /* "compute", "storage", "network", "other", "fees", "adjustments" */
+	const char *group;           /* "compute", "storage", "network", "other", "fees", "charges", "credits",
+				      * "adjustments" */
 	char description[192];
 	int meter;                   /* enum meter_id; -1 for fees and adjustments */
 	char selector[192];          /* "flavor=m1.small", "" */
-	const char *unit;            /* billing unit, NULL when the line has no quantity */
+	char unit[48];               /* billing unit, "" when the line has no quantity */
+	char unit_human[48];         /* how a customer reads it ("1,000 requests") */
+	int places;                  /* decimals the quantity is shown with (display only) */
 	int64_t from_ns, to_ns;      /* the part of the period the line prices */
 	struct rate_calc calc;       /* quantity, tiers, amount (usage lines) */
 	int64_t price_nanos;         /* per unit or block; 0 for tiers */
 	bool tiered;
+	enum plan_model model;       /* usage lines: how the price makes the amount */
+	int64_t block_nanos;         /* block pricing: units per block x 10^9 */
 	int64_t amount_minor;
 	int64_t covered_ns, spanned_ns;
 	int64_t rows;                /* ledger rows behind the line */
@@ -85,6 +93,15 @@ struct invoice {
 	int64_t number;              /* 0: a draft */
 	int64_t issued_ns;
 	char sha256[65];             /* of the stored JSON document */
+	char number_text[96];        /* as printed: the issuer's prefix and the number ("" for a draft) */
+	struct issuer issuer_info;   /* who it is from (customer.h: the plan's issuer) */
+	bool has_customer;           /* customer is filled (customers file) */
+	struct party customer;       /* who it is to */
+	char customer_ref[64];       /* the customer's purchase order or reference */
+	enum tax_treatment tax;      /* domestic: the plan's taxes; otherwise none, and tax_note says why */
+	char tax_note[256];
+	int64_t date_ns, due_ns;     /* invoice date and payment due date (UTC midnight; 0: not set) */
+	int payment_days;            /* the terms behind due_ns */
 	char tenant[64];
 	char plan[64];
 	char currency[4];
@@ -92,6 +109,7 @@ struct invoice {
 	int64_t from_ns, to_ns;
 	int64_t data_until_ns;       /* usage recorded up to here (0: none) */
 	int64_t days_in_period, days_existed;
+	int64_t month_s;             /* seconds of the period's calendar month (per-month units), 0: it crosses one */
 	struct invoice_line *lines;
 	size_t n_lines;
 	struct invoice_detail *details;
@@ -133,7 +151,7 @@ bool invoice_tenant_in_period(const struct rate_result *r, int t, int64_t from_n
 int invoice_build_all(const struct plan *p, const struct rate_query *q, struct invoice **out, size_t *n,
 		      struct tally_err *e);
 
-/* "usage", "fee", "discount", "minimum", "adjustment", "credit". */
+/* "usage", "fee", "discount", "minimum", "adjustment", "credit", "charge". */
 const char *invoice_line_type_name(enum invoice_line_type t);
 
 enum invoice_format { INV_TEXT, INV_CSV, INV_JSON, INV_HTML };
@@ -149,10 +167,27 @@ struct invoice_render_opts {
 int invoice_render(FILE *f, const struct invoice *inv, const struct invoice_render_opts *o, bool first);
 int invoice_render_json(FILE *f, const struct invoice *invs, size_t n, const struct invoice_render_opts *o);
 
-/* All invoices as one self-contained, printable HTML page with a usage
- * chart per meter billed, drawn from the RRD files under rrd_dir (NULL:
- * no charts, said on the page). 0 or -EIO. */
-int invoice_render_html(FILE *f, const struct invoice *invs, size_t n, const char *rrd_dir);
+/* All invoices as one self-contained, printable HTML page (a page each,
+ * A4 when printed) for the customer: both parties, the dates, readable
+ * lines with quantities rounded for display, how free allowances, tiers
+ * and blocks make each amount, SLA credits in a section of their own, the
+ * totals, the tax note and how to pay; and one chart per group billed,
+ * drawn from the RRD files under rrd_dir (NULL: no charts). Internal
+ * columns (meter, selector, data coverage) and the per-resource detail
+ * only with o->detail. 0 or -EIO. */
+int invoice_render_html(FILE *f, const struct invoice *invs, size_t n, const char *rrd_dir,
+			const struct invoice_render_opts *o);
+
+/* Put the issuer (p) and each invoice's customer (c may be NULL: none;
+ * customer.h) on invs[0..n), with the invoice date date_ns (its UTC day)
+ * and the due date after the customer's (else the issuer's) payment
+ * terms; apply the customer's tax treatment (reverse charge and exempt:
+ * no tax, only the note) and recompute the totals. With require, a tenant
+ * that c does not list is refused (an invoice to be issued needs someone
+ * to send it to). Returns 0; -EINVAL (a tenant missing, a currency other
+ * than the plan's), -ERANGE; message in e. */
+int invoice_apply_customers(struct invoice *invs, size_t n, const struct plan *p, const struct customers *c,
+			    int64_t date_ns, bool require, struct tally_err *e);
 
 struct sla_report;
 /* Credit lines on inv for its tenant's VMs in r that earned a credit: the

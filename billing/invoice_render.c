@@ -25,6 +25,7 @@ const char *invoice_line_type_name(enum invoice_line_type t)
 	case INV_MINIMUM: return "minimum";
 	case INV_ADJUSTMENT: return "adjustment";
 	case INV_CREDIT: return "credit";
+	case INV_CHARGE: return "charge";
 	}
 	return "?";
 }
@@ -39,7 +40,7 @@ static void pct_text(int64_t covered, int64_t spanned, char *buf, size_t len)
 
 static void qty_text(const struct invoice_line *l, char *buf, size_t len)
 {
-	if (!l->unit)
+	if (!l->unit[0])
 		buf[0] = '\0';
 	else
 		money_format_ratio(l->calc.qty_num, l->calc.qty_den, QTY_PLACES, buf, len);
@@ -67,13 +68,36 @@ static void free_text(const struct invoice_line *l, char *buf, size_t len)
 
 static void note_text(const struct invoice_note *n, char *buf, size_t len)
 {
-	const struct meter_def *m = &meter_table[n->meter];
+	const struct meter_def *m = meter_get(n->meter);
 	/* human units for the note: the ledger quantity over human_div (an
 	 * integer for every meter), exact and rounded once to 3 places */
 	char q[64];
 	__int128 den = (__int128)m->human_div * (m->kind == SAMPLE_GAUGE ? RATE_GAUGE_SCALE : 1);
 	snprintf(buf, len, "%s: %s %s that no price of the plan matches (%lld ledger rows): not billed",
 		 m->name, money_format_ratio(n->qty, den, 3, q, sizeof(q)), m->human_unit, (long long)n->rows);
+}
+
+/* "2026-11-01": an invoice or due date. */
+static char *date_text(int64_t t_ns, char *buf, size_t len)
+{
+	time_format_iso(t_ns, buf, len);
+	if (len > 10)
+		buf[10] = '\0';
+	return buf;
+}
+
+/* A party's block as text lines, each after prefix. */
+static void party_text(FILE *f, const char *label, const struct party *pa)
+{
+	fprintf(f, "%-8s %s\n", label, pa->name);
+	for (int i = 0; i < pa->n_address; i++)
+		fprintf(f, "%-8s %s\n", "", pa->address[i]);
+	if (pa->vat_id[0])
+		fprintf(f, "%-8s VAT ID %s\n", "", pa->vat_id);
+	if (pa->tax_id[0])
+		fprintf(f, "%-8s tax ID %s\n", "", pa->tax_id);
+	if (pa->email[0])
+		fprintf(f, "%-8s %s\n", "", pa->email);
 }
 
 static int render_text(FILE *f, const struct invoice *inv, const struct invoice_render_opts *o)
@@ -84,6 +108,17 @@ static int render_text(FILE *f, const struct invoice *inv, const struct invoice_
 			time_format_iso(inv->issued_ns, a, sizeof(a)), inv->sha256);
 	else
 		fprintf(f, "DRAFT    not issued (tally invoice --issue stores and numbers it)\n");
+	if (inv->issuer_info.party.name[0])
+		party_text(f, "from", &inv->issuer_info.party);
+	if (inv->has_customer) {
+		party_text(f, "to", &inv->customer);
+		if (inv->customer_ref[0])
+			fprintf(f, "%-8s your reference %s\n", "", inv->customer_ref);
+	}
+	if (inv->date_ns)
+		fprintf(f, "date     %s    due %s (%d days)%s%s\n", date_text(inv->date_ns, a, sizeof(a)),
+			date_text(inv->due_ns, b, sizeof(b)), inv->payment_days, inv->number_text[0] ? "    number " : "",
+			inv->number_text);
 	fprintf(f, "tenant   %s    plan %s    currency %s\n", inv->tenant[0] ? inv->tenant : "-",
 		inv->plan[0] ? inv->plan : "-", inv->currency);
 	fprintf(f, "period   %s to %s (UTC)\n", time_format_iso(inv->from_ns, a, sizeof(a)),
@@ -94,12 +129,16 @@ static int render_text(FILE *f, const struct invoice *inv, const struct invoice_
 	pct_text(inv->covered_ns, inv->spanned_ns, pct, sizeof(pct));
 	fprintf(f, "data     %s of the time the resources existed is covered by samples\n\n", pct);
 
+	/* the description column fits the lines, up to 64 characters (a
+	 * longer description runs into the columns after it) */
 	int wd = 11;
 	for (size_t i = 0; i < inv->n_lines; i++) {
 		int l = (int)strlen(inv->lines[i].description) + 2 +
-			(inv->lines[i].selector[0] ? (int)strlen(inv->lines[i].selector) + 3 : 0);
+			(o->detail && inv->lines[i].selector[0] ? (int)strlen(inv->lines[i].selector) + 3 : 0);
 		wd = l > wd ? l : wd;
 	}
+	if (wd > 64)
+		wd = 64;
 	for (size_t d = 0; o->detail && d < inv->n_details; d++) {
 		int l = 5 + (int)strlen(inv->details[d].name) + (int)strlen(inv->details[d].resource);
 		wd = l > wd ? l : wd;
@@ -114,15 +153,22 @@ static int render_text(FILE *f, const struct invoice *inv, const struct invoice_
 			group = l->group;
 		}
 		char desc[420];
-		snprintf(desc, sizeof(desc), "%s%s%s%s", l->description, l->selector[0] ? " [" : "", l->selector,
-			 l->selector[0] ? "]" : "");
+		bool sel = o->detail && l->selector[0];   /* the plan's selector: an internal column */
+		snprintf(desc, sizeof(desc), "%s%s%s%s", l->description, sel ? " [" : "", sel ? l->selector : "",
+			 sel ? "]" : "");
 		qty_text(l, q, sizeof(q));
 		price_text(l, pr, sizeof(pr));
 		if (l->type == INV_USAGE)
 			pct_text(l->covered_ns, l->spanned_ns, pct, sizeof(pct));
 		else
 			pct[0] = '\0';
-		fprintf(f, "%4zu %-*s %22s %-15s %14s %14s %8s\n", i + 1, wd, desc, q, l->unit ? l->unit : "", pr,
+		char num[24];
+		snprintf(num, sizeof(num), "%zu", i + 1);
+		if ((int)strlen(desc) > wd) {   /* a long description on a line of its own */
+			fprintf(f, "%4s %s\n", num, desc);
+			desc[0] = num[0] = '\0';
+		}
+		fprintf(f, "%4s %-*s %22s %-15s %14s %14s %8s\n", num, wd, desc, q, l->unit, pr,
 			money_format(l->amount_minor, inv->minor_digits, amt, sizeof(amt)), pct);
 		free_text(l, fr, sizeof(fr));
 		if (fr[0])
@@ -165,6 +211,10 @@ static int render_text(FILE *f, const struct invoice *inv, const struct invoice_
 		note_text(&inv->notes[i], nt, sizeof(nt));
 		fprintf(f, "NOTE     %s\n", nt);
 	}
+	if (inv->tax_note[0])
+		fprintf(f, "TAX      %s\n", inv->tax_note);
+	for (int i = 0; i < inv->issuer_info.n_payment; i++)
+		fprintf(f, "%-8s %s\n", i ? "" : "PAY TO", inv->issuer_info.payment[i]);
 	fputc('\n', f);
 	return ferror(f) ? -EIO : 0;
 }
@@ -190,11 +240,22 @@ static void csv_row(FILE *f, const struct invoice *inv, const char *type, const 
 	}
 	fprintf(f, "%s,", amount == INT64_MIN ? "" : money_format(amount, inv->minor_digits, amt, sizeof(amt)));
 	if (spanned > 0)
-		fprintf(f, "%lld.%09lld,%lld.%09lld\r\n", (long long)(covered / 1000000000),
+		fprintf(f, "%lld.%09lld,%lld.%09lld", (long long)(covered / 1000000000),
 			(long long)(covered % 1000000000), (long long)(spanned / 1000000000),
 			(long long)(spanned % 1000000000));
 	else
-		fputs(",\r\n", f);
+		fputs(",", f);
+	/* who and when, on every row, so a spreadsheet filters by them */
+	const char *who[] = { inv->number_text, inv->date_ns ? date_text(inv->date_ns, a, sizeof(a)) : "",
+			      inv->date_ns ? date_text(inv->due_ns, b, sizeof(b)) : "",
+			      inv->has_customer ? inv->customer.name : "", inv->has_customer ? inv->customer.vat_id : "",
+			      inv->has_customer ? inv->customer.email : "", inv->customer_ref,
+			      customer_tax_name(inv->tax) };
+	for (size_t i = 0; i < sizeof(who) / sizeof(who[0]); i++) {
+		fputc(',', f);
+		csv_field(f, who[i]);
+	}
+	fputs("\r\n", f);
 }
 
 static int render_csv(FILE *f, const struct invoice *inv, const struct invoice_render_opts *o, bool first)
@@ -202,19 +263,20 @@ static int render_csv(FILE *f, const struct invoice *inv, const struct invoice_r
 	char q[64], pr[48];
 	if (first)
 		fputs("tenant,period_from,period_to,currency,type,group,description,meter,selector,resource,"
-		      "quantity,unit,unit_price,amount,covered_seconds,spanned_seconds\r\n", f);
+		      "quantity,unit,unit_price,amount,covered_seconds,spanned_seconds,invoice_number,invoice_date,due_date,"
+		      "customer_name,customer_vat_id,customer_email,customer_reference,tax_treatment\r\n", f);
 	for (size_t i = 0; i < inv->n_lines; i++) {
 		const struct invoice_line *l = &inv->lines[i];
 		qty_text(l, q, sizeof(q));
 		price_text(l, pr, sizeof(pr));
-		csv_row(f, inv, invoice_line_type_name(l->type), l->group, l->description, l->meter >= 0 ? meter_table[l->meter].name : "",
-			l->selector, q, l->unit ? l->unit : "", pr, l->amount_minor, l->covered_ns, l->spanned_ns, "");
+		csv_row(f, inv, invoice_line_type_name(l->type), l->group, l->description, l->meter >= 0 ? meter_get(l->meter)->name : "",
+			l->selector, q, l->unit, pr, l->amount_minor, l->covered_ns, l->spanned_ns, "");
 		for (size_t d = 0; o->detail && d < inv->n_details; d++) {
 			const struct invoice_detail *x = &inv->details[d];
 			if (x->line != i)
 				continue;
 			money_format_ratio(x->qty_num, x->qty_den, QTY_PLACES, q, sizeof(q));
-			csv_row(f, inv, "detail", l->group, x->name, meter_table[l->meter].name, l->selector, q, l->unit,
+			csv_row(f, inv, "detail", l->group, x->name, meter_get(l->meter)->name, l->selector, q, l->unit,
 				"", INT64_MIN, x->covered_ns, x->spanned_ns, x->resource);
 		}
 	}
@@ -250,6 +312,19 @@ static json_t *ratio_json(__int128 num, __int128 den)
 	return json_string(money_format_ratio(num, den, QTY_PLACES, buf, sizeof(buf)));
 }
 
+static json_t *party_json(const struct party *pa)
+{
+	json_t *o = json_object(), *addr = json_array();
+	json_object_set_new(o, "name", json_string(pa->name));
+	for (int i = 0; i < pa->n_address; i++)
+		json_array_append_new(addr, json_string(pa->address[i]));
+	json_object_set_new(o, "address", addr);
+	json_object_set_new(o, "vat_id", json_string(pa->vat_id));
+	json_object_set_new(o, "tax_id", json_string(pa->tax_id));
+	json_object_set_new(o, "email", json_string(pa->email));
+	return o;
+}
+
 static json_t *invoice_json(const struct invoice *inv, const struct invoice_render_opts *o)
 {
 	char a[48], pr[48];
@@ -259,6 +334,29 @@ static json_t *invoice_json(const struct invoice *inv, const struct invoice_rend
 		json_object_set_new(j, "number", json_integer(inv->number));
 		json_object_set_new(j, "issued", json_string(time_format_iso(inv->issued_ns, a, sizeof(a))));
 	}
+	if (inv->number_text[0])
+		json_object_set_new(j, "invoice_number", json_string(inv->number_text));
+	if (inv->date_ns) {
+		json_object_set_new(j, "invoice_date", json_string(date_text(inv->date_ns, a, sizeof(a))));
+		json_object_set_new(j, "due_date", json_string(date_text(inv->due_ns, a, sizeof(a))));
+		json_object_set_new(j, "payment_terms_days", json_integer(inv->payment_days));
+	}
+	if (inv->issuer_info.party.name[0]) {
+		json_t *is = party_json(&inv->issuer_info.party);
+		json_t *pay = json_array();
+		for (int i = 0; i < inv->issuer_info.n_payment; i++)
+			json_array_append_new(pay, json_string(inv->issuer_info.payment[i]));
+		json_object_set_new(is, "payment", pay);
+		json_object_set_new(j, "issuer_details", is);
+	}
+	if (inv->has_customer) {
+		json_t *cu = party_json(&inv->customer);
+		json_object_set_new(cu, "reference", json_string(inv->customer_ref));
+		json_object_set_new(j, "customer", cu);
+	}
+	json_object_set_new(j, "tax_treatment", json_string(customer_tax_name(inv->tax)));
+	if (inv->tax_note[0])
+		json_object_set_new(j, "tax_note", json_string(inv->tax_note));
 	json_object_set_new(j, "tenant", json_string(inv->tenant));
 	json_object_set_new(j, "plan", json_string(inv->plan));
 	json_object_set_new(j, "currency", json_string(inv->currency));
@@ -280,13 +378,13 @@ static json_t *invoice_json(const struct invoice *inv, const struct invoice_rend
 		json_object_set_new(o2, "from", json_string(time_format_iso(l->from_ns, a, sizeof(a))));
 		json_object_set_new(o2, "to", json_string(time_format_iso(l->to_ns, a, sizeof(a))));
 		if (l->type == INV_USAGE) {
-			json_object_set_new(o2, "meter", json_string(meter_table[l->meter].name));
+			json_object_set_new(o2, "meter", json_string(meter_get(l->meter)->name));
 			json_object_set_new(o2, "selector", json_string(l->selector));
 			json_object_set_new(o2, "quantity", ratio_json(l->calc.qty_num, l->calc.qty_den));
 			json_object_set_new(o2, "free_quantity", ratio_json(l->calc.free_num, l->calc.qty_den));
 			/* the exact ledger sum behind the line, in base units
 			 * (unit-seconds for a gauge's integral) */
-			bool gauge = meter_table[l->meter].kind == SAMPLE_GAUGE;
+			bool gauge = meter_get(l->meter)->kind == SAMPLE_GAUGE;
 			char bq[64];
 			json_object_set_new(o2, "base_quantity", json_string(money_format_ratio(
 				l->qty, gauge ? RATE_GAUGE_SCALE : 1, gauge ? 3 : 0, bq, sizeof(bq))));

@@ -201,6 +201,8 @@ static int store_one(struct ledger_invoice_tx *tx, struct invoice *inv, const st
 	str_copy(inv->issuer, p->issuer, sizeof(inv->issuer));
 	inv->number = number;
 	inv->issued_ns = now_ns;
+	snprintf(inv->number_text, sizeof(inv->number_text), "%s%lld", p->issuer_info.invoice_prefix,
+		 (long long)number);
 
 	/* the document: this invoice alone, with who used what */
 	struct invoice_render_opts o = { .format = INV_JSON, .detail = true };
@@ -230,8 +232,10 @@ static int store_one(struct ledger_invoice_tx *tx, struct invoice *inv, const st
 	rc = 0;
 out:
 	free(doc);
-	if (rc)
+	if (rc) {
 		inv->number = 0;
+		inv->number_text[0] = '\0';
+	}
 	return rc;
 }
 
@@ -252,14 +256,18 @@ int issue_store(const char *ledger, struct invoice *invs, size_t n, const struct
 	for (size_t i = 0; i < n; i++) {
 		if ((rc = store_one(tx, &invs[i], p, now_ns, e))) {
 			ledger_invoices_abort(tx);
-			for (size_t j = 0; j < i; j++)
+			for (size_t j = 0; j < i; j++) {
 				invs[j].number = 0;
+				invs[j].number_text[0] = '\0';
+			}
 			return rc;
 		}
 	}
 	if ((rc = ledger_invoices_commit(tx, e))) {
-		for (size_t j = 0; j < n; j++)
+		for (size_t j = 0; j < n; j++) {
 			invs[j].number = 0;
+			invs[j].number_text[0] = '\0';
+		}
 		return rc;
 	}
 	return 0;
@@ -290,30 +298,40 @@ static int on_found(void *ctx, const struct ledger_invoice *is)
 	return out->plan_text && out->document ? 0 : err_set(f->e, -ENOMEM, "out of memory");
 }
 
-int issue_find(const char *ledger, const char *which, struct issued *out, struct tally_err *e)
+int issue_parse_which(const char *which, const char *what, char issuer[64], int64_t *number, struct tally_err *e)
 {
-	char issuer[64] = "";
 	const char *num = which, *hash = strrchr(which, '#');
-	struct finding f = { .out = out, .e = e };
-	int rc;
-
-	memset(out, 0, sizeof(*out));
+	issuer[0] = '\0';
 	if (hash) {
 		size_t l = (size_t)(hash - which);
-		if (l >= sizeof(issuer))
+		if (l >= 64)
 			return err_set(e, -EINVAL, "'%s': issuer name too long", which);
 		memcpy(issuer, which, l);
 		issuer[l] = '\0';
 		num = hash + 1;
 	}
 	char *end;
-	long long number = strtoll(num, &end, 10);
-	if (!*num || *end || number <= 0)
-		return err_set(e, -EINVAL, "'%s': expected an invoice number, or ISSUER#NUMBER", which);
+	long long n = strtoll(num, &end, 10);
+	if (!*num || *end || n <= 0)
+		return err_set(e, -EINVAL, "'%s': expected %s number, or ISSUER#NUMBER", which, what);
+	*number = n;
+	return 0;
+}
+
+int issue_find(const char *ledger, const char *which, struct issued *out, struct tally_err *e)
+{
+	char issuer[64];
+	int64_t number;
+	struct finding f = { .out = out, .e = e };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = issue_parse_which(which, "an invoice", issuer, &number, e)))
+		return rc;
 	rc = ledger_invoices_find(ledger, number, issuer, on_found, &f, e);
 	if (rc == -EEXIST)
 		rc = err_set(e, -EINVAL, "'%s': several issuers have an invoice #%lld; give ISSUER#%lld", which,
-			     number, number);
+			     (long long)number, (long long)number);
 	else if (rc == 0 && !f.found)
 		rc = err_set(e, -ENOENT, "%s: no issued invoice '%s'", ledger, which);
 	if (rc) {

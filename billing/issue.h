@@ -62,6 +62,10 @@ int issue_list(const char *ledger, const char *tenant, struct issued **out, size
  * The caller frees plan_text and document. */
 int issue_find(const char *ledger, const char *which, struct issued *out, struct tally_err *e);
 
+/* "NUMBER" or "ISSUER#NUMBER" (of an invoice or a credit note: what, for
+ * the message) into issuer ("" when not given) and *number. 0 or -EINVAL. */
+int issue_parse_which(const char *which, const char *what, char issuer[64], int64_t *number, struct tally_err *e);
+
 /* The lowercase hex SHA-256 of len bytes into hex[65]. */
 void issue_sha256_hex(const void *data, size_t len, char hex[65]);
 

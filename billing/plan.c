@@ -17,16 +17,123 @@
 
 #define GIB ((__int128)1 << 30)
 
-const struct plan_unit_def plan_units[UNIT_COUNT] = {
-	[UNIT_CPU_HOUR] = { "CPU-hour", "ns", SAMPLE_CUMULATIVE, 3600000000000LL, 1 },
-	[UNIT_VCPU_HOUR] = { "vCPU-hour", "vCPU", SAMPLE_GAUGE, 3600, 1 },
-	[UNIT_GIB_HOUR] = { "GiB-hour", "B", SAMPLE_GAUGE, GIB * 3600, 1 },
-	[UNIT_GB] = { "GB", "B", SAMPLE_CUMULATIVE, 1000000000, 1 },
-	[UNIT_GIB] = { "GiB", "B", SAMPLE_CUMULATIVE, GIB, 1 },
-	[UNIT_REQUEST_MILLION] = { "request-million", "request", SAMPLE_CUMULATIVE, 1000000, 1 },
-	[UNIT_PACKET_MILLION] = { "packet-million", "packet", SAMPLE_CUMULATIVE, 1000000, 1 },
-	[UNIT_INSTANCE_HOUR] = { "instance-hour", "instance", SAMPLE_GAUGE, 3600, 1 },
+/* Units with a name of their own (schemas/plan.md, "Billing units"); the
+ * rest are made from the meter's base unit in plan_unit_resolve(). */
+static const struct named_unit {
+	const char *name, *base;
+	bool gauge;
+	__int128 num;                /* base units (x seconds for a gauge) per unit */
+	bool per_month;              /* num x the seconds of the period's month */
+	int places;
+} named_units[] = {
+	{ "CPU-hour", "ns", false, (__int128)3600000000000LL, false, 2 },
+	{ "GB", "B", false, 1000000000, false, 3 },
+	{ "GiB", "B", false, GIB, false, 3 },
+	{ "GB-hour", "B", true, (__int128)1000000000 * 3600, false, 2 },
+	{ "GiB-hour", "B", true, GIB * 3600, false, 2 },
+	{ "GB-day", "B", true, (__int128)1000000000 * 86400, false, 2 },
+	{ "GiB-day", "B", true, GIB * 86400, false, 2 },
+	{ "GB-month", "B", true, 1000000000, true, 4 },
+	{ "GiB-month", "B", true, GIB, true, 4 },
 };
+
+/* The units made from a base unit b: a count (b, b-thousand, b-million)
+ * or a level over time (b-hour, b-day, b-month). */
+static const struct made_unit {
+	const char *suffix;
+	bool gauge;
+	int64_t num;
+	bool per_month;
+	int places;
+	const char *pre, *post;      /* how a customer reads it: pre, the base unit, post */
+} made_units[] = {
+	{ "", false, 1, false, 0, "", "" },
+	{ "-thousand", false, 1000, false, 3, "1,000 ", "s" },
+	{ "-million", false, 1000000, false, 3, "million ", "s" },
+	{ "-hour", true, 3600, false, 2, "", "-hour" },
+	{ "-day", true, 86400, false, 2, "", "-day" },
+	{ "-month", true, 1, true, 4, "", "-month" },
+};
+
+/* Base units with named units only: bytes and nanoseconds are never
+ * priced per byte or per nanosecond. */
+static bool named_only(const char *base)
+{
+	return !strcmp(base, "B") || !strcmp(base, "ns");
+}
+
+int plan_unit_resolve(const char *name, int m, struct plan_unit *out, bool *known)
+{
+	const struct meter_def *md = meter_get(m);
+	bool gauge = md->kind == SAMPLE_GAUGE;
+	memset(out, 0, sizeof(*out));
+	*known = false;
+	for (size_t i = 0; i < sizeof(named_units) / sizeof(named_units[0]); i++) {
+		const struct named_unit *u = &named_units[i];
+		if (strcmp(u->name, name))
+			continue;
+		*known = true;
+		if (strcmp(u->base, md->unit) || u->gauge != gauge)
+			return -EINVAL;
+		str_copy(out->name, u->name, sizeof(out->name));
+		str_copy(out->human, u->name, sizeof(out->human));
+		out->num = u->num;
+		out->den = 1;
+		out->per_month = u->per_month;
+		out->places = u->places;
+		return 0;
+	}
+	/* made from a base unit: the name starts with one, and what follows
+	 * is one of the suffixes; the meter's own base unit must be it */
+	for (size_t i = 0; i < sizeof(made_units) / sizeof(made_units[0]); i++) {
+		const struct made_unit *u = &made_units[i];
+		size_t nl = strlen(name), sl = strlen(u->suffix);
+		if (nl <= sl || strcmp(name + nl - sl, u->suffix))
+			continue;
+		size_t bl = nl - sl;
+		bool is_base = bl == strlen(md->unit) && !strncmp(name, md->unit, bl);
+		if (!is_base)
+			continue;   /* maybe another base unit's: known below */
+		*known = true;
+		if (u->gauge != gauge || named_only(md->unit))
+			return -EINVAL;
+		str_copy(out->name, name, sizeof(out->name));
+		snprintf(out->human, sizeof(out->human), "%s%s%s", u->pre, md->unit, u->post);
+		out->num = u->num;
+		out->den = 1;
+		out->per_month = u->per_month;
+		out->places = u->places;
+		return 0;
+	}
+	/* a unit of another meter's base unit (vCPU-hour for memory) is known,
+	 * but does not fit */
+	for (int k = 0; k < meter_count() && !*known; k++) {
+		const char *b = meter_get(k)->unit;
+		for (size_t i = 0; i < sizeof(made_units) / sizeof(made_units[0]) && !*known; i++) {
+			char cand[96];
+			snprintf(cand, sizeof(cand), "%s%s", b, made_units[i].suffix);
+			*known = !named_only(b) && !strcmp(cand, name);
+		}
+	}
+	return -EINVAL;
+}
+
+void plan_units_for(int m, char *buf, size_t len)
+{
+	const struct meter_def *md = meter_get(m);
+	bool gauge = md->kind == SAMPLE_GAUGE;
+	size_t used = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(named_units) / sizeof(named_units[0]) && used < len; i++)
+		if (!strcmp(named_units[i].base, md->unit) && named_units[i].gauge == gauge)
+			used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "", named_units[i].name);
+	for (size_t i = 0; !named_only(md->unit) && i < sizeof(made_units) / sizeof(made_units[0]) && used < len; i++)
+		if (made_units[i].gauge == gauge)
+			used += (size_t)snprintf(buf + used, len - used, "%s%s%s", used ? ", " : "", md->unit,
+						 made_units[i].suffix);
+	if (!buf[0])
+		snprintf(buf, len, "none");
+}
 
 static const struct {
 	const char *code;
@@ -42,6 +149,7 @@ struct ctx {
 	const char *path;
 	struct plan_errors *errs;
 	struct plan *p;
+	const struct cfg_node *root;
 };
 
 /* A mistake at line:col (line 0: the file as a whole) into the list. */
@@ -195,7 +303,7 @@ static bool selectors_overlap(const struct plan_price *a, const struct plan_pric
 }
 
 static const char *const price_keys[] = { "meter", "unit", "select", "price", "tiers", "mode", "block",
-					  "free", "prorate_free", NULL };
+					  "free", "prorate_free", "description", NULL };
 
 static void parse_price(struct ctx *c, const struct cfg_node *n, struct plan_price *pp, bool *ok)
 {
@@ -205,7 +313,7 @@ static void parse_price(struct ctx *c, const struct cfg_node *n, struct plan_pri
 	memset(pp, 0, sizeof(*pp));
 	pp->line = n->line;
 	pp->col = n->col;
-	pp->meter = pp->unit = -1;
+	pp->meter = -1;
 	if (keep(c, cfg_check_keys(n, "price", price_keys, &e), &e) ||
 	    keep(c, cfg_get_string(n, "meter", meter, sizeof(meter), &e), &e) ||
 	    keep(c, cfg_get_string(n, "unit", unit, sizeof(unit), &e), &e) ||
@@ -215,31 +323,30 @@ static void parse_price(struct ctx *c, const struct cfg_node *n, struct plan_pri
 		add_err(c, n, "a price needs a 'meter'");
 		return;
 	}
-	if ((pp->meter = meter_lookup(meter)) < 0) {
+	if ((pp->meter = meter_find(meter)) < 0) {
 		add_err(c, cfg_get(n, "meter"), "unknown meter '%s' (meters are named as in docs/meters.md:"
-			" cpu, vcpus, memory, network.outgoing.bytes, ...)", meter);
+			" cpu, vcpus, memory, network.outgoing.bytes, ...; a custom meter is declared in the"
+			" config's meters: section, which tally reads with --config FILE or $TALLY_CONFIG)", meter);
 		return;
 	}
-	for (int u = 0; u < UNIT_COUNT; u++)
-		if (!strcmp(plan_units[u].name, unit))
-			pp->unit = u;
-	if (pp->unit < 0) {
-		char known[256] = "";
-		size_t used = 0;
-		for (int u = 0; u < UNIT_COUNT; u++)
-			used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s", u ? ", " : "",
-						 plan_units[u].name);
-		add_err(c, cfg_get(n, "unit") ? cfg_get(n, "unit") : n, "unit '%s' is not a billing unit"
-			" (known: %s)", unit, known);
+	bool known;
+	if (plan_unit_resolve(unit, pp->meter, &pp->unit, &known)) {
+		const struct meter_def *md = meter_get(pp->meter);
+		char fits[256];
+		plan_units_for(pp->meter, fits, sizeof(fits));
+		if (!unit[0])
+			add_err(c, n, "a price needs a 'unit' (for '%s': %s)", meter, fits);
+		else if (known)
+			add_err(c, cfg_get(n, "unit"), "unit '%s' does not fit meter '%s' (it measures %s, %s): its units"
+				" are %s", unit, meter, md->unit, md->kind == SAMPLE_GAUGE ? "a level over time" : "a count",
+				fits);
+		else
+			add_err(c, cfg_get(n, "unit"), "unit '%s' is not a billing unit (for '%s': %s; schemas/plan.md,"
+				" \"Billing units\")", unit, meter, fits);
 		return;
 	}
-	const struct meter_def *md = &meter_table[pp->meter];
-	const struct plan_unit_def *ud = &plan_units[pp->unit];
-	if (strcmp(md->unit, ud->base_unit) || (int)md->kind != ud->kind) {
-		add_err(c, cfg_get(n, "unit"), "unit '%s' does not fit meter '%s' (it measures %s, %s)", unit,
-			meter, md->unit, md->kind == SAMPLE_GAUGE ? "a level over time" : "a count");
+	if (keep(c, cfg_get_string(n, "description", pp->description, sizeof(pp->description), &e), &e))
 		return;
-	}
 	if (parse_select(c, n, pp->sel_key, pp->sel_val, &pp->n_sel))
 		return;
 	bool has_price, has_block, has_free;
@@ -337,7 +444,7 @@ static void parse_prices(struct ctx *c, const struct cfg_node *where, struct pla
 			if (v[j].meter == v[n].meter && selectors_overlap(&v[j], &v[n])) {
 				add_err(c, prices->kids[i], "price for '%s' overlaps the one at line %d: a"
 					" resource could match both selectors (make them differ in a"
-					" label's value)", meter_table[v[n].meter].name, v[j].line);
+					" label's value)", meter_get(v[n].meter)->name, v[j].line);
 				ok = false;
 				break;
 			}
@@ -378,11 +485,12 @@ static void inherit(struct ctx *c, const struct cfg_node *n, struct plan *p, siz
 	const struct cfg_node *rm = NULL;
 	/* which meters this version prices itself, and which it removes: one
 	 * flag per meter of the table (it holds far more than 32) */
-	bool own[METER_COUNT] = { false }, removed[METER_COUNT] = { false };
-	if (keep(c, cfg_get_seq(n, "remove", 0, METER_COUNT, &rm, &e), &e))
+	const int nm = meter_count();
+	bool own[METER_COUNT + METER_CUSTOM_MAX] = { false }, removed[METER_COUNT + METER_CUSTOM_MAX] = { false };
+	if (keep(c, cfg_get_seq(n, "remove", 0, (size_t)nm, &rm, &e), &e))
 		return;
 	for (size_t i = 0; i < v->n_prices; i++) {
-		if (v->prices[i].meter >= 0 && v->prices[i].meter < METER_COUNT)
+		if (v->prices[i].meter >= 0 && v->prices[i].meter < nm)
 			own[v->prices[i].meter] = true;   /* an unknown one is an error already */
 		v->prices[i].origin = (int)vi;
 		v->prices[i].until_ns = INT64_MAX;
@@ -390,7 +498,7 @@ static void inherit(struct ctx *c, const struct cfg_node *n, struct plan *p, siz
 	const struct plan_version *prev = vi > 0 ? &p->versions[vi - 1] : NULL;
 	for (size_t i = 0; rm && i < rm->n_kids; i++) {
 		const struct cfg_node *k = rm->kids[i];
-		int m = k->type == CFG_SCALAR ? meter_lookup(k->value) : -1;
+		int m = k->type == CFG_SCALAR ? meter_find(k->value) : -1;
 		bool priced = false;
 		for (size_t j = 0; prev && m >= 0 && j < prev->n_prices; j++)
 			priced |= prev->prices[j].meter == m;
@@ -430,7 +538,7 @@ static void inherit(struct ctx *c, const struct cfg_node *n, struct plan *p, siz
 	}
 	for (size_t i = 0; i < prev->n_prices; i++) {
 		const struct plan_price *pp = &prev->prices[i];
-		if (pp->meter < 0 || pp->meter >= METER_COUNT || (!own[pp->meter] && !removed[pp->meter])) {
+		if (pp->meter < 0 || pp->meter >= nm || (!own[pp->meter] && !removed[pp->meter])) {
 			all[k++] = *pp;
 			continue;
 		}
@@ -606,6 +714,61 @@ static void parse_sla(struct ctx *c, const struct cfg_node *n)
 	}
 }
 
+static const char *const issuer_extra[] = { "payment", "payment_terms", "invoice_prefix", "credit_note_prefix",
+					    NULL };
+
+/* issuer: a name (the numbering series, as before), or a map of the
+ * issuer's details whose name is the series (customer.h). */
+static void parse_issuer(struct ctx *c, const struct cfg_node *n)
+{
+	struct plan *p = c->p;
+	struct issuer *is = &p->issuer_info;
+	struct tally_err e = { 0 };
+	uint64_t days = 30;
+
+	memset(is, 0, sizeof(*is));
+	is->payment_days = 30;
+	str_copy(is->credit_prefix, "CN-", sizeof(is->credit_prefix));
+	if (n && n->type == CFG_SCALAR) {
+		keep(c, cfg_get_string(c->root, "issuer", p->issuer, sizeof(p->issuer), &e), &e);
+	} else if (n && n->type == CFG_MAP) {
+		if (party_parse(n, "issuer", issuer_extra, &is->party, c->errs) == 0) {
+			str_copy(p->issuer, is->party.name, sizeof(p->issuer));
+			if (strlen(is->party.name) >= sizeof(p->issuer))
+				add_err(c, cfg_get(n, "name"), "'issuer': the name numbers the invoices and is at most"
+					" %zu characters", sizeof(p->issuer) - 1);
+		}
+		char pay[PARTY_MAX_LINES][128];
+		const struct cfg_node *pn = cfg_get(n, "payment");
+		if (pn && pn->type == CFG_SEQ && pn->n_kids <= PARTY_MAX_LINES) {
+			for (size_t i = 0; i < pn->n_kids; i++) {
+				const struct cfg_node *k = pn->kids[i];
+				if (k->type != CFG_SCALAR || strlen(k->value) >= sizeof(pay[0])) {
+					add_err(c, k, "'payment': each line is one string of at most %zu characters",
+						sizeof(pay[0]) - 1);
+					break;
+				}
+				str_copy(is->payment[is->n_payment++], k->value, sizeof(is->payment[0]));
+			}
+		} else if (pn) {
+			add_err(c, pn, "'payment': expected a list of at most %d lines (IBAN, BIC, ...)", PARTY_MAX_LINES);
+		}
+		if (!keep(c, cfg_get_uint(n, "payment_terms", 0, 365, &days, &e), &e))
+			is->payment_days = (int)days;
+		keep(c, cfg_get_string(n, "invoice_prefix", is->invoice_prefix, sizeof(is->invoice_prefix), &e), &e);
+		keep(c, cfg_get_string(n, "credit_note_prefix", is->credit_prefix, sizeof(is->credit_prefix), &e), &e);
+		if (!strcmp(is->invoice_prefix, is->credit_prefix))
+			add_err(c, n, "'issuer': credit notes are numbered in a series of their own: give"
+				" 'credit_note_prefix' a value other than 'invoice_prefix'");
+	} else if (n) {
+		add_err(c, n, "'issuer': expected a name, or a map of the issuer's details (name, address, vat_id,"
+			" ...)");
+	}
+	if (!p->issuer[0])
+		str_copy(p->issuer, p->name[0] ? p->name : "tally", sizeof(p->issuer));
+	str_copy(is->series, p->issuer, sizeof(is->series));
+}
+
 static const char *const top_keys[] = { "plan", "issuer", "currency", "minor_digits", "rounding", "tax", "versions",
 					"tenants", "sla", NULL };
 
@@ -649,7 +812,7 @@ int plan_load_text(const char *path, const char *text, size_t len, struct plan *
 {
 	struct cfg_node *root = NULL;
 	struct tally_err e = { 0 };
-	struct ctx c = { path, errs, p };
+	struct ctx c = { path, errs, p, NULL };
 	int rc;
 
 	memset(p, 0, sizeof(*p));
@@ -666,11 +829,10 @@ int plan_load_text(const char *path, const char *text, size_t len, struct plan *
 		add_err(&c, root, "expected a rate plan: a map with currency and versions");
 		goto out;
 	}
+	c.root = root;
 	keep(&c, cfg_check_keys(root, "plan", top_keys, &e), &e);
 	keep(&c, cfg_get_string(root, "plan", p->name, sizeof(p->name), &e), &e);
-	keep(&c, cfg_get_string(root, "issuer", p->issuer, sizeof(p->issuer), &e), &e);
-	if (!p->issuer[0])
-		str_copy(p->issuer, p->name[0] ? p->name : "tally", sizeof(p->issuer));
+	parse_issuer(&c, cfg_get(root, "issuer"));
 	const struct cfg_node *cur = cfg_get(root, "currency");
 	p->minor_digits = -1;
 	if (!cur) {

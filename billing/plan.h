@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "customer.h"
 #include "money.h"
 
 #define PLAN_MAX_ERRORS 32
@@ -28,20 +29,24 @@ struct plan_errors {
 	int total;                   /* found (may exceed PLAN_MAX_ERRORS) */
 };
 
-enum plan_unit {
-	UNIT_CPU_HOUR, UNIT_VCPU_HOUR, UNIT_GIB_HOUR, UNIT_GB, UNIT_GIB, UNIT_REQUEST_MILLION,
-	UNIT_PACKET_MILLION, UNIT_INSTANCE_HOUR, UNIT_COUNT
+/* A billing unit (schemas/plan.md, "Billing units"): one unit is num/den
+ * ledger units (a counter's base units, or a gauge's unit-seconds); a
+ * per-month unit's num is further multiplied by the seconds of the
+ * calendar month the rated period lies in (rate_unit_ratio). */
+struct plan_unit {
+	char name[48];               /* as written: "GiB-month" */
+	__int128 num, den;
+	bool per_month;
+	int places;                  /* decimals an invoice shows its quantity with (display only) */
+	char human[48];              /* how a customer reads one: "GiB-month", "1,000 requests" */
 };
 
-struct plan_unit_def {
-	const char *name;
-	const char *base_unit;       /* meter_def.unit it fits */
-	int kind;                    /* enum sample_kind it fits */
-	/* one billing unit = num/den ledger quantity units (base units, or
-	 * unit-seconds for gauges) */
-	__int128 num, den;
-};
-extern const struct plan_unit_def plan_units[UNIT_COUNT];
+/* Resolve name for meter m (enum meter_id): 0, or -EINVAL when the name
+ * is no billing unit (then *fits false) or does not fit the meter's base
+ * unit and kind (*fits true). */
+int plan_unit_resolve(const char *name, int m, struct plan_unit *out, bool *known);
+/* The units that fit meter m, ", "-separated, for a message. */
+void plan_units_for(int m, char *buf, size_t len);
 
 enum plan_model { PLAN_PER_UNIT, PLAN_GRADUATED, PLAN_VOLUME, PLAN_BLOCK };
 
@@ -53,7 +58,8 @@ struct plan_tier {
 
 struct plan_price {
 	int meter;                   /* enum meter_id */
-	int unit;                    /* enum plan_unit */
+	struct plan_unit unit;
+	char description[128];       /* on the invoice; "" : the meter's title and the selector's values */
 	enum plan_model model;
 	int64_t price_nanos;         /* per unit, or per block */
 	int64_t block_nanos;         /* block size in units x 10^9 */
@@ -124,7 +130,8 @@ struct plan_sla_class {
 
 struct plan {
 	char name[64];
-	char issuer[64];             /* who issues the invoices; default: the plan's name */
+	char issuer[64];             /* who issues the invoices (numbering series); default: the plan's name */
+	struct issuer issuer_info;   /* the issuer's details (customer.h); series = issuer */
 	char *source;                /* the file's text as read (stored with issued invoices) */
 	char currency[4];
 	int minor_digits;

@@ -21,13 +21,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Ledger meter ids rating maps (the ledger numbers meters from 1 as they
+ * are first written: the built-in ones and at most METER_CUSTOM_MAX
+ * custom ones fit with room to spare). */
+#define RATE_MAX_METER_IDS 1024
+
 /* A resource's attributes from since_ns until the next interval's. */
 struct interval {
 	int64_t since_ns;
 	int tenant;                  /* index into tenants, after interning */
 	char tenant_name[64];
 	char name[128], flavor[64], project[64], user[64], labels[512];
-	int64_t *price_cache;        /* [version * METER_COUNT + meter], see price_code() */
+	int64_t *price_cache;        /* [version * n_meters + meter], see price_code() */
 };
 
 struct res {
@@ -47,7 +52,8 @@ struct state {
 	size_t n_iv;
 	int32_t *res_by_id;          /* ledger resource id -> index in res, -1 */
 	int64_t max_res_id;
-	int meter_by_id[256];        /* ledger meter id -> enum meter_id, -1 */
+	int meter_by_id[RATE_MAX_METER_IDS]; /* ledger meter id -> enum meter_id (or a custom meter's), -1 */
+	int n_meters;                /* meter_count(): built-in and custom */
 	struct rate_tenant *tenants;
 	size_t n_tenants;
 	int *tenant_override;        /* tenant index -> plan->tenants[] index, -1 */
@@ -71,7 +77,7 @@ static bool selector_matches(const struct plan_price *pp, const struct interval 
  * own price is version 0's in every version. */
 static int64_t price_code(struct state *s, struct interval *iv, const struct res *r, int version, int meter)
 {
-	int64_t *slot = &iv->price_cache[(size_t)version * METER_COUNT + (size_t)meter];
+	int64_t *slot = &iv->price_cache[(size_t)version * (size_t)s->n_meters + (size_t)meter];
 	if (*slot != -2)
 		return *slot;
 	int64_t code = -1;
@@ -244,7 +250,7 @@ static int load_resources(struct state *s, struct ledger_reader *lr, struct tall
 		const struct plan_tenant *pt = plan_tenant_find(s->plan, s->tenants[t].name);
 		s->tenant_override[t] = pt ? (int)(pt - s->plan->tenants) : -1;
 	}
-	size_t cache = s->plan->n_versions * METER_COUNT;
+	size_t cache = s->plan->n_versions * (size_t)s->n_meters;
 	for (size_t r = 0; r < s->n_res; r++) {
 		for (size_t i = s->res[r].iv0; i < s->res[r].iv0 + s->res[r].n_iv; i++) {
 			struct interval *iv = &s->iv[i];
@@ -271,8 +277,8 @@ nomem:
 static int on_meter(void *ctx, int64_t id, const char *name)
 {
 	struct state *s = ctx;
-	if (id >= 0 && id < 256)
-		s->meter_by_id[id] = meter_lookup(name);
+	if (id >= 0 && id < RATE_MAX_METER_IDS)
+		s->meter_by_id[id] = meter_find(name);
 	return 0;
 }
 
@@ -307,23 +313,23 @@ static int row_quantity(const struct ledger_qty *lq, int meter, const struct res
 	if (lq->type == LEDGER_QTY_INT) {
 		int64_t v = lq->i;
 		*q = v;
-		if (meter_table[meter].kind == SAMPLE_GAUGE)
+		if (meter_get(meter)->kind == SAMPLE_GAUGE)
 			*q *= RATE_GAUGE_SCALE;
 		if (v < 0)
 			what = "is negative";
-	} else if (lq->type == LEDGER_QTY_REAL && meter_table[meter].kind == SAMPLE_GAUGE) {
+	} else if (lq->type == LEDGER_QTY_REAL && meter_get(meter)->kind == SAMPLE_GAUGE) {
 		double d = lq->d;
 		if (money_double_scaled(d, RATE_GAUGE_SCALE, q) || *q > RATE_MAX_QTY)
 			what = "does not fit (more than 2^96 milli-unit-seconds)";
 		else if (d < 0)
 			what = "is negative";
 	} else {
-		what = meter_table[meter].kind == SAMPLE_GAUGE ? "is not a number" : "is not an integer count";
+		what = meter_get(meter)->kind == SAMPLE_GAUGE ? "is not a number" : "is not an integer count";
 	}
 	if (!what)
 		return 0;
 	return err_set(e, -ERANGE, "usage of %s, %s at %s: the ledger's quantity '%s' %s", r->pub.uuid,
-		       meter_table[meter].name, time_format_iso(hour, t, sizeof(t)),
+		       meter_get(meter)->name, time_format_iso(hour, t, sizeof(t)),
 		       ledger_qty_text(lq, qt, sizeof(qt)), what);
 }
 
@@ -343,7 +349,7 @@ static int on_usage(void *ctx, const struct ledger_usage_row *u)
 	int rc;
 
 	x->out->rows++;
-	if (rid < 0 || rid > s->max_res_id || s->res_by_id[rid] < 0 || mid < 0 || mid >= 256 ||
+	if (rid < 0 || rid > s->max_res_id || s->res_by_id[rid] < 0 || mid < 0 || mid >= RATE_MAX_METER_IDS ||
 	    s->meter_by_id[mid] < 0)
 		return 0; /* a meter this tally does not know: nothing to price */
 	int meter = s->meter_by_id[mid];
@@ -373,7 +379,7 @@ static int on_usage(void *ctx, const struct ledger_usage_row *u)
 		return err_set(e, -ENOMEM, "out of memory rating usage");
 	if (__builtin_add_overflow(a->qty, q, &a->qty) || a->qty > RATE_MAX_QTY)
 		return err_set(e, -ERANGE, "usage of %s, %s: the sum of the period's rows does not fit (more than"
-			       " 2^96 ledger units)", r->pub.uuid, meter_table[meter].name);
+			       " 2^96 ledger units)", r->pub.uuid, meter_get(meter)->name);
 	a->covered_ns += u->covered_ns;
 	a->spanned_ns += u->spanned_ns;
 	a->rows++;
@@ -408,7 +414,7 @@ static int cmp_acc(const void *a, const void *b)
 int rate_collect(const struct rate_query *q, const struct plan *p, struct rate_result *out,
 		 struct tally_err *e)
 {
-	struct state s = { .plan = p, .q = q, .filter_tenant = -1, .max_res_id = -1 };
+	struct state s = { .plan = p, .q = q, .filter_tenant = -1, .max_res_id = -1, .n_meters = meter_count() };
 	struct ledger_reader *lr = NULL;
 	int rc;
 
@@ -485,11 +491,24 @@ const struct plan_price *rate_price(const struct plan *p, const struct rate_key 
 	return &p->versions[k->version].prices[k->price];
 }
 
-void rate_unit_ratio(const struct plan_price *pp, __int128 *num, __int128 *den)
+void rate_unit_ratio(const struct plan_price *pp, int64_t month_s, __int128 *num, __int128 *den)
 {
-	const struct plan_unit_def *u = &plan_units[pp->unit];
-	*num = u->num * (meter_table[pp->meter].kind == SAMPLE_GAUGE ? RATE_GAUGE_SCALE : 1);
-	*den = u->den;
+	*num = pp->unit.num * (meter_get(pp->meter)->kind == SAMPLE_GAUGE ? RATE_GAUGE_SCALE : 1);
+	if (pp->unit.per_month)
+		*num *= month_s;
+	*den = pp->unit.den;
+}
+
+int64_t rate_month_seconds(int64_t from_ns, int64_t to_ns)
+{
+	char a[48], month[8];
+	int64_t s, e;
+	time_format_iso(from_ns, a, sizeof(a));
+	memcpy(month, a, 7);
+	month[7] = '\0';
+	if (to_ns <= from_ns || time_parse_range(month, &s, &e, NULL) || to_ns > e)
+		return 0;
+	return (e - s) / NS_PER_SEC;
 }
 
 /* Scaled units: X = q x den x 10^9 for q ledger units, so that a billing
@@ -521,12 +540,15 @@ static bool add_product(struct money_u256 *acc, __int128 part, int64_t price)
 	return money_u256_add(acc, &t) == 0;
 }
 
-int rate_amount(const struct plan_price *pp, int64_t free_nanos, __int128 start, __int128 qty, __int128 total,
-		int minor_digits, enum money_round mode, struct rate_calc *out, struct tally_err *e)
+int rate_amount(const struct plan_price *pp, int64_t month_s, int64_t free_nanos, __int128 start, __int128 qty,
+		__int128 total, int minor_digits, enum money_round mode, struct rate_calc *out, struct tally_err *e)
 {
 	__int128 num, den, A, Q, T, end;
 	memset(out, 0, sizeof(*out));
-	rate_unit_ratio(pp, &num, &den);
+	if (pp->unit.per_month && month_s <= 0)
+		return err_set(e, -EINVAL, "meter %s is priced per %s: the period must lie in one calendar month"
+			       " (invoice month by month)", meter_get(pp->meter)->name, pp->unit.name);
+	rate_unit_ratio(pp, month_s, &num, &den);
 	if (!scaled(start, den, &A) || !scaled(qty, den, &Q) || !scaled(total, den, &T) ||
 	    __builtin_add_overflow(A, Q, &end))
 		goto range;
@@ -602,6 +624,6 @@ range:
 	{
 		char most[48];
 		return err_set(e, -ERANGE, "meter %s: the amount cannot be represented (an amount is at most %s)",
-			       meter_table[pp->meter].name, money_format(INT64_MAX, minor_digits, most, sizeof(most)));
+			       meter_get(pp->meter)->name, money_format(INT64_MAX, minor_digits, most, sizeof(most)));
 	}
 }

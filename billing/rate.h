@@ -116,8 +116,16 @@ void rate_result_release(struct rate_result *r);
 /* The price an acc refers to, or NULL for unpriced usage. */
 const struct plan_price *rate_price(const struct plan *p, const struct rate_key *k);
 
-/* Ledger units per billing unit of pp, as num/den. */
-void rate_unit_ratio(const struct plan_price *pp, __int128 *num, __int128 *den);
+/* Ledger units per billing unit of pp, as num/den. month_s: the seconds
+ * of the calendar month the rated period lies in (rate_month_seconds),
+ * which a per-month unit (GiB-month, IP-month) divides by; ignored by the
+ * others. */
+void rate_unit_ratio(const struct plan_price *pp, int64_t month_s, __int128 *num, __int128 *den);
+
+/* The seconds of the calendar month (UTC) that [from_ns, to_ns) lies in
+ * (October: 31 x 86400 = 2678400), or 0 when the period crosses a month
+ * boundary: a per-month unit then has no one month to divide by. */
+int64_t rate_month_seconds(int64_t from_ns, int64_t to_ns);
 
 /* One tier's share of a priced quantity, for `tally invoice explain`. */
 struct rate_step {
@@ -146,7 +154,7 @@ struct rate_calc {
  * A whole period is start 0, total qty. Returns 0 or -ERANGE (a quantity
  * past RATE_MAX_QTY, or an amount that does not fit an int64; message in
  * e). Exact: products are 256-bit, rounded once. */
-int rate_amount(const struct plan_price *pp, int64_t free_nanos, __int128 start, __int128 qty, __int128 total,
-		int minor_digits, enum money_round mode, struct rate_calc *out, struct tally_err *e);
+int rate_amount(const struct plan_price *pp, int64_t month_s, int64_t free_nanos, __int128 start, __int128 qty,
+		__int128 total, int minor_digits, enum money_round mode, struct rate_calc *out, struct tally_err *e);
 
 #endif

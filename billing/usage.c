@@ -29,7 +29,7 @@ static int on_sum(void *ctx, const struct ledger_usage_sum *row)
 {
 	struct collect *c = ctx;
 	struct usage_result *out = c->out;
-	int m = meter_lookup(row->meter);
+	int m = meter_find(row->meter);
 	if (m < 0)
 		return 0; /* a meter this tally does not know */
 	if (vec_reserve((void **)&out->rows, &c->cap, out->n + 1, sizeof(*out->rows), 64))
@@ -41,10 +41,10 @@ static int on_sum(void *ctx, const struct ledger_usage_sum *row)
 	str_copy(r->name, row->name, sizeof(r->name));
 	r->hour_ns = row->hour_ns;
 	r->meter = m;
-	r->is_real = meter_table[m].kind == SAMPLE_GAUGE;
+	r->is_real = meter_get(m)->kind == SAMPLE_GAUGE;
 	if (!r->is_real && row->milli % 1000)
 		return err_set(c->e, -EIO, "%s: a %s count is not an integer: the ledger is not what tally writes",
-			       c->q->ledger, meter_table[m].name);
+			       c->q->ledger, meter_get(m)->name);
 	r->qty = r->is_real ? row->milli : row->milli / 1000;
 	r->covered_ns = row->covered_ns;
 	r->spanned_ns = row->spanned_ns;
@@ -65,7 +65,7 @@ int usage_query(const struct usage_query *q, struct usage_result *out, struct ta
 	if (q->from_ns >= q->to_ns)
 		return err_set(e, -EINVAL, "the period is empty: --from must be before --to");
 	struct ledger_usage_filter f = { .from_ns = q->from_ns, .to_ns = q->to_ns, .resource = q->resource,
-					 .meter = q->meter >= 0 ? meter_table[q->meter].name : NULL,
+					 .meter = q->meter >= 0 ? meter_get(q->meter)->name : NULL,
 					 .tenant = q->tenant, .by = group[q->by] };
 	if ((rc = ledger_reader_open(q->ledger, &lr, e)) == 0)
 		rc = ledger_sum_usage(lr, &f, on_sum, &c, e);
@@ -100,7 +100,7 @@ void usage_result_release(struct usage_result *r)
 /* One human unit in ledger units (rate.h: gauges in milli-unit-seconds). */
 static __int128 human_den(const struct usage_row *r)
 {
-	return (__int128)meter_table[r->meter].human_div * (r->is_real ? 1000 : 1);
+	return (__int128)meter_get(r->meter)->human_div * (r->is_real ? 1000 : 1);
 }
 
 double usage_human(const struct usage_row *r)
@@ -115,14 +115,14 @@ char *usage_quantity_text(const struct usage_row *r, int places, char *buf, size
 
 const char *usage_base_unit(int meter)
 {
-	const struct meter_def *m = &meter_table[meter];
+	/* a gauge's integral: its unit-seconds ("B·s", "IP·s"), made once */
+	static char names[METER_COUNT + METER_CUSTOM_MAX][40];
+	const struct meter_def *m = meter_get(meter);
 	if (m->kind != SAMPLE_GAUGE)
 		return m->unit;
-	if (!strcmp(m->unit, "B"))
-		return "B·s";
-	if (!strcmp(m->unit, "vCPU"))
-		return "vCPU·s";
-	return "instance·s";
+	if (!names[meter][0])
+		snprintf(names[meter], sizeof(names[meter]), "%s·s", m->unit);
+	return names[meter];
 }
 
 static void completeness(const struct usage_row *r, char *buf, size_t len)
@@ -180,7 +180,7 @@ int usage_render(FILE *f, const struct usage_query *q, const struct usage_result
 		      "completeness_pct,samples\r\n", f);
 		for (size_t i = 0; i < r->n; i++) {
 			const struct usage_row *u = &r->rows[i];
-			const struct meter_def *m = &meter_table[u->meter];
+			const struct meter_def *m = meter_get(u->meter);
 			csv_field(f, u->tenant);
 			fputc(',', f);
 			if (q->by == USAGE_BY_RESOURCE) {
@@ -208,7 +208,7 @@ int usage_render(FILE *f, const struct usage_query *q, const struct usage_result
 		json_object_set_new(root, "by", json_string(by_name(q->by)));
 		for (size_t i = 0; i < r->n; i++) {
 			const struct usage_row *u = &r->rows[i];
-			const struct meter_def *m = &meter_table[u->meter];
+			const struct meter_def *m = meter_get(u->meter);
 			json_t *o = json_object();
 			json_object_set_new(o, "tenant", json_string(u->tenant));
 			if (q->by == USAGE_BY_RESOURCE) {
@@ -243,7 +243,7 @@ int usage_render(FILE *f, const struct usage_query *q, const struct usage_result
 	 * meters are longer than the others) */
 	int wt = 6, wr = 8, wn = 4, wm = 26;
 	for (size_t i = 0; i < r->n; i++) {
-		int lm = (int)strlen(meter_table[r->rows[i].meter].name);
+		int lm = (int)strlen(meter_get(r->rows[i].meter)->name);
 		wm = lm > wm ? lm : wm;
 		int l = (int)strlen(r->rows[i].tenant[0] ? r->rows[i].tenant : "-");
 		wt = l > wt ? l : wt;
@@ -261,7 +261,7 @@ int usage_render(FILE *f, const struct usage_query *q, const struct usage_result
 		"SAMPLES");
 	for (size_t i = 0; i < r->n; i++) {
 		const struct usage_row *u = &r->rows[i];
-		const struct meter_def *m = &meter_table[u->meter];
+		const struct meter_def *m = meter_get(u->meter);
 		fprintf(f, "%-*s  ", wt, u->tenant[0] ? u->tenant : "-");
 		if (q->by == USAGE_BY_RESOURCE)
 			fprintf(f, "%-*s  %-*s  ", wr, u->resource, wn, u->name);

@@ -17,19 +17,28 @@
  *   tally ledger check|verify [--ledger LEDGER]
  *   tally ledger copy --from LEDGER --to LEDGER
  *   tally agents [--format text|json] [--ledger LEDGER]
+ *   tally import FILE [--source NAME] [--format csv|json] [--ledger LEDGER]
+ *   tally charge add --tenant X --period P --amount A --description TEXT
+ *   tally charge list [--tenant X]
+ *   (every command: --config FILE, the config's custom meters)
  *
  * Exit status: 0 ok; 1 runtime error (ledger missing or unreadable);
  * 2 bad command line, plan or input (the message names the flag and the
  * value, or file:line:col).
  */
 #include "agents.h"
+#include "charges.h"
+#include "credit.h"
+#include "customer.h"
 #include "err.h"
 #include "explain.h"
 #include "invoice.h"
 #include "copy.h"
+#include "import.h"
 #include "issue.h"
 #include "ledger.h"
 #include "meter.h"
+#include "metercfg.h"
 #include "plan.h"
 #include "sla.h"
 #include "tallytime.h"
@@ -175,12 +184,12 @@ static int cmd_usage(int argc, char **argv)
 		case 'r': q.resource = optarg; break;
 		case 'l': if (ledger_once(&q.ledger, &ledger_seen, optarg)) return 2; break;
 		case 'm':
-			if ((q.meter = meter_lookup(optarg)) < 0) {
-				char known[1024] = "";
+			if ((q.meter = meter_find(optarg)) < 0) {
+				char known[2048] = "";
 				size_t used = 0;
-				for (int i = 0; i < METER_COUNT && used < sizeof(known); i++)
+				for (int i = 0; i < meter_count() && used < sizeof(known); i++)
 					used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s",
-								 i ? ", " : "", meter_table[i].name);
+								 i ? ", " : "", meter_get(i)->name);
 				return bad("--meter '%s': no such meter (known: %s)", optarg, known);
 			}
 			break;
@@ -244,9 +253,14 @@ static int invoice_help(FILE *f)
 		"  --issue              number the invoices and store them in the ledger, never to change\n"
 		"  --allow-incomplete   issue although the ledger's data end before the period does\n"
 		"  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n"
+		"  --customers FILE     the customers' billing details (default $TALLY_CUSTOMERS;\n"
+		"                       schemas/customers.md); with --issue every tenant must be in it\n"
+		"  --date YYYY-MM-DD    the invoice date (default: today with --issue, else the day\n"
+		"                       the period ends); the due date follows the payment terms\n"
 		"       tally invoice explain NUMBER LINE      the ledger rows and arithmetic behind a line\n"
 		"       tally invoice explain --period P --tenant X [--plan FILE] LINE   (of a draft)\n"
-		"       tally invoice show NUMBER              an issued invoice as stored (JSON), hash checked\n");
+		"       tally invoice show NUMBER              an issued invoice as stored (JSON), hash checked\n"
+		"       tally invoice credit NUMBER --reason TEXT [--line N | --amount X]   a credit note for it\n");
 	return 0;
 }
 
@@ -259,6 +273,19 @@ static int load_plan(const char *path, struct plan *p)
 		fprintf(stderr, "%s\n", errs.msg[i]);
 	fprintf(stderr, "tally %s: the plan %s has mistakes (tally plan check %s): nothing made\n", cmd_name, path,
 		path);
+	return 2;
+}
+
+static int load_customers(const char *path, struct customers *c)
+{
+	struct plan_errors errs;
+	if (customers_load(path, c, &errs) == 0)
+		return 0;
+	for (int i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.msg[i]);
+	if (errs.total > errs.n)
+		fprintf(stderr, "... and %d more\n", errs.total - errs.n);
+	fprintf(stderr, "tally %s: the customers file %s has mistakes: nothing made\n", cmd_name, path);
 	return 2;
 }
 
@@ -347,6 +374,91 @@ out:
 	return rc;
 }
 
+static int credit_help(FILE *f)
+{
+	fprintf(f,
+		"usage: tally invoice credit INVOICE --reason TEXT [--line N | --amount X] [options]\n"
+		"       tally invoice credit show NOTE [--format text|json|html]\n"
+		"A credit note corrects an issued invoice, which never changes: without --line or\n"
+		"--amount it credits (cancels) the whole invoice, whose period may then be issued\n"
+		"again; --line N credits that line, --amount X that amount before tax, each with\n"
+		"the invoice's taxes. Numbered in the issuer's credit-note series.\n"
+		"  --reason TEXT        why (printed on the note; required)\n"
+		"  --date YYYY-MM-DD    the note's date (default today)\n"
+		"  --format text|json|html   how to print it (default text)\n"
+		"  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n");
+	return 0;
+}
+
+/* tally invoice credit ...: issue a credit note, or show one. */
+static int cmd_invoice_credit(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "reason", required_argument, NULL, 'r' }, { "line", required_argument, NULL, 'n' },
+		{ "amount", required_argument, NULL, 'a' }, { "date", required_argument, NULL, 'D' },
+		{ "format", required_argument, NULL, 'F' }, { "ledger", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+	};
+	struct credit_request r = { 0 };
+	const char *ledger = default_ledger(), *date = NULL;
+	enum invoice_format fmt = INV_TEXT;
+	struct tally_err e = { 0 };
+	char *doc = NULL, *end;
+	int opt, rc;
+
+	cmd_name = "invoice credit";
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'r': r.reason = optarg; break;
+		case 'a': r.amount = optarg; break;
+		case 'D': date = optarg; break;
+		case 'l': ledger = optarg; break;
+		case 'n':
+			r.line = (int)strtol(optarg, &end, 10);
+			if (*end || r.line < 1)
+				return bad("--line '%s': expected a line number of the invoice", optarg);
+			break;
+		case 'F': {
+			static const char *const fmts[] = { "text", "csv", "json", "html", NULL };
+			int x = choice("--format", optarg, fmts);
+			if (x < 0 || x == INV_CSV)
+				return x < 0 ? 2 : bad("--format csv: a credit note is text, json or html");
+			fmt = (enum invoice_format)x;
+			break;
+		}
+		case 'h': return credit_help(stdout);
+		default: credit_help(stderr); return 2;
+		}
+	}
+	if (optind < argc && !strcmp(argv[optind], "show")) {
+		if (optind + 2 != argc)
+			return bad("show takes one credit note's number");
+		rc = credit_find(ledger, argv[optind + 1], &doc, &e);
+	} else {
+		if (optind + 1 != argc)
+			return bad("give the invoice to credit: its NUMBER or ISSUER#NUMBER");
+		r.invoice = argv[optind];
+		int64_t now = time_now_ns(), x;
+		r.date_ns = now;
+		if (date && (time_parse_range(date, &r.date_ns, &x, &e) || x - r.date_ns != 24 * NS_PER_HOUR))
+			return bad("--date '%s': expected a day like 2026-11-01", date);
+		rc = credit_issue(ledger, &r, now - now % NS_PER_SEC, &doc, &e);
+	}
+	if (rc) {
+		fprintf(stderr, "tally invoice credit: %s\n", e.msg);
+		return rc == -EINVAL || rc == -ENOENT ? 2 : 1;
+	}
+	rc = credit_render(stdout, doc, fmt);
+	free(doc);
+	if (rc || fflush(stdout)) {
+		fprintf(stderr, "tally invoice credit: cannot write the output (the note is stored: tally invoice"
+			" credit show NUMBER prints it)\n");
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_invoice(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -356,9 +468,11 @@ static int cmd_invoice(int argc, char **argv)
 		{ "detail", no_argument, NULL, 'd' },       { "combined", no_argument, NULL, 'c' },
 		{ "ledger", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
 		{ "issue", no_argument, NULL, 'i' },        { "allow-incomplete", no_argument, NULL, 'a' },
-		{ "rrd", required_argument, NULL, 'R' },    { NULL, 0, NULL, 0 },
+		{ "rrd", required_argument, NULL, 'R' },    { "customers", required_argument, NULL, 'C' },
+		{ "date", required_argument, NULL, 'D' },   { NULL, 0, NULL, 0 },
 	};
 	struct rate_query q = { 0 };
+	const char *customers_path = getenv("TALLY_CUSTOMERS"), *date = NULL;
 	bool issue = false, incomplete = false;
 	const char *rrd_dir = NULL;
 	struct invoice_render_opts ro = { .format = INV_TEXT };
@@ -367,6 +481,30 @@ static int cmd_invoice(int argc, char **argv)
 	int opt;
 
 	cmd_name = "invoice";
+	/* "credit" where a subcommand may stand (not an option's value): its
+	 * own options, with those written before it (tally invoice --ledger L
+	 * credit 12 ...) */
+	static const char *const with_value[] = { "--period", "--from", "--to", "--tenant", "--plan", "--format",
+						  "--ledger", "--rrd", "--customers", "--date", NULL };
+	for (int i = 1; i < argc; i++) {
+		bool value = false;
+		for (int k = 0; with_value[k] && i > 1; k++)
+			value |= !strcmp(argv[i - 1], with_value[k]);
+		if (value || argv[i][0] == '-')
+			continue;
+		if (strcmp(argv[i], "credit"))
+			break;
+		char *cargv[64];
+		int cargc = 0;
+		if (argc > (int)(sizeof(cargv) / sizeof(cargv[0])) - 1)
+			return bad("too many arguments");
+		cargv[cargc++] = argv[i];
+		for (int k = 1; k < argc; k++)
+			if (k != i)
+				cargv[cargc++] = argv[k];
+		cargv[cargc] = NULL;
+		return cmd_invoice_credit(cargc, cargv);
+	}
 	q.ledger = default_ledger();
 	optind = 1;
 	bool ledger_seen = false;
@@ -383,6 +521,8 @@ static int cmd_invoice(int argc, char **argv)
 		case 'i': issue = true; break;
 		case 'a': incomplete = true; break;
 		case 'R': rrd_dir = optarg; break;
+		case 'C': customers_path = optarg; break;
+		case 'D': date = optarg; break;
 		case 'F': {
 			static const char *const fmts[] = { "text", "csv", "json", "html", NULL };
 			int x = choice("--format", optarg, fmts);   /* enum invoice_format order */
@@ -412,13 +552,32 @@ static int cmd_invoice(int argc, char **argv)
 	if (parse_period(period, from, to, &q.from_ns, &q.to_ns))
 		return 2;
 
+	int64_t date_ns;
+	if (date) {
+		int64_t x;
+		if (time_parse_range(date, &date_ns, &x, &e) || x - date_ns != 24 * NS_PER_HOUR)
+			return bad("--date '%s': expected a day like 2026-11-01", date);
+	} else if (issue) {
+		date_ns = time_now_ns();
+	} else {
+		date_ns = q.to_ns;   /* a draft: the day its period ends, so two runs agree */
+	}
+
 	struct plan p;
+	struct customers cust = { 0 };
 	int rc;
 	if ((rc = load_plan(plan_path, &p)))
 		return rc;
+	if (customers_path && customers_path[0] && (rc = load_customers(customers_path, &cust))) {
+		plan_release(&p);
+		return rc;
+	}
 	struct invoice *invs;
 	size_t n;
 	rc = invoice_build_all(&p, &q, &invs, &n, &e);
+	if (rc == 0 && !q.combined)
+		rc = invoice_apply_customers(invs, n, &p, customers_path && customers_path[0] ? &cust : NULL, date_ns, issue, &e);
+	customers_release(&cust);
 	if (rc == 0 && !q.combined)
 		rc = issue_adjust_all(q.ledger, invs, n, &p, &e);
 	for (size_t i = 0; rc == 0 && issue && !incomplete && i < n; i++)
@@ -456,7 +615,7 @@ static int cmd_invoice(int argc, char **argv)
 	if (ro.format == INV_JSON)
 		rc = invoice_render_json(stdout, invs, n, &ro);
 	else if (ro.format == INV_HTML)
-		rc = invoice_render_html(stdout, invs, n, rrd_dir);
+		rc = invoice_render_html(stdout, invs, n, rrd_dir, &ro);
 	for (size_t i = 0; i < n; i++) {
 		if (ro.format != INV_JSON && ro.format != INV_HTML && !rc)
 			rc = invoice_render(stdout, &invs[i], &ro, i == 0);
@@ -803,14 +962,251 @@ static void help(FILE *f)
 		   "  agents   the agents shipping to this ledger: contact, seq, lag, spool (docs/transport.md)\n"
 		   "  ledger info|check|verify|copy   what made the ledger, its integrity, its hash\n"
 		   "           chain; a copy into another engine (docs/ledger.md)\n"
+		   "  import FILE   usage events (CSV, JSON) into the ledger (docs/meters.md)\n"
+		   "  charge add|list   one-off charges and credits per tenant and period (docs/invoice.md)\n"
 		   "  help     this text (also -h, --help)\n"
 		   "  version  the version and the commit it was built from (also -V, --version)\n"
 		   "Run 'tally COMMAND --help' for the options of a command; tally(1) has them all.\n"
+		   "Every command takes --config FILE (default $TALLY_CONFIG): the config's meters: section\n"
+		   "declares custom meters (docs/meters.md).\n"
 		   "Exit: 0 ok, 1 runtime error, 2 bad command line, plan or input.\n");
+}
+
+static int import_help(FILE *f)
+{
+	fprintf(f,
+		"usage: tally import FILE [options]\n"
+		"Books usage events (CSV with a header row, or JSON) into the ledger's hourly usage:\n"
+		"columns/keys id, tenant, resource, meter, time, quantity; end, device, name optional\n"
+		"(docs/meters.md, \"Imported usage\"). An event seen before counts once.\n"
+		"  --source NAME        the service the events come from: ids are unique per source\n"
+		"                       (default: import)\n"
+		"  --format csv|json    the file's format (default: from its extension)\n"
+		"  --config FILE        the config whose meters: section declares custom meters\n"
+		"                       (default $TALLY_CONFIG)\n"
+		"  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db); tally import\n"
+		"                       takes the writer's lock for one transaction: not while tallyd runs\n");
+	return 0;
+}
+
+/* Issued invoices of the tenants of b whose periods hold an event of b:
+ * that usage goes on each tenant's next invoice as an adjustment. */
+static size_t late_events(const char *ledger, const struct import_batch *b)
+{
+	struct issued *list = NULL;
+	size_t n = 0, late = 0;
+	struct tally_err e = { 0 };
+	if (issue_list(ledger, NULL, &list, &n, &e))
+		return 0;
+	for (size_t i = 0; i < b->n; i++)
+		for (size_t k = 0; b->v[i].booked && k < n; k++)
+			if (!strcmp(list[k].tenant, b->v[i].tenant) && b->v[i].time_ns < list[k].to_ns &&
+			    b->v[i].end_ns >= list[k].from_ns) {
+				late++;
+				break;
+			}
+	free(list);
+	return late;
+}
+
+static int cmd_import(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "source", required_argument, NULL, 's' }, { "format", required_argument, NULL, 'F' },
+		{ "ledger", required_argument, NULL, 'l' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *ledger = default_ledger(), *source = "import", *format = NULL;
+	struct import_batch b = { 0 };
+	struct import_result r;
+	struct tally_err e = { 0 };
+	int opt, rc;
+
+	cmd_name = "import";
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's': source = optarg; break;
+		case 'l': ledger = optarg; break;
+		case 'F': {
+			static const char *const fmts[] = { "csv", "json", NULL };
+			int x = choice("--format", optarg, fmts);
+			if (x < 0)
+				return 2;
+			format = fmts[x];
+			break;
+		}
+		case 'h': return import_help(stdout);
+		default: import_help(stderr); return 2;
+		}
+	}
+	if (optind + 1 != argc)
+		return bad("give one file of events");
+	if ((rc = import_parse_file(argv[optind], format, &b, &e))) {
+		fprintf(stderr, "tally import: %s (nothing imported)\n", e.msg);
+		import_batch_release(&b);
+		return rc == -ENOMEM || rc == -EIO ? 1 : 2;
+	}
+	int64_t now = time_now_ns();
+	rc = import_apply(ledger, source, &b, now - now % NS_PER_SEC, &r, &e);
+	if (rc) {
+		fprintf(stderr, "tally import: %s (nothing imported)\n", e.msg);
+		import_batch_release(&b);
+		return rc == -EINVAL ? 2 : 1;
+	}
+	char a[48], z[48];
+	printf("imported %zu event%s from %s (source %s) into %zu hourly usage row%s, %zu new resource%s",
+	       r.events, r.events == 1 ? "" : "s", argv[optind], source, r.rows, r.rows == 1 ? "" : "s",
+	       r.resources_new, r.resources_new == 1 ? "" : "s");
+	if (r.events)
+		printf(", %s to %s", time_format_iso(r.from_ns, a, sizeof(a)), time_format_iso(r.to_ns, z, sizeof(z)));
+	printf("\n");
+	if (r.duplicates)
+		printf("%zu event%s imported before: counted once\n", r.duplicates, r.duplicates == 1 ? " was" : "s were");
+	size_t late = late_events(ledger, &b);
+	if (late)
+		printf("%zu event%s in periods already invoiced: the next invoice of each tenant carries the difference"
+		       " as an adjustment\n", late, late == 1 ? " falls" : "s fall");
+	import_batch_release(&b);
+	return 0;
+}
+
+static int charge_help(FILE *f)
+{
+	fprintf(f,
+		"usage: tally charge add --tenant X --period P --amount A --description TEXT [options]\n"
+		"       tally charge list [--tenant X] [--period P]\n"
+		"A one-off charge (or, with a negative amount, a credit) on the tenant's invoice of the\n"
+		"period: a line of its own, taxed with the rest (docs/invoice.md, \"One-off charges\").\n"
+		"  --tenant X           the tenant\n"
+		"  --period P           what it is for: a month (2026-10) or a day; it goes on the invoice\n"
+		"                       of the period that holds its start (refused once that is issued)\n"
+		"  --amount A           a decimal in the plan's currency (-25.00: a credit)\n"
+		"  --currency C         the currency A is in (checked against the plan at invoice time)\n"
+		"  --description TEXT   the line's text on the invoice\n"
+		"  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db)\n");
+	return 0;
+}
+
+struct charge_listing {
+	size_t n;
+};
+
+static int print_charge(void *ctx, const struct ledger_charge *c)
+{
+	struct charge_listing *l = ctx;
+	char a[48], b[48];
+	if (!l->n++)
+		printf("%-6s %-20s %-21s %-21s %14s %-4s %s\n", "ID", "TENANT", "FROM", "TO", "AMOUNT", "CUR",
+		       "DESCRIPTION");
+	printf("%-6lld %-20s %-21s %-21s %14s %-4s %s\n", (long long)c->id, c->tenant,
+	       time_format_iso(c->from_ns, a, sizeof(a)), time_format_iso(c->to_ns, b, sizeof(b)), c->amount,
+	       c->currency[0] ? c->currency : "-", c->description);
+	return 0;
+}
+
+static int cmd_charge(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "tenant", required_argument, NULL, 'T' },      { "period", required_argument, NULL, 'p' },
+		{ "amount", required_argument, NULL, 'a' },      { "currency", required_argument, NULL, 'c' },
+		{ "description", required_argument, NULL, 'd' }, { "ledger", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },              { NULL, 0, NULL, 0 },
+	};
+	struct ledger_charge c = { .currency = "" };
+	const char *ledger = default_ledger(), *period = NULL;
+	struct tally_err e = { 0 };
+	int opt, rc;
+
+	cmd_name = "charge";
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'T': c.tenant = optarg; break;
+		case 'p': period = optarg; break;
+		case 'a': c.amount = optarg; break;
+		case 'c': c.currency = optarg; break;
+		case 'd': c.description = optarg; break;
+		case 'l': ledger = optarg; break;
+		case 'h': return charge_help(stdout);
+		default: charge_help(stderr); return 2;
+		}
+	}
+	if (optind + 1 != argc || (strcmp(argv[optind], "add") && strcmp(argv[optind], "list")))
+		return bad("expected 'add' or 'list'");
+	if (period && time_parse_range(period, &c.from_ns, &c.to_ns, &e))
+		return bad("--period %s", e.msg);
+	if (!strcmp(argv[optind], "list")) {
+		struct charge_listing l = { 0 };
+		rc = ledger_charges_read(ledger, c.tenant, period ? c.from_ns : INT64_MIN, period ? c.to_ns : INT64_MAX,
+					 print_charge, &l, &e);
+		if (rc) {
+			fprintf(stderr, "tally charge: %s\n", e.msg);
+			return 1;
+		}
+		if (!l.n)
+			printf("no charges\n");
+		return 0;
+	}
+	if (!c.tenant || !c.tenant[0] || strlen(c.tenant) > 63)
+		return bad("--tenant: the tenant the charge is for (1 to 63 characters)");
+	if (!period)
+		return bad("--period: the month or day the charge is for");
+	if (c.from_ns == c.to_ns || c.from_ns % NS_PER_HOUR)
+		return bad("--period '%s': a month or a day", period);
+	if (!c.description || !c.description[0] || strlen(c.description) > 191 || strpbrk(c.description, "\r\n\t"))
+		return bad("--description: the line's text, one line of 1 to 191 characters");
+	if (c.currency[0] && (strlen(c.currency) != 3 || strspn(c.currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3))
+		return bad("--currency '%s': an ISO 4217 code such as EUR", c.currency);
+	int64_t nanos;
+	if (!c.amount || money_parse_price(c.amount, &nanos, &e) || nanos % 100000 || nanos == 0)
+		return bad("--amount '%s': a decimal amount other than 0 with at most 4 decimals (%s)",
+			   c.amount ? c.amount : "", e.msg[0] ? e.msg : "-25.00 is a credit");
+	int64_t now = time_now_ns(), id;
+	c.added_ns = now - now % NS_PER_SEC;
+	if ((rc = ledger_charges_add(ledger, &c, &id, &e))) {
+		fprintf(stderr, "tally charge: %s (nothing added)\n", e.msg);
+		return rc == -EEXIST ? 2 : 1;
+	}
+	printf("charge #%lld: %s %s%s%s for tenant %s, %s: on the invoice of the period that holds %s\n",
+	       (long long)id, c.amount, c.currency, c.currency[0] ? " " : "", c.description, c.tenant, period, period);
+	return 0;
+}
+
+/* --config FILE anywhere on the command line (else $TALLY_CONFIG): the
+ * config whose meters: section declares the custom meters (docs/meters.md)
+ * every command then knows. Taken out of argv. Returns 0 or exit 2. */
+static int load_config(int *argc, char **argv)
+{
+	const char *path = getenv("TALLY_CONFIG");
+	struct tally_err e = { 0 };
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], "--config") && strncmp(argv[i], "--config=", 9))
+			continue;
+		int take = argv[i][8] == '=' ? 1 : 2;
+		if (take == 2 && i + 1 >= *argc) {
+			fprintf(stderr, "tally: --config needs a file\n");
+			return 2;
+		}
+		path = take == 1 ? argv[i] + 9 : argv[i + 1];
+		for (int k = i; k + take <= *argc; k++)
+			argv[k] = argv[k + take];
+		*argc -= take;
+		break;
+	}
+	if (!path || !path[0])
+		return 0;
+	if (meter_config_load(path, &e)) {
+		fprintf(stderr, "tally: %s\n", e.msg);
+		return 2;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
+	if (load_config(&argc, argv))
+		return 2;
 	if (argc < 2) {
 		help(stderr);
 		return 2;
@@ -827,6 +1223,10 @@ int main(int argc, char **argv)
 		return cmd_ledger(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "agents"))
 		return cmd_agents(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "import"))
+		return cmd_import(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "charge"))
+		return cmd_charge(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		help(stdout);
 		return 0;

@@ -95,12 +95,38 @@ struct meter_def {
 	double human_div;       /* ledger quantity / human_div = human quantity */
 	const char *rrd_group;  /* RRD file the meter lives in (schemas/rrd.md) */
 	const char *rrd_ds;     /* data source name inside it (<= 19 chars) */
+	const char *title;      /* what a customer calls it, for invoices ("Outbound traffic") */
 };
 
 extern const struct meter_def meter_table[METER_COUNT];
 
-/* Index of a meter by name, or -1. */
+/* Index of a built-in meter by name, or -1. Collectors, the aggregator
+ * and the exporters know only these (index < METER_COUNT). */
 int meter_lookup(const char *name);
+
+/* Custom meters (docs/meters.md, "Custom meters"): declared in the
+ * config's `meters:` section (metercfg.h), without recompiling, for usage
+ * that comes from outside the collectors (tally import: object storage, a
+ * floating IP, licences, support). They take the indices from
+ * METER_COUNT on, in the order declared, in a process-wide registry that
+ * is filled once at start (before any thread reads it) and never shrinks
+ * while the process runs. Billing and the importer reach every meter
+ * through meter_get() and meter_find(); a custom meter has no RRD group
+ * (rrd_group NULL) and never appears in a sample from a collector. */
+#define METER_CUSTOM_MAX 256
+
+/* The meter at index m (built-in or custom), or NULL. */
+const struct meter_def *meter_get(int m);
+/* Index of any meter, built-in or custom, by name, or -1. */
+int meter_find(const char *name);
+/* Built-in and custom meters: the indices are 0 .. meter_count() - 1. */
+int meter_count(void);
+/* Add a custom meter (its strings are copied). Returns its index, or
+ * -EEXIST (a meter of that name exists), -ENOSPC (METER_CUSTOM_MAX),
+ * -ENOMEM. */
+int meter_define(const char *name, enum sample_kind kind, const char *unit, const char *title);
+/* Forget every custom meter (tests; a process that reads another config). */
+void meter_custom_clear(void);
 
 /* Is meter a gauge of what a tenant was given (vCPUs, memory, disk
  * capacity) or whether it ran (instance)? Billed by time (docs/architecture.md

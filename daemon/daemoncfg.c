@@ -7,6 +7,7 @@
 #include "cfg.h"
 #include "err.h"
 #include "log.h"
+#include "metercfg.h"
 #include "scheduler.h"
 #include "str.h"
 #include "tallytime.h"
@@ -17,7 +18,7 @@
 #include <unistd.h>
 
 static const char *const top_keys[] = { "tallyd", "ledger", "rrd", "collectors", "http", "alerts",
-					"ingest", "agent", NULL };
+					"ingest", "agent", "meters", NULL };
 static const char *const tallyd_keys[] = { "role", "agent_id", "data_dir", "interval", "log_level",
 					   "clock", "start", "end", NULL };
 static const char *const roles[] = { "all-in-one", "agent", "aggregator", NULL };
@@ -202,6 +203,9 @@ static int parse(struct daemon_config *c, const struct cfg_node *root, struct ta
 	    (rc = agg_settings_parse(&c->agg, lg, rr, c->data_dir, c->interval_ns,
 				     c->clock == CLOCK_FAST_FORWARD, e)) ||
 	    (c->role != ROLE_AGGREGATOR && (rc = parse_collectors(c, co, e))) ||
+	    /* custom meters: checked here; the tally commands use them (no
+	     * collector sends them) */
+	    (rc = meter_config_parse(cfg_get(root, "meters"), false, e)) ||
 	    (rc = cfg_get_map(root, "http", &hs, e)) ||
 	    (rc = httpd_section_parse(&c->http, hs, c->interval_ns, e)) ||
 	    (rc = check_aggregator(c, root, e)) ||

@@ -482,9 +482,16 @@ int ingest_apply(struct ingest *ig, struct aggregator *a, struct alerting *al, s
 	if ((known && !same_spool) || j->first_seq > next) {
 		int rr = agg_refresh(a, e);
 		if (rr < 0) {
-			refuse_req(ig, r, 503, j->first_seq, j->last_seq, 0, 1, "the aggregator failed");
+			/* the ledger cannot be read now (its server is away): the
+			 * agent tries again; only a broken aggregator stops */
+			refuse_req(ig, r, 503, j->first_seq, j->last_seq, 0, 1, agg_broken(a) ? "the aggregator failed"
+				   : "the ledger cannot be read now: try again later");
 			j->state = JOB_ANSWERED;
-			return rr;
+			if (agg_broken(a))
+				return rr;
+			log_msg(LOG_WARN, "ingest: agent '%s': %s", r->agent, e->msg);
+			e->msg[0] = '\0';
+			return 0;
 		}
 		known = agg_agent_find(a, r->agent, &ag) && ag.seq > 0;
 		if (rr > 0)

@@ -677,6 +677,13 @@ opened:;
 	/* an agent resumes after what every spool has (fast-forward), and
 	 * never goes back behind what any has (real time) */
 	int64_t resume = r.agent ? agent_resume_ns(r.agent, c->clock == CLOCK_REAL) : agg_last_cycle_ns(r.agg);
+	/* a spool made for a new agent id in the period's first cycle says it
+	 * covers up to the cycle before the start: killed before that cycle's
+	 * batch was spooled, the agent has collected nothing of this period
+	 * yet, and its collectors start afresh (a resume point would tell the
+	 * simulated fleet, for one, that its first cycle's events were sent) */
+	if (r.agent && c->clock == CLOCK_FAST_FORWARD && resume < c->start_ns)
+		resume = 0;
 	int64_t first;
 	if (c->clock == CLOCK_FAST_FORWARD) {
 		first = resume >= c->start_ns ? resume + c->interval_ns : c->start_ns;

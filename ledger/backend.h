@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "chain.h"
+#include "charges.h"
 #include "invoices.h"
 #include "ledger.h"
 #include "reader.h"
@@ -82,6 +83,10 @@ struct ledger_backend {
 	int (*put_alert)(struct ledger *l, const struct ledger_alert *a, struct tally_err *e);
 	int (*del_alert)(struct ledger *l, const char *key, struct tally_err *e);
 	int (*load_alerts)(struct ledger *l, ledger_alert_fn fn, void *ctx, struct tally_err *e);
+	/* usage_events (tally import), inside the writer's transaction */
+	int (*import_seen)(struct ledger *l, const char *source, const char *event_id, bool *found, char digest[65],
+			   int64_t *imported_ns, struct tally_err *e);
+	int (*import_put)(struct ledger *l, const struct ledger_import_event *ev, struct tally_err *e);
 	/* alert_windows */
 	int (*put_window_point)(struct ledger *l, const char *key, int64_t t_ns, double value, struct tally_err *e);
 	int (*trim_window)(struct ledger *l, const char *key, int64_t before_ns, struct tally_err *e);
@@ -134,6 +139,22 @@ struct ledger_backend {
 			       int64_t amount_minor, struct tally_err *e);
 	int (*invoices_commit)(struct ledger_invoice_tx *tx, struct tally_err *e);
 	void (*invoices_abort)(struct ledger_invoice_tx *tx);
+	/* credit_notes (invoices.h), in an issuing transaction or read alone */
+	int (*credit_notes_credited)(struct ledger_invoice_tx *tx, int64_t invoice_id, int64_t *subtotal_minor,
+				     int64_t *total_minor, bool *cancelled, struct tally_err *e);
+	int (*credit_notes_next_number)(struct ledger_invoice_tx *tx, const char *issuer, int64_t *number,
+					struct tally_err *e);
+	int (*credit_notes_insert)(struct ledger_invoice_tx *tx, const struct ledger_credit_note *cn, size_t doc_len,
+				   int64_t *id, struct tally_err *e);
+	int (*credit_notes_find)(const char *location, int64_t number, const char *issuer, ledger_credit_note_fn fn,
+				 void *ctx, struct tally_err *e);
+	int (*credit_notes_list)(const char *location, const char *tenant, ledger_credit_note_fn fn, void *ctx,
+				 struct tally_err *e);
+
+	/* ---- charges (charges.h) ---- */
+	int (*charges_add)(const char *location, const struct ledger_charge *c, int64_t *id, struct tally_err *e);
+	int (*charges_read)(const char *location, const char *tenant, int64_t from_ns, int64_t to_ns,
+			    ledger_charge_fn fn, void *ctx, struct tally_err *e);
 
 	/* ---- whole tables, for `tally ledger copy` (copy.h, tables.h) ---- */
 	/* A source: one read-only snapshot of a ledger at the current

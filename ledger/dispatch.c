@@ -177,6 +177,17 @@ int ledger_add_event(struct ledger *l, int64_t resource_id, const char *agent, c
 	return l->be->add_event(l, resource_id, agent, ev, e);
 }
 
+int ledger_import_seen(struct ledger *l, const char *source, const char *event_id, bool *found, char digest[65],
+		       int64_t *imported_ns, struct tally_err *e)
+{
+	return l->be->import_seen(l, source, event_id, found, digest, imported_ns, e);
+}
+
+int ledger_import_put(struct ledger *l, const struct ledger_import_event *ev, struct tally_err *e)
+{
+	return l->be->import_put(l, ev, e);
+}
+
 int ledger_put_alert(struct ledger *l, const struct ledger_alert *a, struct tally_err *e)
 {
 	return l->be->put_alert(l, a, e);
@@ -366,4 +377,51 @@ void ledger_invoices_abort(struct ledger_invoice_tx *tx)
 {
 	if (tx)
 		tx->be->invoices_abort(tx);
+}
+
+int ledger_credit_notes_credited(struct ledger_invoice_tx *tx, int64_t invoice_id, int64_t *subtotal_minor,
+				 int64_t *total_minor, bool *cancelled, struct tally_err *e)
+{
+	return tx->be->credit_notes_credited(tx, invoice_id, subtotal_minor, total_minor, cancelled, e);
+}
+
+int ledger_credit_notes_next_number(struct ledger_invoice_tx *tx, const char *issuer, int64_t *number,
+				    struct tally_err *e)
+{
+	return tx->be->credit_notes_next_number(tx, issuer, number, e);
+}
+
+int ledger_credit_notes_insert(struct ledger_invoice_tx *tx, const struct ledger_credit_note *cn, size_t doc_len,
+			       int64_t *id, struct tally_err *e)
+{
+	return tx->be->credit_notes_insert(tx, cn, doc_len, id, e);
+}
+
+int ledger_credit_notes_find(const char *location, int64_t number, const char *issuer, ledger_credit_note_fn fn,
+			     void *ctx, struct tally_err *e)
+{
+	BACKEND_OR_FAIL(location, rest);
+	return be->credit_notes_find(rest, number, issuer, fn, ctx, e);
+}
+
+int ledger_credit_notes_list(const char *location, const char *tenant, ledger_credit_note_fn fn, void *ctx,
+			     struct tally_err *e)
+{
+	BACKEND_OR_FAIL(location, rest);
+	return be->credit_notes_list(rest, tenant, fn, ctx, e);
+}
+
+/* ---- charges.h ---- */
+
+int ledger_charges_add(const char *location, const struct ledger_charge *c, int64_t *id, struct tally_err *e)
+{
+	BACKEND_OR_FAIL(location, rest);
+	return be->charges_add(rest, c, id, e);
+}
+
+int ledger_charges_read(const char *location, const char *tenant, int64_t from_ns, int64_t to_ns, ledger_charge_fn fn,
+			void *ctx, struct tally_err *e)
+{
+	BACKEND_OR_FAIL(location, rest);
+	return be->charges_read(rest, tenant, from_ns, to_ns, fn, ctx, e);
 }

@@ -3,9 +3,11 @@
  * (schemas/ledger.sql: tables invoices and invoice_adjustments).
  *
  * The rule (docs/architecture.md): the aggregator is the only writer of
- * usage and holds the writer's lock; issued invoices are the one other
- * thing written into a ledger, and only through this store: append-only
- * rows in their own two tables, in their own transactions, never touching
+ * usage and holds the writer's lock; issued invoices and the credit notes
+ * that correct them are the one other thing written into a ledger, and
+ * only through this store: append-only rows in their own tables
+ * (invoices, invoice_adjustments, credit_notes), in their own
+ * transactions, never touching
  * usage, series or the hash chain, and without the writer's lock (a
  * running tallyd goes on; SQLite's WAL and a busy timeout keep the two
  * transactions apart). Billing decides what an invoice is; this store
@@ -21,6 +23,7 @@
 #ifndef TALLY_LEDGER_INVOICES_H
 #define TALLY_LEDGER_INVOICES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,7 +42,8 @@ struct ledger_invoice {
 typedef int (*ledger_invoice_fn)(void *ctx, const struct ledger_invoice *inv);
 
 /* Every issued invoice whose period ended by to_ns, by period, plan and
- * id, with the adjustments made for it since. */
+ * id, with the adjustments made for it since; invoices a credit note
+ * cancels count neither as these nor as carriers of adjustments. */
 int ledger_invoices_before(const char *path, int64_t to_ns, ledger_invoice_fn fn, void *ctx,
 			   struct tally_err *e);
 /* Every issued invoice (of tenant, when not NULL), by issuer and number,
@@ -56,7 +60,8 @@ int ledger_invoices_find(const char *path, int64_t number, const char *issuer, l
 struct ledger_invoice_tx;
 int ledger_invoices_begin(const char *path, struct ledger_invoice_tx **out, struct tally_err *e);
 /* The issued invoice of tenant whose period overlaps [from_ns, to_ns), if
- * any: fn is called with it (and its nonzero return given back). */
+ * any (one a credit note cancels does not count): fn is called with it
+ * (and its nonzero return given back). */
 int ledger_invoices_overlap(struct ledger_invoice_tx *tx, const char *tenant, int64_t from_ns, int64_t to_ns,
 			    ledger_invoice_fn fn, void *ctx, struct tally_err *e);
 /* The next number of issuer (1 for the first). */
@@ -73,5 +78,34 @@ int ledger_invoices_adjust(struct ledger_invoice_tx *tx, int64_t invoice_id, int
 int ledger_invoices_commit(struct ledger_invoice_tx *tx, struct tally_err *e);
 /* Roll back and close tx (NULL: nothing). */
 void ledger_invoices_abort(struct ledger_invoice_tx *tx);
+
+/* Credit notes (schemas/migrations/008-credit-notes.sql): a correction of
+ * an issued invoice, a document of its own in its own series per issuer,
+ * appended in an issuing transaction like an invoice. */
+struct ledger_credit_note {
+	int64_t id, number, invoice_id, issued_ns;
+	const char *issuer, *tenant, *currency, *reason, *document, *sha256;
+	bool cancels;                /* credits the whole invoice: its period is open again */
+	int64_t subtotal_minor, total_minor;   /* <= 0 */
+	int64_t invoice_number;      /* the credited invoice's number (reads only) */
+};
+typedef int (*ledger_credit_note_fn)(void *ctx, const struct ledger_credit_note *cn);
+
+/* What the credit notes of invoice_id credit so far (sums <= 0), and
+ * whether one of them cancels it. */
+int ledger_credit_notes_credited(struct ledger_invoice_tx *tx, int64_t invoice_id, int64_t *subtotal_minor,
+				 int64_t *total_minor, bool *cancelled, struct tally_err *e);
+/* The next credit-note number of issuer (1 for the first). */
+int ledger_credit_notes_next_number(struct ledger_invoice_tx *tx, const char *issuer, int64_t *number,
+				    struct tally_err *e);
+/* Append cn (its id and invoice_number are ignored; the new id into *id). */
+int ledger_credit_notes_insert(struct ledger_invoice_tx *tx, const struct ledger_credit_note *cn, size_t doc_len,
+			       int64_t *id, struct tally_err *e);
+/* The credit notes numbered number (of issuer when not ""), at most two. */
+int ledger_credit_notes_find(const char *path, int64_t number, const char *issuer, ledger_credit_note_fn fn,
+			     void *ctx, struct tally_err *e);
+/* Every credit note (of tenant, when not NULL), by issuer and number. */
+int ledger_credit_notes_list(const char *path, const char *tenant, ledger_credit_note_fn fn, void *ctx,
+			     struct tally_err *e);
 
 #endif

@@ -261,6 +261,18 @@ int ledger_load_resources(struct ledger *l, ledger_resource_fn fn, void *ctx, st
 int ledger_load_series(struct ledger *l, ledger_series_fn fn, void *ctx, struct tally_err *e);
 int ledger_load_agents(struct ledger *l, ledger_agent_fn fn, void *ctx, struct tally_err *e);
 
+/* Usage imported as events (schemas/migrations/009-usage-events.sql),
+ * inside the writer's transaction: whether (source, event_id) was
+ * recorded, with its digest (hex, 64) and import time; and recording
+ * one. Strings are borrowed. */
+struct ledger_import_event {
+	const char *source, *event_id, *device, *digest;
+	int64_t resource_id, meter_id, time_ns, end_ns, quantity, imported_ns;
+};
+int ledger_import_seen(struct ledger *l, const char *source, const char *event_id, bool *found, char digest[65],
+		       int64_t *imported_ns, struct tally_err *e);
+int ledger_import_put(struct ledger *l, const struct ledger_import_event *ev, struct tally_err *e);
+
 /* Tests reach the paths real faults take through common/fault.h: armed
  * for FAULT_WRITE or FAULT_COMMIT, a statement that writes or the commit
  * fails with SQLITE_FULL (-ENOSPC), as a full disk would. */

@@ -6,7 +6,7 @@
 #ifndef TALLY_LEDGER_ID_H
 #define TALLY_LEDGER_ID_H
 
-#define LEDGER_SCHEMA_VERSION 7          /* PRAGMA user_version; tally_ledger.version */
+#define LEDGER_SCHEMA_VERSION 10         /* PRAGMA user_version; tally_ledger.version */
 #define LEDGER_APP_ID 1952541804         /* PRAGMA application_id; tally_ledger.application_id */
 
 #endif

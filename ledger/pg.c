@@ -295,7 +295,7 @@ static const char privileges_sql[] =
 	" (5, 'series', 'SELECT, INSERT, UPDATE'), (6, 'agents', 'SELECT, INSERT, UPDATE'), (7, 'events', 'SELECT, INSERT'),"
 	" (8, 'alerts', 'SELECT, INSERT, UPDATE, DELETE'), (9, 'alert_windows', 'SELECT, INSERT, UPDATE, DELETE'),"
 	" (10, 'chain', 'SELECT, INSERT'), (11, 'chain_hours', 'SELECT, INSERT'),"
-	" (12, 'meta', 'SELECT, INSERT, UPDATE')) AS need (o, t, p),"
+	" (12, 'meta', 'SELECT, INSERT, UPDATE'), (13, 'usage_events', 'SELECT, INSERT')) AS need (o, t, p),"
 	" unnest(string_to_array(p, ', ')) WITH ORDINALITY AS q (q, n)"
 	" WHERE NOT has_table_privilege(quote_ident(current_schema()) || '.' || t, q) GROUP BY t) AS missing";
 
@@ -509,6 +509,8 @@ static void pg_check_info(const struct ledger *lb, bool *full, int64_t *ns)
 
 /* ---- transactions ---- */
 
+static void pg_rollback(struct ledger *lb);
+
 /* The connection, made again if it was lost (a new session has no
  * temporary tables). */
 static int ensure(struct pg_ledger *l, struct tally_err *e)
@@ -537,10 +539,12 @@ static int pg_begin(struct ledger *lb, struct tally_err *e)
 		return rc;
 	l->in_tx = true;
 	if ((rc = pgc_exec(&l->pc, PG_COMMIT_LOCK, "cannot take the commit lock", e)))
-		return rc;
+		goto fail;
 	if (!(r = pgc_query(&l->pc, "SELECT id, hash FROM chain ORDER BY id DESC LIMIT 1", 0, NULL,
-			    "cannot read the hash chain", e)))
-		return e ? e->code : -EIO;
+			    "cannot read the hash chain", e))) {
+		rc = e ? e->code : -EIO;
+		goto fail;
+	}
 	l->head_id = 0;
 	memset(l->head, 0, sizeof(l->head));
 	if (PQntuples(r) == 1) {
@@ -550,6 +554,11 @@ static int pg_begin(struct ledger *lb, struct tally_err *e)
 	}
 	PQclear(r);
 	return 0;
+fail:
+	/* no transaction is left open by a begin that failed (the caller
+	 * does not roll it back: it did not begin) */
+	pg_rollback(lb);
+	return rc;
 }
 
 static void pg_rollback(struct ledger *lb)
@@ -1154,6 +1163,39 @@ static int run(struct pg_ledger *l, const char *sql, int n, const char *const *p
 		return e ? e->code : -EIO;
 	PQclear(r);
 	return 0;
+}
+
+/* usage_events: immediate, so that an import sees the events it recorded
+ * earlier in the same transaction (under the commit lock: one writer at a
+ * time checks and records a key). */
+static int pg_import_seen(struct ledger *lb, const char *source, const char *event_id, bool *found, char digest[65],
+			  int64_t *imported_ns, struct tally_err *e)
+{
+	struct pg_ledger *l = L(lb);
+	const char *p[] = { source, event_id };
+	PGresult *r = pgc_query(&l->pc, "SELECT digest, imported_ns FROM usage_events WHERE source = $1 AND event_id = $2",
+				2, p, "cannot read imported events", e);
+	*found = false;
+	if (!r)
+		return e ? e->code : -EIO;
+	if (PQntuples(r) == 1) {
+		*found = true;
+		snprintf(digest, 65, "%s", pgv_text(r, 0, 0));
+		*imported_ns = pgv_i64(r, 0, 1);
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int pg_import_put(struct ledger *lb, const struct ledger_import_event *ev, struct tally_err *e)
+{
+	struct pgnum a, b, c, d, f, g;
+	const char *p[] = { ev->source, ev->event_id, pgn_i64(&a, ev->resource_id), pgn_i64(&b, ev->meter_id), ev->device,
+			    pgn_i64(&c, ev->time_ns), pgn_i64(&d, ev->end_ns), pgn_i64(&f, ev->quantity), ev->digest,
+			    pgn_i64(&g, ev->imported_ns) };
+	return run(L(lb), "INSERT INTO usage_events (source, event_id, resource_id, meter_id, device, time_ns, end_ns,"
+		   " quantity, digest, imported_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", 10, p,
+		   "cannot record the imported event", e);
 }
 
 static int pg_put_alert(struct ledger *lb, const struct ledger_alert *a, struct tally_err *e)
@@ -1826,6 +1868,8 @@ const struct ledger_backend ledger_pg_backend = {
 	.put_alert = pg_put_alert,
 	.del_alert = pg_del_alert,
 	.load_alerts = pg_load_alerts,
+	.import_seen = pg_import_seen,
+	.import_put = pg_import_put,
 	.put_window_point = pg_put_window_point,
 	.trim_window = pg_trim_window,
 	.load_windows = pg_load_windows,
@@ -1856,6 +1900,13 @@ const struct ledger_backend ledger_pg_backend = {
 	.invoices_adjust = pg_invoices_adjust,
 	.invoices_commit = pg_invoices_commit,
 	.invoices_abort = pg_invoices_abort,
+	.credit_notes_credited = pg_credit_notes_credited,
+	.credit_notes_next_number = pg_credit_notes_next_number,
+	.credit_notes_insert = pg_credit_notes_insert,
+	.credit_notes_find = pg_credit_notes_find,
+	.credit_notes_list = pg_credit_notes_list,
+	.charges_add = pg_charges_add,
+	.charges_read = pg_charges_read,
 	.copy_open = pg_copy_open,
 	.copy_read = pg_copy_read,
 	.copy_write = pg_copy_write,

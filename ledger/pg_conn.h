@@ -131,5 +131,18 @@ int pg_invoices_adjust(struct ledger_invoice_tx *tx, int64_t invoice_id, int64_t
 		       struct tally_err *e);
 int pg_invoices_commit(struct ledger_invoice_tx *tx, struct tally_err *e);
 void pg_invoices_abort(struct ledger_invoice_tx *tx);
+int pg_credit_notes_credited(struct ledger_invoice_tx *tx, int64_t invoice_id, int64_t *subtotal_minor,
+			     int64_t *total_minor, bool *cancelled, struct tally_err *e);
+int pg_credit_notes_next_number(struct ledger_invoice_tx *tx, const char *issuer, int64_t *number,
+				struct tally_err *e);
+int pg_credit_notes_insert(struct ledger_invoice_tx *tx, const struct ledger_credit_note *cn, size_t doc_len,
+			   int64_t *id, struct tally_err *e);
+int pg_credit_notes_find(const char *location, int64_t number, const char *issuer, ledger_credit_note_fn fn,
+			 void *ctx, struct tally_err *e);
+int pg_credit_notes_list(const char *location, const char *tenant, ledger_credit_note_fn fn, void *ctx,
+			 struct tally_err *e);
+int pg_charges_add(const char *location, const struct ledger_charge *c, int64_t *id, struct tally_err *e);
+int pg_charges_read(const char *location, const char *tenant, int64_t from_ns, int64_t to_ns, ledger_charge_fn fn,
+		    void *ctx, struct tally_err *e);
 
 #endif

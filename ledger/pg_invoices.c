@@ -5,6 +5,8 @@
  * Issuing locks the invoices table against other issuers (SHARE ROW
  * EXCLUSIVE: readers go on, a second `tally invoice --issue` waits) so
  * numbers stay sequential; the aggregators' commits never touch it.
+ * Credit notes are issued the same way; a charge takes the same lock so
+ * that no invoice is issued for its period while it is added.
  */
 #include "backend.h"
 #include "err.h"
@@ -22,6 +24,9 @@ struct pg_invoice_tx {
 };
 
 #define TX(t) ((struct pg_invoice_tx *)(t))
+
+/* An invoice no credit note cancels (sqlite_invoices.c's words). */
+#define NOT_CANCELLED(col) "NOT EXISTS (SELECT 1 FROM credit_notes c WHERE c.invoice_id = " col " AND c.cancels = 1)"
 
 typedef void (*inv_row_fn)(const PGresult *r, int i, struct ledger_invoice *inv);
 
@@ -76,8 +81,10 @@ int pg_invoices_before(const char *location, int64_t to_ns, ledger_invoice_fn fn
 	const char *p[] = { pgn_i64(&a, to_ns) };
 	return read_rows(location,
 			 "SELECT i.id, i.issuer, i.number, i.from_ns, i.to_ns, i.base_minor, i.plan_text, i.tenant,"
-			 " (SELECT coalesce(sum(a.amount_minor), 0)::bigint FROM invoice_adjustments a WHERE a.for_id = i.id)"
-			 " FROM invoices i WHERE i.to_ns <= $1 ORDER BY i.from_ns, i.to_ns, i.plan_text, i.id",
+			 " (SELECT coalesce(sum(a.amount_minor), 0)::bigint FROM invoice_adjustments a WHERE a.for_id = i.id"
+			 "  AND " NOT_CANCELLED("a.invoice_id") ")"
+			 " FROM invoices i WHERE i.to_ns <= $1 AND " NOT_CANCELLED("i.id")
+			 " ORDER BY i.from_ns, i.to_ns, i.plan_text, i.id",
 			 1, p, row_before, fn, ctx, e);
 }
 
@@ -157,7 +164,8 @@ int pg_invoices_overlap(struct ledger_invoice_tx *txb, const char *tenant, int64
 	struct pgnum a, b;
 	const char *p[] = { tenant, pgn_i64(&a, from_ns), pgn_i64(&b, to_ns) };
 	PGresult *r = pgc_query(&TX(txb)->pc, "SELECT issuer, number, from_ns, to_ns, issued_ns FROM invoices"
-				" WHERE tenant = $1 AND from_ns < $3 AND to_ns > $2 ORDER BY from_ns LIMIT 1", 3, p,
+				" WHERE tenant = $1 AND from_ns < $3 AND to_ns > $2 AND " NOT_CANCELLED("invoices.id")
+				" ORDER BY from_ns LIMIT 1", 3, p,
 				"cannot read invoices", e);
 	int rc = 0;
 	if (!r)
@@ -173,17 +181,24 @@ int pg_invoices_overlap(struct ledger_invoice_tx *txb, const char *tenant, int64
 	return rc;
 }
 
-int pg_invoices_next_number(struct ledger_invoice_tx *txb, const char *issuer, int64_t *number,
-			    struct tally_err *e)
+/* The next number of issuer's series by sql. */
+static int next_number(struct ledger_invoice_tx *txb, const char *sql, const char *issuer, const char *what,
+		       int64_t *number, struct tally_err *e)
 {
 	const char *p[] = { issuer };
-	PGresult *r = pgc_query(&TX(txb)->pc, "SELECT coalesce(max(number), 0) + 1 FROM invoices WHERE issuer = $1",
-				1, p, "cannot number the invoice", e);
+	PGresult *r = pgc_query(&TX(txb)->pc, sql, 1, p, what, e);
 	if (!r)
 		return e ? e->code : -EIO;
 	*number = pgv_i64(r, 0, 0);
 	PQclear(r);
 	return 0;
+}
+
+int pg_invoices_next_number(struct ledger_invoice_tx *txb, const char *issuer, int64_t *number,
+			    struct tally_err *e)
+{
+	return next_number(txb, "SELECT coalesce(max(number), 0) + 1 FROM invoices WHERE issuer = $1", issuer,
+			   "cannot number the invoice", number, e);
 }
 
 int pg_invoices_insert(struct ledger_invoice_tx *txb, const struct ledger_invoice *inv, size_t doc_len, int64_t *id,
@@ -240,4 +255,188 @@ void pg_invoices_abort(struct ledger_invoice_tx *txb)
 		return;
 	pgc_close(&tx->pc);          /* the server rolls back what the closed connection began */
 	free(tx);
+}
+
+/* ---- credit notes (schemas/pg/migrations/008-credit-notes.sql) ---- */
+
+int pg_credit_notes_credited(struct ledger_invoice_tx *txb, int64_t invoice_id, int64_t *subtotal_minor,
+			     int64_t *total_minor, bool *cancelled, struct tally_err *e)
+{
+	struct pgnum a;
+	const char *p[] = { pgn_i64(&a, invoice_id) };
+	PGresult *r = pgc_query(&TX(txb)->pc, "SELECT coalesce(sum(subtotal_minor), 0)::bigint,"
+				" coalesce(sum(total_minor), 0)::bigint, coalesce(max(cancels), 0)::bigint"
+				" FROM credit_notes WHERE invoice_id = $1", 1, p, "cannot read credit notes", e);
+	if (!r)
+		return e ? e->code : -EIO;
+	*subtotal_minor = pgv_i64(r, 0, 0);
+	*total_minor = pgv_i64(r, 0, 1);
+	*cancelled = pgv_i64(r, 0, 2) != 0;
+	PQclear(r);
+	return 0;
+}
+
+int pg_credit_notes_next_number(struct ledger_invoice_tx *txb, const char *issuer, int64_t *number,
+				struct tally_err *e)
+{
+	return next_number(txb, "SELECT coalesce(max(number), 0) + 1 FROM credit_notes WHERE issuer = $1", issuer,
+			   "cannot number the credit note", number, e);
+}
+
+int pg_credit_notes_insert(struct ledger_invoice_tx *txb, const struct ledger_credit_note *cn, size_t doc_len,
+			   int64_t *id, struct tally_err *e)
+{
+	struct pgnum n1, n2, n3, n4, n5, n6;
+	char *doc = fault_malloc(doc_len + 1);
+	if (!doc)
+		return err_set(e, -ENOMEM, "out of memory");
+	memcpy(doc, cn->document, doc_len);
+	doc[doc_len] = '\0';
+	const char *p[] = { cn->issuer, pgn_i64(&n1, cn->number), pgn_i64(&n2, cn->invoice_id), cn->tenant,
+			    pgn_i64(&n3, cn->issued_ns), cn->currency, cn->cancels ? "1" : "0",
+			    pgn_i64(&n4, cn->subtotal_minor), pgn_i64(&n5, cn->total_minor), cn->reason, doc, cn->sha256 };
+	(void)n6;
+	PGresult *r = pgc_query(&TX(txb)->pc, "INSERT INTO credit_notes (issuer, number, invoice_id, tenant, issued_ns,"
+				" currency, cancels, subtotal_minor, total_minor, reason, document, sha256)"
+				" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id", 12, p,
+				"cannot store the credit note", e);
+	free(doc);
+	if (!r)
+		return e ? e->code : -EIO;
+	*id = pgv_i64(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+struct noting {
+	ledger_credit_note_fn fn;
+	void *ctx;
+};
+
+static int each_note(void *ctx, const PGresult *r, int i)
+{
+	struct noting *x = ctx;
+	struct ledger_credit_note cn = {
+		.id = pgv_i64(r, i, 0), .issuer = pgv_text(r, i, 1), .number = pgv_i64(r, i, 2),
+		.invoice_id = pgv_i64(r, i, 3), .tenant = pgv_text(r, i, 4), .issued_ns = pgv_i64(r, i, 5),
+		.currency = pgv_text(r, i, 6), .cancels = pgv_i64(r, i, 7) != 0, .subtotal_minor = pgv_i64(r, i, 8),
+		.total_minor = pgv_i64(r, i, 9), .reason = pgv_text(r, i, 10), .document = pgv_text(r, i, 11),
+		.sha256 = pgv_text(r, i, 12), .invoice_number = pgv_i64(r, i, 13),
+	};
+	return x->fn(x->ctx, &cn);
+}
+
+/* Credit notes by sql (n parameters) on a read-only connection. */
+static int read_notes(const char *location, const char *sql, int n, const char *const *p, ledger_credit_note_fn fn,
+		      void *ctx, struct tally_err *e)
+{
+	struct pgc pc;
+	struct noting x = { fn, ctx };
+	int rc;
+	if ((rc = pgc_connect(&pc, location, "tally", e)))
+		return rc;
+	if (!(rc = pg_check_readable(&pc, e)) &&
+	    !(rc = pgc_exec(&pc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "cannot begin", e)))
+		rc = pgc_each(&pc, sql, n, p, each_note, &x, "cannot read credit notes", e);
+	pgc_close(&pc);
+	return rc;
+}
+
+#define NOTE_COLS "c.id, c.issuer, c.number, c.invoice_id, c.tenant, c.issued_ns, c.currency, c.cancels," \
+		  " c.subtotal_minor, c.total_minor, c.reason, c.document, c.sha256, i.number"
+
+int pg_credit_notes_find(const char *location, int64_t number, const char *issuer, ledger_credit_note_fn fn,
+			 void *ctx, struct tally_err *e)
+{
+	struct pgnum a;
+	const char *p[] = { pgn_i64(&a, number), issuer ? issuer : "" };
+	return read_notes(location, "SELECT " NOTE_COLS " FROM credit_notes c JOIN invoices i ON i.id = c.invoice_id"
+			  " WHERE c.number = $1 AND ($2 = '' OR c.issuer = $2) ORDER BY c.id LIMIT 2", 2, p, fn, ctx, e);
+}
+
+int pg_credit_notes_list(const char *location, const char *tenant, ledger_credit_note_fn fn, void *ctx,
+			 struct tally_err *e)
+{
+	const char *p[] = { tenant };
+	return read_notes(location, "SELECT " NOTE_COLS " FROM credit_notes c JOIN invoices i ON i.id = c.invoice_id"
+			  " WHERE CAST($1 AS text) IS NULL OR c.tenant = CAST($1 AS text) ORDER BY c.issuer, c.number", 1, p,
+			  fn, ctx, e);
+}
+
+/* ---- charges (schemas/pg/migrations/010-charges.sql) ---- */
+
+int pg_charges_add(const char *location, const struct ledger_charge *c, int64_t *id, struct tally_err *e)
+{
+	struct pgc pc;
+	struct pgnum a, b, d;
+	PGresult *r = NULL;
+	int rc;
+	if ((rc = pgc_connect(&pc, location, "tally", e)))
+		return rc;
+	if ((rc = pg_check_readable(&pc, e)) || (rc = pgc_exec(&pc, "BEGIN", "cannot start a transaction", e)) ||
+	    (rc = pgc_exec(&pc, "LOCK TABLE invoices IN SHARE ROW EXCLUSIVE MODE", "cannot start a transaction", e)))
+		goto out;
+	/* never into a period already invoiced (an invoice a credit note
+	 * cancels does not hold its period) */
+	const char *q[] = { c->tenant, pgn_i64(&a, c->from_ns) };
+	if (!(r = pgc_query(&pc, "SELECT issuer, number FROM invoices i WHERE tenant = $1 AND from_ns <= $2"
+			    " AND to_ns > $2 AND " NOT_CANCELLED("i.id") " LIMIT 1", 2, q, "cannot read invoices", e))) {
+		rc = e ? e->code : -EIO;
+		goto out;
+	}
+	if (PQntuples(r) == 1) {
+		rc = err_set(e, -EEXIST, "tenant '%s' is invoiced for that period already (%s #%lld): issued invoices"
+			     " never change; add the charge to a later period", c->tenant, pgv_text(r, 0, 0),
+			     (long long)pgv_i64(r, 0, 1));
+		goto out;
+	}
+	PQclear(r);
+	const char *p[] = { c->tenant, pgn_i64(&a, c->from_ns), pgn_i64(&b, c->to_ns), c->description, c->amount,
+			    c->currency, pgn_i64(&d, c->added_ns) };
+	if (!(r = pgc_query(&pc, "INSERT INTO charges (tenant, from_ns, to_ns, description, amount, currency, added_ns)"
+			    " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id", 7, p, "cannot store the charge", e))) {
+		rc = e ? e->code : -EIO;
+		goto out;
+	}
+	*id = pgv_i64(r, 0, 0);
+	rc = pgc_exec(&pc, "COMMIT", "cannot commit the charge", e);
+out:
+	PQclear(r);
+	pgc_close(&pc);              /* what was not committed is rolled back */
+	return rc;
+}
+
+struct charging {
+	ledger_charge_fn fn;
+	void *ctx;
+};
+
+static int each_charge(void *ctx, const PGresult *r, int i)
+{
+	struct charging *x = ctx;
+	struct ledger_charge c = {
+		.id = pgv_i64(r, i, 0), .tenant = pgv_text(r, i, 1), .from_ns = pgv_i64(r, i, 2),
+		.to_ns = pgv_i64(r, i, 3), .description = pgv_text(r, i, 4), .amount = pgv_text(r, i, 5),
+		.currency = pgv_text(r, i, 6), .added_ns = pgv_i64(r, i, 7),
+	};
+	return x->fn(x->ctx, &c);
+}
+
+int pg_charges_read(const char *location, const char *tenant, int64_t from_ns, int64_t to_ns, ledger_charge_fn fn,
+		    void *ctx, struct tally_err *e)
+{
+	struct pgc pc;
+	struct charging x = { fn, ctx };
+	struct pgnum a, b;
+	const char *p[] = { tenant, pgn_i64(&a, from_ns), pgn_i64(&b, to_ns) };
+	int rc;
+	if ((rc = pgc_connect(&pc, location, "tally", e)))
+		return rc;
+	if (!(rc = pg_check_readable(&pc, e)) &&
+	    !(rc = pgc_exec(&pc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "cannot begin", e)))
+		rc = pgc_each(&pc, "SELECT id, tenant, from_ns, to_ns, description, amount, currency, added_ns FROM charges"
+			      " WHERE (CAST($1 AS text) IS NULL OR tenant = CAST($1 AS text)) AND from_ns >= $2 AND"
+			      " from_ns < $3 ORDER BY tenant, id", 3, p, each_charge, &x, "cannot read charges", e);
+	pgc_close(&pc);
+	return rc;
 }

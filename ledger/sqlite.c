@@ -38,7 +38,7 @@ enum {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_METER_GET, S_METER_PUT, S_RES_PUT, S_ATTRS_PUT,
 	S_USAGE_ADD, S_USAGE_UPD, S_SERIES_PUT, S_SERIES_UPD, S_AGENT_PUT, S_EVENT_ADD, S_ALERT_PUT,
 	S_ALERT_DEL, S_WND_PUT, S_WND_TRIM, S_WND_DEL, S_LAST_EVENT, S_HOUR_ROWS, S_HOUR_LAST, S_CHAIN_PUT,
-	S_CHAIN_HOUR_PUT, S_COUNT
+	S_CHAIN_HOUR_PUT, S_IMPORT_GET, S_IMPORT_PUT, S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
@@ -105,6 +105,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_CHAIN_PUT] = "INSERT INTO chain (id, time_ns, upgrade, hours, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_CHAIN_HOUR_PUT] = "INSERT INTO chain_hours (commit_id, hour_ns, rows, altered, digest)"
 			     " VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_IMPORT_GET] = "SELECT digest, imported_ns FROM usage_events WHERE source = ?1 AND event_id = ?2",
+	[S_IMPORT_PUT] = "INSERT INTO usage_events (source, event_id, resource_id, meter_id, device, time_ns,"
+			 " end_ns, quantity, digest, imported_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 };
 
 struct sq_ledger {
@@ -1391,6 +1394,45 @@ static int sq_last_event(struct ledger *lb, const char *uuid, const char *agent,
 	return 0;
 }
 
+static int sq_import_seen(struct ledger *lb, const char *source, const char *event_id, bool *found,
+			  char digest[65], int64_t *imported_ns, struct tally_err *e)
+{
+	struct sq_ledger *l = (struct sq_ledger *)lb;
+	sqlite3_stmt *st = l->st[S_IMPORT_GET];
+	int rc;
+	*found = false;
+	sqlite3_bind_text(st, 1, source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, event_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*found = true;
+		const unsigned char *d = sqlite3_column_text(st, 0);
+		snprintf(digest, 65, "%s", d ? (const char *)d : "");
+		*imported_ns = sqlite3_column_int64(st, 1);
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : db_err(l, e, rc, "cannot read imported events");
+}
+
+static int sq_import_put(struct ledger *lb, const struct ledger_import_event *ev, struct tally_err *e)
+{
+	struct sq_ledger *l = (struct sq_ledger *)lb;
+	sqlite3_stmt *st = l->st[S_IMPORT_PUT];
+	sqlite3_bind_text(st, 1, ev->source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, ev->event_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, ev->resource_id);
+	sqlite3_bind_int64(st, 4, ev->meter_id);
+	sqlite3_bind_text(st, 5, ev->device, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, ev->time_ns);
+	sqlite3_bind_int64(st, 7, ev->end_ns);
+	sqlite3_bind_int64(st, 8, ev->quantity);
+	sqlite3_bind_text(st, 9, ev->digest, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 10, ev->imported_ns);
+	return step_done(l, S_IMPORT_PUT, "cannot record the imported event", e);
+}
+
 /* ---- whole tables, for tally ledger copy (tables.h) ---- */
 
 struct sq_copy {
@@ -1603,6 +1645,8 @@ const struct ledger_backend ledger_sqlite_backend = {
 	.put_alert = sq_put_alert,
 	.del_alert = sq_del_alert,
 	.load_alerts = sq_load_alerts,
+	.import_seen = sq_import_seen,
+	.import_put = sq_import_put,
 	.put_window_point = sq_put_window_point,
 	.trim_window = sq_trim_window,
 	.load_windows = sq_load_windows,
@@ -1633,6 +1677,13 @@ const struct ledger_backend ledger_sqlite_backend = {
 	.invoices_adjust = sq_invoices_adjust,
 	.invoices_commit = sq_invoices_commit,
 	.invoices_abort = sq_invoices_abort,
+	.credit_notes_credited = sq_credit_notes_credited,
+	.credit_notes_next_number = sq_credit_notes_next_number,
+	.credit_notes_insert = sq_credit_notes_insert,
+	.credit_notes_find = sq_credit_notes_find,
+	.credit_notes_list = sq_credit_notes_list,
+	.charges_add = sq_charges_add,
+	.charges_read = sq_charges_read,
 	.copy_open = sq_copy_open,
 	.copy_read = sq_copy_read,
 	.copy_write = sq_copy_write,

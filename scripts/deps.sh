@@ -28,6 +28,7 @@ python3
 python3-jsonschema
 jq
 chromium
+poppler-utils
 fonts-dejavu-core
 libreoffice-calc-nogui
 prometheus

@@ -2,9 +2,14 @@
 # The HTML invoice in a real browser: headless Chromium (Debian's package)
 # loads the page tally wrote; a script added to a copy of the page reports,
 # after the load, every chart image's state and the text of every line,
-# subtotal and total. Each must match the same invoice as JSON (its line
-# descriptions and amounts), every image must have loaded (decoded, with a
-# width), and a screenshot is kept as a test artifact in $B/test-artifacts/.
+# subtotal, tax and total, the issuer's and the customer's blocks and the
+# columns. Each must match the same invoice as JSON (descriptions, amounts,
+# the tax note), every quantity must be the exact ledger quantity (JSON's
+# base_quantity) over its unit, rounded half-even to the unit's display
+# places written down by hand, no internal column or text may show by
+# default (and --detail must show them), and every image must have loaded.
+# Chromium prints the page to PDF and pdftotext reads the customer and the
+# total back; a screenshot and the PDF are kept in $B/test-artifacts/.
 # Then the SLA report's page (tally sla --format html) the same way.
 set -eu
 B=${B:-build}
@@ -24,11 +29,65 @@ mkdir -p "$art"
 # under ASan: librrd's graphing keeps caches for good (tests/lsan-librrd.supp);
 # the full unwind lets the suppression see rrd_graph_v on the stack
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan-librrd.supp:fast_unwind_on_malloc=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-sim_ledger "$work/d" 2026-10-04T00:00:00Z 6 2 5 true
+sim_ledger "$work/d" 2026-10-04T00:00:00Z 6 2 5 true 1
 L=$work/d/ledger.db
-"$TALLY" invoice --ledger "$L" --period 2026-10 --plan config/plan-example.yaml --format html > "$work/inv.html"
-"$TALLY" invoice --ledger "$L" --period 2026-10 --plan config/plan-example.yaml --format json > "$work/inv.json"
-
+# a plan with every way a price makes an amount: per unit, graduated tiers
+# after a free allowance, volume tiers, blocks, a per-month unit; an
+# issuer with its details and customers with theirs (issue 18)
+cat > "$work/plan.yaml" <<'EOP'
+plan: html
+issuer:
+  name: Example Cloud GmbH
+  address: [Cloudstraße 1, 10115 Berlin, Germany]
+  vat_id: DE987654321
+  email: billing@example.cloud
+  payment: [IBAN DE89 3704 0044 0532 0130 00, BIC COBADEFFXXX]
+  invoice_prefix: INV-
+currency: EUR
+tax:
+  - {name: VAT, rate: 19%}
+versions:
+  - from: 2026-01-01
+    prices:
+      - {meter: vcpus, unit: vCPU-hour, select: {flavor: m1.small}, price: 0.0125}
+      - {meter: vcpus, unit: vCPU-hour, select: {flavor: m1.medium}, price: 0.012, description: "vCPUs, medium"}
+      - {meter: vcpus, unit: vCPU-hour, select: {flavor: m1.large}, price: 0.011}
+      - {meter: memory, unit: GiB-hour, price: 0.004}
+      - {meter: disk.device.capacity, unit: GiB-month, price: 0.05, description: Block storage (SSD)}
+      - {meter: disk.device.read.requests, unit: request-million, price: 0.40}
+      - meter: disk.device.read.bytes
+        unit: GB
+        mode: volume
+        tiers: [{up_to: 100, price: 0.02}, {price: 0.01}]
+      - meter: network.outgoing.bytes
+        unit: GB
+        free: 10
+        mode: graduated
+        tiers: [{up_to: 200, price: 0.09}, {price: 0.05}]
+      - {meter: instance, unit: instance-hour, block: 24, price: 0.50}
+    fees:
+      - {name: Support, amount: 50.00}
+sla:
+  classes:
+    - name: standard
+      target: 99.95%
+      credits: [{below: 99.95%, credit: 10%}, {below: 99%, credit: 25%}]
+EOP
+cat > "$work/customers.yaml" <<'EOC'
+customers:
+  tenant-00:
+    name: Acme Widgets GmbH
+    address: [Hauptstraße 1, 10115 Berlin]
+    vat_id: DE123456789
+    tax: reverse-charge
+  tenant-01:
+    name: Beta & Sons Ltd
+    address: [1 High Street, London]
+EOC
+inv() { "$TALLY" invoice --ledger "$L" --period 2026-10 --plan "$work/plan.yaml" --customers "$work/customers.yaml" "$@"; }
+inv --format html > "$work/inv.html"
+inv --format html --detail > "$work/detail.html"
+inv --format json > "$work/inv.json"
 flags="--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking
  --disable-component-update --disable-sync --hide-scrollbars --user-data-dir=$work/chromium"
 # in_chromium PAGE OUT: PAGE as tally wrote it, plus a reporter that runs
@@ -61,47 +120,116 @@ print(html.unescape(m.group(1)))
 EOPY
 }
 
-in_chromium "$work/inv.html" "$work/got.json" <<'EOJS'
+# what the page shows, read in the browser after the load
+cat > "$work/reporter.js" <<'EOJS'
   var imgs = Array.prototype.slice.call(document.images);
+  var txt = function (e) { return e ? e.textContent : null; };
   return {
     images: imgs.length,
     loaded: imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length,
+    internal: document.querySelectorAll('.internal').length,
+    text: document.body.innerText,
     invoices: Array.prototype.map.call(document.querySelectorAll('section.invoice'), function (s) {
       return {
-        tenant: s.querySelector('.tenant').textContent,
+        tenant: txt(s.querySelector('.tenant')),
+        issuer: txt(s.querySelector('.party.issuer .name')),
+        customer: txt(s.querySelector('.party.customer .name')),
+        vat: txt(s.querySelector('.party.customer .vat')),
+        heads: Array.prototype.map.call(s.querySelectorAll('table.lines thead th'), txt),
         lines: Array.prototype.map.call(s.querySelectorAll('tr.line'), function (tr) {
-          var td = tr.querySelectorAll('td');
-          return [td[1].textContent, td[5].textContent];
+          return [txt(tr.querySelector('td.desc')), txt(tr.querySelector('td.qty')),
+                  txt(tr.querySelector('td.unit')), txt(tr.querySelector('td.amount'))];
         }),
-        total: s.querySelector('tr.total td.n').textContent
+        calc: s.querySelectorAll('tr.calc').length,
+        credits: s.querySelectorAll('tbody.credits tr.line').length,
+        subtotal: txt(s.querySelector('tr.subtotal td.n')),
+        taxes: Array.prototype.map.call(s.querySelectorAll('tr.tax td.n'), txt),
+        total: txt(s.querySelector('tr.total td.n')),
+        taxnote: txt(s.querySelector('.taxnote'))
       };
     })
   };
 EOJS
+in_chromium "$work/inv.html" "$work/got.json" < "$work/reporter.js"
+in_chromium "$work/detail.html" "$work/got-detail.json" < "$work/reporter.js"
 # shellcheck disable=SC2086
 timeout 120 "$CHROMIUM" $flags --window-size=1100,3000 --screenshot="$art/invoice.png" "file://$work/inv.html" \
 	> /dev/null 2>> "$work/chromium.log" || { echo "chromium screenshot failed"; exit 1; }
 echo "screenshot: $art/invoice.png"
+# the printable form: Chromium prints it to PDF (A4), pdftotext reads it back
+# shellcheck disable=SC2086
+timeout 120 "$CHROMIUM" $flags --no-pdf-header-footer --print-to-pdf="$art/invoice.pdf" "file://$work/inv.html" \
+	> /dev/null 2>> "$work/chromium.log" || { echo "chromium print-to-pdf failed"; exit 1; }
+pdftotext -layout "$art/invoice.pdf" "$work/pdf.txt"
+echo "pdf: $art/invoice.pdf ($(pdfinfo "$art/invoice.pdf" | sed -n 's/^Pages: *//p') pages)"
 
-"$PY" - "$work/got.json" "$work/inv.json" <<'EOPY'
+"$PY" - "$work/got.json" "$work/inv.json" "$work/got-detail.json" "$work/pdf.txt" <<'EOPY'
 import json, sys
+from decimal import Decimal, ROUND_HALF_EVEN
 got = json.load(open(sys.argv[1]))
 want = json.load(open(sys.argv[2]))["invoices"]
+detail = json.load(open(sys.argv[3]))
+pdf = open(sys.argv[4]).read()
 bad = 0
+def fail(*a):
+    global bad
+    print("FAIL", *a); bad += 1
+# one billing unit in ledger units (schemas/plan.md), and the places an
+# invoice shows it with, written down by hand; October has 2678400 s
+S = 31 * 86400
+units = {"vCPU-hour": (3600, 2), "GiB-hour": (2**30 * 3600, 2), "GiB-month": (2**30 * S, 4),
+         "request-million": (10**6, 3), "GB": (10**9, 3), "instance-hour": (3600, 2)}
+human = {"request-million": "million requests"}
 if got["images"] == 0 or got["loaded"] != got["images"]:
-    print("FAIL images: %d of %d loaded" % (got["loaded"], got["images"])); bad += 1
+    fail("images: %d of %d loaded" % (got["loaded"], got["images"]))
+if got["internal"] != 0:
+    fail("%d internal elements in the default view" % got["internal"])
+for word in ("Data", "flavor=", "network.outgoing.bytes", "files)", "100.0%", "SHA-256", "rrdtool"):
+    if word in got["text"]:
+        fail("the default view shows internal text %r" % word)
+if detail["internal"] == 0 or "Selector" not in detail["invoices"][0]["heads"]:
+    fail("--detail shows no internal column")
 if len(got["invoices"]) != len(want):
-    print("FAIL %d invoices on the page, %d in JSON" % (len(got["invoices"]), len(want))); bad += 1
+    fail("%d invoices on the page, %d in JSON" % (len(got["invoices"]), len(want)))
+calc = 0
 for page, inv in zip(got["invoices"], want):
-    if page["tenant"] != inv["tenant"]:
-        print("FAIL tenant", page["tenant"], "vs", inv["tenant"]); bad += 1
-    rows = [(l["description"] + (" [%s]" % l["selector"] if l.get("selector") else ""), l["amount"]) for l in inv["lines"]]
-    if [tuple(x) for x in page["lines"]] != rows:
-        print("FAIL lines of", inv["tenant"], page["lines"], "want", rows); bad += 1
-    if page["total"] != inv["total"]:
-        print("FAIL total of", inv["tenant"], page["total"], "want", inv["total"]); bad += 1
-print("ok   %d invoices, %d lines, %d of %d charts loaded in Chromium" %
-      (len(got["invoices"]), sum(len(i["lines"]) for i in got["invoices"]), got["loaded"], got["images"]))
+    t = inv["tenant"]
+    if page["heads"] != ["Description", "Quantity", "Unit", "Unit price", "Amount"]:
+        fail(t, "columns", page["heads"])
+    if page["tenant"] != t:
+        fail("tenant", page["tenant"], "vs", t)
+    if page["issuer"] != inv["issuer_details"]["name"] or page["customer"] != inv["customer"]["name"]:
+        fail(t, "parties", page["issuer"], page["customer"])
+    rows = []
+    for l in inv["lines"]:
+        q, u = "", ""
+        if l["type"] == "usage":
+            ratio, places = units[l["unit"]]
+            exact = Decimal(l["base_quantity"]) / Decimal(ratio)   # a gauge: unit-seconds
+            q = str(exact.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)) if places else str(exact.quantize(Decimal(1)))
+            u = human.get(l["unit"], l["unit"])
+        rows.append([l["description"], q, u, l["amount"]])
+    if [[x or "" for x in r] for r in page["lines"]] != rows:
+        fail("lines of", t, page["lines"], "want", rows)
+    if page["subtotal"] != inv["subtotal"] or page["total"] != inv["total"]:
+        fail(t, "totals", page["subtotal"], page["total"], "want", inv["subtotal"], inv["total"])
+    if page["taxes"] != [x["amount"] for x in inv["taxes"]]:
+        fail(t, "taxes", page["taxes"], [x["amount"] for x in inv["taxes"]])
+    if (page["taxnote"] or "") != inv.get("tax_note", ""):
+        fail(t, "tax note", page["taxnote"])
+    calc += page["calc"]
+    for s in (inv["customer"]["name"], inv["total"]):
+        if s not in pdf:
+            fail(t, "the PDF lacks", repr(s))
+if calc == 0:
+    fail("no allowance, tier or block row under any line")
+credits = sum(p["credits"] for p in got["invoices"])
+want_credits = sum(1 for i in want for l in i["lines"] if l["type"] == "credit")
+if want_credits == 0 or credits != want_credits:
+    fail("SLA credits in their own section: %d on the page, %d in JSON" % (credits, want_credits))
+print("ok   %d invoices, %d lines, %d calculation rows, %d SLA credits apart, %d of %d charts loaded in Chromium;"
+      " PDF has them" % (len(got["invoices"]), sum(len(i["lines"]) for i in got["invoices"]), calc, credits,
+                         got["loaded"], got["images"]))
 sys.exit(1 if bad else 0)
 EOPY
 

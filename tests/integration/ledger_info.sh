@@ -18,6 +18,7 @@ fails=0
 
 version=$(cat VERSION)
 rev=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# the schema this build writes (ledger/ledger_id.h)
 schema=$(sed -n 's/^#define LEDGER_SCHEMA_VERSION \([0-9]*\).*/\1/p' ledger/ledger_id.h)
 
 sim_ledger "$work/a" 2026-10-01T06:00:00Z 3 1 7
@@ -40,9 +41,11 @@ expect 0 "usage:        hours from 2026-10-01T00:00:00Z to 2026-10-01T06:00:00Z"
 # a schema 5 ledger (no meta table) that tallyd opens is upgraded, and says so
 sim_ledger "$work/b" 2026-10-01T02:00:00Z 2 1 8
 L5=$work/b/ledger.db
+# (and what the versions after 6 added: schemas/migrations/007-...)
 sqlite3 "$L5" "DROP TABLE meta; ALTER TABLE agents DROP COLUMN spool_id;
   ALTER TABLE agents DROP COLUMN spool_first_seq; ALTER TABLE agents DROP COLUMN contact_ns;
   ALTER TABLE agents DROP COLUMN spool_batches; ALTER TABLE agents DROP COLUMN spool_bytes;
+  DROP TABLE credit_notes; DROP TABLE usage_events; DROP TABLE charges;
   PRAGMA user_version = 5;"
 expect 1 "let tallyd migrate it first" "$TALLY" ledger info --ledger "$L5"
 cat > "$work/b.yaml" <<EOC

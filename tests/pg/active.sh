@@ -107,7 +107,8 @@ n503() {
 	_b=$(agg_metric b 'tally_ingest_requests_total{status="503"}')
 	[ "$(( ${_a:-0} + ${_b:-0} ))" -gt 0 ]
 }
-wait_for 60 "without PostgreSQL the aggregators answer 503: the agents keep their batches" n503
+wait_for 60 "without PostgreSQL the aggregators answer 503: the agents keep their batches" n503 ||
+	{ tail -n 5 "$work/agg-a.log" "$work/agg-b.log" "$work/ag.log"; agg_metric a 'tally_ingest_requests_total{status="200"}'; }
 sleep 1
 kill -0 "$agent" 2>/dev/null && ok "the agents wait, nothing acknowledged that is not committed" || bad "the agent stopped"
 pg_up || exit 1

@@ -88,6 +88,25 @@ static inline void tu_ledger_sql(const char *location, const char *sql)
 	sqlite3_close(db);
 }
 
+/* Run sql on the ledger; whether the engine took it (a refused change:
+ * false). */
+static inline bool tu_ledger_try(const char *location, const char *sql)
+{
+	if (!strncmp(location, "postgresql://", 13)) {
+		PGconn *c = tu_pg_connect(location);
+		PGresult *r = PQexec(c, sql);
+		bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+		PQclear(r);
+		PQfinish(c);
+		return ok;
+	}
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(location, &db), SQLITE_OK);
+	bool ok = sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK;
+	sqlite3_close(db);
+	return ok;
+}
+
 /* The same change in each engine's words: SQLite keeps a quantity of
  * either type in one column, PostgreSQL in quantity or quantity_real. */
 static inline void tu_ledger_sql2(const char *location, const char *sqlite_sql, const char *pg_sql)

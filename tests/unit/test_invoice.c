@@ -442,7 +442,7 @@ START_TEST(test_selectors_overrides_and_unpriced)
 	ck_assert_int_eq(a->notes[0].meter, M_VCPUS);
 	ck_assert_int_eq((int64_t)a->notes[0].qty, 36000 * RATE_GAUGE_SCALE);   /* 10 vCPU-h in vCPU-ms */
 	ck_assert_int_eq(g->total_minor, 10);
-	ck_assert_ptr_nonnull(strstr(g->lines[0].description, "tenant price"));
+	ck_assert_ptr_nonnull(strstr(g->lines[0].description, "contract price"));   /* the tenant's own */
 	free_invoices(v, n);
 }
 END_TEST
@@ -684,7 +684,7 @@ START_TEST(test_line_past_int64_refused)
 		   "      - {meter: network.outgoing.bytes, unit: GB, price: 20000000}\n");
 	struct tally_err e = { 0 };
 	ck_assert_int_eq(refused(T0, T0 + DAY, &e), -ERANGE);
-	ck_assert_msg(strstr(e.msg, "tenant 'acme', usage line network.outgoing.bytes: meter network.outgoing.bytes:"
+	ck_assert_msg(strstr(e.msg, "tenant 'acme', usage line Outbound traffic: meter network.outgoing.bytes:"
 				    " the amount cannot be represented"), "%s", e.msg);
 	write_plan(PLAN_HEAD "versions:\n  - from: 2026-01-01\n    prices:\n"
 		   "      - {meter: network.outgoing.bytes, unit: GB, price: 10000000}\n");
@@ -798,7 +798,7 @@ START_TEST(test_versions_inherit_and_remove)
 	ck_assert_int_eq(c2->amount_minor, 76800);
 	ck_assert_str_eq(qty(net, b), "34.545454545");
 	ck_assert_int_eq(net->amount_minor, 35);
-	ck_assert_str_eq(net->description, "network.outgoing.bytes until 2026-10-26");
+	ck_assert_str_eq(net->description, "Outbound traffic until 2026-10-26");
 	ck_assert_int_eq(v[0].total_minor, 112835);
 	ck_assert_uint_eq(v[0].n_notes, 1);
 	char *buf;
@@ -956,7 +956,7 @@ START_TEST(test_host_outside_billing)
 	const struct invoice *h = by_tenant(v, n, "");
 	char b[64];
 	const struct invoice_line *u = line_of(h, INV_USAGE, 0);
-	ck_assert_str_eq(u->description, "host.cpu");
+	ck_assert_str_eq(u->description, "Host CPU time");
 	ck_assert_str_eq(qty(u, b), "2.000000000");
 	ck_assert_int_eq(h->total_minor, 100);
 	ck_assert_int_eq(by_tenant(v, n, "acme")->total_minor, 100);

@@ -32,7 +32,7 @@ START_TEST(test_example_plan)
 	const struct plan_version *v = &p.versions[0];
 	ck_assert_uint_eq(v->n_prices, 9);
 	ck_assert_int_eq(v->prices[0].meter, M_VCPUS);
-	ck_assert_int_eq(v->prices[0].unit, UNIT_VCPU_HOUR);
+	ck_assert_str_eq(v->prices[0].unit.name, "vCPU-hour");
 	ck_assert_int_eq(v->prices[0].price_nanos, 12500000);    /* 0.0125 */
 	ck_assert_str_eq(v->prices[0].sel_key[0], "flavor");
 	ck_assert_str_eq(v->prices[0].sel_val[0], "m1.small");
@@ -64,7 +64,7 @@ START_TEST(test_example_plan)
 	const struct plan_price *inet = &c->prices[8];
 	ck_assert_int_eq(inet->meter, meter_lookup("network.internet.outgoing.bytes"));
 	ck_assert_int_eq(inet->origin, 1);
-	ck_assert_int_eq(inet->unit, net->unit);                 /* GB */
+	ck_assert_str_eq(inet->unit.name, net->unit.name);       /* GB */
 	ck_assert_int_eq(inet->model, PLAN_GRADUATED);           /* all egress's allowance and tiers */
 	ck_assert_int_eq(inet->free_nanos, 10 * MONEY_NANOS);
 	ck_assert_int_eq(inet->n_tiers, 3);

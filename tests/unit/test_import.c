@@ -1,0 +1,338 @@
+/*
+ * test_import.c: custom meters from the config, usage events imported
+ * into the ledger's hourly rows, and one-off charges (issue 18, item 4).
+ * Every mistake of an operator or a source service is refused with its
+ * place; an event seen twice counts once; a key reused for another event
+ * is refused; an amount spread over hours splits by cumulative floor and
+ * adds up; a level's integral is exact; a late event for an issued period
+ * becomes an adjustment on the next invoice; a charge is a line of its own
+ * and never lands in an issued period. Expected figures worked by hand.
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "charges.h"
+#include "import.h"
+#include "invoice.h"
+#include "issue.h"
+#include "metercfg.h"
+#include "plan.h"
+#include "testutil.h"
+#include "ledger_fixture.h"
+
+#define SEP (1788220800LL * NS_PER_SEC)  /* 2026-09-01T00:00:00Z */
+#define OCT (1790812800LL * NS_PER_SEC)  /* 2026-10-01T00:00:00Z */
+#define NOV (1793491200LL * NS_PER_SEC)  /* 2026-11-01T00:00:00Z */
+#define DEC (1796083200LL * NS_PER_SEC)  /* 2026-12-01T00:00:00Z */
+#define H NS_PER_HOUR
+
+static const char meters_yaml[] =
+	"meters:\n"
+	"  - {name: storage.objects.size, kind: gauge, unit: B, title: Object storage}\n"
+	"  - {name: api.calls, kind: counter, unit: request, title: API calls}\n"
+	"  - {name: support.minutes, kind: delta, unit: minute, title: Support}\n";
+
+static void define_meters(void)
+{
+	struct cfg_node *root = NULL;
+	struct tally_err e = { 0 };
+	meter_custom_clear();
+	ck_assert_int_eq(cfg_load_string("tally.yaml", meters_yaml, sizeof(meters_yaml) - 1, &root, &e), 0);
+	ck_assert_msg(meter_config_parse(cfg_get(root, "meters"), true, &e) == 0, "%s", e.msg);
+	cfg_free(root);
+}
+
+static void write_text(const char *name, const char *text)
+{
+	char p[200];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* Parse dir/name; returns the status, the events in b. */
+static int parse(const char *name, struct import_batch *b, struct tally_err *e)
+{
+	char p[200];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	memset(b, 0, sizeof(*b));
+	return import_parse_file(p, NULL, b, e);
+}
+
+/* e->msg, after the directory, starts with want. */
+static void says(const struct tally_err *e, const char *want)
+{
+	const char *m = strstr(e->msg, dir);
+	m = m ? m + strlen(dir) + 1 : e->msg;
+	ck_assert_msg(!strncmp(m, want, strlen(want)), "got '%s', want '%s'", e->msg, want);
+}
+
+START_TEST(test_meter_config)
+{
+	static const struct { const char *yaml, *want; } bad[] = {
+		{ "meters:\n  - {name: Bad Name, kind: gauge, unit: B, title: X}\n",
+		  "m.yaml:2:12: key 'name': 'Bad Name' is not a meter name" },
+		{ "meters:\n  - {name: cpu, kind: counter, unit: ns, title: X}\n",
+		  "m.yaml:2:12: key 'name': 'cpu' is a built-in meter" },
+		{ "meters:\n  - {name: a.b, kind: gauge, unit: B, title: X}\n  - {name: a.b, kind: gauge, unit: B, title: Y}\n",
+		  "m.yaml:3:12: key 'name': meter 'a.b' is declared twice (first at line 2)" },
+		{ "meters:\n  - {name: a.b, kind: gauge, unit: B, title: X, human: Y}\n",
+		  "m.yaml:2:49: unknown key 'human' in 'meter'" },
+		{ "meters:\n  - {name: a.b, kind: level, unit: B, title: X}\n", "m.yaml:2:23: key 'kind'" },
+		{ "meters:\n  - {name: a.b, kind: gauge, unit: B}\n", "m.yaml:2:5: a meter needs 'title'" },
+		{ "meters:\n  - {name: a.b, kind: gauge, unit: 1B, title: X}\n", "m.yaml:2:36: key 'unit': '1B' is not a base unit" },
+		{ "meters: {a: b}\n", "m.yaml:1:9: key 'meters': expected a list" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct cfg_node *root = NULL;
+		struct tally_err e = { 0 };
+		meter_custom_clear();
+		ck_assert_int_eq(cfg_load_string("m.yaml", bad[i].yaml, strlen(bad[i].yaml), &root, &e), 0);
+		ck_assert_int_eq(meter_config_parse(cfg_get(root, "meters"), true, &e), -EINVAL);
+		ck_assert_msg(strstr(e.msg, bad[i].want) == e.msg, "case %zu: '%s' lacks '%s'", i, e.msg, bad[i].want);
+		ck_assert_int_eq(meter_count(), METER_COUNT);     /* nothing defined from a bad list */
+		cfg_free(root);
+	}
+	define_meters();
+	ck_assert_int_eq(meter_count(), METER_COUNT + 3);
+	int m = meter_find("storage.objects.size");
+	ck_assert_int_eq(m, METER_COUNT);
+	ck_assert_int_eq(meter_get(m)->kind, SAMPLE_GAUGE);
+	ck_assert_str_eq(meter_get(m)->title, "Object storage");
+	ck_assert_str_eq(meter_get(m)->human_unit, "GiB-hours");
+	ck_assert_int_eq(meter_lookup("storage.objects.size"), -1);   /* the collectors' table: built-ins only */
+	ck_assert_int_eq(meter_get(meter_find("support.minutes"))->kind, SAMPLE_DELTA);
+	meter_custom_clear();
+}
+END_TEST
+
+START_TEST(test_parse_mistakes)
+{
+	define_meters();
+	tu_mkdtemp(dir, sizeof(dir), "import");
+	static const struct { const char *name, *text, *want; } bad[] = {
+		{ "a.csv", "id,tenant,resource,meter,time,quantity,qty\n", "a.csv:1:40: unknown column 'qty'" },
+		{ "b.csv", "id,tenant,resource,meter,time\n", "b.csv:1:1: no column 'quantity'" },
+		{ "c.csv", "id,tenant,resource,meter,time,quantity\ne1,acme,r1,api.calls,2026-10-01T00:00:00Z\n",
+		  "c.csv:2:1: 5 fields, the header has 6" },
+		{ "d.csv", "id,tenant,resource,meter,time,quantity\ne1,acme,r1,api.calls,2026-10-01T00:00:00Z,1.5\n",
+		  "d.csv:2:43: 'quantity': expected a whole number of request" },
+		{ "e.csv", "id,tenant,resource,meter,time,quantity\ne1,acme,r1,api.calls,2026-10-01T00:00:00Z,-5\n",
+		  "e.csv:2:43: 'quantity': -5 is negative: a counter's quantity never is" },
+		{ "f.csv", "id,tenant,resource,meter,time,quantity\ne1,acme,r1,api.callz,2026-10-01T00:00:00Z,5\n",
+		  "f.csv:2:12: 'meter': unknown meter 'api.callz'" },
+		{ "g.csv", "id,tenant,resource,meter,time,quantity\ne1,acme,r1,storage.objects.size,2026-10-01,5\n",
+		  "g.csv:2:1: meter 'storage.objects.size' is a gauge: an event needs 'end'" },
+		{ "h.csv", "id,tenant,resource,meter,time,quantity\ne1,acme,r1,cpu,2026-10-01,5\n",
+		  "h.csv:2:12: 'meter': 'cpu' is a built-in meter" },
+		{ "i.csv", "id,tenant,resource,meter,time,quantity\n,acme,r1,api.calls,2026-10-01,5\n",
+		  "i.csv:2:1: the event has no 'id'" },
+		{ "j.csv", "id,tenant,resource,meter,time,quantity\ne1,acme,r1,api.calls,yesterday,5\n",
+		  "j.csv:2:22: 'time': expected an instant" },
+		{ "k.csv", "id,tenant,resource,meter,time,quantity\ne1,acme,r1,api.calls,2026-10-01,\"5\"x\n",
+		  "k.csv:2:36: text after a quoted field" },
+		{ "l.json", "[{\"id\": \"e1\", \"tenant\": \"acme\", \"resource\": \"r1\", \"meter\": \"api.calls\",\n"
+			    "  \"time\": \"2026-10-01T00:00:00Z\", \"quantity\": 5, \"qty\": 1}]\n",
+		  "l.json:2:50: unknown key 'qty' in 'event'" },
+		{ "m.json", "{\"events\": [{\"id\": \"e1\", \"tenant\": \"acme\", \"resource\": \"r1\", \"meter\": \"api.calls\","
+			    " \"time\": \"2026-10-01\", \"quantity\": [5]}]}\n",
+		  "m.json:1:118: 'quantity': expected a string or a number, not a list" },
+		{ "n.txt", "x\n", "n.txt: name a .csv or .json file" },
+		/* found by fuzz_import: an object without "events" read an unset list */
+		{ "o.json", "{}\n", "o.json:1:1: expected a list of events" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct import_batch b;
+		struct tally_err e = { 0 };
+		write_text(bad[i].name, bad[i].text);
+		ck_assert_msg(parse(bad[i].name, &b, &e) == -EINVAL, "case %zu parsed", i);
+		says(&e, bad[i].want);
+		import_batch_release(&b);
+	}
+	/* RFC 4180: a quoted field holds commas and doubled quotes */
+	struct import_batch b;
+	struct tally_err e = { 0 };
+	write_text("ok.csv", "quantity,time,meter,resource,tenant,id,name\r\n"
+			     "7,2026-10-01T00:30:00Z,api.calls,r1,acme,\"e,1\",\"the \"\"main\"\" API\"\r\n");
+	ck_assert_msg(parse("ok.csv", &b, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(b.n, 1);
+	ck_assert_str_eq(b.v[0].id, "e,1");
+	ck_assert_str_eq(b.v[0].name, "the \"main\" API");
+	ck_assert_int_eq(b.v[0].quantity, 7);
+	ck_assert_int_eq(b.v[0].time_ns, OCT + 30 * 60 * NS_PER_SEC);
+	import_batch_release(&b);
+	tu_rmrf(dir);
+	meter_custom_clear();
+}
+END_TEST
+
+static int64_t count(const char *sql)
+{
+	return tu_ledger_int(ledger, sql);
+}
+
+static int import_text(const char *name, const char *text, struct import_result *r, struct tally_err *e)
+{
+	struct import_batch b;
+	write_text(name, text);
+	int rc = parse(name, &b, e);
+	if (rc == 0)
+		rc = import_apply(ledger, "s3", &b, OCT + 40 * 24 * H, r, e);
+	import_batch_release(&b);
+	return rc;
+}
+
+static void write_plan(const char *yaml)
+{
+	FILE *f = fopen(plan_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(yaml, f);
+	fclose(f);
+}
+
+static int build(int64_t from, int64_t to, int64_t issue_at, struct invoice **v, size_t *n, struct tally_err *e)
+{
+	struct plan p;
+	struct plan_errors errs;
+	ck_assert_msg(plan_load(plan_path, &p, &errs) == 0, "%s", errs.msg[0]);
+	struct rate_query q = { .ledger = ledger, .from_ns = from, .to_ns = to, .tenant = "acme" };
+	int rc = invoice_build_all(&p, &q, v, n, e);
+	if (rc == 0)
+		rc = issue_adjust_all(ledger, *v, *n, &p, e);
+	if (rc == 0 && issue_at)
+		rc = issue_store(ledger, *v, *n, &p, issue_at, e);
+	plan_release(&p);
+	return rc;
+}
+
+static void release(struct invoice *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		invoice_release(&v[i]);
+	free(v);
+}
+
+/* A ledger with acme's VM (so the tenant exists), then imports. */
+START_TEST(test_import_and_bill)
+{
+	define_meters();
+	lf_open();
+	lf_meta("vm-a", "acme", "m1", SEP);
+	lf_reading("vm-a", M_VCPUS, SEP, 1, 0, 0);
+	lf_flush();
+	lf_reading("vm-a", M_VCPUS, SEP + H, 1, 0, 0);
+	lf_close();
+	struct import_result r;
+	struct tally_err e = { 0 };
+
+	/* 10 GiB held 15 days of September: 10 x 2^30 x 15 x 86400 B-s, one
+	 * row per hour (360 rows) of 10 x 2^30 x 3600 = 38654705664000 each;
+	 * 1000 API calls spread over 00:30-03:00 (2.5 h) by cumulative floor:
+	 * floor(1000 x 0.5/2.5) = 200, floor(1000 x 1.5/2.5) - 200 = 400,
+	 * 1000 - 600 = 400 */
+	ck_assert_msg(import_text("a.csv", "id,tenant,resource,meter,time,end,quantity\n"
+				  "v1,acme,bucket:b,storage.objects.size,2026-09-01T00:00:00Z,2026-09-16T00:00:00Z,10737418240\n"
+				  "c1,acme,api:main,api.calls,2026-09-02T00:30:00Z,2026-09-02T03:00:00Z,1000\n",
+				  &r, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(r.events, 2);
+	ck_assert_uint_eq(r.rows, 360 + 3);
+	ck_assert_uint_eq(r.resources_new, 2);
+	ck_assert_int_eq(count("SELECT count(*) FROM usage u JOIN meters m ON m.id = u.meter_id"
+			       " WHERE m.name = 'storage.objects.size' AND quantity = 38654705664000"), 360);
+	ck_assert_int_eq(count("SELECT quantity FROM usage u JOIN meters m"
+			       " ON m.id = u.meter_id WHERE m.name = 'api.calls' ORDER BY hour_ns LIMIT 1"), 200);
+	ck_assert_int_eq(count("SELECT sum(quantity) FROM usage u JOIN meters m ON m.id = u.meter_id"
+			       " WHERE m.name = 'api.calls' AND hour_ns > 1788307200000000000"), 800);
+
+	/* the same file again: counted once; the same id with other values:
+	 * refused, nothing booked */
+	ck_assert_int_eq(import_text("a.csv", "id,tenant,resource,meter,time,end,quantity\n"
+				     "v1,acme,bucket:b,storage.objects.size,2026-09-01T00:00:00Z,2026-09-16T00:00:00Z,"
+				     "10737418240\n", &r, &e), 0);
+	ck_assert_uint_eq(r.events, 0);
+	ck_assert_uint_eq(r.duplicates, 1);
+	ck_assert_int_eq(import_text("b.csv", "id,tenant,resource,meter,time,quantity\n"
+				     "c9,acme,api:main,api.calls,2026-09-03T00:00:00Z,5\n"
+				     "v1,acme,bucket:b,storage.objects.size,2026-09-01T00:00:00Z,10\n", &r, &e), -EINVAL);
+	ck_assert_int_eq(import_text("b.csv", "id,tenant,resource,meter,time,end,quantity\n"
+				     "c9,acme,api:main,api.calls,2026-09-03T00:00:00Z,,5\n"
+				     "v1,acme,bucket:b,storage.objects.size,2026-09-01T00:00:00Z,2026-09-02T00:00:00Z,10\n",
+				     &r, &e), -EINVAL);
+	ck_assert_msg(strstr(e.msg, "event 'v1' of source 's3' was imported"), "%s", e.msg);
+	ck_assert_int_eq(count("SELECT count(*) FROM usage_events WHERE event_id = 'c9'"), 0);
+	/* a resource of another tenant */
+	ck_assert_int_eq(import_text("c.csv", "id,tenant,resource,meter,time,quantity\n"
+				     "x1,globex,api:main,api.calls,2026-09-03T00:00:00Z,5\n", &r, &e), -EINVAL);
+	ck_assert_msg(strstr(e.msg, "resource 'api:main' belongs to tenant 'acme', not 'globex'"), "%s", e.msg);
+
+	/* billed: 5 GiB-month at 0.10 = 0.50; 1000 calls per thousand at 0.40
+	 * = 0.40; a charge of 150.00 and a credit of -20.00 as their own lines */
+	write_plan("plan: i\ncurrency: EUR\nversions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: storage.objects.size, unit: GiB-month, price: 0.10}\n"
+		   "      - {meter: api.calls, unit: request-thousand, price: 0.40}\n");
+	struct ledger_charge c1 = { .tenant = "acme", .from_ns = SEP, .to_ns = OCT, .description = "Onboarding",
+				    .amount = "150.00", .currency = "", .added_ns = OCT };
+	struct ledger_charge c2 = { .tenant = "acme", .from_ns = SEP + 20 * 24 * H, .to_ns = SEP + 21 * 24 * H,
+				    .description = "Goodwill", .amount = "-20.00", .currency = "EUR", .added_ns = OCT };
+	int64_t id;
+	ck_assert_int_eq(ledger_charges_add(ledger, &c1, &id, &e), 0);
+	ck_assert_int_eq(ledger_charges_add(ledger, &c2, &id, &e), 0);
+	struct invoice *v;
+	size_t n;
+	ck_assert_msg(build(SEP, OCT, OCT + H, &v, &n, &e) == 0, "%s", e.msg);   /* and issued */
+	ck_assert_uint_eq(n, 1);
+	int64_t want[] = { 50, 40, 15000, -2000 };
+	const char *groups[] = { "storage", "other", "charges", "charges" };
+	ck_assert_uint_eq(v[0].n_lines, 4);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(v[0].lines[i].amount_minor, want[i]);
+		ck_assert_str_eq(v[0].lines[i].group, groups[i]);
+	}
+	ck_assert_int_eq(v[0].lines[2].type, INV_CHARGE);
+	ck_assert_str_eq(v[0].lines[0].description, "Object storage");
+	ck_assert_int_eq(v[0].total_minor, 13090);
+	release(v, n);
+
+	/* September is issued: a charge for it is refused; a late event for it
+	 * (2000 more calls) is booked, and October's invoice carries 0.80 for it */
+	struct ledger_charge c3 = { .tenant = "acme", .from_ns = SEP + 5 * 24 * H, .to_ns = SEP + 6 * 24 * H,
+				    .description = "Late", .amount = "1.00", .currency = "", .added_ns = OCT };
+	ck_assert_int_eq(ledger_charges_add(ledger, &c3, &id, &e), -EEXIST);
+	ck_assert_msg(strstr(e.msg, "tenant 'acme' is invoiced for that period already (i #1)"), "%s", e.msg);
+	ck_assert_int_eq(import_text("d.json", "[{\"id\": \"late-1\", \"tenant\": \"acme\", \"resource\": \"api:main\","
+				     " \"meter\": \"api.calls\", \"time\": \"2026-09-20T10:00:00Z\", \"quantity\": 2000}]",
+				     &r, &e), 0);
+	ck_assert_msg(build(OCT, NOV, 0, &v, &n, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(v[0].n_lines, 1);
+	ck_assert_int_eq(v[0].lines[0].type, INV_ADJUSTMENT);
+	ck_assert_int_eq(v[0].lines[0].amount_minor, 80);
+	release(v, n);
+
+	/* a delta meter takes a negative amount: a correction */
+	ck_assert_int_eq(import_text("e.csv", "id,tenant,resource,meter,time,quantity\n"
+				     "s1,acme,support:acme,support.minutes,2026-10-02T09:00:00Z,90\n"
+				     "s2,acme,support:acme,support.minutes,2026-10-02T09:30:00Z,-30\n", &r, &e), 0);
+	ck_assert_int_eq(count("SELECT quantity FROM usage u JOIN meters m ON m.id = u.meter_id"
+			       " WHERE m.name = 'support.minutes'"), 60);
+	lf_teardown();
+	meter_custom_clear();
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("import");
+	TCase *tc = tcase_create("import");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_meter_config);
+	tcase_add_test(tc, test_parse_mistakes);
+	tcase_add_test(tc, test_import_and_bill);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
