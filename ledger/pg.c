@@ -43,6 +43,10 @@
 extern const char *const ledger_pg_migrations[];
 extern const int ledger_pg_n_migrations;
 
+/* Hours of a transaction whose precheck is asked for ahead (a cycle in
+ * real time writes one or two). */
+#define PRE_HOURS 4
+
 /* Rows waiting for COPY, in its text format. */
 struct copybuf {
 	char *b;
@@ -84,6 +88,18 @@ struct pg_ledger {
 	size_t n_agents, cap_agents;
 	int64_t head_id;             /* the chain's head, read under the lock at begin */
 	unsigned char head[CHAIN_HASH_LEN];
+	/* precheck's answers for the first hours the transaction writes,
+	 * asked for while its rows are handed over (pre_sql) */
+	struct pre_hour {
+		int64_t hour_ns;
+		bool have;           /* the answer came */
+		int64_t rows;
+		unsigned char digest[CHAIN_HASH_LEN];
+		bool chained, chain_ok;   /* the chain has a record of the hour; its digest is one */
+		int64_t chain_commit, chain_rows;
+		unsigned char chain_digest[CHAIN_HASH_LEN];
+	} pre[PRE_HOURS];
+	int n_pre, pre_flight;       /* entries; the one whose answer is on its way */
 };
 
 #define L(lb) ((struct pg_ledger *)(lb))
@@ -153,6 +169,7 @@ static int cb_copy(struct pg_ledger *l, struct copybuf *c, const char *table, st
 		return 0;
 	if (c->bad)
 		return err_set(e, -ENOMEM, "%s: out of memory keeping a commit", l->pc.name);
+	pgc_settle(&l->pc);
 	snprintf(sql, sizeof(sql), "COPY %s FROM STDIN", table);
 	r = PQexec(l->pc.c, sql);
 	if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
@@ -256,6 +273,8 @@ static size_t key_of(char *buf, size_t len, const int64_t *ints, int n_ints, con
 
 static void tx_reset(struct pg_ledger *l)
 {
+	pgc_settle(&l->pc);          /* an answer still on its way lands before the entries go */
+	l->n_pre = 0;
 	cb_reset(&l->usage);
 	cb_reset(&l->series);
 	cb_reset(&l->res);
@@ -485,6 +504,7 @@ static void pg_close(struct ledger *lb)
 	struct pg_ledger *l = L(lb);
 	if (!l)
 		return;
+	pgc_settle(&l->pc);
 	if (l->pc.c && PQtransactionStatus(l->pc.c) != PQTRANS_IDLE)
 		PQclear(PQexec(l->pc.c, "ROLLBACK"));
 	pgc_close(&l->pc);
@@ -608,15 +628,30 @@ static int row_of(const PGresult *r, int i, struct chain_row *out)
  * digests rather than its rows. The same digests as chain.c's
  * (test_ledger's chain cases check them against tally ledger verify,
  * which hashes rows in C). */
+#define DIGEST_PREFIX "'\\x74616c6c7920757361676520686f757220763100'::bytea"
+#define DIGEST_ROWS \
+	"string_agg(int8send(resource_id) || int8send(meter_id) || int4send(octet_length(device))" \
+	" || convert_to(device, 'UTF8') || int8send(hour_ns)" \
+	" || CASE WHEN quantity IS NOT NULL AND quantity_real IS NULL THEN '\\x49'::bytea || int8send(quantity)" \
+	"  ELSE '\\x52'::bytea || float8send(quantity_real) END" \
+	" || int8send(spanned_ns) || int8send(covered_ns) || int8send(samples), ''::bytea" \
+	" ORDER BY resource_id, meter_id, device)"
 static const char digest_sql[] =
-	"SELECT hour_ns, count(*), sha256('\\x74616c6c7920757361676520686f757220763100'::bytea || int8send(hour_ns)"
-	" || string_agg(int8send(resource_id) || int8send(meter_id) || int4send(octet_length(device))"
-	" || convert_to(device, 'UTF8') || int8send(hour_ns)"
-	" || CASE WHEN quantity IS NOT NULL AND quantity_real IS NULL THEN '\\x49'::bytea || int8send(quantity)"
-	"  ELSE '\\x52'::bytea || float8send(quantity_real) END"
-	" || int8send(spanned_ns) || int8send(covered_ns) || int8send(samples), ''::bytea"
-	" ORDER BY resource_id, meter_id, device))"
+	"SELECT hour_ns, count(*), sha256(" DIGEST_PREFIX " || int8send(hour_ns) || " DIGEST_ROWS ")"
 	" FROM usage WHERE hour_ns = ANY($1::bigint[]) GROUP BY hour_ns ORDER BY hour_ns";
+
+/* The same for one hour ($1), with the chain's last record of it: what
+ * precheck needs, asked for while the commit's rows are still being handed
+ * over (pg_add_usage sends it when a transaction first writes to an hour;
+ * the commit lock is held from ledger_begin on, so no other writer's
+ * commit comes between; this transaction's own rows reach the server
+ * only at the commit). Rows: 1; columns: rows, digest (NULL without
+ * rows), and the chain's commit_id, rows, digest (NULL: none). */
+static const char pre_sql[] =
+	"SELECT d.n, d.h, c.commit_id, c.rows, c.digest FROM (SELECT count(*) AS n, sha256(" DIGEST_PREFIX
+	" || int8send($1::bigint) || " DIGEST_ROWS ") AS h FROM usage WHERE hour_ns = $1::bigint) d"
+	" LEFT JOIN LATERAL (SELECT commit_id, rows, digest FROM chain_hours WHERE hour_ns = $1::bigint"
+	" ORDER BY commit_id DESC LIMIT 1) c ON true";
 
 /* The touched hours as a bigint[] parameter: "{h1,h2,...}". */
 static void hours_param(struct pg_ledger *l, char *buf, size_t len)
@@ -658,11 +693,80 @@ static int hash_hours(struct pg_ledger *l, struct chain_hour *h, const char *hou
 /* Before this commit's usage is merged: does each hour it writes hold what
  * the last commit that wrote it recorded? (as sqlite.c's hour_precheck, for
  * all of a commit's hours at once) */
+static const struct pre_hour *pre_find(const struct pg_ledger *l, int64_t hour_ns)
+{
+	for (int i = 0; i < l->n_pre; i++)
+		if (l->pre[i].hour_ns == hour_ns)
+			return l->pre[i].have ? &l->pre[i] : NULL;
+	return NULL;
+}
+
+/* The answers asked for ahead, when there is one for every hour. */
+static bool precheck_ahead(struct pg_ledger *l)
+{
+	pgc_settle(&l->pc);
+	for (size_t i = 0; i < l->touched.n; i++)
+		if (!pre_find(l, l->touched.v[i].hour_ns))
+			return false;
+	for (size_t i = 0; i < l->touched.n; i++) {
+		struct touched *t = &l->touched.v[i];
+		const struct pre_hour *p = pre_find(l, t->hour_ns);
+		t->altered = 0;
+		if (p->chained) {
+			if (p->chain_rows != p->rows || !p->chain_ok || memcmp(p->chain_digest, p->digest, CHAIN_HASH_LEN))
+				t->altered = p->chain_commit;
+		} else if (p->rows) {
+			t->altered = -1;
+		}
+	}
+	return true;
+}
+
+static void pre_done(void *ctx, PGresult *r)
+{
+	struct pg_ledger *l = ctx;
+	struct pre_hour *p = &l->pre[l->pre_flight];
+	p->have = false;
+	if (!r || PQntuples(r) != 1 || PQnfields(r) != 5)
+		goto out;
+	p->rows = pgv_i64(r, 0, 0);
+	if (p->rows > 0 && PQgetlength(r, 0, 1) == CHAIN_HASH_LEN)
+		memcpy(p->digest, PQgetvalue(r, 0, 1), CHAIN_HASH_LEN);
+	else if (p->rows > 0 || chain_hour_empty(p->hour_ns, p->digest))
+		goto out;            /* precheck asks again */
+	p->chained = !pgv_null(r, 0, 2);
+	p->chain_ok = false;
+	if (p->chained) {
+		p->chain_commit = pgv_i64(r, 0, 2);
+		p->chain_rows = pgv_i64(r, 0, 3);
+		if ((p->chain_ok = PQgetlength(r, 0, 4) == CHAIN_HASH_LEN))
+			memcpy(p->chain_digest, PQgetvalue(r, 0, 4), CHAIN_HASH_LEN);
+	}
+	p->have = true;
+out:
+	PQclear(r);
+}
+
+/* Ask for hour's precheck now; no answer (not sent, or failed) makes
+ * precheck ask at the commit. */
+static void pre_send(struct pg_ledger *l, int64_t hour_ns)
+{
+	struct pgnum n;
+	const char *p[] = { pgn_i64(&n, hour_ns) };
+	if (!l->in_tx || l->n_pre >= PRE_HOURS || pgc_send(&l->pc, pre_sql, 1, p, pre_done, l))
+		return;
+	l->pre[l->n_pre] = (struct pre_hour){ .hour_ns = hour_ns };
+	l->pre_flight = l->n_pre++;
+}
+
 static int precheck(struct pg_ledger *l, const char *hours, struct tally_err *e)
 {
-	struct chain_hour *h = fault_calloc(l->touched.n, sizeof(*h));
+	struct chain_hour *h = NULL;
 	PGresult *r = NULL;
 	int rc;
+	if (precheck_ahead(l))
+		return 0;
+	h = fault_calloc(l->touched.n, sizeof(*h));
 	if (!h)
 		return err_set(e, -ENOMEM, "out of memory");
 	if ((rc = hash_hours(l, h, hours, e)))
@@ -1030,9 +1134,11 @@ static int pg_add_usage(struct ledger *lb, const struct ledger_usage *u, struct 
 	int round = kl ? key_times(&l->ukeys, key, kl) : -EINVAL;
 	if (round < 0)
 		return err_set(e, round, "%s", round == -ENOMEM ? "out of memory" : "a device name too long");
-	if (!chain_touched_find(&l->touched, u->hour_ns, &at) &&
-	    chain_touched_insert(&l->touched, at, u->hour_ns, 0))
-		return err_set(e, -ENOMEM, "out of memory");
+	if (!chain_touched_find(&l->touched, u->hour_ns, &at)) {
+		if (chain_touched_insert(&l->touched, at, u->hour_ns, 0))
+			return err_set(e, -ENOMEM, "out of memory");
+		pre_send(l, u->hour_ns);
+	}
 	cb_i64(c, round, '\t');
 	cb_i64(c, u->resource_id, '\t');
 	cb_i64(c, u->meter_id, '\t');

@@ -260,8 +260,35 @@ int pgc_connect(struct pgc *p, const char *location, const char *app, struct tal
 	return rc;
 }
 
+int pgc_send(struct pgc *p, const char *sql, int n, const char *const *params, pgc_done_fn done, void *ctx)
+{
+	pgc_settle(p);
+	if (!p->c || !PQsendQueryParams(p->c, sql, n, NULL, params, NULL, NULL, 1))
+		return -ENOTCONN;
+	p->done = done;
+	p->done_ctx = ctx;
+	return 0;
+}
+
+void pgc_settle(struct pgc *p)
+{
+	pgc_done_fn done = p->done;
+	PGresult *r, *first = NULL;
+	if (!done)
+		return;
+	p->done = NULL;
+	while ((r = PQgetResult(p->c))) {
+		if (!first && PQresultStatus(r) == PGRES_TUPLES_OK)
+			first = r;
+		else
+			PQclear(r);
+	}
+	done(p->done_ctx, first);
+}
+
 void pgc_close(struct pgc *p)
 {
+	pgc_settle(p);
 	if (p->c)
 		PQfinish(p->c);
 	p->c = NULL;
@@ -272,6 +299,7 @@ void pgc_close(struct pgc *p)
 int pgc_ensure(struct pgc *p, struct tally_err *e)
 {
 	char msg[400];
+	pgc_settle(p);
 	if (PQstatus(p->c) == CONNECTION_OK)
 		return 0;
 	PQreset(p->c);
@@ -309,6 +337,7 @@ int pgc_fail(struct pgc *p, const PGresult *r, const char *what, struct tally_er
 
 int pgc_exec(struct pgc *p, const char *sql, const char *what, struct tally_err *e)
 {
+	pgc_settle(p);
 	PGresult *r = PQexec(p->c, sql);
 	int rc = 0;
 	if (!r || (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK))
@@ -320,6 +349,7 @@ int pgc_exec(struct pgc *p, const char *sql, const char *what, struct tally_err 
 PGresult *pgc_query(struct pgc *p, const char *sql, int n, const char *const *params, const char *what,
 		    struct tally_err *e)
 {
+	pgc_settle(p);
 	PGresult *r = PQexecParams(p->c, sql, n, NULL, params, NULL, NULL, 1);
 	if (!r || (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)) {
 		pgc_fail(p, r, what, e);
@@ -342,6 +372,7 @@ int pgc_each(struct pgc *p, const char *sql, int n, const char *const *params, p
 
 	if (!decl)
 		return err_set(e, -ENOMEM, "out of memory");
+	pgc_settle(p);
 	snprintf(name, sizeof(name), "tally_c%d", p->cursors++);
 	snprintf(decl, len, "DECLARE %s NO SCROLL CURSOR FOR %s", name, sql);
 	r = PQexecParams(p->c, decl, n, NULL, params, NULL, NULL, 1);

@@ -38,6 +38,8 @@ struct pgc {
 	char *location;              /* as given, owned */
 	char name[512];              /* the location with any password hidden: for messages */
 	int cursors;                 /* cursors declared, for unique names */
+	void (*done)(void *ctx, PGresult *r);   /* a query sent by pgc_send, not yet settled */
+	void *done_ctx;
 };
 
 /* Connect to location as app (application_name unless the location sets
@@ -57,6 +59,17 @@ int pgc_exec(struct pgc *p, const char *sql, const char *what, struct tally_err 
  * format. Returns the result (PQclear it) or NULL after pgc_fail. */
 PGresult *pgc_query(struct pgc *p, const char *sql, int n, const char *const *params, const char *what,
 		    struct tally_err *e);
+
+/* Send sql (n text parameters; rows in binary format) without waiting
+ * for it, so the server works on it while this process goes on. Its
+ * result goes to done(ctx, r) (done owns r; NULL when the query failed)
+ * at the next use of the connection: every pgc_ call settles it first, and
+ * pgc_settle does before a call of libpq itself. At most one is in flight:
+ * a second send settles the first. Returns 0, or -ENOTCONN (nothing sent,
+ * done is not called). */
+typedef void (*pgc_done_fn)(void *ctx, PGresult *r);
+int pgc_send(struct pgc *p, const char *sql, int n, const char *const *params, pgc_done_fn done, void *ctx);
+void pgc_settle(struct pgc *p);
 
 /* Every row of sql (n text parameters) to fn, fetched through a cursor
  * 50000 rows at a time in binary format, so a result of any size streams
