@@ -234,7 +234,12 @@ int explain_line(FILE *f, const struct explain_query *q, const struct plan *p, s
 		}
 		money_u256_mul((unsigned __int128)st->qty_num, (unsigned __int128)st->price_nanos, &part);
 		exact_wide(&part, (unsigned __int128)st->qty_den * MONEY_NANOS, x, sizeof(x));
-		fprintf(f, "%s%s %s x %s = %s %s\n", rc2->n_steps > 1 ? "tier: " : "", b, l->unit, pr, x, inv->currency);
+		if (pp->model == PLAN_GRADUATED || pp->model == PLAN_VOLUME) {
+			char w[160];
+			fprintf(f, "%s (%s %s): ", pp->model == PLAN_VOLUME ? "the tier reached" : "tier",
+				rate_tier_words(st, w, sizeof(w)), l->unit);
+		}
+		fprintf(f, "%s %s x %s = %s %s\n", b, l->unit, pr, x, inv->currency);
 	}
 	exact_wide(&rc2->amount_num, rc2->amount_den, x, sizeof(x));
 	static const char *const modes[] = { "half to even", "half up", "down" };

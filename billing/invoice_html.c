@@ -275,6 +275,13 @@ static char *shown(__int128 num, __int128 den, int places, char *buf, size_t len
 	return money_format_ratio(num, den, places, buf, len);
 }
 
+static void tier_words(FILE *f, const struct rate_step *st, const char *unit)
+{
+	char w[160];
+	fprintf(f, "%s ", rate_tier_words(st, w, sizeof(w)));
+	html_esc(f, unit);
+}
+
 /* The rows under a usage line that show how its amount is made, as a
  * customer checks it: the free allowance taken off first, then each tier
  * (graduated), the tier all units are priced at (volume), or the blocks
@@ -299,10 +306,11 @@ static void calc_rows(FILE *f, const struct invoice_line *l, int cols, int minor
 			fprintf(f, " started</td><td class=\"n\">%s</td><td>blocks</td>",
 				money_format_ratio(st->blocks, 1, 0, q, sizeof(q)));
 		} else {
-			const char *what = l->model == PLAN_VOLUME ? "all at the price of the tier reached"
-					   : s == 0 && c->start_num == 0 ? "first tier" : "next tier";
-			fprintf(f, "<tr class=\"calc\"><td>%s</td><td class=\"n\">%s</td><td>", what,
-				shown(st->qty_num, st->qty_den, l->places, q, sizeof(q)));
+			fputs("<tr class=\"calc\"><td class=\"tier\">", f);
+			if (l->model == PLAN_VOLUME)
+				fputs("all at the price for ", f);
+			tier_words(f, st, l->unit_human);
+			fprintf(f, "</td><td class=\"n\">%s</td><td>", shown(st->qty_num, st->qty_den, l->places, q, sizeof(q)));
 			html_esc(f, l->unit_human);
 			fputs("</td>", f);
 		}

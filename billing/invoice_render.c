@@ -399,6 +399,12 @@ static json_t *invoice_json(const struct invoice *inv, const struct invoice_rend
 									     l->calc.steps[s].qty_den));
 				json_object_set_new(t, "unit_price", json_string(money_format_price(
 									  l->calc.steps[s].price_nanos, pr, sizeof(pr))));
+				/* the tier's bounds as the plan gives them */
+				json_object_set_new(t, "from", ratio_json(l->calc.steps[s].from_num,
+									 l->calc.steps[s].qty_den));
+				json_object_set_new(t, "up_to", l->calc.steps[s].bounded
+						    ? ratio_json(l->calc.steps[s].up_to_num, l->calc.steps[s].qty_den)
+						    : json_null());
 				json_array_append_new(tiers, t);
 			}
 			json_object_set_new(o2, "tiers", tiers);

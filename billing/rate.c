@@ -18,6 +18,7 @@
 #include "tallytime.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -540,6 +541,35 @@ static bool add_product(struct money_u256 *acc, __int128 part, int64_t price)
 	return money_u256_add(acc, &t) == 0;
 }
 
+static void tier_bound(__int128 num, __int128 den, char *buf, size_t len)
+{
+	money_format_ratio(num, den, 9, buf, len);
+	char *dot = strchr(buf, '.');
+	if (!dot)
+		return;
+	char *end = buf + strlen(buf);
+	while (end > dot + 1 && end[-1] == '0')
+		*--end = '\0';
+	if (end == dot + 1)
+		*dot = '\0';
+}
+
+char *rate_tier_words(const struct rate_step *st, char *buf, size_t len)
+{
+	char lo[64], hi[64];
+	tier_bound(st->from_num, st->qty_den, lo, sizeof(lo));
+	tier_bound(st->up_to_num, st->qty_den, hi, sizeof(hi));
+	if (st->from_num == 0 && st->bounded)
+		snprintf(buf, len, "first %s", hi);
+	else if (st->bounded)
+		snprintf(buf, len, "over %s up to %s", lo, hi);
+	else if (st->from_num > 0)
+		snprintf(buf, len, "over %s", lo);
+	else
+		snprintf(buf, len, "every");
+	return buf;
+}
+
 int rate_amount(const struct plan_price *pp, int64_t month_s, int64_t free_nanos, __int128 start, __int128 qty,
 		__int128 total, int minor_digits, enum money_round mode, struct rate_calc *out, struct tally_err *e)
 {
@@ -564,7 +594,7 @@ int rate_amount(const struct plan_price *pp, int64_t month_s, int64_t free_nanos
 
 	switch (pp->model) {
 	case PLAN_PER_UNIT:
-		out->steps[0] = (struct rate_step){ p1 - p0, U, pp->price_nanos, 0 };
+		out->steps[0] = (struct rate_step){ .qty_num = p1 - p0, .qty_den = U, .price_nanos = pp->price_nanos };
 		out->n_steps = 1;
 		if (!add_product(&out->amount_num, p1 - p0, pp->price_nanos))
 			goto range;
@@ -573,7 +603,7 @@ int rate_amount(const struct plan_price *pp, int64_t month_s, int64_t free_nanos
 		/* blocks started by the end of the part, less those started before it */
 		const __int128 B = (__int128)pp->block_nanos * num;
 		__int128 blocks = (p1 + B - 1) / B - (p0 + B - 1) / B;
-		out->steps[0] = (struct rate_step){ p1 - p0, U, pp->price_nanos, blocks };
+		out->steps[0] = (struct rate_step){ .qty_num = p1 - p0, .qty_den = U, .price_nanos = pp->price_nanos, .blocks = blocks };
 		out->n_steps = 1;
 		if (!add_product(&out->amount_num, blocks, pp->price_nanos))
 			goto range;
@@ -587,7 +617,10 @@ int rate_amount(const struct plan_price *pp, int64_t month_s, int64_t free_nanos
 			const struct plan_tier *t = &pp->tiers[i];
 			if (t->has_up_to && reached > (__int128)t->up_to_nanos * num)
 				continue;
-			out->steps[0] = (struct rate_step){ p1 - p0, U, t->price_nanos, 0 };
+			out->steps[0] = (struct rate_step){
+				.qty_num = p1 - p0, .qty_den = U, .price_nanos = t->price_nanos,
+				.from_num = i ? (__int128)pp->tiers[i - 1].up_to_nanos * num : 0,
+				.up_to_num = t->has_up_to ? (__int128)t->up_to_nanos * num : 0, .bounded = t->has_up_to };
 			out->n_steps = 1;
 			if (!add_product(&out->amount_num, p1 - p0, t->price_nanos))
 				goto range;
@@ -602,7 +635,9 @@ int rate_amount(const struct plan_price *pp, int64_t month_s, int64_t free_nanos
 			__int128 hi = t->has_up_to ? (__int128)t->up_to_nanos * num : p1;
 			__int128 part = min128(p1, hi) - max128(p0, lo);
 			if (part > 0) {
-				out->steps[out->n_steps++] = (struct rate_step){ part, U, t->price_nanos, 0 };
+				out->steps[out->n_steps++] = (struct rate_step){
+					.qty_num = part, .qty_den = U, .price_nanos = t->price_nanos, .from_num = lo,
+					.up_to_num = t->has_up_to ? hi : 0, .bounded = t->has_up_to };
 				if (!add_product(&out->amount_num, part, t->price_nanos))
 					goto range;
 			}

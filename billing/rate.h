@@ -133,6 +133,11 @@ struct rate_step {
 	__int128 qty_den;
 	int64_t price_nanos;         /* per unit, or per block */
 	__int128 blocks;             /* block pricing: blocks started */
+	/* tiers: the tier's bounds as the plan gives them (in billing units
+	 * over qty_den, counted from the end of the free allowance): from
+	 * from_num, up to up_to_num when bounded, else without end */
+	__int128 from_num, up_to_num;
+	bool bounded;
 };
 
 struct rate_calc {
@@ -154,6 +159,12 @@ struct rate_calc {
  * A whole period is start 0, total qty. Returns 0 or -ERANGE (a quantity
  * past RATE_MAX_QTY, or an amount that does not fit an int64; message in
  * e). Exact: products are 256-bit, rounded once. */
+/* A tier's bounds in words, as a price list gives them, for the unit to
+ * follow: "first 200", "over 200 up to 1000", "over 1000", or "every"
+ * (one tier without bounds). Bounds are plan numbers (at most 9
+ * decimals): shown exactly, without trailing zeros. Returns buf. */
+char *rate_tier_words(const struct rate_step *st, char *buf, size_t len);
+
 int rate_amount(const struct plan_price *pp, int64_t month_s, int64_t free_nanos, __int128 start, __int128 qty,
 		__int128 total, int minor_digits, enum money_round mode, struct rate_calc *out, struct tally_err *e);
 

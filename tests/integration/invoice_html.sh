@@ -141,6 +141,7 @@ cat > "$work/reporter.js" <<'EOJS'
                   txt(tr.querySelector('td.unit')), txt(tr.querySelector('td.amount'))];
         }),
         calc: s.querySelectorAll('tr.calc').length,
+        tiers: Array.prototype.map.call(s.querySelectorAll('tr.calc td.tier'), txt),
         credits: s.querySelectorAll('tbody.credits tr.line').length,
         subtotal: txt(s.querySelector('tr.subtotal td.n')),
         taxes: Array.prototype.map.call(s.querySelectorAll('tr.tax td.n'), txt),
@@ -218,11 +219,32 @@ for page, inv in zip(got["invoices"], want):
     if (page["taxnote"] or "") != inv.get("tax_note", ""):
         fail(t, "tax note", page["taxnote"])
     calc += page["calc"]
+    # each tier row names its tier's bounds as the plan above gives them
+    # (graduated egress: up to 200 GB, then the rest; volume reads: up to
+    # 100 GB, then the rest), and the JSON's bounds are those too
+    plan_bounds = {"network.outgoing.bytes": [("0", "200"), ("200", None)],
+                   "disk.device.read.bytes": [("0", "100"), ("100", None)]}
+    want_tiers = []
+    for l in inv["lines"]:
+        for tr in l.get("tiers") or []:
+            f = format(Decimal(tr["from"]).normalize(), "f")
+            u = None if tr["up_to"] is None else format(Decimal(tr["up_to"]).normalize(), "f")
+            if (f, u) not in plan_bounds.get(l["meter"], []):
+                fail(t, l["meter"], "tier bounds in JSON", tr["from"], tr["up_to"])
+            w = ("first %s GB" % u if f == "0" and u is not None else "over %s up to %s GB" % (f, u)
+                 if u is not None else "over %s GB" % f)
+            want_tiers.append(("all at the price for " if l["meter"] == "disk.device.read.bytes" else "") + w)
+    if page["tiers"] != want_tiers:
+        fail(t, "tier rows", page["tiers"], "want", want_tiers)
+    tier_rows = globals().get("tier_rows", 0) + len(want_tiers)
+    globals()["tier_rows"] = tier_rows
     for s in (inv["customer"]["name"], inv["total"]):
         if s not in pdf:
             fail(t, "the PDF lacks", repr(s))
 if calc == 0:
     fail("no allowance, tier or block row under any line")
+if globals().get("tier_rows", 0) == 0:
+    fail("no tier row under any line")
 credits = sum(p["credits"] for p in got["invoices"])
 want_credits = sum(1 for i in want for l in i["lines"] if l["type"] == "credit")
 if want_credits == 0 or credits != want_credits:

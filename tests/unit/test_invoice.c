@@ -160,6 +160,23 @@ START_TEST(test_graduated_tiers_at_the_edge)
 	char b[64];
 	ck_assert_str_eq(money_format_ratio(big->calc.steps[2].qty_num, big->calc.steps[2].qty_den, 9, b, 64),
 			 "500.000000000");
+	/* each tier's bounds, as the plan gives them: 0-1000, 1000-2000, 2000- */
+	static const char *const from[] = { "0.000000000", "1000.000000000", "2000.000000000" };
+	static const char *const up_to[] = { "1000.000000000", "2000.000000000" };
+	for (int i = 0; i < 3; i++) {
+		const struct rate_step *st = &big->calc.steps[i];
+		ck_assert_str_eq(money_format_ratio(st->from_num, st->qty_den, 9, b, 64), from[i]);
+		ck_assert(st->bounded == (i < 2));
+		if (i < 2)
+			ck_assert_str_eq(money_format_ratio(st->up_to_num, st->qty_den, 9, b, 64), up_to[i]);
+	}
+	/* past 1001 GB: the second step is the tier over 1000 up to 2000 */
+	const struct invoice_line *past = line_of(by_tenant(v, n, "past"), INV_USAGE, 0);
+	ck_assert_int_eq(past->calc.n_steps, 2);
+	ck_assert_str_eq(money_format_ratio(past->calc.steps[1].from_num, past->calc.steps[1].qty_den, 9, b, 64),
+			 "1000.000000000");
+	ck_assert_str_eq(money_format_ratio(past->calc.steps[1].qty_num, past->calc.steps[1].qty_den, 9, b, 64),
+			 "1.000000000");
 	free_invoices(v, n);
 }
 END_TEST
@@ -178,6 +195,18 @@ START_TEST(test_volume_tiers_at_the_edge)
 	ck_assert_int_eq(by_tenant(v, n, "edge")->total_minor, 9000);
 	ck_assert_int_eq(by_tenant(v, n, "past")->total_minor, 7007);
 	ck_assert_int_eq(by_tenant(v, n, "big")->total_minor, 12500);
+	/* the tier reached: edge the first (up to 1000, inclusive), past the
+	 * second (over 1000 up to 2000), big the last (over 2000, no end) */
+	char b[64];
+	const struct rate_step *st = &line_of(by_tenant(v, n, "edge"), INV_USAGE, 0)->calc.steps[0];
+	ck_assert(st->bounded && st->from_num == 0);
+	ck_assert_str_eq(money_format_ratio(st->up_to_num, st->qty_den, 9, b, 64), "1000.000000000");
+	st = &line_of(by_tenant(v, n, "past"), INV_USAGE, 0)->calc.steps[0];
+	ck_assert_str_eq(money_format_ratio(st->from_num, st->qty_den, 9, b, 64), "1000.000000000");
+	ck_assert_str_eq(money_format_ratio(st->up_to_num, st->qty_den, 9, b, 64), "2000.000000000");
+	st = &line_of(by_tenant(v, n, "big"), INV_USAGE, 0)->calc.steps[0];
+	ck_assert(!st->bounded);
+	ck_assert_str_eq(money_format_ratio(st->from_num, st->qty_den, 9, b, 64), "2000.000000000");
 	free_invoices(v, n);
 }
 END_TEST
