@@ -280,6 +280,33 @@ START_TEST(test_explain_draft)
 }
 END_TEST
 
+/* explain of a graduated price: the same 10 vCPU-hours, the first 4 at
+ * 1.00 and the rest at 0.50: 4 x 1 + 6 x 0.5 = 7.00, each tier named by
+ * its bounds. */
+START_TEST(test_explain_tiers)
+{
+	october();
+	write_file("plan: p\nissuer: Example Cloud\ncurrency: EUR\n"
+		   "versions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: vcpus, unit: vCPU-hour, tiers: [{up_to: 4, price: 1.00}, {price: 0.50}]}\n");
+	struct plan p;
+	struct plan_errors errs;
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(plan_load(plan_path, &p, &errs), 0);
+	struct explain_query q = { .ledger = ledger, .tenant = "acme", .from_ns = T0, .to_ns = NOV, .line = 1 };
+	char *buf;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	ck_assert_msg(explain_line(f, &q, &p, &e) == 0, "%s", e.msg);
+	fclose(f);
+	ck_assert_msg(strstr(buf, "tier (first 4 vCPU-hour): 4 vCPU-hour x 1 = 4 EUR") != NULL, "%s", buf);
+	ck_assert_msg(strstr(buf, "tier (over 4 vCPU-hour): 6 vCPU-hour x 0.5 = 3 EUR") != NULL, "%s", buf);
+	ck_assert_msg(strstr(buf, "7.00 EUR") != NULL, "%s", buf);
+	free(buf);
+	plan_release(&p);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("issue");
@@ -291,6 +318,7 @@ int main(void)
 	tcase_add_test(tc, test_late_usage_adjusted_once);
 	tcase_add_test(tc, test_adjustment_past_int64_refused);
 	tcase_add_test(tc, test_explain_draft);
+	tcase_add_test(tc, test_explain_tiers);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
