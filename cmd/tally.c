@@ -1052,7 +1052,7 @@ static int cmd_import(int argc, char **argv)
 	if (rc) {
 		fprintf(stderr, "tally import: %s (nothing imported)\n", e.msg);
 		import_batch_release(&b);
-		return rc == -EINVAL ? 2 : 1;
+		return rc == -EINVAL || rc == -EEXIST || rc == -ERANGE ? 2 : 1;
 	}
 	char a[48], z[48];
 	printf("imported %zu event%s from %s (source %s) into %zu hourly usage row%s, %zu new resource%s",
