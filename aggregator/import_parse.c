@@ -474,13 +474,7 @@ out:
 
 bool import_source_ok(const char *s)
 {
-	size_t n = strlen(s);
-	if (!n || n > 63)
-		return false;
-	for (; *s; s++)
-		if ((unsigned char)*s <= 0x20 || *s == 0x7f)
-			return false;
-	return true;
+	return strlen(s) <= 63 && str_is_word(s);
 }
 
 int import_parse_text(const char *path, const char *text, size_t len, const char *format, struct import_batch *b,

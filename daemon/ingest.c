@@ -102,6 +102,7 @@ struct ingest {
 	pthread_cond_t cv;
 	struct ingest_job *head, **tail;
 	bool closed;
+	bool woken;                  /* ingest_wake: the writer has other work */
 	struct batch scratch;        /* the writer's */
 	struct ratelimit *logs;      /* refusal lines per agent and status */
 	struct ingest_stats st;      /* under mu */
@@ -413,14 +414,23 @@ struct ingest_job *ingest_take(struct ingest *ig, int64_t until_mono_ns)
 		int64_t t = (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec + (until_mono_ns - now);
 		ts.tv_sec = (time_t)(t / NS_PER_SEC);
 		ts.tv_nsec = (long)(t % NS_PER_SEC);
-		while (!ig->head && pthread_cond_timedwait(&ig->cv, &ig->mu, &ts) == 0) {
+		while (!ig->head && !ig->woken && pthread_cond_timedwait(&ig->cv, &ig->mu, &ts) == 0) {
 		}
 	}
+	ig->woken = false;
 	struct ingest_job *list = ig->head;
 	ig->head = NULL;
 	ig->tail = &ig->head;
 	pthread_mutex_unlock(&ig->mu);
 	return list;
+}
+
+void ingest_wake(struct ingest *ig)
+{
+	pthread_mutex_lock(&ig->mu);
+	ig->woken = true;
+	pthread_cond_signal(&ig->cv);
+	pthread_mutex_unlock(&ig->mu);
 }
 
 struct ingest_job *ingest_next(const struct ingest_job *j)
