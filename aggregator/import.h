@@ -83,7 +83,8 @@ void import_batch_release(struct import_batch *b);
  * a whole number of the meter's base unit, never a float.
  *
  * Returns 0 with 1 to max_events events appended to b and the body's
- * "source" in source ("" when not given). Else -EBADMSG when the body is
+ * "source" in source ("" when not given; filled as soon as it is read, so
+ * also when an event after it is refused). Else -EBADMSG when the body is
  * not of that shape (not JSON, another type, an unknown key: HTTP 400) or
  * the error of the event refused (-EINVAL, -ERANGE: HTTP 422), -ENOMEM;
  * the message in e ("events[3]: 'quantity': ..."), and in f which event

@@ -252,16 +252,17 @@ static int check(void *ctx, struct httpd_ingest_req *r)
 		refuse_req(ev, r, r->agent, 503, -1, NULL, NULL, 1, "out of memory reading the events");
 		goto refused;
 	}
-	if (rc) {
-		refuse_req(ev, r, r->agent, f.shape ? 400 : 422, f.index, NULL, f.key, 0, e.msg);
-		goto refused;
-	}
 	/* a source's token: its source, which the body may repeat but not
-	 * change; an admin's: the source the body names */
+	 * change (said first: it is who may post, not what); an admin's: the
+	 * source the body names */
 	if (r->agent[0] && src[0] && strcmp(src, r->agent)) {
 		snprintf(msg, sizeof(msg), "'source': this token is source '%s''s: the body may not name another"
 			 " ('%s')", r->agent, src);
 		refuse_req(ev, r, r->agent, 403, -1, NULL, "source", 0, msg);
+		goto refused;
+	}
+	if (rc) {
+		refuse_req(ev, r, r->agent, f.shape ? 400 : 422, f.index, NULL, f.key, 0, e.msg);
 		goto refused;
 	}
 	if (!r->agent[0] && !src[0]) {
@@ -469,7 +470,7 @@ int events_run(struct events *ev, struct events_job *list, struct aggregator *a,
 	}
 	/* all at once; after a refusal, the others one transaction each */
 	rc = book_round(ev, list, false, now_ns, &e);
-	while (rc == 1) {
+	while (rc >= 0) {
 		bool left = false;
 		for (struct events_job *j = list; j; j = j->next)
 			left |= !j->answered;
