@@ -16,7 +16,8 @@
 #   Retry-After, nothing written, the same request taken once there is
 #   room); a late event for an issued month (an adjustment on the next
 #   invoice); the events posted, then imported from a file with tally import
-#   (counted once). Needs root for the tmpfs (skips, 77, without).
+#   (counted once). Last, a tallyd of role aggregator takes an event too.
+#   Needs root for the tmpfs (skips, 77, without).
 set -eu
 B=${B:-build}
 TALLY=$PWD/$B/tally
@@ -261,6 +262,33 @@ printf '%s\n' "$A" > "$work/a.json"
 expect 0 "3 events were imported before: counted once" "$TALLY" import --ledger "$L" --source rgw "$work/a.json"
 grep -q "imported 0 events" "$work/out" && ok "none booked again" || bad "$(cat "$work/out")"
 expect 0 "ok: " "$TALLY" ledger verify --ledger "$L"
+
+# ---- the aggregator role books them too, between its agents' rounds ----
+cat > "$work/agg.yaml" <<EOC
+tallyd:
+  role: aggregator
+  data_dir: $work/agg
+  log_level: info
+rrd:
+  enabled: false
+http:
+  port: 0
+  tokens:
+    - {token: $AGT, agent: h1}
+    - {token: $RGW, source: rgw}
+meters:
+  - {name: api.calls, kind: counter, unit: request, title: API calls}
+EOC
+"$TALLYD" -c "$work/agg.yaml" 2>"$work/agg.log" & tpid=$!
+tallyd_port "$work/agg.log" "$tpid" 30 || exit 1
+URL=http://127.0.0.1:$PORT/api/v1/events
+post "$RGW" "{\"events\": [$c1]}"; want 200 "an aggregator takes an event" .booked 1
+post "$RGW" "{\"events\": [$c1]}"; want 200 "and counts it once" .duplicates 1
+kill -TERM "$tpid"
+if wait "$tpid"; then ok "the aggregator stopped cleanly"; else bad "the aggregator exited $?: $(tail -n 5 "$work/agg.log")"; fi
+tpid=
+r=$(sqlite3 "$work/agg/ledger.db" "SELECT group_concat(quantity, ' ') FROM (SELECT quantity FROM usage ORDER BY hour_ns)")
+[ "$r" = "200 400 400" ] && ok "in the aggregator's ledger: $r" || bad "the aggregator's ledger: '$r', want 200 400 400"
 
 [ "$fails" -eq 0 ] || { echo "$fails failed"; exit 1; }
 echo "events: 0 failed"
