@@ -11,6 +11,7 @@
 #include "import.h"
 #include "ledger.h"
 #include "log.h"
+#include "postq.h"
 #include "ratelimit.h"
 #include "str.h"
 #include "tallytime.h"
@@ -64,7 +65,7 @@ int events_section_parse(struct events_section *s, const struct cfg_node *sec, s
 /* ---- the queue ---- */
 
 struct events_job {
-	struct events_job *next;
+	struct postq_item link;      /* first: the queue's */
 	struct httpd_ingest_req *req;
 	void (*done)(void *arg);
 	void *arg;
@@ -76,10 +77,8 @@ struct events_job {
 
 struct events {
 	struct events_section s;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct events_job *head, **tail;
-	bool closed;
+	struct postq q;
+	pthread_mutex_t mu;          /* of st */
 	void (*wake)(void *ctx);
 	void *wake_ctx;
 	struct ratelimit *logs;      /* refusal lines per source and status */
@@ -99,7 +98,6 @@ int events_new(struct events **out, const struct events_section *s, struct tally
 	ev->s = *s;
 	if (!ev->s.max_request)
 		events_section_parse(&ev->s, NULL, NULL);
-	ev->tail = &ev->head;
 	/* five lines at once per source and status, then one a minute */
 	if (!(ev->logs = ratelimit_new(1.0 / 60, 5, 4096))) {
 		free(ev);
@@ -110,7 +108,7 @@ int events_new(struct events **out, const struct events_section *s, struct tally
 		free(ev);
 		return err_set(e, -ENOMEM, "events: out of memory");
 	}
-	if (pthread_cond_init(&ev->cv, NULL)) {
+	if (postq_init(&ev->q)) {
 		pthread_mutex_destroy(&ev->mu);
 		ratelimit_free(ev->logs);
 		free(ev);
@@ -132,7 +130,7 @@ void events_free(struct events *ev)
 	if (!ev)
 		return;
 	events_detach(ev);
-	pthread_cond_destroy(&ev->cv);
+	postq_release(&ev->q);
 	pthread_mutex_destroy(&ev->mu);
 	ratelimit_free(ev->logs);
 	free(ev);
@@ -285,9 +283,7 @@ static void queue(void *ctx, struct httpd_ingest_req *r, void (*done)(void *arg)
 	struct events_job *j = r->priv;
 	j->done = done;
 	j->arg = arg;
-	pthread_mutex_lock(&ev->mu);
-	if (ev->closed) {
-		pthread_mutex_unlock(&ev->mu);
+	if (postq_push(&ev->q, &j->link)) {
 		r->priv = NULL;
 		refuse_req(ev, r, j->source, 503, -1, NULL, NULL, 5, "tallyd takes no events now: it is stopping, or its"
 			   " fast-forward period has ended");
@@ -296,10 +292,6 @@ static void queue(void *ctx, struct httpd_ingest_req *r, void (*done)(void *arg)
 		done(arg);
 		return;
 	}
-	*ev->tail = j;
-	ev->tail = &j->next;
-	pthread_cond_signal(&ev->cv);
-	pthread_mutex_unlock(&ev->mu);
 	if (ev->wake)
 		ev->wake(ev->wake_ctx);
 }
@@ -317,29 +309,14 @@ void events_listener(struct events *ev, struct httpd_ingest *out)
 
 /* ---- the writer's side ---- */
 
-#define TAKE_WAIT_MAX_NS (200 * 1000 * 1000LL)
-
 struct events_job *events_take(struct events *ev, int64_t until_mono_ns)
 {
-	int64_t now = time_mono_ns();
-	if (until_mono_ns > now + TAKE_WAIT_MAX_NS)
-		until_mono_ns = now + TAKE_WAIT_MAX_NS;
-	pthread_mutex_lock(&ev->mu);
-	if (!ev->head && until_mono_ns > now) {
-		/* the condition variable waits on CLOCK_REALTIME: a relative wait */
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		int64_t t = (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec + (until_mono_ns - now);
-		ts.tv_sec = (time_t)(t / NS_PER_SEC);
-		ts.tv_nsec = (long)(t % NS_PER_SEC);
-		while (!ev->head && pthread_cond_timedwait(&ev->cv, &ev->mu, &ts) == 0) {
-		}
-	}
-	struct events_job *list = ev->head;
-	ev->head = NULL;
-	ev->tail = &ev->head;
-	pthread_mutex_unlock(&ev->mu);
-	return list;
+	return (struct events_job *)postq_take(&ev->q, until_mono_ns);
+}
+
+static struct events_job *next_of(const struct events_job *j)
+{
+	return (struct events_job *)j->link.next;
 }
 
 static void finish(struct events_job *j)
@@ -416,7 +393,7 @@ static int book_round(struct events *ev, struct events_job *list, bool one, int6
 	int rc;
 	if ((rc = ledger_begin(l, e)))
 		return rc;
-	for (struct events_job *j = list; j; j = j->next) {
+	for (struct events_job *j = list; j; j = next_of(j)) {
 		if (j->answered)
 			continue;
 		rc = import_writer_book(ev->w, j->source, &j->b, now_ns, &j->res, &bad, e);
@@ -435,7 +412,7 @@ static int book_round(struct events *ev, struct events_job *list, bool one, int6
 	if ((rc = ledger_commit(l, e)))
 		goto fail;
 	import_writer_end(ev->w, true);
-	for (struct events_job *j = list; j; j = j->next)
+	for (struct events_job *j = list; j; j = next_of(j))
 		if (!j->answered) {
 			booked(ev, j);
 			if (one)
@@ -472,7 +449,7 @@ int events_run(struct events *ev, struct events_job *list, struct aggregator *a,
 	rc = book_round(ev, list, false, now_ns, &e);
 	while (rc >= 0) {
 		bool left = false;
-		for (struct events_job *j = list; j; j = j->next)
+		for (struct events_job *j = list; j; j = next_of(j))
 			left |= !j->answered;
 		if (!left) {
 			rc = 0;
@@ -484,7 +461,7 @@ int events_run(struct events *ev, struct events_job *list, struct aggregator *a,
 		char why[600];
 		complain(&ev->fail, LOG_ERR, "events: %s; requests are answered 503 until it can be written", e.msg);
 		snprintf(why, sizeof(why), "the ledger cannot be written now: %s", e.msg);
-		for (struct events_job *j = list; j; j = j->next)
+		for (struct events_job *j = list; j; j = next_of(j))
 			if (!j->answered) {
 				refuse_req(ev, j->req, j->source, 503, -1, NULL, NULL, 5, why);
 				j->answered = true;
@@ -494,7 +471,7 @@ int events_run(struct events *ev, struct events_job *list, struct aggregator *a,
 	}
 	while (list) {
 		struct events_job *j = list;
-		list = j->next;
+		list = next_of(j);
 		finish(j);
 	}
 	if (rc < 0 && !ledger_idle(agg_ledger(a)))
@@ -507,7 +484,7 @@ void events_refuse(struct events *ev, struct events_job *list, unsigned status, 
 {
 	while (list) {
 		struct events_job *j = list;
-		list = j->next;
+		list = next_of(j);
 		refuse_req(ev, j->req, j->source, status, -1, NULL, NULL, retry_after_s > 0 ? retry_after_s : 1, why);
 		finish(j);
 	}
@@ -515,12 +492,6 @@ void events_refuse(struct events *ev, struct events_job *list, unsigned status, 
 
 void events_close(struct events *ev)
 {
-	pthread_mutex_lock(&ev->mu);
-	ev->closed = true;
-	struct events_job *list = ev->head;
-	ev->head = NULL;
-	ev->tail = &ev->head;
-	pthread_mutex_unlock(&ev->mu);
-	events_refuse(ev, list, 503, 5, "tallyd takes no events now: it is stopping, or its fast-forward period has"
+	events_refuse(ev, (struct events_job *)postq_close(&ev->q), 503, 5, "tallyd takes no events now: it is stopping, or its fast-forward period has"
 		      " ended");
 }
