@@ -27,6 +27,7 @@ for t in curl jq sqlite3 python3; do
 done
 work=$(mktemp -d /tmp/tally-events-XXXXXX)
 . tests/lib/cli.sh
+. tests/lib/events.sh
 small_tmpfs 12m
 tpid= hold=
 trap '[ -n "$hold" ] && kill "$hold" 2>/dev/null; [ -n "$tpid" ] && kill -9 "$tpid" 2>/dev/null;
@@ -60,87 +61,53 @@ http:
 events:
   max_request: 8192
   max_pending: 8192
-meters:
-  - {name: storage.objects.size, kind: gauge, unit: B, title: Object storage}
-  - {name: api.calls, kind: counter, unit: request, title: API calls}
+$EV_METERS
 EOC
-cat > "$work/plan.yaml" <<'EOP'
-plan: ev
-currency: EUR
-versions:
-  - from: 2026-01-01
-    prices:
-      - {meter: storage.objects.size, unit: GiB-month, price: 0.10}
-      - {meter: api.calls, unit: request-thousand, price: 0.40}
-EOP
+ev_plan "$work/plan.yaml"
 export TALLY_CONFIG="$work/tally.yaml"
 "$TALLYD" -c "$work/tally.yaml" 2>"$work/tallyd.log" & tpid=$!
 tallyd_port "$work/tallyd.log" "$tpid" 30 || exit 1
 URL=http://127.0.0.1:$PORT/api/v1/events
 
-# post TOKEN JSON: POST JSON with TOKEN ("" for none): the status in $code,
-# the body in $work/resp, the head in $work/head
-post() {
-	printf '%s' "$2" > "$work/req.json"
-	set -- "$1"
-	code=$(curl -sS -o "$work/resp" -D "$work/head" -w '%{http_code}' -X POST \
-		${1:+-H "Authorization: Bearer $1"} -H 'Content-Type: application/json' \
-		--data-binary @"$work/req.json" "$URL")
-}
-# want CODE WHAT [JQ-FILTER EXPECTED]: the last answer's status and, when
-# given, a field of its body
-want() {
-	got=$code
-	if [ "$got" = "$1" ] && { [ $# -lt 4 ] || [ "$(jq -r "$3" "$work/resp")" = "$4" ]; }; then
-		ok "$2: $got $(head -c 200 "$work/resp")"
-	else
-		bad "$2: $got (want $1${4:+, $3 = $4}): $(head -c 300 "$work/resp")"
-	fi
-}
 booked_events() { sqlite3 "$L" "SELECT count(*) FROM usage_events"; }
 nothing_booked() {
 	n=$(booked_events)
 	[ "$n" = "$1" ] && ok "nothing of it in the ledger ($n events)" || bad "the ledger holds $n events, want $1"
 }
-# ev ID TENANT RESOURCE METER TIME QUANTITY [END]: one event
-ev() {
-	printf '{"id": "%s", "tenant": "%s", "resource": "%s", "meter": "%s", "time": "%s", "quantity": %s%s}' \
-		"$1" "$2" "$3" "$4" "$5" "$6" "${7:+, \"end\": \"$7\"}"
-}
 good=$(ev g1 acme api:acme api.calls 2026-10-07T00:00:00Z 1)
 
 # ---- who may post ----
-post "" "{\"events\": [$good]}"; want 401 "no token"
+ev_post "" "{\"events\": [$good]}"; ev_want 401 "no token"
 grep -qi '^WWW-Authenticate: Bearer' "$work/head" && ok "401 says Bearer" || bad "401 without WWW-Authenticate"
-post "events-wrong-token-0123456789" "{\"events\": [$good]}"; want 401 "a wrong token"
-post "$TEN" "{\"events\": [$good]}"; want 403 "a tenant's token"
-post "$AGT" "{\"events\": [$good]}"; want 403 "an agent's token"
-post "$RGW" "{\"source\": \"billing\", \"events\": [$good]}"; want 403 "a source naming another source" .key source
-post "$ADMIN" "{\"events\": [$good]}"; want 400 "an admin's token without a source" .key source
+ev_post "events-wrong-token-0123456789" "{\"events\": [$good]}"; ev_want 401 "a wrong token"
+ev_post "$TEN" "{\"events\": [$good]}"; ev_want 403 "a tenant's token"
+ev_post "$AGT" "{\"events\": [$good]}"; ev_want 403 "an agent's token"
+ev_post "$RGW" "{\"source\": \"billing\", \"events\": [$good]}"; ev_want 403 "a source naming another source" .key source
+ev_post "$ADMIN" "{\"events\": [$good]}"; ev_want 400 "an admin's token without a source" .key source
 c=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $RGW" "http://127.0.0.1:$PORT/api/v1/usage?from=2026-10&to=2026-10")
 [ "$c" = 403 ] && ok "a source's token reads nothing: $c" || bad "a source's token read the usage: $c"
 nothing_booked 0
 
 # ---- events the rules refuse: the request whole, nothing booked ----
-post "$RGW" "{\"events\": [$good, $(ev b1 acme api:acme api.callz 2026-10-07T00:00:00Z 1)]}"
-want 422 "an unknown meter" '"\(.index) \(.key)"' "1 meter"
-post "$RGW" "{\"events\": [$good, $(ev b2 acme api:acme api.calls 2026-10-07T00:00:00Z -5)]}"
-want 422 "a negative counter" '"\(.index) \(.key)"' "1 quantity"
-post "$RGW" "{\"events\": [$good, $(ev b3 acme api:acme api.calls 2026-10-07T00:00:00Z 1.5)]}"
-want 400 "a float quantity" '"\(.index) \(.key)"' "1 quantity"
-post "$RGW" "{\"events\": [$good, $(ev b4 acme api:acme api.calls 2026-10-07T00:00:00Z 1.0)]}"
-want 400 "a float quantity of a whole value"
-post "$RGW" "{\"events\": [$good, $(ev b5 acme api:acme api.calls 2026-10-07T00:00:00Z 99999999999999999999)]}"
-want 400 "a JSON integer past 2^63"
+ev_post "$RGW" "{\"events\": [$good, $(ev b1 acme api:acme api.callz 2026-10-07T00:00:00Z 1)]}"
+ev_want 422 "an unknown meter" '"\(.index) \(.key)"' "1 meter"
+ev_post "$RGW" "{\"events\": [$good, $(ev b2 acme api:acme api.calls 2026-10-07T00:00:00Z -5)]}"
+ev_want 422 "a negative counter" '"\(.index) \(.key)"' "1 quantity"
+ev_post "$RGW" "{\"events\": [$good, $(ev b3 acme api:acme api.calls 2026-10-07T00:00:00Z 1.5)]}"
+ev_want 400 "a float quantity" '"\(.index) \(.key)"' "1 quantity"
+ev_post "$RGW" "{\"events\": [$good, $(ev b4 acme api:acme api.calls 2026-10-07T00:00:00Z 1.0)]}"
+ev_want 400 "a float quantity of a whole value"
+ev_post "$RGW" "{\"events\": [$good, $(ev b5 acme api:acme api.calls 2026-10-07T00:00:00Z 99999999999999999999)]}"
+ev_want 400 "a JSON integer past 2^63"
 grep -q "too big integer" "$work/resp" && ok "the JSON reader refused the number" || bad "no reason: $(cat "$work/resp")"
-post "$RGW" "{\"events\": [$good, $(ev b6 acme api:acme api.calls 2026-10-07T00:00:00Z '"9223372036854775808"')]}"
-want 422 "a quantity string past 2^63" '"\(.index) \(.key)"' "1 quantity"
+ev_post "$RGW" "{\"events\": [$good, $(ev b6 acme api:acme api.calls 2026-10-07T00:00:00Z '"9223372036854775808"')]}"
+ev_want 422 "a quantity string past 2^63" '"\(.index) \(.key)"' "1 quantity"
 grep -q "beyond what a ledger row holds exactly" "$work/resp" && ok "it says why" || bad "no reason: $(cat "$work/resp")"
-post "$RGW" "{\"events\": [{\"id\": \"b7\", \"tenant\": \"acme\", \"resource\": \"r\", \"meter\": \"api.calls\", \"time\": \"2026-10-07\", \"quantity\": 1, \"qty\": 2}]}"
-want 400 "an unknown key" .index 0
-post "$RGW" "{\"events\": [$good, $(ev b8 acme api:acme api.calls yesterday 1)]}"
-want 422 "a bad time" '"\(.index) \(.key)"' "1 time"
-post "$RGW" "not json"; want 400 "not JSON"
+ev_post "$RGW" "{\"events\": [{\"id\": \"b7\", \"tenant\": \"acme\", \"resource\": \"r\", \"meter\": \"api.calls\", \"time\": \"2026-10-07\", \"quantity\": 1, \"qty\": 2}]}"
+ev_want 400 "an unknown key" .index 0
+ev_post "$RGW" "{\"events\": [$good, $(ev b8 acme api:acme api.calls yesterday 1)]}"
+ev_want 422 "a bad time" '"\(.index) \(.key)"' "1 time"
+ev_post "$RGW" "not json"; ev_want 400 "not JSON"
 nothing_booked 0
 
 # ---- over the limits ----
@@ -167,7 +134,7 @@ EOP
 i=0
 until [ -s "$work/held" ] || [ $i -ge 50 ]; do i=$((i + 1)); sleep 0.1; done
 sleep 0.3
-post "$RGW" "{\"events\": [$good]}"; want 429 "the pending budget held by a trickling body"
+ev_post "$RGW" "{\"events\": [$good]}"; ev_want 429 "the pending budget held by a trickling body"
 grep -qi '^Retry-After: [0-9]' "$work/head" && ok "429 with Retry-After" || bad "429 without Retry-After"
 kill "$hold" 2>/dev/null || true
 wait "$hold" 2>/dev/null || true
@@ -175,32 +142,28 @@ hold=
 nothing_booked 0
 
 # ---- the same event twice; a key reused; exact past 2^53 ----
-s1=$(ev s1 acme bucket:acme-backups storage.objects.size 2026-10-01T00:00:00Z 33285996544 2026-10-11T00:00:00Z)
-c1=$(ev c1 acme api:acme api.calls 2026-10-02T00:30:00Z 1000 2026-10-02T03:00:00Z)
-c2=$(ev c2 acme api:acme api.calls 2026-10-05T10:00:00Z '"2500"')
-A="{\"events\": [$s1, $c1, $c2]}"
-post "$RGW" "$A"; want 200 "three events" '"\(.booked) \(.duplicates)"' "3 0"
-post "$RGW" "$A"; want 200 "the same three again: duplicates" '"\(.booked) \(.duplicates) \([.results[].result] | unique | join(","))"' "0 3 duplicate"
-post "$RGW" "{\"events\": [$(ev c3 acme api:acme api.calls 2026-10-06T00:00:00Z 7), $(ev c1 acme api:acme api.calls 2026-10-02T00:30:00Z 1001 2026-10-02T03:00:00Z)]}"
-want 409 "a key reused for another event" '"\(.index) \(.id) \(.key)"' "1 c1 id"
+A="{\"events\": [$EV_S1, $EV_C1, $EV_C2]}"
+ev_post "$RGW" "$A"; ev_want 200 "three events" '"\(.booked) \(.duplicates)"' "3 0"
+ev_post "$RGW" "$A"; ev_want 200 "the same three again: duplicates" '"\(.booked) \(.duplicates) \([.results[].result] | unique | join(","))"' "0 3 duplicate"
+ev_post "$RGW" "{\"events\": [$(ev c3 acme api:acme api.calls 2026-10-06T00:00:00Z 7), $(ev c1 acme api:acme api.calls 2026-10-02T00:30:00Z 1001 2026-10-02T03:00:00Z)]}"
+ev_want 409 "a key reused for another event" '"\(.index) \(.id) \(.key)"' "1 c1 id"
 [ "$(sqlite3 "$L" "SELECT count(*) FROM usage_events WHERE event_id = 'c3'")" = 0 ] &&
 	ok "the new event of the refused request is not booked" || bad "c3 was booked from a refused request"
-post "$RGW" "{\"events\": [$(ev d1 acme api:acme api.calls 2026-10-09T00:00:00Z 5), $(ev d1 acme api:acme api.calls 2026-10-09T00:00:00Z 5)]}"
-want 200 "one event twice in a request" '"\(.booked) \(.duplicates)"' "1 1"
-post "$ADMIN" "{\"source\": \"bigco-meter\", \"events\": [$(ev x1 bigco api:big api.calls 2026-10-20T00:00:00Z 9007199254740993)]}"
-want 200 "an admin's request naming its source" .source bigco-meter
+ev_post "$RGW" "{\"events\": [$(ev d1 acme api:acme api.calls 2026-10-09T00:00:00Z 5), $(ev d1 acme api:acme api.calls 2026-10-09T00:00:00Z 5)]}"
+ev_want 200 "one event twice in a request" '"\(.booked) \(.duplicates)"' "1 1"
+ev_post "$ADMIN" "{\"source\": \"bigco-meter\", \"events\": [$(ev x1 bigco api:big api.calls 2026-10-20T00:00:00Z 9007199254740993)]}"
+ev_want 200 "an admin's request naming its source" .source bigco-meter
 q=$(sqlite3 "$L" "SELECT u.quantity FROM usage u JOIN resources r ON r.id = u.resource_id WHERE r.uuid = 'api:big'")
 [ "$q" = 9007199254740993 ] && ok "2^53 + 1 kept exact: $q" || bad "2^53 + 1 stored as $q"
 
 # ---- the invoice, by hand ----
-# s1: 31 GiB (33285996544 B) held 10 of October's 31 days: 31 x 10 / 31 =
-# 10 GiB-month x 0.10 = 1.00; c1: 1000 calls over 00:30-03:00 split by
-# cumulative floor 200 / 400 / 400; c1 + c2 + d1 = 1000 + 2500 + 5 = 3505
-# calls = 3.505 thousand x 0.40 = 1.402 -> 1.40; total 2.40
+# s1 = 1.00 and c1's hours 200 / 400 / 400 (tests/lib/events.sh); c1 + c2
+# + d1 = 1000 + 2500 + 5 = 3505 calls = 3.505 thousand x 0.40 = 1.402 ->
+# 1.40; total 2.40
 rows=$(sqlite3 "$L" "SELECT group_concat(quantity, ' ') FROM (SELECT u.quantity FROM usage u JOIN meters m ON m.id = u.meter_id
 	JOIN resources r ON r.id = u.resource_id WHERE m.name = 'api.calls' AND r.uuid = 'api:acme'
 	AND u.hour_ns < 1790985600000000000 ORDER BY u.hour_ns)")
-[ "$rows" = "200 400 400" ] && ok "1000 calls over 2.5 h: $rows" || bad "c1's hours: '$rows', want 200 400 400"
+[ "$rows" = "200 400 400" ] && ok "1000 calls over 2.5 h: $rows" || bad "c1's hours: '$rows', ev_want 200 400 400"
 "$TALLY" invoice --ledger "$L" --period 2026-10 --tenant acme --plan "$work/plan.yaml" --format json > "$work/inv.json" 2>"$work/inv.err" ||
 	bad "tally invoice: $(cat "$work/inv.err")"
 for x in "storage.objects.size|1.00" "api.calls|1.40"; do
@@ -216,25 +179,25 @@ dd if=/dev/zero of="$small/filler2" bs=512 2>/dev/null || true
 wait_for 20 "tallyd's commits fail on the full disk" grep -q "metering goes on" "$work/tallyd.log"
 before=$(booked_events)
 F="{\"events\": [$(ev f1 acme api:acme api.calls 2026-10-10T00:00:00Z 10)]}"
-post "$RGW" "$F"; want 503 "a full disk"
+ev_post "$RGW" "$F"; ev_want 503 "a full disk"
 grep -qi '^Retry-After: [0-9]' "$work/head" && ok "503 with $(grep -i '^Retry-After' "$work/head" | tr -d '\r')" ||
 	bad "503 without Retry-After"
 nothing_booked "$before"
 rm -f "$small/filler" "$small/filler2"
 i=0
 while :; do
-	post "$RGW" "$F"
+	ev_post "$RGW" "$F"
 	[ "$code" = 200 ] && break
 	i=$((i + 1))
 	[ $i -lt 60 ] || break
 	sleep 0.5
 done
-want 200 "the same request once there is room" .booked 1
+ev_want 200 "the same request once there is room" .booked 1
 
 # ---- a late event for an issued month: an adjustment on the next invoice ----
 expect 0 "INVOICE  ev #1" "$TALLY" invoice --ledger "$L" --period 2026-10 --tenant acme --plan "$work/plan.yaml" --issue
-post "$RGW" "{\"events\": [$(ev late1 acme api:acme api.calls 2026-10-20T12:00:00Z 1000)]}"
-want 200 "a late event for issued October" .booked 1
+ev_post "$RGW" "{\"events\": [$(ev late1 acme api:acme api.calls 2026-10-20T12:00:00Z 1000)]}"
+ev_want 200 "a late event for issued October" .booked 1
 # 1000 calls = 1 thousand x 0.40 = 0.40, carried by November's invoice
 "$TALLY" invoice --ledger "$L" --period 2026-11 --tenant acme --plan "$work/plan.yaml" --format json > "$work/nov.json" 2>"$work/nov.err" ||
 	bad "November's invoice: $(cat "$work/nov.err")"
@@ -282,13 +245,13 @@ EOC
 "$TALLYD" -c "$work/agg.yaml" 2>"$work/agg.log" & tpid=$!
 tallyd_port "$work/agg.log" "$tpid" 30 || exit 1
 URL=http://127.0.0.1:$PORT/api/v1/events
-post "$RGW" "{\"events\": [$c1]}"; want 200 "an aggregator takes an event" .booked 1
-post "$RGW" "{\"events\": [$c1]}"; want 200 "and counts it once" .duplicates 1
+ev_post "$RGW" "{\"events\": [$EV_C1]}"; ev_want 200 "an aggregator takes an event" .booked 1
+ev_post "$RGW" "{\"events\": [$EV_C1]}"; ev_want 200 "and counts it once" .duplicates 1
 kill -TERM "$tpid"
 if wait "$tpid"; then ok "the aggregator stopped cleanly"; else bad "the aggregator exited $?: $(tail -n 5 "$work/agg.log")"; fi
 tpid=
 r=$(sqlite3 "$work/agg/ledger.db" "SELECT group_concat(quantity, ' ') FROM (SELECT quantity FROM usage ORDER BY hour_ns)")
-[ "$r" = "200 400 400" ] && ok "in the aggregator's ledger: $r" || bad "the aggregator's ledger: '$r', want 200 400 400"
+[ "$r" = "200 400 400" ] && ok "in the aggregator's ledger: $r" || bad "the aggregator's ledger: '$r', ev_want 200 400 400"
 
 [ "$fails" -eq 0 ] || { echo "$fails failed"; exit 1; }
 echo "events: 0 failed"

@@ -9,6 +9,7 @@
 TALLY=$PWD/$B/tally
 TALLYD=$PWD/$B/tallyd
 . tests/lib/cli.sh
+. tests/lib/events.sh
 pg_schema events_$$ || exit 1
 ev_pid=
 trap '[ -n "$ev_pid" ] && kill -9 "$ev_pid" 2>/dev/null' EXIT
@@ -32,88 +33,58 @@ http:
   tokens:
     - {token: $RGW, source: rgw}
     - {token: $ADMIN, admin: true}
-meters:
-  - {name: storage.objects.size, kind: gauge, unit: B, title: Object storage}
-  - {name: api.calls, kind: counter, unit: request, title: API calls}
+$EV_METERS
 EOC
-cat > "$work/plan.yaml" <<'EOP'
-plan: ev
-currency: EUR
-versions:
-  - from: 2026-01-01
-    prices:
-      - {meter: storage.objects.size, unit: GiB-month, price: 0.10}
-      - {meter: api.calls, unit: request-thousand, price: 0.40}
-EOP
+ev_plan "$work/plan.yaml"
 export TALLY_CONFIG="$work/t.yaml"
 "$TALLYD" -c "$work/t.yaml" 2>"$work/tallyd.log" & ev_pid=$!
 tallyd_port "$work/tallyd.log" "$ev_pid" 30 || exit 1
-post() { # TOKEN JSON: the status in $code, the body in $work/resp, the head in $work/head
-	printf '%s' "$2" > "$work/req.json"
-	code=$(curl -sS -o "$work/resp" -D "$work/head" -w '%{http_code}' -X POST -H "Authorization: Bearer $1" \
-		-H 'Content-Type: application/json' --data-binary @"$work/req.json" "http://127.0.0.1:$PORT/api/v1/events")
-}
-want() { # CODE WHAT [JQ EXPECTED]
-	if [ "$code" = "$1" ] && { [ $# -lt 4 ] || [ "$(jq -r "$3" "$work/resp")" = "$4" ]; }; then
-		ok "$2: $code $(head -c 160 "$work/resp")"
-	else
-		bad "$2: $code (want $1${4:+, $3 = $4}): $(head -c 300 "$work/resp")"
-	fi
-}
+URL=http://127.0.0.1:$PORT/api/v1/events
 events() { psql -X -A -t -d "$PG_LEDGER" -c "SELECT count(*) FROM usage_events"; }
-ev() { # ID TENANT RESOURCE METER TIME QUANTITY [END]
-	printf '{"id": "%s", "tenant": "%s", "resource": "%s", "meter": "%s", "time": "%s", "quantity": %s%s}' \
-		"$1" "$2" "$3" "$4" "$5" "$6" "${7:+, \"end\": \"$7\"}"
-}
-
-s1=$(ev s1 acme bucket:acme-backups storage.objects.size 2026-10-01T00:00:00Z 33285996544 2026-10-11T00:00:00Z)
-c1=$(ev c1 acme api:acme api.calls 2026-10-02T00:30:00Z 1000 2026-10-02T03:00:00Z)
-c2=$(ev c2 acme api:acme api.calls 2026-10-05T10:00:00Z '"2500"')
-A="{\"events\": [$s1, $c1, $c2]}"
-post "$RGW" "{\"events\": [$s1, $(ev n1 acme api:acme api.calls 2026-10-07T00:00:00Z -5)]}"
-want 422 "a negative counter" '"\(.index) \(.key)"' "1 quantity"
+A="{\"events\": [$EV_S1, $EV_C1, $EV_C2]}"
+ev_post "$RGW" "{\"events\": [$EV_S1, $(ev n1 acme api:acme api.calls 2026-10-07T00:00:00Z -5)]}"
+ev_want 422 "a negative counter" '"\(.index) \(.key)"' "1 quantity"
 [ "$(events)" = 0 ] && ok "nothing of it booked" || bad "$(events) events booked from a refused request"
-post "$RGW" "$A"; want 200 "three events" .booked 3
-post "$RGW" "$A"; want 200 "the same again" .duplicates 3
-post "$RGW" "{\"events\": [$(ev c1 acme api:acme api.calls 2026-10-02T00:30:00Z 999 2026-10-02T03:00:00Z)]}"
-want 409 "a key reused for another event" '"\(.index) \(.key)"' "0 id"
+ev_post "$RGW" "$A"; ev_want 200 "three events" .booked 3
+ev_post "$RGW" "$A"; ev_want 200 "the same again" .duplicates 3
+ev_post "$RGW" "{\"events\": [$(ev c1 acme api:acme api.calls 2026-10-02T00:30:00Z 999 2026-10-02T03:00:00Z)]}"
+ev_want 409 "a key reused for another event" '"\(.index) \(.key)"' "0 id"
 printf '%s\n' "$A" > "$work/a.json"
 expect 0 "3 events were imported before: counted once" "$TALLY" import --ledger "$PG_LEDGER" --source rgw "$work/a.json"
-post "$ADMIN" "{\"source\": \"bigco\", \"events\": [$(ev x1 bigco api:big api.calls 2026-10-20T00:00:00Z 9007199254740993)]}"
-want 200 "an admin naming the source" .booked 1
+ev_post "$ADMIN" "{\"source\": \"bigco\", \"events\": [$(ev x1 bigco api:big api.calls 2026-10-20T00:00:00Z 9007199254740993)]}"
+ev_want 200 "an admin naming the source" .booked 1
 q=$(psql -X -A -t -d "$PG_LEDGER" -c "SELECT u.quantity FROM usage u JOIN resources r ON r.id = u.resource_id WHERE r.uuid = 'api:big'")
 [ "$q" = 9007199254740993 ] && ok "2^53 + 1 kept exact: $q" || bad "2^53 + 1 stored as '$q'"
 [ "$(psql -X -A -t -d "$PG_LEDGER" -c "SELECT count(*) - count(DISTINCT uuid) FROM resources")" = 0 ] &&
 	ok "one row per resource" || bad "a resource has two rows"
 
-# 31 GiB for 10 of October's 31 days = 10 GiB-month x 0.10 = 1.00; 3500
-# calls = 3.5 thousand x 0.40 = 1.40; total 2.40
+# s1 = 1.00 (tests/lib/events.sh); c1 + c2 = 3500 calls = 3.5 thousand x
+# 0.40 = 1.40; total 2.40
 "$TALLY" invoice --ledger "$PG_LEDGER" --period 2026-10 --tenant acme --plan "$work/plan.yaml" --format json \
 	> "$work/inv.json" 2>"$work/inv.err" || bad "tally invoice: $(cat "$work/inv.err")"
 t=$(jq -r '([.invoices[0].lines[] | .amount] | join(" ")) + " = " + .invoices[0].total' "$work/inv.json")
 [ "$t" = "1.00 1.40 = 2.40" ] && ok "October for acme: $t" || bad "October for acme: '$t', want 1.00 1.40 = 2.40"
 
 # the server away: 503 with Retry-After, nothing written; back: taken
-URL=http://127.0.0.1:$PORT
-metric() { curl -sf -H "Authorization: Bearer $ADMIN" "$URL/metrics" | sed -n "s/^$1 //p"; }
+metric() { curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:$PORT/metrics" | sed -n "s/^$1 //p"; }
 pg_down || exit 1
 failing() { [ "$(metric tally_ledger_write_failing)" = 1 ]; }
 wait_for 30 "tallyd's commits fail while the server is away" failing
 F="{\"events\": [$(ev f1 acme api:acme api.calls 2026-10-10T00:00:00Z 10)]}"
-post "$RGW" "$F"; want 503 "the server away"
+ev_post "$RGW" "$F"; ev_want 503 "the server away"
 grep -qi '^Retry-After: [0-9]' "$work/head" && ok "503 with Retry-After" || bad "503 without Retry-After"
 pg_up || exit 1
 [ "$(psql -X -A -t -d "$PG_LEDGER" -c "SELECT count(*) FROM usage_events WHERE event_id = 'f1'")" = 0 ] &&
 	ok "nothing of it written" || bad "f1 was written while the server was away"
 i=0
 while :; do
-	post "$RGW" "$F"
+	ev_post "$RGW" "$F"
 	[ "$code" = 200 ] && break
 	i=$((i + 1))
 	[ $i -lt 90 ] || break
 	sleep 0.5
 done
-want 200 "the same request once the server is back" .booked 1
+ev_want 200 "the same request once the server is back" .booked 1
 kill -TERM "$ev_pid"
 if wait "$ev_pid"; then ok "tallyd stopped cleanly"; else bad "tallyd exited $?: $(tail -n 5 "$work/tallyd.log")"; fi
 ev_pid=
