@@ -14,13 +14,20 @@ int postq_init(struct postq *q)
 	q->head = NULL;
 	q->tail = &q->head;
 	q->closed = q->woken = false;
-	if (pthread_mutex_init(&q->mu, NULL))
+	/* the wait is on CLOCK_MONOTONIC: a step of the wall clock (NTP, an
+	 * operator) neither stretches nor cuts it short */
+	pthread_condattr_t ca;
+	if (pthread_condattr_init(&ca))
 		return -ENOMEM;
-	if (pthread_cond_init(&q->cv, NULL)) {
+	int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) ? -EINVAL : 0;
+	if (!rc && pthread_mutex_init(&q->mu, NULL))
+		rc = -ENOMEM;
+	if (!rc && pthread_cond_init(&q->cv, &ca)) {
 		pthread_mutex_destroy(&q->mu);
-		return -ENOMEM;
+		rc = -ENOMEM;
 	}
-	return 0;
+	pthread_condattr_destroy(&ca);
+	return rc;
 }
 
 void postq_release(struct postq *q)
@@ -60,12 +67,8 @@ struct postq_item *postq_take(struct postq *q, int64_t until_mono_ns)
 		until_mono_ns = now + TAKE_WAIT_MAX_NS;
 	pthread_mutex_lock(&q->mu);
 	if (!q->head && until_mono_ns > now) {
-		/* the condition variable waits on CLOCK_REALTIME: a relative wait */
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		int64_t t = (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec + (until_mono_ns - now);
-		ts.tv_sec = (time_t)(t / NS_PER_SEC);
-		ts.tv_nsec = (long)(t % NS_PER_SEC);
+		struct timespec ts = { .tv_sec = (time_t)(until_mono_ns / NS_PER_SEC),
+				       .tv_nsec = (long)(until_mono_ns % NS_PER_SEC) };
 		while (!q->head && !q->woken && pthread_cond_timedwait(&q->cv, &q->mu, &ts) == 0) {
 		}
 	}

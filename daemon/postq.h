@@ -11,6 +11,9 @@
  * owner's: the queue links them through their first member and never
  * frees one.
  *
+ * The writer's wait is on CLOCK_MONOTONIC, as tallytime.h's time_mono_ns:
+ * a step of the wall clock changes nothing (docs/clock.md).
+ *
  * Thread safety: every function may be called from any thread.
  */
 #ifndef TALLY_DAEMON_POSTQ_H
@@ -33,7 +36,8 @@ struct postq {
 	bool woken;                  /* postq_wake: the writer has other work */
 };
 
-/* 0, or -ENOMEM (nothing to release). */
+/* 0, or -ENOMEM, -EINVAL (no monotonic condition variables; nothing to
+ * release). */
 int postq_init(struct postq *q);
 void postq_release(struct postq *q);
 /* Append it: 0, or -ESHUTDOWN when the queue is closed (it is not queued:
