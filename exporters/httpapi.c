@@ -395,9 +395,9 @@ enum MHD_Result httpapi_alerts(struct httpd *h, struct MHD_Connection *c, const 
  * connection is suspended until the writer has committed what it
  * carries. */
 
-enum ingest_state { IC_BODY, IC_WAITING, IC_ANSWERED };
+enum post_state { IC_BODY, IC_WAITING, IC_ANSWERED };
 
-struct ingest_conn {
+struct post_conn {
 	struct httpd *h;
 	struct httpd_post *p;
 	struct MHD_Connection *c;
@@ -405,7 +405,7 @@ struct ingest_conn {
 	uint8_t *buf;
 	size_t cap;                  /* Content-Length: bytes counted in p->pending */
 	int64_t deadline_ns;         /* the body whole by then (monotonic) */
-	enum ingest_state state;
+	enum post_state state;
 };
 
 /* One line per refusal the listener makes itself, rate-limited per client
@@ -492,11 +492,11 @@ static void parse_spool(const char *v, int64_t *batches, int64_t *bytes)
 
 static void post_resume(void *arg)
 {
-	struct ingest_conn *ic = arg;
+	struct post_conn *ic = arg;
 	MHD_resume_connection(ic->c);
 }
 
-static enum MHD_Result post_send(struct ingest_conn *ic)
+static enum MHD_Result post_send(struct post_conn *ic)
 {
 	struct httpd_ingest_req *r = &ic->r;
 	char *body = r->json;
@@ -591,7 +591,7 @@ static enum MHD_Result post_begin(struct httpd *h, struct httpd_post *p, struct 
 			 events ? "ledger's writer" : "aggregator", held, p->section, in->max_pending);
 		return post_refuse(h, p, c, addr, who, MHD_HTTP_TOO_MANY_REQUESTS, why);
 	}
-	struct ingest_conn *ic = calloc(1, sizeof(*ic));
+	struct post_conn *ic = calloc(1, sizeof(*ic));
 	uint8_t *buf = ic ? malloc(len) : NULL;
 	if (!buf) {
 		free(ic);
@@ -622,7 +622,7 @@ static enum MHD_Result post_begin(struct httpd *h, struct httpd_post *p, struct 
 enum MHD_Result httpapi_post(struct httpd *h, struct httpd_post *p, struct MHD_Connection *c, const struct who *w,
 			     const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
-	struct ingest_conn *ic = *con_cls;
+	struct post_conn *ic = *con_cls;
 	if (!ic)
 		return post_begin(h, p, c, w, con_cls);
 	p = ic->p;
@@ -659,7 +659,7 @@ enum MHD_Result httpapi_post(struct httpd *h, struct httpd_post *p, struct MHD_C
 
 void httpapi_post_done(struct httpd *h, void *con_cls)
 {
-	struct ingest_conn *ic = con_cls;
+	struct post_conn *ic = con_cls;
 	pthread_mutex_lock(&h->ingest_lock);
 	ic->p->pending -= ic->cap;
 	pthread_mutex_unlock(&h->ingest_lock);
