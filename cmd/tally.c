@@ -985,7 +985,8 @@ static int import_help(FILE *f)
 		"  --config FILE        the config whose meters: section declares custom meters\n"
 		"                       (default $TALLY_CONFIG)\n"
 		"  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db); tally import\n"
-		"                       takes the writer's lock for one transaction: not while tallyd runs\n");
+		"                       takes the writer's lock for one transaction: not while tallyd runs\n"
+		"                       (a running tallyd takes the same events: POST /api/v1/events)\n");
 	return 0;
 }
 
