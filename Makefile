@@ -97,7 +97,7 @@ SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 PLUGINDIR  ?= $(PREFIX)/lib/nagios/plugins
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 DOCS       := README.md docs/architecture.md docs/meters.md docs/config.md docs/usage.md \
-	      docs/invoice.md docs/sla.md docs/ledger.md schemas/plan.md schemas/customers.md schemas/rrd.md \
+	      docs/invoice.md docs/sla.md docs/ledger.md schemas/plan.md schemas/customers.md schemas/rrd.md schemas/events-api.md \
 	      schemas/invoice.schema.json
 
 install: all

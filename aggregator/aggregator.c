@@ -1211,6 +1211,45 @@ int agg_visit_series(const struct aggregator *a, agg_series_fn fn, void *ctx)
 	return 0;
 }
 
+int agg_resource_find(const struct aggregator *a, const char *uuid, struct ledger_resource *out, bool *in_ledger)
+{
+	uint32_t *slot = itab_find((struct aggregator *)a, (struct itab *)&a->res_tab, res_hash_key(uuid), res_eq, uuid);
+	if (!slot || !*slot)
+		return 0;
+	const struct res_entry *r = &a->res.v[*slot - 1];
+	*out = r->r;
+	*in_ledger = r->known;
+	return 1;
+}
+
+int64_t agg_resource_new_id(struct aggregator *a)
+{
+	return a->next_res_id++;
+}
+
+int agg_resource_learn(struct aggregator *a, const struct ledger_resource *lr)
+{
+	uint32_t *slot = itab_find(a, &a->res_tab, res_hash_key(lr->meta.resource), res_eq, lr->meta.resource);
+	if (!*slot) {
+		if (lr->id >= a->next_res_id)
+			a->next_res_id = lr->id + 1;
+		int rc = load_resource(a, lr);
+		a->stats.resources = a->res.n;
+		if (rc)
+			a->broken = 1;
+		return rc;
+	}
+	struct res_entry *r = &a->res.v[*slot - 1];
+	/* its row is committed with this id (on PostgreSQL the ledger's) */
+	r->r.id = lr->id;
+	r->known = 1;
+	if (lr->first_seen_ns < r->r.first_seen_ns)
+		r->r.first_seen_ns = lr->first_seen_ns;
+	if (lr->last_seen_ns > r->r.last_seen_ns)
+		r->r.last_seen_ns = lr->last_seen_ns;
+	return 0;
+}
+
 void agg_set_commit_hook(struct aggregator *a, agg_commit_hook fn, void *ctx)
 {
 	a->hook = fn;

@@ -207,6 +207,22 @@ void agg_set_commit_hook(struct aggregator *a, agg_commit_hook fn, void *ctx);
  * ingest); the aggregator stays its owner and only writer. */
 struct ledger *agg_ledger(struct aggregator *a);
 
+/* Usage events booked beside the aggregator, in transactions of their own
+ * on its ledger (aggregator/import.h, struct import_resources): the
+ * resources they name are the aggregator's, one id per uuid for both.
+ * agg_resource_find: whether the aggregator knows uuid, a copy in *out and
+ * whether its row is committed (*in_ledger). agg_resource_new_id: the id
+ * of a new resource, taken from the aggregator's own sequence.
+ * agg_resource_learn: a resource row such a transaction committed (new,
+ * or with a wider span): the aggregator takes its id and widens its span,
+ * so that it neither writes a second row for the uuid nor narrows the
+ * span when it next writes the row; 0 or -ENOMEM (the aggregator is then
+ * broken). Writer's thread only, never inside agg_commit. */
+struct ledger_resource;
+int agg_resource_find(const struct aggregator *a, const char *uuid, struct ledger_resource *out, bool *in_ledger);
+int64_t agg_resource_new_id(struct aggregator *a);
+int agg_resource_learn(struct aggregator *a, const struct ledger_resource *r);
+
 void agg_get_stats(const struct aggregator *a, struct agg_stats *out);
 
 /* The live view the exporters read (through aggregator/state.h): one call

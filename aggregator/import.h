@@ -45,6 +45,7 @@
 struct tally_err;
 
 #define IMPORT_ID_MAX 128            /* an idempotency key's length */
+#define IMPORT_FIELDS 9              /* id, tenant, resource, meter, time, end, quantity, device, name */
 
 struct import_event {
 	char id[IMPORT_ID_MAX + 1];
@@ -74,6 +75,30 @@ int import_parse_text(const char *path, const char *text, size_t len, const char
 		      struct tally_err *e);
 void import_batch_release(struct import_batch *b);
 
+/* The body of POST /api/v1/events (schemas/events-api.md): a JSON object
+ * {"events": [...], "source": S} read by jansson (strict JSON: a key given
+ * twice is refused), each event the keys of an imported JSON event with the
+ * same checks. Values are strings or JSON integers (exact in 64 bits); a
+ * JSON real is refused wherever it is, a quantity included: a quantity is
+ * a whole number of the meter's base unit, never a float.
+ *
+ * Returns 0 with 1 to max_events events appended to b and the body's
+ * "source" in source ("" when not given; filled as soon as it is read, so
+ * also when an event after it is refused). Else -EBADMSG when the body is
+ * not of that shape (not JSON, another type, an unknown key: HTTP 400) or
+ * the error of the event refused (-EINVAL, -ERANGE: HTTP 422), -ENOMEM;
+ * the message in e ("events[3]: 'quantity': ..."), and in f which event
+ * (its index, -1: the body as a whole) and which key (NULL: none). */
+struct import_fault {
+	long index;
+	const char *key;             /* static */
+	bool shape;                  /* the body's shape (400), not an event's rule (422) */
+};
+int import_parse_request(const char *text, size_t len, size_t max_events, char *source, size_t source_len,
+			 struct import_batch *b, struct import_fault *f, struct tally_err *e);
+/* A source's name: 1 to 63 bytes, no space or control character. */
+bool import_source_ok(const char *s);
+
 struct import_result {
 	size_t events;               /* booked */
 	size_t duplicates;           /* seen before (or twice in the file): counted once */
@@ -84,10 +109,48 @@ struct import_result {
 
 /* Book b's events into the ledger at path under source, in one writer's
  * transaction at now_ns. Returns 0; -EBUSY (a tallyd writes the ledger:
- * its pid in e), -EINVAL (a resource of another tenant, a key used for
- * another event, a row too large), the ledger's errors; nothing is booked
- * on failure. */
+ * its pid in e), -EEXIST (a key used for another event), -EINVAL (a
+ * resource of another tenant), -ERANGE (a row too large), the ledger's
+ * errors; nothing is booked on failure. */
 int import_apply(const char *ledger_path, const char *source, struct import_batch *b, int64_t now_ns,
 		 struct import_result *r, struct tally_err *e);
+
+/* ---- booking with a ledger another writer holds open ----
+ *
+ * tallyd books the events POSTed to it (daemon/events.h) through the
+ * ledger its aggregator writes. The resources events name are then the
+ * aggregator's too: one id per uuid across both, and the aggregator must
+ * know every resource row written beside it (or it would write another
+ * row for the same uuid, or give its id to another). So the booking asks
+ * the writer for a resource (find), takes the id of a new one from it
+ * (new_id), and once its transaction committed tells it of every resource
+ * row it wrote (learn). The caller owns the transaction. */
+struct ledger;
+struct ledger_resource;
+struct import_resources {
+	/* 1 with *out when the writer knows uuid (*in_ledger: its row is
+	 * committed with out->id), 0 when it does not */
+	int (*find)(void *ctx, const char *uuid, struct ledger_resource *out, bool *in_ledger);
+	int64_t (*new_id)(void *ctx);
+	void (*learn)(void *ctx, const struct ledger_resource *r);
+	void *ctx;
+};
+
+struct import_writer;
+/* A booking state on l (borrowed) and res (copied). 0 or -ENOMEM. */
+int import_writer_new(struct import_writer **out, struct ledger *l, const struct import_resources *res);
+void import_writer_free(struct import_writer *w);
+/* Book b's events under source inside the transaction the caller began
+ * on l (an event whose (source, id) the ledger holds already, or that came
+ * before in b, is a duplicate: skipped, v[i].booked false). Returns 0, or
+ * with *bad the index of the event refused: -EEXIST (its key names
+ * another event), -EINVAL (its resource is another tenant's), -ERANGE (an
+ * hour of it does not fit a ledger row); or the ledger's errors (*bad
+ * SIZE_MAX). On any failure the caller rolls back. */
+int import_writer_book(struct import_writer *w, const char *source, struct import_batch *b, int64_t now_ns,
+		       struct import_result *r, size_t *bad, struct tally_err *e);
+/* The caller's transaction ended: committed (the resources written are
+ * learned) or rolled back (what it wrote is forgotten). */
+void import_writer_end(struct import_writer *w, bool committed);
 
 #endif

@@ -985,7 +985,8 @@ static int import_help(FILE *f)
 		"  --config FILE        the config whose meters: section declares custom meters\n"
 		"                       (default $TALLY_CONFIG)\n"
 		"  --ledger PATH        the ledger (default $TALLY_LEDGER, else ./var/ledger.db); tally import\n"
-		"                       takes the writer's lock for one transaction: not while tallyd runs\n");
+		"                       takes the writer's lock for one transaction: not while tallyd runs\n"
+		"                       (a running tallyd takes the same events: POST /api/v1/events)\n");
 	return 0;
 }
 
@@ -1052,7 +1053,7 @@ static int cmd_import(int argc, char **argv)
 	if (rc) {
 		fprintf(stderr, "tally import: %s (nothing imported)\n", e.msg);
 		import_batch_release(&b);
-		return rc == -EINVAL ? 2 : 1;
+		return rc == -EINVAL || rc == -EEXIST || rc == -ERANGE ? 2 : 1;
 	}
 	char a[48], z[48];
 	printf("imported %zu event%s from %s (source %s) into %zu hourly usage row%s, %zu new resource%s",

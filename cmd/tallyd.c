@@ -13,9 +13,11 @@
 #include "alerts.h"
 #include "daemoncfg.h"
 #include "err.h"
+#include "events.h"
 #include "httpd.h"
 #include "ingest.h"
 #include "log.h"
+#include "metercfg.h"
 #include "pipeline.h"
 #include "sla_probe.h"
 #include "state.h"
@@ -45,6 +47,13 @@ static void on_signal(int sig)
 static int http_reload(void *ctx, const struct httpd_section *h, struct tally_err *e)
 {
 	return httpd_reload(ctx, h->tokens, h->n_tokens, h->plan[0] ? h->plan : NULL, e);
+}
+
+/* A request of events is queued: the aggregator role's writer waits on
+ * the ingest queue. */
+static void wake_ingest(void *ctx)
+{
+	ingest_wake(ctx);
 }
 
 static void usage(FILE *f)
@@ -100,6 +109,13 @@ int main(int argc, char **argv)
 		daemon_config_release(&cfg);
 		return 0;
 	}
+	/* the custom meters the events posted to it name (daemon/events.h):
+	 * defined once, before any thread reads the meter table */
+	if (cfg.role != ROLE_AGENT && meter_config_load(path, &e)) {
+		fprintf(stderr, "tallyd: %s\n", e.msg);
+		daemon_config_release(&cfg);
+		return 2;
+	}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -120,7 +136,8 @@ int main(int argc, char **argv)
 	struct alerts_sender *sender = NULL;
 	struct httpd *http = NULL;
 	struct ingest *ingest = NULL;
-	struct httpd_ingest ingest_hooks;
+	struct httpd_ingest ingest_hooks, events_hooks;
+	struct events *events = NULL;
 	struct pipeline_outputs out = { .reload = &reload_flag };
 	struct sla_probe_ctx burn = { .ledger = cfg.agg.ledger_path, .plan = cfg.http.plan };
 	int rc = 0;
@@ -158,6 +175,16 @@ int main(int argc, char **argv)
 			hc.ingest = &ingest_hooks;
 			out.ingest = ingest;
 		}
+		if (cfg.role != ROLE_AGENT) {
+			/* POST /api/v1/events, booked by the pipeline (daemon/events.h) */
+			if ((rc = events_new(&events, &cfg.events, &e)))
+				goto out;
+			events_listener(events, &events_hooks);
+			if (ingest)   /* the aggregator role's writer waits on the ingest queue */
+				events_set_wake(events, wake_ingest, ingest);
+			hc.events = &events_hooks;
+			out.events = events;
+		}
 		if ((rc = httpd_start(&http, &hc, &live, &e))) {
 			if (!e.msg[0])
 				err_set(&e, rc, "cannot start the HTTP listener");
@@ -183,7 +210,23 @@ out:
 		log_msg(LOG_ERR, "%s", e.msg);
 	if (ingest)
 		ingest_close(ingest);   /* no request left waiting: the listener may stop */
+	if (events)
+		events_close(events);
 	httpd_stop(http);
+	if (events) {
+		struct events_stats es;
+		events_get_stats(events, &es);
+		if (es.requests)
+			log_msg(LOG_INFO, "events: %llu requests: %llu answered 200 (%llu events booked, %llu recorded"
+				" before and counted once), %llu malformed (400), %llu forbidden (403), %llu conflicts"
+				" (409), %llu refused events (422), %llu unavailable (503)",
+				(unsigned long long)es.requests, (unsigned long long)es.by_status[0],
+				(unsigned long long)es.booked, (unsigned long long)es.duplicates,
+				(unsigned long long)es.by_status[1], (unsigned long long)es.by_status[2],
+				(unsigned long long)es.by_status[3], (unsigned long long)es.by_status[4],
+				(unsigned long long)es.by_status[5]);
+		events_free(events);
+	}
 	if (ingest) {
 		struct ingest_stats is;
 		ingest_get_stats(ingest, &is);

@@ -168,7 +168,10 @@ int sched_run(struct scheduler *s, int64_t first_tick_ns, struct tally_err *e)
 			}
 			int64_t t = coll() + s->shift_ns;
 			if (t < tick) {
-				sleep_fn(tick - s->shift_ns);
+				if (s->wait)
+					s->wait(s->ctx, tick - s->shift_ns);
+				else
+					sleep_fn(tick - s->shift_ns);
 				continue;
 			}
 		}

@@ -80,6 +80,11 @@ struct scheduler {
 	int64_t (*now_ns)(void);     /* the wall clock */
 	int64_t (*collect_ns)(void); /* the collection clock */
 	void (*sleep_until)(int64_t collect_ns); /* until that collection time */
+	/* instead of sleeping: wait(ctx, collect_ns) may return before that
+	 * time, having done other work on this thread (tallyd books pushed
+	 * usage events meanwhile: daemon/events.h); the loop then waits again.
+	 * NULL: sleep_until */
+	void (*wait)(void *ctx, int64_t collect_ns);
 
 	/* data time = collection time + shift_ns (real time; 0 in fast-forward) */
 	int64_t shift_ns;

@@ -6,6 +6,7 @@
 #include "daemoncfg.h"
 #include "cfg.h"
 #include "err.h"
+#include "hash.h"
 #include "log.h"
 #include "metercfg.h"
 #include "scheduler.h"
@@ -18,7 +19,7 @@
 #include <unistd.h>
 
 static const char *const top_keys[] = { "tallyd", "ledger", "rrd", "collectors", "http", "alerts",
-					"ingest", "agent", "meters", NULL };
+					"ingest", "agent", "meters", "events", NULL };
 static const char *const tallyd_keys[] = { "role", "agent_id", "data_dir", "interval", "log_level",
 					   "clock", "start", "end", NULL };
 static const char *const roles[] = { "all-in-one", "agent", "aggregator", NULL };
@@ -148,7 +149,10 @@ static int check_aggregator(struct daemon_config *c, const struct cfg_node *root
 	if (!c->http.enabled)
 		return err_set(e, -EINVAL, "%s:%d:%d: key 'role': an aggregator takes its agents' batches on"
 			       " its HTTP listener: give an 'http:' section", role->file, role->line, role->col);
-	if (c->http.n_tokens == httpd_reader_tokens(c->http.tokens, c->http.n_tokens)) {
+	size_t agents = 0;
+	for (size_t i = 0; i < c->http.n_tokens; i++)
+		agents += c->http.tokens[i].agent[0] != '\0';
+	if (!agents) {
 		n = cfg_get(root, "http");
 		return err_set(e, -EINVAL, "%s:%d:%d: 'http': an aggregator needs its agents' tokens in"
 			       " 'tokens' ({token: ..., agent: AGENT_ID}, one per agent)", n->file, n->key_line,
@@ -177,18 +181,32 @@ static int parse_agent(struct daemon_config *c, const struct cfg_node *root, str
 	if (!n)
 		return err_set(e, -EINVAL, "%s:%d:%d: key 'role': an agent needs an 'agent:' section with the"
 			       " aggregator's URL", role->file, role->line, role->col);
-	static const char *const not_agent[] = { "ledger", "rrd", NULL };
+	static const char *const not_agent[] = { "ledger", "rrd", "events", NULL };
 	for (int i = 0; not_agent[i]; i++)
 		if ((n = cfg_get(root, not_agent[i])))
 			return err_set(e, -EINVAL, "%s:%d:%d: '%s': an agent keeps no ledger and no RRD files (the"
-				       " aggregator does): remove the section", n->file, n->key_line, n->key_col,
-				       not_agent[i]);
+				       " aggregator does%s): remove the section", n->file, n->key_line, n->key_col,
+				       not_agent[i], i == 2 ? ", and takes the events sources post" : "");
 	if (c->alerts.n_rules) {
 		n = cfg_get(cfg_get(root, "alerts"), "rules");
 		return err_set(e, -EINVAL, "%s:%d:%d: key 'rules': alert rules run on the aggregator, which has"
 			       " the series; an agent evaluates only SpoolFilling", n->file, n->line, n->col);
 	}
 	return 0;
+}
+
+/* What a custom meter is, for each one of `meters:`, hashed. */
+static uint64_t meters_digest(const struct cfg_node *m)
+{
+	static const char *const keys[] = { "name", "kind", "unit", "title" };
+	uint64_t h = HASH_FNV64_INIT;
+	for (size_t i = 0; m && m->type == CFG_SEQ && i < m->n_kids; i++)
+		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+			const struct cfg_node *v = cfg_get(m->kids[i], keys[k]);
+			h = hash_fnv64_str(h, v && v->value ? v->value : "");
+			h = hash_fnv64_word(h, (uint32_t)k);
+		}
+	return h;
 }
 
 static int parse(struct daemon_config *c, const struct cfg_node *root, struct tally_err *e)
@@ -209,10 +227,12 @@ static int parse(struct daemon_config *c, const struct cfg_node *root, struct ta
 	    (rc = cfg_get_map(root, "http", &hs, e)) ||
 	    (rc = httpd_section_parse(&c->http, hs, c->interval_ns, e)) ||
 	    (rc = check_aggregator(c, root, e)) ||
-	    (rc = ingest_section_parse(&c->ingest, cfg_get(root, "ingest"), e)))
+	    (rc = ingest_section_parse(&c->ingest, cfg_get(root, "ingest"), e)) ||
+	    (rc = events_section_parse(&c->events, cfg_get(root, "events"), e)))
 		return rc;
 	if ((rc = parse_alerts(c, root, e)))
 		return rc;
+	c->meters_digest = meters_digest(cfg_get(root, "meters"));
 	return parse_agent(c, root, e);
 }
 

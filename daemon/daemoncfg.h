@@ -20,6 +20,7 @@
 #include "aggregator.h"
 #include "alerting.h"
 #include "collector.h"
+#include "events.h"
 #include "httpd.h"
 #include "ingest.h"
 #include "sample.h"
@@ -54,6 +55,10 @@ struct daemon_config {
 	struct httpd_section http;        /* `http:` (exporters/httpcfg.c) */
 	struct alerting_config alerts;    /* `alerts:` (aggregator/alertcfg.c) */
 	struct ingest_section ingest;     /* `ingest:` (daemon/ingest.c), role aggregator */
+	struct events_section events;     /* `events:` (daemon/events.c), roles all-in-one and aggregator */
+	uint64_t meters_digest;           /* of the `meters:` section (common/metercfg.h): tallyd defines
+					     its custom meters at start, so a reload that changes them
+					     needs a restart */
 	struct agent_settings agent;      /* `agent:` (daemon/agent.c), role agent only */
 };
 

@@ -13,6 +13,7 @@
  */
 #include "ingest.h"
 #include "aggregator.h"
+#include "postq.h"
 #include "alerting.h"
 #include "cfg.h"
 #include "err.h"
@@ -82,7 +83,7 @@ int ingest_section_parse(struct ingest_section *s, const struct cfg_node *sec, s
 enum job_state { JOB_QUEUED, JOB_ANSWERED, JOB_COMMIT };
 
 struct ingest_job {
-	struct ingest_job *next;
+	struct postq_item link;      /* first: the queue's */
 	struct httpd_ingest_req *req;
 	void (*done)(void *arg);
 	void *arg;
@@ -98,10 +99,8 @@ struct ingest_job {
 
 struct ingest {
 	struct ingest_section s;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct ingest_job *head, **tail;
-	bool closed;
+	struct postq q;
+	pthread_mutex_t mu;          /* of st */
 	struct batch scratch;        /* the writer's */
 	struct ratelimit *logs;      /* refusal lines per agent and status */
 	struct ingest_stats st;      /* under mu */
@@ -119,7 +118,6 @@ int ingest_new(struct ingest **out, const struct ingest_section *s, struct tally
 		ingest_section_parse(&d, NULL, NULL);
 		ig->s = d;
 	}
-	ig->tail = &ig->head;
 	/* five lines at once per agent and status, then one a minute */
 	if (!(ig->logs = ratelimit_new(1.0 / 60, 5, 4096))) {
 		free(ig);
@@ -130,7 +128,7 @@ int ingest_new(struct ingest **out, const struct ingest_section *s, struct tally
 		free(ig);
 		return err_set(e, -ENOMEM, "ingest: out of memory");
 	}
-	if (pthread_cond_init(&ig->cv, NULL)) {
+	if (postq_init(&ig->q)) {
 		pthread_mutex_destroy(&ig->mu);
 		ratelimit_free(ig->logs);
 		free(ig);
@@ -145,7 +143,7 @@ void ingest_free(struct ingest *ig)
 {
 	if (!ig)
 		return;
-	pthread_cond_destroy(&ig->cv);
+	postq_release(&ig->q);
 	pthread_mutex_destroy(&ig->mu);
 	ratelimit_free(ig->logs);
 	batch_release(&ig->scratch);
@@ -370,19 +368,12 @@ static void queue(void *ctx, struct httpd_ingest_req *r, void (*done)(void *arg)
 	j->done = done;
 	j->arg = arg;
 	j->state = JOB_QUEUED;
-	pthread_mutex_lock(&ig->mu);
-	if (ig->closed) {
-		pthread_mutex_unlock(&ig->mu);
+	if (postq_push(&ig->q, &j->link)) {
 		r->priv = NULL;
 		refuse_req(ig, r, 503, j->first_seq, j->last_seq, 0, 5, "the aggregator is stopping");
 		free(j);
 		done(arg);
-		return;
 	}
-	*ig->tail = j;
-	ig->tail = &j->next;
-	pthread_cond_signal(&ig->cv);
-	pthread_mutex_unlock(&ig->mu);
 }
 
 void ingest_listener(struct ingest *ig, struct httpd_ingest *out)
@@ -398,34 +389,19 @@ void ingest_listener(struct ingest *ig, struct httpd_ingest *out)
 
 /* ---- the writer's side ---- */
 
-#define TAKE_WAIT_MAX_NS (200 * 1000 * 1000LL)
-
 struct ingest_job *ingest_take(struct ingest *ig, int64_t until_mono_ns)
 {
-	int64_t now = time_mono_ns();
-	if (until_mono_ns > now + TAKE_WAIT_MAX_NS)
-		until_mono_ns = now + TAKE_WAIT_MAX_NS;
-	pthread_mutex_lock(&ig->mu);
-	if (!ig->head && until_mono_ns > now) {
-		/* the condition variable waits on CLOCK_REALTIME: a relative wait */
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		int64_t t = (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec + (until_mono_ns - now);
-		ts.tv_sec = (time_t)(t / NS_PER_SEC);
-		ts.tv_nsec = (long)(t % NS_PER_SEC);
-		while (!ig->head && pthread_cond_timedwait(&ig->cv, &ig->mu, &ts) == 0) {
-		}
-	}
-	struct ingest_job *list = ig->head;
-	ig->head = NULL;
-	ig->tail = &ig->head;
-	pthread_mutex_unlock(&ig->mu);
-	return list;
+	return (struct ingest_job *)postq_take(&ig->q, until_mono_ns);
+}
+
+void ingest_wake(struct ingest *ig)
+{
+	postq_wake(&ig->q);
 }
 
 struct ingest_job *ingest_next(const struct ingest_job *j)
 {
-	return j->next;
+	return (struct ingest_job *)j->link.next;
 }
 
 static void conflict(struct ingest *ig, struct ingest_job *j, const char *reason, uint64_t last_seq,
@@ -604,7 +580,7 @@ void ingest_answer(struct ingest *ig, const struct aggregator *a, struct ingest_
 {
 	while (list) {
 		struct ingest_job *j = list;
-		list = j->next;
+		list = ingest_next(j);
 		if (j->state == JOB_COMMIT) {
 			/* what the ledger holds of the agent: the commit may have
 			 * dropped this request's batches, built on an older state
@@ -635,7 +611,7 @@ void ingest_refuse(struct ingest *ig, struct ingest_job *list, unsigned status, 
 {
 	while (list) {
 		struct ingest_job *j = list;
-		list = j->next;
+		list = ingest_next(j);
 		refuse_req(ig, j->req, status, j->first_seq, j->last_seq, 0, retry_after_s > 0 ? retry_after_s : 1,
 			   why);
 		finish(j);
@@ -644,11 +620,5 @@ void ingest_refuse(struct ingest *ig, struct ingest_job *list, unsigned status, 
 
 void ingest_close(struct ingest *ig)
 {
-	pthread_mutex_lock(&ig->mu);
-	ig->closed = true;
-	struct ingest_job *list = ig->head;
-	ig->head = NULL;
-	ig->tail = &ig->head;
-	pthread_mutex_unlock(&ig->mu);
-	ingest_refuse(ig, list, 503, 5, "the aggregator is stopping");
+	ingest_refuse(ig, (struct ingest_job *)postq_close(&ig->q), 503, 5, "the aggregator is stopping");
 }

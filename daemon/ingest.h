@@ -88,6 +88,10 @@ void ingest_listener(struct ingest *ig, struct httpd_ingest *out);
  * or at most 200 ms (so the caller sees *stop and other flags); take every
  * queued request. Returns the list (NULL: none). */
 struct ingest_job *ingest_take(struct ingest *ig, int64_t until_mono_ns);
+/* Make a waiting ingest_take() return now (with what is queued, maybe
+ * nothing): another queue the same writer serves has work (events.h).
+ * Any thread. */
+void ingest_wake(struct ingest *ig);
 /* The request after j in a taken list, NULL at its end. */
 struct ingest_job *ingest_next(const struct ingest_job *j);
 /* Decide one taken request against what a holds and take its new frames

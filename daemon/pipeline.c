@@ -4,6 +4,7 @@
  * live snapshots and the SLA probe driven from the cycle's end.
  */
 #include "pipeline.h"
+#include "events.h"
 #include "ingest.h"
 #include "agent.h"
 #include "reload.h"
@@ -165,6 +166,8 @@ static void publish(struct run *r)
 			r->sched->coll[i].ops->metrics(r->sched->coll[i].state, put_metric, r);
 	if (r->out->ingest)
 		aggregator_metrics(r);
+	if (r->out->events)
+		events_metrics(r->out->events, put_metric, r);
 	if (r->agent)
 		agent_metrics(r->agent, put_metric, r);
 	struct live_inputs in = {
@@ -432,6 +435,34 @@ static int agent_cycle_done(struct run *r, bool now)
 	return 0;
 }
 
+/* Book the usage events sources posted (events.h) on the aggregator's
+ * ledger, in its thread and between its commits; while its commits fail
+ * and the retry is not due, they are answered 503 at once, as ingest is. */
+static void run_events(struct run *r, struct events_job *list)
+{
+	int64_t now = time_mono_ns();
+	if (!list)
+		return;
+	if (r->fail_tick_ns && now < r->retry_mono_ns) {
+		events_refuse(r->out->events, list, 503, (r->retry_mono_ns - now + NS_PER_SEC - 1) / NS_PER_SEC,
+			      "the ledger cannot be written now (a full disk, an I/O error, its server away): try again"
+			      " later");
+		return;
+	}
+	int64_t t = time_now_ns();
+	if (events_run(r->out->events, list, r->agg, t - t % NS_PER_SEC))
+		log_msg(LOG_ERR, "events: a failed transaction could not be rolled back; the next commit stops tallyd,"
+			" which reloads the ledger when started again");
+}
+
+/* The scheduler's wait for the next cycle (all-in-one, real time): the
+ * events posted meanwhile are booked as they come. */
+static void wait_events(void *ctx, int64_t collect_ns)
+{
+	struct run *r = ctx;
+	run_events(r, events_take(r->out->events, collect_ns - time_collect_anchor_ns()));
+}
+
 static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 {
 	struct run *r = ctx;
@@ -442,6 +473,8 @@ static int cycle_done(void *ctx, int64_t tick_ns, struct tally_err *e)
 	}
 	if (r->agent)
 		return agent_cycle_done(r, false);
+	if (r->out->events)
+		run_events(r, events_take(r->out->events, 0));   /* fast-forward: the scheduler never waits */
 	progress(r, tick_ns, false);
 	if (r->al)
 		eval_alerts(r, tick_ns);
@@ -560,6 +593,8 @@ static int aggregate(struct run *r, volatile sig_atomic_t *stop, struct tally_er
 			}
 		}
 		ingest_answer(ig, r->agg, list, crc, retry_s, NULL);
+		if (r->out->events)
+			run_events(r, events_take(r->out->events, 0));
 		now = time_mono_ns();
 		if (now >= next_eval) {
 			next_eval = now + r->c->interval_ns;
@@ -714,6 +749,8 @@ opened:;
 	s.batcher = &bt;
 	s.cycle_done = cycle_done;
 	s.ctx = &r;
+	if (r.out->events && c->clock == CLOCK_REAL)
+		s.wait = wait_events;
 	s.stop = stop;
 	if (c->clock == CLOCK_REAL)
 		s.not_before_ns = resume;   /* data time never goes back across a restart */
@@ -777,6 +814,11 @@ summary:
 	sum->rrd_errors = st.rrd_errors;
 	sum->wall_s = (double)(time_mono_ns() - t0) / 1e9;
 out:
+	if (r.out->events) {
+		/* no aggregator from here: requests are answered 503 */
+		events_close(r.out->events);
+		events_detach(r.out->events);
+	}
 	batcher_release(&bt);
 	agent_close(r.agent);
 	agg_close(r.agg);

@@ -29,6 +29,7 @@ struct tally_err;
 struct live_store;
 struct alert_store;
 struct ingest;
+struct events;
 
 /* What the pipeline drives besides the ledger and RRD. */
 struct pipeline_outputs {
@@ -53,6 +54,11 @@ struct pipeline_outputs {
 	/* the aggregator role: the requests the listener queues (ingest.h);
 	 * the pipeline answers every one of them before it returns */
 	struct ingest *ingest;
+	/* the all-in-one and aggregator roles: usage events sources POST
+	 * (events.h), booked on the aggregator's ledger between its commits
+	 * (while the scheduler waits for the next cycle, or after each round
+	 * of ingest requests); answered 503 once the pipeline returns */
+	struct events *events;
 };
 
 struct pipeline_summary {

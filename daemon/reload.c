@@ -48,6 +48,8 @@ void reload_restart_keys(const struct daemon_config *a, const struct daemon_conf
 	DIFF(a->ingest.max_request != b->ingest.max_request || a->ingest.max_pending != b->ingest.max_pending ||
 	     a->ingest.body_timeout_ns != b->ingest.body_timeout_ns || a->ingest.max_frames != b->ingest.max_frames,
 	     "ingest");
+	DIFF(memcmp(&a->events, &b->events, sizeof(a->events)), "events");
+	DIFF(a->meters_digest != b->meters_digest, "meters");
 	const struct alerting_config *x = &a->alerts, *y = &b->alerts;
 	DIFF(x->enabled != y->enabled, "alerts (the section given or not)");
 	DIFF(x->enabled && y->enabled &&

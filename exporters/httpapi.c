@@ -3,8 +3,9 @@
  * resources from the snapshot store, usage, SLA and invoices from the
  * ledger through billing, alerts from the alert store. Each refuses a
  * query parameter it does not know, and a tenant token sees its tenant
- * only (another tenant's resource is a 404). And the one route that takes
- * a body: POST /api/v1/ingest, handed to the aggregator role (below).
+ * only (another tenant's resource is a 404). And the two routes that take
+ * a body: POST /api/v1/ingest, handed to the aggregator role, and POST
+ * /api/v1/events, handed to the writer of the ledger (below).
  */
 #include "httpd_internal.h"
 #include "err.h"
@@ -379,46 +380,55 @@ enum MHD_Result httpapi_alerts(struct httpd *h, struct MHD_Connection *c, const 
 }
 
 
-/* ---- POST /api/v1/ingest ----
+/* ---- POST /api/v1/ingest and /api/v1/events ----
  *
- * The body goes to the aggregator role's ingest (httpd.h, struct
- * httpd_ingest): authenticated by an agent's token (and, with
- * http.tls_client_ca, a client certificate), its Content-Length within
- * max_request (413 before a byte of it is read) and within what may be held
- * at once (max_pending, else 429 and Retry-After), its bytes whole within
+ * The body goes to the writer's side (httpd.h, struct httpd_ingest): the
+ * aggregator role's ingest for an agent's batches, authenticated by the
+ * agent's token (and, with http.tls_client_ca, a client certificate); the
+ * events queue for a source service's usage events, authenticated by a
+ * source's or an admin's token. Its Content-Length within max_request
+ * (413 before a byte of it is read) and within what may be held at once
+ * (max_pending, else 429 and Retry-After), its bytes whole within
  * body_timeout (else the connection is closed: the sweeper in httpd.c for a
- * body that stops, the check below for one that trickles). Then the ingest
- * side checks it and, unless it refuses it at once, the connection is
- * suspended until the aggregator has committed what it carries. */
+ * body that stops, the check below for one that trickles). Then the
+ * writer's side checks it and, unless it refuses it at once, the
+ * connection is suspended until the writer has committed what it
+ * carries. */
 
-enum ingest_state { IC_BODY, IC_WAITING, IC_ANSWERED };
+enum post_state { IC_BODY, IC_WAITING, IC_ANSWERED };
 
-struct ingest_conn {
+struct post_conn {
 	struct httpd *h;
+	struct httpd_post *p;
 	struct MHD_Connection *c;
 	struct httpd_ingest_req r;
 	uint8_t *buf;
-	size_t cap;                  /* Content-Length: bytes counted in h->ingest_pending */
+	size_t cap;                  /* Content-Length: bytes counted in p->pending */
 	int64_t deadline_ns;         /* the body whole by then (monotonic) */
-	enum ingest_state state;
+	enum post_state state;
 };
 
 /* One line per refusal the listener makes itself, rate-limited per client
- * and status. */
-static void ingest_log(struct httpd *h, const char *addr, const char *agent, unsigned status, const char *why)
+ * and status. who: the token's agent or source, "" when unknown. */
+static void post_log(struct httpd *h, const struct httpd_post *p, const char *addr, const char *who, unsigned status,
+		     const char *why)
 {
 	char key[96];
-	snprintf(key, sizeof(key), "%s|%u", addr, status);
+	snprintf(key, sizeof(key), "%s|%s|%u", p->section, addr, status);
 	if (ratelimit_take(h->ingest_logs, key, time_mono_ns()))
 		return;
-	log_msg(LOG_WARN, "ingest: agent %s%s%s seq ? from %s refused (%u): %s", agent[0] ? "'" : "",
-		agent[0] ? agent : "unknown", agent[0] ? "'" : "", addr, status, why);
+	if (p == &h->post[HTTPD_POST_INGEST])
+		log_msg(LOG_WARN, "ingest: agent %s%s%s seq ? from %s refused (%u): %s", who[0] ? "'" : "",
+			who[0] ? who : "unknown", who[0] ? "'" : "", addr, status, why);
+	else
+		log_msg(LOG_WARN, "events: a request of %s%s%s from %s refused (%u): %s", who[0] ? "source '" : "",
+			who[0] ? who : "an unknown source", who[0] ? "'" : "", addr, status, why);
 }
 
-static enum MHD_Result ingest_refuse(struct httpd *h, struct MHD_Connection *c, const char *addr,
-				     const char *agent, unsigned status, const char *why)
+static enum MHD_Result post_refuse(struct httpd *h, const struct httpd_post *p, struct MHD_Connection *c,
+				   const char *addr, const char *who, unsigned status, const char *why)
 {
-	ingest_log(h, addr, agent, status, why);
+	post_log(h, p, addr, who, status, why);
 	if (status == MHD_HTTP_TOO_MANY_REQUESTS)
 		return httpd_too_many(c, NS_PER_SEC, why);
 	return httpd_send_error(c, status, why);
@@ -480,13 +490,13 @@ static void parse_spool(const char *v, int64_t *batches, int64_t *bytes)
 	}
 }
 
-static void ingest_resume(void *arg)
+static void post_resume(void *arg)
 {
-	struct ingest_conn *ic = arg;
+	struct post_conn *ic = arg;
 	MHD_resume_connection(ic->c);
 }
 
-static enum MHD_Result ingest_send(struct ingest_conn *ic)
+static enum MHD_Result post_send(struct post_conn *ic)
 {
 	struct httpd_ingest_req *r = &ic->r;
 	char *body = r->json;
@@ -502,92 +512,130 @@ static enum MHD_Result ingest_send(struct ingest_conn *ic)
 				r->retry_after_s > 0 ? MHD_HTTP_HEADER_RETRY_AFTER : NULL, secs);
 }
 
-/* The first call: who, how much, whether it may come. */
-static enum MHD_Result ingest_begin(struct httpd *h, struct MHD_Connection *c, const struct who *w,
-				    void **con_cls)
+/* Who may post to p: an agent's token to ingest (with its certificate
+ * when http.tls_client_ca asks for one), a source's or an admin's to post
+ * events. 0, or the refusal was queued (*ret). */
+static int post_who(struct httpd *h, struct httpd_post *p, struct MHD_Connection *c, const struct who *w,
+		    const char *addr, enum MHD_Result *ret)
 {
-	const struct httpd_ingest *in = h->ingest;
+	char why[300];
+	if (p == &h->post[HTTPD_POST_INGEST]) {
+		if (!w->agent[0]) {
+			*ret = w->token >= 0 ? post_refuse(h, p, c, addr, w->source, MHD_HTTP_FORBIDDEN,
+							   "only an agent's token may ingest (http.tokens, 'agent')")
+			       : post_refuse(h, p, c, addr, "", MHD_HTTP_UNAUTHORIZED,
+					     "an agent's bearer token is required");
+			return 1;
+		}
+		if (h->client_ca && !client_cert_ok(c, why, sizeof(why))) {
+			*ret = post_refuse(h, p, c, addr, w->agent, MHD_HTTP_FORBIDDEN, why);
+			return 1;
+		}
+		return 0;
+	}
+	if (w->token < 0) {
+		*ret = post_refuse(h, p, c, addr, "", MHD_HTTP_UNAUTHORIZED,
+				   "a source's or an admin's bearer token is required (http.tokens, 'source')");
+		return 1;
+	}
+	if (!w->source[0] && !w->admin_token) {
+		*ret = post_refuse(h, p, c, addr, w->agent, MHD_HTTP_FORBIDDEN, "only a source's or an admin's token"
+				   " may post events (http.tokens, 'source'); an agent's ingests, a tenant's reads");
+		return 1;
+	}
+	return 0;
+}
+
+/* The first call: who, how much, whether it may come. */
+static enum MHD_Result post_begin(struct httpd *h, struct httpd_post *p, struct MHD_Connection *c,
+				  const struct who *w, void **con_cls)
+{
+	const struct httpd_ingest *in = p->hooks;
+	const bool events = p == &h->post[HTTPD_POST_EVENTS];
+	const char *who = events ? w->source : w->agent;
 	char addr[INET6_ADDRSTRLEN + 4], why[300];
+	enum MHD_Result ret;
 	httpd_client_key(c, addr, sizeof(addr));
 	httpd_watch_set(c, 0);
-	if (!w->agent[0]) {
-		if (w->token >= 0)
-			return ingest_refuse(h, c, addr, "", MHD_HTTP_FORBIDDEN,
-					     "only an agent's token may ingest (http.tokens, 'agent')");
-		return ingest_refuse(h, c, addr, "", MHD_HTTP_UNAUTHORIZED, "an agent's bearer token is required");
-	}
-	if (h->client_ca && !client_cert_ok(c, why, sizeof(why)))
-		return ingest_refuse(h, c, addr, w->agent, MHD_HTTP_FORBIDDEN, why);
+	if (post_who(h, p, c, w, addr, &ret))
+		return ret;
 	uint64_t len;
 	if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
 	    !parse_length(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH), &len))
-		return ingest_refuse(h, c, addr, w->agent, MHD_HTTP_LENGTH_REQUIRED,
-				     "a Content-Length is required (no chunked bodies)");
+		return post_refuse(h, p, c, addr, who, MHD_HTTP_LENGTH_REQUIRED,
+				   "a Content-Length is required (no chunked bodies)");
 	if (len > in->max_request) {
-		snprintf(why, sizeof(why), "the body is %llu bytes, over this aggregator's ingest.max_request"
-			 " (%zu bytes): send fewer frames at once", (unsigned long long)len, in->max_request);
-		return ingest_refuse(h, c, addr, w->agent, MHD_HTTP_CONTENT_TOO_LARGE, why);
+		snprintf(why, sizeof(why), "the body is %llu bytes, over this tallyd's %s.max_request (%zu bytes): send"
+			 " fewer %s at once", (unsigned long long)len, p->section, in->max_request,
+			 events ? "events" : "frames");
+		return post_refuse(h, p, c, addr, who, MHD_HTTP_CONTENT_TOO_LARGE, why);
 	}
 	if (!len)
-		return ingest_refuse(h, c, addr, w->agent, MHD_HTTP_BAD_REQUEST,
-				     "empty body: a request carries 1 to 1024 frames");
+		return post_refuse(h, p, c, addr, who, MHD_HTTP_BAD_REQUEST, events ? "empty body: a request carries"
+				   " {\"events\": [...]}" : "empty body: a request carries 1 to 1024 frames");
 	const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (ct && strncasecmp(ct, "application/x-tally-batch", 25))
-		return ingest_refuse(h, c, addr, w->agent, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-				     "the body must be application/x-tally-batch (schemas/batch-wire.md)");
+	if (ct && !events && strncasecmp(ct, "application/x-tally-batch", 25))
+		return post_refuse(h, p, c, addr, who, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+				   "the body must be application/x-tally-batch (schemas/batch-wire.md)");
+	if (ct && events && strncasecmp(ct, "application/json", 16))
+		return post_refuse(h, p, c, addr, who, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+				   "the body must be application/json (schemas/events-api.md)");
 	pthread_mutex_lock(&h->ingest_lock);
-	bool room = h->ingest_pending + len <= in->max_pending;
+	bool room = p->pending + len <= in->max_pending;
 	if (room)
-		h->ingest_pending += len;
-	size_t held = h->ingest_pending;
+		p->pending += len;
+	size_t held = p->pending;
 	pthread_mutex_unlock(&h->ingest_lock);
 	if (!room) {
-		snprintf(why, sizeof(why), "the aggregator is behind: %zu bytes of requests wait for it"
-			 " (ingest.max_pending %zu)", held, in->max_pending);
-		return ingest_refuse(h, c, addr, w->agent, MHD_HTTP_TOO_MANY_REQUESTS, why);
+		snprintf(why, sizeof(why), "the %s is behind: %zu bytes of requests wait for it (%s.max_pending %zu)",
+			 events ? "ledger's writer" : "aggregator", held, p->section, in->max_pending);
+		return post_refuse(h, p, c, addr, who, MHD_HTTP_TOO_MANY_REQUESTS, why);
 	}
-	struct ingest_conn *ic = calloc(1, sizeof(*ic));
+	struct post_conn *ic = calloc(1, sizeof(*ic));
 	uint8_t *buf = ic ? malloc(len) : NULL;
 	if (!buf) {
 		free(ic);
 		pthread_mutex_lock(&h->ingest_lock);
-		h->ingest_pending -= len;
+		p->pending -= len;
 		pthread_mutex_unlock(&h->ingest_lock);
-		return ingest_refuse(h, c, addr, w->agent, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+		return post_refuse(h, p, c, addr, who, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
 	}
 	ic->h = h;
+	ic->p = p;
 	ic->c = c;
 	ic->buf = buf;
 	ic->cap = len;
 	ic->deadline_ns = time_mono_ns() + in->body_timeout_ns;
 	ic->state = IC_BODY;
-	str_copy(ic->r.agent, w->agent, sizeof(ic->r.agent));
+	str_copy(ic->r.agent, who, sizeof(ic->r.agent));
 	str_copy(ic->r.client, addr, sizeof(ic->r.client));
 	ic->r.body = buf;
-	parse_spool(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Tally-Spool"), &ic->r.spool_batches,
-		    &ic->r.spool_bytes);
+	ic->r.spool_batches = ic->r.spool_bytes = -1;
+	if (!events)
+		parse_spool(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Tally-Spool"), &ic->r.spool_batches,
+			    &ic->r.spool_bytes);
 	httpd_watch_set(c, ic->deadline_ns);
 	*con_cls = ic;
 	return MHD_YES;
 }
 
-enum MHD_Result httpapi_ingest(struct httpd *h, struct MHD_Connection *c, const struct who *w,
-			       const char *upload_data, size_t *upload_data_size, void **con_cls)
+enum MHD_Result httpapi_post(struct httpd *h, struct httpd_post *p, struct MHD_Connection *c, const struct who *w,
+			     const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
-	struct ingest_conn *ic = *con_cls;
+	struct post_conn *ic = *con_cls;
 	if (!ic)
-		return ingest_begin(h, c, w, con_cls);
-	if (ic->state == IC_WAITING)   /* resumed: the aggregator answered */
-		return ingest_send(ic);
+		return post_begin(h, p, c, w, con_cls);
+	p = ic->p;
+	if (ic->state == IC_WAITING)   /* resumed: the writer answered */
+		return post_send(ic);
 	if (ic->state == IC_ANSWERED)
 		return MHD_YES;
 	if (*upload_data_size) {
 		if (time_mono_ns() > ic->deadline_ns) {
 			char why[160];
-			snprintf(why, sizeof(why), "the body did not arrive whole within ingest.body_timeout"
-				 " (%.0f s): %zu of %zu bytes", (double)h->ingest->body_timeout_ns / 1e9, ic->r.len,
-				 ic->cap);
-			ingest_log(h, ic->r.client, ic->r.agent, MHD_HTTP_REQUEST_TIMEOUT, why);
+			snprintf(why, sizeof(why), "the body did not arrive whole within %s.body_timeout (%.0f s): %zu of"
+				 " %zu bytes", p->section, (double)p->hooks->body_timeout_ns / 1e9, ic->r.len, ic->cap);
+			post_log(h, p, ic->r.client, ic->r.agent, MHD_HTTP_REQUEST_TIMEOUT, why);
 			return MHD_NO;   /* closed: a client this slow would not read an answer either */
 		}
 		size_t n = *upload_data_size;
@@ -600,20 +648,20 @@ enum MHD_Result httpapi_ingest(struct httpd *h, struct MHD_Connection *c, const 
 	}
 	/* the whole body is here */
 	httpd_watch_set(c, 0);
-	int rc = h->ingest->check(h->ingest->ctx, &ic->r);
+	int rc = p->hooks->check(p->hooks->ctx, &ic->r);
 	if (rc == 0)
-		return ingest_send(ic);
+		return post_send(ic);
 	ic->state = IC_WAITING;
 	MHD_suspend_connection(c);
-	h->ingest->queue(h->ingest->ctx, &ic->r, ingest_resume, ic);
+	p->hooks->queue(p->hooks->ctx, &ic->r, post_resume, ic);
 	return MHD_YES;
 }
 
-void httpapi_ingest_done(struct httpd *h, void *con_cls)
+void httpapi_post_done(struct httpd *h, void *con_cls)
 {
-	struct ingest_conn *ic = con_cls;
+	struct post_conn *ic = con_cls;
 	pthread_mutex_lock(&h->ingest_lock);
-	h->ingest_pending -= ic->cap;
+	ic->p->pending -= ic->cap;
 	pthread_mutex_unlock(&h->ingest_lock);
 	free(ic->r.json);
 	free(ic->buf);

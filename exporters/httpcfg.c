@@ -20,7 +20,7 @@ static const char *const http_keys[] = { "enabled", "address", "port", "stale_af
 					 "head_timeout", "max_connections", "max_connections_per_address",
 					 "auth_failures_per_address", "auth_failures_total", "tls_cert", "tls_key",
 					 "tls_client_ca", NULL };
-static const char *const token_keys[] = { "token", "tenant", "admin", "agent", NULL };
+static const char *const token_keys[] = { "token", "tenant", "admin", "agent", "source", NULL };
 
 static int parse_tls(struct httpd_section *h, const struct cfg_node *hs, struct tally_err *e);
 
@@ -29,15 +29,15 @@ static bool loopback(const char *addr)
 	return !strncmp(addr, "127.", 4) || !strcmp(addr, "::1");
 }
 
-/* Tokens are a list of maps, each with a token and either admin: true or
- * a tenant. */
+/* Tokens are a list of maps, each with a token and one of admin: true, a
+ * tenant, an agent or a source. */
 static int parse_tokens(struct httpd_section *h, const struct cfg_node *tk, struct tally_err *e)
 {
 	int rc;
 
 	if (tk->type != CFG_SEQ)
 		return err_set(e, -EINVAL, "%s:%d:%d: key 'tokens': expected a list of {token, tenant},"
-			       " {token, admin: true} or {token, agent}", tk->file, tk->line, tk->col);
+			       " {token, admin: true}, {token, agent} or {token, source}", tk->file, tk->line, tk->col);
 	for (size_t i = 0; i < tk->n_kids; i++) {
 		const struct cfg_node *t = tk->kids[i];
 		struct httpd_token *dt = &h->tokens[h->n_tokens];
@@ -46,20 +46,26 @@ static int parse_tokens(struct httpd_section *h, const struct cfg_node *tk, stru
 				       HTTPD_MAX_TOKENS);
 		if (t->type != CFG_MAP)
 			return err_set(e, -EINVAL, "%s:%d:%d: a token is a map with 'token' and"
-				       " 'tenant', 'admin: true' or 'agent'", t->file, t->line, t->col);
+				       " 'tenant', 'admin: true', 'agent' or 'source'", t->file, t->line, t->col);
 		memset(dt, 0, sizeof(*dt));
 		if ((rc = cfg_check_keys(t, "tokens", token_keys, e)) ||
 		    (rc = cfg_get_string(t, "token", dt->token, sizeof(dt->token), e)) ||
 		    (rc = cfg_get_string(t, "tenant", dt->tenant, sizeof(dt->tenant), e)) ||
 		    (rc = cfg_get_bool(t, "admin", &dt->admin, e)) ||
-		    (rc = cfg_get_string(t, "agent", dt->agent, sizeof(dt->agent), e)))
+		    (rc = cfg_get_string(t, "agent", dt->agent, sizeof(dt->agent), e)) ||
+		    (rc = cfg_get_string(t, "source", dt->source, sizeof(dt->source), e)))
 			return rc;
 		if (strlen(dt->token) < 16)
 			return err_set(e, -EINVAL, "%s:%d:%d: key 'token': at least 16 characters"
 				       " (a guessable token is no access control)", t->file, t->line, t->col);
-		if ((int)dt->admin + !!dt->tenant[0] + !!dt->agent[0] != 1)
+		if ((int)dt->admin + !!dt->tenant[0] + !!dt->agent[0] + !!dt->source[0] != 1)
 			return err_set(e, -EINVAL, "%s:%d:%d: a token needs exactly one of 'admin: true',"
-				       " a 'tenant' or an 'agent'", t->file, t->line, t->col);
+				       " a 'tenant', an 'agent' or a 'source'", t->file, t->line, t->col);
+		if (dt->source[0] && !str_is_word(dt->source)) {
+			const struct cfg_node *n = cfg_get(t, "source");
+			return err_set(e, -EINVAL, "%s:%d:%d: key 'source': '%s' is not a source's name (no space or"
+				       " control character)", n->file, n->line, n->col, dt->source);
+		}
 		for (size_t j = 0; dt->agent[0] && j < h->n_tokens; j++)
 			if (!strcmp(h->tokens[j].agent, dt->agent)) {
 				const struct cfg_node *a = cfg_get(t, "agent");
@@ -134,7 +140,8 @@ int httpd_section_parse(struct httpd_section *h, const struct cfg_node *hs, int6
 	if (h->enabled && !httpd_reader_tokens(h->tokens, h->n_tokens) && !loopback(h->address)) {
 		const struct cfg_node *n = cfg_get(hs, "address");
 		return err_set(e, -EINVAL, "%s:%d:%d: key 'address': '%s' is not loopback; outside"
-			       " loopback the API needs 'tokens' (admin or tenant: agents' tokens only ingest)",
+			       " loopback the API needs 'tokens' (admin or tenant: agents' and sources' tokens"
+			       " read nothing)",
 			       n->file, n->line, n->col, h->address);
 	}
 	return parse_tls(h, hs, e);
@@ -179,7 +186,7 @@ size_t httpd_reader_tokens(const struct httpd_token *t, size_t n)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		k += !t[i].agent[0];
+		k += !t[i].agent[0] && !t[i].source[0];
 	return k;
 }
 

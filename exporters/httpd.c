@@ -133,8 +133,9 @@ static bool authenticate_locked(const struct httpd *h, struct MHD_Connection *c,
 				bool *presented)
 {
 	w->admin = !h->n_readers;
+	w->admin_token = false;
 	w->tenant = NULL;
-	w->agent[0] = '\0';
+	w->agent[0] = w->source[0] = '\0';
 	w->token = -1;
 	*presented = false;
 	if (!h->n_tokens)
@@ -157,11 +158,12 @@ static bool authenticate_locked(const struct httpd *h, struct MHD_Connection *c,
 	if (!found)
 		return false;
 	w->token = (int)(found - h->tokens);
-	if (found->agent[0]) {
+	if (found->agent[0] || found->source[0]) {
 		str_copy(w->agent, found->agent, sizeof(w->agent));
+		str_copy(w->source, found->source, sizeof(w->source));
 		return true;
 	}
-	w->admin = found->admin;
+	w->admin = w->admin_token = found->admin;
 	if (!found->admin) {
 		str_copy(w->tenant_buf, found->tenant, sizeof(w->tenant_buf));
 		w->tenant = w->tenant_buf;
@@ -388,12 +390,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	struct httpd *h = cls;
 	struct who w;
 	(void)version;
-	if (*con_cls)   /* an ingest request's body, or its answer */
-		return httpapi_ingest(h, c, NULL, upload_data, upload_data_size, con_cls);
-	bool ingest = h->ingest && !strcmp(url, "/api/v1/ingest");
-	if (ingest && strcmp(method, MHD_HTTP_METHOD_POST))
-		return httpd_send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "/api/v1/ingest takes POST only");
-	if (!ingest) {
+	if (*con_cls)   /* a POST request's body, or its answer */
+		return httpapi_post(h, NULL, c, NULL, upload_data, upload_data_size, con_cls);
+	struct httpd_post *post = NULL;
+	for (size_t i = 0; i < sizeof(h->post) / sizeof(h->post[0]); i++)
+		if (h->post[i].hooks && !strcmp(url, h->post[i].path))
+			post = &h->post[i];
+	if (post && strcmp(method, MHD_HTTP_METHOD_POST)) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "%s takes POST only", post->path);
+		return httpd_send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, msg);
+	}
+	if (!post) {
 		httpd_watch_set(c, 0);   /* the head is whole: answered at once */
 		if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
 			return httpd_send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "read-only: only GET and HEAD");
@@ -422,12 +430,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	} else if (presented) {
 		ratelimit_note(h->trusted, addr, now);
 	}
-	if (ingest)   /* its own limits: the aggregator's back-pressure (httpapi.c) */
-		return httpapi_ingest(h, c, &w, upload_data, upload_data_size, con_cls);
+	if (post)   /* its own limits: the writer's back-pressure (httpapi.c) */
+		return httpapi_post(h, post, c, &w, upload_data, upload_data_size, con_cls);
 	if (limited(h, c, &w, addr, now, &ret))
 		return ret;
 	if (w.agent[0])
 		return httpd_send_error(c, MHD_HTTP_FORBIDDEN, "an agent's token may only POST /api/v1/ingest");
+	if (w.source[0])
+		return httpd_send_error(c, MHD_HTTP_FORBIDDEN, "a source's token may only POST /api/v1/events");
 	if (!w.admin && !w.tenant)
 		return httpd_send_error(c, MHD_HTTP_UNAUTHORIZED, "a valid bearer token is required");
 	return route(h, c, &w, url);
@@ -563,7 +573,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)c;
 	(void)toe;
 	if (*con_cls)
-		httpapi_ingest_done(cls, *con_cls);
+		httpapi_post_done(cls, *con_cls);
 	*con_cls = NULL;
 }
 
@@ -717,9 +727,19 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 	h->store = store;
 	h->alerts = cfg->alerts;
 	h->head_timeout_ns = head_timeout;
+	h->post[HTTPD_POST_INGEST].path = "/api/v1/ingest";
+	h->post[HTTPD_POST_INGEST].section = "ingest";
+	h->post[HTTPD_POST_EVENTS].path = "/api/v1/events";
+	h->post[HTTPD_POST_EVENTS].section = "events";
 	if (cfg->ingest) {
-		h->ingest_copy = *cfg->ingest;
-		h->ingest = &h->ingest_copy;
+		h->post[HTTPD_POST_INGEST].hooks_copy = *cfg->ingest;
+		h->post[HTTPD_POST_INGEST].hooks = &h->post[HTTPD_POST_INGEST].hooks_copy;
+	}
+	if (cfg->events) {
+		h->post[HTTPD_POST_EVENTS].hooks_copy = *cfg->events;
+		h->post[HTTPD_POST_EVENTS].hooks = &h->post[HTTPD_POST_EVENTS].hooks_copy;
+	}
+	if (cfg->ingest || cfg->events) {
 		/* five lines at once per client and status, then one a minute */
 		if (!(h->ingest_logs = ratelimit_new(1.0 / 60, 5, HTTPD_LIMIT_CLIENTS))) {
 			rc = err_set(e, -ENOMEM, "http: out of memory");
@@ -791,7 +811,7 @@ int httpd_start(struct httpd **out, const struct httpd_config *cfg, struct live_
 	OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET;
-	if (h->ingest)
+	if (cfg->ingest || cfg->events)
 		flags |= MHD_ALLOW_SUSPEND_RESUME;
 	if (h->tls)
 		flags |= MHD_USE_TLS;

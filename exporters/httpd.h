@@ -8,8 +8,12 @@
  *   GET /api/v1/usage?from=&to=[&tenant=&resource=&meter=&by=]
  *                                         hourly usage from the ledger (billing/usage.h)
  *   GET /api/v1/alerts[?tenant=T]         pending and firing alerts (aggregator/alerting.h)
+ *   POST /api/v1/ingest                   an agent's batches (the aggregator role, below)
+ *   POST /api/v1/events                   a source service's usage events (schemas/events-api.md)
  *
- * Everything else is a 404. Only GET and HEAD are served, with no body.
+ * Everything else is a 404. Only GET and HEAD are served, with no body,
+ * but for the two POST routes, which are served when the listener is given
+ * their hooks.
  * Connections go through the accept loop of httpgate.h first: a request
  * head must be whole within head_timeout_ns of the accept (else the
  * connection is closed), at most max_connections connections may be
@@ -52,23 +56,29 @@ struct httpd;
 
 #define HTTPD_MAX_TOKENS 1024
 
-/* A bearer token: exactly one of admin, tenant, agent. An agent's token
- * may only POST /api/v1/ingest, with frames of that agent. */
+/* A bearer token: exactly one of admin, tenant, agent, source. An agent's
+ * token may only POST /api/v1/ingest, with frames of that agent; a
+ * source's only POST /api/v1/events, recorded as that source's. */
 struct httpd_token {
 	char token[128];
-	char tenant[64];             /* "" with admin and agent */
+	char tenant[64];             /* "" with admin, agent and source */
 	char agent[64];              /* an agent's token: its agent id, else "" */
+	char source[64];             /* a source service's token: its name, else "" */
 	bool admin;
 };
 
-/* POST /api/v1/ingest, served when the listener is given one (the
- * aggregator role, daemon/ingest.h). The listener authenticates the agent
- * by its token, reads the body within the limits below and hands it to
- * check(); the other side answers, at once or once what the body carries is
- * committed (schemas/batch-wire.md, "The ingest protocol"). */
+/* A POST route whose body a writer takes: /api/v1/ingest (the aggregator
+ * role, daemon/ingest.h; schemas/batch-wire.md, "The ingest protocol") and
+ * /api/v1/events (daemon/events.h; schemas/events-api.md), each served when
+ * the listener is given its hooks. The listener authenticates the caller
+ * by its token (an agent's for ingest; a source's or an admin's for
+ * events), reads the body within the limits below and hands it to check();
+ * the other side answers, at once or once what the body carries is
+ * committed. */
 struct httpd_ingest_req {
 	/* set by the listener */
-	char agent[64];                  /* the agent of the token */
+	char agent[64];                  /* ingest: the agent of the token; events: the source of
+					    the token, "" for an admin's */
 	char client[64];                 /* the client's address, for messages */
 	const uint8_t *body;
 	size_t len;
@@ -109,6 +119,7 @@ struct httpd_config {
 	unsigned auth_failures_per_address;  /* wrong tokens a minute per address; 0: the default */
 	unsigned auth_failures_total;        /* the same, all addresses together; 0: the default */
 	const struct httpd_ingest *ingest;   /* POST /api/v1/ingest; NULL: no such route (404) */
+	const struct httpd_ingest *events;   /* POST /api/v1/events; NULL: no such route (404) */
 	/* TLS (PEM files, read at start): with tls_cert every connection is
 	 * HTTPS; with tls_client_ca an agent must also present a client
 	 * certificate signed by one of those CAs to ingest */
@@ -145,7 +156,8 @@ struct cfg_node;
 int httpd_section_parse(struct httpd_section *s, const struct cfg_node *sec, int64_t interval_ns,
 			struct tally_err *e);
 
-/* How many of tokens t[n] are readers' (admin or tenant), not agents'. */
+/* How many of tokens t[n] are readers' (admin or tenant), not agents' or
+ * sources'. */
 size_t httpd_reader_tokens(const struct httpd_token *t, size_t n);
 
 /* The listener's config for section s, pointing into s (which must

@@ -63,11 +63,16 @@ struct httpd {
 	struct ratelimit *fail_addr, *fail_all, *trusted;
 	unsigned fail_per_addr, fail_total;   /* a minute */
 	size_t n_readers;            /* tokens that read (admin, tenant): with none, reads are open */
-	/* POST /api/v1/ingest (NULL ingest: no such route) */
-	const struct httpd_ingest *ingest;
-	struct httpd_ingest ingest_copy;
+	/* POST /api/v1/ingest and /api/v1/events (HTTPD_POST_*; hooks NULL:
+	 * no such route) */
+	struct httpd_post {
+		const char *path;            /* "/api/v1/ingest" */
+		const char *section;         /* its config section, for messages: "ingest" */
+		const struct httpd_ingest *hooks;   /* &hooks_copy, or NULL */
+		struct httpd_ingest hooks_copy;
+		size_t pending;              /* bytes of bodies held now (ingest_lock) */
+	} post[2];
 	pthread_mutex_t ingest_lock;
-	size_t ingest_pending;       /* bytes of bodies held now (ingest_lock) */
 	struct ratelimit *ingest_logs;   /* refusal lines per client and status */
 	/* TLS: the PEM files as read at start; client_ca: agents need a certificate */
 	bool tls, client_ca;
@@ -84,12 +89,16 @@ struct httpd {
 	uint64_t swept;              /* connections shut down past their deadline */
 };
 
+enum { HTTPD_POST_INGEST, HTTPD_POST_EVENTS };
+
 /* who is asking: admin, or one tenant */
 struct who {
 	bool admin;
 	const char *tenant;          /* NULL, or tenant_buf */
 	char tenant_buf[64];         /* a copy: a reload may replace the tokens mid-request */
 	char agent[64];              /* an agent's token: its agent id (it may only ingest), else "" */
+	char source[64];             /* a source's token: its name (it may only post events), else "" */
+	bool admin_token;            /* an admin's token was given (admin is also true when reads are open) */
 	int token;                   /* index into tokens, -1: none or not valid */
 };
 
@@ -120,12 +129,13 @@ enum MHD_Result httpapi_sla(struct httpd *h, struct MHD_Connection *c, const str
 enum MHD_Result httpapi_invoices(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *which);
 enum MHD_Result httpapi_alerts(struct httpd *h, struct MHD_Connection *c, const struct who *w, const char *rest);
 
-/* POST /api/v1/ingest, called for every callback of its request (httpapi.c):
- * w is the authenticated caller at the first (*con_cls NULL), NULL after. */
-enum MHD_Result httpapi_ingest(struct httpd *h, struct MHD_Connection *c, const struct who *w,
-			       const char *upload_data, size_t *upload_data_size, void **con_cls);
-/* The end of an ingest request (libmicrohttpd's completion callback). */
-void httpapi_ingest_done(struct httpd *h, void *con_cls);
+/* POST /api/v1/ingest and /api/v1/events, called for every callback of the
+ * request (httpapi.c): at the first (*con_cls NULL) with its route p and w
+ * the authenticated caller, after with both NULL. */
+enum MHD_Result httpapi_post(struct httpd *h, struct httpd_post *p, struct MHD_Connection *c, const struct who *w,
+			     const char *upload_data, size_t *upload_data_size, void **con_cls);
+/* The end of such a request (libmicrohttpd's completion callback). */
+void httpapi_post_done(struct httpd *h, void *con_cls);
 /* A connection's deadline (its watch's); 0 clears it. */
 void httpd_watch_set(struct MHD_Connection *c, int64_t deadline_ns);
 /* 429 with Retry-After, for the request limits and the ingest's budget. */

@@ -73,17 +73,31 @@ echo "== tally sla --period 2026-10 (the plan's SLA classes; crashes are downtim
 	--format html > "$dir/sla-2026-10.html"
 echo "(also as $dir/sla-2026-10.html: one printable page)"
 echo
-echo "== tallyd: libvirt's test driver, live for 5 seconds (config/demo-libvirt.yaml)"
+echo "== tallyd: libvirt's test driver, live for 5 seconds (config/demo-libvirt.yaml); meanwhile the"
+echo "   object store posts one usage event to it (POST /api/v1/events, schemas/events-api.md)"
 live=./var/demo-libvirt
 rm -rf "$live"
-"$B/tallyd" -q -c config/demo-libvirt.yaml &
+mkdir -p "$live"
+"$B/tallyd" -q -c config/demo-libvirt.yaml 2>"$live/tallyd.log" &
 pid=$!
+port=
+for i in $(seq 50); do
+	port=$(sed -n 's/.*http: listening on .* port \([0-9]*\).*/\1/p' "$live/tallyd.log" | head -n 1)
+	[ -n "$port" ] && break
+	sleep 0.1
+done
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+curl -sS -X POST -H "Authorization: Bearer demo-object-store-0123456789" -H "Content-Type: application/json" \
+	--data "{\"events\": [{\"id\": \"rgw-demo-1\", \"tenant\": \"tenant-demo\", \"resource\": \"bucket:demo\",
+	  \"meter\": \"storage.objects.requests\", \"time\": \"$now\", \"quantity\": 1200}]}" \
+	"http://127.0.0.1:$port/api/v1/events"
+echo
 sleep 5
 kill -TERM "$pid"
 wait "$pid"
 hour=$(date -u +%Y-%m-%dT%H:00:00Z)
 next=$(date -u -d "$hour + 1 hour" +%Y-%m-%dT%H:00:00Z)
-"$B/tally" usage --ledger "$live/ledger.db" --from "$hour" --to "$next" --by resource
+"$B/tally" usage --config config/demo-libvirt.yaml --ledger "$live/ledger.db" --from "$hour" --to "$next" --by resource
 echo
 echo "ledgers: $dir/ledger.db, $live/ledger.db (sqlite3 FILE .schema)"
 echo "open in a browser: $(realpath "$dir/invoice-tenant-01.html")"

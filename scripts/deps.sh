@@ -23,6 +23,7 @@ openssl
 libmicrohttpd-dev
 libgnutls28-dev
 libcurl4-openssl-dev
+curl
 libsnmp-dev
 python3
 python3-jsonschema

@@ -399,11 +399,14 @@ for c in "address: 0.0.0.0|'0.0.0.0' is not loopback; outside loopback the API n
 	 "address: localhost|'localhost' is not a numeric IPv4 or IPv6 address" \
 	 "port: 70000|key 'port': 70000 is out of range" \
 	 "tokens: [{token: short, admin: true}]|key 'token': at least 16 characters" \
-	 "tokens: [{token: 0123456789abcdef0, admin: true, tenant: x}]|a token needs exactly one of 'admin: true', a 'tenant' or an 'agent'" \
-	 "tokens: [{token: 0123456789abcdef0}]|a token needs exactly one of 'admin: true', a 'tenant' or an 'agent'" \
+	 "tokens: [{token: 0123456789abcdef0, admin: true, tenant: x}]|a token needs exactly one of 'admin: true', a 'tenant', an 'agent' or a 'source'" \
+	 "tokens: [{token: 0123456789abcdef0}]|a token needs exactly one of 'admin: true', a 'tenant', an 'agent' or a 'source'" \
 	 "tokens: [{token: 0123456789abcdef0, agent: h1, tenant: x}]|a token needs exactly one of" \
 	 "tokens: [{token: 0123456789abcdef0, agent: h1}, {token: 0123456789abcdef1, agent: h1}]|key 'agent': 'h1' has a token already" \
-	 "address: 0.0.0.0\\n  tokens: [{token: 0123456789abcdef0, agent: h1}]|needs 'tokens' (admin or tenant: agents' tokens only ingest)" \
+	 "address: 0.0.0.0\\n  tokens: [{token: 0123456789abcdef0, agent: h1}]|needs 'tokens' (admin or tenant: agents' and sources' tokens read nothing)" \
+	 "address: 0.0.0.0\\n  tokens: [{token: 0123456789abcdef0, source: rgw}]|needs 'tokens' (admin or tenant" \
+	 "tokens: [{token: 0123456789abcdef0, source: rgw, agent: h1}]|a token needs exactly one of" \
+	 "tokens: [{token: 0123456789abcdef0, source: 'r gw'}]|key 'source': 'r gw' is not a source's name" \
 	 "tls_cert: /etc/hostname|TLS needs both 'tls_cert' and 'tls_key'" \
 	 "tls_client_ca: /etc/hostname|client certificates need TLS" \
 	 "tls_cert: /nonexistent/cert.pem\\n  tls_key: /etc/hostname|key 'tls_cert': cannot read '/nonexistent/cert.pem'" \

@@ -25,6 +25,7 @@ cat > "$work/want" <<EOF2
 ./usr/share/doc/tally/architecture.md
 ./usr/share/doc/tally/config.md
 ./usr/share/doc/tally/customers.md
+./usr/share/doc/tally/events-api.md
 ./usr/share/doc/tally/examples/grafana/tally-dashboard.json
 ./usr/share/doc/tally/examples/icinga2/tally.conf
 ./usr/share/doc/tally/examples/nagios/tally.cfg

@@ -3,7 +3,7 @@
 # started once here in a temp dir by tests/lib/pg.sh (initdb/pg_ctl on a
 # Unix socket of its own, a free port), shared by every case, each in a
 # schema of its own:
-#   - the ledger, usage, invoice, issue, credit-note, import, customer, unit,
+#   - the ledger, usage, invoice, issue, credit-note, import, events, customer, unit,
 #     SLA and alert-state unit suites on
 #     PostgreSQL (TALLY_TEST_PG; tests/unit/ledger_backend.h);
 #   - tests/pg/*.sh, each a sourced case with PG_URI, $work, $B and the
@@ -19,7 +19,7 @@ trap 'pg_stop; rm -rf "$top"' EXIT
 pg_start "$top/pg" || exit 1
 total=0 failed=""
 
-for t in test_ledger test_usage test_invoice test_issue test_credit test_import test_customer test_units test_sla test_alerting; do
+for t in test_ledger test_usage test_invoice test_issue test_credit test_import test_events test_customer test_units test_sla test_alerting; do
 	total=$((total + 1))
 	if TALLY_TEST_PG=$PG_URI "$B/tests/$t" > "$top/$t.log" 2>&1 && grep -q '100%: Checks' "$top/$t.log"; then
 		echo "ok   $t on PostgreSQL: $(grep -E '^[0-9]+%: Checks' "$top/$t.log")"

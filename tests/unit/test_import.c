@@ -19,6 +19,7 @@
 #include "import.h"
 #include "invoice.h"
 #include "issue.h"
+#include "ledger.h"
 #include "metercfg.h"
 #include "plan.h"
 #include "testutil.h"
@@ -263,8 +264,8 @@ START_TEST(test_import_and_bill)
 	ck_assert_int_eq(import_text("b.csv", "id,tenant,resource,meter,time,end,quantity\n"
 				     "c9,acme,api:main,api.calls,2026-09-03T00:00:00Z,,5\n"
 				     "v1,acme,bucket:b,storage.objects.size,2026-09-01T00:00:00Z,2026-09-02T00:00:00Z,10\n",
-				     &r, &e), -EINVAL);
-	ck_assert_msg(strstr(e.msg, "event 'v1' of source 's3' was imported"), "%s", e.msg);
+				     &r, &e), -EEXIST);
+	ck_assert_msg(strstr(e.msg, "event 'v1' of source 's3' was recorded"), "%s", e.msg);
 	ck_assert_int_eq(count("SELECT count(*) FROM usage_events WHERE event_id = 'c9'"), 0);
 	/* a resource of another tenant */
 	ck_assert_int_eq(import_text("c.csv", "id,tenant,resource,meter,time,quantity\n"
@@ -325,6 +326,210 @@ START_TEST(test_import_and_bill)
 }
 END_TEST
 
+/* POST /api/v1/events bodies (import_parse_request): the shape is the
+ * request's (400: index and key where there is one), an event's rules the
+ * same as a file's (422); a quantity is exact as a JSON integer or a
+ * string of digits, never a JSON real. */
+START_TEST(test_request)
+{
+	define_meters();
+#define EV(x) "{\"events\": [{\"id\": \"e1\", \"tenant\": \"acme\", \"resource\": \"r1\", \"meter\": \"api.calls\"," \
+	" \"time\": \"2026-10-01T00:00:00Z\", \"quantity\": 5}, " x "]}"
+#define E2(q) EV("{\"id\": \"e2\", \"tenant\": \"acme\", \"resource\": \"r1\", \"meter\": \"api.calls\"," \
+	" \"time\": \"2026-10-01T00:00:00Z\", \"quantity\": " q "}")
+	static const struct {
+		const char *body;
+		int rc;
+		long index;
+		const char *key;
+		const char *want;
+	} bad[] = {
+		{ "{\"events\": [", -EBADMSG, -1, NULL, "the body is not JSON: line 1, column 12" },
+		{ "[]", -EBADMSG, -1, NULL, "expected an object {\"events\": [...]}" },
+		{ "{\"events\": []}", -EBADMSG, -1, "events", "'events': 0 events; a request carries 1 to 3" },
+		{ "{\"events\": {}}", -EBADMSG, -1, "events", "'events': expected a list of events" },
+		{ "{\"events\": [1]}", -EBADMSG, 0, NULL, "events[0]: expected an object" },
+		{ "{\"evnets\": []}", -EBADMSG, -1, NULL, "unknown key 'evnets' (known: events, source)" },
+		{ "{\"events\": [], \"events\": []}", -EBADMSG, -1, NULL, "the body is not JSON: line 1, column 23:"
+		  " duplicate object key" },
+		{ "{\"source\": \"a b\", \"events\": [{}]}", -EBADMSG, -1, "source", "'source': expected the source's name" },
+		{ E2("1.5"), -EBADMSG, 1, "quantity", "events[1].quantity: a JSON real number (1.5) is refused: a"
+		  " quantity is exact" },
+		{ E2("1.0"), -EBADMSG, 1, "quantity", "events[1].quantity: a JSON real number (1) is refused" },
+		{ E2("1e3"), -EBADMSG, 1, "quantity", "events[1].quantity: a JSON real number (1000) is refused" },
+		{ E2("true"), -EBADMSG, 1, "quantity", "events[1].quantity: expected a string or an integer, not true"
+		  " or false" },
+		{ E2("null"), -EBADMSG, 1, "quantity", "events[1].quantity: expected a string or an integer, not null" },
+		{ E2("\"5\", \"qty\": 1"), -EBADMSG, 1, NULL, "events[1]: unknown key 'qty'" },
+		/* past 2^63 - 1: jansson refuses the number itself */
+		{ E2("9223372036854775808"), -EBADMSG, -1, NULL, "the body is not JSON: line 1, column 265: too big"
+		  " integer" },
+		{ E2("\"9223372036854775808\""), -ERANGE, 1, "quantity", "events[1]: 'quantity': 9223372036854775808 is"
+		  " beyond what a ledger row holds exactly" },
+		{ E2("\"1.5\""), -EINVAL, 1, "quantity", "events[1]: 'quantity': expected a whole number of request" },
+		{ E2("-5"), -EINVAL, 1, "quantity", "events[1]: 'quantity': -5 is negative: a counter's quantity never"
+		  " is" },
+		{ EV("{\"id\": \"e2\", \"tenant\": \"acme\", \"resource\": \"r1\", \"meter\": \"api.callz\", \"time\":"
+		     " \"2026-10-01\", \"quantity\": 1}"), -EINVAL, 1, "meter", "events[1]: 'meter': unknown meter"
+		  " 'api.callz'" },
+		{ EV("{\"id\": \"e2\", \"tenant\": \"acme\", \"resource\": \"r1\", \"meter\": \"api.calls\", \"time\":"
+		     " \"yesterday\", \"quantity\": 1}"), -EINVAL, 1, "time", "events[1]: 'time': expected an instant" },
+		{ EV("{\"id\": \"e2\", \"resource\": \"r1\", \"meter\": \"api.calls\", \"time\": \"2026-10-01\","
+		     " \"quantity\": 1}"), -EINVAL, 1, "tenant", "events[1]: the event has no 'tenant'" },
+		{ EV("{\"id\": \"e2\", \"tenant\": \"acme\", \"resource\": \"r1\", \"meter\": \"storage.objects.size\","
+		     " \"time\": \"2026-10-01\", \"quantity\": 1}"), -EINVAL, 1, "end", "events[1]: meter"
+		  " 'storage.objects.size' is a gauge: an event needs 'end'" },
+		{ "{\"events\": [{}, {}, {}, {}]}", -EBADMSG, -1, "events", "'events': 4 events; a request carries 1 to 3" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct import_batch b = { 0 };
+		struct import_fault f;
+		struct tally_err e = { 0 };
+		char source[64];
+		int rc = import_parse_request(bad[i].body, strlen(bad[i].body), 3, source, sizeof(source), &b, &f, &e);
+		ck_assert_msg(rc == bad[i].rc, "case %zu: %d, want %d (%s)", i, rc, bad[i].rc, e.msg);
+		ck_assert_msg(!strncmp(e.msg, bad[i].want, strlen(bad[i].want)), "case %zu: '%s', want '%s'", i, e.msg,
+			      bad[i].want);
+		ck_assert_msg(f.index == bad[i].index, "case %zu: index %ld, want %ld", i, f.index, bad[i].index);
+		ck_assert_msg(bad[i].key ? f.key && !strcmp(f.key, bad[i].key) : !f.key, "case %zu: key %s", i,
+			      f.key ? f.key : "(none)");
+		ck_assert_int_eq(f.shape, bad[i].rc == -EBADMSG);
+		import_batch_release(&b);
+	}
+	/* exact past 2^53 (where a double would round to ...992), as a JSON
+	 * integer and as a string; the body's source */
+	static const char good[] = "{\"source\": \"rgw\", \"events\": ["
+		"{\"id\": \"e1\", \"tenant\": \"acme\", \"resource\": \"r1\", \"meter\": \"api.calls\","
+		" \"time\": \"2026-10-01T00:00:00Z\", \"quantity\": 9007199254740993},"
+		"{\"id\": \"e2\", \"tenant\": \"acme\", \"resource\": \"r1\", \"meter\": \"api.calls\","
+		" \"time\": \"2026-10-01T01:00:00Z\", \"quantity\": \"9223372036854775807\", \"device\": \"d\"}]}";
+	struct import_batch b = { 0 };
+	struct import_fault f;
+	struct tally_err e = { 0 };
+	char source[64];
+	ck_assert_msg(import_parse_request(good, sizeof(good) - 1, 3, source, sizeof(source), &b, &f, &e) == 0, "%s",
+		      e.msg);
+	ck_assert_str_eq(source, "rgw");
+	ck_assert_uint_eq(b.n, 2);
+	ck_assert_int_eq(b.v[0].quantity, 9007199254740993LL);
+	ck_assert_int_eq(b.v[1].quantity, INT64_MAX);
+	ck_assert_int_eq(b.v[1].time_ns, OCT + H);
+	ck_assert_str_eq(b.v[1].device, "d");
+	import_batch_release(&b);
+	meter_custom_clear();
+#undef EV
+#undef E2
+}
+END_TEST
+
+/* The writer's side (import.h: struct import_resources): resources as the
+ * aggregator knows them. */
+static int w_find(void *ctx, const char *uuid, struct ledger_resource *out, bool *in_ledger)
+{
+	return agg_resource_find(ctx, uuid, out, in_ledger);
+}
+static int64_t w_new_id(void *ctx)
+{
+	return agg_resource_new_id(ctx);
+}
+static void w_learn(void *ctx, const struct ledger_resource *r)
+{
+	ck_assert_int_eq(agg_resource_learn(ctx, r), 0);
+}
+
+/* Events booked on the aggregator's own ledger between its commits, as
+ * tallyd books POSTed ones: a VM the aggregator has not committed yet and
+ * a new bucket; one id per uuid whatever commits first; a transaction
+ * that rolls back leaves the aggregator as it was; a key used twice in
+ * one request counts once; a resource of another tenant is refused with
+ * the index of its event. */
+START_TEST(test_writer_beside_aggregator)
+{
+	define_meters();
+	lf_open();
+	lf_meta("vm-a", "acme", "m1", SEP);
+	lf_reading("vm-a", M_VCPUS, SEP, 1, 0, 0);
+	lf_flush();   /* vm-a known to the aggregator, not committed */
+	struct ledger *l = agg_ledger(agg);
+	struct import_writer *w;
+	const struct import_resources res = { w_find, w_new_id, w_learn, agg };
+	struct tally_err e = { 0 };
+	struct import_result r;
+	struct import_fault f;
+	char src[64];
+	size_t bad;
+	ck_assert_int_eq(import_writer_new(&w, l, &res), 0);
+	static const char body[] = "{\"events\": ["
+		"{\"id\": \"a1\", \"tenant\": \"acme\", \"resource\": \"vm-a\", \"meter\": \"api.calls\","
+		" \"time\": \"2026-09-01T00:10:00Z\", \"quantity\": 7},"
+		"{\"id\": \"b1\", \"tenant\": \"acme\", \"resource\": \"bucket:x\", \"meter\": \"api.calls\","
+		" \"time\": \"2026-09-01T00:20:00Z\", \"quantity\": 3},"
+		"{\"id\": \"a1\", \"tenant\": \"acme\", \"resource\": \"vm-a\", \"meter\": \"api.calls\","
+		" \"time\": \"2026-09-01T00:10:00Z\", \"quantity\": 7}]}";
+	struct import_batch b = { 0 };
+	ck_assert_int_eq(import_parse_request(body, sizeof(body) - 1, 10, src, sizeof(src), &b, &f, &e), 0);
+
+	/* rolled back: the aggregator learns nothing */
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	ck_assert_msg(import_writer_book(w, "api", &b, OCT, &r, &bad, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(r.events, 2);
+	ck_assert_uint_eq(r.duplicates, 1);
+	ck_assert(b.v[0].booked && b.v[1].booked && !b.v[2].booked);
+	ledger_rollback(l);
+	import_writer_end(w, false);
+	struct ledger_resource lr;
+	bool in;
+	ck_assert_int_eq(agg_resource_find(agg, "bucket:x", &lr, &in), 0);
+	ck_assert_int_eq(agg_resource_find(agg, "vm-a", &lr, &in), 1);
+	ck_assert(!in);
+
+	/* committed: both rows in the ledger, the aggregator knows them */
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	ck_assert_msg(import_writer_book(w, "api", &b, OCT, &r, &bad, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(ledger_commit(l, &e), 0);
+	import_writer_end(w, true);
+	ck_assert_int_eq(agg_resource_find(agg, "vm-a", &lr, &in), 1);
+	ck_assert(in);
+	ck_assert_int_eq(agg_resource_find(agg, "bucket:x", &lr, &in), 1);
+	ck_assert(in);
+	int64_t bucket_id = lr.id;
+	import_batch_release(&b);
+
+	/* another tenant's resource: refused, the index said */
+	static const char other[] = "{\"events\": ["
+		"{\"id\": \"c1\", \"tenant\": \"acme\", \"resource\": \"bucket:y\", \"meter\": \"api.calls\","
+		" \"time\": \"2026-09-01T00:20:00Z\", \"quantity\": 3},"
+		"{\"id\": \"c2\", \"tenant\": \"globex\", \"resource\": \"vm-a\", \"meter\": \"api.calls\","
+		" \"time\": \"2026-09-01T00:20:00Z\", \"quantity\": 3}]}";
+	ck_assert_int_eq(import_parse_request(other, sizeof(other) - 1, 10, src, sizeof(src), &b, &f, &e), 0);
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	ck_assert_int_eq(import_writer_book(w, "api", &b, OCT, &r, &bad, &e), -EINVAL);
+	ck_assert_uint_eq(bad, 1);
+	ck_assert_msg(strstr(e.msg, "events[1]: resource 'vm-a' belongs to tenant 'acme', not 'globex'"), "%s", e.msg);
+	ledger_rollback(l);
+	import_writer_end(w, false);
+	import_batch_release(&b);
+	import_writer_free(w);
+
+	/* the aggregator commits vm-a and a new VM after that: every uuid one
+	 * row, the new VM's id not the bucket's */
+	lf_meta("vm-b", "acme", "m1", SEP + H);
+	lf_reading("vm-a", M_VCPUS, SEP + H, 1, 0, 0);
+	lf_reading("vm-b", M_VCPUS, SEP + H, 2, 0, 0);
+	lf_close();
+	ck_assert_int_eq(count("SELECT count(*) FROM resources"), 3);
+	ck_assert_int_eq(count("SELECT count(DISTINCT uuid) FROM resources"), 3);
+	ck_assert_int_eq(count("SELECT id FROM resources WHERE uuid = 'bucket:x'"), bucket_id);
+	ck_assert_int_eq(count("SELECT count(*) FROM usage_events"), 2);
+	ck_assert_int_eq(count("SELECT sum(quantity) FROM usage u JOIN meters m ON m.id = u.meter_id"
+			       " WHERE m.name = 'api.calls'"), 10);
+	/* vm-a's span keeps the aggregator's first reading and the event */
+	ck_assert_int_eq(count("SELECT first_seen_ns FROM resources WHERE uuid = 'vm-a'"), SEP);
+	lf_teardown();
+	meter_custom_clear();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("import");
@@ -333,6 +538,8 @@ int main(void)
 	tcase_add_test(tc, test_meter_config);
 	tcase_add_test(tc, test_parse_mistakes);
 	tcase_add_test(tc, test_import_and_bill);
+	tcase_add_test(tc, test_request);
+	tcase_add_test(tc, test_writer_beside_aggregator);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
