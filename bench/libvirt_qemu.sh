@@ -23,19 +23,27 @@
 #    tallyd and collectd make, GetBlockInfo, GetInfo, ...): the client,
 #    libvirtd and QEMU per domain per round; then the QMP commands the
 #    block and balloon groups send, one at a time (QEMU per command);
-# 2. RUNS rounds of: idle, tallyd (1 s interval, its default groups),
-#    collectd (1 s, the same stats: cpu, vcpus, memory and its stats, block
-#    counters, capacity and allocation, interfaces, state), the exporter
-#    scraped once a second; each WINDOW_S seconds after a warm-up. Printed:
-#    each round, then the median and the spread (min..max) of the rounds,
-#    and the ratios to collectd and the exporter.
+# 2. RUNS rounds of: idle, tallyd all-in-one (1 s interval, its default
+#    groups; ledger committed every 10 s, no RRD, no alert rules, no HTTP),
+#    tallyd in the agent role (what a hypervisor runs: collect, spool with
+#    one fdatasync a batch, POST each batch to an aggregator and sync its
+#    acknowledgement; the aggregator is another tallyd on loopback, started
+#    for each window, whose CPU is shown apart and not counted: it runs on
+#    another host), collectd (1 s, the same stats: cpu, vcpus, memory and its
+#    stats, block counters, capacity and allocation, interfaces, state;
+#    written to write_prometheus, which nobody scrapes: no disk, no network),
+#    the exporter scraped once a second; each WINDOW_S seconds after a
+#    warm-up. Printed: each round, then the median and the spread (min..max)
+#    of the rounds, and the ratios to collectd and the exporter.
 # Environment: B (build dir, default build), KEEP_GUESTS=1 leaves the guests,
-# SKIP_GROUPS=1 skips part 1, ALT="block_every: 5" also runs tallyd with
-# these extra libvirt keys (as tallyd-alt, and tallyd-alt-nocommit), TALLYD_BASE=path/to/tallyd also
-# runs that binary at the defaults (as tallyd-base: a build to compare
-# with). tallyd-nocommit is tallyd committing its ledger once an hour: the
-# agent's cost without the ledger's commits, which an agent role does not
-# make. TOOLS="tallyd collectd" runs only these.
+# SKIP_GROUPS=1 skips part 1, ALT="block_every: 5" also runs tallyd and the
+# agent with these extra libvirt keys (as tallyd-alt and agent-alt),
+# TALLYD_BASE=path/to/tallyd also runs that binary at the defaults, all-in-one
+# and agent (as tallyd-base and agent-base: a build to compare with).
+# tallyd-nocommit (not run unless named in TOOLS) is the all-in-one committing
+# its ledger once an hour. TOOLS="tallyd agent collectd" runs only these.
+# PERF=TOOL records that tool's first window with perf (call graphs) into
+# $PERF_OUT (default /tmp/tally-lvq-TOOL.perf.data).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 . "$here/tests/vm/common.sh"
@@ -54,6 +62,7 @@ TALLYD=$work/tallyd
 apid=
 finish() {
 	[ -n "$apid" ] && kill "$apid" 2>/dev/null
+	[ -n "${aggpid:-}" ] && kill "$aggpid" 2>/dev/null
 	[ "${KEEP_GUESTS:-0}" = 1 ] || tvm_cleanup
 	rm -rf "$work"
 }
@@ -169,7 +178,19 @@ done | tee -a "$work/groups"
 }
 
 # ---- 2. whole host: tallyd, collectd, the exporter, each with the idle rate of its round
-cat > "$work/tally.yaml" <<EOC
+# The libvirt section of every tallyd config (ALT: its extra keys)
+lvsec() {
+	echo "collectors:"
+	echo "  libvirt:"
+	echo "    uri: $TALLY_URI"
+	[ "$1" = alt ] && [ -n "${ALT:-}" ] && echo "    $ALT"
+	true
+}
+for v in plain alt; do
+	sfx=; [ "$v" = alt ] && sfx=-alt
+	# all-in-one: the ledger (committed every 10 s and at once for what a
+	# restart could not recompute), no RRD, no alert rules, no HTTP
+	{ cat <<EOC
 tallyd:
   agent_id: bench-qemu
   data_dir: $work/tdata
@@ -177,16 +198,50 @@ tallyd:
   log_level: info
 rrd:
   enabled: false
-collectors:
-  libvirt:
-    uri: $TALLY_URI
 EOC
-sed "s/^    uri: .*/&\n    ${ALT:-}/" "$work/tally.yaml" > "$work/tally-alt.yaml"
-# the agent without the ledger's commits (what the agent role will not do):
-# the defaults, committing once an hour
+	lvsec "$v"; } > "$work/tally$sfx.yaml"
+	# the agent role: spool and sender, to the aggregator started for its window
+	{ cat <<EOC
+tallyd:
+  role: agent
+  agent_id: bench-qemu
+  data_dir: $work/tdata
+  interval: 1s
+  log_level: info
+agent:
+  aggregator: http://127.0.0.1:AGGPORT
+  token: bench-qemu-agent-token-0001
+EOC
+	lvsec "$v"; } > "$work/agent$sfx.yaml"
+done
+# the all-in-one without the ledger's commits: committing once an hour
 sed "s/^rrd:/ledger:\n  commit_every: 1h\n&/" "$work/tally.yaml" > "$work/tally-nocommit.yaml"
-sed "s/^rrd:/ledger:\n  commit_every: 1h\n&/" "$work/tally-alt.yaml" > "$work/tally-alt-nocommit.yaml"
 [ -z "${TALLYD_BASE:-}" ] || cp "$TALLYD_BASE" "$work/tallyd-base"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+aggpid=
+# agg_start: a fresh aggregator (another tallyd, role aggregator) on a free
+# loopback port for one window; sets aggport, aggpid
+agg_start() {
+	rm -rf "$work/adata"
+	aggport=$(free_port)
+	cat > "$work/agg.yaml" <<EOC
+tallyd:
+  role: aggregator
+  data_dir: $work/adata
+  interval: 1s
+  log_level: warning
+rrd:
+  enabled: false
+ingest: {}
+http:
+  port: $aggport
+  tokens: [{token: bench-qemu-agent-token-0001, agent: bench-qemu}]
+EOC
+	"$TALLYD" -c "$work/agg.yaml" 2> "$work/agg.log" &
+	aggpid=$!
+	for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$aggport/metrics" && return 0; sleep 0.1; done
+	die "the aggregator did not start: $(cat "$work/agg.log")"
+}
 cat > "$work/collectd.conf" <<EOC
 Hostname "bench"
 FQDNLookup false
@@ -216,13 +271,20 @@ LoadPlugin write_prometheus
 EOC
 mkdir -p "$work/cd"
 xport=$(( 40000 + $$ % 20000 ))
-run_agent() { # NAME: start it, warm up, measure a window, stop it; prints "agent lvd qemu secs cycles"
+run_agent() { # NAME: start it, warm up, measure a window, stop it; prints "agent lvd qemu secs cycles aggregator"
+	bin=$TALLYD
+	case $1 in *-base) bin=$work/tallyd-base ;; esac
 	case $1 in
-	tallyd) rm -rf "$work/tdata"; "$TALLYD" -c "$work/tally.yaml" 2> "$work/tallyd.log" & ;;
-	tallyd-alt) rm -rf "$work/tdata"; "$TALLYD" -c "$work/tally-alt.yaml" 2> "$work/tallyd-alt.log" & ;;
-	tallyd-nocommit) rm -rf "$work/tdata"; "$TALLYD" -c "$work/tally-nocommit.yaml" 2> "$work/tallyd-nocommit.log" & ;;
-	tallyd-alt-nocommit) rm -rf "$work/tdata"; "$TALLYD" -c "$work/tally-alt-nocommit.yaml" 2> "$work/tallyd-alt-nocommit.log" & ;;
-	tallyd-base) rm -rf "$work/tdata"; "$work/tallyd-base" -c "$work/tally.yaml" 2> "$work/tallyd-base.log" & ;;
+	tallyd|tallyd-alt|tallyd-nocommit|tallyd-base)
+		cf=$work/tally.yaml
+		case $1 in tallyd-alt) cf=$work/tally-alt.yaml ;; tallyd-nocommit) cf=$work/tally-nocommit.yaml ;; esac
+		rm -rf "$work/tdata"; "$bin" -c "$cf" 2> "$work/$1.log" & ;;
+	agent|agent-alt|agent-base)
+		cf=$work/agent.yaml
+		[ "$1" = agent-alt ] && cf=$work/agent-alt.yaml
+		agg_start
+		sed "s/AGGPORT/$aggport/" "$cf" > "$work/agent-run.yaml"
+		rm -rf "$work/tdata"; "$bin" -c "$work/agent-run.yaml" 2> "$work/$1.log" & ;;
 	collectd) collectd -f -C "$work/collectd.conf" > "$work/cd/out" 2>&1 & ;;
 	exporter) prometheus-libvirt-exporter --libvirt.uri="$TALLY_URI" \
 			--web.listen-address="127.0.0.1:$xport" > "$work/exp.log" 2>&1 & ;;
@@ -236,28 +298,44 @@ run_agent() { # NAME: start it, warm up, measure a window, stop it; prints "agen
 		spid=$!
 		sleep 2
 	fi
+	ppid=
+	if [ "${PERF:-}" = "$1" ] && [ ! -f "$work/perf.done" ]; then
+		perf record -q -g -F 2000 -p "$apid" -o "${PERF_OUT:-/tmp/tally-lvq-$1.perf.data}" -- sleep "$W" > /dev/null 2>&1 &
+		ppid=$!
+		touch "$work/perf.done"
+	fi
 	s0=0; [ -f "$work/scrapes" ] && s0=$(wc -l < "$work/scrapes")
+	g0=0; [ -n "$aggpid" ] && g0=$(cpu_of "$aggpid")
 	a0=$(cpu_of "$apid") l0=$(cpu_of "$LP") q0=$(qemu_cpu) t0=$(now)
 	sleep "$W"
 	a1=$(cpu_of "$apid") l1=$(cpu_of "$LP") q1=$(qemu_cpu) t1=$(now)
+	g1=0; [ -n "$aggpid" ] && g1=$(cpu_of "$aggpid")
 	s1=0; [ -f "$work/scrapes" ] && s1=$(wc -l < "$work/scrapes")
+	[ -n "$ppid" ] && wait "$ppid" 2>/dev/null || true
 	[ "$1" = exporter ] && { kill "$spid"; wait "$spid" 2>/dev/null || true; rm -f "$work/scrapes"; }
 	kill "$apid"
 	wait "$apid" 2>/dev/null || true
 	apid=
+	if [ -n "$aggpid" ]; then
+		kill "$aggpid"
+		wait "$aggpid" 2>/dev/null || true
+		aggpid=
+	fi
 	# cycles: one a second (1 s interval); for the exporter the scrapes done
-	echo "$a0 $a1 $l0 $l1 $q0 $q1 $t0 $t1 $1 $s0 $s1" | awk '{
+	echo "$a0 $a1 $l0 $l1 $q0 $q1 $t0 $t1 $1 $s0 $s1 $g0 $g1" | awk '{
 		c = $9 == "exporter" ? $11 - $10 : $8 - $7
-		printf "%.3f %.3f %.3f %.3f %.3f\n", $2 - $1, $4 - $3, $6 - $5, $8 - $7, c }'
+		printf "%.3f %.3f %.3f %.3f %.3f %.3f\n", $2 - $1, $4 - $3, $6 - $5, $8 - $7, c, $13 - $12 }'
 }
-tools="tallyd tallyd-nocommit"
-[ -n "${ALT:-}" ] && tools="$tools tallyd-alt tallyd-alt-nocommit"
-[ -n "${TALLYD_BASE:-}" ] && tools="$tools tallyd-base"
+tools="tallyd agent"
+[ -n "${ALT:-}" ] && tools="$tools tallyd-alt agent-alt"
+[ -n "${TALLYD_BASE:-}" ] && tools="$tools tallyd-base agent-base"
 tools="$tools collectd exporter"
 tools=${TOOLS:-$tools}
 echo
 echo "== whole host, $D active domains, 1 s cycles, $W s windows, $RUNS rounds"
-printf '%-19s %5s %9s %9s %9s %9s   (us CPU per domain per cycle)\n' tool round agent libvirtd qemu host
+echo "   (us CPU per domain per cycle; aggregator: the agent role's aggregator on loopback,"
+echo "   another host's cost in a deployment, not counted in host)"
+printf '%-19s %5s %9s %9s %9s %9s %11s\n' tool round agent libvirtd qemu host aggregator
 r=1
 while [ "$r" -le "$RUNS" ]; do
 	set -- $(window)
@@ -265,22 +343,26 @@ while [ "$r" -le "$RUNS" ]; do
 	irate_q=$(awk -v s="$1" -v q="$3" 'BEGIN { printf "%.6f", q / s }')
 	for tool in $tools; do
 		set -- $(run_agent "$tool")
-		awk -v t="$tool" -v r="$r" -v a="$1" -v l="$2" -v q="$3" -v w="$4" -v c="$5" -v il="$irate_l" -v iq="$irate_q" -v n="$D" 'BEGIN {
+		awk -v t="$tool" -v r="$r" -v a="$1" -v l="$2" -v q="$3" -v w="$4" -v c="$5" -v g="$6" -v il="$irate_l" -v iq="$irate_q" -v n="$D" 'BEGIN {
 			la = l - il * w; qa = q - iq * w
-			printf "%-19s %5d %9.0f %9.0f %9.0f %9.0f\n", t, r, 1e6 * a / c / n, 1e6 * la / c / n, 1e6 * qa / c / n, 1e6 * (a + la + qa) / c / n }'
+			printf "%-19s %5d %9.1f %9.0f %9.0f %9.0f %11.1f\n", t, r, 1e6 * a / c / n, 1e6 * la / c / n, 1e6 * qa / c / n, 1e6 * (a + la + qa) / c / n, 1e6 * g / c / n }'
 	done
 	r=$((r + 1))
 done | tee "$work/rounds"
 echo
 echo "== medians over $RUNS rounds (min..max)"
 for tool in $tools; do
-	for col in 3 4 5 6; do
+	for col in 3 4 5 6 7; do
 		awk -v t="$tool" -v c="$col" '$1 == t { print $c }' "$work/rounds" | sort -g |
-			awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.0f (%.0f..%.0f) ", m, a[1], a[NR] }'
-	done | awk -v t="$tool" '{ printf "%-19s agent %s %s  libvirtd %s %s  qemu %s %s  host %s %s\n", t, $1, $2, $3, $4, $5, $6, $7, $8 }'
+			awk -v c="$col" '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+				f = c == 3 || c == 7 ? "%.1f (%.1f..%.1f) " : "%.0f (%.0f..%.0f) "; printf f, m, a[1], a[NR] }'
+	done | awk -v t="$tool" '{ printf "%-19s agent %s %s  libvirtd %s %s  qemu %s %s  host %s %s  aggregator %s %s\n", t, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }'
 done | tee "$work/med"
 awk '{ a[$1] = $3; h[$1] = $12 } END {
-	for (t in a) if (t ~ /^tallyd/)
+	for (t in a) if (t ~ /^(tallyd|agent)/)
 		printf "%s / collectd: agent %.3fx, host %.3fx;  %s / exporter: agent %.3fx, host %.3fx\n",
-			t, a[t] / a["collectd"], h[t] / h["collectd"], t, a[t] / a["exporter"], h[t] / h["exporter"] }' "$work/med"
-echo "tallyd: $(grep -m 1 "reading [0-9]* domain(s) with" "$work/tallyd.log" | sed "s/.*libvirt [^ ]*: //")"
+			t, a[t] / a["collectd"], h[t] / h["collectd"], t, a[t] / a["exporter"], h[t] / h["exporter"] }' "$work/med" | sort
+for t in tallyd agent; do
+	[ -f "$work/$t.log" ] && echo "$t: $(grep -m 1 "reading [0-9]* domain(s) with" "$work/$t.log" | sed "s/.*libvirt [^ ]*: //")"
+done
+true
