@@ -334,7 +334,13 @@ tools=${TOOLS:-$tools}
 echo
 echo "== whole host, $D active domains, 1 s cycles, $W s windows, $RUNS rounds"
 echo "   (us CPU per domain per cycle; aggregator: the agent role's aggregator on loopback,"
-echo "   another host's cost in a deployment, not counted in host)"
+echo "   another host's cost in a deployment, not counted in host). What each does a cycle"
+echo "   beside reading: tallyd (all-in-one) ingests in-process and commits its SQLite ledger"
+echo "   every 10 s and at once for what a restart could not recompute (no RRD, no alert rules,"
+echo "   no HTTP); agent spools the batch (one fdatasync) and POSTs it (a TCP connection per"
+echo "   POST: the aggregator closes each), writing acknowledgements to disk once a minute;"
+echo "   collectd hands the values to write_prometheus (memory only; nobody scrapes it: no disk,"
+echo "   no network); the exporter reads and formats on each scrape (curl not counted)"
 printf '%-19s %5s %9s %9s %9s %9s %11s\n' tool round agent libvirtd qemu host aggregator
 r=1
 while [ "$r" -le "$RUNS" ]; do
