@@ -14,8 +14,9 @@
 # domain per collection cycle, in microseconds:
 #   agent    the collecting process (tallyd, collectd, the exporter)
 #   libvirtd the daemon answering its calls
-#   qemu     every QEMU process, above its idle rate (measured in the same
-#            run with nothing collecting)
+#   qemu     every QEMU process but its vCPU threads (qemu_cpu() below),
+#            above its idle rate (measured in the same run with nothing
+#            collecting)
 #   host     agent + libvirtd + qemu
 # 1. per call shape (bench/lv_calls, one read-only connection, calls back
 #    to back): one bulk call per stats group and the combinations tallyd
@@ -33,8 +34,9 @@
 #    stats, block counters, capacity and allocation, interfaces, state;
 #    written to write_prometheus, which nobody scrapes: no disk, no network),
 #    the exporter scraped once a second; each WINDOW_S seconds after a
-#    warm-up. Printed: each round, then the median and the spread (min..max)
-#    of the rounds, and the ratios to collectd and the exporter.
+#    warm-up, each after an idle window of its own (the idle rates it is
+#    measured above). Printed: each round, then the median and the spread
+#    (min..max) of the rounds, and the ratios to collectd and the exporter.
 # Environment: B (build dir, default build), KEEP_GUESTS=1 leaves the guests,
 # SKIP_GROUPS=1 skips part 1, ALT="block_every: 5" also runs tallyd and the
 # agent with these extra libvirt keys (as tallyd-alt and agent-alt),
@@ -71,25 +73,41 @@ trap finish EXIT
 # clock ticks (10 ms), as much as the agent spends in a whole window, so
 # processes are read from the scheduler's own nanosecond sum of each live
 # thread (/proc/PID/task/TID/schedstat; a thread that exits during a window
-# takes its time with it - the agents and libvirtd keep theirs), and the
-# QEMU processes from their domains' cgroup (cpu.stat usage_usec, the
-# counter libvirt's cpu.time is; it keeps the time of exited threads), or
-# their threads where there is no such cgroup
+# takes its time with it - the agents and libvirtd keep theirs).
 cpu_of() { # PID...: their summed CPU seconds
 	for p in "$@"; do cat "/proc/$p"/task/*/schedstat 2>/dev/null || true; done |
 		awk '{ s += $1 } END { printf "%.6f\n", s / 1e9 }'
 }
+# The QEMU processes' CPU that answering stats can cost: their threads but
+# the vCPUs'. QMP commands run on QEMU's main loop, never on a vCPU thread,
+# and an idle guest's vCPU threads are most of an idle QEMU's CPU (timer
+# ticks), drifting with the host's load by more than any tool costs: with
+# them, "above idle" was noise (QEMU_ALL=1 counts them all the same).
+# Read from the domains' `emulator` cgroups (libvirt's, with the time of
+# exited threads), else from the live threads not named "CPU n/...".
 qemu_cpu() {
-	set -- /sys/fs/cgroup/unified/machine/qemu-*.libvirt-qemu/cpu.stat \
-		/sys/fs/cgroup/machine/qemu-*.libvirt-qemu/cpu.stat \
-		/sys/fs/cgroup/machine.slice/machine-qemu*.scope/cpu.stat
+	if [ "${QEMU_ALL:-0}" = 1 ]; then
+		set -- /sys/fs/cgroup/unified/machine/qemu-*.libvirt-qemu/cpu.stat \
+			/sys/fs/cgroup/machine/qemu-*.libvirt-qemu/cpu.stat \
+			/sys/fs/cgroup/machine.slice/machine-qemu*.scope/cpu.stat
+	else
+		set -- /sys/fs/cgroup/unified/machine/qemu-*.libvirt-qemu/emulator/cpu.stat \
+			/sys/fs/cgroup/machine/qemu-*.libvirt-qemu/emulator/cpu.stat \
+			/sys/fs/cgroup/machine.slice/machine-qemu*.scope/libvirt/emulator/cpu.stat
+	fi
 	n=0
 	for f in "$@"; do [ -f "$f" ] && n=$((n + 1)); done
 	if [ "$n" -eq "$D" ]; then
 		for f in "$@"; do [ -f "$f" ] && cat "$f"; done |
 			awk '$1 == "usage_usec" { s += $2 } END { printf "%.6f\n", s / 1e6 }'
-	else
+	elif [ "${QEMU_ALL:-0}" = 1 ]; then
 		cpu_of $QP
+	else
+		for p in $QP; do
+			for t in /proc/$p/task/*; do
+				case $(cat "$t/comm" 2>/dev/null) in "CPU "*) ;; *) cat "$t/schedstat" 2>/dev/null || true ;; esac
+			done
+		done | awk '{ s += $1 } END { printf "%.6f\n", s / 1e9 }'
 	fi
 }
 now() { date +%s.%N; }
@@ -110,6 +128,7 @@ QP=$(qemu_pids | tr '\n' ' ')
 LP=$(lvd_pid)
 echo "host: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); libvirt $(virsh -v), $(qemu-system-x86_64 --version | head -n 1);" \
 	"domain type $(tvm_domtype); $D active domains ($N ours)"
+echo "qemu: $([ "${QEMU_ALL:-0}" = 1 ] && echo "every thread" || echo "every thread but the vCPUs'") of the QEMU processes, above their idle rate"
 
 # window CMD...: run CMD in the background for W s; prints "secs lvd qemu"
 # (CPU seconds over the window) into $work/win
@@ -134,7 +153,7 @@ idle_q=$(awk -v s="$1" -v q="$3" 'BEGIN { printf "%.6f", q / s }')
 R1=${ROUNDS_1:-60}
 echo
 echo "== per call shape: $R1 rounds over $D domains, calls back to back (bench/lv_calls)"
-echo "   (us CPU per domain per round: the client, libvirtd, QEMU above its idle rate"
+echo "   (us CPU per domain per round: the client, libvirtd, QEMU (but its vCPU threads) above its idle rate"
 echo "   of $(awk -v r="$idle_q" -v n="$D" 'BEGIN { printf "%.0f", 1e6 * r / n }') us/s per domain; wall ms per round)"
 printf '%-40s %8s %9s %9s %9s %9s\n' shape client libvirtd qemu host wall_ms
 # bulk:G = one virConnectGetAllDomainStats(NOWAIT) with group G for all
@@ -177,7 +196,7 @@ for c in '{"execute":"query-status"}' '{"execute":"query-blockstats"}' \
 done | tee -a "$work/groups"
 }
 
-# ---- 2. whole host: tallyd, collectd, the exporter, each with the idle rate of its round
+# ---- 2. whole host: tallyd, collectd, the exporter, each above the idle rates just before it
 # The libvirt section of every tallyd config (ALT: its extra keys)
 lvsec() {
 	echo "collectors:"
@@ -344,10 +363,12 @@ echo "   no network); the exporter reads and formats on each scrape (curl not co
 printf '%-19s %5s %9s %9s %9s %9s %11s\n' tool round agent libvirtd qemu host aggregator
 r=1
 while [ "$r" -le "$RUNS" ]; do
-	set -- $(window)
-	irate_l=$(awk -v s="$1" -v l="$2" 'BEGIN { printf "%.6f", l / s }')
-	irate_q=$(awk -v s="$1" -v q="$3" 'BEGIN { printf "%.6f", q / s }')
 	for tool in $tools; do
+		# the idle rates just before each tool's window: the QEMU processes'
+		# idle rate drifts with the host's load by more than a tool costs
+		set -- $(window)
+		irate_l=$(awk -v s="$1" -v l="$2" 'BEGIN { printf "%.6f", l / s }')
+		irate_q=$(awk -v s="$1" -v q="$3" 'BEGIN { printf "%.6f", q / s }')
 		set -- $(run_agent "$tool")
 		awk -v t="$tool" -v r="$r" -v a="$1" -v l="$2" -v q="$3" -v w="$4" -v c="$5" -v g="$6" -v il="$irate_l" -v iq="$irate_q" -v n="$D" 'BEGIN {
 			la = l - il * w; qa = q - iq * w
