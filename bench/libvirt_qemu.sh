@@ -360,7 +360,7 @@ echo "   no HTTP); agent spools the batch (one fdatasync) and POSTs it (a TCP co
 echo "   POST: the aggregator closes each), writing acknowledgements to disk once a minute;"
 echo "   collectd hands the values to write_prometheus (memory only; nobody scrapes it: no disk,"
 echo "   no network); the exporter reads and formats on each scrape (curl not counted)"
-printf '%-19s %5s %9s %9s %9s %9s %11s\n' tool round agent libvirtd qemu host aggregator
+printf '%-19s %5s %9s %9s %9s %9s %11s %5s\n' tool round agent libvirtd qemu host aggregator load
 r=1
 while [ "$r" -le "$RUNS" ]; do
 	for tool in $tools; do
@@ -370,9 +370,9 @@ while [ "$r" -le "$RUNS" ]; do
 		irate_l=$(awk -v s="$1" -v l="$2" 'BEGIN { printf "%.6f", l / s }')
 		irate_q=$(awk -v s="$1" -v q="$3" 'BEGIN { printf "%.6f", q / s }')
 		set -- $(run_agent "$tool")
-		awk -v t="$tool" -v r="$r" -v a="$1" -v l="$2" -v q="$3" -v w="$4" -v c="$5" -v g="$6" -v il="$irate_l" -v iq="$irate_q" -v n="$D" 'BEGIN {
+		awk -v ld="$(cut -d' ' -f1 /proc/loadavg)" -v t="$tool" -v r="$r" -v a="$1" -v l="$2" -v q="$3" -v w="$4" -v c="$5" -v g="$6" -v il="$irate_l" -v iq="$irate_q" -v n="$D" 'BEGIN {
 			la = l - il * w; qa = q - iq * w
-			printf "%-19s %5d %9.1f %9.0f %9.0f %9.0f %11.1f\n", t, r, 1e6 * a / c / n, 1e6 * la / c / n, 1e6 * qa / c / n, 1e6 * (a + la + qa) / c / n, 1e6 * g / c / n }'
+			printf "%-19s %5d %9.1f %9.0f %9.0f %9.0f %11.1f %5s\n", t, r, 1e6 * a / c / n, 1e6 * la / c / n, 1e6 * qa / c / n, 1e6 * (a + la + qa) / c / n, 1e6 * g / c / n, ld }'
 	done
 	r=$((r + 1))
 done | tee "$work/rounds"
@@ -389,6 +389,25 @@ awk '{ a[$1] = $3; h[$1] = $12 } END {
 	for (t in a) if (t ~ /^(tallyd|agent)/)
 		printf "%s / collectd: agent %.3fx, host %.3fx;  %s / exporter: agent %.3fx, host %.3fx\n",
 			t, a[t] / a["collectd"], h[t] / h["collectd"], t, a[t] / a["exporter"], h[t] / h["exporter"] }' "$work/med" | sort
+echo
+echo "== per round, the ratio to collectd in the same round (agent, host): the host's speed drifts"
+echo "   with other load between rounds, less within one; their medians"
+awk '$2 ~ /^[0-9]+$/ && NF >= 7 { a[$2, $1] = $3; h[$2, $1] = $6; rr[$2] = 1; tt[$1] = 1 } END {
+	for (t in tt) {
+		if (t == "collectd") continue
+		n = 0; line = sprintf("%-19s", t)
+		for (k in rr) if ((k, "collectd") in a && (k, t) in a && a[k, "collectd"] > 0 && h[k, "collectd"] > 0) {
+			n++; ra[n] = a[k, t] / a[k, "collectd"]; rh[n] = h[k, t] / h[k, "collectd"]
+		}
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) {
+			if (ra[j] < ra[i]) { x = ra[i]; ra[i] = ra[j]; ra[j] = x }
+			if (rh[j] < rh[i]) { x = rh[i]; rh[i] = rh[j]; rh[j] = x }
+		}
+		if (!n) continue
+		ma = (n % 2) ? ra[(n + 1) / 2] : (ra[n / 2] + ra[n / 2 + 1]) / 2
+		mh = (n % 2) ? rh[(n + 1) / 2] : (rh[n / 2] + rh[n / 2 + 1]) / 2
+		printf "%s agent %.3fx (%.3f..%.3f)  host %.3fx (%.3f..%.3f)\n", line, ma, ra[1], ra[n], mh, rh[1], rh[n]
+	} }' "$work/rounds" | sort
 for t in tallyd agent; do
 	[ -f "$work/$t.log" ] && echo "$t: $(grep -m 1 "reading [0-9]* domain(s) with" "$work/$t.log" | sed "s/.*libvirt [^ ]*: //")"
 done
