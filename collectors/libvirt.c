@@ -37,6 +37,7 @@
 #include "lifecycle.h"
 #include "err.h"
 #include "libvirt_internal.h"
+#include "libvirt_loop.h"
 #include "log.h"
 #include "str.h"
 #include "tallytime.h"
@@ -256,37 +257,9 @@ static const char *const lv_keys[] = { "uri", "xml_refresh", "slow_every", "bloc
 				       "mapping", NULL };
 static const char *const disk_ways[] = { "bulk", "per-disk", NULL };
 
-/* ---- libvirt's event loop: one thread per process ---- */
+/* ---- libvirt's event loop: one thread per process (libvirt_loop.h) ---- */
 
-static pthread_once_t loop_once = PTHREAD_ONCE_INIT;
 static int loop_ok;
-
-static void loop_tick(int timer, void *opaque)
-{
-	(void)timer;
-	(void)opaque; /* wakes the loop at least once a second */
-}
-
-static void *loop_main(void *arg)
-{
-	(void)arg;
-	for (;;)
-		if (virEventRunDefaultImpl() < 0)
-			break;
-	return NULL;
-}
-
-static void loop_start(void)
-{
-	pthread_t t;
-	if (virEventRegisterDefaultImpl() < 0)
-		return;
-	virEventAddTimeout(1000, loop_tick, NULL, NULL);
-	if (pthread_create(&t, NULL, loop_main, NULL) == 0) {
-		pthread_detach(t);
-		loop_ok = 1;
-	}
-}
 
 /* Called on libvirt's event thread: the event is stamped with the time it
  * reached us and queued for the next read. Nothing here touches a domain's
@@ -596,7 +569,13 @@ static int lv_init(void *state, int64_t resume_ns, struct tally_err *e)
 	struct lv *s = state;
 	virSetErrorFunc(NULL, lv_quiet);
 	xmlInitParser();
-	pthread_once(&loop_once, loop_start);
+	if (!loop_ok) {
+		int rc = lvloop_start();
+		if (rc)
+			log_msg(LOG_WARN, "libvirt: no event loop (%s): starts and stops are seen only at the next"
+				" read", strerror(-rc));
+		loop_ok = rc == 0;
+	}
 	if (lv_connect(s, e)) {
 		/* libvirtd may come up later (boot order, a restart): read()
 		 * connects again every interval and says so once per back-off

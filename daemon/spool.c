@@ -8,6 +8,13 @@
  * caller was told failed. Reading keeps a cursor (segment, offset, seq) so
  * the sender's usual "the next frames after the last ones" costs no scan.
  *
+ * Acknowledgements are taken in memory at once and written to the ack
+ * file (two syncs) at most every ack_every_ns, before a segment is deleted,
+ * and when room is needed (spool.h): an agent in real time is acknowledged
+ * every cycle, and writing each ack, then deleting the segment it completed
+ * and making a new one for the next batch, was four syncs a cycle beside
+ * the batch's own (docs/transport.md).
+ *
  * Thinning: one struct ser per series (resource, device, meter) remembers
  * the last reading seen and the last one written. Changes to it made while
  * a batch is filtered are logged (undo) and rolled back when the batch is
@@ -36,6 +43,7 @@
 #include "crc32c.h"
 #include "le.h"
 #include "str.h"
+#include "tallytime.h"
 
 #define SEG_MAGIC   "TLYSPOOL"
 #define SEG_HDR     48
@@ -81,6 +89,8 @@ struct spool {
 	struct seg *seg;
 	size_t n_seg, cap_seg;
 	uint64_t next_seq, acked;
+	uint64_t acked_disk;    /* the ack in the ack file (<= acked) */
+	int64_t ack_mono_ns;    /* when it was written (monotonic) */
 	int64_t last_time_ns;   /* spool_stats.last_time_ns */
 	uint64_t bytes;
 	int broken;
@@ -580,6 +590,8 @@ int spool_open(struct spool **out, const char *dir, const char *agent, const str
 		s->o.full_every_ns = 3600LL * 1000000000LL;
 	if (!s->o.first_seq)
 		s->o.first_seq = 1;
+	if (!s->o.ack_every_ns)
+		s->o.ack_every_ns = 60LL * 1000000000LL;
 	if (!str_copy(s->dir, dir, sizeof(s->dir)) || !agent || !agent[0] ||
 	    !str_copy(s->agent, agent, sizeof(s->agent))) {
 		rc = err_set(e, -EINVAL, "spool: directory or agent id missing or too long");
@@ -656,6 +668,8 @@ int spool_open(struct spool **out, const char *dir, const char *agent, const str
 		rc = err_set(e, rc, "%s/ack: %s", dir, strerror(-rc));
 		goto fail;
 	}
+	s->acked_disk = s->acked;
+	s->ack_mono_ns = time_mono_ns();
 	if ((rc = load_segments(s, rep, e)))
 		goto fail;
 	s->st.first_seq = s->origin.spool_first_seq;
@@ -667,10 +681,18 @@ fail:
 	return rc;
 }
 
+static int ack_flush(struct spool *s, struct tally_err *e);
+
 void spool_close(struct spool *s)
 {
 	if (!s)
 		return;
+	if (s->dirfd >= 0 && s->acked > s->acked_disk && !s->broken) {
+		/* a clean stop keeps what was acknowledged; a failure here only
+		 * means those batches are sent again after the restart */
+		struct tally_err e = { 0 };
+		ack_flush(s, &e);
+	}
 	if (s->wfd >= 0)
 		close(s->wfd);
 	if (s->rfd >= 0)
@@ -995,6 +1017,13 @@ int spool_append(struct spool *s, const struct batch *b, struct tally_err *e)
 			     s->dir, b->seq, b->agent, s->next_seq, s->agent);
 		goto out;
 	}
+	/* room held by batches the aggregator committed is given back before
+	 * the level is judged: the ack taken in memory is written first */
+	if (s->acked > s->acked_disk && level_of(s) != SPOOL_KEEP) {
+		struct tally_err ignore = { 0 };
+		ack_flush(s, &ignore);   /* failed: judged on what is on disk */
+	}
+again:
 	s->gen++;
 	s->n_undo = 0;
 	before = s->st;
@@ -1011,6 +1040,12 @@ int spool_append(struct spool *s, const struct batch *b, struct tally_err *e)
 	size_t len = s->frame.len;
 	if (s->bytes + len + SEG_HDR > s->o.max_bytes + s->o.reserve_bytes) {
 		undo_thin(s, &before);
+		if (s->acked > s->acked_disk) {
+			/* committed batches hold room: give it back, and judge again */
+			struct tally_err ignore = { 0 };
+			if (ack_flush(s, &ignore) == 0)
+				goto again;
+		}
 		s->st.refused++;
 		rc = err_set(e, -ENOSPC, "%s: spool full (%" PRIu64 " bytes on disk, limit %" PRIu64 " + reserve %"
 			     PRIu64 "): batch %" PRIu64 " not spooled", s->dir, s->bytes, s->o.max_bytes,
@@ -1238,6 +1273,30 @@ out:
 	return rc;
 }
 
+/* Write the ack taken in memory (s->acked) to the ack file, then delete
+ * the segments it completes. 0 or -errno (nothing deleted). */
+static int ack_flush(struct spool *s, struct tally_err *e)
+{
+	uint64_t seq = s->acked;
+	/* the time of batch seq: the last one's is known, an earlier one's is
+	 * on disk (its segment is not deleted before this ack is written) */
+	struct wire_head h;
+	int64_t t = seq + 1 == s->next_seq ? s->last_time_ns : peek_frame(s, seq, &h) == 0 ? h.time_ns : 0;
+	int rc = write_ack(s, seq, t, e);
+	if (rc == -ENOSPC || rc == -EDQUOT) {
+		/* a full disk: the segments this ack completes were committed
+		 * by the aggregator, so they may go first to make room */
+		free_acked(s, seq);
+		rc = write_ack(s, seq, t, e);
+	}
+	if (rc)
+		return rc;
+	s->acked_disk = seq;
+	s->ack_mono_ns = time_mono_ns();
+	free_acked(s, seq);
+	return 0;
+}
+
 int spool_ack(struct spool *s, uint64_t seq, struct tally_err *e)
 {
 	int rc = 0;
@@ -1249,21 +1308,17 @@ int spool_ack(struct spool *s, uint64_t seq, struct tally_err *e)
 			     s->next_seq - 1);
 		goto out;
 	}
-	/* the time of batch seq: the last one's is known, an earlier one's is
-	 * on disk (its segment is not deleted before this ack is written) */
-	struct wire_head h;
-	int64_t t = seq + 1 == s->next_seq ? s->last_time_ns : peek_frame(s, seq, &h) == 0 ? h.time_ns : 0;
-	rc = write_ack(s, seq, t, e);
-	if (rc == -ENOSPC || rc == -EDQUOT) {
-		/* a full disk: the segments this ack completes were committed
-		 * by the aggregator, so they may go first to make room */
-		free_acked(s, seq);
-		rc = write_ack(s, seq, t, e);
-	}
-	if (rc)
-		goto out;
+	uint64_t before = s->acked;
 	s->acked = seq;
-	free_acked(s, seq);
+	/* durable now when a sealed segment is complete (it is deleted), or
+	 * when the last write is ack_every_ns old */
+	if (s->o.ack_every_ns < 0 || (s->n_seg > 1 && s->seg[1].first - 1 <= seq) ||
+	    time_mono_ns() - s->ack_mono_ns >= s->o.ack_every_ns) {
+		if ((rc = ack_flush(s, e))) {
+			s->acked = before;
+			goto out;
+		}
+	}
 	update_oldest(s);
 out:
 	pthread_mutex_unlock(&s->mu);

@@ -33,10 +33,19 @@
  *   was never acknowledged to the caller, so nothing spooled is lost.
  *   Sealed segments were synced before the next one was made; their frames
  *   are checked (CRC) when read.
- * - spool_ack(seq) makes the acknowledgement durable, then deletes every
- *   segment whose frames are all acknowledged. Frames acknowledged but still
- *   in a live segment can be read again (an aggregator restored from a
- *   backup asks for them: spool_read() from an older seq).
+ * - spool_ack(seq) takes the acknowledgement at once (stats, what is
+ *   pending) and makes it durable (the ack file) at most every
+ *   ack_every_ns, and always before a segment it completes is deleted:
+ *   segments whose frames are all acknowledged are deleted only once the
+ *   ack on disk covers them. So a crash can lose at most ack_every_ns of
+ *   acknowledgements, never a frame whose ack was lost: a restarted agent
+ *   sends those frames again and the aggregator acknowledges them as
+ *   already committed (counted once, rule 7). When the spool is over its
+ *   thin level or a batch would not fit, a pending ack is made durable
+ *   first, so what the aggregator committed never holds room. Frames
+ *   acknowledged but still in a live segment can be read again (an
+ *   aggregator restored from a backup asks for them: spool_read() from an
+ *   older seq). spool_close() makes a pending ack durable.
  * - Identity: opening a spool with another agent id is an error; the spool
  *   id and first seq travel in every frame (struct wire_origin) so the
  *   aggregator can tell a new spool that restarted at seq 1 from the one it
@@ -73,6 +82,9 @@ struct spool_opts {
 	int64_t covered_ns;             /* a spool created now: its agent has no batch up to this data
 					 * time that the spool lacks (the agent's last delivered cycle;
 					 * 0 = unknown); kept in its identity (ignored otherwise) */
+	int64_t ack_every_ns;           /* [60 s] an acknowledgement is made durable at most this often
+					 * (and whenever a segment is to be deleted, or room is needed);
+					 * < 0: every acknowledgement at once */
 	int no_fsync;                   /* benchmarks of the CPU cost only: never in the daemon */
 };
 
@@ -144,9 +156,11 @@ int spool_append(struct spool *s, const struct batch *b, struct tally_err *e);
 int spool_read(struct spool *s, uint64_t from, size_t max_frames, size_t max_bytes, struct wire_buf *out,
 	       size_t *n, struct tally_err *e);
 
-/* The aggregator committed every seq <= seq: make that durable and delete
- * the segments it completes. An ack at or below the current one is a
- * no-op; -ERANGE for one past the last spooled seq. */
+/* The aggregator committed every seq <= seq: taken at once, made durable
+ * when due (above; then the segments it completes are deleted). An ack at
+ * or below the current one is a no-op; -ERANGE for one past the last
+ * spooled seq; -errno when the ack was due and could not be written (the
+ * ack is then not taken). */
 int spool_ack(struct spool *s, uint64_t seq, struct tally_err *e);
 
 /* The oldest seq still readable (acknowledged or not). */

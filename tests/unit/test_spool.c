@@ -226,14 +226,34 @@ START_TEST(basic_life)
 	free(ack);
 	append_ok(sp, "host-a", 6, 3);
 	ck_assert_uint_eq(read_all_check(sp, 4, "host-a", 3), 3);
-	/* everything acknowledged: the segment goes, and the seqs go on */
+	/* everything acknowledged: taken at once, but the ack was written
+	 * less than ack_every_ns (60 s) ago, at the open: no sync, the ack
+	 * file and the segment stay until the close */
+	spool_get_stats(sp, &st);
+	uint64_t syncs = st.fsyncs, bytes = st.bytes;
 	ck_assert_int_eq(spool_ack(sp, 6, &e), 0);
+	spool_get_stats(sp, &st);
+	ck_assert_uint_eq(st.acked_seq, 6);
+	ck_assert_uint_eq(st.batches, 0);
+	ck_assert_int_eq(st.oldest_time_ns, 0);
+	ck_assert_uint_eq(st.fsyncs, syncs);
+	ck_assert_uint_eq(st.segments, 1);
+	ck_assert_uint_eq(st.bytes, bytes);
+	ack = slurp(path, &len);
+	ck_assert_str_eq(ack, "acked 3\ntime 1790812830000000000\n");
+	free(ack);
+	/* the close writes it (file and directory synced) and the segment
+	 * it completes goes; the seqs go on */
+	spool_close(sp);
+	ack = slurp(path, &len);
+	ck_assert_str_eq(ack, "acked 6\ntime 1790812860000000000\n");
+	free(ack);
+	ck_assert_int_eq(count_segments(sd), 0);
+	ck_assert_int_eq(spool_open(&sp, sd, "host-a", NULL, &rep, &e), 0);
 	spool_get_stats(sp, &st);
 	ck_assert_uint_eq(st.segments, 0);
 	ck_assert_uint_eq(st.bytes, 0);
 	ck_assert_int_eq(spool_read(sp, 5, 10, 1 << 20, &buf, &n, &e), -ENOENT);
-	spool_close(sp);
-	ck_assert_int_eq(spool_open(&sp, sd, "host-a", NULL, &rep, &e), 0);
 	ck_assert_uint_eq(spool_next_seq(sp), 7);
 	/* no frame left on disk: the ack still says where the data ends */
 	spool_get_stats(sp, &st);
@@ -377,9 +397,16 @@ START_TEST(segments_freed_by_ack)
 		append_ok(sp, "h", q, 2);
 	ck_assert_int_eq(count_segments(sd), 6);
 	ck_assert_uint_eq(read_all_check(sp, 1, "h", 2), 6);
-	/* ack 4: segments 1-4 go, 5 and 6 stay */
+	/* ack 4: segments 1-4 go, 5 and 6 stay; the ack is on disk first,
+	 * although the last was written less than ack_every_ns ago */
 	ck_assert_int_eq(spool_ack(sp, 4, &e), 0);
 	ck_assert_int_eq(count_segments(sd), 2);
+	char path[400];
+	size_t len;
+	snprintf(path, sizeof(path), "%s/ack", sd);
+	char *ack = slurp(path, &len);
+	ck_assert_str_eq(ack, "acked 4\ntime 1790812840000000000\n");
+	free(ack);
 	spool_get_stats(sp, &st);
 	ck_assert_uint_eq(st.segments, 2);
 	ck_assert_uint_eq(spool_oldest_seq(sp), 5);
@@ -389,6 +416,59 @@ START_TEST(segments_freed_by_ack)
 	ck_assert_int_eq(spool_open(&sp, sd, "h", &o, NULL, &e), 0);
 	ck_assert_uint_eq(spool_next_seq(sp), 7);
 	ck_assert_uint_eq(read_all_check(sp, 5, "h", 2), 2);
+	spool_close(sp);
+	tu_rmrf(dir);
+}
+END_TEST
+
+/* An acknowledgement taken in memory and lost with the process (a kill -9
+ * before it was due on disk): the frames it covered are all still there,
+ * so the restarted agent sends them again (the aggregator acknowledges
+ * them as committed); with ack_every_ns < 0 every ack is written at once
+ * (two syncs: the file and the directory). */
+START_TEST(ack_lost_with_the_process)
+{
+	char dir[256], sd[300], path[400];
+	struct tally_err e = { 0 };
+	struct spool *sp;
+	struct spool_stats st;
+	size_t len;
+	tu_mkdtemp(dir, sizeof(dir), "spool");
+	snprintf(sd, sizeof(sd), "%s/a", dir);
+	snprintf(path, sizeof(path), "%s/ack", sd);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (spool_open(&sp, sd, "h", NULL, NULL, &e))
+			_exit(3);
+		for (uint64_t q = 1; q <= 5; q++) {
+			struct batch b;
+			mkbatch(&b, "h", q, 2);
+			if (spool_append(sp, &b, &e))
+				_exit(4);
+			batch_release(&b);
+		}
+		if (spool_ack(sp, 2, &e) || spool_ack(sp, 5, &e) || access(path, F_OK) == 0)
+			_exit(5);
+		_exit(0);   /* no spool_close: what a kill -9 leaves */
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	struct spool_opts o = { .ack_every_ns = -1 };
+	ck_assert_int_eq(spool_open(&sp, sd, "h", &o, NULL, &e), 0);
+	spool_get_stats(sp, &st);
+	ck_assert_uint_eq(st.acked_seq, 0);
+	ck_assert_uint_eq(st.batches, 5);
+	ck_assert_uint_eq(spool_next_seq(sp), 6);
+	ck_assert_uint_eq(read_all_check(sp, 1, "h", 2), 5);
+	uint64_t syncs = st.fsyncs;
+	ck_assert_int_eq(spool_ack(sp, 2, &e), 0);
+	spool_get_stats(sp, &st);
+	ck_assert_uint_eq(st.fsyncs, syncs + 2);
+	char *ack = slurp(path, &len);
+	ck_assert_str_eq(ack, "acked 2\ntime 1790812820000000000\n");
+	free(ack);
 	spool_close(sp);
 	tu_rmrf(dir);
 }
@@ -890,6 +970,7 @@ int main(void)
 	tcase_add_test(tc, identity_and_lock);
 	tcase_add_test(tc, data_time_survives);
 	tcase_add_test(tc, segments_freed_by_ack);
+	tcase_add_test(tc, ack_lost_with_the_process);
 	tcase_add_test(tc, torn_tail_every_offset);
 	tcase_add_test(tc, kill_9_while_appending);
 	tcase_add_test(tc, disk_full);
