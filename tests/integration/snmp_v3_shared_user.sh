@@ -16,7 +16,10 @@
 #         keys: it may walk beside a)
 #   abad  agent 1 with agent 2's passwords: wrong for agent 1
 # Checked: the two agents' engine ids are equal (snmpget); a, b and a2
-# answer every poll (no timeout, no error on /metrics) and their usage
+# answer every poll once each has answered twice (no timeout, no error on
+# /metrics or in the log from then on: a key collision fails a and b in
+# turn, every cycle; a first poll slowed by a loaded host, snmpd starting
+# its pass_persist scripts, is not what this checks) and their usage
 # equals the differences of snmpget readings of their own agent; abad is
 # one log line naming it with the authentication failure and stores
 # nothing. Before the collector kept the keys apart, the last target
@@ -75,22 +78,29 @@ $(v3 abad "$port1" 2 switch)
 EOF
 tallyd_start "$work/tally.yaml" "$work/tallyd.log"
 for t in a b a2; do snmp_wait_polls $t 2 "$work/tallyd.log"; done
+fails() { # TARGET: its timeouts and errors so far
+	snmp_metrics | awk -v t="{target=\"$1\"}" '
+		$1 == "tally_snmp_timeouts_total" t || $1 == "tally_snmp_errors_total" t { x += $2 }
+		END { print x + 0 }'
+}
+f0_a=$(fails a) f0_b=$(fails b) f0_a2=$(fails a2)
+log0=$(wc -l < "$work/tallyd.log")
 o1_1=$(get "$port1" $HCOUT) o1_2=$(get "$port2" $HCOUT)
 echo "1 Gi0/1 one 100 1500 - - 1 0" > "$work/ifs1"
 echo "1 Gi0/1 two 50000 70900 - - 1 0" > "$work/ifs2"
 o2_1=$(get "$port1" $HCOUT) o2_2=$(get "$port2" $HCOUT)
 set -- $(for t in a b a2; do snmp_okpolls $t; done)
 for t in a b a2; do snmp_wait_polls $t $(($1 + 3)) "$work/tallyd.log"; shift; done
-snmp_metrics > "$work/metrics.txt"
+f1_a=$(fails a) f1_b=$(fails b) f1_a2=$(fails a2)
 tallyd_stop "$tallyd_pid" "$work/tallyd.log"
 
-# every poll of a, b and a2 answered: no timeout, no error
+# every poll of a, b and a2 answered from their second on: no timeout, no error
 for t in a b a2; do
-	eq "$t: timeouts + errors on /metrics" "$(awk -v t="{target=\"$t\"}" '
-		$1 == "tally_snmp_timeouts_total" t || $1 == "tally_snmp_errors_total" t { x += $2 }
-		END { print x + 0 }' "$work/metrics.txt")" "0"
-	if grep -q "snmp $t (" "$work/tallyd.log"; then bad "$t failed: $(grep "snmp $t (" "$work/tallyd.log" | head -n 1)"
-	else ok "$t: no failure in the log"; fi
+	eval n="\$((f1_$t - f0_$t))"
+	eq "$t: timeouts + errors on /metrics after its first answers" "$n" "0"
+	late=$(tail -n "+$((log0 + 1))" "$work/tallyd.log" | grep "snmp $t (" | grep -v "answering again" | head -n 1)
+	if [ -n "$late" ]; then bad "$t failed: $late"
+	else ok "$t: no failure in the log after its first answers"; fi
 done
 L=$work/data/ledger.db
 usage() { snmp_usage "$L" "$1" "$2"; }
