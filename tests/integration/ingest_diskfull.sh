@@ -41,6 +41,14 @@ http:
 EOC
 "$TALLYD" -c "$work/agg.yaml" 2>"$work/agg.log" & apid=$!
 tallyd_port "$work/agg.log" "$apid" 30 || exit 1
+# its ledger opened (the open commits; the listener comes first): a full
+# disk at the start is another test's (tallyd exits, and says to free space)
+i=0
+until curl -s "http://127.0.0.1:$PORT/metrics" | grep -q '^tally_ledger_write_failing '; do
+	i=$((i + 1))
+	[ $i -lt 300 ] || { echo "the aggregator did not open its ledger in 30 s"; cat "$work/agg.log"; exit 1; }
+	sleep 0.1
+done
 
 # the disk full to the last byte before the agents start
 dd if=/dev/zero of="$small/filler" bs=64k 2>/dev/null || true
