@@ -30,7 +30,7 @@ work=$(mktemp -d /tmp/tally-events-XXXXXX)
 . tests/lib/events.sh
 small_tmpfs 12m
 tpid= hold=
-trap '[ -n "$hold" ] && kill "$hold" 2>/dev/null; [ -n "$tpid" ] && kill -9 "$tpid" 2>/dev/null;
+trap 'set +e; [ -n "$hold" ] && kill "$hold" 2>/dev/null; [ -n "$tpid" ] && kill -9 "$tpid" 2>/dev/null;
 	umount "$small" 2>/dev/null; rm -rf "$work"' EXIT
 fails=0
 L=$small/ledger.db

@@ -17,7 +17,7 @@ work=$(mktemp -d /tmp/tally-ingdf-XXXXXX)
 . tests/lib/cli.sh
 small_tmpfs 3m
 apid= gpid=
-trap '[ -n "$gpid" ] && kill -9 "$gpid" 2>/dev/null; [ -n "$apid" ] && kill -9 "$apid" 2>/dev/null;
+trap 'set +e; [ -n "$gpid" ] && kill -9 "$gpid" 2>/dev/null; [ -n "$apid" ] && kill -9 "$apid" 2>/dev/null;
 	umount "$small" 2>/dev/null; rm -rf "$work"' EXIT
 fails=0
 END=2026-10-01T03:00:00Z
