@@ -298,8 +298,16 @@ int import_writer_book(struct import_writer *w, const char *source, struct impor
 				*bad = i;
 			return rc;
 		}
-		if ((rc = book(l, ev, rid, w->meter_ids[ev->meter], r, e)))
+		if ((rc = book(l, ev, rid, w->meter_ids[ev->meter], r, e))) {
+			if (rc == -ERANGE) {
+				/* its hour's row would pass 2^63 - 1 (ledger.h) */
+				char why[sizeof(e->msg)];
+				snprintf(why, sizeof(why), "%s", e->msg);
+				*bad = i;
+				err_set(e, rc, "%s: event '%s': %s", ev->where, ev->id, why);
+			}
 			return rc;
+		}
 		/* its series row: rating and usage reports find a series' rows
 		 * through it (reader.h); ended, so nothing waits for a reading */
 		struct ledger_series ls = { .resource_id = rid, .meter_id = w->meter_ids[ev->meter], .device = ev->device,

@@ -41,6 +41,13 @@ enum {
 	S_CHAIN_HOUR_PUT, S_IMPORT_GET, S_IMPORT_PUT, S_COUNT
 };
 
+/* A row's quantity plus an integer amount, or NULL where the sum would pass
+ * 2^63 - 1 (SQLite would make it a REAL, losing the exact count): the NOT
+ * NULL on usage.quantity then refuses the write, and sq_add_usage says why.
+ * A gauge's REAL amount adds as before. */
+#define USAGE_SUM(x) "CASE WHEN typeof(" x ") = 'integer' AND typeof(quantity + " x ") <> 'integer'" \
+		     " THEN NULL ELSE quantity + " x " END"
+
 static const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
@@ -59,12 +66,12 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_USAGE_ADD] = "INSERT INTO usage (resource_id, meter_id, device, hour_ns, quantity,"
 			" spanned_ns, covered_ns, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 			" ON CONFLICT (resource_id, meter_id, device, hour_ns) DO UPDATE SET"
-			" quantity = quantity + excluded.quantity,"
+			" quantity = " USAGE_SUM("excluded.quantity") ","
 			" spanned_ns = spanned_ns + excluded.spanned_ns,"
 			" covered_ns = covered_ns + excluded.covered_ns,"
 			" samples = samples + excluded.samples",
 	/* an existing row's hour: one seek, no insert attempt first */
-	[S_USAGE_UPD] = "UPDATE usage SET quantity = quantity + ?5, spanned_ns = spanned_ns + ?6,"
+	[S_USAGE_UPD] = "UPDATE usage SET quantity = " USAGE_SUM("?5") ", spanned_ns = spanned_ns + ?6,"
 			" covered_ns = covered_ns + ?7, samples = samples + ?8"
 			" WHERE resource_id = ?1 AND meter_id = ?2 AND device = ?3 AND hour_ns = ?4",
 	[S_SERIES_PUT] = "INSERT OR REPLACE INTO series (resource_id, meter_id, device, agent,"
@@ -1088,6 +1095,18 @@ static void bind_usage(sqlite3_stmt *st, const struct ledger_usage *u)
 	sqlite3_bind_int64(st, 8, u->samples);
 }
 
+/* A usage write refused by USAGE_SUM's NULL: said as what it is. */
+static int usage_range_err(struct sq_ledger *l, const struct ledger_usage *u, int rc, struct tally_err *e)
+{
+	if (sqlite3_extended_errcode(l->db) != SQLITE_CONSTRAINT_NOTNULL)
+		return rc;
+	char t[32];
+	return err_set(e, -ERANGE, "%s: the usage of resource %lld, meter %lld%s%s in the hour from %s would pass"
+		       " 2^63 - 1 base units with %lld more: refused (the row keeps its exact count)", l->path,
+		       (long long)u->resource_id, (long long)u->meter_id, u->device[0] ? ", device " : "",
+		       u->device, iso_s(u->hour_ns, t, sizeof(t)), (long long)u->qty);
+}
+
 static int sq_add_usage(struct ledger *lb, const struct ledger_usage *u, struct tally_err *e)
 {
 	struct sq_ledger *l = (struct sq_ledger *)lb;
@@ -1097,13 +1116,15 @@ static int sq_add_usage(struct ledger *lb, const struct ledger_usage *u, struct 
 	if (u->exists) {
 		bind_usage(l->st[S_USAGE_UPD], u);
 		if ((rc = step_done(l, S_USAGE_UPD, "cannot write usage", e)))
-			return rc;
+			return usage_range_err(l, u, rc, e);
 		if (sqlite3_changes(l->db) == 1)
 			return 0;
 		/* not there after all: inserted below */
 	}
 	bind_usage(l->st[S_USAGE_ADD], u);
-	return step_done(l, S_USAGE_ADD, "cannot write usage", e);
+	if ((rc = step_done(l, S_USAGE_ADD, "cannot write usage", e)))
+		return usage_range_err(l, u, rc, e);
+	return 0;
 }
 
 static void bind_series(sqlite3_stmt *st, const struct ledger_series *s)
