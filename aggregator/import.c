@@ -149,6 +149,15 @@ static int resource_of(struct import_writer *w, const struct import_event *ev, i
 		return err_set(e, -EINVAL, "%s: resource '%s' belongs to tenant '%s', not '%s'", ev->where, ev->resource,
 			       h->r.meta.tenant[0] ? h->r.meta.tenant : "(none)", ev->tenant);
 	if (!h) {
+		/* unknown to this writer; on PostgreSQL another aggregator may
+		 * have written it, whose tenant counts as well */
+		char tenant[sizeof(((struct resource_meta){ 0 }).tenant)];
+		bool found;
+		if ((rc = ledger_resource_tenant(w->l, ev->resource, &found, tenant, sizeof(tenant), e)))
+			return rc;
+		if (found && strcmp(tenant, ev->tenant))
+			return err_set(e, -EINVAL, "%s: resource '%s' belongs to tenant '%s', not '%s'", ev->where,
+				       ev->resource, tenant[0] ? tenant : "(none)", ev->tenant);
 		if (vec_reserve((void **)&w->v, &w->cap, w->n + 1, sizeof(*w->v), 64))
 			return err_set(e, -ENOMEM, "out of memory");
 		memmove(&w->v[at + 1], &w->v[at], (w->n - at) * sizeof(*w->v));

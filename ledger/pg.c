@@ -1299,6 +1299,23 @@ static int pg_import_seen(struct ledger *lb, const char *source, const char *eve
 	return 0;
 }
 
+static int pg_resource_tenant(struct ledger *lb, const char *uuid, bool *found, char *tenant, size_t len,
+			      struct tally_err *e)
+{
+	struct pg_ledger *l = L(lb);
+	const char *p[] = { uuid };
+	PGresult *r = pgc_query(&l->pc, "SELECT tenant FROM resources WHERE uuid = $1", 1, p, "cannot read resources", e);
+	*found = false;
+	if (!r)
+		return e ? e->code : -EIO;
+	if (PQntuples(r) == 1) {
+		*found = true;
+		snprintf(tenant, len, "%s", pgv_text(r, 0, 0));
+	}
+	PQclear(r);
+	return 0;
+}
+
 static int pg_import_put(struct ledger *lb, const struct ledger_import_event *ev, struct tally_err *e)
 {
 	struct pgnum a, b, c, d, f, g;
@@ -1980,6 +1997,7 @@ const struct ledger_backend ledger_pg_backend = {
 	.put_alert = pg_put_alert,
 	.del_alert = pg_del_alert,
 	.load_alerts = pg_load_alerts,
+	.resource_tenant = pg_resource_tenant,
 	.import_seen = pg_import_seen,
 	.import_put = pg_import_put,
 	.put_window_point = pg_put_window_point,

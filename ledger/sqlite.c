@@ -38,7 +38,7 @@ enum {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_METER_GET, S_METER_PUT, S_RES_PUT, S_ATTRS_PUT,
 	S_USAGE_ADD, S_USAGE_UPD, S_SERIES_PUT, S_SERIES_UPD, S_AGENT_PUT, S_EVENT_ADD, S_ALERT_PUT,
 	S_ALERT_DEL, S_WND_PUT, S_WND_TRIM, S_WND_DEL, S_LAST_EVENT, S_HOUR_ROWS, S_HOUR_LAST, S_CHAIN_PUT,
-	S_CHAIN_HOUR_PUT, S_IMPORT_GET, S_IMPORT_PUT, S_COUNT
+	S_CHAIN_HOUR_PUT, S_IMPORT_GET, S_IMPORT_PUT, S_RES_TENANT, S_COUNT
 };
 
 /* A row's quantity plus an integer amount, or NULL where the sum would pass
@@ -113,6 +113,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_CHAIN_HOUR_PUT] = "INSERT INTO chain_hours (commit_id, hour_ns, rows, altered, digest)"
 			     " VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_IMPORT_GET] = "SELECT digest, imported_ns FROM usage_events WHERE source = ?1 AND event_id = ?2",
+	[S_RES_TENANT] = "SELECT tenant FROM resources WHERE uuid = ?1",
 	[S_IMPORT_PUT] = "INSERT INTO usage_events (source, event_id, resource_id, meter_id, device, time_ns,"
 			 " end_ns, quantity, digest, imported_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 };
@@ -1437,6 +1438,25 @@ static int sq_import_seen(struct ledger *lb, const char *source, const char *eve
 	return rc == SQLITE_DONE ? 0 : db_err(l, e, rc, "cannot read imported events");
 }
 
+static int sq_resource_tenant(struct ledger *lb, const char *uuid, bool *found, char *tenant, size_t len,
+			      struct tally_err *e)
+{
+	struct sq_ledger *l = (struct sq_ledger *)lb;
+	sqlite3_stmt *st = l->st[S_RES_TENANT];
+	*found = false;
+	sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*found = true;
+		const unsigned char *t = sqlite3_column_text(st, 0);
+		snprintf(tenant, len, "%s", t ? (const char *)t : "");
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : db_err(l, e, rc, "cannot read resources");
+}
+
 static int sq_import_put(struct ledger *lb, const struct ledger_import_event *ev, struct tally_err *e)
 {
 	struct sq_ledger *l = (struct sq_ledger *)lb;
@@ -1666,6 +1686,7 @@ const struct ledger_backend ledger_sqlite_backend = {
 	.put_alert = sq_put_alert,
 	.del_alert = sq_del_alert,
 	.load_alerts = sq_load_alerts,
+	.resource_tenant = sq_resource_tenant,
 	.import_seen = sq_import_seen,
 	.import_put = sq_import_put,
 	.put_window_point = sq_put_window_point,
