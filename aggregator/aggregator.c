@@ -125,6 +125,7 @@ struct aggregator {
 	struct agg_stats stats;
 	/* emit context */
 	uint32_t cur_ser;
+	uint32_t emitted;            /* hour parts the current reading has added */
 	agg_commit_hook hook;        /* agg_set_commit_hook */
 	void *hook_ctx;
 };
@@ -305,12 +306,40 @@ static int emit(void *ctx, const struct hour_add *ad)
 	struct bucket *b = bucket_get(a, a->cur_ser, ad->hour_ns);
 	if (!b)
 		return -ENOMEM; /* mid-sample: the caller stops as broken */
+	/* an hour's usage past 2^63 - 1 fits no ledger row: the reading is
+	 * taken back (unemit) and refused. A part is at most 2^63 - 1
+	 * (series.h), so the sum cannot wrap. Only a sum this size has an
+	 * existing bucket behind it: a new one is never left empty here. */
+	if (b->qty + ad->qty > INT64_MAX)
+		return -ERANGE;
+	a->emitted++;
 	b->qty += ad->qty;
 	b->qty_real += ad->qty_real;
 	b->spanned_ns += ad->spanned_ns;
 	b->covered_ns += ad->covered_ns;
 	b->samples += ad->samples;
 	a->ser.v[a->cur_ser].total += ad->qty;
+	return 0;
+}
+
+/* Takes back the first a->emitted parts of a reading whose next part did
+ * not fit (emit's -ERANGE): series_apply run again on the same state
+ * emits the same parts in the same order; it stops when they are undone. */
+static int unemit(void *ctx, const struct hour_add *ad)
+{
+	struct aggregator *a = ctx;
+	if (!a->emitted)
+		return -ECANCELED;
+	struct bucket *b = bucket_get(a, a->cur_ser, ad->hour_ns);
+	if (!b)
+		return -ENOMEM;
+	a->emitted--;
+	b->qty -= ad->qty;
+	b->qty_real -= ad->qty_real;
+	b->spanned_ns -= ad->spanned_ns;
+	b->covered_ns -= ad->covered_ns;
+	b->samples -= ad->samples;
+	a->ser.v[a->cur_ser].total -= ad->qty;
 	return 0;
 }
 
@@ -741,7 +770,17 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		int same_gauge = s->kind == SAMPLE_GAUGE && (!allocation_gauge(s->meter) ||
 				 ((se->st.flags & SERIES_HAS) && se->st.kind == SAMPLE_GAUGE &&
 				  se->st.last.gauge == s->v.gauge));
+		a->emitted = 0;
 		int out = series_apply(&se->st, s, a->max_gap_ns, emit, a, &usage, &ival);
+		if (out == -ERANGE) {
+			/* the hour's usage would pass 2^63 - 1: the parts added
+			 * are taken back and the reading refused, as one too large
+			 * by itself (SERIES_TOO_LARGE) */
+			struct series_state st = se->st;
+			if (series_apply(&st, s, a->max_gap_ns, unemit, a, NULL, NULL) != -ECANCELED || a->emitted)
+				goto nomem;
+			out = SERIES_TOO_LARGE;
+		}
 		if (out < 0)
 			goto nomem;   /* some hours have this reading's parts: broken (below) */
 		switch (out) {
@@ -749,6 +788,7 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 			a->stats.dropped_old++;
 			continue;
 		case SERIES_BAD_KIND:
+		case SERIES_TOO_LARGE:
 			a->stats.invalid++;
 			continue;
 		case SERIES_BASELINE: a->stats.baselines++; break;

@@ -89,7 +89,8 @@ struct agg_stats {
 	uint64_t resets;             /* counters that went down */
 	uint64_t wraps;              /* counters that wrapped past 2^64 */
 	uint64_t dropped_old;        /* readings not after the previous one */
-	uint64_t invalid;            /* refused: unknown meter, bad kind, bad id, a bad clock step */
+	uint64_t invalid;            /* refused: unknown meter, bad kind, bad id, a bad clock step,
+					a counter amount an hour's ledger row cannot hold (2^63) */
 	uint64_t clock_steps;        /* batches whose agent's data time stepped forward */
 	uint64_t commits;
 	uint64_t commit_failures;    /* commits that failed (all rolled back) */

@@ -6,6 +6,7 @@
 #include "tallytime.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Split counter usage q over (a, b] into hours; a <= b. Hour h receives
@@ -109,6 +110,8 @@ int series_apply(struct series_state *st, const struct sample *s, int64_t max_ga
 	case SAMPLE_CUMULATIVE:
 		if (new_life) {
 			if (origin_ok) {
+				if (s->v.counter > INT64_MAX)
+					return SERIES_TOO_LARGE;
 				rc = split_counter(s->v.counter, s->origin_ns, t, max_gap_ns, emit, ctx);
 				used = (double)s->v.counter;
 				ival = t - s->origin_ns;
@@ -118,18 +121,24 @@ int series_apply(struct series_state *st, const struct sample *s, int64_t max_ga
 			}
 		} else if (s->v.counter >= st->last.counter) {
 			uint64_t q = s->v.counter - st->last.counter;
+			if (q > INT64_MAX)
+				return SERIES_TOO_LARGE;
 			rc = split_counter(q, st->last_ns, t, max_gap_ns, emit, ctx);
 			used = (double)q;
 			ival = t - st->last_ns;
 			outcome = SERIES_DELTA;
 		} else if (st->last.counter > UINT64_MAX - SERIES_WRAP_WINDOW) {
 			uint64_t q = (UINT64_MAX - st->last.counter) + s->v.counter + 1;
+			if (q > INT64_MAX)
+				return SERIES_TOO_LARGE;
 			rc = split_counter(q, st->last_ns, t, max_gap_ns, emit, ctx);
 			used = (double)q;
 			ival = t - st->last_ns;
 			outcome = SERIES_WRAP;
 		} else {
 			int64_t a = origin_ok ? s->origin_ns : st->last_ns;
+			if (s->v.counter > INT64_MAX)
+				return SERIES_TOO_LARGE;
 			rc = split_counter(s->v.counter, a, t, max_gap_ns, emit, ctx);
 			used = (double)s->v.counter;
 			ival = t - a;
@@ -160,6 +169,8 @@ int series_apply(struct series_state *st, const struct sample *s, int64_t max_ga
 			    : has ? st->last_ns : t;
 		if (has && a < st->last_ns)
 			a = st->last_ns; /* never count an interval twice */
+		if (s->v.counter > INT64_MAX)
+			return SERIES_TOO_LARGE;
 		rc = split_counter(s->v.counter, a, t, max_gap_ns, emit, ctx);
 		used = (double)s->v.counter;
 		ival = t - a;

@@ -73,6 +73,9 @@ enum series_outcome {
 	SERIES_WRAP,            /* counter wrapped past 2^64 */
 	SERIES_DROPPED,         /* not after the previous reading */
 	SERIES_BAD_KIND,        /* kind differs from the series' kind: dropped */
+	SERIES_TOO_LARGE,       /* a counter's amount past 2^63 - 1 in one reading (no
+				   ledger row holds it, and no real meter moves that
+				   far): refused, the series unchanged */
 };
 
 /* Adds one hour's part; returns 0 or a negative errno (out of memory). */

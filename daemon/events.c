@@ -382,10 +382,13 @@ static void res_learn(void *ctx, const struct ledger_resource *r)
 	agg_resource_learn(ctx, r);   /* out of memory: the aggregator is broken, and says so */
 }
 
-/* One transaction for the requests of list not answered yet: 0 when it
- * committed (every one answered 200); 1 when one of them was refused (it
- * is answered, nothing committed, the others wait); else the ledger's
- * error (nothing committed, nobody answered; message in e). */
+/* One transaction for the requests of list not answered yet (one: only
+ * the first of them): 0 when it committed (every one answered 200); 1 when
+ * one of them was refused (it is answered, nothing committed, the others
+ * wait) or when the commit found a row past 2^63 - 1 (PostgreSQL adds the
+ * rows at the commit: nothing committed, and then one request a
+ * transaction finds whose it was); else the ledger's error (nothing
+ * committed, nobody answered; message in e). */
 static int book_round(struct events *ev, struct events_job *list, bool one, int64_t now_ns, struct tally_err *e)
 {
 	struct ledger *l = agg_ledger(ev->a);
@@ -409,7 +412,19 @@ static int book_round(struct events *ev, struct events_job *list, bool one, int6
 		if (one)
 			break;
 	}
-	if ((rc = ledger_commit(l, e)))
+	if ((rc = ledger_commit(l, e)) == -ERANGE) {
+		ledger_rollback(l);
+		import_writer_end(ev->w, false);
+		for (struct events_job *j = list; one && j; j = next_of(j))
+			if (!j->answered) {
+				refuse_req(ev, j->req, j->source, 422, -1, NULL, "quantity", 0, e->msg);
+				j->answered = true;
+				break;
+			}
+		e->msg[0] = '\0';
+		return 1;
+	}
+	if (rc)
 		goto fail;
 	import_writer_end(ev->w, true);
 	for (struct events_job *j = list; j; j = next_of(j))

@@ -84,6 +84,8 @@ struct ledger_backend {
 	int (*del_alert)(struct ledger *l, const char *key, struct tally_err *e);
 	int (*load_alerts)(struct ledger *l, ledger_alert_fn fn, void *ctx, struct tally_err *e);
 	/* usage_events (tally import), inside the writer's transaction */
+	int (*resource_tenant)(struct ledger *l, const char *uuid, bool *found, char *tenant, size_t len,
+			       struct tally_err *e);
 	int (*import_seen)(struct ledger *l, const char *source, const char *event_id, bool *found, char digest[65],
 			   int64_t *imported_ns, struct tally_err *e);
 	int (*import_put)(struct ledger *l, const struct ledger_import_event *ev, struct tally_err *e);

@@ -177,6 +177,12 @@ int ledger_add_event(struct ledger *l, int64_t resource_id, const char *agent, c
 	return l->be->add_event(l, resource_id, agent, ev, e);
 }
 
+int ledger_resource_tenant(struct ledger *l, const char *uuid, bool *found, char *tenant, size_t len,
+			   struct tally_err *e)
+{
+	return l->be->resource_tenant(l, uuid, found, tenant, len, e);
+}
+
 int ledger_import_seen(struct ledger *l, const char *source, const char *event_id, bool *found, char digest[65],
 		       int64_t *imported_ns, struct tally_err *e)
 {

@@ -269,6 +269,11 @@ struct ledger_import_event {
 	const char *source, *event_id, *device, *digest;
 	int64_t resource_id, meter_id, time_ns, end_ns, quantity, imported_ns;
 };
+/* The tenant the ledger's row of resource uuid names now (*found false:
+ * no row), read in the writer's transaction: on PostgreSQL another
+ * aggregator may have written a resource this writer has not loaded. */
+int ledger_resource_tenant(struct ledger *l, const char *uuid, bool *found, char *tenant, size_t len,
+			   struct tally_err *e);
 int ledger_import_seen(struct ledger *l, const char *source, const char *event_id, bool *found, char digest[65],
 		       int64_t *imported_ns, struct tally_err *e);
 int ledger_import_put(struct ledger *l, const struct ledger_import_event *ev, struct tally_err *e);

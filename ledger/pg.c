@@ -940,6 +940,12 @@ static int flush(struct pg_ledger *l, struct tally_err *e)
 		struct pgnum n;
 		const char *p[] = { pgn_i64(&n, round) };
 		PGresult *r = pgc_query(&l->pc, merge_usage, 1, p, "cannot write usage", e);
+		if (!r && e && e->code == -ERANGE) {
+			char why[sizeof(e->msg)];
+			snprintf(why, sizeof(why), "%s", e->msg);
+			return err_set(e, -ERANGE, "the usage of a (resource, meter, hour) row would pass 2^63 - 1"
+				       " base units: refused, the transaction rolled back (%s)", why);
+		}
 		if (!r)
 			return e ? e->code : -EIO;
 		PQclear(r);
@@ -1288,6 +1294,23 @@ static int pg_import_seen(struct ledger *lb, const char *source, const char *eve
 		*found = true;
 		snprintf(digest, 65, "%s", pgv_text(r, 0, 0));
 		*imported_ns = pgv_i64(r, 0, 1);
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int pg_resource_tenant(struct ledger *lb, const char *uuid, bool *found, char *tenant, size_t len,
+			      struct tally_err *e)
+{
+	struct pg_ledger *l = L(lb);
+	const char *p[] = { uuid };
+	PGresult *r = pgc_query(&l->pc, "SELECT tenant FROM resources WHERE uuid = $1", 1, p, "cannot read resources", e);
+	*found = false;
+	if (!r)
+		return e ? e->code : -EIO;
+	if (PQntuples(r) == 1) {
+		*found = true;
+		snprintf(tenant, len, "%s", pgv_text(r, 0, 0));
 	}
 	PQclear(r);
 	return 0;
@@ -1974,6 +1997,7 @@ const struct ledger_backend ledger_pg_backend = {
 	.put_alert = pg_put_alert,
 	.del_alert = pg_del_alert,
 	.load_alerts = pg_load_alerts,
+	.resource_tenant = pg_resource_tenant,
 	.import_seen = pg_import_seen,
 	.import_put = pg_import_put,
 	.put_window_point = pg_put_window_point,

@@ -332,6 +332,8 @@ int pgc_fail(struct pgc *p, const PGresult *r, const char *what, struct tally_er
 		code = -ENOTCONN;            /* the server shuts down or is starting */
 	else if (state && !strcmp(state, "23505"))
 		code = -EEXIST;
+	else if (state && !strcmp(state, "22003"))
+		code = -ERANGE;              /* numeric value out of range */
 	return err_set(e, code, "%s: %s: %s", p->name, what, msg);
 }
 

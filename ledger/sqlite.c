@@ -38,8 +38,15 @@ enum {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_METER_GET, S_METER_PUT, S_RES_PUT, S_ATTRS_PUT,
 	S_USAGE_ADD, S_USAGE_UPD, S_SERIES_PUT, S_SERIES_UPD, S_AGENT_PUT, S_EVENT_ADD, S_ALERT_PUT,
 	S_ALERT_DEL, S_WND_PUT, S_WND_TRIM, S_WND_DEL, S_LAST_EVENT, S_HOUR_ROWS, S_HOUR_LAST, S_CHAIN_PUT,
-	S_CHAIN_HOUR_PUT, S_IMPORT_GET, S_IMPORT_PUT, S_COUNT
+	S_CHAIN_HOUR_PUT, S_IMPORT_GET, S_IMPORT_PUT, S_RES_TENANT, S_COUNT
 };
+
+/* A row's quantity plus an integer amount, or NULL where the sum would pass
+ * 2^63 - 1 (SQLite would make it a REAL, losing the exact count): the NOT
+ * NULL on usage.quantity then refuses the write, and sq_add_usage says why.
+ * A gauge's REAL amount adds as before. */
+#define USAGE_SUM(x) "CASE WHEN typeof(" x ") = 'integer' AND typeof(quantity + " x ") <> 'integer'" \
+		     " THEN NULL ELSE quantity + " x " END"
 
 static const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
@@ -59,12 +66,12 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_USAGE_ADD] = "INSERT INTO usage (resource_id, meter_id, device, hour_ns, quantity,"
 			" spanned_ns, covered_ns, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 			" ON CONFLICT (resource_id, meter_id, device, hour_ns) DO UPDATE SET"
-			" quantity = quantity + excluded.quantity,"
+			" quantity = " USAGE_SUM("excluded.quantity") ","
 			" spanned_ns = spanned_ns + excluded.spanned_ns,"
 			" covered_ns = covered_ns + excluded.covered_ns,"
 			" samples = samples + excluded.samples",
 	/* an existing row's hour: one seek, no insert attempt first */
-	[S_USAGE_UPD] = "UPDATE usage SET quantity = quantity + ?5, spanned_ns = spanned_ns + ?6,"
+	[S_USAGE_UPD] = "UPDATE usage SET quantity = " USAGE_SUM("?5") ", spanned_ns = spanned_ns + ?6,"
 			" covered_ns = covered_ns + ?7, samples = samples + ?8"
 			" WHERE resource_id = ?1 AND meter_id = ?2 AND device = ?3 AND hour_ns = ?4",
 	[S_SERIES_PUT] = "INSERT OR REPLACE INTO series (resource_id, meter_id, device, agent,"
@@ -106,6 +113,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_CHAIN_HOUR_PUT] = "INSERT INTO chain_hours (commit_id, hour_ns, rows, altered, digest)"
 			     " VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_IMPORT_GET] = "SELECT digest, imported_ns FROM usage_events WHERE source = ?1 AND event_id = ?2",
+	[S_RES_TENANT] = "SELECT tenant FROM resources WHERE uuid = ?1",
 	[S_IMPORT_PUT] = "INSERT INTO usage_events (source, event_id, resource_id, meter_id, device, time_ns,"
 			 " end_ns, quantity, digest, imported_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 };
@@ -1088,6 +1096,18 @@ static void bind_usage(sqlite3_stmt *st, const struct ledger_usage *u)
 	sqlite3_bind_int64(st, 8, u->samples);
 }
 
+/* A usage write refused by USAGE_SUM's NULL: said as what it is. */
+static int usage_range_err(struct sq_ledger *l, const struct ledger_usage *u, int rc, struct tally_err *e)
+{
+	if (sqlite3_extended_errcode(l->db) != SQLITE_CONSTRAINT_NOTNULL)
+		return rc;
+	char t[32];
+	return err_set(e, -ERANGE, "%s: the usage of resource %lld, meter %lld%s%s in the hour from %s would pass"
+		       " 2^63 - 1 base units with %lld more: refused (the row keeps its exact count)", l->path,
+		       (long long)u->resource_id, (long long)u->meter_id, u->device[0] ? ", device " : "",
+		       u->device, iso_s(u->hour_ns, t, sizeof(t)), (long long)u->qty);
+}
+
 static int sq_add_usage(struct ledger *lb, const struct ledger_usage *u, struct tally_err *e)
 {
 	struct sq_ledger *l = (struct sq_ledger *)lb;
@@ -1097,13 +1117,15 @@ static int sq_add_usage(struct ledger *lb, const struct ledger_usage *u, struct 
 	if (u->exists) {
 		bind_usage(l->st[S_USAGE_UPD], u);
 		if ((rc = step_done(l, S_USAGE_UPD, "cannot write usage", e)))
-			return rc;
+			return usage_range_err(l, u, rc, e);
 		if (sqlite3_changes(l->db) == 1)
 			return 0;
 		/* not there after all: inserted below */
 	}
 	bind_usage(l->st[S_USAGE_ADD], u);
-	return step_done(l, S_USAGE_ADD, "cannot write usage", e);
+	if ((rc = step_done(l, S_USAGE_ADD, "cannot write usage", e)))
+		return usage_range_err(l, u, rc, e);
+	return 0;
 }
 
 static void bind_series(sqlite3_stmt *st, const struct ledger_series *s)
@@ -1416,6 +1438,25 @@ static int sq_import_seen(struct ledger *lb, const char *source, const char *eve
 	return rc == SQLITE_DONE ? 0 : db_err(l, e, rc, "cannot read imported events");
 }
 
+static int sq_resource_tenant(struct ledger *lb, const char *uuid, bool *found, char *tenant, size_t len,
+			      struct tally_err *e)
+{
+	struct sq_ledger *l = (struct sq_ledger *)lb;
+	sqlite3_stmt *st = l->st[S_RES_TENANT];
+	*found = false;
+	sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*found = true;
+		const unsigned char *t = sqlite3_column_text(st, 0);
+		snprintf(tenant, len, "%s", t ? (const char *)t : "");
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : db_err(l, e, rc, "cannot read resources");
+}
+
 static int sq_import_put(struct ledger *lb, const struct ledger_import_event *ev, struct tally_err *e)
 {
 	struct sq_ledger *l = (struct sq_ledger *)lb;
@@ -1645,6 +1686,7 @@ const struct ledger_backend ledger_sqlite_backend = {
 	.put_alert = sq_put_alert,
 	.del_alert = sq_del_alert,
 	.load_alerts = sq_load_alerts,
+	.resource_tenant = sq_resource_tenant,
 	.import_seen = sq_import_seen,
 	.import_put = sq_import_put,
 	.put_window_point = sq_put_window_point,

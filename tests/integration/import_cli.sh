@@ -6,7 +6,9 @@
 # late one for an invoiced period is said to be an adjustment), a bad
 # event file is refused with its place and nothing is booked, a ledger
 # whose writer's lock is held (flock(1), as a running tallyd holds it) is
-# refused with exit 1; a charge for an issued period is refused, exit 2.
+# refused with exit 1; a charge for an issued period is refused, exit 2;
+# two events that each fit a row but together pass 2^63 - 1 are refused
+# with the second one's place, exit 2.
 set -eu
 B=${B:-build}
 TALLY=$PWD/$B/tally
@@ -52,6 +54,10 @@ printf 'id,tenant,resource,meter,time,end,quantity\nx,tenant-00,b,storage.object
 expect 2 "neg.csv:2:78: 'quantity': -1 is negative" "$TALLY" import --ledger "$L" "$work/neg.csv"
 printf 'id,tenant,resource,meter,time,quantity\nx,tenant-00,b,objects,2026-10-01T00:00:00Z,1\n' > "$work/unk.csv"
 expect 2 "unk.csv:2:15: 'meter': unknown meter 'objects'" "$TALLY" import --ledger "$L" "$work/unk.csv"
+# each fits a row, both in one: 2^62 B-s for a second, twice in one hour,
+# is 2^63, one past what a row holds exactly
+printf 'id,tenant,resource,meter,time,end,quantity\nbig1,tenant-00,b,storage.objects.size,2026-10-01T00:00:00Z,2026-10-01T00:00:01Z,4611686018427387904\nbig2,tenant-00,b,storage.objects.size,2026-10-01T00:00:01Z,2026-10-01T00:00:02Z,4611686018427387904\n' > "$work/big.csv"
+expect 2 "big.csv:3:1: event 'big2': $L: the usage of resource" "$TALLY" import --ledger "$L" "$work/big.csv"
 n=$(sqlite3 "$L" "SELECT count(*) FROM usage_events")
 [ "$n" = 0 ] && ok "nothing booked from bad files" || bad "$n events booked from bad files"
 # the writer's lock held, as a running tallyd holds it

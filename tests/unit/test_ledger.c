@@ -1234,6 +1234,52 @@ START_TEST(test_pg_bad_input)
 }
 END_TEST
 
+/* An hour's usage past 2^63 - 1 fits no ledger row (SQLite would turn
+ * the sum into an inexact REAL, PostgreSQL's bigint overflows): a reading
+ * whose amount alone passes it, or that would take its hour's bucket past
+ * it, is refused and counted invalid, the bucket as it was; a commit that
+ * would take a row past it fails, naming 2^63, and the row keeps its exact
+ * count. Worked out by hand, H = 3 * 2^61 = 6917529027641081856. */
+START_TEST(test_usage_past_2_63_refused)
+{
+	const uint64_t H = 3ULL << 61;
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct agg_stats st;
+	struct tally_err e = { 0 };
+	struct batch b;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	batch_init(&b, "host-a");
+	b.seq = 1;
+	add(&b, "vm-1", M_CPU, T0 + 10 * NS_PER_SEC, 1000);                     /* baseline */
+	add(&b, "vm-1", M_CPU, T0 + 20 * NS_PER_SEC, 1000 + (1ULL << 63) + 5);  /* refused */
+	add(&b, "vm-1", M_CPU, T0 + 30 * NS_PER_SEC, 1500);                     /* 500 over (10, 30] */
+	add(&b, "vm-1", M_CPU, T0 + 40 * NS_PER_SEC, 1500 + H);                 /* H: 500 + H fits */
+	add(&b, "vm-1", M_CPU, T0 + 50 * NS_PER_SEC, 1500 + 2 * H);             /* 500 + 2H: refused */
+	add(&b, "vm-1", M_CPU, T0 + 60 * NS_PER_SEC, 1600 + H);                 /* 100 over (40, 60] */
+	ck_assert_msg(agg_ingest(a, &b, &e) == 0, "%s", e.msg);
+	batch_release(&b);
+	agg_get_stats(a, &st);
+	ck_assert_uint_eq(st.invalid, 2);
+	ck_assert_msg(agg_commit(a, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(cpu_total(), (int64_t)H + 600);
+	ck_assert_int_eq(sql_int(path, "SELECT sum(spanned_ns) FROM usage u JOIN meters m ON m.id = u.meter_id"
+				       " WHERE m.name = 'cpu'"), 50 * NS_PER_SEC);
+	/* the next commit's H would take the row to 2H + 600 */
+	batch_init(&b, "host-a");
+	b.seq = 2;
+	add(&b, "vm-1", M_CPU, T0 + 70 * NS_PER_SEC, 1600 + 2 * H);
+	ck_assert_msg(agg_ingest(a, &b, &e) == 0, "%s", e.msg);
+	batch_release(&b);
+	ck_assert_int_eq(agg_commit(a, &e), -ERANGE);
+	ck_assert_msg(strstr(e.msg, "2^63"), "%s", e.msg);
+	agg_close(a);
+	ck_assert_int_eq(cpu_total(), (int64_t)H + 600);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM usage u JOIN meters m ON m.id = u.meter_id"
+				       " WHERE m.name = 'cpu' AND quantity - 6917529027641082400 = 56"), 1);  /* a REAL is off by 88 */
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ledger");
@@ -1251,6 +1297,7 @@ int main(void)
 	tcase_add_test(tc, test_death_between_commits_loses_no_usage);
 	tcase_add_test(tc, test_exists_hint);
 	tcase_add_test(tc, test_series_in_any_order);
+	tcase_add_test(tc, test_usage_past_2_63_refused);
 	suite_add_tcase(s, tc);
 	if (tu_pg()) {
 		/* what only PostgreSQL has */

@@ -302,6 +302,56 @@ START_TEST(test_kind_change_refused)
 }
 END_TEST
 
+/* A counter amount past 2^63 - 1 in one reading fits no ledger row: every
+ * way a counter reading yields an amount refuses it and leaves the series
+ * as it was (its next reading counts from the last one applied). */
+START_TEST(test_amount_past_2_63_refused)
+{
+	struct series_state st;
+	struct rec r;
+	struct sample s;
+	memset(&st, 0, sizeof(st));
+	memset(&r, 0, sizeof(r));
+	memset(&s, 0, sizeof(s));
+	s.kind = SAMPLE_CUMULATIVE;
+	s.time_ns = T0 + S(1);
+	s.v.counter = 1000;
+	ck_assert_int_eq(series_apply(&st, &s, GAP, rec_emit, &r, NULL, NULL), SERIES_BASELINE);
+	/* a rise of 2^63 + 5 */
+	s.time_ns = T0 + S(2);
+	s.v.counter = 1000 + (1ULL << 63) + 5;
+	ck_assert_int_eq(series_apply(&st, &s, GAP, rec_emit, &r, NULL, NULL), SERIES_TOO_LARGE);
+	ck_assert_uint_eq(st.last.counter, 1000);
+	ck_assert_int_eq(st.last_ns, T0 + S(1));
+	/* a rise of exactly 2^63 - 1 is the largest taken */
+	s.time_ns = T0 + S(3);
+	s.v.counter = 1000 + (uint64_t)INT64_MAX;
+	ck_assert_int_eq(series_apply(&st, &s, GAP, rec_emit, &r, NULL, NULL), SERIES_DELTA);
+	ck_assert_uint_eq(row(&r, T0)->qty, (uint64_t)INT64_MAX);
+	/* a wrap near 2^64 to 2^63: (2^64 - 1 - (2^64 - 5)) + 2^63 + 1 = 2^63 + 5 */
+	st.last.counter = UINT64_MAX - 4;
+	s.time_ns = T0 + S(4);
+	s.v.counter = 1ULL << 63;
+	ck_assert_int_eq(series_apply(&st, &s, GAP, rec_emit, &r, NULL, NULL), SERIES_TOO_LARGE);
+	/* a reset to 2^63 (counted from zero) */
+	st.last.counter = UINT64_MAX - (1ULL << 41);
+	s.time_ns = T0 + S(5);
+	s.v.counter = 1ULL << 63;
+	ck_assert_int_eq(series_apply(&st, &s, GAP, rec_emit, &r, NULL, NULL), SERIES_TOO_LARGE);
+	ck_assert_int_eq(st.last_ns, T0 + S(3));
+	/* a delta reading of 2^63 */
+	memset(&st, 0, sizeof(st));
+	s.kind = SAMPLE_DELTA;
+	s.time_ns = T0 + S(6);
+	s.v.counter = 1ULL << 63;
+	ck_assert_int_eq(series_apply(&st, &s, GAP, rec_emit, &r, NULL, NULL), SERIES_TOO_LARGE);
+	ck_assert_uint_eq(st.flags, 0);
+	/* nothing but the one taken was added */
+	ck_assert_int_eq(r.n, 1);
+	ck_assert_uint_eq(row(&r, T0)->qty, (uint64_t)INT64_MAX);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("series");
@@ -309,6 +359,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_case, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_test(tc, test_gauge_ns_split);
 	tcase_add_test(tc, test_kind_change_refused);
+	tcase_add_test(tc, test_amount_past_2_63_refused);
 	tcase_add_test(tc, test_emit_failure_surfaces);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
