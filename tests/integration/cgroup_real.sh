@@ -96,8 +96,8 @@ EOC
 	read_cpu() { if [ "$cpuf" = cpu.stat ]; then awk '$1 == "usage_usec" { printf "%.0f\n", $2 * 1000 }' "$cpu_file"; else cat "$cpu_file"; fi; }
 	row=$(q "$name" "SELECT s.last_value || ' ' || s.last_ns FROM series s JOIN resources r ON r.id = s.resource_id
 	    JOIN meters m ON m.id = s.meter_id WHERE r.uuid = '$ua' AND m.name = 'cpu'")
-	now=$(date +%s%N)
 	cat_ns=$(read_cpu)
+	now=$(date +%s%N)   # after the read: starting date and cat can take a loaded host 10 ms and more
 	l=${row% *} t=${row#* }
 	awk -v l="$l" -v t="$t" -v c="$cat_ns" -v now="$now" 'BEGIN {
 		# a busy loop uses at most one CPU: c - l <= now - t (+ 10 ms of jiffies and clock)
@@ -169,8 +169,10 @@ EOC
 	[ "$alive" = 1 ] && ok "$name: A still read after B stopped" || fail "$name: A not read after B stopped"
 	kill -TERM "$pid"
 	wait "$pid" || fail "$name: tallyd exited $? after SIGTERM"
-	warn=$(grep -c "warning\|error" "$work/$name.log" || true)
-	[ "$warn" = 0 ] && ok "$name: no warning logged" || fail "$name: tallyd logged: $(grep "warning\|error" "$work/$name.log" | head -n 3)"
+	# but a step of the wall clock: this machine's own (a virtual machine
+	# paused or snapshotted by its host steps it), said as it should be
+	warn=$(grep "warning\|error" "$work/$name.log" | grep -vc "clock: the wall clock stepped" || true)
+	[ "$warn" = 0 ] && ok "$name: no warning logged" || fail "$name: tallyd logged: $(grep "warning\|error" "$work/$name.log" | grep -v "clock: the wall clock stepped" | head -n 3)"
 	kill "$pa" 2>/dev/null || true
 	ran=$((ran + 1))
 }
