@@ -229,8 +229,10 @@ class Stub:
                     os.write(self.record, text.encode())
                     os.fsync(self.record)
                 self.agents[agent] = {"last": new[-1]["seq"], "spool": spool}
-            acked = max(last, frames[-1]["seq"])
-            return 200, {"agent": agent, "acked": acked}, {}, fault == "lost"
+            # the highest seq of this request committed (schemas/batch-wire.md):
+            # all of it, now or before; never beyond it, even when the stub
+            # has later ones (an agent that lost its ack resends older seqs)
+            return 200, {"agent": agent, "acked": frames[-1]["seq"]}, {}, fault == "lost"
 
 
 def make_handler(stub):
