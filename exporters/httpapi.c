@@ -429,6 +429,13 @@ static enum MHD_Result post_refuse(struct httpd *h, const struct httpd_post *p, 
 				   const char *addr, const char *who, unsigned status, const char *why)
 {
 	post_log(h, p, addr, who, status, why);
+	static const unsigned statuses[] = PROM_REFUSAL_STATUSES;
+	for (int i = 0; i < PROM_N_REFUSAL; i++)
+		if (statuses[i] == status) {
+			pthread_mutex_lock(&h->stats_lock);
+			h->post_refused[p - h->post][i]++;
+			pthread_mutex_unlock(&h->stats_lock);
+		}
 	if (status == MHD_HTTP_TOO_MANY_REQUESTS)
 		return httpd_too_many(c, NS_PER_SEC, why);
 	return httpd_send_error(c, status, why);

@@ -297,21 +297,26 @@ static void page_put(void *cls)
 	}
 }
 
-static enum MHD_Result send_page(struct MHD_Connection *c, struct page *p, enum prom_format fmt)
+static void listener_counts(struct httpd *h, struct prom_listener *l)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
-		p->len, p->text, page_put, p);
-	if (!r) {
-		page_put(p);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-				fmt == PROM_OPENMETRICS ? PROM_OPENMETRICS_TYPE : PROM_TEXT_TYPE);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
+	struct httpgate_stats gs = { 0 };
+	if (h->gate)
+		httpgate_get_stats(h->gate, &gs);
+	pthread_mutex_lock(&h->stats_lock);
+	l->table_full = h->mhd_refused;
+	memcpy(l->refused, h->post_refused, sizeof(l->refused));
+	pthread_mutex_unlock(&h->stats_lock);
+	pthread_mutex_lock(&h->watch_lock);
+	l->swept = h->swept;
+	pthread_mutex_unlock(&h->watch_lock);
+	l->handed_over = gs.handed_over - (l->table_full < gs.handed_over ? l->table_full : gs.handed_over);
+	l->too_large = gs.refused;
+	l->timed_out = gs.timed_out;
+	l->evicted = gs.evicted;
+	l->client_closed = gs.client_closed;
+	l->accept_failures = gs.accept_failures;
+	for (int r = 0; r < 2; r++)
+		l->has_post[r] = h->post[r].hooks != NULL;
 }
 
 /* The admin page of st in format fmt with a reference for the caller:
@@ -364,11 +369,24 @@ static enum MHD_Result get_metrics(struct httpd *h, struct MHD_Connection *c, co
 	if (!st)
 		return httpd_send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no data yet: the first cycle is not committed");
 	if (w->admin) {
+		/* the snapshot's page, rendered once, and the listener's own
+		 * counts as of now */
 		struct page *p = admin_page(h, st, fmt);
 		live_put(h->store, st);
 		if (!p)
 			return httpd_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-		return send_page(c, p, fmt);
+		struct sbuf b = { 0 };
+		struct prom_listener ls = { 0 };
+		sbuf_add(&b, p->text, p->len);
+		page_put(p);
+		listener_counts(h, &ls);
+		prom_render_listener(&ls, fmt, &b);
+		if (b.oom) {
+			sbuf_release(&b);
+			return httpd_send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+		}
+		return httpd_send_buf(c, MHD_HTTP_OK, fmt == PROM_OPENMETRICS ? PROM_OPENMETRICS_TYPE : PROM_TEXT_TYPE,
+				      b.p, b.len);
 	}
 	struct sbuf b = { 0 };
 	int rc = prom_render(st, fmt, w->tenant, &b);

@@ -14,6 +14,7 @@
 
 #include "alerting.h"
 #include "httpd.h"
+#include "prom.h"
 #include "state.h"
 
 /* A rendered admin /metrics page, shared by every scrape of the same
@@ -44,6 +45,7 @@ struct httpd {
 	struct httpgate *gate;
 	pthread_mutex_t stats_lock;
 	uint64_t mhd_refused;        /* handed over but refused by libmicrohttpd (its tables full) */
+	uint64_t post_refused[2][PROM_N_REFUSAL];   /* by HTTPD_POST_* and PROM_REFUSAL_STATUSES */
 	pthread_mutex_t cache_lock;
 	struct page *page[2];        /* by enum prom_format */
 	struct live_store *store;

@@ -259,6 +259,57 @@ static void ledger_metrics(const struct live_state *st, enum prom_format fmt, st
 	sbuf_putc(b, '\n');
 }
 
+void prom_render_listener(const struct prom_listener *l, enum prom_format fmt, struct sbuf *b)
+{
+	static const char eof[] = "# EOF\n";
+	bool om = fmt == PROM_OPENMETRICS && b->len >= sizeof(eof) - 1 &&
+		  !memcmp(b->p + b->len - (sizeof(eof) - 1), eof, sizeof(eof) - 1);
+	if (om)
+		b->len -= sizeof(eof) - 1;
+	static const char *const results[] = { "handed_over", "table_full", "too_large", "timed_out", "evicted",
+					       "client_closed", "body_timed_out" };
+	const uint64_t v[] = { l->handed_over, l->table_full, l->too_large, l->timed_out, l->evicted,
+			       l->client_closed, l->swept };
+	header(b, fmt, "tally_http_connections", "counter",
+	       "Connections the HTTP listener accepted, by what became of them: handed to a handler with their"
+	       " request head whole, that handler's tables full, refused as too large, head not whole in time"
+	       " (a slow client), closed for a newer one, closed by the client; and body_timed_out: a request"
+	       " body not whole in time, shut down.");
+	for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++) {
+		sbuf_puts(b, "tally_http_connections_total{result=\"");
+		sbuf_puts(b, results[i]);
+		sbuf_puts(b, "\"} ");
+		sbuf_u64(b, v[i]);
+		sbuf_putc(b, '\n');
+	}
+	header(b, fmt, "tally_http_accept_failures", "counter",
+	       "accept() failures of the HTTP listener other than EAGAIN (EMFILE: out of file descriptors).");
+	sbuf_puts(b, "tally_http_accept_failures_total ");
+	sbuf_u64(b, l->accept_failures);
+	sbuf_putc(b, '\n');
+	static const char *const paths[] = { "/api/v1/ingest", "/api/v1/events" };
+	static const unsigned statuses[] = PROM_REFUSAL_STATUSES;
+	if (l->has_post[0] || l->has_post[1])
+		header(b, fmt, "tally_http_post_refused", "counter",
+		       "POST requests the HTTP listener refused before the aggregator saw them, by route and status"
+		       " (401 no or a wrong token, 403 a token of another role, 411/413/415 the body, 429 the"
+		       " request limit, 503 out of memory).");
+	for (int r = 0; r < 2; r++) {
+		if (!l->has_post[r])
+			continue;
+		for (int i = 0; i < PROM_N_REFUSAL; i++) {
+			char line[96];
+			snprintf(line, sizeof(line), "tally_http_post_refused_total{path=\"%s\",status=\"%u\"} ", paths[r],
+				 statuses[i]);
+			sbuf_puts(b, line);
+			sbuf_u64(b, l->refused[r][i]);
+			sbuf_putc(b, '\n');
+		}
+	}
+	if (om)
+		sbuf_puts(b, eof);
+}
+
 static void self_metrics(const struct live_state *st, enum prom_format fmt, struct sbuf *b)
 {
 	header(b, fmt, "tally_collector_duration_seconds", "gauge",

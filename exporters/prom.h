@@ -36,6 +36,21 @@ const char *prom_family(int meter, bool *counter);
 int prom_render(const struct live_state *st, enum prom_format fmt, const char *tenant,
 		struct sbuf *out);
 
+/* The HTTP listener's own counts since it started (exporters/httpd.c):
+ * what became of the connections it accepted before a handler saw their
+ * request, and the POST routes' refusals before the aggregator saw them
+ * (status: PROM_REFUSAL_STATUSES, by route: ingest, events). */
+#define PROM_REFUSAL_STATUSES { 400, 401, 403, 411, 413, 415, 429, 503 }
+#define PROM_N_REFUSAL 8
+struct prom_listener {
+	uint64_t handed_over, table_full, too_large, timed_out, evicted, client_closed, swept, accept_failures;
+	uint64_t refused[2][PROM_N_REFUSAL];
+	bool has_post[2];            /* the route is served */
+};
+/* Appends the listener's series to out (before OpenMetrics' # EOF, which
+ * it moves to the end). An operator's: the admin's page only. */
+void prom_render_listener(const struct prom_listener *l, enum prom_format fmt, struct sbuf *out);
+
 /* The format an Accept header asks for (NULL: text 0.0.4). */
 enum prom_format prom_negotiate(const char *accept);
 

@@ -122,6 +122,12 @@ closed=$(val closed_by_server "$(cat "$work/slow2")")
 wait_states
 [ "$(val CLOSE_WAIT "$states")" = 0 ] && ok "slow clients gone: nothing left open or in CLOSE-WAIT ($states)" ||
 	bad "after the slow clients left: $states"
+# an SRE sees them: the listener's counts on the admin's /metrics, at least
+# the slow heads from 300 addresses closed at their deadline above
+tout=$(curl -s -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:$PORT/metrics" |
+	sed -n 's|^tally_http_connections_total{result="timed_out"} ||p')
+[ "${tout:-0}" -ge "$closed" ] && ok "/metrics: $tout connections timed out before their head was whole (>= $closed)" ||
+	bad "/metrics: tally_http_connections_total{result=\"timed_out\"} '$tout', want >= $closed"
 
 # ---- a flood of idle connections from 1500 addresses ----
 $LOAD flood --port "$PORT" --n 1500 --hold 9 > "$work/flood" 2>&1 &

@@ -68,6 +68,14 @@ grep -q " 0 sent twice" "$work/agents.out" && bad "no request was sent twice" ||
 code=$(printf 'TLYB' | curl -s -o "$work/body" -w '%{http_code}' -H "Authorization: Bearer tok-0123456789abcdef-admin" \
 	-H 'Content-Type: application/x-tally-batch' --data-binary @- "$URL/api/v1/ingest")
 [ "$code" = 403 ] && ok "an admin's token may not ingest: 403 $(cat "$work/body")" || bad "admin token: $code"
+# the listener's own refusals, before the aggregator sees a byte: no token
+# (401), a body that is not a batch (415); one each, counted on /metrics
+code=$(printf 'TLYB' | curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/x-tally-batch' \
+	--data-binary @- "$URL/api/v1/ingest")
+[ "$code" = 401 ] && ok "no token: 401" || bad "no token: $code"
+code=$(printf 'TLYB' | curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer tok-0123456789abcdef-sim-host-0" \
+	-H 'Content-Type: text/plain' --data-binary @- "$URL/api/v1/ingest")
+[ "$code" = 415 ] && ok "a body of another type: 415" || bad "text/plain: $code"
 # /metrics: the ingest's counts and each agent's last seq and contact
 want=$(grep -o '[0-9]* batches and' "$work/agents.out" | cut -d' ' -f1)
 i=0
@@ -84,6 +92,14 @@ taken=$(sed -n 's/^tally_ingest_batches_total{result="taken"} //p' "$work/metric
 	bad "/metrics: batches taken '$taken', the agents had $want acknowledged"
 grep -q '^tally_ingest_requests_total{status="409"} [1-9]' "$work/metrics" && ok "/metrics counts the 409s" ||
 	bad "/metrics: $(grep tally_ingest_requests "$work/metrics")"
+for st in 401 415; do
+	n=$(sed -n "s|^tally_http_post_refused_total{path=\"/api/v1/ingest\",status=\"$st\"} ||p" "$work/metrics")
+	[ "$n" = 1 ] && ok "/metrics: the listener's $st on /api/v1/ingest counted once" ||
+		bad "/metrics: the listener's $st on /api/v1/ingest: '$n', want 1"
+done
+h=$(sed -n 's|^tally_http_connections_total{result="handed_over"} ||p' "$work/metrics")
+[ "${h:-0}" -gt 0 ] && ok "/metrics: $h connections handed over by the listener" ||
+	bad "/metrics: no tally_http_connections_total{result=\"handed_over\"}"
 grep -q '^tally_agent_last_contact_timestamp_seconds{agent="quiet-host"}' "$work/metrics" &&
 	bad "an agent never heard has a last contact" || ok "an agent never heard has no last contact on /metrics"
 if command -v promtool >/dev/null; then
