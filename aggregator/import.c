@@ -145,19 +145,18 @@ static int resource_of(struct import_writer *w, const struct import_event *ev, i
 	struct held *h = held_get(w, ev->resource, &at, e, &rc);
 	if (rc)
 		return rc;
-	if (h && strcmp(h->r.meta.tenant, ev->tenant))
+	/* its tenant: the writer's, or for a resource unknown to it the
+	 * ledger's row (on PostgreSQL another aggregator may have written it) */
+	char tenant[sizeof(((struct resource_meta){ 0 }).tenant)];
+	bool found = h != NULL;
+	if (h)
+		str_copy(tenant, h->r.meta.tenant, sizeof(tenant));
+	else if ((rc = ledger_resource_tenant(w->l, ev->resource, &found, tenant, sizeof(tenant), e)))
+		return rc;
+	if (found && strcmp(tenant, ev->tenant))
 		return err_set(e, -EINVAL, "%s: resource '%s' belongs to tenant '%s', not '%s'", ev->where, ev->resource,
-			       h->r.meta.tenant[0] ? h->r.meta.tenant : "(none)", ev->tenant);
+			       tenant[0] ? tenant : "(none)", ev->tenant);
 	if (!h) {
-		/* unknown to this writer; on PostgreSQL another aggregator may
-		 * have written it, whose tenant counts as well */
-		char tenant[sizeof(((struct resource_meta){ 0 }).tenant)];
-		bool found;
-		if ((rc = ledger_resource_tenant(w->l, ev->resource, &found, tenant, sizeof(tenant), e)))
-			return rc;
-		if (found && strcmp(tenant, ev->tenant))
-			return err_set(e, -EINVAL, "%s: resource '%s' belongs to tenant '%s', not '%s'", ev->where,
-				       ev->resource, tenant[0] ? tenant : "(none)", ev->tenant);
 		if (vec_reserve((void **)&w->v, &w->cap, w->n + 1, sizeof(*w->v), 64))
 			return err_set(e, -ENOMEM, "out of memory");
 		memmove(&w->v[at + 1], &w->v[at], (w->n - at) * sizeof(*w->v));
@@ -310,10 +309,8 @@ int import_writer_book(struct import_writer *w, const char *source, struct impor
 		if ((rc = book(l, ev, rid, w->meter_ids[ev->meter], r, e))) {
 			if (rc == -ERANGE) {
 				/* its hour's row would pass 2^63 - 1 (ledger.h) */
-				char why[sizeof(e->msg)];
-				snprintf(why, sizeof(why), "%s", e->msg);
 				*bad = i;
-				err_set(e, rc, "%s: event '%s': %s", ev->where, ev->id, why);
+				err_prefix(e, "%s: event '%s'", ev->where, ev->id);
 			}
 			return rc;
 		}

@@ -940,12 +940,9 @@ static int flush(struct pg_ledger *l, struct tally_err *e)
 		struct pgnum n;
 		const char *p[] = { pgn_i64(&n, round) };
 		PGresult *r = pgc_query(&l->pc, merge_usage, 1, p, "cannot write usage", e);
-		if (!r && e && e->code == -ERANGE) {
-			char why[sizeof(e->msg)];
-			snprintf(why, sizeof(why), "%s", e->msg);
-			return err_set(e, -ERANGE, "the usage of a (resource, meter, hour) row would pass 2^63 - 1"
-				       " base units: refused, the transaction rolled back (%s)", why);
-		}
+		if (!r && e && e->code == -ERANGE)
+			return err_prefix(e, "the usage of a (resource, meter, hour) row would pass 2^63 - 1 base"
+					  " units: refused, the transaction rolled back");
 		if (!r)
 			return e ? e->code : -EIO;
 		PQclear(r);
