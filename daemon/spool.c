@@ -620,8 +620,11 @@ int spool_open(struct spool **out, const char *dir, const char *agent, const str
 		DIR *d = fdopendir(dup(s->dirfd));
 		struct dirent *de;
 		int other = 0;
+		/* the lock, and an identity whose making a crash cut before its
+		 * rename (nothing was spooled yet: it is made again) */
 		while (d && (de = readdir(d)))
-			if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, "lock"))
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, "lock") &&
+			    strcmp(de->d_name, "identity.tmp"))
 				other = 1;
 		if (d)
 			closedir(d);

@@ -303,6 +303,17 @@ START_TEST(identity_and_lock)
 	spit(path, "tally spool 1\nagent host-a\n", 27);
 	ck_assert_int_eq(spool_open(&sp, sd, "host-a", NULL, NULL, &e), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(e.msg, "identity"));
+	/* a crash while the spool was made: its lock and a half-written
+	 * identity.tmp, nothing spooled: made again, not refused for ever */
+	snprintf(path, sizeof(path), "%s/torn", dir);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	snprintf(sd, sizeof(sd), "%s/torn/lock", dir);
+	spit(sd, "", 0);
+	snprintf(sd, sizeof(sd), "%s/torn/identity.tmp", dir);
+	spit(sd, "tally spo", 9);
+	ck_assert_msg(spool_open(&sp, path, "host-a", NULL, &rep, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(rep.created, 1);
+	spool_close(sp);
 	/* a parent that does not exist */
 	snprintf(path, sizeof(path), "%s/no/such", dir);
 	ck_assert_int_eq(spool_open(&sp, path, "host-a", NULL, NULL, &e), -ENOENT);
