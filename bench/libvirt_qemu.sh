@@ -310,6 +310,7 @@ run_agent() { # NAME: start it, warm up, measure a window, stop it; prints "agen
 	esac
 	apid=$!
 	sleep 6
+	kill -0 "$apid" 2>/dev/null || die "$1 stopped at its start: $(tail -5 "$work/$1.log" "$work/cd/out" "$work/cd/collectd.log" "$work/exp.log" 2>/dev/null)"
 	if [ "$1" = exporter ]; then
 		# one scrape a second, as a Prometheus with scrape_interval 1s
 		: > "$work/scrapes"

@@ -38,6 +38,7 @@ snmpd
 snmp
 iputils-ping
 collectd-core
+libprotobuf-c1
 mandoc
 groff-base
 man-db
@@ -60,9 +61,11 @@ clang
 libclang-rt-14-dev
 "
 # `deps.sh vm`: also what make check-vm needs (tests/vm: QEMU, libvirtd, a
-# static build of the guest's load generator, the initramfs tools)
+# static build of the guest's load generator, the initramfs tools), and what
+# bench/libvirt_qemu.sh compares with on those guests
 [ "${1:-}" = vm ] && PKGS="$PKGS qemu-system-x86 qemu-utils libvirt-daemon
-libvirt-daemon-driver-qemu gcc libc6-dev cpio iproute2 procps xz-utils"
+libvirt-daemon-driver-qemu gcc libc6-dev cpio iproute2 procps xz-utils
+prometheus-libvirt-exporter"
 missing=""
 for p in $PKGS; do
 	s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
