@@ -659,6 +659,31 @@ START_TEST(test_exists_hint)
 	ck_assert_int_eq(sql_int(path, "SELECT last_value FROM series WHERE kind = 'cumulative'"
 				       " AND flags = 3"), 90);
 	ck_assert_int_eq(sql_int(path, "SELECT last_ns FROM series"), T0 + NS_PER_SEC);
+
+	/* A commit whose rows are each written once, hinted there, one of
+	 * each right (vda) and one wrong (vdb): vda 12 + 1, vdb 3; both
+	 * series with their new readings. */
+	ck_assert_int_eq(ledger_open(&l, path, &e), 0);
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	u.qty = 1;
+	u.samples = 1;
+	ck_assert_int_eq(ledger_add_usage(l, &u, &e), 0);
+	u.device = "vdb";
+	u.qty = 3;
+	ck_assert_int_eq(ledger_add_usage(l, &u, &e), 0);
+	sr.last_counter = 100;
+	ck_assert_int_eq(ledger_put_series(l, &sr, &e), 0);
+	sr.device = "vdb";
+	sr.last_counter = 8;
+	ck_assert_int_eq(ledger_put_series(l, &sr, &e), 0);
+	ck_assert_int_eq(ledger_commit(l, &e), 0);
+	ledger_close(l);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage WHERE device = 'vda'"), 13);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage WHERE device = 'vdb'"), 3);
+	ck_assert_int_eq(sql_int(path, "SELECT samples FROM usage WHERE device = 'vdb'"), 1);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM series"), 2);
+	ck_assert_int_eq(sql_int(path, "SELECT last_value FROM series WHERE device = 'vda'"), 100);
+	ck_assert_int_eq(sql_int(path, "SELECT last_value FROM series WHERE device = 'vdb'"), 8);
 }
 END_TEST
 
