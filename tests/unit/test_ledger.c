@@ -1259,6 +1259,61 @@ START_TEST(test_pg_bad_input)
 }
 END_TEST
 
+/* The precheck of an hour (does it hold what the last commit recorded?)
+ * runs on a second connection, beside the commit's merges; a writer that
+ * cannot have one (a role limited to one connection) asks it on its only
+ * connection, and finds a change from outside all the same: the change
+ * of test_chain_keeps_a_change_the_writer_found, made twice, once by each. */
+static int64_t prechecks_open(void)
+{
+	return sql_int(path, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tallyd precheck'");
+}
+
+START_TEST(test_pg_precheck_connection)
+{
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct tally_err e = { 0 };
+	struct ledger_verify v;
+	char role[64], loc[1400], sqlbuf[600];
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	commit_cpu(a, 1, 600, 1000);
+	commit_cpu(a, 2, 1200, 7000);
+	ck_assert_int_eq(prechecks_open(), 1);
+	agg_close(a);
+	ck_assert_int_eq(prechecks_open(), 0);
+	sql(path, "UPDATE usage SET quantity = 1 WHERE hour_ns = 1790812800000000000");
+
+	snprintf(role, sizeof(role), "tally_one_%ld", (long)getpid());
+	const char *schema = strstr(path, "%3D") + 3;
+	snprintf(sqlbuf, sizeof(sqlbuf), "DROP ROLE IF EXISTS %s; CREATE ROLE %s LOGIN CONNECTION LIMIT 1;"
+		 " GRANT USAGE ON SCHEMA %s TO %s; GRANT ALL ON ALL TABLES IN SCHEMA %s TO %s;"
+		 " GRANT ALL ON ALL SEQUENCES IN SCHEMA %s TO %s", role, role, schema, role, schema, role, schema, role);
+	sql(path, sqlbuf);
+	snprintf(loc, sizeof(loc), "%s&user=%s", path, role);
+	ac.ledger_path = loc;
+	ck_assert_msg(agg_open(&a, &ac, &e) == 0, "%s", e.msg);
+	commit_cpu(a, 3, 1800, 8000);        /* chain 3: hour 0 again, sealing 1 + 1000 */
+	ck_assert_int_eq(prechecks_open(), 0);
+	agg_close(a);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 1001);
+	ck_assert_int_eq(sql_int(path, "SELECT altered FROM chain_hours WHERE commit_id = 3"), 2);
+
+	/* and the owner's writer, with its second connection, finds the next */
+	sql(path, "UPDATE usage SET quantity = 2 WHERE hour_ns = 1790812800000000000");
+	ac.ledger_path = path;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	commit_cpu(a, 4, 2400, 8500);        /* chain 4: 2 + 500 */
+	agg_close(a);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 502);
+	ck_assert_int_eq(sql_int(path, "SELECT altered FROM chain_hours WHERE commit_id = 4"), 3);
+	ck_assert_int_eq(verify(&v), 2);
+	ck_assert_int_eq(v.bad_commit, 2);
+	snprintf(sqlbuf, sizeof(sqlbuf), "DROP OWNED BY %s; DROP ROLE %s", role, role);
+	sql(path, sqlbuf);
+}
+END_TEST
+
 /* An hour's usage past 2^63 - 1 fits no ledger row (SQLite would turn
  * the sum into an inexact REAL, PostgreSQL's bigint overflows): a reading
  * whose amount alone passes it, or that would take its hour's bucket past
@@ -1335,6 +1390,7 @@ int main(void)
 		tcase_add_test(pg, test_pg_agent_fails_over);
 		tcase_add_test(pg, test_pg_migrates_version_1);
 		tcase_add_test(pg, test_pg_bad_input);
+		tcase_add_test(pg, test_pg_precheck_connection);
 		suite_add_tcase(s, pg);
 	} else {
 		/* what only an SQLite file has: its bytes, its lock file */
