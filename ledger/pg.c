@@ -125,8 +125,6 @@ static void cb_i64(struct copybuf *c, int64_t v, char end)
 	int n = snprintf(t, sizeof(t), "%lld%c", (long long)v, end);
 	cb_put(c, t, (size_t)n);
 }
-
-/* %.17g: the double back exactly (float8in rounds correctly). */
 static void cb_f64(struct copybuf *c, double v, char end)
 {
 	char t[40];
@@ -206,6 +204,12 @@ static int key_times(struct keyset *k, const void *key, size_t len)
 	uint64_t h = 1469598103934665603ULL;
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ ((const unsigned char *)key)[i]) * 1099511628211ULL;
+	/* FNV-1a's low bits, which pick the slot, depend on the low bits of
+	 * each byte only: keys that differ in a byte's high bits (ids past
+	 * 255) fell into long runs of slots. Mixed down from the high ones: */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
 	if (k->n + 1 > (k->mask + 1) / 2) {
 		size_t cap = k->mask ? (k->mask + 1) * 2 : 4096;
 		uint32_t *slot = fault_calloc(cap, sizeof(*slot));
