@@ -119,12 +119,24 @@ static void cb_put(struct copybuf *c, const char *s, size_t n)
 	c->n += n;
 }
 
+/* An integer in decimal, written from the right (snprintf was a third of
+ * the time a commit of 100,000 series spends in this process). */
 static void cb_i64(struct copybuf *c, int64_t v, char end)
 {
 	char t[24];
-	int n = snprintf(t, sizeof(t), "%lld%c", (long long)v, end);
-	cb_put(c, t, (size_t)n);
+	size_t i = sizeof(t);
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	t[--i] = end;
+	do {
+		t[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		t[--i] = '-';
+	cb_put(c, t + i, sizeof(t) - i);
 }
+
+/* %.17g: the double back exactly (float8in rounds correctly). */
 static void cb_f64(struct copybuf *c, double v, char end)
 {
 	char t[40];
