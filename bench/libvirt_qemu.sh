@@ -386,10 +386,11 @@ for tool in $tools; do
 				f = c == 3 || c == 7 ? "%.1f (%.1f..%.1f) " : "%.0f (%.0f..%.0f) "; printf f, m, a[1], a[NR] }'
 	done | awk -v t="$tool" '{ printf "%-19s agent %s %s  libvirtd %s %s  qemu %s %s  host %s %s  aggregator %s %s\n", t, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }'
 done | tee "$work/med"
-awk '{ a[$1] = $3; h[$1] = $12 } END {
+# a ratio only to a peer that ran (TOOLS may leave one out)
+awk 'function r(x, y) { return (y in a) && a[y] > 0 && h[y] > 0 ? sprintf("agent %.3fx, host %.3fx", a[x] / a[y], h[x] / h[y]) : "not run" }
+	{ a[$1] = $3; h[$1] = $12 } END {
 	for (t in a) if (t ~ /^(tallyd|agent)/)
-		printf "%s / collectd: agent %.3fx, host %.3fx;  %s / exporter: agent %.3fx, host %.3fx\n",
-			t, a[t] / a["collectd"], h[t] / h["collectd"], t, a[t] / a["exporter"], h[t] / h["exporter"] }' "$work/med" | sort
+		printf "%s / collectd: %s;  %s / exporter: %s\n", t, r(t, "collectd"), t, r(t, "exporter") }' "$work/med" | sort
 echo
 echo "== per round, the ratio to collectd in the same round (agent, host): the host's speed drifts"
 echo "   with other load between rounds, less within one; their medians"
