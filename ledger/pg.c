@@ -453,6 +453,9 @@ static void hexs(const unsigned char *b, size_t n, char *out)
 }
 
 #define USAGE_COLS "resource_id, meter_id, device, hour_ns, quantity, quantity_real, spanned_ns, covered_ns, samples"
+/* A series row, in row_series's order. */
+#define SERIES_COLS \
+	"resource_id, meter_id, device, agent, last_ns, origin_ns, kind, last_value, last_value_real, flags"
 
 static int seal_upgrade(struct pg_ledger *l, struct tally_err *e)
 {
@@ -564,9 +567,9 @@ static int ensure(struct pg_ledger *l, struct tally_err *e)
 
 /* A commit sorts each hour it writes twice, for the chain's digests
  * (digest_sql, pre_sql: every row of the hour, in key order): with the
- * server's default work_mem (4 MB) an hour of 100,000 rows is sorted on
- * disk, and that was a sixth of such a commit. 64 MB sorts an hour of
- * about 300,000 rows in memory; a larger one spills, slower, not wrong. */
+ * server's default work_mem (4 MB) an hour of 100,000 rows was sorted on
+ * disk (8 MB, external merge). 64 MB sorts an hour of about 300,000 rows
+ * in memory; a larger one spills, slower, not wrong. */
 static const char begin_sql[] = "BEGIN; SET LOCAL work_mem = '64MB'";
 
 static int pg_begin(struct ledger *lb, struct tally_err *e)
@@ -790,12 +793,9 @@ out:
 static struct pgc *pre_conn(struct pg_ledger *l)
 {
 	struct tally_err ignore = { 0 };
-	if (l->side_failed)
-		return &l->pc;
-	if (!l->side.c && pgc_connect(&l->side, l->pc.location, "tallyd precheck", &ignore))
-		l->side_failed = true;
-	else if (pgc_ensure(&l->side, &ignore))
-		l->side_failed = true;
+	if (!l->side_failed)
+		l->side_failed = l->side.c ? pgc_ensure(&l->side, &ignore) != 0
+					   : pgc_connect(&l->side, l->pc.location, "tallyd precheck", &ignore) != 0;
 	return l->side_failed ? &l->pc : &l->side;
 }
 
@@ -965,9 +965,7 @@ static const char merge_usage[] =
 /* with a series written twice in the commit: the last one (%s: the
  * DISTINCT ON, the WHERE and the ORDER BY, or nothing) */
 static const char merge_series[] =
-	"INSERT INTO series (resource_id, meter_id, device, agent, last_ns, origin_ns, kind, last_value,"
-	" last_value_real, flags) SELECT %s resource_id, meter_id,"
-	" device, agent, last_ns, origin_ns, kind, last_value, last_value_real, flags FROM tally_stage_series %s %s"
+	"INSERT INTO series (" SERIES_COLS ") SELECT %s " SERIES_COLS " FROM tally_stage_series %s %s"
 	" ON CONFLICT (resource_id, meter_id, device, agent) DO UPDATE SET last_ns = excluded.last_ns,"
 	" origin_ns = excluded.origin_ns, kind = excluded.kind, last_value = excluded.last_value,"
 	" last_value_real = excluded.last_value_real, flags = excluded.flags";
@@ -978,8 +976,8 @@ static const char merge_series[] =
  * INSERT ... ON CONFLICT DO UPDATE also locks each row it updates, which
  * is another WAL record a row (a commit of 100,000 series: those two
  * merges 12 and 18 % faster, its COMMIT's flush half as long). The join
- * is kept to the index (no hash join over a whole
- * table whose size is the ledger's, not the commit's). A hint that was
+ * is kept to the index (no hash join over a whole table, whose size is
+ * the ledger's, not the commit's). A hint that was
  * wrong (fewer rows updated than staged as known) is made good by
  * inserting the known rows that are not there; the commit lock keeps
  * every other writer out between the two, so what is missing after the
@@ -1000,9 +998,7 @@ static const char update_series[] =
 	" last_value_real = s.last_value_real, flags = s.flags FROM tally_stage_series s WHERE s.known"
 	" AND d.resource_id = s.resource_id AND d.meter_id = s.meter_id AND d.device = s.device AND d.agent = s.agent";
 static const char insert_series_known[] =
-	"INSERT INTO series (resource_id, meter_id, device, agent, last_ns, origin_ns, kind, last_value,"
-	" last_value_real, flags) SELECT resource_id, meter_id, device, agent, last_ns, origin_ns, kind, last_value,"
-	" last_value_real, flags FROM tally_stage_series WHERE known"
+	"INSERT INTO series (" SERIES_COLS ") SELECT " SERIES_COLS " FROM tally_stage_series WHERE known"
 	" ON CONFLICT (resource_id, meter_id, device, agent) DO NOTHING";
 
 static const char merge_events[] =
@@ -1018,20 +1014,18 @@ static int usage_failed(struct tally_err *e)
 	return e ? e->code : -EIO;
 }
 
-/* The known rows of sql's table by update_sql, then those the hint was
- * wrong about by insert_sql; known: how many were staged. */
+/* The known rows of a table by update_sql, then those the hint was
+ * wrong about by insert_sql; known: how many were staged. 0 or an errno. */
 static int merge_known(struct pg_ledger *l, const char *update_sql, const char *insert_sql, int64_t known,
 		       const char *what, struct tally_err *e)
 {
 	PGresult *r = pgc_query(&l->pc, update_sql, 0, NULL, what, e);
+	if (r && strtoll(PQcmdTuples(r), NULL, 10) != known) {
+		PQclear(r);
+		r = pgc_query(&l->pc, insert_sql, 0, NULL, what, e);
+	}
 	if (!r)
-		return -1;
-	int64_t done = strtoll(PQcmdTuples(r), NULL, 10);
-	PQclear(r);
-	if (done == known)
-		return 0;
-	if (!(r = pgc_query(&l->pc, insert_sql, 0, NULL, what, e)))
-		return -1;
+		return e ? e->code : -EIO;
 	PQclear(r);
 	return 0;
 }
@@ -1050,7 +1044,8 @@ static int flush(struct pg_ledger *l, struct tally_err *e)
 	    (l->res.rows && (rc = pgc_exec(&l->pc, merge_descriptions, "cannot write resources", e))))
 		return rc;
 	bool series_known = l->skn && l->skeys.most == 1;
-	if ((l->ukn || series_known) && (rc = pgc_exec(&l->pc, join_by_index, "cannot write usage", e)))
+	bool by_index = l->ukn || series_known;
+	if (by_index && (rc = pgc_exec(&l->pc, join_by_index, "cannot plan the merges", e)))
 		return rc;
 	if (l->ukn && merge_known(l, update_usage, insert_usage_known, l->ukn, "cannot write usage", e))
 		return usage_failed(e);
@@ -1062,10 +1057,9 @@ static int flush(struct pg_ledger *l, struct tally_err *e)
 			return usage_failed(e);
 		PQclear(r);
 	}
-	if (series_known &&
-	    merge_known(l, update_series, insert_series_known, l->skn, "cannot write series state", e))
-		return e ? e->code : -EIO;
-	if ((l->ukn || series_known) && (rc = pgc_exec(&l->pc, join_any, "cannot write usage", e)))
+	if ((series_known &&
+	     (rc = merge_known(l, update_series, insert_series_known, l->skn, "cannot write series state", e))) ||
+	    (by_index && (rc = pgc_exec(&l->pc, join_any, "cannot plan the merges", e))))
 		return rc;
 	char ms[sizeof(merge_series) + 160];
 	bool dup = l->skeys.most > 1;
@@ -1590,8 +1584,7 @@ static int row_series(void *ctx, const PGresult *r, int i)
 
 static int pg_load_series(struct ledger *lb, ledger_series_fn fn, void *ctx, struct tally_err *e)
 {
-	return load(L(lb), "SELECT resource_id, meter_id, device, agent, last_ns, origin_ns, kind, last_value,"
-		    " last_value_real, flags FROM series", row_series, (void *)fn, ctx, "cannot read series", e);
+	return load(L(lb), "SELECT " SERIES_COLS " FROM series", row_series, (void *)fn, ctx, "cannot read series", e);
 }
 
 static int row_agent(void *ctx, const PGresult *r, int i)
