@@ -1,7 +1,12 @@
 /*
  * sqlite_reader.c: the ledger's read interface on SQLite (reader.h,
  * through backend.h): the queries behind the usage report, the rating, the
- * SLA and the data's age.
+ * SLA and the data's age, in one read transaction for the reader's life
+ * (one snapshot from its first read, as pg_reader.c's: a rating reads the
+ * resources, then the usage, and must not find usage of a resource that
+ * was committed in between). The ledger is in WAL mode: tallyd goes on
+ * committing meanwhile; a checkpoint cannot pass the reader's snapshot
+ * until it closes.
  */
 #include "backend.h"
 #include "fault.h"
@@ -39,6 +44,12 @@ int sq_reader_open(const char *path, struct ledger_reader **out, struct tally_er
 	r->base.be = &ledger_sqlite_backend;
 	str_copy(r->path, path, sizeof(r->path));
 	if ((rc = ledger_ro_open(path, &r->db, e))) {
+		free(r);
+		return rc;
+	}
+	if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = failed(r, "(cannot begin)", e);
+		sqlite3_close(r->db);
 		free(r);
 		return rc;
 	}

@@ -1348,6 +1348,71 @@ START_TEST(test_pg_precheck_connection)
 }
 END_TEST
 
+/* A reader's cpu rows over [T0, T0 + 4 h): how many, and their sum. */
+struct usum {
+	int64_t rows, total;
+};
+
+static int usum_row(void *ctx, const struct ledger_usage_row *u)
+{
+	struct usum *s = ctx;
+	ck_assert_int_eq(u->qty.type, LEDGER_QTY_INT);
+	s->rows++;
+	s->total += u->qty.i;
+	return 0;
+}
+
+static struct usum read_cpu(struct ledger_reader *r)
+{
+	struct usum s = { 0, 0 };
+	struct tally_err e = { 0 };
+	ck_assert_msg(ledger_read_usage(r, T0, T0 + 4 * NS_PER_HOUR, usum_row, &s, &e) == 0, "%s", e.msg);
+	return s;
+}
+
+/* A reader reads the ledger as one snapshot, read after read, whatever is
+ * committed or changed meanwhile; its usage rows come in any order (on
+ * PostgreSQL, hour by hour as the table holds them) and are exactly the
+ * period's. Readings of vm-1's cpu counter: 1000 at 600 s, 3000 at
+ * 1200 s, 10000 at 3 h 20 min: 9000 over hours 0 - 3, four rows; then
+ * 13000 at 3 h 40 min: 3000 more in hour 3. */
+START_TEST(test_reader_one_snapshot)
+{
+	struct aggregator *a;
+	struct agg_config ac = { .ledger_path = path };
+	struct ledger_reader *r, *later;
+	struct tally_err e = { 0 };
+	struct usum u;
+	ck_assert_int_eq(agg_open(&a, &ac, &e), 0);
+	commit_cpu(a, 1, 600, 1000);
+	commit_cpu(a, 2, 1200, 3000);
+	commit_cpu(a, 3, 3 * 3600 + 1200, 10000);
+	ck_assert_msg(ledger_reader_open(path, &r, &e) == 0, "%s", e.msg);
+	u = read_cpu(r);
+	ck_assert_int_eq(u.rows, 4);
+	ck_assert_int_eq(u.total, 9000);
+
+	/* hour 3 gains 3000; hour 0 is changed behind tally's back */
+	commit_cpu(a, 4, 3 * 3600 + 2400, 13000);
+	sql(path, "UPDATE usage SET quantity = quantity + 5 WHERE hour_ns = 1790812800000000000");
+	u = read_cpu(r);
+	ck_assert_int_eq(u.rows, 4);
+	ck_assert_int_eq(u.total, 9000);
+	ck_assert_msg(ledger_reader_open(path, &later, &e) == 0, "%s", e.msg);
+	u = read_cpu(later);
+	ck_assert_int_eq(u.rows, 4);
+	ck_assert_int_eq(u.total, 12005);
+	/* the hours' bounds: [T0 + 1 h, T0 + 3 h) is hours 1 and 2 only */
+	struct usum mid = { 0, 0 };
+	ck_assert_msg(ledger_read_usage(later, T0 + NS_PER_HOUR, T0 + 3 * NS_PER_HOUR, usum_row, &mid, &e) == 0, "%s",
+		      e.msg);
+	ck_assert_int_eq(mid.rows, 2);
+	ledger_reader_close(later);
+	ledger_reader_close(r);
+	agg_close(a);                /* its clean stop's checkpoint waits for no reader */
+}
+END_TEST
+
 /* An hour's usage past 2^63 - 1 fits no ledger row (SQLite would turn
  * the sum into an inexact REAL, PostgreSQL's bigint overflows): a reading
  * whose amount alone passes it, or that would take its hour's bucket past
@@ -1401,6 +1466,7 @@ int main(void)
 	TCase *tc = tcase_create("ledger");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_chain_names_the_batch);
+	tcase_add_test(tc, test_reader_one_snapshot);
 	tcase_add_test(tc, test_chain_keeps_a_change_the_writer_found);
 	tcase_add_test(tc, test_duplicate_batch_counts_once);
 	tcase_add_test(tc, test_agent_seq_must_follow);
