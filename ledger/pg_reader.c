@@ -200,9 +200,14 @@ int pg_read_usage(struct ledger_reader *rb, int64_t from_ns, int64_t to_ns, ledg
 		  struct tally_err *e)
 {
 	/* the rows of series the aggregator keeps (every row it writes has
-	 * one), in the primary key's order, as sqlite_reader.c reads them: one
-	 * index range scan per series, whatever the planner's statistics say
-	 * (a sort of a month's rows would cost three times the reading). A
+	 * one), in no particular order: one scan of the period's rows (the
+	 * table, or the hour index's range when the period is a small part of
+	 * it) against a hash of the series; the planner is kept from a nested
+	 * loop. Not one primary-key range per series as sqlite_reader.c reads
+	 * them: SQLite's table is kept in key order, PostgreSQL's in the order
+	 * the rows were written, hour by hour, so a series' month is on 744
+	 * pages, each page visited once per series on it (docs/ledger.md: a
+	 * month of 1000 VMs took 13 - 18 s that way, 5 - 8 s by the scan). A
 	 * month is millions of rows: they stream as COPY's binary format,
 	 * parsed here, without a result set per batch of rows. */
 	struct pg_reader *r = R(rb);
@@ -212,11 +217,11 @@ int pg_read_usage(struct ledger_reader *rb, int64_t from_ns, int64_t to_ns, ledg
 	char *msg = NULL;
 	int rc = 0, n, header = 1;
 	snprintf(sql, sizeof(sql), "COPY (SELECT u.resource_id, u.meter_id, u.hour_ns, u.quantity, u.quantity_real,"
-		 " u.covered_ns, u.spanned_ns, u.device"
-		 " FROM (SELECT DISTINCT resource_id, meter_id, device FROM series ORDER BY 1, 2, 3) s"
-		 " CROSS JOIN LATERAL (SELECT * FROM usage x WHERE x.resource_id = s.resource_id"
-		 " AND x.meter_id = s.meter_id AND x.device = s.device AND x.hour_ns >= %lld AND x.hour_ns < %lld"
-		 " ORDER BY x.hour_ns) u) TO STDOUT (FORMAT binary)", (long long)from_ns, (long long)to_ns);
+		 " u.covered_ns, u.spanned_ns, u.device FROM usage u WHERE u.hour_ns >= %lld AND u.hour_ns < %lld"
+		 " AND (u.resource_id, u.meter_id, u.device) IN (SELECT resource_id, meter_id, device FROM series))"
+		 " TO STDOUT (FORMAT binary)", (long long)from_ns, (long long)to_ns);
+	if ((rc = pgc_exec(&r->pc, "SET enable_nestloop = off; SET enable_mergejoin = off", "cannot read usage", e)))
+		return rc;
 	PGresult *res = PQexec(r->pc.c, sql);
 	if (!res || PQresultStatus(res) != PGRES_COPY_OUT) {
 		rc = pgc_fail(&r->pc, res, "cannot read usage", e);
@@ -277,6 +282,8 @@ int pg_read_usage(struct ledger_reader *rb, int64_t from_ns, int64_t to_ns, ledg
 			rc = pgc_fail(&r->pc, res, "cannot read usage", e);
 		PQclear(res);
 	}
+	if (!rc)
+		rc = pgc_exec(&r->pc, "RESET enable_nestloop; RESET enable_mergejoin", "cannot read usage", e);
 	return rc;
 }
 

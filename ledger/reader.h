@@ -83,9 +83,11 @@ struct ledger_qty {
  * a backend reading millions of rows need not format each. */
 const char *ledger_qty_text(const struct ledger_qty *q, char *buf, size_t len);
 
-/* Every usage row with hour_ns in [from_ns, to_ns), series by series
- * (one primary-key range seek per (resource, meter, device): exactly the
- * period's rows, in key order). */
+/* Every usage row with hour_ns in [from_ns, to_ns) of a series the
+ * ledger keeps, in the order the backend reads them fastest: SQLite's
+ * series by series in key order (its table is kept in key order),
+ * PostgreSQL's in the order its table holds them (hour by hour, as they
+ * were written). A caller must not depend on the order. */
 struct ledger_usage_row {
 	int64_t resource_id, meter_id, hour_ns;
 	struct ledger_qty qty;
