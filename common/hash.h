@@ -1,6 +1,7 @@
 /*
  * hash.h: the one string hash of the tree, FNV-1a (32 and 64 bits), for
- * the open-addressing tables and the short digests that name things. The
+ * the open-addressing tables and the short digests that name things, and
+ * the finaliser that spreads it over a table's slots (hash_mix64). The
  * values are FNV-1a's own, so a table keyed or a name made with them is
  * the same as before they were gathered here. Not for anything a hostile
  * input could aim at where it matters: tables that take outside keys bound
@@ -52,6 +53,18 @@ static inline uint64_t hash_fnv64_str(uint64_t h, const char *s)
 static inline uint64_t hash_fnv64_word(uint64_t h, uint32_t v)
 {
 	return (h ^ v) * 0x100000001b3ULL;
+}
+
+/* A 64-bit finaliser for a table's slot, taken from a hash's low bits:
+ * FNV's low bits depend only on the low bits of what was hashed (ids past
+ * 255 in a byte-wise key, or small integers, fall into long probe runs
+ * without it). The first half of MurmurHash3's fmix64. */
+static inline uint64_t hash_mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
 }
 
 static inline uint32_t hash_fnv32_word(uint32_t h, uint32_t v)

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "fault.h"
+#include "hash.h"
 
 struct itab {
 	uint32_t *slot;              /* idx + 1, 0: empty */
@@ -27,16 +28,6 @@ struct itab {
 
 typedef int (*itab_eq_fn)(const void *ctx, uint32_t idx, const void *key);
 typedef uint64_t (*itab_hash_fn)(const void *ctx, uint32_t idx);
-
-/* A 64-bit finaliser: the table's slots come from the low bits of a hash,
- * which FNV spreads poorly. */
-static inline uint64_t itab_mix(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return h;
-}
 
 /* size: a power of two. Returns 0 or -ENOMEM. */
 static inline int itab_init(struct itab *t, size_t size)
@@ -66,7 +57,7 @@ static inline void itab_release(struct itab *t)
  * or the empty one where it belongs (then *slot is 0). */
 static inline uint32_t *itab_find(const void *ctx, struct itab *t, uint64_t h, itab_eq_fn eq, const void *key)
 {
-	size_t i = (size_t)itab_mix(h) & t->mask;
+	size_t i = (size_t)hash_mix64(h) & t->mask;
 	for (;;) {
 		uint32_t *s = &t->slot[i];
 		if (*s == 0 || eq(ctx, *s - 1, key))
@@ -89,7 +80,7 @@ static inline int itab_put(const void *ctx, struct itab *t, uint32_t *slot, uint
 	for (size_t i = 0; i <= t->mask; i++) {
 		if (!t->slot[i])
 			continue;
-		size_t j = (size_t)itab_mix(hash_of(ctx, t->slot[i] - 1)) & nt.mask;
+		size_t j = (size_t)hash_mix64(hash_of(ctx, t->slot[i] - 1)) & nt.mask;
 		while (nt.slot[j])
 			j = (j + 1) & nt.mask;
 		nt.slot[j] = t->slot[i];

@@ -791,7 +791,7 @@ static int ser_rehash(struct spool *s, size_t n)
 	if (itab_init(&t, n))
 		return -ENOMEM;
 	for (size_t i = 0; i < s->n_ser; i++) {
-		size_t j = (size_t)itab_mix(s->ser[i].hash) & t.mask;   /* every entry differs: no eq needed */
+		size_t j = (size_t)hash_mix64(s->ser[i].hash) & t.mask;   /* every entry differs: no eq needed */
 		while (t.slot[j])
 			j = (j + 1) & t.mask;
 		t.slot[j] = (uint32_t)i + 1;

@@ -27,6 +27,7 @@
 #include "chain.h"
 #include "err.h"
 #include "fault.h"
+#include "hash.h"
 #include "ledger_id.h"
 #include "pg_conn.h"
 #include "str.h"
@@ -213,15 +214,7 @@ static int cb_copy(struct pg_ledger *l, struct copybuf *c, const char *table, st
  * counting this time; -ENOMEM. */
 static int key_times(struct keyset *k, const void *key, size_t len)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ ((const unsigned char *)key)[i]) * 1099511628211ULL;
-	/* FNV-1a's low bits, which pick the slot, depend on the low bits of
-	 * each byte only: keys that differ in a byte's high bits (ids past
-	 * 255) fell into long runs of slots. Mixed down from the high ones: */
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
+	uint64_t h = hash_mix64(hash_fnv64(HASH_FNV64_INIT, key, len));
 	if (k->n + 1 > (k->mask + 1) / 2) {
 		size_t cap = k->mask ? (k->mask + 1) * 2 : 4096;
 		uint32_t *slot = fault_calloc(cap, sizeof(*slot));
