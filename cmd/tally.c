@@ -2,7 +2,7 @@
  * tally: the operator's command line. Subcommands wire library modules
  * together; the logic lives in billing/ (and later exporters/).
  *
- *   tally usage --from T --to T [--tenant X] [--resource UUID] [--meter M]
+ *   tally usage --period 2026-10 | --from T --to T [--tenant X] [--resource UUID] [--meter M]
  *               [--by tenant|resource|hour] [--format table|csv|json]
  *               [--ledger PATH]
  *
@@ -56,8 +56,9 @@
 static int usage_help(FILE *f)
 {
 	fprintf(f,
-		"usage: tally usage --from T --to T [options]\n"
-		"  --from T, --to T     period: 2026-10 (a month), 2026-10-05 (a day) or\n"
+		"usage: tally usage --period 2026-10 | --from T --to T [options]\n"
+		"  --period P           a calendar month (2026-10) or day, in UTC, as for tally invoice\n"
+		"  --from T, --to T     or: 2026-10 (a month), 2026-10-05 (a day) or\n"
 		"                       2026-10-05T13:00:00Z; --to takes the end of what it names,\n"
 		"                       so --from 2026-10 --to 2026-10 is all of October (UTC)\n"
 		"  --tenant X           only tenant X\n"
@@ -160,15 +161,16 @@ static int parse_period(const char *period, const char *from, const char *to, in
 static int cmd_usage(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "from", required_argument, NULL, 'f' },   { "to", required_argument, NULL, 't' },
-		{ "tenant", required_argument, NULL, 'T' }, { "resource", required_argument, NULL, 'r' },
+		{ "period", required_argument, NULL, 'p' }, { "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },     { "tenant", required_argument, NULL, 'T' },
+		{ "resource", required_argument, NULL, 'r' },
 		{ "meter", required_argument, NULL, 'm' },  { "by", required_argument, NULL, 'b' },
 		{ "format", required_argument, NULL, 'F' }, { "ledger", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
 	};
 	struct usage_query q = { .meter = -1, .by = USAGE_BY_TENANT };
 	enum usage_format fmt = USAGE_TABLE;
-	const char *from = NULL, *to = NULL;
+	const char *period = NULL, *from = NULL, *to = NULL;
 	struct tally_err e = { 0 };
 	int opt;
 
@@ -178,6 +180,7 @@ static int cmd_usage(int argc, char **argv)
 	bool ledger_seen = false;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
+		case 'p': period = optarg; break;
 		case 'f': from = optarg; break;
 		case 't': to = optarg; break;
 		case 'T': q.tenant = optarg; break;
@@ -218,7 +221,7 @@ static int cmd_usage(int argc, char **argv)
 		return 2;
 	if (optind != argc)
 		return bad("unexpected argument '%s'", argv[optind]);
-	if (parse_period(NULL, from, to, &q.from_ns, &q.to_ns))
+	if (parse_period(period, from, to, &q.from_ns, &q.to_ns))
 		return 2;
 
 	struct usage_result r;

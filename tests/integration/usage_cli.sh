@@ -22,6 +22,14 @@ expect 2 "is not before" "$TALLY" usage --ledger "$L" --from 2026-11 --to 2026-1
 expect 1 "$work/nope.db: no ledger here" "$TALLY" usage --ledger "$work/nope.db" --from 2026-10 --to 2026-10
 expect 2 "unknown command 'usag'" "$TALLY" usag
 expect 0 "tenant-00" "$TALLY" usage --ledger "$L" --from 2026-10 --to 2026-10
+# --period, as tally invoice takes it: the same month, and never both ways at once
+expect 2 "give --period or --from/--to, not both" "$TALLY" usage --ledger "$L" --period 2026-10 --to 2026-10
+expect 2 "--period '2026-13': month must be 01-12" "$TALLY" usage --ledger "$L" --period 2026-13
+"$TALLY" usage --ledger "$L" --from 2026-10 --to 2026-10 --by resource --format csv > "$work/u-fromto.csv"
+"$TALLY" usage --ledger "$L" --period 2026-10 --by resource --format csv > "$work/u-period.csv"
+if [ ! -s "$work/u-period.csv" ] || ! cmp -s "$work/u-fromto.csv" "$work/u-period.csv"; then
+	echo "FAIL usage --period 2026-10 is not --from 2026-10 --to 2026-10"; fails=$((fails + 1))
+fi
 expect 0 "config/plan-example.yaml: ok" "$TALLY" plan check config/plan-example.yaml
 expect 2 "mistakes.yaml:18:15: unit 'GB' does not fit meter 'cpu'" "$TALLY" plan check tests/fixtures/plans/mistakes.yaml
 expect 2 "nope.yaml: cannot open" "$TALLY" plan check "$work/nope.yaml"
