@@ -11,7 +11,8 @@
  *   - tally's invoices for every tenant of the month under
  *     config/plan-example.yaml (rating, lines, fees, discounts, taxes);
  *   - the same for the first half of the month, to show that memory does
- *     not grow with the number of hours.
+ *     not grow with the number of hours;
+ *   - tally usage's report of the month per tenant (no target: measured).
  * Medians are printed, and the ratio invoice / bare SQL (target <= 1.5).
  * With a PostgreSQL ledger location in BENCH_PG (an empty schema), the
  * ledger is also copied there (tally ledger copy, verified) and the month's
@@ -27,6 +28,7 @@
 #include "meter.h"
 #include "plan.h"
 #include "tallytime.h"
+#include "usage.h"
 
 #include <libpq-fe.h>
 #include <sqlite3.h>
@@ -171,6 +173,21 @@ static int invoices(const char *path, int64_t from, int64_t to, size_t *count)
 	return 0;
 }
 
+/* The usage report of the period per tenant (tally usage --period). */
+static int usage_report(const char *path, int64_t from, int64_t to)
+{
+	struct usage_query q = { .ledger = path, .from_ns = from, .to_ns = to, .meter = -1, .by = USAGE_BY_TENANT };
+	struct usage_result r;
+	struct tally_err e = { 0 };
+	if (usage_query(&q, &r, &e)) {
+		fprintf(stderr, "bench_invoice: %s\n", e.msg);
+		return 1;
+	}
+	int rc = r.n > 0 ? 0 : 1;
+	usage_result_release(&r);
+	return rc;
+}
+
 /* Rewrite the PostgreSQL ledger's usage table in hour order, the order
  * tallyd's commits leave it in (tally ledger copy writes it series by
  * series), and refresh the planner's statistics. */
@@ -198,7 +215,8 @@ static int timed(int what, const char *path, int64_t from, int64_t to, double *s
 	pid_t pid = fork();
 	if (pid == 0) {
 		size_t n = 0;
-		_exit(what < 2 ? bare_sql(path, what, from, to) : invoices(path, from, to, &n));
+		_exit(what < 2 ? bare_sql(path, what, from, to)
+			       : what == 2 ? invoices(path, from, to, &n) : usage_report(path, from, to));
 	}
 	int status;
 	struct rusage ru;
@@ -227,18 +245,19 @@ int main(int argc, char **argv)
 		return 1;
 	printf("ledger: %d VMs, 50 tenants, 10 meters, %d hours = %lld rows (written in %.1f s)\n", vms, HOURS,
 	       (long long)vms * 10 * HOURS, (double)(time_mono_ns() - t) / 1e9);
-	static const char *const names[4] = { "bare SQL GROUP BY, hour index (month)",
+	static const char *const names[5] = { "bare SQL GROUP BY, hour index (month)",
 					      "bare SQL GROUP BY, by series (month)",
 					      "tally invoices, all tenants (month)",
-					      "tally invoices, all tenants (half month)" };
-	double med[4];
-	long rss[4] = { 0, 0, 0, 0 };
-	for (int w = 0; w < 4; w++) {
+					      "tally invoices, all tenants (half month)",
+					      "tally usage, per tenant (month)" };
+	double med[5];
+	long rss[5] = { 0, 0, 0, 0, 0 };
+	for (int w = 0; w < 5; w++) {
 		double s[15];
 		int64_t to = T0 + (w == 3 ? HOURS / 2 : HOURS) * NS_PER_HOUR;
 		for (int r = 0; r < runs; r++) {
 			long k;
-			if (timed(w < 3 ? w : 2, path, T0, to, &s[r], &k)) {
+			if (timed(w < 3 ? w : w == 3 ? 2 : 3, path, T0, to, &s[r], &k)) {
 				fprintf(stderr, "bench_invoice: run failed\n");
 				return 1;
 			}
@@ -267,22 +286,25 @@ int main(int argc, char **argv)
 		for (int layout = 0; layout < 2; layout++) {
 			if (layout == 1 && cluster_by_hour(pg))
 				return 1;
-			double s[15];
-			long k, r = 0;
-			for (int i = 0; i < runs; i++) {
-				if (timed(2, pg, T0, T0 + HOURS * NS_PER_HOUR, &s[i], &k)) {
-					fprintf(stderr, "bench_invoice: run failed\n");
-					return 1;
+			for (int what = 2; what <= 3; what++) {
+				double s[15];
+				long k, r = 0;
+				for (int i = 0; i < runs; i++) {
+					if (timed(what, pg, T0, T0 + HOURS * NS_PER_HOUR, &s[i], &k)) {
+						fprintf(stderr, "bench_invoice: run failed\n");
+						return 1;
+					}
+					r = k > r ? k : r;
 				}
-				r = k > r ? k : r;
+				qsort(s, (size_t)runs, sizeof(double), cmp_d);
+				printf("tally %s on PostgreSQL (month%s) median %7.3f s of %d (min %.3f, max %.3f), peak RSS"
+				       " %.1f MiB\n", what == 2 ? "invoices" : "usage", layout ? ", hourly" : "", s[runs / 2],
+				       runs, s[0], s[runs - 1], (double)r / 1024);
+				printf("ratio PostgreSQL / SQLite, the month's %s, %s: %.2f%s\n",
+				       what == 2 ? "invoices" : "usage report",
+				       layout ? "rows hour by hour as tallyd writes them" : "rows in key order as copied",
+				       s[runs / 2] / med[what == 2 ? 2 : 4], what == 2 ? " (target <= 2)" : "");
 			}
-			qsort(s, (size_t)runs, sizeof(double), cmp_d);
-			printf("%-42s median %7.3f s of %d (min %.3f, max %.3f), peak RSS %.1f MiB\n",
-			       layout ? "tally invoices on PostgreSQL (month, hourly)" : "tally invoices on PostgreSQL (month)",
-			       s[runs / 2], runs, s[0], s[runs - 1], (double)r / 1024);
-			printf("ratio PostgreSQL / SQLite, the month's invoices, %s: %.2f (target <= 2)\n",
-			       layout ? "rows hour by hour as tallyd writes them" : "rows in key order as copied",
-			       s[runs / 2] / med[2]);
 		}
 	}
 	char cmd[160];

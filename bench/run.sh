@@ -80,7 +80,7 @@ if pg_need >/dev/null && PG_FSYNC=on PG_SHARED_BUFFERS=512MB pg_start "$work/pg"
 	if [ -x "$B/bench/bench_invoice" ]; then
 		pg_schema bench_invoice >/dev/null
 		echo "   the month's invoices of 1000 VMs on both (the ledger copied into PostgreSQL by tally ledger copy)"
-		BENCH_PG=$PG_LEDGER "$B/bench/bench_invoice" 1000 3 | grep -E "^(ledger|tally invoices|copied|ratio PostgreSQL)"
+		BENCH_PG=$PG_LEDGER "$B/bench/bench_invoice" 1000 3 | grep -E "^(ledger|tally invoices|tally usage|copied|ratio PostgreSQL)"
 	fi
 	pg_stop
 else
