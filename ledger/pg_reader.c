@@ -282,9 +282,11 @@ int pg_read_usage(struct ledger_reader *rb, int64_t from_ns, int64_t to_ns, ledg
 			rc = pgc_fail(&r->pc, res, "cannot read usage", e);
 		PQclear(res);
 	}
-	if (!rc)
-		rc = pgc_exec(&r->pc, "RESET enable_nestloop; RESET enable_mergejoin", "cannot read usage", e);
-	return rc;
+	/* the planner's settings as they were, whatever the rows did (after
+	 * an error of fn's the COPY was read to its end: the connection is as
+	 * good as before) */
+	int reset = pgc_exec(&r->pc, "RESET enable_nestloop; RESET enable_mergejoin", "cannot read usage", rc ? NULL : e);
+	return rc ? rc : reset;
 }
 
 /* sqlite_reader.c's usage_sql, in PostgreSQL's words (see there). */
