@@ -66,7 +66,7 @@ int usage_query(const struct usage_query *q, struct usage_result *out, struct ta
 		return err_set(e, -EINVAL, "the period is empty: --from must be before --to");
 	struct ledger_usage_filter f = { .from_ns = q->from_ns, .to_ns = q->to_ns, .resource = q->resource,
 					 .meter = q->meter >= 0 ? meter_get(q->meter)->name : NULL,
-					 .tenant = q->tenant, .by = group[q->by] };
+					 .tenant = q->tenant, .by = group[q->by], .where = q->ledger };
 	if ((rc = ledger_reader_open(q->ledger, &lr, e)) == 0)
 		rc = ledger_sum_usage(lr, &f, on_sum, &c, e);
 	ledger_reader_close(lr);

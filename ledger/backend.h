@@ -116,8 +116,6 @@ struct ledger_backend {
 	int (*read_resources)(struct ledger_reader *r, ledger_resource_row_fn fn, void *ctx, struct tally_err *e);
 	int (*read_usage)(struct ledger_reader *r, int64_t from_ns, int64_t to_ns, ledger_usage_row_fn fn,
 			  void *ctx, struct tally_err *e);
-	int (*sum_usage)(struct ledger_reader *r, const struct ledger_usage_filter *f, ledger_usage_sum_fn fn,
-			 void *ctx, struct tally_err *e);
 	int (*read_instances)(struct ledger_reader *r, int64_t from_ns, int64_t to_ns, ledger_instance_fn fn,
 			      void *ctx, struct tally_err *e);
 	int (*read_events)(struct ledger_reader *r, int64_t resource_id, ledger_event_fn fn, void *ctx,

@@ -302,12 +302,6 @@ int ledger_read_usage(struct ledger_reader *r, int64_t from_ns, int64_t to_ns, l
 	return r->be->read_usage(r, from_ns, to_ns, fn, ctx, e);
 }
 
-int ledger_sum_usage(struct ledger_reader *r, const struct ledger_usage_filter *f, ledger_usage_sum_fn fn,
-		     void *ctx, struct tally_err *e)
-{
-	return r->be->sum_usage(r, f, fn, ctx, e);
-}
-
 int ledger_read_instances(struct ledger_reader *r, int64_t from_ns, int64_t to_ns, ledger_instance_fn fn,
 			  void *ctx, struct tally_err *e)
 {

@@ -2128,7 +2128,6 @@ const struct ledger_backend ledger_pg_backend = {
 	.read_agents = pg_read_agents,
 	.read_resources = pg_read_resources,
 	.read_usage = pg_read_usage,
-	.sum_usage = pg_sum_usage,
 	.read_instances = pg_read_instances,
 	.read_events = pg_read_events,
 	.invoices_before = pg_invoices_before,

@@ -4,12 +4,6 @@
  * on one repeatable-read read-only transaction for the reader's life (one
  * snapshot, whatever the aggregators commit meanwhile). Rows stream through
  * cursors (pg_conn.h), so a month of usage is never held at once.
- *
- * The usage report's exact sums: SQLite sums with a C aggregate
- * (tally_msum); here pg_temp.tally_milli turns each quantity into exact
- * milli-units (a counter x 1000; a gauge's binary64 taken apart into its
- * integer mantissa and power of two, x 1000, rounded once half to even, as
- * common/exact.h does) and PostgreSQL's numeric sum() adds them exactly.
  */
 #include "backend.h"
 #include "err.h"
@@ -29,36 +23,6 @@ struct pg_reader {
 
 #define R(rb) ((struct pg_reader *)(rb))
 
-/* The exact milli-units of a usage quantity (see above); an error for what
- * tally never writes, with the words of sqlite_reader.c's tally_msum. */
-static const char milli_sql[] =
-	"CREATE FUNCTION pg_temp.tally_milli(q bigint, r double precision) RETURNS numeric"
-	" LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$"
-	" DECLARE b bigint; x int; m bigint; k int; n numeric; d numeric; t numeric; rem numeric;"
-	" BEGIN"
-	"  IF q IS NOT NULL THEN"
-	"   IF r IS NOT NULL THEN RAISE EXCEPTION 'a usage quantity is not a number'; END IF;"
-	"   IF q < 0 THEN RAISE EXCEPTION 'a usage quantity is negative'; END IF;"
-	"   RETURN q::numeric * 1000;"
-	"  END IF;"
-	"  IF r IS NULL THEN RAISE EXCEPTION 'a usage quantity is not a number'; END IF;"
-	"  IF r = 'NaN'::float8 OR r = 'Infinity'::float8 OR r = '-Infinity'::float8 THEN"
-	"   RAISE EXCEPTION 'a usage sum does not fit'; END IF;"
-	"  IF r < 0 THEN RAISE EXCEPTION 'a usage quantity is negative'; END IF;"
-	"  b := ('x' || encode(float8send(r), 'hex'))::bit(64)::bigint;"
-	"  x := ((b >> 52) & 2047)::int;"
-	"  m := b & 4503599627370495;"
-	"  IF x = 0 THEN x := 1; ELSE m := m + 4503599627370496; END IF;"
-	"  k := x - 1075;"
-	"  n := m::numeric * 1000;"
-	"  IF k >= 0 THEN RETURN n * (2::numeric ^ k); END IF;"
-	"  d := 2::numeric ^ (-k);"
-	"  t := div(n, d);"
-	"  rem := n - t * d;"
-	"  IF rem * 2 > d OR (rem * 2 = d AND mod(t, 2) = 1) THEN t := t + 1; END IF;"
-	"  RETURN t;"
-	" END $f$";
-
 int pg_reader_open(const char *location, struct ledger_reader **out, struct tally_err *e)
 {
 	struct pg_reader *r = fault_calloc(1, sizeof(*r));
@@ -68,7 +32,6 @@ int pg_reader_open(const char *location, struct ledger_reader **out, struct tall
 		return err_set(e, -ENOMEM, "out of memory");
 	r->base.be = &ledger_pg_backend;
 	if ((rc = pgc_connect(&r->pc, location, "tally", e)) || (rc = pg_check_readable(&r->pc, e)) ||
-	    (rc = pgc_exec(&r->pc, milli_sql, "cannot prepare the usage sums", e)) ||
 	    (rc = pgc_exec(&r->pc, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "cannot begin", e))) {
 		pgc_close(&r->pc);
 		free(r);
@@ -212,12 +175,12 @@ int pg_read_usage(struct ledger_reader *rb, int64_t from_ns, int64_t to_ns, ledg
 	 * parsed here, without a result set per batch of rows. */
 	struct pg_reader *r = R(rb);
 	char sql[800], dev[TALLY_DEV_MAX + 1];
-	const char *f[8];
-	int32_t fl[8];
+	const char *f[9];
+	int32_t fl[9];
 	char *msg = NULL;
 	int rc = 0, n, header = 1;
 	snprintf(sql, sizeof(sql), "COPY (SELECT u.resource_id, u.meter_id, u.hour_ns, u.quantity, u.quantity_real,"
-		 " u.covered_ns, u.spanned_ns, u.device FROM usage u WHERE u.hour_ns >= %lld AND u.hour_ns < %lld"
+		 " u.covered_ns, u.spanned_ns, u.device, u.samples FROM usage u WHERE u.hour_ns >= %lld AND u.hour_ns < %lld"
 		 " AND (u.resource_id, u.meter_id, u.device) IN (SELECT resource_id, meter_id, device FROM series))"
 		 " TO STDOUT (FORMAT binary)", (long long)from_ns, (long long)to_ns);
 	if ((rc = pgc_exec(&r->pc, "SET enable_nestloop = off; SET enable_mergejoin = off", "cannot read usage", e)))
@@ -243,12 +206,13 @@ int pg_read_usage(struct ledger_reader *rb, int64_t from_ns, int64_t to_ns, ledg
 			len -= 19 + ext;
 			header = 0;
 		}
-		int k = rc ? 0 : copy_fields(m, len, f, fl, 8);
-		if (k == 8 && fl[0] == 8 && fl[1] == 8 && fl[2] == 8 && fl[5] == 8 && fl[6] == 8 && fl[7] >= 0 &&
-		    (size_t)fl[7] < sizeof(dev)) {
+		int k = rc ? 0 : copy_fields(m, len, f, fl, 9);
+		if (k == 9 && fl[0] == 8 && fl[1] == 8 && fl[2] == 8 && fl[5] == 8 && fl[6] == 8 && fl[7] >= 0 &&
+		    (size_t)fl[7] < sizeof(dev) && fl[8] == 8) {
 			struct ledger_usage_row row = {
 				.resource_id = be_i64(f[0]), .meter_id = be_i64(f[1]), .hour_ns = be_i64(f[2]),
 				.covered_ns = be_i64(f[5]), .spanned_ns = be_i64(f[6]), .device = dev,
+				.samples = be_i64(f[8]),
 			};
 			memcpy(dev, f[7], (size_t)fl[7]);
 			dev[fl[7]] = '\0';
@@ -287,78 +251,6 @@ int pg_read_usage(struct ledger_reader *rb, int64_t from_ns, int64_t to_ns, ledg
 	 * good as before) */
 	int reset = pgc_exec(&r->pc, "RESET enable_nestloop; RESET enable_mergejoin", "cannot read usage", rc ? NULL : e);
 	return rc ? rc : reset;
-}
-
-/* sqlite_reader.c's usage_sql, in PostgreSQL's words (see there). */
-static const char usage_sql[] =
-	"WITH iv AS (SELECT r.id AS resource_id, coalesce(a.tenant, '') AS tenant,"
-	"  CASE WHEN lag(a.since_ns) OVER w IS NULL THEN -9223372036854775807 ELSE a.since_ns END AS lo,"
-	"  coalesce(lead(a.since_ns) OVER w, 9223372036854775807) AS hi"
-	"  FROM resources r LEFT JOIN resource_attrs a ON a.resource_id = r.id"
-	"  WHERE CAST($3 AS text) IS NULL OR r.uuid = CAST($3 AS text)"
-	"  WINDOW w AS (PARTITION BY r.id ORDER BY a.since_ns)),"
-	" s AS (SELECT DISTINCT resource_id, meter_id, device FROM series"
-	"  WHERE CAST($4 AS text) IS NULL OR meter_id = (SELECT id FROM meters WHERE name = CAST($4 AS text))),"
-	" x AS (SELECT iv.tenant AS tenant, %s AS k, u.meter_id AS meter_id,"
-	"  sum(pg_temp.tally_milli(u.quantity, u.quantity_real)) AS q,"
-	"  bool_or(u.quantity_real IS NOT NULL) AS isreal, sum(u.covered_ns) AS c, sum(u.spanned_ns) AS s,"
-	"  sum(u.samples) AS n"
-	"  FROM s JOIN iv ON iv.resource_id = s.resource_id JOIN usage u ON u.resource_id = s.resource_id"
-	"  AND u.meter_id = s.meter_id AND u.device = s.device"
-	"  WHERE (CAST($5 AS text) IS NULL OR iv.tenant = CAST($5 AS text))"
-	"  AND u.hour_ns >= greatest(iv.lo, CAST($1 AS bigint)) AND u.hour_ns < least(iv.hi, CAST($2 AS bigint))"
-	"  GROUP BY iv.tenant, k, u.meter_id)"
-	" SELECT x.tenant, %s, m.name, x.q::text, x.isreal, x.c::bigint, x.s::bigint, x.n::bigint"
-	" FROM x JOIN meters m ON m.id = x.meter_id %s";
-
-struct summing {
-	const struct ledger_usage_filter *f;
-	ledger_usage_sum_fn fn;
-	void *ctx;
-	struct tally_err *e;
-	const char *name;
-};
-
-static int sum_row(void *ctx, const PGresult *r, int i)
-{
-	struct summing *x = ctx;
-	struct ledger_usage_sum row = {
-		.tenant = pgv_text(r, i, 0), .meter = pgv_text(r, i, 3), .is_real = pgv_bool(r, i, 5),
-		.covered_ns = pgv_i64(r, i, 6), .spanned_ns = pgv_i64(r, i, 7), .samples = pgv_i64(r, i, 8),
-		.resource = "", .name = "",
-	};
-	if (x->f->by == LEDGER_BY_RESOURCE) {
-		row.resource = pgv_text(r, i, 1);
-		row.name = pgv_text(r, i, 2);
-	} else if (x->f->by == LEDGER_BY_HOUR) {
-		row.hour_ns = pgv_i64(r, i, 1);
-	}
-	const char *d = pgv_text(r, i, 4);
-	for (; *d >= '0' && *d <= '9'; d++) {
-		row.milli = row.milli * 10 + (*d - '0');
-		if (row.milli > ((__int128)1 << 120))
-			return err_set(x->e, -EIO, "%s: query failed: a usage sum does not fit", x->name);
-	}
-	if (*d)
-		return err_set(x->e, -EIO, "%s: query failed: a usage sum is '%s'", x->name, pgv_text(r, i, 4));
-	return x->fn(x->ctx, &row);
-}
-
-int pg_sum_usage(struct ledger_reader *rb, const struct ledger_usage_filter *f, ledger_usage_sum_fn fn, void *ctx,
-		 struct tally_err *e)
-{
-	struct pg_reader *r = R(rb);
-	struct summing x = { .f = f, .fn = fn, .ctx = ctx, .e = e, .name = r->pc.name };
-	char sql[3072];
-	struct pgnum a, b;
-	if (f->by == LEDGER_BY_RESOURCE)
-		snprintf(sql, sizeof(sql), usage_sql, "u.resource_id", "r.uuid, r.name", "JOIN resources r ON r.id = x.k");
-	else if (f->by == LEDGER_BY_HOUR)
-		snprintf(sql, sizeof(sql), usage_sql, "u.hour_ns", "x.k, ''", "");
-	else
-		snprintf(sql, sizeof(sql), usage_sql, "0", "'', ''", "");
-	const char *p[] = { pgn_i64(&a, f->from_ns), pgn_i64(&b, f->to_ns), f->resource, f->meter, f->tenant };
-	return pgc_each(&r->pc, sql, 5, p, sum_row, &x, "query failed", e);
 }
 
 static int instance_row(void *ctx, const PGresult *r, int i)

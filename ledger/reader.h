@@ -91,7 +91,7 @@ const char *ledger_qty_text(const struct ledger_qty *q, char *buf, size_t len);
 struct ledger_usage_row {
 	int64_t resource_id, meter_id, hour_ns;
 	struct ledger_qty qty;
-	int64_t covered_ns, spanned_ns;
+	int64_t covered_ns, spanned_ns, samples;
 	const char *device;
 };
 typedef int (*ledger_usage_row_fn)(void *ctx, const struct ledger_usage_row *row);
@@ -111,6 +111,7 @@ struct ledger_usage_filter {
 	const char *meter;           /* name, or NULL: all */
 	const char *tenant;          /* or NULL: all */
 	enum ledger_group by;
+	const char *where;           /* the ledger's location, for messages (NULL: "the ledger") */
 };
 struct ledger_usage_sum {
 	const char *tenant;

@@ -1706,7 +1706,6 @@ const struct ledger_backend ledger_sqlite_backend = {
 	.read_agents = sq_read_agents,
 	.read_resources = sq_read_resources,
 	.read_usage = sq_read_usage,
-	.sum_usage = sq_sum_usage,
 	.read_instances = sq_read_instances,
 	.read_events = sq_read_events,
 	.invoices_before = sq_invoices_before,

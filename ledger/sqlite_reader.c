@@ -1,7 +1,7 @@
 /*
  * sqlite_reader.c: the ledger's read interface on SQLite (reader.h,
- * through backend.h): the queries behind the usage report, the rating, the
- * SLA and the data's age, in one read transaction for the reader's life
+ * through backend.h): the queries behind the rating, the usage report
+ * (usage_sum.c), the SLA and the data's age, in one read transaction for the reader's life
  * (one snapshot from its first read, as pg_reader.c's: a rating reads the
  * resources, then the usage, and must not find usage of a resource that
  * was committed in between). The ledger is in WAL mode: tallyd goes on
@@ -11,7 +11,6 @@
 #include "backend.h"
 #include "fault.h"
 #include "err.h"
-#include "exact.h"
 #include "sqlite_ro.h"
 #include "str.h"
 
@@ -182,7 +181,8 @@ int sq_read_usage(struct ledger_reader *rb, int64_t from_ns, int64_t to_ns, ledg
 	 * both in one transaction and never deletes series); the hour index
 	 * would instead cost a key lookup per row, six times slower. */
 	static const char sql[] =
-		"SELECT u.resource_id, u.meter_id, u.hour_ns, u.quantity, u.covered_ns, u.spanned_ns, u.device"
+		"SELECT u.resource_id, u.meter_id, u.hour_ns, u.quantity, u.covered_ns, u.spanned_ns, u.device,"
+		" u.samples"
 		" FROM (SELECT DISTINCT resource_id, meter_id, device FROM series) s CROSS JOIN usage u"
 		" WHERE u.resource_id = s.resource_id AND u.meter_id = s.meter_id AND u.device = s.device"
 		" AND u.hour_ns >= ?1 AND u.hour_ns < ?2";
@@ -198,6 +198,7 @@ int sq_read_usage(struct ledger_reader *rb, int64_t from_ns, int64_t to_ns, ledg
 			.resource_id = sqlite3_column_int64(st, 0), .meter_id = sqlite3_column_int64(st, 1),
 			.hour_ns = sqlite3_column_int64(st, 2), .covered_ns = sqlite3_column_int64(st, 4),
 			.spanned_ns = sqlite3_column_int64(st, 5), .device = ledger_col_text(st, 6),
+			.samples = sqlite3_column_int64(st, 7),
 		};
 		switch (sqlite3_column_type(st, 3)) {
 		case SQLITE_INTEGER:
@@ -217,139 +218,6 @@ int sq_read_usage(struct ledger_reader *rb, int64_t from_ns, int64_t to_ns, ledg
 			goto out;
 	}
 	rc = rc == SQLITE_DONE ? 0 : failed(r, "usage", e);
-out:
-	sqlite3_finalize(st);
-	return rc;
-}
-
-/* Usage summed by tenant (and resource or hour) and meter. The tenant of an
- * hour is the one the resource had at the hour's start: each resource's
- * metadata history is cut into intervals [since, next since), the first
- * reaching back to the start of time (a resource described only after its
- * first usage takes its first tenant); resources never described have one
- * interval with tenant ''. The loop is driven by the series table, as the
- * rating is: per (resource, meter, device) and tenant interval one
- * primary-key range seek into usage over [max(from, since), min(to, next)),
- * so a day's report reads that day's rows only, however long the ledger. */
-static const char usage_sql[] =
-	"WITH iv AS (SELECT r.id AS resource_id, coalesce(a.tenant, '') AS tenant,"
-	"  CASE WHEN lag(a.since_ns) OVER w IS NULL THEN -9223372036854775807 ELSE a.since_ns END AS lo,"
-	"  coalesce(lead(a.since_ns) OVER w, 9223372036854775807) AS hi"
-	"  FROM resources r LEFT JOIN resource_attrs a ON a.resource_id = r.id"
-	"  WHERE ?3 IS NULL OR r.uuid = ?3"
-	"  WINDOW w AS (PARTITION BY r.id ORDER BY a.since_ns)),"
-	" s AS (SELECT DISTINCT resource_id, meter_id, device FROM series"
-	"  WHERE ?4 IS NULL OR meter_id = (SELECT id FROM meters WHERE name = ?4)),"
-	" x AS (SELECT iv.tenant AS tenant, %s AS k, u.meter_id AS meter_id, tally_msum(u.quantity) AS q,"
-	"  max(typeof(u.quantity) = 'real') AS isreal, sum(u.covered_ns) AS c, sum(u.spanned_ns) AS s,"
-	"  sum(u.samples) AS n"
-	"  FROM s CROSS JOIN iv CROSS JOIN usage u"
-	"  WHERE iv.resource_id = s.resource_id AND (?5 IS NULL OR iv.tenant = ?5)"
-	"  AND u.resource_id = s.resource_id AND u.meter_id = s.meter_id AND u.device = s.device"
-	"  AND u.hour_ns >= max(iv.lo, ?1) AND u.hour_ns < min(iv.hi, ?2)"
-	"  GROUP BY iv.tenant, k, u.meter_id)"
-	" SELECT x.tenant, %s, m.name, x.q, x.isreal, x.c, x.s, x.n"
-	" FROM x JOIN meters m ON m.id = x.meter_id %s";
-
-/* tally_msum(quantity): the exact sum of a group's rows in milli-units,
- * as decimal TEXT (it may pass 2^63). SQLite's sum() adds doubles. */
-struct msum {
-	unsigned char milli[16];     /* an __int128; SQLite aligns the context to 8 bytes only */
-	int bad;                     /* 1: not a number, 2: does not fit, 3: negative */
-};
-
-static void msum_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-	struct msum *m = sqlite3_aggregate_context(ctx, sizeof(*m));
-	__int128 v;
-	if (!m || m->bad)
-		return;
-	switch (sqlite3_value_type(argv[0])) {
-	case SQLITE_INTEGER:
-		v = (__int128)sqlite3_value_int64(argv[0]) * 1000;
-		break;
-	case SQLITE_FLOAT:
-		if (exact_double_scaled(sqlite3_value_double(argv[0]), 1000, &v)) {
-			m->bad = 2;
-			return;
-		}
-		break;
-	default:
-		m->bad = 1;
-		return;
-	}
-	__int128 sum;
-	memcpy(&sum, m->milli, sizeof(sum));
-	if (v < 0)
-		m->bad = 3;
-	else if (__builtin_add_overflow(sum, v, &sum) || sum > ((__int128)1 << 120))
-		m->bad = 2;
-	memcpy(m->milli, &sum, sizeof(sum));
-}
-
-static void msum_final(sqlite3_context *ctx)
-{
-	struct msum *m = sqlite3_aggregate_context(ctx, 0);
-	char buf[64];
-	static const char *const why[] = { "", "a usage quantity is not a number", "a usage sum does not fit",
-					   "a usage quantity is negative" };
-	if (m && m->bad) {
-		sqlite3_result_error(ctx, why[m->bad], -1);
-		return;
-	}
-	__int128 sum = 0;
-	if (m)
-		memcpy(&sum, m->milli, sizeof(sum));
-	exact_i128_text(sum, buf, sizeof(buf));
-	sqlite3_result_text(ctx, buf, -1, SQLITE_TRANSIENT);
-}
-
-int sq_sum_usage(struct ledger_reader *rb, const struct ledger_usage_filter *f, ledger_usage_sum_fn fn,
-		     void *ctx, struct tally_err *e)
-{
-	struct sq_reader *r = (struct sq_reader *)rb;
-	sqlite3_stmt *st = NULL;
-	char sql[2560];
-	int rc;
-
-	if (sqlite3_create_function(r->db, "tally_msum", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, NULL,
-				    msum_step, msum_final) != SQLITE_OK)
-		return err_set(e, -EIO, "%s: cannot query: %s", r->path, sqlite3_errmsg(r->db));
-	if (f->by == LEDGER_BY_RESOURCE)
-		snprintf(sql, sizeof(sql), usage_sql, "u.resource_id", "r.uuid, r.name",
-			 "JOIN resources r ON r.id = x.k");
-	else if (f->by == LEDGER_BY_HOUR)
-		snprintf(sql, sizeof(sql), usage_sql, "u.hour_ns", "x.k, ''", "");
-	else
-		snprintf(sql, sizeof(sql), usage_sql, "0", "'', ''", "");
-	if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return err_set(e, -EIO, "%s: cannot query: %s", r->path, sqlite3_errmsg(r->db));
-	sqlite3_bind_int64(st, 1, f->from_ns);
-	sqlite3_bind_int64(st, 2, f->to_ns);
-	if (f->resource)
-		sqlite3_bind_text(st, 3, f->resource, -1, SQLITE_STATIC);
-	if (f->meter)
-		sqlite3_bind_text(st, 4, f->meter, -1, SQLITE_STATIC);
-	if (f->tenant)
-		sqlite3_bind_text(st, 5, f->tenant, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct ledger_usage_sum row = {
-			.tenant = ledger_col_text(st, 0), .meter = ledger_col_text(st, 3), .is_real = sqlite3_column_int(st, 5),
-			.covered_ns = sqlite3_column_int64(st, 6), .spanned_ns = sqlite3_column_int64(st, 7),
-			.samples = sqlite3_column_int64(st, 8), .resource = "", .name = "",
-		};
-		if (f->by == LEDGER_BY_RESOURCE) {
-			row.resource = ledger_col_text(st, 1);
-			row.name = ledger_col_text(st, 2);
-		} else if (f->by == LEDGER_BY_HOUR) {
-			row.hour_ns = sqlite3_column_int64(st, 1);
-		}
-		for (const unsigned char *d = sqlite3_column_text(st, 4); d && *d >= '0' && *d <= '9'; d++)
-			row.milli = row.milli * 10 + (*d - '0');   /* < 2^120: tally_msum's bound */
-		if ((rc = fn(ctx, &row)))
-			goto out;
-	}
-	rc = rc == SQLITE_DONE ? 0 : err_set(e, -EIO, "%s: query failed: %s", r->path, sqlite3_errmsg(r->db));
 out:
 	sqlite3_finalize(st);
 	return rc;

@@ -350,6 +350,33 @@ START_TEST(test_json_exact)
 }
 END_TEST
 
+/* A quantity tally never writes is refused, naming the row, never summed
+ * into a wrong figure: a negative count, and a gauge's REAL too large to
+ * be a count of milli-units (1e300), on either engine. */
+START_TEST(test_bad_quantity_refused)
+{
+	struct usage_query q = { .ledger = path, .from_ns = T0, .to_ns = T0 + 3 * H, .meter = -1 };
+	struct usage_result r;
+	struct tally_err e = { 0 };
+	tu_ledger_sql(path, "UPDATE usage SET quantity = -5 WHERE quantity = 3600000000000");
+	ck_assert_int_ne(usage_query(&q, &r, &e), 0);
+	ck_assert_msg(strstr(e.msg, "resource vm-b") && strstr(e.msg, "hour 2026-10-01T00:00:00Z") &&
+		      strstr(e.msg, "'-5' is negative"), "%s", e.msg);
+	tu_ledger_sql(path, "UPDATE usage SET quantity = 0 WHERE quantity = -5");
+	tu_ledger_sql2(path, "UPDATE usage SET quantity = 1e300 WHERE hour_ns = 1790816400000000000"
+			     " AND meter_id = (SELECT id FROM meters WHERE name = 'vcpus')",
+		       "UPDATE usage SET quantity_real = 1e300 WHERE hour_ns = 1790816400000000000"
+		       " AND meter_id = (SELECT id FROM meters WHERE name = 'vcpus')");
+	memset(&e, 0, sizeof(e));
+	ck_assert_int_ne(usage_query(&q, &r, &e), 0);
+	ck_assert_msg(strstr(e.msg, "resource vm-a") && strstr(e.msg, "hour 2026-10-01T01:00:00Z") &&
+		      strstr(e.msg, "does not fit"), "%s", e.msg);
+	q.meter = M_CPU;             /* the row is not in what is asked for */
+	ck_assert_msg(usage_query(&q, &r, &e) == 0, "%s", e.msg);
+	usage_result_release(&r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("usage");
@@ -362,6 +389,7 @@ int main(void)
 	tcase_add_test(tc, test_json);
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_json_exact);
+	tcase_add_test(tc, test_bad_quantity_refused);
 	tcase_add_loop_test(tc, test_csv_cells, 0, (int)(sizeof(cells) / sizeof(cells[0])));
 	suite_add_tcase(s, tc);
 	return tu_run(s);
