@@ -1,12 +1,12 @@
 /*
  * sqlite_reader.c: the ledger's read interface on SQLite (reader.h,
  * through backend.h): the queries behind the rating, the usage report
- * (usage_sum.c), the SLA and the data's age, in one read transaction for the reader's life
- * (one snapshot from its first read, as pg_reader.c's: a rating reads the
- * resources, then the usage, and must not find usage of a resource that
- * was committed in between). The ledger is in WAL mode: tallyd goes on
- * committing meanwhile; a checkpoint cannot pass the reader's snapshot
- * until it closes.
+ * (usage_sum.c), the SLA and the data's age, in one read transaction for
+ * the reader's life (one snapshot from its first read, as pg_reader.c's:
+ * a rating reads the resources, then the usage, and must not find usage
+ * of a resource that was committed in between). The ledger is in WAL
+ * mode: tallyd goes on committing meanwhile; a checkpoint cannot pass the
+ * reader's snapshot until it closes.
  */
 #include "backend.h"
 #include "fault.h"

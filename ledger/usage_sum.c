@@ -20,6 +20,7 @@
 #include "exact.h"
 #include "fault.h"
 #include "hash.h"
+#include "itab.h"
 #include "reader.h"
 #include "str.h"
 #include "tallytime.h"
@@ -45,7 +46,7 @@ struct iv {
 };
 
 struct group {
-	int tenant;                  /* -1: an empty slot */
+	int tenant;
 	int64_t k, meter_id;         /* k: 0, the resource's index, or the hour */
 	__int128 milli;
 	bool is_real;
@@ -64,25 +65,40 @@ struct summer {
 	size_t n_res, cap_res;
 	struct iv *iv;
 	size_t n_iv, cap_iv;
-	char **tenants;
+	char **tenants;              /* each name once, */
 	size_t n_tenants, cap_tenants;
-	struct group *g;             /* open addressing; size a power of two */
-	size_t g_mask, g_used;
-	int nomem;
+	struct itab tenant_tab;      /* found by it */
+	struct group *g;             /* each (tenant, k, meter) once, */
+	size_t n_g, cap_g;
+	struct itab g_tab;           /* found by its key */
 };
 
+static int tenant_eq(const void *ctx, uint32_t idx, const void *key)
+{
+	return !strcmp(((const struct summer *)ctx)->tenants[idx], key);
+}
+
+static uint64_t tenant_hash(const void *ctx, uint32_t idx)
+{
+	return hash_fnv64_str(HASH_FNV64_INIT, ((const struct summer *)ctx)->tenants[idx]);
+}
+
+/* name's index in s->tenants, added when new; -1 when out of memory. */
 static int tenant_index(struct summer *s, const char *name)
 {
-	for (size_t i = s->n_tenants; i-- > 0;)      /* a resource's intervals name few */
-		if (!strcmp(s->tenants[i], name))
-			return (int)i;
+	if (!s->tenant_tab.slot && itab_init(&s->tenant_tab, 64))
+		return -1;
+	uint32_t *slot = itab_find(s, &s->tenant_tab, hash_fnv64_str(HASH_FNV64_INIT, name), tenant_eq, name);
+	if (*slot)
+		return (int)(*slot - 1);
 	char *t = fault_strdup(name);
 	if (!t || vec_reserve((void **)&s->tenants, &s->cap_tenants, s->n_tenants + 1, sizeof(*s->tenants), 64)) {
 		free(t);
 		return -1;
 	}
 	s->tenants[s->n_tenants] = t;
-	return (int)s->n_tenants++;
+	uint32_t i = (uint32_t)s->n_tenants++;
+	return itab_put(s, &s->tenant_tab, slot, i, tenant_hash) ? -1 : (int)i;
 }
 
 static int on_meter(void *ctx, int64_t id, const char *name)
@@ -137,51 +153,41 @@ static const struct res *res_find(const struct summer *s, int64_t id)
 	return lo < s->n_res && s->res[lo].id == id ? &s->res[lo] : NULL;
 }
 
-static size_t group_hash(int tenant, int64_t k, int64_t meter_id)
+static uint64_t group_key_hash(int tenant, int64_t k, int64_t meter_id)
 {
 	uint64_t h = hash_fnv64_word(HASH_FNV64_INIT, (uint32_t)tenant);
 	h = hash_fnv64_word(h, (uint32_t)meter_id);
 	h = hash_fnv64_word(h, (uint32_t)k);
-	return (size_t)hash_mix64(hash_fnv64_word(h, (uint32_t)((uint64_t)k >> 32)));
+	return hash_fnv64_word(h, (uint32_t)((uint64_t)k >> 32));
 }
 
-static int grow(struct summer *s)
+static int group_eq(const void *ctx, uint32_t idx, const void *key)
 {
-	size_t cap = s->g ? (s->g_mask + 1) * 2 : 1024;
-	struct group *g = fault_malloc(cap * sizeof(*g));
-	if (!g)
-		return -ENOMEM;
-	for (size_t i = 0; i < cap; i++)
-		g[i].tenant = -1;
-	for (size_t i = 0; s->g && i <= s->g_mask; i++) {
-		if (s->g[i].tenant < 0)
-			continue;
-		const struct group *o = &s->g[i];
-		size_t j = group_hash(o->tenant, o->k, o->meter_id) & (cap - 1);
-		while (g[j].tenant >= 0)
-			j = (j + 1) & (cap - 1);
-		g[j] = *o;
-	}
-	free(s->g);
-	s->g = g;
-	s->g_mask = cap - 1;
-	return 0;
+	const struct group *x = &((const struct summer *)ctx)->g[idx], *y = key;
+	return x->tenant == y->tenant && x->k == y->k && x->meter_id == y->meter_id;
 }
 
+static uint64_t group_hash(const void *ctx, uint32_t idx)
+{
+	const struct group *x = &((const struct summer *)ctx)->g[idx];
+	return group_key_hash(x->tenant, x->k, x->meter_id);
+}
+
+/* The group of (tenant, k, meter_id), made empty when new; NULL when out
+ * of memory. */
 static struct group *group_get(struct summer *s, int tenant, int64_t k, int64_t meter_id)
 {
-	if ((s->g_used + 1) * 2 > (s->g ? s->g_mask + 1 : 0) && grow(s))
+	const struct group key = { .tenant = tenant, .k = k, .meter_id = meter_id };
+	if (!s->g_tab.slot && itab_init(&s->g_tab, 1024))
 		return NULL;
-	size_t j = group_hash(tenant, k, meter_id) & s->g_mask;
-	while (s->g[j].tenant >= 0) {
-		struct group *x = &s->g[j];
-		if (x->tenant == tenant && x->k == k && x->meter_id == meter_id)
-			return x;
-		j = (j + 1) & s->g_mask;
-	}
-	s->g[j] = (struct group){ .tenant = tenant, .k = k, .meter_id = meter_id };
-	s->g_used++;
-	return &s->g[j];
+	uint32_t *slot = itab_find(s, &s->g_tab, group_key_hash(tenant, k, meter_id), group_eq, &key);
+	if (*slot)
+		return &s->g[*slot - 1];
+	if (vec_reserve((void **)&s->g, &s->cap_g, s->n_g + 1, sizeof(*s->g), 1024))
+		return NULL;
+	s->g[s->n_g] = key;
+	uint32_t i = (uint32_t)s->n_g++;
+	return itab_put(s, &s->g_tab, slot, i, group_hash) ? NULL : &s->g[i];
 }
 
 static int on_usage(void *ctx, const struct ledger_usage_row *u)
@@ -190,7 +196,7 @@ static int on_usage(void *ctx, const struct ledger_usage_row *u)
 	if (s->want_meter != -1 && u->meter_id != s->want_meter)
 		return 0;
 	const struct res *r = res_find(s, u->resource_id);
-	if (!r || !r->n_iv)
+	if (!r)
 		return 0;                /* another resource than the one asked for */
 	size_t k = r->iv0;
 	for (size_t i = r->iv0 + 1; i < r->iv0 + r->n_iv && s->iv[i].since_ns <= u->hour_ns; i++)
@@ -251,7 +257,9 @@ static void release(struct summer *s)
 	free(s->res);
 	free(s->iv);
 	free(s->tenants);
+	itab_release(&s->tenant_tab);
 	free(s->g);
+	itab_release(&s->g_tab);
 }
 
 int ledger_sum_usage(struct ledger_reader *r, const struct ledger_usage_filter *f, ledger_usage_sum_fn fn,
@@ -272,10 +280,8 @@ int ledger_sum_usage(struct ledger_reader *r, const struct ledger_usage_filter *
 		goto out;                /* nothing to sum */
 	if ((rc = ledger_read_usage(r, f->from_ns, f->to_ns, on_usage, &s, e)))
 		goto out;
-	for (size_t i = 0; s.g && i <= s.g_mask && !rc; i++) {
+	for (size_t i = 0; i < s.n_g && !rc; i++) {
 		const struct group *g = &s.g[i];
-		if (g->tenant < 0)
-			continue;
 		const char *m = meter_name(&s, g->meter_id);
 		if (!m)
 			continue;        /* as the join to meters did: a row of no meter is no one's */
