@@ -620,9 +620,8 @@ START_TEST(test_death_between_commits_loses_no_usage)
 }
 END_TEST
 
-/* The usage and series writers take a hint that the row exists (update in
- * place); a wrong hint still writes the row. Quantities by hand: 5 + 7. */
-START_TEST(test_exists_hint)
+/* The ledger opened, a transaction begun, and resource 1 (vm-1) in it. */
+static struct ledger *begin_with_vm1(void)
 {
 	struct ledger *l;
 	struct tally_err e = { 0 };
@@ -632,6 +631,15 @@ START_TEST(test_exists_hint)
 	str_copy(r.meta.resource, "vm-1", sizeof(r.meta.resource));
 	ck_assert_int_eq(ledger_put_resource(l, &r, false, &e), 0);
 	ck_assert_int_eq(r.id, 1);
+	return l;
+}
+
+/* The usage and series writers take a hint that the row exists (update in
+ * place); a wrong hint still writes the row. Quantities by hand: 5 + 7. */
+START_TEST(test_exists_hint)
+{
+	struct ledger *l = begin_with_vm1();
+	struct tally_err e = { 0 };
 	struct ledger_usage u = { .resource_id = 1, .meter_id = 1, .device = "vda", .hour_ns = T0,
 				  .qty = 5, .spanned_ns = 10, .covered_ns = 10, .samples = 1, .exists = 1 };
 	ck_assert_int_eq(ledger_add_usage(l, &u, &e), 0);       /* hint wrong: inserted */
@@ -693,13 +701,8 @@ END_TEST
  * reading of 0; read back as written, on both engines. */
 START_TEST(test_extreme_integers_written_exactly)
 {
-	struct ledger *l;
+	struct ledger *l = begin_with_vm1();
 	struct tally_err e = { 0 };
-	ck_assert_int_eq(ledger_open(&l, path, &e), 0);
-	ck_assert_int_eq(ledger_begin(l, &e), 0);
-	struct ledger_resource r = { .id = 1, .first_seen_ns = T0, .last_seen_ns = T0 };
-	str_copy(r.meta.resource, "vm-1", sizeof(r.meta.resource));
-	ck_assert_int_eq(ledger_put_resource(l, &r, false, &e), 0);
 	struct ledger_usage u = { .resource_id = 1, .meter_id = 1, .device = "a", .hour_ns = T0,
 				  .qty = INT64_MAX, .spanned_ns = 10, .covered_ns = 10, .samples = 1 };
 	ck_assert_int_eq(ledger_add_usage(l, &u, &e), 0);
