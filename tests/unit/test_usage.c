@@ -377,6 +377,27 @@ START_TEST(test_bad_quantity_refused)
 }
 END_TEST
 
+/* Two rows that each fit but whose sum passes 2^120 milli-units (what a
+ * report holds, reader.h) are refused, never wrapped or rounded: vm-a's
+ * vcpus in hours 0 and 1, both acme's (its move to initech taken out),
+ * 7e32 vCPU-s each: 7e35 milli-units a row, 1.4e36 > 2^120 = 1.33e36. */
+START_TEST(test_sum_past_2_120_refused)
+{
+	struct usage_query q = { .ledger = path, .from_ns = T0, .to_ns = T0 + 3 * H, .meter = M_VCPUS };
+	struct usage_result r;
+	struct tally_err e = { 0 };
+	tu_ledger_sql(path, "DELETE FROM resource_attrs WHERE since_ns = 1790816400000000000");
+	tu_ledger_sql2(path, "UPDATE usage SET quantity = 7e32 WHERE meter_id = (SELECT id FROM meters WHERE name = 'vcpus')",
+		       "UPDATE usage SET quantity_real = 7e32 WHERE meter_id = (SELECT id FROM meters WHERE name = 'vcpus')");
+	ck_assert_int_ne(usage_query(&q, &r, &e), 0);
+	ck_assert_msg(strstr(e.msg, "resource vm-a") && strstr(e.msg, "takes its sum past"), "%s", e.msg);
+	q.to_ns = T0 + H;            /* one row alone fits */
+	ck_assert_msg(usage_query(&q, &r, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(r.n, 1);
+	usage_result_release(&r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("usage");
@@ -390,6 +411,7 @@ int main(void)
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_json_exact);
 	tcase_add_test(tc, test_bad_quantity_refused);
+	tcase_add_test(tc, test_sum_past_2_120_refused);
 	tcase_add_loop_test(tc, test_csv_cells, 0, (int)(sizeof(cells) / sizeof(cells[0])));
 	suite_add_tcase(s, tc);
 	return tu_run(s);
