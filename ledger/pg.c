@@ -25,6 +25,7 @@
  */
 #include "backend.h"
 #include "chain.h"
+#include "chain_merge.h"
 #include "err.h"
 #include "fault.h"
 #include "hash.h"
@@ -92,18 +93,15 @@ struct pg_ledger {
 	size_t n_agents, cap_agents;
 	int64_t head_id;             /* the chain's head, read under the lock at begin */
 	unsigned char head[CHAIN_HASH_LEN];
-	/* precheck's answers for the first hours the transaction writes,
-	 * asked for while its rows are handed over (pre_sql) */
+	/* the rows of the first hours the transaction writes as the last
+	 * commit left them, asked for while its own are handed over (pre_sql) */
 	struct pre_hour {
 		int64_t hour_ns;
-		bool have;           /* the answer came */
-		int64_t rows;
-		unsigned char digest[CHAIN_HASH_LEN];
-		bool chained, chain_ok;   /* the chain has a record of the hour; its digest is one */
-		int64_t chain_commit, chain_rows;
-		unsigned char chain_digest[CHAIN_HASH_LEN];
+		PGresult *rows;      /* the answer, or NULL */
+		bool on_side;        /* asked on the side connection (pre_conn) */
 	} pre[PRE_HOURS];
 	int n_pre, pre_flight;       /* entries; the one whose answer is on its way */
+	struct chain_deltas deltas;  /* the usage it adds, while it writes at most PRE_HOURS hours */
 };
 
 #define L(lb) ((struct pg_ledger *)(lb))
@@ -287,7 +285,10 @@ static void tx_reset(struct pg_ledger *l)
 {
 	pgc_settle(&l->pc);          /* an answer still on its way lands before the entries go */
 	pgc_settle(&l->side);
+	for (int i = 0; i < l->n_pre; i++)
+		PQclear(l->pre[i].rows);
 	l->n_pre = 0;
+	chain_deltas_reset(&l->deltas);
 	cb_reset(&l->usage);
 	cb_reset(&l->series);
 	cb_reset(&l->res);
@@ -521,7 +522,7 @@ static void pg_close(struct ledger *lb)
 	struct pg_ledger *l = L(lb);
 	if (!l)
 		return;
-	pgc_settle(&l->pc);
+	tx_reset(l);
 	if (l->pc.c && PQtransactionStatus(l->pc.c) != PQTRANS_IDLE)
 		PQclear(PQexec(l->pc.c, "ROLLBACK"));
 	pgc_close(&l->pc);
@@ -535,6 +536,7 @@ static void pg_close(struct ledger *lb)
 	keys_free(&l->skeys);
 	free(l->touched.v);
 	free(l->agents);
+	chain_deltas_free(&l->deltas);
 	free(l);
 }
 
@@ -666,18 +668,16 @@ static const char digest_sql[] =
 	"SELECT hour_ns, count(*), sha256(" DIGEST_PREFIX " || int8send(hour_ns) || " DIGEST_ROWS ")"
 	" FROM usage WHERE hour_ns = ANY($1::bigint[]) GROUP BY hour_ns ORDER BY hour_ns";
 
-/* The same for one hour ($1), with the chain's last record of it: what
- * precheck needs, asked for while the commit's rows are still being handed
- * over (pg_add_usage sends it when a transaction first writes to an hour;
- * the commit lock is held from ledger_begin on, so no other writer's
- * commit comes between; this transaction's own rows reach the server
- * only at the commit). Rows: 1; columns: rows, digest (NULL without
- * rows), and the chain's commit_id, rows, digest (NULL: none). */
+/* The rows of one hour ($1) as the last commit left them, in the chain's
+ * order: asked for while the commit's rows are still being handed over
+ * (pg_add_usage sends it when a transaction first writes to an hour; the
+ * commit lock is held from ledger_begin on, so no other writer's commit
+ * comes between; this transaction's own rows reach the server only at the
+ * commit). From them and the usage the commit adds, tallyd works out the
+ * hour's digest before the commit (precheck) and after it (chain_append)
+ * without reading the hour again (chain_merge.h). */
 static const char pre_sql[] =
-	"SELECT d.n, d.h, c.commit_id, c.rows, c.digest FROM (SELECT count(*) AS n, sha256(" DIGEST_PREFIX
-	" || int8send($1::bigint) || " DIGEST_ROWS ") AS h FROM usage WHERE hour_ns = $1::bigint) d"
-	" LEFT JOIN LATERAL (SELECT commit_id, rows, digest FROM chain_hours WHERE hour_ns = $1::bigint"
-	" ORDER BY commit_id DESC LIMIT 1) c ON true";
+	"SELECT " USAGE_COLS " FROM usage WHERE hour_ns = $1::bigint ORDER BY resource_id, meter_id, device";
 
 /* The touched hours as a bigint[] parameter: "{h1,h2,...}". */
 static void hours_param(struct pg_ledger *l, char *buf, size_t len)
@@ -716,68 +716,33 @@ static int hash_hours(struct pg_ledger *l, struct chain_hour *h, const char *hou
 	return rc;
 }
 
-/* Before this commit's usage is merged: does each hour it writes hold what
- * the last commit that wrote it recorded? (as sqlite.c's hour_precheck, for
- * all of a commit's hours at once) */
-static const struct pre_hour *pre_find(const struct pg_ledger *l, int64_t hour_ns)
+/* Every hour the transaction writes was asked for ahead. */
+static bool asked_ahead(const struct pg_ledger *l)
+{
+	return l->touched.n <= PRE_HOURS && (size_t)l->n_pre == l->touched.n;
+}
+
+static struct pre_hour *pre_of(struct pg_ledger *l, int64_t hour_ns)
 {
 	for (int i = 0; i < l->n_pre; i++)
 		if (l->pre[i].hour_ns == hour_ns)
-			return l->pre[i].have ? &l->pre[i] : NULL;
+			return &l->pre[i];
 	return NULL;
-}
-
-/* The answers asked for ahead, when there is one for every hour. */
-static bool precheck_ahead(struct pg_ledger *l)
-{
-	pgc_settle(&l->pc);
-	pgc_settle(&l->side);
-	for (size_t i = 0; i < l->touched.n; i++)
-		if (!pre_find(l, l->touched.v[i].hour_ns))
-			return false;
-	for (size_t i = 0; i < l->touched.n; i++) {
-		struct touched *t = &l->touched.v[i];
-		const struct pre_hour *p = pre_find(l, t->hour_ns);
-		t->altered = 0;
-		if (p->chained) {
-			if (p->chain_rows != p->rows || !p->chain_ok || memcmp(p->chain_digest, p->digest, CHAIN_HASH_LEN))
-				t->altered = p->chain_commit;
-		} else if (p->rows) {
-			t->altered = -1;
-		}
-	}
-	return true;
 }
 
 static void pre_done(void *ctx, PGresult *r)
 {
 	struct pg_ledger *l = ctx;
-	struct pre_hour *p = &l->pre[l->pre_flight];
-	p->have = false;
-	if (!r || PQntuples(r) != 1 || PQnfields(r) != 5)
-		goto out;
-	p->rows = pgv_i64(r, 0, 0);
-	if (p->rows > 0 && PQgetlength(r, 0, 1) == CHAIN_HASH_LEN)
-		memcpy(p->digest, PQgetvalue(r, 0, 1), CHAIN_HASH_LEN);
-	else if (p->rows > 0 || chain_hour_empty(p->hour_ns, p->digest))
-		goto out;            /* precheck asks again */
-	p->chained = !pgv_null(r, 0, 2);
-	p->chain_ok = false;
-	if (p->chained) {
-		p->chain_commit = pgv_i64(r, 0, 2);
-		p->chain_rows = pgv_i64(r, 0, 3);
-		if ((p->chain_ok = PQgetlength(r, 0, 4) == CHAIN_HASH_LEN))
-			memcpy(p->chain_digest, PQgetvalue(r, 0, 4), CHAIN_HASH_LEN);
+	if (r && PQnfields(r) != 9) {
+		PQclear(r);
+		r = NULL;            /* not the answer asked for: asked again (pre_again) */
 	}
-	p->have = true;
-out:
-	PQclear(r);
+	l->pre[l->pre_flight].rows = r;
 }
 
 /* The connection a precheck is asked on: its own, so that the server
- * digests the hour on another core while this transaction's rows are
- * copied and merged on the first (a commit of 100,000 series: the hour's
- * digest is about a sixth of it). It sees the ledger as the last commit
+ * reads and sorts the hour on another core while this transaction's rows
+ * are copied and merged on the first. It sees the ledger as the last commit
  * left it: the commit lock, held from ledger_begin on, keeps every other
  * writer out, and this transaction's rows are not visible to it. Made
  * when first needed; when it cannot be made (or made again, once a
@@ -792,37 +757,99 @@ static struct pgc *pre_conn(struct pg_ledger *l)
 	return l->side_failed ? &l->pc : &l->side;
 }
 
-/* Ask for hour's precheck now; no answer (not sent, or failed) makes
- * precheck ask at the commit. */
+/* Ask for hour's rows now; an hour not asked for (not sent) makes the
+ * commit hash its hours on the server. */
 static void pre_send(struct pg_ledger *l, int64_t hour_ns)
 {
 	struct pgnum n;
 	const char *p[] = { pgn_i64(&n, hour_ns) };
-	if (!l->in_tx || l->n_pre >= PRE_HOURS || pgc_send(pre_conn(l), pre_sql, 1, p, pre_done, l))
+	struct pgc *c = l->in_tx && l->n_pre < PRE_HOURS ? pre_conn(l) : NULL;
+	if (!c || pgc_send(c, pre_sql, 1, p, pre_done, l))
 		return;
-	l->pre[l->n_pre] = (struct pre_hour){ .hour_ns = hour_ns };
+	l->pre[l->n_pre] = (struct pre_hour){ .hour_ns = hour_ns, .on_side = c == &l->side };
 	l->pre_flight = l->n_pre++;
 }
 
-static int precheck(struct pg_ledger *l, const char *hours, struct tally_err *e)
+/* An hour's rows asked for again, when the answer asked ahead did not
+ * come: on the side connection, which sees the ledger without this
+ * transaction (the first one, after flush, would see this commit's rows). */
+static int pre_again(struct pg_ledger *l, struct pre_hour *p, struct tally_err *e)
 {
-	struct chain_hour *h = NULL;
-	PGresult *r = NULL;
+	struct pgnum n;
+	const char *q[] = { pgn_i64(&n, p->hour_ns) };
 	int rc;
-	if (precheck_ahead(l))
-		return 0;
-	h = fault_calloc(l->touched.n, sizeof(*h));
-	if (!h)
-		return err_set(e, -ENOMEM, "out of memory");
-	if ((rc = hash_hours(l, h, hours, e)))
-		goto out;
-	const char *p[] = { hours };
-	if (!(r = pgc_query(&l->pc, "SELECT DISTINCT ON (hour_ns) hour_ns, commit_id, rows, digest FROM chain_hours"
-			    " WHERE hour_ns = ANY($1::bigint[]) ORDER BY hour_ns, commit_id DESC", 1, p,
-			    "cannot read the hash chain", e))) {
-		rc = e ? e->code : -EIO;
-		goto out;
+	if (!p->on_side)
+		return err_set(e, -EIO, "%s: cannot read the usage of an hour as the last commit left it", l->pc.name);
+	if ((rc = pgc_ensure(&l->side, e)))
+		return rc;
+	p->rows = pgc_query(&l->side, pre_sql, 1, q, "cannot read the usage", e);
+	return p->rows ? 0 : e ? e->code : -EIO;
+}
+
+/* An hour's rows hashed as they are. 0 or -ENOMEM. */
+static int hash_rows(const PGresult *r, int64_t hour_ns, struct chain_hour *h)
+{
+	struct chain_row row;
+	int rc = chain_hour_begin(h, hour_ns);
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		row_of(r, i, &row);
+		chain_hour_row(h, &row);
 	}
+	return rc ? rc : chain_hour_end(h);
+}
+
+struct res_rows {
+	const PGresult *r;
+	int i;
+};
+
+static int next_res_row(void *ctx, struct chain_row *out)
+{
+	struct res_rows *c = ctx;
+	if (c->i >= PQntuples(c->r))
+		return 0;
+	row_of(c->r, c->i++, out);
+	return 1;
+}
+
+/* Each hour asked ahead, before the commit into before[] and after it
+ * into after[] (parallel to l->touched), from its rows and the usage the
+ * commit adds (chain_merge.h). When the sum is not one that works out,
+ * the hours after are hashed on the server: flush has merged by then. */
+static int digests_ahead(struct pg_ledger *l, const char *hours, struct chain_hour *before,
+			 struct chain_hour *after, struct tally_err *e)
+{
+	bool on_server = false;
+	int rc;
+	pgc_settle(&l->side);
+	for (size_t i = 0; i < l->touched.n; i++) {
+		struct pre_hour *p = pre_of(l, l->touched.v[i].hour_ns);
+		if (!p->rows && (rc = pre_again(l, p, e)))
+			return rc;
+		struct res_rows c = { .r = p->rows };
+		rc = chain_merge_hour(&l->deltas, p->hour_ns, next_res_row, &c, &before[i], &after[i]);
+		if (rc == -ERANGE) {
+			on_server = true;
+			rc = hash_rows(p->rows, p->hour_ns, &before[i]);
+		}
+		if (rc)
+			return err_set(e, rc, "%s: out of memory hashing usage", l->pc.name);
+	}
+	return on_server ? hash_hours(l, after, hours, e) : 0;
+}
+
+/* Does each hour the commit writes hold what the last commit that wrote
+ * it recorded (h: the hours before the commit)? As sqlite.c's
+ * hour_precheck, for all of a commit's hours at once; sets each touched
+ * hour's altered. */
+static int precheck(struct pg_ledger *l, const char *hours, const struct chain_hour *h, struct tally_err *e)
+{
+	const char *p[] = { hours };
+	PGresult *r = pgc_query(&l->pc, "SELECT DISTINCT ON (hour_ns) hour_ns, commit_id, rows, digest FROM chain_hours"
+				" WHERE hour_ns = ANY($1::bigint[]) ORDER BY hour_ns, commit_id DESC", 1, p,
+				"cannot read the hash chain", e);
+	if (!r)
+		return e ? e->code : -EIO;
 	for (size_t i = 0, j = 0; i < l->touched.n; i++) {
 		struct touched *t = &l->touched.v[i];
 		t->altered = 0;
@@ -836,18 +863,13 @@ static int precheck(struct pg_ledger *l, const char *hours, struct tally_err *e)
 			t->altered = -1;
 		}
 	}
-out:
 	PQclear(r);
-	for (size_t i = 0; i < l->touched.n; i++)
-		chain_commit_free(h[i].ctx);
-	free(h);
-	return rc;
+	return 0;
 }
 
-/* After it: this commit's link of the chain. */
-static int chain_append(struct pg_ledger *l, const char *hours, struct tally_err *e)
+/* After it: this commit's link of the chain (h: each hour after the commit). */
+static int chain_append(struct pg_ledger *l, const char *hours, const struct chain_hour *h, struct tally_err *e)
 {
-	struct chain_hour *h = fault_calloc(l->touched.n, sizeof(*h));
 	size_t n = l->touched.n, len = n * 24 + 8;
 	char *rows = fault_malloc(len), *alt = fault_malloc(len), *dig = fault_malloc(n * (2 * CHAIN_HASH_LEN + 4) + 8);
 	unsigned char next[CHAIN_HASH_LEN];
@@ -857,12 +879,10 @@ static int chain_append(struct pg_ledger *l, const char *hours, struct tally_err
 	void *cc = NULL;
 	PGresult *r = NULL;
 	int rc;
-	if (!h || !rows || !alt || !dig) {
+	if (!rows || !alt || !dig) {
 		rc = err_set(e, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = hash_hours(l, h, hours, e)))
-		goto out;
 	if (!(cc = chain_commit_begin(l->head, id, now, 0, (int64_t)n))) {
 		rc = err_set(e, -ENOMEM, "out of memory");
 		goto out;
@@ -905,10 +925,6 @@ static int chain_append(struct pg_ledger *l, const char *hours, struct tally_err
 out:
 	PQclear(r);
 	chain_commit_free(cc);
-	if (h)
-		for (size_t i = 0; i < n; i++)
-			chain_commit_free(h[i].ctx);
-	free(h);
 	free(rows);
 	free(alt);
 	free(dig);
@@ -1108,18 +1124,31 @@ static int pg_commit(struct ledger *lb, struct tally_err *e)
 	int64_t head_id = l->head_id;
 	unsigned char head[CHAIN_HASH_LEN];
 	char *hours = NULL;
+	struct chain_hour *before = NULL, *after = NULL;
+	bool ahead = asked_ahead(l);
 	int rc = 0;
 	assert(l->in_tx);
 	memcpy(head, l->head, CHAIN_HASH_LEN);
 	if (l->touched.n) {
 		size_t len = l->touched.n * 22 + 4;
-		if (!(hours = fault_malloc(len)))
-			return err_set(e, -ENOMEM, "out of memory");
+		hours = fault_malloc(len);
+		before = fault_calloc(l->touched.n, sizeof(*before));
+		after = fault_calloc(l->touched.n, sizeof(*after));
+		if (!hours || !before || !after) {
+			rc = err_set(e, -ENOMEM, "out of memory");
+			goto out;
+		}
 		hours_param(l, hours, len);
-		if ((rc = precheck(l, hours, e)))
+		/* hours not asked ahead are hashed as they are now, before flush merges */
+		if (!ahead && ((rc = hash_hours(l, before, hours, e)) || (rc = precheck(l, hours, before, e))))
 			goto out;
 	}
-	if ((rc = flush(l, e)) || (l->touched.n && (rc = chain_append(l, hours, e))))
+	if ((rc = flush(l, e)))
+		goto out;
+	/* those asked ahead were read on the side while flush ran */
+	if (l->touched.n &&
+	    ((ahead && ((rc = digests_ahead(l, hours, before, after, e)) || (rc = precheck(l, hours, before, e)))) ||
+	     (!ahead && (rc = hash_hours(l, after, hours, e))) || (rc = chain_append(l, hours, after, e))))
 		goto out;
 	if (fault_fail(FAULT_COMMIT)) {
 		rc = err_set(e, -ENOSPC, "%s: cannot commit: database or disk is full (injected)", l->pc.name);
@@ -1136,6 +1165,8 @@ static int pg_commit(struct ledger *lb, struct tally_err *e)
 	tx_reset(l);
 out:
 	free(hours);
+	free(before);
+	free(after);
 	if (rc) {
 		/* the head stays where the ledger has it */
 		l->head_id = head_id;
@@ -1252,6 +1283,9 @@ static int pg_add_usage(struct ledger *lb, const struct ledger_usage *u, struct 
 			return err_set(e, -ENOMEM, "out of memory");
 		pre_send(l, u->hour_ns);
 	}
+	/* kept for merge_ahead while it can work the hours out (it needs all) */
+	if (l->touched.n <= PRE_HOURS && chain_deltas_add(&l->deltas, u))
+		return err_set(e, -ENOMEM, "out of memory");
 	bool known = u->exists && round == 0;
 	cb_i64(c, round, '\t');
 	cb_text(c, known ? "t" : "f", '\t');

@@ -621,17 +621,22 @@ START_TEST(test_death_between_commits_loses_no_usage)
 END_TEST
 
 /* The ledger opened, a transaction begun, and resource 1 (vm-1) in it. */
-static struct ledger *begin_with_vm1(void)
+static struct ledger *begin_with_vm1_at(const char *location)
 {
 	struct ledger *l;
 	struct tally_err e = { 0 };
-	ck_assert_int_eq(ledger_open(&l, path, &e), 0);
+	ck_assert_msg(ledger_open(&l, location, &e) == 0, "%s", e.msg);
 	ck_assert_int_eq(ledger_begin(l, &e), 0);
 	struct ledger_resource r = { .id = 1, .first_seen_ns = T0, .last_seen_ns = T0 };
 	str_copy(r.meta.resource, "vm-1", sizeof(r.meta.resource));
 	ck_assert_int_eq(ledger_put_resource(l, &r, false, &e), 0);
 	ck_assert_int_eq(r.id, 1);
 	return l;
+}
+
+static struct ledger *begin_with_vm1(void)
+{
+	return begin_with_vm1_at(path);
 }
 
 /* The usage and series writers take a hint that the row exists (update in
@@ -1351,6 +1356,126 @@ START_TEST(test_pg_precheck_connection)
 }
 END_TEST
 
+/* One usage row of vm-1 in hour 0: meter 1 counts, meter 2 is a gauge. */
+static void add_vm1(struct ledger *l, int meter, int64_t qty, double qty_real)
+{
+	struct tally_err e = { 0 };
+	struct ledger_usage u = { .resource_id = 1, .meter_id = meter, .device = "", .hour_ns = T0,
+				  .is_real = meter == 2, .qty = qty, .qty_real = qty_real, .spanned_ns = 10,
+				  .covered_ns = 10, .samples = 1, .exists = 1 };
+	ck_assert_msg(ledger_add_usage(l, &u, &e) == 0, "%s", e.msg);
+}
+
+static void commit_or_fail(struct ledger *l)
+{
+	struct tally_err e = { 0 };
+	ck_assert_msg(ledger_commit(l, &e) == 0, "%s", e.msg);
+}
+
+/* The side connection's query for hour 0's rows held on a lock of the
+ * usage table (X holds it), then its connection killed: the answer is
+ * lost. The lock is let go afterwards. */
+static void lose_the_precheck(PGconn *x)
+{
+	int i = 0;
+	while (sql_int(path, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tallyd precheck'"
+			     " AND wait_event_type = 'Lock'") != 1) {
+		ck_assert_msg(++i < 1000, "the precheck never waited for the lock");
+		usleep(10000);
+	}
+	sql(path, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tallyd precheck'");
+	tu_pg_exec(x, "COMMIT");
+}
+
+/* A commit asks for the rows of each hour it writes on the second
+ * connection while it is staged (the hour's digest before and after it
+ * are worked out from them). When that answer is lost, the rows are asked
+ * for again on a new connection and the commit lands with its chain right;
+ * when no new connection can be made, the commit fails, nothing of it is
+ * written, and the next one writes it all. Quantities by hand: 5, + 7, + 11. */
+START_TEST(test_pg_precheck_answer_lost)
+{
+	char role[64], loc[1400], sqlbuf[600];
+	struct tally_err e = { 0 };
+	struct ledger_verify v;
+	snprintf(role, sizeof(role), "tally_lost_%ld", (long)getpid());
+	const char *schema = strstr(path, "%3D") + 3;
+	snprintf(sqlbuf, sizeof(sqlbuf), "DROP ROLE IF EXISTS %s; CREATE ROLE %s LOGIN CONNECTION LIMIT 3;"
+		 " GRANT USAGE, CREATE ON SCHEMA %s TO %s", role, role, schema, role);
+	sql(path, sqlbuf);
+	snprintf(loc, sizeof(loc), "%s&user=%s", path, role);
+	struct ledger *l = begin_with_vm1_at(loc);
+	add_vm1(l, 1, 5, 0);
+	commit_or_fail(l);                   /* chain 1 */
+	ck_assert_int_eq(prechecks_open(), 1);
+
+	PGconn *x = tu_pg_connect(path);
+	tu_pg_exec(x, "BEGIN; LOCK TABLE usage IN ACCESS EXCLUSIVE MODE");
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	add_vm1(l, 1, 7, 0);
+	lose_the_precheck(x);
+	commit_or_fail(l);                   /* chain 2: asked again on a new connection */
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 12);
+	ck_assert_int_eq(prechecks_open(), 1);
+
+	/* now it cannot have another: the commit fails whole */
+	snprintf(sqlbuf, sizeof(sqlbuf), "ALTER ROLE %s CONNECTION LIMIT 1", role);
+	sql(path, sqlbuf);
+	tu_pg_exec(x, "BEGIN; LOCK TABLE usage IN ACCESS EXCLUSIVE MODE");
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	add_vm1(l, 1, 11, 0);
+	lose_the_precheck(x);
+	ck_assert_int_ne(ledger_commit(l, &e), 0);
+	ck_assert_msg(strstr(e.msg, "cannot be made again"), "%s", e.msg);
+	ledger_rollback(l);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 12);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM chain"), 2);
+
+	/* the next commit asks on its only connection, before it merges */
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	add_vm1(l, 1, 11, 0);
+	commit_or_fail(l);                   /* chain 3 */
+	ck_assert_int_eq(prechecks_open(), 0);
+	ledger_close(l);
+	PQfinish(x);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage"), 23);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM chain_hours WHERE altered <> 0"), 0);
+	ck_assert_int_eq(verify(&v), 0);
+	snprintf(sqlbuf, sizeof(sqlbuf), "DROP OWNED BY %s; DROP ROLE %s", role, role);
+	sql(path, sqlbuf);
+}
+END_TEST
+
+/* A sum the writer does not work out itself (a gauge row made infinite
+ * behind tally's back: the server adds to it, chain_merge.c does not) is
+ * hashed on the server after the merge: the chain records the hour as it
+ * is, and the commit after finds it so. */
+START_TEST(test_pg_sum_hashed_on_server)
+{
+	struct ledger *l = begin_with_vm1();
+	struct tally_err e = { 0 };
+	struct ledger_verify v;
+	add_vm1(l, 2, 0, 1.5);
+	add_vm1(l, 1, 5, 0);
+	commit_or_fail(l);                   /* chain 1 */
+	sql(path, "UPDATE usage SET quantity_real = 'Infinity' WHERE meter_id = 2");
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	add_vm1(l, 2, 0, 0.5);
+	commit_or_fail(l);                   /* chain 2: finds the change */
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	add_vm1(l, 2, 0, 0.25);
+	add_vm1(l, 1, 7, 0);
+	commit_or_fail(l);                   /* chain 3: the hour as chain 2 left it */
+	ledger_close(l);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM usage WHERE quantity_real = 'Infinity'"), 1);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage WHERE meter_id = 1"), 12);
+	ck_assert_int_eq(sql_int(path, "SELECT altered FROM chain_hours WHERE commit_id = 2"), 1);
+	ck_assert_int_eq(sql_int(path, "SELECT altered FROM chain_hours WHERE commit_id = 3"), 0);
+	ck_assert_int_eq(verify(&v), 1);
+	ck_assert_int_eq(v.bad_commit, 1);
+}
+END_TEST
+
 /* A reader's cpu rows over [T0, T0 + 4 h): how many, and their sum. */
 struct usum {
 	int64_t rows, total;
@@ -1495,6 +1620,8 @@ int main(void)
 		tcase_add_test(pg, test_pg_migrates_version_1);
 		tcase_add_test(pg, test_pg_bad_input);
 		tcase_add_test(pg, test_pg_precheck_connection);
+		tcase_add_test(pg, test_pg_precheck_answer_lost);
+		tcase_add_test(pg, test_pg_sum_hashed_on_server);
 		suite_add_tcase(s, pg);
 	} else {
 		/* what only an SQLite file has: its bytes, its lock file */
