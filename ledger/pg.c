@@ -198,7 +198,7 @@ static int cb_copy(struct pg_ledger *l, struct copybuf *c, const char *table, st
 	}
 	if (PQputCopyEnd(l->pc.c, rc ? "aborted" : NULL) != 1 && !rc)
 		rc = pgc_fail(&l->pc, NULL, "cannot write a commit", e);
-	while ((r = PQgetResult(l->pc.c))) {
+	while (pgc_wait(&l->pc), (r = PQgetResult(l->pc.c))) {
 		if (PQresultStatus(r) != PGRES_COMMAND_OK && !rc)
 			rc = pgc_fail(&l->pc, r, "cannot write a commit", e);
 		PQclear(r);
@@ -373,6 +373,7 @@ static int pg_open(struct ledger **out, const char *location, struct tally_err *
 	l->base.be = &ledger_pg_backend;
 	if ((rc = pgc_connect(&l->pc, location, "tallyd", e)))
 		goto fail;
+	l->pc.bg = &l->side;         /* a precheck's rows read while the commit waits */
 	/* identity and migrations under the commit lock: two writers starting
 	 * on an empty schema create it once */
 	if ((rc = pgc_exec(&l->pc, "BEGIN", "cannot begin a transaction", e)) ||

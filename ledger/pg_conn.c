@@ -11,6 +11,7 @@
 #include "str.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,10 +338,53 @@ int pgc_fail(struct pgc *p, const PGresult *r, const char *what, struct tally_er
 	return err_set(e, code, "%s: %s: %s", p->name, what, msg);
 }
 
+void pgc_wait(struct pgc *p)
+{
+	struct pgc *bg = p->bg;
+	while (bg && bg->done && bg->c && p->c && PQisBusy(p->c)) {
+		struct pollfd f[2] = { { .fd = PQsocket(p->c), .events = POLLIN },
+				       { .fd = PQsocket(bg->c), .events = POLLIN } };
+		if (poll(f, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		/* a connection that failed is left to PQgetResult to say */
+		if (f[1].revents && !PQconsumeInput(bg->c))
+			return;
+		if (!PQisBusy(bg->c))
+			pgc_settle(bg);
+		if (f[0].revents && !PQconsumeInput(p->c))
+			return;
+	}
+}
+
+/* What was sent on p, as PQexec answers it: the last result, or the
+ * first error, or the COPY that started. NULL when none came. */
+static PGresult *answer(struct pgc *p)
+{
+	PGresult *r, *last = NULL;
+	for (;;) {
+		pgc_wait(p);
+		if (!(r = PQgetResult(p->c)))
+			break;
+		ExecStatusType st = PQresultStatus(r);
+		if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+			PQclear(r);
+		} else {
+			PQclear(last);
+			last = r;
+		}
+		if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH)
+			break;
+	}
+	return last;
+}
+
 int pgc_exec(struct pgc *p, const char *sql, const char *what, struct tally_err *e)
 {
 	pgc_settle(p);
-	PGresult *r = PQexec(p->c, sql);
+	PGresult *r = PQsendQuery(p->c, sql) ? answer(p) : NULL;
 	int rc = 0;
 	if (!r || (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK))
 		rc = pgc_fail(p, r, what, e);
@@ -352,7 +396,7 @@ PGresult *pgc_query(struct pgc *p, const char *sql, int n, const char *const *pa
 		    struct tally_err *e)
 {
 	pgc_settle(p);
-	PGresult *r = PQexecParams(p->c, sql, n, NULL, params, NULL, NULL, 1);
+	PGresult *r = PQsendQueryParams(p->c, sql, n, NULL, params, NULL, NULL, 1) ? answer(p) : NULL;
 	if (!r || (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK)) {
 		pgc_fail(p, r, what, e);
 		PQclear(r);

@@ -40,6 +40,7 @@ struct pgc {
 	int cursors;                 /* cursors declared, for unique names */
 	void (*done)(void *ctx, PGresult *r);   /* a query sent by pgc_send, not yet settled */
 	void *done_ctx;
+	struct pgc *bg;              /* its answer read while this one waits (pgc_wait), or NULL */
 };
 
 /* Connect to location as app (application_name unless the location sets
@@ -70,6 +71,13 @@ PGresult *pgc_query(struct pgc *p, const char *sql, int n, const char *const *pa
 typedef void (*pgc_done_fn)(void *ctx, PGresult *r);
 int pgc_send(struct pgc *p, const char *sql, int n, const char *const *params, pgc_done_fn done, void *ctx);
 void pgc_settle(struct pgc *p);
+
+/* Wait until p's answer can be read without blocking. Meanwhile the
+ * answer on its way on p->bg (a pgc_send there) is read as it comes and
+ * settled once whole: a large one would otherwise stop its server at a
+ * full socket until this process asked for it. pgc_exec and pgc_query
+ * wait so; call it before PQgetResult on p. */
+void pgc_wait(struct pgc *p);
 
 /* Every row of sql (n text parameters) to fn, fetched through a cursor
  * 50000 rows at a time in binary format, so a result of any size streams
