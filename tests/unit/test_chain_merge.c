@@ -270,10 +270,7 @@ END_TEST
 static uint64_t seed = 88172645463325252ULL;
 static uint64_t rnd(void)
 {
-	seed ^= seed << 13;
-	seed ^= seed >> 7;
-	seed ^= seed << 17;
-	return seed;
+	return tu_xorshift(&seed);
 }
 
 static const char *const devs[] = { "", "a", "ab", "b", "vda", "vdb", "\xc3\xa9" };

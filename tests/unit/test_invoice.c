@@ -518,9 +518,7 @@ static void fleet_ledger(void)
 	}
 	for (int64_t h = 0; h <= 31 * 24; h++) {
 		for (int i = 0; i < 12; i++) {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
+			tu_xorshift(&x);
 			cpu[i] += x % 3600000000000ULL;
 			net[i] += x % 7777777777ULL;
 			lf_reading(vm[i], M_VCPUS, T0 + h * H, (double)(1 + x % 4), 0, 0);

@@ -161,10 +161,7 @@ END_TEST
 static uint64_t rng = 88172645463325252ULL;
 static uint64_t rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	return tu_xorshift(&rng);
 }
 
 static int naive(const struct lpm_prefix *pf, size_t n, int family, const uint8_t *addr, int dflt)

@@ -6,6 +6,7 @@
 #define TALLY_TESTUTIL_H
 
 #include <check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -26,6 +27,17 @@ static inline void tu_mkdtemp(char *dir, size_t len, const char *name)
 {
 	snprintf(dir, len, "/tmp/tally-%s-XXXXXX", name);
 	ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+/* The next number of the xorshift64 sequence in *state (not zero):
+ * random enough for a test's cases, the same on every run. */
+static inline uint64_t tu_xorshift(uint64_t *state)
+{
+	uint64_t x = *state;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *state = x;
 }
 
 static inline void tu_rmrf(const char *dir)
