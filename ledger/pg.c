@@ -79,6 +79,10 @@ struct pg_ledger {
 	struct pgc pc;
 	struct pgc side;             /* the prechecks' own connection (pre_conn), or none */
 	bool side_failed;            /* could not be made in this transaction */
+	/* the hours' digests before and after the commit (pg_commit's), and
+	 * whether merge_early worked them all out while flush waited */
+	struct chain_hour *before, *after;
+	bool digested;
 	bool in_tx;                  /* between ledger_begin and its commit or rollback */
 	bool staged;                 /* this connection has its staging tables */
 	struct copybuf usage, series, res, attrs, events;
@@ -813,6 +817,15 @@ static int next_res_row(void *ctx, struct chain_row *out)
 	return 1;
 }
 
+/* Hour i of l->touched (p: its rows) before and after the commit
+ * (chain_merge.h): 0, -ERANGE or -ENOMEM. */
+static int merge_hour(struct pg_ledger *l, const struct pre_hour *p, size_t i, struct chain_hour *before,
+		      struct chain_hour *after)
+{
+	struct res_rows c = { .r = p->rows };
+	return chain_merge_hour(&l->deltas, p->hour_ns, next_res_row, &c, &before[i], &after[i]);
+}
+
 /* Each hour asked ahead, before the commit into before[] and after it
  * into after[] (parallel to l->touched), from its rows and the usage the
  * commit adds (chain_merge.h). When the sum is not one that works out,
@@ -827,9 +840,7 @@ static int digests_ahead(struct pg_ledger *l, const char *hours, struct chain_ho
 		struct pre_hour *p = pre_of(l, l->touched.v[i].hour_ns);
 		if (!p->rows && (rc = pre_again(l, p, e)))
 			return rc;
-		struct res_rows c = { .r = p->rows };
-		rc = chain_merge_hour(&l->deltas, p->hour_ns, next_res_row, &c, &before[i], &after[i]);
-		if (rc == -ERANGE) {
+		if ((rc = merge_hour(l, p, i, before, after)) == -ERANGE) {
 			on_server = true;
 			rc = hash_rows(p->rows, p->hour_ns, &before[i]);
 		}
@@ -837,6 +848,21 @@ static int digests_ahead(struct pg_ledger *l, const char *hours, struct chain_ho
 			return err_set(e, rc, "%s: out of memory hashing usage", l->pc.name);
 	}
 	return on_server ? hash_hours(l, after, hours, e) : 0;
+}
+
+/* The digests of digests_ahead, worked out while flush waits for the
+ * server (pgc_wait's idle: the rows asked ahead have come, the commit's
+ * usage is all handed over). Anything it cannot do (an answer missing, a
+ * sum for the server) is left to digests_ahead after flush. */
+static void merge_early(void *ctx)
+{
+	struct pg_ledger *l = ctx;
+	for (size_t i = 0; i < l->touched.n; i++) {
+		const struct pre_hour *p = pre_of(l, l->touched.v[i].hour_ns);
+		if (!p->rows || merge_hour(l, p, i, l->before, l->after))
+			return;
+	}
+	l->digested = true;
 }
 
 /* Does each hour the commit writes hold what the last commit that wrote
@@ -1144,11 +1170,21 @@ static int pg_commit(struct ledger *lb, struct tally_err *e)
 		if (!ahead && ((rc = hash_hours(l, before, hours, e)) || (rc = precheck(l, hours, before, e))))
 			goto out;
 	}
-	if ((rc = flush(l, e)))
+	l->before = before;
+	l->after = after;
+	l->digested = false;
+	if (ahead && l->touched.n) {
+		l->pc.idle = merge_early;
+		l->pc.idle_ctx = l;
+	}
+	rc = flush(l, e);
+	l->pc.idle = NULL;
+	if (rc)
 		goto out;
 	/* those asked ahead were read on the side while flush ran */
 	if (l->touched.n &&
-	    ((ahead && ((rc = digests_ahead(l, hours, before, after, e)) || (rc = precheck(l, hours, before, e)))) ||
+	    ((ahead && ((!l->digested && (rc = digests_ahead(l, hours, before, after, e))) ||
+			(rc = precheck(l, hours, before, e)))) ||
 	     (!ahead && (rc = hash_hours(l, after, hours, e))) || (rc = chain_append(l, hours, after, e))))
 		goto out;
 	if (fault_fail(FAULT_COMMIT)) {
@@ -1168,6 +1204,7 @@ out:
 	free(hours);
 	free(before);
 	free(after);
+	l->before = l->after = NULL;
 	if (rc) {
 		/* the head stays where the ledger has it */
 		l->head_id = head_id;

@@ -357,6 +357,11 @@ void pgc_wait(struct pgc *p)
 		if (f[0].revents && !PQconsumeInput(p->c))
 			return;
 	}
+	if (p->idle && !(bg && bg->done) && p->c && PQisBusy(p->c)) {
+		void (*idle)(void *) = p->idle;
+		p->idle = NULL;
+		idle(p->idle_ctx);
+	}
 }
 
 /* What was sent on p, as PQexec answers it: the last result, or the

@@ -41,6 +41,8 @@ struct pgc {
 	void (*done)(void *ctx, PGresult *r);   /* a query sent by pgc_send, not yet settled */
 	void *done_ctx;
 	struct pgc *bg;              /* its answer read while this one waits (pgc_wait), or NULL */
+	void (*idle)(void *ctx);     /* run once while this one waits, bg settled (pgc_wait), or NULL */
+	void *idle_ctx;
 };
 
 /* Connect to location as app (application_name unless the location sets
@@ -75,8 +77,10 @@ void pgc_settle(struct pgc *p);
 /* Wait until p's answer can be read without blocking. Meanwhile the
  * answer on its way on p->bg (a pgc_send there) is read as it comes and
  * settled once whole: a large one would otherwise stop its server at a
- * full socket until this process asked for it. pgc_exec and pgc_query
- * wait so; call it before PQgetResult on p. */
+ * full socket until this process asked for it. Then, if p's server is
+ * still at work, p->idle runs (once: it is cleared first), so that this
+ * process's own work on that answer overlaps the server's. pgc_exec and
+ * pgc_query wait so; call it before PQgetResult on p. */
 void pgc_wait(struct pgc *p);
 
 /* Every row of sql (n text parameters) to fn, fetched through a cursor
