@@ -49,6 +49,11 @@ extern const int ledger_pg_n_migrations;
  * real time writes one or two). */
 #define PRE_HOURS 4
 
+/* The most rows of an hour tallyd reads to work its digests out (about
+ * 450 bytes of its memory a row while a commit runs); a larger hour is
+ * digested on the server. Tests lower it. */
+int pg_pre_rows_max = 250000;
+
 /* Rows waiting for COPY, in its text format. */
 struct copybuf {
 	char *b;
@@ -102,7 +107,6 @@ struct pg_ledger {
 	struct pre_hour {
 		int64_t hour_ns;
 		PGresult *rows;      /* the answer, or NULL */
-		bool on_side;        /* asked on the side connection (pre_conn) */
 	} pre[PRE_HOURS];
 	int n_pre, pre_flight;       /* entries; the one whose answer is on its way */
 	struct chain_deltas deltas;  /* the usage it adds, while it writes at most PRE_HOURS hours */
@@ -682,7 +686,8 @@ static const char digest_sql[] =
  * hour's digest before the commit (precheck) and after it (chain_append)
  * without reading the hour again (chain_merge.h). */
 static const char pre_sql[] =
-	"SELECT " USAGE_COLS " FROM usage WHERE hour_ns = $1::bigint ORDER BY resource_id, meter_id, device";
+	"SELECT " USAGE_COLS " FROM usage WHERE hour_ns = $1::bigint ORDER BY resource_id, meter_id, device"
+	" LIMIT $2::bigint";
 
 /* The touched hours as a bigint[] parameter: "{h1,h2,...}". */
 static void hours_param(struct pg_ledger *l, char *buf, size_t len)
@@ -695,15 +700,16 @@ static void hours_param(struct pg_ledger *l, char *buf, size_t len)
 		snprintf(buf + o, len - o, "}");
 }
 
-static int hash_hours(struct pg_ledger *l, struct chain_hour *h, const char *hours, struct tally_err *e)
+static int hash_hours(struct pgc *c, const struct touched *t, size_t n, const char *hours, struct chain_hour *h,
+		      struct tally_err *e)
 {
 	const char *p[] = { hours };
-	PGresult *r = pgc_query(&l->pc, digest_sql, 1, p, "cannot hash the usage", e);
+	PGresult *r = pgc_query(c, digest_sql, 1, p, "cannot hash the usage", e);
 	int rc = 0;
 	if (!r)
 		return e ? e->code : -EIO;
-	for (size_t i = 0, j = 0; i < l->touched.n; i++) {
-		h[i].hour_ns = l->touched.v[i].hour_ns;
+	for (size_t i = 0, j = 0; i < n; i++) {
+		h[i].hour_ns = t[i].hour_ns;
 		h[i].ctx = NULL;
 		if (j < (size_t)PQntuples(r) && pgv_i64(r, (int)j, 0) == h[i].hour_ns) {
 			h[i].rows = pgv_i64(r, (int)j, 1);
@@ -711,7 +717,7 @@ static int hash_hours(struct pg_ledger *l, struct chain_hour *h, const char *hou
 				memcpy(h[i].digest, PQgetvalue(r, (int)j, 2), CHAIN_HASH_LEN);
 			j++;
 		} else if ((rc = chain_hour_empty(h[i].hour_ns, h[i].digest))) {
-			err_set(e, rc, "%s: out of memory hashing usage", l->pc.name);
+			err_set(e, rc, "%s: out of memory hashing usage", c->name);
 			break;
 		} else {
 			h[i].rows = 0;
@@ -745,50 +751,65 @@ static void pre_done(void *ctx, PGresult *r)
 	l->pre[l->pre_flight].rows = r;
 }
 
-/* The connection a precheck is asked on: its own, so that the server
- * reads and sorts the hour on another core while this transaction's rows
- * are copied and merged on the first. It sees the ledger as the last commit
- * left it: the commit lock, held from ledger_begin on, keeps every other
- * writer out, and this transaction's rows are not visible to it. Made
- * when first needed; when it cannot be made (or made again, once a
- * transaction), the precheck is asked on the first connection, as before
- * it, at its cost. */
+/* The connection the rows are asked on, made when first needed: its
+ * own, so that the server reads and sorts the hour on another core while
+ * this transaction's rows are handed over, copied and merged on the first.
+ * It sees the ledger as the last commit left it: the commit lock, held
+ * from ledger_begin on, keeps every other writer out, and this
+ * transaction's rows are not visible to it. NULL when it cannot be made
+ * (or made again, once a transaction): the commit then hashes its hours
+ * on the server, on the first connection, before it merges. */
 static struct pgc *pre_conn(struct pg_ledger *l)
 {
 	struct tally_err ignore = { 0 };
 	if (!l->side_failed)
 		l->side_failed = l->side.c ? pgc_ensure(&l->side, &ignore) != 0
 					   : pgc_connect(&l->side, l->pc.location, "tallyd precheck", &ignore) != 0;
-	return l->side_failed ? &l->pc : &l->side;
+	return l->side_failed ? NULL : &l->side;
+}
+
+/* pre_sql's parameters for hour_ns: the hour, and one row more than
+ * tallyd reads (so that an hour too large shows as such). */
+static void pre_params(int64_t hour_ns, struct pgnum n[2], const char *p[2])
+{
+	p[0] = pgn_i64(&n[0], hour_ns);
+	p[1] = pgn_i64(&n[1], (int64_t)pg_pre_rows_max + 1);
 }
 
 /* Ask for hour's rows now; an hour not asked for (not sent) makes the
  * commit hash its hours on the server. */
 static void pre_send(struct pg_ledger *l, int64_t hour_ns)
 {
-	struct pgnum n;
-	const char *p[] = { pgn_i64(&n, hour_ns) };
+	struct pgnum n[2];
+	const char *p[2];
 	struct pgc *c = l->in_tx && l->n_pre < PRE_HOURS ? pre_conn(l) : NULL;
-	if (!c || pgc_send(c, pre_sql, 1, p, pre_done, l))
+	pre_params(hour_ns, n, p);
+	if (!c || pgc_send(c, pre_sql, 2, p, pre_done, l))
 		return;
-	l->pre[l->n_pre] = (struct pre_hour){ .hour_ns = hour_ns, .on_side = c == &l->side };
+	l->pre[l->n_pre] = (struct pre_hour){ .hour_ns = hour_ns };
 	l->pre_flight = l->n_pre++;
 }
 
 /* An hour's rows asked for again, when the answer asked ahead did not
- * come: on the side connection, which sees the ledger without this
- * transaction (the first one, after flush, would see this commit's rows). */
+ * come: on the side connection (made again if it was lost), which sees
+ * the ledger without this transaction (the first one, after flush, would
+ * see this commit's rows). */
 static int pre_again(struct pg_ledger *l, struct pre_hour *p, struct tally_err *e)
 {
-	struct pgnum n;
-	const char *q[] = { pgn_i64(&n, p->hour_ns) };
+	struct pgnum n[2];
+	const char *q[2];
 	int rc;
-	if (!p->on_side)
-		return err_set(e, -EIO, "%s: cannot read the usage of an hour as the last commit left it", l->pc.name);
+	pre_params(p->hour_ns, n, q);
 	if ((rc = pgc_ensure(&l->side, e)))
 		return rc;
-	p->rows = pgc_query(&l->side, pre_sql, 1, q, "cannot read the usage", e);
+	p->rows = pgc_query(&l->side, pre_sql, 2, q, "cannot read the usage", e);
 	return p->rows ? 0 : e ? e->code : -EIO;
+}
+
+/* More rows than tallyd works with (pg_pre_rows_max). */
+static bool too_many(const PGresult *r)
+{
+	return PQntuples(r) > pg_pre_rows_max;
 }
 
 /* An hour's rows hashed as they are. 0 or -ENOMEM. */
@@ -829,7 +850,8 @@ static int merge_hour(struct pg_ledger *l, const struct pre_hour *p, size_t i, s
 /* Each hour asked ahead, before the commit into before[] and after it
  * into after[] (parallel to l->touched), from its rows and the usage the
  * commit adds (chain_merge.h). When the sum is not one that works out,
- * the hours after are hashed on the server: flush has merged by then. */
+ * or the hour has more rows than tallyd reads, the hours after are hashed
+ * on the server: flush has merged by then. */
 static int digests_ahead(struct pg_ledger *l, const char *hours, struct chain_hour *before,
 			 struct chain_hour *after, struct tally_err *e)
 {
@@ -840,6 +862,15 @@ static int digests_ahead(struct pg_ledger *l, const char *hours, struct chain_ho
 		struct pre_hour *p = pre_of(l, l->touched.v[i].hour_ns);
 		if (!p->rows && (rc = pre_again(l, p, e)))
 			return rc;
+		if (too_many(p->rows)) {
+			/* digested on the server: before on the side, after on the first */
+			char one[32];
+			snprintf(one, sizeof(one), "{%lld}", (long long)p->hour_ns);
+			on_server = true;
+			if ((rc = hash_hours(&l->side, &l->touched.v[i], 1, one, &before[i], e)))
+				return rc;
+			continue;
+		}
 		if ((rc = merge_hour(l, p, i, before, after)) == -ERANGE) {
 			on_server = true;
 			rc = hash_rows(p->rows, p->hour_ns, &before[i]);
@@ -847,7 +878,7 @@ static int digests_ahead(struct pg_ledger *l, const char *hours, struct chain_ho
 		if (rc)
 			return err_set(e, rc, "%s: out of memory hashing usage", l->pc.name);
 	}
-	return on_server ? hash_hours(l, after, hours, e) : 0;
+	return on_server ? hash_hours(&l->pc, l->touched.v, l->touched.n, hours, after, e) : 0;
 }
 
 /* The digests of digests_ahead, worked out while flush waits for the
@@ -859,7 +890,7 @@ static void merge_early(void *ctx)
 	struct pg_ledger *l = ctx;
 	for (size_t i = 0; i < l->touched.n; i++) {
 		const struct pre_hour *p = pre_of(l, l->touched.v[i].hour_ns);
-		if (!p->rows || merge_hour(l, p, i, l->before, l->after))
+		if (!p->rows || too_many(p->rows) || merge_hour(l, p, i, l->before, l->after))
 			return;
 	}
 	l->digested = true;
@@ -1167,7 +1198,8 @@ static int pg_commit(struct ledger *lb, struct tally_err *e)
 		}
 		hours_param(l, hours, len);
 		/* hours not asked ahead are hashed as they are now, before flush merges */
-		if (!ahead && ((rc = hash_hours(l, before, hours, e)) || (rc = precheck(l, hours, before, e))))
+		if (!ahead && ((rc = hash_hours(&l->pc, l->touched.v, l->touched.n, hours, before, e)) ||
+			       (rc = precheck(l, hours, before, e))))
 			goto out;
 	}
 	l->before = before;
@@ -1185,7 +1217,8 @@ static int pg_commit(struct ledger *lb, struct tally_err *e)
 	if (l->touched.n &&
 	    ((ahead && ((!l->digested && (rc = digests_ahead(l, hours, before, after, e))) ||
 			(rc = precheck(l, hours, before, e)))) ||
-	     (!ahead && (rc = hash_hours(l, after, hours, e))) || (rc = chain_append(l, hours, after, e))))
+	     (!ahead && (rc = hash_hours(&l->pc, l->touched.v, l->touched.n, hours, after, e))) ||
+	     (rc = chain_append(l, hours, after, e))))
 		goto out;
 	if (fault_fail(FAULT_COMMIT)) {
 		rc = err_set(e, -ENOSPC, "%s: cannot commit: database or disk is full (injected)", l->pc.name);

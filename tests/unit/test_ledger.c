@@ -1476,6 +1476,62 @@ START_TEST(test_pg_sum_hashed_on_server)
 }
 END_TEST
 
+/* An hour with more rows than tallyd reads to work its digests out
+ * (pg_pre_rows_max, lowered here to 2) is digested on the server: before
+ * the commit on the side connection, after it on the first. The chain is
+ * the same either way: the commit after finds the hour as it was left.
+ * Quantities by hand: meter 1 of vm-1..3 at 5, 6, 7; + 10 to vm-1 and
+ * vm-3, vm-4 new at 8. */
+extern int pg_pre_rows_max;
+
+static void add_usage_of(struct ledger *l, int64_t res, int64_t qty)
+{
+	struct tally_err e = { 0 };
+	struct ledger_usage u = { .resource_id = res, .meter_id = 1, .device = "", .hour_ns = T0, .qty = qty,
+				  .spanned_ns = 10, .covered_ns = 10, .samples = 1, .exists = 1 };
+	ck_assert_msg(ledger_add_usage(l, &u, &e) == 0, "%s", e.msg);
+}
+
+START_TEST(test_pg_large_hour_hashed_on_server)
+{
+	struct ledger *l;
+	struct tally_err e = { 0 };
+	struct ledger_verify v;
+	int was = pg_pre_rows_max;
+	pg_pre_rows_max = 2;
+	ck_assert_int_eq(ledger_open(&l, path, &e), 0);
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	for (int i = 1; i <= 4; i++) {
+		struct ledger_resource r = { .id = i, .first_seen_ns = T0, .last_seen_ns = T0 };
+		snprintf(r.meta.resource, sizeof(r.meta.resource), "vm-%d", i);
+		ck_assert_int_eq(ledger_put_resource(l, &r, false, &e), 0);
+	}
+	add_usage_of(l, 1, 5);
+	add_usage_of(l, 2, 6);
+	add_usage_of(l, 3, 7);
+	commit_or_fail(l);                   /* chain 1: three rows, read ahead by nobody yet */
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	add_usage_of(l, 3, 10);
+	add_usage_of(l, 4, 8);
+	add_usage_of(l, 1, 10);
+	commit_or_fail(l);                   /* chain 2: three rows before, more than 2 */
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	add_usage_of(l, 2, 1);
+	commit_or_fail(l);                   /* chain 3: four rows before */
+	pg_pre_rows_max = was;
+	ck_assert_int_eq(ledger_begin(l, &e), 0);
+	add_usage_of(l, 4, 1);
+	commit_or_fail(l);                   /* chain 4: worked out by tallyd again */
+	ledger_close(l);
+	ck_assert_int_eq(sql_int(path, "SELECT sum(quantity) FROM usage WHERE resource_id IN (1, 3)"), 15 + 17);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage WHERE resource_id = 2"), 7);
+	ck_assert_int_eq(sql_int(path, "SELECT quantity FROM usage WHERE resource_id = 4"), 9);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM chain_hours"), 4);
+	ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM chain_hours WHERE altered <> 0"), 0);
+	ck_assert_int_eq(verify(&v), 0);
+}
+END_TEST
+
 /* A reader's cpu rows over [T0, T0 + 4 h): how many, and their sum. */
 struct usum {
 	int64_t rows, total;
@@ -1622,6 +1678,7 @@ int main(void)
 		tcase_add_test(pg, test_pg_precheck_connection);
 		tcase_add_test(pg, test_pg_precheck_answer_lost);
 		tcase_add_test(pg, test_pg_sum_hashed_on_server);
+		tcase_add_test(pg, test_pg_large_hour_hashed_on_server);
 		suite_add_tcase(s, pg);
 	} else {
 		/* what only an SQLite file has: its bytes, its lock file */
