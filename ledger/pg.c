@@ -1174,6 +1174,22 @@ static bool landed(struct pg_ledger *l, const unsigned char hash[CHAIN_HASH_LEN]
 	return yes;
 }
 
+/* After flush has merged: each hour the commit wrote after it (and before
+ * it, for those asked ahead: their rows were read on the side while flush
+ * ran), the precheck, and the chain's link. */
+static int seal(struct pg_ledger *l, const char *hours, bool ahead, struct tally_err *e)
+{
+	int rc;
+	if (ahead) {
+		if ((!l->digested && (rc = digests_ahead(l, hours, l->before, l->after, e))) ||
+		    (rc = precheck(l, hours, l->before, e)))
+			return rc;
+	} else if ((rc = hash_hours(&l->pc, l->touched.v, l->touched.n, hours, l->after, e))) {
+		return rc;
+	}
+	return chain_append(l, hours, l->after, e);
+}
+
 /* The chain's checks, the merges, the chain's link, then COMMIT: all or
  * nothing, as on SQLite. */
 static int pg_commit(struct ledger *lb, struct tally_err *e)
@@ -1213,12 +1229,7 @@ static int pg_commit(struct ledger *lb, struct tally_err *e)
 	l->pc.idle = NULL;
 	if (rc)
 		goto out;
-	/* those asked ahead were read on the side while flush ran */
-	if (l->touched.n &&
-	    ((ahead && ((!l->digested && (rc = digests_ahead(l, hours, before, after, e))) ||
-			(rc = precheck(l, hours, before, e)))) ||
-	     (!ahead && (rc = hash_hours(&l->pc, l->touched.v, l->touched.n, hours, after, e))) ||
-	     (rc = chain_append(l, hours, after, e))))
+	if (l->touched.n && (rc = seal(l, hours, ahead, e)))
 		goto out;
 	if (fault_fail(FAULT_COMMIT)) {
 		rc = err_set(e, -ENOSPC, "%s: cannot commit: database or disk is full (injected)", l->pc.name);
