@@ -84,8 +84,9 @@ struct pg_ledger {
 	struct pgc pc;
 	struct pgc side;             /* the prechecks' own connection (pre_conn), or none */
 	bool side_failed;            /* could not be made in this transaction */
-	/* the hours' digests before and after the commit (pg_commit's), and
-	 * whether merge_early worked them all out while flush waited */
+	/* the hours' digests before and after the commit, parallel to
+	 * touched (while pg_commit runs), and whether merge_early worked
+	 * them all out while flush waited */
 	struct chain_hour *before, *after;
 	bool digested;
 	bool in_tx;                  /* between ledger_begin and its commit or rollback */
@@ -569,11 +570,12 @@ static int ensure(struct pg_ledger *l, struct tally_err *e)
 	return pgc_ensure(&l->pc, e);
 }
 
-/* A commit sorts each hour it writes twice, for the chain's digests
- * (digest_sql, pre_sql: every row of the hour, in key order): with the
- * server's default work_mem (4 MB) an hour of 100,000 rows was sorted on
- * disk (8 MB, external merge). 64 MB sorts an hour of about 300,000 rows
- * in memory; a larger one spills, slower, not wrong. */
+/* A commit whose hours are hashed on the server (digest_sql) sorts each
+ * of them twice: with the server's default work_mem (4 MB) an hour of
+ * 100,000 rows was sorted on disk (8 MB, external merge). 64 MB sorts an
+ * hour of about 300,000 rows in memory; a larger one spills, slower, not
+ * wrong. (pre_sql's sort, on the side connection, keeps the default: in
+ * memory it was no faster.) */
 static const char begin_sql[] = "BEGIN; SET LOCAL work_mem = '64MB'";
 
 static int pg_begin(struct ledger *lb, struct tally_err *e)
@@ -661,8 +663,8 @@ static int row_of(const PGresult *r, int i, struct chain_row *out)
  * (parallel to l->touched): on the server, with the bytes of
  * schemas/migrations/005-chain.sql built in SQL (int8send and float8send
  * are big-endian, as the chain's integers; device bytewise by COLLATE "C")
- * and hashed by sha256(), so a commit of 100,000 series reads back a few
- * digests rather than its rows. The same digests as chain.c's
+ * and hashed by sha256(): for the hours tallyd does not work out itself
+ * (digests_ahead, and a commit not asked ahead). The same digests as chain.c's
  * (test_ledger's chain cases check them against tally ledger verify,
  * which hashes rows in C). */
 #define DIGEST_PREFIX "'\\x74616c6c7920757361676520686f757220763100'::bytea"
@@ -1198,7 +1200,6 @@ static int pg_commit(struct ledger *lb, struct tally_err *e)
 	int64_t head_id = l->head_id;
 	unsigned char head[CHAIN_HASH_LEN];
 	char *hours = NULL;
-	struct chain_hour *before = NULL, *after = NULL;
 	bool ahead = asked_ahead(l);
 	int rc = 0;
 	assert(l->in_tx);
@@ -1206,20 +1207,18 @@ static int pg_commit(struct ledger *lb, struct tally_err *e)
 	if (l->touched.n) {
 		size_t len = l->touched.n * 22 + 4;
 		hours = fault_malloc(len);
-		before = fault_calloc(l->touched.n, sizeof(*before));
-		after = fault_calloc(l->touched.n, sizeof(*after));
-		if (!hours || !before || !after) {
+		l->before = fault_calloc(l->touched.n, sizeof(*l->before));
+		l->after = fault_calloc(l->touched.n, sizeof(*l->after));
+		if (!hours || !l->before || !l->after) {
 			rc = err_set(e, -ENOMEM, "out of memory");
 			goto out;
 		}
 		hours_param(l, hours, len);
 		/* hours not asked ahead are hashed as they are now, before flush merges */
-		if (!ahead && ((rc = hash_hours(&l->pc, l->touched.v, l->touched.n, hours, before, e)) ||
-			       (rc = precheck(l, hours, before, e))))
+		if (!ahead && ((rc = hash_hours(&l->pc, l->touched.v, l->touched.n, hours, l->before, e)) ||
+			       (rc = precheck(l, hours, l->before, e))))
 			goto out;
 	}
-	l->before = before;
-	l->after = after;
 	l->digested = false;
 	if (ahead && l->touched.n) {
 		l->pc.idle = merge_early;
@@ -1246,8 +1245,8 @@ static int pg_commit(struct ledger *lb, struct tally_err *e)
 	tx_reset(l);
 out:
 	free(hours);
-	free(before);
-	free(after);
+	free(l->before);
+	free(l->after);
 	l->before = l->after = NULL;
 	if (rc) {
 		/* the head stays where the ledger has it */
