@@ -82,6 +82,10 @@ void lv_test_event(void *state, virDomainPtr dom, int event, int detail);
  * for the cpu-total group (1) or not (0: cpu time from the cgroups). */
 void lv_test_host(void *state, const char *net_root, const char *cgroup_root, int cpu_total);
 
+/* Test seam: the per-disk calls over libvirt's protocol go to the daemon
+ * at socket_path (a test's), whatever the URI. */
+void lv_test_rpc(void *state, const char *socket_path);
+
 /* Test seam: the lifecycle events queued by libvirt's event thread and not
  * yet drained by a read, so tests wait for events instead of sleeping. */
 size_t lv_events_queued(void *state);

@@ -25,6 +25,7 @@
 #include "collector.h"
 #include "err.h"
 #include "libvirt_internal.h"
+#include "lvrpc_daemon.h"
 #include "str.h"
 #include "tallytime.h"
 #include "testutil.h"
@@ -1406,6 +1407,111 @@ START_TEST(test_disk_call_stalls)
 }
 END_TEST
 
+/* The per-disk calls over libvirt's protocol, to a daemon this test plays
+ * (lvrpc_daemon.h; lv_test_rpc points the collector at it): the counters
+ * sent are the ones answered; a call not answered within a quarter
+ * interval (1 s here) moves the domain to the NOWAIT block group until a
+ * slow cycle, as a stalled library call does; its answer, coming in a
+ * later cycle, is skipped; an error answer reads no disk counter; a daemon
+ * that goes away has the library's call read the counters that cycle (not
+ * a stall: per-disk calls go on). */
+static unsigned char rpc_uuid[16];
+static int rpc_id;
+
+static void script_collector(int fd)
+{
+	static const uint32_t none[] = { 0 };
+	struct call c;
+	serve_open(fd, "test:///default", none, 1);
+	ck_assert_int_eq(get_call(fd, &c), 0);
+	want_stats_call(&c, "test", rpc_uuid, rpc_id, "vda");
+	reply_stats(fd, c.serial, 11, (1LL << 40) + 3, 13, 14);
+	ck_assert_int_eq(get_call(fd, &c), 0);      /* not answered in its cycle */
+	uint32_t late = c.serial;
+	ck_assert_int_eq(get_call(fd, &c), 0);      /* the next per-disk cycle's call */
+	want_stats_call(&c, "test", rpc_uuid, rpc_id, "vda");
+	reply_stats(fd, late, 99, 99, 99, 99);
+	reply_error(fd, c.serial, 55);              /* VIR_ERR_OPERATION_INVALID */
+	ck_assert_int_eq(get_call(fd, &c), 0);      /* then the daemon goes away unanswering */
+}
+
+START_TEST(test_disk_calls_rpc)
+{
+	const char *u = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+	char dir[256], sock[300];
+	tu_mkdtemp(dir, sizeof(dir), "lvrpc");
+	snprintf(sock, sizeof(sock), "%s/sock", dir);
+	struct rec *r = calloc(1, sizeof(*r));
+	void *st = open_collector("test:///default");
+	virConnectPtr rw = virConnectOpen("test:///default");
+	virDomainPtr dom = virDomainLookupByName(rw, "test");
+	ck_assert_ptr_nonnull(dom);
+	ck_assert_int_eq(virDomainGetUUID(dom, rpc_uuid), 0);
+	rpc_id = (int)virDomainGetID(dom);
+	struct daemon d;
+	daemon_start(&d, sock, script_collector);
+	lv_test_rpc(st, sock);
+	struct prec p;
+	unsigned char asked[1];
+	struct lv_test_cycle slow = { .block_main = 1, .asked = asked };
+	struct lv_test_cycle fast = { .disk_calls = 1, .asked = asked };
+	int64_t t = time_now_ns() - 60 * NS_PER_SEC;
+
+	rec_full(&p, dom, VIR_DOMAIN_RUNNING, 5000000000ULL, 1000);
+	feed_c(st, &p, &slow, t, r);
+	char vda[TALLY_DEV_MAX];
+	str_copy(vda, find(r, u, M_DISK_READ_BYTES, NULL)->device, sizeof(vda));
+	/* answered: those counters, not the test driver's */
+	r->n = 0;
+	rec_small(&p, dom, VIR_DOMAIN_RUNNING, 6000000000ULL, 1500);
+	feed_c(st, &p, &fast, t + NS_PER_SEC, r);
+	ck_assert_int_eq(asked[0], 0);
+	ck_assert_uint_eq(find(r, u, M_DISK_READ_REQUESTS, vda)->v.counter, 11);
+	ck_assert_uint_eq(find(r, u, M_DISK_READ_BYTES, vda)->v.counter, 1099511627779ULL);
+	ck_assert_uint_eq(find(r, u, M_DISK_WRITE_REQUESTS, vda)->v.counter, 13);
+	ck_assert_uint_eq(find(r, u, M_DISK_WRITE_BYTES, vda)->v.counter, 14);
+	/* not answered within 250 ms: no disk counter; the block group next */
+	r->n = 0;
+	rec_small(&p, dom, VIR_DOMAIN_RUNNING, 7000000000ULL, 2000);
+	feed_c(st, &p, &fast, t + 2 * NS_PER_SEC, r);
+	for (int m = M_DISK_READ_BYTES; m <= M_DISK_WRITE_REQUESTS; m++)
+		ck_assert_int_eq(count_meter(r, 0, m), 0);
+	ck_assert_uint_eq(find(r, u, M_CPU, "")->v.counter, 7000000000ULL);
+	r->n = 0;
+	feed_blk(st, dom, 7500000000ULL, "vda", 1048576, 1073741824ULL, &fast, t + 3 * NS_PER_SEC, r);
+	ck_assert_int_eq(asked[0], 2);
+	ck_assert_uint_eq(find(r, u, M_DISK_READ_BYTES, vda)->v.counter, 1048576);
+	/* a slow cycle brings the block group: per-disk calls again; the late
+	 * answer of before is skipped and the error reads no disk counter */
+	rec_full(&p, dom, VIR_DOMAIN_RUNNING, 8000000000ULL, 2500);
+	feed_c(st, &p, &slow, t + 4 * NS_PER_SEC, r);
+	r->n = 0;
+	rec_small(&p, dom, VIR_DOMAIN_RUNNING, 9000000000ULL, 3000);
+	feed_c(st, &p, &fast, t + 5 * NS_PER_SEC, r);
+	ck_assert_int_eq(asked[0], 0);
+	for (int m = M_DISK_READ_BYTES; m <= M_DISK_WRITE_REQUESTS; m++)
+		ck_assert_int_eq(count_meter(r, 0, m), 0);
+	/* the daemon goes away: the test driver's counters, by the library */
+	r->n = 0;
+	rec_small(&p, dom, VIR_DOMAIN_RUNNING, 9500000000ULL, 3500);
+	int64_t b = time_now_ns() / 1000;
+	feed_c(st, &p, &fast, t + 6 * NS_PER_SEC, r);
+	int64_t a = time_now_ns() / 1000;
+	ck_assert_int_eq(asked[0], 0);
+	check_driver_disk(r, 0, vda, b, a);
+	daemon_join(&d);
+	r->n = 0;
+	rec_small(&p, dom, VIR_DOMAIN_RUNNING, 9700000000ULL, 3600);
+	feed_c(st, &p, &fast, t + 7 * NS_PER_SEC, r);
+	ck_assert_int_eq(asked[0], 0);            /* no stall was taken from it */
+	virDomainFree(dom);
+	virConnectClose(rw);
+	libvirt_collector.free(st);
+	tu_rmrf(dir);
+	free(r);
+}
+END_TEST
+
 /* libvirt's event loop held on its own thread (hold_loop), so that no
  * event reaches the collector until the test lets it go: the order of a
  * domain's change and its event on a busy host. */
@@ -1720,6 +1826,7 @@ int main(void)
 	tcase_add_test(tc, test_unreachable_uri);
 	tcase_add_test(tc, test_disk_calls);
 	tcase_add_test(tc, test_disk_call_stalls);
+	tcase_add_test(tc, test_disk_calls_rpc);
 	tcase_add_test(tc, test_disk_call_errors);
 	tcase_add_test(tc, test_capacity_between_slow_reads);
 	suite_add_tcase(s, tc);

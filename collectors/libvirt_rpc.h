@@ -1,0 +1,85 @@
+/*
+ * libvirt_rpc.h: libvirt's remote protocol spoken directly for one call,
+ * virDomainBlockStats, asked for many domains at once on the read-only
+ * socket of the libvirt daemon of this host.
+ *
+ * Why: libvirt's client library spends about 96 us of the caller's CPU on
+ * one call on this project's machine (some 25 system calls: it runs each
+ * call in a GLib main context of its own, woken ten times), and the
+ * collector's per-disk way makes one such call per domain per cycle: most
+ * of tallyd's own cost (docs/libvirt.md, "What it costs the host"). Here
+ * the calls of a cycle are written in one go and the answers read as they
+ * come, several per wake-up: a few us a call. What libvirtd and QEMU do is
+ * the same as for the library's call (the same procedure, the same two
+ * QMP queries).
+ *
+ * The protocol (libvirt's src/rpc/virnetprotocol.x and
+ * src/remote/remote_protocol.x, stable across libvirt versions: it is what
+ * every older client speaks to a newer daemon): each message is a 4-byte
+ * big-endian length (itself included), a header of six XDR unsigned ints
+ * (program 0x20008086, version 1, procedure, type, serial, status) and the
+ * XDR-encoded arguments or answer. Used here: AUTH_LIST (66), to be let in
+ * without authentication (the read-only socket's default); CONNECT_OPEN
+ * (1) with the URI and VIR_CONNECT_RO; DOMAIN_BLOCK_STATS (64) with the
+ * domain (name, UUID, id) and the disk's target, answered by five hypers
+ * (rd_req, rd_bytes, wr_req, wr_bytes, errs) or by an error whose first
+ * field is libvirt's error code. Anything else on the wire (a message of
+ * another program, such as keepalive; an answer to a call of an earlier
+ * batch that gave up waiting for it) is skipped; a message this client
+ * cannot have asked for in this form (a length below a header or above
+ * LVRPC_MAX_FRAME, an answer of the wrong size, a second answer to one
+ * call) makes the connection unusable (-EPROTO): the caller closes it.
+ */
+#ifndef TALLY_LIBVIRT_RPC_H
+#define TALLY_LIBVIRT_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define LVRPC_MAX_FRAME (1u << 20)  /* bytes of one message taken at most */
+
+struct lvrpc;
+
+enum lvrpc_state {
+	LVRPC_OK = 1,        /* answered: the counters are set */
+	LVRPC_ERROR,         /* answered with an error: vir_code is libvirt's (virErrorNumber) */
+	LVRPC_LATE,          /* no answer by the deadline (its answer, if it comes, is skipped) */
+};
+
+struct lvrpc_call {
+	/* in: the domain as libvirtd finds it (by UUID), and the disk's target */
+	const char *name;
+	unsigned char uuid[16];
+	int id;
+	const char *path;
+	/* out */
+	enum lvrpc_state state;
+	int vir_code;
+	long long rd_req, rd_bytes, wr_req, wr_bytes;
+};
+
+/* The read-only socket of the daemon that serves uri on this host, into
+ * out: for qemu:///system (or qemu+unix:///system without parameters)
+ * virtqemud's when it runs, else libvirtd's, under /run/libvirt (dir: NULL
+ * for that, or another directory, for tests). -ENOENT for any other URI or
+ * when neither socket exists: the library's call is then the way. */
+int lvrpc_socket_for(const char *uri, const char *dir, char *out, size_t len);
+
+/* Connect to the socket at path and open uri read-only on it, within
+ * timeout_ns. 0, or a negative errno with e saying why (a daemon that asks
+ * for authentication on its read-only socket: -EACCES). */
+int lvrpc_open(struct lvrpc **out, const char *path, const char *uri, int64_t timeout_ns, struct tally_err *e);
+
+/* Ask virDomainBlockStats for *calls[0..n) at once and wait for the
+ * answers until timeout_ns has passed; each call's state says what came. 0, or a
+ * negative errno (the connection broke, or the daemon broke the protocol:
+ * e says how) after which the connection must be closed; the calls not
+ * answered then are LVRPC_LATE. */
+int lvrpc_block_stats(struct lvrpc *c, struct lvrpc_call *const *calls, size_t n, int64_t timeout_ns,
+		      struct tally_err *e);
+
+void lvrpc_close(struct lvrpc *c);
+
+#endif

@@ -1,0 +1,337 @@
+/*
+ * test_libvirt_rpc: libvirt's remote protocol as collectors/libvirt_rpc.c
+ * speaks it, against a daemon played by this test on a Unix socket.
+ *
+ * A mock, and why: what is checked here is what a real libvirtd never
+ * does on purpose (answers out of order with keepalive messages between,
+ * an answer to a call given up on, lengths no message has, a second answer,
+ * a close in the middle of a message, authentication asked). The real
+ * daemon is the real-QEMU tier's (tests/vm/run.sh): its guests' disk
+ * counters, read this way, against virsh's.
+ *
+ * The test's side decodes every call from the bytes on the wire with its
+ * own reader (XDR written out: a 4-byte length, six header words, strings
+ * padded to 4 bytes), and its answers' values are chosen to need all 64
+ * bits (2^40 + 5, 2^63 - 1, -1: libvirt's "not supported").
+ */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "libvirt_rpc.h"
+#include "lvrpc_daemon.h"
+#include "tallytime.h"
+#include "testutil.h"
+
+#define T_SEC 2000000000LL      /* generous: the daemon here answers at once */
+
+static char dir[256], sock[300];
+
+static const uint32_t AUTH_NONE_ONLY[] = { 0 };
+
+static struct lvrpc *open_ok(void)
+{
+	struct lvrpc *c = NULL;
+	struct tally_err e = { 0 };
+	int rc = lvrpc_open(&c, sock, "qemu:///system", T_SEC, &e);
+	ck_assert_msg(rc == 0, "open: %s", e.msg);
+	return c;
+}
+
+static void setup(void)
+{
+	tu_mkdtemp(dir, sizeof(dir), "lvrpc");
+	snprintf(sock, sizeof(sock), "%s/sock", dir);
+}
+
+static void teardown(void)
+{
+	tu_rmrf(dir);
+}
+
+/* ---- the calls --------------------------------------------------------------- */
+
+static const unsigned char U1[16] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
+				      0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x00 };
+static const unsigned char U2[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+static const unsigned char U3[16] = { 0xff, 0xfe, 0xfd, 0xfc, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80 };
+
+static void set_call(struct lvrpc_call *k, const char *name, const unsigned char *uuid, int id, const char *path)
+{
+	memset(k, 0, sizeof(*k));
+	k->name = name;
+	memcpy(k->uuid, uuid, 16);
+	k->id = id;
+	k->path = path;
+}
+
+/* Three calls written before any answer; answered third, (a stale
+ * serial), first, with a keepalive message and an event of another
+ * program between, the second with an error. */
+static void script_pipelined(int fd)
+{
+	struct call c[3];
+	serve_open(fd, "qemu:///system", AUTH_NONE_ONLY, 1);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(get_call(fd, &c[i]), 0);
+	want_stats_call(&c[0], "vm-a", U1, 7, "vda");
+	want_stats_call(&c[1], "instance-0000beef", U2, 8, "sdb");   /* 17 bytes: 3 of padding */
+	want_stats_call(&c[2], "vm-ccc", U3, 2147483647, "vdz");
+	ck_assert_uint_eq(c[1].serial, c[0].serial + 1);
+	ck_assert_uint_eq(c[2].serial, c[0].serial + 2);
+	/* messages that are not answers, with the serial of a call waiting
+	 * and an answer's size: taken, they would answer call 2 */
+	unsigned char z[40] = { 0 };
+	send_msg(fd, 0x6b656570, 1, 2, c[1].serial, 0, z, 40);       /* keepalive's program */
+	reply_stats(fd, c[2].serial, 3, 4096, 0, 0);
+	reply_stats(fd, c[0].serial - 1, 999, 999, 999, 999);         /* a call of no batch of this one */
+	reply_stats(fd, c[0].serial, 5, (1LL << 40) + 5, INT64_MAX, -1);
+	send_msg(fd, PROG, 1, 2, c[1].serial, 0, z, 40);              /* an event (type message) */
+	reply_error(fd, c[1].serial, 55);                             /* VIR_ERR_OPERATION_INVALID */
+	ck_assert_int_eq(get_call(fd, &c[0]), -1);                    /* the client closes */
+}
+
+START_TEST(pipelined_out_of_order)
+{
+	struct daemon d;
+	daemon_start(&d, sock, script_pipelined);
+	struct lvrpc *c = open_ok();
+	struct lvrpc_call k[3], *p[3] = { &k[0], &k[1], &k[2] };
+	set_call(&k[0], "vm-a", U1, 7, "vda");
+	set_call(&k[1], "instance-0000beef", U2, 8, "sdb");
+	set_call(&k[2], "vm-ccc", U3, 2147483647, "vdz");
+	struct tally_err e = { 0 };
+	ck_assert_msg(lvrpc_block_stats(c, p, 3, T_SEC, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(k[0].state, LVRPC_OK);
+	ck_assert_int_eq(k[0].rd_req, 5);
+	ck_assert(k[0].rd_bytes == 1099511627781LL);
+	ck_assert(k[0].wr_req == 9223372036854775807LL);
+	ck_assert(k[0].wr_bytes == -1);
+	ck_assert_int_eq(k[1].state, LVRPC_ERROR);
+	ck_assert_int_eq(k[1].vir_code, 55);
+	ck_assert_int_eq(k[2].state, LVRPC_OK);
+	ck_assert(k[2].rd_req == 3 && k[2].rd_bytes == 4096 && k[2].wr_req == 0 && k[2].wr_bytes == 0);
+	lvrpc_close(c);
+	daemon_join(&d);
+}
+END_TEST
+
+/* Two calls, one answered: the other is late after the wait; the next
+ * batch meets the late answer first and skips it. */
+static void script_late(int fd)
+{
+	struct call a, b, n;
+	serve_open(fd, "qemu:///system", AUTH_NONE_ONLY, 1);
+	ck_assert_int_eq(get_call(fd, &a), 0);
+	ck_assert_int_eq(get_call(fd, &b), 0);
+	reply_stats(fd, a.serial, 1, 2, 3, 4);
+	ck_assert_int_eq(get_call(fd, &n), 0);      /* the next batch's call: b was given up */
+	want_stats_call(&n, "vm-next", U3, 9, "vdb");
+	reply_stats(fd, b.serial, 100, 100, 100, 100);  /* too late for its batch */
+	reply_stats(fd, n.serial, 6, 7, 8, 9);
+	ck_assert_int_eq(get_call(fd, &n), -1);
+}
+
+START_TEST(late_answer_skipped)
+{
+	struct daemon d;
+	daemon_start(&d, sock, script_late);
+	struct lvrpc *c = open_ok();
+	struct lvrpc_call k[2], *p[2] = { &k[0], &k[1] };
+	set_call(&k[0], "vm-a", U1, 1, "vda");
+	set_call(&k[1], "vm-b", U2, 2, "vda");
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(lvrpc_block_stats(c, p, 2, 300 * 1000000LL, &e), 0);
+	ck_assert_int_eq(k[0].state, LVRPC_OK);
+	ck_assert(k[0].rd_req == 1 && k[0].wr_bytes == 4);
+	ck_assert_int_eq(k[1].state, LVRPC_LATE);
+	struct lvrpc_call nk, *np = &nk;
+	set_call(&nk, "vm-next", U3, 9, "vdb");
+	ck_assert_msg(lvrpc_block_stats(c, &np, 1, T_SEC, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(nk.state, LVRPC_OK);
+	ck_assert(nk.rd_req == 6 && nk.rd_bytes == 7 && nk.wr_req == 8 && nk.wr_bytes == 9);
+	lvrpc_close(c);
+	daemon_join(&d);
+}
+END_TEST
+
+/* What a daemon must never send, each on a connection of its own: the
+ * client gives up on the connection (-EPROTO, or -EPIPE at a close), and
+ * the calls it has no answer for are late. */
+static int hostile_case;
+
+static void script_hostile(int fd)
+{
+	struct call a, b;
+	unsigned char m[40];
+	serve_open(fd, "qemu:///system", AUTH_NONE_ONLY, 1);
+	ck_assert_int_eq(get_call(fd, &a), 0);
+	ck_assert_int_eq(get_call(fd, &b), 0);
+	reply_stats(fd, a.serial, 1, 1, 1, 1);      /* one good answer first */
+	switch (hostile_case) {
+	case 0: /* a length below a header */
+		put32(m, 3);
+		wr(fd, m, 4);
+		break;
+	case 1: /* a length above what is taken */
+		put32(m, LVRPC_MAX_FRAME + 1);
+		wr(fd, m, 4);
+		break;
+	case 2: /* an answer of the wrong size */
+		memset(m, 0, sizeof(m));
+		reply(fd, b.serial, m, 8);
+		break;
+	case 3: /* a second answer to the first call */
+		reply_stats(fd, a.serial, 2, 2, 2, 2);
+		break;
+	case 4: /* the daemon goes away in the middle of a message */
+		put32(m, 68);
+		put32(m + 4, PROG);
+		wr(fd, m, 8);
+		shutdown(fd, SHUT_WR);
+		break;
+	case 5: /* an answer of another protocol version */
+		send_msg(fd, PROG, 2, 1, b.serial, 0, m, 40);
+		break;
+	case 6: /* a status no answer has */
+		send_msg(fd, PROG, 1, 1, b.serial, 7, m, 40);
+		break;
+	case 7: /* an error without its code */
+		send_msg(fd, PROG, 1, 1, b.serial, 1, m, 2);
+		break;
+	}
+	/* then nothing more: wait for the client to close */
+	char x;
+	while (read(fd, &x, 1) > 0)
+		;
+}
+
+START_TEST(hostile_daemon)
+{
+	static const int want[] = { -EPROTO, -EPROTO, -EPROTO, -EPROTO, -EPIPE, -EPROTO, -EPROTO, -EPROTO };
+	hostile_case = _i;
+	struct daemon d;
+	daemon_start(&d, sock, script_hostile);
+	struct lvrpc *c = open_ok();
+	struct lvrpc_call k[2], *p[2] = { &k[0], &k[1] };
+	set_call(&k[0], "vm-a", U1, 1, "vda");
+	set_call(&k[1], "vm-b", U2, 2, "vda");
+	struct tally_err e = { 0 };
+	int rc = lvrpc_block_stats(c, p, 2, T_SEC, &e);
+	ck_assert_msg(rc == want[_i], "case %d: %d (%s), want %d", _i, rc, e.msg, want[_i]);
+	ck_assert_msg(strstr(e.msg, "libvirt socket") != NULL, "case %d: message '%s'", _i, e.msg);
+	ck_assert_int_eq(k[0].state, LVRPC_OK);
+	ck_assert_int_eq(k[1].state, LVRPC_LATE);
+	lvrpc_close(c);
+	daemon_join(&d);
+}
+END_TEST
+
+/* A daemon that asks for polkit on its read-only socket: not opened, and
+ * CONNECT_OPEN never sent (serve_open stops after AUTH_LIST; the close is
+ * the next thing it reads). */
+static void script_auth(int fd)
+{
+	static const uint32_t polkit[] = { 2 };
+	struct call c;
+	serve_open(fd, "qemu:///system", polkit, 1);
+	ck_assert_int_eq(get_call(fd, &c), -1);
+}
+
+/* A daemon that refuses the URI. */
+static void script_refuse(int fd)
+{
+	struct call c;
+	unsigned char b[4];
+	ck_assert_int_eq(get_call(fd, &c), 0);
+	put32(b, 0);
+	reply(fd, c.serial, b, 4);                  /* no authentication */
+	ck_assert_int_eq(get_call(fd, &c), 0);
+	ck_assert_uint_eq(c.proc, 1);
+	reply_error(fd, c.serial, 38);              /* VIR_ERR_NO_CONNECT */
+	ck_assert_int_eq(get_call(fd, &c), -1);
+}
+
+START_TEST(open_refused)
+{
+	struct daemon d;
+	struct lvrpc *c = NULL;
+	struct tally_err e = { 0 };
+	daemon_start(&d, sock, script_auth);
+	ck_assert_int_eq(lvrpc_open(&c, sock, "qemu:///system", T_SEC, &e), -EACCES);
+	ck_assert_msg(strstr(e.msg, "authentication") != NULL, "%s", e.msg);
+	daemon_join(&d);
+	daemon_start(&d, sock, script_refuse);
+	ck_assert_int_eq(lvrpc_open(&c, sock, "qemu:///system", T_SEC, &e), -EACCES);
+	ck_assert_msg(strstr(e.msg, "libvirt error 38") != NULL, "%s", e.msg);
+	daemon_join(&d);
+	/* nobody listening */
+	unlink(sock);
+	ck_assert_int_lt(lvrpc_open(&c, sock, "qemu:///system", T_SEC, &e), 0);
+}
+END_TEST
+
+static void mksock(const char *name)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, name);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+}
+
+START_TEST(socket_for)
+{
+	char out[256], want[300];
+	ck_assert_int_eq(lvrpc_socket_for("qemu:///system", dir, out, sizeof(out)), -ENOENT);
+	mksock("libvirt-sock-ro");
+	ck_assert_int_eq(lvrpc_socket_for("qemu:///system", dir, out, sizeof(out)), 0);
+	snprintf(want, sizeof(want), "%s/libvirt-sock-ro", dir);
+	ck_assert_str_eq(out, want);
+	ck_assert_int_eq(lvrpc_socket_for("qemu+unix:///system", dir, out, sizeof(out)), 0);
+	/* a file of that name that is not a socket is passed over */
+	snprintf(want, sizeof(want), "%s/virtqemud-sock-ro", dir);
+	FILE *f = fopen(want, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+	ck_assert_int_eq(lvrpc_socket_for("qemu:///system", dir, out, sizeof(out)), 0);
+	snprintf(want, sizeof(want), "%s/libvirt-sock-ro", dir);
+	ck_assert_str_eq(out, want);
+	/* virtqemud's, when it runs, before libvirtd's */
+	snprintf(want, sizeof(want), "%s/virtqemud-sock-ro", dir);
+	unlink(want);
+	mksock("virtqemud-sock-ro");
+	ck_assert_int_eq(lvrpc_socket_for("qemu:///system", dir, out, sizeof(out)), 0);
+	ck_assert_str_eq(out, want);
+	/* the library's way for anything else */
+	ck_assert_int_eq(lvrpc_socket_for("qemu:///session", dir, out, sizeof(out)), -ENOENT);
+	ck_assert_int_eq(lvrpc_socket_for("qemu:///system?socket=/x", dir, out, sizeof(out)), -ENOENT);
+	ck_assert_int_eq(lvrpc_socket_for("qemu+ssh://host/system", dir, out, sizeof(out)), -ENOENT);
+	ck_assert_int_eq(lvrpc_socket_for("test:///default", dir, out, sizeof(out)), -ENOENT);
+	/* an out buffer too short for the path: not found rather than cut */
+	ck_assert_int_eq(lvrpc_socket_for("qemu:///system", dir, out, 8), -ENOENT);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("libvirt_rpc");
+	TCase *tc = tcase_create("core");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, pipelined_out_of_order);
+	tcase_add_test(tc, late_answer_skipped);
+	tcase_add_loop_test(tc, hostile_daemon, 0, 8);
+	tcase_add_test(tc, open_refused);
+	tcase_add_test(tc, socket_for);
+	suite_add_tcase(s, tc);
+	return tu_run(s);
+}
