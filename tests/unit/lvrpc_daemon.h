@@ -105,7 +105,8 @@ static inline void send_msg(int fd, uint32_t prog, uint32_t vers, uint32_t type,
 	put32(m + 16, type);
 	put32(m + 20, serial);
 	put32(m + 24, status);
-	memcpy(m + 28, body, blen);
+	if (blen)
+		memcpy(m + 28, body, blen);
 	wr(fd, m, 28 + blen);
 }
 
