@@ -7,6 +7,9 @@
 # listen within 10 s.
 stub_start() {
 	_sn=$1; shift
+	# a log left by an earlier stub of this name would be read before the
+	# new one's shell truncates it (the redirect happens in the child)
+	rm -f "$work/$_sn.stub.log"
 	python3 tests/lib/ingest_stub.py --record "$work/$_sn.rec" --state "$work/$_sn.state" "$@" \
 		> "$work/$_sn.stub.log" 2>&1 &
 	STUB_PID=$!
