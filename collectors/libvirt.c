@@ -1581,13 +1581,8 @@ static void rpc_disk_calls(struct lv *s, virDomainStatsRecordPtr *recs, int n)
 			return;
 		}
 	}
-	if ((size_t)n > s->rpc_cap) {
-		struct lvrpc_call **b = realloc(s->rpc_batch, (size_t)n * sizeof(*b));
-		if (!b)
-			return;
-		s->rpc_batch = b;
-		s->rpc_cap = (size_t)n;
-	}
+	if (vec_reserve((void **)&s->rpc_batch, &s->rpc_cap, (size_t)n, sizeof(*s->rpc_batch), 16))
+		return;
 	size_t m = 0;
 	for (int i = 0; i < n; i++) {
 		unsigned int bid = (unsigned int)virDomainGetID(recs[i]->dom);

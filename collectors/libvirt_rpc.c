@@ -13,6 +13,7 @@
 #include "libvirt_rpc.h"
 #include "str.h"
 #include "tallytime.h"
+#include "vec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,17 +58,7 @@ struct lvrpc {
 
 static int grow(struct lvrpc *c, size_t more)
 {
-	if (c->out_len + more <= c->out_cap)
-		return 0;
-	size_t cap = c->out_cap ? c->out_cap : 4096;
-	while (cap < c->out_len + more)
-		cap *= 2;
-	unsigned char *p = realloc(c->out, cap);
-	if (!p)
-		return -ENOMEM;
-	c->out = p;
-	c->out_cap = cap;
-	return 0;
+	return vec_reserve((void **)&c->out, &c->out_cap, c->out_len + more, 1, 4096);
 }
 
 static void put_u32(struct lvrpc *c, uint32_t v)
@@ -173,14 +164,10 @@ static int read_some(struct lvrpc *c, struct tally_err *e)
 		return err_set(e, -EPIPE, "libvirt socket: closed by the daemon");
 	for (;;) {
 		if (c->in_cap - c->in_len < 4096) {
-			size_t cap = c->in_cap ? c->in_cap * 2 : 65536;
-			if (cap > 2 * (size_t)LVRPC_MAX_FRAME + 65536)
+			if (c->in_len + 4096 > 2 * (size_t)LVRPC_MAX_FRAME)
 				return 0;   /* a whole frame fits: take it before reading on */
-			unsigned char *p = realloc(c->in, cap);
-			if (!p)
+			if (vec_reserve((void **)&c->in, &c->in_cap, c->in_len + 4096, 1, 65536))
 				return err_set(e, -ENOMEM, "out of memory");
-			c->in = p;
-			c->in_cap = cap;
 		}
 		ssize_t r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
 		if (r > 0) {
