@@ -1478,6 +1478,14 @@ static int disk_way(const struct lv *s, const struct lv_dom *d)
 	return d->n_disks == 1 && !d->blk_busy ? 1 : 2;
 }
 
+/* Whether d's disk counters come by a per-disk call this cycle: its block
+ * group is asked neither in the bulk call nor in the second call (xr),
+ * and disk_way() says a per-disk call. */
+static int disk_call_due(const struct lv *s, const struct lv_dom *d, const struct lv_xrec *xr)
+{
+	return !s->blk_main && !(xr && xr->asked >> 1 & 1) && disk_way(s, d) == 1;
+}
+
 /* The answer in ans[0..m) for the domain with this id, looked for from
  * *j on (answers come in the order the domains were asked, some missing). */
 static virDomainStatsRecordPtr answer_for(virDomainStatsRecordPtr *ans, int m, int *j, unsigned int id)
@@ -1589,8 +1597,8 @@ static void rpc_disk_calls(struct lv *s, virDomainStatsRecordPtr *recs, int n)
 		struct lv_dom *d = bid ? dom_by_bulk_id(s, bid) : NULL;
 		const struct lv_xrec *xr = i < s->n_xrec ? &s->xrec[i] : NULL;
 		const char *name = virDomainGetName(recs[i]->dom);
-		if (!d || !name || d->dom_id != bid || d->xml_stale || (xr && xr->asked >> 1 & 1) ||
-		    disk_way(s, d) != 1 || virDomainGetUUID(recs[i]->dom, d->rpc.uuid))
+		if (!d || !name || d->dom_id != bid || d->xml_stale || !disk_call_due(s, d, xr) ||
+		    virDomainGetUUID(recs[i]->dom, d->rpc.uuid))
 			continue;
 		str_copy(d->rpc_target, d->disks[0].target, sizeof(d->rpc_target));
 		d->rpc.name = name;
@@ -1686,7 +1694,7 @@ static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr r
 		d->want_sizes = 0;
 		if (s->blk_main)
 			d->blk_busy = 0; /* its job was free for the NOWAIT call: per-disk calls again */
-	} else if (!(xr && xr->asked >> 1 & 1) && !s->blk_main && disk_way(s, d) == 1) {
+	} else if (disk_call_due(s, d, xr)) {
 		disk_call(s, d, rec->dom, r);
 	}
 	put_c(x, M_CPU, "", r->cpu);
