@@ -392,10 +392,13 @@ int lvrpc_block_stats(struct lvrpc *c, struct lvrpc_call *const *calls, size_t n
 	for (size_t i = 0; i < n; i++) {
 		const struct lvrpc_call *k = calls[i];
 		size_t nl = strlen(k->name), pl = strlen(k->path);
-		if (nl > NAME_MAX_BYTES || pl > NAME_MAX_BYTES)
-			return err_set(e, -EINVAL, "a domain name or disk target longer than %u bytes", NAME_MAX_BYTES);
-		if ((rc = grow(c, HEAD + str_bytes(nl) + 16 + 4 + str_bytes(pl))))
-			return err_set(e, rc, "out of memory");
+		rc = nl > NAME_MAX_BYTES || pl > NAME_MAX_BYTES ? -EINVAL
+		     : grow(c, HEAD + str_bytes(nl) + 16 + 4 + str_bytes(pl));
+		if (rc) {
+			c->out_len = 0;   /* none of the batch is sent */
+			return err_set(e, rc, rc == -EINVAL ? "a domain name or disk target longer than 4096 bytes"
+				       : "out of memory");
+		}
 		size_t at = begin_call(c, PROC_DOMAIN_BLOCK_STATS, ++c->serial);
 		put_str(c, k->name, nl);
 		memcpy(c->out + c->out_len, k->uuid, 16);

@@ -279,6 +279,51 @@ START_TEST(open_refused)
 }
 END_TEST
 
+/* A name longer than any libvirt gives (4096 bytes) is refused before
+ * anything of its batch is written: the daemon sees only the next batch's
+ * call (none of the refused one's, not even the calls before it). A socket
+ * path longer than a Unix address holds is refused at open. */
+static void script_no_call(int fd)
+{
+	struct call c;
+	serve_open(fd, "qemu:///system", AUTH_NONE_ONLY, 1);
+	ck_assert_int_eq(get_call(fd, &c), 0);     /* the batch after: its call alone */
+	want_stats_call(&c, "vm-ok", U3, 3, "vdc");
+	reply_stats(fd, c.serial, 1, 2, 3, 4);
+	ck_assert_int_eq(get_call(fd, &c), -1);
+}
+
+START_TEST(hostile_names)
+{
+	struct daemon d;
+	daemon_start(&d, sock, script_no_call);
+	struct lvrpc *c = open_ok();
+	char *big = malloc(4098);
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'a', 4097);
+	big[4097] = '\0';
+	struct lvrpc_call k[2], *p[2] = { &k[0], &k[1] };
+	set_call(&k[0], "vm-a", U1, 1, "vda");
+	set_call(&k[1], big, U2, 2, "vda");
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(lvrpc_block_stats(c, p, 2, T_SEC, &e), -EINVAL);
+	set_call(&k[1], "vm-b", U2, 2, big);
+	ck_assert_int_eq(lvrpc_block_stats(c, p, 2, T_SEC, &e), -EINVAL);
+	struct lvrpc_call ok, *op = &ok;
+	set_call(&ok, "vm-ok", U3, 3, "vdc");
+	ck_assert_msg(lvrpc_block_stats(c, &op, 1, T_SEC, &e) == 0, "%s", e.msg);
+	ck_assert(ok.state == LVRPC_OK && ok.wr_bytes == 4);
+	lvrpc_close(c);
+	daemon_join(&d);
+	char path[200];
+	memset(path, 'p', sizeof(path) - 1);
+	path[sizeof(path) - 1] = '\0';
+	ck_assert_int_eq(lvrpc_open(&c, path, "qemu:///system", T_SEC, &e), -ENAMETOOLONG);
+	ck_assert_int_eq(lvrpc_open(&c, sock, big, T_SEC, &e), -EINVAL);
+	free(big);
+}
+END_TEST
+
 static void mksock(const char *name)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -331,6 +376,7 @@ int main(void)
 	tcase_add_test(tc, late_answer_skipped);
 	tcase_add_loop_test(tc, hostile_daemon, 0, 8);
 	tcase_add_test(tc, open_refused);
+	tcase_add_test(tc, hostile_names);
 	tcase_add_test(tc, socket_for);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
