@@ -95,6 +95,9 @@ struct spool {
 	uint64_t bytes;
 	int broken;
 	int need_new_seg;       /* next_seq does not follow the last segment's frames */
+	uint64_t synced_seq;    /* frames below it are synced: the only ones read (sent) */
+	int64_t synced_time_ns; /* batch time of the last frame synced */
+	int essential;          /* the batch being filtered holds what no later one covers */
 	/* read cursor: frame r_seq starts at r_off in segment r_first (rfd) */
 	uint64_t r_first, r_seq, r_off;
 	int r_valid;
@@ -474,6 +477,13 @@ static int recover_last(struct spool *s, struct spool_open_report *rep, struct t
 		s->st.torn_bytes += cut;
 		s->bytes -= cut;
 		g->bytes = off;
+	} else if (off > SEG_HDR && (rc = do_fsync(s, fd, 1))) {
+		/* synced whole: what a process that died left written but not
+		 * synced (spool_opts.sync_every_ns) is in the page cache only,
+		 * and is about to be sent: lost to a power loss after the
+		 * aggregator took it, its seqs would be numbered again */
+		close(fd);
+		return err_set(e, rc, "%s/%s: fdatasync: %s", s->dir, name, strerror(-rc));
 	}
 	s->wfd = fd;
 	s->next_seq = seq;
@@ -675,6 +685,8 @@ int spool_open(struct spool **out, const char *dir, const char *agent, const str
 	s->ack_mono_ns = time_mono_ns();
 	if ((rc = load_segments(s, rep, e)))
 		goto fail;
+	s->synced_seq = s->next_seq;
+	s->synced_time_ns = s->last_time_ns;
 	s->st.first_seq = s->origin.spool_first_seq;
 	update_oldest(s);
 	*out = s;
@@ -686,10 +698,17 @@ fail:
 
 static int ack_flush(struct spool *s, struct tally_err *e);
 
+static int sync_frames(struct spool *s, struct tally_err *e);
+
 void spool_close(struct spool *s)
 {
 	if (!s)
 		return;
+	if (s->dirfd >= 0) {
+		/* a clean stop leaves every frame durable */
+		struct tally_err e = { 0 };
+		sync_frames(s, &e);
+	}
 	if (s->dirfd >= 0 && s->acked > s->acked_disk && !s->broken) {
 		/* a clean stop keeps what was acknowledged; a failure here only
 		 * means those batches are sent again after the restart */
@@ -751,6 +770,7 @@ void spool_get_stats(struct spool *s, struct spool_stats *st)
 	st->next_seq = s->next_seq;
 	st->acked_seq = s->acked;
 	st->last_time_ns = s->last_time_ns;
+	st->unsynced = s->next_seq - s->synced_seq;
 	st->level = level_of(s);
 	pthread_mutex_unlock(&s->mu);
 }
@@ -882,6 +902,7 @@ static int thin(struct spool *s, const struct batch *b, int level)
 	int rc;
 
 	batch_clear(out);
+	s->essential = b->n_metas || b->n_events || b->clock_step_ns;
 	str_copy(out->agent, b->agent, sizeof(out->agent));
 	out->seq = b->seq;
 	out->time_ns = b->time_ns;
@@ -925,6 +946,7 @@ static int thin(struct spool *s, const struct batch *b, int level)
 		int essential = new_life || reset || (x->flags & SAMPLE_F_LAST) || x->kind == SAMPLE_DELTA ||
 				(x->kind == SAMPLE_GAUGE && meter_allocation_gauge(x->meter) &&
 				 memcmp(&x->v.gauge, &r->kept_gauge, sizeof(double)));
+		s->essential |= essential;
 		int keep = 1, lost = 0;
 		if (!essential && level != SPOOL_KEEP) {
 			int64_t since = x->time_ns - r->kept_ns;
@@ -949,6 +971,7 @@ static int thin(struct spool *s, const struct batch *b, int level)
 				if (counter && (reset || new_life) && r->held.time_ns < x->time_ns) {
 					if ((rc = put(s, &r->held)))
 						return rc;
+					s->essential = 1;
 					s->st.held_written++;
 					s->st.thinned--;
 				}
@@ -984,6 +1007,7 @@ static int thin(struct spool *s, const struct batch *b, int level)
 			continue;
 		if ((rc = ser_log(s, (uint32_t)i)) || (rc = put(s, &r->held)))
 			return rc;
+		s->essential = 1;
 		r->flags &= (uint8_t)~SER_HELD;
 		r->kept_ns = r->held.time_ns;
 		s->st.held_written++;
@@ -1057,8 +1081,13 @@ again:
 	}
 	struct seg *g = s->n_seg ? &s->seg[s->n_seg - 1] : NULL;
 	/* a new segment when the last is full, or when seqs do not follow
-	 * on from its frames (see load_segments) */
+	 * on from its frames (see load_segments); a segment is synced whole
+	 * before the next one is made */
 	if (!g || s->need_new_seg || (g->bytes > SEG_HDR && g->bytes + len > s->o.segment_bytes)) {
+		if ((rc = sync_frames(s, e))) {
+			undo_thin(s, &before);
+			goto out;
+		}
 		if (g && g->bytes == SEG_HDR && g->first != s->next_seq) {
 			char name[64];
 			seg_name(name, sizeof(name), g->first);
@@ -1082,9 +1111,14 @@ again:
 		s->need_new_seg = 0;
 		g = &s->seg[s->n_seg - 1];
 	}
+	/* synced now unless every reading is one a later batch covers and
+	 * the last sync is less than sync_every_ns of data time old (spool.h) */
+	int sync_now = s->o.sync_every_ns <= 0 || s->essential || b->time_ns < s->synced_time_ns ||
+		       b->time_ns - s->synced_time_ns >= s->o.sync_every_ns;
+	int sync_failed = 0;
 	rc = write_all(s->wfd, s->frame.p, len, (off_t)g->bytes);
-	if (!rc)
-		rc = do_fsync(s, s->wfd, 1);
+	if (!rc && sync_now)
+		sync_failed = (rc = do_fsync(s, s->wfd, 1)) != 0;
 	if (rc) {
 		int cut = ftruncate(s->wfd, (off_t)g->bytes);
 		undo_thin(s, &before);
@@ -1106,7 +1140,9 @@ again:
 				}
 			}
 		}
-		if (rc == -ENOSPC || rc == -EDQUOT) {
+		/* a sync that failed over earlier frames not synced: they
+		 * were spooled, and what the disk holds of them is unknown */
+		if ((rc == -ENOSPC || rc == -EDQUOT) && !(sync_failed && s->synced_seq < s->next_seq)) {
 			s->st.refused++;
 			if (cut < 0 || (s->wfd >= 0 && do_fsync(s, s->wfd, 1)))
 				s->broken = 1;
@@ -1127,11 +1163,43 @@ again:
 	if (s->next_seq == s->acked + 1)
 		s->st.oldest_time_ns = b->time_ns;
 	s->next_seq++;
+	if (sync_now) {
+		s->synced_seq = s->next_seq;
+		s->synced_time_ns = b->time_ns;
+	}
 	s->st.appended++;
 	if ((s->st.appended & 1023) == 0)
 		ser_compact(s, b->time_ns);
 	rc = 0;
 out:
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* Sync the frames written but not synced yet (they are all in the last
+ * segment: one is synced whole before the next is made). A failure
+ * leaves what the disk holds of them unknown: the spool is broken. */
+static int sync_frames(struct spool *s, struct tally_err *e)
+{
+	if (s->synced_seq == s->next_seq)
+		return 0;
+	if (s->broken || s->wfd < 0)
+		return err_set(e, -EIO, "%s: an earlier write failed: reopen the spool", s->dir);
+	int rc = do_fsync(s, s->wfd, 1);
+	if (rc) {
+		s->broken = 1;
+		return err_set(e, -EIO, "%s: fdatasync of batches %" PRIu64 "-%" PRIu64 " failed: %s; reopen the"
+			       " spool", s->dir, s->synced_seq, s->next_seq - 1, strerror(-rc));
+	}
+	s->synced_seq = s->next_seq;
+	s->synced_time_ns = s->last_time_ns;
+	return 0;
+}
+
+int spool_sync(struct spool *s, struct tally_err *e)
+{
+	pthread_mutex_lock(&s->mu);
+	int rc = sync_frames(s, e);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -1215,8 +1283,8 @@ int spool_read(struct spool *s, uint64_t from, size_t max_frames, size_t max_byt
 			     s->next_seq);
 		goto out;
 	}
-	if (from == s->next_seq)
-		goto out;
+	if (from >= s->synced_seq)
+		goto out;       /* nothing synced yet from there */
 	if (!s->n_seg || from < s->seg[0].first) {
 		rc = err_set(e, -ENOENT, "%s: seq %" PRIu64 " is no longer in the spool (oldest %" PRIu64 ")", s->dir,
 			     from, s->n_seg ? s->seg[0].first : s->next_seq);
@@ -1225,7 +1293,7 @@ int spool_read(struct spool *s, uint64_t from, size_t max_frames, size_t max_byt
 	if ((rc = seek_frame(s, from, &i, e)))
 		goto out;
 	uint64_t seq = from;
-	while (seq < s->next_seq && *n < max_frames) {
+	while (seq < s->synced_seq && *n < max_frames) {
 		if (i + 1 < s->n_seg && seq >= s->seg[i + 1].first) {
 			i++;
 			if ((rc = open_read(s, i, e)))
@@ -1306,9 +1374,9 @@ int spool_ack(struct spool *s, uint64_t seq, struct tally_err *e)
 	pthread_mutex_lock(&s->mu);
 	if (seq <= s->acked)
 		goto out;
-	if (seq >= s->next_seq) {
-		rc = err_set(e, -ERANGE, "%s: ack of %" PRIu64 ", but the spool holds up to %" PRIu64, s->dir, seq,
-			     s->next_seq - 1);
+	if (seq >= s->synced_seq) {
+		rc = err_set(e, -ERANGE, "%s: ack of %" PRIu64 ", but the spool has sent at most %" PRIu64, s->dir,
+			     seq, s->synced_seq - 1);
 		goto out;
 	}
 	uint64_t before = s->acked;

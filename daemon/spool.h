@@ -18,8 +18,19 @@
  *
  * Invariants and promises:
  * - A batch is spooled when spool_append() returns 0: its frame was written
- *   and fdatasync()ed (a new segment's file and the directory too). One
- *   fdatasync per batch; `make bench` measures what that costs.
+ *   and, by default, fdatasync()ed (a new segment's file and the directory
+ *   too): one fdatasync per batch; `make bench` measures what that costs.
+ *   With sync_every_ns, a batch whose every reading is one a later batch
+ *   covers (the routine readings thinning may leave out, below: no event,
+ *   no metadata, no first or final reading, no reset, no delta, no change
+ *   of an allocation gauge) is synced with a later one, at most
+ *   sync_every_ns of data time after the last sync; any other batch is
+ *   synced at once, with those before it. A process that dies loses none
+ *   of them (the page cache has them; spool_open() syncs them); a power
+ *   loss can lose those not synced, as a torn tail (below).
+ * - Only synced frames are read (sent), and acknowledged: a frame the
+ *   aggregator took is never one a power loss could take back, so a seq is
+ *   never numbered twice.
  * - Seqs are consecutive and continue across restarts: spool_next_seq() is
  *   the seq the next batch must carry (the batcher's next_seq).
  * - Data time continues too: spool_stats.last_time_ns says up to which
@@ -30,7 +41,8 @@
  * - spool_open() scans the last segment and cuts a torn tail (a partial
  *   frame, a bad checksum, a seq out of place: what a crash or power loss
  *   in the middle of an append leaves) and reports what it cut; a cut frame
- *   was never acknowledged to the caller, so nothing spooled is lost.
+ *   was never acknowledged to the caller, or was a routine one not synced
+ *   (above): no usage is lost. Then the segment is synced.
  *   Sealed segments were synced before the next one was made; their frames
  *   are checked (CRC) when read.
  * - spool_ack(seq) takes the acknowledgement at once (stats, what is
@@ -45,7 +57,8 @@
  *   first, so what the aggregator committed never holds room. Frames
  *   acknowledged but still in a live segment can be read again (an
  *   aggregator restored from a backup asks for them: spool_read() from an
- *   older seq). spool_close() makes a pending ack durable.
+ *   older seq). spool_close() syncs every frame and makes a pending ack
+ *   durable.
  * - Identity: opening a spool with another agent id is an error; the spool
  *   id and first seq travel in every frame (struct wire_origin) so the
  *   aggregator can tell a new spool that restarted at seq 1 from the one it
@@ -85,6 +98,9 @@ struct spool_opts {
 	int64_t ack_every_ns;           /* [60 s] an acknowledgement is made durable at most this often
 					 * (and whenever a segment is to be deleted, or room is needed);
 					 * < 0: every acknowledgement at once */
+	int64_t sync_every_ns;          /* [0] a batch of routine readings only is synced with a later
+					 * one, up to this much data time after the last sync (above);
+					 * 0: every batch at once */
 	int no_fsync;                   /* benchmarks of the CPU cost only: never in the daemon */
 };
 
@@ -105,6 +121,8 @@ struct spool_open_report {
 struct spool_stats {
 	uint64_t bytes;                 /* segment files on disk */
 	uint64_t batches;               /* spooled, not yet acknowledged */
+	uint64_t unsynced;              /* of those, the last ones written but not synced yet: not
+					 * sent before they are */
 	uint64_t segments;
 	uint64_t first_seq;             /* of this spool (identity) */
 	uint64_t next_seq;              /* the seq the next batch gets */
@@ -141,15 +159,21 @@ void spool_origin(struct spool *s, struct wire_origin *o);
 
 /* Spool b (b->seq must be spool_next_seq(): -EINVAL otherwise). After the
  * thinning policy of the current level, b's readings are encoded into one
- * frame, written and synced. 0; -ENOSPC (over the ceiling, or the file
+ * frame, written and synced (or left to a later sync: sync_every_ns).
+ * 0; -ENOSPC (over the ceiling, or the file
  * system is full: nothing of the frame stays on disk), -EIO (a write or
  * sync failed: the spool refuses appends until reopened, since what the
  * disk holds is then unknown), -ENOMEM. b is not changed. */
 int spool_append(struct spool *s, const struct batch *b, struct tally_err *e);
 
+/* Sync what was written and not synced yet (a fast-forward period's end,
+ * before waiting for its acknowledgements). 0, or -EIO: the spool is
+ * broken (reopen it). */
+int spool_sync(struct spool *s, struct tally_err *e);
+
 /* Append to out up to max_frames whole frames (at least one, even over
- * max_bytes) starting at seq from, consecutive, each checked (CRC, seq);
- * *n = how many (0 when from == spool_next_seq(): nothing yet). -ENOENT
+ * max_bytes) starting at seq from, consecutive, synced, each checked
+ * (CRC, seq); *n = how many (0 when none from there is synced yet). -ENOENT
  * when from is older than the oldest frame on disk (deleted after its
  * acknowledgement); -ERANGE when from is after spool_next_seq();
  * -EBADMSG when a frame on disk is damaged (e names the file and offset). */
@@ -159,7 +183,7 @@ int spool_read(struct spool *s, uint64_t from, size_t max_frames, size_t max_byt
 /* The aggregator committed every seq <= seq: taken at once, made durable
  * when due (above; then the segments it completes are deleted). An ack at
  * or below the current one is a no-op; -ERANGE for one past the last
- * spooled seq; -errno when the ack was due and could not be written (the
+ * synced seq (none was sent); -errno when the ack was due and could not be written (the
  * ack is then not taken). */
 int spool_ack(struct spool *s, uint64_t seq, struct tally_err *e);
 

@@ -857,6 +857,219 @@ START_TEST(policy_thin_by_hand)
 END_TEST
 
 /*
+ * sync_every_ns (agent.send_every) of 30 s, batches every 10 s of one VM:
+ * cpu counter 100 k (a reset at k = 8), vcpus 2 (4 from k = 6), memory
+ * usage 1000 + k; an event at k = 4. By hand, what is synced when (the
+ * last sync's batch time s, the batch's time t):
+ *   k0 first readings: at once             s = 0     fsyncs 5 (identity
+ *                                                    2, segment 2, frame)
+ *   k1 routine, t - s = 10 < 30: waits
+ *   k2 routine, 20: waits
+ *   k3 routine, 30: synced with k1, k2     s = 30    fsyncs 6
+ *   k4 an event: at once                   s = 40    7
+ *   k5 routine, 10: waits
+ *   k6 vcpus 2 -> 4: at once, with k5      s = 60    8
+ *   k7 routine: waits
+ *   k8 cpu reset (700 -> 50): at once      s = 80    9
+ *   k9 routine: waits; spool_sync() syncs it            10
+ * Only what is synced is read (sent) or acknowledged.
+ */
+static void sync_batch(struct batch *b, int k)
+{
+	int64_t t = T0 + k * 10 * S_NS;
+	batch_init(b, "h");
+	b->seq = (uint64_t)k + 1;
+	b->time_ns = t;
+	add(b, t, M_CPU, SAMPLE_CUMULATIVE, k < 8 ? 100u * (unsigned)k : 50u + 100u * (unsigned)(k - 8), 0);
+	add(b, t, M_VCPUS, SAMPLE_GAUGE, 0, k < 6 ? 2 : 4);
+	add(b, t, M_MEMORY_USAGE, SAMPLE_GAUGE, 0, 1000 + k);
+	if (k == 4) {
+		struct lifecycle_event ev = { .time_ns = t - S_NS, .type = "suspended", .reason = "paused" };
+		strcpy(ev.resource, "vm");
+		ck_assert_int_eq(batch_add_event(b, &ev), 0);
+	}
+}
+
+/* How many frames spool_read gives from seq from (all of them asked). */
+static size_t readable(struct spool *sp, uint64_t from)
+{
+	struct wire_buf buf = { 0 };
+	struct tally_err e = { 0 };
+	size_t n;
+	ck_assert_msg(spool_read(sp, from, 1000, 1 << 30, &buf, &n, &e) == 0, "%s", e.msg);
+	wire_buf_release(&buf);
+	return n;
+}
+
+START_TEST(sync_every_by_hand)
+{
+	char dir[256], sd[300];
+	struct spool *sp;
+	struct spool_stats st;
+	struct tally_err e = { 0 };
+	tu_mkdtemp(dir, sizeof(dir), "spool");
+	snprintf(sd, sizeof(sd), "%s/a", dir);
+	struct spool_opts o = { .sync_every_ns = 30 * S_NS };
+	ck_assert_int_eq(spool_open(&sp, sd, "h", &o, NULL, &e), 0);
+	/* after batch k: fsyncs so far, batches written not synced */
+	static const uint64_t fsyncs[10] = { 5, 5, 5, 6, 7, 7, 8, 8, 9, 9 };
+	static const uint64_t unsynced[10] = { 0, 1, 2, 0, 0, 1, 0, 1, 0, 1 };
+	for (int k = 0; k < 10; k++) {
+		struct batch b;
+		sync_batch(&b, k);
+		ck_assert_msg(spool_append(sp, &b, &e) == 0, "%s", e.msg);
+		batch_release(&b);
+		spool_get_stats(sp, &st);
+		ck_assert_msg(st.fsyncs == fsyncs[k] && st.unsynced == unsynced[k],
+			      "k%d: %llu fsyncs, %llu unsynced", k, (unsigned long long)st.fsyncs,
+			      (unsigned long long)st.unsynced);
+		/* every batch is there, unthinned; only the synced ones read */
+		ck_assert_uint_eq(st.next_seq, (uint64_t)k + 2);
+		ck_assert_uint_eq(readable(sp, 1), (size_t)(k + 1) - unsynced[k]);
+		if (unsynced[k]) {
+			struct wire_buf buf = { 0 };
+			size_t n = 1;
+			ck_assert_int_eq(spool_read(sp, st.next_seq - 1, 5, 1 << 20, &buf, &n, &e), 0);
+			ck_assert_uint_eq(n, 0);
+			ck_assert_int_eq(spool_ack(sp, st.next_seq - 1, &e), -ERANGE);
+			wire_buf_release(&buf);
+		}
+	}
+	/* the aggregator can acknowledge what it was sent */
+	ck_assert_int_eq(spool_ack(sp, 9, &e), 0);
+	ck_assert_int_eq(spool_sync(sp, &e), 0);
+	spool_get_stats(sp, &st);
+	ck_assert_uint_eq(st.fsyncs, 10);
+	ck_assert_uint_eq(st.unsynced, 0);
+	ck_assert_uint_eq(readable(sp, 10), 1);
+	ck_assert_int_eq(spool_sync(sp, &e), 0);   /* nothing to sync: no fsync */
+	spool_get_stats(sp, &st);
+	ck_assert_uint_eq(st.fsyncs, 10);
+	ck_assert_uint_eq(st.thinned, 0);
+	spool_close(sp);
+	tu_rmrf(dir);
+}
+END_TEST
+
+/*
+ * A process that dies with batches written but not synced: they are in the
+ * page cache; the next open syncs them (one fdatasync) and sends them. A
+ * power loss can take them back instead (modelled by cutting the segment
+ * where the last sync left it): the spool then numbers the next batch as
+ * the first one lost, which the aggregator never saw, since only synced
+ * frames are read. A process's first batch is synced at once (its
+ * readings are the first its spool has seen), the next ones wait.
+ */
+START_TEST(sync_every_crash_and_power_loss)
+{
+	char dir[256], sd[300], seg[400];
+	struct spool *sp;
+	struct spool_stats st;
+	struct spool_open_report rep;
+	struct tally_err e = { 0 };
+	tu_mkdtemp(dir, sizeof(dir), "spool");
+	snprintf(sd, sizeof(sd), "%s/a", dir);
+	snprintf(seg, sizeof(seg), "%s/00000000000000000001.seg", sd);
+	struct spool_opts o = { .sync_every_ns = 3600 * S_NS };
+	ck_assert_int_eq(spool_open(&sp, sd, "h", &o, NULL, &e), 0);
+	append_ok(sp, "h", 1, 2);   /* first readings: synced */
+	spool_get_stats(sp, &st);
+	ck_assert_uint_eq(st.unsynced, 0);
+	struct stat sb;
+	ck_assert_int_eq(stat(seg, &sb), 0);
+	off_t synced_len = sb.st_size;
+	spool_close(sp);
+
+	/* a child appends 2 (synced), 3 and 4 (not synced) and dies */
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct spool *c;
+		struct tally_err ce = { 0 };
+		struct spool_stats cs;
+		if (spool_open(&c, sd, "h", &o, NULL, &ce))
+			_exit(2);
+		for (uint64_t q = 2; q <= 4; q++) {
+			struct batch b;
+			mkbatch(&b, "h", q, 2);
+			if (spool_append(c, &b, &ce))
+				_exit(3);
+		}
+		spool_get_stats(c, &cs);
+		_exit(cs.unsynced == 2 && cs.fsyncs == 2 ? 0 : 4);   /* the open's, 2's */
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* reopened: nothing lost, the segment synced, all readable */
+	ck_assert_int_eq(spool_open(&sp, sd, "h", &o, &rep, &e), 0);
+	ck_assert_uint_eq(rep.torn_bytes, 0);
+	spool_get_stats(sp, &st);
+	ck_assert_uint_eq(st.fsyncs, 1);
+	ck_assert_uint_eq(st.unsynced, 0);
+	ck_assert_uint_eq(st.next_seq, 5);
+	ck_assert_uint_eq(read_all_check(sp, 1, "h", 2), 4);
+	/* 5 is synced (this process's first), 6 waits; a power loss now
+	 * leaves the file as the last sync did */
+	append_ok(sp, "h", 5, 2);
+	ck_assert_int_eq(stat(seg, &sb), 0);
+	off_t before6 = sb.st_size;
+	append_ok(sp, "h", 6, 2);
+	spool_get_stats(sp, &st);
+	ck_assert_uint_eq(st.unsynced, 1);
+	ck_assert_uint_eq(readable(sp, 6), 0);
+	spool_close(sp);            /* a clean stop syncs 6 */
+	ck_assert_int_eq(spool_open(&sp, sd, "h", &o, NULL, &e), 0);
+	ck_assert_uint_eq(readable(sp, 6), 1);
+	spool_close(sp);
+	ck_assert_int_eq(truncate(seg, before6), 0);   /* the power loss */
+	ck_assert_int_gt(before6, synced_len);
+	ck_assert_int_eq(spool_open(&sp, sd, "h", &o, &rep, &e), 0);
+	ck_assert_uint_eq(spool_next_seq(sp), 6);
+	append_ok(sp, "h", 6, 2);   /* numbered again: the lost 6 was never read */
+	ck_assert_uint_eq(read_all_check(sp, 1, "h", 2), 6);
+	spool_close(sp);
+	tu_rmrf(dir);
+}
+END_TEST
+
+/*
+ * A segment is synced whole before the next is made: with 64 KiB segments
+ * and routine batches that never reach sync_every_ns, the append that
+ * makes the second segment syncs the first (1), makes the new one (file
+ * and directory, 2) and leaves its own frame waiting; every frame of the
+ * first segment is then readable.
+ */
+START_TEST(sync_every_seals_segments)
+{
+	char dir[256], sd[300];
+	struct spool *sp;
+	struct spool_stats st;
+	struct tally_err e = { 0 };
+	tu_mkdtemp(dir, sizeof(dir), "spool");
+	snprintf(sd, sizeof(sd), "%s/a", dir);
+	struct spool_opts o = { .sync_every_ns = 3600 * S_NS, .segment_bytes = 64 << 10 };
+	ck_assert_int_eq(spool_open(&sp, sd, "h", &o, NULL, &e), 0);
+	uint64_t q = 1, syncs = 0;
+	for (;; q++) {
+		spool_get_stats(sp, &st);
+		syncs = st.fsyncs;
+		append_ok(sp, "h", q, 50);
+		spool_get_stats(sp, &st);
+		if (st.segments == 2)
+			break;
+		ck_assert_uint_lt(q, 1000);
+	}
+	ck_assert_uint_gt(q, 2);
+	ck_assert_uint_eq(st.fsyncs, syncs + 3);
+	ck_assert_uint_eq(st.unsynced, 1);
+	ck_assert_uint_eq(read_all_check(sp, 1, "h", 50), q - 1);
+	spool_close(sp);
+	tu_rmrf(dir);
+}
+END_TEST
+
+/*
  * Level "full" from the second batch on (max_bytes 1), thin_every 60 s,
  * full_every 600 s, cycles k = 0..65 every 10 s:
  *   cpu counter 100k: written k0 and k60 (600 s); 64 left out (k1-59, k61-65).
@@ -988,6 +1201,9 @@ int main(void)
 	tcase_add_test(tc, policy_thin_by_hand);
 	tcase_add_test(tc, policy_full_by_hand);
 	tcase_add_test(tc, ceiling_refuses_and_undoes);
+	tcase_add_test(tc, sync_every_by_hand);
+	tcase_add_test(tc, sync_every_crash_and_power_loss);
+	tcase_add_test(tc, sync_every_seals_segments);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
