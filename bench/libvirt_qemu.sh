@@ -40,6 +40,7 @@
 # Environment: B (build dir, default build), KEEP_GUESTS=1 leaves the guests,
 # SKIP_GROUPS=1 skips part 1, ALT="block_every: 5" also runs tallyd and the
 # agent with these extra libvirt keys (as tallyd-alt and agent-alt),
+# AGENT_ALT="send_every: 10s" gives agent-alt these extra agent keys,
 # TALLYD_BASE=path/to/tallyd also runs that binary at the defaults, all-in-one
 # and agent (as tallyd-base and agent-base: a build to compare with).
 # tallyd-nocommit (not run unless named in TOOLS) is the all-in-one committing
@@ -231,6 +232,7 @@ agent:
   aggregator: http://127.0.0.1:AGGPORT
   token: bench-qemu-agent-token-0001
 EOC
+	[ "$v" = alt ] && [ -n "${AGENT_ALT:-}" ] && echo "  $AGENT_ALT"
 	lvsec "$v"; } > "$work/agent$sfx.yaml"
 done
 # the all-in-one without the ledger's commits: committing once an hour
@@ -348,6 +350,7 @@ run_agent() { # NAME: start it, warm up, measure a window, stop it; prints "agen
 }
 tools="tallyd agent"
 [ -n "${ALT:-}" ] && tools="$tools tallyd-alt agent-alt"
+[ -z "${ALT:-}" ] && [ -n "${AGENT_ALT:-}" ] && tools="$tools agent-alt"
 [ -n "${TALLYD_BASE:-}" ] && tools="$tools tallyd-base agent-base"
 tools="$tools collectd exporter"
 tools=${TOOLS:-$tools}

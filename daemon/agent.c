@@ -25,7 +25,7 @@
 
 static const char *const agent_keys[] = { "aggregator", "token", "token_file", "tokens", "ca_file", "cert_file",
 					  "key_file", "timeout", "connect_timeout", "backoff_min",
-					  "backoff_max", "max_frames", "max_request", "spool", NULL };
+					  "backoff_max", "max_frames", "max_request", "send_every", "spool", NULL };
 static const char *const spool_keys[] = { "dir", "max_bytes", "thin_at_bytes", "reserve_bytes",
 					  "segment_bytes", "thin_every", "full_every", "first_seq", NULL };
 
@@ -257,6 +257,7 @@ int agent_settings_parse(struct agent_settings *s, const struct cfg_node *sec, c
 				   e)) ||
 	    (rc = cfg_get_uint(sec, "max_frames", 1, 1024, &s->max_frames, e)) ||
 	    (rc = cfg_get_uint(sec, "max_request", 64u << 10, 256u << 20, &s->max_request_bytes, e)) ||
+	    (rc = cfg_get_duration(sec, "send_every", 0, 3600 * NS_PER_SEC, &s->spool.sync_every_ns, e)) ||
 	    (rc = cfg_get_map(sec, "spool", &sp, e)) ||
 	    (sp && (rc = parse_spool(s, sp, e))))
 		return rc;
@@ -545,6 +546,16 @@ static int hold(struct link *k, const struct batch *b)
 	return rc;
 }
 
+/* A batch was spooled: the sender looks at once when it can be sent (it
+ * is synced: agent.send_every), else it is sent with a later one. */
+static void wake_if_synced(struct link *k)
+{
+	struct spool_stats st;
+	spool_get_stats(k->sp, &st);
+	if (!st.unsynced)
+		sender_wake(k->snd);
+}
+
 int agent_deliver(void *ctx, struct batch *b)
 {
 	struct agent *a = ctx;
@@ -599,7 +610,7 @@ int agent_deliver(void *ctx, struct batch *b)
 			k->holding = false;
 		}
 		k->spooled++;
-		sender_wake(k->snd);
+		wake_if_synced(k);
 		return 0;
 	}
 	if (rc == -ENOSPC || rc == -EDQUOT) {
@@ -617,7 +628,7 @@ int agent_deliver(void *ctx, struct batch *b)
 	return rc;
 }
 
-int agent_flush_held(struct agent *a)
+int agent_flush(struct agent *a)
 {
 	int rc = 0;
 	for (size_t i = 0; i < a->n && !rc; i++) {
@@ -640,7 +651,16 @@ int agent_flush_held(struct agent *a)
 		k->held.clock_step_ns = 0;
 		k->holding = false;
 		k->spooled++;
-		sender_wake(k->snd);
+		wake_if_synced(k);
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		struct tally_err e = { 0 };
+		int r = spool_sync(a->l[i]->sp, &e);
+		if (r) {
+			log_msg(LOG_ERR, "agent %s: %s", a->l[i]->agent, e.msg);
+			rc = rc ? rc : r;
+		}
+		wake_if_synced(a->l[i]);
 	}
 	return rc;
 }
@@ -693,7 +713,7 @@ void agent_get_summary(struct agent *a, struct agent_summary *out)
 /* ---- /metrics ------------------------------------------------------------ */
 
 enum fig {
-	F_BYTES, F_BATCHES, F_LEVEL, F_OLDEST, F_LAST_ACK, F_AGG_SEQ, F_REFUSING, F_SENDS, F_FRAMES,
+	F_BYTES, F_BATCHES, F_UNSYNCED, F_LEVEL, F_OLDEST, F_LAST_ACK, F_AGG_SEQ, F_REFUSING, F_SENDS, F_FRAMES,
 	F_ACKED, F_APPENDED, F_REFUSED, F_THINNED, F_DROPPED, F_INVALID, F_FSYNCS, F_TORN, F_SKIPPED, F_COUNT
 };
 
@@ -704,6 +724,8 @@ static const struct {
 	[F_BYTES] = { "tally_agent_spool_bytes", "Bytes of the agent's spool on disk (segment files).", false },
 	[F_BATCHES] = { "tally_agent_spool_batches", "Batches in the spool the aggregator has not acknowledged.",
 			false },
+	[F_UNSYNCED] = { "tally_agent_spool_unsynced_batches", "Of those, the last ones written but not yet"
+			 " synced, so not sent yet (agent.send_every).", false },
 	[F_LEVEL] = { "tally_agent_spool_level", "The spool's fill level: 0 keep, 1 thin (routine readings"
 		      " thinned), 2 full (only what cannot be recomputed), docs/transport.md.", false },
 	[F_OLDEST] = { "tally_agent_oldest_unsent_seconds", "Age of the oldest batch not acknowledged by the"
@@ -717,7 +739,8 @@ static const struct {
 	[F_SENDS] = { "tally_agent_sends", "Requests to the aggregator, by result.", true },
 	[F_FRAMES] = { "tally_agent_frames_sent", "Batches sent to the aggregator, resends included.", true },
 	[F_ACKED] = { "tally_agent_batches_acked", "Batches the aggregator acknowledged as committed.", true },
-	[F_APPENDED] = { "tally_agent_batches_spooled", "Batches written to the spool and synced.", true },
+	[F_APPENDED] = { "tally_agent_batches_spooled", "Batches written to the spool (synced at once, or"
+			 " with a later batch: agent.send_every).", true },
 	[F_REFUSED] = { "tally_agent_batches_refused", "Batches the spool refused (at its ceiling, or its disk"
 			" full); their readings are held in memory and tried again.", true },
 	[F_THINNED] = { "tally_agent_readings_thinned", "Readings left out by a filling spool whose usage a"
@@ -744,6 +767,7 @@ static double fig_value(int f, const struct link *k, const struct sender_stats *
 	switch (f) {
 	case F_BYTES: return (double)p->bytes;
 	case F_BATCHES: return (double)p->batches;
+	case F_UNSYNCED: return (double)p->unsynced;
 	case F_LEVEL: return p->level;
 	case F_OLDEST: return (double)st->oldest_unsent_age_ns / 1e9;
 	case F_LAST_ACK: return (double)st->last_ack_ns / 1e9;

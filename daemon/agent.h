@@ -20,7 +20,9 @@
  *   batch comes.
  *
  * Promises:
- * - A batch is in the spool (fdatasync'd) when agent_deliver returns 0, or
+ * - A batch is in the spool when agent_deliver returns 0 (fdatasync'd, or
+ *   with agent.send_every a batch of routine readings may wait for the
+ *   sync of a later one: spool.h), or
  *   it was collected again after a restart and its spool had it already
  *   (skipped: see agent_resume_ns), or it is held in memory because the
  *   spool is at its ceiling or its disk is full, and tried again with the
@@ -111,10 +113,11 @@ uint64_t agent_next_seq(void *ctx, const char *agent);
  * the least of them (the greatest with latest); 0 when no spool knows. */
 int64_t agent_resume_ns(struct agent *a, bool latest);
 
-/* Try again to spool what a full spool refused (the end of a fast-forward
- * period has no next cycle to carry it). 0, or a spool's error other than
- * a lack of room (logged). */
-int agent_flush_held(struct agent *a);
+/* The end of a fast-forward period, which has no next cycle to carry
+ * anything: try again to spool what a full spool refused, and sync what
+ * waits for agent.send_every, so it is sent. 0, or a spool's error other
+ * than a lack of room (logged). */
+int agent_flush(struct agent *a);
 
 /* Every batch delivered and acknowledged by the aggregator, none held. */
 bool agent_drained(struct agent *a);

@@ -642,7 +642,7 @@ static void agent_drain(struct run *r, volatile sig_atomic_t *stop)
 	agent_cycle_done(r, true);
 	while (!*stop && !agent_drained(r->agent)) {
 		nanosleep(&ts, NULL);
-		agent_flush_held(r->agent);
+		agent_flush(r->agent);
 		agent_cycle_done(r, false);
 	}
 	agent_cycle_done(r, true);

@@ -40,6 +40,7 @@ agent:
   tokens:
     - {agent: sim-host-1, token: $SECRET-1}
   timeout: 5s
+  send_every: 10s
   spool:
     max_bytes: 67108864
     thin_every: 2m
@@ -234,6 +235,24 @@ tallyd:
 agent:
   aggregator: http://agg:1
   max_frames: 2000
+collectors:
+  sim: {}
+Y
+case_ send_every_long 2 "send_every_long.yaml:5:15: key 'send_every': 2h is out of range 0s..3600s" <<'Y'
+tallyd:
+  role: agent
+agent:
+  aggregator: http://agg:1
+  send_every: 2h
+collectors:
+  sim: {}
+Y
+case_ send_every_count 2 "send_every_count.yaml:5:15: key 'send_every': expected a duration like 10s (got '10 cycles')" <<'Y'
+tallyd:
+  role: agent
+agent:
+  aggregator: http://agg:1
+  send_every: 10 cycles
 collectors:
   sim: {}
 Y
