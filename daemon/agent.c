@@ -473,14 +473,36 @@ int agent_open(struct agent **out, const struct agent_settings *s, int64_t inter
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s/identity", s->spool_dir, de->d_name);
-		if (agent_of_name(de->d_name, agent, sizeof(agent)) || stat(path, &sb)) {
-			log_msg(LOG_WARN, "%s/%s: not a spool (no identity, or a name no agent id has): left alone",
-				s->spool_dir, de->d_name);
+		if (agent_of_name(de->d_name, agent, sizeof(agent))) {
+			log_msg(LOG_WARN, "%s/%s: not a spool (a name no agent id has): left alone", s->spool_dir,
+				de->d_name);
 			continue;
 		}
+		/* no identity: a spool whose making a crash cut short (its lock
+		 * there, and at most an identity not yet renamed) holds nothing,
+		 * and is made now with no data time known, so a fast-forward run
+		 * collects its period again (agent_resume_ns); anything else is
+		 * not ours */
+		bool cut_short = stat(path, &sb) != 0;
+		if (cut_short) {
+			snprintf(path, sizeof(path), "%s/%s/lock", s->spool_dir, de->d_name);
+			if (stat(path, &sb) || !S_ISREG(sb.st_mode)) {
+				log_msg(LOG_WARN, "%s/%s: not a spool (no identity): left alone", s->spool_dir,
+					de->d_name);
+				continue;
+			}
+		}
 		struct link *k;
-		if ((rc = link_open(a, agent, 0, &k, e)))
-			goto fail;
+		if ((rc = link_open(a, agent, 0, &k, e))) {
+			if (!cut_short || rc != -EINVAL)
+				goto fail;
+			log_msg(LOG_WARN, "%s; left alone", e->msg);
+			e->msg[0] = '\0';
+			continue;
+		}
+		if (cut_short)
+			log_msg(LOG_WARN, "agent %s: its spool's making was cut short (by a crash): made now, with"
+				" nothing in it", agent);
 		if ((rc = link_add(a, k))) {
 			link_free(k);
 			err_set(e, rc, "out of memory");
@@ -671,6 +693,8 @@ int64_t agent_resume_ns(struct agent *a, bool latest)
 	for (size_t i = 0; i < a->n; i++) {
 		struct spool_stats st;
 		spool_get_stats(a->l[i]->sp, &st);
+		if (st.last_time_ns <= 0 && !latest)
+			return 0;   /* a spool that knows nothing: from the start */
 		if (st.last_time_ns <= 0)
 			continue;
 		if (!t || (latest ? st.last_time_ns > t : st.last_time_ns < t))

@@ -110,7 +110,8 @@ int agent_deliver(void *ctx, struct batch *b);
 uint64_t agent_next_seq(void *ctx, const char *agent);
 
 /* The data time up to which every open spool has its agent's batches,
- * the least of them (the greatest with latest); 0 when no spool knows. */
+ * the least of them (the greatest with latest, of the spools that know);
+ * 0 when no spool knows, or (the least) when one does not. */
 int64_t agent_resume_ns(struct agent *a, bool latest);
 
 /* The end of a fast-forward period, which has no next cycle to carry

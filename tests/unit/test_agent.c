@@ -3,7 +3,8 @@
  * spool directory of an agent id (every id one file name, and back), the
  * spools an earlier run left (opened, whatever else is in the directory),
  * the restart rule (a cycle a spool has is skipped, per agent id, and the
- * resume time is the least of the spools'), and a spool at its ceiling
+ * resume time is the least of the spools'), a spool whose making a kill
+ * cut short, and a spool at its ceiling
  * (batches held in memory, tried again, then dropped and counted). The
  * senders point at a port nobody listens on: nothing here is acknowledged.
  */
@@ -167,6 +168,62 @@ START_TEST(restart_per_agent)
 }
 END_TEST
 
+/* A kill while a new agent id's spool was being made (its directory and
+ * lock there, its identity not yet renamed into place): that agent id
+ * has nothing spooled, so the restart makes its spool and a fast-forward
+ * run collects from the start (resume 0), each spool skipping what it has.
+ * A directory with an agent id's name holding something else (no lock; a
+ * lock and a file a spool never has) is left alone. */
+START_TEST(cut_short_making)
+{
+	char dir[256], path[400];
+	struct agent_settings s;
+	struct agent *a;
+	struct tally_err e = { 0 };
+	tu_mkdtemp(dir, sizeof(dir), "agent");
+	settings(&s, dir);
+	ck_assert_int_eq(agent_open(&a, &s, 60 * S_NS, &e), 0);
+	for (int c = 1; c <= 2; c++)
+		deliver(a, "a/b", T0 + c * 60 * S_NS, 3);
+	agent_close(a);
+	static const char *const files[][2] = {
+		{ "z", NULL }, { "z/lock", "" }, { "z/identity.tmp", "tally spool 1\nagent z\nsp" },
+		{ "x", NULL }, { "x/notes.txt", "mine" },
+		{ "y", NULL }, { "y/lock", "" }, { "y/data.bin", "not a segment" },
+	};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/spool/%s", dir, files[i][0]);
+		if (!files[i][1]) {
+			ck_assert_int_eq(mkdir(path, 0700), 0);
+			continue;
+		}
+		FILE *f = fopen(path, "w");
+		ck_assert_ptr_nonnull(f);
+		fputs(files[i][1], f);
+		fclose(f);
+	}
+	ck_assert_msg(agent_open(&a, &s, 60 * S_NS, &e) == 0, "%s", e.msg);
+	struct agent_summary sum;
+	agent_get_summary(a, &sum);
+	ck_assert_uint_eq(sum.spools, 2);          /* a/b, and z made now; x and y left alone */
+	ck_assert_int_eq(agent_resume_ns(a, false), 0);
+	ck_assert_int_eq(agent_resume_ns(a, true), T0 + 2 * 60 * S_NS);
+	deliver(a, "a/b", T0 + 60 * S_NS, 3);      /* has it: skipped */
+	deliver(a, "z", T0 + 60 * S_NS, 2);        /* spooled */
+	agent_get_summary(a, &sum);
+	ck_assert_uint_eq(sum.batches_skipped, 1);
+	ck_assert_uint_eq(sum.batches_spooled, 1);
+	agent_close(a);
+	snprintf(path, sizeof(path), "%s/spool/x/notes.txt", dir);
+	ck_assert_int_eq(access(path, R_OK), 0);
+	snprintf(path, sizeof(path), "%s/spool/x/identity", dir);
+	ck_assert_int_ne(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s/spool/y/identity", dir);
+	ck_assert_int_ne(access(path, F_OK), 0);
+	tu_rmrf(dir);
+}
+END_TEST
+
 /* A spool at its ceiling: the batch is held in memory and tried again
  * with the next (delivery still succeeds); past AGENT_HOLD_MAX_SAMPLES the
  * held readings are dropped and counted; with room again (a bigger
@@ -214,6 +271,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, spool_names);
 	tcase_add_test(tc, restart_per_agent);
+	tcase_add_test(tc, cut_short_making);
 	tcase_add_test(tc, ceiling_holds_then_drops);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
