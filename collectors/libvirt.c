@@ -141,10 +141,11 @@ struct lv_dom {
 	virDomainPtr ptr;            /* list path: our reference, kept across cycles */
 	int ptr_id;                  /* the active domain id ptr was found by (0: none) */
 	unsigned int bulk_id;        /* bulk path: the domain id its records came with (0: none) */
-	/* this cycle's per-disk call, asked with the others over libvirt's
-	 * protocol (rpc_disk_calls()): valid when rpc_cycle is this cycle */
-	int rpc_cycle;
-	struct lvrpc_call rpc;
+	/* this cycle's per-disk call and (slow cycles) virDomainGetInfo, asked
+	 * with the others over libvirt's protocol (rpc_calls()): valid when
+	 * rpc_cycle, info_cycle are this cycle */
+	int rpc_cycle, info_cycle;
+	struct lvrpc_call rpc, info;
 	char rpc_target[32];         /* rpc.path: the disk asked for */
 };
 
@@ -258,15 +259,17 @@ struct lv {
 	uint64_t blk_alone;          /* domains asked the block group alone (second call) */
 	uint64_t disk_calls_n, disk_calls_failed;  /* per-disk virDomainBlockStats calls, and those that failed */
 	uint64_t disk_calls_rpc;     /* of those, asked over libvirt's protocol at once (libvirt_rpc.h) */
-	/* The per-disk calls over libvirt's protocol, on the daemon's read-only
-	 * socket (a hypervisor on this host): NULL until opened; when it cannot
+	uint64_t info_calls_rpc;     /* virDomainGetInfo calls asked that way */
+	/* The per-disk calls and the slow cycles' virDomainGetInfo over
+	 * libvirt's protocol, on the daemon's read-only socket (a hypervisor
+	 * on this host): NULL until opened; when it cannot
 	 * be (another URI, no socket, authentication asked) or breaks, the
 	 * library's call until rpc_retry_ns (monotonic) */
 	struct lvrpc *rpc;
 	int64_t rpc_retry_ns;
 	char rpc_path[108];
 	struct complaint rpc_note;
-	struct lvrpc_call **rpc_batch;   /* rpc_disk_calls()' scratch */
+	struct lvrpc_call **rpc_batch;   /* rpc_calls()' scratch */
 	size_t rpc_cap;
 	int rpc_said;                /* the log said the protocol is used */
 	int rpc_test;                /* rpc_path was given by a test (lv_test_rpc) */
@@ -1514,7 +1517,7 @@ static int disk_call(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct lv
 	virDomainBlockStatsStruct bs;
 	int rc, code = 0;
 	if (d->rpc_cycle == s->cycle && !strcmp(d->rpc_target, dk->target)) {
-		/* asked with the others (rpc_disk_calls()) */
+		/* asked with the others (rpc_calls()) */
 		const struct lvrpc_call *k = &d->rpc;
 		rc = k->state == LVRPC_OK ? 0 : -1;
 		if (k->state == LVRPC_LATE)
@@ -1557,20 +1560,32 @@ static int disk_call(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct lv
 
 #define RPC_RETRY_NS (60 * NS_PER_SEC)  /* the library's calls this long after the protocol failed */
 
-/* This cycle's per-disk calls, all at once over libvirt's protocol
- * (libvirt_rpc.h: a few us of tallyd's CPU a call, against about 96 for
- * the library's), for the domains from_record() would make one for: a
- * process already read, with one disk, whose block group is not asked.
- * Their answers wait in each domain (rpc_cycle) and disk_call() takes
- * them. Where the protocol cannot be spoken (not this host's system
- * daemon, no read-only socket, authentication asked) or breaks,
- * disk_call() makes the library's call, as before, and the protocol is
- * tried again after RPC_RETRY_NS. The batch waits at most a quarter
- * interval, as one library call may: a call not answered by then moves its
- * domain to the block group (blk_busy), as a stalled call does. */
-static void rpc_disk_calls(struct lv *s, virDomainStatsRecordPtr *recs, int n)
+/* The domain a call of rpc_calls() was asked for. */
+static struct lv_dom *dom_of_call(struct lvrpc_call *k)
 {
-	if (!s->blk_calls || s->blk_main || n <= 0)
+	if (k->proc == LVRPC_GET_INFO)
+		return (struct lv_dom *)((char *)k - offsetof(struct lv_dom, info));
+	return (struct lv_dom *)((char *)k - offsetof(struct lv_dom, rpc));
+}
+
+/* This cycle's per-disk calls, and a slow cycle's virDomainGetInfo (the
+ * vCPUs), all at once over libvirt's protocol (libvirt_rpc.h: a few us of
+ * tallyd's CPU a call, against about 96 and 50 for the library's), for
+ * the domains from_record() would make one for: a per-disk call for a
+ * process already read, with one disk, whose block group is not asked;
+ * the info for every process already read. Their answers wait in each
+ * domain (rpc_cycle, info_cycle) and from_record() takes them. Where the
+ * protocol cannot be spoken (not this host's system daemon, no read-only
+ * socket, authentication asked) or breaks, from_record() makes the
+ * library's calls, as before, and the protocol is tried again after
+ * RPC_RETRY_NS. The batch waits at most a quarter interval, as one library
+ * call may: a per-disk call not answered by then moves its domain to the
+ * block group (blk_busy), as a stalled call does; an info not answered
+ * leaves the vCPU count as it was until the next slow cycle. */
+static void rpc_calls(struct lv *s, virDomainStatsRecordPtr *recs, int n)
+{
+	int disks = s->blk_calls && !s->blk_main, infos = s->vcpus_by_info;
+	if ((!disks && !infos) || n <= 0)
 		return;
 	int64_t now = time_mono_ns();
 	struct tally_err e = { 0 };
@@ -1584,48 +1599,63 @@ static void rpc_disk_calls(struct lv *s, virDomainStatsRecordPtr *recs, int n)
 		if (rc) {
 			s->rpc_retry_ns = now + RPC_RETRY_NS;
 			if (rc != -ENOENT)
-				complain(&s->rpc_note, LOG_INFO, "libvirt %s: per-disk calls through libvirt's library"
-					 " (its protocol on %s: %s)", s->uri, s->rpc_path, e.msg);
+				complain(&s->rpc_note, LOG_INFO, "libvirt %s: per-disk calls and vCPU counts through"
+					 " libvirt's library (its protocol on %s: %s)", s->uri, s->rpc_path, e.msg);
 			return;
 		}
 	}
-	if (vec_reserve((void **)&s->rpc_batch, &s->rpc_cap, (size_t)n, sizeof(*s->rpc_batch), 16))
+	if (vec_reserve((void **)&s->rpc_batch, &s->rpc_cap, 2 * (size_t)n, sizeof(*s->rpc_batch), 16))
 		return;
-	size_t m = 0;
+	size_t m = 0, m_disk = 0;
 	for (int i = 0; i < n; i++) {
 		unsigned int bid = (unsigned int)virDomainGetID(recs[i]->dom);
 		struct lv_dom *d = bid ? dom_by_bulk_id(s, bid) : NULL;
 		const struct lv_xrec *xr = i < s->n_xrec ? &s->xrec[i] : NULL;
 		const char *name = virDomainGetName(recs[i]->dom);
-		if (!d || !name || d->dom_id != bid || d->xml_stale || !disk_call_due(s, d, xr) ||
-		    virDomainGetUUID(recs[i]->dom, d->rpc.uuid))
+		unsigned char uuid[VIR_UUID_BUFLEN];
+		if (!d || !name || d->dom_id != bid || virDomainGetUUID(recs[i]->dom, uuid))
 			continue;
-		str_copy(d->rpc_target, d->disks[0].target, sizeof(d->rpc_target));
-		d->rpc.name = name;
-		d->rpc.path = d->rpc_target;
-		d->rpc.id = (int)bid;
-		d->rpc_cycle = s->cycle + 1;   /* the cycle read_domains() reads next */
-		s->rpc_batch[m++] = &d->rpc;
+		if (disks && !d->xml_stale && disk_call_due(s, d, xr)) {
+			d->rpc = (struct lvrpc_call){ .proc = LVRPC_BLOCK_STATS, .name = name, .id = (int)bid };
+			memcpy(d->rpc.uuid, uuid, sizeof(d->rpc.uuid));
+			str_copy(d->rpc_target, d->disks[0].target, sizeof(d->rpc_target));
+			d->rpc.path = d->rpc_target;
+			d->rpc_cycle = s->cycle + 1;   /* the cycle read_domains() reads next */
+			s->rpc_batch[m++] = &d->rpc;
+			m_disk++;
+		}
+		if (infos) {
+			d->info = (struct lvrpc_call){ .proc = LVRPC_GET_INFO, .name = name, .id = (int)bid };
+			memcpy(d->info.uuid, uuid, sizeof(d->info.uuid));
+			d->info_cycle = s->cycle + 1;
+			s->rpc_batch[m++] = &d->info;
+		}
 	}
 	if (!m)
 		return;
-	rc = lvrpc_block_stats(s->rpc, s->rpc_batch, m, s->interval_ns / 4, &e);
-	s->disk_calls_rpc += m;
+	rc = lvrpc_calls(s->rpc, s->rpc_batch, m, s->interval_ns / 4, &e);
+	s->disk_calls_rpc += m_disk;
+	s->info_calls_rpc += m - m_disk;
 	if (rc) {
-		/* what came is taken; the rest are read by the library's call
-		 * this cycle (disk_call()), and for a while */
+		/* what came is taken; the rest are read by the library's calls
+		 * this cycle (from_record()), and for a while */
 		for (size_t i = 0; i < m; i++)
-			if (s->rpc_batch[i]->state == LVRPC_LATE)
-				((struct lv_dom *)((char *)s->rpc_batch[i] - offsetof(struct lv_dom, rpc)))->rpc_cycle = 0;
-		complain(&s->rpc_note, LOG_WARN, "libvirt %s: per-disk calls through libvirt's library for %d s:"
-			 " its protocol on %s failed (%s)", s->uri, (int)(RPC_RETRY_NS / NS_PER_SEC), s->rpc_path,
-			 e.msg);
+			if (s->rpc_batch[i]->state == LVRPC_LATE) {
+				struct lv_dom *d = dom_of_call(s->rpc_batch[i]);
+				if (s->rpc_batch[i]->proc == LVRPC_GET_INFO)
+					d->info_cycle = 0;
+				else
+					d->rpc_cycle = 0;
+			}
+		complain(&s->rpc_note, LOG_WARN, "libvirt %s: per-disk calls and vCPU counts through libvirt's library"
+			 " for %d s: its protocol on %s failed (%s)", s->uri, (int)(RPC_RETRY_NS / NS_PER_SEC),
+			 s->rpc_path, e.msg);
 		lvrpc_close(s->rpc);
 		s->rpc = NULL;
 		s->rpc_retry_ns = now + RPC_RETRY_NS;
 	} else if (!s->rpc_said) {
-		log_msg(LOG_INFO, "libvirt %s: per-disk calls asked at once over libvirt's protocol on %s", s->uri,
-			s->rpc_path);
+		log_msg(LOG_INFO, "libvirt %s: per-disk calls and vCPU counts asked at once over libvirt's"
+			" protocol on %s", s->uri, s->rpc_path);
 		s->rpc_said = 1;
 	}
 }
@@ -1685,10 +1715,17 @@ static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr r
 	}
 	if (torn_down(s, d, rec->dom, r->cpu, x))
 		return -1;
+	/* the vCPUs: the domain's definition (no guest or QEMU is asked),
+	 * asked with the others (rpc_calls()) or through the library */
 	virDomainInfo info;
-	if (!r->have_vcpus && s->vcpus_by_info && virDomainGetInfo(rec->dom, &info) == 0) {
-		r->vcpus = info.nrVirtCpu; /* the domain's definition: no guest or QEMU is asked */
-		r->have_vcpus = 1;
+	if (!r->have_vcpus && s->vcpus_by_info) {
+		if (d->info_cycle == s->cycle) {
+			r->vcpus = d->info.vcpus;
+			r->have_vcpus = d->info.state == LVRPC_OK;
+		} else if (virDomainGetInfo(rec->dom, &info) == 0) {
+			r->vcpus = info.nrVirtCpu;
+			r->have_vcpus = 1;
+		}
 	}
 	if (r->have_n_blk) {
 		d->want_sizes = 0;
@@ -2255,7 +2292,7 @@ int lv_read_records(void *state, virDomainStatsRecordPtr *recs, int n, struct lv
 			s->xrec[i].rec[0] = s->xrec[i].asked & 1 && c->xcpu ? c->xcpu[i] : NULL;
 			s->xrec[i].rec[1] = s->xrec[i].asked & 2 && c->xblk ? c->xblk[i] : NULL;
 		}
-		rpc_disk_calls(s, recs, n);
+		rpc_calls(s, recs, n);
 	}
 	read_domains(s, recs, n, 0, now_ns, sink);
 	s->n_xrec = 0;
@@ -2359,7 +2396,7 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		complaint_clear(&s->conn_fail, "libvirt %s: reading again", s->uri);
 	if (!list_only) {
 		extra_calls(s, recs, n);
-		rpc_disk_calls(s, recs, n);
+		rpc_calls(s, recs, n);
 	}
 	read_domains(s, recs, n, list_only, now_ns, sink);
 	extra_free(s);
@@ -2430,6 +2467,9 @@ static void lv_metrics(void *state, void (*put)(void *ctx, const struct collecto
 		{ "tally_libvirt_disk_calls", "Per-disk virDomainBlockStats calls.", true, "", (double)s->disk_calls_n },
 		{ "tally_libvirt_disk_calls_batched", "Of the per-disk calls, those asked at once over libvirt's"
 		  " protocol on the daemon's read-only socket.", true, "", (double)s->disk_calls_rpc },
+		{ "tally_libvirt_info_calls_batched", "virDomainGetInfo calls (the vCPU counts, every slow cycle)"
+		  " asked at once over libvirt's protocol on the daemon's read-only socket.", true, "",
+		  (double)s->info_calls_rpc },
 		{ "tally_libvirt_disk_calls_failed", "Per-disk virDomainBlockStats calls that failed (the domain"
 		  " stopped, the disk went, a stall).", true, "", (double)s->disk_calls_failed },
 	};

@@ -1,7 +1,7 @@
 /*
- * libvirt_rpc.h: libvirt's remote protocol spoken directly for one call,
- * virDomainBlockStats, asked for many domains at once on the read-only
- * socket of the libvirt daemon of this host.
+ * libvirt_rpc.h: libvirt's remote protocol spoken directly for two calls,
+ * virDomainBlockStats and virDomainGetInfo, asked for many domains at once
+ * on the read-only socket of the libvirt daemon of this host.
  *
  * Why: libvirt's client library spends about 96 us of the caller's CPU on
  * one call on this project's machine (some 25 system calls: it runs each
@@ -11,7 +11,9 @@
  * the calls of a cycle are written in one go and the answers read as they
  * come, several per wake-up: a few us a call. What libvirtd and QEMU do is
  * the same as for the library's call (the same procedure, the same two
- * QMP queries).
+ * QMP queries for the block stats, none for the info). The same holds for
+ * virDomainGetInfo (about 50 us through the library), which the collector
+ * makes for every domain every slow cycle (the vCPU count).
  *
  * The protocol (libvirt's src/rpc/virnetprotocol.x and
  * src/remote/remote_protocol.x, stable across libvirt versions: it is what
@@ -22,8 +24,11 @@
  * without authentication (the read-only socket's default); CONNECT_OPEN
  * (1) with the URI and VIR_CONNECT_RO; DOMAIN_BLOCK_STATS (64) with the
  * domain (name, UUID, id) and the disk's target, answered by five hypers
- * (rd_req, rd_bytes, wr_req, wr_bytes, errs) or by an error whose first
- * field is libvirt's error code. Anything else on the wire (a message of
+ * (rd_req, rd_bytes, wr_req, wr_bytes, errs); DOMAIN_GET_INFO (16) with
+ * the domain, answered by the state, the maximum and current memory
+ * (KiB, unsigned hypers), the vCPU count and the cpu time (ns, an
+ * unsigned hyper), each narrower field in an XDR word: 32 bytes. Either
+ * may be answered by an error whose first field is libvirt's error code. Anything else on the wire (a message of
  * another program, such as keepalive; an answer to a call of an earlier
  * batch that gave up waiting for it) is skipped; a message this client
  * cannot have asked for in this form (a length below a header or above
@@ -42,6 +47,11 @@
 
 struct lvrpc;
 
+enum lvrpc_proc {
+	LVRPC_BLOCK_STATS = 0,   /* virDomainBlockStats(path) */
+	LVRPC_GET_INFO,          /* virDomainGetInfo */
+};
+
 enum lvrpc_state {
 	LVRPC_OK = 1,        /* answered: the counters are set */
 	LVRPC_ERROR,         /* answered with an error: vir_code is libvirt's (virErrorNumber) */
@@ -49,7 +59,9 @@ enum lvrpc_state {
 };
 
 struct lvrpc_call {
-	/* in: the domain as libvirtd finds it (by UUID), and the disk's target */
+	/* in: which call; the domain as libvirtd finds it (by UUID); for the
+	 * block stats, the disk's target */
+	enum lvrpc_proc proc;
 	const char *name;
 	unsigned char uuid[16];
 	int id;
@@ -57,7 +69,9 @@ struct lvrpc_call {
 	/* out */
 	enum lvrpc_state state;
 	int vir_code;
-	long long rd_req, rd_bytes, wr_req, wr_bytes;
+	long long rd_req, rd_bytes, wr_req, wr_bytes;        /* LVRPC_BLOCK_STATS */
+	unsigned int dom_state, vcpus;                       /* LVRPC_GET_INFO */
+	unsigned long long max_mem_kib, mem_kib, cpu_time_ns;
 };
 
 /* The read-only socket of the daemon that serves uri on this host, into
@@ -72,13 +86,16 @@ int lvrpc_socket_for(const char *uri, const char *dir, char *out, size_t len);
  * for authentication on its read-only socket: -EACCES). */
 int lvrpc_open(struct lvrpc **out, const char *path, const char *uri, int64_t timeout_ns, struct tally_err *e);
 
-/* Ask virDomainBlockStats for *calls[0..n) at once and wait for the
- * answers until timeout_ns has passed; each call's state says what came. 0, or a
- * negative errno (the connection broke, or the daemon broke the protocol:
- * e says how) after which the connection must be closed; the calls not
- * answered then are LVRPC_LATE. */
-int lvrpc_block_stats(struct lvrpc *c, struct lvrpc_call *const *calls, size_t n, int64_t timeout_ns,
-		      struct tally_err *e);
+/* Make the calls *calls[0..n) at once and wait for the answers until
+ * timeout_ns has passed; each call's state says what came. The first look
+ * waits seven eighths of what the last batch of the same kind (one with
+ * block stats, or of info only) took to be answered whole: few wake-ups
+ * where the answers come over tens of milliseconds. 0, or a negative
+ * errno (the connection broke, or the daemon broke the protocol: e says
+ * how) after which the connection must be closed; the calls not answered
+ * then are LVRPC_LATE. */
+int lvrpc_calls(struct lvrpc *c, struct lvrpc_call *const *calls, size_t n, int64_t timeout_ns,
+		struct tally_err *e);
 
 void lvrpc_close(struct lvrpc *c);
 

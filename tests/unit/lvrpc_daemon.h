@@ -161,20 +161,50 @@ static inline void serve_open(int fd, const char *uri, const uint32_t *types, si
 	reply(fd, c.serial, NULL, 0);
 }
 
-/* A block stats call: the domain and disk it names, checked. */
-static inline void want_stats_call(const struct call *c, const char *name, const unsigned char *uuid, int id,
-			    const char *path)
+/* The domain a call names (name, UUID, id), checked; the offset after it. */
+static inline size_t want_dom(const struct call *c, const char *name, const unsigned char *uuid, int id)
 {
-	ck_assert_uint_eq(c->proc, 64);
 	size_t off = 0;
 	want_str(c->body, c->len, &off, name);
 	ck_assert_uint_le(off + 20, c->len);
 	ck_assert(memcmp(c->body + off, uuid, 16) == 0);
 	off += 16;
 	ck_assert_int_eq((int)be32(c->body + off), id);
-	off += 4;
+	return off + 4;
+}
+
+/* A block stats call: the domain and disk it names, checked. */
+static inline void want_stats_call(const struct call *c, const char *name, const unsigned char *uuid, int id,
+			    const char *path)
+{
+	ck_assert_uint_eq(c->proc, 64);
+	size_t off = want_dom(c, name, uuid, id);
 	want_str(c->body, c->len, &off, path);
 	ck_assert_uint_eq(off, c->len);
+}
+
+/* An info call: the domain it names, checked (no disk: the body ends). */
+static inline void want_info_call(const struct call *c, const char *name, const unsigned char *uuid, int id)
+{
+	ck_assert_uint_eq(c->proc, 16);
+	ck_assert_uint_eq(want_dom(c, name, uuid, id), c->len);
+}
+
+/* An info answer: the state, the memory maximum and current (KiB), the
+ * vCPUs and the cpu time, each narrow field in a word of its own. */
+static inline void reply_info(int fd, uint32_t serial, uint32_t state, uint64_t max_kib, uint64_t kib, uint32_t vcpus,
+			      uint64_t cpu_ns)
+{
+	unsigned char b[32];
+	put32(b, state);
+	put32(b + 4, (uint32_t)(max_kib >> 32));
+	put32(b + 8, (uint32_t)max_kib);
+	put32(b + 12, (uint32_t)(kib >> 32));
+	put32(b + 16, (uint32_t)kib);
+	put32(b + 20, vcpus);
+	put32(b + 24, (uint32_t)(cpu_ns >> 32));
+	put32(b + 28, (uint32_t)cpu_ns);
+	reply(fd, serial, b, sizeof(b));
 }
 
 typedef void (*script_fn)(int fd);

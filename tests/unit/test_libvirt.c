@@ -1435,22 +1435,49 @@ static void script_collector(int fd)
 	ck_assert_int_eq(get_call(fd, &c), 0);      /* then the daemon goes away unanswering */
 }
 
+/* The test driver's domain "test" read by a collector whose protocol calls
+ * go to a daemon playing script (the caller ends with rpc_done). */
+struct rpc_rig {
+	char dir[256], sock[300];
+	struct rec *r;
+	void *st;
+	virConnectPtr rw;
+	virDomainPtr dom;
+	struct daemon d;
+};
+
+static void rpc_rig(struct rpc_rig *g, script_fn script)
+{
+	tu_mkdtemp(g->dir, sizeof(g->dir), "lvrpc");
+	snprintf(g->sock, sizeof(g->sock), "%s/sock", g->dir);
+	g->r = calloc(1, sizeof(*g->r));
+	g->st = open_collector("test:///default");
+	g->rw = virConnectOpen("test:///default");
+	g->dom = virDomainLookupByName(g->rw, "test");
+	ck_assert_ptr_nonnull(g->dom);
+	ck_assert_int_eq(virDomainGetUUID(g->dom, rpc_uuid), 0);
+	rpc_id = (int)virDomainGetID(g->dom);
+	daemon_start(&g->d, g->sock, script);
+	lv_test_rpc(g->st, g->sock);
+}
+
+static void rpc_done(struct rpc_rig *g)
+{
+	virDomainFree(g->dom);
+	virConnectClose(g->rw);
+	libvirt_collector.free(g->st);
+	tu_rmrf(g->dir);
+	free(g->r);
+}
+
 START_TEST(test_disk_calls_rpc)
 {
 	const char *u = "6695eb01-f6a4-8304-79aa-97f2502e193f";
-	char dir[256], sock[300];
-	tu_mkdtemp(dir, sizeof(dir), "lvrpc");
-	snprintf(sock, sizeof(sock), "%s/sock", dir);
-	struct rec *r = calloc(1, sizeof(*r));
-	void *st = open_collector("test:///default");
-	virConnectPtr rw = virConnectOpen("test:///default");
-	virDomainPtr dom = virDomainLookupByName(rw, "test");
-	ck_assert_ptr_nonnull(dom);
-	ck_assert_int_eq(virDomainGetUUID(dom, rpc_uuid), 0);
-	rpc_id = (int)virDomainGetID(dom);
-	struct daemon d;
-	daemon_start(&d, sock, script_collector);
-	lv_test_rpc(st, sock);
+	struct rpc_rig g;
+	rpc_rig(&g, script_collector);
+	struct rec *r = g.r;
+	void *st = g.st;
+	virDomainPtr dom = g.dom;
 	struct prec p;
 	unsigned char asked[1];
 	struct lv_test_cycle slow = { .block_main = 1, .asked = asked };
@@ -1499,16 +1526,59 @@ START_TEST(test_disk_calls_rpc)
 	int64_t a = time_now_ns() / 1000;
 	ck_assert_int_eq(asked[0], 0);
 	check_driver_disk(r, 0, vda, b, a);
-	daemon_join(&d);
+	daemon_join(&g.d);
 	r->n = 0;
 	rec_small(&p, dom, VIR_DOMAIN_RUNNING, 9700000000ULL, 3600);
 	feed_c(st, &p, &fast, t + 7 * NS_PER_SEC, r);
 	ck_assert_int_eq(asked[0], 0);            /* no stall was taken from it */
-	virDomainFree(dom);
-	virConnectClose(rw);
-	libvirt_collector.free(st);
-	tu_rmrf(dir);
-	free(r);
+	rpc_done(&g);
+}
+END_TEST
+
+/* A slow cycle's virDomainGetInfo over the protocol (the vCPU count), to a
+ * daemon this test plays: the first cycle's domain is not known yet (its
+ * info by the library: the test driver's 2 vCPUs); then the count sent is
+ * the one answered (7, where the test driver says 2); an error answer
+ * leaves the last count held (7); a daemon that goes away has the library
+ * read it that cycle (2). */
+static void script_info(int fd)
+{
+	static const uint32_t none[] = { 0 };
+	struct call c;
+	serve_open(fd, "test:///default", none, 1);
+	ck_assert_int_eq(get_call(fd, &c), 0);
+	want_info_call(&c, "test", rpc_uuid, rpc_id);
+	reply_info(fd, c.serial, 1, 8388608, 2097152, 7, 5000000000ULL);
+	ck_assert_int_eq(get_call(fd, &c), 0);
+	want_info_call(&c, "test", rpc_uuid, rpc_id);
+	reply_error(fd, c.serial, 42);              /* VIR_ERR_NO_DOMAIN */
+	ck_assert_int_eq(get_call(fd, &c), 0);      /* then the daemon goes away unanswering */
+}
+
+START_TEST(test_info_calls_rpc)
+{
+	const char *u = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+	struct rpc_rig g;
+	rpc_rig(&g, script_info);
+	struct rec *r = g.r;
+	void *st = g.st;
+	virDomainPtr dom = g.dom;
+	struct prec p;
+	unsigned char asked[1];
+	struct lv_test_cycle slow = { .block_main = 1, .vcpus_by_info = 1, .asked = asked };
+	int64_t t = time_now_ns() - 60 * NS_PER_SEC;
+	static const double want[4] = { 2, 7, 7, 2 };
+	for (int k = 0; k < 4; k++) {
+		r->n = 0;
+		prec_init(&p, dom);          /* no vcpu group: a hypervisor on this host */
+		p_int(&p, "state.state", VIR_DOMAIN_RUNNING);
+		p_ull(&p, "cpu.time", 5000000000ULL + (uint64_t)k);
+		feed_c(st, &p, &slow, t + k * NS_PER_SEC, r);
+		ck_assert_msg(find(r, u, M_VCPUS, "")->v.gauge == want[k], "cycle %d: %g vCPUs, want %g", k,
+			      find(r, u, M_VCPUS, "")->v.gauge, want[k]);
+	}
+	daemon_join(&g.d);
+	rpc_done(&g);
 }
 END_TEST
 
@@ -1827,6 +1897,7 @@ int main(void)
 	tcase_add_test(tc, test_disk_calls);
 	tcase_add_test(tc, test_disk_call_stalls);
 	tcase_add_test(tc, test_disk_calls_rpc);
+	tcase_add_test(tc, test_info_calls_rpc);
 	tcase_add_test(tc, test_disk_call_errors);
 	tcase_add_test(tc, test_capacity_between_slow_reads);
 	suite_add_tcase(s, tc);

@@ -5,9 +5,10 @@
  * A mock, and why: what is checked here is what a real libvirtd never
  * does on purpose (answers out of order with keepalive messages between,
  * an answer to a call given up on, lengths no message has, a second answer,
- * a close in the middle of a message, authentication asked). The real
- * daemon is the real-QEMU tier's (tests/vm/run.sh): its guests' disk
- * counters, read this way, against virsh's.
+ * a close in the middle of a message, authentication asked, an info
+ * answer of a block stats answer's size). The real daemon is the real-QEMU
+ * tier's (tests/vm/run.sh): its guests' disk counters and vCPU counts,
+ * read this way, against virsh's.
  *
  * The test's side decodes every call from the bytes on the wire with its
  * own reader (XDR written out: a 4-byte length, six header words, strings
@@ -109,7 +110,7 @@ START_TEST(pipelined_out_of_order)
 	set_call(&k[1], "instance-0000beef", U2, 8, "sdb");
 	set_call(&k[2], "vm-ccc", U3, 2147483647, "vdz");
 	struct tally_err e = { 0 };
-	ck_assert_msg(lvrpc_block_stats(c, p, 3, T_SEC, &e) == 0, "%s", e.msg);
+	ck_assert_msg(lvrpc_calls(c, p, 3, T_SEC, &e) == 0, "%s", e.msg);
 	ck_assert_int_eq(k[0].state, LVRPC_OK);
 	ck_assert_int_eq(k[0].rd_req, 5);
 	ck_assert(k[0].rd_bytes == 1099511627781LL);
@@ -149,15 +150,85 @@ START_TEST(late_answer_skipped)
 	set_call(&k[0], "vm-a", U1, 1, "vda");
 	set_call(&k[1], "vm-b", U2, 2, "vda");
 	struct tally_err e = { 0 };
-	ck_assert_int_eq(lvrpc_block_stats(c, p, 2, 300 * 1000000LL, &e), 0);
+	ck_assert_int_eq(lvrpc_calls(c, p, 2, 300 * 1000000LL, &e), 0);
 	ck_assert_int_eq(k[0].state, LVRPC_OK);
 	ck_assert(k[0].rd_req == 1 && k[0].wr_bytes == 4);
 	ck_assert_int_eq(k[1].state, LVRPC_LATE);
 	struct lvrpc_call nk, *np = &nk;
 	set_call(&nk, "vm-next", U3, 9, "vdb");
-	ck_assert_msg(lvrpc_block_stats(c, &np, 1, T_SEC, &e) == 0, "%s", e.msg);
+	ck_assert_msg(lvrpc_calls(c, &np, 1, T_SEC, &e) == 0, "%s", e.msg);
 	ck_assert_int_eq(nk.state, LVRPC_OK);
 	ck_assert(nk.rd_req == 6 && nk.rd_bytes == 7 && nk.wr_req == 8 && nk.wr_bytes == 9);
+	lvrpc_close(c);
+	daemon_join(&d);
+}
+END_TEST
+
+/* virDomainGetInfo beside block stats. Batch 1: info of vm-a, stats of
+ * vm-b, info of vm-c, answered last to first, vm-a's with an error
+ * (VIR_ERR_NO_DOMAIN). Batch 2, of the same kind (its first look waits as
+ * long as batch 1 took): both answered in reverse order. Batch 3: an info
+ * answered with a block stats answer's 40 bytes: the protocol broken. */
+static void script_info(int fd)
+{
+	struct call c[3];
+	serve_open(fd, "qemu:///system", AUTH_NONE_ONLY, 1);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(get_call(fd, &c[i]), 0);
+	want_info_call(&c[0], "vm-a", U1, 7);
+	want_stats_call(&c[1], "vm-b", U2, 8, "vda");
+	want_info_call(&c[2], "vm-ccc", U3, 2147483647);
+	usleep(20000);
+	reply_info(fd, c[2].serial, 3, (1ULL << 40) + 1, 1ULL << 33, 64, UINT64_MAX);
+	reply_stats(fd, c[1].serial, 10, 20, 30, 40);
+	reply_error(fd, c[0].serial, 42);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(get_call(fd, &c[i]), 0);
+	want_info_call(&c[0], "vm-a", U1, 7);
+	want_stats_call(&c[1], "vm-b", U2, 8, "vda");
+	reply_stats(fd, c[1].serial, 11, 21, 31, 41);
+	reply_info(fd, c[0].serial, 1, 2097152, 1048576, 2, 123456789);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(get_call(fd, &c[i]), 0);
+	reply_stats(fd, c[0].serial, 1, 1, 1, 1);
+	char x;
+	while (read(fd, &x, 1) > 0)
+		;
+}
+
+START_TEST(info_calls)
+{
+	struct daemon d;
+	daemon_start(&d, sock, script_info);
+	struct lvrpc *c = open_ok();
+	struct lvrpc_call k[3], *p[3] = { &k[0], &k[1], &k[2] };
+	set_call(&k[0], "vm-a", U1, 7, "unused");
+	k[0].proc = LVRPC_GET_INFO;
+	set_call(&k[1], "vm-b", U2, 8, "vda");
+	set_call(&k[2], "vm-ccc", U3, 2147483647, "unused");
+	k[2].proc = LVRPC_GET_INFO;
+	struct tally_err e = { 0 };
+	ck_assert_msg(lvrpc_calls(c, p, 3, T_SEC, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(k[0].state, LVRPC_ERROR);
+	ck_assert_int_eq(k[0].vir_code, 42);
+	ck_assert_int_eq(k[1].state, LVRPC_OK);
+	ck_assert(k[1].rd_req == 10 && k[1].rd_bytes == 20 && k[1].wr_req == 30 && k[1].wr_bytes == 40);
+	ck_assert_int_eq(k[2].state, LVRPC_OK);
+	ck_assert_uint_eq(k[2].dom_state, 3);
+	ck_assert(k[2].max_mem_kib == 1099511627777ULL && k[2].mem_kib == 8589934592ULL);
+	ck_assert_uint_eq(k[2].vcpus, 64);
+	ck_assert(k[2].cpu_time_ns == UINT64_MAX);
+	/* batch 2: the same kind */
+	ck_assert_msg(lvrpc_calls(c, p, 2, T_SEC, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(k[0].state, LVRPC_OK);
+	ck_assert(k[0].dom_state == 1 && k[0].max_mem_kib == 2097152 && k[0].mem_kib == 1048576);
+	ck_assert(k[0].vcpus == 2 && k[0].cpu_time_ns == 123456789);
+	ck_assert_int_eq(k[1].state, LVRPC_OK);
+	ck_assert(k[1].rd_req == 11 && k[1].wr_bytes == 41);
+	/* batch 3: an info answer of the wrong size */
+	struct lvrpc_call *q[2] = { &k[0], &k[2] };
+	ck_assert_int_eq(lvrpc_calls(c, q, 2, T_SEC, &e), -EPROTO);
+	ck_assert_msg(strstr(e.msg, "an info answer of 40 bytes (32 expected)") != NULL, "%s", e.msg);
 	lvrpc_close(c);
 	daemon_join(&d);
 }
@@ -225,7 +296,7 @@ START_TEST(hostile_daemon)
 	set_call(&k[0], "vm-a", U1, 1, "vda");
 	set_call(&k[1], "vm-b", U2, 2, "vda");
 	struct tally_err e = { 0 };
-	int rc = lvrpc_block_stats(c, p, 2, T_SEC, &e);
+	int rc = lvrpc_calls(c, p, 2, T_SEC, &e);
 	ck_assert_msg(rc == want[_i], "case %d: %d (%s), want %d", _i, rc, e.msg, want[_i]);
 	ck_assert_msg(strstr(e.msg, "libvirt socket") != NULL, "case %d: message '%s'", _i, e.msg);
 	ck_assert_int_eq(k[0].state, LVRPC_OK);
@@ -306,12 +377,12 @@ START_TEST(hostile_names)
 	set_call(&k[0], "vm-a", U1, 1, "vda");
 	set_call(&k[1], big, U2, 2, "vda");
 	struct tally_err e = { 0 };
-	ck_assert_int_eq(lvrpc_block_stats(c, p, 2, T_SEC, &e), -EINVAL);
+	ck_assert_int_eq(lvrpc_calls(c, p, 2, T_SEC, &e), -EINVAL);
 	set_call(&k[1], "vm-b", U2, 2, big);
-	ck_assert_int_eq(lvrpc_block_stats(c, p, 2, T_SEC, &e), -EINVAL);
+	ck_assert_int_eq(lvrpc_calls(c, p, 2, T_SEC, &e), -EINVAL);
 	struct lvrpc_call ok, *op = &ok;
 	set_call(&ok, "vm-ok", U3, 3, "vdc");
-	ck_assert_msg(lvrpc_block_stats(c, &op, 1, T_SEC, &e) == 0, "%s", e.msg);
+	ck_assert_msg(lvrpc_calls(c, &op, 1, T_SEC, &e) == 0, "%s", e.msg);
 	ck_assert(ok.state == LVRPC_OK && ok.wr_bytes == 4);
 	lvrpc_close(c);
 	daemon_join(&d);
@@ -374,6 +445,7 @@ int main(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, pipelined_out_of_order);
 	tcase_add_test(tc, late_answer_skipped);
+	tcase_add_test(tc, info_calls);
 	tcase_add_loop_test(tc, hostile_daemon, 0, 8);
 	tcase_add_test(tc, open_refused);
 	tcase_add_test(tc, hostile_names);

@@ -197,6 +197,18 @@ else
 	fail "tally-vm1 disk.device.capacity not 83886080 in the ledger 40 s after a live resize"
 fi
 
+# --- the vCPU counts, read every slow cycle by virDomainGetInfo asked at
+# once over libvirt's protocol: each running guest's against virsh's
+for i in 1 2 3; do
+	vc=$(vsh vcpucount --live --current "$(tvm_name "$i")") || { fail "virsh vcpucount $(tvm_name "$i")"; continue; }
+	if wait_for 40 "SELECT s.last_value = $vc FROM series s JOIN resources r ON r.id = s.resource_id
+	    JOIN meters m ON m.id = s.meter_id WHERE r.uuid = '$(tvm_uuid "$i")' AND m.name = 'vcpus'"; then
+		ok "$(tvm_name "$i") vcpus $vc in the ledger, as virsh says"
+	else
+		fail "$(tvm_name "$i") vcpus not $vc in the ledger (virsh's) within 40 s"
+	fi
+done
+
 # --- destroy and create again: a new QEMU, cpu and disk counters from
 # zero; tally-vm3 gets a fresh tap (its NIC counters restart too), tally-vm2
 # keeps its unmanaged tap, whose counters go on across the restart
@@ -406,10 +418,12 @@ neg=$(q "SELECT count(*) FROM usage WHERE quantity < 0")
 grep -q 'reading again' "$work/tallyd.log" && ok "tallyd said it reads again after the libvirtd restart" ||
 	fail "tallyd did not say it reads again after the libvirtd restart"
 # the disk counters above came by the per-disk calls asked at once over
-# libvirt's protocol (collectors/libvirt_rpc.c), not the library's calls
-grep -q "per-disk calls asked at once over libvirt's protocol" "$work/tallyd.log" &&
-	ok "tallyd asked the per-disk calls over libvirt's protocol" ||
-	fail "tallyd did not ask the per-disk calls over libvirt's protocol: $(grep -m 2 'protocol' "$work/tallyd.log")"
+# libvirt's protocol (collectors/libvirt_rpc.c), not the library's calls,
+# and so did the vCPU counts (virDomainGetInfo): each guest's, against
+# virsh's (checked while the guests ran, above)
+grep -q "per-disk calls and vCPU counts asked at once over libvirt's protocol" "$work/tallyd.log" &&
+	ok "tallyd asked the per-disk calls and vCPU counts over libvirt's protocol" ||
+	fail "tallyd did not ask them over libvirt's protocol: $(grep -m 2 'protocol' "$work/tallyd.log")"
 
 # the cgroup collector beside libvirt, on guests of its own (tests/vm/cgroup.sh)
 tvm_cleanup
