@@ -673,8 +673,8 @@ int agent_flush(struct agent *a)
 		k->held.clock_step_ns = 0;
 		k->holding = false;
 		k->spooled++;
-		wake_if_synced(k);
 	}
+	/* what waits for send_every is synced, and every sender looks */
 	for (size_t i = 0; i < a->n; i++) {
 		struct tally_err e = { 0 };
 		int r = spool_sync(a->l[i]->sp, &e);
