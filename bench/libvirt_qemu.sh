@@ -21,7 +21,8 @@
 # 1. per call shape (bench/lv_calls, one read-only connection, calls back
 #    to back): one bulk call per stats group and the combinations tallyd
 #    makes, and the per-domain calls (virDomainBlockStats per disk, which
-#    tallyd and collectd make, GetBlockInfo, GetInfo, ...): the client,
+#    tallyd and collectd make, GetBlockInfo, GetInfo, ...) and the bulk call
+#    over libvirt's protocol (rpcbulk:, as tallyd makes it): the client,
 #    libvirtd and QEMU per domain per round; then the QMP commands the
 #    block and balloon groups send, one at a time (QEMU per command);
 # 2. RUNS rounds of: idle, tallyd all-in-one (1 s interval, its default
@@ -161,6 +162,7 @@ printf '%-40s %8s %9s %9s %9s %9s\n' shape client libvirtd qemu host wall_ms
 # domains; the others are per-domain calls (per disk for block*)
 for shape in bulk:state bulk:cpu-total bulk:interface bulk:block bulk:balloon bulk:vcpu \
 	bulk:state+cpu-total+interface+block+balloon+vcpu bulk:state+interface bulk:state+interface+block \
+	rpcbulk:state+interface rpcbulk:state+interface+balloon+block \
 	bulk:state+interface,blockstats bulk:state+interface+balloon+block,info \
 	blockstats blockinfo info cpustats memstats; do
 	l0=$(cpu_of "$LP") q0=$(qemu_cpu) t0=$(now)

@@ -8,6 +8,9 @@
  *   bulk:G1+G2...   one virConnectGetAllDomainStats(NOWAIT) per round with
  *                   these groups (state cpu-total balloon vcpu interface
  *                   block), for all domains at once
+ *   rpcbulk:G1+G2.. the same call over libvirt's protocol on the daemon's
+ *                   read-only socket (collectors/libvirt_rpc.h), as the
+ *                   collector makes it on a hypervisor on this host
  *   blockstats      virDomainBlockStats per disk (libvirt 9: QMP
  *                   query-blockstats twice, devices and nodes)
  *   blockstatsflags virDomainBlockStatsFlags per disk (the same QMP)
@@ -27,8 +30,14 @@
  * blockstats): each round makes them one after the other, as one
  * collection cycle would.
  *
+ * LV_CALLS_GAP_MS=MS pauses that long between rounds (a collector's
+ * cycle: its caches cold again), not counted in wall_s.
+ *
  * usage: lv_calls URI SHAPE ROUNDS
  */
+#include "libvirt_rpc.h"
+#include "tallytime.h"
+
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <stdio.h>
@@ -46,6 +55,8 @@ static struct {
 	int n_disks;
 } doms[MAX_DOMS];
 static int n_doms;
+static struct lvrpc *rpc;   /* rpcbulk: the protocol's connection */
+static const char *uri;
 
 static double now_s(void)
 {
@@ -122,6 +133,25 @@ static int list_domains(virConnectPtr c)
  * Returns 0, or 2 for a shape it does not know. */
 static int run_shape(virConnectPtr c, const char *shape, long *calls, long *failed)
 {
+	if (!strncmp(shape, "rpcbulk:", 8)) {
+		struct tally_err e = { 0 };
+		struct lvrpc_answer a;
+		char path[108];
+		int code;
+		if (!rpc && (lvrpc_socket_for(uri, NULL, path, sizeof(path)) ||
+			     lvrpc_open(&rpc, path, uri, 5 * NS_PER_SEC, &e))) {
+			fprintf(stderr, "lv_calls: cannot speak libvirt's protocol for %s: %s\n", uri, e.msg);
+			exit(1);
+		}
+		int rc = lvrpc_all_stats(rpc, group_bits(shape + 8),
+					 VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT,
+					 30 * NS_PER_SEC, &a, &code, &e);
+		(*calls)++;
+		*failed += rc != 0;
+		if (rc == 0)
+			lvrpc_answer_free(&a);
+		return 0;
+	}
 	if (!strncmp(shape, "bulk:", 5)) {
 		virDomainStatsRecordPtr *recs = NULL;
 		int n = virConnectGetAllDomainStats(c, group_bits(shape + 5), &recs,
@@ -182,6 +212,7 @@ int main(int argc, char **argv)
 	const char *shape = argv[2];
 	long rounds = strtol(argv[3], NULL, 10);
 	virSetErrorFunc(NULL, quiet);
+	uri = argv[1];
 	virConnectPtr c = virConnectOpenReadOnly(argv[1]);
 	if (!c) {
 		fprintf(stderr, "lv_calls: cannot connect to %s\n", argv[1]);
@@ -193,14 +224,23 @@ int main(int argc, char **argv)
 	}
 	long calls = 0, failed = 0;
 	double t0 = now_s(), c0 = cpu_s();
+	const char *gap = getenv("LV_CALLS_GAP_MS");
+	long gap_ms = gap ? strtol(gap, NULL, 10) : 0;
+	double paused = 0;
 	for (long r = 0; r < rounds; r++) {
 		char buf[256], *save = NULL;
+		if (gap_ms > 0 && r) {
+			double p0 = now_s();
+			struct timespec ts = { .tv_sec = gap_ms / 1000, .tv_nsec = gap_ms % 1000 * 1000000L };
+			nanosleep(&ts, NULL);
+			paused += now_s() - p0;
+		}
 		snprintf(buf, sizeof(buf), "%s", shape);
 		for (char *one = strtok_r(buf, ",", &save); one; one = strtok_r(NULL, ",", &save))
 			if (run_shape(c, one, &calls, &failed))
 				return 2;
 	}
-	double w = now_s() - t0, cpu = cpu_s() - c0;
+	double w = now_s() - t0 - paused, cpu = cpu_s() - c0;
 	printf("calls %ld failed %ld domains %d rounds %ld wall_s %.3f client_cpu_s %.4f\n", calls, failed, n_doms,
 	       rounds, w, cpu);
 	for (int i = 0; i < n_doms; i++)

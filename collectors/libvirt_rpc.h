@@ -1,7 +1,8 @@
 /*
- * libvirt_rpc.h: libvirt's remote protocol spoken directly for two calls,
- * virDomainBlockStats and virDomainGetInfo, asked for many domains at once
- * on the read-only socket of the libvirt daemon of this host.
+ * libvirt_rpc.h: libvirt's remote protocol spoken directly for three calls,
+ * virDomainBlockStats and virDomainGetInfo, asked for many domains at once,
+ * and virConnectGetAllDomainStats, on the read-only socket of the libvirt
+ * daemon of this host.
  *
  * Why: libvirt's client library spends about 96 us of the caller's CPU on
  * one call on this project's machine (some 25 system calls: it runs each
@@ -27,8 +28,14 @@
  * (rd_req, rd_bytes, wr_req, wr_bytes, errs); DOMAIN_GET_INFO (16) with
  * the domain, answered by the state, the maximum and current memory
  * (KiB, unsigned hypers), the vCPU count and the cpu time (ns, an
- * unsigned hyper), each narrower field in an XDR word: 32 bytes. Either
- * may be answered by an error whose first field is libvirt's error code. Anything else on the wire (a message of
+ * unsigned hyper), each narrower field in an XDR word: 32 bytes;
+ * CONNECT_GET_ALL_DOMAIN_STATS (344) with an empty domain list, the stats
+ * groups and the flags, answered by a list of records, each the domain
+ * (name, UUID, id) and a list of typed parameters (the field's name, a
+ * type word and the value: an int, an unsigned int, a hyper, an unsigned
+ * hyper, a double, a boolean as an int, or a string). Any
+ * call may be answered by an error whose first field is libvirt's error
+ * code. Anything else on the wire (a message of
  * another program, such as keepalive; an answer to a call of an earlier
  * batch that gave up waiting for it) is skipped; a message this client
  * cannot have asked for in this form (a length below a header or above
@@ -43,7 +50,12 @@
 
 #include "err.h"
 
-#define LVRPC_MAX_FRAME (1u << 20)  /* bytes of one message taken at most */
+#include <libvirt/libvirt.h>
+
+/* bytes of one message taken at most: libvirt's own limit (32 MiB, its
+ * VIR_NET_MESSAGE_MAX), which a bulk stats answer for many domains with
+ * many devices can come near */
+#define LVRPC_MAX_FRAME (32u << 20)
 
 struct lvrpc;
 
@@ -96,6 +108,41 @@ int lvrpc_open(struct lvrpc **out, const char *path, const char *uri, int64_t ti
  * then are LVRPC_LATE. */
 int lvrpc_calls(struct lvrpc *c, struct lvrpc_call *const *calls, size_t n, int64_t timeout_ns,
 		struct tally_err *e);
+
+/* One domain's record of a bulk stats answer: the domain as libvirtd
+ * names it and its stats as libvirt's typed parameters, as
+ * virConnectGetAllDomainStats() gives them (string values and the name
+ * point into the answer's own storage). */
+struct lvrpc_stats {
+	const char *name;
+	unsigned char uuid[16];
+	unsigned int id;
+	virTypedParameter *params;
+	int nparams;
+};
+
+struct lvrpc_answer {
+	struct lvrpc_stats *recs;
+	int n;
+	virTypedParameter *params;   /* every record's, one after the other */
+	char *strings;               /* the names and string values */
+};
+
+/* virConnectGetAllDomainStats(groups, flags) over the protocol
+ * (CONNECT_GET_ALL_DOMAIN_STATS, 344, with no domain list), waiting until
+ * timeout_ns has passed. The first look for the answer waits seven
+ * eighths of what the last call with the same groups took. 0 with *out
+ * filled (lvrpc_answer_free() frees it); -EREMOTEIO when the daemon
+ * answered with an error (*vir_code its code: the connection stays
+ * usable); -ETIMEDOUT when no answer came in time, or another negative
+ * errno (the connection broke, or the answer is not one this client can
+ * read: a field name longer than libvirt's 80 bytes, a type it does not
+ * know, a length past the message): e says which, and the connection must
+ * then be closed. */
+int lvrpc_all_stats(struct lvrpc *c, unsigned int groups, unsigned int flags, int64_t timeout_ns,
+		    struct lvrpc_answer *out, int *vir_code, struct tally_err *e);
+
+void lvrpc_answer_free(struct lvrpc_answer *a);
 
 void lvrpc_close(struct lvrpc *c);
 

@@ -207,6 +207,96 @@ static inline void reply_info(int fd, uint32_t serial, uint32_t state, uint64_t 
 	reply(fd, serial, b, sizeof(b));
 }
 
+/* An answer's body built up word by word (XDR): the bulk stats answers. */
+struct xbuf {
+	unsigned char b[16384];
+	size_t n;
+};
+
+static inline void xb_u32(struct xbuf *x, uint32_t v)
+{
+	ck_assert_uint_le(x->n + 4, sizeof(x->b));
+	put32(x->b + x->n, v);
+	x->n += 4;
+}
+
+static inline void xb_hyper(struct xbuf *x, uint64_t v)
+{
+	xb_u32(x, (uint32_t)(v >> 32));
+	xb_u32(x, (uint32_t)v);
+}
+
+static inline void xb_str(struct xbuf *x, const char *s)
+{
+	size_t n = strlen(s), padded = (n + 3) / 4 * 4;
+	xb_u32(x, (uint32_t)n);
+	ck_assert_uint_le(x->n + padded, sizeof(x->b));
+	memset(x->b + x->n, 0, padded);
+	memcpy(x->b + x->n, s, n);
+	x->n += padded;
+}
+
+/* A record's domain: name, UUID, id; then its number of parameters. */
+static inline void xb_record(struct xbuf *x, const char *name, const unsigned char *uuid, int id, uint32_t nparams)
+{
+	xb_str(x, name);
+	ck_assert_uint_le(x->n + 16, sizeof(x->b));
+	memcpy(x->b + x->n, uuid, 16);
+	x->n += 16;
+	xb_u32(x, (uint32_t)id);
+	xb_u32(x, nparams);
+}
+
+/* Typed parameters: the field's name, the type word (libvirt's
+ * virTypedParameterType: 1 int, 2 uint, 3 llong, 4 ullong, 5 double,
+ * 6 boolean, 7 string) and the value. */
+static inline void xb_word(struct xbuf *x, const char *field, uint32_t type, uint32_t v)
+{
+	xb_str(x, field);
+	xb_u32(x, type);
+	xb_u32(x, v);
+}
+
+static inline void xb_wide(struct xbuf *x, const char *field, uint32_t type, uint64_t v)
+{
+	xb_str(x, field);
+	xb_u32(x, type);
+	xb_hyper(x, v);
+}
+
+static inline void xb_string(struct xbuf *x, const char *field, const char *v)
+{
+	xb_str(x, field);
+	xb_u32(x, 7);
+	xb_str(x, v);
+}
+
+/* A reply of any size (status 0 ok, 1 error), procedure 344. */
+static inline void reply_buf(int fd, uint32_t serial, uint32_t status, const struct xbuf *x)
+{
+	unsigned char h[28];
+	put32(h, (uint32_t)(28 + x->n));
+	put32(h + 4, PROG);
+	put32(h + 8, 1);
+	put32(h + 12, 344);
+	put32(h + 16, 1);
+	put32(h + 20, serial);
+	put32(h + 24, status);
+	wr(fd, h, 28);
+	if (x->n)
+		wr(fd, x->b, x->n);
+}
+
+/* A bulk stats call: no domain list, these groups and flags, checked. */
+static inline void want_all_stats_call(const struct call *c, uint32_t groups, uint32_t flags)
+{
+	ck_assert_uint_eq(c->proc, 344);
+	ck_assert_uint_eq(c->len, 12);
+	ck_assert_uint_eq(be32(c->body), 0);
+	ck_assert_uint_eq(be32(c->body + 4), groups);
+	ck_assert_uint_eq(be32(c->body + 8), flags);
+}
+
 typedef void (*script_fn)(int fd);
 
 struct daemon {

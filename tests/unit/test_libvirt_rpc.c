@@ -306,6 +306,192 @@ START_TEST(hostile_daemon)
 }
 END_TEST
 
+/* ---- the bulk stats call ------------------------------------------------------ */
+
+/* Two records, after a keepalive message and an answer to an earlier
+ * serial (both skipped): vm-a with one parameter of every type, values
+ * needing every bit of their width; vm-b with none. Then the same call
+ * answered by an error (code 55), then again answered, on the same
+ * connection. */
+static void script_all_stats(int fd)
+{
+	struct call c;
+	struct xbuf x = { .n = 0 };
+	serve_open(fd, "qemu:///system", AUTH_NONE_ONLY, 1);
+	ck_assert_int_eq(get_call(fd, &c), 0);
+	want_all_stats_call(&c, 17, 0x20000001);
+	send_msg(fd, 0x6b656570, 1, 2, 0, 0, NULL, 0);   /* keepalive's program */
+	reply_buf(fd, c.serial - 1, 0, &x);             /* an earlier call's: skipped */
+	xb_u32(&x, 2);
+	xb_record(&x, "vm-a", U1, 7, 7);
+	xb_word(&x, "state.state", 1, (uint32_t)-3);
+	xb_word(&x, "state.reason", 2, 4000000000u);
+	xb_wide(&x, "net.0.rx.drop", 3, (uint64_t)-1);
+	xb_wide(&x, "net.0.rx.bytes", 4, (1ULL << 40) + 5);
+	xb_wide(&x, "balloon.ratio", 5, 0x3FE0000000000000ULL);    /* 0.5 */
+	xb_word(&x, "vcpu.0.halted", 6, 1);
+	xb_string(&x, "net.0.name", "vnet12345");
+	xb_record(&x, "a-domain-name-of-21ch", U2, 9, 0);
+	reply_buf(fd, c.serial, 0, &x);
+	ck_assert_int_eq(get_call(fd, &c), 0);
+	want_all_stats_call(&c, 2, 1);
+	reply_error(fd, c.serial, 55);
+	ck_assert_int_eq(get_call(fd, &c), 0);
+	want_all_stats_call(&c, 2, 1);
+	x.n = 0;
+	xb_u32(&x, 0);
+	reply_buf(fd, c.serial, 0, &x);
+	ck_assert_int_eq(get_call(fd, &c), -1);
+}
+
+START_TEST(all_stats)
+{
+	struct daemon d;
+	daemon_start(&d, sock, script_all_stats);
+	struct lvrpc *c = open_ok();
+	struct lvrpc_answer a;
+	struct tally_err e = { 0 };
+	int code = -1;
+	ck_assert_msg(lvrpc_all_stats(c, 17, 0x20000001, T_SEC, &a, &code, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(code, 0);
+	ck_assert_int_eq(a.n, 2);
+	ck_assert_str_eq(a.recs[0].name, "vm-a");
+	ck_assert(memcmp(a.recs[0].uuid, U1, 16) == 0);
+	ck_assert_uint_eq(a.recs[0].id, 7);
+	ck_assert_int_eq(a.recs[0].nparams, 7);
+	const virTypedParameter *p = a.recs[0].params;
+	ck_assert_str_eq(p[0].field, "state.state");
+	ck_assert_int_eq(p[0].type, VIR_TYPED_PARAM_INT);
+	ck_assert_int_eq(p[0].value.i, -3);
+	ck_assert_str_eq(p[1].field, "state.reason");
+	ck_assert_int_eq(p[1].type, VIR_TYPED_PARAM_UINT);
+	ck_assert_uint_eq(p[1].value.ui, 4000000000u);
+	ck_assert_int_eq(p[2].type, VIR_TYPED_PARAM_LLONG);
+	ck_assert(p[2].value.l == -1);
+	ck_assert_str_eq(p[3].field, "net.0.rx.bytes");
+	ck_assert_int_eq(p[3].type, VIR_TYPED_PARAM_ULLONG);
+	ck_assert(p[3].value.ul == 1099511627781ULL);
+	ck_assert_int_eq(p[4].type, VIR_TYPED_PARAM_DOUBLE);
+	ck_assert(p[4].value.d == 0.5);
+	ck_assert_int_eq(p[5].type, VIR_TYPED_PARAM_BOOLEAN);
+	ck_assert_int_eq(p[5].value.b, 1);
+	ck_assert_str_eq(p[6].field, "net.0.name");
+	ck_assert_int_eq(p[6].type, VIR_TYPED_PARAM_STRING);
+	ck_assert_str_eq(p[6].value.s, "vnet12345");
+	ck_assert_str_eq(a.recs[1].name, "a-domain-name-of-21ch");
+	ck_assert(memcmp(a.recs[1].uuid, U2, 16) == 0);
+	ck_assert_uint_eq(a.recs[1].id, 9);
+	ck_assert_int_eq(a.recs[1].nparams, 0);
+	lvrpc_answer_free(&a);
+	/* the daemon's error: its code, and the connection goes on */
+	ck_assert_int_eq(lvrpc_all_stats(c, 2, 1, T_SEC, &a, &code, &e), -EREMOTEIO);
+	ck_assert_int_eq(code, 55);
+	ck_assert_int_eq(a.n, 0);
+	ck_assert_msg(lvrpc_all_stats(c, 2, 1, T_SEC, &a, &code, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(a.n, 0);
+	lvrpc_answer_free(&a);
+	lvrpc_close(c);
+	daemon_join(&d);
+}
+END_TEST
+
+/* Stats answers this client cannot read, each refused whole (-EPROTO,
+ * nothing given; ASan sees nothing leak): a record cut short; more
+ * records than the body could hold; more parameters than it could hold; a
+ * field name of 80 bytes (libvirt's own limit is 79 and a NUL); a type
+ * word libvirt does not have; a string longer than the body; bytes after
+ * the last record. Case 7: no answer within the time (-ETIMEDOUT). Where
+ * each stops, counted by hand: the record count is 4 bytes, a record's
+ * domain "vm-a" 32 (the name 8, the UUID 16, the id and the parameter
+ * count 4 each), a parameter "state.state" of a word 24 (the name 16, the
+ * type and the value 4 each). */
+static int stats_case;
+
+static void script_stats_hostile(int fd)
+{
+	struct call c;
+	struct xbuf x = { .n = 0 };
+	char long_field[81];
+	serve_open(fd, "qemu:///system", AUTH_NONE_ONLY, 1);
+	ck_assert_int_eq(get_call(fd, &c), 0);
+	want_all_stats_call(&c, 1, 1);
+	switch (stats_case) {
+	case 0:
+		xb_u32(&x, 1);
+		xb_record(&x, "vm-a", U1, 7, 1);
+		xb_str(&x, "state.state");
+		xb_u32(&x, 1);                     /* and no value */
+		break;
+	case 1:
+		xb_u32(&x, 0xffffffffu);
+		xb_record(&x, "vm-a", U1, 7, 0);
+		break;
+	case 2:
+		xb_u32(&x, 1);
+		xb_record(&x, "vm-a", U1, 7, 0x10000000u);
+		xb_word(&x, "state.state", 1, 1);
+		break;
+	case 3:
+		memset(long_field, 'f', 80);
+		long_field[80] = '\0';
+		xb_u32(&x, 1);
+		xb_record(&x, "vm-a", U1, 7, 1);
+		xb_word(&x, long_field, 1, 1);
+		break;
+	case 4:
+		xb_u32(&x, 1);
+		xb_record(&x, "vm-a", U1, 7, 1);
+		xb_word(&x, "state.state", 8, 1);
+		break;
+	case 5:
+		xb_u32(&x, 1);
+		xb_record(&x, "vm-a", U1, 7, 1);
+		xb_str(&x, "net.0.name");
+		xb_u32(&x, 7);
+		xb_u32(&x, 4096);                  /* a string of 4096 bytes: 4 there */
+		xb_u32(&x, 0x41414141);
+		break;
+	case 6:
+		xb_u32(&x, 1);
+		xb_record(&x, "vm-a", U1, 7, 1);
+		xb_word(&x, "state.state", 1, 1);
+		xb_u32(&x, 0);
+		break;
+	case 7:
+		break;                                 /* no answer */
+	}
+	if (stats_case != 7)
+		reply_buf(fd, c.serial, 0, &x);
+	char b;
+	while (read(fd, &b, 1) > 0)
+		;
+}
+
+START_TEST(all_stats_hostile)
+{
+	stats_case = _i;
+	struct daemon d;
+	daemon_start(&d, sock, script_stats_hostile);
+	struct lvrpc *c = open_ok();
+	struct lvrpc_answer a;
+	struct tally_err e = { 0 };
+	int code = -1;
+	int rc = lvrpc_all_stats(c, 1, 1, _i == 7 ? 300000000LL : T_SEC, &a, &code, &e);
+	ck_assert_msg(rc == (_i == 7 ? -ETIMEDOUT : -EPROTO), "case %d: %d (%s)", _i, rc, e.msg);
+	static const char *const said[] = { "cut short at byte 56 of 56", "cut short at byte 4 of 36",
+					    "cut short at byte 36 of 60", "name of 80 bytes", "of type 8",
+					    "cut short at byte 60 of 64", "4 bytes after", "no stats answer within 300 ms" };
+	ck_assert_msg(strstr(e.msg, "libvirt socket") != NULL && strstr(e.msg, said[_i]) != NULL,
+		      "case %d: message '%s'", _i, e.msg);
+	ck_assert_int_eq(a.n, 0);
+	ck_assert_ptr_null(a.recs);
+	ck_assert_ptr_null(a.params);
+	ck_assert_ptr_null(a.strings);
+	lvrpc_close(c);
+	daemon_join(&d);
+}
+END_TEST
+
 /* A daemon that asks for polkit on its read-only socket: not opened, and
  * CONNECT_OPEN never sent (serve_open stops after AUTH_LIST; the close is
  * the next thing it reads). */
@@ -447,6 +633,8 @@ int main(void)
 	tcase_add_test(tc, late_answer_skipped);
 	tcase_add_test(tc, info_calls);
 	tcase_add_loop_test(tc, hostile_daemon, 0, 8);
+	tcase_add_test(tc, all_stats);
+	tcase_add_loop_test(tc, all_stats_hostile, 0, 8);
 	tcase_add_test(tc, open_refused);
 	tcase_add_test(tc, hostile_names);
 	tcase_add_test(tc, socket_for);
