@@ -1535,6 +1535,139 @@ START_TEST(test_disk_calls_rpc)
 }
 END_TEST
 
+/* The bulk stats call over the protocol, to a daemon this test plays: the
+ * readings are the answer's (values chosen by hand, none the test
+ * driver's); a record of a domain the library's connection does not know
+ * (gone since the answer) is skipped; the next cycle's record of the same
+ * process is read the same way, and its per-disk call answered; a daemon
+ * that answers the bulk call with an error has the library's call read
+ * the domain that cycle (the test driver's values), and is not asked the
+ * bulk call again on that connection (its other calls go on). */
+static void script_bulk(int fd)
+{
+	static const uint32_t none[] = { 0 };
+	static const unsigned char ghost[16] = { 0xde, 0xad };
+	struct call c;
+	struct xbuf x = { .n = 0 };
+	serve_open(fd, "test:///default", none, 1);
+	/* cycle 1, slow: state, cpu-total, balloon, interface, block */
+	ck_assert_int_eq(get_call(fd, &c), 0);
+	want_all_stats_call(&c, 1 | 2 | 4 | 16 | 32, 0x20000001);
+	xb_u32(&x, 2);
+	xb_record(&x, "ghost", ghost, 99, 1);
+	xb_word(&x, "state.state", 1, 1);
+	xb_record(&x, "test", rpc_uuid, rpc_id, 16);
+	xb_word(&x, "state.state", 1, 1);
+	xb_wide(&x, "cpu.time", 4, 5000000000ULL);
+	xb_word(&x, "net.count", 2, 1);
+	xb_string(&x, "net.0.name", "testnet0");
+	xb_wide(&x, "net.0.rx.bytes", 4, (1ULL << 40) + 5);
+	xb_wide(&x, "net.0.tx.bytes", 4, 77);
+	xb_wide(&x, "balloon.current", 4, 1048576);
+	xb_word(&x, "block.count", 2, 1);
+	xb_string(&x, "block.0.name", "vda");
+	xb_wide(&x, "block.0.rd.bytes", 4, 4096);
+	xb_wide(&x, "block.0.wr.bytes", 4, 8192);
+	xb_wide(&x, "block.0.rd.reqs", 4, 1);
+	xb_wide(&x, "block.0.wr.reqs", 4, 2);
+	xb_wide(&x, "block.0.capacity", 4, 1073741824);
+	xb_wide(&x, "block.0.allocation", 4, 2097152);
+	xb_wide(&x, "block.0.physical", 4, 2097152);
+	reply_buf(fd, c.serial, 0, &x);
+	/* cycle 2: state, cpu-total, interface; then vda's per-disk call */
+	ck_assert_int_eq(get_call(fd, &c), 0);
+	want_all_stats_call(&c, 1 | 2 | 16, 0x20000001);
+	x.n = 0;
+	xb_u32(&x, 1);
+	xb_record(&x, "test", rpc_uuid, rpc_id, 6);
+	xb_word(&x, "state.state", 1, 1);
+	xb_wide(&x, "cpu.time", 4, 6000000000ULL);
+	xb_word(&x, "net.count", 2, 1);
+	xb_string(&x, "net.0.name", "testnet0");
+	xb_wide(&x, "net.0.rx.bytes", 4, (1ULL << 40) + 1005);
+	xb_wide(&x, "net.0.tx.bytes", 4, 177);
+	reply_buf(fd, c.serial, 0, &x);
+	ck_assert_int_eq(get_call(fd, &c), 0);
+	want_stats_call(&c, "test", rpc_uuid, rpc_id, "vda");
+	reply_stats(fd, c.serial, 11, (1LL << 40) + 3, 13, 14);
+	/* cycle 3: refused */
+	ck_assert_int_eq(get_call(fd, &c), 0);
+	want_all_stats_call(&c, 1 | 2 | 16, 0x20000001);
+	reply_error(fd, c.serial, 55);              /* VIR_ERR_OPERATION_INVALID */
+	/* from now on: the other calls, never the bulk one */
+	while (get_call(fd, &c) == 0) {
+		ck_assert_uint_ne(c.proc, 344);
+		if (c.proc == 64)
+			reply_stats(fd, c.serial, 21, 22, 23, 24);
+		else
+			reply_info(fd, c.serial, 1, 8388608, 2097152, 2, 5000000000ULL);
+	}
+}
+
+START_TEST(test_bulk_rpc)
+{
+	const char *u = "6695eb01-f6a4-8304-79aa-97f2502e193f";
+	struct rpc_rig g;
+	rpc_rig(&g, script_bulk);
+	/* the XML every 2 cycles: the test driver's bulk answer, useless to
+	 * the collector, is then asked again at the fourth read (else listed) */
+	libvirt_collector.free(g.st);
+	g.st = open_collector_with("test:///default", "xml_refresh: 2\n");
+	lv_test_rpc(g.st, g.sock);
+	struct rec *r = g.r;
+	struct sink sk = { r, rec_sample, rec_meta, rec_event };
+	struct tally_err e = { 0 };
+	char nocg[320];
+	snprintf(nocg, sizeof(nocg), "%s/no-cgroups", g.dir);   /* cpu time from cpu.time */
+	lv_test_host(g.st, g.dir, nocg, 1);
+	int64_t t = time_now_ns() - 60 * NS_PER_SEC;
+
+	ck_assert_msg(libvirt_collector.read(g.st, t, &sk, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(r->nm, 1);                 /* the ghost's record skipped */
+	ck_assert_str_eq(r->m[0].resource, u);
+	ck_assert_uint_eq(find(r, u, M_CPU, "")->v.counter, 5000000000ULL);
+	ck_assert_uint_eq(find(r, u, M_NET_IN_BYTES, "aa:bb:cc:dd:ee:ff")->v.counter, (1ULL << 40) + 5);
+	ck_assert_uint_eq(find(r, u, M_NET_OUT_BYTES, "aa:bb:cc:dd:ee:ff")->v.counter, 77);
+	const struct sample *rd = find(r, u, M_DISK_READ_BYTES, NULL);
+	ck_assert_ptr_nonnull(rd);
+	ck_assert_int_eq(strncmp(rd->device, "vda:", 4), 0);
+	char vda[TALLY_DEV_MAX];
+	str_copy(vda, rd->device, sizeof(vda));
+	ck_assert_uint_eq(rd->v.counter, 4096);
+	ck_assert_uint_eq(find(r, u, M_DISK_WRITE_REQUESTS, vda)->v.counter, 2);
+	ck_assert_double_eq(find(r, u, M_DISK_CAPACITY, vda)->v.gauge, 1073741824.0);
+	ck_assert_double_eq(find(r, u, M_MEMORY, "")->v.gauge, 1073741824.0);   /* 1048576 KiB */
+
+	r->n = 0;
+	ck_assert_msg(libvirt_collector.read(g.st, t + NS_PER_SEC, &sk, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(find(r, u, M_CPU, "")->v.counter, 6000000000ULL);
+	ck_assert_uint_eq(find(r, u, M_NET_IN_BYTES, "aa:bb:cc:dd:ee:ff")->v.counter, (1ULL << 40) + 1005);
+	ck_assert_uint_eq(find(r, u, M_NET_OUT_BYTES, "aa:bb:cc:dd:ee:ff")->v.counter, 177);
+	ck_assert_uint_eq(find(r, u, M_DISK_READ_BYTES, vda)->v.counter, (1ULL << 40) + 3);
+	ck_assert_uint_eq(find(r, u, M_DISK_READ_REQUESTS, vda)->v.counter, 11);
+
+	/* refused: the test driver's readings, by the library's calls */
+	r->n = 0;
+	ck_assert_msg(libvirt_collector.read(g.st, t + 2 * NS_PER_SEC, &sk, &e) == 0, "%s", e.msg);
+	const struct sample *cpu = find(r, u, M_CPU, "");
+	ck_assert_ptr_nonnull(cpu);
+	ck_assert_uint_ne(cpu->v.counter, 6000000000ULL);
+	ck_assert_uint_ne(find(r, u, M_NET_IN_BYTES, "aa:bb:cc:dd:ee:ff")->v.counter, (1ULL << 40) + 1005);
+	for (int k = 3; k < 6; k++) {
+		r->n = 0;
+		ck_assert_msg(libvirt_collector.read(g.st, t + k * NS_PER_SEC, &sk, &e) == 0, "%s", e.msg);
+		ck_assert_ptr_nonnull(find(r, u, M_CPU, ""));
+	}
+	libvirt_collector.free(g.st);               /* the daemon sees the close */
+	g.st = NULL;
+	daemon_join(&g.d);
+	virDomainFree(g.dom);
+	virConnectClose(g.rw);
+	tu_rmrf(g.dir);
+	free(g.r);
+}
+END_TEST
+
 /* A slow cycle's virDomainGetInfo over the protocol (the vCPU count), to a
  * daemon this test plays: the first cycle's domain is not known yet (its
  * info by the library: the test driver's 2 vCPUs); then the count sent is
@@ -1897,6 +2030,7 @@ int main(void)
 	tcase_add_test(tc, test_disk_calls);
 	tcase_add_test(tc, test_disk_call_stalls);
 	tcase_add_test(tc, test_disk_calls_rpc);
+	tcase_add_test(tc, test_bulk_rpc);
 	tcase_add_test(tc, test_info_calls_rpc);
 	tcase_add_test(tc, test_disk_call_errors);
 	tcase_add_test(tc, test_capacity_between_slow_reads);

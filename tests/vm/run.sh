@@ -417,12 +417,12 @@ neg=$(q "SELECT count(*) FROM usage WHERE quantity < 0")
 [ "$neg" -eq 0 ] && ok "no negative usage" || fail "$neg negative usage rows"
 grep -q 'reading again' "$work/tallyd.log" && ok "tallyd said it reads again after the libvirtd restart" ||
 	fail "tallyd did not say it reads again after the libvirtd restart"
-# the disk counters above came by the per-disk calls asked at once over
+# the readings above came by the bulk call and the per-disk calls over
 # libvirt's protocol (collectors/libvirt_rpc.c), not the library's calls,
 # and so did the vCPU counts (virDomainGetInfo): each guest's, against
 # virsh's (checked while the guests ran, above)
-grep -q "per-disk calls and vCPU counts asked at once over libvirt's protocol" "$work/tallyd.log" &&
-	ok "tallyd asked the per-disk calls and vCPU counts over libvirt's protocol" ||
+grep -q "the bulk stats call, per-disk calls and vCPU counts asked over libvirt's protocol" "$work/tallyd.log" &&
+	ok "tallyd asked the bulk call, the per-disk calls and the vCPU counts over libvirt's protocol" ||
 	fail "tallyd did not ask them over libvirt's protocol: $(grep -m 2 'protocol' "$work/tallyd.log")"
 
 # the cgroup collector beside libvirt, on guests of its own (tests/vm/cgroup.sh)
