@@ -138,6 +138,7 @@ struct lv_dom {
 	uint8_t xml_stale;           /* a new process or a device event: its XML is read again next cycle */
 	uint8_t cg_v1;               /* cg_fd is cpuacct.usage (ns), else cpu.stat (usage_usec) */
 	uint64_t xml_hash;           /* of the XML info was parsed from */
+	unsigned char raw[VIR_UUID_BUFLEN];   /* uuid, as bytes (the protocol's calls) */
 	virDomainPtr ptr;            /* list path: our reference, kept across cycles */
 	int ptr_id;                  /* the active domain id ptr was found by (0: none) */
 	unsigned int bulk_id;        /* bulk path: the domain id its records came with (0: none) */
@@ -288,6 +289,11 @@ struct lv {
 	int bulk_rpc_off;            /* the daemon refused it: the library's call on this connection */
 	int rpc_test;                /* rpc_path was given by a test (lv_test_rpc) */
 	struct lv_rec rec;           /* from_record()'s scratch: one record's fields */
+	/* the domain id of each of this cycle's records, asked of libvirt once
+	 * (virDomainGetID formats the domain's UUID for libvirt's debug log
+	 * each time, logged or not) or taken from the protocol's answer */
+	unsigned int *rid;
+	size_t cap_rid;
 };
 
 static const char *const lv_keys[] = { "uri", "xml_refresh", "slow_every", "block_every", "disk_counters",
@@ -649,6 +655,22 @@ static int rehash(struct lv *s)
 	return 0;
 }
 
+/* A UUID's bytes from its text (uuid_text()'s form; a digit that is not
+ * hex reads as 0: the text came from libvirt or from uuid_text()). */
+static void uuid_raw(const char *text, unsigned char out[VIR_UUID_BUFLEN])
+{
+	int k = 0;
+	memset(out, 0, VIR_UUID_BUFLEN);
+	for (const char *c = text; *c && k < 2 * VIR_UUID_BUFLEN; c++) {
+		int v = *c >= '0' && *c <= '9' ? *c - '0' : *c >= 'a' && *c <= 'f' ? *c - 'a' + 10
+			: *c >= 'A' && *c <= 'F' ? *c - 'A' + 10 : -1;
+		if (v < 0)
+			continue;   /* the dashes */
+		out[k / 2] |= (unsigned char)(k % 2 ? v : v << 4);
+		k++;
+	}
+}
+
 /* The domain with this uuid, added if new (*is_new). NULL without memory. */
 static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
 {
@@ -665,6 +687,7 @@ static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
 	struct lv_dom *d = &s->dom[s->n_dom++];
 	memset(d, 0, sizeof(*d));
 	str_copy(d->uuid, uuid, sizeof(d->uuid));
+	uuid_raw(uuid, d->raw);
 	d->ev_running = -1;
 	d->cg_fd = -1;
 	d->want_sizes = 1;
@@ -1676,7 +1699,8 @@ static int rpc_bulk(struct lv *s, unsigned int groups, unsigned int flags, virDo
 	s->bulk_calls_rpc++;
 	int n = s->bulk_ans.n;
 	if (vec_reserve((void **)&s->bulk_rec, &s->cap_brec, (size_t)n + 1, sizeof(*s->bulk_rec), 64) ||
-	    vec_reserve((void **)&s->bulk_ptr, &s->cap_bptr, (size_t)n + 1, sizeof(*s->bulk_ptr), 64)) {
+	    vec_reserve((void **)&s->bulk_ptr, &s->cap_bptr, (size_t)n + 1, sizeof(*s->bulk_ptr), 64) ||
+	    vec_reserve((void **)&s->rid, &s->cap_rid, (size_t)n + 1, sizeof(*s->rid), 64)) {
 		lvrpc_answer_free(&s->bulk_ans);
 		return -1;   /* the library's call, which may find the memory */
 	}
@@ -1691,6 +1715,7 @@ static int rpc_bulk(struct lv *s, unsigned int groups, unsigned int flags, virDo
 		s->bulk_rec[m].r = (virDomainStatsRecord){ .dom = p, .params = r->params, .nparams = r->nparams };
 		s->bulk_rec[m].own = own;
 		s->bulk_ptr[m] = &s->bulk_rec[m].r;
+		s->rid[m] = r->id;
 		m++;
 	}
 	s->bulk_ans.n = m;   /* what rpc_bulk_free() walks */
@@ -1730,13 +1755,13 @@ static void rpc_calls(struct lv *s, virDomainStatsRecordPtr *recs, int n)
 		return;
 	size_t m = 0, m_disk = 0;
 	for (int i = 0; i < n; i++) {
-		unsigned int bid = (unsigned int)virDomainGetID(recs[i]->dom);
+		unsigned int bid = s->rid[i];
 		struct lv_dom *d = bid ? dom_by_bulk_id(s, bid) : NULL;
 		const struct lv_xrec *xr = i < s->n_xrec ? &s->xrec[i] : NULL;
 		const char *name = virDomainGetName(recs[i]->dom);
-		unsigned char uuid[VIR_UUID_BUFLEN];
-		if (!d || !name || d->dom_id != bid || virDomainGetUUID(recs[i]->dom, uuid))
+		if (!d || !name || d->dom_id != bid)
 			continue;
+		const unsigned char *uuid = d->raw;
 		if (disks && !d->xml_stale && disk_call_due(s, d, xr)) {
 			d->rpc = (struct lvrpc_call){ .proc = LVRPC_BLOCK_STATS, .name = name, .id = (int)bid };
 			memcpy(d->rpc.uuid, uuid, sizeof(d->rpc.uuid));
@@ -2211,7 +2236,7 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 			char uuid[VIR_UUID_STRING_BUFLEN];
 			unsigned char raw[VIR_UUID_BUFLEN];
 			dom = recs[i]->dom;
-			bid = virDomainGetID(dom);
+			bid = s->rid[i];
 			if ((d = dom_by_bulk_id(s, bid))) {
 				is_new = 0;
 			} else {
@@ -2323,6 +2348,19 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 	s->reads++;
 }
 
+/* s->rid[0..n): each library record's domain id, asked of libvirt once
+ * (rpc_bulk() fills them from the protocol's answer). -ENOMEM, or 0. */
+static int rec_ids(struct lv *s, virDomainStatsRecordPtr *recs, int n)
+{
+	if (n <= 0)
+		return 0;
+	if (vec_reserve((void **)&s->rid, &s->cap_rid, (size_t)n, sizeof(*s->rid), 64))
+		return -ENOMEM;
+	for (int i = 0; i < n; i++)
+		s->rid[i] = (unsigned int)virDomainGetID(recs[i]->dom);
+	return 0;
+}
+
 /* What the second calls ask, for each of the n records (s->xrec[i].asked),
  * and, when doms is given, the domains of each call (NULL-terminated
  * arrays, the caller's to free; k their lengths). Returns 0, or -ENOMEM
@@ -2336,7 +2374,7 @@ static int extra_plan(struct lv *s, virDomainStatsRecordPtr *recs, int n, virDom
 		return -ENOMEM;
 	memset(s->xrec, 0, (size_t)n * sizeof(*s->xrec));
 	for (int i = 0; i < n; i++) {
-		unsigned int id = virDomainGetID(recs[i]->dom);
+		unsigned int id = s->rid[i];
 		const struct lv_dom *d = dom_by_bulk_id(s, id);
 		int need[2] = { !s->asked_cpu && s->local && !s->cg_off && !(d && d->cg_ok_id == id),
 				!s->blk_main && disk_way(s, d) == 2 };
@@ -2384,7 +2422,7 @@ static void extra_calls(struct lv *s, virDomainStatsRecordPtr *recs, int n)
 					      s->nowait_ok ? VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT : 0);
 		for (int i = 0, j = 0; i < n && m > 0; i++)
 			if (s->xrec[i].asked >> g & 1)
-				s->xrec[i].rec[g] = answer_for(s->xans[g], m, &j, virDomainGetID(recs[i]->dom));
+				s->xrec[i].rec[g] = answer_for(s->xans[g], m, &j, s->rid[i]);
 	}
 out:
 	free(doms[0]);
@@ -2407,6 +2445,8 @@ int lv_read_records(void *state, virDomainStatsRecordPtr *recs, int n, struct lv
 {
 	struct lv *s = state;
 	s->n_xrec = 0;
+	if (rec_ids(s, recs, n))
+		return -ENOMEM;
 	drain_events(s, sink);
 	if (c) {
 		s->blk_main = c->block_main;
@@ -2525,6 +2565,10 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	}
 	if (s->conn_fail.window_ns)
 		complaint_clear(&s->conn_fail, "libvirt %s: reading again", s->uri);
+	if (!list_only && !by_rpc && rec_ids(s, recs, n)) {
+		virDomainStatsRecordListFree(recs);
+		return err_set(e, -ENOMEM, "libvirt %s: out of memory", s->uri);
+	}
 	if (!list_only) {
 		extra_calls(s, recs, n);
 		rpc_calls(s, recs, n);
@@ -2573,6 +2617,7 @@ static void lv_free(void *state)
 	free(s->rpc_batch);
 	free(s->bulk_rec);
 	free(s->bulk_ptr);
+	free(s->rid);
 	free(s);
 }
 
