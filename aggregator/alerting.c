@@ -1184,14 +1184,20 @@ int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, 
 	if ((c->n_rules || c->stale_intervals || g->n_dn) && (rc = agg_visit_series(a, visit_series, &vi)))
 		return rc;
 
-	/* StaleData: a VM that was not stopped but sent nothing for N intervals */
+	/* StaleData: a VM that was not stopped but sent nothing for N intervals
+	 * of its own agent's data time: its agent's lag behind the newest
+	 * agent's data is forgiven (another agent's newer data says nothing of
+	 * this one, whose routine batches may come up to agent.send_every
+	 * late; an agent that sends nothing at all raises AgentSilent) */
 	if (c->stale_intervals) {
-		int64_t limit = t_ns - (int64_t)c->stale_intervals * g->interval_ns;
+		int64_t span = (int64_t)c->stale_intervals * g->interval_ns, newest = agg_last_cycle_ns(a);
 		for (size_t i = 0; i < g->cap_ra; i++) {
 			const struct resagg *r = &g->ra[i];
 			if (r->gen != g->eval_gen || !r->res)
 				continue;
-			bool cond = r->open && r->last_ns < limit;
+			int64_t at = r->host ? agg_agent_time(a, r->host) : 0;
+			int64_t lag = at > 0 && at < newest ? newest - at : 0;
+			bool cond = r->open && r->last_ns < t_ns - lag - span;
 			snprintf(key, sizeof(key), "StaleData\x1f%s", r->res->meta.resource);
 			double age = (double)(t_ns - r->last_ns) / 1e9;
 			char summary[128];

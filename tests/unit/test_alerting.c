@@ -558,6 +558,59 @@ START_TEST(engine_builtins)
 }
 END_TEST
 
+/* StaleData with two agents, each VM judged against its own agent's data
+ * time. Interval 10 s, stale after 3 intervals (30 s). host-1 sends a
+ * batch every cycle with vm-a; host-2 sends its routine batches 60 s
+ * apart (agent.send_every: 60s), at 0 (vm-b, vm-c) and at 60 (vm-b at 10,
+ * 20, ... 60; vm-c nothing since 0). Worked out by hand (the evaluation at
+ * t sees the agents' data times committed by the cycle before, and the
+ * readings ingested at t):
+ * - against the newest agent's time alone, vm-b's last reading (0) would
+ *   be stale from t = 40 (0 < 40 - 30): a false alarm, host-2 only lags;
+ * - host-2's lag behind host-1 (20 at t = 30, 30 at 40, ..., 50 at 60) is
+ *   forgiven: vm-b and vm-c are not stale before host-2's batch of 60 is
+ *   committed; at 70 the lag is 0 and vm-c (last read at 0 < 70 - 30)
+ *   fires, vm-b (60) does not; vm-a never does. */
+static void flush_as(const char *agent)
+{
+	alerting_note_batch(eng, &bt);
+	str_copy(bt.agent, agent, sizeof(bt.agent));
+	lf_flush();
+	str_copy(bt.agent, "host-1", sizeof(bt.agent));
+}
+
+START_TEST(engine_stale_per_agent)
+{
+	eng_setup("alerts:\n  vm_down: false\n  samples_dropped: false\n");
+	lf_meta("vm-b", "beta", "m1", OCT);
+	lf_meta("vm-c", "beta", "m1", OCT);
+	lf_reading("vm-b", M_VCPUS, OCT, 2, 0, 0);
+	lf_reading("vm-c", M_VCPUS, OCT, 2, 0, 0);
+	flush_as("host-2");
+	lf_meta("vm-a", "alpha", "m1", OCT);
+	for (int t_s = 0; t_s <= 80; t_s += 10) {
+		int64_t t = OCT + t_s * S;
+		if (t_s == 60) {
+			for (int k = 10; k <= 60; k += 10)
+				lf_reading("vm-b", M_VCPUS, OCT + k * S, 2, 0, 0);
+			flush_as("host-2");
+		}
+		lf_reading("vm-a", M_VCPUS, t, 2, 0, 0);
+		cycle(t);
+		struct alert_snap *s = alert_acquire(&store);
+		ck_assert_msg(find_alert(s, "alertname=StaleData\nhost=host-1\nname=vm-a\n") == NULL, "t=%d: vm-a", t_s);
+		ck_assert_msg(find_alert(s, "alertname=StaleData\nhost=host-2\nname=vm-b\n") == NULL, "t=%d: vm-b", t_s);
+		const struct alert_view *c = find_alert(s, "alertname=StaleData\nhost=host-2\nname=vm-c\n");
+		ck_assert_msg((c ? (int)c->state : ALERT_INACTIVE) == (t_s < 70 ? ALERT_INACTIVE : ALERT_FIRING),
+			      "t=%d: vm-c %s", t_s, c ? alert_state_name(c->state) : "none");
+		if (c)
+			ck_assert_int_eq(c->fired_ns, OCT + 70 * S);
+		alert_put(&store, s);
+	}
+	eng_teardown();
+}
+END_TEST
+
 /* Lives that end without their final reading (a collector that missed a
  * destroy): the end event says they are over. Interval 10 s, StaleData
  * after 3 intervals, BigVCPU: vcpus above 1 (both VMs have 2: it fires at
@@ -993,6 +1046,7 @@ int main(void)
 	tcase_add_test(tc, engine_window_rows);
 	tcase_add_test(tc, engine_builtins);
 	tcase_add_test(tc, engine_ended);
+	tcase_add_test(tc, engine_stale_per_agent);
 	tcase_add_test(tc, engine_ended_restart);
 	tcase_add_test(tc, engine_sla_burn);
 	tcase_add_test(tc, render_body);
