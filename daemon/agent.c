@@ -207,6 +207,10 @@ int agent_settings_parse(struct agent_settings *s, const struct cfg_node *sec, c
 	s->backoff_max_ns = 60 * NS_PER_SEC;
 	s->max_frames = 1024;
 	s->max_request_bytes = 4u << 20;
+	/* a batch of routine readings waits at most 10 s of data time: at the
+	 * default interval every cycle is sent, at shorter ones the sync and
+	 * the request are made every 10 s (docs/config.md, send_every) */
+	s->spool.sync_every_ns = 10 * NS_PER_SEC;
 	snprintf(s->spool_dir, sizeof(s->spool_dir), "%s/spool", data_dir);
 	s->spool.max_bytes = 1ULL << 30;
 	s->spool.thin_at_bytes = s->spool.max_bytes / 2;
