@@ -504,11 +504,10 @@ static int x_u32(struct xdr *x, uint32_t *v)
 
 static int x_hyper(struct xdr *x, uint64_t *v)
 {
-	if (x->left < 8)
+	uint32_t hi, lo;
+	if (x->left < 8 || x_u32(x, &hi) || x_u32(x, &lo))
 		return -1;
-	*v = (uint64_t)get_hyper(x->p);
-	x->p += 8;
-	x->left -= 8;
+	*v = (uint64_t)hi << 32 | lo;
 	return 0;
 }
 
