@@ -630,10 +630,12 @@ static int decode_stats(const unsigned char *b, size_t len, struct lvrpc_answer 
 				t->value.s = (char *)str;
 				break;
 			default:
+				/* said before the field's storage is freed */
+				err_set(e, -EPROTO, "libvirt socket: stats field %s of type %u (1 - 7 known)", t->field,
+					type);
 				free(first);
 				lvrpc_answer_free(out);
-				return err_set(e, -EPROTO, "libvirt socket: stats field %s of type %u (1 - 7 known)",
-					       t->field, type);
+				return -EPROTO;
 			}
 		}
 	}
