@@ -1233,6 +1233,7 @@ int agg_visit_series(const struct aggregator *a, agg_series_fn fn, void *ctx)
 			.res = &a->res.v[s->res].r,
 			.res_index = s->res,
 			.agent = a->agents.v[s->agent].name,
+			.agent_time_ns = a->agents.v[s->agent].committed_time_ns,
 			.meter = s->meter,
 			.device = s->device,
 			.kind = s->st.kind,

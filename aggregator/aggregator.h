@@ -237,6 +237,7 @@ struct agg_series_view {
 	const struct ledger_resource *res;  /* metadata, host, first/last seen */
 	uint32_t res_index;                  /* stable while the aggregator is open */
 	const char *agent;                   /* source host of the series */
+	int64_t agent_time_ns;               /* that agent's committed data time (agg_agent_time) */
 	uint16_t meter;                      /* enum meter_id */
 	const char *device;
 	uint8_t kind;                        /* enum sample_kind */

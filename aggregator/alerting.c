@@ -113,6 +113,7 @@ struct down {
 struct resagg {
 	const struct ledger_resource *res;
 	const char *host;
+	int64_t host_time_ns;            /* host's agent's committed data time */
 	int64_t last_ns;
 	bool open;                       /* a series that has not ended */
 	int64_t end_ns;                  /* the latest end event of its series that ended by one */
@@ -982,6 +983,7 @@ static int visit_series(void *ctx, const struct agg_series_view *sv)
 		if (sv->last_ns >= r->last_ns) {
 			r->last_ns = sv->last_ns;
 			r->host = sv->agent;
+			r->host_time_ns = sv->agent_time_ns;
 		}
 		if (!over)
 			r->open = true;
@@ -1195,7 +1197,7 @@ int alerting_eval(struct alerting *g, const struct aggregator *a, int64_t t_ns, 
 			const struct resagg *r = &g->ra[i];
 			if (r->gen != g->eval_gen || !r->res)
 				continue;
-			int64_t at = r->host ? agg_agent_time(a, r->host) : 0;
+			int64_t at = r->host_time_ns;
 			int64_t lag = at > 0 && at < newest ? newest - at : 0;
 			bool cond = r->open && r->last_ns < t_ns - lag - span;
 			snprintf(key, sizeof(key), "StaleData\x1f%s", r->res->meta.resource);
