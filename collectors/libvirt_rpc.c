@@ -238,6 +238,21 @@ static void consume(struct lvrpc *c, size_t used)
 	c->in_len -= used;
 }
 
+/* The first look for a batch's answers: after seven eighths of what the
+ * last such batch took to be answered (took_ns), at most half the time
+ * allowed, then what has come is read. 0, or read_some()'s error. */
+static int first_look(struct lvrpc *c, int64_t took_ns, int64_t timeout_ns, struct tally_err *e)
+{
+	int64_t wait = took_ns / 8 * 7;
+	if (wait > timeout_ns / 2)
+		wait = timeout_ns / 2;
+	if (wait <= 0)
+		return 0;
+	struct timespec ts = { .tv_sec = (time_t)(wait / 1000000000), .tv_nsec = (long)(wait % 1000000000) };
+	nanosleep(&ts, NULL);
+	return read_some(c, e);
+}
+
 /* ---- one call at a time (opening) --------------------------------------- */
 
 /* Send the call c->out holds (serial c->serial) and wait for its answer:
@@ -441,15 +456,8 @@ int lvrpc_calls(struct lvrpc *c, struct lvrpc_call *const *calls, size_t n, int6
 	 * wake-up; a batch all in by then takes as long as that wait, so the
 	 * wait shrinks until answers come after it again (a slow batch once
 	 * does not keep the wait long) */
-	int64_t wait = c->took_ns[kind] / 8 * 7;
-	if (wait > timeout_ns / 2)
-		wait = timeout_ns / 2;
-	if (n > 1 && wait > 0) {
-		struct timespec ts = { .tv_sec = (time_t)(wait / 1000000000), .tv_nsec = (long)(wait % 1000000000) };
-		nanosleep(&ts, NULL);
-		if ((rc = read_some(c, e)))
-			return rc;
-	}
+	if (n > 1 && (rc = first_look(c, c->took_ns[kind], timeout_ns, e)))
+		return rc;
 	size_t left = n;
 	while (left) {
 		size_t len = 0;
@@ -681,15 +689,8 @@ int lvrpc_all_stats(struct lvrpc *c, unsigned int groups, unsigned int flags, in
 	for (size_t i = 0; i < sizeof(c->bulk_took) / sizeof(c->bulk_took[0]); i++)
 		if (c->bulk_took[i].groups == groups)
 			slot = i;
-	int64_t wait = c->bulk_took[slot].groups == groups ? c->bulk_took[slot].took_ns / 8 * 7 : 0;
-	if (wait > timeout_ns / 2)
-		wait = timeout_ns / 2;
-	if (wait > 0) {
-		struct timespec ts = { .tv_sec = (time_t)(wait / 1000000000), .tv_nsec = (long)(wait % 1000000000) };
-		nanosleep(&ts, NULL);
-		if ((rc = read_some(c, e)))
-			return rc;
-	}
+	if (c->bulk_took[slot].groups == groups && (rc = first_look(c, c->bulk_took[slot].took_ns, timeout_ns, e)))
+		return rc;
 	for (;;) {
 		size_t len = 0;
 		while ((rc = next_frame(c, 0, &len, e)) == 1) {
