@@ -554,77 +554,68 @@ static int decode_stats(const unsigned char *b, size_t len, struct lvrpc_answer 
 	uint32_t n, np;
 	size_t cap_p = 0, used_p = 0, slen;
 	const char *str;
+	int rc = 0;
 	memset(out, 0, sizeof(*out));
 	/* every string is at most its XDR bytes, each of which takes at least
 	 * one more than its length: the body's size holds them all */
-	if (!(out->strings = malloc(len + 1)))
+	char *sp = out->strings = malloc(len + 1);
+	if (!sp)
 		return err_set(e, -ENOMEM, "out of memory");
-	char *sp = out->strings;
 	if (x_u32(&x, &n) || n > x.left / 28)   /* a record is at least 28 bytes */
-		goto bad;
+		goto short_;
 	if (n && !(out->recs = calloc(n, sizeof(*out->recs)))) {
-		lvrpc_answer_free(out);
-		return err_set(e, -ENOMEM, "out of memory");
-	}
-	size_t *first = n ? calloc(n, sizeof(*first)) : NULL;
-	if (n && !first) {
-		lvrpc_answer_free(out);
-		return err_set(e, -ENOMEM, "out of memory");
+		rc = err_set(e, -ENOMEM, "out of memory");
+		goto fail;
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		struct lvrpc_stats *r = &out->recs[i];
 		uint32_t id;
 		if (x_str(&x, &sp, &r->name, &slen) || x.left < 16)
-			goto bad_first;
+			goto short_;
 		memcpy(r->uuid, x.p, 16);
 		x.p += 16;
 		x.left -= 16;
 		if (x_u32(&x, &id) || x_u32(&x, &np) || np > x.left / 12)   /* a parameter: at least 12 bytes */
-			goto bad_first;
+			goto short_;
 		r->id = id;
 		r->nparams = (int)np;
-		first[i] = used_p;
 		if (vec_reserve((void **)&out->params, &cap_p, used_p + np, sizeof(*out->params), 256)) {
-			free(first);
-			lvrpc_answer_free(out);
-			return err_set(e, -ENOMEM, "out of memory");
+			rc = err_set(e, -ENOMEM, "out of memory");
+			goto fail;
 		}
 		for (uint32_t k = 0; k < np; k++) {
 			virTypedParameter *t = &out->params[used_p++];
 			uint32_t type, w;
 			uint64_t h;
 			if (x_str(&x, &sp, &str, &slen))
-				goto bad_first;
+				goto short_;
 			if (slen >= VIR_TYPED_PARAM_FIELD_LENGTH) {
-				free(first);
-				lvrpc_answer_free(out);
-				return err_set(e, -EPROTO, "libvirt socket: a stats field name of %zu bytes (libvirt"
-					       " takes at most %d)", slen, VIR_TYPED_PARAM_FIELD_LENGTH - 1);
+				rc = err_set(e, -EPROTO, "libvirt socket: a stats field name of %zu bytes (libvirt"
+					     " takes at most %d)", slen, VIR_TYPED_PARAM_FIELD_LENGTH - 1);
+				goto fail;
 			}
 			memcpy(t->field, str, slen + 1);
 			if (x_u32(&x, &type))
-				goto bad_first;
+				goto short_;
 			t->type = (int)type;
 			switch (type) {
 			case VIR_TYPED_PARAM_INT:
 			case VIR_TYPED_PARAM_BOOLEAN:
-				if (x_u32(&x, &w))
-					goto bad_first;
-				if (type == VIR_TYPED_PARAM_INT)
-					t->value.i = (int)w;
-				else
-					t->value.b = w != 0;
-				break;
 			case VIR_TYPED_PARAM_UINT:
 				if (x_u32(&x, &w))
-					goto bad_first;
-				t->value.ui = w;
+					goto short_;
+				if (type == VIR_TYPED_PARAM_INT)
+					t->value.i = (int)w;
+				else if (type == VIR_TYPED_PARAM_BOOLEAN)
+					t->value.b = w != 0;
+				else
+					t->value.ui = w;
 				break;
 			case VIR_TYPED_PARAM_LLONG:
 			case VIR_TYPED_PARAM_ULLONG:
 			case VIR_TYPED_PARAM_DOUBLE:
 				if (x_hyper(&x, &h))
-					goto bad_first;
+					goto short_;
 				if (type == VIR_TYPED_PARAM_LLONG)
 					t->value.l = (long long)h;
 				else if (type == VIR_TYPED_PARAM_ULLONG)
@@ -634,34 +625,30 @@ static int decode_stats(const unsigned char *b, size_t len, struct lvrpc_answer 
 				break;
 			case VIR_TYPED_PARAM_STRING:
 				if (x_str(&x, &sp, &str, &slen))
-					goto bad_first;
+					goto short_;
 				t->value.s = (char *)str;
 				break;
 			default:
-				/* said before the field's storage is freed */
-				err_set(e, -EPROTO, "libvirt socket: stats field %s of type %u (1 - 7 known)", t->field,
-					type);
-				free(first);
-				lvrpc_answer_free(out);
-				return -EPROTO;
+				rc = err_set(e, -EPROTO, "libvirt socket: stats field %s of type %u (1 - 7 known)",
+					     t->field, type);
+				goto fail;
 			}
 		}
 	}
 	if (x.left) {
-		free(first);
-		lvrpc_answer_free(out);
-		return err_set(e, -EPROTO, "libvirt socket: %zu bytes after the stats answer's last record", x.left);
+		rc = err_set(e, -EPROTO, "libvirt socket: %zu bytes after the stats answer's last record", x.left);
+		goto fail;
 	}
-	for (uint32_t i = 0; i < n; i++)
-		out->recs[i].params = out->params ? out->params + first[i] : NULL;
+	/* each record's parameters follow the one before's in out->params */
+	for (uint32_t i = 0, at = 0; i < n; at += (uint32_t)out->recs[i++].nparams)
+		out->recs[i].params = out->params ? out->params + at : NULL;
 	out->n = (int)n;
-	free(first);
 	return 0;
-bad_first:
-	free(first);
-bad:
-	lvrpc_answer_free(out);
-	return err_set(e, -EPROTO, "libvirt socket: a stats answer cut short at byte %zu of %zu", len - x.left, len);
+short_:
+	rc = err_set(e, -EPROTO, "libvirt socket: a stats answer cut short at byte %zu of %zu", len - x.left, len);
+fail:
+	lvrpc_answer_free(out);   /* after the message: it may name a field stored here */
+	return rc;
 }
 
 int lvrpc_all_stats(struct lvrpc *c, unsigned int groups, unsigned int flags, int64_t timeout_ns,
