@@ -655,25 +655,14 @@ static int rehash(struct lv *s)
 	return 0;
 }
 
-/* A UUID's bytes from its text (uuid_text()'s form; a digit that is not
- * hex reads as 0: the text came from libvirt or from uuid_text()). */
-static void uuid_raw(const char *text, unsigned char out[VIR_UUID_BUFLEN])
-{
-	int k = 0;
-	memset(out, 0, VIR_UUID_BUFLEN);
-	for (const char *c = text; *c && k < 2 * VIR_UUID_BUFLEN; c++) {
-		int v = *c >= '0' && *c <= '9' ? *c - '0' : *c >= 'a' && *c <= 'f' ? *c - 'a' + 10
-			: *c >= 'A' && *c <= 'F' ? *c - 'A' + 10 : -1;
-		if (v < 0)
-			continue;   /* the dashes */
-		out[k / 2] |= (unsigned char)(k % 2 ? v : v << 4);
-		k++;
-	}
-}
+static void uuid_text(const unsigned char raw[VIR_UUID_BUFLEN], char out[VIR_UUID_STRING_BUFLEN]);
 
-/* The domain with this uuid, added if new (*is_new). NULL without memory. */
-static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
+/* The domain with this uuid (its bytes, as libvirt gives them), added if
+ * new (*is_new). NULL without memory. */
+static struct lv_dom *dom_get(struct lv *s, const unsigned char raw[VIR_UUID_BUFLEN], int *is_new)
 {
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	uuid_text(raw, uuid);
 	if (!s->slot && rehash(s))
 		return NULL;
 	size_t j = uuid_hash(uuid) & s->mask;
@@ -687,7 +676,7 @@ static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
 	struct lv_dom *d = &s->dom[s->n_dom++];
 	memset(d, 0, sizeof(*d));
 	str_copy(d->uuid, uuid, sizeof(d->uuid));
-	uuid_raw(uuid, d->raw);
+	memcpy(d->raw, raw, sizeof(d->raw));
 	d->ev_running = -1;
 	d->cg_fd = -1;
 	d->want_sizes = 1;
@@ -698,7 +687,6 @@ static struct lv_dom *dom_get(struct lv *s, const char *uuid, int *is_new)
 	return d;
 }
 
-static void uuid_text(const unsigned char raw[VIR_UUID_BUFLEN], char out[VIR_UUID_STRING_BUFLEN]);
 /* The domain whose records came with domain id `id` on this connection,
  * or NULL. */
 static struct lv_dom *dom_by_bulk_id(struct lv *s, unsigned int id)
@@ -816,15 +804,13 @@ static struct lv_dom *dom_by_id(struct lv *s, int id, int *is_new)
 		}
 	virDomainPtr p = virDomainLookupByID(s->conn, id);
 	unsigned char raw[VIR_UUID_BUFLEN];
-	char uuid[VIR_UUID_STRING_BUFLEN];
 	if (!p)
 		return NULL;
 	if (virDomainGetUUID(p, raw) != 0) {
 		virDomainFree(p);
 		return NULL;
 	}
-	uuid_text(raw, uuid);
-	struct lv_dom *d = dom_get(s, uuid, is_new);
+	struct lv_dom *d = dom_get(s, raw, is_new);
 	if (!d) {
 		virDomainFree(p);
 		return NULL;
@@ -2149,12 +2135,10 @@ static void drain_events(struct lv *s, const struct sink *sink)
 		struct lifecycle_event le;
 		struct lv_event_desc ed;
 		int is_new;
-		char uuid[VIR_UUID_STRING_BUFLEN];
 		const struct lv_event *ev = &batch[i];
 		if (lv_event_describe(ev->event, ev->detail, &ed))
 			continue;
-		uuid_text(ev->uuid, uuid);
-		struct lv_dom *d = dom_get(s, uuid, &is_new);
+		struct lv_dom *d = dom_get(s, ev->uuid, &is_new);
 		if (!d)
 			return;
 		if (is_new)
@@ -2206,7 +2190,7 @@ static void drain_events(struct lv *s, const struct sink *sink)
 			continue;
 		memset(&le, 0, sizeof(le));
 		le.time_ns = ev->time_ns;
-		str_copy(le.resource, uuid, sizeof(le.resource));
+		str_copy(le.resource, d->uuid, sizeof(le.resource));
 		str_copy(le.type, ed.type, sizeof(le.type));
 		str_copy(le.reason, ev->event == LV_EV_DEVICE_REMOVED ? ev->alias : ed.reason, sizeof(le.reason));
 		if (sink_note(&s->ss, sink->event(sink->ctx, NULL, &le)) == 0)
@@ -2233,7 +2217,6 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 				continue; /* gone since the list (or no memory: read next cycle) */
 			dom = d->ptr;
 		} else {
-			char uuid[VIR_UUID_STRING_BUFLEN];
 			unsigned char raw[VIR_UUID_BUFLEN];
 			dom = recs[i]->dom;
 			bid = s->rid[i];
@@ -2242,8 +2225,7 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 			} else {
 				if (virDomainGetUUID(dom, raw) != 0)
 					continue;
-				uuid_text(raw, uuid);
-				if (!(d = dom_get(s, uuid, &is_new)))
+				if (!(d = dom_get(s, raw, &is_new)))
 					break;
 				if (d->bulk_id != bid)
 					bulk_id_put(s, d, bid);
