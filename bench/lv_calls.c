@@ -40,6 +40,7 @@
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,20 @@ static int list_domains(virConnectPtr c)
 	return 0;
 }
 
+/* A whole number from lo to hi, or exit 2 naming what was given. */
+static long number(const char *what, const char *text, long lo, long hi)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(text, &end, 10);
+	if (end == text || *end || errno || v < lo || v > hi) {
+		fprintf(stderr, "lv_calls: %s: expected a whole number from %ld to %ld (got '%s')\n", what, lo, hi,
+			text);
+		exit(2);
+	}
+	return v;
+}
+
 /* One round of shape `shape` over every domain; counts calls and failures.
  * Returns 0, or 2 for a shape it does not know. */
 static int run_shape(virConnectPtr c, const char *shape, long *calls, long *failed)
@@ -210,7 +225,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *shape = argv[2];
-	long rounds = strtol(argv[3], NULL, 10);
+	long rounds = number("ROUNDS", argv[3], 1, 100000000);
+	const char *gap = getenv("LV_CALLS_GAP_MS");
+	long gap_ms = gap ? number("LV_CALLS_GAP_MS", gap, 0, 3600000) : 0;
 	virSetErrorFunc(NULL, quiet);
 	uri = argv[1];
 	virConnectPtr c = virConnectOpenReadOnly(argv[1]);
@@ -224,8 +241,6 @@ int main(int argc, char **argv)
 	}
 	long calls = 0, failed = 0;
 	double t0 = now_s(), c0 = cpu_s();
-	const char *gap = getenv("LV_CALLS_GAP_MS");
-	long gap_ms = gap ? strtol(gap, NULL, 10) : 0;
 	double paused = 0;
 	for (long r = 0; r < rounds; r++) {
 		char buf[256], *save = NULL;
