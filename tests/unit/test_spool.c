@@ -66,6 +66,14 @@ static void check_batch(const struct batch *d, const char *agent, uint64_t seq, 
 	batch_release(&w);
 }
 
+/* A fresh directory (dir, char[256]) and the spool's path in it (sd,
+ * char[300]). */
+static void spool_dirs(char dir[256], char sd[300])
+{
+	tu_mkdtemp(dir, 256, "spool");
+	snprintf(sd, 300, "%s/a", dir);
+}
+
 /* Read every frame from seq from; check each is mkbatch(seq, n). Returns
  * how many. */
 static size_t read_all_check(struct spool *sp, uint64_t from, const char *agent, int n)
@@ -147,8 +155,7 @@ START_TEST(basic_life)
 	struct spool_open_report rep;
 	struct spool_stats st;
 	struct tally_err e = { 0 };
-	tu_mkdtemp(dir, sizeof(dir), "spool");
-	snprintf(sd, sizeof(sd), "%s/a", dir);
+	spool_dirs(dir, sd);
 
 	ck_assert_int_eq(spool_open(&sp, sd, "host-a", NULL, &rep, &e), 0);
 	ck_assert_int_eq(rep.created, 1);
@@ -272,8 +279,7 @@ START_TEST(identity_and_lock)
 	struct spool *sp, *sp2;
 	struct spool_open_report rep;
 	struct tally_err e = { 0 };
-	tu_mkdtemp(dir, sizeof(dir), "spool");
-	snprintf(sd, sizeof(sd), "%s/a", dir);
+	spool_dirs(dir, sd);
 	struct spool_opts o = { .first_seq = 5001 };
 	ck_assert_int_eq(spool_open(&sp, sd, "host-a", &o, &rep, &e), 0);
 	/* a new spool continuing after an aggregator's seq 5000 */
@@ -343,8 +349,7 @@ START_TEST(data_time_survives)
 	struct spool *sp;
 	struct spool_stats st;
 	struct tally_err e = { 0 };
-	tu_mkdtemp(dir, sizeof(dir), "spool");
-	snprintf(sd, sizeof(sd), "%s/a", dir);
+	spool_dirs(dir, sd);
 	struct spool_opts o = { .covered_ns = T0 };
 	ck_assert_int_eq(spool_open(&sp, sd, "host-a", &o, NULL, &e), 0);
 	spool_get_stats(sp, &st);
@@ -399,8 +404,7 @@ START_TEST(segments_freed_by_ack)
 	struct spool *sp;
 	struct spool_stats st;
 	struct tally_err e = { 0 };
-	tu_mkdtemp(dir, sizeof(dir), "spool");
-	snprintf(sd, sizeof(sd), "%s/a", dir);
+	spool_dirs(dir, sd);
 	/* segment_bytes 1: every frame starts a segment of its own */
 	struct spool_opts o = { .segment_bytes = 1 };
 	ck_assert_int_eq(spool_open(&sp, sd, "h", &o, NULL, &e), 0);
@@ -444,8 +448,7 @@ START_TEST(ack_lost_with_the_process)
 	struct spool *sp;
 	struct spool_stats st;
 	size_t len;
-	tu_mkdtemp(dir, sizeof(dir), "spool");
-	snprintf(sd, sizeof(sd), "%s/a", dir);
+	spool_dirs(dir, sd);
 	snprintf(path, sizeof(path), "%s/ack", sd);
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -495,8 +498,7 @@ START_TEST(torn_tail_every_offset)
 	struct spool_stats st;
 	struct tally_err e = { 0 };
 	uint64_t ends[6];
-	tu_mkdtemp(dir, sizeof(dir), "spool");
-	snprintf(sd, sizeof(sd), "%s/a", dir);
+	spool_dirs(dir, sd);
 	ck_assert_int_eq(spool_open(&sp, sd, "h", NULL, NULL, &e), 0);
 	for (uint64_t q = 1; q <= 5; q++) {
 		append_ok(sp, "h", q, 2 + (int)q);
@@ -590,8 +592,7 @@ START_TEST(kill_9_while_appending)
 {
 	char dir[256], sd[300];
 	struct tally_err e = { 0 };
-	tu_mkdtemp(dir, sizeof(dir), "spool");
-	snprintf(sd, sizeof(sd), "%s/a", dir);
+	spool_dirs(dir, sd);
 	srand(2026);
 	uint64_t confirmed = 0;
 	for (int round = 0; round < 20; round++) {
@@ -798,8 +799,7 @@ START_TEST(policy_thin_by_hand)
 	struct spool_stats st;
 	struct tally_err e = { 0 };
 	struct seen sn;
-	tu_mkdtemp(dir, sizeof(dir), "spool");
-	snprintf(sd, sizeof(sd), "%s/a", dir);
+	spool_dirs(dir, sd);
 	struct spool_opts o = { .thin_at_bytes = 1, .thin_every_ns = 60 * S_NS, .full_every_ns = 600 * S_NS };
 	ck_assert_int_eq(spool_open(&sp, sd, "h", &o, NULL, &e), 0);
 	for (int k = 0; k <= 12; k++) {
@@ -907,8 +907,7 @@ START_TEST(sync_every_by_hand)
 	struct spool *sp;
 	struct spool_stats st;
 	struct tally_err e = { 0 };
-	tu_mkdtemp(dir, sizeof(dir), "spool");
-	snprintf(sd, sizeof(sd), "%s/a", dir);
+	spool_dirs(dir, sd);
 	struct spool_opts o = { .sync_every_ns = 30 * S_NS };
 	ck_assert_int_eq(spool_open(&sp, sd, "h", &o, NULL, &e), 0);
 	/* after batch k: fsyncs so far, batches written not synced */
@@ -967,8 +966,7 @@ START_TEST(sync_every_crash_and_power_loss)
 	struct spool_stats st;
 	struct spool_open_report rep;
 	struct tally_err e = { 0 };
-	tu_mkdtemp(dir, sizeof(dir), "spool");
-	snprintf(sd, sizeof(sd), "%s/a", dir);
+	spool_dirs(dir, sd);
 	snprintf(seg, sizeof(seg), "%s/00000000000000000001.seg", sd);
 	struct spool_opts o = { .sync_every_ns = 3600 * S_NS };
 	ck_assert_int_eq(spool_open(&sp, sd, "h", &o, NULL, &e), 0);
@@ -1046,8 +1044,7 @@ START_TEST(sync_every_seals_segments)
 	struct spool *sp;
 	struct spool_stats st;
 	struct tally_err e = { 0 };
-	tu_mkdtemp(dir, sizeof(dir), "spool");
-	snprintf(sd, sizeof(sd), "%s/a", dir);
+	spool_dirs(dir, sd);
 	struct spool_opts o = { .sync_every_ns = 3600 * S_NS, .segment_bytes = 64 << 10 };
 	ck_assert_int_eq(spool_open(&sp, sd, "h", &o, NULL, &e), 0);
 	uint64_t q = 1, syncs = 0;
@@ -1087,8 +1084,7 @@ START_TEST(policy_full_by_hand)
 	struct spool_stats st;
 	struct tally_err e = { 0 };
 	struct seen sn;
-	tu_mkdtemp(dir, sizeof(dir), "spool");
-	snprintf(sd, sizeof(sd), "%s/a", dir);
+	spool_dirs(dir, sd);
 	struct spool_opts o = { .max_bytes = 1, .thin_at_bytes = 1, .reserve_bytes = 1 << 20,
 				.thin_every_ns = 60 * S_NS, .full_every_ns = 600 * S_NS };
 	ck_assert_int_eq(spool_open(&sp, sd, "h", &o, NULL, &e), 0);
@@ -1137,8 +1133,7 @@ START_TEST(ceiling_refuses_and_undoes)
 	struct spool_stats st, st2;
 	struct tally_err e = { 0 };
 	struct seen sn;
-	tu_mkdtemp(dir, sizeof(dir), "spool");
-	snprintf(sd, sizeof(sd), "%s/a", dir);
+	spool_dirs(dir, sd);
 	/* first learn the size of frame 1 */
 	struct spool_opts o = { .thin_at_bytes = 1, .thin_every_ns = 60 * S_NS };
 	struct batch b1, b2;
@@ -1157,8 +1152,7 @@ START_TEST(ceiling_refuses_and_undoes)
 	spool_close(sp);
 	tu_rmrf(dir);
 	/* the ceiling (max 1 + reserve) lets frame 1 in, not frame 2 */
-	tu_mkdtemp(dir, sizeof(dir), "spool");
-	snprintf(sd, sizeof(sd), "%s/a", dir);
+	spool_dirs(dir, sd);
 	o.max_bytes = 1;
 	o.reserve_bytes = st.bytes + 40;      /* frame 2 (about 20 bytes more than frame 1) fits alone */
 	ck_assert_int_eq(spool_open(&sp, sd, "h", &o, NULL, &e), 0);
