@@ -228,7 +228,7 @@ struct lv {
 	 * cpu-total group also asks QEMU for halt-poll times (QMP query-stats),
 	 * which costs more than the rest of a cycle's counters; the cgroup file
 	 * libvirt takes cpu.time from is read here instead, and cpu-total is
-	 * asked every slow_every cycles to check that both say the same */
+	 * asked once per QEMU process to check that both say the same */
 	char sysfs_cgroup[128];      /* /sys/fs/cgroup */
 	int cg_ok;                   /* a domain's cgroup agreed with libvirt's cpu.time */
 	int cg_off;                  /* one disagreed: libvirt's cpu-total every cycle */
@@ -445,14 +445,31 @@ static void on_balloon(virConnectPtr conn, virDomainPtr dom, unsigned long long 
 	queue_event(opaque, dom, LV_EV_BALLOON, 0, actual_kib, NULL);
 }
 
+/* The slow groups' default rate is a time, not a count of cycles: the
+ * levels they read (the guest's memory, disk sizes, vCPU counts without an
+ * event) need no more resolution because the cycle is short, and their
+ * stats are QEMU's dearest (docs/libvirt.md). The cycles in LV_SLOW_NS of
+ * data time, at least one: 12 at the default 10 s interval, 120 at 1 s. */
+#define LV_SLOW_NS (120 * NS_PER_SEC)
+
+uint64_t lv_slow_every_default(int64_t interval_ns)
+{
+	if (interval_ns <= 0 || interval_ns >= LV_SLOW_NS)
+		return 1;
+	uint64_t n = (uint64_t)(LV_SLOW_NS / interval_ns);
+	return n > 100000 ? 100000 : n;
+}
+
 static int lv_configure(const struct cfg_node *cfg, const struct collector_env *env, void **state,
 			struct tally_err *e)
 {
 	struct lv *s = calloc(1, sizeof(*s));
-	uint64_t refresh = 60, slow = 10, block = 1;
+	uint64_t refresh = 60, block = 1;
 	int rc, disk_way = 1;
 	if (!s)
 		return -ENOMEM;
+	s->interval_ns = env->interval_ns > 0 ? env->interval_ns : NS_PER_SEC;
+	uint64_t slow = lv_slow_every_default(s->interval_ns);
 	str_copy(s->uri, "qemu:///system", sizeof(s->uri));
 	if ((rc = cfg_check_keys(cfg, "collectors.libvirt", lv_keys, e)) ||
 	    (rc = cfg_get_string(cfg, "uri", s->uri, sizeof(s->uri), e)) ||
@@ -469,7 +486,6 @@ static int lv_configure(const struct cfg_node *cfg, const struct collector_env *
 	s->slow_every = (int)slow;
 	s->block_every = (int)block;
 	s->disk_calls = disk_way;
-	s->interval_ns = env->interval_ns > 0 ? env->interval_ns : NS_PER_SEC;
 	s->nowait_ok = 1;
 	/* a hypervisor on this host (no host in the URI): its taps are ours to read */
 	s->local = !strncmp(s->uri, "qemu:///", 8) || !strncmp(s->uri, "qemu+unix:///", 13);

@@ -48,6 +48,10 @@ struct lv_event_desc {
  * Returns 0, or -ENOENT for an event the collector does not use. */
 int lv_event_describe(int event, int detail, struct lv_event_desc *out);
 
+/* slow_every's default for a collection interval: the cycles in two
+ * minutes of data time, at least 1 (docs/config.md). */
+uint64_t lv_slow_every_default(int64_t interval_ns);
+
 /* Test seam: how a cycle reads (lv_read chooses it from the cycle's
  * number, slow_every, block_every and disk_counters), and the answers of
  * its second calls (virDomainListGetStats for some domains), which the

@@ -1848,6 +1848,23 @@ START_TEST(test_disk_call_errors)
 }
 END_TEST
 
+START_TEST(test_slow_every_default)
+{
+	/* slow_every's default is the cycles in two minutes, at least one,
+	 * at most the key's ceiling (docs/config.md): worked out by hand */
+	ck_assert_uint_eq(lv_slow_every_default(10 * NS_PER_SEC), 12);     /* the default interval */
+	ck_assert_uint_eq(lv_slow_every_default(NS_PER_SEC), 120);
+	ck_assert_uint_eq(lv_slow_every_default(7 * NS_PER_SEC), 17);      /* 119 s, never past 2 min */
+	ck_assert_uint_eq(lv_slow_every_default(999 * NS_PER_SEC / 1000), 120);
+	ck_assert_uint_eq(lv_slow_every_default(120 * NS_PER_SEC - 1), 1);
+	ck_assert_uint_eq(lv_slow_every_default(120 * NS_PER_SEC), 1);     /* every cycle from here */
+	ck_assert_uint_eq(lv_slow_every_default(3600 * NS_PER_SEC), 1);
+	ck_assert_uint_eq(lv_slow_every_default(NS_PER_SEC / 1000), 100000); /* 120000 cycles: the ceiling */
+	ck_assert_uint_eq(lv_slow_every_default(0), 1);
+	ck_assert_uint_eq(lv_slow_every_default(-NS_PER_SEC), 1);
+}
+END_TEST
+
 START_TEST(test_capacity_between_slow_reads)
 {
 	/* A live resize (virsh blockresize) has no event in libvirt 9.0 and
@@ -2033,6 +2050,7 @@ int main(void)
 	tcase_add_test(tc, test_bulk_rpc);
 	tcase_add_test(tc, test_info_calls_rpc);
 	tcase_add_test(tc, test_disk_call_errors);
+	tcase_add_test(tc, test_slow_every_default);
 	tcase_add_test(tc, test_capacity_between_slow_reads);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
