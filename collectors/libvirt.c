@@ -1,14 +1,19 @@
 /*
- * libvirt.c: every VM on a KVM host through libvirt.
+ * libvirt.c: every VM on a KVM host through libvirt: configuration,
+ * lifecycle events, the domains and their readings, the cycle.
  *
  * Per interval one virConnectGetAllDomainStats() call for all active
- * domains (state, cpu, balloon, vcpu, interface, block) with NOWAIT, so a
- * domain stuck in a job never stalls the others. A driver that answers the
- * bulk call without the groups we asked for (libvirt's test driver in
- * Debian 12 returns `state` alone) is read per domain instead:
- * virDomainGetInfo, virDomainBlockStats, virDomainGetBlockInfo,
- * virDomainInterfaceStats, virDomainMemoryStats. Which path ran is counted
- * (lv_stats) and said once in the log.
+ * domains with NOWAIT, so a domain stuck in a job never stalls the others:
+ * state and interface every cycle, the dearer groups only as often as
+ * their meters need (lv_read(); docs/libvirt.md has the table and what
+ * each costs the host). The calls besides that one are libvirt_calls.c's,
+ * cpu time from the cgroups libvirt_cgroup.c's; the state all three share
+ * is libvirt_state.h. A driver that answers the bulk call without the
+ * groups we asked for (libvirt's test driver in Debian 12 returns `state`
+ * alone) is read per domain instead: virDomainGetInfo,
+ * virDomainBlockStats, virDomainGetBlockInfo, virDomainInterfaceStats,
+ * virDomainMemoryStats. Which path ran is counted and said once in the
+ * log.
  *
  * Identity: resource = domain UUID; disks by target plus serial (or a hash
  * of the source path), NICs by MAC; never vnetN or the domain name. The
@@ -36,26 +41,18 @@
 #include "collector.h"
 #include "lifecycle.h"
 #include "err.h"
-#include "libvirt_internal.h"
+#include "libvirt_state.h"
 #include "libvirt_loop.h"
 #include "libvirt_rpc.h"
 #include "log.h"
 #include "str.h"
 #include "tallytime.h"
 
-#include <dirent.h>
-#include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <fnmatch.h>
-#include <limits.h>
 #include <libvirt/libvirt.h>
 #include <pthread.h>
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
-#include <libxml/xpath.h>
-#include <libxml/xpathInternals.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,234 +64,6 @@ static uint32_t fnv32(const char *s)
 }
 
 /* ---- the collector ---- */
-
-/* Per NIC slot (index in the XML's NIC list) and counter (rx/tx
- * bytes/pkts): what put_nic() needs to tell a tap that went on counting. */
-struct lv_nic_slot {
-	char mac[18];                /* the NIC these counters are of */
-	int ifindex;                 /* its host device's ifindex when last looked (0: unknown) */
-	int64_t ifindex_life;        /* origin_ns of the life ifindex was looked at for */
-	int8_t looked;               /* ifindex was looked at (for ifindex_life) */
-	int8_t same_dev;             /* this life's device is the last life's: 1, 0, -1 unknown */
-	struct lv_nic_ctr {
-		uint64_t prev;       /* the last value read, in any life */
-		int64_t life;        /* origin_ns of the life `carry` was decided for */
-		uint8_t have, carry; /* carry: the counter went on across the restart */
-	} ctr[4];
-};
-
-/* One domain. Its devices are heap arrays of exactly the XML's length (a
- * host's thousand domains would otherwise carry LV_MAX_DEVS of each). */
-struct lv_dom {
-	char uuid[37];
-	struct lv_disk *disks;       /* n_disks, from the XML */
-	struct lv_disk_size {        /* parallel to disks */
-		uint64_t capacity, allocation;  /* bytes, last read */
-		uint8_t have;
-	} *sizes;
-	int n_disks;
-	struct lv_nic *nics;         /* n_nics, from the XML */
-	int n_nics;
-	struct lv_nic_slot *slots;   /* n_slots >= n_nics: never shrinks, so a NIC that
-					comes back in its slot finds its counters */
-	int n_slots;
-	struct resource_meta sent;   /* last metadata sent */
-	int have_info;
-	int seen_cycle;              /* last cycle it was read */
-	int64_t first_seen_ns;
-	int64_t origin_ns;           /* counted from zero since (0: baseline) */
-	int origin_by_event;         /* origin_ns came from a started event */
-	double mem_resident, mem_usage;   /* bytes, last memory stats; < 0 = not reported */
-	int have_memstats;
-	/* The last reading of every series of the current life, kept per
-	 * series: a read that did not return a group (a NOWAIT answer for a
-	 * domain in a job, or being destroyed, lacks block and balloon) leaves
-	 * that group's entries as they were, so the stop's final reading ends
-	 * every series the life had. Emptied by the final reading. */
-	struct lv_last {
-		int64_t time_ns, origin_ns;      /* a sample without its resource (uuid) */
-		uint64_t bits;                   /* sample.v, as stored */
-		uint16_t meter;
-		uint8_t kind, flags;
-		char device[TALLY_DEV_MAX];
-	} *last;
-	int n_last, cap_last;
-	int last_cur;                /* where the next put's entry is expected (same order each read) */
-	int ev_running;              /* running by the lifecycle events: 1, 0, -1 unknown */
-	int disagree;                /* a read saw another state than the events said, once */
-	int64_t last_reboot_ns;      /* to fold the 2-3 reboot events of one reboot */
-	uint64_t last_cpu;           /* ns, the last cpu time read */
-	unsigned int dom_id;         /* the domain id (one QEMU process) it was read from */
-	int have_cpu;
-	unsigned int origin_id;      /* the process origin_ns is the start of (0: none known) */
-	int64_t stop_ns;             /* the last stop's time (its final reading) */
-	int cg_fd;                   /* its cgroup's cpu time file, -1: none open */
-	unsigned int cg_id;          /* the domain id (process) cg_fd is of, or was looked for */
-	unsigned int cg_ok_id;       /* the process whose cgroup agreed with libvirt's cpu.time (0: none) */
-	uint8_t blk_busy;            /* a per-disk call waited for its job: the NOWAIT block group until a slow
-					cycle's bulk answer has it again */
-	uint8_t want_sizes;          /* its disks' sizes are not read yet (first sight, a new process, a
-					device event): the block group at the next cycle */
-	uint8_t xml_stale;           /* a new process or a device event: its XML is read again next cycle */
-	uint8_t cg_v1;               /* cg_fd is cpuacct.usage (ns), else cpu.stat (usage_usec) */
-	uint64_t xml_hash;           /* of the XML info was parsed from */
-	unsigned char raw[VIR_UUID_BUFLEN];   /* uuid, as bytes (the protocol's calls) */
-	virDomainPtr ptr;            /* list path: our reference, kept across cycles */
-	int ptr_id;                  /* the active domain id ptr was found by (0: none) */
-	unsigned int bulk_id;        /* bulk path: the domain id its records came with (0: none) */
-	/* this cycle's per-disk call and (slow cycles) virDomainGetInfo, asked
-	 * with the others over libvirt's protocol (rpc_calls()): valid when
-	 * rpc_cycle, info_cycle are this cycle */
-	int rpc_cycle, info_cycle;
-	struct lvrpc_call rpc, info;
-	char rpc_target[32];         /* rpc.path: the disk asked for */
-};
-
-/* What a bulk record holds that the meters need, from one pass over its
- * parameters (a lookup by name per field would scan them all each time,
- * and build each block.N./net.N. key with snprintf). A field present twice
- * keeps its first value, as virTypedParamsGet* would; a field of another
- * type than libvirt documents is left out, as it would be; devices past
- * LV_MAX_DEVS are not read (nor identified from the XML). */
-struct lv_rec {
-	int state;
-	unsigned long long cpu, bal_cur, bal_rss, bal_avail, bal_unused;
-	unsigned int vcpus;
-	uint8_t have_state, have_cpu, have_vcpus, have_cur, have_rss, have_avail, have_unused;
-	unsigned int n_blk, n_net;   /* block.count, net.count */
-	uint8_t have_n_blk, have_n_net;
-	struct lv_rec_dev {
-		const char *name;            /* the record's string, NULL when absent */
-		unsigned long long v[6];     /* in the order of blk_fields / net_fields */
-		uint8_t have;                /* bit f: v[f] present */
-	} blk[LV_MAX_DEVS], net[LV_MAX_DEVS];
-};
-
-struct lv {
-	struct sink_status ss;       /* this read's sink refusals (sink.h) */
-	char uri[256];
-	int xml_refresh;             /* cycles */
-	int slow_every;              /* cycles between reads of the balloon and vcpu groups */
-	int block_every;             /* cycles between reads of the block group */
-	int path;                    /* the path said in the log: 0 none yet, 1 bulk, 2 per-domain */
-	char mapping_path[4096];
-	struct mapping mapping;   /* tenants of domains without Nova metadata */
-	virConnectPtr conn;
-	int nowait_ok;               /* the driver accepts NOWAIT */
-	int bulk_useless;            /* the last bulk answer had no domain's groups */
-	int cycle;
-	int64_t prev_read_ns;
-	struct lv_dom *dom;
-	size_t n_dom, cap_dom;
-	uint32_t *slot;              /* open addressing: index + 1 into dom, by uuid */
-	size_t mask;
-	/* the list path (a driver whose bulk answer is useless): active domain
-	 * ids each cycle, and the domain each id was found to be, so a domain
-	 * is looked up (virDomainLookupByID, virDomainGetUUID) once per QEMU
-	 * process rather than listed, identified and freed every cycle */
-	int *ids;
-	size_t cap_ids;
-	uint32_t *id_slot;           /* open addressing: index + 1 into dom, by ptr_id */
-	size_t id_mask;
-	int id_stale;                /* id_slot must be rebuilt */
-	/* the bulk path: domain ids each cycle's records came with, so a
-	 * record is matched to its domain without virDomainGetUUID (libvirt
-	 * formats the UUID for its debug log in every such call, the dearest
-	 * thing the collector did per domain). Within one connection an id
-	 * names one process and is never given again; a stop drops the id,
-	 * a new connection all of them. */
-	uint32_t *bid_slot;          /* open addressing: index + 1 into dom, by bulk_id */
-	size_t bid_mask, bid_used;
-	struct complaint conn_fail, fallback_note, xml_fail, stale_note, dev_note, ev_note, torn_note, cg_note;
-	/* lifecycle events: filled by libvirt's event thread, drained by read() */
-	pthread_mutex_t ev_lock;
-	pthread_cond_t cb_gone;          /* signalled when cb_live drops */
-	int cb_live;                     /* callbacks registered and not yet freed by libvirt */
-	struct lv_event {
-		int64_t time_ns;
-		unsigned char uuid[VIR_UUID_BUFLEN];
-		unsigned int id;             /* the domain id (QEMU process) it speaks of */
-		int event, detail;           /* VIR_DOMAIN_EVENT_* and its detail, or LV_EV_* */
-		uint64_t value;              /* LV_EV_BALLOON: the new balloon size, KiB */
-		char alias[64];              /* LV_EV_DEVICE_REMOVED: the device's alias */
-	} ev[LV_EVENT_QUEUE];
-	struct lv_event *ev_batch;   /* LV_EVENT_QUEUE of them: read()'s copy of ev, drained outside the lock */
-	size_t ev_n;
-	uint64_t ev_dropped;         /* events lost to a full queue */
-	int cb_lifecycle, cb_reboot, cb_unplug, cb_plug, cb_balloon;   /* callback ids, -1 = none */
-	int local;                   /* the hypervisor is this host: its taps can be read */
-	char sysfs_net[128];         /* /sys/class/net */
-	/* cpu time from the domains' cgroups (docs/libvirt.md): libvirt 9's
-	 * cpu-total group also asks QEMU for halt-poll times (QMP query-stats),
-	 * which costs more than the rest of a cycle's counters; the cgroup file
-	 * libvirt takes cpu.time from is read here instead, and cpu-total is
-	 * asked once per QEMU process to check that both say the same */
-	char sysfs_cgroup[128];      /* /sys/fs/cgroup */
-	int cg_ok;                   /* a domain's cgroup agreed with libvirt's cpu.time */
-	int cg_off;                  /* one disagreed: libvirt's cpu-total every cycle */
-	int asked_cpu;               /* this cycle's bulk call asked for cpu-total */
-	int vcpus_by_info;           /* this cycle takes vCPUs from virDomainGetInfo (a slow cycle, local) */
-	/* A cycle's second calls (extra_calls()): virDomainListGetStats for
-	 * just the domains that need more than the bulk call asked, cpu-total
-	 * for the processes whose cgroup is not checked yet ([0]) and the
-	 * block group for those whose disks are not read by a per-disk call
-	 * ([1]). Their answers, and for each record of the bulk answer (by
-	 * index, n_xrec of them) what was asked for it and its answers. */
-	virDomainStatsRecordPtr *xans[2];
-	struct lv_xrec {
-		virDomainStatsRecordPtr rec[2];  /* NULL: not asked, or no answer */
-		uint8_t asked;                   /* bit g: asked in call g */
-	} *xrec;
-	size_t cap_xrec;
-	int n_xrec;
-	int disk_calls;              /* config disk_counters: per-disk (1) or bulk (0) */
-	int blk_main;                /* this cycle's bulk call asks for the block group */
-	int blk_calls;               /* this cycle reads disk counters by per-disk calls and the second call */
-	int64_t interval_ns;
-	/* figures */
-	uint64_t bulk_domains, fallback_domains, stale, reads, events;
-	uint64_t tail_closed;        /* counter series whose final reading was read at the stop */
-	uint64_t tail_open;          /* counter series ended with their last read value */
-	uint64_t tail_open_ns;       /* summed time from those series' last reading to their stop */
-	uint64_t cg_checks;          /* domains asked cpu-total to check their cgroup (second call) */
-	uint64_t blk_alone;          /* domains asked the block group alone (second call) */
-	uint64_t disk_calls_n, disk_calls_failed;  /* per-disk virDomainBlockStats calls, and those that failed */
-	uint64_t disk_calls_rpc;     /* of those, asked over libvirt's protocol at once (libvirt_rpc.h) */
-	uint64_t info_calls_rpc;     /* virDomainGetInfo calls asked that way */
-	uint64_t bulk_calls_rpc;     /* bulk stats calls answered that way */
-	/* The per-disk calls and the slow cycles' virDomainGetInfo over
-	 * libvirt's protocol, on the daemon's read-only socket (a hypervisor
-	 * on this host): NULL until opened; when it cannot
-	 * be (another URI, no socket, authentication asked) or breaks, the
-	 * library's call until rpc_retry_ns (monotonic) */
-	struct lvrpc *rpc;
-	int64_t rpc_retry_ns;
-	char rpc_path[108];
-	struct complaint rpc_note;
-	struct lvrpc_call **rpc_batch;   /* rpc_calls()' scratch */
-	size_t rpc_cap;
-	int rpc_said;                /* the log said the protocol is used */
-	/* the bulk call over the protocol too (rpc_bulk()): its answer, as
-	 * the records the rest reads (dom: the domain's reference, looked up
-	 * once per process and then kept by its lv_dom), and which of those
-	 * references no domain took yet (freed with the answer) */
-	struct lvrpc_answer bulk_ans;
-	struct lv_brec {
-		virDomainStatsRecord r;
-		uint8_t own;             /* r.dom is ours to free */
-	} *bulk_rec;
-	virDomainStatsRecordPtr *bulk_ptr;
-	size_t cap_brec, cap_bptr;
-	int bulk_rpc;                /* this cycle's records came over the protocol */
-	int bulk_rpc_off;            /* the daemon refused it: the library's call on this connection */
-	int rpc_test;                /* rpc_path was given by a test (lv_test_rpc) */
-	struct lv_rec rec;           /* from_record()'s scratch: one record's fields */
-	/* the domain id of each of this cycle's records, asked of libvirt once
-	 * (virDomainGetID formats the domain's UUID for libvirt's debug log
-	 * each time, logged or not) or taken from the protocol's answer */
-	unsigned int *rid;
-	size_t cap_rid;
-};
 
 static const char *const lv_keys[] = { "uri", "xml_refresh", "slow_every", "block_every", "disk_counters",
 				       "mapping", NULL };
@@ -705,7 +474,7 @@ static struct lv_dom *dom_get(struct lv *s, const unsigned char raw[VIR_UUID_BUF
 
 /* The domain whose records came with domain id `id` on this connection,
  * or NULL. */
-static struct lv_dom *dom_by_bulk_id(struct lv *s, unsigned int id)
+struct lv_dom *lv_dom_by_bulk_id(struct lv *s, unsigned int id)
 {
 	if (!s->bid_slot || id == 0 || id == (unsigned int)-1)
 		return NULL;
@@ -762,7 +531,6 @@ static void bulk_id_put(struct lv *s, struct lv_dom *d, unsigned int id)
 	s->bid_slot[j] = (uint32_t)(d - s->dom) + 1;
 	s->bid_used++;
 }
-
 
 static size_t id_hash(int id)
 {
@@ -1299,7 +1067,7 @@ static void rec_uint(const virTypedParameter *p, unsigned int *v, uint8_t *have)
 
 /* Add one record's fields to r (cleared by the caller): a domain's
  * readings of one cycle can come in two or three records (the bulk call's
- * and, for some domains, those of the second calls: extra_calls()). */
+ * and, for some domains, those of the second calls: lv_extra_calls()). */
 static void rec_add(const virDomainStatsRecord *rec, struct lv_rec *r)
 {
 	for (int i = 0; i < rec->nparams; i++) {
@@ -1375,435 +1143,6 @@ static void rec_add(const virDomainStatsRecord *rec, struct lv_rec *r)
 	}
 }
 
-/* ---- cpu time from the domain's cgroup ---- */
-
-/* Where libvirt puts a domain's cgroup: machine/qemu-ID-NAME.libvirt-qemu
- * without systemd, machine.slice/machine-qemu\x2dID\x2dNAME.scope with it;
- * the cpu time in the cgroup v2 tree (at the root, or at unified/ on a
- * hybrid host) or in cgroup v1's cpuacct hierarchy, the file libvirt's
- * cpu.time comes from. The domain id names one process, so the directory
- * is looked for once per process. */
-static const struct { const char *dir, *file; uint8_t v1; } cg_where[] = {
-	{ "unified/machine", "cpu.stat", 0 }, { "unified/machine.slice", "cpu.stat", 0 },
-	{ "machine", "cpu.stat", 0 }, { "machine.slice", "cpu.stat", 0 },
-	{ "cpuacct/machine", "cpuacct.usage", 1 }, { "cpuacct/machine.slice", "cpuacct.usage", 1 },
-	{ "cpu,cpuacct/machine", "cpuacct.usage", 1 }, { "cpu,cpuacct/machine.slice", "cpuacct.usage", 1 },
-};
-
-static void cg_close(struct lv_dom *d)
-{
-	if (d->cg_fd >= 0)
-		close(d->cg_fd);
-	d->cg_fd = -1;
-}
-
-/* Open domain d's cpu time file for process id. 0, or -ENOENT. */
-static int cg_open(struct lv *s, struct lv_dom *d, unsigned int id)
-{
-	char pre[2][48], path[PATH_MAX];
-	cg_close(d);
-	d->cg_id = id;
-	snprintf(pre[0], sizeof(pre[0]), "qemu-%u-", id);
-	snprintf(pre[1], sizeof(pre[1]), "machine-qemu\\x2d%u\\x2d", id);
-	for (size_t w = 0; w < sizeof(cg_where) / sizeof(cg_where[0]); w++) {
-		snprintf(path, sizeof(path), "%s/%s", s->sysfs_cgroup, cg_where[w].dir);
-		DIR *dir = opendir(path);
-		struct dirent *de;
-		if (!dir)
-			continue;
-		while ((de = readdir(dir))) {
-			const char *p = strchr(cg_where[w].dir, '.') ? pre[1] : pre[0];
-			if (strncmp(de->d_name, p, strlen(p)))
-				continue;
-			/* under systemd, libvirt (7.1 on) makes a libvirt/ group
-			 * in the scope and reads that */
-			snprintf(path, sizeof(path), "%s/%s/%s/libvirt/%s", s->sysfs_cgroup, cg_where[w].dir,
-				 de->d_name, cg_where[w].file);
-			d->cg_fd = open(path, O_RDONLY | O_CLOEXEC);
-			if (d->cg_fd < 0) {
-				snprintf(path, sizeof(path), "%s/%s/%s/%s", s->sysfs_cgroup, cg_where[w].dir,
-					 de->d_name, cg_where[w].file);
-				d->cg_fd = open(path, O_RDONLY | O_CLOEXEC);
-			}
-			if (d->cg_fd >= 0) {
-				d->cg_v1 = cg_where[w].v1;
-				closedir(dir);
-				return 0;
-			}
-		}
-		closedir(dir);
-	}
-	return -ENOENT;
-}
-
-/* Domain d's cpu time in ns, as process id, from its cgroup. 0, or -errno
- * (no cgroup found for this process, or it is gone). */
-static int cg_cpu(struct lv *s, struct lv_dom *d, unsigned int id, uint64_t *ns)
-{
-	char buf[512], *end;
-	if (!s->local || s->cg_off || id == 0 || id == (unsigned int)-1)
-		return -ENOENT;
-	if (d->cg_id != id && cg_open(s, d, id))
-		return -ENOENT;
-	if (d->cg_fd < 0)
-		return -ENOENT; /* looked for, for this process, and not found */
-	ssize_t n = pread(d->cg_fd, buf, sizeof(buf) - 1, 0);
-	if (n <= 0) {
-		cg_close(d); /* the cgroup went with its process */
-		return -ENODEV;
-	}
-	buf[n] = '\0';
-	const char *v = buf;
-	if (!d->cg_v1) {
-		v = strstr(buf, "usage_usec ");
-		if (!v || (v != buf && v[-1] != '\n'))
-			return -EINVAL;
-		v += strlen("usage_usec ");
-	}
-	errno = 0;
-	unsigned long long u = strtoull(v, &end, 10);
-	if (end == v || errno || (*end && *end != '\n') || (!d->cg_v1 && u > UINT64_MAX / 1000))
-		return -EINVAL;
-	*ns = d->cg_v1 ? u : u * 1000;
-	return 0;
-}
-
-/* A domain whose cpu-total libvirt answered this cycle (the process's
- * first cycle, or every cycle where the cgroups are not read): libvirt's
- * cpu time *cpu, read during the call, against the cgroup's, read after
- * it. The same counter can only have gone on since (by at most the call's
- * duration times the host's CPUs; 5 s is far above that and far below a
- * wrong file's difference, the cpu time of a whole other group of
- * threads); it cannot be below libvirt's, up to the microsecond cpu.stat
- * counts in. When they agree, *cpu becomes the cgroup's (a domain's cpu
- * series keeps one source) and the process's cgroup is checked: it is
- * read alone from then on. One that disagrees turns the cgroup reading off
- * for the connection. A domain whose cgroup was not found is looked for
- * again (and libvirt asked again) at the next cycle. */
-static void cg_check(struct lv *s, struct lv_dom *d, unsigned int id, unsigned long long *cpu)
-{
-	uint64_t c, l = *cpu;
-	if (d->cg_fd < 0)
-		d->cg_id = 0;
-	if (cg_cpu(s, d, id, &c))
-		return;
-	if (c + 1000 >= l && (c <= l || c - l <= 5 * (uint64_t)NS_PER_SEC)) {
-		s->cg_ok = 1;
-		d->cg_ok_id = id;
-		*cpu = c;
-		return;
-	}
-	s->cg_off = 1;
-	complain(&s->cg_note, LOG_WARN, "libvirt %s: domain %s: its cgroup says %llu ns of cpu time, libvirt"
-		 " %llu: reading libvirt's cpu-total every cycle", s->uri, d->uuid, (unsigned long long)c,
-		 (unsigned long long)l);
-}
-
-/* How domain d's disk counters are read on a cycle whose bulk call did
- * not ask for the block group: 1 by a virDomainBlockStats call (one disk,
- * no stall seen: libvirt 9 sends QEMU two QMP queries for it, the block
- * group three), 2 in the block group's second call (several disks, whose
- * per-disk calls would each cost those two queries; a domain whose
- * per-disk call stalled, which the NOWAIT call cannot; disks not known
- * yet; a device just added or removed, whose capacity is wanted), 0 not
- * at all (no disk). */
-static int disk_way(const struct lv *s, const struct lv_dom *d)
-{
-	if (d && d->want_sizes)
-		return 2;
-	if (!s->blk_calls)
-		return 0;
-	if (!d || !d->have_info)
-		return 2;
-	if (d->n_disks == 0)
-		return 0;
-	return d->n_disks == 1 && !d->blk_busy ? 1 : 2;
-}
-
-/* Whether d's disk counters come by a per-disk call this cycle: its block
- * group is asked neither in the bulk call nor in the second call (xr),
- * and disk_way() says a per-disk call. */
-static int disk_call_due(const struct lv *s, const struct lv_dom *d, const struct lv_xrec *xr)
-{
-	return !s->blk_main && !(xr && xr->asked >> 1 & 1) && disk_way(s, d) == 1;
-}
-
-/* The answer in ans[0..m) for the domain with this id, looked for from
- * *j on (answers come in the order the domains were asked, some missing). */
-static virDomainStatsRecordPtr answer_for(virDomainStatsRecordPtr *ans, int m, int *j, unsigned int id)
-{
-	for (int k = 0; k < m; k++) {
-		int t = (*j + k) % m;
-		if (virDomainGetID(ans[t]->dom) == id) {
-			*j = t + 1;
-			return ans[t];
-		}
-	}
-	return NULL;
-}
-
-/* Domain d's disk counters by one virDomainBlockStats call into r, as
- * the block group would have given them (no capacity or allocation: the
- * block group's, every slow cycle). A call that waits for the domain's job
- * (libvirt's per-domain calls have no NOWAIT; a job held for long makes
- * it fail after 30 s) or takes more than a quarter interval moves the
- * domain to the NOWAIT block group until a slow cycle's bulk answer has
- * its block group again. A disk gone (hot-unplugged) has the domain's XML
- * read again next cycle. Returns 0, or -1 (nothing read). */
-static int disk_call(struct lv *s, struct lv_dom *d, virDomainPtr dom, struct lv_rec *r)
-{
-	const struct lv_disk *dk = &d->disks[0];
-	virDomainBlockStatsStruct bs;
-	int rc, code = 0;
-	if (d->rpc_cycle == s->cycle && !strcmp(d->rpc_target, dk->target)) {
-		/* asked with the others (rpc_calls()) */
-		const struct lvrpc_call *k = &d->rpc;
-		rc = k->state == LVRPC_OK ? 0 : -1;
-		if (k->state == LVRPC_LATE)
-			d->blk_busy = 1;
-		code = k->state == LVRPC_ERROR ? k->vir_code : 0;
-		bs.rd_req = k->rd_req;
-		bs.rd_bytes = k->rd_bytes;
-		bs.wr_req = k->wr_req;
-		bs.wr_bytes = k->wr_bytes;
-	} else {
-		int64_t t0 = time_mono_ns();
-		rc = virDomainBlockStats(dom, dk->target, &bs, sizeof(bs));
-		if (time_mono_ns() - t0 > s->interval_ns / 4)
-			d->blk_busy = 1;
-		virErrorPtr err = rc ? virGetLastError() : NULL;
-		code = err ? err->code : 0;
-	}
-	s->disk_calls_n++;
-	if (rc) {
-		s->disk_calls_failed++;
-		if (code == VIR_ERR_OPERATION_TIMEOUT)
-			d->blk_busy = 1;
-		else if (code == VIR_ERR_INVALID_ARG)
-			d->xml_stale = 1;
-		return -1;
-	}
-	struct lv_rec_dev *dv = &r->blk[0];
-	const long long v[4] = { bs.rd_bytes, bs.wr_bytes, bs.rd_req, bs.wr_req };  /* blk_fields' order */
-	memset(dv, 0, sizeof(*dv));
-	dv->name = dk->target;
-	for (int f = 0; f < 4; f++)
-		if (v[f] >= 0) {
-			dv->v[f] = (unsigned long long)v[f];
-			dv->have |= (uint8_t)(1 << f);
-		}
-	r->n_blk = 1;
-	r->have_n_blk = 1;
-	return 0;
-}
-
-#define RPC_RETRY_NS (60 * NS_PER_SEC)  /* the library's calls this long after the protocol failed */
-
-/* The domain a call of rpc_calls() was asked for. */
-static struct lv_dom *dom_of_call(struct lvrpc_call *k)
-{
-	if (k->proc == LVRPC_GET_INFO)
-		return (struct lv_dom *)((char *)k - offsetof(struct lv_dom, info));
-	return (struct lv_dom *)((char *)k - offsetof(struct lv_dom, rpc));
-}
-
-/* The protocol's connection, opened if it is not and may be tried now.
- * 1 when it can be used. */
-static int rpc_ready(struct lv *s)
-{
-	if (s->rpc)
-		return 1;
-	int64_t now = time_mono_ns();
-	struct tally_err e = { 0 };
-	if (now < s->rpc_retry_ns)
-		return 0;
-	int rc = s->rpc_test ? 0 : lvrpc_socket_for(s->uri, NULL, s->rpc_path, sizeof(s->rpc_path));
-	if (rc == 0)
-		rc = lvrpc_open(&s->rpc, s->rpc_path, s->uri, s->interval_ns / 4, &e);
-	if (rc) {
-		s->rpc_retry_ns = now + RPC_RETRY_NS;
-		if (rc != -ENOENT)
-			complain(&s->rpc_note, LOG_INFO, "libvirt %s: stats calls through libvirt's library (its"
-				 " protocol on %s: %s)", s->uri, s->rpc_path, e.msg);
-		return 0;
-	}
-	s->bulk_rpc_off = 0;
-	return 1;
-}
-
-/* The protocol's connection broke or the daemon broke the protocol: what
- * it would have asked goes through the library's calls for a while. */
-static void rpc_broke(struct lv *s, const char *what, const struct tally_err *e)
-{
-	complain(&s->rpc_note, LOG_WARN, "libvirt %s: %s through libvirt's library for %d s: its protocol on %s"
-		 " failed (%s)", s->uri, what, (int)(RPC_RETRY_NS / NS_PER_SEC), s->rpc_path, e->msg);
-	lvrpc_close(s->rpc);
-	s->rpc = NULL;
-	s->rpc_retry_ns = time_mono_ns() + RPC_RETRY_NS;
-}
-
-/* The domain of a protocol record: its reference, the one its lv_dom
- * keeps for this process, or else looked up by UUID (once per process:
- * read_domains() hands it to the domain, bulk_own[i] until then). NULL
- * when the domain is not known to the library's connection as that
- * process (stopped since the answer, or another process already). */
-static virDomainPtr rpc_dom(struct lv *s, const struct lvrpc_stats *r, uint8_t *own)
-{
-	struct lv_dom *d = dom_by_bulk_id(s, r->id);
-	*own = 0;
-	if (d && d->ptr && d->ptr_id == (int)r->id)
-		return d->ptr;
-	virDomainPtr p = virDomainLookupByUUID(s->conn, r->uuid);
-	if (p && virDomainGetID(p) != r->id) {
-		virDomainFree(p);
-		p = NULL;
-	}
-	*own = p != NULL;
-	return p;
-}
-
-/* The answer's references no domain took, and the answer. */
-static void rpc_bulk_free(struct lv *s)
-{
-	for (int i = 0; s->bulk_rpc && i < s->bulk_ans.n; i++)
-		if (s->bulk_rec[i].own)
-			virDomainFree(s->bulk_rec[i].r.dom);
-	lvrpc_answer_free(&s->bulk_ans);
-	s->bulk_rpc = 0;
-}
-
-/* This cycle's bulk call over libvirt's protocol (a hypervisor on this
- * host, libvirt_rpc.h: about 150 us of tallyd's CPU for 32 domains where
- * the library's call costs about 380, its records' free included: it
- * runs the call in a GLib main context of its own and makes and frees a
- * domain object per record). The records are given in *recs as the
- * library's would be. Returns their number, or -1 where the library's call
- * is to be made (the protocol cannot be spoken, failed, or the daemon
- * refused the call: then on this connection from now on). */
-static int rpc_bulk(struct lv *s, unsigned int groups, unsigned int flags, virDomainStatsRecordPtr **recs)
-{
-	struct tally_err e = { 0 };
-	int code = 0;
-	if (!s->local || s->bulk_rpc_off || !rpc_ready(s))
-		return -1;
-	int rc = lvrpc_all_stats(s->rpc, groups, flags, s->interval_ns > 5 * NS_PER_SEC ? s->interval_ns : 5 * NS_PER_SEC,
-				 &s->bulk_ans, &code, &e);
-	if (rc == -EREMOTEIO) {
-		/* NOWAIT unknown to an older daemon, say: the library's call
-		 * says what, and copes, from now on */
-		s->bulk_rpc_off = 1;
-		return -1;
-	}
-	if (rc) {
-		rpc_broke(s, "the bulk stats call", &e);
-		return -1;
-	}
-	s->bulk_calls_rpc++;
-	int n = s->bulk_ans.n;
-	if (vec_reserve((void **)&s->bulk_rec, &s->cap_brec, (size_t)n + 1, sizeof(*s->bulk_rec), 64) ||
-	    vec_reserve((void **)&s->bulk_ptr, &s->cap_bptr, (size_t)n + 1, sizeof(*s->bulk_ptr), 64) ||
-	    vec_reserve((void **)&s->rid, &s->cap_rid, (size_t)n + 1, sizeof(*s->rid), 64)) {
-		lvrpc_answer_free(&s->bulk_ans);
-		return -1;   /* the library's call, which may find the memory */
-	}
-	int m = 0;
-	s->bulk_rpc = 1;
-	for (int i = 0; i < n; i++) {
-		const struct lvrpc_stats *r = &s->bulk_ans.recs[i];
-		uint8_t own;
-		virDomainPtr p = rpc_dom(s, r, &own);
-		if (!p)
-			continue;   /* gone since: its stop event, or the next cycle, says */
-		s->bulk_rec[m].r = (virDomainStatsRecord){ .dom = p, .params = r->params, .nparams = r->nparams };
-		s->bulk_rec[m].own = own;
-		s->bulk_ptr[m] = &s->bulk_rec[m].r;
-		s->rid[m] = r->id;
-		m++;
-	}
-	s->bulk_ans.n = m;   /* what rpc_bulk_free() walks */
-	*recs = s->bulk_ptr;
-	if (!s->rpc_said) {
-		log_msg(LOG_INFO, "libvirt %s: the bulk stats call, per-disk calls and vCPU counts asked over"
-			" libvirt's protocol on %s", s->uri, s->rpc_path);
-		s->rpc_said = 1;
-	}
-	return m;
-}
-
-/* This cycle's per-disk calls, and a slow cycle's virDomainGetInfo (the
- * vCPUs), all at once over libvirt's protocol (libvirt_rpc.h: a few us of
- * tallyd's CPU a call, against about 96 and 50 for the library's), for
- * the domains from_record() would make one for: a per-disk call for a
- * process already read, with one disk, whose block group is not asked;
- * the info for every process already read. Their answers wait in each
- * domain (rpc_cycle, info_cycle) and from_record() takes them. Where the
- * protocol cannot be spoken (not this host's system daemon, no read-only
- * socket, authentication asked) or breaks, from_record() makes the
- * library's calls, as before, and the protocol is tried again after
- * RPC_RETRY_NS. The batch waits at most a quarter interval, as one library
- * call may: a per-disk call not answered by then moves its domain to the
- * block group (blk_busy), as a stalled call does; an info not answered
- * leaves the vCPU count as it was until the next slow cycle. */
-static void rpc_calls(struct lv *s, virDomainStatsRecordPtr *recs, int n)
-{
-	int disks = s->blk_calls && !s->blk_main, infos = s->vcpus_by_info;
-	if ((!disks && !infos) || n <= 0)
-		return;
-	struct tally_err e = { 0 };
-	int rc;
-	if (!rpc_ready(s))
-		return;
-	if (vec_reserve((void **)&s->rpc_batch, &s->rpc_cap, 2 * (size_t)n, sizeof(*s->rpc_batch), 16))
-		return;
-	size_t m = 0, m_disk = 0;
-	for (int i = 0; i < n; i++) {
-		unsigned int bid = s->rid[i];
-		struct lv_dom *d = bid ? dom_by_bulk_id(s, bid) : NULL;
-		const struct lv_xrec *xr = i < s->n_xrec ? &s->xrec[i] : NULL;
-		const char *name = virDomainGetName(recs[i]->dom);
-		if (!d || !name || d->dom_id != bid)
-			continue;
-		const unsigned char *uuid = d->raw;
-		if (disks && !d->xml_stale && disk_call_due(s, d, xr)) {
-			d->rpc = (struct lvrpc_call){ .proc = LVRPC_BLOCK_STATS, .name = name, .id = (int)bid };
-			memcpy(d->rpc.uuid, uuid, sizeof(d->rpc.uuid));
-			str_copy(d->rpc_target, d->disks[0].target, sizeof(d->rpc_target));
-			d->rpc.path = d->rpc_target;
-			d->rpc_cycle = s->cycle + 1;   /* the cycle read_domains() reads next */
-			s->rpc_batch[m++] = &d->rpc;
-			m_disk++;
-		}
-		if (infos) {
-			d->info = (struct lvrpc_call){ .proc = LVRPC_GET_INFO, .name = name, .id = (int)bid };
-			memcpy(d->info.uuid, uuid, sizeof(d->info.uuid));
-			d->info_cycle = s->cycle + 1;
-			s->rpc_batch[m++] = &d->info;
-		}
-	}
-	if (!m)
-		return;
-	rc = lvrpc_calls(s->rpc, s->rpc_batch, m, s->interval_ns / 4, &e);
-	s->disk_calls_rpc += m_disk;
-	s->info_calls_rpc += m - m_disk;
-	if (rc) {
-		/* what came is taken; the rest are read by the library's calls
-		 * this cycle (from_record()), and for a while */
-		for (size_t i = 0; i < m; i++)
-			if (s->rpc_batch[i]->state == LVRPC_LATE) {
-				struct lv_dom *d = dom_of_call(s->rpc_batch[i]);
-				if (s->rpc_batch[i]->proc == LVRPC_GET_INFO)
-					d->info_cycle = 0;
-				else
-					d->rpc_cycle = 0;
-			}
-		rpc_broke(s, "per-disk calls and vCPU counts", &e);
-	} else if (!s->rpc_said) {
-		log_msg(LOG_INFO, "libvirt %s: per-disk calls and vCPU counts asked at once over libvirt's"
-			" protocol on %s", s->uri, s->rpc_path);
-		s->rpc_said = 1;
-	}
-}
-
 /* The disk sizes (capacity, allocation) of d's current disks that this
  * read did not bring: read with the block group every slow cycle, their
  * last values hold and are sent again, so they are integrated up to each
@@ -1845,10 +1184,10 @@ static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr r
 	x->id = id;
 	if (r->have_cpu) {
 		if (s->local && !s->cg_off)
-			cg_check(s, d, id, &r->cpu);
+			lv_cg_check(s, d, id, &r->cpu);
 	} else if (s->asked_cpu) {
 		return 0; /* a driver that answers without the groups asked for */
-	} else if (s->cg_ok && cg_cpu(s, d, id, &cg) == 0) {
+	} else if (s->cg_ok && lv_cg_cpu(s, d, id, &cg) == 0) {
 		/* checked, or (the check's call failed) a cgroup found the way
 		 * the checked ones were */
 		r->cpu = cg;
@@ -1860,7 +1199,7 @@ static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr r
 	if (torn_down(s, d, rec->dom, r->cpu, x))
 		return -1;
 	/* the vCPUs: the domain's definition (no guest or QEMU is asked),
-	 * asked with the others (rpc_calls()) or through the library */
+	 * asked with the others (lv_rpc_calls()) or through the library */
 	virDomainInfo info;
 	if (!r->have_vcpus && s->vcpus_by_info) {
 		if (d->info_cycle == s->cycle) {
@@ -1875,8 +1214,8 @@ static int from_record(struct lv *s, struct lv_dom *d, virDomainStatsRecordPtr r
 		d->want_sizes = 0;
 		if (s->blk_main)
 			d->blk_busy = 0; /* its job was free for the NOWAIT call: per-disk calls again */
-	} else if (disk_call_due(s, d, xr)) {
-		disk_call(s, d, rec->dom, r);
+	} else if (lv_disk_call_due(s, d, xr)) {
+		lv_disk_call(s, d, rec->dom, r);
 	}
 	put_c(x, M_CPU, "", r->cpu);
 	if (!r->have_vcpus || !r->have_cur)
@@ -2078,7 +1417,7 @@ static void final_reading(struct lv *s, struct lv_dom *d, int64_t t_ns, int tail
 	d->n_last = 0;
 	d->last_cur = 0;
 	d->stop_ns = t_ns;
-	cg_close(d); /* the process and its cgroup are gone */
+	lv_cg_close(d); /* the process and its cgroup are gone */
 	d->cg_id = 0;
 	d->cg_ok_id = 0;
 	d->want_sizes = 1; /* the next life's disk sizes come with the block group */
@@ -2236,7 +1575,7 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 			unsigned char raw[VIR_UUID_BUFLEN];
 			dom = recs[i]->dom;
 			bid = s->rid[i];
-			if ((d = dom_by_bulk_id(s, bid))) {
+			if ((d = lv_dom_by_bulk_id(s, bid))) {
 				is_new = 0;
 			} else {
 				if (virDomainGetUUID(dom, raw) != 0)
@@ -2347,7 +1686,7 @@ static void read_domains(struct lv *s, virDomainStatsRecordPtr *recs, int n, int
 }
 
 /* s->rid[0..n): each library record's domain id, asked of libvirt once
- * (rpc_bulk() fills them from the protocol's answer). -ENOMEM, or 0. */
+ * (lv_rpc_bulk() fills them from the protocol's answer). -ENOMEM, or 0. */
 static int rec_ids(struct lv *s, virDomainStatsRecordPtr *recs, int n)
 {
 	if (n <= 0)
@@ -2357,85 +1696,6 @@ static int rec_ids(struct lv *s, virDomainStatsRecordPtr *recs, int n)
 	for (int i = 0; i < n; i++)
 		s->rid[i] = (unsigned int)virDomainGetID(recs[i]->dom);
 	return 0;
-}
-
-/* What the second calls ask, for each of the n records (s->xrec[i].asked),
- * and, when doms is given, the domains of each call (NULL-terminated
- * arrays, the caller's to free; k their lengths). Returns 0, or -ENOMEM
- * (nothing is asked). */
-static int extra_plan(struct lv *s, virDomainStatsRecordPtr *recs, int n, virDomainPtr *doms[2], size_t k[2])
-{
-	s->n_xrec = 0;
-	if (n <= 0)
-		return 0;
-	if (vec_reserve((void **)&s->xrec, &s->cap_xrec, (size_t)n, sizeof(*s->xrec), 64))
-		return -ENOMEM;
-	memset(s->xrec, 0, (size_t)n * sizeof(*s->xrec));
-	for (int i = 0; i < n; i++) {
-		unsigned int id = s->rid[i];
-		const struct lv_dom *d = dom_by_bulk_id(s, id);
-		int need[2] = { !s->asked_cpu && s->local && !s->cg_off && !(d && d->cg_ok_id == id),
-				!s->blk_main && disk_way(s, d) == 2 };
-		for (int g = 0; g < 2; g++) {
-			if (!need[g])
-				continue;
-			if (doms && !doms[g] && !(doms[g] = calloc((size_t)n + 1, sizeof(*doms[g]))))
-				return -ENOMEM;
-			if (doms)
-				doms[g][k[g]++] = recs[i]->dom;
-			s->xrec[i].asked |= (uint8_t)(1 << g);
-			*(g ? &s->blk_alone : &s->cg_checks) += 1;
-		}
-	}
-	s->n_xrec = n;
-	return 0;
-}
-
-/* A cycle's second calls: virDomainListGetStats for just the domains that
- * need more than the bulk call asked. [0] cpu-total for the processes
- * whose cgroup has not been checked against libvirt's cpu.time (started
- * since the last cycle, or whose cgroup was not found): QEMU answers
- * libvirt 9's halt-poll query (the cost reading the cgroups saves) once
- * per process, not every cycle. [1] the block group for the domains whose
- * disks are not read by a per-disk call (disk_way()). The answers are
- * kept in s->xans until the cycle's readings are sent, and each bulk
- * record's in s->xrec (by index). A failed call leaves its domains
- * unanswered: from_record() then reads their cgroups unchecked where
- * other domains' were found the same way (else they are not read this
- * cycle), and their disks not at all this cycle. Without memory nothing
- * is asked (n_xrec 0). */
-static void extra_calls(struct lv *s, virDomainStatsRecordPtr *recs, int n)
-{
-	static const unsigned int groups[2] = { VIR_DOMAIN_STATS_CPU_TOTAL, VIR_DOMAIN_STATS_BLOCK };
-	virDomainPtr *doms[2] = { NULL, NULL };
-	size_t k[2] = { 0, 0 };
-	if (extra_plan(s, recs, n, doms, k)) {
-		s->n_xrec = 0;
-		goto out;
-	}
-	for (int g = 0; g < 2; g++) {
-		if (!k[g])
-			continue;
-		int m = virDomainListGetStats(doms[g], groups[g], &s->xans[g],
-					      s->nowait_ok ? VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT : 0);
-		for (int i = 0, j = 0; i < n && m > 0; i++)
-			if (s->xrec[i].asked >> g & 1)
-				s->xrec[i].rec[g] = answer_for(s->xans[g], m, &j, s->rid[i]);
-	}
-out:
-	free(doms[0]);
-	free(doms[1]);
-}
-
-/* The second calls' answers, once their readings are sent. */
-static void extra_free(struct lv *s)
-{
-	for (int g = 0; g < 2; g++) {
-		if (s->xans[g])
-			virDomainStatsRecordListFree(s->xans[g]);
-		s->xans[g] = NULL;
-	}
-	s->n_xrec = 0;
 }
 
 int lv_read_records(void *state, virDomainStatsRecordPtr *recs, int n, struct lv_test_cycle *c, int64_t now_ns,
@@ -2450,14 +1710,14 @@ int lv_read_records(void *state, virDomainStatsRecordPtr *recs, int n, struct lv
 		s->blk_main = c->block_main;
 		s->blk_calls = c->disk_calls;
 		s->vcpus_by_info = c->vcpus_by_info;
-		if (extra_plan(s, recs, n, NULL, NULL))
+		if (lv_extra_plan(s, recs, n, NULL, NULL))
 			return -ENOMEM;
 		for (int i = 0; i < s->n_xrec; i++) {
 			c->asked[i] = s->xrec[i].asked;
 			s->xrec[i].rec[0] = s->xrec[i].asked & 1 && c->xcpu ? c->xcpu[i] : NULL;
 			s->xrec[i].rec[1] = s->xrec[i].asked & 2 && c->xblk ? c->xblk[i] : NULL;
 		}
-		rpc_calls(s, recs, n);
+		lv_rpc_calls(s, recs, n);
 	}
 	read_domains(s, recs, n, 0, now_ns, sink);
 	s->n_xrec = 0;
@@ -2512,7 +1772,7 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 	s->asked_cpu = !s->local || !s->cg_ok || s->cg_off;
 	s->vcpus_by_info = slow && s->local;
 	/* disk counters every block_every cycles: on a hypervisor on this host
-	 * by per-disk calls (disk_way()), with the block group (which adds
+	 * by per-disk calls (lv_disk_way()), with the block group (which adds
 	 * capacity and allocation) every slow cycle; else the block group */
 	int per_disk = s->disk_calls && s->local;
 	s->blk_main = per_disk ? slow : block;
@@ -2543,7 +1803,7 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		n = list_ids(s);
 	} else {
 		unsigned int f = flags | (s->nowait_ok ? VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT : 0);
-		by_rpc = (n = rpc_bulk(s, groups, f, &recs)) >= 0;
+		by_rpc = (n = lv_rpc_bulk(s, groups, f, &recs)) >= 0;
 		if (!by_rpc)
 			n = virConnectGetAllDomainStats(s->conn, groups, &recs, f);
 	}
@@ -2568,13 +1828,13 @@ static int lv_read(void *state, int64_t now_ns, const struct sink *sink, struct 
 		return err_set(e, -ENOMEM, "libvirt %s: out of memory", s->uri);
 	}
 	if (!list_only) {
-		extra_calls(s, recs, n);
-		rpc_calls(s, recs, n);
+		lv_extra_calls(s, recs, n);
+		lv_rpc_calls(s, recs, n);
 	}
 	read_domains(s, recs, n, list_only, now_ns, sink);
-	extra_free(s);
+	lv_extra_free(s);
 	if (by_rpc)
-		rpc_bulk_free(s);
+		lv_rpc_bulk_free(s);
 	else if (recs)
 		virDomainStatsRecordListFree(recs);
 	return sink_status_err(&s->ss, "libvirt", e);
@@ -2604,7 +1864,7 @@ static void lv_free(void *state)
 		free(d->sizes);
 		free(d->nics);
 		free(d->slots);
-		cg_close(d);
+		lv_cg_close(d);
 	}
 	free(s->dom);
 	free(s->slot);
