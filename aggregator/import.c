@@ -149,6 +149,11 @@ static int resource_of(struct import_writer *w, const struct import_event *ev, i
 	 * ledger's row (on PostgreSQL another aggregator may have written it) */
 	char tenant[sizeof(((struct resource_meta){ 0 }).tenant)];
 	bool found = h != NULL;
+	/* the last instant the event saw the resource: an amount at an
+	 * instant, that instant; a span [time, end), its last nanosecond, as
+	 * end is the first instant it no longer was (a bucket held all of
+	 * September is not in October, nor owes its fees) */
+	const int64_t last = ev->end_ns > ev->time_ns ? ev->end_ns - 1 : ev->time_ns;
 	if (h)
 		str_copy(tenant, h->r.meta.tenant, sizeof(tenant));
 	else if ((rc = ledger_resource_tenant(w->l, ev->resource, &found, tenant, sizeof(tenant), e)))
@@ -170,7 +175,7 @@ static int resource_of(struct import_writer *w, const struct import_event *ev, i
 		str_copy(res->meta.name, ev->name[0] ? ev->name : ev->resource, sizeof(res->meta.name));
 		str_copy(res->meta.tenant, ev->tenant, sizeof(res->meta.tenant));
 		res->meta.time_ns = res->first_seen_ns = ev->time_ns;
-		res->last_seen_ns = ev->end_ns;
+		res->last_seen_ns = last;
 		/* its row first: the ledger says its id (PostgreSQL: the one
 		 * another writer gave it, or a new one), which its attributes name */
 		if ((rc = ledger_put_resource(w->l, res, false, e)) ||
@@ -181,11 +186,11 @@ static int resource_of(struct import_writer *w, const struct import_event *ev, i
 		*id = res->id;
 		return 0;
 	}
-	bool wider = ev->time_ns < h->r.first_seen_ns || ev->end_ns > h->r.last_seen_ns;
+	bool wider = ev->time_ns < h->r.first_seen_ns || last > h->r.last_seen_ns;
 	if (ev->time_ns < h->r.first_seen_ns)
 		h->r.first_seen_ns = ev->time_ns;
-	if (ev->end_ns > h->r.last_seen_ns)
-		h->r.last_seen_ns = ev->end_ns;
+	if (last > h->r.last_seen_ns)
+		h->r.last_seen_ns = last;
 	/* a resource the writer has not committed yet is written here (its
 	 * usage rows name it) as a new row: the ledger keeps or gives its id */
 	if (wider || !h->in_ledger) {

@@ -326,6 +326,56 @@ START_TEST(test_import_and_bill)
 }
 END_TEST
 
+/* An event over [time, end) says the resource existed up to end, not at
+ * end: end is the first instant it no longer did. A bucket held from 1
+ * September 00:00 to 16 September 00:00 existed on 15 days of September
+ * (the 1st to the 15th), so a prorated fee of 30.00 is 30.00 x 15/30 =
+ * 15.00 (it was billed 16 days, 16.00: the day of end counted). A bucket
+ * held all of September, [1 Sep, 1 Oct), never existed in October: no
+ * October invoice at all (it was given one with its fees and minimum,
+ * 2.00 + 1.00 of 30 days + 5.00 true-up, for a month it was not in). */
+START_TEST(test_span_end_is_not_a_sighting)
+{
+	define_meters();
+	lf_open();
+	lf_close();
+	struct import_result r;
+	struct tally_err e = { 0 };
+	ck_assert_msg(import_text("s.csv", "id,tenant,resource,meter,time,end,quantity\n"
+				  "h1,acme,bucket:half,storage.objects.size,2026-09-01T00:00:00Z,2026-09-16T00:00:00Z,1\n"
+				  "w1,globex,bucket:whole,storage.objects.size,2026-09-01T00:00:00Z,2026-10-01T00:00:00Z,1\n",
+				  &r, &e) == 0, "%s", e.msg);
+	write_plan("plan: i\ncurrency: EUR\nversions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: storage.objects.size, unit: GiB-month, price: 0.10}\n"
+		   "    fees:\n      - {name: support, amount: 30.00, prorate: true}\n"
+		   "      - {name: base, amount: 2.00}\n    minimum: 5.00\n");
+	struct plan p;
+	struct plan_errors errs;
+	ck_assert_msg(plan_load(plan_path, &p, &errs) == 0, "%s", errs.msg[0]);
+	struct invoice *v;
+	size_t n;
+	struct rate_query q = { .ledger = ledger, .from_ns = SEP, .to_ns = OCT, .tenant = "acme" };
+	ck_assert_msg(invoice_build_all(&p, &q, &v, &n, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(n, 1);
+	const struct invoice_line *fee = NULL;
+	for (size_t i = 0; i < v[0].n_lines; i++)
+		if (v[0].lines[i].type == INV_FEE && !strncmp(v[0].lines[i].description, "support", 7))
+			fee = &v[0].lines[i];
+	ck_assert_ptr_nonnull(fee);
+	ck_assert_str_eq(fee->description, "support (15 of 30 days)");
+	ck_assert_int_eq(fee->amount_minor, 1500);
+	release(v, n);
+	/* October, every tenant: neither bucket was in it */
+	q = (struct rate_query){ .ledger = ledger, .from_ns = OCT, .to_ns = NOV };
+	ck_assert_msg(invoice_build_all(&p, &q, &v, &n, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(n, 0);
+	release(v, n);
+	plan_release(&p);
+	lf_teardown();
+	meter_custom_clear();
+}
+END_TEST
+
 /* POST /api/v1/events bodies (import_parse_request): the shape is the
  * request's (400: index and key where there is one), an event's rules the
  * same as a file's (422); a quantity is exact as a JSON integer or a
@@ -538,6 +588,7 @@ int main(void)
 	tcase_add_test(tc, test_meter_config);
 	tcase_add_test(tc, test_parse_mistakes);
 	tcase_add_test(tc, test_import_and_bill);
+	tcase_add_test(tc, test_span_end_is_not_a_sighting);
 	tcase_add_test(tc, test_request);
 	tcase_add_test(tc, test_writer_beside_aggregator);
 	suite_add_tcase(s, tc);
