@@ -57,6 +57,8 @@ struct rerated {
 	int64_t from, to;
 	struct invoice *invs;
 	size_t n;
+	char currency[8];            /* of the plan it was issued under: the units of its amounts */
+	int minor_digits;
 };
 
 static int rate_again(const char *ledger, int64_t from, int64_t to, const char *plan_text, int64_t number,
@@ -69,6 +71,8 @@ static int rate_again(const char *ledger, int64_t from, int64_t to, const char *
 	snprintf(name, sizeof(name), "plan of invoice #%lld", (long long)number);
 	if (plan_load_text(name, plan_text, strlen(plan_text), &p, &errs))
 		return err_set(e, -EINVAL, "%s", errs.n ? errs.msg[0] : name);
+	str_copy(out->currency, p.currency, sizeof(out->currency));
+	out->minor_digits = p.minor_digits;
 	int rc = invoice_build_all(&p, &q, &out->invs, &out->n, e);
 	plan_release(&p);
 	return rc;
@@ -132,11 +136,22 @@ static int on_issued(void *ctx, const struct ledger_invoice *is)
 			       is->tenant, is->issuer, (long long)is->number);
 	if (delta == 0)
 		return 0;
+	char per[96];
+	period_text(is->from_ns, is->to_ns, per, sizeof(per));
+	/* the difference is in minor units of the issued invoice's plan: on
+	 * an invoice of another currency or scale the same integer is another
+	 * amount (500 cents printed as 0.0500 EUR, or 500 yen), and tally
+	 * converts neither */
+	if (strcmp(a->cur.currency, inv->currency) || a->cur.minor_digits != inv->minor_digits)
+		return err_set(e, -EINVAL, "tenant '%s': %s #%lld for %s was issued in %s with %d minor digits, this"
+			       " invoice is in %s with %d: the usage recorded after it cannot be carried as an"
+			       " adjustment (tally converts no amounts; invoice with a plan in %s with %d minor"
+			       " digits)", is->tenant, is->issuer, (long long)is->number, per, a->cur.currency,
+			       a->cur.minor_digits, inv->currency, inv->minor_digits, a->cur.currency,
+			       a->cur.minor_digits);
 	struct invoice_line *l = invoice_add_line(inv);
 	if (!l)
 		return err_set(e, -ENOMEM, "out of memory");
-	char per[96];
-	period_text(is->from_ns, is->to_ns, per, sizeof(per));
 	l->type = INV_ADJUSTMENT;
 	l->group = "adjustments";
 	l->meter = -1;

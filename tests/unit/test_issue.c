@@ -215,6 +215,61 @@ START_TEST(test_late_usage_adjusted_once)
 }
 END_TEST
 
+/* An adjustment is in the minor units of the plan its period was issued
+ * under: October issued in EUR with 2 minor digits (10.00 = 1000), 5 more
+ * vCPU-hours recorded late make it 15.00, a difference of 500 cents. A
+ * November invoice rated with a plan of 4 minor digits printed that 500
+ * as 0.0500 EUR (it is 5.0000 EUR), and one in JPY as 500 yen: another
+ * scale or currency, with exit 0. tally converts neither: refused, the
+ * issued invoice and both scales named. */
+START_TEST(test_adjustment_in_other_units_refused)
+{
+	october();
+	write_file(plan_x);
+	struct invoice *v;
+	size_t n;
+	ck_assert_int_eq(run(T0, NOV, "acme", NOV + H, &v, &n), 0);
+	release(v, n);
+	struct agg_config ac = { .ledger_path = ledger, .max_gap_ns = 40 * 24 * H };
+	struct tally_err e = { 0 };
+	ck_assert_int_eq(agg_open(&agg, &ac, &e), 0);
+	batch_init(&bt, "host-1");
+	lf_reading("vm-a", M_VCPUS, T0 + 15 * H, 1, 0, SAMPLE_F_LAST);
+	lf_close();
+
+	static const char *const plans[] = {
+		"plan: p\nissuer: Example Cloud\ncurrency: EUR\nminor_digits: 4\n"
+		"versions:\n  - from: 2026-01-01\n    prices:\n      - {meter: vcpus, unit: vCPU-hour, price: 1.00}\n",
+		"plan: p\nissuer: Example Cloud\ncurrency: JPY\n"
+		"versions:\n  - from: 2026-01-01\n    prices:\n      - {meter: vcpus, unit: vCPU-hour, price: 1}\n",
+	};
+	static const char *const says[] = {
+		"tenant 'acme': Example Cloud #1 for 2026-10 was issued in EUR with 2 minor digits, this invoice is in"
+		" EUR with 4",
+		"tenant 'acme': Example Cloud #1 for 2026-10 was issued in EUR with 2 minor digits, this invoice is in"
+		" JPY with 0",
+	};
+	for (int i = 0; i < 2; i++) {
+		struct plan p;
+		struct plan_errors errs;
+		write_file(plans[i]);
+		ck_assert_msg(plan_load(plan_path, &p, &errs) == 0, "%s", errs.msg[0]);
+		struct rate_query q = { .ledger = ledger, .from_ns = NOV, .to_ns = DEC, .tenant = "acme" };
+		ck_assert_msg(invoice_build_all(&p, &q, &v, &n, &e) == 0, "%s", e.msg);
+		ck_assert_int_eq(issue_adjust(ledger, &v[0], &p, &e), -EINVAL);
+		ck_assert_msg(strstr(e.msg, says[i]), "%s", e.msg);
+		release(v, n);
+		plan_release(&p);
+	}
+	/* the plan of the issued invoice's units: the 5.00 carried */
+	write_file(plan_x);
+	ck_assert_int_eq(run(NOV, DEC, "acme", 0, &v, &n), 0);
+	ck_assert_int_eq(v[0].lines[v[0].n_lines - 1].type, INV_ADJUSTMENT);
+	ck_assert_int_eq(v[0].lines[v[0].n_lines - 1].amount_minor, 500);
+	release(v, n);
+}
+END_TEST
+
 /* The adjustment's difference never wraps (issue 9): an issued September
  * invoice of acme stored with a base of -2^63 minor units (an INSERT the
  * ledger allows; only changes are refused) rates again to 0, and 0 - (-2^63)
@@ -316,6 +371,7 @@ int main(void)
 	tcase_add_test(tc, test_numbered_stored_and_never_twice);
 	tcase_add_test(tc, test_all_or_none);
 	tcase_add_test(tc, test_late_usage_adjusted_once);
+	tcase_add_test(tc, test_adjustment_in_other_units_refused);
 	tcase_add_test(tc, test_adjustment_past_int64_refused);
 	tcase_add_test(tc, test_explain_draft);
 	tcase_add_test(tc, test_explain_tiers);
