@@ -236,13 +236,31 @@ static int usage_lines(const struct plan *p, const struct rate_result *r, size_t
 	return 0;
 }
 
+/* Does selector a require every label b does, with its value? */
+static bool selector_within(const struct plan_price *a, const struct plan_price *b)
+{
+	for (int i = 0; i < b->n_sel; i++) {
+		int j = 0;
+		while (j < a->n_sel && strcmp(a->sel_key[j], b->sel_key[i]))
+			j++;
+		if (j == a->n_sel || strcmp(a->sel_val[j], b->sel_val[i]))
+			return false;
+	}
+	return true;
+}
+
 /* Do two usage lines price the same thing, so that one continues the
  * other's allowance, tiers and blocks? The same meter, the same selector,
- * both the tenant's own price or both the plan's. */
-static bool same_chain(const struct invoice_line *a, const struct invoice_line *b)
+ * both the tenant's own price or both the plan's. A selector is a set of
+ * labels (a plan's map has each key once): {flavor: x, name: y} and
+ * {name: y, flavor: x} select the same resources, so they are compared
+ * as sets, not as the text that lists them in the plan's order. */
+static bool same_chain(const struct plan *p, const struct invoice_line *a, const struct invoice_line *b)
 {
-	return a->meter == b->meter && (a->key.override >= 0) == (b->key.override >= 0) &&
-	       !strcmp(a->selector, b->selector);
+	if (a->meter != b->meter || (a->key.override >= 0) != (b->key.override >= 0))
+		return false;
+	const struct plan_price *pa = rate_price(p, &a->key), *pb = rate_price(p, &b->key);
+	return pa->n_sel == pb->n_sel && selector_within(pa, pb) && selector_within(pb, pa);
 }
 
 /* The amount of every usage line. One period has one free allowance and
@@ -260,7 +278,7 @@ static int rate_lines(const struct plan *p, struct invoice *inv, struct tally_er
 		__int128 start = 0, total = 0;
 		for (size_t j = 0; j < inv->n_lines; j++) {
 			const struct invoice_line *o = &inv->lines[j];
-			if (o->type != INV_USAGE || !same_chain(l, o))
+			if (o->type != INV_USAGE || !same_chain(p, l, o))
 				continue;
 			total += o->qty;   /* each <= 2^96 (rate.h): no wrap */
 			if (o->from_ns < l->from_ns)

@@ -909,6 +909,46 @@ START_TEST(test_one_allowance_across_a_plan_change)
 }
 END_TEST
 
+/* The same price is the same selector, whatever order its labels are
+ * written in: {flavor: m1.small, name: vm-o} from the 1st and {name:
+ * vm-o, flavor: m1.small} from 2026-10-16T12:00Z select the same VMs, so
+ * the period has one allowance of 10 GB. Egress as above: 62.5 GB before
+ * the change, 77.5 GB after. Part 1: 10 free, 52.5 x 0.10 = 5.25; part 2:
+ * the allowance is used up, 77.5 x 0.08 = 6.20. (Compared as text, the
+ * labels in another order were another price: a second 10 GB free, 67.5 x
+ * 0.08 = 5.40.) */
+START_TEST(test_one_allowance_labels_in_any_order)
+{
+	lf_open();
+	lf_meta("vm-o", "acme", "m1.small", T0);
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0, 0, 0, 0);
+	lf_flush();
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0 + 15 * DAY, 0, 60 * GB, 0);
+	lf_flush();
+	lf_reading("vm-o", M_NET_OUT_BYTES, T0 + 31 * DAY, 0, 140 * GB, 0);
+	lf_close();
+	write_plan(PLAN_HEAD "versions:\n"
+		   "  - from: 2026-10-01\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, select: {flavor: m1.small, name: vm-o},"
+		   " free: 10, price: 0.10}\n"
+		   "  - from: 2026-10-16T12:00:00Z\n    prices:\n"
+		   "      - {meter: network.outgoing.bytes, unit: GB, select: {name: vm-o, flavor: m1.small},"
+		   " free: 10, price: 0.08}\n");
+	struct invoice *v;
+	char b[64];
+	size_t n = invoices(T0, T0 + 31 * DAY, NULL, false, &v);
+	const int64_t change = T0 + 372 * H;
+	const struct invoice_line *n1 = part_of(&v[0], M_NET_OUT_BYTES, T0), *n2 = part_of(&v[0], M_NET_OUT_BYTES, change);
+	ck_assert_str_eq(qty(n1, b), "62.500000000");
+	ck_assert_str_eq(qty(n2, b), "77.500000000");
+	ck_assert_int_eq(n1->amount_minor, 525);
+	ck_assert(n2->calc.free_num == 0);
+	ck_assert_int_eq(n2->amount_minor, 620);
+	ck_assert_int_eq(v[0].total_minor, 1145);
+	free_invoices(v, n);
+}
+END_TEST
+
 /* A prorated allowance (prorate_free: true): the tenant's VM lives from
  * 2026-10-21 to the end of October: 11 of 31 days (21st to 31st), so a
  * free 31 GB a month is 31 x 11 / 31 = 11 GB. It sends 25 GB at 0.10/GB:
@@ -1016,6 +1056,7 @@ int main(void)
 	tcase_add_test(tc, test_gauge_rows_exact_and_bad_rows_refused);
 	tcase_add_test(tc, test_versions_inherit_and_remove);
 	tcase_add_test(tc, test_one_allowance_across_a_plan_change);
+	tcase_add_test(tc, test_one_allowance_labels_in_any_order);
 	tcase_add_test(tc, test_prorated_allowance);
 	tcase_add_test(tc, test_host_outside_billing);
 	suite_add_tcase(s, tc);
