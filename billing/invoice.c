@@ -275,6 +275,19 @@ static int rate_lines(const struct plan *p, struct invoice *inv, struct tally_er
 		struct invoice_line *l = &inv->lines[i];
 		if (l->type != INV_USAGE)
 			continue;
+		if (l->qty < 0) {
+			/* a delta meter's corrections netted below zero: no price
+			 * (an allowance, a tier, a block) has a meaning there, and
+			 * a credit is said with an amount, not with usage */
+			char q[64];
+			money_format_ratio(l->qty, 1, 0, q, sizeof(q));
+			return err_set(e, -EINVAL, "tenant '%s', usage line %s%s%s%s: the period's usage nets to %s %s:"
+				       " corrections of %s take back more than the period holds (book a correction"
+				       " at the time of the usage it corrects; a credit is a charge with a negative"
+				       " amount, tally charge add)", inv->tenant, l->description,
+				       l->selector[0] ? " [" : "", l->selector, l->selector[0] ? "]" : "", q,
+				       meter_get(l->meter)->unit, meter_get(l->meter)->name);
+		}
 		__int128 start = 0, total = 0;
 		for (size_t j = 0; j < inv->n_lines; j++) {
 			const struct invoice_line *o = &inv->lines[j];

@@ -303,9 +303,11 @@ static struct interval *interval_at(struct state *s, const struct res *r, int64_
 /* A usage row's quantity in ledger units (rate.h): a counter's INTEGER as
  * it is; a gauge's REAL unit-seconds converted exactly to milli-unit-seconds,
  * rounded once half to even (money_double_scaled: no rounding before that
- * one, at any magnitude). A negative quantity, a counter that is not an
- * integer, or a quantity past RATE_MAX_QTY is not what tally writes: a
- * clear error, never a guess. */
+ * one, at any magnitude). A negative quantity (but a delta meter's: a
+ * correction, netted with the period's usage and refused by the invoice
+ * where a line's net is negative), a counter that is not an integer, or a
+ * quantity past RATE_MAX_QTY is not what tally writes: a clear error,
+ * never a guess. */
 static int row_quantity(const struct ledger_qty *lq, int meter, const struct res *r, int64_t hour, __int128 *q,
 			struct tally_err *e)
 {
@@ -316,7 +318,7 @@ static int row_quantity(const struct ledger_qty *lq, int meter, const struct res
 		*q = v;
 		if (meter_get(meter)->kind == SAMPLE_GAUGE)
 			*q *= RATE_GAUGE_SCALE;
-		if (v < 0)
+		if (v < 0 && meter_get(meter)->kind != SAMPLE_DELTA)
 			what = "is negative";
 	} else if (lq->type == LEDGER_QTY_REAL && meter_get(meter)->kind == SAMPLE_GAUGE) {
 		double d = lq->d;
@@ -378,7 +380,7 @@ static int on_usage(void *ctx, const struct ledger_usage_row *u)
 	struct rate_acc *a = acc_get(s, &k);
 	if (!a)
 		return err_set(e, -ENOMEM, "out of memory rating usage");
-	if (__builtin_add_overflow(a->qty, q, &a->qty) || a->qty > RATE_MAX_QTY)
+	if (__builtin_add_overflow(a->qty, q, &a->qty) || a->qty > RATE_MAX_QTY || a->qty < -RATE_MAX_QTY)
 		return err_set(e, -ERANGE, "usage of %s, %s: the sum of the period's rows does not fit (more than"
 			       " 2^96 ledger units)", r->pub.uuid, meter_get(meter)->name);
 	a->covered_ns += u->covered_ns;

@@ -21,6 +21,7 @@
 #include "fault.h"
 #include "hash.h"
 #include "itab.h"
+#include "meter.h"
 #include "reader.h"
 #include "str.h"
 #include "tallytime.h"
@@ -59,7 +60,7 @@ struct summer {
 	const char *where;
 	int64_t want_meter;          /* f->meter's id; -1: all; -2: no such meter */
 	int want_tenant;             /* f->tenant's index; -1: all; -2: nobody has it */
-	struct { int64_t id; char *name; } *meters;
+	struct { int64_t id; char *name; bool delta; } *meters;   /* delta: a delta meter of this tally */
 	size_t n_meters, cap_meters;
 	struct res *res;             /* by id, ascending */
 	size_t n_res, cap_res;
@@ -109,7 +110,9 @@ static int on_meter(void *ctx, int64_t id, const char *name)
 		free(n);
 		return -ENOMEM;
 	}
+	int m = meter_find(name);
 	s->meters[s->n_meters].id = id;
+	s->meters[s->n_meters].delta = m >= 0 && meter_get(m)->kind == SAMPLE_DELTA;
 	s->meters[s->n_meters++].name = n;
 	if (s->f->meter && !strcmp(s->f->meter, name))
 		s->want_meter = id;
@@ -190,6 +193,16 @@ static struct group *group_get(struct summer *s, int tenant, int64_t k, int64_t 
 	return itab_put(s, &s->g_tab, slot, i, group_hash) ? NULL : &s->g[i];
 }
 
+/* A delta meter's hourly row may be negative: a correction booked in an
+ * hour with less usage than it takes back (docs/meters.md). */
+static bool meter_delta(const struct summer *s, int64_t id)
+{
+	for (size_t i = 0; i < s->n_meters; i++)
+		if (s->meters[i].id == id)
+			return s->meters[i].delta;
+	return false;
+}
+
 static int on_usage(void *ctx, const struct ledger_usage_row *u)
 {
 	struct summer *s = ctx;
@@ -213,14 +226,14 @@ static int on_usage(void *ctx, const struct ledger_usage_row *u)
 		bad = "is not a number";
 	else if (exact_double_scaled(u->qty.d, 1000, &v))
 		bad = "does not fit";
-	if (!bad && v < 0)
+	if (!bad && v < 0 && !meter_delta(s, u->meter_id))
 		bad = "is negative";
 	struct group *g = bad ? NULL : group_get(s, tenant, s->f->by == LEDGER_BY_RESOURCE ? (int64_t)(r - s->res)
 									: s->f->by == LEDGER_BY_HOUR ? u->hour_ns : 0,
 					u->meter_id);
 	if (!bad && !g)
 		return -ENOMEM;
-	if (!bad && (__builtin_add_overflow(g->milli, v, &g->milli) || g->milli >= SUM_MAX ||
+	if (!bad && (__builtin_add_overflow(g->milli, v, &g->milli) || g->milli >= SUM_MAX || g->milli <= -SUM_MAX ||
 		     __builtin_add_overflow(g->covered_ns, u->covered_ns, &g->covered_ns) ||
 		     __builtin_add_overflow(g->spanned_ns, u->spanned_ns, &g->spanned_ns) ||
 		     __builtin_add_overflow(g->samples, u->samples, &g->samples)))
