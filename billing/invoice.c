@@ -605,8 +605,10 @@ int invoice_sla_credits(struct invoice *inv, const struct sla_report *r, const s
 
 /* One-off charges of the period (ledger/charges.h), to put on invoices. */
 struct charge {
-	char tenant[64], description[192];
+	char tenant[64], description[192], amount[48], currency[8];
 	int64_t id, from_ns, to_ns, amount_minor;
+	int64_t nanos;               /* the amount in 10^-9 of the currency unit; parse failed: INT64_MIN */
+	bool undone;                 /* left off: it and a later credit of the same amount (charges_check()) */
 };
 
 struct charges {
@@ -619,26 +621,72 @@ struct charges {
 static int on_charge(void *ctx, const struct ledger_charge *c)
 {
 	struct charges *cs = ctx;
-	int64_t nanos, q = MONEY_NANOS;
 	struct tally_err pe = { 0 };
-	for (int i = 0; i < cs->p->minor_digits; i++)
-		q /= 10;
-	if (c->currency[0] && strcmp(c->currency, cs->p->currency))
-		return err_set(cs->e, -EINVAL, "charge #%lld of tenant '%s' is in %s, the plan '%s' prices in %s",
-			       (long long)c->id, c->tenant, c->currency, cs->p->name, cs->p->currency);
-	if (money_parse_price(c->amount, &nanos, &pe) || nanos % q)
-		return err_set(cs->e, -EINVAL, "charge #%lld of tenant '%s': amount '%s' is not an amount in %s (at most"
-			       " %d decimals)", (long long)c->id, c->tenant, c->amount, cs->p->currency,
-			       cs->p->minor_digits);
 	if (push((void **)&cs->v, &cs->n, &cs->cap, sizeof(*cs->v)))
 		return err_set(cs->e, -ENOMEM, "out of memory");
 	struct charge *x = &cs->v[cs->n - 1];
+	memset(x, 0, sizeof(*x));
 	str_copy(x->tenant, c->tenant, sizeof(x->tenant));
 	str_copy(x->description, c->description, sizeof(x->description));
+	str_copy(x->amount, c->amount, sizeof(x->amount));
+	str_copy(x->currency, c->currency, sizeof(x->currency));
 	x->id = c->id;
 	x->from_ns = c->from_ns;
 	x->to_ns = c->to_ns;
-	x->amount_minor = nanos / q;
+	if (money_parse_price(c->amount, &x->nanos, &pe))
+		x->nanos = INT64_MIN;
+	return 0;
+}
+
+/* Whether charge c can be a line of an invoice in the plan's currency and
+ * minor units (q: 10^-9 units a minor unit). */
+static bool charge_fits(const struct charge *c, const struct plan *p, int64_t q)
+{
+	return (!c->currency[0] || !strcmp(c->currency, p->currency)) && c->nanos != INT64_MIN && c->nanos % q == 0;
+}
+
+/* Every charge read is an amount of the plan's currency and minor units,
+ * or is undone by a later credit of the same amount (the same tenant,
+ * period and currency): the ledger's charges are append-only, so that
+ * credit is how a mistake is taken back (docs/invoice.md), and a pair
+ * that no line can show (1.005 in EUR of 2 decimals, or another currency)
+ * nets to nothing and is left off. One that is neither stops the invoice,
+ * naming it and how to undo it. */
+static int charges_check(struct charges *cs)
+{
+	const struct plan *p = cs->p;
+	int64_t q = MONEY_NANOS;
+	for (int i = 0; i < p->minor_digits; i++)
+		q /= 10;
+	for (size_t i = 0; i < cs->n; i++) {
+		struct charge *c = &cs->v[i];
+		if (c->undone || charge_fits(c, p, q))
+			continue;
+		for (size_t j = i + 1; j < cs->n && !c->undone; j++) {
+			struct charge *d = &cs->v[j];
+			if (!d->undone && c->nanos != INT64_MIN && d->nanos == -c->nanos && d->id > c->id &&
+			    !strcmp(d->tenant, c->tenant) && !strcmp(d->currency, c->currency) &&
+			    d->from_ns == c->from_ns && d->to_ns == c->to_ns)
+				c->undone = d->undone = true;
+		}
+		if (c->undone)
+			continue;
+		char what[96];
+		if (c->currency[0] && strcmp(c->currency, p->currency))
+			snprintf(what, sizeof(what), "is in %s, the plan '%s' prices in %s", c->currency, p->name,
+				 p->currency);
+		else
+			snprintf(what, sizeof(what), "amount '%s' is not an amount in %s (at most %d decimals)", c->amount,
+				 p->currency, p->minor_digits);
+		bool neg = c->amount[0] == '-';
+		return err_set(cs->e, -EINVAL, "charge #%lld of tenant '%s' %s; charges are never edited: undo it with"
+			       " one of the opposite amount for the same period (tally charge add --amount %s%s%s%s)",
+			       (long long)c->id, c->tenant, what, neg ? "" : "-", neg ? c->amount + 1 : c->amount,
+			       c->currency[0] ? " --currency " : "", c->currency);
+	}
+	for (size_t i = 0; i < cs->n; i++)
+		if (!cs->v[i].undone)
+			cs->v[i].amount_minor = cs->v[i].nanos / q;
 	return 0;
 }
 
@@ -648,7 +696,7 @@ static int charge_lines(struct invoice *inv, const struct charges *cs, bool comb
 {
 	for (size_t i = 0; i < cs->n; i++) {
 		const struct charge *c = &cs->v[i];
-		if (!combined && strcmp(c->tenant, inv->tenant))
+		if (c->undone || (!combined && strcmp(c->tenant, inv->tenant)))
 			continue;
 		struct invoice_line *l = invoice_add_line(inv);
 		if (!l)
@@ -679,7 +727,8 @@ int invoice_build_all(const struct plan *p, const struct rate_query *q, struct i
 	if ((rc = rate_collect(q, p, &r, e)))
 		return rc;
 	if ((rc = ledger_charges_read(q->ledger, q->combined ? NULL : q->tenant, q->from_ns, q->to_ns, on_charge, &cs,
-				      e)))
+				      e)) ||
+	    (rc = charges_check(&cs)))
 		goto out;
 	if (p->has_sla && !q->combined) {
 		struct sla_query sq = { .ledger = q->ledger, .from_ns = q->from_ns, .to_ns = q->to_ns,

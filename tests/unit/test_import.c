@@ -376,6 +376,74 @@ START_TEST(test_span_end_is_not_a_sighting)
 }
 END_TEST
 
+/* A charge no invoice line can show (more decimals than the plan's
+ * currency has, or another currency) stops the invoice, naming it and how
+ * to undo it: charges are append-only, so a later one of the opposite
+ * amount, same tenant, period and currency, undoes it, and the pair (they
+ * net to 0) is left off. By hand, September for acme, EUR with 2 decimals,
+ * usage 1000 calls at 0.40 a thousand = 0.40:
+ *   #1 1.005: refused (a credit of -1.005 undoes it);
+ *   #2 -1.005, the credit: #1 and #2 left off; a charge of 2.50 (#3) and
+ *   a credit of -2.50 (#4), which a line can show, stay lines of their
+ *   own: 0.40 + 2.50 - 2.50 = 0.40;
+ *   #5 7.00 in USD: refused; #6 -7.00 in EUR does not undo it (another
+ *   currency), #7 -7.00 USD does: 0.40 + 2.50 - 2.50 + 0 + (-7.00 EUR, a
+ *   line) = -6.60 EUR. */
+START_TEST(test_charge_undone)
+{
+	define_meters();
+	lf_open();
+	lf_close();
+	struct import_result r;
+	struct tally_err e = { 0 };
+	ck_assert_msg(import_text("a.csv", "id,tenant,resource,meter,time,quantity\n"
+				  "c1,acme,api:main,api.calls,2026-09-03T00:00:00Z,1000\n", &r, &e) == 0, "%s", e.msg);
+	write_plan("plan: i\ncurrency: EUR\nversions:\n  - from: 2026-01-01\n    prices:\n"
+		   "      - {meter: api.calls, unit: request-thousand, price: 0.40}\n");
+	int64_t id;
+	struct invoice *v;
+	size_t n;
+	struct ledger_charge c = { .tenant = "acme", .from_ns = SEP, .to_ns = OCT, .description = "Typo",
+				   .amount = "1.005", .currency = "", .added_ns = OCT };
+	ck_assert_int_eq(ledger_charges_add(ledger, &c, &id, &e), 0);
+	ck_assert_int_eq(build(SEP, OCT, 0, &v, &n, &e), -EINVAL);
+	ck_assert_msg(strstr(e.msg, "charge #1 of tenant 'acme' amount '1.005' is not an amount in EUR (at most 2"
+				    " decimals); charges are never edited: undo it with one of the opposite amount for"
+				    " the same period (tally charge add --amount -1.005)"), "%s", e.msg);
+	c.amount = "-1.005";
+	c.description = "Undo the typo";
+	ck_assert_int_eq(ledger_charges_add(ledger, &c, &id, &e), 0);
+	c.amount = "2.50";
+	ck_assert_int_eq(ledger_charges_add(ledger, &c, &id, &e), 0);
+	c.amount = "-2.50";
+	ck_assert_int_eq(ledger_charges_add(ledger, &c, &id, &e), 0);
+	ck_assert_msg(build(SEP, OCT, 0, &v, &n, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(v[0].n_lines, 3);   /* the usage, 2.50, -2.50 */
+	ck_assert_int_eq(v[0].total_minor, 40);
+	release(v, n);
+	c.amount = "7.00";
+	c.currency = "USD";
+	ck_assert_int_eq(ledger_charges_add(ledger, &c, &id, &e), 0);
+	ck_assert_int_eq(build(SEP, OCT, 0, &v, &n, &e), -EINVAL);
+	ck_assert_msg(strstr(e.msg, "charge #5 of tenant 'acme' is in USD, the plan 'i' prices in EUR; charges are"
+				    " never edited: undo it with one of the opposite amount for the same period (tally"
+				    " charge add --amount -7.00 --currency USD)"), "%s", e.msg);
+	c.amount = "-7.00";
+	c.currency = "EUR";
+	ck_assert_int_eq(ledger_charges_add(ledger, &c, &id, &e), 0);
+	ck_assert_int_eq(build(SEP, OCT, 0, &v, &n, &e), -EINVAL);
+	c.currency = "USD";
+	ck_assert_int_eq(ledger_charges_add(ledger, &c, &id, &e), 0);
+	ck_assert_msg(build(SEP, OCT, 0, &v, &n, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(v[0].n_lines, 4);   /* the usage, 2.50, -2.50, -7.00 EUR */
+	ck_assert_int_eq(v[0].total_minor, -660);
+	release(v, n);
+	lf_teardown();
+	meter_custom_clear();
+}
+END_TEST
+
 /* POST /api/v1/events bodies (import_parse_request): the shape is the
  * request's (400: index and key where there is one), an event's rules the
  * same as a file's (422); a quantity is exact as a JSON integer or a
@@ -589,6 +657,7 @@ int main(void)
 	tcase_add_test(tc, test_parse_mistakes);
 	tcase_add_test(tc, test_import_and_bill);
 	tcase_add_test(tc, test_span_end_is_not_a_sighting);
+	tcase_add_test(tc, test_charge_undone);
 	tcase_add_test(tc, test_request);
 	tcase_add_test(tc, test_writer_beside_aggregator);
 	suite_add_tcase(s, tc);
