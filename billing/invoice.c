@@ -410,7 +410,11 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 	if (v < 0)
 		v = plan_version_at(p, to_ns - 1);
 	const struct plan_version *pv = v >= 0 ? &p->versions[v] : NULL;
-	for (size_t f = 0; pv && f < pv->n_fees; f++) {
+	/* fees and the minimum are owed for a period the tenant was in (usage
+	 * or a resource alive), not for one it is invoiced for only because a
+	 * charge or a late adjustment falls in it */
+	const bool present = invoice_tenant_in_period(r, tenant, from_ns, to_ns);
+	for (size_t f = 0; pv && present && f < pv->n_fees; f++) {
 		struct invoice_line *l = invoice_add_line(inv);
 		if (!l) {
 			rc = err_set(e, -ENOMEM, "out of memory");
@@ -465,7 +469,7 @@ int invoice_build(const struct plan *p, const struct rate_result *r, int tenant,
 		snprintf(l->description, sizeof(l->description), "discount %s%% of usage", pct);
 		after_discount -= d;
 	}
-	if (pv && pv->has_minimum && after_discount < pv->minimum_minor) {
+	if (pv && present && pv->has_minimum && after_discount < pv->minimum_minor) {
 		struct invoice_line *l = invoice_add_line(inv);
 		if (!l) {
 			rc = err_set(e, -ENOMEM, "out of memory");
@@ -645,14 +649,26 @@ static bool charge_fits(const struct charge *c, const struct plan *p, int64_t q)
 	return (!c->currency[0] || !strcmp(c->currency, p->currency)) && c->nanos != INT64_MIN && c->nanos % q == 0;
 }
 
-/* Every charge read is an amount of the plan's currency and minor units,
- * or is undone by a later credit of the same amount (the same tenant,
- * period and currency): the ledger's charges are append-only, so that
- * credit is how a mistake is taken back (docs/invoice.md), and a pair
- * that no line can show (1.005 in EUR of 2 decimals, or another currency)
- * nets to nothing and is left off. One that is neither stops the invoice,
- * naming it and how to undo it. */
-static int charges_check(struct charges *cs)
+/* Whether r knows tenant (its resources have had it). */
+static bool tenant_known(const struct rate_result *r, const char *tenant)
+{
+	for (size_t t = 0; t < r->n_tenants; t++)
+		if (!strcmp(r->tenants[t].name, tenant))
+			return true;
+	return false;
+}
+
+/* Every charge read is an amount of the plan's currency and minor units
+ * for a tenant the ledger knows (an invoice can carry it), or is undone by
+ * a later credit of the same amount (the same tenant, period and
+ * currency): the ledger's charges are append-only, so that credit is how
+ * a mistake is taken back (docs/invoice.md), and a pair that no line can
+ * show (1.005 in EUR of 2 decimals, another currency, a tenant no invoice
+ * is made for) nets to nothing and is left off. One that is neither stops
+ * the invoice, naming it and how to undo it: never a charge left off
+ * without a word. r is NULL for the combined account (every charge on
+ * it). */
+static int charges_check(struct charges *cs, const struct rate_result *r)
 {
 	const struct plan *p = cs->p;
 	int64_t q = MONEY_NANOS;
@@ -660,7 +676,8 @@ static int charges_check(struct charges *cs)
 		q /= 10;
 	for (size_t i = 0; i < cs->n; i++) {
 		struct charge *c = &cs->v[i];
-		if (c->undone || charge_fits(c, p, q))
+		bool known = !r || tenant_known(r, c->tenant);
+		if (c->undone || (known && charge_fits(c, p, q)))
 			continue;
 		for (size_t j = i + 1; j < cs->n && !c->undone; j++) {
 			struct charge *d = &cs->v[j];
@@ -671,8 +688,11 @@ static int charges_check(struct charges *cs)
 		}
 		if (c->undone)
 			continue;
-		char what[96];
-		if (c->currency[0] && strcmp(c->currency, p->currency))
+		char what[160];
+		if (!known)
+			snprintf(what, sizeof(what), "is for a tenant no resource of the ledger has had, so no invoice"
+				 " can carry it");
+		else if (c->currency[0] && strcmp(c->currency, p->currency))
 			snprintf(what, sizeof(what), "is in %s, the plan '%s' prices in %s", c->currency, p->name,
 				 p->currency);
 		else
@@ -688,6 +708,15 @@ static int charges_check(struct charges *cs)
 		if (!cs->v[i].undone)
 			cs->v[i].amount_minor = cs->v[i].nanos / q;
 	return 0;
+}
+
+/* Whether tenant has a charge on its invoice of the period. */
+static bool has_charge(const struct charges *cs, const char *tenant)
+{
+	for (size_t i = 0; i < cs->n; i++)
+		if (!cs->v[i].undone && !strcmp(cs->v[i].tenant, tenant))
+			return true;
+	return false;
 }
 
 /* The charges of inv's tenant (every tenant's for the combined account)
@@ -728,7 +757,7 @@ int invoice_build_all(const struct plan *p, const struct rate_query *q, struct i
 		return rc;
 	if ((rc = ledger_charges_read(q->ledger, q->combined ? NULL : q->tenant, q->from_ns, q->to_ns, on_charge, &cs,
 				      e)) ||
-	    (rc = charges_check(&cs)))
+	    (rc = charges_check(&cs, q->combined ? NULL : &r)))
 		goto out;
 	if (p->has_sla && !q->combined) {
 		struct sla_query sq = { .ledger = q->ledger, .from_ns = q->from_ns, .to_ns = q->to_ns,
@@ -746,10 +775,16 @@ int invoice_build_all(const struct plan *p, const struct rate_query *q, struct i
 	for (size_t t = 0; t < r.n_tenants; t++) {
 		if (q->tenant && !q->combined && strcmp(r.tenants[t].name, q->tenant))
 			continue;
-		if (!q->tenant && !invoice_tenant_in_period(&r, (int)t, q->from_ns, q->to_ns))
+		/* a tenant with usage, a resource alive or a charge in the
+		 * period; the one asked for, or with q->carry every other, as
+		 * carry_only: a late adjustment of an issued period may be owed
+		 * by a tenant that has left (issue_adjust_all()) */
+		bool in = invoice_tenant_in_period(&r, (int)t, q->from_ns, q->to_ns) || has_charge(&cs, r.tenants[t].name);
+		if (!in && !q->carry && !(q->tenant && !q->combined))
 			continue;
 		if ((rc = invoice_build(p, &r, (int)t, q->from_ns, q->to_ns, &invs[k], e)))
 			goto out;
+		invs[k].carry_only = !in;
 		k++;
 		if (cs.n && ((rc = charge_lines(&invs[k - 1], &cs, q->combined, e)) ||
 			     (rc = invoice_total(&invs[k - 1], p, e))))
@@ -775,6 +810,18 @@ out:
 }
 
 /* The parties, dates and tax treatment of invoices (invoice.h). */
+void invoice_drop_carry_only(struct invoice *invs, size_t *n)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < *n; i++) {
+		if (invs[i].carry_only && invs[i].n_lines == 0)
+			invoice_release(&invs[i]);
+		else
+			invs[m++] = invs[i];
+	}
+	*n = m;
+}
+
 int invoice_apply_customers(struct invoice *invs, size_t n, const struct plan *p, const struct customers *c,
 			    int64_t date_ns, bool require, struct tally_err *e)
 {

@@ -89,6 +89,8 @@ struct invoice_tax {
 };
 
 struct invoice {
+	bool carry_only;             /* the tenant had no usage, resource or charge in the period: only an
+					adjustment of an issued period can give it lines (rate_query.carry) */
 	char issuer[64];             /* issued invoices (issue.h): who, which number, when */
 	int64_t number;              /* 0: a draft */
 	int64_t issued_ns;
@@ -138,18 +140,27 @@ struct invoice_line *invoice_add_line(struct invoice *inv);
  * were added). 0 or -ERANGE. */
 int invoice_total(struct invoice *inv, const struct plan *p, struct tally_err *e);
 
-/* Whether tenant t of r owes an invoice for the period: it had usage in
- * it, or resources alive in it. */
+/* Whether tenant t of r had usage in the period, or resources alive in it
+ * (a charge in it also makes an invoice: invoice_build_all()). */
 bool invoice_tenant_in_period(const struct rate_result *r, int t, int64_t from_ns, int64_t to_ns);
 
-/* The invoices of the period: q->tenant's (even without usage: fees and
- * minimums are owed), or every tenant's that invoice_tenant_in_period(),
- * in tenant order. All are built before any is returned, so an error
+/* The invoices of the period: every tenant's (or q->tenant's alone) that
+ * invoice_tenant_in_period() (fees and minimums are owed, even without
+ * usage) or that has a charge in it (then without fees or minimum), in
+ * tenant order; q->tenant's, and with q->carry every other known tenant's,
+ * also when neither, as carry_only (no line until an adjustment). A charge no invoice
+ * can carry (a tenant the ledger does not know, more decimals than the
+ * currency, another currency) stops it unless a later one of the opposite
+ * amount undoes it (-EINVAL). All are built before any is returned, so an error
  * leaves no partial set. *out is an array of *n; free each with
  * invoice_release() and the array with free(). Errors as rate_collect()
  * and invoice_build(). */
 int invoice_build_all(const struct plan *p, const struct rate_query *q, struct invoice **out, size_t *n,
 		      struct tally_err *e);
+
+/* Drop (and release) the carry_only invoices that got no line, keeping
+ * the others' order; *n becomes their number. */
+void invoice_drop_carry_only(struct invoice *invs, size_t *n);
 
 /* "usage", "fee", "discount", "minimum", "adjustment", "credit", "charge". */
 const char *invoice_line_type_name(enum invoice_line_type t);

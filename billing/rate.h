@@ -47,6 +47,11 @@ struct rate_query {
 	int64_t from_ns, to_ns;      /* whole UTC hours, from < to */
 	const char *tenant;          /* NULL: every tenant */
 	bool combined;               /* rate all tenants as one account named "*" */
+	/* invoice_build_all(): also an invoice, with carry_only set, for every
+	 * tenant the ledger knows that the period would not invoice, for a
+	 * late adjustment of an issued period (issue_adjust_all()) to go on;
+	 * drop those left without lines (invoice_drop_carry_only()) */
+	bool carry;
 	/* optional: called for every row added, with the key it went to
 	 * (tally invoice explain); a non-zero return stops with that error */
 	int (*on_row)(void *ctx, const struct rate_row *row);

@@ -577,12 +577,19 @@ static int cmd_invoice(int argc, char **argv)
 	}
 	struct invoice *invs;
 	size_t n;
+	/* a tenant that left still gets the adjustment of an issued period
+	 * (usage recorded after it was issued): every known tenant is a
+	 * candidate, and those left without a line are dropped before the
+	 * customers file is asked for them */
+	q.carry = !q.combined;
 	rc = invoice_build_all(&p, &q, &invs, &n, &e);
+	if (rc == 0 && !q.combined)
+		rc = issue_adjust_all(q.ledger, invs, n, &p, &e);
+	if (rc == 0)
+		invoice_drop_carry_only(invs, &n);
 	if (rc == 0 && !q.combined)
 		rc = invoice_apply_customers(invs, n, &p, customers_path && customers_path[0] ? &cust : NULL, date_ns, issue, &e);
 	customers_release(&cust);
-	if (rc == 0 && !q.combined)
-		rc = issue_adjust_all(q.ledger, invs, n, &p, &e);
 	for (size_t i = 0; rc == 0 && issue && !incomplete && i < n; i++)
 		if (invs[i].data_until_ns < invs[i].to_ns) {
 			char t[48];
@@ -615,6 +622,9 @@ static int cmd_invoice(int argc, char **argv)
 			 slash ? "/" : "");
 		rrd_dir = rrd_default;
 	}
+	if (q.tenant && n == 0)
+		fprintf(stderr, "tally invoice: tenant '%s' had no usage, no resource alive, no charge and no late"
+			" usage of an issued period to carry in the period: no invoice\n", q.tenant);
 	if (ro.format == INV_JSON)
 		rc = invoice_render_json(stdout, invs, n, &ro);
 	else if (ro.format == INV_HTML)
