@@ -701,7 +701,8 @@ static int charges_check(struct charges *cs, const struct rate_result *r)
 		bool neg = c->amount[0] == '-';
 		return err_set(cs->e, -EINVAL, "charge #%lld of tenant '%s' %s; charges are never edited: undo it with"
 			       " one of the opposite amount for the same period (tally charge add --amount %s%s%s%s)",
-			       (long long)c->id, c->tenant, what, neg ? "" : "-", neg ? c->amount + 1 : c->amount,
+			       (long long)c->id, c->tenant, what, neg ? "" : "-",
+			       c->amount + (c->amount[0] == '-' || c->amount[0] == '+'),
 			       c->currency[0] ? " --currency " : "", c->currency);
 	}
 	for (size_t i = 0; i < cs->n; i++)

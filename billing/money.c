@@ -20,6 +20,11 @@ int money_parse_price(const char *text, int64_t *nanos, struct tally_err *e)
 
 	if (*p == '-' || *p == '+')
 		neg = *p++ == '-';
+	/* a leading zero before another digit is refused, not read past:
+	 * YAML 1.1 reads 010 as octal 8, YAML 1.2 as 10 */
+	if (p[0] == '0' && isdigit((unsigned char)p[1]))
+		return err_set(e, -EINVAL, "'%s': a leading zero makes it ambiguous (octal in YAML 1.1): write it"
+			       " without", text);
 	for (; isdigit((unsigned char)*p); p++, digits++) {
 		v = v * 10 + (*p - '0');
 		if (v > INT64_MAX)

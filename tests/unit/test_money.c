@@ -43,6 +43,15 @@ START_TEST(test_parse_bad)
 	ck_assert_int_eq(money_parse_price("-", &v, &e), -EINVAL);
 	ck_assert_int_eq(money_parse_price("12,50", &v, &e), -EINVAL);
 	ck_assert_int_eq(money_parse_price("9223372037", &v, &e), -ERANGE);     /* > 9.2e9 units */
+	/* YAML 1.1 reads 010 as 8, YAML 1.2 as 10: refused, not guessed */
+	ck_assert_int_eq(money_parse_price("010", &v, &e), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(e.msg, "'010': a leading zero makes it ambiguous"));
+	ck_assert_int_eq(money_parse_price("-007.50", &v, &e), -EINVAL);
+	ck_assert_int_eq(money_parse_price("00", &v, &e), -EINVAL);
+	ck_assert_int_eq(money_parse_price("0", &v, &e), 0);                    /* a lone zero is a zero */
+	ck_assert_int_eq(v, 0);
+	ck_assert_int_eq(money_parse_price("0.07", &v, &e), 0);
+	ck_assert_int_eq(v, 70000000);
 }
 END_TEST
 
