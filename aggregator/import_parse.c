@@ -78,15 +78,19 @@ static int event_of(const char *const *vals, char (*place)[300], const char *whe
 	struct tally_err te = { 0 };
 	int64_t x;
 	*bad = C_TIME;
-	if (time_parse_range(vals[C_TIME], &ev->time_ns, &x, &te) || ev->time_ns < T_MIN || ev->time_ns >= T_MAX)
-		return err_set(e, -EINVAL, "%s: 'time': expected an instant like 2026-10-05T13:00:00Z between 2000 and"
-			       " 2100 (got '%s')", place[C_TIME], vals[C_TIME]);
+	/* an instant, or a date (its midnight); a month or a year is refused:
+	 * is 'end: 2026-10' the start of October or its end? */
+	if (time_parse_range(vals[C_TIME], &ev->time_ns, &x, &te) || x - ev->time_ns > 24 * NS_PER_HOUR ||
+	    ev->time_ns < T_MIN || ev->time_ns >= T_MAX)
+		return err_set(e, -EINVAL, "%s: 'time': expected an instant like 2026-10-05T13:00:00Z, or a date, between"
+			       " 2000 and 2100 (got '%s')", place[C_TIME], vals[C_TIME]);
 	ev->end_ns = ev->time_ns;
 	*bad = C_END;
 	if (vals[C_END] && vals[C_END][0] &&
-	    (time_parse_range(vals[C_END], &ev->end_ns, &x, &te) || ev->end_ns <= ev->time_ns || ev->end_ns >= T_MAX))
-		return err_set(e, -EINVAL, "%s: 'end': expected an instant after 'time' (got '%s')", place[C_END],
-			       vals[C_END]);
+	    (time_parse_range(vals[C_END], &ev->end_ns, &x, &te) || x - ev->end_ns > 24 * NS_PER_HOUR ||
+	     ev->end_ns <= ev->time_ns || ev->end_ns >= T_MAX))
+		return err_set(e, -EINVAL, "%s: 'end': expected an instant or a date after 'time' (got '%s')",
+			       place[C_END], vals[C_END]);
 	/* a quantity is a whole number of the meter's base unit */
 	const char *q = vals[C_QUANTITY];
 	*bad = C_QUANTITY;
@@ -281,6 +285,20 @@ out:
 	return rc;
 }
 
+/* Whether t is an integer as JSON writes one: -?(0|[1-9][0-9]*). */
+static bool json_integer_text(const char *t)
+{
+	if (*t == '-')
+		t++;
+	if (*t == '0')
+		return !t[1];
+	if (*t < '1' || *t > '9')
+		return false;
+	while (*t >= '0' && *t <= '9')
+		t++;
+	return !*t;
+}
+
 /* ---- JSON: a list of events or {"events": [...]}, read by the config
  * reader (JSON is YAML's flow style), so every key keeps its place ---- */
 
@@ -321,6 +339,19 @@ static int parse_json(const char *path, const char *text, size_t len, struct imp
 			if (v && v->type != CFG_SCALAR) {
 				rc = err_set(e, -EINVAL, "%s: '%s': expected a string or a number, not %s", place[k],
 					     col_names[k], v->type == CFG_MAP ? "an object" : "a list");
+				goto out;
+			}
+			/* read as YAML, a value without quotes is JSON's number,
+			 * true, false or null (or YAML that is not JSON): only an
+			 * integer is taken, as POST /api/v1/events takes it */
+			if (v && v->plain && !json_integer_text(v->value)) {
+				const char *t = v->value;
+				bool null = !t[0] || !strcmp(t, "null") || !strcmp(t, "~");
+				bool tf = !strcmp(t, "true") || !strcmp(t, "false");
+				rc = err_set(e, -EINVAL, "%s: '%s': expected a string%s, not %s%s%s", place[k], col_names[k],
+					     k == C_QUANTITY ? " or an integer" : "", null ? "null" : tf ? "true or false" : "'",
+					     null || tf ? "" : t, null || tf ? "" : "' (an integer has no leading zero, point"
+					     " or exponent; text is quoted)");
 				goto out;
 			}
 			vals[k] = v ? v->value : NULL;

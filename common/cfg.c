@@ -100,6 +100,7 @@ static int build(struct builder *b, yaml_event_t *ev, int depth, struct cfg_node
 			goto out;
 		}
 		n->type = CFG_SCALAR;
+		n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
 		n->value = strndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
 		if (!n->value)
 			rc = -ENOMEM;

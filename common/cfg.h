@@ -31,6 +31,7 @@ struct cfg_node {
 	int key_line, key_col;     /* where the key starts (map members) */
 	char *key;                 /* for a member of a map, else NULL */
 	char *value;               /* for a scalar, else NULL */
+	bool plain;                /* a scalar written without quotes (in JSON: a number, true, false or null) */
 	struct cfg_node **kids;    /* members of a map or items of a sequence */
 	size_t n_kids;
 	char *file_owned;          /* root only */

@@ -147,6 +147,27 @@ START_TEST(test_parse_mistakes)
 		{ "n.txt", "x\n", "n.txt: name a .csv or .json file" },
 		/* found by fuzz_import: an object without "events" read an unset list */
 		{ "o.json", "{}\n", "o.json:1:1: expected a list of events" },
+		/* a JSON file is read as YAML: a value without quotes is a number,
+		 * true, false or null, and only an integer is taken (as POST
+		 * /api/v1/events takes it); null was read as the text "null", 010
+		 * as 10, and an unquoted word as text */
+		{ "p.json", "[{\"id\": \"e1\", \"tenant\": \"acme\", \"resource\": \"r1\", \"meter\": \"api.calls\","
+			    " \"time\": \"2026-10-01\", \"quantity\": 5, \"name\": null}]\n",
+		  "p.json:1:118: 'name': expected a string, not null" },
+		{ "q.json", "[{\"id\": \"e1\", \"tenant\": \"acme\", \"resource\": \"r1\", \"meter\": \"api.calls\","
+			    " \"time\": \"2026-10-01\", \"quantity\": 010}]\n",
+		  "q.json:1:107: 'quantity': expected a string or an integer, not '010' (an integer has no leading zero" },
+		{ "r.json", "[{\"id\": \"e1\", \"tenant\": acme, \"resource\": \"r1\", \"meter\": \"api.calls\","
+			    " \"time\": \"2026-10-01\", \"quantity\": 5}]\n",
+		  "r.json:1:25: 'tenant': expected a string, not 'acme'" },
+		{ "u.json", "[{\"id\": \"e1\", \"tenant\": \"acme\", \"resource\": \"r1\", \"meter\": \"api.calls\","
+			    " \"time\": \"2026-10-01\", \"quantity\": true}]\n",
+		  "u.json:1:107: 'quantity': expected a string or an integer, not true or false" },
+		/* a month is not an instant: is 'end: 2026-11' November's start or end? */
+		{ "s.csv", "id,tenant,resource,meter,time,quantity\ne1,acme,r1,api.calls,2026-10,5\n",
+		  "s.csv:2:22: 'time': expected an instant like 2026-10-05T13:00:00Z, or a date" },
+		{ "t.csv", "id,tenant,resource,meter,time,end,quantity\ne1,acme,r1,api.calls,2026-10-01,2026-11,5\n",
+		  "t.csv:2:33: 'end': expected an instant or a date after 'time' (got '2026-11')" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct import_batch b;
