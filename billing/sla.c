@@ -208,12 +208,17 @@ static int on_vm(void *ctx, const struct ledger_instance_row *row)
 	if ((rc = ledger_read_events(c->lr, row->id, on_vm_event, c, e)))
 		goto fail;
 	/* gone quiet while it should run, and not heard of since: silent
-	 * from its last reading (or the recorded start of the silence) */
+	 * from its last reading (or the recorded start of the silence). The
+	 * silence lasts to the end of the data, not of the period: one that
+	 * begins just before the period ends and goes on is longer than the
+	 * grace in both periods, and each counts its part of it. */
 	if (w.st == ST_RUN) {
 		int64_t s0 = c->silent_at >= 0 ? c->silent_at : last;
+		int64_t data_end = out->data_until_ns;
 		if (s0 < w.since)
 			s0 = w.since;
-		if (s0 < end && end - s0 > c->p->sla_grace_ns && set_state(&w, s0, ST_DOWN, "silent", "no readings since")) {
+		if (s0 < end && data_end - s0 > c->p->sla_grace_ns &&
+		    set_state(&w, s0, ST_DOWN, "silent", "no readings since")) {
 			rc = err_set(e, -ENOMEM, "out of memory");
 			goto fail;
 		}

@@ -227,6 +227,51 @@ START_TEST(test_incident_across_the_month_boundary)
 }
 END_TEST
 
+/* Silent for good across the month's end: vm-q's last reading is at
+ * 2026-10-31T23:55:00Z and nothing is heard of it since; vm-w runs on, so
+ * the data go on to 11-10. The silence is from 23:55 to the end of the data
+ * (9 days), far longer than the 10 min grace: downtime over its whole
+ * length, 300 s of it in October (docs/sla.md: an incident that spans the
+ * boundary counts in each period for the part inside it). That the part in
+ * October is shorter than the grace does not matter: the grace is about
+ * the silence, not about a period's share of it.
+ *   October: (2678400 - 300) / 2678400 = 99.988799...% -> 99.9887, below
+ *   std's 99.99 % (not below 99.9 %): breached, credit 10 %;
+ *   November: all 777,600 s of the data (to 11-10) down. */
+START_TEST(test_silent_for_good_across_the_month_end)
+{
+	lf_open();
+	born("vm-q", "m1.small", OCT);
+	born("vm-w", "m1.small", OCT);
+	alive("vm-q", NOV - 5 * M);
+	alive("vm-w", NOV + 9 * D);
+	lf_close();
+	struct sla_report r;
+	struct plan p;
+	report(OCT, NOV, &r, &p);
+	const struct sla_vm *v = vm_of(&r, "vm-q");
+	ck_assert_int_eq(v->expected_ns, 2678400 * S);
+	ck_assert_int_eq(v->down_ns, 300 * S);
+	avail_is(v, "99.9887");
+	ck_assert(v->breached);
+	ck_assert_int_eq(v->credit_ppm, 100000);
+	ck_assert_uint_eq(v->n_incidents, 1);
+	ck_assert_str_eq(v->incidents[0].cause, "silent");
+	ck_assert_int_eq(v->incidents[0].start_ns, NOV - 5 * M);
+	ck_assert_int_eq(v->incidents[0].end_ns, INT64_MAX);
+	ck_assert_int_eq(v->incidents[0].counted_ns, 300 * S);
+	sla_report_release(&r);
+	plan_release(&p);
+	report(NOV, DEC, &r, &p);
+	v = vm_of(&r, "vm-q");
+	ck_assert_int_eq(v->expected_ns, 777600 * S);
+	ck_assert_int_eq(v->down_ns, 777600 * S);
+	ck_assert_int_eq(v->incidents[0].start_ns, NOV - 5 * M);
+	sla_report_release(&r);
+	plan_release(&p);
+}
+END_TEST
+
 /* Created on 2026-11-16T00:00Z: measured over its own 15 days (1,296,000 s).
  * A 30 min crash: (1296000 - 1800) / 1296000 = 99.86111...% -> 99.8611. */
 START_TEST(test_vm_created_mid_month)
@@ -583,6 +628,7 @@ int main(void)
 	tcase_add_test(tc, test_host_silent_longer_and_shorter_than_grace);
 	tcase_add_test(tc, test_incident_across_the_month_boundary);
 	tcase_add_test(tc, test_vm_created_mid_month);
+	tcase_add_test(tc, test_silent_for_good_across_the_month_end);
 	tcase_add_test(tc, test_ioerror_pause_and_user_pause);
 	tcase_add_test(tc, test_credit_tier_edges);
 	tcase_add_test(tc, test_credit_on_the_invoice);
