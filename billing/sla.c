@@ -31,6 +31,11 @@ struct walk {
 	int64_t since;               /* when st began */
 	char cause[16], detail[64];  /* of the current downtime, or stretch off */
 	size_t cap, cap_off;
+	/* a silence not yet heard of: its start (-1: none), and the time in
+	 * the window it has overlapped a running state so far. Only that is
+	 * downtime: a silence over a crash or an I/O-error pause is down
+	 * once, over a pause on request not at all (not expected). */
+	int64_t silent_at, silent_run;
 };
 
 static int64_t overlap(int64_t a, int64_t b, int64_t lo, int64_t hi)
@@ -74,9 +79,18 @@ static int add_incident(struct walk *w, int64_t start, int64_t end, const char *
 	return rc;
 }
 
+/* The part of [since, t) in the window that runs while silent. */
+static int64_t silent_running(const struct walk *w, int64_t t)
+{
+	if (w->st != ST_RUN || w->silent_at < 0)
+		return 0;
+	return overlap(w->since > w->silent_at ? w->since : w->silent_at, t, w->lo, w->hi);
+}
+
 /* Leave the current state at t: account for [since, t). */
 static int close_stretch(struct walk *w, int64_t t)
 {
+	w->silent_run += silent_running(w, t);
 	if (w->st != ST_OFF)
 		w->vm->expected_ns += overlap(w->since, t, w->lo, w->hi);
 	if (w->st == ST_DOWN)
@@ -98,9 +112,8 @@ static int set_state(struct walk *w, int64_t t, enum vm_state st, const char *ca
 	return rc;
 }
 
-/* One event. silent_at holds the start of a silence until it is heard. */
-static int on_event(struct walk *w, const struct plan *p, int64_t t, const char *type, const char *reason,
-		    int64_t *silent_at)
+/* One event. */
+static int on_event(struct walk *w, const struct plan *p, int64_t t, const char *type, const char *reason)
 {
 	int rc = 0;
 	switch (lifecycle_type_of(type)) {
@@ -120,12 +133,23 @@ static int on_event(struct walk *w, const struct plan *p, int64_t t, const char 
 		return !strcmp(reason, "ioerror") ? set_state(w, t, ST_DOWN, "ioerror", reason)
 						   : set_state(w, t, ST_OFF, type, reason);
 	case LIFECYCLE_SILENT:
-		*silent_at = t;
+		w->silent_at = t;
+		w->silent_run = 0;
 		return 0;
 	case LIFECYCLE_HEARD:
-		if (*silent_at >= 0 && w->st == ST_RUN && t - *silent_at > p->sla_grace_ns)
-			rc = add_incident(w, *silent_at, t, "silent", reason);
-		*silent_at = -1;
+		if (w->silent_at >= 0 && t - w->silent_at > p->sla_grace_ns) {
+			/* listed with its real ends; counted only where it ran */
+			int64_t run = w->silent_run + silent_running(w, t);
+			size_t n = w->vm->n_incidents;
+			if (run > 0 && !(rc = add_stretch(w, &w->vm->incidents, &w->vm->n_incidents, &w->cap,
+							   w->silent_at, t, "silent", reason)) &&
+			    w->vm->n_incidents > n) {
+				w->vm->incidents[n].counted_ns = run;
+				w->vm->down_ns += run;
+			}
+		}
+		w->silent_at = -1;
+		w->silent_run = 0;
 		return rc;
 	default:
 		return 0; /* rebooted, migrated_out, defined, device events: no change */
@@ -167,14 +191,13 @@ struct compute {
 	bool tenant_seen;
 	int64_t end;                 /* of the period, or of the data when it stops sooner */
 	struct walk *w;              /* the VM being walked */
-	int64_t silent_at;
 	struct tally_err *e;
 };
 
 static int on_vm_event(void *ctx, int64_t t_ns, const char *type, const char *reason)
 {
 	struct compute *c = ctx;
-	return on_event(c->w, c->p, t_ns, type, reason, &c->silent_at);
+	return on_event(c->w, c->p, t_ns, type, reason);
 }
 
 /* One VM of the ledger (reader.h): its events walked into incidents. */
@@ -200,11 +223,10 @@ static int on_vm(void *ctx, const struct ledger_instance_row *row)
 	str_copy(v->host, row->host, sizeof(v->host));
 	int64_t first = row->first_seen_ns, last = row->last_seen_ns;
 	struct walk w = { .vm = v, .lo = first > q->from_ns ? first : q->from_ns, .hi = end, .st = ST_RUN,
-			  .since = first };
+			  .since = first, .silent_at = -1 };
 	v->from_ns = w.lo;
 	v->to_ns = w.hi > w.lo ? w.hi : w.lo;
 	c->w = &w;
-	c->silent_at = -1;
 	if ((rc = ledger_read_events(c->lr, row->id, on_vm_event, c, e)))
 		goto fail;
 	/* gone quiet while it should run, and not heard of since: silent
@@ -213,7 +235,7 @@ static int on_vm(void *ctx, const struct ledger_instance_row *row)
 	 * begins just before the period ends and goes on is longer than the
 	 * grace in both periods, and each counts its part of it. */
 	if (w.st == ST_RUN) {
-		int64_t s0 = c->silent_at >= 0 ? c->silent_at : last;
+		int64_t s0 = w.silent_at >= 0 ? w.silent_at : last;
 		int64_t data_end = out->data_until_ns;
 		if (s0 < w.since)
 			s0 = w.since;

@@ -190,6 +190,73 @@ START_TEST(test_host_silent_longer_and_shorter_than_grace)
 }
 END_TEST
 
+/* A silence over other states, one day (86,400 s), readings every 5 min,
+ * max_gap 5 min, grace 10 min: nothing is heard of vm-x or vm-y from 10:00
+ * to 13:00 (the aggregator records silent 10:00, heard 13:00: 3 h, longer
+ * than the grace). Downtime is expected time the VM did not run: an instant
+ * is down once, and a stretch not expected is never down.
+ *   vm-x is paused by an I/O error from 11:00 to 12:00 inside the silence:
+ *   down 10:00-13:00 once, 10,800 s (ioerror 3600 s, silent the other
+ *   7200 s), not 3600 + 10,800. (86400 - 10800) / 86400 = 87.5 %.
+ *   vm-y is paused by its tenant from 09:00 to 12:00: not expected for
+ *   10,800 s, and of the silence only 12:00-13:00 (3600 s) was expected:
+ *   (75600 - 3600) / 75600 = 95.238095...% -> 95.2380. */
+START_TEST(test_silence_over_a_pause)
+{
+	const int64_t day = NOV + 9 * D;
+	lf_max_gap_ns = 5 * M;
+	lf_open();
+	born("vm-x", "m1.small", day);
+	born("vm-y", "m1.small", day);
+	for (int64_t t = day + 5 * M; t <= day + D; t += 5 * M) {
+		if (t == day + 9 * H)
+			lf_event("vm-y", t, "suspended", "paused");
+		if (t == day + 11 * H)
+			lf_event("vm-x", t, "suspended", "ioerror");
+		if (t == day + 12 * H) {
+			lf_event("vm-x", t, "resumed", "unpaused");
+			lf_event("vm-y", t, "resumed", "unpaused");
+		}
+		if (t <= day + 10 * H || t >= day + 13 * H) {
+			lf_reading("vm-x", M_INSTANCE, t, 1, 0, 0);
+			lf_reading("vm-y", M_INSTANCE, t, 1, 0, 0);
+		}
+		lf_flush();
+	}
+	lf_close();
+	lf_max_gap_ns = 40 * D;
+	struct sla_report r;
+	struct plan p;
+	report(day, day + D, &r, &p);
+	const struct sla_vm *x = vm_of(&r, "vm-x"), *y = vm_of(&r, "vm-y");
+	ck_assert_int_eq(x->expected_ns, 86400 * S);
+	ck_assert_int_eq(x->down_ns, 10800 * S);
+	avail_is(x, "87.5000");
+	ck_assert_uint_eq(x->n_incidents, 2);
+	for (size_t i = 0; i < x->n_incidents; i++) {
+		const struct sla_incident *in = &x->incidents[i];
+		if (!strcmp(in->cause, "silent")) {
+			ck_assert_int_eq(in->start_ns, day + 10 * H);
+			ck_assert_int_eq(in->end_ns, day + 13 * H);
+			ck_assert_int_eq(in->counted_ns, 7200 * S);
+		} else {
+			ck_assert_str_eq(in->cause, "ioerror");
+			ck_assert_int_eq(in->counted_ns, 3600 * S);
+		}
+	}
+	ck_assert_int_eq(y->expected_ns, 75600 * S);
+	ck_assert_int_eq(y->down_ns, 3600 * S);
+	avail_is(y, "95.2380");
+	ck_assert_uint_eq(y->n_incidents, 1);
+	ck_assert_str_eq(y->incidents[0].cause, "silent");
+	ck_assert_int_eq(y->incidents[0].start_ns, day + 10 * H);
+	ck_assert_int_eq(y->incidents[0].end_ns, day + 13 * H);
+	ck_assert_int_eq(y->incidents[0].counted_ns, 3600 * S);
+	sla_report_release(&r);
+	plan_release(&p);
+}
+END_TEST
+
 /* A crash at 2026-10-31T23:50:00Z, restarted 2026-11-01T00:20:00Z: 600 s of
  * it in October, 1200 s in November, one incident with its real start and
  * end in both reports. vm-b (m1.large, "gold") lives from 2026-10-01.
@@ -626,6 +693,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_crash_and_user_shutdown);
 	tcase_add_test(tc, test_host_silent_longer_and_shorter_than_grace);
+	tcase_add_test(tc, test_silence_over_a_pause);
 	tcase_add_test(tc, test_incident_across_the_month_boundary);
 	tcase_add_test(tc, test_vm_created_mid_month);
 	tcase_add_test(tc, test_silent_for_good_across_the_month_end);
