@@ -549,6 +549,12 @@ void invoice_release(struct invoice *inv)
  * earned it to the SLA report (sla.h). */
 int invoice_sla_credits(struct invoice *inv, const struct sla_report *r, const struct plan *p, struct tally_err *e)
 {
+	/* the tenant's discount takes its share of every usage line: what a
+	 * VM is charged on the invoice is the rest, (10^6 - discount) ppm of
+	 * its shares. A credit of more would pay the tenant back more than it
+	 * paid, and a 100 % credit could turn the invoice negative. */
+	const struct plan_tenant *pt = plan_tenant_find(p, inv->tenant);
+	const int64_t kept_ppm = 1000000 - (pt && pt->discount_ppm > 0 ? pt->discount_ppm : 0);
 	for (size_t i = 0; i < r->n_vms; i++) {
 		const struct sla_vm *v = &r->vms[i];
 		if (v->credit_ppm <= 0 || strcmp(v->tenant, inv->tenant))
@@ -569,9 +575,15 @@ int invoice_sla_credits(struct invoice *inv, const struct sla_report *r, const s
 				return err_set(e, -ERANGE, "tenant '%s': the charges of %s cannot be represented",
 					       inv->tenant, v->uuid);
 		}
+		/* charges after the discount, in 10^-12 of a minor unit: exact
+		 * (charges < 2^100, kept_ppm <= 10^6 < 2^20) */
+		unsigned __int128 net;
 		struct money_u256 cn;
-		money_u256_mul((unsigned __int128)charges, (unsigned __int128)v->credit_ppm, &cn);
-		if (money_u256_round(&cn, false, (unsigned __int128)1000000 * 1000000, p->rounding, &credit))
+		if (__builtin_mul_overflow((unsigned __int128)charges, (unsigned __int128)kept_ppm, &net))
+			return err_set(e, -ERANGE, "tenant '%s': the charges of %s cannot be represented",
+				       inv->tenant, v->uuid);
+		money_u256_mul(net, (unsigned __int128)v->credit_ppm, &cn);
+		if (money_u256_round(&cn, false, (unsigned __int128)1000000 * 1000000 * 1000000, p->rounding, &credit))
 			return err_set(e, -ERANGE, "tenant '%s': the SLA credit of %s cannot be represented", inv->tenant,
 				       v->uuid);
 		if (credit == 0)
@@ -580,7 +592,7 @@ int invoice_sla_credits(struct invoice *inv, const struct sla_report *r, const s
 		if (!l)
 			return err_set(e, -ENOMEM, "out of memory");
 		char av[24], pct[24], ch[48], a[48], d[32];
-		int64_t chm = (int64_t)money_round_div(charges, 1000000, MONEY_HALF_EVEN);
+		int64_t chm = (int64_t)money_round_div((__int128)net, (__int128)1000000 * 1000000, MONEY_HALF_EVEN);
 		l->type = INV_CREDIT;
 		l->group = "credits";
 		l->meter = -1;

@@ -657,6 +657,65 @@ START_TEST(test_credit_on_the_invoice)
 }
 END_TEST
 
+/* The credit is of the VM's charges as invoiced: after the tenant's
+ * discount. The crash scenario again (vm-c down 450 s, 99.9826 %), acme has
+ * 50 % off its usage, and the class credits 100 % below 99.99 %. The line:
+ * 1437.88 as above, the discount 50 % of it = 718.94. vm-c's share of the
+ * line is 143788 x 2591550 / 5176350 = 71987.750326 cents (to a millionth),
+ * of which acme pays half: 35993.875163 -> its 100 % credit 359.94. Total
+ * 1437.88 - 718.94 - 359.94 = 359.00: what acme pays for vm-u, which ran.
+ * A credit of the undiscounted 719.88 would make the total -0.94: the
+ * tenant paid for a VM that ran all month and for one that did not. */
+START_TEST(test_credit_after_the_discount)
+{
+	lf_open();
+	born("vm-c", "m1.small", NOV);
+	born("vm-u", "m1.small", NOV);
+	outage("vm-c", NOV + 9 * D + 10 * H, NOV + 9 * D + 10 * H + 7 * M + 30 * S, "crashed", "panicked");
+	outage("vm-u", NOV + 19 * D + 10 * H, NOV + 19 * D + 12 * H, "stopped", "shutdown");
+	alive("vm-c", DEC);
+	alive("vm-u", DEC);
+	lf_close();
+	FILE *f = fopen(plan_path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("plan: sla\ncurrency: EUR\nversions:\n  - from: 2026-01-01\n    prices:\n"
+	      "      - {meter: instance, unit: instance-hour, price: 1}\n"
+	      "tenants:\n  acme:\n    discount: 50%\n"
+	      "sla:\n  grace: 10m\n  classes:\n"
+	      "    - name: all\n      target: 99.99%\n      credits:\n        - {below: 99.99%, credit: 100%}\n", f);
+	fclose(f);
+	struct plan p;
+	struct plan_errors errs;
+	ck_assert_msg(plan_load(plan_path, &p, &errs) == 0, "%s", errs.msg[0]);
+	struct rate_query q = { .ledger = ledger, .from_ns = NOV, .to_ns = DEC };
+	struct invoice *v;
+	size_t n;
+	struct tally_err e = { 0 };
+	ck_assert_msg(invoice_build_all(&p, &q, &v, &n, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(n, 1);
+	int64_t usage = 0, discount = 0, credit = 0;
+	const char *desc = "";
+	for (size_t i = 0; i < v[0].n_lines; i++) {
+		const struct invoice_line *l = &v[0].lines[i];
+		if (l->type == INV_DISCOUNT)
+			discount += l->amount_minor;
+		else if (l->type == INV_CREDIT) {
+			credit += l->amount_minor;
+			desc = l->description;
+		} else
+			usage += l->amount_minor;
+	}
+	ck_assert_int_eq(usage, 143788);
+	ck_assert_int_eq(discount, -71894);
+	ck_assert_int_eq(credit, -35994);
+	ck_assert_msg(strstr(desc, "SLA credit vm-c: 100% of 359.94 (99.9826% available;") != NULL, "%s", desc);
+	ck_assert_int_eq(v[0].total_minor, 35900);
+	invoice_release(&v[0]);
+	free(v);
+	plan_release(&p);
+}
+END_TEST
+
 /* Presets are the published tables: AWS EC2 instance-level 99.5 % with 10 /
  * 30 / 100 % below 99.5 / 99.0 / 95.0 %. An unknown preset is an error with
  * its place. */
@@ -700,6 +759,7 @@ int main(void)
 	tcase_add_test(tc, test_ioerror_pause_and_user_pause);
 	tcase_add_test(tc, test_credit_tier_edges);
 	tcase_add_test(tc, test_credit_on_the_invoice);
+	tcase_add_test(tc, test_credit_after_the_discount);
 	tcase_add_test(tc, test_budget_ongoing_crash);
 	tcase_add_test(tc, test_html_escapes);
 	tcase_add_test(tc, test_budget_off_at_end);
