@@ -130,8 +130,12 @@ static int on_event(struct walk *w, const struct plan *p, int64_t t, const char 
 	case LIFECYCLE_UNDEFINED:
 		return set_state(w, t, ST_OFF, type, reason);
 	case LIFECYCLE_SUSPENDED:
-		return !strcmp(reason, "ioerror") ? set_state(w, t, ST_DOWN, "ioerror", reason)
-						   : set_state(w, t, ST_OFF, type, reason);
+		if (!strcmp(reason, "ioerror"))
+			return set_state(w, t, ST_DOWN, "ioerror", reason);
+		/* a pause does not end downtime: only a start, a resume, a stop
+		 * or an undefine does (a VM that is not running cannot be
+		 * paused on request) */
+		return w->st == ST_DOWN ? 0 : set_state(w, t, ST_OFF, type, reason);
 	case LIFECYCLE_SILENT:
 		w->silent_at = t;
 		w->silent_run = 0;

@@ -390,6 +390,38 @@ START_TEST(test_ioerror_pause_and_user_pause)
 }
 END_TEST
 
+/* A down VM stays down until it is started or resumed, or someone stops
+ * or undefines it (docs/sla.md): a pause on request while it is paused by
+ * an I/O error does not end the downtime. One day (86,400 s): vm-k is
+ * paused by an I/O error at 02:00, "suspended: paused" at 02:30, resumed
+ * at 03:00: down 02:00-03:00, 3600 s, all expected.
+ * 82,800 / 86,400 = 95.8333...% -> 95.8333. */
+START_TEST(test_pause_while_down_is_down)
+{
+	const int64_t day = NOV + 9 * D;
+	lf_open();
+	born("vm-k", "m1.small", day);
+	lf_event("vm-k", day + 2 * H, "suspended", "ioerror");
+	lf_event("vm-k", day + 2 * H + 30 * M, "suspended", "paused");
+	lf_event("vm-k", day + 3 * H, "resumed", "unpaused");
+	alive("vm-k", day + D);
+	lf_close();
+	struct sla_report r;
+	struct plan p;
+	report(day, day + D, &r, &p);
+	const struct sla_vm *v = vm_of(&r, "vm-k");
+	ck_assert_int_eq(v->expected_ns, 86400 * S);
+	ck_assert_int_eq(v->down_ns, 3600 * S);
+	avail_is(v, "95.8333");
+	ck_assert_uint_eq(v->n_incidents, 1);
+	ck_assert_str_eq(v->incidents[0].cause, "ioerror");
+	ck_assert_int_eq(v->incidents[0].end_ns, day + 3 * H);
+	ck_assert_uint_eq(v->n_offs, 0);
+	sla_report_release(&r);
+	plan_release(&p);
+}
+END_TEST
+
 /* Credit tiers at their edges, "gold", one day (86,400 s) each:
  *   vm-e: down 43.2 s: exactly 99.95 %: not below it, no credit
  *   vm-f: down 43.2 s + 1 ns: below 99.95 %: 10 %
@@ -757,6 +789,7 @@ int main(void)
 	tcase_add_test(tc, test_vm_created_mid_month);
 	tcase_add_test(tc, test_silent_for_good_across_the_month_end);
 	tcase_add_test(tc, test_ioerror_pause_and_user_pause);
+	tcase_add_test(tc, test_pause_while_down_is_down);
 	tcase_add_test(tc, test_credit_tier_edges);
 	tcase_add_test(tc, test_credit_on_the_invoice);
 	tcase_add_test(tc, test_credit_after_the_discount);
