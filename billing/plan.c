@@ -652,6 +652,19 @@ static void parse_sla(struct ctx *c, const struct cfg_node *n)
 		    keep(c, cfg_get_string(k, "name", s->name, sizeof(s->name), &e), &e) ||
 		    keep(c, cfg_get_string(k, "preset", s->preset, sizeof(s->preset), &e), &e))
 			continue;
+		/* reports and credit lines say a VM's class by its name */
+		if (!s->name[0]) {
+			add_err(c, k, "an SLA class needs a 'name'");
+			continue;
+		}
+		int dup = 0;
+		for (int j = 0; j < p->n_sla && !dup; j++)
+			dup = !strcmp(p->sla[j].name, s->name);
+		if (dup) {
+			add_err(c, cfg_get(k, "name"), "SLA class '%s' is named twice (each class needs a name of its own)",
+				s->name);
+			continue;
+		}
 		if (parse_select(c, k, s->sel_key, s->sel_val, &s->n_sel))
 			continue;
 		bool has_target = cfg_get(k, "target") != NULL;

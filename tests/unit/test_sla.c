@@ -776,6 +776,37 @@ START_TEST(test_presets)
 }
 END_TEST
 
+/* A class is shown and credited by its name: one without a name, or
+ * with the name of another, is refused with its place (two classes
+ * "gold" of different targets would make the report say a VM of 99.97 %
+ * is "gold" and breached next to one of 99.97 % "gold" that is not). */
+START_TEST(test_class_names)
+{
+	static const struct { const char *classes, *want; } c[] = {
+		{ "    - {target: 99.9%, credits: [{below: 99.9%, credit: 10%}]}\n",
+		  ":8:7: an SLA class needs a 'name'" },
+		{ "    - {name: '', target: 99.9%, credits: [{below: 99.9%, credit: 10%}]}\n",
+		  ":8:7: an SLA class needs a 'name'" },
+		{ "    - {name: gold, select: {flavor: m1.large}, preset: gce-instance}\n"
+		  "    - {name: gold, target: 99.99%, credits: [{below: 99.99%, credit: 10%}]}\n",
+		  ":9:14: SLA class 'gold' is named twice (each class needs a name of its own)" },
+	};
+	struct plan p;
+	struct plan_errors errs;
+	lf_open();
+	lf_close();
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		FILE *f = fopen(plan_path, "w");
+		ck_assert_ptr_nonnull(f);
+		fprintf(f, "plan: x\ncurrency: EUR\nversions:\n  - from: 2026-01-01\n    prices: []\n"
+			"sla:\n  classes:\n%s", c[i].classes);
+		fclose(f);
+		ck_assert_int_eq(plan_load(plan_path, &p, &errs), -EINVAL);
+		ck_assert_msg(strstr(errs.msg[0], c[i].want) != NULL, "%zu: %s", i, errs.msg[0]);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("sla");
@@ -798,6 +829,7 @@ int main(void)
 	tcase_add_test(tc, test_budget_off_at_end);
 	tcase_add_test(tc, test_budget_at_the_end_is_the_breach);
 	tcase_add_test(tc, test_presets);
+	tcase_add_test(tc, test_class_names);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
