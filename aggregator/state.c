@@ -52,6 +52,7 @@ static int collect(void *ctx, const struct agg_series_view *sv)
 	s->total = sv->total;
 	s->gauge = sv->gauge;
 	s->rate = sv->rate;
+	s->has_rate = sv->has_rate;
 	s->divergence = sv->divergence;
 	b->res[b->n] = sv->res;
 	b->n++;

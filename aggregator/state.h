@@ -53,6 +53,8 @@ struct live_series {
 	uint64_t total;                /* counters: base units since tallyd started */
 	double gauge;                  /* gauges: last value, base units */
 	double rate;                   /* counters: base units/s over the last interval */
+	bool has_rate;                 /* counters: rate was measured; false after a baseline
+					* reading (a new series): no interval, no rate, not 0 */
 	double divergence;             /* agg_series_view's: < 0 when not checked */
 };
 

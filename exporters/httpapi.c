@@ -122,7 +122,9 @@ enum MHD_Result httpapi_resource(struct httpd *h, struct MHD_Connection *c, cons
 		} else {
 			json_object_set_new(o, "kind", json_string("counter"));
 			json_object_set_new(o, "total", json_integer((json_int_t)s->total));
-			json_object_set_new(o, "rate", json_real(s->rate));
+			/* null, not 0, until a second reading gives an interval:
+			 * a monitor must not read "idle" into "not measured" */
+			json_object_set_new(o, "rate", s->has_rate ? json_real(s->rate) : json_null());
 		}
 		json_array_append_new(ser, o);
 	}

@@ -325,6 +325,7 @@ static int check_resource(FILE *f, const struct opts *o, int meter)
 	double sum = 0;
 	int n = 0;
 	bool gauge = md->kind == SAMPLE_GAUGE;
+	int unknown = 0;
 	json_t *arr = json_object_get(j, "series"), *s;
 	size_t i;
 	json_array_foreach(arr, i, s) {
@@ -332,8 +333,20 @@ static int check_resource(FILE *f, const struct opts *o, int meter)
 		const char *d = json_string_value(json_object_get(s, "device"));
 		if (!m || strcmp(m, md->name) || (o->device && (!d || strcmp(d, o->device))))
 			continue;
-		sum += json_number_value(json_object_get(s, gauge ? "value" : "rate"));
+		/* a counter read once has "rate": null (no interval yet): that
+		 * is not 0, and neither is a sum with it in */
+		json_t *v = json_object_get(s, gauge ? "value" : "rate");
+		if (!json_is_number(v))
+			unknown++;
+		sum += json_number_value(v);
 		n++;
+	}
+	if (n && unknown) {
+		state = finish(f, NAGIOS_UNKNOWN, gauge ? "%s: %s has no value%s%s" :
+			       "%s: %s has no rate yet (one reading, no interval)%s%s", what, md->name,
+			       o->device ? " for device " : "", o->device ? o->device : "");
+		json_decref(j);
+		return state;
 	}
 	if (!n) {
 		state = finish(f, NAGIOS_UNKNOWN, "%s has no %s series%s%s", what, md->name,

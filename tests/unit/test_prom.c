@@ -121,6 +121,10 @@ START_TEST(test_counter_never_down)
 		struct live_state *st = snap(t, 0);
 		ck_assert_uint_eq(st->n_series, 1);
 		ck_assert_uint_eq(st->series[0].total, want[i]);
+		/* the first reading is a baseline: no interval, so no rate (the
+		 * API's "rate": null), not a rate of 0; every later one, the
+		 * reset included (it counts the new value), has one */
+		ck_assert_msg(st->series[0].has_rate == (i > 0), "step %d: has_rate %d", i, st->series[0].has_rate);
 		char *text = render(st, PROM_TEXT, NULL);
 		ck_assert_msg(strstr(text, line[i]) != NULL, "step %d: no '%s' in\n%s", i, line[i], text);
 		free(text);

@@ -1,0 +1,94 @@
+#!/bin/sh
+# check_tally where it cannot tell: the exit code is the number (0 OK,
+# 1 WARNING, 2 CRITICAL, 3 UNKNOWN, the Monitoring Plugins guidelines), so
+# a figure tallyd does not have must be UNKNOWN, never OK with a made-up 0.
+#
+# - a counter read once has no rate yet (no interval to take it over): the
+#   API says "rate": null and check_tally is UNKNOWN, while a gauge read at
+#   that same tick is known (its value from the ledger, read with sqlite3).
+set -eu
+B=${B:-build}
+TALLYD=$PWD/$B/tallyd
+CHECK=$PWD/$B/check_tally
+for t in sqlite3 jq curl; do
+	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)" >&2; exit 77; }
+done
+work=$(mktemp -d /tmp/tally-chkedges-XXXXXX)
+tpid=""
+cleanup() {
+	[ -n "$tpid" ] && kill "$tpid" 2>/dev/null && wait "$tpid" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+fails=0
+. tests/lib/cli.sh
+
+# chk WANT-EXIT FRAGMENT args...: check_tally exits WANT-EXIT, prints one
+# line under 1 KiB, and FRAGMENT is in it
+chk() {
+	want=$1 frag=$2; shift 2
+	if "$CHECK" "$@" > "$work/chk" 2>&1; then got=0; else got=$?; fi
+	lines=$(wc -l < "$work/chk"); bytes=$(wc -c < "$work/chk")
+	if [ "$got" -eq "$want" ] && [ "$lines" -eq 1 ] && [ "$bytes" -lt 1024 ] && grep -qF -- "$frag" "$work/chk"; then
+		ok "check_tally $*: exit $got: $(cat "$work/chk")"
+	else
+		bad "check_tally $*: exit $got (want $want with '$frag'), $lines lines: $(cat "$work/chk")"
+	fi
+}
+
+# ---- one tick only: every counter is a baseline, no rate ----
+# interval 60 s, the period 30 s: the fast-forward reads the fleet once, at
+# 00:00:00, and serves that
+cat > "$work/one.yaml" <<EOC
+tallyd:
+  agent_id: one
+  data_dir: $work/one
+  interval: 60s
+  clock: fast-forward
+  start: 2026-10-01T00:00:00Z
+  end: 2026-10-01T00:00:30Z
+  log_level: info
+rrd:
+  enabled: false
+http:
+  address: 127.0.0.1
+  port: 0
+  serve_after_end: true
+collectors:
+  sim:
+    vms: 2
+    disks: 1
+    nics: 1
+EOC
+"$TALLYD" -c "$work/one.yaml" 2>"$work/one.log" &
+tpid=$!
+wait_serving "$work/one.log" "$tpid"
+L=$work/one/ledger.db
+uuid=$(sqlite3 "$L" "SELECT uuid FROM resources ORDER BY uuid LIMIT 1")
+vc=$(sqlite3 "$L" "SELECT CAST(s.last_value AS INTEGER) FROM series s JOIN resources r ON r.id = s.resource_id
+  JOIN meters m ON m.id = s.meter_id WHERE r.uuid = '$uuid' AND m.name = 'vcpus'")
+[ -n "$uuid" ] && [ -n "$vc" ] || { bad "the one-tick ledger has no VM or no vcpus"; exit 1; }
+# the oracle that no counter has an interval yet: every series was last
+# read at one time, and the counters' usage (what they did between two
+# readings) is nothing
+times=$(sqlite3 "$L" "SELECT count(DISTINCT last_ns) FROM series")
+cusage=$(sqlite3 "$L" "SELECT count(*) FROM usage u JOIN series s ON s.resource_id = u.resource_id
+  AND s.meter_id = u.meter_id AND s.device = u.device WHERE s.kind = 'cumulative' AND u.quantity != 0")
+[ "$times" -eq 1 ] && [ "$cusage" -eq 0 ] ||
+	bad "the one-tick ledger: series read at $times times, $cusage counter usage rows: more than one reading"
+curl -s -o "$work/res.json" "http://127.0.0.1:$PORT/api/v1/resources/$uuid"
+rates=$(jq -c '[.series[] | select(.kind == "counter") | .rate]' "$work/res.json")
+if jq -e '[.series[] | select(.kind == "counter")] | length > 0 and all(.rate == null)' "$work/res.json" > /dev/null; then
+	ok "API after one reading: every counter's rate is null ($rates)"
+else
+	bad "API after one reading: counter rates $rates, want all null (no interval to take a rate over)"
+fi
+chk 3 "no rate" -p "$PORT" -r "$uuid" -m cpu -c '~:4'
+chk 3 "no rate" -p "$PORT" -r "$uuid" -m network.incoming.bytes -w '~:1000000'
+chk 3 "no rate" -p "$PORT" -r "$uuid" -m disk.device.read.bytes -d vda
+# the gauge read at the same tick is there: exactly on the edges of vc:vc
+chk 0 "'vcpus'=$vc;;$vc:$vc;0;" -p "$PORT" -r "$uuid" -m vcpus -c "$vc:$vc"
+kill "$tpid"; wait "$tpid" 2>/dev/null || true; tpid=""
+
+[ "$fails" -eq 0 ] || { echo "$fails failed"; exit 1; }
+echo "all passed"
