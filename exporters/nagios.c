@@ -427,6 +427,12 @@ static int check_alerts(FILE *f, const struct opts *o)
 	json_t *arr = json_object_get(j, "alerts"), *a;
 	size_t i;
 	int n = 0;
+	/* no list is nothing counted, not "0 firing" (another service on
+	 * that port, another version of the API) */
+	if (!json_is_array(arr)) {
+		json_decref(j);
+		return finish(f, NAGIOS_UNKNOWN, "tallyd's answer has no list of alerts");
+	}
 	char first[160] = "";
 	json_array_foreach(arr, i, a) {
 		json_t *labels = json_object_get(a, "labels");

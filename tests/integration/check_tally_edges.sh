@@ -5,18 +5,22 @@
 #
 # - a counter read once has no rate yet (no interval to take it over): the
 #   API says "rate": null and check_tally is UNKNOWN, while a gauge read at
-#   that same tick is known (its value from the ledger, read with sqlite3).
+#   that same tick is known (its value from the ledger, read with sqlite3);
+# - a server on loopback that answers 200 with JSON of another shape than
+#   tallyd's (python3, the answer written here for each case): a count that
+#   is not there is not 0.
 set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
 CHECK=$PWD/$B/check_tally
-for t in sqlite3 jq curl; do
+for t in sqlite3 jq curl python3; do
 	command -v $t >/dev/null || { echo "$t is not installed (scripts/deps.sh installs it)" >&2; exit 77; }
 done
 work=$(mktemp -d /tmp/tally-chkedges-XXXXXX)
-tpid=""
+tpid="" fpid=""
 cleanup() {
 	[ -n "$tpid" ] && kill "$tpid" 2>/dev/null && wait "$tpid" 2>/dev/null
+	[ -n "$fpid" ] && kill "$fpid" 2>/dev/null && wait "$fpid" 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -89,6 +93,40 @@ chk 3 "no rate" -p "$PORT" -r "$uuid" -m disk.device.read.bytes -d vda
 # the gauge read at the same tick is there: exactly on the edges of vc:vc
 chk 0 "'vcpus'=$vc;;$vc:$vc;0;" -p "$PORT" -r "$uuid" -m vcpus -c "$vc:$vc"
 kill "$tpid"; wait "$tpid" 2>/dev/null || true; tpid=""
+
+# ---- a fake tallyd: 200 and whatever $work/answer holds ----
+cat > "$work/fake.py" <<'EOP'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+    def do_GET(self):
+        body = open(sys.argv[1], "rb").read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+EOP
+echo '{}' > "$work/answer"
+python3 "$work/fake.py" "$work/answer" > "$work/fport" &
+fpid=$!
+for _ in $(seq 50); do [ -s "$work/fport" ] && break; sleep 0.1; done
+FP=$(cat "$work/fport")
+answer() { printf '%s' "$1" > "$work/answer"; }
+U=0503da91-bfd5-420f-8000-cc7a1bed6282
+
+# -m alerts counts the "alerts" array: without one there is nothing to
+# count, which is not "0 firing"
+for a in '{}' '[]' '{"alerts": "many"}' '{"alerts": null}'; do
+	answer "$a"
+	chk 3 "UNKNOWN" -p "$FP" -m alerts -c 0
+done
+answer '{"alerts": []}'
+chk 0 "'firing'=0;;0;0;" -p "$FP" -m alerts -c 0
 
 [ "$fails" -eq 0 ] || { echo "$fails failed"; exit 1; }
 echo "all passed"
