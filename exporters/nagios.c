@@ -139,20 +139,49 @@ static char verbose_line[1200];
 
 static const char *const state_name[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
 
-static int finish(FILE *out, int state, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int finish(FILE *out, int state, const char *fmt, ...)
+/* The status line: "TALLY STATE - text", then " | perf" when perf is given.
+ * The text holds names from tallyd (a VM's, chosen by its tenant; an
+ * alert's; an error message): the guidelines make the first '|' the start
+ * of the perfdata, so one in the text becomes '/', and nothing from the
+ * server may start another line either. */
+static int vfinish(FILE *out, int state, const char *perf, const char *fmt, va_list ap)
 {
 	char line[STATUS_MAX];
+	/* the whole line, perfdata and newline included, stays within STATUS_MAX
+	 * (perf is under 400 bytes: a label and two ranges of short numbers) */
+	size_t room = sizeof(line) - (perf ? strlen(perf) + 4 : 1);
 	int n = snprintf(line, sizeof(line), "TALLY %s - ", state_name[state]);
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
-	/* one line: nothing from the server may add another */
+	vsnprintf(line + n, room - (size_t)n, fmt, ap);
 	for (char *p = line; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
-	fprintf(out, "%s\n", line);
+		else if (*p == '|')
+			*p = '/';
+	if (perf)
+		fprintf(out, "%s | %s\n", line, perf);
+	else
+		fprintf(out, "%s\n", line);
+	return state;
+}
+
+static int finish(FILE *out, int state, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int finish(FILE *out, int state, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	state = vfinish(out, state, NULL, fmt, ap);
+	va_end(ap);
+	return state;
+}
+
+static int finish_perf(FILE *out, int state, const char *perf, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int finish_perf(FILE *out, int state, const char *perf, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	state = vfinish(out, state, perf, fmt, ap);
+	va_end(ap);
 	return state;
 }
 
@@ -276,8 +305,10 @@ static int judge(FILE *f, const struct opts *o, const char *what, const char *la
 		st = NAGIOS_CRITICAL;
 	else if (o->have_w && nagios_range_alert(&o->w, v))
 		st = NAGIOS_WARNING;
-	return finish(f, st, "%.300s %s is %.15g%s | '%s'=%.15g%s;%s;%s;0;", what, label, v, unit_text,
-		      label, v, uom, o->warn ? o->warn : "", o->crit ? o->crit : "");
+	char perf[400];
+	snprintf(perf, sizeof(perf), "'%s'=%.15g%s;%s;%s;0;", label, v, uom, o->warn ? o->warn : "",
+		 o->crit ? o->crit : "");
+	return finish_perf(f, st, perf, "%.300s %s is %.15g%s", what, label, v, unit_text);
 }
 
 static int check_age_all(FILE *f, const struct opts *o)

@@ -8,7 +8,10 @@
 #   that same tick is known (its value from the ledger, read with sqlite3);
 # - a server on loopback that answers 200 with JSON of another shape than
 #   tallyd's (python3, the answer written here for each case): a count that
-#   is not there is not 0.
+#   is not there is not 0;
+# - a name from tallyd (a VM's, chosen by its tenant; an alert's) with a
+#   '|' in it: the guidelines make the first '|' the start of the perfdata,
+#   so the status text must not hold one, or Nagios graphs the name.
 set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
@@ -127,6 +130,22 @@ for a in '{}' '[]' '{"alerts": "many"}' '{"alerts": null}'; do
 done
 answer '{"alerts": []}'
 chk 0 "'firing'=0;;0;0;" -p "$FP" -m alerts -c 0
+
+# perfdata_ok WANT: the one line has exactly one '|', and after it exactly
+# WANT (what Nagios would take as the perfdata)
+perfdata_ok() {
+	pipes=$(tr -cd '|' < "$work/chk" | wc -c)
+	perf=$(sed 's/^[^|]*|[[:space:]]*//' "$work/chk")
+	if [ "$pipes" -eq 1 ] && [ "$perf" = "$1" ]; then ok "one '|', perfdata '$perf'"
+	else bad "$pipes '|' in '$(cat "$work/chk")': Nagios reads the perfdata as '${perf}', want '$1'"; fi
+}
+answer '{"now": "2026-10-01T00:01:00Z", "resource": {"name": "web|1 a", "last_seen": "2026-10-01T00:01:00Z"},
+ "series": [{"meter": "vcpus", "device": "", "kind": "gauge", "value": 2}]}'
+chk 0 "vcpus is 2" -p "$FP" -r "$U" -m vcpus -c 2:2
+perfdata_ok "'vcpus'=2;;2:2;0;"
+answer '{"alerts": [{"state": "firing", "labels": {"alertname": "Cpu|High", "name": "db|2"}}]}'
+chk 2 "firing is 1" -p "$FP" -m alerts -c 0
+perfdata_ok "'firing'=1;;0;0;"
 
 [ "$fails" -eq 0 ] || { echo "$fails failed"; exit 1; }
 echo "all passed"
