@@ -148,7 +148,8 @@ static int vfinish(FILE *out, int state, const char *perf, const char *fmt, va_l
 {
 	char line[STATUS_MAX];
 	/* the whole line, perfdata and newline included, stays within STATUS_MAX
-	 * (perf is under 400 bytes: a label and two ranges of short numbers) */
+	 * (perf is under 600 bytes: a label, a number and two ranges of short
+	 * numbers) */
 	size_t room = sizeof(line) - (perf ? strlen(perf) + 4 : 1);
 	int n = snprintf(line, sizeof(line), "TALLY %s - ", state_name[state]);
 	vsnprintf(line + n, room - (size_t)n, fmt, ap);
@@ -296,6 +297,29 @@ static int64_t json_time(json_t *o, const char *key)
 	return a;
 }
 
+/* v as perfdata wants it: the guidelines allow only [-0-9.] in a value, so
+ * never an exponent. 15 significant digits like the text's %.15g, but a
+ * value %g would write as 1e-05 or 1.2e+18 gets fixed notation: all its
+ * integer digits, or enough decimals for 15 significant ones (at most 340:
+ * the smallest double). */
+static void perf_num(char *buf, size_t len, double v)
+{
+	snprintf(buf, len, "%.15g", v);
+	if (!strpbrk(buf, "eE") || !isfinite(v))
+		return;
+	if (fabs(v) >= 1) {
+		snprintf(buf, len, "%.0f", v);
+		return;
+	}
+	int dec = 14 - (int)floor(log10(fabs(v)));
+	snprintf(buf, len, "%.*f", dec > 340 ? 340 : dec, v);
+	char *end = buf + strlen(buf);
+	while (end > buf && end[-1] == '0')
+		*--end = '\0';
+	if (end > buf && end[-1] == '.')
+		*--end = '\0';
+}
+
 /* Judge value against -c then -w and print the line with perfdata. */
 static int judge(FILE *f, const struct opts *o, const char *what, const char *label, double v,
 		 const char *uom, const char *unit_text)
@@ -305,8 +329,9 @@ static int judge(FILE *f, const struct opts *o, const char *what, const char *la
 		st = NAGIOS_CRITICAL;
 	else if (o->have_w && nagios_range_alert(&o->w, v))
 		st = NAGIOS_WARNING;
-	char perf[400];
-	snprintf(perf, sizeof(perf), "'%s'=%.15g%s;%s;%s;0;", label, v, uom, o->warn ? o->warn : "",
+	char num[360], perf[600];
+	perf_num(num, sizeof(num), v);
+	snprintf(perf, sizeof(perf), "'%s'=%s%s;%s;%s;0;", label, num, uom, o->warn ? o->warn : "",
 		 o->crit ? o->crit : "");
 	return finish_perf(f, st, perf, "%.300s %s is %.15g%s", what, label, v, unit_text);
 }

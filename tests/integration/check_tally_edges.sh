@@ -11,7 +11,9 @@
 #   is not there is not 0;
 # - a name from tallyd (a VM's, chosen by its tenant; an alert's) with a
 #   '|' in it: the guidelines make the first '|' the start of the perfdata,
-#   so the status text must not hold one, or Nagios graphs the name.
+#   so the status text must not hold one, or Nagios graphs the name;
+# - perfdata values are plain decimals (the guidelines: value, min and max
+#   in class [-0-9.]): no exponent for an idle VM's cpu or a huge gauge.
 set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
@@ -146,6 +148,17 @@ perfdata_ok "'vcpus'=2;;2:2;0;"
 answer '{"alerts": [{"state": "firing", "labels": {"alertname": "Cpu|High", "name": "db|2"}}]}'
 chk 2 "firing is 1" -p "$FP" -m alerts -c 0
 perfdata_ok "'firing'=1;;0;0;"
+
+# cpu 10000 ns/s is 10000 / 10^9 = 0.00001 cores (printf's %g would say 1e-05)
+answer '{"now": "2026-10-01T00:01:00Z", "resource": {"name": "idle", "last_seen": "2026-10-01T00:01:00Z"},
+ "series": [{"meter": "cpu", "device": "", "kind": "counter", "total": 5, "rate": 10000}]}'
+chk 0 "cpu is" -p "$FP" -r "$U" -m cpu -w 1
+perfdata_ok "'cpu'=0.00001;1;;0;"
+# memory 2^60 B = 1152921504606846976 B, exact in a double (%g: 1.15292150460685e+18)
+answer '{"now": "2026-10-01T00:01:00Z", "resource": {"name": "big", "last_seen": "2026-10-01T00:01:00Z"},
+ "series": [{"meter": "memory", "device": "", "kind": "gauge", "value": 1152921504606846976}]}'
+chk 0 "memory is" -p "$FP" -r "$U" -m memory
+perfdata_ok "'memory'=1152921504606846976B;;;0;"
 
 [ "$fails" -eq 0 ] || { echo "$fails failed"; exit 1; }
 echo "all passed"
