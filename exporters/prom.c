@@ -130,16 +130,66 @@ enum prom_format prom_negotiate(const char *accept)
 	return PROM_OPENMETRICS;
 }
 
+/* The length of the valid UTF-8 sequence at s (RFC 3629: no overlong
+ * forms, no surrogates, nothing past U+10FFFF), 0 when there is none. */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf;   /* the second byte's range */
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* A label value: \\, \" and \n escaped, and valid UTF-8 whatever the
+ * input: Prometheus refuses the whole scrape over one bad byte, and a name
+ * cut to its field's size (str_copy) can end in half a character. Each byte
+ * that starts no valid sequence becomes U+FFFD. */
 static void put_escaped(struct sbuf *b, const char *s)
 {
 	const char *run = s;
-	for (; *s; s++) {
-		const char *rep = *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : *s == '\n' ? "\\n" : NULL;
-		if (!rep)
+	while (*s) {
+		unsigned char c = (unsigned char)*s;
+		const char *rep = NULL;
+		size_t skip = 1;
+		if (c == '\\')
+			rep = "\\\\";
+		else if (c == '"')
+			rep = "\\\"";
+		else if (c == '\n')
+			rep = "\\n";
+		else if (c >= 0x80 && !(skip = utf8_len((const unsigned char *)s))) {
+			rep = "\xef\xbf\xbd";
+			skip = 1;
+		}
+		if (!rep) {
+			s += skip;
 			continue;
+		}
 		sbuf_add(b, run, (size_t)(s - run));
 		sbuf_puts(b, rep);
-		run = s + 1;
+		s += skip;
+		run = s;
 	}
 	sbuf_add(b, run, (size_t)(s - run));
 }

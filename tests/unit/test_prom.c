@@ -292,12 +292,44 @@ START_TEST(test_alert_metrics)
 }
 END_TEST
 
+/* Label values must be UTF-8: Prometheus refuses a scrape with one bad
+ * byte anywhere (promtool: "invalid label value"), losing every series of
+ * it. A Nova name of 43 snowmen (U+2603, 3 bytes each: 129 bytes) is cut
+ * by the 128-byte name field to 42 of them and the first byte of the 43rd
+ * (0xe2): that lone byte becomes U+FFFD (ef bf bd), as do a stray 0xff,
+ * an overlong '/' (c0 af) and a UTF-16 surrogate (ed a0 80) in the tenant,
+ * byte by byte; valid text (é, ☃) and the escapes stay. */
+START_TEST(test_label_utf8)
+{
+	char nova[200] = "", want[400] = "name=\"";
+	for (int i = 0; i < 43; i++)
+		strcat(nova, "\xe2\x98\x83");
+	for (int i = 0; i < 42; i++)
+		strcat(want, "\xe2\x98\x83");
+	strcat(want, "\xef\xbf\xbd\",tenant=\"a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+	       "\xef\xbf\xbd\xef\xbf\xbd\\\\\\\"\xc3\xa9\",");
+	struct batch b;
+	batch_init(&b, "agent1");
+	meta(&b, "vm-u", nova, "a\xff\xc0\xaf\xed\xa0\x80\\\"\xc3\xa9", T0);
+	reading(&b, "vm-u", M_VCPUS, "", T0, 0, 2);
+	deliver(&b, T0);
+	struct live_state *st = snap(T0, 0);
+	char *text = render(st, PROM_TEXT, NULL);
+	const char *line = strstr(text, "\ntally_vcpus{");
+	ck_assert_msg(strstr(text, want) != NULL, "no '%s' in: %.600s", want, line ? line + 1 : "(none)");
+	free(text);
+	live_free(st);
+	batch_release(&b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("prom");
 	TCase *tc = tcase_create("snapshot");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_counter_never_down);
+	tcase_add_test(tc, test_label_utf8);
 	tcase_add_test(tc, test_families_tenants_stale);
 	tcase_add_test(tc, test_store_refs);
 	tcase_add_test(tc, test_alert_metrics);
