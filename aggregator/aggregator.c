@@ -30,6 +30,7 @@
 
 struct res_entry {
 	struct ledger_resource r;
+	int64_t ended_ns;            /* the latest event that ended a life of it, ingested by this process */
 	uint8_t dirty;
 	uint8_t known;               /* in the ledger with r.id (loaded, or committed by us) */
 };
@@ -633,9 +634,29 @@ static int ingest_check(struct aggregator *a, const struct sample *s, uint16_t a
 	return 0;
 }
 
-/* "silent" at the last reading before a gap, "heard" at the first after. */
-static int silence_events(struct aggregator *a, uint32_t ri, uint16_t ag, const struct sample *s, int64_t gap_ns)
+/* Whether a life of resource ri (reported by agent) was ended by an event
+ * (stopped, shutdown, crashed, migrated out, undefined) at or after t_ns:
+ * one ingested by this process, or one in the ledger (committed before a
+ * restart). 1, 0, or the ledger's error (in e). A final reading that
+ * was lost while its event came is no silence. */
+static int ended_since(struct aggregator *a, uint32_t ri, const char *agent, int64_t t_ns, struct tally_err *e)
 {
+	const struct res_entry *re = &a->res.v[ri];
+	if (re->ended_ns >= t_ns)
+		return 1;
+	char type[32];
+	int64_t at = 0;
+	int rc = ledger_last_event(a->ledger, re->r.meta.resource, agent,
+				   ",stopped,crashed,migrated_out,undefined,shutdown,", type, sizeof(type), &at, e);
+	return rc ? rc : at >= t_ns;
+}
+
+/* "silent" at the last reading before a gap, "heard" at the first after
+ * (or at the start of the life that came after it, heard_ns). */
+static int silence_events(struct aggregator *a, uint32_t ri, uint16_t ag, const struct sample *s, int64_t silent_ns,
+			  int64_t heard_ns)
+{
+	int64_t gap_ns = heard_ns - silent_ns;
 	for (int i = 0; i < 2; i++) {
 		struct pending_event *p = VEC_PUSH(a->events);
 		if (!p)
@@ -643,7 +664,7 @@ static int silence_events(struct aggregator *a, uint32_t ri, uint16_t ag, const 
 		memset(p, 0, sizeof(*p));
 		p->res = ri;
 		p->agent = ag;
-		p->ev.time_ns = i ? s->time_ns : s->time_ns - gap_ns;
+		p->ev.time_ns = i ? heard_ns : silent_ns;
 		str_copy(p->ev.resource, s->resource, sizeof(p->ev.resource));
 		str_copy(p->ev.type, lifecycle_name(i ? LIFECYCLE_HEARD : LIFECYCLE_SILENT), sizeof(p->ev.type));
 		snprintf(p->ev.reason, sizeof(p->ev.reason), "%s %lld s without readings", i ? "after" : "then",
@@ -712,6 +733,9 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		p->agent = (uint16_t)ag;
 		p->ev = *ev;
 		a->must_commit = 1;
+		struct res_entry *re = &a->res.v[ri];
+		if (lifecycle_ends_life(lifecycle_type_of(ev->type)) && ev->time_ns > re->ended_ns)
+			re->ended_ns = ev->time_ns;
 	}
 	uint32_t last_res = UINT32_MAX;
 	uint32_t prev = 0;           /* index + 1 of the previous sample's series */
@@ -770,6 +794,23 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		int same_gauge = s->kind == SAMPLE_GAUGE && (!allocation_gauge(s->meter) ||
 				 ((se->st.flags & SERIES_HAS) && se->st.kind == SAMPLE_GAUGE &&
 				  se->st.last.gauge == s->v.gauge));
+		/* A new life of a VM whose last one ended unseen while it ran (no
+		 * final reading, no stop: its host or its agent died with it,
+		 * and it was started again): from that life's last reading to
+		 * the new start nothing was heard of it, a silence as one inside
+		 * a life is (docs/sla.md), not time in which nothing happened */
+		int64_t unseen_end = 0;
+		if (s->meter == M_INSTANCE && s->origin_ns && (se->st.flags & SERIES_HAS) &&
+		    !(se->st.flags & SERIES_ENDED) && se->st.kind == SAMPLE_GAUGE && se->st.last.gauge > 0 &&
+		    s->origin_ns > se->st.origin_ns && s->origin_ns - se->st.last_ns > a->max_gap_ns) {
+			int ended = ended_since(a, ri, b->agent, se->st.last_ns, e);
+			if (ended < 0) {
+				a->broken = 1;   /* the batch is half applied, as below */
+				return ended;
+			}
+			if (!ended)
+				unseen_end = se->st.last_ns;
+		}
 		a->emitted = 0;
 		int out = series_apply(&se->st, s, a->max_gap_ns, emit, a, &usage, &ival);
 		if (out == -ERANGE) {
@@ -801,7 +842,9 @@ int agg_ingest(struct aggregator *a, const struct batch *b, struct tally_err *e)
 		 * it for longer than max_gap (its host, the network or tally was
 		 * down). Recorded as two events, for the SLA reports. */
 		if (out == SERIES_DELTA && s->meter == M_INSTANCE && ival > a->max_gap_ns &&
-		    (rc = silence_events(a, ri, (uint16_t)ag, s, ival)))
+		    (rc = silence_events(a, ri, (uint16_t)ag, s, s->time_ns - ival, s->time_ns)))
+			goto nomem;
+		if (unseen_end && (rc = silence_events(a, ri, (uint16_t)ag, s, unseen_end, s->origin_ns)))
 			goto nomem;
 		/* only plain counter progress and unchanged gauges may wait for
 		 * a later commit (agg_must_commit) */

@@ -305,6 +305,102 @@ END_TEST
  *   October: (2678400 - 300) / 2678400 = 99.988799...% -> 99.9887, below
  *   std's 99.99 % (not below 99.9 %): breached, credit 10 %;
  *   November: all 777,600 s of the data (to 11-10) down. */
+/* A host that crashes with its VMs and comes back: on 2026-11-10 (one
+ * day, 86,400 s, readings every 5 min, max_gap 5 min, grace 10 min) vm-h
+ * is last read at 10:00, then nothing (no final reading, no stop: its host
+ * died with it), and it is started again at 12:00, a new life (a started
+ * event and a first reading whose origin is 12:00). vm-o on another host
+ * keeps the data going. The aggregator records silent 10:00, heard 12:00:
+ * 7200 s, longer than the grace, down: (86400 - 7200) / 86400 = 91.6666 %.
+ * Before, the new life's start was taken as nothing having happened:
+ * 100.0000 %. */
+START_TEST(test_host_crash_then_started_again)
+{
+	const int64_t day = NOV + 9 * D;
+	lf_max_gap_ns = 5 * M;
+	lf_open();
+	born("vm-h", "m1.small", day);
+	born("vm-o", "m1.small", day);
+	for (int64_t t = day + 5 * M; t <= day + D; t += 5 * M) {
+		if (t <= day + 10 * H)
+			lf_reading("vm-h", M_INSTANCE, t, 1, 0, 0);
+		if (t == day + 12 * H) {
+			lf_event("vm-h", t, "started", "booted");
+			born("vm-h", NULL, t);
+		} else if (t > day + 12 * H) {
+			lf_reading("vm-h", M_INSTANCE, t, 1, 0, 0);
+		}
+		lf_reading("vm-o", M_INSTANCE, t, 1, 0, 0);
+		lf_flush();
+	}
+	lf_close();
+	lf_max_gap_ns = 40 * D;
+	struct sla_report r;
+	struct plan p;
+	report(day, day + D, &r, &p);
+	const struct sla_vm *h = vm_of(&r, "vm-h"), *o = vm_of(&r, "vm-o");
+	ck_assert_int_eq(h->expected_ns, 86400 * S);
+	ck_assert_int_eq(h->down_ns, 7200 * S);
+	avail_is(h, "91.6666");
+	ck_assert_uint_eq(h->n_incidents, 1);
+	ck_assert_str_eq(h->incidents[0].cause, "silent");
+	ck_assert_int_eq(h->incidents[0].start_ns, day + 10 * H);
+	ck_assert_int_eq(h->incidents[0].end_ns, day + 12 * H);
+	ck_assert_int_eq(o->down_ns, 0);
+	sla_report_release(&r);
+	plan_release(&p);
+}
+END_TEST
+
+/* The same day, but vm-s was stopped at 10:01 (a stopped event) and its
+ * final reading was lost; the aggregator restarts at 11:00 (so the stop is
+ * known from the ledger, not from its memory), and vm-s is started again
+ * at 12:00. Its end was seen: no silence. Off on request 10:01 - 12:00
+ * (7140 s): expected 86400 - 7140 = 79260 s, no downtime, 100.0000 %. */
+START_TEST(test_stop_with_lost_final_reading_then_started)
+{
+	const int64_t day = NOV + 9 * D;
+	lf_max_gap_ns = 5 * M;
+	lf_open();
+	born("vm-s", "m1.small", day);
+	born("vm-o", "m1.small", day);
+	for (int64_t t = day + 5 * M; t <= day + D; t += 5 * M) {
+		if (t <= day + 10 * H)
+			lf_reading("vm-s", M_INSTANCE, t, 1, 0, 0);
+		if (t == day + 10 * H + 5 * M)
+			lf_event("vm-s", day + 10 * H + M, "stopped", "destroyed");
+		if (t == day + 12 * H) {
+			lf_event("vm-s", t, "started", "booted");
+			born("vm-s", NULL, t);
+		} else if (t > day + 12 * H) {
+			lf_reading("vm-s", M_INSTANCE, t, 1, 0, 0);
+		}
+		lf_reading("vm-o", M_INSTANCE, t, 1, 0, 0);
+		lf_flush();
+		if (t == day + 11 * H) {
+			/* tallyd restarts: the aggregator reopens the ledger */
+			struct tally_err e = { 0 };
+			struct agg_config ac = { .ledger_path = ledger, .max_gap_ns = lf_max_gap_ns };
+			ck_assert_msg(agg_commit(agg, &e) == 0, "%s", e.msg);
+			agg_close(agg);
+			ck_assert_msg(agg_open(&agg, &ac, &e) == 0, "%s", e.msg);
+		}
+	}
+	lf_close();
+	lf_max_gap_ns = 40 * D;
+	struct sla_report r;
+	struct plan p;
+	report(day, day + D, &r, &p);
+	const struct sla_vm *v = vm_of(&r, "vm-s");
+	ck_assert_int_eq(v->expected_ns, 79260 * S);
+	ck_assert_int_eq(v->down_ns, 0);
+	ck_assert_uint_eq(v->n_incidents, 0);
+	avail_is(v, "100.0000");
+	sla_report_release(&r);
+	plan_release(&p);
+}
+END_TEST
+
 START_TEST(test_silent_for_good_across_the_month_end)
 {
 	lf_open();
@@ -819,6 +915,8 @@ int main(void)
 	tcase_add_test(tc, test_incident_across_the_month_boundary);
 	tcase_add_test(tc, test_vm_created_mid_month);
 	tcase_add_test(tc, test_silent_for_good_across_the_month_end);
+	tcase_add_test(tc, test_host_crash_then_started_again);
+	tcase_add_test(tc, test_stop_with_lost_final_reading_then_started);
 	tcase_add_test(tc, test_ioerror_pause_and_user_pause);
 	tcase_add_test(tc, test_pause_while_down_is_down);
 	tcase_add_test(tc, test_credit_tier_edges);
