@@ -369,6 +369,8 @@ static int known_find(void *ctx, const char *uuid, struct ledger_resource *out, 
 {
 	struct known *k = ctx;
 	struct ledger_resource key;
+	if (!k->n)
+		return 0;   /* a new ledger: no array to search (bsearch wants one, even empty) */
 	str_copy(key.meta.resource, uuid, sizeof(key.meta.resource));
 	const struct ledger_resource *r = bsearch(&key, k->v, k->n, sizeof(key), cmp_res);
 	if (!r)
