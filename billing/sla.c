@@ -160,6 +160,16 @@ static int on_event(struct walk *w, const struct plan *p, int64_t t, const char 
 	}
 }
 
+static int cmp_incident(const void *a, const void *b)
+{
+	const struct sla_incident *x = a, *y = b;
+	if (x->start_ns != y->start_ns)
+		return x->start_ns < y->start_ns ? -1 : 1;
+	if (x->end_ns != y->end_ns)
+		return x->end_ns < y->end_ns ? -1 : 1;
+	return strcmp(x->cause, y->cause);
+}
+
 static int cmp_vm(const void *a, const void *b)
 {
 	const struct sla_vm *x = a, *y = b;
@@ -258,6 +268,11 @@ static int on_vm(void *ctx, const struct ledger_instance_row *row)
 	}
 	if (ongoing && v->n_incidents > before)
 		v->incidents[v->n_incidents - 1].end_ns = INT64_MAX;
+	/* in time order: a silence is listed when it is heard, after what
+	 * happened inside it, and the invoice's first incident and SLABurn's
+	 * crossing (sla_budget_of) walk them in order */
+	if (v->n_incidents > 1)
+		qsort(v->incidents, v->n_incidents, sizeof(*v->incidents), cmp_incident);
 	/* VMs that did not exist in the period at all are left out */
 	if (v->expected_ns == 0 && v->n_incidents == 0 && last < q->from_ns) {
 		free(v->incidents);

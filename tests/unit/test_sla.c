@@ -233,6 +233,10 @@ START_TEST(test_silence_over_a_pause)
 	ck_assert_int_eq(x->down_ns, 10800 * S);
 	avail_is(x, "87.5000");
 	ck_assert_uint_eq(x->n_incidents, 2);
+	/* listed in time order: the silence (10:00) before the pause inside
+	 * it (11:00), though it was heard last */
+	ck_assert_str_eq(x->incidents[0].cause, "silent");
+	ck_assert_str_eq(x->incidents[1].cause, "ioerror");
 	for (size_t i = 0; i < x->n_incidents; i++) {
 		const struct sla_incident *in = &x->incidents[i];
 		if (!strcmp(in->cause, "silent")) {
