@@ -464,11 +464,16 @@ static int check_sla(FILE *f, const struct opts *o)
 			}
 		}
 	}
+	double av;
 	if (!pct)
 		state = finish(f, NAGIOS_UNKNOWN, "%s has no availability for %s", o->resource ? o->resource : "the fleet",
 			       period);
+	else if (parse_num(pct, strlen(pct), &av) || av < 0 || av > 100)
+		/* strtod read "n/a" as 0 %: a figure that is not one is not known */
+		state = finish(f, NAGIOS_UNKNOWN, "%s: availability '%.20s' for %s is not a percentage",
+			       o->resource ? o->resource : "the fleet", pct, period);
 	else
-		state = judge(f, o, name && *name ? name : o->resource, "availability", strtod(pct, NULL), "%", " %");
+		state = judge(f, o, name && *name ? name : o->resource, "availability", av, "%", " %");
 	json_decref(j);
 	return state;
 }
@@ -565,6 +570,12 @@ int nagios_check_main(int argc, char **argv, FILE *out)
 	}
 	if (optind != argc)
 		return finish(out, NAGIOS_UNKNOWN, "unexpected argument '%.60s'", argv[optind]);
+	/* the host goes into the URL as it is: a '/', '@' or '?' in it would
+	 * make another URL (-H 127.0.0.1/x asked port 80 of 127.0.0.1) */
+	if (!o.host[0] || o.host[0] == '-' || strlen(o.host) > 253 ||
+	    strspn(o.host, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:") != strlen(o.host))
+		return finish(out, NAGIOS_UNKNOWN, "-H '%.60s': a host name, an IPv4 address or an IPv6 address"
+			      " (without brackets)", o.host);
 	if (!o.meter)
 		return finish(out, NAGIOS_UNKNOWN, "-m METER, age, sla or alerts is required");
 	bool special = !strcmp(o.meter, "age") || !strcmp(o.meter, "sla") || !strcmp(o.meter, "alerts");

@@ -13,7 +13,10 @@
 #   '|' in it: the guidelines make the first '|' the start of the perfdata,
 #   so the status text must not hold one, or Nagios graphs the name;
 # - perfdata values are plain decimals (the guidelines: value, min and max
-#   in class [-0-9.]): no exponent for an idle VM's cpu or a huge gauge.
+#   in class [-0-9.]): no exponent for an idle VM's cpu or a huge gauge;
+# - an availability that is not a number ("n/a" was read as 0 %) or is
+#   past 100 % is UNKNOWN; a -H that would make another URL (a '/', '@')
+#   is refused before anything is asked (it asked port 80 of the host).
 set -eu
 B=${B:-build}
 TALLYD=$PWD/$B/tallyd
@@ -159,6 +162,20 @@ answer '{"now": "2026-10-01T00:01:00Z", "resource": {"name": "big", "last_seen":
  "series": [{"meter": "memory", "device": "", "kind": "gauge", "value": 1152921504606846976}]}'
 chk 0 "memory is" -p "$FP" -r "$U" -m memory
 perfdata_ok "'memory'=1152921504606846976B;;;0;"
+
+# -m sla: the fleet's availability as the API sends it, a string
+answer '{"fleet": {"availability_percent": "99.5000"}, "vms": []}'
+chk 1 "availability is 99.5" -p "$FP" -m sla -P 2026-10 -w 99.9: -c 99:
+for a in '"n/a"' '""' '"100.5"' '"-1"' '"99.5 %"'; do
+	answer "{\"fleet\": {\"availability_percent\": $a}, \"vms\": []}"
+	chk 3 "is not a percentage" -p "$FP" -m sla -P 2026-10 -c 99:
+done
+for h in 127.0.0.1/x "user@127.0.0.1" "[::1]" "" "-x" "127.0.0.1?a"; do
+	chk 3 "-H '$h': a host name" -H "$h" -p "$FP" -m alerts -c 0
+done
+# a host name is taken
+answer '{"fleet": {"availability_percent": "99.9500"}, "vms": []}'
+chk 0 "availability is 99.95" -H localhost -p "$FP" -m sla -P 2026-10 -c 99:
 
 [ "$fails" -eq 0 ] || { echo "$fails failed"; exit 1; }
 echo "all passed"
