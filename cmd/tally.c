@@ -1180,7 +1180,7 @@ static int cmd_charge(int argc, char **argv)
 	c.added_ns = now - now % NS_PER_SEC;
 	if ((rc = ledger_charges_add(ledger, &c, &id, &e))) {
 		fprintf(stderr, "tally charge: %s (nothing added)\n", e.msg);
-		return rc == -EEXIST ? 2 : 1;
+		return rc == -EEXIST || rc == -ESRCH ? 2 : 1;
 	}
 	printf("charge #%lld: %s %s%s%s for tenant %s, %s: on the invoice of the period that holds %s\n",
 	       (long long)id, c.amount, c.currency, c.currency[0] ? " " : "", c.description, c.tenant, period, period);

@@ -391,6 +391,20 @@ int pg_charges_add(const char *location, const struct ledger_charge *c, int64_t 
 		goto out;
 	}
 	PQclear(r);
+	/* a tenant the ledger knows (ledger/sqlite_charges.c says why) */
+	const char *t[] = { c->tenant };
+	if (!(r = pgc_query(&pc, "SELECT EXISTS (SELECT 1 FROM resources WHERE tenant = $1) OR EXISTS (SELECT 1 FROM"
+			    " resource_attrs WHERE tenant = $1) OR EXISTS (SELECT 1 FROM charges WHERE tenant = $1)", 1, t,
+			    "cannot read resources", e))) {
+		rc = e ? e->code : -EIO;
+		goto out;
+	}
+	if (!pgv_bool(r, 0, 0)) {
+		rc = err_set(e, -ESRCH, "tenant '%s' is not in the ledger: no resource has had it, so no invoice"
+			     " would carry the charge (is the name right?)", c->tenant);
+		goto out;
+	}
+	PQclear(r);
 	const char *p[] = { c->tenant, pgn_i64(&a, c->from_ns), pgn_i64(&b, c->to_ns), c->description, c->amount,
 			    c->currency, pgn_i64(&d, c->added_ns) };
 	if (!(r = pgc_query(&pc, "INSERT INTO charges (tenant, from_ns, to_ns, description, amount, currency, added_ns)"

@@ -41,6 +41,27 @@ int sq_charges_add(const char *path, const struct ledger_charge *c, int64_t *id,
 	}
 	sqlite3_finalize(st);
 	st = NULL;
+	/* a tenant the ledger knows: one no resource has had gets no invoice
+	 * (a misspelt name), and its charge would stop the period's run
+	 * (docs/invoice.md); one with charges already may take one back */
+	if (sqlite3_prepare_v2(db, "SELECT EXISTS (SELECT 1 FROM resources WHERE tenant = ?1) OR EXISTS (SELECT 1"
+				   " FROM resource_attrs WHERE tenant = ?1) OR EXISTS (SELECT 1 FROM charges WHERE"
+				   " tenant = ?1)", -1, &st, NULL) != SQLITE_OK) {
+		rc = err_set(e, -EIO, "%s: cannot read resources: %s", path, sqlite3_errmsg(db));
+		goto rollback;
+	}
+	sqlite3_bind_text(st, 1, c->tenant, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = err_set(e, -EIO, "%s: cannot read resources: %s", path, sqlite3_errmsg(db));
+		goto rollback;
+	}
+	if (!sqlite3_column_int(st, 0)) {
+		rc = err_set(e, -ESRCH, "tenant '%s' is not in the ledger: no resource has had it, so no invoice"
+			     " would carry the charge (is the name right?)", c->tenant);
+		goto rollback;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
 	if (sqlite3_prepare_v2(db, "INSERT INTO charges (tenant, from_ns, to_ns, description, amount, currency,"
 				   " added_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &st, NULL) != SQLITE_OK) {
 		rc = err_set(e, -EIO, "%s: cannot store the charge: %s", path, sqlite3_errmsg(db));

@@ -13,9 +13,9 @@
 #     0.60 + 30.00 = 30.60 for t1, 0.20 more than issued.
 #   November: t2 3000 calls: 1.20 + 30.00 = 31.20; t1, gone since 5
 #     October, gets the 0.20 alone (no fee): 0.20. Issued (#2 t1, #3 t2:
-#     tenant order). A charge of 20.00 for
-#     zzz, a tenant no resource ever had, stops the run (exit 2) until a
-#     charge of -20.00 undoes it.
+#     tenant order). A charge for zzz, a tenant no resource ever had, is
+#     refused when added; one of 20.00 a ledger holds from before that
+#     check stops the run (exit 2) until a charge of -20.00 undoes it.
 #   December: a 50.00 charge for t1: its invoice is that charge alone,
 #     50.00 (no fee); t2, gone since November, gets none; asked for alone
 #     it gets none either (exit 0, said on stderr).
@@ -71,7 +71,12 @@ expect 0 "INVOICE  who #1" "$TALLY" invoice --ledger "$L" --period 2026-10 --pla
 
 printf 'id,tenant,resource,meter,time,quantity\nlate1,t1,api:t1,api.calls,2026-10-06T10:00:00Z,500\n' > "$work/late.csv"
 expect 0 "1 event falls in periods already invoiced" "$TALLY" import --ledger "$L" --source api "$work/late.csv"
-expect 0 "charge #1" "$TALLY" charge add --ledger "$L" --tenant zzz --period 2026-11 --amount 20.00 --description Typo
+# a tenant no resource has had: refused when added (a misspelt name)...
+expect 2 "tenant 'zzz' is not in the ledger: no resource has had it" \
+	"$TALLY" charge add --ledger "$L" --tenant zzz --period 2026-11 --amount 20.00 --description Typo
+# ...and one a ledger holds from before that check stops the run until undone
+sqlite3 "$L" "INSERT INTO charges (tenant, from_ns, to_ns, description, amount, currency, added_ns)
+	VALUES ('zzz', 1793491200000000000, 1796083200000000000, 'Typo', '20.00', '', 1793491200000000000)"
 expect 2 "charge #1 of tenant 'zzz' is for a tenant no resource of the ledger has had" \
 	"$TALLY" invoice --ledger "$L" --period 2026-11 --plan "$work/plan.yaml"
 expect 0 "charge #2" "$TALLY" charge add --ledger "$L" --tenant zzz --period 2026-11 --amount -20.00 --description Undo
