@@ -24,9 +24,7 @@ static int amount_of(const char *s, int minor_digits, int64_t *out)
 {
 	int64_t nanos;
 	struct tally_err e = { 0 };
-	int64_t q = MONEY_NANOS;
-	for (int i = 0; i < minor_digits; i++)
-		q /= 10;
+	int64_t q = money_nanos_per_minor(minor_digits);
 	if (!s || money_parse_price(s, &nanos, &e) || nanos % q)
 		return -EINVAL;
 	*out = nanos / q;
@@ -188,10 +186,8 @@ static int build(const json_t *inv, const struct credit_request *r, const struct
 			what = jstr(l, "description");
 		} else {
 			int64_t nanos;
-			int64_t q = MONEY_NANOS;
+			int64_t q = money_nanos_per_minor(md);
 			struct tally_err pe = { 0 };
-			for (int i = 0; i < md; i++)
-				q /= 10;
 			if (money_parse_price(r->amount, &nanos, &pe) || nanos <= 0 || nanos % q) {
 				rc = err_set(e, -EINVAL, "--amount '%s': expected an amount above zero with at most %d"
 					     " decimals (%s)", r->amount, md, pe.msg[0] ? pe.msg : jstr(inv, "currency"));

@@ -683,9 +683,7 @@ static bool tenant_known(const struct rate_result *r, const char *tenant)
 static int charges_check(struct charges *cs, const struct rate_result *r)
 {
 	const struct plan *p = cs->p;
-	int64_t q = MONEY_NANOS;
-	for (int i = 0; i < p->minor_digits; i++)
-		q /= 10;
+	const int64_t q = money_nanos_per_minor(p->minor_digits);
 	for (size_t i = 0; i < cs->n; i++) {
 		struct charge *c = &cs->v[i];
 		bool known = !r || tenant_known(r, c->tenant);
@@ -710,11 +708,12 @@ static int charges_check(struct charges *cs, const struct rate_result *r)
 		else
 			snprintf(what, sizeof(what), "amount '%s' is not an amount in %s (at most %d decimals)", c->amount,
 				 p->currency, p->minor_digits);
+		/* the opposite amount: its sign turned, whichever it was written with */
 		bool neg = c->amount[0] == '-';
+		const char *magnitude = c->amount + (neg || c->amount[0] == '+');
 		return err_set(cs->e, -EINVAL, "charge #%lld of tenant '%s' %s; charges are never edited: undo it with"
 			       " one of the opposite amount for the same period (tally charge add --amount %s%s%s%s)",
-			       (long long)c->id, c->tenant, what, neg ? "" : "-",
-			       c->amount + (c->amount[0] == '-' || c->amount[0] == '+'),
+			       (long long)c->id, c->tenant, what, neg ? "" : "-", magnitude,
 			       c->currency[0] ? " --currency " : "", c->currency);
 	}
 	for (size_t i = 0; i < cs->n; i++)
@@ -822,7 +821,6 @@ out:
 	return 0;
 }
 
-/* The parties, dates and tax treatment of invoices (invoice.h). */
 void invoice_drop_carry_only(struct invoice *invs, size_t *n)
 {
 	size_t m = 0;
@@ -835,6 +833,7 @@ void invoice_drop_carry_only(struct invoice *invs, size_t *n)
 	*n = m;
 }
 
+/* The parties, dates and tax treatment of invoices (invoice.h). */
 int invoice_apply_customers(struct invoice *invs, size_t n, const struct plan *p, const struct customers *c,
 			    int64_t date_ns, bool require, struct tally_err *e)
 {

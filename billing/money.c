@@ -12,6 +12,14 @@
 #include <stdio.h>
 #include <string.h>
 
+int64_t money_nanos_per_minor(int minor_digits)
+{
+	int64_t q = MONEY_NANOS;
+	for (int i = 0; i < minor_digits; i++)
+		q /= 10;
+	return q;
+}
+
 int money_parse_price(const char *text, int64_t *nanos, struct tally_err *e)
 {
 	const char *p = text;

@@ -25,6 +25,11 @@ struct tally_err;
 #define MONEY_NANOS 1000000000LL
 #define MONEY_MAX_MINOR_DIGITS 4
 
+/* How many 10^-9 of the currency unit (a price's scale) one minor unit
+ * is: 10^(9 - minor_digits). An amount in nanos is a whole number of minor
+ * units when it divides by it. */
+int64_t money_nanos_per_minor(int minor_digits);
+
 enum money_round {
 	MONEY_HALF_EVEN = 0,   /* banker's rounding: the default */
 	MONEY_HALF_UP,         /* halves away from zero */

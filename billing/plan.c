@@ -465,10 +465,7 @@ static const char *money_what(const struct plan *p)
 /* An amount checked to hold no more than minor_digits decimals, in minor units. */
 static int64_t nanos_to_minor(int64_t nanos, int minor_digits)
 {
-	int64_t div = MONEY_NANOS;
-	for (int i = 0; i < minor_digits; i++)
-		div /= 10;
-	return nanos / div;
+	return nanos / money_nanos_per_minor(minor_digits);
 }
 
 static const char *const version_keys[] = { "from", "prices", "remove", "fees", "minimum", NULL };
