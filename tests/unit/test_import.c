@@ -424,6 +424,13 @@ START_TEST(test_charge_undone)
 	int64_t id;
 	struct invoice *v;
 	size_t n;
+	/* a tenant no resource has had, and none of whose charges the ledger
+	 * holds, is refused when added (on either engine): no invoice would
+	 * carry it */
+	struct ledger_charge u = { .tenant = "acmee", .from_ns = SEP, .to_ns = OCT, .description = "Misspelt",
+				   .amount = "5.00", .currency = "", .added_ns = OCT };
+	ck_assert_int_eq(ledger_charges_add(ledger, &u, &id, &e), -ESRCH);
+	ck_assert_msg(strstr(e.msg, "tenant 'acmee' is not in the ledger"), "%s", e.msg);
 	struct ledger_charge c = { .tenant = "acme", .from_ns = SEP, .to_ns = OCT, .description = "Typo",
 				   .amount = "1.005", .currency = "", .added_ns = OCT };
 	ck_assert_int_eq(ledger_charges_add(ledger, &c, &id, &e), 0);
