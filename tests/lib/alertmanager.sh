@@ -32,7 +32,11 @@ EOC
 			sleep 0.1
 		done
 		[ -n "$AMURL" ] && break
-		kill "$apid" 2>/dev/null; wait "$apid" 2>/dev/null || true
+		# one that exited by itself (its port taken by another test's
+		# listener) cannot be killed: under set -e a failed kill ended
+		# the caller, silently, instead of trying the next port
+		kill "$apid" 2>/dev/null || true
+		wait "$apid" 2>/dev/null || true
 		apid=""
 	done
 	[ -n "$AMURL" ] || { echo "alertmanager did not start"; cat "$work/am.log"; exit 1; }
